@@ -1,0 +1,53 @@
+"""minidl: a small deep-learning framework on NumPy whose back-passes are verified.
+
+Every layer, loss and model has an explicit ``forward`` and ``backward``;
+:class:`GradientChecker` proves the back-pass right by central differences, tensor by tensor.
+"""
+
+from .errors import (
+    BackwardBeforeForwardError,
+    CheckpointError,
+    DTypeError,
+    GradientCheckError,
+    MinidlError,
+    NonDeterministicError,
+    NonFiniteError,
+    ShapeError,
+    StateDictError,
+)
+from .layer import Layer, LoadResult
+from .layers import Activation, Dense, ReLU, Sigmoid, Tanh
+from .losses import HalfSquaredError, Loss, MSELoss
+from .model import LayerList, Model, Sequential
+from .optim import SGD, Optimizer
+from .parameter import Parameter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Activation",
+    "BackwardBeforeForwardError",
+    "CheckpointError",
+    "DTypeError",
+    "Dense",
+    "GradientCheckError",
+    "HalfSquaredError",
+    "Layer",
+    "LayerList",
+    "LoadResult",
+    "Loss",
+    "MSELoss",
+    "MinidlError",
+    "Model",
+    "NonDeterministicError",
+    "NonFiniteError",
+    "Optimizer",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "ShapeError",
+    "Sigmoid",
+    "StateDictError",
+    "Tanh",
+]

@@ -1,0 +1,60 @@
+"""The exceptions minidl raises, so that users can catch them precisely.
+
+Each one subclasses the built-in exception a Python user would expect (``ValueError`` for bad
+values and shapes, ``TypeError`` for bad types, ``RuntimeError`` for calls in the wrong order),
+and :class:`MinidlError`, so ``except minidl.MinidlError`` catches everything minidl raises on
+purpose.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackwardBeforeForwardError",
+    "CheckpointError",
+    "DTypeError",
+    "GradientCheckError",
+    "MinidlError",
+    "NonDeterministicError",
+    "NonFiniteError",
+    "ShapeError",
+    "StateDictError",
+]
+
+
+class MinidlError(Exception):
+    """Base class of every exception minidl raises deliberately."""
+
+
+class ShapeError(MinidlError, ValueError):
+    """An array has the wrong number of dimensions or the wrong size along one of them."""
+
+
+class DTypeError(MinidlError, TypeError):
+    """An array has the wrong dtype (e.g. integers where floats are needed), or is not an array."""
+
+
+class NonFiniteError(MinidlError, ValueError):
+    """An array holds NaN or inf where finite numbers are needed."""
+
+
+class BackwardBeforeForwardError(MinidlError, RuntimeError):
+    """``backward`` was called on a layer or loss that has no cached forward pass."""
+
+
+class StateDictError(MinidlError, KeyError):
+    """``load_state_dict`` refused a state: lists every missing/unexpected key and mismatch."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message; show it as written
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(MinidlError, ValueError):
+    """A checkpoint file is corrupt, truncated, of an unknown format, or holds unsafe data."""
+
+
+class NonDeterministicError(MinidlError, RuntimeError):
+    """The cost is not a deterministic function of the parameters, so it cannot be differenced."""
+
+
+class GradientCheckError(MinidlError, AssertionError):
+    """The back-pass disagrees with central differences; the message is the checker's table."""

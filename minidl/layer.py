@@ -1,0 +1,338 @@
+"""``Layer``: the base class of every layer and model.
+
+A layer computes ``y = f(x; parameters)`` in :meth:`Layer.forward`, keeping what the back-pass
+needs, and in :meth:`Layer.backward` turns ``dCost/dy`` into ``dCost/dx`` while *adding*
+``dCost/dparam`` into each parameter's ``.grad``.
+
+Registration is by assignment, as in PyTorch's ``nn.Module``: ``self.W = Parameter(...)`` files a
+parameter, ``self.fc = Dense(...)`` a sub-layer, ``self.rng = np.random.default_rng(0)`` a random
+generator (so the gradient checker can replay it), and :meth:`Layer.register_buffer` non-trainable
+state such as running statistics.  Everything is kept in insertion-ordered dicts, so names and
+order are the same on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .errors import BackwardBeforeForwardError, DTypeError, StateDictError
+from .parameter import Parameter
+
+__all__ = ["Layer", "LoadResult"]
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Layer:
+    """Base class for layers and models; subclass it and write ``forward`` and ``backward``.
+
+    Call ``super().__init__()`` first in your ``__init__``, then assign parameters and layers
+    as attributes.  ``layer(x)`` calls ``forward(x)``.
+    """
+
+    #: True for layers that map each element independently (shape in == shape out). Lets a
+    #: ``Sequential`` look past them when it infers the input shape of the model.
+    elementwise: bool = False
+
+    training: bool
+    _parameters: dict[str, Parameter]
+    _layers: dict[str, Layer]
+    _buffers: dict[str, np.ndarray | None]
+    _non_persistent: set[str]
+    _generators: dict[str, np.random.Generator]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_layers", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_generators", {})
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name: str, value: Any) -> None:
+        registries = self.__dict__.get("_parameters")
+        if registries is None:
+            if isinstance(value, (Parameter, Layer)):
+                raise AttributeError(
+                    f"cannot assign {type(value).__name__} '{name}' before "
+                    f"{type(self).__name__}.__init__() called super().__init__()"
+                )
+            object.__setattr__(self, name, value)
+            return
+        params: dict[str, Parameter] = self._parameters
+        layers: dict[str, Layer] = self._layers
+        buffers: dict[str, np.ndarray | None] = self._buffers
+        generators: dict[str, np.random.Generator] = self._generators
+        if isinstance(value, Parameter):
+            self._unregister(name)
+            params[name] = value
+        elif isinstance(value, Layer):
+            self._unregister(name)
+            layers[name] = value
+        elif name in params and value is not None:
+            raise TypeError(
+                f"{type(self).__name__}.{name} is a registered Parameter; assign a Parameter "
+                f"(or None to remove it), not {type(value).__name__}. To change its values, "
+                f"assign to {name}.data"
+            )
+        elif name in layers and value is not None:
+            raise TypeError(
+                f"{type(self).__name__}.{name} is a registered Layer; assign a Layer "
+                f"(or None to remove it), not {type(value).__name__}"
+            )
+        elif name in buffers:
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a buffer; assign an ndarray or None, "
+                    f"not {type(value).__name__}"
+                )
+            buffers[name] = value
+        elif isinstance(value, np.random.Generator):
+            generators[name] = value
+        else:
+            self._unregister(name)
+            if isinstance(value, (list, tuple)) and any(isinstance(v, Layer) for v in value):
+                raise TypeError(
+                    f"{type(self).__name__}.{name}: layers in a plain {type(value).__name__} "
+                    "would not be registered (their parameters would be invisible to "
+                    "optimizers and checkers); use minidl.LayerList or minidl.Sequential"
+                )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._unregister(name)
+        object.__delattr__(self, name)
+
+    def _unregister(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._layers.pop(name, None)
+        self._buffers.pop(name, None)
+        self._non_persistent.discard(name)
+        self._generators.pop(name, None)
+
+    def register_buffer(self, name: str, array: np.ndarray | None, persistent: bool = True) -> None:
+        """Register non-trainable state (e.g. running statistics) under ``name``.
+
+        Buffers are cast by :meth:`astype`, saved by :meth:`state_dict` (unless
+        ``persistent=False``) and restored by the gradient checker, but never optimised.
+        """
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot register a buffer before super().__init__()")
+        if array is not None and not isinstance(array, np.ndarray):
+            raise TypeError(f"buffer '{name}' must be an ndarray or None, got {type(array).__name__}")
+        if name in self._parameters or name in self._layers:
+            raise KeyError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
+        self._unregister(name)
+        self._buffers[name] = array
+        if not persistent:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, array)
+
+    # ------------------------------------------------------------------ traversal
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        """Direct sub-layers, in the order they were assigned."""
+        yield from self._layers.items()
+
+    def children(self) -> Iterator[Layer]:
+        for _, layer in self.named_children():
+            yield layer
+
+    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """This layer (named ``prefix``) and every sub-layer below it, each once, depth first."""
+        seen: set[int] = set()
+
+        def walk(layer: Layer, name: str) -> Iterator[tuple[str, Layer]]:
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            yield name, layer
+            for child_name, child in layer._layers.items():
+                yield from walk(child, f"{name}.{child_name}" if name else child_name)
+
+        yield from walk(self, prefix)
+
+    def layers(self) -> Iterator[Layer]:
+        for _, layer in self.named_layers():
+            yield layer
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(dotted_name, Parameter)`` for every parameter, in definition order.
+
+        A parameter shared by several layers is listed once, under its first name.
+        """
+        seen: set[int] = set()
+        for layer_name, layer in self.named_layers(prefix):
+            for name, param in layer._parameters.items():
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{layer_name}.{name}" if layer_name else name), param
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter once, in the order of :meth:`named_parameters`."""
+        return [param for _, param in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray | None]]:
+        for layer_name, layer in self.named_layers(prefix):
+            for name, buffer in layer._buffers.items():
+                yield (f"{layer_name}.{name}" if layer_name else name), buffer
+
+    def named_generators(self, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
+        """The random generators assigned as attributes, e.g. a dropout layer's ``rng``."""
+        for layer_name, layer in self.named_layers(prefix):
+            for name, generator in layer._generators.items():
+                yield (f"{layer_name}.{name}" if layer_name else name), generator
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ------------------------------------------------------------------ modes and dtype
+    def train(self, mode: bool = True) -> Layer:
+        """Set training mode on this layer and every sub-layer; returns ``self``."""
+        for layer in self.layers():
+            object.__setattr__(layer, "training", bool(mode))
+        return self
+
+    def eval(self) -> Layer:
+        """Set evaluation mode (e.g. dropout off, batch norm uses running stats); returns ``self``."""
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Zero the ``.grad`` of every parameter."""
+        for param in self.parameters():
+            param.zero_grad()
+
+    def astype(self, dtype: DTypeLike) -> Layer:
+        """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float32``); returns ``self``."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise DTypeError(f"{type(self).__name__}.astype: expected a floating dtype, got {dtype}")
+        for param in self.parameters():
+            param.astype(dtype)
+        for layer in self.layers():
+            for name, buffer in list(layer._buffers.items()):
+                if buffer is not None and buffer.dtype.kind == "f":
+                    setattr(layer, name, buffer.astype(dtype))
+        return self
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter's data and persistent buffer, keyed by dotted name."""
+        state: dict[str, np.ndarray] = {}
+        for name, param in self.named_parameters():
+            state[name] = param.data.copy()
+        for layer_name, layer in self.named_layers():
+            for name, buffer in layer._buffers.items():
+                if buffer is not None and name not in layer._non_persistent:
+                    state[f"{layer_name}.{name}" if layer_name else name] = buffer.copy()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
+        """Copy ``state`` (from :meth:`state_dict`) into this layer's parameters and buffers.
+
+        Every problem is collected first: with ``strict=True`` missing and unexpected keys are
+        refused, and in any mode a non-array value or a shape or dtype mismatch is refused.  If
+        anything is refused a single :class:`~minidl.errors.StateDictError` lists it all and
+        nothing is changed.  Returns the skipped keys (``strict=False``).
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict expects a mapping, got {type(state).__name__}")
+        own = self._state_targets()
+        missing = [key for key in own if key not in state]
+        unexpected = [key for key in state if key not in own]
+        problems: list[str] = []
+        if strict:
+            problems += [f"missing key '{key}'" for key in missing]
+            problems += [f"unexpected key '{key}'" for key in unexpected]
+        for key, (_, current) in own.items():
+            if key not in state:
+                continue
+            value = state[key]
+            if not isinstance(value, np.ndarray):
+                problems.append(f"'{key}': expected an ndarray, got {type(value).__name__}")
+            elif current is not None and value.shape != current.shape:
+                problems.append(f"'{key}': expected shape {current.shape}, got {value.shape}")
+            elif current is not None and value.dtype != current.dtype:
+                problems.append(f"'{key}': expected dtype {current.dtype}, got {value.dtype}")
+        if problems:
+            raise StateDictError(
+                f"{type(self).__name__}.load_state_dict refused the state "
+                f"({len(problems)} problem{'s' if len(problems) > 1 else ''}); nothing was changed:\n  "
+                + "\n  ".join(problems)
+            )
+        for key, (assign, _) in own.items():
+            if key in state:
+                assign(np.array(state[key], copy=True))
+        return LoadResult(missing, unexpected)
+
+    def _state_targets(self) -> dict[str, tuple[Any, np.ndarray | None]]:
+        """Dotted name -> (function that stores a new array, current array)."""
+        targets: dict[str, tuple[Any, np.ndarray | None]] = {}
+        for name, param in self.named_parameters():
+
+            def set_param(value: np.ndarray, param: Parameter = param) -> None:
+                param.data = value
+                if param.grad.shape != value.shape or param.grad.dtype != value.dtype:
+                    param.grad = np.zeros_like(value)
+
+            targets[name] = (set_param, param.data)
+        for layer_name, layer in self.named_layers():
+            for name, buffer in layer._buffers.items():
+                if name in layer._non_persistent:
+                    continue
+
+                def set_buffer(value: np.ndarray, layer: Layer = layer, name: str = name) -> None:
+                    setattr(layer, name, value)
+
+                targets[f"{layer_name}.{name}" if layer_name else name] = (set_buffer, buffer)
+        return targets
+
+    # ------------------------------------------------------------------ computation
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Compute the output from ``x`` and keep what :meth:`backward` needs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """Return ``dCost/dx`` from ``grad_output = dCost/dy``; add ``dCost/dparam`` into ``.grad``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        """The shape of one input sample (no batch axis) if this layer knows it, else ``None``.
+
+        The gradient checker uses it to draw random inputs when none are given.
+        """
+        return None
+
+    def _require_cache(self, cache: Any) -> None:
+        """Raise a clear error if ``backward`` is called without a forward pass to go back through."""
+        if cache is None:
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.backward called before forward: there is nothing to go back through"
+            )
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self) -> str:
+        """Arguments shown inside this layer's ``repr``; override in subclasses."""
+        return ""
+
+    def __repr__(self) -> str:
+        children = [
+            f"  ({name}): " + repr(child).replace("\n", "\n  ")
+            for name, child in self._layers.items()
+        ]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + "\n" + "\n".join(children) + "\n)"

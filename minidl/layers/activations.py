@@ -1,0 +1,79 @@
+"""Element-wise activation layers.  Each forward keeps exactly what its backward needs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..layer import Layer
+from ..validation import as_float_array
+
+__all__ = ["Activation", "ReLU", "Sigmoid", "Tanh"]
+
+
+class Activation(Layer):
+    """Base for parameter-free element-wise layers: x: (any shape) -> y: same shape."""
+
+    elementwise = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: np.ndarray | None = None
+
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        return as_float_array(x, type(self).__name__)
+
+    def _cached_for(self, grad_output: np.ndarray) -> np.ndarray:
+        """The forward cache, after checking that ``grad_output`` matches the forward's shape."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        if grad_output.shape != cache.shape:
+            raise ShapeError(
+                f"{type(self).__name__}.backward: expected grad_output of shape {cache.shape} "
+                f"(the forward's output), got {grad_output.shape}"
+            )
+        return cache
+
+
+class ReLU(Activation):
+    """``y = max(x, 0)``; ``dy/dx`` is 1 where x > 0 and 0 elsewhere (0 at the kink x = 0)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        self._cache = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        mask = self._cached_for(grad_output)
+        return grad_output * mask
+
+
+class Sigmoid(Activation):
+    """``y = 1 / (1 + exp(-x))``, computed as ``(1 + tanh(x/2)) / 2`` (no overflow); ``dy/dx = y (1 - y)``."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        y = np.tanh(0.5 * x)
+        y += 1
+        y *= 0.5
+        self._cache = y
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        y = self._cached_for(grad_output)
+        return grad_output * y * (1 - y)
+
+
+class Tanh(Activation):
+    """``y = tanh(x)``; ``dy/dx = 1 - y^2``."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        y = np.tanh(x)
+        self._cache = y
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        y = self._cached_for(grad_output)
+        return grad_output * (1 - y * y)

@@ -1,0 +1,119 @@
+"""``Dense``: a fully connected layer whose bias is absorbed into the weight matrix as row 0."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from ..errors import ShapeError
+from ..init import RNGLike, as_generator, initial_weights
+from ..layer import Layer
+from ..parameter import Parameter
+from ..validation import check_input
+
+__all__ = ["Dense"]
+
+
+class Dense(Layer):
+    """``y = [1, x] @ W``: one weight matrix ``W`` whose row 0 is the bias (the x0 = 1 trick).
+
+    Shapes:
+        x: (N, in_features) -> y: (N, out_features)
+        W: (in_features + 1, out_features) with ``bias=True`` (``W[0]`` is the bias, ``W[1:]`` the
+        weights), (in_features, out_features) with ``bias=False``.
+
+    The augmented input ``[1, x]`` is never built: the forward is ``x @ W[1:] + W[0]`` and the
+    back-pass ``dW[1:] += x.T @ g``, ``dW[0] += g.sum(0)``, ``dx = g @ W[1:].T``.
+
+    Args:
+        W: exact initial values (any array of the right shape), instead of a random draw.
+        init: ``"uniform"`` (PyTorch's default), ``"he"``, ``"glorot"`` or ``"zeros"``; the bias row
+            starts at zero except with ``"uniform"``, which draws it like PyTorch does.
+        rng: a ``numpy.random.Generator`` or int seed for the draw.
+        dtype: float64 by default; ``np.float32`` for speed.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        W: ArrayLike | None = None,
+        init: str = "uniform",
+        rng: RNGLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.bias = bool(bias)
+        rows = self.in_features + 1 if self.bias else self.in_features
+        if W is not None:
+            values = np.array(W, dtype=dtype)
+            if values.shape != (rows, self.out_features):
+                raise ShapeError(
+                    f"Dense({self.in_features} -> {self.out_features}, bias={self.bias}): "
+                    f"expected W of shape {(rows, self.out_features)}, got {values.shape}"
+                )
+        else:
+            generator = as_generator(rng)
+            values = initial_weights(init, (rows, self.out_features), self.in_features,
+                                     self.out_features, generator, dtype)
+            if self.bias and init != "uniform":
+                values[0] = 0
+        self.W = Parameter(values)
+        self._x: np.ndarray | None = None
+
+    @property
+    def _who(self) -> str:
+        return f"Dense({self.in_features} -> {self.out_features})"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, in_features) -> (N, out_features)."""
+        W = self.W.data
+        x = check_input(x, self._who, ndim=2, layout=f"(N, {self.in_features})",
+                        sizes={1: self.in_features}, dtype=W.dtype)
+        self._x = x
+        if not self.bias:
+            return x @ W
+        out = x @ W[1:]
+        out += W[0]
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, out_features) -> dx: (N, in_features); adds into ``W.grad``."""
+        x = self._x
+        self._require_cache(x)
+        assert x is not None
+        if grad_output.shape != (x.shape[0], self.out_features):
+            raise ShapeError(
+                f"{self._who}.backward: expected grad_output of shape "
+                f"{(x.shape[0], self.out_features)}, got {grad_output.shape}"
+            )
+        W, dW = self.W.data, self.W.grad
+        if not self.bias:
+            dW += x.T @ grad_output
+            return grad_output @ W.T
+        dW[1:] += x.T @ grad_output
+        dW[0] += grad_output.sum(axis=0)
+        return grad_output @ W[1:].T
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (self.in_features,)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The weights without the bias row, (in_features, out_features): a view of ``W.data``."""
+        return self.W.data[1:] if self.bias else self.W.data
+
+    @property
+    def bias_row(self) -> np.ndarray | None:
+        """The bias, (out_features,): a view of ``W.data[0]``, or ``None`` without bias."""
+        return self.W.data[0] if self.bias else None
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias}"

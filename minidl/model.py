@@ -1,0 +1,104 @@
+"""``Model`` (a layer made of layers), ``Sequential`` (layers applied in order) and ``LayerList``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from .errors import MinidlError
+from .layer import Layer
+
+__all__ = ["LayerList", "Model", "Sequential"]
+
+
+def _name_in_message(error: MinidlError, where: str) -> None:
+    """Prefix ``error``'s message with the position of the layer that raised it (in place)."""
+    if error.args and isinstance(error.args[0], str):
+        error.args = (f"{where}: {error.args[0]}", *error.args[1:])
+
+
+class Model(Layer):
+    """A layer made of layers.  Subclass it, assign layers as attributes, write ``forward`` and
+    ``backward`` (which calls the sub-layers' ``backward`` in reverse order)."""
+
+
+class Sequential(Model):
+    """Layers applied one after another; named by position (``"0"``, ``"1"``, ...).
+
+    ``forward`` feeds each layer's output to the next; ``backward`` runs the layers' backward in
+    reverse.  An error raised by a layer says which position it came from.
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        super().__init__()
+        for layer in layers:
+            self.append(layer)
+
+    def append(self, layer: Layer) -> Sequential:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
+        setattr(self, str(len(self._layers)), layer)
+        return self
+
+    def __getitem__(self, index: int) -> Layer:
+        layers = list(self._layers.values())
+        return layers[index]
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(list(self._layers.values()))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for name, layer in self._layers.items():
+            try:
+                x = layer(x)
+            except MinidlError as error:
+                _name_in_message(error, f"{type(self).__name__} layer '{name}'")
+                raise
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        grad = grad_output
+        for name, layer in reversed(self._layers.items()):
+            try:
+                grad = layer.backward(grad)
+            except MinidlError as error:
+                _name_in_message(error, f"{type(self).__name__} layer '{name}'")
+                raise
+        return grad
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        """The first layer's input shape, looking past element-wise layers at the front."""
+        for layer in self._layers.values():
+            hint = layer.input_shape_hint()
+            if hint is not None or not layer.elementwise:
+                return hint
+        return None
+
+
+class LayerList(Layer):
+    """A list of layers that registers them (named ``"0"``, ``"1"``, ...): a plain Python list
+    would hide their parameters.  It has no forward of its own; index it in your model."""
+
+    def __init__(self, layers: Iterable[Layer] = ()) -> None:
+        super().__init__()
+        for layer in layers:
+            self.append(layer)
+
+    def append(self, layer: Layer) -> LayerList:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"LayerList: expected a Layer, got {type(layer).__name__}")
+        setattr(self, str(len(self._layers)), layer)
+        return self
+
+    def __getitem__(self, index: int) -> Layer:
+        return list(self._layers.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(list(self._layers.values()))

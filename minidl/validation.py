@@ -1,0 +1,82 @@
+"""Input checks shared by layers and losses: cheap enough for the hot path, precise in their messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import DTypeError, NonFiniteError, ShapeError
+
+__all__ = ["as_float_array", "check_finite", "check_input"]
+
+
+def as_float_array(x: Any, who: str, what: str = "input") -> np.ndarray:
+    """Return ``x`` as a floating ``ndarray`` (no copy when it already is one), else raise ``DTypeError``."""
+    if not isinstance(x, np.ndarray):
+        if isinstance(x, (list, tuple, int, float, np.generic)):
+            x = np.asarray(x)
+        else:
+            raise DTypeError(f"{who}: expected {what} as a numpy array, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise DTypeError(
+            f"{who}: expected a floating-point {what}, got dtype {x.dtype}; "
+            "convert it first, e.g. x.astype(np.float64)"
+        )
+    return x
+
+
+def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
+    """Raise ``NonFiniteError`` if ``x`` holds NaN or inf.
+
+    A single reduction (the sum is NaN or inf whenever an element is) keeps the common case cheap;
+    only when it trips is the array searched, to tell overflow from a real NaN/inf and to say where.
+    """
+    if x.size == 0 or np.isfinite(np.add.reduce(x, axis=None)):
+        return
+    bad = ~np.isfinite(x)
+    if not bad.any():  # the sum overflowed, the elements are fine
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise NonFiniteError(
+        f"{who}: {what} holds {int(bad.sum())} NaN/inf value(s), the first at index {first} "
+        f"({x[first]!r})"
+    )
+
+
+def check_input(
+    x: Any,
+    who: str,
+    *,
+    ndim: int,
+    layout: str,
+    sizes: Mapping[int, int] | None = None,
+    dtype: np.dtype | None = None,
+    finite: bool = True,
+) -> np.ndarray:
+    """Validate a layer input and return it as an ndarray.
+
+    Args:
+        who: the layer, as it should appear in the message, e.g. ``"Dense(5 -> 1)"``.
+        ndim: the required number of dimensions.
+        layout: the expected shape in words, e.g. ``"(N, 5)"``.
+        sizes: required sizes by axis, e.g. ``{1: 5}``.
+        dtype: the dtype the input must have (the layer's parameter dtype), if any.
+        finite: whether to refuse NaN/inf.
+    """
+    x = as_float_array(x, who)
+    if x.ndim != ndim:
+        raise ShapeError(f"{who}: expected a {ndim}-D input of shape {layout}, got shape {x.shape}")
+    if sizes:
+        for axis, size in sizes.items():
+            if x.shape[axis] != size:
+                raise ShapeError(f"{who}: expected input of shape {layout}, got shape {x.shape}")
+    if dtype is not None and x.dtype != dtype:
+        raise DTypeError(
+            f"{who}: input dtype {x.dtype} does not match the layer's parameters ({dtype}); "
+            f"cast the input (x.astype(np.{dtype})) or the model (model.astype(...))"
+        )
+    if finite:
+        check_finite(x, who)
+    return x
