@@ -33,7 +33,11 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     A single reduction (the sum is NaN or inf whenever an element is) keeps the common case cheap;
     only when it trips is the array searched, to tell overflow from a real NaN/inf and to say where.
     """
-    if x.size == 0 or np.isfinite(np.add.reduce(x, axis=None)):
+    if x.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(x, axis=None)
+    if np.isfinite(total):
         return
     bad = ~np.isfinite(x)
     if not bad.any():  # the sum overflowed, the elements are fine

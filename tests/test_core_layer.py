@@ -1,0 +1,206 @@
+"""The Layer contract: registration by assignment, dotted names, modes, dtype casting, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+
+class Scale(md.Layer):
+    """y = a * x with one learnable scalar-per-feature parameter ``a``."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.a = md.Parameter(np.arange(1.0, n + 1))
+        self.register_buffer("calls", np.zeros(1))
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * self.a.data
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._x)
+        assert self._x is not None
+        self.a.grad += (grad_output * self._x).sum(axis=0)
+        return grad_output * self.a.data
+
+
+class Encoder(md.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = md.Dense(3, 4, rng=0)
+        self.act = md.Tanh()
+        self.fc2 = md.Dense(4, 2, rng=1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.fc2(self.act(self.fc1(x)))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.fc1.backward(self.act.backward(self.fc2.backward(grad_output)))
+
+
+class Net(md.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder()
+        self.scale = Scale(2)
+        self.rng = np.random.default_rng(3)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.scale(self.encoder(x))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.encoder.backward(self.scale.backward(grad_output))
+
+
+def test_named_parameters_are_dotted_and_in_definition_order() -> None:
+    net = Net()
+    assert [name for name, _ in net.named_parameters()] == ["encoder.fc1.W", "encoder.fc2.W", "scale.a"]
+    assert net.parameters()[0] is net.encoder.fc1.W
+    assert [name for name, _ in net.named_buffers()] == ["scale.calls"]
+    assert [name for name, _ in net.named_generators()] == ["rng"]
+    assert [name for name, _ in net.named_layers()] == ["", "encoder", "encoder.fc1", "encoder.act",
+                                                         "encoder.fc2", "scale"]
+
+
+def test_sequential_names_by_position() -> None:
+    model = md.Sequential(md.Dense(5, 3, rng=0), md.ReLU(), md.Dense(3, 1, rng=1))
+    assert [name for name, _ in model.named_parameters()] == ["0.W", "2.W"]
+    assert len(model) == 3 and isinstance(model[1], md.ReLU)
+    assert model.num_parameters() == 6 * 3 + 4 * 1
+
+
+def test_shared_parameter_listed_once() -> None:
+    a, b = md.Dense(3, 3, rng=0), md.Dense(3, 3, rng=1)
+    b.W = a.W
+    model = md.Sequential(a, b)
+    assert [name for name, _ in model.named_parameters()] == ["0.W"]
+
+
+def test_reassigning_registered_parameter_with_an_array_is_refused() -> None:
+    layer = md.Dense(2, 2, rng=0)
+    with pytest.raises(TypeError, match="registered Parameter"):
+        layer.W = np.zeros((3, 2))  # type: ignore[assignment]
+    assert isinstance(layer.W, md.Parameter)
+
+
+def test_assigning_before_super_init_is_a_clear_error() -> None:
+    class Broken(md.Layer):
+        def __init__(self) -> None:
+            self.W = md.Parameter(np.zeros(2))
+            super().__init__()
+
+    with pytest.raises(AttributeError, match=r"super\(\).__init__"):
+        Broken()
+
+
+def test_layers_in_a_plain_list_are_refused() -> None:
+    class Listy(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = [md.Dense(2, 2, rng=0)]
+
+    with pytest.raises(TypeError, match="LayerList"):
+        Listy()
+
+    class Registered(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = md.LayerList([md.Dense(2, 2, rng=0), md.Dense(2, 1, rng=1)])
+
+    assert [n for n, _ in Registered().named_parameters()] == ["blocks.0.W", "blocks.1.W"]
+
+
+def test_deleting_an_attribute_unregisters_it() -> None:
+    net = Net()
+    del net.scale
+    assert [name for name, _ in net.named_parameters()] == ["encoder.fc1.W", "encoder.fc2.W"]
+    net.encoder.fc2 = None
+    assert [name for name, _ in net.named_parameters()] == ["encoder.fc1.W"]
+
+
+def test_train_eval_recurse_and_return_self() -> None:
+    net = Net()
+    assert net.eval() is net
+    assert not any(layer.training for layer in net.layers())
+    assert net.train() is net
+    assert all(layer.training for layer in net.layers())
+
+
+def test_zero_grad_zeroes_every_gradient() -> None:
+    net = Net()
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    net.backward(np.ones_like(net(x)))
+    assert all(np.any(p.grad != 0) for p in net.parameters())
+    net.zero_grad()
+    assert all(np.all(p.grad == 0) for p in net.parameters())
+
+
+def test_astype_casts_parameters_grads_and_float_buffers() -> None:
+    net = Net().astype(np.float32)
+    for _, p in net.named_parameters():
+        assert p.data.dtype == np.float32 and p.grad.dtype == np.float32
+    assert net.scale.calls.dtype == np.float32
+    assert dict(net.named_buffers())["scale.calls"] is net.scale.calls
+    x = np.ones((2, 3), dtype=np.float32)
+    assert net(x).dtype == np.float32
+    with pytest.raises(md.DTypeError):
+        net.astype(np.int32)
+
+
+def test_backward_accumulates_so_a_layer_used_twice_sums() -> None:
+    layer = Scale(3)
+    x = np.random.default_rng(1).normal(size=(5, 3))
+    g = np.random.default_rng(2).normal(size=(5, 3))
+    layer(x)
+    layer.backward(g)
+    once = layer.a.grad.copy()
+    layer.backward(g)
+    np.testing.assert_allclose(layer.a.grad, 2 * once, rtol=1e-15)
+
+
+def test_state_dict_round_trip_and_strictness() -> None:
+    source, target = Net(), Net()
+    target.encoder.fc1.W.data += 1
+    state = source.state_dict()
+    assert list(state) == ["encoder.fc1.W", "encoder.fc2.W", "scale.a", "scale.calls"]
+    assert state["scale.a"] is not source.scale.a.data  # a copy, not a view
+    target.load_state_dict(state)
+    for (_, p), (_, q) in zip(source.named_parameters(), target.named_parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data)
+
+    before = {k: v.copy() for k, v in target.state_dict().items()}
+    bad = dict(state)
+    del bad["scale.a"]
+    bad["extra"] = np.zeros(1)
+    bad["encoder.fc2.W"] = np.zeros((9, 9))
+    with pytest.raises(md.StateDictError) as info:
+        target.load_state_dict(bad)
+    message = str(info.value)
+    for needle in ("missing key 'scale.a'", "unexpected key 'extra'", "'encoder.fc2.W': expected shape"):
+        assert needle in message
+    for key, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_repr_shows_the_tree() -> None:
+    text = repr(md.Sequential(md.Dense(5, 1, rng=0), md.ReLU()))
+    assert "(0): Dense(in_features=5, out_features=1, bias=True)" in text
+    assert "(1): ReLU()" in text
+
+
+def test_sequential_error_names_the_position() -> None:
+    model = md.Sequential(md.Dense(5, 3, rng=0), md.ReLU(), md.Dense(4, 1, rng=1))
+    with pytest.raises(md.ShapeError, match=r"layer .2.*Dense\(4 -> 1\).*\(N, 4\).*\(2, 3\)"):
+        model(np.ones((2, 5)))
+
+
+def test_base_layer_forward_and_backward_must_be_written() -> None:
+    layer = md.Layer()
+    with pytest.raises(NotImplementedError, match="forward"):
+        layer(np.ones(2))
+    with pytest.raises(NotImplementedError, match="backward"):
+        layer.backward(np.ones(2))
