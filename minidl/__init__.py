@@ -16,25 +16,40 @@ from .errors import (
     StateDictError,
 )
 from .layer import Layer, LoadResult
-from .layers import Activation, Dense, ReLU, Sigmoid, Tanh
-from .losses import HalfSquaredError, Loss, MSELoss
+from .layers import Activation, Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HalfSquaredError,
+    HuberLoss,
+    L1Loss,
+    Loss,
+    MSELoss,
+    TargetError,
+)
 from .model import LayerList, Model, Sequential
 from .optim import SGD, Optimizer
 from .parameter import Parameter
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SGD",
     "Activation",
+    "BCEWithLogitsLoss",
     "BackwardBeforeForwardError",
     "CheckpointError",
+    "CrossEntropyLoss",
     "DTypeError",
     "Dense",
     "GradientCheckError",
     "HalfSquaredError",
+    "HuberLoss",
+    "L1Loss",
     "Layer",
     "LayerList",
+    "LeakyReLU",
     "LoadResult",
     "Loss",
     "MSELoss",
@@ -48,6 +63,10 @@ __all__ = [
     "Sequential",
     "ShapeError",
     "Sigmoid",
+    "Softmax",
     "StateDictError",
     "Tanh",
+    "TargetError",
+    "load",
+    "save",
 ]

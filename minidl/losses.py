@@ -6,10 +6,19 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BackwardBeforeForwardError, ShapeError
+from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from .validation import as_float_array, check_finite
 
-__all__ = ["HalfSquaredError", "Loss", "MSELoss"]
+__all__ = [
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "HalfSquaredError",
+    "HuberLoss",
+    "L1Loss",
+    "Loss",
+    "MSELoss",
+    "TargetError",
+]
 
 _REDUCTIONS = ("mean", "sum")
 
@@ -107,3 +116,286 @@ class HalfSquaredError(Loss):
         self._require(self._diff)
         assert self._diff is not None
         return self._diff.copy()
+
+
+class TargetError(MinidlError, ValueError):
+    """A loss's targets are outside their valid range (a class label >= C, a probability outside [0, 1])."""
+
+
+def _check_reduction(who: str, reduction: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy from logits, as PyTorch's ``nn.CrossEntropyLoss``.
+
+    Shapes:
+        y_pred: (N, C) raw scores (logits), *not* probabilities.
+        y_true: (N,) integer class labels in ``[0, C)``, or (N, C) class probabilities (e.g. one-hot).
+
+    Forward, with a stable log-softmax ``log p = (x - max) - log(sum(exp(x - max)))`` per row and
+    the target distribution ``q`` (one-hot of the label, or the given probabilities)::
+
+        q_smooth = (1 - label_smoothing) * q + label_smoothing / C
+        loss_n   = -sum_c q_smooth[n, c] * log p[n, c]
+        loss     = mean_n loss_n  (reduction="mean")  or  sum_n loss_n  ("sum")
+
+    Backward (softmax and cross-entropy fused; the forward's softmax is reused)::
+
+        dloss/dx[n] = (p[n] * sum_c q_smooth[n, c] - q_smooth[n]) / N     (without / N for "sum")
+
+    which is ``(p - onehot) / N`` for plain labels, since then the row of ``q`` sums to 1.
+
+    Not implemented from PyTorch: per-class ``weight``, ``ignore_index``, ``reduction="none"`` and
+    logits with extra spatial axes ``(N, C, d1, ...)``.
+    """
+
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        self.reduction = _check_reduction("CrossEntropyLoss", reduction)
+        label_smoothing = float(label_smoothing)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.label_smoothing = label_smoothing
+        self._probs: np.ndarray | None = None
+        self._labels: np.ndarray | None = None
+        self._q: np.ndarray | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: (N, C) logits; y_true: (N,) int labels or (N, C) probabilities -> scalar loss."""
+        who = "CrossEntropyLoss"
+        logits = as_float_array(y_pred, who, "y_pred (logits)")
+        if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
+            raise ShapeError(
+                f"{who}: expected y_pred (logits) of shape (N, C) with N, C >= 1, got shape {logits.shape}"
+            )
+        check_finite(logits, who, "y_pred (logits)")
+        n, c = logits.shape
+        target = np.asarray(y_true)
+        labels: np.ndarray | None = None
+        q: np.ndarray | None = None
+        if target.ndim == 1:
+            if target.dtype.kind not in "iu":
+                raise DTypeError(
+                    f"{who}: y_true of shape {target.shape} must hold integer class labels, got dtype "
+                    f"{target.dtype}; use y_true.astype(int), or pass (N, {c}) class probabilities"
+                )
+            if target.shape != (n,):
+                raise ShapeError(
+                    f"{who}: y_pred has shape {logits.shape}, so integer labels y_true must have shape "
+                    f"({n},), got {target.shape}"
+                )
+            bad = (target < 0) | (target >= c)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise TargetError(
+                    f"{who}: class label {int(target[i])} at index {i} is out of range for {c} classes "
+                    f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
+                )
+            labels = target.astype(np.intp, copy=False)
+        elif target.ndim == 2:
+            if target.shape != logits.shape:
+                raise ShapeError(
+                    f"{who}: probability targets y_true must have the shape of y_pred {logits.shape}, "
+                    f"got {target.shape}"
+                )
+            if target.dtype.kind not in "fiub":
+                raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
+            q = target.astype(logits.dtype, copy=False)
+            check_finite(q, who, "y_true")
+        else:
+            raise ShapeError(
+                f"{who}: y_true must be (N,) integer labels or (N, C) probabilities; got shape "
+                f"{target.shape} for y_pred of shape {logits.shape}"
+            )
+
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        log_sums = np.log(sums)[:, 0]
+        probs /= sums
+        eps = self.label_smoothing
+        if labels is not None:
+            # -log p[n, y_n] = log_sum[n] - shifted[n, y_n]
+            per_row = log_sums - shifted[np.arange(n), labels]
+            if eps:
+                per_row *= 1.0 - eps
+                per_row += eps * (log_sums - shifted.mean(axis=1))
+        else:
+            assert q is not None
+            if eps:
+                q = q * (1.0 - eps) + eps / c
+            # -sum_c q log p = log_sum * sum_c q - sum_c q * shifted
+            per_row = log_sums * q.sum(axis=1) - np.einsum("nc,nc->n", q, shifted)
+        self._probs, self._labels, self._q = probs, labels, q
+        total = float(per_row.sum())
+        return total / n if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        """dloss/dlogits: (N, C), same dtype as the logits."""
+        probs = self._probs
+        self._require(probs)
+        assert probs is not None
+        n, c = probs.shape
+        scale = 1.0 / n if self.reduction == "mean" else 1.0
+        if self._labels is not None:
+            grad = probs.copy()
+            eps = self.label_smoothing
+            if eps:
+                grad -= eps / c
+            grad[np.arange(n), self._labels] -= 1.0 - eps
+        else:
+            q = self._q
+            assert q is not None
+            grad = probs * q.sum(axis=1, keepdims=True)
+            grad -= q
+        if scale != 1.0:
+            grad *= scale
+        return grad
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """The softmax of the last forward's logits, (N, C) (read-only use), or None before forward."""
+        return self._probs
+
+    def extra_repr(self) -> str:
+        smooth = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        return f"reduction={self.reduction!r}{smooth}"
+
+
+class BCEWithLogitsLoss(Loss):
+    """Binary cross-entropy on logits, as PyTorch's ``nn.BCEWithLogitsLoss`` (sigmoid fused in).
+
+    Shapes: y_pred (logits z) and y_true (targets t in [0, 1]): (N, ...) alike.
+
+    With the stable ``softplus(z) = max(z, 0) + log1p(exp(-|z|))`` and ``softplus(-z) = softplus(z) - z``::
+
+        loss_i  = pos_weight * t * softplus(-z) + (1 - t) * softplus(z)   (= -[w t log s + (1-t) log(1-s)])
+        dloss_i = (1 - t) * s - pos_weight * t * (1 - s),   s = sigmoid(z)  (= s - t when pos_weight = 1;
+                  computed in this form, with 1 - s = sigmoid(-z), so tiny gradients keep their digits)
+
+    averaged over every element (``reduction="mean"``) or summed (``"sum"``).  ``pos_weight``
+    (optional, broadcast against the last axis, e.g. shape (C,)) weighs the positive examples.
+    """
+
+    def __init__(self, reduction: str = "mean", pos_weight: Any = None) -> None:
+        self.reduction = _check_reduction("BCEWithLogitsLoss", reduction)
+        self.pos_weight = None if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: logits (N, ...); y_true: targets in [0, 1] of the same shape -> scalar loss."""
+        z, t = self._pair(y_pred, y_true)
+        check_finite(z, "BCEWithLogitsLoss", "y_pred (logits)")
+        if t.size and (t.min() < 0 or t.max() > 1):
+            bad = np.argwhere((t < 0) | (t > 1))[0]
+            index = tuple(int(i) for i in bad)
+            raise TargetError(
+                f"BCEWithLogitsLoss: targets must be in [0, 1], got {float(t[index])} at index {index}"
+            )
+        e = np.exp(-np.abs(z))                      # in (0, 1]: never overflows
+        softplus = np.maximum(z, 0) + np.log1p(e)   # softplus(z) = -log(1 - sigmoid(z))
+        # sigmoid(z) and 1 - sigmoid(z) = sigmoid(-z), each accurate on both tails
+        s, s_neg = 1 / (1 + e), e / (1 + e)
+        s, s_neg = np.where(z >= 0, s, s_neg), np.where(z >= 0, s_neg, s)
+        w = None
+        if self.pos_weight is None:
+            per = softplus - z * t                   # t softplus(-z) + (1 - t) softplus(z)
+        else:
+            w = self.pos_weight.astype(z.dtype)
+            per = w * t * (softplus - z) + (1 - t) * softplus
+        self._cache = (s, s_neg, t, w)
+        total = float(per.sum())
+        return total / max(per.size, 1) if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        """dloss/dlogits: shape and dtype of y_pred."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        s, s_neg, t, w = cache
+        # (1 - t) s - w t (1 - s); with w = 1 this is s - t, but this form keeps tiny gradients exact
+        grad = (1 - t) * s
+        grad -= t * s_neg if w is None else w * t * s_neg
+        if self.reduction == "mean":
+            grad *= 1.0 / max(grad.size, 1)
+        return grad
+
+    def extra_repr(self) -> str:
+        pos = "" if self.pos_weight is None else f", pos_weight={self.pos_weight.tolist()}"
+        return f"reduction={self.reduction!r}{pos}"
+
+
+class HuberLoss(Loss):
+    """Huber loss, as PyTorch's ``nn.HuberLoss``: quadratic near 0, linear beyond ``delta``.
+
+    Shapes: y_pred and y_true: (N, ...) alike.  With ``d = y_pred - y_true``::
+
+        loss_i  = 0.5 d^2                     if |d| <= delta
+                  delta (|d| - 0.5 delta)     otherwise
+        dloss_i = clip(d, -delta, delta)
+
+    averaged over every element (``reduction="mean"``) or summed (``"sum"``).
+    """
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        self.reduction = _check_reduction("HuberLoss", reduction)
+        delta = float(delta)
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
+        self.delta = delta
+        self._diff: np.ndarray | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        y_pred, target = self._pair(y_pred, y_true)
+        d = y_pred - target
+        self._diff = d
+        a = np.abs(d)
+        delta = self.delta
+        per = np.where(a <= delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+        total = float(per.sum())
+        return total / max(d.size, 1) if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        d = self._diff
+        self._require(d)
+        assert d is not None
+        grad = np.clip(d, -self.delta, self.delta)
+        if self.reduction == "mean":
+            grad *= 1.0 / max(grad.size, 1)
+        return grad
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, delta={self.delta}"
+
+
+class L1Loss(Loss):
+    """Mean absolute error, as PyTorch's ``nn.L1Loss``: ``mean(|y_pred - y_true|)`` (or the sum).
+
+    Shapes: y_pred and y_true: (N, ...) alike.  Gradient ``sign(y_pred - y_true)`` (0 where they are
+    equal, as PyTorch), divided by the element count for ``reduction="mean"``.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = _check_reduction("L1Loss", reduction)
+        self._diff: np.ndarray | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        y_pred, target = self._pair(y_pred, y_true)
+        d = y_pred - target
+        self._diff = d
+        total = float(np.abs(d).sum())
+        return total / max(d.size, 1) if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        d = self._diff
+        self._require(d)
+        assert d is not None
+        grad = np.sign(d)
+        if self.reduction == "mean":
+            grad *= 1.0 / max(grad.size, 1)
+        return grad
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"

@@ -1,6 +1,6 @@
 """Built-in layers."""
 
-from .activations import Activation, ReLU, Sigmoid, Tanh
+from .activations import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .dense import Dense
 
-__all__ = ["Activation", "Dense", "ReLU", "Sigmoid", "Tanh"]
+__all__ = ["Activation", "Dense", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]

@@ -8,7 +8,7 @@ from ..errors import ShapeError
 from ..layer import Layer
 from ..validation import as_float_array
 
-__all__ = ["Activation", "ReLU", "Sigmoid", "Tanh"]
+__all__ = ["Activation", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
 
 class Activation(Layer):
@@ -77,3 +77,69 @@ class Tanh(Activation):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         y = self._cached_for(grad_output)
         return grad_output * (1 - y * y)
+
+
+class LeakyReLU(Activation):
+    """``y = x`` for x > 0, ``negative_slope * x`` elsewhere (PyTorch's default slope 0.01).
+
+    ``dy/dx`` is 1 where x > 0 and ``negative_slope`` elsewhere (the slope is used at the kink x = 0).
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        positive = x > 0
+        self._cache = positive
+        return np.where(positive, x, x * self.negative_slope)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        positive = self._cached_for(grad_output)
+        return np.where(positive, grad_output, grad_output * self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Softmax(Activation):
+    """``y = exp(x - max) / sum(exp(x - max))`` along ``axis`` (default the last); rows sum to 1.
+
+    Not element-wise: every output depends on the whole slice along ``axis``.  The back-pass is the
+    Jacobian-vector product ``dx = y * (g - sum(g * y, axis))``, which never builds the Jacobian
+    ``diag(y) - y y^T``.  For classification train on logits with :class:`~minidl.CrossEntropyLoss`
+    (it fuses the softmax) and use ``Softmax`` only to read probabilities.
+
+    Shapes: x: (..., C, ...) -> y: same shape.
+    """
+
+    elementwise = False
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ShapeError(
+                f"Softmax(axis={self.axis}): the input has {x.ndim} dimension(s) (shape {x.shape}), "
+                f"so axis {self.axis} does not exist"
+            )
+        y = x - x.max(axis=self.axis, keepdims=True)
+        np.exp(y, out=y)
+        y /= y.sum(axis=self.axis, keepdims=True)
+        self._cache = y
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        y = self._cached_for(grad_output)
+        dx = grad_output * y
+        dx -= y * dx.sum(axis=self.axis, keepdims=True)
+        return dx
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"

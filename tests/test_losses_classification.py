@@ -1,0 +1,257 @@
+"""CrossEntropyLoss and BCEWithLogitsLoss: values against direct formulas, fused gradients, checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+
+class Identity(md.Layer):
+    """y = x, so that the checker's "input" gradient is exactly the loss's backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._shape)
+        return grad_output
+
+
+def naive_log_softmax(x: np.ndarray) -> np.ndarray:
+    """log(exp(x) / sum(exp(x))) written out directly (fine for moderate logits)."""
+    e = np.exp(x)
+    return np.log(e / e.sum(axis=1, keepdims=True))
+
+
+# ----------------------------------------------------------------------------- CrossEntropyLoss
+@pytest.mark.parametrize("n, c, seed", [(1, 2, 0), (5, 3, 1), (8, 10, 2)])
+def test_ce_integer_labels_match_the_direct_formula(n: int, c: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=3.0, size=(n, c))
+    y = rng.integers(0, c, size=n)
+    per_row = -naive_log_softmax(x)[np.arange(n), y]
+    mean, total = md.CrossEntropyLoss(), md.CrossEntropyLoss(reduction="sum")
+    assert mean(x, y) == pytest.approx(per_row.mean(), rel=1e-13)
+    assert total(x, y) == pytest.approx(per_row.sum(), rel=1e-13)
+    softmax = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    onehot = np.eye(c)[y]
+    np.testing.assert_allclose(mean.backward(), (softmax - onehot) / n, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(total.backward(), softmax - onehot, rtol=1e-12, atol=1e-15)
+
+
+def test_ce_onehot_targets_equal_integer_labels() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(6, 4)), np.array([0, 3, 1, 1, 2, 3])
+    for smoothing in (0.0, 0.1):
+        a, b = md.CrossEntropyLoss(label_smoothing=smoothing), md.CrossEntropyLoss(label_smoothing=smoothing)
+        assert a(x, y) == pytest.approx(b(x, np.eye(4)[y]), rel=1e-14)
+        np.testing.assert_allclose(a.backward(), b.backward(), rtol=1e-13, atol=1e-16)
+
+
+def test_ce_probability_targets_match_the_formula() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 3))
+    q = rng.random((5, 3))
+    q /= q.sum(axis=1, keepdims=True)
+    loss = md.CrossEntropyLoss()
+    assert loss(x, q) == pytest.approx(-(q * naive_log_softmax(x)).sum(axis=1).mean(), rel=1e-13)
+    p = np.exp(naive_log_softmax(x))
+    np.testing.assert_allclose(loss.backward(), (p - q) / 5, rtol=1e-12, atol=1e-16)
+    # unnormalised non-negative targets: the gradient is p * sum(q) - q, as PyTorch's autograd gives
+    w = 2.5 * q
+    loss(x, w)
+    np.testing.assert_allclose(loss.backward(), (p * w.sum(axis=1, keepdims=True) - w) / 5, rtol=1e-12)
+
+
+def test_ce_label_smoothing_matches_pytorch_definition() -> None:
+    rng = np.random.default_rng(5)
+    n, c, eps = 4, 5, 0.2
+    x, y = rng.normal(size=(n, c)), rng.integers(0, c, size=n)
+    logp = naive_log_softmax(x)
+    expected = ((1 - eps) * -logp[np.arange(n), y] + eps * -logp.mean(axis=1)).mean()
+    loss = md.CrossEntropyLoss(label_smoothing=eps)
+    assert loss(x, y) == pytest.approx(expected, rel=1e-13)
+    q = (1 - eps) * np.eye(c)[y] + eps / c
+    np.testing.assert_allclose(loss.backward(), (np.exp(logp) - q) / n, rtol=1e-12, atol=1e-16)
+
+
+def test_ce_is_stable_for_huge_logits() -> None:
+    x = np.array([[1e4, 0.0, -1e4], [-5e3, 5e3, 5e3 - 1.0]])
+    y = np.array([0, 2])
+    loss = md.CrossEntropyLoss(reduction="sum")
+    value = loss(x, y)
+    # row 0: log-softmax of the true class is ~0; row 1: -log(e^-1 / (1 + e^-1)) = 1 + log(1 + e^-1)
+    assert value == pytest.approx(1 + np.log1p(np.exp(-1.0)), rel=1e-14)
+    assert np.all(np.isfinite(loss.backward()))
+    assert loss(x - 123.0, y) == pytest.approx(value, rel=1e-14)  # shift invariance
+
+
+def test_ce_keeps_float32_and_reuses_nothing_stale() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    loss = md.CrossEntropyLoss()
+    loss(x, np.array([1, 2, 3]))
+    assert loss.backward().dtype == np.float32
+    loss(x, np.eye(4, dtype=np.float64)[[0, 0, 1]])
+    assert loss.backward().dtype == np.float32
+    first = loss.backward()
+    np.testing.assert_array_equal(loss.backward(), first)  # backward twice gives the same answer
+    assert loss.probabilities is not None
+    np.testing.assert_allclose(loss.probabilities.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_ce_errors_name_the_problem() -> None:
+    loss = md.CrossEntropyLoss()
+    x = np.zeros((3, 4))
+    with pytest.raises(md.TargetError, match=r"class label 4 at index 2 is out of range for 4 classes"):
+        loss(x, np.array([0, 1, 4]))
+    with pytest.raises(md.TargetError, match=r"class label -1 at index 0"):
+        loss(x, np.array([-1, 1, 2]))
+    with pytest.raises(md.MinidlError):  # catchable as minidl's and as a ValueError
+        loss(x, np.array([0, 9, 9]))
+    with pytest.raises(ValueError):
+        loss(x, np.array([0, 9, 9]))
+    with pytest.raises(md.DTypeError, match=r"integer class labels.*float64"):
+        loss(x, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(md.ShapeError, match=r"labels y_true must have shape \(3,\), got \(2,\)"):
+        loss(x, np.array([0, 1]))
+    with pytest.raises(md.ShapeError, match=r"shape of y_pred \(3, 4\), got \(3, 5\)"):
+        loss(x, np.zeros((3, 5)))
+    with pytest.raises(md.ShapeError, match=r"expected y_pred \(logits\) of shape \(N, C\)"):
+        loss(np.zeros(4), np.array([1]))
+    with pytest.raises(md.NonFiniteError, match="logits"):
+        loss(np.array([[0.0, np.nan]]), np.array([0]))
+    with pytest.raises(md.BackwardBeforeForwardError):
+        md.CrossEntropyLoss().backward()
+    with pytest.raises(ValueError, match="reduction"):
+        md.CrossEntropyLoss(reduction="none")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        md.CrossEntropyLoss(label_smoothing=1.5)
+
+
+CE_CASES = [
+    ((4, 3), 0, "mean", 0.0, "labels"),
+    ((7, 5), 1, "sum", 0.0, "labels"),
+    ((5, 4), 2, "mean", 0.1, "labels"),
+    ((6, 3), 3, "mean", 0.0, "probs"),
+    ((3, 6), 4, "sum", 0.25, "probs"),
+]
+
+
+@pytest.mark.parametrize("shape, seed, reduction, smoothing, kind", CE_CASES)
+def test_ce_gradient_checker(
+    shape: tuple[int, int], seed: int, reduction: str, smoothing: float, kind: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    n, c = shape
+    x = rng.normal(size=shape)
+    if kind == "labels":
+        t: np.ndarray = rng.integers(0, c, size=n)
+    else:
+        t = rng.random(shape)
+        t /= t.sum(axis=1, keepdims=True)
+    loss = md.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)
+    report = md.GradientChecker(Identity(), loss=loss, inputs=x, targets=t, seed=seed).run()
+    assert report.passed, str(report)
+    # through a Dense layer: checks the weight gradient too
+    report = md.GradientChecker(md.Dense(3, c, rng=seed), loss=loss, inputs=rng.normal(size=(n, 3)),
+                                targets=t, seed=seed).run()
+    assert report.passed, str(report)
+
+
+def test_ce_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(6, 4)), rng.integers(0, 4, size=6)
+    for reduction, smoothing in (("mean", 0.0), ("sum", 0.15)):
+        ours = md.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)
+        xt = torch.tensor(x, requires_grad=True)
+        ref = torch.nn.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)(xt, torch.tensor(y))
+        ref.backward()
+        assert ours(x, y) == pytest.approx(ref.item(), rel=1e-12)
+        np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- BCEWithLogitsLoss
+def naive_bce(z: np.ndarray, t: np.ndarray, w: np.ndarray | float = 1.0) -> np.ndarray:
+    s = 1 / (1 + np.exp(-z))
+    return -(w * t * np.log(s) + (1 - t) * np.log(1 - s))
+
+
+@pytest.mark.parametrize("shape, seed", [((4,), 0), ((5, 3), 1), ((2, 3, 2), 2)])
+def test_bce_matches_the_direct_formula(shape: tuple[int, ...], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    z, t = rng.normal(scale=2.0, size=shape), rng.random(shape)
+    mean, total = md.BCEWithLogitsLoss(), md.BCEWithLogitsLoss(reduction="sum")
+    assert mean(z, t) == pytest.approx(naive_bce(z, t).mean(), rel=1e-13)
+    assert total(z, t) == pytest.approx(naive_bce(z, t).sum(), rel=1e-13)
+    s = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(mean.backward(), (s - t) / z.size, rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(total.backward(), s - t, rtol=1e-12, atol=1e-16)
+
+
+def test_bce_pos_weight() -> None:
+    rng = np.random.default_rng(8)
+    z, t, w = rng.normal(size=(4, 3)), rng.random((4, 3)), np.array([0.5, 1.0, 3.0])
+    loss = md.BCEWithLogitsLoss(pos_weight=w)
+    assert loss(z, t) == pytest.approx(naive_bce(z, t, w).mean(), rel=1e-13)
+    s = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(loss.backward(), ((1 - t) * s - w * t * (1 - s)) / z.size, rtol=1e-12)
+
+
+def test_bce_is_stable_and_keeps_float32() -> None:
+    z = np.array([-800.0, -40.0, 0.0, 40.0, 800.0])
+    t = np.array([1.0, 0.0, 0.5, 1.0, 0.0])
+    loss = md.BCEWithLogitsLoss(reduction="sum")
+    # softplus: 800 (t=1, z=-800), ~e^-40, log 2, ~e^-40, 800
+    assert loss(z, t) == pytest.approx(1600 + np.log(2) + 2 * np.exp(-40.0), rel=1e-14)
+    np.testing.assert_allclose(loss.backward(), [-1.0, np.exp(-40.0), 0.0, -np.exp(-40.0), 1.0],
+                               rtol=1e-12, atol=1e-300)
+    loss32 = md.BCEWithLogitsLoss()
+    loss32(z.astype(np.float32), t)
+    assert loss32.backward().dtype == np.float32
+
+
+def test_bce_errors() -> None:
+    loss = md.BCEWithLogitsLoss()
+    with pytest.raises(md.TargetError, match=r"targets must be in \[0, 1\], got 1.5 at index \(1,\)"):
+        loss(np.zeros(3), np.array([0.0, 1.5, 1.0]))
+    with pytest.raises(md.ShapeError, match="BCEWithLogitsLoss"):
+        loss(np.zeros(3), np.zeros(4))
+    with pytest.raises(md.BackwardBeforeForwardError):
+        md.BCEWithLogitsLoss().backward()
+
+
+@pytest.mark.parametrize("shape, seed, reduction, pos_weight", [
+    ((4, 1), 0, "mean", None), ((5, 3), 1, "sum", None), ((3, 2), 2, "mean", (2.0, 0.5)),
+])
+def test_bce_gradient_checker(
+    shape: tuple[int, int], seed: int, reduction: str, pos_weight: tuple[float, ...] | None
+) -> None:
+    rng = np.random.default_rng(seed)
+    z, t = rng.normal(size=shape), rng.random(shape)
+    loss = md.BCEWithLogitsLoss(reduction=reduction, pos_weight=pos_weight)
+    report = md.GradientChecker(Identity(), loss=loss, inputs=z, targets=t, seed=seed).run()
+    assert report.passed, str(report)
+    report = md.GradientChecker(md.Dense(2, shape[1], rng=seed), loss=loss,
+                                inputs=rng.normal(size=(shape[0], 2)), targets=t, seed=seed).run()
+    assert report.passed, str(report)
+
+
+def test_bce_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    z, t, w = rng.normal(size=(5, 3)), rng.random((5, 3)), np.array([1.0, 2.0, 0.3])
+    zt = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(w))(zt, torch.tensor(t))
+    ref.backward()
+    ours = md.BCEWithLogitsLoss(pos_weight=w)
+    assert ours(z, t) == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(ours.backward(), zt.grad.numpy(), rtol=1e-10)

@@ -1,0 +1,117 @@
+"""HuberLoss and L1Loss: values against direct formulas, gradients, checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+
+class Identity(md.Layer):
+    """y = x, so that the checker's "input" gradient is exactly the loss's backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._shape)
+        return grad_output
+
+
+@pytest.mark.parametrize("delta", [1.0, 0.3, 2.5])
+@pytest.mark.parametrize("shape, seed", [((6,), 0), ((4, 3), 1), ((2, 3, 4), 2)])
+def test_huber_matches_the_piecewise_formula(delta: float, shape: tuple[int, ...], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y, t = rng.normal(scale=2.0, size=shape), rng.normal(size=shape)
+    d = y - t
+    per = np.array([0.5 * v * v if abs(v) <= delta else delta * (abs(v) - 0.5 * delta) for v in d.ravel()])
+    mean, total = md.HuberLoss(delta=delta), md.HuberLoss(reduction="sum", delta=delta)
+    assert mean(y, t) == pytest.approx(per.mean(), rel=1e-13)
+    assert total(y, t) == pytest.approx(per.sum(), rel=1e-13)
+    expected = np.array([v if abs(v) <= delta else delta * np.sign(v) for v in d.ravel()]).reshape(shape)
+    np.testing.assert_allclose(mean.backward(), expected / d.size, rtol=1e-13)
+    np.testing.assert_allclose(total.backward(), expected, rtol=1e-13)
+
+
+def test_huber_is_mse_like_inside_and_l1_like_outside() -> None:
+    loss = md.HuberLoss(reduction="sum")
+    assert loss(np.array([0.5]), np.array([0.0])) == pytest.approx(0.125)
+    assert loss(np.array([3.0]), np.array([0.0])) == pytest.approx(2.5)
+    np.testing.assert_array_equal(loss.backward(), [1.0])
+    assert repr(md.HuberLoss()) == "HuberLoss(reduction='mean', delta=1.0)"
+
+
+@pytest.mark.parametrize("shape, seed", [((6,), 0), ((4, 3), 1), ((2, 3, 4), 2)])
+def test_l1_matches_the_formula(shape: tuple[int, ...], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y, t = rng.normal(size=shape), rng.normal(size=shape)
+    mean, total = md.L1Loss(), md.L1Loss(reduction="sum")
+    assert mean(y, t) == pytest.approx(np.abs(y - t).mean(), rel=1e-14)
+    assert total(y, t) == pytest.approx(np.abs(y - t).sum(), rel=1e-14)
+    np.testing.assert_array_equal(total.backward(), np.sign(y - t))
+    np.testing.assert_allclose(mean.backward(), np.sign(y - t) / y.size, rtol=1e-15)
+
+
+def test_l1_gradient_is_zero_where_prediction_equals_target() -> None:
+    loss = md.L1Loss(reduction="sum")
+    loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 5.0]))
+    np.testing.assert_array_equal(loss.backward(), [0.0, 1.0, -1.0])
+
+
+@pytest.mark.parametrize("loss", [md.HuberLoss(), md.L1Loss()])
+def test_float32_stays_float32(loss: md.Loss) -> None:
+    y = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    loss(y, np.zeros((3, 4)))
+    assert loss.backward().dtype == np.float32
+
+
+def test_errors() -> None:
+    with pytest.raises(md.ShapeError, match=r"HuberLoss: y_pred has shape \(3,\) but y_true has shape \(2,"):
+        md.HuberLoss()(np.zeros(3), np.zeros(2))
+    with pytest.raises(md.ShapeError, match="L1Loss"):
+        md.L1Loss()(np.zeros(3), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="delta must be positive"):
+        md.HuberLoss(delta=0.0)
+    with pytest.raises(ValueError, match="reduction"):
+        md.L1Loss(reduction="avg")
+    for loss in (md.HuberLoss(), md.L1Loss()):
+        with pytest.raises(md.BackwardBeforeForwardError):
+            loss.backward()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: md.HuberLoss(), lambda: md.HuberLoss(reduction="sum", delta=0.5), lambda: md.L1Loss(),
+    lambda: md.L1Loss(reduction="sum"),
+])
+@pytest.mark.parametrize("shape, seed", [((5, 1), 0), ((4, 3), 1), ((3, 2), 2)])
+def test_gradient_checker(make: object, shape: tuple[int, int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    loss = make()  # type: ignore[operator]
+    # predictions and targets kept away from each other's kinks (|d| = 0 or |d| = delta)
+    t = rng.normal(size=shape)
+    y = t + rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 2.0, size=shape)
+    y[np.isclose(np.abs(y - t), getattr(loss, "delta", -1.0), atol=0.05)] += 0.2
+    report = md.GradientChecker(Identity(), loss=loss, inputs=y, targets=t, seed=seed).run()
+    assert report.passed, str(report)
+    report = md.GradientChecker(md.Dense(2, shape[1], rng=seed), loss=loss,
+                                inputs=rng.normal(size=(shape[0], 2)), targets=t, seed=seed).run()
+    assert report.passed, str(report)
+
+
+def test_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    y, t = rng.normal(scale=2, size=(4, 3)), rng.normal(size=(4, 3))
+    for ours, theirs in ((md.HuberLoss(delta=0.7), torch.nn.HuberLoss(delta=0.7)),
+                         (md.L1Loss(reduction="sum"), torch.nn.L1Loss(reduction="sum"))):
+        yt = torch.tensor(y, requires_grad=True)
+        ref = theirs(yt, torch.tensor(t))
+        ref.backward()
+        assert ours(y, t) == pytest.approx(ref.item(), rel=1e-12)
+        np.testing.assert_allclose(ours.backward(), yt.grad.numpy(), rtol=1e-12)
