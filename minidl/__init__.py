@@ -30,6 +30,7 @@ from .losses import (
 from .model import LayerList, Model, Sequential
 from .optim import SGD, Optimizer
 from .parameter import Parameter
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
@@ -66,4 +67,6 @@ __all__ = [
     "StateDictError",
     "Tanh",
     "TargetError",
+    "load",
+    "save",
 ]

@@ -1,0 +1,496 @@
+"""minidl.save / minidl.load: exact round trips, refusals on save, refusals on load, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import pickle
+import struct
+import zipfile
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minidl as md
+from minidl import serialization
+from minidl.errors import CheckpointError, DTypeError, MinidlError
+
+
+# ------------------------------------------------------------------------------ helpers
+def assert_same_tree(got: Any, want: Any, where: str = "state") -> None:
+    """Equal structure, exact types, arrays bit for bit with the same dtype, floats bit for bit."""
+    assert type(got) is type(want), f"{where}: {type(got)} != {type(want)}"
+    if isinstance(want, dict):
+        assert list(got) == list(want), where
+        for key in want:
+            assert_same_tree(got[key], want[key], f"{where}[{key!r}]")
+    elif isinstance(want, (list, tuple)):
+        assert len(got) == len(want), where
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert_same_tree(a, b, f"{where}[{i}]")
+    elif isinstance(want, np.ndarray):
+        assert got.dtype == want.dtype and got.shape == want.shape, where
+        assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(want).tobytes(), where
+        assert got.flags.writeable, where
+    elif isinstance(want, np.generic):
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), where
+    elif isinstance(want, float):
+        assert struct.pack("<d", got) == struct.pack("<d", want), where
+    else:
+        assert got == want, where
+
+
+def nan_with_payload(payload: int) -> float:
+    value: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000000 | payload))[0]
+    return value
+
+
+def write_npz(path: pathlib.Path, members: dict[str, np.ndarray], *, allow_pickle: bool = False) -> None:
+    """A raw .npz, written with plain NumPy (to forge bad checkpoints)."""
+    with open(path, "wb") as handle:
+        np.savez(handle, allow_pickle=allow_pickle, **members)
+
+
+def meta_blob(meta: Any) -> np.ndarray:
+    return np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+
+def read_members(path: pathlib.Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def read_meta(path: pathlib.Path) -> dict[str, Any]:
+    return json.loads(read_members(path)["minidl_meta"].tobytes())
+
+
+def leftovers(folder: pathlib.Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.fixture
+def rich_state() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    f64 = rng.standard_normal((3, 4))
+    return {
+        "model": {
+            "0.W": f64,
+            "2.W": rng.standard_normal((5, 2)).astype(np.float32),
+            "bn.running_mean": np.zeros(4, dtype=np.float16),
+        },
+        "optimizer": {"type": "SGD", "hyper": {"lr": 0.1, "momentum": 0, "nesterov": False},
+                      "state": {"0": {"momentum_buffer": f64 * 2, "step": 7}, "1": {}}},
+        "epoch": 3,
+        "huge_int": 2**200,
+        "negative_int": -(2**70),
+        "floats": [0.1, -0.0, float("inf"), float("-inf"), 5e-324, 1 / 3, nan_with_payload(0x1234)],
+        "flags": (True, False, None),
+        "text": "héllo / wörld . ☃",
+        "np_scalars": [np.float32(2.5), np.int8(-3), np.bool_(True), np.complex128(1 - 2j),
+                       np.float64(np.nan)],
+        "dtypes": {
+            "bool": np.array([True, False]),
+            "int8": np.arange(-3, 3, dtype=np.int8),
+            "uint16": np.array([0, 65535], dtype=np.uint16),
+            "int64": np.array([-(2**63), 2**63 - 1], dtype=np.int64),
+            "complex64": (rng.standard_normal(3) + 1j).astype(np.complex64),
+            "big_endian": np.arange(4, dtype=">f8"),
+            "unicode": np.array(["a", "ßç"]),
+            "bytes": np.array([b"x", b"yz"]),
+            "zero_d": np.array(1.5),
+            "empty": np.zeros((0, 3)),
+            "fortran": np.asfortranarray(f64),
+            "strided": f64[::2, ::-1],
+            "float_specials": np.array([np.nan, -np.inf, -0.0, np.finfo(np.float64).tiny / 2]),
+        },
+        "": {"a0": 1, "minidl_meta": "not the metadata", "allow_pickle": True, "a.b/c\\d": [{}, []]},
+    }
+
+
+# ------------------------------------------------------------------------------ round trips
+def test_round_trip_is_exact(tmp_path: pathlib.Path, rich_state: dict[str, Any]) -> None:
+    path = tmp_path / "ckpt.npz"
+    md.save(rich_state, path)
+    loaded = md.load(path)
+    assert_same_tree(loaded, rich_state)
+    assert leftovers(tmp_path) == []
+
+
+def test_saved_file_is_a_plain_npz_with_versioned_metadata(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "ckpt.npz"
+    md.save({"w": np.ones(2), "epoch": 1}, path)
+    assert zipfile.is_zipfile(path)
+    meta = read_meta(path)
+    assert meta["format"] == "minidl-checkpoint" and meta["version"] == 1
+    assert meta["minidl_version"] == md.__version__
+    assert meta["tree"]["items"][0][0] == "w"
+    assert meta["tree"]["items"][1] == ["epoch", {"type": "int", "value": 1}]
+    assert set(read_members(path)) == {"minidl_meta", "a0"}
+
+
+@pytest.mark.parametrize("name", ["ckpt", "ckpt.bin", "ckpt.npz", "weird name.v2"])
+def test_saves_to_exactly_the_given_path(tmp_path: pathlib.Path, name: str) -> None:
+    md.save({"x": np.arange(3)}, str(tmp_path / name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no ".npz" appended
+    np.testing.assert_array_equal(md.load(tmp_path / name)["x"], np.arange(3))
+
+
+def test_compressed_round_trip(tmp_path: pathlib.Path, rich_state: dict[str, Any]) -> None:
+    md.save(rich_state, tmp_path / "plain")
+    md.save(rich_state | {"zeros": np.zeros(100_000)}, tmp_path / "small", compress=True)
+    md.save(rich_state | {"zeros": np.zeros(100_000)}, tmp_path / "big")
+    assert_same_tree(md.load(tmp_path / "small"), rich_state | {"zeros": np.zeros(100_000)})
+    assert (tmp_path / "small").stat().st_size < (tmp_path / "big").stat().st_size / 10
+
+
+def test_overwrites_an_existing_checkpoint(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "ckpt"
+    md.save({"epoch": 1}, path)
+    md.save({"epoch": 2, "w": np.ones(3)}, path)
+    assert md.load(path)["epoch"] == 2
+    assert leftovers(tmp_path) == []
+
+
+def test_new_file_mode_follows_the_umask(tmp_path: pathlib.Path) -> None:
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    old = os.umask(0o022)
+    try:
+        md.save({"epoch": 1}, tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o644
+
+
+def test_model_and_optimizer_round_trip(tmp_path: pathlib.Path) -> None:
+    model = md.Sequential(md.Dense(4, 3, rng=0), md.Tanh(), md.Dense(3, 2, rng=1)).astype(np.float32)
+    opt = md.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for p in model.parameters():
+        p.grad[...] = 1
+    opt.step()
+    md.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, tmp_path / "c")
+    loaded = md.load(tmp_path / "c")
+    assert_same_tree(loaded["model"], model.state_dict())
+    assert_same_tree(loaded["optimizer"], opt.state_dict())
+    assert loaded["epoch"] == 3
+
+
+# Random trees: keys of any text, leaves of every supported kind.
+_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.builds(lambda shape, seed: np.random.default_rng(seed).standard_normal(shape),
+              st.lists(st.integers(0, 3), max_size=3).map(tuple), st.integers(0, 9)),
+    st.builds(np.float32, st.floats(width=32)),
+)
+_trees = st.recursive(_leaves, lambda children: st.one_of(
+    st.lists(children, max_size=3), st.lists(children, max_size=3).map(tuple),
+    st.dictionaries(st.text(max_size=6), children, max_size=3)), max_leaves=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.text(max_size=6), _trees, max_size=4))
+def test_random_trees_round_trip(tmp_path: pathlib.Path, state: dict[str, Any]) -> None:
+    path = tmp_path / "random.ckpt"
+    md.save(state, path)
+    assert_same_tree(md.load(path), state)
+
+
+# ------------------------------------------------------------------------------ refusals on save
+@pytest.mark.parametrize(
+    ("state", "error", "needle"),
+    [
+        ({"model": {"w": np.array([1, "a"], dtype=object)}}, DTypeError, "state['model']['w']"),
+        ({"x": np.zeros(2, dtype=[("a", "f8")])}, DTypeError, "state['x']"),
+        ({"model": {"w": object()}}, TypeError, "state['model']['w'] of type builtins.object"),
+        ({"a": [1, {"b": {1, 2}}]}, TypeError, "state['a'][1]['b']"),
+        ({"a": {3: np.ones(1)}}, TypeError, "keys must be str, got int 3 in state['a']"),
+        ({"lr": np.ma.masked_array([1.0])}, TypeError, "masked"),
+        ({"n": pathlib.Path("x")}, TypeError, "state['n']"),
+    ],
+)
+def test_save_refuses_unsupported_values(tmp_path: pathlib.Path, state: dict[str, Any], error: type,
+                                         needle: str) -> None:
+    path = tmp_path / "ckpt"
+    md.save({"old": 1}, path)
+    before = path.read_bytes()
+    with pytest.raises(error) as info:
+        md.save(state, path)
+    assert needle in str(info.value)
+    assert path.read_bytes() == before
+    assert leftovers(tmp_path) == []
+
+
+def test_save_refuses_cycles_and_non_dicts(tmp_path: pathlib.Path) -> None:
+    loop: dict[str, Any] = {"a": 1}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="cycle"):
+        md.save(loop, tmp_path / "c")
+    with pytest.raises(TypeError, match="state must be a dict"):
+        md.save([1, 2], tmp_path / "c")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="path must be"):
+        md.save({}, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="path must be"):
+        md.save({}, b"bytes-path")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shared_values_are_stored_twice_not_refused(tmp_path: pathlib.Path) -> None:
+    shared = np.arange(3.0)
+    inner = {"w": shared}
+    md.save({"a": inner, "b": inner, "c": shared}, tmp_path / "c")
+    loaded = md.load(tmp_path / "c")
+    np.testing.assert_array_equal(loaded["b"]["w"], shared)
+    assert loaded["a"]["w"] is not loaded["c"]
+
+
+# ------------------------------------------------------------------------------ atomic saving
+def failing_savez(handle: Any, **members: Any) -> None:
+    handle.write(b"PK\x03\x04 half a zip")
+    raise OSError("No space left on device (simulated)")
+
+
+@pytest.mark.parametrize("failure", ["savez", "fsync", "replace", "interrupt"])
+def test_failed_save_leaves_the_old_file_intact(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+                                                failure: str) -> None:
+    path = tmp_path / "ckpt.npz"
+    md.save({"epoch": 1, "w": np.arange(5.0)}, path)
+    before = path.read_bytes()
+
+    if failure == "savez":
+        monkeypatch.setattr(np, "savez", failing_savez)
+    elif failure == "fsync":
+        def no_fsync(fd: int) -> None:
+            raise OSError("I/O error (simulated)")
+        monkeypatch.setattr(os, "fsync", no_fsync)
+    elif failure == "replace":
+        def no_replace(src: Any, dst: Any) -> None:
+            raise PermissionError("rename refused (simulated)")
+        monkeypatch.setattr(os, "replace", no_replace)
+    else:
+        def interrupted(handle: Any, **members: Any) -> None:
+            handle.write(b"partial")
+            raise KeyboardInterrupt
+        monkeypatch.setattr(np, "savez", interrupted)
+
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        md.save({"epoch": 2, "w": np.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert leftovers(tmp_path) == []
+    assert md.load(path)["epoch"] == 1
+
+
+def test_failed_first_save_leaves_nothing(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(OSError, match="simulated"):
+        md.save({"epoch": 2}, tmp_path / "ckpt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_into_a_missing_folder_raises_oserror(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        md.save({"epoch": 1}, tmp_path / "nope" / "ckpt")
+
+
+# ------------------------------------------------------------------------------ refusals on load
+def good_checkpoint(tmp_path: pathlib.Path) -> pathlib.Path:
+    path = tmp_path / "good.npz"
+    md.save({"model": {"w": np.arange(6.0).reshape(2, 3), "b": np.ones(3, np.float32)}, "epoch": 4}, path)
+    return path
+
+
+def assert_refused(path: pathlib.Path, *needles: str) -> CheckpointError:
+    before = path.read_bytes() if path.is_file() else None
+    with pytest.raises(CheckpointError) as info:
+        md.load(path)
+    message = str(info.value)
+    assert repr(str(path)) in message, message  # names the file
+    for needle in needles:
+        assert needle in message, message
+    assert isinstance(info.value, MinidlError) and isinstance(info.value, ValueError)
+    if before is not None:
+        assert path.read_bytes() == before  # loading changes nothing
+    return info.value
+
+
+class Boom:
+    """Unpickling this would create a marker file: it must never happen."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.marker, "w"))
+
+
+def test_refuses_a_pickle_without_running_it(tmp_path: pathlib.Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"w": Boom(str(marker))}))
+    assert_refused(path, "pickle")
+    assert not marker.exists()
+
+
+def test_refuses_an_object_array_without_unpickling(tmp_path: pathlib.Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "obj.npz"
+    meta: dict[str, Any] = {"format": "minidl-checkpoint", "version": 1, "arrays": 1,
+            "tree": {"type": "dict", "items": [["w", {"type": "array", "name": "a0", "dtype": "<f8",
+                                                        "shape": [1]}]]}}
+    payload = np.array([Boom(str(marker))], dtype=object)
+    write_npz(path, {"minidl_meta": meta_blob(meta), "a0": payload}, allow_pickle=True)
+    assert_refused(path, "a0")
+    assert not marker.exists()
+    # ... and when the metadata admits the object dtype
+    meta["tree"]["items"][0][1]["dtype"] = "|O"
+    write_npz(path, {"minidl_meta": meta_blob(meta), "a0": payload}, allow_pickle=True)
+    assert_refused(path, "may not hold")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.99])
+def test_refuses_a_truncated_archive(tmp_path: pathlib.Path, cut: float) -> None:
+    data = good_checkpoint(tmp_path).read_bytes()
+    path = tmp_path / "cut.npz"
+    path.write_bytes(data[: int(len(data) * cut)])
+    assert_refused(path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_refuses_corrupted_array_bytes(tmp_path: pathlib.Path, compress: bool) -> None:
+    path = tmp_path / "c.npz"
+    values = np.random.default_rng(0).standard_normal(2000)
+    md.save({"w": values}, path, compress=compress)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("a0.npy")
+    offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert_refused(path, "corrupted")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "empty"),
+        (b"epoch: 3\nweights: 1 2 3\n", "not a NumPy .npz archive"),
+        (b"\x93NUMPY\x01\x00" + b"x" * 20, ".npy"),
+        (b"PK\x03\x04" + b"\x00" * 40, "corrupted"),
+    ],
+)
+def test_refuses_files_that_are_not_npz(tmp_path: pathlib.Path, content: bytes, needle: str) -> None:
+    path = tmp_path / "bad"
+    path.write_bytes(content)
+    assert_refused(path, needle)
+
+
+def test_refuses_a_real_npy_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "w.npy"
+    np.save(path, np.ones(3))
+    assert_refused(path, ".npy")
+
+
+def test_refuses_a_plain_npz_without_metadata(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "plain.npz"
+    write_npz(path, {"w": np.ones(3)})
+    assert_refused(path, "not a minidl checkpoint")
+
+
+def forged(tmp_path: pathlib.Path, meta: Any, arrays: dict[str, np.ndarray] | None = None,
+           raw_meta: np.ndarray | None = None) -> pathlib.Path:
+    path = tmp_path / "forged.npz"
+    members = {"minidl_meta": meta_blob(meta) if raw_meta is None else raw_meta, **(arrays or {})}
+    write_npz(path, members)
+    return path
+
+
+def array_node(name: str = "a0", dtype: str = "<f8", shape: list[int] | None = None) -> dict[str, Any]:
+    return {"type": "array", "name": name, "dtype": dtype, "shape": [3] if shape is None else shape}
+
+
+def meta_with(*items: tuple[str, dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+    meta = {"format": "minidl-checkpoint", "version": 1,
+            "tree": {"type": "dict", "items": [list(item) for item in items]}}
+    meta.update(overrides)
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("meta", "arrays", "needle"),
+    [
+        (meta_with(version=2), {}, "format version 2 is not supported"),
+        (meta_with(version=0), {}, "format version 0"),
+        (meta_with(version=None), {}, "no valid format version"),
+        (meta_with(version="1"), {}, "no valid format version"),
+        (meta_with(version=True), {}, "no valid format version"),
+        (meta_with(format="other"), {}, "format 'other'"),
+        ([1, 2], {}, "format"),
+        (meta_with(tree=[]), {}, "tree"),
+        (meta_with(("w", array_node())), {}, "missing: ['a0']"),
+        (meta_with(), {"a0": np.ones(3)}, "not described by the metadata: ['a0']"),
+        (meta_with(("w", array_node())), {"a0": np.ones(3), "a1": np.ones(2)}, "['a1']"),
+        (meta_with(("w", array_node(dtype="<f4"))), {"a0": np.ones(3)}, "records float32"),
+        (meta_with(("w", array_node(dtype="<i8"))), {"a0": np.ones(3)}, "int64"),
+        (meta_with(("w", array_node(shape=[1, 3]))), {"a0": np.ones(3)}, "(1, 3)"),
+        (meta_with(("w", array_node(shape=[10**12]))), {"a0": np.ones(3)}, "occupies"),
+        (meta_with(("w", array_node(shape=[-3]))), {"a0": np.ones(3)}, "bad shape"),
+        (meta_with(("w", array_node(dtype="no-such-dtype"))), {"a0": np.ones(3)}, "bad dtype"),
+        (meta_with(("w", array_node()), ("v", array_node())), {"a0": np.ones(3)}, "repeated"),
+        (meta_with(("w", {"type": "pickle", "value": "cos\nsystem"})), {}, "unknown node type"),
+        (meta_with(("w", {"type": "int", "value": 1.5})), {}, "int without"),
+        (meta_with(("w", {"type": "float", "bits": "0x1"})), {}, "float bits"),
+        (meta_with(("w", {"type": "bool", "value": 1})), {}, "bool without"),
+        (meta_with(("w", {"type": "str"})), {}, "str without"),
+        (meta_with(("w", {"type": "list"})), {}, "list without items"),
+        (meta_with(("w", {"type": "int", "value": 1}), ("w", {"type": "int", "value": 2})), {},
+         "bad dict item"),
+        (meta_with(["w"]), {}, "bad dict item"),  # type: ignore[arg-type]
+        (meta_with(("w", "int")), {}, "malformed metadata"),  # type: ignore[arg-type]
+        (meta_with(arrays=5), {}, "metadata says 5 arrays"),
+    ],
+)
+def test_refuses_bad_metadata(tmp_path: pathlib.Path, meta: Any, arrays: dict[str, np.ndarray],
+                              needle: str) -> None:
+    assert_refused(forged(tmp_path, meta, arrays), needle)
+
+
+def test_refuses_undecodable_metadata(tmp_path: pathlib.Path) -> None:
+    assert_refused(forged(tmp_path, None, raw_meta=np.frombuffer(b"{not json", np.uint8)), "JSON")
+    assert_refused(forged(tmp_path, None, raw_meta=np.frombuffer(b"\xff\xfe", np.uint8)), "JSON")
+    assert_refused(forged(tmp_path, None, raw_meta=np.ones(3)), "uint8")
+    deep = "[" * 100_000 + "]" * 100_000
+    assert_refused(forged(tmp_path, None, raw_meta=np.frombuffer(deep.encode(), np.uint8)))
+
+
+def test_well_formed_forgery_loads(tmp_path: pathlib.Path) -> None:
+    """The forging helpers themselves are right: a correct hand-made file loads."""
+    path = forged(tmp_path, meta_with(("w", array_node())), {"a0": np.arange(3.0)})
+    np.testing.assert_array_equal(md.load(path)["w"], np.arange(3.0))
+
+
+def test_missing_file_and_folder_raise_oserror(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        md.load(tmp_path / "nope.npz")
+    with pytest.raises(OSError):
+        md.load(tmp_path)
+
+
+def test_failed_load_leaves_the_model_unchanged(tmp_path: pathlib.Path) -> None:
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    before = model.state_dict()
+    path = tmp_path / "ckpt"
+    md.save({"model": md.Sequential(md.Dense(3, 2, rng=1)).state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(CheckpointError):
+        model.load_state_dict(md.load(path)["model"])
+    assert_same_tree(model.state_dict(), before)
+
+
+def test_format_constants_are_public() -> None:
+    assert serialization.FORMAT_NAME == "minidl-checkpoint" and serialization.FORMAT_VERSION == 1
