@@ -1,0 +1,90 @@
+"""Exact snapshots of a layer's state, so the checker can prove (and enforce) that it changed nothing.
+
+The checker works on a float64 deep copy and never touches the user's model; the snapshot is a
+second line of defence: after the check, the original is compared bit for bit with the snapshot
+and anything that differs (a shared object the copy could not separate, say) is put back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..layer import Layer
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@dataclass
+class LayerSnapshot:
+    """Copies of every parameter (data and grad), buffer, generator state and train flag."""
+
+    params: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]] = field(
+        default_factory=list)
+    buffers: list[tuple[Layer, str, np.ndarray | None, np.ndarray | None]] = field(default_factory=list)
+    generators: list[tuple[np.random.Generator, Any]] = field(default_factory=list)
+    modes: list[tuple[Layer, bool]] = field(default_factory=list)
+
+    @classmethod
+    def take(cls, layer: Layer) -> LayerSnapshot:
+        snap = cls()
+        for _, p in layer.named_parameters():
+            # (parameter, data object, grad object, data copy, grad copy, requires_grad)
+            snap.params.append((p, p.data, p.grad, p.data.copy(), p.grad.copy(), p.requires_grad))
+        for sub in layer.layers():
+            for name, buf in sub._buffers.items():
+                snap.buffers.append((sub, name, buf, None if buf is None else buf.copy()))
+            snap.modes.append((sub, sub.training))
+        seen: set[int] = set()
+        for _, gen in layer.named_generators():
+            if id(gen) not in seen:
+                seen.add(id(gen))
+                snap.generators.append((gen, gen.bit_generator.state))
+        return snap
+
+    def differences(self) -> list[str]:
+        """What differs now from the snapshot (empty if nothing)."""
+        out: list[str] = []
+        for p, data, grad, data_copy, grad_copy, req in self.params:
+            if p.data is not data or not _same(p.data, data_copy):
+                out.append(f"parameter data {p!r}")
+            if p.grad is not grad or not _same(p.grad, grad_copy):
+                out.append(f"parameter grad {p!r}")
+            if p.requires_grad != req:
+                out.append(f"requires_grad of {p!r}")
+        for sub, name, buf, buf_copy in self.buffers:
+            if sub._buffers.get(name) is not buf or not _same(buf, buf_copy):
+                out.append(f"buffer {type(sub).__name__}.{name}")
+        for gen, state in self.generators:
+            if gen.bit_generator.state != state:
+                out.append(f"generator {gen!r}")
+        for sub, mode in self.modes:
+            if sub.training != mode:
+                out.append(f"training flag of {type(sub).__name__}")
+        return out
+
+    def restore(self) -> None:
+        """Put every object and value back exactly as it was when the snapshot was taken."""
+        for p, data, grad, data_copy, grad_copy, req in self.params:
+            if data.shape == data_copy.shape and data.dtype == data_copy.dtype and data.flags.writeable:
+                np.copyto(data, data_copy)
+            p.data = data
+            if grad.shape == grad_copy.shape and grad.dtype == grad_copy.dtype and grad.flags.writeable:
+                np.copyto(grad, grad_copy)
+            p.grad = grad
+            p.requires_grad = req
+        for sub, name, buf, buf_copy in self.buffers:
+            if buf is not None and buf_copy is not None and buf.flags.writeable:
+                np.copyto(buf, buf_copy)
+            if sub._buffers.get(name) is not buf:
+                setattr(sub, name, buf)
+        for gen, state in self.generators:
+            gen.bit_generator.state = state
+        for sub, mode in self.modes:
+            object.__setattr__(sub, "training", mode)

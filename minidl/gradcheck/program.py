@@ -1,0 +1,152 @@
+"""The cost as a function the checker can evaluate cheaply and repeatably.
+
+``Program`` wraps the checker's private float64 copy of the model (and loss).  It
+
+* splits a ``Sequential`` (nested ones too) into *stages*, so that perturbing a tensor used first by
+  stage k re-runs only stages k, k+1, ... from the stored input of stage k (prefix reuse);
+* replays every registered ``np.random.Generator`` to the state it had when that stage first ran,
+  and restores every buffer, before each evaluation -- so dropout-like layers draw the same numbers
+  every time and are checked in training mode;
+* computes the cost: the loss with its targets, or ``CF = sum(R * y)`` with a fixed random ``R``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..layer import Layer
+from ..model import Sequential
+
+
+def flatten_stages(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
+    """The layers a plain ``Sequential`` applies in order (recursively); any other layer is one stage."""
+    if isinstance(model, Sequential) and type(model).forward is Sequential.forward and len(model) > 0:
+        stages: list[tuple[str, Layer]] = []
+        for name, child in model.named_children():
+            stages.extend(flatten_stages(child, f"{prefix}.{name}" if prefix else name))
+        return stages
+    return [(prefix, model)]
+
+
+class Program:
+    """Evaluate ``cost(model(x))`` from any stage, repeatably.  See the module docstring."""
+
+    def __init__(self, model: Layer, loss: Any, x: Any, targets: Any, rng: np.random.Generator,
+                 reuse_prefix: bool = True) -> None:
+        self.model = model
+        self.loss = loss
+        self.x = x
+        self.targets = targets
+        self.rng = rng
+        self.stages = flatten_stages(model) if reuse_prefix else [("", model)]
+        self.generators: list[np.random.Generator] = []
+        seen: set[int] = set()
+        for _, gen in model.named_generators():
+            if id(gen) not in seen:
+                seen.add(id(gen))
+                self.generators.append(gen)
+        # buffers of each stage, restored before every evaluation that runs the stage
+        self.stage_buffers: list[list[tuple[Layer, str, np.ndarray | None]]] = []
+        for _, layer in self.stages:
+            self.stage_buffers.append([
+                (sub, name, None if buf is None else buf.copy())
+                for sub in layer.layers() for name, buf in sub._buffers.items()
+            ])
+        self.gen_start = self._gen_states()
+        self.stage_inputs: list[Any] = []
+        self.stage_gens: list[list[Any]] = []
+        self.R: np.ndarray | None = None
+        self.evaluations = 0
+        self.on_evaluate: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ state replay
+    def _gen_states(self) -> list[Any]:
+        return [g.bit_generator.state for g in self.generators]
+
+    def _set_gens(self, states: list[Any]) -> None:
+        for g, s in zip(self.generators, states, strict=True):
+            g.bit_generator.state = s
+
+    def _restore_buffers(self, first_stage: int) -> None:
+        for entries in self.stage_buffers[first_stage:]:
+            for sub, name, saved in entries:
+                current = sub._buffers.get(name)
+                if saved is None:
+                    if current is not None:
+                        setattr(sub, name, None)
+                elif (current is not None and current.shape == saved.shape and current.dtype == saved.dtype
+                      and current.flags.writeable):
+                    np.copyto(current, saved)
+                else:
+                    setattr(sub, name, saved.copy())
+
+    def reset(self) -> None:
+        """Generators and buffers as at the start (before a full forward)."""
+        self._set_gens(self.gen_start)
+        self._restore_buffers(0)
+
+    # ------------------------------------------------------------------ evaluation
+    def baseline(self) -> tuple[np.ndarray, float]:
+        """Run the whole model once, storing each stage's input and generator states; returns (y, cost)."""
+        self.reset()
+        h = self.x
+        self.stage_inputs = []
+        self.stage_gens = []
+        for _, layer in self.stages:
+            self.stage_inputs.append(h if h is self.x else _copy(h))
+            self.stage_gens.append(self._gen_states())
+            h = layer(h)
+        y = np.asarray(h)
+        if self.loss is None and self.R is None:
+            # a fixed random projection, never all-ones: every output element gets its own weight
+            self.R = self.rng.standard_normal(y.shape)
+            if y.ndim == 0:
+                self.R = np.asarray(self.R)
+        self.evaluations += 1
+        return y, self.cost(y)
+
+    def cost(self, y: Any) -> float:
+        if self.loss is None:
+            assert self.R is not None
+            y = np.asarray(y)
+            if y.shape != self.R.shape:
+                from ..errors import NonDeterministicError
+
+                raise NonDeterministicError(
+                    f"the model's output shape changed between evaluations ({self.R.shape} -> {y.shape})"
+                )
+            return float(np.vdot(self.R, y))
+        return float(self.loss.forward(y, self.targets))
+
+    def upstream(self) -> np.ndarray:
+        """dCost/dy for the last evaluated cost."""
+        if self.loss is None:
+            assert self.R is not None
+            return self.R.copy()
+        return np.asarray(self.loss.backward())
+
+    def evaluate(self, stage: int = 0, h: Any = None) -> float:
+        """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``."""
+        self._set_gens(self.stage_gens[stage])
+        self._restore_buffers(stage)
+        if h is None:
+            h = self.stage_inputs[stage]
+        for _, layer in self.stages[stage:]:
+            h = layer(h)
+        self.evaluations += 1
+        return self.cost(h)
+
+    def first_stage_of(self) -> dict[int, int]:
+        """``id(parameter) -> index of the first stage that uses it``."""
+        first: dict[int, int] = {}
+        for k, (_, layer) in enumerate(self.stages):
+            for _, p in layer.named_parameters():
+                first.setdefault(id(p), k)
+        return first
+
+
+def _copy(h: Any) -> Any:
+    return h.copy() if isinstance(h, np.ndarray) else h
