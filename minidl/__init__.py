@@ -27,6 +27,7 @@ from .losses import (
     MSELoss,
     TargetError,
 )
+from .gradcheck import GradientChecker, GradientReport, TensorResult
 from .model import LayerList, Model, Sequential
 from .optim import SGD, Optimizer
 from .parameter import Parameter
@@ -44,6 +45,8 @@ __all__ = [
     "DTypeError",
     "Dense",
     "GradientCheckError",
+    "GradientChecker",
+    "GradientReport",
     "HalfSquaredError",
     "HuberLoss",
     "L1Loss",
@@ -66,6 +69,7 @@ __all__ = [
     "Softmax",
     "StateDictError",
     "Tanh",
+    "TensorResult",
     "TargetError",
     "load",
     "save",
