@@ -13,8 +13,9 @@ order are the same on every run.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -225,15 +226,31 @@ class Layer:
         return self
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter's data and persistent buffer, keyed by dotted name."""
-        state: dict[str, np.ndarray] = {}
+    @overload
+    def state_dict(self, *, generators: Literal[False] = False) -> dict[str, np.ndarray]: ...
+
+    @overload
+    def state_dict(self, *, generators: bool) -> dict[str, Any]: ...
+
+    def state_dict(self, *, generators: bool = False) -> dict[str, Any]:
+        """Copies of every parameter's data and persistent buffer, keyed by dotted name.
+
+        With ``generators=True`` the state of every registered random generator (e.g. a dropout
+        layer's ``rng``) is added too, as a copy of ``generator.bit_generator.state`` (a dict of
+        ints and strings) under its dotted name: what a bit-for-bit resume of a model that draws
+        random numbers needs.  :func:`minidl.save` can store it.  A generator shared by several
+        layers is listed once, under its first name.
+        """
+        state: dict[str, Any] = {}
         for name, param in self.named_parameters():
             state[name] = param.data.copy()
         for layer_name, layer in self.named_layers():
             for name, buffer in layer._buffers.items():
                 if buffer is not None and name not in layer._non_persistent:
                     state[f"{layer_name}.{name}" if layer_name else name] = buffer.copy()
+        if generators:
+            for name, generator in self._unique_generators().items():
+                state[name] = copy.deepcopy(generator.bit_generator.state)
         return state
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
@@ -243,12 +260,21 @@ class Layer:
         refused, and in any mode a non-array value or a shape or dtype mismatch is refused.  If
         anything is refused a single :class:`~minidl.errors.StateDictError` lists it all and
         nothing is changed.  Returns the skipped keys (``strict=False``).
+
+        Generator states (``state_dict(generators=True)``) are optional: a state without any is
+        loaded as before and leaves the generators alone.  A state with some must, under
+        ``strict=True``, have them all, and each must be a valid state for the same kind of bit
+        generator (e.g. ``PCG64``).
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict expects a mapping, got {type(state).__name__}")
         own = self._state_targets()
+        own_generators = self._unique_generators()
+        with_generators = any(key in own_generators for key in state)
         missing = [key for key in own if key not in state]
-        unexpected = [key for key in state if key not in own]
+        if with_generators:
+            missing += [key for key in own_generators if key not in state]
+        unexpected = [key for key in state if key not in own and key not in own_generators]
         problems: list[str] = []
         if strict:
             problems += [f"missing key '{key}'" for key in missing]
@@ -263,6 +289,11 @@ class Layer:
                 problems.append(f"'{key}': expected shape {current.shape}, got {value.shape}")
             elif current is not None and value.dtype != current.dtype:
                 problems.append(f"'{key}': expected dtype {current.dtype}, got {value.dtype}")
+        for key, generator in own_generators.items():
+            if key in state:
+                problem = _generator_state_problem(generator, state[key])
+                if problem:
+                    problems.append(f"'{key}': {problem}")
         if problems:
             raise StateDictError(
                 f"{type(self).__name__}.load_state_dict refused the state "
@@ -272,7 +303,20 @@ class Layer:
         for key, (assign, _) in own.items():
             if key in state:
                 assign(np.array(state[key], copy=True))
+        for key, generator in own_generators.items():
+            if key in state:
+                generator.bit_generator.state = copy.deepcopy(dict(state[key]))
         return LoadResult(missing, unexpected)
+
+    def _unique_generators(self) -> dict[str, np.random.Generator]:
+        """Dotted name -> generator, each generator once (under its first name)."""
+        seen: set[int] = set()
+        result: dict[str, np.random.Generator] = {}
+        for name, generator in self.named_generators():
+            if id(generator) not in seen:
+                seen.add(id(generator))
+                result[name] = generator
+        return result
 
     def _state_targets(self) -> dict[str, tuple[Any, np.ndarray | None]]:
         """Dotted name -> (function that stores a new array, current array)."""
@@ -336,3 +380,18 @@ class Layer:
             return f"{type(self).__name__}({self.extra_repr()})"
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + "\n" + "\n".join(children) + "\n)"
+
+
+def _generator_state_problem(generator: np.random.Generator, value: Any) -> str | None:
+    """Why ``value`` cannot be ``generator.bit_generator.state`` (tried on a copy), or ``None``."""
+    kind = type(generator.bit_generator).__name__
+    if not isinstance(value, Mapping):
+        return f"expected a {kind} generator state (a dict), got {type(value).__name__}"
+    if value.get("bit_generator") != kind:
+        return f"expected a {kind} generator state, got one for {value.get('bit_generator')!r}"
+    trial = copy.deepcopy(generator.bit_generator)
+    try:
+        trial.state = copy.deepcopy(dict(value))
+    except Exception as error:  # numpy raises TypeError/ValueError/KeyError/OverflowError here
+        return f"invalid {kind} generator state ({type(error).__name__}: {error})"
+    return None

@@ -103,10 +103,18 @@ class Optimizer:
             raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems))
         if state["type"] != name:
             problems.append(f"state is for {state['type']!r}, not {name!r}")
+        extra = [key for key in state if key not in ("type", "hyper", "state")]
+        if extra:
+            problems.append(f"unexpected keys {extra}")
         hyper = state["hyper"]
         if not isinstance(hyper, Mapping) or set(hyper) != set(self.hyper):
-            got = sorted(hyper) if isinstance(hyper, Mapping) else type(hyper).__name__
+            got = sorted(map(str, hyper)) if isinstance(hyper, Mapping) else type(hyper).__name__
             problems.append(f"hyper-parameters: expected keys {sorted(self.hyper)}, got {got}")
+        else:
+            for key, value in hyper.items():
+                problem = _hyper_problem(key, value, self.hyper[key])
+                if problem:
+                    problems.append(f"hyper-parameter '{key}': {problem}")
         per_param = state["state"]
         if not isinstance(per_param, Mapping):
             problems.append(f"'state' must be a mapping, got {type(per_param).__name__}")
@@ -145,6 +153,17 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
         return f"{type(self).__name__}({len(self.params)} parameters, {args})"
+
+
+def _hyper_problem(key: str, value: Any, current: Any) -> str | None:
+    """Why ``value`` cannot replace the hyper-parameter ``key`` (now ``current``), or ``None``."""
+    if isinstance(current, bool):
+        return None if isinstance(value, (bool, np.bool_)) else f"expected a bool, got {value!r}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return f"expected a number, got {value!r}"
+    if not np.isfinite(value) or value < 0:  # lr may be 0: a schedule may have annealed it there
+        return f"expected a finite number >= 0, got {value!r}"
+    return None
 
 
 class SGD(Optimizer):
