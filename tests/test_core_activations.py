@@ -1,0 +1,57 @@
+"""ReLU, Sigmoid, Tanh: values, closed-form derivatives, dtype, bad input, and the checker."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+CASES = [
+    (md.ReLU, lambda x: max(x, 0.0), lambda x: 1.0 if x > 0 else 0.0),
+    (md.Sigmoid, lambda x: 1 / (1 + math.exp(-x)), lambda x: math.exp(-x) / (1 + math.exp(-x)) ** 2),
+    (md.Tanh, math.tanh, lambda x: 1 - math.tanh(x) ** 2),
+]
+
+
+@pytest.mark.parametrize("cls, f, df", CASES)
+def test_values_and_derivatives_match_scalar_formulas(cls: type, f, df) -> None:  # type: ignore[no-untyped-def]
+    x = np.array([[-3.0, -0.5, 0.25, 2.0], [0.75, -1.25, 4.0, -0.1]])
+    g = np.random.default_rng(0).normal(size=x.shape)
+    layer = cls()
+    y = layer(x)
+    dx = layer.backward(g)
+    np.testing.assert_allclose(y, np.vectorize(f)(x), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dx, g * np.vectorize(df)(x), rtol=1e-12, atol=1e-15)
+
+
+def test_sigmoid_does_not_overflow_at_extremes() -> None:
+    layer = md.Sigmoid()
+    with np.errstate(all="raise"):
+        y = layer(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("cls", [md.ReLU, md.Sigmoid, md.Tanh])
+def test_float32_stays_float32_and_bad_input(cls: type) -> None:
+    layer = cls()
+    x = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+    assert layer(x).dtype == np.float32
+    assert layer.backward(np.ones_like(x)).dtype == np.float32
+    with pytest.raises(md.ShapeError, match=r"expected grad_output of shape \(3, 4\)"):
+        layer.backward(np.ones((4, 3), dtype=np.float32))
+    with pytest.raises(md.DTypeError, match=f"{cls.__name__}: expected a floating-point input"):
+        layer(np.ones(3, dtype=np.int32))
+    with pytest.raises(md.BackwardBeforeForwardError):
+        cls().backward(np.ones(3))
+
+
+@pytest.mark.parametrize("cls", [md.ReLU, md.Sigmoid, md.Tanh])
+@pytest.mark.parametrize("shape, seed", [((4, 3), 0), ((2, 5, 3), 1), ((6,), 2)])
+def test_gradient_checker_passes(cls: type, shape: tuple[int, ...], seed: int) -> None:
+    x = np.random.default_rng(seed).normal(size=shape)
+    report = md.GradientChecker(cls(), inputs=x, seed=seed).run()
+    assert report.passed, str(report)
+    assert [r.name for r in report.results] == ["input"]

@@ -1,0 +1,130 @@
+"""Dense: the absorbed bias, its closed-form back-pass, initialisation, dtypes and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+
+def augmented(x: np.ndarray) -> np.ndarray:
+    return np.hstack([np.ones((x.shape[0], 1), dtype=x.dtype), x])
+
+
+@pytest.mark.parametrize("n, fin, fout, seed", [(1, 1, 1, 0), (4, 5, 1, 1), (7, 3, 6, 2), (16, 10, 4, 3)])
+def test_forward_is_augmented_matmul_and_backward_is_closed_form(n: int, fin: int, fout: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    layer = md.Dense(fin, fout, rng=rng)
+    x = rng.normal(size=(n, fin))
+    g = rng.normal(size=(n, fout))
+    W = layer.W.data
+    assert W.shape == (fin + 1, fout)
+    np.testing.assert_allclose(layer(x), augmented(x) @ W, rtol=1e-13, atol=1e-13)
+    dx = layer.backward(g)
+    np.testing.assert_allclose(layer.W.grad, augmented(x).T @ g, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, g @ W[1:].T, rtol=1e-13, atol=1e-13)
+
+
+def test_without_bias() -> None:
+    rng = np.random.default_rng(0)
+    layer = md.Dense(3, 2, bias=False, rng=rng)
+    x, g = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    assert layer.W.shape == (3, 2)
+    np.testing.assert_allclose(layer(x), x @ layer.W.data)
+    np.testing.assert_allclose(layer.backward(g), g @ layer.W.data.T)
+    np.testing.assert_allclose(layer.W.grad, x.T @ g)
+    assert layer.bias_row is None
+
+
+def test_exact_initial_values_and_seeded_init() -> None:
+    init = np.arange(12.0).reshape(4, 3)
+    layer = md.Dense(3, 3, W=init)
+    np.testing.assert_array_equal(layer.W.data, init)
+    assert layer.W.data is not init
+    np.testing.assert_array_equal(layer.bias_row, init[0])
+    np.testing.assert_array_equal(layer.weight, init[1:])
+    np.testing.assert_array_equal(md.Dense(4, 5, rng=42).W.data, md.Dense(4, 5, rng=42).W.data)
+    assert not np.array_equal(md.Dense(4, 5, rng=1).W.data, md.Dense(4, 5, rng=2).W.data)
+    bound = 1 / np.sqrt(400)
+    assert np.abs(md.Dense(400, 50, rng=0).W.data).max() <= bound
+    he = md.Dense(400, 50, init="he", rng=0)
+    assert np.all(he.W.data[0] == 0)
+    assert abs(he.W.data[1:].std() - np.sqrt(2 / 400)) < 0.01
+    with pytest.raises(md.ShapeError, match=r"expected W of shape \(4, 3\), got \(3, 3\)"):
+        md.Dense(3, 3, W=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="unknown init"):
+        md.Dense(3, 3, init="magic")
+    with pytest.raises(ValueError, match="in_features must be a positive int"):
+        md.Dense(0, 3)
+
+
+def test_float32_stays_float32() -> None:
+    layer = md.Dense(4, 2, rng=0, dtype=np.float32)
+    x = np.ones((3, 4), dtype=np.float32)
+    y = layer(x)
+    assert y.dtype == np.float32 and layer.W.data.dtype == np.float32
+    dx = layer.backward(np.ones((3, 2), dtype=np.float32))
+    assert dx.dtype == np.float32 and layer.W.grad.dtype == np.float32
+
+
+def test_cast_whole_model() -> None:
+    model = md.Sequential(md.Dense(4, 3, rng=0), md.Sigmoid(), md.Dense(3, 1, rng=1)).astype(np.float32)
+    assert model(np.ones((2, 4), dtype=np.float32)).dtype == np.float32
+
+
+def test_rebinding_parameter_arrays_is_seen_at_call_time() -> None:
+    layer = md.Dense(2, 1, W=np.zeros((3, 1)))
+    x = np.array([[1.0, 2.0]])
+    layer.W.data = np.array([[1.0], [10.0], [100.0]])
+    np.testing.assert_array_equal(layer(x), [[211.0]])
+    layer.W.grad = np.zeros((3, 1))
+    layer.backward(np.ones((1, 1)))
+    np.testing.assert_array_equal(layer.W.grad, [[1.0], [1.0], [2.0]])
+
+
+@pytest.mark.parametrize(
+    "x, error, pattern",
+    [
+        (np.ones((4, 6)), md.ShapeError, r"Dense\(5 -> 1\): expected input of shape \(N, 5\), got shape \(4, 6\)"),
+        (np.ones(5), md.ShapeError, r"expected a 2-D input of shape \(N, 5\), got shape \(5,\)"),
+        (np.ones((4, 5), dtype=np.int64), md.DTypeError, "floating-point input, got dtype int64"),
+        (np.array([["a"] * 5]), md.DTypeError, "floating-point input"),
+        (np.full((2, 5), np.nan), md.NonFiniteError, r"NaN/inf.*index \(0, 0\)"),
+        (np.ones((2, 5), dtype=np.float32), md.DTypeError, "does not match the layer's parameters"),
+        ("not an array", md.DTypeError, "numpy array"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(x: object, error: type, pattern: str) -> None:
+    layer = md.Dense(5, 1, rng=0)
+    before = layer.W.data.copy()
+    with pytest.raises(error, match=pattern):
+        layer(x)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(layer.W.data, before)
+    assert np.all(layer.W.grad == 0)
+    assert issubclass(error, (ValueError, TypeError))
+
+
+def test_backward_before_forward_and_wrong_grad_shape() -> None:
+    layer = md.Dense(3, 2, rng=0)
+    with pytest.raises(md.BackwardBeforeForwardError, match=r"Dense\.backward called before forward"):
+        layer.backward(np.ones((4, 2)))
+    layer(np.ones((4, 3)))
+    with pytest.raises(md.ShapeError, match=r"expected grad_output of shape \(4, 2\), got \(4, 3\)"):
+        layer.backward(np.ones((4, 3)))
+    assert np.all(layer.W.grad == 0)
+
+
+def test_overflowing_but_finite_input_is_accepted() -> None:
+    layer = md.Dense(2, 1, W=np.zeros((3, 1)))
+    x = np.array([[1e308, 1e308]])  # the sum overflows; every element is finite
+    assert layer(x).shape == (1, 1)
+
+
+@pytest.mark.parametrize("fin, fout, bias, seed", [(5, 1, True, 0), (3, 4, True, 1), (4, 2, False, 2), (1, 3, True, 3)])
+def test_gradient_checker_passes_on_dense(fin: int, fout: int, bias: bool, seed: int) -> None:
+    report = md.GradientChecker(md.Dense(fin, fout, bias=bias, rng=seed), seed=seed).run()
+    assert report.passed, str(report)
+    assert {r.name for r in report.results} == {"W", "input"}
+    for record in report.results:
+        assert record.max_rel_error < 1e-6
