@@ -1,0 +1,279 @@
+"""``Conv2D``: a 2-D convolution computed as a ``Dense`` over image patches (im2col), bias absorbed."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.typing import ArrayLike, DTypeLike
+
+from ..errors import ShapeError
+from ..init import RNGLike, as_generator, initial_weights
+from ..layer import Layer
+from ..parameter import Parameter
+from ..validation import check_input
+
+__all__ = ["Conv2D"]
+
+
+def _pair(value: int | tuple[int, int], name: str, who: str, minimum: int) -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(3, 2)`` as is; refuse non-ints and values below ``minimum``."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or any(
+        not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < minimum for v in pair
+    ):
+        raise ValueError(f"{who}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in PyTorch) on NCHW images, bias absorbed as in ``Dense``.
+
+    Every output pixel is a ``Dense`` applied to the image patch under the kernel: with the
+    patch flattened to ``p`` (length ``C*kh*kw``), ``y[n, :, i, j] = [1, p] @ W``.
+
+    Shapes:
+        x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
+        ``H_out = (H + 2*padding - kh) // stride + 1`` (likewise W_out).
+        W: (in_channels*kh*kw + 1, out_channels) with ``bias=True``: row 0 is the bias and
+        row ``1 + (c*kh + i)*kw + j`` holds the weights of input channel ``c`` at kernel
+        offset ``(i, j)``, i.e. the patch is flattened in ``(C, kh, kw)`` order, the order of
+        PyTorch's ``weight.reshape(out, -1)``.  Without bias, W has no row 0.
+        :attr:`kernel` is the PyTorch-shaped view ``(out, in, kh, kw)`` of those rows and
+        :meth:`from_kernel` builds a layer from such a kernel.
+
+    Computation (``M = N*H_out*W_out`` patches; ``P``: (C*kh*kw, M) the patch matrix, im2col)::
+
+        forward:   Y = W[1:].T @ P + W[0]         (out, M), reshaped to (N, out, H_out, W_out)
+        backward:  dW[1:] += P @ G.T,  dW[0] += G.sum(over M),  dP = W[1:] @ G,
+                   dx = col2im(dP): each patch's gradient added back where the patch came from
+
+    ``P`` is built once per forward by a strided view of the (padded) input and one copy, and kept
+    for the backward.  Internally the batch axis sits after the channel axis (CNHW), so every copy
+    moves whole image rows; the output (and ``dx``) is an ``(N, C, H, W)``-shaped *view* of that
+    memory, which NumPy handles transparently.
+
+    Args:
+        kernel_size, stride, padding: an int or an ``(h, w)`` pair; zero padding on each side.
+        W: exact initial values of shape ``(C*kh*kw [+1], out)`` instead of a random draw.
+        init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(C*kh*kw)) for weights and bias), ``"he"``,
+            ``"glorot"`` or ``"zeros"`` (the bias starts at zero except with ``"uniform"``).
+        rng: a ``numpy.random.Generator`` or int seed for the draw.
+        dtype: float64 by default; ``np.float32`` for speed.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        *,
+        W: ArrayLike | None = None,
+        init: str = "uniform",
+        rng: RNGLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Conv2D: {name} must be a positive int, got {value!r}")
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D", 1)
+        self.stride = _pair(stride, "stride", "Conv2D", 1)
+        self.padding = _pair(padding, "padding", "Conv2D", 0)
+        self.bias = bool(bias)
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels * kh * kw
+        rows = fan_in + 1 if self.bias else fan_in
+        if W is not None:
+            values = np.array(W, dtype=dtype)
+            if values.shape != (rows, self.out_channels):
+                raise ShapeError(
+                    f"{self._who}: expected W of shape {(rows, self.out_channels)} "
+                    f"(in_channels*kh*kw{' + 1' if self.bias else ''}, out_channels), got {values.shape}"
+                )
+        else:
+            values = initial_weights(init, (rows, self.out_channels), fan_in,
+                                     self.out_channels * kh * kw, as_generator(rng), dtype)
+            if self.bias and init != "uniform":
+                values[0] = 0
+        self.W = Parameter(values)
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
+
+    # ------------------------------------------------------------------ PyTorch-shaped views
+    @classmethod
+    def from_kernel(
+        cls,
+        kernel: ArrayLike,
+        bias: ArrayLike | None = None,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        *,
+        dtype: DTypeLike | None = None,
+    ) -> Conv2D:
+        """A ``Conv2D`` from a PyTorch-shaped kernel ``(out, in, kh, kw)`` and optional bias ``(out,)``.
+
+        E.g. ``Conv2D.from_kernel(conv.weight.detach().numpy(), conv.bias.detach().numpy())``.
+        """
+        k = np.asarray(kernel)
+        if dtype is None:
+            dtype = k.dtype if k.dtype.kind == "f" else np.float64
+        k = k.astype(dtype, copy=False)
+        if k.ndim != 4:
+            raise ShapeError(
+                f"Conv2D.from_kernel: expected a kernel of shape (out, in, kh, kw), got {k.shape}"
+            )
+        out, cin, kh, kw = k.shape
+        rows = k.reshape(out, -1).T
+        if bias is not None:
+            b = np.asarray(bias, dtype=dtype)
+            if b.shape != (out,):
+                raise ShapeError(f"Conv2D.from_kernel: expected a bias of shape ({out},), got {b.shape}")
+            rows = np.vstack([b[None, :], rows])
+        return cls(cin, out, (kh, kw), stride, padding, bias=bias is not None, W=rows, dtype=dtype)
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """The weights as PyTorch shapes them, (out, in, kh, kw): a view of ``W.data`` (writable)."""
+        rows = self.W.data[1:] if self.bias else self.W.data
+        return rows.T.reshape(self.out_channels, self.in_channels, *self.kernel_size)
+
+    @property
+    def bias_row(self) -> np.ndarray | None:
+        """The bias, (out_channels,): a view of ``W.data[0]``, or ``None`` without bias."""
+        return self.W.data[0] if self.bias else None
+
+    # ------------------------------------------------------------------ computation
+    @property
+    def _who(self) -> str:
+        kh, kw = self.kernel_size
+        k = kh if kh == kw else (kh, kw)
+        return f"Conv2D({self.in_channels} -> {self.out_channels}, k={k})"
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """The per-sample output shape ``(out, H_out, W_out)`` for an input of ``height x width``."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (self.out_channels, _output_size(height, kh, sh, ph), _output_size(width, kw, sw, pw))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out)."""
+        W = self.W.data
+        C = self.in_channels
+        x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=W.dtype)
+        N, _, H, Wd = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Hp, Wp = H + 2 * ph, Wd + 2 * pw
+        if Hp < kh or Wp < kw:
+            raise ShapeError(
+                f"{self._who}: input of shape {x.shape} is smaller than the kernel {(kh, kw)} "
+                f"(with padding {self.padding})"
+            )
+        _, Ho, Wo = self.output_shape(H, Wd)
+        xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous when x came from a Conv2D
+        if (sh, sw) == (1, 1):
+            # "Wide rows": lay each padded image out flat (rows of Wp pixels, kw - 1 spare zeros
+            # at the end).  Patch offset (i, j) of output pixel (r, q) is then flat pixel
+            # r*Wp + q + i*Wp + j, so for every offset the patches of all output rows, taken Wp
+            # wide, are ONE contiguous run: im2col and col2im copy long runs.  Columns q >= Wo
+            # are junk computed in passing and dropped from the output (and get zero gradient).
+            flat = np.zeros((C, N, Hp * Wp + kw - 1), dtype=x.dtype)
+            flat[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + Wd] = xt
+            sc, sn, sp = flat.strides
+            runs = as_strided(flat, (C, kh, kw, N, Ho * Wp), (sc, Wp * sp, sp, sn, sp), writeable=False)
+            patches = np.ascontiguousarray(runs).reshape(C * kh * kw, N * Ho * Wp)
+            width = Wp
+        else:
+            if ph or pw:
+                padded = np.zeros((C, N, Hp, Wp), dtype=x.dtype)
+                padded[:, :, ph:ph + H, pw:pw + Wd] = xt
+                xt = padded
+            windows = sliding_window_view(xt, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # (C,N,Ho,Wo,kh,kw)
+            patches = np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(C * kh * kw, -1)
+            width = Wo
+        self._cache = (patches, x.shape, (Ho, Wo))
+        if self.bias:
+            out = W[1:].T @ patches
+            out += W[0][:, None]
+        else:
+            out = W.T @ patches
+        return out.reshape(self.out_channels, N, Ho, width)[..., :Wo].transpose(1, 0, 2, 3)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, out, H_out, W_out) -> dx: (N, in_channels, H, W); adds into ``W.grad``."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        patches, x_shape, (Ho, Wo) = cache
+        N, C, H, Wd = x_shape
+        F = self.out_channels
+        if grad_output.shape != (N, F, Ho, Wo):
+            raise ShapeError(
+                f"{self._who}.backward: expected grad_output of shape {(N, F, Ho, Wo)}, "
+                f"got {grad_output.shape}"
+            )
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Hp, Wp = H + 2 * ph, Wd + 2 * pw
+        W, dW = self.W.data, self.W.grad
+        weights = W[1:] if self.bias else W
+        wide = (sh, sw) == (1, 1)
+        gt = grad_output.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
+        if wide:
+            g = np.zeros((F, N, Ho, Wp), dtype=grad_output.dtype)  # zero gradient on the junk columns
+            g[..., :Wo] = gt
+            g = g.reshape(F, N * Ho * Wp)
+        else:
+            g = gt.reshape(F, N * Ho * Wo)  # a view when grad_output has the layout of our output
+        if self.bias:
+            dW[1:] += patches @ g.T
+            dW[0] += g.sum(axis=1)
+        else:
+            dW += patches @ g.T
+        # rows of the patch gradient ordered (kh, kw, C), so that each kernel offset is one block
+        by_offset = weights.reshape(C, kh, kw, F).transpose(1, 2, 0, 3).reshape(kh * kw * C, F)
+        dpatches = by_offset @ g
+        # col2im: add each kernel offset's gradient back onto the pixels it was read from
+        if wide:
+            run = Ho * Wp
+            dpatches = dpatches.reshape(kh, kw, C, N, run)
+            dflat = np.zeros((C, N, Hp * Wp + kw - 1), dtype=dpatches.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    start = i * Wp + j
+                    dflat[:, :, start:start + run] += dpatches[i, j]
+            dxt = dflat[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)
+        else:
+            dpatches = dpatches.reshape(kh, kw, C, N, Ho, Wo)
+            if sh >= kh and sw >= kw:  # windows do not overlap: one strided assignment
+                dxt = np.zeros((C, N, max(Hp, Ho * sh), max(Wp, Wo * sw)), dtype=dpatches.dtype)
+                blocks = dxt[:, :, : Ho * sh, : Wo * sw].reshape(C, N, Ho, sh, Wo, sw)  # a view
+                blocks[:, :, :, :kh, :, :kw] = dpatches.transpose(2, 3, 4, 0, 5, 1)
+            else:
+                dxt = np.zeros((C, N, Hp, Wp), dtype=dpatches.dtype)
+                for i in range(kh):
+                    for j in range(kw):
+                        dxt[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += dpatches[i, j]
+        if dxt.shape[2:] != (H, Wd):
+            dxt = dxt[:, :, ph:ph + H, pw:pw + Wd]
+        return dxt.transpose(1, 0, 2, 3)
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        """A small valid per-sample input, ``(in_channels, kh + 2*sh, kw + 2*sw)`` (3x3 outputs unpadded)."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return (self.in_channels, kh + 2 * sh, kw + 2 * sw)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"]
+        if self.stride != (1, 1):
+            parts.append(f"stride={self.stride}")
+        if self.padding != (0, 0):
+            parts.append(f"padding={self.padding}")
+        if not self.bias:
+            parts.append("bias=False")
+        return ", ".join(parts)

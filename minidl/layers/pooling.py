@@ -1,0 +1,160 @@
+"""``MaxPool2D`` and ``AvgPool2D`` on NCHW images, vectorised over the batch and every pixel.
+
+Both loop in Python only over the ``kh*kw`` offsets of the window (4 passes for a 2x2 pool), each
+pass an array operation on the whole batch.  Outputs keep the memory layout of the input (a
+``Conv2D`` output stays channel-major), so a pool between two convolutions costs no extra copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ShapeError
+from ..layer import Layer
+from ..validation import check_input
+from .conv import _output_size, _pair
+
+__all__ = ["AvgPool2D", "MaxPool2D"]
+
+
+class _Pool2D(Layer):
+    """Shared geometry: windows of ``kernel_size`` every ``stride`` pixels, no padding, floor mode."""
+
+    def __init__(
+        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name, 1)
+        self._shape: tuple[int, ...] | None = None
+
+    @property
+    def _who(self) -> str:
+        kh, kw = self.kernel_size
+        k = kh if kh == kw else (kh, kw)
+        stride = "" if self.stride == self.kernel_size else f", stride={self.stride}"
+        return f"{type(self).__name__}(k={k}{stride})"
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        """Check x: (N, C, H, W) and return its windows: a view (N, C, H_out, W_out, kh, kw)."""
+        x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)")
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        if x.shape[2] < kh or x.shape[3] < kw:
+            raise ShapeError(f"{self._who}: input of shape {x.shape} is smaller than the window {(kh, kw)}")
+        self._shape = x.shape
+        return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """``(H_out, W_out) = ((H - kh) // sh + 1, (W - kw) // sw + 1)``."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return _output_size(height, kh, sh, 0), _output_size(width, kw, sw, 0)
+
+    def _check_grad(self, grad_output: np.ndarray) -> tuple[int, ...]:
+        shape = self._shape
+        self._require_cache(shape)
+        assert shape is not None
+        expected = (*shape[:2], *self.output_shape(shape[2], shape[3]))
+        if grad_output.shape != expected:
+            raise ShapeError(
+                f"{self._who}.backward: expected grad_output of shape {expected}, got {grad_output.shape}"
+            )
+        return shape
+
+    def _scatter(
+        self, shape: tuple[int, ...], dtype: np.dtype, parts: Iterable[tuple[int, int, np.ndarray]]
+    ) -> np.ndarray:
+        """dx: (N, C, H, W), with each ``part`` (N, C, H_out, W_out) added at window offset ``(i, j)``.
+
+        dx is allocated channel-major (the layout a ``Conv2D`` reads fastest) and returned as an
+        (N, C, H, W) view.
+        """
+        N, C, H, W = shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        Ho, Wo = self.output_shape(H, W)
+        dxt = np.zeros((C, N, max(H, Ho * sh), max(W, Wo * sw)), dtype=dtype)
+        dx = dxt.transpose(1, 0, 2, 3)
+        if sh >= kh and sw >= kw:  # windows do not overlap: plain strided writes
+            blocks = dx[:, :, : Ho * sh, : Wo * sw].reshape(N, C, Ho, sh, Wo, sw)  # splits axes: a view
+            for i, j, part in parts:
+                blocks[:, :, :, i, :, j] = part
+        else:
+            for i, j, part in parts:
+                dx[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
+        return dx[:, :, :H, :W]
+
+    def extra_repr(self) -> str:
+        stride = "" if self.stride == self.kernel_size else f", stride={self.stride}"
+        return f"kernel_size={self.kernel_size}{stride}"
+
+
+class MaxPool2D(_Pool2D):
+    """The maximum of each ``kh x kw`` window, as PyTorch's ``MaxPool2d`` (no padding, floor mode).
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H - kh) // stride + 1``;
+    ``stride`` defaults to ``kernel_size``.
+
+    Backward: each output's gradient goes to the input element that was the maximum of its window;
+    with overlapping windows an input collects the gradients of every window it won.  **Ties**: when
+    several elements of a window share the maximum, the gradient goes to exactly one of them, the
+    first in row-major order within the window (smallest row, then smallest column), as PyTorch
+    does.  The forward keeps only the winner's offset per output (one byte each).
+    """
+
+    def __init__(
+        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+    ) -> None:
+        super().__init__(kernel_size, stride)
+        self._argmax: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
+        windows = self._windows(x)
+        kh, kw = self.kernel_size
+        best = windows[..., 0, 0].copy(order="K")
+        argmax = np.zeros(best.shape, dtype=np.uint8 if kh * kw <= 256 else np.int32)
+        for t in range(1, kh * kw):
+            value = windows[..., t // kw, t % kw]
+            wins = value > best  # strict: on a tie the earlier offset keeps the win
+            np.copyto(argmax, t, where=wins)
+            np.maximum(best, value, out=best)
+        self._argmax = argmax
+        return best
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C, H_out, W_out) -> dx: (N, C, H, W)."""
+        shape = self._check_grad(grad_output)
+        argmax = self._argmax
+        assert argmax is not None
+        kh, kw = self.kernel_size
+        parts = ((t // kw, t % kw, grad_output * (argmax == t)) for t in range(kh * kw))
+        return self._scatter(shape, grad_output.dtype, parts)
+
+
+class AvgPool2D(_Pool2D):
+    """The mean of each ``kh x kw`` window, as PyTorch's ``AvgPool2d`` (no padding, floor mode).
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H - kh) // stride + 1``;
+    ``stride`` defaults to ``kernel_size``.  Backward: every element of a window receives
+    ``grad / (kh*kw)`` (summed over the windows it belongs to when they overlap).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
+        windows = self._windows(x)
+        kh, kw = self.kernel_size
+        total = windows[..., 0, 0].copy(order="K")
+        for t in range(1, kh * kw):
+            total += windows[..., t // kw, t % kw]
+        total *= 1.0 / (kh * kw)
+        return total
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C, H_out, W_out) -> dx: (N, C, H, W)."""
+        shape = self._check_grad(grad_output)
+        kh, kw = self.kernel_size
+        share = grad_output * (1.0 / (kh * kw))
+        return self._scatter(shape, grad_output.dtype, ((i, j, share) for i in range(kh) for j in range(kw)))

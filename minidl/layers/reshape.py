@@ -1,0 +1,44 @@
+"""``Flatten``: (N, d1, d2, ...) -> (N, d1*d2*...), the bridge from convolutions to ``Dense``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..layer import Layer
+from ..validation import as_float_array
+
+__all__ = ["Flatten"]
+
+
+class Flatten(Layer):
+    """Keep the batch axis, flatten the rest in C order, as PyTorch's ``nn.Flatten()``.
+
+    Shapes: x: (N, d1, ..., dk) with k >= 1 -> y: (N, d1*...*dk).  Backward reshapes the gradient
+    back to x's shape.  The output is a view of x when x is C-contiguous, else a copy.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, ...) -> (N, prod(...))."""
+        x = as_float_array(x, "Flatten")
+        if x.ndim < 2:
+            raise ShapeError(f"Flatten: expected an input of shape (N, d1, ...) with at least 2 dimensions, "
+                             f"got shape {x.shape}")
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, prod(...)) -> dx: x's shape."""
+        shape = self._shape
+        self._require_cache(shape)
+        assert shape is not None
+        expected = (shape[0], int(np.prod(shape[1:])))
+        if grad_output.shape != expected:
+            raise ShapeError(
+                f"Flatten.backward: expected grad_output of shape {expected}, got {grad_output.shape}"
+            )
+        return grad_output.reshape(shape)

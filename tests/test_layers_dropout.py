@@ -1,0 +1,94 @@
+"""Dropout: drop rate, inverted scaling, eval identity, seeded replay, gradient checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.testing import assert_gradients_ok
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_drop_rate_and_scaling(p: float) -> None:
+    layer = md.Dropout(p, rng=0)
+    x = np.random.default_rng(1).uniform(1.0, 2.0, size=(400, 500))  # no zeros in x
+    y = layer(x)
+    dropped = y == 0
+    n = x.size
+    # the drop count is Binomial(n, p): within 5 standard deviations
+    assert abs(dropped.sum() - p * n) < 5 * np.sqrt(n * p * (1 - p))
+    np.testing.assert_allclose(y[~dropped], x[~dropped] / (1 - p), rtol=1e-15)
+    assert np.mean(y) == pytest.approx(np.mean(x), rel=0.01)  # inverted dropout keeps the mean
+    g = np.ones_like(x)
+    dx = layer.backward(g)
+    np.testing.assert_array_equal(dx == 0, dropped)
+    np.testing.assert_allclose(dx[~dropped], 1 / (1 - p), rtol=1e-15)
+    np.testing.assert_array_equal(layer.mask, dx)
+
+
+def test_eval_mode_is_the_identity() -> None:
+    layer = md.Dropout(0.5, rng=0).eval()
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    y = layer(x)
+    np.testing.assert_array_equal(y, x)
+    g = np.ones((3, 4))
+    np.testing.assert_array_equal(layer.backward(g), g)
+    assert layer.mask is None
+    layer.train()
+    assert np.any(layer(x) == 0)
+
+
+def test_p_zero_and_one() -> None:
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    np.testing.assert_array_equal(md.Dropout(0.0, rng=0)(x), x)
+    layer = md.Dropout(1.0, rng=0)
+    np.testing.assert_array_equal(layer(x), np.zeros_like(x))
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), np.zeros_like(x))
+
+
+def test_seeded_and_registered_generator() -> None:
+    x = np.ones((5, 6))
+    a, b = md.Dropout(0.5, rng=7), md.Dropout(0.5, rng=7)
+    np.testing.assert_array_equal(a(x), b(x))
+    first, second = md.Dropout(0.5, rng=3)(np.ones((50,))), md.Dropout(0.5, rng=4)(np.ones((50,)))
+    assert not np.array_equal(first, second)
+    layer = md.Dropout(0.3, rng=np.random.default_rng(1))
+    assert [name for name, _ in layer.named_generators()] == ["rng"]
+    model = md.Sequential(md.Dense(2, 3, rng=0), md.Dropout(0.2, rng=0))
+    assert [name for name, _ in model.named_generators()] == ["1.rng"]
+    # replaying the generator state replays the mask
+    state = layer.rng.bit_generator.state
+    y1 = layer(np.ones((4, 4)))
+    layer.rng.bit_generator.state = state
+    np.testing.assert_array_equal(layer(np.ones((4, 4))), y1)
+
+
+def test_float32_and_errors() -> None:
+    layer = md.Dropout(0.5, rng=0)
+    y = layer(np.ones((3, 3), dtype=np.float32))
+    assert y.dtype == np.float32
+    assert layer.backward(np.ones((3, 3), dtype=np.float32)).dtype == np.float32
+    with pytest.raises(md.ShapeError, match=r"Dropout\(p=0.5\).backward: expected grad_output of shape"):
+        layer.backward(np.ones((3, 4)))
+    with pytest.raises(ValueError, match=r"p \(the drop probability\) must be in \[0, 1\]"):
+        md.Dropout(1.5)
+    with pytest.raises(md.BackwardBeforeForwardError):
+        md.Dropout().backward(np.ones(2))
+    with pytest.raises(md.DTypeError, match="Dropout"):
+        layer(np.ones(3, dtype=int))
+    assert md.Dropout.elementwise
+    assert repr(md.Dropout(0.25)) == "Dropout(p=0.25)"
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+@pytest.mark.parametrize("shape, seed", [((4, 3), 0), ((2, 3, 4), 1), ((5, 2), 2)])
+def test_gradient_checker_replays_the_mask(p: float, shape: tuple[int, ...], seed: int) -> None:
+    x = np.random.default_rng(seed).normal(size=shape)
+    assert_gradients_ok(md.Dropout(p, rng=seed), inputs=x, seed=seed)
+
+
+def test_gradient_checker_in_a_model() -> None:
+    model = md.Sequential(md.Dense(3, 6, rng=0), md.Tanh(), md.Dropout(0.4, rng=1), md.Dense(6, 2, rng=2))
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    assert_gradients_ok(model, inputs=x, loss=md.CrossEntropyLoss(), targets=np.array([0, 1, 1, 0, 1]))

@@ -1,0 +1,237 @@
+"""BatchNorm1d, BatchNorm2d and LayerNorm: statistics, running-stat updates, train/eval, gradient checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.testing import assert_gradients_ok
+
+
+def randomise(layer: md.Layer, seed: int) -> md.Layer:
+    """Non-trivial gamma/beta (and running stats) so that every term of the back-pass matters."""
+    rng = np.random.default_rng(seed)
+    for _, param in layer.named_parameters():
+        param.data = rng.normal(size=param.shape)
+    if getattr(layer, "track_running_stats", False):
+        layer.running_mean = rng.normal(size=layer.running_mean.shape)
+        layer.running_var = rng.uniform(0.5, 2.0, size=layer.running_var.shape)
+    return layer
+
+
+@pytest.mark.parametrize("layer, shape, axes", [
+    (md.BatchNorm1d(3), (6, 3), (0,)),
+    (md.BatchNorm1d(2), (4, 2, 5), (0, 2)),
+    (md.BatchNorm2d(3), (4, 3, 2, 5), (0, 2, 3)),
+])
+def test_training_forward_normalises_per_channel(layer: md.Layer, shape: tuple[int, ...],
+                                                 axes: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(loc=3.0, scale=2.0, size=shape)
+    y = layer(x)
+    np.testing.assert_allclose(y.mean(axis=axes), 0.0, atol=1e-13)
+    np.testing.assert_allclose(y.var(axis=axes), 1.0, rtol=1e-4)  # var / (var + eps)
+    randomise(layer, 1)
+    y = layer(x)
+    mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    bshape = [1] * len(shape)
+    bshape[1] = shape[1]
+    gamma, beta = layer.gamma.data.reshape(bshape), layer.beta.data.reshape(bshape)
+    np.testing.assert_allclose(y, gamma * (x - mean) / np.sqrt(var + 1e-5) + beta, rtol=1e-12, atol=1e-13)
+
+
+def test_running_statistics_follow_pytorch_formula() -> None:
+    rng = np.random.default_rng(2)
+    layer = md.BatchNorm2d(2)
+    assert [name for name, _ in layer.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
+    mean, var = np.zeros(2), np.ones(2)
+    for step in range(3):
+        x = rng.normal(loc=step, scale=1 + step, size=(3, 2, 2, 2))
+        layer(x)
+        m = 3 * 2 * 2
+        batch_mean = x.mean(axis=(0, 2, 3))
+        unbiased = x.var(axis=(0, 2, 3)) * m / (m - 1)
+        mean = 0.9 * mean + 0.1 * batch_mean
+        var = 0.9 * var + 0.1 * unbiased
+        np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-14)
+        np.testing.assert_allclose(layer.running_var, var, rtol=1e-14)
+        assert int(layer.num_batches_tracked) == step + 1
+    # eval: the running statistics normalise, and nothing is updated
+    layer.eval()
+    x = rng.normal(size=(2, 2, 3, 3))
+    y = layer(x)
+    expected = (x - mean.reshape(1, 2, 1, 1)) / np.sqrt(var.reshape(1, 2, 1, 1) + 1e-5)
+    np.testing.assert_allclose(y, expected, rtol=1e-13)
+    np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-14)
+    assert int(layer.num_batches_tracked) == 3
+
+
+def test_momentum_none_is_a_cumulative_average_and_custom_momentum() -> None:
+    rng = np.random.default_rng(3)
+    batches = [rng.normal(loc=i, size=(4, 3)) for i in range(3)]
+    layer = md.BatchNorm1d(3, momentum=None)
+    for x in batches:
+        layer(x)
+    np.testing.assert_allclose(layer.running_mean, np.mean([x.mean(axis=0) for x in batches], axis=0), rtol=1e-13)
+    np.testing.assert_allclose(layer.running_var, np.mean([x.var(axis=0, ddof=1) for x in batches], axis=0),
+                               rtol=1e-13)
+    layer = md.BatchNorm1d(3, momentum=0.5)
+    layer(batches[0])
+    np.testing.assert_allclose(layer.running_mean, 0.5 * batches[0].mean(axis=0), rtol=1e-14)
+
+
+def test_no_tracking_and_no_affine() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(loc=2.0, size=(5, 3))
+    layer = md.BatchNorm1d(3, affine=False, track_running_stats=False).eval()
+    assert list(layer.named_parameters()) == [] and list(layer.named_buffers()) == []
+    y = layer(x)  # batch statistics even in eval mode
+    np.testing.assert_allclose(y, (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-13)
+    assert "affine=False" in repr(layer) and "track_running_stats=False" in repr(layer)
+
+
+def test_state_dict_astype_and_float32() -> None:
+    layer = md.BatchNorm2d(2)
+    assert sorted(layer.state_dict()) == ["beta", "gamma", "num_batches_tracked", "running_mean", "running_var"]
+    layer.astype(np.float32)
+    assert layer.running_mean.dtype == np.float32 and layer.gamma.data.dtype == np.float32
+    x = np.random.default_rng(0).normal(size=(2, 2, 3, 3)).astype(np.float32)
+    y = layer(x)
+    assert y.dtype == np.float32 and layer.running_var.dtype == np.float32
+    assert layer.backward(np.ones_like(y)).dtype == np.float32
+    layer.eval()
+    assert layer(x).dtype == np.float32
+    with pytest.raises(md.DTypeError, match=r"BatchNorm2d\(2\): input dtype float64"):
+        layer(x.astype(np.float64))
+
+
+def test_errors_name_the_layer() -> None:
+    with pytest.raises(md.ShapeError, match=r"BatchNorm2d\(3\): expected input of shape \(N, 3, H, W\), "
+                                            r"got shape \(2, 4, 5, 5\)"):
+        md.BatchNorm2d(3)(np.zeros((2, 4, 5, 5)))
+    with pytest.raises(md.ShapeError, match=r"BatchNorm2d\(3\): expected a 4-D input"):
+        md.BatchNorm2d(3)(np.zeros((2, 3)))
+    with pytest.raises(md.ShapeError, match=r"BatchNorm1d\(3\): expected a 2-D input of shape \(N, C\) or "
+                                            r"\(N, C, L\)"):
+        md.BatchNorm1d(3)(np.zeros((2, 3, 4, 4)))
+    with pytest.raises(md.ShapeError, match=r"more than 1 value per channel"):
+        md.BatchNorm1d(3)(np.zeros((1, 3)))
+    md.BatchNorm1d(3).eval()(np.zeros((1, 3)))  # fine in eval mode
+    layer = md.BatchNorm1d(3)
+    with pytest.raises(md.BackwardBeforeForwardError):
+        layer.backward(np.zeros((2, 3)))
+    layer(np.random.default_rng(0).normal(size=(2, 3)))
+    with pytest.raises(md.ShapeError, match=r"BatchNorm1d\(3\).backward: expected grad_output of shape \(2, 3\)"):
+        layer.backward(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="momentum"):
+        md.BatchNorm1d(3, momentum=2.0)
+
+
+BN_CASES = [
+    (lambda: md.BatchNorm1d(3), (5, 3)),
+    (lambda: md.BatchNorm1d(2), (3, 2, 4)),
+    (lambda: md.BatchNorm2d(2), (3, 2, 3, 2)),
+    (lambda: md.BatchNorm2d(3, affine=False), (2, 3, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("make, shape", BN_CASES)
+def test_batchnorm_gradient_checker(make: object, shape: tuple[int, ...], seed: int, mode: str) -> None:
+    layer = randomise(make(), seed)  # type: ignore[operator]
+    if mode == "eval":
+        layer.eval()
+    x = np.random.default_rng(seed + 10).normal(loc=1.0, scale=2.0, size=shape)
+    before = {name: None if b is None else b.copy() for name, b in layer.named_buffers()}
+    assert_gradients_ok(layer, inputs=x, seed=seed)
+    for name, buffer in layer.named_buffers():  # the checker restores the running statistics
+        np.testing.assert_array_equal(buffer, before[name])
+
+
+def test_batchnorm_in_a_cnn_with_cross_entropy() -> None:
+    model = md.Sequential(md.Conv2D(1, 2, 3, rng=0), md.BatchNorm2d(2), md.ReLU(), md.Flatten(),
+                          md.Dense(8, 3, rng=1))
+    x = np.random.default_rng(5).normal(size=(4, 1, 4, 4))
+    assert_gradients_ok(model, inputs=x, loss=md.CrossEntropyLoss(), targets=np.array([0, 1, 2, 1]))
+
+
+# ----------------------------------------------------------------------------- LayerNorm
+
+
+@pytest.mark.parametrize("normalized_shape, shape", [(4, (3, 4)), ((2, 3), (2, 2, 3)), (5, (2, 3, 5))])
+def test_layernorm_forward(normalized_shape: int | tuple[int, ...], shape: tuple[int, ...]) -> None:
+    layer = randomise(md.LayerNorm(normalized_shape), 0)
+    x = np.random.default_rng(1).normal(loc=-2.0, scale=3.0, size=shape)
+    k = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
+    axes = tuple(range(len(shape) - k, len(shape)))
+    xhat = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + 1e-5)
+    expected = xhat * layer.gamma.data + layer.beta.data
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-12, atol=1e-13)
+    plain = md.LayerNorm(normalized_shape, elementwise_affine=False)
+    np.testing.assert_allclose(plain(x), xhat, rtol=1e-12, atol=1e-13)
+    assert list(plain.named_parameters()) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("make, shape", [
+    (lambda: md.LayerNorm(4), (3, 4)),
+    (lambda: md.LayerNorm((2, 3)), (2, 2, 3)),
+    (lambda: md.LayerNorm(3), (2, 2, 3)),
+    (lambda: md.LayerNorm(5, elementwise_affine=False), (2, 5)),
+])
+def test_layernorm_gradient_checker(make: object, shape: tuple[int, ...], seed: int) -> None:
+    layer = randomise(make(), seed)  # type: ignore[operator]
+    x = np.random.default_rng(seed).normal(size=shape)
+    assert_gradients_ok(layer, inputs=x, seed=seed)
+
+
+def test_layernorm_errors_dtype_and_hint() -> None:
+    layer = md.LayerNorm((2, 3))
+    with pytest.raises(md.ShapeError, match=r"LayerNorm\(\(2, 3\)\): expected input of shape \(N, ..., 2, 3\), "
+                                            r"got shape \(4, 3, 2\)"):
+        layer(np.zeros((4, 3, 2)))
+    with pytest.raises(md.ShapeError, match=r"LayerNorm\(\(2, 3\)\): expected a 3-D input"):
+        layer(np.zeros(6))
+    assert layer.input_shape_hint() == (2, 3)
+    layer32 = md.LayerNorm(4, dtype=np.float32)
+    y = layer32(np.ones((2, 4), dtype=np.float32))
+    assert y.dtype == np.float32
+    assert layer32.backward(np.ones_like(y)).dtype == np.float32
+
+
+def test_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.normal(loc=1.0, size=(4, 3, 2, 2))
+    ours = randomise(md.BatchNorm2d(3), 0)
+    theirs = torch.nn.BatchNorm2d(3, dtype=torch.float64)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.gamma.data))
+        theirs.bias.copy_(torch.tensor(ours.beta.data))
+        theirs.running_mean.copy_(torch.tensor(ours.running_mean))
+        theirs.running_var.copy_(torch.tensor(ours.running_var))
+    for mode in ("train", "eval"):
+        ours.train(mode == "train")
+        theirs.train(mode == "train")
+        theirs.zero_grad()
+        ours.zero_grad()
+        xt = torch.tensor(x, requires_grad=True)
+        yt = theirs(xt)
+        g = rng.normal(size=x.shape)
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ours.gamma.grad, theirs.weight.grad.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(ours.beta.grad, theirs.bias.grad.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-13)
+        np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-13)
+    ln, tln = md.LayerNorm((2, 2)), torch.nn.LayerNorm((2, 2), dtype=torch.float64)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = tln(xt)
+    g = rng.normal(size=x.shape)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(ln(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(ln.backward(g), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ln.gamma.grad, tln.weight.grad.numpy(), rtol=1e-10)
