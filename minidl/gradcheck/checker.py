@@ -1,22 +1,33 @@
-"""``GradientChecker``: proves a back-pass right (or shows where it is wrong) by central differences."""
+"""``GradientChecker``: proves a back-pass right (or shows where and how it is wrong) by central differences.
+
+The pieces: :mod:`.program` evaluates the cost repeatably and cheaply, :mod:`.numerics` turns cost
+values into a verdict with an error bound, :mod:`.diagnosis` names bug signatures, :mod:`.report`
+prints the table.  How it works is described in ``docs/gradient-checker.md``.
+"""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import NonDeterministicError, ShapeError
 from ..layer import Layer
+from ..model import LayerList, Sequential
 from ._state import LayerSnapshot
-from .numerics import FAIL, KINK, OK, U64, exact_steps, judge, noise_level
+from .diagnosis import diagnose, name_factor
+from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, kinks, noise_level, richardson
 from .program import Program
 from .report import GradientReport, TensorResult
 
 __all__ = ["GradientChecker"]
+
+MODES = ("auto", "full", "sampled", "directional")
 
 
 @dataclass
@@ -27,12 +38,68 @@ class _Tensor:
     array: np.ndarray
     stage: int
     analytic: np.ndarray | None
-    problems: list[str]
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Call:
+    """One recorded forward call of a sub-layer (for determinism localisation and check_layers)."""
+
+    path: str
+    layer: Layer
+    x: Any
+    y: Any
+    generators: list[Any]
 
 
 def _add_note(error: BaseException, note: str) -> None:
     if hasattr(error, "add_note"):
         error.add_note(note)
+
+
+def _copy(v: Any) -> Any:
+    return v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _label(path: str, layer: Layer) -> str:
+    return f"'{path}' ({type(layer).__name__})" if path else f"the model itself ({type(layer).__name__})"
+
+
+class _Recorder:
+    """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call."""
+
+    def __init__(self, root: Layer) -> None:
+        self.root = root
+        self.calls: list[_Call] = []
+
+    def __enter__(self) -> _Recorder:
+        for path, layer in self.root.named_layers():
+            original = layer.forward
+
+            def wrapper(x: Any, _orig: Callable[[Any], Any] = original, _path: str = path,
+                        _layer: Layer = layer) -> Any:
+                gens = [g.bit_generator.state for _, g in _layer.named_generators()]
+                x_in = _copy(x)
+                y = _orig(x)
+                self.calls.append(_Call(_path, _layer, x_in, _copy(y), gens))
+                return y
+
+            object.__setattr__(layer, "forward", wrapper)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _, layer in self.root.named_layers():
+            if "forward" in layer.__dict__:
+                object.__delattr__(layer, "forward")
 
 
 class GradientChecker:
@@ -47,15 +114,24 @@ class GradientChecker:
             ``(batch_size, *model.input_shape_hint())``.
         targets: the targets for ``loss`` (integer labels are kept as they are); drawn like the
             output when a loss is given without them.
-        eps: the relative step: element ``w`` is moved by ``h = eps * max(|w|, 1)`` (and ``h / 2``).
-        seed: seeds the random inputs, ``R`` and the noise-estimation directions.
-        batch_size: samples in inferred inputs (several, so batch reductions are exercised).
+        eps: the relative step: element ``w`` is moved by ``h = eps * max(|w|, 1)`` and by ``h / 2``.
+        seed: seeds the random inputs, ``R``, directions and samples.
+        mode: ``"auto"`` (default: per element for tensors of at most ``full_max`` elements, else a
+            directional pass that drills down per element only if it fails), ``"full"`` (every
+            element), ``"sampled"`` (``samples`` elements per tensor, stratified: row 0 -- the
+            absorbed bias -- and the edges always included) or ``"directional"`` (``directions``
+            random directions per tensor, four cost evaluations each).
         safety: an element fails when its error exceeds ``safety`` times its estimated error bound.
         check_input: also check ``dCost/dinput`` (the tensor named ``"input"``).
+        check_layers: also check every registered sub-layer alone, on the input it received in the
+            model's forward, with a random upstream gradient; the results are in ``report.layers``.
+        batch_size: samples in inferred inputs (several, so that batch reductions are exercised).
+        reuse_prefix: in a ``Sequential``, perturbing layer k re-runs layers k, k+1, ... only.
 
     The check runs in float64 on a deep copy of the model, so the model you pass is left exactly as
     it was (parameters' data and grad, buffers, generator states, train/eval mode), even if it
-    raises in the middle of the check.
+    raises in the middle of the check.  Layers keep their mode: a model in training mode is checked
+    in training mode, its generators replayed before every evaluation.
     """
 
     def __init__(
@@ -67,29 +143,48 @@ class GradientChecker:
         eps: float = 1e-4,
         *,
         seed: int = 0,
-        batch_size: int = 4,
+        mode: str = "auto",
         safety: float = 10.0,
         check_input: bool = True,
+        check_layers: bool = False,
+        batch_size: int = 4,
+        samples: int = 32,
+        directions: int = 2,
+        full_max: int = 512,
+        reuse_prefix: bool = True,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"GradientChecker: expected a minidl Layer or Model, got {type(model).__name__}")
         if not (isinstance(eps, (int, float)) and 0 < eps < 1):
             raise ValueError(f"GradientChecker: eps must be a number in (0, 1), got {eps!r}")
+        if mode not in MODES:
+            raise ValueError(f"GradientChecker: mode must be one of {MODES}, got {mode!r}")
         if loss is not None and not (hasattr(loss, "forward") and hasattr(loss, "backward")):
             raise TypeError("GradientChecker: loss must have forward(y_pred, y_true) and backward()")
+        for name, value in (("batch_size", batch_size), ("samples", samples), ("directions", directions)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"GradientChecker: {name} must be a positive int, got {value!r}")
+        if not safety > 1:
+            raise ValueError(f"GradientChecker: safety must be > 1, got {safety!r}")
         self.model = model
         self.loss = loss
         self.inputs = inputs
         self.targets = targets
         self.eps = float(eps)
         self.seed = int(seed)
-        self.batch_size = int(batch_size)
+        self.mode = mode
         self.safety = float(safety)
         self.check_input = bool(check_input)
+        self.check_layers = bool(check_layers)
+        self.batch_size = int(batch_size)
+        self.samples = int(samples)
+        self.directions = int(directions)
+        self.full_max = int(full_max)
+        self.reuse_prefix = bool(reuse_prefix)
 
     # ------------------------------------------------------------------ public
     def run(self) -> GradientReport:
-        """Run the check and return the report (it never raises on a failed check; see
+        """Run the check and return the report (a failed check does not raise: see
         :meth:`GradientReport.raise_if_failed`)."""
         snapshot = LayerSnapshot.take(self.model)
         start = time.perf_counter()
@@ -100,8 +195,7 @@ class GradientChecker:
                              "the check runs on a copy, so your model is unchanged)")
             raise
         finally:
-            changed = snapshot.differences()
-            if changed:  # never expected: the check works on a copy; enforce it anyway
+            if snapshot.differences():  # never expected (the check works on a copy); enforced anyway
                 snapshot.restore()
         report.seconds = time.perf_counter() - start
         return report
@@ -135,25 +229,73 @@ class GradientChecker:
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
         if loss is not None and targets is None:
-            # draw targets shaped like the output
-            probe = Program(work, None, x, None, np.random.default_rng(self.seed))
+            probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
             y, _ = probe.baseline()
             targets = rng.standard_normal(np.shape(y))
-        program = Program(work, loss, x, targets, rng)
-        y, f0 = program.baseline()
-        again = program.evaluate(0)
-        if again != f0:
-            raise NonDeterministicError(
-                f"GradientChecker: the cost is not a deterministic function of the parameters: two "
-                f"evaluations at the same point gave {f0!r} and {again!r}. A layer draws random numbers "
-                "from a generator that is not registered as an attribute (np.random.* or a generator kept "
-                "in a list/dict), or keeps state between calls; make it deterministic or pass the "
-                "generator as an attribute (self.rng = ...)."
-            )
+        program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
+        _, f0 = program.baseline()
+        calls = self._check_determinism(program, work, f0)
+        notes: list[str] = []
         tensors = self._analytic(program, work, x)
-        results = [self._check_full(program, t, f0) for t in tensors]
-        cost = "loss " + type(loss).__name__ if loss is not None else "sum(R * output), R ~ N(0, 1)"
-        return GradientReport(results, cost=cost, evaluations=program.evaluations)
+        self._check_prefix_reuse(program, tensors, f0, notes)
+        batch = x.shape[0] if isinstance(x, np.ndarray) and x.ndim >= 1 else None
+        results = [self._check_tensor(program, t, f0, batch) for t in tensors]
+        cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
+        report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
+        by_name = {r.name: r for r in results}
+        if "input" in by_name and not by_name["input"].passed and len(results) > 1 \
+                and all(r.passed for r in results if r.name != "input"):
+            notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
+                         "error is in the dx that backward returns (a missing transpose, a wrong mask or "
+                         "factor in dx), not in the parameter updates")
+        if self.check_layers:
+            self._check_sublayers(report, calls)
+        return report
+
+    # ------------------------------------------------------------------ determinism
+    def _record(self, program: Program, work: Layer) -> tuple[float, list[_Call]]:
+        program.reset()
+        with _Recorder(work) as rec:
+            f = program.cost(work.forward(program.x))
+        program.evaluations += 1
+        return f, rec.calls
+
+    def _check_determinism(self, program: Program, work: Layer, f0: float) -> list[_Call]:
+        """Evaluate the cost again (twice, recording every layer's output); on any difference, name
+        the first layer whose output changed for the same input."""
+        again = program.evaluate(0)
+        f1, calls1 = self._record(program, work)
+        f2, calls2 = self._record(program, work)
+        if again == f0 == f1 == f2:
+            return calls1
+        where = "the cost (the loss, or something outside the layers)"
+        for c1, c2 in zip(calls1, calls2, strict=False):
+            if not _same(c1.y, c2.y):
+                if _same(c1.x, c2.x):
+                    where = (f"layer {_label(c1.path, c1.layer)}: the same input gave a different output")
+                else:
+                    where = (f"layer {_label(c1.path, c1.layer)}, whose input already differed (state kept "
+                             "outside the registered layers?)")
+                break
+        else:
+            if len(calls1) != len(calls2):
+                where = "the model: the two forward passes called different layers"
+        raise NonDeterministicError(
+            f"GradientChecker: the forward is not deterministic, so it cannot be differenced: two "
+            f"evaluations at the same point gave different costs ({f0!r}, {again!r}, {f1!r}, {f2!r}). "
+            f"Look at {where}. Randomness must come from a np.random.Generator assigned as a layer "
+            "attribute (self.rng = ...), which the checker replays; a generator kept in a list or dict, "
+            "np.random.* global functions, or state that changes between calls cannot be replayed."
+        )
+
+    def _check_prefix_reuse(self, program: Program, tensors: list[_Tensor], f0: float,
+                            notes: list[str]) -> None:
+        for k in sorted({t.stage for t in tensors} - {0}):
+            if program.evaluate(k) != f0:
+                for t in tensors:
+                    t.stage = 0
+                notes.append(f"re-running from stage {k} did not reproduce the cost; prefix reuse is off")
+                return
 
     # ------------------------------------------------------------------ analytic side
     def _backward(self, program: Program, work: Layer) -> tuple[float, Any]:
@@ -166,112 +308,272 @@ class GradientChecker:
     def _analytic(self, program: Program, work: Layer, x: Any) -> list[_Tensor]:
         params = list(work.named_parameters())
         work.zero_grad()
-        f1, dx = self._backward(program, work)
+        _, dx = self._backward(program, work)
+        dx = _copy(dx) if dx is not None else None
         first = [p.grad.copy() for _, p in params]
         # the accumulation contract: a second backward must add the same gradient again
-        f2, dx2 = self._backward(program, work)
+        _, dx2 = self._backward(program, work)
         second = [p.grad.copy() for _, p in params]
-        if f1 != program.evaluate(0) or f2 != f1:
-            raise NonDeterministicError(
-                "GradientChecker: the cost differs between forward passes at the same point; "
-                "a layer's forward is not deterministic"
-            )
         stage_of = program.first_stage_of()
         tensors: list[_Tensor] = []
         for (name, p), g1, g2 in zip(params, first, second, strict=True):
-            problems: list[str] = []
-            analytic: np.ndarray | None = g1
+            t = _Tensor(name, p.data, stage_of.get(id(p), 0), g1)
             if g1.shape != p.data.shape:
-                problems.append(f"backward left .grad of shape {g1.shape}, expected {p.data.shape}")
-                analytic = None
-            else:
-                scale = np.abs(g1) * 8 * U64 + 1e-300
-                if not np.all(np.abs(g2 - 2 * g1) <= 4 * scale):
-                    if np.any(g1 != 0) and np.all(np.abs(g2 - g1) <= 4 * scale):
-                        problems.append("backward assigns into .grad instead of adding (+=): a second "
-                                        "backward gave the same gradient, not twice it")
+                t.problems.append(f"backward left .grad of shape {g1.shape}, expected {p.data.shape}")
+                t.analytic = None
+            elif g2.shape == g1.shape:
+                tol = np.abs(g1) * 8 * U64
+                if not np.all(np.abs(g2 - 2 * g1) <= tol):
+                    if np.any(g1 != 0) and np.all(np.abs(g2 - g1) <= tol):
+                        t.problems.append("backward assigns into .grad instead of adding (+=): a second "
+                                          "backward gave the same gradient, not twice it")
                     else:
-                        problems.append("a second backward did not add the same gradient again "
-                                        "(the accumulation contract: .grad += ...)")
-            tensors.append(_Tensor(name, p.data, stage_of.get(id(p), 0), analytic, problems))
+                        t.problems.append("a second backward did not add the same gradient again "
+                                          "(the accumulation contract: param.grad += ...)")
+            tensors.append(t)
         if self.check_input and isinstance(x, np.ndarray) and x.dtype.kind == "f":
-            problems = []
-            analytic = None
+            t = _Tensor("input", x, 0, None)
             if dx is None:
-                problems.append("backward returned None instead of dCost/dinput")
+                t.problems.append("backward returned None instead of dCost/dinput")
             elif np.shape(dx) != x.shape:
-                problems.append(f"backward returned dCost/dinput of shape {np.shape(dx)}, expected {x.shape}")
+                t.problems.append(f"backward returned dCost/dinput of shape {np.shape(dx)}, expected {x.shape}")
             else:
-                analytic = np.asarray(dx, dtype=np.float64).copy()
-                if dx2 is not None and np.shape(dx2) == x.shape and not np.array_equal(dx, dx2):
-                    problems.append("two backward passes at the same point returned different dCost/dinput")
-            tensors.insert(0, _Tensor("input", x, 0, analytic, problems))
+                t.analytic = np.asarray(dx, dtype=np.float64)
+                if dx2 is None or not _same(np.asarray(dx2, dtype=np.float64), t.analytic):
+                    t.problems.append("two backward passes at the same point returned different dCost/dinput")
+            tensors.insert(0, t)
         work.zero_grad()
         return tensors
 
     # ------------------------------------------------------------------ numerical side
     def _noise(self, program: Program, t: _Tensor, f0: float) -> float:
-        """Bound on the round-off error of one cost evaluation when ``t`` moves (see numerics)."""
+        """Bound on the round-off error of one cost evaluation while ``t`` moves (see numerics)."""
         arr = t.array
         saved = arr.copy()
         rng = np.random.default_rng([self.seed, 7, arr.size])
         direction = rng.choice([-1.0, 1.0], size=arr.shape) * np.maximum(np.abs(saved), 1.0) * 1e-9
-        values = []
+        values = [f0]
         try:
-            for j in range(9):
+            for j in range(1, 9):
                 np.copyto(arr, saved + j * direction)
-                values.append(program.evaluate(t.stage) if j else f0)
+                values.append(program.evaluate(t.stage))
         finally:
             np.copyto(arr, saved)
         sigma = noise_level(np.array(values))
         return max(4.0 * sigma, 2.0 * U64 * abs(f0), 1e-300)
 
-    def _check_full(self, program: Program, t: _Tensor, f0: float) -> TensorResult:
+    def _check_tensor(self, program: Program, t: _Tensor, f0: float, batch: int | None) -> TensorResult:
         arr = t.array
         shape = tuple(arr.shape)
         if t.analytic is None or arr.size == 0:
             return TensorResult(t.name, shape, passed=not t.problems and t.analytic is not None,
-                                problems=t.problems, size=arr.size)
+                                problems=list(t.problems), size=int(arr.size))
         eps_f = self._noise(program, t, f0)
-        flat_w = arr.reshape(-1).copy()
-        steps = exact_steps(flat_w, self.eps)
-        n = arr.size
-        fvals = np.empty((4, n))
-        stage = t.stage
-        for i in range(n):
-            index = np.unravel_index(i, shape)
-            w = flat_w[i]
-            h = steps[i]
-            try:
-                for j, s in enumerate((h, -h, 0.5 * h, -0.5 * h)):
-                    arr[index] = w + s
-                    fvals[j, i] = program.evaluate(stage)
-            finally:
-                arr[index] = w
-        analytic = t.analytic.reshape(-1)
-        v = judge(analytic, f0, fvals[0], fvals[1], fvals[2], fvals[3], steps, eps_f, self.safety)
-        return self._result(t, shape, analytic, v.numerical, v.error, v.bound, v.status, steps, "full")
+        mode = self.mode
+        if mode == "auto":
+            mode = "full" if arr.size <= self.full_max else "directional"
+        if mode == "directional":
+            result, conclusive = self._check_directional(program, t, f0, eps_f)
+            if self.mode == "directional" or (result.passed and conclusive):
+                return result
+            why = "failed" if not result.passed else "crossed a kink"
+            index = np.arange(arr.size)
+            full = self._check_elements(program, t, f0, eps_f, index, batch, "directional->full")
+            full.problems.append(f"the directional pass {why}; every element was then checked")
+            return full
+        index = self._sample(shape) if mode == "sampled" else np.arange(arr.size)
+        return self._check_elements(program, t, f0, eps_f, index, batch, mode)
 
-    def _result(self, t: _Tensor, shape: tuple[int, ...], analytic: np.ndarray, numerical: np.ndarray,
-                 error: np.ndarray, bound: np.ndarray, status: np.ndarray, steps: np.ndarray,
-                 mode: str, flat_index: np.ndarray | None = None) -> TensorResult:
-        checked = status != KINK
-        failed = int(np.sum(status == FAIL))
+    def _sample(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Stratified sample of flat indices: row 0 (absorbed bias) and the edges always included."""
+        size = int(np.prod(shape))
+        if size <= self.samples:
+            return np.arange(size)
+        rng = np.random.default_rng([self.seed, 11, size])
+        must: set[int] = set()
+        grid = np.indices(shape).reshape(len(shape), -1) if size <= 1 << 16 else None
+        corners = np.array(np.meshgrid(*[[0, n - 1] for n in shape], indexing="ij")).reshape(len(shape), -1)
+        must.update(int(i) for i in np.ravel_multi_index(tuple(corners), shape))
+        if len(shape) >= 2:
+            row = size // shape[0]
+            must.update(range(min(row, self.samples)))  # row 0: the bias row of a Dense W
+            if row > self.samples:
+                must.add(row - 1)
+        del grid
+        rest = max(self.samples - len(must), 0)
+        if rest:
+            edges = np.linspace(0, size, rest + 1)
+            for lo, hi in itertools.pairwise(edges):
+                must.add(int(rng.integers(int(lo), max(int(hi), int(lo) + 1))))
+        return np.array(sorted(i for i in must if i < size))
+
+    def _check_elements(self, program: Program, t: _Tensor, f0: float, eps_f: float, index: np.ndarray,
+                        batch: int | None, mode: str) -> TensorResult:
+        """Per-element check of the elements ``index`` (flat positions), in two stages.
+
+        Stage A moves each element by +-h (two evaluations) and accepts it if the central difference
+        is within ``safety`` times a bound made of the round-off (measured) and the truncation error
+        estimated on a pilot set of elements by Richardson.  Every other element goes to stage B:
+        two more evaluations at +-h/2, the Richardson verdict and the kink test.
+        """
+        arr = t.array
+        shape = tuple(arr.shape)
+        assert t.analytic is not None
+        analytic_all = t.analytic.reshape(-1)
+        a = analytic_all[index]
+        saved = arr.copy()
+        view: Any = arr.reshape(-1) if arr.flags.c_contiguous else arr.flat
+        w = saved.reshape(-1)[index]
+        h = exact_steps(w, self.eps)
+        n = index.size
+        f = np.empty((4, n))  # fp1, fm1, fp2, fm2
+        span = np.empty((2, n))
+        stage = t.stage
+        evaluate = program.evaluate
+
+        def probe(rows: np.ndarray, scale: float, slot: int) -> None:
+            for j in rows:
+                i = index[j]
+                wj = w[j]
+                hj = h[j] * scale
+                up = wj + hj
+                down = wj - hj
+                view[i] = up
+                f[slot, j] = evaluate(stage)
+                view[i] = down
+                f[slot + 1, j] = evaluate(stage)
+                view[i] = wj
+                span[slot // 2, j] = up - down
+
+        try:
+            everything = np.arange(n)
+            probe(everything, 1.0, 0)
+            e1 = (f[0] - f[1]) / span[0] - a
+            pilot = np.unique(np.linspace(0, n - 1, min(n, 6)).astype(int))
+            probe(pilot, 0.5, 2)
+            e2p = (f[2, pilot] - f[3, pilot]) / span[1, pilot] - a[pilot]
+            c = float(np.max(np.abs(e1[pilot] - e2p) / h[pilot] ** 2)) * 4 / 3
+            bound_a = 2 * c * h * h + eps_f / h + 64 * U64 * (np.abs(a) + np.abs(a + e1))
+            accept = np.abs(e1) <= self.safety * bound_a
+            accept[pilot] = False
+            rest = np.flatnonzero(~accept)
+            probe(np.setdiff1d(rest, pilot), 0.5, 2)
+        finally:
+            np.copyto(arr, saved)
+        numerical = a + e1
+        error = np.abs(e1)
+        bound = bound_a
+        status = np.full(n, OK)
+        if rest.size:
+            v = judge(a[rest], f0, f[0, rest], f[1, rest], f[2, rest], f[3, rest], span[0, rest],
+                      span[1, rest], h[rest], eps_f, self.safety)
+            numerical[rest], error[rest], bound[rest], status[rest] = v.numerical, v.error, v.bound, v.status
+        result = self._result(t, shape, Verdict(numerical, error, bound, status), a, h, mode, index)
+        if not result.passed or result.failed:
+            checked = status != KINK
+            result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
+                                        batch, self.safety * bound)
+        return result
+
+    def _check_directional(self, program: Program, t: _Tensor, f0: float,
+                           eps_f: float) -> tuple[TensorResult, bool]:
+        """``directions`` random directions; each is retried with smaller steps if it crosses a kink.
+
+        Returns the result and whether every direction was conclusive (no kink at any step).
+        """
+        arr = t.array
+        shape = tuple(arr.shape)
+        assert t.analytic is not None
+        saved = arr.copy()
+        scale = np.maximum(np.abs(saved), 1.0) / np.sqrt(arr.size)
+        rng = np.random.default_rng([self.seed, 13, arr.size])
+        a_dirs, nums, errs, bounds, stats, steps = [], [], [], [], [], []
+        conclusive = True
+        try:
+            for _ in range(self.directions):
+                v = rng.choice([-1.0, 1.0], size=arr.shape) * scale
+                a_dir = float(np.vdot(t.analytic, v))
+                for shrink in (1.0, 1 / 16, 1 / 256):
+                    H = self.eps * shrink
+                    fv, predicted = [], []
+                    for s in (H, -H, H / 2, -H / 2):
+                        np.copyto(arr, saved + s * v)
+                        fv.append(program.evaluate(t.stage))
+                        predicted.append(float(np.vdot(t.analytic, arr - saved)))
+                    np.copyto(arr, saved)
+                    fp1, fm1, fp2, fm2 = fv
+                    e1 = (fp1 - fm1 - (predicted[0] - predicted[1])) / (2 * H)
+                    e2 = (fp2 - fm2 - (predicted[2] - predicted[3])) / H
+                    verdict = richardson(np.array([a_dir]), np.array([e1]), np.array([e2]), np.array([H]),
+                                         eps_f, self.safety)
+                    if verdict.status[0] == FAIL and kinks(f0, np.array([fp1]), np.array([fm1]),
+                                                           np.array([fp2]), np.array([fm2]), eps_f,
+                                                           self.safety)[0]:
+                        verdict.status[0] = KINK
+                        continue
+                    break
+                conclusive &= bool(verdict.status[0] != KINK)
+                a_dirs.append(a_dir)
+                nums.append(verdict.numerical[0])
+                errs.append(verdict.error[0])
+                bounds.append(verdict.bound[0])
+                stats.append(verdict.status[0])
+                steps.append(H)
+        finally:
+            np.copyto(arr, saved)
+        v = Verdict(np.array(nums), np.array(errs), np.array(bounds), np.array(stats))
+        result = self._result(t, shape, v, np.array(a_dirs), np.array(steps), "directional", None)
+        result.worst_index = None
+        if result.failed:
+            ratios = [a / n for a, n, s in zip(a_dirs, nums, stats, strict=True) if s == FAIL and n != 0]
+            if len(ratios) >= 2 and np.allclose(ratios, ratios[0], rtol=1e-6):
+                words = name_factor(ratios[0], None, shape) or f"{ratios[0]:.6g}"
+                result.diagnosis = f"constant factor along every direction: analytic = {words} x numerical"
+        return result, conclusive
+
+    def _result(self, t: _Tensor, shape: tuple[int, ...], v: Verdict, analytic: np.ndarray, steps: np.ndarray,
+                mode: str, flat_index: np.ndarray | None) -> TensorResult:
+        checked = v.status != KINK
+        failed = int(np.sum(v.status == FAIL))
         res = TensorResult(t.name, shape, passed=failed == 0 and not t.problems, mode=mode,
-                           checked=int(np.sum(checked)), skipped=int(np.sum(status == KINK)),
+                           checked=int(np.sum(checked)), skipped=int(np.sum(v.status == KINK)),
                            failed=failed, problems=list(t.problems), size=int(np.prod(shape)))
         if np.any(checked):
-            score = np.where(checked, error / (self.safety * bound), -np.inf)
+            score = np.where(checked, v.error / (self.safety * v.bound), -np.inf)
             k = int(np.argmax(score))
-            denom = np.maximum(np.maximum(np.abs(analytic), np.abs(numerical)), self.safety * bound)
-            rel = np.where(checked, error / denom, 0.0)
-            res.max_abs_error = float(np.max(np.where(checked, error, 0.0)))
-            res.max_rel_error = float(np.max(rel))
-            pos = k if flat_index is None else int(flat_index[k])
-            res.worst_index = tuple(int(i) for i in np.unravel_index(pos, shape))
+            denom = np.maximum(np.maximum(np.abs(analytic), np.abs(v.numerical)), self.safety * v.bound)
+            res.max_abs_error = float(np.max(np.where(checked, v.error, 0.0)))
+            res.max_rel_error = float(np.max(np.where(checked, v.error / denom, 0.0)))
+            if flat_index is not None:
+                res.worst_index = tuple(int(i) for i in np.unravel_index(int(flat_index[k]), shape))
             res.analytic = float(analytic[k])
-            res.numerical = float(numerical[k])
+            res.numerical = float(v.numerical[k])
             res.step = float(steps[k])
-            res.bound = float(bound[k])
-        _ = OK
+            res.bound = float(v.bound[k])
+            res.tolerance = float(self.safety * v.bound[k])
         return res
+
+    # ------------------------------------------------------------------ per-layer checks
+    def _check_sublayers(self, report: GradientReport, calls: list[_Call]) -> None:
+        done: set[str] = set()
+        for call in calls:
+            path, layer = call.path, call.layer
+            if not path or path in done or type(layer) in (Sequential, LayerList):
+                continue
+            done.add(path)
+            if not (isinstance(call.x, np.ndarray) and call.x.dtype.kind == "f"):
+                report.notes.append(f"layer {_label(path, layer)}: input is not a float array, not checked alone")
+                continue
+            alone = copy.deepcopy(layer)
+            for (_, g), state in zip(alone.named_generators(), call.generators, strict=False):
+                g.bit_generator.state = state
+            checker = GradientChecker(alone, inputs=call.x, eps=self.eps, seed=self.seed + len(done),
+                                      mode=self.mode, safety=self.safety, samples=self.samples,
+                                      directions=self.directions, full_max=self.full_max)
+            sub = checker.run()
+            report.layers[path] = sub
+            report.evaluations += sub.evaluations
+        guilty = [f"{_label(p, next(c.layer for c in calls if c.path == p))}"
+                  for p, r in report.layers.items() if not r.passed]
+        if guilty:
+            report.notes.append("checked alone, these layers fail: " + ", ".join(guilty))

@@ -1,22 +1,26 @@
 """The numerical side of the check: steps, the noise level of the cost, and the per-element verdict.
 
-Notation (per checked element, or per direction in directional mode):
+Notation (per checked element, or per random direction in directional mode):
 
-* ``f0`` the cost at the unperturbed point; ``fp1, fm1`` at ``w + h, w - h``; ``fp2, fm2`` at
-  ``w + h/2, w - h/2``.
-* ``D1 = (fp1 - fm1) / (2h)`` and ``D2 = (fp2 - fm2) / h``: central differences, error ``~ h^2 f'''/6``.
-* ``Richardson = D2 + (D2 - D1) / 3``: the h^2 terms cancel, error ``~ h^4``.  It is the numerical
-  derivative we compare with.
-* ``noise``: ``eps_f``, a bound on the round-off error of one cost evaluation, measured on the model
-  itself (:func:`noise_level`).
-* ``bound = |D1 - D2| / 3 + 3 eps_f / h + 64 u (|a| + |n|)``: the truncation error of ``D2`` (which
-  bounds that of the Richardson value, several orders of magnitude smaller), plus the worst-case
-  round-off of the Richardson combination, plus round-off in the analytic value itself.
-* An element *fails* when ``|a - n| > safety * bound``; the default ``safety = 10``.
-* A failing element is a *kink* (non-differentiable inside ``[w - h, w + h]``) when the five values
-  are not those of a smooth function: the fourth difference ``fm1 - 4 fm2 + 6 f0 - 4 fp2 + fp1``
-  (``~ h^4 f''''`` if smooth) is well above its noise and comparable to the second difference
-  ``fp1 - 2 f0 + fm1`` -- for a kink both are ``~ |jump| h``.  Kinks are skipped and counted.
+* ``a`` the analytic derivative; ``f0`` the cost at the unperturbed point; ``fp1, fm1`` the cost at
+  ``w + h, w - h``; ``fp2, fm2`` at ``w + h/2, w - h/2``.
+* ``e1 = (fp1 - fm1)/(2h) - a`` and ``e2 = (fp2 - fm2)/h - a``: how far the two central differences
+  are from the analytic value.  (The probes' actual displacements are used, so a probe that is not
+  exactly representable costs no accuracy.)  For a right ``a`` and a smooth cost, ``e1 ~ h^2 f'''/6``
+  and ``e2 ~ e1/4``: the truncation error of a central difference.
+* ``e = e2 + (e2 - e1)/3``: the error of the Richardson extrapolation (h^2 terms cancel), the
+  number we test.  The numerical derivative reported is ``a + e``.
+* ``eps_f``: a bound on the round-off error of one cost evaluation, *measured* on the model
+  (:func:`noise_level`).
+* ``bound = |e1 - e2|/3 + 3 eps_f/h + 64 u (|a| + |a + e|)``: the estimated truncation error of the
+  h/2 difference (which bounds that of the Richardson value, orders of magnitude smaller), plus the
+  worst-case round-off of the Richardson combination, plus round-off in the analytic value itself.
+* An element *fails* when ``|e| > safety * bound`` (default ``safety = 10``).
+* A failing element is a *kink* (the cost is not differentiable inside ``[w - h, w + h]``) when its
+  five values are not those of a smooth function: the fourth difference
+  ``fm1 - 4 fm2 + 6 f0 - 4 fp2 + fp1`` (``~ h^4 f''''/16`` if smooth, ``~ |slope jump| h`` at a kink)
+  is well above its noise and at least a tenth of the second difference ``fp1 - 2 f0 + fm1``.
+  Kinks are skipped and counted, never failed.
 """
 
 from __future__ import annotations
@@ -33,11 +37,7 @@ OK, FAIL, KINK = 0, 1, 2
 
 
 def exact_steps(w: np.ndarray, eps: float) -> np.ndarray:
-    """Steps ``h = eps * max(|w|, 1)``, adjusted so that ``w + h`` and ``w + h/2`` are exact.
-
-    ``h`` is rounded to a power-of-two multiple of the spacing at ``w`` by ``(w + h) - w``; halving a
-    float is exact, so both probes move ``w`` by exactly the step divided by.
-    """
+    """Steps ``h = eps * max(|w|, 1)``, rounded so that ``w + h`` is exactly representable."""
     raw = eps * np.maximum(np.abs(w), 1.0)
     h = (w + raw) - w
     return np.where(h > 0, h, raw)
@@ -64,7 +64,7 @@ def noise_level(values: np.ndarray) -> float:
 
 @dataclass
 class Verdict:
-    """Per-element results of :func:`judge`; arrays of one shape."""
+    """Per-element results; arrays of one shape."""
 
     numerical: np.ndarray
     error: np.ndarray
@@ -72,28 +72,33 @@ class Verdict:
     status: np.ndarray  # OK, FAIL or KINK
 
 
-def judge(
-    analytic: np.ndarray,
-    f0: float,
-    fp1: np.ndarray,
-    fm1: np.ndarray,
-    fp2: np.ndarray,
-    fm2: np.ndarray,
-    h: np.ndarray,
-    eps_f: float,
-    safety: float,
-) -> Verdict:
-    """Compare analytic derivatives with the Richardson value, element by element (see module doc)."""
-    D1 = (fp1 - fm1) / (2 * h)
-    D2 = (fp2 - fm2) / h
-    numerical = D2 + (D2 - D1) / 3
-    error = np.abs(analytic - numerical)
-    bound = np.abs(D1 - D2) / 3 + 3 * eps_f / h + 64 * U64 * (np.abs(analytic) + np.abs(numerical))
+def richardson(a: np.ndarray, e1: np.ndarray, e2: np.ndarray, h: np.ndarray, eps_f: float,
+               safety: float) -> Verdict:
+    """Verdict from the errors ``e1`` (step h) and ``e2`` (step h/2) of the two central differences."""
+    e = e2 + (e2 - e1) / 3
+    numerical = a + e
+    bound = np.abs(e1 - e2) / 3 + 3 * eps_f / h + 64 * U64 * (np.abs(a) + np.abs(numerical))
+    error = np.abs(e)
     status = np.where(error > safety * bound, FAIL, OK)
-    if np.any(status == FAIL):
-        second = fp1 - 2 * f0 + fm1
-        fourth = fm1 - 4 * fm2 + 6 * f0 - 4 * fp2 + fp1
-        kink = (np.abs(fourth) > safety * 16 * eps_f) & (np.abs(fourth) > 0.1 * np.abs(second))
-        # a jump in the slope also shows as one-sided slopes that disagree at both step sizes
-        status = np.where((status == FAIL) & kink, KINK, status)
     return Verdict(numerical, error, bound, status)
+
+
+def kinks(f0: float, fp1: np.ndarray, fm1: np.ndarray, fp2: np.ndarray, fm2: np.ndarray, eps_f: float,
+          safety: float) -> np.ndarray:
+    """True where the five cost values show a non-differentiable point inside ``[w - h, w + h]``."""
+    second = fp1 - 2 * f0 + fm1
+    fourth = (fm1 + fp1) - 4 * (fm2 + fp2) + 6 * f0
+    return (np.abs(fourth) > safety * 16 * eps_f) & (np.abs(fourth) > 0.1 * np.abs(second))
+
+
+def judge(a: np.ndarray, f0: float, fp1: np.ndarray, fm1: np.ndarray, fp2: np.ndarray, fm2: np.ndarray,
+          d1: np.ndarray, d2: np.ndarray, h: np.ndarray, eps_f: float, safety: float) -> Verdict:
+    """Full per-element verdict; ``d1``/``d2`` are the actual probe spans (``w+h - (w-h)`` etc.)."""
+    e1 = (fp1 - fm1) / d1 - a
+    e2 = (fp2 - fm2) / d2 - a
+    verdict = richardson(a, e1, e2, h, eps_f, safety)
+    failing = verdict.status == FAIL
+    if np.any(failing):
+        kink = kinks(f0, fp1, fm1, fp2, fm2, eps_f, safety)
+        verdict.status = np.where(failing & kink, KINK, verdict.status)
+    return verdict

@@ -21,7 +21,8 @@ class TensorResult:
             gradient is at noise level from showing a meaningless ratio).
         worst_index: the element with the largest ``error / bound`` (a tuple index), or ``None``.
         analytic, numerical: the two values at ``worst_index``.
-        step, bound: the step ``h`` and the error bound used at ``worst_index``.
+        step, bound, tolerance: at ``worst_index``, the step ``h``, the estimated error bound and the
+            tolerance ``safety * bound`` the error was compared with.
         checked, skipped, failed: element counts; ``skipped`` are elements whose +-step crossed a
             point where the cost is not differentiable (a kink).
         mode: ``"full"``, ``"sampled"`` or ``"directional"`` (how the verdict was reached).
@@ -39,6 +40,7 @@ class TensorResult:
     numerical: float = float("nan")
     step: float = float("nan")
     bound: float = float("nan")
+    tolerance: float = float("nan")
     checked: int = 0
     skipped: int = 0
     failed: int = 0
@@ -65,10 +67,12 @@ class GradientReport:
     notes: list[str] = field(default_factory=list)
     evaluations: int = 0
     seconds: float = 0.0
+    #: with ``check_layers=True``: each sub-layer's own report, by dotted path
+    layers: dict[str, GradientReport] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        return all(r.passed for r in self.results) and all(r.passed for r in self.layers.values())
 
     def __bool__(self) -> bool:
         return self.passed
@@ -97,6 +101,9 @@ class GradientReport:
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
         lines = []
         verdict = "PASSED" if self.passed else f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
+        if self.layers and not all(r.passed for r in self.layers.values()):
+            bad = [p for p, r in self.layers.items() if not r.passed]
+            verdict += f"; failing alone: {', '.join(bad)}"
         lines.append(f"Gradient check {verdict}" + (f"; cost: {self.cost}" if self.cost else ""))
         lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
         lines.append("  ".join("-" * w for w in widths))
@@ -107,6 +114,10 @@ class GradientReport:
                 lines.append(f"  {r.name}: {p}")
             if r.diagnosis:
                 lines.append(f"  {r.name}: diagnosis: {r.diagnosis}")
+        for path, sub in self.layers.items():
+            lines.append("")
+            lines.append(f"Layer '{path}' checked alone:")
+            lines.extend("  " + line for line in str(sub).splitlines())
         lines.extend(f"  note: {n}" for n in self.notes)
         if self.evaluations:
             lines.append(f"  ({self.evaluations} cost evaluations, {self.seconds:.3f} s)")

@@ -1,0 +1,225 @@
+"""How small a back-pass bug GradientChecker catches, and how often it cries wolf on correct code.
+
+Run:  .venv/bin/python benchmarks/gradcheck_sensitivity.py [--seeds 40] [--quick]
+
+* False alarms: correct float64 models (tanh/sigmoid/ReLU/softmax MLPs, with the random projection,
+  MSE and cross-entropy with integer labels), many seeds, in the default mode and in full and
+  directional modes; plus ReLU / LeakyReLU / abs / clip / max-pool layers fed inputs exactly at and
+  within one step of their kinks.
+* Sensitivity: the same models with a bug injected into one tensor's gradient -- the whole tensor
+  scaled by (1 + r) for r = 1e-3 ... 1e-9, or a single element off by 1e-3 (relative to that element,
+  and absolute 1e-3 x the tensor's RMS gradient).  A bug is "caught" when the report fails.
+Prints the detection rate per r, the smallest r caught on every seed, and the false-alarm count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import minidl as m
+from minidl.gradcheck import GradientChecker
+
+
+class Bug(m.Layer):
+    """Wraps a layer and corrupts its back-pass in one place (keeping the += contract)."""
+
+    def __init__(self, inner: m.Layer, where: str, rel: float = 0.0, element: int | None = None,
+                 absolute: float = 0.0) -> None:
+        super().__init__()
+        self.inner = inner
+        self.where, self.rel, self.element, self.absolute = where, rel, element, absolute
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.inner(x)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        params = dict(self.inner.named_parameters())
+        before = {k: p.grad.copy() for k, p in params.items()}
+        dx = self.inner.backward(g)
+        if self.where == "input":
+            target = dx.reshape(-1).copy()
+            self._corrupt(target, target.copy())
+            return target.reshape(dx.shape)
+        p = params[self.where]
+        contribution = (p.grad - before[self.where]).reshape(-1)
+        flat = p.grad.reshape(-1)
+        self._corrupt(flat, contribution)
+        return dx
+
+    def _corrupt(self, flat: np.ndarray, contribution: np.ndarray) -> None:
+        if self.element is None:
+            flat += self.rel * contribution
+        else:
+            flat[self.element] += self.rel * contribution[self.element]
+            flat[self.element] += self.absolute * float(np.sqrt(np.mean(contribution**2)))
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        return self.inner.input_shape_hint()
+
+
+class Abs(m.Layer):
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.abs(x)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * np.sign(self._x)
+
+
+class Clip(m.Layer):
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.clip(x, -0.5, 0.5)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * ((self._x > -0.5) & (self._x < 0.5))
+
+
+class MaxPool1D(m.Layer):
+    """Max over non-overlapping pairs of features: (N, 2k) -> (N, k); ties go to the first."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        pairs = x.reshape(x.shape[0], -1, 2)
+        self._arg = pairs.argmax(axis=2)
+        self._shape = x.shape
+        return pairs.max(axis=2)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dx = np.zeros((g.shape[0], g.shape[1], 2))
+        np.put_along_axis(dx, self._arg[..., None], g[..., None], axis=2)
+        return dx.reshape(self._shape)
+
+
+Builder = Callable[[int], tuple[m.Layer, Any, Any, Any]]
+
+
+def models() -> dict[str, Builder]:
+    def tanh_proj(s: int) -> tuple[m.Layer, Any, Any, Any]:
+        return m.Sequential(m.Dense(6, 5, rng=s), m.Tanh(), m.Dense(5, 3, rng=s + 1)), None, None, None
+
+    def sigmoid_ce(s: int) -> tuple[m.Layer, Any, Any, Any]:
+        labels = np.random.default_rng(s).integers(0, 4, 5)
+        x = np.random.default_rng(s + 7).standard_normal((5, 6))
+        net = m.Sequential(m.Dense(6, 5, rng=s), m.Sigmoid(), m.Dense(5, 4, rng=s + 1))
+        return net, m.CrossEntropyLoss(), x, labels
+
+    def relu_mse(s: int) -> tuple[m.Layer, Any, Any, Any]:
+        net = m.Sequential(m.Dense(6, 8, rng=s, init="he"), m.ReLU(), m.Dense(8, 3, rng=s + 1))
+        return net, m.MSELoss(), None, None
+
+    def softmax_mse(s: int) -> tuple[m.Layer, Any, Any, Any]:
+        net = m.Sequential(m.Dense(6, 5, rng=s), m.Tanh(), m.Dense(5, 4, rng=s + 1), m.Softmax())
+        return net, m.MSELoss(), None, None
+
+    return {"tanh+proj": tanh_proj, "sigmoid+CE": sigmoid_ce, "relu+MSE": relu_mse, "softmax+MSE": softmax_mse}
+
+
+def check(net: m.Layer, loss: Any, x: Any, t: Any, seed: int, mode: str) -> bool:
+    return GradientChecker(net, loss=loss, inputs=x, targets=t, seed=seed, mode=mode).run().passed
+
+
+def with_bug(net: m.Sequential, layer: int, where: str, **kw: Any) -> m.Sequential:
+    layers = list(net)
+    layers[layer] = Bug(layers[layer], where, **kw)
+    return m.Sequential(*layers)
+
+
+def kink_models(seed: int) -> list[tuple[str, m.Layer, np.ndarray]]:
+    """Element-wise layers fed inputs at, and within one step (h = 1e-4 relative) of, their kinks."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((4, 6))
+    h = 1e-4
+    offsets = rng.choice([0.0, 0.3 * h, -0.5 * h, 0.9 * h, -h, 0.25 * h, 0.6 * h], size=base.shape)
+    at_zero = np.where(rng.random(base.shape) < 0.6, offsets, base)
+    at_clip = np.where(rng.random(base.shape) < 0.6, 0.5 * np.sign(base) + offsets * 0.5, base)
+    tie = base.copy()
+    tie[:, 1::2] = tie[:, 0::2] + np.where(rng.random((4, 3)) < 0.7, offsets[:, 0::2], 1.0)
+    return [
+        ("ReLU", m.ReLU(), at_zero),
+        ("LeakyReLU", m.LeakyReLU(0.1), at_zero),
+        ("abs", Abs(), at_zero),
+        ("clip", Clip(), at_clip),
+        ("max-pool", MaxPool1D(), tie),
+        ("Dense+ReLU", m.Sequential(m.Dense(6, 6, W=np.vstack([np.zeros(6), np.eye(6)])), m.ReLU()), at_zero),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=40)
+    parser.add_argument("--quick", action="store_true", help="10 seeds")
+    args = parser.parse_args()
+    seeds = range(10 if args.quick else args.seeds)
+    start = time.perf_counter()
+    builders = models()
+
+    print(f"False alarms on correct code ({len(seeds)} seeds per model)")
+    alarms = 0
+    runs = 0
+    for mode in ("auto", "full", "directional"):
+        for name, build in builders.items():
+            bad = [s for s in seeds if not check(*build(s), seed=s, mode=mode)]
+            alarms += len(bad)
+            runs += len(seeds)
+            print(f"  {mode:12s} {name:12s} false alarms: {len(bad)}/{len(seeds)} {bad[:5] if bad else ''}")
+    kink_alarms = 0
+    kink_runs = 0
+    skipped = 0
+    for s in seeds:
+        for name, layer, x in kink_models(s):
+            for mode in ("auto", "full"):
+                report = GradientChecker(layer, inputs=x, seed=s, mode=mode).run()
+                kink_runs += 1
+                skipped += sum(r.skipped for r in report.results)
+                if not report.passed:
+                    kink_alarms += 1
+                    print(f"  kink false alarm: {name} seed {s} mode {mode}\n{report}")
+    print(f"  kinks (ReLU, LeakyReLU, abs, clip, max-pool at/within one step): false alarms "
+          f"{kink_alarms}/{kink_runs}, elements skipped as non-differentiable: {skipped}")
+    print(f"TOTAL false alarms: {alarms + kink_alarms} in {runs + kink_runs} checks\n")
+
+    print("Sensitivity: whole-tensor relative error r (gradient x (1 + r)) in one tensor, default mode")
+    rates = {}
+    targets = [(0, "W"), (2, "W"), (0, "input")]
+    for r in (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9):
+        caught = total = 0
+        for build in builders.values():
+            for s in seeds:
+                net, loss, x, t = build(s)
+                layer, where = targets[s % len(targets)]
+                caught += not check(with_bug(net, layer, where, rel=r), loss, x, t, seed=s, mode="auto")
+                total += 1
+        rates[r] = caught / total
+        print(f"  r = {r:.0e}: caught {caught}/{total}")
+    always = [r for r, rate in rates.items() if rate == 1.0]
+    print(f"  smallest relative error caught on every seed: {min(always):.0e}" if always else "  none")
+
+    print("Single element off (random element of one tensor), default mode")
+    for label, kw in (("relative 1e-3 of that element", {"rel": 1e-3}),
+                      ("absolute 1e-3 x RMS gradient", {"absolute": 1e-3})):
+        caught = total = 0
+        for build in builders.values():
+            for s in seeds:
+                net, loss, x, t = build(s)
+                layer, where = targets[s % len(targets)]
+                p = dict(net[layer].named_parameters())
+                size = p[where].size if where in p else (x.size if x is not None else 4 * 6)
+                element = int(np.random.default_rng(s).integers(size))
+                buggy = with_bug(net, layer, where, element=element, **kw)
+                caught += not check(buggy, loss, x, t, seed=s, mode="auto")
+                total += 1
+        print(f"  {label}: caught {caught}/{total}")
+    print(f"\n({time.perf_counter() - start:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Recognise common back-pass bug signatures from the analytic and numerical gradients of a tensor."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["diagnose", "name_factor"]
+
+
+def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ()) -> str | None:
+    """Say a ratio in words when it is a recognisable factor (2, 1/2, -1, the batch size, ...)."""
+    if not np.isfinite(r) or r == 0:
+        return None
+    candidates: list[tuple[float, str]] = []
+    if batch:
+        candidates += [(float(batch), f"the batch size N = {batch} (a mean where a sum belongs?)"),
+                       (1.0 / batch, f"1/N with N = {batch} the batch size (a sum where a mean belongs, "
+                                     "or a division by N done twice?)")]
+    for n in sizes:
+        if n > 1 and n != batch:
+            candidates += [(float(n), f"{n} (a size of the tensor: a sum where a mean belongs?)"),
+                           (1.0 / n, f"1/{n} (a mean over an axis of size {n}?)")]
+    for q in sorted({Fraction(p, d) for p in range(1, 9) for d in range(1, 9)}):
+        if q != 1:
+            candidates.append((float(q), str(q)))
+    for value, words in candidates:
+        if abs(r - value) <= 1e-6 * value:
+            return words
+        if abs(r + value) <= 1e-6 * value:
+            return f"minus {words}"
+    return None
+
+
+def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.ndarray,
+             checked: np.ndarray, flat_index: np.ndarray, shape: tuple[int, ...],
+             batch: int | None, tol: np.ndarray) -> str | None:
+    """The bug signature of a failing tensor, in words, or ``None``.
+
+    Args:
+        analytic, numerical, failed, checked, tol: per checked element (1-D, aligned with ``flat_index``).
+        shape: the tensor's shape; ``flat_index`` the elements' flat positions in it.
+    """
+    if not np.any(failed):
+        return None
+    a = analytic[checked]
+    n = numerical[checked]
+    t = tol[checked]
+    big = np.abs(n) > t  # elements whose true derivative stands out from the noise
+    if not np.any(big):
+        return None
+    if np.all(a == 0):
+        return ("the analytic gradient is all zero while the numerical one is not: backward never "
+                "wrote it (not added into .grad, written to a copy, or the parameter is not used in backward)")
+    words: list[str] = []
+    full = flat_index.size == int(np.prod(shape)) and np.all(checked)
+    # a constant factor between analytic and numerical
+    r = float(np.dot(a[big], n[big]) / np.dot(n[big], n[big]))
+    resid = np.abs(a - r * n)
+    if r != 0 and np.all(resid <= np.maximum(t, 1e-6 * np.abs(r * n))):
+        if abs(r + 1) <= 1e-6:
+            return "sign flip: the analytic gradient is minus the numerical one (a wrong sign in backward)"
+        factor = name_factor(r, batch, shape)
+        if factor is not None:
+            return f"constant factor: analytic = {factor} x numerical (a missing or extra factor)"
+        said = f"(1 {'+' if r > 1 else '-'} {abs(r - 1):.2e})" if abs(r - 1) < 1e-3 else f"{r:.6g}"
+        return f"constant factor: analytic = {said} x numerical (a missing or extra factor)"
+    if full:
+        flat_a = np.zeros(int(np.prod(shape)))
+        flat_n = np.zeros_like(flat_a)
+        flat_a[flat_index] = analytic
+        flat_n[flat_index] = numerical
+        A, N = flat_a.reshape(shape), flat_n.reshape(shape)
+        if len(shape) == 2:
+            for first_row, what in ((0, ""), (1, " (the weight rows, below the bias row 0)")):
+                a2, n2 = A[first_row:], N[first_row:]
+                if a2.shape[0] == a2.shape[1] and a2.size > 1 and not np.allclose(n2, n2.T) \
+                        and np.allclose(a2, n2.T, rtol=1e-6, atol=float(np.max(t))):
+                    return f"transposed: the analytic gradient{what} is the transpose of the right one"
+        if N.size > 1 and N.ndim >= 1 and not np.allclose(N.reshape(-1), N.T.reshape(-1)) \
+                and np.allclose(A.reshape(-1), N.T.reshape(-1), rtol=1e-6, atol=float(np.max(t))):
+            return "transposed: the analytic gradient holds the transpose of the right one, reshaped"
+    rows = np.unravel_index(flat_index, shape)[0] if len(shape) >= 2 else None
+    if rows is not None and np.all(rows[failed & checked] == 0):
+        sel = checked & (rows == 0) & (np.abs(numerical) > tol)
+        extra = ""
+        if np.any(sel):
+            r0 = float(np.dot(analytic[sel], numerical[sel]) / np.dot(numerical[sel], numerical[sel]))
+            if np.allclose(analytic[sel], r0 * numerical[sel], rtol=1e-6, atol=float(np.max(tol))):
+                f0 = name_factor(r0, batch, shape)
+                extra = f"; there analytic = {f0 or f'{r0:.6g}'} x numerical"
+        return f"only row 0 (the absorbed bias row) is wrong{extra}: check the bias term dW[0] += g.sum(axis=0)"
+    if name == "input" and rows is not None and len(shape) >= 2 and shape[0] > 1:
+        bad_rows = np.unique(rows[failed & checked])
+        if bad_rows.size < shape[0]:
+            words.append(f"only samples {bad_rows.tolist()[:8]} of the batch are wrong "
+                         "(the error depends on the sample: an indexing or broadcasting bug?)")
+    frac = float(np.mean(failed[checked]))
+    if frac < 0.05 and np.sum(failed) <= 3:
+        idx = [tuple(int(i) for i in np.unravel_index(int(k), shape)) for k in flat_index[failed][:3]]
+        words.append(f"only {int(np.sum(failed))} isolated element(s) wrong, at {idx}")
+    return "; ".join(words) or None
