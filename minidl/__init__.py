@@ -15,8 +15,10 @@ from .errors import (
     ShapeError,
     StateDictError,
 )
+from .gradcheck import GradientChecker, GradientReport, TensorResult
 from .layer import Layer, LoadResult
 from .layers import (
+    GELU,
     Activation,
     AvgPool2D,
     BatchNorm1d,
@@ -43,7 +45,6 @@ from .losses import (
     MSELoss,
     TargetError,
 )
-from .gradcheck import GradientChecker, GradientReport, TensorResult
 from .model import LayerList, Model, Sequential
 from .optim import SGD, Optimizer
 from .parameter import Parameter
@@ -52,6 +53,7 @@ from .serialization import load, save
 __version__ = "0.1.0"
 
 __all__ = [
+    "GELU",
     "SGD",
     "Activation",
     "AvgPool2D",

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import minidl as md
+from minidl.special import erf, erfc, normal_cdf, normal_pdf
+from minidl.testing import assert_gradients_ok
 
 # ----------------------------------------------------------------------------- Softmax
 
@@ -105,4 +107,94 @@ def test_softmax_and_leaky_relu_against_pytorch() -> None:
         np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
-_ = math  # used by the GELU tests below
+# ----------------------------------------------------------------------------- erf and GELU
+
+
+def test_erf_matches_math_erf_on_a_dense_grid() -> None:
+    x = np.concatenate([np.linspace(-7.0, 7.0, 40001), [1e-300, 1e-12, 1e-5, 1.9999999, 2.0, 2.0000001]])
+    expected = np.array([math.erf(v) for v in x])
+    got = erf(x)
+    nonzero = expected != 0
+    relative = np.abs(got - expected)[nonzero] / np.abs(expected[nonzero])
+    assert relative.max() < 1e-15
+    assert np.max(np.abs(got - expected) / np.spacing(np.abs(expected) + 1e-300)) <= 8  # ulps
+    assert erf(np.array([0.0]))[0] == 0.0
+
+
+def test_erfc_matches_math_erfc() -> None:
+    for low, high, tolerance in [(-6.0, 0.0, 1e-15), (0.0, 2.0, 5e-13), (2.0, 26.0, 2e-15)]:
+        x = np.linspace(low, high, 20001)
+        expected = np.array([math.erfc(v) for v in x])
+        np.testing.assert_allclose(erfc(x), expected, rtol=tolerance, atol=0)
+
+
+def test_special_values_dtype_and_normal_distribution() -> None:
+    np.testing.assert_array_equal(erf(np.array([np.inf, -np.inf])), [1.0, -1.0])
+    assert np.isnan(erf(np.array([np.nan]))[0]) and np.isnan(erfc(np.array([np.nan]))[0])
+    np.testing.assert_array_equal(erfc(np.array([np.inf, -np.inf, 30.0])), [0.0, 2.0, 0.0])
+    x32 = np.linspace(-4, 4, 9, dtype=np.float32)
+    assert erf(x32).dtype == np.float32 and erfc(x32).dtype == np.float32
+    np.testing.assert_allclose(erf(x32), [math.erf(v) for v in x32.astype(float)], rtol=1e-6, atol=1e-7)
+    x = np.linspace(-9, 9, 181)
+    np.testing.assert_allclose(normal_cdf(x), [0.5 * math.erfc(-v / math.sqrt(2)) for v in x], rtol=1e-13)
+    # (the reference rounds x*x, worth up to x^2 ulp of relative error in the far tail)
+    np.testing.assert_allclose(normal_pdf(x), np.exp(-x * x / 2) / math.sqrt(2 * math.pi), rtol=1e-13)
+    assert normal_cdf(np.array([-40.0]))[0] == pytest.approx(0.5 * math.erfc(40 / math.sqrt(2)), rel=1e-13)
+
+
+def test_gelu_exact_matches_the_math_erf_formula() -> None:
+    x = np.linspace(-8.0, 8.0, 1601)
+    layer = md.GELU()
+    y = layer(x)
+    # the textbook form 0.5 x (1 + erf(x / sqrt 2)) cancels for x << 0: compare it in absolute terms,
+    # and the equivalent 0.5 x erfc(-x / sqrt 2), accurate in the tail too, in relative terms
+    textbook = np.array([0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x])
+    np.testing.assert_allclose(y, textbook, rtol=1e-14, atol=1e-15)
+    accurate = np.array([0.5 * v * math.erfc(-v / math.sqrt(2.0)) for v in x])
+    np.testing.assert_allclose(y, accurate, rtol=1e-13, atol=0)
+    pdf = np.array([math.exp(-v * v / 2) / math.sqrt(2 * math.pi) for v in x])
+    slope = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in x]) + x * pdf
+    np.testing.assert_allclose(layer.backward(np.ones_like(x)), slope, rtol=1e-12, atol=1e-16)
+    assert layer(np.array([0.0]))[0] == 0.0
+
+
+def test_gelu_tanh_matches_its_formula_and_is_close_to_exact() -> None:
+    x = np.linspace(-6.0, 6.0, 241)
+    layer = md.GELU(approximate="tanh")
+    u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+    np.testing.assert_allclose(layer(x), 0.5 * x * (1 + np.tanh(u)), rtol=1e-14, atol=1e-16)
+    assert np.max(np.abs(layer(x) - md.GELU()(x))) < 1e-3  # the approximation is close
+    assert repr(layer) == "GELU(approximate='tanh')"
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
+        md.GELU(approximate="fast")
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_float32(approximate: str) -> None:
+    layer = md.GELU(approximate)
+    x = np.linspace(-3, 3, 13, dtype=np.float32)
+    y = layer(x)
+    assert y.dtype == np.float32
+    assert layer.backward(np.ones_like(x)).dtype == np.float32
+    np.testing.assert_allclose(y, md.GELU(approximate)(x.astype(np.float64)), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape, seed", [((4, 3), 0), ((2, 3, 2), 1), ((6,), 2)])
+def test_gelu_gradient_checker(approximate: str, shape: tuple[int, ...], seed: int) -> None:
+    x = np.random.default_rng(seed).normal(scale=2.0, size=shape)
+    assert_gradients_ok(md.GELU(approximate), inputs=x, seed=seed)
+
+
+def test_gelu_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    x = np.linspace(-7, 7, 57)
+    g = np.random.default_rng(0).normal(size=x.shape)
+    for approximate in ("none", "tanh"):
+        xt = torch.tensor(x, requires_grad=True)
+        yt = torch.nn.GELU(approximate=approximate)(xt)
+        yt.backward(torch.tensor(g))
+        layer = md.GELU(approximate)
+        # absolute tolerance: PyTorch computes 1 + erf(x / sqrt 2), which cancels for x << 0
+        np.testing.assert_allclose(layer(x), yt.detach().numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-14)

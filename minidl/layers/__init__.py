@@ -1,6 +1,6 @@
 """Built-in layers."""
 
-from .activations import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activations import GELU, Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -9,6 +9,7 @@ from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
 __all__ = [
+    "GELU",
     "Activation",
     "AvgPool2D",
     "BatchNorm1d",
