@@ -1,10 +1,14 @@
 """Optimizers: they read each parameter's ``.grad`` and update its ``.data`` in place.
 
-Update rules and defaults follow PyTorch's, so the same gradients give the same parameters.
+Update rules, defaults and state names follow PyTorch's (``torch.optim``), so the same gradients give
+the same parameters (to round-off) in both.  Every update is done in place in the parameter's dtype
+(float32 stays float32), using a per-parameter scratch array instead of fresh temporaries.  The state
+(moments, step counts) is in :meth:`Optimizer.state_dict`, so a run can be resumed bit for bit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,7 +17,7 @@ import numpy as np
 from .errors import StateDictError
 from .parameter import Parameter
 
-__all__ = ["SGD", "Optimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
 
 Hyper = dict[str, float | bool]
 
@@ -53,6 +57,8 @@ class Optimizer:
                 raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
         self.hyper: Hyper = dict(hyper)
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
+        # Scratch arrays for the updates (not state: never saved, re-made when a shape or dtype changes).
+        self._scratch: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def lr(self) -> float:
@@ -60,8 +66,9 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{type(self).__name__}: lr must be a finite number > 0, got {value!r}")
+        # 0 is allowed here (a schedule may anneal to it), though not at construction.
+        if isinstance(value, bool) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0, got {value!r}")
         self.hyper["lr"] = float(value)
 
     def zero_grad(self) -> None:
@@ -75,7 +82,37 @@ class Optimizer:
                 self.update(p, state)
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Update ``p.data`` in place from ``p.grad``, reading and writing its ``state``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update(p, state)")
+
+    def _work(self, p: Parameter, slot: int = 0) -> np.ndarray:
+        """A scratch array shaped and typed like ``p.data`` (uninitialised; ``slot`` picks one of several)."""
+        key = (id(p), slot)
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape != p.data.shape or buf.dtype != p.data.dtype:
+            buf = self._scratch[key] = np.empty_like(p.data)
+        return buf
+
+    def _decayed_grad(self, p: Parameter, weight_decay: float) -> np.ndarray:
+        """``grad + weight_decay * w`` (L2 added to the gradient) in scratch slot 1, or ``grad`` itself."""
+        if not weight_decay:
+            return p.grad
+        g = np.multiply(p.data, weight_decay, out=self._work(p, 1))
+        g += p.grad
+        return g
+
+    @staticmethod
+    def _state_array(state: dict[str, Any], key: str, p: Parameter) -> np.ndarray:
+        """``state[key]``, created as zeros like ``p.data`` if absent."""
+        buf = state.get(key)
+        if buf is None:
+            buf = state[key] = np.zeros_like(p.data)
+        return buf
+
+    def __getstate__(self) -> dict[str, Any]:  # pickling/deepcopy: scratch is keyed by id(), drop it
+        d = dict(self.__dict__)
+        d["_scratch"] = {}
+        return d
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -166,13 +203,40 @@ def _hyper_problem(key: str, value: Any, current: Any) -> str | None:
     return None
 
 
-class SGD(Optimizer):
-    """Stochastic gradient descent, PyTorch's rule::
+#: Bytes per block in :func:`_subtract_scaled`: small enough to stay in cache, big enough that the
+#: Python loop costs nothing next to the arithmetic.
+_BLOCK_BYTES = 1 << 18
 
-        g = grad + weight_decay * w              (L2, added before momentum)
-        b = g (first step), else momentum * b + (1 - dampening) * g
-        g = g + momentum * b if nesterov else b  (when momentum > 0)
+
+def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
+    """``w -= scale * g`` in place, through a small buffer, block by block, instead of a temporary
+    the size of ``w`` (the same arithmetic, so the same result to the bit)."""
+    block = max(1, _BLOCK_BYTES // w.itemsize)
+    if w.size <= block or not (w.flags.c_contiguous and g.flags.c_contiguous and w.shape == g.shape):
+        w -= scale * g
+        return
+    w_flat, g_flat = w.reshape(-1), g.reshape(-1)  # views: both are C-contiguous
+    buf = np.empty(block, dtype=np.result_type(w, g))
+    for start in range(0, w_flat.size, block):
+        g_part = g_flat[start:start + block]
+        w_flat[start:start + block] -= np.multiply(g_part, scale, out=buf[:g_part.size])
+
+
+def _check_beta(who: str, name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{who}: {name} must be a number in [0, 1), got {value!r}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov and L2 weight decay (PyTorch's rule)::
+
+        g = grad + weight_decay * w                       (L2, added before momentum)
+        b = g                                   on the first step,
+        b = momentum * b + (1 - dampening) * g  afterwards           (when momentum > 0)
+        g = g + momentum * b  if nesterov  else  b                   (when momentum > 0)
         w = w - lr * g
+
+    State per parameter: ``momentum_buffer`` (only with momentum > 0).
     """
 
     def __init__(
@@ -191,16 +255,184 @@ class SGD(Optimizer):
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
-        lr, momentum, wd = h["lr"], h["momentum"], h["weight_decay"]
-        g = p.grad
-        if wd:
-            g = g + wd * p.data
+        lr, momentum = h["lr"], h["momentum"]
+        g = self._decayed_grad(p, h["weight_decay"])
+        if not momentum:  # plain SGD: no scratch array for the parameter
+            _subtract_scaled(p.data, g, lr)
+            return
+        work = self._work(p)
         if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= momentum
-                buf += (1 - h["dampening"]) * g
-            g = g + momentum * buf if h["nesterov"] else buf
-        p.data -= lr * g
+                if h["dampening"]:
+                    buf += np.multiply(g, 1 - h["dampening"], out=work)
+                else:
+                    buf += g
+            if h["nesterov"]:
+                np.multiply(buf, momentum, out=work)
+                work += g
+                g = work
+            else:
+                g = buf
+        np.multiply(g, lr, out=work)
+        p.data -= work
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), PyTorch's rule, with ``t`` the step count starting at 1::
+
+        g = grad + weight_decay * w                 (Adam: L2, "coupled"; AdamW: see below)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g^2
+        v_max = max(v_max, v)                       (amsgrad only; then v_max replaces v below)
+        w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    Defaults as PyTorch: ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0``.
+    State per parameter: ``step`` (int), ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq``
+    (amsgrad only).
+    """
+
+    #: AdamW sets this: decay the weights directly instead of adding L2 to the gradient.
+    _decoupled: bool = False
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        who = type(self).__name__
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
+        _check_beta(who, "betas[0]", beta1)
+        _check_beta(who, "betas[1]", beta2)
+        super().__init__(params, {"lr": lr, "beta1": float(beta1), "beta2": float(beta2), "eps": eps,
+                                  "weight_decay": weight_decay, "amsgrad": bool(amsgrad)})
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return float(self.hyper["beta1"]), float(self.hyper["beta2"])
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        lr, beta1, beta2, wd = h["lr"], h["beta1"], h["beta2"], h["weight_decay"]
+        t = int(state.get("step", 0)) + 1
+        state["step"] = t
+        if self._decoupled:
+            if wd:
+                p.data *= 1 - lr * wd
+            g = p.grad
+        else:
+            g = self._decayed_grad(p, wd)
+        m = self._state_array(state, "exp_avg", p)
+        v = self._state_array(state, "exp_avg_sq", p)
+        work = self._work(p)
+        m *= beta1
+        m += np.multiply(g, 1 - beta1, out=work)
+        v *= beta2
+        np.multiply(g, g, out=work)
+        work *= 1 - beta2
+        v += work
+        if h["amsgrad"]:
+            v_max = self._state_array(state, "max_exp_avg_sq", p)
+            np.maximum(v_max, v, out=v_max)
+            v = v_max
+        denom = np.sqrt(v, out=work)
+        denom /= math.sqrt(1 - beta2**t)
+        denom += h["eps"]
+        step = np.divide(m, denom, out=work)
+        step *= lr / (1 - beta1**t)
+        p.data -= step
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), PyTorch's rule: before the Adam step
+    (taken with the plain gradient, no L2 term) the weights shrink::
+
+        w = w * (1 - lr * weight_decay)
+
+    Defaults as PyTorch: ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01``.
+    """
+
+    _decoupled = True
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), PyTorch's rule::
+
+        g = grad + weight_decay * w                                   (L2)
+        s = alpha * s + (1 - alpha) * g^2
+        a = alpha * a + (1 - alpha) * g;   d = sqrt(s - a^2) + eps     (centered)
+                                           d = sqrt(s) + eps           (otherwise)
+        b = momentum * b + g / d;  w = w - lr * b                      (momentum > 0)
+        w = w - lr * g / d                                             (otherwise)
+
+    Defaults as PyTorch: ``lr=0.01, alpha=0.99, eps=1e-8``, no weight decay, momentum 0, not centered.
+    State per parameter: ``step`` (int), ``square_avg`` (s), ``momentum_buffer`` (b, momentum > 0),
+    ``grad_avg`` (a, centered only); all start at zero.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ValueError(f"RMSprop: alpha must be a number in [0, 1], got {alpha!r}")
+        super().__init__(params, {"lr": lr, "alpha": float(alpha), "eps": eps, "weight_decay": weight_decay,
+                                  "momentum": momentum, "centered": bool(centered)})
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        lr, alpha, momentum = h["lr"], h["alpha"], h["momentum"]
+        state["step"] = int(state.get("step", 0)) + 1
+        g = self._decayed_grad(p, h["weight_decay"])
+        s = self._state_array(state, "square_avg", p)
+        work = self._work(p)
+        s *= alpha
+        np.multiply(g, g, out=work)
+        work *= 1 - alpha
+        s += work
+        if h["centered"]:
+            a = self._state_array(state, "grad_avg", p)
+            a *= alpha
+            a += np.multiply(g, 1 - alpha, out=work)
+            np.multiply(a, a, out=work)
+            np.subtract(s, work, out=work)
+            denom = np.sqrt(work, out=work)
+        else:
+            denom = np.sqrt(s, out=work)
+        denom += h["eps"]
+        step = np.divide(g, denom, out=work)
+        if momentum:
+            b = self._state_array(state, "momentum_buffer", p)
+            b *= momentum
+            b += step
+            step = np.multiply(b, lr, out=work)
+        else:
+            step *= lr
+        p.data -= step

@@ -1,0 +1,418 @@
+"""Optimizers against their update rules written out by hand, step by step, on a tiny least-squares problem.
+
+The references below are deliberately written in the textbook / PyTorch-documentation form (not the
+in-place form of minidl.optim), so agreement to round-off checks the algebra as well as the code.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.errors import StateDictError
+from minidl.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+
+RTOL, ATOL = 1e-12, 1e-14
+STEPS = 6
+
+
+def problem(seed: int = 0, dtype: type = np.float64) -> tuple[list[md.Parameter], list[np.ndarray]]:
+    """Two parameters and the data of a least-squares cost 1/2 |X w1 w2 - Y|^2 (non-trivial coupling)."""
+    rng = np.random.default_rng(seed)
+    w1 = md.Parameter(rng.standard_normal((3, 4)), dtype=dtype)
+    w2 = md.Parameter(rng.standard_normal((4, 2)), dtype=dtype)
+    X = rng.standard_normal((5, 3)).astype(dtype)
+    Y = rng.standard_normal((5, 2)).astype(dtype)
+    return [w1, w2], [X, Y]
+
+
+def grads(ws: list[np.ndarray], data: list[np.ndarray]) -> list[np.ndarray]:
+    X, Y = data
+    w1, w2 = ws
+    r = X @ w1 @ w2 - Y
+    return [X.T @ r @ w2.T, (X @ w1).T @ r]
+
+
+def run_minidl(opt_cls: type[Optimizer], kwargs: dict, steps: int = STEPS, dtype: type = np.float64,
+               seed: int = 0) -> list[np.ndarray]:
+    params, data = problem(seed, dtype)
+    opt = opt_cls(params, **kwargs)
+    for _ in range(steps):
+        opt.zero_grad()
+        for p, g in zip(params, grads([p.data for p in params], data), strict=True):
+            p.grad += g
+        opt.step()
+    return [p.data for p in params]
+
+
+def run_reference(rule, state_init, steps: int = STEPS, seed: int = 0) -> list[np.ndarray]:
+    params, data = problem(seed)
+    ws = [p.data.copy() for p in params]
+    states = [state_init(w) for w in ws]
+    for t in range(1, steps + 1):
+        gs = grads(ws, data)
+        ws = [rule(w, g, s, t) for w, g, s in zip(ws, gs, states, strict=True)]
+    return ws
+
+
+def assert_same(a: list[np.ndarray], b: list[np.ndarray], rtol: float = RTOL, atol: float = ATOL) -> None:
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------------------------------------------------------ SGD
+def sgd_reference(lr, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
+    def rule(w, g, s, t):
+        if weight_decay:
+            g = g + weight_decay * w
+        if momentum:
+            s["b"] = g if t == 1 else momentum * s["b"] + (1 - dampening) * g
+            g = g + momentum * s["b"] if nesterov else s["b"]
+        return w - lr * g
+
+    return rule
+
+
+SGD_CASES = [
+    {},
+    {"momentum": 0.9},
+    {"momentum": 0.9, "dampening": 0.3},
+    {"momentum": 0.9, "nesterov": True},
+    {"weight_decay": 0.1},
+    {"momentum": 0.8, "weight_decay": 0.05},
+    {"momentum": 0.8, "weight_decay": 0.05, "nesterov": True},
+    {"momentum": 0.7, "weight_decay": 0.02, "dampening": 0.5},
+]
+
+
+@pytest.mark.parametrize("kw", SGD_CASES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "plain")
+def test_sgd_matches_hand_written_rule(kw):
+    got = run_minidl(SGD, {"lr": 0.01, **kw})
+    want = run_reference(sgd_reference(0.01, **kw), lambda w: {})
+    assert_same(got, want)
+
+
+def test_sgd_plain_single_step_exact():
+    p = md.Parameter(np.array([1.0, -2.0]))
+    p.grad[:] = [0.5, 0.25]
+    SGD([p], lr=0.1).step()
+    np.testing.assert_array_equal(p.data, [1.0 - 0.1 * 0.5, -2.0 - 0.1 * 0.25])
+
+
+def test_sgd_first_momentum_step_has_no_dampening():
+    # PyTorch: the buffer starts as the gradient itself, not (1 - dampening) * gradient.
+    p = md.Parameter(np.array([1.0]))
+    p.grad[:] = 2.0
+    opt = SGD([p], lr=0.5, momentum=0.9, dampening=0.5)
+    opt.step()
+    np.testing.assert_array_equal(opt.state[0]["momentum_buffer"], [2.0])
+    np.testing.assert_array_equal(p.data, [0.0])
+
+
+def test_sgd_nesterov_needs_momentum():
+    p = md.Parameter(np.zeros(2))
+    with pytest.raises(ValueError, match="nesterov"):
+        SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="nesterov"):
+        SGD([p], lr=0.1, momentum=0.9, nesterov=True, dampening=0.1)
+
+
+# ------------------------------------------------------------------------------------------------ Adam
+def adam_reference(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
+    """The paper's form with bias-corrected moments m_hat, v_hat (PyTorch's documentation)."""
+    b1, b2 = betas
+
+    def rule(w, g, s, t):
+        if decoupled:
+            w = w * (1 - lr * weight_decay)
+        elif weight_decay:
+            g = g + weight_decay * w
+        s["m"] = b1 * s["m"] + (1 - b1) * g
+        s["v"] = b2 * s["v"] + (1 - b2) * g * g
+        m_hat = s["m"] / (1 - b1**t)
+        if amsgrad:
+            s["vmax"] = np.maximum(s["vmax"], s["v"])
+            v_hat = s["vmax"] / (1 - b2**t)
+        else:
+            v_hat = s["v"] / (1 - b2**t)
+        return w - lr * m_hat / (np.sqrt(v_hat) + eps)
+
+    return rule
+
+
+def adam_state(w):
+    return {"m": np.zeros_like(w), "v": np.zeros_like(w), "vmax": np.zeros_like(w)}
+
+
+ADAM_CASES = [
+    {},
+    {"lr": 0.05},
+    {"lr": 0.02, "betas": (0.8, 0.99)},
+    {"lr": 0.01, "weight_decay": 0.1},
+    {"lr": 0.01, "amsgrad": True},
+    {"lr": 0.01, "eps": 1e-3, "weight_decay": 0.05, "amsgrad": True},
+]
+
+
+@pytest.mark.parametrize("kw", ADAM_CASES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "defaults")
+def test_adam_matches_hand_written_rule(kw):
+    got = run_minidl(Adam, kw)
+    want = run_reference(adam_reference(**kw), adam_state)
+    assert_same(got, want)
+
+
+@pytest.mark.parametrize("kw", [{}, {"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.01, "weight_decay": 0.3,
+                                                                        "amsgrad": True}],
+                         ids=["defaults", "wd", "wd-amsgrad"])
+def test_adamw_matches_hand_written_rule(kw):
+    got = run_minidl(AdamW, kw)
+    ref_kw = {"weight_decay": 0.01, **kw}
+    want = run_reference(adam_reference(decoupled=True, **ref_kw), adam_state)
+    assert_same(got, want)
+
+
+def test_adam_coupled_and_adamw_decoupled_weight_decay_differ_and_agree_without_it():
+    assert_same(run_minidl(Adam, {"lr": 0.01}), run_minidl(AdamW, {"lr": 0.01, "weight_decay": 0.0}), 0, 0)
+    coupled = run_minidl(Adam, {"lr": 0.01, "weight_decay": 0.1})
+    decoupled = run_minidl(AdamW, {"lr": 0.01, "weight_decay": 0.1})
+    assert not np.allclose(coupled[0], decoupled[0], rtol=1e-6, atol=0)
+
+
+def test_adamw_first_step_by_hand():
+    # Step 1: m_hat = g, v_hat = g^2, so the Adam part is lr * g / (|g| + eps) = lr * sign(g) (nearly).
+    p = md.Parameter(np.array([2.0, -1.0]))
+    p.grad[:] = [0.5, -4.0]
+    AdamW([p], lr=0.1, weight_decay=0.5).step()
+    decayed = np.array([2.0, -1.0]) * (1 - 0.1 * 0.5)
+    want = decayed - 0.1 * np.array([0.5, -4.0]) / (np.array([0.5, 4.0]) + 1e-8)
+    np.testing.assert_allclose(p.data, want, rtol=1e-15)
+
+
+# ------------------------------------------------------------------------------------------------ RMSprop
+def rmsprop_reference(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def rule(w, g, s, t):
+        if weight_decay:
+            g = g + weight_decay * w
+        s["sq"] = alpha * s["sq"] + (1 - alpha) * g**2
+        if centered:
+            s["avg"] = alpha * s["avg"] + (1 - alpha) * g
+            denom = np.sqrt(s["sq"] - s["avg"] ** 2) + eps
+        else:
+            denom = np.sqrt(s["sq"]) + eps
+        if momentum:
+            s["b"] = momentum * s["b"] + g / denom
+            return w - lr * s["b"]
+        return w - lr * g / denom
+
+    return rule
+
+
+def rmsprop_state(w):
+    return {"sq": np.zeros_like(w), "avg": np.zeros_like(w), "b": np.zeros_like(w)}
+
+
+RMSPROP_CASES = [
+    {},
+    {"lr": 0.001, "alpha": 0.9},
+    {"momentum": 0.9},
+    {"centered": True},
+    {"centered": True, "momentum": 0.5, "weight_decay": 0.1},
+    {"weight_decay": 0.2, "eps": 1e-4},
+]
+
+
+@pytest.mark.parametrize("kw", RMSPROP_CASES,
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "defaults")
+def test_rmsprop_matches_hand_written_rule(kw):
+    got = run_minidl(RMSprop, kw)
+    want = run_reference(rmsprop_reference(**kw), rmsprop_state)
+    assert_same(got, want)
+
+
+# ------------------------------------------------------------------------------------------------ common
+def test_defaults_follow_pytorch():
+    p = [md.Parameter(np.zeros(2))]
+    assert Adam(p).hyper == {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+                             "amsgrad": False}
+    assert Adam(p).betas == (0.9, 0.999)
+    assert AdamW(p).hyper["weight_decay"] == 0.01
+    assert AdamW(p).hyper["lr"] == 1e-3
+    assert RMSprop(p).hyper == {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
+                                "centered": False}
+    assert SGD(p, lr=0.1).hyper == {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False,
+                                    "dampening": 0.0}
+
+
+ALL = [
+    (SGD, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.01, "nesterov": True}),
+    (SGD, {"lr": 0.01, "momentum": 0.9, "dampening": 0.1}),
+    (Adam, {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True}),
+    (AdamW, {"lr": 0.01}),
+    (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.01}),
+]
+ALL_IDS = ["SGD-nesterov", "SGD-dampening", "Adam-amsgrad", "AdamW", "RMSprop-centered"]
+
+
+@pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
+def test_float32_stays_float32(cls, kw):
+    got = run_minidl(cls, kw, dtype=np.float32)
+    assert all(w.dtype == np.float32 for w in got)
+    params, data = problem(0, np.float32)
+    opt = cls(params, **kw)
+    for p, g in zip(params, grads([p.data for p in params], data), strict=True):
+        p.grad += g
+    opt.step()
+    for state in opt.state:
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == np.float32
+    # and agrees with the float64 run to float32 round-off
+    assert_same(got, run_minidl(cls, kw), rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
+def test_updates_are_in_place(cls, kw):
+    params, data = problem()
+    arrays = [p.data for p in params]
+    opt = cls(params, **kw)
+    for _ in range(3):
+        for p, g in zip(params, grads([p.data for p in params], data), strict=True):
+            p.grad[...] = g
+        opt.step()
+    assert all(p.data is a for p, a in zip(params, arrays, strict=True))
+
+
+@pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
+def test_state_dict_resumes_bit_for_bit(cls, kw):
+    params, data = problem(3)
+    opt = cls(params, **kw)
+
+    def steps(ps, o, n):
+        for _ in range(n):
+            o.zero_grad()
+            for p, g in zip(ps, grads([p.data for p in ps], data), strict=True):
+                p.grad += g
+            o.step()
+
+    steps(params, opt, 3)
+    saved_params = [p.data.copy() for p in params]
+    saved = opt.state_dict()
+    steps(params, opt, 4)
+    straight = [p.data.copy() for p in params]
+
+    # a fresh optimizer (different hyper-parameters even) on a fresh copy, restored from the save
+    fresh = [md.Parameter(w) for w in saved_params]
+    opt2 = cls(fresh, lr=0.5)
+    opt2.load_state_dict(saved)
+    assert opt2.hyper == opt.hyper
+    steps(fresh, opt2, 4)
+    for a, b in zip(straight, (p.data for p in fresh), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_state_dict_holds_moments_and_step_counts_as_copies():
+    params, data = problem()
+    opt = Adam(params, lr=0.01)
+    for p, g in zip(params, grads([p.data for p in params], data), strict=True):
+        p.grad += g
+    opt.step()
+    opt.step()
+    sd = opt.state_dict()
+    assert sd["type"] == "Adam"
+    assert set(sd["state"]) == {"0", "1"}
+    assert sd["state"]["0"]["step"] == 2
+    assert set(sd["state"]["0"]) == {"step", "exp_avg", "exp_avg_sq"}
+    sd["state"]["0"]["exp_avg"][...] = 123.0
+    assert not np.any(opt.state[0]["exp_avg"] == 123.0)
+    rms = RMSprop(params, momentum=0.9, centered=True)
+    rms.step()
+    assert set(rms.state_dict()["state"]["1"]) == {"step", "square_avg", "grad_avg", "momentum_buffer"}
+
+
+def test_load_state_dict_refuses_other_optimizer_and_changes_nothing():
+    params, _ = problem()
+    adam = Adam(params)
+    adam.step()
+    sgd = SGD(params, lr=0.1, momentum=0.9)
+    before = copy.deepcopy(sgd.state_dict())
+    with pytest.raises(StateDictError, match="'Adam', not 'SGD'"):
+        sgd.load_state_dict(adam.state_dict())
+    assert sgd.state_dict()["hyper"] == before["hyper"]
+    other = Adam([md.Parameter(np.zeros(3))])
+    with pytest.raises(StateDictError, match="parameters"):
+        other.load_state_dict(adam.state_dict())
+
+
+def test_frozen_parameters_are_skipped_and_keep_no_state():
+    a = md.Parameter(np.ones(2))
+    b = md.Parameter(np.ones(2), requires_grad=False)
+    a.grad[:] = 1.0
+    b.grad[:] = 1.0
+    opt = Adam([a, b], lr=0.1, weight_decay=0.1)
+    opt.step()
+    np.testing.assert_array_equal(b.data, [1.0, 1.0])
+    assert opt.state[1] == {}
+    assert np.all(a.data < 1.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda p: Adam(p, betas=(1.0, 0.999)), "betas"),
+        (lambda p: Adam(p, betas=(0.9,)), "betas"),
+        (lambda p: AdamW(p, lr=-1.0), "lr"),
+        (lambda p: RMSprop(p, alpha=1.5), "alpha"),
+        (lambda p: RMSprop(p, momentum=-0.1), "momentum"),
+        (lambda p: SGD(p, lr=0.0), "lr"),
+        (lambda p: Adam(p, eps=float("nan")), "eps"),
+    ],
+)
+def test_bad_hyper_parameters_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make([md.Parameter(np.zeros(2))])
+
+
+def test_lr_setter_accepts_zero_refuses_negative():
+    opt = SGD([md.Parameter(np.zeros(2))], lr=0.1)
+    opt.lr = 0.0
+    assert opt.lr == 0.0
+    with pytest.raises(ValueError, match="lr"):
+        opt.lr = -0.1
+
+
+def test_deepcopy_of_an_optimizer_is_independent():
+    params, _ = problem()
+    opt = Adam(params, lr=0.01)
+    opt.step()
+    clone = copy.deepcopy(opt)
+    clone.params[0].data[...] = 0.0
+    clone.step()
+    assert not np.all(params[0].data == 0.0)
+    assert clone._scratch.keys().isdisjoint(opt._scratch.keys())
+
+
+# ------------------------------------------------------------------------------------------------ torch
+def test_against_torch_if_installed():
+    torch = pytest.importorskip("torch")
+    cases = [(SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.01, "nesterov": True}),
+             (SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1}),
+             (Adam, torch.optim.Adam, {}),
+             (Adam, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+             (AdamW, torch.optim.AdamW, {"lr": 0.01}),
+             (AdamW, torch.optim.AdamW, {"lr": 0.02, "weight_decay": 0.3, "amsgrad": True}),
+             (RMSprop, torch.optim.RMSprop, {}),
+             (RMSprop, torch.optim.RMSprop, {"momentum": 0.5, "centered": True, "weight_decay": 0.1})]
+    for ours, theirs, kw in cases:
+        got = run_minidl(ours, kw)
+        params, data = problem()
+        ts = [torch.tensor(p.data, requires_grad=True) for p in params]
+        opt = theirs(ts, **kw)
+        for _ in range(STEPS):
+            opt.zero_grad()
+            for t, g in zip(ts, grads([t.detach().numpy() for t in ts], data), strict=True):
+                t.grad = torch.tensor(g)
+            opt.step()
+        assert_same(got, [t.detach().numpy() for t in ts], rtol=1e-10, atol=1e-12)
