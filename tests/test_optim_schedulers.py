@@ -1,0 +1,107 @@
+"""Learning-rate schedules: values by their formulas, state, and the optimizer they drive."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.errors import StateDictError
+from minidl.optim import SGD, Adam
+from minidl.schedulers import CosineAnnealingLR, ExponentialLR, MultiStepLR, StepLR
+
+
+def opt(lr: float = 0.1) -> SGD:
+    return SGD([md.Parameter(np.zeros(2))], lr=lr)
+
+
+def lrs(scheduler, epochs: int) -> list[float]:
+    """The lr in force during epochs 1..epochs (step() after each)."""
+    out = []
+    for _ in range(epochs):
+        out.append(scheduler.optimizer.lr)
+        scheduler.step()
+    return out
+
+
+def test_step_lr():
+    assert lrs(StepLR(opt(1.0), step_size=3, gamma=0.5), 8) == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_multistep_lr():
+    got = lrs(MultiStepLR(opt(1.0), milestones=[4, 2], gamma=0.1), 6)
+    np.testing.assert_allclose(got, [1, 1, 0.1, 0.1, 0.01, 0.01], rtol=1e-15)
+
+
+def test_exponential_lr():
+    np.testing.assert_allclose(lrs(ExponentialLR(opt(2.0), gamma=0.9), 5), [2 * 0.9**e for e in range(5)])
+
+
+def test_cosine_annealing_lr_formula_and_endpoints():
+    lr0, eta_min, T = 0.1, 0.001, 10
+    got = lrs(CosineAnnealingLR(opt(lr0), T_max=T, eta_min=eta_min), T + 1)
+    want = [eta_min + (lr0 - eta_min) * (1 + math.cos(math.pi * e / T)) / 2 for e in range(T + 1)]
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert got[0] == lr0
+    assert got[-1] == pytest.approx(eta_min, abs=1e-17)
+    assert all(a > b for a, b in itertools.pairwise(got))
+
+
+def test_cosine_can_anneal_to_zero():
+    sched = CosineAnnealingLR(opt(0.1), T_max=2)
+    sched.step()
+    assert sched.step() == 0.0
+    assert sched.optimizer.lr == 0.0
+
+
+def test_scheduler_state_dict_resumes():
+    a = StepLR(opt(1.0), step_size=2, gamma=0.5)
+    for _ in range(3):
+        a.step()
+    b = StepLR(opt(1.0), step_size=2, gamma=0.5)
+    b.load_state_dict(a.state_dict())
+    assert b.last_epoch == 3
+    assert b.step() == a.step() == 0.25
+    with pytest.raises(StateDictError, match="StepLR"):
+        CosineAnnealingLR(opt(), T_max=3).load_state_dict(a.state_dict())
+
+
+def test_schedule_acts_on_adam_too():
+    adam = Adam([md.Parameter(np.zeros(2))], lr=0.01)
+    sched = StepLR(adam, step_size=1, gamma=0.5)
+    sched.step()
+    assert adam.lr == adam.hyper["lr"] == 0.005
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda o: StepLR(o, step_size=0), lambda o: StepLR(o, step_size=2, gamma=0.0),
+     lambda o: CosineAnnealingLR(o, T_max=0), lambda o: CosineAnnealingLR(o, T_max=3, eta_min=-1.0),
+     lambda o: MultiStepLR(o, milestones=[0])],
+)
+def test_bad_arguments(make):
+    with pytest.raises(ValueError):
+        make(opt())
+
+
+def test_against_torch_if_installed():
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(2, requires_grad=True)
+    for ours, theirs in [
+        (lambda o: StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (lambda o: MultiStepLR(o, [2, 5], 0.3), lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [2, 5], 0.3)),
+        (lambda o: ExponentialLR(o, 0.8), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.8)),
+        (lambda o: CosineAnnealingLR(o, 7, 1e-3),
+         lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 1e-3)),
+    ]:
+        mine = ours(opt(0.1))
+        topt = torch.optim.SGD([w], lr=0.1)
+        theirs_s = theirs(topt)
+        for _ in range(9):
+            assert mine.optimizer.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15)
+            topt.step()
+            mine.step()
+            theirs_s.step()
