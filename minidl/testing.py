@@ -1,13 +1,18 @@
-"""pytest-friendly helpers: ``assert_gradients_ok`` fails with the checker's table."""
+"""pytest-friendly helpers: ``assert_gradients_ok`` fails with the checker's table; ``layer_cases``
+parametrises a layer test over shapes, dtypes and seeds."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .gradcheck import GradientChecker, GradientReport
 from .layer import Layer
 
-__all__ = ["assert_gradients_ok"]
+__all__ = ["LayerCase", "assert_gradients_ok", "layer_cases"]
 
 
 def assert_gradients_ok(
@@ -24,3 +29,31 @@ def assert_gradients_ok(
     """
     checker = GradientChecker(layer_or_model, loss=loss, inputs=inputs, targets=targets, **kwargs)
     return checker.run().raise_if_failed()
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """One combination of shape, dtype and seed for a parametrised gradient test."""
+
+    shape: tuple[int, ...]
+    dtype: Any
+    seed: int
+
+    def __str__(self) -> str:
+        return f"{'x'.join(map(str, self.shape))}-{np.dtype(self.dtype).name}-seed{self.seed}"
+
+
+def layer_cases(
+    shapes: Iterable[tuple[int, ...]],
+    dtypes: Iterable[Any] = (np.float64, np.float32),
+    seeds: Iterable[int] = (0, 1),
+) -> list[LayerCase]:
+    """Every combination of ``shapes x dtypes x seeds``, for ``pytest.mark.parametrize``::
+
+        @pytest.mark.parametrize("case", layer_cases([(3, 4), (5, 2)]), ids=str)
+        def test_dense(case):
+            assert_gradients_ok(Dense(*case.shape, rng=case.seed, dtype=case.dtype), seed=case.seed)
+
+    A float32 layer is checked in float64 on a copy, so the same tolerances apply to every dtype.
+    """
+    return [LayerCase(tuple(shape), dtype, seed) for shape in shapes for dtype in dtypes for seed in seeds]

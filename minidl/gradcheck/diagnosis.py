@@ -33,6 +33,26 @@ def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ())
     return None
 
 
+def _ratio(a: np.ndarray, n: np.ndarray, t: np.ndarray) -> float | None:
+    """The constant r with a = r * n (within tolerance) over these elements, or None."""
+    big = np.abs(n) > t
+    if np.sum(big) < 2:  # one element always has "a constant factor"
+        return None
+    r = float(np.dot(a[big], n[big]) / np.dot(n[big], n[big]))
+    if r == 0 or not np.all(np.abs(a - r * n) <= np.maximum(t, 1e-6 * np.abs(r * n))):
+        return None
+    return r
+
+
+def _factor_words(r: float, batch: int | None, shape: tuple[int, ...]) -> str:
+    if abs(r + 1) <= 1e-6:
+        return "minus 1 (a sign flip)"
+    named = name_factor(r, batch, shape)
+    if named is not None:
+        return named
+    return f"(1 {'+' if r > 1 else '-'} {abs(r - 1):.2e})" if abs(r - 1) < 1e-3 else f"{r:.6g}"
+
+
 def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.ndarray,
              checked: np.ndarray, flat_index: np.ndarray, shape: tuple[int, ...],
              batch: int | None, tol: np.ndarray) -> str | None:
@@ -42,62 +62,57 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         analytic, numerical, failed, checked, tol: per checked element (1-D, aligned with ``flat_index``).
         shape: the tensor's shape; ``flat_index`` the elements' flat positions in it.
     """
-    if not np.any(failed):
+    bad = failed & checked
+    if not np.any(bad):
         return None
-    a = analytic[checked]
-    n = numerical[checked]
-    t = tol[checked]
-    big = np.abs(n) > t  # elements whose true derivative stands out from the noise
-    if not np.any(big):
+    a, n, t = analytic[checked], numerical[checked], tol[checked]
+    if not np.any(np.abs(n) > t):
         return None
     if np.all(a == 0):
         return ("the analytic gradient is all zero while the numerical one is not: backward never "
                 "wrote it (not added into .grad, written to a copy, or the parameter is not used in backward)")
-    words: list[str] = []
-    full = flat_index.size == int(np.prod(shape)) and np.all(checked)
-    # a constant factor between analytic and numerical
-    r = float(np.dot(a[big], n[big]) / np.dot(n[big], n[big]))
-    resid = np.abs(a - r * n)
-    if r != 0 and np.all(resid <= np.maximum(t, 1e-6 * np.abs(r * n))):
+    r = _ratio(a, n, t)
+    if r is not None:
         if abs(r + 1) <= 1e-6:
             return "sign flip: the analytic gradient is minus the numerical one (a wrong sign in backward)"
-        factor = name_factor(r, batch, shape)
-        if factor is not None:
-            return f"constant factor: analytic = {factor} x numerical (a missing or extra factor)"
-        said = f"(1 {'+' if r > 1 else '-'} {abs(r - 1):.2e})" if abs(r - 1) < 1e-3 else f"{r:.6g}"
-        return f"constant factor: analytic = {said} x numerical (a missing or extra factor)"
-    if full:
+        return (f"constant factor: analytic = {_factor_words(r, batch, shape)} x numerical "
+                "(a missing or extra factor)")
+    if flat_index.size == int(np.prod(shape)) and np.all(checked):
         flat_a = np.zeros(int(np.prod(shape)))
         flat_n = np.zeros_like(flat_a)
         flat_a[flat_index] = analytic
         flat_n[flat_index] = numerical
         A, N = flat_a.reshape(shape), flat_n.reshape(shape)
+        atol = float(np.max(t))
         if len(shape) == 2:
             for first_row, what in ((0, ""), (1, " (the weight rows, below the bias row 0)")):
                 a2, n2 = A[first_row:], N[first_row:]
-                if a2.shape[0] == a2.shape[1] and a2.size > 1 and not np.allclose(n2, n2.T) \
-                        and np.allclose(a2, n2.T, rtol=1e-6, atol=float(np.max(t))):
+                if a2.shape[0] == a2.shape[1] and a2.size > 1 and not np.allclose(n2, n2.T, atol=atol) \
+                        and np.allclose(a2, n2.T, rtol=1e-6, atol=atol):
                     return f"transposed: the analytic gradient{what} is the transpose of the right one"
-        if N.size > 1 and N.ndim >= 1 and not np.allclose(N.reshape(-1), N.T.reshape(-1)) \
-                and np.allclose(A.reshape(-1), N.T.reshape(-1), rtol=1e-6, atol=float(np.max(t))):
+        if N.size > 1 and not np.allclose(N.reshape(-1), N.T.reshape(-1), atol=atol) \
+                and np.allclose(A.reshape(-1), N.T.reshape(-1), rtol=1e-6, atol=atol):
             return "transposed: the analytic gradient holds the transpose of the right one, reshaped"
+    words: list[str] = []
+    if np.mean(failed[checked]) < 0.05 and np.sum(bad) <= 3:
+        idx = [tuple(int(i) for i in np.unravel_index(int(k), shape)) for k in flat_index[bad][:3]]
+        return (f"only {int(np.sum(bad))} isolated element(s) wrong, at {idx}: an indexing bug or a "
+                "special case in backward?")
+    r_bad = _ratio(analytic[bad], numerical[bad], tol[bad])
+    factor = f"; there analytic = {_factor_words(r_bad, batch, shape)} x numerical" if r_bad is not None else ""
     rows = np.unravel_index(flat_index, shape)[0] if len(shape) >= 2 else None
-    if rows is not None and np.all(rows[failed & checked] == 0):
-        sel = checked & (rows == 0) & (np.abs(numerical) > tol)
-        extra = ""
-        if np.any(sel):
-            r0 = float(np.dot(analytic[sel], numerical[sel]) / np.dot(numerical[sel], numerical[sel]))
-            if np.allclose(analytic[sel], r0 * numerical[sel], rtol=1e-6, atol=float(np.max(tol))):
-                f0 = name_factor(r0, batch, shape)
-                extra = f"; there analytic = {f0 or f'{r0:.6g}'} x numerical"
-        return f"only row 0 (the absorbed bias row) is wrong{extra}: check the bias term dW[0] += g.sum(axis=0)"
-    if name == "input" and rows is not None and len(shape) >= 2 and shape[0] > 1:
-        bad_rows = np.unique(rows[failed & checked])
+    if rows is not None and name != "input":
+        if np.all(rows[bad] == 0):
+            return (f"only row 0 (the absorbed bias row) is wrong{factor}: check the bias term "
+                    "(dW[0] += g.sum(axis=0))")
+        row0_ok = np.any(checked & (rows == 0) & (np.abs(numerical) > tol))
+        if row0_ok and not np.any(rows[bad] == 0):
+            return f"only the weight rows (1:) are wrong, the bias row 0 is right{factor}"
+    if name == "input" and rows is not None and shape[0] > 1:
+        bad_rows = np.unique(rows[bad])
         if bad_rows.size < shape[0]:
             words.append(f"only samples {bad_rows.tolist()[:8]} of the batch are wrong "
                          "(the error depends on the sample: an indexing or broadcasting bug?)")
-    frac = float(np.mean(failed[checked]))
-    if frac < 0.05 and np.sum(failed) <= 3:
-        idx = [tuple(int(i) for i in np.unravel_index(int(k), shape)) for k in flat_index[failed][:3]]
-        words.append(f"only {int(np.sum(failed))} isolated element(s) wrong, at {idx}")
+    if factor:
+        words.append(f"the {int(np.sum(bad))} failing elements share one factor{factor}")
     return "; ".join(words) or None

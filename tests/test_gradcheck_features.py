@@ -1,0 +1,404 @@
+"""GradientChecker (issue 3): kinks, determinism, accumulation, shared parameters, per-layer checks,
+diagnosis, modes, prefix reuse, and the framework's own layers."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minidl as m
+from minidl.errors import NonDeterministicError
+from minidl.gradcheck import GradientChecker
+from minidl.testing import assert_gradients_ok, layer_cases
+
+H = 1e-4  # the default relative step
+
+# ----------------------------------------------------------------------------- test layers
+
+
+class Abs(m.Layer):
+    elementwise = True
+
+    def __init__(self, wrong_positive: bool = False) -> None:
+        super().__init__()
+        self.wrong_positive = wrong_positive
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.abs(x)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        d = np.sign(self._x)
+        if self.wrong_positive:
+            d = np.where(self._x > 0, 0.5, d)
+        return g * d
+
+
+class Clip(m.Layer):
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.clip(x, -0.5, 0.5)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * ((self._x > -0.5) & (self._x < 0.5))
+
+
+class PairMax(m.Layer):
+    """Max over pairs of features (N, 2k) -> (N, k): a 1-D max-pool."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        pairs = x.reshape(x.shape[0], -1, 2)
+        self._arg = pairs.argmax(axis=2)
+        self._shape = x.shape
+        return pairs.max(axis=2)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dx = np.zeros((g.shape[0], g.shape[1], 2))
+        np.put_along_axis(dx, self._arg[..., None], g[..., None], axis=2)
+        return dx.reshape(self._shape)
+
+
+class Tied(m.Layer):
+    """y = tanh(x @ A) @ A.T: one Parameter used twice (weight tying)."""
+
+    def __init__(self, n: int, k: int, forget_second_use: bool = False) -> None:
+        super().__init__()
+        self.n = n
+        self.A = m.Parameter(np.random.default_rng(0).standard_normal((n, k)) * 0.5)
+        self.forget = forget_second_use
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        self._h = np.tanh(x @ self.A.data)
+        return self._h @ self.A.data.T
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        A = self.A.data
+        if not self.forget:
+            self.A.grad += g.T @ self._h
+        dz = (g @ A) * (1 - self._h**2)
+        self.A.grad += self._x.T @ dz
+        return dz @ A.T
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (self.n,)
+
+
+class AssignDense(m.Dense):
+    """Assigns the gradient instead of adding it."""
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        x = self._x
+        assert x is not None
+        self.W.grad[1:] = x.T @ g
+        self.W.grad[0] = g.sum(axis=0)
+        return g @ self.W.data[1:].T
+
+
+class BuggyDense(m.Dense):
+    """A Dense with a configurable back-pass bug."""
+
+    def __init__(self, *args: object, bug: str = "", **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.bug = bug
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        x = self._x
+        assert x is not None
+        W, dW = self.W.data, self.W.grad
+        weights = x.T @ g
+        bias = g.sum(axis=0)
+        dx = g @ W[1:].T
+        if self.bug == "factor2":
+            weights = 2 * weights
+        elif self.bug == "sign":
+            weights, bias = -weights, -bias
+        elif self.bug == "zero":
+            weights, bias = 0 * weights, 0 * bias
+        elif self.bug == "transpose":
+            weights = weights.T
+        elif self.bug == "bias_mean":
+            bias = g.mean(axis=0)
+        elif self.bug == "batch":
+            weights, bias = weights * x.shape[0], bias * x.shape[0]
+        elif self.bug == "dx":
+            dx = dx * 1.5
+        dW[1:] += weights
+        dW[0] += bias
+        return dx
+
+
+class Counting(m.Layer):
+    """Identity that counts its forward calls in a class-level dict (shared by the checker's copy)."""
+
+    elementwise = True
+    calls: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+        Counting.calls[label] = 0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        Counting.calls[self.label] += 1
+        return x
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g
+
+
+class Unregistered(m.Layer):
+    elementwise = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gens = [np.random.default_rng(1)]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._m = self.gens[0].random(x.shape) > 0.5
+        return x * self._m
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * self._m
+
+
+# ----------------------------------------------------------------------------- kinks
+
+
+def _near(values: np.ndarray, at: float, seed: int) -> np.ndarray:
+    """Put 60% of the elements exactly at ``at`` or within one step of it."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.choice([0.0, 0.3 * H, -0.5 * H, 0.9 * H, -H, 0.25 * H, 0.6 * H, H / 3], size=values.shape)
+    return np.where(rng.random(values.shape) < 0.6, at + offsets * max(abs(at), 1.0), values)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", ["relu", "leaky", "abs", "clip", "pairmax"])
+def test_no_false_alarm_at_or_near_kinks(name: str, seed: int) -> None:
+    base = np.random.default_rng(seed + 10).standard_normal((4, 6))
+    if name == "clip":
+        layer: m.Layer = Clip()
+        x = np.where(base > 0, _near(base, 0.5, seed), _near(base, -0.5, seed))
+    elif name == "pairmax":
+        layer = PairMax()
+        x = base.copy()
+        x[:, 1::2] = _near(x[:, 1::2], 0.0, seed) + x[:, 0::2]  # ties and near-ties in each pair
+    else:
+        layer = {"relu": m.ReLU(), "leaky": m.LeakyReLU(0.1), "abs": Abs()}[name]
+        x = _near(base, 0.0, seed)
+    for mode in ("full", "auto"):
+        report = GradientChecker(layer, inputs=x, seed=seed, mode=mode).run()
+        assert report.passed, str(report)
+        r = report["input"]
+        if name in ("relu", "leaky"):  # exactly at the kink: skipped; one-sided slopes disagree
+            assert r.skipped == int(np.sum(x == 0))
+        # anything further than h/16 from a kink is checked (at a finer step if need be)
+        assert r.checked == x.size - r.skipped
+
+
+def test_wrong_gradient_off_the_kink_is_still_caught() -> None:
+    x = _near(np.random.default_rng(0).standard_normal((4, 6)), 0.0, 0)
+    report = GradientChecker(Abs(wrong_positive=True), inputs=x, mode="full").run()
+    assert not report.passed
+    r = report["input"]
+    assert r.failed == int(np.sum(x > 0))  # every positive element is checked, even 0.25 h from the kink
+
+
+def test_relu_mlp_with_exact_zero_inputs() -> None:
+    x = np.random.default_rng(3).standard_normal((4, 5))
+    x[x < 0] = 0.0
+    net = m.Sequential(m.ReLU(), m.Dense(5, 3, rng=0), m.ReLU(), m.Dense(3, 2, rng=1))
+    report = assert_gradients_ok(net, inputs=x)
+    assert report["input"].skipped == int(np.sum(x == 0))
+
+
+# ----------------------------------------------------------------------------- determinism / contracts
+
+
+def test_non_determinism_names_the_layer() -> None:
+    net = m.Sequential(m.Dense(3, 4, rng=0), m.Tanh(), Unregistered(), m.Dense(4, 2, rng=1))
+    with pytest.raises(NonDeterministicError, match=r"'2' \(Unregistered\)") as info:
+        GradientChecker(net).run()
+    assert "attribute" in str(info.value)
+
+
+def test_framework_dropout_checked_in_training_mode() -> None:
+    net = m.Sequential(m.Dense(5, 6, rng=0), m.layers.Dropout(0.4, rng=3), m.Dense(6, 2, rng=1))
+    state = net[1].rng.bit_generator.state
+    assert assert_gradients_ok(net).passed and net.training
+    assert net[1].rng.bit_generator.state == state
+
+
+def test_assigns_instead_of_adds_is_reported() -> None:
+    report = GradientChecker(m.Sequential(AssignDense(3, 2, rng=0))).run()
+    assert not report.passed
+    assert any("assigns into .grad instead of adding" in p for p in report["0.W"].problems)
+    assert "assigns" in str(report)
+
+
+def test_shared_parameter_checked_through_both_uses() -> None:
+    assert assert_gradients_ok(Tied(4, 3)).passed
+    report = GradientChecker(Tied(4, 3, forget_second_use=True)).run()
+    assert not report.passed and not report["A"].passed and report["input"].passed
+
+
+def test_shared_parameter_across_sequential_stages() -> None:
+    a = m.Dense(4, 4, rng=0)
+    net = m.Sequential(a, m.Tanh(), m.Dense(4, 4, rng=1), m.Tanh())
+    net[2].W = a.W  # tie layer 2 to layer 0: perturbing it must re-run from layer 0
+    report = assert_gradients_ok(net)
+    assert [r.name for r in report.results] == ["input", "0.W"]
+
+
+# ----------------------------------------------------------------------------- localisation and diagnosis
+
+
+@pytest.mark.parametrize(
+    ("bug", "words"),
+    [
+        ("factor2", "analytic = 2 x numerical"),
+        ("sign", "sign flip"),
+        ("zero", "all zero"),
+        ("transpose", "transpose"),
+        ("bias_mean", "only row 0"),
+        ("batch", "batch size N = 4"),
+    ],
+)
+def test_diagnosis_in_words(bug: str, words: str) -> None:
+    net = m.Sequential(m.Dense(3, 5, rng=0), m.Tanh(), BuggyDense(5, 5, rng=1, bug=bug))
+    report = GradientChecker(net, mode="full").run()
+    r = report["2.W"]
+    assert not r.passed and report["0.W"].passed and report["input"].passed
+    assert r.diagnosis is not None and words in r.diagnosis, str(report)
+    assert words in str(report)
+    if bug == "bias_mean":
+        assert "1/N" in r.diagnosis and r.worst_index is not None and r.worst_index[0] == 0
+
+
+def test_only_input_gradient_wrong_note_and_localisation() -> None:
+    net = m.Sequential(BuggyDense(3, 4, rng=0, bug="dx"))
+    report = GradientChecker(net).run()
+    assert not report["input"].passed and report["0.W"].passed
+    assert any("only the input gradient is wrong" in n for n in report.notes)
+    r = report["input"]
+    assert r.worst_index is not None and abs(r.analytic / r.numerical - 1.5) < 1e-6
+    assert "1.5" in (r.diagnosis or "") or "3/2" in (r.diagnosis or "")
+
+
+def test_check_layers_points_at_the_guilty_layer() -> None:
+    net = m.Sequential(m.Dense(3, 5, rng=0), m.Tanh(), BuggyDense(5, 4, rng=1, bug="dx"), m.Sigmoid())
+    report = GradientChecker(net, check_layers=True).run()
+    assert not report.passed
+    assert set(report.layers) == {"0", "1", "2", "3"}
+    assert [p for p, r in report.layers.items() if not r.passed] == ["2"]
+    assert not report.layers["2"]["input"].passed and report.layers["2"]["W"].passed
+    assert "failing alone: 2" in str(report) and "BuggyDense" in str(report)
+
+
+# ----------------------------------------------------------------------------- modes and cost
+
+
+def test_sampled_mode_is_stratified() -> None:
+    net = m.Sequential(m.Dense(40, 30, rng=0))
+    report = GradientChecker(net, mode="sampled", samples=50, seed=1).run()
+    assert report.passed
+    r = report["0.W"]
+    assert r.mode == "sampled" and 50 <= r.checked < r.size
+    checker = GradientChecker(net, mode="sampled", samples=50)
+    index = checker._sample((41, 30))
+    rows, cols = np.unravel_index(index, (41, 30))
+    assert set(range(30)) <= set(index.tolist())  # the whole bias row 0
+    assert {(0, 0), (0, 29), (40, 0), (40, 29)} <= set(zip(rows.tolist(), cols.tolist(), strict=True))
+    assert len(set(rows.tolist())) > 10  # spread over the rows
+
+
+def test_directional_mode_catches_a_tiny_relative_error() -> None:
+    class Scaled(m.Dense):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            before = self.W.grad.copy()
+            dx = super().backward(g)
+            self.W.grad += 1e-6 * (self.W.grad - before)
+            return dx
+
+    net = m.Sequential(Scaled(30, 20, rng=0), m.Tanh(), m.Dense(20, 5, rng=1))
+    report = GradientChecker(net, mode="directional").run()
+    assert not report.passed and [r.name for r in report.failed] == ["0.W"]
+    assert report["0.W"].mode == "directional"
+
+
+def test_auto_mode_drills_down_only_into_failing_tensors() -> None:
+    class OneElement(m.Dense):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            dx = super().backward(g)
+            self.W.grad[7, 3] += 1e-3
+            return dx
+
+    net = m.Sequential(m.Dense(40, 30, rng=0), m.Tanh(), OneElement(30, 20, rng=1))
+    report = GradientChecker(net).run()  # auto: every tensor > 512 elements
+    assert not report.passed
+    assert report["0.W"].mode == "directional" and report["input"].mode == "full"
+    r = report["2.W"]
+    assert r.mode == "directional->full" and r.failed == 1 and r.worst_index == (7, 3)
+    assert "isolated" in (r.diagnosis or "")
+
+
+def test_prefix_reuse_skips_earlier_layers() -> None:
+    net = m.Sequential(Counting("first"), m.Dense(4, 3, rng=0), m.Tanh(), Counting("last"), m.Dense(3, 2, rng=1))
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    report = GradientChecker(net, inputs=x, mode="full").run()
+    assert report.passed
+    calls = dict(Counting.calls)
+    # every evaluation runs the stages after the perturbed tensor; only input and 1.W re-run layer 0
+    assert calls["last"] > calls["first"] > 0
+    off = GradientChecker(net, inputs=x, mode="full", reuse_prefix=False).run()
+    assert off.passed
+    assert Counting.calls["first"] - calls["first"] == Counting.calls["last"] - calls["last"]
+
+
+# ----------------------------------------------------------------------------- framework layers
+
+
+def test_framework_layers_and_losses() -> None:
+    rng = np.random.default_rng(0)
+    conv = m.Sequential(m.layers.Conv2D(2, 3, 3, padding=1, rng=0), m.layers.MaxPool2D(2), m.layers.Flatten(),
+                        m.Dense(12, 3, rng=1))
+    assert_gradients_ok(conv, inputs=rng.standard_normal((2, 2, 4, 4)), loss=m.CrossEntropyLoss(),
+                        targets=np.array([0, 2]))
+    bn = m.Sequential(m.Dense(4, 5, rng=0), m.layers.BatchNorm1d(5), m.Tanh(), m.Dense(5, 3, rng=1),
+                      m.Softmax())
+    assert_gradients_ok(bn, loss=m.MSELoss())
+    assert_gradients_ok(m.layers.LayerNorm(6), inputs=rng.standard_normal((3, 6)))
+
+
+@pytest.mark.parametrize("case", layer_cases(shapes=[(3, 4), (5, 2)], dtypes=[np.float64, np.float32],
+                                             seeds=[0, 1]), ids=str)
+def test_layer_cases_helper(case: object) -> None:
+    n_in, n_out = case.shape  # type: ignore[attr-defined]
+    layer = m.Dense(n_in, n_out, rng=case.seed, dtype=case.dtype)  # type: ignore[attr-defined]
+    assert_gradients_ok(layer, seed=case.seed)  # type: ignore[attr-defined]
+
+
+@settings(max_examples=12, deadline=None)
+@given(batch=st.integers(1, 4), n_in=st.integers(1, 5), n_out=st.integers(1, 4), bias=st.booleans(),
+       seed=st.integers(0, 1000))
+def test_property_dense_tanh_any_shape(batch: int, n_in: int, n_out: int, bias: bool, seed: int) -> None:
+    net = m.Sequential(m.Dense(n_in, n_out, bias=bias, rng=seed), m.Tanh())
+    x = np.random.default_rng(seed).standard_normal((batch, n_in))
+    report = GradientChecker(net, inputs=x, seed=seed).run()
+    assert report.passed, str(report)
+    assert {r.name for r in report.results} == {"input", "0.W"}
+    assert all(r.checked + r.skipped == r.size for r in report.results)
+
+
+@settings(max_examples=10, deadline=None)
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=4), seed=st.integers(0, 1000))
+def test_property_elementwise_any_rank(shape: list[int], seed: int) -> None:
+    x = np.random.default_rng(seed).standard_normal(shape)
+    report = GradientChecker(m.Sigmoid(), inputs=x, seed=seed).run()
+    assert report.passed and report["input"].shape == tuple(shape)
