@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import MinidlError
 from .layer import Layer
+
+if TYPE_CHECKING:
+    from .training import History
 
 __all__ = ["LayerList", "Model", "Sequential"]
 
@@ -20,7 +24,39 @@ def _name_in_message(error: MinidlError, where: str) -> None:
 
 class Model(Layer):
     """A layer made of layers.  Subclass it, assign layers as attributes, write ``forward`` and
-    ``backward`` (which calls the sub-layers' ``backward`` in reverse order)."""
+    ``backward`` (which calls the sub-layers' ``backward`` in reverse order).
+
+    Keras-style helpers: :meth:`fit`, :meth:`evaluate`, :meth:`predict` (see ``minidl.training``)
+    and :meth:`summary` (see ``minidl.summary``)."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> History:
+        """Train on ``(x, y)``: ``fit(x, y, loss=..., optimizer=..., epochs=, batch_size=,
+        validation_data=, metrics=["accuracy"], rng=, scheduler=, verbose=)``; see
+        :func:`minidl.training.fit`."""
+        from .training import fit
+
+        return fit(self, x, y, **kwargs)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> dict[str, float]:
+        """``{"loss": ..., metric: ...}`` on ``(x, y)`` in eval mode; see :func:`minidl.training.evaluate`."""
+        from .training import evaluate
+
+        return evaluate(self, x, y, **kwargs)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Outputs on ``x`` (N, ...) in eval mode, in batches; see :func:`minidl.training.predict`."""
+        from .training import predict
+
+        return predict(self, x, batch_size=batch_size)
+
+    def summary(self, input_shape: Sequence[int] | None = None, *, expand_nested: bool = False,
+                print_fn: Any = print) -> None:
+        """Print a table of layers, output shapes and parameter counts (Keras-like); the model is
+        left unchanged.  ``input_shape``: one sample's shape, if the model cannot infer it.  See
+        :func:`minidl.summary.summarize` for the table as an object."""
+        from .summary import summarize
+
+        print_fn(str(summarize(self, input_shape, expand_nested=expand_nested)))
 
 
 class Sequential(Model):

@@ -1,0 +1,194 @@
+"""``model.summary()``: a Keras-like table of the layers, their output shapes and parameter counts.
+
+The output shapes come from one forward pass on a small random batch, in eval mode, through a deep
+copy of the model: the model itself (its parameters, buffers, caches, generators and modes) is left
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .errors import MinidlError, ShapeError
+from .layer import Layer
+
+__all__ = ["ModelSummary", "SummaryRow", "summarize"]
+
+_DUMMY_BATCH = 2
+
+
+@dataclass
+class SummaryRow:
+    """One layer: dotted ``name``, ``type_name``, ``output_shape`` (batch axis shown as ``None``;
+    ``"not called"`` if the forward did not use it), ``params`` (parameter and floating buffer
+    elements in it and its sub-layers), ``depth`` (1 for the model's direct children)."""
+
+    name: str
+    type_name: str
+    output_shape: str
+    params: int
+    depth: int
+    calls: int = 1
+
+
+@dataclass
+class ModelSummary:
+    """What :func:`summarize` returns; ``str()`` gives the table.
+
+    ``trainable`` counts the elements of parameters with ``requires_grad``; ``non_trainable`` those of
+    frozen parameters plus floating buffers (e.g. batch-norm running statistics, as Keras counts them).
+    """
+
+    model_name: str
+    input_shape: tuple[int, ...]
+    rows: list[SummaryRow] = field(default_factory=list)
+    trainable: int = 0
+    non_trainable: int = 0
+    trainable_bytes: int = 0
+    non_trainable_bytes: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def __str__(self) -> str:
+        header = ("Layer (type)", "Output Shape", "Param #")
+        cells = [
+            ("  " * (row.depth - 1) + f"{row.name} ({row.type_name})"
+             + (f" x{row.calls}" if row.calls > 1 else ""), row.output_shape, f"{row.params:,}")
+            for row in self.rows
+        ]
+        widths = [max([len(header[i])] + [len(c[i]) for c in cells]) + 2 for i in range(3)]
+        width = sum(widths) + 1
+
+        def line(c: Sequence[str]) -> str:
+            return (" " + c[0].ljust(widths[0]) + c[1].ljust(widths[1]) + c[2].rjust(widths[2] - 2)).rstrip()
+
+        out = [f'Model: "{self.model_name}"', f"Input shape: {_shape_text(self.input_shape)}", "_" * width,
+               line(header), "=" * width]
+        out += [line(c) for c in cells] or [" (no sub-layers)"]
+        out += ["=" * width,
+                f"Total params: {self.total:,} ({_size(self.trainable_bytes + self.non_trainable_bytes)})",
+                f"Trainable params: {self.trainable:,} ({_size(self.trainable_bytes)})",
+                f"Non-trainable params: {self.non_trainable:,} ({_size(self.non_trainable_bytes)})",
+                "_" * width]
+        return "\n".join(out)
+
+
+def _size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{value:.2f} GB"  # pragma: no cover
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(["None", *(str(s) for s in shape)]) + ")"
+
+
+def _describe(output: Any) -> str:
+    if isinstance(output, np.ndarray):
+        return _shape_text(output.shape[1:]) if output.ndim else "()"
+    if isinstance(output, (tuple, list)):
+        return "[" + ", ".join(_describe(o) for o in output) + "]"
+    return type(output).__name__
+
+
+def _counts(layer: Layer) -> tuple[int, int, int, int]:
+    """(trainable, non_trainable, trainable_bytes, non_trainable_bytes) of ``layer`` and its sub-layers."""
+    trainable = frozen = trainable_bytes = frozen_bytes = 0
+    for _, param in layer.named_parameters():
+        if param.requires_grad:
+            trainable += param.size
+            trainable_bytes += param.data.nbytes
+        else:
+            frozen += param.size
+            frozen_bytes += param.data.nbytes
+    for _, buffer in layer.named_buffers():
+        if buffer is not None and buffer.dtype.kind == "f":
+            frozen += buffer.size
+            frozen_bytes += buffer.nbytes
+    return trainable, frozen, trainable_bytes, frozen_bytes
+
+
+def summarize(
+    model: Layer,
+    input_shape: Sequence[int] | None = None,
+    *,
+    dtype: DTypeLike | None = None,
+    expand_nested: bool = False,
+) -> ModelSummary:
+    """Summarise ``model``: its layers, their output shapes and parameter counts.
+
+    Args:
+        input_shape: the shape of one sample, without the batch axis, e.g. ``(64,)`` or ``(1, 8, 8)``;
+            by default ``model.input_shape_hint()``.
+        dtype: of the dummy batch; by default the dtype of the model's parameters (else float64).
+        expand_nested: list every layer at every depth (indented), not only the model's children.
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"summary: expected a Layer, got {type(model).__name__}")
+    name = type(model).__name__
+    if input_shape is None:
+        hint = model.input_shape_hint()
+        if hint is None or any(s is None for s in hint):
+            raise ShapeError(f"summary: {name} cannot infer its input shape; pass input_shape=(...), the "
+                             "shape of one sample without the batch axis, e.g. (1, 8, 8)")
+        input_shape = hint
+    shape = tuple(int(s) for s in input_shape)
+    if dtype is None:
+        params = model.parameters()
+        dtype = params[0].dtype if params else np.float64
+
+    clone = copy.deepcopy(model)
+    entered: list[str] = []
+    shapes: dict[str, str] = {}
+    calls: dict[str, int] = {}
+
+    def wrap(layer: Layer, layer_name: str) -> None:
+        original: Callable[[Any], Any] = layer.forward
+
+        def forward(x: Any) -> Any:
+            if layer_name not in calls:
+                entered.append(layer_name)
+            calls[layer_name] = calls.get(layer_name, 0) + 1
+            out = original(x)
+            shapes.setdefault(layer_name, _describe(out))
+            return out
+
+        object.__setattr__(layer, "forward", forward)
+
+    named = [(n, layer) for n, layer in clone.named_layers() if n]
+    for layer_name, layer in named:
+        wrap(layer, layer_name)
+    clone.eval()
+    dummy = np.random.default_rng(0).standard_normal((_DUMMY_BATCH, *shape)).astype(dtype)
+    try:
+        clone(dummy)
+    except MinidlError as error:
+        if error.args and isinstance(error.args[0], str):
+            error.args = (f"summary: the forward on a dummy batch of shape {dummy.shape} failed: "
+                          f"{error.args[0]}", *error.args[1:])
+        raise
+
+    by_name = dict(named)
+    wanted = [n for n, _ in named if expand_nested or "." not in n]
+    ordered = [n for n in entered if n in wanted] + [n for n in wanted if n not in calls]
+    result = ModelSummary(name, shape)
+    for layer_name in ordered:
+        layer = by_name[layer_name]
+        trainable, frozen, _, _ = _counts(layer)
+        result.rows.append(SummaryRow(layer_name, type(layer).__name__, shapes.get(layer_name, "not called"),
+                                      trainable + frozen, layer_name.count(".") + 1,
+                                      calls.get(layer_name, 1)))
+    (result.trainable, result.non_trainable,
+     result.trainable_bytes, result.non_trainable_bytes) = _counts(model)
+    return result

@@ -1,0 +1,504 @@
+"""The training loop: :func:`fit`, :func:`evaluate`, :func:`predict` and their :class:`History`.
+
+``Model.fit/evaluate/predict`` call these, Keras style::
+
+    history = model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.Adam(model.parameters()),
+                        epochs=10, batch_size=64, validation_data=(x_val, y_val),
+                        metrics=["accuracy"], rng=0)
+    history["val_accuracy"][-1]
+
+One step on a mini-batch ``(xb, yb)`` is: zero the gradients, ``out = model(xb)``,
+``l = loss(out, yb)``, stop if ``l`` is NaN/inf, ``model.backward(loss.backward())``,
+``optimizer.step()``.  The loop itself adds only the fancy-index of the batch (when shuffling) and a
+few Python operations per batch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from .errors import DTypeError, MinidlError, NonFiniteError, ShapeError
+from .init import RNGLike, as_generator
+from .layer import Layer
+from .losses import Loss
+from .optim import Optimizer
+from .parameter import Parameter
+from .schedulers import LRScheduler
+
+__all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
+           "predict"]
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+class Metric:
+    """A per-batch score ``metric(y_pred, y_true) -> float``, averaged over samples by the loop.
+
+    ``name`` is its key in the history (``"val_" + name`` on validation data).  Any callable with
+    that signature can be passed in ``metrics=[...]`` (its name is then its ``__name__``).
+    """
+
+    name = "metric"
+
+    def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        raise NotImplementedError
+
+
+class Accuracy(Metric):
+    """The fraction of samples whose predicted class is right.
+
+    - y_pred (N, C) with C > 1: the class is ``argmax`` over axis 1; y_true holds (N,) integer labels
+      or (N, C) scores/one-hot rows (then its argmax is the label).
+    - y_pred (N,) or (N, 1): binary; the prediction is ``y_pred > threshold`` (0.5 for probabilities,
+      0 for logits: ``metrics=["accuracy"]`` picks 0 when the loss is ``BCEWithLogitsLoss``) and the
+      label is ``y_true > 0.5``.
+    """
+
+    name = "accuracy"
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = float(threshold)
+
+    def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        y_true = np.asarray(y_true)
+        if y_pred.ndim >= 2 and y_pred.shape[1] > 1:
+            predicted = y_pred.argmax(axis=1)
+            actual = y_true.argmax(axis=1) if y_true.shape == y_pred.shape else y_true
+        else:
+            predicted = y_pred.reshape(y_pred.shape[0], -1)[:, 0] > self.threshold
+            actual = y_true.reshape(y_true.shape[0], -1)[:, 0] > 0.5
+        if predicted.shape != actual.shape:
+            raise ShapeError(f"Accuracy: cannot compare y_pred of shape {y_pred.shape} "
+                             f"with y_true of shape {y_true.shape}")
+        return int(np.count_nonzero(predicted == actual)) / max(predicted.size, 1)
+
+    def __repr__(self) -> str:
+        return f"Accuracy(threshold={self.threshold})"
+
+
+class MeanSquaredError(Metric):
+    """``mean((y_pred - y_true)^2)`` over every element (y_true is reshaped like y_pred)."""
+
+    name = "mse"
+
+    def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        diff = y_pred - np.asarray(y_true).reshape(y_pred.shape)
+        return float(np.vdot(diff, diff)) / max(diff.size, 1)
+
+
+class MeanAbsoluteError(Metric):
+    """``mean(|y_pred - y_true|)`` over every element (y_true is reshaped like y_pred)."""
+
+    name = "mae"
+
+    def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        diff = y_pred - np.asarray(y_true).reshape(y_pred.shape)
+        return float(np.abs(diff).sum()) / max(diff.size, 1)
+
+
+MetricLike = str | Metric | Callable[[np.ndarray, np.ndarray], float]
+
+
+def _resolve_metrics(
+    metrics: Sequence[MetricLike] | None, loss: Loss | None
+) -> list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]:
+    """``[(name, function)]`` from names (``"accuracy"``/``"acc"``, ``"mse"``, ``"mae"``) and callables."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, (str, Metric)) or callable(metrics):
+        metrics = [metrics]
+    resolved: list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]] = []
+    for metric in metrics:
+        fn: Callable[[np.ndarray, np.ndarray], float]
+        if isinstance(metric, str):
+            key = metric.lower()
+            if key in ("accuracy", "acc"):
+                logits = type(loss).__name__ == "BCEWithLogitsLoss"
+                fn, name = Accuracy(threshold=0.0 if logits else 0.5), "accuracy"
+            elif key in ("mse", "mean_squared_error"):
+                fn, name = MeanSquaredError(), "mse"
+            elif key in ("mae", "mean_absolute_error"):
+                fn, name = MeanAbsoluteError(), "mae"
+            else:
+                raise ValueError(f"unknown metric {metric!r}; use 'accuracy', 'mse', 'mae' or a callable "
+                                 "metric(y_pred, y_true) -> float")
+        elif isinstance(metric, Metric):
+            fn, name = metric, metric.name
+        elif callable(metric):
+            fn, name = metric, getattr(metric, "__name__", type(metric).__name__)
+        else:
+            raise TypeError(f"a metric must be a name or a callable, got {type(metric).__name__}")
+        if name == "loss" or any(name == other for other, _ in resolved):
+            raise ValueError(f"two metrics (or a metric and the loss) are both named {name!r}")
+        resolved.append((name, fn))
+    return resolved
+
+
+# ---------------------------------------------------------------------------------------------- history
+class History:
+    """What :func:`fit` returns: per-epoch values, as Keras's ``History``.
+
+    Attributes:
+        history: ``{"loss": [...], "accuracy": [...], "val_loss": [...], ..., "lr": [...]}``, one
+            float per completed epoch (``lr`` is the learning rate used during the epoch).
+        epoch: the epoch numbers, starting at 1.
+        epoch_times: the wall-clock seconds of each epoch (training and validation).
+        params: ``{"epochs", "batch_size", "samples", "steps"}``.
+    """
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.epoch_times: list[float] = []
+        self.params = params
+
+    def __getitem__(self, key: str) -> list[float]:
+        try:
+            return self.history[key]
+        except KeyError:
+            raise KeyError(f"no {key!r} in the history; it has {sorted(self.history)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def _append(self, epoch: int, seconds: float, values: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        self.epoch_times.append(seconds)
+        for key, value in values.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self) -> str:
+        last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
+        return f"History({len(self.epoch)} epochs{': ' if last else ''}{last})"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@contextmanager
+def _mode(model: Layer, training: bool) -> Iterator[None]:
+    """Put every layer in train or eval mode, then restore each layer's own previous mode."""
+    saved = [(layer, layer.training) for layer in model.layers()]
+    model.train(training)
+    try:
+        yield
+    finally:
+        for layer, flag in saved:
+            object.__setattr__(layer, "training", flag)
+
+
+def _model_dtype(model: Layer) -> np.dtype | None:
+    for param in model.parameters():
+        return param.dtype
+    return None
+
+
+def _as_array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value)
+    raise DTypeError(f"{what} must be a numpy array, got {type(value).__name__}")
+
+
+def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Validate a dataset once, up front; floating targets are cast to the model's dtype here, once."""
+    x = _as_array(x, f"{who}: {what}x")
+    y = _as_array(y, f"{who}: {what}y")
+    if x.ndim == 0 or y.ndim == 0:
+        raise ShapeError(f"{who}: {what}x and y need a batch axis, got shapes {x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise ShapeError(f"{who}: {what}x has {len(x)} samples but {what}y has {len(y)}")
+    if len(x) == 0:
+        raise ShapeError(f"{who}: {what}x and y are empty")
+    dtype = _model_dtype(model)
+    if dtype is not None and y.dtype.kind == "f" and y.dtype != dtype:
+        y = y.astype(dtype)
+    return x, y
+
+
+def _positive_int(who: str, name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _with_context(error: MinidlError, where: str) -> None:
+    if error.args and isinstance(error.args[0], str):
+        error.args = (f"{where}: {error.args[0]}", *error.args[1:])
+
+
+def _tqdm() -> Any:
+    """tqdm's progress-bar class if it is installed, else ``None``."""
+    try:
+        module = importlib.import_module("tqdm.auto")
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return module.tqdm
+
+
+def _format_values(values: dict[str, float]) -> str:
+    return " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}" for k, v in values.items())
+
+
+def _run_batches(
+    model: Layer,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss: Loss | None,
+    metric_fns: list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]],
+    batch_size: int,
+    prefix: str = "",
+) -> dict[str, float]:
+    """Sample-weighted means of the loss and metrics over ``x`` in batches (no gradients, mode as is)."""
+    n = len(x)
+    totals = dict.fromkeys(([prefix + "loss"] if loss is not None else [])
+                           + [prefix + name for name, _ in metric_fns], 0.0)
+    for start in range(0, n, batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        out = model(xb)
+        nb = len(xb)
+        if loss is not None:
+            totals[prefix + "loss"] += loss(out, yb) * nb
+        for name, fn in metric_fns:
+            totals[prefix + name] += fn(out, yb) * nb
+    return {k: float(v) / n for k, v in totals.items()}
+
+
+def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
+    for p in optimizer.params:
+        if p.requires_grad and not np.isfinite(np.add.reduce(p.grad, axis=None)):
+            bad = ~np.isfinite(p.grad)
+            if bad.any():
+                names = {id(q): name for name, q in model.named_parameters()}
+                raise NonFiniteError(
+                    f"the gradient of parameter '{names.get(id(p), '?')}' {p.shape} holds "
+                    f"{int(bad.sum())} NaN/inf value(s) though the loss is finite; this batch's update "
+                    "was not applied"
+                )
+
+
+# ---------------------------------------------------------------------------------------------- fit
+def fit(
+    model: Layer,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    loss: Loss,
+    optimizer: Optimizer,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    metrics: Sequence[MetricLike] | None = None,
+    shuffle: bool = True,
+    rng: RNGLike = None,
+    scheduler: LRScheduler | None = None,
+    verbose: int = 1,
+    validation_batch_size: int = 256,
+    check_gradients: bool = False,
+) -> History:
+    """Train ``model`` on ``(x, y)`` in mini-batches; returns the per-epoch :class:`History`.
+
+    Args:
+        x: (N, ...) inputs in the model's dtype (float32 or float64; it is not cast).
+        y: (N, ...) targets: whatever ``loss`` takes (e.g. (N,) int labels for ``CrossEntropyLoss``);
+            floating targets are cast once to the model's dtype.
+        loss: a :class:`~minidl.losses.Loss` instance.
+        optimizer: an :class:`~minidl.optim.Optimizer` over (some of) the model's parameters.
+        epochs: passes over the data.  batch_size: samples per step (the last batch may be smaller).
+        validation_data: ``(x_val, y_val)``, scored in eval mode after each epoch (``val_*`` keys).
+        metrics: e.g. ``["accuracy"]``; names (``"accuracy"``, ``"mse"``, ``"mae"``) or callables
+            ``metric(y_pred, y_true) -> float``.  Training metrics are means over the epoch's batches,
+            measured in train mode while the weights change (as Keras does).
+        shuffle: draw a new order of the samples each epoch from ``rng``.
+        rng: a ``numpy.random.Generator`` or int seed; the same seed gives the same batches.
+        scheduler: an :class:`~minidl.schedulers.LRScheduler`, stepped after each epoch.
+        verbose: 0 silent; 1 a progress bar per epoch (tqdm if installed, else one line per epoch);
+            2 one line per epoch.  Bars and lines show time, samples/s, loss and metrics.
+        validation_batch_size: batch size used to score the validation data.
+        check_gradients: also refuse a step whose gradients hold NaN/inf (costs one reduction over
+            every gradient per batch, a few percent of a small MLP's step; off by default).
+
+    The model is in train mode while it trains and in eval mode while it is validated; on return
+    (or on an error) every layer gets back the mode it had before.
+
+    Raises:
+        NonFiniteError: when the loss (or a layer's input, or with ``check_gradients`` a gradient)
+            becomes NaN/inf; the message names the epoch and batch.  That batch's update is *not*
+            applied: the parameters are those after the last good batch.  ``error.history`` holds
+            the epochs completed so far.  (Without ``check_gradients``, finite loss but non-finite
+            gradients would reach the weights and be caught at the next batch.)
+    """
+    who = "fit"
+    if not isinstance(model, Layer):
+        raise TypeError(f"{who}: model must be a Layer, got {type(model).__name__}")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"{who}: loss must be a minidl Loss instance (e.g. CrossEntropyLoss()), "
+                        f"got {type(loss).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{who}: optimizer must be a minidl Optimizer instance (e.g. "
+                        f"Adam(model.parameters())), got {type(optimizer).__name__}")
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        raise TypeError(f"{who}: scheduler must be an LRScheduler, got {type(scheduler).__name__}")
+    if scheduler is not None and scheduler.optimizer is not optimizer:
+        raise ValueError(f"{who}: the scheduler drives a different optimizer than the one passed")
+    epochs = _positive_int(who, "epochs", epochs, minimum=0)
+    batch_size = _positive_int(who, "batch_size", batch_size)
+    validation_batch_size = _positive_int(who, "validation_batch_size", validation_batch_size)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"{who}: verbose must be 0, 1 or 2, got {verbose!r}")
+    model_params = model.parameters()
+    own = {id(p) for p in model_params}
+    if not any(id(p) in own for p in optimizer.params):
+        raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
+                         "(was it built on another model, or before the model was copied?)")
+    x, y = _check_data(model, x, y, who)
+    val: tuple[np.ndarray, np.ndarray] | None = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError(f"{who}: validation_data must be a pair (x_val, y_val)")
+        val = _check_data(model, validation_data[0], validation_data[1], who, "validation ")
+    metric_fns = _resolve_metrics(metrics, loss)
+    generator = as_generator(rng)
+    # Remembered so that evaluate(x, y) without a loss can score like the last fit.
+    object.__setattr__(model, "_fit_defaults", (loss, metrics))
+
+    n = len(x)
+    n_batches = -(-n // batch_size)
+    history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
+    # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
+    to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
+    tqdm = _tqdm() if verbose == 1 else None
+    names = [name for name, _ in metric_fns]
+
+    with _mode(model, True):
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            lr = optimizer.lr
+            order = generator.permutation(n) if shuffle else None
+            loss_sum = 0.0
+            metric_sums = [0.0] * len(metric_fns)
+            bar = None
+            if tqdm is not None:
+                bar = tqdm(total=n_batches, desc=f"Epoch {epoch}/{epochs}", unit="batch",
+                           leave=True, dynamic_ncols=True, file=sys.stderr)
+                postfix_every = max(1, n_batches // 20)
+            for b in range(n_batches):
+                start = b * batch_size
+                stop = min(start + batch_size, n)
+                if order is None:
+                    xb, yb = x[start:stop], y[start:stop]
+                else:
+                    idx = order[start:stop]
+                    xb, yb = x[idx], y[idx]
+                for p in to_zero:
+                    p.zero_grad()
+                try:
+                    out = model(xb)
+                    batch_loss = loss(out, yb)
+                    if not math.isfinite(batch_loss):
+                        raise NonFiniteError(
+                            f"the loss is {batch_loss} on this batch; this batch's update was not "
+                            "applied, so the parameters are those after the previous batch "
+                            "(try a smaller learning rate, or check the data and the loss)"
+                        )
+                    model.backward(loss.backward())
+                    if check_gradients:
+                        _check_gradients(model, optimizer)
+                except MinidlError as error:
+                    if bar is not None:
+                        bar.close()
+                    _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
+                                         f"(samples {start}..{stop - 1} of the epoch's order)")
+                    error.history = history  # type: ignore[attr-defined]
+                    raise
+                optimizer.step()
+                nb = stop - start
+                loss_sum += batch_loss * nb
+                for i, (_, fn) in enumerate(metric_fns):
+                    metric_sums[i] += fn(out, yb) * nb
+                if bar is not None:
+                    bar.update(1)
+                    if b % postfix_every == 0:
+                        bar.set_postfix_str(f"loss: {loss_sum / stop:.4f}", refresh=False)
+            values = {"loss": float(loss_sum) / n}
+            values.update((name, float(s) / n) for name, s in zip(names, metric_sums, strict=True))
+            if val is not None:
+                model.eval()
+                values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
+                                           validation_batch_size, prefix="val_"))
+            values["lr"] = lr
+            seconds = time.perf_counter() - started
+            history._append(epoch, seconds, values)
+            if scheduler is not None:
+                scheduler.step()
+            if bar is not None:
+                shown = {k: v for k, v in values.items() if k != "lr"}
+                bar.set_postfix_str(_format_values(shown) + f" - {n / seconds:.0f} samples/s", refresh=False)
+                bar.close()
+            elif verbose:
+                print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s - {n / seconds:.0f} samples/s - "
+                      + _format_values(values), flush=True)
+    return history
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def evaluate(
+    model: Layer,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    loss: Loss | None = None,
+    metrics: Sequence[MetricLike] | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Score ``model`` on ``(x, y)`` in eval mode: ``{"loss": ..., "accuracy": ...}``.
+
+    Without ``loss`` and ``metrics``, those of the model's last :func:`fit` are used.  The loss and
+    metrics are sample-weighted means over the batches.  Every layer's mode is restored afterwards.
+    """
+    who = "evaluate"
+    if loss is None and metrics is None:
+        defaults = model.__dict__.get("_fit_defaults")
+        if defaults is None:
+            raise ValueError(f"{who}: pass loss= and/or metrics= (this model has not been fitted, so "
+                             "there are no defaults to reuse)")
+        loss, metrics = defaults
+    if loss is not None and not isinstance(loss, Loss):
+        raise TypeError(f"{who}: loss must be a minidl Loss instance, got {type(loss).__name__}")
+    batch_size = _positive_int(who, "batch_size", batch_size)
+    x, y = _check_data(model, x, y, who)
+    metric_fns = _resolve_metrics(metrics, loss)
+    with _mode(model, False):
+        return _run_batches(model, x, y, loss, metric_fns, batch_size)
+
+
+# ---------------------------------------------------------------------------------------------- predict
+def predict(model: Layer, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs on ``x`` (N, ...), computed in eval mode in batches; modes are restored."""
+    who = "predict"
+    batch_size = _positive_int(who, "batch_size", batch_size)
+    x = _as_array(x, f"{who}: x")
+    if x.ndim == 0 or len(x) == 0:
+        raise ShapeError(f"{who}: x needs a non-empty batch axis, got shape {x.shape}")
+    n = len(x)
+    result: np.ndarray | None = None
+    with _mode(model, False):
+        for start in range(0, n, batch_size):
+            out = np.asarray(model(x[start:start + batch_size]))
+            if result is None:
+                if batch_size >= n and not np.may_share_memory(out, x):
+                    return out
+                result = np.empty((n, *out.shape[1:]), dtype=out.dtype)
+            result[start:start + len(out)] = out
+    assert result is not None
+    return result

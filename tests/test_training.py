@@ -1,0 +1,394 @@
+"""The training loop: it learns, it is exactly the hand-written loop, it is reproducible, it stops cleanly."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import training
+from minidl.errors import NonFiniteError, ShapeError
+from minidl.optim import SGD, Adam
+from minidl.schedulers import StepLR
+from minidl.training import Accuracy, History
+
+
+def blobs(n: int = 240, seed: int = 0, dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Three separable Gaussian blobs in 2-D with integer labels."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    y = rng.integers(0, 3, n)
+    x = centers[y] + 0.5 * rng.standard_normal((n, 2))
+    return x.astype(dtype), y
+
+
+def mlp(dtype: type = np.float64, seed: int = 0) -> md.Sequential:
+    return md.Sequential(md.Dense(2, 16, rng=seed, dtype=dtype), md.ReLU(), md.Dense(16, 3, rng=seed + 1,
+                                                                                     dtype=dtype))
+
+
+def fit(model, x, y, **kw):
+    kw.setdefault("loss", md.CrossEntropyLoss())
+    kw.setdefault("optimizer", SGD(model.parameters(), lr=0.1))
+    kw.setdefault("verbose", 0)
+    return model.fit(x, y, **kw)
+
+
+class Spy(md.Layer):
+    """Identity layer recording the mode and dtypes it sees."""
+
+    elementwise = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modes: list[bool] = []
+        self.dtypes: list[np.dtype] = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        self.dtypes.append(x.dtype)
+        return x
+
+    def backward(self, grad_output):
+        self.dtypes.append(grad_output.dtype)
+        return grad_output
+
+
+# ---------------------------------------------------------------------------------------------- learning
+def test_fit_learns_and_fills_the_history():
+    x, y = blobs()
+    xv, yv = blobs(90, seed=1)
+    model = mlp()
+    h = fit(model, x, y, epochs=8, batch_size=16, validation_data=(xv, yv), metrics=["accuracy"], rng=0)
+    assert isinstance(h, History)
+    assert list(h.history) == ["loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+    assert h.epoch == list(range(1, 9))
+    assert len(h) == 8 and len(h.epoch_times) == 8
+    assert all(len(v) == 8 and all(type(e) is float for e in v) for v in h.history.values())
+    assert h["loss"][-1] < 0.5 * h["loss"][0]
+    assert h["accuracy"][-1] > 0.9 and h["val_accuracy"][-1] > 0.9
+    assert h["lr"] == [0.1] * 8
+    assert h.params == {"epochs": 8, "batch_size": 16, "samples": 240, "steps": 15}
+    scores = model.evaluate(xv, yv)
+    assert scores["accuracy"] == pytest.approx(h["val_accuracy"][-1])
+    assert scores["loss"] == pytest.approx(h["val_loss"][-1])
+    assert "val_loss" in h and "nope" not in h
+    with pytest.raises(KeyError, match="val_loss"):
+        h["nope"]
+
+
+def test_fit_is_exactly_the_hand_written_loop():
+    x, y = blobs(100)
+    a, b = mlp(), mlp()
+    opt_a, opt_b = Adam(a.parameters(), lr=0.01), Adam(b.parameters(), lr=0.01)
+    h = fit(a, x, y, optimizer=opt_a, epochs=3, batch_size=32, rng=7)
+    gen = np.random.default_rng(7)
+    loss = md.CrossEntropyLoss()
+    epoch_losses = []
+    for _ in range(3):
+        order = gen.permutation(100)
+        total = 0.0
+        for start in range(0, 100, 32):
+            idx = order[start:start + 32]
+            b.zero_grad()
+            value = loss(b(x[idx]), y[idx])
+            b.backward(loss.backward())
+            opt_b.step()
+            total += value * len(idx)
+        epoch_losses.append(total / 100)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(pa.data, pb.data)
+    np.testing.assert_allclose(h["loss"], epoch_losses, rtol=1e-14)
+
+
+def test_shuffling_is_reproducible_by_seed():
+    x, y = blobs(100)
+    runs = {}
+    for name, rng in [("a", 3), ("b", 3), ("c", 4), ("gen", np.random.default_rng(3))]:
+        model = mlp()
+        fit(model, x, y, epochs=2, batch_size=10, rng=rng)
+        runs[name] = model.state_dict()
+    for key in runs["a"]:
+        np.testing.assert_array_equal(runs["a"][key], runs["b"][key])
+        np.testing.assert_array_equal(runs["a"][key], runs["gen"][key])
+    assert any(not np.array_equal(runs["a"][k], runs["c"][k]) for k in runs["a"])
+
+
+def test_no_shuffle_takes_the_batches_in_order():
+    x, y = blobs(50)
+    a, b = mlp(), mlp()
+    fit(a, x, y, epochs=1, batch_size=20, shuffle=False)
+    opt, loss = SGD(b.parameters(), lr=0.1), md.CrossEntropyLoss()
+    for start in (0, 20, 40):
+        b.zero_grad()
+        loss(b(x[start:start + 20]), y[start:start + 20])
+        b.backward(loss.backward())
+        opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(pa.data, pb.data)
+
+
+def test_scheduler_is_stepped_each_epoch():
+    x, y = blobs(40)
+    model = mlp()
+    opt = SGD(model.parameters(), lr=0.1)
+    h = fit(model, x, y, optimizer=opt, epochs=5, scheduler=StepLR(opt, step_size=2, gamma=0.5))
+    np.testing.assert_allclose(h["lr"], [0.1, 0.1, 0.05, 0.05, 0.025])
+    assert opt.lr == pytest.approx(0.025)  # after 5 completed epochs: 0.1 * 0.5 ** (5 // 2)
+
+
+def test_zero_epochs_and_a_last_short_batch():
+    x, y = blobs(41)
+    model = mlp()
+    assert len(fit(model, x, y, epochs=0)) == 0
+    h = fit(model, x, y, epochs=1, batch_size=40)
+    assert h.params["steps"] == 2
+
+
+# ---------------------------------------------------------------------------------------------- non-finite
+class NanOnCall(md.Loss):
+    """Cross-entropy that returns NaN on its ``bad``-th call."""
+
+    def __init__(self, bad: int) -> None:
+        self.inner = md.CrossEntropyLoss()
+        self.calls = 0
+        self.bad = bad
+
+    def forward(self, y_pred, y_true):
+        self.calls += 1
+        value = self.inner(y_pred, y_true)
+        return float("nan") if self.calls == self.bad else value
+
+    def backward(self):
+        return self.inner.backward()
+
+
+def test_nan_loss_stops_naming_epoch_and_batch_without_applying_the_step():
+    x, y = blobs(60)
+    model, twin = mlp(), mlp()
+    # 60 samples in batches of 25 -> 3 batches per epoch; call 5 is epoch 2, batch 2.
+    with pytest.raises(NonFiniteError, match=r"epoch 2/4, batch 2/3.*loss is nan.*not applied") as info:
+        fit(model, x, y, loss=NanOnCall(5), epochs=4, batch_size=25, shuffle=False)
+    # the twin does the 4 good steps (3 of epoch 1, 1 of epoch 2) and nothing else
+    fit(twin, x, y, epochs=1, batch_size=25, shuffle=False)
+    fit(twin, x[:25], y[:25], epochs=1, batch_size=25, shuffle=False)
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert len(info.value.history) == 1  # epoch 1 completed and recorded
+    assert model.training  # the mode is restored on the way out
+
+
+def test_nan_in_the_data_is_reported_with_epoch_and_batch():
+    x, y = blobs(40)
+    x[23, 1] = np.nan
+    model = mlp()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(NonFiniteError, match=r"epoch 1/2, batch 3/4 \(samples 20\.\.29.*NaN") as info:
+        fit(model, x, y, epochs=2, batch_size=10, shuffle=False)
+    assert "Dense(2 -> 16)" in str(info.value)
+    after = model.state_dict()
+    assert any(not np.array_equal(before[k], after[k]) for k in before)  # batches 1-2 were applied
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_exploding_training_is_caught():
+    x, y = blobs(64)
+    model = mlp()
+    with pytest.raises(NonFiniteError, match="epoch"):
+        fit(model, x * 1e150, y, optimizer=SGD(model.parameters(), lr=1e150), epochs=5, batch_size=8)
+
+
+class NanGradient(md.Layer):
+    """A parameterised identity whose gradient is NaN (its forward is fine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = md.Parameter(np.ones(1))
+
+    def forward(self, x):
+        return x * self.scale.data
+
+    def backward(self, grad_output):
+        self.scale.grad += np.nan
+        return grad_output * self.scale.data
+
+
+def test_check_gradients_refuses_a_nan_gradient_before_the_step():
+    x, y = blobs(20)
+    model = md.Sequential(md.Dense(2, 3, rng=0), NanGradient())
+    before = model.state_dict()
+    with pytest.raises(NonFiniteError, match=r"epoch 1/1, batch 1/2.*gradient of parameter '1.scale'"):
+        fit(model, x, y, epochs=1, batch_size=10, check_gradients=True)
+    after = model.state_dict()
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
+
+
+# ---------------------------------------------------------------------------------------------- modes, dtypes
+def test_fit_trains_in_train_mode_validates_in_eval_mode_and_restores_modes():
+    x, y = blobs(40)
+    spy = Spy()
+    model = md.Sequential(md.Dense(2, 8, rng=0), spy, md.ReLU(), md.Dense(8, 3, rng=1))
+    model.eval()
+    model[0].train()  # a mixed state must come back exactly
+    fit(model, x, y, epochs=2, batch_size=20, validation_data=(x[:10], y[:10]))
+    # per epoch: two training batches (train mode) then one validation batch (eval mode)
+    assert spy.modes == [True, True, False, True, True, False]
+    assert [layer.training for layer in model] == [True, False, False, False]
+
+
+@pytest.mark.parametrize("initial", [True, False])
+def test_predict_and_evaluate_run_in_eval_mode_and_restore_it(initial):
+    x, y = blobs(30)
+    spy = Spy()
+    model = md.Sequential(md.Dense(2, 3, rng=0), spy)
+    model.train(initial)
+    out = model.predict(x, batch_size=7)
+    assert out.shape == (30, 3)
+    np.testing.assert_allclose(out, model[0](x))
+    scores = model.evaluate(x, y, loss=md.CrossEntropyLoss(), metrics=["accuracy"], batch_size=8)
+    assert set(scores) == {"loss", "accuracy"}
+    assert spy.modes[:9] == [False] * 9
+    assert model.training is initial and spy.training is initial
+
+
+def test_predict_does_not_hand_back_the_input():
+    x = np.ones((4, 3))
+    out = md.Sequential(Spy()).predict(x)
+    assert out is not x and not np.shares_memory(out, x)
+
+
+def test_evaluate_reuses_the_last_fit_or_asks():
+    x, y = blobs(30)
+    model = mlp()
+    with pytest.raises(ValueError, match="loss="):
+        model.evaluate(x, y)
+    fit(model, x, y, metrics=["accuracy"])
+    assert set(model.evaluate(x, y)) == {"loss", "accuracy"}
+    assert set(model.evaluate(x, y, loss=md.CrossEntropyLoss())) == {"loss"}
+
+
+def test_float32_stays_float32_through_fit():
+    x, y = blobs(64, dtype=np.float32)
+    spy = Spy()
+    model = md.Sequential(md.Dense(2, 8, rng=0, dtype=np.float32), md.Tanh(), spy,
+                          md.Dense(8, 3, rng=1, dtype=np.float32))
+    opt = Adam(model.parameters(), lr=0.01)
+    h = fit(model, x, y, optimizer=opt, epochs=2, batch_size=16, validation_data=(x, y),
+            metrics=["accuracy"])
+    assert set(spy.dtypes) == {np.dtype(np.float32)}
+    assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
+    assert all(v.dtype == np.float32 for s in opt.state for v in s.values() if isinstance(v, np.ndarray))
+    assert model.predict(x).dtype == np.float32
+    assert h["loss"][-1] < h["loss"][0]
+
+
+def test_float64_targets_are_cast_once_for_a_float32_model():
+    x = np.random.default_rng(0).standard_normal((32, 2)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0]])  # float64
+    model = md.Sequential(md.Dense(2, 1, rng=0, dtype=np.float32))
+    h = fit(model, x, y, loss=md.MSELoss(), optimizer=SGD(model.parameters(), lr=0.1), epochs=20,
+            batch_size=8, metrics=["mse", "mae"])
+    assert model[0].W.dtype == np.float32
+    assert h["mse"][-1] < 1e-3 and h["mae"][-1] < h["mae"][0]
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_errors_inside_a_batch_name_the_epoch_and_batch():
+    _, y = blobs(30)
+    model = mlp()
+    with pytest.raises(ShapeError, match=r"fit: epoch 1/1, batch 1/3.*Dense\(2 -> 16\)"):
+        fit(model, np.ones((30, 5)), y, epochs=1, batch_size=10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"loss": "mse"}, TypeError, "Loss instance"),
+        ({"optimizer": "adam"}, TypeError, "Optimizer instance"),
+        ({"optimizer": SGD([md.Parameter(np.zeros(2))], lr=0.1)}, ValueError, "none of this model"),
+        ({"epochs": -1}, ValueError, "epochs"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"verbose": 3}, ValueError, "verbose"),
+        ({"validation_data": np.ones(3)}, TypeError, "validation_data"),
+        ({"metrics": ["f1"]}, ValueError, "unknown metric"),
+    ],
+)
+def test_bad_arguments_are_refused_before_training(kwargs, error, match):
+    x, y = blobs(20)
+    model = mlp()
+    before = model.state_dict()
+    with pytest.raises(error, match=match):
+        fit(model, x, y, **kwargs)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_mismatched_lengths_are_refused():
+    x, y = blobs(20)
+    with pytest.raises(ShapeError, match="20 samples but y has 19"):
+        fit(mlp(), x, y[:19])
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def test_accuracy_metric_forms():
+    acc = Accuracy()
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0], [5.0, 0.0, 0.0]])
+    assert acc(logits, np.array([0, 1, 2, 1])) == 0.75
+    assert acc(logits, np.eye(3)[[0, 1, 0, 0]]) == 0.75
+    assert acc(np.array([[0.9], [0.2], [0.6]]), np.array([1, 0, 0])) == pytest.approx(2 / 3)
+    assert Accuracy(threshold=0.0)(np.array([0.3, -0.2]), np.array([[1.0], [1.0]])) == 0.5
+    with pytest.raises(ShapeError, match="Accuracy"):
+        acc(logits, np.array([0, 1]))
+
+
+def test_accuracy_picks_the_logit_threshold_for_bce_with_logits():
+    [(name, fn)] = training._resolve_metrics(["acc"], md.BCEWithLogitsLoss())
+    assert name == "accuracy" and fn.threshold == 0.0
+    [(_, fn)] = training._resolve_metrics(["accuracy"], md.MSELoss())
+    assert fn.threshold == 0.5
+
+
+def test_callable_metrics_use_their_name():
+    def worst(y_pred, y_true):
+        return float(np.max(np.abs(y_pred.argmax(1) - y_true)))
+
+    x, y = blobs(30)
+    h = fit(mlp(), x, y, metrics=[worst], epochs=1)
+    assert "worst" in h.history
+
+
+# ---------------------------------------------------------------------------------------------- progress
+def test_verbose_2_prints_one_line_per_epoch(capsys):
+    x, y = blobs(30)
+    fit(mlp(), x, y, epochs=2, verbose=2, metrics=["accuracy"], validation_data=(x, y))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("Epoch 1/2 - ") and lines[1].startswith("Epoch 2/2 - ")
+    for part in ("samples/s", "loss: ", "accuracy: ", "val_loss: ", "val_accuracy: ", "lr: 0.1"):
+        assert part in lines[1]
+
+
+def test_verbose_1_without_tqdm_falls_back_to_lines(capsys, monkeypatch):
+    monkeypatch.setattr(training, "_tqdm", lambda: None)
+    x, y = blobs(30)
+    fit(mlp(), x, y, epochs=3, verbose=1)
+    out = capsys.readouterr()
+    assert len(out.out.strip().splitlines()) == 3 and out.err == ""
+
+
+def test_verbose_1_with_tqdm_draws_a_bar_on_stderr(capsys):
+    pytest.importorskip("tqdm")
+    x, y = blobs(30)
+    fit(mlp(), x, y, epochs=2, verbose=1, metrics=["accuracy"])
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "Epoch 2/2" in out.err and "accuracy: " in out.err and "samples/s" in out.err
+
+
+def test_verbose_0_is_silent(capsys):
+    x, y = blobs(30)
+    fit(mlp(), x, y, epochs=2, verbose=0)
+    assert capsys.readouterr() == ("", "")

@@ -1,0 +1,142 @@
+"""``model.summary()``: the table's rows, shapes and totals, and that the model is left untouched."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.errors import ShapeError
+from minidl.summary import ModelSummary, summarize
+
+
+def mlp() -> md.Sequential:
+    return md.Sequential(md.Dense(64, 32, rng=0), md.ReLU(), md.Dense(32, 10, rng=1))
+
+
+def lines(model: md.Model, *args, **kw) -> list[str]:
+    out: list[str] = []
+    model.summary(*args, print_fn=out.append, **kw)
+    return out[0].splitlines()
+
+
+def test_mlp_table_rows_and_totals():
+    text = lines(mlp())
+    assert text[0] == 'Model: "Sequential"'
+    assert text[1] == "Input shape: (None, 64)"
+    header = next(t for t in text if "Layer (type)" in t)
+    assert "Output Shape" in header and "Param #" in header
+    rows = [t.split() for t in text if t.startswith(" ") and "(" in t and "Layer" not in t]
+    assert rows == [["0", "(Dense)", "(None,", "32)", "2,080"],
+                    ["1", "(ReLU)", "(None,", "32)", "0"],
+                    ["2", "(Dense)", "(None,", "10)", "330"]]
+    assert "Total params: 2,410 (18.83 KB)" in text
+    assert "Trainable params: 2,410 (18.83 KB)" in text
+    assert "Non-trainable params: 0 (0.00 B)" in text
+
+
+def test_summary_object_counts_frozen_parameters_and_buffers_as_non_trainable():
+    model = md.Sequential(md.Dense(4, 6, rng=0), md.BatchNorm1d(6), md.Dense(6, 2, rng=1))
+    model[2].W.requires_grad = False
+    s = summarize(model)
+    assert isinstance(s, ModelSummary)
+    assert [(r.name, r.type_name, r.output_shape, r.params) for r in s.rows] == [
+        ("0", "Dense", "(None, 6)", 30),
+        ("1", "BatchNorm1d", "(None, 6)", 24),  # gamma, beta (trainable) + running mean, var
+        ("2", "Dense", "(None, 2)", 14),
+    ]
+    assert s.trainable == 30 + 12
+    assert s.non_trainable == 14 + 12
+    assert s.total == 30 + 24 + 14
+    assert s.trainable_bytes == 42 * 8
+
+
+def test_cnn_summary_with_explicit_input_shape():
+    model = md.Sequential(
+        md.Conv2D(1, 8, 3, padding=1, rng=0), md.BatchNorm2d(8), md.ReLU(), md.MaxPool2D(2),
+        md.Flatten(), md.Dropout(0.5, rng=0), md.Dense(8 * 4 * 4, 10, rng=1),
+    )
+    s = summarize(model, (1, 8, 8))
+    assert [r.output_shape for r in s.rows] == ["(None, 8, 8, 8)", "(None, 8, 8, 8)", "(None, 8, 8, 8)",
+                                                "(None, 8, 4, 4)", "(None, 128)", "(None, 128)", "(None, 10)"]
+    assert s.rows[0].params == 8 * 9 + 8
+    assert s.total == 80 + 32 + 129 * 10
+
+
+class Block(md.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = md.Dense(3, 3, rng=0)
+        self.act = md.Tanh()
+
+    def forward(self, x):
+        return self.act(self.inner(x))
+
+    def backward(self, g):
+        return self.inner.backward(self.act.backward(g))
+
+
+class Net(md.Model):
+    """Layers assigned in one order and called in another; one registered layer is never used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = md.Dense(3, 2, rng=1)
+        self.block = Block()
+        self.unused = md.Dense(7, 7, rng=2)
+
+    def forward(self, x):
+        return self.head(self.block(x))
+
+    def backward(self, g):
+        return self.block.backward(self.head.backward(g))
+
+
+def test_custom_model_rows_in_call_order_nested_and_unused():
+    s = summarize(Net(), (3,))
+    assert [(r.name, r.output_shape) for r in s.rows] == [("block", "(None, 3)"), ("head", "(None, 2)"),
+                                                          ("unused", "not called")]
+    assert s.rows[0].params == 12
+    nested = summarize(Net(), (3,), expand_nested=True)
+    assert [(r.name, r.depth) for r in nested.rows] == [("block", 1), ("block.inner", 2), ("block.act", 2),
+                                                        ("head", 1), ("unused", 1)]
+    assert "    inner (Dense)" not in str(nested)
+    assert "   block.inner (Dense)" in str(nested)
+
+
+def test_summary_leaves_the_model_exactly_as_it_was():
+    model = md.Sequential(md.Dense(5, 4, rng=0), md.BatchNorm1d(4), md.Dropout(0.5, rng=3), md.Dense(4, 2, rng=1))
+    model.train()
+    x = np.random.default_rng(0).standard_normal((6, 5))
+    model(x)  # caches and running statistics from a real batch
+    before_state = copy.deepcopy(model.state_dict())
+    before_cache = model[0]._x
+    before_rng = model[2].rng.bit_generator.state
+    model.summary(print_fn=lambda s: None)
+    after = model.state_dict()
+    for key in before_state:
+        np.testing.assert_array_equal(before_state[key], after[key])
+    assert model[0]._x is before_cache
+    assert model[2].rng.bit_generator.state == before_rng
+    assert all(layer.training for layer in model.layers())
+    assert "forward" not in model[0].__dict__
+
+
+def test_summary_needs_an_input_shape_it_cannot_infer():
+    model = md.Sequential(md.ReLU(), md.Flatten())
+    with pytest.raises(ShapeError, match="input_shape="):
+        model.summary()
+    assert "(None, 12)" in lines(model, (3, 4))[1] or "(None, 12)" in "\n".join(lines(model, (3, 4)))
+
+
+def test_summary_reports_a_forward_failure_on_the_dummy_batch():
+    with pytest.raises(ShapeError, match=r"summary: the forward on a dummy batch of shape \(2, 5\) failed"):
+        mlp().summary((5,))
+
+
+def test_float32_model_summary_and_sizes():
+    model = md.Sequential(md.Dense(3, 2, rng=0, dtype=np.float32))
+    s = summarize(model)
+    assert s.trainable == 8 and s.trainable_bytes == 32
