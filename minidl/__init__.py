@@ -46,9 +46,12 @@ from .losses import (
     TargetError,
 )
 from .model import LayerList, Model, Sequential
-from .optim import SGD, Optimizer
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
+from .schedulers import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, StepLR
 from .serialization import load, save
+from .summary import summarize
+from .training import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
@@ -56,6 +59,8 @@ __all__ = [
     "GELU",
     "SGD",
     "Activation",
+    "Adam",
+    "AdamW",
     "AvgPool2D",
     "BCEWithLogitsLoss",
     "BackwardBeforeForwardError",
@@ -63,17 +68,21 @@ __all__ = [
     "BatchNorm2d",
     "CheckpointError",
     "Conv2D",
+    "CosineAnnealingLR",
     "CrossEntropyLoss",
     "DTypeError",
     "Dense",
     "Dropout",
+    "ExponentialLR",
     "Flatten",
     "GradientCheckError",
     "GradientChecker",
     "GradientReport",
     "HalfSquaredError",
+    "History",
     "HuberLoss",
     "L1Loss",
+    "LRScheduler",
     "Layer",
     "LayerList",
     "LayerNorm",
@@ -84,19 +93,26 @@ __all__ = [
     "MaxPool2D",
     "MinidlError",
     "Model",
+    "MultiStepLR",
     "NonDeterministicError",
     "NonFiniteError",
     "Optimizer",
     "Parameter",
+    "RMSprop",
     "ReLU",
     "Sequential",
     "ShapeError",
     "Sigmoid",
     "Softmax",
     "StateDictError",
+    "StepLR",
     "Tanh",
     "TargetError",
     "TensorResult",
+    "evaluate",
+    "fit",
     "load",
+    "predict",
     "save",
+    "summarize",
 ]
