@@ -267,7 +267,7 @@ def test_shared_parameter_across_sequential_stages() -> None:
         ("zero", "all zero"),
         ("transpose", "transpose"),
         ("bias_mean", "only row 0"),
-        ("batch", "batch size N = 4"),
+        ("batch", "analytic = 4 x numerical (N = 4 the batch size"),
     ],
 )
 def test_diagnosis_in_words(bug: str, words: str) -> None:

@@ -6,30 +6,37 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["diagnose", "name_factor"]
+__all__ = ["diagnose", "factor_words", "name_factor"]
 
 
-def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ()) -> str | None:
-    """Say a ratio in words when it is a recognisable factor (2, 1/2, -1, the batch size, ...)."""
+def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ()) -> tuple[str, str] | None:
+    """Name a ratio when it is a recognisable factor (2, 1/2, the batch size, 1/N, ...).
+
+    Returns ``(factor, what it suggests)``, e.g. ``("1/4", "1/N, N = 4 the batch size: ...")``, or ``None``.
+    """
     if not np.isfinite(r) or r == 0:
         return None
-    candidates: list[tuple[float, str]] = []
-    if batch:
-        candidates += [(float(batch), f"the batch size N = {batch} (a mean where a sum belongs?)"),
-                       (1.0 / batch, f"1/N with N = {batch} the batch size (a sum where a mean belongs, "
-                                     "or a division by N done twice?)")]
+    candidates: list[tuple[float, str, str]] = []
+    if batch and batch > 1:
+        candidates += [
+            (float(batch), str(batch), f"N = {batch} the batch size: summed where the forward averages?"),
+            (1.0 / batch, f"1/{batch}", f"1/N, N = {batch} the batch size: averaged where the forward "
+                                        "sums, or divided by N twice?"),
+        ]
     for n in sizes:
         if n > 1 and n != batch:
-            candidates += [(float(n), f"{n} (a size of the tensor: a sum where a mean belongs?)"),
-                           (1.0 / n, f"1/{n} (a mean over an axis of size {n}?)")]
+            candidates += [(float(n), str(n), f"the size {n} of an axis: summed where the forward averages?"),
+                           (1.0 / n, f"1/{n}", f"1 over the size {n} of an axis: averaged where the "
+                                               "forward sums?")]
     for q in sorted({Fraction(p, d) for p in range(1, 9) for d in range(1, 9)}):
         if q != 1:
-            candidates.append((float(q), str(q)))
-    for value, words in candidates:
+            hint = "a dropped or extra factor" + (" (e.g. the 2 of a square)" if q in (2, Fraction(1, 2)) else "")
+            candidates.append((float(q), str(q), hint))
+    for value, short, hint in candidates:
         if abs(r - value) <= 1e-6 * value:
-            return words
+            return short, hint
         if abs(r + value) <= 1e-6 * value:
-            return f"minus {words}"
+            return f"-{short}", f"{hint}, and a sign flip"
     return None
 
 
@@ -44,13 +51,15 @@ def _ratio(a: np.ndarray, n: np.ndarray, t: np.ndarray) -> float | None:
     return r
 
 
-def _factor_words(r: float, batch: int | None, shape: tuple[int, ...]) -> str:
+def factor_words(r: float, batch: int | None, shape: tuple[int, ...]) -> str:
+    """``"analytic = F x numerical (what F suggests)"``."""
     if abs(r + 1) <= 1e-6:
-        return "minus 1 (a sign flip)"
+        return "analytic = -1 x numerical (a sign flip)"
     named = name_factor(r, batch, shape)
     if named is not None:
-        return named
-    return f"(1 {'+' if r > 1 else '-'} {abs(r - 1):.2e})" if abs(r - 1) < 1e-3 else f"{r:.6g}"
+        return f"analytic = {named[0]} x numerical ({named[1]})"
+    said = f"(1 {'+' if r > 1 else '-'} {abs(r - 1):.2e})" if abs(r - 1) < 1e-3 else f"{r:.6g}"
+    return f"analytic = {said} x numerical"
 
 
 def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.ndarray,
@@ -75,8 +84,7 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     if r is not None:
         if abs(r + 1) <= 1e-6:
             return "sign flip: the analytic gradient is minus the numerical one (a wrong sign in backward)"
-        return (f"constant factor: analytic = {_factor_words(r, batch, shape)} x numerical "
-                "(a missing or extra factor)")
+        return f"constant factor over the whole tensor: {factor_words(r, batch, shape)}"
     if flat_index.size == int(np.prod(shape)) and np.all(checked):
         flat_a = np.zeros(int(np.prod(shape)))
         flat_n = np.zeros_like(flat_a)
@@ -99,7 +107,7 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         return (f"only {int(np.sum(bad))} isolated element(s) wrong, at {idx}: an indexing bug or a "
                 "special case in backward?")
     r_bad = _ratio(analytic[bad], numerical[bad], tol[bad])
-    factor = f"; there analytic = {_factor_words(r_bad, batch, shape)} x numerical" if r_bad is not None else ""
+    factor = f"; there {factor_words(r_bad, batch, shape)}" if r_bad is not None else ""
     rows = np.unravel_index(flat_index, shape)[0] if len(shape) >= 2 else None
     if rows is not None and name != "input":
         if np.all(rows[bad] == 0):
