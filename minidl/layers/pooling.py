@@ -114,12 +114,15 @@ class MaxPool2D(_Pool2D):
         """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
         windows = self._windows(x)
         kh, kw = self.kernel_size
-        best = windows[..., 0, 0].copy(order="K")
-        argmax = np.zeros(best.shape, dtype=np.uint8 if kh * kw <= 256 else np.int32)
+        best = windows[..., 0, 0].copy(order="K")  # "K": keep the input's memory layout
+        index_type = np.uint8 if kh * kw <= 256 else np.int32
+        argmax = np.zeros_like(best, dtype=index_type)
         for t in range(1, kh * kw):
             value = windows[..., t // kw, t % kw]
             wins = value > best  # strict: on a tie the earlier offset keeps the win
-            np.copyto(argmax, t, where=wins)
+            # offsets come in increasing order, so the winner is the largest t that won: a max
+            # (much faster than a masked copy)
+            np.maximum(argmax, wins.view(np.uint8) * index_type(t), out=argmax)
             np.maximum(best, value, out=best)
         self._argmax = argmax
         return best
