@@ -106,6 +106,31 @@ class Sequential(Model):
                 raise
         return grad
 
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """:meth:`backward` without ``dCost/dx`` for the model's input, which training on data never
+        uses: the same parameter gradients, less work.
+
+        The layers in front of the first one that has parameters are skipped (their backward would
+        only make input gradients), and that first layer (e.g. a ``Dense``, whose ``dx`` is a third
+        of its back-pass) is asked for its parameter gradients only, by its own ``backward_params``
+        when it has one (else by ``backward``, the result dropped).
+        """
+        items = list(self._layers.items())
+        first = 0
+        while first < len(items) and not (items[first][1]._parameters or items[first][1]._layers):
+            first += 1
+        grad = grad_output
+        for i in range(len(items) - 1, first - 1, -1):
+            name, layer = items[i]
+            try:
+                if i > first:
+                    grad = layer.backward(grad)
+                else:
+                    getattr(layer, "backward_params", layer.backward)(grad)
+            except MinidlError as error:
+                _name_in_message(error, f"{type(self).__name__} layer '{name}'")
+                raise
+
     def input_shape_hint(self) -> tuple[int, ...] | None:
         """The first layer's input shape, looking past element-wise layers at the front."""
         for layer in self._layers.values():

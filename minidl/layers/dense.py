@@ -23,7 +23,9 @@ class Dense(Layer):
         weights), (in_features, out_features) with ``bias=False``.
 
     The augmented input ``[1, x]`` is never built: the forward is ``x @ W[1:] + W[0]`` and the
-    back-pass ``dW[1:] += x.T @ g``, ``dW[0] += g.sum(0)``, ``dx = g @ W[1:].T``.
+    back-pass ``dW[1:] += x.T @ g``, ``dW[0] += g.sum(0)``, ``dx = g @ W[1:].T``.  When ``W.grad`` is
+    still all zero (right after ``zero_grad``) the products are written straight into it, so a
+    training step allocates no weight-sized temporary.
 
     Args:
         W: exact initial values (any array of the right shape), instead of a random draw.
@@ -86,6 +88,14 @@ class Dense(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, out_features) -> dx: (N, in_features); adds into ``W.grad``."""
+        self.backward_params(grad_output)
+        W = self.W.data
+        return grad_output @ (W[1:].T if self.bias else W.T)
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """Add ``dCost/dW`` into ``W.grad`` like :meth:`backward`, but skip ``dx`` (a third of the
+        back-pass's work): for a first layer, whose input (the data) needs no gradient.
+        ``Sequential.backward_params`` calls it."""
         x = self._x
         self._require_cache(x)
         assert x is not None
@@ -94,13 +104,18 @@ class Dense(Layer):
                 f"{self._who}.backward: expected grad_output of shape "
                 f"{(x.shape[0], self.out_features)}, got {grad_output.shape}"
             )
-        W, dW = self.W.data, self.W.grad
-        if not self.bias:
-            dW += x.T @ grad_output
-            return grad_output @ W.T
-        dW[1:] += x.T @ grad_output
-        dW[0] += grad_output.sum(axis=0)
-        return grad_output @ W[1:].T
+        dW = self.W.grad
+        if dW.any():  # accumulate: dW[1:] += x.T @ g, dW[0] += g.sum(0)
+            if not self.bias:
+                dW += x.T @ grad_output
+                return
+            dW[1:] += x.T @ grad_output
+            dW[0] += grad_output.sum(axis=0)
+        elif not self.bias:  # still all zero (as after zero_grad): write, with no temporary
+            np.matmul(x.T, grad_output, out=dW)
+        else:
+            np.matmul(x.T, grad_output, out=dW[1:])
+            np.add.reduce(grad_output, axis=0, out=dW[0])
 
     def input_shape_hint(self) -> tuple[int, ...]:
         return (self.in_features,)

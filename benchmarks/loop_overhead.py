@@ -1,0 +1,137 @@
+"""The training loop's own cost: ``minidl.training.fit`` against a bare loop of the same steps.
+
+The network is 784-256-256-10 with softmax cross-entropy and plain SGD, batch 64 (the issue's
+reference).  Per epoch the two contenders do the same training steps on the same batches:
+
+* **bare**: a Python ``for`` over batches sliced *before* the clock starts, each step
+  ``zero_grad / forward / loss / backward / update`` (the loop a user writes by hand, minus the
+  batching: the floor);
+* **fit**: ``model.fit(x, y, epochs=1, ...)`` with shuffling (a fresh permutation and a fancy-index
+  copy per batch), the running loss, the history, and ``verbose=0`` (no output) or ``verbose=1``
+  (a tqdm progress bar, written to a null stream).
+
+Both are timed alternately (bare, fit, bare, fit, ...) and the overhead is the median over pairs of
+``fit / bare - 1``.  The bare loop calls the same backward method that ``fit`` calls (it is printed:
+``backward_params`` skips the unused gradient of the data, ``backward`` computes it), so that the
+overhead is the loop's alone; the first line also gives the bare loop with ``backward_params``.
+
+Usage::
+
+    python benchmarks/loop_overhead.py [--quick] [--samples 8192] [--pairs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import minidl as md
+from minidl import training
+
+LR = 0.01
+
+
+def build(dtype: type, seed: int = 0) -> md.Sequential:
+    return md.Sequential(md.Dense(784, 256, rng=seed, dtype=dtype), md.ReLU(),
+                         md.Dense(256, 256, rng=seed + 1, dtype=dtype), md.ReLU(),
+                         md.Dense(256, 10, rng=seed + 2, dtype=dtype))
+
+
+def fit_backward_name() -> str:
+    """Which backward ``fit`` calls on the model (read from its source: ``backward_params`` or ``backward``)."""
+    source = inspect.getsource(training.fit)
+    return "backward_params" if "backward_params" in source else "backward"
+
+
+def bare_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer,
+               batches: list[tuple[np.ndarray, np.ndarray]], backward_name: str) -> float:
+    backward = getattr(model, backward_name)
+    total = 0.0
+    for xb, yb in batches:
+        optimizer.zero_grad()
+        value = loss(model(xb), yb)
+        backward(loss.backward())
+        optimizer.step()
+        total += value * len(xb)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--samples", type=int, default=None, help="samples per epoch (default 8192)")
+    parser.add_argument("--pairs", type=int, default=None, help="timed (bare, fit) pairs per mode (default 7)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    args = parser.parse_args(argv)
+    n = args.samples or (1024 if args.quick else 8192)
+    pairs = args.pairs or (2 if args.quick else 7)
+    dtype = np.float32 if args.dtype == "float32" else np.float64
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 784)).astype(dtype)
+    y = rng.integers(0, 10, size=n)
+    bs = args.batch_size
+    batches = [(x[i:i + bs].copy(), y[i:i + bs].copy()) for i in range(0, n, bs)]
+    used = fit_backward_name()
+
+    model = build(dtype)
+    loss = md.CrossEntropyLoss()
+    optimizer = md.SGD(model.parameters(), lr=LR)
+    print(f"784-256-256-10, batch {bs}, {np.dtype(dtype).name}, {n} samples ({len(batches)} steps) per epoch; "
+          f"fit calls model.{used}; {pairs} alternating pairs per mode\n")
+
+    # the cost of the unused input gradient, for the record: bare loops with either backward
+    for name in ("backward", "backward_params"):
+        bare_epoch(model, loss, optimizer, batches[:4], name)
+    ratio_dx = []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        bare_epoch(model, loss, optimizer, batches, "backward_params")
+        t1 = time.perf_counter()
+        bare_epoch(model, loss, optimizer, batches, "backward")
+        t2 = time.perf_counter()
+        ratio_dx.append((t2 - t1) / (t1 - t0))
+    print(f"bare loop with backward / with backward_params: {statistics.median(ratio_dx):.3f} "
+          f"(runs {min(ratio_dx):.3f}-{max(ratio_dx):.3f})\n")
+
+    print("| mode | bare epoch ms | fit epoch ms | fit overhead (pairs min-max) |")
+    print("|---|---:|---:|---:|")
+    for verbose in (0, 1):
+        sink = io.StringIO()
+        bare_times, fit_times, overheads = [], [], []
+
+        def fit_epoch(verbose: int = verbose, sink: io.StringIO = sink) -> None:
+            with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+                model.fit(x, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=bs, shuffle=True,
+                          rng=1, verbose=verbose)
+
+        fit_epoch()  # warm-up (imports tqdm, fills caches)
+        bare_epoch(model, loss, optimizer, batches, used)
+        for _ in range(pairs):
+            t0 = time.perf_counter()
+            bare_epoch(model, loss, optimizer, batches, used)
+            t1 = time.perf_counter()
+            fit_epoch()
+            t2 = time.perf_counter()
+            bare_times.append(t1 - t0)
+            fit_times.append(t2 - t1)
+            overheads.append((t2 - t1) / (t1 - t0) - 1)
+        label = "verbose=0" if verbose == 0 else "verbose=1 (tqdm bar)"
+        print(f"| {label} | {statistics.median(bare_times) * 1e3:.1f} | {statistics.median(fit_times) * 1e3:.1f} | "
+              f"{statistics.median(overheads) * 100:+.1f}% ({min(overheads) * 100:+.1f}% to "
+              f"{max(overheads) * 100:+.1f}%) |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

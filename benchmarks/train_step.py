@@ -1,0 +1,444 @@
+"""Time one training step of minidl against a hand-written NumPy step (and PyTorch, when importable).
+
+A step is forward + loss + backward + a plain SGD update, on one fixed batch.  For every network the
+three contenders start from the same parameters and see the same data; they are timed *alternately*
+(A, B, C, A, B, C, ...; the order rotates every round) in this one process, so that a shared, noisy
+machine slows them alike, and the ratio reported is the median of the per-round ratios.  A run is
+many such rounds after a warm-up; the script does several runs and reports the median ratio over
+runs and its spread (min..max of the runs' ratios).
+
+Peak memory: the peak of ``tracemalloc`` (NumPy reports its array allocations to it) during a
+steady-state step, counting everything the training holds (parameters, gradients, optimizer buffers,
+cached activations) plus temporaries; the data batch is excluded.  PyTorch's memory is not traced.
+
+Usage::
+
+    python benchmarks/train_step.py            # the full table (a few minutes)
+    python benchmarks/train_step.py --quick    # a smoke run (a few seconds)
+    /work/torchvenv/bin/python benchmarks/train_step.py   # with the PyTorch columns
+
+See ``docs/performance.md`` for the measured table and what it means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import itertools
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import minidl as md
+from benchmarks.reference import CNNStep, MLPStep
+
+try:  # optional: PyTorch is never a dependency of minidl
+    import torch
+except ImportError:  # pragma: no cover - depends on the environment
+    torch = None
+
+LR = 0.01
+Step = Callable[[], float]
+
+
+# ------------------------------------------------------------------------------------------- cases
+@dataclass(frozen=True)
+class Case:
+    """One row of the table: a network, a batch size and a dtype."""
+
+    name: str
+    kind: str  # "mlp" or "cnn"
+    sizes: tuple[int, ...]  # MLP widths, input first; for the CNN: (channels, conv1, conv2, classes)
+    batch: int
+    dtype: type
+    loss: str = "ce"  # "ce" or "mse"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}, {self.batch}, {np.dtype(self.dtype).name}"
+
+
+def mlp_cases() -> list[Case]:
+    cases = []
+    for dtype in (np.float32, np.float64):
+        cases += [
+            Case("5 -> 1 regression (MSE)", "mlp", (5, 1), 32, dtype, "mse"),
+            Case("64-128-10", "mlp", (64, 128, 10), 32, dtype),
+            Case("784-256-256-10", "mlp", (784, 256, 256, 10), 64, dtype),
+            Case("784-256-256-10", "mlp", (784, 256, 256, 10), 512, dtype),
+        ]
+    return cases
+
+
+def cnn_cases() -> list[Case]:
+    return [Case("CNN 1x28x28 c16-c32-d10", "cnn", (1, 16, 32, 10), 64, dtype)
+            for dtype in (np.float32, np.float64)]
+
+
+# ------------------------------------------------------------------------------------------- setups
+@dataclass
+class Setup:
+    """The data and the initial parameters of one case, and a factory per contender."""
+
+    case: Case
+    x: np.ndarray
+    y: np.ndarray
+    factories: dict[str, Callable[[], Step]] = field(default_factory=dict)
+
+
+def mlp_setup(case: Case, seed: int = 0) -> Setup:
+    rng = np.random.default_rng(seed)
+    dtype = case.dtype
+    sizes = case.sizes
+    init = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        bound = 1 / np.sqrt(fan_in)  # PyTorch's default init, bias included
+        init.append(rng.uniform(-bound, bound, size=(fan_in + 1, fan_out)).astype(dtype))
+    x = rng.normal(size=(case.batch, sizes[0])).astype(dtype)
+    if case.loss == "ce":
+        y = rng.integers(0, sizes[-1], size=case.batch)
+    else:
+        y = (x @ rng.normal(size=(sizes[0], sizes[-1])) + 0.1 * rng.normal(size=(case.batch, sizes[-1])))
+        y = y.astype(dtype)
+    setup = Setup(case, x, y)
+    setup.factories["minidl"] = lambda: minidl_mlp(init, case, x, y)
+    setup.factories["numpy"] = lambda: numpy_mlp(init, case, x, y)
+    if torch is not None:
+        setup.factories["torch"] = lambda: torch_mlp(init, case, x, y)
+    return setup
+
+
+def minidl_mlp_model(init: list[np.ndarray], dtype: type) -> md.Sequential:
+    layers: list[md.Layer] = []
+    for i, W in enumerate(init):
+        layers.append(md.Dense(W.shape[0] - 1, W.shape[1], W=W, dtype=dtype))
+        if i < len(init) - 1:
+            layers.append(md.ReLU())
+    return md.Sequential(*layers)
+
+
+def minidl_train_step(model: md.Layer, loss: md.Loss, optimizer: md.Optimizer,
+                      x: np.ndarray, y: np.ndarray) -> Step:
+    """The step a minidl user writes: zero the gradients, forward, loss, backward, update.
+
+    ``backward_params`` is ``backward`` without the gradient of the model's input, which nothing
+    consumes here (the hand-written and PyTorch steps skip it too).
+    """
+    backward = getattr(model, "backward_params", model.backward)
+
+    def step() -> float:
+        optimizer.zero_grad()
+        value = loss(model(x), y)
+        backward(loss.backward())
+        optimizer.step()
+        return value
+
+    return step
+
+
+def minidl_mlp(init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray) -> Step:
+    model = minidl_mlp_model(init, case.dtype)
+    loss = md.CrossEntropyLoss() if case.loss == "ce" else md.MSELoss()
+    return minidl_train_step(model, loss, md.SGD(model.parameters(), lr=LR), x, y)
+
+
+def numpy_mlp(init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray) -> Step:
+    ref = MLPStep([W.copy() for W in init], LR, case.loss)
+    return lambda: ref(x, y)
+
+
+def torch_step(model: Any, criterion: Any, x: Any, y: Any) -> Step:
+    """The usual PyTorch step; ``.item()`` gives the loss as a Python float, as the others do."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+
+    def step() -> float:
+        optimizer.zero_grad()
+        value = criterion(model(x), y)
+        value.backward()
+        optimizer.step()
+        return float(value.item())
+
+    return step
+
+
+def torch_mlp(init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray) -> Step:
+    tdtype = torch.float32 if case.dtype == np.float32 else torch.float64
+    modules: list[Any] = []
+    for i, W in enumerate(init):
+        linear = torch.nn.Linear(W.shape[0] - 1, W.shape[1], dtype=tdtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W[1:].T)))
+            linear.bias.copy_(torch.from_numpy(W[0].copy()))
+        modules.append(linear)
+        if i < len(init) - 1:
+            modules.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*modules)
+    if case.loss == "ce":
+        criterion = torch.nn.CrossEntropyLoss()
+        ty = torch.from_numpy(y.astype(np.int64))
+    else:
+        criterion = torch.nn.MSELoss()
+        ty = torch.from_numpy(y)
+    return torch_step(model, criterion, torch.from_numpy(x), ty)
+
+
+def cnn_setup(case: Case, seed: int = 0) -> Setup:
+    rng = np.random.default_rng(seed)
+    dtype = case.dtype
+    c_in, c1, c2, classes = case.sizes
+    kernels = []
+    for fan_c_in, c_out in ((c_in, c1), (c1, c2)):
+        bound = 1 / np.sqrt(fan_c_in * 9)
+        kernels.append((rng.uniform(-bound, bound, size=(c_out, fan_c_in, 3, 3)).astype(dtype),
+                        rng.uniform(-bound, bound, size=c_out).astype(dtype)))
+    flat = c2 * 5 * 5  # 28 -conv-> 26 -pool-> 13 -conv-> 11 -pool-> 5
+    bound = 1 / np.sqrt(flat)
+    W = rng.uniform(-bound, bound, size=(flat + 1, classes)).astype(dtype)
+    x = rng.normal(size=(case.batch, c_in, 28, 28)).astype(dtype)
+    y = rng.integers(0, classes, size=case.batch)
+    setup = Setup(case, x, y)
+    setup.factories["minidl"] = lambda: minidl_cnn(kernels, W, case, x, y)
+    setup.factories["numpy"] = lambda: numpy_cnn(kernels, W, x, y)
+    if torch is not None:
+        setup.factories["torch"] = lambda: torch_cnn(kernels, W, case, x, y)
+    return setup
+
+
+def minidl_cnn_model(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, dtype: type) -> md.Sequential:
+    """Conv 3x3 -> ReLU -> MaxPool 2 (per kernel) -> Flatten -> Dense, with the given parameters."""
+    layers: list[md.Layer] = []
+    for K, b in kernels:
+        conv = md.Conv2D(K.shape[1], K.shape[0], 3, dtype=dtype)
+        set_conv_parameters(conv, K, b)
+        layers += [conv, md.ReLU(), md.MaxPool2D(2)]
+    layers += [md.Flatten(), md.Dense(W.shape[0] - 1, W.shape[1], W=W, dtype=dtype)]
+    return md.Sequential(*layers)
+
+
+def set_conv_parameters(conv: md.Layer, K: np.ndarray, b: np.ndarray) -> None:
+    """Copy a ``(C_out, C_in, k, k)`` kernel and ``(C_out,)`` bias into a minidl ``Conv2D``."""
+    params = dict(conv.named_parameters())
+    if set(params) == {"W", "b"}:
+        params["W"].assign(K)
+        params["b"].assign(b)
+    elif set(params) == {"W"}:  # bias absorbed as row 0 of a (C_in*k*k + 1, C_out) matrix
+        params["W"].assign(np.concatenate([b[None, :], K.reshape(K.shape[0], -1).T]))
+    else:  # pragma: no cover - depends on the layers engineer's design
+        raise RuntimeError(f"unknown Conv2D parameter layout: {sorted(params)}")
+
+
+def minidl_cnn(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, case: Case,
+               x: np.ndarray, y: np.ndarray) -> Step:
+    model = minidl_cnn_model(kernels, W, case.dtype)
+    loss = md.CrossEntropyLoss()
+    return minidl_train_step(model, loss, md.SGD(model.parameters(), lr=LR), x, y)
+
+
+def numpy_cnn(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, x: np.ndarray, y: np.ndarray) -> Step:
+    ref = CNNStep([(K.copy(), b.copy()) for K, b in kernels], W.copy(), LR)
+    return lambda: ref(x, y)
+
+
+def torch_cnn(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, case: Case,
+              x: np.ndarray, y: np.ndarray) -> Step:
+    tdtype = torch.float32 if case.dtype == np.float32 else torch.float64
+    modules: list[Any] = []
+    for K, b in kernels:
+        conv = torch.nn.Conv2d(K.shape[1], K.shape[0], 3, dtype=tdtype)
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(K))
+            conv.bias.copy_(torch.from_numpy(b))
+        modules += [conv, torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+    linear = torch.nn.Linear(W.shape[0] - 1, W.shape[1], dtype=tdtype)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W[1:].T)))
+        linear.bias.copy_(torch.from_numpy(W[0].copy()))
+    model = torch.nn.Sequential(*modules, torch.nn.Flatten(), linear)
+    return torch_step(model, torch.nn.CrossEntropyLoss(), torch.from_numpy(x),
+                      torch.from_numpy(y.astype(np.int64)))
+
+
+# ------------------------------------------------------------------------------------------- timing
+@dataclass
+class Timing:
+    """Per-contender step times (seconds) and per-run ratios to the hand-written step."""
+
+    times: dict[str, list[float]]
+    run_ratios: dict[str, list[float]]  # "minidl/numpy", "minidl/torch": one median ratio per run
+
+    def median_us(self, who: str) -> float:
+        return statistics.median(self.times[who]) * 1e6
+
+
+def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: float) -> Timing:
+    """Time the contenders one step each in turn, ``rounds`` rounds per run, ``runs`` runs."""
+    names = list(steps)
+    deadline = time.perf_counter() + warmup
+    n_warm = 0
+    while n_warm < 3 or time.perf_counter() < deadline:
+        for name in names:
+            steps[name]()
+        n_warm += 1
+    times: dict[str, list[float]] = {name: [] for name in names}
+    pairs = [f"minidl/{other}" for other in names if other != "minidl"]
+    run_ratios: dict[str, list[float]] = {pair: [] for pair in pairs}
+    clock = time.perf_counter
+    for _ in range(runs):
+        per_round: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                fn = steps[name]
+                start = clock()
+                fn()
+                per_round[name].append(clock() - start)
+        for name in names:
+            times[name] += per_round[name]
+        for other in names:
+            if other != "minidl":
+                ratios = [a / b for a, b in zip(per_round["minidl"], per_round[other], strict=True)]
+                run_ratios[f"minidl/{other}"].append(statistics.median(ratios))
+    return Timing(times, run_ratios)
+
+
+def peak_memory(factory: Callable[[], Step]) -> int:
+    """Peak traced bytes during a steady-state step, counting the state the training holds."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        step = factory()
+        step()
+        step()
+        tracemalloc.reset_peak()
+        step()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def estimate_step(step: Step) -> float:
+    start = time.perf_counter()
+    for _ in range(3):
+        step()
+    return (time.perf_counter() - start) / 3
+
+
+# ------------------------------------------------------------------------------------------- report
+def environment() -> list[str]:
+    lines = [
+        f"python {platform.python_version()}, numpy {np.__version__}, minidl {md.__version__}, "
+        f"torch {torch.__version__ if torch is not None else 'not installed'}",
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
+        + ", ".join(f"{v:.2f}" for v in os.getloadavg()),
+    ]
+    try:
+        from threadpoolctl import threadpool_info
+
+        for pool in threadpool_info():
+            lines.append(f"{pool.get('internal_api')} {pool.get('version')}: kernel "
+                         f"{pool.get('architecture')}, {pool.get('num_threads')} threads ({pool.get('prefix')})")
+    except ImportError:
+        lines.append("threadpoolctl not installed: BLAS kernel not reported")
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                                      "OMP_NUM_THREADS") if k in os.environ}
+    lines.append(f"environment: {env if env else 'no OPENBLAS_*/OMP_* variables set'}")
+    if torch is not None:
+        lines.append(f"torch threads: {torch.get_num_threads()}")
+    return lines
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, memory: bool,
+        out: Any = sys.stdout) -> list[dict[str, Any]]:
+    have_torch = torch is not None
+    header = ["network, batch, dtype", "minidl µs", "numpy µs", "minidl/numpy (runs min-max)"]
+    if have_torch:
+        header += ["torch µs", "minidl/torch (runs min-max)"]
+    if memory:
+        header += ["peak MiB minidl", "peak MiB numpy", "memory ratio"]
+    print("| " + " | ".join(header) + " |", file=out)
+    print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|", file=out, flush=True)
+    results = []
+    for case in cases:
+        setup = cnn_setup(case) if case.kind == "cnn" else mlp_setup(case)
+        steps = {name: factory() for name, factory in setup.factories.items()}
+        per_step = max(estimate_step(step) for step in steps.values())
+        rounds = int(min(2000, max(5, seconds_per_run / (per_step * len(steps)))))
+        timing = time_alternately(steps, runs, rounds, warmup)
+        row: dict[str, Any] = {"case": case.label, "rounds": rounds, "runs": runs}
+        cells = [case.label, f"{timing.median_us('minidl'):.0f}", f"{timing.median_us('numpy'):.0f}",
+                 spread(timing.run_ratios["minidl/numpy"])]
+        row.update(minidl_us=timing.median_us("minidl"), numpy_us=timing.median_us("numpy"),
+                   ratio_numpy=statistics.median(timing.run_ratios["minidl/numpy"]),
+                   ratio_numpy_runs=timing.run_ratios["minidl/numpy"])
+        if have_torch:
+            cells += [f"{timing.median_us('torch'):.0f}", spread(timing.run_ratios["minidl/torch"])]
+            row.update(torch_us=timing.median_us("torch"),
+                       ratio_torch=statistics.median(timing.run_ratios["minidl/torch"]),
+                       ratio_torch_runs=timing.run_ratios["minidl/torch"])
+        del steps
+        if memory:
+            mem_md = peak_memory(setup.factories["minidl"])
+            mem_np = peak_memory(setup.factories["numpy"])
+            cells += [f"{mem_md / 2**20:.2f}", f"{mem_np / 2**20:.2f}", f"{mem_md / mem_np:.2f}"]
+            row.update(peak_minidl=mem_md, peak_numpy=mem_np)
+        print("| " + " | ".join(cells) + " |", file=out, flush=True)
+        results.append(row)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--runs", type=int, default=None, help="repeated runs per row (default 5, quick 2)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="approximate seconds per run per row (default 1.5, quick 0.05)")
+    parser.add_argument("--only", default="", help="run only rows whose label contains this text")
+    parser.add_argument("--no-cnn", action="store_true", help="skip the CNN row")
+    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc peak-memory columns")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit BLAS (via threadpoolctl) and PyTorch to this many threads "
+                             "(default: the libraries' own defaults)")
+    args = parser.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 5)
+    seconds = args.seconds or (0.05 if args.quick else 1.5)
+    warmup = 0.02 if args.quick else 0.3
+    cases = mlp_cases()
+    if not args.no_cnn and hasattr(md, "Conv2D") and hasattr(md, "MaxPool2D"):
+        cases += cnn_cases()
+    cases = [c for c in cases if args.only in c.label]
+    limits = contextlib.nullcontext()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
+    with limits:
+        for line in environment():
+            print(line)
+        print(f"{runs} runs per row; per run, alternating rounds (one step of each contender) for about "
+              f"{seconds:g} s; times are medians over every step; ratios: median over the runs of each "
+              "run's median per-round ratio, with the runs' min-max in brackets\n")
+        run(cases, runs, seconds, warmup, memory=not args.no_memory)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

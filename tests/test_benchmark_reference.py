@@ -1,0 +1,183 @@
+"""The benchmark compares equal work: the hand-written NumPy steps in ``benchmarks/reference.py`` and
+minidl's training step hold the same parameters after the same steps on the same data (to round-off),
+in float64 and float32, for MLPs (cross-entropy and MSE) and the CNN.  Also: the benchmark script
+runs in ``--quick`` mode and prints its table, and ``backward_params`` gives exactly the parameter
+gradients of ``backward``."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.reference import CNNStep, MLPStep  # noqa: E402
+from benchmarks.train_step import (  # noqa: E402
+    minidl_cnn_model,
+    minidl_mlp_model,
+    minidl_train_step,
+)
+
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
+
+
+def mlp_problem(sizes: tuple[int, ...], n: int, dtype: type, loss: str, seed: int):
+    rng = np.random.default_rng(seed)
+    init = [(rng.uniform(-1, 1, size=(a + 1, b)) / np.sqrt(a)).astype(dtype)
+            for a, b in itertools.pairwise(sizes)]
+    x = rng.normal(size=(n, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], size=n) if loss == "ce" else rng.normal(size=(n, sizes[-1])).astype(dtype)
+    return init, x, y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "sizes, n, loss, seed",
+    [((5, 1), 32, "mse", 0), ((64, 128, 10), 32, "ce", 1), ((20, 16, 16, 4), 7, "ce", 2), ((3, 8, 2), 5, "mse", 3)],
+)
+def test_mlp_reference_and_minidl_take_the_same_steps(sizes, n, loss, seed, dtype) -> None:
+    init, x, y = mlp_problem(sizes, n, dtype, loss, seed)
+    model = minidl_mlp_model(init, dtype)
+    criterion = md.CrossEntropyLoss() if loss == "ce" else md.MSELoss()
+    step = minidl_train_step(model, criterion, md.SGD(model.parameters(), lr=0.1), x, y)
+    ref = MLPStep([W.copy() for W in init], 0.1, loss)
+    for _ in range(5):
+        assert step() == pytest.approx(ref(x, y), rel=TOL[dtype]["rtol"] * 10)
+    dense = [layer for layer in model if isinstance(layer, md.Dense)]
+    assert len(dense) == len(ref.Ws)
+    for layer, W, W0 in zip(dense, ref.Ws, init, strict=True):
+        assert layer.W.data.dtype == dtype and W.dtype == dtype
+        assert not np.allclose(W, W0)  # the steps did something
+        np.testing.assert_allclose(layer.W.data, W, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cnn_reference_and_minidl_take_the_same_steps(dtype) -> None:
+    rng = np.random.default_rng(4)
+    kernels = []
+    for c_in, c_out in ((1, 4), (4, 6)):
+        bound = 1 / np.sqrt(9 * c_in)
+        kernels.append((rng.uniform(-bound, bound, size=(c_out, c_in, 3, 3)).astype(dtype),
+                        rng.uniform(-bound, bound, size=c_out).astype(dtype)))
+    W = rng.uniform(-0.2, 0.2, size=(6 * 2 * 2 + 1, 3)).astype(dtype)  # 14 -> 12 -> 6 -> 4 -> 2
+    x = rng.normal(size=(5, 1, 14, 14)).astype(dtype)
+    y = rng.integers(0, 3, size=5)
+    model = minidl_cnn_model(kernels, W, dtype)
+    step = minidl_train_step(model, md.CrossEntropyLoss(), md.SGD(model.parameters(), lr=0.1), x, y)
+    ref = CNNStep([(K.copy(), b.copy()) for K, b in kernels], W.copy(), 0.1)
+    for _ in range(5):
+        assert step() == pytest.approx(ref(x, y), rel=TOL[dtype]["rtol"] * 10)
+    convs = [layer for layer in model if isinstance(layer, md.Conv2D)]
+    for conv, (K, b), (K0, _) in zip(convs, ref.kernels, kernels, strict=True):
+        assert not np.allclose(K, K0)
+        np.testing.assert_allclose(conv.kernel, K, **TOL[dtype])
+        np.testing.assert_allclose(conv.bias_row, b, **TOL[dtype])
+    np.testing.assert_allclose(model[-1].W.data, ref.W, **TOL[dtype])
+
+
+def test_reference_input_gradient_matches_minidl_backward() -> None:
+    """With ``input_grad=True`` the reference's dx is minidl's ``backward`` result (MLP and CNN)."""
+    init, x, y = mlp_problem((6, 5, 3), 4, np.float64, "ce", 5)
+    model = minidl_mlp_model(init, np.float64)
+    loss = md.CrossEntropyLoss()
+    loss(model(x), y)
+    dx = model.backward(loss.backward())
+    ref = MLPStep([W.copy() for W in init], 0.1, "ce", input_grad=True)
+    ref(x, y)
+    np.testing.assert_allclose(ref.dx, dx, rtol=1e-12, atol=1e-14)
+
+    rng = np.random.default_rng(6)
+    K, b = rng.normal(size=(2, 3, 3, 3)), rng.normal(size=2)
+    W = rng.normal(size=(2 * 2 * 2 + 1, 3))
+    x = rng.normal(size=(2, 3, 6, 6))
+    y = np.array([0, 2])
+    model = minidl_cnn_model([(K, b)], W, np.float64)
+    loss(model(x), y)
+    dx = model.backward(loss.backward())
+    ref_cnn = CNNStep([(K.copy(), b.copy())], W.copy(), 0.1, input_grad=True)
+    ref_cnn(x, y)
+    np.testing.assert_allclose(ref_cnn.dx, dx, rtol=1e-12, atol=1e-14)
+
+
+def build_mlp(seed: int) -> md.Sequential:
+    return md.Sequential(md.Dense(6, 5, rng=seed), md.ReLU(), md.Dense(5, 4, rng=seed + 1),
+                         md.Tanh(), md.Dense(4, 3, bias=False, rng=seed + 2))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_backward_params_gives_the_gradients_of_backward(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, g = rng.normal(size=(7, 6)), rng.normal(size=(7, 3))
+    full, skip = build_mlp(seed), build_mlp(seed)
+    full(x)
+    full.backward(g)
+    skip(x)
+    assert skip.backward_params(g) is None
+    for (name, a), (_, b) in zip(full.named_parameters(), skip.named_parameters(), strict=True):
+        np.testing.assert_array_equal(a.grad, b.grad, err_msg=name)
+    # accumulation: a second backward adds the same again, in both ways of calling
+    full.backward(g)
+    skip.backward_params(g)
+    for (name, a), (_, b) in zip(full.named_parameters(), skip.named_parameters(), strict=True):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-15, atol=0, err_msg=name)
+
+
+def test_backward_params_skips_leading_parameter_free_layers_and_nests() -> None:
+    rng = np.random.default_rng(3)
+    x, g = rng.normal(size=(4, 2, 3)), rng.normal(size=(4, 2))
+
+    def build() -> md.Sequential:
+        inner = md.Sequential(md.Dense(6, 5, rng=0), md.ReLU())
+        return md.Sequential(md.Flatten(), inner, md.Dense(5, 2, rng=1))
+
+    full, skip = build(), build()
+    full(x)
+    full.backward(g)
+    skip(x)
+    skip.backward_params(g)
+    for (name, a), (_, b) in zip(full.named_parameters(), skip.named_parameters(), strict=True):
+        np.testing.assert_array_equal(a.grad, b.grad, err_msg=name)
+
+
+def test_dense_writes_or_adds_its_weight_gradient() -> None:
+    """A zero ``W.grad`` is written in place (no temporary); a non-zero one is added to."""
+    rng = np.random.default_rng(0)
+    for bias in (True, False):
+        layer = md.Dense(4, 3, bias=bias, rng=1)
+        x, g = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+        X = np.hstack([np.ones((5, 1)), x]) if bias else x
+        grad_array = layer.W.grad
+        layer(x)
+        layer.backward(g)
+        assert layer.W.grad is grad_array  # in place
+        np.testing.assert_allclose(layer.W.grad, X.T @ g, rtol=1e-14)
+        layer.W.grad[0, 0] += 1.0  # not zero any more: must accumulate
+        layer.backward_params(g)
+        expected = 2 * X.T @ g
+        expected[0, 0] += 1.0
+        np.testing.assert_allclose(layer.W.grad, expected, rtol=1e-14)
+
+
+def test_benchmark_quick_mode_prints_a_table() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--quick", "--runs", "1",
+         "--seconds", "0.01", "--no-cnn", "--only", "64-128-10"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| network, batch, dtype | minidl µs | numpy µs | minidl/numpy")
+    rows = lines[2:]
+    assert len(rows) == 2  # float32 and float64
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) > 0 and float(cells[2]) > 0
+        assert float(cells[3].split()[0]) > 0
