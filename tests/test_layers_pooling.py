@@ -138,6 +138,16 @@ def test_pools_against_pytorch() -> None:
             yt.backward(torch.tensor(g))
             np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-14)
             np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-14)
+    # ties: both route the gradient to the first maximum of each window
+    ties = np.round(rng.uniform(0, 2, size=(2, 2, 6, 6)))
+    for k, s in ((2, None), (3, 1), (2, 1)):
+        ours, theirs = md.MaxPool2D(k, s), torch.nn.MaxPool2d(k, s)
+        xt = torch.tensor(ties, requires_grad=True)
+        yt = theirs(xt)
+        g = rng.normal(size=tuple(yt.shape))
+        yt.backward(torch.tensor(g))
+        ours(ties)
+        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-14)
 
 
 # ----------------------------------------------------------------------------- Flatten

@@ -157,7 +157,7 @@ class GELU(Activation):
 
     ``approximate="tanh"``: ``y = x/2 * (1 + tanh(u))``, ``u = sqrt(2/pi) * (x + 0.044715 x^3)``;
     ``dy/dx = (1 + t)/2 + x/2 * (1 - t^2) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2)``, ``t = tanh(u)``.
-    The tanh form is ~5x cheaper; the exact form costs a series/continued fraction per element.
+    The tanh form is ~3.5x cheaper; the exact form costs a series or continued fraction per element.
     """
 
     _C = math.sqrt(2.0 / math.pi)
