@@ -89,6 +89,7 @@ def test_no_tracking_and_no_affine() -> None:
     y = layer(x)  # batch statistics even in eval mode
     np.testing.assert_allclose(y, (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-13)
     assert "affine=False" in repr(layer) and "track_running_stats=False" in repr(layer)
+    assert layer(x.astype(np.float32)).dtype == np.float32  # nothing to match: any float dtype
 
 
 def test_state_dict_astype_and_float32() -> None:

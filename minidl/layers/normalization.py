@@ -78,19 +78,19 @@ class _BatchNorm(Layer):
             self.register_buffer("running_mean", np.zeros(C, dtype=dtype))
             self.register_buffer("running_var", np.ones(C, dtype=dtype))
             self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
-        self._dtype = dtype
         self._cache: tuple[np.ndarray, np.ndarray, bool] | None = None
 
     @property
     def _who(self) -> str:
         return f"{type(self).__name__}({self.num_features})"
 
-    def _param_dtype(self) -> np.dtype:
+    def _param_dtype(self) -> np.dtype | None:
+        """The dtype inputs must have: that of the parameters or buffers (None if there are none)."""
         if self.affine:
             return self.gamma.data.dtype
         if self.track_running_stats:
             return self.running_mean.dtype
-        return self._dtype
+        return None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, ...) -> same shape, normalised per channel C."""
@@ -242,7 +242,6 @@ class LayerNorm(Layer):
         if self.elementwise_affine:
             self.gamma = Parameter(np.ones(self.normalized_shape, dtype=dtype))
             self.beta = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
-        self._dtype = np.dtype(dtype)
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
