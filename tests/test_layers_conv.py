@@ -93,6 +93,31 @@ def test_weight_gradient_matches_the_patch_formula() -> None:
     np.testing.assert_allclose(conv.W.grad, 2 * dW, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("stride, bias", [(1, True), (2, False)])
+def test_backward_params_gives_the_same_weight_gradient(stride: int, bias: bool) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 2, 6, 6))
+    a, b = md.Conv2D(2, 3, 3, stride, 1, bias, rng=0), md.Conv2D(2, 3, 3, stride, 1, bias, rng=0)
+    g = rng.normal(size=a(x).shape)
+    b(x)
+    a.backward(g)
+    assert b.backward_params(g) is None
+    np.testing.assert_allclose(b.W.grad, a.W.grad, rtol=1e-14)
+    b.backward_params(g)  # accumulates
+    np.testing.assert_allclose(b.W.grad, 2 * a.W.grad, rtol=1e-14)
+    # through a Sequential: the parameter gradients equal those of the full backward
+    model = md.Sequential(md.Conv2D(2, 3, 3, rng=1), md.ReLU(), md.MaxPool2D(2), md.Flatten(),
+                          md.Dense(12, 2, rng=2))
+    loss = md.CrossEntropyLoss()
+    loss(model(x), np.array([0, 1]))
+    model.backward(loss.backward())
+    full = {name: p.grad.copy() for name, p in model.named_parameters()}
+    model.zero_grad()
+    model.backward_params(loss.backward())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, full[name], rtol=1e-14)
+
+
 def test_w_layout_kernel_view_and_from_kernel() -> None:
     conv = md.Conv2D(2, 3, (2, 3), rng=0)
     C, kh, kw = 2, 2, 3

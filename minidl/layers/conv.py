@@ -207,34 +207,16 @@ class Conv2D(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, out, H_out, W_out) -> dx: (N, in_channels, H, W); adds into ``W.grad``."""
-        cache = self._cache
-        self._require_cache(cache)
-        assert cache is not None
-        patches, x_shape, (Ho, Wo) = cache
-        N, C, H, Wd = x_shape
+        g = self._weight_gradient(grad_output)
+        assert self._cache is not None
+        N, C, H, Wd = self._cache[1]
+        Ho, Wo = self._cache[2]
         F = self.out_channels
-        if grad_output.shape != (N, F, Ho, Wo):
-            raise ShapeError(
-                f"{self._who}.backward: expected grad_output of shape {(N, F, Ho, Wo)}, "
-                f"got {grad_output.shape}"
-            )
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         Hp, Wp = H + 2 * ph, Wd + 2 * pw
-        W, dW = self.W.data, self.W.grad
+        W = self.W.data
         weights = W[1:] if self.bias else W
         wide = (sh, sw) == (1, 1)
-        gt = grad_output.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
-        if wide:
-            g = np.zeros((F, N, Ho, Wp), dtype=grad_output.dtype)  # zero gradient on the junk columns
-            g[..., :Wo] = gt
-            g = g.reshape(F, N * Ho * Wp)
-        else:
-            g = gt.reshape(F, N * Ho * Wo)  # a view when grad_output has the layout of our output
-        if self.bias:
-            dW[1:] += patches @ g.T
-            dW[0] += g.sum(axis=1)
-        else:
-            dW += patches @ g.T
         # rows of the patch gradient ordered (kh, kw, C), so that each kernel offset is one block
         by_offset = weights.reshape(C, kh, kw, F).transpose(1, 2, 0, 3).reshape(kh * kw * C, F)
         dpatches = by_offset @ g
@@ -262,6 +244,44 @@ class Conv2D(Layer):
         if dxt.shape[2:] != (H, Wd):
             dxt = dxt[:, :, ph:ph + H, pw:pw + Wd]
         return dxt.transpose(1, 0, 2, 3)
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """Add ``dCost/dW`` into ``W.grad`` as :meth:`backward` does, but skip ``dx`` (a matrix product
+        and the col2im): for a first layer, whose input is the data.  ``Sequential.backward_params``
+        calls it."""
+        self._weight_gradient(grad_output)
+
+    def _weight_gradient(self, grad_output: np.ndarray) -> np.ndarray:
+        """Check grad_output, add ``dW`` and return the gradient as the (F, M) matrix ``G``."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        patches, (N, _, _, Wd), (Ho, Wo) = cache
+        F = self.out_channels
+        if grad_output.shape != (N, F, Ho, Wo):
+            raise ShapeError(
+                f"{self._who}.backward: expected grad_output of shape {(N, F, Ho, Wo)}, "
+                f"got {grad_output.shape}"
+            )
+        gt = grad_output.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
+        if self.stride == (1, 1):
+            Wp = Wd + 2 * self.padding[1]
+            g = np.zeros((F, N, Ho, Wp), dtype=grad_output.dtype)  # zero gradient on the junk columns
+            g[..., :Wo] = gt
+            g = g.reshape(F, N * Ho * Wp)
+        else:
+            g = gt.reshape(F, N * Ho * Wo)  # a view when grad_output has the layout of our output
+        dW = self.W.grad
+        rows = dW[1:] if self.bias else dW
+        if dW.any():  # accumulate
+            rows += patches @ g.T
+            if self.bias:
+                dW[0] += g.sum(axis=1)
+        else:  # still all zero (as after zero_grad): write in place, no weight-sized temporary
+            np.matmul(patches, g.T, out=rows)
+            if self.bias:
+                np.add.reduce(g, axis=1, out=dW[0])
+        return g
 
     def input_shape_hint(self) -> tuple[int, ...]:
         """A small valid per-sample input, ``(in_channels, kh + 2*sh, kw + 2*sw)`` (3x3 outputs unpadded)."""
