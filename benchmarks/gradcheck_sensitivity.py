@@ -25,14 +25,30 @@ import minidl as m
 from minidl.gradcheck import GradientChecker
 
 
+class Box:
+    """A mutable record shared by a layer and its deep copies (the checker works on a copy)."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.grad = 0.0
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Box:
+        return self
+
+
 class Bug(m.Layer):
-    """Wraps a layer and corrupts its back-pass in one place (keeping the += contract)."""
+    """Wraps a layer and corrupts its back-pass in one place (keeping the += contract).
+
+    ``self.applied.value`` records the largest corruption added to one element, and
+    ``self.applied.grad`` the size of that element's right gradient.
+    """
 
     def __init__(self, inner: m.Layer, where: str, rel: float = 0.0, element: int | None = None,
                  absolute: float = 0.0) -> None:
         super().__init__()
         self.inner = inner
         self.where, self.rel, self.element, self.absolute = where, rel, element, absolute
+        self.applied = Box()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.inner(x)
@@ -55,8 +71,10 @@ class Bug(m.Layer):
         if self.element is None:
             flat += self.rel * contribution
         else:
-            flat[self.element] += self.rel * contribution[self.element]
-            flat[self.element] += self.absolute * float(np.sqrt(np.mean(contribution**2)))
+            delta = self.rel * contribution[self.element] + self.absolute * float(np.sqrt(np.mean(contribution**2)))
+            flat[self.element] += delta
+            self.applied.value = max(self.applied.value, abs(float(delta)))
+            self.applied.grad = abs(float(contribution[self.element]))
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
         return self.inner.input_shape_hint()
@@ -207,6 +225,8 @@ def main() -> None:
     for label, kw in (("relative 1e-3 of that element", {"rel": 1e-3}),
                       ("absolute 1e-3 x RMS gradient", {"absolute": 1e-3})):
         caught = total = 0
+        noop = 0
+        missed: list[str] = []
         for build in builders.values():
             for s in seeds:
                 net, loss, x, t = build(s)
@@ -215,9 +235,19 @@ def main() -> None:
                 size = p[where].size if where in p else (x.size if x is not None else 4 * 6)
                 element = int(np.random.default_rng(s).integers(size))
                 buggy = with_bug(net, layer, where, element=element, **kw)
-                caught += not check(buggy, loss, x, t, seed=s, mode="auto")
+                found = not check(buggy, loss, x, t, seed=s, mode="auto")
+                applied = buggy[layer].applied
+                if applied.value == 0 and not found:
+                    noop += 1  # that element's gradient is exactly 0: "1e-3 of it" changes nothing
+                    continue
+                caught += found
                 total += 1
-        print(f"  {label}: caught {caught}/{total}")
+                if not found:
+                    missed.append(f"{applied.value:.1e} on a gradient of {applied.grad:.1e}")
+        print(f"  {label}: caught {caught}/{total}" + (f" (+{noop} no-op: the element's gradient is 0)"
+                                                       if noop else ""))
+        if missed:
+            print(f"    missed (error added, on an element whose right gradient is): {', '.join(missed)}")
     print(f"\n({time.perf_counter() - start:.1f} s)")
 
 

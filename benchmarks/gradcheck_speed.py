@@ -17,15 +17,21 @@ weight matrix, to show that the speed does not cost sensitivity.
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import time
 
-import numpy as np
+# one BLAS thread, like torch.set_num_threads(1) below: on a small shared machine multi-threaded BLAS
+# on tiny matrices mostly measures thread contention.  Set before numpy is imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import minidl as m
-from minidl.gradcheck import GradientChecker
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import minidl as m  # noqa: E402
+from minidl.gradcheck import GradientChecker  # noqa: E402
 
 
 def build(seed: int = 0) -> tuple[m.Sequential, np.ndarray]:
@@ -66,9 +72,9 @@ def naive_full(net: m.Sequential, x: np.ndarray, R: np.ndarray, eps: float, limi
         for i in index:
             w = flat[i]
             flat[i] = w + eps
-            fp = float(np.vdot(R, net(x)))
+            fp = float(np.dot(R.reshape(-1), net(x).reshape(-1)))
             flat[i] = w - eps
-            fm = float(np.vdot(R, net(x)))
+            fm = float(np.dot(R.reshape(-1), net(x).reshape(-1)))
             flat[i] = w
             num = (fp - fm) / (2 * eps)
             worst = max(worst, abs(num - gflat[i]) / max(abs(num), abs(gflat[i]), 1e-12))

@@ -242,7 +242,14 @@ class GradientChecker:
         tensors = self._analytic(program, work, x)
         self._check_prefix_reuse(program, tensors, f0, notes)
         batch = x.shape[0] if isinstance(x, np.ndarray) and x.ndim >= 1 else None
-        results = [self._check_tensor(program, t, f0, batch) for t in tensors]
+        results = []
+        for t in tensors:
+            try:
+                results.append(self._check_tensor(program, t, f0, batch))
+            except Exception as error:
+                _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
+                                 f"shape {tuple(t.array.shape)})")
+                raise
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         by_name = {r.name: r for r in results}
@@ -354,7 +361,7 @@ class GradientChecker:
         arr = t.array
         saved = arr.copy()
         rng = np.random.default_rng([self.seed, 7, arr.size])
-        direction = rng.choice([-1.0, 1.0], size=arr.shape) * np.maximum(np.abs(saved), 1.0) * 1e-9
+        direction = rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0 * np.maximum(np.abs(saved), 1.0) * 1e-9
         values = [f0]
         try:
             for j in range(1, 9):
@@ -510,15 +517,15 @@ class GradientChecker:
         conclusive = True
         try:
             for _ in range(self.directions):
-                v = rng.choice([-1.0, 1.0], size=arr.shape) * scale
-                a_dir = float(np.vdot(t.analytic, v))
+                v = rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0 * scale
+                a_dir = float(np.dot(t.analytic.reshape(-1), v.reshape(-1)))
                 for shrink in (1.0, 1 / 16, 1 / 256):
                     H = self.eps * shrink
                     fv, predicted = [], []
                     for s in (H, -H, H / 2, -H / 2, H / 16, -H / 16):
                         np.copyto(arr, saved + s * v)
                         fv.append(program.evaluate(t.stage))
-                        predicted.append(float(np.vdot(t.analytic, arr - saved)))
+                        predicted.append(float(np.dot(t.analytic.reshape(-1), (arr - saved).reshape(-1))))
                     np.copyto(arr, saved)
                     fp1, fm1, fp2, fm2, fp3, fm3 = fv
                     e1 = (fp1 - fm1 - (predicted[0] - predicted[1])) / (2 * H)

@@ -118,7 +118,7 @@ class Program:
                 raise NonDeterministicError(
                     f"the model's output shape changed between evaluations ({self.R.shape} -> {y.shape})"
                 )
-            return float(np.vdot(self.R, y))
+            return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
         return float(self.loss.forward(y, self.targets))
 
     def upstream(self) -> np.ndarray:
