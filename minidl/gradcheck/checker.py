@@ -361,7 +361,7 @@ class GradientChecker:
         arr = t.array
         saved = arr.copy()
         rng = np.random.default_rng([self.seed, 7, arr.size])
-        direction = rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0 * np.maximum(np.abs(saved), 1.0) * 1e-9
+        direction = (rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0) * np.maximum(np.abs(saved), 1.0) * 1e-9
         values = [f0]
         try:
             for j in range(1, 9):
@@ -517,7 +517,7 @@ class GradientChecker:
         conclusive = True
         try:
             for _ in range(self.directions):
-                v = rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0 * scale
+                v = (rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0) * scale
                 a_dir = float(np.dot(t.analytic.reshape(-1), v.reshape(-1)))
                 for shrink in (1.0, 1 / 16, 1 / 256):
                     H = self.eps * shrink
