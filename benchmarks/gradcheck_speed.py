@@ -11,6 +11,8 @@ Measured in one run, on the same network, weights and inputs:
 * the naive full check: every element moved by +-eps, two whole forwards each, no reuse
   (``--quick`` times 3000 random elements and extrapolates, saying so);
 * torch.autograd.gradcheck, slow mode (whole Jacobians) and fast mode, when torch is importable.
+Times are CPU seconds of this process (time.process_time), with one BLAS / torch thread: on a small
+machine shared with other work, wall-clock time mostly measures the neighbours.
 The naive and minidl checks also run on the same network with a 1e-6 relative bug in the first
 weight matrix, to show that the speed does not cost sensitivity.
 """
@@ -64,7 +66,7 @@ def naive_full(net: m.Sequential, x: np.ndarray, R: np.ndarray, eps: float, limi
     total = sum(t[1].size for t in tensors)
     worst = 0.0
     done = 0
-    start = time.perf_counter()
+    start = time.process_time()
     for _, array, grad in tensors:
         flat, gflat = array.reshape(-1), grad.reshape(-1)
         count = flat.size if limit is None else max(1, round(limit * flat.size / total))
@@ -80,7 +82,7 @@ def naive_full(net: m.Sequential, x: np.ndarray, R: np.ndarray, eps: float, limi
             worst = max(worst, abs(num - gflat[i]) / max(abs(num), abs(gflat[i]), 1e-12))
             done += 1
     del y
-    return time.perf_counter() - start, done, worst
+    return time.process_time() - start, done, worst
 
 
 def torch_gradcheck(net: m.Sequential, x: np.ndarray) -> dict[str, float] | None:
@@ -99,9 +101,9 @@ def torch_gradcheck(net: m.Sequential, x: np.ndarray) -> dict[str, float] | None
 
     out: dict[str, float] = {}
     for label, fast in (("torch gradcheck fast_mode", True), ("torch gradcheck slow mode", False)):
-        start = time.perf_counter()
+        start = time.process_time()
         ok = torch.autograd.gradcheck(f, (xt, W0, W1), fast_mode=fast, raise_exception=False)
-        out[label] = time.perf_counter() - start
+        out[label] = time.process_time() - start
         out[label + " passed"] = float(ok)
     out["torch version"] = float(".".join(torch.__version__.split(".")[:2]))
     return out
@@ -118,14 +120,14 @@ def main() -> None:
     print(f"MLP 784-64-10 (ReLU), batch 8: {n_elements} elements (input + weights)\n")
 
     rows: list[tuple[str, float, str]] = []
-    start = time.perf_counter()
+    start = time.process_time()
     default = GradientChecker(net, inputs=x, seed=0).run()
-    t_default = time.perf_counter() - start
+    t_default = time.process_time() - start
     rows.append(("minidl default (auto)", t_default, f"passed={default.passed}, {default.evaluations} evals"))
 
-    start = time.perf_counter()
+    start = time.process_time()
     full = GradientChecker(net, inputs=x, seed=0, mode="full").run()
-    t_full = time.perf_counter() - start
+    t_full = time.process_time() - start
     skipped = sum(r.skipped for r in full.results)
     rows.append(("minidl full (every element)", t_full,
                  f"passed={full.passed}, {full.evaluations} evals, {skipped} kink-skipped"))
@@ -155,10 +157,10 @@ def main() -> None:
         print(f"  default vs torch fast_mode:  {torch_times['torch gradcheck fast_mode'] / t_default:8.2f}x")
 
     buggy = m.Sequential(ScaledGrad(784, 64, rng=0), m.ReLU(), m.Dense(64, 10, rng=1))
-    start = time.perf_counter()
+    start = time.process_time()
     report = GradientChecker(buggy, inputs=x, seed=0, mode="directional").run()
     print(f"\n  1e-6 relative bug in 0.W, directional pass only: caught={not report.passed} "
-          f"({time.perf_counter() - start:.3f} s); tensors failing: {[r.name for r in report.failed]}")
+          f"({time.process_time() - start:.3f} s); tensors failing: {[r.name for r in report.failed]}")
 
 
 if __name__ == "__main__":

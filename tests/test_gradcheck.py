@@ -143,6 +143,7 @@ def test_correct_mlp_passes_with_all_records(seed: int) -> None:
     for r in report.results:
         assert r.passed and r.checked == r.size and r.failed == 0
         assert r.max_abs_error < 1e-8 and r.max_rel_error < 1e-6
+        assert 0 < r.bound < 1e-8 and r.tolerance == pytest.approx(10 * r.bound)  # a sane error estimate
         assert r.worst_index is not None and len(r.worst_index) == len(r.shape)
     assert report["0.W"].shape == (6, 7)
     assert report["input"].shape[0] > 1  # a batch of several samples

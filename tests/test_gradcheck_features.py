@@ -318,18 +318,25 @@ def test_sampled_mode_is_stratified() -> None:
     assert len(set(rows.tolist())) > 10  # spread over the rows
 
 
-def test_directional_mode_catches_a_tiny_relative_error() -> None:
-    class Scaled(m.Dense):
-        def backward(self, g: np.ndarray) -> np.ndarray:
-            before = self.W.grad.copy()
-            dx = super().backward(g)
-            self.W.grad += 1e-6 * (self.W.grad - before)
-            return dx
+class Scaled(m.Dense):
+    """Weight gradient (1 + 1e-6) times the right one."""
 
-    net = m.Sequential(Scaled(30, 20, rng=0), m.Tanh(), m.Dense(20, 5, rng=1))
-    report = GradientChecker(net, mode="directional").run()
-    assert not report.passed and [r.name for r in report.failed] == ["0.W"]
-    assert report["0.W"].mode == "directional"
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        before = self.W.grad.copy()
+        dx = super().backward(g)
+        self.W.grad += 1e-6 * (self.W.grad - before)
+        return dx
+
+
+@pytest.mark.parametrize("mode", ["auto", "full", "sampled", "directional"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_mode_catches_a_1e6_relative_error(mode: str, seed: int) -> None:
+    net = m.Sequential(Scaled(12, 8, rng=seed), m.Tanh(), m.Dense(8, 5, rng=seed + 1))
+    report = GradientChecker(net, mode=mode, seed=seed, samples=16).run()
+    assert not report.passed and [r.name for r in report.failed] == ["0.W"], str(report)
+    assert report["0.W"].mode == ("full" if mode == "auto" else mode)
+    clean = m.Sequential(m.Dense(12, 8, rng=seed), m.Tanh(), m.Dense(8, 5, rng=seed + 1))
+    assert GradientChecker(clean, mode=mode, seed=seed, samples=16).run().passed
 
 
 def test_auto_mode_drills_down_only_into_failing_tensors() -> None:

@@ -55,6 +55,7 @@ class Program:
                 (sub, name, None if buf is None else buf.copy())
                 for sub in layer.layers() for name, buf in sub._buffers.items()
             ])
+        self.has_buffers = any(self.stage_buffers)
         self.gen_start = self._gen_states()
         self.stage_inputs: list[Any] = []
         self.stage_gens: list[list[Any]] = []
@@ -130,8 +131,10 @@ class Program:
 
     def evaluate(self, stage: int = 0, h: Any = None) -> float:
         """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``."""
-        self._set_gens(self.stage_gens[stage])
-        self._restore_buffers(stage)
+        if self.generators:
+            self._set_gens(self.stage_gens[stage])
+        if self.has_buffers:
+            self._restore_buffers(stage)
         if h is None:
             h = self.stage_inputs[stage]
         for _, layer in self.stages[stage:]:
