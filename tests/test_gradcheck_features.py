@@ -409,3 +409,29 @@ def test_property_elementwise_any_rank(shape: list[int], seed: int) -> None:
     x = np.random.default_rng(seed).standard_normal(shape)
     report = GradientChecker(m.Sigmoid(), inputs=x, seed=seed).run()
     assert report.passed and report["input"].shape == tuple(shape)
+
+
+class TwoTerms(m.Layer):
+    """y = x * a, whose backward adds the gradient as two cancelling terms (a legal += pattern)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = m.Parameter(np.array([0.7, -1.3, 0.2]))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * self.a.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        true = (g * self._x).sum(axis=0)
+        self.a.grad += 1e3
+        self.a.grad += true - 1e3  # rounds differently from 2 * grad when run twice
+        return g * self.a.data
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+def test_accumulation_check_tolerates_round_off_of_several_terms() -> None:
+    report = GradientChecker(TwoTerms()).run()
+    assert not report["a"].problems, str(report)
