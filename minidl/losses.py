@@ -46,11 +46,12 @@ class Loss:
         y_pred = as_float_array(y_pred, who, "y_pred")
         target = np.asarray(y_true)
         if target.dtype.kind not in "fiub":
-            raise TypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
+            raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
         if target.shape != y_pred.shape:
             raise ShapeError(f"{who}: y_pred has shape {y_pred.shape} but y_true has shape {target.shape}")
         target = target.astype(y_pred.dtype, copy=False)
         check_finite(target, who, "y_true")
+        check_finite(y_pred, who, "y_pred")
         return y_pred, target
 
     def _require(self, cache: Any) -> None:

@@ -9,16 +9,27 @@ import numpy as np
 
 from .errors import DTypeError, NonFiniteError, ShapeError
 
-__all__ = ["as_float_array", "check_finite", "check_input"]
+__all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input"]
+
+
+def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
+    """Return ``x`` as an ``ndarray`` (as is if it already is one); lists, tuples and numbers are
+    converted.  Anything else, or a ragged list, raises ``DTypeError`` naming ``who`` and ``what``."""
+    if isinstance(x, np.ndarray):
+        return x
+    if not isinstance(x, (list, tuple, int, float, np.generic)):
+        raise DTypeError(f"{who}: expected {what} as a numpy array, got {type(x).__name__}")
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as error:  # ragged nested lists
+        raise DTypeError(
+            f"{who}: could not make a numpy array of {what} ({type(x).__name__}): {error}"
+        ) from None
 
 
 def as_float_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     """Return ``x`` as a floating ``ndarray`` (no copy when it already is one), else raise ``DTypeError``."""
-    if not isinstance(x, np.ndarray):
-        if isinstance(x, (list, tuple, int, float, np.generic)):
-            x = np.asarray(x)
-        else:
-            raise DTypeError(f"{who}: expected {what} as a numpy array, got {type(x).__name__}")
+    x = as_array(x, who, what)
     if x.dtype.kind != "f":
         raise DTypeError(
             f"{who}: expected a floating-point {what}, got dtype {x.dtype}; "
@@ -84,3 +95,35 @@ def check_input(
     if finite:
         check_finite(x, who)
     return x
+
+
+def check_grad_output(
+    grad_output: Any,
+    who: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype | None = None,
+    *,
+    finite: bool = False,
+) -> np.ndarray:
+    """Validate the ``grad_output`` given to ``backward`` and return it.
+
+    It must be an ``ndarray`` of exactly ``shape`` (the forward's output shape) and, if given,
+    ``dtype`` (the forward's output dtype: a float64 gradient into a float32 layer is refused rather
+    than silently upcasting ``dx``).  ``finite=True`` also refuses NaN/inf.  Raises ``DTypeError`` /
+    ``ShapeError`` / ``NonFiniteError`` naming ``who`` (e.g. ``"Dense(5 -> 1).backward"``).
+    """
+    if not isinstance(grad_output, np.ndarray):
+        raise DTypeError(f"{who}: expected grad_output as a numpy array, got {type(grad_output).__name__}")
+    if grad_output.shape != tuple(shape):
+        raise ShapeError(
+            f"{who}: expected grad_output of shape {tuple(shape)} (the forward's output), "
+            f"got {grad_output.shape}"
+        )
+    if dtype is not None and grad_output.dtype != dtype:
+        raise DTypeError(
+            f"{who}: expected grad_output of dtype {np.dtype(dtype)} (the forward's output), "
+            f"got {grad_output.dtype}"
+        )
+    if finite:
+        check_finite(grad_output, who, "grad_output")
+    return grad_output
