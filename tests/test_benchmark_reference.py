@@ -181,3 +181,16 @@ def test_benchmark_quick_mode_prints_a_table() -> None:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[1]) > 0 and float(cells[2]) > 0
         assert float(cells[3].split()[0]) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
+def test_grad_is_zero_is_exact(dtype) -> None:
+    p = md.Parameter(np.ones((3, 4), dtype=dtype))
+    assert p.grad_is_zero()
+    for value in (1e-4, np.finfo(dtype).tiny, np.nan, -np.inf):
+        p.grad[2, 3] = value
+        assert not p.grad_is_zero(), value
+        p.zero_grad()
+        assert p.grad_is_zero()
+    p.grad = p.grad[:, ::2]  # a strided view works too
+    assert p.grad_is_zero()

@@ -105,7 +105,7 @@ class Dense(Layer):
                 f"{(x.shape[0], self.out_features)}, got {grad_output.shape}"
             )
         dW = self.W.grad
-        if dW.any():  # accumulate: dW[1:] += x.T @ g, dW[0] += g.sum(0)
+        if not self.W.grad_is_zero():  # accumulate: dW[1:] += x.T @ g, dW[0] += g.sum(0)
             if not self.bias:
                 dW += x.T @ grad_output
                 return
