@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import math
 import os
 import secrets
 import struct
@@ -52,6 +53,8 @@ _META = "minidl_meta"
 _ARRAY_KINDS = "biufcSU"
 #: Slack allowed between an array's recorded size and its ``.npy`` member (the header).
 _HEADER_SLACK = 1 << 16
+#: Upper bound on the metadata's size (a tree of a few million keys would still fit).
+_MAX_META_BYTES = 1 << 26
 
 PathLike = str | os.PathLike[str]
 #: NumPy < 2.1 has no ``allow_pickle`` in ``savez`` (it would be stored as an array named so).
@@ -289,9 +292,13 @@ def _read(handle: Any, path: str) -> dict[str, Any]:
 
 def _member(archive: Any, name: str, node: dict[str, Any] | None, fail: Any) -> np.ndarray:
     """Read one array of the archive, refusing object arrays and size/dtype/shape mismatches."""
-    if node is not None:
+    if node is None:  # the metadata: bounded, so a forged size cannot exhaust memory
+        stored = archive.zip.getinfo(f"{name}.npy").file_size
+        if stored > _MAX_META_BYTES:
+            raise fail(f"the metadata entry occupies {stored} bytes, more than the {_MAX_META_BYTES} allowed")
+    else:
         dtype, shape = node["_dtype"], node["_shape"]
-        recorded = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+        recorded = math.prod(shape) * dtype.itemsize  # Python ints: no overflow for absurd shapes
         stored = archive.zip.getinfo(f"{name}.npy").file_size
         if not recorded <= stored <= recorded + _HEADER_SLACK:
             raise fail(f"array '{name}' ({node['_where']}) occupies {stored} bytes, its recorded "

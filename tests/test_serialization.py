@@ -439,6 +439,7 @@ def meta_with(*items: tuple[str, dict[str, Any]], **overrides: Any) -> dict[str,
         (meta_with(("w", array_node(dtype="<i8"))), {"a0": np.ones(3)}, "int64"),
         (meta_with(("w", array_node(shape=[1, 3]))), {"a0": np.ones(3)}, "(1, 3)"),
         (meta_with(("w", array_node(shape=[10**12]))), {"a0": np.ones(3)}, "occupies"),
+        (meta_with(("w", array_node(shape=[2**40, 2**40]))), {"a0": np.ones(3)}, "occupies"),
         (meta_with(("w", array_node(shape=[-3]))), {"a0": np.ones(3)}, "bad shape"),
         (meta_with(("w", array_node(dtype="no-such-dtype"))), {"a0": np.ones(3)}, "bad dtype"),
         (meta_with(("w", array_node()), ("v", array_node())), {"a0": np.ones(3)}, "repeated"),
@@ -466,6 +467,12 @@ def test_refuses_undecodable_metadata(tmp_path: pathlib.Path) -> None:
     assert_refused(forged(tmp_path, None, raw_meta=np.ones(3)), "uint8")
     deep = "[" * 100_000 + "]" * 100_000
     assert_refused(forged(tmp_path, None, raw_meta=np.frombuffer(deep.encode(), np.uint8)))
+
+
+def test_refuses_oversized_metadata(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = good_checkpoint(tmp_path)
+    monkeypatch.setattr(serialization, "_MAX_META_BYTES", 100)
+    assert_refused(path, "the metadata entry occupies")
 
 
 def test_well_formed_forgery_loads(tmp_path: pathlib.Path) -> None:
