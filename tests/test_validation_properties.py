@@ -73,6 +73,13 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("BatchNorm2d", "ragged-list"): "as BatchNorm1d",
     ("MSELoss", "empty"): "an empty y_pred divides by diff.size = 0: bare ZeroDivisionError in forward and "
                           "backward (L1Loss/HuberLoss/BCEWithLogitsLoss use max(size, 1))",
+    **{(name, "hyper-type"): "Optimizer.__init__ (and the lr setter) run np.isfinite on hyper-parameters "
+                             "without a type check: momentum='0.9' or eps=None raise NumPy's bare TypeError "
+                             "('ufunc isfinite not supported') that does not name the optimizer or argument"
+       for name in ("SGD", "Adam", "AdamW", "RMSprop")},
+    **{(name, "numpy-lr"): "lr=np.float32(0.1) (or any NumPy scalar) is refused as 'must be a finite number > 0', "
+                           "because the check is isinstance(lr, (int, float))"
+       for name in ("SGD", "Adam", "AdamW", "RMSprop")},
     ("Flatten", "empty"): "x.reshape(x.shape[0], -1) raises a bare ValueError for an empty batch (N = 0)",
     ("Softmax", "empty"): "a zero-length softmax axis raises NumPy's bare 'zero-size array to reduction' error",
     **{(name, "ragged-target"): "y_true is converted with np.asarray: a ragged list raises NumPy's bare "
@@ -628,7 +635,7 @@ def test_loss_backward_before_forward_is_refused() -> None:
 
 
 # ------------------------------------------------------------------------------ optimizers
-OPTIMIZER_NAMES = exported_optimizers = sorted(
+OPTIMIZER_NAMES = sorted(
     n for n in md.__all__
     if isinstance(getattr(md, n), type) and issubclass(getattr(md, n), md.Optimizer) and n != "Optimizer"
 )
@@ -695,6 +702,24 @@ def test_check_grad_output() -> None:
 # ------------------------------------------------------------------------------ known gaps, reproduced
 def reproduce(name: str, category: str) -> None:
     """Assert the behaviour the gap lacks; fails (xfail) while the gap is open."""
+    if name in OPTIMIZER_NAMES:
+        cls = getattr(md, name)
+        params = md.Dense(2, 2, rng=0).parameters()
+        if category == "numpy-lr":
+            assert cls(params, lr=np.float32(0.1)).lr == pytest.approx(0.1)
+        elif category == "hyper-type":
+            other = next(k for k in inspect.signature(cls).parameters if k not in ("self", "params", "lr"))
+            for bad in ("0.9", None):
+                with pytest.raises((ValueError, TypeError)) as info:
+                    cls(params, lr=0.1, **{other: bad})
+                assert name in str(info.value) and other in str(info.value), str(info.value)
+            opt = cls(params, lr=0.1)
+            with pytest.raises((ValueError, TypeError)) as info:
+                opt.lr = "0.1"
+            assert name in str(info.value) and "lr" in str(info.value), str(info.value)
+        else:  # pragma: no cover
+            raise AssertionError(category)
+        return
     if name in LOSSES:
         loss = LOSSES[name].build()
         if category == "ragged-target":
