@@ -50,7 +50,7 @@ def test_framework_checker_passes_on_the_regression(regression) -> None:  # type
     report = regression.run().report
     assert report.passed, str(report)
     assert {r.name for r in report.results} >= {"W", "input"}
-    assert all(r.max_rel_error < 1e-9 for r in report.results)
+    assert all(r.max_abs_error < 1e-8 for r in report.results)  # central differences: round-off only
 
 
 def test_script_runs_and_prints_the_table() -> None:
