@@ -188,6 +188,15 @@ def test_dropped_factor_fails_and_raise_if_failed_shows_table() -> None:
         assert_gradients_ok(net)
 
 
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="without loss"):
+        GradientChecker(mlp(), targets=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="mode"):
+        GradientChecker(mlp(), mode="fast")
+    with pytest.raises(TypeError, match="Layer"):
+        GradientChecker(lambda x: x)  # type: ignore[arg-type]
+
+
 def test_no_hint_asks_for_inputs() -> None:
     with pytest.raises(ShapeError, match="inputs="):
         GradientChecker(m.Tanh()).run()

@@ -31,6 +31,8 @@ MODES = ("auto", "full", "sampled", "directional")
 #: stage A accepts an element whose h/16 difference is within ACCEPT x its round-off bound (tight
 #: enough that stage A is as sensitive as the Richardson test of stage B, at a third of the cost)
 ACCEPT = 2.0
+#: stage A's step is h / STAGE_A
+STAGE_A = 16
 
 
 @dataclass
@@ -162,6 +164,8 @@ class GradientChecker:
             raise ValueError(f"GradientChecker: eps must be a number in (0, 1), got {eps!r}")
         if mode not in MODES:
             raise ValueError(f"GradientChecker: mode must be one of {MODES}, got {mode!r}")
+        if targets is not None and loss is None:
+            raise ValueError("GradientChecker: targets= given without loss=; the targets would be ignored")
         if loss is not None and not (hasattr(loss, "forward") and hasattr(loss, "backward")):
             raise TypeError("GradientChecker: loss must have forward(y_pred, y_true) and backward()")
         for name, value in (("batch_size", batch_size), ("samples", samples), ("directions", directions)):
@@ -463,9 +467,9 @@ class GradientChecker:
 
         try:
             # stage A: a small step where truncation is negligible; accept within the round-off bound
-            probe(np.arange(n), 1 / 16, 4)
+            probe(np.arange(n), 1 / STAGE_A, 4)
             e_a = (f[4] - f[5]) / span[2] - a
-            bound_a = 16 * eps_f / h + 64 * U64 * (np.abs(a) + np.abs(a + e_a))
+            bound_a = STAGE_A * eps_f / h + 64 * U64 * (np.abs(a) + np.abs(a + e_a))
             rest = np.flatnonzero(np.abs(e_a) > ACCEPT * bound_a)
             # stage B: Richardson on +-h, +-h/2 and the kink test, for the others only
             probe(rest, 1.0, 0)
@@ -482,7 +486,9 @@ class GradientChecker:
             # smooth means the three central differences (h, h/2, h/16) agree with h^2 scaling: the h/16
             # one must sit within the bound of the Richardson value; if not, a kink lies in between
             assert v.truncation is not None
-            expected = v.truncation / 16 + 20 * eps_f / h[rest] + 64 * U64 * np.abs(a[rest])  # ~T/64 if smooth
+            # if smooth, |e_a - e_R| ~ T (2/STAGE_A)^2, T the truncation at h/2; allow 4x that
+            expected = (v.truncation * (16 / STAGE_A**2) + (STAGE_A + 4) * eps_f / h[rest]
+                        + 64 * U64 * np.abs(a[rest]))
             jumpy = np.abs(e_a[rest] - (v.numerical - a[rest])) > self.safety * expected
             v.status = np.where(jumpy, KINK, v.status)
             numerical[rest], error[rest], bound[rest], status[rest] = v.numerical, v.error, v.bound, v.status
@@ -490,11 +496,11 @@ class GradientChecker:
             again = rest[v.status == KINK]
             if again.size:
                 try:
-                    probe(again, 1 / 32, 6)
+                    probe(again, 1 / (2 * STAGE_A), 6)
                 finally:
                     np.copyto(arr, saved)
                 v = judge(a[again], f0, f[4, again], f[5, again], f[6, again], f[7, again], span[2, again],
-                          span[3, again], h[again] / 16, eps_f, self.safety)
+                          span[3, again], h[again] / STAGE_A, eps_f, self.safety)
                 numerical[again], error[again], bound[again], status[again] = (v.numerical, v.error, v.bound,
                                                                                v.status)
         result = self._result(t, shape, Verdict(numerical, error, bound, status), a, h, mode, index)
