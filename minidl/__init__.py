@@ -14,6 +14,7 @@ from .errors import (
     NonFiniteError,
     ShapeError,
     StateDictError,
+    TargetError,
 )
 from .gradcheck import GradientChecker, GradientReport, TensorResult
 from .layer import Layer, LoadResult
@@ -43,7 +44,6 @@ from .losses import (
     L1Loss,
     Loss,
     MSELoss,
-    TargetError,
 )
 from .model import LayerList, Model, Sequential
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop

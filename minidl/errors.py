@@ -18,6 +18,7 @@ __all__ = [
     "NonFiniteError",
     "ShapeError",
     "StateDictError",
+    "TargetError",
 ]
 
 
@@ -35,6 +36,10 @@ class DTypeError(MinidlError, TypeError):
 
 class NonFiniteError(MinidlError, ValueError):
     """An array holds NaN or inf where finite numbers are needed."""
+
+
+class TargetError(MinidlError, ValueError):
+    """A loss's targets are outside their valid range (a class label >= C, a probability outside [0, 1])."""
 
 
 class BackwardBeforeForwardError(MinidlError, RuntimeError):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
+from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
 from .validation import as_float_array, check_finite
 
 __all__ = [
@@ -117,10 +117,6 @@ class HalfSquaredError(Loss):
         self._require(self._diff)
         assert self._diff is not None
         return self._diff.copy()
-
-
-class TargetError(MinidlError, ValueError):
-    """A loss's targets are outside their valid range (a class label >= C, a probability outside [0, 1])."""
 
 
 def _check_reduction(who: str, reduction: str) -> str:
