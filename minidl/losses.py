@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
-from .validation import as_float_array, check_finite
+from .validation import as_array, as_float_array, check_finite
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -29,6 +29,10 @@ class Loss:
     ``forward`` returns the loss as a Python float and keeps what ``backward`` needs;
     ``backward()`` returns ``dLoss/dy_pred`` with the shape and dtype of ``y_pred``.
     ``loss(y_pred, y_true)`` calls ``forward``.
+
+    Every built-in loss refuses an empty ``y_pred`` (no elements) with a ``ShapeError`` ("empty
+    prediction"): a mean over zero elements has no value (PyTorch returns NaN), and a silent NaN or 0
+    would hide the bug that emptied the batch.
     """
 
     def __call__(self, y_pred: np.ndarray, y_true: Any) -> float:
@@ -44,7 +48,9 @@ class Loss:
         """Validate a prediction/target pair of equal shape; targets are cast to the prediction's dtype."""
         who = type(self).__name__
         y_pred = as_float_array(y_pred, who, "y_pred")
-        target = np.asarray(y_true)
+        if y_pred.size == 0:
+            raise _empty_prediction(who, y_pred)
+        target = as_array(y_true, who, "y_true")
         if target.dtype.kind not in "fiub":
             raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
         if target.shape != y_pred.shape:
@@ -119,6 +125,13 @@ class HalfSquaredError(Loss):
         return self._diff.copy()
 
 
+def _empty_prediction(who: str, y_pred: np.ndarray) -> ShapeError:
+    return ShapeError(
+        f"{who}: empty prediction: y_pred of shape {y_pred.shape} has no elements, so there is no loss to "
+        "compute (check the batch that produced it)"
+    )
+
+
 def _check_reduction(who: str, reduction: str) -> str:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -163,13 +176,15 @@ class CrossEntropyLoss(Loss):
         """y_pred: (N, C) logits; y_true: (N,) int labels or (N, C) probabilities -> scalar loss."""
         who = "CrossEntropyLoss"
         logits = as_float_array(y_pred, who, "y_pred (logits)")
-        if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
+        if logits.size == 0:
+            raise _empty_prediction(who, logits)
+        if logits.ndim != 2:
             raise ShapeError(
                 f"{who}: expected y_pred (logits) of shape (N, C) with N, C >= 1, got shape {logits.shape}"
             )
         check_finite(logits, who, "y_pred (logits)")
         n, c = logits.shape
-        target = np.asarray(y_true)
+        target = as_array(y_true, who, "y_true")
         labels: np.ndarray | None = None
         q: np.ndarray | None = None
         if target.ndim == 1:

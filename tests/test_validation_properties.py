@@ -71,8 +71,6 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("BatchNorm1d", "ragged-list"): "_BatchNorm.forward converts lists with np.asarray itself: a ragged list "
                                     "raises NumPy's bare ValueError (use validation.as_array)",
     ("BatchNorm2d", "ragged-list"): "as BatchNorm1d",
-    ("MSELoss", "empty"): "an empty y_pred divides by diff.size = 0: bare ZeroDivisionError in forward and "
-                          "backward (L1Loss/HuberLoss/BCEWithLogitsLoss use max(size, 1))",
     **{(name, "hyper-type"): "Optimizer.__init__ (and the lr setter) run np.isfinite on hyper-parameters "
                              "without a type check: momentum='0.9' or eps=None raise NumPy's bare TypeError "
                              "('ufunc isfinite not supported') that does not name the optimizer or argument"
@@ -82,10 +80,6 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
        for name in ("SGD", "Adam", "AdamW", "RMSprop")},
     ("Flatten", "empty"): "x.reshape(x.shape[0], -1) raises a bare ValueError for an empty batch (N = 0)",
     ("Softmax", "empty"): "a zero-length softmax axis raises NumPy's bare 'zero-size array to reduction' error",
-    **{(name, "ragged-target"): "y_true is converted with np.asarray: a ragged list raises NumPy's bare "
-                                "ValueError (Loss._pair and CrossEntropyLoss.forward; use validation.as_array)"
-       for name in ("MSELoss", "HalfSquaredError", "L1Loss", "HuberLoss", "BCEWithLogitsLoss",
-                    "CrossEntropyLoss")},
 }
 
 
@@ -626,6 +620,18 @@ def test_loss_computes_correctly_or_refuses_cleanly(name: str, data: Any) -> Non
         expected = spec.reference(loss, pred.astype(np.float64), target_arr)
         tol = tolerance(pred.dtype)
         assert math.isclose(value, expected, rel_tol=tol, abs_tol=tol), f"{who}: {value} != reference {expected}"
+
+
+def test_losses_refuse_empty_predictions_and_ragged_targets() -> None:
+    """Documented policy: an empty y_pred is a ShapeError ("empty prediction") for every loss, and a
+    ragged y_true a DTypeError naming the loss."""
+    for name in LOSS_NAMES:
+        loss = LOSSES[name].build()
+        for shape in ((0, 2), (2, 0), (0,)):
+            with pytest.raises(md.ShapeError, match=f"{name}: .*empty prediction"):
+                loss(np.zeros(shape), np.zeros(shape, dtype=np.int64 if name == "CrossEntropyLoss" else float))
+        with pytest.raises(md.DTypeError, match=f"{name}: could not make a numpy array of y_true"):
+            loss(np.zeros((2, 2)), RAGGED)
 
 
 def test_loss_backward_before_forward_is_refused() -> None:
