@@ -1,0 +1,123 @@
+"""Shared plumbing for the examples on the digits: arguments, data, curves, results.
+
+Not part of minidl: the examples' own helpers, kept here so that each example shows only the model.
+Needs the ``examples`` extra: ``pip install -e ".[examples]"`` (scikit-learn, matplotlib, tqdm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import minidl as md
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "output"
+
+
+def parse_args(description: str, epochs: int, quick_epochs: int,
+               argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"folder for the PNG of the curves and results.json (default {DEFAULT_OUT})")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run: {quick_epochs} epoch(s)")
+    parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {epochs})")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the split, the weights and the batches")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (default 1: these matrices are small, and more threads fighting "
+                             "over a few busy cores can make each step many times slower)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="0 silent, 1 a progress bar per epoch, 2 one line per epoch")
+    args = parser.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = quick_epochs if args.quick else epochs
+    return args
+
+
+def limit_blas_threads(threads: int) -> None:
+    """Cap the BLAS thread pool (threadpoolctl comes with scikit-learn; skipped if it is missing)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return
+    threadpool_limits(threads)
+
+
+@dataclass
+class Digits:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_digits(seed: int, *, images: bool = False, per_pixel: bool = True,
+                dtype: type = np.float64, test_size: float = 0.25) -> Digits:
+    """scikit-learn's 1,797 8x8 digits (shipped inside the package, no download), split stratified
+    into 75% training and 25% held-out test, standardised with the *training* statistics only.
+
+    Shapes: x (N, 64), or (N, 1, 8, 8) with ``images=True``; y (N,) integer labels 0..9.
+    ``per_pixel``: standardise each pixel on its own (MLP), else with one mean and std (CNN).
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sklearn_digits()
+    x = bunch.data.astype(dtype)
+    y = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, random_state=seed,
+                                                        stratify=y)
+    if per_pixel:
+        # +1 in the scale: some border pixels are (almost) always 0 and would blow up.
+        mean, scale = x_train.mean(axis=0), x_train.std(axis=0) + 1.0
+    else:
+        mean, scale = x_train.mean(), x_train.std()
+    x_train = ((x_train - mean) / scale).astype(dtype)
+    x_test = ((x_test - mean) / scale).astype(dtype)
+    if images:
+        x_train, x_test = x_train.reshape(-1, 1, 8, 8), x_test.reshape(-1, 1, 8, 8)
+    return Digits(x_train, y_train, x_test, y_test)
+
+
+def plot_history(history: md.History, path: Path, title: str) -> Path:
+    """Loss and accuracy per epoch (training and test) side by side, saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = history.epoch
+    ax_loss.plot(epochs, history["loss"], "o-", label="training")
+    ax_acc.plot(epochs, history["accuracy"], "o-", label="training")
+    if "val_loss" in history:
+        ax_loss.plot(epochs, history["val_loss"], "s-", label="test")
+        ax_acc.plot(epochs, history["val_accuracy"], "s-", label="test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_results(out: Path, name: str, results: dict[str, Any]) -> Path:
+    """Write ``results`` as ``<out>/<name>.json`` (the tests read it)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2))
+    return path
+
+
+def history_dict(history: md.History) -> dict[str, list[float]]:
+    return {key: [float(v) for v in values] for key, values in history.history.items()}

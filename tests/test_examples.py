@@ -1,0 +1,67 @@
+"""Every training example runs in its --quick mode and learns (loss down, accuracy far above chance).
+
+Each runs in a subprocess, as a user would run it, writing its PNG and results JSON into a temporary
+folder.  The full runs (>= 97% / >= 98% test accuracy) take longer and are not repeated here; see
+docs/training.md for their measured numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CHANCE = 0.1  # ten classes
+
+
+def run_example(name: str, out: Path) -> dict:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", "--verbose", "0", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "final: test loss" in proc.stdout
+    png = out / f"{name}.png"
+    assert png.is_file() and png.stat().st_size > 10_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / f"{name}.json").read_text())
+    results["stdout"] = proc.stdout
+    return results
+
+
+def assert_learned(results: dict, min_accuracy: float) -> None:
+    loss = results["history"]["loss"]
+    assert len(loss) == results["epochs"] >= 2
+    assert loss[-1] < 0.7 * loss[0]
+    assert results["history"]["val_accuracy"][-1] == pytest.approx(results["test_accuracy"])
+    assert results["test_accuracy"] > min_accuracy > 3 * CHANCE
+
+
+def test_mlp_digits_quick(tmp_path: Path) -> None:
+    results = run_example("mlp_digits", tmp_path)
+    assert_learned(results, 0.85)
+    assert "Total params: 85,002" in results["stdout"]
+
+
+def test_cnn_digits_quick(tmp_path: Path) -> None:
+    results = run_example("cnn_digits", tmp_path)
+    assert_learned(results, 0.8)
+    assert "(None, 64, 2, 2)" in results["stdout"]  # the summary's shape after the last pooling
+
+
+def test_custom_layer_quick(tmp_path: Path) -> None:
+    results = run_example("custom_layer", tmp_path)
+    assert results["check_swish_passed"] and results["check_model_passed"]
+    assert not results["check_broken_passed"]
+    assert results["check_broken_failed_tensors"] == ["beta"]
+    assert "Gradient check FAILED" in results["stdout"]
+    assert_learned(results, 0.85)
