@@ -392,3 +392,30 @@ def test_verbose_0_is_silent(capsys):
     x, y = blobs(30)
     fit(mlp(), x, y, epochs=2, verbose=0)
     assert capsys.readouterr() == ("", "")
+
+
+# ---------------------------------------------------------------------------------------------- backward
+def test_fit_skips_the_gradient_of_the_data_on_a_sequential():
+    x, y = blobs(20)
+    front = Spy()  # no parameters, in front of the first Dense: its backward would only make dx
+    model = md.Sequential(front, md.Dense(2, 3, rng=0))
+    fit(model, x, y, epochs=1, batch_size=10)
+    assert len(front.dtypes) == 2  # two forwards, no backward
+
+
+class OwnBackward(md.Sequential):
+    """A Sequential with a custom back-pass (here: doubling the gradient); fit must not bypass it."""
+
+    def backward(self, grad_output):
+        return super().backward(2.0 * grad_output)
+
+
+def test_fit_respects_an_overridden_backward():
+    x, y = blobs(20)
+    a = OwnBackward(md.Dense(2, 3, rng=0))
+    b = md.Sequential(md.Dense(2, 3, rng=0))
+    fit(a, x, y, optimizer=SGD(a.parameters(), lr=0.05), epochs=1, batch_size=20, shuffle=False)
+    fit(b, x, y, optimizer=SGD(b.parameters(), lr=0.1), epochs=1, batch_size=20, shuffle=False)
+    np.testing.assert_allclose(a[0].W.data, b[0].W.data, rtol=1e-14)
+    assert training._parameter_backward(a) == a.backward
+    assert training._parameter_backward(b) == b.backward_params
