@@ -398,7 +398,7 @@ def fit(
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
-    backward = _parameter_backward(model)
+    backward = _parameter_backward(model)  # model.backward_params when it has a valid one
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
