@@ -1,4 +1,21 @@
-"""Input checks shared by layers and losses: cheap enough for the hot path, precise in their messages."""
+"""Input checks shared by layers and losses: cheap enough for the hot path, precise in their messages.
+
+What the built-in layers and losses check (docs/checkpoints.md has the full list):
+
+* ``forward`` inputs: an ndarray (lists/tuples/numbers are converted; anything else, or a ragged
+  list, is a ``DTypeError``) of a floating dtype, of the documented rank and sizes, and of the
+  parameters' dtype for layers that have parameters.
+* NaN/inf policy: layers that hold parameters or are normally a model's entry (``Dense``,
+  ``Conv2D``, ``BatchNorm1d/2d``, ``LayerNorm``) refuse NaN/inf inputs with ``NonFiniteError`` (one
+  reduction, :func:`check_finite`).  Parameter-free element-wise or reshaping layers (the
+  activations, ``Dropout``, ``Flatten``, the pools) do **not** check -- it would cost a pass over the
+  data per layer per step -- and propagate NaN/inf as NumPy computes them; every loss refuses a
+  non-finite ``y_pred`` or ``y_true``, so a NaN born mid-model stops training at the loss.
+* ``backward``: every built-in layer calls :func:`check_grad_output` (an ndarray of the forward
+  output's shape and dtype; NaN is not looked for).  Its cost is an ``isinstance``, a shape-tuple
+  compare and a dtype compare: no pass over the data.
+* Losses refuse an empty ``y_pred`` (``ShapeError``, "empty prediction").
+"""
 
 from __future__ import annotations
 
@@ -111,18 +128,26 @@ def check_grad_output(
     ``dtype`` (the forward's output dtype: a float64 gradient into a float32 layer is refused rather
     than silently upcasting ``dx``).  ``finite=True`` also refuses NaN/inf.  Raises ``DTypeError`` /
     ``ShapeError`` / ``NonFiniteError`` naming ``who`` (e.g. ``"Dense(5 -> 1).backward"``).
+    A NumPy scalar is accepted when ``shape`` is ``()`` (an activation's output for a 0-D input).
+
+    Cost: an ``isinstance``, a shape-tuple compare and a dtype compare (no pass over the data), so
+    every built-in ``backward`` calls it.
     """
     if not isinstance(grad_output, np.ndarray):
-        raise DTypeError(f"{who}: expected grad_output as a numpy array, got {type(grad_output).__name__}")
+        if not (isinstance(grad_output, np.generic) and tuple(shape) == ()):
+            raise DTypeError(
+                f"{who}: expected grad_output as a numpy array, got {type(grad_output).__name__}"
+            )
+        grad_output = np.asarray(grad_output)
     if grad_output.shape != tuple(shape):
         raise ShapeError(
-            f"{who}: expected grad_output of shape {tuple(shape)} (the forward's output), "
-            f"got {grad_output.shape}"
+            f"{who}: expected grad_output of shape {tuple(shape)}, got {grad_output.shape} "
+            "(it must have the shape of the forward's output)"
         )
     if dtype is not None and grad_output.dtype != dtype:
         raise DTypeError(
-            f"{who}: expected grad_output of dtype {np.dtype(dtype)} (the forward's output), "
-            f"got {grad_output.dtype}"
+            f"{who}: expected grad_output of dtype {np.dtype(dtype)}, got {grad_output.dtype} "
+            "(it must have the dtype of the forward's output; cast it, e.g. g.astype(y.dtype))"
         )
     if finite:
         check_finite(grad_output, who, "grad_output")

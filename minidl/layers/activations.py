@@ -9,33 +9,39 @@ import numpy as np
 from ..errors import ShapeError
 from ..layer import Layer
 from ..special import normal_cdf, normal_pdf
-from ..validation import as_float_array
+from ..validation import as_float_array, check_grad_output
 
 __all__ = ["GELU", "Activation", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
 
 class Activation(Layer):
-    """Base for parameter-free element-wise layers: x: (any shape) -> y: same shape."""
+    """Base for parameter-free element-wise layers: x: (any shape) -> y: same shape.
+
+    Inputs must be floating arrays (``DTypeError`` otherwise), but NaN/inf are *not* refused: that
+    would cost a pass over the data per layer per step.  They propagate as NumPy computes them
+    (NaN in gives NaN out), and the loss refuses a non-finite prediction.  ``backward`` checks that
+    ``grad_output`` is an array of the forward output's shape and dtype.
+    """
 
     elementwise = True
 
     def __init__(self) -> None:
         super().__init__()
         self._cache: np.ndarray | None = None
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
 
     def _input(self, x: np.ndarray) -> np.ndarray:
-        return as_float_array(x, type(self).__name__)
+        x = as_float_array(x, type(self).__name__)
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
+        return x
 
     def _cached_for(self, grad_output: np.ndarray) -> np.ndarray:
-        """The forward cache, after checking that ``grad_output`` matches the forward's shape."""
+        """The forward cache, after checking that ``grad_output`` has the forward output's shape and dtype."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        if grad_output.shape != cache.shape:
-            raise ShapeError(
-                f"{type(self).__name__}.backward: expected grad_output of shape {cache.shape} "
-                f"(the forward's output), got {grad_output.shape}"
-            )
+        check_grad_output(grad_output, f"{type(self).__name__}.backward", cache.shape, self._dtype)
         return cache
 
 
@@ -126,12 +132,16 @@ class Softmax(Activation):
         self.axis = int(axis)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = as_float_array(x, "Softmax")
         if not -x.ndim <= self.axis < x.ndim:
             raise ShapeError(
                 f"Softmax(axis={self.axis}): the input has {x.ndim} dimension(s) (shape {x.shape}), "
                 f"so axis {self.axis} does not exist"
             )
+        x = self._input(x)  # after the axis check, so a refused input leaves the layer as it was
+        if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
+            self._cache = y = x.copy()
+            return y
         y = x - x.max(axis=self.axis, keepdims=True)
         np.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)

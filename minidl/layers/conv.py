@@ -10,7 +10,7 @@ from ..errors import ShapeError
 from ..init import RNGLike, as_generator, initial_weights
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_input
+from ..validation import check_grad_output, check_input
 
 __all__ = ["Conv2D"]
 
@@ -258,11 +258,7 @@ class Conv2D(Layer):
         assert cache is not None
         patches, (N, _, _, Wd), (Ho, Wo) = cache
         F = self.out_channels
-        if grad_output.shape != (N, F, Ho, Wo):
-            raise ShapeError(
-                f"{self._who}.backward: expected grad_output of shape {(N, F, Ho, Wo)}, "
-                f"got {grad_output.shape}"
-            )
+        check_grad_output(grad_output, f"{self._who}.backward", (N, F, Ho, Wo), patches.dtype)
         gt = grad_output.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
         if self.stride == (1, 1):
             Wp = Wd + 2 * self.padding[1]

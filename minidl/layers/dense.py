@@ -9,7 +9,7 @@ from ..errors import ShapeError
 from ..init import RNGLike, as_generator, initial_weights
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_input
+from ..validation import check_grad_output, check_input
 
 __all__ = ["Dense"]
 
@@ -99,11 +99,7 @@ class Dense(Layer):
         x = self._x
         self._require_cache(x)
         assert x is not None
-        if grad_output.shape != (x.shape[0], self.out_features):
-            raise ShapeError(
-                f"{self._who}.backward: expected grad_output of shape "
-                f"{(x.shape[0], self.out_features)}, got {grad_output.shape}"
-            )
+        check_grad_output(grad_output, f"{self._who}.backward", (x.shape[0], self.out_features), x.dtype)
         dW = self.W.grad
         if not self.W.grad_is_zero():  # accumulate: dW[1:] += x.T @ g, dW[0] += g.sum(0)
             if not self.bias:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
 from ..init import RNGLike, as_generator
 from ..layer import Layer
-from ..validation import as_float_array
+from ..validation import as_float_array, check_grad_output
 
 __all__ = ["Dropout"]
 
@@ -21,7 +20,12 @@ class Dropout(Layer):
 
     Training forward draws ``u ~ U[0, 1)`` per element from ``self.rng`` (a registered generator:
     the gradient checker saves and restores its state, so every re-run draws the same mask) and
-    keeps the mask ``m = (u >= p) / (1 - p)``; ``y = x * m`` and backward is ``dx = g * m``.
+    keeps the mask ``m = (u >= p) / (1 - p)``; ``y = x * m`` and backward is ``dx = g * m``.  ``u`` is
+    drawn in the input's dtype for float32/float64 and in float32 for float16 (which NumPy's
+    generators cannot draw), so float16 inputs work too.
+
+    NaN/inf in the input are not refused (a pass over the data per step would be needed); they
+    propagate as NumPy computes them: a kept NaN stays NaN, a dropped one becomes ``NaN * 0 = NaN``.
 
     Args:
         p: the drop probability, in [0, 1].
@@ -38,19 +42,23 @@ class Dropout(Layer):
         self.p = p
         self.rng = as_generator(rng)
         self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: any shape -> same shape (the identity in eval mode or with p = 0)."""
         x = as_float_array(x, f"Dropout(p={self.p})")
         self._shape = x.shape
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
         if not self.training or self.p == 0.0:
             self._mask = None
             return x
         if self.p == 1.0:
             mask = np.zeros(x.shape, dtype=x.dtype)
         else:
-            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+            draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # no float16 draws
+            keep = self.rng.random(x.shape, dtype=draw) >= self.p
             mask = np.multiply(keep, 1.0 / (1.0 - self.p), dtype=x.dtype)
         self._mask = mask
         return x * mask
@@ -59,11 +67,8 @@ class Dropout(Layer):
         """grad_output: x's shape -> dx = grad_output * mask (or grad_output itself in eval mode)."""
         shape = self._shape
         self._require_cache(shape)
-        if grad_output.shape != shape:
-            raise ShapeError(
-                f"Dropout(p={self.p}).backward: expected grad_output of shape {shape} (the forward's "
-                f"input), got {grad_output.shape}"
-            )
+        assert shape is not None
+        check_grad_output(grad_output, f"Dropout(p={self.p}).backward", shape, self._dtype)
         return grad_output if self._mask is None else grad_output * self._mask
 
     @property

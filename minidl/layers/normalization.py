@@ -20,7 +20,7 @@ from numpy.typing import DTypeLike
 from ..errors import DTypeError, ShapeError
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_input
+from ..validation import as_array, check_grad_output, check_input
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
@@ -95,7 +95,7 @@ class _BatchNorm(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, ...) -> same shape, normalised per channel C."""
         C = self.num_features
-        x = np.asarray(x) if isinstance(x, (list, tuple)) else x
+        x = as_array(x, self._who) if isinstance(x, (list, tuple)) else x
         ndim = getattr(x, "ndim", None)
         if ndim not in self._ranks:
             check_input(x, self._who, ndim=self._ranks[0], layout=self._layouts)  # raises the shape error
@@ -146,10 +146,7 @@ class _BatchNorm(Layer):
         self._require_cache(cache)
         assert cache is not None
         xhat, inv_std, batch_stats = cache
-        if grad_output.shape != xhat.shape:
-            raise ShapeError(
-                f"{self._who}.backward: expected grad_output of shape {xhat.shape}, got {grad_output.shape}"
-            )
+        check_grad_output(grad_output, f"{self._who}.backward", xhat.shape, xhat.dtype)
         C = self.num_features
         axes = (0, *range(2, xhat.ndim))
         bshape = (1, C) + (1,) * (xhat.ndim - 2)
@@ -276,10 +273,7 @@ class LayerNorm(Layer):
         self._require_cache(cache)
         assert cache is not None
         xhat, inv_std = cache
-        if grad_output.shape != xhat.shape:
-            raise ShapeError(
-                f"{self._who}.backward: expected grad_output of shape {xhat.shape}, got {grad_output.shape}"
-            )
+        check_grad_output(grad_output, f"{self._who}.backward", xhat.shape, xhat.dtype)
         k = len(self.normalized_shape)
         axes = tuple(range(xhat.ndim - k, xhat.ndim))
         lead = tuple(range(xhat.ndim - k))

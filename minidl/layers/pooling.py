@@ -3,6 +3,10 @@
 Both loop in Python only over the ``kh*kw`` offsets of the window (4 passes for a 2x2 pool), each
 pass an array operation on the whole batch.  Outputs keep the memory layout of the input (a
 ``Conv2D`` output stays channel-major), so a pool between two convolutions costs no extra copy.
+
+Like the activations, the pools do not refuse NaN/inf (that would cost a pass over the data per
+step): a window holding a NaN gives NaN in both (``np.maximum`` propagates NaN), and inf/-inf
+propagate as in any max or mean (``inf + -inf`` in one average window gives NaN).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
 from ..layer import Layer
-from ..validation import check_input
+from ..validation import check_grad_output, check_input
 from .conv import _output_size, _pair
 
 __all__ = ["AvgPool2D", "MaxPool2D"]
@@ -31,6 +35,7 @@ class _Pool2D(Layer):
         self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name, 1)
         self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
 
     @property
     def _who(self) -> str:
@@ -41,11 +46,13 @@ class _Pool2D(Layer):
 
     def _windows(self, x: np.ndarray) -> np.ndarray:
         """Check x: (N, C, H, W) and return its windows: a view (N, C, H_out, W_out, kh, kw)."""
-        x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)")
+        x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         if x.shape[2] < kh or x.shape[3] < kw:
             raise ShapeError(f"{self._who}: input of shape {x.shape} is smaller than the window {(kh, kw)}")
         self._shape = x.shape
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
         return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
@@ -58,10 +65,7 @@ class _Pool2D(Layer):
         self._require_cache(shape)
         assert shape is not None
         expected = (*shape[:2], *self.output_shape(shape[2], shape[3]))
-        if grad_output.shape != expected:
-            raise ShapeError(
-                f"{self._who}.backward: expected grad_output of shape {expected}, got {grad_output.shape}"
-            )
+        check_grad_output(grad_output, f"{self._who}.backward", expected, self._dtype)
         return shape
 
     def _scatter(
