@@ -402,75 +402,80 @@ def fit(
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
+    bar = None
     with _mode(model, True):
-        for epoch in range(1, epochs + 1):
-            started = time.perf_counter()
-            model.train()
-            lr = optimizer.lr
-            order = generator.permutation(n) if shuffle else None
-            loss_sum = 0.0
-            metric_sums = [0.0] * len(metric_fns)
-            bar = None
-            if tqdm is not None:
-                bar = tqdm(total=n_batches, desc=f"Epoch {epoch}/{epochs}", unit="batch",
-                           leave=True, dynamic_ncols=True, file=sys.stderr)
-                postfix_every = max(1, n_batches // 20)
-            for b in range(n_batches):
-                start = b * batch_size
-                stop = min(start + batch_size, n)
-                if order is None:
-                    xb, yb = x[start:stop], y[start:stop]
-                else:
-                    idx = order[start:stop]
-                    xb, yb = x[idx], y[idx]
-                for p in to_zero:
-                    p.zero_grad()
-                try:
-                    out = model(xb)
-                    batch_loss = loss(out, yb)
-                    if not math.isfinite(batch_loss):
-                        raise NonFiniteError(
-                            f"the loss is {batch_loss} on this batch; this batch's update was not "
-                            "applied, so the parameters are those after the previous batch "
-                            "(try a smaller learning rate, or check the data and the loss)"
-                        )
-                    backward(loss.backward())
-                    if check_gradients:
-                        _check_gradients(model, optimizer)
-                except MinidlError as error:
+        try:
+            for epoch in range(1, epochs + 1):
+                started = time.perf_counter()
+                model.train()
+                lr = optimizer.lr
+                order = generator.permutation(n) if shuffle else None
+                loss_sum = 0.0
+                metric_sums = [0.0] * len(metric_fns)
+                bar = None
+                if tqdm is not None:
+                    bar = tqdm(total=n_batches, desc=f"Epoch {epoch}/{epochs}", unit="batch",
+                               leave=True, dynamic_ncols=True, file=sys.stderr)
+                    postfix_every = max(1, n_batches // 20)
+                for b in range(n_batches):
+                    start = b * batch_size
+                    stop = min(start + batch_size, n)
+                    if order is None:
+                        xb, yb = x[start:stop], y[start:stop]
+                    else:
+                        idx = order[start:stop]
+                        xb, yb = x[idx], y[idx]
+                    for p in to_zero:
+                        p.zero_grad()
+                    try:
+                        out = model(xb)
+                        batch_loss = loss(out, yb)
+                        if not math.isfinite(batch_loss):
+                            raise NonFiniteError(
+                                f"the loss is {batch_loss} on this batch; this batch's update was not "
+                                "applied, so the parameters are those after the previous batch "
+                                "(try a smaller learning rate, or check the data and the loss)"
+                            )
+                        backward(loss.backward())
+                        if check_gradients:
+                            _check_gradients(model, optimizer)
+                    except MinidlError as error:
+                        _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
+                                             f"(samples {start}..{stop - 1} of the epoch's order)")
+                        error.history = history  # type: ignore[attr-defined]
+                        raise
+                    optimizer.step()
+                    nb = stop - start
+                    loss_sum += batch_loss * nb
+                    for i, (_, fn) in enumerate(metric_fns):
+                        metric_sums[i] += fn(out, yb) * nb
                     if bar is not None:
-                        bar.close()
-                    _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
-                                         f"(samples {start}..{stop - 1} of the epoch's order)")
-                    error.history = history  # type: ignore[attr-defined]
-                    raise
-                optimizer.step()
-                nb = stop - start
-                loss_sum += batch_loss * nb
-                for i, (_, fn) in enumerate(metric_fns):
-                    metric_sums[i] += fn(out, yb) * nb
+                        bar.update(1)
+                        if b % postfix_every == 0:
+                            bar.set_postfix_str(f"loss: {loss_sum / stop:.4f}", refresh=False)
+                values = {"loss": float(loss_sum) / n}
+                values.update((name, float(s) / n) for name, s in zip(names, metric_sums, strict=True))
+                if val is not None:
+                    model.eval()
+                    values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
+                                               validation_batch_size, prefix="val_"))
+                values["lr"] = lr
+                seconds = time.perf_counter() - started
+                history._append(epoch, seconds, values)
+                if scheduler is not None:
+                    scheduler.step()
                 if bar is not None:
-                    bar.update(1)
-                    if b % postfix_every == 0:
-                        bar.set_postfix_str(f"loss: {loss_sum / stop:.4f}", refresh=False)
-            values = {"loss": float(loss_sum) / n}
-            values.update((name, float(s) / n) for name, s in zip(names, metric_sums, strict=True))
-            if val is not None:
-                model.eval()
-                values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
-                                           validation_batch_size, prefix="val_"))
-            values["lr"] = lr
-            seconds = time.perf_counter() - started
-            history._append(epoch, seconds, values)
-            if scheduler is not None:
-                scheduler.step()
-            if bar is not None:
-                shown = {k: v for k, v in values.items() if k != "lr"}
-                bar.set_postfix_str(_format_values(shown) + f" - {n / seconds:.0f} samples/s", refresh=False)
+                    shown = {k: v for k, v in values.items() if k != "lr"}
+                    bar.set_postfix_str(_format_values(shown) + f" - {n / seconds:.0f} samples/s", refresh=False)
+                    bar.close()
+                    bar = None
+                elif verbose:
+                    print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s - {n / seconds:.0f} samples/s - "
+                          + _format_values(values), flush=True)
+        except BaseException:
+            if bar is not None:  # do not leave a half-drawn bar behind
                 bar.close()
-            elif verbose:
-                print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s - {n / seconds:.0f} samples/s - "
-                      + _format_values(values), flush=True)
+            raise
     return history
 
 

@@ -419,3 +419,30 @@ def test_fit_respects_an_overridden_backward():
     np.testing.assert_allclose(a[0].W.data, b[0].W.data, rtol=1e-14)
     assert training._parameter_backward(a) == a.backward
     assert training._parameter_backward(b) == b.backward_params
+
+
+class Boom(md.Layer):
+    """Raises a plain (non-minidl) error on its third forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("boom")
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def test_a_foreign_error_propagates_unchanged_and_modes_are_restored(capsys):
+    x, y = blobs(40)
+    model = md.Sequential(md.Dense(2, 3, rng=0), Boom())
+    model.eval()
+    with pytest.raises(RuntimeError, match=r"^boom$"):
+        fit(model, x, y, epochs=2, batch_size=10, verbose=1)
+    assert not any(layer.training for layer in model.layers())
+    capsys.readouterr()
