@@ -424,7 +424,7 @@ def fit(
                         xb, yb = x[start:stop], y[start:stop]
                     else:
                         idx = order[start:stop]
-                        xb, yb = x[idx], y[idx]
+                        xb, yb = np.take(x, idx, axis=0), np.take(y, idx, axis=0)  # = x[idx], a bit faster
                     for p in to_zero:
                         p.zero_grad()
                     try:
