@@ -22,12 +22,28 @@ __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
 Hyper = dict[str, float | bool]
 
 
+def _number(who: str, name: str, value: Any) -> float:
+    """``value`` as a Python float.  Python and NumPy ints and floats are accepted (``np.float32(0.1)``
+    too); a bool, string, None, array or anything else raises ``TypeError`` naming ``who`` and ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{who}: {name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 class Optimizer:
     """Base class: holds the parameters, per-parameter state and hyper-parameters.
 
     Subclasses implement :meth:`update` for one parameter.  ``state[i]`` is a dict of arrays
     (and ints) for ``params[i]``; it is what :meth:`state_dict` saves.
+
+    Hyper-parameters are checked here: the names in :attr:`flags` must be bools, every other one a
+    finite number >= 0 (``lr`` > 0), stored as a Python float.  A wrong type (``"0.9"``, ``None``, a
+    bool for a number) raises ``TypeError``, a wrong value ``ValueError``; both name the optimizer
+    and the argument.
     """
+
+    #: The hyper-parameters that are on/off switches; a subclass with other flags extends this.
+    flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered", "maximize"})
 
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__
@@ -49,13 +65,22 @@ class Optimizer:
         for p in plist:
             unique.setdefault(id(p), p)
         self.params: list[Parameter] = list(unique.values())
-        lr = hyper.get("lr")
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not np.isfinite(lr) or lr <= 0:
-            raise ValueError(f"{name}: lr must be a finite number > 0, got {lr!r}")
+        checked: Hyper = {}
         for key, value in hyper.items():
-            if key != "lr" and not isinstance(value, bool) and (not np.isfinite(value) or value < 0):
+            if key in self.flags:
+                if not isinstance(value, (bool, np.bool_)):
+                    raise TypeError(f"{name}: {key} must be a bool, got {type(value).__name__} {value!r}")
+                checked[key] = bool(value)
+                continue
+            number = _number(name, key, value)
+            if key == "lr" and not (math.isfinite(number) and number > 0):
+                raise ValueError(f"{name}: lr must be a finite number > 0, got {value!r}")
+            if not (math.isfinite(number) and number >= 0):
                 raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
-        self.hyper: Hyper = dict(hyper)
+            checked[key] = number
+        if "lr" not in checked:
+            raise TypeError(f"{name}: the hyper-parameters must include lr")
+        self.hyper: Hyper = checked
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
         # Scratch arrays for the updates (not state: never saved, re-made when a shape or dtype changes).
         self._scratch: dict[tuple[int, int], np.ndarray] = {}
@@ -67,9 +92,10 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         # 0 is allowed here (a schedule may anneal to it), though not at construction.
-        if isinstance(value, bool) or not np.isfinite(value) or value < 0:
+        lr = _number(type(self).__name__, "lr", value)
+        if not (math.isfinite(lr) and lr >= 0):
             raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0, got {value!r}")
-        self.hyper["lr"] = float(value)
+        self.hyper["lr"] = lr
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -222,9 +248,11 @@ def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
         w_flat[start:start + block] -= np.multiply(g_part, scale, out=buf[:g_part.size])
 
 
-def _check_beta(who: str, name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+def _check_beta(who: str, name: str, value: float) -> float:
+    beta = _number(who, name, value)
+    if not 0 <= beta < 1:
         raise ValueError(f"{who}: {name} must be a number in [0, 1), got {value!r}")
+    return beta
 
 
 class SGD(Optimizer):
@@ -248,10 +276,10 @@ class SGD(Optimizer):
         nesterov: bool = False,
         dampening: float = 0.0,
     ) -> None:
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                                   "nesterov": bool(nesterov), "dampening": dampening})
+        if nesterov and (self.hyper["momentum"] <= 0 or self.hyper["dampening"] != 0):  # types checked
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -308,13 +336,17 @@ class Adam(Optimizer):
         amsgrad: bool = False,
     ) -> None:
         who = type(self).__name__
+        if isinstance(betas, (str, bytes)):
+            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}")
         try:
             beta1, beta2 = betas
-        except (TypeError, ValueError):
+        except TypeError:  # not iterable: None, a number
+            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}") from None
+        except ValueError:  # iterable of the wrong length
             raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
-        _check_beta(who, "betas[0]", beta1)
-        _check_beta(who, "betas[1]", beta2)
-        super().__init__(params, {"lr": lr, "beta1": float(beta1), "beta2": float(beta2), "eps": eps,
+        beta1 = _check_beta(who, "betas[0]", beta1)
+        beta2 = _check_beta(who, "betas[1]", beta2)
+        super().__init__(params, {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                   "weight_decay": weight_decay, "amsgrad": bool(amsgrad)})
 
     @property
@@ -401,9 +433,10 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
     ) -> None:
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        alpha = _number("RMSprop", "alpha", alpha)
+        if not 0 <= alpha <= 1:
             raise ValueError(f"RMSprop: alpha must be a number in [0, 1], got {alpha!r}")
-        super().__init__(params, {"lr": lr, "alpha": float(alpha), "eps": eps, "weight_decay": weight_decay,
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
                                   "momentum": momentum, "centered": bool(centered)})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
