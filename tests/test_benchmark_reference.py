@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -150,9 +151,9 @@ def test_backward_params_skips_leading_parameter_free_layers_and_nests() -> None
 def test_dense_writes_or_adds_its_weight_gradient() -> None:
     """A zero ``W.grad`` is written in place (no temporary); a non-zero one is added to."""
     rng = np.random.default_rng(0)
-    for bias in (True, False):
-        layer = md.Dense(4, 3, bias=bias, rng=1)
-        x, g = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    for bias, (fin, fout) in itertools.product((True, False), ((4, 3), (256, 130))):  # small, >= 2**15
+        layer = md.Dense(fin, fout, bias=bias, rng=1)
+        x, g = rng.normal(size=(5, fin)), rng.normal(size=(5, fout))
         X = np.hstack([np.ones((5, 1)), x]) if bias else x
         grad_array = layer.W.grad
         layer(x)
@@ -194,3 +195,21 @@ def test_grad_is_zero_is_exact(dtype) -> None:
         assert p.grad_is_zero()
     p.grad = p.grad[:, ::2]  # a strided view works too
     assert p.grad_is_zero()
+
+
+def test_big_dense_backward_and_sgd_step_allocate_no_weight_sized_temporary() -> None:
+    rng = np.random.default_rng(0)
+    layer = md.Dense(512, 256, rng=0)
+    optimizer = md.SGD(layer.parameters(), lr=0.1)
+    x, g = rng.normal(size=(8, 512)), rng.normal(size=(8, 256))
+    for _ in range(2):
+        optimizer.zero_grad()
+        layer(x)
+        tracemalloc.start()
+        try:
+            layer.backward_params(g)
+            optimizer.step()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < layer.W.data.nbytes / 3, peak  # SGD works through a 256 KiB buffer

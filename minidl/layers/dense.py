@@ -13,6 +13,10 @@ from ..validation import check_grad_output, check_input
 
 __all__ = ["Dense"]
 
+#: From this many weights on, a backward into a still-zero ``W.grad`` writes the product straight
+#: into it; below, a temporary is cheaper than the test for zero.
+_WRITE_IN_PLACE_MIN = 1 << 15
+
 
 class Dense(Layer):
     """``y = [1, x] @ W``: one weight matrix ``W`` whose row 0 is the bias (the x0 = 1 trick).
@@ -69,16 +73,15 @@ class Dense(Layer):
                 values[0] = 0
         self.W = Parameter(values)
         self._x: np.ndarray | None = None
-
-    @property
-    def _who(self) -> str:
-        return f"Dense({self.in_features} -> {self.out_features})"
+        # How error messages name the layer and its input, made once: forward runs every step.
+        self._who = f"Dense({self.in_features} -> {self.out_features})"
+        self._layout = f"(N, {self.in_features})"
+        self._sizes = {1: self.in_features}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, in_features) -> (N, out_features)."""
         W = self.W.data
-        x = check_input(x, self._who, ndim=2, layout=f"(N, {self.in_features})",
-                        sizes={1: self.in_features}, dtype=W.dtype)
+        x = check_input(x, self._who, ndim=2, layout=self._layout, sizes=self._sizes, dtype=W.dtype)
         self._x = x
         if not self.bias:
             return x @ W
@@ -101,7 +104,7 @@ class Dense(Layer):
         assert x is not None
         check_grad_output(grad_output, f"{self._who}.backward", (x.shape[0], self.out_features), x.dtype)
         dW = self.W.grad
-        if not self.W.grad_is_zero():  # accumulate: dW[1:] += x.T @ g, dW[0] += g.sum(0)
+        if dW.size < _WRITE_IN_PLACE_MIN or not self.W.grad_is_zero():  # add: dW[1:] += x.T @ g, ...
             if not self.bias:
                 dW += x.T @ grad_output
                 return
