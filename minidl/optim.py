@@ -229,19 +229,20 @@ def _hyper_problem(key: str, value: Any, current: Any) -> str | None:
     return None
 
 
-#: Bytes per block in :func:`_subtract_scaled`: small enough to stay in cache, big enough that the
-#: Python loop costs nothing next to the arithmetic.
-_BLOCK_BYTES = 1 << 18
+#: The largest temporary of the plain SGD update, in bytes: a bigger parameter is updated in equal
+#: blocks no larger than this.  A block costs a few microseconds of Python, so blocks are kept big.
+_BLOCK_BYTES = 1 << 19
 
 
 def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
-    """``w -= scale * g`` in place, through a small buffer, block by block, instead of a temporary
-    the size of ``w`` (the same arithmetic, so the same result to the bit)."""
-    block = max(1, _BLOCK_BYTES // w.itemsize)
-    if w.size <= block or not (w.flags.c_contiguous and g.flags.c_contiguous and w.shape == g.shape):
+    """``w -= scale * g`` in place, with a temporary of at most ``_BLOCK_BYTES`` (block by block)
+    rather than one the size of ``w``: the same arithmetic, so the same result to the bit."""
+    n_blocks = -(-w.nbytes // _BLOCK_BYTES)
+    if n_blocks <= 1 or not (w.flags.c_contiguous and g.flags.c_contiguous and w.shape == g.shape):
         w -= scale * g
         return
     w_flat, g_flat = w.reshape(-1), g.reshape(-1)  # views: both are C-contiguous
+    block = -(-w_flat.size // n_blocks)
     buf = np.empty(block, dtype=np.result_type(w, g))
     for start in range(0, w_flat.size, block):
         g_part = g_flat[start:start + block]
