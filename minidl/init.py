@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
-__all__ = ["as_generator", "initial_weights"]
+from .errors import DTypeError
+
+__all__ = ["as_generator", "float_dtype", "initial_weights"]
 
 RNGLike = np.random.Generator | int | None
 
@@ -17,6 +19,17 @@ def as_generator(rng: RNGLike) -> np.random.Generator:
     if rng is None or isinstance(rng, (int, np.integer)):
         return np.random.default_rng(rng)
     raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+
+
+def float_dtype(dtype: DTypeLike, who: str) -> np.dtype:
+    """``dtype`` as a floating ``np.dtype``; a layer's parameters cannot be integers (``DTypeError``)."""
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"{who}: {dtype!r} is not a dtype") from None
+    if result.kind != "f":
+        raise DTypeError(f"{who}: parameters need a floating dtype (e.g. np.float64, np.float32), got {result}")
+    return result
 
 
 def initial_weights(

@@ -14,7 +14,7 @@ order are the same on every run.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
@@ -23,7 +23,7 @@ from numpy.typing import DTypeLike
 from .errors import BackwardBeforeForwardError, DTypeError, StateDictError
 from .parameter import Parameter
 
-__all__ = ["Layer", "LoadResult"]
+__all__ = ["Layer", "LoadResult", "parameter_backward"]
 
 
 class LoadResult(NamedTuple):
@@ -78,6 +78,11 @@ class Layer:
             self._unregister(name)
             params[name] = value
         elif isinstance(value, Layer):
+            if value is self or any(layer is self for layer in value.layers()):
+                raise ValueError(
+                    f"{type(self).__name__}.{name}: assigning this layer would make a cycle "
+                    "(it contains the layer it is assigned to)"
+                )
             self._unregister(name)
             layers[name] = value
         elif name in params and value is not None:
@@ -102,12 +107,8 @@ class Layer:
             generators[name] = value
         else:
             self._unregister(name)
-            if isinstance(value, (list, tuple)) and any(isinstance(v, Layer) for v in value):
-                raise TypeError(
-                    f"{type(self).__name__}.{name}: layers in a plain {type(value).__name__} "
-                    "would not be registered (their parameters would be invisible to "
-                    "optimizers and checkers); use minidl.LayerList or minidl.Sequential"
-                )
+            if isinstance(value, (list, tuple, dict, set, frozenset)):
+                _refuse_hidden_registrables(self, name, value)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -213,7 +214,9 @@ class Layer:
             param.zero_grad()
 
     def astype(self, dtype: DTypeLike) -> Layer:
-        """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float32``); returns ``self``."""
+        """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float32``); returns ``self``.
+
+        Arrays that already have ``dtype`` are left as they are (not copied)."""
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise DTypeError(f"{type(self).__name__}.astype: expected a floating dtype, got {dtype}")
@@ -221,7 +224,7 @@ class Layer:
             param.astype(dtype)
         for layer in self.layers():
             for name, buffer in list(layer._buffers.items()):
-                if buffer is not None and buffer.dtype.kind == "f":
+                if buffer is not None and buffer.dtype.kind == "f" and buffer.dtype != dtype:
                     setattr(layer, name, buffer.astype(dtype))
         return self
 
@@ -331,7 +334,7 @@ class Layer:
             targets[name] = (set_param, param.data)
         for layer_name, layer in self.named_layers():
             for name, buffer in layer._buffers.items():
-                if name in layer._non_persistent:
+                if buffer is None or name in layer._non_persistent:  # as state_dict: nothing to save
                     continue
 
                 def set_buffer(value: np.ndarray, layer: Layer = layer, name: str = name) -> None:
@@ -351,6 +354,13 @@ class Layer:
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """Return ``dCost/dx`` from ``grad_output = dCost/dy``; add ``dCost/dparam`` into ``.grad``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """Add ``dCost/dparam`` into ``.grad`` exactly as :meth:`backward` does, for callers that do not
+        need ``dCost/dx`` (training on data).  Layers that can skip the work of ``dx`` override it
+        (``Dense``, ``Conv2D``); by default it is :meth:`backward` with the result dropped.
+        Call it through :func:`parameter_backward`, which never bypasses a custom ``backward``."""
+        self.backward(grad_output)
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
         """The shape of one input sample (no batch axis) if this layer knows it, else ``None``.
@@ -380,6 +390,37 @@ class Layer:
             return f"{type(self).__name__}({self.extra_repr()})"
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + "\n" + "\n".join(children) + "\n)"
+
+
+def parameter_backward(layer: Layer) -> Callable[[np.ndarray], object]:
+    """``layer.backward_params`` when it is safe to use in place of ``layer.backward``, else ``layer.backward``.
+
+    It is not safe when a subclass overrides ``backward`` below the class that defines
+    ``backward_params`` (e.g. a user's ``Dense`` subclass with its own back-pass, which the inherited
+    ``backward_params`` would bypass), or when ``backward`` was replaced on the instance.
+    """
+    cls = type(layer)
+    if "backward" in layer.__dict__:
+        return layer.backward
+
+    def owner(name: str) -> type:
+        return next(c for c in cls.__mro__ if name in c.__dict__)
+
+    if issubclass(owner("backward_params"), owner("backward")):
+        return layer.backward_params
+    return layer.backward
+
+
+def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
+    """Refuse a container holding layers, parameters or generators: they would not be registered."""
+    items = value.values() if isinstance(value, dict) else value
+    hidden = {type(v).__name__ for v in items if isinstance(v, (Layer, Parameter, np.random.Generator))}
+    if hidden:
+        raise TypeError(
+            f"{type(owner).__name__}.{name}: {', '.join(sorted(hidden))} objects in a plain "
+            f"{type(value).__name__} would not be registered (invisible to optimizers, checkers and "
+            "state_dict); assign each as an attribute, or use minidl.LayerList / minidl.Sequential for layers"
+        )
 
 
 def _generator_state_problem(generator: np.random.Generator, value: Any) -> str | None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from .errors import MinidlError
-from .layer import Layer
+from .layer import Layer, parameter_backward
 
 if TYPE_CHECKING:
     from .training import History
@@ -20,6 +20,14 @@ def _name_in_message(error: MinidlError, where: str) -> None:
     """Prefix ``error``'s message with the position of the layer that raised it (in place)."""
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
+
+
+def _next_free_index(layers: dict[str, Layer]) -> str:
+    """The position name for a new layer: the length, or higher if a deletion left that name taken."""
+    index = len(layers)
+    while str(index) in layers:
+        index += 1
+    return str(index)
 
 
 class Model(Layer):
@@ -72,13 +80,29 @@ class Sequential(Model):
             self.append(layer)
 
     def append(self, layer: Layer) -> Sequential:
+        """Add ``layer`` at the end, named by the next free position."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
-        setattr(self, str(len(self._layers)), layer)
+        if any(existing is layer for existing in self._layers.values()):
+            raise ValueError(
+                f"Sequential: this {type(layer).__name__} is already in the sequence; a layer keeps one "
+                "forward cache, so calling it twice in one pass breaks its backward. Use a second "
+                "layer that shares the parameter instead (second.W = first.W)"
+            )
+        setattr(self, _next_free_index(self._layers), layer)
         return self
 
-    def __getitem__(self, index: int) -> Layer:
+    @overload
+    def __getitem__(self, index: int) -> Layer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
+
+    def __getitem__(self, index: int | slice) -> Layer | Sequential:
+        """A layer by position, or a new ``Sequential`` of the same layer objects for a slice."""
         layers = list(self._layers.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
         return layers[index]
 
     def __len__(self) -> int:
@@ -112,8 +136,8 @@ class Sequential(Model):
 
         The layers in front of the first one that has parameters are skipped (their backward would
         only make input gradients), and that first layer (e.g. a ``Dense``, whose ``dx`` is a third
-        of its back-pass) is asked for its parameter gradients only, by its own ``backward_params``
-        when it has one (else by ``backward``, the result dropped).
+        of its back-pass) is asked for its parameter gradients only, by its ``backward_params``
+        unless a custom ``backward`` would be bypassed (see :func:`~minidl.layer.parameter_backward`).
         """
         items = list(self._layers.items())
         first = 0
@@ -126,7 +150,7 @@ class Sequential(Model):
                 if i > first:
                     grad = layer.backward(grad)
                 else:
-                    getattr(layer, "backward_params", layer.backward)(grad)
+                    parameter_backward(layer)(grad)
             except MinidlError as error:
                 _name_in_message(error, f"{type(self).__name__} layer '{name}'")
                 raise
@@ -150,9 +174,10 @@ class LayerList(Layer):
             self.append(layer)
 
     def append(self, layer: Layer) -> LayerList:
+        """Add ``layer`` at the end, named by the next free position."""
         if not isinstance(layer, Layer):
             raise TypeError(f"LayerList: expected a Layer, got {type(layer).__name__}")
-        setattr(self, str(len(self._layers)), layer)
+        setattr(self, _next_free_index(self._layers), layer)
         return self
 
     def __getitem__(self, index: int) -> Layer:

@@ -75,12 +75,13 @@ class Parameter:
             self.grad.fill(0)
 
     def astype(self, dtype: DTypeLike) -> Parameter:
-        """Cast ``data`` and ``grad`` to ``dtype`` in place (rebinding both); returns ``self``."""
+        """Cast ``data`` and ``grad`` to ``dtype`` (rebinding them; arrays already of ``dtype`` are
+        kept as they are); returns ``self``."""
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise DTypeError(f"Parameter.astype: expected a floating dtype, got {dtype}")
-        self.data = self.data.astype(dtype)
-        self.grad = self.grad.astype(dtype)
+        self.data = self.data.astype(dtype, copy=False)
+        self.grad = self.grad.astype(dtype, copy=False)
         return self
 
     def assign(self, value: ArrayLike) -> None:

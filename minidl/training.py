@@ -9,10 +9,10 @@
 
 One step on a mini-batch ``(xb, yb)`` is: zero the gradients, ``out = model(xb)``,
 ``l = loss(out, yb)``, stop if ``l`` is NaN/inf, ``model.backward(loss.backward())``,
-``optimizer.step()``.  When the model has a ``backward_params``, as ``Sequential`` does, that is
-called instead of ``backward``: the same parameter gradients without the unused gradient of the
-data.  The loop itself adds only the fancy-index of the batch (when shuffling) and a few Python
-operations per batch.
+``optimizer.step()``.  ``model.backward_params`` is called instead of ``backward`` (through
+:func:`minidl.layer.parameter_backward`, which never bypasses a custom ``backward``): the same
+parameter gradients without the unused gradient of the data.  The loop itself adds only the
+fancy-index of the batch (when shuffling) and a few Python operations per batch.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import DTypeError, MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator
-from .layer import Layer
+from .layer import Layer, parameter_backward
 from .losses import Loss
 from .optim import Optimizer
 from .parameter import Parameter
@@ -275,26 +275,6 @@ def _run_batches(
     return {k: float(v) / n for k, v in totals.items()}
 
 
-def _parameter_backward(model: Layer) -> Callable[[np.ndarray], Any]:
-    """``model.backward_params`` (the parameter gradients without the unused gradient of the data,
-    e.g. ``Sequential``'s) when the model has one that is not stale, else ``model.backward``.
-
-    Stale: a subclass that overrides ``backward`` below the class defining ``backward_params`` (a
-    custom back-pass must not be bypassed).
-    """
-    cls = type(model)
-    if "backward" in model.__dict__ or getattr(cls, "backward_params", None) is None:
-        return model.backward
-
-    def owner(name: str) -> type:
-        return next(c for c in cls.__mro__ if name in c.__dict__)
-
-    if issubclass(owner("backward_params"), owner("backward")):
-        params_only: Callable[[np.ndarray], Any] = getattr(model, "backward_params")  # noqa: B009
-        return params_only
-    return model.backward
-
-
 def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
     for p in optimizer.params:
         if p.requires_grad and not np.isfinite(np.add.reduce(p.grad, axis=None)):
@@ -398,7 +378,7 @@ def fit(
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
-    backward = _parameter_backward(model)  # model.backward_params when it has a valid one
+    backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 

@@ -128,3 +128,9 @@ def test_gradient_checker_passes_on_dense(fin: int, fout: int, bias: bool, seed:
     assert {r.name for r in report.results} == {"W", "input"}
     for record in report.results:
         assert record.max_rel_error < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.bool_, "U3", "not a dtype"])
+def test_non_float_parameter_dtype_is_refused(dtype: object) -> None:
+    with pytest.raises(md.DTypeError, match="Dense"):
+        md.Dense(3, 2, dtype=dtype)  # type: ignore[arg-type]

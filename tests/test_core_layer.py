@@ -204,3 +204,80 @@ def test_base_layer_forward_and_backward_must_be_written() -> None:
         layer(np.ones(2))
     with pytest.raises(NotImplementedError, match="backward"):
         layer.backward(np.ones(2))
+
+
+def test_containers_of_registrables_are_refused() -> None:
+    class Hidden(md.Layer):
+        def __init__(self, value: object) -> None:
+            super().__init__()
+            self.things = value
+
+    for value in ({"a": md.Dense(2, 2, rng=0)}, [md.Parameter(np.zeros(2))], (np.random.default_rng(0),)):
+        with pytest.raises(TypeError, match="would not be registered"):
+            Hidden(value)
+    assert Hidden([np.zeros(2), 3]).things[1] == 3  # plain data is fine
+
+
+def test_a_layer_cannot_contain_itself() -> None:
+    outer = md.Sequential(md.Dense(2, 2, rng=0))
+    inner = md.Sequential(outer)
+    with pytest.raises(ValueError, match="cycle"):
+        outer.append(inner)
+    with pytest.raises(ValueError, match="cycle"):
+        outer.me = outer
+
+
+def test_sequential_append_after_delete_and_duplicates() -> None:
+    model = md.Sequential(md.Dense(2, 2, rng=0), md.Tanh(), md.Dense(2, 1, rng=1))
+    del model._layers["1"], model.__dict__["1"]  # as `delattr(model, "1")` would
+    last = md.ReLU()
+    model.append(last)
+    assert list(model._layers) == ["0", "2", "3"] and model[-1] is last
+    with pytest.raises(ValueError, match="already in the sequence"):
+        model.append(last)
+    head = model[:2]
+    assert isinstance(head, md.Sequential) and head[1] is model[1]
+
+
+def test_none_buffer_round_trips() -> None:
+    layer = md.Dense(2, 1, rng=0)
+    layer.register_buffer("stat", None)
+    state = layer.state_dict()
+    assert list(state) == ["W"]
+    md.Dense(2, 1, rng=1).load_state_dict(state)
+    other = md.Dense(2, 1, rng=1)
+    other.register_buffer("stat", None)
+    other.load_state_dict(state)
+
+
+def test_astype_to_the_same_dtype_keeps_the_arrays() -> None:
+    layer = md.Dense(3, 2, rng=0)
+    data, grad = layer.W.data, layer.W.grad
+    layer.astype(np.float64)
+    assert layer.W.data is data and layer.W.grad is grad
+
+
+class Custom(md.Dense):
+    """A Dense subclass with its own back-pass (it clips the weight gradient)."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        dx = super().backward(grad_output)
+        np.clip(self.W.grad, -0.1, 0.1, out=self.W.grad)
+        return dx
+
+
+def test_backward_params_never_bypasses_a_custom_backward() -> None:
+    rng = np.random.default_rng(0)
+    x, g = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    model = md.Sequential(Custom(3, 2, rng=1))
+    model(x)
+    model.backward(g)
+    expected = model[0].W.grad.copy()
+    model.zero_grad()
+    model.backward_params(g)
+    np.testing.assert_array_equal(model[0].W.grad, expected)
+    assert md.layer.parameter_backward(model[0]) == model[0].backward
+    plain = md.Dense(3, 2, rng=1)
+    assert md.layer.parameter_backward(plain) == plain.backward_params
+    tanh = md.Tanh()
+    assert md.layer.parameter_backward(tanh) == tanh.backward  # only the default backward_params above it

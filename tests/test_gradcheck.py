@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
@@ -86,16 +88,16 @@ class Dropout(m.Layer):
 
 
 class GlobalNoise(m.Layer):
-    """Non-deterministic: draws from a generator hidden in a list (not registered)."""
+    """Non-deterministic: draws from a generator hidden in a holder object (not registered)."""
 
     elementwise = True
 
     def __init__(self) -> None:
         super().__init__()
-        self.hidden = [np.random.default_rng(0)]
+        self.hidden = types.SimpleNamespace(rng=np.random.default_rng(0))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._m = self.hidden[0].random(x.shape)
+        self._m = self.hidden.rng.random(x.shape)
         return x * self._m
 
     def backward(self, g: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ diagnosis, modes, prefix reuse, and the framework's own layers."""
 
 from __future__ import annotations
 
+import types
 from typing import ClassVar
 
 import numpy as np
@@ -158,10 +159,10 @@ class Unregistered(m.Layer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.gens = [np.random.default_rng(1)]
+        self.gens = types.SimpleNamespace(rng=np.random.default_rng(1))  # hidden from registration
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._m = self.gens[0].random(x.shape) > 0.5
+        self._m = self.gens.rng.random(x.shape) > 0.5
         return x * self._m
 
     def backward(self, g: np.ndarray) -> np.ndarray:

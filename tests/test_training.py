@@ -417,8 +417,8 @@ def test_fit_respects_an_overridden_backward():
     fit(a, x, y, optimizer=SGD(a.parameters(), lr=0.05), epochs=1, batch_size=20, shuffle=False)
     fit(b, x, y, optimizer=SGD(b.parameters(), lr=0.1), epochs=1, batch_size=20, shuffle=False)
     np.testing.assert_allclose(a[0].W.data, b[0].W.data, rtol=1e-14)
-    assert training._parameter_backward(a) == a.backward
-    assert training._parameter_backward(b) == b.backward_params
+    assert md.layer.parameter_backward(a) == a.backward
+    assert md.layer.parameter_backward(b) == b.backward_params
 
 
 class Boom(md.Layer):

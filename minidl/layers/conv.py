@@ -7,7 +7,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
-from ..init import RNGLike, as_generator, initial_weights
+from ..init import RNGLike, as_generator, float_dtype, initial_weights
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input
@@ -83,6 +83,7 @@ class Conv2D(Layer):
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Conv2D: {name} must be a positive int, got {value!r}")
+        dtype = float_dtype(dtype, "Conv2D")
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D", 1)

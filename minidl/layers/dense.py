@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
-from ..init import RNGLike, as_generator, initial_weights
+from ..init import RNGLike, as_generator, float_dtype, initial_weights
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input
@@ -54,6 +54,7 @@ class Dense(Layer):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
+        dtype = float_dtype(dtype, "Dense")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.bias = bool(bias)

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ..errors import DTypeError, ShapeError
+from ..init import float_dtype
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import as_array, check_grad_output, check_input
@@ -236,6 +237,7 @@ class LayerNorm(Layer):
             raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
+        dtype = float_dtype(dtype, "LayerNorm")
         if self.elementwise_affine:
             self.gamma = Parameter(np.ones(self.normalized_shape, dtype=dtype))
             self.beta = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
