@@ -1,11 +1,12 @@
 """Time one training step of minidl against a hand-written NumPy step (and PyTorch, when importable).
 
 A step is forward + loss + backward + a plain SGD update, on one fixed batch.  For every network the
-three contenders start from the same parameters and see the same data; they are timed *alternately*
-(A, B, C, A, B, C, ...; the order rotates every round) in this one process, so that a shared, noisy
-machine slows them alike, and the ratio reported is the median of the per-round ratios.  A run is
-many such rounds after a warm-up; the script does several runs and reports the median ratio over
-runs and its spread (min..max of the runs' ratios).
+contenders start from the same parameters and see the same data.  minidl is timed against each
+other contender in turn, *alternately* (A, B, B, A, A, B, ...: each follows the other equally often)
+in this one process, so that a shared, noisy machine slows both sides of a ratio alike; the ratio
+reported is the median of the per-round ratios.  A run is many such rounds after a warm-up; the
+script does several runs and reports the median ratio over runs and its spread (min..max of the
+runs' ratios).  minidl's time is from its rounds against the hand-written step.
 
 Peak memory: the peak of ``tracemalloc`` (NumPy reports its array allocations to it) during a
 steady-state step, counting everything the training holds (parameters, gradients, optimizer buffers,
@@ -283,7 +284,11 @@ class Timing:
 
 
 def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: float) -> Timing:
-    """Time the contenders one step each in turn, ``rounds`` rounds per run, ``runs`` runs."""
+    """Time minidl against each other contender in turn, in pairs: ``rounds`` rounds of one step of
+    each (order A, B then B, A, alternately, so each follows the other equally often) per run, and
+    ``runs`` runs.  The pairs are timed apart (minidl vs numpy, then minidl vs torch), so that one
+    contender's leftovers (e.g. PyTorch's OpenMP threads spinning after a step) fall on both sides
+    of a ratio alike, and never on a pair it is not part of."""
     names = list(steps)
     deadline = time.perf_counter() + warmup
     n_warm = 0
@@ -292,24 +297,24 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
             steps[name]()
         n_warm += 1
     times: dict[str, list[float]] = {name: [] for name in names}
-    pairs = [f"minidl/{other}" for other in names if other != "minidl"]
-    run_ratios: dict[str, list[float]] = {pair: [] for pair in pairs}
+    others = [name for name in names if name != "minidl"]
+    run_ratios: dict[str, list[float]] = {f"minidl/{other}": [] for other in others}
     clock = time.perf_counter
     for _ in range(runs):
-        per_round: dict[str, list[float]] = {name: [] for name in names}
-        for r in range(rounds):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:
-                fn = steps[name]
-                start = clock()
-                fn()
-                per_round[name].append(clock() - start)
-        for name in names:
-            times[name] += per_round[name]
-        for other in names:
-            if other != "minidl":
-                ratios = [a / b for a, b in zip(per_round["minidl"], per_round[other], strict=True)]
-                run_ratios[f"minidl/{other}"].append(statistics.median(ratios))
+        for other in others:
+            pair = ("minidl", other)
+            per_round: dict[str, list[float]] = {"minidl": [], other: []}
+            for r in range(rounds):
+                for name in pair if r % 2 == 0 else pair[::-1]:
+                    fn = steps[name]
+                    start = clock()
+                    fn()
+                    per_round[name].append(clock() - start)
+            if other == "numpy":
+                times["minidl"] += per_round["minidl"]
+            times[other] += per_round[other]
+            ratios = [a / b for a, b in zip(per_round["minidl"], per_round[other], strict=True)]
+            run_ratios[f"minidl/{other}"].append(statistics.median(ratios))
     return Timing(times, run_ratios)
 
 
@@ -378,7 +383,7 @@ def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, mem
         setup = cnn_setup(case) if case.kind == "cnn" else mlp_setup(case)
         steps = {name: factory() for name, factory in setup.factories.items()}
         per_step = max(estimate_step(step) for step in steps.values())
-        rounds = int(min(2000, max(5, seconds_per_run / (per_step * len(steps)))))
+        rounds = int(min(2000, max(6, seconds_per_run / (per_step * 2 * (len(steps) - 1)))))
         timing = time_alternately(steps, runs, rounds, warmup)
         row: dict[str, Any] = {"case": case.label, "rounds": rounds, "runs": runs}
         cells = [case.label, f"{timing.median_us('minidl'):.0f}", f"{timing.median_us('numpy'):.0f}",
@@ -433,9 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     with limits:
         for line in environment():
             print(line)
-        print(f"{runs} runs per row; per run, alternating rounds (one step of each contender) for about "
-              f"{seconds:g} s; times are medians over every step; ratios: median over the runs of each "
-              "run's median per-round ratio, with the runs' min-max in brackets\n")
+        print(f"{runs} runs per row; per run, about {seconds:g} s of alternating rounds (minidl and one other "
+              "contender, A B / B A) per pair; times are medians over every step; ratios: median over the "
+              "runs of each run's median per-round ratio, with the runs' min-max in brackets\n")
         run(cases, runs, seconds, warmup, memory=not args.no_memory)
     return 0
 
