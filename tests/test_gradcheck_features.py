@@ -436,3 +436,23 @@ class TwoTerms(m.Layer):
 def test_accumulation_check_tolerates_round_off_of_several_terms() -> None:
     report = GradientChecker(TwoTerms()).run()
     assert not report["a"].problems, str(report)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_same_and_copy_value_helpers() -> None:
+    from minidl.gradcheck._state import copy_value, same
+
+    a = np.array([1.0, np.nan, 0.0])
+    assert same(a, a.copy())  # the same NaN is the same value for a determinism check
+    assert not same(a, np.array([1.0, np.nan, -0.0]))  # bit for bit
+    assert not same(a, a.astype(np.float32)) and not same(a, a[:2]) and not same(a, None)
+    strided = np.arange(12.0).reshape(3, 4)[:, ::2]
+    assert same(strided, strided.copy()) and not same(strided, strided + 1)
+    pair = (np.ones(2), [np.zeros(3)])
+    copied = copy_value(pair)
+    assert same(pair, copied) and copied[0] is not pair[0]
+    copied[1][0][0] = 5.0
+    assert not same(pair, copied) and pair[1][0][0] == 0.0
+    assert same({"a": np.ones(1)}, {"a": np.ones(1)}) and same(None, None) and same(3, 3)

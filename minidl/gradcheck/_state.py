@@ -7,6 +7,7 @@ and anything that differs (a shared object the copy could not separate, say) is 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,11 +15,40 @@ import numpy as np
 
 from ..layer import Layer
 
+__all__ = ["LayerSnapshot", "copy_value", "same"]
 
-def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+
+def _bytes(a: np.ndarray) -> np.ndarray:
+    """The array's bytes as a flat uint8 view (no copy for a contiguous array)."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Bit-exact equality: arrays of one shape and dtype with the same bytes (so NaN equals the same
+    NaN and -0.0 differs from 0.0); tuples, lists and dicts element by element; ``==`` otherwise."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if a.dtype.hasobject:
+            return bool(np.all(a == b))
+        return bool(np.array_equal(_bytes(a), _bytes(b)))
     if a is None or b is None:
         return a is b
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def copy_value(v: Any) -> Any:
+    """An independent copy of a layer's input or output: ``ndarray.copy()``, else a deep copy."""
+    return v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)
 
 
 @dataclass
@@ -52,14 +82,14 @@ class LayerSnapshot:
         """What differs now from the snapshot (empty if nothing)."""
         out: list[str] = []
         for p, data, grad, data_copy, grad_copy, req in self.params:
-            if p.data is not data or not _same(p.data, data_copy):
+            if p.data is not data or not same(p.data, data_copy):
                 out.append(f"parameter data {p!r}")
-            if p.grad is not grad or not _same(p.grad, grad_copy):
+            if p.grad is not grad or not same(p.grad, grad_copy):
                 out.append(f"parameter grad {p!r}")
             if p.requires_grad != req:
                 out.append(f"requires_grad of {p!r}")
         for sub, name, buf, buf_copy in self.buffers:
-            if sub._buffers.get(name) is not buf or not _same(buf, buf_copy):
+            if sub._buffers.get(name) is not buf or not same(buf, buf_copy):
                 out.append(f"buffer {type(sub).__name__}.{name}")
         for gen, state in self.generators:
             if gen.bit_generator.state != state:

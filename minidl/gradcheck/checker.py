@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import NonDeterministicError, ShapeError
 from ..layer import Layer
 from ..model import LayerList, Sequential
-from ._state import LayerSnapshot
+from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words
 from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, kinks, noise_level, richardson
 from .program import Program
@@ -62,19 +62,6 @@ def _add_note(error: BaseException, note: str) -> None:
         error.add_note(note)
 
 
-def _copy(v: Any) -> Any:
-    return v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
-    try:
-        return bool(a == b)
-    except Exception:
-        return False
-
-
 def _label(path: str, layer: Layer) -> str:
     return f"'{path}' ({type(layer).__name__})" if path else f"the model itself ({type(layer).__name__})"
 
@@ -93,9 +80,9 @@ class _Recorder:
             def wrapper(x: Any, _orig: Callable[[Any], Any] = original, _path: str = path,
                         _layer: Layer = layer) -> Any:
                 gens = [g.bit_generator.state for _, g in _layer.named_generators()]
-                x_in = _copy(x)
+                x_in = copy_value(x)
                 y = _orig(x)
-                self.calls.append(_Call(_path, _layer, x_in, _copy(y), gens))
+                self.calls.append(_Call(_path, _layer, x_in, copy_value(y), gens))
                 return y
 
             object.__setattr__(layer, "forward", wrapper)
@@ -284,8 +271,8 @@ class GradientChecker:
             return calls1
         where = "the cost (the loss, or something outside the layers)"
         for c1, c2 in zip(calls1, calls2, strict=False):
-            if not _same(c1.y, c2.y):
-                if _same(c1.x, c2.x):
+            if not same(c1.y, c2.y):
+                if same(c1.x, c2.x):
                     where = (f"layer {_label(c1.path, c1.layer)}: the same input gave a different output")
                 else:
                     where = (f"layer {_label(c1.path, c1.layer)}, whose input already differed (state kept "
@@ -323,7 +310,7 @@ class GradientChecker:
         params = list(work.named_parameters())
         work.zero_grad()
         _, dx = self._backward(program, work)
-        dx = _copy(dx) if dx is not None else None
+        dx = copy_value(dx) if dx is not None else None
         first = [p.grad.copy() for _, p in params]
         # the accumulation contract: a second backward must add the same gradient again
         _, dx2 = self._backward(program, work)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..layer import Layer
 from ..model import Sequential
+from ._state import copy_value
 
 
 def flatten_stages(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
@@ -97,7 +98,7 @@ class Program:
         self.stage_inputs = []
         self.stage_gens = []
         for _, layer in self.stages:
-            self.stage_inputs.append(h if h is self.x else _copy(h))
+            self.stage_inputs.append(h if h is self.x else copy_value(h))
             self.stage_gens.append(self._gen_states())
             h = layer(h)
         y = np.asarray(h)
@@ -149,7 +150,3 @@ class Program:
             for _, p in layer.named_parameters():
                 first.setdefault(id(p), k)
         return first
-
-
-def _copy(h: Any) -> Any:
-    return h.copy() if isinstance(h, np.ndarray) else h
