@@ -70,10 +70,16 @@ class Layer:
                 )
             object.__setattr__(self, name, value)
             return
-        params: dict[str, Parameter] = self._parameters
+        params: dict[str, Parameter] = registries
         layers: dict[str, Layer] = self._layers
         buffers: dict[str, np.ndarray | None] = self._buffers
         generators: dict[str, np.random.Generator] = self._generators
+        kind = type(value)
+        if (kind in _PLAIN_TYPES or (kind is tuple and all(type(v) in _PLAIN_TYPES for v in value))) and not (
+            name in params or name in layers or name in buffers or name in generators
+        ):  # the hot path: a forward caching arrays for its backward
+            object.__setattr__(self, name, value)
+            return
         if isinstance(value, Parameter):
             self._unregister(name)
             params[name] = value
@@ -390,6 +396,10 @@ class Layer:
             return f"{type(self).__name__}({self.extra_repr()})"
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + "\n" + "\n".join(children) + "\n)"
+
+
+#: Values that can never be registered: assigning one to an unregistered name needs no bookkeeping.
+_PLAIN_TYPES = frozenset({np.ndarray, type(None), bool, int, float, str})
 
 
 def parameter_backward(layer: Layer) -> Callable[[np.ndarray], object]:
