@@ -199,6 +199,39 @@ def test_bad_arguments_are_refused() -> None:
         GradientChecker(lambda x: x)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"seed": None}, TypeError, "seed must be an int, got NoneType"),
+        ({"seed": 1.5}, TypeError, "seed must be an int"),
+        ({"seed": -1}, ValueError, "seed must be an int >= 0"),
+        ({"full_max": 2.0}, TypeError, "full_max must be an int"),
+        ({"full_max": -1}, ValueError, "full_max must be an int >= 0"),
+        ({"samples": 0}, ValueError, "samples must be an int >= 1"),
+        ({"samples": True}, TypeError, "samples must be an int"),
+        ({"directions": "2"}, TypeError, "directions must be an int"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"eps": "1e-4"}, TypeError, "eps must be a number"),
+        ({"eps": float("nan")}, ValueError, "eps must be a number in"),
+        ({"eps": 0.0}, ValueError, "eps"),
+        ({"safety": None}, TypeError, "safety must be a number"),
+        ({"safety": float("inf")}, ValueError, "safety must be a finite number > 1"),
+        ({"safety": 1.0}, ValueError, "safety"),
+        ({"mode": None}, ValueError, "mode must be one of"),
+    ],
+)
+def test_invalid_options_raise_clear_errors(kwargs: dict, error: type, words: str) -> None:
+    with pytest.raises(error, match=words):
+        GradientChecker(mlp(), **kwargs)
+
+
+def test_numpy_numbers_are_accepted_as_options() -> None:
+    checker = GradientChecker(mlp(), seed=np.int64(3), full_max=np.int32(10), eps=np.float32(1e-4),
+                              safety=np.float64(20))
+    assert checker.seed == 3 and isinstance(checker.seed, int) and checker.full_max == 10
+    assert checker.run().passed
+
+
 def test_no_hint_asks_for_inputs() -> None:
     with pytest.raises(ShapeError, match="inputs="):
         GradientChecker(m.Tanh()).run()

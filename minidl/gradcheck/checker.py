@@ -62,6 +62,23 @@ def _add_note(error: BaseException, note: str) -> None:
         error.add_note(note)
 
 
+def _integer(name: str, value: Any, low: int) -> int:
+    """``value`` as an int >= ``low`` (Python or NumPy integer, not bool), else TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        hint = " (the checker is always seeded, so that a report can be reproduced)" if name == "seed" else ""
+        raise TypeError(f"GradientChecker: {name} must be an int, got {type(value).__name__} {value!r}{hint}")
+    if value < low:
+        raise ValueError(f"GradientChecker: {name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a float (Python or NumPy real, not bool), else TypeError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"GradientChecker: {name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 def _label(path: str, layer: Layer) -> str:
     return f"'{path}' ({type(layer).__name__})" if path else f"the model itself ({type(layer).__name__})"
 
@@ -147,19 +164,23 @@ class GradientChecker:
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"GradientChecker: expected a minidl Layer or Model, got {type(model).__name__}")
-        if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+        eps = _number("eps", eps)
+        if not 0 < eps < 1:
             raise ValueError(f"GradientChecker: eps must be a number in (0, 1), got {eps!r}")
-        if mode not in MODES:
+        safety = _number("safety", safety)
+        if not 1 < safety < float("inf"):
+            raise ValueError(f"GradientChecker: safety must be a finite number > 1, got {safety!r}")
+        seed = _integer("seed", seed, 0)
+        batch_size = _integer("batch_size", batch_size, 1)
+        samples = _integer("samples", samples, 1)
+        directions = _integer("directions", directions, 1)
+        full_max = _integer("full_max", full_max, 0)
+        if not isinstance(mode, str) or mode not in MODES:
             raise ValueError(f"GradientChecker: mode must be one of {MODES}, got {mode!r}")
         if targets is not None and loss is None:
             raise ValueError("GradientChecker: targets= given without loss=; the targets would be ignored")
         if loss is not None and not (hasattr(loss, "forward") and hasattr(loss, "backward")):
             raise TypeError("GradientChecker: loss must have forward(y_pred, y_true) and backward()")
-        for name, value in (("batch_size", batch_size), ("samples", samples), ("directions", directions)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GradientChecker: {name} must be a positive int, got {value!r}")
-        if not safety > 1:
-            raise ValueError(f"GradientChecker: safety must be > 1, got {safety!r}")
         self.model = model
         self.loss = loss
         self.inputs = inputs
