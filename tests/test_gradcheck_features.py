@@ -456,3 +456,64 @@ def test_same_and_copy_value_helpers() -> None:
     copied[1][0][0] = 5.0
     assert not same(pair, copied) and pair[1][0][0] == 0.0
     assert same({"a": np.ones(1)}, {"a": np.ones(1)}) and same(None, None) and same(3, 3)
+
+
+# ----------------------------------------------------------------------------- report text and measures
+
+
+def test_tensor_with_every_element_at_a_kink_is_skipped_not_ok() -> None:
+    report = GradientChecker(m.Sequential(m.ReLU()), inputs=np.zeros((4, 3))).run()
+    r = report["input"]
+    assert r.checked == 0 and r.skipped == 12 and r.passed
+    assert r.status == "skipped" and report.passed and report.unchecked == [r]
+    text = str(report)
+    assert "PASSED (1 of 1 tensors could not be checked: input)" in text
+    assert "skipped" in text.splitlines()[3]
+    ok = GradientChecker(m.Sequential(m.ReLU()), inputs=np.ones((4, 3))).run()
+    assert ok["input"].status == "ok" and "could not be checked" not in str(ok)
+
+
+def test_passing_tensor_reports_a_meaningful_relative_error() -> None:
+    # BatchNorm after a Dense: dCost/d(bias row) is 0 up to round-off; its elements must not show
+    # a large ratio of two noise-sized numbers
+    net = m.Sequential(m.Dense(5, 4, rng=0), m.layers.BatchNorm1d(4), m.Tanh())
+    report = GradientChecker(net, batch_size=6).run()
+    assert report.passed
+    for r in report.results:
+        assert r.max_rel_error < 1e-6, str(report)
+        # the columns refer to one element: its error measured against its own size (no floor) is
+        # at least the reported (floored) relative error
+        scale = max(abs(r.analytic), abs(r.numerical))
+        assert abs(r.analytic - r.numerical) / max(scale, r.tolerance) >= r.max_rel_error * (1 - 1e-9)
+
+
+def test_worst_element_columns_refer_to_one_failing_element() -> None:
+    net = m.Sequential(m.Dense(3, 5, rng=0), m.Tanh(), BuggyDense(5, 4, rng=1, bug="bias_mean"))
+    r = GradientChecker(net, mode="full").run()["2.W"]
+    assert r.worst_index is not None and r.worst_index[0] == 0  # a failing (bias-row) element
+    assert abs(r.analytic - r.numerical) > r.tolerance
+    rel = abs(r.analytic - r.numerical) / max(abs(r.analytic), abs(r.numerical))
+    assert r.max_rel_error == pytest.approx(rel, rel=1e-9) and r.max_rel_error == pytest.approx(0.75, rel=1e-6)
+
+
+def test_directional_counts_are_labelled_as_directions() -> None:
+    report = GradientChecker(m.Sequential(m.Dense(30, 20, rng=0)), mode="directional", directions=3).run()
+    r = report["0.W"]
+    assert r.mode == "directional" and r.unit == "directions" and r.checked == 3 and r.worst_index is None
+    row = next(line for line in str(report).splitlines() if line.startswith("0.W"))
+    assert "3 dir" in row
+    assert report["input"].unit == "elements" or report["input"].mode == "directional"
+
+
+def test_directional_fallback_is_a_note_not_a_problem() -> None:
+    class OneElement(m.Dense):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            dx = super().backward(g)
+            self.W.grad[7, 3] += 1e-3
+            return dx
+
+    report = GradientChecker(m.Sequential(OneElement(30, 20, rng=1))).run()
+    r = report["0.W"]
+    assert r.mode == "directional->full" and not r.problems
+    assert any("directional pass failed" in n for n in r.notes)
+    assert "0.W: note: the directional pass failed" in str(report)

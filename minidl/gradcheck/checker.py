@@ -33,6 +33,8 @@ MODES = ("auto", "full", "sampled", "directional")
 ACCEPT = 2.0
 #: stage A's step is h / STAGE_A
 STAGE_A = 16
+#: relative errors are measured against at least this fraction of the tensor's largest gradient
+REL_FLOOR = 1e-3
 
 
 @dataclass
@@ -405,7 +407,7 @@ class GradientChecker:
             why = "failed" if not result.passed else "crossed a kink"
             index = np.arange(arr.size)
             full = self._check_elements(program, t, f0, eps_f, index, batch, "directional->full")
-            full.problems.append(f"the directional pass {why}; every element was then checked")
+            full.notes.append(f"the directional pass {why}; every element was then checked")
             return full
         index = self._sample(shape) if mode == "sampled" else np.arange(arr.size)
         return self._check_elements(program, t, f0, eps_f, index, batch, mode)
@@ -588,11 +590,18 @@ class GradientChecker:
                            checked=int(np.sum(checked)), skipped=int(np.sum(v.status == KINK)),
                            failed=failed, problems=list(t.problems), size=int(np.prod(shape)))
         if np.any(checked):
-            score = np.where(checked, v.error / (self.safety * v.bound), -np.inf)
-            k = int(np.argmax(score))
-            denom = np.maximum(np.maximum(np.abs(analytic), np.abs(v.numerical)), self.safety * v.bound)
+            # relative error against max(|a|, |n|, floor): the floor (1e-3 of the tensor's largest
+            # gradient, at least the tolerance) keeps an element whose gradient is ~0 next to the rest
+            # of the tensor from showing a large ratio of two round-off-sized numbers
+            size = np.maximum(np.abs(analytic), np.abs(v.numerical))
+            scale = float(np.max(np.where(checked, size, 0.0)))
+            denom = np.maximum(size, np.maximum(REL_FLOOR * scale, self.safety * v.bound))
+            rel = np.where(denom > 0, v.error / np.where(denom > 0, denom, 1.0), 0.0)
+            # the worst element: the largest relative error among the failing ones, else among all
+            pool = (v.status == FAIL) if failed else checked
+            k = int(np.argmax(np.where(pool, rel, -np.inf)))
             res.max_abs_error = float(np.max(np.where(checked, v.error, 0.0)))
-            res.max_rel_error = float(np.max(np.where(checked, v.error / denom, 0.0)))
+            res.max_rel_error = float(rel[k])
             if flat_index is not None:
                 res.worst_index = tuple(int(i) for i in np.unravel_index(int(flat_index[k]), shape))
             res.analytic = float(analytic[k])

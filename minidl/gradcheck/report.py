@@ -16,18 +16,28 @@ class TensorResult:
     Attributes:
         name, shape: which tensor.
         passed: no checked element failed and no contract was broken.
-        max_abs_error: ``max |analytic - numerical|`` over checked elements.
-        max_rel_error: ``max |a - n| / max(|a|, |n|, safety * bound)`` (the bound keeps elements whose
-            gradient is at noise level from showing a meaningless ratio).
-        worst_index: the element with the largest ``error / bound`` (a tuple index), or ``None``.
-        analytic, numerical: the two values at ``worst_index``.
-        step, bound, tolerance: at ``worst_index``, the step ``h``, the estimated error bound and the
-            tolerance ``safety * bound`` the error was compared with.
-        checked, skipped, failed: element counts; ``skipped`` are elements whose +-step crossed a
-            point where the cost is not differentiable (a kink).
-        mode: ``"full"``, ``"sampled"`` or ``"directional"`` (how the verdict was reached).
+        max_abs_error: ``max |analytic - numerical|`` over the checked elements (or directions).
+        max_rel_error: the relative error ``|a - n| / max(|a|, |n|, floor)`` of the worst element,
+            where ``floor = max(1e-3 * G, safety * bound)`` and ``G`` is the largest ``|a|`` or ``|n|``
+            in the tensor: an element whose gradient is tiny next to the rest of the tensor is
+            measured against the tensor's scale, not against its own (noise-level) value.
+        worst_index: the worst element (a tuple index), or ``None`` (directional mode): among the
+            failing elements if any failed, else among all checked ones, the one with the largest
+            relative error.  ``max_rel_error``, ``analytic``, ``numerical``, ``step``, ``bound`` and
+            ``tolerance`` all refer to this element (or direction).
+        analytic, numerical: the two values at the worst element.
+        step, bound, tolerance: there, the step ``h``, the estimated error bound and the tolerance
+            ``safety * bound`` the error was compared with.
+        checked, skipped, failed: counts of elements -- or of random directions when ``mode`` is
+            ``"directional"`` (see :attr:`unit`); ``skipped`` are those whose +-step crossed a point
+            where the cost is not differentiable (a kink).
+        mode: ``"full"``, ``"sampled"``, ``"directional"``, or after a directional pass that was not
+            conclusive ``"directional->full"`` / ``"directional->sampled"`` (the per-element check
+            that followed).
         diagnosis: the bug signature in words, when one is recognised.
-        problems: contract violations (wrong gradient shape, assigns instead of adds, ...).
+        problems: contract violations (wrong gradient shape, assigns instead of adds, backward_params
+            disagreeing with backward, ...); any problem fails the tensor.
+        notes: information that is not a failure (how the verdict was reached).
     """
 
     name: str
@@ -48,10 +58,20 @@ class TensorResult:
     diagnosis: str | None = None
     problems: list[str] = field(default_factory=list)
     size: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unit(self) -> str:
+        """What ``checked``/``skipped``/``failed`` count: ``"elements"`` or ``"directions"``."""
+        return "directions" if self.mode == "directional" else "elements"
 
     @property
     def status(self) -> str:
-        return "ok" if self.passed else "FAIL"
+        """``"FAIL"``, ``"skipped"`` (passed, but nothing could be checked: every element or direction
+        at a kink, or an empty tensor) or ``"ok"``."""
+        if not self.passed:
+            return "FAIL"
+        return "skipped" if self.checked == 0 else "ok"
 
 
 def _fmt(x: float) -> str:
@@ -69,10 +89,19 @@ class GradientReport:
     seconds: float = 0.0
     #: with ``check_layers=True``: each sub-layer's own report, by dotted path
     layers: dict[str, GradientReport] = field(default_factory=dict)
+    #: contract violations that belong to no single tensor (a forward that modifies its input in
+    #: place); any of them fails the report
+    problems: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results) and all(r.passed for r in self.layers.values())
+        return (not self.problems and all(r.passed for r in self.results)
+                and all(r.passed for r in self.layers.values()))
+
+    @property
+    def unchecked(self) -> list[TensorResult]:
+        """Tensors that passed without a single checked element (see :attr:`TensorResult.status`)."""
+        return [r for r in self.results if r.status == "skipped"]
 
     def __bool__(self) -> bool:
         return self.passed
@@ -92,15 +121,24 @@ class GradientReport:
                 "max rel err", "worst index", "analytic", "numerical", "step", "bound", "status")
         rows = []
         for r in self.results:
+            unit = " dir" if r.unit == "directions" else ""
             rows.append((
-                r.name, "x".join(map(str, r.shape)) or "()", r.mode, str(r.checked), str(r.skipped),
-                str(r.failed), _fmt(r.max_abs_error), _fmt(r.max_rel_error),
+                r.name, "x".join(map(str, r.shape)) or "()", r.mode, f"{r.checked}{unit}", f"{r.skipped}{unit}",
+                f"{r.failed}{unit}", _fmt(r.max_abs_error), _fmt(r.max_rel_error),
                 "-" if r.worst_index is None else str(r.worst_index), _fmt(r.analytic), _fmt(r.numerical),
                 _fmt(r.step), _fmt(r.bound), r.status,
             ))
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
         lines = []
-        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
+        if self.passed:
+            verdict = "PASSED"
+        elif self.failed:
+            verdict = f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
+        else:
+            verdict = "FAILED"
+        if self.unchecked:
+            verdict += (f" ({len(self.unchecked)} of {len(self.results)} tensors could not be checked: "
+                        f"{', '.join(r.name for r in self.unchecked)})")
         if self.layers and not all(r.passed for r in self.layers.values()):
             bad = [p for p, r in self.layers.items() if not r.passed]
             verdict += f"; failing alone: {', '.join(bad)}"
@@ -109,11 +147,13 @@ class GradientReport:
         lines.append("  ".join("-" * w for w in widths))
         for row in rows:
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        lines.extend(f"  problem: {p}" for p in self.problems)
         for r in self.results:
             for p in r.problems:
                 lines.append(f"  {r.name}: {p}")
             if r.diagnosis:
                 lines.append(f"  {r.name}: diagnosis: {r.diagnosis}")
+            lines.extend(f"  {r.name}: note: {n}" for n in r.notes)
         for path, sub in self.layers.items():
             lines.append("")
             lines.append(f"Layer '{path}' checked alone:")
