@@ -517,3 +517,88 @@ def test_directional_fallback_is_a_note_not_a_problem() -> None:
     assert r.mode == "directional->full" and not r.problems
     assert any("directional pass failed" in n for n in r.notes)
     assert "0.W: note: the directional pass failed" in str(report)
+
+
+# ----------------------------------------------------------------------------- the training path
+
+
+class ScaleBP(m.Layer):
+    """y = x * s with its own backward_params (as Dense has); ``bug`` breaks backward_params only."""
+
+    def __init__(self, n: int, bug: str = "") -> None:
+        super().__init__()
+        self.n = n
+        self.s = m.Parameter(np.random.default_rng(0).uniform(0.5, 1.5, n))
+        self.bug = bug
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * self.s.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.s.grad += (g * self._x).sum(axis=0)
+        return g * self.s.data
+
+    def backward_params(self, g: np.ndarray) -> None:
+        if self.bug == "first-sample":
+            self.s.grad += (g * self._x)[0]
+        elif self.bug == "raise":
+            raise RuntimeError("backward_params not written yet")
+        else:
+            self.s.grad += np.einsum("ni,ni->i", g, self._x)  # the same sum, computed differently
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (self.n,)
+
+
+class DoubleDense(m.Dense):
+    """y = 2 (x W + b), backward overridden to match; backward_params inherited from Dense (half)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return 2 * super().forward(x)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return super().backward(2 * g)
+
+
+def test_backward_params_that_disagrees_with_backward_fails() -> None:
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    net = m.Sequential(ScaleBP(3, bug="first-sample"), m.Dense(3, 2, rng=0))
+    report = GradientChecker(net, inputs=x).run()  # backward itself is right: only fit's path is wrong
+    assert not report.passed and [r.name for r in report.failed] == ["0.s"]
+    problems = report["0.s"].problems
+    assert any(p.startswith("backward_params disagrees with backward for the model itself (Sequential): "
+                            "training would use wrong gradients") for p in problems), problems
+    assert any("for '0' (ScaleBP): training would use wrong gradients" in p for p in problems), problems
+    assert "training would use wrong gradients" in str(report)
+    # the layer alone (the model is the layer)
+    alone = GradientChecker(ScaleBP(3, bug="first-sample"), inputs=x).run()
+    assert not alone["s"].passed and "for the model itself (ScaleBP)" in alone["s"].problems[0]
+
+
+def test_backward_params_that_agrees_passes_and_raising_one_fails() -> None:
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    report = GradientChecker(m.Sequential(ScaleBP(3), m.Tanh(), m.Dense(3, 2, rng=0)), inputs=x).run()
+    assert report.passed and not any(r.problems or r.notes for r in report.results), str(report)
+    broken = GradientChecker(m.Sequential(ScaleBP(3, bug="raise"), m.Dense(3, 2, rng=0)), inputs=x).run()
+    assert not broken.passed
+    assert any("raised RuntimeError: backward_params not written yet" in p for p in broken["0.s"].problems)
+
+
+def test_inherited_backward_params_bypassed_by_training_is_a_note() -> None:
+    # fit and Sequential.backward_params call backward here (parameter_backward); the inherited
+    # Dense.backward_params is wrong for this class, which is worth saying but is not a failure
+    net = m.Sequential(DoubleDense(3, 4, rng=0), m.Tanh(), m.Dense(4, 2, rng=1))
+    report = GradientChecker(net).run()
+    assert report.passed, str(report)
+    notes = report["0.W"].notes
+    assert any("DoubleDense overrides backward but inherits backward_params from Dense" in n for n in notes)
+    assert "0.W: note: backward_params disagrees" in str(report)
+
+
+def test_framework_layers_backward_params_agree() -> None:
+    rng = np.random.default_rng(0)
+    conv = m.Sequential(m.layers.Conv2D(2, 3, 3, padding=1, rng=0), m.ReLU(), m.layers.Flatten(),
+                        m.Dense(48, 3, rng=1))
+    report = GradientChecker(conv, inputs=rng.standard_normal((2, 2, 4, 4)), mode="sampled").run()
+    assert report.passed and not any(r.problems or r.notes for r in report.results), str(report)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NonDeterministicError, ShapeError
-from ..layer import Layer
+from ..layer import Layer, parameter_backward
 from ..model import LayerList, Sequential
 from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words
@@ -46,6 +46,7 @@ class _Tensor:
     stage: int
     analytic: np.ndarray | None
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +80,17 @@ def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"GradientChecker: {name} must be a number, got {type(value).__name__} {value!r}")
     return float(value)
+
+
+def _stale_hint(cls: type) -> str:
+    """Words for a class that overrides ``backward`` below the class its ``backward_params`` comes from."""
+    def owner(name: str) -> type | None:
+        return next((c for c in cls.__mro__ if name in c.__dict__), None)
+
+    b, bp = owner("backward"), owner("backward_params")
+    if b is not None and bp is not None and b is not bp and issubclass(b, bp):
+        return f" ({b.__name__} overrides backward but inherits backward_params from {bp.__name__})"
+    return ""
 
 
 def _label(path: str, layer: Layer) -> str:
@@ -254,6 +266,7 @@ class GradientChecker:
         calls = self._check_determinism(program, work, f0)
         notes: list[str] = []
         tensors = self._analytic(program, work, x)
+        self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
         batch = x.shape[0] if isinstance(x, np.ndarray) and x.ndim >= 1 else None
         results = []
@@ -373,6 +386,93 @@ class GradientChecker:
         work.zero_grad()
         return tensors
 
+    # ------------------------------------------------------------------ the training path
+    def _check_backward_params(self, program: Program, work: Layer, tensors: list[_Tensor],
+                               calls: list[_Call]) -> None:
+        """``fit`` trains with ``parameter_backward(model)`` -- ``model.backward_params`` unless that would
+        bypass a custom ``backward`` -- and ``Sequential.backward_params`` does the same for its first
+        layer with parameters: it must add exactly the parameter gradients that ``backward`` adds.
+
+        Checked for the model (at the checked point, with the cost's upstream gradient) and for every
+        sub-layer whose class has its own ``backward_params`` (on the input it received in the
+        model's forward, with a random upstream gradient).  A disagreement where training would use
+        ``backward_params`` is a problem on each parameter tensor it affects; an inherited
+        ``backward_params`` that training never uses (a subclass overrides ``backward`` only) but that
+        disagrees is a note."""
+        by_id = {id(p): name for name, p in work.named_parameters()}
+        by_name = {t.name: t for t in tensors}
+
+        def compare(layer: Layer, where: str, params: list[tuple[str, Any]],
+                    run: Callable[[str], list[np.ndarray]]) -> None:
+            used = parameter_backward(layer) != layer.backward
+            targets = [by_name.get(by_id.get(id(p), "")) for _, p in params]
+            try:
+                grads_b = run("backward")
+            except Exception:
+                return  # the analytic pass already ran backward at this point; nothing to compare
+            try:
+                grads_p = run("backward_params")
+            except Exception as error:
+                if used:
+                    for t in targets:
+                        if t is not None:
+                            t.problems.append(f"backward_params of {where} raised {type(error).__name__}: {error}")
+                return
+            for t, gb, gp in zip(targets, grads_b, grads_p, strict=True):
+                if t is None:
+                    continue
+                if gb.shape == gp.shape:
+                    tol = 1e-9 * (np.abs(gb) + float(np.max(np.abs(gb), initial=0.0)))
+                    if np.all(np.abs(gp - gb) <= tol):
+                        continue
+                    detail = (f"max |difference| {float(np.max(np.abs(gp - gb))):.2e}, largest gradient "
+                              f"{float(np.max(np.abs(gb), initial=0.0)):.2e}")
+                else:
+                    detail = f"it left .grad of shape {gp.shape}, backward {gb.shape}"
+                if used:
+                    t.problems.append(f"backward_params disagrees with backward for {where}: training would "
+                                      f"use wrong gradients ({detail})")
+                else:
+                    t.notes.append(f"backward_params disagrees with backward for {where} ({detail}); training "
+                                   f"does not use it{_stale_hint(type(layer))}, but a direct call of "
+                                   "backward_params would give wrong gradients")
+
+        def model_run(name: str) -> list[np.ndarray]:
+            work.zero_grad()
+            program.reset()
+            program.cost(work.forward(program.x))
+            getattr(work, name)(program.upstream())
+            return [p.grad.copy() for _, p in params]
+
+        if type(work).backward_params is not Layer.backward_params:
+            params = list(work.named_parameters())
+            try:
+                compare(work, _label("", work), params, model_run)
+            finally:
+                work.zero_grad()
+        rng = np.random.default_rng([self.seed, 17])
+        done: set[str] = set()
+        for call in calls:
+            layer = call.layer
+            if not call.path or call.path in done or type(layer).backward_params is Layer.backward_params:
+                continue
+            done.add(call.path)
+            sub_params = list(layer.named_parameters())
+            if not sub_params or not isinstance(call.y, np.ndarray):
+                continue
+            upstream = np.asarray(rng.standard_normal(call.y.shape))
+
+            def layer_run(name: str, call: _Call = call, upstream: np.ndarray = upstream) -> list[np.ndarray]:
+                alone = copy.deepcopy(call.layer)  # a fresh copy for each method: the same state for both
+                for (_, g), state in zip(alone.named_generators(), call.generators, strict=False):
+                    g.bit_generator.state = state
+                alone.zero_grad()
+                alone.forward(copy_value(call.x))
+                getattr(alone, name)(upstream.copy())
+                return [p.grad.copy() for _, p in alone.named_parameters()]
+
+            compare(layer, _label(call.path, layer), sub_params, layer_run)
+
     # ------------------------------------------------------------------ numerical side
     def _noise(self, program: Program, t: _Tensor, f0: float) -> float:
         """Bound on the round-off error of one cost evaluation while ``t`` moves (see numerics)."""
@@ -395,7 +495,7 @@ class GradientChecker:
         shape = tuple(arr.shape)
         if t.analytic is None or arr.size == 0:
             return TensorResult(t.name, shape, passed=not t.problems and t.analytic is not None,
-                                problems=list(t.problems), size=int(arr.size))
+                                problems=list(t.problems), size=int(arr.size), notes=list(t.notes))
         eps_f = self._noise(program, t, f0)
         mode = self.mode
         if mode == "auto":
@@ -588,7 +688,8 @@ class GradientChecker:
         failed = int(np.sum(v.status == FAIL))
         res = TensorResult(t.name, shape, passed=failed == 0 and not t.problems, mode=mode,
                            checked=int(np.sum(checked)), skipped=int(np.sum(v.status == KINK)),
-                           failed=failed, problems=list(t.problems), size=int(np.prod(shape)))
+                           failed=failed, problems=list(t.problems), size=int(np.prod(shape)),
+                           notes=list(t.notes))
         if np.any(checked):
             # relative error against max(|a|, |n|, floor): the floor (1e-3 of the tensor's largest
             # gradient, at least the tolerance) keeps an element whose gradient is ~0 next to the rest
