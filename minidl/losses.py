@@ -198,8 +198,8 @@ class CrossEntropyLoss(Loss):
                     f"{who}: y_pred has shape {logits.shape}, so integer labels y_true must have shape "
                     f"({n},), got {target.shape}"
                 )
-            bad = (target < 0) | (target >= c)
-            if bad.any():
+            if n and (target.min() < 0 or target.max() >= c):  # two reductions, no temporaries
+                bad = (target < 0) | (target >= c)
                 i = int(np.argmax(bad))
                 raise TargetError(
                     f"{who}: class label {int(target[i])} at index {i} is out of range for {c} classes "
