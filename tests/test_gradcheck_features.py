@@ -602,3 +602,48 @@ def test_framework_layers_backward_params_agree() -> None:
                         m.Dense(48, 3, rng=1))
     report = GradientChecker(conv, inputs=rng.standard_normal((2, 2, 4, 4)), mode="sampled").run()
     assert report.passed and not any(r.problems or r.notes for r in report.results), str(report)
+
+
+# ----------------------------------------------------------------------------- round-off estimate near kinks
+
+
+class ScaledDx(m.Dense):
+    """A Dense whose dx is (1 + rel) times the right one."""
+
+    rel = 0.0
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return super().backward(g) * (1 + self.rel)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("near", [[3e-9], [-1e-9, 5e-9, 1.4e-8]])
+def test_elements_near_a_kink_do_not_loosen_the_bound_for_the_rest(near: list[float], seed: int) -> None:
+    # ReLU inputs a few 1e-9 from 0: the round-off probe (steps of 1e-9) crosses their kink; that
+    # must not inflate the error bound of the whole input tensor and hide a 1e-4 (or 1e-6) bug
+    x = np.random.default_rng(seed).standard_normal((4, 6))
+    x.reshape(-1)[[9, 14, 20][: len(near)]] = near
+    for rel in (0.0, 1e-4, 1e-6):
+        dense = ScaledDx(6, 3, rng=seed)
+        dense.rel = rel
+        report = GradientChecker(m.Sequential(m.ReLU(), dense), inputs=x, seed=seed).run()
+        r = report["input"]
+        assert r.bound < 1e-8, str(report)
+        if rel == 0.0:
+            assert report.passed, str(report)
+        else:
+            assert not r.passed and r.failed >= 6, str(report)
+
+
+def test_probe_noise_discards_a_kink_crossing() -> None:
+    from minidl.gradcheck.numerics import noise_level, probe_noise
+
+    rng = np.random.default_rng(0)
+    j = np.arange(17.0)
+    smooth = 1.0 + 1e-9 * j + rng.standard_normal(17) * 1e-16
+    sigma, crossed = probe_noise(smooth, 0.0)
+    assert not crossed and 3e-17 < sigma < 3e-16
+    hinge = smooth + 1e-9 * np.maximum(j - 5.3, 0.0)  # a slope jump between points 5 and 6
+    assert noise_level(hinge) > 1e-12  # the high-order estimate is inflated by 4 orders
+    sigma, crossed = probe_noise(hinge, 0.0)
+    assert crossed and sigma < 1e-15
