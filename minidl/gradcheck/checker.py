@@ -522,26 +522,46 @@ class GradientChecker:
         index = self._sample(shape) if mode == "sampled" else np.arange(arr.size)
         return self._check_elements(program, t, f0, eps_f, index, batch, mode)
 
-    def _sample(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Stratified sample of flat indices: row 0 (absorbed bias) and the edges always included."""
+    def _sample(self, shape: tuple[int, ...], budget: int | None = None) -> np.ndarray:
+        """Stratified sample of ``budget`` (default ``samples``) flat indices, sorted.
+
+        A quarter of the budget (at least 4) goes to representatives of the edges: the first and
+        last element, both ends of row 0 (the absorbed bias row of a ``Dense`` W, sample 0 of a
+        batch) and of the last row, a few random elements of row 0, then other corners.  The rest --
+        most of the budget -- is spread over the other elements: their flat index range is cut into
+        equal blocks and one random element is drawn from each, so every part of the tensor (every
+        row, when the budget allows) is represented.
+        """
+        budget = self.samples if budget is None else budget
         size = int(np.prod(shape))
-        if size <= self.samples:
+        if size <= budget:
             return np.arange(size)
         rng = np.random.default_rng([self.seed, 11, size])
-        must: set[int] = set()
-        corners = np.array(np.meshgrid(*[[0, n - 1] for n in shape], indexing="ij")).reshape(len(shape), -1)
-        must.update(int(i) for i in np.ravel_multi_index(tuple(corners), shape))
+        quota = min(budget, max(4, budget // 4))
+        wanted: list[int] = [0, size - 1]
         if len(shape) >= 2:
             row = size // shape[0]
-            must.update(range(min(row, self.samples)))  # row 0: the bias row of a Dense W
-            if row > self.samples:
-                must.add(row - 1)
-        rest = max(self.samples - len(must), 0)
-        if rest:
-            edges = np.linspace(0, size, rest + 1)
-            for lo, hi in itertools.pairwise(edges):
-                must.add(int(rng.integers(int(lo), max(int(hi), int(lo) + 1))))
-        return np.array(sorted(i for i in must if i < size))
+            wanted += [row - 1, size - row]
+            wanted += rng.choice(row, size=min(row, max(1, quota // 4)), replace=False).tolist()
+        corners = np.ravel_multi_index(
+            tuple(np.array(np.meshgrid(*[[0, n - 1] for n in shape], indexing="ij")).reshape(len(shape), -1)), shape)
+        wanted += rng.permutation(corners).tolist()
+        reps: list[int] = []
+        for i in wanted:
+            if i not in reps and len(reps) < quota:
+                reps.append(int(i))
+        taken = set(reps)
+        edges = np.linspace(0, size, budget - len(reps) + 1).astype(np.int64).tolist()
+        for lo, hi in itertools.pairwise(edges):
+            free = hi - lo - sum(lo <= i < hi for i in reps)
+            while free > 0:  # a block holding only representatives draws nothing
+                i = int(rng.integers(lo, hi))
+                if i not in taken:
+                    taken.add(i)
+                    break
+        while len(taken) < budget:  # narrow blocks that only met representatives: top up anywhere
+            taken.add(int(rng.integers(0, size)))
+        return np.array(sorted(taken), dtype=np.int64)
 
     def _check_elements(self, program: Program, t: _Tensor, f0: float, eps_f: float, index: np.ndarray,
                         batch: int | None, mode: str) -> TensorResult:
