@@ -675,3 +675,32 @@ def test_probe_noise_discards_a_kink_crossing() -> None:
     assert noise_level(hinge) > 1e-12  # the high-order estimate is inflated by 4 orders
     sigma, crossed = probe_noise(hinge, 0.0)
     assert crossed and sigma < 1e-15
+
+
+# ----------------------------------------------------------------------------- exact ties in large tensors
+
+
+def _zero_background(seed: int) -> np.ndarray:
+    """Images that are 0 outside a random 6x6 centre: every pooling window there is a 4-way tie."""
+    rng = np.random.default_rng(seed)
+    return np.pad(rng.random((4, 1, 6, 6)), ((0, 0), (0, 0), (5, 5), (5, 5)))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_ties_in_a_large_input_cost_a_sample_not_a_full_check(seed: int) -> None:
+    x = _zero_background(seed)  # 4x1x16x16 = 1024 input elements > 2 * full_max
+    clean = m.Sequential(m.layers.MaxPool2D(2), m.layers.Flatten(), m.Dense(64, 10, rng=seed))
+    report = GradientChecker(clean, inputs=x, seed=seed, full_max=256).run()
+    assert report.passed, str(report)
+    r = report["input"]
+    assert r.mode == "directional->sampled" and r.checked + r.skipped == 64 and r.checked > 0
+    assert any("directional pass crossed a kink; 64 of 1024 elements" in n for n in r.notes)
+    assert report.evaluations < 1000  # a full check of the input took ~7000
+    # a 1e-6 relative bug in a smooth tensor of the same model is still caught (directional pass)
+    buggy = m.Sequential(m.layers.MaxPool2D(2), m.layers.Flatten(), Scaled(64, 10, rng=seed))
+    bad = GradientChecker(buggy, inputs=x, seed=seed, full_max=256).run()
+    assert [t.name for t in bad.failed] == ["2.W"] and bad["2.W"].mode == "directional->full", str(bad)
+    # and a wrong input gradient shows in the sample
+    wrong = m.Sequential(m.layers.MaxPool2D(2), m.layers.Flatten(), ScaledDx(64, 10, rng=seed))
+    wrong[2].rel = 1e-4
+    assert not GradientChecker(wrong, inputs=x, seed=seed, full_max=256).run()["input"].passed
