@@ -704,3 +704,95 @@ def test_exact_ties_in_a_large_input_cost_a_sample_not_a_full_check(seed: int) -
     wrong = m.Sequential(m.layers.MaxPool2D(2), m.layers.Flatten(), ScaledDx(64, 10, rng=seed))
     wrong[2].rel = 1e-4
     assert not GradientChecker(wrong, inputs=x, seed=seed, full_max=256).run()["input"].passed
+
+
+# ----------------------------------------------------------------------------- contracts in words
+
+
+class DoubleInPlace(m.Layer):
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x *= 2  # breaks the contract: modifies its input
+        return x
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return 2 * g
+
+
+class ReluInPlace(m.Layer):
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        np.maximum(x, 0, out=x)  # idempotent, so the cost is still repeatable
+        self._mask = x > 0
+        return x
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * self._mask
+
+
+def test_forward_modifying_its_input_in_place_is_named() -> None:
+    x = np.ones((4, 3))
+    with pytest.raises(NonDeterministicError, match=r"layer '0' \(DoubleInPlace\): forward modified its input "
+                                                     r"in place") as info:
+        GradientChecker(m.Sequential(DoubleInPlace(), m.Dense(3, 2, rng=0)), inputs=x).run()
+    assert "Randomness must come from" not in str(info.value)
+    assert np.all(x == 1.0)  # the caller's array is untouched
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    net = m.Sequential(m.Dense(3, 3, rng=1), ReluInPlace(), m.Dense(3, 2, rng=0))
+    report = GradientChecker(net, inputs=x).run()
+    assert not report.passed and all(r.passed for r in report.results)
+    assert report.problems and "layer '1' (ReluInPlace): forward modified its input in place" in report.problems[0]
+    assert "broken contract" in str(report).splitlines()[0]
+    first = GradientChecker(m.Sequential(ReluInPlace(), m.Dense(3, 2, rng=0)), inputs=x).run()
+    assert not first.passed and "'0' (ReluInPlace)" in first.problems[0]
+    assert not GradientChecker(ReluInPlace(), inputs=x).run().passed  # the model itself
+
+
+class StaleCopy(m.Layer):
+    """Forward multiplies by a copy of ``s`` taken in __init__: the cost does not depend on ``s``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = m.Parameter(np.full(3, 2.0))
+        self._s = self.s.data.copy()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * self._s
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.s.grad += (g * self._x).sum(axis=0)
+        return g * self._s
+
+
+def test_parameter_the_cost_does_not_depend_on_is_diagnosed() -> None:
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    r = GradientChecker(StaleCopy(), inputs=x).run()["s"]
+    assert not r.passed and r.numerical == 0.0
+    assert r.diagnosis is not None and r.diagnosis.startswith("the cost does not depend on this parameter")
+    assert "stale copy" in r.diagnosis
+
+
+class Embedding(m.Layer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.E = m.Parameter(np.random.default_rng(0).standard_normal((5, 3)))
+
+    def forward(self, i: np.ndarray) -> np.ndarray:
+        self._i = i
+        return self.E.data[i]
+
+    def backward(self, g: np.ndarray) -> None:
+        np.add.at(self.E.grad, self._i, g)
+
+
+def test_integer_input_not_checked_is_noted() -> None:
+    report = GradientChecker(Embedding(), inputs=np.array([[0, 1], [2, 2]])).run()
+    assert report.passed and [r.name for r in report.results] == ["E"]
+    assert any("the input is an array of int64, not a float array: dCost/dinput is not checked" in n
+               for n in report.notes)
+    assert "not checked" in str(report)
+    quiet = GradientChecker(Embedding(), inputs=np.array([[0, 1]]), check_input=False).run()
+    assert not quiet.notes

@@ -60,6 +60,7 @@ class _Call:
     x: Any
     y: Any
     generators: list[Any]
+    modified: bool = False  # the forward changed the array it was given (in place)
 
 
 def _add_note(error: BaseException, note: str) -> None:
@@ -115,7 +116,7 @@ class _Recorder:
                 gens = [g.bit_generator.state for _, g in _layer.named_generators()]
                 x_in = copy_value(x)
                 y = _orig(x)
-                self.calls.append(_Call(_path, _layer, x_in, copy_value(y), gens))
+                self.calls.append(_Call(_path, _layer, x_in, copy_value(y), gens, not same(x, x_in)))
                 return y
 
             object.__setattr__(layer, "forward", wrapper)
@@ -259,14 +260,18 @@ class GradientChecker:
 
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
+        in_place = self._first_forward(work, x)
         if loss is not None and targets is None:
             probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
             y, _ = probe.baseline()
             targets = rng.standard_normal(np.shape(y))
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         _, f0 = program.baseline()
-        calls = self._check_determinism(program, work, f0)
+        calls = self._check_determinism(program, work, f0, in_place)
         notes: list[str] = []
+        if self.check_input and not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
+            what = f"an array of {x.dtype}" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+            notes.append(f"the input is {what}, not a float array: dCost/dinput is not checked")
         tensors = self._analytic(program, work, x)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
@@ -281,6 +286,12 @@ class GradientChecker:
                 raise
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
+        in_place = in_place or next((c for c in calls if c.modified), None)
+        if in_place is not None:
+            report.problems.append(
+                f"layer {_label(in_place.path, in_place.layer)}: forward modified its input in place (the "
+                "layer contract: never modify x; the previous layer's cache or the caller's data is changed "
+                "behind its back, and the gradient was checked at the modified point)")
         by_name = {r.name: r for r in results}
         if "input" in by_name and not by_name["input"].passed and len(results) > 1 \
                 and all(r.passed for r in results if r.name != "input"):
@@ -299,14 +310,38 @@ class GradientChecker:
         program.evaluations += 1
         return f, rec.calls
 
-    def _check_determinism(self, program: Program, work: Layer, f0: float) -> list[_Call]:
+    def _first_forward(self, work: Layer, x: Any) -> _Call | None:
+        """One recorded forward on a copy of ``x`` before anything else runs (the state of ``work`` put
+        back afterwards): the first sub-layer call whose forward modified its input in place, or None.
+
+        Only the very first forward can show it: a layer such as an in-place ReLU leaves an input it
+        has already modified unchanged."""
+        snapshot = LayerSnapshot.take(work)
+        try:
+            with _Recorder(work) as rec:
+                work.forward(copy_value(x))
+        finally:
+            snapshot.restore()
+        return next((c for c in rec.calls if c.modified), None)
+
+    def _check_determinism(self, program: Program, work: Layer, f0: float,
+                           in_place: _Call | None = None) -> list[_Call]:
         """Evaluate the cost again (twice, recording every layer's output); on any difference, name
-        the first layer whose output changed for the same input."""
+        the layer that modified its input in place (``in_place``, found by :meth:`_first_forward`), or
+        else the first layer whose output changed for the same input."""
         again = program.evaluate(0)
         f1, calls1 = self._record(program, work)
         f2, calls2 = self._record(program, work)
+        in_place = in_place or next((c for c in calls1 if c.modified), None)
         if again == f0 == f1 == f2:
             return calls1
+        if in_place is not None:
+            raise NonDeterministicError(
+                f"GradientChecker: layer {_label(in_place.path, in_place.layer)}: forward modified its input "
+                f"in place, so every evaluation starts from a different input and evaluations at the same "
+                f"point gave different costs ({f0!r}, {again!r}, {f1!r}, {f2!r}). Never modify x in forward "
+                "(write y = x * 2, not x *= 2; np.maximum(x, 0), not np.maximum(x, 0, out=x))."
+            )
         where = "the cost (the loss, or something outside the layers)"
         for c1, c2 in zip(calls1, calls2, strict=False):
             if not same(c1.y, c2.y):

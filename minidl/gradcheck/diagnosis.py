@@ -75,6 +75,13 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     if not np.any(bad):
         return None
     a, n, t = analytic[checked], numerical[checked], tol[checked]
+    if np.all(n == 0) and np.any(a != 0):
+        if name == "input":
+            return ("the cost does not depend on the input (every numerical derivative is exactly 0) while "
+                    "backward returns a non-zero dx: the forward ignores its input or a copy of it is used")
+        return ("the cost does not depend on this parameter (every numerical derivative is exactly 0, the "
+                "analytic one is not): forward reads a stale copy of it (e.g. self._w = self.W.data.copy() "
+                "in __init__) or never uses it")
     if not np.any(np.abs(n) > t):
         return None
     if np.all(a == 0):

@@ -135,7 +135,7 @@ class GradientReport:
         elif self.failed:
             verdict = f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
         else:
-            verdict = "FAILED"
+            verdict = f"FAILED ({len(self.problems)} broken contract(s), below)" if self.problems else "FAILED"
         if self.unchecked:
             verdict += (f" ({len(self.unchecked)} of {len(self.results)} tensors could not be checked: "
                         f"{', '.join(r.name for r in self.unchecked)})")
