@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import DTypeLike
+from numpy.typing import ArrayLike, DTypeLike
 
-from .errors import DTypeError
+from .errors import DTypeError, ShapeError
 
-__all__ = ["as_generator", "float_dtype", "initial_weights"]
+__all__ = ["absorbed_weights", "as_generator", "float_dtype", "initial_weights", "positive_int"]
 
 RNGLike = np.random.Generator | int | None
 
@@ -59,3 +59,42 @@ def initial_weights(
     else:
         raise ValueError(f"unknown init scheme {scheme!r}; use 'uniform', 'he', 'glorot' or 'zeros'")
     return values.astype(dtype)
+
+
+def positive_int(value: object, name: str, who: str) -> int:
+    """``value`` as an int >= 1, else ``ValueError`` naming ``who`` and the argument."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def absorbed_weights(
+    who: str,
+    fan_in: int,
+    out: int,
+    *,
+    bias: bool,
+    W: ArrayLike | None,
+    init: str,
+    rng: RNGLike,
+    dtype: np.dtype,
+    fan_out: int | None = None,
+    layout: str = "",
+) -> np.ndarray:
+    """The initial weight matrix of a layer whose bias is absorbed as row 0 (``Dense``, ``Conv2D``).
+
+    Shape ``(fan_in + 1, out)`` with ``bias`` (row 0 the bias), else ``(fan_in, out)``.  ``W`` gives
+    exact values (checked against that shape; ``layout`` says the rows in words for the message);
+    otherwise the ``init`` scheme is drawn from ``rng``, and the bias row starts at zero except with
+    ``"uniform"``, which draws it like PyTorch does.
+    """
+    shape = (fan_in + 1 if bias else fan_in, out)
+    if W is not None:
+        values = np.array(W, dtype=dtype)
+        if values.shape != shape:
+            raise ShapeError(f"{who}: expected W of shape {shape}{layout}, got {values.shape}")
+        return values
+    values = initial_weights(init, shape, fan_in, out if fan_out is None else fan_out, as_generator(rng), dtype)
+    if bias and init != "uniform":
+        values[0] = 0
+    return values

@@ -7,7 +7,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
-from ..init import RNGLike, as_generator, float_dtype, initial_weights
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input
@@ -80,32 +80,19 @@ class Conv2D(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Conv2D: {name} must be a positive int, got {value!r}")
-        dtype = float_dtype(dtype, "Conv2D")
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
+        self.in_channels = positive_int(in_channels, "in_channels", "Conv2D")
+        self.out_channels = positive_int(out_channels, "out_channels", "Conv2D")
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D", 1)
         self.stride = _pair(stride, "stride", "Conv2D", 1)
         self.padding = _pair(padding, "padding", "Conv2D", 0)
         self.bias = bool(bias)
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
-        rows = fan_in + 1 if self.bias else fan_in
-        if W is not None:
-            values = np.array(W, dtype=dtype)
-            if values.shape != (rows, self.out_channels):
-                raise ShapeError(
-                    f"{self._who}: expected W of shape {(rows, self.out_channels)} "
-                    f"(in_channels*kh*kw{' + 1' if self.bias else ''}, out_channels), got {values.shape}"
-                )
-        else:
-            values = initial_weights(init, (rows, self.out_channels), fan_in,
-                                     self.out_channels * kh * kw, as_generator(rng), dtype)
-            if self.bias and init != "uniform":
-                values[0] = 0
-        self.W = Parameter(values)
+        self.W = Parameter(absorbed_weights(
+            self._who, fan_in, self.out_channels, bias=self.bias, W=W, init=init, rng=rng,
+            dtype=float_dtype(dtype, "Conv2D"), fan_out=self.out_channels * kh * kw,
+            layout=f" (in_channels*kh*kw{' + 1' if self.bias else ''}, out_channels)",
+        ))
         self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
 
     # ------------------------------------------------------------------ PyTorch-shaped views

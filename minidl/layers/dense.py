@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from ..errors import ShapeError
-from ..init import RNGLike, as_generator, float_dtype, initial_weights
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input
@@ -51,28 +50,13 @@ class Dense(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Dense: {name} must be a positive int, got {value!r}")
-        dtype = float_dtype(dtype, "Dense")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = positive_int(in_features, "in_features", "Dense")
+        self.out_features = positive_int(out_features, "out_features", "Dense")
         self.bias = bool(bias)
-        rows = self.in_features + 1 if self.bias else self.in_features
-        if W is not None:
-            values = np.array(W, dtype=dtype)
-            if values.shape != (rows, self.out_features):
-                raise ShapeError(
-                    f"Dense({self.in_features} -> {self.out_features}, bias={self.bias}): "
-                    f"expected W of shape {(rows, self.out_features)}, got {values.shape}"
-                )
-        else:
-            generator = as_generator(rng)
-            values = initial_weights(init, (rows, self.out_features), self.in_features,
-                                     self.out_features, generator, dtype)
-            if self.bias and init != "uniform":
-                values[0] = 0
-        self.W = Parameter(values)
+        self.W = Parameter(absorbed_weights(
+            f"Dense({self.in_features} -> {self.out_features}, bias={self.bias})", self.in_features,
+            self.out_features, bias=self.bias, W=W, init=init, rng=rng, dtype=float_dtype(dtype, "Dense"),
+        ))
         self._x: np.ndarray | None = None
         # How error messages name the layer and its input, made once: forward runs every step.
         self._who = f"Dense({self.in_features} -> {self.out_features})"

@@ -18,18 +18,12 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ..errors import DTypeError, ShapeError
-from ..init import float_dtype
+from ..init import float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import as_array, check_grad_output, check_input
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
-
-
-def _positive_int(value: object, what: str, who: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{who}: {what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,7 +53,7 @@ class _BatchNorm(Layer):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.num_features = _positive_int(num_features, "num_features", name)
+        self.num_features = positive_int(num_features, "num_features", name)
         if not eps > 0:
             raise ValueError(f"{name}: eps must be positive, got {eps}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
@@ -230,7 +224,7 @@ class LayerNorm(Layer):
         if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (int(normalized_shape),)
         shape = tuple(normalized_shape)
-        self.normalized_shape = tuple(_positive_int(s, "normalized_shape", "LayerNorm") for s in shape)
+        self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in shape)
         if not self.normalized_shape:
             raise ValueError("LayerNorm: normalized_shape must not be empty")
         if not eps > 0:
