@@ -92,7 +92,7 @@ def _stale_hint(cls: type) -> str:
 
     b, bp = owner("backward"), owner("backward_params")
     if b is not None and bp is not None and b is not bp and issubclass(b, bp):
-        return f" ({b.__name__} overrides backward but inherits backward_params from {bp.__name__})"
+        return f"; {b.__name__} overrides backward but inherits backward_params from {bp.__name__}"
     return ""
 
 
@@ -470,9 +470,9 @@ class GradientChecker:
                     t.problems.append(f"backward_params disagrees with backward for {where}: training would "
                                       f"use wrong gradients ({detail})")
                 else:
-                    t.notes.append(f"backward_params disagrees with backward for {where} ({detail}); training "
-                                   f"does not use it{_stale_hint(type(layer))}, but a direct call of "
-                                   "backward_params would give wrong gradients")
+                    t.notes.append(f"backward_params disagrees with backward for {where} ({detail})"
+                                   f"{_stale_hint(type(layer))}: training calls backward (parameter_backward), "
+                                   "but a direct call of backward_params gives other gradients")
 
         def model_run(name: str) -> list[np.ndarray]:
             work.zero_grad()
