@@ -9,6 +9,10 @@ Run:  .venv/bin/python benchmarks/gradcheck_sensitivity.py [--seeds 40] [--quick
 * Sensitivity: the same models with a bug injected into one tensor's gradient -- the whole tensor
   scaled by (1 + r) for r = 1e-3 ... 1e-9, or a single element off by 1e-3 (relative to that element,
   and absolute 1e-3 x the tensor's RMS gradient).  A bug is "caught" when the report fails.
+* Near a kink: ReLU -> Dense with 1 to 3 inputs a few 1e-9 from 0 (inside the span of the round-off
+  probe), the Dense's dx scaled by (1 + r): no false alarm at r = 0, and r = 1e-4 / 1e-6 caught.
+* Sampled mode: a Dense 200 -> 16 whose dW rows 1..-2 and dx samples 1..-2 are 1.5x too large
+  (row 0 and the last row right): caught in mode="sampled" (32 elements per tensor).
 Prints the detection rate per r, the smallest r caught on every seed, and the false-alarm count.
 """
 
@@ -151,6 +155,57 @@ def with_bug(net: m.Sequential, layer: int, where: str, **kw: Any) -> m.Sequenti
     return m.Sequential(*layers)
 
 
+class ScaledDx(m.Dense):
+    """A Dense whose dx is (1 + rel) times the right one."""
+
+    rel = 0.0
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return super().backward(g) * (1 + self.rel)
+
+
+class InteriorBug(m.Dense):
+    """dW rows 1..-2 and dx samples 1..-2 scaled by 1.5 (row 0 and the last row right)."""
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        before = self.W.grad.copy()
+        dx = super().backward(g)
+        c = self.W.grad - before
+        c[1:-1] *= 1.5
+        self.W.grad[...] = before + c
+        dx[1:-1] *= 1.5
+        return dx
+
+
+def near_kink(seeds: range) -> None:
+    """Inputs a few 1e-9 from a ReLU kink must not hide a bug in the rest of the input gradient."""
+    print("Near a kink: ReLU -> Dense(6, 3), 1-3 inputs within 1.4e-8 of 0, dx x (1 + r), default mode")
+    for r in (0.0, 1e-4, 1e-6):
+        failed = total = 0
+        for s in seeds:
+            for k in (1, 2, 3):
+                x = np.random.default_rng(s).standard_normal((4, 6))
+                where = np.random.default_rng(s + 100).choice(24, k, replace=False)
+                x.reshape(-1)[where] = np.random.default_rng(s).choice([1e-9, -3e-9, 5e-9, -1e-8, 1.4e-8], k)
+                dense = ScaledDx(6, 3, rng=s)
+                dense.rel = r
+                failed += not GradientChecker(m.Sequential(m.ReLU(), dense), inputs=x, seed=s).run().passed
+                total += 1
+        what = "false alarms" if r == 0 else "caught"
+        print(f"  r = {r:.0e}: {what} {failed}/{total}")
+
+
+def sampled_interior(seeds: range) -> None:
+    print("Sampled mode (32 elements per tensor): dW rows 1..-2 and dx samples 1..-2 wrong by 1.5x")
+    caught_w = caught_x = 0
+    for s in seeds:
+        net = m.Sequential(InteriorBug(200, 16, rng=s), m.Tanh(), m.Dense(16, 4, rng=s + 1))
+        report = GradientChecker(net, mode="sampled", batch_size=8, seed=s).run()
+        caught_w += not report["0.W"].passed
+        caught_x += not report["input"].passed
+    print(f"  0.W caught {caught_w}/{len(seeds)}, input caught {caught_x}/{len(seeds)}")
+
+
 def kink_models(seed: int) -> list[tuple[str, m.Layer, np.ndarray]]:
     """Element-wise layers fed inputs at, and within one step (h = 1e-4 relative) of, their kinks."""
     rng = np.random.default_rng(seed)
@@ -248,6 +303,8 @@ def main() -> None:
                                                        if noop else ""))
         if missed:
             print(f"    missed (error added, on an element whose right gradient is): {', '.join(missed)}")
+    near_kink(seeds)
+    sampled_interior(seeds)
     print(f"\n({time.perf_counter() - start:.1f} s)")
 
 

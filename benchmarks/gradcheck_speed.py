@@ -15,6 +15,11 @@ Times are CPU seconds of this process (time.process_time), with one BLAS / torch
 machine shared with other work, wall-clock time mostly measures the neighbours.
 The naive and minidl checks also run on the same network with a 1e-6 relative bug in the first
 weight matrix, to show that the speed does not cost sensitivity.
+
+Exact ties: MaxPool2D(2) -> Dense and Conv2D -> ReLU -> MaxPool2D(2) -> Dense on 28x28 images that
+are 0 outside a random 12x12 centre (every background pooling window is a 4-way tie, so random
+directions always cross a kink): the default check, the full check of the input it replaces
+(skipped with --quick), and a 1e-6 relative bug in the Dense weights, which must still be caught.
 """
 
 from __future__ import annotations
@@ -161,6 +166,35 @@ def main() -> None:
     report = GradientChecker(buggy, inputs=x, seed=0, mode="directional").run()
     print(f"\n  1e-6 relative bug in 0.W, directional pass only: caught={not report.passed} "
           f"({time.process_time() - start:.3f} s); tensors failing: {[r.name for r in report.failed]}")
+    ties(args.quick)
+
+
+def ties(quick: bool) -> None:
+    rng = np.random.default_rng(0)
+    x = np.pad(rng.random((8, 1, 12, 12)), ((0, 0), (0, 0), (8, 8), (8, 8)))
+    print("\nExact ties (zero background, 8 images 28x28), default mode:")
+    for label, layers in (("MaxPool -> Dense", [m.layers.MaxPool2D(2), m.layers.Flatten()]),
+                          ("Conv -> ReLU -> MaxPool -> Dense",
+                           [m.layers.Conv2D(1, 8, 3, padding=1, rng=0), m.ReLU(), m.layers.MaxPool2D(2),
+                            m.layers.Flatten()])):
+        features = 196 if len(layers) == 2 else 8 * 196
+        net = m.Sequential(*layers, m.Dense(features, 10, rng=1))
+        start = time.process_time()
+        report = GradientChecker(net, inputs=x, seed=0).run()
+        spent = time.process_time() - start
+        r = report["input"]
+        print(f"  {label}: {spent:.3f} s, passed={report.passed}, {report.evaluations} evals; input "
+              f"{r.mode}: {r.checked} checked, {r.skipped} at a kink")
+        if not quick:
+            start = time.process_time()
+            whole = GradientChecker(net, inputs=x, seed=0, mode="full").run()
+            print(f"    the input checked whole instead (mode='full'): {time.process_time() - start:.2f} s, "
+                  f"passed={whole.passed}, {whole.evaluations} evals")
+        buggy = m.Sequential(*layers, ScaledGrad(features, 10, rng=1))
+        start = time.process_time()
+        bad = GradientChecker(buggy, inputs=x, seed=0).run()
+        print(f"    1e-6 relative bug in the Dense weights: caught={not bad.passed} "
+              f"({time.process_time() - start:.3f} s); failing: {[t.name for t in bad.failed]}")
 
 
 if __name__ == "__main__":
