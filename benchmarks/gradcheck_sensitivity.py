@@ -11,7 +11,7 @@ Run:  .venv/bin/python benchmarks/gradcheck_sensitivity.py [--seeds 40] [--quick
   and absolute 1e-3 x the tensor's RMS gradient).  A bug is "caught" when the report fails.
 * Near a kink: ReLU -> Dense with 1 to 3 inputs a few 1e-9 from 0 (inside the span of the round-off
   probe), the Dense's dx scaled by (1 + r): no false alarm at r = 0, and r = 1e-4 / 1e-6 caught.
-* Sampled mode: a Dense 200 -> 16 whose dW rows 1..-2 and dx samples 1..-2 are 1.5x too large
+* Sampled mode: a Dense 200 -> 64 whose dW rows 1..-2 and dx samples 1..-2 are 1.5x too large
   (row 0 and the last row right): caught in mode="sampled" (32 elements per tensor).
 Prints the detection rate per r, the smallest r caught on every seed, and the false-alarm count.
 """
@@ -199,7 +199,7 @@ def sampled_interior(seeds: range) -> None:
     print("Sampled mode (32 elements per tensor): dW rows 1..-2 and dx samples 1..-2 wrong by 1.5x")
     caught_w = caught_x = 0
     for s in seeds:
-        net = m.Sequential(InteriorBug(200, 16, rng=s), m.Tanh(), m.Dense(16, 4, rng=s + 1))
+        net = m.Sequential(InteriorBug(200, 64, rng=s), m.Tanh(), m.Dense(64, 4, rng=s + 1))
         report = GradientChecker(net, mode="sampled", batch_size=8, seed=s).run()
         caught_w += not report["0.W"].passed
         caught_x += not report["input"].passed
