@@ -143,16 +143,25 @@ class GradientChecker:
         eps: the relative step: element ``w`` is moved by ``h = eps * max(|w|, 1)`` and by ``h / 2``.
         seed: seeds the random inputs, ``R``, directions and samples.
         mode: ``"auto"`` (default: per element for tensors of at most ``full_max`` elements, else a
-            directional pass that drills down per element only if it fails), ``"full"`` (every
-            element), ``"sampled"`` (``samples`` elements per tensor, stratified: row 0 -- the
-            absorbed bias -- and the edges always included) or ``"directional"`` (``directions``
-            random directions per tensor, four cost evaluations each).
+            directional pass that drills down per element only if it is not conclusive: every
+            element after a failure, a stratified sample of ``max(samples, full_max // 4)`` after
+            kinks in a tensor of more than ``2 * full_max`` elements), ``"full"`` (every element),
+            ``"sampled"`` (``samples`` elements per tensor, stratified: a quarter of the budget for
+            the edges -- row 0, the absorbed bias, and the corners --, the rest spread over the
+            whole tensor) or ``"directional"`` (``directions`` random directions per tensor, six
+            cost evaluations each).
+        samples, directions, full_max: see ``mode``.
         safety: an element fails when its error exceeds ``safety`` times its estimated error bound.
         check_input: also check ``dCost/dinput`` (the tensor named ``"input"``).
         check_layers: also check every registered sub-layer alone, on the input it received in the
             model's forward, with a random upstream gradient; the results are in ``report.layers``.
         batch_size: samples in inferred inputs (several, so that batch reductions are exercised).
         reuse_prefix: in a ``Sequential``, perturbing layer k re-runs layers k, k+1, ... only.
+
+    Besides the gradients it checks that ``backward`` adds into ``.grad`` (``+=``), that
+    ``backward_params`` -- which ``fit`` calls -- adds the same parameter gradients as ``backward``,
+    that no forward modifies its input in place, and that the cost is deterministic.  Numeric
+    options of the wrong type raise ``TypeError``, out of range ``ValueError``.
 
     The check runs in float64 on a deep copy of the model, so the model you pass is left exactly as
     it was (parameters' data and grad, buffers, generator states, train/eval mode), even if it
