@@ -796,3 +796,14 @@ def test_integer_input_not_checked_is_noted() -> None:
     assert "not checked" in str(report)
     quiet = GradientChecker(Embedding(), inputs=np.array([[0, 1]]), check_input=False).run()
     assert not quiet.notes
+
+
+def test_a_contract_problem_alone_does_not_trigger_a_drill_down() -> None:
+    class BigScale(ScaleBP):
+        pass
+
+    # 600 > full_max elements: directional; the backward_params problem fails the tensor by itself
+    report = GradientChecker(BigScale(600, bug="first-sample"), inputs=np.ones((2, 600)) * 0.5).run()
+    r = report["s"]
+    assert not r.passed and r.mode == "directional" and r.failed == 0 and r.problems
+    assert report.evaluations < 200
