@@ -21,7 +21,7 @@ import importlib
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -233,6 +233,32 @@ def _positive_int(who: str, name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+class _SideState:
+    """What a forward changes besides its output: buffers (batch norm's running statistics) and the
+    states of random generators (dropout).  ``fit`` saves them before each batch and restores them
+    when the batch is refused, so a refused batch leaves no trace.  Costs nothing for models
+    without either."""
+
+    def __init__(self, model: Layer) -> None:
+        self._layers = [layer for layer in model.layers() if layer._buffers]
+        self._generators = list({id(g): g for _, g in model.named_generators()}.values())
+        self._buffers: list[tuple[Layer, str, np.ndarray | None]] = []
+        self._states: list[Mapping[str, Any]] = []
+
+    def save(self) -> None:
+        if self._layers:
+            self._buffers = [(layer, name, None if buffer is None else buffer.copy())
+                             for layer in self._layers for name, buffer in layer._buffers.items()]
+        if self._generators:
+            self._states = [g.bit_generator.state for g in self._generators]
+
+    def restore(self) -> None:
+        for layer, name, buffer in self._buffers:
+            setattr(layer, name, buffer)
+        for generator, state in zip(self._generators, self._states, strict=True):
+            generator.bit_generator.state = state
+
+
 def _with_context(error: MinidlError, where: str) -> None:
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
@@ -379,6 +405,7 @@ def fit(
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
     backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
+    side_state = _SideState(model)  # buffers and generators a refused batch must not leave changed
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
@@ -407,6 +434,7 @@ def fit(
                         xb, yb = np.take(x, idx, axis=0), np.take(y, idx, axis=0)  # = x[idx], a bit faster
                     for p in to_zero:
                         p.zero_grad()
+                    side_state.save()
                     try:
                         out = model(xb)
                         batch_loss = loss(out, yb)
@@ -420,6 +448,7 @@ def fit(
                         if check_gradients:
                             _check_gradients(model, optimizer)
                     except MinidlError as error:
+                        side_state.restore()
                         _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
                                              f"(samples {start}..{stop - 1} of the epoch's order)")
                         error.history = history  # type: ignore[attr-defined]

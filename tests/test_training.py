@@ -446,3 +446,28 @@ def test_a_foreign_error_propagates_unchanged_and_modes_are_restored(capsys):
         fit(model, x, y, epochs=2, batch_size=10, verbose=1)
     assert not any(layer.training for layer in model.layers())
     capsys.readouterr()
+
+
+def test_a_refused_batch_leaves_buffers_and_generators_as_after_the_previous_batch():
+    """A NaN/inf loss stops fit before the step; batch norm's running statistics and dropout's
+    generator, which the refused forward already moved, are put back too."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 2))
+    y = np.zeros((8, 1))
+    y[4:] = 1e200  # the second batch's loss is inf
+
+    def build():
+        return md.Sequential(md.Dense(2, 3, rng=0), md.BatchNorm1d(3), md.Dropout(0.3, rng=5), md.Dense(3, 1, rng=1))
+
+    failed, reference = build(), build()
+    with pytest.raises(md.NonFiniteError, match="batch 2/2"):
+        fit(failed, x, y, loss=md.MSELoss(), optimizer=SGD(failed.parameters(), lr=1e-3), batch_size=4,
+            shuffle=False, verbose=0)
+    fit(reference, x[:4], y[:4], loss=md.MSELoss(), optimizer=SGD(reference.parameters(), lr=1e-3),
+        batch_size=4, shuffle=False, verbose=0)
+    for (name, a), (_, b) in zip(failed.state_dict(generators=True).items(),
+                                 reference.state_dict(generators=True).items(), strict=True):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert a == b, name
