@@ -55,3 +55,19 @@ def test_gradient_checker_passes(cls: type, shape: tuple[int, ...], seed: int) -
     report = md.GradientChecker(cls(), inputs=x, seed=seed).run()
     assert report.passed, str(report)
     assert [r.name for r in report.results] == ["input"]
+
+
+@pytest.mark.parametrize("cls", [md.Sigmoid, md.Tanh, md.Softmax])
+def test_outputs_kept_for_backward_are_read_only(cls: type) -> None:
+    """The output is the backward's cache: changing it in place must fail loudly, not corrupt dx."""
+    x = np.array([[0.5, -1.0, 2.0]])
+    layer = cls()
+    y = layer(x)
+    expected = cls()
+    expected(x)
+    with pytest.raises(ValueError, match="read-only"):
+        y *= 2.0
+    g = np.array([[0.3, -0.2, 0.9]])
+    np.testing.assert_array_equal(layer.backward(g), expected.backward(g))
+    z = y.copy()
+    z *= 2.0  # a copy is the user's to change

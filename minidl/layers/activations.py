@@ -30,6 +30,14 @@ class Activation(Layer):
         self._cache: np.ndarray | None = None
         self._dtype: np.dtype | None = None  # the last forward's output dtype
 
+    def _keep(self, y: np.ndarray) -> np.ndarray:
+        """Cache the output ``y`` for backward and return it read-only: changing it in place would
+        silently corrupt the back-pass, so NumPy refuses instead (copy it first to change it)."""
+        if isinstance(y, np.ndarray):  # a 0-D input gives a NumPy scalar, immutable anyway
+            y.flags.writeable = False
+        self._cache = y
+        return y
+
     def _input(self, x: np.ndarray) -> np.ndarray:
         x = as_float_array(x, type(self).__name__)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
@@ -66,8 +74,7 @@ class Sigmoid(Activation):
         y = np.tanh(0.5 * x)
         y += 1
         y *= 0.5
-        self._cache = y
-        return y
+        return self._keep(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         y = self._cached_for(grad_output)
@@ -80,8 +87,7 @@ class Tanh(Activation):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
         y = np.tanh(x)
-        self._cache = y
-        return y
+        return self._keep(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         y = self._cached_for(grad_output)
@@ -145,8 +151,7 @@ class Softmax(Activation):
         y = x - x.max(axis=self.axis, keepdims=True)
         np.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)
-        self._cache = y
-        return y
+        return self._keep(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         y = self._cached_for(grad_output)
