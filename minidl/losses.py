@@ -294,6 +294,8 @@ class BCEWithLogitsLoss(Loss):
     def __init__(self, reduction: str = "mean", pos_weight: Any = None) -> None:
         self.reduction = _check_reduction("BCEWithLogitsLoss", reduction)
         self.pos_weight = None if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+        if self.pos_weight is not None and not (np.all(np.isfinite(self.pos_weight)) and np.all(self.pos_weight >= 0)):
+            raise ValueError(f"BCEWithLogitsLoss: pos_weight must be finite and >= 0, got {pos_weight!r}")
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
@@ -316,6 +318,15 @@ class BCEWithLogitsLoss(Loss):
             per = softplus - z * t                   # t softplus(-z) + (1 - t) softplus(z)
         else:
             w = self.pos_weight.astype(z.dtype)
+            try:
+                fits = np.broadcast_shapes(w.shape, z.shape) == z.shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ShapeError(
+                    f"BCEWithLogitsLoss: pos_weight of shape {w.shape} does not broadcast to y_pred's "
+                    f"shape {z.shape} (it weighs the last axis, e.g. shape ({z.shape[-1] if z.ndim else 1},))"
+                )
             per = w * t * (softplus - z) + (1 - t) * softplus
         self._cache = (s, s_neg, t, w)
         total = float(per.sum())

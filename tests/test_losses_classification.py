@@ -255,3 +255,13 @@ def test_bce_against_pytorch() -> None:
     ours = md.BCEWithLogitsLoss(pos_weight=w)
     assert ours(z, t) == pytest.approx(ref.item(), rel=1e-12)
     np.testing.assert_allclose(ours.backward(), zt.grad.numpy(), rtol=1e-10)
+
+
+def test_bce_pos_weight_must_fit_the_logits_and_be_non_negative():
+    loss = md.BCEWithLogitsLoss(pos_weight=np.ones((2, 4)))
+    with pytest.raises(md.ShapeError, match=r"pos_weight of shape \(2, 4\) does not broadcast"):
+        loss(np.zeros(4), np.ones(4))
+    with pytest.raises(ValueError, match="pos_weight must be finite and >= 0"):
+        md.BCEWithLogitsLoss(pos_weight=np.array([1.0, -2.0]))
+    ok = md.BCEWithLogitsLoss(pos_weight=np.array([1.0, 2.0, 3.0]))
+    assert np.isfinite(ok(np.zeros((2, 3)), np.ones((2, 3))))
