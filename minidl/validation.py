@@ -99,7 +99,8 @@ def check_input(
         dtype: the dtype the input must have (the layer's parameter dtype), if any.
         finite: whether to refuse NaN/inf.
     """
-    x = as_float_array(x, who)
+    if type(x) is not np.ndarray or x.dtype.kind != "f":  # the common case skips the call
+        x = as_float_array(x, who)
     if x.ndim != ndim:
         raise ShapeError(f"{who}: expected a {ndim}-D input of shape {layout}, got shape {x.shape}")
     if sizes:
