@@ -26,9 +26,15 @@ class Parameter:
 
     Both ``data`` and ``grad`` may be rebound to new arrays of the same shape; layers look them
     up at call time and never keep views of them.
+
+    :meth:`zero_grad` costs nothing per element: it marks the gradient as zero, and the array is
+    zeroed when ``grad`` is next read, or never, when a layer's backward writes the whole gradient
+    through :meth:`grad_target` (a matrix product straight into the array, instead of adding a
+    temporary to zeros).  So a reference to the old ``grad`` array kept across ``zero_grad`` may
+    still show the old values until ``grad`` is read again.
     """
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ("_grad", "_grad_is_stale", "data", "requires_grad")
 
     def __init__(self, data: ArrayLike, *, dtype: DTypeLike | None = None, requires_grad: bool = True):
         array = np.array(data, dtype=dtype, copy=True)
@@ -38,8 +44,20 @@ class Parameter:
             else:
                 raise DTypeError(f"Parameter: expected a floating dtype, got {array.dtype}")
         self.data: np.ndarray = array
-        self.grad: np.ndarray = np.zeros_like(array)
+        self._grad: np.ndarray = np.zeros_like(array)
+        self._grad_is_stale = False  # True after zero_grad: _grad holds old values that count as zero
         self.requires_grad = bool(requires_grad)
+
+    @property
+    def grad(self) -> np.ndarray:
+        if self._grad_is_stale:  # zero_grad was called and nothing has written since: zero it now
+            self._fresh_grad().fill(0)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray) -> None:
+        self._grad = value
+        self._grad_is_stale = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -53,26 +71,46 @@ class Parameter:
     def size(self) -> int:
         return int(self.data.size)
 
+    def grad_target(self) -> tuple[np.ndarray, bool]:
+        """The gradient array for a backward to put its result in, and whether to *write* it.
+
+        ``(grad, True)`` right after :meth:`zero_grad`: the gradient is zero but the array holds old
+        values, so the caller must overwrite every element, e.g. ``np.matmul(a, b, out=grad)``,
+        saving the temporary and the pass over the array that ``grad += a @ b`` costs.
+        ``(grad, False)`` otherwise: add into it, as usual (a parameter used twice in one pass).
+        Call it after every check of the backward has passed, right before writing: once it has
+        returned ``True`` the array counts as written.
+        """
+        if not self._grad_is_stale:
+            return self._grad, False
+        return self._fresh_grad(), True
+
+    def _fresh_grad(self) -> np.ndarray:
+        """Clear the stale mark and return ``_grad``, re-made if ``data`` changed shape or dtype."""
+        self._grad_is_stale = False
+        grad = self._grad
+        if grad.shape != self.data.shape or grad.dtype != self.data.dtype:
+            grad = self._grad = np.empty_like(self.data)
+        return grad
+
     def grad_is_zero(self) -> bool:
         """Whether ``grad`` is exactly all zero, as right after :meth:`zero_grad`.
 
-        A layer's backward may then *write* its gradient into ``grad`` (e.g. ``np.matmul(a, b,
-        out=grad)``) instead of adding a temporary to it: the same result, without a temporary the
-        size of the parameter.  The test ORs the raw bits (about twice as fast as ``not
-        grad.any()``); -0.0 and NaN count as non-zero, which only means adding as usual.
+        True at once after ``zero_grad``; otherwise the test ORs the raw bits (about twice as fast
+        as ``not grad.any()``); -0.0 and NaN count as non-zero.
         """
-        grad = self.grad
+        if self._grad_is_stale:
+            return True
+        grad = self._grad
         uint = _UINT_OF_SIZE.get(grad.itemsize)
         if uint is None or grad.size == 0:
             return not grad.any()
         return not np.bitwise_or.reduce(grad.view(uint), axis=None)
 
     def zero_grad(self) -> None:
-        """Set ``grad`` to zero in place (reallocating it if its shape or dtype went stale)."""
-        if self.grad.shape != self.data.shape or self.grad.dtype != self.data.dtype:
-            self.grad = np.zeros_like(self.data)
-        else:
-            self.grad.fill(0)
+        """Make ``grad`` zero: marked now, the array zeroed (or re-made, if ``data`` changed shape or
+        dtype) when it is next read or overwritten whole by a backward (see :meth:`grad_target`)."""
+        self._grad_is_stale = True
 
     def astype(self, dtype: DTypeLike) -> Parameter:
         """Cast ``data`` and ``grad`` to ``dtype`` (rebinding them; arrays already of ``dtype`` are
@@ -81,7 +119,7 @@ class Parameter:
         if dtype.kind != "f":
             raise DTypeError(f"Parameter.astype: expected a floating dtype, got {dtype}")
         self.data = self.data.astype(dtype, copy=False)
-        self.grad = self.grad.astype(dtype, copy=False)
+        self._grad = self._grad.astype(dtype, copy=False)
         return self
 
     def assign(self, value: ArrayLike) -> None:

@@ -281,3 +281,63 @@ def test_backward_params_never_bypasses_a_custom_backward() -> None:
     assert md.layer.parameter_backward(plain) == plain.backward_params
     tanh = md.Tanh()
     assert md.layer.parameter_backward(tanh) == tanh.backward  # only the default backward_params above it
+
+
+def test_zero_grad_is_lazy_but_reads_as_zero() -> None:
+    p = md.Parameter(np.arange(6.0).reshape(2, 3))
+    p.grad += 5.0
+    array = p.grad
+    p.zero_grad()
+    assert p.grad_is_zero()
+    assert p.grad is array and np.all(p.grad == 0)  # zeroed in place when read
+    p.grad += 1.0
+    p.zero_grad()
+    grad, overwrite = p.grad_target()
+    assert overwrite and grad is array  # a backward may write the whole array ...
+    grad[...] = 7.0
+    assert p.grad_target() == (array, False)  # ... once: after that it adds
+    assert np.all(p.grad == 7.0)
+
+
+def test_zero_grad_remakes_a_grad_whose_data_changed_shape_or_dtype() -> None:
+    p = md.Parameter(np.ones((2, 3)))
+    p.data = np.ones((4,), dtype=np.float32)
+    p.zero_grad()
+    assert p.grad.shape == (4,) and p.grad.dtype == np.float32 and np.all(p.grad == 0)
+    p.data = np.ones((5,))
+    p.zero_grad()
+    grad, overwrite = p.grad_target()
+    assert overwrite and grad.shape == (5,) and grad.dtype == np.float64
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_writes_after_zero_grad_and_adds_otherwise(bias: bool) -> None:
+    rng = np.random.default_rng(3)
+    layer = md.Dense(4, 3, bias=bias, rng=0)
+    x, g = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    expected = x.T @ g if not bias else np.vstack([g.sum(axis=0), x.T @ g])
+    layer.W.grad += 100.0  # old values that zero_grad must make disappear
+    layer.zero_grad()
+    layer(x)
+    layer.backward(g)
+    np.testing.assert_allclose(layer.W.grad, expected, rtol=1e-13, atol=1e-13)
+    layer.backward_params(g)  # no zero_grad in between: the gradients add up
+    np.testing.assert_allclose(layer.W.grad, 2 * expected, rtol=1e-13, atol=1e-13)
+
+
+def test_shared_parameter_after_zero_grad_sums_both_uses() -> None:
+    rng = np.random.default_rng(4)
+    first = md.Dense(3, 3, rng=0)
+    second = md.Dense(3, 3, rng=1)
+    second.W = first.W
+    model = md.Sequential(first, md.Tanh(), second)
+    x = rng.normal(size=(6, 3))
+    for _ in range(2):  # the second round starts from stale gradients marked zero
+        model.zero_grad()
+        out = model(x)
+        model.backward(np.ones_like(out))
+    h = np.tanh(x @ first.W.data[1:] + first.W.data[0])
+    g_h = np.ones_like(out) @ second.W.data[1:].T * (1 - h**2)
+    expected = np.vstack([np.ones_like(out).sum(axis=0), h.T @ np.ones_like(out)])
+    expected += np.vstack([g_h.sum(axis=0), x.T @ g_h])
+    np.testing.assert_allclose(first.W.grad, expected, rtol=1e-12)

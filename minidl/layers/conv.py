@@ -255,16 +255,16 @@ class Conv2D(Layer):
             g = g.reshape(F, N * Ho * Wp)
         else:
             g = gt.reshape(F, N * Ho * Wo)  # a view when grad_output has the layout of our output
-        dW = self.W.grad
+        dW, overwrite = self.W.grad_target()
         rows = dW[1:] if self.bias else dW
-        if dW.any():  # accumulate
-            rows += patches @ g.T
-            if self.bias:
-                dW[0] += g.sum(axis=1)
-        else:  # still all zero (as after zero_grad): write in place, no weight-sized temporary
+        if overwrite:  # the gradient is zero (as after zero_grad): write it, no weight-sized temporary
             np.matmul(patches, g.T, out=rows)
             if self.bias:
                 np.add.reduce(g, axis=1, out=dW[0])
+        else:  # accumulate
+            rows += patches @ g.T
+            if self.bias:
+                dW[0] += np.add.reduce(g, axis=1)
         return g
 
     def input_shape_hint(self) -> tuple[int, ...]:

@@ -12,11 +12,6 @@ from ..validation import check_grad_output, check_input
 
 __all__ = ["Dense"]
 
-#: From this many weights on, a backward into a still-zero ``W.grad`` writes the product straight
-#: into it; below, a temporary is cheaper than the test for zero.
-_WRITE_IN_PLACE_MIN = 1 << 15
-
-
 class Dense(Layer):
     """``y = [1, x] @ W``: one weight matrix ``W`` whose row 0 is the bias (the x0 = 1 trick).
 
@@ -26,9 +21,9 @@ class Dense(Layer):
         weights), (in_features, out_features) with ``bias=False``.
 
     The augmented input ``[1, x]`` is never built: the forward is ``x @ W[1:] + W[0]`` and the
-    back-pass ``dW[1:] += x.T @ g``, ``dW[0] += g.sum(0)``, ``dx = g @ W[1:].T``.  When ``W.grad`` is
-    still all zero (right after ``zero_grad``) the products are written straight into it, so a
-    training step allocates no weight-sized temporary.
+    back-pass ``dW[1:] += x.T @ g``, ``dW[0] += g.sum(0)``, ``dx = g @ W[1:].T``.  Right after
+    ``zero_grad`` the products are written straight into ``W.grad`` (see
+    :meth:`~minidl.Parameter.grad_target`), so a training step allocates no weight-sized temporary.
 
     Args:
         W: exact initial values (any array of the right shape), instead of a random draw.
@@ -88,18 +83,18 @@ class Dense(Layer):
         self._require_cache(x)
         assert x is not None
         check_grad_output(grad_output, f"{self._who}.backward", (x.shape[0], self.out_features), x.dtype)
-        dW = self.W.grad
-        if dW.size < _WRITE_IN_PLACE_MIN or not self.W.grad_is_zero():  # add: dW[1:] += x.T @ g, ...
+        dW, overwrite = self.W.grad_target()
+        if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
             if not self.bias:
-                dW += x.T @ grad_output
+                np.matmul(x.T, grad_output, out=dW)
                 return
-            dW[1:] += x.T @ grad_output
-            dW[0] += grad_output.sum(axis=0)
-        elif not self.bias:  # still all zero (as after zero_grad): write, with no temporary
-            np.matmul(x.T, grad_output, out=dW)
-        else:
             np.matmul(x.T, grad_output, out=dW[1:])
             np.add.reduce(grad_output, axis=0, out=dW[0])
+        elif not self.bias:  # add: a parameter used twice in one pass, or no zero_grad in between
+            dW += x.T @ grad_output
+        else:
+            dW[1:] += x.T @ grad_output
+            dW[0] += np.add.reduce(grad_output, axis=0)
 
     def input_shape_hint(self) -> tuple[int, ...]:
         return (self.in_features,)
