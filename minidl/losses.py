@@ -198,7 +198,9 @@ class CrossEntropyLoss(Loss):
                     f"{who}: y_pred has shape {logits.shape}, so integer labels y_true must have shape "
                     f"({n},), got {target.shape}"
                 )
-            if n and (target.min() < 0 or target.max() >= c):  # two reductions, no temporaries
+            # One reduction checks both ends: seen as unsigned, a negative label is huge.
+            unsigned = target.view(np.dtype(f"u{target.dtype.itemsize}"))
+            if np.maximum.reduce(unsigned, axis=None) >= c:
                 bad = (target < 0) | (target >= c)
                 i = int(np.argmax(bad))
                 raise TargetError(
@@ -222,9 +224,9 @@ class CrossEntropyLoss(Loss):
                 f"{target.shape} for y_pred of shape {logits.shape}"
             )
 
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
         probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)
+        sums = np.add.reduce(probs, axis=1, keepdims=True)
         log_sums = np.log(sums)[:, 0]
         probs /= sums
         eps = self.label_smoothing
@@ -241,7 +243,7 @@ class CrossEntropyLoss(Loss):
             # -sum_c q log p = log_sum * sum_c q - sum_c q * shifted
             per_row = log_sums * q.sum(axis=1) - np.einsum("nc,nc->n", q, shifted)
         self._probs, self._labels, self._q = probs, labels, q
-        total = float(per_row.sum())
+        total = float(np.add.reduce(per_row))
         return total / n if self.reduction == "mean" else total
 
     def backward(self) -> np.ndarray:
@@ -251,17 +253,17 @@ class CrossEntropyLoss(Loss):
         assert probs is not None
         n, c = probs.shape
         scale = 1.0 / n if self.reduction == "mean" else 1.0
-        if self._labels is not None:
-            grad = probs.copy()
+        if self._labels is not None:  # scale * (p - q_smooth), q_smooth = (1 - eps) onehot + eps / C
             eps = self.label_smoothing
+            grad = np.multiply(probs, scale)  # a new array: the cached probabilities stay as they are
             if eps:
-                grad -= eps / c
-            grad[np.arange(n), self._labels] -= 1.0 - eps
-        else:
-            q = self._q
-            assert q is not None
-            grad = probs * q.sum(axis=1, keepdims=True)
-            grad -= q
+                grad -= scale * eps / c
+            grad[np.arange(n), self._labels] -= scale * (1.0 - eps)
+            return grad
+        q = self._q
+        assert q is not None
+        grad = probs * q.sum(axis=1, keepdims=True)
+        grad -= q
         if scale != 1.0:
             grad *= scale
         return grad

@@ -265,3 +265,17 @@ def test_bce_pos_weight_must_fit_the_logits_and_be_non_negative():
         md.BCEWithLogitsLoss(pos_weight=np.array([1.0, -2.0]))
     ok = md.BCEWithLogitsLoss(pos_weight=np.array([1.0, 2.0, 3.0]))
     assert np.isfinite(ok(np.zeros((2, 3)), np.ones((2, 3))))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64])
+def test_ce_label_range_check_for_every_integer_dtype(dtype: type) -> None:
+    loss = md.CrossEntropyLoss()
+    x = np.zeros((4, 3))
+    assert loss(x, np.array([0, 1, 2, 2], dtype=dtype)) == pytest.approx(np.log(3.0), rel=1e-15)
+    with pytest.raises(md.TargetError, match=r"class label 3 at index 1"):
+        loss(x, np.array([0, 3, 2, 2], dtype=dtype))
+    if np.issubdtype(dtype, np.signedinteger):
+        with pytest.raises(md.TargetError, match=r"class label -1 at index 2"):
+            loss(x, np.array([0, 1, -1, 2], dtype=dtype))
+        strided = np.array([0, -7, 1, -7, 2, -7], dtype=dtype)[::2]  # a view skipping bad labels
+        assert loss(np.zeros((3, 3)), strided) == pytest.approx(np.log(3.0), rel=1e-15)
