@@ -409,16 +409,20 @@ def parameter_backward(layer: Layer) -> Callable[[np.ndarray], object]:
     ``backward_params`` (e.g. a user's ``Dense`` subclass with its own back-pass, which the inherited
     ``backward_params`` would bypass), or when ``backward`` was replaced on the instance.
     """
-    cls = type(layer)
     if "backward" in layer.__dict__:
         return layer.backward
-
-    def owner(name: str) -> type:
-        return next(c for c in cls.__mro__ if name in c.__dict__)
-
-    if issubclass(owner("backward_params"), owner("backward")):
-        return layer.backward_params
-    return layer.backward
+    owner_backward: type | None = None  # the classes that define the two methods (Layer at the latest)
+    owner_params: type | None = None
+    for cls in type(layer).__mro__:
+        names = cls.__dict__
+        if owner_backward is None and "backward" in names:
+            owner_backward = cls
+        if owner_params is None and "backward_params" in names:
+            owner_params = cls
+        if owner_backward is not None and owner_params is not None:
+            break
+    assert owner_backward is not None and owner_params is not None
+    return layer.backward_params if issubclass(owner_params, owner_backward) else layer.backward
 
 
 def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
