@@ -22,6 +22,9 @@ __all__ = [
 
 _REDUCTIONS = ("mean", "sum")
 
+#: The unsigned integer type of each item size: a view that makes negative labels huge.
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
 
 class Loss:
     """Base class for losses; subclass it and write ``forward`` and ``backward``.
@@ -169,7 +172,7 @@ class CrossEntropyLoss(Loss):
             raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self._probs: np.ndarray | None = None
-        self._labels: np.ndarray | None = None
+        self._label_index: np.ndarray | None = None  # per row, the flat index of its label in (N * C)
         self._q: np.ndarray | None = None
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
@@ -199,15 +202,14 @@ class CrossEntropyLoss(Loss):
                     f"({n},), got {target.shape}"
                 )
             # One reduction checks both ends: seen as unsigned, a negative label is huge.
-            unsigned = target.view(np.dtype(f"u{target.dtype.itemsize}"))
-            if np.maximum.reduce(unsigned, axis=None) >= c:
+            if np.maximum.reduce(target.view(_UNSIGNED[target.dtype.itemsize]), axis=None) >= c:
                 bad = (target < 0) | (target >= c)
                 i = int(np.argmax(bad))
                 raise TargetError(
                     f"{who}: class label {int(target[i])} at index {i} is out of range for {c} classes "
                     f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
                 )
-            labels = target.astype(np.intp, copy=False)
+            labels = np.arange(0, n * c, c) + target.astype(np.intp, copy=False)  # flat index of the label
         elif target.ndim == 2:
             if target.shape != logits.shape:
                 raise ShapeError(
@@ -232,7 +234,7 @@ class CrossEntropyLoss(Loss):
         eps = self.label_smoothing
         if labels is not None:
             # -log p[n, y_n] = log_sum[n] - shifted[n, y_n]
-            per_row = log_sums - shifted[np.arange(n), labels]
+            per_row = log_sums - shifted.reshape(-1).take(labels)
             if eps:
                 per_row *= 1.0 - eps
                 per_row += eps * (log_sums - shifted.mean(axis=1))
@@ -242,7 +244,7 @@ class CrossEntropyLoss(Loss):
                 q = q * (1.0 - eps) + eps / c
             # -sum_c q log p = log_sum * sum_c q - sum_c q * shifted
             per_row = log_sums * q.sum(axis=1) - np.einsum("nc,nc->n", q, shifted)
-        self._probs, self._labels, self._q = probs, labels, q
+        self._probs, self._label_index, self._q = probs, labels, q
         total = float(np.add.reduce(per_row))
         return total / n if self.reduction == "mean" else total
 
@@ -253,12 +255,12 @@ class CrossEntropyLoss(Loss):
         assert probs is not None
         n, c = probs.shape
         scale = 1.0 / n if self.reduction == "mean" else 1.0
-        if self._labels is not None:  # scale * (p - q_smooth), q_smooth = (1 - eps) onehot + eps / C
+        if self._label_index is not None:  # scale * (p - q_smooth), q_smooth = (1 - eps) onehot + eps / C
             eps = self.label_smoothing
             grad = np.multiply(probs, scale)  # a new array: the cached probabilities stay as they are
             if eps:
                 grad -= scale * eps / c
-            grad[np.arange(n), self._labels] -= scale * (1.0 - eps)
+            grad.reshape(-1)[self._label_index] -= scale * (1.0 - eps)
             return grad
         q = self._q
         assert q is not None
