@@ -282,6 +282,16 @@ class SGD(Optimizer):
         if nesterov and (self.hyper["momentum"] <= 0 or self.hyper["dampening"] != 0):  # types checked
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
+    def step(self) -> None:
+        h = self.hyper
+        if h["momentum"] or h["weight_decay"] or type(self).update is not SGD.update:
+            super().step()
+            return
+        lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
+        for p in self.params:
+            if p.requires_grad:
+                _subtract_scaled(p.data, p.grad, lr)
+
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
         lr, momentum = h["lr"], h["momentum"]

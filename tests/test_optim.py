@@ -416,3 +416,22 @@ def test_against_torch_if_installed():
                 t.grad = torch.tensor(g)
             opt.step()
         assert_same(got, [t.detach().numpy() for t in ts], rtol=1e-10, atol=1e-12)
+
+
+def test_sgd_subclass_overriding_update_is_still_called() -> None:
+    calls = []
+
+    class CountingSGD(md.SGD):
+        def update(self, p: md.Parameter, state: dict) -> None:
+            calls.append(p)
+            super().update(p, state)
+
+    p = md.Parameter(np.ones(3))
+    p.grad[...] = 2.0
+    frozen = md.Parameter(np.ones(2), requires_grad=False)
+    CountingSGD([p, frozen], lr=0.5).step()
+    assert calls == [p]
+    np.testing.assert_array_equal(p.data, np.zeros(3))
+    md.SGD([p, frozen], lr=0.25).step()  # the plain fast path: frozen parameters stay put
+    np.testing.assert_array_equal(p.data, np.full(3, -0.5))
+    np.testing.assert_array_equal(frozen.data, np.ones(2))

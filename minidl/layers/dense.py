@@ -55,6 +55,7 @@ class Dense(Layer):
         self._x: np.ndarray | None = None
         # How error messages name the layer and its input, made once: forward runs every step.
         self._who = f"Dense({self.in_features} -> {self.out_features})"
+        self._who_backward = f"{self._who}.backward"
         self._layout = f"(N, {self.in_features})"
         self._sizes = {1: self.in_features}
 
@@ -82,7 +83,7 @@ class Dense(Layer):
         x = self._x
         self._require_cache(x)
         assert x is not None
-        check_grad_output(grad_output, f"{self._who}.backward", (x.shape[0], self.out_features), x.dtype)
+        check_grad_output(grad_output, self._who_backward, (x.shape[0], self.out_features), x.dtype)
         dW, overwrite = self.W.grad_target()
         if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
             if not self.bias:
