@@ -57,7 +57,7 @@ def test_gradient_checker_passes(cls: type, shape: tuple[int, ...], seed: int) -
     assert [r.name for r in report.results] == ["input"]
 
 
-@pytest.mark.parametrize("cls", [md.Sigmoid, md.Tanh, md.Softmax])
+@pytest.mark.parametrize("cls", [md.ReLU, md.Sigmoid, md.Tanh, md.Softmax])
 def test_outputs_kept_for_backward_are_read_only(cls: type) -> None:
     """The output is the backward's cache: changing it in place must fail loudly, not corrupt dx."""
     x = np.array([[0.5, -1.0, 2.0]])

@@ -54,21 +54,28 @@ class Activation(Layer):
 
 
 class ReLU(Activation):
-    """``y = max(x, 0)``; ``dy/dx`` is 1 where x > 0 and 0 elsewhere (0 at the kink x = 0)."""
+    """``y = max(x, 0)``; ``dy/dx`` is 1 where x > 0 and 0 elsewhere (0 at the kink x = 0).
+
+    The output is the backward cache (returned read-only, as Sigmoid's): ``y > 0`` exactly where
+    ``x > 0`` (NaN in gives NaN out and a zero slope).  Keeping ``y``, which the next layer keeps
+    anyway, instead of a mask saves memory, and making the 0/1 slope as a float array in backward
+    multiplies without NumPy's mixed-type cast buffer.
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
-        self._cache = x > 0
         if x.dtype == np.float32:
             # NumPy's float32 maximum against a scalar is not vectorised: against an array of zeros it
             # is 2-3x faster, allocation included (measured, NumPy 2.4; float64 is fast either way).
             y = np.zeros(x.shape, x.dtype)
-            return np.maximum(x, y, out=y)
-        return np.maximum(x, 0)
+            return self._keep(np.maximum(x, y, out=y))
+        return self._keep(np.maximum(x, 0))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        mask = self._cached_for(grad_output)
-        return grad_output * mask
+        y = self._cached_for(grad_output)
+        dx = (y > 0).astype(grad_output.dtype)
+        dx *= grad_output
+        return dx
 
 
 class Sigmoid(Activation):
