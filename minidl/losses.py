@@ -202,6 +202,8 @@ class CrossEntropyLoss(Loss):
                     f"({n},), got {target.shape}"
                 )
             # One reduction checks both ends: seen as unsigned, a negative label is huge.
+            if not target.dtype.isnative:  # e.g. big-endian labels read from a file
+                target = target.astype(target.dtype.newbyteorder("="))
             if np.maximum.reduce(target.view(_UNSIGNED[target.dtype.itemsize]), axis=None) >= c:
                 bad = (target < 0) | (target >= c)
                 i = int(np.argmax(bad))
@@ -226,7 +228,8 @@ class CrossEntropyLoss(Loss):
                 f"{target.shape} for y_pred of shape {logits.shape}"
             )
 
-        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+        # C order whatever the logits' layout: the flat label indices below assume it
+        shifted = np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True), order="C")
         probs = np.exp(shifted)
         sums = np.add.reduce(probs, axis=1, keepdims=True)
         log_sums = np.log(sums)[:, 0]

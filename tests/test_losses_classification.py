@@ -279,3 +279,29 @@ def test_ce_label_range_check_for_every_integer_dtype(dtype: type) -> None:
             loss(x, np.array([0, 1, -1, 2], dtype=dtype))
         strided = np.array([0, -7, 1, -7, 2, -7], dtype=dtype)[::2]  # a view skipping bad labels
         assert loss(np.zeros((3, 3)), strided) == pytest.approx(np.log(3.0), rel=1e-15)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_ce_gradient_does_not_depend_on_the_logits_layout(label_smoothing: float) -> None:
+    rng = np.random.default_rng(5)
+    logits, labels = rng.normal(size=(6, 4)), rng.integers(0, 4, size=6)
+    wide = rng.normal(size=(6, 8))
+    wide[:, ::2] = logits
+    results = []
+    for layout in (logits, np.asfortranarray(logits), wide[:, ::2], logits[::-1][::-1]):
+        loss = md.CrossEntropyLoss(label_smoothing=label_smoothing)
+        value = loss(layout, labels)
+        results.append((value, loss.backward()))
+    for value, grad in results[1:]:
+        assert value == pytest.approx(results[0][0], rel=1e-14)
+        np.testing.assert_allclose(grad, results[0][1], rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(results[0][1].sum(axis=1), 0.0, atol=1e-15)  # rows of p - q sum to 0
+
+
+@pytest.mark.parametrize("dtype", [">i2", ">i4", ">i8", "<i4"])
+def test_ce_accepts_labels_of_either_byte_order(dtype: str) -> None:
+    x = np.zeros((3, 300))
+    loss = md.CrossEntropyLoss()
+    assert loss(x, np.array([0, 299, 7], dtype=dtype)) == pytest.approx(np.log(300.0), rel=1e-14)
+    with pytest.raises(md.TargetError, match=r"class label 300 at index 0"):
+        loss(x, np.array([300, 0, 0], dtype=dtype))
