@@ -284,7 +284,7 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         h = self.hyper
-        if h["momentum"] or h["weight_decay"] or type(self).update is not SGD.update:
+        if h["momentum"] or h["weight_decay"] or type(self) is not SGD or "update" in self.__dict__:
             super().step()
             return
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter

@@ -79,7 +79,9 @@ class Parameter:
         saving the temporary and the pass over the array that ``grad += a @ b`` costs.
         ``(grad, False)`` otherwise: add into it, as usual (a parameter used twice in one pass).
         Call it after every check of the backward has passed, right before writing: once it has
-        returned ``True`` the array counts as written.
+        returned ``True`` the array counts as written (if the write is interrupted, call
+        :meth:`zero_grad` again).  The gradient checker fills gradient arrays with NaN before it
+        zeroes them, so a backward that adds into the array despite ``True`` fails the check.
         """
         if not self._grad_is_stale:
             return self._grad, False
@@ -119,7 +121,10 @@ class Parameter:
         if dtype.kind != "f":
             raise DTypeError(f"Parameter.astype: expected a floating dtype, got {dtype}")
         self.data = self.data.astype(dtype, copy=False)
-        self._grad = self._grad.astype(dtype, copy=False)
+        if self._grad_is_stale and self._grad.dtype != dtype:  # old values: nothing to convert
+            self._grad = np.empty_like(self.data)
+        else:
+            self._grad = self._grad.astype(dtype, copy=False)
         return self
 
     def assign(self, value: ArrayLike) -> None:

@@ -134,3 +134,29 @@ def test_gradient_checker_passes_on_dense(fin: int, fout: int, bias: bool, seed:
 def test_non_float_parameter_dtype_is_refused(dtype: object) -> None:
     with pytest.raises(md.DTypeError, match="Dense"):
         md.Dense(3, 2, dtype=dtype)  # type: ignore[arg-type]
+
+
+def test_an_interrupted_gradient_write_leaves_the_gradient_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = md.Dense(3, 2, rng=0)
+    x, g = np.ones((4, 3)), np.ones((4, 2))
+    layer(x)
+    layer.backward(g)  # some old gradient
+    layer.zero_grad()
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "matmul", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        layer.backward_params(g)
+    monkeypatch.undo()
+    assert np.all(layer.W.grad == 0)
+
+
+def test_astype_after_zero_grad_does_not_convert_old_values() -> None:
+    layer = md.Dense(2, 2, rng=0)
+    layer.W.grad[...] = 1e300  # too big for float32
+    layer.zero_grad()
+    with np.errstate(over="raise"):
+        layer.astype(np.float32)
+    assert layer.W.grad.dtype == np.float32 and np.all(layer.W.grad == 0)

@@ -807,3 +807,41 @@ def test_a_contract_problem_alone_does_not_trigger_a_drill_down() -> None:
     r = report["s"]
     assert not r.passed and r.mode == "directional" and r.failed == 0 and r.problems
     assert report.evaluations < 200
+
+
+class _IgnoresOverwrite(m.Layer):
+    """y = x @ W, whose backward takes grad_target() but always adds (a misuse of the protocol)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.W = m.Parameter(np.random.default_rng(0).normal(size=(3, 2)))
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x @ self.W.data
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        assert self._x is not None
+        dW, _ = self.W.grad_target()
+        dW += self._x.T @ grad_output  # wrong right after zero_grad: the array holds old values
+        return grad_output @ self.W.data.T
+
+
+def test_checker_catches_a_backward_that_adds_into_a_stale_gradient() -> None:
+    report = GradientChecker(_IgnoresOverwrite(), inputs=np.random.default_rng(1).normal(size=(4, 3))).run()
+    assert not report.passed
+    (w,) = [r for r in report.results if r.name == "W"]
+    assert not w.passed
+    assert "grad_target()" in str(report)
+
+
+def test_checker_leaves_a_zeroed_model_exactly_as_it_was() -> None:
+    model = m.Sequential(m.Dense(3, 4, rng=0), m.Tanh(), m.Dense(4, 2, rng=1))
+    x = np.random.default_rng(2).normal(size=(5, 3))
+    model.backward(np.ones_like(model(x)))
+    model.zero_grad()  # marked zero, the arrays still hold the old values
+    before = [(p._grad, p._grad.copy()) for p in model.parameters()]
+    assert GradientChecker(model, inputs=x).run().passed
+    for p, (array, values) in zip(model.parameters(), before, strict=True):
+        assert p._grad is array and p._grad_is_stale and np.array_equal(p._grad, values)

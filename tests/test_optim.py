@@ -435,3 +435,19 @@ def test_sgd_subclass_overriding_update_is_still_called() -> None:
     md.SGD([p, frozen], lr=0.25).step()  # the plain fast path: frozen parameters stay put
     np.testing.assert_array_equal(p.data, np.full(3, -0.5))
     np.testing.assert_array_equal(frozen.data, np.ones(2))
+
+
+def test_sgd_subclass_hooks_and_instance_update_are_honoured() -> None:
+    class ClippedSGD(md.SGD):
+        def _decayed_grad(self, p: md.Parameter, weight_decay: float) -> np.ndarray:
+            return np.clip(p.grad, -1.0, 1.0)
+
+    p = md.Parameter(np.zeros(2))
+    p.grad[...] = [10.0, -0.5]
+    ClippedSGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, [-0.1, 0.05])
+    calls = []
+    sgd = md.SGD([p], lr=0.1)
+    sgd.update = lambda param, state: calls.append(param)  # type: ignore[method-assign]
+    sgd.step()
+    assert calls == [p]

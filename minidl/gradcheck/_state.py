@@ -55,7 +55,7 @@ def copy_value(v: Any) -> Any:
 class LayerSnapshot:
     """Copies of every parameter (data and grad), buffer, generator state and train flag."""
 
-    params: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]] = field(
+    params: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool, bool]] = field(
         default_factory=list)
     buffers: list[tuple[Layer, str, np.ndarray | None, np.ndarray | None]] = field(default_factory=list)
     generators: list[tuple[np.random.Generator, Any]] = field(default_factory=list)
@@ -65,8 +65,10 @@ class LayerSnapshot:
     def take(cls, layer: Layer) -> LayerSnapshot:
         snap = cls()
         for _, p in layer.named_parameters():
-            # (parameter, data object, grad object, data copy, grad copy, requires_grad)
-            snap.params.append((p, p.data, p.grad, p.data.copy(), p.grad.copy(), p.requires_grad))
+            # (parameter, data object, grad object, data copy, grad copy, grad-is-stale flag, requires_grad);
+            # the grad is taken as stored, without the zero-fill that reading ``p.grad`` after zero_grad does
+            grad = p._grad
+            snap.params.append((p, p.data, grad, p.data.copy(), grad.copy(), p._grad_is_stale, p.requires_grad))
         for sub in layer.layers():
             for name, buf in sub._buffers.items():
                 snap.buffers.append((sub, name, buf, None if buf is None else buf.copy()))
@@ -81,10 +83,10 @@ class LayerSnapshot:
     def differences(self) -> list[str]:
         """What differs now from the snapshot (empty if nothing)."""
         out: list[str] = []
-        for p, data, grad, data_copy, grad_copy, req in self.params:
+        for p, data, grad, data_copy, grad_copy, stale, req in self.params:
             if p.data is not data or not same(p.data, data_copy):
                 out.append(f"parameter data {p!r}")
-            if p.grad is not grad or not same(p.grad, grad_copy):
+            if p._grad is not grad or p._grad_is_stale != stale or not (stale or same(grad, grad_copy)):
                 out.append(f"parameter grad {p!r}")
             if p.requires_grad != req:
                 out.append(f"requires_grad of {p!r}")
@@ -101,13 +103,14 @@ class LayerSnapshot:
 
     def restore(self) -> None:
         """Put every object and value back exactly as it was when the snapshot was taken."""
-        for p, data, grad, data_copy, grad_copy, req in self.params:
+        for p, data, grad, data_copy, grad_copy, stale, req in self.params:
             if data.shape == data_copy.shape and data.dtype == data_copy.dtype and data.flags.writeable:
                 np.copyto(data, data_copy)
             p.data = data
             if grad.shape == grad_copy.shape and grad.dtype == grad_copy.dtype and grad.flags.writeable:
                 np.copyto(grad, grad_copy)
             p.grad = grad
+            p._grad_is_stale = stale
             p.requires_grad = req
         for sub, name, buf, buf_copy in self.buffers:
             if buf is not None and buf_copy is not None and buf.flags.writeable:

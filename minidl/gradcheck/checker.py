@@ -85,6 +85,16 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+def _zero_grad_poisoned(layer: Layer) -> None:
+    """``zero_grad``, after filling every gradient array with NaN: ``zero_grad`` only marks a gradient
+    zero, and a backward that adds into the array ``grad_target()`` hands out for overwriting (instead
+    of writing all of it) then shows NaN, not a gradient that looks right by luck."""
+    for p in layer.parameters():
+        if p.grad.flags.writeable:
+            p.grad.fill(np.nan)
+    layer.zero_grad()
+
+
 def _stale_hint(cls: type) -> str:
     """Words for a class that overrides ``backward`` below the class its ``backward_params`` comes from."""
     def owner(name: str) -> type | None:
@@ -390,7 +400,7 @@ class GradientChecker:
 
     def _analytic(self, program: Program, work: Layer, x: Any) -> list[_Tensor]:
         params = list(work.named_parameters())
-        work.zero_grad()
+        _zero_grad_poisoned(work)
         _, dx = self._backward(program, work)
         dx = copy_value(dx) if dx is not None else None
         first = [p.grad.copy() for _, p in params]
@@ -404,6 +414,10 @@ class GradientChecker:
             if g1.shape != p.data.shape:
                 t.problems.append(f"backward left .grad of shape {g1.shape}, expected {p.data.shape}")
                 t.analytic = None
+            elif np.isnan(g1).any():
+                t.problems.append("backward left NaN in .grad: a NaN gradient, or a backward that took "
+                                  "grad_target() and did not overwrite every element when told to (the checker "
+                                  "fills .grad with NaN before zero_grad, which only marks it zero)")
             elif g2.shape == g1.shape:
                 # adding the same gradient twice may round differently from doubling it when a layer
                 # adds several terms; a violated contract is off by a whole gradient, not by round-off
@@ -484,7 +498,7 @@ class GradientChecker:
                                    "but a direct call of backward_params gives other gradients")
 
         def model_run(name: str) -> list[np.ndarray]:
-            work.zero_grad()
+            _zero_grad_poisoned(work)
             program.reset()
             program.cost(work.forward(program.x))
             getattr(work, name)(program.upstream())
@@ -512,7 +526,7 @@ class GradientChecker:
                 alone = copy.deepcopy(call.layer)  # a fresh copy for each method: the same state for both
                 for (_, g), state in zip(alone.named_generators(), call.generators, strict=False):
                     g.bit_generator.state = state
-                alone.zero_grad()
+                _zero_grad_poisoned(alone)
                 alone.forward(copy_value(call.x))
                 getattr(alone, name)(upstream.copy())
                 return [p.grad.copy() for _, p in alone.named_parameters()]

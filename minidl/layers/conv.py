@@ -258,9 +258,13 @@ class Conv2D(Layer):
         dW, overwrite = self.W.grad_target()
         rows = dW[1:] if self.bias else dW
         if overwrite:  # the gradient is zero (as after zero_grad): write it, no weight-sized temporary
-            np.matmul(patches, g.T, out=rows)
-            if self.bias:
-                np.add.reduce(g, axis=1, out=dW[0])
+            try:
+                np.matmul(patches, g.T, out=rows)
+                if self.bias:
+                    np.add.reduce(g, axis=1, out=dW[0])
+            except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
+                self.W.zero_grad()
+                raise
         else:  # accumulate
             rows += patches @ g.T
             if self.bias:

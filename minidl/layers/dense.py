@@ -86,11 +86,15 @@ class Dense(Layer):
         check_grad_output(grad_output, self._who_backward, (x.shape[0], self.out_features), x.dtype)
         dW, overwrite = self.W.grad_target()
         if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
-            if not self.bias:
-                np.matmul(x.T, grad_output, out=dW)
-                return
-            np.matmul(x.T, grad_output, out=dW[1:])
-            np.add.reduce(grad_output, axis=0, out=dW[0])
+            try:
+                if not self.bias:
+                    np.matmul(x.T, grad_output, out=dW)
+                else:
+                    np.matmul(x.T, grad_output, out=dW[1:])
+                    np.add.reduce(grad_output, axis=0, out=dW[0])
+            except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
+                self.W.zero_grad()
+                raise
         elif not self.bias:  # add: a parameter used twice in one pass, or no zero_grad in between
             dW += x.T @ grad_output
         else:
