@@ -237,10 +237,10 @@ _BLOCK_BYTES = 1 << 19
 def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
     """``w -= scale * g`` in place, with a temporary of at most ``_BLOCK_BYTES`` (block by block)
     rather than one the size of ``w``: the same arithmetic, so the same result to the bit."""
-    n_blocks = -(-w.nbytes // _BLOCK_BYTES)
-    if n_blocks <= 1 or not (w.flags.c_contiguous and g.flags.c_contiguous and w.shape == g.shape):
+    if w.nbytes <= _BLOCK_BYTES or not (w.flags.c_contiguous and g.flags.c_contiguous and w.shape == g.shape):
         w -= scale * g
         return
+    n_blocks = -(-w.nbytes // _BLOCK_BYTES)
     w_flat, g_flat = w.reshape(-1), g.reshape(-1)  # views: both are C-contiguous
     block = -(-w_flat.size // n_blocks)
     buf = np.empty(block, dtype=np.result_type(w, g))
