@@ -107,6 +107,11 @@ class Optimizer:
             if p.requires_grad:
                 self.update(p, state)
 
+    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
+        """What the constructor would refuse in ``hyper`` beyond type and sign (e.g. a beta >= 1), so
+        that :meth:`load_state_dict` refuses it too; subclasses with such ranges extend it."""
+        return []
+
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         """Update ``p.data`` in place from ``p.grad``, reading and writing its ``state``."""
         raise NotImplementedError(f"{type(self).__name__} must implement update(p, state)")
@@ -174,10 +179,14 @@ class Optimizer:
             got = sorted(map(str, hyper)) if isinstance(hyper, Mapping) else type(hyper).__name__
             problems.append(f"hyper-parameters: expected keys {sorted(self.hyper)}, got {got}")
         else:
+            typed = True
             for key, value in hyper.items():
                 problem = _hyper_problem(key, value, self.hyper[key])
                 if problem:
+                    typed = False
                     problems.append(f"hyper-parameter '{key}': {problem}")
+            if typed:
+                problems += self._range_problems(hyper)
         per_param = state["state"]
         if not isinstance(per_param, Mapping):
             problems.append(f"'state' must be a mapping, got {type(per_param).__name__}")
@@ -282,6 +291,11 @@ class SGD(Optimizer):
         if nesterov and (self.hyper["momentum"] <= 0 or self.hyper["dampening"] != 0):  # types checked
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
+    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
+        if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
+            return ["nesterov needs momentum > 0 and dampening = 0"]
+        return []
+
     def step(self) -> None:
         h = self.hyper
         if h["momentum"] or h["weight_decay"] or type(self) is not SGD or "update" in self.__dict__:
@@ -359,6 +373,10 @@ class Adam(Optimizer):
         beta2 = _check_beta(who, "betas[1]", beta2)
         super().__init__(params, {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
                                   "weight_decay": weight_decay, "amsgrad": bool(amsgrad)})
+
+    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
+        return [f"hyper-parameter '{key}': must be a number in [0, 1), got {hyper[key]!r}"
+                for key in ("beta1", "beta2") if not hyper[key] < 1]
 
     @property
     def betas(self) -> tuple[float, float]:
@@ -449,6 +467,11 @@ class RMSprop(Optimizer):
             raise ValueError(f"RMSprop: alpha must be a number in [0, 1], got {alpha!r}")
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
                                   "momentum": momentum, "centered": bool(centered)})
+
+    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
+        if not hyper["alpha"] <= 1:
+            return [f"hyper-parameter 'alpha': must be a number in [0, 1], got {hyper['alpha']!r}"]
+        return []
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper

@@ -451,3 +451,20 @@ def test_sgd_subclass_hooks_and_instance_update_are_honoured() -> None:
     sgd.update = lambda param, state: calls.append(param)  # type: ignore[method-assign]
     sgd.step()
     assert calls == [p]
+
+
+@pytest.mark.parametrize("make, key, bad, match", [
+    (lambda ps: Adam(ps), "beta1", 1.5, r"beta1.*\[0, 1\)"),
+    (lambda ps: AdamW(ps), "beta2", 1.0, r"beta2.*\[0, 1\)"),
+    (lambda ps: RMSprop(ps), "alpha", 1.2, r"alpha.*\[0, 1\]"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True), "momentum", 0.0, "nesterov needs momentum"),
+])
+def test_load_state_dict_refuses_what_the_constructor_refuses(make, key, bad, match) -> None:
+    p = md.Parameter(np.ones(3))
+    opt = make([p])
+    state = opt.state_dict()
+    state["hyper"] = dict(state["hyper"], **{key: bad})
+    before = dict(opt.hyper)
+    with pytest.raises(StateDictError, match=match):
+        opt.load_state_dict(state)
+    assert opt.hyper == before
