@@ -35,6 +35,7 @@ import json
 import math
 import os
 import secrets
+import stat
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -165,7 +166,9 @@ def _atomic_writer(path: str) -> Iterator[Any]:
     """Yield a binary file in ``path``'s folder; on success fsync it and rename it onto ``path``.
 
     The temporary file is created with ``O_EXCL`` and mode ``0o666`` (so the umask applies, as for
-    any new file).  On any exception it is removed and ``path`` is left untouched.
+    any new file); when it replaces an existing file it takes that file's permission bits first, so
+    a private (``0o600``) checkpoint stays private.  On any exception it is removed and ``path`` is
+    left untouched.
     """
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
@@ -181,6 +184,15 @@ def _atomic_writer(path: str) -> Iterator[Any]:
         raise FileExistsError(f"minidl.save: could not create a temporary file next to {path!r}")
     try:
         with os.fdopen(fd, "wb") as handle:
+            try:
+                mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
+            except FileNotFoundError:
+                mode = None
+            if mode is not None:  # before any data is written into the temporary file
+                if hasattr(os, "fchmod"):
+                    os.fchmod(handle.fileno(), mode)
+                else:  # pragma: no cover - Windows
+                    os.chmod(tmp, mode)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -166,6 +166,18 @@ def test_new_file_mode_follows_the_umask(tmp_path: pathlib.Path) -> None:
     assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
+def test_replacing_a_file_keeps_its_permissions(tmp_path: pathlib.Path, mode: int) -> None:
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    target = tmp_path / "ckpt"
+    md.save({"epoch": 1}, target)
+    target.chmod(mode)
+    md.save({"epoch": 2}, target)
+    assert target.stat().st_mode & 0o777 == mode
+    assert md.load(target)["epoch"] == 2
+
+
 def test_model_and_optimizer_round_trip(tmp_path: pathlib.Path) -> None:
     model = md.Sequential(md.Dense(4, 3, rng=0), md.Tanh(), md.Dense(3, 2, rng=1)).astype(np.float32)
     opt = md.SGD(model.parameters(), lr=0.1, momentum=0.9)
