@@ -39,7 +39,8 @@ class Activation(Layer):
         return y
 
     def _input(self, x: np.ndarray) -> np.ndarray:
-        x = as_float_array(x, type(self).__name__)
+        if type(x) is not np.ndarray or x.dtype.kind != "f":  # the common case skips the call
+            x = as_float_array(x, type(self).__name__)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
         return x
@@ -49,7 +50,8 @@ class Activation(Layer):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        check_grad_output(grad_output, f"{type(self).__name__}.backward", cache.shape, self._dtype)
+        if type(grad_output) is not np.ndarray or grad_output.shape != cache.shape or grad_output.dtype != self._dtype:
+            check_grad_output(grad_output, f"{type(self).__name__}.backward", cache.shape, self._dtype)
         return cache
 
 
