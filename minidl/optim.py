@@ -27,7 +27,10 @@ def _number(who: str, name: str, value: Any) -> float:
     too); a bool, string, None, array or anything else raises ``TypeError`` naming ``who`` and ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{who}: {name} must be a number, got {type(value).__name__} {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}") from None
 
 
 class Optimizer:
@@ -175,18 +178,19 @@ class Optimizer:
         if extra:
             problems.append(f"unexpected keys {extra}")
         hyper = state["hyper"]
+        converted: Hyper = {}  # as the constructor stores them: Python floats and bools
         if not isinstance(hyper, Mapping) or set(hyper) != set(self.hyper):
             got = sorted(map(str, hyper)) if isinstance(hyper, Mapping) else type(hyper).__name__
             problems.append(f"hyper-parameters: expected keys {sorted(self.hyper)}, got {got}")
         else:
-            typed = True
             for key, value in hyper.items():
-                problem = _hyper_problem(key, value, self.hyper[key])
-                if problem:
-                    typed = False
+                number, problem = _hyper_value(value, self.hyper[key])
+                if problem is None:
+                    converted[key] = number
+                else:
                     problems.append(f"hyper-parameter '{key}': {problem}")
-            if typed:
-                problems += self._range_problems(hyper)
+            if len(converted) == len(hyper):
+                problems += self._range_problems(converted)
         per_param = state["state"]
         if not isinstance(per_param, Mapping):
             problems.append(f"'state' must be a mapping, got {type(per_param).__name__}")
@@ -210,7 +214,12 @@ class Optimizer:
                         problems.append(f"state '{i}.{key}': expected dtype {p.dtype}, got {value.dtype}")
                     copied[key] = np.array(value, copy=True)
                 elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-                    copied[key] = value.item() if isinstance(value, np.generic) else value
+                    number = value.item() if isinstance(value, np.generic) else value
+                    if key == "step" and not (float(number).is_integer() and number >= 0):
+                        problems.append(f"state '{i}.step': expected a whole number >= 0, got {value!r}")
+                    elif not math.isfinite(number):
+                        problems.append(f"state '{i}.{key}': expected a finite number, got {value!r}")
+                    copied[key] = int(number) if key == "step" and math.isfinite(number) else number
                 else:
                     problems.append(f"state '{i}.{key}': unsupported value of type {type(value).__name__}")
             new_state.append(copied)
@@ -219,7 +228,7 @@ class Optimizer:
                 f"{name}.load_state_dict refused the state ({len(problems)} problem"
                 f"{'s' if len(problems) > 1 else ''}); nothing was changed:\n  " + "\n  ".join(problems)
             )
-        self.hyper = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in hyper.items()}
+        self.hyper = converted
         self.state = new_state
 
     def __repr__(self) -> str:
@@ -227,15 +236,22 @@ class Optimizer:
         return f"{type(self).__name__}({len(self.params)} parameters, {args})"
 
 
-def _hyper_problem(key: str, value: Any, current: Any) -> str | None:
-    """Why ``value`` cannot replace the hyper-parameter ``key`` (now ``current``), or ``None``."""
+def _hyper_value(value: Any, current: Any) -> tuple[float | bool, str | None]:
+    """``value`` converted as the constructor stores it (a bool where ``current`` is one, else a
+    Python float), and ``None``; or a placeholder and why ``value`` cannot be a hyper-parameter."""
     if isinstance(current, bool):
-        return None if isinstance(value, (bool, np.bool_)) else f"expected a bool, got {value!r}"
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value), None
+        return False, f"expected a bool, got {value!r}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return f"expected a number, got {value!r}"
-    if not np.isfinite(value) or value < 0:  # lr may be 0: a schedule may have annealed it there
-        return f"expected a finite number >= 0, got {value!r}"
-    return None
+        return 0.0, f"expected a number, got {value!r}"
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range
+        number = math.inf
+    if not (math.isfinite(number) and number >= 0):  # lr may be 0: a schedule may have annealed it there
+        return 0.0, f"expected a finite number >= 0, got {value!r}"
+    return number, None
 
 
 #: The largest temporary of the plain SGD update, in bytes: a bigger parameter is updated in equal
@@ -293,7 +309,7 @@ class SGD(Optimizer):
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         if hyper["nesterov"] and (hyper["momentum"] <= 0 or hyper["dampening"] != 0):
-            return ["nesterov needs momentum > 0 and dampening = 0"]
+            return ["hyper-parameter 'nesterov': nesterov needs momentum > 0 and dampening = 0"]
         return []
 
     def step(self) -> None:

@@ -465,6 +465,29 @@ def test_load_state_dict_refuses_what_the_constructor_refuses(make, key, bad, ma
     state = opt.state_dict()
     state["hyper"] = dict(state["hyper"], **{key: bad})
     before = dict(opt.hyper)
+    state_before = copy.deepcopy(opt.state)
     with pytest.raises(StateDictError, match=match):
         opt.load_state_dict(state)
     assert opt.hyper == before
+    assert repr(opt.state) == repr(state_before)
+
+
+def test_load_state_dict_stores_python_floats_and_refuses_odd_numbers() -> None:
+    p = md.Parameter(np.ones(3))
+    opt = Adam([p], lr=0.1)
+    p.grad[...] = 1.0
+    opt.step()
+    state = opt.state_dict()
+    state["hyper"] = dict(state["hyper"], beta1=np.float32(0.5), lr=np.longdouble(0.01))
+    opt.load_state_dict(state)
+    assert opt.hyper["beta1"] == 0.5 and type(opt.hyper["beta1"]) is float and type(opt.hyper["lr"]) is float
+    for key, bad in (("eps", 2**64 * 10**300), ("lr", float("nan")), ("weight_decay", -1)):
+        with pytest.raises(StateDictError, match=f"'{key}'"):
+            opt.load_state_dict(dict(state, hyper=dict(state["hyper"], **{key: bad})))
+    for bad_step in (float("nan"), 1.5, -1):
+        broken = opt.state_dict()
+        broken["state"]["0"]["step"] = bad_step
+        with pytest.raises(StateDictError, match=r"state '0.step'"):
+            opt.load_state_dict(broken)
+    with pytest.raises(ValueError, match="momentum must be a finite number"):
+        SGD([p], lr=0.1, momentum=10**400)
