@@ -184,15 +184,7 @@ def _atomic_writer(path: str) -> Iterator[Any]:
         raise FileExistsError(f"minidl.save: could not create a temporary file next to {path!r}")
     try:
         with os.fdopen(fd, "wb") as handle:
-            try:
-                mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
-            except FileNotFoundError:
-                mode = None
-            if mode is not None:  # before any data is written into the temporary file
-                if hasattr(os, "fchmod"):
-                    os.fchmod(handle.fileno(), mode)
-                else:  # pragma: no cover - Windows
-                    os.chmod(tmp, mode)
+            _copy_permissions(path, handle.fileno())  # before any data is written
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -202,6 +194,18 @@ def _atomic_writer(path: str) -> Iterator[Any]:
             os.remove(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _copy_permissions(path: str, fd: int) -> None:
+    """Give the open temporary file ``fd`` the read/write/execute bits of the regular file at
+    ``path``, if there is one (best effort: nothing for a missing path, a directory, a symlink loop,
+    Windows, or a file system that refuses chmod; setuid/setgid/sticky bits are never copied)."""
+    if not hasattr(os, "fchmod"):  # pragma: no cover - Windows
+        return
+    with contextlib.suppress(OSError):
+        info = os.stat(path)
+        if stat.S_ISREG(info.st_mode):
+            os.fchmod(fd, stat.S_IMODE(info.st_mode) & 0o777)
 
 
 def _fsync_folder(folder: str) -> None:

@@ -178,6 +178,30 @@ def test_replacing_a_file_keeps_its_permissions(tmp_path: pathlib.Path, mode: in
     assert md.load(target)["epoch"] == 2
 
 
+def test_permissions_are_copied_only_from_a_regular_file(tmp_path: pathlib.Path) -> None:
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    old = os.umask(0o022)
+    try:
+        loop = tmp_path / "loop"
+        loop.symlink_to(loop)  # a symlink to itself: replaced by the checkpoint, as before
+        md.save({"epoch": 1}, loop)
+        assert not loop.is_symlink() and loop.stat().st_mode & 0o7777 == 0o644
+        folder = tmp_path / "folder"
+        folder.mkdir(mode=0o2775)
+        link = tmp_path / "to_folder"
+        link.symlink_to(folder)
+        md.save({"epoch": 1}, link)  # the link is replaced; no directory bits are copied
+        assert link.stat().st_mode & 0o7777 == 0o644
+        special = tmp_path / "special"
+        md.save({"epoch": 1}, special)
+        special.chmod(0o1755)  # sticky: never copied
+        md.save({"epoch": 2}, special)
+        assert special.stat().st_mode & 0o7777 == 0o755
+    finally:
+        os.umask(old)
+
+
 def test_model_and_optimizer_round_trip(tmp_path: pathlib.Path) -> None:
     model = md.Sequential(md.Dense(4, 3, rng=0), md.Tanh(), md.Dense(3, 2, rng=1)).astype(np.float32)
     opt = md.SGD(model.parameters(), lr=0.1, momentum=0.9)
