@@ -11,7 +11,7 @@ runs' ratios).  minidl's time is from its rounds against the hand-written step.
 Peak memory: the peak of ``tracemalloc`` (NumPy reports its array allocations to it) during a
 steady-state step, counting everything the training holds (parameters, gradients, optimizer buffers,
 cached activations) plus temporaries.  The data batch is excluded, and so are the Python objects the
-training holds (layers, loss, optimizer, their dicts, array headers: a fixed 2-30 KiB, printed in a
+training holds (layers, loss, optimizer, their dicts, array headers: a fixed 1-30 KiB, printed in a
 column of their own), which would otherwise be all there is to compare on the 6-weight regression.
 PyTorch's memory is not traced.
 
@@ -323,8 +323,9 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
 
 @dataclass(frozen=True)
 class Memory:
-    """Peak traced bytes during a steady-state step, and the part of it that is the Python objects
-    (not array data) built before the step: the layers, the optimizer, their dicts."""
+    """Peak traced bytes during a steady-state step, and the Python objects (not array data) the
+    training holds, counted right after that step: the layers, the optimizer, their dicts, array
+    headers."""
 
     peak: int
     objects: int
@@ -349,6 +350,8 @@ def peak_memory(factory: Callable[[], Step]) -> Memory:
     domain 0, whose bytes held after the step (the structure, and the step's results and caches as
     headers) are reported apart (``Memory.objects``).
     """
+    if tracemalloc.is_tracing():  # it would count everything since it started, and be stopped by us
+        raise RuntimeError("peak_memory: tracemalloc is already tracing (PYTHONTRACEMALLOC, -X tracemalloc?)")
     gc.collect()
     tracemalloc.start()
     try:
