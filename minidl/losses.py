@@ -91,8 +91,8 @@ class MSELoss(Loss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         y_pred, target = self._pair(y_pred, y_true)
-        diff = y_pred - target
-        self._diff = diff
+        self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
+        diff = self._diff = y_pred - target
         total = float(np.vdot(diff, diff))
         return total / diff.size if self.reduction == "mean" else total
 
@@ -118,8 +118,8 @@ class HalfSquaredError(Loss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         y_pred, target = self._pair(y_pred, y_true)
-        diff = y_pred - target
-        self._diff = diff
+        self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
+        diff = self._diff = y_pred - target
         return 0.5 * float(np.vdot(diff, diff))
 
     def backward(self) -> np.ndarray:
@@ -228,6 +228,7 @@ class CrossEntropyLoss(Loss):
                 f"{target.shape} for y_pred of shape {logits.shape}"
             )
 
+        self._probs = self._label_index = self._q = None  # the previous batch's arrays go first (peak memory)
         # C order whatever the logits' layout: the flat label indices below assume it
         shifted = np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True), order="C")
         probs = np.exp(shifted)

@@ -231,3 +231,17 @@ def test_peak_memory_of_a_training_step_within_1_3x_the_hand_written_one(sizes, 
     assert theirs.arrays > weights and ours.arrays > 2 * weights  # parameters (and minidl's gradients) count
     assert ours.arrays <= 1.3 * theirs.arrays, (ours, theirs)
     assert 0 < ours.objects < 64 * 1024, ours  # the layers, loss and optimizer: a few KiB
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_regression_step_array_data_within_1_3x_the_hand_written_one(dtype) -> None:
+    """On the 6-weight regression only array data is worth comparing (a few hundred bytes); it is
+    sampled after every line and C call of the step (``benchmarks/array_memory.py``)."""
+    if tracemalloc.is_tracing():
+        pytest.skip("tracemalloc already runs (PYTHONTRACEMALLOC or a plugin)")
+    from benchmarks.array_memory import measure
+
+    setup = mlp_setup(Case("memory", "mlp", (5, 1), 32, dtype, "mse"))
+    ours, theirs = measure(setup.factories["minidl"]), measure(setup.factories["numpy"])
+    assert theirs >= 32 * np.dtype(dtype).itemsize  # at least the batch's predictions
+    assert ours <= 1.3 * theirs, (ours, theirs)
