@@ -148,32 +148,60 @@ class CrossEntropyLoss(Loss):
         y_pred: (N, C) raw scores (logits), *not* probabilities.
         y_true: (N,) integer class labels in ``[0, C)``, or (N, C) class probabilities (e.g. one-hot).
 
-    Forward, with a stable log-softmax ``log p = (x - max) - log(sum(exp(x - max)))`` per row and
-    the target distribution ``q`` (one-hot of the label, or the given probabilities)::
+    Forward, with a stable log-softmax ``log p = (x - max) - log(sum(exp(x - max)))`` per row, the
+    target distribution ``q`` (one-hot of the label, or the given probabilities) and class weights
+    ``w`` (all 1 without ``weight``)::
 
-        q_smooth = (1 - label_smoothing) * q + label_smoothing / C
-        loss_n   = -sum_c q_smooth[n, c] * log p[n, c]
-        loss     = mean_n loss_n  (reduction="mean")  or  sum_n loss_n  ("sum")
+        a[n, c]  = w[c] * ((1 - label_smoothing) * q[n, c] + label_smoothing / C)
+        loss_n   = -sum_c a[n, c] * log p[n, c]                (0 for a row labelled ignore_index)
+        loss     = sum_n loss_n / norm,   norm = sum of w[y_n] over the rows not ignored (labels),
+                                                 N (probabilities), 1 (reduction="sum")
 
     Backward (softmax and cross-entropy fused; the forward's softmax is reused)::
 
-        dloss/dx[n] = (p[n] * sum_c q_smooth[n, c] - q_smooth[n]) / N     (without / N for "sum")
+        dloss/dx[n] = (p[n] * sum_c a[n, c] - a[n]) / norm
 
-    which is ``(p - onehot) / N`` for plain labels, since then the row of ``q`` sums to 1.
+    which is ``(p - onehot) / N`` for plain labels.  As PyTorch: with ``weight`` the mean is taken
+    over the weights of the labels; ``ignore_index`` applies to integer labels only.  Unlike PyTorch,
+    ``ignore_index`` is off by default (PyTorch ignores -100), so a stray label is an error, and a
+    mean over a batch whose every label is ignored (or weighs 0) raises ``TargetError`` instead of
+    returning NaN.
 
-    Not implemented from PyTorch: per-class ``weight``, ``ignore_index``, ``reduction="none"`` and
-    logits with extra spatial axes ``(N, C, d1, ...)``.
+    Args:
+        reduction: ``"mean"`` or ``"sum"``.
+        label_smoothing: in [0, 1].
+        weight: (C,) non-negative class weights.
+        ignore_index: a label value whose rows count for nothing (it may lie outside [0, C)).
+
+    Not implemented from PyTorch: ``reduction="none"`` and logits with extra spatial axes
+    ``(N, C, d1, ...)``.
     """
 
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
-        self.reduction = _check_reduction("CrossEntropyLoss", reduction)
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0, *,
+                 weight: Any = None, ignore_index: int | None = None) -> None:
+        who = "CrossEntropyLoss"
+        self.reduction = _check_reduction(who, reduction)
         label_smoothing = float(label_smoothing)
         if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
+            raise ValueError(f"{who}: label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = label_smoothing
+        self.weight: np.ndarray | None = None
+        if weight is not None:
+            w = np.array(as_array(weight, who, "weight"), dtype=np.float64)  # a copy, float64
+            if w.ndim != 1 or w.size == 0:
+                raise ShapeError(f"{who}: weight must be a 1-D array of one weight per class, got shape {w.shape}")
+            if not (np.isfinite(w).all() and (w >= 0).all()):
+                raise ValueError(f"{who}: class weights must be finite and >= 0, got {w}")
+            w.flags.writeable = False
+            self.weight = w
+        if ignore_index is not None and (isinstance(ignore_index, (bool, np.bool_))
+                                         or not isinstance(ignore_index, (int, np.integer))):
+            raise TypeError(f"{who}: ignore_index must be an int or None, got {ignore_index!r}")
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
         self._probs: np.ndarray | None = None
-        self._label_index: np.ndarray | None = None  # per row, the flat index of its label in (N * C)
-        self._q: np.ndarray | None = None
+        self._label_index: np.ndarray | None = None  # plain labels: per row, the flat index of its label
+        self._coef: np.ndarray | None = None  # otherwise: the coefficients a (N, C) of the docstring
+        self._norm = 1.0
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) logits; y_true: (N,) int labels or (N, C) probabilities -> scalar loss."""
@@ -187,9 +215,14 @@ class CrossEntropyLoss(Loss):
             )
         check_finite(logits, who, "y_pred (logits)")
         n, c = logits.shape
+        weight = self.weight
+        if weight is not None and weight.shape != (c,):
+            raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} classes")
         target = as_array(y_true, who, "y_true")
-        labels: np.ndarray | None = None
-        q: np.ndarray | None = None
+        labels: np.ndarray | None = None  # flat label indices (plain labels: the fast path)
+        coef: np.ndarray | None = None  # the coefficients a (N, C) otherwise
+        norm = float(n)  # what the mean divides by
+        eps = self.label_smoothing
         if target.ndim == 1:
             if target.dtype.kind not in "iu":
                 raise DTypeError(
@@ -201,17 +234,32 @@ class CrossEntropyLoss(Loss):
                     f"{who}: y_pred has shape {logits.shape}, so integer labels y_true must have shape "
                     f"({n},), got {target.shape}"
                 )
-            # One reduction checks both ends: seen as unsigned, a negative label is huge.
             if not target.dtype.isnative:  # e.g. big-endian labels read from a file
                 target = target.astype(target.dtype.newbyteorder("="))
-            if np.maximum.reduce(target.view(_UNSIGNED[target.dtype.itemsize]), axis=None) >= c:
+            kept = None if self.ignore_index is None else target != self.ignore_index
+            # One reduction checks both ends: seen as unsigned, a negative label is huge.
+            checked = target if kept is None else target[kept]
+            if checked.size and np.maximum.reduce(checked.view(_UNSIGNED[target.dtype.itemsize]), axis=None) >= c:
                 bad = (target < 0) | (target >= c)
+                if kept is not None:
+                    bad &= kept
                 i = int(np.argmax(bad))
                 raise TargetError(
                     f"{who}: class label {int(target[i])} at index {i} is out of range for {c} classes "
                     f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
                 )
-            labels = np.arange(0, n * c, c) + target.astype(np.intp, copy=False)  # flat index of the label
+            if weight is None and kept is None:
+                labels = np.arange(0, n * c, c) + target.astype(np.intp, copy=False)  # flat index of the label
+            else:
+                rows = np.arange(n) if kept is None else np.flatnonzero(kept)
+                picked = target[rows].astype(np.intp, copy=False)
+                coef = np.zeros((n, c), dtype=logits.dtype)
+                coef[rows, picked] = 1.0 - eps
+                if eps:
+                    coef[rows] += eps / c
+                if weight is not None:
+                    coef *= weight.astype(logits.dtype)
+                norm = float(np.add.reduce(weight[picked])) if weight is not None else float(rows.size)
         elif target.ndim == 2:
             if target.shape != logits.shape:
                 raise ShapeError(
@@ -220,22 +268,32 @@ class CrossEntropyLoss(Loss):
                 )
             if target.dtype.kind not in "fiub":
                 raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
-            q = target.astype(logits.dtype, copy=False)
-            check_finite(q, who, "y_true")
+            coef = target.astype(logits.dtype, copy=False)
+            check_finite(coef, who, "y_true")
+            if eps:
+                coef = coef * (1.0 - eps) + eps / c
+            if weight is not None:
+                coef = coef * weight.astype(logits.dtype)
         else:
             raise ShapeError(
                 f"{who}: y_true must be (N,) integer labels or (N, C) probabilities; got shape "
                 f"{target.shape} for y_pred of shape {logits.shape}"
             )
+        if self.reduction == "sum":
+            norm = 1.0
+        elif norm == 0.0:
+            raise TargetError(
+                f"{who}: the mean has nothing to average: every label of the batch is ignore_index "
+                f"({self.ignore_index}) or has class weight 0"
+            )
 
-        self._probs = self._label_index = self._q = None  # the previous batch's arrays go first (peak memory)
+        self._probs = self._label_index = self._coef = None  # the previous batch's arrays go first (peak memory)
         # C order whatever the logits' layout: the flat label indices below assume it
         shifted = np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True), order="C")
         probs = np.exp(shifted)
         sums = np.add.reduce(probs, axis=1, keepdims=True)
         log_sums = np.log(sums)[:, 0]
         probs /= sums
-        eps = self.label_smoothing
         if labels is not None:
             # -log p[n, y_n] = log_sum[n] - shifted[n, y_n]
             per_row = log_sums - shifted.reshape(-1).take(labels)
@@ -243,22 +301,19 @@ class CrossEntropyLoss(Loss):
                 per_row *= 1.0 - eps
                 per_row += eps * (log_sums - shifted.mean(axis=1))
         else:
-            assert q is not None
-            if eps:
-                q = q * (1.0 - eps) + eps / c
-            # -sum_c q log p = log_sum * sum_c q - sum_c q * shifted
-            per_row = log_sums * q.sum(axis=1) - np.einsum("nc,nc->n", q, shifted)
-        self._probs, self._label_index, self._q = probs, labels, q
-        total = float(np.add.reduce(per_row))
-        return total / n if self.reduction == "mean" else total
+            assert coef is not None
+            # -sum_c a log p = log_sum * sum_c a - sum_c a * shifted
+            per_row = log_sums * coef.sum(axis=1) - np.einsum("nc,nc->n", coef, shifted)
+        self._probs, self._label_index, self._coef, self._norm = probs, labels, coef, norm
+        return float(np.add.reduce(per_row)) / norm
 
     def backward(self) -> np.ndarray:
         """dloss/dlogits: (N, C), same dtype as the logits."""
         probs = self._probs
         self._require(probs)
         assert probs is not None
-        n, c = probs.shape
-        scale = 1.0 / n if self.reduction == "mean" else 1.0
+        c = probs.shape[1]
+        scale = 1.0 / self._norm
         if self._label_index is not None:  # scale * (p - q_smooth), q_smooth = (1 - eps) onehot + eps / C
             eps = self.label_smoothing
             grad = np.multiply(probs, scale)  # a new array: the cached probabilities stay as they are
@@ -266,10 +321,10 @@ class CrossEntropyLoss(Loss):
                 grad -= scale * eps / c
             grad.reshape(-1)[self._label_index] -= scale * (1.0 - eps)
             return grad
-        q = self._q
-        assert q is not None
-        grad = probs * q.sum(axis=1, keepdims=True)
-        grad -= q
+        coef = self._coef
+        assert coef is not None
+        grad = probs * coef.sum(axis=1, keepdims=True)
+        grad -= coef
         if scale != 1.0:
             grad *= scale
         return grad
@@ -280,8 +335,14 @@ class CrossEntropyLoss(Loss):
         return self._probs
 
     def extra_repr(self) -> str:
-        smooth = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
-        return f"reduction={self.reduction!r}{smooth}"
+        parts = [f"reduction={self.reduction!r}"]
+        if self.label_smoothing:
+            parts.append(f"label_smoothing={self.label_smoothing}")
+        if self.weight is not None:
+            parts.append(f"weight={self.weight.tolist()}")
+        if self.ignore_index is not None:
+            parts.append(f"ignore_index={self.ignore_index}")
+        return ", ".join(parts)
 
 
 class BCEWithLogitsLoss(Loss):

@@ -305,3 +305,104 @@ def test_ce_accepts_labels_of_either_byte_order(dtype: str) -> None:
     assert loss(x, np.array([0, 299, 7], dtype=dtype)) == pytest.approx(np.log(300.0), rel=1e-14)
     with pytest.raises(md.TargetError, match=r"class label 300 at index 0"):
         loss(x, np.array([300, 0, 0], dtype=dtype))
+
+
+# ----------------------------------------------------------------- class weights and ignore_index
+def naive_weighted_ce(x, y, weight, ignore_index, smoothing, reduction):  # type: ignore[no-untyped-def]
+    """PyTorch's definition written out row by row, with plain loops."""
+    n, c = x.shape
+    logp = naive_log_softmax(x)
+    w = np.ones(c) if weight is None else np.asarray(weight, dtype=float)
+    total, norm = 0.0, 0.0
+    for i in range(n):
+        if ignore_index is not None and y[i] == ignore_index:
+            continue
+        row = (1 - smoothing) * w[y[i]] * -logp[i, y[i]]
+        row += smoothing / c * sum(w[k] * -logp[i, k] for k in range(c))
+        total += row
+        norm += w[y[i]]
+    return total / norm if reduction == "mean" else total
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("use_weight, ignore", [(True, None), (False, -100), (True, 1), (False, 2)])
+@pytest.mark.parametrize("n, c, seed", [(6, 3, 0), (9, 5, 1)])
+def test_ce_weight_and_ignore_index_match_the_definition_and_the_checker(
+        reduction: str, smoothing: float, use_weight: bool, ignore: int | None, n: int, c: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=2.0, size=(n, c))
+    y = rng.integers(0, c, size=n)
+    y[0] = 0  # at least one row is kept whatever is ignored
+    if ignore is not None:
+        y[1:3] = ignore
+    weight = rng.uniform(0.2, 3.0, size=c) if use_weight else None
+    loss = md.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing, weight=weight, ignore_index=ignore)
+    assert loss(x, y) == pytest.approx(naive_weighted_ce(x, y, weight, ignore, smoothing, reduction), rel=1e-12)
+    report = md.GradientChecker(Identity(), loss=loss, inputs=x, targets=y, seed=seed).run()
+    assert report.passed, str(report)
+    if ignore is not None:  # an ignored row gets no gradient at all
+        np.testing.assert_array_equal(loss.backward()[y == ignore], 0.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_ce_weight_with_probability_targets(reduction: str) -> None:
+    rng = np.random.default_rng(3)
+    x, q = rng.normal(size=(5, 4)), rng.dirichlet(np.ones(4), size=5)
+    weight = np.array([0.5, 2.0, 1.0, 3.0])
+    loss = md.CrossEntropyLoss(reduction=reduction, weight=weight)
+    per_row = -(q * weight * naive_log_softmax(x)).sum(axis=1)
+    expected = per_row.mean() if reduction == "mean" else per_row.sum()  # PyTorch: divided by N here
+    assert loss(x, q) == pytest.approx(expected, rel=1e-12)
+    assert md.GradientChecker(Identity(), loss=loss, inputs=x, targets=q).run().passed
+    # one-hot probabilities and labels agree only for "sum" (the mean divides by N, not by the weights)
+    y = rng.integers(0, 4, size=5)
+    if reduction == "sum":
+        assert loss(x, np.eye(4)[y]) == pytest.approx(loss(x, y), rel=1e-12)
+
+
+def test_ce_weight_and_ignore_index_errors() -> None:
+    with pytest.raises(md.ShapeError, match="1-D array of one weight per class"):
+        md.CrossEntropyLoss(weight=np.ones((2, 2)))
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        md.CrossEntropyLoss(weight=[1.0, -1.0])
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        md.CrossEntropyLoss(ignore_index=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        md.CrossEntropyLoss(ignore_index=True)
+    x = np.zeros((3, 4))
+    with pytest.raises(md.ShapeError, match=r"weight has 3 class weight.*4 classes"):
+        md.CrossEntropyLoss(weight=[1.0, 1.0, 1.0])(x, np.array([0, 1, 2]))
+    loss = md.CrossEntropyLoss(ignore_index=-100)
+    with pytest.raises(md.TargetError, match="class label 7 at index 2"):
+        loss(x, np.array([-100, 1, 7]))
+    with pytest.raises(md.TargetError, match="class label -3 at index 0"):
+        loss(x, np.array([-3, 1, -100]))
+    with pytest.raises(md.TargetError, match="nothing to average"):
+        loss(x, np.array([-100, -100, -100]))
+    with pytest.raises(md.TargetError, match="nothing to average"):
+        md.CrossEntropyLoss(weight=[0.0, 1.0, 1.0, 1.0])(x, np.array([0, 0, 0]))
+    total = md.CrossEntropyLoss(reduction="sum", ignore_index=-100)
+    assert total(x, np.array([-100, -100, -100])) == 0.0
+    np.testing.assert_array_equal(total.backward(), 0.0)
+    weight = np.array([1.0, 2.0, 3.0, 4.0])
+    loss = md.CrossEntropyLoss(weight=weight)
+    weight[0] = 100.0  # the loss keeps its own copy
+    assert loss.weight is not None and loss.weight[0] == 1.0 and not loss.weight.flags.writeable
+    assert "weight=[1.0, 2.0, 3.0, 4.0]" in repr(loss)
+
+
+def test_ce_weight_and_ignore_index_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(8, 5)), rng.integers(0, 5, size=8)
+    y[[2, 5]] = -100
+    weight = rng.uniform(0.1, 2.0, size=5)
+    for reduction, smoothing in (("mean", 0.0), ("mean", 0.1), ("sum", 0.2)):
+        ours = md.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing, weight=weight, ignore_index=-100)
+        xt = torch.tensor(x, requires_grad=True)
+        ref = torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), reduction=reduction, label_smoothing=smoothing,
+                                        ignore_index=-100)(xt, torch.tensor(y))
+        ref.backward()
+        assert ours(x, y) == pytest.approx(ref.item(), rel=1e-12)
+        np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-10, atol=1e-15)
