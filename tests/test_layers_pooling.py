@@ -125,6 +125,16 @@ def test_gradient_checker(cls: type, seed: int, k: object, s: object, shape: tup
     assert_gradients_ok(cls(k, s), inputs=x, seed=seed)
 
 
+def assert_same_as_torch(torch, ours: md.Layer, theirs, x: np.ndarray, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
+    """Forward and backward (for a random upstream gradient) of a minidl and a PyTorch pool agree."""
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    g = rng.normal(size=tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-14)
+    np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-14)
+
+
 def test_pools_against_pytorch() -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)
@@ -132,12 +142,7 @@ def test_pools_against_pytorch() -> None:
         x = rng.normal(size=shape)
         for ours, theirs in ((md.MaxPool2D(k, s), torch.nn.MaxPool2d(k, s)),
                              (md.AvgPool2D(k, s), torch.nn.AvgPool2d(k, s))):
-            xt = torch.tensor(x, requires_grad=True)
-            yt = theirs(xt)
-            g = rng.normal(size=tuple(yt.shape))
-            yt.backward(torch.tensor(g))
-            np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-14)
-            np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-14)
+            assert_same_as_torch(torch, ours, theirs, x, rng)
     # ties: both route the gradient to the first maximum of each window
     ties = np.round(rng.uniform(0, 2, size=(2, 2, 6, 6)))
     for k, s in ((2, None), (3, 1), (2, 1)):
@@ -174,3 +179,60 @@ def test_flatten_errors_and_dtype() -> None:
     assert layer(np.zeros((2, 2, 2), dtype=np.float32)).dtype == np.float32
     with pytest.raises(md.ShapeError, match=r"Flatten.backward: expected grad_output of shape \(2, 4\)"):
         layer.backward(np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------------------------- padding
+# kernel, stride, padding, input shape
+PADDED = [
+    (3, 2, 1, (2, 2, 7, 7)),          # the ResNet stem's pool
+    (2, None, 1, (1, 3, 5, 4)),
+    ((3, 2), (1, 2), (1, 0), (2, 1, 4, 6)),
+    (3, 1, 1, (1, 2, 3, 3)),          # overlapping windows, every border pixel in padded windows
+]
+
+
+def naive_padded_pool(x: np.ndarray, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+                      reduce: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pad (with -inf for max, 0 for mean), pool with naive loops, crop the gradient."""
+    fill = -np.inf if reduce == "max" else 0.0
+    padded = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=fill)
+    y, dpadded = naive_pool(padded, k, s, reduce)
+    return y, dpadded[:, :, p[0]:p[0] + x.shape[2], p[1]:p[1] + x.shape[3]]
+
+
+@pytest.mark.parametrize("cls, reduce", [(md.MaxPool2D, "max"), (md.AvgPool2D, "mean")])
+@pytest.mark.parametrize("k, s, p, shape", PADDED)
+def test_padding_matches_naive_loops_and_the_checker(cls: type, reduce: str, k: object, s: object, p: object,
+                                                     shape: tuple[int, ...]) -> None:
+    x = np.random.default_rng(sum(shape)).normal(size=shape)
+    pool = cls(k, s, p)
+    y = pool(x)
+    expected_y, expected_dx = naive_padded_pool(x, pool.kernel_size, pool.stride, pool.padding, reduce)
+    assert y.shape == (*shape[:2], *pool.output_shape(*shape[2:]))
+    np.testing.assert_allclose(y, expected_y, rtol=1e-14)
+    np.testing.assert_allclose(pool.backward(np.ones_like(y)), expected_dx, rtol=1e-14)
+    assert np.isfinite(y).all()  # a window always holds a pixel: -inf padding never wins
+    for seed in (0, 1):
+        assert_gradients_ok(cls(k, s, p), inputs=np.random.default_rng(seed).normal(size=shape), seed=seed)
+
+
+def test_padding_errors_and_repr() -> None:
+    with pytest.raises(ValueError, match=r"padding \(2, 2\) must be at most half the kernel size \(3, 3\)"):
+        md.MaxPool2D(3, padding=2)
+    with pytest.raises(ValueError, match="padding must be an int >= 0"):
+        md.AvgPool2D(2, padding=-1)
+    assert repr(md.MaxPool2D(3, 2, 1)) == "MaxPool2D(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))"
+    pool = md.MaxPool2D(3, 2, 1)
+    pool(np.zeros((1, 1, 4, 4)))
+    with pytest.raises(md.ShapeError, match=r"MaxPool2D\(k=3, stride=\(2, 2\), padding=\(1, 1\)\).backward"):
+        pool.backward(np.zeros((1, 1, 3, 3)))
+
+
+def test_padded_pools_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    for k, s, p, shape in PADDED:
+        x = rng.normal(size=shape)
+        for ours, theirs in ((md.MaxPool2D(k, s, p), torch.nn.MaxPool2d(k, s, p)),
+                             (md.AvgPool2D(k, s, p), torch.nn.AvgPool2d(k, s, p))):
+            assert_same_as_torch(torch, ours, theirs, x, rng)

@@ -25,15 +25,26 @@ __all__ = ["AvgPool2D", "MaxPool2D"]
 
 
 class _Pool2D(Layer):
-    """Shared geometry: windows of ``kernel_size`` every ``stride`` pixels, no padding, floor mode."""
+    """Shared geometry: windows of ``kernel_size`` every ``stride`` pixels over the input padded by
+    ``padding`` on each side (with :attr:`_pad_value`), floor mode."""
+
+    #: What the padding holds: -inf for max (never the maximum), 0 for average (counted, as PyTorch).
+    _pad_value: float = 0.0
 
     def __init__(
-        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
     ) -> None:
         super().__init__()
         name = type(self).__name__
         self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name, 1)
+        self.padding = _pair(padding, "padding", name, 0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
+            raise ValueError(f"{name}: padding {self.padding} must be at most half the kernel size "
+                             f"{self.kernel_size} (as PyTorch): a window must hold a pixel of the input")
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None  # the last forward's output dtype
 
@@ -42,23 +53,27 @@ class _Pool2D(Layer):
         kh, kw = self.kernel_size
         k = kh if kh == kw else (kh, kw)
         stride = "" if self.stride == self.kernel_size else f", stride={self.stride}"
-        return f"{type(self).__name__}(k={k}{stride})"
+        padding = "" if self.padding == (0, 0) else f", padding={self.padding}"
+        return f"{type(self).__name__}(k={k}{stride}{padding})"
 
     def _windows(self, x: np.ndarray) -> np.ndarray:
-        """Check x: (N, C, H, W) and return its windows: a view (N, C, H_out, W_out, kh, kw)."""
+        """Check x: (N, C, H, W) and return its windows: a view (N, C, H_out, W_out, kh, kw) of x,
+        or of a padded copy of it."""
         x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        if x.shape[2] < kh or x.shape[3] < kw:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
             raise ShapeError(f"{self._who}: input of shape {x.shape} is smaller than the window {(kh, kw)}")
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=self._pad_value)
         return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
-        """``(H_out, W_out) = ((H - kh) // sh + 1, (W - kw) // sw + 1)``."""
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        return _output_size(height, kh, sh, 0), _output_size(width, kw, sw, 0)
+        """``(H_out, W_out) = ((H + 2*ph - kh) // sh + 1, (W + 2*pw - kw) // sw + 1)``."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return _output_size(height, kh, sh, ph), _output_size(width, kw, sw, pw)
 
     def _check_grad(self, grad_output: np.ndarray) -> tuple[int, ...]:
         shape = self._shape
@@ -71,14 +86,16 @@ class _Pool2D(Layer):
     def _scatter(
         self, shape: tuple[int, ...], dtype: np.dtype, parts: Iterable[tuple[int, int, np.ndarray]]
     ) -> np.ndarray:
-        """dx: (N, C, H, W), with each ``part`` (N, C, H_out, W_out) added at window offset ``(i, j)``.
+        """dx: (N, C, H, W), with each ``part`` (N, C, H_out, W_out) added at window offset ``(i, j)``
+        of the padded input; what lands on the padding is dropped.
 
         dx is allocated channel-major (the layout a ``Conv2D`` reads fastest) and returned as an
         (N, C, H, W) view.
         """
         N, C, H, W = shape
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         Ho, Wo = self.output_shape(H, W)
+        H, W = H + 2 * ph, W + 2 * pw  # the padded input's
         dxt = np.zeros((C, N, max(H, Ho * sh), max(W, Wo * sw)), dtype=dtype)
         dx = dxt.transpose(1, 0, 2, 3)
         if sh >= kh and sw >= kw:  # windows do not overlap: plain strided writes
@@ -88,18 +105,20 @@ class _Pool2D(Layer):
         else:
             for i, j, part in parts:
                 dx[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
-        return dx[:, :, :H, :W]
+        return dx[:, :, ph:H - ph, pw:W - pw]
 
     def extra_repr(self) -> str:
         stride = "" if self.stride == self.kernel_size else f", stride={self.stride}"
-        return f"kernel_size={self.kernel_size}{stride}"
+        padding = "" if self.padding == (0, 0) else f", padding={self.padding}"
+        return f"kernel_size={self.kernel_size}{stride}{padding}"
 
 
 class MaxPool2D(_Pool2D):
-    """The maximum of each ``kh x kw`` window, as PyTorch's ``MaxPool2d`` (no padding, floor mode).
+    """The maximum of each ``kh x kw`` window, as PyTorch's ``MaxPool2d`` (floor mode).
 
-    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H - kh) // stride + 1``;
-    ``stride`` defaults to ``kernel_size``.
+    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H + 2*padding - kh) // stride + 1``;
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) pads with -inf, so
+    it is never the maximum.
 
     Backward: each output's gradient goes to the input element that was the maximum of its window;
     with overlapping windows an input collects the gradients of every window it won.  **Ties**: when
@@ -108,10 +127,15 @@ class MaxPool2D(_Pool2D):
     does.  The forward keeps only the winner's offset per output (one byte each).
     """
 
+    _pad_value = -np.inf
+
     def __init__(
-        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
     ) -> None:
-        super().__init__(kernel_size, stride)
+        super().__init__(kernel_size, stride, padding)
         self._argmax: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -142,11 +166,12 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """The mean of each ``kh x kw`` window, as PyTorch's ``AvgPool2d`` (no padding, floor mode).
+    """The mean of each ``kh x kw`` window, as PyTorch's ``AvgPool2d`` (floor mode).
 
-    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H - kh) // stride + 1``;
-    ``stride`` defaults to ``kernel_size``.  Backward: every element of a window receives
-    ``grad / (kh*kw)`` (summed over the windows it belongs to when they overlap).
+    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H + 2*padding - kh) // stride + 1``;
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) pads with zeros that
+    count in the mean (PyTorch's default ``count_include_pad=True``).  Backward: every element of a
+    window receives ``grad / (kh*kw)`` (summed over the windows it belongs to when they overlap).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
