@@ -2,9 +2,10 @@
 
 What the built-in layers and losses check (docs/checkpoints.md has the full list):
 
-* ``forward`` inputs: an ndarray (lists/tuples/numbers are converted; anything else, or a ragged
-  list, is a ``DTypeError``) of a floating dtype, of the documented rank and sizes, and of the
-  parameters' dtype for layers that have parameters.
+* ``forward`` inputs: an ndarray (lists/tuples/numbers and objects with ``__array__``, such as a
+  pandas DataFrame, are converted; anything else, a ragged list or a failed conversion is a
+  ``DTypeError``) of a floating dtype, of the documented rank and sizes, and of the parameters'
+  dtype for layers that have parameters.
 * NaN/inf policy: layers that hold parameters or are normally a model's entry (``Dense``,
   ``Conv2D``, ``BatchNorm1d/2d``, ``LayerNorm``) refuse NaN/inf inputs with ``NonFiniteError`` (one
   reduction, :func:`check_finite`).  Parameter-free element-wise or reshaping layers (the
@@ -31,15 +32,17 @@ __all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "c
 
 
 def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
-    """Return ``x`` as an ``ndarray`` (as is if it already is one); lists, tuples and numbers are
-    converted.  Anything else, or a ragged list, raises ``DTypeError`` naming ``who`` and ``what``."""
+    """Return ``x`` as an ``ndarray`` (as is if it already is one); lists, tuples, numbers and
+    objects that convert themselves (``__array__``: a pandas DataFrame, an xarray, a CPU tensor) are
+    converted.  Anything else, a ragged list or a failed conversion raises ``DTypeError`` naming
+    ``who`` and ``what``."""
     if isinstance(x, np.ndarray):
         return x
-    if not isinstance(x, (list, tuple, int, float, np.generic)):
+    if not (isinstance(x, (list, tuple, int, float, np.generic)) or hasattr(type(x), "__array__")):
         raise DTypeError(f"{who}: expected {what} as a numpy array, got {type(x).__name__}")
     try:
         return np.asarray(x)
-    except (ValueError, TypeError) as error:  # ragged nested lists
+    except (ValueError, TypeError, RuntimeError) as error:  # ragged nested lists, a refusing __array__
         raise DTypeError(
             f"{who}: could not make a numpy array of {what} ({type(x).__name__}): {error}"
         ) from None

@@ -691,6 +691,34 @@ def test_as_array_refuses_ragged_lists_and_non_arrays() -> None:
     assert as_float_array([[1.0, 2.0]], "Foo").shape == (1, 2)
 
 
+class _Frame:
+    """A stand-in for a pandas DataFrame: it converts itself to an array through __array__."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return self.values
+
+
+class _Refusing:
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        raise RuntimeError("cannot convert a tensor that requires grad")
+
+
+def test_objects_with___array___are_converted_or_refused_clearly() -> None:
+    from minidl.validation import as_array
+
+    values = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(as_array(_Frame(values), "Foo"), values)
+    layer = md.Dense(3, 2, rng=0)
+    np.testing.assert_allclose(layer(_Frame(values)), layer(values), rtol=0)
+    with pytest.raises(md.DTypeError, match=r"Foo: could not make a numpy array of input \(_Refusing\): cannot"):
+        as_array(_Refusing(), "Foo")
+    with pytest.raises(md.DTypeError, match="expected a floating-point input, got dtype object"):
+        layer(_Frame(np.array([[None, 1, 2]], dtype=object)))
+
+
 def test_check_grad_output() -> None:
     from minidl.validation import check_grad_output
 
