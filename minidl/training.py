@@ -204,10 +204,15 @@ def _model_dtype(model: Layer) -> np.dtype | None:
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
+    """``value`` as an ndarray: lists, tuples and objects with ``__array__`` (a pandas DataFrame) are
+    converted; anything else, or a conversion that fails, is a ``DTypeError`` naming ``what``."""
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, (list, tuple)):
-        return np.asarray(value)
+    if isinstance(value, (list, tuple)) or hasattr(type(value), "__array__"):
+        try:
+            return np.asarray(value)
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise DTypeError(f"{what}: could not make a numpy array of {type(value).__name__}: {error}") from None
     raise DTypeError(f"{what} must be a numpy array, got {type(value).__name__}")
 
 

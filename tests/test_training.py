@@ -471,3 +471,22 @@ def test_a_refused_batch_leaves_buffers_and_generators_as_after_the_previous_bat
             np.testing.assert_array_equal(a, b, err_msg=name)
         else:
             assert a == b, name
+
+
+def test_fit_and_predict_accept_data_that_converts_itself() -> None:
+    class Frame:  # a stand-in for a pandas DataFrame / Series
+        def __init__(self, values: np.ndarray) -> None:
+            self.values = values
+
+        def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+            return self.values
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 3)), rng.integers(0, 2, size=20)
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    history = model.fit(Frame(x), Frame(y), loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                        epochs=2, batch_size=8, verbose=0, rng=0)
+    assert len(history.history["loss"]) == 2
+    np.testing.assert_array_equal(model.predict(Frame(x)), model.predict(x))
+    with pytest.raises(md.DTypeError, match="x must be a numpy array, got dict"):
+        model.predict({"a": 1})  # type: ignore[arg-type]
