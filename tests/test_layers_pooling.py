@@ -236,3 +236,16 @@ def test_padded_pools_against_pytorch() -> None:
         for ours, theirs in ((md.MaxPool2D(k, s, p), torch.nn.MaxPool2d(k, s, p)),
                              (md.AvgPool2D(k, s, p), torch.nn.AvgPool2d(k, s, p))):
             assert_same_as_torch(torch, ours, theirs, x, rng)
+
+
+def test_padding_never_takes_the_gradient_from_an_input_of_minus_inf() -> None:
+    x = np.full((1, 1, 3, 3), -np.inf)
+    x[0, 0, 2, 2] = 1.0
+    pool = md.MaxPool2D(2, padding=1)
+    y = pool(x)
+    dx = pool.backward(np.ones_like(y))
+    # windows (padded rows/cols [0, 1] and [2, 3]) hold the real pixels x[0, 0]; x[0, 1:3]; x[1:3, 0];
+    # x[1:3, 1:3]: the all -inf ones send g to their first real pixel, the last is won by the 1.0
+    expected = np.zeros((3, 3))
+    expected[0, 0] = expected[0, 1] = expected[1, 0] = expected[2, 2] = 1.0
+    np.testing.assert_array_equal(dx[0, 0], expected)

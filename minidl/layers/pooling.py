@@ -142,10 +142,18 @@ class MaxPool2D(_Pool2D):
         """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
         windows = self._windows(x)
         kh, kw = self.kernel_size
-        best = windows[..., 0, 0].copy(order="K")  # "K": keep the input's memory layout
         index_type = np.uint8 if kh * kw <= 256 else np.int32
-        argmax = np.zeros_like(best, dtype=index_type)
-        for t in range(1, kh * kw):
+        if self.padding == (0, 0):
+            best = windows[..., 0, 0].copy(order="K")  # "K": keep the input's memory layout
+            argmax = np.zeros_like(best, dtype=index_type)
+            first = 1
+        else:  # a padding cell must never win, not even a tie with an input of -inf: start every
+            # window at its first real pixel (the winner if nothing beats -inf), from -inf
+            best = np.full(windows.shape[:4], -np.inf, dtype=windows.dtype)
+            argmax = np.empty(best.shape, dtype=index_type)
+            argmax[...] = self._first_real_offsets(*best.shape[2:]).astype(index_type)
+            first = 0
+        for t in range(first, kh * kw):
             value = windows[..., t // kw, t % kw]
             wins = value > best  # strict: on a tie the earlier offset keeps the win
             # offsets come in increasing order, so the winner is the largest t that won: a max
@@ -154,6 +162,13 @@ class MaxPool2D(_Pool2D):
             np.maximum(best, value, out=best)
         self._argmax = argmax
         return best
+
+    def _first_real_offsets(self, ho: int, wo: int) -> np.ndarray:
+        """(H_out, W_out): the row-major offset in each window of its first pixel that is not padding."""
+        kw, (sh, sw), (ph, pw) = self.kernel_size[1], self.stride, self.padding
+        rows = np.maximum(0, ph - sh * np.arange(ho))
+        cols = np.maximum(0, pw - sw * np.arange(wo))
+        return rows[:, None] * kw + cols[None, :]
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, H_out, W_out) -> dx: (N, C, H, W)."""
