@@ -38,6 +38,11 @@ class Loss:
     would hide the bug that emptied the batch.
     """
 
+    #: What the last forward's mean divided by, when that is not the number of samples (the first
+    #: axis of ``y_pred``): ``fit`` and ``evaluate`` weight each batch's loss by it, so that their
+    #: average over batches is the mean over the whole data.  ``None``: the number of samples.
+    batch_weight: float | None = None
+
     def __call__(self, y_pred: np.ndarray, y_true: Any) -> float:
         return self.forward(y_pred, y_true)
 
@@ -164,8 +169,8 @@ class CrossEntropyLoss(Loss):
     which is ``(p - onehot) / N`` for plain labels.  As PyTorch: with ``weight`` the mean is taken
     over the weights of the labels; ``ignore_index`` applies to integer labels only.  Unlike PyTorch,
     ``ignore_index`` is off by default (PyTorch ignores -100), so a stray label is an error, and a
-    mean over a batch whose every label is ignored (or weighs 0) raises ``TargetError`` instead of
-    returning NaN.
+    batch whose every label is ignored (or weighs 0) has loss 0 and a zero gradient, not NaN: it
+    counts for nothing (``batch_weight`` 0 in ``fit``'s and ``evaluate``'s averages).
 
     Args:
         reduction: ``"mean"`` or ``"sum"``.
@@ -279,13 +284,10 @@ class CrossEntropyLoss(Loss):
                 f"{who}: y_true must be (N,) integer labels or (N, C) probabilities; got shape "
                 f"{target.shape} for y_pred of shape {logits.shape}"
             )
-        if self.reduction == "sum":
+        weighted = coef is not None and target.ndim == 1  # the mean divides by the kept weights
+        self.batch_weight = norm if weighted and self.reduction == "mean" else None
+        if self.reduction == "sum" or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
             norm = 1.0
-        elif norm == 0.0:
-            raise TargetError(
-                f"{who}: the mean has nothing to average: every label of the batch is ignore_index "
-                f"({self.ignore_index}) or has class weight 0"
-            )
 
         self._probs = self._label_index = self._coef = None  # the previous batch's arrays go first (peak memory)
         # C order whatever the logits' layout: the flat label indices below assume it

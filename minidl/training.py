@@ -295,15 +295,29 @@ def _run_batches(
     n = len(x)
     totals = dict.fromkeys(([prefix + "loss"] if loss is not None else [])
                            + [prefix + name for name, _ in metric_fns], 0.0)
+    loss_weight = 0.0
     for start in range(0, n, batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         out = model(xb)
         nb = len(xb)
         if loss is not None:
-            totals[prefix + "loss"] += loss(out, yb) * nb
+            value = loss(out, yb)
+            weight = _batch_weight(loss, nb)
+            totals[prefix + "loss"] += value * weight
+            loss_weight += weight
         for name, fn in metric_fns:
             totals[prefix + name] += fn(out, yb) * nb
-    return {k: float(v) / n for k, v in totals.items()}
+    result = {k: float(v) / n for k, v in totals.items()}
+    if loss is not None:
+        result[prefix + "loss"] = float(totals[prefix + "loss"]) / loss_weight if loss_weight else 0.0
+    return result
+
+
+def _batch_weight(loss: Loss, samples: int) -> float:
+    """How much a batch's mean loss weighs in an average over batches: ``loss.batch_weight`` (e.g. the
+    summed class weights of a weighted cross-entropy), else the number of samples."""
+    weight = getattr(loss, "batch_weight", None)
+    return float(samples) if weight is None else float(weight)
 
 
 def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
@@ -422,7 +436,7 @@ def fit(
                 model.train()
                 lr = optimizer.lr
                 order = generator.permutation(n) if shuffle else None
-                loss_sum = 0.0
+                loss_sum = loss_weight = 0.0
                 metric_sums = [0.0] * len(metric_fns)
                 bar = None
                 if tqdm is not None:
@@ -460,14 +474,16 @@ def fit(
                         raise
                     optimizer.step()
                     nb = stop - start
-                    loss_sum += batch_loss * nb
+                    weight = _batch_weight(loss, nb)
+                    loss_sum += batch_loss * weight
+                    loss_weight += weight
                     for i, (_, fn) in enumerate(metric_fns):
                         metric_sums[i] += fn(out, yb) * nb
                     if bar is not None:
                         bar.update(1)
                         if b % postfix_every == 0:
-                            bar.set_postfix_str(f"loss: {loss_sum / stop:.4f}", refresh=False)
-                values = {"loss": float(loss_sum) / n}
+                            bar.set_postfix_str(f"loss: {loss_sum / max(loss_weight, 1e-300):.4f}", refresh=False)
+                values = {"loss": float(loss_sum) / loss_weight if loss_weight else 0.0}
                 values.update((name, float(s) / n) for name, s in zip(names, metric_sums, strict=True))
                 if val is not None:
                     model.eval()

@@ -378,10 +378,10 @@ def test_ce_weight_and_ignore_index_errors() -> None:
         loss(x, np.array([-100, 1, 7]))
     with pytest.raises(md.TargetError, match="class label -3 at index 0"):
         loss(x, np.array([-3, 1, -100]))
-    with pytest.raises(md.TargetError, match="nothing to average"):
-        loss(x, np.array([-100, -100, -100]))
-    with pytest.raises(md.TargetError, match="nothing to average"):
-        md.CrossEntropyLoss(weight=[0.0, 1.0, 1.0, 1.0])(x, np.array([0, 0, 0]))
+    for empty, labels in ((loss, [-100, -100, -100]), (md.CrossEntropyLoss(weight=[0.0, 1, 1, 1]), [0, 0, 0])):
+        assert empty(x, np.array(labels)) == 0.0  # a batch that counts for nothing: no NaN
+        assert empty.batch_weight == 0.0
+        np.testing.assert_array_equal(empty.backward(), 0.0)
     total = md.CrossEntropyLoss(reduction="sum", ignore_index=-100)
     assert total(x, np.array([-100, -100, -100])) == 0.0
     np.testing.assert_array_equal(total.backward(), 0.0)
@@ -406,3 +406,19 @@ def test_ce_weight_and_ignore_index_against_pytorch() -> None:
         ref.backward()
         assert ours(x, y) == pytest.approx(ref.item(), rel=1e-12)
         np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_weighted_ce_averages_over_batches_like_one_batch() -> None:
+    """fit/evaluate weight each batch's mean by loss.batch_weight (the kept rows' class weights)."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(10, 3)), rng.integers(0, 3, size=10)
+    y[[0, 1, 2]] = -1  # the whole first batch of 3 is ignored
+    model = md.Sequential(md.Dense(3, 3, rng=0))
+    loss = md.CrossEntropyLoss(weight=[0.5, 1.0, 2.0], ignore_index=-1)
+    whole = loss(model(x), y)
+    for batch_size in (3, 4, 10):
+        assert model.evaluate(x, y, loss=loss, batch_size=batch_size)["loss"] == pytest.approx(whole, rel=1e-12)
+    history = model.fit(x, y, loss=loss, optimizer=md.SGD(model.parameters(), lr=0.1), epochs=2, batch_size=3,
+                        shuffle=False, verbose=0)  # the all-ignored batch does not stop training
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    assert md.CrossEntropyLoss().batch_weight is None  # plain losses: weighted by the number of samples
