@@ -15,9 +15,9 @@ Usage::
 
 from __future__ import annotations
 
-import gc
 import sys
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.train_step import Case, Step, mlp_setup
+from benchmarks.train_step import Case, Step, mlp_setup, traced_warm_step
 
 
 def sampled_array_peak(step: Step) -> int:
@@ -58,18 +58,10 @@ def sampled_array_peak(step: Step) -> int:
     return peak
 
 
-def measure(factory: Any) -> int:
-    if tracemalloc.is_tracing():
-        raise RuntimeError("array_memory: tracemalloc is already tracing")
-    gc.collect()
-    tracemalloc.start()
-    try:
-        step = factory()
-        step()
-        step()
+def measure(factory: Callable[[], Step]) -> int:
+    """The sampled array-data peak of one steady-state step."""
+    with traced_warm_step(factory) as step:
         return sampled_array_peak(step)
-    finally:
-        tracemalloc.stop()
 
 
 def main() -> int:

@@ -36,7 +36,7 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,27 +343,35 @@ def python_object_bytes() -> int:
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
-def peak_memory(factory: Callable[[], Step]) -> Memory:
-    """Trace the setup and two warm-up steps, then take the peak during one more step.
-
-    NumPy reports its array data to ``tracemalloc`` in a domain of its own; Python objects are in
-    domain 0, whose bytes held after the step (the structure, and the step's results and caches as
-    headers) are reported apart (``Memory.objects``).
-    """
+@contextlib.contextmanager
+def traced_warm_step(factory: Callable[[], Step]) -> Iterator[Step]:
+    """Start ``tracemalloc``, build the step (so the training's state is traced) and run it twice
+    (caches and optimizer state in place); yield it for the measured step, then stop tracing."""
     if tracemalloc.is_tracing():  # it would count everything since it started, and be stopped by us
-        raise RuntimeError("peak_memory: tracemalloc is already tracing (PYTHONTRACEMALLOC, -X tracemalloc?)")
+        raise RuntimeError("tracemalloc is already tracing (PYTHONTRACEMALLOC, -X tracemalloc?): nothing to measure")
     gc.collect()
     tracemalloc.start()
     try:
         step = factory()
         step()
         step()
+        yield step
+    finally:
+        tracemalloc.stop()
+
+
+def peak_memory(factory: Callable[[], Step]) -> Memory:
+    """The peak during one steady-state step (see :func:`traced_warm_step`).
+
+    NumPy reports its array data to ``tracemalloc`` in a domain of its own; Python objects are in
+    domain 0, whose bytes held after the step (the structure, and the step's results and caches as
+    headers) are reported apart (``Memory.objects``).
+    """
+    with traced_warm_step(factory) as step:
         tracemalloc.reset_peak()
         step()
         peak = tracemalloc.get_traced_memory()[1]
         return Memory(peak, python_object_bytes())  # after the peak: the snapshot's own objects stay out of it
-    finally:
-        tracemalloc.stop()
 
 
 def estimate_step(step: Step) -> float:
