@@ -243,11 +243,11 @@ def _hyper_value(value: Any, current: Any) -> tuple[float | bool, str | None]:
         if isinstance(value, (bool, np.bool_)):
             return bool(value), None
         return False, f"expected a bool, got {value!r}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return 0.0, f"expected a number, got {value!r}"
     try:
-        number = float(value)
-    except OverflowError:  # an int beyond float range
+        number = _number("", "", value)  # the constructor's conversion
+    except TypeError:
+        return 0.0, f"expected a number, got {value!r}"
+    except ValueError:  # an int beyond float range
         number = math.inf
     if not (math.isfinite(number) and number >= 0):  # lr may be 0: a schedule may have annealed it there
         return 0.0, f"expected a finite number >= 0, got {value!r}"

@@ -50,8 +50,7 @@ class Activation(Layer):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        if type(grad_output) is not np.ndarray or grad_output.shape != cache.shape or grad_output.dtype != self._dtype:
-            check_grad_output(grad_output, f"{type(self).__name__}.backward", cache.shape, self._dtype)
+        check_grad_output(grad_output, f"{type(self).__name__}.backward", cache.shape, self._dtype)
         return cache
 
 
