@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DTypeError, MinidlError, NonFiniteError, ShapeError
+from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator
 from .layer import Layer, parameter_backward
 from .losses import Loss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler
+from .validation import as_array
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
            "predict"]
@@ -203,23 +204,10 @@ def _model_dtype(model: Layer) -> np.dtype | None:
     return None
 
 
-def _as_array(value: Any, what: str) -> np.ndarray:
-    """``value`` as an ndarray: lists, tuples and objects with ``__array__`` (a pandas DataFrame) are
-    converted; anything else, or a conversion that fails, is a ``DTypeError`` naming ``what``."""
-    if isinstance(value, np.ndarray):
-        return value
-    if isinstance(value, (list, tuple)) or hasattr(type(value), "__array__"):
-        try:
-            return np.asarray(value)
-        except (ValueError, TypeError, RuntimeError) as error:
-            raise DTypeError(f"{what}: could not make a numpy array of {type(value).__name__}: {error}") from None
-    raise DTypeError(f"{what} must be a numpy array, got {type(value).__name__}")
-
-
 def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Validate a dataset once, up front; floating targets are cast to the model's dtype here, once."""
-    x = _as_array(x, f"{who}: {what}x")
-    y = _as_array(y, f"{who}: {what}y")
+    x = as_array(x, who, f"{what}x")  # lists, tuples, objects with __array__ (a DataFrame) are converted
+    y = as_array(y, who, f"{what}y")
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError(f"{who}: {what}x and y need a batch axis, got shapes {x.shape} and {y.shape}")
     if len(x) != len(y):
@@ -482,7 +470,8 @@ def fit(
                     if bar is not None:
                         bar.update(1)
                         if b % postfix_every == 0:
-                            bar.set_postfix_str(f"loss: {loss_sum / max(loss_weight, 1e-300):.4f}", refresh=False)
+                            running = loss_sum / loss_weight if loss_weight else 0.0
+                            bar.set_postfix_str(f"loss: {running:.4f}", refresh=False)
                 values = {"loss": float(loss_sum) / loss_weight if loss_weight else 0.0}
                 values.update((name, float(s) / n) for name, s in zip(names, metric_sums, strict=True))
                 if val is not None:
@@ -545,7 +534,7 @@ def predict(model: Layer, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray
     """The model's outputs on ``x`` (N, ...), computed in eval mode in batches; modes are restored."""
     who = "predict"
     batch_size = _positive_int(who, "batch_size", batch_size)
-    x = _as_array(x, f"{who}: x")
+    x = as_array(x, who, "x")
     if x.ndim == 0 or len(x) == 0:
         raise ShapeError(f"{who}: x needs a non-empty batch axis, got shape {x.shape}")
     n = len(x)

@@ -488,5 +488,5 @@ def test_fit_and_predict_accept_data_that_converts_itself() -> None:
                         epochs=2, batch_size=8, verbose=0, rng=0)
     assert len(history.history["loss"]) == 2
     np.testing.assert_array_equal(model.predict(Frame(x)), model.predict(x))
-    with pytest.raises(md.DTypeError, match="x must be a numpy array, got dict"):
+    with pytest.raises(md.DTypeError, match="predict: expected x as a numpy array, got dict"):
         model.predict({"a": 1})  # type: ignore[arg-type]
