@@ -128,15 +128,7 @@ class MaxPool2D(_Pool2D):
     """
 
     _pad_value = -np.inf
-
-    def __init__(
-        self,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] | None = None,
-        padding: int | tuple[int, int] = 0,
-    ) -> None:
-        super().__init__(kernel_size, stride, padding)
-        self._argmax: np.ndarray | None = None
+    _argmax: np.ndarray | None = None  # per output, the winner's offset in its window (set by forward)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
