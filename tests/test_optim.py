@@ -7,6 +7,7 @@ in-place form of minidl.optim), so agreement to round-off checks the algebra as 
 from __future__ import annotations
 
 import copy
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -100,6 +101,32 @@ def test_sgd_plain_single_step_exact():
     p.grad[:] = [0.5, 0.25]
     SGD([p], lr=0.1).step()
     np.testing.assert_array_equal(p.data, [1.0 - 0.1 * 0.5, -2.0 - 0.1 * 0.25])
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (129, 128), (785, 256), (1000, 301)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_plain_update_is_bit_exact_for_parameters_of_every_size(shape, dtype):
+    """Big parameters go through a kept scratch block by block: still exactly ``w - lr * g``,
+    with no new array after the first step (a float32 and a float64 parameter share no block)."""
+    rng = np.random.default_rng(shape[0])
+    params = [md.Parameter(rng.normal(size=shape).astype(dt)) for dt in (dtype, np.float64, np.float32)]
+    opt = SGD(params, lr=0.037)
+    for step in range(3):
+        want = []
+        for p in params:
+            p.grad[...] = rng.normal(size=shape)
+            want.append(p.data - p.dtype.type(0.037) * p.grad)
+        tracemalloc.start()
+        try:
+            opt.step()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        for p, w in zip(params, want, strict=True):
+            assert p.data.dtype == p.grad.dtype
+            np.testing.assert_array_equal(p.data, w)
+        if step > 0:  # small parameters' temporaries only; the big ones' blocks are kept
+            assert peak <= 1 << 17, peak
 
 
 def test_sgd_first_momentum_step_has_no_dampening():
