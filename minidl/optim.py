@@ -87,7 +87,6 @@ class Optimizer:
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
         # Scratch arrays for the updates (not state: never saved, re-made when a shape or dtype changes).
         self._scratch: dict[tuple[int, int], np.ndarray] = {}
-        self._blocks: dict[np.dtype, np.ndarray] = {}  # one block-sized scratch per dtype (plain SGD)
 
     @property
     def lr(self) -> float:
@@ -146,7 +145,7 @@ class Optimizer:
 
     def __getstate__(self) -> dict[str, Any]:  # pickling/deepcopy: scratch is keyed by id(), drop it
         d = dict(self.__dict__)
-        d["_scratch"], d["_blocks"] = {}, {}
+        d["_scratch"] = {}
         return d
 
     # ---------------------------------------------------------------- state
@@ -255,36 +254,24 @@ def _hyper_value(value: Any, current: Any) -> tuple[float | bool, str | None]:
     return number, None
 
 
-#: The largest scratch block of the plain SGD update, in bytes: a bigger parameter is updated in equal
+#: The largest temporary of the plain SGD update, in bytes: a bigger parameter is updated in equal
 #: blocks no larger than this.  A block costs a few microseconds of Python, so blocks are kept big.
 _BLOCK_BYTES = 1 << 19
-#: Parameters up to this size are updated through a plain temporary (``w -= lr * g``): allocations
-#: under 128 KiB come from the heap (glibc's default mmap threshold) and are cheap, and a scratch
-#: kept between steps would count in every small network's peak memory.
-_SMALL_BYTES = 1 << 17
 
 
-def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float, blocks: dict[np.dtype, np.ndarray]) -> None:
-    """``w -= scale * g`` in place through a scratch block of at most ``_BLOCK_BYTES`` rather than a
-    temporary the size of ``w``: the same arithmetic, so the same result to the bit.
-
-    ``blocks`` keeps the scratch per dtype from one call to the next: a fresh temporary of a few
-    hundred KiB costs page faults every step (measured: the 785x256 + 257x256 float32 update of the
-    784-256-256-10 benchmark took 1.2x as long with fresh temporaries).
-    """
-    if w.nbytes <= _SMALL_BYTES or not (w.flags.c_contiguous and g.flags.c_contiguous and w.shape == g.shape):
+def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
+    """``w -= scale * g`` in place, with a temporary of at most ``_BLOCK_BYTES`` (block by block)
+    rather than one the size of ``w``: the same arithmetic, so the same result to the bit."""
+    if w.nbytes <= _BLOCK_BYTES or not (w.flags.c_contiguous and g.flags.c_contiguous and w.shape == g.shape):
         w -= scale * g
         return
-    dtype = np.result_type(w, g)
     n_blocks = -(-w.nbytes // _BLOCK_BYTES)
     w_flat, g_flat = w.reshape(-1), g.reshape(-1)  # views: both are C-contiguous
     block = -(-w_flat.size // n_blocks)
-    buf = blocks.get(dtype)
-    if buf is None or buf.size < block:
-        buf = blocks[dtype] = np.empty(block, dtype=dtype)
+    buf = np.empty(block, dtype=np.result_type(w, g))
     for start in range(0, w_flat.size, block):
-        w_part = w_flat[start:start + block]  # not ``w_flat[a:b] -= ...``, which copies the result back
-        np.subtract(w_part, np.multiply(g_flat[start:start + block], scale, out=buf[:w_part.size]), out=w_part)
+        g_part = g_flat[start:start + block]
+        w_flat[start:start + block] -= np.multiply(g_part, scale, out=buf[:g_part.size])
 
 
 def _check_beta(who: str, name: str, value: float) -> float:
@@ -333,14 +320,14 @@ class SGD(Optimizer):
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
         for p in self.params:
             if p.requires_grad:
-                _subtract_scaled(p.data, p.grad, lr, self._blocks)
+                _subtract_scaled(p.data, p.grad, lr)
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
         lr, momentum = h["lr"], h["momentum"]
         g = self._decayed_grad(p, h["weight_decay"])
         if not momentum:  # plain SGD: no scratch array for the parameter
-            _subtract_scaled(p.data, g, lr, self._blocks)
+            _subtract_scaled(p.data, g, lr)
             return
         work = self._work(p)
         if momentum:
