@@ -4,8 +4,8 @@ The network is 784-256-256-10 with softmax cross-entropy and plain SGD, batch 64
 reference).  Per epoch the two contenders do the same training steps on the same batches:
 
 * **bare**: a Python ``for`` over batches sliced *before* the clock starts, each step
-  ``zero_grad / forward / loss / backward / update`` (the loop a user writes by hand, minus the
-  batching: the floor);
+  ``zero_grad / forward / loss / backward / step(zero_grad=True)`` (fit's step, in the loop a user
+  writes by hand, minus the batching: the floor);
 * **fit**: ``model.fit(x, y, epochs=1, ...)`` with shuffling (a fresh permutation and a fancy-index
   copy per batch), the running loss, the history, and ``verbose=0`` (no output) or ``verbose=1``
   (a tqdm progress bar, written to a null stream).
@@ -65,7 +65,7 @@ def bare_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer,
         optimizer.zero_grad()
         value = loss(model(xb), yb)
         backward(loss.backward())
-        optimizer.step()
+        optimizer.step(zero_grad=True)  # as fit does
         total += value * len(xb)
     return total
 

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 layers[0].backward_params(g)  # type: ignore[attr-defined]
             record("minidl", f"backward {i} {type(layers[i]).__name__}", clock() - t)
         t = clock()
-        optimizer.step()
+        optimizer.step(zero_grad=True)
         record("minidl", "update", clock() - t)
 
     def numpy_step() -> None:

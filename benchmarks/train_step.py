@@ -135,7 +135,9 @@ def minidl_mlp_model(init: list[np.ndarray], dtype: type) -> md.Sequential:
 
 def minidl_train_step(model: md.Layer, loss: md.Loss, optimizer: md.Optimizer,
                       x: np.ndarray, y: np.ndarray) -> Step:
-    """The step a minidl user writes: zero the gradients, forward, loss, backward, update.
+    """The step a minidl user writes: forward, loss, backward, then the update and the gradients
+    zeroed for the next step (``step(zero_grad=True)``, as ``fit`` does: plain SGD then updates
+    through the gradient arrays instead of a temporary, as the hand-written step does).
 
     ``backward_params`` is ``backward`` without the gradient of the model's input, which nothing
     consumes here (the hand-written and PyTorch steps skip it too).
@@ -143,10 +145,9 @@ def minidl_train_step(model: md.Layer, loss: md.Loss, optimizer: md.Optimizer,
     backward = getattr(model, "backward_params", model.backward)
 
     def step() -> float:
-        optimizer.zero_grad()
         value = loss(model(x), y)
         backward(loss.backward())
-        optimizer.step()
+        optimizer.step(zero_grad=True)
         return value
 
     return step

@@ -104,11 +104,18 @@ class Optimizer:
         for p in self.params:
             p.zero_grad()
 
-    def step(self) -> None:
-        """Update every trainable parameter from its ``.grad``."""
+    def step(self, zero_grad: bool = False) -> None:
+        """Update every trainable parameter from its ``.grad``.
+
+        ``zero_grad=True`` then zeroes the gradients, as :meth:`zero_grad` would, for a loop that
+        zeroes them before every backward anyway: the optimizer may then use the gradient arrays as
+        its scratch (plain :class:`SGD` scales them in place instead of making a temporary).
+        """
         for p, state in zip(self.params, self.state, strict=True):
             if p.requires_grad:
                 self.update(p, state)
+        if zero_grad:
+            self.zero_grad()
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         """What the constructor would refuse in ``hyper`` beyond type and sign (e.g. a beta >= 1), so
@@ -312,15 +319,29 @@ class SGD(Optimizer):
             return ["hyper-parameter 'nesterov': nesterov needs momentum > 0 and dampening = 0"]
         return []
 
-    def step(self) -> None:
+    def step(self, zero_grad: bool = False) -> None:
         h = self.hyper
         if h["momentum"] or h["weight_decay"] or type(self) is not SGD or "update" in self.__dict__:
-            super().step()
+            super().step(zero_grad)
             return
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
         for p in self.params:
-            if p.requires_grad:
-                _subtract_scaled(p.data, p.grad, lr)
+            if not zero_grad:
+                if p.requires_grad:
+                    _subtract_scaled(p.data, p.grad, lr)
+            elif p.requires_grad and not p._grad_is_stale:  # (a gradient marked zero changes nothing)
+                g = p.grad
+                if g.flags.writeable and g.shape == p.data.shape:  # ours to overwrite: no temporary
+                    try:
+                        g *= lr
+                        p.data -= g
+                    finally:  # even if interrupted: g no longer holds the gradient
+                        p.zero_grad()
+                else:
+                    _subtract_scaled(p.data, g, lr)  # (a misshapen gradient raises here, kept)
+                    p.zero_grad()
+            else:
+                p.zero_grad()
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper

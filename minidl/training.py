@@ -9,15 +9,18 @@
 
 One step on a mini-batch ``(xb, yb)`` is: zero the gradients, ``out = model(xb)``,
 ``l = loss(out, yb)``, stop if ``l`` is NaN/inf, ``model.backward(loss.backward())``,
-``optimizer.step()``.  ``model.backward_params`` is called instead of ``backward`` (through
-:func:`minidl.layer.parameter_backward`, which never bypasses a custom ``backward``): the same
-parameter gradients without the unused gradient of the data.  The loop itself adds only the
+``optimizer.step(zero_grad=True)``: the update, then the gradients zeroed for the next batch, in
+one pass where the optimizer can (so after ``fit`` the gradients read zero; an optimizer whose
+``step`` takes no ``zero_grad`` gets ``step()``).  ``model.backward_params`` is called instead of
+``backward`` (through :func:`minidl.layer.parameter_backward`, which never bypasses a custom
+``backward``): the same parameter gradients without the unused gradient of the data.  The loop itself adds only the
 fancy-index of the batch (when shuffling) and a few Python operations per batch.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import sys
 import time
@@ -322,6 +325,18 @@ def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- fit
+def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
+    """``optimizer.step(zero_grad=True)``, or ``optimizer.step()`` for a ``step`` overridden without
+    that argument (the loop zeroes the gradients before every batch anyway)."""
+    try:
+        takes_zero_grad = "zero_grad" in inspect.signature(optimizer.step).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin or C callable)
+        takes_zero_grad = False
+    if takes_zero_grad:
+        return lambda: optimizer.step(zero_grad=True)
+    return optimizer.step
+
+
 def fit(
     model: Layer,
     x: np.ndarray,
@@ -363,7 +378,8 @@ def fit(
             every gradient per batch, a few percent of a small MLP's step; off by default).
 
     The model is in train mode while it trains and in eval mode while it is validated; on return
-    (or on an error) every layer gets back the mode it had before.
+    (or on an error) every layer gets back the mode it had before.  Each batch ends with
+    ``optimizer.step(zero_grad=True)``, so after a complete ``fit`` the gradients read zero.
 
     Raises:
         NonFiniteError: when the loss (or a layer's input, or with ``check_gradients`` a gradient)
@@ -412,6 +428,7 @@ def fit(
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
     backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
+    step = _zeroing_step(optimizer)
     side_state = _SideState(model)  # buffers and generators a refused batch must not leave changed
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
@@ -460,7 +477,7 @@ def fit(
                                              f"(samples {start}..{stop - 1} of the epoch's order)")
                         error.history = history  # type: ignore[attr-defined]
                         raise
-                    optimizer.step()
+                    step()
                     nb = stop - start
                     weight = _batch_weight(loss, nb)
                     loss_sum += batch_loss * weight

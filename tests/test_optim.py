@@ -517,3 +517,69 @@ def test_load_state_dict_stores_python_floats_and_refuses_odd_numbers() -> None:
             opt.load_state_dict(broken)
     with pytest.raises(ValueError, match="momentum must be a finite number"):
         SGD([p], lr=0.1, momentum=10**400)
+
+
+# ------------------------------------------------------------------------ step(zero_grad=True)
+ZEROING_CASES = (
+    [(SGD, {"lr": 0.01, **kw}) for kw in SGD_CASES]
+    + [(Adam, kw) for kw in ADAM_CASES[::2]]
+    + [(AdamW, {"lr": 0.01, "weight_decay": 0.1})]
+    + [(RMSprop, kw) for kw in RMSPROP_CASES[::2]]
+)
+
+
+@pytest.mark.parametrize("cls, kw", ZEROING_CASES,
+                         ids=lambda c: c.__name__ if isinstance(c, type) else ",".join(map(str, c.values())))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_with_zero_grad_is_step_then_zero_grad_to_the_bit(cls, kw, dtype):
+    """Plain SGD updates through the gradient arrays themselves; every optimizer must still give
+    exactly ``step(); zero_grad()``: the same parameters, gradients that read zero, frozen
+    parameters untouched and a gradient marked zero (no backward since zero_grad) left out."""
+    rng = np.random.default_rng(5)
+    shapes = [(3, 5), (785, 256), (7,), (4,)]  # (785, 256): a parameter the plain update blocks
+
+    def make() -> list[md.Parameter]:
+        init = np.random.default_rng(1)
+        params = [md.Parameter(init.normal(size=s).astype(dtype)) for s in shapes]
+        params[3].requires_grad = False
+        return params
+
+    a, b = make(), make()
+    opt_a, opt_b = cls(a, **kw), cls(b, **kw)
+    for step in range(3):
+        for i, s in enumerate(shapes):
+            g = rng.normal(size=s).astype(dtype)
+            a[i].grad[...] = g
+            b[i].grad[...] = g
+        if step == 1:  # parameter 2's gradient is marked zero in this step (as after zero_grad)
+            a[2].zero_grad()
+            b[2].zero_grad()
+        frozen = b[3].data.copy()
+        opt_a.step()
+        opt_a.zero_grad()
+        opt_b.step(zero_grad=True)
+        for pa, pb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(pb.data, pa.data)
+            assert pb.data.dtype == dtype
+            assert pb.grad_is_zero() and not pb.grad.any()
+        np.testing.assert_array_equal(b[3].data, frozen)
+
+
+def test_step_with_zero_grad_leaves_a_read_only_gradient_array_alone():
+    p = md.Parameter(np.array([1.0, -2.0]))
+    given = np.array([0.5, 0.25])
+    given.flags.writeable = False
+    p.grad = given
+    SGD([p], lr=0.1).step(zero_grad=True)
+    np.testing.assert_array_equal(p.data, [1.0 - 0.1 * 0.5, -2.0 - 0.1 * 0.25])
+    np.testing.assert_array_equal(given, [0.5, 0.25])
+    assert p.grad_is_zero()
+
+
+def test_step_with_zero_grad_refuses_a_misshapen_gradient_and_keeps_everything():
+    p = md.Parameter(np.ones((2, 3)))
+    p.grad = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError):
+        SGD([p], lr=0.1).step(zero_grad=True)
+    np.testing.assert_array_equal(p.data, np.ones((2, 3)))
+    np.testing.assert_array_equal(p.grad, np.full((3, 2), 0.5))

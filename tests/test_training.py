@@ -79,10 +79,15 @@ def test_fit_learns_and_fills_the_history():
         h["nope"]
 
 
-def test_fit_is_exactly_the_hand_written_loop():
+@pytest.mark.parametrize("make_optimizer", [
+    lambda params: Adam(params, lr=0.01),
+    lambda params: md.SGD(params, lr=0.1),  # fit's step(zero_grad=True) updates through the gradients
+    lambda params: md.SGD(params, lr=0.1, momentum=0.9),
+], ids=["adam", "sgd", "sgd-momentum"])
+def test_fit_is_exactly_the_hand_written_loop(make_optimizer):
     x, y = blobs(100)
     a, b = mlp(), mlp()
-    opt_a, opt_b = Adam(a.parameters(), lr=0.01), Adam(b.parameters(), lr=0.01)
+    opt_a, opt_b = make_optimizer(a.parameters()), make_optimizer(b.parameters())
     h = fit(a, x, y, optimizer=opt_a, epochs=3, batch_size=32, rng=7)
     gen = np.random.default_rng(7)
     loss = md.CrossEntropyLoss()
@@ -100,7 +105,25 @@ def test_fit_is_exactly_the_hand_written_loop():
         epoch_losses.append(total / 100)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_array_equal(pa.data, pb.data)
+        assert not pa.grad.any()  # fit's last step zeroed the gradients
     np.testing.assert_allclose(h["loss"], epoch_losses, rtol=1e-14)
+
+
+def test_fit_takes_an_optimizer_whose_step_has_no_zero_grad_argument():
+    class HalfStep(md.Optimizer):
+        def __init__(self, params):
+            super().__init__(params, {"lr": 0.1})
+
+        def step(self):  # an override from before step(zero_grad=...) existed
+            for p in self.params:
+                p.data -= 0.5 * self.lr * p.grad
+
+    x, y = blobs(60)
+    a, b = mlp(), mlp()
+    fit(a, x, y, optimizer=HalfStep(a.parameters()), epochs=2, batch_size=20, rng=1, verbose=0)
+    fit(b, x, y, optimizer=md.SGD(b.parameters(), lr=0.05), epochs=2, batch_size=20, rng=1, verbose=0)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_allclose(pa.data, pb.data, rtol=1e-12, atol=1e-15)
 
 
 def test_shuffling_is_reproducible_by_seed():
