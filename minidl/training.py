@@ -13,8 +13,8 @@ One step on a mini-batch ``(xb, yb)`` is: zero the gradients, ``out = model(xb)`
 one pass where the optimizer can (so after ``fit`` the gradients read zero; an optimizer whose
 ``step`` takes no ``zero_grad`` gets ``step()``).  ``model.backward_params`` is called instead of
 ``backward`` (through :func:`minidl.layer.parameter_backward`, which never bypasses a custom
-``backward``): the same parameter gradients without the unused gradient of the data.  The loop itself adds only the
-fancy-index of the batch (when shuffling) and a few Python operations per batch.
+``backward``): the same parameter gradients without the unused gradient of the data.  The loop
+itself adds only the fancy-index of the batch (when shuffling) and a few Python operations per batch.
 """
 
 from __future__ import annotations
