@@ -287,12 +287,17 @@ class Timing:
         return statistics.median(self.times[who]) * 1e6
 
 
-def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: float) -> Timing:
+def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: float, block: int = 1) -> Timing:
     """Time minidl against each other contender in turn, in pairs: ``rounds`` rounds of one step of
     each (order A, B then B, A, alternately, so each follows the other equally often) per run, and
     ``runs`` runs.  The pairs are timed apart (minidl vs numpy, then minidl vs torch), so that one
     contender's leftovers (e.g. PyTorch's OpenMP threads spinning after a step) fall on both sides
-    of a ratio alike, and never on a pair it is not part of."""
+    of a ratio alike, and never on a pair it is not part of.
+
+    ``block > 1``: each contender's turn is ``block`` consecutive steps, and only the steps after
+    the first count (their median is the turn's time): the steady state of a training loop, each
+    step following one of its own rather than the other contender's, whose step evicts the caches.
+    """
     names = list(steps)
     deadline = time.perf_counter() + warmup
     n_warm = 0
@@ -311,9 +316,12 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
             for r in range(rounds):
                 for name in pair if r % 2 == 0 else pair[::-1]:
                     fn = steps[name]
-                    start = clock()
-                    fn()
-                    per_round[name].append(clock() - start)
+                    turn = []
+                    for _ in range(block):
+                        start = clock()
+                        fn()
+                        turn.append(clock() - start)
+                    per_round[name].append(statistics.median(turn[1:] or turn))
             if other == "numpy":
                 times["minidl"] += per_round["minidl"]
             times[other] += per_round[other]
@@ -411,7 +419,7 @@ def spread(values: list[float]) -> str:
 
 
 def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, memory: bool,
-        out: Any = sys.stdout) -> list[dict[str, Any]]:
+        out: Any = sys.stdout, block: int = 1) -> list[dict[str, Any]]:
     have_torch = torch is not None
     header = ["network, batch, dtype", "minidl µs", "numpy µs", "minidl/numpy (runs min-max)"]
     if have_torch:
@@ -425,8 +433,8 @@ def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, mem
         setup = cnn_setup(case) if case.kind == "cnn" else mlp_setup(case)
         steps = {name: factory() for name, factory in setup.factories.items()}
         per_step = max(estimate_step(step) for step in steps.values())
-        rounds = int(min(2000, max(6, seconds_per_run / (per_step * 2 * (len(steps) - 1)))))
-        timing = time_alternately(steps, runs, rounds, warmup)
+        rounds = int(min(2000, max(6, seconds_per_run / (per_step * 2 * block * (len(steps) - 1)))))
+        timing = time_alternately(steps, runs, rounds, warmup, block)
         row: dict[str, Any] = {"case": case.label, "rounds": rounds, "runs": runs}
         cells = [case.label, f"{timing.median_us('minidl'):.0f}", f"{timing.median_us('numpy'):.0f}",
                  spread(timing.run_ratios["minidl/numpy"])]
@@ -465,7 +473,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="limit BLAS (via threadpoolctl) and PyTorch to this many threads "
                              "(default: the libraries' own defaults)")
+    parser.add_argument("--block", type=int, default=1,
+                        help="steps per contender's turn; with K > 1 only steps 2..K are timed: the steady "
+                             "state of a training loop (default 1: every step follows the other contender's)")
     args = parser.parse_args(argv)
+    if args.block < 1:
+        parser.error("--block must be >= 1")
     runs = args.runs or (2 if args.quick else 5)
     seconds = args.seconds or (0.05 if args.quick else 1.5)
     warmup = 0.02 if args.quick else 0.3
@@ -483,10 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     with limits:
         for line in environment():
             print(line)
+        turns = ("one step per turn" if args.block == 1 else
+                 f"turns of {args.block} steps, the first of each not timed (steady state)")
         print(f"{runs} runs per row; per run, about {seconds:g} s of alternating rounds (minidl and one other "
-              "contender, A B / B A) per pair; times are medians over every step; ratios: median over the "
-              "runs of each run's median per-round ratio, with the runs' min-max in brackets\n")
-        run(cases, runs, seconds, warmup, memory=not args.no_memory)
+              f"contender, A B / B A; {turns}) per pair; times are medians over every timed turn; ratios: "
+              "median over the runs of each run's median per-round ratio, with the runs' min-max in brackets\n")
+        run(cases, runs, seconds, warmup, memory=not args.no_memory, block=args.block)
     return 0
 
 

@@ -187,6 +187,29 @@ def test_benchmark_quick_mode_prints_a_table() -> None:
         assert float(cells[3].split()[0]) > 0
 
 
+@pytest.mark.parametrize("block", [1, 3])
+def test_alternating_timing_takes_turns_and_times_the_steady_steps(block) -> None:
+    """A B / B A rounds, each turn ``block`` steps of one contender; with block > 1 the first step of
+    a turn (the one after the other contender's) is left out of the turn's time."""
+    from benchmarks import train_step
+
+    calls: list[str] = []
+    clock = iter(range(10**6))  # the fake clock ticks once per reading
+    steps = {name: (lambda name=name: calls.append(name)) for name in ("minidl", "numpy")}
+    original = train_step.time.perf_counter
+    train_step.time.perf_counter = lambda: float(next(clock))
+    try:
+        timing = train_step.time_alternately(steps, runs=2, rounds=4, warmup=0.0, block=block)
+    finally:
+        train_step.time.perf_counter = original
+    timed = calls[2 * 3:]  # after the warm-up's three rounds
+    turn = ["minidl"] * block, ["numpy"] * block
+    assert timed == 2 * (turn[0] + turn[1] + turn[1] + turn[0]) * 2
+    assert len(timing.times["minidl"]) == len(timing.times["numpy"]) == 2 * 4
+    assert all(t == 1.0 for t in timing.times["minidl"])  # one tick per timed step
+    assert timing.run_ratios["minidl/numpy"] == [1.0, 1.0]
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
 def test_grad_is_zero_is_exact(dtype) -> None:
     p = md.Parameter(np.ones((3, 4), dtype=dtype))
