@@ -1,12 +1,14 @@
 """Time one training step of minidl against a hand-written NumPy step (and PyTorch, when importable).
 
-A step is forward + loss + backward + a plain SGD update, on one fixed batch.  For every network the
-contenders start from the same parameters and see the same data.  minidl is timed against each
-other contender in turn, *alternately* (A, B, B, A, A, B, ...: each follows the other equally often)
-in this one process, so that a shared, noisy machine slows both sides of a ratio alike; the ratio
-reported is the median of the per-round ratios.  A run is many such rounds after a warm-up; the
-script does several runs and reports the median ratio over runs and its spread (min..max of the
-runs' ratios).  minidl's time is from its rounds against the hand-written step.
+A step is forward + loss + backward + a plain SGD update (``step(zero_grad=True)``), on one fixed
+batch.  For every network the contenders start from the same parameters and see the same data.
+minidl is timed against each other contender in turn, *alternately* (A, B, B, A, A, B, ...: each
+follows the other equally often) in this one process, so that a shared, noisy machine slows both
+sides of a ratio alike; the ratio reported is the median of the per-round ratios.  A run is many
+such rounds after a warm-up; the script does several runs and reports the median ratio over runs and
+its spread (min..max of the runs' ratios).  minidl's time is from its rounds against the
+hand-written step.  ``--block K`` gives each contender turns of K steps and times the last K - 1 of
+each: a step that follows one of its own, as in a training loop, rather than the other contender's.
 
 Peak memory: the peak of ``tracemalloc`` (NumPy reports its array allocations to it) during a
 steady-state step, counting everything the training holds (parameters, gradients, optimizer buffers,
@@ -19,6 +21,7 @@ Usage::
 
     python benchmarks/train_step.py            # the full table (a few minutes)
     python benchmarks/train_step.py --quick    # a smoke run (a few seconds)
+    python benchmarks/train_step.py --block 4  # the steady state: each step after its own
     /work/torchvenv/bin/python benchmarks/train_step.py   # with the PyTorch columns
 
 See ``docs/performance.md`` for the measured table and what it means.
