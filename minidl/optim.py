@@ -281,6 +281,19 @@ def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
         w_flat[start:start + block] -= np.multiply(g_part, scale, out=buf[:g_part.size])
 
 
+def _private_gradients(params: list[Parameter]) -> bool:
+    """Whether no gradient array shares its memory (by the arrays' bases) with another parameter's
+    gradient or with any parameter's data: only then may one update scale the gradients in place."""
+    seen: set[int] = set()
+    for p in params:
+        for array in (p.data, p._grad):
+            key = id(array if array.base is None else array.base)
+            if key in seen:
+                return False
+            seen.add(key)
+    return True
+
+
 def _check_beta(who: str, name: str, value: float) -> float:
     beta = _number(who, name, value)
     if not 0 <= beta < 1:
@@ -321,27 +334,28 @@ class SGD(Optimizer):
 
     def step(self, zero_grad: bool = False) -> None:
         h = self.hyper
-        if h["momentum"] or h["weight_decay"] or type(self) is not SGD or "update" in self.__dict__:
+        if (h["momentum"] or h["weight_decay"] or type(self) is not SGD or "update" in self.__dict__
+                or (zero_grad and ("zero_grad" in self.__dict__ or not _private_gradients(self.params)))):
             super().step(zero_grad)
             return
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
-        for p in self.params:
-            if not zero_grad:
+        if not zero_grad:
+            for p in self.params:
                 if p.requires_grad:
                     _subtract_scaled(p.data, p.grad, lr)
-            elif p.requires_grad and not p._grad_is_stale:  # (a gradient marked zero changes nothing)
-                g = p.grad
-                if g.flags.writeable and g.shape == p.data.shape:  # ours to overwrite: no temporary
-                    try:
+            return
+        for p in self.params:
+            if p.requires_grad and not p._grad_is_stale:  # (a gradient marked zero changes nothing)
+                g, w = p.grad, p.data
+                if g.flags.writeable and w.flags.writeable and g.dtype.kind == "f" and g.shape == w.shape:
+                    try:  # the gradient is ours to overwrite: w -= (lr * g) with no temporary
                         g *= lr
-                        p.data -= g
+                        w -= g
                     finally:  # even if interrupted: g no longer holds the gradient
                         p.zero_grad()
-                else:
-                    _subtract_scaled(p.data, g, lr)  # (a misshapen gradient raises here, kept)
-                    p.zero_grad()
-            else:
-                p.zero_grad()
+                    continue
+                _subtract_scaled(w, g, lr)  # anything unusual raises here with the gradient kept
+            p.zero_grad()
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper

@@ -31,7 +31,8 @@ class Parameter:
     zeroed when ``grad`` is next read, or never, when a layer's backward writes the whole gradient
     through :meth:`grad_target` (a matrix product straight into the array, instead of adding a
     temporary to zeros).  So a reference to the old ``grad`` array kept across ``zero_grad`` may
-    still show the old values until ``grad`` is read again.
+    still show the old values until ``grad`` is read again (or, after plain SGD's
+    ``step(zero_grad=True)``, which scales the array in place, ``lr`` times them).
     """
 
     __slots__ = ("_grad", "_grad_is_stale", "data", "requires_grad")

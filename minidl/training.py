@@ -9,12 +9,13 @@
 
 One step on a mini-batch ``(xb, yb)`` is: zero the gradients, ``out = model(xb)``,
 ``l = loss(out, yb)``, stop if ``l`` is NaN/inf, ``model.backward(loss.backward())``,
-``optimizer.step(zero_grad=True)``: the update, then the gradients zeroed for the next batch, in
-one pass where the optimizer can (so after ``fit`` the gradients read zero; an optimizer whose
-``step`` takes no ``zero_grad`` gets ``step()``).  ``model.backward_params`` is called instead of
-``backward`` (through :func:`minidl.layer.parameter_backward`, which never bypasses a custom
+``optimizer.step(zero_grad=True)``: the update, then the gradients zeroed for the next batch, in one
+pass where the optimizer can (so after ``fit`` its parameters' gradients read zero; an optimizer
+whose ``step`` takes no ``zero_grad`` gets ``step()``).  ``model.backward_params`` is called instead
+of ``backward`` (through :func:`minidl.layer.parameter_backward`, which never bypasses a custom
 ``backward``): the same parameter gradients without the unused gradient of the data.  The loop
-itself adds only the fancy-index of the batch (when shuffling) and a few Python operations per batch.
+itself adds only the fancy-index of the batch (when shuffling) and a few Python operations per
+batch.
 """
 
 from __future__ import annotations
@@ -329,7 +330,8 @@ def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
     """``optimizer.step(zero_grad=True)``, or ``optimizer.step()`` for a ``step`` overridden without
     that argument (the loop zeroes the gradients before every batch anyway)."""
     try:
-        takes_zero_grad = "zero_grad" in inspect.signature(optimizer.step).parameters
+        # not through functools.wraps: a wrapper of step() that takes no arguments must get none
+        takes_zero_grad = "zero_grad" in inspect.signature(optimizer.step, follow_wrapped=False).parameters
     except (TypeError, ValueError):  # no signature to read (a builtin or C callable)
         takes_zero_grad = False
     if takes_zero_grad:
@@ -379,7 +381,8 @@ def fit(
 
     The model is in train mode while it trains and in eval mode while it is validated; on return
     (or on an error) every layer gets back the mode it had before.  Each batch ends with
-    ``optimizer.step(zero_grad=True)``, so after a complete ``fit`` the gradients read zero.
+    ``optimizer.step(zero_grad=True)``, so after a complete ``fit`` the gradients of the optimizer's
+    parameters read zero.
 
     Raises:
         NonFiniteError: when the loss (or a layer's input, or with ``check_gradients`` a gradient)

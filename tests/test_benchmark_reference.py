@@ -194,10 +194,18 @@ def test_alternating_timing_takes_turns_and_times_the_steady_steps(block) -> Non
     from benchmarks import train_step
 
     calls: list[str] = []
-    clock = iter(range(10**6))  # the fake clock ticks once per reading
-    steps = {name: (lambda name=name: calls.append(name)) for name in ("minidl", "numpy")}
+    now = [0.0]
+
+    def make(name: str):
+        def step() -> float:  # 10 time units after the other contender's step, 1 after its own
+            now[0] += 1.0 if calls and calls[-1] == name else 10.0
+            calls.append(name)
+            return 0.0
+        return step
+
+    steps = {name: make(name) for name in ("minidl", "numpy")}
     original = train_step.time.perf_counter
-    train_step.time.perf_counter = lambda: float(next(clock))
+    train_step.time.perf_counter = lambda: now[0]
     try:
         timing = train_step.time_alternately(steps, runs=2, rounds=4, warmup=0.0, block=block)
     finally:
@@ -206,8 +214,13 @@ def test_alternating_timing_takes_turns_and_times_the_steady_steps(block) -> Non
     turn = ["minidl"] * block, ["numpy"] * block
     assert timed == 2 * (turn[0] + turn[1] + turn[1] + turn[0]) * 2
     assert len(timing.times["minidl"]) == len(timing.times["numpy"]) == 2 * 4
-    assert all(t == 1.0 for t in timing.times["minidl"])  # one tick per timed step
-    assert timing.run_ratios["minidl/numpy"] == [1.0, 1.0]
+    # one step per turn: A B / B A, so a step follows the other's (10) or, across rounds, its own (1);
+    # turns of 3: only the steps after one of their own count
+    expected = {1.0, 10.0} if block == 1 else {1.0}
+    assert set(timing.times["minidl"]) | set(timing.times["numpy"]) == expected
+    assert len(timing.run_ratios["minidl/numpy"]) == 2
+    if block > 1:
+        assert timing.run_ratios["minidl/numpy"] == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])

@@ -583,3 +583,56 @@ def test_step_with_zero_grad_refuses_a_misshapen_gradient_and_keeps_everything()
         SGD([p], lr=0.1).step(zero_grad=True)
     np.testing.assert_array_equal(p.data, np.ones((2, 3)))
     np.testing.assert_array_equal(p.grad, np.full((3, 2), 0.5))
+
+
+def _aliased_cases():
+    """(name, params) where scaling one gradient in place would change another array."""
+    def make(*values):
+        return [md.Parameter(np.full(3, v)) for v in values]
+
+    shared = make(1.0, 1.0)
+    shared[1].grad = shared[0].grad
+    shared[0].grad[...] = 0.5
+    own = make(2.0)
+    own[0].grad = own[0].data
+    other = make(2.0, 3.0)
+    other[1].grad = other[0].data
+    view = make(1.0, 1.0)
+    buffer = np.full(6, 0.5)
+    view[0].grad, view[1].grad = buffer[:3], buffer[3:]  # views of one array: kept to the safe path too
+    return [("shared", shared), ("own data", own), ("other's data", other), ("views of one buffer", view)]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _aliased_cases()])
+def test_step_with_zero_grad_is_exact_when_gradients_share_memory(name):
+    params = dict(_aliased_cases())[name]
+    twins = copy.deepcopy(params)  # deepcopy keeps the sharing between the copies
+    SGD(twins, lr=0.1).step()
+    want = [p.data.copy() for p in twins]
+    SGD(params, lr=0.1).step(zero_grad=True)
+    for p, w in zip(params, want, strict=True):
+        np.testing.assert_array_equal(p.data, w)
+
+
+def test_step_with_zero_grad_keeps_the_gradient_when_the_update_cannot_happen():
+    frozen = md.Parameter(np.ones(3))
+    frozen.data.flags.writeable = False
+    frozen.grad[...] = 0.5
+    with pytest.raises(ValueError):
+        SGD([frozen], lr=0.1).step(zero_grad=True)
+    np.testing.assert_array_equal(frozen.grad, 0.5)
+    counts = md.Parameter(np.ones(3))
+    counts.grad = np.array([1, 2, 3])  # an integer gradient: updated as before, never scaled in place
+    SGD([counts], lr=0.5).step(zero_grad=True)
+    np.testing.assert_array_equal(counts.data, [0.5, 0.0, -0.5])
+
+
+def test_step_with_zero_grad_honours_an_instance_zero_grad():
+    p = md.Parameter(np.ones(2))
+    p.grad[...] = 1.0
+    opt = SGD([p], lr=0.25)
+    calls = []
+    opt.zero_grad = lambda: calls.append("zeroed")  # type: ignore[method-assign]
+    opt.step(zero_grad=True)
+    assert calls == ["zeroed"]
+    np.testing.assert_array_equal(p.data, [0.75, 0.75])

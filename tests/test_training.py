@@ -109,6 +109,24 @@ def test_fit_is_exactly_the_hand_written_loop(make_optimizer):
     np.testing.assert_allclose(h["loss"], epoch_losses, rtol=1e-14)
 
 
+def test_fit_calls_a_wrapped_step_without_arguments():
+    import functools
+
+    x, y = blobs(40)
+    model = mlp()
+    opt = md.SGD(model.parameters(), lr=0.05)
+    inner, calls = opt.step, []
+
+    @functools.wraps(inner)
+    def logged():  # a hook around step() that takes nothing, as wraps() hides
+        calls.append(1)
+        inner()
+
+    opt.step = logged  # type: ignore[method-assign]
+    fit(model, x, y, optimizer=opt, epochs=1, batch_size=20, verbose=0)
+    assert len(calls) == 2
+
+
 def test_fit_takes_an_optimizer_whose_step_has_no_zero_grad_argument():
     class HalfStep(md.Optimizer):
         def __init__(self, params):
