@@ -103,6 +103,7 @@ class Setup:
     x: np.ndarray
     y: np.ndarray
     factories: dict[str, Callable[[], Step]] = field(default_factory=dict)
+    init: list[np.ndarray] = field(default_factory=list)  # an MLP's initial (in + 1, out) matrices
 
 
 def mlp_setup(case: Case, seed: int = 0) -> Setup:
@@ -119,7 +120,7 @@ def mlp_setup(case: Case, seed: int = 0) -> Setup:
     else:
         y = (x @ rng.normal(size=(sizes[0], sizes[-1])) + 0.1 * rng.normal(size=(case.batch, sizes[-1])))
         y = y.astype(dtype)
-    setup = Setup(case, x, y)
+    setup = Setup(case, x, y, init=init)
     setup.factories["minidl"] = lambda: minidl_mlp(init, case, x, y)
     setup.factories["numpy"] = lambda: numpy_mlp(init, case, x, y)
     if torch is not None:

@@ -20,6 +20,7 @@ import minidl as md
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.contract_cost import VARIANTS, build_variant  # noqa: E402
 from benchmarks.reference import CNNStep, MLPStep  # noqa: E402
 from benchmarks.train_step import (  # noqa: E402
     Case,
@@ -168,6 +169,41 @@ def test_dense_writes_or_adds_its_weight_gradient() -> None:
         expected = 2 * X.T @ g
         expected[0, 0] += 1.0
         np.testing.assert_allclose(layer.W.grad, expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_contract_cost_variants_take_minidls_steps(dtype) -> None:
+    """benchmarks/contract_cost.py times minidl with its contract relaxed: each variant (no Dense input
+    checks, an in-place ReLU) must still compute minidl's step, else its ratio would measure other work."""
+    init, x, y = mlp_problem((20, 16, 16, 4), 9, dtype, "ce", 4)
+    params = {}
+    for name in VARIANTS:
+        model = build_variant(name, init, dtype)
+        assert [type(layer).__name__ for layer in model][:2] == [VARIANTS[name][0].__name__, VARIANTS[name][1].__name__]
+        step = minidl_train_step(model, md.CrossEntropyLoss(), md.SGD(model.parameters(), lr=0.1), x, y)
+        losses = [step() for _ in range(5)]
+        params[name] = (losses, [p.data.copy() for p in model.parameters()])
+    x_before = x.copy()
+    losses, expected = params["minidl"]
+    assert not np.allclose(expected[0], init[0])  # the steps did something
+    for name, (other_losses, got) in params.items():
+        assert other_losses == pytest.approx(losses, rel=1e-12), name
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, err_msg=name)
+    np.testing.assert_array_equal(x, x_before)  # the in-place ReLU never sees the data: it follows a Dense
+
+
+def test_contract_cost_script_prints_a_row() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "contract_cost.py"), "--runs", "1", "--seconds", "0.01",
+         "--only", "64-128-10"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 64-128-10")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert len(cells) == 1 + len(VARIANTS) and all(float(c.split()[0]) > 0 for c in cells[1:])
 
 
 def test_benchmark_quick_mode_prints_a_table() -> None:
