@@ -244,7 +244,7 @@ class CrossEntropyLoss(Loss):
             kept = None if self.ignore_index is None else target != self.ignore_index
             # One reduction checks both ends: seen as unsigned, a negative label is huge.
             checked = target if kept is None else target[kept]
-            if checked.size and np.maximum.reduce(checked.view(_UNSIGNED[target.dtype.itemsize]), axis=None) >= c:
+            if checked.size and np.maximum.reduce(checked.view(_UNSIGNED[target.dtype.itemsize])) >= c:
                 bad = (target < 0) | (target >= c)
                 if kept is not None:
                     bad &= kept

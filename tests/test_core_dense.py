@@ -105,6 +105,31 @@ def test_bad_input_is_refused_and_changes_nothing(x: object, error: type, patter
     assert issubclass(error, (ValueError, TypeError))
 
 
+def test_inputs_off_the_fast_path_are_checked_like_any_other() -> None:
+    """forward takes a shortcut for a plain ndarray of the layer's exact dtype object; anything else
+    goes through the full check: an equal dtype with metadata and an ndarray subclass are accepted,
+    a byte-swapped dtype is refused, and NaN is refused on either path."""
+    layer = md.Dense(3, 2, rng=0)
+    x = np.arange(6.0).reshape(2, 3)
+    expected = x @ layer.weight + layer.bias_row
+    with_metadata = x.astype(np.dtype(np.float64, metadata={"unit": "m"}))
+    assert with_metadata.dtype is not layer.W.data.dtype
+    np.testing.assert_array_equal(layer(with_metadata), expected)
+
+    class Sub(np.ndarray):
+        pass
+
+    np.testing.assert_array_equal(layer(x.view(Sub)), expected)
+    np.testing.assert_array_equal(layer(x.tolist()), expected)
+    with pytest.raises(md.DTypeError, match=r">f8 does not match the layer's parameters \(float64\)"):
+        layer(x.astype(">f8"))
+    for bad in (x.copy(), x.view(Sub).copy()):
+        bad[1, 2] = -np.inf
+        with pytest.raises(md.NonFiniteError, match=r"index \(1, 2\)"):
+            layer(bad)
+    np.testing.assert_array_equal(layer._x, x.tolist())  # the last accepted input, not a refused one
+
+
 def test_backward_before_forward_and_wrong_grad_shape() -> None:
     layer = md.Dense(3, 2, rng=0)
     with pytest.raises(md.BackwardBeforeForwardError, match=r"Dense\.backward called before forward"):

@@ -8,7 +8,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_grad_output, check_input
+from ..validation import check_finite, check_grad_output, check_input
 
 __all__ = ["Dense"]
 
@@ -62,7 +62,11 @@ class Dense(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, in_features) -> (N, out_features)."""
         W = self.W.data
-        x = check_input(x, self._who, ndim=2, layout=self._layout, sizes=self._sizes, dtype=W.dtype)
+        if type(x) is not np.ndarray or x.ndim != 2 or x.shape[1] != self.in_features or x.dtype is not W.dtype:
+            # not the common case at a glance: convert, or raise the precise error
+            x = check_input(x, self._who, ndim=2, layout=self._layout, sizes=self._sizes, dtype=W.dtype,
+                            finite=False)
+        check_finite(x, self._who)
         self._x = x
         if not self.bias:
             return x @ W
