@@ -1,5 +1,5 @@
-"""What minidl's layer contract costs: its training step with the contract relaxed, against the
-hand-written step.
+"""What minidl's layer contract costs: its training step against the same step with the contract
+relaxed, and against the hand-written step.
 
 Two rules of minidl's layers cost time that the hand-written step (``benchmarks/reference.py``) does
 not spend:
@@ -7,15 +7,18 @@ not spend:
 * **checked inputs**: ``Dense`` checks every input (an ndarray of the right rank, width and dtype,
   no NaN/inf: one BLAS dot product over it);
 * **inputs and gradients left alone**: no layer modifies its input or its ``grad_output``
-  (docs/custom-layers.md; the gradient checker reports a layer that does), so ``ReLU`` writes its
-  output, and its ``dx``, into new arrays.  The hand-written step applies the ReLU in place to its
-  own temporaries, in forward and in backward.
+  (docs/custom-layers.md; the gradient checker reports a forward that modifies its input), so
+  ``ReLU`` writes its output, and its ``dx``, into new arrays.  The hand-written step applies the
+  ReLU in place to its own temporaries, in forward and in backward.
 
 This script builds the same MLP from subclasses that break these rules on purpose -- a ``Dense``
-without input checks, a ``ReLU`` that works in place -- and times each variant against the
-hand-written step exactly as ``train_step.py`` times minidl (alternate A B / B A rounds, median of
-per-round ratios, several runs).  The variants exist for this measurement only: they are not part
-of minidl, and ``tests/test_benchmark_reference.py`` checks that they compute the same step.
+without input checks, a ``ReLU`` that works in place -- and times minidl's step against the
+hand-written step and against each variant, pair by pair, in alternate A B / B A rounds (the
+``time_alternately`` of ``train_step.py``; median of per-round ratios, several runs).  Each variant
+is timed *directly against minidl*: on a machine whose speed drifts, the difference of two ratios
+measured seconds apart is noise of the size of the effects.  The variants exist for this
+measurement only: they are not part of minidl, and ``tests/test_benchmark_reference.py`` checks
+that they break the rules and still compute minidl's steps.
 
 Usage::
 
@@ -53,6 +56,7 @@ class UncheckedDense(md.Dense):
     """``Dense`` without its input checks (rank, width, dtype, NaN/inf): **not** for use."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, in_features) -> (N, out_features), whatever x holds."""
         W = self.W.data
         self._x = x
         if not self.bias:
@@ -67,14 +71,14 @@ class InPlaceReLU(md.ReLU):
     backward its ``grad_output`` (both break the layer contract): **not** for use."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (any shape), overwritten by max(x, 0) and returned."""
         mask = x > 0
         x *= mask
         self._mask = mask
-        self._cache = x
-        self._dtype = x.dtype
         return x
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (the forward's shape), multiplied by the 0/1 slope in place and returned."""
         grad_output *= self._mask
         return grad_output
 
@@ -89,7 +93,8 @@ VARIANTS: dict[str, tuple[type[md.Dense], type[md.ReLU]]] = {
 
 
 def build_variant(name: str, init: list[np.ndarray], dtype: type) -> md.Sequential:
-    """The benchmark's MLP (``Dense`` with ``W = init[i]``, ReLU between) from the variant's classes."""
+    """The benchmark's MLP from the variant's classes: ``Dense`` layers with ``W = init[i]``, each
+    ``(in + 1, out)`` with row 0 the bias, and a ReLU between consecutive ones."""
     dense, relu = VARIANTS[name]
     layers: list[md.Layer] = []
     for i, W in enumerate(init):
@@ -100,21 +105,28 @@ def build_variant(name: str, init: list[np.ndarray], dtype: type) -> md.Sequenti
 
 
 def variant_step(name: str, init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray) -> Step:
+    """One training step of the variant (as ``train_step.minidl_train_step``) on x: (N, in), y: (N,)."""
     model = build_variant(name, init, case.dtype)
     return minidl_train_step(model, md.CrossEntropyLoss(), md.SGD(model.parameters(), lr=LR), x, y)
 
 
 def cases() -> list[Case]:
+    """The rows: the MLPs of ``train_step.py`` in float32 nearest their targets."""
     return [Case("64-128-10", "mlp", (64, 128, 10), 32, np.float32),
             Case("784-256-256-10", "mlp", (784, 256, 256, 10), 64, np.float32),
             Case("784-256-256-10", "mlp", (784, 256, 256, 10), 512, np.float32)]
 
 
+def cell(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="run only rows whose label contains this text")
-    parser.add_argument("--runs", type=int, default=3, help="runs per variant and row (default 3)")
-    parser.add_argument("--seconds", type=float, default=1.5, help="seconds per run (default 1.5)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per row (default 3)")
+    parser.add_argument("--seconds", type=float, default=1.5,
+                        help="approximate seconds per run per pair (default 1.5)")
     parser.add_argument("--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl)")
     args = parser.parse_args(argv)
     limits: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
@@ -122,26 +134,31 @@ def main(argv: list[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         limits = threadpool_limits(args.threads)
+    variants = [name for name in VARIANTS if name != "minidl"]
     with limits:
         for line in environment():
             print(line)
-        print(f"\n{args.runs} runs per cell of about {args.seconds} s each; each cell: that variant's step "
-              "/ the hand-written step, median over runs of each run's median per-round ratio (runs "
-              "min-max)\n")
-        print("| network, batch, dtype | " + " | ".join(f"{name} / numpy" for name in VARIANTS) + " |")
-        print("|---|" + "---:|" * len(VARIANTS), flush=True)
+        print(f"\n{args.runs} runs per row; per run and pair about {args.seconds} s of alternating rounds; "
+              "each cell: median over the runs of each run's median per-round ratio (runs min-max).  "
+              "The last column is implied: (minidl / numpy) * (both / minidl), run by run.\n")
+        header = ["network, batch, dtype", "minidl / numpy", *(f"{name} / minidl" for name in variants),
+                  "both / numpy"]
+        print("| " + " | ".join(header) + " |")
+        print("|---|" + "---:|" * (len(header) - 1), flush=True)
         for case in cases():
             if args.only not in case.label:
                 continue
             setup = mlp_setup(case)
-            cells = [case.label]
-            for name in VARIANTS:
-                steps = {"minidl": variant_step(name, setup.init, case, setup.x, setup.y),
-                         "numpy": setup.factories["numpy"]()}
-                per_step = max(estimate_step(step) for step in steps.values())
-                rounds = int(min(2000, max(6, args.seconds / (2 * per_step))))
-                ratios = time_alternately(steps, args.runs, rounds, 0.3).run_ratios["minidl/numpy"]
-                cells.append(f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
+            steps = {"minidl": setup.factories["minidl"](), "numpy": setup.factories["numpy"]()}
+            for name in variants:
+                steps[name] = variant_step(name, setup.init, case, setup.x, setup.y)
+            per_step = max(estimate_step(step) for step in steps.values())
+            rounds = int(min(2000, max(6, args.seconds / (2 * per_step))))
+            ratios = time_alternately(steps, args.runs, rounds, 0.3).run_ratios
+            to_numpy = ratios["minidl/numpy"]
+            faster = {name: [1 / r for r in ratios[f"minidl/{name}"]] for name in variants}
+            both = [a * b for a, b in zip(to_numpy, faster["both"], strict=True)]
+            cells = [case.label, cell(to_numpy), *(cell(faster[name]) for name in variants), cell(both)]
             print("| " + " | ".join(cells) + " |", flush=True)
     return 0
 

@@ -20,7 +20,7 @@ import minidl as md
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.contract_cost import VARIANTS, build_variant  # noqa: E402
+from benchmarks.contract_cost import VARIANTS, InPlaceReLU, UncheckedDense, build_variant  # noqa: E402
 from benchmarks.reference import CNNStep, MLPStep  # noqa: E402
 from benchmarks.train_step import (  # noqa: E402
     Case,
@@ -176,14 +176,14 @@ def test_contract_cost_variants_take_minidls_steps(dtype) -> None:
     """benchmarks/contract_cost.py times minidl with its contract relaxed: each variant (no Dense input
     checks, an in-place ReLU) must still compute minidl's step, else its ratio would measure other work."""
     init, x, y = mlp_problem((20, 16, 16, 4), 9, dtype, "ce", 4)
+    x_before = x.copy()
     params = {}
     for name in VARIANTS:
         model = build_variant(name, init, dtype)
-        assert [type(layer).__name__ for layer in model][:2] == [VARIANTS[name][0].__name__, VARIANTS[name][1].__name__]
+        assert [type(layer) for layer in model][:2] == list(VARIANTS[name])
         step = minidl_train_step(model, md.CrossEntropyLoss(), md.SGD(model.parameters(), lr=0.1), x, y)
         losses = [step() for _ in range(5)]
         params[name] = (losses, [p.data.copy() for p in model.parameters()])
-    x_before = x.copy()
     losses, expected = params["minidl"]
     assert not np.allclose(expected[0], init[0])  # the steps did something
     for name, (other_losses, got) in params.items():
@@ -193,6 +193,21 @@ def test_contract_cost_variants_take_minidls_steps(dtype) -> None:
     np.testing.assert_array_equal(x, x_before)  # the in-place ReLU never sees the data: it follows a Dense
 
 
+def test_contract_cost_variants_do_break_the_contract() -> None:
+    """If a variant quietly kept the rules, the benchmark would measure nothing."""
+    z = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    relu = InPlaceReLU()
+    assert relu(z) is z
+    np.testing.assert_array_equal(z, [[0.0, 2.0], [3.0, 0.0]])
+    g = np.ones_like(z)
+    assert relu.backward(g) is g
+    np.testing.assert_array_equal(g, [[0.0, 1.0], [1.0, 0.0]])
+    dense = UncheckedDense(2, 1, W=np.ones((3, 1)))
+    assert np.isnan(dense(np.array([[np.nan, 1.0]]))).all()
+    with pytest.raises(md.NonFiniteError):
+        md.Dense(2, 1, W=np.ones((3, 1)))(np.array([[np.nan, 1.0]]))
+
+
 def test_contract_cost_script_prints_a_row() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "contract_cost.py"), "--runs", "1", "--seconds", "0.01",
@@ -200,10 +215,15 @@ def test_contract_cost_script_prints_a_row() -> None:
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+    header = [line for line in result.stdout.splitlines() if line.startswith("| network")]
+    assert header == ["| network, batch, dtype | minidl / numpy | unchecked Dense / minidl | in-place ReLU / minidl "
+                      "| both / minidl | both / numpy |"]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 64-128-10")]
     assert len(rows) == 1
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert len(cells) == 1 + len(VARIANTS) and all(float(c.split()[0]) > 0 for c in cells[1:])
+    ratios = [float(c.split()[0]) for c in cells[1:]]
+    assert len(ratios) == 5 and all(r > 0 for r in ratios)
+    assert ratios[4] == pytest.approx(ratios[0] * ratios[3], rel=1e-2)  # both/numpy = minidl/numpy * both/minidl
 
 
 def test_benchmark_quick_mode_prints_a_table() -> None:
