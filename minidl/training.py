@@ -34,7 +34,7 @@ import numpy as np
 from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator
 from .layer import Layer, parameter_backward
-from .losses import Loss
+from .losses import CrossEntropyLoss, Loss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler
@@ -50,9 +50,12 @@ class Metric:
 
     ``name`` is its key in the history (``"val_" + name`` on validation data).  Any callable with
     that signature can be passed in ``metrics=[...]`` (its name is then its ``__name__``).
+    A metric that scores only some of a batch's samples sets ``batch_weight`` (how many it scored)
+    at each call, and the loop weighs that batch's value by it instead of the batch size.
     """
 
     name = "metric"
+    batch_weight: float | None = None
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         raise NotImplementedError
@@ -66,12 +69,17 @@ class Accuracy(Metric):
     - y_pred (N,) or (N, 1): binary; the prediction is ``y_pred > threshold`` (0.5 for probabilities,
       0 for logits: ``metrics=["accuracy"]`` picks 0 when the loss is ``BCEWithLogitsLoss``) and the
       label is ``y_true > 0.5``.
+
+    ``ignore_index``: with (N,) integer labels, samples of this label are not scored (padding, as
+    ``CrossEntropyLoss(ignore_index=...)`` skips them; ``metrics=["accuracy"]`` takes the loss's).
+    ``batch_weight`` then says how many were, and a batch with none scores 0 with weight 0.
     """
 
     name = "accuracy"
 
-    def __init__(self, threshold: float = 0.5) -> None:
+    def __init__(self, threshold: float = 0.5, ignore_index: int | None = None) -> None:
         self.threshold = float(threshold)
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         y_true = np.asarray(y_true)
@@ -84,10 +92,17 @@ class Accuracy(Metric):
         if predicted.shape != actual.shape:
             raise ShapeError(f"Accuracy: cannot compare y_pred of shape {y_pred.shape} "
                              f"with y_true of shape {y_true.shape}")
-        return int(np.count_nonzero(predicted == actual)) / max(predicted.size, 1)
+        right = predicted == actual
+        if self.ignore_index is not None and actual is y_true and y_true.dtype.kind in "iu":
+            kept = y_true != self.ignore_index
+            self.batch_weight = float(np.count_nonzero(kept))
+            return int(np.count_nonzero(right & kept)) / self.batch_weight if self.batch_weight else 0.0
+        self.batch_weight = None
+        return int(np.count_nonzero(right)) / max(predicted.size, 1)
 
     def __repr__(self) -> str:
-        return f"Accuracy(threshold={self.threshold})"
+        ignore = "" if self.ignore_index is None else f", ignore_index={self.ignore_index}"
+        return f"Accuracy(threshold={self.threshold}{ignore})"
 
 
 class MeanSquaredError(Metric):
@@ -128,7 +143,8 @@ def _resolve_metrics(
             key = metric.lower()
             if key in ("accuracy", "acc"):
                 logits = type(loss).__name__ == "BCEWithLogitsLoss"
-                fn, name = Accuracy(threshold=0.0 if logits else 0.5), "accuracy"
+                ignore = loss.ignore_index if isinstance(loss, CrossEntropyLoss) else None
+                fn, name = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore), "accuracy"
             elif key in ("mse", "mean_squared_error"):
                 fn, name = MeanSquaredError(), "mse"
             elif key in ("mae", "mean_absolute_error"):
@@ -287,7 +303,7 @@ def _run_batches(
     n = len(x)
     totals = dict.fromkeys(([prefix + "loss"] if loss is not None else [])
                            + [prefix + name for name, _ in metric_fns], 0.0)
-    loss_weight = 0.0
+    weights = dict.fromkeys(totals, 0.0)
     for start in range(0, n, batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         out = model(xb)
@@ -296,19 +312,20 @@ def _run_batches(
             value = loss(out, yb)
             weight = _batch_weight(loss, nb)
             totals[prefix + "loss"] += value * weight
-            loss_weight += weight
+            weights[prefix + "loss"] += weight
         for name, fn in metric_fns:
-            totals[prefix + name] += fn(out, yb) * nb
-    result = {k: float(v) / n for k, v in totals.items()}
-    if loss is not None:
-        result[prefix + "loss"] = float(totals[prefix + "loss"]) / loss_weight if loss_weight else 0.0
-    return result
+            value = fn(out, yb)
+            weight = _batch_weight(fn, nb)
+            totals[prefix + name] += value * weight
+            weights[prefix + name] += weight
+    return {k: float(v) / weights[k] if weights[k] else 0.0 for k, v in totals.items()}
 
 
-def _batch_weight(loss: Loss, samples: int) -> float:
-    """How much a batch's mean loss weighs in an average over batches: ``loss.batch_weight`` (e.g. the
-    summed class weights of a weighted cross-entropy), else the number of samples."""
-    weight = getattr(loss, "batch_weight", None)
+def _batch_weight(scorer: object, samples: int) -> float:
+    """How much a batch's mean loss or metric weighs in an average over batches: its ``batch_weight``
+    (e.g. the summed class weights of a weighted cross-entropy, the scored samples of an accuracy
+    that ignores padding), else the number of samples."""
+    weight = getattr(scorer, "batch_weight", None)
     return float(samples) if weight is None else float(weight)
 
 
@@ -446,6 +463,7 @@ def fit(
                 order = generator.permutation(n) if shuffle else None
                 loss_sum = loss_weight = 0.0
                 metric_sums = [0.0] * len(metric_fns)
+                metric_weights = [0.0] * len(metric_fns)
                 bar = None
                 if tqdm is not None:
                     bar = tqdm(total=n_batches, desc=f"Epoch {epoch}/{epochs}", unit="batch",
@@ -486,14 +504,18 @@ def fit(
                     loss_sum += batch_loss * weight
                     loss_weight += weight
                     for i, (_, fn) in enumerate(metric_fns):
-                        metric_sums[i] += fn(out, yb) * nb
+                        value = fn(out, yb)
+                        weight = _batch_weight(fn, nb)
+                        metric_sums[i] += value * weight
+                        metric_weights[i] += weight
                     if bar is not None:
                         bar.update(1)
                         if b % postfix_every == 0:
                             running = loss_sum / loss_weight if loss_weight else 0.0
                             bar.set_postfix_str(f"loss: {running:.4f}", refresh=False)
                 values = {"loss": float(loss_sum) / loss_weight if loss_weight else 0.0}
-                values.update((name, float(s) / n) for name, s in zip(names, metric_sums, strict=True))
+                values.update((name, float(s) / w if w else 0.0)
+                              for name, s, w in zip(names, metric_sums, metric_weights, strict=True))
                 if val is not None:
                     model.eval()
                     values.update(_run_batches(model, val[0], val[1], loss, metric_fns,

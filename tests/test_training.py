@@ -392,6 +392,52 @@ def test_accuracy_picks_the_logit_threshold_for_bce_with_logits():
     assert fn.threshold == 0.5
 
 
+def test_accuracy_skips_ignored_labels_and_says_how_many_it_scored():
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0], [5.0, 0.0, 0.0]])
+    acc = Accuracy(ignore_index=-1)
+    assert acc(logits, np.array([0, -1, 2, 1])) == pytest.approx(2 / 3)  # rows 0, 2, 3: two right
+    assert acc.batch_weight == 3.0
+    assert acc(logits, np.array([-1, -1, -1, -1])) == 0.0 and acc.batch_weight == 0.0
+    assert acc(logits, np.eye(3)[[0, 1, 0, 0]]) == 0.75 and acc.batch_weight is None  # one-hot: all scored
+    assert acc(np.array([[0.9], [0.2]]), np.array([1, -1])) == 1.0 and acc.batch_weight is None  # binary
+    assert Accuracy()(logits, np.array([0, -1, 2, 1])) == 0.5  # without ignore_index -1 is a wrong label
+    assert repr(acc) == "Accuracy(threshold=0.5, ignore_index=-1)" and repr(Accuracy()) == "Accuracy(threshold=0.5)"
+    [(_, fn)] = training._resolve_metrics(["accuracy"], md.CrossEntropyLoss(ignore_index=-100))
+    assert fn.ignore_index == -100
+    [(_, fn)] = training._resolve_metrics(["accuracy"], md.CrossEntropyLoss())
+    assert fn.ignore_index is None
+
+
+@pytest.mark.parametrize("batch_size", [3, 4, 25])
+def test_fit_and_evaluate_accuracy_leave_padding_out(batch_size):
+    """With CrossEntropyLoss(ignore_index=...), the accuracy in the history and from evaluate is the
+    fraction right among the labelled samples, whatever the batches: batches are weighted by how many
+    samples they scored, not by their size (one batch below holds padding only)."""
+    x, y = blobs(25, seed=3)
+    y = y.copy()
+    y[:4] = -1
+    y[[10, 17]] = -1
+    model = mlp(seed=1)
+    loss = md.CrossEntropyLoss(ignore_index=-1)
+    kept = y != -1
+
+    def expected() -> float:
+        return float(np.mean(model.predict(x).argmax(1)[kept] == y[kept]))
+
+    before = expected()
+    got = model.evaluate(x, y, loss=loss, metrics=["accuracy"], batch_size=batch_size)["accuracy"]
+    assert got == pytest.approx(before, rel=1e-12)
+    optimizer = SGD(model.parameters(), lr=0.1)
+    for p in model.parameters():
+        p.requires_grad = False  # frozen: the accuracy of every batch is the untrained model's
+    history = model.fit(x, y, loss=loss, optimizer=optimizer, metrics=["accuracy"], epochs=1,
+                        batch_size=batch_size, shuffle=True, rng=0, verbose=0)
+    assert history.history["accuracy"][-1] == pytest.approx(before, rel=1e-12)
+    plain = model.evaluate(x, y, loss=md.CrossEntropyLoss(ignore_index=-1), metrics=[Accuracy()],
+                           batch_size=batch_size)["accuracy"]
+    assert plain == pytest.approx(float(np.mean(model.predict(x).argmax(1) == y)), rel=1e-12)  # counts -1 wrong
+
+
 def test_callable_metrics_use_their_name():
     def worst(y_pred, y_true):
         return float(np.max(np.abs(y_pred.argmax(1) - y_true)))
