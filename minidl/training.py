@@ -70,31 +70,42 @@ class Accuracy(Metric):
       0 for logits: ``metrics=["accuracy"]`` picks 0 when the loss is ``BCEWithLogitsLoss``) and the
       label is ``y_true > 0.5``.
 
-    ``ignore_index``: with (N,) integer labels, samples of this label are not scored (padding, as
-    ``CrossEntropyLoss(ignore_index=...)`` skips them; ``metrics=["accuracy"]`` takes the loss's).
-    ``batch_weight`` then says how many were, and a batch with none scores 0 with weight 0.
+    ``ignore_index``: samples whose label (y_true as labels, not as (N, C) rows) equals it are not
+    scored: padding, as ``CrossEntropyLoss(ignore_index=...)`` skips it (``metrics=["accuracy"]``
+    takes the loss's).  ``batch_weight`` then says how many samples were scored, and the loop weighs
+    the batch by it (pass the ``Accuracy`` itself: a wrapping function would hide it); a batch with
+    none scores 0 with weight 0.
     """
 
     name = "accuracy"
 
     def __init__(self, threshold: float = 0.5, ignore_index: int | None = None) -> None:
         self.threshold = float(threshold)
+        if ignore_index is not None and (isinstance(ignore_index, (bool, np.bool_))
+                                         or not isinstance(ignore_index, (int, np.integer))):
+            raise TypeError(f"Accuracy: ignore_index must be an int or None, got {ignore_index!r}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         y_true = np.asarray(y_true)
+        n = y_pred.shape[0]
+        labels: np.ndarray | None = None  # y_true as one label per sample (None for (N, C) rows)
         if y_pred.ndim >= 2 and y_pred.shape[1] > 1:
             predicted = y_pred.argmax(axis=1)
-            actual = y_true.argmax(axis=1) if y_true.shape == y_pred.shape else y_true
+            if y_true.shape == y_pred.shape:
+                actual = y_true.argmax(axis=1)
+            else:
+                actual = labels = y_true
         else:
-            predicted = y_pred.reshape(y_pred.shape[0], -1)[:, 0] > self.threshold
-            actual = y_true.reshape(y_true.shape[0], -1)[:, 0] > 0.5
+            predicted = y_pred.reshape(n, -1)[:, 0] > self.threshold
+            labels = y_true.reshape(y_true.shape[0], -1)[:, 0]
+            actual = labels > 0.5
         if predicted.shape != actual.shape:
             raise ShapeError(f"Accuracy: cannot compare y_pred of shape {y_pred.shape} "
                              f"with y_true of shape {y_true.shape}")
         right = predicted == actual
-        if self.ignore_index is not None and actual is y_true and y_true.dtype.kind in "iu":
-            kept = y_true != self.ignore_index
+        if self.ignore_index is not None and labels is not None:
+            kept = labels != self.ignore_index
             self.batch_weight = float(np.count_nonzero(kept))
             return int(np.count_nonzero(right & kept)) / self.batch_weight if self.batch_weight else 0.0
         self.batch_weight = None
@@ -299,7 +310,8 @@ def _run_batches(
     batch_size: int,
     prefix: str = "",
 ) -> dict[str, float]:
-    """Sample-weighted means of the loss and metrics over ``x`` in batches (no gradients, mode as is)."""
+    """Means of the loss and metrics over ``x`` in batches (no gradients, mode as is): each batch
+    weighs its number of samples, or its loss's or metric's ``batch_weight``."""
     n = len(x)
     totals = dict.fromkeys(([prefix + "loss"] if loss is not None else [])
                            + [prefix + name for name, _ in metric_fns], 0.0)
@@ -385,8 +397,9 @@ def fit(
         epochs: passes over the data.  batch_size: samples per step (the last batch may be smaller).
         validation_data: ``(x_val, y_val)``, scored in eval mode after each epoch (``val_*`` keys).
         metrics: e.g. ``["accuracy"]``; names (``"accuracy"``, ``"mse"``, ``"mae"``) or callables
-            ``metric(y_pred, y_true) -> float``.  Training metrics are means over the epoch's batches,
-            measured in train mode while the weights change (as Keras does).
+            ``metric(y_pred, y_true) -> float``.  Training metrics are means over the epoch's batches
+            (each weighing its samples, or the metric's ``batch_weight``), measured in train mode
+            while the weights change (as Keras does).
         shuffle: draw a new order of the samples each epoch from ``rng``.
         rng: a ``numpy.random.Generator`` or int seed; the same seed gives the same batches.
         scheduler: an :class:`~minidl.schedulers.LRScheduler`, stepped after each epoch.
@@ -552,8 +565,10 @@ def evaluate(
 ) -> dict[str, float]:
     """Score ``model`` on ``(x, y)`` in eval mode: ``{"loss": ..., "accuracy": ...}``.
 
-    Without ``loss`` and ``metrics``, those of the model's last :func:`fit` are used.  The loss and
-    metrics are sample-weighted means over the batches.  Every layer's mode is restored afterwards.
+    Without ``loss`` and ``metrics``, those of the model's last :func:`fit` are used; with metrics
+    but no loss, metric names are resolved against that loss (``"accuracy"`` takes its threshold and
+    ``ignore_index``) without scoring it.  The loss and metrics are means over the batches, each
+    weighing its samples or its ``batch_weight``.  Every layer's mode is restored afterwards.
     """
     who = "evaluate"
     if loss is None and metrics is None:
@@ -566,7 +581,8 @@ def evaluate(
         raise TypeError(f"{who}: loss must be a minidl Loss instance, got {type(loss).__name__}")
     batch_size = _positive_int(who, "batch_size", batch_size)
     x, y = _check_data(model, x, y, who)
-    metric_fns = _resolve_metrics(metrics, loss)
+    fitted_loss = (model.__dict__.get("_fit_defaults") or (None, None))[0]
+    metric_fns = _resolve_metrics(metrics, loss if loss is not None else fitted_loss)
     with _mode(model, False):
         return _run_batches(model, x, y, loss, metric_fns, batch_size)
 

@@ -399,7 +399,12 @@ def test_accuracy_skips_ignored_labels_and_says_how_many_it_scored():
     assert acc.batch_weight == 3.0
     assert acc(logits, np.array([-1, -1, -1, -1])) == 0.0 and acc.batch_weight == 0.0
     assert acc(logits, np.eye(3)[[0, 1, 0, 0]]) == 0.75 and acc.batch_weight is None  # one-hot: all scored
-    assert acc(np.array([[0.9], [0.2]]), np.array([1, -1])) == 1.0 and acc.batch_weight is None  # binary
+    assert acc(np.array([[0.9], [0.2], [0.7]]), np.array([1, -1, 0])) == 0.5 and acc.batch_weight == 2.0  # binary
+    assert acc(logits, np.array([0.0, -1.0, 2.0, 1.0])) == pytest.approx(2 / 3)  # float labels too
+    for bad in (1.5, True, "2", np.float64(2.0)):
+        with pytest.raises(TypeError, match="Accuracy: ignore_index must be an int"):
+            Accuracy(ignore_index=bad)
+    assert Accuracy(ignore_index=np.int64(-3)).ignore_index == -3
     assert Accuracy()(logits, np.array([0, -1, 2, 1])) == 0.5  # without ignore_index -1 is a wrong label
     assert repr(acc) == "Accuracy(threshold=0.5, ignore_index=-1)" and repr(Accuracy()) == "Accuracy(threshold=0.5)"
     [(_, fn)] = training._resolve_metrics(["accuracy"], md.CrossEntropyLoss(ignore_index=-100))
@@ -424,15 +429,22 @@ def test_fit_and_evaluate_accuracy_leave_padding_out(batch_size):
     def expected() -> float:
         return float(np.mean(model.predict(x).argmax(1)[kept] == y[kept]))
 
+    def first_logit(y_pred, y_true):  # a plain callable: weighed by the batch size
+        return float(np.mean(y_pred[:, 0]))
+
     before = expected()
     got = model.evaluate(x, y, loss=loss, metrics=["accuracy"], batch_size=batch_size)["accuracy"]
     assert got == pytest.approx(before, rel=1e-12)
     optimizer = SGD(model.parameters(), lr=0.1)
     for p in model.parameters():
         p.requires_grad = False  # frozen: the accuracy of every batch is the untrained model's
-    history = model.fit(x, y, loss=loss, optimizer=optimizer, metrics=["accuracy"], epochs=1,
+    history = model.fit(x, y, loss=loss, optimizer=optimizer, metrics=["accuracy", first_logit], epochs=1,
                         batch_size=batch_size, shuffle=True, rng=0, verbose=0)
     assert history.history["accuracy"][-1] == pytest.approx(before, rel=1e-12)
+    assert history.history["first_logit"][-1] == pytest.approx(float(np.mean(model.predict(x)[:, 0])), rel=1e-12)
+    # metrics without a loss: resolved against the loss of the last fit, so padding stays out
+    got = model.evaluate(x, y, metrics=["accuracy"], batch_size=batch_size)
+    assert list(got) == ["accuracy"] and got["accuracy"] == pytest.approx(before, rel=1e-12)
     plain = model.evaluate(x, y, loss=md.CrossEntropyLoss(ignore_index=-1), metrics=[Accuracy()],
                            batch_size=batch_size)["accuracy"]
     assert plain == pytest.approx(float(np.mean(model.predict(x).argmax(1) == y)), rel=1e-12)  # counts -1 wrong
