@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -135,6 +137,34 @@ BN_CASES = [
     (lambda: md.BatchNorm2d(2), (3, 2, 3, 2)),
     (lambda: md.BatchNorm2d(3, affine=False), (2, 3, 2, 2)),
 ]
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float64, 1e160), (np.float32, 1e25)])
+@pytest.mark.parametrize("make, shape, what", [
+    (lambda: md.BatchNorm1d(3), (8, 3), r"BatchNorm1d\(3\): the batch variance of channel\(s\) 1 "),
+    (lambda: md.BatchNorm2d(3), (4, 3, 2, 2), r"BatchNorm2d\(3\): the batch variance of channel\(s\) 1 "),
+    (lambda: md.LayerNorm(3), (8, 3), r"LayerNorm\(3\): the variance of sample\(s\) 0, 1, 2, 3, 4, \.\.\. "),
+])
+def test_huge_finite_inputs_whose_variance_overflows_are_refused(make, shape, what, dtype, big) -> None:
+    """Finite inputs too large for their dtype's squares: the variance is inf, so normalising would give
+    zeros and the running variance would become inf, silently.  Refused instead, with nothing changed
+    and no RuntimeWarning first (under -W error it would replace the error)."""
+    layer = randomise(make(), 0).astype(dtype)
+    x = np.random.default_rng(1).normal(size=shape).astype(dtype)
+    if isinstance(layer, md.LayerNorm):
+        x *= big  # every sample
+    else:
+        x[:, 1] *= big  # channel 1 only
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pattern = what + rf"is not finite in {np.dtype(dtype).name} .*scale the input down"
+        with pytest.raises(md.NonFiniteError, match=pattern):
+            layer(x)
+    assert all(np.array_equal(v, before[k]) for k, v in layer.state_dict().items())
+    assert layer._cache is None
+    x /= big  # the same data at a sane scale goes through
+    assert np.isfinite(layer(x)).all()
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])

@@ -17,13 +17,26 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, NonFiniteError, ShapeError
 from ..init import float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import as_array, check_grad_output, check_input
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+
+
+def _check_statistics(var: np.ndarray, x: np.ndarray, who: str, what: str) -> None:
+    """Refuse a variance that overflowed (finite inputs too large for their dtype): normalising by it
+    would silently give zeros, and the running statistics would hold inf.  ``var``: one per group."""
+    if np.isfinite(var).all():
+        return
+    bad = np.flatnonzero(~np.isfinite(var))
+    listed = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+    raise NonFiniteError(
+        f"{who}: {what} {listed} is not finite in {x.dtype} (input magnitudes up to "
+        f"{float(np.max(np.abs(x))):.3g}: their squares overflow); scale the input down. Nothing was updated."
+    )
 
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,6 +122,7 @@ class _BatchNorm(Layer):
             mean = x.mean(axis=axes)
             xc = x - mean.reshape(bshape)
             var = _channel_dot(xc, xc) / m  # biased variance, used to normalise
+            _check_statistics(var, x, self._who, "the batch variance of channel(s)")
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, m)
         else:
@@ -253,7 +267,9 @@ class LayerNorm(Layer):
         axes = tuple(range(x.ndim - k, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
         xhat = x - mean
-        var = (xhat * xhat).mean(axis=axes, keepdims=True)
+        rows = xhat.reshape(-1, int(np.prod(self.normalized_shape)))  # a view: xhat is a new array
+        var = np.einsum("ij,ij->i", rows, rows).reshape(mean.shape) / rows.shape[1]  # no overflow warning
+        _check_statistics(var.reshape(-1), x, self._who, "the variance of sample(s)")
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat *= inv_std
         self._cache = (xhat, inv_std)
