@@ -118,6 +118,9 @@ class HalfSquaredError(Loss):
     ``dCF/dW = X^T (y_hat - y)``.  Shapes: y_pred and y_true: (N, ...) alike.
     """
 
+    #: a sum, not a mean: ``fit`` and ``evaluate`` add the batches' values up
+    reduction = "sum"
+
     def __init__(self) -> None:
         self._diff: np.ndarray | None = None
 

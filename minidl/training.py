@@ -34,7 +34,7 @@ import numpy as np
 from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator
 from .layer import Layer, parameter_backward
-from .losses import CrossEntropyLoss, Loss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler
@@ -62,43 +62,46 @@ class Metric:
 
 
 class Accuracy(Metric):
-    """The fraction of samples whose predicted class is right.
+    """The fraction of right predictions.
 
-    - y_pred (N, C) with C > 1: the class is ``argmax`` over axis 1; y_true holds (N,) integer labels
-      or (N, C) scores/one-hot rows (then its argmax is the label).
-    - y_pred (N,) or (N, 1): binary; the prediction is ``y_pred > threshold`` (0.5 for probabilities,
-      0 for logits: ``metrics=["accuracy"]`` picks 0 when the loss is ``BCEWithLogitsLoss``) and the
-      label is ``y_true > 0.5``.
+    - Classes on axis 1 (y_pred (N, C, ...) with C > 1): the class is ``argmax`` over axis 1;
+      y_true holds (N,) integer labels or (N, C) scores/one-hot rows (then its argmax is the label).
+    - Otherwise (y_pred (N,), (N, 1) or (N, 1, ...), or any shape with ``binary=True``): every
+      element is a yes/no prediction, ``y_pred > threshold`` against ``y_true > 0.5``, y_true holding
+      as many elements per sample; the threshold is 0.5 for probabilities and 0 for logits
+      (``metrics=["accuracy"]`` picks 0, and ``binary=True``, when the loss is ``BCEWithLogitsLoss``).
 
-    ``ignore_index``: samples whose label (y_true as labels, not as (N, C) rows) equals it are not
-    scored: padding, as ``CrossEntropyLoss(ignore_index=...)`` skips it (``metrics=["accuracy"]``
-    takes the loss's).  ``batch_weight`` then says how many samples were scored, and the loop weighs
-    the batch by it (pass the ``Accuracy`` itself: a wrapping function would hide it); a batch with
-    none scores 0 with weight 0.
+    ``ignore_index``: samples (or elements) whose label equals it are not scored: padding, as
+    ``CrossEntropyLoss(ignore_index=...)`` skips it (``metrics=["accuracy"]`` takes the loss's).
+    ``batch_weight`` then says how many were scored, and the loop weighs the batch by it (pass the
+    ``Accuracy`` itself: a wrapping function would hide it); a batch with none scores 0 with
+    weight 0.
     """
 
     name = "accuracy"
 
-    def __init__(self, threshold: float = 0.5, ignore_index: int | None = None) -> None:
+    def __init__(self, threshold: float = 0.5, ignore_index: int | None = None,
+                 binary: bool | None = None) -> None:
         self.threshold = float(threshold)
         if ignore_index is not None and (isinstance(ignore_index, (bool, np.bool_))
                                          or not isinstance(ignore_index, (int, np.integer))):
             raise TypeError(f"Accuracy: ignore_index must be an int or None, got {ignore_index!r}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.binary = None if binary is None else bool(binary)
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         y_true = np.asarray(y_true)
-        n = y_pred.shape[0]
-        labels: np.ndarray | None = None  # y_true as one label per sample (None for (N, C) rows)
-        if y_pred.ndim >= 2 and y_pred.shape[1] > 1:
+        n = y_pred.shape[0] if y_pred.ndim else 1
+        labels: np.ndarray | None = None  # y_true as one label per prediction (None for (N, C) rows)
+        if not self.binary and y_pred.ndim >= 2 and y_pred.shape[1] > 1:
             predicted = y_pred.argmax(axis=1)
             if y_true.shape == y_pred.shape:
                 actual = y_true.argmax(axis=1)
             else:
                 actual = labels = y_true
         else:
-            predicted = y_pred.reshape(n, -1)[:, 0] > self.threshold
-            labels = y_true.reshape(y_true.shape[0], -1)[:, 0]
+            predicted = y_pred.reshape(n, -1) > self.threshold
+            labels = y_true.reshape(y_true.shape[0] if y_true.ndim else 1, -1)
             actual = labels > 0.5
         if predicted.shape != actual.shape:
             raise ShapeError(f"Accuracy: cannot compare y_pred of shape {y_pred.shape} "
@@ -112,8 +115,9 @@ class Accuracy(Metric):
         return int(np.count_nonzero(right)) / max(predicted.size, 1)
 
     def __repr__(self) -> str:
-        ignore = "" if self.ignore_index is None else f", ignore_index={self.ignore_index}"
-        return f"Accuracy(threshold={self.threshold}{ignore})"
+        extra = "" if self.ignore_index is None else f", ignore_index={self.ignore_index}"
+        extra += "" if self.binary is None else f", binary={self.binary}"
+        return f"Accuracy(threshold={self.threshold}{extra})"
 
 
 class MeanSquaredError(Metric):
@@ -122,7 +126,7 @@ class MeanSquaredError(Metric):
     name = "mse"
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
-        diff = y_pred - np.asarray(y_true).reshape(y_pred.shape)
+        diff = y_pred - _like(y_true, y_pred, "MeanSquaredError")
         return float(np.vdot(diff, diff)) / max(diff.size, 1)
 
 
@@ -132,8 +136,17 @@ class MeanAbsoluteError(Metric):
     name = "mae"
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
-        diff = y_pred - np.asarray(y_true).reshape(y_pred.shape)
+        diff = y_pred - _like(y_true, y_pred, "MeanAbsoluteError")
         return float(np.abs(diff).sum()) / max(diff.size, 1)
+
+
+def _like(y_true: Any, y_pred: np.ndarray, who: str) -> np.ndarray:
+    """y_true reshaped like y_pred, or a ShapeError when it holds another number of elements."""
+    target = np.asarray(y_true)
+    if target.size != y_pred.size:
+        raise ShapeError(f"{who}: y_true of shape {target.shape} does not match y_pred of shape "
+                         f"{y_pred.shape} (it must hold as many elements)")
+    return target.reshape(y_pred.shape)
 
 
 MetricLike = str | Metric | Callable[[np.ndarray, np.ndarray], float]
@@ -153,9 +166,10 @@ def _resolve_metrics(
         if isinstance(metric, str):
             key = metric.lower()
             if key in ("accuracy", "acc"):
-                logits = type(loss).__name__ == "BCEWithLogitsLoss"
+                logits = isinstance(loss, BCEWithLogitsLoss)  # per-element logits: yes/no at 0
                 ignore = loss.ignore_index if isinstance(loss, CrossEntropyLoss) else None
-                fn, name = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore), "accuracy"
+                fn = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore, binary=True if logits else None)
+                name = "accuracy"
             elif key in ("mse", "mean_squared_error"):
                 fn, name = MeanSquaredError(), "mse"
             elif key in ("mae", "mean_absolute_error"):
@@ -310,35 +324,53 @@ def _run_batches(
     batch_size: int,
     prefix: str = "",
 ) -> dict[str, float]:
-    """Means of the loss and metrics over ``x`` in batches (no gradients, mode as is): each batch
-    weighs its number of samples, or its loss's or metric's ``batch_weight``."""
-    n = len(x)
-    totals = dict.fromkeys(([prefix + "loss"] if loss is not None else [])
-                           + [prefix + name for name, _ in metric_fns], 0.0)
-    weights = dict.fromkeys(totals, 0.0)
-    for start in range(0, n, batch_size):
+    """The loss and metrics over ``x``, scored in batches and combined by :class:`_Combiner` (no
+    gradients, mode as is)."""
+    scorers: dict[str, Any] = ({prefix + "loss": loss} if loss is not None else {})
+    scorers.update((prefix + name, fn) for name, fn in metric_fns)
+    combined = {key: _Combiner(scorer) for key, scorer in scorers.items()}
+    for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         out = model(xb)
-        nb = len(xb)
-        if loss is not None:
-            value = loss(out, yb)
-            weight = _batch_weight(loss, nb)
-            totals[prefix + "loss"] += value * weight
-            weights[prefix + "loss"] += weight
-        for name, fn in metric_fns:
-            value = fn(out, yb)
-            weight = _batch_weight(fn, nb)
-            totals[prefix + name] += value * weight
-            weights[prefix + name] += weight
-    return {k: float(v) / weights[k] if weights[k] else 0.0 for k, v in totals.items()}
+        for key, scorer in scorers.items():
+            combined[key].add(scorer(out, yb), len(xb))
+    return {key: c.value() for key, c in combined.items()}
 
 
-def _batch_weight(scorer: object, samples: int) -> float:
-    """How much a batch's mean loss or metric weighs in an average over batches: its ``batch_weight``
-    (e.g. the summed class weights of a weighted cross-entropy, the scored samples of an accuracy
-    that ignores padding), else the number of samples."""
-    weight = getattr(scorer, "batch_weight", None)
-    return float(samples) if weight is None else float(weight)
+class _Combiner:
+    """A loss or metric over the data from its values on the batches: the mean of the batches'
+    values, each weighing its number of samples or the scorer's ``batch_weight`` (e.g. the summed
+    class weights of a weighted cross-entropy, the scored samples of an accuracy that ignores
+    padding), 0 when nothing was scored; for a loss whose value is a sum (``reduction="sum"``,
+    ``HalfSquaredError``), the sum of the batches' values.  Either way, what one batch of all the
+    data would give."""
+
+    def __init__(self, scorer: object) -> None:
+        self.scorer = scorer
+        self.summed = getattr(scorer, "reduction", None) == "sum"
+        self.total = self.weight = 0.0
+
+    def weight_of(self, samples: int) -> float:
+        """The weight of the value the scorer just returned for a batch of ``samples`` samples (read
+        right after the call: ``batch_weight`` describes the last call)."""
+        weight = getattr(self.scorer, "batch_weight", None)
+        return float(samples) if weight is None else float(weight)
+
+    def add_weighted(self, value: float, weight: float) -> None:
+        if self.summed:
+            self.total += value
+        else:
+            self.total += value * weight
+            self.weight += weight
+
+    def add(self, value: float, samples: int) -> None:
+        """Add the value the scorer just returned for a batch of ``samples`` samples."""
+        self.add_weighted(value, self.weight_of(samples))
+
+    def value(self) -> float:
+        if self.summed:
+            return float(self.total)
+        return float(self.total) / self.weight if self.weight else 0.0
 
 
 def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
@@ -466,6 +498,16 @@ def fit(
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
+    if val is not None:  # scored once now, in eval mode: a bad validation set fails before any update
+        side_state.save()
+        try:
+            with _mode(model, False):
+                _run_batches(model, val[0], val[1], loss, metric_fns, validation_batch_size)
+        except MinidlError as error:
+            _with_context(error, f"{who}: validation_data (scored before training, nothing was updated)")
+            raise
+        finally:
+            side_state.restore()  # the generators and buffers as they were
     bar = None
     with _mode(model, True):
         try:
@@ -474,9 +516,8 @@ def fit(
                 model.train()
                 lr = optimizer.lr
                 order = generator.permutation(n) if shuffle else None
-                loss_sum = loss_weight = 0.0
-                metric_sums = [0.0] * len(metric_fns)
-                metric_weights = [0.0] * len(metric_fns)
+                epoch_loss = _Combiner(loss)
+                epoch_metrics = [_Combiner(fn) for _, fn in metric_fns]
                 bar = None
                 if tqdm is not None:
                     bar = tqdm(total=n_batches, desc=f"Epoch {epoch}/{epochs}", unit="batch",
@@ -490,6 +531,7 @@ def fit(
                     else:
                         idx = order[start:stop]
                         xb, yb = np.take(x, idx, axis=0), np.take(y, idx, axis=0)  # = x[idx], a bit faster
+                    nb = stop - start
                     for p in to_zero:
                         p.zero_grad()
                     side_state.save()
@@ -502,33 +544,29 @@ def fit(
                                 "applied, so the parameters are those after the previous batch "
                                 "(try a smaller learning rate, or check the data and the loss)"
                             )
+                        loss_weight = epoch_loss.weight_of(nb)  # read before anything else is called
+                        scores = [(fn(out, yb), c.weight_of(nb))  # before the update: a failing metric
+                                  for (_, fn), c in zip(metric_fns, epoch_metrics, strict=True)]  # refuses it
                         backward(loss.backward())
                         if check_gradients:
                             _check_gradients(model, optimizer)
-                    except MinidlError as error:
+                    except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()
-                        _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
-                                             f"(samples {start}..{stop - 1} of the epoch's order)")
-                        error.history = history  # type: ignore[attr-defined]
+                        if isinstance(error, MinidlError):
+                            _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
+                                                 f"(samples {start}..{stop - 1} of the epoch's order)")
+                            error.history = history  # type: ignore[attr-defined]
                         raise
                     step()
-                    nb = stop - start
-                    weight = _batch_weight(loss, nb)
-                    loss_sum += batch_loss * weight
-                    loss_weight += weight
-                    for i, (_, fn) in enumerate(metric_fns):
-                        value = fn(out, yb)
-                        weight = _batch_weight(fn, nb)
-                        metric_sums[i] += value * weight
-                        metric_weights[i] += weight
+                    epoch_loss.add_weighted(batch_loss, loss_weight)
+                    for c, (value, weight) in zip(epoch_metrics, scores, strict=True):
+                        c.add_weighted(value, weight)
                     if bar is not None:
                         bar.update(1)
                         if b % postfix_every == 0:
-                            running = loss_sum / loss_weight if loss_weight else 0.0
-                            bar.set_postfix_str(f"loss: {running:.4f}", refresh=False)
-                values = {"loss": float(loss_sum) / loss_weight if loss_weight else 0.0}
-                values.update((name, float(s) / w if w else 0.0)
-                              for name, s, w in zip(names, metric_sums, metric_weights, strict=True))
+                            bar.set_postfix_str(f"loss: {epoch_loss.value():.4f}", refresh=False)
+                values = {"loss": epoch_loss.value()}
+                values.update((name, c.value()) for name, c in zip(names, epoch_metrics, strict=True))
                 if val is not None:
                     model.eval()
                     values.update(_run_batches(model, val[0], val[1], loss, metric_fns,

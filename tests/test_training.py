@@ -275,8 +275,9 @@ def test_fit_trains_in_train_mode_validates_in_eval_mode_and_restores_modes():
     model.eval()
     model[0].train()  # a mixed state must come back exactly
     fit(model, x, y, epochs=2, batch_size=20, validation_data=(x[:10], y[:10]))
-    # per epoch: two training batches (train mode) then one validation batch (eval mode)
-    assert spy.modes == [True, True, False, True, True, False]
+    # the validation set scored once before training (eval mode), then per epoch two training batches
+    # (train mode) and one validation batch (eval mode)
+    assert spy.modes == [False, True, True, False, True, True, False]
     assert [layer.training for layer in model] == [True, False, False, False]
 
 
@@ -448,6 +449,127 @@ def test_fit_and_evaluate_accuracy_leave_padding_out(batch_size):
     plain = model.evaluate(x, y, loss=md.CrossEntropyLoss(ignore_index=-1), metrics=[Accuracy()],
                            batch_size=batch_size)["accuracy"]
     assert plain == pytest.approx(float(np.mean(model.predict(x).argmax(1) == y)), rel=1e-12)  # counts -1 wrong
+
+
+@pytest.mark.parametrize("make", [lambda: md.MSELoss(reduction="sum"), md.HalfSquaredError,
+                                  lambda: md.CrossEntropyLoss(reduction="sum", ignore_index=-1)])
+def test_summed_losses_add_up_over_batches(make):
+    """A loss whose value is a sum (reduction="sum", HalfSquaredError) combines over batches as the
+    total: what one batch of all the data gives, whatever the batch size (not batch sums averaged)."""
+    rng = np.random.default_rng(1)
+    loss = make()
+    classify = isinstance(loss, md.CrossEntropyLoss)
+    x = rng.normal(size=(37, 5))
+    y = rng.integers(-1, 3, size=37) if classify else rng.normal(size=(37, 3))
+    model = md.Sequential(md.Dense(5, 3, rng=0))
+    whole = loss(model.predict(x), y)
+    for batch_size in (1, 8, 37, 256):
+        assert model.evaluate(x, y, loss=loss, batch_size=batch_size)["loss"] == pytest.approx(whole, rel=1e-12)
+    optimizer = SGD(model.parameters(), lr=0.1)
+    for p in model.parameters():
+        p.requires_grad = False  # frozen: every batch sees the same model
+    history = model.fit(x, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=8, shuffle=True, rng=0,
+                        verbose=0)
+    assert history.history["loss"][0] == pytest.approx(whole, rel=1e-12)
+
+
+def test_binary_accuracy_scores_every_element():
+    rng = np.random.default_rng(0)
+    y_pred = rng.normal(size=(6, 1, 4, 4))
+    y_true = (rng.random((6, 1, 4, 4)) > 0.5).astype(float)
+    expected = float(np.mean((y_pred > 0) == (y_true > 0.5)))
+    assert Accuracy(threshold=0.0)(y_pred, y_true) == pytest.approx(expected)  # (N, 1, H, W): per pixel
+    multi = rng.normal(size=(6, 3))
+    hot = (rng.random((6, 3)) > 0.5).astype(float)
+    assert Accuracy(threshold=0.0, binary=True)(multi, hot) == pytest.approx(float(np.mean((multi > 0) == hot)))
+    [(_, fn)] = training._resolve_metrics(["accuracy"], md.BCEWithLogitsLoss())
+    assert fn.binary is True and fn.threshold == 0.0
+
+    class MyBCE(md.BCEWithLogitsLoss):
+        pass
+
+    [(_, fn)] = training._resolve_metrics(["accuracy"], MyBCE())
+    assert fn.threshold == 0.0 and fn.binary is True
+    with pytest.raises(ShapeError, match="Accuracy: cannot compare"):
+        Accuracy()(rng.random(4), rng.random((4, 3)))  # not column 0 of y_true, silently
+    for metric in (training.MeanSquaredError(), training.MeanAbsoluteError()):
+        with pytest.raises(ShapeError, match="does not match y_pred of shape"):
+            metric(rng.random((4, 3)), rng.integers(0, 3, 4))
+
+
+def _snapshot(model, optimizer):
+    return ([p.data.copy() for p in model.parameters()], copy.deepcopy(optimizer.state_dict()),
+            {k: v.copy() for k, v in model.state_dict().items()})
+
+
+def _unchanged(model, optimizer, snap) -> bool:
+    data, opt_state, state = snap
+    same_opt = str(optimizer.state_dict()) == str(opt_state)
+    return (all(np.array_equal(p.data, d) for p, d in zip(model.parameters(), data, strict=True)) and same_opt
+            and all(np.array_equal(v, state[k]) for k, v in model.state_dict().items()))
+
+
+@pytest.mark.parametrize("bad", ["float labels", "late label out of range", "late NaN", "wrong width"])
+def test_bad_validation_data_fails_before_any_update(bad):
+    x, y = blobs(40)
+    x_val, y_val = x[:30].copy(), y[:30].copy()
+    if bad == "float labels":
+        y_val = y_val.astype(float)
+    elif bad == "late label out of range":
+        y_val[25] = 7
+    elif bad == "late NaN":
+        x_val[27, 1] = np.nan
+    else:
+        x_val = np.ones((30, 5))
+    model = md.Sequential(md.Dense(2, 8, rng=0), md.BatchNorm1d(8), md.Dropout(0.2, rng=1), md.ReLU(),
+                          md.Dense(8, 3, rng=2))
+    optimizer = Adam(model.parameters(), lr=0.1)
+    snap = _snapshot(model, optimizer)
+    with pytest.raises(md.MinidlError, match=r"fit: validation_data \(scored before training, nothing was updated\)"):
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=optimizer, epochs=2, batch_size=8,
+                  validation_data=(x_val, y_val), validation_batch_size=10, verbose=0)
+    assert _unchanged(model, optimizer, snap)
+    state = model[2].rng.bit_generator.state
+    model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=optimizer, epochs=1, batch_size=8, rng=0,
+              validation_data=(x[:30], y[:30]), verbose=0)  # a good set: scored first, generators kept
+    fresh = md.Sequential(md.Dense(2, 8, rng=0), md.BatchNorm1d(8), md.Dropout(0.2, rng=1), md.ReLU(),
+                          md.Dense(8, 3, rng=2))
+    fresh[2].rng.bit_generator.state = state
+    fresh.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=Adam(fresh.parameters(), lr=0.1), epochs=1,
+              batch_size=8, rng=0, verbose=0)  # the same training without validation data
+    for a, b in zip(model.parameters(), fresh.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_a_failing_metric_or_a_foreign_error_refuses_the_batch():
+    """A metric that cannot score the batch fails before the update (first batch: nothing changes); an
+    exception that is not minidl's (a user's loss raising ValueError) still restores the batch norm
+    statistics the refused batch's forward had moved."""
+    x, y = blobs(40)
+    model = md.Sequential(md.Dense(2, 8, rng=0), md.BatchNorm1d(8), md.ReLU(), md.Dense(8, 3, rng=2))
+    optimizer = SGD(model.parameters(), lr=0.1)
+    snap = _snapshot(model, optimizer)
+    with pytest.raises(ShapeError, match=r"fit: epoch 1/1, batch 1/5 .*MeanSquaredError"):
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=optimizer, epochs=1, batch_size=8, metrics=["mse"],
+                  verbose=0)
+    assert _unchanged(model, optimizer, snap)
+
+    class Picky(md.CrossEntropyLoss):
+        def forward(self, y_pred, y_true):
+            if (y_true == 2).all():
+                raise ValueError("a batch of twos")
+            return super().forward(y_pred, y_true)
+
+    y_twos = y.copy()
+    y_twos[8:16] = 2
+    with pytest.raises(ValueError, match="a batch of twos"):
+        model.fit(x, y_twos, loss=Picky(), optimizer=optimizer, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    after_first = {k: v.copy() for k, v in model.state_dict().items()}
+    replay = md.Sequential(md.Dense(2, 8, rng=0), md.BatchNorm1d(8), md.ReLU(), md.Dense(8, 3, rng=2))
+    replay.fit(x[:8], y[:8], loss=md.CrossEntropyLoss(), optimizer=SGD(replay.parameters(), lr=0.1), epochs=1,
+               batch_size=8, verbose=0)  # only the first batch, which was applied
+    for k, v in replay.state_dict().items():
+        np.testing.assert_allclose(after_first[k], v, rtol=1e-12, err_msg=k)
 
 
 def test_callable_metrics_use_their_name():
