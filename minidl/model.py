@@ -83,12 +83,17 @@ class Sequential(Model):
         """Add ``layer`` at the end, named by the next free position."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
-        if any(existing is layer for existing in self._layers.values()):
-            raise ValueError(
-                f"Sequential: this {type(layer).__name__} is already in the sequence; a layer keeps one "
-                "forward cache, so calling it twice in one pass breaks its backward. Use a second "
-                "layer that shares the parameter instead (second.W = first.W)"
-            )
+        incoming = {id(sub) for sub in layer.layers()}  # the layer and every layer below it
+        if id(self) not in incoming:  # (a layer containing this sequence is a cycle, refused below)
+            for name, existing in self._layers.items():
+                shared = next((sub for sub in existing.layers() if id(sub) in incoming), None)
+                if shared is not None:
+                    where = "" if shared is existing else f" (inside layer '{name}')"
+                    raise ValueError(
+                        f"Sequential: this {type(shared).__name__} is already in the sequence{where}; a "
+                        "layer keeps one forward cache, so calling it twice in one pass breaks its "
+                        "backward. Use a second layer that shares the parameter instead (second.W = first.W)"
+                    )
         setattr(self, _next_free_index(self._layers), layer)
         return self
 

@@ -29,9 +29,22 @@ def test_values_and_derivatives_match_scalar_formulas(cls: type, f, df) -> None:
 
 def test_sigmoid_does_not_overflow_at_extremes() -> None:
     layer = md.Sigmoid()
-    with np.errstate(all="raise"):
-        y = layer(np.array([-1000.0, 0.0, 1000.0]))
-    np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # exp(-1000) underflows to 0: exact
+        y = layer(np.array([-np.inf, -1000.0, -0.0, 0.0, 1000.0, np.inf]))
+    np.testing.assert_array_equal(y, [0.0, 0.0, 0.5, 0.5, 1.0, 1.0])
+    assert np.isnan(layer(np.array([np.nan, 1.0])))[0]
+
+
+@pytest.mark.parametrize("dtype, low, rtol", [(np.float32, -87.0, 1e-6), (np.float64, -708.0, 1e-15)])  # normal floats
+def test_sigmoid_is_accurate_for_negative_inputs(dtype: type, low: float, rtol: float) -> None:
+    """Far below 0 the sigmoid is about e^x: tiny but representable, and it must keep its digits
+    (``(1 + tanh(x/2)) / 2`` returned 0 from about -18 in float32, 44% off at -17)."""
+    x = np.linspace(low, 40, 4001).astype(dtype)
+    y = md.Sigmoid()(x)
+    assert y.dtype == dtype
+    exact = np.array([math.exp(v) / (1 + math.exp(v)) if v < 0 else 1 / (1 + math.exp(-v)) for v in x.tolist()])
+    np.testing.assert_allclose(y, exact, rtol=rtol, atol=0)
+    assert md.Sigmoid()(np.float32(-17.0)) == pytest.approx(math.exp(-17.0) / (1 + math.exp(-17.0)), rel=1e-6)
 
 
 @pytest.mark.parametrize("cls", [md.ReLU, md.Sigmoid, md.Tanh])

@@ -239,6 +239,26 @@ def test_sequential_append_after_delete_and_duplicates() -> None:
     assert isinstance(head, md.Sequential) and head[1] is model[1]
 
 
+def test_a_layer_reached_twice_through_nested_sequentials_is_refused() -> None:
+    """Inside nested Sequentials the same layer would still run twice in one pass, and its backward
+    would use the second call's cache for both (wrong gradients, silently): refused like the direct
+    case.  A second layer sharing the parameter is the way, and it checks."""
+    a = md.Dense(3, 3, rng=0)
+    for build in (lambda: md.Sequential(md.Sequential(a), md.Tanh(), md.Sequential(a)),
+                  lambda: md.Sequential(md.Sequential(a), md.Tanh(), a),
+                  lambda: md.Sequential(a, md.Sequential(md.Tanh(), a))):
+        with pytest.raises(ValueError, match="Dense is already in the sequence"):
+            build()
+    with pytest.raises(ValueError, match=r"already in the sequence \(inside layer '0'\)"):
+        md.Sequential(md.Sequential(md.Sequential(a)), a)
+    b = md.Dense(3, 3, rng=1)
+    b.W = a.W
+    model = md.Sequential(md.Sequential(a), md.Tanh(), md.Sequential(b))
+    model.astype(np.float64)
+    report = md.GradientChecker(model, inputs=np.random.default_rng(0).normal(size=(4, 3))).run()
+    assert report.passed, report
+
+
 def test_none_buffer_round_trips() -> None:
     layer = md.Dense(2, 1, rng=0)
     layer.register_buffer("stat", None)

@@ -80,13 +80,22 @@ class ReLU(Activation):
 
 
 class Sigmoid(Activation):
-    """``y = 1 / (1 + exp(-x))``, computed as ``(1 + tanh(x/2)) / 2`` (no overflow); ``dy/dx = y (1 - y)``."""
+    """``y = 1 / (1 + exp(-x))``; ``dy/dx = y (1 - y)``.
+
+    Computed from ``e = exp(-|x|)``, which never overflows: ``1 / (1 + e)`` for x >= 0 and
+    ``e / (1 + e)`` for x < 0, both to within a few ulps (the textbook form cancels for x < 0, and
+    ``(1 + tanh(x/2)) / 2`` loses all digits below about -17 in float32).  Below about -745 (float64)
+    or -104 (float32) the result underflows to 0, as the true value is below the smallest float.
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
-        y = np.tanh(0.5 * x)
-        y += 1
-        y *= 0.5
+        e = np.exp(-np.abs(x))
+        if not isinstance(e, np.ndarray):  # a 0-D input gives NumPy scalars
+            return self._keep((e if x < 0 else 1) / (1 + e))
+        y = np.add(e, 1, dtype=e.dtype)
+        np.divide(1, y, out=y)
+        np.multiply(y, e, out=y, where=x < 0)
         return self._keep(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
