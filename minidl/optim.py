@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import StateDictError
+from .errors import ShapeError, StateDictError
 from .parameter import Parameter
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
@@ -47,6 +47,12 @@ class Optimizer:
 
     #: The hyper-parameters that are on/off switches; a subclass with other flags extends this.
     flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered", "maximize"})
+    #: What a parameter's state may hold, for :meth:`load_state_dict` to check: arrays shaped like the
+    #: parameter, whole numbers, and the keys a non-empty state must have.  ``None`` (a subclass that
+    #: does not say): any array of the parameter's shape and dtype, or any finite number.
+    state_arrays: frozenset[str] | None = None
+    state_counts: frozenset[str] = frozenset()
+    state_required: frozenset[str] = frozenset()
 
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__
@@ -111,11 +117,24 @@ class Optimizer:
         zeroes them before every backward anyway: the optimizer may then use the gradient arrays as
         its scratch (plain :class:`SGD` scales them in place instead of making a temporary).
         """
+        self._check_gradient_shapes()
         for p, state in zip(self.params, self.state, strict=True):
             if p.requires_grad:
+                if state:
+                    _match_dtype(state, p)
                 self.update(p, state)
         if zero_grad:
             self.zero_grad()
+
+    def _check_gradient_shapes(self) -> None:
+        """Refuse, before anything is updated, a gradient whose shape is not its parameter's (NumPy
+        would broadcast it into a wrong update without a word)."""
+        for i, p in enumerate(self.params):
+            if p.requires_grad and not p._grad_is_stale and p._grad.shape != p.data.shape:
+                raise ShapeError(
+                    f"{type(self).__name__}: the gradient of parameter {i} has shape {p._grad.shape}, the "
+                    f"parameter {p.data.shape}; nothing was updated"
+                )
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         """What the constructor would refuse in ``hyper`` beyond type and sign (e.g. a beta >= 1), so
@@ -144,7 +163,8 @@ class Optimizer:
 
     @staticmethod
     def _state_array(state: dict[str, Any], key: str, p: Parameter) -> np.ndarray:
-        """``state[key]``, created as zeros like ``p.data`` if absent."""
+        """``state[key]``, created as zeros like ``p.data`` if absent (``step`` has cast it to the
+        parameter's dtype if the model was cast since)."""
         buf = state.get(key)
         if buf is None:
             buf = state[key] = np.zeros_like(p.data)
@@ -161,9 +181,9 @@ class Optimizer:
         return {
             "type": type(self).__name__,
             "hyper": dict(self.hyper),
-            "state": {
-                str(i): {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-                for i, s in enumerate(self.state)
+            "state": {  # arrays in the parameter's dtype, even before a step after model.astype(...)
+                str(i): {k: (v.astype(p.dtype) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                for i, (p, s) in enumerate(zip(self.params, self.state, strict=True))
             },
         }
 
@@ -213,12 +233,28 @@ class Optimizer:
                 problems.append(f"state '{i}': expected a mapping, got {type(entry).__name__}")
                 entry = {}
             copied: dict[str, Any] = {}
+            arrays, counts = self.state_arrays, self.state_counts
+            if arrays is not None:
+                unknown = sorted(set(map(str, entry)) - arrays - counts)
+                if unknown:
+                    problems.append(f"state '{i}': unexpected entries {unknown} ({name} keeps "
+                                    f"{sorted(arrays | counts)})")
+                missing = sorted(self.state_required - set(entry)) if entry else []
+                if missing:
+                    problems.append(f"state '{i}': missing {missing} ({name} keeps them together)")
             for key, value in entry.items():
-                if isinstance(value, np.ndarray):
+                if arrays is not None and key in arrays and not isinstance(value, np.ndarray):
+                    problems.append(f"state '{i}.{key}': expected an array of shape {p.shape}, got "
+                                    f"{type(value).__name__} {value!r}")
+                elif arrays is not None and key in counts and isinstance(value, np.ndarray):
+                    problems.append(f"state '{i}.{key}': expected a whole number, got an array")
+                elif isinstance(value, np.ndarray):
                     if value.shape != p.shape:
                         problems.append(f"state '{i}.{key}': expected shape {p.shape}, got {value.shape}")
                     elif value.dtype != p.dtype:
                         problems.append(f"state '{i}.{key}': expected dtype {p.dtype}, got {value.dtype}")
+                    elif not np.isfinite(value).all():
+                        problems.append(f"state '{i}.{key}': holds NaN/inf")
                     copied[key] = np.array(value, copy=True)
                 elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
                     number = value.item() if isinstance(value, np.generic) else value
@@ -281,6 +317,15 @@ def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
         w_flat[start:start + block] -= np.multiply(g_part, scale, out=buf[:g_part.size])
 
 
+def _match_dtype(state: dict[str, Any], p: Parameter) -> None:
+    """Cast the state's arrays to the parameter's dtype if they differ (the model was cast with
+    ``astype`` since they were made): float32 parameters keep float32 state."""
+    dtype = p.data.dtype
+    for key, value in state.items():
+        if isinstance(value, np.ndarray) and value.dtype != dtype:
+            state[key] = value.astype(dtype)
+
+
 def _private_gradients(params: list[Parameter]) -> bool:
     """Whether no gradient array shares its memory (by the arrays' bases) with another parameter's
     gradient or with any parameter's data: only then may one update scale the gradients in place."""
@@ -313,6 +358,8 @@ class SGD(Optimizer):
     State per parameter: ``momentum_buffer`` (only with momentum > 0).
     """
 
+    state_arrays = frozenset({"momentum_buffer"})
+
     def __init__(
         self,
         params: Iterable[Parameter],
@@ -338,6 +385,7 @@ class SGD(Optimizer):
                 or (zero_grad and ("zero_grad" in self.__dict__ or not _private_gradients(self.params)))):
             super().step(zero_grad)
             return
+        self._check_gradient_shapes()
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
         if not zero_grad:
             for p in self.params:
@@ -398,6 +446,10 @@ class Adam(Optimizer):
     State per parameter: ``step`` (int), ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq``
     (amsgrad only).
     """
+
+    state_arrays = frozenset({"exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+    state_counts = frozenset({"step"})
+    state_required = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
     #: AdamW sets this: decay the weights directly instead of adding L2 to the gradient.
     _decoupled: bool = False
@@ -502,6 +554,10 @@ class RMSprop(Optimizer):
     State per parameter: ``step`` (int), ``square_avg`` (s), ``momentum_buffer`` (b, momentum > 0),
     ``grad_avg`` (a, centered only); all start at zero.
     """
+
+    state_arrays = frozenset({"square_avg", "momentum_buffer", "grad_avg"})
+    state_counts = frozenset({"step"})
+    state_required = frozenset({"step", "square_avg"})
 
     def __init__(
         self,

@@ -16,6 +16,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import StateDictError
 from .optim import Optimizer
 
@@ -40,10 +42,11 @@ class LRScheduler:
         return self.optimizer.lr
 
     def step(self) -> float:
-        """Count one more completed epoch and set the optimizer's lr for the next one; returns it."""
-        self.last_epoch += 1
-        lr = self.lr_at(self.last_epoch)
+        """Count one more completed epoch and set the optimizer's lr for the next one; returns it.
+        (If the optimizer refuses the lr, the count is not advanced.)"""
+        lr = self.lr_at(self.last_epoch + 1)
         self.optimizer.lr = lr
+        self.last_epoch += 1
         return lr
 
     def state_dict(self) -> dict[str, Any]:
@@ -55,8 +58,18 @@ class LRScheduler:
         problems = [f"missing key '{k}'" for k in ("type", "base_lr", "last_epoch") if k not in state]
         if not problems and state["type"] != name:
             problems.append(f"state is for {state['type']!r}, not {name!r}")
+        if not problems:
+            base_lr, last_epoch = state["base_lr"], state["last_epoch"]
+            number = (int, float, np.integer, np.floating)
+            if (isinstance(base_lr, (bool, np.bool_)) or not isinstance(base_lr, number)
+                    or not (math.isfinite(base_lr) and base_lr >= 0)):
+                problems.append(f"'base_lr': expected a finite number >= 0, got {base_lr!r}")
+            whole = isinstance(last_epoch, (int, np.integer)) and not isinstance(last_epoch, (bool, np.bool_))
+            if not whole or last_epoch < 0:
+                problems.append(f"'last_epoch': expected an int >= 0, got {last_epoch!r}")
         if problems:
-            raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems))
+            raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "
+                                 + "; ".join(problems))
         self.base_lr = float(state["base_lr"])
         self.last_epoch = int(state["last_epoch"])
 

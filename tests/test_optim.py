@@ -636,3 +636,98 @@ def test_step_with_zero_grad_honours_an_instance_zero_grad():
     opt.step(zero_grad=True)
     assert calls == ["zeroed"]
     np.testing.assert_array_equal(p.data, [0.75, 0.75])
+
+
+@pytest.mark.parametrize(("cls", "kw"), [(SGD, {"lr": 0.1}), *ALL], ids=["SGD-plain", *ALL_IDS])
+@pytest.mark.parametrize("zero_grad", [False, True])
+@pytest.mark.parametrize("shape", [(1, 4), (4,)])
+def test_a_gradient_of_the_wrong_shape_is_refused_before_any_update(cls, kw, zero_grad, shape):
+    """(1, 4) or (4,) broadcast against a (3, 4) parameter: NumPy would update every row with it."""
+    first = md.Parameter(np.ones(5))
+    first.grad = np.full(5, 0.5)
+    second = md.Parameter(np.zeros((3, 4)))
+    opt = cls([first, second], **kw)
+    second.grad = np.ones((3, 4))
+    opt.step()  # a good step first: some state to keep
+    state = copy.deepcopy(opt.state_dict())
+    before = [first.data.copy(), second.data.copy()]
+    second.grad = np.ones(shape)
+    with pytest.raises(md.ShapeError, match=rf"{cls.__name__}: the gradient of parameter 1 has shape"):
+        opt.step(zero_grad=zero_grad)
+    np.testing.assert_array_equal(first.data, before[0])  # the good parameter was not updated either
+    np.testing.assert_array_equal(second.data, before[1])
+    assert str(opt.state_dict()) == str(state)
+    np.testing.assert_array_equal(second.grad, np.ones(shape))
+
+
+@pytest.mark.parametrize(("cls", "kw", "entry", "match"), [
+    (Adam, {"lr": 0.1}, {"step": 0, "exp_avg": 0.0, "exp_avg_sq": 0.0}, r"'0.exp_avg': expected an array"),
+    (Adam, {"lr": 0.1}, {"step": 5}, r"missing \['exp_avg', 'exp_avg_sq'\]"),
+    (Adam, {"lr": 0.1}, {"step": 1, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3), "junk": 1},
+     r"unexpected entries \['junk'\]"),
+    (Adam, {"lr": 0.1}, {"step": 1, "exp_avg": np.full(3, np.nan), "exp_avg_sq": np.zeros(3)}, "holds NaN/inf"),
+    (Adam, {"lr": 0.1}, {"step": np.zeros(3), "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)},
+     "expected a whole number, got an array"),
+    (SGD, {"lr": 0.1, "momentum": 0.9}, {"momentum_buffer": 1.0}, r"'0.momentum_buffer': expected an array"),
+    (RMSprop, {"lr": 0.1}, {"square_avg": np.zeros(3)}, r"missing \['step'\]"),
+])
+def test_load_state_dict_refuses_state_the_updates_would_misuse(cls, kw, entry, match):
+    """A number where a moment array belongs would be rebound, not updated, by `m *= beta1`: the moment
+    would stay 0 for ever and every step be wrong.  Refused, with nothing changed."""
+    p = md.Parameter(np.ones(3))
+    opt = cls([p], **kw)
+    p.grad = np.full(3, 0.5)
+    opt.step()
+    good = copy.deepcopy(opt.state_dict())
+    with pytest.raises(StateDictError, match=match):
+        opt.load_state_dict({"type": cls.__name__, "hyper": dict(opt.hyper), "state": {"0": entry}})
+    assert str(opt.state_dict()) == str(good)
+    opt.load_state_dict(good)  # its own state still loads
+    assert str(opt.state_dict()) == str(good)
+
+
+def test_an_optimizer_that_does_not_describe_its_state_loads_any_arrays_and_numbers():
+    class Counting(Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, {"lr": lr})
+
+        def update(self, p, state):
+            state["calls"] = state.get("calls", 0) + 1
+            state["last"] = p.grad.copy()
+            p.data -= self.lr * p.grad
+
+    p = md.Parameter(np.ones(2))
+    opt = Counting([p])
+    p.grad = np.ones(2)
+    opt.step()
+    saved = opt.state_dict()
+    fresh = Counting([md.Parameter(np.ones(2))])
+    fresh.load_state_dict(saved)
+    assert fresh.state[0]["calls"] == 1 and np.array_equal(fresh.state[0]["last"], [1.0, 1.0])
+
+
+@pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
+def test_state_follows_the_model_to_float32_and_its_checkpoint_loads(cls, kw, tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+
+    def build():
+        return md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), md.Dense(4, 2, rng=1))
+
+    model = build()
+    opt = cls(model.parameters(), **kw)
+    model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, epochs=1, batch_size=4, rng=0, verbose=0)
+    model.astype(np.float32)
+    arrays = [v for s in opt.state_dict()["state"].values() for v in s.values() if isinstance(v, np.ndarray)]
+    assert arrays and all(a.dtype == np.float32 for a in arrays)  # saved in the parameters' dtype at once
+    model.fit(x.astype(np.float32), y, loss=md.CrossEntropyLoss(), optimizer=opt, epochs=1, batch_size=4, rng=0,
+              verbose=0)
+    assert all(v.dtype == np.float32 for s in opt.state for v in s.values() if isinstance(v, np.ndarray))
+    path = tmp_path / "ckpt.npz"
+    md.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, path)
+    checkpoint = md.load(path)
+    fresh = build().astype(np.float32)
+    fresh_opt = cls(fresh.parameters(), **kw)
+    fresh.load_state_dict(checkpoint["model"])
+    fresh_opt.load_state_dict(checkpoint["optimizer"])
+    assert str(fresh_opt.state_dict()) == str(opt.state_dict())

@@ -105,3 +105,37 @@ def test_against_torch_if_installed():
             topt.step()
             mine.step()
             theirs_s.step()
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"base_lr": float("nan")}, "'base_lr': expected a finite number >= 0, got nan"),
+    ({"base_lr": -0.1}, "'base_lr'"),
+    ({"base_lr": "0.3"}, "'base_lr'"),
+    ({"base_lr": True}, "'base_lr'"),
+    ({"last_epoch": -5}, "'last_epoch': expected an int >= 0, got -5"),
+    ({"last_epoch": 2.9}, "'last_epoch'"),
+    ({"last_epoch": True}, "'last_epoch'"),
+])
+def test_scheduler_load_state_dict_refuses_what_would_mislead_it(bad, match):
+    """last_epoch = -5 made the next StepLR step set lr to 4 x base_lr; 2.9 was truncated to 2."""
+    scheduler = StepLR(SGD([md.Parameter(np.ones(2))], lr=0.1), 2, 0.5)
+    scheduler.step()
+    good = scheduler.state_dict()
+    with pytest.raises(StateDictError, match=match):
+        scheduler.load_state_dict({**good, **bad})
+    assert scheduler.state_dict() == good
+    scheduler.load_state_dict({**good, "base_lr": np.float32(0.2), "last_epoch": np.int64(3)})  # NumPy numbers
+    assert scheduler.base_lr == pytest.approx(0.2) and scheduler.last_epoch == 3
+
+
+def test_a_refused_lr_does_not_advance_the_schedule():
+    class Negative(StepLR):
+        def lr_at(self, epoch):
+            return -1.0 if epoch == 2 else super().lr_at(epoch)
+
+    opt = SGD([md.Parameter(np.ones(2))], lr=0.1)
+    scheduler = Negative(opt, 1, 0.5)
+    scheduler.step()
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
+        scheduler.step()
+    assert scheduler.last_epoch == 1 and opt.lr == pytest.approx(0.05)
