@@ -92,3 +92,11 @@ def test_gradient_checker_in_a_model() -> None:
     model = md.Sequential(md.Dense(3, 6, rng=0), md.Tanh(), md.Dropout(0.4, rng=1), md.Dense(6, 2, rng=2))
     x = np.random.default_rng(0).normal(size=(5, 3))
     assert_gradients_ok(model, inputs=x, loss=md.CrossEntropyLoss(), targets=np.array([0, 1, 1, 0, 1]))
+
+
+@pytest.mark.parametrize("bad", [True, False, "0.5", None])
+def test_dropout_p_must_be_a_number_not_a_bool(bad) -> None:
+    """Dropout(True) used to mean p = 1: everything dropped, silently."""
+    with pytest.raises(TypeError, match=r"Dropout: p .* must be a number"):
+        md.Dropout(bad)
+    assert md.Dropout(np.float32(0.25)).p == 0.25 and md.Dropout(1).p == 1.0

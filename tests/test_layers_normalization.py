@@ -266,3 +266,10 @@ def test_against_pytorch() -> None:
     np.testing.assert_allclose(ln(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(ln.backward(g), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ln.gamma.grad, tln.weight.grad.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kw", [{"eps": True}, {"momentum": True}, {"momentum": "0.1"}, {"eps": None}])
+def test_batchnorm_numbers_must_be_numbers(kw) -> None:
+    with pytest.raises(TypeError, match=f"BatchNorm1d: {next(iter(kw))} must be a number"):
+        md.BatchNorm1d(3, **kw)
+    assert md.BatchNorm1d(3, eps=np.float64(1e-3), momentum=None).momentum is None

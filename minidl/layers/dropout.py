@@ -36,6 +36,8 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, *, rng: RNGLike = None) -> None:
         super().__init__()
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise TypeError(f"Dropout: p (the drop probability) must be a number, got {p!r}")
         p = float(p)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p (the drop probability) must be in [0, 1], got {p}")

@@ -67,6 +67,11 @@ class _BatchNorm(Layer):
         super().__init__()
         name = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", name)
+        for key, value in (("eps", eps), ("momentum", momentum)):
+            if isinstance(value, (bool, np.bool_)) or not (
+                    isinstance(value, (int, float, np.integer, np.floating)) or (key == "momentum" and value is None)):
+                raise TypeError(f"{name}: {key} must be a number{' or None' if key == 'momentum' else ''}, "
+                                f"got {value!r}")
         if not eps > 0:
             raise ValueError(f"{name}: eps must be positive, got {eps}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
