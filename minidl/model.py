@@ -22,6 +22,17 @@ def _name_in_message(error: MinidlError, where: str) -> None:
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
 
 
+def _called_by(layer: Layer) -> set[int]:
+    """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
+    ``Sequential``s, every layer they hold (a custom layer may hold a sub-layer without calling it,
+    e.g. a decoder reading a tied encoder's weights)."""
+    ids = {id(layer)}
+    if isinstance(layer, Sequential):
+        for child in layer._layers.values():
+            ids |= _called_by(child)
+    return ids
+
+
 def _next_free_index(layers: dict[str, Layer]) -> str:
     """The position name for a new layer: the length, or higher if a deletion left that name taken."""
     index = len(layers)
@@ -76,25 +87,32 @@ class Sequential(Model):
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
+        called: set[int] = set()
         for layer in layers:
-            self.append(layer)
+            self._append(layer, called)
 
     def append(self, layer: Layer) -> Sequential:
         """Add ``layer`` at the end, named by the next free position."""
+        called: set[int] = set()
+        for existing in self._layers.values():
+            called |= _called_by(existing)
+        return self._append(layer, called)
+
+    def _append(self, layer: Layer, called: set[int]) -> Sequential:
+        """``append``, with ``called`` the ids of the layers a forward already runs (updated)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
-        incoming = {id(sub) for sub in layer.layers()}  # the layer and every layer below it
-        if id(self) not in incoming:  # (a layer containing this sequence is a cycle, refused below)
-            for name, existing in self._layers.items():
-                shared = next((sub for sub in existing.layers() if id(sub) in incoming), None)
-                if shared is not None:
-                    where = "" if shared is existing else f" (inside layer '{name}')"
-                    raise ValueError(
-                        f"Sequential: this {type(shared).__name__} is already in the sequence{where}; a "
-                        "layer keeps one forward cache, so calling it twice in one pass breaks its "
-                        "backward. Use a second layer that shares the parameter instead (second.W = first.W)"
-                    )
+        incoming = _called_by(layer)
+        if id(self) not in incoming and incoming & called:  # (containing this sequence: a cycle, below)
+            shared = next(sub for sub in layer.layers() if id(sub) in called)
+            where = "" if shared is layer else " (inside the layer appended)"
+            raise ValueError(
+                f"Sequential: this {type(shared).__name__} is already in the sequence{where}; a layer keeps "
+                "one forward cache, so calling it twice in one pass breaks its backward. Use a second layer "
+                "that shares the parameter instead (second.W = first.W)"
+            )
         setattr(self, _next_free_index(self._layers), layer)
+        called |= incoming
         return self
 
     @overload

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ShapeError, StateDictError
+from .errors import StateDictError
 from .parameter import Parameter
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
@@ -117,24 +117,19 @@ class Optimizer:
         zeroes them before every backward anyway: the optimizer may then use the gradient arrays as
         its scratch (plain :class:`SGD` scales them in place instead of making a temporary).
         """
-        self._check_gradient_shapes()
         for p, state in zip(self.params, self.state, strict=True):
             if p.requires_grad:
-                if state:
-                    _match_dtype(state, p)
                 self.update(p, state)
         if zero_grad:
             self.zero_grad()
 
-    def _check_gradient_shapes(self) -> None:
-        """Refuse, before anything is updated, a gradient whose shape is not its parameter's (NumPy
-        would broadcast it into a wrong update without a word)."""
-        for i, p in enumerate(self.params):
-            if p.requires_grad and not p._grad_is_stale and p._grad.shape != p.data.shape:
-                raise ShapeError(
-                    f"{type(self).__name__}: the gradient of parameter {i} has shape {p._grad.shape}, the "
-                    f"parameter {p.data.shape}; nothing was updated"
-                )
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass with its own ``update`` may keep other state than its parent: unless it says
+        what (``state_arrays``), :meth:`load_state_dict` checks its state loosely."""
+        super().__init_subclass__(**kwargs)
+        if "update" in cls.__dict__ and "state_arrays" not in cls.__dict__:
+            cls.state_arrays = None
+            cls.state_counts = cls.state_required = frozenset()
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         """What the constructor would refuse in ``hyper`` beyond type and sign (e.g. a beta >= 1), so
@@ -161,13 +156,19 @@ class Optimizer:
         g += p.grad
         return g
 
+    def _follows_dtype(self, key: str, value: Any) -> bool:
+        """Whether state ``key`` is a declared moment array (cast with its parameter by ``astype``)."""
+        return isinstance(value, np.ndarray) and self.state_arrays is not None and key in self.state_arrays
+
     @staticmethod
     def _state_array(state: dict[str, Any], key: str, p: Parameter) -> np.ndarray:
-        """``state[key]``, created as zeros like ``p.data`` if absent (``step`` has cast it to the
-        parameter's dtype if the model was cast since)."""
+        """``state[key]``, created as zeros like ``p.data`` if absent, and cast to ``p``'s dtype if
+        the model was cast (``astype``) since it was made: float32 parameters keep float32 state."""
         buf = state.get(key)
         if buf is None:
             buf = state[key] = np.zeros_like(p.data)
+        elif buf.dtype != p.data.dtype:
+            buf = state[key] = buf.astype(p.data.dtype)
         return buf
 
     def __getstate__(self) -> dict[str, Any]:  # pickling/deepcopy: scratch is keyed by id(), drop it
@@ -181,8 +182,9 @@ class Optimizer:
         return {
             "type": type(self).__name__,
             "hyper": dict(self.hyper),
-            "state": {  # arrays in the parameter's dtype, even before a step after model.astype(...)
-                str(i): {k: (v.astype(p.dtype) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            "state": {  # declared arrays in the parameter's dtype, even before a step after model.astype
+                str(i): {k: (v.astype(p.dtype) if self._follows_dtype(k, v) else
+                             v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
                 for i, (p, s) in enumerate(zip(self.params, self.state, strict=True))
             },
         }
@@ -253,16 +255,17 @@ class Optimizer:
                         problems.append(f"state '{i}.{key}': expected shape {p.shape}, got {value.shape}")
                     elif value.dtype != p.dtype:
                         problems.append(f"state '{i}.{key}': expected dtype {p.dtype}, got {value.dtype}")
-                    elif not np.isfinite(value).all():
+                    elif arrays is not None and not np.isfinite(value).all():
                         problems.append(f"state '{i}.{key}': holds NaN/inf")
                     copied[key] = np.array(value, copy=True)
                 elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
                     number = value.item() if isinstance(value, np.generic) else value
-                    if key == "step" and not (float(number).is_integer() and number >= 0):
-                        problems.append(f"state '{i}.step': expected a whole number >= 0, got {value!r}")
+                    whole = key == "step" or (arrays is not None and key in counts)
+                    if whole and not (float(number).is_integer() and number >= 0):
+                        problems.append(f"state '{i}.{key}': expected a whole number >= 0, got {value!r}")
                     elif not math.isfinite(number):
                         problems.append(f"state '{i}.{key}': expected a finite number, got {value!r}")
-                    copied[key] = int(number) if key == "step" and math.isfinite(number) else number
+                    copied[key] = int(number) if whole and math.isfinite(number) else number
                 else:
                     problems.append(f"state '{i}.{key}': unsupported value of type {type(value).__name__}")
             new_state.append(copied)
@@ -315,15 +318,6 @@ def _subtract_scaled(w: np.ndarray, g: np.ndarray, scale: float) -> None:
     for start in range(0, w_flat.size, block):
         g_part = g_flat[start:start + block]
         w_flat[start:start + block] -= np.multiply(g_part, scale, out=buf[:g_part.size])
-
-
-def _match_dtype(state: dict[str, Any], p: Parameter) -> None:
-    """Cast the state's arrays to the parameter's dtype if they differ (the model was cast with
-    ``astype`` since they were made): float32 parameters keep float32 state."""
-    dtype = p.data.dtype
-    for key, value in state.items():
-        if isinstance(value, np.ndarray) and value.dtype != dtype:
-            state[key] = value.astype(dtype)
 
 
 def _private_gradients(params: list[Parameter]) -> bool:
@@ -385,7 +379,6 @@ class SGD(Optimizer):
                 or (zero_grad and ("zero_grad" in self.__dict__ or not _private_gradients(self.params)))):
             super().step(zero_grad)
             return
-        self._check_gradient_shapes()
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
         if not zero_grad:
             for p in self.params:
@@ -415,6 +408,8 @@ class SGD(Optimizer):
         work = self._work(p)
         if momentum:
             buf = state.get("momentum_buffer")
+            if buf is not None and buf.dtype != p.data.dtype:  # the model was cast since
+                buf = state["momentum_buffer"] = buf.astype(p.data.dtype)
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:

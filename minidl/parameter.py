@@ -57,6 +57,10 @@ class Parameter:
 
     @grad.setter
     def grad(self, value: np.ndarray) -> None:
+        shape = getattr(value, "shape", None)
+        if shape != self.data.shape:  # an optimizer would broadcast it into a wrong update, silently
+            raise ShapeError(f"Parameter.grad must have the parameter's shape {self.data.shape}, got "
+                             f"{'a ' + type(value).__name__ if shape is None else shape}")
         self._grad = value
         self._grad_is_stale = False
 

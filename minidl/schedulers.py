@@ -44,9 +44,13 @@ class LRScheduler:
     def step(self) -> float:
         """Count one more completed epoch and set the optimizer's lr for the next one; returns it.
         (If the optimizer refuses the lr, the count is not advanced.)"""
-        lr = self.lr_at(self.last_epoch + 1)
-        self.optimizer.lr = lr
         self.last_epoch += 1
+        try:
+            lr = self.lr_at(self.last_epoch)
+            self.optimizer.lr = lr
+        except BaseException:
+            self.last_epoch -= 1
+            raise
         return lr
 
     def state_dict(self) -> dict[str, Any]:

@@ -167,7 +167,7 @@ def _resolve_metrics(
             key = metric.lower()
             if key in ("accuracy", "acc"):
                 logits = isinstance(loss, BCEWithLogitsLoss)  # per-element logits: yes/no at 0
-                ignore = loss.ignore_index if isinstance(loss, CrossEntropyLoss) else None
+                ignore = getattr(loss, "ignore_index", None) if isinstance(loss, CrossEntropyLoss) else None
                 fn = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore, binary=True if logits else None)
                 name = "accuracy"
             elif key in ("mse", "mean_squared_error"):
@@ -427,7 +427,8 @@ def fit(
         loss: a :class:`~minidl.losses.Loss` instance.
         optimizer: an :class:`~minidl.optim.Optimizer` over (some of) the model's parameters.
         epochs: passes over the data.  batch_size: samples per step (the last batch may be smaller).
-        validation_data: ``(x_val, y_val)``, scored in eval mode after each epoch (``val_*`` keys).
+        validation_data: ``(x_val, y_val)``, scored in eval mode after each epoch (``val_*`` keys), and
+            once before the first, so that a bad set fails before any update (one extra pass).
         metrics: e.g. ``["accuracy"]``; names (``"accuracy"``, ``"mse"``, ``"mae"``) or callables
             ``metric(y_pred, y_true) -> float``.  Training metrics are means over the epoch's batches
             (each weighing its samples, or the metric's ``batch_weight``), measured in train mode
@@ -498,13 +499,14 @@ def fit(
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
-    if val is not None:  # scored once now, in eval mode: a bad validation set fails before any update
+    if val is not None and epochs:  # scored once now, in eval mode: a bad set fails before any update
         side_state.save()
         try:
             with _mode(model, False):
                 _run_batches(model, val[0], val[1], loss, metric_fns, validation_batch_size)
         except MinidlError as error:
             _with_context(error, f"{who}: validation_data (scored before training, nothing was updated)")
+            error.history = history  # type: ignore[attr-defined]
             raise
         finally:
             side_state.restore()  # the generators and buffers as they were
@@ -545,11 +547,12 @@ def fit(
                                 "(try a smaller learning rate, or check the data and the loss)"
                             )
                         loss_weight = epoch_loss.weight_of(nb)  # read before anything else is called
-                        scores = [(fn(out, yb), c.weight_of(nb))  # before the update: a failing metric
-                                  for (_, fn), c in zip(metric_fns, epoch_metrics, strict=True)]  # refuses it
-                        backward(loss.backward())
+                        scores = [(float(fn(out, yb)), c.weight_of(nb))  # before the update: a metric
+                                  for (_, fn), c in zip(metric_fns, epoch_metrics, strict=True)]  # that fails
+                        backward(loss.backward())  # refuses the batch
                         if check_gradients:
                             _check_gradients(model, optimizer)
+                        step()
                     except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()
                         if isinstance(error, MinidlError):
@@ -557,7 +560,6 @@ def fit(
                                                  f"(samples {start}..{stop - 1} of the epoch's order)")
                             error.history = history  # type: ignore[attr-defined]
                         raise
-                    step()
                     epoch_loss.add_weighted(batch_loss, loss_weight)
                     for c, (value, weight) in zip(epoch_metrics, scores, strict=True):
                         c.add_weighted(value, weight)
@@ -606,7 +608,8 @@ def evaluate(
     Without ``loss`` and ``metrics``, those of the model's last :func:`fit` are used; with metrics
     but no loss, metric names are resolved against that loss (``"accuracy"`` takes its threshold and
     ``ignore_index``) without scoring it.  The loss and metrics are means over the batches, each
-    weighing its samples or its ``batch_weight``.  Every layer's mode is restored afterwards.
+    weighing its samples or its ``batch_weight`` (a summed loss is added up instead: see
+    :class:`_Combiner`).  Every layer's mode is restored afterwards.
     """
     who = "evaluate"
     if loss is None and metrics is None:

@@ -249,8 +249,26 @@ def test_a_layer_reached_twice_through_nested_sequentials_is_refused() -> None:
                   lambda: md.Sequential(a, md.Sequential(md.Tanh(), a))):
         with pytest.raises(ValueError, match="Dense is already in the sequence"):
             build()
-    with pytest.raises(ValueError, match=r"already in the sequence \(inside layer '0'\)"):
-        md.Sequential(md.Sequential(md.Sequential(a)), a)
+    with pytest.raises(ValueError, match=r"already in the sequence \(inside the layer appended\)"):
+        md.Sequential(md.Sequential(a), md.Sequential(md.Sequential(md.Tanh(), a)))
+
+    class TiedDecoder(md.Layer):  # holds the encoder to read its weights, never calls it: accepted
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, x):
+            self._x = x
+            return x @ self.encoder.weight.T
+
+        def backward(self, grad_output):
+            self.encoder.W.grad[1:] += (grad_output.T @ self._x)
+            return grad_output @ self.encoder.weight
+
+    md.Sequential(a, md.Tanh(), TiedDecoder(a))
+    long = md.Sequential(*[md.Tanh() for _ in range(2000)])  # (checked in one walk, not one per layer)
+    long.append(md.ReLU())
+    assert len(long[10:1500]) == 1490
     b = md.Dense(3, 3, rng=1)
     b.W = a.W
     model = md.Sequential(md.Sequential(a), md.Tanh(), md.Sequential(b))

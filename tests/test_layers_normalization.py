@@ -143,7 +143,8 @@ BN_CASES = [
 @pytest.mark.parametrize("make, shape, what", [
     (lambda: md.BatchNorm1d(3), (8, 3), r"BatchNorm1d\(3\): the batch variance of channel\(s\) 1 "),
     (lambda: md.BatchNorm2d(3), (4, 3, 2, 2), r"BatchNorm2d\(3\): the batch variance of channel\(s\) 1 "),
-    (lambda: md.LayerNorm(3), (8, 3), r"LayerNorm\(3\): the variance of sample\(s\) 0, 1, 2, 3, 4, \.\.\. "),
+    (lambda: md.LayerNorm(3), (8, 3), r"LayerNorm\(3\): the variance of group\(s\) \(the leading axes flattened, "
+                                      r"row-major\) 0, 1, 2, 3, 4, \.\.\. "),
 ])
 def test_huge_finite_inputs_whose_variance_overflows_are_refused(make, shape, what, dtype, big) -> None:
     """Finite inputs too large for their dtype's squares: the variance is inf, so normalising would give
@@ -162,9 +163,13 @@ def test_huge_finite_inputs_whose_variance_overflows_are_refused(make, shape, wh
         with pytest.raises(md.NonFiniteError, match=pattern):
             layer(x)
     assert all(np.array_equal(v, before[k]) for k, v in layer.state_dict().items())
-    assert layer._cache is None
-    x /= big  # the same data at a sane scale goes through
+    assert layer._cache is None  # (a fresh layer: nothing cached by the refused call)
+    x /= big  # the same data at a sane scale goes through, and a refused call then leaves its cache
     assert np.isfinite(layer(x)).all()
+    cache = layer._cache
+    with pytest.raises(md.NonFiniteError):
+        layer(x * big)
+    assert layer._cache is cache
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -273,3 +278,6 @@ def test_batchnorm_numbers_must_be_numbers(kw) -> None:
     with pytest.raises(TypeError, match=f"BatchNorm1d: {next(iter(kw))} must be a number"):
         md.BatchNorm1d(3, **kw)
     assert md.BatchNorm1d(3, eps=np.float64(1e-3), momentum=None).momentum is None
+    if "eps" in kw:
+        with pytest.raises(TypeError, match="LayerNorm: eps must be a number"):
+            md.LayerNorm(3, **kw)

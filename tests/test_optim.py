@@ -7,6 +7,7 @@ in-place form of minidl.optim), so agreement to round-off checks the algebra as 
 from __future__ import annotations
 
 import copy
+import re
 import tracemalloc
 
 import numpy as np
@@ -576,13 +577,16 @@ def test_step_with_zero_grad_leaves_a_read_only_gradient_array_alone():
     assert p.grad_is_zero()
 
 
-def test_step_with_zero_grad_refuses_a_misshapen_gradient_and_keeps_everything():
+def test_a_misshapen_gradient_is_refused_when_assigned():
     p = md.Parameter(np.ones((2, 3)))
-    p.grad = np.full((3, 2), 0.5)
-    with pytest.raises(ValueError):
-        SGD([p], lr=0.1).step(zero_grad=True)
-    np.testing.assert_array_equal(p.data, np.ones((2, 3)))
-    np.testing.assert_array_equal(p.grad, np.full((3, 2), 0.5))
+    p.grad = np.full((2, 3), 0.5)
+    with pytest.raises(md.ShapeError, match=r"Parameter.grad must have the parameter's shape \(2, 3\), got \(3, 2\)"):
+        p.grad = np.full((3, 2), 0.25)
+    with pytest.raises(md.ShapeError, match="got a list"):
+        p.grad = [[0.0] * 3] * 2  # type: ignore[assignment]
+    np.testing.assert_array_equal(p.grad, np.full((2, 3), 0.5))
+    SGD([p], lr=0.1).step(zero_grad=True)
+    np.testing.assert_allclose(p.data, np.full((2, 3), 0.95))
 
 
 def _aliased_cases():
@@ -638,26 +642,15 @@ def test_step_with_zero_grad_honours_an_instance_zero_grad():
     np.testing.assert_array_equal(p.data, [0.75, 0.75])
 
 
-@pytest.mark.parametrize(("cls", "kw"), [(SGD, {"lr": 0.1}), *ALL], ids=["SGD-plain", *ALL_IDS])
-@pytest.mark.parametrize("zero_grad", [False, True])
-@pytest.mark.parametrize("shape", [(1, 4), (4,)])
-def test_a_gradient_of_the_wrong_shape_is_refused_before_any_update(cls, kw, zero_grad, shape):
-    """(1, 4) or (4,) broadcast against a (3, 4) parameter: NumPy would update every row with it."""
-    first = md.Parameter(np.ones(5))
-    first.grad = np.full(5, 0.5)
+@pytest.mark.parametrize("shape", [(1, 4), (4,), (4, 3)])
+def test_a_gradient_that_would_broadcast_cannot_be_assigned(shape):
+    """(1, 4) or (4,) broadcast against a (3, 4) parameter: an optimizer would update every row with it.
+    The Parameter refuses it, so no optimizer ever sees one (and pays no check per step)."""
     second = md.Parameter(np.zeros((3, 4)))
-    opt = cls([first, second], **kw)
     second.grad = np.ones((3, 4))
-    opt.step()  # a good step first: some state to keep
-    state = copy.deepcopy(opt.state_dict())
-    before = [first.data.copy(), second.data.copy()]
-    second.grad = np.ones(shape)
-    with pytest.raises(md.ShapeError, match=rf"{cls.__name__}: the gradient of parameter 1 has shape"):
-        opt.step(zero_grad=zero_grad)
-    np.testing.assert_array_equal(first.data, before[0])  # the good parameter was not updated either
-    np.testing.assert_array_equal(second.data, before[1])
-    assert str(opt.state_dict()) == str(state)
-    np.testing.assert_array_equal(second.grad, np.ones(shape))
+    with pytest.raises(md.ShapeError, match=rf"shape \(3, 4\), got {re.escape(str(shape))}"):
+        second.grad = np.ones(shape)
+    np.testing.assert_array_equal(second.grad, np.ones((3, 4)))
 
 
 @pytest.mark.parametrize(("cls", "kw", "entry", "match"), [
@@ -681,9 +674,9 @@ def test_load_state_dict_refuses_state_the_updates_would_misuse(cls, kw, entry, 
     good = copy.deepcopy(opt.state_dict())
     with pytest.raises(StateDictError, match=match):
         opt.load_state_dict({"type": cls.__name__, "hyper": dict(opt.hyper), "state": {"0": entry}})
-    assert str(opt.state_dict()) == str(good)
+    assert same_state(opt.state_dict(), good)
     opt.load_state_dict(good)  # its own state still loads
-    assert str(opt.state_dict()) == str(good)
+    assert same_state(opt.state_dict(), good)
 
 
 def test_an_optimizer_that_does_not_describe_its_state_loads_any_arrays_and_numbers():
@@ -730,4 +723,42 @@ def test_state_follows_the_model_to_float32_and_its_checkpoint_loads(cls, kw, tm
     fresh_opt = cls(fresh.parameters(), **kw)
     fresh.load_state_dict(checkpoint["model"])
     fresh_opt.load_state_dict(checkpoint["optimizer"])
-    assert str(fresh_opt.state_dict()) == str(opt.state_dict())
+    assert same_state(fresh_opt.state_dict(), opt.state_dict())
+
+
+def test_a_subclass_with_its_own_update_keeps_its_own_state_and_dtypes():
+    """Adam's state schema is Adam's: a subclass that keeps more (an EMA of the weights, a float64
+    master copy of float32 weights, a running minimum starting at +inf) loads its own state_dict, and
+    its undeclared arrays keep their dtype."""
+    class EmaAdam(Adam):
+        def update(self, p, state):
+            super().update(p, state)
+            ema = state.setdefault("ema", p.data.copy())
+            ema += 0.1 * (p.data - ema)
+            state.setdefault("master", p.data.astype(np.float64))
+            state.setdefault("lowest", np.full(p.shape, np.inf, dtype=p.dtype))
+
+    p = md.Parameter(np.ones(3, dtype=np.float32))
+    opt = EmaAdam([p], lr=0.1)
+    p.grad = np.full(3, 0.5, dtype=np.float32)
+    opt.step()
+    saved = opt.state_dict()
+    assert saved["state"]["0"]["master"].dtype == np.float64  # not cast to the parameter's dtype
+    fresh = EmaAdam([md.Parameter(np.ones(3, dtype=np.float32))], lr=0.1)
+    with pytest.raises(StateDictError, match="expected dtype float32, got float64"):
+        fresh.load_state_dict(saved)  # its loose check still wants the parameter's dtype for arrays...
+    del saved["state"]["0"]["master"]
+    fresh.load_state_dict(saved)  # ...and takes the extra key and the +inf array
+    assert set(fresh.state[0]) == {"step", "exp_avg", "exp_avg_sq", "ema", "lowest"}
+    assert AdamW.state_arrays == Adam.state_arrays  # AdamW keeps Adam's update, so its schema
+
+
+def same_state(a, b) -> bool:
+    """Exact equality of nested dicts/lists of arrays and numbers (a state_dict and a copy of it)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_state, a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+    return type(a) is type(b) and a == b

@@ -504,7 +504,7 @@ def _snapshot(model, optimizer):
 
 def _unchanged(model, optimizer, snap) -> bool:
     data, opt_state, state = snap
-    same_opt = str(optimizer.state_dict()) == str(opt_state)
+    same_opt = same_state(optimizer.state_dict(), opt_state)
     return (all(np.array_equal(p.data, d) for p, d in zip(model.parameters(), data, strict=True)) and same_opt
             and all(np.array_equal(v, state[k]) for k, v in model.state_dict().items()))
 
@@ -711,3 +711,52 @@ def test_fit_and_predict_accept_data_that_converts_itself() -> None:
     np.testing.assert_array_equal(model.predict(Frame(x)), model.predict(x))
     with pytest.raises(md.DTypeError, match="predict: expected x as a numpy array, got dict"):
         model.predict({"a": 1})  # type: ignore[arg-type]
+
+
+def test_an_error_in_the_optimizer_step_refuses_the_batch_too():
+    """The update is part of the batch: an optimizer that raises leaves the batch norm statistics of
+    that batch unmoved, and its error gets the batch's context and the history."""
+    x, y = blobs(40)
+
+    class Failing(SGD):
+        calls = 0
+
+        def update(self, p, state):
+            Failing.calls += 1
+            if Failing.calls > 4:  # the second batch (4 parameters per step)
+                raise md.StateDictError("no update today")
+            super().update(p, state)
+
+    def build():
+        return md.Sequential(md.Dense(2, 8, rng=0), md.BatchNorm1d(8), md.ReLU(), md.Dense(8, 3, rng=2))
+
+    model = build()
+    with pytest.raises(md.StateDictError, match=r"fit: epoch 1/1, batch 2/5 .*no update today") as info:
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=Failing(model.parameters(), lr=0.1, momentum=0.5),
+                  epochs=1, batch_size=8, shuffle=False, verbose=0)
+    assert info.value.history.epoch == []  # no epoch completed
+    replay = build()
+    replay.fit(x[:8], y[:8], loss=md.CrossEntropyLoss(), optimizer=SGD(replay.parameters(), lr=0.1, momentum=0.5),
+               epochs=1, batch_size=8, verbose=0)  # the first batch only, which was applied
+    for key, value in replay.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[key], value, rtol=1e-12, err_msg=key)
+
+
+def test_epochs_zero_does_nothing_even_with_bad_validation_data():
+    x, y = blobs(20)
+    model = mlp()
+    before = [p.data.copy() for p in model.parameters()]
+    history = fit(model, x, y, epochs=0, validation_data=(x, y.astype(float)))
+    assert history.epoch == []
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
+def same_state(a, b) -> bool:
+    """Exact equality of nested dicts/lists of arrays and numbers (a state_dict and a copy of it)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_state, a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+    return type(a) is type(b) and a == b

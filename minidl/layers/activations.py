@@ -93,9 +93,9 @@ class Sigmoid(Activation):
         e = np.exp(-np.abs(x))
         if not isinstance(e, np.ndarray):  # a 0-D input gives NumPy scalars
             return self._keep((e if x < 0 else 1) / (1 + e))
-        y = np.add(e, 1, dtype=e.dtype)
-        np.divide(1, y, out=y)
-        np.multiply(y, e, out=y, where=x < 0)
+        y = np.maximum(e, x >= 0, dtype=e.dtype)  # the numerator: e where x < 0, 1 elsewhere (NaN kept)
+        e += 1
+        y /= e
         return self._keep(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:

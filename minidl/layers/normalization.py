@@ -246,6 +246,8 @@ class LayerNorm(Layer):
         self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in shape)
         if not self.normalized_shape:
             raise ValueError("LayerNorm: normalized_shape must not be empty")
+        if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)):
+            raise TypeError(f"LayerNorm: eps must be a number, got {eps!r}")
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
         self.eps = float(eps)
@@ -272,9 +274,10 @@ class LayerNorm(Layer):
         axes = tuple(range(x.ndim - k, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
         xhat = x - mean
-        rows = xhat.reshape(-1, int(np.prod(self.normalized_shape)))  # a view: xhat is a new array
+        rows = xhat.reshape(-1, int(np.prod(self.normalized_shape)))  # one row per normalised group
         var = np.einsum("ij,ij->i", rows, rows).reshape(mean.shape) / rows.shape[1]  # no overflow warning
-        _check_statistics(var.reshape(-1), x, self._who, "the variance of sample(s)")
+        _check_statistics(var.reshape(-1), x, self._who,
+                          "the variance of group(s) (the leading axes flattened, row-major)")
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat *= inv_std
         self._cache = (xhat, inv_std)
