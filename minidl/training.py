@@ -547,9 +547,10 @@ def fit(
                                 "(try a smaller learning rate, or check the data and the loss)"
                             )
                         loss_weight = epoch_loss.weight_of(nb)  # read before anything else is called
-                        scores = [(float(fn(out, yb)), c.weight_of(nb))  # before the update: a metric
-                                  for (_, fn), c in zip(metric_fns, epoch_metrics, strict=True)]  # that fails
-                        backward(loss.backward())  # refuses the batch
+                        # the metrics before the update, so that one that cannot score refuses the batch
+                        scores = [(float(fn(out, yb)), c.weight_of(nb))
+                                  for (_, fn), c in zip(metric_fns, epoch_metrics, strict=True)]
+                        backward(loss.backward())
                         if check_gradients:
                             _check_gradients(model, optimizer)
                         step()
