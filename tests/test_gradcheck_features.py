@@ -3,6 +3,7 @@ diagnosis, modes, prefix reuse, and the framework's own layers."""
 
 from __future__ import annotations
 
+import math
 import types
 from typing import ClassVar
 
@@ -845,3 +846,82 @@ def test_checker_leaves_a_zeroed_model_exactly_as_it_was() -> None:
     assert GradientChecker(model, inputs=x).run().passed
     for p, (array, values) in zip(model.parameters(), before, strict=True):
         assert p._grad is array and p._grad_is_stale and np.array_equal(p._grad, values)
+
+
+class _InfDx(m.Layer):
+    """y = x * w, correct; its dx is g * y / x: inf where x = 0 (a wrong, non-finite gradient)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = m.Parameter(np.array([0.5, 1.0, 1.5]))
+
+    def forward(self, x):
+        self._x = x
+        self._y = x * self.w.data
+        return self._y
+
+    def backward(self, g):
+        self.w.grad += (g * self._x).sum(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * (self._y + 1e-300) / self._x
+
+
+class _Pow(m.Layer):
+    """y = x ** 1.5 (x >= 0), with dx two thirds of the truth: wrong everywhere."""
+
+    def forward(self, x):
+        self._x = x
+        with np.errstate(invalid="ignore"):
+            return x ** 1.5
+
+    def backward(self, g):
+        return g * self._x ** 0.5
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf - inf in the checker's arithmetic: reported in the table
+def test_non_finite_values_never_count_as_agreement() -> None:
+    """A NaN/inf analytic value, or a cost that is NaN at the probe points, used to pass (every
+    comparison with NaN is False); they fail now, and a note says when the cost was not finite."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    x[1, 2] = 0.0
+    report = GradientChecker(_InfDx(), inputs=x).run()
+    assert not report.passed and report["input"].failed >= 1 and report["w"].passed
+    assert report["input"].max_abs_error == math.inf
+    x = np.abs(np.random.default_rng(0).standard_normal((4, 3)))
+    assert not GradientChecker(_Pow(), inputs=x).run().passed  # the bug, away from 0
+    x[2, 0] = 0.0  # at the edge of the domain the probes see NaN: no element can be judged, none passes
+    with np.errstate(invalid="ignore"):
+        report = GradientChecker(_Pow(), inputs=x).run()
+    assert not report.passed and report["input"].failed == 12
+    assert any("the cost is not finite" in note for note in report["input"].notes)
+
+
+class _Swap(m.Layer):
+    """x * w over 600 features, w[0]'s gradient credited to w[1]: +e on one, -e on the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = m.Parameter(np.random.default_rng(0).standard_normal(600))
+
+    def forward(self, x):
+        self._x = x
+        return x * self.w.data
+
+    def backward(self, g):
+        gw = (g * self._x).sum(0)
+        gw[1] += gw[0]
+        gw[0] = 0.0
+        self.w.grad += gw
+        return g * self.w.data
+
+    def input_shape_hint(self):
+        return (600,)
+
+
+@pytest.mark.parametrize("seed", [3, 7, 13, 15, 18, 0, 1])
+def test_directional_pass_sees_errors_that_cancel_under_plus_minus_one(seed) -> None:
+    """With +-1 directions the two equal and opposite errors cancelled whenever their signs matched:
+    this bug passed on seeds 3, 7, 13, 15 and 18 of 20.  Random magnitudes leave no exact cancellation."""
+    report = GradientChecker(_Swap(), seed=seed).run()
+    assert not report.passed and not report["w"].passed
+    assert report["w"].failed >= 1

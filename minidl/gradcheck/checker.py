@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -552,6 +553,11 @@ class GradientChecker:
         finally:
             np.copyto(arr, saved)
         floor = 2.0 * U64 * abs(f0)
+        if not np.isfinite(values).all():
+            t.notes.append("the cost is not finite at points within ~1e-8 of this one (NaN/inf: an input at "
+                           "the edge of a function's domain, an overflow), so no element can be judged: "
+                           "each counts as failed")
+            return math.nan
         sigma, crossed = probe_noise(np.array(values), floor / 4.0)
         if crossed:
             t.notes.append("the round-off probe crossed a kink (an element within ~1e-8 of a point where "
@@ -679,7 +685,8 @@ class GradientChecker:
             probe(np.arange(n), 1 / STAGE_A, 4)
             e_a = (f[4] - f[5]) / span[2] - a
             bound_a = STAGE_A * eps_f / h + 64 * U64 * (np.abs(a) + np.abs(a + e_a))
-            rest = np.flatnonzero(np.abs(e_a) > ACCEPT * bound_a)
+            accepted = np.isfinite(e_a) & np.isfinite(bound_a) & (np.abs(e_a) <= ACCEPT * bound_a)
+            rest = np.flatnonzero(~accepted)  # (NaN/inf never counts as agreement: judged below, failed)
             # stage B: Richardson on +-h, +-h/2 and the kink test, for the others only
             probe(rest, 1.0, 0)
             probe(rest, 0.5, 2)
@@ -737,13 +744,17 @@ class GradientChecker:
         conclusive = True
         try:
             for _ in range(self.directions):
-                v = (rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0) * scale
-                a_dir = float(np.dot(t.analytic.reshape(-1), v.reshape(-1)))
+                # random signs and magnitudes: two errors of opposite sign cannot cancel exactly (with
+                # +-1 they would in a quarter of the pairs of directions, e.g. a gradient credited to
+                # the neighbouring element)
+                d = (rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0) * rng.uniform(0.5, 1.5, size=arr.shape)
+                d *= scale
+                a_dir = float(np.dot(t.analytic.reshape(-1), d.reshape(-1)))
                 for shrink in (1.0, 1 / 16, 1 / 256):
                     H = self.eps * shrink
                     fv, predicted = [], []
                     for s in (H, -H, H / 2, -H / 2, H / 16, -H / 16):
-                        np.copyto(arr, saved + s * v)
+                        np.copyto(arr, saved + s * d)
                         fv.append(program.evaluate(t.stage))
                         predicted.append(float(np.dot(t.analytic.reshape(-1), (arr - saved).reshape(-1))))
                     np.copyto(arr, saved)
@@ -797,10 +808,15 @@ class GradientChecker:
             scale = float(np.max(np.where(checked, size, 0.0)))
             denom = np.maximum(size, np.maximum(REL_FLOOR * scale, self.safety * v.bound))
             rel = np.where(denom > 0, v.error / np.where(denom > 0, denom, 1.0), 0.0)
+            error = v.error
+            unjudged = ~(np.isfinite(error) & np.isfinite(v.bound))  # NaN/inf: the worst there is, shown as inf
+            if unjudged.any():
+                rel = np.where(unjudged, np.inf, rel)
+                error = np.where(np.isfinite(error), error, np.inf)
             # the worst element: the largest relative error among the failing ones, else among all
             pool = (v.status == FAIL) if failed else checked
             k = int(np.argmax(np.where(pool, rel, -np.inf)))
-            res.max_abs_error = float(np.max(np.where(checked, v.error, 0.0)))
+            res.max_abs_error = float(np.max(np.where(checked, error, 0.0)))
             res.max_rel_error = float(rel[k])
             if flat_index is not None:
                 res.worst_index = tuple(int(i) for i in np.unravel_index(int(flat_index[k]), shape))

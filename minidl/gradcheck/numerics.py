@@ -120,7 +120,9 @@ def richardson(a: np.ndarray, e1: np.ndarray, e2: np.ndarray, h: np.ndarray, eps
     truncation = np.abs(e1 - e2) / 3
     bound = truncation + 3 * eps_f / h + 64 * U64 * (np.abs(a) + np.abs(numerical))
     error = np.abs(e)
-    status = np.where(error > safety * bound, FAIL, OK)
+    # agreement must be shown: a NaN or inf error or bound (a non-finite analytic value, a cost that is
+    # not finite at the probes) fails rather than slipping through a comparison that is False
+    status = np.where(np.isfinite(error) & np.isfinite(bound) & (error <= safety * bound), OK, FAIL)
     return Verdict(numerical, error, bound, status, truncation)
 
 
