@@ -925,3 +925,34 @@ def test_directional_pass_sees_errors_that_cancel_under_plus_minus_one(seed) -> 
     report = GradientChecker(_Swap(), seed=seed).run()
     assert not report.passed and not report["w"].passed
     assert report["w"].failed >= 1
+
+
+class _RowBug(m.Layer):
+    """y = 2x; dx wrong (x 1.5) in the given samples, or in the given features of every sample."""
+
+    def __init__(self, rows=(), cols=()) -> None:
+        super().__init__()
+        self.rows, self.cols = list(rows), list(cols)
+
+    def forward(self, x):
+        self._shape = x.shape
+        return 2 * x
+
+    def backward(self, g):
+        dx = 2 * g
+        dx[self.rows] *= 1.5
+        dx[:, self.cols] *= 1.5
+        return dx
+
+
+def test_the_diagnosis_names_wrong_samples_only_when_others_are_known_right() -> None:
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    report = GradientChecker(_RowBug(rows=[2, 5]), inputs=x).run()
+    assert "only samples [2, 5] of the batch are wrong, samples [0, 1, 3, 4, 6, 7] are right" in \
+        str(report["input"].diagnosis)
+    # every sample wrong in features 0..3, checked on a sample of elements: no sample is known right,
+    # so the diagnosis must not blame the sampled rows (it used to list the rows that were sampled)
+    x = np.random.default_rng(1).normal(size=(16, 8))
+    report = GradientChecker(_RowBug(cols=[0, 1, 2, 3]), inputs=x, mode="sampled").run()
+    assert not report.passed
+    assert "only samples" not in str(report["input"].diagnosis)

@@ -125,8 +125,17 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
             return f"only the weight rows (1:) are wrong, the bias row 0 is right{factor}"
     if name == "input" and rows is not None and shape[0] > 1:
         bad_rows = np.unique(rows[bad])
-        if bad_rows.size < shape[0]:
-            words.append(f"only samples {bad_rows.tolist()[:8]} of the batch are wrong "
+        # a sample is known right only if every element of it was checked (not sampled, not at a kink)
+        # and none failed: with a sample of elements, a row whose checked elements passed may be wrong
+        # in the others
+        row_size = int(np.prod(shape[1:]))
+        whole = np.flatnonzero(np.bincount(rows[checked], minlength=shape[0]) == row_size)
+        right_rows = np.setdiff1d(whole, bad_rows)
+        if bad_rows.size < shape[0] and right_rows.size:
+            listed = bad_rows.tolist()[:8]
+            more = f" and {bad_rows.size - 8} more" if bad_rows.size > 8 else ""
+            words.append(f"only samples {listed}{more} of the batch are wrong, samples "
+                         f"{right_rows.tolist()[:8]}{' ...' if right_rows.size > 8 else ''} are right "
                          "(the error depends on the sample: an indexing or broadcasting bug?)")
     if factor:
         words.append(f"the {int(np.sum(bad))} failing elements share one factor{factor}")
