@@ -696,6 +696,11 @@ class GradientChecker:
         error = np.abs(e_a)
         bound = bound_a
         status = np.full(n, OK)
+        # what each element's verdict used, for the report: stage A's step and ACCEPT x bound, stage B's
+        # step h and safety x bound, the kink retry's h/STAGE_A and safety x bound
+        steps = h / STAGE_A
+        factor = np.full(n, float(ACCEPT))
+        steps[rest], factor[rest] = h[rest], self.safety
         if rest.size:
             v = judge(a[rest], f0, f[0, rest], f[1, rest], f[2, rest], f[3, rest], span[0, rest],
                       span[1, rest], h[rest], eps_f, self.safety)
@@ -719,11 +724,13 @@ class GradientChecker:
                           span[3, again], h[again] / STAGE_A, eps_f, self.safety)
                 numerical[again], error[again], bound[again], status[again] = (v.numerical, v.error, v.bound,
                                                                                v.status)
-        result = self._result(t, shape, Verdict(numerical, error, bound, status), a, h, mode, index)
+                steps[again] = h[again] / STAGE_A
+        result = self._result(t, shape, Verdict(numerical, error, bound, status), a, steps, mode, index,
+                              factor)
         if not result.passed or result.failed:
             checked = status != KINK
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
-                                        batch, self.safety * bound)
+                                        batch, factor * bound)
         return result
 
     def _check_directional(self, program: Program, t: _Tensor, f0: float,
@@ -793,7 +800,10 @@ class GradientChecker:
         return result, conclusive
 
     def _result(self, t: _Tensor, shape: tuple[int, ...], v: Verdict, analytic: np.ndarray, steps: np.ndarray,
-                mode: str, flat_index: np.ndarray | None) -> TensorResult:
+                mode: str, flat_index: np.ndarray | None, factor: np.ndarray | None = None) -> TensorResult:
+        """The tensor's result from per-element verdicts; ``steps`` and ``factor`` (default: the
+        safety factor) are the step and the multiple of the bound each element was judged with."""
+        factor = np.full(v.bound.shape, self.safety) if factor is None else factor
         checked = v.status != KINK
         failed = int(np.sum(v.status == FAIL))
         res = TensorResult(t.name, shape, passed=failed == 0 and not t.problems, mode=mode,
@@ -806,7 +816,7 @@ class GradientChecker:
             # of the tensor from showing a large ratio of two round-off-sized numbers
             size = np.maximum(np.abs(analytic), np.abs(v.numerical))
             scale = float(np.max(np.where(checked, size, 0.0)))
-            denom = np.maximum(size, np.maximum(REL_FLOOR * scale, self.safety * v.bound))
+            denom = np.maximum(size, np.maximum(REL_FLOOR * scale, factor * v.bound))
             rel = np.where(denom > 0, v.error / np.where(denom > 0, denom, 1.0), 0.0)
             error = v.error
             unjudged = ~(np.isfinite(error) & np.isfinite(v.bound))  # NaN/inf: the worst there is, shown as inf
@@ -824,7 +834,7 @@ class GradientChecker:
             res.numerical = float(v.numerical[k])
             res.step = float(steps[k])
             res.bound = float(v.bound[k])
-            res.tolerance = float(self.safety * v.bound[k])
+            res.tolerance = float(factor[k] * v.bound[k])
         return res
 
     # ------------------------------------------------------------------ per-layer checks
