@@ -1,5 +1,6 @@
 """pytest-friendly helpers: ``assert_gradients_ok`` fails with the checker's table; ``layer_cases``
-parametrises a layer test over shapes, dtypes and seeds."""
+parametrises a layer test over shapes, dtypes and seeds; ``states_equal`` compares two
+``state_dict``s exactly."""
 
 from __future__ import annotations
 
@@ -12,7 +13,19 @@ import numpy as np
 from .gradcheck import GradientChecker, GradientReport
 from .layer import Layer
 
-__all__ = ["LayerCase", "assert_gradients_ok", "layer_cases"]
+__all__ = ["LayerCase", "assert_gradients_ok", "layer_cases", "states_equal"]
+
+
+def states_equal(a: Any, b: Any) -> bool:
+    """Whether two ``state_dict``s (nested dicts and lists of arrays and numbers) are exactly equal:
+    the same keys, arrays of the same dtype and values (NaN equal to NaN), numbers of the same type."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(states_equal, a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+    return type(a) is type(b) and bool(a == b)
 
 
 def assert_gradients_ok(

@@ -16,6 +16,7 @@ import pytest
 import minidl as md
 from minidl.errors import StateDictError
 from minidl.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from minidl.testing import states_equal
 
 RTOL, ATOL = 1e-12, 1e-14
 STEPS = 6
@@ -674,9 +675,9 @@ def test_load_state_dict_refuses_state_the_updates_would_misuse(cls, kw, entry, 
     good = copy.deepcopy(opt.state_dict())
     with pytest.raises(StateDictError, match=match):
         opt.load_state_dict({"type": cls.__name__, "hyper": dict(opt.hyper), "state": {"0": entry}})
-    assert same_state(opt.state_dict(), good)
+    assert states_equal(opt.state_dict(), good)
     opt.load_state_dict(good)  # its own state still loads
-    assert same_state(opt.state_dict(), good)
+    assert states_equal(opt.state_dict(), good)
 
 
 def test_an_optimizer_that_does_not_describe_its_state_loads_any_arrays_and_numbers():
@@ -723,7 +724,7 @@ def test_state_follows_the_model_to_float32_and_its_checkpoint_loads(cls, kw, tm
     fresh_opt = cls(fresh.parameters(), **kw)
     fresh.load_state_dict(checkpoint["model"])
     fresh_opt.load_state_dict(checkpoint["optimizer"])
-    assert same_state(fresh_opt.state_dict(), opt.state_dict())
+    assert states_equal(fresh_opt.state_dict(), opt.state_dict())
 
 
 def test_a_subclass_with_its_own_update_keeps_its_own_state_and_dtypes():
@@ -751,14 +752,3 @@ def test_a_subclass_with_its_own_update_keeps_its_own_state_and_dtypes():
     fresh.load_state_dict(saved)  # ...and takes the extra key and the +inf array
     assert set(fresh.state[0]) == {"step", "exp_avg", "exp_avg_sq", "ema", "lowest"}
     assert AdamW.state_arrays == Adam.state_arrays  # AdamW keeps Adam's update, so its schema
-
-
-def same_state(a, b) -> bool:
-    """Exact equality of nested dicts/lists of arrays and numbers (a state_dict and a copy of it)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_state, a, b))
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
-    return type(a) is type(b) and a == b

@@ -393,3 +393,16 @@ def test_optimizer_load_accepts_a_zero_lr_annealed_by_a_schedule() -> None:
     _, fresh = trained(lambda ps: md.SGD(ps, lr=0.1, momentum=0.9))
     fresh.load_state_dict(state)
     assert fresh.lr == 0.0
+
+
+def test_states_equal_is_exact() -> None:
+    from minidl.testing import states_equal
+
+    a = {"w": np.array([1.0, np.nan]), "n": 3, "sub": [{"m": np.zeros(2, np.float32)}]}
+    assert states_equal(a, {"w": np.array([1.0, np.nan]), "n": 3, "sub": [{"m": np.zeros(2, np.float32)}]})
+    assert not states_equal(a, {**a, "w": np.array([1.0, 2.0])})
+    assert not states_equal(a, {**a, "sub": [{"m": np.zeros(2, np.float64)}]})  # dtype matters
+    assert not states_equal(a, {**a, "n": 3.0})  # so does the number's type
+    assert not states_equal(a, {"w": a["w"], "n": 3})  # and the keys
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    assert states_equal(model.state_dict(), model.state_dict())

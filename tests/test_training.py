@@ -12,6 +12,7 @@ from minidl import training
 from minidl.errors import NonFiniteError, ShapeError
 from minidl.optim import SGD, Adam
 from minidl.schedulers import StepLR
+from minidl.testing import states_equal
 from minidl.training import Accuracy, History
 
 
@@ -504,7 +505,7 @@ def _snapshot(model, optimizer):
 
 def _unchanged(model, optimizer, snap) -> bool:
     data, opt_state, state = snap
-    same_opt = same_state(optimizer.state_dict(), opt_state)
+    same_opt = states_equal(optimizer.state_dict(), opt_state)
     return (all(np.array_equal(p.data, d) for p, d in zip(model.parameters(), data, strict=True)) and same_opt
             and all(np.array_equal(v, state[k]) for k, v in model.state_dict().items()))
 
@@ -749,14 +750,3 @@ def test_epochs_zero_does_nothing_even_with_bad_validation_data():
     history = fit(model, x, y, epochs=0, validation_data=(x, y.astype(float)))
     assert history.epoch == []
     assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
-
-
-def same_state(a, b) -> bool:
-    """Exact equality of nested dicts/lists of arrays and numbers (a state_dict and a copy of it)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_state, a, b))
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
-    return type(a) is type(b) and a == b
