@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
-from .validation import as_array, as_float_array, check_finite
+from .validation import as_array, as_float_array, check_finite, is_integer
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -202,8 +202,7 @@ class CrossEntropyLoss(Loss):
                 raise ValueError(f"{who}: class weights must be finite and >= 0, got {w}")
             w.flags.writeable = False
             self.weight = w
-        if ignore_index is not None and (isinstance(ignore_index, (bool, np.bool_))
-                                         or not isinstance(ignore_index, (int, np.integer))):
+        if ignore_index is not None and not is_integer(ignore_index):
             raise TypeError(f"{who}: ignore_index must be an int or None, got {ignore_index!r}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self._probs: np.ndarray | None = None

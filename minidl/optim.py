@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import StateDictError
 from .parameter import Parameter
+from .validation import is_number
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
 
@@ -25,7 +26,7 @@ Hyper = dict[str, float | bool]
 def _number(who: str, name: str, value: Any) -> float:
     """``value`` as a Python float.  Python and NumPy ints and floats are accepted (``np.float32(0.1)``
     too); a bool, string, None, array or anything else raises ``TypeError`` naming ``who`` and ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise TypeError(f"{who}: {name} must be a number, got {type(value).__name__} {value!r}")
     try:
         return float(value)
@@ -258,7 +259,7 @@ class Optimizer:
                     elif arrays is not None and not np.isfinite(value).all():
                         problems.append(f"state '{i}.{key}': holds NaN/inf")
                     copied[key] = np.array(value, copy=True)
-                elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+                elif is_number(value):
                     number = value.item() if isinstance(value, np.generic) else value
                     whole = key == "step" or (arrays is not None and key in counts)
                     if whole and not (float(number).is_integer() and number >= 0):

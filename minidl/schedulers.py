@@ -16,10 +16,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
 from .errors import StateDictError
 from .optim import Optimizer
+from .validation import is_integer, is_number
 
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "MultiStepLR", "StepLR"]
 
@@ -64,12 +63,9 @@ class LRScheduler:
             problems.append(f"state is for {state['type']!r}, not {name!r}")
         if not problems:
             base_lr, last_epoch = state["base_lr"], state["last_epoch"]
-            number = (int, float, np.integer, np.floating)
-            if (isinstance(base_lr, (bool, np.bool_)) or not isinstance(base_lr, number)
-                    or not (math.isfinite(base_lr) and base_lr >= 0)):
+            if not (is_number(base_lr) and math.isfinite(base_lr) and base_lr >= 0):
                 problems.append(f"'base_lr': expected a finite number >= 0, got {base_lr!r}")
-            whole = isinstance(last_epoch, (int, np.integer)) and not isinstance(last_epoch, (bool, np.bool_))
-            if not whole or last_epoch < 0:
+            if not (is_integer(last_epoch) and last_epoch >= 0):
                 problems.append(f"'last_epoch': expected an int >= 0, got {last_epoch!r}")
         if problems:
             raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "

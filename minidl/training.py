@@ -38,7 +38,7 @@ from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler
-from .validation import as_array
+from .validation import as_array, is_integer
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
            "predict"]
@@ -83,8 +83,7 @@ class Accuracy(Metric):
     def __init__(self, threshold: float = 0.5, ignore_index: int | None = None,
                  binary: bool | None = None) -> None:
         self.threshold = float(threshold)
-        if ignore_index is not None and (isinstance(ignore_index, (bool, np.bool_))
-                                         or not isinstance(ignore_index, (int, np.integer))):
+        if ignore_index is not None and not is_integer(ignore_index):
             raise TypeError(f"Accuracy: ignore_index must be an int or None, got {ignore_index!r}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.binary = None if binary is None else bool(binary)

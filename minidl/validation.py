@@ -28,7 +28,18 @@ import numpy as np
 
 from .errors import DTypeError, NonFiniteError, ShapeError
 
-__all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input"]
+__all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input", "is_integer",
+           "is_number"]
+
+
+def is_number(value: Any) -> bool:
+    """A Python or NumPy int or float, not a bool (``True`` is an int to Python, never a number here)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_integer(value: Any) -> bool:
+    """A Python or NumPy int, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..init import RNGLike, as_generator
 from ..layer import Layer
-from ..validation import as_float_array, check_grad_output
+from ..validation import as_float_array, check_grad_output, is_number
 
 __all__ = ["Dropout"]
 
@@ -36,7 +36,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, *, rng: RNGLike = None) -> None:
         super().__init__()
-        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        if not is_number(p):
             raise TypeError(f"Dropout: p (the drop probability) must be a number, got {p!r}")
         p = float(p)
         if not 0.0 <= p <= 1.0:

@@ -21,7 +21,7 @@ from ..errors import DTypeError, NonFiniteError, ShapeError
 from ..init import float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import as_array, check_grad_output, check_input
+from ..validation import as_array, check_grad_output, check_input, is_number
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
@@ -67,11 +67,10 @@ class _BatchNorm(Layer):
         super().__init__()
         name = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", name)
-        for key, value in (("eps", eps), ("momentum", momentum)):
-            if isinstance(value, (bool, np.bool_)) or not (
-                    isinstance(value, (int, float, np.integer, np.floating)) or (key == "momentum" and value is None)):
-                raise TypeError(f"{name}: {key} must be a number{' or None' if key == 'momentum' else ''}, "
-                                f"got {value!r}")
+        if not is_number(eps):
+            raise TypeError(f"{name}: eps must be a number, got {eps!r}")
+        if not (momentum is None or is_number(momentum)):
+            raise TypeError(f"{name}: momentum must be a number or None, got {momentum!r}")
         if not eps > 0:
             raise ValueError(f"{name}: eps must be positive, got {eps}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
@@ -246,7 +245,7 @@ class LayerNorm(Layer):
         self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in shape)
         if not self.normalized_shape:
             raise ValueError("LayerNorm: normalized_shape must not be empty")
-        if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)):
+        if not is_number(eps):
             raise TypeError(f"LayerNorm: eps must be a number, got {eps!r}")
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
