@@ -81,12 +81,12 @@ class Accuracy(Metric):
     name = "accuracy"
 
     def __init__(self, threshold: float = 0.5, ignore_index: int | None = None,
-                 binary: bool | None = None) -> None:
+                 binary: bool = False) -> None:
         self.threshold = float(threshold)
         if ignore_index is not None and not is_integer(ignore_index):
             raise TypeError(f"Accuracy: ignore_index must be an int or None, got {ignore_index!r}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
-        self.binary = None if binary is None else bool(binary)
+        self.binary = bool(binary)
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         y_true = np.asarray(y_true)
@@ -115,7 +115,7 @@ class Accuracy(Metric):
 
     def __repr__(self) -> str:
         extra = "" if self.ignore_index is None else f", ignore_index={self.ignore_index}"
-        extra += "" if self.binary is None else f", binary={self.binary}"
+        extra += ", binary=True" if self.binary else ""
         return f"Accuracy(threshold={self.threshold}{extra})"
 
 
@@ -167,7 +167,7 @@ def _resolve_metrics(
             if key in ("accuracy", "acc"):
                 logits = isinstance(loss, BCEWithLogitsLoss)  # per-element logits: yes/no at 0
                 ignore = getattr(loss, "ignore_index", None) if isinstance(loss, CrossEntropyLoss) else None
-                fn = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore, binary=True if logits else None)
+                fn = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore, binary=logits)
                 name = "accuracy"
             elif key in ("mse", "mean_squared_error"):
                 fn, name = MeanSquaredError(), "mse"
