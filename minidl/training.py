@@ -325,14 +325,16 @@ def _run_batches(
 ) -> dict[str, float]:
     """The loss and metrics over ``x``, scored in batches and combined by :class:`_Combiner` (no
     gradients, mode as is)."""
-    scorers: dict[str, Any] = ({prefix + "loss": loss} if loss is not None else {})
+    scorers: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {}
+    if loss is not None:
+        scorers[prefix + "loss"] = loss
     scorers.update((prefix + name, fn) for name, fn in metric_fns)
     combined = {key: _Combiner(scorer) for key, scorer in scorers.items()}
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         out = model(xb)
-        for key, scorer in scorers.items():
-            combined[key].add(scorer(out, yb), len(xb))
+        for c in combined.values():
+            c.add(*c.score(out, yb))
     return {key: c.value() for key, c in combined.items()}
 
 
@@ -344,27 +346,24 @@ class _Combiner:
     ``HalfSquaredError``), the sum of the batches' values.  Either way, what one batch of all the
     data would give."""
 
-    def __init__(self, scorer: object) -> None:
+    def __init__(self, scorer: Callable[[np.ndarray, np.ndarray], float]) -> None:
         self.scorer = scorer
         self.summed = getattr(scorer, "reduction", None) == "sum"
         self.total = self.weight = 0.0
 
-    def weight_of(self, samples: int) -> float:
-        """The weight of the value the scorer just returned for a batch of ``samples`` samples (read
-        right after the call: ``batch_weight`` describes the last call)."""
+    def score(self, y_pred: np.ndarray, y_true: np.ndarray) -> tuple[float, float]:
+        """The scorer's value on one batch and that value's weight: its ``batch_weight``, read at once
+        (it describes the last call), else the batch's number of samples."""
+        value = float(self.scorer(y_pred, y_true))
         weight = getattr(self.scorer, "batch_weight", None)
-        return float(samples) if weight is None else float(weight)
+        return value, float(len(y_pred)) if weight is None else float(weight)
 
-    def add_weighted(self, value: float, weight: float) -> None:
+    def add(self, value: float, weight: float) -> None:
         if self.summed:
             self.total += value
         else:
             self.total += value * weight
             self.weight += weight
-
-    def add(self, value: float, samples: int) -> None:
-        """Add the value the scorer just returned for a batch of ``samples`` samples."""
-        self.add_weighted(value, self.weight_of(samples))
 
     def value(self) -> float:
         if self.summed:
@@ -532,23 +531,20 @@ def fit(
                     else:
                         idx = order[start:stop]
                         xb, yb = np.take(x, idx, axis=0), np.take(y, idx, axis=0)  # = x[idx], a bit faster
-                    nb = stop - start
                     for p in to_zero:
                         p.zero_grad()
                     side_state.save()
                     try:
                         out = model(xb)
-                        batch_loss = loss(out, yb)
+                        batch_loss, loss_weight = epoch_loss.score(out, yb)
                         if not math.isfinite(batch_loss):
                             raise NonFiniteError(
                                 f"the loss is {batch_loss} on this batch; this batch's update was not "
                                 "applied, so the parameters are those after the previous batch "
                                 "(try a smaller learning rate, or check the data and the loss)"
                             )
-                        loss_weight = epoch_loss.weight_of(nb)  # read before anything else is called
                         # the metrics before the update, so that one that cannot score refuses the batch
-                        scores = [(float(fn(out, yb)), c.weight_of(nb))
-                                  for (_, fn), c in zip(metric_fns, epoch_metrics, strict=True)]
+                        scores = [c.score(out, yb) for c in epoch_metrics]
                         backward(loss.backward())
                         if check_gradients:
                             _check_gradients(model, optimizer)
@@ -560,9 +556,9 @@ def fit(
                                                  f"(samples {start}..{stop - 1} of the epoch's order)")
                             error.history = history  # type: ignore[attr-defined]
                         raise
-                    epoch_loss.add_weighted(batch_loss, loss_weight)
+                    epoch_loss.add(batch_loss, loss_weight)
                     for c, (value, weight) in zip(epoch_metrics, scores, strict=True):
-                        c.add_weighted(value, weight)
+                        c.add(value, weight)
                     if bar is not None:
                         bar.update(1)
                         if b % postfix_every == 0:
