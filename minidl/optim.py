@@ -49,8 +49,9 @@ class Optimizer:
     #: The hyper-parameters that are on/off switches; a subclass with other flags extends this.
     flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered", "maximize"})
     #: What a parameter's state may hold, for :meth:`load_state_dict` to check: arrays shaped like the
-    #: parameter, whole numbers, and the keys a non-empty state must have.  ``None`` (a subclass that
-    #: does not say): any array of the parameter's shape and dtype, or any finite number.
+    #: parameter, whole numbers, and the keys a non-empty state must have.  ``None`` (a custom optimizer,
+    #: or a subclass with its own ``update`` that does not say): any array of the parameter's shape and
+    #: dtype, or any finite number.
     state_arrays: frozenset[str] | None = None
     state_counts: frozenset[str] = frozenset()
     state_required: frozenset[str] = frozenset()
@@ -163,12 +164,18 @@ class Optimizer:
 
     @staticmethod
     def _state_array(state: dict[str, Any], key: str, p: Parameter) -> np.ndarray:
-        """``state[key]``, created as zeros like ``p.data`` if absent, and cast to ``p``'s dtype if
-        the model was cast (``astype``) since it was made: float32 parameters keep float32 state."""
-        buf = state.get(key)
+        """``state[key]`` (see :meth:`_stored`), created as zeros like ``p.data`` if absent."""
+        buf = Optimizer._stored(state, key, p)
         if buf is None:
             buf = state[key] = np.zeros_like(p.data)
-        elif buf.dtype != p.data.dtype:
+        return buf
+
+    @staticmethod
+    def _stored(state: dict[str, Any], key: str, p: Parameter) -> np.ndarray | None:
+        """``state[key]`` or None, cast to ``p``'s dtype if the model was cast (``astype``) since it
+        was made: float32 parameters keep float32 state."""
+        buf = state.get(key)
+        if buf is not None and buf.dtype != p.data.dtype:
             buf = state[key] = buf.astype(p.data.dtype)
         return buf
 
@@ -408,9 +415,7 @@ class SGD(Optimizer):
             return
         work = self._work(p)
         if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is not None and buf.dtype != p.data.dtype:  # the model was cast since
-                buf = state["momentum_buffer"] = buf.astype(p.data.dtype)
+            buf = self._stored(state, "momentum_buffer", p)
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
