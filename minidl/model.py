@@ -103,8 +103,9 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
         incoming = _called_by(layer)
-        if id(self) not in incoming and incoming & called:  # (containing this sequence: a cycle, below)
-            shared = next(sub for sub in layer.layers() if id(sub) in called)
+        twice = incoming & called
+        if id(self) not in incoming and twice:  # (containing this sequence: a cycle, refused below)
+            shared = next(sub for sub in layer.layers() if id(sub) in twice)
             where = "" if shared is layer else " (inside the layer appended)"
             raise ValueError(
                 f"Sequential: this {type(shared).__name__} is already in the sequence{where}; a layer keeps "
