@@ -153,8 +153,13 @@ class CrossEntropyLoss(Loss):
     """Softmax cross-entropy from logits, as PyTorch's ``nn.CrossEntropyLoss``.
 
     Shapes:
-        y_pred: (N, C) raw scores (logits), *not* probabilities.
-        y_true: (N,) integer class labels in ``[0, C)``, or (N, C) class probabilities (e.g. one-hot).
+        y_pred: (N, C) raw scores (logits), *not* probabilities; or (N, C, d1, ...), one vector of
+            class scores per position (e.g. per pixel), the classes on axis 1 as in PyTorch.
+        y_true: (N,) integer class labels in ``[0, C)``, or (N, C) class probabilities (e.g. one-hot);
+            with positions, (N, d1, ...) labels or (N, C, d1, ...) probabilities.
+
+    With positions every position is a row of its own: the loss is the (weighted) mean over all
+    ``N * d1 * ...`` of them, as in PyTorch, and ``ignore_index`` and ``weight`` apply per position.
 
     Forward, with a stable log-softmax ``log p = (x - max) - log(sum(exp(x - max)))`` per row, the
     target distribution ``q`` (one-hot of the label, or the given probabilities) and class weights
@@ -181,8 +186,7 @@ class CrossEntropyLoss(Loss):
         weight: (C,) non-negative class weights.
         ignore_index: a label value whose rows count for nothing (it may lie outside [0, C)).
 
-    Not implemented from PyTorch: ``reduction="none"`` and logits with extra spatial axes
-    ``(N, C, d1, ...)``.
+    Not implemented from PyTorch: ``reduction="none"`` (a loss here is one number, the cost).
     """
 
     def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0, *,
@@ -209,23 +213,29 @@ class CrossEntropyLoss(Loss):
         self._label_index: np.ndarray | None = None  # plain labels: per row, the flat index of its label
         self._coef: np.ndarray | None = None  # otherwise: the coefficients a (N, C) of the docstring
         self._norm = 1.0
+        self._spatial: tuple[int, ...] | None = None  # y_pred's shape when it had positions
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
-        """y_pred: (N, C) logits; y_true: (N,) int labels or (N, C) probabilities -> scalar loss."""
+        """y_pred: (N, C) or (N, C, d1, ...) logits; y_true: (N,) or (N, d1, ...) int labels, or
+        probabilities of y_pred's shape -> scalar loss."""
         who = "CrossEntropyLoss"
         logits = as_float_array(y_pred, who, "y_pred (logits)")
         if logits.size == 0:
             raise _empty_prediction(who, logits)
-        if logits.ndim != 2:
+        if logits.ndim < 2:
             raise ShapeError(
-                f"{who}: expected y_pred (logits) of shape (N, C) with N, C >= 1, got shape {logits.shape}"
+                f"{who}: expected y_pred (logits) of shape (N, C) or (N, C, d1, ...), got shape {logits.shape}"
             )
         check_finite(logits, who, "y_pred (logits)")
+        target = as_array(y_true, who, "y_true")
+        given = target.shape  # as the caller passed it, for the messages
+        spatial = logits.shape if logits.ndim > 2 else None
+        if spatial is not None:
+            logits, target = _positions_as_rows(logits, target)
         n, c = logits.shape
         weight = self.weight
         if weight is not None and weight.shape != (c,):
             raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} classes")
-        target = as_array(y_true, who, "y_true")
         labels: np.ndarray | None = None  # flat label indices (plain labels: the fast path)
         coef: np.ndarray | None = None  # the coefficients a (N, C) otherwise
         norm = float(n)  # what the mean divides by
@@ -233,7 +243,7 @@ class CrossEntropyLoss(Loss):
         if target.ndim == 1:
             if target.dtype.kind not in "iu":
                 raise DTypeError(
-                    f"{who}: y_true of shape {target.shape} must hold integer class labels, got dtype "
+                    f"{who}: y_true of shape {given} must hold integer class labels, got dtype "
                     f"{target.dtype}; use y_true.astype(int), or pass (N, {c}) class probabilities"
                 )
             if target.shape != (n,):
@@ -251,8 +261,9 @@ class CrossEntropyLoss(Loss):
                 if kept is not None:
                     bad &= kept
                 i = int(np.argmax(bad))
+                where = i if spatial is None else _position(i, spatial)
                 raise TargetError(
-                    f"{who}: class label {int(target[i])} at index {i} is out of range for {c} classes "
+                    f"{who}: class label {int(target[i])} at index {where} is out of range for {c} classes "
                     f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
                 )
             if weight is None and kept is None:
@@ -309,10 +320,11 @@ class CrossEntropyLoss(Loss):
             # -sum_c a log p = log_sum * sum_c a - sum_c a * shifted
             per_row = log_sums * coef.sum(axis=1) - np.einsum("nc,nc->n", coef, shifted)
         self._probs, self._label_index, self._coef, self._norm = probs, labels, coef, norm
+        self._spatial = spatial
         return float(np.add.reduce(per_row)) / norm
 
     def backward(self) -> np.ndarray:
-        """dloss/dlogits: (N, C), same dtype as the logits."""
+        """dloss/dlogits: the logits' shape, (N, C) or (N, C, d1, ...), and dtype."""
         probs = self._probs
         self._require(probs)
         assert probs is not None
@@ -324,19 +336,19 @@ class CrossEntropyLoss(Loss):
             if eps:
                 grad -= scale * eps / c
             grad.reshape(-1)[self._label_index] -= scale * (1.0 - eps)
-            return grad
-        coef = self._coef
-        assert coef is not None
-        grad = probs * coef.sum(axis=1, keepdims=True)
-        grad -= coef
-        if scale != 1.0:
-            grad *= scale
-        return grad
+        else:
+            coef = self._coef
+            assert coef is not None
+            grad = probs * coef.sum(axis=1, keepdims=True)
+            grad -= coef
+            if scale != 1.0:
+                grad *= scale
+        return _rows_as_positions(grad, self._spatial)
 
     @property
     def probabilities(self) -> np.ndarray | None:
-        """The softmax of the last forward's logits, (N, C) (read-only use), or None before forward."""
-        return self._probs
+        """The softmax of the last forward's logits, in their shape (read-only use), or None before forward."""
+        return None if self._probs is None else _rows_as_positions(self._probs, self._spatial)
 
     def extra_repr(self) -> str:
         parts = [f"reduction={self.reduction!r}"]
@@ -347,6 +359,37 @@ class CrossEntropyLoss(Loss):
         if self.ignore_index is not None:
             parts.append(f"ignore_index={self.ignore_index}")
         return ", ".join(parts)
+
+
+def _positions_as_rows(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """logits: (N, C, d1, ...) -> (N*d1*..., C), one row per position; target likewise: labels
+    (N, d1, ...) -> (N*d1*...,), probabilities (N, C, d1, ...) -> rows.  Shapes are checked here,
+    where the message can still name them as the caller passed them."""
+    shape = logits.shape
+    c = shape[1]
+    positions = (shape[0], *shape[2:])
+    if target.shape == shape:
+        target = np.moveaxis(target, 1, -1).reshape(-1, c)
+    elif target.shape == positions:
+        target = target.reshape(-1)
+    else:
+        raise ShapeError(
+            f"CrossEntropyLoss: y_pred (logits) has shape {shape}, so y_true must have shape {positions} "
+            f"(integer labels) or {shape} (class probabilities), got {target.shape}"
+        )
+    return np.moveaxis(logits, 1, -1).reshape(-1, c), target
+
+
+def _rows_as_positions(rows: np.ndarray, spatial: tuple[int, ...] | None) -> np.ndarray:
+    """(N*d1*..., C) rows back to the logits' shape (N, C, d1, ...): a view; as is without positions."""
+    if spatial is None:
+        return rows
+    return np.moveaxis(rows.reshape(spatial[0], *spatial[2:], spatial[1]), -1, 1)
+
+
+def _position(row: int, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """The (n, i1, ...) index of a row of :func:`_positions_as_rows` in y_true (N, d1, ...)."""
+    return tuple(int(i) for i in np.unravel_index(row, (spatial[0], *spatial[2:])))
 
 
 class BCEWithLogitsLoss(Loss):

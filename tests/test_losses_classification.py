@@ -422,3 +422,132 @@ def test_weighted_ce_averages_over_batches_like_one_batch() -> None:
                         shuffle=False, verbose=0)  # the all-ignored batch does not stop training
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
     assert md.CrossEntropyLoss().batch_weight is None  # plain losses: weighted by the number of samples
+
+
+# ----------------------------------------------------------------- CrossEntropyLoss with positions
+def rows_of(a: np.ndarray) -> np.ndarray:
+    """(N, C, d1, ...) -> (N*d1*..., C): every position a row, the classes last."""
+    return np.moveaxis(a, 1, -1).reshape(-1, a.shape[1])
+
+
+SPATIAL_CASES = [  # logits shape, seed, reduction, label smoothing, targets, class weights, ignore_index
+    ((2, 3, 4), 0, "mean", 0.0, "labels", False, None),
+    ((2, 4, 3, 5), 1, "mean", 0.0, "labels", False, None),
+    ((1, 3, 2, 2, 3), 2, "sum", 0.1, "labels", False, None),
+    ((3, 5, 2, 3), 3, "mean", 0.2, "labels", True, -1),
+    ((2, 3, 4, 2), 4, "mean", 0.0, "probs", False, None),
+    ((2, 4, 3), 5, "sum", 0.15, "probs", True, None),
+]
+
+
+def spatial_targets(shape: tuple[int, ...], rng: np.random.Generator, kind: str,
+                    ignore_index: int | None) -> np.ndarray:
+    c = shape[1]
+    if kind == "probs":
+        t = rng.random(shape)
+        return t / t.sum(axis=1, keepdims=True)
+    labels = rng.integers(0, c, size=(shape[0], *shape[2:]))
+    if ignore_index is not None:
+        labels.reshape(-1)[::3] = ignore_index
+    return labels
+
+
+@pytest.mark.parametrize("shape, seed, reduction, smoothing, kind, weighted, ignore", SPATIAL_CASES)
+def test_ce_with_positions_is_ce_over_every_position(
+    shape: tuple[int, ...], seed: int, reduction: str, smoothing: float, kind: str, weighted: bool,
+    ignore: int | None,
+) -> None:
+    """(N, C, d1, ...) logits give the loss of the (N*d1*..., C) rows and the rows' gradient, put back."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape)
+    t = spatial_targets(shape, rng, kind, ignore)
+    weight = rng.uniform(0.2, 2.0, size=shape[1]) if weighted else None
+    spatial = md.CrossEntropyLoss(reduction, smoothing, weight=weight, ignore_index=ignore)
+    flat = md.CrossEntropyLoss(reduction, smoothing, weight=weight, ignore_index=ignore)
+    t_rows = rows_of(t) if kind == "probs" else t.reshape(-1)
+    assert spatial(x, t) == pytest.approx(flat(rows_of(x), t_rows), rel=1e-13)
+    assert spatial.batch_weight == flat.batch_weight
+    grad = spatial.backward()
+    assert grad.shape == x.shape and grad.dtype == x.dtype
+    np.testing.assert_allclose(rows_of(grad), flat.backward(), rtol=1e-13, atol=1e-16)
+    softmax = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)  # over the classes, axis 1
+    np.testing.assert_allclose(spatial.probabilities, softmax, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape, seed, reduction, smoothing, kind, weighted, ignore", SPATIAL_CASES)
+def test_ce_with_positions_gradient_checker(
+    shape: tuple[int, ...], seed: int, reduction: str, smoothing: float, kind: str, weighted: bool,
+    ignore: int | None,
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape)
+    t = spatial_targets(shape, rng, kind, ignore)
+    weight = rng.uniform(0.2, 2.0, size=shape[1]) if weighted else None
+    loss = md.CrossEntropyLoss(reduction, smoothing, weight=weight, ignore_index=ignore)
+    report = md.GradientChecker(Identity(), loss=loss, inputs=x, targets=t, seed=seed).run()
+    assert report.passed, str(report)
+
+
+def test_ce_with_positions_trains_a_per_pixel_classifier_checked_end_to_end() -> None:
+    """A 1x1-convolution 'segmenter' (N, 2, H, W) -> (N, 3, H, W): checked by the checker, then fitted."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 2, 4, 4))
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5)  # labels (16, 4, 4) in {0, 1, 2}
+    model = md.Sequential(md.Conv2D(2, 8, 1, rng=0), md.Tanh(), md.Conv2D(8, 3, 1, rng=1))
+    loss = md.CrossEntropyLoss()
+    report = md.GradientChecker(model, loss=loss, inputs=x[:3], targets=y[:3], seed=0).run()
+    assert report.passed, str(report)
+    before = model.evaluate(x, y, loss=loss, metrics=["accuracy"])
+    model.fit(x, y, loss=loss, optimizer=md.Adam(model.parameters(), lr=0.05), epochs=60, batch_size=8,
+              rng=0, verbose=0)
+    after = model.evaluate(x, y, loss=loss, metrics=["accuracy"])
+    assert after["loss"] < 0.5 * before["loss"]
+    assert after["accuracy"] > 0.9  # per pixel: (16, 3, 4, 4) scores against (16, 4, 4) labels
+
+
+def test_ce_with_positions_names_the_shapes_and_the_position() -> None:
+    loss = md.CrossEntropyLoss()
+    x = np.zeros((2, 3, 4, 5))
+    with pytest.raises(md.ShapeError, match=r"shape \(2, 3, 4, 5\), so y_true must have shape \(2, 4, 5\) "
+                                            r"\(integer labels\) or \(2, 3, 4, 5\).*got \(2, 5, 4\)"):
+        loss(x, np.zeros((2, 5, 4), dtype=int))
+    labels = np.zeros((2, 4, 5), dtype=int)
+    labels[1, 2, 3] = 3
+    with pytest.raises(md.TargetError, match=r"class label 3 at index \(1, 2, 3\) is out of range for 3"):
+        loss(x, labels)
+    with pytest.raises(md.DTypeError, match=r"y_true of shape \(2, 4, 5\) must hold integer"):
+        loss(x, labels.astype(float))
+    with pytest.raises(md.ShapeError, match=r"\(N, C\) or \(N, C, d1, \.\.\.\), got shape \(4,\)"):
+        loss(np.zeros(4), np.zeros(4, dtype=int))
+    # a refused batch leaves the last good one's gradient (and its layout) as it was
+    good = np.ones((2, 3, 4, 5))
+    loss(good, np.zeros((2, 4, 5), dtype=int))
+    expected = loss.backward()
+    with pytest.raises(md.TargetError):
+        loss(x.reshape(2, 3, 20), labels.reshape(2, 20))
+    np.testing.assert_array_equal(loss.backward(), expected)
+
+
+def test_ce_with_positions_keeps_float32() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 3, 3)).astype(np.float32)
+    loss = md.CrossEntropyLoss(label_smoothing=0.1)
+    loss(x, rng.integers(0, 4, size=(2, 3, 3)))
+    assert loss.backward().dtype == np.float32
+
+
+def test_ce_with_positions_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, 4, 5, 2))
+    y = rng.integers(0, 4, size=(3, 5, 2))
+    y[0, 1, 1] = y[2, 4, 0] = -100
+    weight = rng.uniform(0.1, 2.0, size=4)
+    for reduction, smoothing in (("mean", 0.0), ("mean", 0.1), ("sum", 0.2)):
+        ours = md.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing, weight=weight, ignore_index=-100)
+        xt = torch.tensor(x, requires_grad=True)
+        ref = torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), reduction=reduction, label_smoothing=smoothing,
+                                        ignore_index=-100)(xt, torch.tensor(y))
+        ref.backward()
+        assert ours(x, y) == pytest.approx(ref.item(), rel=1e-12)
+        np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-10, atol=1e-15)
