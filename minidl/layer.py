@@ -334,8 +334,8 @@ class Layer:
 
             def set_param(value: np.ndarray, param: Parameter = param) -> None:
                 param.data = value
-                if param.grad.shape != value.shape or param.grad.dtype != value.dtype:
-                    param.grad = np.zeros_like(value)
+                if param._grad.shape != value.shape or param._grad.dtype != value.dtype:
+                    param.zero_grad()  # no gradient: the array is re-made when next needed
 
             targets[name] = (set_param, param.data)
         for layer_name, layer in self.named_layers():

@@ -55,6 +55,9 @@ class Optimizer:
     state_arrays: frozenset[str] | None = None
     state_counts: frozenset[str] = frozenset()
     state_required: frozenset[str] = frozenset()
+    #: The state arrays that can never be negative (running means of squares): a file that says
+    #: otherwise would make the next step take the square root of a negative number.
+    state_nonnegative: frozenset[str] = frozenset()
 
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__
@@ -113,14 +116,20 @@ class Optimizer:
             p.zero_grad()
 
     def step(self, zero_grad: bool = False) -> None:
-        """Update every trainable parameter from its ``.grad``.
+        """Update every trainable parameter that has a gradient (:attr:`Parameter.has_grad`) from its
+        ``.grad``.
+
+        A parameter no backward has reached since :meth:`zero_grad` is skipped, as PyTorch skips a
+        ``.grad`` of ``None``: it does not move, and its state (momentum, moments, step count) stays.
+        A read-only parameter is refused before anything is updated.
 
         ``zero_grad=True`` then zeroes the gradients, as :meth:`zero_grad` would, for a loop that
         zeroes them before every backward anyway: the optimizer may then use the gradient arrays as
         its scratch (plain :class:`SGD` scales them in place instead of making a temporary).
         """
+        _check_writeable(self)
         for p, state in zip(self.params, self.state, strict=True):
-            if p.requires_grad:
+            if p.requires_grad and p.has_grad:
                 self.update(p, state)
         if zero_grad:
             self.zero_grad()
@@ -131,7 +140,7 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         if "update" in cls.__dict__ and "state_arrays" not in cls.__dict__:
             cls.state_arrays = None
-            cls.state_counts = cls.state_required = frozenset()
+            cls.state_counts = cls.state_required = cls.state_nonnegative = frozenset()
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         """What the constructor would refuse in ``hyper`` beyond type and sign (e.g. a beta >= 1), so
@@ -209,7 +218,7 @@ class Optimizer:
                 problems.append(f"missing key '{key}'")
         if problems:
             raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems))
-        if state["type"] != name:
+        if not isinstance(state["type"], str) or state["type"] != name:
             problems.append(f"state is for {state['type']!r}, not {name!r}")
         extra = [key for key in state if key not in ("type", "hyper", "state")]
         if extra:
@@ -265,10 +274,17 @@ class Optimizer:
                         problems.append(f"state '{i}.{key}': expected dtype {p.dtype}, got {value.dtype}")
                     elif arrays is not None and not np.isfinite(value).all():
                         problems.append(f"state '{i}.{key}': holds NaN/inf")
+                    elif key in self.state_nonnegative and (value < 0).any():
+                        problems.append(f"state '{i}.{key}': holds negative values (a mean of squares "
+                                        f"cannot), e.g. {value.min()!r}")
                     copied[key] = np.array(value, copy=True)
                 elif is_number(value):
                     number = value.item() if isinstance(value, np.generic) else value
                     whole = key == "step" or (arrays is not None and key in counts)
+                    if isinstance(number, int) and abs(number) > 2**53:  # beyond what a float counts exactly
+                        problems.append(f"state '{i}.{key}': an int of {len(str(abs(number)))} digits is out "
+                                        "of range (at most 2**53)")
+                        continue
                     if whole and not (float(number).is_integer() and number >= 0):
                         problems.append(f"state '{i}.{key}': expected a whole number >= 0, got {value!r}")
                     elif not math.isfinite(number):
@@ -341,6 +357,15 @@ def _private_gradients(params: list[Parameter]) -> bool:
     return True
 
 
+def _check_writeable(optimizer: Optimizer) -> None:
+    """Refuse a step that could not write every parameter it would update, before it updates any:
+    a step must not stop half-way (the parameters before the bad one moved, their state advanced)."""
+    for i, p in enumerate(optimizer.params):
+        if p.requires_grad and not p.data.flags.writeable:
+            raise ValueError(f"{type(optimizer).__name__}.step: parameter {i} of {len(optimizer.params)} "
+                             f"(shape {p.shape}) is read-only; nothing was updated")
+
+
 def _check_beta(who: str, name: str, value: float) -> float:
     beta = _number(who, name, value)
     if not 0 <= beta < 1:
@@ -372,8 +397,9 @@ class SGD(Optimizer):
         dampening: float = 0.0,
     ) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                                  "nesterov": bool(nesterov), "dampening": dampening})
-        if nesterov and (self.hyper["momentum"] <= 0 or self.hyper["dampening"] != 0):  # types checked
+                                  "nesterov": nesterov, "dampening": dampening})
+        h = self.hyper  # checked: nesterov is a bool now, the numbers floats
+        if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
@@ -387,14 +413,15 @@ class SGD(Optimizer):
                 or (zero_grad and ("zero_grad" in self.__dict__ or not _private_gradients(self.params)))):
             super().step(zero_grad)
             return
+        _check_writeable(self)
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
         if not zero_grad:
             for p in self.params:
-                if p.requires_grad:
+                if p.requires_grad and p.has_grad:
                     _subtract_scaled(p.data, p.grad, lr)
             return
         for p in self.params:
-            if p.requires_grad and not p._grad_is_stale:  # (a gradient marked zero changes nothing)
+            if p.requires_grad and p.has_grad:
                 g, w = p.grad, p.data
                 if g.flags.writeable and w.flags.writeable and g.dtype.kind == "f" and g.shape == w.shape:
                     try:  # the gradient is ours to overwrite: w -= (lr * g) with no temporary
@@ -451,6 +478,7 @@ class Adam(Optimizer):
     state_arrays = frozenset({"exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
     state_counts = frozenset({"step"})
     state_required = frozenset({"step", "exp_avg", "exp_avg_sq"})
+    state_nonnegative = frozenset({"exp_avg_sq", "max_exp_avg_sq"})
 
     #: AdamW sets this: decay the weights directly instead of adding L2 to the gradient.
     _decoupled: bool = False
@@ -476,7 +504,7 @@ class Adam(Optimizer):
         beta1 = _check_beta(who, "betas[0]", beta1)
         beta2 = _check_beta(who, "betas[1]", beta2)
         super().__init__(params, {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
-                                  "weight_decay": weight_decay, "amsgrad": bool(amsgrad)})
+                                  "weight_decay": weight_decay, "amsgrad": amsgrad})
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         return [f"hyper-parameter '{key}': must be a number in [0, 1), got {hyper[key]!r}"
@@ -546,7 +574,7 @@ class RMSprop(Optimizer):
 
         g = grad + weight_decay * w                                   (L2)
         s = alpha * s + (1 - alpha) * g^2
-        a = alpha * a + (1 - alpha) * g;   d = sqrt(s - a^2) + eps     (centered)
+        a = alpha * a + (1 - alpha) * g;   d = sqrt(max(s - a^2, 0)) + eps   (centered)
                                            d = sqrt(s) + eps           (otherwise)
         b = momentum * b + g / d;  w = w - lr * b                      (momentum > 0)
         w = w - lr * g / d                                             (otherwise)
@@ -559,6 +587,7 @@ class RMSprop(Optimizer):
     state_arrays = frozenset({"square_avg", "momentum_buffer", "grad_avg"})
     state_counts = frozenset({"step"})
     state_required = frozenset({"step", "square_avg"})
+    state_nonnegative = frozenset({"square_avg"})
 
     def __init__(
         self,
@@ -574,7 +603,7 @@ class RMSprop(Optimizer):
         if not 0 <= alpha <= 1:
             raise ValueError(f"RMSprop: alpha must be a number in [0, 1], got {alpha!r}")
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
-                                  "momentum": momentum, "centered": bool(centered)})
+                                  "momentum": momentum, "centered": centered})
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         if not hyper["alpha"] <= 1:
@@ -598,6 +627,9 @@ class RMSprop(Optimizer):
             a += np.multiply(g, 1 - alpha, out=work)
             np.multiply(a, a, out=work)
             np.subtract(s, work, out=work)
+            # s - a^2 >= 0 in exact arithmetic, but may round to a tiny negative number for a steady
+            # gradient; PyTorch's sqrt then gives NaN.  Clamped, the variance estimate is 0 there.
+            np.maximum(work, 0, out=work)
             denom = np.sqrt(work, out=work)
         else:
             denom = np.sqrt(s, out=work)

@@ -20,7 +20,9 @@ class Parameter:
         data: the values, a floating ``ndarray`` of any shape.
         grad: ``dCost/d(data)``, same shape and dtype as ``data``; starts at zero.  Layers *add*
             into it in ``backward`` (so a parameter used twice gets the sum of both uses) and
-            optimizers read it in ``step``.
+            optimizers read it in ``step``.  A new parameter, or one after :meth:`zero_grad`, has
+            *no* gradient (:attr:`has_grad` is False; ``grad`` reads as zeros) until a backward
+            writes it: optimizers skip it then, as PyTorch skips a ``.grad`` of ``None``.
         requires_grad: ``False`` freezes the parameter: optimizers skip it.  (This is unrelated
             to ``Layer.training``, which switches train/eval behaviour.)
 
@@ -46,7 +48,8 @@ class Parameter:
                 raise DTypeError(f"Parameter: expected a floating dtype, got {array.dtype}")
         self.data: np.ndarray = array
         self._grad: np.ndarray = np.zeros_like(array)
-        self._grad_is_stale = False  # True after zero_grad: _grad holds old values that count as zero
+        # True while there is no gradient (new, or after zero_grad): _grad's values count as zero
+        self._grad_is_stale = True
         self.requires_grad = bool(requires_grad)
 
     @property
@@ -61,8 +64,18 @@ class Parameter:
         if shape != self.data.shape:  # an optimizer would broadcast it into a wrong update, silently
             raise ShapeError(f"Parameter.grad must have the parameter's shape {self.data.shape}, got "
                              f"{'a ' + type(value).__name__ if shape is None else shape}")
+        if not isinstance(value, np.ndarray) or value.dtype != self.data.dtype:  # as PyTorch
+            raise DTypeError(f"Parameter.grad must be an ndarray of the parameter's dtype {self.data.dtype}, "
+                             f"got {type(value).__name__} of dtype {getattr(value, 'dtype', None)}")
         self._grad = value
         self._grad_is_stale = False
+
+    @property
+    def has_grad(self) -> bool:
+        """Whether the parameter has a gradient: False when new and after :meth:`zero_grad`, True once
+        a backward has written ``grad`` (or ``grad`` was assigned, or read: whoever holds the array
+        may have written it).  Optimizers update only parameters that have one."""
+        return not self._grad_is_stale
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -373,7 +373,7 @@ class _Combiner:
 
 def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
     for p in optimizer.params:
-        if p.requires_grad and not np.isfinite(np.add.reduce(p.grad, axis=None)):
+        if p.requires_grad and p.has_grad and not np.isfinite(np.add.reduce(p.grad, axis=None)):
             bad = ~np.isfinite(p.grad)
             if bad.any():
                 names = {id(q): name for name, q in model.named_parameters()}

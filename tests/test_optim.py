@@ -626,10 +626,18 @@ def test_step_with_zero_grad_keeps_the_gradient_when_the_update_cannot_happen():
     with pytest.raises(ValueError):
         SGD([frozen], lr=0.1).step(zero_grad=True)
     np.testing.assert_array_equal(frozen.grad, 0.5)
-    counts = md.Parameter(np.ones(3))
-    counts.grad = np.array([1, 2, 3])  # an integer gradient: updated as before, never scaled in place
-    SGD([counts], lr=0.5).step(zero_grad=True)
-    np.testing.assert_array_equal(counts.data, [0.5, 0.0, -0.5])
+
+
+
+@pytest.mark.parametrize("grad", [np.array([1, 2, 3]), np.ones(3, np.float32), np.ones(3, complex), [1.0, 2.0, 3.0]])
+def test_a_gradient_of_another_dtype_cannot_be_assigned(grad):
+    """As PyTorch: an integer, complex or float32 gradient for a float64 parameter is refused where it is
+    assigned, so that no step can fail half-way on it (or scale an integer array in place)."""
+    p = md.Parameter(np.ones(3))
+    p.grad = np.full(3, 0.5)
+    with pytest.raises((md.DTypeError, md.ShapeError), match=r"Parameter\.grad must"):
+        p.grad = grad
+    np.testing.assert_array_equal(p.grad, 0.5)
 
 
 def test_step_with_zero_grad_honours_an_instance_zero_grad():
@@ -664,6 +672,14 @@ def test_a_gradient_that_would_broadcast_cannot_be_assigned(shape):
      "expected a whole number, got an array"),
     (SGD, {"lr": 0.1, "momentum": 0.9}, {"momentum_buffer": 1.0}, r"'0.momentum_buffer': expected an array"),
     (RMSprop, {"lr": 0.1}, {"square_avg": np.zeros(3)}, r"missing \['step'\]"),
+    # a negative mean of squares: the next step would take its square root (NaN weights)
+    (Adam, {"lr": 0.1}, {"step": 1, "exp_avg": np.zeros(3), "exp_avg_sq": -np.ones(3)},
+     r"'0.exp_avg_sq': holds negative values"),
+    (Adam, {"lr": 0.1, "amsgrad": True},
+     {"step": 1, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3), "max_exp_avg_sq": np.array([0, -1e-3, 0])},
+     r"'0.max_exp_avg_sq': holds negative values"),
+    (RMSprop, {"lr": 0.1}, {"step": 1, "square_avg": np.array([1.0, -2.0, 0.0])}, r"'0.square_avg': holds negative"),
+    (Adam, {"lr": 0.1}, {"step": 10**400, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}, "out of range"),
 ])
 def test_load_state_dict_refuses_state_the_updates_would_misuse(cls, kw, entry, match):
     """A number where a moment array belongs would be rebound, not updated, by `m *= beta1`: the moment
@@ -752,3 +768,122 @@ def test_a_subclass_with_its_own_update_keeps_its_own_state_and_dtypes():
     fresh.load_state_dict(saved)  # ...and takes the extra key and the +inf array
     assert set(fresh.state[0]) == {"step", "exp_avg", "exp_avg_sq", "ema", "lowest"}
     assert AdamW.state_arrays == Adam.state_arrays  # AdamW keeps Adam's update, so its schema
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: Adam(ps, amsgrad="False"), lambda ps: AdamW(ps, amsgrad=[0]),
+    lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov="False"), lambda ps: RMSprop(ps, centered="False"),
+    lambda ps: RMSprop(ps, centered=1),
+])
+def test_a_switch_must_be_a_bool(make):
+    """"False" used to switch amsgrad/nesterov/centered *on* (bool("False") is True)."""
+    with pytest.raises(TypeError, match=r"must be a bool, got"):
+        make([md.Parameter(np.ones(3))])
+
+
+@pytest.mark.parametrize(("cls", "kw"), [*ALL, (SGD, {"lr": 0.1}), (Adam, {"lr": 0.01})],
+                         ids=[*ALL_IDS, "SGD-plain", "Adam"])
+@pytest.mark.parametrize("zero_grad", [False, True])
+def test_a_parameter_no_backward_reached_is_skipped(cls, kw, zero_grad):
+    """As PyTorch skips a .grad of None: after zero_grad, a parameter whose gradient nothing wrote
+    does not move (no momentum, no weight decay) and its state (moments, step count) stays."""
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    unused = md.Dense(3, 2, rng=1)  # e.g. a branch this batch did not take
+    params = [*model.parameters(), *unused.parameters()]
+    opt = cls(params, **kw)
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    for _ in range(3):  # both used: every parameter has a gradient and state
+        opt.zero_grad()
+        for layer in (model, unused):
+            layer.backward(layer(x))
+        opt.step(zero_grad=zero_grad)
+    frozen_data, frozen_state = unused.W.data.copy(), copy.deepcopy(opt.state[1])
+    moved = model[0].W.data.copy()
+    for _ in range(4):  # only the model: the unused layer has no gradient
+        opt.zero_grad()
+        model.backward(model(x))
+        assert model[0].W.has_grad and not unused.W.has_grad
+        opt.step(zero_grad=zero_grad)
+    np.testing.assert_array_equal(unused.W.data, frozen_data)
+    assert states_equal(opt.state[1], frozen_state)
+    assert not np.array_equal(model[0].W.data, moved)
+
+
+def test_has_grad_follows_zero_grad_writes_and_reads():
+    p = md.Parameter(np.ones(3))
+    assert not p.has_grad  # new: no gradient yet (reads as zeros)
+    p.grad = np.full(3, 0.5)
+    assert p.has_grad
+    p.zero_grad()
+    assert not p.has_grad
+    np.testing.assert_array_equal(p.grad, 0.0)
+    assert p.has_grad  # whoever read the array may write into it: it counts as a gradient of zeros
+    layer = md.Dense(2, 1, rng=0)
+    layer.zero_grad()
+    layer.backward(layer(np.ones((1, 2))))
+    assert layer.W.has_grad
+    SGD(layer.parameters(), lr=0.1).step(zero_grad=True)
+    assert not layer.W.has_grad
+
+
+@pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
+def test_a_read_only_parameter_is_refused_before_anything_moves(cls, kw):
+    """The step used to update the parameters before the read-only one (and part of its state), so
+    that a retry applied their update twice."""
+    a, b = md.Parameter(np.ones(3)), md.Parameter(np.ones(3))
+    opt = cls([a, b], **kw)
+    for _ in range(2):
+        a.grad, b.grad = np.full(3, 0.5), np.full(3, -0.25)
+        opt.step()
+    before = (a.data.copy(), b.data.copy(), copy.deepcopy(opt.state_dict()))
+    a.grad, b.grad = np.full(3, 0.5), np.full(3, -0.25)
+    b.data.flags.writeable = False
+    with pytest.raises(ValueError, match=r"parameter 1 of 2 \(shape \(3,\)\) is read-only; nothing was updated"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, before[0])
+    assert states_equal(opt.state_dict(), before[2])
+    b.data.flags.writeable = True
+    opt.step()  # the retry is the step that failed, once
+    reference = cls([pa := md.Parameter(np.ones(3)), pb := md.Parameter(np.ones(3))], **kw)
+    for _ in range(3):
+        pa.grad, pb.grad = np.full(3, 0.5), np.full(3, -0.25)
+        reference.step()
+    np.testing.assert_array_equal(a.data, pa.data)
+    np.testing.assert_array_equal(b.data, pb.data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_centered_rmsprop_stays_finite_under_a_steady_gradient(dtype):
+    """s - a^2 rounds below 0 when every gradient is the same; its square root was NaN (as in PyTorch)."""
+    p = md.Parameter(np.zeros(1000, dtype))
+    opt = RMSprop([p], lr=1e-3, centered=True)
+    g = np.random.default_rng(0).uniform(0.1, 10, 1000).astype(dtype)
+    for _ in range(3200):
+        p.grad = g.copy()
+        opt.step()
+    assert np.isfinite(p.data).all()
+    # where the variance estimate is 0 the step is lr * g / eps-scale: large but finite, and the same
+    # sign as the gradient (the parameter moves against it)
+    assert (p.data < 0).all()
+
+
+@pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
+def test_a_parameter_without_gradient_moves_as_in_torch_if_installed(cls, kw):
+    """Three steps with a gradient, then seven where no backward reaches the second parameter:
+    PyTorch (zero_grad() sets .grad to None) skips it; so does minidl."""
+    torch = pytest.importorskip("torch")
+    theirs_cls = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.optim.AdamW,
+                  RMSprop: torch.optim.RMSprop}[cls]
+    params, data = problem()
+    ts = [torch.tensor(p.data, requires_grad=True) for p in params]
+    ours, theirs = cls(params, **kw), theirs_cls(ts, **kw)
+    for step in range(10):
+        ours.zero_grad()
+        theirs.zero_grad()
+        for i, g in enumerate(grads([p.data for p in params], data)):
+            if i == 0 or step < 3:
+                params[i].grad = g
+                ts[i].grad = torch.tensor(g)
+        ours.step()
+        theirs.step()
+    assert_same([p.data for p in params], [t.detach().numpy() for t in ts], rtol=1e-10, atol=1e-12)
