@@ -23,8 +23,20 @@ from .validation import is_integer, is_number
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "MultiStepLR", "StepLR"]
 
 
+#: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
+_MAX_EPOCH = 2**53
+
+
 class LRScheduler:
-    """Base class: subclasses implement :meth:`lr_at` (the lr after ``epoch`` completed epochs)."""
+    """Base class: subclasses implement :meth:`lr_at` (the lr after ``epoch`` completed epochs).
+
+    A subclass whose constructor takes arguments that shape the schedule names them in
+    :attr:`settings` and checks them in :meth:`_check_setting`: :meth:`state_dict` saves them and
+    :meth:`load_state_dict` restores them, as PyTorch's schedulers do.
+    """
+
+    #: The constructor's arguments that shape the schedule (saved and restored with the state).
+    settings: tuple[str, ...] = ()
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -52,26 +64,53 @@ class LRScheduler:
             raise
         return lr
 
+    def _check_setting(self, name: str, value: Any) -> Any:
+        """``value`` for the setting ``name``, checked and stored as the constructor does (a
+        ``ValueError`` naming the scheduler otherwise)."""
+        raise NotImplementedError(f"{type(self).__name__} lists settings but does not check them")
+
     def state_dict(self) -> dict[str, Any]:
-        """``{"type", "base_lr", "last_epoch"}``: enough to resume the schedule where it was."""
-        return {"type": type(self).__name__, "base_lr": self.base_lr, "last_epoch": self.last_epoch}
+        """``{"type", "base_lr", "last_epoch", <settings>}``: enough to resume the schedule where it was."""
+        state = {"type": type(self).__name__, "base_lr": self.base_lr, "last_epoch": self.last_epoch}
+        for key in self.settings:
+            value = getattr(self, key)
+            state[key] = list(value) if isinstance(value, list) else value
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the count, ``base_lr`` and the settings; refuses (listing every problem, changing
+        nothing) another scheduler's state, bad values and unknown keys.  A state without the
+        settings (saved before they were) keeps this scheduler's."""
         name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{name}.load_state_dict expects a mapping, got {type(state).__name__}")
         problems = [f"missing key '{k}'" for k in ("type", "base_lr", "last_epoch") if k not in state]
-        if not problems and state["type"] != name:
-            problems.append(f"state is for {state['type']!r}, not {name!r}")
+        if "type" in state and (not isinstance(state["type"], str) or state["type"] != name):
+            problems.append(f"state is for {state['type']!r}, not {name!r}")  # the rest would mislead
+        settings: dict[str, Any] = {}
         if not problems:
+            unknown = sorted(map(str, set(state) - {"type", "base_lr", "last_epoch", *self.settings}))
+            if unknown:
+                problems.append(f"unexpected keys {unknown} ({name} keeps type, base_lr, last_epoch"
+                                f"{''.join(', ' + key for key in self.settings)})")
             base_lr, last_epoch = state["base_lr"], state["last_epoch"]
-            if not (is_number(base_lr) and math.isfinite(base_lr) and base_lr >= 0):
+            if not (is_number(base_lr) and _finite(base_lr) and base_lr >= 0):
                 problems.append(f"'base_lr': expected a finite number >= 0, got {base_lr!r}")
-            if not (is_integer(last_epoch) and last_epoch >= 0):
-                problems.append(f"'last_epoch': expected an int >= 0, got {last_epoch!r}")
+            if not (is_integer(last_epoch) and 0 <= last_epoch <= _MAX_EPOCH):
+                problems.append(f"'last_epoch': expected an int >= 0 (at most 2**53), got {last_epoch!r}")
+            for key in self.settings:
+                if key in state:
+                    try:
+                        settings[key] = self._check_setting(key, state[key])
+                    except (TypeError, ValueError) as error:
+                        problems.append(f"'{key}': {error}")
         if problems:
             raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "
                                  + "; ".join(problems))
         self.base_lr = float(state["base_lr"])
         self.last_epoch = int(state["last_epoch"])
+        for key, value in settings.items():
+            setattr(self, key, value)
 
     def extra_repr(self) -> str:
         return ""
@@ -81,25 +120,45 @@ class LRScheduler:
         return f"{type(self).__name__}({extra}{', ' if extra else ''}last_epoch={self.last_epoch})"
 
 
+def _finite(number: Any) -> bool:
+    """Whether a number (Python or NumPy) is finite; an int beyond float range is not."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def _check_positive_int(who: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """A Python or NumPy int in [1, 2**53], as a Python int."""
+    if not (is_integer(value) and 1 <= value <= _MAX_EPOCH):
         raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return value
+    return int(value)
 
 
 def _check_gamma(who: str, gamma: Any) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
+    if not (is_number(gamma) and 0 < gamma <= 1):
         raise ValueError(f"{who}: gamma must be a number in (0, 1], got {gamma!r}")
     return float(gamma)
+
+
+def _check_milestones(who: str, milestones: Any) -> list[int]:
+    if isinstance(milestones, (str, bytes, Mapping)) or not isinstance(milestones, Iterable):
+        raise ValueError(f"{who}: milestones must be a sequence of positive ints, got {milestones!r}")
+    return sorted(_check_positive_int(who, "a milestone", m) for m in milestones)
 
 
 class StepLR(LRScheduler):
     """Multiply the lr by ``gamma`` every ``step_size`` epochs: ``lr0 * gamma ** (e // step_size)``."""
 
+    settings = ("step_size", "gamma")
+
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        self.step_size = _check_positive_int("StepLR", "step_size", step_size)
-        self.gamma = _check_gamma("StepLR", gamma)
+        self.step_size: int = self._check_setting("step_size", step_size)
+        self.gamma: float = self._check_setting("gamma", gamma)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        return _check_positive_int("StepLR", name, value) if name == "step_size" else _check_gamma("StepLR", value)
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -111,10 +170,17 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """Multiply the lr by ``gamma`` at each milestone epoch: ``lr0 * gamma ** #{m <= e}``."""
 
+    settings = ("milestones", "gamma")
+
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        self.milestones = sorted(_check_positive_int("MultiStepLR", "a milestone", m) for m in milestones)
-        self.gamma = _check_gamma("MultiStepLR", gamma)
+        self.milestones: list[int] = self._check_setting("milestones", milestones)
+        self.gamma: float = self._check_setting("gamma", gamma)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name == "milestones":
+            return _check_milestones("MultiStepLR", value)
+        return _check_gamma("MultiStepLR", value)
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
@@ -126,9 +192,14 @@ class MultiStepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch: ``lr0 * gamma ** e``."""
 
+    settings = ("gamma",)
+
     def __init__(self, optimizer: Optimizer, gamma: float) -> None:
         super().__init__(optimizer)
-        self.gamma = _check_gamma("ExponentialLR", gamma)
+        self.gamma: float = self._check_setting("gamma", gamma)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        return _check_gamma("ExponentialLR", value)
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma**epoch
@@ -145,12 +216,19 @@ class CosineAnnealingLR(LRScheduler):
     This is PyTorch's closed form; past ``T_max`` it climbs back up along the same cosine.
     """
 
+    settings = ("T_max", "eta_min")
+
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
-        self.T_max = _check_positive_int("CosineAnnealingLR", "T_max", T_max)
-        if isinstance(eta_min, bool) or not isinstance(eta_min, (int, float)) or not eta_min >= 0:
-            raise ValueError(f"CosineAnnealingLR: eta_min must be a number >= 0, got {eta_min!r}")
-        self.eta_min = float(eta_min)
+        self.T_max: int = self._check_setting("T_max", T_max)
+        self.eta_min: float = self._check_setting("eta_min", eta_min)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name == "T_max":
+            return _check_positive_int("CosineAnnealingLR", "T_max", value)
+        if not (is_number(value) and _finite(value) and value >= 0):
+            raise ValueError(f"CosineAnnealingLR: eta_min must be a finite number >= 0, got {value!r}")
+        return float(value)
 
     def lr_at(self, epoch: int) -> float:
         cos = (1 + math.cos(math.pi * epoch / self.T_max)) / 2

@@ -112,7 +112,7 @@ def test_against_torch_if_installed():
     ({"base_lr": -0.1}, "'base_lr'"),
     ({"base_lr": "0.3"}, "'base_lr'"),
     ({"base_lr": True}, "'base_lr'"),
-    ({"last_epoch": -5}, "'last_epoch': expected an int >= 0, got -5"),
+    ({"last_epoch": -5}, "'last_epoch': expected an int >= 0 \\(at most 2\\*\\*53\\), got -5"),
     ({"last_epoch": 2.9}, "'last_epoch'"),
     ({"last_epoch": True}, "'last_epoch'"),
 ])
@@ -139,3 +139,60 @@ def test_a_refused_lr_does_not_advance_the_schedule():
     with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
         scheduler.step()
     assert scheduler.last_epoch == 1 and opt.lr == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("make, other, settings", [
+    (lambda o: StepLR(o, step_size=3, gamma=0.5), lambda o: StepLR(o, 1, 0.99), {"step_size": 3, "gamma": 0.5}),
+    (lambda o: MultiStepLR(o, milestones=[4, 2], gamma=0.25), lambda o: MultiStepLR(o, [1]),
+     {"milestones": [2, 4], "gamma": 0.25}),
+    (lambda o: ExponentialLR(o, gamma=0.9), lambda o: ExponentialLR(o, 0.99), {"gamma": 0.9}),
+    (lambda o: CosineAnnealingLR(o, T_max=7, eta_min=0.001), lambda o: CosineAnnealingLR(o, 2),
+     {"T_max": 7, "eta_min": 0.001}),
+])
+def test_a_schedule_resumes_with_its_own_settings(make, other, settings):
+    """As PyTorch: the state holds the settings, so a scheduler built with other ones (or defaults)
+    continues the saved schedule, not its own."""
+    a = make(opt(1.0))
+    for _ in range(5):
+        a.step()
+    state = a.state_dict()
+    assert {k: state[k] for k in settings} == settings
+    other = other(opt(1.0))
+    other.load_state_dict(state)
+    assert [other.step() for _ in range(6)] == [a.step() for _ in range(6)]
+    # a state saved before the settings were: this scheduler keeps its own
+    old = {k: state[k] for k in ("type", "base_lr", "last_epoch")}
+    kept = make(opt(1.0))
+    kept.load_state_dict(old)
+    assert kept.last_epoch == 5 and {k: getattr(kept, k) for k in settings} == settings
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"gamma": 1.5}, r"'gamma': StepLR: gamma must be a number in \(0, 1\]"),
+    ({"step_size": 0}, r"'step_size': StepLR: step_size must be a positive int"),
+    ({"momentum": 0.9}, r"unexpected keys \['momentum'\] \(StepLR keeps type, base_lr, last_epoch, step_size, gamma\)"),
+    ({"base_lr": 10**400}, r"'base_lr': expected a finite number"),
+    ({"last_epoch": 10**400}, r"'last_epoch': expected an int >= 0"),
+    ({"type": np.array(["StepLR", "StepLR"])}, r"state is for array"),
+])
+def test_a_schedule_state_with_bad_settings_is_refused(bad, match):
+    scheduler = StepLR(opt(), 2, 0.5)
+    scheduler.step()
+    good = scheduler.state_dict()
+    with pytest.raises(StateDictError, match=match):
+        scheduler.load_state_dict({**good, **bad})
+    assert scheduler.state_dict() == good
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
+    s = StepLR(opt(), np.int64(3), np.float32(0.5))
+    m = MultiStepLR(opt(), np.array([3, 5]), gamma=np.float64(0.1))
+    c = CosineAnnealingLR(opt(), np.int32(4), eta_min=np.float32(0.0))
+    assert (s.step_size, s.gamma, m.milestones, c.T_max) == (3, 0.5, [3, 5], 4)
+    assert all(type(v) in (int, float) for v in (s.step_size, s.gamma, *m.milestones, c.T_max, c.eta_min))
+
+
+@pytest.mark.parametrize("eta_min", [float("inf"), float("nan"), -0.1, "0"])
+def test_cosine_eta_min_must_be_finite(eta_min):
+    with pytest.raises(ValueError, match="eta_min must be a finite number >= 0"):
+        CosineAnnealingLR(opt(), 5, eta_min=eta_min)
