@@ -14,6 +14,7 @@ order are the same on every run.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, overload
 
@@ -80,6 +81,8 @@ class Layer:
         ):  # the hot path: a forward caching arrays for its backward
             object.__setattr__(self, name, value)
             return
+        if isinstance(value, (Parameter, Layer, np.random.Generator)) and "." in name:
+            _refuse_dotted(self, name)
         if isinstance(value, Parameter):
             self._unregister(name)
             params[name] = value
@@ -138,6 +141,8 @@ class Layer:
             raise AttributeError("cannot register a buffer before super().__init__()")
         if array is not None and not isinstance(array, np.ndarray):
             raise TypeError(f"buffer '{name}' must be an ndarray or None, got {type(array).__name__}")
+        if "." in name:
+            _refuse_dotted(self, name)
         if name in self._parameters or name in self._layers:
             raise KeyError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
         self._unregister(name)
@@ -266,9 +271,11 @@ class Layer:
         """Copy ``state`` (from :meth:`state_dict`) into this layer's parameters and buffers.
 
         Every problem is collected first: with ``strict=True`` missing and unexpected keys are
-        refused, and in any mode a non-array value or a shape or dtype mismatch is refused.  If
-        anything is refused a single :class:`~minidl.errors.StateDictError` lists it all and
-        nothing is changed.  Returns the skipped keys (``strict=False``).
+        refused, and in any mode a non-array value, a shape or dtype mismatch, a parameter holding
+        NaN/inf, or a buffer value its layer cannot use (:meth:`buffer_problem`, e.g. a negative
+        running variance) is refused.  If anything is refused a single
+        :class:`~minidl.errors.StateDictError` lists it all and nothing is changed.  Returns the
+        skipped keys (``strict=False``).
 
         Generator states (``state_dict(generators=True)``) are optional: a state without any is
         loaded as before and leaves the generators alone.  A state with some must, under
@@ -288,7 +295,7 @@ class Layer:
         if strict:
             problems += [f"missing key '{key}'" for key in missing]
             problems += [f"unexpected key '{key}'" for key in unexpected]
-        for key, (_, current) in own.items():
+        for key, (_, current, check) in own.items():
             if key not in state:
                 continue
             value = state[key]
@@ -298,6 +305,10 @@ class Layer:
                 problems.append(f"'{key}': expected shape {current.shape}, got {value.shape}")
             elif current is not None and value.dtype != current.dtype:
                 problems.append(f"'{key}': expected dtype {current.dtype}, got {value.dtype}")
+            else:
+                problem = check(value)
+                if problem:
+                    problems.append(f"'{key}': {problem}")
         for key, generator in own_generators.items():
             if key in state:
                 problem = _generator_state_problem(generator, state[key])
@@ -309,9 +320,10 @@ class Layer:
                 f"({len(problems)} problem{'s' if len(problems) > 1 else ''}); nothing was changed:\n  "
                 + "\n  ".join(problems)
             )
-        for key, (assign, _) in own.items():
-            if key in state:
-                assign(np.array(state[key], copy=True))
+        # every copy first: a copy that fails (memory) must not leave the arrays before it replaced
+        copies = {key: np.array(state[key], copy=True) for key in own if key in state}
+        for key, value in copies.items():
+            own[key][0](value)
         for key, generator in own_generators.items():
             if key in state:
                 generator.bit_generator.state = copy.deepcopy(dict(state[key]))
@@ -327,9 +339,16 @@ class Layer:
                 result[name] = generator
         return result
 
-    def _state_targets(self) -> dict[str, tuple[Any, np.ndarray | None]]:
-        """Dotted name -> (function that stores a new array, current array)."""
-        targets: dict[str, tuple[Any, np.ndarray | None]] = {}
+    def buffer_problem(self, name: str, value: np.ndarray) -> str | None:
+        """What is wrong with ``value`` (of the right shape and dtype) as this layer's buffer
+        ``name``, or None: :meth:`load_state_dict` refuses a state that says something.  A layer
+        whose buffers have a valid range overrides it (``BatchNorm``: no negative variance)."""
+        return None
+
+    def _state_targets(self) -> dict[str, tuple[Any, np.ndarray | None, Any]]:
+        """Dotted name -> (function that stores a new array, current array, function that says
+        what is wrong with a new array of the right shape and dtype, or None)."""
+        targets: dict[str, tuple[Any, np.ndarray | None, Any]] = {}
         for name, param in self.named_parameters():
 
             def set_param(value: np.ndarray, param: Parameter = param) -> None:
@@ -337,7 +356,7 @@ class Layer:
                 if param._grad.shape != value.shape or param._grad.dtype != value.dtype:
                     param.zero_grad()  # no gradient: the array is re-made when next needed
 
-            targets[name] = (set_param, param.data)
+            targets[name] = (set_param, param.data, _parameter_problem)
         for layer_name, layer in self.named_layers():
             for name, buffer in layer._buffers.items():
                 if buffer is None or name in layer._non_persistent:  # as state_dict: nothing to save
@@ -346,7 +365,8 @@ class Layer:
                 def set_buffer(value: np.ndarray, layer: Layer = layer, name: str = name) -> None:
                     setattr(layer, name, value)
 
-                targets[f"{layer_name}.{name}" if layer_name else name] = (set_buffer, buffer)
+                check = functools.partial(layer.buffer_problem, name)
+                targets[f"{layer_name}.{name}" if layer_name else name] = (set_buffer, buffer, check)
         return targets
 
     # ------------------------------------------------------------------ computation
@@ -423,6 +443,20 @@ def parameter_backward(layer: Layer) -> Callable[[np.ndarray], object]:
             break
     assert owner_backward is not None and owner_params is not None
     return layer.backward_params if issubclass(owner_params, owner_backward) else layer.backward
+
+
+def _parameter_problem(value: np.ndarray) -> str | None:
+    """A parameter from a state must be finite: NaN/inf weights make every output NaN."""
+    if value.dtype.kind in "fc" and not np.isfinite(value).all():
+        return f"holds {int(np.count_nonzero(~np.isfinite(value)))} NaN/inf value(s)"
+    return None
+
+
+def _refuse_dotted(owner: Layer, name: str) -> None:
+    """Dots join the names of nested layers: ``sub.W`` as an attribute would collide with the
+    parameter ``W`` of a child ``sub`` (and one of the two would be lost by ``state_dict``)."""
+    raise ValueError(f"{type(owner).__name__}: a parameter, layer, buffer or generator name may not "
+                     f"contain '.', got {name!r} (dots separate the names of nested layers)")
 
 
 def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:

@@ -29,6 +29,7 @@ leaves any previous file intact.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import json
@@ -58,6 +59,8 @@ _HEADER_SLACK = 1 << 16
 _MAX_META_BYTES = 1 << 26
 
 PathLike = str | os.PathLike[str]
+#: How a zip archive starts: a local file header, or the end record of an empty archive.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 #: NumPy < 2.1 has no ``allow_pickle`` in ``savez`` (it would be stored as an array named so).
 _SAVEZ_TAKES_ALLOW_PICKLE = "allow_pickle" in inspect.signature(np.savez).parameters
 
@@ -83,7 +86,10 @@ def save(state: dict[str, Any], path: PathLike, *, compress: bool = False) -> No
     if not isinstance(state, dict):
         raise TypeError(f"minidl.save: state must be a dict, got {type(state).__name__}")
     arrays: dict[str, np.ndarray] = {}
-    tree = _encode(state, "state", arrays, set())
+    try:
+        tree = _encode(state, "state", arrays, set())
+    except RecursionError:
+        raise ValueError("minidl.save: state is nested too deeply (hundreds of levels)") from None
     meta = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -170,8 +176,10 @@ def _atomic_writer(path: str) -> Iterator[Any]:
     a private (``0o600``) checkpoint stays private.  On any exception it is removed and ``path`` is
     left untouched.
     """
+    if not path:
+        raise FileNotFoundError("minidl.save: the path is empty")
     folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
+    base = os.path.basename(path)[:64]  # in the temporary's name: a name of 255 characters must still fit
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
         tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
@@ -238,7 +246,7 @@ def load(path: PathLike) -> dict[str, Any]:
     path = _fspath(path, "load")
     with open(path, "rb") as handle:
         magic = handle.read(4)
-        if magic[:2] != b"PK":
+        if magic not in _ZIP_MAGIC:
             raise CheckpointError(f"minidl.load({path!r}): not a NumPy .npz archive ({_describe(magic)})")
         handle.seek(0)
         try:
@@ -259,7 +267,13 @@ def _read(handle: Any, path: str) -> dict[str, Any]:
     with np.load(handle, allow_pickle=False) as archive:
         if not isinstance(archive, np.lib.npyio.NpzFile):  # pragma: no cover - magic checked
             raise fail("not a NumPy .npz archive")
-        names = set(archive.files)
+        assert archive.zip is not None  # open while in the with block
+        members = archive.zip.namelist()
+        counts = collections.Counter(members)
+        odd = sorted(m for m, count in counts.items() if count > 1 or not m.endswith(".npy"))
+        if odd:  # np.load would read a member 'a0' in place of 'a0.npy', past the size checks below
+            raise fail(f"the archive holds members that are not one .npy array per name: {odd[:5]}")
+        names = {m[:-4] for m in members}
         if _META not in names:
             raise fail("not a minidl checkpoint (no 'minidl_meta' entry); a plain NumPy archive "
                        "can be read with np.load(path, allow_pickle=False)")

@@ -537,3 +537,76 @@ def test_failed_load_leaves_the_model_unchanged(tmp_path: pathlib.Path) -> None:
 
 def test_format_constants_are_public() -> None:
     assert serialization.FORMAT_NAME == "minidl-checkpoint" and serialization.FORMAT_VERSION == 1
+
+
+# ------------------------------------------------------------------ hostile archives (fourth audit)
+def _rewrite(src: pathlib.Path, dst: pathlib.Path, extra: dict[str, bytes]) -> None:
+    """Copy every member of the archive ``src`` into ``dst`` and add the ``extra`` members."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        for name, data in extra.items():
+            zout.writestr(name, data)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("member", ["a0", "minidl_meta", "notes.txt"])
+def test_a_member_np_load_would_read_in_place_of_the_npy_one_is_refused(tmp_path, member):
+    """np.load reads a member named 'a0' for archive['a0'] if there is one, in place of 'a0.npy' whose
+    size was checked: a small file could then inflate into an array of any size before the shape check."""
+    legit, hostile = tmp_path / "legit.ckpt", tmp_path / "hostile.ckpt"
+    md.save({"w": np.zeros(2)}, legit)
+    _rewrite(legit, hostile, {member: _npy_bytes(np.zeros(1000))})
+    with pytest.raises(CheckpointError, match=rf"members that are not one \.npy array per name: \['{member}'\]"):
+        md.load(hostile)
+
+
+def test_a_member_stored_twice_is_refused(tmp_path):
+    legit, hostile = tmp_path / "legit.ckpt", tmp_path / "hostile.ckpt"
+    md.save({"w": np.zeros(2)}, legit)
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        _rewrite(legit, hostile, {"a0.npy": _npy_bytes(np.ones(2))})
+    with pytest.raises(CheckpointError, match=r"not one \.npy array per name: \['a0\.npy'\]"):
+        md.load(hostile)
+
+
+def test_a_text_file_starting_with_pk_is_not_a_zip(tmp_path):
+    """It used to reach np.load, whose message suggested loading it with allow_pickle."""
+    path = tmp_path / "PKG-INFO"
+    path.write_text("PKG-INFO\nName: x\n")
+    with pytest.raises(CheckpointError, match=r"not a NumPy \.npz archive \(it starts with b'PKG-'\)") as error:
+        md.load(path)
+    assert "pickle" not in str(error.value)
+
+
+def test_save_to_a_name_of_255_characters(tmp_path):
+    """The temporary file's name adds a prefix and suffix to the base name: it must still fit."""
+    path = tmp_path / ("y" * 255)
+    md.save({"a": 1}, path)
+    assert md.load(path) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y" * 255]
+
+
+def test_save_to_an_empty_path_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    (tmp_path / "inner").mkdir()
+    monkeypatch.chdir(tmp_path / "inner")
+    with pytest.raises(FileNotFoundError, match="the path is empty"):
+        md.save({"a": 1}, "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inner"]  # no temporary in the parent
+
+
+@pytest.mark.parametrize("kind", ["dict", "list"])
+def test_a_state_nested_too_deeply_is_a_value_error(tmp_path, kind):
+    state: Any = 0
+    for _ in range(5000):
+        state = {"x": state} if kind == "dict" else [state]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        md.save({"deep": state}, tmp_path / "deep.ckpt")
+    assert list(tmp_path.iterdir()) == []

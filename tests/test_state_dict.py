@@ -406,3 +406,72 @@ def test_states_equal_is_exact() -> None:
     assert not states_equal(a, {"w": a["w"], "n": 3})  # and the keys
     model = md.Sequential(md.Dense(3, 2, rng=0))
     assert states_equal(model.state_dict(), model.state_dict())
+
+
+# ------------------------------------------------- values a model cannot use (fourth audit)
+@pytest.mark.parametrize("key, value, match", [
+    ("0.W", lambda v: np.where(np.arange(v.size).reshape(v.shape) == 1, np.nan, v), r"'0\.W': holds 1 NaN/inf"),
+    ("1.running_var", lambda v: np.array([-1.0, 1.0, 1.0]), r"'1\.running_var': a variance cannot be negative"),
+    ("1.running_mean", lambda v: np.array([np.inf, 0.0, 0.0]), r"'1\.running_mean': holds NaN/inf"),
+    ("1.num_batches_tracked", lambda v: np.array(-1), r"'1\.num_batches_tracked': a count of batches cannot"),
+])
+def test_a_state_the_model_cannot_use_is_refused(key, value, match):
+    """A negative running variance made predict NaN; num_batches_tracked = -1 with momentum=None made
+    the next training forward divide by zero after counting the batch; NaN weights loaded silently."""
+    model = md.Sequential(md.Dense(2, 3, rng=0), md.BatchNorm1d(3, momentum=None))
+    model(np.random.default_rng(0).normal(size=(4, 2)))
+    before = model.state_dict()
+    bad = dict(before)
+    bad[key] = value(before[key])
+    with pytest.raises(md.StateDictError, match=match):
+        model.load_state_dict(bad)
+    after = model.state_dict()
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_a_copy_that_fails_half_way_changes_nothing(monkeypatch):
+    """Each array was copied and stored in one loop: a MemoryError on the second copy left the first
+    parameter replaced.  All copies are made first now."""
+    import minidl.layer as layer_module
+
+    model = md.Sequential(md.Dense(2, 2, rng=0), md.Dense(2, 2, rng=1))
+    old = model.state_dict()
+    new = {k: v + 1.0 for k, v in old.items()}
+    calls = []
+
+    class FailingNumpy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(np, name)
+
+        @staticmethod
+        def array(*args: Any, **kwargs: Any) -> np.ndarray:
+            calls.append(1)
+            if len(calls) == 2:
+                raise MemoryError("simulated")
+            return np.array(*args, **kwargs)
+
+    monkeypatch.setattr(layer_module, "np", FailingNumpy())
+    with pytest.raises(MemoryError):
+        model.load_state_dict(new)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    got = model.state_dict()
+    assert all(np.array_equal(got[k], old[k]) for k in old)
+
+
+def test_a_dotted_attribute_name_is_refused():
+    """setattr(layer, 'sub.W', Parameter) collided with the parameter W of the child 'sub': two entries
+    named 'sub.W' in named_parameters, one lost by state_dict."""
+    class Holder(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sub = md.Dense(2, 2, rng=0)
+
+    holder = Holder()
+    for value in (md.Parameter(np.ones((3, 2))), md.Dense(1, 1), np.random.default_rng(0)):
+        with pytest.raises(ValueError, match=r"may not contain '\.', got 'sub\.W'"):
+            setattr(holder, "sub.W", value)
+    with pytest.raises(ValueError, match=r"may not contain '\.'"):
+        holder.register_buffer("sub.count", np.zeros(2))
+    assert [name for name, _ in holder.named_parameters()] == ["sub.W"]
+    assert list(holder.state_dict()) == ["sub.W"]

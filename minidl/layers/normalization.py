@@ -96,6 +96,17 @@ class _BatchNorm(Layer):
     def _who(self) -> str:
         return f"{type(self).__name__}({self.num_features})"
 
+    def buffer_problem(self, name: str, value: np.ndarray) -> str | None:
+        """Running statistics from a checkpoint must be usable: finite, a variance >= 0 (its square
+        root normalises in eval mode), a batch count >= 0 (``momentum=None`` divides by it)."""
+        if name in ("running_mean", "running_var") and not np.isfinite(value).all():
+            return "holds NaN/inf"
+        if name == "running_var" and (value < 0).any():
+            return f"a variance cannot be negative, got {value.min()!r}"
+        if name == "num_batches_tracked" and (value < 0).any():
+            return f"a count of batches cannot be negative, got {value.min()!r}"
+        return None
+
     def _param_dtype(self) -> np.dtype | None:
         """The dtype inputs must have: that of the parameters or buffers (None if there are none)."""
         if self.affine:
