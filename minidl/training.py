@@ -450,7 +450,10 @@ def fit(
             becomes NaN/inf; the message names the epoch and batch.  That batch's update is *not*
             applied: the parameters are those after the last good batch.  ``error.history`` holds
             the epochs completed so far.  (Without ``check_gradients``, finite loss but non-finite
-            gradients would reach the weights and be caught at the next batch.)
+            gradients would reach the weights and be caught at the next batch.)  When the
+            validation after an epoch fails (e.g. weights made NaN by the epoch's last update), the
+            message says so; that epoch's updates were applied, but it is not in
+            ``error.history`` and the scheduler has not stepped for it.
     """
     who = "fit"
     if not isinstance(model, Layer):
@@ -567,8 +570,14 @@ def fit(
                 values.update((name, c.value()) for name, c in zip(names, epoch_metrics, strict=True))
                 if val is not None:
                     model.eval()
-                    values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
-                                               validation_batch_size, prefix="val_"))
+                    try:
+                        values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
+                                                   validation_batch_size, prefix="val_"))
+                    except MinidlError as error:  # e.g. NaN weights: the last batch's gradient was not finite
+                        _with_context(error, f"{who}: epoch {epoch}/{epochs}, validation after the epoch's "
+                                             "training (its updates were applied; it is not in error.history)")
+                        error.history = history  # type: ignore[attr-defined]
+                        raise
                 values["lr"] = lr
                 seconds = time.perf_counter() - started
                 history._append(epoch, seconds, values)

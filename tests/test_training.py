@@ -222,6 +222,32 @@ def test_nan_loss_stops_naming_epoch_and_batch_without_applying_the_step():
     assert model.training  # the mode is restored on the way out
 
 
+class InfGradientOnCall(NanOnCall):
+    """Cross-entropy whose backward returns an infinite gradient on its ``bad``-th call (the loss is finite)."""
+
+    def forward(self, y_pred, y_true):
+        return self.inner(y_pred, y_true)
+
+    def backward(self):
+        self.calls += 1
+        grad = self.inner.backward()
+        return np.full_like(grad, np.inf) if self.calls == self.bad else grad
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_a_validation_that_fails_after_an_epoch_names_it_and_keeps_the_history():
+    """The last batch of epoch 2 puts inf into the weights (no check_gradients): the validation after
+    epoch 2 fails.  The error used to carry neither the epoch nor error.history."""
+    x, y = blobs(40)
+    model = mlp()
+    with pytest.raises(NonFiniteError, match=r"^fit: epoch 2/3, validation after the epoch's training \(its updates "
+                                             r"were applied; it is not in error.history\): ") as info:
+        fit(model, x, y, loss=InfGradientOnCall(4), epochs=3, batch_size=20, shuffle=False,
+            validation_data=(x, y), verbose=0)
+    assert info.value.history.epoch == [1]
+    assert not np.isfinite(model.parameters()[0].data).all()  # the update was applied, as the message says
+
+
 def test_nan_in_the_data_is_reported_with_epoch_and_batch():
     x, y = blobs(40)
     x[23, 1] = np.nan
