@@ -100,3 +100,14 @@ def test_dropout_p_must_be_a_number_not_a_bool(bad) -> None:
     with pytest.raises(TypeError, match=r"Dropout: p .* must be a number"):
         md.Dropout(bad)
     assert md.Dropout(np.float32(0.25)).p == 0.25 and md.Dropout(1).p == 1.0
+
+
+def test_float16_with_a_scale_beyond_its_range_still_drops_to_zero() -> None:
+    """1 / (1 - p) > 65504 is inf in float16: a dropped element was 0 * inf = NaN (PyTorch gives 0)."""
+    d = md.Dropout(0.99999, rng=0)
+    y = d.forward(np.ones(100_000, np.float16))
+    dropped = d.mask == 0
+    assert dropped.sum() > 99_900 and (y[dropped] == 0).all() and not np.isnan(y).any()
+    assert np.isposinf(y[~dropped]).all()  # a kept 1 scaled by 1e5: beyond float16, as in PyTorch
+    g = d.backward(np.ones(100_000, np.float16))
+    assert (g[dropped] == 0).all()

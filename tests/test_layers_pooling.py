@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -249,3 +251,21 @@ def test_padding_never_takes_the_gradient_from_an_input_of_minus_inf() -> None:
     expected = np.zeros((3, 3))
     expected[0, 0] = expected[0, 1] = expected[1, 0] = expected[2, 2] = 1.0
     np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: md.MaxPool2D(2, padding=1), lambda: md.AvgPool2D(2, padding=1),
+    lambda: md.Conv2D(1, 1, 1, padding=1, rng=0), lambda: md.Conv2D(1, 1, 3, stride=2, padding=1, rng=0),
+])
+@pytest.mark.parametrize("shape", [(1, 1, 0, 0), (2, 1, 0, 4), (2, 1, 4, 0)])
+def test_an_input_without_pixels_is_refused_even_with_padding(make, shape):
+    """With padding the windows fitted, so the output was -inf (max), 0 (average) or the bias (conv)."""
+    layer = make()
+    with pytest.raises(md.ShapeError, match=rf"input of shape {re.escape(str(shape))} has no pixels"):
+        layer(np.zeros(shape))
+
+
+@pytest.mark.parametrize("make", [lambda: md.MaxPool2D(2), lambda: md.Conv2D(1, 2, 3, padding=1, rng=0)])
+def test_an_empty_batch_still_works(make):
+    y = make()(np.zeros((0, 1, 4, 4)))
+    assert y.shape[0] == 0

@@ -158,6 +158,8 @@ class Conv2D(Layer):
         N, _, H, Wd = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         Hp, Wp = H + 2 * ph, Wd + 2 * pw
+        if H == 0 or Wd == 0:  # padding alone would make an output of the bias (PyTorch refuses it too)
+            raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
         if Hp < kh or Wp < kw:
             raise ShapeError(
                 f"{self._who}: input of shape {x.shape} is smaller than the kernel {(kh, kw)} "

@@ -61,7 +61,11 @@ class Dropout(Layer):
         else:
             draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # no float16 draws
             keep = self.rng.random(x.shape, dtype=draw) >= self.p
-            mask = np.multiply(keep, 1.0 / (1.0 - self.p), dtype=x.dtype)
+            scale = 1.0 / (1.0 - self.p)
+            if scale <= float(np.finfo(x.dtype).max):  # (a Python float: no cast to float16)
+                mask = np.multiply(keep, scale, dtype=x.dtype)
+            else:  # float16 and p > 1 - 1/65504: the scale is inf, a dropped element still 0 (not 0*inf)
+                mask = np.where(keep, x.dtype.type(np.inf), x.dtype.type(0))
         self._mask = mask
         return x * mask
 

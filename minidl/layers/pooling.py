@@ -61,6 +61,8 @@ class _Pool2D(Layer):
         or of a padded copy of it."""
         x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        if x.shape[2] == 0 or x.shape[3] == 0:  # windows of padding alone (PyTorch refuses it too)
+            raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
         if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
             raise ShapeError(f"{self._who}: input of shape {x.shape} is smaller than the window {(kh, kw)}")
         self._shape = x.shape
