@@ -281,13 +281,13 @@ class Optimizer:
                 elif is_number(value):
                     number = value.item() if isinstance(value, np.generic) else value
                     whole = key == "step" or (arrays is not None and key in counts)
-                    if isinstance(number, int) and abs(number) > 2**53:  # beyond what a float counts exactly
+                    if whole and isinstance(number, int) and number > 2**53:  # beyond what a float counts exactly
                         problems.append(f"state '{i}.{key}': an int of {len(str(abs(number)))} digits is out "
                                         "of range (at most 2**53)")
                         continue
                     if whole and not (float(number).is_integer() and number >= 0):
                         problems.append(f"state '{i}.{key}': expected a whole number >= 0, got {value!r}")
-                    elif not math.isfinite(number):
+                    elif not isinstance(number, int) and not math.isfinite(number):  # (an int is finite)
                         problems.append(f"state '{i}.{key}': expected a finite number, got {value!r}")
                     copied[key] = int(number) if whole and math.isfinite(number) else number
                 else:
@@ -358,12 +358,16 @@ def _private_gradients(params: list[Parameter]) -> bool:
 
 
 def _check_writeable(optimizer: Optimizer) -> None:
-    """Refuse a step that could not write every parameter it would update, before it updates any:
-    a step must not stop half-way (the parameters before the bad one moved, their state advanced)."""
+    """Refuse a step that could not update every parameter it would update (read-only data, or
+    data rebound to another shape than its gradient's), before it updates any: a step must not stop
+    half-way, the parameters before the bad one moved and their state advanced."""
     for i, p in enumerate(optimizer.params):
-        if p.requires_grad and not p.data.flags.writeable:
+        if p.requires_grad and not p._grad_is_stale and (
+                not p.data.flags.writeable or p._grad.shape != p.data.shape):
+            problem = "is read-only" if p.data.flags.writeable is False else \
+                f"has a gradient of shape {p._grad.shape}"
             raise ValueError(f"{type(optimizer).__name__}.step: parameter {i} of {len(optimizer.params)} "
-                             f"(shape {p.shape}) is read-only; nothing was updated")
+                             f"(shape {p.shape}) {problem}; nothing was updated")
 
 
 def _check_beta(who: str, name: str, value: float) -> float:
@@ -415,15 +419,16 @@ class SGD(Optimizer):
             return
         _check_writeable(self)
         lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
+        # (``not p._grad_is_stale`` is ``p.has_grad`` without the property call)
         if not zero_grad:
             for p in self.params:
-                if p.requires_grad and p.has_grad:
+                if p.requires_grad and not p._grad_is_stale:
                     _subtract_scaled(p.data, p.grad, lr)
             return
         for p in self.params:
-            if p.requires_grad and p.has_grad:
-                g, w = p.grad, p.data
-                if g.flags.writeable and w.flags.writeable and g.dtype.kind == "f" and g.shape == w.shape:
+            if p.requires_grad and not p._grad_is_stale:
+                g, w = p.grad, p.data  # w is writable and g of its shape (checked above) and dtype
+                if g.flags.writeable:
                     try:  # the gradient is ours to overwrite: w -= (lr * g) with no temporary
                         g *= lr
                         w -= g

@@ -32,7 +32,8 @@ class LRScheduler:
 
     A subclass whose constructor takes arguments that shape the schedule names them in
     :attr:`settings` and checks them in :meth:`_check_setting`: :meth:`state_dict` saves them and
-    :meth:`load_state_dict` restores them, as PyTorch's schedulers do.
+    :meth:`load_state_dict` restores them, as PyTorch's schedulers do.  (A subclass may instead
+    override both methods; keys the base class does not know are then left to it.)
     """
 
     #: The constructor's arguments that shape the schedule (saved and restored with the state).
@@ -89,8 +90,10 @@ class LRScheduler:
             problems.append(f"state is for {state['type']!r}, not {name!r}")  # the rest would mislead
         settings: dict[str, Any] = {}
         if not problems:
+            # a subclass with its own state_dict may save more: its load_state_dict reads it
+            own_keys = type(self).state_dict is LRScheduler.state_dict
             unknown = sorted(map(str, set(state) - {"type", "base_lr", "last_epoch", *self.settings}))
-            if unknown:
+            if unknown and own_keys:
                 problems.append(f"unexpected keys {unknown} ({name} keeps type, base_lr, last_epoch"
                                 f"{''.join(', ' + key for key in self.settings)})")
             base_lr, last_epoch = state["base_lr"], state["last_epoch"]

@@ -371,7 +371,8 @@ def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail:
             _collect_arrays(item, f"{where}[{i}]", out, fail)
     elif kind in ("array", "npscalar"):
         name = node.get("name")
-        if not isinstance(name, str) or name in out:
+        if not (isinstance(name, str) and name[:1] == "a" and name[1:].isascii() and name[1:].isdigit()) \
+                or name in out:  # 'a0', 'a1', ... as save writes them: no name can alias another's member
             raise fail(f"malformed metadata at {where}: bad or repeated array name {name!r}")
         try:
             dtype = np.dtype(node.get("dtype"))

@@ -111,3 +111,10 @@ def test_float16_with_a_scale_beyond_its_range_still_drops_to_zero() -> None:
     assert np.isposinf(y[~dropped]).all()  # a kept 1 scaled by 1e5: beyond float16, as in PyTorch
     g = d.backward(np.ones(100_000, np.float16))
     assert (g[dropped] == 0).all()
+
+
+def test_float16_scale_just_above_its_largest_value_rounds_down_not_to_inf() -> None:
+    """1 / (1 - p) in (65504, 65520) rounds to 65504 in float16: finite, as before the inf case existed."""
+    d = md.Dropout(1 - 1 / 65510, rng=0)
+    y = d.forward(np.ones((1, 200_000), np.float16))
+    assert set(np.unique(y).tolist()) == {0.0, 65504.0}

@@ -887,3 +887,44 @@ def test_a_parameter_without_gradient_moves_as_in_torch_if_installed(cls, kw):
         ours.step()
         theirs.step()
     assert_same([p.data for p in params], [t.detach().numpy() for t in ts], rtol=1e-10, atol=1e-12)
+
+
+def test_the_read_only_check_leaves_parameters_without_gradient_alone():
+    a, b = md.Parameter(np.ones(3)), md.Parameter(np.ones(2))
+    b.data.flags.writeable = False  # e.g. a frozen embedding shared read-only, no backward reached it
+    opt = SGD([a, b], lr=0.1)
+    a.grad = np.ones(3)
+    opt.step()
+    np.testing.assert_allclose(a.data, 0.9)
+
+
+@pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
+def test_data_rebound_to_another_shape_than_its_gradient_is_refused_before_anything_moves(cls, kw):
+    a, b = md.Parameter(np.ones(3)), md.Parameter(np.ones(2))
+    opt = cls([a, b], **kw)
+    a.grad, b.grad = np.ones(3), np.ones(2)
+    b.data = np.ones(4)
+    with pytest.raises(ValueError, match=r"parameter 1 of 2 \(shape \(4,\)\) has a gradient of shape \(2,\); "
+                                         r"nothing was updated"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, 1.0)
+    assert opt.state == [{}, {}]
+
+
+def test_a_custom_optimizer_may_keep_big_ints_in_its_state():
+    """The 2**53 limit is for step counts; a custom optimizer's 128-bit seed still loads."""
+    class Seeded(Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, {"lr": lr})
+
+        def update(self, p, state):
+            state["seed"] = 2**127 + 5
+            p.data -= self.lr * p.grad
+
+    p = md.Parameter(np.ones(2))
+    opt = Seeded([p])
+    p.grad = np.ones(2)
+    opt.step()
+    fresh = Seeded([md.Parameter(np.ones(2))])
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.state[0]["seed"] == 2**127 + 5

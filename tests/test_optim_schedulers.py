@@ -196,3 +196,29 @@ def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
 def test_cosine_eta_min_must_be_finite(eta_min):
     with pytest.raises(ValueError, match="eta_min must be a finite number >= 0"):
         CosineAnnealingLR(opt(), 5, eta_min=eta_min)
+
+
+def test_a_subclass_with_its_own_state_dict_keeps_its_own_keys():
+    """A custom scheduler that saves more than the base class (and loads it itself) still loads."""
+    from minidl.schedulers import LRScheduler
+
+    class Warmup(LRScheduler):
+        def __init__(self, optimizer, warmup: int) -> None:
+            super().__init__(optimizer)
+            self.warmup = warmup
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr * min(1.0, (epoch + 1) / self.warmup)
+
+        def state_dict(self):
+            return {**super().state_dict(), "warmup": self.warmup}
+
+        def load_state_dict(self, state) -> None:
+            super().load_state_dict(state)
+            self.warmup = state["warmup"]
+
+    a = Warmup(opt(1.0), 5)
+    a.step()
+    b = Warmup(opt(1.0), 2)
+    b.load_state_dict(a.state_dict())
+    assert (b.warmup, b.last_epoch) == (5, 1) and b.step() == a.step() == 0.6

@@ -610,3 +610,26 @@ def test_a_state_nested_too_deeply_is_a_value_error(tmp_path, kind):
     with pytest.raises(ValueError, match="nested too deeply"):
         md.save({"deep": state}, tmp_path / "deep.ckpt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_array_name_that_aliases_another_member_is_refused(tmp_path):
+    """Metadata naming arrays 'a0' and 'a0.npy' (members a0.npy and a0.npy.npy): np.load maps the
+    key 'a0.npy' to the member a0.npy, so 'y' was read from x's member, past the size check of its own.
+    Array names must be those save writes: 'a' and digits."""
+    legit, hostile = tmp_path / "legit.ckpt", tmp_path / "hostile.ckpt"
+    md.save({"x": np.arange(3.0), "y": np.full(3, 7.0)}, legit)
+    with zipfile.ZipFile(legit) as zin, zipfile.ZipFile(hostile, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "minidl_meta.npy":
+                meta_array = np.lib.format.read_array(__import__("io").BytesIO(data))
+                meta = json.loads(meta_array.tobytes().decode("ascii"))
+                meta["tree"]["items"][1][1]["name"] = "a0.npy"
+                blob = np.frombuffer(json.dumps(meta).encode("ascii"), dtype=np.uint8)
+                zout.writestr("minidl_meta.npy", _npy_bytes(blob))
+            elif info.filename == "a1.npy":
+                zout.writestr("a0.npy.npy", data)
+            else:
+                zout.writestr(info, data)
+    with pytest.raises(CheckpointError, match=r"bad or repeated array name 'a0\.npy'"):
+        md.load(hostile)

@@ -62,9 +62,9 @@ class Dropout(Layer):
             draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # no float16 draws
             keep = self.rng.random(x.shape, dtype=draw) >= self.p
             scale = 1.0 / (1.0 - self.p)
-            if scale <= float(np.finfo(x.dtype).max):  # (a Python float: no cast to float16)
+            if x.dtype.itemsize > 2 or scale < 65520.0:  # float16 rounds below 65520 to its largest, 65504
                 mask = np.multiply(keep, scale, dtype=x.dtype)
-            else:  # float16 and p > 1 - 1/65504: the scale is inf, a dropped element still 0 (not 0*inf)
+            else:  # float16 and p >= 1 - 1/65520: the scale is inf, a dropped element still 0 (not 0*inf)
                 mask = np.where(keep, x.dtype.type(np.inf), x.dtype.type(0))
         self._mask = mask
         return x * mask
