@@ -103,7 +103,9 @@ class Setup:
     x: np.ndarray
     y: np.ndarray
     factories: dict[str, Callable[[], Step]] = field(default_factory=dict)
-    init: list[np.ndarray] = field(default_factory=list)  # an MLP's initial (in + 1, out) matrices
+    init: list[np.ndarray] = field(default_factory=list)  # an MLP's initial (in + 1, out) matrices;
+    # the CNN's Dense matrix
+    kernels: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # the CNN's (K, b) pairs
 
 
 def mlp_setup(case: Case, seed: int = 0) -> Setup:
@@ -128,13 +130,15 @@ def mlp_setup(case: Case, seed: int = 0) -> Setup:
     return setup
 
 
-def minidl_mlp_model(init: list[np.ndarray], dtype: type) -> md.Sequential:
+def minidl_mlp_model(init: list[np.ndarray], dtype: type, pkg: Any = md) -> md.Sequential:
+    """Dense layers with ``W = init[i]`` and a ReLU between consecutive ones, from the package
+    ``pkg`` (minidl, or another revision of it: ``compare_revisions.py``)."""
     layers: list[md.Layer] = []
     for i, W in enumerate(init):
-        layers.append(md.Dense(W.shape[0] - 1, W.shape[1], W=W, dtype=dtype))
+        layers.append(pkg.Dense(W.shape[0] - 1, W.shape[1], W=W, dtype=dtype))
         if i < len(init) - 1:
-            layers.append(md.ReLU())
-    return md.Sequential(*layers)
+            layers.append(pkg.ReLU())
+    return pkg.Sequential(*layers)
 
 
 def minidl_train_step(model: md.Layer, loss: md.Loss, optimizer: md.Optimizer,
@@ -217,7 +221,7 @@ def cnn_setup(case: Case, seed: int = 0) -> Setup:
     W = rng.uniform(-bound, bound, size=(flat + 1, classes)).astype(dtype)
     x = rng.normal(size=(case.batch, c_in, 28, 28)).astype(dtype)
     y = rng.integers(0, classes, size=case.batch)
-    setup = Setup(case, x, y)
+    setup = Setup(case, x, y, init=[W], kernels=kernels)
     setup.factories["minidl"] = lambda: minidl_cnn(kernels, W, case, x, y)
     setup.factories["numpy"] = lambda: numpy_cnn(kernels, W, x, y)
     if torch is not None:
@@ -225,15 +229,17 @@ def cnn_setup(case: Case, seed: int = 0) -> Setup:
     return setup
 
 
-def minidl_cnn_model(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, dtype: type) -> md.Sequential:
-    """Conv 3x3 -> ReLU -> MaxPool 2 (per kernel) -> Flatten -> Dense, with the given parameters."""
+def minidl_cnn_model(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, dtype: type,
+                     pkg: Any = md) -> md.Sequential:
+    """Conv 3x3 -> ReLU -> MaxPool 2 (per kernel) -> Flatten -> Dense, with the given parameters,
+    from the package ``pkg`` (as :func:`minidl_mlp_model`)."""
     layers: list[md.Layer] = []
     for K, b in kernels:
-        conv = md.Conv2D(K.shape[1], K.shape[0], 3, dtype=dtype)
+        conv = pkg.Conv2D(K.shape[1], K.shape[0], 3, dtype=dtype)
         set_conv_parameters(conv, K, b)
-        layers += [conv, md.ReLU(), md.MaxPool2D(2)]
-    layers += [md.Flatten(), md.Dense(W.shape[0] - 1, W.shape[1], W=W, dtype=dtype)]
-    return md.Sequential(*layers)
+        layers += [conv, pkg.ReLU(), pkg.MaxPool2D(2)]
+    layers += [pkg.Flatten(), pkg.Dense(W.shape[0] - 1, W.shape[1], W=W, dtype=dtype)]
+    return pkg.Sequential(*layers)
 
 
 def set_conv_parameters(conv: md.Layer, K: np.ndarray, b: np.ndarray) -> None:

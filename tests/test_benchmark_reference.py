@@ -337,3 +337,26 @@ def test_regression_step_array_data_within_1_3x_the_hand_written_one(dtype) -> N
     ours, theirs = measure(setup.factories["minidl"]), measure(setup.factories["numpy"])
     assert theirs >= 32 * np.dtype(dtype).itemsize  # at least the batch's predictions
     assert ours <= 1.3 * theirs, (ours, theirs)
+
+
+def test_compare_revisions_builds_the_same_step_from_another_revision(tmp_path):
+    """compare_revisions.py imports the package of a git revision under another name and builds the
+    benchmark's step from it: the same parameters after two steps as the working tree's minidl
+    (HEAD's minidl computes the same steps; skipped outside a git checkout)."""
+    from benchmarks.compare_revisions import import_copy, import_revision, step_of
+    from benchmarks.train_step import mlp_setup as setup_of
+
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    (tmp_path / "rev").mkdir()
+    old = import_revision("HEAD", tmp_path / "rev", "minidl_head")
+    copy = import_copy(tmp_path, "minidl_copy")
+    assert old.__name__ == "minidl_head" and old is not md and copy is not md
+    assert Path(old.__file__).parent == tmp_path / "rev" / "minidl_head"
+    setup = setup_of(Case("64-128-10", "mlp", (64, 128, 10), 8, np.float64))
+    losses = {}
+    for pkg in (md, old, copy):
+        step = step_of(pkg, setup)
+        losses[pkg.__name__] = [step() for _ in range(3)]
+    assert losses["minidl_head"] == losses["minidl"] == losses["minidl_copy"]
+    assert losses["minidl"][2] < losses["minidl"][0]  # three steps of one model: it learns
