@@ -24,7 +24,7 @@ def parse_args(description: str, epochs: int, quick_epochs: int,
                argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"folder for the PNG of the curves and results.json (default {DEFAULT_OUT})")
+                        help=f"folder for the PNG of the curves and NAME.json (default {DEFAULT_OUT})")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {quick_epochs} epoch(s)")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {epochs})")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, the weights and the batches")

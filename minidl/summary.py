@@ -137,6 +137,7 @@ def summarize(
     if not isinstance(model, Layer):
         raise TypeError(f"summary: expected a Layer, got {type(model).__name__}")
     name = type(model).__name__
+    guessed = input_shape is None
     if input_shape is None:
         hint = model.input_shape_hint()
         if hint is None or any(s is None for s in hint):
@@ -175,8 +176,10 @@ def summarize(
         clone(dummy)
     except MinidlError as error:
         if error.args and isinstance(error.args[0], str):
+            advice = (f"; the shape {shape} was guessed from the first layer: pass input_shape=(...), "
+                      "the shape of one sample without the batch axis") if guessed else ""
             error.args = (f"summary: the forward on a dummy batch of shape {dummy.shape} failed: "
-                          f"{error.args[0]}", *error.args[1:])
+                          f"{error.args[0]}{advice}", *error.args[1:])
         raise
 
     by_name = dict(named)

@@ -132,8 +132,18 @@ def test_summary_needs_an_input_shape_it_cannot_infer():
 
 
 def test_summary_reports_a_forward_failure_on_the_dummy_batch():
-    with pytest.raises(ShapeError, match=r"summary: the forward on a dummy batch of shape \(2, 5\) failed"):
+    with pytest.raises(ShapeError, match=r"summary: the forward on a dummy batch of shape \(2, 5\) failed") as info:
         mlp().summary((5,))
+    assert "guessed" not in str(info.value)  # the shape was given: no advice to give it
+
+
+def test_summary_of_a_cnn_with_a_guessed_shape_says_to_pass_input_shape():
+    """The first layer's hint (a small image) fits the convolution but not the Dense after it."""
+    model = md.Sequential(md.Conv2D(1, 8, 3, rng=0), md.Flatten(), md.Dense(8 * 6 * 6, 10, rng=0))
+    with pytest.raises(ShapeError, match=r"failed: .*Dense\(288 -> 10\).*; the shape \(1, 5, 5\) was guessed "
+                                         r"from the first layer: pass input_shape=\(\.\.\.\)"):
+        model.summary()
+    assert "(None, 10)" in str(md.summarize(model, (1, 8, 8)))  # as the advice says
 
 
 def test_float32_model_summary_and_sizes():
