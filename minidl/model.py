@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from .errors import MinidlError
+from .errors import BackwardBeforeForwardError, MinidlError
 from .layer import Layer, parameter_backward
 
 if TYPE_CHECKING:
@@ -127,6 +127,8 @@ class Sequential(Model):
         layers = list(self._layers.values())
         if isinstance(index, slice):
             return Sequential(*layers[index])
+        if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
+            raise TypeError(f"Sequential indices must be ints or slices, not {type(index).__name__}")
         return layers[index]
 
     def __len__(self) -> int:
@@ -135,16 +137,32 @@ class Sequential(Model):
     def __iter__(self) -> Iterator[Layer]:
         return iter(list(self._layers.values()))
 
+    #: The layer whose forward failed in the last pass (the layers before it hold that pass's caches,
+    #: the others the pass before): a backward would mix two passes, so it is refused until a
+    #: forward succeeds.  None when the last forward succeeded.
+    _failed_at: str | None = None
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         for name, layer in self._layers.items():
             try:
                 x = layer(x)
-            except MinidlError as error:
-                _name_in_message(error, f"{type(self).__name__} layer '{name}'")
+            except BaseException as error:
+                object.__setattr__(self, "_failed_at", name)
+                if isinstance(error, MinidlError):
+                    _name_in_message(error, f"{type(self).__name__} layer '{name}'")
                 raise
+        if self._failed_at is not None:
+            object.__setattr__(self, "_failed_at", None)
         return x
 
+    def _refuse_mixed_caches(self, who: str) -> None:
+        if self._failed_at is not None:
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.{who}: the last forward failed at layer '{self._failed_at}', so the "
+                "layers hold the caches of two different passes; run a forward that succeeds first")
+
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._refuse_mixed_caches("backward")
         grad = grad_output
         for name, layer in reversed(self._layers.items()):
             try:
@@ -163,6 +181,7 @@ class Sequential(Model):
         of its back-pass) is asked for its parameter gradients only, by its ``backward_params``
         unless a custom ``backward`` would be bypassed (see :func:`~minidl.layer.parameter_backward`).
         """
+        self._refuse_mixed_caches("backward_params")
         items = list(self._layers.items())
         first = 0
         while first < len(items) and not (items[first][1]._parameters or items[first][1]._layers):

@@ -645,11 +645,19 @@ def predict(model: Layer, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray
     result: np.ndarray | None = None
     with _mode(model, False):
         for start in range(0, n, batch_size):
-            out = np.asarray(model(x[start:start + batch_size]))
+            xb = x[start:start + batch_size]
+            out = np.asarray(model(xb))
+            if out.ndim == 0 or len(out) != len(xb):  # rows of the result would stay unwritten
+                raise ShapeError(f"{who}: the model's output must have one row per sample; a batch of "
+                                 f"{len(xb)} gave an output of shape {out.shape}")
             if result is None:
                 if batch_size >= n and not np.may_share_memory(out, x):
-                    return out
+                    # as from several batches: a writable array of our own (not a layer's read-only cache)
+                    return out if out.flags.writeable else out.copy()
                 result = np.empty((n, *out.shape[1:]), dtype=out.dtype)
+            elif out.shape[1:] != result.shape[1:]:
+                raise ShapeError(f"{who}: the model's output changed shape between batches: "
+                                 f"{result.shape[1:]} per sample, then {out.shape[1:]}")
             result[start:start + len(out)] = out
     assert result is not None
     return result

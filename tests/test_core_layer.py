@@ -379,3 +379,31 @@ def test_shared_parameter_after_zero_grad_sums_both_uses() -> None:
     expected = np.vstack([np.ones_like(out).sum(axis=0), h.T @ np.ones_like(out)])
     expected += np.vstack([g_h.sum(axis=0), x.T @ g_h])
     np.testing.assert_allclose(first.W.grad, expected, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_backward_after_a_failed_forward_is_refused_until_a_forward_succeeds():
+    """The layers before the failing one held the refused batch's caches, the others the batch before:
+    the backward mixed them (the first Dense's dW came from the refused input, off by 1e307)."""
+    rng = np.random.default_rng(0)
+    model = md.Sequential(md.Dense(4, 6, W=rng.uniform(0, 1, (5, 6))), md.ReLU(), md.Dense(6, 3, rng=1))
+    x, g = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    model(x)
+    with pytest.raises(md.NonFiniteError):
+        model(np.full((5, 4), 1e308))  # finite, but layer '2' sees inf
+    for call in (model.backward, model.backward_params):
+        with pytest.raises(md.BackwardBeforeForwardError, match=r"the last forward failed at layer '2'"):
+            call(g)
+    model.zero_grad()
+    model(x)  # a forward that succeeds clears it
+    model.backward(g)
+    reference = md.Sequential(md.Dense(4, 6, W=model[0].W.data.copy()), md.ReLU(), md.Dense(6, 3, W=model[2].W.data.copy()))
+    reference(x)
+    reference.backward(g)
+    np.testing.assert_array_equal(model[0].W.grad, reference[0].W.grad)
+
+
+def test_a_bool_is_not_a_position():
+    model = md.Sequential(md.Dense(2, 2, rng=0), md.ReLU())
+    with pytest.raises(TypeError, match="indices must be ints or slices, not bool"):
+        model[True]

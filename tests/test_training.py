@@ -776,3 +776,30 @@ def test_epochs_zero_does_nothing_even_with_bad_validation_data():
     history = fit(model, x, y, epochs=0, validation_data=(x, y.astype(float)))
     assert history.epoch == []
     assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
+class BatchMean(md.Model):
+    """One row for the whole batch: not a per-sample model."""
+
+    def forward(self, x):
+        return x.mean(axis=0, keepdims=True)
+
+    def backward(self, grad_output):  # pragma: no cover - predict only
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("batch_size", [2, 256])
+def test_predict_refuses_an_output_without_one_row_per_sample(batch_size):
+    """With batches of 2 the rows the model did not return stayed uninitialised memory."""
+    with pytest.raises(md.ShapeError, match=r"predict: the model's output must have one row per sample; "
+                                            r"a batch of \d+ gave an output of shape \(1, 4\)"):
+        md.predict(BatchMean(), np.arange(20.0).reshape(5, 4), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("n", [3, 300])
+def test_predict_returns_a_writable_array_whatever_the_number_of_batches(n):
+    """With one batch it returned the last layer's read-only cache (a Softmax output), with several a copy."""
+    model = md.Sequential(md.Dense(4, 3, rng=0), md.Softmax())
+    p = model.predict(np.random.default_rng(0).normal(size=(n, 4)), batch_size=256)
+    p[p < 0.5] = 0.0  # what a user does with probabilities
+    assert p.flags.writeable and (p >= 0).all()
