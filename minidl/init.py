@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, NonFiniteError, ShapeError
 
 __all__ = ["absorbed_weights", "as_generator", "float_dtype", "initial_weights", "positive_int"]
 
@@ -68,6 +68,13 @@ def positive_int(value: object, name: str, who: str) -> int:
     return int(value)
 
 
+def switch(value: object, name: str, who: str) -> bool:
+    """``value`` as a bool, else ``TypeError``: ``bool("no")`` would switch the option on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def absorbed_weights(
     who: str,
     fan_in: int,
@@ -90,9 +97,16 @@ def absorbed_weights(
     """
     shape = (fan_in + 1 if bias else fan_in, out)
     if W is not None:
-        values = np.array(W, dtype=dtype)
+        given = np.asarray(W)
+        if given.dtype.kind not in "iuf":  # strings would be parsed, complex numbers lose their imaginary part
+            raise DTypeError(f"{who}: W must hold real numbers, got dtype {given.dtype}")
+        with np.errstate(over="ignore"):  # too large for dtype: inf, refused just below
+            values = np.array(given, dtype=dtype)
         if values.shape != shape:
             raise ShapeError(f"{who}: expected W of shape {shape}{layout}, got {values.shape}")
+        if not np.isfinite(values).all():  # as load_state_dict refuses them
+            raise NonFiniteError(f"{who}: W holds {int(np.count_nonzero(~np.isfinite(values)))} NaN/inf "
+                                 f"value(s) (in {np.dtype(dtype).name})")
         return values
     values = initial_weights(init, shape, fan_in, out if fan_out is None else fan_out, as_generator(rng), dtype)
     if bias and init != "uniform":

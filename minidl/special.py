@@ -38,13 +38,16 @@ import numpy as np
 
 from .errors import DTypeError
 
-__all__ = ["erf", "erfc", "normal_cdf", "normal_pdf"]
+__all__ = ["erf", "erfc", "normal_cdf", "normal_pdf", "sigmoid"]
 
 _TAYLOR_TERMS = 34
 _CF_DEPTH = 72
 _SWITCH = 2.0
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _ONE_OVER_SQRT_PI = 1.0 / math.sqrt(math.pi)
+#: Beyond this |x|, exp(-x^2) is 0 in every float type: inputs are clamped to it, so that x * 16
+#: and x^2 cannot overflow (erf(1e38) was 0 * inf = NaN)
+_CLAMP = 64.0
 #: 2/sqrt(pi) * (-1)^n / (n! (2n+1)), the Taylor coefficients of erf in powers x^(2n+1)
 _TAYLOR = [_TWO_OVER_SQRT_PI * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(_TAYLOR_TERMS)]
 
@@ -61,6 +64,7 @@ def _float_array(x: object, who: str) -> np.ndarray:
 def _exp_minus_square(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``exp(-scale * x^2)`` (scale 1 or 1/2) without the relative error ``x^2 * eps`` that
     rounding ``x*x`` would cause: with h = x rounded to 1/16, ``h^2 * scale`` is exact."""
+    x = np.clip(x, -_CLAMP, _CLAMP)  # exp(-64^2 / 2) is 0 already; NaN stays NaN
     h = np.round(x * 16.0) * (1.0 / 16.0)
     return np.exp(-(h * h) * scale) * np.exp(-((x - h) * (x + h)) * scale)
 
@@ -123,7 +127,22 @@ def normal_cdf(x: object) -> np.ndarray:
 def normal_pdf(x: object) -> np.ndarray:
     """``phi(x) = exp(-x^2 / 2) / sqrt(2 pi)``."""
     x = _float_array(x, "normal_pdf")
-    with np.errstate(invalid="ignore"):  # inf - inf inside the split; fixed just below
-        out = (1.0 / math.sqrt(2.0 * math.pi)) * _exp_minus_square(x, 0.5)
-    out[np.isinf(x)] = 0.0
-    return out
+    return (1.0 / math.sqrt(2.0 * math.pi)) * _exp_minus_square(x, 0.5)  # (inf is clamped: 0)
+
+
+def sigmoid(x: object) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` from ``e = exp(-|x|)``, which never overflows: ``1 / (1 + e)`` for
+    x >= 0 and ``e / (1 + e)`` for x < 0, both within a few ulp (the textbook form cancels for
+    x < 0, and ``(1 + tanh(x/2)) / 2`` loses every digit below about -17 in float32)."""
+    return _sigmoid(_float_array(x, "sigmoid"))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """:func:`sigmoid` of a floating array or scalar, unchecked."""
+    e = np.exp(-np.abs(x))
+    if not isinstance(e, np.ndarray):  # a 0-D input gives NumPy scalars
+        return (e if x < 0 else 1) / (1 + e)
+    y = np.maximum(e, x >= 0, dtype=e.dtype)  # the numerator: e where x < 0, 1 elsewhere (NaN kept)
+    e += 1
+    y /= e
+    return y

@@ -17,6 +17,7 @@ from numpy.typing import DTypeLike
 
 from .errors import MinidlError, ShapeError
 from .layer import Layer
+from .validation import is_integer
 
 __all__ = ["ModelSummary", "SummaryRow", "summarize"]
 
@@ -144,7 +145,15 @@ def summarize(
             raise ShapeError(f"summary: {name} cannot infer its input shape; pass input_shape=(...), the "
                              "shape of one sample without the batch axis, e.g. (1, 8, 8)")
         input_shape = hint
-    shape = tuple(int(s) for s in input_shape)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"summary: input_shape must be a tuple of sizes, e.g. (1, 28, 28), "
+                        f"got {input_shape!r}") from None
+    if not all(is_integer(s) and s >= 1 for s in shape):  # 64.9 was truncated to 64, -1 a NumPy error
+        raise ValueError(f"summary: input_shape must hold ints >= 1 (one sample, no batch axis), "
+                         f"got {input_shape!r}")
+    shape = tuple(int(s) for s in shape)
     if dtype is None:
         params = model.parameters()
         dtype = params[0].dtype if params else np.float64

@@ -120,7 +120,7 @@ class Accuracy(Metric):
 
 
 class MeanSquaredError(Metric):
-    """``mean((y_pred - y_true)^2)`` over every element (y_true is reshaped like y_pred)."""
+    """``mean((y_pred - y_true)^2)`` over every element (y_true may differ from y_pred only by axes of size 1)."""
 
     name = "mse"
 
@@ -130,7 +130,7 @@ class MeanSquaredError(Metric):
 
 
 class MeanAbsoluteError(Metric):
-    """``mean(|y_pred - y_true|)`` over every element (y_true is reshaped like y_pred)."""
+    """``mean(|y_pred - y_true|)`` over every element (y_true may differ from y_pred only by axes of size 1)."""
 
     name = "mae"
 
@@ -140,11 +140,14 @@ class MeanAbsoluteError(Metric):
 
 
 def _like(y_true: Any, y_pred: np.ndarray, who: str) -> np.ndarray:
-    """y_true reshaped like y_pred, or a ShapeError when it holds another number of elements."""
+    """y_true reshaped like y_pred when the two differ only by axes of size 1 ((N,) against (N, 1)),
+    else a ShapeError: (N, 3, 2) against (N, 2, 3) would pair the wrong elements."""
     target = np.asarray(y_true)
-    if target.size != y_pred.size:
+    if target.shape != y_pred.shape and (
+            target.size != y_pred.size
+            or tuple(n for n in target.shape if n != 1) != tuple(n for n in y_pred.shape if n != 1)):
         raise ShapeError(f"{who}: y_true of shape {target.shape} does not match y_pred of shape "
-                         f"{y_pred.shape} (it must hold as many elements)")
+                         f"{y_pred.shape} (they may differ only by axes of size 1)")
     return target.reshape(y_pred.shape)
 
 

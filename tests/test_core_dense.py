@@ -188,3 +188,45 @@ def test_astype_after_zero_grad_does_not_convert_old_values() -> None:
     with np.errstate(over="raise"):
         layer.astype(np.float32)
     assert layer.W.grad.dtype == np.float32 and np.all(layer.W.grad == 0)
+
+
+@pytest.mark.parametrize("W, dtype, error, match", [
+    (np.full((3, 2), np.nan), np.float64, md.NonFiniteError, r"Dense\(2 -> 2, bias=True\): W holds 6 NaN/inf"),
+    (np.ones((3, 2), complex), np.float64, md.DTypeError, "W must hold real numbers, got dtype complex128"),
+    ([["1", "2"], ["3", "4"], ["5", "6"]], np.float64, md.DTypeError, "W must hold real numbers, got dtype <U1"),
+    (np.full((3, 2), 1e300), np.float32, md.NonFiniteError, r"W holds 6 NaN/inf value\(s\) \(in float32\)"),
+])
+def test_exact_initial_weights_must_be_finite_real_numbers(W, dtype, error, match):
+    """NaN weights were accepted (load_state_dict refuses them), complex ones lost their imaginary part
+    with a warning, strings were parsed; 1e300 became inf in float32."""
+    with pytest.raises(error, match=match):
+        md.Dense(2, 2, W=W, dtype=dtype)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: md.Dense(3, 2, bias="no"), lambda: md.Conv2D(1, 1, 3, bias=0),
+    lambda: md.BatchNorm1d(3, affine="False"), lambda: md.BatchNorm2d(3, track_running_stats=None),
+    lambda: md.LayerNorm(3, elementwise_affine=[]),
+])
+def test_an_on_off_argument_must_be_a_bool(make):
+    """bool("no") is True: Dense(3, 2, bias="no") had a bias."""
+    with pytest.raises(TypeError, match=r"must be True or False, got"):
+        make()
+
+
+@pytest.mark.parametrize("slope", ["0.2", float("nan"), float("inf"), None, True])
+def test_leaky_relu_slope_must_be_a_finite_number(slope):
+    with pytest.raises(TypeError, match="negative_slope must be a finite number"):
+        md.LeakyReLU(slope)
+
+
+@pytest.mark.parametrize("layer", [md.ReLU(), md.Sigmoid(), md.Tanh(), md.GELU(), md.LeakyReLU(), md.Softmax()])
+def test_a_big_endian_input_can_be_back_propagated(layer):
+    """The output is native-endian, but the backward expected a big-endian grad_output: no gradient
+    could pass (and the message's advice, g.astype(y.dtype), did not help)."""
+    x = np.linspace(-2, 2, 12).reshape(3, 4).astype(">f8")
+    y = layer(x)
+    dx = layer.backward(np.ones_like(y))
+    reference = type(layer)()
+    reference(x.astype("<f8"))
+    np.testing.assert_array_equal(dx, reference.backward(np.ones((3, 4))))

@@ -397,7 +397,8 @@ def test_a_backward_after_a_failed_forward_is_refused_until_a_forward_succeeds()
     model.zero_grad()
     model(x)  # a forward that succeeds clears it
     model.backward(g)
-    reference = md.Sequential(md.Dense(4, 6, W=model[0].W.data.copy()), md.ReLU(), md.Dense(6, 3, W=model[2].W.data.copy()))
+    reference = md.Sequential(md.Dense(4, 6, W=model[0].W.data.copy()), md.ReLU(),
+                              md.Dense(6, 3, W=model[2].W.data.copy()))
     reference(x)
     reference.backward(g)
     np.testing.assert_array_equal(model[0].W.grad, reference[0].W.grad)

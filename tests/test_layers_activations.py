@@ -162,7 +162,8 @@ def test_gelu_tanh_matches_its_formula_and_is_close_to_exact() -> None:
     x = np.linspace(-6.0, 6.0, 241)
     layer = md.GELU(approximate="tanh")
     u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
-    np.testing.assert_allclose(layer(x), 0.5 * x * (1 + np.tanh(u)), rtol=1e-14, atol=1e-16)
+    # x/2 (1 + tanh(u)) = x / (1 + exp(-2u)): the same number, without the cancellation for x < 0
+    np.testing.assert_allclose(layer(x), x / (1 + np.exp(-2 * u)), rtol=1e-14, atol=0)
     assert np.max(np.abs(layer(x) - md.GELU()(x))) < 1e-3  # the approximation is close
     assert repr(layer) == "GELU(approximate='tanh')"
     with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
@@ -198,3 +199,45 @@ def test_gelu_against_pytorch() -> None:
         # absolute tolerance: PyTorch computes 1 + erf(x / sqrt 2), which cancels for x << 0
         np.testing.assert_allclose(layer(x), yt.detach().numpy(), rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_gelu_tanh_float32_keeps_its_digits_for_negative_x() -> None:
+    """(1 + tanh(u)) cancels for x < 0: at x = -5.4 float32 gave -1.6e-7 where the value is -1.3e-8."""
+    x64 = np.linspace(-9.0, -1.0, 161)
+    u = math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)
+    reference = x64 / (1 + np.exp(-2 * u))
+    layer = md.GELU("tanh")
+    y = layer(x64.astype(np.float32))
+    tiny = np.finfo(np.float32).tiny
+    keep = np.abs(reference) > 1e3 * tiny  # where float32 can hold the value to a few ulp
+    # to ~|2u| * eps32: exp(2u) turns the rounding of u (|2u| <= 66 here) into a relative error
+    np.testing.assert_allclose(y[keep], reference[keep], rtol=4e-5)
+    slope = layer.backward(np.ones(161, np.float32))
+    s = 1 / (1 + np.exp(-2 * u))
+    exact_slope = s + x64 * s * (1 - s) * 2 * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x64**2)
+    np.testing.assert_allclose(slope[keep], exact_slope[keep], rtol=1e-4, atol=1e-30)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_of_huge_finite_inputs_is_finite(dtype: type, approximate: str) -> None:
+    """erf's exp(-x^2) split computed x * 16, which overflowed: GELU(1e38) was NaN in float32, 5800 in
+    float16; the tanh form's slope was 0 * inf."""
+    big = float(np.finfo(dtype).max) / 2
+    x = np.array([-big, -1e4 if dtype != np.float16 else -6e4, big, 3.0], dtype=dtype)
+    layer = md.GELU(approximate)
+    y = layer(x)
+    slope = layer.backward(np.ones_like(x))
+    assert np.isfinite(y).all() and np.isfinite(slope).all()
+    assert y[0] == 0 and y[2] == x[2] and slope[0] == 0 and slope[2] == 1
+    assert md.special.erf(np.array([1.2e307, -1.2e307])).tolist() == [1.0, -1.0]
+
+
+def test_exact_gelu_backward_of_a_0d_input() -> None:
+    """normal_pdf assigned into a NumPy scalar: TypeError."""
+    layer = md.GELU()
+    layer(np.array(-0.7))
+    slope = layer.backward(np.float64(1.0))
+    phi = math.exp(-0.49 / 2) / math.sqrt(2 * math.pi)
+    assert float(slope) == pytest.approx(0.5 * math.erfc(0.7 / math.sqrt(2)) - 0.7 * phi, rel=1e-14)
+    assert float(md.special.normal_pdf(np.array(0.5))) == pytest.approx(math.exp(-0.125) / math.sqrt(2 * math.pi))

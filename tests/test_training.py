@@ -803,3 +803,13 @@ def test_predict_returns_a_writable_array_whatever_the_number_of_batches(n):
     p = model.predict(np.random.default_rng(0).normal(size=(n, 4)), batch_size=256)
     p[p < 0.5] = 0.0  # what a user does with probabilities
     assert p.flags.writeable and (p >= 0).all()
+
+
+@pytest.mark.parametrize("metric", ["mse", "mae"])
+def test_regression_metrics_pair_elements_only_across_axes_of_size_1(metric):
+    """(N, 2, 3) predictions against (N, 3, 2) targets were reshaped and scored pairing the wrong elements."""
+    model = md.Sequential(md.Flatten())  # the identity on (N, 6)
+    x = np.arange(12.0).reshape(2, 6)
+    assert model.evaluate(x, x.reshape(2, 6, 1), metrics=[metric])[metric] == 0.0
+    with pytest.raises(md.ShapeError, match=r"y_true of shape \(2, 3, 2\) does not match y_pred of shape \(2, 6\)"):
+        model.evaluate(x, x.reshape(2, 3, 2), metrics=[metric])

@@ -150,3 +150,13 @@ def test_float32_model_summary_and_sizes():
     model = md.Sequential(md.Dense(3, 2, rng=0, dtype=np.float32))
     s = summarize(model)
     assert s.trainable == 8 and s.trainable_bytes == 32
+
+
+@pytest.mark.parametrize("shape, error", [((64.9,), ValueError), ((-1,), ValueError), ((None,), ValueError),
+                                          ((0,), ValueError), (64, TypeError), ((True,), ValueError)])
+def test_summary_refuses_an_input_shape_that_is_not_sizes(shape, error):
+    """(64.9,) was truncated to 64 and (2.7,) to 2; -1, 64 and None gave raw NumPy/Python errors."""
+    model = md.Sequential(md.Dense(64, 2, rng=0))
+    with pytest.raises(error, match="summary: input_shape must"):
+        md.summarize(model, shape)
+    assert "(None, 2)" in str(md.summarize(model, (np.int64(64),)))

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..layer import Layer
-from ..special import normal_cdf, normal_pdf
-from ..validation import as_float_array, check_grad_output
+from ..special import _sigmoid, normal_cdf, normal_pdf
+from ..validation import as_float_array, check_grad_output, is_number
 
 __all__ = ["GELU", "Activation", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
@@ -42,7 +42,8 @@ class Activation(Layer):
         if type(x) is not np.ndarray or x.dtype.kind != "f":  # the common case skips the call
             x = as_float_array(x, type(self).__name__)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
-            self._dtype = x.dtype
+            # the output's dtype: NumPy computes a big-endian input into a native-order output
+            self._dtype = x.dtype if x.dtype.isnative else x.dtype.newbyteorder("=")
         return x
 
     def _cached_for(self, grad_output: np.ndarray) -> np.ndarray:
@@ -89,14 +90,7 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
-        e = np.exp(-np.abs(x))
-        if not isinstance(e, np.ndarray):  # a 0-D input gives NumPy scalars
-            return self._keep((e if x < 0 else 1) / (1 + e))
-        y = np.maximum(e, x >= 0, dtype=e.dtype)  # the numerator: e where x < 0, 1 elsewhere (NaN kept)
-        e += 1
-        y /= e
-        return self._keep(y)
+        return self._keep(_sigmoid(self._input(x)))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         y = self._cached_for(grad_output)
@@ -124,6 +118,8 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
+        if not (is_number(negative_slope) and math.isfinite(negative_slope)):
+            raise TypeError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -192,9 +188,12 @@ class GELU(Activation):
     CDF, ``Phi(x) = erfc(-x / sqrt(2)) / 2`` from :mod:`minidl.special` (an erf accurate to a few
     ulp, tested against ``math.erf``); ``dy/dx = Phi(x) + x * phi(x)``, ``phi`` the normal PDF.
 
-    ``approximate="tanh"``: ``y = x/2 * (1 + tanh(u))``, ``u = sqrt(2/pi) * (x + 0.044715 x^3)``;
-    ``dy/dx = (1 + t)/2 + x/2 * (1 - t^2) * sqrt(2/pi) * (1 + 3 * 0.044715 x^2)``, ``t = tanh(u)``.
-    The tanh form is ~3.5x cheaper; the exact form costs a series or continued fraction per element.
+    ``approximate="tanh"``: ``y = x/2 * (1 + tanh(u))``, ``u = sqrt(2/pi) * (x + 0.044715 x^3)``,
+    computed as ``y = x * s`` with ``s = sigmoid(2u)`` (the same number: ``1 + tanh(u)`` cancels for
+    x < 0, and PyTorch's float32 GELU loses every digit below about -5 to it);
+    ``dy/dx = s + x * s (1 - s) * 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2)``, with ``s (1 - s) =
+    e / (1 + e)^2``, ``e = exp(-|2u|)``, accurate in both tails.  The tanh form is ~3x cheaper; the
+    exact form costs a series or continued fraction per element.
     """
 
     _C = math.sqrt(2.0 / math.pi)
@@ -206,6 +205,7 @@ class GELU(Activation):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
         self._x: np.ndarray | None = None
+        self._e: np.ndarray | None = None  # tanh form: exp(-|2u|), for the backward
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
@@ -214,11 +214,18 @@ class GELU(Activation):
             cdf = normal_cdf(x)
             self._cache = cdf
             return x * cdf
-        t = np.tanh(self._C * (x + self._A * x * x * x))
-        self._cache = t
-        y = t + 1.0
-        y *= 0.5 * x
-        return y
+        bound = self._saturated(x)
+        xc = np.clip(x, -bound, bound)  # s is 0 or 1 beyond: x^3 cannot overflow
+        u2 = xc * xc  # 2u = x (2C + 2CA x^2)
+        u2 *= 2.0 * self._C * self._A
+        u2 += 2.0 * self._C
+        u2 *= xc
+        e = np.exp(-np.abs(u2))
+        s = np.maximum(e, u2 >= 0, dtype=e.dtype)  # the numerator of s: 1 where u >= 0, else e (NaN kept)
+        s /= 1.0 + e
+        self._cache = s
+        self._e = e
+        return x * s
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         cached = self._cached_for(grad_output)
@@ -228,10 +235,26 @@ class GELU(Activation):
             slope = x * normal_pdf(x)
             slope += cached
         else:
-            t = cached
-            slope = (1.0 - t * t) * (0.5 * self._C) * x * (1.0 + (3.0 * self._A) * x * x)
-            slope += 0.5 * (1.0 + t)
+            e = self._e
+            assert e is not None
+            bound = self._saturated(x)
+            xc = np.clip(x, -bound, bound)
+            d = 1.0 + e
+            d *= d
+            slope = np.divide(e, d, out=d)  # s (1 - s), 0 where clipped
+            du2 = xc * xc  # d(2u)/dx = 2C (1 + 3A x^2)
+            du2 *= 2.0 * self._C * 3.0 * self._A
+            du2 += 2.0 * self._C
+            slope *= du2
+            slope *= xc
+            slope += cached
         return grad_output * slope
+
+    @staticmethod
+    def _saturated(x: np.ndarray) -> float:
+        """An |x| beyond which s(1 - s) = exp(-|2u|) is 0 in x's dtype, and below which
+        ``x^3`` does not overflow: the cube root of the dtype's largest value, over 4."""
+        return float(np.finfo(x.dtype).max) ** (1.0 / 3.0) / 4.0
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"

@@ -7,7 +7,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
-from ..init import RNGLike, absorbed_weights, float_dtype, positive_int
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input
@@ -85,7 +85,7 @@ class Conv2D(Layer):
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D", 1)
         self.stride = _pair(stride, "stride", "Conv2D", 1)
         self.padding = _pair(padding, "padding", "Conv2D", 0)
-        self.bias = bool(bias)
+        self.bias = switch(bias, "bias", "Conv2D")
         kh, kw = self.kernel_size
         fan_in = self.in_channels * kh * kw
         self.W = Parameter(absorbed_weights(

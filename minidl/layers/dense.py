@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from ..init import RNGLike, absorbed_weights, float_dtype, positive_int
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_finite, check_grad_output, check_input
@@ -47,7 +47,7 @@ class Dense(Layer):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features", "Dense")
         self.out_features = positive_int(out_features, "out_features", "Dense")
-        self.bias = bool(bias)
+        self.bias = switch(bias, "bias", "Dense")
         self.W = Parameter(absorbed_weights(
             f"Dense({self.in_features} -> {self.out_features}, bias={self.bias})", self.in_features,
             self.out_features, bias=self.bias, W=W, init=init, rng=rng, dtype=float_dtype(dtype, "Dense"),

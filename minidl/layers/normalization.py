@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ..errors import DTypeError, NonFiniteError, ShapeError
-from ..init import float_dtype, positive_int
+from ..init import float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import as_array, check_grad_output, check_input, is_number
@@ -77,8 +77,8 @@ class _BatchNorm(Layer):
             raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
+        self.affine = switch(affine, "affine", name)
+        self.track_running_stats = switch(track_running_stats, "track_running_stats", name)
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise DTypeError(f"{name}: expected a floating dtype, got {dtype}")
@@ -261,7 +261,7 @@ class LayerNorm(Layer):
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
         self.eps = float(eps)
-        self.elementwise_affine = bool(elementwise_affine)
+        self.elementwise_affine = switch(elementwise_affine, "elementwise_affine", "LayerNorm")
         dtype = float_dtype(dtype, "LayerNorm")
         if self.elementwise_affine:
             self.gamma = Parameter(np.ones(self.normalized_shape, dtype=dtype))
