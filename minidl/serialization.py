@@ -59,6 +59,9 @@ _HEADER_SLACK = 1 << 16
 _MAX_META_BYTES = 1 << 26
 
 PathLike = str | os.PathLike[str]
+#: The largest int a checkpoint holds: its digits must stay under Python's default limit for
+#: converting ints to and from text (4300 digits), which the JSON metadata goes through.
+_MAX_INT_BITS = 14000
 #: How a zip archive starts: a local file header, or the end record of an empty archive.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 #: NumPy < 2.1 has no ``allow_pickle`` in ``savez`` (it would be stored as an array named so).
@@ -115,6 +118,9 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray], active: set[i
     if kind is bool:
         return {"type": "bool", "value": value}
     if kind is int:
+        if value.bit_length() > _MAX_INT_BITS:  # json would refuse it (Python's int-to-text limit)
+            raise ValueError(f"minidl.save: {where} is an int of {value.bit_length()} bits, more than a "
+                             f"checkpoint holds ({_MAX_INT_BITS} bits, about 4200 digits); store it as a str")
         return {"type": "int", "value": value}
     if kind is float:
         bits = struct.unpack("<Q", struct.pack("<d", value))[0]

@@ -633,3 +633,12 @@ def test_an_array_name_that_aliases_another_member_is_refused(tmp_path):
                 zout.writestr(info, data)
     with pytest.raises(CheckpointError, match=r"bad or repeated array name 'a0\.npy'"):
         md.load(hostile)
+
+
+def test_an_int_too_long_for_the_metadata_is_refused_by_name(tmp_path):
+    """save({'n': 10**5000}) raised json's bare 'Exceeds the limit (4300 digits)' ValueError."""
+    with pytest.raises(ValueError, match=r"minidl.save: state\['opt'\]\['n'\] is an int of 16610 bits"):
+        md.save({"opt": {"n": 10**5000}}, tmp_path / "big.ckpt")
+    assert list(tmp_path.iterdir()) == []
+    md.save({"n": 2**13999}, tmp_path / "ok.ckpt")  # the largest kept: loads back exactly
+    assert md.load(tmp_path / "ok.ckpt") == {"n": 2**13999}
