@@ -20,13 +20,21 @@ import minidl as md
 DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 
 
+def _positive(text: str) -> int:
+    """An int >= 1, for argparse (``--epochs 0`` failed later, in the schedule or the plot)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(description: str, epochs: int, quick_epochs: int,
                argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"folder for the PNG of the curves and NAME.json (default {DEFAULT_OUT})")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {quick_epochs} epoch(s)")
-    parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {epochs})")
+    parser.add_argument("--epochs", type=_positive, default=None, help=f"epochs >= 1 (default {epochs})")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, the weights and the batches")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (default 1: these matrices are small, and more threads fighting "

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MinidlError, NonFiniteError, ShapeError
-from .init import RNGLike, as_generator
+from .init import RNGLike, as_generator, switch
 from .layer import Layer, parameter_backward
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .optim import Optimizer
@@ -245,6 +245,30 @@ def _mode(model: Layer, training: bool) -> Iterator[None]:
             object.__setattr__(layer, "training", flag)
 
 
+@contextmanager
+def _training_modes(model: Layer) -> Iterator[Callable[[], None]]:
+    """The modes ``fit`` trains in, and each layer's own mode restored afterwards.
+
+    A model in train mode trains in the modes its layers have (a layer the user put in eval mode,
+    e.g. a frozen batch norm, stays in eval mode); a model in eval mode is switched to train mode
+    whole.  Yields a function that puts those modes back (after an epoch's validation).
+    """
+    layers = list(model.layers())
+    saved = [layer.training for layer in layers]
+    modes = saved if model.training else [True] * len(layers)
+
+    def resume() -> None:
+        for layer, flag in zip(layers, modes, strict=True):
+            object.__setattr__(layer, "training", flag)
+
+    try:
+        resume()
+        yield resume
+    finally:
+        for layer, flag in zip(layers, saved, strict=True):
+            object.__setattr__(layer, "training", flag)
+
+
 def _model_dtype(model: Layer) -> np.dtype | None:
     for param in model.parameters():
         return param.dtype
@@ -418,6 +442,7 @@ def fit(
     verbose: int = 1,
     validation_batch_size: int = 256,
     check_gradients: bool = False,
+    drop_last: bool = False,
 ) -> History:
     """Train ``model`` on ``(x, y)`` in mini-batches; returns the per-epoch :class:`History`.
 
@@ -442,9 +467,13 @@ def fit(
         validation_batch_size: batch size used to score the validation data.
         check_gradients: also refuse a step whose gradients hold NaN/inf (costs one reduction over
             every gradient per batch, a few percent of a small MLP's step; off by default).
+        drop_last: skip each epoch's last batch when it is smaller than ``batch_size`` (e.g. a
+            batch of one sample, which batch norm refuses).
 
-    The model is in train mode while it trains and in eval mode while it is validated; on return
-    (or on an error) every layer gets back the mode it had before.  Each batch ends with
+    The model trains in train mode and is validated in eval mode.  A model in train mode trains in
+    its layers' own modes: a layer you put in eval mode (a frozen batch norm) stays in eval mode;
+    a model in eval mode is switched to train mode whole.  On return (or on an error) every layer
+    gets back the mode it had before.  Each batch ends with
     ``optimizer.step(zero_grad=True)``, so after a complete ``fit`` the gradients of the optimizer's
     parameters read zero.
 
@@ -487,13 +516,18 @@ def fit(
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError(f"{who}: validation_data must be a pair (x_val, y_val)")
         val = _check_data(model, validation_data[0], validation_data[1], who, "validation ")
+    if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
+        metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
     metric_fns = _resolve_metrics(metrics, loss)
     generator = as_generator(rng)
     # Remembered so that evaluate(x, y) without a loss can score like the last fit.
     object.__setattr__(model, "_fit_defaults", (loss, metrics))
 
+    drop_last = switch(drop_last, "drop_last", who)
     n = len(x)
-    n_batches = -(-n // batch_size)
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    if n_batches == 0:
+        raise ValueError(f"{who}: drop_last=True with {n} samples and batch_size {batch_size} leaves no batch")
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
@@ -515,11 +549,11 @@ def fit(
         finally:
             side_state.restore()  # the generators and buffers as they were
     bar = None
-    with _mode(model, True):
+    with _training_modes(model) as resume_training:
         try:
             for epoch in range(1, epochs + 1):
                 started = time.perf_counter()
-                model.train()
+                resume_training()
                 lr = optimizer.lr
                 order = generator.permutation(n) if shuffle else None
                 epoch_loss = _Combiner(loss)
@@ -558,8 +592,11 @@ def fit(
                     except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()
                         if isinstance(error, MinidlError):
+                            short = "" if stop - start == batch_size else (
+                                f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
+                                "skips it")
                             _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
-                                                 f"(samples {start}..{stop - 1} of the epoch's order)")
+                                                 f"(samples {start}..{stop - 1} of the epoch's order{short})")
                             error.history = history  # type: ignore[attr-defined]
                         raise
                     epoch_loss.add(batch_loss, loss_weight)

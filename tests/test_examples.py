@@ -65,3 +65,14 @@ def test_custom_layer_quick(tmp_path: Path) -> None:
     assert results["check_broken_failed_tensors"] == ["beta"]
     assert "Gradient check FAILED" in results["stdout"]
     assert_learned(results, 0.85)
+
+
+def test_command_lines_that_make_no_sense_are_refused_before_anything_runs(tmp_path):
+    """--epochs 0 failed later, in the schedule or the plot; regression.py --help ran the whole demo."""
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "mlp_digits.py"), "--epochs", "0", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "--epochs: must be at least 1, got 0" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "regression.py"), "--help"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: regression.py") and "INIT" not in proc.stdout

@@ -813,3 +813,52 @@ def test_regression_metrics_pair_elements_only_across_axes_of_size_1(metric):
     assert model.evaluate(x, x.reshape(2, 6, 1), metrics=[metric])[metric] == 0.0
     with pytest.raises(md.ShapeError, match=r"y_true of shape \(2, 3, 2\) does not match y_pred of shape \(2, 6\)"):
         model.evaluate(x, x.reshape(2, 3, 2), metrics=[metric])
+
+
+def test_a_layer_left_in_eval_mode_stays_in_eval_mode_while_fit_trains():
+    """fit called model.train() every epoch: a batch norm the user froze with .eval() moved its running
+    statistics on every batch (and was put back in eval mode at the end, the change unseen)."""
+    x, y = blobs(48)
+    model = md.Sequential(md.Dense(2, 8, rng=0), md.BatchNorm1d(8), md.ReLU(), md.Dense(8, 3, rng=1))
+    model(x)  # some statistics to freeze
+    model[1].eval()
+    frozen = {k: v.copy() for k, v in model[1]._buffers.items()}
+    trained = [p for name, p in model.named_parameters() if not name.startswith("1.")]
+    history = model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.Adam(trained, lr=1e-2), epochs=2,
+                        batch_size=16, validation_data=(x, y), rng=0, verbose=0)
+    assert all(np.array_equal(model[1]._buffers[k], v) for k, v in frozen.items())
+    assert not model[1].training and model.training and history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_a_model_in_eval_mode_is_trained_in_train_mode_and_put_back():
+    x, y = blobs(48)
+    model = md.Sequential(md.Dense(2, 8, rng=0), md.BatchNorm1d(8), md.ReLU(), md.Dense(8, 3, rng=1))
+    model.eval()
+    model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=1,
+              batch_size=16, rng=0, verbose=0)
+    assert int(model[1].num_batches_tracked) == 3  # trained in train mode: three batches counted
+    assert not any(layer.training for layer in model.layers())
+
+
+def test_drop_last_skips_a_last_batch_batch_norm_cannot_take():
+    x, y = blobs(33)
+    model = md.Sequential(md.Dense(2, 4, rng=0), md.BatchNorm1d(4), md.Dense(4, 3, rng=1))
+    opt = md.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(md.ShapeError, match=r"batch 2/2 \(samples 32\.\.32 of the epoch's order; this epoch's last "
+                                            r"batch has only 1 sample\(s\): drop_last=True skips it\)"):
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, batch_size=32, rng=0, verbose=0)
+    history = model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, batch_size=32, rng=0, verbose=0,
+                        drop_last=True, epochs=2)
+    assert history.params["steps"] == 1 and int(model[1].num_batches_tracked) == 3  # 1 + 2 full batches
+    with pytest.raises(ValueError, match="drop_last=True with 33 samples and batch_size 64 leaves no batch"):
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, batch_size=64, drop_last=True)
+    with pytest.raises(TypeError, match="drop_last must be True or False"):
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, drop_last="yes")
+
+
+def test_metrics_given_as_an_iterator_are_kept_for_evaluate():
+    x, y = blobs(30)
+    model = mlp()
+    model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+              metrics=(name for name in ["accuracy"]), verbose=0)
+    assert set(model.evaluate(x, y)) == {"loss", "accuracy"}
