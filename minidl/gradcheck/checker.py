@@ -117,10 +117,13 @@ class _Recorder:
     def __init__(self, root: Layer) -> None:
         self.root = root
         self.calls: list[_Call] = []
+        self.own: list[tuple[Layer, Any]] = []  # a forward set on the instance by the user, put back on exit
 
     def __enter__(self) -> _Recorder:
         for path, layer in self.root.named_layers():
             original = layer.forward
+            if "forward" in layer.__dict__:
+                self.own.append((layer, layer.__dict__["forward"]))
 
             def wrapper(x: Any, _orig: Callable[[Any], Any] = original, _path: str = path,
                         _layer: Layer = layer) -> Any:
@@ -137,6 +140,8 @@ class _Recorder:
         for _, layer in self.root.named_layers():
             if "forward" in layer.__dict__:
                 object.__delattr__(layer, "forward")
+        for layer, forward in self.own:
+            object.__setattr__(layer, "forward", forward)
 
 
 class GradientChecker:
@@ -331,15 +336,19 @@ class GradientChecker:
         return f, rec.calls
 
     def _first_forward(self, work: Layer, x: Any) -> _Call | None:
-        """One recorded forward on a copy of ``x`` before anything else runs (the state of ``work`` put
-        back afterwards): the first sub-layer call whose forward modified its input in place, or None.
+        """One recorded forward before anything else runs (the state of ``work`` put back afterwards):
+        the first sub-layer call whose forward modified its input in place, or None.
 
         Only the very first forward can show it: a layer such as an in-place ReLU leaves an input it
-        has already modified unchanged."""
+        has already modified unchanged.  It runs on ``x`` with its batch reversed (the same values,
+        so the same domain), not on ``x``: a layer that keeps a cache from an earlier forward (made
+        once, or again only when the shape changes) then holds the wrong one for the analytic
+        backward, and fails, as it would from the second batch of a training run."""
         snapshot = LayerSnapshot.take(work)
+        decoy = x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
         try:
             with _Recorder(work) as rec:
-                work.forward(copy_value(x))
+                work.forward(decoy)
         finally:
             snapshot.restore()
         return next((c for c in rec.calls if c.modified), None)

@@ -139,6 +139,10 @@ class GradientReport:
         if self.unchecked:
             verdict += (f" ({len(self.unchecked)} of {len(self.results)} tensors could not be checked: "
                         f"{', '.join(r.name for r in self.unchecked)})")
+        partial = [r for r in self.results if r.mode.endswith("sampled") and r.status == "ok"]
+        if partial:  # a sample, most of it perhaps at kinks: say how little was proved
+            verdict += " (only partly checked: " + ", ".join(
+                f"{r.name} {r.checked} of {r.size} elements" for r in partial) + ")"
         if self.layers and not all(r.passed for r in self.layers.values()):
             bad = [p for p, r in self.layers.items() if not r.passed]
             verdict += f"; failing alone: {', '.join(bad)}"
