@@ -553,14 +553,21 @@ class GradientChecker:
         arr = t.array
         saved = arr.copy()
         rng = np.random.default_rng([self.seed, 7, arr.size])
-        direction = (rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0) * np.maximum(np.abs(saved), 1.0) * 1e-9
+        signs = rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0
         values = [f0]
-        try:
-            for j in range(1, NOISE_STEPS + 1):
-                np.copyto(arr, saved + j * direction)
-                values.append(program.evaluate(t.stage))
-        finally:
-            np.copyto(arr, saved)
+        # apart by 1e-9 * max(|w|, 1); if that leaves the cost's domain (log of an input below ~1e-8),
+        # by 1e-9 * |w| (the elements at 0 stay put)
+        for scale in (np.maximum(np.abs(saved), 1.0), np.abs(saved)):
+            direction = signs * scale * 1e-9
+            values = [f0]
+            try:
+                for j in range(1, NOISE_STEPS + 1):
+                    np.copyto(arr, saved + j * direction)
+                    values.append(program.evaluate(t.stage))
+            finally:
+                np.copyto(arr, saved)
+            if np.isfinite(values).all() or not math.isfinite(f0):
+                break
         floor = 2.0 * U64 * abs(f0)
         if not np.isfinite(values).all():
             t.notes.append("the cost is not finite at points within ~1e-8 of this one (NaN/inf: an input at "
@@ -689,16 +696,40 @@ class GradientChecker:
             f[slot + 1, rows] = minus
             span[slot // 2, rows] = spans
 
+        def stage_a(rows: np.ndarray) -> np.ndarray:
+            """Stage A for ``rows``: the small step's difference; returns which of them it accepts."""
+            probe(rows, 1 / STAGE_A, 4)
+            e_a[rows] = (f[4, rows] - f[5, rows]) / span[2, rows] - a[rows]
+            bound_a[rows] = STAGE_A * eps_f / h[rows] + 64 * U64 * (np.abs(a[rows]) + np.abs(a[rows] + e_a[rows]))
+            return np.isfinite(e_a[rows]) & np.isfinite(bound_a[rows]) & (np.abs(e_a[rows]) <= ACCEPT * bound_a[rows])
+
+        e_a, bound_a = np.empty(n), np.empty(n)
+        shrunk = outside = np.empty(0, dtype=np.intp)
         try:
             # stage A: a small step where truncation is negligible; accept within the round-off bound
-            probe(np.arange(n), 1 / STAGE_A, 4)
-            e_a = (f[4] - f[5]) / span[2] - a
-            bound_a = STAGE_A * eps_f / h + 64 * U64 * (np.abs(a) + np.abs(a + e_a))
-            accepted = np.isfinite(e_a) & np.isfinite(bound_a) & (np.abs(e_a) <= ACCEPT * bound_a)
+            accepted = stage_a(np.arange(n))
             rest = np.flatnonzero(~accepted)  # (NaN/inf never counts as agreement: judged below, failed)
             # stage B: Richardson on +-h, +-h/2 and the kink test, for the others only
             probe(rest, 1.0, 0)
             probe(rest, 0.5, 2)
+            if math.isfinite(f0):
+                # a probe outside the function's domain (log, sqrt or 1/x of a value below the step,
+                # which is at least eps absolute): again with the relative step eps * |w|, inside it
+                # (where w is not 0), as for |w| >= 1
+                finite = np.isfinite(f[4]) & np.isfinite(f[5])
+                finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
+                shrunk = np.flatnonzero(~finite & (w != 0) & (np.abs(w) < 1))
+                if shrunk.size:
+                    small = self.eps * np.abs(w[shrunk])
+                    h[shrunk] = np.where((w[shrunk] + small) - w[shrunk] > 0, (w[shrunk] + small) - w[shrunk], small)
+                    accepted[shrunk] = stage_a(shrunk)
+                    redo = shrunk[~accepted[shrunk]]
+                    probe(redo, 1.0, 0)
+                    probe(redo, 0.5, 2)
+                    rest = np.flatnonzero(~accepted)
+                finite = np.isfinite(f[4]) & np.isfinite(f[5])
+                finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
+                outside = np.flatnonzero(~finite)
         finally:
             np.copyto(arr, saved)
         numerical = a + e_a
@@ -736,6 +767,13 @@ class GradientChecker:
                 steps[again] = h[again] / STAGE_A
         result = self._result(t, shape, Verdict(numerical, error, bound, status), a, steps, mode, index,
                               factor)
+        if outside.size:
+            result.notes.append(f"{outside.size} element(s) could not be judged: the cost was NaN/inf at their "
+                                "probes (an input at the edge of a function's domain, e.g. 0 for sqrt or x**1.5; "
+                                "an overflow); each counts as failed")
+        if shrunk.size:
+            result.notes.append(f"{shrunk.size} element(s) were probed with the relative step eps * |w|: the "
+                                "default step (at least eps) took the cost outside its domain (NaN/inf) there")
         if not result.passed or result.failed:
             checked = status != KINK
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
