@@ -1061,5 +1061,6 @@ def test_a_function_near_the_edge_of_its_domain_is_judged_with_a_relative_step(l
         good = GradientChecker(_Log(), inputs=x).run()
         bad = GradientChecker(_LogOff(), inputs=x).run()
     assert good.passed, str(good)
-    assert bad["input"].failed == 20
+    assert not bad.passed and bad["input"].failed >= 1  # (how many depends on the round-off bound: see docs)
+    assert "1.001 x numerical" in bad["input"].diagnosis or "(1 + 1.00e-03) x numerical" in bad["input"].diagnosis
     assert (low >= 1e-4) or any("relative step eps * |w|" in note for note in good["input"].notes)
