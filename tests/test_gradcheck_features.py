@@ -1064,3 +1064,16 @@ def test_a_function_near_the_edge_of_its_domain_is_judged_with_a_relative_step(l
     assert not bad.passed and bad["input"].failed >= 1  # (how many depends on the round-off bound: see docs)
     assert "1.001 x numerical" in bad["input"].diagnosis or "(1 + 1.00e-03) x numerical" in bad["input"].diagnosis
     assert (low >= 1e-4) or any("relative step eps * |w|" in note for note in good["input"].notes)
+
+
+def test_a_backward_returning_none_is_not_called_a_wrong_mask_in_dx() -> None:
+    """'only the input gradient is wrong ... a missing transpose, a wrong mask or factor in dx' was
+    added when backward returned None, where nothing was compared."""
+    class NoDx(m.Dense):
+        def backward(self, grad_output):
+            super().backward(grad_output)
+            return None
+
+    report = GradientChecker(NoDx(3, 2, rng=0), inputs=np.ones((2, 3))).run()
+    assert not report.passed and "backward returned None" in str(report)
+    assert "only the input gradient is wrong" not in str(report)
