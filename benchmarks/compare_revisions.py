@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import io
 import shutil
@@ -43,6 +42,7 @@ from benchmarks.train_step import (
     LR,
     Setup,
     Step,
+    blas_limits,
     cnn_cases,
     estimate_step,
     minidl_cnn_model,
@@ -109,15 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the working tree against a copy of itself (the harness's own spread)")
     parser.add_argument("--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl)")
     args = parser.parse_args(argv)
-    limits: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(args.threads)
     dtypes = {"float32": [np.float32], "float64": [np.float64], "both": [np.float32, np.float64]}[args.dtype]
     cases = [c for c in (cnn_cases() if args.cnn else mlp_cases())
              if c.dtype in dtypes and args.only in c.label]
-    with tempfile.TemporaryDirectory() as tmp, limits:
+    with tempfile.TemporaryDirectory() as tmp, blas_limits(args.threads):
         others = {args.revision: import_revision(args.revision, Path(tmp), "minidl_revision")}
         if args.control:
             others["a copy of itself"] = import_copy(Path(tmp), "minidl_control")

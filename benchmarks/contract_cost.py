@@ -28,7 +28,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ from benchmarks.train_step import (
     LR,
     Case,
     Step,
+    blas_limits,
     environment,
     estimate_step,
     minidl_train_step,
@@ -129,13 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="approximate seconds per run per pair (default 1.5)")
     parser.add_argument("--threads", type=int, default=None, help="limit BLAS threads (threadpoolctl)")
     args = parser.parse_args(argv)
-    limits: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(args.threads)
     variants = [name for name in VARIANTS if name != "minidl"]
-    with limits:
+    with blas_limits(args.threads):
         for line in environment():
             print(line)
         print(f"\n{args.runs} runs per row; per run and pair about {args.seconds} s of alternating rounds; "

@@ -401,6 +401,15 @@ def estimate_step(step: Step) -> float:
 
 
 # ------------------------------------------------------------------------------------------- report
+def blas_limits(threads: int | None) -> contextlib.AbstractContextManager[object]:
+    """A context that limits BLAS to ``threads`` threads (threadpoolctl), or does nothing for None."""
+    if not threads:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(threads)
+
+
 def environment() -> list[str]:
     lines = [
         f"python {platform.python_version()}, numpy {np.__version__}, minidl {md.__version__}, "
@@ -496,14 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_cnn and hasattr(md, "Conv2D") and hasattr(md, "MaxPool2D"):
         cases += cnn_cases()
     cases = [c for c in cases if args.only in c.label]
-    limits = contextlib.nullcontext()
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(args.threads)
-        if torch is not None:
-            torch.set_num_threads(args.threads)
-    with limits:
+    if args.threads and torch is not None:
+        torch.set_num_threads(args.threads)
+    with blas_limits(args.threads):
         for line in environment():
             print(line)
         turns = ("one step per turn" if args.block == 1 else

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -393,11 +395,15 @@ def test_ce_weight_and_ignore_index_errors() -> None:
 
 
 def test_ce_weight_and_ignore_index_against_pytorch() -> None:
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(11)
     x, y = rng.normal(size=(8, 5)), rng.integers(0, 5, size=8)
     y[[2, 5]] = -100
-    weight = rng.uniform(0.1, 2.0, size=5)
+    agrees_with_torch(x, y, rng.uniform(0.1, 2.0, size=5))
+
+
+def agrees_with_torch(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> None:
+    """Loss and gradient as PyTorch's, with class weights and ignore_index -100, in three settings."""
+    torch = pytest.importorskip("torch")
     for reduction, smoothing in (("mean", 0.0), ("mean", 0.1), ("sum", 0.2)):
         ours = md.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing, weight=weight, ignore_index=-100)
         xt = torch.tensor(x, requires_grad=True)
@@ -452,18 +458,22 @@ def spatial_targets(shape: tuple[int, ...], rng: np.random.Generator, kind: str,
     return labels
 
 
-@pytest.mark.parametrize("shape, seed, reduction, smoothing, kind, weighted, ignore", SPATIAL_CASES)
-def test_ce_with_positions_is_ce_over_every_position(
-    shape: tuple[int, ...], seed: int, reduction: str, smoothing: float, kind: str, weighted: bool,
-    ignore: int | None,
-) -> None:
-    """(N, C, d1, ...) logits give the loss of the (N*d1*..., C) rows and the rows' gradient, put back."""
+def spatial_problem(case: tuple) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The logits, targets and a maker of the loss of one of ``SPATIAL_CASES``."""
+    shape, seed, reduction, smoothing, kind, weighted, ignore = case
     rng = np.random.default_rng(seed)
     x = rng.normal(size=shape)
     t = spatial_targets(shape, rng, kind, ignore)
     weight = rng.uniform(0.2, 2.0, size=shape[1]) if weighted else None
-    spatial = md.CrossEntropyLoss(reduction, smoothing, weight=weight, ignore_index=ignore)
-    flat = md.CrossEntropyLoss(reduction, smoothing, weight=weight, ignore_index=ignore)
+    return x, t, lambda: md.CrossEntropyLoss(reduction, smoothing, weight=weight, ignore_index=ignore)
+
+
+@pytest.mark.parametrize("case", SPATIAL_CASES)
+def test_ce_with_positions_is_ce_over_every_position(case: tuple) -> None:
+    """(N, C, d1, ...) logits give the loss of the (N*d1*..., C) rows and the rows' gradient, put back."""
+    x, t, make = spatial_problem(case)
+    kind = case[4]
+    spatial, flat = make(), make()
     t_rows = rows_of(t) if kind == "probs" else t.reshape(-1)
     assert spatial(x, t) == pytest.approx(flat(rows_of(x), t_rows), rel=1e-13)
     assert spatial.batch_weight == flat.batch_weight
@@ -474,17 +484,10 @@ def test_ce_with_positions_is_ce_over_every_position(
     np.testing.assert_allclose(spatial.probabilities, softmax, rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape, seed, reduction, smoothing, kind, weighted, ignore", SPATIAL_CASES)
-def test_ce_with_positions_gradient_checker(
-    shape: tuple[int, ...], seed: int, reduction: str, smoothing: float, kind: str, weighted: bool,
-    ignore: int | None,
-) -> None:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=shape)
-    t = spatial_targets(shape, rng, kind, ignore)
-    weight = rng.uniform(0.2, 2.0, size=shape[1]) if weighted else None
-    loss = md.CrossEntropyLoss(reduction, smoothing, weight=weight, ignore_index=ignore)
-    report = md.GradientChecker(Identity(), loss=loss, inputs=x, targets=t, seed=seed).run()
+@pytest.mark.parametrize("case", SPATIAL_CASES)
+def test_ce_with_positions_gradient_checker(case: tuple) -> None:
+    x, t, make = spatial_problem(case)
+    report = md.GradientChecker(Identity(), loss=make(), inputs=x, targets=t, seed=case[1]).run()
     assert report.passed, str(report)
 
 
@@ -537,17 +540,8 @@ def test_ce_with_positions_keeps_float32() -> None:
 
 
 def test_ce_with_positions_against_pytorch() -> None:
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(12)
     x = rng.normal(size=(3, 4, 5, 2))
     y = rng.integers(0, 4, size=(3, 5, 2))
     y[0, 1, 1] = y[2, 4, 0] = -100
-    weight = rng.uniform(0.1, 2.0, size=4)
-    for reduction, smoothing in (("mean", 0.0), ("mean", 0.1), ("sum", 0.2)):
-        ours = md.CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing, weight=weight, ignore_index=-100)
-        xt = torch.tensor(x, requires_grad=True)
-        ref = torch.nn.CrossEntropyLoss(weight=torch.tensor(weight), reduction=reduction, label_smoothing=smoothing,
-                                        ignore_index=-100)(xt, torch.tensor(y))
-        ref.backward()
-        assert ours(x, y) == pytest.approx(ref.item(), rel=1e-12)
-        np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-10, atol=1e-15)
+    agrees_with_torch(x, y, rng.uniform(0.1, 2.0, size=4))
