@@ -98,7 +98,7 @@ def step_of(pkg: Any, setup: Setup) -> Step:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("revision", help="the git revision to compare against (e.g. HEAD~1, a commit)")
     parser.add_argument("--only", default="", help="run only rows whose label contains this text")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "both"])

@@ -88,7 +88,7 @@ def run(lr: float = LEARNING_RATE, eps: float = EPS) -> Demo:
 
 def main(argv: Sequence[str] | None = None) -> None:
     # no options: the numbers are the demonstration's own; --help says so instead of running it
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0]).parse_args(argv)
     demo = run()
     print("Linear regression y_hat = w0 + w1 x1 + ... + w5 x5, cost CF = 1/2 sum (y_hat - y)^2")
     print(f"batch of {len(demo.X)} samples, CF at INIT = {demo.cost:.6f}, e = {EPS:g}, lr = {LEARNING_RATE:g}\n")

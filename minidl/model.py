@@ -137,17 +137,21 @@ class Sequential(Model):
     def __iter__(self) -> Iterator[Layer]:
         return iter(list(self._layers.values()))
 
-    #: The layer whose forward failed in the last pass (the layers before it hold that pass's caches,
-    #: the others the pass before): a backward would mix two passes, so it is refused until a
-    #: forward succeeds.  None when the last forward succeeded.
+    #: The layer whose forward failed in the last pass after others had run (the layers before it
+    #: hold that pass's caches, the others the pass before): a backward would mix two passes, so it
+    #: is refused until a forward succeeds.  None when the last forward succeeded, or failed at the
+    #: first layer (which leaves its cache as it was).
     _failed_at: str | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        ran = False  # whether a layer ran in this pass: if the first one fails, no cache was replaced
         for name, layer in self._layers.items():
             try:
                 x = layer(x)
+                ran = True
             except BaseException as error:
-                object.__setattr__(self, "_failed_at", name)
+                if ran:
+                    object.__setattr__(self, "_failed_at", name)
                 if isinstance(error, MinidlError):
                     _name_in_message(error, f"{type(self).__name__} layer '{name}'")
                 raise

@@ -47,7 +47,8 @@ class Optimizer:
     """
 
     #: The hyper-parameters that are on/off switches; a subclass with other flags extends this.
-    flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered"})
+    #: (``maximize`` is for optimizers of your own: none of the built-ins takes it.)
+    flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered", "maximize"})
     #: What a parameter's state may hold, for :meth:`load_state_dict` to check: arrays shaped like the
     #: parameter, whole numbers, and the keys a non-empty state must have.  ``None`` (a custom optimizer,
     #: or a subclass with its own ``update`` that does not say): any array of the parameter's shape and

@@ -38,6 +38,7 @@ import os
 import secrets
 import stat
 import struct
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,9 +119,11 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray], active: set[i
     if kind is bool:
         return {"type": "bool", "value": value}
     if kind is int:
-        if value.bit_length() > _MAX_INT_BITS:  # json would refuse it (Python's int-to-text limit)
+        digits = getattr(sys, "get_int_max_str_digits", lambda: 0)()  # Python's int-to-text limit (3.11+)
+        bits = min(_MAX_INT_BITS, int(digits * 3.32) - 4) if digits else _MAX_INT_BITS
+        if value.bit_length() > bits:  # json would refuse it, and load would too
             raise ValueError(f"minidl.save: {where} is an int of {value.bit_length()} bits, more than a "
-                             f"checkpoint holds ({_MAX_INT_BITS} bits, about 4200 digits); store it as a str")
+                             f"checkpoint holds ({bits} bits, about {int(bits * 0.301)} digits); store it as a str")
         return {"type": "int", "value": value}
     if kind is float:
         bits = struct.unpack("<Q", struct.pack("<d", value))[0]

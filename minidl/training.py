@@ -510,7 +510,10 @@ def fit(
     if not any(id(p) in own for p in optimizer.params):
         raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
                          "(was it built on another model, or before the model was copied?)")
+    drop_last = switch(drop_last, "drop_last", who)
     x, y = _check_data(model, x, y, who)
+    if drop_last and epochs and len(x) < batch_size:
+        raise ValueError(f"{who}: drop_last=True with {len(x)} samples and batch_size {batch_size} leaves no batch")
     val: tuple[np.ndarray, np.ndarray] | None = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -523,11 +526,8 @@ def fit(
     # Remembered so that evaluate(x, y) without a loss can score like the last fit.
     object.__setattr__(model, "_fit_defaults", (loss, metrics))
 
-    drop_last = switch(drop_last, "drop_last", who)
     n = len(x)
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
-    if n_batches == 0:
-        raise ValueError(f"{who}: drop_last=True with {n} samples and batch_size {batch_size} leaves no batch")
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
@@ -592,9 +592,9 @@ def fit(
                     except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()
                         if isinstance(error, MinidlError):
-                            short = "" if stop - start == batch_size else (
-                                f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
-                                "skips it")
+                            short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
+                                else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
+                                      "skips it")
                             _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
                                                  f"(samples {start}..{stop - 1} of the epoch's order{short})")
                             error.history = history  # type: ignore[attr-defined]

@@ -408,3 +408,12 @@ def test_a_bool_is_not_a_position():
     model = md.Sequential(md.Dense(2, 2, rng=0), md.ReLU())
     with pytest.raises(TypeError, match="indices must be ints or slices, not bool"):
         model[True]
+
+
+def test_a_forward_that_fails_at_the_first_layer_mixes_nothing():
+    """The first layer refuses before caching anything: the previous pass's caches are all consistent."""
+    model = md.Sequential(md.Dense(3, 2, rng=0), md.ReLU())
+    model(np.ones((4, 3)))
+    with pytest.raises(md.ShapeError):
+        model(np.ones((4, 5)))
+    assert model.backward(np.ones((4, 2))).shape == (4, 3)

@@ -1092,3 +1092,41 @@ def test_a_failing_huge_tensor_is_localised_on_a_sample_not_element_by_element()
     w = report["W"]
     assert not report.passed and w.mode == "directional->sampled" and w.checked == 2048
     assert report.evaluations < 20_000  # not ~10 per element of 10050
+
+
+class _XLogX(m.Layer):
+    """x log x, with a backward that returns 0 for x < 1e-6 (the truth there is log x + 1, about -29)."""
+
+    def forward(self, x):
+        self._x = x
+        return x * np.log(x)
+
+    def backward(self, g):
+        return g * np.where(self._x < 1e-6, 0.0, np.log(self._x) + 1)
+
+
+def test_a_relative_step_too_small_to_prove_anything_does_not_pass() -> None:
+    """With x ~ 1e-13 next to x ~ 1 the cost's round-off at a step of 1e-17 was larger than the slope,
+    so any analytic value passed there (an all-zero backward included)."""
+    x = np.full((4, 5), 1e-13)
+    x[:, 0] = 1.0
+    x *= np.random.default_rng(0).uniform(1, 2, x.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        report = GradientChecker(_XLogX(), inputs=x).run()
+    assert not report.passed
+    assert any("could not be judged even so" in note for note in report["input"].notes)
+
+
+def test_near_the_domain_edge_inside_a_model_too() -> None:
+    """A Dense after the log refused the probe's NaN (NonFiniteError) before the retry could happen."""
+    x = np.random.default_rng(0).uniform(1e-6, 1e-5, (4, 5))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        good = GradientChecker(m.Sequential(_Log(), m.Dense(5, 3, rng=0)), inputs=x).run()
+        bad = GradientChecker(m.Sequential(_LogOff(), m.Dense(5, 3, rng=0)), inputs=x).run()
+    assert good.passed, str(good)
+    assert not bad.passed and bad["input"].failed == 20
+
+
+def test_a_sampled_mode_that_checked_everything_is_not_partial() -> None:
+    report = GradientChecker(m.Dense(3, 2, rng=0), inputs=np.ones((2, 3)), mode="sampled").run()
+    assert str(report).splitlines()[0].startswith("Gradient check PASSED;")

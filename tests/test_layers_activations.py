@@ -241,3 +241,12 @@ def test_exact_gelu_backward_of_a_0d_input() -> None:
     phi = math.exp(-0.49 / 2) / math.sqrt(2 * math.pi)
     assert float(slope) == pytest.approx(0.5 * math.erfc(0.7 / math.sqrt(2)) - 0.7 * phi, rel=1e-14)
     assert float(md.special.normal_pdf(np.array(0.5))) == pytest.approx(math.exp(-0.125) / math.sqrt(2 * math.pi))
+
+
+def test_tanh_gelu_backward_of_a_0d_input() -> None:
+    layer = md.GELU("tanh")
+    layer(np.array(-0.7))
+    u = math.sqrt(2 / math.pi) * (-0.7 + 0.044715 * (-0.7) ** 3)
+    s = 1 / (1 + math.exp(-2 * u))
+    slope = s + (-0.7) * s * (1 - s) * 2 * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * 0.49)
+    assert float(layer.backward(np.float64(1.0))) == pytest.approx(slope, rel=1e-14)

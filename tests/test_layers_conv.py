@@ -248,3 +248,9 @@ def test_against_pytorch() -> None:
                                    rtol=1e-11, atol=1e-12)
         if bias:
             np.testing.assert_allclose(ours.W.grad[0], theirs.bias.grad.numpy(), rtol=1e-11)
+
+
+@pytest.mark.parametrize("kernel", [np.ones((2, 1, 3, 3), complex), np.full((2, 1, 3, 3), "1")])
+def test_from_kernel_refuses_what_is_not_real_numbers(kernel) -> None:
+    with pytest.raises(md.DTypeError, match="the kernel must hold real numbers"):
+        md.Conv2D.from_kernel(kernel)

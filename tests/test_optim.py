@@ -928,3 +928,20 @@ def test_a_custom_optimizer_may_keep_big_ints_in_its_state():
     fresh = Seeded([md.Parameter(np.ones(2))])
     fresh.load_state_dict(opt.state_dict())
     assert fresh.state[0]["seed"] == 2**127 + 5
+
+
+def test_a_custom_optimizer_may_take_a_maximize_switch():
+    class Ascent(Optimizer):
+        def __init__(self, params, lr=0.1, maximize=True):
+            super().__init__(params, {"lr": lr, "maximize": maximize})
+
+        def update(self, p, state):
+            p.data += self.lr * p.grad if self.hyper["maximize"] else -self.lr * p.grad
+
+    p = md.Parameter(np.ones(2))
+    opt = Ascent([p])
+    p.grad = np.ones(2)
+    opt.step()
+    np.testing.assert_allclose(p.data, 1.1)
+    with pytest.raises(TypeError, match="maximize must be a bool"):
+        Ascent([p], maximize="yes")

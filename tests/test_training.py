@@ -862,3 +862,20 @@ def test_metrics_given_as_an_iterator_are_kept_for_evaluate():
     model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
               metrics=(name for name in ["accuracy"]), verbose=0)
     assert set(model.evaluate(x, y)) == {"loss", "accuracy"}
+
+
+def test_the_drop_last_hint_only_where_drop_last_helps_and_arguments_before_any_state():
+    x, y = blobs(33)
+    model = md.Sequential(md.Dense(2, 4, rng=0), md.Dense(4, 3, rng=1))
+    opt = md.SGD(model.parameters(), lr=0.1)
+    bad = x.copy()
+    bad[32, 0] = np.nan  # in the short last batch: not a batch-size problem
+    with pytest.raises(md.NonFiniteError) as info:
+        model.fit(bad, y, loss=md.CrossEntropyLoss(), optimizer=opt, batch_size=32, shuffle=False, verbose=0)
+    assert "drop_last" not in str(info.value)
+    model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, metrics=["accuracy"], verbose=0)
+    with pytest.raises(TypeError, match="drop_last must be True or False"):
+        model.fit(x, y, loss=md.MSELoss(), optimizer=opt, metrics=["mae"], drop_last="yes")
+    assert set(model.evaluate(x, y)) == {"loss", "accuracy"}  # the refused call changed nothing
+    assert model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, epochs=0, batch_size=64,
+                     drop_last=True).epoch == []  # trains nothing, refuses nothing

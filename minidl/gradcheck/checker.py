@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NonDeterministicError, ShapeError
+from ..errors import NonDeterministicError, NonFiniteError, ShapeError
 from ..layer import Layer, parameter_backward
 from ..model import LayerList, Sequential
 from ._state import LayerSnapshot, copy_value, same
@@ -348,10 +348,15 @@ class GradientChecker:
         once, or again only when the shape changes) then holds the wrong one for the analytic
         backward, and fails, as it would from the second batch of a training run."""
         snapshot = LayerSnapshot.take(work)
-        decoy = x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
+        decoy = x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 2 else copy_value(x)
         try:
-            with _Recorder(work) as rec:
-                work.forward(decoy)
+            try:
+                with _Recorder(work) as rec:
+                    work.forward(decoy)
+            except Exception:  # the reversed batch is not a valid input here: the input itself, then
+                snapshot.restore()
+                with _Recorder(work) as rec:
+                    work.forward(copy_value(x))
         finally:
             snapshot.restore()
         return next((c for c in rec.calls if c.modified), None)
@@ -558,15 +563,20 @@ class GradientChecker:
         rng = np.random.default_rng([self.seed, 7, arr.size])
         signs = rng.integers(0, 2, size=arr.shape) * 2.0 - 1.0
         values = [f0]
-        # apart by 1e-9 * max(|w|, 1); if that leaves the cost's domain (log of an input below ~1e-8),
-        # by 1e-9 * |w| (the elements at 0 stay put)
-        for scale in (np.maximum(np.abs(saved), 1.0), np.abs(saved)):
+        # apart by 1e-9 * |w| (1e-9 for an element at 0): relative, so that a steep function of a small
+        # element (log at 1e-6) does not show its curvature as noise; if that leaves the cost's domain,
+        # with the elements at 0 kept still
+        size = np.abs(saved)
+        for scale in (np.where(size > 0, size, 1.0), size):
             direction = signs * scale * 1e-9
             values = [f0]
             try:
                 for j in range(1, NOISE_STEPS + 1):
                     np.copyto(arr, saved + j * direction)
-                    values.append(program.evaluate(t.stage))
+                    try:
+                        values.append(program.evaluate(t.stage))
+                    except NonFiniteError:  # a layer refused the probe's NaN: the cost is not finite there
+                        values.append(math.nan)
             finally:
                 np.copyto(arr, saved)
             if np.isfinite(values).all() or not math.isfinite(f0):
@@ -693,7 +703,14 @@ class GradientChecker:
         f = np.empty((8, n))  # cost at +-h, +-h/2, +-h/16 (stage A), +-h/32 (kink retry)
         span = np.empty((4, n))
         stage = t.stage
-        evaluate = program.evaluate
+
+        def evaluate(stage: int) -> float:
+            # a layer inside the model may refuse what a probe outside the domain made (a Dense seeing
+            # the NaN of a log): the cost there is not finite, as when the NaN reaches the cost itself
+            try:
+                return program.evaluate(stage)
+            except NonFiniteError:
+                return math.nan
 
         def probe(rows: np.ndarray, scale: float, slot: int) -> None:
             # plain Python floats in the loop: numpy scalars would cost more than the bookkeeping
@@ -788,6 +805,16 @@ class GradientChecker:
                                 "probes (an input at the edge of a function's domain, e.g. 0 for sqrt or x**1.5; "
                                 "an overflow); each counts as failed")
         if shrunk.size:
+            # a step this small may leave the round-off bound as large as the derivative itself: such an
+            # element proves nothing (any analytic value would pass), so it counts as not judged, failed
+            scale = np.maximum(np.abs(numerical[shrunk]), np.abs(a[shrunk]))
+            loose = shrunk[(factor[shrunk] * bound[shrunk] > 1e-3 * scale) & (status[shrunk] == OK)]
+            if loose.size:
+                status[loose] = FAIL
+                result = self._result(t, shape, Verdict(numerical, error, bound, status), a, steps, mode, index,
+                                      factor)
+                result.notes.append(f"{loose.size} of them could not be judged even so: the cost's round-off at "
+                                    "that step is as large as the slope (each counts as failed)")
             result.notes.append(f"{shrunk.size} element(s) were probed with the relative step eps * |w|: the "
                                 "default step (at least eps) took the cost outside its domain (NaN/inf) there")
         if not result.passed or result.failed:

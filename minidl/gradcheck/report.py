@@ -139,7 +139,7 @@ class GradientReport:
         if self.unchecked:
             verdict += (f" ({len(self.unchecked)} of {len(self.results)} tensors could not be checked: "
                         f"{', '.join(r.name for r in self.unchecked)})")
-        partial = [r for r in self.results if r.mode.endswith("sampled") and r.status == "ok"]
+        partial = [r for r in self.results if r.mode.endswith("sampled") and r.status == "ok" and r.checked < r.size]
         if partial:  # a sample, most of it perhaps at kinks: say how little was proved
             verdict += " (only partly checked: " + ", ".join(
                 f"{r.name} {r.checked} of {r.size} elements" for r in partial) + ")"

@@ -241,7 +241,7 @@ class GELU(Activation):
             xc = np.clip(x, -bound, bound)
             d = 1.0 + e
             d *= d
-            slope = np.divide(e, d, out=d)  # s (1 - s), 0 where clipped
+            slope = np.divide(e, d, out=d) if isinstance(d, np.ndarray) else e / d  # s (1 - s), 0 where clipped
             du2 = xc * xc  # d(2u)/dx = 2C (1 + 3A x^2)
             du2 *= 2.0 * self._C * 3.0 * self._A
             du2 += 2.0 * self._C

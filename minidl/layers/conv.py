@@ -6,7 +6,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, DTypeLike
 
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
@@ -111,6 +111,8 @@ class Conv2D(Layer):
         E.g. ``Conv2D.from_kernel(conv.weight.detach().numpy(), conv.bias.detach().numpy())``.
         """
         k = np.asarray(kernel)
+        if k.dtype.kind not in "iuf":  # as Conv2D(W=...): no strings, no complex numbers losing a part
+            raise DTypeError(f"Conv2D.from_kernel: the kernel must hold real numbers, got dtype {k.dtype}")
         if dtype is None:
             dtype = k.dtype if k.dtype.kind == "f" else np.float64
         k = k.astype(dtype, copy=False)
