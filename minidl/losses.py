@@ -492,7 +492,8 @@ class HuberLoss(Loss):
         self._diff = d
         a = np.abs(d)
         delta = self.delta
-        per = np.where(a <= delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+        small = np.minimum(a, delta)  # the square of the branch np.where discards must not overflow
+        per = np.where(a <= delta, 0.5 * small * small, delta * (a - 0.5 * delta))
         total = float(per.sum())
         return total / max(d.size, 1) if self.reduction == "mean" else total
 

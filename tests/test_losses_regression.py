@@ -115,3 +115,12 @@ def test_against_pytorch() -> None:
         ref.backward()
         assert ours(y, t) == pytest.approx(ref.item(), rel=1e-12)
         np.testing.assert_allclose(ours.backward(), yt.grad.numpy(), rtol=1e-12)
+
+
+def test_huber_of_huge_finite_errors_is_linear_without_overflow() -> None:
+    """0.5 * d * d was computed for every element, and overflowed (a warning) where np.where then
+    took the linear branch."""
+    loss = md.HuberLoss(delta=1.0, reduction="sum")
+    with np.errstate(over="raise"):
+        value = loss(np.array([1e200, -1e200, 0.5]), np.zeros(3))
+    assert value == pytest.approx(2e200 - 1.0 + 0.125, rel=1e-15)
