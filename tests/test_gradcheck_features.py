@@ -1130,3 +1130,34 @@ def test_near_the_domain_edge_inside_a_model_too() -> None:
 def test_a_sampled_mode_that_checked_everything_is_not_partial() -> None:
     report = GradientChecker(m.Dense(3, 2, rng=0), inputs=np.ones((2, 3)), mode="sampled").run()
     assert str(report).splitlines()[0].startswith("Gradient check PASSED;")
+
+
+class _MSEOverN(m.Loss):
+    """Mean squared error whose backward divides by N instead of N * C: every gradient C times too large."""
+
+    def forward(self, y_pred, y_true):
+        self._d = y_pred - y_true
+        return float((self._d**2).mean())
+
+    def backward(self):
+        return 2 * self._d / self._d.shape[0]
+
+
+def test_a_factor_every_tensor_shares_is_blamed_on_what_they_share() -> None:
+    """A wrong loss backward showed as the same factor on every tensor, each explained on its own."""
+    rng = np.random.default_rng(0)
+    model = m.Sequential(m.Dense(4, 5, rng=0), m.Tanh(), m.Dense(5, 3, rng=1))
+    report = GradientChecker(model, loss=_MSEOverN(), inputs=rng.normal(size=(6, 4)),
+                             targets=rng.normal(size=(6, 3))).run()
+    assert not report.passed and len(report.failed) == 3
+    assert any("every failing tensor is off by the same factor (analytic = 3 x numerical)" in n for n in report.notes)
+    # one tensor wrong: no such note
+    class Off(m.Dense):
+        def backward(self, g):
+            dx = super().backward(g)
+            self.W.grad *= 3
+            return dx
+
+    report = GradientChecker(m.Sequential(Off(4, 5, rng=0), m.Tanh(), m.Dense(5, 3, rng=1)),
+                             inputs=rng.normal(size=(6, 4))).run()
+    assert not report.passed and not any("same factor" in n for n in report.notes)

@@ -114,6 +114,16 @@ def _label(path: str, layer: Layer) -> str:
     return f"'{path}' ({type(layer).__name__})" if path else f"the model itself ({type(layer).__name__})"
 
 
+def _shared_factor(failed: list[TensorResult]) -> float | None:
+    """The factor analytic / numerical at the worst element, when two or more failing tensors share
+    it (to 1e-3) and it is not 1; else None."""
+    ratios = [r.analytic / r.numerical for r in failed
+              if math.isfinite(r.analytic) and math.isfinite(r.numerical) and r.numerical != 0]
+    if len(failed) < 2 or len(ratios) != len(failed) or abs(ratios[0] - 1) < 1e-3:
+        return None
+    return ratios[0] if all(abs(q - ratios[0]) <= 1e-3 * abs(ratios[0]) for q in ratios) else None
+
+
 class _Recorder:
     """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call."""
 
@@ -326,6 +336,11 @@ class GradientChecker:
             notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
                          "error is in the dx that backward returns (a missing transpose, a wrong mask or "
                          "factor in dx), not in the parameter updates")
+        shared = _shared_factor([r for r in results if not r.passed and not r.problems])
+        if shared is not None:
+            notes.append(f"every failing tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
+                         "the error is in what they all share -- the loss's backward, or the first step of the "
+                         "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
         if self.check_layers:
             self._check_sublayers(report, calls)
         return report
