@@ -336,9 +336,11 @@ class GradientChecker:
             notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
                          "error is in the dx that backward returns (a missing transpose, a wrong mask or "
                          "factor in dx), not in the parameter updates")
-        shared = _shared_factor([r for r in results if not r.passed and not r.problems])
+        # (only when every tensor fails: a factor in a middle layer's grad_output leaves the layers
+        # after it right, and would point at that layer, not at the loss)
+        shared = _shared_factor(results) if all(not r.passed and not r.problems for r in results) else None
         if shared is not None:
-            notes.append(f"every failing tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
+            notes.append(f"every tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
                          "the error is in what they all share -- the loss's backward, or the first step of the "
                          "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
         if self.check_layers:
