@@ -753,6 +753,12 @@ class GradientChecker:
             bound_a[rows] = STAGE_A * eps_f / h[rows] + 64 * U64 * (np.abs(a[rows]) + np.abs(a[rows] + e_a[rows]))
             return np.isfinite(e_a[rows]) & np.isfinite(bound_a[rows]) & (np.abs(e_a[rows]) <= ACCEPT * bound_a[rows])
 
+        def probes_finite(rest: np.ndarray) -> np.ndarray:
+            """Per element, whether every cost its probes saw was finite (stage B's only for ``rest``)."""
+            finite = np.isfinite(f[4]) & np.isfinite(f[5])
+            finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
+            return finite
+
         e_a, bound_a = np.empty(n), np.empty(n)
         shrunk = outside = np.empty(0, dtype=np.intp)
         try:
@@ -766,20 +772,16 @@ class GradientChecker:
                 # a probe outside the function's domain (log, sqrt or 1/x of a value below the step,
                 # which is at least eps absolute): again with the relative step eps * |w|, inside it
                 # (where w is not 0), as for |w| >= 1
-                finite = np.isfinite(f[4]) & np.isfinite(f[5])
-                finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
-                shrunk = np.flatnonzero(~finite & (w != 0) & (np.abs(w) < 1))
+                outside = np.flatnonzero(~probes_finite(rest))
+                shrunk = outside[(w[outside] != 0) & (np.abs(w[outside]) < 1)]
                 if shrunk.size:
-                    small = self.eps * np.abs(w[shrunk])
-                    h[shrunk] = np.where((w[shrunk] + small) - w[shrunk] > 0, (w[shrunk] + small) - w[shrunk], small)
+                    h[shrunk] = exact_steps(w[shrunk], self.eps, floor=0.0)
                     accepted[shrunk] = stage_a(shrunk)
                     redo = shrunk[~accepted[shrunk]]
                     probe(redo, 1.0, 0)
                     probe(redo, 0.5, 2)
                     rest = np.flatnonzero(~accepted)
-                finite = np.isfinite(f[4]) & np.isfinite(f[5])
-                finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
-                outside = np.flatnonzero(~finite)
+                    outside = np.flatnonzero(~probes_finite(rest))
         finally:
             np.copyto(arr, saved)
         numerical = a + e_a

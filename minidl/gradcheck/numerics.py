@@ -37,9 +37,10 @@ U64 = float(np.finfo(np.float64).eps) / 2
 OK, FAIL, KINK = 0, 1, 2
 
 
-def exact_steps(w: np.ndarray, eps: float) -> np.ndarray:
-    """Steps ``h = eps * max(|w|, 1)``, rounded so that ``w + h`` is exactly representable."""
-    raw = eps * np.maximum(np.abs(w), 1.0)
+def exact_steps(w: np.ndarray, eps: float, floor: float = 1.0) -> np.ndarray:
+    """Steps ``h = eps * max(|w|, floor)``, rounded so that ``w + h`` is exactly representable
+    (``floor=0``: the relative step ``eps * |w|``)."""
+    raw = eps * np.maximum(np.abs(w), floor)
     h = (w + raw) - w
     return np.where(h > 0, h, raw)
 
