@@ -216,6 +216,7 @@ class GELU(Activation):
             return x * cdf
         bound = self._saturated(x)
         xc = np.clip(x, -bound, bound)  # s is 0 or 1 beyond: x^3 cannot overflow
+        self._x = xc  # what the backward needs: the slope's terms in x vanish where x was clipped
         u2 = xc * xc  # 2u = x (2C + 2CA x^2)
         u2 *= 2.0 * self._C * self._A
         u2 += 2.0 * self._C
@@ -237,8 +238,7 @@ class GELU(Activation):
         else:
             e = self._e
             assert e is not None
-            bound = self._saturated(x)
-            xc = np.clip(x, -bound, bound)
+            xc = x  # clipped by the forward
             d = 1.0 + e
             d *= d
             slope = np.divide(e, d, out=d) if isinstance(d, np.ndarray) else e / d  # s (1 - s), 0 where clipped
