@@ -398,6 +398,16 @@ def test_prefix_reuse_skips_earlier_layers() -> None:
     assert Counting.calls["first"] - calls["first"] == Counting.calls["last"] - calls["last"]
 
 
+def test_prefix_reuse_holds_after_a_layer_with_a_transposed_output() -> None:
+    """Conv2D returns a transposed view; a stored copy in C order made BatchNorm2d reduce in another
+    order, the re-run cost differed in the last bits and prefix reuse was switched off."""
+    net = m.Sequential(m.Conv2D(1, 2, 3, rng=0), m.BatchNorm2d(2), m.Flatten(), m.Dense(18, 2, rng=1))
+    x = np.random.default_rng(0).standard_normal((3, 1, 5, 5))
+    assert not net[0](x).flags.c_contiguous
+    report = GradientChecker(net, inputs=x).run()
+    assert report.passed and not any("prefix reuse is off" in n for n in report.notes)
+
+
 # ----------------------------------------------------------------------------- framework layers
 
 

@@ -47,8 +47,9 @@ def same(a: Any, b: Any) -> bool:
 
 
 def copy_value(v: Any) -> Any:
-    """An independent copy of a layer's input or output: ``ndarray.copy()``, else a deep copy."""
-    return v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)
+    """An independent copy of a layer's input or output, an array in its memory layout (a layer fed
+    the copy reduces in the same order, to the same bits, as when fed the original), else a deep copy."""
+    return v.copy(order="K") if isinstance(v, np.ndarray) else copy.deepcopy(v)
 
 
 @dataclass
