@@ -219,6 +219,20 @@ class Layer:
         """Set evaluation mode (e.g. dropout off, batch norm uses running stats); returns ``self``."""
         return self.train(False)
 
+    def requires_grad_(self, requires_grad: bool = True) -> Layer:
+        """Freeze (``False``) or unfreeze every parameter of this layer and its sub-layers, as
+        PyTorch's ``Module.requires_grad_``; returns ``self``.
+
+        Optimizers skip a frozen parameter, the built-in layers compute no gradient for it, and
+        ``Sequential.backward_params`` stops at the first layer with a trainable parameter: freezing
+        the front of a network (fine-tuning its last layers) also saves the back-pass through it.
+        """
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}.requires_grad_: expected True or False, got {requires_grad!r}")
+        for param in self.parameters():
+            param.requires_grad = bool(requires_grad)
+        return self
+
     def zero_grad(self) -> None:
         """Zero the ``.grad`` of every parameter."""
         for param in self.parameters():

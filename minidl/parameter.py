@@ -23,8 +23,11 @@ class Parameter:
             optimizers read it in ``step``.  A new parameter, or one after :meth:`zero_grad`, has
             *no* gradient (:attr:`has_grad` is False; ``grad`` reads as zeros) until a backward
             writes it: optimizers skip it then, as PyTorch skips a ``.grad`` of ``None``.
-        requires_grad: ``False`` freezes the parameter: optimizers skip it.  (This is unrelated
-            to ``Layer.training``, which switches train/eval behaviour.)
+        requires_grad: ``False`` freezes the parameter: optimizers skip it, and the built-in
+            layers compute no gradient for it (it keeps no gradient, as in PyTorch).  A custom
+            layer may do the same; the gradient checker then reports the tensor as frozen instead
+            of checking it.  ``Layer.requires_grad_(False)`` freezes a whole layer.  (This is
+            unrelated to ``Layer.training``, which switches train/eval behaviour.)
 
     Both ``data`` and ``grad`` may be rebound to new arrays of the same shape; layers look them
     up at call time and never keep views of them.
@@ -50,6 +53,8 @@ class Parameter:
         self._grad: np.ndarray = np.zeros_like(array)
         # True while there is no gradient (new, or after zero_grad): _grad's values count as zero
         self._grad_is_stale = True
+        if not isinstance(requires_grad, (bool, np.bool_)):  # "False" would be truthy
+            raise TypeError(f"Parameter: requires_grad must be True or False, got {requires_grad!r}")
         self.requires_grad = bool(requires_grad)
 
     @property

@@ -53,6 +53,7 @@ class _Tensor:
     analytic: np.ndarray | None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    frozen: bool = False  # requires_grad=False and backward wrote no gradient: nothing to check
 
 
 @dataclass
@@ -338,7 +339,8 @@ class GradientChecker:
                          "factor in dx), not in the parameter updates")
         # (only when every tensor fails: a factor in a middle layer's grad_output leaves the layers
         # after it right, and would point at that layer, not at the loss)
-        shared = _shared_factor(results) if all(not r.passed and not r.problems for r in results) else None
+        judged = [r for r in results if r.mode != "frozen"]
+        shared = _shared_factor(judged) if all(not r.passed and not r.problems for r in judged) else None
         if shared is not None:
             notes.append(f"every tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
                          "the error is in what they all share -- the loss's backward, or the first step of the "
@@ -438,15 +440,22 @@ class GradientChecker:
         _zero_grad_poisoned(work)
         _, dx = self._backward(program, work)
         dx = copy_value(dx) if dx is not None else None
+        # a frozen parameter whose backward wrote no gradient (as the built-in layers do) has none to check
+        frozen = [not p.requires_grad and not p.has_grad for _, p in params]
         first = [p.grad.copy() for _, p in params]
         # the accumulation contract: a second backward must add the same gradient again
         _, dx2 = self._backward(program, work)
         second = [p.grad.copy() for _, p in params]
         stage_of = program.first_stage_of()
         tensors: list[_Tensor] = []
-        for (name, p), g1, g2 in zip(params, first, second, strict=True):
+        for (name, p), g1, g2, is_frozen in zip(params, first, second, frozen, strict=True):
             t = _Tensor(name, p.data, stage_of.get(id(p), 0), g1)
-            if g1.shape != p.data.shape:
+            if is_frozen:
+                t.analytic, t.frozen = None, True
+                t.notes.append("frozen (requires_grad=False) and backward wrote no gradient for it, as the "
+                               "built-in layers do for a frozen parameter: not checked (unfreeze it with "
+                               "requires_grad=True to check its gradient)")
+            elif g1.shape != p.data.shape:
                 t.problems.append(f"backward left .grad of shape {g1.shape}, expected {p.data.shape}")
                 t.analytic = None
             elif np.isnan(g1).any():
@@ -500,7 +509,8 @@ class GradientChecker:
         def compare(layer: Layer, where: str, params: list[tuple[str, Any]],
                     run: Callable[[str], list[np.ndarray]]) -> None:
             used = parameter_backward(layer) != layer.backward
-            targets = [by_name.get(by_id.get(id(p), "")) for _, p in params]
+            # (a frozen parameter's gradient is used by no optimizer: backward_params may skip it)
+            targets = [by_name.get(by_id.get(id(p), "")) if p.requires_grad else None for _, p in params]
             try:
                 grads_b = run("backward")
             except Exception:
@@ -613,6 +623,9 @@ class GradientChecker:
     def _check_tensor(self, program: Program, t: _Tensor, f0: float, batch: int | None) -> TensorResult:
         arr = t.array
         shape = tuple(arr.shape)
+        if t.frozen:
+            return TensorResult(t.name, shape, passed=not t.problems, mode="frozen", problems=list(t.problems),
+                                size=int(arr.size), notes=list(t.notes))
         if t.analytic is None or arr.size == 0:
             return TensorResult(t.name, shape, passed=not t.problems and t.analytic is not None,
                                 problems=list(t.problems), size=int(arr.size), notes=list(t.notes))

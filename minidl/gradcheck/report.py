@@ -33,7 +33,8 @@ class TensorResult:
             where the cost is not differentiable (a kink).
         mode: ``"full"``, ``"sampled"``, ``"directional"``, or after a directional pass that was not
             conclusive ``"directional->full"`` / ``"directional->sampled"`` (the per-element check
-            that followed).
+            that followed); ``"frozen"`` for a parameter with ``requires_grad=False`` that backward
+            wrote no gradient for (not checked; a frozen parameter that gets a gradient is checked).
         diagnosis: the bug signature in words, when one is recognised.
         problems: contract violations (wrong gradient shape, assigns instead of adds, backward_params
             disagreeing with backward, ...); any problem fails the tensor.
@@ -68,9 +69,11 @@ class TensorResult:
     @property
     def status(self) -> str:
         """``"FAIL"``, ``"skipped"`` (passed, but nothing could be checked: every element or direction
-        at a kink, or an empty tensor) or ``"ok"``."""
+        at a kink, or an empty tensor), ``"frozen"`` (see :attr:`mode`) or ``"ok"``."""
         if not self.passed:
             return "FAIL"
+        if self.mode == "frozen":
+            return "frozen"
         return "skipped" if self.checked == 0 else "ok"
 
 
@@ -139,6 +142,9 @@ class GradientReport:
         if self.unchecked:
             verdict += (f" ({len(self.unchecked)} of {len(self.results)} tensors could not be checked: "
                         f"{', '.join(r.name for r in self.unchecked)})")
+        frozen = [r.name for r in self.results if r.status == "frozen"]
+        if frozen:
+            verdict += f" (frozen, not checked: {', '.join(frozen)})"
         partial = [r for r in self.results if r.mode.endswith("sampled") and r.status == "ok" and r.checked < r.size]
         if partial:  # a sample, most of it perhaps at kinks: say how little was proved
             verdict += " (only partly checked: " + ", ".join(

@@ -198,7 +198,8 @@ class Conv2D(Layer):
         return out.reshape(self.out_channels, N, Ho, width)[..., :Wo].transpose(1, 0, 2, 3)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, out, H_out, W_out) -> dx: (N, in_channels, H, W); adds into ``W.grad``."""
+        """grad_output: (N, out, H_out, W_out) -> dx: (N, in_channels, H, W); adds into ``W.grad``
+        (unless ``W`` is frozen: ``requires_grad=False``)."""
         g = self._weight_gradient(grad_output)
         assert self._cache is not None
         N, C, H, Wd = self._cache[1]
@@ -240,17 +241,26 @@ class Conv2D(Layer):
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add ``dCost/dW`` into ``W.grad`` as :meth:`backward` does, but skip ``dx`` (a matrix product
         and the col2im): for a first layer, whose input is the data.  ``Sequential.backward_params``
-        calls it."""
-        self._weight_gradient(grad_output)
+        calls it.  With ``W`` frozen (``requires_grad=False``) it only checks ``grad_output``."""
+        if self.W.requires_grad:
+            self._weight_gradient(grad_output)
+        else:
+            self._checked_cache(grad_output)
 
-    def _weight_gradient(self, grad_output: np.ndarray) -> np.ndarray:
-        """Check grad_output, add ``dW`` and return the gradient as the (F, M) matrix ``G``."""
+    def _checked_cache(self, grad_output: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[int, int]]:
+        """The forward's cache, after checking that ``grad_output`` fits it."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        patches, (N, _, _, Wd), (Ho, Wo) = cache
+        patches, (N, _, _, _), (Ho, Wo) = cache
+        check_grad_output(grad_output, f"{self._who}.backward", (N, self.out_channels, Ho, Wo), patches.dtype)
+        return cache
+
+    def _weight_gradient(self, grad_output: np.ndarray) -> np.ndarray:
+        """Check grad_output, add ``dW`` (unless ``W`` is frozen) and return the gradient as the (F, M)
+        matrix ``G``."""
+        patches, (N, _, _, Wd), (Ho, Wo) = self._checked_cache(grad_output)
         F = self.out_channels
-        check_grad_output(grad_output, f"{self._who}.backward", (N, F, Ho, Wo), patches.dtype)
         gt = grad_output.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
         if self.stride == (1, 1):
             Wp = Wd + 2 * self.padding[1]
@@ -259,6 +269,8 @@ class Conv2D(Layer):
             g = g.reshape(F, N * Ho * Wp)
         else:
             g = gt.reshape(F, N * Ho * Wo)  # a view when grad_output has the layout of our output
+        if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
+            return g
         dW, overwrite = self.W.grad_target()
         rows = dW[1:] if self.bias else dW
         if overwrite:  # the gradient is zero (as after zero_grad): write it, no weight-sized temporary

@@ -75,7 +75,8 @@ class Dense(Layer):
         return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, out_features) -> dx: (N, in_features); adds into ``W.grad``."""
+        """grad_output: (N, out_features) -> dx: (N, in_features); adds into ``W.grad`` (unless ``W``
+        is frozen: ``requires_grad=False``)."""
         self.backward_params(grad_output)
         W = self.W.data
         return grad_output @ (W[1:].T if self.bias else W.T)
@@ -88,6 +89,8 @@ class Dense(Layer):
         self._require_cache(x)
         assert x is not None
         check_grad_output(grad_output, self._who_backward, (x.shape[0], self.out_features), x.dtype)
+        if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
+            return
         dW, overwrite = self.W.grad_target()
         if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
             try:

@@ -165,7 +165,8 @@ class _BatchNorm(Layer):
         self.running_var = (1.0 - momentum) * self.running_var + momentum * (var * (m / (m - 1)))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``."""
+        """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
+        (those not frozen)."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
@@ -178,9 +179,11 @@ class _BatchNorm(Layer):
         dbeta = g.sum(axis=axes)
         dgamma = _channel_dot(g, xhat)
         scale = inv_std
-        if self.affine:
-            self.beta.grad += dbeta
-            self.gamma.grad += dgamma
+        if self.affine:  # (a frozen parameter gets no gradient)
+            if self.beta.requires_grad:
+                self.beta.grad += dbeta
+            if self.gamma.requires_grad:
+                self.gamma.grad += dgamma
             scale = inv_std * self.gamma.data
         if not batch_stats:
             return g * scale.reshape(bshape)
@@ -298,7 +301,8 @@ class LayerNorm(Layer):
         return y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``."""
+        """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
+        (those not frozen)."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
@@ -308,9 +312,11 @@ class LayerNorm(Layer):
         axes = tuple(range(xhat.ndim - k, xhat.ndim))
         lead = tuple(range(xhat.ndim - k))
         g = grad_output
-        if self.elementwise_affine:
-            self.beta.grad += g.sum(axis=lead)
-            self.gamma.grad += (g * xhat).sum(axis=lead)
+        if self.elementwise_affine:  # (a frozen parameter gets no gradient)
+            if self.beta.requires_grad:
+                self.beta.grad += g.sum(axis=lead)
+            if self.gamma.requires_grad:
+                self.gamma.grad += (g * xhat).sum(axis=lead)
             g = g * self.gamma.data
         # per sample: dx = inv_std * (g - mean(g) - xhat * mean(g * xhat)), g = gamma * grad_output
         dx = xhat * (g * xhat).mean(axis=axes, keepdims=True)
