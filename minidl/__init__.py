@@ -19,6 +19,7 @@ from .errors import (
 from .gradcheck import GradientChecker, GradientReport, TensorResult
 from .layer import Layer, LoadResult
 from .layers import (
+    ELU,
     GELU,
     Activation,
     AvgPool2D,
@@ -33,7 +34,9 @@ from .layers import (
     MaxPool2D,
     ReLU,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from .losses import (
@@ -56,6 +59,7 @@ from .training import History, evaluate, fit, predict
 __version__ = "0.1.0"
 
 __all__ = [
+    "ELU",
     "GELU",
     "SGD",
     "Activation",
@@ -102,8 +106,10 @@ __all__ = [
     "ReLU",
     "Sequential",
     "ShapeError",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "StateDictError",
     "StepLR",
     "Tanh",

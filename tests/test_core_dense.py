@@ -220,7 +220,8 @@ def test_leaky_relu_slope_must_be_a_finite_number(slope):
         md.LeakyReLU(slope)
 
 
-@pytest.mark.parametrize("layer", [md.ReLU(), md.Sigmoid(), md.Tanh(), md.GELU(), md.LeakyReLU(), md.Softmax()])
+@pytest.mark.parametrize("layer", [md.ReLU(), md.Sigmoid(), md.Tanh(), md.GELU(), md.LeakyReLU(), md.Softmax(),
+                                   md.ELU(), md.SiLU(), md.Softplus()])
 def test_a_big_endian_input_can_be_back_propagated(layer):
     """The output is native-endian, but the backward expected a big-endian grad_output: no gradient
     could pass (and the message's advice, g.astype(y.dtype), did not help)."""

@@ -1,4 +1,4 @@
-"""Softmax, LeakyReLU and GELU: values against direct formulas, Jacobians, dtype, gradient checks."""
+"""Softmax, LeakyReLU, GELU, ELU, SiLU, Softplus: values against formulas, Jacobians, dtype, gradient checks."""
 
 from __future__ import annotations
 
@@ -250,3 +250,103 @@ def test_tanh_gelu_backward_of_a_0d_input() -> None:
     s = 1 / (1 + math.exp(-2 * u))
     slope = s + (-0.7) * s * (1 - s) * 2 * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * 0.49)
     assert float(layer.backward(np.float64(1.0))) == pytest.approx(slope, rel=1e-14)
+
+
+# ----------------------------------------------------------------------------- ELU, SiLU, Softplus
+
+
+def _elu(x: float, alpha: float) -> tuple[float, float]:
+    """(value, slope) by the textbook formulas, per element, with the math module."""
+    return (x, 1.0) if x > 0 else (alpha * math.expm1(x), alpha * math.exp(x))
+
+
+def _silu(x: float) -> tuple[float, float]:
+    s = 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+    return x * s, s + x * s * (1 - s)
+
+
+def _softplus(x: float, beta: float, threshold: float) -> tuple[float, float]:
+    bx = beta * x
+    if bx > threshold:
+        return x, 1.0
+    s = 1 / (1 + math.exp(-bx)) if bx >= 0 else math.exp(bx) / (1 + math.exp(bx))
+    return (max(bx, 0.0) + math.log1p(math.exp(-abs(bx)))) / beta, s
+
+
+NEW_ACTIVATIONS = [
+    ("elu", lambda: md.ELU(), lambda x: _elu(x, 1.0)),
+    ("elu-0.3", lambda: md.ELU(0.3), lambda x: _elu(x, 0.3)),
+    ("silu", lambda: md.SiLU(), _silu),
+    ("softplus", lambda: md.Softplus(), lambda x: _softplus(x, 1.0, 20.0)),
+    ("softplus-beta", lambda: md.Softplus(beta=2.5, threshold=10.0), lambda x: _softplus(x, 2.5, 10.0)),
+]
+
+
+@pytest.mark.parametrize("name, build, formula", NEW_ACTIVATIONS, ids=[a[0] for a in NEW_ACTIVATIONS])
+def test_new_activations_match_the_formulas_elementwise(name, build, formula) -> None:
+    x = np.concatenate([np.linspace(-40, 40, 161), [-1e-12, 0.0, 1e-12, -700.0, 700.0]])
+    g = np.random.default_rng(0).normal(size=x.shape)
+    layer = build()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # (underflow to 0 is right)
+        y = layer(x)
+        dx = layer.backward(g)
+    values = np.array([formula(float(v)) for v in x])
+    np.testing.assert_allclose(y, values[:, 0], rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(dx, g * values[:, 1], rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("name, build, formula", NEW_ACTIVATIONS, ids=[a[0] for a in NEW_ACTIVATIONS])
+@pytest.mark.parametrize("shape, seed", [((4, 3), 0), ((2, 3, 2), 1), ((7,), 2)])
+def test_new_activations_gradient_checker(name, build, formula, shape: tuple[int, ...], seed: int) -> None:
+    x = np.random.default_rng(seed).normal(scale=3.0, size=shape)
+    report = assert_gradients_ok(build(), inputs=x, seed=seed)
+    assert report["input"].checked == x.size
+
+
+@pytest.mark.parametrize("name, build, formula", NEW_ACTIVATIONS, ids=[a[0] for a in NEW_ACTIVATIONS])
+def test_new_activations_keep_float32(name, build, formula) -> None:
+    x = np.linspace(-5, 5, 21, dtype=np.float32).reshape(3, 7)
+    layer = build()
+    y = layer(x)
+    dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    ref = build()
+    np.testing.assert_allclose(y, ref(x.astype(np.float64)), rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(dx, ref.backward(np.ones((3, 7))), rtol=2e-6, atol=1e-7)
+
+
+def test_new_activations_in_a_trained_model_pass_the_checker() -> None:
+    model = md.Sequential(md.Dense(4, 6, rng=0), md.ELU(), md.Dense(6, 5, rng=1), md.SiLU(),
+                          md.Dense(5, 3, rng=2), md.Softplus(beta=2.0))
+    x = np.random.default_rng(1).normal(size=(5, 4))
+    assert_gradients_ok(model, inputs=x, loss=md.MSELoss(), targets=np.ones((5, 3)))
+
+
+def test_new_activations_refuse_bad_arguments() -> None:
+    for bad in ("1", float("nan"), None, True):
+        with pytest.raises(TypeError, match="ELU: alpha must be a finite number"):
+            md.ELU(bad)
+        with pytest.raises(TypeError, match="Softplus: beta must be a finite number"):
+            md.Softplus(beta=bad)
+        with pytest.raises(TypeError, match="Softplus: threshold must be a finite number"):
+            md.Softplus(threshold=bad)
+    for beta in (0, -1.0):
+        with pytest.raises(ValueError, match="Softplus: beta must be > 0"):
+            md.Softplus(beta=beta)
+    assert repr(md.ELU(0.5)) == "ELU(alpha=0.5)"
+    assert repr(md.Softplus(2, 5)) == "Softplus(beta=2.0, threshold=5.0)"
+    assert repr(md.SiLU()) == "SiLU()"
+
+
+def test_new_activations_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    x = np.concatenate([np.linspace(-30, 30, 121), [0.0]])
+    g = np.random.default_rng(0).normal(size=x.shape)
+    pairs = [(md.ELU(), torch.nn.ELU()), (md.ELU(0.3), torch.nn.ELU(0.3)), (md.SiLU(), torch.nn.SiLU()),
+             (md.Softplus(), torch.nn.Softplus()), (md.Softplus(2.5, 10.0), torch.nn.Softplus(2.5, 10.0))]
+    for ours, theirs in pairs:
+        xt = torch.tensor(x, requires_grad=True)
+        yt = theirs(xt)
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-15)

@@ -162,6 +162,10 @@ LAYERS: dict[str, LayerSpec] = {
                            lambda layer, x: np.where(x > 0, x, 0.1 * x)),
     "Sigmoid": LayerSpec(lambda dt: md.Sigmoid(), any_shape, lambda layer, x: 1 / (1 + np.exp(-x))),
     "Tanh": LayerSpec(lambda dt: md.Tanh(), any_shape, lambda layer, x: np.tanh(x)),
+    "ELU": LayerSpec(lambda dt: md.ELU(0.5), any_shape, lambda layer, x: np.where(x > 0, x, 0.5 * (np.exp(x) - 1))),
+    "SiLU": LayerSpec(lambda dt: md.SiLU(), any_shape, lambda layer, x: x / (1 + np.exp(-x))),
+    "Softplus": LayerSpec(lambda dt: md.Softplus(), any_shape,
+                          lambda layer, x: np.where(x > 20, x, np.log(1 + np.exp(np.minimum(x, 20))))),
     "Softmax": LayerSpec(lambda dt: md.Softmax(), any_shape, ref_softmax),
     "Dropout": LayerSpec(lambda dt: get("Dropout")(0.3, rng=0), any_shape),
     "Flatten": LayerSpec(lambda dt: get("Flatten")(), lambda n, d: (n, *d(st.lists(st.integers(1, 3), min_size=1,
@@ -857,8 +861,8 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AvgPool2D", "Dropout", "Flatten", "GELU", "LeakyReLU", "MaxPool2D", "ReLU", "Sigmoid",
-                   "Softmax", "Tanh"}
+    propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "LeakyReLU", "MaxPool2D", "ReLU", "SiLU",
+                   "Sigmoid", "Softmax", "Softplus", "Tanh"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "LayerNorm", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "

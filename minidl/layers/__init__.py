@@ -1,6 +1,6 @@
 """Built-in layers."""
 
-from .activations import GELU, Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activations import ELU, GELU, Activation, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -9,6 +9,7 @@ from .pooling import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
 __all__ = [
+    "ELU",
     "GELU",
     "Activation",
     "AvgPool2D",
@@ -22,7 +23,9 @@ __all__ = [
     "LeakyReLU",
     "MaxPool2D",
     "ReLU",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
 ]

@@ -11,7 +11,7 @@ from ..layer import Layer
 from ..special import _sigmoid, normal_cdf, normal_pdf
 from ..validation import as_float_array, check_grad_output, is_number
 
-__all__ = ["GELU", "Activation", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["ELU", "GELU", "Activation", "LeakyReLU", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"]
 
 
 class Activation(Layer):
@@ -110,6 +110,12 @@ class Tanh(Activation):
         return grad_output * (1 - y * y)
 
 
+def _finite_number(who: str, name: str, value: object) -> float:
+    if not (is_number(value) and math.isfinite(value)):  # type: ignore[arg-type]
+        raise TypeError(f"{who}: {name} must be a finite number, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
 class LeakyReLU(Activation):
     """``y = x`` for x > 0, ``negative_slope * x`` elsewhere (PyTorch's default slope 0.01).
 
@@ -118,9 +124,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if not (is_number(negative_slope) and math.isfinite(negative_slope)):
-            raise TypeError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _finite_number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
@@ -134,6 +138,104 @@ class LeakyReLU(Activation):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Activation):
+    """``y = x`` for x > 0, ``alpha * (exp(x) - 1)`` elsewhere (PyTorch's ``nn.ELU``, alpha 1).
+
+    ``dy/dx`` is 1 for x > 0 and ``alpha * exp(x)`` elsewhere (``alpha`` at the kink x = 0, as
+    PyTorch).  Both are computed from ``min(x, 0)``, which never overflows: ``expm1`` for the value
+    (accurate near 0), ``exp`` for the slope (``expm1 + 1`` would lose the slope's digits far
+    below 0).
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = _finite_number("ELU", "alpha", alpha)
+        self._positive: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        negative = np.minimum(x, 0)  # x where x <= 0, else 0 (NaN kept)
+        positive = x > 0
+        self._cache, self._positive = negative, positive
+        return np.where(positive, x, self.alpha * np.expm1(negative))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        negative = self._cached_for(grad_output)
+        slope = np.exp(negative)
+        slope *= self.alpha
+        positive = self._positive
+        assert positive is not None
+        return np.where(positive, grad_output, grad_output * slope)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class SiLU(Activation):
+    """``y = x * sigmoid(x)`` (also called swish), as PyTorch's ``nn.SiLU``.
+
+    ``dy/dx = s + x * s * (1 - s)`` with ``s = sigmoid(x)``; ``1 - s`` is computed as
+    ``sigmoid(-x)``, which keeps its digits where ``s`` rounds to 1 (large x).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        s = _sigmoid(x)
+        self._x, self._cache = x, s
+        return x * s
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        s = self._cached_for(grad_output)
+        x = self._x
+        assert x is not None
+        slope = s * _sigmoid(-x)
+        slope *= x
+        slope += s
+        return grad_output * slope
+
+
+class Softplus(Activation):
+    """``y = log(1 + exp(beta * x)) / beta``, and ``y = x`` where ``beta * x > threshold``, as
+    PyTorch's ``nn.Softplus(beta=1, threshold=20)``.
+
+    ``dy/dx = sigmoid(beta * x)`` (1 where linear).  Computed as ``max(bx, 0) + log1p(exp(-|bx|))``,
+    which never overflows.  At ``beta * x = threshold`` the two pieces differ by about
+    ``exp(-threshold) / beta``: a tiny step, as in PyTorch.
+    """
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = _finite_number("Softplus", "beta", beta)
+        if self.beta <= 0:
+            raise ValueError(f"Softplus: beta must be > 0, got {beta!r}")
+        self.threshold = _finite_number("Softplus", "threshold", threshold)
+        self._linear: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        bx = x * self.beta if self.beta != 1.0 else x
+        y = np.log1p(np.exp(-np.abs(bx)))
+        y += np.maximum(bx, 0)
+        if self.beta != 1.0:
+            y /= self.beta
+        linear = bx > self.threshold
+        self._cache, self._linear = _sigmoid(bx), linear
+        return np.where(linear, x, y)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        slope = self._cached_for(grad_output)
+        linear = self._linear
+        assert linear is not None
+        return np.where(linear, grad_output, grad_output * slope)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 class Softmax(Activation):
