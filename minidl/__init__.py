@@ -4,6 +4,7 @@ Every layer, loss and model has an explicit ``forward`` and ``backward``;
 :class:`GradientChecker` proves the back-pass right by central differences, tensor by tensor.
 """
 
+from .clip import clip_grad_norm_, clip_grad_value_
 from .errors import (
     BackwardBeforeForwardError,
     CheckpointError,
@@ -115,6 +116,8 @@ __all__ = [
     "Tanh",
     "TargetError",
     "TensorResult",
+    "clip_grad_norm_",
+    "clip_grad_value_",
     "evaluate",
     "fit",
     "load",

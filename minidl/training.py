@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .clip import clip_grad_norm_
 from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator, switch
 from .layer import Layer, parameter_backward
@@ -38,7 +39,7 @@ from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler
-from .validation import as_array, is_integer
+from .validation import as_array, is_integer, is_number
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
            "predict"]
@@ -443,6 +444,7 @@ def fit(
     validation_batch_size: int = 256,
     check_gradients: bool = False,
     drop_last: bool = False,
+    clip_grad_norm: float | None = None,
 ) -> History:
     """Train ``model`` on ``(x, y)`` in mini-batches; returns the per-epoch :class:`History`.
 
@@ -469,6 +471,9 @@ def fit(
             every gradient per batch, a few percent of a small MLP's step; off by default).
         drop_last: skip each epoch's last batch when it is smaller than ``batch_size`` (e.g. a
             batch of one sample, which batch norm refuses).
+        clip_grad_norm: before each step, scale the gradients of the optimizer's parameters so that
+            their total 2-norm is at most this (:func:`minidl.clip_grad_norm_`); a non-finite norm
+            refuses the batch like a non-finite loss.
 
     The model trains in train mode and is validated in eval mode.  A model in train mode trains in
     its layers' own modes: a layer you put in eval mode (a frozen batch norm) stays in eval mode;
@@ -511,6 +516,8 @@ def fit(
         raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
                          "(was it built on another model, or before the model was copied?)")
     drop_last = switch(drop_last, "drop_last", who)
+    if clip_grad_norm is not None and not (is_number(clip_grad_norm) and 0 <= clip_grad_norm < math.inf):
+        raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
     x, y = _check_data(model, x, y, who)
     if drop_last and epochs and len(x) < batch_size:
         raise ValueError(f"{who}: drop_last=True with {len(x)} samples and batch_size {batch_size} leaves no batch")
@@ -588,6 +595,8 @@ def fit(
                         backward(loss.backward())
                         if check_gradients:
                             _check_gradients(model, optimizer)
+                        if clip_grad_norm is not None:
+                            clip_grad_norm_(optimizer.params, clip_grad_norm)
                         step()
                     except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()
