@@ -5,6 +5,7 @@ Every layer, loss and model has an explicit ``forward`` and ``backward``;
 """
 
 from .clip import clip_grad_norm_, clip_grad_value_
+from .early_stopping import EarlyStopping
 from .errors import (
     BackwardBeforeForwardError,
     CheckpointError,
@@ -78,6 +79,7 @@ __all__ = [
     "DTypeError",
     "Dense",
     "Dropout",
+    "EarlyStopping",
     "ExponentialLR",
     "Flatten",
     "GradientCheckError",

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .clip import clip_grad_norm_
+from .early_stopping import EarlyStopping
 from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator, switch
 from .layer import Layer, parameter_backward
@@ -445,6 +446,7 @@ def fit(
     check_gradients: bool = False,
     drop_last: bool = False,
     clip_grad_norm: float | None = None,
+    early_stopping: EarlyStopping | None = None,
 ) -> History:
     """Train ``model`` on ``(x, y)`` in mini-batches; returns the per-epoch :class:`History`.
 
@@ -474,6 +476,10 @@ def fit(
         clip_grad_norm: before each step, scale the gradients of the optimizer's parameters so that
             their total 2-norm is at most this (:func:`minidl.clip_grad_norm_`); a non-finite norm
             refuses the batch like a non-finite loss.
+        early_stopping: an :class:`~minidl.EarlyStopping`: stop when its monitored figure (e.g.
+            ``val_loss``) has not improved for its ``patience`` epochs, and with
+            ``restore_best_weights`` end with the best epoch's weights.  The history then holds
+            fewer than ``epochs`` epochs.
 
     The model trains in train mode and is validated in eval mode.  A model in train mode trains in
     its layers' own modes: a layer you put in eval mode (a frozen batch norm) stays in eval mode;
@@ -518,6 +524,8 @@ def fit(
     drop_last = switch(drop_last, "drop_last", who)
     if clip_grad_norm is not None and not (is_number(clip_grad_norm) and 0 <= clip_grad_norm < math.inf):
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
     x, y = _check_data(model, x, y, who)
     if drop_last and epochs and len(x) < batch_size:
         raise ValueError(f"{who}: drop_last=True with {len(x)} samples and batch_size {batch_size} leaves no batch")
@@ -529,6 +537,14 @@ def fit(
     if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
         metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
     metric_fns = _resolve_metrics(metrics, loss)
+    if early_stopping is not None:  # refused now, not after the first epoch's work
+        keys = ["loss", *(name for name, _ in metric_fns)]
+        keys += [f"val_{k}" for k in keys] if val is not None else []
+        if early_stopping.monitor not in keys:
+            hint = " (val_ figures need validation_data)" if early_stopping.monitor.startswith("val_") else ""
+            raise ValueError(f"{who}: EarlyStopping monitors {early_stopping.monitor!r}, which this fit does "
+                             f"not record{hint}; it records {keys}")
+        early_stopping.start()
     generator = as_generator(rng)
     # Remembered so that evaluate(x, y) without a loss can score like the last fit.
     object.__setattr__(model, "_fit_defaults", (loss, metrics))
@@ -640,6 +656,12 @@ def fit(
                 elif verbose:
                     print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s - {n / seconds:.0f} samples/s - "
                           + _format_values(values), flush=True)
+                if early_stopping is not None and early_stopping.update(epoch, values, model):
+                    break
+            if early_stopping is not None:
+                early_stopping.finish(model)
+                if verbose:
+                    print(early_stopping.summary(), flush=True)
         except BaseException:
             if bar is not None:  # do not leave a half-drawn bar behind
                 bar.close()
