@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 
 import numpy as np
@@ -269,3 +271,282 @@ def test_an_input_without_pixels_is_refused_even_with_padding(make, shape):
 def test_an_empty_batch_still_works(make):
     y = make()(np.zeros((0, 1, 4, 4)))
     assert y.shape[0] == 0
+
+
+# ----------------------------------------------------------------------------- ceil_mode, dilation,
+# count_include_pad, divisor_override
+
+
+def naive_out_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """PyTorch's output size, written out with math.floor/math.ceil."""
+    room = (size + 2 * p - d * (k - 1) - 1) / s
+    out = (math.ceil(room) if ceil_mode else math.floor(room)) + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside input or left padding
+        out -= 1
+    return out
+
+
+def naive_pool_with_options(
+    x: np.ndarray, reduce: str, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+    d: tuple[int, int] = (1, 1), ceil_mode: bool = False, count_include_pad: bool = True,
+    divisor_override: int | None = None, upstream: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pool output y and dx of sum(upstream * y), one window at a time: taps off the input are skipped
+    (max: first maximum in row-major order; mean: divisor as PyTorch's avg_pool2d)."""
+    N, C, H, W = x.shape
+    Ho, Wo = naive_out_size(H, k[0], s[0], p[0], d[0], ceil_mode), naive_out_size(W, k[1], s[1], p[1], d[1], ceil_mode)
+    y = np.zeros((N, C, Ho, Wo))
+    upstream = np.ones_like(y) if upstream is None else upstream
+    dx = np.zeros_like(x)
+    for n, c, i, j in itertools.product(range(N), range(C), range(Ho), range(Wo)):
+        r0, q0 = i * s[0] - p[0], j * s[1] - p[1]
+        taps = [(r0 + a * d[0], q0 + b * d[1]) for a in range(k[0]) for b in range(k[1])]  # row-major
+        pixels = [(r, q) for r, q in taps if 0 <= r < H and 0 <= q < W]
+        if reduce == "max":
+            r, q = max(pixels, key=lambda rq: x[n, c, rq[0], rq[1]])  # max() keeps the first of ties
+            y[n, c, i, j] = x[n, c, r, q]
+            dx[n, c, r, q] += upstream[n, c, i, j]
+            continue
+        if divisor_override is not None:
+            divisor = divisor_override
+        elif count_include_pad:  # the window cut at the end of the padding
+            divisor = (min(r0 + k[0], H + p[0]) - r0) * (min(q0 + k[1], W + p[1]) - q0)
+        else:
+            divisor = len(pixels)
+        y[n, c, i, j] = sum(x[n, c, r, q] for r, q in pixels) / divisor
+        for r, q in pixels:
+            dx[n, c, r, q] += upstream[n, c, i, j] / divisor
+    return y, dx
+
+
+def distinct_values(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Values 0.01 apart in random order: no ties, and far apart for the checker's finite differences."""
+    rng = np.random.default_rng(seed)
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) - 20.0) * 0.01
+
+
+# kernel, stride, padding, dilation, ceil_mode, input shape
+MAX_OPTIONS = [
+    (2, None, 0, 1, True, (2, 2, 5, 5)),              # odd sizes: last windows of one row/column
+    (3, 2, 1, 1, True, (1, 2, 6, 7)),                 # padding + ceil mode
+    ((2, 3), (2, 2), (1, 0), 1, True, (2, 1, 4, 6)),
+    (2, 1, 0, 2, False, (2, 2, 5, 6)),                # dilation, overlapping windows
+    (3, 2, 1, (2, 1), False, (1, 2, 7, 6)),           # dilation + padding
+    (2, 3, 1, 2, True, (1, 2, 6, 8)),                 # span 3 = stride: the non-overlapping backward
+    (2, 4, 0, 3, True, (1, 1, 9, 8)),                 # dilation + ceil mode, stride > span
+]
+
+# kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, input shape
+AVG_OPTIONS = [
+    (2, None, 0, True, True, None, (2, 2, 5, 5)),
+    (3, 2, 1, True, True, None, (1, 2, 6, 7)),        # last windows cut at the end of the padding
+    (3, 2, 1, False, False, None, (2, 1, 7, 7)),      # padding not counted
+    (3, 2, 1, True, False, None, (1, 2, 6, 6)),
+    ((2, 3), (1, 2), (1, 1), True, False, None, (2, 1, 4, 6)),
+    (2, None, 1, True, True, 3, (1, 2, 5, 5)),
+    (3, 1, 0, False, True, 5, (1, 1, 4, 5)),
+]
+
+
+def make_max(k: object, s: object, p: object, d: object, ceil_mode: bool) -> md.MaxPool2D:
+    return md.MaxPool2D(k, s, p, dilation=d, ceil_mode=ceil_mode)  # type: ignore[arg-type]
+
+
+def make_avg(k: object, s: object, p: object, ceil_mode: bool, include: bool, divisor: int | None) -> md.AvgPool2D:
+    return md.AvgPool2D(k, s, p, ceil_mode=ceil_mode, count_include_pad=include,  # type: ignore[arg-type]
+                        divisor_override=divisor)
+
+
+def test_output_sizes_in_ceil_mode_and_with_dilation() -> None:
+    assert md.MaxPool2D(2, ceil_mode=True)(np.zeros((1, 1, 5, 5))).shape == (1, 1, 3, 3)
+    assert md.MaxPool2D(2)(np.zeros((1, 1, 5, 5))).shape == (1, 1, 2, 2)
+    # (5 + 2 - 2)/2 rounds up to 3, +1 = 4, but window 3 would start at 6 - 1 = 5: beyond the input
+    assert md.AvgPool2D(2, padding=1, ceil_mode=True)(np.zeros((1, 1, 5, 5))).shape == (1, 1, 3, 3)
+    assert md.AvgPool2D(3, 2, 1, ceil_mode=True)(np.zeros((1, 1, 6, 6))).shape == (1, 1, 4, 4)
+    assert md.MaxPool2D(2, ceil_mode=True)(np.zeros((1, 1, 1, 1))).shape == (1, 1, 1, 1)  # as PyTorch
+    assert md.MaxPool2D(3, 1, dilation=2)(np.zeros((1, 1, 7, 6))).shape == (1, 1, 3, 2)  # span 5
+    assert md.MaxPool2D(2, padding=1, dilation=(3, 1))(np.zeros((1, 1, 6, 6))).shape == (1, 1, 3, 4)
+    for size, k, s, p, d, ceil_mode in itertools.product(range(1, 9), (1, 2, 3), (1, 2, 3), (0, 1), (1, 2),
+                                                         (False, True)):
+        if 2 * p <= k:
+            assert make_max(k, s, p, d, ceil_mode).output_shape(size, size + 1) == (
+                naive_out_size(size, k, s, p, d, ceil_mode), naive_out_size(size + 1, k, s, p, d, ceil_mode))
+
+
+def test_average_divisors_in_ceil_mode_closed_form() -> None:
+    ones = np.ones((1, 1, 6, 6))
+    # windows rows/cols [-1, 2), [1, 4), [3, 6), [5, 7): the last is cut at the padding's end (2
+    # wide, of which pixels: 2 of 3, 3 of 3, 3 of 3, 1 of 2
+    y = md.AvgPool2D(3, 2, 1, ceil_mode=True)(ones)[0, 0]
+    share = [2 / 3, 1.0, 1.0, 1 / 2]
+    np.testing.assert_allclose(y, np.outer(share, share), rtol=1e-15)
+    assert y[0, 0] == pytest.approx(4 / 9) and y[3, 3] == pytest.approx(1 / 4) and y[0, 3] == pytest.approx(1 / 3)
+    # without the padding in the count, a mean of ones is one everywhere
+    np.testing.assert_allclose(md.AvgPool2D(3, 2, 1, ceil_mode=True, count_include_pad=False)(ones),
+                               np.ones((1, 1, 4, 4)), rtol=1e-15)
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    np.testing.assert_allclose(md.AvgPool2D(2, divisor_override=3)(x)[0, 0],
+                               [[10 / 3, 18 / 3], [42 / 3, 50 / 3]], rtol=1e-15)
+    # 5x5 in ceil mode: the last row/column of windows holds 2 pixels (and 2 positions past the input
+    # that are not padding: not counted, even with count_include_pad=True)
+    y = md.AvgPool2D(2, ceil_mode=True)(np.arange(25.0).reshape(1, 1, 5, 5))[0, 0]
+    np.testing.assert_allclose(y[2], [(20 + 21) / 2, (22 + 23) / 2, 24.0], rtol=1e-15)
+    np.testing.assert_allclose(y[:, 2], [(4 + 9) / 2, (14 + 19) / 2, 24.0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("k, s, p, d, ceil_mode, shape", MAX_OPTIONS)
+def test_max_pool_options_match_naive_loops(k: object, s: object, p: object, d: object, ceil_mode: bool,
+                                            shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(size=shape)
+    x[0, 0, -1, :] = np.round(x[0, 0, -1, :])  # a few ties, in the windows hanging over the edge too
+    pool = make_max(k, s, p, d, ceil_mode)
+    y = pool(x)
+    upstream = rng.normal(size=y.shape)
+    expected_y, expected_dx = naive_pool_with_options(x, "max", pool.kernel_size, pool.stride, pool.padding,
+                                                      pool.dilation, ceil_mode, upstream=upstream)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_allclose(pool.backward(upstream), expected_dx, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("k, s, p, ceil_mode, include, divisor, shape", AVG_OPTIONS)
+def test_avg_pool_options_match_naive_loops(k: object, s: object, p: object, ceil_mode: bool, include: bool,
+                                            divisor: int | None, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(size=shape)
+    pool = make_avg(k, s, p, ceil_mode, include, divisor)
+    y = pool(x)
+    upstream = rng.normal(size=y.shape)
+    expected_y, expected_dx = naive_pool_with_options(x, "mean", pool.kernel_size, pool.stride, pool.padding,
+                                                      ceil_mode=ceil_mode, count_include_pad=include,
+                                                      divisor_override=divisor, upstream=upstream)
+    np.testing.assert_allclose(y, expected_y, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(pool.backward(upstream), expected_dx, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("case", MAX_OPTIONS, ids=str)
+def test_max_pool_options_gradient_checker(seed: int, case: tuple) -> None:
+    *options, shape = case
+    report = md.GradientChecker(make_max(*options), inputs=distinct_values(shape, seed), seed=seed).run()
+    assert report.passed, report
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("case", AVG_OPTIONS, ids=str)
+def test_avg_pool_options_gradient_checker(seed: int, case: tuple) -> None:
+    *options, shape = case
+    x = np.random.default_rng(seed).normal(size=shape)
+    report = md.GradientChecker(make_avg(*options), inputs=x, seed=seed).run()
+    assert report.passed, report
+
+
+def test_ceil_mode_window_of_minus_inf_sends_its_gradient_to_its_first_pixel() -> None:
+    x = np.full((1, 1, 3, 3), -np.inf)
+    pool = md.MaxPool2D(2, ceil_mode=True)
+    y = pool(x)
+    np.testing.assert_array_equal(y, np.full((1, 1, 2, 2), -np.inf))
+    dx = pool.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    np.testing.assert_array_equal(dx[0, 0], [[1, 0, 2], [0, 0, 0], [3, 0, 4]])  # never the missing cells
+
+
+@pytest.mark.parametrize("pool", [
+    md.MaxPool2D(3, 2, 1, ceil_mode=True), md.MaxPool2D(2, 1, dilation=2),
+    md.AvgPool2D(3, 2, 1, ceil_mode=True, count_include_pad=False), md.AvgPool2D(2, divisor_override=3),
+], ids=repr)
+def test_options_keep_float32_and_layout(pool: md.Layer) -> None:
+    x = np.random.default_rng(3).normal(size=(2, 3, 7, 7)).astype(np.float32)
+    y = pool(x)
+    assert y.dtype == np.float32
+    dx = pool.backward(np.ones_like(y))
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+    y64 = pool(x.astype(np.float64))
+    np.testing.assert_allclose(y, y64, rtol=1e-5, atol=1e-6)
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)  # channel-major
+    np.testing.assert_array_equal(pool(xt), y)
+
+
+def test_options_in_repr_and_messages() -> None:
+    assert repr(md.MaxPool2D(2, ceil_mode=True)) == "MaxPool2D(kernel_size=(2, 2), ceil_mode=True)"
+    assert repr(md.MaxPool2D(3, 1, 1, dilation=2)) == \
+        "MaxPool2D(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(2, 2))"
+    assert repr(md.MaxPool2D(2, dilation=1, ceil_mode=False)) == "MaxPool2D(kernel_size=(2, 2))"
+    assert repr(md.AvgPool2D(3, 2, 1, ceil_mode=True, count_include_pad=False, divisor_override=4)) == (
+        "AvgPool2D(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=True, "
+        "count_include_pad=False, divisor_override=4)")
+    assert repr(md.AvgPool2D(2, count_include_pad=True)) == "AvgPool2D(kernel_size=(2, 2))"
+    pool = md.AvgPool2D(2, ceil_mode=True, count_include_pad=False)
+    pool(np.zeros((1, 1, 5, 5)))
+    with pytest.raises(md.ShapeError, match=re.escape(
+            "AvgPool2D(k=2, ceil_mode=True, count_include_pad=False).backward: expected grad_output of shape "
+            "(1, 1, 3, 3), got (1, 1, 2, 2)")):
+        pool.backward(np.zeros((1, 1, 2, 2)))
+
+
+def test_option_errors() -> None:
+    for bad in (1, 0, None, "yes", np.array([True])):
+        with pytest.raises(TypeError, match=rf"MaxPool2D: ceil_mode must be a bool, got {re.escape(repr(bad))}"):
+            md.MaxPool2D(2, ceil_mode=bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"AvgPool2D: ceil_mode must be a bool"):
+            md.AvgPool2D(2, ceil_mode=bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"AvgPool2D: count_include_pad must be a bool"):
+            md.AvgPool2D(2, count_include_pad=bad)  # type: ignore[arg-type]
+    assert md.MaxPool2D(2, ceil_mode=np.bool_(True)).ceil_mode is True  # type: ignore[arg-type]  # NumPy bool: fine
+    for bad_dilation in (0, -1, (1, 0), (1, 2, 3), 1.5, True):
+        with pytest.raises(ValueError, match=r"MaxPool2D: dilation must be an int >= 1 or a pair of them, got "
+                                             + re.escape(repr(bad_dilation))):
+            md.MaxPool2D(2, dilation=bad_dilation)  # type: ignore[arg-type]
+    for bad_divisor in (0, -2, 2.5, True, "3"):
+        with pytest.raises(ValueError, match=r"AvgPool2D: divisor_override must be an int >= 1 or None, got "
+                                             + re.escape(repr(bad_divisor))):
+            md.AvgPool2D(2, divisor_override=bad_divisor)  # type: ignore[arg-type]
+    assert md.AvgPool2D(2, divisor_override=np.int64(3)).divisor_override == 3
+    with pytest.raises(TypeError):  # the options are keyword-only (PyTorch's 4th positional differs)
+        md.MaxPool2D(2, 2, 0, 2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        md.AvgPool2D(2, 2, 0, True)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"padding \(2, 2\) must be at most half the kernel size \(3, 3\)"):
+        md.MaxPool2D(3, padding=2, dilation=3)  # PyTorch's rule: half the kernel, not of its span
+
+
+def test_inputs_too_small_for_the_options() -> None:
+    with pytest.raises(md.ShapeError, match=re.escape(
+            "MaxPool2D(k=3, stride=(1, 1), dilation=(2, 2)): input of shape (1, 1, 4, 7) is smaller than the "
+            "window (5, 5): expected H + 2*padding >= 5 and W + 2*padding >= 5, got 4 and 7")):
+        md.MaxPool2D(3, 1, dilation=2)(np.zeros((1, 1, 4, 7)))
+    with pytest.raises(md.ShapeError, match=re.escape(
+            "AvgPool2D(k=3, stride=(1, 1), ceil_mode=True): input of shape (2, 1, 2, 3) is too small for the "
+            "window (3, 3) in ceil mode: expected H + 2*padding >= 3 and W + 2*padding >= 3, got 2 and 3")):
+        md.AvgPool2D(3, 1, ceil_mode=True)(np.zeros((2, 1, 2, 3)))
+    # in ceil mode a stride-2 window may hang one past the input: 2 rows suffice for a 3x3 window
+    assert md.AvgPool2D(3, 2, ceil_mode=True)(np.ones((1, 1, 2, 2))).tolist() == [[[[1.0]]]]
+    with pytest.raises(md.ShapeError, match=r"has no pixels"):
+        md.MaxPool2D(2, ceil_mode=True, dilation=2)(np.zeros((1, 1, 0, 3)))
+
+
+def test_dilated_windows_on_padding_alone_are_refused() -> None:
+    # taps at rows -1 and 2 of a 2-row input: all padding (PyTorch outputs -inf there, or crashes)
+    pool = md.MaxPool2D(2, 1, 1, dilation=3)
+    with pytest.raises(md.ShapeError, match=re.escape(
+            "MaxPool2D(k=2, stride=(1, 1), padding=(1, 1), dilation=(3, 3)): input of shape (1, 1, 2, 5): "
+            "the windows of output row 0 cover only padding")):
+        pool(np.zeros((1, 1, 2, 5)))
+    assert pool(np.zeros((1, 1, 5, 5))).shape == (1, 1, 4, 4)  # every window reaches a pixel
+
+
+def test_pool_options_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    for k, s, p, d, ceil_mode, shape in MAX_OPTIONS:
+        x = rng.normal(size=shape)
+        assert_same_as_torch(torch, make_max(k, s, p, d, ceil_mode),
+                             lambda t, k=k, s=s, p=p, d=d, c=ceil_mode: torch.nn.functional.max_pool2d(
+                                 t, k, s, p, d, ceil_mode=c), x, rng)
+        ties = np.round(rng.uniform(0, 2, size=shape))  # both route each gradient to the first maximum
+        assert_same_as_torch(torch, make_max(k, s, p, d, ceil_mode),
+                             torch.nn.MaxPool2d(k, s, p, d, ceil_mode=ceil_mode), ties, rng)
+    for k, s, p, ceil_mode, include, divisor, shape in AVG_OPTIONS:
+        x = rng.normal(size=shape)
+        assert_same_as_torch(torch, make_avg(k, s, p, ceil_mode, include, divisor),
+                             torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil_mode, count_include_pad=include,
+                                                divisor_override=divisor), x, rng)
