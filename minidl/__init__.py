@@ -33,6 +33,7 @@ from .layers import (
     Flatten,
     LayerNorm,
     LeakyReLU,
+    LogSoftmax,
     MaxPool2D,
     ReLU,
     Sigmoid,
@@ -42,6 +43,7 @@ from .layers import (
     Tanh,
 )
 from .losses import (
+    BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
     HalfSquaredError,
@@ -49,6 +51,7 @@ from .losses import (
     L1Loss,
     Loss,
     MSELoss,
+    NLLLoss,
 )
 from .model import LayerList, Model, Sequential
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
@@ -68,6 +71,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "AvgPool2D",
+    "BCELoss",
     "BCEWithLogitsLoss",
     "BackwardBeforeForwardError",
     "BatchNorm1d",
@@ -95,12 +99,14 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "LoadResult",
+    "LogSoftmax",
     "Loss",
     "MSELoss",
     "MaxPool2D",
     "MinidlError",
     "Model",
     "MultiStepLR",
+    "NLLLoss",
     "NonDeterministicError",
     "NonFiniteError",
     "Optimizer",

@@ -39,7 +39,8 @@ class NonFiniteError(MinidlError, ValueError):
 
 
 class TargetError(MinidlError, ValueError):
-    """A loss's targets are outside their valid range (a class label >= C, a probability outside [0, 1])."""
+    """A loss's targets (or ``BCELoss``'s probabilities) are outside their valid range (a class label
+    >= C, a probability outside [0, 1])."""
 
 
 class BackwardBeforeForwardError(MinidlError, RuntimeError):

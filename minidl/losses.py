@@ -10,6 +10,7 @@ from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetEr
 from .validation import as_array, as_float_array, check_finite, is_integer
 
 __all__ = [
+    "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "HalfSquaredError",
@@ -17,10 +18,14 @@ __all__ = [
     "L1Loss",
     "Loss",
     "MSELoss",
+    "NLLLoss",
     "TargetError",
 ]
 
 _REDUCTIONS = ("mean", "sum")
+
+#: BCELoss's floor of p (1 - p) in the gradient: PyTorch's 1e-12, a float32 constant there
+_BCE_EPS = float(np.float32(1e-12))
 
 #: The unsigned integer type of each item size: a view that makes negative labels huge.
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -241,31 +246,8 @@ class CrossEntropyLoss(Loss):
         norm = float(n)  # what the mean divides by
         eps = self.label_smoothing
         if target.ndim == 1:
-            if target.dtype.kind not in "iu":
-                raise DTypeError(
-                    f"{who}: y_true of shape {given} must hold integer class labels, got dtype "
-                    f"{target.dtype}; use y_true.astype(int), or pass (N, {c}) class probabilities"
-                )
-            if target.shape != (n,):
-                raise ShapeError(
-                    f"{who}: y_pred has shape {logits.shape}, so integer labels y_true must have shape "
-                    f"({n},), got {target.shape}"
-                )
-            if not target.dtype.isnative:  # e.g. big-endian labels read from a file
-                target = target.astype(target.dtype.newbyteorder("="))
-            kept = None if self.ignore_index is None else target != self.ignore_index
-            # One reduction checks both ends: seen as unsigned, a negative label is huge.
-            checked = target if kept is None else target[kept]
-            if checked.size and np.maximum.reduce(checked.view(_UNSIGNED[target.dtype.itemsize])) >= c:
-                bad = (target < 0) | (target >= c)
-                if kept is not None:
-                    bad &= kept
-                i = int(np.argmax(bad))
-                where = i if spatial is None else _position(i, spatial)
-                raise TargetError(
-                    f"{who}: class label {int(target[i])} at index {where} is out of range for {c} classes "
-                    f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
-                )
+            target, kept = _class_labels(who, target, given, logits.shape, self.ignore_index, spatial,
+                                         f"; use y_true.astype(int), or pass (N, {c}) class probabilities")
             if weight is None and kept is None:
                 labels = np.arange(0, n * c, c) + target.astype(np.intp, copy=False)  # flat index of the label
             else:
@@ -387,9 +369,188 @@ def _rows_as_positions(rows: np.ndarray, spatial: tuple[int, ...] | None) -> np.
     return np.moveaxis(rows.reshape(spatial[0], *spatial[2:], spatial[1]), -1, 1)
 
 
+def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_shape: tuple[int, ...],
+                  ignore_index: int | None, spatial: tuple[int, ...] | None,
+                  advice: str = "; use y_true.astype(int)") -> tuple[np.ndarray, np.ndarray | None]:
+    """Integer labels ``target: (n,)`` for ``rows_shape = (n, c)`` scores, checked: (the labels in native
+    byte order, the mask of rows not labelled ``ignore_index`` or None).  ``given``: y_true's shape
+    as the caller passed it, and ``spatial`` y_pred's when it had positions, for the messages."""
+    n, c = rows_shape
+    if target.dtype.kind not in "iu":
+        raise DTypeError(f"{who}: y_true of shape {given} must hold integer class labels, got dtype "
+                         f"{target.dtype}{advice}")
+    if target.shape != (n,):
+        raise ShapeError(f"{who}: y_pred has shape {rows_shape}, so integer labels y_true must have shape "
+                         f"({n},), got {target.shape}")
+    if not target.dtype.isnative:  # e.g. big-endian labels read from a file
+        target = target.astype(target.dtype.newbyteorder("="))
+    kept = None if ignore_index is None else target != ignore_index
+    # One reduction checks both ends: seen as unsigned, a negative label is huge.
+    checked = target if kept is None else target[kept]
+    if checked.size and np.maximum.reduce(checked.view(_UNSIGNED[target.dtype.itemsize])) >= c:
+        bad = (target < 0) | (target >= c)
+        if kept is not None:
+            bad &= kept
+        i = int(np.argmax(bad))
+        where = i if spatial is None else _position(i, spatial)
+        raise TargetError(
+            f"{who}: class label {int(target[i])} at index {where} is out of range for {c} classes "
+            f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
+        )
+    return target, kept
+
+
 def _position(row: int, spatial: tuple[int, ...]) -> tuple[int, ...]:
     """The (n, i1, ...) index of a row of :func:`_positions_as_rows` in y_true (N, d1, ...)."""
     return tuple(int(i) for i in np.unravel_index(row, (spatial[0], *spatial[2:])))
+
+
+class NLLLoss(Loss):
+    """Negative log-likelihood of log-probabilities, as PyTorch's ``nn.NLLLoss``: after a
+    :class:`~minidl.LogSoftmax` it is the cross-entropy (``CrossEntropyLoss`` fuses the two).
+
+    Shapes:
+        y_pred: (N, C) log-probabilities, or (N, C, d1, ...) with positions (classes on axis 1).
+        y_true: (N,) integer class labels in ``[0, C)``, or (N, d1, ...) with positions.
+
+    With class weights ``w`` (all 1 without ``weight``) and the rows ``n`` not labelled
+    ``ignore_index``::
+
+        loss = -sum_n w[y_n] * y_pred[n, y_n] / sum_n w[y_n]       (reduction="sum": no division)
+        dloss/dy_pred[n, c] = -w[y_n] / norm where c = y_n, else 0
+
+    As :class:`CrossEntropyLoss`: ``ignore_index`` is off by default (PyTorch ignores -100), and a
+    batch whose every label is ignored has loss 0 and a zero gradient.  The log-probabilities must be
+    finite (``NonFiniteError``), which ``LogSoftmax`` of finite logits always is.
+    """
+
+    def __init__(self, reduction: str = "mean", *, weight: Any = None, ignore_index: int | None = None) -> None:
+        who = "NLLLoss"
+        self.reduction = _check_reduction(who, reduction)
+        self.weight: np.ndarray | None = None
+        if weight is not None:
+            w = np.array(as_array(weight, who, "weight"), dtype=np.float64)  # a copy, float64
+            if w.ndim != 1 or w.size == 0:
+                raise ShapeError(f"{who}: weight must be a 1-D array of one weight per class, got shape {w.shape}")
+            if not (np.isfinite(w).all() and (w >= 0).all()):
+                raise ValueError(f"{who}: class weights must be finite and >= 0, got {w}")
+            w.flags.writeable = False
+            self.weight = w
+        if ignore_index is not None and not is_integer(ignore_index):
+            raise TypeError(f"{who}: ignore_index must be an int or None, got {ignore_index!r}")
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        # the last forward: rows' shape and dtype, the picked rows and labels, their gradient, positions
+        self._cache: tuple[tuple[int, int], np.dtype, np.ndarray, np.ndarray, np.ndarray,
+                           tuple[int, ...] | None] | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: (N, C) or (N, C, d1, ...) log-probabilities; y_true: (N,) or (N, d1, ...) labels -> loss."""
+        who = "NLLLoss"
+        logp = as_float_array(y_pred, who, "y_pred (log-probabilities)")
+        if logp.size == 0:
+            raise _empty_prediction(who, logp)
+        if logp.ndim < 2:
+            raise ShapeError(f"{who}: expected y_pred (log-probabilities) of shape (N, C) or (N, C, d1, ...), "
+                             f"got shape {logp.shape}")
+        check_finite(logp, who, "y_pred (log-probabilities)")
+        target = as_array(y_true, who, "y_true")
+        given = target.shape
+        spatial = logp.shape if logp.ndim > 2 else None
+        rows = logp
+        if spatial is not None:
+            if target.shape != (spatial[0], *spatial[2:]):
+                raise ShapeError(f"{who}: y_pred has shape {spatial}, so y_true must hold integer labels of shape "
+                                 f"{(spatial[0], *spatial[2:])}, got {target.shape}")
+            rows, target = _positions_as_rows(logp, target)
+        n, c = rows.shape
+        if self.weight is not None and self.weight.shape != (c,):
+            raise ShapeError(f"{who}: weight has {self.weight.size} class weight(s), but y_pred has {c} classes")
+        target, kept = _class_labels(who, target, given, (n, c), self.ignore_index, spatial)
+        picked_rows = np.arange(n) if kept is None else np.flatnonzero(kept)
+        labels = target[picked_rows].astype(np.intp, copy=False)
+        picked = rows[picked_rows, labels]
+        if self.weight is None:
+            w = np.ones(labels.size)
+            norm = float(labels.size)
+        else:
+            w = self.weight[labels]
+            norm = float(np.add.reduce(w))
+        total = -float(np.dot(w, picked))
+        weighted = self.weight is not None or kept is not None  # the mean divides by the kept weights
+        self.batch_weight = norm if weighted and self.reduction == "mean" else None
+        if self.reduction == "sum" or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
+            norm = 1.0
+        self._cache = ((n, c), rows.dtype, picked_rows, labels, (w * (-1.0 / norm)).astype(rows.dtype), spatial)
+        return total / norm
+
+    def backward(self) -> np.ndarray:
+        """dloss/dy_pred: y_pred's shape and dtype, non-zero only at each kept row's label."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        shape, dtype, picked_rows, labels, values, spatial = cache
+        grad = np.zeros(shape, dtype=dtype)
+        grad[picked_rows, labels] = values
+        return _rows_as_positions(grad, spatial)
+
+    def extra_repr(self) -> str:
+        parts = [f"reduction={self.reduction!r}"]
+        if self.weight is not None:
+            parts.append(f"weight={self.weight.tolist()}")
+        if self.ignore_index is not None:
+            parts.append(f"ignore_index={self.ignore_index}")
+        return ", ".join(parts)
+
+
+class BCELoss(Loss):
+    """Binary cross-entropy of probabilities, as PyTorch's ``nn.BCELoss`` (after a ``Sigmoid``).
+
+    Shapes: y_pred (probabilities p in [0, 1]) and y_true (targets t in [0, 1]): (N, ...) alike::
+
+        loss_i  = -(t log p + (1 - t) log(1 - p)),  each log clamped at -100 (PyTorch's rule: p = 0
+                  or 1 gives a finite loss)
+        dloss_i = (p - t) / max(p (1 - p), 1e-12)   (PyTorch's clamp; exact for 0 < p < 1)
+
+    averaged over every element (``reduction="mean"``) or summed (``"sum"``).  ``log(1 - p)`` is
+    ``log1p(-p)`` below p = 0.5, so small p keep their digits.  Prefer :class:`BCEWithLogitsLoss` on
+    logits: it stays exact where the sigmoid rounds to 0 or 1.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = _check_reduction("BCELoss", reduction)
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: probabilities (N, ...); y_true: targets in [0, 1] of the same shape -> scalar loss."""
+        p, t = self._pair(y_pred, y_true)
+        for name, a in (("y_pred (probabilities)", p), ("y_true", t)):
+            if a.min() < 0 or a.max() > 1:
+                index = tuple(int(i) for i in np.argwhere((a < 0) | (a > 1))[0])
+                raise TargetError(f"BCELoss: {name} must be in [0, 1], got {float(a[index])} at index {index}")
+        tiny = np.finfo(p.dtype).smallest_subnormal  # log(tiny) < -100: clamped below, and never log(0)
+        log_p = np.maximum(np.log(np.maximum(p, tiny)), -100.0)
+        log_q = np.where(p < 0.5, np.log1p(-np.minimum(p, 0.5)), np.log(np.maximum(1 - p, tiny)))
+        np.maximum(log_q, -100.0, out=log_q)
+        per = t * log_p
+        per += (1 - t) * log_q
+        self._cache = (p, t)
+        total = -float(per.sum())
+        return total / per.size if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        """dloss/dp: shape and dtype of y_pred."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        p, t = cache
+        grad = p - t
+        grad /= np.maximum(p * (1 - p), _BCE_EPS)
+        if self.reduction == "mean":
+            grad *= 1.0 / grad.size
+        return grad
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
 
 
 class BCEWithLogitsLoss(Loss):

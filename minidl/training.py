@@ -36,7 +36,7 @@ from .early_stopping import EarlyStopping
 from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator, switch
 from .layer import Layer, parameter_backward
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler
@@ -71,10 +71,12 @@ class Accuracy(Metric):
     - Otherwise (y_pred (N,), (N, 1) or (N, 1, ...), or any shape with ``binary=True``): every
       element is a yes/no prediction, ``y_pred > threshold`` against ``y_true > 0.5``, y_true holding
       as many elements per sample; the threshold is 0.5 for probabilities and 0 for logits
-      (``metrics=["accuracy"]`` picks 0, and ``binary=True``, when the loss is ``BCEWithLogitsLoss``).
+      (``metrics=["accuracy"]`` picks 0, and ``binary=True``, when the loss is ``BCEWithLogitsLoss``;
+      0.5 and ``binary=True`` for ``BCELoss``).
 
     ``ignore_index``: samples (or elements) whose label equals it are not scored: padding, as
-    ``CrossEntropyLoss(ignore_index=...)`` skips it (``metrics=["accuracy"]`` takes the loss's).
+    ``CrossEntropyLoss(ignore_index=...)`` skips it (``metrics=["accuracy"]`` takes the loss's, also
+    ``NLLLoss``'s).
     ``batch_weight`` then says how many were scored, and the loop weighs the batch by it (pass the
     ``Accuracy`` itself: a wrapping function would hide it); a batch with none scores 0 with
     weight 0.
@@ -171,8 +173,10 @@ def _resolve_metrics(
             key = metric.lower()
             if key in ("accuracy", "acc"):
                 logits = isinstance(loss, BCEWithLogitsLoss)  # per-element logits: yes/no at 0
-                ignore = getattr(loss, "ignore_index", None) if isinstance(loss, CrossEntropyLoss) else None
-                fn = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore, binary=logits)
+                binary = logits or isinstance(loss, BCELoss)  # per-element probabilities: at 0.5
+                ignore = getattr(loss, "ignore_index", None) if isinstance(loss, (CrossEntropyLoss, NLLLoss)) \
+                    else None
+                fn = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore, binary=binary)
                 name = "accuracy"
             elif key in ("mse", "mean_squared_error"):
                 fn, name = MeanSquaredError(), "mse"

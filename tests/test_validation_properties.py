@@ -167,6 +167,7 @@ LAYERS: dict[str, LayerSpec] = {
     "Softplus": LayerSpec(lambda dt: md.Softplus(), any_shape,
                           lambda layer, x: np.where(x > 20, x, np.log(1 + np.exp(np.minimum(x, 20))))),
     "Softmax": LayerSpec(lambda dt: md.Softmax(), any_shape, ref_softmax),
+    "LogSoftmax": LayerSpec(lambda dt: md.LogSoftmax(), any_shape, lambda layer, x: np.log(ref_softmax(layer, x))),
     "Dropout": LayerSpec(lambda dt: get("Dropout")(0.3, rng=0), any_shape),
     "Flatten": LayerSpec(lambda dt: get("Flatten")(), lambda n, d: (n, *d(st.lists(st.integers(1, 3), min_size=1,
                                                                                      max_size=2))),
@@ -861,8 +862,8 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "LeakyReLU", "MaxPool2D", "ReLU", "SiLU",
-                   "Sigmoid", "Softmax", "Softplus", "Tanh"}
+    propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "LeakyReLU", "LogSoftmax", "MaxPool2D", "ReLU",
+                   "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "LayerNorm", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
@@ -879,7 +880,7 @@ def test_nonfinite_policy() -> None:
         y = layer(x)
         assert isinstance(y, np.ndarray) and y.dtype == x.dtype, name
         assert np.isnan(y[(0,) * y.ndim]), f"{name}: the NaN did not reach the output"
-        if name == "Softmax":  # the NaN's row is NaN, the others are untouched
+        if name in ("Softmax", "LogSoftmax"):  # the NaN's row is NaN, the others are untouched
             assert np.isnan(y[0]).all() and np.isfinite(y[1:]).all()
         elif name not in ("MaxPool2D", "AvgPool2D"):
             assert np.isfinite(y).sum() == y.size - 1, f"{name}: one NaN in should give one NaN out"

@@ -1,6 +1,6 @@
 """Built-in layers."""
 
-from .activations import ELU, GELU, Activation, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
+from .activations import ELU, GELU, Activation, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -21,6 +21,7 @@ __all__ = [
     "Flatten",
     "LayerNorm",
     "LeakyReLU",
+    "LogSoftmax",
     "MaxPool2D",
     "ReLU",
     "SiLU",

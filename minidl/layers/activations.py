@@ -11,7 +11,8 @@ from ..layer import Layer
 from ..special import _sigmoid, normal_cdf, normal_pdf
 from ..validation import as_float_array, check_grad_output, is_number
 
-__all__ = ["ELU", "GELU", "Activation", "LeakyReLU", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"]
+__all__ = ["ELU", "GELU", "Activation", "LeakyReLU", "LogSoftmax", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus",
+           "Tanh"]
 
 
 class Activation(Layer):
@@ -238,7 +239,32 @@ class Softplus(Activation):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-class Softmax(Activation):
+class _AlongAxis(Activation):
+    """Base of the layers that normalise along one ``axis``: every output depends on the whole slice."""
+
+    elementwise = False
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"{type(self).__name__}: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def _along_axis(self, x: np.ndarray) -> np.ndarray:
+        """``x`` checked: a float array that has ``axis``."""
+        x = as_float_array(x, type(self).__name__)
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ShapeError(
+                f"{type(self).__name__}(axis={self.axis}): the input has {x.ndim} dimension(s) (shape "
+                f"{x.shape}), so axis {self.axis} does not exist"
+            )
+        return self._input(x)  # after the axis check, so a refused input leaves the layer as it was
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class Softmax(_AlongAxis):
     """``y = exp(x - max) / sum(exp(x - max))`` along ``axis`` (default the last); rows sum to 1.
 
     Not element-wise: every output depends on the whole slice along ``axis``.  The back-pass is the
@@ -249,22 +275,8 @@ class Softmax(Activation):
     Shapes: x: (..., C, ...) -> y: same shape.
     """
 
-    elementwise = False
-
-    def __init__(self, axis: int = -1) -> None:
-        super().__init__()
-        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-            raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
-        self.axis = int(axis)
-
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = as_float_array(x, "Softmax")
-        if not -x.ndim <= self.axis < x.ndim:
-            raise ShapeError(
-                f"Softmax(axis={self.axis}): the input has {x.ndim} dimension(s) (shape {x.shape}), "
-                f"so axis {self.axis} does not exist"
-            )
-        x = self._input(x)  # after the axis check, so a refused input leaves the layer as it was
+        x = self._along_axis(x)
         if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
             self._cache = y = x.copy()
             return y
@@ -279,8 +291,33 @@ class Softmax(Activation):
         dx -= y * dx.sum(axis=self.axis, keepdims=True)
         return dx
 
-    def extra_repr(self) -> str:
-        return f"axis={self.axis}"
+
+class LogSoftmax(_AlongAxis):
+    """``y = x - max - log(sum(exp(x - max)))`` along ``axis`` (default the last): log-probabilities,
+    as PyTorch's ``nn.LogSoftmax``; pair it with :class:`~minidl.NLLLoss`.
+
+    Backward: ``dx = g - exp(y) * sum(g, axis)`` (``exp(y)`` is the softmax).  Computed from the
+    shifted ``x - max``, so no ``exp`` overflows and ``y`` keeps its digits where the softmax would
+    round to 0 (``log(softmax)`` would give -inf there).
+
+    Shapes: x: (..., C, ...) -> y: same shape.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._along_axis(x)
+        if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
+            self._cache = y = x.copy()
+            return y
+        y = x - x.max(axis=self.axis, keepdims=True)
+        y -= np.log(np.exp(y).sum(axis=self.axis, keepdims=True))
+        return self._keep(y)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        y = self._cached_for(grad_output)
+        dx = np.exp(y)
+        dx *= -grad_output.sum(axis=self.axis, keepdims=True)
+        dx += grad_output
+        return dx
 
 
 class GELU(Activation):
