@@ -521,6 +521,22 @@ def class_target(draw: Any, y_pred: np.ndarray) -> Any:
     return q / q.sum(axis=1, keepdims=True)
 
 
+def label_target(draw: Any, y_pred: np.ndarray) -> Any:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.integers(0, y_pred.shape[1], y_pred.shape[0])
+
+
+def ref_bce_probabilities(loss: Any, p: np.ndarray, t: np.ndarray) -> float:
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped at -100 as PyTorch
+        per = -(t * np.maximum(np.log(p), -100) + (1 - t) * np.maximum(np.log(1 - p), -100))
+    return float(per.mean() if loss.reduction == "mean" else per.sum())
+
+
+def ref_nll(loss: Any, logp: np.ndarray, t: np.ndarray) -> float:
+    per = -logp[np.arange(len(t)), t]
+    return float(per.mean() if loss.reduction == "mean" else per.sum())
+
+
 def pred_any(draw: Any) -> tuple[int, ...]:
     return tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
 
@@ -536,6 +552,9 @@ LOSSES: dict[str, LossSpec] = {
     "CrossEntropyLoss": LossSpec(lambda: get("CrossEntropyLoss")(label_smoothing=0.1),
                                  lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))), class_target,
                                  ref_cross_entropy),
+    "NLLLoss": LossSpec(lambda: get("NLLLoss")(), lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))),
+                        label_target, ref_nll),
+    "BCELoss": LossSpec(lambda: get("BCELoss")(), pred_any, float_target, ref_bce_probabilities),
 }
 LOSS_NAMES = exported(md.Loss)
 
