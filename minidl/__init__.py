@@ -54,7 +54,7 @@ from .losses import (
     NLLLoss,
 )
 from .model import LayerList, Model, Sequential
-from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
 from .schedulers import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, StepLR
 from .serialization import load, save
@@ -68,6 +68,7 @@ __all__ = [
     "GELU",
     "SGD",
     "Activation",
+    "Adagrad",
     "Adam",
     "AdamW",
     "AvgPool2D",

@@ -18,7 +18,7 @@ from .errors import StateDictError
 from .parameter import Parameter
 from .validation import is_number
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop"]
 
 Hyper = dict[str, float | bool]
 
@@ -649,3 +649,47 @@ class RMSprop(Optimizer):
         else:
             step *= lr
         p.data -= step
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), PyTorch's rule, with ``t`` the step count starting at 1::
+
+        g = grad + weight_decay * w                                   (L2)
+        s = s + g^2                                                   (s starts at initial_accumulator_value)
+        w = w - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
+
+    Defaults as PyTorch: ``lr=0.01, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
+    eps=1e-10``.  State per parameter: ``step`` (int) and ``sum`` (s).
+    """
+
+    state_arrays = frozenset({"sum"})
+    state_counts = frozenset({"step"})
+    state_required = frozenset({"step", "sum"})
+    state_nonnegative = frozenset({"sum"})
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
+                                  "initial_accumulator_value": initial_accumulator_value, "eps": eps})
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        step = state["step"] = int(state.get("step", 0)) + 1
+        g = self._decayed_grad(p, h["weight_decay"])
+        s = self._stored(state, "sum", p)
+        if s is None:
+            s = state["sum"] = np.full_like(p.data, h["initial_accumulator_value"])
+        work = self._work(p)
+        s += np.multiply(g, g, out=work)
+        denom = np.sqrt(s, out=work)
+        denom += h["eps"]
+        update = np.divide(g, denom, out=work)
+        update *= h["lr"] / (1.0 + (step - 1) * h["lr_decay"])
+        p.data -= update

@@ -15,7 +15,7 @@ import pytest
 
 import minidl as md
 from minidl.errors import StateDictError
-from minidl.optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from minidl.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from minidl.testing import states_equal
 
 RTOL, ATOL = 1e-12, 1e-14
@@ -260,6 +260,47 @@ def test_rmsprop_matches_hand_written_rule(kw):
     assert_same(got, want)
 
 
+# ------------------------------------------------------------------------------------------------ Adagrad
+def adagrad_reference(lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+    def rule(w, g, s, t):
+        if weight_decay:
+            g = g + weight_decay * w
+        if t == 1:
+            s["sum"] = np.full_like(w, initial_accumulator_value)
+        s["sum"] = s["sum"] + g**2
+        return w - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(s["sum"]) + eps)
+
+    return rule
+
+
+ADAGRAD_CASES = [
+    {},
+    {"lr": 0.1, "lr_decay": 0.05},
+    {"weight_decay": 0.2, "initial_accumulator_value": 0.5},
+    {"lr": 0.3, "eps": 1e-3, "lr_decay": 0.5, "weight_decay": 0.01, "initial_accumulator_value": 2.0},
+]
+
+
+@pytest.mark.parametrize("kw", ADAGRAD_CASES,
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "defaults")
+def test_adagrad_matches_hand_written_rule(kw):
+    got = run_minidl(Adagrad, kw)
+    want = run_reference(adagrad_reference(**kw), lambda w: {})
+    assert_same(got, want)
+
+
+def test_adagrad_first_step_closed_form():
+    """From s = 0: w - lr * g / (|g| + eps), i.e. a step of about lr against the sign of each gradient."""
+    p = md.Parameter(np.array([1.0, 2.0, 3.0]))
+    p.grad = np.array([0.5, -4.0, 0.0])
+    opt = Adagrad([p], lr=0.1)
+    opt.step()
+    np.testing.assert_allclose(p.data, [1.0 - 0.1 * 0.5 / (0.5 + 1e-10), 2.0 + 0.1 * 4.0 / (4.0 + 1e-10), 3.0],
+                               rtol=1e-15)
+    assert opt.state[0]["step"] == 1
+    np.testing.assert_array_equal(opt.state[0]["sum"], [0.25, 16.0, 0.0])
+
+
 # ------------------------------------------------------------------------------------------------ common
 def test_defaults_follow_pytorch():
     p = [md.Parameter(np.zeros(2))]
@@ -272,6 +313,8 @@ def test_defaults_follow_pytorch():
                                 "centered": False}
     assert SGD(p, lr=0.1).hyper == {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False,
                                     "dampening": 0.0}
+    assert Adagrad(p).hyper == {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0,
+                                "initial_accumulator_value": 0.0, "eps": 1e-10}
 
 
 ALL = [
@@ -280,8 +323,9 @@ ALL = [
     (Adam, {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True}),
     (AdamW, {"lr": 0.01}),
     (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.01}),
+    (Adagrad, {"lr": 0.05, "lr_decay": 0.1, "weight_decay": 0.01, "initial_accumulator_value": 0.1}),
 ]
-ALL_IDS = ["SGD-nesterov", "SGD-dampening", "Adam-amsgrad", "AdamW", "RMSprop-centered"]
+ALL_IDS = ["SGD-nesterov", "SGD-dampening", "Adam-amsgrad", "AdamW", "RMSprop-centered", "Adagrad"]
 
 
 @pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
@@ -432,7 +476,10 @@ def test_against_torch_if_installed():
              (AdamW, torch.optim.AdamW, {"lr": 0.01}),
              (AdamW, torch.optim.AdamW, {"lr": 0.02, "weight_decay": 0.3, "amsgrad": True}),
              (RMSprop, torch.optim.RMSprop, {}),
-             (RMSprop, torch.optim.RMSprop, {"momentum": 0.5, "centered": True, "weight_decay": 0.1})]
+             (RMSprop, torch.optim.RMSprop, {"momentum": 0.5, "centered": True, "weight_decay": 0.1}),
+             (Adagrad, torch.optim.Adagrad, {}),
+             (Adagrad, torch.optim.Adagrad, {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1,
+                                             "initial_accumulator_value": 0.3, "eps": 1e-6})]
     for ours, theirs, kw in cases:
         got = run_minidl(ours, kw)
         params, data = problem()
@@ -527,6 +574,7 @@ ZEROING_CASES = (
     + [(Adam, kw) for kw in ADAM_CASES[::2]]
     + [(AdamW, {"lr": 0.01, "weight_decay": 0.1})]
     + [(RMSprop, kw) for kw in RMSPROP_CASES[::2]]
+    + [(Adagrad, kw) for kw in ADAGRAD_CASES[1::2]]
 )
 
 
@@ -679,6 +727,8 @@ def test_a_gradient_that_would_broadcast_cannot_be_assigned(shape):
      {"step": 1, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3), "max_exp_avg_sq": np.array([0, -1e-3, 0])},
      r"'0.max_exp_avg_sq': holds negative values"),
     (RMSprop, {"lr": 0.1}, {"step": 1, "square_avg": np.array([1.0, -2.0, 0.0])}, r"'0.square_avg': holds negative"),
+    (Adagrad, {"lr": 0.1}, {"step": 1, "sum": np.array([1.0, -2.0, 0.0])}, r"'0.sum': holds negative"),
+    (Adagrad, {"lr": 0.1}, {"step": 1}, r"missing \['sum'\]"),
     (Adam, {"lr": 0.1}, {"step": 10**400, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}, "out of range"),
 ])
 def test_load_state_dict_refuses_state_the_updates_would_misuse(cls, kw, entry, match):
@@ -873,7 +923,7 @@ def test_a_parameter_without_gradient_moves_as_in_torch_if_installed(cls, kw):
     PyTorch (zero_grad() sets .grad to None) skips it; so does minidl."""
     torch = pytest.importorskip("torch")
     theirs_cls = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.optim.AdamW,
-                  RMSprop: torch.optim.RMSprop}[cls]
+                  RMSprop: torch.optim.RMSprop, Adagrad: torch.optim.Adagrad}[cls]
     params, data = problem()
     ts = [torch.tensor(p.data, requires_grad=True) for p in params]
     ours, theirs = cls(params, **kw), theirs_cls(ts, **kw)

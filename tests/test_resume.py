@@ -86,6 +86,7 @@ def optimizers() -> list[Any]:
         "Adam-amsgrad": ("Adam", lambda ps: find("Adam")(ps, lr=0.01, amsgrad=True, weight_decay=1e-3)),
         "AdamW": ("AdamW", lambda ps: find("AdamW")(ps, lr=0.01)),
         "RMSprop-centered": ("RMSprop", lambda ps: find("RMSprop")(ps, lr=0.01, momentum=0.5, centered=True)),
+        "Adagrad": ("Adagrad", lambda ps: find("Adagrad")(ps, lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1)),
     }
     return [pytest.param(make, id=name) for name, (cls, make) in table.items() if find(cls) is not None]
 
