@@ -202,18 +202,8 @@ class CrossEntropyLoss(Loss):
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"{who}: label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = label_smoothing
-        self.weight: np.ndarray | None = None
-        if weight is not None:
-            w = np.array(as_array(weight, who, "weight"), dtype=np.float64)  # a copy, float64
-            if w.ndim != 1 or w.size == 0:
-                raise ShapeError(f"{who}: weight must be a 1-D array of one weight per class, got shape {w.shape}")
-            if not (np.isfinite(w).all() and (w >= 0).all()):
-                raise ValueError(f"{who}: class weights must be finite and >= 0, got {w}")
-            w.flags.writeable = False
-            self.weight = w
-        if ignore_index is not None and not is_integer(ignore_index):
-            raise TypeError(f"{who}: ignore_index must be an int or None, got {ignore_index!r}")
-        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.weight = _class_weights(who, weight)
+        self.ignore_index = _ignore_index(who, ignore_index)
         self._probs: np.ndarray | None = None
         self._label_index: np.ndarray | None = None  # plain labels: per row, the flat index of its label
         self._coef: np.ndarray | None = None  # otherwise: the coefficients a (N, C) of the docstring
@@ -369,6 +359,25 @@ def _rows_as_positions(rows: np.ndarray, spatial: tuple[int, ...] | None) -> np.
     return np.moveaxis(rows.reshape(spatial[0], *spatial[2:], spatial[1]), -1, 1)
 
 
+def _class_weights(who: str, weight: Any) -> np.ndarray | None:
+    """``weight`` as a read-only float64 copy (C,) of finite weights >= 0, or None."""
+    if weight is None:
+        return None
+    w = np.array(as_array(weight, who, "weight"), dtype=np.float64)  # a copy, float64
+    if w.ndim != 1 or w.size == 0:
+        raise ShapeError(f"{who}: weight must be a 1-D array of one weight per class, got shape {w.shape}")
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError(f"{who}: class weights must be finite and >= 0, got {w}")
+    w.flags.writeable = False
+    return w
+
+
+def _ignore_index(who: str, ignore_index: Any) -> int | None:
+    if ignore_index is not None and not is_integer(ignore_index):
+        raise TypeError(f"{who}: ignore_index must be an int or None, got {ignore_index!r}")
+    return None if ignore_index is None else int(ignore_index)
+
+
 def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_shape: tuple[int, ...],
                   ignore_index: int | None, spatial: tuple[int, ...] | None,
                   advice: str = "; use y_true.astype(int)") -> tuple[np.ndarray, np.ndarray | None]:
@@ -427,18 +436,8 @@ class NLLLoss(Loss):
     def __init__(self, reduction: str = "mean", *, weight: Any = None, ignore_index: int | None = None) -> None:
         who = "NLLLoss"
         self.reduction = _check_reduction(who, reduction)
-        self.weight: np.ndarray | None = None
-        if weight is not None:
-            w = np.array(as_array(weight, who, "weight"), dtype=np.float64)  # a copy, float64
-            if w.ndim != 1 or w.size == 0:
-                raise ShapeError(f"{who}: weight must be a 1-D array of one weight per class, got shape {w.shape}")
-            if not (np.isfinite(w).all() and (w >= 0).all()):
-                raise ValueError(f"{who}: class weights must be finite and >= 0, got {w}")
-            w.flags.writeable = False
-            self.weight = w
-        if ignore_index is not None and not is_integer(ignore_index):
-            raise TypeError(f"{who}: ignore_index must be an int or None, got {ignore_index!r}")
-        self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.weight = _class_weights(who, weight)
+        self.ignore_index = _ignore_index(who, ignore_index)
         # the last forward: rows' shape and dtype, the picked rows and labels, their gradient, positions
         self._cache: tuple[tuple[int, int], np.dtype, np.ndarray, np.ndarray, np.ndarray,
                            tuple[int, ...] | None] | None = None
