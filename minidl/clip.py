@@ -1,8 +1,9 @@
 """Gradient clipping, as PyTorch's ``torch.nn.utils.clip_grad_norm_`` and ``clip_grad_value_``.
 
 Call between the backward and the optimizer's step (``fit(clip_grad_norm=...)`` does it per batch).
-Only parameters that have a gradient (:attr:`Parameter.has_grad`) take part, as PyTorch skips a
-``.grad`` of ``None``; the gradients are scaled or clamped in place and keep their dtype.
+Only trainable parameters that have a gradient (``requires_grad`` and :attr:`Parameter.has_grad`, as
+the optimizers) take part, as PyTorch skips a ``.grad`` of ``None``; the gradients are scaled or
+clamped in place and keep their dtype.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 
 
 def _with_gradients(who: str, parameters: Layer | Parameter | Iterable[Parameter]) -> list[tuple[str, Parameter]]:
-    """The parameters (of a layer, or given) that have a gradient, each once, with a name for messages:
-    the dotted name in a layer, else the position in what was given."""
+    """The trainable parameters (of a layer, or given) that have a gradient, each once, with a name for
+    messages: the dotted name in a layer, else the position in what was given."""
     if isinstance(parameters, Layer):
         named: list[tuple[str, object]] = [(f"'{n}'", p) for n, p in parameters.named_parameters()]
     else:
@@ -39,7 +40,7 @@ def _with_gradients(who: str, parameters: Layer | Parameter | Iterable[Parameter
     for name, p in named:
         if not isinstance(p, Parameter):
             raise TypeError(f"{who}: item {name} is a {type(p).__name__}, not a Parameter")
-        if p.has_grad and id(p) not in seen:
+        if p.requires_grad and p.has_grad and id(p) not in seen:  # frozen ones never move: not counted
             seen.add(id(p))
             out.append((name, p))
     return out

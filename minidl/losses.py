@@ -508,7 +508,7 @@ class BCELoss(Loss):
 
         loss_i  = -(t log p + (1 - t) log(1 - p)),  each log clamped at -100 (PyTorch's rule: p = 0
                   or 1 gives a finite loss)
-        dloss_i = (p - t) / max(p (1 - p), 1e-12)   (PyTorch's clamp; exact for 0 < p < 1)
+        dloss_i = (p - t) / max(p (1 - p), 1e-12)   (PyTorch's clamp; exact where p (1 - p) >= 1e-12)
 
     averaged over every element (``reduction="mean"``) or summed (``"sum"``).  ``log(1 - p)`` is
     ``log1p(-p)`` below p = 0.5, so small p keep their digits.  Prefer :class:`BCEWithLogitsLoss` on

@@ -182,3 +182,15 @@ def test_clip_grad_norm_against_pytorch(norm_type: float) -> None:
         assert ours == pytest.approx(theirs, rel=1e-13)
         for p, t in zip(params, tensors, strict=True):
             np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-13)
+
+
+def test_frozen_parameters_are_not_clipped_nor_counted() -> None:
+    """As the optimizers: a frozen parameter's gradient (written by a custom layer) never moves it, so it
+    must not shrink the trainable gradients either."""
+    trainable, frozen = _params(np.array([3.0, 4.0]), np.array([300.0, 400.0]))
+    frozen.requires_grad = False
+    assert md.clip_grad_norm_([trainable, frozen], 1.0) == 5.0
+    np.testing.assert_allclose(trainable.grad, [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_array_equal(frozen.grad, [300.0, 400.0])
+    md.clip_grad_value_([trainable, frozen], 0.5)
+    np.testing.assert_array_equal(frozen.grad, [300.0, 400.0])
