@@ -22,9 +22,9 @@ from .validation import is_number
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 
 
-def _with_gradients(who: str, parameters: Layer | Parameter | Iterable[Parameter]) -> list[tuple[str, Parameter]]:
-    """The trainable parameters (of a layer, or given) that have a gradient, each once, with a name for
-    messages: the dotted name in a layer, else the position in what was given."""
+def _named(who: str, parameters: Layer | Parameter | Iterable[Parameter]) -> list[tuple[str, Parameter]]:
+    """The parameters with a name for messages: the dotted name in a layer, else the position in
+    what was given."""
     if isinstance(parameters, Layer):
         named: list[tuple[str, object]] = [(f"'{n}'", p) for n, p in parameters.named_parameters()]
     else:
@@ -35,12 +35,18 @@ def _with_gradients(who: str, parameters: Layer | Parameter | Iterable[Parameter
         except TypeError:
             raise TypeError(f"{who}: expected a Layer, a Parameter or an iterable of Parameters, "
                             f"got {type(parameters).__name__}") from None
-    seen: set[int] = set()
-    out: list[tuple[str, Parameter]] = []
     for name, p in named:
         if not isinstance(p, Parameter):
             raise TypeError(f"{who}: item {name} is a {type(p).__name__}, not a Parameter")
-        if p.requires_grad and p.has_grad and id(p) not in seen:  # frozen ones never move: not counted
+    return named  # type: ignore[return-value]
+
+
+def _with_gradients(named: list[tuple[str, Parameter]]) -> list[tuple[str, Parameter]]:
+    """The trainable parameters that have a gradient, each once (frozen ones never move: not counted)."""
+    seen: set[int] = set()
+    out: list[tuple[str, Parameter]] = []
+    for name, p in named:
+        if p.requires_grad and p.has_grad and id(p) not in seen:
             seen.add(id(p))
             out.append((name, p))
     return out
@@ -90,8 +96,14 @@ def clip_grad_norm_(parameters: Layer | Parameter | Iterable[Parameter], max_nor
         raise ValueError(f"{who}: norm_type must be a number > 0 or math.inf, got {norm_type!r}")
     if not isinstance(error_if_nonfinite, (bool, np.bool_)):
         raise TypeError(f"{who}: error_if_nonfinite must be True or False, got {error_if_nonfinite!r}")
-    params = _with_gradients(who, parameters)
-    p = float(norm_type)
+    return _clip_norm(who, _named(who, parameters), float(max_norm), float(norm_type), bool(error_if_nonfinite),
+                      " (error_if_nonfinite=False scales anyway, as PyTorch does by default)")
+
+
+def _clip_norm(who: str, named: list[tuple[str, Parameter]], max_norm: float, p: float, error_if_nonfinite: bool,
+               advice: str = "") -> float:
+    """:func:`clip_grad_norm_` on checked arguments; ``advice`` ends the non-finite error's message."""
+    params = _with_gradients(named)
     norms = [_norm(q.grad, p) for _, q in params]
     if not all(math.isfinite(n) for n in norms):
         total = math.nan if any(math.isnan(n) for n in norms) else math.inf
@@ -99,14 +111,13 @@ def clip_grad_norm_(parameters: Layer | Parameter | Iterable[Parameter], max_nor
             name, q = next(pq for pq, n in zip(params, norms, strict=True) if not math.isfinite(n))
             raise NonFiniteError(
                 f"{who}: the total gradient norm is {total}: the gradient of parameter {name} (shape "
-                f"{q.shape}) holds NaN/inf; nothing was clipped (error_if_nonfinite=False scales anyway, "
-                "as PyTorch does by default)")
+                f"{q.shape}) holds NaN/inf; nothing was clipped{advice}")
     elif not norms or p == math.inf:
         total = max(norms, default=0.0)
     else:  # the p-norm of the per-tensor norms, scaled by the largest so that no power overflows
         big = max(norms)
         total = big * math.fsum((n / big) ** p for n in norms) ** (1.0 / p) if big > 0 else 0.0
-    coef = float(max_norm) / (total + 1e-6)
+    coef = max_norm / (total + 1e-6)
     if not coef >= 1.0:  # (a NaN total, with error_if_nonfinite=False: NaN gradients, as PyTorch)
         # (inf * 0 = NaN, what error_if_nonfinite=False asks for: no warning then)
         with np.errstate(invalid="ignore") if not math.isfinite(total) else contextlib.nullcontext():
@@ -122,6 +133,6 @@ def clip_grad_value_(parameters: Layer | Parameter | Iterable[Parameter], clip_v
     if not (is_number(clip_value) and math.isfinite(clip_value) and clip_value >= 0):
         raise ValueError(f"{who}: clip_value must be a finite number >= 0, got {clip_value!r}")
     v = float(clip_value)
-    for _, q in _with_gradients(who, parameters):
+    for _, q in _with_gradients(_named(who, parameters)):
         g = q.grad
         np.clip(g, -v, v, out=g)

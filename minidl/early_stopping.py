@@ -33,7 +33,10 @@ class EarlyStopping:
 
     A NaN value never counts as an improvement.  After ``fit``: :attr:`best` (the best value),
     :attr:`best_epoch`, :attr:`stopped_epoch` (the epoch after which training stopped, 0 if it ran
-    to the end), :attr:`restored` (whether the best weights were loaded).
+    to the end), :attr:`restored` (whether the best weights were loaded), and with
+    ``restore_best_weights`` :attr:`best_state`, the best epoch's ``model.state_dict()``.  When ``fit``
+    raises (a NaN loss, an interrupt) nothing is restored, as in Keras: the model keeps the weights of
+    its last good batch, and ``model.load_state_dict(es.best_state)`` goes back to the best epoch.
     """
 
     def __init__(self, monitor: str = "val_loss", *, patience: int = 5, min_delta: float = 0.0,
@@ -63,7 +66,7 @@ class EarlyStopping:
         self.stopped_epoch = 0
         self.restored = False
         self._wait = 0
-        self._best_state: dict[str, np.ndarray] | None = None
+        self.best_state: dict[str, np.ndarray] | None = None
 
     def _improved(self, value: float) -> bool:
         if self.mode == "min":
@@ -79,7 +82,7 @@ class EarlyStopping:
         if self._improved(value):  # (False for NaN)
             self.best, self.best_epoch, self._wait = value, epoch, 0
             if self.restore_best_weights:
-                self._best_state = model.state_dict()  # copies
+                self.best_state = model.state_dict()  # copies
             return False
         self._wait += 1
         if self._wait >= max(self.patience, 1):
@@ -89,8 +92,8 @@ class EarlyStopping:
 
     def finish(self, model: Layer) -> None:
         """At the end of training: load the best epoch's weights if asked to and one was recorded."""
-        if self.restore_best_weights and self._best_state is not None:
-            model.load_state_dict(self._best_state)
+        if self.restore_best_weights and self.best_state is not None:
+            model.load_state_dict(self.best_state)
             self.restored = True
 
     def summary(self) -> str:

@@ -276,8 +276,8 @@ class Optimizer:
                     elif arrays is not None and not np.isfinite(value).all():
                         problems.append(f"state '{i}.{key}': holds NaN/inf")
                     elif key in self.state_nonnegative and (value < 0).any():
-                        problems.append(f"state '{i}.{key}': holds negative values (a mean of squares "
-                                        f"cannot), e.g. {value.min()!r}")
+                        problems.append(f"state '{i}.{key}': holds negative values (a sum or mean of "
+                                        f"squares cannot), e.g. {value.min()!r}")
                     copied[key] = np.array(value, copy=True)
                 elif is_number(value):
                     number = value.item() if isinstance(value, np.generic) else value

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .clip import clip_grad_norm_
+from .clip import _clip_norm
 from .early_stopping import EarlyStopping
 from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator, switch
@@ -559,6 +559,10 @@ def fit(
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
     backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
+    if clip_grad_norm is not None:  # the optimizer's parameters, by their names in the model for messages
+        dotted = {id(p): name for name, p in model.named_parameters()}
+        clip_named = [(f"'{dotted[id(p)]}'" if id(p) in dotted else f"{i} of the optimizer", p)
+                      for i, p in enumerate(optimizer.params)]
     step = _zeroing_step(optimizer)
     side_state = _SideState(model)  # buffers and generators a refused batch must not leave changed
     tqdm = _tqdm() if verbose == 1 else None
@@ -616,7 +620,7 @@ def fit(
                         if check_gradients:
                             _check_gradients(model, optimizer)
                         if clip_grad_norm is not None:
-                            clip_grad_norm_(optimizer.params, clip_grad_norm)
+                            _clip_norm("clip_grad_norm", clip_named, float(clip_grad_norm), 2.0, True)
                         step()
                     except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()

@@ -194,3 +194,29 @@ def test_frozen_parameters_are_not_clipped_nor_counted() -> None:
     np.testing.assert_array_equal(frozen.grad, [300.0, 400.0])
     md.clip_grad_value_([trainable, frozen], 0.5)
     np.testing.assert_array_equal(frozen.grad, [300.0, 400.0])
+
+
+def test_a_non_finite_gradient_in_fit_names_the_parameter_as_the_model_does() -> None:
+    class Blow(md.Layer):
+        """y = x, with an inf gradient for its parameter."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.s = md.Parameter(np.ones(1))
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            self.s.grad += np.inf
+            return grad_output
+
+    model = md.Sequential(md.Dense(2, 1, rng=0), Blow())
+    before = model[0].W.data.copy()
+    with pytest.raises(md.NonFiniteError, match=r"fit: epoch 1/1, batch 1/1 .*: clip_grad_norm: the total gradient "
+                                                r"norm is inf: the gradient of parameter '1.s' \(shape \(1,\)\) "
+                                                r"holds NaN/inf; nothing was clipped") as info:
+        md.fit(model, np.ones((4, 2)), np.ones((4, 1)), loss=md.MSELoss(), verbose=0,
+               optimizer=md.SGD(model.parameters(), lr=0.1), clip_grad_norm=1.0)
+    assert "error_if_nonfinite" not in str(info.value)
+    np.testing.assert_array_equal(model[0].W.data, before)

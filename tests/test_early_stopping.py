@@ -126,3 +126,17 @@ def test_bad_arguments_are_refused() -> None:
         md.EarlyStopping(restore_best_weights=1)  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="monitor 'val_loss' is not in the history"):
         md.EarlyStopping().update(1, {"loss": 1.0}, md.Dense(1, 1))
+
+
+def test_after_fit_raises_the_best_state_is_there_to_load() -> None:
+    """As in Keras, a fit that raises restores nothing (its parameters are those of the last good batch);
+    the best epoch's state is kept in ``best_state``."""
+    x, y, xv, yv = _data(0)
+    model = md.Sequential(md.Dense(3, 1, rng=0))
+    es = md.EarlyStopping(patience=50, restore_best_weights=True)
+    with pytest.raises(md.NonFiniteError, match="the loss is"):
+        md.fit(model, x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=2.0), epochs=500,
+               batch_size=8, validation_data=(xv, yv), verbose=0, early_stopping=es, shuffle=False)  # diverges
+    assert es.best_state is not None and not es.restored and es.best_epoch == 1
+    model.load_state_dict(es.best_state)
+    assert md.evaluate(model, xv, yv, loss=md.MSELoss())["loss"] == pytest.approx(es.best, rel=1e-12)

@@ -213,3 +213,26 @@ def test_a_wrong_gradient_next_to_a_frozen_layer_still_fails() -> None:
     r = report["1.s"]
     assert r.status == "FAIL" and r.analytic == pytest.approx(-r.numerical, rel=1e-6)
     assert report["0.W"].status == "frozen"
+
+
+def test_a_check_with_everything_frozen_says_nothing_was_checked() -> None:
+    model = md.Sequential(md.Dense(3, 2, rng=0)).requires_grad_(False)
+    report = GradientChecker(model, check_input=False).run()
+    assert report.passed
+    assert str(report).splitlines()[0].startswith("Gradient check PASSED, but nothing was checked (frozen")
+    assert str(GradientChecker(model).run()).splitlines()[0].startswith("Gradient check PASSED (frozen")
+
+
+
+def test_fit_with_every_parameter_frozen_moves_nothing() -> None:
+    """Allowed (the tests use it to score a fixed model batch by batch in train mode): nothing moves,
+    and no gradient is computed."""
+    model = md.Sequential(md.Dense(3, 2, rng=0), md.Dense(2, 1, rng=1))
+    before = model.state_dict()
+    model.requires_grad_(False)
+    history = md.fit(model, np.ones((4, 3)), np.ones((4, 1)), loss=md.MSELoss(),
+                     optimizer=md.SGD(model.parameters(), lr=0.1), epochs=2, verbose=0)
+    assert history["loss"][0] == history["loss"][1]
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    assert not any(p.has_grad for p in model.parameters())

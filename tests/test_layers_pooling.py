@@ -534,6 +534,32 @@ def test_dilated_windows_on_padding_alone_are_refused() -> None:
     assert pool(np.zeros((1, 1, 5, 5))).shape == (1, 1, 4, 4)  # every window reaches a pixel
 
 
+def test_a_refused_input_leaves_the_pool_as_it_was() -> None:
+    """The refusal of windows on padding alone came after the layer had recorded the new input's shape
+    (and dtype): the backward of the last good pass was then refused."""
+    pool = md.MaxPool2D(2, 1, 1, dilation=2)
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    y = pool(x)
+    with pytest.raises(md.ShapeError, match="cover only padding"):
+        pool(np.zeros((1, 1, 1, 4), dtype=np.float32))
+    dx = pool.backward(np.ones_like(y))
+    reference = md.MaxPool2D(2, 1, 1, dilation=2)
+    reference(x)
+    np.testing.assert_array_equal(dx, reference.backward(np.ones_like(y)))
+
+
+@pytest.mark.parametrize("make", [lambda: md.MaxPool2D(2), lambda: md.AvgPool2D(2, padding=1)])
+def test_a_big_endian_input_can_be_back_propagated(make) -> None:
+    """The output is native-endian, but the backward expected a big-endian grad_output."""
+    x = np.arange(32.0).reshape(1, 2, 4, 4)
+    pool = make()
+    y = pool(x.astype(">f4"))
+    assert y.dtype == np.float32 and y.dtype.isnative
+    reference = make()
+    reference(x.astype(np.float32))
+    np.testing.assert_array_equal(pool.backward(np.ones_like(y)), reference.backward(np.ones_like(y)))
+
+
 def test_pool_options_against_pytorch() -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(11)

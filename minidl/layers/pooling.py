@@ -139,13 +139,21 @@ class _Pool2D(Layer):
                 f"{self._who}: input of shape {x.shape} is smaller than the window {(span_h, span_w)}: "
                 f"expected H + 2*padding >= {span_h} and W + 2*padding >= {span_w}, "
                 f"got {H + 2 * ph} and {W + 2 * pw}")
+        self._refuse_windows_without_pixels(x.shape)
+        # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
         self._shape = x.shape
+        if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
+            x = x.astype(x.dtype.newbyteorder("="))
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
         if ph or pw or extra_h or extra_w:
             x = np.pad(x, ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)),
                        constant_values=self._pad_value)
         return sliding_window_view(x, (span_h, span_w), axis=(2, 3))[:, :, ::sh, ::sw]
+
+    def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
+        """Raise ``ShapeError`` if a window of an input of ``shape`` covers only padding (``MaxPool2D``
+        with dilation can); the size checks have passed."""
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
@@ -247,7 +255,7 @@ class MaxPool2D(_Pool2D):
             # window at its first real pixel (the winner if nothing beats -inf), from -inf
             best = np.full(windows.shape[:4], -np.inf, dtype=windows.dtype)
             argmax = np.empty(best.shape, dtype=index_type)
-            argmax[...] = self._first_real_offsets(*best.shape[2:]).astype(index_type)
+            argmax[...] = self._first_real_offsets().astype(index_type)
             first = 0
         for t in range(first, kh * kw):
             value = windows[..., (t // kw) * dh, (t % kw) * dw]
@@ -259,21 +267,32 @@ class MaxPool2D(_Pool2D):
         self._argmax = argmax
         return best
 
-    def _first_real_offsets(self, ho: int, wo: int) -> np.ndarray:
-        """(H_out, W_out): the row-major offset ``i*kw + j`` in each window of its first tap that is
-        not padding.  Refuses (``ShapeError``) a window without one (possible only with dilation)."""
+    def _first_taps(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """For an input of ``shape``: per output row, and per output column, the index of the first tap
+        of its windows that is not padding (``kh`` / ``kw`` when there is none)."""
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        shape = self._shape
-        assert shape is not None
-        rows = _first_taps(shape[2], ho, kh, sh, ph, dh)
-        cols = _first_taps(shape[3], wo, kw, sw, pw, dw)
+        ho, wo = self.output_shape(shape[2], shape[3])
+        return _first_taps(shape[2], ho, kh, sh, ph, dh), _first_taps(shape[3], wo, kw, sw, pw, dw)
+
+    def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
+        if self.padding == (0, 0):  # every window starts on a pixel
+            return
+        (kh, kw) = self.kernel_size
+        rows, cols = self._first_taps(shape)
         if (rows == kh).any() or (cols == kw).any():
             axis, index = ("row", int(np.argmax(rows == kh))) if (rows == kh).any() else \
                 ("column", int(np.argmax(cols == kw)))
             raise ShapeError(f"{self._who}: input of shape {shape}: the windows of output {axis} {index} "
                              "cover only padding (dilation skips every pixel of the input); "
                              "use less padding or dilation")
-        return rows[:, None] * kw + cols[None, :]
+
+    def _first_real_offsets(self) -> np.ndarray:
+        """(H_out, W_out): the row-major offset ``i*kw + j`` in each window of its first tap that is
+        not padding (every window has one: :meth:`_refuse_windows_without_pixels`)."""
+        shape = self._shape
+        assert shape is not None
+        rows, cols = self._first_taps(shape)
+        return rows[:, None] * self.kernel_size[1] + cols[None, :]
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, H_out, W_out) -> dx: (N, C, H, W)."""
