@@ -236,8 +236,7 @@ class CrossEntropyLoss(Loss):
         norm = float(n)  # what the mean divides by
         eps = self.label_smoothing
         if target.ndim == 1:
-            target, kept = _class_labels(who, target, given, logits.shape, self.ignore_index, spatial,
-                                         f"; use y_true.astype(int), or pass (N, {c}) class probabilities")
+            target, kept = _class_labels(who, target, given, logits.shape, self.ignore_index, spatial, True)
             if weight is None and kept is None:
                 labels = np.arange(0, n * c, c) + target.astype(np.intp, copy=False)  # flat index of the label
             else:
@@ -380,14 +379,16 @@ def _ignore_index(who: str, ignore_index: Any) -> int | None:
 
 def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_shape: tuple[int, ...],
                   ignore_index: int | None, spatial: tuple[int, ...] | None,
-                  advice: str = "; use y_true.astype(int)") -> tuple[np.ndarray, np.ndarray | None]:
+                  probabilities_too: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Integer labels ``target: (n,)`` for ``rows_shape = (n, c)`` scores, checked: (the labels in native
     byte order, the mask of rows not labelled ``ignore_index`` or None).  ``given``: y_true's shape
-    as the caller passed it, and ``spatial`` y_pred's when it had positions, for the messages."""
+    as the caller passed it, ``spatial`` y_pred's when it had positions, and ``probabilities_too``
+    whether the loss takes probability targets as well, for the messages."""
     n, c = rows_shape
     if target.dtype.kind not in "iu":
+        also = f", or pass (N, {c}) class probabilities" if probabilities_too else ""
         raise DTypeError(f"{who}: y_true of shape {given} must hold integer class labels, got dtype "
-                         f"{target.dtype}{advice}")
+                         f"{target.dtype}; use y_true.astype(int){also}")
     if target.shape != (n,):
         raise ShapeError(f"{who}: y_pred has shape {rows_shape}, so integer labels y_true must have shape "
                          f"({n},), got {target.shape}")
