@@ -1180,3 +1180,161 @@ def test_a_factor_every_tensor_shares_is_blamed_on_what_they_share() -> None:
     report = GradientChecker(m.Sequential(m.Dense(4, 5, rng=0), Doubling(), m.Dense(5, 3, rng=1)),
                              inputs=rng.normal(size=(6, 4))).run()
     assert not report.passed and report["2.W"].passed and not any("same factor" in n for n in report.notes)
+
+
+# ----------------------------------------------------------------------------- swapped gradients
+
+
+class _Gated(m.Layer):
+    """y = tanh(x @ W1 + b1) * (x @ W2 + b2): two weights and two biases of one shape each.
+
+    ``bug``: "swap_W" / "swap_b" writes each gradient into the other's .grad, "one_way" writes W1's
+    gradient into W2's .grad and none into W1's, "both" W1's into both, "factor2" doubles W2's."""
+
+    def __init__(self, n: int, k: int, bug: str = "", seed: int = 0) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.n = n
+        self.W1 = m.Parameter(rng.standard_normal((n, k)) * 0.5)
+        self.W2 = m.Parameter(rng.standard_normal((n, k)) * 0.5)
+        self.b1 = m.Parameter(rng.standard_normal(k) * 0.1)
+        self.b2 = m.Parameter(rng.standard_normal(k) * 0.1)
+        self.bug = bug
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        self._t = np.tanh(x @ self.W1.data + self.b1.data)
+        self._u = x @ self.W2.data + self.b2.data
+        return self._t * self._u
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        d1 = g * self._u * (1 - self._t**2)
+        d2 = g * self._t
+        gW1, gW2, gb1, gb2 = self._x.T @ d1, self._x.T @ d2, d1.sum(axis=0), d2.sum(axis=0)
+        if self.bug == "swap_W":
+            gW1, gW2 = gW2, gW1
+        elif self.bug == "swap_b":
+            gb1, gb2 = gb2, gb1
+        elif self.bug == "one_way":
+            gW1, gW2 = 0 * gW1, gW1
+        elif self.bug == "both":
+            gW2 = gW1
+        elif self.bug == "factor2":
+            gW2 = 2 * gW2
+        self.W1.grad += gW1
+        self.W2.grad += gW2
+        self.b1.grad += gb1
+        self.b2.grad += gb2
+        return d1 @ self.W1.data.T + d2 @ self.W2.data.T
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (self.n,)
+
+
+class _SumOfTwo(m.Layer):
+    """y = x @ (W1 + W2): the two gradients are equal, so writing each into the other's .grad is right."""
+
+    def __init__(self, swap: bool) -> None:
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.W1 = m.Parameter(rng.standard_normal((3, 2)))
+        self.W2 = m.Parameter(rng.standard_normal((3, 2)))
+        self.swap = swap
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x @ (self.W1.data + self.W2.data)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        gw = self._x.T @ g
+        first, second = (self.W2, self.W1) if self.swap else (self.W1, self.W2)
+        first.grad += gw
+        second.grad += gw.copy()
+        return g @ (self.W1.data + self.W2.data).T
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+class _TanhTimesW(m.Layer):
+    """y = tanh(x) * W, W of the batch's shape (4, 3); ``bug`` "dx" returns W's gradient as dx, "swap"
+    also writes dx into W's .grad."""
+
+    def __init__(self, bug: str = "") -> None:
+        super().__init__()
+        self.W = m.Parameter(np.random.default_rng(0).standard_normal((4, 3)))
+        self.bug = bug
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._t = np.tanh(x)
+        return self._t * self.W.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        gw, dx = g * self._t, g * self.W.data * (1 - self._t**2)
+        if self.bug == "dx":
+            dx = gw
+        elif self.bug == "swap":
+            gw, dx = dx, gw
+        self.W.grad += gw
+        return dx
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("n", "k"), [(3, 2), (4, 4), (2, 5), (1, 3)])
+@pytest.mark.parametrize("which", ["W", "b"])
+def test_swapped_gradients_are_diagnosed_on_both_tensors(which: str, n: int, k: int, seed: int) -> None:
+    net = m.Sequential(m.Dense(3, n, rng=seed), m.Tanh(), _Gated(n, k, bug=f"swap_{which}", seed=seed))
+    report = GradientChecker(net, seed=seed).run()
+    a, b = f"2.{which}1", f"2.{which}2"
+    assert not report.passed and {r.name for r in report.failed} == {a, b}, str(report)
+    for this, other in ((a, b), (b, a)):
+        assert report[this].diagnosis == (
+            f"the analytic gradient of '{this}' equals the numerical gradient of '{other}' (and vice versa): "
+            "the two gradients are swapped in backward (each written into the other's .grad)"), str(report)
+    assert all(r.diagnosis is None for r in report.results if r.passed)
+    assert f"{a}: diagnosis: the analytic gradient of '{a}' equals the numerical gradient of '{b}'" in str(report)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_gradient_written_into_the_wrong_parameter_is_diagnosed(seed: int) -> None:
+    # W1's gradient into W2's .grad, none into W1's: W2 names W1, W1 was never written
+    report = GradientChecker(_Gated(3, 2, bug="one_way", seed=seed), seed=seed).run()
+    assert {r.name for r in report.failed} == {"W1", "W2"}
+    assert report["W2"].diagnosis == ("the analytic gradient of 'W2' equals the numerical gradient of 'W1': "
+                                      "backward writes the gradient of 'W1' into the .grad of 'W2'")
+    assert "backward never wrote it" in str(report["W1"].diagnosis)
+    # W1's gradient into both: W1 passes, W2 names it
+    report = GradientChecker(_Gated(3, 2, bug="both", seed=seed), seed=seed).run()
+    assert [r.name for r in report.failed] == ["W2"] and report["W1"].diagnosis is None
+    assert "equals the numerical gradient of 'W1': backward writes" in str(report["W2"].diagnosis)
+
+
+def test_no_swap_diagnosis_without_a_swap() -> None:
+    assert GradientChecker(_Gated(3, 2)).run().passed
+    # an unrelated bug in one of two same-shaped tensors
+    report = GradientChecker(_Gated(3, 2, bug="factor2")).run()
+    assert [r.name for r in report.failed] == ["W2"]
+    assert str(report["W2"].diagnosis).startswith("constant factor over the whole tensor: analytic = 2 x")
+    assert "numerical gradient of" not in str(report)
+    # equal gradients: swapping them changes nothing, and nothing is said
+    for swap in (False, True):
+        report = GradientChecker(_SumOfTwo(swap)).run()
+        assert report.passed and all(r.diagnosis is None for r in report.results), str(report)
+
+
+def test_a_parameter_gradient_returned_as_dx_is_diagnosed() -> None:
+    report = GradientChecker(_TanhTimesW("dx")).run()
+    assert [r.name for r in report.failed] == ["input"]
+    assert report["input"].diagnosis == ("the analytic dCost/dinput equals the numerical gradient of 'W': "
+                                         "backward returns the gradient of 'W' as dx")
+    for mode in ("full", "sampled"):
+        report = GradientChecker(_TanhTimesW("swap"), mode=mode, samples=5).run()
+        assert {r.name for r in report.failed} == {"input", "W"}
+        for r in report.results:
+            assert "(and vice versa): dx and the gradient of 'W' are swapped in backward" in str(r.diagnosis)
+    # directional results hold no per-element values to compare: no such diagnosis
+    report = GradientChecker(_TanhTimesW("swap"), mode="directional").run()
+    assert not report.passed and "numerical gradient of" not in str(report)

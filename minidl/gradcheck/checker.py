@@ -21,7 +21,7 @@ from ..errors import NonDeterministicError, NonFiniteError, ShapeError
 from ..layer import Layer, parameter_backward
 from ..model import LayerList, Sequential
 from ._state import LayerSnapshot, copy_value, same
-from .diagnosis import diagnose, factor_words
+from .diagnosis import diagnose, factor_words, swapped
 from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, kinks, probe_noise, richardson
 from .program import Program
 from .report import GradientReport, TensorResult
@@ -54,6 +54,9 @@ class _Tensor:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     frozen: bool = False  # requires_grad=False and backward wrote no gradient: nothing to check
+    #: after a per-element check, per element of the array: the numerical gradient, whether the element
+    #: was checked, the tolerance it was judged with (kept only while another tensor has its shape)
+    elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -316,6 +319,7 @@ class GradientChecker:
         self._check_prefix_reuse(program, tensors, f0, notes)
         batch = x.shape[0] if isinstance(x, np.ndarray) and x.ndim >= 1 else None
         results = []
+        shapes = [t.array.shape for t in tensors]
         for t in tensors:
             try:
                 results.append(self._check_tensor(program, t, f0, batch))
@@ -323,6 +327,8 @@ class GradientChecker:
                 _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
                                  f"shape {tuple(t.array.shape)})")
                 raise
+            if shapes.count(t.array.shape) < 2:
+                t.elements = None  # no other tensor to compare with (see swapped)
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         in_place = in_place or next((c for c in calls if c.modified), None)
@@ -332,6 +338,15 @@ class GradientChecker:
                 "layer contract: never modify x; the previous layer's cache or the caller's data is changed "
                 "behind its back, and the gradient was checked at the modified point)")
         by_name = {r.name: r for r in results}
+        # a gradient written into another tensor's .grad (or returned as dx): its words replace the
+        # tensor's diagnosis, except a whole-tensor factor, which explains the values as well (the two
+        # numerical gradients are then proportional) and is kept beside it
+        found = swapped({t.name: (t.analytic, *t.elements) for t in tensors
+                         if t.elements is not None and t.analytic is not None})
+        for name, words in found.items():
+            old = by_name[name].diagnosis
+            by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
+                ("sign flip", "constant factor")) else words
         if "input" in by_name and by_name["input"].failed and not by_name["input"].problems \
                 and len(results) > 1 and all(r.passed for r in results if r.name != "input"):
             notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
@@ -849,8 +864,12 @@ class GradientChecker:
                                     "that step is as large as the slope (each counts as failed)")
             result.notes.append(f"{shrunk.size} element(s) were probed with the relative step eps * |w|: the "
                                 "default step (at least eps) took the cost outside its domain (NaN/inf) there")
+        checked = status != KINK
+        # kept for swapped (see _run), per element of the array: NaN / False where not checked
+        num, seen, tol = np.full(arr.size, np.nan), np.zeros(arr.size, dtype=bool), np.full(arr.size, np.nan)
+        num[index], seen[index], tol[index] = numerical, checked, factor * bound
+        t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
         if not result.passed or result.failed:
-            checked = status != KINK
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
                                         batch, factor * bound)
         return result

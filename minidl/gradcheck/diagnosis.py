@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["diagnose", "factor_words", "name_factor"]
+__all__ = ["diagnose", "factor_words", "name_factor", "swapped"]
 
 
 def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ()) -> tuple[str, str] | None:
@@ -140,3 +140,55 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     if factor:
         words.append(f"the {int(np.sum(bad))} failing elements share one factor{factor}")
     return "; ".join(words) or None
+
+
+def _gradient_of(name: str) -> str:
+    return "dCost/dinput" if name == "input" else f"gradient of '{name}'"
+
+
+def swapped(values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, str]:
+    """Gradients written into the wrong tensor: the analytic gradient of one tensor equals, element by
+    element, the numerical gradient of another of the same shape (the input included: dx).
+
+    Args:
+        values: per tensor checked element by element, ``(analytic, numerical, checked, tol)``, arrays
+            of the tensor's shape (``checked`` False where an element was not checked: not sampled, or at
+            a kink); an element agrees when ``|analytic - numerical| <= tol``, as in the check itself.
+
+    Returns:
+        ``{target: words}`` for every tensor with failing elements whose analytic gradient agrees with
+        the numerical gradient of another tensor ``source`` (passing or not) on every element checked
+        in both -- among them at least one failing element of the target, and one where the source's
+        numerical gradient is above its tolerance (two gradients of ~0 "agree" by default).  A source
+        that matches the other way round too (a swap) is preferred.
+    """
+    def writes(target: str, source: str) -> bool:
+        a_t, n_t, c_t, tol_t = values[target]
+        _, n_s, c_s, tol_s = values[source]
+        if source == target or a_t.shape != n_s.shape:
+            return False
+        both = c_t & c_s
+        failing = both & ~(np.abs(a_t - n_t) <= tol_t)
+        return bool(np.any(failing) and np.any(np.abs(n_s[both]) > tol_s[both])
+                    and np.all(np.abs(a_t[both] - n_s[both]) <= tol_s[both]))
+
+    found: dict[str, str] = {}
+    for target in values:
+        sources = [s for s in values if writes(target, s)]
+        if not sources:
+            continue
+        mutual = [s for s in sources if writes(s, target)]
+        source = (mutual or sources)[0]
+        said = f"the analytic {_gradient_of(target)} equals the numerical {_gradient_of(source)}"
+        if mutual and "input" in (target, source):
+            param = source if target == "input" else target
+            found[target] = (f"{said} (and vice versa): dx and the gradient of '{param}' are swapped in backward "
+                             "(dx written into its .grad, its gradient returned as dx)")
+        elif mutual:
+            found[target] = (f"{said} (and vice versa): the two gradients are swapped in backward (each written "
+                             "into the other's .grad)")
+        elif target == "input":
+            found[target] = f"{said}: backward returns the gradient of '{source}' as dx"
+        else:
+            found[target] = f"{said}: backward writes the {_gradient_of(source)} into the .grad of '{target}'"
+    return found
