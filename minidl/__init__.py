@@ -56,7 +56,7 @@ from .losses import (
 from .model import LayerList, Model, Sequential
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
-from .schedulers import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, StepLR
+from .schedulers import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, ReduceLROnPlateau, StepLR
 from .serialization import load, save
 from .summary import summarize
 from .training import History, evaluate, fit, predict
@@ -114,6 +114,7 @@ __all__ = [
     "Parameter",
     "RMSprop",
     "ReLU",
+    "ReduceLROnPlateau",
     "Sequential",
     "ShapeError",
     "SiLU",

@@ -8,6 +8,9 @@ schedule was made, the lr for the next epoch is (closed forms, no drift from rep
 - :class:`MultiStepLR`:       ``lr0 * gamma ** (number of milestones <= e)``
 - :class:`ExponentialLR`:     ``lr0 * gamma ** e``
 - :class:`CosineAnnealingLR`: ``eta_min + (lr0 - eta_min) * (1 + cos(pi * e / T_max)) / 2``
+
+:class:`ReduceLROnPlateau` has no closed form: it multiplies the lr by ``factor`` when a monitored
+value stops improving, so its :meth:`~ReduceLROnPlateau.step` takes that value.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import StateDictError
 from .optim import Optimizer
 from .validation import is_integer, is_number
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "MultiStepLR", "StepLR"]
+__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "MultiStepLR", "ReduceLROnPlateau", "StepLR"]
 
 
 #: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
@@ -34,10 +39,15 @@ class LRScheduler:
     :attr:`settings` and checks them in :meth:`_check_setting`: :meth:`state_dict` saves them and
     :meth:`load_state_dict` restores them, as PyTorch's schedulers do.  (A subclass may instead
     override both methods; keys the base class does not know are then left to it.)
+
+    A subclass whose lr depends on more than ``last_epoch`` names that state in :attr:`run_state`
+    and checks it in :meth:`_check_run_state`: it is saved, and required and restored on load.
     """
 
     #: The constructor's arguments that shape the schedule (saved and restored with the state).
     settings: tuple[str, ...] = ()
+    #: What the run has accumulated besides ``last_epoch`` (saved, and required on load).
+    run_state: tuple[str, ...] = ()
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -70,18 +80,24 @@ class LRScheduler:
         ``ValueError`` naming the scheduler otherwise)."""
         raise NotImplementedError(f"{type(self).__name__} lists settings but does not check them")
 
+    def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
+        """``value`` for the run-state entry ``name``, checked against the ``settings`` the load will
+        leave (a ``ValueError`` otherwise)."""
+        raise NotImplementedError(f"{type(self).__name__} lists run state but does not check it")
+
     def state_dict(self) -> dict[str, Any]:
-        """``{"type", "base_lr", "last_epoch", <settings>}``: enough to resume the schedule where it was."""
+        """``{"type", "base_lr", "last_epoch", <settings>, <run_state>}``: enough to resume the schedule
+        where it was."""
         state = {"type": type(self).__name__, "base_lr": self.base_lr, "last_epoch": self.last_epoch}
-        for key in self.settings:
+        for key in (*self.settings, *self.run_state):
             value = getattr(self, key)
             state[key] = list(value) if isinstance(value, list) else value
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore the count, ``base_lr`` and the settings; refuses (listing every problem, changing
-        nothing) another scheduler's state, bad values and unknown keys.  A state without the
-        settings (saved before they were) keeps this scheduler's."""
+        """Restore the count, ``base_lr``, the settings and the run state; refuses (listing every
+        problem, changing nothing) another scheduler's state, bad values and unknown keys.  A state
+        without the settings (saved before they were) keeps this scheduler's."""
         name = type(self).__name__
         if not isinstance(state, Mapping):
             raise TypeError(f"{name}.load_state_dict expects a mapping, got {type(state).__name__}")
@@ -89,13 +105,15 @@ class LRScheduler:
         if "type" in state and (not isinstance(state["type"], str) or state["type"] != name):
             problems.append(f"state is for {state['type']!r}, not {name!r}")  # the rest would mislead
         settings: dict[str, Any] = {}
+        run_state: dict[str, Any] = {}
         if not problems:
             # a subclass with its own state_dict may save more: its load_state_dict reads it
             own_keys = type(self).state_dict is LRScheduler.state_dict
-            unknown = sorted(map(str, set(state) - {"type", "base_lr", "last_epoch", *self.settings}))
+            kept_keys = (*self.settings, *self.run_state)
+            unknown = sorted(map(str, set(state) - {"type", "base_lr", "last_epoch", *kept_keys}))
             if unknown and own_keys:
                 problems.append(f"unexpected keys {unknown} ({name} keeps type, base_lr, last_epoch"
-                                f"{''.join(', ' + key for key in self.settings)})")
+                                f"{''.join(', ' + key for key in kept_keys)})")
             base_lr, last_epoch = state["base_lr"], state["last_epoch"]
             if not (is_number(base_lr) and _finite(base_lr) and base_lr >= 0):
                 problems.append(f"'base_lr': expected a finite number >= 0, got {base_lr!r}")
@@ -107,12 +125,21 @@ class LRScheduler:
                         settings[key] = self._check_setting(key, state[key])
                     except (TypeError, ValueError) as error:
                         problems.append(f"'{key}': {error}")
+            loaded_settings = {key: settings.get(key, getattr(self, key)) for key in self.settings}
+            for key in self.run_state:
+                if key not in state:
+                    problems.append(f"missing key '{key}'")
+                    continue
+                try:
+                    run_state[key] = self._check_run_state(key, state[key], loaded_settings)
+                except (TypeError, ValueError) as error:
+                    problems.append(f"'{key}': {error}")
         if problems:
             raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "
                                  + "; ".join(problems))
         self.base_lr = float(state["base_lr"])
         self.last_epoch = int(state["last_epoch"])
-        for key, value in settings.items():
+        for key, value in (*settings.items(), *run_state.items()):
             setattr(self, key, value)
 
     def extra_repr(self) -> str:
@@ -239,3 +266,141 @@ class CosineAnnealingLR(LRScheduler):
 
     def extra_repr(self) -> str:
         return f"T_max={self.T_max}, eta_min={self.eta_min}"
+
+
+def _check_count(who: str, name: str, value: Any) -> int:
+    """A Python or NumPy int in [0, 2**53], as a Python int."""
+    if not (is_integer(value) and 0 <= value <= _MAX_EPOCH):
+        raise ValueError(f"{who}: {name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _check_finite_nonnegative(who: str, name: str, value: Any) -> float:
+    if not (is_number(value) and _finite(value) and value >= 0):
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by ``factor`` when a monitored value has stopped improving, as PyTorch's.
+
+    Call :meth:`step` with the value after each epoch (``fit(..., scheduler=...)`` passes
+    ``history[monitor]``'s new entry).  A value is better than the best so far when it is below
+    ``best * (1 - threshold)`` (``threshold_mode="rel"``) or ``best - threshold`` (``"abs"``) in
+    ``mode="min"``; above ``best * (1 + threshold)`` or ``best + threshold`` in ``mode="max"``.  NaN is
+    never better.  After more than ``patience`` epochs in a row that are not better, the lr becomes
+    ``max(lr * factor, min_lr)`` (kept as is unless that lowers it by more than ``eps``), and the
+    next ``cooldown`` epochs count no bad epochs.
+
+    Args:
+        optimizer: the optimizer whose ``lr`` is reduced.
+        mode: ``"min"`` (a loss) or ``"max"`` (an accuracy).
+        factor: the lr's multiplier on a plateau, in (0, 1).
+        patience: epochs without improvement tolerated before reducing (an int >= 0).
+        threshold: how much better a value must be to count (finite, >= 0).
+        threshold_mode: ``"rel"`` or ``"abs"``, as above.
+        cooldown: epochs after a reduction during which bad epochs are not counted (an int >= 0).
+        min_lr: the lr is never reduced below this (finite, >= 0; one number: minidl optimizers
+            have one lr).
+        eps: a reduction smaller than this (or equal) is skipped (finite, >= 0).
+        monitor: the history key ``fit`` passes to :meth:`step` (minidl's addition): ``"val_loss"``
+            (needs ``validation_data``), ``"loss"``, ``"val_accuracy"``, ...
+
+    Unlike the closed-form schedules, the lr follows the values: :attr:`best`,
+    :attr:`num_bad_epochs` and :attr:`cooldown_counter` are saved with the state, and ``step()``
+    requires the value.
+    """
+
+    settings = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps",
+                "monitor")
+    run_state = ("best", "num_bad_epochs", "cooldown_counter")
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0,
+                 eps: float = 1e-8, *, monitor: str = "val_loss") -> None:
+        super().__init__(optimizer)
+        self.mode: str = self._check_setting("mode", mode)
+        self.factor: float = self._check_setting("factor", factor)
+        self.patience: int = self._check_setting("patience", patience)
+        self.threshold: float = self._check_setting("threshold", threshold)
+        self.threshold_mode: str = self._check_setting("threshold_mode", threshold_mode)
+        self.cooldown: int = self._check_setting("cooldown", cooldown)
+        self.min_lr: float = self._check_setting("min_lr", min_lr)
+        self.eps: float = self._check_setting("eps", eps)
+        self.monitor: str = self._check_setting("monitor", monitor)
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        who = "ReduceLROnPlateau"
+        if name in ("mode", "threshold_mode"):
+            allowed = ("min", "max") if name == "mode" else ("rel", "abs")
+            if not (isinstance(value, str) and value in allowed):
+                raise ValueError(f"{who}: {name} must be {allowed[0]!r} or {allowed[1]!r}, got {value!r}")
+            return value
+        if name == "factor":
+            if not (is_number(value) and 0 < value < 1):
+                raise ValueError(f"{who}: factor must be a number in (0, 1), got {value!r}")
+            return float(value)
+        if name in ("patience", "cooldown"):
+            return _check_count(who, name, value)
+        if name == "monitor":
+            if not (isinstance(value, str) and value):
+                raise TypeError(f"{who}: monitor must be the name of a history key, e.g. 'val_loss', got {value!r}")
+            return value
+        return _check_finite_nonnegative(who, name, value)  # threshold, min_lr, eps
+
+    def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
+        if name == "best":
+            if not (is_number(value) and not math.isnan(value)):
+                raise ValueError(f"expected a number (inf allowed, not NaN), got {value!r}")
+            return float(value)
+        limit = settings["patience"] if name == "num_bad_epochs" else settings["cooldown"]
+        if not (is_integer(value) and 0 <= value <= limit):
+            bound = "patience" if name == "num_bad_epochs" else "cooldown"
+            raise ValueError(f"expected an int in [0, {bound}={limit}], got {value!r}")
+        return int(value)
+
+    def is_better(self, value: float, best: float) -> bool:
+        """Whether ``value`` beats ``best`` by the threshold (False when either is NaN)."""
+        if self.mode == "min":
+            return value < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return value > (best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold)
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def step(self, metrics: float) -> float:  # type: ignore[override]  # the closed forms take no value
+        """Record one more epoch's monitored value and reduce the lr on a plateau; returns the lr.
+        (A refused value, or an lr the optimizer refuses, changes nothing.)"""
+        if is_number(metrics) or (isinstance(metrics, np.ndarray) and metrics.shape == ()
+                                  and metrics.dtype.kind in "iuf"):
+            current = float(metrics)
+        else:
+            raise TypeError(f"ReduceLROnPlateau.step: metrics must be a number, got {metrics!r}")
+        best, bad_epochs, cooldown_counter = self.best, self.num_bad_epochs + 1, self.cooldown_counter
+        if self.is_better(current, best):
+            best, bad_epochs = current, 0
+        if cooldown_counter > 0:
+            cooldown_counter, bad_epochs = cooldown_counter - 1, 0  # bad epochs in cooldown are ignored
+        if bad_epochs > self.patience:
+            old_lr = self.optimizer.lr
+            new_lr = max(old_lr * self.factor, self.min_lr)
+            if old_lr - new_lr > self.eps:
+                self.optimizer.lr = new_lr
+            cooldown_counter, bad_epochs = self.cooldown, 0
+        self.last_epoch += 1
+        self.best, self.num_bad_epochs, self.cooldown_counter = best, bad_epochs, cooldown_counter
+        return self.optimizer.lr
+
+    def lr_at(self, epoch: int) -> float:
+        raise NotImplementedError("ReduceLROnPlateau has no lr per epoch: its lr follows the values passed "
+                                  "to step(metrics)")
+
+    def extra_repr(self) -> str:
+        return (f"mode={self.mode!r}, factor={self.factor}, patience={self.patience}, threshold={self.threshold}, "
+                f"threshold_mode={self.threshold_mode!r}, cooldown={self.cooldown}, min_lr={self.min_lr}, "
+                f"eps={self.eps}, monitor={self.monitor!r}, best={self.best}, "
+                f"num_bad_epochs={self.num_bad_epochs}, cooldown_counter={self.cooldown_counter}")

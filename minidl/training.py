@@ -39,7 +39,7 @@ from .layer import Layer, parameter_backward
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss
 from .optim import Optimizer
 from .parameter import Parameter
-from .schedulers import LRScheduler
+from .schedulers import LRScheduler, ReduceLROnPlateau
 from .validation import as_array, is_integer, is_number
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
@@ -469,7 +469,8 @@ def fit(
             while the weights change (as Keras does).
         shuffle: draw a new order of the samples each epoch from ``rng``.
         rng: a ``numpy.random.Generator`` or int seed; the same seed gives the same batches.
-        scheduler: an :class:`~minidl.schedulers.LRScheduler`, stepped after each epoch.
+        scheduler: an :class:`~minidl.schedulers.LRScheduler`, stepped after each epoch (a
+            :class:`~minidl.schedulers.ReduceLROnPlateau` with the epoch's value of its ``monitor``).
         verbose: 0 silent; 1 a progress bar per epoch (tqdm if installed, else one line per epoch);
             2 one line per epoch.  Bars and lines show time, samples/s, loss and metrics.
         validation_batch_size: batch size used to score the validation data.
@@ -541,13 +542,14 @@ def fit(
     if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
         metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
     metric_fns = _resolve_metrics(metrics, loss)
-    if early_stopping is not None:  # refused now, not after the first epoch's work
-        keys = ["loss", *(name for name, _ in metric_fns)]
-        keys += [f"val_{k}" for k in keys] if val is not None else []
-        if early_stopping.monitor not in keys:
-            hint = " (val_ figures need validation_data)" if early_stopping.monitor.startswith("val_") else ""
-            raise ValueError(f"{who}: EarlyStopping monitors {early_stopping.monitor!r}, which this fit does "
-                             f"not record{hint}; it records {keys}")
+    keys = ["loss", *(name for name, _ in metric_fns)]
+    keys += [f"val_{k}" for k in keys] if val is not None else []
+    for watcher in (early_stopping, scheduler):  # a monitor is refused now, not after the first epoch's work
+        if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher.monitor not in keys:
+            hint = " (val_ figures need validation_data)" if watcher.monitor.startswith("val_") else ""
+            raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
+                             f"does not record{hint}; it records {keys}")
+    if early_stopping is not None:
         early_stopping.start()
     generator = as_generator(rng)
     # Remembered so that evaluate(x, y) without a loss can score like the last fit.
@@ -654,7 +656,9 @@ def fit(
                 values["lr"] = lr
                 seconds = time.perf_counter() - started
                 history._append(epoch, seconds, values)
-                if scheduler is not None:
+                if isinstance(scheduler, ReduceLROnPlateau):
+                    scheduler.step(values[scheduler.monitor])
+                elif scheduler is not None:
                     scheduler.step()
                 if bar is not None:
                     shown = {k: v for k, v in values.items() if k != "lr"}

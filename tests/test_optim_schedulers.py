@@ -11,7 +11,7 @@ import pytest
 import minidl as md
 from minidl.errors import StateDictError
 from minidl.optim import SGD, Adam
-from minidl.schedulers import CosineAnnealingLR, ExponentialLR, MultiStepLR, StepLR
+from minidl.schedulers import CosineAnnealingLR, ExponentialLR, MultiStepLR, ReduceLROnPlateau, StepLR
 
 
 def opt(lr: float = 0.1) -> SGD:
@@ -222,3 +222,305 @@ def test_a_subclass_with_its_own_state_dict_keeps_its_own_keys():
     b = Warmup(opt(1.0), 2)
     b.load_state_dict(a.state_dict())
     assert (b.warmup, b.last_epoch) == (5, 1) and b.step() == a.step() == 0.6
+
+
+# ------------------------------------------------------------------------------------ ReduceLROnPlateau
+NAN, INF = float("nan"), float("inf")
+
+
+def plateau_lrs(scheduler: ReduceLROnPlateau, values) -> list[float]:
+    """The lr after each step(value)."""
+    return [scheduler.step(value) for value in values]
+
+
+def reference_lrs(values, lr, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                  cooldown=0, min_lr=0.0, eps=1e-8) -> list[float]:
+    """PyTorch's rule, written out: the lr after each value."""
+    best, bad, cool, out = (INF if mode == "min" else -INF), 0, 0, []
+    for value in values:
+        if mode == "min":
+            limit = best * (1 - threshold) if threshold_mode == "rel" else best - threshold
+            better = value < limit
+        else:
+            limit = best * (1 + threshold) if threshold_mode == "rel" else best + threshold
+            better = value > limit
+        best, bad = (value, 0) if better else (best, bad + 1)
+        if cool > 0:
+            cool, bad = cool - 1, 0
+        if bad > patience:
+            reduced = max(lr * factor, min_lr)
+            lr = reduced if lr - reduced > eps else lr
+            cool, bad = cooldown, 0
+        out.append(lr)
+    return out
+
+
+PLATEAU_CASES = {
+    "min-rel": ({"factor": 0.5, "patience": 2}, [10, 9, 9, 9, 9, 8, 8, 8, 8],
+                [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25]),
+    "min-rel-threshold": ({"factor": 0.5, "patience": 0, "threshold": 0.1}, [10, 9.5, 8.9, 8.9],
+                          [1, 0.5, 0.5, 0.25]),
+    "min-abs-threshold": ({"factor": 0.5, "patience": 0, "threshold": 0.4, "threshold_mode": "abs"},
+                          [10, 9.5, 8.9, 8.9], [1, 1, 1, 0.5]),
+    "max-rel": ({"mode": "max", "patience": 1, "threshold": 0.1}, [0.5, 0.54, 0.56, 0.57, 0.7, 0.7, 0.7],
+                [1, 1, 1, 1, 1, 1, 0.1]),
+    "max-abs": ({"mode": "max", "patience": 1, "threshold": 0.05, "threshold_mode": "abs"},
+                [0.5, 0.54, 0.56, 0.6, 0.6], [1, 1, 1, 1, 0.1]),
+    "cooldown": ({"factor": 0.5, "patience": 0, "cooldown": 2, "threshold": 0.0}, [1.0] * 8,
+                 [1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125]),
+    "min_lr-floor": ({"patience": 0, "min_lr": 0.03}, [1.0] * 4, [1, 0.1, 0.03, 0.03]),
+    "nan-is-never-better": ({"factor": 0.5, "patience": 1}, [1.0, NAN, NAN, 0.5, NAN, NAN],
+                            [1, 1, 0.5, 0.5, 0.5, 0.25]),
+    "inf-values": ({"factor": 0.5, "patience": 0}, [INF, 3.0, -INF, -INF], [0.5, 0.5, 0.5, 0.25]),
+}
+
+
+@pytest.mark.parametrize("settings, values, want", PLATEAU_CASES.values(), ids=PLATEAU_CASES.keys())
+def test_plateau_follows_the_rule(settings, values, want):
+    assert plateau_lrs(ReduceLROnPlateau(opt(1.0), **settings), values) == want
+    assert reference_lrs(values, 1.0, **settings) == want
+
+
+def test_plateau_skips_a_reduction_smaller_than_eps():
+    """1e-7 halves while the cut exceeds eps=1e-8; the cut from 1.25e-8 (6.25e-9) is skipped."""
+    sched = ReduceLROnPlateau(opt(1e-7), factor=0.5, patience=0, eps=1e-8)
+    assert plateau_lrs(sched, [1.0] * 6) == [1e-7, 5e-8, 2.5e-8, 1.25e-8, 1.25e-8, 1.25e-8]
+    assert (sched.num_bad_epochs, sched.last_epoch) == (0, 6)  # a skipped cut still resets the count
+    big_eps = ReduceLROnPlateau(opt(1e-7), factor=0.5, patience=0, eps=1e-7)
+    assert plateau_lrs(big_eps, [1.0] * 3) == [1e-7] * 3
+
+
+def test_plateau_counts_and_best():
+    sched = ReduceLROnPlateau(opt(1.0), mode="max", patience=3, cooldown=2)
+    assert (sched.best, sched.num_bad_epochs, sched.cooldown_counter, sched.last_epoch) == (-INF, 0, 0, 0)
+    sched.step(NAN)  # a first NaN is not better than -inf either
+    assert (sched.best, sched.num_bad_epochs, sched.last_epoch) == (-INF, 1, 1)
+    for value in (0.5, 0.4, 0.4, 0.3, 0.2):
+        sched.step(value)
+    assert (sched.best, sched.num_bad_epochs, sched.cooldown_counter, sched.optimizer.lr) == (0.5, 0, 2, 0.1)
+    assert sched.in_cooldown and sched.get_last_lr() == 0.1
+    sched.step(np.float32(0.25))
+    sched.step(np.array(0.6))  # NumPy scalars and 0-d arrays are values too
+    assert (sched.best, sched.num_bad_epochs, sched.cooldown_counter, sched.last_epoch) == (0.6, 0, 0, 8)
+
+
+def test_plateau_reference_agrees_on_random_sequences():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        settings = {"mode": str(rng.choice(["min", "max"])), "factor": float(rng.choice([0.1, 0.5, 0.9])),
+                    "patience": int(rng.integers(0, 4)), "threshold": float(rng.choice([0.0, 1e-4, 0.1])),
+                    "threshold_mode": str(rng.choice(["rel", "abs"])), "cooldown": int(rng.integers(0, 3)),
+                    "min_lr": float(rng.choice([0.0, 1e-3])), "eps": float(rng.choice([0.0, 1e-8, 1e-3]))}
+        values = np.round(rng.standard_normal(25), 1).tolist()
+        assert plateau_lrs(ReduceLROnPlateau(opt(0.1), **settings), values) == reference_lrs(values, 0.1, **settings)
+
+
+def test_plateau_against_torch_if_installed():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    for trial in range(300):
+        settings = {"mode": str(rng.choice(["min", "max"])), "factor": float(rng.choice([0.1, 0.5, 0.9])),
+                    "patience": int(rng.integers(0, 4)), "threshold": float(rng.choice([0.0, 1e-4, 0.1, 1.0])),
+                    "threshold_mode": str(rng.choice(["rel", "abs"])), "cooldown": int(rng.integers(0, 3)),
+                    "min_lr": float(rng.choice([0.0, 1e-3, 0.05])), "eps": float(rng.choice([0.0, 1e-8, 1e-3]))}
+        lr0 = float(rng.choice([0.1, 1e-8]))
+        if trial % 4 == 0:  # ties, NaN and infinities
+            values = rng.choice([-1.0, 0.0, 1.0, NAN, INF, -INF], size=30).tolist()
+        else:
+            values = np.round(rng.standard_normal(30), 1).tolist()
+        mine = ReduceLROnPlateau(opt(lr0), **settings)
+        topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr0)
+        theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **settings)
+        for value in values:
+            mine.step(value)
+            theirs.step(value)
+            assert mine.optimizer.lr == topt.param_groups[0]["lr"], (settings, values)
+            assert (mine.best, mine.num_bad_epochs, mine.cooldown_counter, mine.last_epoch) == \
+                (theirs.best, theirs.num_bad_epochs, theirs.cooldown_counter, theirs.last_epoch)
+
+
+def test_plateau_state_dict_resumes_bit_for_bit():
+    rng = np.random.default_rng(2)
+    values = np.round(rng.standard_normal(30), 1).tolist()
+    settings = {"mode": "max", "factor": 0.5, "patience": 1, "threshold": 0.05, "threshold_mode": "abs",
+                "cooldown": 1, "min_lr": 0.01, "eps": 1e-6, "monitor": "val_accuracy"}
+    whole = ReduceLROnPlateau(opt(1.0), **settings)
+    want = plateau_lrs(whole, values)
+    first = ReduceLROnPlateau(opt(1.0), **settings)
+    plateau_lrs(first, values[:13])
+    state, opt_state = first.state_dict(), first.optimizer.state_dict()
+    assert set(state) == {"type", "base_lr", "last_epoch", *settings, "best", "num_bad_epochs", "cooldown_counter"}
+    assert {k: state[k] for k in settings} == settings and state["last_epoch"] == 13
+    resumed = ReduceLROnPlateau(opt(1.0))  # other settings: the state's are restored
+    resumed.optimizer.load_state_dict(opt_state)  # the lr itself lives in the optimizer's state, as in PyTorch
+    resumed.load_state_dict(state)
+    assert resumed.state_dict() == state
+    assert want[:13] + plateau_lrs(resumed, values[13:]) == want
+    assert resumed.state_dict() == whole.state_dict()
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"best": NAN}, r"'best': expected a number \(inf allowed, not NaN\), got nan"),
+    ({"best": "1.0"}, r"'best'"),
+    ({"num_bad_epochs": -1}, r"'num_bad_epochs': expected an int in \[0, patience=3\], got -1"),
+    ({"num_bad_epochs": 4}, r"'num_bad_epochs': expected an int in \[0, patience=3\]"),
+    ({"num_bad_epochs": 4, "patience": 5}, None),  # consistent with the state's own patience: accepted
+    ({"num_bad_epochs": 1.0}, r"'num_bad_epochs'"),
+    ({"cooldown_counter": 3}, r"'cooldown_counter': expected an int in \[0, cooldown=2\], got 3"),
+    ({"mode": "median"}, r"'mode': ReduceLROnPlateau: mode must be 'min' or 'max', got 'median'"),
+    ({"factor": 1.0}, r"'factor': ReduceLROnPlateau: factor must be a number in \(0, 1\)"),
+    ({"monitor": 3}, r"'monitor': ReduceLROnPlateau: monitor must be the name of a history key"),
+    ({"min_lr": INF}, r"'min_lr': ReduceLROnPlateau: min_lr must be a finite number >= 0"),
+    ({"lr": 0.1}, r"unexpected keys \['lr'\] \(ReduceLROnPlateau keeps type, base_lr, last_epoch, mode, factor, "
+                  r"patience, threshold, threshold_mode, cooldown, min_lr, eps, monitor, best, num_bad_epochs, "
+                  r"cooldown_counter\)"),
+])
+def test_plateau_refuses_a_bad_state(bad, match):
+    sched = ReduceLROnPlateau(opt(1.0), patience=3, cooldown=2)
+    plateau_lrs(sched, [1.0, 2.0])
+    good = sched.state_dict()
+    if match is None:
+        sched.load_state_dict({**good, **bad})
+        assert (sched.num_bad_epochs, sched.patience) == (4, 5)
+        return
+    with pytest.raises(StateDictError, match=match):
+        sched.load_state_dict({**good, **bad})
+    assert sched.state_dict() == good
+
+
+def test_plateau_state_needs_its_run_state_and_type():
+    sched = ReduceLROnPlateau(opt(), patience=3)
+    good = sched.state_dict()
+    with pytest.raises(StateDictError, match="missing key 'best'; missing key 'cooldown_counter'"):
+        sched.load_state_dict({k: v for k, v in good.items() if k not in ("best", "cooldown_counter")})
+    with pytest.raises(StateDictError, match="state is for 'StepLR', not 'ReduceLROnPlateau'"):
+        sched.load_state_dict(StepLR(opt(), 2).state_dict())
+    with pytest.raises(StateDictError, match="state is for 'ReduceLROnPlateau', not 'StepLR'"):
+        StepLR(opt(), 2).load_state_dict(good)
+    assert sched.state_dict() == good
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"factor": 1.0}, ValueError, r"ReduceLROnPlateau: factor must be a number in \(0, 1\), got 1.0"),
+    ({"factor": 0}, ValueError, "factor must be a number in"),
+    ({"factor": -0.5}, ValueError, "factor must be a number in"),
+    ({"factor": NAN}, ValueError, "factor must be a number in"),
+    ({"factor": "0.5"}, ValueError, "factor must be a number in"),
+    ({"mode": "median"}, ValueError, "ReduceLROnPlateau: mode must be 'min' or 'max', got 'median'"),
+    ({"mode": None}, ValueError, "mode must be 'min' or 'max'"),
+    ({"threshold_mode": "relative"}, ValueError, "threshold_mode must be 'rel' or 'abs', got 'relative'"),
+    ({"patience": -1}, ValueError, "ReduceLROnPlateau: patience must be an int >= 0, got -1"),
+    ({"patience": 1.5}, ValueError, "patience must be an int >= 0"),
+    ({"patience": True}, ValueError, "patience must be an int >= 0"),
+    ({"cooldown": -1}, ValueError, "ReduceLROnPlateau: cooldown must be an int >= 0"),
+    ({"threshold": -1e-4}, ValueError, "ReduceLROnPlateau: threshold must be a finite number >= 0"),
+    ({"threshold": INF}, ValueError, "threshold must be a finite number >= 0"),
+    ({"min_lr": -0.1}, ValueError, "ReduceLROnPlateau: min_lr must be a finite number >= 0, got -0.1"),
+    ({"min_lr": [0.0]}, ValueError, "min_lr must be a finite number >= 0"),
+    ({"eps": NAN}, ValueError, "ReduceLROnPlateau: eps must be a finite number >= 0, got nan"),
+    ({"monitor": ""}, TypeError, "ReduceLROnPlateau: monitor must be the name of a history key"),
+    ({"monitor": None}, TypeError, "monitor must be the name of a history key"),
+])
+def test_plateau_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ReduceLROnPlateau(opt(), **kwargs)
+
+
+def test_plateau_settings_accept_numpy_scalars_and_refuse_a_non_optimizer():
+    sched = ReduceLROnPlateau(opt(), factor=np.float32(0.5), patience=np.int64(2), cooldown=np.int32(1),
+                              threshold=np.float64(0.01), min_lr=np.int64(0), eps=np.float32(0))
+    settings = (sched.factor, sched.patience, sched.cooldown, sched.threshold, sched.min_lr, sched.eps)
+    assert settings == (0.5, 2, 1, 0.01, 0.0, 0.0)
+    assert all(type(v) in (int, float) for v in settings)
+    with pytest.raises(TypeError, match="ReduceLROnPlateau: expected an Optimizer, got list"):
+        ReduceLROnPlateau([md.Parameter(np.zeros(2))])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["1.0", None, True, np.array([1.0]), 1 + 2j])
+def test_plateau_step_refuses_a_non_number_and_changes_nothing(value):
+    sched = ReduceLROnPlateau(opt(), patience=0)
+    sched.step(1.0)
+    state = sched.state_dict()
+    with pytest.raises(TypeError, match=r"ReduceLROnPlateau\.step: metrics must be a number"):
+        sched.step(value)
+    assert sched.state_dict() == state and sched.optimizer.lr == 0.1
+    with pytest.raises(TypeError):
+        sched.step()  # type: ignore[call-arg]  # unlike the closed-form schedules, the value is required
+    with pytest.raises(NotImplementedError, match="no lr per epoch"):
+        sched.lr_at(1)
+
+
+def test_plateau_repr():
+    sched = ReduceLROnPlateau(opt(), patience=2, monitor="loss")
+    sched.step(1.0)
+    assert repr(sched) == ("ReduceLROnPlateau(mode='min', factor=0.1, patience=2, threshold=0.0001, "
+                           "threshold_mode='rel', cooldown=0, min_lr=0.0, eps=1e-08, monitor='loss', best=1.0, "
+                           "num_bad_epochs=0, cooldown_counter=0, last_epoch=1)")
+
+
+# -------------------------------------------------------------------------- ReduceLROnPlateau in fit
+def _regression(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((80, 3))
+    y = x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3 * rng.standard_normal((80, 1))
+    return x[:60], y[:60], x[60:], y[60:]
+
+
+def _net() -> md.Sequential:
+    return md.Sequential(md.Dense(3, 8, rng=0), md.Tanh(), md.Dense(8, 1, rng=1))
+
+
+def test_fit_steps_plateau_with_the_monitored_value_as_a_hand_written_loop():
+    x, y, xv, yv = _regression(0)
+    settings = {"factor": 0.5, "patience": 0, "threshold": 0.05, "monitor": "val_loss"}
+    a, b = _net(), _net()
+    opt_a, opt_b = SGD(a.parameters(), lr=0.2), SGD(b.parameters(), lr=0.2)
+    sched_a, sched_b = ReduceLROnPlateau(opt_a, **settings), ReduceLROnPlateau(opt_b, **settings)
+    h = md.fit(a, x, y, loss=md.MSELoss(), optimizer=opt_a, epochs=8, batch_size=16, rng=3,
+               validation_data=(xv, yv), scheduler=sched_a, verbose=0)
+    gen, loss, lrs_b, val_losses = np.random.default_rng(3), md.MSELoss(), [], []
+    for _ in range(8):
+        lrs_b.append(opt_b.lr)
+        order = gen.permutation(60)
+        for start in range(0, 60, 16):
+            idx = order[start:start + 16]
+            b.zero_grad()
+            loss(b(x[idx]), y[idx])
+            b.backward(loss.backward())
+            opt_b.step()
+        val_losses.append(md.evaluate(b, xv, yv, loss=md.MSELoss())["loss"])
+        sched_b.step(val_losses[-1])
+    assert h["lr"] == lrs_b and h["val_loss"] == val_losses
+    assert len(set(lrs_b)) > 2  # the lr was cut more than once
+    assert sched_a.state_dict() == sched_b.state_dict() and opt_a.lr == opt_b.lr
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(pa.data, pb.data)
+
+
+def test_fit_passes_the_training_loss_when_plateau_monitors_it():
+    x, y, _, _ = _regression(1)
+    model = _net()
+    optimizer = SGD(model.parameters(), lr=0.1)
+    sched = ReduceLROnPlateau(optimizer, factor=0.5, patience=0, threshold=0.5, monitor="loss")
+    h = md.fit(model, x, y, loss=md.MSELoss(), optimizer=optimizer, epochs=6, rng=0, scheduler=sched, verbose=0)
+    replay = ReduceLROnPlateau(opt(0.1), factor=0.5, patience=0, threshold=0.5, monitor="loss")
+    assert [0.1, *plateau_lrs(replay, h["loss"])] == [*h["lr"], optimizer.lr]
+    assert sched.last_epoch == 6 and len(set(h["lr"])) > 1
+
+
+def test_fit_refuses_a_plateau_monitor_it_does_not_record_before_training():
+    x, y, _, _ = _regression(2)
+    model = _net()
+    before = model.state_dict()
+    optimizer = SGD(model.parameters(), lr=0.1)
+    sched = ReduceLROnPlateau(optimizer)
+    with pytest.raises(ValueError, match=r"fit: ReduceLROnPlateau monitors 'val_loss', which this fit does not "
+                                         r"record \(val_ figures need validation_data\); it records \['loss'\]"):
+        md.fit(model, x, y, loss=md.MSELoss(), optimizer=optimizer, epochs=3, scheduler=sched, verbose=0)
+    with pytest.raises(ValueError, match=r"monitors 'accuracy', which this fit does not record; it records "
+                                         r"\['loss', 'mae'\]"):
+        md.fit(model, x, y, loss=md.MSELoss(), optimizer=optimizer, epochs=3, metrics=["mae"], verbose=0,
+               scheduler=ReduceLROnPlateau(optimizer, mode="max", monitor="accuracy"))
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    assert sched.last_epoch == 0 and optimizer.lr == 0.1
