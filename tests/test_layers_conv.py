@@ -258,6 +258,20 @@ def test_small_cnn_with_cross_entropy() -> None:
     assert_gradients_ok(model, inputs=x, loss=md.CrossEntropyLoss(), targets=y)
 
 
+def assert_same_as_torch_conv(torch, ours: md.Conv2D, theirs, x: np.ndarray, rng: np.random.Generator,
+                              bias: bool) -> None:
+    """Forward, dx and the kernel and bias gradients of ``ours`` equal those of the torch conv ``theirs``."""
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt)
+    g = rng.normal(size=tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-13)
+    rows = ours.W.grad[1:] if bias else ours.W.grad
+    np.testing.assert_allclose(rows.T.reshape(theirs.weight.shape), theirs.weight.grad.numpy(), rtol=1e-11, atol=1e-12)
+    if bias:
+        np.testing.assert_allclose(ours.W.grad[0], theirs.bias.grad.numpy(), rtol=1e-11)
+
 def test_against_pytorch() -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
@@ -265,18 +279,7 @@ def test_against_pytorch() -> None:
         theirs = torch.nn.Conv2d(shape[1], out, k, s, p, bias=bias, dtype=torch.float64)
         ours = md.Conv2D.from_kernel(theirs.weight.detach().numpy(),
                                      theirs.bias.detach().numpy() if bias else None, s, p)
-        x = rng.normal(size=shape)
-        xt = torch.tensor(x, requires_grad=True)
-        yt = theirs(xt)
-        g = rng.normal(size=tuple(yt.shape))
-        yt.backward(torch.tensor(g))
-        np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
-        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-13)
-        rows = ours.W.grad[1:] if bias else ours.W.grad
-        np.testing.assert_allclose(rows.T.reshape(theirs.weight.shape), theirs.weight.grad.numpy(),
-                                   rtol=1e-11, atol=1e-12)
-        if bias:
-            np.testing.assert_allclose(ours.W.grad[0], theirs.bias.grad.numpy(), rtol=1e-11)
+        assert_same_as_torch_conv(torch, ours, theirs, rng.normal(size=shape), rng, bias)
 
 
 @pytest.mark.parametrize("kernel", [np.ones((2, 1, 3, 3), complex), np.full((2, 1, 3, 3), "1")])
@@ -512,15 +515,4 @@ def test_dilated_grouped_against_pytorch() -> None:
         theirs = torch.nn.Conv2d(shape[1], out, k, s, p, dilation=d, groups=groups, bias=bias, dtype=torch.float64)
         ours = md.Conv2D.from_kernel(theirs.weight.detach().numpy(), theirs.bias.detach().numpy() if bias else None,
                                      s, p, dilation=d, groups=groups)
-        x = rng.normal(size=shape)
-        xt = torch.tensor(x, requires_grad=True)
-        yt = theirs(xt)
-        g = rng.normal(size=tuple(yt.shape))
-        yt.backward(torch.tensor(g))
-        np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
-        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-13)
-        rows = ours.W.grad[1:] if bias else ours.W.grad
-        np.testing.assert_allclose(rows.T.reshape(theirs.weight.shape), theirs.weight.grad.numpy(),
-                                   rtol=1e-11, atol=1e-12)
-        if bias:
-            np.testing.assert_allclose(ours.W.grad[0], theirs.bias.grad.numpy(), rtol=1e-11)
+        assert_same_as_torch_conv(torch, ours, theirs, rng.normal(size=shape), rng, bias)
