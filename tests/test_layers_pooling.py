@@ -576,3 +576,57 @@ def test_pool_options_against_pytorch() -> None:
         assert_same_as_torch(torch, make_avg(k, s, p, ceil_mode, include, divisor),
                              torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil_mode, count_include_pad=include,
                                                 divisor_override=divisor), x, rng)
+
+
+# ----------------------------------------------------------------------------- GlobalAvgPool2D
+
+
+@pytest.mark.parametrize(("shape", "seed"), [((2, 3, 4, 5), 0), ((1, 1, 1, 1), 1), ((3, 2, 7, 3), 2)])
+def test_global_avg_pool_is_the_channel_mean_and_spreads_the_gradient(shape: tuple[int, ...], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape)
+    pool = md.GlobalAvgPool2D()
+    y = pool(x)
+    np.testing.assert_allclose(y, x.mean(axis=(2, 3)), rtol=1e-14)
+    g = rng.normal(size=y.shape)
+    dx = pool.backward(g)
+    np.testing.assert_allclose(dx, np.broadcast_to(g[:, :, None, None] / (shape[2] * shape[3]), shape), rtol=1e-15)
+    assert dx.flags.writeable and dx.shape == shape
+    report = md.GradientChecker(pool, inputs=x, seed=seed).run()
+    assert report.passed and report["input"].checked == x.size
+
+
+def test_global_avg_pool_in_a_cnn_passes_the_checker_and_keeps_float32() -> None:
+    rng = np.random.default_rng(4)
+    model = md.Sequential(md.Conv2D(2, 3, 3, padding=1, rng=0), md.ReLU(), md.GlobalAvgPool2D(), md.Dense(3, 2, rng=1))
+    assert md.GradientChecker(model, inputs=rng.normal(size=(3, 2, 5, 4)), loss=md.CrossEntropyLoss(),
+                              targets=np.array([0, 1, 1])).run().passed
+    pool = md.GlobalAvgPool2D()
+    y = pool(rng.normal(size=(2, 3, 4, 4)).astype(np.float32))
+    assert y.dtype == pool.backward(np.ones_like(y)).dtype == np.float32
+
+
+def test_global_avg_pool_errors() -> None:
+    pool = md.GlobalAvgPool2D()
+    with pytest.raises(md.ShapeError, match=r"GlobalAvgPool2D: expected a 4-D input of shape \(N, C, H, W\), "
+                                            r"got shape \(2, 3\)"):
+        pool(np.zeros((2, 3)))
+    with pytest.raises(md.ShapeError, match="has no pixels"):
+        pool(np.zeros((2, 3, 0, 4)))
+    with pytest.raises(md.BackwardBeforeForwardError):
+        pool.backward(np.zeros((2, 3)))
+    pool(np.zeros((2, 3, 4, 4)))
+    with pytest.raises(md.ShapeError, match=r"expected grad_output of shape \(2, 3\)"):
+        pool.backward(np.zeros((2, 4)))
+
+
+def test_global_avg_pool_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x, g = rng.normal(size=(2, 3, 5, 4)), rng.normal(size=(2, 3))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.adaptive_avg_pool2d(xt, 1).flatten(1)
+    yt.backward(torch.tensor(g))
+    pool = md.GlobalAvgPool2D()
+    np.testing.assert_allclose(pool(x), yt.detach().numpy(), rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(pool.backward(g), xt.grad.numpy(), rtol=1e-14)

@@ -184,6 +184,8 @@ LAYERS: dict[str, LayerSpec] = {
                            ref_pool("max"), example=(2, 2, 4, 4)),
     "AvgPool2D": LayerSpec(lambda dt: get("AvgPool2D")(2), lambda n, d: (n, 2, 4, d(st.integers(2, 5))),
                            ref_pool("avg"), example=(2, 2, 4, 4)),
+    "GlobalAvgPool2D": LayerSpec(lambda dt: get("GlobalAvgPool2D")(), lambda n, d: (n, 2, d(st.integers(1, 3)), 3),
+                                 lambda layer, x: x.mean(axis=(2, 3)), example=(2, 2, 3, 3)),
     "Sequential": LayerSpec(
         lambda dt: md.Sequential(md.Dense(3, 4, rng=0, dtype=dt), md.Tanh(), md.Dense(4, 2, rng=1, dtype=dt)),
         lambda n, d: (n, 3),
@@ -881,8 +883,8 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "LeakyReLU", "LogSoftmax", "MaxPool2D", "ReLU",
-                   "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"}
+    propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax",
+                   "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "LayerNorm", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
@@ -901,7 +903,7 @@ def test_nonfinite_policy() -> None:
         assert np.isnan(y[(0,) * y.ndim]), f"{name}: the NaN did not reach the output"
         if name in ("Softmax", "LogSoftmax"):  # the NaN's row is NaN, the others are untouched
             assert np.isnan(y[0]).all() and np.isfinite(y[1:]).all()
-        elif name not in ("MaxPool2D", "AvgPool2D"):
+        elif name not in ("MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"):
             assert np.isfinite(y).sum() == y.size - 1, f"{name}: one NaN in should give one NaN out"
         dx = layer.backward(np.ones_like(y))
         assert dx.shape == x.shape and dx.dtype == x.dtype

@@ -5,7 +5,7 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
-from .pooling import AvgPool2D, MaxPool2D
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "GlobalAvgPool2D",
     "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",

@@ -26,7 +26,7 @@ from ..layer import Layer
 from ..validation import check_grad_output, check_input, is_integer
 from .conv import _pair
 
-__all__ = ["AvgPool2D", "MaxPool2D"]
+__all__ = ["AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
 
 
 def _flag(value: object, name: str, who: str) -> bool:
@@ -385,3 +385,40 @@ class AvgPool2D(_Pool2D):
         divisor = self._divisor(shape[2], shape[3], grad_output.dtype)
         share = grad_output * (1.0 / divisor) if isinstance(divisor, float) else grad_output / divisor
         return self._scatter(shape, grad_output.dtype, ((i, j, share) for i in range(kh) for j in range(kw)))
+
+
+class GlobalAvgPool2D(Layer):
+    """The mean of each channel over all its pixels, as Keras's ``GlobalAveragePooling2D`` (PyTorch:
+    ``AdaptiveAvgPool2d(1)`` then ``Flatten``): the usual head of a convolutional network.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C).  Backward: every pixel of channel c of sample n receives
+    ``g[n, c] / (H * W)``.  NaN/inf are passed through unchecked, as by the other pools.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, H, W) -> (N, C)."""
+        x = check_input(x, "GlobalAvgPool2D", ndim=4, layout="(N, C, H, W)", finite=False)
+        if x.shape[2] == 0 or x.shape[3] == 0:
+            raise ShapeError(f"GlobalAvgPool2D: input of shape {x.shape} has no pixels (height or width 0)")
+        if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
+            x = x.astype(x.dtype.newbyteorder("="))
+        self._shape = x.shape
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
+        return np.add.reduce(x, axis=(2, 3)) * x.dtype.type(1.0 / (x.shape[2] * x.shape[3]))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C) -> dx: (N, C, H, W)."""
+        shape = self._shape
+        self._require_cache(shape)
+        assert shape is not None
+        check_grad_output(grad_output, "GlobalAvgPool2D.backward", shape[:2], self._dtype)
+        share = grad_output * grad_output.dtype.type(1.0 / (shape[2] * shape[3]))
+        dx = np.empty(shape, dtype=share.dtype)  # a real array (a broadcast view would be read-only)
+        dx[...] = share[:, :, None, None]
+        return dx
