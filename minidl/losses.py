@@ -386,7 +386,8 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
     whether the loss takes probability targets as well, for the messages."""
     n, c = rows_shape
     if target.dtype.kind not in "iu":
-        also = f", or pass (N, {c}) class probabilities" if probabilities_too else ""
+        probabilities = f"(N, {c})" if spatial is None else str(spatial)
+        also = f", or pass {probabilities} class probabilities" if probabilities_too else ""
         raise DTypeError(f"{who}: y_true of shape {given} must hold integer class labels, got dtype "
                          f"{target.dtype}; use y_true.astype(int){also}")
     if target.shape != (n,):

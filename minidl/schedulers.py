@@ -294,7 +294,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     Args:
         optimizer: the optimizer whose ``lr`` is reduced.
-        mode: ``"min"`` (a loss) or ``"max"`` (an accuracy).
+        mode: ``"min"`` (a loss), ``"max"`` (an accuracy) or ``"auto"`` (the default: ``"max"`` when
+            ``monitor`` has ``acc`` in its name, else ``"min"``, PyTorch's default; minidl's addition,
+            as in Keras, so that ``monitor="val_accuracy"`` cannot cut the lr while accuracy rises).
         factor: the lr's multiplier on a plateau, in (0, 1).
         patience: epochs without improvement tolerated before reducing (an int >= 0).
         threshold: how much better a value must be to count (finite, >= 0).
@@ -315,10 +317,12 @@ class ReduceLROnPlateau(LRScheduler):
                 "monitor")
     run_state = ("best", "num_bad_epochs", "cooldown_counter")
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+    def __init__(self, optimizer: Optimizer, mode: str = "auto", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0,
                  eps: float = 1e-8, *, monitor: str = "val_loss") -> None:
         super().__init__(optimizer)
+        if mode == "auto":  # as EarlyStopping (and Keras): a figure with "acc" in its name grows as it improves
+            mode = "max" if isinstance(monitor, str) and "acc" in monitor else "min"
         self.mode: str = self._check_setting("mode", mode)
         self.factor: float = self._check_setting("factor", factor)
         self.patience: int = self._check_setting("patience", patience)
@@ -353,9 +357,13 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
         if name == "best":
-            if not (is_number(value) and not math.isnan(value)):
+            try:
+                best = float(value) if is_number(value) else math.nan
+            except OverflowError:  # an int beyond float range
+                best = math.nan
+            if math.isnan(best):
                 raise ValueError(f"expected a number (inf allowed, not NaN), got {value!r}")
-            return float(value)
+            return best
         limit = settings["patience"] if name == "num_bad_epochs" else settings["cooldown"]
         if not (is_integer(value) and 0 <= value <= limit):
             bound = "patience" if name == "num_bad_epochs" else "cooldown"

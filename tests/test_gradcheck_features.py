@@ -1338,3 +1338,67 @@ def test_a_parameter_gradient_returned_as_dx_is_diagnosed() -> None:
     # directional results hold no per-element values to compare: no such diagnosis
     report = GradientChecker(_TanhTimesW("swap"), mode="directional").run()
     assert not report.passed and "numerical gradient of" not in str(report)
+
+
+class _LogSum(m.Layer):
+    """y = x * log(a + b + c), right; a + b + c = 3e-4, so a's relative step (|a| > 1) leaves the
+    logarithm's domain (a cannot be judged) while b's (b = 0, absolute step) does not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = m.Parameter(np.array([5.0, 6.0, 7.0]))
+        self.b = m.Parameter(np.zeros(3))
+        self.c = np.array([-4.9997, -5.9997, -6.9997])
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x, self._s = x, self.a.data + self.b.data + self.c
+        return x * np.log(self._s)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        ds = (grad_output * self._x).sum(axis=0) / self._s
+        self.a.grad += ds
+        self.b.grad += ds
+        return grad_output * np.log(self._s)
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the probes leave the logarithm's domain
+def test_no_swap_is_claimed_for_elements_that_could_not_be_judged() -> None:
+    report = GradientChecker(_LogSum()).run()
+    assert "could not be judged" in " ".join(report["a"].notes)
+    assert not any("equals the numerical gradient" in (r.diagnosis or "") for r in report.results)
+
+
+class _Shifted(m.Layer):
+    """y = tanh((x + P) @ W): dCost/dx equals dCost/dP exactly; dx carries a tiny error of its own."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.P = m.Parameter(0.01 * rng.standard_normal((4, 3)))
+        self.W = m.Parameter(0.05 * rng.standard_normal((3, 2)))
+        self.rel = 1e-7 * rng.standard_normal((4, 3))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._z = x + self.P.data
+        self._y = np.tanh(self._z @ self.W.data)
+        return self._y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        d = grad_output * (1 - self._y**2)
+        dz = d @ self.W.data.T
+        self.P.grad += dz
+        self.W.grad += self._z.T @ d
+        return dz * (1 + self.rel)  # a small error of dx's own, not P's gradient
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_legitimately_equal_gradients_with_an_own_error_are_not_called_swapped(seed: int) -> None:
+    """The input's and P's gradients are equal by construction, and P is checked with a looser tolerance:
+    dx's own small error fell inside P's tolerance and was diagnosed as 'returns the gradient of P'."""
+    x = np.random.default_rng(100 + seed).uniform(0, 255, (4, 3))
+    report = GradientChecker(_Shifted(seed), inputs=x, seed=seed).run()
+    assert report["P"].passed and report["W"].passed
+    assert "gradient of 'P'" not in (report["input"].diagnosis or "")

@@ -630,3 +630,14 @@ def test_global_avg_pool_against_pytorch() -> None:
     pool = md.GlobalAvgPool2D()
     np.testing.assert_allclose(pool(x), yt.detach().numpy(), rtol=1e-13, atol=1e-16)
     np.testing.assert_allclose(pool.backward(g), xt.grad.numpy(), rtol=1e-14)
+
+
+def test_global_avg_pool_sums_float16_in_float32() -> None:
+    """A 224 x 224 sum of 3s overflows float16 (inf), and 1 / (H * W) rounds badly there: PyTorch and
+    np.mean accumulate in float32."""
+    pool = md.GlobalAvgPool2D()
+    assert pool(np.full((1, 1, 224, 224), 3.0, dtype=np.float16))[0, 0] == 3.0
+    y = pool(np.ones((2, 1, 7, 7), dtype=np.float16))
+    assert y.dtype == np.float16 and (y == 1.0).all()
+    dx = pool.backward(np.ones((2, 1), dtype=np.float16))
+    assert dx.dtype == np.float16 and np.allclose(dx, 1 / 49, rtol=1e-3)

@@ -545,3 +545,10 @@ def test_ce_with_positions_against_pytorch() -> None:
     y = rng.integers(0, 4, size=(3, 5, 2))
     y[0, 1, 1] = y[2, 4, 0] = -100
     agrees_with_torch(x, y, rng.uniform(0.1, 2.0, size=4))
+
+
+def test_ce_with_positions_advises_the_probability_shape_of_its_logits() -> None:
+    with pytest.raises(md.DTypeError, match=r"use y_true.astype\(int\), or pass \(2, 5, 3, 3\) class probabilities"):
+        md.CrossEntropyLoss()(np.zeros((2, 5, 3, 3)), np.zeros((2, 3, 3)))
+    with pytest.raises(md.DTypeError, match=r"or pass \(N, 5\) class probabilities"):
+        md.CrossEntropyLoss()(np.zeros((2, 5)), np.zeros(2))

@@ -524,3 +524,17 @@ def test_fit_refuses_a_plateau_monitor_it_does_not_record_before_training():
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
     assert sched.last_epoch == 0 and optimizer.lr == 0.1
+
+
+
+def test_plateau_mode_follows_an_accuracy_monitor_and_a_huge_best_is_refused() -> None:
+    p = md.Parameter(np.ones(1))
+    assert ReduceLROnPlateau(md.SGD([p], lr=1.0)).mode == "min"  # PyTorch's default for val_loss
+    assert ReduceLROnPlateau(md.SGD([p], lr=1.0), monitor="val_accuracy").mode == "max"
+    assert ReduceLROnPlateau(md.SGD([p], lr=1.0), "min", monitor="val_accuracy").mode == "min"
+    sched = ReduceLROnPlateau(md.SGD([p], lr=1.0))
+    state = sched.state_dict()
+    state["best"] = 10**400  # an int beyond float range: a StateDictError, not a raw OverflowError
+    with pytest.raises(md.StateDictError, match=r"'best': expected a number"):
+        sched.load_state_dict(state)
+    assert sched.best == math.inf

@@ -54,8 +54,10 @@ class _Tensor:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     frozen: bool = False  # requires_grad=False and backward wrote no gradient: nothing to check
-    #: after a per-element check, per element of the array: the numerical gradient, whether the element
-    #: was checked, the tolerance it was judged with (kept only while another tensor has its shape)
+    #: whether another tensor has this one's shape: then a per-element check keeps, per element of the
+    #: array, the numerical gradient, whether the element was checked, and the tolerance it was judged
+    #: with, in :attr:`elements` (for ``swapped``)
+    keep_elements: bool = False
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
@@ -321,14 +323,13 @@ class GradientChecker:
         results = []
         shapes = [t.array.shape for t in tensors]
         for t in tensors:
+            t.keep_elements = shapes.count(t.array.shape) > 1
             try:
                 results.append(self._check_tensor(program, t, f0, batch))
             except Exception as error:
                 _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
                                  f"shape {tuple(t.array.shape)})")
                 raise
-            if shapes.count(t.array.shape) < 2:
-                t.elements = None  # no other tensor to compare with (see swapped)
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         in_place = in_place or next((c for c in calls if c.modified), None)
@@ -865,10 +866,10 @@ class GradientChecker:
             result.notes.append(f"{shrunk.size} element(s) were probed with the relative step eps * |w|: the "
                                 "default step (at least eps) took the cost outside its domain (NaN/inf) there")
         checked = status != KINK
-        # kept for swapped (see _run), per element of the array: NaN / False where not checked
-        num, seen, tol = np.full(arr.size, np.nan), np.zeros(arr.size, dtype=bool), np.full(arr.size, np.nan)
-        num[index], seen[index], tol[index] = numerical, checked, factor * bound
-        t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
+        if t.keep_elements:  # for swapped (see _run), per element of the array: NaN / False where not checked
+            num, seen, tol = np.full(arr.size, np.nan), np.zeros(arr.size, dtype=bool), np.full(arr.size, np.nan)
+            num[index], seen[index], tol[index] = numerical, checked, factor * bound
+            t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
         if not result.passed or result.failed:
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
                                         batch, factor * bound)

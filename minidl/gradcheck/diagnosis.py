@@ -157,19 +157,27 @@ def swapped(values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
     Returns:
         ``{target: words}`` for every tensor with failing elements whose analytic gradient agrees with
-        the numerical gradient of another tensor ``source`` (passing or not) on every element checked
-        in both -- among them at least one failing element of the target, and one where the source's
-        numerical gradient is above its tolerance (two gradients of ~0 "agree" by default).  A source
-        that matches the other way round too (a swap) is preferred.
+        the numerical gradient of another tensor ``source`` (passing or not) on every element judged
+        in both (a finite numerical value and tolerance) -- among them at least one failing element
+        of the target, and one where the source's numerical gradient is above its tolerance (two
+        gradients of ~0 "agree" by default).  On the target's failing elements the source must
+        explain the error: the analytic value within the target's own (tighter) tolerance of the
+        source's numerical one, and the two numerical gradients apart by more than both tolerances
+        (else the gradients are legitimately equal there and the error is the target's own).  A
+        source that matches the other way round too (a swap) is preferred.
     """
     def writes(target: str, source: str) -> bool:
         a_t, n_t, c_t, tol_t = values[target]
         _, n_s, c_s, tol_s = values[source]
         if source == target or a_t.shape != n_s.shape:
             return False
-        both = c_t & c_s
+        both = c_t & c_s & np.isfinite(n_t) & np.isfinite(tol_t) & np.isfinite(n_s) & np.isfinite(tol_s)
         failing = both & ~(np.abs(a_t - n_t) <= tol_t)
-        return bool(np.any(failing) and np.any(np.abs(n_s[both]) > tol_s[both])
+        if not (np.any(failing) and np.any(np.abs(n_s[both]) > tol_s[both])):
+            return False
+        explained = np.abs(a_t[failing] - n_s[failing]) <= np.minimum(tol_t[failing], tol_s[failing])
+        apart = np.abs(n_s[failing] - n_t[failing]) > tol_s[failing] + tol_t[failing]
+        return bool(np.all(explained) and np.all(apart)
                     and np.all(np.abs(a_t[both] - n_s[both]) <= tol_s[both]))
 
     found: dict[str, str] = {}

@@ -410,7 +410,10 @@ class GlobalAvgPool2D(Layer):
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
-        return np.add.reduce(x, axis=(2, 3)) * x.dtype.type(1.0 / (x.shape[2] * x.shape[3]))
+        # float16 sums in float32 (as np.mean and PyTorch): a 224 x 224 sum of 3s overflows float16
+        total = np.add.reduce(x, axis=(2, 3), dtype=np.float32 if x.dtype == np.float16 else None)
+        total /= x.shape[2] * x.shape[3]
+        return total.astype(x.dtype, copy=False)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C) -> dx: (N, C, H, W)."""
@@ -418,7 +421,7 @@ class GlobalAvgPool2D(Layer):
         self._require_cache(shape)
         assert shape is not None
         check_grad_output(grad_output, "GlobalAvgPool2D.backward", shape[:2], self._dtype)
-        share = grad_output * grad_output.dtype.type(1.0 / (shape[2] * shape[3]))
+        share = grad_output / (shape[2] * shape[3])  # (divided: 1 / (H*W) may be subnormal in float16)
         dx = np.empty(shape, dtype=share.dtype)  # a real array (a broadcast view would be read-only)
         dx[...] = share[:, :, None, None]
         return dx
