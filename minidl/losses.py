@@ -57,6 +57,12 @@ class Loss:
     def backward(self) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random targets this loss accepts for ``y_pred`` (float64), for the gradient checker when it is
+        given no ``targets``: N(0, 1) values of ``y_pred``'s shape here; losses that need labels or
+        probabilities override it."""
+        return rng.standard_normal(y_pred.shape)
+
     def _pair(self, y_pred: Any, y_true: Any) -> tuple[np.ndarray, np.ndarray]:
         """Validate a prediction/target pair of equal shape; targets are cast to the prediction's dtype."""
         who = type(self).__name__
@@ -444,6 +450,10 @@ class NLLLoss(Loss):
         self._cache: tuple[tuple[int, int], np.dtype, np.ndarray, np.ndarray, np.ndarray,
                            tuple[int, ...] | None] | None = None
 
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random class labels in ``[0, C)``: (N,) or (N, d1, ...)."""
+        return rng.integers(0, y_pred.shape[1], size=(y_pred.shape[0], *y_pred.shape[2:]))
+
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) or (N, C, d1, ...) log-probabilities; y_true: (N,) or (N, d1, ...) labels -> loss."""
         who = "NLLLoss"
@@ -521,6 +531,10 @@ class BCELoss(Loss):
         self.reduction = _check_reduction("BCELoss", reduction)
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random targets in [0, 1) of ``y_pred``'s shape."""
+        return rng.uniform(0.0, 1.0, y_pred.shape)
+
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: probabilities (N, ...); y_true: targets in [0, 1] of the same shape -> scalar loss."""
         p, t = self._pair(y_pred, y_true)
@@ -575,6 +589,10 @@ class BCEWithLogitsLoss(Loss):
         if self.pos_weight is not None and not (np.all(np.isfinite(self.pos_weight)) and np.all(self.pos_weight >= 0)):
             raise ValueError(f"BCEWithLogitsLoss: pos_weight must be finite and >= 0, got {pos_weight!r}")
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random targets in [0, 1) of ``y_pred``'s shape."""
+        return rng.uniform(0.0, 1.0, y_pred.shape)
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: logits (N, ...); y_true: targets in [0, 1] of the same shape -> scalar loss."""

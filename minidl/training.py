@@ -672,7 +672,7 @@ def fit(
                     break
             if early_stopping is not None:
                 early_stopping.finish(model)
-                if verbose:
+                if verbose and len(history):  # (nothing to say when no epoch ran)
                     print(early_stopping.summary(), flush=True)
         except BaseException:
             if bar is not None:  # do not leave a half-drawn bar behind

@@ -140,3 +140,11 @@ def test_after_fit_raises_the_best_state_is_there_to_load() -> None:
     assert es.best_state is not None and not es.restored and es.best_epoch == 1
     model.load_state_dict(es.best_state)
     assert md.evaluate(model, xv, yv, loss=md.MSELoss())["loss"] == pytest.approx(es.best, rel=1e-12)
+
+
+def test_no_summary_is_printed_when_no_epoch_ran(capsys: pytest.CaptureFixture[str]) -> None:
+    x, y, _, _ = _data(0)
+    model = md.Sequential(md.Dense(3, 1, rng=0))
+    md.fit(model, x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.01), epochs=0, verbose=2,
+           early_stopping=md.EarlyStopping("loss"))
+    assert capsys.readouterr().out == ""

@@ -1402,3 +1402,41 @@ def test_legitimately_equal_gradients_with_an_own_error_are_not_called_swapped(s
     report = GradientChecker(_Shifted(seed), inputs=x, seed=seed).run()
     assert report["P"].passed and report["W"].passed
     assert "gradient of 'P'" not in (report["input"].diagnosis or "")
+
+
+class _DoubleTanh(m.Tanh):
+    """Tanh whose dx is twice too large."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return 2.0 * super().backward(grad_output)
+
+
+def test_only_input_wrong_note_needs_a_checked_parameter() -> None:
+    """With the only parameter frozen (not checked), the note said 'every parameter gradient is right'."""
+    model = m.Sequential(m.Dense(3, 4, rng=0), _DoubleTanh())
+    model[0].requires_grad_(False)
+    report = GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    assert report["input"].status == "FAIL" and report["0.W"].status == "frozen"
+    assert not any("only the input gradient is wrong" in n for n in report.notes)
+    model[0].requires_grad_()
+    unfrozen = GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    assert unfrozen["0.W"].status == "FAIL"  # the bug sits behind it: it was not 'right'
+
+
+@pytest.mark.parametrize(("loss", "shape"), [(m.NLLLoss(), (4, 3)), (m.NLLLoss(weight=[1.0, 2.0, 0.5]), (2, 3, 2)),
+                                             (m.BCELoss(), (4, 3)), (m.BCEWithLogitsLoss(), (4, 3)),
+                                             (m.CrossEntropyLoss(), (4, 3)), (m.MSELoss(), (4, 3))])
+def test_checker_draws_targets_each_loss_accepts(loss: m.Loss, shape: tuple[int, ...]) -> None:
+    """Without targets= the checker drew N(0, 1) targets, which NLLLoss (labels) and the BCE losses
+    (values in [0, 1]) refuse; each loss now draws its own (Loss.random_targets)."""
+    last = {"NLLLoss": m.LogSoftmax(axis=1), "BCELoss": m.Sigmoid()}.get(type(loss).__name__)
+    layers: list[m.Layer] = [last] if last is not None else [m.Tanh()]
+    x = np.random.default_rng(1).standard_normal(shape)
+    report = GradientChecker(m.Sequential(*layers), inputs=x, loss=loss).run()
+    assert report.passed and report["input"].checked == x.size
+    targets = loss.random_targets(x, np.random.default_rng(0))
+    if isinstance(loss, m.NLLLoss):
+        assert targets.shape == (shape[0], *shape[2:]) and targets.dtype.kind == "i"
+        assert targets.min() >= 0 and targets.max() < shape[1]
+    elif isinstance(loss, (m.BCELoss, m.BCEWithLogitsLoss)):
+        assert targets.shape == shape and targets.min() >= 0 and targets.max() < 1

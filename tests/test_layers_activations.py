@@ -323,12 +323,13 @@ def test_new_activations_in_a_trained_model_pass_the_checker() -> None:
 
 
 def test_new_activations_refuse_bad_arguments() -> None:
-    for bad in ("1", float("nan"), None, True):
-        with pytest.raises(TypeError, match="ELU: alpha must be a finite number"):
+    for bad in ("1", float("nan"), float("inf"), None, True):
+        error = ValueError if isinstance(bad, float) else TypeError  # a wrong value, or not a number
+        with pytest.raises(error, match="ELU: alpha must be a finite number"):
             md.ELU(bad)
-        with pytest.raises(TypeError, match="Softplus: beta must be a finite number"):
+        with pytest.raises(error, match="Softplus: beta must be a finite number"):
             md.Softplus(beta=bad)
-        with pytest.raises(TypeError, match="Softplus: threshold must be a finite number"):
+        with pytest.raises(error, match="Softplus: threshold must be a finite number"):
             md.Softplus(threshold=bad)
     for beta in (0, -1.0):
         with pytest.raises(ValueError, match="Softplus: beta must be > 0"):

@@ -173,8 +173,10 @@ class GradientChecker:
             which checks the back-pass for an arbitrary upstream gradient.
         inputs: the input batch; by default seeded N(0, 1) inputs of shape
             ``(batch_size, *model.input_shape_hint())``.
-        targets: the targets for ``loss`` (integer labels are kept as they are); drawn like the
-            output when a loss is given without them.
+        targets: the targets for ``loss`` (integer labels are kept as they are); when a loss is given
+            without them, drawn by ``loss.random_targets(y_pred, rng)`` if it has one (seeded N(0, 1)
+            values of the output's shape otherwise; labels for ``NLLLoss``, values in [0, 1) for the
+            BCE losses).
         eps: the relative step: element ``w`` is moved by ``h = eps * max(|w|, 1)`` and by ``h / 2``.
         seed: seeds the random inputs, ``R``, directions and samples.
         mode: ``"auto"`` (default: per element for tensors of at most ``full_max`` elements, else a
@@ -308,7 +310,9 @@ class GradientChecker:
         if loss is not None and targets is None:
             probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
             y, _ = probe.baseline()
-            targets = rng.standard_normal(np.shape(y))
+            # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
+            draw = getattr(loss, "random_targets", None)
+            targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         _, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place)
@@ -348,8 +352,10 @@ class GradientChecker:
             old = by_name[name].diagnosis
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
+        # (frozen tensors were not checked: they say nothing about the parameter gradients)
+        params_checked = [r for r in results if r.name != "input" and r.mode != "frozen"]
         if "input" in by_name and by_name["input"].failed and not by_name["input"].problems \
-                and len(results) > 1 and all(r.passed for r in results if r.name != "input"):
+                and params_checked and all(r.passed for r in params_checked):
             notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
                          "error is in the dx that backward returns (a missing transpose, a wrong mask or "
                          "factor in dx), not in the parameter updates")

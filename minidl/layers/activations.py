@@ -112,8 +112,11 @@ class Tanh(Activation):
 
 
 def _finite_number(who: str, name: str, value: object) -> float:
-    if not (is_number(value) and math.isfinite(value)):  # type: ignore[arg-type]
+    """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError``."""
+    if not is_number(value):
         raise TypeError(f"{who}: {name} must be a finite number, got {value!r}")
+    if not math.isfinite(value):  # type: ignore[arg-type]
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
