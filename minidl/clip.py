@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import NonFiniteError
+from .init import switch
 from .layer import Layer
 from .parameter import Parameter
 from .validation import is_number
@@ -94,9 +95,8 @@ def clip_grad_norm_(parameters: Layer | Parameter | Iterable[Parameter], max_nor
         raise ValueError(f"{who}: max_norm must be a finite number >= 0, got {max_norm!r}")
     if not (is_number(norm_type) and norm_type > 0):  # (NaN fails the comparison)
         raise ValueError(f"{who}: norm_type must be a number > 0 or math.inf, got {norm_type!r}")
-    if not isinstance(error_if_nonfinite, (bool, np.bool_)):
-        raise TypeError(f"{who}: error_if_nonfinite must be True or False, got {error_if_nonfinite!r}")
-    return _clip_norm(who, _named(who, parameters), float(max_norm), float(norm_type), bool(error_if_nonfinite),
+    nonfinite_raises = switch(error_if_nonfinite, "error_if_nonfinite", who)
+    return _clip_norm(who, _named(who, parameters), float(max_norm), float(norm_type), nonfinite_raises,
                       " (error_if_nonfinite=False scales anyway, as PyTorch does by default)")
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .init import switch
 from .layer import Layer
 from .validation import is_integer, is_number
 
@@ -50,13 +51,11 @@ class EarlyStopping:
             raise ValueError(f"{who}: min_delta must be a finite number >= 0, got {min_delta!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if not isinstance(restore_best_weights, (bool, np.bool_)):
-            raise TypeError(f"{who}: restore_best_weights must be True or False, got {restore_best_weights!r}")
         self.monitor = monitor
         self.patience = int(patience)
         self.min_delta = float(min_delta)
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = switch(restore_best_weights, "restore_best_weights", who)
         self.start()
 
     def start(self) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .errors import BackwardBeforeForwardError, DTypeError, StateDictError
+from .init import switch
 from .parameter import Parameter
 
 __all__ = ["Layer", "LoadResult", "parameter_backward"]
@@ -227,10 +228,9 @@ class Layer:
         ``Sequential.backward_params`` stops at the first layer with a trainable parameter: freezing
         the front of a network (fine-tuning its last layers) also saves the back-pass through it.
         """
-        if not isinstance(requires_grad, (bool, np.bool_)):
-            raise TypeError(f"{type(self).__name__}.requires_grad_: expected True or False, got {requires_grad!r}")
+        flag = switch(requires_grad, "requires_grad", f"{type(self).__name__}.requires_grad_")
         for param in self.parameters():
-            param.requires_grad = bool(requires_grad)
+            param.requires_grad = flag
         return self
 
     def zero_grad(self) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .errors import DTypeError, ShapeError
+from .init import switch
 
 __all__ = ["Parameter"]
 
@@ -53,9 +54,7 @@ class Parameter:
         self._grad: np.ndarray = np.zeros_like(array)
         # True while there is no gradient (new, or after zero_grad): _grad's values count as zero
         self._grad_is_stale = True
-        if not isinstance(requires_grad, (bool, np.bool_)):  # "False" would be truthy
-            raise TypeError(f"Parameter: requires_grad must be True or False, got {requires_grad!r}")
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = switch(requires_grad, "requires_grad", "Parameter")  # "False" would be truthy
 
     @property
     def grad(self) -> np.ndarray:

@@ -81,7 +81,7 @@ def test_requires_grad_freezes_every_parameter_and_returns_the_layer() -> None:
 @pytest.mark.parametrize("value", ["False", 0, 1, None, 0.0])
 def test_requires_grad_takes_only_bools(value: object) -> None:
     model = md.Sequential(md.Dense(2, 2, rng=0))
-    with pytest.raises(TypeError, match="requires_grad_: expected True or False"):
+    with pytest.raises(TypeError, match="requires_grad_: requires_grad must be True or False"):
         model.requires_grad_(value)  # type: ignore[arg-type]
     assert model[0].W.requires_grad  # unchanged
     with pytest.raises(TypeError, match="requires_grad must be True or False"):

@@ -485,11 +485,11 @@ def test_options_in_repr_and_messages() -> None:
 
 def test_option_errors() -> None:
     for bad in (1, 0, None, "yes", np.array([True])):
-        with pytest.raises(TypeError, match=rf"MaxPool2D: ceil_mode must be a bool, got {re.escape(repr(bad))}"):
+        with pytest.raises(TypeError, match=rf"MaxPool2D: ceil_mode must be True or False, got {re.escape(repr(bad))}"):
             md.MaxPool2D(2, ceil_mode=bad)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match=r"AvgPool2D: ceil_mode must be a bool"):
+        with pytest.raises(TypeError, match=r"AvgPool2D: ceil_mode must be True or False"):
             md.AvgPool2D(2, ceil_mode=bad)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match=r"AvgPool2D: count_include_pad must be a bool"):
+        with pytest.raises(TypeError, match=r"AvgPool2D: count_include_pad must be True or False"):
             md.AvgPool2D(2, count_include_pad=bad)  # type: ignore[arg-type]
     assert md.MaxPool2D(2, ceil_mode=np.bool_(True)).ceil_mode is True  # type: ignore[arg-type]  # NumPy bool: fine
     for bad_dilation in (0, -1, (1, 0), (1, 2, 3), 1.5, True):

@@ -156,22 +156,16 @@ class ELU(Activation):
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = _finite_number("ELU", "alpha", alpha)
-        self._positive: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
         negative = np.minimum(x, 0)  # x where x <= 0, else 0 (NaN kept)
         positive = x > 0
-        self._cache, self._positive = negative, positive
+        self._cache = np.where(positive, 1.0, self.alpha * np.exp(negative))  # the slope
         return np.where(positive, x, self.alpha * np.expm1(negative))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        negative = self._cached_for(grad_output)
-        slope = np.exp(negative)
-        slope *= self.alpha
-        positive = self._positive
-        assert positive is not None
-        return np.where(positive, grad_output, grad_output * slope)
+        return grad_output * self._cached_for(grad_output)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -219,7 +213,6 @@ class Softplus(Activation):
         if self.beta <= 0:
             raise ValueError(f"Softplus: beta must be > 0, got {beta!r}")
         self.threshold = _finite_number("Softplus", "threshold", threshold)
-        self._linear: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
@@ -229,14 +222,11 @@ class Softplus(Activation):
         if self.beta != 1.0:
             y /= self.beta
         linear = bx > self.threshold
-        self._cache, self._linear = _sigmoid(bx), linear
+        self._cache = np.where(linear, 1.0, _sigmoid(bx))  # the slope
         return np.where(linear, x, y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        slope = self._cached_for(grad_output)
-        linear = self._linear
-        assert linear is not None
-        return np.where(linear, grad_output, grad_output * slope)
+        return grad_output * self._cached_for(grad_output)
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, threshold={self.threshold}"

@@ -22,27 +22,21 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
+from ..init import switch
 from ..layer import Layer
 from ..validation import check_grad_output, check_input, is_integer
-from .conv import _pair
+from .conv import _output_size, _pair
 
 __all__ = ["AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
-
-
-def _flag(value: object, name: str, who: str) -> bool:
-    """A bool option: ``True``/``False`` (or a NumPy bool); anything else is a ``TypeError``."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{who}: {name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def _pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
     """Windows along one axis, PyTorch's rule: ``(size + 2*padding - span) / stride + 1`` rounded down
     (or up in ceil mode, dropping a last window that would start beyond the input and its left
     padding), with ``span = dilation*(kernel - 1) + 1``."""
-    room = size + 2 * padding - dilation * (kernel - 1) - 1
     if not ceil_mode:
-        return room // stride + 1
+        return _output_size(size, kernel, stride, padding, dilation)  # the convolution's
+    room = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (room + stride - 1) // stride + 1
     if (out - 1) * stride >= size + padding:
         out -= 1
@@ -94,7 +88,7 @@ class _Pool2D(Layer):
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
             raise ValueError(f"{name}: padding {self.padding} must be at most half the kernel size "
                              f"{self.kernel_size} (as PyTorch): a window must hold a pixel of the input")
-        self.ceil_mode = _flag(ceil_mode, "ceil_mode", name)
+        self.ceil_mode = switch(ceil_mode, "ceil_mode", name)
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None  # the last forward's output dtype
 
@@ -275,7 +269,9 @@ class MaxPool2D(_Pool2D):
         return _first_taps(shape[2], ho, kh, sh, ph, dh), _first_taps(shape[3], wo, kw, sw, pw, dw)
 
     def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
-        if self.padding == (0, 0):  # every window starts on a pixel
+        # without padding every window starts on a pixel; without dilation every window holds one
+        # (padding is at most half the window, and a last window starts inside the input)
+        if self.padding == (0, 0) or self.dilation == (1, 1):
             return
         (kh, kw) = self.kernel_size
         rows, cols = self._first_taps(shape)
@@ -333,7 +329,7 @@ class AvgPool2D(_Pool2D):
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
         name = type(self).__name__
-        self.count_include_pad = _flag(count_include_pad, "count_include_pad", name)
+        self.count_include_pad = switch(count_include_pad, "count_include_pad", name)
         if divisor_override is not None and not (is_integer(divisor_override) and divisor_override >= 1):
             raise ValueError(f"{name}: divisor_override must be an int >= 1 or None, got {divisor_override!r}")
         self.divisor_override = None if divisor_override is None else int(divisor_override)
