@@ -54,7 +54,7 @@ from .losses import (
     MSELoss,
     NLLLoss,
 )
-from .model import LayerList, Model, Sequential
+from .model import LayerList, Model, Residual, Sequential
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
 from .schedulers import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, ReduceLROnPlateau, StepLR
@@ -117,6 +117,7 @@ __all__ = [
     "RMSprop",
     "ReLU",
     "ReduceLROnPlateau",
+    "Residual",
     "Sequential",
     "ShapeError",
     "SiLU",

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from .errors import BackwardBeforeForwardError, MinidlError
+from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from .layer import Layer, parameter_backward
+from .validation import as_array, check_grad_output
 
 if TYPE_CHECKING:
     from .training import History
 
-__all__ = ["LayerList", "Model", "Sequential"]
+__all__ = ["LayerList", "Model", "Residual", "Sequential"]
 
 
 def _name_in_message(error: MinidlError, where: str) -> None:
@@ -245,3 +246,103 @@ class LayerList(Layer):
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(list(self._layers.values()))
+
+
+class Residual(Model):
+    """A residual connection: ``y = block(x) + shortcut(x)``, the shortcut the identity unless given
+    (as in ResNets: give a ``shortcut``, e.g. a 1x1 ``Conv2D``, when the block changes the shape).
+
+    Shapes:
+        x: whatever the block (and the shortcut) take -> y: the block's output shape and dtype,
+        which the shortcut's output (the identity's: ``x`` itself) must have too.
+
+    Backward: ``grad_output`` reaches ``x`` by both paths, and the two gradients add::
+
+        dx = block.backward(g) + g                    (identity shortcut)
+        dx = block.backward(g) + shortcut.backward(g)
+
+    A forward that fails after the block ran (the shortcut refused ``x``, or the two outputs do not
+    match) leaves the block holding that pass's cache and the shortcut the one before, so a
+    backward is refused until a forward succeeds.
+    """
+
+    shortcut: Layer | None
+
+    def __init__(self, block: Layer, shortcut: Layer | None = None) -> None:
+        super().__init__()
+        for what, layer in (("block", block), ("shortcut", shortcut)):
+            if layer is not None and not isinstance(layer, Layer):
+                raise TypeError(f"Residual: expected a Layer as the {what}, got {type(layer).__name__}")
+        if shortcut is not None and _called_by(block) & _called_by(shortcut):
+            raise ValueError(
+                "Residual: the block and the shortcut share a layer; a layer keeps one forward cache, so "
+                "calling it on both paths breaks its backward. Use a second layer that shares the "
+                "parameter instead (second.W = first.W)"
+            )
+        self.block = block
+        self.shortcut = shortcut
+        self._output: tuple[tuple[int, ...], np.dtype] | None = None  # y's shape and dtype, for backward
+        self._mixed = False  # the last forward failed after the block ran
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self._path("block", self.block, x)  # if it raises, nothing of this pass was kept here
+        try:
+            s = as_array(x, "Residual") if self.shortcut is None else self._path("shortcut", self.shortcut, x)
+            if not isinstance(s, np.ndarray) or not isinstance(y, np.ndarray):
+                raise DTypeError(f"Residual: the block and the shortcut must return arrays, got "
+                                 f"{type(y).__name__} and {type(s).__name__}")
+            if s.shape != y.shape:
+                path = "the input (identity shortcut)" if self.shortcut is None else "the shortcut's output"
+                raise ShapeError(
+                    f"Residual: the block's output has shape {y.shape} but {path} has shape {s.shape}; "
+                    "they are added, so give a shortcut that maps x to the block's output shape"
+                )
+            if s.dtype != y.dtype:
+                raise DTypeError(f"Residual: the block's output is {y.dtype} but the shortcut's is {s.dtype}; "
+                                 "they must match (cast the model, model.astype(...))")
+        except BaseException:
+            self._mixed = True
+            raise
+        self._mixed = False
+        self._output = (y.shape, y.dtype)
+        return y + s
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: y's shape -> dx: x's shape; adds the parameter gradients of both paths."""
+        self._check_grad(grad_output)
+        dx = self._path("block", self.block, grad_output, backward=True)
+        if self.shortcut is None:
+            return dx + grad_output
+        return dx + self._path("shortcut", self.shortcut, grad_output, backward=True)
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """:meth:`backward` without ``dx``: each path is asked for its parameter gradients only."""
+        self._check_grad(grad_output)
+        self._path("block", self.block, grad_output, backward=True, params_only=True)
+        if self.shortcut is not None:
+            self._path("shortcut", self.shortcut, grad_output, backward=True, params_only=True)
+
+    def _check_grad(self, grad_output: np.ndarray) -> None:
+        if self._mixed:
+            raise BackwardBeforeForwardError(
+                "Residual.backward: the last forward failed after the block ran, so the block holds the "
+                "cache of a pass the shortcut did not finish; run a forward that succeeds first")
+        if self._output is None:
+            raise BackwardBeforeForwardError(
+                "Residual.backward called before forward: there is nothing to go back through")
+        check_grad_output(grad_output, "Residual.backward", *self._output)
+
+    def _path(self, name: str, layer: Layer, value: np.ndarray, *, backward: bool = False,
+              params_only: bool = False) -> Any:
+        """Run one path's forward (or backward), naming the path in the error it raises."""
+        try:
+            if not backward:
+                return layer(value)
+            return parameter_backward(layer)(value) if params_only else layer.backward(value)
+        except MinidlError as error:
+            _name_in_message(error, f"Residual {name}")
+            raise
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        hint = self.block.input_shape_hint()
+        return hint if hint is not None or self.shortcut is None else self.shortcut.input_shape_hint()

@@ -191,6 +191,11 @@ LAYERS: dict[str, LayerSpec] = {
         lambda n, d: (n, 3),
         lambda layer, x: ref_dense(layer[2], np.tanh(ref_dense(layer[0], x))),
     ),
+    "Residual": LayerSpec(
+        lambda dt: md.Residual(md.Sequential(md.Dense(3, 3, rng=0, dtype=dt), md.Tanh())),
+        lambda n, d: (n, 3),
+        lambda layer, x: x + np.tanh(ref_dense(layer.block[0], x)),
+    ),
 }
 
 # constructor arguments guessed from parameter names, for classes not in LAYERS
@@ -888,7 +893,7 @@ def test_nonfinite_policy() -> None:
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
     propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax",
                    "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"}
-    refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "LayerNorm", "Sequential"}
+    refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "LayerNorm", "Residual", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")
