@@ -43,6 +43,11 @@ class TargetError(MinidlError, ValueError):
     >= C, a probability outside [0, 1])."""
 
 
+class IndexRangeError(MinidlError, IndexError, ValueError):
+    """An index is outside its valid range (an ``Embedding`` index not in ``[0, num_embeddings)``):
+    an ``IndexError``, as NumPy and PyTorch raise, and a ``ValueError``, as ``TargetError`` is."""
+
+
 class BackwardBeforeForwardError(MinidlError, RuntimeError):
     """``backward`` was called on a layer or loss that has no cached forward pass."""
 

@@ -409,6 +409,12 @@ class Layer:
         """
         return None
 
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """A random valid input batch of ``shape`` (batch axis first), for the gradient checker and
+        ``summary`` when no input is given: seeded N(0, 1) floats.  A layer that takes other inputs
+        overrides it (``Embedding``: integer indices); containers ask the layer their input goes to."""
+        return rng.standard_normal(shape)
+
     def _require_cache(self, cache: Any) -> None:
         """Raise a clear error if ``backward`` is called without a forward pass to go back through."""
         if cache is None:

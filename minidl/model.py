@@ -213,6 +213,11 @@ class Sequential(Model):
                 _name_in_message(error, f"{type(self).__name__} layer '{name}'")
                 raise
 
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """What the first layer draws (floats, or e.g. an ``Embedding``'s indices)."""
+        first = next(iter(self._layers.values()), None)
+        return super().random_inputs(shape, rng) if first is None else first.random_inputs(shape, rng)
+
     def input_shape_hint(self) -> tuple[int, ...] | None:
         """The first layer's input shape, looking past element-wise layers at the front."""
         for layer in self._layers.values():
@@ -342,6 +347,10 @@ class Residual(Model):
         except MinidlError as error:
             _name_in_message(error, f"Residual {name}")
             raise
+
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """What the block draws (both paths take the same input)."""
+        return self.block.random_inputs(shape, rng)
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
         hint = self.block.input_shape_hint()

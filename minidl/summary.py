@@ -132,7 +132,9 @@ def summarize(
     Args:
         input_shape: the shape of one sample, without the batch axis, e.g. ``(64,)`` or ``(1, 8, 8)``;
             by default ``model.input_shape_hint()``.
-        dtype: of the dummy batch; by default the dtype of the model's parameters (else float64).
+        dtype: of the dummy batch (``model.random_inputs``, N(0, 1) floats); by default the dtype of
+            the model's parameters (else float64).  Not used when the batch is not floats (an
+            ``Embedding``'s indices).
         expand_nested: list every layer at every depth (indented), not only the model's children.
     """
     if not isinstance(model, Layer):
@@ -180,7 +182,9 @@ def summarize(
     for layer_name, layer in named:
         wrap(layer, layer_name)
     clone.eval()
-    dummy = np.random.default_rng(0).standard_normal((_DUMMY_BATCH, *shape)).astype(dtype)
+    dummy = clone.random_inputs((_DUMMY_BATCH, *shape), np.random.default_rng(0))
+    if dummy.dtype.kind == "f":  # (not an Embedding's indices)
+        dummy = dummy.astype(dtype)
     try:
         clone(dummy)
     except MinidlError as error:

@@ -455,7 +455,8 @@ def fit(
     """Train ``model`` on ``(x, y)`` in mini-batches; returns the per-epoch :class:`History`.
 
     Args:
-        x: (N, ...) inputs in the model's dtype (float32 or float64; it is not cast).
+        x: (N, ...) inputs in the model's dtype (float32 or float64; it is not cast), or integer
+            indices for a model whose first layer is an ``Embedding``.
         y: (N, ...) targets: whatever ``loss`` takes (e.g. (N,) int labels for ``CrossEntropyLoss``);
             floating targets are cast once to the model's dtype.
         loss: a :class:`~minidl.losses.Loss` instance.

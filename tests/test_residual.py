@@ -174,3 +174,17 @@ class _CastTo32(md.Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         return grad_output.astype(np.float64)
+
+
+def test_random_inputs_come_from_the_block() -> None:
+    class Tokens(md.Layer):  # a block whose input is integers
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+            return rng.integers(0, 3, size=shape)
+
+    drawn = md.Residual(Tokens()).random_inputs((2, 4), np.random.default_rng(0))
+    np.testing.assert_array_equal(drawn, np.random.default_rng(0).integers(0, 3, size=(2, 4)))
+    floats = md.Residual(md.Dense(4, 4)).random_inputs((2, 4), np.random.default_rng(0))
+    np.testing.assert_array_equal(floats, np.random.default_rng(0).standard_normal((2, 4)))

@@ -172,7 +172,8 @@ class GradientChecker:
             the cost is ``CF = sum(R * model(x))`` with a fixed seeded random ``R`` (never all-ones),
             which checks the back-pass for an arbitrary upstream gradient.
         inputs: the input batch; by default seeded N(0, 1) inputs of shape
-            ``(batch_size, *model.input_shape_hint())``.
+            ``(batch_size, *model.input_shape_hint())``: ``model.random_inputs(shape, rng)``, which a
+            layer that takes other inputs overrides (``Embedding``: integer indices).
         targets: the targets for ``loss`` (integer labels are kept as they are); when a loss is given
             without them, drawn by ``loss.random_targets(y_pred, rng)`` if it has one (seeded N(0, 1)
             values of the output's shape otherwise; labels for ``NLLLoss``, values in [0, 1) for the
@@ -292,7 +293,8 @@ class GradientChecker:
                     "(its input_shape_hint() is None); pass inputs=, e.g. "
                     "GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, ...)))"
                 )
-            x: Any = rng.standard_normal((self.batch_size, *hint))
+            # N(0, 1) floats, unless the model's first layer takes other inputs (an Embedding's indices)
+            x: Any = work.random_inputs((self.batch_size, *hint), rng)
         else:
             x = np.array(self.inputs, copy=True)
             if x.dtype.kind == "f":
@@ -993,8 +995,9 @@ class GradientChecker:
             if not path or path in done or type(layer) in (Sequential, LayerList):
                 continue
             done.add(path)
-            if not (isinstance(call.x, np.ndarray) and call.x.dtype.kind == "f"):
-                report.notes.append(f"layer {_label(path, layer)}: input is not a float array, not checked alone")
+            if not (isinstance(call.x, np.ndarray) and call.x.dtype.kind in "fiu"):
+                report.notes.append(f"layer {_label(path, layer)}: input is not a float or integer array, "
+                                    "not checked alone")
                 continue
             alone = copy.deepcopy(layer)
             for (_, g), state in zip(alone.named_generators(), call.generators, strict=False):

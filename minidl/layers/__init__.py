@@ -4,6 +4,7 @@ from .activations import ELU, GELU, Activation, LeakyReLU, LogSoftmax, ReLU, Sig
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import Embedding
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten
@@ -18,6 +19,7 @@ __all__ = [
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GlobalAvgPool2D",
     "LayerNorm",
