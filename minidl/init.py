@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .errors import DTypeError, NonFiniteError, ShapeError
+from .validation import as_array
 
 __all__ = ["absorbed_weights", "as_generator", "float_dtype", "initial_weights", "positive_int"]
 
@@ -75,6 +76,24 @@ def switch(value: object, name: str, who: str) -> bool:
     return bool(value)
 
 
+def given_weights(who: str, name: str, value: ArrayLike, shape: tuple[int, ...], layout: str,
+                  dtype: np.dtype) -> np.ndarray:
+    """Exact initial values ``value`` for the parameter ``name``, as a fresh ``dtype`` array of
+    ``shape`` (``layout`` says its axes in words for the message), refusing anything but finite real
+    numbers, as ``load_state_dict`` refuses them."""
+    given = as_array(value, who, name)
+    if given.dtype.kind not in "iuf":  # strings would be parsed, complex numbers lose their imaginary part
+        raise DTypeError(f"{who}: {name} must hold real numbers, got dtype {given.dtype}")
+    with np.errstate(over="ignore"):  # too large for dtype: inf, refused just below
+        values = np.array(given, dtype=dtype)
+    if values.shape != shape:
+        raise ShapeError(f"{who}: expected {name} of shape {shape}{layout}, got {values.shape}")
+    if not np.isfinite(values).all():
+        raise NonFiniteError(f"{who}: {name} holds {int(np.count_nonzero(~np.isfinite(values)))} NaN/inf "
+                             f"value(s) (in {np.dtype(dtype).name})")
+    return values
+
+
 def absorbed_weights(
     who: str,
     fan_in: int,
@@ -97,17 +116,7 @@ def absorbed_weights(
     """
     shape = (fan_in + 1 if bias else fan_in, out)
     if W is not None:
-        given = np.asarray(W)
-        if given.dtype.kind not in "iuf":  # strings would be parsed, complex numbers lose their imaginary part
-            raise DTypeError(f"{who}: W must hold real numbers, got dtype {given.dtype}")
-        with np.errstate(over="ignore"):  # too large for dtype: inf, refused just below
-            values = np.array(given, dtype=dtype)
-        if values.shape != shape:
-            raise ShapeError(f"{who}: expected W of shape {shape}{layout}, got {values.shape}")
-        if not np.isfinite(values).all():  # as load_state_dict refuses them
-            raise NonFiniteError(f"{who}: W holds {int(np.count_nonzero(~np.isfinite(values)))} NaN/inf "
-                                 f"value(s) (in {np.dtype(dtype).name})")
-        return values
+        return given_weights(who, "W", W, shape, layout, dtype)
     values = initial_weights(init, shape, fan_in, out if fan_out is None else fan_out, as_generator(rng), dtype)
     if bias and init != "uniform":
         values[0] = 0

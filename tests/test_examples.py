@@ -58,6 +58,14 @@ def test_cnn_digits_quick(tmp_path: Path) -> None:
     assert "(None, 64, 2, 2)" in results["stdout"]  # the summary's shape after the last pooling
 
 
+def test_rnn_digits_quick(tmp_path: Path) -> None:
+    results = run_example("rnn_digits", tmp_path)
+    assert_learned(results, 0.75)
+    assert results["gradient_check_passed"] is True
+    assert "Gradient check PASSED" in results["stdout"]
+    assert "0 (LSTM)      (None, 64)     18,688" in results["stdout"]  # 4 gates x 64 x (1 + 8 + 64)
+
+
 def test_custom_layer_quick(tmp_path: Path) -> None:
     results = run_example("custom_layer", tmp_path)
     assert results["check_swish_passed"] and results["check_model_passed"]

@@ -134,6 +134,29 @@ def ref_conv(layer: Any, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def ref_groupnorm(layer: Any, x: np.ndarray) -> np.ndarray:
+    N, C = x.shape[:2]
+    x3 = x.reshape(N, layer.num_groups, C // layer.num_groups * int(np.prod(x.shape[2:])))
+    mean = x3.mean(axis=2, keepdims=True)
+    var = ((x3 - mean) ** 2).mean(axis=2, keepdims=True)
+    y = ((x3 - mean) / np.sqrt(var + layer.eps)).reshape(x.shape)
+    if layer.affine:
+        shape = (1, C) + (1,) * (x.ndim - 2)
+        y = y * layer.gamma.data.reshape(shape) + layer.beta.data.reshape(shape)
+    return y
+
+
+def ref_instancenorm(layer: Any, x: np.ndarray) -> np.ndarray | None:
+    if layer.track_running_stats and not layer.training:
+        return None  # running statistics: covered by the layer's own tests
+    mean = x.mean(axis=(2, 3), keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=(2, 3), keepdims=True)
+    y = (x - mean) / np.sqrt(var + layer.eps)
+    if layer.affine:
+        y = y * layer.gamma.data.reshape(1, -1, 1, 1) + layer.beta.data.reshape(1, -1, 1, 1)
+    return y
+
+
 # ------------------------------------------------------------------------------ the layer table
 @dataclass
 class LayerSpec:
@@ -191,6 +214,18 @@ LAYERS: dict[str, LayerSpec] = {
         lambda n, d: (n, 3),
         lambda layer, x: ref_dense(layer[2], np.tanh(ref_dense(layer[0], x))),
     ),
+    "RNN": LayerSpec(lambda dt: md.RNN(3, 2, rng=0, dtype=dt), lambda n, d: (n, d(st.integers(1, 3)), 3),
+                     example=(2, 2, 3)),
+    "LSTM": LayerSpec(lambda dt: md.LSTM(3, 2, rng=0, dtype=dt), lambda n, d: (n, d(st.integers(1, 3)), 3),
+                      example=(2, 2, 3)),
+    "GRU": LayerSpec(lambda dt: md.GRU(3, 2, return_sequences=False, rng=0, dtype=dt),
+                     lambda n, d: (n, d(st.integers(1, 3)), 3), example=(2, 2, 3)),
+    "GroupNorm": LayerSpec(lambda dt: get("GroupNorm")(2, 4, dtype=dt),
+                           lambda n, d: (n, 4, *d(st.lists(st.integers(1, 3), max_size=2))), ref_groupnorm,
+                           example=(2, 4, 3)),
+    "InstanceNorm2d": LayerSpec(lambda dt: get("InstanceNorm2d")(2, affine=True, track_running_stats=True, dtype=dt),
+                                lambda n, d: (n, 2, d(st.integers(2, 3)), 3), ref_instancenorm,
+                                min_batch=1, example=(2, 2, 3, 3)),
     "Residual": LayerSpec(
         lambda dt: md.Residual(md.Sequential(md.Dense(3, 3, rng=0, dtype=dt), md.Tanh())),
         lambda n, d: (n, 3),
@@ -896,7 +931,8 @@ def test_nonfinite_policy() -> None:
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
     propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax",
                    "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"}
-    refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "LayerNorm", "Residual", "Sequential"}
+    refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "GRU", "GroupNorm", "InstanceNorm2d", "LSTM",
+                "LayerNorm", "RNN", "Residual", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")

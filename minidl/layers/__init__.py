@@ -5,13 +5,17 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten
 
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
     "Activation",
     "AvgPool2D",
     "BatchNorm1d",
@@ -22,6 +26,8 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GlobalAvgPool2D",
+    "GroupNorm",
+    "InstanceNorm2d",
     "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",

@@ -1,18 +1,26 @@
-"""Batch normalisation (``BatchNorm1d``, ``BatchNorm2d``) and ``LayerNorm``.
+"""Batch normalisation (``BatchNorm1d``, ``BatchNorm2d``), ``LayerNorm``, ``GroupNorm`` and ``InstanceNorm2d``.
 
-With ``x_hat = (x - mean) / sqrt(var + eps)`` over a group of ``m`` values and ``y = gamma * x_hat + beta``,
-the back-pass used by all three is the compact form (sums over the same group)::
+They differ in the group of ``m`` values whose statistics normalise: a channel over the batch (batch
+norm), a sample (layer norm), a sample's group of channels (group norm), a sample's channel (instance
+norm).  With ``x_hat = (x - mean) / sqrt(var + eps)`` over the group, ``y = gamma * x_hat + beta`` and
+``dx_hat = gamma g``, the back-pass is (means over the group)::
+
+    dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps)
+
+because mean and variance depend on every x of the group.  Batch norm, whose ``gamma`` is constant
+over a group, uses its compact form (sums over the group)::
 
     dbeta  = sum(g)
     dgamma = sum(g * x_hat)
     dx     = gamma / sqrt(var + eps) * (g - (dbeta + x_hat * dgamma) / m)
 
-It follows from ``dx = (1/sigma) (dx_hat - mean(dx_hat) - x_hat mean(dx_hat x_hat))`` with
-``dx_hat = gamma g``, because mean and variance depend on every x of the group.  When the statistics
-are constants (batch norm in eval mode), ``dx = gamma / sqrt(running_var + eps) * g``.
+When the statistics are constants (running statistics in eval mode), ``dx = gamma / sqrt(running_var
++ eps) * g``.  ``dgamma``/``dbeta`` always sum over every axis but that of ``gamma``.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -23,7 +31,7 @@ from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import as_array, check_grad_output, check_input, is_number
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm"]
 
 
 def _check_statistics(var: np.ndarray, x: np.ndarray, who: str, what: str) -> None:
@@ -45,11 +53,45 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum(f"{letters},{letters}->c", a, b)
 
 
-class _BatchNorm(Layer):
-    """Shared batch-norm logic; subclasses fix the accepted input ranks."""
+def _positive_eps(eps: float, who: str) -> float:
+    """``eps`` as a float, > 0 and finite (``TypeError`` for a non-number, else ``ValueError``)."""
+    if not is_number(eps):
+        raise TypeError(f"{who}: eps must be a number, got {eps!r}")
+    if not 0.0 < eps < math.inf:
+        raise ValueError(f"{who}: eps must be positive and finite, got {eps}")
+    return float(eps)
 
-    _ranks: tuple[int, ...] = ()
-    _layouts: str = ""
+
+def _normalise_groups(
+    x3: np.ndarray, eps: float, x: np.ndarray, who: str, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``x3`` (N, G, m): ``x_hat`` (N, G, m, a new array), ``1/sqrt(var + eps)``, the mean and
+    the biased variance (N, G) each.  A variance that overflowed is refused (``what`` names the rows)."""
+    mean = x3.mean(axis=2)
+    xhat = x3 - mean[..., None]
+    var = np.einsum("ngm,ngm->ng", xhat, xhat) / x3.shape[2]  # no temporary, no overflow warning
+    _check_statistics(var.reshape(-1), x, who, what)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat *= inv_std[..., None]
+    return xhat, inv_std, mean, var
+
+
+def _groups_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
+    """``dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) * inv_std`` per row: dx_hat, x_hat
+    (N, G, m), inv_std (N, G) -> dx (N, G, m), a new array."""
+    dx = xhat * (dxhat * xhat).mean(axis=2, keepdims=True)
+    np.subtract(dxhat, dx, out=dx)
+    dx -= dxhat.mean(axis=2, keepdims=True)
+    dx *= inv_std[..., None]
+    return dx
+
+
+class _RunningNorm(Layer):
+    """Per-channel ``gamma``/``beta`` and running statistics, shared by batch and instance norm:
+    constructor checks, buffers, the running-stat update and ``repr``.  Subclasses normalise."""
+
+    #: the constructor's defaults of ``affine`` and ``track_running_stats`` (``repr`` shows the others)
+    _defaults: tuple[bool, bool] = (True, True)
     running_mean: np.ndarray
     running_var: np.ndarray
     num_batches_tracked: np.ndarray
@@ -115,6 +157,33 @@ class _BatchNorm(Layer):
             return self.running_mean.dtype
         return None
 
+    def _update_running(self, mean: np.ndarray, var: np.ndarray, m: int) -> None:
+        """running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance
+        (``var`` is biased, over groups of ``m`` values; instance norm passes the batch averages).
+
+        New arrays are assigned (never written in place), so saved copies stay valid.  With
+        ``momentum=None`` the running stats are the plain average over all batches so far.
+        """
+        self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        self.running_mean = (1.0 - momentum) * self.running_mean + momentum * mean
+        self.running_var = (1.0 - momentum) * self.running_var + momentum * (var * (m / (m - 1)))
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.num_features}", f"eps={self.eps}", f"momentum={self.momentum}"]
+        if self.affine != self._defaults[0]:
+            parts.append(f"affine={self.affine}")
+        if self.track_running_stats != self._defaults[1]:
+            parts.append(f"track_running_stats={self.track_running_stats}")
+        return ", ".join(parts)
+
+
+class _BatchNorm(_RunningNorm):
+    """Shared batch-norm logic; subclasses fix the accepted input ranks."""
+
+    _ranks: tuple[int, ...] = ()
+    _layouts: str = ""
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, ...) -> same shape, normalised per channel C."""
         C = self.num_features
@@ -153,17 +222,6 @@ class _BatchNorm(Layer):
         y += self.beta.data.reshape(bshape)
         return y
 
-    def _update_running(self, mean: np.ndarray, var: np.ndarray, m: int) -> None:
-        """running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance.
-
-        New arrays are assigned (never written in place), so saved copies stay valid.  With
-        ``momentum=None`` the running stats are the plain average over all batches so far.
-        """
-        self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        self.running_mean = (1.0 - momentum) * self.running_mean + momentum * mean
-        self.running_var = (1.0 - momentum) * self.running_var + momentum * (var * (m / (m - 1)))
-
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
         (those not frozen)."""
@@ -197,14 +255,6 @@ class _BatchNorm(Layer):
     def input_shape_hint(self) -> tuple[int, ...]:
         return (self.num_features,) if self._ranks[0] == 2 else (self.num_features, 3, 3)
 
-    def extra_repr(self) -> str:
-        parts = [f"{self.num_features}", f"eps={self.eps}", f"momentum={self.momentum}"]
-        if not self.affine:
-            parts.append("affine=False")
-        if not self.track_running_stats:
-            parts.append("track_running_stats=False")
-        return ", ".join(parts)
-
 
 class BatchNorm1d(_BatchNorm):
     """Batch normalisation over (N, C) or (N, C, L) inputs, as PyTorch's ``nn.BatchNorm1d``.
@@ -232,6 +282,95 @@ class BatchNorm2d(_BatchNorm):
 
     _ranks = (4,)
     _layouts = "(N, C, H, W)"
+
+
+class InstanceNorm2d(_RunningNorm):
+    """Instance normalisation over (N, C, H, W) inputs, as PyTorch's ``nn.InstanceNorm2d``.
+
+    Shapes: x: (N, C, H, W) -> same shape.  Per sample n and channel c, over (H, W) (m = H*W values):
+    ``y = gamma_c * (x - mean_nc) / sqrt(var_nc + eps) + beta_c``, biased variance; GroupNorm with one
+    channel per group.  ``affine=True`` adds ``gamma`` (ones) and ``beta`` (zeros), (C,) each.
+    ``track_running_stats=True`` keeps ``running_mean``/``running_var`` buffers: in training they move
+    towards the batch average of the instance means and *unbiased* instance variances (BatchNorm's
+    update; ``momentum`` must be a number: PyTorch's None, which freezes them, is refused), and in eval
+    mode they normalise, as batch norm's do.  Without them, eval mode uses the instance statistics too.
+    Instance statistics need H*W > 1.  ``num_batches_tracked`` counts training steps (PyTorch's stays 0).
+    """
+
+    _defaults = (False, False)
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        *,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        if not is_number(momentum):  # PyTorch's None means 0 here (never update): refused, not guessed
+            raise TypeError(f"InstanceNorm2d: momentum must be a number in [0, 1], got {momentum!r}")
+        eps = _positive_eps(eps, "InstanceNorm2d")
+        dtype = float_dtype(dtype, "InstanceNorm2d")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype=dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, H, W) -> same shape, normalised per sample and channel over (H, W)."""
+        C = self.num_features
+        x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=self._param_dtype())
+        N, _, H, W = x.shape
+        bshape = (1, C, 1, 1)
+        instance_stats = self.training or not self.track_running_stats
+        if instance_stats:
+            if H * W < 2:
+                raise ShapeError(f"{self._who}: instance statistics need more than 1 value per channel "
+                                 f"(H*W > 1), got input shape {x.shape}")
+            update = self.training and self.track_running_stats
+            if update and N == 0:
+                raise ShapeError(f"{self._who}: an empty batch cannot update the running statistics, "
+                                 f"got input shape {x.shape}")
+            xhat3, inv_std, mean, var = _normalise_groups(
+                x.reshape(N, C, H * W), self.eps, x, self._who,
+                "the variance of instance(s) (numbered n*C + c)")
+            if update:
+                self._update_running(mean.mean(axis=0), var.mean(axis=0), H * W)
+            xhat = xhat3.reshape(x.shape)
+        else:
+            inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
+            xhat = x - self.running_mean.reshape(bshape)
+            xhat *= inv_std.reshape(bshape)
+        self._cache = (xhat, inv_std, instance_stats)
+        if not self.affine:
+            return xhat.copy()
+        y = xhat * self.gamma.data.reshape(bshape)
+        y += self.beta.data.reshape(bshape)
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
+        (those not frozen)."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        xhat, inv_std, instance_stats = cache
+        g = check_grad_output(grad_output, f"{self._who}.backward", xhat.shape, xhat.dtype)
+        N, C, H, W = xhat.shape
+        bshape = (1, C, 1, 1)
+        if self.affine:  # (a frozen parameter gets no gradient)
+            if self.beta.requires_grad:
+                self.beta.grad += g.sum(axis=(0, 2, 3))
+            if self.gamma.requires_grad:
+                self.gamma.grad += _channel_dot(g, xhat)
+        if not instance_stats:  # running statistics: an affine map per channel
+            scale = inv_std * self.gamma.data if self.affine else inv_std
+            return g * scale.reshape(bshape)
+        if self.affine:
+            g = g * self.gamma.data.reshape(bshape)
+        return _groups_backward(g.reshape(N, C, H * W), xhat.reshape(N, C, H * W), inv_std).reshape(xhat.shape)
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (self.num_features, 3, 3)
 
 
 class LayerNorm(Layer):
@@ -331,3 +470,98 @@ class LayerNorm(Layer):
     def extra_repr(self) -> str:
         affine = "" if self.elementwise_affine else ", elementwise_affine=False"
         return f"{self.normalized_shape}, eps={self.eps}{affine}"
+
+
+class GroupNorm(Layer):
+    """Normalise each sample over groups of channels, as PyTorch's ``nn.GroupNorm``.
+
+    Shapes: x: (N, C, *) -> same shape, with any number of trailing axes ``*`` (none included).  The C
+    channels form G = ``num_groups`` consecutive groups of C/G; per sample and group, the mean and
+    biased variance over the group's C/G channels and ``*`` (m = C/G * prod(*) values) give ``x_hat``,
+    and ``y = gamma_c * x_hat + beta_c`` with ``gamma`` (ones) and ``beta`` (zeros) of shape (C,) when
+    ``affine``.  No running statistics: train and eval behave alike.  G = 1 is LayerNorm over (C, *)
+    with a per-channel affine, G = C instance norm.  Backward: this module's docstring, with means
+    over each group for ``dx`` and per-channel sums over N and ``*`` for ``dgamma``/``dbeta``.
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        *,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__()
+        self.num_groups = positive_int(num_groups, "num_groups", "GroupNorm")
+        self.num_channels = positive_int(num_channels, "num_channels", "GroupNorm")
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({self.num_channels}) must be divisible by "
+                             f"num_groups ({self.num_groups})")
+        self.eps = _positive_eps(eps, "GroupNorm")
+        self.affine = switch(affine, "affine", "GroupNorm")
+        dtype = float_dtype(dtype, "GroupNorm")
+        if self.affine:
+            self.gamma = Parameter(np.ones(self.num_channels, dtype=dtype))
+            self.beta = Parameter(np.zeros(self.num_channels, dtype=dtype))
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def _who(self) -> str:
+        return f"GroupNorm({self.num_groups}, {self.num_channels})"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, *) -> same shape, normalised per sample over each group of C/G channels (and ``*``)."""
+        G, C = self.num_groups, self.num_channels
+        layout = f"(N, {C}, *)"
+        x = as_array(x, self._who)
+        if x.ndim < 2:
+            raise ShapeError(f"{self._who}: expected an input of shape {layout} (at least 2-D), got shape {x.shape}")
+        x = check_input(x, self._who, ndim=x.ndim, layout=layout, sizes={1: C},
+                        dtype=self.gamma.data.dtype if self.affine else None)
+        N = x.shape[0]
+        m = C // G * math.prod(x.shape[2:])
+        if m == 0:
+            raise ShapeError(f"{self._who}: every group needs at least one value, got input shape {x.shape} "
+                             "(an empty trailing axis)")
+        xhat3, inv_std, _, _ = _normalise_groups(x.reshape(N, G, m), self.eps, x, self._who,
+                                                 "the variance of group(s) (numbered n*G + g)")
+        xhat = xhat3.reshape(x.shape)
+        self._cache = (xhat, inv_std)
+        if not self.affine:
+            return xhat.copy()
+        bshape = (1, C) + (1,) * (x.ndim - 2)
+        y = xhat * self.gamma.data.reshape(bshape)
+        y += self.beta.data.reshape(bshape)
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
+        (those not frozen)."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        xhat, inv_std = cache
+        g = check_grad_output(grad_output, f"{self._who}.backward", xhat.shape, xhat.dtype)
+        N, C = xhat.shape[:2]
+        s = math.prod(xhat.shape[2:])  # values per channel and sample
+        g3 = g.reshape(N, C, s)
+        if self.affine:  # (a frozen parameter gets no gradient)
+            xhat_c = xhat.reshape(N, C, s)
+            if self.beta.requires_grad:
+                self.beta.grad += g3.sum(axis=(0, 2))
+            if self.gamma.requires_grad:
+                self.gamma.grad += np.einsum("ncs,ncs->c", g3, xhat_c)
+            g3 = g3 * self.gamma.data.reshape(1, C, 1)
+        G = self.num_groups
+        m = C // G * s
+        dx = _groups_backward(g3.reshape(N, G, m), xhat.reshape(N, G, m), inv_std)
+        return dx.reshape(xhat.shape)
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (self.num_channels, 3, 3)
+
+    def extra_repr(self) -> str:
+        affine = "" if self.affine else ", affine=False"
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}{affine}"
