@@ -32,6 +32,7 @@ from .layers import (
     BatchNorm1d,
     BatchNorm2d,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Embedding,
@@ -49,6 +50,7 @@ from .layers import (
     Softmax,
     Softplus,
     Tanh,
+    Upsample,
 )
 from .losses import (
     BCELoss,
@@ -90,6 +92,7 @@ __all__ = [
     "BatchNorm2d",
     "CheckpointError",
     "Conv2D",
+    "ConvTranspose2D",
     "CosineAnnealingLR",
     "CrossEntropyLoss",
     "DTypeError",
@@ -143,6 +146,7 @@ __all__ = [
     "Tanh",
     "TargetError",
     "TensorResult",
+    "Upsample",
     "clip_grad_norm_",
     "clip_grad_value_",
     "evaluate",

@@ -226,6 +226,10 @@ LAYERS: dict[str, LayerSpec] = {
     "InstanceNorm2d": LayerSpec(lambda dt: get("InstanceNorm2d")(2, affine=True, track_running_stats=True, dtype=dt),
                                 lambda n, d: (n, 2, d(st.integers(2, 3)), 3), ref_instancenorm,
                                 min_batch=1, example=(2, 2, 3, 3)),
+    "ConvTranspose2D": LayerSpec(lambda dt: get("ConvTranspose2D")(2, 3, 2, stride=2, padding=1, rng=0, dtype=dt),
+                                 lambda n, d: (n, 2, d(st.integers(2, 3)), d(st.integers(2, 3))), example=(2, 2, 3, 3)),
+    "Upsample": LayerSpec(lambda dt: get("Upsample")((2, 3)), lambda n, d: (n, 2, d(st.integers(1, 3)), 2),
+                          lambda layer, x: x.repeat(2, axis=2).repeat(3, axis=3), example=(2, 2, 3, 2)),
     "Residual": LayerSpec(
         lambda dt: md.Residual(md.Sequential(md.Dense(3, 3, rng=0, dtype=dt), md.Tanh())),
         lambda n, d: (n, 3),
@@ -930,9 +934,9 @@ def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
     propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax",
-                   "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"}
-    refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "Dense", "GRU", "GroupNorm", "InstanceNorm2d", "LSTM",
-                "LayerNorm", "RNN", "Residual", "Sequential"}
+                   "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
+    refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "ConvTranspose2D", "Dense", "GRU", "GroupNorm",
+                "InstanceNorm2d", "LSTM", "LayerNorm", "RNN", "Residual", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")
@@ -950,6 +954,8 @@ def test_nonfinite_policy() -> None:
         assert np.isnan(y[(0,) * y.ndim]), f"{name}: the NaN did not reach the output"
         if name in ("Softmax", "LogSoftmax"):  # the NaN's row is NaN, the others are untouched
             assert np.isnan(y[0]).all() and np.isfinite(y[1:]).all()
+        elif name == "Upsample":  # the NaN pixel becomes a 2 x 3 block of NaN
+            assert np.isnan(y).sum() == 6 and np.isnan(y[0, 0, :2, :3]).all()
         elif name not in ("MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"):
             assert np.isfinite(y).sum() == y.size - 1, f"{name}: one NaN in should give one NaN out"
         dx = layer.backward(np.ones_like(y))

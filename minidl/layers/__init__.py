@@ -9,6 +9,7 @@ from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, 
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten
+from .upsampling import ConvTranspose2D, Upsample
 
 __all__ = [
     "ELU",
@@ -21,6 +22,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2D",
+    "ConvTranspose2D",
     "Dense",
     "Dropout",
     "Embedding",
@@ -38,4 +40,5 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Upsample",
 ]

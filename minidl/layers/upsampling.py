@@ -1,0 +1,472 @@
+"""Layers that make images larger: ``ConvTranspose2D`` (learned, bias absorbed) and ``Upsample``.
+
+``ConvTranspose2D`` is the adjoint of ``Conv2D``: its forward is ``Conv2D``'s input gradient
+(col2im: every input pixel scatters ``pixel @ kernel`` into the output) and its input gradient is
+``Conv2D``'s forward (im2col of ``grad_output`` and one product).  ``Upsample`` repeats each pixel
+(``"nearest"``) or interpolates between neighbours (``"bilinear"``), as PyTorch's ``nn.Upsample``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from numpy.typing import ArrayLike, DTypeLike
+
+from ..errors import DTypeError, ShapeError
+from ..init import RNGLike, absorbed_weights, as_generator, float_dtype, initial_weights, positive_int, switch
+from ..layer import Layer
+from ..parameter import Parameter
+from ..validation import check_grad_output, check_input
+from .conv import _pair, _span
+
+__all__ = ["ConvTranspose2D", "Upsample"]
+
+
+def _transposed_output_size(size: int, kernel: int, stride: int, padding: int, output_padding: int,
+                            dilation: int) -> int:
+    """Output length along one axis, as PyTorch: ``(size - 1)*s - 2p + d*(k - 1) + output_padding + 1``."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+class ConvTranspose2D(Layer):
+    """2-D transposed convolution on NCHW images, as PyTorch's ``nn.ConvTranspose2d``, bias absorbed.
+
+    Input pixel ``(h, w)`` of channel ``c`` adds ``x[n, c, h, w] * kernel[c, :, i, j]`` to output pixel
+    ``(h*stride - padding + i*dilation, w*stride - padding + j*dilation)`` for every kernel tap
+    ``(i, j)``; what lands outside the output (on the cut-off ``padding``) is dropped, and the bias is
+    added to every output pixel.  This is the adjoint of a ``Conv2D`` with the same kernel, stride,
+    padding, dilation and groups (its ``in_channels`` being our ``out_channels``): our forward is its
+    ``dx``, our ``dx`` its forward (cut to ``H x W``).
+
+    Shapes:
+        x: (N, in_channels, H, W) -> y: (N, out_channels, H_out, W_out),
+        ``H_out = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1`` (likewise W_out).
+        W: (in_channels//groups*kh*kw + 1, out_channels) with ``bias=True``: row 0 is the bias and row
+        ``1 + (c*kh + i)*kw + j``, column ``o`` holds the weight from input channel ``c`` (counted
+        within its group) to output channel ``o`` at tap ``(i, j)``: ``Conv2D``'s layout (one column per
+        output channel, rows in ``(C, kh, kw)`` order), so PyTorch's ``weight[c, o % Fg, i, j]`` sits
+        at ``W[1 + ((c % Cg)*kh + i)*kw + j, o]``.  Without bias, W has no row 0.
+        :attr:`kernel` is PyTorch's ``(in, out/groups, kh, kw)`` weight and :meth:`from_kernel` builds
+        a layer from one.
+
+    Groups (``G = groups``, ``Cg = in_channels//G``, ``Fg = out_channels//G``): input channels
+    ``g*Cg .. (g+1)*Cg - 1`` feed only output channels ``g*Fg .. (g+1)*Fg - 1``, the columns of group g.
+
+    Computation (``M = N*H*W`` input pixels; ``X``: (Cg, M) per group; ``A``: (Cg, kh*kw*Fg) per group,
+    group g's columns of ``W[1:]`` with the rows' ``(kh, kw)`` moved next to the columns)::
+
+        forward:   T = A.T @ X       (kh*kw*Fg, M): every pixel's contribution at every tap
+                   y = col2im(T) + W[0]   (one strided add per tap, on the whole batch)
+        backward:  P = im2col(g)      (kh*kw*Fg, M): g at the positions each pixel was sent to
+                   dx = A @ P,  dA += X @ P.T,  dW[0] += g summed over (N, H_out, W_out)
+
+    Python loops run only over the ``kh*kw`` taps of the forward's col2im (none when the stride is at
+    least the dilated kernel, e.g. k=2, stride=2: then one strided assignment).  The output and ``dx``
+    are ``(N, C, H, W)``-shaped views of channel-major (CNHW) memory, as ``Conv2D``'s.
+
+    Args:
+        kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair.
+        output_padding: an int or pair added to one side of the output, to pick among the sizes
+            that a ``Conv2D`` with this stride maps to the same ``H``; must be smaller than the stride
+            or the dilation (per axis), as PyTorch requires.
+        groups: how many independent channel groups; must divide in_channels and out_channels.
+        W: exact initial values of shape ``(in_channels//groups*kh*kw [+1], out_channels)``.
+        init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias), ``"he"``,
+            ``"glorot"`` or ``"zeros"`` (the bias starts at zero except with ``"uniform"``).  Fans as
+            PyTorch computes them for its ``(in, out/groups, kh, kw)`` weight: ``fan_in =
+            out_channels//groups*kh*kw`` (not the rows of W), ``fan_out = in_channels*kh*kw``.
+        rng: a ``numpy.random.Generator`` or int seed for the draw.
+        dtype: float64 by default; ``np.float32`` for speed.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        *,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        W: ArrayLike | None = None,
+        init: str = "uniform",
+        rng: RNGLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__()
+        name = "ConvTranspose2D"
+        self.in_channels = positive_int(in_channels, "in_channels", name)
+        self.out_channels = positive_int(out_channels, "out_channels", name)
+        self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
+        self.stride = _pair(stride, "stride", name, 1)
+        self.padding = _pair(padding, "padding", name, 0)
+        self.output_padding = _pair(output_padding, "output_padding", name, 0)
+        self.dilation = _pair(dilation, "dilation", name, 1)
+        self.groups = positive_int(groups, "groups", name)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"{name}: groups must divide both in_channels and out_channels, got groups={self.groups} "
+                f"with in_channels={self.in_channels}, out_channels={self.out_channels}"
+            )
+        for axis, op, s, d in zip(("height", "width"), self.output_padding, self.stride, self.dilation, strict=True):
+            if op >= max(s, d):
+                raise ValueError(
+                    f"{name}: output_padding must be smaller than the stride or the dilation (as PyTorch), "
+                    f"got output_padding={self.output_padding} with stride={self.stride}, "
+                    f"dilation={self.dilation} (along the {axis})"
+                )
+        self.bias = switch(bias, "bias", name)
+        kh, kw = self.kernel_size
+        rows = self.in_channels // self.groups * kh * kw
+        dtype = float_dtype(dtype, name)
+        if W is not None:
+            channels = "in_channels//groups" if self.groups > 1 else "in_channels"
+            values = absorbed_weights(self._who, rows, self.out_channels, bias=self.bias, W=W, init=init, rng=rng,
+                                      dtype=dtype, layout=f" ({channels}*kh*kw{' + 1' if self.bias else ''}, "
+                                                          "out_channels)")
+        else:
+            fan_in, fan_out = self.out_channels // self.groups * kh * kw, self.in_channels * kh * kw
+            values = initial_weights(init, (rows + self.bias, self.out_channels), fan_in, fan_out,
+                                     as_generator(rng), dtype)
+            if self.bias and init != "uniform":
+                values[0] = 0
+        self.W = Parameter(values)
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
+
+    # ------------------------------------------------------------------ PyTorch-shaped weights
+    @classmethod
+    def from_kernel(
+        cls,
+        kernel: ArrayLike,
+        bias: ArrayLike | None = None,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        *,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        dtype: DTypeLike | None = None,
+    ) -> ConvTranspose2D:
+        """A layer from PyTorch's weight ``(in, out/groups, kh, kw)`` and optional bias ``(out,)``, e.g.
+        ``ConvTranspose2D.from_kernel(t.weight.detach().numpy(), t.bias.detach().numpy(), t.stride,
+        t.padding, t.output_padding, dilation=t.dilation, groups=t.groups)``."""
+        who = "ConvTranspose2D.from_kernel"
+        k = np.asarray(kernel)
+        if k.dtype.kind not in "iuf":
+            raise DTypeError(f"{who}: the kernel must hold real numbers, got dtype {k.dtype}")
+        if dtype is None:
+            dtype = k.dtype if k.dtype.kind == "f" else np.float64
+        k = k.astype(dtype, copy=False)
+        if k.ndim != 4:
+            raise ShapeError(f"{who}: expected a kernel of shape (in, out/groups, kh, kw), got {k.shape}")
+        groups = positive_int(groups, "groups", who)
+        in_channels, per_group, kh, kw = k.shape
+        if in_channels % groups:
+            raise ValueError(f"{who}: groups must divide in_channels, got groups={groups} with a kernel "
+                             f"of shape {k.shape}")
+        out = per_group * groups
+        # W[1 + (c*kh + i)*kw + j, g*Fg + o] = kernel[g*Cg + c, o, i, j]
+        rows = k.reshape(groups, in_channels // groups, per_group, kh, kw).transpose(1, 3, 4, 0, 2).reshape(-1, out)
+        if bias is not None:
+            b = np.asarray(bias, dtype=dtype)
+            if b.shape != (out,):
+                raise ShapeError(f"{who}: expected a bias of shape ({out},), got {b.shape}")
+            rows = np.vstack([b[None, :], rows])
+        return cls(in_channels, out, (kh, kw), stride, padding, output_padding, bias=bias is not None,
+                   dilation=dilation, groups=groups, W=rows, dtype=dtype)
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """PyTorch's weight ``(in, out/groups, kh, kw)``.  With ``groups=1`` a writable view of ``W.data``;
+        with groups its axes cannot be a view of W's layout, so it is a read-only copy (a write raises
+        instead of being lost): change the weights through ``W.data`` or :meth:`from_kernel`."""
+        (kh, kw), groups = self.kernel_size, self.groups
+        rows = self.W.data[1:] if self.bias else self.W.data
+        cg, fg = self.in_channels // groups, self.out_channels // groups
+        k = rows.reshape(cg, kh, kw, groups, fg).transpose(3, 0, 4, 1, 2).reshape(self.in_channels, fg, kh, kw)
+        if not np.may_share_memory(k, self.W.data):
+            k.flags.writeable = False
+        return k
+
+    @property
+    def bias_row(self) -> np.ndarray | None:
+        """The bias, (out_channels,): a view of ``W.data[0]``, or ``None`` without bias."""
+        return self.W.data[0] if self.bias else None
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def _who(self) -> str:
+        kh, kw = self.kernel_size
+        options = ""
+        for name, value, default in (("stride", self.stride, 1), ("dilation", self.dilation, 1)):
+            if value != (default, default):
+                options += f", {name}={value[0] if value[0] == value[1] else value}"
+        if self.groups != 1:
+            options += f", groups={self.groups}"
+        return f"ConvTranspose2D({self.in_channels} -> {self.out_channels}, k={kh if kh == kw else (kh, kw)}{options})"
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """The per-sample output shape ``(out, H_out, W_out)`` for an input of ``height x width``."""
+        (kh, kw), (sh, sw), (ph, pw), (oh, ow), (dh, dw) = (self.kernel_size, self.stride, self.padding,
+                                                            self.output_padding, self.dilation)
+        return (self.out_channels, _transposed_output_size(height, kh, sh, ph, oh, dh),
+                _transposed_output_size(width, kw, sw, pw, ow, dw))
+
+    def _smallest_input(self) -> tuple[int, int]:
+        """The smallest ``(H, W)`` whose output has at least one pixel."""
+        sizes = []
+        for k, s, p, op, d in zip(self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation,
+                                  strict=True):
+            cut = 2 * p - d * (k - 1) - op  # H_out = (H - 1)*s - cut + 1 >= 1  <=>  H >= 1 + ceil(cut / s)
+            sizes.append(1 + max(0, -(-cut // s)))
+        return sizes[0], sizes[1]
+
+    # ------------------------------------------------------------------ computation
+    def _tap_matrix(self) -> np.ndarray:
+        """(G, Cg, kh*kw*Fg): group g's weights, row ``c``, column ``(i*kw + j)*Fg + o`` (a view of W for
+        ``groups=1``, else a small copy)."""
+        rows = self.W.data[1:] if self.bias else self.W.data
+        groups, cg = self.groups, self.in_channels // self.groups
+        if groups == 1:
+            return rows.reshape(1, cg, -1)
+        kh, kw = self.kernel_size
+        return rows.reshape(cg, kh * kw, groups, -1).transpose(2, 0, 1, 3).reshape(groups, cg, -1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out)."""
+        W = self.W.data
+        C = self.in_channels
+        x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=W.dtype)
+        N, _, H, Wd = x.shape
+        if H == 0 or Wd == 0:
+            raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
+        F, Ho, Wo = self.output_shape(H, Wd)
+        if Ho < 1 or Wo < 1:
+            min_h, min_w = self._smallest_input()
+            raise ShapeError(
+                f"{self._who}: input of shape {x.shape} gives an empty output ({Ho} x {Wo}) with padding "
+                f"{self.padding}: expected H >= {min_h} and W >= {min_w}, got H={H}, W={Wd}"
+            )
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        G = self.groups
+        Fg = F // G
+        X = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(G, C // G, N * H * Wd)  # CNHW pixels
+        taps = np.matmul(self._tap_matrix().transpose(0, 2, 1), X).reshape(G, kh, kw, Fg, N, H, Wd)
+        # col2im into the output before its padding is cut off: (H - 1)*s + d*(k - 1) + output_padding + 1
+        Hf, Wf = Ho + 2 * ph, Wo + 2 * pw
+        span_h, span_w = _span(kh, dh), _span(kw, dw)
+        if sh >= span_h and sw >= span_w:  # taps never overlap: one strided assignment
+            full = np.zeros((G, Fg, N, max(Hf, H * sh), max(Wf, Wd * sw)), dtype=taps.dtype)
+            blocks = full[..., : H * sh, : Wd * sw].reshape(G, Fg, N, H, sh, Wd, sw)  # a view
+            blocks[:, :, :, :, :span_h:dh, :, :span_w:dw] = taps.transpose(0, 3, 4, 5, 1, 6, 2)
+        else:
+            full = np.zeros((G, Fg, N, Hf, Wf), dtype=taps.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    top, left = i * dh, j * dw
+                    full[..., top:top + sh * (H - 1) + 1:sh, left:left + sw * (Wd - 1) + 1:sw] += taps[:, i, j]
+        y = full.reshape(F, N, *full.shape[3:])[:, :, ph:ph + Ho, pw:pw + Wo]
+        if self.bias:
+            y += W[0][:, None, None, None]
+        self._cache = (X, x.shape, (Ho, Wo))  # only now: a refused input leaves the layer as it was
+        return y.transpose(1, 0, 2, 3)
+
+    def _patches(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Check ``grad_output`` and return the cached ``X`` (G, Cg, M) and im2col of ``grad_output``,
+        ``P``: (G, kh*kw*Fg, M), ``P[g, (i*kw + j)*Fg + o, (n, h, w)] = g_padded[n, g*Fg + o,
+        h*sh + i*dh, w*sw + j*dw]``."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        X, (N, _, H, Wd), (Ho, Wo) = cache
+        F = self.out_channels
+        check_grad_output(grad_output, f"{self._who}.backward", (N, F, Ho, Wo), X.dtype)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        gt = grad_output.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
+        if ph or pw:
+            padded = np.zeros((F, N, Ho + 2 * ph, Wo + 2 * pw), dtype=gt.dtype)
+            padded[:, :, ph:ph + Ho, pw:pw + Wo] = gt
+            gt = padded
+        G = self.groups
+        Fg = F // G
+        s0, s1, s2, s3 = gt.strides
+        windows = as_strided(gt, (G, kh, kw, Fg, N, H, Wd), (Fg * s0, dh * s2, dw * s3, s0, s1, sh * s2, sw * s3),
+                             writeable=False)
+        return X, np.ascontiguousarray(windows).reshape(G, kh * kw * Fg, N * H * Wd)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, out, H_out, W_out) -> dx: (N, in_channels, H, W); adds into ``W.grad``
+        (unless ``W`` is frozen: ``requires_grad=False``)."""
+        X, P = self._patches(grad_output)
+        if self.W.requires_grad:
+            self._add_weight_gradient(X, P, grad_output)
+        assert self._cache is not None
+        N, C, H, Wd = self._cache[1]
+        dX = np.matmul(self._tap_matrix(), P)  # (G, Cg, M)
+        return dX.reshape(C, N, H, Wd).transpose(1, 0, 2, 3)
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """Add ``dCost/dW`` into ``W.grad`` as :meth:`backward` does, but skip ``dx`` (a matrix product):
+        for a first layer, whose input is the data.  With ``W`` frozen it only checks ``grad_output``."""
+        if self.W.requires_grad:
+            self._add_weight_gradient(*self._patches(grad_output), grad_output)
+        else:
+            self._require_cache(self._cache)
+            assert self._cache is not None
+            X, (N, _, _, _), (Ho, Wo) = self._cache
+            check_grad_output(grad_output, f"{self._who}.backward", (N, self.out_channels, Ho, Wo), X.dtype)
+
+    def _add_weight_gradient(self, X: np.ndarray, P: np.ndarray, grad_output: np.ndarray) -> None:
+        """dW[1:] (group g's columns, rows ``(c, i, j)``) += X_g @ P_g.T; dW[0] += g summed over
+        (N, H_out, W_out).  Right after ``zero_grad`` the product is written straight into ``W.grad``
+        (``groups=1``) instead of added."""
+        dW, overwrite = self.W.grad_target()
+        rows = dW[1:] if self.bias else dW
+        G = self.groups
+        try:
+            if G == 1 and overwrite and rows.flags.c_contiguous:
+                np.matmul(X[0], P[0].T, out=rows.reshape(X.shape[1], -1))  # (Cg, kh*kw*F) is rows' layout
+            else:
+                product = np.matmul(X, P.transpose(0, 2, 1))  # (G, Cg, kh*kw*Fg): group g's (c, i, j) x o
+                blocks = product.reshape(G, rows.shape[0], -1).transpose(1, 0, 2).reshape(rows.shape)
+                if overwrite:
+                    rows[...] = blocks
+                else:
+                    rows += blocks
+            if self.bias:
+                if overwrite:
+                    np.add.reduce(grad_output, axis=(0, 2, 3), out=dW[0])
+                else:
+                    dW[0] += np.add.reduce(grad_output, axis=(0, 2, 3))
+        except BaseException:
+            if overwrite:  # interrupted mid-write: the gradient is still zero, say so again
+                self.W.zero_grad()
+            raise
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        """A small valid per-sample input: ``(in_channels, H, W)`` with H, W at least 3 (2 with stride 2
+        or more) and at least the smallest input whose output is not empty."""
+        min_h, min_w = self._smallest_input()
+        sh, sw = self.stride
+        return (self.in_channels, max(min_h, 3 if sh == 1 else 2), max(min_w, 3 if sw == 1 else 2))
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"]
+        for name, value, default in (("stride", self.stride, (1, 1)), ("padding", self.padding, (0, 0)),
+                                     ("output_padding", self.output_padding, (0, 0)),
+                                     ("dilation", self.dilation, (1, 1))):
+            if value != default:
+                parts.append(f"{name}={value}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        if not self.bias:
+            parts.append("bias=False")
+        return ", ".join(parts)
+
+
+def _linear_weights(size: int, scale: int, dtype: np.dtype) -> np.ndarray:
+    """(size*scale, size): row ``o`` interpolates output ``o`` from the input, as PyTorch's linear modes with
+    ``align_corners=False``: source ``max(0, (o + 0.5)/scale - 0.5)``, between ``floor`` of it and the
+    next pixel (the last pixel repeated at the end)."""
+    out = size * scale
+    source = np.maximum((1.0 / scale) * (np.arange(out) + 0.5) - 0.5, 0.0)
+    low = np.minimum(source.astype(np.int64), size - 1)
+    high = np.minimum(low + 1, size - 1)
+    frac = source - low
+    weights = np.zeros((out, size))
+    np.add.at(weights, (np.arange(out), low), 1.0 - frac)
+    np.add.at(weights, (np.arange(out), high), frac)
+    return weights.astype(dtype)
+
+
+class Upsample(Layer):
+    """Enlarge NCHW images by integer factors, as PyTorch's ``nn.Upsample(scale_factor, mode)``.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, sh*H, sw*W), ``(sh, sw) = scale_factor``.  No parameters.
+
+    ``mode="nearest"``: ``y[n, c, r, q] = x[n, c, r // sh, q // sw]`` (each pixel repeated as an
+    ``sh x sw`` block: one broadcast copy); backward: ``dx`` is the sum of ``g`` over each block.
+
+    ``mode="bilinear"`` (``align_corners=False``, PyTorch's default): ``y = A_h @ x @ A_w.T`` per image,
+    with ``A_h``: (sh*H, H) the interpolation matrix of one axis (two weights per row: output ``r`` reads
+    source ``max(0, (r + 0.5)/sh - 0.5)`` between its floor and the next pixel, clamped at the edge);
+    backward: ``dx = A_h.T @ g @ A_w``.  The matrices are dense (``sh*H x H``): fine for the image sizes
+    this framework is for, quadratic in the image side.
+
+    Like the pools it does not refuse NaN/inf (no pass over the data); the output keeps the input's
+    memory layout (a channel-major ``Conv2D`` output stays channel-major, for the next ``Conv2D``).
+
+    Args:
+        scale_factor: an int >= 1 or an ``(h, w)`` pair of them (fractional factors are not supported).
+        mode: ``"nearest"`` or ``"bilinear"``.
+        align_corners: only for ``"bilinear"``: ``None`` or ``False`` (``True`` is not implemented).
+    """
+
+    MODES = ("nearest", "bilinear")
+
+    def __init__(self, scale_factor: int | tuple[int, int], mode: str = "nearest",
+                 align_corners: bool | None = None) -> None:
+        super().__init__()
+        self.scale_factor = _pair(scale_factor, "scale_factor", "Upsample", 1)
+        if not isinstance(mode, str) or mode not in self.MODES:
+            raise ValueError(f"Upsample: mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        if align_corners is not None:
+            if mode == "nearest":
+                raise ValueError("Upsample: align_corners can only be set with mode='bilinear' (as PyTorch), "
+                                 f"got align_corners={align_corners!r}")
+            if switch(align_corners, "align_corners", "Upsample"):
+                raise ValueError("Upsample: align_corners=True is not implemented; use align_corners=False")
+        self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None
+        self._weights: tuple[np.ndarray, np.ndarray] | None = None  # bilinear: (A_h, A_w) of the last forward
+
+    @property
+    def _who(self) -> str:
+        sh, sw = self.scale_factor
+        return f"Upsample(scale_factor={sh if sh == sw else (sh, sw)}, mode={self.mode!r})"
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """``(sh*height, sw*width)``."""
+        return self.scale_factor[0] * height, self.scale_factor[1] * width
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, H, W) -> (N, C, sh*H, sw*W)."""
+        x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
+        H, W = x.shape[2:]
+        if H == 0 or W == 0:
+            raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
+        (sh, sw), (Ho, Wo) = self.scale_factor, self.output_shape(H, W)
+        channel_major = x.transpose(1, 0, 2, 3).flags.c_contiguous and not x.flags.c_contiguous
+        xt = x.transpose(1, 0, 2, 3) if channel_major else x  # work in the input's memory order
+        if self.mode == "nearest":
+            blocks = np.broadcast_to(xt[:, :, :, None, :, None], (*xt.shape[:3], sh, W, sw))
+            y = blocks.reshape(*xt.shape[:2], Ho, Wo)
+            weights = None
+        else:
+            weights = (_linear_weights(H, sh, x.dtype), _linear_weights(W, sw, x.dtype))
+            rows = xt.reshape(-1, W) @ weights[1].T  # (.. * H, Wo)
+            y = np.matmul(weights[0], rows.reshape(-1, H, Wo)).reshape(*xt.shape[:2], Ho, Wo)
+        self._shape, self._dtype, self._weights = x.shape, x.dtype, weights
+        return y.transpose(1, 0, 2, 3) if channel_major else y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C, sh*H, sw*W) -> dx: (N, C, H, W)."""
+        shape = self._shape
+        self._require_cache(shape)
+        assert shape is not None
+        N, C, H, W = shape
+        (sh, sw), (Ho, Wo) = self.scale_factor, self.output_shape(H, W)
+        check_grad_output(grad_output, f"{self._who}.backward", (N, C, Ho, Wo), self._dtype)
+        if self.mode == "nearest":
+            return grad_output.reshape(N, C, H, sh, W, sw).sum(axis=(3, 5))  # splitting axes: a view
+        assert self._weights is not None
+        a_h, a_w = self._weights
+        rows = np.matmul(a_h.T, grad_output.reshape(N * C, Ho, Wo))  # (N*C, H, Wo)
+        return (rows.reshape(-1, Wo) @ a_w).reshape(N, C, H, W)
+
+    def extra_repr(self) -> str:
+        return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
