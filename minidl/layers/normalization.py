@@ -21,6 +21,7 @@ When the statistics are constants (running statistics in eval mode), ``dx = gamm
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -84,6 +85,16 @@ def _groups_backward(dxhat: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray) -
     dx -= dxhat.mean(axis=2, keepdims=True)
     dx *= inv_std[..., None]
     return dx
+
+
+def _scale_shift(xhat: np.ndarray, affine: bool, layer: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The output ``gamma * x_hat + beta`` (``gamma``/``beta`` of ``layer`` reshaped to ``shape``), or a
+    copy of ``x_hat`` without affine: always a new array, since ``x_hat`` is the backward's cache."""
+    if not affine:
+        return xhat.copy()
+    y = xhat * layer.gamma.data.reshape(shape)
+    y += layer.beta.data.reshape(shape)
+    return y
 
 
 class _RunningNorm(Layer):
@@ -216,11 +227,7 @@ class _BatchNorm(_RunningNorm):
         xhat = xc
         xhat *= inv_std.reshape(bshape)
         self._cache = (xhat, inv_std, batch_stats)
-        if not self.affine:
-            return xhat.copy()
-        y = xhat * self.gamma.data.reshape(bshape)
-        y += self.beta.data.reshape(bshape)
-        return y
+        return _scale_shift(xhat, self.affine, self, bshape)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
@@ -341,11 +348,7 @@ class InstanceNorm2d(_RunningNorm):
             xhat = x - self.running_mean.reshape(bshape)
             xhat *= inv_std.reshape(bshape)
         self._cache = (xhat, inv_std, instance_stats)
-        if not self.affine:
-            return xhat.copy()
-        y = xhat * self.gamma.data.reshape(bshape)
-        y += self.beta.data.reshape(bshape)
-        return y
+        return _scale_shift(xhat, self.affine, self, bshape)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
@@ -433,11 +436,7 @@ class LayerNorm(Layer):
         inv_std = 1.0 / np.sqrt(var + self.eps)
         xhat *= inv_std
         self._cache = (xhat, inv_std)
-        if not self.elementwise_affine:
-            return xhat.copy()
-        y = xhat * self.gamma.data
-        y += self.beta.data
-        return y
+        return _scale_shift(xhat, self.elementwise_affine, self, self.normalized_shape)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``
@@ -529,12 +528,7 @@ class GroupNorm(Layer):
                                                  "the variance of group(s) (numbered n*G + g)")
         xhat = xhat3.reshape(x.shape)
         self._cache = (xhat, inv_std)
-        if not self.affine:
-            return xhat.copy()
-        bshape = (1, C) + (1,) * (x.ndim - 2)
-        y = xhat * self.gamma.data.reshape(bshape)
-        y += self.beta.data.reshape(bshape)
-        return y
+        return _scale_shift(xhat, self.affine, self, (1, C) + (1,) * (x.ndim - 2))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx: x's shape; adds into ``gamma.grad`` and ``beta.grad``

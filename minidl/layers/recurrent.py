@@ -76,12 +76,12 @@ class _Recurrent(Layer):
         input_size: int,
         hidden_size: int,
         *,
-        bias: bool,
-        return_sequences: bool,
-        rng: RNGLike,
-        dtype: DTypeLike,
-        W_x: ArrayLike | None,
-        W_h: ArrayLike | None,
+        bias: bool = True,
+        return_sequences: bool = True,
+        rng: RNGLike = None,
+        dtype: DTypeLike = np.float64,
+        W_x: ArrayLike | None = None,
+        W_h: ArrayLike | None = None,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -333,21 +333,6 @@ class LSTM(_Recurrent):
 
     _gates = ("i", "f", "g", "o")
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        *,
-        bias: bool = True,
-        return_sequences: bool = True,
-        rng: RNGLike = None,
-        dtype: DTypeLike = np.float64,
-        W_x: ArrayLike | None = None,
-        W_h: ArrayLike | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias=bias, return_sequences=return_sequences, rng=rng,
-                         dtype=dtype, W_x=W_x, W_h=W_h)
-
     def _steps(self, projected: np.ndarray) -> tuple[np.ndarray, ...]:
         T, N, _ = projected.shape
         H = self.hidden_size
@@ -439,21 +424,6 @@ class GRU(_Recurrent):
 
     _gates = ("r", "z", "n")
     _recurrent_bias = True
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        *,
-        bias: bool = True,
-        return_sequences: bool = True,
-        rng: RNGLike = None,
-        dtype: DTypeLike = np.float64,
-        W_x: ArrayLike | None = None,
-        W_h: ArrayLike | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias=bias, return_sequences=return_sequences, rng=rng,
-                         dtype=dtype, W_x=W_x, W_h=W_h)
 
     def _steps(self, projected: np.ndarray) -> tuple[np.ndarray, ...]:
         T, N, _ = projected.shape
