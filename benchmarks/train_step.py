@@ -332,7 +332,7 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
                         fn()
                         turn.append(clock() - start)
                     per_round[name].append(statistics.median(turn[1:] or turn))
-            if other == "numpy":
+            if other == others[0]:  # minidl's times from its first pairing (the hand-written step's)
                 times["minidl"] += per_round["minidl"]
             times[other] += per_round[other]
             ratios = [a / b for a, b in zip(per_round["minidl"], per_round[other], strict=True)]

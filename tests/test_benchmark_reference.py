@@ -243,6 +243,21 @@ def test_benchmark_quick_mode_prints_a_table() -> None:
         assert float(cells[3].split()[0]) > 0
 
 
+def test_layer_speed_quick_mode_prints_a_row_per_layer() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layer_speed.py"), "--quick", "--runs", "1"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("|")][2:]
+    labels = [row.strip("|").split("|")[0].strip() for row in rows]
+    assert [label.split("(")[0] for label in labels] == ["RNN", "LSTM", "GRU", "ConvTranspose2D", "Upsample",
+                                                        "Upsample", "GroupNorm", "InstanceNorm2d", "Embedding"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) > 0
+        if len(cells) > 2:  # with PyTorch: its time and the ratio
+            assert float(cells[2]) > 0 and float(cells[3].split()[0]) > 0
+
+
 @pytest.mark.parametrize("block", [1, 3])
 def test_alternating_timing_takes_turns_and_times_the_steady_steps(block) -> None:
     """A B / B A rounds, each turn ``block`` steps of one contender; with block > 1 the first step of
