@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "DTypeError",
     "GradientCheckError",
+    "IndexRangeError",
     "MinidlError",
     "NonDeterministicError",
     "NonFiniteError",

@@ -33,10 +33,10 @@ def _trainable(layer: Layer) -> bool:
 
 def _called_by(layer: Layer) -> set[int]:
     """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
-    ``Sequential``s, every layer they hold (a custom layer may hold a sub-layer without calling it,
-    e.g. a decoder reading a tied encoder's weights)."""
+    ``Sequential``s and ``Residual``s, every layer they hold (a custom layer may hold a sub-layer
+    without calling it, e.g. a decoder reading a tied encoder's weights)."""
     ids = {id(layer)}
-    if isinstance(layer, Sequential):
+    if isinstance(layer, (Sequential, Residual)):
         for child in layer._layers.values():
             ids |= _called_by(child)
     return ids
@@ -302,7 +302,7 @@ class Residual(Model):
                     f"Residual: the block's output has shape {y.shape} but {path} has shape {s.shape}; "
                     "they are added, so give a shortcut that maps x to the block's output shape"
                 )
-            if s.dtype != y.dtype:
+            if s.dtype.newbyteorder("=") != y.dtype.newbyteorder("="):  # (byte order aside: NumPy adds those)
                 raise DTypeError(f"Residual: the block's output is {y.dtype} but the shortcut's is {s.dtype}; "
                                  "they must match (cast the model, model.astype(...))")
         except BaseException:

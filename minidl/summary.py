@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .errors import MinidlError, ShapeError
+from .errors import DTypeError, MinidlError, ShapeError
 from .layer import Layer
 from .validation import is_integer
 
@@ -191,6 +191,10 @@ def summarize(
         if error.args and isinstance(error.args[0], str):
             advice = (f"; the shape {shape} was guessed from the first layer: pass input_shape=(...), "
                       "the shape of one sample without the batch axis") if guessed else ""
+            if isinstance(error, DTypeError) and dummy.dtype.kind == "f":
+                advice += ("; the dummy batch is model.random_inputs(shape, rng), N(0, 1) floats unless the "
+                           "model says otherwise: a custom Model whose first layer takes other inputs (an "
+                           "Embedding's indices) should override random_inputs")
             error.args = (f"summary: the forward on a dummy batch of shape {dummy.shape} failed: "
                           f"{error.args[0]}{advice}", *error.args[1:])
         raise

@@ -417,3 +417,14 @@ def test_a_forward_that_fails_at_the_first_layer_mixes_nothing():
     with pytest.raises(md.ShapeError):
         model(np.ones((4, 5)))
     assert model.backward(np.ones((4, 2))).shape == (4, 3)
+
+
+def test_every_error_class_is_listed_in_errors_all_and_exported() -> None:
+    import inspect
+
+    import minidl.errors as errors
+
+    classes = {name for name, obj in inspect.getmembers(errors, inspect.isclass)
+               if issubclass(obj, errors.MinidlError)}
+    assert classes == set(errors.__all__)
+    assert classes <= set(md.__all__)

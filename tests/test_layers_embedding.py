@@ -448,3 +448,42 @@ def test_fit_evaluate_predict_on_integer_tokens() -> None:
     assert not model[0].W.data[0].any()  # the padding row was never trained
     _, again, _ = train(0)
     assert again.history == history.history  # deterministic from the seeds
+
+
+def test_the_checker_reverses_a_one_dimensional_index_batch_too() -> None:
+    """The checker's first forward runs on the batch reversed, so that a layer keeping a stale cache
+    fails; an (N,) batch of indices was not reversed, and such a layer passed."""
+
+    class Stale(Embedding):  # keeps the indices of its first forward
+        def forward(self, idx: np.ndarray) -> np.ndarray:
+            out = super().forward(idx)
+            if getattr(self, "_first", None) is None:
+                object.__setattr__(self, "_first", self._idx)
+            object.__setattr__(self, "_idx", self._first)
+            return out
+
+    idx = np.array([0, 3, 5, 6, 1, 2])
+    assert not md.GradientChecker(Stale(7, 2, rng=0), inputs=idx).run().passed
+    assert md.GradientChecker(Embedding(7, 2, rng=0), inputs=idx).run().passed
+
+
+def test_summary_of_a_custom_model_starting_with_an_embedding_says_to_override_random_inputs() -> None:
+    class Tagger(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = Embedding(5, 2, rng=0)
+
+        def forward(self, idx: np.ndarray) -> np.ndarray:
+            return self.embed(idx)
+
+    with pytest.raises(md.DTypeError, match=r"a custom Model whose first layer takes other inputs .* should "
+                                            r"override random_inputs"):
+        Tagger().summary(input_shape=(3,))
+
+    class DrawingTagger(Tagger):
+        def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+            return self.embed.random_inputs(shape, rng)
+
+    lines: list[str] = []
+    DrawingTagger().summary(input_shape=(3,), print_fn=lines.append)
+    assert "(None, 3, 2)" in lines[0]

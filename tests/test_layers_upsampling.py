@@ -632,3 +632,35 @@ def test_upsample_against_pytorch(scale: Any, mode: str, dtype: str) -> None:
     assert y.dtype == np.dtype(dtype)
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)
     np.testing.assert_allclose(up.backward(g), xt.grad.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_upsample_big_endian_input_gives_native_output_and_takes_its_gradient(mode: str) -> None:
+    x = np.random.default_rng(0).standard_normal((2, 3, 2, 3))
+    native, swapped = Upsample(2, mode), Upsample(2, mode)
+    y = swapped(x.astype(">f8"))
+    assert y.dtype == np.float64 and y.dtype.isnative
+    np.testing.assert_array_equal(y, native(x))
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_array_equal(swapped.backward(g), native.backward(g))
+
+
+def test_upsample_by_one_returns_a_fresh_writable_array() -> None:
+    x = np.zeros((2, 3, 4, 5))
+    for scale in (1, (1, 1)):
+        y = Upsample(scale)(x)
+        assert not np.shares_memory(x, y) and y.flags.writeable
+        np.testing.assert_array_equal(y, x)
+
+
+@pytest.mark.parametrize("scale", [(2, 2), (3, 1), (1, 3), (2, 3)])
+def test_upsample_nearest_backward_sums_each_block_for_any_gradient_layout(scale: tuple[int, int]) -> None:
+    layer = Upsample(scale)
+    y = layer(np.ones((2, 3, 4, 5)))
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    sh, sw = scale
+    expected = g.reshape(2, 3, 4, sh, 5, sw).sum(axis=(3, 5))
+    for grad in (g, np.asfortranarray(g), g.transpose(1, 0, 2, 3).copy().transpose(1, 0, 2, 3)):
+        before = grad.copy()
+        np.testing.assert_allclose(layer.backward(grad), expected, rtol=1e-14, atol=1e-15)
+        np.testing.assert_array_equal(grad, before)

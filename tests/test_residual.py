@@ -188,3 +188,21 @@ def test_random_inputs_come_from_the_block() -> None:
     np.testing.assert_array_equal(drawn, np.random.default_rng(0).integers(0, 3, size=(2, 4)))
     floats = md.Residual(md.Dense(4, 4)).random_inputs((2, 4), np.random.default_rng(0))
     np.testing.assert_array_equal(floats, np.random.default_rng(0).standard_normal((2, 4)))
+
+
+def test_a_layer_inside_a_nested_residual_is_seen_by_the_used_twice_checks() -> None:
+    """A Residual runs its block and shortcut for sure: a layer inside one, used again elsewhere in
+    the same pass, would back-propagate through the wrong cache (it was accepted, and the checker
+    failed it)."""
+    dense = md.Dense(3, 3, rng=0)
+    with pytest.raises(ValueError, match="share a layer"):
+        md.Residual(md.Sequential(md.Tanh(), md.Residual(dense)), shortcut=dense)
+    other = md.Dense(3, 3, rng=1)
+    with pytest.raises(ValueError, match="already in the sequence"):
+        md.Sequential(md.Residual(other), md.Tanh(), other)
+
+
+def test_a_big_endian_input_adds_to_the_blocks_native_output() -> None:
+    x = np.array([[0.5, -1.0]], dtype=">f8")
+    y = md.Residual(md.Tanh())(x)
+    np.testing.assert_array_equal(y, np.tanh([[0.5, -1.0]]) + np.array([[0.5, -1.0]]))

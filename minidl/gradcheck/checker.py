@@ -391,7 +391,7 @@ class GradientChecker:
         once, or again only when the shape changes) then holds the wrong one for the analytic
         backward, and fails, as it would from the second batch of a training run."""
         snapshot = LayerSnapshot.take(work)
-        decoy = x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 2 else copy_value(x)
+        decoy = x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
         try:
             try:
                 with _Recorder(work) as rec:
