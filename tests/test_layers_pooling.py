@@ -641,3 +641,15 @@ def test_global_avg_pool_sums_float16_in_float32() -> None:
     assert y.dtype == np.float16 and (y == 1.0).all()
     dx = pool.backward(np.ones((2, 1), dtype=np.float16))
     assert dx.dtype == np.float16 and np.allclose(dx, 1 / 49, rtol=1e-3)
+
+
+def test_avgpool_float16_sums_in_float32_as_pytorch() -> None:
+    """16 values of 6e4 overflowed a float16 sum (inf), though their mean fits; a mean beyond float16's
+    range is still inf, as in PyTorch."""
+    x = np.full((1, 2, 8, 8), 6e4, dtype=np.float16)
+    pool = md.AvgPool2D(4)
+    y = pool(x)
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, np.float16(6e4))
+    assert pool.backward(np.ones_like(y)).dtype == np.float16
+    assert np.isinf(md.AvgPool2D(4, divisor_override=2)(x)).all()

@@ -362,7 +362,9 @@ class AvgPool2D(_Pool2D):
         """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
         windows = self._windows(x)
         kh, kw = self.kernel_size
-        total = windows[..., 0, 0].copy(order="K")
+        # float16 sums in float32, as PyTorch: a window of 16 values of 6e4 overflows float16 (its mean does not)
+        dtype = windows.dtype  # (native byte order)
+        total = windows[..., 0, 0].astype(np.float32 if dtype == np.float16 else dtype, order="K")
         for t in range(1, kh * kw):
             total += windows[..., t // kw, t % kw]
         shape = self._shape
@@ -372,6 +374,9 @@ class AvgPool2D(_Pool2D):
             total *= 1.0 / divisor
         else:
             total /= divisor
+        if total.dtype != dtype:
+            with np.errstate(over="ignore"):  # a mean beyond float16's range is inf, as in PyTorch
+                return total.astype(dtype)
         return total
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
