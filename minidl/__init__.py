@@ -63,7 +63,7 @@ from .losses import (
     MSELoss,
     NLLLoss,
 )
-from .model import LayerList, Model, Residual, Sequential
+from .model import Bidirectional, LayerList, Model, Residual, Sequential
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
 from .schedulers import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, ReduceLROnPlateau, StepLR
@@ -90,6 +90,7 @@ __all__ = [
     "BackwardBeforeForwardError",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Bidirectional",
     "CheckpointError",
     "Conv2D",
     "ConvTranspose2D",

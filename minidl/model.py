@@ -1,4 +1,5 @@
-"""``Model`` (a layer made of layers), ``Sequential`` (layers applied in order) and ``LayerList``."""
+"""``Model`` (a layer made of layers), ``Sequential`` (layers applied in order), ``LayerList``, and the
+two-path containers ``Residual`` (``block(x) + x``) and ``Bidirectional`` (a sequence read both ways)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .validation import as_array, check_grad_output
 if TYPE_CHECKING:
     from .training import History
 
-__all__ = ["LayerList", "Model", "Residual", "Sequential"]
+__all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential"]
 
 
 def _name_in_message(error: MinidlError, where: str) -> None:
@@ -33,10 +34,10 @@ def _trainable(layer: Layer) -> bool:
 
 def _called_by(layer: Layer) -> set[int]:
     """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
-    ``Sequential``s and ``Residual``s, every layer they hold (a custom layer may hold a sub-layer
+    ``Sequential``s, ``Residual``s and ``Bidirectional``s, every layer they hold (a custom layer may hold a sub-layer
     without calling it, e.g. a decoder reading a tied encoder's weights)."""
     ids = {id(layer)}
-    if isinstance(layer, (Sequential, Residual)):
+    if isinstance(layer, (Sequential, Residual, Bidirectional)):
         for child in layer._layers.values():
             ids |= _called_by(child)
     return ids
@@ -253,6 +254,18 @@ class LayerList(Layer):
         return iter(list(self._layers.values()))
 
 
+def _through(where: str, layer: Layer, value: np.ndarray, backward: bool, params_only: bool) -> Any:
+    """One path of a two-path container: ``layer``'s forward of ``value`` (or its backward, or its
+    parameter gradients only), with ``where`` (e.g. ``"Residual block"``) prefixed to its errors."""
+    try:
+        if not backward:
+            return layer(value)
+        return parameter_backward(layer)(value) if params_only else layer.backward(value)
+    except MinidlError as error:
+        _name_in_message(error, where)
+        raise
+
+
 class Residual(Model):
     """A residual connection: ``y = block(x) + shortcut(x)``, the shortcut the identity unless given
     (as in ResNets: give a ``shortcut``, e.g. a 1x1 ``Conv2D``, when the block changes the shape).
@@ -339,14 +352,7 @@ class Residual(Model):
 
     def _path(self, name: str, layer: Layer, value: np.ndarray, *, backward: bool = False,
               params_only: bool = False) -> Any:
-        """Run one path's forward (or backward), naming the path in the error it raises."""
-        try:
-            if not backward:
-                return layer(value)
-            return parameter_backward(layer)(value) if params_only else layer.backward(value)
-        except MinidlError as error:
-            _name_in_message(error, f"Residual {name}")
-            raise
+        return _through(f"Residual {name}", layer, value, backward, params_only)
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         """What the block draws (both paths take the same input)."""
@@ -355,3 +361,97 @@ class Residual(Model):
     def input_shape_hint(self) -> tuple[int, ...] | None:
         hint = self.block.input_shape_hint()
         return hint if hint is not None or self.shortcut is None else self.shortcut.input_shape_hint()
+
+
+class Bidirectional(Model):
+    """A sequence read both ways, as Keras's ``Bidirectional`` and PyTorch's ``bidirectional=True``:
+    ``forward`` reads ``x`` in order, ``backward`` reads it from the last step to the first, and their
+    outputs are concatenated along the features (the second's reversed back into step order).
+
+    Shapes:
+        x: (N, T, I) -> (N, T, H_f + H_b), or (N, H_f + H_b) when both layers return only their last
+        state (``return_sequences=False``: the reversed reader's last state is the one after step 0).
+
+    ``forward`` and ``backward`` are two layers with parameters of their own (e.g. two ``LSTM`` s with
+    different seeds), not one layer twice: each keeps one forward cache.  Backward: ``g`` is split at
+    ``H_f``; ``dx = forward.backward(g_f) + reversed(backward.backward(reversed(g_b)))``.
+    """
+
+    def __init__(self, forward: Layer, backward: Layer) -> None:
+        super().__init__()
+        for what, layer in (("forward", forward), ("backward", backward)):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Bidirectional: expected a Layer to read {what}, got {type(layer).__name__}")
+        if _called_by(forward) & _called_by(backward):
+            raise ValueError(
+                "Bidirectional: the two directions share a layer; a layer keeps one forward cache, so give "
+                "each direction a layer of its own (two LSTMs, e.g. with different seeds)"
+            )
+        self.forward_layer = forward
+        self.backward_layer = backward
+        self._split: tuple[int, bool] | None = None  # H_f and whether the outputs have a time axis
+        self._output: tuple[tuple[int, ...], np.dtype] | None = None
+        self._mixed = False  # the last forward failed after the forward layer ran
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_array(x, "Bidirectional")
+        if x.ndim < 2:
+            raise ShapeError(f"Bidirectional: expected a sequence batch (N, T, ...), got shape {x.shape}")
+        y_f = self._path("forward", self.forward_layer, x)  # if it raises, nothing of this pass was kept
+        try:
+            y_b = self._path("backward", self.backward_layer, x[:, ::-1])
+            if not isinstance(y_f, np.ndarray) or not isinstance(y_b, np.ndarray):
+                raise DTypeError(f"Bidirectional: both layers must return arrays, got {type(y_f).__name__} and "
+                                 f"{type(y_b).__name__}")
+            if y_f.shape[:-1] != y_b.shape[:-1] or y_f.ndim not in (2, 3) or y_f.dtype != y_b.dtype:
+                raise ShapeError(
+                    f"Bidirectional: the two directions' outputs must agree but in their last axis, as (N, T, H) "
+                    f"or (N, H) of one dtype; got {y_f.shape} {y_f.dtype} and {y_b.shape} {y_b.dtype}"
+                )
+        except BaseException:
+            self._mixed = True
+            raise
+        sequences = y_f.ndim == 3
+        out = np.empty((*y_f.shape[:-1], y_f.shape[-1] + y_b.shape[-1]), dtype=y_f.dtype)
+        out[..., : y_f.shape[-1]] = y_f
+        out[..., y_f.shape[-1]:] = y_b[:, ::-1] if sequences else y_b
+        self._mixed = False
+        self._split = (y_f.shape[-1], sequences)
+        self._output = (out.shape, out.dtype)
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: the output's shape -> dx: (N, T, I); adds both directions' parameter gradients."""
+        g_f, g_b = self._split_grad(grad_output)
+        dx = self._path("forward", self.forward_layer, g_f, backward=True)
+        dx_b = self._path("backward", self.backward_layer, g_b, backward=True)
+        return dx + dx_b[:, ::-1]
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """:meth:`backward` without ``dx``: each direction is asked for its parameter gradients only."""
+        g_f, g_b = self._split_grad(grad_output)
+        self._path("forward", self.forward_layer, g_f, backward=True, params_only=True)
+        self._path("backward", self.backward_layer, g_b, backward=True, params_only=True)
+
+    def _split_grad(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._mixed:
+            raise BackwardBeforeForwardError(
+                "Bidirectional.backward: the last forward failed after the forward layer ran, so the two "
+                "directions hold the caches of different passes; run a forward that succeeds first")
+        if self._output is None or self._split is None:
+            raise BackwardBeforeForwardError(
+                "Bidirectional.backward called before forward: there is nothing to go back through")
+        g = check_grad_output(grad_output, "Bidirectional.backward", *self._output)
+        h_f, sequences = self._split
+        g_b = g[..., h_f:]
+        return g[..., :h_f], g_b[:, ::-1] if sequences else g_b
+
+    def _path(self, name: str, layer: Layer, value: np.ndarray, *, backward: bool = False,
+              params_only: bool = False) -> Any:
+        return _through(f"Bidirectional {name}", layer, value, backward, params_only)
+
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return self.forward_layer.random_inputs(shape, rng)
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        return self.forward_layer.input_shape_hint()

@@ -230,6 +230,9 @@ LAYERS: dict[str, LayerSpec] = {
                                  lambda n, d: (n, 2, d(st.integers(2, 3)), d(st.integers(2, 3))), example=(2, 2, 3, 3)),
     "Upsample": LayerSpec(lambda dt: get("Upsample")((2, 3)), lambda n, d: (n, 2, d(st.integers(1, 3)), 2),
                           lambda layer, x: x.repeat(2, axis=2).repeat(3, axis=3), example=(2, 2, 3, 2)),
+    "Bidirectional": LayerSpec(
+        lambda dt: md.Bidirectional(md.GRU(3, 2, rng=0, dtype=dt), md.GRU(3, 2, rng=1, dtype=dt)),
+        lambda n, d: (n, d(st.integers(1, 3)), 3), example=(2, 2, 3)),
     "Residual": LayerSpec(
         lambda dt: md.Residual(md.Sequential(md.Dense(3, 3, rng=0, dtype=dt), md.Tanh())),
         lambda n, d: (n, 3),
@@ -935,8 +938,8 @@ def test_nonfinite_policy() -> None:
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
     propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax",
                    "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
-    refusing = {"BatchNorm1d", "BatchNorm2d", "Conv2D", "ConvTranspose2D", "Dense", "GRU", "GroupNorm",
-                "InstanceNorm2d", "LSTM", "LayerNorm", "RNN", "Residual", "Sequential"}
+    refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
+                "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "RNN", "Residual", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")
