@@ -66,6 +66,16 @@ def test_rnn_digits_quick(tmp_path: Path) -> None:
     assert "0 (LSTM)      (None, 64)     18,688" in results["stdout"]  # 4 gates x 64 x (1 + 8 + 64)
 
 
+def test_autoencoder_digits_quick(tmp_path: Path) -> None:
+    results = run_example("autoencoder_digits", tmp_path)
+    loss = results["history"]["loss"]
+    assert len(loss) == results["epochs"] >= 2 and loss[-1] < 0.6 * loss[0]
+    assert results["gradient_check_passed"] is True and "Gradient check PASSED" in results["stdout"]
+    # already far better than guessing the mean image after the quick run's 3 epochs
+    assert results["test_mse"] < 0.7 * results["baselines"]["mean training image"]
+    assert results["history"]["val_loss"][-1] == pytest.approx(results["test_mse"], rel=1e-4)
+
+
 def test_custom_layer_quick(tmp_path: Path) -> None:
     results = run_example("custom_layer", tmp_path)
     assert results["check_swish_passed"] and results["check_model_passed"]
