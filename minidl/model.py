@@ -149,8 +149,9 @@ class Sequential(Model):
 
     #: The layer whose forward failed in the last pass after others had run (the layers before it
     #: hold that pass's caches, the others the pass before): a backward would mix two passes, so it
-    #: is refused until a forward succeeds.  None when the last forward succeeded, or failed at the
-    #: first layer (which leaves its cache as it was).
+    #: is refused until a forward succeeds.  None when the last forward succeeded, or failed at a
+    #: first layer without sub-layers (which leaves its cache as it was; a container may have run
+    #: some of its own before failing).
     _failed_at: str | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -160,7 +161,7 @@ class Sequential(Model):
                 x = layer(x)
                 ran = True
             except BaseException as error:
-                if ran:
+                if ran or layer._layers:  # (a container may have run some of its layers before failing)
                     object.__setattr__(self, "_failed_at", name)
                 if isinstance(error, MinidlError):
                     _name_in_message(error, f"{type(self).__name__} layer '{name}'")
@@ -254,19 +255,84 @@ class LayerList(Layer):
         return iter(list(self._layers.values()))
 
 
-def _through(where: str, layer: Layer, value: np.ndarray, backward: bool, params_only: bool) -> Any:
-    """One path of a two-path container: ``layer``'s forward of ``value`` (or its backward, or its
-    parameter gradients only), with ``where`` (e.g. ``"Residual block"``) prefixed to its errors."""
-    try:
-        if not backward:
-            return layer(value)
-        return parameter_backward(layer)(value) if params_only else layer.backward(value)
-    except MinidlError as error:
-        _name_in_message(error, where)
-        raise
+class _TwoPaths(Model):
+    """A container whose forward runs two layers on its input, always both (``Residual``'s block and
+    shortcut, ``Bidirectional``'s two directions): the shared-layer refusal (also when a path is
+    reassigned), the refusal of a backward after a forward that failed half-way, running a path with
+    its name in the errors, and the default input drawn by the first path."""
+
+    #: the attribute names of the two paths
+    _paths: tuple[str, str]
+    #: what happened when the second path or the combination fails, for the refusal's message
+    _half_way: str
+    _output: tuple[tuple[int, ...], np.dtype] | None
+    _mixed: bool
+
+    def __init__(self, first: Layer, second: Layer | None) -> None:
+        super().__init__()
+        a, b = self._paths
+        self._refuse(a, first, second, optional=False)
+        self._refuse(b, second, first, optional=isinstance(self, Residual))
+        setattr(self, a, first)
+        setattr(self, b, second)
+        object.__setattr__(self, "_output", None)  # the output's shape and dtype, for backward
+        object.__setattr__(self, "_mixed", False)  # the last forward failed after the first path ran
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._paths and "_mixed" in self.__dict__:  # a path reassigned: the same checks
+            a, b = self._paths
+            other = getattr(self, b if name == a else a)
+            self._refuse(name, value, other, optional=name == b and isinstance(self, Residual))
+        super().__setattr__(name, value)
+
+    def _refuse(self, name: str, layer: Any, other: Any, optional: bool) -> None:
+        """Raise if ``layer`` may not be the path ``name`` beside ``other``: not a layer, or sharing one."""
+        who = type(self).__name__
+        if layer is None and optional:
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{who}: expected a Layer as {name}, got {type(layer).__name__}")
+        if isinstance(other, Layer) and _called_by(layer) & _called_by(other):
+            raise ValueError(
+                f"{who}: the two paths ({' and '.join(self._paths)}) would share a layer; a layer keeps one "
+                "forward cache, so calling it on both paths breaks its backward. Give each path a layer of "
+                "its own (a second layer may share a parameter: second.W = first.W)"
+            )
+
+    def _run(self, name: str, value: np.ndarray, *, backward: bool = False, params_only: bool = False) -> Any:
+        """The path ``name``'s forward of ``value`` (or its backward, or its parameter gradients only),
+        with ``"<container> <name>"`` prefixed to its errors."""
+        layer = getattr(self, name)
+        try:
+            if not backward:
+                return layer(value)
+            return parameter_backward(layer)(value) if params_only else layer.backward(value)
+        except MinidlError as error:
+            _name_in_message(error, f"{type(self).__name__} {name}")
+            raise
+
+    def _check_grad(self, grad_output: np.ndarray, method: str) -> np.ndarray:
+        """``grad_output``, checked against the last output, if a backward may go through the paths."""
+        who = f"{type(self).__name__}.{method}"
+        if self._mixed:
+            raise BackwardBeforeForwardError(
+                f"{who}: the last forward failed after {self._half_way}, so the two paths hold the caches of "
+                "different passes; run a forward that succeeds first")
+        if self._output is None:
+            raise BackwardBeforeForwardError(f"{who} called before forward: there is nothing to go back through")
+        return check_grad_output(grad_output, who, *self._output)
+
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """What the first path draws (both take the same input)."""
+        return getattr(self, self._paths[0]).random_inputs(shape, rng)
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        first, second = (getattr(self, name) for name in self._paths)
+        hint = first.input_shape_hint()
+        return hint if hint is not None or second is None else second.input_shape_hint()
 
 
-class Residual(Model):
+class Residual(_TwoPaths):
     """A residual connection: ``y = block(x) + shortcut(x)``, the shortcut the identity unless given
     (as in ResNets: give a ``shortcut``, e.g. a 1x1 ``Conv2D``, when the block changes the shape).
 
@@ -284,28 +350,18 @@ class Residual(Model):
     backward is refused until a forward succeeds.
     """
 
+    _paths = ("block", "shortcut")
+    _half_way = "the block ran"
+    block: Layer
     shortcut: Layer | None
 
     def __init__(self, block: Layer, shortcut: Layer | None = None) -> None:
-        super().__init__()
-        for what, layer in (("block", block), ("shortcut", shortcut)):
-            if layer is not None and not isinstance(layer, Layer):
-                raise TypeError(f"Residual: expected a Layer as the {what}, got {type(layer).__name__}")
-        if shortcut is not None and _called_by(block) & _called_by(shortcut):
-            raise ValueError(
-                "Residual: the block and the shortcut share a layer; a layer keeps one forward cache, so "
-                "calling it on both paths breaks its backward. Use a second layer that shares the "
-                "parameter instead (second.W = first.W)"
-            )
-        self.block = block
-        self.shortcut = shortcut
-        self._output: tuple[tuple[int, ...], np.dtype] | None = None  # y's shape and dtype, for backward
-        self._mixed = False  # the last forward failed after the block ran
+        super().__init__(block, shortcut)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = self._path("block", self.block, x)  # if it raises, nothing of this pass was kept here
+        y = self._run("block", x)  # if it raises, nothing of this pass was kept here
         try:
-            s = as_array(x, "Residual") if self.shortcut is None else self._path("shortcut", self.shortcut, x)
+            s = as_array(x, "Residual") if self.shortcut is None else self._run("shortcut", x)
             if not isinstance(s, np.ndarray) or not isinstance(y, np.ndarray):
                 raise DTypeError(f"Residual: the block and the shortcut must return arrays, got "
                                  f"{type(y).__name__} and {type(s).__name__}")
@@ -327,87 +383,51 @@ class Residual(Model):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: y's shape -> dx: x's shape; adds the parameter gradients of both paths."""
-        self._check_grad(grad_output)
-        dx = self._path("block", self.block, grad_output, backward=True)
-        if self.shortcut is None:
-            return dx + grad_output
-        return dx + self._path("shortcut", self.shortcut, grad_output, backward=True)
+        g = self._check_grad(grad_output, "backward")
+        dx = self._run("block", g, backward=True)
+        return dx + (g if self.shortcut is None else self._run("shortcut", g, backward=True))
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """:meth:`backward` without ``dx``: each path is asked for its parameter gradients only."""
-        self._check_grad(grad_output)
-        self._path("block", self.block, grad_output, backward=True, params_only=True)
+        g = self._check_grad(grad_output, "backward_params")
+        self._run("block", g, backward=True, params_only=True)
         if self.shortcut is not None:
-            self._path("shortcut", self.shortcut, grad_output, backward=True, params_only=True)
-
-    def _check_grad(self, grad_output: np.ndarray) -> None:
-        if self._mixed:
-            raise BackwardBeforeForwardError(
-                "Residual.backward: the last forward failed after the block ran, so the block holds the "
-                "cache of a pass the shortcut did not finish; run a forward that succeeds first")
-        if self._output is None:
-            raise BackwardBeforeForwardError(
-                "Residual.backward called before forward: there is nothing to go back through")
-        check_grad_output(grad_output, "Residual.backward", *self._output)
-
-    def _path(self, name: str, layer: Layer, value: np.ndarray, *, backward: bool = False,
-              params_only: bool = False) -> Any:
-        return _through(f"Residual {name}", layer, value, backward, params_only)
-
-    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-        """What the block draws (both paths take the same input)."""
-        return self.block.random_inputs(shape, rng)
-
-    def input_shape_hint(self) -> tuple[int, ...] | None:
-        hint = self.block.input_shape_hint()
-        return hint if hint is not None or self.shortcut is None else self.shortcut.input_shape_hint()
+            self._run("shortcut", g, backward=True, params_only=True)
 
 
-class Bidirectional(Model):
+class Bidirectional(_TwoPaths):
     """A sequence read both ways, as Keras's ``Bidirectional`` and PyTorch's ``bidirectional=True``:
     ``forward`` reads ``x`` in order, ``backward`` reads it from the last step to the first, and their
     outputs are concatenated along the features (the second's reversed back into step order).
 
     Shapes:
-        x: (N, T, I) -> (N, T, H_f + H_b), or (N, H_f + H_b) when both layers return only their last
-        state (``return_sequences=False``: the reversed reader's last state is the one after step 0).
+        x: (N, T, I) -> (N, T, H_f + H_b) when both layers return every step's state, or
+        (N, H_f + H_b) when both return only their last one (``return_sequences=False``: the reversed
+        reader's last state is the one after step 0).
 
     ``forward`` and ``backward`` are two layers with parameters of their own (e.g. two ``LSTM`` s with
     different seeds), not one layer twice: each keeps one forward cache.  Backward: ``g`` is split at
-    ``H_f``; ``dx = forward.backward(g_f) + reversed(backward.backward(reversed(g_b)))``.
+    ``H_f`` into ``g_f`` and ``g_b``; ``dx = forward.backward(g_f) + rev(backward.backward(rev(g_b)))``,
+    with ``rev`` reversing the steps (``g_b`` is not reversed when it has no step axis).
     """
 
+    _paths = ("forward_layer", "backward_layer")
+    _half_way = "the forward_layer ran"
+    forward_layer: Layer
+    backward_layer: Layer
+
     def __init__(self, forward: Layer, backward: Layer) -> None:
-        super().__init__()
-        for what, layer in (("forward", forward), ("backward", backward)):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Bidirectional: expected a Layer to read {what}, got {type(layer).__name__}")
-        if _called_by(forward) & _called_by(backward):
-            raise ValueError(
-                "Bidirectional: the two directions share a layer; a layer keeps one forward cache, so give "
-                "each direction a layer of its own (two LSTMs, e.g. with different seeds)"
-            )
-        self.forward_layer = forward
-        self.backward_layer = backward
-        self._split: tuple[int, bool] | None = None  # H_f and whether the outputs have a time axis
-        self._output: tuple[tuple[int, ...], np.dtype] | None = None
-        self._mixed = False  # the last forward failed after the forward layer ran
+        super().__init__(forward, backward)
+        self._split: tuple[int, bool] | None = None  # H_f and whether the outputs have a step axis
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = as_array(x, "Bidirectional")
         if x.ndim < 2:
             raise ShapeError(f"Bidirectional: expected a sequence batch (N, T, ...), got shape {x.shape}")
-        y_f = self._path("forward", self.forward_layer, x)  # if it raises, nothing of this pass was kept
+        y_f = self._run("forward_layer", x)  # if it raises, nothing of this pass was kept here
         try:
-            y_b = self._path("backward", self.backward_layer, x[:, ::-1])
-            if not isinstance(y_f, np.ndarray) or not isinstance(y_b, np.ndarray):
-                raise DTypeError(f"Bidirectional: both layers must return arrays, got {type(y_f).__name__} and "
-                                 f"{type(y_b).__name__}")
-            if y_f.shape[:-1] != y_b.shape[:-1] or y_f.ndim not in (2, 3) or y_f.dtype != y_b.dtype:
-                raise ShapeError(
-                    f"Bidirectional: the two directions' outputs must agree but in their last axis, as (N, T, H) "
-                    f"or (N, H) of one dtype; got {y_f.shape} {y_f.dtype} and {y_b.shape} {y_b.dtype}"
-                )
+            y_b = self._run("backward_layer", x[:, ::-1])
+            self._check_outputs(x, y_f, y_b)
         except BaseException:
             self._mixed = True
             raise
@@ -420,38 +440,40 @@ class Bidirectional(Model):
         self._output = (out.shape, out.dtype)
         return out
 
+    @staticmethod
+    def _check_outputs(x: np.ndarray, y_f: Any, y_b: Any) -> None:
+        """Both outputs (N, T, H) with x's T steps, or both (N, H), of one dtype; else raise."""
+        if not isinstance(y_f, np.ndarray) or not isinstance(y_b, np.ndarray):
+            raise DTypeError(f"Bidirectional: both layers must return arrays, got {type(y_f).__name__} and "
+                             f"{type(y_b).__name__}")
+        for y in (y_f, y_b):
+            if y.ndim not in (2, 3) or (y.ndim == 3 and y.shape[:2] != x.shape[:2]) or y.shape[0] != x.shape[0]:
+                raise ShapeError(
+                    f"Bidirectional: each direction must return (N, T, H), a state per step, with the input's "
+                    f"(N, T) = {x.shape[:2]}, or (N, H), its last state; got {y_f.shape} and {y_b.shape}"
+                )
+        if y_f.ndim != y_b.ndim:
+            raise ShapeError(f"Bidirectional: one direction returns every step's state and the other its last "
+                             f"one ({y_f.shape} and {y_b.shape}); set the same return_sequences in both")
+        if y_f.dtype != y_b.dtype:
+            raise DTypeError(f"Bidirectional: the directions' outputs are {y_f.dtype} and {y_b.dtype}; they must "
+                             "match (cast the model, model.astype(...))")
+
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: the output's shape -> dx: (N, T, I); adds both directions' parameter gradients."""
-        g_f, g_b = self._split_grad(grad_output)
-        dx = self._path("forward", self.forward_layer, g_f, backward=True)
-        dx_b = self._path("backward", self.backward_layer, g_b, backward=True)
-        return dx + dx_b[:, ::-1]
+        g_f, g_b = self._split_grad(grad_output, "backward")
+        dx = self._run("forward_layer", g_f, backward=True)
+        return dx + self._run("backward_layer", g_b, backward=True)[:, ::-1]
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """:meth:`backward` without ``dx``: each direction is asked for its parameter gradients only."""
-        g_f, g_b = self._split_grad(grad_output)
-        self._path("forward", self.forward_layer, g_f, backward=True, params_only=True)
-        self._path("backward", self.backward_layer, g_b, backward=True, params_only=True)
+        g_f, g_b = self._split_grad(grad_output, "backward_params")
+        self._run("forward_layer", g_f, backward=True, params_only=True)
+        self._run("backward_layer", g_b, backward=True, params_only=True)
 
-    def _split_grad(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._mixed:
-            raise BackwardBeforeForwardError(
-                "Bidirectional.backward: the last forward failed after the forward layer ran, so the two "
-                "directions hold the caches of different passes; run a forward that succeeds first")
-        if self._output is None or self._split is None:
-            raise BackwardBeforeForwardError(
-                "Bidirectional.backward called before forward: there is nothing to go back through")
-        g = check_grad_output(grad_output, "Bidirectional.backward", *self._output)
+    def _split_grad(self, grad_output: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+        g = self._check_grad(grad_output, method)
+        assert self._split is not None
         h_f, sequences = self._split
         g_b = g[..., h_f:]
         return g[..., :h_f], g_b[:, ::-1] if sequences else g_b
-
-    def _path(self, name: str, layer: Layer, value: np.ndarray, *, backward: bool = False,
-              params_only: bool = False) -> Any:
-        return _through(f"Bidirectional {name}", layer, value, backward, params_only)
-
-    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-        return self.forward_layer.random_inputs(shape, rng)
-
-    def input_shape_hint(self) -> tuple[int, ...] | None:
-        return self.forward_layer.input_shape_hint()

@@ -653,3 +653,17 @@ def test_avgpool_float16_sums_in_float32_as_pytorch() -> None:
     np.testing.assert_array_equal(y, np.float16(6e4))
     assert pool.backward(np.ones_like(y)).dtype == np.float16
     assert np.isinf(md.AvgPool2D(4, divisor_override=2)(x)).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_avgpool_float16_equals_pytorch(seed: int) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    x = (rng.uniform(-1, 1, size=(2, 3, 9, 8)) * rng.choice([1.0, 100.0, 6e4])).astype(np.float16)
+    for kwargs in ({"kernel_size": 3, "stride": 2, "padding": 1}, {"kernel_size": 4, "ceil_mode": True},
+                   {"kernel_size": 3, "padding": 1, "count_include_pad": False},
+                   {"kernel_size": 2, "divisor_override": 3}):
+        ours = md.AvgPool2D(**kwargs)(x)
+        theirs = torch.nn.functional.avg_pool2d(torch.from_numpy(x), **kwargs).numpy()
+        assert ours.dtype == np.float16
+        np.testing.assert_array_equal(ours, theirs)

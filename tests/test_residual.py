@@ -155,9 +155,9 @@ def test_a_layer_on_both_paths_and_non_layers_are_refused() -> None:
     dense = md.Dense(2, 2)
     with pytest.raises(ValueError, match="share a layer"):
         md.Residual(md.Sequential(dense, md.ReLU()), shortcut=dense)
-    with pytest.raises(TypeError, match="Layer as the block, got ufunc"):
+    with pytest.raises(TypeError, match="Layer as block, got ufunc"):
         md.Residual(np.tanh)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="Layer as the shortcut, got int"):
+    with pytest.raises(TypeError, match="Layer as shortcut, got int"):
         md.Residual(dense, shortcut=3)  # type: ignore[arg-type]
 
 

@@ -1,8 +1,9 @@
 """``MaxPool2D`` and ``AvgPool2D`` on NCHW images, vectorised over the batch and every pixel.
 
 Both loop in Python only over the ``kh*kw`` offsets of the window (4 passes for a 2x2 pool), each
-pass an array operation on the whole batch.  Outputs keep the memory layout of the input (a
-``Conv2D`` output stays channel-major), so a pool between two convolutions costs no extra copy.
+pass an array operation on the whole batch.  Without padding, outputs keep the memory layout of the
+input (a ``Conv2D`` output stays channel-major), so a pool between two convolutions costs no extra
+copy; a padded input is copied into C order first.
 
 Options as PyTorch's ``MaxPool2d``/``AvgPool2d``: ``padding``, ``ceil_mode`` (both),
 ``dilation`` (max), ``count_include_pad`` and ``divisor_override`` (average).  The default

@@ -396,8 +396,9 @@ class Upsample(Layer):
     backward: ``dx = A_h.T @ g @ A_w``.  The matrices are dense (``sh*H x H``): fine for the image sizes
     this framework is for, quadratic in the image side.
 
-    Like the pools it does not refuse NaN/inf (no pass over the data); the output keeps the input's
-    memory layout (a channel-major ``Conv2D`` output stays channel-major, for the next ``Conv2D``).
+    Like the pools it does not refuse NaN/inf (no pass over the data).  An input laid out
+    contiguously channel-major (a strided ``Conv2D``'s output) gives a channel-major output, for the
+    next ``Conv2D``; any other layout an NCHW one.
 
     Args:
         scale_factor: an int >= 1 or an ``(h, w)`` pair of them (fractional factors are not supported).
