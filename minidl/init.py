@@ -8,7 +8,8 @@ from numpy.typing import ArrayLike, DTypeLike
 from .errors import DTypeError, NonFiniteError, ShapeError
 from .validation import as_array
 
-__all__ = ["absorbed_weights", "as_generator", "float_dtype", "initial_weights", "positive_int"]
+__all__ = ["absorbed_weights", "as_generator", "float_dtype", "given_weights", "initial_weights", "positive_int",
+           "switch"]
 
 RNGLike = np.random.Generator | int | None
 

@@ -34,10 +34,11 @@ def _trainable(layer: Layer) -> bool:
 
 def _called_by(layer: Layer) -> set[int]:
     """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
-    ``Sequential``s, ``Residual``s and ``Bidirectional``s, every layer they hold (a custom layer may hold a sub-layer
-    without calling it, e.g. a decoder reading a tied encoder's weights)."""
+    ``Sequential``s and two-path containers (``Residual``, ``Bidirectional``), every layer they hold
+    (a custom layer may hold a sub-layer without calling it, e.g. a decoder reading a tied encoder's
+    weights)."""
     ids = {id(layer)}
-    if isinstance(layer, (Sequential, Residual, Bidirectional)):
+    if isinstance(layer, (Sequential, _TwoPaths)):
         for child in layer._layers.values():
             ids |= _called_by(child)
     return ids

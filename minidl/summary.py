@@ -193,8 +193,8 @@ def summarize(
                       "the shape of one sample without the batch axis") if guessed else ""
             if isinstance(error, DTypeError) and dummy.dtype.kind == "f":
                 advice += ("; the dummy batch is model.random_inputs(shape, rng), N(0, 1) floats unless the "
-                           "model says otherwise: a custom Model whose first layer takes other inputs (an "
-                           "Embedding's indices) should override random_inputs")
+                           "model says otherwise: if its first layer takes other inputs (an Embedding's "
+                           "indices) inside a custom Model, override random_inputs there")
             error.args = (f"summary: the forward on a dummy batch of shape {dummy.shape} failed: "
                           f"{error.args[0]}{advice}", *error.args[1:])
         raise

@@ -476,8 +476,8 @@ def test_summary_of_a_custom_model_starting_with_an_embedding_says_to_override_r
         def forward(self, idx: np.ndarray) -> np.ndarray:
             return self.embed(idx)
 
-    with pytest.raises(md.DTypeError, match=r"a custom Model whose first layer takes other inputs .* should "
-                                            r"override random_inputs"):
+    with pytest.raises(md.DTypeError, match=r"if its first layer takes other inputs .* inside a custom Model, "
+                                            r"override random_inputs there"):
         Tagger().summary(input_shape=(3,))
 
     class DrawingTagger(Tagger):
