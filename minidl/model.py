@@ -32,6 +32,18 @@ def _trainable(layer: Layer) -> bool:
     return bool(layer._layers) and any(p.requires_grad for p in layer.parameters())
 
 
+def _partly_ran(layer: Layer) -> bool:
+    """Whether ``layer``, whose forward just raised, may have replaced a cache before it did: a layer
+    without sub-layers refuses before it keeps anything; a ``Sequential`` or a two-path container
+    knows whether one of its layers ran; any other container is assumed to have run some."""
+    if isinstance(layer, Sequential):
+        return layer._failed_at is not None
+    if isinstance(layer, _TwoPaths):
+        first = layer._layers.get(layer._paths[0])
+        return layer._mixed or (first is not None and _partly_ran(first))
+    return bool(layer._layers)
+
+
 def _called_by(layer: Layer) -> set[int]:
     """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
     ``Sequential``s and two-path containers (``Residual``, ``Bidirectional``), every layer they hold
@@ -151,8 +163,7 @@ class Sequential(Model):
     #: The layer whose forward failed in the last pass after others had run (the layers before it
     #: hold that pass's caches, the others the pass before): a backward would mix two passes, so it
     #: is refused until a forward succeeds.  None when the last forward succeeded, or failed at a
-    #: first layer without sub-layers (which leaves its cache as it was; a container may have run
-    #: some of its own before failing).
+    #: first layer that changed no cache (see :func:`_partly_ran`).
     _failed_at: str | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -162,7 +173,7 @@ class Sequential(Model):
                 x = layer(x)
                 ran = True
             except BaseException as error:
-                if ran or layer._layers:  # (a container may have run some of its layers before failing)
+                if ran or _partly_ran(layer):
                     object.__setattr__(self, "_failed_at", name)
                 if isinstance(error, MinidlError):
                     _name_in_message(error, f"{type(self).__name__} layer '{name}'")
@@ -282,8 +293,12 @@ class _TwoPaths(Model):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self._paths and "_mixed" in self.__dict__:  # a path reassigned: the same checks
             a, b = self._paths
-            other = getattr(self, b if name == a else a)
+            other = getattr(self, b if name == a else a, None)
             self._refuse(name, value, other, optional=name == b and isinstance(self, Residual))
+            super().__setattr__(name, value)
+            object.__setattr__(self, "_output", None)  # the last forward went through the old path
+            object.__setattr__(self, "_mixed", False)
+            return
         super().__setattr__(name, value)
 
     def _refuse(self, name: str, layer: Any, other: Any, optional: bool) -> None:
@@ -376,10 +391,10 @@ class Residual(_TwoPaths):
                 raise DTypeError(f"Residual: the block's output is {y.dtype} but the shortcut's is {s.dtype}; "
                                  "they must match (cast the model, model.astype(...))")
         except BaseException:
-            self._mixed = True
+            object.__setattr__(self, "_mixed", True)
             raise
-        self._mixed = False
-        self._output = (y.shape, y.dtype)
+        object.__setattr__(self, "_mixed", False)  # (plain attributes: past Layer.__setattr__'s checks)
+        object.__setattr__(self, "_output", (y.shape, y.dtype))
         return y + s
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -430,15 +445,15 @@ class Bidirectional(_TwoPaths):
             y_b = self._run("backward_layer", x[:, ::-1])
             self._check_outputs(x, y_f, y_b)
         except BaseException:
-            self._mixed = True
+            object.__setattr__(self, "_mixed", True)
             raise
         sequences = y_f.ndim == 3
         out = np.empty((*y_f.shape[:-1], y_f.shape[-1] + y_b.shape[-1]), dtype=y_f.dtype)
         out[..., : y_f.shape[-1]] = y_f
         out[..., y_f.shape[-1]:] = y_b[:, ::-1] if sequences else y_b
-        self._mixed = False
-        self._split = (y_f.shape[-1], sequences)
-        self._output = (out.shape, out.dtype)
+        object.__setattr__(self, "_mixed", False)
+        object.__setattr__(self, "_split", (y_f.shape[-1], sequences))
+        object.__setattr__(self, "_output", (out.shape, out.dtype))
         return out
 
     @staticmethod

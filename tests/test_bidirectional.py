@@ -218,3 +218,18 @@ def test_a_sequential_refuses_a_backward_before_any_layer_adds_a_gradient_after_
         with pytest.raises(md.BackwardBeforeForwardError, match="the last forward failed at layer '0'"):
             getattr(model, method)(np.ones_like(y))
     assert not head.W.has_grad
+
+
+def test_a_first_bidirectional_that_refused_before_either_direction_ran_keeps_the_good_pass() -> None:
+    model = md.Sequential(pair("lstm", 2, 3, return_sequences=False), md.Dense(6, 2, rng=3))
+    x = np.random.default_rng(0).standard_normal((2, 4, 2))
+    y = model(x)
+    with pytest.raises(md.ShapeError, match="expected a sequence batch"):
+        model(np.ones(4))
+    model.zero_grad()
+    model.backward(np.ones_like(y))
+    again = md.Sequential(pair("lstm", 2, 3, return_sequences=False), md.Dense(6, 2, rng=3))
+    again.zero_grad()
+    again.backward(np.ones_like(again(x)))
+    for mine, theirs in zip(model.parameters(), again.parameters(), strict=True):
+        np.testing.assert_array_equal(mine.grad, theirs.grad)

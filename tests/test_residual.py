@@ -206,3 +206,55 @@ def test_a_big_endian_input_adds_to_the_blocks_native_output() -> None:
     x = np.array([[0.5, -1.0]], dtype=">f8")
     y = md.Residual(md.Tanh())(x)
     np.testing.assert_array_equal(y, np.tanh([[0.5, -1.0]]) + np.array([[0.5, -1.0]]))
+
+
+def _head_gradient_after(model: md.Sequential, bad: np.ndarray) -> np.ndarray:
+    """The last layer's gradient from a backward of the good pass, after a forward refused ``bad``."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    y = model(x)
+    with pytest.raises(md.MinidlError):
+        model(bad)
+    model.zero_grad()
+    model.backward(np.ones_like(y))
+    return model[-1].W.grad.copy()
+
+
+def test_a_first_container_that_refused_before_running_anything_keeps_the_good_pass() -> None:
+    """The refusal of a backward after a failed forward is for caches of two passes: a first layer
+    that is a container, refusing the input before any of its layers ran, changed none (it was
+    refused all the same for a while, where the flat Sequential(Dense, ReLU, Dense) was not)."""
+    nan = np.full((4, 3), np.nan)
+    for first in (md.Sequential(md.Dense(3, 3, rng=0), md.ReLU()), md.Residual(md.Dense(3, 3, rng=0))):
+        model = md.Sequential(first, md.Dense(3, 2, rng=1))
+        fresh = md.Sequential(copy_of(first), md.Dense(3, 2, rng=1))
+        x = np.random.default_rng(0).standard_normal((4, 3))
+        fresh.zero_grad()
+        fresh.backward(np.ones_like(fresh(x)))
+        np.testing.assert_array_equal(_head_gradient_after(model, nan), fresh[-1].W.grad)
+    partly = md.Sequential(md.Sequential(md.Tanh(), md.Dense(3, 4, rng=2)), md.Dense(4, 2, rng=1))
+    partly(np.ones((4, 3)))
+    with pytest.raises(md.ShapeError):
+        partly(np.ones((4, 5)))  # the Tanh ran (a new cache), the Dense refused: two passes now
+    with pytest.raises(md.BackwardBeforeForwardError, match="failed at layer '0'"):
+        partly.backward(np.ones((4, 2)))
+
+
+def copy_of(layer: md.Layer) -> md.Layer:
+    import copy
+
+    return copy.deepcopy(layer)
+
+
+def test_reassigning_a_path_forgets_the_last_forward_and_a_deleted_path_can_be_set_again() -> None:
+    """A backward after ``r.shortcut = new`` went through the block's cache and the new shortcut's
+    (another pass, or none: the block's gradient was added before the shortcut refused)."""
+    r = md.Residual(md.Dense(3, 3, rng=0), md.Dense(3, 3, rng=1))
+    r(np.ones((2, 3)))
+    r.shortcut = md.Dense(3, 3, rng=2)
+    r.zero_grad()
+    with pytest.raises(md.BackwardBeforeForwardError, match="before forward"):
+        r.backward(np.ones((2, 3)))
+    assert not r.block.W.has_grad
+    del r.block
+    r.block = md.Dense(3, 3, rng=3)
+    assert r(np.ones((2, 3))).shape == (2, 3)
