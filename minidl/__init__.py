@@ -66,7 +66,16 @@ from .losses import (
 from .model import Bidirectional, LayerList, Model, Residual, Sequential
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
-from .schedulers import CosineAnnealingLR, ExponentialLR, LRScheduler, MultiStepLR, ReduceLROnPlateau, StepLR
+from .schedulers import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+    StepLR,
+)
 from .serialization import load, save
 from .summary import summarize
 from .training import History, evaluate, fit, predict
@@ -119,6 +128,7 @@ __all__ = [
     "LayerList",
     "LayerNorm",
     "LeakyReLU",
+    "LinearLR",
     "LoadResult",
     "LogSoftmax",
     "Loss",
@@ -137,6 +147,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "Residual",
     "Sequential",
+    "SequentialLR",
     "ShapeError",
     "SiLU",
     "Sigmoid",

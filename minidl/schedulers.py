@@ -8,6 +8,8 @@ schedule was made, the lr for the next epoch is (closed forms, no drift from rep
 - :class:`MultiStepLR`:       ``lr0 * gamma ** (number of milestones <= e)``
 - :class:`ExponentialLR`:     ``lr0 * gamma ** e``
 - :class:`CosineAnnealingLR`: ``eta_min + (lr0 - eta_min) * (1 + cos(pi * e / T_max)) / 2``
+- :class:`LinearLR`:          ``lr0 * (start + (end - start) * min(e, total_iters) / total_iters)`` (a warm-up)
+- :class:`SequentialLR`:      one schedule after another, each counting its epochs from its milestone
 
 :class:`ReduceLROnPlateau` has no closed form: it multiplies the lr by ``factor`` when a monitored
 value stops improving, so its :meth:`~ReduceLROnPlateau.step` takes that value.
@@ -15,8 +17,10 @@ value stops improving, so its :meth:`~ReduceLROnPlateau.step` takes that value.
 
 from __future__ import annotations
 
+import bisect
+import copy
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +29,8 @@ from .errors import StateDictError
 from .optim import Optimizer
 from .validation import is_integer, is_number
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "MultiStepLR", "ReduceLROnPlateau", "StepLR"]
+__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR", "MultiStepLR", "ReduceLROnPlateau",
+           "SequentialLR", "StepLR"]
 
 
 #: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
@@ -266,6 +271,120 @@ class CosineAnnealingLR(LRScheduler):
 
     def extra_repr(self) -> str:
         return f"T_max={self.T_max}, eta_min={self.eta_min}"
+
+
+class LinearLR(LRScheduler):
+    """Scale the lr linearly from ``start_factor * lr0`` to ``end_factor * lr0`` over ``total_iters``
+    epochs, then keep it there, as PyTorch's ``LinearLR`` (a warm-up with the defaults' shape)::
+
+        lr = lr0 * (start_factor + (end_factor - start_factor) * min(e, total_iters) / total_iters)
+
+    Unlike the other schedules its first epoch does not run at ``lr0``: the constructor sets the
+    optimizer's lr to ``start_factor * lr0`` at once, as PyTorch does.  (A schedule made after it on
+    the same optimizer would take that as its ``lr0``: chain them with :class:`SequentialLR`.)
+    """
+
+    settings = ("start_factor", "end_factor", "total_iters")
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5) -> None:
+        super().__init__(optimizer)
+        self.start_factor: float = self._check_setting("start_factor", start_factor)
+        self.end_factor: float = self._check_setting("end_factor", end_factor)
+        self.total_iters: int = self._check_setting("total_iters", total_iters)
+        optimizer.lr = self.lr_at(0)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name == "total_iters":
+            return _check_positive_int("LinearLR", name, value)
+        low_open = name == "start_factor"  # as PyTorch: start_factor in (0, 1], end_factor in [0, 1]
+        if not (is_number(value) and (value > 0 if low_open else value >= 0) and value <= 1):
+            raise ValueError(f"LinearLR: {name} must be a number in {'(' if low_open else '['}0, 1], got {value!r}")
+        return float(value)
+
+    def lr_at(self, epoch: int) -> float:
+        share = min(epoch, self.total_iters) / self.total_iters
+        return self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * share)
+
+    def extra_repr(self) -> str:
+        return f"start_factor={self.start_factor}, end_factor={self.end_factor}, total_iters={self.total_iters}"
+
+
+class SequentialLR(LRScheduler):
+    """One schedule after another, as PyTorch's ``SequentialLR``: ``schedulers[i]`` sets the lr from
+    epoch ``milestones[i - 1]`` on (``schedulers[0]`` from epoch 0), counting its own epochs from 0
+    there.  A linear warm-up, then a cosine::
+
+        warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
+        cosine = CosineAnnealingLR(opt, T_max=45)
+        schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
+
+    Every schedule starts from the same ``lr0``, that of ``schedulers[0]`` (the optimizer's lr before
+    a ``LinearLR`` lowered it), as PyTorch's ``initial_lr`` does; the constructor sets the optimizer's
+    lr for epoch 0.  The schedules must drive this optimizer and have closed forms (not
+    ``ReduceLROnPlateau``); they belong to the sequence from then on (step it, not them).
+    """
+
+    settings = ("milestones",)
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Iterable[int]) -> None:
+        super().__init__(optimizer)
+        if isinstance(schedulers, (str, bytes, Mapping)) or not isinstance(schedulers, Iterable):
+            raise TypeError(f"SequentialLR: schedulers must be a list of schedules, got {type(schedulers).__name__}")
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise ValueError("SequentialLR: needs at least one schedule")
+        for i, s in enumerate(schedulers):
+            if not isinstance(s, LRScheduler) or isinstance(s, ReduceLROnPlateau):
+                raise TypeError(f"SequentialLR: schedule {i} must be an LRScheduler with a closed form (not "
+                                f"ReduceLROnPlateau), got {type(s).__name__}")
+            if s.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR: schedule {i} ({type(s).__name__}) drives another optimizer")
+        self.schedulers = schedulers
+        self.milestones: list[int] = self._check_setting("milestones", milestones)
+        self.base_lr = schedulers[0].base_lr
+        for s in schedulers:
+            s.base_lr = self.base_lr
+        optimizer.lr = self.lr_at(0)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        milestones = _check_milestones("SequentialLR", value)
+        if len(milestones) != len(self.schedulers) - 1 or len(set(milestones)) != len(milestones):
+            raise ValueError(f"SequentialLR: expected {len(self.schedulers) - 1} distinct milestone(s) for "
+                             f"{len(self.schedulers)} schedules, got {milestones}")
+        return milestones
+
+    def lr_at(self, epoch: int) -> float:
+        i = bisect.bisect_right(self.milestones, epoch)
+        return self.schedulers[i].lr_at(epoch - (self.milestones[i - 1] if i else 0))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base state, the milestones, and each schedule's own state (``"schedulers"``)."""
+        state = super().state_dict()
+        state["schedulers"] = [s.state_dict() for s in self.schedulers]
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the sequence and every schedule in it, or refuse (changing nothing)."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"SequentialLR.load_state_dict expects a mapping, got {type(state).__name__}")
+        children = state.get("schedulers")
+        if not isinstance(children, (list, tuple)) or len(children) != len(self.schedulers):
+            got = f"{len(children)}" if isinstance(children, (list, tuple)) else type(children).__name__
+            raise StateDictError(f"SequentialLR.load_state_dict refused the state (nothing was changed): "
+                                 f"'schedulers': expected a list of {len(self.schedulers)} schedule states, got {got}")
+        for i, (s, child) in enumerate(zip(self.schedulers, children, strict=True)):
+            try:  # on a copy first: all or nothing
+                copy.copy(s).load_state_dict(child)
+            except (StateDictError, TypeError) as error:
+                raise StateDictError(f"SequentialLR.load_state_dict refused the state (nothing was changed): "
+                                     f"schedule {i}: {error}") from None
+        super().load_state_dict({k: v for k, v in state.items() if k != "schedulers"})
+        for s, child in zip(self.schedulers, children, strict=True):
+            s.load_state_dict(child)
+
+    def extra_repr(self) -> str:
+        return f"{[type(s).__name__ for s in self.schedulers]}, milestones={self.milestones}"
 
 
 def _check_count(who: str, name: str, value: Any) -> int:

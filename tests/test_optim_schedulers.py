@@ -11,7 +11,15 @@ import pytest
 import minidl as md
 from minidl.errors import StateDictError
 from minidl.optim import SGD, Adam
-from minidl.schedulers import CosineAnnealingLR, ExponentialLR, MultiStepLR, ReduceLROnPlateau, StepLR
+from minidl.schedulers import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    MultiStepLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+    StepLR,
+)
 
 
 def opt(lr: float = 0.1) -> SGD:
@@ -538,3 +546,116 @@ def test_plateau_mode_follows_an_accuracy_monitor_and_a_huge_best_is_refused() -
     with pytest.raises(md.StateDictError, match=r"'best': expected a number"):
         sched.load_state_dict(state)
     assert sched.best == math.inf
+
+
+# ---------------------------------------------------------------------------------- LinearLR, SequentialLR
+def test_linear_lr_is_the_formula_and_sets_the_first_epochs_lr_at_once() -> None:
+    o = opt(0.2)
+    s = LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=4)
+    assert o.lr == pytest.approx(0.05)  # epoch 1 already warms up, as PyTorch
+    got = lrs(s, 7)
+    want = [0.2 * (0.25 + 0.75 * min(e, 4) / 4) for e in range(7)]
+    assert got == pytest.approx(want, rel=1e-15)
+    decay = LinearLR(opt(1.0), start_factor=1.0, end_factor=0.0, total_iters=2)  # a linear decay to 0
+    assert lrs(decay, 4) == [1.0, 0.5, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"start_factor": 0}, r"start_factor must be a number in \(0, 1\]"),
+    ({"start_factor": 1.5}, r"start_factor must be a number in \(0, 1\]"),
+    ({"end_factor": -0.1}, r"end_factor must be a number in \[0, 1\]"),
+    ({"end_factor": "1"}, r"end_factor must be a number"),
+    ({"total_iters": 0}, "total_iters must be a positive int"),
+])
+def test_linear_lr_refuses_bad_settings_and_leaves_the_lr(kwargs, match) -> None:
+    o = opt(0.3)
+    with pytest.raises(ValueError, match=match):
+        LinearLR(o, **kwargs)
+    assert o.lr == 0.3
+
+
+def test_sequential_warmup_then_cosine_starts_every_schedule_from_the_first_lr0() -> None:
+    o = opt(0.1)
+    warmup = LinearLR(o, start_factor=0.1, total_iters=3)  # lowers o.lr to 0.01 at once
+    cosine = CosineAnnealingLR(o, T_max=5)  # made after: its own lr0 would be 0.01
+    s = SequentialLR(o, [warmup, cosine], milestones=[3])
+    got = lrs(s, 9)
+    want = [0.1 * (0.1 + 0.9 * e / 3) for e in range(3)] + [0.1 * (1 + math.cos(math.pi * e / 5)) / 2
+                                                            for e in range(6)]
+    assert got == pytest.approx(want, rel=1e-14)
+    assert cosine.base_lr == warmup.base_lr == s.base_lr == 0.1
+    assert "milestones=[3]" in repr(s) and "LinearLR" in repr(s)
+
+
+def test_sequential_lr_against_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(2, requires_grad=True)
+    topt = torch.optim.SGD([w], lr=0.1)
+    sched = torch.optim.lr_scheduler
+    theirs = sched.SequentialLR(topt, [sched.LinearLR(topt, start_factor=0.2, total_iters=4),
+                                       sched.CosineAnnealingLR(topt, T_max=6, eta_min=0.01),
+                                       sched.StepLR(topt, 2, 0.5)], milestones=[4, 10])
+    o = opt(0.1)
+    ours = SequentialLR(o, [LinearLR(o, start_factor=0.2, total_iters=4), CosineAnnealingLR(o, T_max=6, eta_min=0.01),
+                            StepLR(o, 2, 0.5)], milestones=[4, 10])
+    for _ in range(16):
+        assert o.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15)
+        topt.step()
+        theirs.step()
+        ours.step()
+    lin_theirs = sched.LinearLR(torch.optim.SGD([w], lr=0.3), start_factor=0.5, end_factor=0.9, total_iters=3)
+    lin_ours = LinearLR(opt(0.3), start_factor=0.5, end_factor=0.9, total_iters=3)
+    for _ in range(6):
+        assert lin_ours.optimizer.lr == pytest.approx(lin_theirs.optimizer.param_groups[0]["lr"], rel=1e-12)
+        lin_theirs.optimizer.step()
+        lin_theirs.step()
+        lin_ours.step()
+
+
+def test_sequential_lr_resumes_bit_for_bit_and_refuses_a_bad_state_changing_nothing() -> None:
+    def build(lr: float = 0.1) -> SequentialLR:
+        o = opt(lr)
+        return SequentialLR(o, [LinearLR(o, 0.5, total_iters=2), ExponentialLR(o, 0.9)], milestones=[2])
+
+    a = build()
+    for _ in range(3):
+        a.step()
+    state = a.state_dict()
+    assert [c["type"] for c in state["schedulers"]] == ["LinearLR", "ExponentialLR"]
+    b = build(0.7)
+    b.load_state_dict(state)
+    assert [b.step() for _ in range(5)] == [a.step() for _ in range(5)]
+    c = build()
+    good = c.state_dict()
+    bad_child = {**good, "schedulers": [good["schedulers"][0], {**good["schedulers"][1], "gamma": 2.0}]}
+    for bad, match in ((bad_child, r"schedule 1: .*gamma must be a number in \(0, 1\]"),
+                       ({**good, "schedulers": good["schedulers"][:1]}, "expected a list of 2 schedule states, got 1"),
+                       ({**good, "milestones": [2, 5]}, r"expected 1 distinct milestone\(s\) for 2 schedules"),
+                       ({**good, "last_epoch": -1}, "'last_epoch'")):
+        with pytest.raises(StateDictError, match=match):
+            c.load_state_dict(bad)
+        assert c.state_dict() == good
+
+
+def test_sequential_lr_refuses_what_it_cannot_chain() -> None:
+    o, other = opt(), opt()
+    with pytest.raises(TypeError, match="closed form"):
+        SequentialLR(o, [LinearLR(o), ReduceLROnPlateau(o)], milestones=[2])
+    with pytest.raises(ValueError, match="drives another optimizer"):
+        SequentialLR(o, [LinearLR(o), StepLR(other, 2)], milestones=[2])
+    with pytest.raises(ValueError, match=r"expected 1 distinct milestone\(s\) for 2 schedules, got \[2, 3\]"):
+        SequentialLR(o, [LinearLR(o), StepLR(o, 2)], milestones=[2, 3])
+    with pytest.raises(ValueError, match="needs at least one schedule"):
+        SequentialLR(o, [], milestones=[])
+
+
+def test_fit_runs_a_warmup_then_cosine_epoch_by_epoch() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 3)), rng.integers(0, 2, 64)
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    o = Adam(model.parameters(), lr=0.01)
+    s = SequentialLR(o, [LinearLR(o, 0.1, total_iters=2), CosineAnnealingLR(o, T_max=3)], milestones=[2])
+    history = model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=o, scheduler=s, epochs=5, batch_size=16,
+                        rng=0, verbose=0)
+    want = [0.001, 0.0055, 0.01, 0.0075, 0.0025]
+    assert history["lr"] == pytest.approx(want, rel=1e-12)
