@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -302,6 +303,12 @@ class LinearLR(LRScheduler):
             raise ValueError(f"LinearLR: {name} must be a number in {'(' if low_open else '['}0, 1], got {value!r}")
         return float(value)
 
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As every schedule's, then the optimizer's lr for the loaded epoch: the constructor lowered it
+        to epoch 0's, which an optimizer state loaded before would otherwise not undo."""
+        super().load_state_dict(state)
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
     def lr_at(self, epoch: int) -> float:
         share = min(epoch, self.total_iters) / self.total_iters
         return self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * share)
@@ -319,13 +326,17 @@ class SequentialLR(LRScheduler):
         cosine = CosineAnnealingLR(opt, T_max=45)
         schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
 
-    Every schedule starts from the same ``lr0``, that of ``schedulers[0]`` (the optimizer's lr before
-    a ``LinearLR`` lowered it), as PyTorch's ``initial_lr`` does; the constructor sets the optimizer's
-    lr for epoch 0.  The schedules must drive this optimizer and have closed forms (not
-    ``ReduceLROnPlateau``); they belong to the sequence from then on (step it, not them).
+    Every schedule starts from the same ``lr0``, as from PyTorch's ``initial_lr``: the largest of their
+    own, which is the optimizer's lr before any ``LinearLR`` lowered it when made (the only change a
+    schedule makes when made, and always downwards), whatever the order they were made in.  The
+    constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
+    loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
+    nor another ``SequentialLR``) and be distinct; they belong to the sequence from then on (step it,
+    not them).  ``milestones``: strictly increasing positive epochs, one fewer than the schedules.
     """
 
     settings = ("milestones",)
+    _KEYS = frozenset({"type", "base_lr", "last_epoch", "milestones", "schedulers"})
 
     def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Iterable[int]) -> None:
         super().__init__(optimizer)
@@ -335,23 +346,34 @@ class SequentialLR(LRScheduler):
         if not schedulers:
             raise ValueError("SequentialLR: needs at least one schedule")
         for i, s in enumerate(schedulers):
-            if not isinstance(s, LRScheduler) or isinstance(s, ReduceLROnPlateau):
+            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, SequentialLR)):
                 raise TypeError(f"SequentialLR: schedule {i} must be an LRScheduler with a closed form (not "
-                                f"ReduceLROnPlateau), got {type(s).__name__}")
+                                f"ReduceLROnPlateau nor a SequentialLR), got {type(s).__name__}")
             if s.optimizer is not optimizer:
                 raise ValueError(f"SequentialLR: schedule {i} ({type(s).__name__}) drives another optimizer")
+        if len({id(s) for s in schedulers}) != len(schedulers):
+            raise ValueError("SequentialLR: a schedule is listed twice; each keeps its own settings, give two")
         self.schedulers = schedulers
         self.milestones: list[int] = self._check_setting("milestones", milestones)
-        self.base_lr = schedulers[0].base_lr
+        lr0 = max(s.base_lr for s in schedulers)
+        trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
+        for t in trial:
+            t.base_lr = lr0
+        self.schedulers = trial
+        self.base_lr = lr0
+        optimizer.lr = self.lr_at(0)  # (refused by the optimizer: raises before any schedule changed)
         for s in schedulers:
-            s.base_lr = self.base_lr
-        optimizer.lr = self.lr_at(0)
+            s.base_lr = lr0
+        self.schedulers = schedulers
 
     def _check_setting(self, name: str, value: Any) -> Any:
-        milestones = _check_milestones("SequentialLR", value)
-        if len(milestones) != len(self.schedulers) - 1 or len(set(milestones)) != len(milestones):
-            raise ValueError(f"SequentialLR: expected {len(self.schedulers) - 1} distinct milestone(s) for "
-                             f"{len(self.schedulers)} schedules, got {milestones}")
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+            raise ValueError(f"SequentialLR: milestones must be a sequence of positive ints, got {value!r}")
+        given = list(value)
+        milestones = [_check_positive_int("SequentialLR", "a milestone", m) for m in given]
+        if len(milestones) != len(self.schedulers) - 1 or any(a >= b for a, b in itertools.pairwise(milestones)):
+            raise ValueError(f"SequentialLR: expected {len(self.schedulers) - 1} strictly increasing milestone(s) "
+                             f"for {len(self.schedulers)} schedules, got {given}")
         return milestones
 
     def lr_at(self, epoch: int) -> float:
@@ -365,23 +387,39 @@ class SequentialLR(LRScheduler):
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore the sequence and every schedule in it, or refuse (changing nothing)."""
+        """Restore the sequence and every schedule in it, and set the optimizer's lr for the loaded
+        epoch (so the order of loading the optimizer and building the schedules does not matter);
+        or refuse, changing nothing."""
         if not isinstance(state, Mapping):
             raise TypeError(f"SequentialLR.load_state_dict expects a mapping, got {type(state).__name__}")
+        refused = "SequentialLR.load_state_dict refused the state (nothing was changed): "
+        if state.get("type") != "SequentialLR":
+            raise StateDictError(f"{refused}state is for {state.get('type')!r}, not 'SequentialLR'")
+        unknown = sorted(map(str, set(state) - self._KEYS))
+        if unknown:
+            raise StateDictError(f"{refused}unexpected keys {unknown} (SequentialLR keeps {sorted(self._KEYS)})")
         children = state.get("schedulers")
         if not isinstance(children, (list, tuple)) or len(children) != len(self.schedulers):
-            got = f"{len(children)}" if isinstance(children, (list, tuple)) else type(children).__name__
-            raise StateDictError(f"SequentialLR.load_state_dict refused the state (nothing was changed): "
-                                 f"'schedulers': expected a list of {len(self.schedulers)} schedule states, got {got}")
-        for i, (s, child) in enumerate(zip(self.schedulers, children, strict=True)):
-            try:  # on a copy first: all or nothing
-                copy.copy(s).load_state_dict(child)
-            except (StateDictError, TypeError) as error:
-                raise StateDictError(f"SequentialLR.load_state_dict refused the state (nothing was changed): "
-                                     f"schedule {i}: {error}") from None
-        super().load_state_dict({k: v for k, v in state.items() if k != "schedulers"})
+            got = f"{len(children)}" if isinstance(children, (list, tuple)) else f"{type(children).__name__}"
+            raise StateDictError(f"{refused}'schedulers': expected a list of {len(self.schedulers)} schedule "
+                                 f"states, got {got}")
+        trial = copy.copy(self)  # the whole state on copies first (children are flat: shallow copies do)
+        trial.schedulers = [copy.copy(s) for s in self.schedulers]
+        lr_before = self.optimizer.lr  # (a LinearLR's load sets it: put back whatever the trial did)
+        try:
+            for i, (s, child) in enumerate(zip(trial.schedulers, children, strict=True)):
+                try:
+                    s.load_state_dict(child)
+                except (StateDictError, TypeError) as error:
+                    raise StateDictError(f"{refused}schedule {i}: {error}") from None
+            LRScheduler.load_state_dict(trial, {k: v for k, v in state.items() if k != "schedulers"})
+            lr = trial.lr_at(trial.last_epoch)
+        finally:
+            self.optimizer.lr = lr_before
         for s, child in zip(self.schedulers, children, strict=True):
             s.load_state_dict(child)
+        LRScheduler.load_state_dict(self, {k: v for k, v in state.items() if k != "schedulers"})
+        self.optimizer.lr = lr
 
     def extra_repr(self) -> str:
         return f"{[type(s).__name__ for s in self.schedulers]}, milestones={self.milestones}"

@@ -630,11 +630,13 @@ def test_sequential_lr_resumes_bit_for_bit_and_refuses_a_bad_state_changing_noth
     bad_child = {**good, "schedulers": [good["schedulers"][0], {**good["schedulers"][1], "gamma": 2.0}]}
     for bad, match in ((bad_child, r"schedule 1: .*gamma must be a number in \(0, 1\]"),
                        ({**good, "schedulers": good["schedulers"][:1]}, "expected a list of 2 schedule states, got 1"),
-                       ({**good, "milestones": [2, 5]}, r"expected 1 distinct milestone\(s\) for 2 schedules"),
+                       ({**good, "milestones": [2, 5]}, r"expected 1 strictly increasing milestone\(s\) for 2"),
+                       ({**good, "bogus": 1}, r"unexpected keys \['bogus'\]"),
+                       ({**good, "type": "StepLR"}, "state is for 'StepLR', not 'SequentialLR'"),
                        ({**good, "last_epoch": -1}, "'last_epoch'")):
         with pytest.raises(StateDictError, match=match):
             c.load_state_dict(bad)
-        assert c.state_dict() == good
+        assert c.state_dict() == good and c.optimizer.lr == 0.05
 
 
 def test_sequential_lr_refuses_what_it_cannot_chain() -> None:
@@ -643,8 +645,16 @@ def test_sequential_lr_refuses_what_it_cannot_chain() -> None:
         SequentialLR(o, [LinearLR(o), ReduceLROnPlateau(o)], milestones=[2])
     with pytest.raises(ValueError, match="drives another optimizer"):
         SequentialLR(o, [LinearLR(o), StepLR(other, 2)], milestones=[2])
-    with pytest.raises(ValueError, match=r"expected 1 distinct milestone\(s\) for 2 schedules, got \[2, 3\]"):
+    with pytest.raises(ValueError, match=r"expected 1 strictly increasing milestone\(s\) for 2 schedules, got \[2, 3"):
         SequentialLR(o, [LinearLR(o), StepLR(o, 2)], milestones=[2, 3])
+    with pytest.raises(ValueError, match=r"strictly increasing milestone\(s\) for 3 schedules, got \[5, 2\]"):
+        SequentialLR(o, [LinearLR(o), StepLR(o, 2), StepLR(o, 3)], milestones=[5, 2])  # (was sorted silently)
+    inner = SequentialLR(o, [StepLR(o, 2), StepLR(o, 3)], milestones=[2])
+    with pytest.raises(TypeError, match="nor a SequentialLR"):
+        SequentialLR(o, [LinearLR(o), inner], milestones=[2])
+    step = StepLR(o, 2)
+    with pytest.raises(ValueError, match="listed twice"):
+        SequentialLR(o, [step, step], milestones=[2])
     with pytest.raises(ValueError, match="needs at least one schedule"):
         SequentialLR(o, [], milestones=[])
 
@@ -659,3 +669,52 @@ def test_fit_runs_a_warmup_then_cosine_epoch_by_epoch() -> None:
                         rng=0, verbose=0)
     want = [0.001, 0.0055, 0.01, 0.0075, 0.0025]
     assert history["lr"] == pytest.approx(want, rel=1e-12)
+
+
+def test_sequential_lr0_is_the_lr_before_any_warmup_lowered_it_whatever_the_order_made() -> None:
+    """A review: with lr0 taken from schedulers[0], a cooldown made before the warm-up it follows gave
+    half of PyTorch's lrs, and a warm-up made before a cosine listed first a tenth."""
+    o = opt(0.1)
+    cool = LinearLR(o, 0.5, 0.0, total_iters=4)  # made first: lowers the lr to 0.05
+    warm = LinearLR(o, 0.1, total_iters=3)  # made from 0.05
+    s = SequentialLR(o, [warm, cool], milestones=[3])
+    assert lrs(s, 5) == pytest.approx([0.01, 0.04, 0.07, 0.05, 0.0375], rel=1e-14)  # PyTorch's values
+    o = opt(0.1)
+    warm = LinearLR(o, 0.1, total_iters=3)
+    cosine = CosineAnnealingLR(o, T_max=4)
+    assert lrs(SequentialLR(o, [cosine, warm], milestones=[2]), 3) == pytest.approx([0.1, 0.1 * (1 + math.cos(
+        math.pi / 4)) / 2, 0.01], rel=1e-14)
+
+
+def test_a_resumed_warmup_gets_its_lr_whether_the_optimizer_or_the_schedule_is_loaded_first() -> None:
+    """LinearLR lowers the lr when made: an optimizer state loaded before the schedules were made was
+    undone, and the resumed epoch ran at a tenth of its lr."""
+    def build(lr: float = 0.01) -> tuple[SGD, SequentialLR]:
+        o = opt(lr)
+        return o, SequentialLR(o, [LinearLR(o, 0.1, total_iters=4), CosineAnnealingLR(o, T_max=5)], milestones=[4])
+
+    o, s = build()
+    for _ in range(2):
+        s.step()
+    saved_opt, saved_s, lr = o.state_dict(), s.state_dict(), o.lr
+    o2 = opt(0.01)
+    o2.load_state_dict(saved_opt)  # the optimizer first ...
+    s2 = SequentialLR(o2, [LinearLR(o2, 0.1, total_iters=4), CosineAnnealingLR(o2, T_max=5)], milestones=[4])
+    s2.load_state_dict(saved_s)  # ... then the schedules
+    assert o2.lr == pytest.approx(lr, rel=1e-15)
+    assert lrs(s2, 4) == lrs(s, 4)
+    w, o3 = LinearLR(opt(0.2), 0.5, total_iters=4), opt(0.2)
+    w.step()
+    alone = LinearLR(o3, 0.5, total_iters=4)
+    alone.load_state_dict(w.state_dict())
+    assert o3.lr == w.optimizer.lr
+
+
+def test_a_sequential_lr_that_raises_when_made_changes_no_schedule() -> None:
+    from minidl.schedulers import LRScheduler
+
+    o = opt(0.1)
+    warm = LinearLR(o, 0.1, total_iters=3)
+    with pytest.raises(NotImplementedError):
+        SequentialLR(o, [LRScheduler(o), warm], milestones=[2])  # no lr_at: raises computing epoch 0's lr
+    assert warm.base_lr == 0.1 and o.lr == pytest.approx(0.01)
