@@ -277,6 +277,8 @@ class _TwoPaths(Model):
     _paths: tuple[str, str]
     #: what happened when the second path or the combination fails, for the refusal's message
     _half_way: str
+    #: whether the second path may be None (``Residual``'s identity shortcut)
+    _second_optional = False
     _output: tuple[tuple[int, ...], np.dtype] | None
     _mixed: bool
 
@@ -284,7 +286,7 @@ class _TwoPaths(Model):
         super().__init__()
         a, b = self._paths
         self._refuse(a, first, second, optional=False)
-        self._refuse(b, second, first, optional=isinstance(self, Residual))
+        self._refuse(b, second, first, optional=self._second_optional)
         setattr(self, a, first)
         setattr(self, b, second)
         object.__setattr__(self, "_output", None)  # the output's shape and dtype, for backward
@@ -294,7 +296,7 @@ class _TwoPaths(Model):
         if name in self._paths and "_mixed" in self.__dict__:  # a path reassigned: the same checks
             a, b = self._paths
             other = getattr(self, b if name == a else a, None)
-            self._refuse(name, value, other, optional=name == b and isinstance(self, Residual))
+            self._refuse(name, value, other, optional=name == b and self._second_optional)
             super().__setattr__(name, value)
             object.__setattr__(self, "_output", None)  # the last forward went through the old path
             object.__setattr__(self, "_mixed", False)
@@ -368,6 +370,7 @@ class Residual(_TwoPaths):
 
     _paths = ("block", "shortcut")
     _half_way = "the block ran"
+    _second_optional = True
     block: Layer
     shortcut: Layer | None
 
