@@ -106,6 +106,7 @@ def absorbed_weights(
     rng: RNGLike,
     dtype: np.dtype,
     fan_out: int | None = None,
+    init_fan_in: int | None = None,
     layout: str = "",
 ) -> np.ndarray:
     """The initial weight matrix of a layer whose bias is absorbed as row 0 (``Dense``, ``Conv2D``).
@@ -113,12 +114,14 @@ def absorbed_weights(
     Shape ``(fan_in + 1, out)`` with ``bias`` (row 0 the bias), else ``(fan_in, out)``.  ``W`` gives
     exact values (checked against that shape; ``layout`` says the rows in words for the message);
     otherwise the ``init`` scheme is drawn from ``rng``, and the bias row starts at zero except with
-    ``"uniform"``, which draws it like PyTorch does.
+    ``"uniform"``, which draws it like PyTorch does.  ``init_fan_in``/``fan_out``: the fans of the
+    draw when they are not the rows and columns (a transposed convolution's, as PyTorch counts them).
     """
     shape = (fan_in + 1 if bias else fan_in, out)
     if W is not None:
         return given_weights(who, "W", W, shape, layout, dtype)
-    values = initial_weights(init, shape, fan_in, out if fan_out is None else fan_out, as_generator(rng), dtype)
+    values = initial_weights(init, shape, fan_in if init_fan_in is None else init_fan_in,
+                             out if fan_out is None else fan_out, as_generator(rng), dtype)
     if bias and init != "uniform":
         values[0] = 0
     return values

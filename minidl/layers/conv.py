@@ -35,7 +35,71 @@ def _span(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) + 1
 
 
-class Conv2D(Layer):
+class _Convolution(Layer):
+    """What ``Conv2D`` and ``ConvTranspose2D`` share: the checked geometry (channels, kernel, stride,
+    padding, dilation, groups), PyTorch-shaped kernels and biases read by ``from_kernel``, the bias
+    row and the ``repr``.  Subclasses compute."""
+
+    W: Parameter
+    bias: bool
+    #: the pair-valued options shown by ``repr`` when not at their default, in order
+    _shown: tuple[tuple[str, tuple[int, int]], ...] = (("stride", (1, 1)), ("padding", (0, 0)),
+                                                       ("dilation", (1, 1)))
+
+    def _set_geometry(self, who: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                      stride: int | tuple[int, int], padding: int | tuple[int, int],
+                      dilation: int | tuple[int, int], groups: int) -> None:
+        self.in_channels = positive_int(in_channels, "in_channels", who)
+        self.out_channels = positive_int(out_channels, "out_channels", who)
+        self.kernel_size = _pair(kernel_size, "kernel_size", who, 1)
+        self.stride = _pair(stride, "stride", who, 1)
+        self.padding = _pair(padding, "padding", who, 0)
+        self.dilation = _pair(dilation, "dilation", who, 1)
+        self.groups = positive_int(groups, "groups", who)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"{who}: groups must divide both in_channels and out_channels, got groups={self.groups} "
+                f"with in_channels={self.in_channels}, out_channels={self.out_channels}"
+            )
+
+    @staticmethod
+    def _kernel_array(kernel: ArrayLike, who: str, layout: str, dtype: DTypeLike | None) -> np.ndarray:
+        """A PyTorch-shaped 4-D kernel (``layout`` in words) as a real array of ``dtype`` (by default its
+        own floating dtype, else float64), or the error naming ``who``."""
+        k = np.asarray(kernel)
+        if k.dtype.kind not in "iuf":  # as W=...: no strings, no complex numbers losing a part
+            raise DTypeError(f"{who}: the kernel must hold real numbers, got dtype {k.dtype}")
+        k = k.astype(dtype if dtype is not None else k.dtype if k.dtype.kind == "f" else np.float64, copy=False)
+        if k.ndim != 4:
+            raise ShapeError(f"{who}: expected a kernel of shape {layout}, got {k.shape}")
+        return k
+
+    @staticmethod
+    def _with_bias(rows: np.ndarray, bias: ArrayLike | None, who: str) -> np.ndarray:
+        """``rows`` (C*kh*kw, out) with the bias ``(out,)`` stacked as row 0, if one is given."""
+        if bias is None:
+            return rows
+        b = np.asarray(bias, dtype=rows.dtype)
+        if b.shape != (rows.shape[1],):
+            raise ShapeError(f"{who}: expected a bias of shape ({rows.shape[1]},), got {b.shape}")
+        return np.vstack([b[None, :], rows])
+
+    @property
+    def bias_row(self) -> np.ndarray | None:
+        """The bias, (out_channels,): a view of ``W.data[0]``, or ``None`` without bias."""
+        return self.W.data[0] if self.bias else None
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"]
+        parts += [f"{name}={getattr(self, name)}" for name, default in self._shown if getattr(self, name) != default]
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        if not self.bias:
+            parts.append("bias=False")
+        return ", ".join(parts)
+
+
+class Conv2D(_Convolution):
     """2-D convolution (cross-correlation, as in PyTorch) on NCHW images, bias absorbed as in ``Dense``.
 
     Every output pixel is a ``Dense`` applied to the image patch under the kernel: with the
@@ -102,18 +166,7 @@ class Conv2D(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels", "Conv2D")
-        self.out_channels = positive_int(out_channels, "out_channels", "Conv2D")
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D", 1)
-        self.stride = _pair(stride, "stride", "Conv2D", 1)
-        self.padding = _pair(padding, "padding", "Conv2D", 0)
-        self.dilation = _pair(dilation, "dilation", "Conv2D", 1)
-        self.groups = positive_int(groups, "groups", "Conv2D")
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"Conv2D: groups must divide both in_channels and out_channels, got groups={self.groups} "
-                f"with in_channels={self.in_channels}, out_channels={self.out_channels}"
-            )
+        self._set_geometry("Conv2D", in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         self.bias = switch(bias, "bias", "Conv2D")
         kh, kw = self.kernel_size
         fan_in = self.in_channels // self.groups * kh * kw
@@ -143,37 +196,19 @@ class Conv2D(Layer):
         E.g. ``Conv2D.from_kernel(conv.weight.detach().numpy(), conv.bias.detach().numpy(), conv.stride,
         conv.padding, dilation=conv.dilation, groups=conv.groups)``.
         """
-        k = np.asarray(kernel)
-        if k.dtype.kind not in "iuf":  # as Conv2D(W=...): no strings, no complex numbers losing a part
-            raise DTypeError(f"Conv2D.from_kernel: the kernel must hold real numbers, got dtype {k.dtype}")
-        if dtype is None:
-            dtype = k.dtype if k.dtype.kind == "f" else np.float64
-        k = k.astype(dtype, copy=False)
-        if k.ndim != 4:
-            raise ShapeError(
-                f"Conv2D.from_kernel: expected a kernel of shape (out, in/groups, kh, kw), got {k.shape}"
-            )
-        groups = positive_int(groups, "groups", "Conv2D.from_kernel")
+        who = "Conv2D.from_kernel"
+        k = cls._kernel_array(kernel, who, "(out, in/groups, kh, kw)", dtype)
+        groups = positive_int(groups, "groups", who)
         out, channels_per_group, kh, kw = k.shape
-        rows = k.reshape(out, -1).T
-        if bias is not None:
-            b = np.asarray(bias, dtype=dtype)
-            if b.shape != (out,):
-                raise ShapeError(f"Conv2D.from_kernel: expected a bias of shape ({out},), got {b.shape}")
-            rows = np.vstack([b[None, :], rows])
+        rows = cls._with_bias(k.reshape(out, -1).T, bias, who)
         return cls(channels_per_group * groups, out, (kh, kw), stride, padding, bias=bias is not None,
-                   dilation=dilation, groups=groups, W=rows, dtype=dtype)
+                   dilation=dilation, groups=groups, W=rows, dtype=k.dtype)
 
     @property
     def kernel(self) -> np.ndarray:
         """The weights as PyTorch shapes them, (out, in/groups, kh, kw): a view of ``W.data`` (writable)."""
         rows = self.W.data[1:] if self.bias else self.W.data
         return rows.T.reshape(self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-
-    @property
-    def bias_row(self) -> np.ndarray | None:
-        """The bias, (out_channels,): a view of ``W.data[0]``, or ``None`` without bias."""
-        return self.W.data[0] if self.bias else None
 
     # ------------------------------------------------------------------ computation
     @property
@@ -377,16 +412,3 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         return (self.in_channels, _span(kh, dh) + 2 * sh, _span(kw, dw) + 2 * sw)
 
-    def extra_repr(self) -> str:
-        parts = [f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"]
-        if self.stride != (1, 1):
-            parts.append(f"stride={self.stride}")
-        if self.padding != (0, 0):
-            parts.append(f"padding={self.padding}")
-        if self.dilation != (1, 1):
-            parts.append(f"dilation={self.dilation}")
-        if self.groups != 1:
-            parts.append(f"groups={self.groups}")
-        if not self.bias:
-            parts.append("bias=False")
-        return ", ".join(parts)

@@ -12,12 +12,12 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike
 
-from ..errors import DTypeError, ShapeError
-from ..init import RNGLike, absorbed_weights, as_generator, float_dtype, initial_weights, positive_int, switch
+from ..errors import ShapeError
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input
-from .conv import _pair, _span
+from .conv import _Convolution, _pair, _span
 
 __all__ = ["ConvTranspose2D", "Upsample"]
 
@@ -28,7 +28,7 @@ def _transposed_output_size(size: int, kernel: int, stride: int, padding: int, o
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
-class ConvTranspose2D(Layer):
+class ConvTranspose2D(_Convolution):
     """2-D transposed convolution on NCHW images, as PyTorch's ``nn.ConvTranspose2d``, bias absorbed.
 
     Input pixel ``(h, w)`` of channel ``c`` adds ``x[n, c, h, w] * kernel[c, :, i, j]`` to output pixel
@@ -79,6 +79,8 @@ class ConvTranspose2D(Layer):
         dtype: float64 by default; ``np.float32`` for speed.
     """
 
+    _shown = (("stride", (1, 1)), ("padding", (0, 0)), ("output_padding", (0, 0)), ("dilation", (1, 1)))
+
     def __init__(
         self,
         in_channels: int,
@@ -98,19 +100,8 @@ class ConvTranspose2D(Layer):
     ) -> None:
         super().__init__()
         name = "ConvTranspose2D"
-        self.in_channels = positive_int(in_channels, "in_channels", name)
-        self.out_channels = positive_int(out_channels, "out_channels", name)
-        self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
-        self.stride = _pair(stride, "stride", name, 1)
-        self.padding = _pair(padding, "padding", name, 0)
+        self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         self.output_padding = _pair(output_padding, "output_padding", name, 0)
-        self.dilation = _pair(dilation, "dilation", name, 1)
-        self.groups = positive_int(groups, "groups", name)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"{name}: groups must divide both in_channels and out_channels, got groups={self.groups} "
-                f"with in_channels={self.in_channels}, out_channels={self.out_channels}"
-            )
         for axis, op, s, d in zip(("height", "width"), self.output_padding, self.stride, self.dilation, strict=True):
             if op >= max(s, d):
                 raise ValueError(
@@ -120,20 +111,13 @@ class ConvTranspose2D(Layer):
                 )
         self.bias = switch(bias, "bias", name)
         kh, kw = self.kernel_size
-        rows = self.in_channels // self.groups * kh * kw
-        dtype = float_dtype(dtype, name)
-        if W is not None:
-            channels = "in_channels//groups" if self.groups > 1 else "in_channels"
-            values = absorbed_weights(self._who, rows, self.out_channels, bias=self.bias, W=W, init=init, rng=rng,
-                                      dtype=dtype, layout=f" ({channels}*kh*kw{' + 1' if self.bias else ''}, "
-                                                          "out_channels)")
-        else:
-            fan_in, fan_out = self.out_channels // self.groups * kh * kw, self.in_channels * kh * kw
-            values = initial_weights(init, (rows + self.bias, self.out_channels), fan_in, fan_out,
-                                     as_generator(rng), dtype)
-            if self.bias and init != "uniform":
-                values[0] = 0
-        self.W = Parameter(values)
+        channels = "in_channels//groups" if self.groups > 1 else "in_channels"
+        self.W = Parameter(absorbed_weights(
+            self._who, self.in_channels // self.groups * kh * kw, self.out_channels, bias=self.bias, W=W,
+            init=init, rng=rng, dtype=float_dtype(dtype, name),
+            init_fan_in=self.out_channels // self.groups * kh * kw, fan_out=self.in_channels * kh * kw,
+            layout=f" ({channels}*kh*kw{' + 1' if self.bias else ''}, out_channels)",
+        ))
         self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
 
     # ------------------------------------------------------------------ PyTorch-shaped weights
@@ -154,14 +138,7 @@ class ConvTranspose2D(Layer):
         ``ConvTranspose2D.from_kernel(t.weight.detach().numpy(), t.bias.detach().numpy(), t.stride,
         t.padding, t.output_padding, dilation=t.dilation, groups=t.groups)``."""
         who = "ConvTranspose2D.from_kernel"
-        k = np.asarray(kernel)
-        if k.dtype.kind not in "iuf":
-            raise DTypeError(f"{who}: the kernel must hold real numbers, got dtype {k.dtype}")
-        if dtype is None:
-            dtype = k.dtype if k.dtype.kind == "f" else np.float64
-        k = k.astype(dtype, copy=False)
-        if k.ndim != 4:
-            raise ShapeError(f"{who}: expected a kernel of shape (in, out/groups, kh, kw), got {k.shape}")
+        k = cls._kernel_array(kernel, who, "(in, out/groups, kh, kw)", dtype)
         groups = positive_int(groups, "groups", who)
         in_channels, per_group, kh, kw = k.shape
         if in_channels % groups:
@@ -170,13 +147,8 @@ class ConvTranspose2D(Layer):
         out = per_group * groups
         # W[1 + (c*kh + i)*kw + j, g*Fg + o] = kernel[g*Cg + c, o, i, j]
         rows = k.reshape(groups, in_channels // groups, per_group, kh, kw).transpose(1, 3, 4, 0, 2).reshape(-1, out)
-        if bias is not None:
-            b = np.asarray(bias, dtype=dtype)
-            if b.shape != (out,):
-                raise ShapeError(f"{who}: expected a bias of shape ({out},), got {b.shape}")
-            rows = np.vstack([b[None, :], rows])
         return cls(in_channels, out, (kh, kw), stride, padding, output_padding, bias=bias is not None,
-                   dilation=dilation, groups=groups, W=rows, dtype=dtype)
+                   dilation=dilation, groups=groups, W=cls._with_bias(rows, bias, who), dtype=k.dtype)
 
     @property
     def kernel(self) -> np.ndarray:
@@ -190,11 +162,6 @@ class ConvTranspose2D(Layer):
         if not np.may_share_memory(k, self.W.data):
             k.flags.writeable = False
         return k
-
-    @property
-    def bias_row(self) -> np.ndarray | None:
-        """The bias, (out_channels,): a view of ``W.data[0]``, or ``None`` without bias."""
-        return self.W.data[0] if self.bias else None
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -353,18 +320,6 @@ class ConvTranspose2D(Layer):
         sh, sw = self.stride
         return (self.in_channels, max(min_h, 3 if sh == 1 else 2), max(min_w, 3 if sw == 1 else 2))
 
-    def extra_repr(self) -> str:
-        parts = [f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"]
-        for name, value, default in (("stride", self.stride, (1, 1)), ("padding", self.padding, (0, 0)),
-                                     ("output_padding", self.output_padding, (0, 0)),
-                                     ("dilation", self.dilation, (1, 1))):
-            if value != default:
-                parts.append(f"{name}={value}")
-        if self.groups != 1:
-            parts.append(f"groups={self.groups}")
-        if not self.bias:
-            parts.append("bias=False")
-        return ", ".join(parts)
 
 
 def _linear_weights(size: int, scale: int, dtype: np.dtype) -> np.ndarray:
