@@ -10,6 +10,8 @@ schedule was made, the lr for the next epoch is (closed forms, no drift from rep
 - :class:`CosineAnnealingLR`: ``eta_min + (lr0 - eta_min) * (1 + cos(pi * e / T_max)) / 2``
 - :class:`LinearLR`:          ``lr0 * (start + (end - start) * min(e, total_iters) / total_iters)`` (a warm-up)
 - :class:`SequentialLR`:      one schedule after another, each counting its epochs from its milestone
+- :class:`OneCycleLR`:        up from ``max_lr / div_factor`` to ``max_lr``, then down (and the momentum
+  the other way), counting batches: ``fit(..., scheduler_interval="batch")``
 
 :class:`ReduceLROnPlateau` has no closed form: it multiplies the lr by ``factor`` when a monitored
 value stops improving, so its :meth:`~ReduceLROnPlateau.step` takes that value.
@@ -30,8 +32,8 @@ from .errors import StateDictError
 from .optim import Optimizer
 from .validation import is_integer, is_number
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR", "MultiStepLR", "ReduceLROnPlateau",
-           "SequentialLR", "StepLR"]
+__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR", "MultiStepLR", "OneCycleLR",
+           "ReduceLROnPlateau", "SequentialLR", "StepLR"]
 
 
 #: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
@@ -346,9 +348,10 @@ class SequentialLR(LRScheduler):
         if not schedulers:
             raise ValueError("SequentialLR: needs at least one schedule")
         for i, s in enumerate(schedulers):
-            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, SequentialLR)):
-                raise TypeError(f"SequentialLR: schedule {i} must be an LRScheduler with a closed form (not "
-                                f"ReduceLROnPlateau nor a SequentialLR), got {type(s).__name__}")
+            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, SequentialLR, OneCycleLR)):
+                raise TypeError(f"SequentialLR: schedule {i} must be an LRScheduler with a closed form of the lr "
+                                f"alone (not ReduceLROnPlateau, a SequentialLR, nor OneCycleLR, which has its own "
+                                f"warm-up and sets the momentum), got {type(s).__name__}")
             if s.optimizer is not optimizer:
                 raise ValueError(f"SequentialLR: schedule {i} ({type(s).__name__}) drives another optimizer")
         if len({id(s) for s in schedulers}) != len(schedulers):
@@ -423,6 +426,176 @@ class SequentialLR(LRScheduler):
 
     def extra_repr(self) -> str:
         return f"{[type(s).__name__ for s in self.schedulers]}, milestones={self.milestones}"
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin), as PyTorch's ``OneCycleLR``: the lr climbs from
+    ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of ``total_steps``, then falls
+    to ``max_lr / div_factor / final_div_factor``; the momentum (SGD's and RMSprop's ``momentum``,
+    Adam's and AdamW's ``beta1``) moves the other way, from ``max_momentum`` down to
+    ``base_momentum`` and back.  Meant to step every batch: ``fit(..., scheduler_interval="batch")``
+    with ``total_steps = epochs * batches per epoch``.
+
+    Each phase runs from step ``s0`` to ``s1`` (``pct_start * total_steps - 1``, then
+    ``total_steps - 1``), and at step ``e`` its values go from ``a`` to ``b`` by
+    ``p = (e - s0) / (s1 - s0)``::
+
+        cos:     b + (a - b) * (1 + cos(pi * p)) / 2
+        linear:  a + (b - a) * p
+
+    ``three_phase=True`` adds a phase: up to ``max_lr``, back down to the initial lr over as many
+    steps, then down to the minimum.  The constructor sets the optimizer's lr (and momentum) for
+    step 0 at once, as PyTorch does; the optimizer's own lr is not used.  Stepping it more than
+    ``total_steps`` times raises ``ValueError`` (``fit`` checks before training); after exactly
+    ``total_steps`` steps (the count after the last batch, which trains nothing) the lr is the
+    minimum, where PyTorch's formula runs on past it.  With
+    ``cycle_momentum=True`` (the default, as PyTorch's) a plain ``SGD(momentum=0)`` gets momentum.
+    """
+
+    settings = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "div_factor", "final_div_factor",
+                "three_phase", "cycle_momentum", "base_momentum", "max_momentum")
+
+    def __init__(self, optimizer: Optimizer, max_lr: float, total_steps: int, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: float = 0.85,
+                 max_momentum: float = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False) -> None:
+        super().__init__(optimizer)
+        for name, value in (("max_lr", max_lr), ("total_steps", total_steps), ("pct_start", pct_start),
+                            ("anneal_strategy", anneal_strategy), ("div_factor", div_factor),
+                            ("final_div_factor", final_div_factor), ("three_phase", three_phase),
+                            ("cycle_momentum", cycle_momentum), ("base_momentum", base_momentum),
+                            ("max_momentum", max_momentum)):
+            setattr(self, name, self._check_setting(name, value))
+        self._check_phases(self._phases())
+        self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
+        self.base_lr = self.max_lr / self.div_factor  # lr0, as PyTorch's initial_lr
+        self._set(0)
+
+    # the settings, typed for readers (assigned in __init__ through _check_setting)
+    max_lr: float
+    total_steps: int
+    pct_start: float
+    anneal_strategy: str
+    div_factor: float
+    final_div_factor: float
+    three_phase: bool
+    cycle_momentum: bool
+    base_momentum: float
+    max_momentum: float
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name == "total_steps":
+            return _check_positive_int("OneCycleLR", name, value)
+        if name == "anneal_strategy":
+            if value not in ("cos", "linear"):
+                raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {value!r}")
+            return value
+        if name in ("three_phase", "cycle_momentum"):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"OneCycleLR: {name} must be a bool, got {value!r}")
+            return bool(value)
+        ok = is_number(value) and _finite(value)
+        if name == "pct_start":
+            ok = ok and 0 < value < 1
+            rule = "a number in (0, 1)"
+        elif name in ("base_momentum", "max_momentum"):
+            ok = ok and 0 <= value < 1
+            rule = "a number in [0, 1)"
+        else:  # max_lr, div_factor, final_div_factor
+            ok = ok and value > 0
+            rule = "a finite number > 0"
+        if not ok:
+            raise ValueError(f"OneCycleLR: {name} must be {rule}, got {value!r}")
+        return float(value)
+
+    def _phases(self) -> list[tuple[float, tuple[float, float], tuple[float, float]]]:
+        """Each phase as (its last step, (lr from, to), (momentum from, to))."""
+        top, low = self.max_momentum, self.base_momentum
+        initial = self.max_lr / self.div_factor
+        least = initial / self.final_div_factor
+        rise = self.pct_start * self.total_steps - 1
+        end = self.total_steps - 1.0
+        if self.three_phase:
+            return [(rise, (initial, self.max_lr), (top, low)), (2 * rise, (self.max_lr, initial), (low, top)),
+                    (end, (initial, least), (top, top))]
+        return [(rise, (initial, self.max_lr), (top, low)), (end, (self.max_lr, least), (low, top))]
+
+    def _check_phases(self, phases: list[tuple[float, tuple[float, float], tuple[float, float]]]) -> None:
+        start = 0.0
+        for i, (last, _, _) in enumerate(phases):
+            if not last > start:
+                raise ValueError(
+                    f"OneCycleLR: with total_steps={self.total_steps}, pct_start={self.pct_start} and "
+                    f"three_phase={self.three_phase}, phase {i + 1} of {len(phases)} has no steps (it would end at "
+                    f"step {last:g}, starting at {start:g}); give more total_steps or another pct_start")
+            start = last
+
+    def _momentum_key_of(self, optimizer: Optimizer) -> str:
+        """The optimizer's hyper-parameter the momentum cycles in, or a ``ValueError``."""
+        key = "beta1" if "beta1" in optimizer.hyper else "momentum" if "momentum" in optimizer.hyper else None
+        if key is None:
+            raise ValueError(f"OneCycleLR: cycle_momentum=True needs an optimizer with a momentum or betas (SGD, "
+                             f"RMSprop, Adam, AdamW), not {type(optimizer).__name__}; pass cycle_momentum=False")
+        if key == "momentum" and optimizer.hyper.get("nesterov") and min(self.base_momentum, self.max_momentum) <= 0:
+            raise ValueError("OneCycleLR: the optimizer uses Nesterov momentum, which needs momentum > 0; "
+                             "give base_momentum and max_momentum > 0")
+        return key
+
+    def _at(self, epoch: int) -> tuple[float, float]:
+        """(lr, momentum) after ``epoch`` steps."""
+        if epoch > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {epoch} times, past its total_steps={self.total_steps}")
+        start = 0.0
+        phases = self._phases()
+        for i, (last, (a, b), (ma, mb)) in enumerate(phases):
+            if epoch <= last or i == len(phases) - 1:
+                # (clipped at 1: the count after the last step, which trains nothing, gets the last phase's
+                # end, where PyTorch's formula runs past it, below zero for a linear one)
+                p = min((epoch - start) / (last - start), 1.0)
+                if self.anneal_strategy == "cos":
+                    c = (1 + math.cos(math.pi * p)) / 2
+                    return b + (a - b) * c, mb + (ma - mb) * c
+                return a + (b - a) * p, ma + (mb - ma) * p
+            start = last
+        raise AssertionError("unreachable: the last phase takes every step")
+
+    def lr_at(self, epoch: int) -> float:
+        return self._at(epoch)[0]
+
+    def _set(self, epoch: int) -> float:
+        lr, momentum = self._at(epoch)
+        self.optimizer.lr = lr  # checked by the optimizer first: a refusal changes nothing
+        if self._momentum_key is not None:
+            self.optimizer.hyper[self._momentum_key] = momentum
+        return lr
+
+    def step(self) -> float:
+        """Count one more step and set the optimizer's lr and momentum for the next; returns the lr.
+        Past ``total_steps`` it raises ``ValueError`` and changes nothing."""
+        lr = self._set(self.last_epoch + 1)
+        self.last_epoch += 1
+        return lr
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As every schedule's (refused unless its phases are valid and its count is at most
+        ``total_steps``), then the optimizer's lr and momentum for the loaded step."""
+        before = {key: getattr(self, key) for key in (*self.settings, "last_epoch", "base_lr", "_momentum_key")}
+        super().load_state_dict(state)
+        try:
+            self._check_phases(self._phases())
+            self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
+            if self.last_epoch > self.total_steps:
+                raise ValueError(f"'last_epoch' {self.last_epoch} is past total_steps={self.total_steps}")
+            self._set(self.last_epoch)
+        except ValueError as error:
+            for key, value in before.items():
+                setattr(self, key, value)
+            raise StateDictError(f"OneCycleLR.load_state_dict refused the state (nothing was changed): "
+                                 f"{error}") from None
+
+    def extra_repr(self) -> str:
+        return (f"max_lr={self.max_lr}, total_steps={self.total_steps}, pct_start={self.pct_start}, "
+                f"anneal_strategy={self.anneal_strategy!r}, three_phase={self.three_phase}")
 
 
 def _check_count(who: str, name: str, value: Any) -> int:

@@ -445,6 +445,7 @@ def fit(
     shuffle: bool = True,
     rng: RNGLike = None,
     scheduler: LRScheduler | None = None,
+    scheduler_interval: str = "epoch",
     verbose: int = 1,
     validation_batch_size: int = 256,
     check_gradients: bool = False,
@@ -472,6 +473,11 @@ def fit(
         rng: a ``numpy.random.Generator`` or int seed; the same seed gives the same batches.
         scheduler: an :class:`~minidl.schedulers.LRScheduler`, stepped after each epoch (a
             :class:`~minidl.schedulers.ReduceLROnPlateau` with the epoch's value of its ``monitor``).
+        scheduler_interval: ``"epoch"`` (the default) or ``"batch"``: step the scheduler after every
+            batch's update instead, so that its counts are batches (a per-step warm-up, or
+            :class:`~minidl.schedulers.OneCycleLR`).  A refused batch does not step it; the
+            history's ``lr`` is then the lr of each epoch's first batch.  ``ReduceLROnPlateau``,
+            which needs an epoch's figures, is refused with ``"batch"``.
         verbose: 0 silent; 1 a progress bar per epoch (tqdm if installed, else one line per epoch);
             2 one line per epoch.  Bars and lines show time, samples/s, loss and metrics.
         validation_batch_size: batch size used to score the validation data.
@@ -517,6 +523,12 @@ def fit(
         raise TypeError(f"{who}: scheduler must be an LRScheduler, got {type(scheduler).__name__}")
     if scheduler is not None and scheduler.optimizer is not optimizer:
         raise ValueError(f"{who}: the scheduler drives a different optimizer than the one passed")
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ValueError(f"{who}: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
+    per_batch = scheduler is not None and scheduler_interval == "batch"
+    if per_batch and isinstance(scheduler, ReduceLROnPlateau):
+        raise ValueError(f"{who}: ReduceLROnPlateau steps on an epoch's figures, so it cannot step every batch "
+                         "(scheduler_interval='batch'); use scheduler_interval='epoch'")
     epochs = _positive_int(who, "epochs", epochs, minimum=0)
     batch_size = _positive_int(who, "batch_size", batch_size)
     validation_batch_size = _positive_int(who, "validation_batch_size", validation_batch_size)
@@ -558,6 +570,15 @@ def fit(
 
     n = len(x)
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
+    if scheduler is not None and limit is not None:
+        planned = epochs * (n_batches if per_batch else 1)
+        if scheduler.last_epoch + planned > limit:
+            raise ValueError(
+                f"{who}: the {type(scheduler).__name__} has total_steps={limit} and has stepped "
+                f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({epochs} epoch(s)"
+                f"{f' x {n_batches} batch(es)' if per_batch else ''}); make it with total_steps >= "
+                f"{scheduler.last_epoch + planned}")
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
@@ -635,6 +656,8 @@ def fit(
                                                  f"(samples {start}..{stop - 1} of the epoch's order{short})")
                             error.history = history  # type: ignore[attr-defined]
                         raise
+                    if per_batch and scheduler is not None:
+                        scheduler.step()
                     epoch_loss.add(batch_loss, loss_weight)
                     for c, (value, weight) in zip(epoch_metrics, scores, strict=True):
                         c.add(value, weight)
@@ -659,7 +682,7 @@ def fit(
                 history._append(epoch, seconds, values)
                 if isinstance(scheduler, ReduceLROnPlateau):
                     scheduler.step(values[scheduler.monitor])
-                elif scheduler is not None:
+                elif scheduler is not None and not per_batch:
                     scheduler.step()
                 if bar is not None:
                     shown = {k: v for k, v in values.items() if k != "lr"}

@@ -650,7 +650,7 @@ def test_sequential_lr_refuses_what_it_cannot_chain() -> None:
     with pytest.raises(ValueError, match=r"strictly increasing milestone\(s\) for 3 schedules, got \[5, 2\]"):
         SequentialLR(o, [LinearLR(o), StepLR(o, 2), StepLR(o, 3)], milestones=[5, 2])  # (was sorted silently)
     inner = SequentialLR(o, [StepLR(o, 2), StepLR(o, 3)], milestones=[2])
-    with pytest.raises(TypeError, match="nor a SequentialLR"):
+    with pytest.raises(TypeError, match="a SequentialLR, nor OneCycleLR"):
         SequentialLR(o, [LinearLR(o), inner], milestones=[2])
     step = StepLR(o, 2)
     with pytest.raises(ValueError, match="listed twice"):
