@@ -497,9 +497,38 @@ def test_bilinear_closed_forms(scale: Any) -> None:
     assert abs(np.vdot(y, g) - np.vdot(x, up.backward(g))) <= 1e-12 * np.linalg.norm(y) * np.linalg.norm(g)
 
 
-@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_bilinear_align_corners_closed_forms(scale: Any) -> None:
+    """With align_corners=True output r reads source r*(H - 1)/(sh*H - 1): the corner pixels are copied, a
+    ramp a*h + b*w is reproduced there exactly, and the back-pass is the adjoint."""
+    sh, sw = pair(scale)
+    up = Upsample(scale, mode="bilinear", align_corners=True)
+    H, W = 4, 5
+    x = np.random.default_rng(0).normal(size=(2, 3, H, W))
+    y = up(x)
+    for r, q in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        np.testing.assert_allclose(y[:, :, r, q], x[:, :, r, q], rtol=1e-14)
+    ramp = (3.0 * np.arange(H)[:, None] - 2.0 * np.arange(W)[None, :])[None, None]
+    rows = np.arange(H * sh) * (H - 1) / (H * sh - 1)
+    cols = np.arange(W * sw) * (W - 1) / (W * sw - 1)
+    np.testing.assert_allclose(up(ramp)[0, 0], 3.0 * rows[:, None] - 2.0 * cols[None, :], rtol=1e-13, atol=1e-13)
+    y = up(x)
+    g = np.random.default_rng(1).normal(size=y.shape)
+    assert abs(np.vdot(y, g) - np.vdot(x, up.backward(g))) <= 1e-12 * np.linalg.norm(y) * np.linalg.norm(g)
+    one = Upsample(scale, "bilinear", align_corners=True)(x[:, :, :1, :1])  # a single pixel: copied everywhere
+    np.testing.assert_array_equal(one, np.broadcast_to(x[:, :, :1, :1], (2, 3, sh, sw)))
+    assert repr(up).endswith(", align_corners=True)") and up._who.endswith(", align_corners=True)")
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "corners"])
 @pytest.mark.parametrize("scale", SCALES)
 def test_upsample_gradient_checker(scale: Any, mode: str) -> None:
+    if mode == "corners":
+        layer = Upsample(scale, "bilinear", align_corners=True)
+        x = np.random.default_rng(3).normal(size=(2, 2, 3, 4))
+        report = assert_gradients_ok(layer, inputs=x, seed=1)
+        assert [(r.name, r.checked) for r in report.results] == [("input", 48)]
+        return
     x = np.random.default_rng(3).normal(size=(2, 2, 3, 4))
     report = assert_gradients_ok(Upsample(scale, mode), inputs=x, seed=1)
     assert [(r.name, r.checked) for r in report.results] == [("input", 48)]
@@ -536,8 +565,6 @@ def test_upsample_bad_arguments_and_inputs() -> None:
             Upsample(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"Upsample: mode must be one of \('nearest', 'bilinear'\), got 'bicubic'"):
         Upsample(2, "bicubic")
-    with pytest.raises(ValueError, match=r"align_corners=True is not implemented"):
-        Upsample(2, "bilinear", align_corners=True)
     with pytest.raises(ValueError, match=r"align_corners can only be set with mode='bilinear'"):
         Upsample(2, align_corners=False)
     with pytest.raises(TypeError, match=r"Upsample: align_corners must be True or False, got 'no'"):
@@ -616,7 +643,7 @@ def test_default_init_has_pytorchs_bounds() -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "corners"])
 @pytest.mark.parametrize("scale", SCALES)
 def test_upsample_against_pytorch(scale: Any, mode: str, dtype: str) -> None:
     torch = pytest.importorskip("torch")
@@ -624,10 +651,12 @@ def test_upsample_against_pytorch(scale: Any, mode: str, dtype: str) -> None:
     tol = 1e-12 if dtype == "float64" else 1e-5
     x = rng.normal(size=(2, 3, 5, 4)).astype(dtype)
     xt = torch.tensor(x, requires_grad=True)
-    yt = torch.nn.Upsample(scale_factor=scale, mode=mode)(xt)
+    corners = {"align_corners": True} if mode == "corners" else {}
+    mode = "bilinear" if corners else mode
+    yt = torch.nn.Upsample(scale_factor=scale, mode=mode, **corners)(xt)
     g = rng.normal(size=tuple(yt.shape)).astype(dtype)
     yt.backward(torch.tensor(g))
-    up = Upsample(scale, mode)
+    up = Upsample(scale, mode, **corners)
     y = up(x)
     assert y.dtype == np.dtype(dtype)
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol)

@@ -322,12 +322,16 @@ class ConvTranspose2D(_Convolution):
 
 
 
-def _linear_weights(size: int, scale: int, dtype: np.dtype) -> np.ndarray:
-    """(size*scale, size): row ``o`` interpolates output ``o`` from the input, as PyTorch's linear modes with
-    ``align_corners=False``: source ``max(0, (o + 0.5)/scale - 0.5)``, between ``floor`` of it and the
-    next pixel (the last pixel repeated at the end)."""
+def _linear_weights(size: int, scale: int, dtype: np.dtype, align_corners: bool = False) -> np.ndarray:
+    """(size*scale, size): row ``o`` interpolates output ``o`` from the input, as PyTorch's linear modes:
+    source ``max(0, (o + 0.5)/scale - 0.5)`` (``align_corners=False``) or ``o * (size - 1)/(out - 1)``
+    (``True``: the corner pixels' centres meet), between ``floor`` of it and the next pixel (the last
+    pixel repeated at the end)."""
     out = size * scale
-    source = np.maximum((1.0 / scale) * (np.arange(out) + 0.5) - 0.5, 0.0)
+    if align_corners:
+        source = np.arange(out) * ((size - 1) / (out - 1) if out > 1 else 0.0)
+    else:
+        source = np.maximum((1.0 / scale) * (np.arange(out) + 0.5) - 0.5, 0.0)
     low = np.minimum(source.astype(np.int64), size - 1)
     high = np.minimum(low + 1, size - 1)
     frac = source - low
@@ -345,11 +349,12 @@ class Upsample(Layer):
     ``mode="nearest"``: ``y[n, c, r, q] = x[n, c, r // sh, q // sw]`` (each pixel repeated as an
     ``sh x sw`` block: one broadcast copy); backward: ``dx`` is the sum of ``g`` over each block.
 
-    ``mode="bilinear"`` (``align_corners=False``, PyTorch's default): ``y = A_h @ x @ A_w.T`` per image,
-    with ``A_h``: (sh*H, H) the interpolation matrix of one axis (two weights per row: output ``r`` reads
-    source ``max(0, (r + 0.5)/sh - 0.5)`` between its floor and the next pixel, clamped at the edge);
-    backward: ``dx = A_h.T @ g @ A_w``.  The matrices are dense (``sh*H x H``): fine for the image sizes
-    this framework is for, quadratic in the image side.
+    ``mode="bilinear"``: ``y = A_h @ x @ A_w.T`` per image, with ``A_h``: (sh*H, H) the interpolation
+    matrix of one axis (two weights per row: output ``r`` reads source ``max(0, (r + 0.5)/sh - 0.5)``
+    with ``align_corners=False``, PyTorch's default, or ``r * (H - 1)/(sh*H - 1)`` with ``True``, between
+    its floor and the next pixel, clamped at the edge); backward: ``dx = A_h.T @ g @ A_w``.  The
+    matrices are dense (``sh*H x H``): fine for the image sizes this framework is for, quadratic in the
+    image side.
 
     Like the pools it does not refuse NaN/inf (no pass over the data).  An input laid out
     contiguously channel-major (a strided ``Conv2D``'s output) gives a channel-major output, for the
@@ -358,7 +363,8 @@ class Upsample(Layer):
     Args:
         scale_factor: an int >= 1 or an ``(h, w)`` pair of them (fractional factors are not supported).
         mode: ``"nearest"`` or ``"bilinear"``.
-        align_corners: only for ``"bilinear"``: ``None`` or ``False`` (``True`` is not implemented).
+        align_corners: only for ``"bilinear"``: ``None`` or ``False`` (pixels as squares, PyTorch's
+            default), or ``True`` (the corners' pixel centres map onto each other).
     """
 
     MODES = ("nearest", "bilinear")
@@ -370,12 +376,11 @@ class Upsample(Layer):
         if not isinstance(mode, str) or mode not in self.MODES:
             raise ValueError(f"Upsample: mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
-        if align_corners is not None:
-            if mode == "nearest":
-                raise ValueError("Upsample: align_corners can only be set with mode='bilinear' (as PyTorch), "
-                                 f"got align_corners={align_corners!r}")
-            if switch(align_corners, "align_corners", "Upsample"):
-                raise ValueError("Upsample: align_corners=True is not implemented; use align_corners=False")
+        if align_corners is not None and mode == "nearest":
+            raise ValueError("Upsample: align_corners can only be set with mode='bilinear' (as PyTorch), "
+                             f"got align_corners={align_corners!r}")
+        self.align_corners = align_corners if align_corners is None else switch(align_corners, "align_corners",
+                                                                                "Upsample")
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
         self._weights: tuple[np.ndarray, np.ndarray] | None = None  # bilinear: (A_h, A_w) of the last forward
@@ -383,7 +388,8 @@ class Upsample(Layer):
     @property
     def _who(self) -> str:
         sh, sw = self.scale_factor
-        return f"Upsample(scale_factor={sh if sh == sw else (sh, sw)}, mode={self.mode!r})"
+        corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
+        return f"Upsample(scale_factor={sh if sh == sw else (sh, sw)}, mode={self.mode!r}{corners})"
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(sh*height, sw*width)``."""
@@ -405,7 +411,8 @@ class Upsample(Layer):
             y = blocks.reshape(*xt.shape[:2], Ho, Wo) if (sh, sw) != (1, 1) else xt.copy()  # (never a view of x)
             weights = None
         else:
-            weights = (_linear_weights(H, sh, x.dtype), _linear_weights(W, sw, x.dtype))
+            corners = bool(self.align_corners)
+            weights = (_linear_weights(H, sh, x.dtype, corners), _linear_weights(W, sw, x.dtype, corners))
             rows = xt.reshape(-1, W) @ weights[1].T  # (.. * H, Wo)
             y = np.matmul(weights[0], rows.reshape(-1, H, Wo)).reshape(*xt.shape[:2], Ho, Wo)
         self._shape, self._dtype, self._weights = x.shape, x.dtype, weights
@@ -435,4 +442,5 @@ class Upsample(Layer):
         return (rows.reshape(-1, Wo) @ a_w).reshape(N, C, H, W)
 
     def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
+        corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
+        return f"scale_factor={self.scale_factor}, mode={self.mode!r}{corners}"
