@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,70 @@ def test_float16_scale_just_above_its_largest_value_rounds_down_not_to_inf() -> 
     d = md.Dropout(1 - 1 / 65510, rng=0)
     y = d.forward(np.ones((1, 200_000), np.float16))
     assert set(np.unique(y).tolist()) == {0.0, 65504.0}
+
+
+# ---------------------------------------------------------------------------------------------- channels
+CHANNEL_DROPOUTS = [(md.Dropout1d, (40, 30, 7)), (md.Dropout2d, (40, 30, 3, 4))]
+
+
+@pytest.mark.parametrize(("kind", "shape"), CHANNEL_DROPOUTS)
+@pytest.mark.parametrize("p", [0.2, 0.6])
+def test_channel_dropout_drops_whole_channels(kind, shape, p: float) -> None:
+    layer = kind(p, rng=0)
+    x = np.random.default_rng(1).uniform(1.0, 2.0, size=shape)  # no zeros in x
+    y = layer(x)
+    N, C = shape[:2]
+    assert layer.mask.shape == (N, C, *(1,) * (len(shape) - 2))
+    flat_y = y.reshape(N, C, -1)
+    dropped = (flat_y == 0).all(axis=2)
+    kept = ~dropped
+    assert not (flat_y[kept] == 0).any()  # a channel goes whole or not at all
+    np.testing.assert_allclose(flat_y[kept], x.reshape(N, C, -1)[kept] / (1 - p), rtol=1e-15)
+    n = N * C  # the drop count is Binomial(N*C, p): within 5 standard deviations
+    assert abs(dropped.sum() - p * n) < 5 * np.sqrt(n * p * (1 - p))
+    g = np.random.default_rng(2).normal(size=shape)
+    np.testing.assert_array_equal(layer.backward(g), g * layer.mask)
+    assert layer.backward(g).shape == shape
+
+
+@pytest.mark.parametrize(("kind", "shape"), CHANNEL_DROPOUTS)
+def test_channel_dropout_eval_p_zero_and_one_dtypes_and_repr(kind, shape) -> None:
+    x = np.random.default_rng(0).normal(size=shape)
+    layer = kind(0.5, rng=0).eval()
+    np.testing.assert_array_equal(layer(x), x)
+    assert layer.mask is None
+    np.testing.assert_array_equal(kind(0.0, rng=0)(x), x)
+    np.testing.assert_array_equal(kind(1.0, rng=0)(x), np.zeros(shape))
+    layer = kind(0.5, rng=0)
+    assert layer(x.astype(np.float32)).dtype == np.float32
+    assert layer.backward(np.ones(shape, np.float32)).dtype == np.float32
+    assert layer(x.astype(np.float16)).dtype == np.float16
+    assert repr(layer) == f"{kind.__name__}(p=0.5)"
+
+
+@pytest.mark.parametrize(("kind", "shape"), CHANNEL_DROPOUTS)
+def test_channel_dropout_refuses_another_rank_and_keeps_its_last_pass(kind, shape) -> None:
+    layer = kind(0.5, rng=0)
+    x = np.random.default_rng(0).normal(size=(2, 3, *shape[2:]))
+    y = layer(x)
+    mask, state = layer.mask.copy(), layer.rng.bit_generator.state
+    layout = "(N, C, L)" if kind is md.Dropout1d else r"(N, C, H, W)"
+    for bad in (np.ones((2, 3)), np.ones((2, 3, 4, 5, 6))):
+        with pytest.raises(md.ShapeError, match=rf"{kind.__name__}\(p=0.5\): expected a {len(shape)}-D input of "
+                                                rf"shape {re.escape(layout)}, got shape {re.escape(str(bad.shape))}"):
+            layer(bad)
+    np.testing.assert_array_equal(layer.mask, mask)
+    assert layer.rng.bit_generator.state == state
+    np.testing.assert_array_equal(layer.backward(np.ones_like(y)), mask * np.ones_like(y))
+
+
+@pytest.mark.parametrize("p", [0.3, 0.7])
+@pytest.mark.parametrize("seed", range(3))
+def test_channel_dropout_gradient_checker(p: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    assert_gradients_ok(md.Dropout1d(p, rng=seed), inputs=rng.normal(size=(3, 4, 5)), seed=seed)
+    assert_gradients_ok(md.Dropout2d(p, rng=seed), inputs=rng.normal(size=(2, 3, 4, 3)), seed=seed)
+    model = md.Sequential(md.Conv2D(2, 4, 3, rng=seed), md.Dropout2d(p, rng=seed), md.ReLU(), md.Flatten(),
+                          md.Dense(4 * 2 * 2, 3, rng=seed))
+    assert_gradients_ok(model, inputs=rng.normal(size=(3, 2, 4, 4)), loss=md.CrossEntropyLoss(),
+                        targets=np.array([0, 2, 1]), seed=seed)

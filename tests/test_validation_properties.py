@@ -192,6 +192,10 @@ LAYERS: dict[str, LayerSpec] = {
     "Softmax": LayerSpec(lambda dt: md.Softmax(), any_shape, ref_softmax),
     "LogSoftmax": LayerSpec(lambda dt: md.LogSoftmax(), any_shape, lambda layer, x: np.log(ref_softmax(layer, x))),
     "Dropout": LayerSpec(lambda dt: get("Dropout")(0.3, rng=0), any_shape),
+    "Dropout1d": LayerSpec(lambda dt: get("Dropout1d")(0.3, rng=0), lambda n, d: (n, 2, d(st.integers(1, 3))),
+                           example=(2, 2, 3)),
+    "Dropout2d": LayerSpec(lambda dt: get("Dropout2d")(0.3, rng=0),
+                           lambda n, d: (n, 2, d(st.integers(1, 3)), 2), example=(2, 2, 3, 2)),
     "Flatten": LayerSpec(lambda dt: get("Flatten")(), lambda n, d: (n, *d(st.lists(st.integers(1, 3), min_size=1,
                                                                                      max_size=2))),
                          lambda layer, x: x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), example=(2, 3, 2)),
@@ -936,8 +940,9 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AvgPool2D", "Dropout", "ELU", "Flatten", "GELU", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax",
-                   "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
+    propagating = {"AvgPool2D", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GlobalAvgPool2D",
+                   "LeakyReLU", "LogSoftmax", "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
+                   "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "RNN", "Residual", "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (

@@ -3,7 +3,7 @@
 from .activations import ELU, GELU, Activation, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .conv import Conv2D
 from .dense import Dense
-from .dropout import Dropout
+from .dropout import Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
@@ -25,6 +25,8 @@ __all__ = [
     "ConvTranspose2D",
     "Dense",
     "Dropout",
+    "Dropout1d",
+    "Dropout2d",
     "Embedding",
     "Flatten",
     "GlobalAvgPool2D",

@@ -1,14 +1,16 @@
-"""``Dropout``: inverted dropout, drawing its masks from a seeded generator the checker can replay."""
+"""Inverted dropout, of elements (``Dropout``) or of whole channels (``Dropout1d``, ``Dropout2d``), drawing
+its masks from a seeded generator the checker can replay."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..init import RNGLike, as_generator
 from ..layer import Layer
 from ..validation import as_float_array, check_grad_output, is_number
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout1d", "Dropout2d"]
 
 
 class Dropout(Layer):
@@ -47,9 +49,14 @@ class Dropout(Layer):
         self._dtype: np.dtype | None = None  # the last forward's output dtype
         self._mask: np.ndarray | None = None
 
+    def _mask_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        """The shape of the mask drawn for ``x``, which broadcasts against it: one draw per element."""
+        return x.shape
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: any shape -> same shape (the identity in eval mode or with p = 0)."""
-        x = as_float_array(x, f"Dropout(p={self.p})")
+        x = as_float_array(x, f"{type(self).__name__}(p={self.p})")
+        shape = self._mask_shape(x)  # (may refuse x: before anything is kept)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
@@ -57,10 +64,10 @@ class Dropout(Layer):
             self._mask = None
             return x
         if self.p == 1.0:
-            mask = np.zeros(x.shape, dtype=x.dtype)
+            mask = np.zeros(shape, dtype=x.dtype)
         else:
             draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # no float16 draws
-            keep = self.rng.random(x.shape, dtype=draw) >= self.p
+            keep = self.rng.random(shape, dtype=draw) >= self.p
             scale = 1.0 / (1.0 - self.p)
             if x.dtype.itemsize > 2 or scale < 65520.0:  # float16 rounds below 65520 to its largest, 65504
                 mask = np.multiply(keep, scale, dtype=x.dtype)
@@ -74,13 +81,52 @@ class Dropout(Layer):
         shape = self._shape
         self._require_cache(shape)
         assert shape is not None
-        check_grad_output(grad_output, f"Dropout(p={self.p}).backward", shape, self._dtype)
+        check_grad_output(grad_output, f"{type(self).__name__}(p={self.p}).backward", shape, self._dtype)
         return grad_output if self._mask is None else grad_output * self._mask
 
     @property
     def mask(self) -> np.ndarray | None:
-        """The last training forward's scaled mask ``(u >= p) / (1 - p)``, or None (eval mode / p = 0)."""
+        """The last training forward's scaled mask ``(u >= p) / (1 - p)`` (x's shape; ``(N, C, 1, ...)`` for a
+        channel dropout), or None (eval mode / p = 0)."""
         return self._mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class _ChannelDropout(Dropout):
+    """Dropout of whole channels: one draw per (sample, channel), shared by all its positions."""
+
+    #: the input's rank, and its layout for error messages
+    ndim: int
+    layout: str
+
+    def _mask_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        if x.ndim != self.ndim:
+            raise ShapeError(f"{type(self).__name__}(p={self.p}): expected a {self.ndim}-D input of shape "
+                             f"{self.layout}, got shape {x.shape}")
+        return (*x.shape[:2], *(1,) * (self.ndim - 2))
+
+
+class Dropout1d(_ChannelDropout):
+    """Zero whole channels of a sequence batch with probability ``p`` during training and scale the rest by
+    ``1 / (1 - p)``, as PyTorch's ``nn.Dropout1d``: x: (N, C, L) -> same shape.
+
+    One ``u ~ U[0, 1)`` per (sample, channel); mask ``m = (u >= p) / (1 - p)`` of shape (N, C, 1),
+    ``y = x * m``, ``dx = g * m``.  Neighbouring positions of a channel are strongly correlated, so
+    dropping single elements hardly regularises a convolution; dropping channels does.  Everything else
+    is :class:`Dropout`'s: the identity in eval mode, a registered generator the checker replays.
+    """
+
+    ndim, layout = 3, "(N, C, L)"
+
+
+class Dropout2d(_ChannelDropout):
+    """Zero whole feature maps with probability ``p`` during training and scale the rest by ``1 / (1 - p)``,
+    as PyTorch's ``nn.Dropout2d``: x: (N, C, H, W) -> same shape.
+
+    One ``u ~ U[0, 1)`` per (sample, channel); mask ``m = (u >= p) / (1 - p)`` of shape (N, C, 1, 1),
+    ``y = x * m``, ``dx = g * m``.  Everything else is :class:`Dropout`'s.
+    """
+
+    ndim, layout = 4, "(N, C, H, W)"
