@@ -70,6 +70,7 @@ from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
 from .schedulers import (
     CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
     ExponentialLR,
     LinearLR,
     LRScheduler,
@@ -107,6 +108,7 @@ __all__ = [
     "Conv2D",
     "ConvTranspose2D",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
     "CrossEntropyLoss",
     "DTypeError",
     "Dense",

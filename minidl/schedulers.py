@@ -8,6 +8,8 @@ schedule was made, the lr for the next epoch is (closed forms, no drift from rep
 - :class:`MultiStepLR`:       ``lr0 * gamma ** (number of milestones <= e)``
 - :class:`ExponentialLR`:     ``lr0 * gamma ** e``
 - :class:`CosineAnnealingLR`: ``eta_min + (lr0 - eta_min) * (1 + cos(pi * e / T_max)) / 2``
+- :class:`CosineAnnealingWarmRestarts`: that cosine over ``T_0`` epochs, then again from ``lr0`` over
+  ``T_0 * T_mult``, ``T_0 * T_mult**2``, ... epochs
 - :class:`LinearLR`:          ``lr0 * (start + (end - start) * min(e, total_iters) / total_iters)`` (a warm-up)
 - :class:`SequentialLR`:      one schedule after another, each counting its epochs from its milestone
 - :class:`OneCycleLR`:        up from ``max_lr / div_factor`` to ``max_lr``, then down (and the momentum
@@ -32,8 +34,8 @@ from .errors import StateDictError
 from .optim import Optimizer
 from .validation import is_integer, is_number
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR", "MultiStepLR", "OneCycleLR",
-           "ReduceLROnPlateau", "SequentialLR", "StepLR"]
+__all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts", "ExponentialLR", "LRScheduler", "LinearLR",
+           "MultiStepLR", "OneCycleLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
 
 
 #: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
@@ -274,6 +276,50 @@ class CosineAnnealingLR(LRScheduler):
 
     def extra_repr(self) -> str:
         return f"T_max={self.T_max}, eta_min={self.eta_min}"
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR (Loshchilov & Hutter), as PyTorch's ``CosineAnnealingWarmRestarts``: the cosine of
+    :class:`CosineAnnealingLR` over ``T_0`` epochs, then again from ``lr0`` (a warm restart) over
+    ``T_0 * T_mult`` epochs, then ``T_0 * T_mult**2``, ...::
+
+        lr = eta_min + (lr0 - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
+
+    with ``T_i`` the length of the current cycle and ``T_cur`` the epochs since it began.  Often
+    stepped per batch (``fit(..., scheduler_interval="batch")``); ``T_0`` then counts batches.
+    """
+
+    settings = ("T_0", "T_mult", "eta_min")
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
+        super().__init__(optimizer)
+        self.T_0: int = self._check_setting("T_0", T_0)
+        self.T_mult: int = self._check_setting("T_mult", T_mult)
+        self.eta_min: float = self._check_setting("eta_min", eta_min)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name in ("T_0", "T_mult"):
+            return _check_positive_int("CosineAnnealingWarmRestarts", name, value)
+        if not (is_number(value) and _finite(value) and value >= 0):
+            raise ValueError(f"CosineAnnealingWarmRestarts: eta_min must be a finite number >= 0, got {value!r}")
+        return float(value)
+
+    def cycle(self, epoch: int) -> tuple[int, int]:
+        """``(T_cur, T_i)`` after ``epoch`` epochs: the epochs into the current cycle and its length."""
+        if self.T_mult == 1:
+            return epoch % self.T_0, self.T_0
+        # cycles end at T_0 * (T_mult**n - 1) / (T_mult - 1): whole numbers, so no rounding of a logarithm
+        start, length = 0, self.T_0
+        while epoch >= start + length:
+            start, length = start + length, length * self.T_mult
+        return epoch - start, length
+
+    def lr_at(self, epoch: int) -> float:
+        T_cur, T_i = self.cycle(epoch)
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
+
+    def extra_repr(self) -> str:
+        return f"T_0={self.T_0}, T_mult={self.T_mult}, eta_min={self.eta_min}"
 
 
 class LinearLR(LRScheduler):

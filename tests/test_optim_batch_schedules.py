@@ -1,4 +1,5 @@
-"""OneCycleLR (values by the formula, PyTorch, state, refusals) and fit's per-batch schedule stepping."""
+"""Schedules made to step per batch: OneCycleLR and CosineAnnealingWarmRestarts (values by the formula,
+PyTorch, state, refusals), and fit(scheduler_interval="batch")."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import minidl as md
 from minidl.errors import StateDictError
 from minidl.optim import SGD, Adagrad, Adam
-from minidl.schedulers import OneCycleLR, ReduceLROnPlateau, SequentialLR, StepLR
+from minidl.schedulers import CosineAnnealingWarmRestarts, OneCycleLR, ReduceLROnPlateau, SequentialLR, StepLR
 
 
 def sgd(lr: float = 0.1, **kw) -> SGD:
@@ -313,3 +314,58 @@ def test_a_refused_batch_does_not_step_the_schedule() -> None:
                scheduler_interval="batch", verbose=0)
     assert s.last_epoch == 2
     assert o.lr == s.lr_at(2)
+
+
+# ---------------------------------------------------------------------------------------------- warm restarts
+def test_warm_restarts_by_hand() -> None:
+    s = CosineAnnealingWarmRestarts(sgd(1.0), T_0=2, T_mult=3, eta_min=0.5)
+    got = []
+    for _ in range(12):  # the lr after each step
+        s.step()
+        got.append(s.optimizer.lr)
+    # cycles of 2, 6, 18 epochs start at epochs 0, 2, 8; lr = 0.5 + 0.5 * (1 + cos(pi * T_cur / T_i)) / 2
+    cycles = [(e, 2) for e in range(2)] + [(e, 6) for e in range(6)] + [(e, 18) for e in range(5)]
+    want = [0.5 + 0.25 * (1 + math.cos(math.pi * t / T)) for t, T in cycles[1:13]]
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    assert s.cycle(0) == (0, 2) and s.cycle(2) == (0, 6) and s.cycle(8) == (0, 18) and s.cycle(25) == (17, 18)
+    assert s.cycle(26) == (0, 54) and s.lr_at(26) == 1.0
+    flat = CosineAnnealingWarmRestarts(sgd(1.0), T_0=4)
+    assert [flat.cycle(e) for e in (0, 3, 4, 9)] == [(0, 4), (3, 4), (0, 4), (1, 4)]
+    big = CosineAnnealingWarmRestarts(sgd(1.0), T_0=1, T_mult=2)
+    assert big.cycle(2**52) == (1, 2**52)  # cycles start at 2**n - 1: whole numbers, no logarithm to round
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_warm_restarts_against_torch_if_installed(seed: int) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    for _ in range(8):
+        kw = dict(T_0=int(rng.integers(1, 7)), T_mult=int(rng.integers(1, 4)), eta_min=float(rng.uniform(0, 0.05)))
+        w = torch.zeros(2, requires_grad=True)
+        t_opt = torch.optim.SGD([w], lr=0.3)
+        t_s = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(t_opt, **kw)
+        s = CosineAnnealingWarmRestarts(sgd(0.3), **kw)
+        for _ in range(60):
+            assert s.optimizer.lr == pytest.approx(t_opt.param_groups[0]["lr"], rel=1e-13, abs=1e-16)
+            t_opt.step()
+            t_s.step()
+            s.step()
+
+
+def test_warm_restarts_settings_state_and_repr() -> None:
+    for kw, match in (({"T_0": 0}, "T_0 must be a positive int"), ({"T_0": 2, "T_mult": 1.5}, "T_mult must be a"),
+                      ({"T_0": 2, "eta_min": -1.0}, "eta_min must be a finite number >= 0")):
+        with pytest.raises(ValueError, match=f"CosineAnnealingWarmRestarts: {match}"):
+            CosineAnnealingWarmRestarts(sgd(), **kw)
+    a = CosineAnnealingWarmRestarts(sgd(), T_0=3, T_mult=2, eta_min=0.01)
+    for _ in range(7):
+        a.step()
+    b = CosineAnnealingWarmRestarts(sgd(), T_0=5)
+    b.load_state_dict(a.state_dict())
+    assert (b.T_0, b.T_mult, b.eta_min, b.last_epoch) == (3, 2, 0.01, 7)
+    assert [b.step() for _ in range(5)] == [a.step() for _ in range(5)]
+    with pytest.raises(StateDictError, match="'T_mult': CosineAnnealingWarmRestarts: T_mult must be a positive int"):
+        b.load_state_dict({**a.state_dict(), "T_mult": 0})
+    assert b.T_mult == 2
+    assert repr(a) == "CosineAnnealingWarmRestarts(T_0=3, T_mult=2, eta_min=0.01, last_epoch=12)"
+    assert md.CosineAnnealingWarmRestarts is CosineAnnealingWarmRestarts
