@@ -103,12 +103,13 @@ def check_input(
     sizes: Mapping[int, int] | None = None,
     dtype: np.dtype | None = None,
     finite: bool = True,
+    more_dims: bool = False,
 ) -> np.ndarray:
     """Validate a layer input and return it as an ndarray.
 
     Args:
         who: the layer, as it should appear in the message, e.g. ``"Dense(5 -> 1)"``.
-        ndim: the required number of dimensions.
+        ndim: the required number of dimensions (the least, with ``more_dims``).
         layout: the expected shape in words, e.g. ``"(N, 5)"``.
         sizes: required sizes by axis, e.g. ``{1: 5}``.
         dtype: the dtype the input must have (the layer's parameter dtype), if any.
@@ -116,8 +117,9 @@ def check_input(
     """
     if type(x) is not np.ndarray or x.dtype.kind != "f":  # the common case skips the call
         x = as_float_array(x, who)
-    if x.ndim != ndim:
-        raise ShapeError(f"{who}: expected a {ndim}-D input of shape {layout}, got shape {x.shape}")
+    if x.ndim != ndim and not (more_dims and x.ndim > ndim):
+        rank = f"{ndim}-D (or higher)" if more_dims else f"{ndim}-D"
+        raise ShapeError(f"{who}: expected a {rank} input of shape {layout}, got shape {x.shape}")
     if sizes:
         for axis, size in sizes.items():
             if x.shape[axis] != size:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import minidl as md
+from minidl.testing import assert_gradients_ok
 
 
 def augmented(x: np.ndarray) -> np.ndarray:
@@ -88,8 +89,11 @@ def test_rebinding_parameter_arrays_is_seen_at_call_time() -> None:
 @pytest.mark.parametrize(
     "x, error, pattern",
     [
-        (np.ones((4, 6)), md.ShapeError, r"Dense\(5 -> 1\): expected input of shape \(N, 5\), got shape \(4, 6\)"),
-        (np.ones(5), md.ShapeError, r"expected a 2-D input of shape \(N, 5\), got shape \(5,\)"),
+        (np.ones((4, 6)), md.ShapeError,
+         r"Dense\(5 -> 1\): expected input of shape \(N, \.\.\., 5\), got shape \(4, 6\)"),
+        (np.ones((2, 4, 6)), md.ShapeError,
+         r"Dense\(5 -> 1\): expected input of shape \(N, \.\.\., 5\), got shape \(2, 4, 6\)"),
+        (np.ones(5), md.ShapeError, r"expected a 2-D \(or higher\) input of shape \(N, \.\.\., 5\), got shape \(5,\)"),
         (np.ones((4, 5), dtype=np.int64), md.DTypeError, "floating-point input, got dtype int64"),
         (np.array([["a"] * 5]), md.DTypeError, "floating-point input"),
         (np.full((2, 5), np.nan), md.NonFiniteError, r"NaN/inf.*index \(0, 0\)"),
@@ -233,3 +237,60 @@ def test_a_big_endian_input_can_be_back_propagated(layer):
     reference = type(layer)()
     reference(x.astype("<f8"))
     np.testing.assert_array_equal(dx, reference.backward(np.ones((3, 4))))
+
+
+# ---------------------------------------------------------------------------------------------- leading axes
+@pytest.mark.parametrize("lead", [(2, 3), (1, 4, 2), (3, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_more_leading_axes_are_rows_of_their_own(lead: tuple[int, ...], bias: bool) -> None:
+    """x: (N, ..., in) -> (N, ..., out), as PyTorch's Linear: the same as the 2-D layer on the flattened rows."""
+    rng = np.random.default_rng(len(lead))
+    nd, flat = md.Dense(4, 3, bias=bias, rng=0), md.Dense(4, 3, bias=bias, rng=0)
+    x = rng.normal(size=(*lead, 4))
+    y = nd(x)
+    assert y.shape == (*lead, 3)
+    np.testing.assert_array_equal(y, flat(x.reshape(-1, 4)).reshape(*lead, 3))
+    g = rng.normal(size=y.shape)
+    dx = nd.backward(g)
+    assert dx.shape == x.shape
+    np.testing.assert_allclose(dx, flat.backward(g.reshape(-1, 3)).reshape(x.shape), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(nd.W.grad, flat.W.grad, rtol=1e-13, atol=1e-15)
+    nd.zero_grad()
+    nd.backward_params(g)
+    np.testing.assert_allclose(nd.W.grad, flat.W.grad, rtol=1e-13, atol=1e-15)
+    assert_gradients_ok(nd, inputs=x, seed=1)
+
+
+def test_leading_axes_from_a_non_contiguous_input_and_refused_gradients() -> None:
+    layer = md.Dense(3, 2, rng=0)
+    x = np.random.default_rng(0).normal(size=(5, 4, 3)).transpose(1, 0, 2)  # time-major, read batch-first
+    before = x.copy()
+    y = layer(x)
+    np.testing.assert_array_equal(y, layer(np.ascontiguousarray(x)))
+    assert_gradients_ok(layer, inputs=x, seed=0)
+    np.testing.assert_array_equal(x, before)
+    layer(x)
+    with pytest.raises(md.ShapeError, match=r"Dense\(3 -> 2\)\.backward: expected grad_output of shape \(4, 5, 2\), "
+                                            r"got \(20, 2\)"):
+        layer.backward(np.ones((20, 2)))
+    layer.requires_grad_(False)
+    assert layer.backward(np.ones((4, 5, 2))).shape == (4, 5, 3)
+
+
+def test_leading_axes_against_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    layer = md.Dense(5, 3, rng=0)
+    x = rng.normal(size=(2, 4, 5))
+    linear = torch.nn.Linear(5, 3).double()
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor(layer.weight.T))
+        linear.bias.copy_(torch.tensor(layer.bias_row))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = linear(xt)
+    g = rng.normal(size=(2, 4, 3))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(layer(x), yt.detach().numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(layer.W.grad[1:], linear.weight.grad.numpy().T, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(layer.W.grad[0], linear.bias.grad.numpy(), rtol=1e-13, atol=1e-14)

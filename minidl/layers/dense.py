@@ -16,7 +16,8 @@ class Dense(Layer):
     """``y = [1, x] @ W``: one weight matrix ``W`` whose row 0 is the bias (the x0 = 1 trick).
 
     Shapes:
-        x: (N, in_features) -> y: (N, out_features)
+        x: (N, in_features) -> y: (N, out_features); or any leading axes, x: (N, ..., in_features) ->
+        y: (N, ..., out_features), as PyTorch's ``Linear`` (e.g. every step of a sequence (N, T, E))
         W: (in_features + 1, out_features) with ``bias=True`` (``W[0]`` is the bias, ``W[1:]`` the
         weights), (in_features, out_features) with ``bias=False``.
 
@@ -56,30 +57,32 @@ class Dense(Layer):
         # How error messages name the layer and its input, made once: forward runs every step.
         self._who = f"Dense({self.in_features} -> {self.out_features})"
         self._who_backward = f"{self._who}.backward"
-        self._layout = f"(N, {self.in_features})"
-        self._sizes = {1: self.in_features}
+        self._layout = f"(N, ..., {self.in_features})"
+        self._sizes = {-1: self.in_features}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, in_features) -> (N, out_features)."""
+        """x: (N, ..., in_features) -> (N, ..., out_features)."""
         W = self.W.data
         if type(x) is not np.ndarray or x.ndim != 2 or x.shape[1] != self.in_features or x.dtype is not W.dtype:
             # not the common case at a glance: convert, or raise the precise error
             x = check_input(x, self._who, ndim=2, layout=self._layout, sizes=self._sizes, dtype=W.dtype,
-                            finite=False)
+                            finite=False, more_dims=True)
         check_finite(x, self._who)
-        self._x = x
+        self._x = x  # as given: backward flattens it again (a view, unless x is not contiguous)
+        x2 = x if x.ndim == 2 else x.reshape(-1, self.in_features)
         if not self.bias:
-            return x @ W
-        out = x @ W[1:]
-        out += W[0]
-        return out
+            out = x2 @ W
+        else:
+            out = x2 @ W[1:]
+            out += W[0]
+        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, out_features) -> dx: (N, in_features); adds into ``W.grad`` (unless ``W``
-        is frozen: ``requires_grad=False``)."""
+        """grad_output: (N, ..., out_features) -> dx: (N, ..., in_features); adds into ``W.grad`` (unless
+        ``W`` is frozen: ``requires_grad=False``)."""
         self.backward_params(grad_output)
         W = self.W.data
-        return grad_output @ (W[1:].T if self.bias else W.T)
+        return grad_output @ (W[1:].T if self.bias else W.T)  # (matmul keeps any leading axes)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add ``dCost/dW`` into ``W.grad`` like :meth:`backward`, but skip ``dx`` (a third of the
@@ -88,9 +91,11 @@ class Dense(Layer):
         x = self._x
         self._require_cache(x)
         assert x is not None
-        check_grad_output(grad_output, self._who_backward, (x.shape[0], self.out_features), x.dtype)
+        check_grad_output(grad_output, self._who_backward, (*x.shape[:-1], self.out_features), x.dtype)
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return
+        if x.ndim != 2:  # every leading position is a row of its own
+            x, grad_output = x.reshape(-1, self.in_features), grad_output.reshape(-1, self.out_features)
         dW, overwrite = self.W.grad_target()
         if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
             try:
