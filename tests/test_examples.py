@@ -66,6 +66,16 @@ def test_rnn_digits_quick(tmp_path: Path) -> None:
     assert "0 (LSTM)      (None, 64)     18,688" in results["stdout"]  # 4 gates x 64 x (1 + 8 + 64)
 
 
+def test_transformer_digits_quick(tmp_path: Path) -> None:
+    results = run_example("transformer_digits", tmp_path)
+    assert_learned(results, 0.75)
+    assert results["gradient_check_passed"] is True
+    assert "Gradient check PASSED" in results["stdout"]
+    assert "1.P" in results["stdout"]  # the script's own layer is in the check, its tensor by name
+    lrs = results["history"]["lr"]  # one cycle stepped per batch: up within the first epoch, then down
+    assert lrs[0] == pytest.approx(3e-3 / 25) and lrs[0] < lrs[2] < lrs[1]
+
+
 def test_autoencoder_digits_quick(tmp_path: Path) -> None:
     results = run_example("autoencoder_digits", tmp_path)
     loss = results["history"]["loss"]

@@ -234,6 +234,8 @@ LAYERS: dict[str, LayerSpec] = {
                                  lambda n, d: (n, 2, d(st.integers(2, 3)), d(st.integers(2, 3))), example=(2, 2, 3, 3)),
     "Upsample": LayerSpec(lambda dt: get("Upsample")((2, 3)), lambda n, d: (n, 2, d(st.integers(1, 3)), 2),
                           lambda layer, x: x.repeat(2, axis=2).repeat(3, axis=3), example=(2, 2, 3, 2)),
+    "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
+                                    lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
     "Bidirectional": LayerSpec(
         lambda dt: md.Bidirectional(md.GRU(3, 2, rng=0, dtype=dt), md.GRU(3, 2, rng=1, dtype=dt)),
         lambda n, d: (n, d(st.integers(1, 3)), 3), example=(2, 2, 3)),
@@ -940,11 +942,12 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AvgPool2D", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GlobalAvgPool2D",
-                   "LeakyReLU", "LogSoftmax", "MaxPool2D", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
-                   "Upsample"}
+    propagating = {"AvgPool2D", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU",
+                   "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax", "MaxPool2D", "ReLU",
+                   "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
-                "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "RNN", "Residual", "Sequential"}
+                "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "RNN", "Residual",
+                "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")

@@ -1,6 +1,7 @@
 """Built-in layers."""
 
 from .activations import ELU, GELU, Activation, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
+from .attention import MultiHeadAttention
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout, Dropout1d, Dropout2d
@@ -36,6 +37,7 @@ __all__ = [
     "LeakyReLU",
     "LogSoftmax",
     "MaxPool2D",
+    "MultiHeadAttention",
     "ReLU",
     "SiLU",
     "Sigmoid",

@@ -1,0 +1,313 @@
+"""``MultiHeadAttention``: scaled dot-product self-attention over ``num_heads`` heads, back-pass by hand.
+
+``x: (N, T, E)`` -> ``(N, T, E)``; queries, keys and values all come from ``x``.  With ``H`` heads of
+``d = E / H`` features (``s = 1/sqrt(d)``; ``X``: the input as ``(N*T, E)`` rows)::
+
+    forward:   [Q, K, V] = X @ W_qkv[1:] + W_qkv[0]             one product, (N*T, 3E), split per head
+               S = s Q_h K_h^T   (+ -inf above the diagonal when causal)              (N, H, T, T)
+               P = softmax(S) along the last axis,   O_h = P V_h                       (N, H, T, d)
+               y = [O_1 .. O_H] @ W_o[1:] + W_o[0]                                     (N*T, E)
+    backward:  dW_o[1:] += [O]^T g,  dW_o[0] += sum(g),  dO = g @ W_o[1:]^T
+               dV = P^T dO,   dP = dO V^T,   dS = P * (dP - rowsum(dO * O))
+               dQ = s dS K,   dK = s dS^T Q   (as s Q is cached: dK = dS^T (s Q))
+               dW_qkv[1:] += X^T [dQ, dK, dV],  dW_qkv[0] += sum([dQ, dK, dV]),  dx = [dQ, dK, dV] @ W_qkv[1:]^T
+
+Every per-head, per-sample product is one batched ``np.matmul`` over ``(N, H, T, ...)`` arrays.
+The parameters follow PyTorch's ``nn.MultiheadAttention`` by a transpose: ``in_proj_weight =
+W_qkv[1:].T``, ``in_proj_bias = W_qkv[0]``, ``out_proj.weight = W_o[1:].T``, ``out_proj.bias = W_o[0]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from ..errors import DTypeError, ShapeError
+from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
+from ..layer import Layer
+from ..parameter import Parameter
+from ..validation import as_array, check_finite, check_grad_output, check_input
+from .recurrent import HINT_STEPS, _add_product
+
+__all__ = ["MultiHeadAttention"]
+
+_INITS = ("uniform", "glorot", "he", "zeros")
+
+
+def _future(T: int) -> np.ndarray:
+    """(T, T) booleans, True where key position s > query position t: what a causal query may not see.
+    Made per call (T*T bytes, against N*H*T*T scores) rather than cached: varying lengths would pile up."""
+    positions = np.arange(T)
+    return positions[None, :] > positions[:, None]
+
+
+class MultiHeadAttention(Layer):
+    """Multi-head self-attention, as PyTorch's ``nn.MultiheadAttention(E, H, batch_first=True)`` called
+    as ``mha(x, x, x, need_weights=False, attn_mask=causal_mask)``.
+
+    Shapes:
+        x: (N, T, embed_dim) -> (N, T, embed_dim); any ``T >= 1``, which may change between batches.
+        W_qkv: (1 + E, 3E): row 0 the bias, column blocks q, k, v of ``E`` columns each, and within a
+        block head ``h`` owns columns ``h*d .. (h+1)*d - 1``.  Without bias (E, 3E).
+        W_o: (1 + E, E): row 0 the bias, row ``1 + h*d + j`` reads feature ``j`` of head ``h``.
+        Without bias (E, E).
+
+    Per head ``h`` (``d = E / num_heads`` features): ``P = softmax(q_h k_h^T / sqrt(d))`` along the
+    keys, ``out_h = P v_h``; the heads are concatenated and projected by ``W_o``.  With
+    ``causal=True`` query ``t`` sees only keys ``s <= t``: the masked scores are ``-inf`` before the
+    softmax, whose row maximum is then always a finite allowed score (the diagonal), so no
+    ``-inf - (-inf)`` NaN can arise and a masked probability is exactly 0.
+
+    Back-pass: see the module docstring.  The softmax's backward reuses the cached ``P`` and takes
+    ``rowsum(dP * P)`` as ``rowsum(dO * O)`` (the same number, as ``O = P V``): a (T, d) product
+    instead of a (T, T) one.  The forward caches the input rows, the per-head ``[s q, k, v]``, ``P``
+    and the concatenated heads: about ``N*T*(5E + H*T)`` numbers.
+
+    Args:
+        embed_dim: ``E``, the features per position, in and out.
+        num_heads: ``H``; must divide ``embed_dim``.
+        causal: mask the future (a decoder's self-attention).
+        bias: give both projections a bias row (PyTorch's ``bias=``).
+        W_qkv, W_o: exact initial values (any arrays of the shapes above), instead of a random draw.
+        init: ``"uniform"`` (the default: PyTorch's ``nn.MultiheadAttention``: W_qkv's weights
+            Glorot-uniform U(+-sqrt(6 / (E + 3E))), as PyTorch's ``xavier_uniform_`` on its (3E, E)
+            ``in_proj_weight``; W_o's weights U(+-1/sqrt(E)), ``nn.Linear``'s default), ``"glorot"``
+            (both Glorot-uniform by their own shapes), ``"he"`` (both N(0, 2/E)) or ``"zeros"``.  The
+            bias rows start at zero in every scheme, as PyTorch zeroes both biases.
+        rng: a ``numpy.random.Generator`` or int seed; W_qkv is drawn first, then W_o.
+        dtype: float64 by default; ``np.float32`` for speed.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        causal: bool = False,
+        bias: bool = True,
+        W_qkv: ArrayLike | None = None,
+        W_o: ArrayLike | None = None,
+        init: str = "uniform",
+        rng: RNGLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__()
+        name = "MultiHeadAttention"
+        E = self.embed_dim = positive_int(embed_dim, "embed_dim", name)
+        H = self.num_heads = positive_int(num_heads, "num_heads", name)
+        if E % H:
+            raise ValueError(f"{name}: embed_dim ({E}) must be divisible by num_heads ({H}): every head takes "
+                             f"embed_dim / num_heads features")
+        self.head_dim = E // H
+        self.causal = switch(causal, "causal", name)
+        self.bias = switch(bias, "bias", name)
+        if not isinstance(init, str) or init not in _INITS:
+            raise ValueError(f"{name}: unknown init scheme {init!r}; use 'uniform', 'glorot', 'he' or 'zeros'")
+        kind = float_dtype(dtype, name)
+        self._who = f"{name}({E}, num_heads={H})"
+        self._who_backward = f"{self._who}.backward"
+        self._layout = f"(N, T, {E})"
+        self._sizes = {2: E}
+        # a Python float: multiplying a float32 array by it keeps float32 (a np.float64 would not)
+        self._scale = 1.0 / math.sqrt(self.head_dim)
+        rows = E + 1 if self.bias else E
+        generator: list[np.random.Generator] = []  # made on the first draw: none if both are given
+
+        def initial(what: str, given: ArrayLike | None, columns: int, layout: str, scheme: str,
+                    fan_out: int) -> np.ndarray:
+            shape = (rows, columns)
+            if given is not None:
+                return given_weights(self._who, what, given, shape, f" = {layout}", kind)
+            if not generator:
+                generator.append(as_generator(rng))
+            values = np.zeros(shape, dtype=kind)
+            values[rows - E:] = initial_weights(scheme, (E, columns), E, fan_out, generator[0], kind)
+            return values
+
+        bias_note = "1 + embed_dim" if self.bias else "embed_dim"
+        row0 = "row 0 the bias; " if self.bias else ""
+        qkv_scheme, o_scheme = ("glorot", "uniform") if init == "uniform" else (init, init)
+        self.W_qkv = Parameter(initial(
+            "W_qkv", W_qkv, 3 * E, f"({bias_note}, 3*embed_dim) ({row0}column blocks q, k, v)", qkv_scheme, 3 * E))
+        self.W_o = Parameter(initial(
+            "W_o", W_o, E, f"({bias_note}, embed_dim)" + (" (row 0 the bias)" if self.bias else ""), o_scheme, E))
+        # (input rows (N*T, E), [s q, k, v] (3, N, H, T, d), P (N, H, T, T), concatenated heads (N*T, E))
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ PyTorch's layout
+    @classmethod
+    def from_projections(
+        cls,
+        in_proj_weight: ArrayLike,
+        out_proj_weight: ArrayLike,
+        num_heads: int,
+        in_proj_bias: ArrayLike | None = None,
+        out_proj_bias: ArrayLike | None = None,
+        *,
+        causal: bool = False,
+        dtype: DTypeLike | None = None,
+    ) -> MultiHeadAttention:
+        """A layer from PyTorch-shaped projections: ``in_proj_weight`` (3E, E), ``out_proj_weight`` (E, E)
+        and, both or neither, ``in_proj_bias`` (3E,) and ``out_proj_bias`` (E,).
+
+        E.g. ``MultiHeadAttention.from_projections(m.in_proj_weight.detach().numpy(),
+        m.out_proj.weight.detach().numpy(), m.num_heads, m.in_proj_bias.detach().numpy(),
+        m.out_proj.bias.detach().numpy())``.  ``dtype``: by default the floating dtype of
+        ``in_proj_weight`` (float64 for integers).
+        """
+        who = "MultiHeadAttention.from_projections"
+        w_in = _real(in_proj_weight, who, "in_proj_weight", dtype)
+        kind = w_in.dtype
+        if w_in.ndim != 2 or w_in.shape[0] != 3 * w_in.shape[1]:
+            raise ShapeError(f"{who}: expected in_proj_weight of shape (3*E, E), got {w_in.shape}")
+        E = w_in.shape[1]
+        w_out = _real(out_proj_weight, who, "out_proj_weight", kind)
+        if w_out.shape != (E, E):
+            raise ShapeError(f"{who}: expected out_proj_weight of shape ({E}, {E}) (E = {E} from in_proj_weight), "
+                             f"got {w_out.shape}")
+        if (in_proj_bias is None) != (out_proj_bias is None):
+            raise ValueError(f"{who}: give both in_proj_bias and out_proj_bias (bias=True) or neither (bias=False)")
+        if in_proj_bias is None or out_proj_bias is None:
+            return cls(E, num_heads, causal=causal, bias=False, W_qkv=w_in.T, W_o=w_out.T, dtype=kind)
+        b_in = _real(in_proj_bias, who, "in_proj_bias", kind)
+        b_out = _real(out_proj_bias, who, "out_proj_bias", kind)
+        if b_in.shape != (3 * E,):
+            raise ShapeError(f"{who}: expected in_proj_bias of shape ({3 * E},), got {b_in.shape}")
+        if b_out.shape != (E,):
+            raise ShapeError(f"{who}: expected out_proj_bias of shape ({E},), got {b_out.shape}")
+        return cls(E, num_heads, causal=causal, bias=True, W_qkv=np.vstack([b_in[None], w_in.T]),
+                   W_o=np.vstack([b_out[None], w_out.T]), dtype=kind)
+
+    @property
+    def in_proj_weight(self) -> np.ndarray:
+        """PyTorch's ``in_proj_weight``, (3E, E): a (writable) view of ``W_qkv.data``'s weight rows, transposed."""
+        return (self.W_qkv.data[1:] if self.bias else self.W_qkv.data).T
+
+    @property
+    def in_proj_bias(self) -> np.ndarray | None:
+        """PyTorch's ``in_proj_bias``, (3E,): a view of ``W_qkv.data[0]``, or ``None`` without bias."""
+        return self.W_qkv.data[0] if self.bias else None
+
+    @property
+    def out_proj_weight(self) -> np.ndarray:
+        """PyTorch's ``out_proj.weight``, (E, E): a (writable) view of ``W_o.data``'s weight rows, transposed."""
+        return (self.W_o.data[1:] if self.bias else self.W_o.data).T
+
+    @property
+    def out_proj_bias(self) -> np.ndarray | None:
+        """PyTorch's ``out_proj.bias``, (E,): a view of ``W_o.data[0]``, or ``None`` without bias."""
+        return self.W_o.data[0] if self.bias else None
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, T, embed_dim) -> (N, T, embed_dim)."""
+        W_qkv, W_o = self.W_qkv.data, self.W_o.data
+        E = self.embed_dim
+        if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.dtype is not W_qkv.dtype:
+            x = check_input(x, self._who, ndim=3, layout=self._layout, sizes=self._sizes, dtype=W_qkv.dtype,
+                            finite=False)
+        N, T, _ = x.shape
+        if T == 0:  # a softmax over no keys has no value
+            raise ShapeError(f"{self._who}: expected at least one time step in an input of shape {self._layout}, "
+                             f"got shape {x.shape}")
+        check_finite(x, self._who)
+        H, d = self.num_heads, self.head_dim
+        rows = x.reshape(N * T, E)
+        projected = rows @ W_qkv[1:] if self.bias else rows @ W_qkv
+        if self.bias:
+            projected += W_qkv[0]
+        # Head-major copy (3, N, H, T, d): each (T, d) block a contiguous operand of the batched products
+        qkv = projected.reshape(N, T, 3, H, d).transpose(2, 0, 3, 1, 4).copy()
+        q, k, v = qkv
+        q *= self._scale  # on q (T*d numbers) rather than on the scores (T*T)
+        p = q @ k.swapaxes(-1, -2)
+        if self.causal:
+            np.copyto(p, -np.inf, where=_future(T))
+        p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
+        np.exp(p, out=p)
+        p /= p.sum(axis=-1, keepdims=True)
+        heads = (p @ v).transpose(0, 2, 1, 3).reshape(N * T, E)  # per position, the heads side by side
+        out = heads @ W_o[1:] if self.bias else heads @ W_o
+        if self.bias:
+            out += W_o[0]
+        self._cache = (rows, qkv, p, heads)
+        return out.reshape(N, T, E)
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, T, embed_dim) -> dx: (N, T, embed_dim); adds into ``W_qkv.grad`` and
+        ``W_o.grad`` (each unless frozen: ``requires_grad=False``)."""
+        d_projected = self._gradients(grad_output, need_input=True)
+        assert d_projected is not None
+        W_qkv = self.W_qkv.data
+        dx = d_projected @ (W_qkv[1:].T if self.bias else W_qkv.T)
+        return dx.reshape(grad_output.shape)
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """Add the parameter gradients like :meth:`backward` but skip ``dx`` (an (N*T, 3E) @ (3E, E)
+        product, about a third of the back-pass at T = E / 2): for a first layer, whose input is the
+        data (or comes from frozen layers).  ``Sequential.backward_params`` calls it."""
+        self._gradients(grad_output, need_input=False)
+
+    def _gradients(self, grad_output: np.ndarray, need_input: bool) -> np.ndarray | None:
+        """Check ``grad_output``, add the weight gradients and return the gradient of the input
+        projection ``[Q, K, V]`` as (N*T, 3E) rows, or ``None`` when nothing needs it."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        rows, qkv, p, heads = cache
+        _, N, H, T, d = qkv.shape
+        E = self.embed_dim
+        check_grad_output(grad_output, self._who_backward, (N, T, E), rows.dtype)
+        train_qkv, train_o = self.W_qkv.requires_grad, self.W_o.requires_grad
+        g = grad_output.reshape(N * T, E)
+        if train_o:
+            _add_product(self.W_o, heads, g, self.bias)
+        if not (need_input or train_qkv):  # nothing upstream of the output projection is wanted
+            return None
+        W_o = self.W_o.data
+        d_heads = g @ (W_o[1:].T if self.bias else W_o.T)  # (N*T, E), heads side by side
+        # rowsum(dP * P) = rowsum(dO * O) per query and head, as O = P V: (N, T, H) -> (N, H, T, 1)
+        row_dot = np.einsum("nhd,nhd->nh", d_heads.reshape(N * T, H, d), heads.reshape(N * T, H, d))
+        row_dot = row_dot.reshape(N, T, H).transpose(0, 2, 1)[..., None]
+        d_out = d_heads.reshape(N, T, H, d).transpose(0, 2, 1, 3)  # (N, H, T, d), a view
+        q, k, v = qkv
+        # [dQ, dK, dV] written straight into the (N, T, 3, H, d) layout of the projection's columns
+        d_projected = np.empty((N, T, 3, H, d), dtype=rows.dtype)
+        dq, dk, dv = d_projected.transpose(2, 0, 3, 1, 4)
+        np.matmul(p.swapaxes(-1, -2), d_out, out=dv)
+        ds = d_out @ v.swapaxes(-1, -2)  # dP, made dS in place
+        ds -= row_dot
+        ds *= p  # a masked entry has p = 0: no gradient leaks into the future
+        np.matmul(ds, k, out=dq)
+        dq *= self._scale
+        np.matmul(ds.swapaxes(-1, -2), q, out=dk)  # q is cached already scaled
+        d_rows = d_projected.reshape(N * T, 3 * E)
+        if train_qkv:
+            _add_product(self.W_qkv, rows, d_rows, self.bias)
+        return d_rows
+
+    # ------------------------------------------------------------------ the rest
+    def input_shape_hint(self) -> tuple[int, ...]:
+        """``(3, embed_dim)``: three positions (any length is valid; a small one, as the recurrent layers
+        propose)."""
+        return (HINT_STEPS, self.embed_dim)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.embed_dim}, num_heads={self.num_heads}"]
+        if self.causal:
+            parts.append("causal=True")
+        if not self.bias:
+            parts.append("bias=False")
+        return ", ".join(parts)
+
+
+def _real(value: ArrayLike, who: str, what: str, dtype: DTypeLike | None) -> np.ndarray:
+    """``value`` as an array of real numbers in ``dtype`` (by default its own floating dtype, else float64)."""
+    array = as_array(value, who, what)
+    if array.dtype.kind not in "iuf":  # as W=...: no strings, no complex numbers losing a part
+        raise DTypeError(f"{who}: {what} must hold real numbers, got dtype {array.dtype}")
+    kind = dtype if dtype is not None else array.dtype if array.dtype.kind == "f" else np.float64
+    return array.astype(float_dtype(kind, who), copy=False)
