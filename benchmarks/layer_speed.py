@@ -3,7 +3,7 @@
 The training-step benchmark (``train_step.py``) covers Dense/Conv2D/pooling networks; this one
 covers the other layers one at a time, in the sizes a small model uses them: the recurrent layers
 (back-propagation through time), the transposed convolution and upsampling of a decoder, the
-group/instance normalisations and the embedding lookup.  A step is ``zero_grad``, a forward and a
+group/instance normalisations, self-attention and the embedding lookup.  A step is ``zero_grad``, a forward and a
 backward with a fixed upstream gradient (minidl's ``backward``, which also returns ``dx``; torch's
 ``autograd.backward`` on the output, with the input requiring a gradient where it is a float array).
 The two are timed alternately (``train_step.time_alternately``: A B / B A rounds, the median of the
@@ -118,6 +118,26 @@ def _embedding(layer: md.Layer) -> Any:
     return module
 
 
+def _attention(layer: md.Layer) -> Any:
+    """torch's MultiheadAttention with the layer's projections, called as self-attention."""
+    module = torch.nn.MultiheadAttention(layer.embed_dim, layer.num_heads, batch_first=True)  # type: ignore[attr-defined]
+    module = module.to(torch.float64 if layer.W_o.data.dtype == np.float64 else torch.float32)  # type: ignore[attr-defined]
+    module.in_proj_weight = _tensor(layer.in_proj_weight)  # type: ignore[attr-defined]
+    module.in_proj_bias = _tensor(layer.in_proj_bias)  # type: ignore[attr-defined]
+    module.out_proj.weight = _tensor(layer.out_proj_weight)  # type: ignore[attr-defined]
+    module.out_proj.bias = _tensor(layer.out_proj_bias)  # type: ignore[attr-defined]
+
+    class SelfAttention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = module
+
+        def forward(self, x: Any) -> Any:
+            return self.attention(x, x, x, need_weights=False)[0]
+
+    return SelfAttention()
+
+
 def cases(dtype: type) -> list[Case]:
     rng = np.random.default_rng(0)
     images = rng.standard_normal((32, 16, 14, 14)).astype(dtype)
@@ -136,6 +156,8 @@ def cases(dtype: type) -> list[Case]:
         Case("GroupNorm(4, 16), 32x16x14x14", md.GroupNorm(4, 16, dtype=dtype), images, _group_norm),
         Case("InstanceNorm2d(16), 32x16x14x14", md.InstanceNorm2d(16, dtype=dtype), images,
              lambda layer: same(torch.nn.InstanceNorm2d(16))),
+        Case("MultiHeadAttention(64, 4 heads), N=32, T=20", md.MultiHeadAttention(64, 4, rng=0, dtype=dtype),
+             sequences, _attention),
         Case("Embedding(10000, 64), 32x20 indices", md.Embedding(10000, 64, rng=0, dtype=dtype),
              rng.integers(0, 10000, size=(32, 20)), _embedding),
     ]
