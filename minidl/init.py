@@ -24,14 +24,16 @@ def as_generator(rng: RNGLike) -> np.random.Generator:
 
 
 def float_dtype(dtype: DTypeLike, who: str) -> np.dtype:
-    """``dtype`` as a floating ``np.dtype``; a layer's parameters cannot be integers (``DTypeError``)."""
+    """``dtype`` as a floating ``np.dtype`` in the machine's byte order; a layer's parameters cannot be
+    integers (``DTypeError``).  (A big-endian ``">f4"``, say from a weight file, gives native float32:
+    NumPy computes outputs and gradients in native order, which the layer's dtype checks compare with.)"""
     try:
         result = np.dtype(dtype)
     except TypeError:
         raise DTypeError(f"{who}: {dtype!r} is not a dtype") from None
     if result.kind != "f":
         raise DTypeError(f"{who}: parameters need a floating dtype (e.g. np.float64, np.float32), got {result}")
-    return result
+    return result if result.isnative else result.newbyteorder("=")
 
 
 def initial_weights(

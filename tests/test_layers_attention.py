@@ -228,7 +228,7 @@ def test_matches_a_per_sample_per_head_loop_reference(causal: bool, bias: bool,
 # ---------------------------------------------------------------------------------- causal mask, no NaN
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_causal_mask_makes_no_nan_even_with_huge_scores(dtype: Any) -> None:
-    """Scores of +-1e4 (exp over- and underflows if not shifted) and the first query, which may attend
+    """Scores up to about 4e5 (exp over- and underflows if not shifted) and the first query, which may attend
     only to itself: no warning, finite everything, exact zeros above the diagonal, p = 1 at (0, 0)."""
     E, T = 4, 5
     layer = MultiHeadAttention(E, 2, causal=True, rng=12, dtype=dtype)
@@ -716,3 +716,22 @@ def test_constructor_arguments_are_checked() -> None:
         MultiHeadAttention(4, 2, bias=False, W_qkv=np.ones((4, 12), complex))
     with pytest.raises(md.DTypeError, match="could not make a numpy array of W_o"):
         MultiHeadAttention(4, 2, W_o=[[1.0], [1.0, 2.0]])
+
+
+def test_float16_is_refused_and_a_big_endian_dtype_gives_native_parameters() -> None:
+    """float16 scores overflow above 65504 into NaN (PyTorch computes them in float32): refused, also after
+    astype.  Weights read big-endian (">f4") give a native float32 layer whose backward takes its own output's
+    gradient (the dtype compared was ">f4", the output's float32)."""
+    with pytest.raises(md.DTypeError, match=r"MultiHeadAttention\(4, num_heads=2\): float16 is not supported"):
+        MultiHeadAttention(4, 2, dtype=np.float16)
+    layer = MultiHeadAttention(4, 2, rng=0).astype(np.float16)
+    with pytest.raises(md.DTypeError, match="float16 is not supported"):
+        layer(np.ones((1, 2, 4), np.float16))
+    rng = np.random.default_rng(0)
+    w_in, w_out = rng.normal(size=(12, 4)).astype(">f4"), rng.normal(size=(4, 4)).astype(">f4")
+    layer = MultiHeadAttention.from_projections(w_in, w_out, 2)
+    assert layer.W_qkv.data.dtype == np.float32 and layer.W_qkv.data.dtype.isnative
+    x = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    y = layer(x)
+    assert layer.backward(np.ones_like(y)).dtype == np.float32
+    assert md.Dense(2, 3, dtype=">f8").W.data.dtype.isnative

@@ -36,6 +36,10 @@ __all__ = ["MultiHeadAttention"]
 _INITS = ("uniform", "glorot", "he", "zeros")
 
 
+_HALF = ("{who}: float16 is not supported: its scores overflow above 65504 and the softmax turns them into "
+         "NaN (PyTorch computes them in float32); use float32")
+
+
 def _future(T: int) -> np.ndarray:
     """(T, T) booleans, True where key position s > query position t: what a causal query may not see.
     Made per call (T*T bytes, against N*H*T*T scores) rather than cached: varying lengths would pile up."""
@@ -57,8 +61,9 @@ class MultiHeadAttention(Layer):
     Per head ``h`` (``d = E / num_heads`` features): ``P = softmax(q_h k_h^T / sqrt(d))`` along the
     keys, ``out_h = P v_h``; the heads are concatenated and projected by ``W_o``.  With
     ``causal=True`` query ``t`` sees only keys ``s <= t``: the masked scores are ``-inf`` before the
-    softmax, whose row maximum is then always a finite allowed score (the diagonal), so no
-    ``-inf - (-inf)`` NaN can arise and a masked probability is exactly 0.
+    softmax; the diagonal is never masked, so every row keeps a finite score, its maximum is finite,
+    no ``-inf - (-inf)`` NaN can arise and a masked probability is exactly 0.  float16 is refused (its
+    scores would overflow above 65504).
 
     Back-pass: see the module docstring.  The softmax's backward reuses the cached ``P`` and takes
     ``rowsum(dP * P)`` as ``rowsum(dO * O)`` (the same number, as ``O = P V``): a (T, d) product
@@ -107,6 +112,8 @@ class MultiHeadAttention(Layer):
             raise ValueError(f"{name}: unknown init scheme {init!r}; use 'uniform', 'glorot', 'he' or 'zeros'")
         kind = float_dtype(dtype, name)
         self._who = f"{name}({E}, num_heads={H})"
+        if kind.itemsize < 4:
+            raise DTypeError(_HALF.format(who=self._who))
         self._who_backward = f"{self._who}.backward"
         self._layout = f"(N, T, {E})"
         self._sizes = {2: E}
@@ -213,6 +220,8 @@ class MultiHeadAttention(Layer):
             raise ShapeError(f"{self._who}: expected at least one time step in an input of shape {self._layout}, "
                              f"got shape {x.shape}")
         check_finite(x, self._who)
+        if x.dtype.itemsize < 4:  # (after astype: the constructor refuses it already)
+            raise DTypeError(_HALF.format(who=self._who))
         H, d = self.num_heads, self.head_dim
         rows = x.reshape(N * T, E)
         projected = rows @ W_qkv[1:] if self.bias else rows @ W_qkv
@@ -228,7 +237,9 @@ class MultiHeadAttention(Layer):
         p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
         np.exp(p, out=p)
         p /= p.sum(axis=-1, keepdims=True)
-        heads = (p @ v).transpose(0, 2, 1, 3).reshape(N * T, E)  # per position, the heads side by side
+        heads = np.empty((N, T, H, d), dtype=p.dtype)  # per position, the heads side by side
+        np.matmul(p, v, out=heads.transpose(0, 2, 1, 3))
+        heads = heads.reshape(N * T, E)
         out = heads @ W_o[1:] if self.bias else heads @ W_o
         if self.bias:
             out += W_o[0]
@@ -263,9 +274,9 @@ class MultiHeadAttention(Layer):
         check_grad_output(grad_output, self._who_backward, (N, T, E), rows.dtype)
         train_qkv, train_o = self.W_qkv.requires_grad, self.W_o.requires_grad
         g = grad_output.reshape(N * T, E)
-        if train_o:
-            _add_product(self.W_o, heads, g, self.bias)
         if not (need_input or train_qkv):  # nothing upstream of the output projection is wanted
+            if train_o:
+                _add_product(self.W_o, heads, g, self.bias)
             return None
         W_o = self.W_o.data
         d_heads = g @ (W_o[1:].T if self.bias else W_o.T)  # (N*T, E), heads side by side
@@ -285,6 +296,10 @@ class MultiHeadAttention(Layer):
         dq *= self._scale
         np.matmul(ds.swapaxes(-1, -2), q, out=dk)  # q is cached already scaled
         d_rows = d_projected.reshape(N * T, 3 * E)
+        # the gradients are added last, after everything that could fail: a refused or interrupted
+        # back-pass leaves them as they were (a retry would otherwise count W_o twice)
+        if train_o:
+            _add_product(self.W_o, heads, g, self.bias)
         if train_qkv:
             _add_product(self.W_qkv, rows, d_rows, self.bias)
         return d_rows
