@@ -2,13 +2,13 @@
 
 The training-step benchmark (``train_step.py``) covers Dense/Conv2D/pooling networks; this one
 covers the other layers one at a time, in the sizes a small model uses them: the recurrent layers
-(back-propagation through time), the transposed convolution and upsampling of a decoder, the
-group/instance normalisations, self-attention and the embedding lookup.  A step is ``zero_grad``, a forward and a
-backward with a fixed upstream gradient (minidl's ``backward``, which also returns ``dx``; torch's
-``autograd.backward`` on the output, with the input requiring a gradient where it is a float array).
-The two are timed alternately (``train_step.time_alternately``: A B / B A rounds, the median of the
-per-round ratios, over several runs) in this process.  Without PyTorch the minidl times alone are
-printed.
+(back-propagation through time), the transposed convolution and upsampling of a decoder, 1-D
+convolution and pooling, the group/instance normalisations, self-attention and the embedding
+lookup.  A step is ``zero_grad``, a forward and a backward with a fixed upstream gradient
+(minidl's ``backward``, which also returns ``dx``; torch's ``autograd.backward`` on the output,
+with the input requiring a gradient where it is a float array).  The two are timed alternately
+(``train_step.time_alternately``: A B / B A rounds, the median of the per-round ratios, over several
+runs) in this process.  Without PyTorch the minidl times alone are printed.
 
 Usage::
 
@@ -106,6 +106,14 @@ def _conv_transpose(layer: md.Layer) -> Any:
     return module
 
 
+def _conv1d(layer: md.Layer) -> Any:
+    module = torch.nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size,  # type: ignore[attr-defined]
+                             layer.stride, layer.padding)  # type: ignore[attr-defined]
+    module.weight = _tensor(layer.kernel)  # type: ignore[attr-defined]
+    module.bias = _tensor(layer.bias_row)  # type: ignore[attr-defined]
+    return module
+
+
 def _group_norm(layer: md.Layer) -> Any:
     module = torch.nn.GroupNorm(layer.num_groups, layer.num_channels)  # type: ignore[attr-defined]
     module.weight, module.bias = _tensor(layer.gamma.data), _tensor(layer.beta.data)  # type: ignore[attr-defined]
@@ -142,6 +150,7 @@ def cases(dtype: type) -> list[Case]:
     rng = np.random.default_rng(0)
     images = rng.standard_normal((32, 16, 14, 14)).astype(dtype)
     sequences = rng.standard_normal((32, 20, 64)).astype(dtype)
+    signals = rng.standard_normal((32, 16, 256)).astype(dtype)
     same = lambda module: module  # noqa: E731 - no weights to copy
     return [
         Case("RNN(64 -> 128), N=32, T=20", md.RNN(64, 128, rng=0, dtype=dtype), sequences, _recurrent("RNN")),
@@ -149,6 +158,9 @@ def cases(dtype: type) -> list[Case]:
         Case("GRU(64 -> 128), N=32, T=20", md.GRU(64, 128, rng=0, dtype=dtype), sequences, _recurrent("GRU")),
         Case("ConvTranspose2D(16 -> 8, k=4, s=2, p=1), 32x16x14x14",
              md.ConvTranspose2D(16, 8, 4, stride=2, padding=1, rng=0, dtype=dtype), images, _conv_transpose),
+        Case("Conv1D(16 -> 32, k=5, p=2), 32x16x256", md.Conv1D(16, 32, 5, padding=2, rng=0, dtype=dtype), signals,
+             _conv1d),
+        Case("MaxPool1D(2), 32x16x256", md.MaxPool1D(2), signals, lambda layer: same(torch.nn.MaxPool1d(2))),
         Case("Upsample(2, nearest), 32x16x14x14", md.Upsample(2), images,
              lambda layer: same(torch.nn.Upsample(scale_factor=2))),
         Case("Upsample(2, bilinear), 32x16x14x14", md.Upsample(2, "bilinear"), images,

@@ -7,7 +7,7 @@ What the built-in layers and losses check (docs/checkpoints.md has the full list
   ``DTypeError``) of a floating dtype, of the documented rank and sizes, and of the parameters'
   dtype for layers that have parameters.
 * NaN/inf policy: layers that hold parameters or are normally a model's entry (``Dense``,
-  ``Conv2D``, ``ConvTranspose2D``, the normalisations, the recurrent layers,
+  ``Conv1D``, ``Conv2D``, ``ConvTranspose2D``, the normalisations, the recurrent layers,
   ``MultiHeadAttention``) refuse NaN/inf inputs
   with ``NonFiniteError`` (one reduction, :func:`check_finite`).  Parameter-free element-wise or
   reshaping layers (the activations, ``Dropout``, ``Flatten``, the pools, ``Upsample``) do **not**

@@ -118,6 +118,15 @@ def ref_pool(kind: str) -> Callable[[Any, np.ndarray], np.ndarray]:
     return ref
 
 
+def ref_pool1d(kind: str) -> Callable[[Any, np.ndarray], np.ndarray]:
+    def ref(layer: Any, x: np.ndarray) -> np.ndarray:
+        (k,), (stride,) = layer.kernel_size, layer.stride
+        starts = range(0, x.shape[2] - k + 1, stride)
+        windows = np.stack([x[:, :, i:i + k] for i in starts], axis=2)  # (N, C, L', k)
+        return windows.max(axis=3) if kind == "max" else windows.mean(axis=3)
+    return ref
+
+
 def ref_conv(layer: Any, x: np.ndarray) -> np.ndarray:
     kh, kw = layer.kernel_size
     sh, sw = layer.stride
@@ -234,6 +243,14 @@ LAYERS: dict[str, LayerSpec] = {
                                  lambda n, d: (n, 2, d(st.integers(2, 3)), d(st.integers(2, 3))), example=(2, 2, 3, 3)),
     "Upsample": LayerSpec(lambda dt: get("Upsample")((2, 3)), lambda n, d: (n, 2, d(st.integers(1, 3)), 2),
                           lambda layer, x: x.repeat(2, axis=2).repeat(3, axis=3), example=(2, 2, 3, 2)),
+    "Conv1D": LayerSpec(lambda dt: get("Conv1D")(2, 3, 2, padding=1, rng=0, dtype=dt),
+                        lambda n, d: (n, 2, d(st.integers(1, 4))), example=(2, 2, 3)),
+    "MaxPool1D": LayerSpec(lambda dt: get("MaxPool1D")(2), lambda n, d: (n, 2, d(st.integers(2, 5))),
+                           ref_pool1d("max"), example=(2, 2, 4)),
+    "AvgPool1D": LayerSpec(lambda dt: get("AvgPool1D")(2), lambda n, d: (n, 2, d(st.integers(2, 5))),
+                           ref_pool1d("avg"), example=(2, 2, 4)),
+    "GlobalAvgPool1D": LayerSpec(lambda dt: get("GlobalAvgPool1D")(), lambda n, d: (n, 2, d(st.integers(1, 3))),
+                                 lambda layer, x: x.mean(axis=2), example=(2, 2, 3)),
     "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
                                     lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
     "Bidirectional": LayerSpec(
@@ -942,10 +959,10 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AvgPool2D", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU",
-                   "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax", "MaxPool2D", "ReLU",
+    propagating = {"AvgPool1D", "AvgPool2D", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU",
+                   "GlobalAvgPool1D", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax", "MaxPool1D", "MaxPool2D", "ReLU",
                    "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
-    refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
+    refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "RNN", "Residual",
                 "Sequential"}
     assert propagating | refusing == set(LAYER_NAMES), (

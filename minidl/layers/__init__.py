@@ -2,12 +2,12 @@
 
 from .activations import ELU, GELU, Activation, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .attention import MultiHeadAttention
-from .conv import Conv2D
+from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .dropout import Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
-from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten
 from .upsampling import ConvTranspose2D, Upsample
@@ -19,9 +19,11 @@ __all__ = [
     "LSTM",
     "RNN",
     "Activation",
+    "AvgPool1D",
     "AvgPool2D",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Conv1D",
     "Conv2D",
     "ConvTranspose2D",
     "Dense",
@@ -30,12 +32,14 @@ __all__ = [
     "Dropout2d",
     "Embedding",
     "Flatten",
+    "GlobalAvgPool1D",
     "GlobalAvgPool2D",
     "GroupNorm",
     "InstanceNorm2d",
     "LayerNorm",
     "LeakyReLU",
     "LogSoftmax",
+    "MaxPool1D",
     "MaxPool2D",
     "MultiHeadAttention",
     "ReLU",

@@ -1,6 +1,7 @@
-"""``MaxPool2D`` and ``AvgPool2D`` on NCHW images, vectorised over the batch and every pixel.
+"""``MaxPool2D``, ``AvgPool2D`` on NCHW images and ``MaxPool1D``, ``AvgPool1D`` on (N, C, L) sequences,
+vectorised over the batch and every position; ``GlobalAvgPool2D`` and ``GlobalAvgPool1D``.
 
-Both loop in Python only over the ``kh*kw`` offsets of the window (4 passes for a 2x2 pool), each
+All loop in Python only over the ``kh*kw`` offsets of the window (4 passes for a 2x2 pool), each
 pass an array operation on the whole batch.  Without padding, outputs keep the memory layout of the
 input (a ``Conv2D`` output stays channel-major), so a pool between two convolutions costs no extra
 copy; a padded input is copied into C order first.
@@ -10,6 +11,10 @@ Options as PyTorch's ``MaxPool2d``/``AvgPool2d``: ``padding``, ``ceil_mode`` (bo
 configuration (no padding, floor mode) reads the input in place; padding and ceil-mode windows that
 hang over the edge cost one padded copy of the input per forward.
 
+A 1-D pool is the 2-D computation on the one-row view (N, C, 1, L) of its input with ``1 x k``
+windows: ``_MaxPool`` and ``_AvgPool`` compute, and the public classes (one per reduction and rank)
+only give the signature, the docs and ``output_shape``.
+
 Like the activations, the pools do not refuse NaN/inf (that would cost a pass over the data per
 step): a window holding a NaN gives NaN in both (``np.maximum`` propagates NaN), and inf/-inf
 propagate as in any max or mean (``inf + -inf`` in one average window gives NaN).
@@ -17,6 +22,7 @@ propagate as in any max or mean (``inf + -inf`` in one average window gives NaN)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -26,9 +32,26 @@ from ..errors import ShapeError
 from ..init import switch
 from ..layer import Layer
 from ..validation import check_grad_output, check_input, is_integer
-from .conv import _output_size, _pair
+from .conv import (
+    _AXES,
+    _EMPTY,
+    _SPATIAL,
+    _compact,
+    _display,
+    _from_plane,
+    _on_plane,
+    _output_size,
+    _Pair,
+    _sizes,
+    _to_plane,
+)
 
-__all__ = ["AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
+__all__ = ["AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "MaxPool1D", "MaxPool2D"]
+
+#: What an output position along each spatial axis is called in messages, by rank.
+_POSITIONS = {1: ("position",), 2: ("row", "column")}
+#: What one element of an input's spatial grid is called in messages, by rank.
+_PIXEL = {1: "position", 2: "pixel"}
 
 
 def _pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
@@ -64,33 +87,39 @@ def _window_counts(size: int, out: int, kernel: int, stride: int, padding: int, 
     return ends - starts
 
 
-class _Pool2D(Layer):
-    """Shared geometry: windows of ``kernel_size`` (taps ``dilation`` apart) every ``stride`` pixels over
-    the input padded by ``padding`` on each side (with :attr:`_pad_value`), floor or ceil mode."""
+class _Pool(Layer):
+    """Shared geometry: windows of ``kernel_size`` (taps ``dilation`` apart) every ``stride`` positions
+    over the input padded by ``padding`` on each side (with :attr:`_pad_value`), floor or ceil mode.
+    The sizes are tuples of one int per spatial axis (:attr:`_rank` of them); the computation runs on
+    (N, C, H, W) arrays, a 1-D input (N, C, L) viewed as (N, C, 1, L) (:meth:`_plane`)."""
 
     #: What the padding holds: -inf for max (never the maximum), 0 for average (summed, then divided
     #: by a count that includes it or not).
     _pad_value: float = 0.0
-    #: Spacing of a window's taps; only ``MaxPool2D`` has the option.
-    dilation: tuple[int, int] = (1, 1)
+    #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
+    _rank: int = 2
 
     def __init__(
         self,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] | None = None,
-        padding: int | tuple[int, int] = 0,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
         ceil_mode: bool = False,
+        dilation: int | tuple[int, ...] = 1,
     ) -> None:
         super().__init__()
-        name = type(self).__name__
-        self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name, 1)
-        self.padding = _pair(padding, "padding", name, 0)
+        name, rank = type(self).__name__, self._rank
+        self.kernel_size = _sizes(kernel_size, "kernel_size", name, 1, rank)
+        self.stride = self.kernel_size if stride is None else _sizes(stride, "stride", name, 1, rank)
+        self.padding = _sizes(padding, "padding", name, 0, rank)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
-            raise ValueError(f"{name}: padding {self.padding} must be at most half the kernel size "
-                             f"{self.kernel_size} (as PyTorch): a window must hold a pixel of the input")
+            raise ValueError(f"{name}: padding {_display(self.padding)} must be at most half the kernel size "
+                             f"{_display(self.kernel_size)} (as PyTorch): a window must hold a {_PIXEL[rank]} "
+                             "of the input")
         self.ceil_mode = switch(ceil_mode, "ceil_mode", name)
-        self._shape: tuple[int, ...] | None = None
+        #: Spacing of a window's taps; only the max pools have the option.
+        self.dilation = _sizes(dilation, "dilation", name, 1, rank)
+        self._shape: tuple[int, ...] | None = None  # the last input's, on the plane (N, C, H, W)
         self._dtype: np.dtype | None = None  # the last forward's output dtype
 
     def _options(self) -> str:
@@ -99,41 +128,41 @@ class _Pool2D(Layer):
 
     @property
     def _who(self) -> str:
-        kh, kw = self.kernel_size
-        k = kh if kh == kw else (kh, kw)
-        stride = "" if self.stride == self.kernel_size else f", stride={self.stride}"
-        padding = "" if self.padding == (0, 0) else f", padding={self.padding}"
-        return f"{type(self).__name__}(k={k}{stride}{padding}{self._options()})"
+        stride = "" if self.stride == self.kernel_size else f", stride={_display(self.stride)}"
+        padding = "" if not any(self.padding) else f", padding={_display(self.padding)}"
+        return f"{type(self).__name__}(k={_compact(self.kernel_size)}{stride}{padding}{self._options()})"
+
+    def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
+        """(kernel_size, stride, padding, dilation) as (height, width) pairs: a 1-D pool's windows are
+        one row high, ``(1, k)``, on its input viewed as one row (N, C, 1, L)."""
+        return _on_plane(self.kernel_size, self.stride, self.padding, self.dilation)
 
     def _span(self) -> tuple[int, int]:
-        """The extent (rows, columns) a window covers: ``dilation*(kernel - 1) + 1``."""
-        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+        """The extent (rows, columns) a window covers on the plane: ``dilation*(kernel - 1) + 1``."""
+        (kh, kw), _, _, (dh, dw) = self._plane()
         return dh * (kh - 1) + 1, dw * (kw - 1) + 1
 
     def _windows(self, x: np.ndarray) -> np.ndarray:
-        """Check x: (N, C, H, W) and return its windows: a view (N, C, H_out, W_out, span_h, span_w) of
-        x, or of a padded copy of it (padding, and in ceil mode the overhang of the last windows)."""
-        x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
-        (sh, sw), (ph, pw) = self.stride, self.padding
+        """Check x: (N, C, *spatial) and return its windows on the plane: a view (N, C, H_out, W_out, span_h,
+        span_w) of x, or of a padded copy of it (padding, and in ceil mode the overhang of the last windows)."""
+        rank = self._rank
+        x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, C, {_SPATIAL[rank]})", finite=False)
+        if 0 in x.shape[2:]:  # windows of padding alone (PyTorch refuses it too)
+            raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
+        shape = x.shape
+        x = _to_plane(x, rank)
+        _, (sh, sw), (ph, pw), _ = self._plane()
         span_h, span_w = self._span()
         H, W = x.shape[2], x.shape[3]
-        if H == 0 or W == 0:  # windows of padding alone (PyTorch refuses it too)
-            raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
         extra_h = extra_w = 0  # rows/columns the last windows reach beyond the padded input
         if self.ceil_mode:
-            Ho, Wo = self.output_shape(H, W)
+            Ho, Wo = self._plane_output(H, W)
             if Ho < 1 or Wo < 1:  # needs H + 2*ph >= span_h - sh + 1 (likewise W)
-                raise ShapeError(
-                    f"{self._who}: input of shape {x.shape} is too small for the window {(span_h, span_w)} "
-                    f"in ceil mode: expected H + 2*padding >= {span_h - sh + 1} and W + 2*padding >= "
-                    f"{span_w - sw + 1}, got {H + 2 * ph} and {W + 2 * pw}")
+                raise ShapeError(self._too_small(shape))
             extra_h = max(0, (Ho - 1) * sh + span_h - H - 2 * ph)
             extra_w = max(0, (Wo - 1) * sw + span_w - W - 2 * pw)
         elif H + 2 * ph < span_h or W + 2 * pw < span_w:
-            raise ShapeError(
-                f"{self._who}: input of shape {x.shape} is smaller than the window {(span_h, span_w)}: "
-                f"expected H + 2*padding >= {span_h} and W + 2*padding >= {span_w}, "
-                f"got {H + 2 * ph} and {W + 2 * pw}")
+            raise ShapeError(self._too_small(shape))
         self._refuse_windows_without_pixels(x.shape)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
         self._shape = x.shape
@@ -146,38 +175,53 @@ class _Pool2D(Layer):
                        constant_values=self._pad_value)
         return sliding_window_view(x, (span_h, span_w), axis=(2, 3))[:, :, ::sh, ::sw]
 
+    def _too_small(self, shape: tuple[int, ...]) -> str:
+        """The message for an input of ``shape`` (N, C, *spatial) too small for one window."""
+        spans = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation, strict=True))
+        if self.ceil_mode:
+            needed = tuple(span - s + 1 for span, s in zip(spans, self.stride, strict=True))
+            problem = f"is too small for the window {_display(spans)} in ceil mode"
+        else:
+            needed, problem = spans, f"is smaller than the window {_display(spans)}"
+        expected = " and ".join(f"{a} + 2*padding >= {n}" for a, n in zip(_AXES[self._rank], needed, strict=True))
+        got = " and ".join(str(n + 2 * p) for n, p in zip(shape[2:], self.padding, strict=True))
+        return f"{self._who}: input of shape {shape} {problem}: expected {expected}, got {got}"
+
     def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
-        """Raise ``ShapeError`` if a window of an input of ``shape`` covers only padding (``MaxPool2D``
+        """Raise ``ShapeError`` if a window of an input of (plane) ``shape`` covers only padding (a max pool
         with dilation can); the size checks have passed."""
 
-    def output_shape(self, height: int, width: int) -> tuple[int, int]:
-        """``(H_out, W_out)``, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
+    def _plane_output(self, height: int, width: int) -> tuple[int, int]:
+        """``(H_out, W_out)`` on the plane, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
         ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``)."""
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
         ceil = self.ceil_mode
         return (_pool_output_size(height, kh, sh, ph, dh, ceil), _pool_output_size(width, kw, sw, pw, dw, ceil))
 
-    def _check_grad(self, grad_output: np.ndarray) -> tuple[int, ...]:
+    def _check_grad(self, grad_output: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+        """Check ``grad_output`` (the shape of the last output) and return the last input's shape and
+        ``grad_output``, both on the plane."""
         shape = self._shape
         self._require_cache(shape)
         assert shape is not None
-        expected = (*shape[:2], *self.output_shape(shape[2], shape[3]))
+        expected = (*shape[:2], *self._plane_output(shape[2], shape[3])[2 - self._rank:])
         check_grad_output(grad_output, f"{self._who}.backward", expected, self._dtype)
-        return shape
+        return shape, _to_plane(grad_output, self._rank)
 
     def _scatter(
         self, shape: tuple[int, ...], dtype: np.dtype, parts: Iterable[tuple[int, int, np.ndarray]]
     ) -> np.ndarray:
-        """dx: (N, C, H, W), with each ``part`` (N, C, H_out, W_out) added at offset ``(i, j)`` from the
-        windows' top-left corners in the padded input; what lands on the padding is dropped.
+        """dx: (N, C, *spatial) for an input of plane ``shape`` (N, C, H, W), with each ``part`` (N, C,
+        H_out, W_out) added at offset ``(i, j)`` from the windows' top-left corners in the padded input;
+        what lands on the padding is dropped.
 
         dx is allocated channel-major (the layout a ``Conv2D`` reads fastest) and returned as an
-        (N, C, H, W) view.
+        (N, C, *spatial) view.
         """
         N, C, H, W = shape
-        (sh, sw), (ph, pw) = self.stride, self.padding
+        _, (sh, sw), (ph, pw), _ = self._plane()
         span_h, span_w = self._span()
-        Ho, Wo = self.output_shape(H, W)
+        Ho, Wo = self._plane_output(H, W)
         # the padded input's size, with the overhang of ceil-mode windows, and room to split in blocks
         Hp = max(H + 2 * ph, (Ho - 1) * sh + span_h, Ho * sh)
         Wp = max(W + 2 * pw, (Wo - 1) * sw + span_w, Wo * sw)
@@ -190,15 +234,90 @@ class _Pool2D(Layer):
         else:
             for i, j, part in parts:
                 dx[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
-        return dx[:, :, ph:ph + H, pw:pw + W]
+        return _from_plane(dx[:, :, ph:ph + H, pw:pw + W], self._rank)
 
     def extra_repr(self) -> str:
-        stride = "" if self.stride == self.kernel_size else f", stride={self.stride}"
-        padding = "" if self.padding == (0, 0) else f", padding={self.padding}"
-        return f"kernel_size={self.kernel_size}{stride}{padding}{self._options()}"
+        stride = "" if self.stride == self.kernel_size else f", stride={_display(self.stride)}"
+        padding = "" if not any(self.padding) else f", padding={_display(self.padding)}"
+        return f"kernel_size={_display(self.kernel_size)}{stride}{padding}{self._options()}"
 
 
-class MaxPool2D(_Pool2D):
+class _MaxPool(_Pool):
+    """The computation of ``MaxPool2D`` and ``MaxPool1D`` (documented on ``MaxPool2D``), on the plane."""
+
+    _pad_value = -np.inf
+    _argmax: np.ndarray | None = None  # per output, the winner's offset in its window (set by forward)
+
+    def _options(self) -> str:
+        dilation = "" if max(self.dilation) == 1 else f", dilation={_display(self.dilation)}"
+        return dilation + super()._options()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, *spatial) -> (N, C, *spatial_out)."""
+        windows = self._windows(x)
+        (kh, kw), _, (ph, pw), (dh, dw) = self._plane()
+        index_type = np.uint8 if kh * kw <= 256 else np.int32
+        if (ph, pw) == (0, 0):  # every window starts on a pixel (ceil mode included)
+            best = windows[..., 0, 0].copy(order="K")  # "K": keep the input's memory layout
+            argmax = np.zeros_like(best, dtype=index_type)
+            first = 1
+        else:  # a padding cell must never win, not even a tie with an input of -inf: start every
+            # window at its first real pixel (the winner if nothing beats -inf), from -inf
+            best = np.full(windows.shape[:4], -np.inf, dtype=windows.dtype)
+            argmax = np.empty(best.shape, dtype=index_type)
+            argmax[...] = self._first_real_offsets().astype(index_type)
+            first = 0
+        for t in range(first, kh * kw):
+            value = windows[..., (t // kw) * dh, (t % kw) * dw]
+            wins = value > best  # strict: on a tie the earlier offset keeps the win
+            # offsets come in increasing order, so the winner is the largest t that won: a max
+            # (much faster than a masked copy)
+            np.maximum(argmax, wins.view(np.uint8) * index_type(t), out=argmax)
+            np.maximum(best, value, out=best)
+        self._argmax = argmax
+        return _from_plane(best, self._rank)
+
+    def _first_taps(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """For an input of plane ``shape``: per output row, and per output column, the index of the first
+        tap of its windows that is not padding (``kh`` / ``kw`` when there is none)."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
+        ho, wo = self._plane_output(shape[2], shape[3])
+        return _first_taps(shape[2], ho, kh, sh, ph, dh), _first_taps(shape[3], wo, kw, sw, pw, dw)
+
+    def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
+        # without padding every window starts on a pixel; without dilation every window holds one
+        # (padding is at most half the window, and a last window starts inside the input)
+        if not any(self.padding) or max(self.dilation) == 1:
+            return
+        (kh, kw), _, _, _ = self._plane()
+        rows, cols = self._first_taps(shape)
+        if (rows == kh).any() or (cols == kw).any():
+            rank = self._rank
+            # (a 1-D input's single row always holds a pixel: its offending axis is the columns)
+            axis, index = (0, int(np.argmax(rows == kh))) if (rows == kh).any() else (1, int(np.argmax(cols == kw)))
+            raise ShapeError(f"{self._who}: input of shape {(*shape[:2], *shape[4 - rank:])}: the windows of output "
+                             f"{_POSITIONS[rank][axis - 2 + rank]} {index} cover only padding (dilation skips every "
+                             f"{_PIXEL[rank]} of the input); use less padding or dilation")
+
+    def _first_real_offsets(self) -> np.ndarray:
+        """(H_out, W_out): the row-major offset ``i*kw + j`` in each window of its first tap that is
+        not padding (every window has one: :meth:`_refuse_windows_without_pixels`)."""
+        shape = self._shape
+        assert shape is not None
+        rows, cols = self._first_taps(shape)
+        return rows[:, None] * self._plane()[0][1] + cols[None, :]
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial)."""
+        shape, grad_output = self._check_grad(grad_output)
+        argmax = self._argmax
+        assert argmax is not None
+        (kh, kw), _, _, (dh, dw) = self._plane()
+        parts = (((t // kw) * dh, (t % kw) * dw, grad_output * (argmax == t)) for t in range(kh * kw))
+        return self._scatter(shape, grad_output.dtype, parts)
+
+
+class MaxPool2D(_MaxPool):
     """The maximum of each ``kh x kw`` window, as PyTorch's ``MaxPool2d``.
 
     Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H + 2*padding - span) // stride + 1``
@@ -218,8 +337,10 @@ class MaxPool2D(_Pool2D):
     does.  The forward keeps only the winner's offset per output (one byte each).
     """
 
-    _pad_value = -np.inf
-    _argmax: np.ndarray | None = None  # per output, the winner's offset in its window (set by forward)
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
 
     def __init__(
         self,
@@ -230,103 +351,66 @@ class MaxPool2D(_Pool2D):
         dilation: int | tuple[int, int] = 1,
         ceil_mode: bool = False,
     ) -> None:
-        super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.dilation = _pair(dilation, "dilation", type(self).__name__, 1)
+        super().__init__(kernel_size, stride, padding, ceil_mode, dilation)
 
-    def _options(self) -> str:
-        dilation = "" if self.dilation == (1, 1) else f", dilation={self.dilation}"
-        return dilation + super()._options()
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
-        windows = self._windows(x)
-        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
-        index_type = np.uint8 if kh * kw <= 256 else np.int32
-        if self.padding == (0, 0):  # every window starts on a pixel (ceil mode included)
-            best = windows[..., 0, 0].copy(order="K")  # "K": keep the input's memory layout
-            argmax = np.zeros_like(best, dtype=index_type)
-            first = 1
-        else:  # a padding cell must never win, not even a tie with an input of -inf: start every
-            # window at its first real pixel (the winner if nothing beats -inf), from -inf
-            best = np.full(windows.shape[:4], -np.inf, dtype=windows.dtype)
-            argmax = np.empty(best.shape, dtype=index_type)
-            argmax[...] = self._first_real_offsets().astype(index_type)
-            first = 0
-        for t in range(first, kh * kw):
-            value = windows[..., (t // kw) * dh, (t % kw) * dw]
-            wins = value > best  # strict: on a tie the earlier offset keeps the win
-            # offsets come in increasing order, so the winner is the largest t that won: a max
-            # (much faster than a masked copy)
-            np.maximum(argmax, wins.view(np.uint8) * index_type(t), out=argmax)
-            np.maximum(best, value, out=best)
-        self._argmax = argmax
-        return best
-
-    def _first_taps(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """For an input of ``shape``: per output row, and per output column, the index of the first tap
-        of its windows that is not padding (``kh`` / ``kw`` when there is none)."""
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        ho, wo = self.output_shape(shape[2], shape[3])
-        return _first_taps(shape[2], ho, kh, sh, ph, dh), _first_taps(shape[3], wo, kw, sw, pw, dw)
-
-    def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
-        # without padding every window starts on a pixel; without dilation every window holds one
-        # (padding is at most half the window, and a last window starts inside the input)
-        if self.padding == (0, 0) or self.dilation == (1, 1):
-            return
-        (kh, kw) = self.kernel_size
-        rows, cols = self._first_taps(shape)
-        if (rows == kh).any() or (cols == kw).any():
-            axis, index = ("row", int(np.argmax(rows == kh))) if (rows == kh).any() else \
-                ("column", int(np.argmax(cols == kw)))
-            raise ShapeError(f"{self._who}: input of shape {shape}: the windows of output {axis} {index} "
-                             "cover only padding (dilation skips every pixel of the input); "
-                             "use less padding or dilation")
-
-    def _first_real_offsets(self) -> np.ndarray:
-        """(H_out, W_out): the row-major offset ``i*kw + j`` in each window of its first tap that is
-        not padding (every window has one: :meth:`_refuse_windows_without_pixels`)."""
-        shape = self._shape
-        assert shape is not None
-        rows, cols = self._first_taps(shape)
-        return rows[:, None] * self.kernel_size[1] + cols[None, :]
-
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, C, H_out, W_out) -> dx: (N, C, H, W)."""
-        shape = self._check_grad(grad_output)
-        argmax = self._argmax
-        assert argmax is not None
-        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
-        parts = (((t // kw) * dh, (t % kw) * dw, grad_output * (argmax == t)) for t in range(kh * kw))
-        return self._scatter(shape, grad_output.dtype, parts)
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """``(H_out, W_out)``, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
+        ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``)."""
+        return self._plane_output(height, width)
 
 
-class AvgPool2D(_Pool2D):
-    """The mean of each ``kh x kw`` window, as PyTorch's ``AvgPool2d``.
+class MaxPool1D(_MaxPool):
+    """The maximum of each window of ``k`` positions, as PyTorch's ``MaxPool1d``: ``MaxPool2D``'s
+    computation on the one-row view (N, C, 1, L) of the input with ``1 x k`` windows.
 
-    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H + 2*padding - kh) // stride + 1``;
-    ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) pads with zeros.
+    Shapes: x: (N, C, L) -> y: (N, C, L_out), ``L_out = (L + 2*padding - span) // stride + 1`` with
+    ``span = dilation*(k - 1) + 1``; ``stride`` defaults to ``kernel_size``; ``padding`` (at most half
+    the kernel) pads with -inf, so it is never the maximum.  The sizes are ints (or 1-tuples), kept
+    as 1-tuples (``kernel_size == (k,)``).
 
-    Options (keyword-only), as PyTorch: each window's sum is divided by
-    ``divisor_override`` if given (an int >= 1); else, with ``count_include_pad=True`` (default), by
-    the number of positions the window covers in the padded input (``kh*kw``, less in ceil mode for a
-    last window hanging beyond the right/bottom padding); with ``count_include_pad=False``, by the
-    number of input pixels it covers.  ``ceil_mode``: ``H_out`` rounded up, the last window must start
-    inside the input or its left padding.
+    Options (keyword-only), as ``MaxPool2D``: ``dilation`` (int >= 1): the window's taps are
+    ``dilation`` positions apart; ``ceil_mode``: ``L_out`` rounded up (a last window must start inside
+    the input or its left padding).  With dilation and padding every window must still reach a
+    position of the input (``ShapeError`` otherwise; PyTorch gives -inf there).
 
-    Backward: every element of a window receives ``grad / divisor`` (summed over the windows it
-    belongs to when they overlap).
+    Backward: each output's gradient goes to the input element that was the maximum of its window,
+    on a tie the first (leftmost) of them, as PyTorch; overlapping windows add up.
     """
+
+    _rank = 1
+    kernel_size: tuple[int]
+    stride: tuple[int]
+    padding: tuple[int]
+    dilation: tuple[int]
 
     def __init__(
         self,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] | None = None,
-        padding: int | tuple[int, int] = 0,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] | None = None,
+        padding: int | tuple[int] = 0,
         *,
+        dilation: int | tuple[int] = 1,
         ceil_mode: bool = False,
-        count_include_pad: bool = True,
-        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode, dilation)
+
+    def output_shape(self, length: int) -> tuple[int]:
+        """``(L_out,)``: ``(L + 2*padding - span) // stride + 1`` with ``span = dilation*(k - 1) + 1``,
+        rounded up in ceil mode, as PyTorch."""
+        return (self._plane_output(1, length)[1],)
+
+
+class _AvgPool(_Pool):
+    """The computation of ``AvgPool2D`` and ``AvgPool1D`` (documented on ``AvgPool2D``), on the plane."""
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None,
+        padding: int | tuple[int, ...],
+        ceil_mode: bool,
+        count_include_pad: bool,
+        divisor_override: int | None,
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
         name = type(self).__name__
@@ -344,15 +428,15 @@ class AvgPool2D(_Pool2D):
         return options
 
     def _divisor(self, height: int, width: int, dtype: np.dtype) -> float | np.ndarray:
-        """What each window's sum is divided by: one number, or (H_out, W_out) of ``dtype`` when the
-        windows differ (ceil-mode overhang, padding not counted)."""
+        """What each window's sum is divided by, for an input of ``height x width`` on the plane: one
+        number, or (H_out, W_out) of ``dtype`` when the windows differ (ceil-mode overhang, padding not
+        counted)."""
         if self.divisor_override is not None:
             return float(self.divisor_override)
-        kh, kw = self.kernel_size
+        (kh, kw), (sh, sw), (ph, pw), _ = self._plane()
         if self.count_include_pad and not self.ceil_mode:  # the default: every window counts kh*kw
             return float(kh * kw)
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        ho, wo = self.output_shape(height, width)
+        ho, wo = self._plane_output(height, width)
         rows = _window_counts(height, ho, kh, sh, ph, self.count_include_pad)
         cols = _window_counts(width, wo, kw, sw, pw, self.count_include_pad)
         if rows.min() == kh and cols.min() == kw:
@@ -360,9 +444,9 @@ class AvgPool2D(_Pool2D):
         return np.multiply.outer(rows, cols).astype(dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
+        """x: (N, C, *spatial) -> (N, C, *spatial_out)."""
         windows = self._windows(x)
-        kh, kw = self.kernel_size
+        (kh, kw), _, _, _ = self._plane()
         # float16 sums in float32, as PyTorch: a window of 16 values of 6e4 overflows float16 (its mean does not)
         dtype = windows.dtype  # (native byte order)
         total = windows[..., 0, 0].astype(np.float32 if dtype == np.float16 else dtype, order="K")
@@ -377,19 +461,142 @@ class AvgPool2D(_Pool2D):
             total /= divisor
         if total.dtype != dtype:
             with np.errstate(over="ignore"):  # a mean beyond float16's range is inf, as in PyTorch
-                return total.astype(dtype)
-        return total
+                total = total.astype(dtype)
+        return _from_plane(total, self._rank)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, C, H_out, W_out) -> dx: (N, C, H, W)."""
-        shape = self._check_grad(grad_output)
-        kh, kw = self.kernel_size
+        """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial)."""
+        shape, grad_output = self._check_grad(grad_output)
+        (kh, kw), _, _, _ = self._plane()
         divisor = self._divisor(shape[2], shape[3], grad_output.dtype)
         share = grad_output * (1.0 / divisor) if isinstance(divisor, float) else grad_output / divisor
         return self._scatter(shape, grad_output.dtype, ((i, j, share) for i in range(kh) for j in range(kw)))
 
 
-class GlobalAvgPool2D(Layer):
+class AvgPool2D(_AvgPool):
+    """The mean of each ``kh x kw`` window, as PyTorch's ``AvgPool2d``.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H_out, W_out), ``H_out = (H + 2*padding - kh) // stride + 1``;
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) pads with zeros.
+
+    Options (keyword-only), as PyTorch: each window's sum is divided by
+    ``divisor_override`` if given (an int >= 1); else, with ``count_include_pad=True`` (default), by
+    the number of positions the window covers in the padded input (``kh*kw``, less in ceil mode for a
+    last window hanging beyond the right/bottom padding); with ``count_include_pad=False``, by the
+    number of input pixels it covers.  ``ceil_mode``: ``H_out`` rounded up, the last window must start
+    inside the input or its left padding.
+
+    Backward: every element of a window receives ``grad / divisor`` (summed over the windows it
+    belongs to when they overlap).
+    """
+
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        *,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """``(H_out, W_out)``, floor mode: ``((H + 2*ph - kh) // sh + 1, ...)``; ceil mode rounds up, as
+        PyTorch (see ``ceil_mode``)."""
+        return self._plane_output(height, width)
+
+
+class AvgPool1D(_AvgPool):
+    """The mean of each window of ``k`` positions, as PyTorch's ``AvgPool1d``: ``AvgPool2D``'s
+    computation on the one-row view (N, C, 1, L) of the input with ``1 x k`` windows.
+
+    Shapes: x: (N, C, L) -> y: (N, C, L_out), ``L_out = (L + 2*padding - k) // stride + 1``;
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) pads with zeros.
+    The sizes are ints (or 1-tuples), kept as 1-tuples (``kernel_size == (k,)``).
+
+    Options (keyword-only), as ``AvgPool2D``: each window's sum is divided by ``divisor_override`` if
+    given (an int >= 1); else, with ``count_include_pad=True`` (default), by the number of positions
+    the window covers in the padded input (``k``, less in ceil mode for a last window hanging beyond
+    the right padding); with ``count_include_pad=False``, by the number of input positions it covers.
+    ``ceil_mode``: ``L_out`` rounded up, the last window must start inside the input or its left padding.
+
+    Backward: every element of a window receives ``grad / divisor`` (summed over overlapping windows).
+    """
+
+    _rank = 1
+    kernel_size: tuple[int]
+    stride: tuple[int]
+    padding: tuple[int]
+    dilation: tuple[int]
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] | None = None,
+        padding: int | tuple[int] = 0,
+        *,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+    def output_shape(self, length: int) -> tuple[int]:
+        """``(L_out,)``: ``(L + 2*padding - k) // stride + 1``, rounded up in ceil mode, as PyTorch."""
+        return (self._plane_output(1, length)[1],)
+
+
+class _GlobalAvgPool(Layer):
+    """The computation of ``GlobalAvgPool2D`` and ``GlobalAvgPool1D``: the mean over every spatial axis."""
+
+    #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
+    _rank: int = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
+        rank = self._rank  # what every call needs of it, made once
+        self._layout = f"(N, C, {_SPATIAL[rank]})"
+        self._axes = tuple(range(2, 2 + rank))
+        self._unit_axes = (1,) * rank
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, *spatial) -> (N, C)."""
+        name, rank = type(self).__name__, self._rank
+        x = check_input(x, name, ndim=2 + rank, layout=self._layout, finite=False)
+        if 0 in x.shape[2:]:
+            raise ShapeError(f"{name}: input of shape {x.shape} has {_EMPTY[rank]}")
+        if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
+            x = x.astype(x.dtype.newbyteorder("="))
+        self._shape = x.shape
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
+        # float16 sums in float32 (as np.mean and PyTorch): a 224 x 224 sum of 3s overflows float16
+        total = np.add.reduce(x, axis=self._axes, dtype=np.float32 if x.dtype == np.float16 else None)
+        total /= math.prod(x.shape[2:])
+        return total.astype(x.dtype, copy=False)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C) -> dx: (N, C, *spatial)."""
+        shape = self._shape
+        self._require_cache(shape)
+        assert shape is not None
+        check_grad_output(grad_output, f"{type(self).__name__}.backward", shape[:2], self._dtype)
+        share = grad_output / math.prod(shape[2:])  # (divided: 1 / (H*W) may be subnormal in float16)
+        dx = np.empty(shape, dtype=share.dtype)  # a real array (a broadcast view would be read-only)
+        dx[...] = share.reshape(share.shape + self._unit_axes)
+        return dx
+
+
+class GlobalAvgPool2D(_GlobalAvgPool):
     """The mean of each channel over all its pixels, as Keras's ``GlobalAveragePooling2D`` (PyTorch:
     ``AdaptiveAvgPool2d(1)`` then ``Flatten``): the usual head of a convolutional network.
 
@@ -397,33 +604,13 @@ class GlobalAvgPool2D(Layer):
     ``g[n, c] / (H * W)``.  NaN/inf are passed through unchecked, as by the other pools.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._shape: tuple[int, ...] | None = None
-        self._dtype: np.dtype | None = None  # the last forward's output dtype
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, C, H, W) -> (N, C)."""
-        x = check_input(x, "GlobalAvgPool2D", ndim=4, layout="(N, C, H, W)", finite=False)
-        if x.shape[2] == 0 or x.shape[3] == 0:
-            raise ShapeError(f"GlobalAvgPool2D: input of shape {x.shape} has no pixels (height or width 0)")
-        if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
-            x = x.astype(x.dtype.newbyteorder("="))
-        self._shape = x.shape
-        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
-            self._dtype = x.dtype
-        # float16 sums in float32 (as np.mean and PyTorch): a 224 x 224 sum of 3s overflows float16
-        total = np.add.reduce(x, axis=(2, 3), dtype=np.float32 if x.dtype == np.float16 else None)
-        total /= x.shape[2] * x.shape[3]
-        return total.astype(x.dtype, copy=False)
+class GlobalAvgPool1D(_GlobalAvgPool):
+    """The mean of each channel over the whole sequence, as Keras's ``GlobalAveragePooling1D`` (PyTorch:
+    ``AdaptiveAvgPool1d(1)`` then ``Flatten``, or ``x.mean(-1)``): a head for sequences of any length.
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, C) -> dx: (N, C, H, W)."""
-        shape = self._shape
-        self._require_cache(shape)
-        assert shape is not None
-        check_grad_output(grad_output, "GlobalAvgPool2D.backward", shape[:2], self._dtype)
-        share = grad_output / (shape[2] * shape[3])  # (divided: 1 / (H*W) may be subnormal in float16)
-        dx = np.empty(shape, dtype=share.dtype)  # a real array (a broadcast view would be read-only)
-        dx[...] = share[:, :, None, None]
-        return dx
+    Shapes: x: (N, C, L) -> y: (N, C), as ``GlobalAvgPool2D``.  Backward: every position of channel c
+    of sample n receives ``g[n, c] / L``.  NaN/inf are passed through unchecked, as by the other pools.
+    """
+
+    _rank = 1
