@@ -67,15 +67,29 @@ class Dense(Layer):
             # not the common case at a glance: convert, or raise the precise error
             x = check_input(x, self._who, ndim=2, layout=self._layout, sizes=self._sizes, dtype=W.dtype,
                             finite=False, more_dims=True)
+            if x.ndim != 2:
+                return self._forward_rows(x)
+        check_finite(x, self._who)
+        self._x = x
+        if not self.bias:
+            return x @ W
+        out = x @ W[1:]
+        out += W[0]
+        return out
+
+    def _forward_rows(self, x: np.ndarray) -> np.ndarray:
+        """The forward of an input with more leading axes (N, ..., in_features), checked but for NaN/inf:
+        every position a row.  (Apart from the 2-D path, which runs every step and stays as short.)"""
         check_finite(x, self._who)
         self._x = x  # as given: backward flattens it again (a view, unless x is not contiguous)
-        x2 = x if x.ndim == 2 else x.reshape(-1, self.in_features)
+        rows = x.reshape(-1, self.in_features)
+        W = self.W.data
         if not self.bias:
-            out = x2 @ W
+            out = rows @ W
         else:
-            out = x2 @ W[1:]
+            out = rows @ W[1:]
             out += W[0]
-        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
+        return out.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, ..., out_features) -> dx: (N, ..., in_features); adds into ``W.grad`` (unless
@@ -91,11 +105,13 @@ class Dense(Layer):
         x = self._x
         self._require_cache(x)
         assert x is not None
-        check_grad_output(grad_output, self._who_backward, (*x.shape[:-1], self.out_features), x.dtype)
+        if x.ndim == 2:
+            check_grad_output(grad_output, self._who_backward, (x.shape[0], self.out_features), x.dtype)
+        else:  # every leading position is a row of its own
+            check_grad_output(grad_output, self._who_backward, (*x.shape[:-1], self.out_features), x.dtype)
+            x, grad_output = x.reshape(-1, self.in_features), grad_output.reshape(-1, self.out_features)
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return
-        if x.ndim != 2:  # every leading position is a row of its own
-            x, grad_output = x.reshape(-1, self.in_features), grad_output.reshape(-1, self.out_features)
         dW, overwrite = self.W.grad_target()
         if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
             try:
