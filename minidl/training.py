@@ -508,7 +508,8 @@ def fit(
             gradients would reach the weights and be caught at the next batch.)  When the
             validation after an epoch fails (e.g. weights made NaN by the epoch's last update), the
             message says so; that epoch's updates were applied, but it is not in
-            ``error.history`` and the scheduler has not stepped for it.
+            ``error.history`` and an epoch scheduler has not stepped for it (a per-batch one has, once
+            for each of its batches).
     """
     who = "fit"
     if not isinstance(model, Layer):
@@ -547,6 +548,16 @@ def fit(
     x, y = _check_data(model, x, y, who)
     if drop_last and epochs and len(x) < batch_size:
         raise ValueError(f"{who}: drop_last=True with {len(x)} samples and batch_size {batch_size} leaves no batch")
+    n_batches = len(x) // batch_size if drop_last else -(-len(x) // batch_size)
+    limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
+    if scheduler is not None and limit is not None:  # refused before anything (early stopping's record) changes
+        planned = epochs * (n_batches if per_batch else 1)
+        if scheduler.last_epoch + planned > limit:
+            raise ValueError(
+                f"{who}: the {type(scheduler).__name__} has total_steps={limit} and has stepped "
+                f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({epochs} epoch(s)"
+                f"{f' x {n_batches} batch(es)' if per_batch else ''}); make it with total_steps >= "
+                f"{scheduler.last_epoch + planned}")
     val: tuple[np.ndarray, np.ndarray] | None = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -569,16 +580,6 @@ def fit(
     object.__setattr__(model, "_fit_defaults", (loss, metrics))
 
     n = len(x)
-    n_batches = n // batch_size if drop_last else -(-n // batch_size)
-    limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
-    if scheduler is not None and limit is not None:
-        planned = epochs * (n_batches if per_batch else 1)
-        if scheduler.last_epoch + planned > limit:
-            raise ValueError(
-                f"{who}: the {type(scheduler).__name__} has total_steps={limit} and has stepped "
-                f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({epochs} epoch(s)"
-                f"{f' x {n_batches} batch(es)' if per_batch else ''}); make it with total_steps >= "
-                f"{scheduler.last_epoch + planned}")
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())

@@ -369,3 +369,21 @@ def test_warm_restarts_settings_state_and_repr() -> None:
     assert b.T_mult == 2
     assert repr(a) == "CosineAnnealingWarmRestarts(T_0=3, T_mult=2, eta_min=0.01, last_epoch=12)"
     assert md.CosineAnnealingWarmRestarts is CosineAnnealingWarmRestarts
+
+
+def test_a_fit_refused_for_a_short_one_cycle_changes_no_early_stopping_record_nor_evaluate_defaults() -> None:
+    """The total_steps check came after EarlyStopping.start() and the remembered loss: a refused fit wiped
+    the best record and made evaluate() score with the refused call's loss (found by a review)."""
+    x, y = data(20)
+    m = model()
+    o = SGD(m.parameters(), lr=0.05)
+    es = md.EarlyStopping(monitor="loss", patience=3, restore_best_weights=True)
+    md.fit(m, x, y, loss=md.CrossEntropyLoss(), optimizer=o, epochs=3, batch_size=5, early_stopping=es, verbose=0)
+    record = (es.best, es.best_epoch, es.best_state)
+    scored = md.evaluate(m, x, y)
+    s = OneCycleLR(o, max_lr=0.1, total_steps=4, pct_start=0.5)
+    with pytest.raises(ValueError, match="total_steps=4"):
+        md.fit(m, x, y, loss=md.NLLLoss(), optimizer=o, epochs=2, batch_size=5, early_stopping=es, scheduler=s,
+               scheduler_interval="batch", verbose=0)
+    assert (es.best, es.best_epoch, es.best_state) == record and es.best_state is not None
+    assert md.evaluate(m, x, y) == scored
