@@ -471,3 +471,61 @@ def test_from_kernel_builds_a_subclass_with_its_own_signature() -> None:
     layer = MyConv.from_kernel(np.ones((2, 1, 3, 3)))
     assert type(layer) is MyConv and repr(layer) == "MyConv(1, 2, kernel_size=(3, 3), bias=False)"
     np.testing.assert_array_equal(layer.kernel, 1)
+
+
+# ---------------------------------------------------------------------------------------------- named padding
+@pytest.mark.parametrize(("kind", "k", "dilation", "spatial"), [
+    ("1d", 3, 1, (9,)), ("1d", 5, 2, (7,)), ("1d", 4, 2, (6,)), ("2d", 3, 1, (5, 6)), ("2d", (3, 5), (2, 1), (7, 4)),
+    ("2d", (1, 4), (1, 2), (3, 8)),
+])
+def test_padding_same_keeps_the_size_and_equals_the_padded_layer(kind: str, k: Any, dilation: Any,
+                                                                  spatial: tuple[int, ...]) -> None:
+    make = Conv1D if kind == "1d" else Conv2D
+    rank = len(spatial)
+    same = make(3, 4, k, padding="same", dilation=dilation, rng=0)
+    ks = (k,) * rank if isinstance(k, int) else k
+    ds = (dilation,) * rank if isinstance(dilation, int) else dilation
+    explicit = make(3, 4, k, padding=tuple(d * (a - 1) // 2 for a, d in zip(ks, ds, strict=True)),
+                    dilation=dilation, rng=0)
+    x = np.random.default_rng(0).normal(size=(2, 3, *spatial))
+    y = same(x)
+    assert y.shape == (2, 4, *spatial)
+    np.testing.assert_array_equal(y, explicit(x))
+    assert repr(same) == repr(explicit)  # kept as the padding it stands for
+    assert_gradients_ok(same, inputs=x, seed=1)
+    valid = make(3, 4, k, padding="valid", dilation=dilation, rng=0)
+    assert valid.padding == (0,) * rank
+
+
+def test_padding_same_against_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    for module, make, shape in ((torch.nn.Conv1d(3, 4, 5, padding="same", dilation=2), Conv1D, (2, 3, 11)),
+                                (torch.nn.Conv2d(3, 4, (3, 5), padding="same"), Conv2D, (2, 3, 6, 7))):
+        module = module.double()
+        ours = make.from_kernel(module.weight.detach().numpy(), module.bias.detach().numpy(), module.stride,
+                                module.padding, dilation=module.dilation)  # torch's padding is the string 'same'
+        x = rng.normal(size=shape)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = module(xt)
+        g = rng.normal(size=tuple(yt.shape))
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(ours(x), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(("make", "kwargs", "match"), [
+    (Conv2D, {"kernel_size": 4, "padding": "same"}, r"Conv2D: padding='same' with kernel_size \(4, 4\) and dilation "
+                                                     r"\(1, 1\) needs \(3, 3\) padding in all, an odd number"),
+    (Conv1D, {"kernel_size": 2, "padding": "same"}, r"Conv1D: padding='same' with kernel_size 2 and dilation 1 needs "
+                                                     r"1 padding in all"),
+    (Conv2D, {"kernel_size": 3, "padding": "same", "stride": 2}, r"padding='same' needs stride 1 \(as PyTorch\), "
+                                                                  r"got stride \(2, 2\)"),
+    (Conv1D, {"kernel_size": 3, "padding": "full"}, r"Conv1D: padding must be an int >= 0, one per spatial axis, "
+                                                     r"'same' or 'valid', got 'full'"),
+    (md.ConvTranspose2D, {"kernel_size": 3, "padding": "same"}, r"ConvTranspose2D: padding must be an int >= 0 or a "
+                                                                r"pair of them, got 'same'"),
+])
+def test_named_padding_refusals(make: Any, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make(3, 4, **kwargs)

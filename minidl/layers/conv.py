@@ -105,21 +105,43 @@ class _Convolution(Layer):
                                                        ("dilation", (1, 1)))
 
     def _set_geometry(self, who: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
-                      stride: int | tuple[int, ...], padding: int | tuple[int, ...],
-                      dilation: int | tuple[int, ...], groups: int) -> None:
+                      stride: int | tuple[int, ...], padding: int | tuple[int, ...] | str,
+                      dilation: int | tuple[int, ...], groups: int, named_padding: bool = True) -> None:
         rank = self._rank
         self.in_channels = positive_int(in_channels, "in_channels", who)
         self.out_channels = positive_int(out_channels, "out_channels", who)
         self.kernel_size = _sizes(kernel_size, "kernel_size", who, 1, rank)
         self.stride = _sizes(stride, "stride", who, 1, rank)
-        self.padding = _sizes(padding, "padding", who, 0, rank)
         self.dilation = _sizes(dilation, "dilation", who, 1, rank)
+        if isinstance(padding, str) and named_padding:
+            self.padding = self._named_padding(padding, who)
+        else:
+            self.padding = _sizes(padding, "padding", who, 0, rank)  # type: ignore[arg-type]  # (a str: refused)
         self.groups = positive_int(groups, "groups", who)
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(
                 f"{who}: groups must divide both in_channels and out_channels, got groups={self.groups} "
                 f"with in_channels={self.in_channels}, out_channels={self.out_channels}"
             )
+
+    def _named_padding(self, padding: str, who: str) -> tuple[int, ...]:
+        """PyTorch's ``padding="valid"`` (none) or ``"same"`` (the output as long as the input, stride 1) as
+        the padding per spatial axis: ``dilation*(k - 1) / 2`` on each side."""
+        if padding == "valid":
+            return (0,) * self._rank
+        if padding != "same":
+            raise ValueError(f"{who}: padding must be an int >= 0, one per spatial axis, 'same' or 'valid', "
+                             f"got {padding!r}")
+        if max(self.stride) > 1:
+            raise ValueError(f"{who}: padding='same' needs stride 1 (as PyTorch), got stride {_display(self.stride)}")
+        totals = tuple(d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True))
+        if any(total % 2 for total in totals):
+            raise ValueError(
+                f"{who}: padding='same' with kernel_size {_display(self.kernel_size)} and dilation "
+                f"{_display(self.dilation)} needs {_display(totals)} padding in all, an odd number: PyTorch pads "
+                "one more at the end, which minidl does not (its padding is the same on both sides); use an odd "
+                "kernel size or an even dilation, or pad the input yourself")
+        return tuple(total // 2 for total in totals)
 
     @classmethod
     def _kernel_array(cls, kernel: ArrayLike, who: str, layout: str, dtype: DTypeLike | None) -> np.ndarray:
@@ -174,7 +196,7 @@ class _Im2colConvolution(_Convolution):
         out_channels: int,
         kernel_size: int | tuple[int, ...],
         stride: int | tuple[int, ...],
-        padding: int | tuple[int, ...],
+        padding: int | tuple[int, ...] | str,
         bias: bool,
         *,
         dilation: int | tuple[int, ...],
@@ -202,7 +224,7 @@ class _Im2colConvolution(_Convolution):
     # ------------------------------------------------------------------ PyTorch-shaped views
     @classmethod
     def _from_kernel(cls: type[_Conv], kernel: ArrayLike, bias: ArrayLike | None, stride: int | tuple[int, ...],
-                     padding: int | tuple[int, ...], dilation: int | tuple[int, ...], groups: int,
+                     padding: int | tuple[int, ...] | str, dilation: int | tuple[int, ...], groups: int,
                      dtype: DTypeLike | None) -> _Conv:
         """What ``from_kernel`` does: a layer from a PyTorch-shaped kernel ``(out, in/groups, *kernel_size)``."""
         who = f"{cls.__name__}.from_kernel"
@@ -474,6 +496,8 @@ class Conv2D(_Im2colConvolution):
 
     Args:
         kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair; zero padding on each side.
+            ``padding="same"`` (stride 1: the output as large as the input, when ``dilation*(k - 1)`` is
+            even) or ``"valid"`` (none), as PyTorch.
         groups: how many independent channel groups; must divide in_channels and out_channels.
         W: exact initial values of shape ``(in_channels//groups*kh*kw [+1], out)`` instead of a random draw.
         init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias, with
@@ -494,7 +518,7 @@ class Conv2D(_Im2colConvolution):
         out_channels: int,
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
+        padding: int | tuple[int, int] | str = 0,
         bias: bool = True,
         *,
         dilation: int | tuple[int, int] = 1,
@@ -513,7 +537,7 @@ class Conv2D(_Im2colConvolution):
         kernel: ArrayLike,
         bias: ArrayLike | None = None,
         stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
+        padding: int | tuple[int, int] | str = 0,
         *,
         dilation: int | tuple[int, int] = 1,
         groups: int = 1,
@@ -556,6 +580,8 @@ class Conv1D(_Im2colConvolution):
 
     Args:
         kernel_size, stride, padding, dilation: an int (or a 1-tuple); zero padding on each side.
+            ``padding="same"`` (stride 1: the output as long as the input, when ``dilation*(k - 1)`` is
+            even) or ``"valid"`` (none), as PyTorch.
         groups: how many independent channel groups; must divide in_channels and out_channels.
         W: exact initial values of shape ``(in_channels//groups*k [+1], out)`` instead of a random draw.
         init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias, with
@@ -578,7 +604,7 @@ class Conv1D(_Im2colConvolution):
         out_channels: int,
         kernel_size: int | tuple[int],
         stride: int | tuple[int] = 1,
-        padding: int | tuple[int] = 0,
+        padding: int | tuple[int] | str = 0,
         bias: bool = True,
         *,
         dilation: int | tuple[int] = 1,
@@ -597,7 +623,7 @@ class Conv1D(_Im2colConvolution):
         kernel: ArrayLike,
         bias: ArrayLike | None = None,
         stride: int | tuple[int] = 1,
-        padding: int | tuple[int] = 0,
+        padding: int | tuple[int] | str = 0,
         *,
         dilation: int | tuple[int] = 1,
         groups: int = 1,

@@ -100,7 +100,8 @@ class ConvTranspose2D(_Convolution):
     ) -> None:
         super().__init__()
         name = "ConvTranspose2D"
-        self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
+        self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                           named_padding=False)
         self.output_padding = _pair(output_padding, "output_padding", name, 0)
         for axis, op, s, d in zip(("height", "width"), self.output_padding, self.stride, self.dilation, strict=True):
             if op >= max(s, d):
