@@ -693,3 +693,69 @@ def test_upsample_nearest_backward_sums_each_block_for_any_gradient_layout(scale
         before = grad.copy()
         np.testing.assert_allclose(layer.backward(grad), expected, rtol=1e-14, atol=1e-15)
         np.testing.assert_array_equal(grad, before)
+
+
+# ---------------------------------------------------------------------------------------------- size=
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "corners"])
+def test_upsample_to_a_size_closed_forms_and_gradient_checker(mode: str) -> None:
+    """size= equal to the input is the identity; an integer multiple equals scale_factor; any size (smaller
+    too) passes the checker, and the back-pass is the adjoint."""
+    corners = {"align_corners": True} if mode == "corners" else {}
+    mode = "bilinear" if corners else mode
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 5))
+    np.testing.assert_allclose(Upsample(size=(4, 5), mode=mode, **corners)(x), x, rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(Upsample(size=(8, 15), mode=mode, **corners)(x),
+                               Upsample((2, 3), mode, **corners)(x), rtol=1e-14, atol=1e-15)
+    for size in ((7, 3), (3, 9), 6):
+        layer = Upsample(size=size, mode=mode, **corners)
+        y = layer(x)
+        assert y.shape == (2, 3, *((size, size) if isinstance(size, int) else size))
+        g = np.random.default_rng(1).normal(size=y.shape)
+        assert abs(np.vdot(y, g) - np.vdot(x, layer.backward(g))) <= 1e-12 * np.linalg.norm(y) * np.linalg.norm(g)
+        assert_gradients_ok(layer, inputs=x[:1, :2], seed=2)
+
+
+def test_upsample_nearest_to_a_size_picks_pytorchs_pixels() -> None:
+    """Row o copies row floor(o * H / Ho) (in float32, as PyTorch), clamped to the last one."""
+    x = np.arange(5.0)[None, None, None, :]
+    np.testing.assert_array_equal(Upsample(size=(1, 8))(x)[0, 0, 0], [0, 0, 1, 1, 2, 3, 3, 4])
+    np.testing.assert_array_equal(Upsample(size=(1, 3))(x)[0, 0, 0], [0, 1, 3])  # fewer: picked, not averaged
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_upsample_to_a_size_against_pytorch(seed: int) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        H, W, Ho, Wo = (int(v) for v in (*rng.integers(1, 8, 2), *rng.integers(1, 17, 2)))
+        mode = str(rng.choice(["nearest", "bilinear"]))
+        corners = None if mode == "nearest" else bool(rng.integers(2))
+        for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+            x = rng.normal(size=(2, 3, H, W)).astype(dtype)
+            xt = torch.tensor(x, requires_grad=True)
+            yt = torch.nn.Upsample(size=(Ho, Wo), mode=mode, align_corners=corners)(xt)
+            g = rng.normal(size=tuple(yt.shape)).astype(dtype)
+            yt.backward(torch.tensor(g))
+            layer = Upsample(size=(Ho, Wo), mode=mode, align_corners=corners)
+            np.testing.assert_allclose(layer(x), yt.detach().numpy(), rtol=tol, atol=tol)
+            np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_upsample_size_arguments() -> None:
+    with pytest.raises(ValueError, match=r"Upsample: give either scale_factor or size \(as PyTorch\), got "
+                                         r"scale_factor=None and size=None"):
+        Upsample()
+    with pytest.raises(ValueError, match="give either scale_factor or size"):
+        Upsample(2, size=4)
+    for bad in (0, (3, 0), 2.5, "4"):
+        with pytest.raises(ValueError, match=r"Upsample: size must be an int >= 1 or a pair of them"):
+            Upsample(size=bad)  # type: ignore[arg-type]
+    layer = Upsample(size=(6, 8), mode="bilinear", align_corners=False)
+    assert repr(layer) == "Upsample(size=(6, 8), mode='bilinear', align_corners=False)"
+    assert layer._who == "Upsample(size=(6, 8), mode='bilinear', align_corners=False)"
+    assert Upsample(size=5)._who == "Upsample(size=5, mode='nearest')"
+    assert layer.output_shape(2, 3) == (6, 8) and layer.scale_factor is None
+    with pytest.raises(md.ShapeError, match=r"Upsample\(size=\(6, 8\), mode='bilinear', align_corners=False\)"
+                                            r"\.backward: expected grad_output of shape \(1, 1, 6, 8\)"):
+        layer(np.zeros((1, 1, 2, 3)))
+        layer.backward(np.zeros((1, 1, 4, 6)))

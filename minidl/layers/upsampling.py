@@ -17,7 +17,7 @@ from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input
-from .conv import _Convolution, _pair, _span
+from .conv import _Convolution, _Pair, _pair, _span
 
 __all__ = ["ConvTranspose2D", "Upsample"]
 
@@ -323,16 +323,15 @@ class ConvTranspose2D(_Convolution):
 
 
 
-def _linear_weights(size: int, scale: int, dtype: np.dtype, align_corners: bool = False) -> np.ndarray:
-    """(size*scale, size): row ``o`` interpolates output ``o`` from the input, as PyTorch's linear modes:
-    source ``max(0, (o + 0.5)/scale - 0.5)`` (``align_corners=False``) or ``o * (size - 1)/(out - 1)``
-    (``True``: the corner pixels' centres meet), between ``floor`` of it and the next pixel (the last
-    pixel repeated at the end)."""
-    out = size * scale
+def _linear_weights(size: int, out: int, ratio: float, dtype: np.dtype, align_corners: bool = False) -> np.ndarray:
+    """(out, size): row ``o`` interpolates output ``o`` from the input, as PyTorch's linear modes: source
+    ``max(0, (o + 0.5) * ratio - 0.5)`` (``align_corners=False``; ``ratio`` input pixels per output pixel,
+    ``1/scale``) or ``o * (size - 1)/(out - 1)`` (``True``: the corner pixels' centres meet), between
+    ``floor`` of it and the next pixel (the last pixel repeated at the end)."""
     if align_corners:
         source = np.arange(out) * ((size - 1) / (out - 1) if out > 1 else 0.0)
     else:
-        source = np.maximum((1.0 / scale) * (np.arange(out) + 0.5) - 0.5, 0.0)
+        source = np.maximum(ratio * (np.arange(out) + 0.5) - 0.5, 0.0)
     low = np.minimum(source.astype(np.int64), size - 1)
     high = np.minimum(low + 1, size - 1)
     frac = source - low
@@ -342,8 +341,18 @@ def _linear_weights(size: int, scale: int, dtype: np.dtype, align_corners: bool 
     return weights.astype(dtype)
 
 
+def _nearest_weights(size: int, out: int, dtype: np.dtype) -> np.ndarray:
+    """(out, size): row ``o`` copies pixel ``min(floor(o * size/out), size - 1)``, PyTorch's nearest index,
+    computed in float32 as PyTorch computes it (so that the same pixel is picked at every rounding edge)."""
+    ratio = np.float32(size) / np.float32(out)
+    source = np.minimum(np.floor(np.arange(out, dtype=np.float32) * ratio).astype(np.int64), size - 1)
+    weights = np.zeros((out, size), dtype=dtype)
+    weights[np.arange(out), source] = 1
+    return weights
+
+
 class Upsample(Layer):
-    """Enlarge NCHW images by integer factors, as PyTorch's ``nn.Upsample(scale_factor, mode)``.
+    """Enlarge NCHW images by integer factors, or resize them to a size, as PyTorch's ``nn.Upsample``.
 
     Shapes: x: (N, C, H, W) -> y: (N, C, sh*H, sw*W), ``(sh, sw) = scale_factor``.  No parameters.
 
@@ -361,8 +370,13 @@ class Upsample(Layer):
     contiguously channel-major (a strided ``Conv2D``'s output) gives a channel-major output, for the
     next ``Conv2D``; any other layout an NCHW one.
 
+    ``size=(Ho, Wo)`` instead of ``scale_factor``: any output size (smaller too); both modes then use
+    interpolation matrices (nearest: row ``r`` copies ``min(floor(r * H / Ho), H - 1)``, PyTorch's pixel).
+
     Args:
-        scale_factor: an int >= 1 or an ``(h, w)`` pair of them (fractional factors are not supported).
+        scale_factor: an int >= 1 or an ``(h, w)`` pair of them (fractional factors are not supported:
+            give ``size``).
+        size: keyword-only, instead of ``scale_factor``: the output's ``(Ho, Wo)``, or one int for both.
         mode: ``"nearest"`` or ``"bilinear"``.
         align_corners: only for ``"bilinear"``: ``None`` or ``False`` (pixels as squares, PyTorch's
             default), or ``True`` (the corners' pixel centres map onto each other).
@@ -370,10 +384,15 @@ class Upsample(Layer):
 
     MODES = ("nearest", "bilinear")
 
-    def __init__(self, scale_factor: int | tuple[int, int], mode: str = "nearest",
-                 align_corners: bool | None = None) -> None:
+    def __init__(self, scale_factor: int | tuple[int, int] | None = None, mode: str = "nearest",
+                 align_corners: bool | None = None, *, size: int | tuple[int, int] | None = None) -> None:
         super().__init__()
-        self.scale_factor = _pair(scale_factor, "scale_factor", "Upsample", 1)
+        if (scale_factor is None) == (size is None):
+            raise ValueError("Upsample: give either scale_factor or size (as PyTorch), got "
+                             f"scale_factor={scale_factor!r} and size={size!r}")
+        self.scale_factor: _Pair | None = None if scale_factor is None else _pair(scale_factor, "scale_factor",
+                                                                                  "Upsample", 1)
+        self.size: _Pair | None = None if size is None else _pair(size, "size", "Upsample", 1)
         if not isinstance(mode, str) or mode not in self.MODES:
             raise ValueError(f"Upsample: mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
@@ -384,17 +403,40 @@ class Upsample(Layer):
                                                                                 "Upsample")
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
-        self._weights: tuple[np.ndarray, np.ndarray] | None = None  # bilinear: (A_h, A_w) of the last forward
+        # (A_h, A_w) of the last forward: bilinear, and nearest to a given size
+        self._weights: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def _who(self) -> str:
-        sh, sw = self.scale_factor
-        corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
-        return f"Upsample(scale_factor={sh if sh == sw else (sh, sw)}, mode={self.mode!r}{corners})"
+        return f"Upsample({self._shown_size()}, mode={self.mode!r}{self._shown_corners()})"
+
+    def _shown_size(self) -> str:
+        """``scale_factor=2`` or ``size=(8, 12)``, as the layer was made (a pair of equal ints as one)."""
+        name, sizes = ("scale_factor", self.scale_factor) if self.scale_factor is not None else ("size", self.size)
+        assert sizes is not None
+        h, w = sizes
+        return f"{name}={h if h == w else (h, w)}"
+
+    def _shown_corners(self) -> str:
+        return "" if self.align_corners is None else f", align_corners={self.align_corners}"
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
-        """``(sh*height, sw*width)``."""
-        return self.scale_factor[0] * height, self.scale_factor[1] * width
+        """``(sh*height, sw*width)``, or ``size``."""
+        if self.size is not None:
+            return self.size
+        sh, sw = self.scale_factor  # type: ignore[misc]
+        return sh * height, sw * width
+
+    def _interpolation(self, H: int, W: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """(A_h, A_w): the (Ho, H) and (Wo, W) matrices with ``y = A_h x A_w^T`` per image."""
+        Ho, Wo = self.output_shape(H, W)
+        if self.mode == "nearest":
+            return _nearest_weights(H, Ho, dtype), _nearest_weights(W, Wo, dtype)
+        corners = bool(self.align_corners)
+        # source pixels per output pixel: PyTorch's 1/scale_factor when it is given, else input/output
+        rh, rw = (1.0 / self.scale_factor[0], 1.0 / self.scale_factor[1]) if self.scale_factor is not None \
+            else (H / Ho, W / Wo)
+        return _linear_weights(H, Ho, rh, dtype, corners), _linear_weights(W, Wo, rw, dtype, corners)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, H, W) -> (N, C, sh*H, sw*W)."""
@@ -404,16 +446,16 @@ class Upsample(Layer):
         H, W = x.shape[2:]
         if H == 0 or W == 0:
             raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
-        (sh, sw), (Ho, Wo) = self.scale_factor, self.output_shape(H, W)
+        Ho, Wo = self.output_shape(H, W)
         channel_major = x.transpose(1, 0, 2, 3).flags.c_contiguous and not x.flags.c_contiguous
         xt = x.transpose(1, 0, 2, 3) if channel_major else x  # work in the input's memory order
-        if self.mode == "nearest":
+        if self.mode == "nearest" and self.scale_factor is not None:  # whole blocks: one broadcast copy
+            sh, sw = self.scale_factor
             blocks = np.broadcast_to(xt[:, :, :, None, :, None], (*xt.shape[:3], sh, W, sw))
             y = blocks.reshape(*xt.shape[:2], Ho, Wo) if (sh, sw) != (1, 1) else xt.copy()  # (never a view of x)
             weights = None
         else:
-            corners = bool(self.align_corners)
-            weights = (_linear_weights(H, sh, x.dtype, corners), _linear_weights(W, sw, x.dtype, corners))
+            weights = self._interpolation(H, W, x.dtype)
             rows = xt.reshape(-1, W) @ weights[1].T  # (.. * H, Wo)
             y = np.matmul(weights[0], rows.reshape(-1, H, Wo)).reshape(*xt.shape[:2], Ho, Wo)
         self._shape, self._dtype, self._weights = x.shape, x.dtype, weights
@@ -425,9 +467,10 @@ class Upsample(Layer):
         self._require_cache(shape)
         assert shape is not None
         N, C, H, W = shape
-        (sh, sw), (Ho, Wo) = self.scale_factor, self.output_shape(H, W)
+        Ho, Wo = self.output_shape(H, W)
         check_grad_output(grad_output, f"{self._who}.backward", (N, C, Ho, Wo), self._dtype)
-        if self.mode == "nearest":  # each block's sum: its rows first, then its columns
+        if self._weights is None:  # nearest by whole blocks: each block's sum, its rows first, then its columns
+            sh, sw = self.scale_factor  # type: ignore[misc]
             g = grad_output.reshape(N, C, H, sh, Wo)  # splitting an axis: a view of a C-ordered g
             rows = g[:, :, :, 0].copy() if sh > 1 else g[:, :, :, 0]
             for i in range(1, sh):
@@ -443,5 +486,5 @@ class Upsample(Layer):
         return (rows.reshape(-1, Wo) @ a_w).reshape(N, C, H, W)
 
     def extra_repr(self) -> str:
-        corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
-        return f"scale_factor={self.scale_factor}, mode={self.mode!r}{corners}"
+        size = f"scale_factor={self.scale_factor}" if self.scale_factor is not None else f"size={self.size}"
+        return f"{size}, mode={self.mode!r}{self._shown_corners()}"
