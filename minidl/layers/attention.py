@@ -29,7 +29,7 @@ from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_we
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import as_array, check_finite, check_grad_output, check_input
-from .recurrent import HINT_STEPS, _add_product
+from ._sequences import HINT_STEPS, add_product
 
 __all__ = ["MultiHeadAttention"]
 
@@ -276,7 +276,7 @@ class MultiHeadAttention(Layer):
         g = grad_output.reshape(N * T, E)
         if not (need_input or train_qkv):  # nothing upstream of the output projection is wanted
             if train_o:
-                _add_product(self.W_o, heads, g, self.bias)
+                add_product(self.W_o, heads, g, self.bias)
             return None
         W_o = self.W_o.data
         d_heads = g @ (W_o[1:].T if self.bias else W_o.T)  # (N*T, E), heads side by side
@@ -299,9 +299,9 @@ class MultiHeadAttention(Layer):
         # the gradients are added last, after everything that could fail: a refused or interrupted
         # back-pass leaves them as they were (a retry would otherwise count W_o twice)
         if train_o:
-            _add_product(self.W_o, heads, g, self.bias)
+            add_product(self.W_o, heads, g, self.bias)
         if train_qkv:
-            _add_product(self.W_qkv, rows, d_rows, self.bias)
+            add_product(self.W_qkv, rows, d_rows, self.bias)
         return d_rows
 
     # ------------------------------------------------------------------ the rest

@@ -33,33 +33,9 @@ from ..layer import Layer
 from ..parameter import Parameter
 from ..special import _sigmoid
 from ..validation import check_finite, check_grad_output, check_input
+from ._sequences import HINT_STEPS, add_product
 
 __all__ = ["GRU", "LSTM", "RNN"]
-
-#: The sequence length ``input_shape_hint`` proposes (the checker's and the summary's dummy input).
-HINT_STEPS = 3
-
-
-def _add_product(param: Parameter, rows: np.ndarray, grads: np.ndarray, bias_row: bool) -> None:
-    """``param.grad += [1, rows]^T @ grads`` (``bias_row``: row 0 gets the column sums of ``grads``)
-    or ``rows^T @ grads``; written straight into the gradient array right after ``zero_grad``."""
-    dW, overwrite = param.grad_target()
-    if overwrite:  # the gradient is zero but the array holds old values: write every element
-        try:
-            if bias_row:
-                np.matmul(rows.T, grads, out=dW[1:])
-                np.add.reduce(grads, axis=0, out=dW[0])
-            else:
-                np.matmul(rows.T, grads, out=dW)
-        except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
-            param.zero_grad()
-            raise
-    elif bias_row:
-        dW[1:] += rows.T @ grads
-        dW[0] += np.add.reduce(grads, axis=0)
-    else:
-        dW += rows.T @ grads
-
 
 class _Recurrent(Layer):
     """What ``RNN``, ``LSTM`` and ``GRU`` share: parameters, input checks, the input projection and
@@ -185,10 +161,10 @@ class _Recurrent(Layer):
         g = grad_output.transpose(1, 0, 2) if self.return_sequences else grad_output
         dA, dA_h = self._steps_back(g, cache)
         if train_h:
-            _add_product(self.W_h, hs[:-1].reshape(T * N, H), dA_h.reshape(T * N, dA_h.shape[2]),
+            add_product(self.W_h, hs[:-1].reshape(T * N, H), dA_h.reshape(T * N, dA_h.shape[2]),
                          self.bias and self._recurrent_bias)
         if train_x:
-            _add_product(self.W_x, rows, dA.reshape(T * N, dA.shape[2]), self.bias)
+            add_product(self.W_x, rows, dA.reshape(T * N, dA.shape[2]), self.bias)
         return dA
 
     def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
