@@ -1,6 +1,7 @@
 """Learning-rate schedules: they set ``optimizer.lr`` once per epoch, as PyTorch's ``lr_scheduler``.
 
-Call :meth:`LRScheduler.step` after each epoch (``fit(..., scheduler=...)`` does it for you).  With
+Call :meth:`LRScheduler.step` after each epoch (``fit(..., scheduler=...)`` does it for you; with
+``scheduler_interval="batch"`` it steps after every batch, and the counts below are batches).  With
 ``e`` the number of completed epochs (``last_epoch``) and ``lr0`` the optimizer's lr when the
 schedule was made, the lr for the next epoch is (closed forms, no drift from repeated products):
 
