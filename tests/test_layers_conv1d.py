@@ -516,7 +516,7 @@ def test_padding_same_against_torch_if_installed() -> None:
 
 @pytest.mark.parametrize(("make", "kwargs", "match"), [
     (Conv2D, {"kernel_size": 4, "padding": "same"}, r"Conv2D: padding='same' with kernel_size \(4, 4\) and dilation "
-                                                     r"\(1, 1\) needs \(3, 3\) padding in all, an odd number"),
+                                                     r"\(1, 1\) needs \(3, 3\) padding in all, odd on some axis"),
     (Conv1D, {"kernel_size": 2, "padding": "same"}, r"Conv1D: padding='same' with kernel_size 2 and dilation 1 needs "
                                                      r"1 padding in all"),
     (Conv2D, {"kernel_size": 3, "padding": "same", "stride": 2}, r"padding='same' needs stride 1 \(as PyTorch\), "

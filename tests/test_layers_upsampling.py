@@ -759,3 +759,38 @@ def test_upsample_size_arguments() -> None:
                                             r"\.backward: expected grad_output of shape \(1, 1, 6, 8\)"):
         layer(np.zeros((1, 1, 2, 3)))
         layer.backward(np.zeros((1, 1, 4, 6)))
+
+
+def test_upsample_nearest_to_a_size_keeps_a_nan_or_inf_in_its_own_pixels() -> None:
+    """Copied by index, not by a 0/1 matrix (where 0 * inf = NaN spread a single inf over whole rows and
+    columns; found by a review); the backward adds each copy's gradient back, and -0.0 stays -0.0."""
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 0, 0] = np.inf
+    y = Upsample(size=(8, 8))(x)
+    assert not np.isnan(y).any() and np.isinf(y).sum() == 4 and np.isinf(y[0, 0, :2, :2]).all()
+    layer = Upsample(size=(3, 3))
+    layer(np.zeros((1, 1, 4, 4)))
+    g = np.zeros((1, 1, 3, 3))
+    g[0, 0, 0, 0] = np.inf
+    dx = layer.backward(g)
+    assert np.isinf(dx[0, 0, 0, 0]) and np.count_nonzero(dx) == 1 and not np.isnan(dx).any()
+    assert np.signbit(Upsample(size=(2, 3))(np.full((1, 1, 1, 1), -0.0))).all()
+
+
+def test_upsample_nearest_to_large_sizes_picks_pytorchs_float32_pixels() -> None:
+    """PyTorch picks the nearest pixel in float32 arithmetic: at 47 * 3/141 (exactly 1) that is pixel 0.
+    Its float64 forward picks otherwise at some sides of 129 or more, its float64 backward as here."""
+    torch = pytest.importorskip("torch")
+    for H, Ho in ((3, 141), (2, 166), (9, 141), (36, 246), (5, 130)):
+        for dtype in (np.float32, np.float64):
+            x = np.arange(H, dtype=dtype).reshape(1, 1, H, 1)
+            layer = Upsample(size=(Ho, 1))
+            y = layer(x)
+            xt = torch.tensor(x, requires_grad=True)
+            yt = torch.nn.Upsample(size=(Ho, 1))(xt)
+            g = np.arange(1, Ho + 1, dtype=dtype).reshape(1, 1, Ho, 1)
+            yt.backward(torch.tensor(g))
+            np.testing.assert_array_equal(layer.backward(g), xt.grad.numpy())
+            if dtype == np.float32:
+                np.testing.assert_array_equal(y, yt.detach().numpy())
+    assert Upsample(size=(141, 1))(np.arange(3.0).reshape(1, 1, 3, 1))[0, 0, 47, 0] == 0

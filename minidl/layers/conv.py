@@ -138,7 +138,7 @@ class _Convolution(Layer):
         if any(total % 2 for total in totals):
             raise ValueError(
                 f"{who}: padding='same' with kernel_size {_display(self.kernel_size)} and dilation "
-                f"{_display(self.dilation)} needs {_display(totals)} padding in all, an odd number: PyTorch pads "
+                f"{_display(self.dilation)} needs {_display(totals)} padding in all, odd on some axis: PyTorch pads "
                 "one more at the end, which minidl does not (its padding is the same on both sides); use an odd "
                 "kernel size or an even dilation, or pad the input yourself")
         return tuple(total // 2 for total in totals)

@@ -341,20 +341,26 @@ def _linear_weights(size: int, out: int, ratio: float, dtype: np.dtype, align_co
     return weights.astype(dtype)
 
 
-def _nearest_weights(size: int, out: int, dtype: np.dtype) -> np.ndarray:
-    """(out, size): row ``o`` copies pixel ``min(floor(o * size/out), size - 1)``, PyTorch's nearest index,
-    computed in float32 as PyTorch computes it (so that the same pixel is picked at every rounding edge)."""
+def _nearest_index(size: int, out: int) -> np.ndarray:
+    """(out,) the pixel each output copies, PyTorch's nearest index ``min(floor(o * size/out), size - 1)``,
+    computed in float32 as PyTorch's ``nearest_idx`` computes it, whatever the data's dtype (at rounding
+    edges, e.g. 47 * 3/141, float32 and exact arithmetic pick different pixels)."""
     ratio = np.float32(size) / np.float32(out)
-    source = np.minimum(np.floor(np.arange(out, dtype=np.float32) * ratio).astype(np.int64), size - 1)
-    weights = np.zeros((out, size), dtype=dtype)
-    weights[np.arange(out), source] = 1
-    return weights
+    return np.minimum(np.floor(np.arange(out, dtype=np.float32) * ratio).astype(np.int64), size - 1)
+
+
+def _scatter_add(g: np.ndarray, index: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """The adjoint of ``take(x, index, axis)``: ``g`` added back into ``size`` slots along ``axis``."""
+    out = np.zeros((*g.shape[:axis], size, *g.shape[axis + 1:]), dtype=g.dtype)
+    np.add.at(np.moveaxis(out, axis, 0), index, np.moveaxis(g, axis, 0))  # (through views: into out)
+    return out
 
 
 class Upsample(Layer):
     """Enlarge NCHW images by integer factors, or resize them to a size, as PyTorch's ``nn.Upsample``.
 
-    Shapes: x: (N, C, H, W) -> y: (N, C, sh*H, sw*W), ``(sh, sw) = scale_factor``.  No parameters.
+    Shapes: x: (N, C, H, W) -> y: (N, C, sh*H, sw*W), ``(sh, sw) = scale_factor``, or (N, C, Ho, Wo) with
+    ``size=(Ho, Wo)``.  No parameters.
 
     ``mode="nearest"``: ``y[n, c, r, q] = x[n, c, r // sh, q // sw]`` (each pixel repeated as an
     ``sh x sw`` block: one broadcast copy); backward: ``dx`` is the sum of ``g`` over each block.
@@ -370,8 +376,9 @@ class Upsample(Layer):
     contiguously channel-major (a strided ``Conv2D``'s output) gives a channel-major output, for the
     next ``Conv2D``; any other layout an NCHW one.
 
-    ``size=(Ho, Wo)`` instead of ``scale_factor``: any output size (smaller too); both modes then use
-    interpolation matrices (nearest: row ``r`` copies ``min(floor(r * H / Ho), H - 1)``, PyTorch's pixel).
+    ``size=(Ho, Wo)`` instead of ``scale_factor``: any output size (smaller too).  Bilinear uses ``Ho/H`` in
+    place of the factor; nearest copies row ``min(floor(r * H / Ho), H - 1)`` (PyTorch's pixel) by index,
+    and its backward adds each copy's gradient back (``np.add.at``).
 
     Args:
         scale_factor: an int >= 1 or an ``(h, w)`` pair of them (fractional factors are not supported:
@@ -403,7 +410,7 @@ class Upsample(Layer):
                                                                                 "Upsample")
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
-        # (A_h, A_w) of the last forward: bilinear, and nearest to a given size
+        # of the last forward: bilinear (A_h, A_w), or nearest to a size (row indices, column indices)
         self._weights: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -428,10 +435,11 @@ class Upsample(Layer):
         return sh * height, sw * width
 
     def _interpolation(self, H: int, W: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """(A_h, A_w): the (Ho, H) and (Wo, W) matrices with ``y = A_h x A_w^T`` per image."""
+        """(A_h, A_w): bilinear, the (Ho, H) and (Wo, W) matrices with ``y = A_h x A_w^T`` per image;
+        nearest to a size, the (Ho,) and (Wo,) indices of the rows and columns copied."""
         Ho, Wo = self.output_shape(H, W)
-        if self.mode == "nearest":
-            return _nearest_weights(H, Ho, dtype), _nearest_weights(W, Wo, dtype)
+        if self.mode == "nearest":  # gathered, not multiplied: a NaN/inf stays in its own pixels
+            return _nearest_index(H, Ho), _nearest_index(W, Wo)
         corners = bool(self.align_corners)
         # source pixels per output pixel: PyTorch's 1/scale_factor when it is given, else input/output
         rh, rw = (1.0 / self.scale_factor[0], 1.0 / self.scale_factor[1]) if self.scale_factor is not None \
@@ -439,7 +447,7 @@ class Upsample(Layer):
         return _linear_weights(H, Ho, rh, dtype, corners), _linear_weights(W, Wo, rw, dtype, corners)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, C, H, W) -> (N, C, sh*H, sw*W)."""
+        """x: (N, C, H, W) -> (N, C, sh*H, sw*W), or (N, C, Ho, Wo) with ``size``."""
         x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
         if not x.dtype.isnative:  # e.g. read from a file: the output, and so grad_output, are native
             x = x.astype(x.dtype.newbyteorder("="))
@@ -454,6 +462,9 @@ class Upsample(Layer):
             blocks = np.broadcast_to(xt[:, :, :, None, :, None], (*xt.shape[:3], sh, W, sw))
             y = blocks.reshape(*xt.shape[:2], Ho, Wo) if (sh, sw) != (1, 1) else xt.copy()  # (never a view of x)
             weights = None
+        elif self.mode == "nearest":  # to a size: rows, then columns, gathered by their indices
+            weights = self._interpolation(H, W, x.dtype)
+            y = np.take(np.take(xt, weights[0], axis=2), weights[1], axis=3)
         else:
             weights = self._interpolation(H, W, x.dtype)
             rows = xt.reshape(-1, W) @ weights[1].T  # (.. * H, Wo)
@@ -462,7 +473,7 @@ class Upsample(Layer):
         return y.transpose(1, 0, 2, 3) if channel_major else y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, C, sh*H, sw*W) -> dx: (N, C, H, W)."""
+        """grad_output: (N, C, sh*H, sw*W) or (N, C, Ho, Wo) -> dx: (N, C, H, W)."""
         shape = self._shape
         self._require_cache(shape)
         assert shape is not None
@@ -482,6 +493,8 @@ class Upsample(Layer):
             return dx
         assert self._weights is not None
         a_h, a_w = self._weights
+        if self.mode == "nearest":  # to a size: each copied pixel's gradient added back, columns then rows
+            return _scatter_add(_scatter_add(grad_output, a_w, W, 3), a_h, H, 2)
         rows = np.matmul(a_h.T, grad_output.reshape(N * C, Ho, Wo))  # (N*C, H, Wo)
         return (rows.reshape(-1, Wo) @ a_w).reshape(N, C, H, W)
 
