@@ -551,6 +551,11 @@ def fit(
     n_batches = len(x) // batch_size if drop_last else -(-len(x) // batch_size)
     limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
     if scheduler is not None and limit is not None:  # refused before anything (early stopping's record) changes
+        if not per_batch and n_batches > 1 and limit == scheduler.last_epoch + epochs * n_batches:
+            raise ValueError(
+                f"{who}: the {type(scheduler).__name__} has total_steps={limit}, this fit's {epochs} epoch(s) x "
+                f"{n_batches} batches: it is made to step every batch, but scheduler_interval is 'epoch', so it "
+                f"would take {epochs} of its {limit} steps; pass scheduler_interval='batch'")
         planned = epochs * (n_batches if per_batch else 1)
         if scheduler.last_epoch + planned > limit:
             raise ValueError(

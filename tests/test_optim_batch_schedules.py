@@ -387,3 +387,19 @@ def test_a_fit_refused_for_a_short_one_cycle_changes_no_early_stopping_record_no
                scheduler_interval="batch", verbose=0)
     assert (es.best, es.best_epoch, es.best_state) == record and es.best_state is not None
     assert md.evaluate(m, x, y) == scored
+
+
+def test_fit_refuses_a_one_cycle_sized_for_batches_but_stepped_per_epoch() -> None:
+    """total_steps = epochs x batches and scheduler_interval left at 'epoch': the schedule would barely
+    leave its warm-up; a review noted that this passed silently."""
+    x, y = data()
+    m = model()
+    o = SGD(m.parameters(), lr=0.1)
+    s = OneCycleLR(o, max_lr=0.5, total_steps=3 * 4)
+    with pytest.raises(ValueError, match=r"total_steps=12, this fit's 3 epoch\(s\) x 4 batches: it is made to step "
+                                         r"every batch, but scheduler_interval is 'epoch'.*pass scheduler_interval"):
+        md.fit(m, x, y, loss=md.CrossEntropyLoss(), optimizer=o, epochs=3, batch_size=16, scheduler=s, verbose=0)
+    assert s.last_epoch == 0
+    md.fit(m, x, y, loss=md.CrossEntropyLoss(), optimizer=o, epochs=3, batch_size=16, scheduler=s,
+           scheduler_interval="batch", verbose=0)
+    assert s.last_epoch == 12
