@@ -57,6 +57,7 @@ from .layers import (
     Softmax,
     Softplus,
     Tanh,
+    TransformerEncoderLayer,
     Upsample,
 )
 from .losses import (
@@ -176,6 +177,7 @@ __all__ = [
     "Tanh",
     "TargetError",
     "TensorResult",
+    "TransformerEncoderLayer",
     "Upsample",
     "clip_grad_norm_",
     "clip_grad_value_",

@@ -253,6 +253,9 @@ LAYERS: dict[str, LayerSpec] = {
                                  lambda layer, x: x.mean(axis=2), example=(2, 2, 3)),
     "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
                                     lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
+    "TransformerEncoderLayer": LayerSpec(
+        lambda dt: get("TransformerEncoderLayer")(4, 2, 6, dropout=0.0, rng=0, dtype=dt),
+        lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
     "Bidirectional": LayerSpec(
         lambda dt: md.Bidirectional(md.GRU(3, 2, rng=0, dtype=dt), md.GRU(3, 2, rng=1, dtype=dt)),
         lambda n, d: (n, d(st.integers(1, 3)), 3), example=(2, 2, 3)),
@@ -964,7 +967,7 @@ def test_nonfinite_policy() -> None:
                    "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "RNN", "Residual",
-                "Sequential"}
+                "Sequential", "TransformerEncoderLayer"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")

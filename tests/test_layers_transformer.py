@@ -1,0 +1,151 @@
+"""TransformerEncoderLayer: PyTorch's block to round-off, the gradient checker through every branch (dropout
+included), eval mode, a refused backward after a failed forward, and training."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import TransformerEncoderLayer
+from minidl.testing import assert_gradients_ok
+
+
+def to_torch(layer: TransformerEncoderLayer, torch: Any) -> Any:
+    """PyTorch's layer with ``layer``'s weights (float64, dropout 0)."""
+    attn = layer.self_attn
+    module = torch.nn.TransformerEncoderLayer(
+        attn.embed_dim, attn.num_heads, layer.linear1.out_features, dropout=0.0, activation=layer.activation_name,
+        batch_first=True, norm_first=layer.norm_first).double()
+    with torch.no_grad():
+        module.self_attn.in_proj_weight.copy_(torch.tensor(attn.in_proj_weight))
+        module.self_attn.in_proj_bias.copy_(torch.tensor(attn.in_proj_bias))
+        module.self_attn.out_proj.weight.copy_(torch.tensor(attn.out_proj_weight))
+        module.self_attn.out_proj.bias.copy_(torch.tensor(attn.out_proj_bias))
+        for name in ("linear1", "linear2"):
+            ours, theirs = getattr(layer, name), getattr(module, name)
+            theirs.weight.copy_(torch.tensor(ours.weight.T))
+            theirs.bias.copy_(torch.tensor(ours.bias_row))
+        for name in ("norm1", "norm2"):
+            ours, theirs = getattr(layer, name), getattr(module, name)
+            theirs.weight.copy_(torch.tensor(ours.gamma.data))
+            theirs.bias.copy_(torch.tensor(ours.beta.data))
+    return module
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_against_torch_if_installed(norm_first: bool, activation: str, causal: bool) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    layer = TransformerEncoderLayer(8, 2, 12, dropout=0.0, activation=activation, norm_first=norm_first,
+                                    causal=causal, rng=1)
+    for p in (layer.norm1.gamma, layer.norm1.beta, layer.norm2.gamma, layer.norm2.beta):  # not the 1s and 0s
+        p.data += rng.normal(scale=0.2, size=p.data.shape)
+    module = to_torch(layer, torch).train()
+    x = rng.normal(size=(3, 5, 8))
+    xt = torch.tensor(x, requires_grad=True)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(5, dtype=torch.float64) if causal else None
+    yt = module(xt, src_mask=mask, is_causal=causal)
+    g = rng.normal(size=x.shape)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(layer(x), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-11, atol=1e-12)
+    attn = module.self_attn
+    pairs = [(layer.self_attn.W_qkv.grad[1:].T, attn.in_proj_weight.grad),
+             (layer.self_attn.W_qkv.grad[0], attn.in_proj_bias.grad),
+             (layer.self_attn.W_o.grad[1:].T, attn.out_proj.weight.grad),
+             (layer.linear1.W.grad[1:].T, module.linear1.weight.grad),
+             (layer.linear2.W.grad[0], module.linear2.bias.grad),
+             (layer.norm1.gamma.grad, module.norm1.weight.grad),
+             (layer.norm2.beta.grad, module.norm2.bias.grad)]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("shape", "norm_first", "dropout", "seed"), [
+    ((2, 3, 4), False, 0.0, 0), ((2, 3, 4), True, 0.0, 1), ((3, 2, 6), False, 0.3, 2), ((1, 4, 6), True, 0.5, 3),
+])
+def test_gradient_checker_through_every_branch(shape: tuple[int, int, int], norm_first: bool, dropout: float,
+                                              seed: int) -> None:
+    """In train mode with dropout too: the checker replays the three dropouts' generators."""
+    E = shape[2]
+    layer = TransformerEncoderLayer(E, 2, 5, dropout=dropout, activation="gelu", norm_first=norm_first, rng=seed)
+    x = np.random.default_rng(seed).normal(size=shape)
+    report = assert_gradients_ok(layer, inputs=x, seed=seed)
+    assert {r.name for r in report.results} == {"input", "self_attn.W_qkv", "self_attn.W_o", "linear1.W",
+                                                "linear2.W", "norm1.gamma", "norm1.beta", "norm2.gamma",
+                                                "norm2.beta"}
+
+
+def test_eval_mode_drops_nothing_and_the_names_follow_pytorch() -> None:
+    layer = TransformerEncoderLayer(4, 2, 6, dropout=0.5, rng=0)
+    twin = copy.deepcopy(layer)
+    twin.dropout.p = twin.dropout1.p = twin.dropout2.p = 0.0
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))
+    np.testing.assert_array_equal(layer.eval()(x), twin(x))
+    assert not np.array_equal(layer.train()(x), twin(x))
+    assert [name for name, _ in layer.named_parameters()] == [
+        "self_attn.W_qkv", "self_attn.W_o", "linear1.W", "linear2.W", "norm1.gamma", "norm1.beta", "norm2.gamma",
+        "norm2.beta"]
+    assert repr(layer).startswith("TransformerEncoderLayer(d_model=4, nhead=2, dim_feedforward=6, dropout=0.5, "
+                                  "activation='relu', norm_first=False")
+
+
+def test_a_forward_that_fails_part_way_refuses_the_next_backward() -> None:
+    layer = TransformerEncoderLayer(4, 2, 6, dropout=0.0, rng=0)
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))
+    y = layer(x)
+    good = layer.backward(np.ones_like(y))
+    layer.linear1.astype(np.float32)  # the attention runs, then the MLP refuses the float64 input
+    with pytest.raises(md.DTypeError):
+        layer(x)
+    with pytest.raises(md.BackwardBeforeForwardError, match="a forward failed part-way"):
+        layer.backward(np.ones_like(y))
+    layer.linear1.astype(np.float64)
+    layer(x)
+    np.testing.assert_allclose(layer.backward(np.ones_like(y)), good, rtol=1e-12, atol=1e-14)
+    with pytest.raises(md.BackwardBeforeForwardError):
+        TransformerEncoderLayer(4, 2, 6, rng=0).backward(np.ones((1, 1, 4)))
+    for norm_first in (False, True):  # an input refused at once keeps the last pass usable, as other layers do
+        block = TransformerEncoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first, rng=0)
+        y = block(x)
+        dx = block.backward(np.ones_like(y))
+        with pytest.raises(md.ShapeError, match=r"TransformerEncoderLayer: .*expected input of shape \(N, T, 4\)|"
+                                                r"TransformerEncoderLayer: LayerNorm"):
+            block(np.ones((2, 3, 5)))
+        np.testing.assert_array_equal(block.backward(np.ones_like(y)), dx)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"activation": "tanh"}, ValueError, "activation must be 'relu' or 'gelu', got 'tanh'"),
+    ({"nhead": 3}, ValueError, "MultiHeadAttention"),
+    ({"dim_feedforward": 0}, ValueError, "dim_feedforward"),
+    ({"norm_first": "yes"}, TypeError, "norm_first"),
+    ({"dropout": 1.5}, ValueError, r"p \(the drop probability\) must be in \[0, 1\]"),
+])
+def test_bad_arguments(kwargs: dict[str, Any], error: type, match: str) -> None:
+    settings: dict[str, Any] = {"d_model": 4, "nhead": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        TransformerEncoderLayer(**settings)
+
+
+def test_it_trains_saves_and_loads(tmp_path: Any) -> None:
+    """A task attention solves: is the first token's feature larger than the last one's?"""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 4, 4))
+    y = (x[:, 0, 0] > x[:, -1, 0]).astype(int)
+    model = md.Sequential(TransformerEncoderLayer(4, 2, 16, dropout=0.0, norm_first=True, rng=0), md.Flatten(),
+                          md.Dense(16, 2, rng=1))
+    history = model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.Adam(model.parameters(), lr=1e-2),
+                        epochs=30, batch_size=32, metrics=["accuracy"], rng=0, verbose=0)
+    assert history["loss"][-1] < 0.3 * history["loss"][0] and history["accuracy"][-1] > 0.9
+    md.save({"model": model.state_dict()}, tmp_path / "block.npz")
+    twin = md.Sequential(TransformerEncoderLayer(4, 2, 16, dropout=0.0, norm_first=True, rng=5), md.Flatten(),
+                         md.Dense(16, 2, rng=6))
+    twin.load_state_dict(md.load(tmp_path / "block.npz")["model"])
+    np.testing.assert_array_equal(twin.predict(x), model.predict(x))
