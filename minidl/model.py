@@ -35,12 +35,16 @@ def _trainable(layer: Layer) -> bool:
 def _partly_ran(layer: Layer) -> bool:
     """Whether ``layer``, whose forward just raised, may have replaced a cache before it did: a layer
     without sub-layers refuses before it keeps anything; a ``Sequential`` or a two-path container
-    knows whether one of its layers ran; any other container is assumed to have run some."""
+    knows whether one of its layers ran; so does a container with a ``_failed_part_way()`` method
+    (``TransformerEncoderLayer``); any other container is assumed to have run some."""
     if isinstance(layer, Sequential):
         return layer._failed_at is not None
     if isinstance(layer, _TwoPaths):
         first = layer._layers.get(layer._paths[0])
         return layer._mixed or (first is not None and _partly_ran(first))
+    told = getattr(layer, "_failed_part_way", None)
+    if callable(told):
+        return bool(told())
     return bool(layer._layers)
 
 

@@ -83,7 +83,7 @@ def state_of(layer: MultiHeadAttention) -> tuple[Any, ...]:
     return (tuple(p.data.copy() for p in layer.parameters()), tuple(p.has_grad for p in layer.parameters()),
             tuple(p.grad.copy() for p in layer.parameters() if p.has_grad),
             None if cache is None else tuple(id(a) for a in cache),
-            None if cache is None else tuple(a.copy() for a in cache))
+            None if cache is None else tuple(None if a is None else a.copy() for a in cache))
 
 
 def assert_same_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
@@ -518,7 +518,7 @@ def test_float32_stays_float32() -> None:
     x = rng.normal(size=(2, 5, 6)).astype(np.float32)
     g = rng.normal(size=(2, 5, 6)).astype(np.float32)
     y = layer(x)
-    assert layer._cache is not None and all(a.dtype == np.float32 for a in layer._cache)
+    assert layer._cache is not None and all(a.dtype == np.float32 for a in layer._cache if a is not None)
     dx = layer.backward(g)
     assert y.dtype == dx.dtype == layer.W_qkv.grad.dtype == layer.W_o.grad.dtype == np.float32
     layer.backward_params(g)
@@ -735,3 +735,34 @@ def test_float16_is_refused_and_a_big_endian_dtype_gives_native_parameters() -> 
     y = layer(x)
     assert layer.backward(np.ones_like(y)).dtype == np.float32
     assert md.Dense(2, 3, dtype=">f8").W.data.dtype.isnative
+
+
+# ---------------------------------------------------------------------------------------------- dropout
+@pytest.mark.parametrize(("p", "causal", "seed"), [(0.2, False, 0), (0.5, True, 1), (0.7, False, 2)])
+def test_attention_dropout_is_checked_and_off_in_eval(p: float, causal: bool, seed: int) -> None:
+    """O = (P * M) V with M = (u >= p) / (1 - p) per attention weight, in training; the checker replays the
+    layer's registered generator, so the back-pass through the mask is proven like the rest."""
+    layer = MultiHeadAttention(6, 3, causal=causal, dropout=p, rng=seed)
+    plain = MultiHeadAttention(6, 3, causal=causal, rng=seed)
+    for a, b in zip(layer.parameters(), plain.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)  # the weights do not depend on the dropout
+    x = np.random.default_rng(seed).normal(size=(2, 5, 6))
+    assert_gradients_ok(layer, inputs=x, seed=seed)
+    layer(x)
+    mask = layer._cache[4]
+    assert mask.shape == (2, 3, 5, 5) and set(np.unique(mask)) <= {0.0, 1 / (1 - p)}
+    np.testing.assert_allclose(layer.eval()(x), plain.eval()(x), rtol=1e-14, atol=1e-15)
+    assert layer._cache[4] is None
+    assert f"dropout={p}" in repr(layer) and [name for name, _ in layer.named_generators()] == ["rng"]
+
+
+def test_attention_dropout_of_one_leaves_the_output_bias_and_is_refused_out_of_range() -> None:
+    layer = MultiHeadAttention(4, 2, dropout=1.0, rng=0)
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))
+    y = layer(x)
+    np.testing.assert_allclose(y, np.broadcast_to(layer.W_o.data[0], y.shape), rtol=1e-15)
+    layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(layer.W_qkv.grad, 0)
+    for bad, error in ((1.5, ValueError), (-0.1, ValueError), (True, TypeError), ("0.1", TypeError)):
+        with pytest.raises(error, match=r"MultiHeadAttention: dropout \(the drop probability\)"):
+            MultiHeadAttention(4, 2, dropout=bad)  # type: ignore[arg-type]

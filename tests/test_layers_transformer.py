@@ -85,7 +85,7 @@ def test_gradient_checker_through_every_branch(shape: tuple[int, int, int], norm
 def test_eval_mode_drops_nothing_and_the_names_follow_pytorch() -> None:
     layer = TransformerEncoderLayer(4, 2, 6, dropout=0.5, rng=0)
     twin = copy.deepcopy(layer)
-    twin.dropout.p = twin.dropout1.p = twin.dropout2.p = 0.0
+    twin.dropout.p = twin.dropout1.p = twin.dropout2.p = twin.self_attn.dropout = 0.0
     x = np.random.default_rng(0).normal(size=(2, 3, 4))
     np.testing.assert_array_equal(layer.eval()(x), twin(x))
     assert not np.array_equal(layer.train()(x), twin(x))
@@ -123,15 +123,21 @@ def test_a_forward_that_fails_part_way_refuses_the_next_backward() -> None:
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
     ({"activation": "tanh"}, ValueError, "activation must be 'relu' or 'gelu', got 'tanh'"),
-    ({"nhead": 3}, ValueError, "MultiHeadAttention"),
+    ({"nhead": 3}, ValueError, r"TransformerEncoderLayer: d_model \(4\) must be divisible by nhead \(3\)"),
     ({"dim_feedforward": 0}, ValueError, "dim_feedforward"),
     ({"norm_first": "yes"}, TypeError, "norm_first"),
-    ({"dropout": 1.5}, ValueError, r"p \(the drop probability\) must be in \[0, 1\]"),
+    ({"dropout": 1.5}, ValueError, r"TransformerEncoderLayer: dropout \(the drop probability\) must be in \[0, 1\]"),
+    ({"layer_norm_eps": 0.0}, ValueError, r"TransformerEncoderLayer: LayerNorm"),
+    ({"dtype": np.float16}, md.DTypeError, r"TransformerEncoderLayer: float16 is not supported"),
 ])
 def test_bad_arguments(kwargs: dict[str, Any], error: type, match: str) -> None:
-    settings: dict[str, Any] = {"d_model": 4, "nhead": 2, **kwargs}
+    """Refused before anything is drawn from the caller's generator, in the block's words."""
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    settings: dict[str, Any] = {"d_model": 4, "nhead": 2, "rng": rng, **kwargs}
     with pytest.raises(error, match=match):
         TransformerEncoderLayer(**settings)
+    assert rng.bit_generator.state == state
 
 
 def test_it_trains_saves_and_loads(tmp_path: Any) -> None:
@@ -149,3 +155,38 @@ def test_it_trains_saves_and_loads(tmp_path: Any) -> None:
                          md.Dense(16, 2, rng=6))
     twin.load_state_dict(md.load(tmp_path / "block.npz")["model"])
     np.testing.assert_array_equal(twin.predict(x), model.predict(x))
+
+
+def test_the_attention_weights_drop_too_as_in_pytorch() -> None:
+    """PyTorch's block gives its attention dropout=dropout: four places drop in training, not three."""
+    layer = TransformerEncoderLayer(4, 2, 6, dropout=0.3, rng=0)
+    assert layer.self_attn.dropout == 0.3 and "dropout=0.3" in repr(layer.self_attn)
+    twin = copy.deepcopy(layer)
+    twin.dropout.p = twin.dropout1.p = twin.dropout2.p = 0.0  # only the attention still drops
+    x = np.random.default_rng(0).normal(size=(2, 5, 4))
+    assert not np.allclose(twin(x), twin.eval()(x))
+    assert_gradients_ok(layer.train(), inputs=x, seed=0)
+    weights = [p.data.copy() for p in TransformerEncoderLayer(4, 2, 6, dropout=0.0, rng=0).parameters()]
+    for a, b in zip(weights, [p.data for p in layer.parameters()], strict=True):
+        np.testing.assert_array_equal(a, b)  # the weights do not depend on the dropout
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_an_input_refused_at_once_keeps_the_last_pass_also_in_a_stack(norm_first: bool) -> None:
+    """A pre-norm's LayerNorm takes any rank, so the block checks the shape itself before any sub-layer
+    runs; Sequential asks the block whether it failed part-way (found by a review)."""
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))
+    for bad in (np.ones((2, 4)), np.ones((2, 3, 4, 1)), np.ones((2, 0, 4)), np.ones((2, 3, 5))):
+        stack = md.Sequential(TransformerEncoderLayer(4, 2, 6, dropout=0.0, norm_first=norm_first, rng=0))
+        y = stack(x)
+        dx = stack.backward(np.ones_like(y))
+        with pytest.raises(md.ShapeError, match=r"TransformerEncoderLayer: expected .*\(N, T, 4\)"):
+            stack(bad)
+        np.testing.assert_array_equal(stack.backward(np.ones_like(y)), dx)
+    stack = md.Sequential(TransformerEncoderLayer(4, 2, 6, dropout=0.0, rng=0))
+    y = stack(x)
+    stack[0].linear1.astype(np.float32)  # fails part-way: the stack refuses too
+    with pytest.raises(md.DTypeError):
+        stack(x)
+    with pytest.raises(md.BackwardBeforeForwardError, match="failed at layer '0'"):
+        stack.backward(np.ones_like(y))

@@ -28,7 +28,7 @@ from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import as_array, check_finite, check_grad_output, check_input
+from ..validation import as_array, check_finite, check_grad_output, check_input, is_number
 from ._sequences import HINT_STEPS, add_product
 
 __all__ = ["MultiHeadAttention"]
@@ -38,6 +38,15 @@ _INITS = ("uniform", "glorot", "he", "zeros")
 
 _HALF = ("{who}: float16 is not supported: its scores overflow above 65504 and the softmax turns them into "
          "NaN (PyTorch computes them in float32); use float32")
+
+
+def _drop_probability(p: object, who: str) -> float:
+    """``p`` as a float in [0, 1] (a bool is not a probability), or the error naming ``who``."""
+    if not is_number(p) or isinstance(p, (bool, np.bool_)):
+        raise TypeError(f"{who}: dropout (the drop probability) must be a number, got {p!r}")
+    if not 0.0 <= float(p) <= 1.0:  # type: ignore[arg-type]
+        raise ValueError(f"{who}: dropout (the drop probability) must be in [0, 1], got {p!r}")
+    return float(p)  # type: ignore[arg-type]
 
 
 def _future(T: int) -> np.ndarray:
@@ -75,6 +84,10 @@ class MultiHeadAttention(Layer):
         num_heads: ``H``; must divide ``embed_dim``.
         causal: mask the future (a decoder's self-attention).
         bias: give both projections a bias row (PyTorch's ``bias=``).
+        dropout: in training, drop each attention weight (an entry of ``P``) with this probability and
+            scale the rest by ``1 / (1 - dropout)`` (PyTorch's ``dropout=``): ``O = (P * M) V``, and the
+            backward multiplies ``dP`` by the same mask ``M``.  Its generator, ``rng`` (registered, so the
+            checker replays it), is seeded from ``rng`` after the weights.
         W_qkv, W_o: exact initial values (any arrays of the shapes above), instead of a random draw.
         init: ``"uniform"`` (the default: PyTorch's ``nn.MultiheadAttention``: W_qkv's weights
             Glorot-uniform U(+-sqrt(6 / (E + 3E))), as PyTorch's ``xavier_uniform_`` on its (3E, E)
@@ -92,6 +105,7 @@ class MultiHeadAttention(Layer):
         *,
         causal: bool = False,
         bias: bool = True,
+        dropout: float = 0.0,
         W_qkv: ArrayLike | None = None,
         W_o: ArrayLike | None = None,
         init: str = "uniform",
@@ -140,8 +154,19 @@ class MultiHeadAttention(Layer):
             "W_qkv", W_qkv, 3 * E, f"({bias_note}, 3*embed_dim) ({row0}column blocks q, k, v)", qkv_scheme, 3 * E))
         self.W_o = Parameter(initial(
             "W_o", W_o, E, f"({bias_note}, embed_dim)" + (" (row 0 the bias)" if self.bias else ""), o_scheme, E))
-        # (input rows (N*T, E), [s q, k, v] (3, N, H, T, d), P (N, H, T, T), concatenated heads (N*T, E))
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        # (input rows (N*T, E), [s q, k, v] (3, N, H, T, d), P (N, H, T, T), concatenated heads (N*T, E),
+        # the attention dropout's scaled mask (N, H, T, T) or None)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self.dropout = 0.0
+        p = _drop_probability(dropout, name)
+        if p > 0:  # its generator's seed is drawn after the weights: they do not depend on the dropout
+            self._set_dropout(p, generator[0] if generator else as_generator(rng))
+
+    def _set_dropout(self, p: float, source: np.random.Generator) -> None:
+        """Drop attention weights with probability ``p`` in training, from a generator seeded by ``source``
+        (registered as ``rng``: the checker replays it, ``state_dict(generators=True)`` saves it)."""
+        self.dropout = p
+        self.rng = np.random.default_rng(int(source.integers(2**63)))
 
     # ------------------------------------------------------------------ PyTorch's layout
     @classmethod
@@ -237,13 +262,18 @@ class MultiHeadAttention(Layer):
         p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
         np.exp(p, out=p)
         p /= p.sum(axis=-1, keepdims=True)
+        mask = None
+        if self.training and self.dropout > 0:  # inverted dropout on the attention weights, as PyTorch's
+            keep = self.rng.random(p.shape, dtype=p.dtype) >= self.dropout
+            mask = np.multiply(keep, 1.0 / (1.0 - self.dropout), dtype=p.dtype) if self.dropout < 1 else \
+                np.zeros(p.shape, dtype=p.dtype)
         heads = np.empty((N, T, H, d), dtype=p.dtype)  # per position, the heads side by side
-        np.matmul(p, v, out=heads.transpose(0, 2, 1, 3))
+        np.matmul(p if mask is None else p * mask, v, out=heads.transpose(0, 2, 1, 3))
         heads = heads.reshape(N * T, E)
         out = heads @ W_o[1:] if self.bias else heads @ W_o
         if self.bias:
             out += W_o[0]
-        self._cache = (rows, qkv, p, heads)
+        self._cache = (rows, qkv, p, heads, mask)
         return out.reshape(N, T, E)
 
     # ------------------------------------------------------------------ backward
@@ -268,7 +298,7 @@ class MultiHeadAttention(Layer):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        rows, qkv, p, heads = cache
+        rows, qkv, p, heads, mask = cache
         _, N, H, T, d = qkv.shape
         E = self.embed_dim
         check_grad_output(grad_output, self._who_backward, (N, T, E), rows.dtype)
@@ -288,8 +318,11 @@ class MultiHeadAttention(Layer):
         # [dQ, dK, dV] written straight into the (N, T, 3, H, d) layout of the projection's columns
         d_projected = np.empty((N, T, 3, H, d), dtype=rows.dtype)
         dq, dk, dv = d_projected.transpose(2, 0, 3, 1, 4)
-        np.matmul(p.swapaxes(-1, -2), d_out, out=dv)
+        dropped = p if mask is None else p * mask  # the weights the values were averaged with
+        np.matmul(dropped.swapaxes(-1, -2), d_out, out=dv)
         ds = d_out @ v.swapaxes(-1, -2)  # dP, made dS in place
+        if mask is not None:  # through the dropout; rowsum(dP * P) is still rowsum(dO * O)
+            ds *= mask
         ds -= row_dot
         ds *= p  # a masked entry has p = 0: no gradient leaks into the future
         np.matmul(ds, k, out=dq)
@@ -316,6 +349,8 @@ class MultiHeadAttention(Layer):
             parts.append("causal=True")
         if not self.bias:
             parts.append("bias=False")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
         return ", ".join(parts)
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..errors import BackwardBeforeForwardError, MinidlError
-from ..init import RNGLike, as_generator, positive_int, switch
+from ..errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
+from ..init import RNGLike, as_generator, float_dtype, positive_int, switch
 from ..model import Model, _name_in_message
+from ..validation import check_input
 from .activations import GELU, ReLU
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, _drop_probability
 from .dense import Dense
 from .dropout import Dropout
 from .normalization import LayerNorm
@@ -41,7 +42,8 @@ class TransformerEncoderLayer(Model):
     Args:
         d_model: ``E``, the features per position.  nhead: attention heads (must divide ``d_model``).
         dim_feedforward: the MLP's hidden width (PyTorch's default 2048).
-        dropout: the drop probability of the three dropouts (0 in eval mode, as every ``Dropout``).
+        dropout: the drop probability of the three dropouts and of the attention weights (as PyTorch;
+            nothing is dropped in eval mode).
         activation: ``"relu"`` (PyTorch's default) or ``"gelu"``.
         norm_first: pre-norm (``True``) or post-norm.  causal: mask the future in the attention.
         layer_norm_eps: the norms' ``eps``.
@@ -54,23 +56,39 @@ class TransformerEncoderLayer(Model):
                  layer_norm_eps: float = 1e-5, rng: RNGLike = None, dtype: DTypeLike = np.float64) -> None:
         super().__init__()
         who = "TransformerEncoderLayer"
-        d_model = positive_int(d_model, "d_model", who)
-        dim_feedforward = positive_int(dim_feedforward, "dim_feedforward", who)
-        if not isinstance(activation, str) or activation not in _ACTIVATIONS:
-            raise ValueError(f"{who}: activation must be 'relu' or 'gelu', got {activation!r}")
-        self.norm_first = switch(norm_first, "norm_first", who)
+        try:  # everything checked before anything is drawn from rng; a sub-layer's refusal names the block
+            d_model = positive_int(d_model, "d_model", who)
+            nhead = positive_int(nhead, "nhead", who)
+            if d_model % nhead:
+                raise ValueError(f"{who}: d_model ({d_model}) must be divisible by nhead ({nhead})")
+            dim_feedforward = positive_int(dim_feedforward, "dim_feedforward", who)
+            if not isinstance(activation, str) or activation not in _ACTIVATIONS:
+                raise ValueError(f"{who}: activation must be 'relu' or 'gelu', got {activation!r}")
+            self.norm_first = switch(norm_first, "norm_first", who)
+            p = _drop_probability(dropout, who)
+            if float_dtype(dtype, who).itemsize < 4:
+                raise DTypeError(f"{who}: float16 is not supported (the attention's scores would overflow); "
+                                 "use float32")
+            norms = (LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype),
+                     LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype))
+        except (TypeError, ValueError) as error:
+            if not str(error).startswith(who):
+                error.args = (f"{who}: {error.args[0]}", *error.args[1:]) if error.args else error.args
+            raise
         self.activation_name = activation
         generator = as_generator(rng)
         self.self_attn = MultiHeadAttention(d_model, nhead, causal=causal, rng=generator, dtype=dtype)
         self.linear1 = Dense(d_model, dim_feedforward, rng=generator, dtype=dtype)
         self.activation = _ACTIVATIONS[activation]()
         self.linear2 = Dense(dim_feedforward, d_model, rng=generator, dtype=dtype)
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
-        seeds = generator.integers(2**63, size=3)  # one generator per dropout, drawn from the one given
-        self.dropout = Dropout(dropout, rng=int(seeds[0]))
-        self.dropout1 = Dropout(dropout, rng=int(seeds[1]))
-        self.dropout2 = Dropout(dropout, rng=int(seeds[2]))
+        self.norm1, self.norm2 = norms
+        # one generator per dropout (the attention's too), drawn from the one given after the weights
+        seeds = generator.integers(2**63, size=4)
+        self.dropout = Dropout(p, rng=int(seeds[0]))
+        self.dropout1 = Dropout(p, rng=int(seeds[1]))
+        self.dropout2 = Dropout(p, rng=int(seeds[2]))
+        if p > 0:
+            self.self_attn._set_dropout(p, np.random.default_rng(int(seeds[3])))
         self._complete = False  # whether the last forward ran to the end (every cache from one pass)
 
     def _feed_forward(self, h: np.ndarray) -> np.ndarray:
@@ -81,8 +99,15 @@ class TransformerEncoderLayer(Model):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, T, d_model) -> (N, T, d_model)."""
+        E = self.self_attn.embed_dim
+        if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.shape[1] == 0:
+            # refused here, before any sub-layer runs (a pre-norm's LayerNorm would take other ranks)
+            x = check_input(x, "TransformerEncoderLayer", ndim=3, layout=f"(N, T, {E})", sizes={2: E}, finite=False)
+            if x.shape[1] == 0:
+                raise ShapeError(f"TransformerEncoderLayer: expected at least one position in an input of shape "
+                                 f"(N, T, {E}), got shape {x.shape}")
         try:
-            # the first sub-layer checks x and keeps nothing if it refuses it: the last pass stays whole
+            # the first sub-layer checks the rest (dtype, NaN/inf) and keeps nothing if it refuses x
             first = self.norm1(x) if self.norm_first else self.self_attn(x)
             self._complete = False
             if self.norm_first:
@@ -120,6 +145,11 @@ class TransformerEncoderLayer(Model):
         dh = ds + self._feed_forward_back(self.dropout2.backward(ds))
         dr = self.norm1.backward(dh)  # r = x + attn(x), h = norm1(r)
         return dr + self.self_attn.backward(self.dropout1.backward(dr))
+
+    def _failed_part_way(self) -> bool:
+        """For a container holding this block (``Sequential``, ``Residual``): whether its last forward
+        raised after a sub-layer had replaced its cache."""
+        return not self._complete
 
     def input_shape_hint(self) -> tuple[int, ...]:
         return self.self_attn.input_shape_hint()
