@@ -766,3 +766,22 @@ def test_attention_dropout_of_one_leaves_the_output_bias_and_is_refused_out_of_r
     for bad, error in ((1.5, ValueError), (-0.1, ValueError), (True, TypeError), ("0.1", TypeError)):
         with pytest.raises(error, match=r"MultiHeadAttention: dropout \(the drop probability\)"):
             MultiHeadAttention(4, 2, dropout=bad)  # type: ignore[arg-type]
+
+
+def test_attention_dropout_settings_are_checked_first_and_its_generator_always_kept() -> None:
+    """A bad dropout consumed the caller's generator; the generator existed only for dropout > 0, so the
+    saved keys depended on it and setting dropout later failed (found by a review)."""
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    with pytest.raises(ValueError, match="dropout"):
+        MultiHeadAttention(4, 2, dropout=1.5, rng=rng)
+    assert rng.bit_generator.state == state
+    plain, dropping = MultiHeadAttention(4, 2, rng=0), MultiHeadAttention(4, 2, dropout=0.5, rng=0)
+    assert plain.state_dict(generators=True).keys() == dropping.state_dict(generators=True).keys()
+    plain.load_state_dict(dropping.state_dict(generators=True))
+    x = np.random.default_rng(1).normal(size=(2, 3, 4))
+    plain.dropout = 0.5
+    np.testing.assert_array_equal(plain(x), dropping(x))  # the same weights and the same dropout stream
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: dropout \(the drop probability\) must be in \[0, 1\]"):
+        plain.dropout = 1.5
+    assert plain.dropout == 0.5

@@ -190,3 +190,9 @@ def test_an_input_refused_at_once_keeps_the_last_pass_also_in_a_stack(norm_first
         stack(x)
     with pytest.raises(md.BackwardBeforeForwardError, match="failed at layer '0'"):
         stack.backward(np.ones_like(y))
+
+
+def test_every_constructor_refusal_names_the_block() -> None:
+    for kwargs, error in (({"causal": "yes"}, TypeError), ({"rng": "abc"}, TypeError)):
+        with pytest.raises(error, match=r"^TransformerEncoderLayer: "):
+            TransformerEncoderLayer(4, 2, 6, **kwargs)

@@ -77,7 +77,8 @@ class MultiHeadAttention(Layer):
     Back-pass: see the module docstring.  The softmax's backward reuses the cached ``P`` and takes
     ``rowsum(dP * P)`` as ``rowsum(dO * O)`` (the same number, as ``O = P V``): a (T, d) product
     instead of a (T, T) one.  The forward caches the input rows, the per-head ``[s q, k, v]``, ``P``
-    and the concatenated heads: about ``N*T*(5E + H*T)`` numbers.
+    and the concatenated heads: about ``N*T*(5E + H*T)`` numbers (and the dropout's mask, ``N*H*T*T``
+    more, in training with ``dropout > 0``).
 
     Args:
         embed_dim: ``E``, the features per position, in and out.
@@ -87,7 +88,7 @@ class MultiHeadAttention(Layer):
         dropout: in training, drop each attention weight (an entry of ``P``) with this probability and
             scale the rest by ``1 / (1 - dropout)`` (PyTorch's ``dropout=``): ``O = (P * M) V``, and the
             backward multiplies ``dP`` by the same mask ``M``.  Its generator, ``rng`` (registered, so the
-            checker replays it), is seeded from ``rng`` after the weights.
+            checker replays it, registered whatever ``dropout``), is seeded from ``rng`` after the weights.
         W_qkv, W_o: exact initial values (any arrays of the shapes above), instead of a random draw.
         init: ``"uniform"`` (the default: PyTorch's ``nn.MultiheadAttention``: W_qkv's weights
             Glorot-uniform U(+-sqrt(6 / (E + 3E))), as PyTorch's ``xavier_uniform_`` on its (3E, E)
@@ -122,6 +123,7 @@ class MultiHeadAttention(Layer):
         self.head_dim = E // H
         self.causal = switch(causal, "causal", name)
         self.bias = switch(bias, "bias", name)
+        p = _drop_probability(dropout, name)  # (every argument checked before anything is drawn)
         if not isinstance(init, str) or init not in _INITS:
             raise ValueError(f"{name}: unknown init scheme {init!r}; use 'uniform', 'glorot', 'he' or 'zeros'")
         kind = float_dtype(dtype, name)
@@ -157,16 +159,21 @@ class MultiHeadAttention(Layer):
         # (input rows (N*T, E), [s q, k, v] (3, N, H, T, d), P (N, H, T, T), concatenated heads (N*T, E),
         # the attention dropout's scaled mask (N, H, T, T) or None)
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
-        self.dropout = 0.0
-        p = _drop_probability(dropout, name)
-        if p > 0:  # its generator's seed is drawn after the weights: they do not depend on the dropout
-            self._set_dropout(p, generator[0] if generator else as_generator(rng))
-
-    def _set_dropout(self, p: float, source: np.random.Generator) -> None:
-        """Drop attention weights with probability ``p`` in training, from a generator seeded by ``source``
-        (registered as ``rng``: the checker replays it, ``state_dict(generators=True)`` saves it)."""
-        self.dropout = p
+        self._dropout = p
+        # The dropout's own generator, registered whatever p (so that the saved keys do not depend on it and
+        # dropout can be set later): seeded after the weights, so neither they nor what is drawn after the
+        # layer depend on p.  The checker replays it; state_dict(generators=True) saves it.
+        source = generator[0] if generator else as_generator(rng)
         self.rng = np.random.default_rng(int(source.integers(2**63)))
+
+    @property
+    def dropout(self) -> float:
+        """The probability of dropping an attention weight in training (settable, checked: in [0, 1])."""
+        return self._dropout
+
+    @dropout.setter
+    def dropout(self, p: float) -> None:
+        self._dropout = _drop_probability(p, "MultiHeadAttention")
 
     # ------------------------------------------------------------------ PyTorch's layout
     @classmethod
@@ -263,10 +270,13 @@ class MultiHeadAttention(Layer):
         np.exp(p, out=p)
         p /= p.sum(axis=-1, keepdims=True)
         mask = None
-        if self.training and self.dropout > 0:  # inverted dropout on the attention weights, as PyTorch's
-            keep = self.rng.random(p.shape, dtype=p.dtype) >= self.dropout
-            mask = np.multiply(keep, 1.0 / (1.0 - self.dropout), dtype=p.dtype) if self.dropout < 1 else \
-                np.zeros(p.shape, dtype=p.dtype)
+        rate = self._dropout
+        if self.training and rate > 0:  # inverted dropout on the attention weights, as PyTorch's
+            if rate < 1:
+                mask = np.multiply(self.rng.random(p.shape, dtype=p.dtype) >= rate, 1.0 / (1.0 - rate),
+                                   dtype=p.dtype)
+            else:  # everything dropped: nothing to draw
+                mask = np.zeros(p.shape, dtype=p.dtype)
         heads = np.empty((N, T, H, d), dtype=p.dtype)  # per position, the heads side by side
         np.matmul(p if mask is None else p * mask, v, out=heads.transpose(0, 2, 1, 3))
         heads = heads.reshape(N * T, E)
@@ -349,8 +359,8 @@ class MultiHeadAttention(Layer):
             parts.append("causal=True")
         if not self.bias:
             parts.append("bias=False")
-        if self.dropout:
-            parts.append(f"dropout={self.dropout}")
+        if self._dropout:
+            parts.append(f"dropout={self._dropout}")
         return ", ".join(parts)
 
 

@@ -65,30 +65,29 @@ class TransformerEncoderLayer(Model):
             if not isinstance(activation, str) or activation not in _ACTIVATIONS:
                 raise ValueError(f"{who}: activation must be 'relu' or 'gelu', got {activation!r}")
             self.norm_first = switch(norm_first, "norm_first", who)
+            switch(causal, "causal", who)
             p = _drop_probability(dropout, who)
             if float_dtype(dtype, who).itemsize < 4:
                 raise DTypeError(f"{who}: float16 is not supported (the attention's scores would overflow); "
                                  "use float32")
             norms = (LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype),
                      LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype))
+            generator = as_generator(rng)
         except (TypeError, ValueError) as error:
             if not str(error).startswith(who):
                 error.args = (f"{who}: {error.args[0]}", *error.args[1:]) if error.args else error.args
             raise
         self.activation_name = activation
-        generator = as_generator(rng)
-        self.self_attn = MultiHeadAttention(d_model, nhead, causal=causal, rng=generator, dtype=dtype)
+        # (the attention draws its dropout's seed after its weights, whatever p: nothing depends on p)
+        self.self_attn = MultiHeadAttention(d_model, nhead, causal=causal, dropout=p, rng=generator, dtype=dtype)
         self.linear1 = Dense(d_model, dim_feedforward, rng=generator, dtype=dtype)
         self.activation = _ACTIVATIONS[activation]()
         self.linear2 = Dense(dim_feedforward, d_model, rng=generator, dtype=dtype)
         self.norm1, self.norm2 = norms
-        # one generator per dropout (the attention's too), drawn from the one given after the weights
-        seeds = generator.integers(2**63, size=4)
+        seeds = generator.integers(2**63, size=3)  # one generator per dropout, drawn after the weights
         self.dropout = Dropout(p, rng=int(seeds[0]))
         self.dropout1 = Dropout(p, rng=int(seeds[1]))
         self.dropout2 = Dropout(p, rng=int(seeds[2]))
-        if p > 0:
-            self.self_attn._set_dropout(p, np.random.default_rng(int(seeds[3])))
         self._complete = False  # whether the last forward ran to the end (every cache from one pass)
 
     def _feed_forward(self, h: np.ndarray) -> np.ndarray:
