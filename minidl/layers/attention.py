@@ -28,8 +28,9 @@ from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import as_array, check_finite, check_grad_output, check_input, is_number
+from ..validation import as_array, check_finite, check_grad_output, check_input
 from ._sequences import HINT_STEPS, add_product
+from .dropout import drop_probability
 
 __all__ = ["MultiHeadAttention"]
 
@@ -38,15 +39,6 @@ _INITS = ("uniform", "glorot", "he", "zeros")
 
 _HALF = ("{who}: float16 is not supported: its scores overflow above 65504 and the softmax turns them into "
          "NaN (PyTorch computes them in float32); use float32")
-
-
-def _drop_probability(p: object, who: str) -> float:
-    """``p`` as a float in [0, 1] (a bool is not a probability), or the error naming ``who``."""
-    if not is_number(p) or isinstance(p, (bool, np.bool_)):
-        raise TypeError(f"{who}: dropout (the drop probability) must be a number, got {p!r}")
-    if not 0.0 <= float(p) <= 1.0:  # type: ignore[arg-type]
-        raise ValueError(f"{who}: dropout (the drop probability) must be in [0, 1], got {p!r}")
-    return float(p)  # type: ignore[arg-type]
 
 
 def _future(T: int) -> np.ndarray:
@@ -123,7 +115,7 @@ class MultiHeadAttention(Layer):
         self.head_dim = E // H
         self.causal = switch(causal, "causal", name)
         self.bias = switch(bias, "bias", name)
-        p = _drop_probability(dropout, name)  # (every argument checked before anything is drawn)
+        p = drop_probability(dropout, name, "dropout")  # (every argument checked before anything is drawn)
         if not isinstance(init, str) or init not in _INITS:
             raise ValueError(f"{name}: unknown init scheme {init!r}; use 'uniform', 'glorot', 'he' or 'zeros'")
         kind = float_dtype(dtype, name)
@@ -173,7 +165,7 @@ class MultiHeadAttention(Layer):
 
     @dropout.setter
     def dropout(self, p: float) -> None:
-        self._dropout = _drop_probability(p, "MultiHeadAttention")
+        self._dropout = drop_probability(p, "MultiHeadAttention", "dropout")
 
     # ------------------------------------------------------------------ PyTorch's layout
     @classmethod

@@ -13,6 +13,17 @@ from ..validation import as_float_array, check_grad_output, is_number
 __all__ = ["Dropout", "Dropout1d", "Dropout2d"]
 
 
+def drop_probability(p: object, who: str, name: str = "p") -> float:
+    """``p`` as a float in [0, 1] (a bool is not a probability), or the error naming ``who`` and the
+    argument ``name``: what every layer that drops (``Dropout``, ``MultiHeadAttention``) checks."""
+    if not is_number(p):
+        raise TypeError(f"{who}: {name} (the drop probability) must be a number, got {p!r}")
+    value = float(p)  # type: ignore[arg-type]
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{who}: {name} (the drop probability) must be in [0, 1], got {p!r}")
+    return value
+
+
 class Dropout(Layer):
     """Zero each element with probability ``p`` during training and scale the rest by ``1 / (1 - p)``.
 
@@ -38,12 +49,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, *, rng: RNGLike = None) -> None:
         super().__init__()
-        if not is_number(p):
-            raise TypeError(f"Dropout: p (the drop probability) must be a number, got {p!r}")
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p (the drop probability) must be in [0, 1], got {p}")
-        self.p = p
+        self.p = drop_probability(p, type(self).__name__)
         self.rng = as_generator(rng)
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None  # the last forward's output dtype

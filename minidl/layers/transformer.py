@@ -11,9 +11,9 @@ from ..init import RNGLike, as_generator, float_dtype, positive_int, switch
 from ..model import Model, _name_in_message
 from ..validation import check_input
 from .activations import GELU, ReLU
-from .attention import MultiHeadAttention, _drop_probability
+from .attention import MultiHeadAttention
 from .dense import Dense
-from .dropout import Dropout
+from .dropout import Dropout, drop_probability
 from .normalization import LayerNorm
 
 __all__ = ["TransformerEncoderLayer"]
@@ -66,7 +66,7 @@ class TransformerEncoderLayer(Model):
                 raise ValueError(f"{who}: activation must be 'relu' or 'gelu', got {activation!r}")
             self.norm_first = switch(norm_first, "norm_first", who)
             switch(causal, "causal", who)
-            p = _drop_probability(dropout, who)
+            p = drop_probability(dropout, who, "dropout")
             if float_dtype(dtype, who).itemsize < 4:
                 raise DTypeError(f"{who}: float16 is not supported (the attention's scores would overflow); "
                                  "use float32")
