@@ -69,8 +69,8 @@ class MultiHeadAttention(Layer):
     Back-pass: see the module docstring.  The softmax's backward reuses the cached ``P`` and takes
     ``rowsum(dP * P)`` as ``rowsum(dO * O)`` (the same number, as ``O = P V``): a (T, d) product
     instead of a (T, T) one.  The forward caches the input rows, the per-head ``[s q, k, v]``, ``P``
-    and the concatenated heads: about ``N*T*(5E + H*T)`` numbers (and the dropout's mask, ``N*H*T*T``
-    more, in training with ``dropout > 0``).
+    and the concatenated heads: about ``N*T*(5E + H*T)`` numbers (and the dropout's mask and ``P * mask``,
+    ``2*N*H*T*T`` more, in training with ``dropout > 0``: the backward reuses both).
 
     Args:
         embed_dim: ``E``, the features per position, in and out.
@@ -149,8 +149,8 @@ class MultiHeadAttention(Layer):
         self.W_o = Parameter(initial(
             "W_o", W_o, E, f"({bias_note}, embed_dim)" + (" (row 0 the bias)" if self.bias else ""), o_scheme, E))
         # (input rows (N*T, E), [s q, k, v] (3, N, H, T, d), P (N, H, T, T), concatenated heads (N*T, E),
-        # the attention dropout's scaled mask (N, H, T, T) or None)
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        # the attention dropout's scaled mask (N, H, T, T) or None, and P * mask (P itself without dropout))
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray] | None = None
         self._dropout = p
         # The dropout's own generator, registered whatever p (so that the saved keys do not depend on it and
         # dropout can be set later): seeded after the weights, so neither they nor what is drawn after the
@@ -270,12 +270,13 @@ class MultiHeadAttention(Layer):
             else:  # everything dropped: nothing to draw
                 mask = np.zeros(p.shape, dtype=p.dtype)
         heads = np.empty((N, T, H, d), dtype=p.dtype)  # per position, the heads side by side
-        np.matmul(p if mask is None else p * mask, v, out=heads.transpose(0, 2, 1, 3))
+        dropped = p if mask is None else p * mask  # the weights the values are averaged with
+        np.matmul(dropped, v, out=heads.transpose(0, 2, 1, 3))
         heads = heads.reshape(N * T, E)
         out = heads @ W_o[1:] if self.bias else heads @ W_o
         if self.bias:
             out += W_o[0]
-        self._cache = (rows, qkv, p, heads, mask)
+        self._cache = (rows, qkv, p, heads, mask, dropped)
         return out.reshape(N, T, E)
 
     # ------------------------------------------------------------------ backward
@@ -300,7 +301,7 @@ class MultiHeadAttention(Layer):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        rows, qkv, p, heads, mask = cache
+        rows, qkv, p, heads, mask, dropped = cache
         _, N, H, T, d = qkv.shape
         E = self.embed_dim
         check_grad_output(grad_output, self._who_backward, (N, T, E), rows.dtype)
@@ -320,7 +321,6 @@ class MultiHeadAttention(Layer):
         # [dQ, dK, dV] written straight into the (N, T, 3, H, d) layout of the projection's columns
         d_projected = np.empty((N, T, 3, H, d), dtype=rows.dtype)
         dq, dk, dv = d_projected.transpose(2, 0, 3, 1, 4)
-        dropped = p if mask is None else p * mask  # the weights the values were averaged with
         np.matmul(dropped.swapaxes(-1, -2), d_out, out=dv)
         ds = d_out @ v.swapaxes(-1, -2)  # dP, made dS in place
         if mask is not None:  # through the dropout; rowsum(dP * P) is still rowsum(dO * O)
