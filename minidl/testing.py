@@ -4,7 +4,7 @@ parametrises a layer test over shapes, dtypes and seeds; ``states_equal`` compar
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 from .gradcheck import GradientChecker, GradientReport
 from .layer import Layer
 
-__all__ = ["LayerCase", "assert_gradients_ok", "layer_cases", "states_equal"]
+__all__ = ["LayerCase", "assert_backward_params_contract", "assert_gradients_ok", "layer_cases", "states_equal"]
 
 
 def states_equal(a: Any, b: Any) -> bool:
@@ -42,6 +42,43 @@ def assert_gradients_ok(
     """
     checker = GradientChecker(layer_or_model, loss=loss, inputs=inputs, targets=targets, **kwargs)
     return checker.run().raise_if_failed()
+
+
+def assert_backward_params_contract(make: Callable[[], Layer], x: np.ndarray, g: np.ndarray,
+                                    rtol: float = 1e-14) -> Layer:
+    """Assert what a layer's own ``backward_params`` owes ``backward`` (``make()`` builds fresh, equal
+    layers; ``g``: a gradient of the output of ``x``):
+
+    * it returns ``None`` and adds exactly the parameter gradients ``backward`` adds;
+    * right after ``zero_grad`` it overwrites stale values (NaN here) in every gradient array;
+    * a second call, or a ``backward`` after one, accumulates;
+    * a frozen layer (``requires_grad_(False)``) still gives ``backward``'s ``dx``, and its
+      ``backward_params`` leaves every gradient untouched.
+
+    Returns the frozen layer, after its forward on ``x``, for further checks."""
+    a, b = make(), make()
+    a(x)
+    b(x)
+    dx = a.backward(g)
+    expected = {name: p.grad.copy() for name, p in a.named_parameters()}
+    for p in b.parameters():
+        p.grad[...] = np.nan  # stale values: zero_grad marks them, the next backward must overwrite them all
+    b.zero_grad()
+    assert b.backward_params(g) is None  # type: ignore[func-returns-value]  # (a custom one may return dx)
+    for name, p in b.named_parameters():
+        np.testing.assert_allclose(p.grad, expected[name], rtol=rtol, err_msg=f"backward_params: {name}")
+    b.backward_params(g)  # accumulates
+    a.backward(g)  # the full backward accumulates too
+    for layer in (a, b):
+        for name, p in layer.named_parameters():
+            np.testing.assert_allclose(p.grad, 2 * expected[name], rtol=rtol, err_msg=f"accumulated: {name}")
+    frozen = make()
+    frozen.requires_grad_(False)
+    frozen(x)
+    np.testing.assert_allclose(frozen.backward(g), dx, rtol=rtol)  # dx still flows through a frozen layer
+    assert frozen.backward_params(g) is None  # type: ignore[func-returns-value]
+    assert not any(p.has_grad for p in frozen.parameters())
+    return frozen
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minidl as md
-from minidl.testing import assert_gradients_ok
+from minidl.testing import assert_backward_params_contract, assert_gradients_ok
 
 
 def naive_conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, stride: tuple[int, int],
@@ -430,25 +430,7 @@ def test_grouped_backward_params_overwrite_accumulate_and_frozen(stride: int, bi
     def conv() -> md.Conv2D:
         return md.Conv2D(4, 6, 3, stride, 1, bias, dilation=2, groups=2, rng=0)
 
-    a, b = conv(), conv()
-    g = rng.normal(size=a(x).shape)
-    b(x)
-    dx = a.backward(g)
-    expected = a.W.grad.copy()
-    b.W.grad[...] = np.nan  # stale values: zero_grad marks them, the next backward must overwrite them all
-    b.zero_grad()
-    assert b.backward_params(g) is None
-    np.testing.assert_allclose(b.W.grad, expected, rtol=1e-14)
-    b.backward_params(g)  # accumulates
-    np.testing.assert_allclose(b.W.grad, 2 * expected, rtol=1e-14)
-    a.backward(g)  # the full backward accumulates too
-    np.testing.assert_allclose(a.W.grad, 2 * expected, rtol=1e-14)
-    frozen = conv()
-    frozen.W.requires_grad = False
-    frozen(x)
-    np.testing.assert_allclose(frozen.backward(g), dx, rtol=1e-14)  # dx still flows through a frozen layer
-    assert frozen.backward_params(g) is None
-    assert not frozen.W.has_grad
+    assert_backward_params_contract(conv, x, rng.normal(size=conv()(x).shape))
 
 
 def test_dilated_grouped_errors_name_the_layer() -> None:

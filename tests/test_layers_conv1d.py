@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import minidl as md
 from minidl.layers.conv import Conv1D, Conv2D
 from minidl.layers.pooling import GlobalAvgPool1D, MaxPool1D
-from minidl.testing import assert_gradients_ok
+from minidl.testing import assert_backward_params_contract, assert_gradients_ok
 
 
 def out_length(L: int, k: int, s: int, p: int, d: int) -> int:
@@ -190,25 +190,7 @@ def test_backward_params_overwrite_accumulate_and_frozen(stride: int, bias: bool
     def conv() -> Conv1D:
         return Conv1D(4, 6, 3, stride, 1, bias, dilation=2, groups=2, rng=0)
 
-    a, b = conv(), conv()
-    g = rng.normal(size=a(x).shape)
-    b(x)
-    dx = a.backward(g)
-    expected = a.W.grad.copy()
-    b.W.grad[...] = np.nan  # stale values: zero_grad marks them, the next backward must overwrite them all
-    b.zero_grad()
-    assert b.backward_params(g) is None
-    np.testing.assert_allclose(b.W.grad, expected, rtol=1e-14)
-    b.backward_params(g)  # accumulates
-    np.testing.assert_allclose(b.W.grad, 2 * expected, rtol=1e-14)
-    a.backward(g)  # the full backward accumulates too
-    np.testing.assert_allclose(a.W.grad, 2 * expected, rtol=1e-14)
-    frozen = conv()
-    frozen.requires_grad_(False)
-    frozen(x)
-    np.testing.assert_allclose(frozen.backward(g), dx, rtol=1e-14)  # dx still flows through a frozen layer
-    assert frozen.backward_params(g) is None
-    assert not frozen.W.has_grad
+    frozen = assert_backward_params_contract(conv, x, rng.normal(size=conv()(x).shape))
     report = md.GradientChecker(frozen, inputs=x, seed=0).run()
     assert report.passed and report["W"].status == "frozen" and report["input"].checked == x.size
 

@@ -11,7 +11,7 @@ import pytest
 
 import minidl as md
 from minidl import ConvTranspose2D, Upsample
-from minidl.testing import assert_gradients_ok
+from minidl.testing import assert_backward_params_contract, assert_gradients_ok
 
 Pair = tuple[int, int]
 
@@ -272,25 +272,7 @@ def test_backward_params_overwrite_accumulate_and_frozen(stride: int, bias: bool
     def layer() -> ConvTranspose2D:
         return ConvTranspose2D(4, 6, 3, stride, 1, bias=bias, groups=groups, rng=0)
 
-    a, b = layer(), layer()
-    g = rng.normal(size=a(x).shape)
-    b(x)
-    dx = a.backward(g)
-    expected = a.W.grad.copy()
-    b.W.grad[...] = np.nan  # stale values: zero_grad marks them, the next backward must overwrite them all
-    b.zero_grad()
-    assert b.backward_params(g) is None
-    np.testing.assert_allclose(b.W.grad, expected, rtol=1e-14)
-    b.backward_params(g)  # accumulates
-    np.testing.assert_allclose(b.W.grad, 2 * expected, rtol=1e-14)
-    a.backward(g)
-    np.testing.assert_allclose(a.W.grad, 2 * expected, rtol=1e-14)
-    frozen = layer()
-    frozen.W.requires_grad = False
-    frozen(x)
-    np.testing.assert_allclose(frozen.backward(g), dx, rtol=1e-14)  # dx still flows through a frozen layer
-    assert frozen.backward_params(g) is None
-    assert not frozen.W.has_grad
+    frozen = assert_backward_params_contract(layer, x, rng.normal(size=layer()(x).shape))
     report = md.GradientChecker(frozen, inputs=x[:1, :, :2, :2]).run()
     assert report.passed and [r.status for r in report.results][1] == "frozen"
 
