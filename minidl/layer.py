@@ -384,15 +384,17 @@ class Layer:
         return targets
 
     # ------------------------------------------------------------------ computation
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: Any) -> np.ndarray:
         return self.forward(x)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Compute the output from ``x`` and keep what :meth:`backward` needs."""
+        """Compute the output from ``x`` and keep what :meth:`backward` needs.  A layer with several
+        inputs takes them as one tuple, ``x = (a, b, ...)`` (see :mod:`minidl.inputs`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Return ``dCost/dx`` from ``grad_output = dCost/dy``; add ``dCost/dparam`` into ``.grad``."""
+        """Return ``dCost/dx`` from ``grad_output = dCost/dy``; add ``dCost/dparam`` into ``.grad``.  For
+        several inputs, a tuple with one gradient per input (``None`` for one without: a mask, indices)."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
 
     def backward_params(self, grad_output: np.ndarray) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
+from .inputs import Inputs
 from .layer import Layer, parameter_backward
 from .validation import as_array, check_grad_output
 
@@ -75,7 +76,7 @@ class Model(Layer):
     Keras-style helpers: :meth:`fit`, :meth:`evaluate`, :meth:`predict` (see ``minidl.training``)
     and :meth:`summary` (see ``minidl.summary``)."""
 
-    def fit(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> History:
+    def fit(self, x: Inputs, y: np.ndarray, **kwargs: Any) -> History:
         """Train on ``(x, y)``: ``fit(x, y, loss=..., optimizer=..., epochs=, batch_size=,
         validation_data=, metrics=["accuracy"], rng=, scheduler=, verbose=)``; see
         :func:`minidl.training.fit`."""
@@ -83,13 +84,13 @@ class Model(Layer):
 
         return fit(self, x, y, **kwargs)
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> dict[str, float]:
+    def evaluate(self, x: Inputs, y: np.ndarray, **kwargs: Any) -> dict[str, float]:
         """``{"loss": ..., metric: ...}`` on ``(x, y)`` in eval mode; see :func:`minidl.training.evaluate`."""
         from .training import evaluate
 
         return evaluate(self, x, y, **kwargs)
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x: Inputs, batch_size: int = 256) -> np.ndarray:
         """Outputs on ``x`` (N, ...) in eval mode, in batches; see :func:`minidl.training.predict`."""
         from .training import predict
 
@@ -192,7 +193,9 @@ class Sequential(Model):
                 f"{type(self).__name__}.{who}: the last forward failed at layer '{self._failed_at}', so the "
                 "layers hold the caches of two different passes; run a forward that succeeds first")
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """``dCost/dx`` through every layer in reverse: an array, or the first layer's tuple of
+        gradients when it takes several inputs."""
         self._refuse_mixed_caches("backward")
         grad = grad_output
         for name, layer in reversed(self._layers.items()):

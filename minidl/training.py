@@ -35,6 +35,7 @@ from .clip import _clip_norm
 from .early_stopping import EarlyStopping
 from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator, switch
+from .inputs import Inputs, as_inputs, count, rows, take_rows
 from .layer import Layer, parameter_backward
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss
 from .optim import Optimizer
@@ -281,15 +282,18 @@ def _model_dtype(model: Layer) -> np.dtype | None:
     return None
 
 
-def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Validate a dataset once, up front; floating targets are cast to the model's dtype here, once."""
-    x = as_array(x, who, f"{what}x")  # lists, tuples, objects with __array__ (a DataFrame) are converted
+def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple[Inputs, np.ndarray]:
+    """Validate a dataset once, up front; floating targets are cast to the model's dtype here, once.
+    ``x`` is one array or several inputs (a tuple of arrays, see :mod:`minidl.inputs`)."""
+    # lists, tuples of numbers, objects with __array__ (a DataFrame) are converted; a tuple of arrays is kept
+    x = as_inputs(x, who, f"{what}x")
     y = as_array(y, who, f"{what}y")
-    if x.ndim == 0 or y.ndim == 0:
-        raise ShapeError(f"{who}: {what}x and y need a batch axis, got shapes {x.shape} and {y.shape}")
-    if len(x) != len(y):
-        raise ShapeError(f"{who}: {what}x has {len(x)} samples but {what}y has {len(y)}")
-    if len(x) == 0:
+    if (type(x) is np.ndarray and x.ndim == 0) or y.ndim == 0:
+        shape = x.shape if type(x) is np.ndarray else tuple(a.shape for a in x)
+        raise ShapeError(f"{who}: {what}x and y need a batch axis, got shapes {shape} and {y.shape}")
+    if count(x) != len(y):
+        raise ShapeError(f"{who}: {what}x has {count(x)} samples but {what}y has {len(y)}")
+    if count(x) == 0:
         raise ShapeError(f"{who}: {what}x and y are empty")
     dtype = _model_dtype(model)
     if dtype is not None and y.dtype.kind == "f" and y.dtype != dtype:
@@ -349,7 +353,7 @@ def _format_values(values: dict[str, float]) -> str:
 
 def _run_batches(
     model: Layer,
-    x: np.ndarray,
+    x: Inputs,
     y: np.ndarray,
     loss: Loss | None,
     metric_fns: list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]],
@@ -363,8 +367,8 @@ def _run_batches(
         scorers[prefix + "loss"] = loss
     scorers.update((prefix + name, fn) for name, fn in metric_fns)
     combined = {key: _Combiner(scorer) for key, scorer in scorers.items()}
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+    for start in range(0, count(x), batch_size):
+        xb, yb = rows(x, start, start + batch_size), y[start:start + batch_size]
         out = model(xb)
         for c in combined.values():
             c.add(*c.score(out, yb))
@@ -433,14 +437,14 @@ def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
 
 def fit(
     model: Layer,
-    x: np.ndarray,
+    x: Inputs,
     y: np.ndarray,
     *,
     loss: Loss,
     optimizer: Optimizer,
     epochs: int = 1,
     batch_size: int = 32,
-    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    validation_data: tuple[Inputs, np.ndarray] | None = None,
     metrics: Sequence[MetricLike] | None = None,
     shuffle: bool = True,
     rng: RNGLike = None,
@@ -457,7 +461,9 @@ def fit(
 
     Args:
         x: (N, ...) inputs in the model's dtype (float32 or float64; it is not cast), or integer
-            indices for a model whose first layer is an ``Embedding``.
+            indices for a model whose first layer is an ``Embedding``; for a model with several inputs
+            a tuple of arrays with N samples each, e.g. ``(tokens, padding_mask)`` (batched together,
+            the model gets a tuple: see :mod:`minidl.inputs`).
         y: (N, ...) targets: whatever ``loss`` takes (e.g. (N,) int labels for ``CrossEntropyLoss``);
             floating targets are cast once to the model's dtype.
         loss: a :class:`~minidl.losses.Loss` instance.
@@ -546,9 +552,10 @@ def fit(
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
     x, y = _check_data(model, x, y, who)
-    if drop_last and epochs and len(x) < batch_size:
-        raise ValueError(f"{who}: drop_last=True with {len(x)} samples and batch_size {batch_size} leaves no batch")
-    n_batches = len(x) // batch_size if drop_last else -(-len(x) // batch_size)
+    n = count(x)
+    if drop_last and epochs and n < batch_size:
+        raise ValueError(f"{who}: drop_last=True with {n} samples and batch_size {batch_size} leaves no batch")
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
     limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
     if scheduler is not None and limit is not None:  # refused before anything (early stopping's record) changes
         if not per_batch and n_batches > 1 and limit == scheduler.last_epoch + epochs * n_batches:
@@ -563,7 +570,7 @@ def fit(
                 f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({epochs} epoch(s)"
                 f"{f' x {n_batches} batch(es)' if per_batch else ''}); make it with total_steps >= "
                 f"{scheduler.last_epoch + planned}")
-    val: tuple[np.ndarray, np.ndarray] | None = None
+    val: tuple[Inputs, np.ndarray] | None = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise TypeError(f"{who}: validation_data must be a pair (x_val, y_val)")
@@ -584,7 +591,6 @@ def fit(
     # Remembered so that evaluate(x, y) without a loss can score like the last fit.
     object.__setattr__(model, "_fit_defaults", (loss, metrics))
 
-    n = len(x)
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
@@ -628,10 +634,10 @@ def fit(
                     start = b * batch_size
                     stop = min(start + batch_size, n)
                     if order is None:
-                        xb, yb = x[start:stop], y[start:stop]
+                        xb, yb = rows(x, start, stop), y[start:stop]
                     else:
                         idx = order[start:stop]
-                        xb, yb = np.take(x, idx, axis=0), np.take(y, idx, axis=0)  # = x[idx], a bit faster
+                        xb, yb = take_rows(x, idx), np.take(y, idx, axis=0)  # = y[idx], a bit faster
                     for p in to_zero:
                         p.zero_grad()
                     side_state.save()
@@ -714,7 +720,7 @@ def fit(
 # ---------------------------------------------------------------------------------------------- evaluate
 def evaluate(
     model: Layer,
-    x: np.ndarray,
+    x: Inputs,
     y: np.ndarray,
     *,
     loss: Loss | None = None,
@@ -747,24 +753,27 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------------------------------- predict
-def predict(model: Layer, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs on ``x`` (N, ...), computed in eval mode in batches; modes are restored."""
+def predict(model: Layer, x: Inputs, *, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs on ``x`` (N, ...; or a tuple of such arrays for a model with several
+    inputs), computed in eval mode in batches; modes are restored."""
     who = "predict"
     batch_size = _positive_int(who, "batch_size", batch_size)
-    x = as_array(x, who, "x")
-    if x.ndim == 0 or len(x) == 0:
-        raise ShapeError(f"{who}: x needs a non-empty batch axis, got shape {x.shape}")
-    n = len(x)
+    x = as_inputs(x, who, "x")
+    if (type(x) is np.ndarray and x.ndim == 0) or count(x) == 0:
+        shape = x.shape if type(x) is np.ndarray else tuple(a.shape for a in x)
+        raise ShapeError(f"{who}: x needs a non-empty batch axis, got shape {shape}")
+    n = count(x)
     result: np.ndarray | None = None
     with _mode(model, False):
         for start in range(0, n, batch_size):
-            xb = x[start:start + batch_size]
+            xb = rows(x, start, start + batch_size)
             out = np.asarray(model(xb))
-            if out.ndim == 0 or len(out) != len(xb):  # rows of the result would stay unwritten
+            if out.ndim == 0 or len(out) != count(xb):  # rows of the result would stay unwritten
                 raise ShapeError(f"{who}: the model's output must have one row per sample; a batch of "
-                                 f"{len(xb)} gave an output of shape {out.shape}")
+                                 f"{count(xb)} gave an output of shape {out.shape}")
             if result is None:
-                if batch_size >= n and not np.may_share_memory(out, x):
+                inputs = x if type(x) is tuple else (x,)
+                if batch_size >= n and not any(np.may_share_memory(out, a) for a in inputs):
                     # as from several batches: a writable array of our own (not a layer's read-only cache)
                     return out if out.flags.writeable else out.copy()
                 result = np.empty((n, *out.shape[1:]), dtype=out.dtype)

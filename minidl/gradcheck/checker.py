@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import NonDeterministicError, NonFiniteError, ShapeError
+from ..inputs import is_several
 from ..layer import Layer, parameter_backward
 from ..model import LayerList, Sequential
 from ._state import LayerSnapshot, copy_value, same
-from .diagnosis import diagnose, factor_words, swapped
+from .diagnosis import diagnose, factor_words, is_input, swapped
 from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, kinks, probe_noise, richardson
 from .program import Program
 from .report import GradientReport, TensorResult
@@ -71,6 +72,55 @@ class _Call:
     y: Any
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
+
+
+def _own_copy(value: Any) -> np.ndarray:
+    """A given input as the checker's own array: a copy, floats in float64."""
+    x = np.array(value, copy=True)
+    return x.astype(np.float64) if x.dtype.kind == "f" else x
+
+
+def _reversed(x: Any) -> Any:
+    """An input with its batch reversed (a copy), or a copy of it if it has no batch axis."""
+    return x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
+
+
+def _named_inputs(x: Any) -> list[tuple[str, Any]]:
+    """The input's tensors by their names in the report: ``"input"``, or ``"input[i]"`` for several."""
+    return [(f"input[{i}]", a) for i, a in enumerate(x)] if is_several(x) else [("input", x)]
+
+
+def _input_tensors(x: Any, dx: Any, dx2: Any) -> list[_Tensor]:
+    """The floating inputs to check, with the gradients ``backward`` returned for them (``dx``, and
+    ``dx2`` from a second backward at the same point): one array for one input, one entry per input
+    of a tuple for several (``None`` for an input without gradient)."""
+    named = _named_inputs(x)
+    several = len(named) > 1 or named[0][0] != "input"
+    tensors = []
+    for i, (name, value) in enumerate(named):
+        if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+            continue
+        t = _Tensor(name, value, 0, None)
+        tensors.append(t)
+        if several and not (isinstance(dx, (tuple, list)) and len(dx) == len(named)):
+            got = f"a {type(dx).__name__} of {len(dx)}" if isinstance(dx, (tuple, list)) else \
+                "None" if dx is None else f"a {type(dx).__name__}"
+            t.problems.append(f"backward returned {got}, expected a tuple of {len(named)} gradients, one per "
+                              f"input (None for an input without gradient)")
+            continue
+        grad = dx[i] if several else dx
+        grad2 = (dx2[i] if isinstance(dx2, (tuple, list)) and len(dx2) == len(named) else None) if several else dx2
+        if grad is None:
+            t.problems.append(f"backward returned None instead of dCost/d{name}")
+        elif np.shape(grad) != value.shape:
+            t.problems.append(f"backward returned dCost/d{name} of shape {np.shape(grad)}, expected {value.shape}")
+        else:
+            t.analytic = np.asarray(grad, dtype=np.float64)
+            again = None if grad2 is None else np.asarray(grad2, dtype=np.float64)
+            if again is None or again.shape != t.analytic.shape or not np.allclose(
+                    again, t.analytic, rtol=1e-12, atol=1e-12 * float(np.max(np.abs(t.analytic), initial=0))):
+                t.problems.append(f"two backward passes at the same point returned different dCost/d{name}")
+    return tensors
 
 
 def _add_note(error: BaseException, note: str) -> None:
@@ -173,7 +223,10 @@ class GradientChecker:
             which checks the back-pass for an arbitrary upstream gradient.
         inputs: the input batch; by default seeded N(0, 1) inputs of shape
             ``(batch_size, *model.input_shape_hint())``: ``model.random_inputs(shape, rng)``, which a
-            layer that takes other inputs overrides (``Embedding``: integer indices).
+            layer that takes other inputs overrides (``Embedding``: integer indices).  For a model with
+            several inputs, a tuple of arrays (see :mod:`minidl.inputs`): each floating one is checked
+            as its own tensor, ``"input[0]"``, ``"input[1]"``, ...; integer and boolean ones (indices,
+            masks) are passed as they are.
         targets: the targets for ``loss`` (integer labels are kept as they are); when a loss is given
             without them, drawn by ``loss.random_targets(y_pred, rng)`` if it has one (seeded N(0, 1)
             values of the output's shape otherwise; labels for ``NLLLoss``, values in [0, 1) for the
@@ -190,7 +243,7 @@ class GradientChecker:
             cost evaluations each).
         samples, directions, full_max: see ``mode``.
         safety: an element fails when its error exceeds ``safety`` times its estimated error bound.
-        check_input: also check ``dCost/dinput`` (the tensor named ``"input"``).
+        check_input: also check ``dCost/dinput`` (the tensor named ``"input"``, or one per floating input).
         check_layers: also check every registered sub-layer alone, on the input it received in the
             model's forward, with a random upstream gradient; the results are in ``report.layers``.
         batch_size: samples in inferred inputs (several, so that batch reductions are exercised).
@@ -295,10 +348,10 @@ class GradientChecker:
                 )
             # N(0, 1) floats, unless the model's first layer takes other inputs (an Embedding's indices)
             x: Any = work.random_inputs((self.batch_size, *hint), rng)
+        elif is_several(self.inputs):  # several inputs: each its own float64 copy
+            x = tuple(_own_copy(a) for a in self.inputs)
         else:
-            x = np.array(self.inputs, copy=True)
-            if x.dtype.kind == "f":
-                x = x.astype(np.float64)
+            x = _own_copy(self.inputs)
         targets = self.targets
         if targets is not None:
             targets = np.array(targets, copy=True)
@@ -319,13 +372,18 @@ class GradientChecker:
         _, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place)
         notes: list[str] = []
-        if self.check_input and not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
-            what = f"an array of {x.dtype}" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
-            notes.append(f"the input is {what}, not a float array: dCost/dinput is not checked")
+        if self.check_input:
+            for name, value in _named_inputs(x):
+                if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+                    what = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else \
+                        f"a {type(value).__name__}"
+                    notes.append(f"{'the input' if name == 'input' else name} is {what}, not a float array: "
+                                 f"dCost/d{name} is not checked")
         tensors = self._analytic(program, work, x)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
-        batch = x.shape[0] if isinstance(x, np.ndarray) and x.ndim >= 1 else None
+        first = x[0] if is_several(x) else x
+        batch = first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else None
         results = []
         shapes = [t.array.shape for t in tensors]
         for t in tensors:
@@ -355,8 +413,9 @@ class GradientChecker:
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
         # (frozen tensors were not checked: they say nothing about the parameter gradients)
-        params_checked = [r for r in results if r.name != "input" and r.mode != "frozen"]
-        if "input" in by_name and by_name["input"].failed and not by_name["input"].problems \
+        params_checked = [r for r in results if not is_input(r.name) and r.mode != "frozen"]
+        failed_inputs = [r for r in results if is_input(r.name) and r.failed]
+        if failed_inputs and not any(r.problems for r in failed_inputs) \
                 and params_checked and all(r.passed for r in params_checked):
             notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
                          "error is in the dx that backward returns (a missing transpose, a wrong mask or "
@@ -391,7 +450,7 @@ class GradientChecker:
         once, or again only when the shape changes) then holds the wrong one for the analytic
         backward, and fails, as it would from the second batch of a training run."""
         snapshot = LayerSnapshot.take(work)
-        decoy = x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
+        decoy: Any = tuple(_reversed(a) for a in x) if is_several(x) else _reversed(x)
         try:
             try:
                 with _Recorder(work) as rec:
@@ -498,19 +557,8 @@ class GradientChecker:
                         t.problems.append("a second backward did not add the same gradient again "
                                           "(the accumulation contract: param.grad += ...)")
             tensors.append(t)
-        if self.check_input and isinstance(x, np.ndarray) and x.dtype.kind == "f":
-            t = _Tensor("input", x, 0, None)
-            if dx is None:
-                t.problems.append("backward returned None instead of dCost/dinput")
-            elif np.shape(dx) != x.shape:
-                t.problems.append(f"backward returned dCost/dinput of shape {np.shape(dx)}, expected {x.shape}")
-            else:
-                t.analytic = np.asarray(dx, dtype=np.float64)
-                again = None if dx2 is None else np.asarray(dx2, dtype=np.float64)
-                if again is None or again.shape != t.analytic.shape or not np.allclose(
-                        again, t.analytic, rtol=1e-12, atol=1e-12 * float(np.max(np.abs(t.analytic), initial=0))):
-                    t.problems.append("two backward passes at the same point returned different dCost/dinput")
-            tensors.insert(0, t)
+        if self.check_input:
+            tensors[:0] = _input_tensors(x, dx, dx2)
         work.zero_grad()
         return tensors
 
@@ -995,9 +1043,9 @@ class GradientChecker:
             if not path or path in done or type(layer) in (Sequential, LayerList):
                 continue
             done.add(path)
-            if not (isinstance(call.x, np.ndarray) and call.x.dtype.kind in "fiu"):
-                report.notes.append(f"layer {_label(path, layer)}: input is not a float or integer array, "
-                                    "not checked alone")
+            if not all(isinstance(a, np.ndarray) and a.dtype.kind in "fiub" for _, a in _named_inputs(call.x)):
+                report.notes.append(f"layer {_label(path, layer)}: input is not a float or integer array "
+                                    "(or a tuple of such arrays), not checked alone")
                 continue
             alone = copy.deepcopy(layer)
             for (_, g), state in zip(alone.named_generators(), call.generators, strict=False):

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["diagnose", "factor_words", "name_factor", "swapped"]
+__all__ = ["diagnose", "factor_words", "is_input", "name_factor", "swapped"]
 
 
 def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ()) -> tuple[str, str] | None:
@@ -76,7 +76,7 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         return None
     a, n, t = analytic[checked], numerical[checked], tol[checked]
     if np.all(n == 0) and np.any(a != 0):
-        if name == "input":
+        if is_input(name):
             return ("the cost does not depend on the input (every numerical derivative is exactly 0) while "
                     "backward returns a non-zero dx: the forward ignores its input or a copy of it is used")
         return ("the cost does not depend on this parameter (every numerical derivative is exactly 0, the "
@@ -116,14 +116,14 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     r_bad = _ratio(analytic[bad], numerical[bad], tol[bad])
     factor = f"; there {factor_words(r_bad, batch, shape)}" if r_bad is not None else ""
     rows = np.unravel_index(flat_index, shape)[0] if len(shape) >= 2 else None
-    if rows is not None and name != "input":
+    if rows is not None and not is_input(name):
         if np.all(rows[bad] == 0):
             return (f"only row 0 (the absorbed bias row) is wrong{factor}: check the bias term "
                     "(dW[0] += g.sum(axis=0))")
         row0_ok = np.any(checked & (rows == 0) & (np.abs(numerical) > tol))
         if row0_ok and not np.any(rows[bad] == 0):
             return f"only the weight rows (1:) are wrong, the bias row 0 is right{factor}"
-    if name == "input" and rows is not None and shape[0] > 1:
+    if is_input(name) and rows is not None and shape[0] > 1:
         bad_rows = np.unique(rows[bad])
         # a sample is known right only if every element of it was checked (not sampled, not at a kink)
         # and none failed: with a sample of elements, a row whose checked elements passed may be wrong
@@ -142,8 +142,13 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     return "; ".join(words) or None
 
 
+def is_input(name: str) -> bool:
+    """Whether a checked tensor's name is the input's: ``"input"``, or ``"input[i]"`` for several."""
+    return name == "input" or (name.startswith("input[") and name.endswith("]"))
+
+
 def _gradient_of(name: str) -> str:
-    return "dCost/dinput" if name == "input" else f"gradient of '{name}'"
+    return f"dCost/d{name}" if is_input(name) else f"gradient of '{name}'"
 
 
 def swapped(values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, str]:
@@ -188,15 +193,18 @@ def swapped(values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         mutual = [s for s in sources if writes(s, target)]
         source = (mutual or sources)[0]
         said = f"the analytic {_gradient_of(target)} equals the numerical {_gradient_of(source)}"
-        if mutual and "input" in (target, source):
-            param = source if target == "input" else target
+        if mutual and is_input(target) and is_input(source):
+            found[target] = (f"{said} (and vice versa): the gradients of two inputs are swapped in the tuple "
+                             "backward returns")
+        elif mutual and (is_input(target) or is_input(source)):
+            param = source if is_input(target) else target
             found[target] = (f"{said} (and vice versa): dx and the gradient of '{param}' are swapped in backward "
                              "(dx written into its .grad, its gradient returned as dx)")
         elif mutual:
             found[target] = (f"{said} (and vice versa): the two gradients are swapped in backward (each written "
                              "into the other's .grad)")
-        elif target == "input":
-            found[target] = f"{said}: backward returns the gradient of '{source}' as dx"
+        elif is_input(target):
+            found[target] = f"{said}: backward returns the {_gradient_of(source)} as dx"
         else:
             found[target] = f"{said}: backward writes the {_gradient_of(source)} into the .grad of '{target}'"
     return found

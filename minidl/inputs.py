@@ -1,0 +1,67 @@
+"""A layer's input: one array, or a tuple of arrays when a layer or model takes several.
+
+A layer with several inputs (an attention layer given a padding mask, a model with two branches) takes
+them as one tuple, ``forward((x, mask))``, and its ``backward`` returns a tuple of the same length:
+one gradient per input, ``None`` for an input that has none (integer indices, a boolean mask).  Every
+input has the batch on axis 0, so ``fit`` and ``predict`` slice each the same way and the gradient
+checker checks each floating input as its own tensor (``input[0]``, ``input[1]``, ...).
+
+Only a ``tuple`` of ``numpy`` arrays counts as several inputs: a list, or a tuple of numbers or of
+lists, is data for one array, converted as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError
+from .validation import as_array
+
+__all__ = ["Inputs", "as_inputs", "count", "is_several", "rows", "take_rows"]
+
+#: one array, or several (a tuple of arrays, each with the batch on axis 0)
+Inputs = np.ndarray | tuple[np.ndarray, ...]
+
+
+def is_several(x: Any) -> bool:
+    """Whether ``x`` is several inputs: a non-empty tuple of ``numpy`` arrays."""
+    return type(x) is tuple and len(x) > 0 and all(isinstance(a, np.ndarray) for a in x)
+
+
+def as_inputs(x: Any, who: str, what: str = "x") -> Inputs:
+    """``x`` as one array (converted like any data) or, when it is several inputs, as a tuple of arrays
+    that each have a batch axis and the same number of samples; else ``ShapeError`` naming ``who``."""
+    if not is_several(x):
+        if type(x) is tuple and any(isinstance(a, np.ndarray) for a in x):
+            i, item = next((i, a) for i, a in enumerate(x) if not isinstance(a, np.ndarray))
+            raise DTypeError(f"{who}: {what} mixes numpy arrays with other values (item {i}: "
+                             f"{type(item).__name__}); several inputs are a tuple of numpy arrays")
+        return as_array(x, who, what)
+    for i, a in enumerate(x):
+        if a.ndim == 0:
+            raise ShapeError(f"{who}: {what}[{i}] needs a batch axis, got shape {a.shape}")
+        if len(a) != len(x[0]):
+            raise ShapeError(f"{who}: the inputs of {what} must have the same number of samples; {what}[0] has "
+                             f"{len(x[0])}, {what}[{i}] has {len(a)}")
+    return tuple(x)
+
+
+def count(x: Inputs) -> int:
+    """The number of samples (the length of axis 0; of the first input when there are several)."""
+    return len(x[0]) if type(x) is tuple else len(x)
+
+
+def rows(x: Inputs, start: int, stop: int) -> Inputs:
+    """Samples ``start:stop`` of every input (views)."""
+    if type(x) is tuple:
+        return tuple(a[start:stop] for a in x)
+    return x[start:stop]
+
+
+def take_rows(x: Inputs, index: np.ndarray) -> Inputs:
+    """The samples at ``index`` of every input (new arrays)."""
+    if type(x) is tuple:
+        return tuple(np.take(a, index, axis=0) for a in x)
+    return np.take(x, index, axis=0)  # = x[index], a bit faster

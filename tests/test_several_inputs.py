@@ -1,0 +1,223 @@
+"""Layers and models with several inputs: a tuple in, a tuple of gradients back (minidl.inputs).
+
+The gradient checker checks each floating input as its own tensor and leaves masks alone; fit,
+evaluate and predict batch every input the same way; a wrong or missing tuple is caught."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.inputs import as_inputs, count, is_several, rows, take_rows
+
+
+class Gated(md.Model):
+    """y = Dense(a) * sigmoid(Dense(b)): two float inputs (N, da) and (N, db) -> (N, out)."""
+
+    def __init__(self, da: int, db: int, out: int, seed: int = 0, bug: str = "") -> None:
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.value = md.Dense(da, out, rng=rng)
+        self.gate = md.Dense(db, out, rng=rng)
+        self.sigmoid = md.Sigmoid()
+        self.bug = bug
+
+    def forward(self, x: Any) -> np.ndarray:
+        a, b = x
+        self._v = self.value(a)
+        self._s = self.sigmoid(self.gate(b))
+        return self._v * self._s
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        da = self.value.backward(grad_output * self._s)
+        db = self.gate.backward(self.sigmoid.backward(grad_output * self._v))
+        if self.bug == "swap":
+            return db, da
+        if self.bug == "one":
+            return da
+        if self.bug == "none":
+            return da, None
+        return da, db
+
+
+class MaskedMean(md.Layer):
+    """The mean over the unmasked steps: x (N, T, F) and keep (N, T) booleans -> (N, F)."""
+
+    def forward(self, x: Any) -> np.ndarray:
+        values, keep = x
+        weights = keep / keep.sum(axis=1, keepdims=True)
+        self._cache = (weights, values.shape)
+        return np.einsum("nt,ntf->nf", weights, values)
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        weights, shape = self._cache
+        return np.broadcast_to(weights[:, :, None] * grad_output[:, None, :], shape).copy(), None
+
+
+def _pair(n: int, da: int, db: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, da)), rng.standard_normal((n, db))
+
+
+@pytest.mark.parametrize("n, da, db, out", [(4, 3, 2, 2), (6, 1, 5, 3), (1, 4, 4, 1)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_two_float_inputs_are_checked_as_two_tensors(n: int, da: int, db: int, out: int, seed: int) -> None:
+    a, b = _pair(n, da, db, seed)
+    report = md.GradientChecker(Gated(da, db, out, seed), inputs=(a, b), seed=seed).run()
+    assert report.passed, str(report)
+    assert [r.name for r in report.results] == ["input[0]", "input[1]", "value.W", "gate.W"]
+    by_name = {r.name: r for r in report.results}
+    assert by_name["input[0]"].shape == (n, da) and by_name["input[1]"].shape == (n, db)
+    assert by_name["input[0]"].checked == n * da  # every element, not a sample
+
+
+def test_the_checker_leaves_the_given_inputs_alone() -> None:
+    a, b = _pair(3, 2, 2, 0)
+    a32 = a.astype(np.float32)
+    saved = a32.copy(), b.copy()
+    assert md.GradientChecker(Gated(2, 2, 2), inputs=(a32, b)).run().passed
+    assert a32.dtype == np.float32 and np.array_equal(a32, saved[0]) and np.array_equal(b, saved[1])
+
+
+def test_a_mask_is_passed_as_is_and_not_checked() -> None:
+    rng = np.random.default_rng(3)
+    for n, t, f in [(3, 4, 2), (2, 5, 3)]:
+        x = rng.standard_normal((n, t, f))
+        keep = rng.random((n, t)) < 0.6
+        keep[:, 0] = True
+        report = md.GradientChecker(md.Sequential(MaskedMean(), md.Dense(f, 2, rng=rng)), inputs=(x, keep)).run()
+        assert report.passed, str(report)
+        assert [r.name for r in report.results] == ["input[0]", "1.W"]
+        assert any("input[1] is an array of bool, not a float array" in note for note in report.notes)
+        # the closed form: masked steps get no gradient, kept ones 1/count of the upstream row
+        layer = MaskedMean()
+        g = rng.standard_normal((n, f))
+        layer((x, keep))
+        dx, dmask = layer.backward(g)
+        assert dmask is None
+        expected = keep[:, :, None] * g[:, None, :] / keep.sum(axis=1)[:, None, None]
+        np.testing.assert_allclose(dx, expected, rtol=1e-14)
+
+
+def test_a_sequential_returns_its_first_layers_tuple() -> None:
+    rng = np.random.default_rng(0)
+    x, keep = rng.standard_normal((2, 3, 4)), np.ones((2, 3), dtype=bool)
+    model = md.Sequential(MaskedMean(), md.Dense(4, 2, rng=rng))
+    model((x, keep))
+    dx, dmask = model.backward(np.ones((2, 2)))
+    assert dx.shape == x.shape and dmask is None
+
+
+@pytest.mark.parametrize("bug, words", [
+    ("swap", "the gradients of two inputs are swapped in the tuple backward returns"),
+    ("one", "backward returned a ndarray, expected a tuple of 2 gradients, one per input"),
+    ("none", "backward returned None instead of dCost/dinput[1]"),
+])
+def test_a_wrong_tuple_is_named(bug: str, words: str) -> None:
+    a, b = _pair(4, 3, 3, 0)
+    report = md.GradientChecker(Gated(3, 3, 2, bug=bug), inputs=(a, b)).run()
+    assert not report.passed
+    assert words in str(report), str(report)
+    by_name = {r.name: r for r in report.results}
+    assert by_name["value.W"].passed and by_name["gate.W"].passed  # the parameters are right
+    assert not by_name["input[1]"].passed
+    assert bug == "none" or not by_name["input[0]"].passed
+
+
+def test_each_sublayer_is_checked_alone_on_its_tuple() -> None:
+    rng = np.random.default_rng(1)
+
+    class Outer(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Gated(3, 2, 2)
+            self.head = md.Dense(2, 1, rng=rng)
+
+        def forward(self, x: Any) -> np.ndarray:
+            return self.head(self.inner(x))
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return self.inner.backward(self.head.backward(grad_output))
+
+    report = md.GradientChecker(Outer(), inputs=_pair(4, 3, 2, 1), check_layers=True).run()
+    assert report.passed, str(report)
+    assert set(report.layers) >= {"inner", "head"}
+    assert [r.name for r in report.layers["inner"].results][:2] == ["input[0]", "input[1]"]
+
+
+def test_fit_evaluate_and_predict_batch_every_input_alike() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    a, b = rng.standard_normal((n, 3)), rng.standard_normal((n, 2))
+    teacher = Gated(3, 2, 1, seed=5)
+    y = teacher((a, b))
+    model = Gated(3, 2, 1, seed=6)
+    before = md.evaluate(model, (a, b), y, loss=md.MSELoss())["loss"]
+    history = md.fit(model, (a, b), y, loss=md.MSELoss(), optimizer=md.Adam(model.parameters(), lr=0.05),
+                     epochs=40, batch_size=16, rng=1, verbose=0, validation_data=((a[:50], b[:50]), y[:50]))
+    after = md.evaluate(model, (a, b), y)["loss"]
+    assert after < 0.05 * before, (before, after)
+    assert history["loss"][-1] < history["loss"][0]
+    np.testing.assert_allclose(md.predict(model, (a, b), batch_size=7), model((a, b)), rtol=1e-12)
+    np.testing.assert_allclose(model.predict((a, b)), model((a, b)), rtol=1e-12)
+
+
+def test_fit_shuffles_the_inputs_together() -> None:
+    class Pairs(md.Layer):
+        """Refuses a batch whose second input is not twice its first (row by row)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = md.Parameter(np.ones((1, 1)))
+
+        def forward(self, x: Any) -> np.ndarray:
+            a, b = x
+            assert np.array_equal(b, 2 * a), "rows of the two inputs were shuffled apart"
+            self._a = a
+            return a * self.w.data
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            self.w.grad += (grad_output * self._a).sum(keepdims=True).reshape(1, 1)
+            return grad_output * self.w.data, None
+
+    a = np.arange(40.0)[:, None]
+    layer = Pairs()
+    md.fit(layer, (a, 2 * a), 0.5 * a, loss=md.MSELoss(), optimizer=md.SGD(layer.parameters(), lr=1e-4),
+           epochs=20, batch_size=7, rng=0, verbose=0)
+    assert abs(layer.w.data[0, 0] - 0.5) < 1e-3  # it trained, on batches whose rows stayed paired
+
+
+def test_bad_several_inputs_are_refused() -> None:
+    model = Gated(3, 2, 1)
+    a, b = _pair(10, 3, 2, 0)
+    y = np.zeros((10, 1))
+    opt = md.SGD(model.parameters(), lr=0.1)
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(md.ShapeError, match=r"x\[0\] has 10, x\[1\] has 9"):
+        md.fit(model, (a, b[:9]), y, loss=md.MSELoss(), optimizer=opt, verbose=0)
+    with pytest.raises(md.ShapeError, match="x has 10 samples but y has 9"):
+        md.fit(model, (a, b), y[:9], loss=md.MSELoss(), optimizer=opt, verbose=0)
+    with pytest.raises(md.ShapeError, match=r"x\[1\] needs a batch axis"):
+        md.predict(model, (a, np.ones(())))
+    with pytest.raises(md.DTypeError, match=r"x mixes numpy arrays with other values \(item 1: list\)"):
+        md.predict(model, (a, [1.0] * 10))
+    with pytest.raises(md.ShapeError, match=r"validation x\[0\] has 10, validation x\[1\] has 4"):
+        md.fit(model, (a, b), y, loss=md.MSELoss(), optimizer=opt, verbose=0, validation_data=((a, b[:4]), y))
+    assert all(np.array_equal(p.data, q) for p, q in zip(model.parameters(), before, strict=True))
+
+
+def test_what_counts_as_several_inputs() -> None:
+    a, b = np.zeros((3, 2)), np.ones((3,), dtype=bool)
+    assert is_several((a, b)) and is_several((a,))
+    assert not is_several([a, b]) and not is_several(()) and not is_several(a) and not is_several((a, [1, 2]))
+    # a tuple of numbers or lists is data for one array, as before
+    converted = as_inputs(([1.0, 2.0], [3.0, 4.0]), "test")
+    assert isinstance(converted, np.ndarray) and converted.shape == (2, 2)
+    assert count((a, b)) == 3 and count(a) == 3
+    first, second = rows((a, b), 1, 3)
+    assert first.shape == (2, 2) and second.shape == (2,) and np.shares_memory(first, a)
+    taken = take_rows((a, b), np.array([2, 0]))
+    assert isinstance(taken, tuple) and taken[0].shape == (2, 2) and taken[1].dtype == bool
