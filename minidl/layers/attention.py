@@ -1,6 +1,7 @@
 """``MultiHeadAttention``: scaled dot-product self-attention over ``num_heads`` heads, back-pass by hand.
 
-``x: (N, T, E)`` -> ``(N, T, E)``; queries, keys and values all come from ``x``.  With ``H`` heads of
+``x: (N, T, E)`` -> ``(N, T, E)``; queries, keys and values all come from ``x`` (optionally with a key
+padding mask: ``(x, mask)``, the masked scores ``-inf`` like the causal ones).  With ``H`` heads of
 ``d = E / H`` features (``s = 1/sqrt(d)``; ``X``: the input as ``(N*T, E)`` rows)::
 
     forward:   [Q, K, V] = X @ W_qkv[1:] + W_qkv[0]             one product, (N*T, 3E), split per head
@@ -20,6 +21,7 @@ W_qkv[1:].T``, ``in_proj_bias = W_qkv[0]``, ``out_proj.weight = W_o[1:].T``, ``o
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -32,7 +34,7 @@ from ..validation import as_array, check_finite, check_grad_output, check_input
 from ._sequences import HINT_STEPS, add_product
 from .dropout import drop_probability
 
-__all__ = ["MultiHeadAttention"]
+__all__ = ["MultiHeadAttention", "check_padding_mask"]
 
 _INITS = ("uniform", "glorot", "he", "zeros")
 
@@ -54,6 +56,10 @@ class MultiHeadAttention(Layer):
 
     Shapes:
         x: (N, T, embed_dim) -> (N, T, embed_dim); any ``T >= 1``, which may change between batches.
+        Or the pair ``(x, key_padding_mask)``, the mask (N, T) booleans, True at a padding position that
+        no query attends to (PyTorch's ``key_padding_mask``); ``backward`` then returns ``(dx, None)``.
+        A query that sees no key at all gets all-zero weights (its output is the output bias), as
+        PyTorch's.
         W_qkv: (1 + E, 3E): row 0 the bias, column blocks q, k, v of ``E`` columns each, and within a
         block head ``h`` owns columns ``h*d .. (h+1)*d - 1``.  Without bias (E, 3E).
         W_o: (1 + E, E): row 0 the bias, row ``1 + h*d + j`` reads feature ``j`` of head ``h``.
@@ -151,6 +157,7 @@ class MultiHeadAttention(Layer):
         # (input rows (N*T, E), [s q, k, v] (3, N, H, T, d), P (N, H, T, T), concatenated heads (N*T, E),
         # the attention dropout's scaled mask (N, H, T, T) or None, and P * mask (P itself without dropout))
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray] | None = None
+        self._paired = False  # whether the cached pass was given a pair (x, key_padding_mask)
         self._dropout = p
         # The dropout's own generator, registered whatever p (so that the saved keys do not depend on it and
         # dropout can be set later): seeded after the weights, so neither they nor what is drawn after the
@@ -232,10 +239,16 @@ class MultiHeadAttention(Layer):
         return self.W_o.data[0] if self.bias else None
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, T, embed_dim) -> (N, T, embed_dim)."""
+    def forward(self, x: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """x: (N, T, embed_dim) -> (N, T, embed_dim); or ``(x, key_padding_mask)`` with the mask (N, T)
+        booleans, True at a padding position (no query attends to it; as PyTorch's ``key_padding_mask``)."""
         W_qkv, W_o = self.W_qkv.data, self.W_o.data
         E = self.embed_dim
+        padding = None
+        if type(x) is tuple:
+            if len(x) != 2:
+                raise ShapeError(f"{self._who}: expected x or a pair (x, key_padding_mask), got a tuple of {len(x)}")
+            x, padding = x
         if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.dtype is not W_qkv.dtype:
             x = check_input(x, self._who, ndim=3, layout=self._layout, sizes=self._sizes, dtype=W_qkv.dtype,
                             finite=False)
@@ -243,6 +256,8 @@ class MultiHeadAttention(Layer):
         if T == 0:  # a softmax over no keys has no value
             raise ShapeError(f"{self._who}: expected at least one time step in an input of shape {self._layout}, "
                              f"got shape {x.shape}")
+        if padding is not None:
+            check_padding_mask(padding, N, T, self._who)
         check_finite(x, self._who)
         if x.dtype.itemsize < 4:  # (after astype: the constructor refuses it already)
             raise DTypeError(_HALF.format(who=self._who))
@@ -256,11 +271,23 @@ class MultiHeadAttention(Layer):
         q, k, v = qkv
         q *= self._scale  # on q (T*d numbers) rather than on the scores (T*T)
         p = q @ k.swapaxes(-1, -2)
-        if self.causal:
-            np.copyto(p, -np.inf, where=_future(T))
-        p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
-        np.exp(p, out=p)
-        p /= p.sum(axis=-1, keepdims=True)
+        if padding is None:
+            if self.causal:
+                np.copyto(p, -np.inf, where=_future(T))
+            p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
+            np.exp(p, out=p)
+            p /= p.sum(axis=-1, keepdims=True)
+        else:
+            hidden = padding[:, None, None, :]  # (N, 1, 1, T): the padded keys, for every head and query
+            np.copyto(p, -np.inf, where=hidden | _future(T) if self.causal else hidden)
+            row_max = p.max(axis=-1, keepdims=True)
+            blind = row_max == -np.inf  # queries that see no key at all: their weights are all 0
+            row_max[blind] = 0.0
+            p -= row_max
+            np.exp(p, out=p)
+            total = p.sum(axis=-1, keepdims=True)
+            total[blind] = 1.0
+            p /= total
         mask = None
         rate = self._dropout
         if self.training and rate > 0:  # inverted dropout on the attention weights, as PyTorch's
@@ -277,17 +304,19 @@ class MultiHeadAttention(Layer):
         if self.bias:
             out += W_o[0]
         self._cache = (rows, qkv, p, heads, mask, dropped)
+        self._paired = padding is not None
         return out.reshape(N, T, E)
 
     # ------------------------------------------------------------------ backward
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, T, embed_dim) -> dx: (N, T, embed_dim); adds into ``W_qkv.grad`` and
-        ``W_o.grad`` (each unless frozen: ``requires_grad=False``)."""
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """grad_output: (N, T, embed_dim) -> dx: (N, T, embed_dim), or ``(dx, None)`` after a forward given
+        ``(x, key_padding_mask)``; adds into ``W_qkv.grad`` and ``W_o.grad`` (each unless frozen:
+        ``requires_grad=False``)."""
         d_projected = self._gradients(grad_output, need_input=True)
         assert d_projected is not None
         W_qkv = self.W_qkv.data
-        dx = d_projected @ (W_qkv[1:].T if self.bias else W_qkv.T)
-        return dx.reshape(grad_output.shape)
+        dx = (d_projected @ (W_qkv[1:].T if self.bias else W_qkv.T)).reshape(grad_output.shape)
+        return (dx, None) if self._paired else dx
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add the parameter gradients like :meth:`backward` but skip ``dx`` (an (N*T, 3E) @ (3E, E)
@@ -354,6 +383,19 @@ class MultiHeadAttention(Layer):
         if self._dropout:
             parts.append(f"dropout={self._dropout}")
         return ", ".join(parts)
+
+
+def check_padding_mask(mask: object, N: int, T: int, who: str) -> None:
+    """Refuse a ``key_padding_mask`` that is not (N, T) booleans."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise DTypeError(
+            f"{who}: expected key_padding_mask as booleans of shape (N, T) = ({N}, {T}), True at a padding "
+            f"position, got {got}. Numbers are refused because libraries disagree on what 1 means (PyTorch: "
+            "padding; Hugging Face's attention_mask: a real token); write e.g. lengths_mask == 0 as you mean it")
+    if mask.shape != (N, T):
+        raise ShapeError(f"{who}: expected key_padding_mask of shape (N, T) = ({N}, {T}) for an input of shape "
+                         f"({N}, {T}, E), got {mask.shape}")
 
 
 def _real(value: ArrayLike, who: str, what: str, dtype: DTypeLike | None) -> np.ndarray:

@@ -3,6 +3,8 @@ layer norm, as PyTorch's ``nn.TransformerEncoderLayer(batch_first=True)``; its b
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import DTypeLike
 
@@ -11,7 +13,7 @@ from ..init import RNGLike, as_generator, float_dtype, positive_int, switch
 from ..model import Model, _name_in_message
 from ..validation import check_input
 from .activations import GELU, ReLU
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, check_padding_mask
 from .dense import Dense
 from .dropout import Dropout, drop_probability
 from .normalization import LayerNorm
@@ -89,6 +91,7 @@ class TransformerEncoderLayer(Model):
         self.dropout1 = Dropout(p, rng=int(seeds[1]))
         self.dropout2 = Dropout(p, rng=int(seeds[2]))
         self._complete = False  # whether the last forward ran to the end (every cache from one pass)
+        self._padded = False  # whether that forward was given a pair (x, key_padding_mask)
 
     def _feed_forward(self, h: np.ndarray) -> np.ndarray:
         return self.linear2(self.dropout(self.activation(self.linear1(h))))
@@ -96,9 +99,16 @@ class TransformerEncoderLayer(Model):
     def _feed_forward_back(self, g: np.ndarray) -> np.ndarray:
         return self.linear1.backward(self.activation.backward(self.dropout.backward(self.linear2.backward(g))))
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, T, d_model) -> (N, T, d_model)."""
+    def forward(self, x: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """x: (N, T, d_model) -> (N, T, d_model); or ``(x, key_padding_mask)`` with the mask (N, T) booleans,
+        True at a padding position, which no position attends to (PyTorch's ``src_key_padding_mask``)."""
         E = self.self_attn.embed_dim
+        padding = None
+        if type(x) is tuple:
+            if len(x) != 2:
+                raise ShapeError(f"TransformerEncoderLayer: expected x or a pair (x, key_padding_mask), got a tuple "
+                                 f"of {len(x)}")
+            x, padding = x
         if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.shape[1] == 0:
             # refused here, before any sub-layer runs (a pre-norm's LayerNorm would take other ranks)
             x = check_input(x, "TransformerEncoderLayer", ndim=3, layout=f"(N, T, {E})", sizes={2: E}, finite=False)
@@ -107,10 +117,14 @@ class TransformerEncoderLayer(Model):
                                  f"(N, T, {E}), got shape {x.shape}")
         try:
             # the first sub-layer checks the rest (dtype, NaN/inf) and keeps nothing if it refuses x
-            first = self.norm1(x) if self.norm_first else self.self_attn(x)
+            if padding is not None:  # refused before any sub-layer runs: the block's last pass stays usable
+                check_padding_mask(padding, x.shape[0], x.shape[1], "TransformerEncoderLayer")
+            attend = self.self_attn if padding is None else lambda h: self.self_attn((h, padding))
+            first = self.norm1(x) if self.norm_first else attend(x)
             self._complete = False
+            self._padded = padding is not None
             if self.norm_first:
-                h = x + self.dropout1(self.self_attn(first))
+                h = x + self.dropout1(attend(first))
                 y = h + self.dropout2(self._feed_forward(self.norm2(h)))
             else:
                 h = self.norm1(x + self.dropout1(first))
@@ -121,29 +135,35 @@ class TransformerEncoderLayer(Model):
         self._complete = True
         return y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, T, d_model) -> dx: (N, T, d_model); adds every sub-layer's parameter gradients."""
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """grad_output: (N, T, d_model) -> dx: (N, T, d_model), or ``(dx, None)`` after a forward given
+        ``(x, key_padding_mask)``; adds every sub-layer's parameter gradients."""
         if not self._complete:
             raise BackwardBeforeForwardError(
                 "TransformerEncoderLayer.backward: no forward ran to its end since the layer was made or a "
                 "forward failed part-way (the sub-layers would hold the caches of two passes); run a forward "
                 "that succeeds first")
         try:
-            return self._backward(grad_output)
+            dx = self._backward(grad_output)
         except MinidlError as error:
             _name_in_message(error, "TransformerEncoderLayer")
             raise
+        return (dx, None) if self._padded else dx
+
+    def _attention_back(self, g: np.ndarray) -> np.ndarray:
+        d = self.self_attn.backward(g)
+        return d[0] if self._padded else d  # (dx, None) after a pair (x, key_padding_mask)
 
     def _backward(self, grad_output: np.ndarray) -> np.ndarray:
         if self.norm_first:
             # y = h + ff(norm2(h)): h gets g directly and through the MLP branch
             dh = grad_output + self.norm2.backward(self._feed_forward_back(self.dropout2.backward(grad_output)))
             # h = x + attn(norm1(x))
-            return dh + self.norm1.backward(self.self_attn.backward(self.dropout1.backward(dh)))
+            return dh + self.norm1.backward(self._attention_back(self.dropout1.backward(dh)))
         ds = self.norm2.backward(grad_output)  # s = h + ff(h), y = norm2(s)
         dh = ds + self._feed_forward_back(self.dropout2.backward(ds))
         dr = self.norm1.backward(dh)  # r = x + attn(x), h = norm1(r)
-        return dr + self.self_attn.backward(self.dropout1.backward(dr))
+        return dr + self._attention_back(self.dropout1.backward(dr))
 
     def _failed_part_way(self) -> bool:
         """For a container holding this block (``Sequential``, ``Residual``): whether its last forward
