@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .gradcheck import GradientChecker, GradientReport
+from .inputs import Inputs
 from .layer import Layer
 
 __all__ = ["LayerCase", "assert_backward_params_contract", "assert_gradients_ok", "layer_cases", "states_equal"]
@@ -44,10 +45,22 @@ def assert_gradients_ok(
     return checker.run().raise_if_failed()
 
 
-def assert_backward_params_contract(make: Callable[[], Layer], x: np.ndarray, g: np.ndarray,
+def _assert_same_dx(got: Any, expected: Any, rtol: float) -> None:
+    """Equal input gradients: arrays, or tuples of arrays and ``None`` (a layer with several inputs)."""
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and len(got) == len(expected), f"expected {len(expected)} gradients, got {got!r}"
+        for a, b in zip(got, expected, strict=True):
+            assert (a is None) == (b is None), "a gradient is None on one side only"
+            if b is not None:
+                np.testing.assert_allclose(a, b, rtol=rtol)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=rtol)
+
+
+def assert_backward_params_contract(make: Callable[[], Layer], x: Inputs, g: np.ndarray,
                                     rtol: float = 1e-14) -> Layer:
     """Assert what a layer's own ``backward_params`` owes ``backward`` (``make()`` builds fresh, equal
-    layers; ``g``: a gradient of the output of ``x``):
+    layers; ``g``: a gradient of the output of ``x``, one array or several inputs as a tuple):
 
     * it returns ``None`` and adds exactly the parameter gradients ``backward`` adds;
     * right after ``zero_grad`` it overwrites stale values (NaN here) in every gradient array;
@@ -75,7 +88,7 @@ def assert_backward_params_contract(make: Callable[[], Layer], x: np.ndarray, g:
     frozen = make()
     frozen.requires_grad_(False)
     frozen(x)
-    np.testing.assert_allclose(frozen.backward(g), dx, rtol=rtol)  # dx still flows through a frozen layer
+    _assert_same_dx(frozen.backward(g), dx, rtol)  # dx still flows through a frozen layer
     assert frozen.backward_params(g) is None  # type: ignore[func-returns-value]
     assert not any(p.has_grad for p in frozen.parameters())
     return frozen

@@ -105,6 +105,7 @@ def check_input(
     dtype: np.dtype | None = None,
     finite: bool = True,
     more_dims: bool = False,
+    what: str = "input",
 ) -> np.ndarray:
     """Validate a layer input and return it as an ndarray.
 
@@ -115,23 +116,24 @@ def check_input(
         sizes: required sizes by axis, e.g. ``{1: 5}``.
         dtype: the dtype the input must have (the layer's parameter dtype), if any.
         finite: whether to refuse NaN/inf.
+        what: the input's name in messages (one of several inputs: ``"memory"``).
     """
     if type(x) is not np.ndarray or x.dtype.kind != "f":  # the common case skips the call
-        x = as_float_array(x, who)
+        x = as_float_array(x, who, what)
     if x.ndim != ndim and not (more_dims and x.ndim > ndim):
         rank = f"{ndim}-D (or higher)" if more_dims else f"{ndim}-D"
-        raise ShapeError(f"{who}: expected a {rank} input of shape {layout}, got shape {x.shape}")
+        raise ShapeError(f"{who}: expected a {rank} {what} of shape {layout}, got shape {x.shape}")
     if sizes:
         for axis, size in sizes.items():
             if x.shape[axis] != size:
-                raise ShapeError(f"{who}: expected input of shape {layout}, got shape {x.shape}")
+                raise ShapeError(f"{who}: expected {what} of shape {layout}, got shape {x.shape}")
     if dtype is not None and x.dtype != dtype:
         raise DTypeError(
-            f"{who}: input dtype {x.dtype} does not match the layer's parameters ({dtype}); "
-            f"cast the input (x.astype(np.{dtype})) or the model (model.astype(...))"
+            f"{who}: {what} dtype {x.dtype} does not match the layer's parameters ({dtype}); "
+            f"cast the {what} (x.astype(np.{dtype})) or the model (model.astype(...))"
         )
     if finite:
-        check_finite(x, who)
+        check_finite(x, who, what)
     return x
 
 

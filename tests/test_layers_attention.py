@@ -95,7 +95,7 @@ def assert_same_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
 def probabilities(layer: MultiHeadAttention) -> np.ndarray:
     """The attention probabilities of the last forward, (N, H, T, T)."""
     assert layer._cache is not None
-    return layer._cache[2]
+    return layer._cache[5]
 
 
 # ---------------------------------------------------------------------------------- closed forms
@@ -749,10 +749,10 @@ def test_attention_dropout_is_checked_and_off_in_eval(p: float, causal: bool, se
     x = np.random.default_rng(seed).normal(size=(2, 5, 6))
     assert_gradients_ok(layer, inputs=x, seed=seed)
     layer(x)
-    mask = layer._cache[4]
+    mask = layer._cache[7]
     assert mask.shape == (2, 3, 5, 5) and set(np.unique(mask)) <= {0.0, 1 / (1 - p)}
     np.testing.assert_allclose(layer.eval()(x), plain.eval()(x), rtol=1e-14, atol=1e-15)
-    assert layer._cache[4] is None
+    assert layer._cache[7] is None
     assert f"dropout={p}" in repr(layer) and [name for name, _ in layer.named_generators()] == ["rng"]
 
 

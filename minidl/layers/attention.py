@@ -154,10 +154,12 @@ class MultiHeadAttention(Layer):
             "W_qkv", W_qkv, 3 * E, f"({bias_note}, 3*embed_dim) ({row0}column blocks q, k, v)", qkv_scheme, 3 * E))
         self.W_o = Parameter(initial(
             "W_o", W_o, E, f"({bias_note}, embed_dim)" + (" (row 0 the bias)" if self.bias else ""), o_scheme, E))
-        # (input rows (N*T, E), [s q, k, v] (3, N, H, T, d), P (N, H, T, T), concatenated heads (N*T, E),
-        # the attention dropout's scaled mask (N, H, T, T) or None, and P * mask (P itself without dropout))
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray] | None = None
-        self._paired = False  # whether the cached pass was given a pair (x, key_padding_mask)
+        # (input rows (N*T, E), the memory's rows (N*S, E) or None, s q (N, H, T, d), k and v (N, H, S, d),
+        # P (N, H, T, S), concatenated heads (N*T, E), the attention dropout's scaled mask (N, H, T, S) or
+        # None, and P * mask (P itself without dropout); S = T without a memory)
+        self._cache: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                           np.ndarray, np.ndarray | None, np.ndarray] | None = None
+        self._inputs = 1  # how many inputs the cached pass was given: x, (x, mask), (x, memory[, mask])
         self._dropout = p
         # The dropout's own generator, registered whatever p (so that the saved keys do not depend on it and
         # dropout can be set later): seeded after the weights, so neither they nor what is drawn after the
@@ -239,16 +241,20 @@ class MultiHeadAttention(Layer):
         return self.W_o.data[0] if self.bias else None
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """x: (N, T, embed_dim) -> (N, T, embed_dim); or ``(x, key_padding_mask)`` with the mask (N, T)
-        booleans, True at a padding position (no query attends to it; as PyTorch's ``key_padding_mask``)."""
+    def forward(self, x: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
+        """x: (N, T, embed_dim) -> (N, T, embed_dim), self-attention; or one of the tuples
+
+        * ``(x, key_padding_mask)``: the mask (N, T) booleans, True at a padding position that no query
+          attends to (PyTorch's ``key_padding_mask``);
+        * ``(x, memory)``: cross-attention, queries from ``x``, keys and values from ``memory`` (N, S,
+          embed_dim), any ``S >= 1`` (PyTorch's ``mha(x, memory, memory)``);
+        * ``(x, memory, key_padding_mask)``: the mask (N, S), over the memory's positions.
+        """
         W_qkv, W_o = self.W_qkv.data, self.W_o.data
         E = self.embed_dim
-        padding = None
+        memory = padding = None
         if type(x) is tuple:
-            if len(x) != 2:
-                raise ShapeError(f"{self._who}: expected x or a pair (x, key_padding_mask), got a tuple of {len(x)}")
-            x, padding = x
+            x, memory, padding = self._unpack(x)
         if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.dtype is not W_qkv.dtype:
             x = check_input(x, self._who, ndim=3, layout=self._layout, sizes=self._sizes, dtype=W_qkv.dtype,
                             finite=False)
@@ -256,20 +262,44 @@ class MultiHeadAttention(Layer):
         if T == 0:  # a softmax over no keys has no value
             raise ShapeError(f"{self._who}: expected at least one time step in an input of shape {self._layout}, "
                              f"got shape {x.shape}")
+        S = T
+        if memory is not None:
+            memory = check_input(memory, self._who, what="memory", ndim=3, layout=f"(N, S, {E}) = ({N}, S, {E})",
+                                 sizes={0: N, 2: E}, dtype=W_qkv.dtype, finite=False)
+            S = memory.shape[1]
+            if S == 0:
+                raise ShapeError(f"{self._who}: expected at least one position in the memory, got shape "
+                                 f"{memory.shape}")
+            if self.causal:
+                raise ValueError(f"{self._who}: causal=True masks each query's own future, which a memory "
+                                 "(cross-attention) does not share; use a layer made with causal=False")
         if padding is not None:
-            check_padding_mask(padding, N, T, self._who)
+            check_padding_mask(padding, N, S, self._who)
         check_finite(x, self._who)
+        if memory is not None:
+            check_finite(memory, self._who, "memory")
         if x.dtype.itemsize < 4:  # (after astype: the constructor refuses it already)
             raise DTypeError(_HALF.format(who=self._who))
         H, d = self.num_heads, self.head_dim
         rows = x.reshape(N * T, E)
-        projected = rows @ W_qkv[1:] if self.bias else rows @ W_qkv
-        if self.bias:
-            projected += W_qkv[0]
-        # Head-major copy (3, N, H, T, d): each (T, d) block a contiguous operand of the batched products
-        qkv = projected.reshape(N, T, 3, H, d).transpose(2, 0, 3, 1, 4).copy()
-        q, k, v = qkv
-        q *= self._scale  # on q (T*d numbers) rather than on the scores (T*T)
+        memory_rows = None
+        if memory is None:
+            projected = rows @ W_qkv[1:] if self.bias else rows @ W_qkv
+            if self.bias:
+                projected += W_qkv[0]
+            # Head-major copy (3, N, H, T, d): each (T, d) block a contiguous operand of the batched products
+            q, k, v = projected.reshape(N, T, 3, H, d).transpose(2, 0, 3, 1, 4).copy()
+        else:  # the query columns read x, the key and value columns the memory
+            memory_rows = memory.reshape(N * S, E)
+            w = W_qkv[1:] if self.bias else W_qkv
+            queries = rows @ w[:, :E]
+            keys_values = memory_rows @ w[:, E:]
+            if self.bias:
+                queries += W_qkv[0, :E]
+                keys_values += W_qkv[0, E:]
+            q = queries.reshape(N, T, H, d).transpose(0, 2, 1, 3).copy()
+            k, v = keys_values.reshape(N, S, 2, H, d).transpose(2, 0, 3, 1, 4).copy()
+        q *= self._scale  # on q (T*d numbers) rather than on the scores (T*S)
         p = q @ k.swapaxes(-1, -2)
         if padding is None:
             if self.causal:
@@ -278,7 +308,7 @@ class MultiHeadAttention(Layer):
             np.exp(p, out=p)
             p /= p.sum(axis=-1, keepdims=True)
         else:
-            hidden = padding[:, None, None, :]  # (N, 1, 1, T): the padded keys, for every head and query
+            hidden = padding[:, None, None, :]  # (N, 1, 1, S): the padded keys, for every head and query
             np.copyto(p, -np.inf, where=hidden | _future(T) if self.causal else hidden)
             row_max = p.max(axis=-1, keepdims=True)
             blind = row_max == -np.inf  # queries that see no key at all: their weights are all 0
@@ -303,20 +333,39 @@ class MultiHeadAttention(Layer):
         out = heads @ W_o[1:] if self.bias else heads @ W_o
         if self.bias:
             out += W_o[0]
-        self._cache = (rows, qkv, p, heads, mask, dropped)
-        self._paired = padding is not None
+        self._cache = (rows, memory_rows, q, k, v, p, heads, mask, dropped)
+        self._inputs = 1 + (memory is not None) + (padding is not None)
         return out.reshape(N, T, E)
+
+    def _unpack(self, x: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+        """``(x, memory, key_padding_mask)`` from a tuple of two or three inputs (a pair's second is the
+        memory if it is a 3-D array, else the mask)."""
+        if len(x) == 3:
+            return x
+        if len(x) == 2:
+            second = x[1]
+            if isinstance(second, np.ndarray) and second.ndim == 3:
+                return x[0], second, None
+            return x[0], None, second
+        raise ShapeError(f"{self._who}: expected x, (x, key_padding_mask), (x, memory) or (x, memory, "
+                         f"key_padding_mask), got a tuple of {len(x)}")
 
     # ------------------------------------------------------------------ backward
     def backward(self, grad_output: np.ndarray) -> Any:
-        """grad_output: (N, T, embed_dim) -> dx: (N, T, embed_dim), or ``(dx, None)`` after a forward given
-        ``(x, key_padding_mask)``; adds into ``W_qkv.grad`` and ``W_o.grad`` (each unless frozen:
-        ``requires_grad=False``)."""
+        """grad_output: (N, T, embed_dim) -> dx: (N, T, embed_dim), or a tuple with one gradient per input
+        after a forward given a tuple: ``(dx, None)``, ``(dx, dmemory)`` or ``(dx, dmemory, None)``.  Adds
+        into ``W_qkv.grad`` and ``W_o.grad`` (each unless frozen: ``requires_grad=False``)."""
         d_projected = self._gradients(grad_output, need_input=True)
         assert d_projected is not None
-        W_qkv = self.W_qkv.data
-        dx = (d_projected @ (W_qkv[1:].T if self.bias else W_qkv.T)).reshape(grad_output.shape)
-        return (dx, None) if self._paired else dx
+        w = self.W_qkv.data[1:] if self.bias else self.W_qkv.data
+        if len(d_projected) == 1:
+            dx = (d_projected[0] @ w.T).reshape(grad_output.shape)
+            return (dx, None) if self._inputs == 2 else dx
+        E = self.embed_dim
+        d_queries, d_keys_values = d_projected
+        dx = (d_queries @ w[:, :E].T).reshape(grad_output.shape)
+        d_memory = (d_keys_values @ w[:, E:].T).reshape(-1, d_keys_values.shape[0] // len(dx), E)
+        return (dx, d_memory) if self._inputs == 2 else (dx, d_memory, None)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add the parameter gradients like :meth:`backward` but skip ``dx`` (an (N*T, 3E) @ (3E, E)
@@ -324,14 +373,16 @@ class MultiHeadAttention(Layer):
         data (or comes from frozen layers).  ``Sequential.backward_params`` calls it."""
         self._gradients(grad_output, need_input=False)
 
-    def _gradients(self, grad_output: np.ndarray, need_input: bool) -> np.ndarray | None:
+    def _gradients(self, grad_output: np.ndarray, need_input: bool) -> tuple[np.ndarray, ...] | None:
         """Check ``grad_output``, add the weight gradients and return the gradient of the input
-        projection ``[Q, K, V]`` as (N*T, 3E) rows, or ``None`` when nothing needs it."""
+        projection: ``[dQ, dK, dV]`` as (N*T, 3E) rows in a 1-tuple, or for cross-attention ``dQ``
+        (N*T, E) and ``[dK, dV]`` (N*S, 2E); ``None`` when nothing needs it."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        rows, qkv, p, heads, mask, dropped = cache
-        _, N, H, T, d = qkv.shape
+        rows, memory_rows, q, k, v, p, heads, mask, dropped = cache
+        N, H, T, d = q.shape
+        S = k.shape[2]
         E = self.embed_dim
         check_grad_output(grad_output, self._who_backward, (N, T, E), rows.dtype)
         train_qkv, train_o = self.W_qkv.requires_grad, self.W_o.requires_grad
@@ -346,10 +397,18 @@ class MultiHeadAttention(Layer):
         row_dot = np.einsum("nhd,nhd->nh", d_heads.reshape(N * T, H, d), heads.reshape(N * T, H, d))
         row_dot = row_dot.reshape(N, T, H).transpose(0, 2, 1)[..., None]
         d_out = d_heads.reshape(N, T, H, d).transpose(0, 2, 1, 3)  # (N, H, T, d), a view
-        q, k, v = qkv
-        # [dQ, dK, dV] written straight into the (N, T, 3, H, d) layout of the projection's columns
-        d_projected = np.empty((N, T, 3, H, d), dtype=rows.dtype)
-        dq, dk, dv = d_projected.transpose(2, 0, 3, 1, 4)
+        # dQ, dK, dV written straight into the layout of the projection's columns: (N, T, 3, H, d) for
+        # self-attention, (N, T, H, d) and (N, S, 2, H, d) for cross-attention
+        if memory_rows is None:
+            d_projected = np.empty((N, T, 3, H, d), dtype=rows.dtype)
+            dq, dk, dv = d_projected.transpose(2, 0, 3, 1, 4)
+            parts: tuple[np.ndarray, ...] = (d_projected.reshape(N * T, 3 * E),)
+        else:
+            d_queries = np.empty((N, T, H, d), dtype=rows.dtype)
+            d_keys_values = np.empty((N, S, 2, H, d), dtype=rows.dtype)
+            dq = d_queries.transpose(0, 2, 1, 3)
+            dk, dv = d_keys_values.transpose(2, 0, 3, 1, 4)
+            parts = (d_queries.reshape(N * T, E), d_keys_values.reshape(N * S, 2 * E))
         np.matmul(dropped.swapaxes(-1, -2), d_out, out=dv)
         ds = d_out @ v.swapaxes(-1, -2)  # dP, made dS in place
         if mask is not None:  # through the dropout; rowsum(dP * P) is still rowsum(dO * O)
@@ -359,14 +418,16 @@ class MultiHeadAttention(Layer):
         np.matmul(ds, k, out=dq)
         dq *= self._scale
         np.matmul(ds.swapaxes(-1, -2), q, out=dk)  # q is cached already scaled
-        d_rows = d_projected.reshape(N * T, 3 * E)
         # the gradients are added last, after everything that could fail: a refused or interrupted
         # back-pass leaves them as they were (a retry would otherwise count W_o twice)
         if train_o:
             add_product(self.W_o, heads, g, self.bias)
         if train_qkv:
-            add_product(self.W_qkv, rows, d_rows, self.bias)
-        return d_rows
+            if memory_rows is None:
+                add_product(self.W_qkv, rows, parts[0], self.bias)
+            else:
+                _add_cross_product(self.W_qkv, rows, parts[0], memory_rows, parts[1], self.bias)
+        return parts
 
     # ------------------------------------------------------------------ the rest
     def input_shape_hint(self) -> tuple[int, ...]:
@@ -383,6 +444,25 @@ class MultiHeadAttention(Layer):
         if self._dropout:
             parts.append(f"dropout={self._dropout}")
         return ", ".join(parts)
+
+
+def _add_cross_product(param: Parameter, rows: np.ndarray, d_queries: np.ndarray, memory_rows: np.ndarray,
+                       d_keys_values: np.ndarray, bias_row: bool) -> None:
+    """``param.grad += [1, rows]^T dQ`` in the query columns and ``[1, memory_rows]^T [dK, dV]`` in the key
+    and value columns (without the ``1`` for ``bias_row=False``): :func:`add_product` by column blocks."""
+    E = d_queries.shape[1]
+    grad = np.empty(param.data.shape, dtype=rows.dtype)
+    weights = grad[1:] if bias_row else grad
+    np.matmul(rows.T, d_queries, out=weights[:, :E])
+    np.matmul(memory_rows.T, d_keys_values, out=weights[:, E:])
+    if bias_row:
+        np.add.reduce(d_queries, axis=0, out=grad[0, :E])
+        np.add.reduce(d_keys_values, axis=0, out=grad[0, E:])
+    target, overwrite = param.grad_target()
+    if overwrite:
+        np.copyto(target, grad)
+    else:
+        target += grad
 
 
 def check_padding_mask(mask: object, N: int, T: int, who: str) -> None:
