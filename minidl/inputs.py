@@ -34,7 +34,10 @@ def as_inputs(x: Any, who: str, what: str = "x") -> Inputs:
     """``x`` as one array (converted like any data) or, when it is several inputs, as a tuple of arrays
     that each have a batch axis and the same number of samples; else ``ShapeError`` naming ``who``."""
     if not is_several(x):
-        if type(x) is tuple and any(isinstance(a, np.ndarray) for a in x):
+        if isinstance(x, tuple) and any(isinstance(a, np.ndarray) for a in x):
+            if type(x) is not tuple:
+                raise DTypeError(f"{who}: {what} is a {type(x).__name__} holding arrays; several inputs are a plain "
+                                 f"tuple of numpy arrays (tuple({what}))")
             i, item = next((i, a) for i, a in enumerate(x) if not isinstance(a, np.ndarray))
             raise DTypeError(f"{who}: {what} mixes numpy arrays with other values (item {i}: "
                              f"{type(item).__name__}); several inputs are a tuple of numpy arrays")

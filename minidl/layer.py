@@ -387,12 +387,13 @@ class Layer:
     def __call__(self, x: Any) -> np.ndarray:
         return self.forward(x)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: Any) -> np.ndarray:
         """Compute the output from ``x`` and keep what :meth:`backward` needs.  A layer with several
-        inputs takes them as one tuple, ``x = (a, b, ...)`` (see :mod:`minidl.inputs`)."""
+        inputs takes them as one tuple, ``x = (a, b, ...)`` (see :mod:`minidl.inputs`); hence ``Any``:
+        a subclass types it ``x: np.ndarray`` or ``x: tuple[np.ndarray, np.ndarray]``."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray) -> Any:
         """Return ``dCost/dx`` from ``grad_output = dCost/dy``; add ``dCost/dparam`` into ``.grad``.  For
         several inputs, a tuple with one gradient per input (``None`` for one without: a mask, indices)."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
@@ -411,10 +412,11 @@ class Layer:
         """
         return None
 
-    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
         """A random valid input batch of ``shape`` (batch axis first), for the gradient checker and
         ``summary`` when no input is given: seeded N(0, 1) floats.  A layer that takes other inputs
-        overrides it (``Embedding``: integer indices); containers ask the layer their input goes to."""
+        overrides it (``Embedding``: integer indices; a layer with several inputs: a tuple, ``shape``
+        being the first one's); containers ask the layer their input goes to."""
         return rng.standard_normal(shape)
 
     def _require_cache(self, cache: Any) -> None:

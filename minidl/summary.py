@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .errors import DTypeError, MinidlError, ShapeError
+from .inputs import is_several
 from .layer import Layer
 from .validation import is_integer
 
@@ -183,20 +184,23 @@ def summarize(
         wrap(layer, layer_name)
     clone.eval()
     dummy = clone.random_inputs((_DUMMY_BATCH, *shape), np.random.default_rng(0))
-    if dummy.dtype.kind == "f":  # (not an Embedding's indices)
-        dummy = dummy.astype(dtype)
+    several = is_several(dummy)  # (a model with several inputs draws a tuple: see Layer.random_inputs)
+    arrays = list(dummy) if several else [dummy]
+    arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]  # (not an Embedding's indices)
     try:
-        clone(dummy)
+        clone(tuple(arrays) if several else arrays[0])
     except MinidlError as error:
         if error.args and isinstance(error.args[0], str):
             advice = (f"; the shape {shape} was guessed from the first layer: pass input_shape=(...), "
                       "the shape of one sample without the batch axis") if guessed else ""
-            if isinstance(error, DTypeError) and dummy.dtype.kind == "f":
+            if isinstance(error, DTypeError) and not several and arrays[0].dtype.kind == "f":
                 advice += ("; the dummy batch is model.random_inputs(shape, rng), N(0, 1) floats unless the "
                            "model says otherwise: if its first layer takes other inputs (an Embedding's "
-                           "indices) inside a custom Model, override random_inputs there")
-            error.args = (f"summary: the forward on a dummy batch of shape {dummy.shape} failed: "
-                          f"{error.args[0]}{advice}", *error.args[1:])
+                           "indices, several inputs as a tuple) inside a custom Model, override random_inputs "
+                           "there")
+            what = f"of shapes {tuple(a.shape for a in arrays)}" if several else f"of shape {arrays[0].shape}"
+            error.args = (f"summary: the forward on a dummy batch {what} failed: {error.args[0]}{advice}",
+                          *error.args[1:])
         raise
 
     by_name = dict(named)

@@ -288,8 +288,8 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
     # lists, tuples of numbers, objects with __array__ (a DataFrame) are converted; a tuple of arrays is kept
     x = as_inputs(x, who, f"{what}x")
     y = as_array(y, who, f"{what}y")
-    if (type(x) is np.ndarray and x.ndim == 0) or y.ndim == 0:
-        shape = x.shape if type(x) is np.ndarray else tuple(a.shape for a in x)
+    if (isinstance(x, np.ndarray) and x.ndim == 0) or y.ndim == 0:
+        shape = x.shape if isinstance(x, np.ndarray) else tuple(a.shape for a in x)
         raise ShapeError(f"{who}: {what}x and y need a batch axis, got shapes {shape} and {y.shape}")
     if count(x) != len(y):
         raise ShapeError(f"{who}: {what}x has {count(x)} samples but {what}y has {len(y)}")
@@ -759,8 +759,8 @@ def predict(model: Layer, x: Inputs, *, batch_size: int = 256) -> np.ndarray:
     who = "predict"
     batch_size = _positive_int(who, "batch_size", batch_size)
     x = as_inputs(x, who, "x")
-    if (type(x) is np.ndarray and x.ndim == 0) or count(x) == 0:
-        shape = x.shape if type(x) is np.ndarray else tuple(a.shape for a in x)
+    if (isinstance(x, np.ndarray) and x.ndim == 0) or count(x) == 0:
+        shape = x.shape if isinstance(x, np.ndarray) else tuple(a.shape for a in x)
         raise ShapeError(f"{who}: x needs a non-empty batch axis, got shape {shape}")
     n = count(x)
     result: np.ndarray | None = None

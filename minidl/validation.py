@@ -47,10 +47,13 @@ def is_integer(value: Any) -> bool:
 def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     """Return ``x`` as an ``ndarray`` (as is if it already is one); lists, tuples, numbers and
     objects that convert themselves (``__array__``: a pandas DataFrame, an xarray, a CPU tensor) are
-    converted.  Anything else, a ragged list or a failed conversion raises ``DTypeError`` naming
-    ``who`` and ``what``."""
+    converted.  Anything else, a ragged list, a failed conversion, or a tuple holding arrays (several
+    inputs, not data: refused, never stacked) raises ``DTypeError`` naming ``who`` and ``what``."""
     if isinstance(x, np.ndarray):
         return x
+    if isinstance(x, tuple) and any(isinstance(a, np.ndarray) for a in x):  # not stacked into one array
+        raise DTypeError(f"{who}: expected {what} as one numpy array, got a tuple of {len(x)} items holding "
+                         "arrays: several inputs (minidl.inputs), which this takes only as one array")
     if not (isinstance(x, (list, tuple, int, float, np.generic)) or hasattr(type(x), "__array__")):
         raise DTypeError(f"{who}: expected {what} as a numpy array, got {type(x).__name__}")
     try:

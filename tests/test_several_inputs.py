@@ -40,6 +40,8 @@ class Gated(md.Model):
             return da
         if self.bug == "none":
             return da, None
+        if self.bug == "first twice":
+            return da, da
         return da, db
 
 
@@ -48,7 +50,7 @@ class MaskedMean(md.Layer):
 
     def forward(self, x: Any) -> np.ndarray:
         values, keep = x
-        weights = keep / keep.sum(axis=1, keepdims=True)
+        weights = (keep / keep.sum(axis=1, keepdims=True)).astype(values.dtype)
         self._cache = (weights, values.shape)
         return np.einsum("nt,ntf->nf", weights, values)
 
@@ -113,8 +115,9 @@ def test_a_sequential_returns_its_first_layers_tuple() -> None:
 
 @pytest.mark.parametrize("bug, words", [
     ("swap", "the gradients of two inputs are swapped in the tuple backward returns"),
-    ("one", "backward returned a ndarray, expected a tuple of 2 gradients, one per input"),
+    ("one", "backward returned one array, expected a tuple of 2 gradients, one per input"),
     ("none", "backward returned None instead of dCost/dinput[1]"),
+    ("first twice", "backward returns the dCost/dinput[0] as dCost/dinput[1]"),
 ])
 def test_a_wrong_tuple_is_named(bug: str, words: str) -> None:
     a, b = _pair(4, 3, 3, 0)
@@ -124,7 +127,7 @@ def test_a_wrong_tuple_is_named(bug: str, words: str) -> None:
     by_name = {r.name: r for r in report.results}
     assert by_name["value.W"].passed and by_name["gate.W"].passed  # the parameters are right
     assert not by_name["input[1]"].passed
-    assert bug == "none" or not by_name["input[0]"].passed
+    assert bug in ("none", "first twice") or not by_name["input[0]"].passed
 
 
 def test_each_sublayer_is_checked_alone_on_its_tuple() -> None:
@@ -221,3 +224,98 @@ def test_what_counts_as_several_inputs() -> None:
     assert first.shape == (2, 2) and second.shape == (2,) and np.shares_memory(first, a)
     taken = take_rows((a, b), np.array([2, 0]))
     assert isinstance(taken, tuple) and taken[0].shape == (2, 2) and taken[1].dtype == bool
+
+
+def test_a_one_input_layer_refuses_several_instead_of_stacking_them() -> None:
+    a, b = _pair(2, 3, 3, 0)
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    pattern = r"Dense\(3 -> 2\): expected input as one numpy array, got a tuple of 2 items holding arrays"
+    with pytest.raises(md.DTypeError, match=pattern):
+        md.predict(model, (a, b))  # two inputs of two samples: once silently stacked into (2, 2, 3)
+    with pytest.raises(md.DTypeError, match=pattern):
+        md.GradientChecker(md.Dense(3, 2, rng=0), inputs=(a, b)).run()
+    with pytest.raises(md.DTypeError, match=r"inputs mixes numpy arrays with other values \(item 1: list\)"):
+        md.GradientChecker(Gated(3, 3, 2), inputs=(a, b.tolist())).run()
+    Pair = __import__("collections").namedtuple("Pair", "a b")
+    with pytest.raises(md.DTypeError, match=r"x is a Pair holding arrays; several inputs are a plain tuple"):
+        md.predict(Gated(3, 3, 2), Pair(a, b))
+    with pytest.raises(md.ShapeError, match="x needs a non-empty batch axis"):
+        md.predict(model, np.ma.masked_array(1.0))  # a 0-d array subclass
+
+
+class Indexed(md.Layer):
+    """y = table[indices] * gain: integer indices (N,) and a float gain (N, 1) -> (N, F)."""
+
+    def __init__(self, bug: str = "") -> None:
+        super().__init__()
+        self.table = md.Parameter(np.random.default_rng(0).normal(size=(5, 2)))
+        self.bug = bug
+
+    def forward(self, x: Any) -> np.ndarray:
+        self._x = x
+        indices, gain = x
+        return self.table.data[indices] * gain
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        indices, gain = self._x
+        np.add.at(self.table.grad, indices, grad_output * gain)
+        dgain = (grad_output * self.table.data[indices]).sum(axis=1, keepdims=True)
+        return (np.zeros(indices.shape), dgain) if self.bug == "index gradient" else (None, dgain)
+
+
+def test_an_index_input_must_get_none_and_the_float_one_is_checked() -> None:
+    rng = np.random.default_rng(2)
+    inputs = (np.array([0, 3, 3, 1]), rng.normal(size=(4, 1)))
+    report = md.GradientChecker(Indexed(), inputs=inputs).run()
+    assert report.passed, str(report)
+    assert [r.name for r in report.results] == ["input[1]", "table"]
+    wrong = md.GradientChecker(Indexed("index gradient"), inputs=inputs).run()
+    assert not wrong.passed and all(r.passed for r in wrong.results)
+    assert wrong.problems == ["backward returned a gradient for input[0] (an array of int64), which has none: "
+                              "return None for it"]
+
+
+def test_without_a_float_input_the_tuples_form_is_still_checked() -> None:
+    class Lookup(md.Layer):
+        def __init__(self, wrong: bool) -> None:
+            super().__init__()
+            self.table = md.Parameter(np.arange(6.0).reshape(3, 2))
+            self.wrong = wrong
+
+        def forward(self, x: Any) -> np.ndarray:
+            self._indices, keep = x
+            return self.table.data[self._indices] * keep[:, None]
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            np.add.at(self.table.grad, self._indices, grad_output)
+            return None if self.wrong else (None, None)
+
+    inputs = (np.array([0, 2, 2]), np.ones(3, dtype=bool))
+    assert md.GradientChecker(Lookup(False), inputs=inputs).run().passed
+    report = md.GradientChecker(Lookup(True), inputs=inputs).run()
+    assert report.problems == ["backward returned None, expected a tuple of 2 gradients, one per input (None for "
+                               "an input without gradient)"]
+
+
+def test_summary_of_a_model_with_several_inputs() -> None:
+    class Masked(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = MaskedMean()
+            self.head = md.Dense(4, 2, rng=0, dtype=np.float32)
+
+        def forward(self, x: Any) -> np.ndarray:
+            return self.head(self.pool(x))
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return self.pool.backward(self.head.backward(grad_output))
+
+        def input_shape_hint(self) -> tuple[int, ...]:
+            return (3, 4)
+
+        def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
+            return rng.standard_normal(shape), np.ones(shape[:2], dtype=bool)
+
+    text = str(md.summarize(Masked()))
+    assert "pool" in text and "(None, 4)" in text and "(None, 2)" in text, text
+    assert md.GradientChecker(Masked()).run().passed

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NonDeterministicError, NonFiniteError, ShapeError
-from ..inputs import is_several
+from ..inputs import as_inputs, is_several
 from ..layer import Layer, parameter_backward
 from ..model import LayerList, Sequential
 from ._state import LayerSnapshot, copy_value, same
@@ -90,23 +90,46 @@ def _named_inputs(x: Any) -> list[tuple[str, Any]]:
     return [(f"input[{i}]", a) for i, a in enumerate(x)] if is_several(x) else [("input", x)]
 
 
+def _form_problem(dx: Any, n: int) -> str | None:
+    """What is wrong with the form of what ``backward`` returned for ``n`` inputs (a tuple of ``n``), or None."""
+    if isinstance(dx, (tuple, list)) and len(dx) == n:
+        return None
+    got = (f"a {type(dx).__name__} of {len(dx)} item(s)" if isinstance(dx, (tuple, list)) else
+           "None" if dx is None else "one array" if isinstance(dx, np.ndarray) else f"a {type(dx).__name__}")
+    return (f"backward returned {got}, expected a tuple of {n} gradients, one per input (None for an input "
+            "without gradient)")
+
+
+def _input_problems(x: Any, dx: Any) -> list[str]:
+    """For several inputs, what is wrong with ``backward``'s tuple outside the floating inputs' own
+    tensors: its form when no input is floating, and a gradient returned for an input that has none."""
+    named = _named_inputs(x)
+    if not is_several(x):
+        return []
+    floats = [isinstance(v, np.ndarray) and v.dtype.kind == "f" for _, v in named]
+    form = _form_problem(dx, len(named))
+    if form is not None:
+        return [] if any(floats) else [form]  # (else said on each floating input's tensor)
+    return [f"backward returned a gradient for {name} (an array of {value.dtype}), which has none: return "
+            "None for it" for (name, value), grad, is_float in zip(named, dx, floats, strict=True)
+            if not is_float and grad is not None]
+
+
 def _input_tensors(x: Any, dx: Any, dx2: Any) -> list[_Tensor]:
     """The floating inputs to check, with the gradients ``backward`` returned for them (``dx``, and
     ``dx2`` from a second backward at the same point): one array for one input, one entry per input
     of a tuple for several (``None`` for an input without gradient)."""
     named = _named_inputs(x)
-    several = len(named) > 1 or named[0][0] != "input"
+    several = is_several(x)
     tensors = []
     for i, (name, value) in enumerate(named):
         if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
             continue
         t = _Tensor(name, value, 0, None)
         tensors.append(t)
-        if several and not (isinstance(dx, (tuple, list)) and len(dx) == len(named)):
-            got = f"a {type(dx).__name__} of {len(dx)}" if isinstance(dx, (tuple, list)) else \
-                "None" if dx is None else f"a {type(dx).__name__}"
-            t.problems.append(f"backward returned {got}, expected a tuple of {len(named)} gradients, one per "
-                              f"input (None for an input without gradient)")
+        form = _form_problem(dx, len(named)) if several else None
+        if form is not None:
+            t.problems.append(form)
             continue
         grad = dx[i] if several else dx
         grad2 = (dx2[i] if isinstance(dx2, (tuple, list)) and len(dx2) == len(named) else None) if several else dx2
@@ -348,10 +371,9 @@ class GradientChecker:
                 )
             # N(0, 1) floats, unless the model's first layer takes other inputs (an Embedding's indices)
             x: Any = work.random_inputs((self.batch_size, *hint), rng)
-        elif is_several(self.inputs):  # several inputs: each its own float64 copy
-            x = tuple(_own_copy(a) for a in self.inputs)
-        else:
-            x = _own_copy(self.inputs)
+        else:  # one array or several (each its own copy), by fit's rule: a tuple mixing arrays is refused
+            given = as_inputs(self.inputs, "GradientChecker", "inputs")
+            x = tuple(_own_copy(a) for a in given) if type(given) is tuple else _own_copy(given)
         targets = self.targets
         if targets is not None:
             targets = np.array(targets, copy=True)
@@ -379,7 +401,8 @@ class GradientChecker:
                         f"a {type(value).__name__}"
                     notes.append(f"{'the input' if name == 'input' else name} is {what}, not a float array: "
                                  f"dCost/d{name} is not checked")
-        tensors = self._analytic(program, work, x)
+        problems: list[str] = []
+        tensors = self._analytic(program, work, x, problems)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
         first = x[0] if is_several(x) else x
@@ -396,6 +419,7 @@ class GradientChecker:
                 raise
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
+        report.problems.extend(problems)
         in_place = in_place or next((c for c in calls if c.modified), None)
         if in_place is not None:
             report.problems.append(
@@ -518,7 +542,9 @@ class GradientChecker:
         dx = work.backward(program.upstream())
         return f, dx
 
-    def _analytic(self, program: Program, work: Layer, x: Any) -> list[_Tensor]:
+    def _analytic(self, program: Program, work: Layer, x: Any, problems: list[str]) -> list[_Tensor]:
+        """The tensors to check with their analytic gradients; contract problems that belong to no
+        tensor are added to ``problems``."""
         params = list(work.named_parameters())
         _zero_grad_poisoned(work)
         _, dx = self._backward(program, work)
@@ -559,6 +585,7 @@ class GradientChecker:
             tensors.append(t)
         if self.check_input:
             tensors[:0] = _input_tensors(x, dx, dx2)
+            problems.extend(_input_problems(x, dx))
         work.zero_grad()
         return tensors
 

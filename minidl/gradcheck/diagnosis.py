@@ -147,6 +147,11 @@ def is_input(name: str) -> bool:
     return name == "input" or (name.startswith("input[") and name.endswith("]"))
 
 
+def _returned(name: str) -> str:
+    """How an input's gradient is called among what ``backward`` returns: ``dx``, or ``dCost/dinput[i]``."""
+    return "dx" if name == "input" else f"dCost/d{name}"
+
+
 def _gradient_of(name: str) -> str:
     return f"dCost/d{name}" if is_input(name) else f"gradient of '{name}'"
 
@@ -197,14 +202,14 @@ def swapped(values: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             found[target] = (f"{said} (and vice versa): the gradients of two inputs are swapped in the tuple "
                              "backward returns")
         elif mutual and (is_input(target) or is_input(source)):
-            param = source if is_input(target) else target
-            found[target] = (f"{said} (and vice versa): dx and the gradient of '{param}' are swapped in backward "
-                             "(dx written into its .grad, its gradient returned as dx)")
+            param, dx = (source, _returned(target)) if is_input(target) else (target, _returned(source))
+            found[target] = (f"{said} (and vice versa): {dx} and the gradient of '{param}' are swapped in backward "
+                             f"({dx} written into its .grad, its gradient returned as {dx})")
         elif mutual:
             found[target] = (f"{said} (and vice versa): the two gradients are swapped in backward (each written "
                              "into the other's .grad)")
         elif is_input(target):
-            found[target] = f"{said}: backward returns the {_gradient_of(source)} as dx"
+            found[target] = f"{said}: backward returns the {_gradient_of(source)} as {_returned(target)}"
         else:
             found[target] = f"{said}: backward writes the {_gradient_of(source)} into the .grad of '{target}'"
     return found

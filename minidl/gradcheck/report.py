@@ -11,7 +11,8 @@ __all__ = ["GradientReport", "TensorResult"]
 
 @dataclass
 class TensorResult:
-    """The verdict on one tensor (a parameter by dotted name, or ``"input"``).
+    """The verdict on one tensor (a parameter by dotted name, or ``"input"``; ``"input[i]"`` for each
+    floating input of several).
 
     Attributes:
         name, shape: which tensor.
