@@ -1,7 +1,9 @@
 """Recurrent layers ``RNN``, ``LSTM`` and ``GRU``: batch-first, back-propagation through time by hand.
 
 Each layer maps ``x: (N, T, input_size)`` to the hidden states ``(N, T, hidden_size)`` (or the last
-one, ``(N, hidden_size)``, with ``return_sequences=False``), starting from a zero state.  Gates are
+one, ``(N, hidden_size)``, with ``return_sequences=False``), starting from a zero state or from a
+given one: ``(x, h_0)``, ``(x, h_0, c_0)`` for an LSTM, each state ``(N, hidden_size)``; ``backward``
+then returns one gradient per input.  Gates are
 in PyTorch's order (LSTM i, f, g, o; GRU r, z, n), so PyTorch weights convert by a transpose.
 
 Computation (``G`` gates of ``H`` units; ``X``: the input with time-major rows, ``(T*N, I)``)::
@@ -22,7 +24,7 @@ per-step work is the recurrent product and a few element-wise products; the weig
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -87,8 +89,9 @@ class _Recurrent(Layer):
 
         self.W_x = Parameter(initial("W_x", W_x, x_shape, "input_size", self.bias))
         self.W_h = Parameter(initial("W_h", W_h, h_shape, "hidden_size", h_bias))
-        # (time-major input (T*N, I), hidden states (T+1, N, H) from h_0 = 0, then the subclass's arrays)
+        # (time-major input (T*N, I), hidden states (T+1, N, H) from h_0, then the subclass's arrays)
         self._cache: tuple[np.ndarray, ...] | None = None
+        self._stated = False  # whether the cached pass was given initial states (x, h_0[, c_0])
 
     def _layout_of(self, rows: str, bias_row: bool) -> str:
         """A weight matrix's layout in words, e.g. ``(1 + input_size, 4*hidden_size) (row 0 the bias;
@@ -101,10 +104,14 @@ class _Recurrent(Layer):
         return shape + (f" ({'; '.join(notes)})" if notes else "")
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
         """x: (N, T, input_size) -> (N, T, hidden_size), or (N, hidden_size) (the last step's state)
-        with ``return_sequences=False``.  The output is a read-only view of the backward cache."""
+        with ``return_sequences=False``.  The output is a read-only view of the backward cache.  With an
+        initial state, the tuple ``(x, h_0)`` (``(x, h_0, c_0)`` for an LSTM), each state (N, hidden_size)."""
         Wx = self.W_x.data
+        initial: tuple[np.ndarray, ...] = ()
+        if type(x) is tuple:
+            x, initial = self._unpack(x)
         if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != self.input_size or x.dtype is not Wx.dtype:
             x = check_input(x, self._who, ndim=3, layout=self._layout, sizes=self._sizes, dtype=Wx.dtype,
                             finite=False)
@@ -112,42 +119,69 @@ class _Recurrent(Layer):
         if T == 0:
             raise ShapeError(f"{self._who}: expected at least one time step in an input of shape {self._layout}, "
                              f"got shape {x.shape}")
+        states = self._initial_states(initial, N, Wx.dtype)
         rows = x.transpose(1, 0, 2).reshape(T * N, features)  # time-major: a copy, or a view of time-major memory
         if not math.isfinite(np.vdot(rows, rows)):  # one BLAS pass; check_finite names the culprit in x
             check_finite(x, self._who)
         projected = rows @ Wx[1:] if self.bias else rows @ Wx  # every step's input projection at once
         if self.bias:
             projected += Wx[0]
-        hs, *rest = self._steps(projected.reshape(T, N, projected.shape[1]))
+        hs, *rest = self._steps(projected.reshape(T, N, projected.shape[1]), states)
         self._cache = (rows, hs, *rest)
+        self._stated = bool(states)
         out = hs[1:].transpose(1, 0, 2) if self.return_sequences else hs[T]
         out.flags.writeable = False  # it is the cache: an in-place change would corrupt the back-pass
         return out
 
-    def _steps(self, projected: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Run the recurrence over ``projected`` (T, N, G*H), which it may overwrite; return the
-        hidden states (T+1, N, H) and whatever else the back-pass needs."""
+    #: the initial states an input tuple gives after x, in order (PyTorch's h_0, and c_0 for an LSTM)
+    _states: ClassVar[tuple[str, ...]] = ("h_0",)
+
+    def _unpack(self, x: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """``x`` and the initial states from a tuple ``(x, h_0[, c_0])``."""
+        if len(x) != 1 + len(self._states):
+            form = ", ".join(("x", *self._states))
+            raise ShapeError(f"{self._who}: expected x or ({form}), got a tuple of {len(x)}")
+        return x[0], tuple(x[1:])
+
+    def _initial_states(self, given: tuple[np.ndarray, ...], N: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        """The given initial states checked: each (N, hidden_size), the layer's dtype, finite."""
+        H = self.hidden_size
+        if not given:
+            return ()
+        return tuple(check_input(state, self._who, what=name, ndim=2, layout=f"(N, {H}) = ({N}, {H})",
+                                 sizes={0: N, 1: H}, dtype=dtype)
+                     for name, state in zip(self._states, given, strict=True))
+
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Run the recurrence over ``projected`` (T, N, G*H), which it may overwrite, from the initial
+        ``states`` (empty: zeros); return the hidden states (T+1, N, H) and whatever else the back-pass
+        needs."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ backward
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: the output's shape -> dx: (N, T, input_size); adds into ``W_x.grad`` and
-        ``W_h.grad`` (each unless frozen: ``requires_grad=False``)."""
-        dA = self._gradients(grad_output, need_input=True)
-        assert dA is not None
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """grad_output: the output's shape -> dx: (N, T, input_size), or ``(dx, dh_0[, dc_0])`` after a
+        forward given initial states; adds into ``W_x.grad`` and ``W_h.grad`` (each unless frozen:
+        ``requires_grad=False``)."""
+        found = self._gradients(grad_output, need_input=True)
+        assert found is not None
+        dA, d_states = found
         T, N = dA.shape[:2]
         Wx = self.W_x.data
         dx = dA.reshape(T * N, dA.shape[2]) @ (Wx[1:].T if self.bias else Wx.T)
-        return dx.reshape(T, N, self.input_size).transpose(1, 0, 2)
+        dx = dx.reshape(T, N, self.input_size).transpose(1, 0, 2)
+        return (dx, *d_states) if self._stated else dx
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add the parameter gradients like :meth:`backward` but skip ``dx`` (a product over every
         step): for a first layer, whose input is the data.  ``Sequential.backward_params`` calls it."""
         self._gradients(grad_output, need_input=False)
 
-    def _gradients(self, grad_output: np.ndarray, need_input: bool) -> np.ndarray | None:
+    def _gradients(self, grad_output: np.ndarray,
+                   need_input: bool) -> tuple[np.ndarray, tuple[np.ndarray, ...]] | None:
         """Check ``grad_output``, back-propagate through time, add the weight gradients and return the
-        pre-activation gradient of the input projection (T, N, G*H), or ``None`` when nothing needs it."""
+        pre-activation gradient of the input projection (T, N, G*H) and the initial states' gradients
+        (empty without them), or ``None`` when nothing needs them."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
@@ -159,18 +193,20 @@ class _Recurrent(Layer):
         if not (need_input or train_x or train_h):  # all frozen and no dx wanted: nothing to compute
             return None
         g = grad_output.transpose(1, 0, 2) if self.return_sequences else grad_output
-        dA, dA_h = self._steps_back(g, cache)
+        dA, dA_h, d_states = self._steps_back(g, cache, self._stated and need_input)
         if train_h:
             add_product(self.W_h, hs[:-1].reshape(T * N, H), dA_h.reshape(T * N, dA_h.shape[2]),
                          self.bias and self._recurrent_bias)
         if train_x:
             add_product(self.W_x, rows, dA.reshape(T * N, dA.shape[2]), self.bias)
-        return dA
+        return dA, d_states
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
+                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """From ``g`` (time-major (T, N, H), or (N, H) for the last step only) return the gradients of
         the input projection's and of the recurrent product's pre-activations, (T, N, G*H) each (the
-        same array unless the gates combine them differently, as GRU's n gate)."""
+        same array unless the gates combine them differently, as GRU's n gate), and with ``states``
+        those of the initial states (else an empty tuple)."""
         raise NotImplementedError
 
     def _upstream(self, g: np.ndarray, t: int, carried: np.ndarray | None) -> np.ndarray:
@@ -206,7 +242,7 @@ class _Recurrent(Layer):
 
 class RNN(_Recurrent):
     """The Elman RNN, as PyTorch's ``nn.RNN``: ``h_t = act(x_t @ W_x[1:] + W_x[0] + h_{t-1} @ W_h)``,
-    ``act`` tanh or relu, ``h_0 = 0``.
+    ``act`` tanh or relu, ``h_0 = 0`` or given: ``rnn((x, h_0))``.
 
     Shapes:
         x: (N, T, input_size) -> (N, T, hidden_size), or (N, hidden_size) with ``return_sequences=False``.
@@ -247,15 +283,15 @@ class RNN(_Recurrent):
                          dtype=dtype, W_x=W_x, W_h=W_h)
         self.nonlinearity = nonlinearity
 
-    def _steps(self, projected: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         T, N, H = projected.shape
         Wh = self.W_h.data
         hs = np.empty((T + 1, N, H), dtype=projected.dtype)
-        hs[0] = 0
+        hs[0] = states[0] if states else 0
         relu = self.nonlinearity == "relu"
         for t in range(T):
             a = projected[t]
-            if t:  # h_0 = 0: the first step has no recurrent term
+            if t or states:  # (from h_0 = 0 the first step has no recurrent term)
                 a += hs[t] @ Wh
             if relu:
                 np.maximum(a, 0, out=hs[t + 1])
@@ -263,7 +299,8 @@ class RNN(_Recurrent):
                 np.tanh(a, out=hs[t + 1])
         return (hs,)
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
+                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         hs = cache[1]
         T = hs.shape[0] - 1
         WhT = self.W_h.data.T
@@ -277,15 +314,19 @@ class RNN(_Recurrent):
         for t in range(T - 1, -1, -1):
             da = dA[t]
             da *= self._upstream(g, t, carried)
-            carried = da @ WhT if t else None
-        return dA, dA
+            carried = da @ WhT if t or states else None
+        if not states:
+            return dA, dA, ()
+        assert carried is not None
+        return dA, dA, (carried,)
 
     def _options(self) -> list[str]:
         return ["nonlinearity='relu'"] if self.nonlinearity == "relu" else []
 
 
 class LSTM(_Recurrent):
-    """Long short-term memory, as PyTorch's ``nn.LSTM`` (gates i, f, g, o; ``h_0 = c_0 = 0``)::
+    """Long short-term memory, as PyTorch's ``nn.LSTM`` (gates i, f, g, o; ``h_0 = c_0 = 0``, or
+    given: ``lstm((x, h_0, c_0))``)::
 
         [a_i, a_f, a_g, a_o] = x_t @ W_x[1:] + W_x[0] + h_{t-1} @ W_h
         i, f, o = sigmoid(a_i, a_f, a_o),   g = tanh(a_g)
@@ -308,8 +349,9 @@ class LSTM(_Recurrent):
     """
 
     _gates = ("i", "f", "g", "o")
+    _states = ("h_0", "c_0")
 
-    def _steps(self, projected: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         T, N, _ = projected.shape
         H = self.hidden_size
         Wh = self.W_h.data
@@ -317,12 +359,11 @@ class LSTM(_Recurrent):
         hs = np.empty((T + 1, N, H), dtype=acts.dtype)
         cs = np.empty((T + 1, N, H), dtype=acts.dtype)
         tanh_cs = np.empty((T, N, H), dtype=acts.dtype)
-        hs[0] = 0
-        cs[0] = 0
+        hs[0], cs[0] = states if states else (0, 0)
         recurrent = np.empty((N, 4 * H), dtype=acts.dtype)
         for t in range(T):
             a = acts[t]
-            if t:
+            if t or states:
                 np.matmul(hs[t], Wh, out=recurrent)
                 a += recurrent
             s = _sigmoid(a)  # i, f, o (one call over all four blocks is faster than two over three)
@@ -330,13 +371,14 @@ class LSTM(_Recurrent):
             a[...] = s
             c = cs[t + 1]
             np.multiply(a[:, :H], a[:, 2 * H: 3 * H], out=c)  # i * g
-            if t:
+            if t or states:
                 c += a[:, H: 2 * H] * cs[t]  # + f * c_{t-1}
             np.tanh(c, out=tanh_cs[t])
             np.multiply(a[:, 3 * H:], tanh_cs[t], out=hs[t + 1])
         return hs, acts, cs, tanh_cs
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
+                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         acts, cs, tanh_cs = cache[2:]
         T, N, H = tanh_cs.shape
         WhT = self.W_h.data.T
@@ -350,7 +392,7 @@ class LSTM(_Recurrent):
         np.multiply(i, 1 - i, out=di)
         di *= gg
         np.multiply(f, 1 - f, out=df)
-        df *= cs[:-1]  # c_0 = 0: no forget-gate gradient at the first step
+        df *= cs[:-1]  # (from c_0 = 0 no forget-gate gradient at the first step)
         np.multiply(gg, gg, out=dg)
         np.subtract(1, dg, out=dg)
         dg *= i
@@ -371,12 +413,16 @@ class LSTM(_Recurrent):
             d = by_gate[t]
             d[:, :3] *= dc[:, None]
             d[:, 3] *= dh
-            carried = dA[t] @ WhT if t else None
-        return dA, dA
+            carried = dA[t] @ WhT if t or states else None
+        if not states:
+            return dA, dA, ()
+        assert carried is not None and dc is not None
+        return dA, dA, (carried, dc * f[0])  # c_0 enters only c_0 * f_0
 
 
 class GRU(_Recurrent):
-    """Gated recurrent unit, as PyTorch's ``nn.GRU`` (gates r, z, n; ``h_0 = 0``)::
+    """Gated recurrent unit, as PyTorch's ``nn.GRU`` (gates r, z, n; ``h_0 = 0``, or given:
+    ``gru((x, h_0))``)::
 
         [p_r, p_z, p_n] = x_t @ W_x[1:] + W_x[0]          [q_r, q_z, q_n] = h_{t-1} @ W_h[1:] + W_h[0]
         r = sigmoid(p_r + q_r),   z = sigmoid(p_z + q_z),   n = tanh(p_n + r * q_n)
@@ -401,23 +447,23 @@ class GRU(_Recurrent):
     _gates = ("r", "z", "n")
     _recurrent_bias = True
 
-    def _steps(self, projected: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         T, N, _ = projected.shape
         H = self.hidden_size
         Wh = self.W_h.data
         weights, b = (Wh[1:], Wh[0]) if self.bias else (Wh, None)
         acts = projected  # overwritten, step by step, by r, z, n
         hs = np.empty((T + 1, N, H), dtype=acts.dtype)
-        hs[0] = 0
+        hs[0] = states[0] if states else 0
         q_n = np.empty((T, N, H), dtype=acts.dtype)  # h_{t-1} @ W_hn + b_hn, which dr needs
         q = np.empty((N, 3 * H), dtype=acts.dtype)
         for t in range(T):
             a = acts[t]
-            if t:
+            if t or states:
                 np.matmul(hs[t], weights, out=q)
                 if b is not None:
                     q += b
-            else:  # h_0 = 0
+            else:  # from h_0 = 0
                 q[...] = 0 if b is None else b
             rz = a[:, : 2 * H]
             rz += q[:, : 2 * H]
@@ -432,7 +478,8 @@ class GRU(_Recurrent):
             h += n
         return hs, acts, q_n
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
+                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         _, hs, acts, q_n = cache
         T, N, H = q_n.shape
         Wh = self.W_h.data
@@ -460,8 +507,11 @@ class GRU(_Recurrent):
             dh = self._upstream(g, t, carried)
             by_gate[t] *= dh[:, None]
             dp_n[t] *= dh
-            if t:
+            if t or states:
                 carried = dQ[t] @ WhT
                 carried += dh * z[t]
         dP[..., : 2 * H] = dQ[..., : 2 * H]  # r and z enter both products alike
-        return dP, dQ
+        if not states:
+            return dP, dQ, ()
+        assert carried is not None
+        return dP, dQ, (carried,)
