@@ -57,6 +57,7 @@ from .layers import (
     Softmax,
     Softplus,
     Tanh,
+    TransformerDecoderLayer,
     TransformerEncoderLayer,
     Upsample,
 )
@@ -177,6 +178,7 @@ __all__ = [
     "Tanh",
     "TargetError",
     "TensorResult",
+    "TransformerDecoderLayer",
     "TransformerEncoderLayer",
     "Upsample",
     "clip_grad_norm_",

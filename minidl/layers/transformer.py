@@ -1,5 +1,6 @@
-"""``TransformerEncoderLayer``: self-attention and a per-position MLP, each with a residual connection and a
-layer norm, as PyTorch's ``nn.TransformerEncoderLayer(batch_first=True)``; its back-pass written out."""
+"""PyTorch's transformer blocks, batch-first, their back-passes written out: ``TransformerEncoderLayer``
+(self-attention and a per-position MLP) and ``TransformerDecoderLayer`` (self-attention, attention to the
+encoder's output, and the MLP), each sub-block with a residual connection and a layer norm."""
 
 from __future__ import annotations
 
@@ -18,12 +19,109 @@ from .dense import Dense
 from .dropout import Dropout, drop_probability
 from .normalization import LayerNorm
 
-__all__ = ["TransformerEncoderLayer"]
+__all__ = ["TransformerDecoderLayer", "TransformerEncoderLayer"]
 
 _ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
 
 
-class TransformerEncoderLayer(Model):
+class _Block(Model):
+    """What the encoder and decoder blocks share: their arguments' checks, the MLP, the refusal of a
+    backward after a forward that failed part-way, and the naming of sub-layers' errors."""
+
+    self_attn: MultiHeadAttention
+    dropout: Dropout
+    #: whether the last forward ran to the end (every cache from one pass)
+    _complete: bool = False
+
+    def _settings(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, activation: str,
+                  norm_first: bool, causal: bool, layer_norm_eps: float, rng: RNGLike, dtype: DTypeLike,
+                  norms: int) -> tuple[int, int, int, float, np.random.Generator, list[LayerNorm]]:
+        """Every argument checked before anything is drawn from ``rng`` (a sub-layer's refusal named as
+        the block's); returns the sizes, the drop probability, the generator and the ``norms`` norms."""
+        who = type(self).__name__
+        try:
+            d_model = positive_int(d_model, "d_model", who)
+            nhead = positive_int(nhead, "nhead", who)
+            if d_model % nhead:
+                raise ValueError(f"{who}: d_model ({d_model}) must be divisible by nhead ({nhead})")
+            dim_feedforward = positive_int(dim_feedforward, "dim_feedforward", who)
+            if not isinstance(activation, str) or activation not in _ACTIVATIONS:
+                raise ValueError(f"{who}: activation must be 'relu' or 'gelu', got {activation!r}")
+            self.norm_first = switch(norm_first, "norm_first", who)
+            switch(causal, "causal", who)
+            p = drop_probability(dropout, who, "dropout")
+            if float_dtype(dtype, who).itemsize < 4:
+                raise DTypeError(f"{who}: float16 is not supported (the attention's scores would overflow); "
+                                 "use float32")
+            made = [LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype) for _ in range(norms)]
+            generator = as_generator(rng)
+        except (TypeError, ValueError) as error:
+            if not str(error).startswith(who):
+                error.args = (f"{who}: {error.args[0]}", *error.args[1:]) if error.args else error.args
+            raise
+        self.activation_name = activation
+        return d_model, nhead, dim_feedforward, p, generator, made
+
+    def _make_feed_forward(self, d_model: int, dim_feedforward: int, generator: np.random.Generator,
+                           dtype: DTypeLike) -> None:
+        self.linear1 = Dense(d_model, dim_feedforward, rng=generator, dtype=dtype)
+        self.activation = _ACTIVATIONS[self.activation_name]()
+        self.linear2 = Dense(dim_feedforward, d_model, rng=generator, dtype=dtype)
+
+    def _feed_forward(self, h: np.ndarray) -> np.ndarray:
+        return self.linear2(self.dropout(self.activation(self.linear1(h))))
+
+    def _feed_forward_back(self, g: np.ndarray) -> np.ndarray:
+        return self.linear1.backward(self.activation.backward(self.dropout.backward(self.linear2.backward(g))))
+
+    def _sequence(self, x: Any, what: str, batch: int | None = None) -> np.ndarray:
+        """``x`` checked as (N, T, d_model) with T >= 1 (and N = ``batch``), before any sub-layer runs."""
+        E = self.self_attn.embed_dim
+        who = type(self).__name__
+        if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.shape[1] == 0 or \
+                (batch is not None and len(x) != batch):
+            layout = f"(N, T, {E})" if batch is None else f"(N, S, {E}) = ({batch}, S, {E})"
+            x = check_input(x, who, what=what, ndim=3, layout=layout,
+                            sizes={2: E} if batch is None else {0: batch, 2: E}, finite=False)
+            if x.shape[1] == 0:
+                raise ShapeError(f"{who}: expected at least one position in the {what} of shape {layout}, got "
+                                 f"shape {x.shape}")
+        return x
+
+    def _run(self, compute: Any) -> np.ndarray:
+        """``compute()``, a sub-layer's error said to come from this block."""
+        try:
+            return compute()
+        except MinidlError as error:
+            _name_in_message(error, type(self).__name__)
+            raise
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        who = type(self).__name__
+        if not self._complete:
+            raise BackwardBeforeForwardError(
+                f"{who}.backward: no forward ran to its end since the layer was made or a forward failed "
+                "part-way (the sub-layers would hold the caches of two passes); run a forward that succeeds first")
+        return self._run(lambda: self._backward(grad_output))
+
+    def _backward(self, grad_output: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _failed_part_way(self) -> bool:
+        """For a container holding this block (``Sequential``, ``Residual``): whether its last forward
+        raised after a sub-layer had replaced its cache."""
+        return not self._complete
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return self.self_attn.input_shape_hint()
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.self_attn.embed_dim}, nhead={self.self_attn.num_heads}, "
+                f"dim_feedforward={self.linear1.out_features}, dropout={self.dropout.p}, "
+                f"activation={self.activation_name!r}, norm_first={self.norm_first}")
+
+
+class TransformerEncoderLayer(_Block):
     """One encoder block, x: (N, T, d_model) -> (N, T, d_model), as PyTorch's
     ``nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation, batch_first=True,
     norm_first=...)``::
@@ -57,123 +155,185 @@ class TransformerEncoderLayer(Model):
                  activation: str = "relu", *, norm_first: bool = False, causal: bool = False,
                  layer_norm_eps: float = 1e-5, rng: RNGLike = None, dtype: DTypeLike = np.float64) -> None:
         super().__init__()
-        who = "TransformerEncoderLayer"
-        try:  # everything checked before anything is drawn from rng; a sub-layer's refusal names the block
-            d_model = positive_int(d_model, "d_model", who)
-            nhead = positive_int(nhead, "nhead", who)
-            if d_model % nhead:
-                raise ValueError(f"{who}: d_model ({d_model}) must be divisible by nhead ({nhead})")
-            dim_feedforward = positive_int(dim_feedforward, "dim_feedforward", who)
-            if not isinstance(activation, str) or activation not in _ACTIVATIONS:
-                raise ValueError(f"{who}: activation must be 'relu' or 'gelu', got {activation!r}")
-            self.norm_first = switch(norm_first, "norm_first", who)
-            switch(causal, "causal", who)
-            p = drop_probability(dropout, who, "dropout")
-            if float_dtype(dtype, who).itemsize < 4:
-                raise DTypeError(f"{who}: float16 is not supported (the attention's scores would overflow); "
-                                 "use float32")
-            norms = (LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype),
-                     LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype))
-            generator = as_generator(rng)
-        except (TypeError, ValueError) as error:
-            if not str(error).startswith(who):
-                error.args = (f"{who}: {error.args[0]}", *error.args[1:]) if error.args else error.args
-            raise
-        self.activation_name = activation
+        d_model, nhead, dim_feedforward, p, generator, norms = self._settings(
+            d_model, nhead, dim_feedforward, dropout, activation, norm_first, causal, layer_norm_eps, rng, dtype, 2)
         # (the attention draws its dropout's seed after its weights, whatever p: nothing depends on p)
         self.self_attn = MultiHeadAttention(d_model, nhead, causal=causal, dropout=p, rng=generator, dtype=dtype)
-        self.linear1 = Dense(d_model, dim_feedforward, rng=generator, dtype=dtype)
-        self.activation = _ACTIVATIONS[activation]()
-        self.linear2 = Dense(dim_feedforward, d_model, rng=generator, dtype=dtype)
+        self._make_feed_forward(d_model, dim_feedforward, generator, dtype)
         self.norm1, self.norm2 = norms
         seeds = generator.integers(2**63, size=3)  # one generator per dropout, drawn after the weights
         self.dropout = Dropout(p, rng=int(seeds[0]))
         self.dropout1 = Dropout(p, rng=int(seeds[1]))
         self.dropout2 = Dropout(p, rng=int(seeds[2]))
-        self._complete = False  # whether the last forward ran to the end (every cache from one pass)
         self._padded = False  # whether that forward was given a pair (x, key_padding_mask)
-
-    def _feed_forward(self, h: np.ndarray) -> np.ndarray:
-        return self.linear2(self.dropout(self.activation(self.linear1(h))))
-
-    def _feed_forward_back(self, g: np.ndarray) -> np.ndarray:
-        return self.linear1.backward(self.activation.backward(self.dropout.backward(self.linear2.backward(g))))
 
     def forward(self, x: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """x: (N, T, d_model) -> (N, T, d_model); or ``(x, key_padding_mask)`` with the mask (N, T) booleans,
         True at a padding position, which no position attends to (PyTorch's ``src_key_padding_mask``)."""
-        E = self.self_attn.embed_dim
         padding = None
         if type(x) is tuple:
             if len(x) != 2:
                 raise ShapeError(f"TransformerEncoderLayer: expected x or a pair (x, key_padding_mask), got a tuple "
                                  f"of {len(x)}")
             x, padding = x
-        if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.shape[1] == 0:
-            # refused here, before any sub-layer runs (a pre-norm's LayerNorm would take other ranks)
-            x = check_input(x, "TransformerEncoderLayer", ndim=3, layout=f"(N, T, {E})", sizes={2: E}, finite=False)
-            if x.shape[1] == 0:
-                raise ShapeError(f"TransformerEncoderLayer: expected at least one position in an input of shape "
-                                 f"(N, T, {E}), got shape {x.shape}")
-        try:
+        x = self._sequence(x, "input")  # refused before any sub-layer runs (a pre-norm's LayerNorm takes other ranks)
+        if padding is not None:  # so is a bad mask: the block's last pass stays usable
+            check_padding_mask(padding, x.shape[0], x.shape[1], "TransformerEncoderLayer")
+        attend = self.self_attn if padding is None else lambda h: self.self_attn((h, padding))
+
+        def compute() -> np.ndarray:
             # the first sub-layer checks the rest (dtype, NaN/inf) and keeps nothing if it refuses x
-            if padding is not None:  # refused before any sub-layer runs: the block's last pass stays usable
-                check_padding_mask(padding, x.shape[0], x.shape[1], "TransformerEncoderLayer")
-            attend = self.self_attn if padding is None else lambda h: self.self_attn((h, padding))
             first = self.norm1(x) if self.norm_first else attend(x)
             self._complete = False
             self._padded = padding is not None
             if self.norm_first:
                 h = x + self.dropout1(attend(first))
-                y = h + self.dropout2(self._feed_forward(self.norm2(h)))
-            else:
-                h = self.norm1(x + self.dropout1(first))
-                y = self.norm2(h + self.dropout2(self._feed_forward(h)))
-        except MinidlError as error:  # a sub-layer's message, said to come from this block
-            _name_in_message(error, "TransformerEncoderLayer")
-            raise
+                return h + self.dropout2(self._feed_forward(self.norm2(h)))
+            h = self.norm1(x + self.dropout1(first))
+            return self.norm2(h + self.dropout2(self._feed_forward(h)))
+
+        y = self._run(compute)
         self._complete = True
         return y
 
     def backward(self, grad_output: np.ndarray) -> Any:
         """grad_output: (N, T, d_model) -> dx: (N, T, d_model), or ``(dx, None)`` after a forward given
         ``(x, key_padding_mask)``; adds every sub-layer's parameter gradients."""
-        if not self._complete:
-            raise BackwardBeforeForwardError(
-                "TransformerEncoderLayer.backward: no forward ran to its end since the layer was made or a "
-                "forward failed part-way (the sub-layers would hold the caches of two passes); run a forward "
-                "that succeeds first")
-        try:
-            dx = self._backward(grad_output)
-        except MinidlError as error:
-            _name_in_message(error, "TransformerEncoderLayer")
-            raise
-        return (dx, None) if self._padded else dx
+        return super().backward(grad_output)
 
     def _attention_back(self, g: np.ndarray) -> np.ndarray:
         d = self.self_attn.backward(g)
         return d[0] if self._padded else d  # (dx, None) after a pair (x, key_padding_mask)
 
-    def _backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def _backward(self, grad_output: np.ndarray) -> Any:
         if self.norm_first:
             # y = h + ff(norm2(h)): h gets g directly and through the MLP branch
             dh = grad_output + self.norm2.backward(self._feed_forward_back(self.dropout2.backward(grad_output)))
             # h = x + attn(norm1(x))
-            return dh + self.norm1.backward(self._attention_back(self.dropout1.backward(dh)))
-        ds = self.norm2.backward(grad_output)  # s = h + ff(h), y = norm2(s)
-        dh = ds + self._feed_forward_back(self.dropout2.backward(ds))
-        dr = self.norm1.backward(dh)  # r = x + attn(x), h = norm1(r)
-        return dr + self._attention_back(self.dropout1.backward(dr))
+            dx = dh + self.norm1.backward(self._attention_back(self.dropout1.backward(dh)))
+        else:
+            ds = self.norm2.backward(grad_output)  # s = h + ff(h), y = norm2(s)
+            dh = ds + self._feed_forward_back(self.dropout2.backward(ds))
+            dr = self.norm1.backward(dh)  # r = x + attn(x), h = norm1(r)
+            dx = dr + self._attention_back(self.dropout1.backward(dr))
+        return (dx, None) if self._padded else dx
 
-    def _failed_part_way(self) -> bool:
-        """For a container holding this block (``Sequential``, ``Residual``): whether its last forward
-        raised after a sub-layer had replaced its cache."""
-        return not self._complete
 
-    def input_shape_hint(self) -> tuple[int, ...]:
-        return self.self_attn.input_shape_hint()
+class TransformerDecoderLayer(_Block):
+    """One decoder block, as PyTorch's ``nn.TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout,
+    activation, batch_first=True, norm_first=...)``: ``(x, memory) -> (N, T, d_model)`` with the target
+    sequence ``x: (N, T, d_model)`` and the encoder's output ``memory: (N, S, d_model)``::
 
-    def extra_repr(self) -> str:
-        return (f"d_model={self.self_attn.embed_dim}, nhead={self.self_attn.num_heads}, "
-                f"dim_feedforward={self.linear1.out_features}, dropout={self.dropout.p}, "
-                f"activation={self.activation_name!r}, norm_first={self.norm_first}")
+        post-norm (norm_first=False, PyTorch's default):     pre-norm (norm_first=True):
+            h = norm1(x + dropout1(self_attn(x)))                h = x + dropout1(self_attn(norm1(x)))
+            k = norm2(h + dropout2(cross(h, memory)))            k = h + dropout2(cross(norm2(h), memory))
+            y = norm3(k + dropout3(ff(k)))                       y = k + dropout3(ff(norm3(k)))
+
+    with ``cross = multihead_attn`` (queries from the target, keys and values from the memory) and ``ff``
+    the encoder's MLP.  Sub-layers named as in PyTorch (``self_attn``, ``multihead_attn``, ``linear1``,
+    ``linear2``, ``norm1``..``norm3``, ``dropout``, ``dropout1``..``dropout3``).
+
+    Inputs (a tuple, see :mod:`minidl.inputs`): ``(x, memory)``; ``(x, memory, memory_key_padding_mask)``,
+    the mask (N, S) booleans, True at the memory's padding; or ``(x, memory, tgt_key_padding_mask,
+    memory_key_padding_mask)``, the first (N, T) over the target.  ``backward`` returns ``(dx, dmemory)``
+    and a ``None`` per mask.  ``causal=True`` masks the target's future in the self-attention (PyTorch's
+    ``tgt_mask`` = the square subsequent mask, what a decoder trained by teacher forcing needs).
+
+    Args: as :class:`TransformerEncoderLayer` (the draws: ``self_attn``, ``multihead_attn``, the MLP, then
+    the four dropouts' generators).
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation: str = "relu", *, norm_first: bool = False, causal: bool = False,
+                 layer_norm_eps: float = 1e-5, rng: RNGLike = None, dtype: DTypeLike = np.float64) -> None:
+        super().__init__()
+        d_model, nhead, dim_feedforward, p, generator, norms = self._settings(
+            d_model, nhead, dim_feedforward, dropout, activation, norm_first, causal, layer_norm_eps, rng, dtype, 3)
+        self.self_attn = MultiHeadAttention(d_model, nhead, causal=causal, dropout=p, rng=generator, dtype=dtype)
+        self.multihead_attn = MultiHeadAttention(d_model, nhead, dropout=p, rng=generator, dtype=dtype)
+        self._make_feed_forward(d_model, dim_feedforward, generator, dtype)
+        self.norm1, self.norm2, self.norm3 = norms
+        seeds = generator.integers(2**63, size=4)  # one generator per dropout, drawn after the weights
+        self.dropout = Dropout(p, rng=int(seeds[0]))
+        self.dropout1 = Dropout(p, rng=int(seeds[1]))
+        self.dropout2 = Dropout(p, rng=int(seeds[2]))
+        self.dropout3 = Dropout(p, rng=int(seeds[3]))
+        self._masks = (False, False)  # whether that forward masked the target's / the memory's padding
+
+    def forward(self, x: tuple[np.ndarray, ...]) -> np.ndarray:
+        """``(x, memory[, tgt_key_padding_mask], [memory_key_padding_mask])`` -> (N, T, d_model)."""
+        who = "TransformerDecoderLayer"
+        if type(x) is not tuple or len(x) not in (2, 3, 4):
+            got = f"a tuple of {len(x)}" if isinstance(x, tuple) else f"a {type(x).__name__}"
+            raise ShapeError(f"{who}: expected (x, memory), (x, memory, memory_key_padding_mask) or (x, memory, "
+                             f"tgt_key_padding_mask, memory_key_padding_mask), got {got}")
+        parts: tuple[Any, ...] = x
+        target_padding = memory_padding = None
+        if len(parts) == 3:
+            target, memory, memory_padding = parts
+        elif len(parts) == 4:
+            target, memory, target_padding, memory_padding = parts
+        else:
+            target, memory = parts
+        # everything refused before any sub-layer runs, so that the block's last pass stays usable
+        target = self._sequence(target, "input")
+        N, T, _ = target.shape
+        memory = self._sequence(memory, "memory", batch=N)
+        dtype = self.self_attn.W_qkv.dtype
+        memory = check_input(memory, who, what="memory", ndim=3, layout="(N, S, E)", dtype=dtype)  # dtype, NaN/inf
+        if target_padding is not None:
+            check_padding_mask(target_padding, N, T, who)
+        if memory_padding is not None:
+            check_padding_mask(memory_padding, N, memory.shape[1], who)
+
+        def attend(h: np.ndarray) -> np.ndarray:
+            return self.self_attn(h if target_padding is None else (h, target_padding))
+
+        def cross(h: np.ndarray) -> np.ndarray:
+            return self.multihead_attn((h, memory) if memory_padding is None else (h, memory, memory_padding))
+
+        def compute() -> np.ndarray:
+            # the first sub-layer checks the target's dtype and values, and keeps nothing if it refuses them
+            first = self.norm1(target) if self.norm_first else attend(target)
+            self._complete = False
+            self._masks = (target_padding is not None, memory_padding is not None)
+            if self.norm_first:
+                h = target + self.dropout1(attend(first))
+                k = h + self.dropout2(cross(self.norm2(h)))
+                return k + self.dropout3(self._feed_forward(self.norm3(k)))
+            h = self.norm1(target + self.dropout1(first))
+            k = self.norm2(h + self.dropout2(cross(h)))
+            return self.norm3(k + self.dropout3(self._feed_forward(k)))
+
+        y = self._run(compute)
+        self._complete = True
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """grad_output: (N, T, d_model) -> ``(dx, dmemory)``, and a ``None`` per mask the forward was given;
+        adds every sub-layer's parameter gradients."""
+        return super().backward(grad_output)
+
+    def _self_back(self, g: np.ndarray) -> np.ndarray:
+        d = self.self_attn.backward(g)
+        return d[0] if self._masks[0] else d
+
+    def _backward(self, grad_output: np.ndarray) -> Any:
+        if self.norm_first:
+            dk = grad_output + self.norm3.backward(self._feed_forward_back(self.dropout3.backward(grad_output)))
+            dq, dmemory, *_ = self.multihead_attn.backward(self.dropout2.backward(dk))
+            dh = dk + self.norm2.backward(dq)
+            dx = dh + self.norm1.backward(self._self_back(self.dropout1.backward(dh)))
+        else:
+            ds = self.norm3.backward(grad_output)  # s = k + ff(k), y = norm3(s)
+            dk = ds + self._feed_forward_back(self.dropout3.backward(ds))
+            dr = self.norm2.backward(dk)  # r = h + cross(h), k = norm2(r)
+            dq, dmemory, *_ = self.multihead_attn.backward(self.dropout2.backward(dr))
+            dh = dr + dq
+            du = self.norm1.backward(dh)  # u = x + self_attn(x), h = norm1(u)
+            dx = du + self._self_back(self.dropout1.backward(du))
+        return (dx, dmemory, *(None for masked in self._masks if masked))
+
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
+        """``(x, memory)``, both N(0, 1) of ``shape`` (the memory as long as the target)."""
+        return rng.standard_normal(shape), rng.standard_normal(shape)
