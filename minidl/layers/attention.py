@@ -31,10 +31,10 @@ from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_we
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import as_array, check_finite, check_grad_output, check_input
-from ._sequences import HINT_STEPS, add_product
+from ._sequences import HINT_STEPS, add_product, check_padding_mask
 from .dropout import drop_probability
 
-__all__ = ["MultiHeadAttention", "check_padding_mask"]
+__all__ = ["MultiHeadAttention"]
 
 _INITS = ("uniform", "glorot", "he", "zeros")
 
@@ -463,19 +463,6 @@ def _add_cross_product(param: Parameter, rows: np.ndarray, d_queries: np.ndarray
         np.copyto(target, grad)
     else:
         target += grad
-
-
-def check_padding_mask(mask: object, N: int, T: int, who: str) -> None:
-    """Refuse a ``key_padding_mask`` that is not (N, T) booleans."""
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
-        got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise DTypeError(
-            f"{who}: expected key_padding_mask as booleans of shape (N, T) = ({N}, {T}), True at a padding "
-            f"position, got {got}. Numbers are refused because libraries disagree on what 1 means (PyTorch: "
-            "padding; Hugging Face's attention_mask: a real token); write e.g. lengths_mask == 0 as you mean it")
-    if mask.shape != (N, T):
-        raise ShapeError(f"{who}: expected key_padding_mask of shape (N, T) = ({N}, {T}) for an input of shape "
-                         f"({N}, {T}, E), got {mask.shape}")
 
 
 def _real(value: ArrayLike, who: str, what: str, dtype: DTypeLike | None) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 Each layer maps ``x: (N, T, input_size)`` to the hidden states ``(N, T, hidden_size)`` (or the last
 one, ``(N, hidden_size)``, with ``return_sequences=False``), starting from a zero state or from a
-given one: ``(x, h_0)``, ``(x, h_0, c_0)`` for an LSTM, each state ``(N, hidden_size)``; ``backward``
-then returns one gradient per input.  Gates are
+given one: ``(x, h_0)``, ``(x, h_0, c_0)`` for an LSTM, each state ``(N, hidden_size)``; a padding mask
+``(N, T)`` of booleans may come last in the tuple (the state is carried over the padded steps, whose
+outputs are 0, as PyTorch's packed sequences); ``backward`` then returns one gradient per input.  Gates are
 in PyTorch's order (LSTM i, f, g, o; GRU r, z, n), so PyTorch weights convert by a transpose.
 
 Computation (``G`` gates of ``H`` units; ``X``: the input with time-major rows, ``(T*N, I)``)::
@@ -35,7 +36,7 @@ from ..layer import Layer
 from ..parameter import Parameter
 from ..special import _sigmoid
 from ..validation import check_finite, check_grad_output, check_input
-from ._sequences import HINT_STEPS, add_product
+from ._sequences import HINT_STEPS, add_product, check_padding_mask
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
@@ -92,6 +93,7 @@ class _Recurrent(Layer):
         # (time-major input (T*N, I), hidden states (T+1, N, H) from h_0, then the subclass's arrays)
         self._cache: tuple[np.ndarray, ...] | None = None
         self._stated = False  # whether the cached pass was given initial states (x, h_0[, c_0])
+        self._padded: np.ndarray | None = None  # its padding mask, time-major (T, N, 1), if it was given one
 
     def _layout_of(self, rows: str, bias_row: bool) -> str:
         """A weight matrix's layout in words, e.g. ``(1 + input_size, 4*hidden_size) (row 0 the bias;
@@ -107,11 +109,15 @@ class _Recurrent(Layer):
     def forward(self, x: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
         """x: (N, T, input_size) -> (N, T, hidden_size), or (N, hidden_size) (the last step's state)
         with ``return_sequences=False``.  The output is a read-only view of the backward cache.  With an
-        initial state, the tuple ``(x, h_0)`` (``(x, h_0, c_0)`` for an LSTM), each state (N, hidden_size)."""
+        initial state, the tuple ``(x, h_0)`` (``(x, h_0, c_0)`` for an LSTM), each state (N, hidden_size);
+        with a padding mask (N, T) booleans, True at padding, as the tuple's last item: ``(x, mask)``,
+        ``(x, h_0, mask)``, ...  At a padded step the state is carried over unchanged and the output is 0
+        (as PyTorch's packed sequences), so the last state is each sequence's own."""
         Wx = self.W_x.data
         initial: tuple[np.ndarray, ...] = ()
+        padding = None
         if type(x) is tuple:
-            x, initial = self._unpack(x)
+            x, initial, padding = self._unpack(x)
         if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != self.input_size or x.dtype is not Wx.dtype:
             x = check_input(x, self._who, ndim=3, layout=self._layout, sizes=self._sizes, dtype=Wx.dtype,
                             finite=False)
@@ -120,28 +126,42 @@ class _Recurrent(Layer):
             raise ShapeError(f"{self._who}: expected at least one time step in an input of shape {self._layout}, "
                              f"got shape {x.shape}")
         states = self._initial_states(initial, N, Wx.dtype)
+        padded = None  # time-major (T, N, 1) booleans
+        if padding is not None:
+            check_padding_mask(padding, N, T, self._who, "padding mask")
+            padded = np.ascontiguousarray(padding.T)[:, :, None]
         rows = x.transpose(1, 0, 2).reshape(T * N, features)  # time-major: a copy, or a view of time-major memory
         if not math.isfinite(np.vdot(rows, rows)):  # one BLAS pass; check_finite names the culprit in x
             check_finite(x, self._who)
         projected = rows @ Wx[1:] if self.bias else rows @ Wx  # every step's input projection at once
         if self.bias:
             projected += Wx[0]
-        hs, *rest = self._steps(projected.reshape(T, N, projected.shape[1]), states)
+        hs, *rest = self._steps(projected.reshape(T, N, projected.shape[1]), states, padded)
         self._cache = (rows, hs, *rest)
         self._stated = bool(states)
+        self._padded = padded
         out = hs[1:].transpose(1, 0, 2) if self.return_sequences else hs[T]
+        if padded is not None and self.return_sequences:  # 0 at the padding: a new array, not the cache
+            return np.where(padded.transpose(1, 0, 2), 0, out).astype(out.dtype, copy=False)
         out.flags.writeable = False  # it is the cache: an in-place change would corrupt the back-pass
         return out
 
     #: the initial states an input tuple gives after x, in order (PyTorch's h_0, and c_0 for an LSTM)
     _states: ClassVar[tuple[str, ...]] = ("h_0",)
 
-    def _unpack(self, x: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """``x`` and the initial states from a tuple ``(x, h_0[, c_0])``."""
-        if len(x) != 1 + len(self._states):
+    def _unpack(self, x: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray | None]:
+        """``x``, the initial states and the padding mask from a tuple ``(x[, h_0[, c_0]][, mask])`` (the
+        last item is the mask if it holds booleans)."""
+        last = x[-1]
+        padding = last if len(x) > 1 and isinstance(last, np.ndarray) and last.dtype == np.bool_ else None
+        states = tuple(x[1:-1] if padding is not None else x[1:])
+        if states and len(states) != len(self._states):
             form = ", ".join(("x", *self._states))
-            raise ShapeError(f"{self._who}: expected x or ({form}), got a tuple of {len(x)}")
-        return x[0], tuple(x[1:])
+            raise ShapeError(f"{self._who}: expected x, ({form}), (x, padding_mask) or ({form}, padding_mask), "
+                             f"got a tuple of {len(x)}")
+        if not states and padding is None:
+            raise ShapeError(f"{self._who}: expected x or a tuple (x, ...) of several inputs, got a tuple of 1")
+        return x[0], states, padding
 
     def _initial_states(self, given: tuple[np.ndarray, ...], N: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
         """The given initial states checked: each (N, hidden_size), the layer's dtype, finite."""
@@ -152,17 +172,18 @@ class _Recurrent(Layer):
                                  sizes={0: N, 1: H}, dtype=dtype)
                      for name, state in zip(self._states, given, strict=True))
 
-    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
+               padded: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """Run the recurrence over ``projected`` (T, N, G*H), which it may overwrite, from the initial
-        ``states`` (empty: zeros); return the hidden states (T+1, N, H) and whatever else the back-pass
-        needs."""
+        ``states`` (empty: zeros), carrying the state over the steps ``padded`` marks ((T, N, 1) or None);
+        return the hidden states (T+1, N, H) and whatever else the back-pass needs."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ backward
     def backward(self, grad_output: np.ndarray) -> Any:
-        """grad_output: the output's shape -> dx: (N, T, input_size), or ``(dx, dh_0[, dc_0])`` after a
-        forward given initial states; adds into ``W_x.grad`` and ``W_h.grad`` (each unless frozen:
-        ``requires_grad=False``)."""
+        """grad_output: the output's shape -> dx: (N, T, input_size), or after a forward given a tuple one
+        gradient per input: ``(dx, dh_0[, dc_0])``, and ``None`` for a padding mask; adds into ``W_x.grad``
+        and ``W_h.grad`` (each unless frozen: ``requires_grad=False``)."""
         found = self._gradients(grad_output, need_input=True)
         assert found is not None
         dA, d_states = found
@@ -170,6 +191,8 @@ class _Recurrent(Layer):
         Wx = self.W_x.data
         dx = dA.reshape(T * N, dA.shape[2]) @ (Wx[1:].T if self.bias else Wx.T)
         dx = dx.reshape(T, N, self.input_size).transpose(1, 0, 2)
+        if self._padded is not None:
+            return (dx, *d_states, None)
         return (dx, *d_states) if self._stated else dx
 
     def backward_params(self, grad_output: np.ndarray) -> None:
@@ -193,7 +216,10 @@ class _Recurrent(Layer):
         if not (need_input or train_x or train_h):  # all frozen and no dx wanted: nothing to compute
             return None
         g = grad_output.transpose(1, 0, 2) if self.return_sequences else grad_output
-        dA, dA_h, d_states = self._steps_back(g, cache, self._stated and need_input)
+        padded = self._padded
+        if padded is not None and self.return_sequences:  # the outputs at the padding are constant 0
+            g = np.where(padded, 0, g).astype(g.dtype, copy=False)
+        dA, dA_h, d_states = self._steps_back(g, cache, self._stated and need_input, padded)
         if train_h:
             add_product(self.W_h, hs[:-1].reshape(T * N, H), dA_h.reshape(T * N, dA_h.shape[2]),
                          self.bias and self._recurrent_bias)
@@ -201,12 +227,13 @@ class _Recurrent(Layer):
             add_product(self.W_x, rows, dA.reshape(T * N, dA.shape[2]), self.bias)
         return dA, d_states
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
-                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...], states: bool,
+                    padded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """From ``g`` (time-major (T, N, H), or (N, H) for the last step only) return the gradients of
         the input projection's and of the recurrent product's pre-activations, (T, N, G*H) each (the
         same array unless the gates combine them differently, as GRU's n gate), and with ``states``
-        those of the initial states (else an empty tuple)."""
+        those of the initial states (else an empty tuple).  At a step ``padded`` marks the state was
+        carried over: its gates get no gradient, and ``dh`` (``dc``) passes through unchanged."""
         raise NotImplementedError
 
     def _upstream(self, g: np.ndarray, t: int, carried: np.ndarray | None) -> np.ndarray:
@@ -283,7 +310,8 @@ class RNN(_Recurrent):
                          dtype=dtype, W_x=W_x, W_h=W_h)
         self.nonlinearity = nonlinearity
 
-    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
+               padded: np.ndarray | None) -> tuple[np.ndarray, ...]:
         T, N, H = projected.shape
         Wh = self.W_h.data
         hs = np.empty((T + 1, N, H), dtype=projected.dtype)
@@ -297,10 +325,12 @@ class RNN(_Recurrent):
                 np.maximum(a, 0, out=hs[t + 1])
             else:
                 np.tanh(a, out=hs[t + 1])
+            if padded is not None:
+                np.copyto(hs[t + 1], hs[t], where=padded[t])
         return (hs,)
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
-                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...], states: bool,
+                    padded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         hs = cache[1]
         T = hs.shape[0] - 1
         WhT = self.W_h.data.T
@@ -310,11 +340,16 @@ class RNN(_Recurrent):
         else:
             dA = h * h
             np.subtract(1, dA, out=dA)
+        if padded is not None:
+            dA *= ~padded  # a carried-over step's pre-activation reaches nothing
         carried = None
         for t in range(T - 1, -1, -1):
             da = dA[t]
-            da *= self._upstream(g, t, carried)
+            dh = self._upstream(g, t, carried)
+            da *= dh
             carried = da @ WhT if t or states else None
+            if padded is not None and carried is not None:
+                carried += dh * padded[t]  # h_t = h_{t-1} there
         if not states:
             return dA, dA, ()
         assert carried is not None
@@ -351,7 +386,8 @@ class LSTM(_Recurrent):
     _gates = ("i", "f", "g", "o")
     _states = ("h_0", "c_0")
 
-    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
+               padded: np.ndarray | None) -> tuple[np.ndarray, ...]:
         T, N, _ = projected.shape
         H = self.hidden_size
         Wh = self.W_h.data
@@ -375,10 +411,13 @@ class LSTM(_Recurrent):
                 c += a[:, H: 2 * H] * cs[t]  # + f * c_{t-1}
             np.tanh(c, out=tanh_cs[t])
             np.multiply(a[:, 3 * H:], tanh_cs[t], out=hs[t + 1])
+            if padded is not None:
+                np.copyto(hs[t + 1], hs[t], where=padded[t])
+                np.copyto(c, cs[t], where=padded[t])
         return hs, acts, cs, tanh_cs
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
-                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...], states: bool,
+                    padded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         acts, cs, tanh_cs = cache[2:]
         T, N, H = tanh_cs.shape
         WhT = self.W_h.data.T
@@ -401,6 +440,12 @@ class LSTM(_Recurrent):
         dc_dh = tanh_cs * tanh_cs
         np.subtract(1, dc_dh, out=dc_dh)
         dc_dh *= o
+        forget = f  # what dc_{t+1} is multiplied by on its way to c_t
+        if padded is not None:  # a carried-over step: no gate gets a gradient, dh and dc pass through
+            keep = ~padded
+            dA *= keep
+            dc_dh *= keep
+            forget = np.where(padded, 1, f).astype(f.dtype, copy=False)
         carried = None
         dc = None  # dCost/dc_t
         for t in range(T - 1, -1, -1):
@@ -408,16 +453,18 @@ class LSTM(_Recurrent):
             if dc is None:
                 dc = dh * dc_dh[t]
             else:
-                dc *= f[t + 1]  # dc_{t+1} f_{t+1}
+                dc *= forget[t + 1]  # dc_{t+1} f_{t+1}
                 dc += dh * dc_dh[t]
             d = by_gate[t]
             d[:, :3] *= dc[:, None]
             d[:, 3] *= dh
             carried = dA[t] @ WhT if t or states else None
+            if padded is not None and carried is not None:
+                carried += dh * padded[t]  # h_t = h_{t-1} there
         if not states:
             return dA, dA, ()
         assert carried is not None and dc is not None
-        return dA, dA, (carried, dc * f[0])  # c_0 enters only c_0 * f_0
+        return dA, dA, (carried, dc * forget[0])  # c_0 enters only c_0 * f_0 (or is c_0 itself, padded)
 
 
 class GRU(_Recurrent):
@@ -447,7 +494,8 @@ class GRU(_Recurrent):
     _gates = ("r", "z", "n")
     _recurrent_bias = True
 
-    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
+               padded: np.ndarray | None) -> tuple[np.ndarray, ...]:
         T, N, _ = projected.shape
         H = self.hidden_size
         Wh = self.W_h.data
@@ -476,10 +524,12 @@ class GRU(_Recurrent):
             np.subtract(hs[t], n, out=h)
             h *= z
             h += n
+            if padded is not None:
+                np.copyto(h, hs[t], where=padded[t])
         return hs, acts, q_n
 
-    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...],
-                    states: bool) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...], states: bool,
+                    padded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         _, hs, acts, q_n = cache
         T, N, H = q_n.shape
         Wh = self.W_h.data
@@ -502,6 +552,12 @@ class GRU(_Recurrent):
         dq_z *= z
         dq_z *= 1 - z
         np.multiply(dp_n, r, out=dq_n)
+        through = z  # what dh_t is multiplied by on its direct way to h_{t-1}
+        if padded is not None:  # a carried-over step: no gate gets a gradient, dh passes through whole
+            keep = ~padded
+            dp_n *= keep
+            dQ *= keep
+            through = np.where(padded, 1, z).astype(z.dtype, copy=False)
         carried = None
         for t in range(T - 1, -1, -1):
             dh = self._upstream(g, t, carried)
@@ -509,7 +565,7 @@ class GRU(_Recurrent):
             dp_n[t] *= dh
             if t or states:
                 carried = dQ[t] @ WhT
-                carried += dh * z[t]
+                carried += dh * through[t]
         dP[..., : 2 * H] = dQ[..., : 2 * H]  # r and z enter both products alike
         if not states:
             return dP, dQ, ()

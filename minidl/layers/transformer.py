@@ -13,8 +13,9 @@ from ..errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeE
 from ..init import RNGLike, as_generator, float_dtype, positive_int, switch
 from ..model import Model, _name_in_message
 from ..validation import check_input
+from ._sequences import check_padding_mask
 from .activations import GELU, ReLU
-from .attention import MultiHeadAttention, check_padding_mask
+from .attention import MultiHeadAttention
 from .dense import Dense
 from .dropout import Dropout, drop_probability
 from .normalization import LayerNorm

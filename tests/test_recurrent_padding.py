@@ -1,0 +1,192 @@
+"""A padding mask for RNN, LSTM and GRU: ``layer((x, mask))``, ``layer((x, h_0[, c_0], mask))``.
+
+At a padded step the state is carried over and the output is 0: PyTorch's packed sequences to round-off,
+a padded batch equal to each sequence run alone, the gradient checker on the tuple, a bad mask refused
+with the last pass kept, and variable-length sequences learned through the padding's noise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.testing import assert_backward_params_contract, assert_gradients_ok
+
+KINDS = {"rnn": md.RNN, "rnn-relu": md.RNN, "lstm": md.LSTM, "gru": md.GRU}
+
+
+def make(kind: str, D: int, H: int, **options: Any) -> Any:
+    if kind == "rnn-relu":
+        options["nonlinearity"] = "relu"
+    return KINDS[kind](D, H, **options)
+
+
+def right_padded(lengths: list[int], T: int) -> np.ndarray:
+    return np.arange(T)[None, :] >= np.array(lengths)[:, None]
+
+
+def states(kind: str, N: int, H: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.normal(scale=0.8, size=(N, H)) for _ in range(2 if kind == "lstm" else 1)]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "rnn-relu", "lstm", "gru"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("stated", [False, True])
+def test_against_pytorch_packed_sequences(kind: str, return_sequences: bool, stated: bool) -> None:
+    torch = pytest.importorskip("torch")
+    from test_layers_recurrent import from_torch
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    rng = np.random.default_rng(1)
+    N, T, D, H = 4, 6, 3, 5
+    lengths = [6, 3, 1, 4]
+    name = "RNN" if kind.startswith("rnn") else kind.upper()
+    extra = {"nonlinearity": "relu"} if kind == "rnn-relu" else {}
+    theirs = getattr(torch.nn, name)(D, H, batch_first=True, dtype=torch.float64, **extra)
+    W_x, W_h = from_torch(kind.split("-")[0], theirs, True)
+    ours = make(kind, D, H, return_sequences=return_sequences, W_x=W_x, W_h=W_h)
+    x = rng.normal(size=(N, T, D))
+    initial = states(kind, N, H, rng) if stated else []
+    xt = torch.tensor(x, requires_grad=True)
+    st = [torch.tensor(s[None], requires_grad=True) for s in initial]
+    packed = pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    hx = None if not stated else ((st[0], st[1]) if kind == "lstm" else st[0])
+    out, last = theirs(packed, hx)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # zeros at the padding
+    yt = out if return_sequences else (last[0] if kind == "lstm" else last)[0]
+    g = rng.normal(size=tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    y = ours((x, *initial, right_padded(lengths, T)))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    grads = ours.backward(g)
+    assert len(grads) == 2 + len(initial) and grads[-1] is None  # one per input, None for the mask
+    np.testing.assert_allclose(grads[0], xt.grad.numpy(), rtol=1e-11, atol=1e-13)
+    for ours_d, theirs_s in zip(grads[1:-1], st, strict=True):
+        np.testing.assert_allclose(ours_d, theirs_s.grad.numpy()[0], rtol=1e-11, atol=1e-13)
+    rows_h = ours.W_h.grad[1:] if kind == "gru" else ours.W_h.grad
+    np.testing.assert_allclose(ours.W_x.grad[1:], theirs.weight_ih_l0.grad.numpy().T, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(rows_h, theirs.weight_hh_l0.grad.numpy().T, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "rnn-relu", "lstm", "gru"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_a_padded_batch_is_each_sequence_run_alone(kind: str, return_sequences: bool) -> None:
+    rng = np.random.default_rng(2)
+    N, T, D, H = 3, 5, 2, 4
+    lengths = [5, 2, 3]
+    layer, alone = (make(kind, D, H, return_sequences=return_sequences, rng=3) for _ in range(2))
+    mask = right_padded(lengths, T)
+    x = np.where(mask[:, :, None], rng.normal(scale=30.0, size=(N, T, D)), rng.normal(size=(N, T, D)))
+    y = layer((x, mask))
+    g = rng.normal(size=y.shape)
+    dx, dmask = layer.backward(g)
+    assert dmask is None
+    expected = [np.zeros_like(p.grad) for p in layer.parameters()]
+    for n, L in enumerate(lengths):
+        y_n = alone(x[n:n + 1, :L])
+        g_n = g[n:n + 1, :L] if return_sequences else g[n:n + 1]
+        if return_sequences:
+            np.testing.assert_allclose(y[n, :L], y_n[0], rtol=1e-13, atol=1e-14)
+            np.testing.assert_array_equal(y[n, L:], 0.0)
+        else:
+            np.testing.assert_allclose(y[n], y_n[0], rtol=1e-13, atol=1e-14)  # each sequence's own last state
+        alone.zero_grad()
+        np.testing.assert_allclose(dx[n, :L], alone.backward(g_n)[0], rtol=1e-11, atol=1e-13)
+        np.testing.assert_array_equal(dx[n, L:], 0.0)  # the padding reaches nothing
+        for e, p in zip(expected, alone.parameters(), strict=True):
+            e += p.grad
+    for e, p in zip(expected, layer.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad, e, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_masked_step_anywhere_carries_the_state_over(kind: str) -> None:
+    """A hole in the middle and left padding: the state after a masked step is the state before it."""
+    rng = np.random.default_rng(4)
+    layer = make(kind, 2, 3, rng=0)
+    x = rng.normal(size=(2, 5, 2))
+    mask = np.array([[False, True, True, False, False], [True, True, False, False, False]])
+    y = layer((x, mask))
+    whole = make(kind, 2, 3, rng=0, return_sequences=False)
+    np.testing.assert_allclose(whole(x[:1, [0, 3, 4]])[0], y[0, 4], rtol=1e-13)  # the hole skipped
+    np.testing.assert_allclose(whole(x[1:, 2:])[0], y[1, 4], rtol=1e-13)  # the left padding skipped
+    assert np.all(y[mask] == 0)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "rnn-relu", "lstm", "gru"])
+@pytest.mark.parametrize(("shape", "return_sequences", "stated", "seed"), [
+    ((3, 4, 2, 3), True, False, 0), ((2, 3, 3, 2), False, True, 1), ((3, 5, 2, 2), True, True, 2),
+])
+def test_gradient_checker_on_the_tuple(kind: str, shape: tuple[int, int, int, int], return_sequences: bool,
+                                       stated: bool, seed: int) -> None:
+    N, T, D, H = shape
+    rng = np.random.default_rng(seed)
+    mask = rng.random((N, T)) < 0.4
+    inputs = (rng.normal(size=(N, T, D)), *(states(kind, N, H, rng) if stated else []), mask)
+    report = assert_gradients_ok(make(kind, D, H, return_sequences=return_sequences, rng=seed), inputs=inputs,
+                                 seed=seed)
+    floats = len(inputs) - 1
+    assert [r.name for r in report.results] == [f"input[{i}]" for i in range(floats)] + ["W_x", "W_h"]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_backward_params_and_a_frozen_layer(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    inputs = (rng.normal(size=(3, 4, 2)), *states(kind, 3, 3, rng), right_padded([4, 1, 2], 4))
+    assert_backward_params_contract(lambda: make(kind, 2, 3, rng=1), inputs, rng.normal(size=(3, 4, 3)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_bad_mask_is_refused_and_the_last_pass_kept(kind: str) -> None:
+    rng = np.random.default_rng(6)
+    layer = make(kind, 2, 3, rng=0)
+    x, g = rng.normal(size=(2, 4, 2)), rng.normal(size=(2, 4, 3))
+    good = right_padded([4, 2], 4)
+    y = layer((x, good))
+    assert y.flags.writeable  # a new array (0 at the padding), not the read-only cache
+    expected = layer.backward(g)[0]
+    who = rf"{kind.upper()}\(2 -> 3\)"
+    for bad, error, pattern in [
+        (np.zeros((2, 3), dtype=bool), md.ShapeError, r"expected padding mask of shape \(N, T\) = \(2, 4\)"),
+        (np.zeros((2, 4), dtype=np.int64), None, None),  # an integer array is no mask: taken for a state
+        ([[False] * 4] * 2, None, None),
+    ]:
+        if error is None:
+            with pytest.raises((md.ShapeError, md.DTypeError), match=rf"^{who}: "):
+                layer((x, bad))
+        else:
+            with pytest.raises(error, match=rf"^{who}: {pattern}"):
+                layer((x, bad))
+        np.testing.assert_array_equal(layer.backward(g)[0], expected)
+    with pytest.raises(md.ShapeError, match=r"got a tuple of 1"):
+        layer((x,))
+
+
+def test_variable_length_sequences_are_learned_through_noisy_padding() -> None:
+    """The label is the sign of the sum of a sequence's real steps; the padding holds large noise."""
+    rng = np.random.default_rng(0)
+    N, T = 512, 6
+    lengths = rng.integers(1, T + 1, size=N)
+    mask = np.arange(T)[None, :] >= lengths[:, None]
+    values = rng.normal(size=(N, T, 1))
+    x = np.where(mask[:, :, None], rng.normal(scale=20.0, size=(N, T, 1)), values)
+    y = ((values[:, :, 0] * ~mask).sum(axis=1) > 0).astype(np.int64)
+
+    class Classifier(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = md.GRU(1, 8, return_sequences=False, rng=0)
+            self.head = md.Dense(8, 2, rng=1)
+
+        def forward(self, x: Any) -> np.ndarray:
+            return self.head(self.gru(x))
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return self.gru.backward(self.head.backward(grad_output))
+
+    model = Classifier()
+    history = model.fit((x, mask), y, loss=md.CrossEntropyLoss(), optimizer=md.Adam(model.parameters(), lr=0.02),
+                        epochs=15, batch_size=32, rng=0, verbose=0, metrics=["accuracy"])
+    assert history["accuracy"][-1] > 0.9, history["accuracy"]
