@@ -12,7 +12,7 @@ lists, is data for one array, converted as before.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -25,7 +25,7 @@ __all__ = ["Inputs", "as_inputs", "count", "is_several", "rows", "take_rows"]
 Inputs = np.ndarray | tuple[np.ndarray, ...]
 
 
-def is_several(x: Any) -> bool:
+def is_several(x: Any) -> TypeGuard[tuple[np.ndarray, ...]]:
     """Whether ``x`` is several inputs: a non-empty tuple of ``numpy`` arrays."""
     return type(x) is tuple and len(x) > 0 and all(isinstance(a, np.ndarray) for a in x)
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
-from .inputs import Inputs
+from .inputs import Inputs, is_several
 from .layer import Layer, parameter_backward
-from .validation import as_array, check_grad_output
+from .validation import as_array, check_grad_output, check_padding_mask
 
 if TYPE_CHECKING:
     from .training import History
@@ -324,7 +324,7 @@ class _TwoPaths(Model):
                 "its own (a second layer may share a parameter: second.W = first.W)"
             )
 
-    def _run(self, name: str, value: np.ndarray, *, backward: bool = False, params_only: bool = False) -> Any:
+    def _run(self, name: str, value: Any, *, backward: bool = False, params_only: bool = False) -> Any:
         """The path ``name``'s forward of ``value`` (or its backward, or its parameter gradients only),
         with ``"<container> <name>"`` prefixed to its errors."""
         layer = getattr(self, name)
@@ -429,7 +429,11 @@ class Bidirectional(_TwoPaths):
     Shapes:
         x: (N, T, I) -> (N, T, H_f + H_b) when both layers return every step's state, or
         (N, H_f + H_b) when both return only their last one (``return_sequences=False``: the reversed
-        reader's last state is the one after step 0).
+        reader's last state is the one after step 0).  Or the pair ``(x, padding_mask)``, the mask (N, T)
+        booleans, True at padding: each direction gets its own view, ``(x, mask)`` and the reversed
+        ``(x[:, ::-1], mask[:, ::-1])``, so that the reversed reader of a right-padded sequence crosses
+        the padding first, from its initial state (as PyTorch's packed sequences); ``backward`` then
+        returns ``(dx, None)``.
 
     ``forward`` and ``backward`` are two layers with parameters of their own (e.g. two ``LSTM`` s with
     different seeds), not one layer twice: each keeps one forward cache.  Backward: ``g`` is split at
@@ -445,14 +449,23 @@ class Bidirectional(_TwoPaths):
     def __init__(self, forward: Layer, backward: Layer) -> None:
         super().__init__(forward, backward)
         self._split: tuple[int, bool] | None = None  # H_f and whether the outputs have a step axis
+        self._masked = False  # whether the last forward was given a pair (x, padding_mask)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        mask = None
+        if is_several(x):
+            if len(x) != 2:
+                raise ShapeError(f"Bidirectional: expected x or a pair (x, padding_mask), got a tuple of {len(x)}")
+            x, mask = x
         x = as_array(x, "Bidirectional")
         if x.ndim < 2:
             raise ShapeError(f"Bidirectional: expected a sequence batch (N, T, ...), got shape {x.shape}")
-        y_f = self._run("forward_layer", x)  # if it raises, nothing of this pass was kept here
+        if mask is not None:
+            check_padding_mask(mask, x.shape[0], x.shape[1], "Bidirectional", "padding mask")
+        # if the forward layer raises, nothing of this pass was kept here
+        y_f = self._run("forward_layer", x if mask is None else (x, mask))
         try:
-            y_b = self._run("backward_layer", x[:, ::-1])
+            y_b = self._run("backward_layer", x[:, ::-1] if mask is None else (x[:, ::-1], mask[:, ::-1]))
             self._check_outputs(x, y_f, y_b)
         except BaseException:
             object.__setattr__(self, "_mixed", True)
@@ -462,6 +475,7 @@ class Bidirectional(_TwoPaths):
         out[..., : y_f.shape[-1]] = y_f
         out[..., y_f.shape[-1]:] = y_b[:, ::-1] if sequences else y_b
         object.__setattr__(self, "_mixed", False)
+        object.__setattr__(self, "_masked", mask is not None)
         object.__setattr__(self, "_split", (y_f.shape[-1], sequences))
         object.__setattr__(self, "_output", (out.shape, out.dtype))
         return out
@@ -485,11 +499,15 @@ class Bidirectional(_TwoPaths):
             raise DTypeError(f"Bidirectional: the directions' outputs are {y_f.dtype} and {y_b.dtype}; they must "
                              "match (cast the model, model.astype(...))")
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: the output's shape -> dx: (N, T, I); adds both directions' parameter gradients."""
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """grad_output: the output's shape -> dx: (N, T, I), or ``(dx, None)`` after a pair (x, padding_mask);
+        adds both directions' parameter gradients."""
         g_f, g_b = self._split_grad(grad_output, "backward")
-        dx = self._run("forward_layer", g_f, backward=True)
-        return dx + self._run("backward_layer", g_b, backward=True)[:, ::-1]
+        d_f = self._run("forward_layer", g_f, backward=True)
+        d_b = self._run("backward_layer", g_b, backward=True)
+        if not self._masked:
+            return d_f + d_b[:, ::-1]
+        return d_f[0] + d_b[0][:, ::-1], None
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """:meth:`backward` without ``dx``: each direction is asked for its parameter gradients only."""

@@ -30,8 +30,8 @@ import numpy as np
 
 from .errors import DTypeError, NonFiniteError, ShapeError
 
-__all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input", "is_integer",
-           "is_number"]
+__all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input", "check_padding_mask",
+           "is_integer", "is_number"]
 
 
 def is_number(value: Any) -> bool:
@@ -52,6 +52,10 @@ def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if isinstance(x, tuple) and any(isinstance(a, np.ndarray) for a in x):  # not stacked into one array
+        other = next(((i, a) for i, a in enumerate(x) if not isinstance(a, np.ndarray)), None)
+        if other is not None:
+            raise DTypeError(f"{who}: {what} mixes numpy arrays with other values (item {other[0]}: "
+                             f"{type(other[1]).__name__}); several inputs are a tuple of numpy arrays")
         raise DTypeError(f"{who}: expected {what} as one numpy array, got a tuple of {len(x)} items holding "
                          "arrays: several inputs (minidl.inputs), which this takes only as one array")
     if not (isinstance(x, (list, tuple, int, float, np.generic)) or hasattr(type(x), "__array__")):
@@ -133,7 +137,7 @@ def check_input(
     if dtype is not None and x.dtype != dtype:
         raise DTypeError(
             f"{who}: {what} dtype {x.dtype} does not match the layer's parameters ({dtype}); "
-            f"cast the {what} (x.astype(np.{dtype})) or the model (model.astype(...))"
+            f"cast the {what} ({'x' if what == 'input' else what}.astype(np.{dtype})) or the model (model.astype(...))"
         )
     if finite:
         check_finite(x, who, what)
@@ -178,3 +182,19 @@ def check_grad_output(
     if finite:
         check_finite(grad_output, who, "grad_output")
     return grad_output
+
+
+def check_padding_mask(mask: object, N: int, T: int, who: str, what: str = "key_padding_mask",
+                       over: str = "an input", steps: str = "T") -> None:
+    """Refuse a padding mask that is not (N, T) booleans (True at a padding position); ``over`` and
+    ``steps`` name the sequence it covers in messages (``"a memory"``, ``"S"``)."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise DTypeError(
+            f"{who}: expected {what} as a numpy array of booleans of shape (N, {steps}) = ({N}, {T}), True at a "
+            f"padding position, got {got}. Numbers are refused because libraries disagree on what 1 means "
+            "(PyTorch: padding; Hugging Face's attention_mask: a real token); write e.g. lengths_mask == 0 as you "
+            "mean it")
+    if mask.shape != (N, T):
+        raise ShapeError(f"{who}: expected {what} of shape (N, {steps}) = ({N}, {T}) for {over} of shape "
+                         f"({N}, {T}, E), got {mask.shape}")

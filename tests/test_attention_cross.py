@@ -183,5 +183,17 @@ def test_a_causal_layer_refuses_a_memory_and_a_mask_must_cover_the_memory() -> N
     x, memory = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
     with pytest.raises(ValueError, match=r"causal=True masks each query's own future"):
         attention(4, 2, True, 0, causal=True)((x, memory))
-    with pytest.raises(md.ShapeError, match=r"expected key_padding_mask of shape \(N, T\) = \(2, 5\).*got \(2, 3\)"):
+    with pytest.raises(md.ShapeError, match=r"expected key_padding_mask of shape \(N, S\) = \(2, 5\) for a memory "
+                                            r"of shape \(2, 5, E\), got \(2, 3\)"):
         attention(4, 2, True, 0)((x, memory, np.zeros((2, 3), dtype=bool)))
+
+
+def test_an_empty_batch_and_none_in_place_of_an_input() -> None:
+    layer = attention(8, 2, True, 0)
+    y = layer((np.zeros((0, 4, 8)), np.zeros((0, 3, 8))))
+    dx, dmemory = layer.backward(np.zeros((0, 4, 8)))
+    assert y.shape == dx.shape == (0, 4, 8) and dmemory.shape == (0, 3, 8)
+    x, memory = np.ones((2, 4, 8)), np.ones((2, 3, 8))
+    for bad, item in [((x, memory, None), 2), ((x, None, np.zeros((2, 3), bool)), 1), ((x, None), 1)]:
+        with pytest.raises(md.DTypeError, match=rf"mixes numpy arrays with other values \(item {item}: NoneType\)"):
+            layer(bad)

@@ -134,10 +134,10 @@ def test_gradient_checker_with_attention_dropout(seed: int) -> None:
 
 
 @pytest.mark.parametrize("mask, error, pattern", [
-    (np.zeros((2, 3), dtype=np.int64), md.DTypeError, r"key_padding_mask as booleans of shape \(N, T\) = "
-                                                      r"\(2, 3\).*got dtype int64.*libraries disagree"),
+    (np.zeros((2, 3), dtype=np.int64), md.DTypeError, r"key_padding_mask as a numpy array of booleans of shape "
+                                                      r"\(N, T\) = \(2, 3\).*got dtype int64.*libraries disagree"),
     (np.zeros((2, 3)), md.DTypeError, "got dtype float64"),
-    ([[True] * 3] * 2, md.DTypeError, "got list"),
+    ([[True] * 3] * 2, md.DTypeError, r"mixes numpy arrays with other values \(item 1: list\)"),
     (np.zeros((2, 4), dtype=bool), md.ShapeError, r"expected key_padding_mask of shape \(N, T\) = \(2, 3\).*"
                                                   r"got \(2, 4\)"),
     (np.zeros((3,), dtype=bool), md.ShapeError, r"got \(3,\)"),

@@ -29,7 +29,7 @@ def states(kind: str, N: int, H: int, rng: np.random.Generator, dtype: Any = np.
 
 
 @pytest.mark.parametrize("kind", ["rnn", "rnn-relu", "lstm", "gru"])
-@pytest.mark.parametrize("bias, return_sequences", [(True, True), (False, True), (True, False)])
+@pytest.mark.parametrize("bias, return_sequences", [(True, True), (False, True), (True, False), (False, False)])
 def test_against_pytorch(kind: str, bias: bool, return_sequences: bool) -> None:
     torch = pytest.importorskip("torch")
     from test_layers_recurrent import from_torch
@@ -66,6 +66,10 @@ def test_against_pytorch(kind: str, bias: bool, return_sequences: bool) -> None:
         rows_h = ours.W_h.grad[1:] if bias and kind == "gru" else ours.W_h.grad
         np.testing.assert_allclose(rows_x, theirs.weight_ih_l0.grad.numpy().T, rtol=rtol, atol=atol)
         np.testing.assert_allclose(rows_h, theirs.weight_hh_l0.grad.numpy().T, rtol=rtol, atol=atol)
+        if bias:
+            np.testing.assert_allclose(ours.W_x.grad[0], theirs.bias_ih_l0.grad.numpy(), rtol=rtol, atol=atol)
+            b_hh = ours.W_h.grad[0] if kind == "gru" else ours.W_x.grad[0]  # RNN/LSTM: b_hh adds to b_ih
+            np.testing.assert_allclose(b_hh, theirs.bias_hh_l0.grad.numpy(), rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "rnn-relu", "lstm", "gru"])
@@ -201,3 +205,13 @@ def test_a_decoder_started_from_an_encoders_state_trains() -> None:
     history = model.fit((source, steps), y, loss=md.MSELoss(), optimizer=md.Adam(model.parameters(), lr=0.01),
                         epochs=30, batch_size=32, rng=0, verbose=0)
     assert history["loss"][-1] < 0.05 * history["loss"][0], history["loss"]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_tuple_of_lists_is_data_and_a_mixed_tuple_is_refused(kind: str) -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(2, 5, 3))
+    layer = make(kind, 3, 4, rng=0)
+    np.testing.assert_array_equal(layer(tuple(x.tolist())), make(kind, 3, 4, rng=0)(x))  # converted, as always
+    with pytest.raises(md.DTypeError, match=r"input mixes numpy arrays with other values \(item 1: list\)"):
+        layer((x, np.zeros((2, 4)).tolist()))

@@ -190,3 +190,69 @@ def test_variable_length_sequences_are_learned_through_noisy_padding() -> None:
     history = model.fit((x, mask), y, loss=md.CrossEntropyLoss(), optimizer=md.Adam(model.parameters(), lr=0.02),
                         epochs=15, batch_size=32, rng=0, verbose=0, metrics=["accuracy"])
     assert history["accuracy"][-1] > 0.9, history["accuracy"]
+
+
+# ------------------------------------------------------------------------------- Bidirectional
+def bidirectional_from_torch(kind: str, module: Any, return_sequences: bool) -> md.Bidirectional:
+    """A Bidirectional of two minidl layers holding a torch bidirectional module's two directions."""
+
+    def direction(suffix: str) -> Any:
+        w_ih = getattr(module, "weight_ih_l0" + suffix).detach().numpy().T
+        w_hh = getattr(module, "weight_hh_l0" + suffix).detach().numpy().T
+        b_ih = getattr(module, "bias_ih_l0" + suffix).detach().numpy()
+        b_hh = getattr(module, "bias_hh_l0" + suffix).detach().numpy()
+        W_x, W_h = (np.vstack([b_ih, w_ih]), np.vstack([b_hh, w_hh])) if kind == "gru" else \
+            (np.vstack([b_ih + b_hh, w_ih]), w_hh)
+        return make(kind, w_ih.shape[0], w_hh.shape[0], W_x=W_x, W_h=W_h, return_sequences=return_sequences)
+
+    return md.Bidirectional(direction(""), direction("_reverse"))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_against_pytorch_packed_sequences(kind: str, return_sequences: bool) -> None:
+    """The reversed reader of a right-padded sequence crosses the padding first, from its zero state."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    rng = np.random.default_rng(7)
+    N, T, D, H = 4, 6, 3, 5
+    lengths = [6, 3, 1, 4]
+    theirs = getattr(torch.nn, kind.upper())(D, H, batch_first=True, bidirectional=True, dtype=torch.float64)
+    ours = bidirectional_from_torch(kind, theirs, return_sequences)
+    x = rng.normal(size=(N, T, D))
+    xt = torch.tensor(x, requires_grad=True)
+    out, last = theirs(pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False))
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+    h = last[0] if kind == "lstm" else last
+    yt = out if return_sequences else torch.cat([h[0], h[1]], dim=1)
+    g = rng.normal(size=tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(ours((x, right_padded(lengths, T))), yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    dx, dmask = ours.backward(g)
+    assert dmask is None
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_gradient_checker_and_backward_params(kind: str, return_sequences: bool) -> None:
+    rng = np.random.default_rng(8)
+
+    def build() -> md.Bidirectional:
+        return md.Bidirectional(make(kind, 2, 3, rng=0, return_sequences=return_sequences),
+                                make(kind, 2, 3, rng=1, return_sequences=return_sequences))
+
+    inputs = (rng.normal(size=(3, 4, 2)), right_padded([4, 2, 1], 4))
+    report = assert_gradients_ok(build(), inputs=inputs)
+    assert report.results[0].name == "input[0]"
+    g = rng.normal(size=build()(inputs).shape)
+    assert_backward_params_contract(build, inputs, g, rtol=1e-13)
+    layer = build()
+    layer(inputs)
+    expected = layer.backward(g)[0]
+    with pytest.raises(md.ShapeError, match=r"Bidirectional: expected padding mask of shape \(N, T\) = \(3, 4\)"):
+        layer((inputs[0], inputs[1][:, :3]))
+    with pytest.raises(md.ShapeError, match=r"Bidirectional: expected x or a pair \(x, padding_mask\), got a tuple"):
+        layer((inputs[0], inputs[1], inputs[1]))
+    np.testing.assert_array_equal(layer.backward(g)[0], expected)

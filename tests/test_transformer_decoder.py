@@ -172,9 +172,11 @@ WHO = "TransformerDecoderLayer"
     (lambda x, m, p: (np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x), m), md.NonFiniteError,
      r"input holds 1 NaN/inf value\(s\), the first at index \(0, 1, 1\)"),
     (lambda x, m, p: (x.astype(np.float32), m), md.DTypeError, "does not match the layer's parameters"),
-    (lambda x, m, p: (x, m, p[:, :3]), md.ShapeError, r"expected key_padding_mask of shape \(N, T\) = \(2, 5\)"),
+    (lambda x, m, p: (x, m, p[:, :3]), md.ShapeError, r"expected memory_key_padding_mask of shape \(N, S\) = "
+                                                      r"\(2, 5\) for a memory"),
     (lambda x, m, p: (x, m, p.astype(int)), md.DTypeError, "libraries disagree"),
-    (lambda x, m, p: (x, m, p, p), md.ShapeError, r"expected key_padding_mask of shape \(N, T\) = \(2, 3\)"),
+    (lambda x, m, p: (x, m, p, p), md.ShapeError, r"expected tgt_key_padding_mask of shape \(N, T\) = \(2, 3\)"),
+    (lambda x, m, p: (x, m, None), md.DTypeError, r"x mixes numpy arrays with other values \(item 2: NoneType\)"),
 ])
 def test_bad_inputs_are_refused_and_the_last_pass_kept(make: Any, error: type, pattern: str) -> None:
     rng = np.random.default_rng(7)

@@ -1,8 +1,9 @@
 """``MultiHeadAttention``: scaled dot-product self-attention over ``num_heads`` heads, back-pass by hand.
 
 ``x: (N, T, E)`` -> ``(N, T, E)``; queries, keys and values all come from ``x`` (optionally with a key
-padding mask: ``(x, mask)``, the masked scores ``-inf`` like the causal ones).  With ``H`` heads of
-``d = E / H`` features (``s = 1/sqrt(d)``; ``X``: the input as ``(N*T, E)`` rows)::
+padding mask: ``(x, mask)``, the masked scores ``-inf`` like the causal ones), or, given ``(x, memory)``,
+the keys and values from the memory (cross-attention; below, then, ``K, V`` read the memory's rows).
+With ``H`` heads of ``d = E / H`` features (``s = 1/sqrt(d)``; ``X``: the input as ``(N*T, E)`` rows)::
 
     forward:   [Q, K, V] = X @ W_qkv[1:] + W_qkv[0]             one product, (N*T, 3E), split per head
                S = s Q_h K_h^T   (+ -inf above the diagonal when causal)              (N, H, T, T)
@@ -28,10 +29,11 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
+from ..inputs import is_several
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import as_array, check_finite, check_grad_output, check_input
-from ._sequences import HINT_STEPS, add_product, check_padding_mask
+from ..validation import as_array, check_finite, check_grad_output, check_input, check_padding_mask
+from ._sequences import HINT_STEPS, add_product
 from .dropout import drop_probability
 
 __all__ = ["MultiHeadAttention"]
@@ -56,10 +58,12 @@ class MultiHeadAttention(Layer):
 
     Shapes:
         x: (N, T, embed_dim) -> (N, T, embed_dim); any ``T >= 1``, which may change between batches.
-        Or the pair ``(x, key_padding_mask)``, the mask (N, T) booleans, True at a padding position that
-        no query attends to (PyTorch's ``key_padding_mask``); ``backward`` then returns ``(dx, None)``.
-        A query that sees no key at all gets all-zero weights (its output is the output bias), as
-        PyTorch's.
+        Or a tuple: ``(x, key_padding_mask)``, the mask (N, T) booleans, True at a padding position that
+        no query attends to (PyTorch's ``key_padding_mask``); ``(x, memory)``, cross-attention with the
+        keys and values from ``memory: (N, S, embed_dim)``; ``(x, memory, key_padding_mask)``, the mask
+        (N, S).  ``backward`` then returns one gradient per input: ``(dx, None)``, ``(dx, dmemory)``,
+        ``(dx, dmemory, None)``.  A query that sees no key at all gets all-zero weights (its output is
+        the output bias), as PyTorch's with ``need_weights=False`` in training.
         W_qkv: (1 + E, 3E): row 0 the bias, column blocks q, k, v of ``E`` columns each, and within a
         block head ``h`` owns columns ``h*d .. (h+1)*d - 1``.  Without bias (E, 3E).
         W_o: (1 + E, E): row 0 the bias, row ``1 + h*d + j`` reads feature ``j`` of head ``h``.
@@ -253,7 +257,7 @@ class MultiHeadAttention(Layer):
         W_qkv, W_o = self.W_qkv.data, self.W_o.data
         E = self.embed_dim
         memory = padding = None
-        if type(x) is tuple:
+        if is_several(x):
             x, memory, padding = self._unpack(x)
         if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.dtype is not W_qkv.dtype:
             x = check_input(x, self._who, ndim=3, layout=self._layout, sizes=self._sizes, dtype=W_qkv.dtype,
@@ -274,7 +278,10 @@ class MultiHeadAttention(Layer):
                 raise ValueError(f"{self._who}: causal=True masks each query's own future, which a memory "
                                  "(cross-attention) does not share; use a layer made with causal=False")
         if padding is not None:
-            check_padding_mask(padding, N, S, self._who)
+            if memory is None:
+                check_padding_mask(padding, N, S, self._who)
+            else:
+                check_padding_mask(padding, N, S, self._who, over="a memory", steps="S")
         check_finite(x, self._who)
         if memory is not None:
             check_finite(memory, self._who, "memory")
@@ -364,7 +371,9 @@ class MultiHeadAttention(Layer):
         E = self.embed_dim
         d_queries, d_keys_values = d_projected
         dx = (d_queries @ w[:, :E].T).reshape(grad_output.shape)
-        d_memory = (d_keys_values @ w[:, E:].T).reshape(-1, d_keys_values.shape[0] // len(dx), E)
+        assert self._cache is not None
+        N, _, S, _ = self._cache[3].shape  # k: (N, H, S, d)
+        d_memory = (d_keys_values @ w[:, E:].T).reshape(N, S, E)
         return (dx, d_memory) if self._inputs == 2 else (dx, d_memory, None)
 
     def backward_params(self, grad_output: np.ndarray) -> None:

@@ -32,11 +32,12 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
+from ..inputs import is_several
 from ..layer import Layer
 from ..parameter import Parameter
 from ..special import _sigmoid
-from ..validation import check_finite, check_grad_output, check_input
-from ._sequences import HINT_STEPS, add_product, check_padding_mask
+from ..validation import check_finite, check_grad_output, check_input, check_padding_mask
+from ._sequences import HINT_STEPS, add_product
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
@@ -116,7 +117,7 @@ class _Recurrent(Layer):
         Wx = self.W_x.data
         initial: tuple[np.ndarray, ...] = ()
         padding = None
-        if type(x) is tuple:
+        if is_several(x):
             x, initial, padding = self._unpack(x)
         if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != self.input_size or x.dtype is not Wx.dtype:
             x = check_input(x, self._who, ndim=3, layout=self._layout, sizes=self._sizes, dtype=Wx.dtype,

@@ -11,9 +11,9 @@ from numpy.typing import DTypeLike
 
 from ..errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, positive_int, switch
+from ..inputs import is_several
 from ..model import Model, _name_in_message
-from ..validation import check_input
-from ._sequences import check_padding_mask
+from ..validation import as_array, check_input, check_padding_mask
 from .activations import GELU, ReLU
 from .attention import MultiHeadAttention
 from .dense import Dense
@@ -172,7 +172,7 @@ class TransformerEncoderLayer(_Block):
         """x: (N, T, d_model) -> (N, T, d_model); or ``(x, key_padding_mask)`` with the mask (N, T) booleans,
         True at a padding position, which no position attends to (PyTorch's ``src_key_padding_mask``)."""
         padding = None
-        if type(x) is tuple:
+        if is_several(x):
             if len(x) != 2:
                 raise ShapeError(f"TransformerEncoderLayer: expected x or a pair (x, key_padding_mask), got a tuple "
                                  f"of {len(x)}")
@@ -264,7 +264,9 @@ class TransformerDecoderLayer(_Block):
     def forward(self, x: tuple[np.ndarray, ...]) -> np.ndarray:
         """``(x, memory[, tgt_key_padding_mask], [memory_key_padding_mask])`` -> (N, T, d_model)."""
         who = "TransformerDecoderLayer"
-        if type(x) is not tuple or len(x) not in (2, 3, 4):
+        if isinstance(x, tuple) and not is_several(x):
+            as_array(x, who, "x")  # a tuple mixing arrays and other values (None, a list) is refused by name
+        if not is_several(x) or len(x) not in (2, 3, 4):
             got = f"a tuple of {len(x)}" if isinstance(x, tuple) else f"a {type(x).__name__}"
             raise ShapeError(f"{who}: expected (x, memory), (x, memory, memory_key_padding_mask) or (x, memory, "
                              f"tgt_key_padding_mask, memory_key_padding_mask), got {got}")
@@ -283,9 +285,9 @@ class TransformerDecoderLayer(_Block):
         dtype = self.self_attn.W_qkv.dtype
         memory = check_input(memory, who, what="memory", ndim=3, layout="(N, S, E)", dtype=dtype)  # dtype, NaN/inf
         if target_padding is not None:
-            check_padding_mask(target_padding, N, T, who)
+            check_padding_mask(target_padding, N, T, who, "tgt_key_padding_mask")
         if memory_padding is not None:
-            check_padding_mask(memory_padding, N, memory.shape[1], who)
+            check_padding_mask(memory_padding, N, memory.shape[1], who, "memory_key_padding_mask", "a memory", "S")
 
         def attend(h: np.ndarray) -> np.ndarray:
             return self.self_attn(h if target_padding is None else (h, target_padding))
