@@ -256,6 +256,10 @@ LAYERS: dict[str, LayerSpec] = {
     "TransformerEncoderLayer": LayerSpec(
         lambda dt: get("TransformerEncoderLayer")(4, 2, 6, dropout=0.0, rng=0, dtype=dt),
         lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
+    "TransformerEncoder": LayerSpec(
+        lambda dt: get("TransformerEncoder")(get("TransformerEncoderLayer")(4, 2, 6, dropout=0.0, rng=0, dtype=dt),
+                                             norm=md.LayerNorm(4, dtype=dt)),
+        lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
     "Bidirectional": LayerSpec(
         lambda dt: md.Bidirectional(md.GRU(3, 2, rng=0, dtype=dt), md.GRU(3, 2, rng=1, dtype=dt)),
         lambda n, d: (n, d(st.integers(1, 3)), 3), example=(2, 2, 3)),
@@ -403,8 +407,8 @@ def tolerance(dtype: np.dtype) -> float:
 #: their own test files (tests/test_layers_embedding.py)
 INTEGER_INPUT = {"Embedding"}
 #: layers whose input is always several arrays (a tuple): their refusals of bad inputs, NaN/inf included,
-#: are tested in their own files (tests/test_transformer_decoder.py)
-TUPLE_INPUT = {"TransformerDecoderLayer"}
+#: are tested in their own files (tests/test_transformer_decoder.py, tests/test_transformer_stacks.py)
+TUPLE_INPUT = {"TransformerDecoder", "TransformerDecoderLayer"}
 LAYER_NAMES = [name for name in exported(md.Layer) if name not in INTEGER_INPUT | TUPLE_INPUT]
 
 
@@ -970,7 +974,7 @@ def test_nonfinite_policy() -> None:
                    "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "RNN", "Residual",
-                "Sequential", "TransformerEncoderLayer"}
+                "Sequential", "TransformerEncoder", "TransformerEncoderLayer"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")

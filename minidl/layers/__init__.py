@@ -10,7 +10,7 @@ from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, 
 from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten
-from .transformer import TransformerDecoderLayer, TransformerEncoderLayer
+from .transformer import TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer
 from .upsampling import ConvTranspose2D, Upsample
 
 __all__ = [
@@ -49,7 +49,9 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "TransformerDecoder",
     "TransformerDecoderLayer",
+    "TransformerEncoder",
     "TransformerEncoderLayer",
     "Upsample",
 ]
