@@ -9,19 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_attention_padding import attention
 
 import minidl as md
 from minidl import MultiHeadAttention
 from minidl.testing import assert_backward_params_contract, assert_gradients_ok
-
-
-def attention(E: int, H: int, bias: bool, seed: int, dtype: Any = np.float64, **kwargs: Any) -> MultiHeadAttention:
-    layer = MultiHeadAttention(E, H, bias=bias, rng=seed, dtype=dtype, **kwargs)
-    if bias:  # PyTorch's init zeroes the biases; make them count
-        rng = np.random.default_rng(seed + 100)
-        layer.W_qkv.data[0] = rng.normal(size=3 * E)
-        layer.W_o.data[0] = rng.normal(size=E)
-    return layer
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -38,7 +30,7 @@ def test_against_pytorch(bias: bool, masked: bool, T: int, S: int) -> None:
     mask[1] = True  # a sample whose memory is all padding: zero weights, as PyTorch's safe softmax
     for dtype, torch_dtype, rtol, atol in [(np.float64, torch.float64, 1e-12, 1e-13),
                                            (np.float32, torch.float32, 1e-5, 2e-6)]:
-        ours = attention(E, H, bias, 7, dtype)
+        ours = attention(E, H, False, bias, 7, dtype)
         theirs = torch_module(torch, ours, torch_dtype)
         xt = torch.tensor(x.astype(dtype), requires_grad=True)
         mt = torch.tensor(memory.astype(dtype), requires_grad=True)
@@ -67,7 +59,7 @@ def test_the_memory_x_itself_is_self_attention(bias: bool, seed: int) -> None:
     """With memory = x the outputs are self-attention's, and x's gradient is the sum of the two inputs'."""
     rng = np.random.default_rng(seed)
     x, g = rng.normal(size=(2, 5, 6)), rng.normal(size=(2, 5, 6))
-    cross, plain = attention(6, 3, bias, seed), attention(6, 3, bias, seed)
+    cross, plain = attention(6, 3, False, bias, seed), attention(6, 3, False, bias, seed)
     np.testing.assert_allclose(cross((x, x)), plain(x), rtol=1e-13, atol=1e-14)
     dx, dmemory = cross.backward(g)
     np.testing.assert_allclose(dx + dmemory, plain.backward(g), rtol=1e-12, atol=1e-14)
@@ -98,7 +90,7 @@ def test_gradient_checker_on_both_inputs(N: int, T: int, S: int, H: int, d: int,
     inputs: tuple[np.ndarray, ...] = (rng.normal(size=(N, T, H * d)), rng.normal(size=(N, S, H * d)))
     if masked:
         inputs += (rng.random((N, S)) < 0.4,)
-    report = assert_gradients_ok(attention(H * d, H, bias, seed), inputs=inputs, seed=seed)
+    report = assert_gradients_ok(attention(H * d, H, False, bias, seed), inputs=inputs, seed=seed)
     assert [r.name for r in report.results] == ["input[0]", "input[1]", "W_qkv", "W_o"]
 
 
@@ -115,7 +107,7 @@ def test_backward_params_and_a_frozen_layer(masked: bool) -> None:
     inputs: tuple[np.ndarray, ...] = (rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4)))
     if masked:
         inputs += (np.array([[False] * 5, [False, False, True, True, True]]),)
-    assert_backward_params_contract(lambda: attention(4, 2, True, 6), inputs, rng.normal(size=(2, 3, 4)),
+    assert_backward_params_contract(lambda: attention(4, 2, False, True, 6), inputs, rng.normal(size=(2, 3, 4)),
                                     rtol=1e-13)
 
 
@@ -167,7 +159,7 @@ WHO = r"MultiHeadAttention\(4, num_heads=2\)"
 ])
 def test_a_bad_memory_is_refused_and_the_last_pass_kept(memory: Any, error: type, pattern: str) -> None:
     rng = np.random.default_rng(0)
-    layer = attention(4, 2, True, 0)
+    layer = attention(4, 2, False, True, 0)
     x, good, g = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4)), rng.normal(size=(2, 3, 4))
     layer((x, good))
     expected = layer.backward(g)
@@ -182,14 +174,14 @@ def test_a_causal_layer_refuses_a_memory_and_a_mask_must_cover_the_memory() -> N
     rng = np.random.default_rng(1)
     x, memory = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
     with pytest.raises(ValueError, match=r"causal=True masks each query's own future"):
-        attention(4, 2, True, 0, causal=True)((x, memory))
+        attention(4, 2, True, True, 0)((x, memory))
     with pytest.raises(md.ShapeError, match=r"expected key_padding_mask of shape \(N, S\) = \(2, 5\) for a memory "
                                             r"of shape \(2, 5, E\), got \(2, 3\)"):
-        attention(4, 2, True, 0)((x, memory, np.zeros((2, 3), dtype=bool)))
+        attention(4, 2, False, True, 0)((x, memory, np.zeros((2, 3), dtype=bool)))
 
 
 def test_an_empty_batch_and_none_in_place_of_an_input() -> None:
-    layer = attention(8, 2, True, 0)
+    layer = attention(8, 2, False, True, 0)
     y = layer((np.zeros((0, 4, 8)), np.zeros((0, 3, 8))))
     dx, dmemory = layer.backward(np.zeros((0, 4, 8)))
     assert y.shape == dx.shape == (0, 4, 8) and dmemory.shape == (0, 3, 8)

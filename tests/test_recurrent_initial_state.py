@@ -10,17 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_layers_recurrent import make
 
 import minidl as md
 from minidl.testing import assert_backward_params_contract, assert_gradients_ok
-
-KINDS = {"rnn": md.RNN, "rnn-relu": md.RNN, "lstm": md.LSTM, "gru": md.GRU}
-
-
-def make(kind: str, D: int, H: int, **options: Any) -> Any:
-    if kind == "rnn-relu":
-        options["nonlinearity"] = "relu"
-    return KINDS[kind](D, H, **options)
 
 
 def states(kind: str, N: int, H: int, rng: np.random.Generator, dtype: Any = np.float64) -> tuple[np.ndarray, ...]:

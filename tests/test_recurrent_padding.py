@@ -10,25 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_layers_recurrent import make
+from test_recurrent_initial_state import states
 
 import minidl as md
 from minidl.testing import assert_backward_params_contract, assert_gradients_ok
 
-KINDS = {"rnn": md.RNN, "rnn-relu": md.RNN, "lstm": md.LSTM, "gru": md.GRU}
-
-
-def make(kind: str, D: int, H: int, **options: Any) -> Any:
-    if kind == "rnn-relu":
-        options["nonlinearity"] = "relu"
-    return KINDS[kind](D, H, **options)
-
 
 def right_padded(lengths: list[int], T: int) -> np.ndarray:
     return np.arange(T)[None, :] >= np.array(lengths)[:, None]
-
-
-def states(kind: str, N: int, H: int, rng: np.random.Generator) -> list[np.ndarray]:
-    return [rng.normal(scale=0.8, size=(N, H)) for _ in range(2 if kind == "lstm" else 1)]
 
 
 @pytest.mark.parametrize("kind", ["rnn", "rnn-relu", "lstm", "gru"])
