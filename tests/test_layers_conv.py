@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 from typing import Any
 
 import numpy as np
@@ -286,6 +287,17 @@ def test_against_pytorch() -> None:
 def test_from_kernel_refuses_what_is_not_real_numbers(kernel) -> None:
     with pytest.raises(md.DTypeError, match="the kernel must hold real numbers"):
         md.Conv2D.from_kernel(kernel)
+
+
+@pytest.mark.parametrize("layer, shape, axes", [
+    (md.Conv2D, (0, 3, 3, 3), "kh, kw"), (md.Conv2D, (2, 0, 3, 3), "kh, kw"), (md.Conv2D, (2, 3, 3, 0), "kh, kw"),
+    (md.Conv1D, (0, 2, 3), "k"),
+])
+def test_from_kernel_refuses_an_empty_kernel(layer: Any, shape: tuple[int, ...], axes: str) -> None:
+    with pytest.raises(md.ShapeError, match=rf"{layer.__name__}\.from_kernel: the kernel of shape "
+                                            rf"{re.escape(str(shape))} is empty; every axis of \(out, in/groups, "
+                                            rf"{axes}\) must be at least 1"):
+        layer.from_kernel(np.zeros(shape))
 
 
 # ---------------------------------------------------------------------------------- dilation and groups
