@@ -74,7 +74,7 @@ from .losses import (
     MSELoss,
     NLLLoss,
 )
-from .model import Bidirectional, LayerList, Model, Residual, Sequential
+from .model import Bidirectional, LayerList, Model, Residual, Sequential, Stack
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .parameter import Parameter
 from .schedulers import (
@@ -175,6 +175,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Softplus",
+    "Stack",
     "StateDictError",
     "StepLR",
     "Tanh",

@@ -16,7 +16,7 @@ from .validation import as_array, check_grad_output, check_padding_mask
 if TYPE_CHECKING:
     from .training import History
 
-__all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential"]
+__all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential", "Stack"]
 
 
 def _name_in_message(error: MinidlError, where: str) -> None:
@@ -272,6 +272,107 @@ class LayerList(Layer):
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(list(self._layers.values()))
+
+
+class Stack(Model):
+    """Layers applied in turn, as by a ``Sequential``, except that every layer gets the other items of a
+    tuple input along with the running sequence: given ``(x, *extra)`` (a padding mask, a memory), layer
+    ``k`` computes ``h = layer((h, *extra))``.  A ``Sequential`` hands the tuple to its first layer only,
+    so the later layers of a masked stack would read the padding.  ``backward`` returns one gradient per
+    input: ``dx`` and, per extra input, the sum over the layers of its gradients (``None`` for a mask).
+
+    ``md.Stack(md.LSTM(8, 32), md.LSTM(32, 32))((x, padding_mask))`` is PyTorch's two-layer LSTM on packed
+    sequences.  The layers are registered as ``"0"``, ``"1"``, ...; a forward that fails after a layer has
+    run refuses the next backward.
+    """
+
+    #: what a layer is called in messages ("TransformerEncoder block 1: ...")
+    _item = "layer"
+
+    def __init__(self, *layers: Layer) -> None:
+        super().__init__()
+        who = type(self).__name__
+        if not layers:
+            raise ValueError(f"{who}: give at least one layer")
+        item = self._item
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"{who}: {item} {i} is a {type(layer).__name__}, expected a minidl Layer")
+            if any(layer is other for other in layers[:i]):
+                raise ValueError(f"{who}: {item} {i} is {item} {next(j for j in range(i) if layers[j] is layer)} "
+                                 f"again; one {item} keeps one forward cache, so give each place its own {item}")
+            setattr(self, str(i), layer)
+        self._count = len(layers)
+        self._complete = False  # whether the last forward ran to its end (every cache from one pass)
+        self._extra: tuple[np.ndarray, ...] = ()  # the other inputs of that pass
+
+    def __getitem__(self, index: int) -> Layer:
+        return getattr(self, str(range(self._count)[index]))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter([getattr(self, str(i)) for i in range(self._count)])
+
+    def _split(self, x: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
+        """The running sequence and the other inputs every layer gets."""
+        if is_several(x):
+            return x[0], tuple(x[1:])
+        if isinstance(x, tuple):
+            as_array(x, type(self).__name__, "x")  # a tuple mixing arrays and other values is refused by name
+        return x, ()
+
+    def forward(self, x: Any) -> np.ndarray:
+        h, extra = self._split(x)
+        ran = False
+        for i, layer in enumerate(self):
+            try:
+                h = layer((h, *extra) if extra else h)
+            except BaseException as error:
+                if ran or _partly_ran(layer):
+                    self._complete = False
+                if isinstance(error, MinidlError):
+                    _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
+                raise
+            if not ran:
+                ran, self._complete = True, False
+        self._complete, self._extra = True, extra
+        return h
+
+    def _refuse_incomplete(self) -> None:
+        if not self._complete:
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.backward: no forward ran to its end since it was made or a forward failed "
+                "part-way (its layers would hold the caches of two passes); run a forward that succeeds first")
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        self._refuse_incomplete()
+        g = grad_output
+        summed: list[Any] = [None] * len(self._extra)  # the other inputs' gradients, summed over the layers
+        layers = list(self)
+        for i in range(len(layers) - 1, -1, -1):
+            try:
+                d = layers[i].backward(g)
+            except MinidlError as error:
+                _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
+                raise
+            if not self._extra:
+                g = d
+                continue
+            g = d[0]
+            summed = [s if e is None else e if s is None else s + e for s, e in zip(summed, d[1:], strict=True)]
+        return (g, *summed) if self._extra else g
+
+    def _failed_part_way(self) -> bool:
+        """For a container holding this stack: whether its last forward raised after a layer had run."""
+        return not self._complete
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        return self[0].input_shape_hint()
+
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
+        return self[0].random_inputs(shape, rng)
 
 
 class _TwoPaths(Model):

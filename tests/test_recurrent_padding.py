@@ -246,3 +246,75 @@ def test_bidirectional_gradient_checker_and_backward_params(kind: str, return_se
     with pytest.raises(md.ShapeError, match=r"Bidirectional: expected x or a pair \(x, padding_mask\), got a tuple"):
         layer((inputs[0], inputs[1], inputs[1]))
     np.testing.assert_array_equal(layer.backward(g)[0], expected)
+
+
+# ------------------------------------------------------------------------------- Stack
+def test_a_stack_of_lstms_is_pytorchs_two_layers_on_packed_sequences() -> None:
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    rng = np.random.default_rng(9)
+    N, T, D, H = 4, 6, 3, 5
+    lengths = [6, 4, 2, 1]
+    theirs = torch.nn.LSTM(D, H, num_layers=2, batch_first=True, dtype=torch.float64)
+
+    def layer(k: int, size: int, last: bool) -> Any:
+        w_ih = getattr(theirs, f"weight_ih_l{k}").detach().numpy().T
+        w_hh = getattr(theirs, f"weight_hh_l{k}").detach().numpy().T
+        b = (getattr(theirs, f"bias_ih_l{k}") + getattr(theirs, f"bias_hh_l{k}")).detach().numpy()
+        return md.LSTM(size, H, W_x=np.vstack([b, w_ih]), W_h=w_hh, return_sequences=not last)
+
+    stack = md.Stack(layer(0, D, False), layer(1, H, True))
+    x = rng.normal(size=(N, T, D))
+    xt = torch.tensor(x, requires_grad=True)
+    _, (h_n, _) = theirs(pack_padded_sequence(xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False))
+    g = rng.normal(size=(N, H))
+    h_n[1].backward(torch.tensor(g))
+    mask = right_padded(lengths, T)
+    np.testing.assert_allclose(stack((x, mask)), h_n[1].detach().numpy(), rtol=1e-12, atol=1e-13)
+    dx, dmask = stack.backward(g)
+    assert dmask is None
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-11, atol=1e-13)
+    sequential = md.Sequential(layer(0, D, False), layer(1, H, True))
+    assert np.abs(sequential((x, mask)) - stack((x, mask))).max() > 1e-3  # (the mask reaches its first layer only)
+
+
+def test_stack_checks_gradients_contract_and_refusals() -> None:
+    rng = np.random.default_rng(10)
+
+    def build() -> md.Stack:
+        return md.Stack(md.GRU(2, 3, rng=0), md.Bidirectional(md.GRU(3, 2, rng=1), md.GRU(3, 2, rng=2)),
+                        md.LSTM(4, 3, return_sequences=False, rng=3))
+
+    inputs = (rng.normal(size=(3, 4, 2)), right_padded([4, 2, 1], 4))
+    report = assert_gradients_ok(build(), inputs=inputs, check_layers=True)
+    assert report.results[0].name == "input[0]" and len(report.layers) >= 3
+    assert_backward_params_contract(build, inputs, rng.normal(size=(3, 3)), rtol=1e-13)
+    stack = build()
+    assert len(stack) == 3 and isinstance(stack[1], md.Bidirectional) and [type(s).__name__ for s in stack] == [
+        "GRU", "Bidirectional", "LSTM"]
+    with pytest.raises(ValueError, match="Stack: give at least one layer"):
+        md.Stack()
+    with pytest.raises(TypeError, match="Stack: layer 1 is a str, expected a minidl Layer"):
+        md.Stack(md.Tanh(), "tanh")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Stack: layer 1 is layer 0 again"):
+        md.Stack(stack[0], stack[0])
+    with pytest.raises(md.DTypeError, match=r"Stack: x mixes numpy arrays with other values \(item 1: NoneType\)"):
+        stack((inputs[0], None))
+    g = rng.normal(size=(3, 3))
+    stack(inputs)
+    expected = stack.backward(g)[0]
+    with pytest.raises(md.ShapeError, match=r"^Stack layer 0: GRU\(2 -> 3\): expected padding mask of shape"):
+        stack((inputs[0], inputs[1][:, :2]))  # refused by the first layer before it ran: the last pass stays
+    np.testing.assert_array_equal(stack.backward(g)[0], expected)
+
+    def interrupted(x: Any) -> np.ndarray:
+        raise KeyboardInterrupt
+
+    object.__setattr__(stack[1], "forward", interrupted)  # not a minidl error, after layer 0 ran
+    with pytest.raises(KeyboardInterrupt):
+        stack(inputs)
+    grads = [p.grad.copy() for p in stack.parameters()]
+    with pytest.raises(md.BackwardBeforeForwardError, match=r"Stack\.backward: no forward ran to its end"):
+        stack.backward(g)
+    assert all(np.array_equal(a, p.grad) for a, p in zip(grads, stack.parameters(), strict=True))  # nothing added

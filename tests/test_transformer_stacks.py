@@ -133,6 +133,9 @@ def test_construction_is_checked_and_errors_name_the_block() -> None:
         TransformerDecoder(block)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="norm must be a Layer"):
         TransformerEncoder(block, norm="layer")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"TransformerEncoder: block 1 has d_model 4, block 0 has 8"):
+        TransformerEncoder(block, TransformerEncoderLayer(4, 2, 6, rng=1))
+    assert "norm_first=True, causal=True" in repr(decoder().blocks[0]).splitlines()[0]
     stack = encoder()
     rng = np.random.default_rng(6)
     x, g = rng.normal(size=(2, 3, 8)), rng.normal(size=(2, 3, 8))

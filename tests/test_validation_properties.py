@@ -260,6 +260,11 @@ LAYERS: dict[str, LayerSpec] = {
         lambda dt: get("TransformerEncoder")(get("TransformerEncoderLayer")(4, 2, 6, dropout=0.0, rng=0, dtype=dt),
                                              norm=md.LayerNorm(4, dtype=dt)),
         lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
+    "Stack": LayerSpec(
+        lambda dt: md.Stack(md.Dense(3, 4, rng=0, dtype=dt), md.Tanh(), md.Dense(4, 2, rng=1, dtype=dt)),
+        lambda n, d: (n, 3),
+        lambda layer, x: ref_dense(layer[2], np.tanh(ref_dense(layer[0], x))),
+    ),
     "Bidirectional": LayerSpec(
         lambda dt: md.Bidirectional(md.GRU(3, 2, rng=0, dtype=dt), md.GRU(3, 2, rng=1, dtype=dt)),
         lambda n, d: (n, d(st.integers(1, 3)), 3), example=(2, 2, 3)),
@@ -974,7 +979,7 @@ def test_nonfinite_policy() -> None:
                    "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "RNN", "Residual",
-                "Sequential", "TransformerEncoder", "TransformerEncoderLayer"}
+                "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "
         f"docs/checkpoints.md ({sorted(set(LAYER_NAMES) - propagating - refusing)})")

@@ -13,7 +13,7 @@ from ..errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeE
 from ..init import RNGLike, as_generator, float_dtype, positive_int, switch
 from ..inputs import is_several
 from ..layer import Layer
-from ..model import Model, _name_in_message, _partly_ran
+from ..model import Model, Stack, _name_in_message
 from ..validation import as_array, check_input, check_padding_mask
 from .activations import GELU, ReLU
 from .attention import MultiHeadAttention
@@ -120,7 +120,8 @@ class _Block(Model):
     def extra_repr(self) -> str:
         return (f"d_model={self.self_attn.embed_dim}, nhead={self.self_attn.num_heads}, "
                 f"dim_feedforward={self.linear1.out_features}, dropout={self.dropout.p}, "
-                f"activation={self.activation_name!r}, norm_first={self.norm_first}")
+                f"activation={self.activation_name!r}, norm_first={self.norm_first}"
+                + (", causal=True" if self.self_attn.causal else ""))
 
 
 class TransformerEncoderLayer(_Block):
@@ -343,103 +344,58 @@ class TransformerDecoderLayer(_Block):
         return rng.standard_normal(shape), rng.standard_normal(shape)
 
 
-class _Stack(Model):
-    """Blocks applied in turn, each given the stack's other inputs (masks, the memory) along with the
-    running sequence, then an optional final norm: what a ``Sequential`` cannot do, as it hands the
-    other inputs to its first layer only.  Blocks are registered as ``"0"``, ``"1"``, ..., the norm as
-    ``"norm"``."""
+class _TransformerStack(Stack):
+    """A ``Stack`` of one kind of transformer block, all of one ``d_model``, then an optional final
+    ``norm``, registered as ``"norm"`` after the blocks ``"0"``, ``"1"``, ..."""
 
     _block: type[_Block]
+    _item = "block"
 
     def __init__(self, *blocks: _Block, norm: Layer | None = None) -> None:
-        super().__init__()
         who = type(self).__name__
         if not blocks:
             raise ValueError(f"{who}: give at least one {self._block.__name__}")
         for i, block in enumerate(blocks):
             if not isinstance(block, self._block):
                 raise TypeError(f"{who}: block {i} is a {type(block).__name__}, expected a {self._block.__name__}")
-            if any(block is other for other in blocks[:i]):
-                raise ValueError(f"{who}: block {i} is block {next(j for j in range(i) if blocks[j] is block)} "
-                                 "again; one block keeps one forward cache, so give each place its own block")
-            setattr(self, str(i), block)
+            if block.self_attn.embed_dim != blocks[0].self_attn.embed_dim:
+                raise ValueError(f"{who}: block {i} has d_model {block.self_attn.embed_dim}, block 0 has "
+                                 f"{blocks[0].self_attn.embed_dim}; the blocks of a stack share one d_model")
         if norm is not None and not isinstance(norm, Layer):
             raise TypeError(f"{who}: norm must be a Layer (e.g. LayerNorm(d_model)) or None, got {type(norm).__name__}")
+        super().__init__(*blocks)
         self.norm = norm
-        self._count = len(blocks)
-        self._complete = False  # whether the last forward ran to its end (every cache from one pass)
-        self._extra: tuple[np.ndarray, ...] = ()  # the other inputs of that pass
 
     @property
     def blocks(self) -> list[_Block]:
         """The blocks, in order (registered as ``"0"``, ``"1"``, ...)."""
-        return [getattr(self, str(i)) for i in range(self._count)]
-
-    def _split(self, x: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
-        """The running sequence and the other inputs every block gets."""
-        raise NotImplementedError
+        return list(self)  # type: ignore[arg-type]
 
     def forward(self, x: Any) -> np.ndarray:
-        h, extra = self._split(x)
-        ran = False
-        for i, block in enumerate(self.blocks):
-            try:
-                h = block((h, *extra) if extra else h)
-            except MinidlError as error:
-                if ran or _partly_ran(block):
-                    self._complete = False
-                _name_in_message(error, f"{type(self).__name__} block {i}")
-                raise
-            if not ran:
-                ran, self._complete = True, False
-        if self.norm is not None:
-            try:
-                h = self.norm(h)
-            except MinidlError as error:
+        y = super().forward(x)
+        if self.norm is None:
+            return y
+        try:
+            return self.norm(y)
+        except BaseException as error:  # the blocks hold this pass's caches, the norm the last one's
+            self._complete = False
+            if isinstance(error, MinidlError):
                 _name_in_message(error, f"{type(self).__name__} norm")
-                raise
-        self._complete, self._extra = True, extra
-        return h
+            raise
 
     def backward(self, grad_output: np.ndarray) -> Any:
-        who = type(self).__name__
-        if not self._complete:
-            raise BackwardBeforeForwardError(
-                f"{who}.backward: no forward ran to its end since the stack was made or a forward failed part-way; "
-                "run a forward that succeeds first")
+        self._refuse_incomplete()
         g = grad_output
         if self.norm is not None:
             try:
                 g = self.norm.backward(g)
             except MinidlError as error:
-                _name_in_message(error, f"{who} norm")
+                _name_in_message(error, f"{type(self).__name__} norm")
                 raise
-        summed: list[Any] = [None] * len(self._extra)  # the other inputs' gradients, summed over the blocks
-        blocks = self.blocks
-        for i in range(len(blocks) - 1, -1, -1):
-            try:
-                d = blocks[i].backward(g)
-            except MinidlError as error:
-                _name_in_message(error, f"{who} block {i}")
-                raise
-            if not self._extra:
-                g = d
-                continue
-            g = d[0]
-            summed = [s if e is None else e if s is None else s + e for s, e in zip(summed, d[1:], strict=True)]
-        return (g, *summed) if self._extra else g
-
-    def _failed_part_way(self) -> bool:
-        return not self._complete
-
-    def input_shape_hint(self) -> tuple[int, ...] | None:
-        return self.blocks[0].input_shape_hint()
-
-    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
-        return self.blocks[0].random_inputs(shape, rng)
+        return super().backward(g)
 
 
-class TransformerEncoder(_Stack):
+class TransformerEncoder(_TransformerStack):
     """A stack of :class:`TransformerEncoderLayer` s, as PyTorch's ``nn.TransformerEncoder`` (with blocks
     of their own rather than copies of one): x or ``(x, key_padding_mask)`` -> (N, T, d_model).  Every
     block gets the mask (a ``Sequential`` would give it to the first only); ``norm`` (e.g. a
@@ -449,15 +405,14 @@ class TransformerEncoder(_Stack):
     _block = TransformerEncoderLayer
 
     def _split(self, x: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
-        if is_several(x):
-            if len(x) != 2:
-                raise ShapeError(f"TransformerEncoder: expected x or a pair (x, key_padding_mask), got a tuple of "
-                                 f"{len(x)}")
-            return x[0], (x[1],)
-        return x, ()
+        h, extra = super()._split(x)
+        if len(extra) > 1:
+            raise ShapeError(f"TransformerEncoder: expected x or a pair (x, key_padding_mask), got a tuple of "
+                             f"{1 + len(extra)}")
+        return h, extra
 
 
-class TransformerDecoder(_Stack):
+class TransformerDecoder(_TransformerStack):
     """A stack of :class:`TransformerDecoderLayer` s, as PyTorch's ``nn.TransformerDecoder``: every block
     reads the same memory (and masks), ``(x, memory[, masks])`` -> (N, T, d_model), then ``norm``.
     ``backward`` returns ``(dx, dmemory, ...)``, ``dmemory`` summed over the blocks."""
@@ -465,8 +420,8 @@ class TransformerDecoder(_Stack):
     _block = TransformerDecoderLayer
 
     def _split(self, x: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
-        if not is_several(x) or len(x) < 2:
-            got = f"a tuple of {len(x)}" if isinstance(x, tuple) else f"a {type(x).__name__}"
+        h, extra = super()._split(x)
+        if not extra:
             raise ShapeError(f"TransformerDecoder: expected (x, memory[, tgt_key_padding_mask], "
-                             f"[memory_key_padding_mask]), got {got}")
-        return x[0], tuple(x[1:])
+                             f"[memory_key_padding_mask]), got a {type(x).__name__}")
+        return h, extra
