@@ -41,6 +41,14 @@ from ._sequences import HINT_STEPS, add_product
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
+def _step_masks(padded: np.ndarray | None) -> list[np.ndarray | None] | None:
+    """Per step, the (N, 1) padding mask, or None where the step pads no sample (the loops skip it)."""
+    if padded is None:
+        return None
+    flags = np.any(padded, axis=(1, 2)).reshape(-1)
+    return [mask if flag else None for mask, flag in zip(padded, flags.tolist(), strict=True)]
+
+
 class _Recurrent(Layer):
     """What ``RNN``, ``LSTM`` and ``GRU`` share: parameters, input checks, the input projection and
     the weight gradients.  A subclass runs the recurrence (:meth:`_steps`) and its reverse
@@ -313,6 +321,7 @@ class RNN(_Recurrent):
 
     def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
                padded: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        steps = _step_masks(padded)
         T, N, H = projected.shape
         Wh = self.W_h.data
         hs = np.empty((T + 1, N, H), dtype=projected.dtype)
@@ -326,12 +335,13 @@ class RNN(_Recurrent):
                 np.maximum(a, 0, out=hs[t + 1])
             else:
                 np.tanh(a, out=hs[t + 1])
-            if padded is not None:
-                np.copyto(hs[t + 1], hs[t], where=padded[t])
+            if steps is not None and steps[t] is not None:
+                np.copyto(hs[t + 1], hs[t], where=steps[t])
         return (hs,)
 
     def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...], states: bool,
                     padded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        steps = _step_masks(padded)
         hs = cache[1]
         T = hs.shape[0] - 1
         WhT = self.W_h.data.T
@@ -349,8 +359,8 @@ class RNN(_Recurrent):
             dh = self._upstream(g, t, carried)
             da *= dh
             carried = da @ WhT if t or states else None
-            if padded is not None and carried is not None:
-                carried += dh * padded[t]  # h_t = h_{t-1} there
+            if steps is not None and steps[t] is not None and carried is not None:
+                np.add(carried, dh, out=carried, where=steps[t])  # h_t = h_{t-1} there
         if not states:
             return dA, dA, ()
         assert carried is not None
@@ -389,6 +399,7 @@ class LSTM(_Recurrent):
 
     def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
                padded: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        steps = _step_masks(padded)
         T, N, _ = projected.shape
         H = self.hidden_size
         Wh = self.W_h.data
@@ -412,13 +423,14 @@ class LSTM(_Recurrent):
                 c += a[:, H: 2 * H] * cs[t]  # + f * c_{t-1}
             np.tanh(c, out=tanh_cs[t])
             np.multiply(a[:, 3 * H:], tanh_cs[t], out=hs[t + 1])
-            if padded is not None:
-                np.copyto(hs[t + 1], hs[t], where=padded[t])
-                np.copyto(c, cs[t], where=padded[t])
+            if steps is not None and steps[t] is not None:
+                np.copyto(hs[t + 1], hs[t], where=steps[t])
+                np.copyto(c, cs[t], where=steps[t])
         return hs, acts, cs, tanh_cs
 
     def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...], states: bool,
                     padded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        steps = _step_masks(padded)
         acts, cs, tanh_cs = cache[2:]
         T, N, H = tanh_cs.shape
         WhT = self.W_h.data.T
@@ -460,8 +472,8 @@ class LSTM(_Recurrent):
             d[:, :3] *= dc[:, None]
             d[:, 3] *= dh
             carried = dA[t] @ WhT if t or states else None
-            if padded is not None and carried is not None:
-                carried += dh * padded[t]  # h_t = h_{t-1} there
+            if steps is not None and steps[t] is not None and carried is not None:
+                np.add(carried, dh, out=carried, where=steps[t])  # h_t = h_{t-1} there
         if not states:
             return dA, dA, ()
         assert carried is not None and dc is not None
@@ -497,6 +509,7 @@ class GRU(_Recurrent):
 
     def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
                padded: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        steps = _step_masks(padded)
         T, N, _ = projected.shape
         H = self.hidden_size
         Wh = self.W_h.data
@@ -525,8 +538,8 @@ class GRU(_Recurrent):
             np.subtract(hs[t], n, out=h)
             h *= z
             h += n
-            if padded is not None:
-                np.copyto(h, hs[t], where=padded[t])
+            if steps is not None and steps[t] is not None:
+                np.copyto(h, hs[t], where=steps[t])
         return hs, acts, q_n
 
     def _steps_back(self, g: np.ndarray, cache: tuple[np.ndarray, ...], states: bool,
