@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from .errors import DTypeError, ShapeError
+from .errors import ShapeError
 from .validation import as_array
 
 __all__ = ["Inputs", "as_inputs", "count", "is_several", "rows", "take_rows"]
@@ -34,14 +34,7 @@ def as_inputs(x: Any, who: str, what: str = "x") -> Inputs:
     """``x`` as one array (converted like any data) or, when it is several inputs, as a tuple of arrays
     that each have a batch axis and the same number of samples; else ``ShapeError`` naming ``who``."""
     if not is_several(x):
-        if isinstance(x, tuple) and any(isinstance(a, np.ndarray) for a in x):
-            if type(x) is not tuple:
-                raise DTypeError(f"{who}: {what} is a {type(x).__name__} holding arrays; several inputs are a plain "
-                                 f"tuple of numpy arrays (tuple({what}))")
-            i, item = next((i, a) for i, a in enumerate(x) if not isinstance(a, np.ndarray))
-            raise DTypeError(f"{who}: {what} mixes numpy arrays with other values (item {i}: "
-                             f"{type(item).__name__}); several inputs are a tuple of numpy arrays")
-        return as_array(x, who, what)
+        return as_array(x, who, what)  # (which refuses a tuple mixing arrays and other values, or a named one)
     for i, a in enumerate(x):
         if a.ndim == 0:
             raise ShapeError(f"{who}: {what}[{i}] needs a batch axis, got shape {a.shape}")

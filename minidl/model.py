@@ -1,5 +1,6 @@
-"""``Model`` (a layer made of layers), ``Sequential`` (layers applied in order), ``LayerList``, and the
-two-path containers ``Residual`` (``block(x) + x``) and ``Bidirectional`` (a sequence read both ways)."""
+"""``Model`` (a layer made of layers), ``Sequential`` (layers applied in order), ``Stack`` (in order, each
+given the other inputs of a tuple: masks, a memory), ``LayerList``, and the two-path containers
+``Residual`` (``block(x) + x``) and ``Bidirectional`` (a sequence read both ways)."""
 
 from __future__ import annotations
 
@@ -51,11 +52,11 @@ def _partly_ran(layer: Layer) -> bool:
 
 def _called_by(layer: Layer) -> set[int]:
     """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
-    ``Sequential``s and two-path containers (``Residual``, ``Bidirectional``), every layer they hold
-    (a custom layer may hold a sub-layer without calling it, e.g. a decoder reading a tied encoder's
-    weights)."""
+    ``Sequential``s, ``Stack``s and two-path containers (``Residual``, ``Bidirectional``), every layer
+    they hold (a custom layer may hold a sub-layer without calling it, e.g. a decoder reading a tied
+    encoder's weights)."""
     ids = {id(layer)}
-    if isinstance(layer, (Sequential, _TwoPaths)):
+    if isinstance(layer, (Sequential, Stack, _TwoPaths)):
         for child in layer._layers.values():
             ids |= _called_by(child)
     return ids
@@ -171,7 +172,7 @@ class Sequential(Model):
     #: first layer that changed no cache (see :func:`_partly_ran`).
     _failed_at: str | None = None
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: Any) -> np.ndarray:
         ran = False  # whether a layer ran in this pass: if the first one fails, no cache was replaced
         for name, layer in self._layers.items():
             try:
@@ -234,7 +235,7 @@ class Sequential(Model):
                 _name_in_message(error, f"{type(self).__name__} layer '{name}'")
                 raise
 
-    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
         """What the first layer draws (floats, or e.g. an ``Embedding``'s indices)."""
         first = next(iter(self._layers.values()), None)
         return super().random_inputs(shape, rng) if first is None else first.random_inputs(shape, rng)
@@ -295,18 +296,26 @@ class Stack(Model):
         if not layers:
             raise ValueError(f"{who}: give at least one layer")
         item = self._item
+        called: set[int] = set()  # the layers a forward already runs (nested containers included)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"{who}: {item} {i} is a {type(layer).__name__}, expected a minidl Layer")
             if any(layer is other for other in layers[:i]):
                 raise ValueError(f"{who}: {item} {i} is {item} {next(j for j in range(i) if layers[j] is layer)} "
                                  f"again; one {item} keeps one forward cache, so give each place its own {item}")
+            incoming = _called_by(layer)
+            if incoming & called:
+                raise ValueError(f"{who}: {item} {i} holds a layer that an earlier {item} already runs; a layer "
+                                 "keeps one forward cache, so calling it twice in one pass breaks its backward")
+            called |= incoming
             setattr(self, str(i), layer)
         self._count = len(layers)
         self._complete = False  # whether the last forward ran to its end (every cache from one pass)
-        self._extra: tuple[np.ndarray, ...] = ()  # the other inputs of that pass
+        self._extras = 0  # how many other inputs that pass was given
 
     def __getitem__(self, index: int) -> Layer:
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"{type(self).__name__} indices must be integers, got {type(index).__name__}")
         return getattr(self, str(range(self._count)[index]))
 
     def __len__(self) -> int:
@@ -318,6 +327,9 @@ class Stack(Model):
     def _split(self, x: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
         """The running sequence and the other inputs every layer gets."""
         if is_several(x):
+            if len(x) == 1:
+                raise ShapeError(f"{type(self).__name__}: expected x or a tuple (x, ...) of several inputs, got a "
+                                 "tuple of 1")
             return x[0], tuple(x[1:])
         if isinstance(x, tuple):
             as_array(x, type(self).__name__, "x")  # a tuple mixing arrays and other values is refused by name
@@ -337,7 +349,7 @@ class Stack(Model):
                 raise
             if not ran:
                 ran, self._complete = True, False
-        self._complete, self._extra = True, extra
+        self._complete, self._extras = True, len(extra)
         return h
 
     def _refuse_incomplete(self) -> None:
@@ -349,7 +361,7 @@ class Stack(Model):
     def backward(self, grad_output: np.ndarray) -> Any:
         self._refuse_incomplete()
         g = grad_output
-        summed: list[Any] = [None] * len(self._extra)  # the other inputs' gradients, summed over the layers
+        summed: list[Any] = [None] * self._extras  # the other inputs' gradients, summed over the layers
         layers = list(self)
         for i in range(len(layers) - 1, -1, -1):
             try:
@@ -357,12 +369,29 @@ class Stack(Model):
             except MinidlError as error:
                 _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
                 raise
-            if not self._extra:
+            if not self._extras:
                 g = d
                 continue
             g = d[0]
             summed = [s if e is None else e if s is None else s + e for s, e in zip(summed, d[1:], strict=True)]
-        return (g, *summed) if self._extra else g
+        return (g, *summed) if self._extras else g
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """:meth:`backward` without the gradients of the inputs, which training on data never uses: the
+        first layer is asked for its parameter gradients only (see ``Sequential.backward_params``)."""
+        self._refuse_incomplete()
+        g = grad_output
+        layers = list(self)
+        for i in range(len(layers) - 1, -1, -1):
+            try:
+                if i:
+                    d = layers[i].backward(g)
+                    g = d[0] if self._extras else d
+                else:
+                    parameter_backward(layers[0])(g)
+            except MinidlError as error:
+                _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
+                raise
 
     def _failed_part_way(self) -> bool:
         """For a container holding this stack: whether its last forward raised after a layer had run."""
@@ -448,7 +477,7 @@ class _TwoPaths(Model):
             raise BackwardBeforeForwardError(f"{who} called before forward: there is nothing to go back through")
         return check_grad_output(grad_output, who, *self._output)
 
-    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
         """What the first path draws (both take the same input)."""
         return getattr(self, self._paths[0]).random_inputs(shape, rng)
 
@@ -486,6 +515,9 @@ class Residual(_TwoPaths):
         super().__init__(block, shortcut)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if isinstance(x, tuple):  # refused before the block runs: the last pass stays usable
+            raise ShapeError("Residual: takes one array, got a tuple; the sum x + block(x) of a block with several "
+                             "inputs is a line of a Model of your own (h = x + self.block((x, mask)))")
         y = self._run("block", x)  # if it raises, nothing of this pass was kept here
         try:
             s = as_array(x, "Residual") if self.shortcut is None else self._run("shortcut", x)

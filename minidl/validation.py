@@ -52,6 +52,9 @@ def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if isinstance(x, tuple) and any(isinstance(a, np.ndarray) for a in x):  # not stacked into one array
+        if type(x) is not tuple:
+            raise DTypeError(f"{who}: {what} is a {type(x).__name__} holding arrays; several inputs are a plain "
+                             "tuple of numpy arrays (tuple(...) of it)")
         other = next(((i, a) for i, a in enumerate(x) if not isinstance(a, np.ndarray)), None)
         if other is not None:
             raise DTypeError(f"{who}: {what} mixes numpy arrays with other values (item {other[0]}: "

@@ -319,3 +319,32 @@ def test_summary_of_a_model_with_several_inputs() -> None:
     text = str(md.summarize(Masked()))
     assert "pool" in text and "(None, 4)" in text and "(None, 2)" in text, text
     assert md.GradientChecker(Masked()).run().passed
+
+
+def test_containers_refuse_what_they_cannot_take_before_anything_runs() -> None:
+    rng = np.random.default_rng(11)
+    d = md.Dense(3, 3, rng=0)
+    for build in (lambda: md.Sequential(md.Stack(md.Dense(3, 3, rng=1), d), d),
+                  lambda: md.Stack(md.Sequential(md.Dense(3, 3, rng=1), d), d)):
+        with pytest.raises(ValueError, match="already"):  # one layer run twice in a pass: its cache would break
+            build()
+    gru = md.GRU(3, 2, rng=0)
+    with pytest.raises(ValueError, match="would share a layer"):
+        md.Bidirectional(md.Stack(gru), gru)
+    x, mask = rng.normal(size=(2, 4, 4)), np.zeros((2, 4), dtype=bool)
+    residual = md.Residual(md.MultiHeadAttention(4, 2, rng=0))
+    residual(x)
+    dx = residual.backward(np.ones((2, 4, 4)))
+    with pytest.raises(md.ShapeError, match="Residual: takes one array, got a tuple"):
+        residual((x, mask))
+    np.testing.assert_array_equal(residual.backward(np.ones((2, 4, 4))), dx)  # the last pass is kept
+    stack = md.Stack(md.LSTM(4, 3, rng=0))
+    with pytest.raises(md.ShapeError, match=r"Stack: expected x or a tuple .* got a tuple of 1"):
+        stack((x,))
+    with pytest.raises(TypeError, match="Stack indices must be integers, got slice"):
+        stack[0:1]  # type: ignore[call-overload]
+    with pytest.raises(md.DTypeError, match=r"the last input is an array of int64: a padding mask must be booleans"):
+        md.GRU(4, 4, rng=0)((x, np.zeros((2, 4), dtype=np.int64)))
+    Pair = __import__("collections").namedtuple("Pair", "x mask")
+    with pytest.raises(md.DTypeError, match=r"x is a Pair holding arrays; several inputs are a plain tuple"):
+        md.TransformerDecoderLayer(4, 2, 8, rng=0)(Pair(x, x))

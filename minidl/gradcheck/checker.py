@@ -1071,7 +1071,7 @@ class GradientChecker:
                 continue
             done.add(path)
             if not all(isinstance(a, np.ndarray) and a.dtype.kind in "fiub" for _, a in _named_inputs(call.x)):
-                report.notes.append(f"layer {_label(path, layer)}: input is not a float or integer array "
+                report.notes.append(f"layer {_label(path, layer)}: input is not a float, integer or boolean array "
                                     "(or a tuple of such arrays), not checked alone")
                 continue
             alone = copy.deepcopy(layer)

@@ -32,4 +32,3 @@ def add_product(param: Parameter, rows: np.ndarray, grads: np.ndarray, bias_row:
         dW[0] += np.add.reduce(grads, axis=0)
     else:
         dW += rows.T @ grads
-

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
 from ..inputs import is_several
 from ..layer import Layer
@@ -163,6 +163,9 @@ class _Recurrent(Layer):
         last item is the mask if it holds booleans)."""
         last = x[-1]
         padding = last if len(x) > 1 and isinstance(last, np.ndarray) and last.dtype == np.bool_ else None
+        if padding is None and len(x) > 1 and last.dtype.kind in "iu":  # no state is made of integers
+            raise DTypeError(f"{self._who}: the last input is an array of {last.dtype}: a padding mask must be "
+                             "booleans (True at padding; libraries disagree on what 1 means), a state floats")
         states = tuple(x[1:-1] if padding is not None else x[1:])
         if states and len(states) != len(self._states):
             form = ", ".join(("x", *self._states))

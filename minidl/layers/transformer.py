@@ -384,15 +384,21 @@ class _TransformerStack(Stack):
             raise
 
     def backward(self, grad_output: np.ndarray) -> Any:
+        return super().backward(self._norm_back(grad_output))
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        super().backward_params(self._norm_back(grad_output))
+
+    def _norm_back(self, grad_output: np.ndarray) -> np.ndarray:
+        """The gradient of the blocks' output: through the final norm, if any (refused after a failed pass)."""
         self._refuse_incomplete()
-        g = grad_output
-        if self.norm is not None:
-            try:
-                g = self.norm.backward(g)
-            except MinidlError as error:
-                _name_in_message(error, f"{type(self).__name__} norm")
-                raise
-        return super().backward(g)
+        if self.norm is None:
+            return grad_output
+        try:
+            return self.norm.backward(grad_output)
+        except MinidlError as error:
+            _name_in_message(error, f"{type(self).__name__} norm")
+            raise
 
 
 class TransformerEncoder(_TransformerStack):
