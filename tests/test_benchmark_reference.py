@@ -376,3 +376,16 @@ def test_compare_revisions_builds_the_same_step_from_another_revision(tmp_path):
         losses[pkg.__name__] = [step() for _ in range(3)]
     assert losses["minidl_head"] == losses["minidl"] == losses["minidl_copy"]
     assert losses["minidl"][2] < losses["minidl"][0]  # three steps of one model: it learns
+
+
+def test_input_forms_script_prints_a_row_per_case() -> None:
+    script = str(ROOT / "benchmarks" / "input_forms.py")
+    result = subprocess.run([sys.executable, script, "--rounds", "2", "--steps", "1", "--threads", "1"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("|")][2:]
+    assert [row.strip("|").split("|")[0].strip().split(",")[0] for row in rows] == [
+        "LSTM(64 -> 128)", "MultiHeadAttention(64", "MultiHeadAttention(64"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) > 0 and float(cells[2]) > 0 and float(cells[3].split()[0]) > 0
