@@ -6,8 +6,9 @@ one gradient per input, ``None`` for an input that has none (integer indices, a 
 input has the batch on axis 0, so ``fit`` and ``predict`` slice each the same way and the gradient
 checker checks each floating input as its own tensor (``input[0]``, ``input[1]``, ...).
 
-Only a ``tuple`` of ``numpy`` arrays counts as several inputs: a list, or a tuple of numbers or of
-lists, is data for one array, converted as before.
+Only a plain ``tuple`` of ``numpy`` arrays counts as several inputs: a list, or a tuple of numbers or
+of lists, is data for one array, converted as before; a tuple that holds arrays and anything else (a
+list, ``None``), or a named tuple of arrays, is refused by name rather than stacked.
 """
 
 from __future__ import annotations

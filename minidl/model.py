@@ -352,10 +352,10 @@ class Stack(Model):
         self._complete, self._extras = True, len(extra)
         return h
 
-    def _refuse_incomplete(self) -> None:
+    def _refuse_incomplete(self, method: str = "backward") -> None:
         if not self._complete:
             raise BackwardBeforeForwardError(
-                f"{type(self).__name__}.backward: no forward ran to its end since it was made or a forward failed "
+                f"{type(self).__name__}.{method}: no forward ran to its end since it was made or a forward failed "
                 "part-way (its layers would hold the caches of two passes); run a forward that succeeds first")
 
     def backward(self, grad_output: np.ndarray) -> Any:
@@ -379,7 +379,7 @@ class Stack(Model):
     def backward_params(self, grad_output: np.ndarray) -> None:
         """:meth:`backward` without the gradients of the inputs, which training on data never uses: the
         first layer is asked for its parameter gradients only (see ``Sequential.backward_params``)."""
-        self._refuse_incomplete()
+        self._refuse_incomplete("backward_params")
         g = grad_output
         layers = list(self)
         for i in range(len(layers) - 1, -1, -1):
@@ -515,9 +515,10 @@ class Residual(_TwoPaths):
         super().__init__(block, shortcut)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if isinstance(x, tuple):  # refused before the block runs: the last pass stays usable
-            raise ShapeError("Residual: takes one array, got a tuple; the sum x + block(x) of a block with several "
-                             "inputs is a line of a Model of your own (h = x + self.block((x, mask)))")
+        if is_several(x):  # refused before the block runs: the last pass stays usable
+            raise ShapeError("Residual: takes one array, got a tuple of several inputs; the sum x + block(x) of "
+                             "a block with several inputs is a line of a Model of your own "
+                             "(h = x + self.block((x, mask)))")
         y = self._run("block", x)  # if it raises, nothing of this pass was kept here
         try:
             s = as_array(x, "Residual") if self.shortcut is None else self._run("shortcut", x)

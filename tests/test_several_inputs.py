@@ -335,10 +335,19 @@ def test_containers_refuse_what_they_cannot_take_before_anything_runs() -> None:
     residual = md.Residual(md.MultiHeadAttention(4, 2, rng=0))
     residual(x)
     dx = residual.backward(np.ones((2, 4, 4)))
-    with pytest.raises(md.ShapeError, match="Residual: takes one array, got a tuple"):
+    with pytest.raises(md.ShapeError, match="Residual: takes one array, got a tuple of several inputs"):
         residual((x, mask))
     np.testing.assert_array_equal(residual.backward(np.ones((2, 4, 4))), dx)  # the last pass is kept
-    stack = md.Stack(md.LSTM(4, 3, rng=0))
+    rows = ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])  # a tuple of lists is data, as everywhere
+    np.testing.assert_allclose(md.Residual(md.Dense(3, 3, rng=0))(rows), np.array(rows) + md.Dense(3, 3, rng=0)(
+        np.array(rows)))
+    block = md.TransformerEncoderLayer(4, 2, 8, dropout=0.0, rng=0)
+    with pytest.raises(ValueError, match="TransformerEncoder: the final norm is a layer of a block"):
+        md.TransformerEncoder(block, norm=block.norm1)
+    stack = md.Stack(md.Dense(4, 4, rng=0))
+    with pytest.raises(md.BackwardBeforeForwardError, match=r"Stack\.backward_params: no forward ran"):
+        stack.backward_params(np.ones((2, 4)))
+    stack = md.Stack(md.LSTM(4, 3, rng=0))  # (a new one)
     with pytest.raises(md.ShapeError, match=r"Stack: expected x or a tuple .* got a tuple of 1"):
         stack((x,))
     with pytest.raises(TypeError, match="Stack indices must be integers, got slice"):

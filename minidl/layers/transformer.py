@@ -363,6 +363,9 @@ class _TransformerStack(Stack):
                                  f"{blocks[0].self_attn.embed_dim}; the blocks of a stack share one d_model")
         if norm is not None and not isinstance(norm, Layer):
             raise TypeError(f"{who}: norm must be a Layer (e.g. LayerNorm(d_model)) or None, got {type(norm).__name__}")
+        if norm is not None and any(sub is norm for block in blocks for sub in block.layers()):
+            raise ValueError(f"{who}: the final norm is a layer of a block; a layer keeps one forward cache, so "
+                             "give the stack a norm of its own (LayerNorm(d_model))")
         super().__init__(*blocks)
         self.norm = norm
 
@@ -384,14 +387,14 @@ class _TransformerStack(Stack):
             raise
 
     def backward(self, grad_output: np.ndarray) -> Any:
-        return super().backward(self._norm_back(grad_output))
+        return super().backward(self._norm_back(grad_output, "backward"))
 
     def backward_params(self, grad_output: np.ndarray) -> None:
-        super().backward_params(self._norm_back(grad_output))
+        super().backward_params(self._norm_back(grad_output, "backward_params"))
 
-    def _norm_back(self, grad_output: np.ndarray) -> np.ndarray:
+    def _norm_back(self, grad_output: np.ndarray, method: str) -> np.ndarray:
         """The gradient of the blocks' output: through the final norm, if any (refused after a failed pass)."""
-        self._refuse_incomplete()
+        self._refuse_incomplete(method)
         if self.norm is None:
             return grad_output
         try:
