@@ -377,18 +377,20 @@ class Stack(Model):
         return (g, *summed) if self._extras else g
 
     def backward_params(self, grad_output: np.ndarray) -> None:
-        """:meth:`backward` without the gradients of the inputs, which training on data never uses: the
-        first layer is asked for its parameter gradients only (see ``Sequential.backward_params``)."""
+        """:meth:`backward` without the gradients of the inputs, which training on data never uses, as
+        ``Sequential.backward_params``: the layers in front of the first one with a trainable parameter
+        are skipped, and that one is asked for its parameter gradients only."""
         self._refuse_incomplete("backward_params")
         g = grad_output
         layers = list(self)
-        for i in range(len(layers) - 1, -1, -1):
+        first = next((i for i, layer in enumerate(layers) if _trainable(layer)), len(layers))
+        for i in range(len(layers) - 1, first - 1, -1):
             try:
-                if i:
+                if i > first:
                     d = layers[i].backward(g)
                     g = d[0] if self._extras else d
                 else:
-                    parameter_backward(layers[0])(g)
+                    parameter_backward(layers[i])(g)
             except MinidlError as error:
                 _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
                 raise

@@ -12,6 +12,7 @@ import pytest
 
 import minidl as md
 from minidl.inputs import as_inputs, count, is_several, rows, take_rows
+from minidl.testing import assert_backward_params_contract
 
 
 class Gated(md.Model):
@@ -357,3 +358,32 @@ def test_containers_refuse_what_they_cannot_take_before_anything_runs() -> None:
     Pair = __import__("collections").namedtuple("Pair", "x mask")
     with pytest.raises(md.DTypeError, match=r"x is a Pair holding arrays; several inputs are a plain tuple"):
         md.TransformerDecoderLayer(4, 2, 8, rng=0)(Pair(x, x))
+
+
+def test_stack_backward_params_skips_what_training_does_not_need() -> None:
+    """As Sequential.backward_params: nothing in front of the first trainable layer runs its backward, and
+    that layer is asked for its parameter gradients only; the gradients are backward's."""
+    rng = np.random.default_rng(12)
+    calls: list[str] = []
+
+    class Spy(md.GRU):
+        def backward(self, grad_output: np.ndarray) -> Any:
+            calls.append("backward")
+            return super().backward(grad_output)
+
+    def build() -> md.Stack:
+        frozen = Spy(3, 3, rng=2)
+        frozen.requires_grad_(False)  # a frozen first layer: nothing to train, no gradient wanted
+        return md.Stack(frozen, md.GRU(3, 4, rng=0), md.GRU(4, 2, return_sequences=False, rng=1))
+
+    x, mask = rng.normal(size=(3, 5, 3)), np.arange(5)[None, :] >= np.array([5, 3, 1])[:, None]
+    g = rng.normal(size=(3, 2))
+    assert_backward_params_contract(build, (x, mask), g, rtol=1e-13)
+    stack = build()
+    stack((x, mask))
+    calls.clear()
+    stack.backward_params(g)
+    assert calls == []  # the frozen layer in front is skipped
+    assert stack[1].W_x.has_grad and not stack[0].W_x.has_grad
+    stack.backward(g)
+    assert calls == ["backward"]  # (backward does run it: dx is wanted)
