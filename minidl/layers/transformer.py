@@ -77,14 +77,16 @@ class _Block(Model):
         return self.linear1.backward(self.activation.backward(self.dropout.backward(self.linear2.backward(g))))
 
     def _sequence(self, x: Any, what: str, batch: int | None = None) -> np.ndarray:
-        """``x`` checked as (N, T, d_model) with T >= 1 (and N = ``batch``), before any sub-layer runs."""
+        """``x`` checked as (N, T, d_model) with T >= 1, before any sub-layer runs.  With ``batch`` (the
+        memory: N = ``batch``) also its dtype and values, which no sub-layer checks before the first has run."""
         E = self.self_attn.embed_dim
         who = type(self).__name__
-        if type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.shape[1] == 0 or \
-                (batch is not None and len(x) != batch):
-            layout = f"(N, T, {E})" if batch is None else f"(N, S, {E}) = ({batch}, S, {E})"
-            x = check_input(x, who, what=what, ndim=3, layout=layout,
-                            sizes={2: E} if batch is None else {0: batch, 2: E}, finite=False)
+        memory = batch is not None
+        if memory or type(x) is not np.ndarray or x.ndim != 3 or x.shape[2] != E or x.shape[1] == 0:
+            layout = f"(N, S, {E}) = ({batch}, S, {E})" if memory else f"(N, T, {E})"
+            sizes = {2: E} if batch is None else {0: batch, 2: E}
+            x = check_input(x, who, what=what, ndim=3, layout=layout, sizes=sizes,
+                            dtype=self.self_attn.W_qkv.dtype if memory else None, finite=memory)
             if x.shape[1] == 0:
                 raise ShapeError(f"{who}: expected at least one position in the {what} of shape {layout}, got "
                                  f"shape {x.shape}")
@@ -283,9 +285,7 @@ class TransformerDecoderLayer(_Block):
         # everything refused before any sub-layer runs, so that the block's last pass stays usable
         target = self._sequence(target, "input")
         N, T, _ = target.shape
-        memory = self._sequence(memory, "memory", batch=N)
-        dtype = self.self_attn.W_qkv.dtype
-        memory = check_input(memory, who, what="memory", ndim=3, layout="(N, S, E)", dtype=dtype)  # dtype, NaN/inf
+        memory = self._sequence(memory, "memory", batch=N)  # shape, dtype, NaN/inf
         if target_padding is not None:
             check_padding_mask(target_padding, N, T, who, "tgt_key_padding_mask")
         if memory_padding is not None:
