@@ -215,12 +215,15 @@ class CrossEntropyLoss(Loss):
         self._coef: np.ndarray | None = None  # otherwise: the coefficients a (N, C) of the docstring
         self._norm = 1.0
         self._spatial: tuple[int, ...] | None = None  # y_pred's shape when it had positions
+        self._starts = np.zeros(0, dtype=np.intp)  # 0, C, 2C, ...: the flat index where each row starts
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) or (N, C, d1, ...) logits; y_true: (N,) or (N, d1, ...) int labels, or
         probabilities of y_pred's shape -> scalar loss."""
         who = "CrossEntropyLoss"
-        logits = as_float_array(y_pred, who, "y_pred (logits)")
+        logits = y_pred
+        if type(logits) is not np.ndarray or logits.dtype.kind != "f":  # the common case skips the call
+            logits = as_float_array(y_pred, who, "y_pred (logits)")
         if logits.size == 0:
             raise _empty_prediction(who, logits)
         if logits.ndim < 2:
@@ -228,7 +231,7 @@ class CrossEntropyLoss(Loss):
                 f"{who}: expected y_pred (logits) of shape (N, C) or (N, C, d1, ...), got shape {logits.shape}"
             )
         check_finite(logits, who, "y_pred (logits)")
-        target = as_array(y_true, who, "y_true")
+        target = y_true if type(y_true) is np.ndarray else as_array(y_true, who, "y_true")
         given = target.shape  # as the caller passed it, for the messages
         spatial = logits.shape if logits.ndim > 2 else None
         if spatial is not None:
@@ -243,8 +246,8 @@ class CrossEntropyLoss(Loss):
         eps = self.label_smoothing
         if target.ndim == 1:
             target, kept = _class_labels(who, target, given, logits.shape, self.ignore_index, spatial, True)
-            if weight is None and kept is None:
-                labels = np.arange(0, n * c, c) + target.astype(np.intp, copy=False)  # flat index of the label
+            if weight is None and kept is None:  # the flat index of each row's label: row * C + label
+                labels = self._row_starts(n, c) + target.astype(np.intp, copy=False)
             else:
                 rows = np.arange(n) if kept is None else np.flatnonzero(kept)
                 picked = target[rows].astype(np.intp, copy=False)
@@ -300,10 +303,20 @@ class CrossEntropyLoss(Loss):
         self._spatial = spatial
         return float(np.add.reduce(per_row)) / norm
 
+    def _row_starts(self, n: int, c: int) -> np.ndarray:
+        """``[0, c, 2c, ..., (n - 1) c]``, kept from the last batch of the same shape (read-only)."""
+        starts = self._starts
+        if starts.shape[0] != n or (n > 1 and starts[1] != c):
+            starts = np.arange(0, n * c, c, dtype=np.intp)
+            starts.flags.writeable = False
+            self._starts = starts
+        return starts
+
     def backward(self) -> np.ndarray:
         """dloss/dlogits: the logits' shape, (N, C) or (N, C, d1, ...), and dtype."""
         probs = self._probs
-        self._require(probs)
+        if probs is None:
+            self._require(probs)
         assert probs is not None
         c = probs.shape[1]
         scale = 1.0 / self._norm

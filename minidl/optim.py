@@ -428,7 +428,7 @@ class SGD(Optimizer):
             return
         for p in self.params:
             if p.requires_grad and not p._grad_is_stale:
-                g, w = p.grad, p.data  # w is writable and g of its shape (checked above) and dtype
+                g, w = p._grad, p.data  # not stale: ``p.grad``'s array; w writable, g of its shape (checked above)
                 if g.flags.writeable:
                     try:  # the gradient is ours to overwrite: w -= (lr * g) with no temporary
                         g *= lr

@@ -109,6 +109,20 @@ def test_ce_keeps_float32_and_reuses_nothing_stale() -> None:
     np.testing.assert_allclose(loss.probabilities.sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_ce_one_loss_over_batches_of_changing_shape_equals_a_fresh_loss_each_time() -> None:
+    """The loss keeps the row starts (0, C, 2C, ...) of the last shape: a batch of another N or C (a
+    last, smaller batch; one row; another head) must not use stale ones."""
+    rng = np.random.default_rng(7)
+    kept = md.CrossEntropyLoss()
+    for n, c in [(4, 3), (4, 5), (6, 5), (1, 5), (1, 2), (6, 5), (5, 6), (6, 5)]:
+        x, y = rng.normal(size=(n, c)), rng.integers(0, c, size=n)
+        fresh = md.CrossEntropyLoss()
+        assert kept(x, y) == fresh(x, y)
+        np.testing.assert_array_equal(kept.backward(), fresh.backward())
+        np.testing.assert_allclose(kept.backward(), (np.exp(x) / np.exp(x).sum(1, keepdims=True) - np.eye(c)[y]) / n,
+                                   rtol=1e-12, atol=1e-15)
+
+
 def test_ce_errors_name_the_problem() -> None:
     loss = md.CrossEntropyLoss()
     x = np.zeros((3, 4))

@@ -30,6 +30,7 @@ class Activation(Layer):
         super().__init__()
         self._cache: np.ndarray | None = None
         self._dtype: np.dtype | None = None  # the last forward's output dtype
+        self._who_backward = f"{type(self).__name__}.backward"  # for messages, made once
 
     def _keep(self, y: np.ndarray) -> np.ndarray:
         """Cache the output ``y`` for backward and return it read-only: changing it in place would
@@ -52,7 +53,7 @@ class Activation(Layer):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        check_grad_output(grad_output, f"{type(self).__name__}.backward", cache.shape, self._dtype)
+        check_grad_output(grad_output, self._who_backward, cache.shape, self._dtype)
         return cache
 
 
