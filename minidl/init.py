@@ -14,13 +14,19 @@ __all__ = ["absorbed_weights", "as_generator", "float_dtype", "given_weights", "
 RNGLike = np.random.Generator | int | None
 
 
-def as_generator(rng: RNGLike) -> np.random.Generator:
-    """A ``Generator`` from a ``Generator`` (returned as is), a seed, or ``None`` (fresh entropy)."""
+def as_generator(rng: RNGLike, who: str = "") -> np.random.Generator:
+    """A ``Generator`` from a ``Generator`` (returned as is), a seed (an int >= 0; not a bool), or
+    ``None`` (fresh entropy).  ``who`` names the caller in the messages."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
+    where = f"{who}: " if who else ""
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise ValueError(f"{where}rng: a seed must be an int >= 0, got {rng}")
         return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+    raise TypeError(f"{where}rng must be a numpy.random.Generator, an int seed >= 0 or None, got {rng!r}")
 
 
 def float_dtype(dtype: DTypeLike, who: str) -> np.dtype:

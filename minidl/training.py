@@ -11,8 +11,8 @@ One step on a mini-batch ``(xb, yb)`` is: zero the gradients, ``out = model(xb)`
 ``l = loss(out, yb)``, stop if ``l`` is NaN/inf, ``model.backward(loss.backward())``,
 ``optimizer.step(zero_grad=True)``: the update, then the gradients zeroed for the next batch, in one
 pass where the optimizer can (so after ``fit`` its parameters' gradients read zero; an optimizer
-whose ``step`` takes no ``zero_grad`` gets ``step()``).  ``model.backward_params`` is called instead
-of ``backward`` (through :func:`minidl.layer.parameter_backward`, which never bypasses a custom
+whose ``step`` takes no ``zero_grad`` gets ``step()`` then ``zero_grad()``).  ``model.backward_params``
+is called instead of ``backward`` (through :func:`minidl.layer.parameter_backward`, which never bypasses a custom
 ``backward``): the same parameter gradients without the unused gradient of the data.  The loop
 itself adds only the fancy-index of the batch (when shuffling) and a few Python operations per
 batch.
@@ -87,11 +87,15 @@ class Accuracy(Metric):
 
     def __init__(self, threshold: float = 0.5, ignore_index: int | None = None,
                  binary: bool = False) -> None:
+        if not is_number(threshold):
+            raise TypeError(f"Accuracy: threshold must be a number, got {threshold!r}")
+        if not -math.inf < float(threshold) < math.inf:  # (an int too large for a float raises OverflowError)
+            raise ValueError(f"Accuracy: threshold must be finite, got {threshold!r}")
         self.threshold = float(threshold)
         if ignore_index is not None and not is_integer(ignore_index):
             raise TypeError(f"Accuracy: ignore_index must be an int or None, got {ignore_index!r}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
-        self.binary = bool(binary)
+        self.binary = switch(binary, "binary", "Accuracy")
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         y_true = np.asarray(y_true)
@@ -192,8 +196,12 @@ def _resolve_metrics(
             fn, name = metric, getattr(metric, "__name__", type(metric).__name__)
         else:
             raise TypeError(f"a metric must be a name or a callable, got {type(metric).__name__}")
-        if name == "loss" or any(name == other for other, _ in resolved):
-            raise ValueError(f"two metrics (or a metric and the loss) are both named {name!r}")
+        if name in ("loss", "lr") or name.startswith("val_"):  # the history's own keys
+            raise ValueError(f"a metric cannot be named {name!r}: 'loss', 'lr' and 'val_...' are the history's "
+                             "own keys; give the metric another name (a Metric subclass's name attribute, or a "
+                             "function's __name__)")
+        if any(name == other for other, _ in resolved):
+            raise ValueError(f"two metrics are both named {name!r}")
         resolved.append((name, fn))
     return resolved
 
@@ -423,8 +431,8 @@ def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
 
 # ---------------------------------------------------------------------------------------------- fit
 def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
-    """``optimizer.step(zero_grad=True)``, or ``optimizer.step()`` for a ``step`` overridden without
-    that argument (the loop zeroes the gradients before every batch anyway)."""
+    """``optimizer.step(zero_grad=True)``, or ``optimizer.step()`` then ``optimizer.zero_grad()`` for
+    a ``step`` overridden without that argument: either way the gradients read zero after it."""
     try:
         # not through functools.wraps: a wrapper of step() that takes no arguments must get none
         takes_zero_grad = "zero_grad" in inspect.signature(optimizer.step, follow_wrapped=False).parameters
@@ -432,7 +440,12 @@ def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
         takes_zero_grad = False
     if takes_zero_grad:
         return lambda: optimizer.step(zero_grad=True)
-    return optimizer.step
+
+    def step_then_zero() -> None:
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step_then_zero
 
 
 def fit(
@@ -573,7 +586,9 @@ def fit(
     val: tuple[Inputs, np.ndarray] | None = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError(f"{who}: validation_data must be a pair (x_val, y_val)")
+            given = f"a {type(validation_data).__name__}" + (
+                f" of {len(validation_data)} item(s)" if isinstance(validation_data, (tuple, list)) else "")
+            raise TypeError(f"{who}: validation_data must be a pair (x_val, y_val), got {given}")
         val = _check_data(model, validation_data[0], validation_data[1], who, "validation ")
     if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
         metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
@@ -585,11 +600,9 @@ def fit(
             hint = " (val_ figures need validation_data)" if watcher.monitor.startswith("val_") else ""
             raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
                              f"does not record{hint}; it records {keys}")
-    if early_stopping is not None:
-        early_stopping.start()
-    generator = as_generator(rng)
-    # Remembered so that evaluate(x, y) without a loss can score like the last fit.
-    object.__setattr__(model, "_fit_defaults", (loss, metrics))
+    shuffle = switch(shuffle, "shuffle", who)
+    check_gradients = switch(check_gradients, "check_gradients", who)
+    generator = as_generator(rng, who)
 
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
@@ -615,6 +628,11 @@ def fit(
             raise
         finally:
             side_state.restore()  # the generators and buffers as they were
+    # Every check has passed: only now may the call change what outlives it.
+    if early_stopping is not None:
+        early_stopping.start()
+    # Remembered so that evaluate(x, y) without a loss can score like the last fit.
+    object.__setattr__(model, "_fit_defaults", (loss, metrics))
     bar = None
     with _training_modes(model) as resume_training:
         try:

@@ -143,6 +143,57 @@ def test_fit_takes_an_optimizer_whose_step_has_no_zero_grad_argument():
     fit(b, x, y, optimizer=md.SGD(b.parameters(), lr=0.05), epochs=2, batch_size=20, rng=1, verbose=0)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_allclose(pa.data, pb.data, rtol=1e-12, atol=1e-15)
+    assert all(p.grad_is_zero() for p in a.parameters())  # zeroed after its step(), as after step(zero_grad=True)
+
+
+def test_a_refused_fit_leaves_early_stopping_and_evaluate_defaults_as_they_were():
+    """Checks that run late (the seed, validation_data scored before training) refuse the call before
+    it resets the caller's EarlyStopping or changes what evaluate() scores with."""
+    x, y = blobs(60)
+    model = mlp()
+    es = md.EarlyStopping("loss", restore_best_weights=True)
+    fit(model, x, y, epochs=3, batch_size=20, rng=0, early_stopping=es)
+    best_epoch, best_state, scored = es.best_epoch, es.best_state, model.evaluate(x, y)
+    assert best_epoch == 3 and best_state is not None
+    refusals = [
+        (dict(validation_data=(x[:, :1], y)), ShapeError, "validation_data"),
+        (dict(rng=-1), ValueError, "fit: rng: a seed must be an int >= 0, got -1"),
+        (dict(rng=True), TypeError, "fit: rng must be a numpy.random.Generator"),
+    ]
+    for kwargs, error, words in refusals:
+        with pytest.raises(error, match=words):
+            fit(model, x, y, loss=md.MSELoss(), epochs=2, early_stopping=es, **kwargs)
+        assert es.best_epoch == best_epoch and es.best_state is best_state
+        assert model.evaluate(x, y) == scored  # still the first fit's CrossEntropyLoss
+
+
+@pytest.mark.parametrize("name", ["lr", "loss", "val_loss", "val_mine"])
+def test_a_metric_may_not_take_a_key_of_the_history(name: str) -> None:
+    def metric(y_pred, y_true):
+        return 1.0
+
+    metric.__name__ = name
+    x, y = blobs(20)
+    with pytest.raises(ValueError, match=f"a metric cannot be named '{name}'"):
+        fit(mlp(), x, y, metrics=[metric])
+
+
+def test_fit_and_accuracy_refuse_flags_and_numbers_of_the_wrong_type():
+    x, y = blobs(20)
+    for flag in ("shuffle", "check_gradients", "drop_last"):
+        with pytest.raises(TypeError, match=f"fit: {flag} must be True or False, got 'False'"):
+            fit(mlp(), x, y, **{flag: "False"})
+    with pytest.raises(TypeError, match="Accuracy: binary must be True or False, got 'False'"):
+        Accuracy(binary="False")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Accuracy: threshold must be a number, got 'x'"):
+        Accuracy(threshold="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Accuracy: threshold must be finite"):
+        Accuracy(threshold=float("nan"))
+    assert Accuracy(threshold=np.float32(0.25)).threshold == 0.25
+    with pytest.raises(TypeError, match=r"validation_data must be a pair \(x_val, y_val\), got a tuple of 1 item"):
+        fit(mlp(), x, y, validation_data=(x,))
+    with pytest.raises(TypeError, match="got a dict"):
+        fit(mlp(), x, y, validation_data={"x": x, "y": y})
 
 
 def test_shuffling_is_reproducible_by_seed():
