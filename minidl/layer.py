@@ -24,6 +24,7 @@ from numpy.typing import DTypeLike
 from .errors import BackwardBeforeForwardError, DTypeError, StateDictError
 from .init import switch
 from .parameter import Parameter
+from .validation import plain_native
 
 __all__ = ["Layer", "LoadResult", "parameter_backward"]
 
@@ -82,7 +83,7 @@ class Layer:
         ):  # the hot path: a forward caching arrays for its backward
             object.__setattr__(self, name, value)
             return
-        if isinstance(value, (Parameter, Layer, np.random.Generator)) and "." in name:
+        if isinstance(value, (Parameter, Layer, np.random.Generator)) and ("." in name or not name):
             _refuse_dotted(self, name)
         if isinstance(value, Parameter):
             self._unregister(name)
@@ -142,7 +143,7 @@ class Layer:
             raise AttributeError("cannot register a buffer before super().__init__()")
         if array is not None and not isinstance(array, np.ndarray):
             raise TypeError(f"buffer '{name}' must be an ndarray or None, got {type(array).__name__}")
-        if "." in name:
+        if "." in name or not name:
             _refuse_dotted(self, name)
         if name in self._parameters or name in self._layers:
             raise KeyError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
@@ -309,10 +310,13 @@ class Layer:
         if strict:
             problems += [f"missing key '{key}'" for key in missing]
             problems += [f"unexpected key '{key}'" for key in unexpected]
+        values: dict[str, np.ndarray] = {}  # the arrays to load, as plain native-order ndarrays
         for key, (_, current, check) in own.items():
             if key not in state:
                 continue
             value = state[key]
+            if isinstance(value, np.ndarray):
+                value = values[key] = plain_native(value)
             if not isinstance(value, np.ndarray):
                 problems.append(f"'{key}': expected an ndarray, got {type(value).__name__}")
             elif current is not None and value.shape != current.shape:
@@ -335,7 +339,7 @@ class Layer:
                 + "\n  ".join(problems)
             )
         # every copy first: a copy that fails (memory) must not leave the arrays before it replaced
-        copies = {key: np.array(state[key], copy=True) for key in own if key in state}
+        copies = {key: np.array(value, copy=True) for key, value in values.items()}
         for key, value in copies.items():
             own[key][0](value)
         for key, generator in own_generators.items():
@@ -478,7 +482,11 @@ def _parameter_problem(value: np.ndarray) -> str | None:
 
 def _refuse_dotted(owner: Layer, name: str) -> None:
     """Dots join the names of nested layers: ``sub.W`` as an attribute would collide with the
-    parameter ``W`` of a child ``sub`` (and one of the two would be lost by ``state_dict``)."""
+    parameter ``W`` of a child ``sub``, and a child named ``""`` would give its ``W`` the key of its
+    parent's ``W`` (one of the two would be lost by ``state_dict``)."""
+    if not name:
+        raise ValueError(f"{type(owner).__name__}: a parameter, layer, buffer or generator needs a name, got '' "
+                         "(its key in state_dict would collide with its parent's)")
     raise ValueError(f"{type(owner).__name__}: a parameter, layer, buffer or generator name may not "
                      f"contain '.', got {name!r} (dots separate the names of nested layers)")
 

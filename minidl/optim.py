@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import StateDictError
 from .parameter import Parameter
-from .validation import is_number
+from .validation import is_number, plain_native
 
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop"]
 
@@ -244,8 +244,10 @@ class Optimizer:
             per_param = {}
         expected_keys = {str(i) for i in range(len(self.params))}
         if set(per_param) != expected_keys:
-            problems.append(f"state holds entries for {len(per_param)} parameters, "
-                            f"this optimizer has {len(self.params)}")
+            odd = sorted(repr(k) for k in set(per_param) - expected_keys)[:5]
+            problems.append(f"state holds entries for {len(per_param)} parameters, this optimizer has "
+                            f"{len(self.params)} (keys '0'..'{len(self.params) - 1}', as strings)"
+                            + (f"; unexpected keys {', '.join(odd)}" if odd else ""))
         new_state: list[dict[str, Any]] = []
         for i, p in enumerate(self.params):
             entry = per_param.get(str(i), {})
@@ -269,6 +271,7 @@ class Optimizer:
                 elif arrays is not None and key in counts and isinstance(value, np.ndarray):
                     problems.append(f"state '{i}.{key}': expected a whole number, got an array")
                 elif isinstance(value, np.ndarray):
+                    value = plain_native(value)  # a masked array's hidden entries are checked and loaded too
                     if value.shape != p.shape:
                         problems.append(f"state '{i}.{key}': expected shape {p.shape}, got {value.shape}")
                     elif value.dtype != p.dtype:
@@ -282,9 +285,10 @@ class Optimizer:
                 elif is_number(value):
                     number = value.item() if isinstance(value, np.generic) else value
                     whole = key == "step" or (arrays is not None and key in counts)
-                    if whole and isinstance(number, int) and number > 2**53:  # beyond what a float counts exactly
-                        problems.append(f"state '{i}.{key}': an int of {len(str(abs(number)))} digits is out "
-                                        "of range (at most 2**53)")
+                    if whole and number > 2**53:  # beyond what a float counts exactly (an int or a float)
+                        size = f"an int of {len(str(abs(number)))} digits" if isinstance(number, int) \
+                            else f"{number!r}"
+                        problems.append(f"state '{i}.{key}': {size} is out of range (at most 2**53)")
                         continue
                     if whole and not (float(number).is_integer() and number >= 0):
                         problems.append(f"state '{i}.{key}': expected a whole number >= 0, got {value!r}")

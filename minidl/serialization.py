@@ -90,19 +90,20 @@ def save(state: dict[str, Any], path: PathLike, *, compress: bool = False) -> No
     if not isinstance(state, dict):
         raise TypeError(f"minidl.save: state must be a dict, got {type(state).__name__}")
     arrays: dict[str, np.ndarray] = {}
-    try:
+    try:  # (json's encoder recurses more deeply than _encode: both may run out of stack)
         tree = _encode(state, "state", arrays, set())
+        meta = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "minidl_version": _minidl_version(),
+            "numpy_version": np.__version__,
+            "arrays": len(arrays),
+            "tree": tree,
+        }
+        text = json.dumps(meta, ensure_ascii=True)
     except RecursionError:
         raise ValueError("minidl.save: state is nested too deeply (hundreds of levels)") from None
-    meta = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "minidl_version": _minidl_version(),
-        "numpy_version": np.__version__,
-        "arrays": len(arrays),
-        "tree": tree,
-    }
-    blob = np.frombuffer(json.dumps(meta, ensure_ascii=True).encode("ascii"), dtype=np.uint8)
+    blob = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     members: dict[str, Any] = {_META: blob, **arrays}
     writer: Any = np.savez_compressed if compress else np.savez
     if _SAVEZ_TAKES_ALLOW_PICKLE:
@@ -187,7 +188,12 @@ def _atomic_writer(path: str) -> Iterator[Any]:
     """
     if not path:
         raise FileNotFoundError("minidl.save: the path is empty")
-    folder = os.path.dirname(os.path.abspath(path))
+    # The folder as the system resolves it: in "link/../x" the ".." leaves the link's target, which
+    # abspath's text rule would not see (the temporary would land elsewhere, maybe on another device).
+    folder = os.path.realpath(os.path.dirname(path) or os.curdir)
+    if not os.path.isdir(folder):  # say so, rather than fail on the temporary's name
+        raise FileNotFoundError(f"minidl.save: the folder of {path!r} does not exist (or is not a folder)")
+    path = os.path.join(folder, os.path.basename(path))
     base = os.path.basename(path)[:64]  # in the temporary's name: a name of 255 characters must still fit
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):

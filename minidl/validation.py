@@ -31,7 +31,7 @@ import numpy as np
 from .errors import DTypeError, NonFiniteError, ShapeError
 
 __all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input", "check_padding_mask",
-           "is_integer", "is_number"]
+           "is_integer", "is_number", "plain_native"]
 
 
 def is_number(value: Any) -> bool:
@@ -80,6 +80,16 @@ def as_float_array(x: Any, who: str, what: str = "input") -> np.ndarray:
             "convert it first, e.g. x.astype(np.float64)"
         )
     return x
+
+
+def plain_native(value: np.ndarray) -> np.ndarray:
+    """``value`` as a plain ndarray in the machine's byte order (no copy when it is one), for a load to
+    check and keep: a masked array's hidden entries are data too (a copy keeps them, unmasked), and a
+    big-endian array (a checkpoint from a big-endian machine) holds the same numbers."""
+    value = np.asarray(value)  # an ndarray subclass (np.ma.MaskedArray, np.matrix) as its plain data
+    if not value.dtype.isnative:
+        value = value.astype(value.dtype.newbyteorder("="))
+    return value
 
 
 def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:

@@ -329,8 +329,47 @@ def test_failed_first_save_leaves_nothing(tmp_path: pathlib.Path, monkeypatch: p
 
 
 def test_save_into_a_missing_folder_raises_oserror(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"the folder of .*nope.*ckpt' does not exist"):
         md.save({"epoch": 1}, tmp_path / "nope" / "ckpt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _save_through_link_and_dotdot(tmp_path: pathlib.Path, target_root: pathlib.Path) -> None:
+    """``link/../x`` where ``link`` points into ``target_root``: the system resolves the link first, so
+    the file lands in the link target's parent, and the temporary must be made there."""
+    (target_root / "deep").mkdir()
+    (tmp_path / "link").symlink_to(target_root / "deep")
+    md.save({"epoch": 3}, str(tmp_path / "link" / ".." / "x.ckpt"))
+    assert md.load(target_root / "x.ckpt") == {"epoch": 3}
+    assert not (tmp_path / "x.ckpt").exists()
+    assert leftovers(tmp_path) == leftovers(target_root) == []
+
+
+def test_save_through_a_symlink_and_dotdot_lands_where_the_system_resolves_it(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    _save_through_link_and_dotdot(tmp_path, tmp_path / "elsewhere")
+
+
+def test_save_through_a_symlink_to_another_file_system_and_dotdot(tmp_path: pathlib.Path) -> None:
+    """The temporary in the text-resolved folder would be on another device: os.replace fails (EXDEV)."""
+    shm = pathlib.Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK) or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a writable /dev/shm on another file system than the temporary folder")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        _save_through_link_and_dotdot(tmp_path, pathlib.Path(other))
+
+
+def test_save_of_a_state_nested_too_deeply_for_json_says_so(tmp_path: pathlib.Path) -> None:
+    state: dict[str, Any] = {}
+    node = state
+    for _ in range(400):  # _encode copes; json's encoder recurses deeper and runs out first
+        node["k"] = {}
+        node = node["k"]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        md.save(state, tmp_path / "deep.ckpt")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------ refusals on load

@@ -475,3 +475,94 @@ def test_a_dotted_attribute_name_is_refused():
         holder.register_buffer("sub.count", np.zeros(2))
     assert [name for name, _ in holder.named_parameters()] == ["sub.W"]
     assert list(holder.state_dict()) == ["sub.W"]
+
+
+def test_an_empty_name_is_refused_as_it_would_share_its_parents_keys():
+    """setattr(layer, '', child): the child's W got the key 'W' of its parent's W, one of them lost."""
+    class Holder(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W = md.Parameter(np.zeros(3))
+
+    holder = Holder()
+    for value in (md.Parameter(np.ones(2)), md.Dense(2, 3, bias=False, rng=0), np.random.default_rng(0)):
+        with pytest.raises(ValueError, match="needs a name, got ''"):
+            setattr(holder, "", value)
+    with pytest.raises(ValueError, match="needs a name, got ''"):
+        holder.register_buffer("", np.zeros(2))
+    assert [name for name, _ in holder.named_parameters()] == ["W"] and list(holder.state_dict()) == ["W"]
+
+
+def _trained_bn_model() -> tuple[md.Sequential, optim.Adam]:
+    model = md.Sequential(md.Dense(2, 2, rng=0), md.BatchNorm1d(2))
+    opt = optim.Adam(model.parameters())
+    out = model(np.random.default_rng(0).standard_normal((4, 2)))
+    model.backward(np.ones_like(out))
+    opt.step()
+    return model, opt
+
+
+def test_masked_arrays_are_checked_by_their_hidden_entries_too():
+    """The checks saw only the unmasked entries; the copy then kept the hidden ones, unmasked: a
+    negative running variance or a NaN weight got in."""
+    model, opt = _trained_bn_model()
+    before, opt_before = snapshot(model), copy.deepcopy(opt.state_dict())
+    for key, value in [("1.running_var", np.ma.masked_less(np.array([-1.0, 1.0]), 0)),
+                       ("0.W", np.ma.masked_invalid(np.array([[np.nan, 1.0], [2.0, 3.0], [4.0, 5.0]])))]:
+        state = model.state_dict()
+        state[key] = value
+        with pytest.raises(md.StateDictError, match=r"negative|NaN"):
+            model.load_state_dict(state)
+        assert_same(snapshot(model), before)
+    state = opt.state_dict()
+    moments = np.abs(state["state"]["0"]["exp_avg_sq"])
+    moments[0, 0] = -1.0
+    state["state"]["0"]["exp_avg_sq"] = np.ma.masked_less(moments, 0)
+    with pytest.raises(md.StateDictError, match="negative"):
+        opt.load_state_dict(state)
+    assert_same(opt.state_dict(), opt_before)
+
+
+def test_a_big_endian_state_loads_as_the_same_numbers():
+    """A checkpoint written on a big-endian machine holds '>f8' arrays: the same float64 numbers."""
+    model, opt = _trained_bn_model()
+    state = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in model.state_dict().items()}
+    fresh = md.Sequential(md.Dense(2, 2, rng=5), md.BatchNorm1d(2))
+    fresh.load_state_dict(state)
+    for key, value in fresh.state_dict().items():
+        assert value.dtype.isnative and value.dtype == model.state_dict()[key].dtype
+        np.testing.assert_array_equal(value, model.state_dict()[key])
+    opt_state = opt.state_dict()
+    opt_state["state"]["0"] = {k: v.astype(v.dtype.newbyteorder(">")) if isinstance(v, np.ndarray) else v
+                               for k, v in opt_state["state"]["0"].items()}
+    other = optim.Adam(fresh.parameters())
+    other.load_state_dict(opt_state)
+    loaded, saved = other.state_dict()["state"]["0"], opt.state_dict()["state"]["0"]
+    np.testing.assert_array_equal(loaded["exp_avg"], saved["exp_avg"])
+
+
+def test_counts_beyond_two_to_the_53_are_refused_whatever_their_type():
+    """A float step count of 2**60 got past the int-only bound (and the same code then refused its own
+    state); a batch count near the int64 limit wrapped around to a negative one at the next step."""
+    model, opt = _trained_bn_model()
+    state = opt.state_dict()
+    for count in (2.0**60, 2**60, float("inf")):
+        state["state"]["0"]["step"] = count
+        with pytest.raises(md.StateDictError, match=r"state '0.step'"):
+            opt.load_state_dict(state)
+    assert opt.state_dict()["state"]["0"]["step"] == 1
+    bn = model[1]
+    bn_state = bn.state_dict()
+    bn_state["num_batches_tracked"] = np.array(np.iinfo(np.int64).max)
+    with pytest.raises(md.StateDictError, match=r"at most 2\*\*53"):
+        bn.load_state_dict(bn_state)
+    bn_state["num_batches_tracked"] = np.array(2**53)
+    bn.load_state_dict(bn_state)  # the bound itself is a count
+
+
+def test_int_keys_in_an_optimizer_state_are_named_in_the_refusal():
+    opt = optim.SGD([md.Parameter(np.zeros(2))], lr=0.1)
+    state = opt.state_dict()
+    state["state"] = {0: {}}
+    with pytest.raises(md.StateDictError, match=r"keys '0'..'0', as strings\); unexpected keys 0"):
+        opt.load_state_dict(state)

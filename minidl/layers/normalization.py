@@ -169,13 +169,15 @@ class _RunningNorm(Layer):
 
     def buffer_problem(self, name: str, value: np.ndarray) -> str | None:
         """Running statistics from a checkpoint must be usable: finite, a variance >= 0 (its square
-        root normalises in eval mode), a batch count >= 0 (``momentum=None`` divides by it)."""
+        root normalises in eval mode), a batch count in [0, 2**53] (``momentum=None`` divides by it)."""
         if name in ("running_mean", "running_var") and not np.isfinite(value).all():
             return "holds NaN/inf"
         if name == "running_var" and (value < 0).any():
             return f"a variance cannot be negative, got {value.min()!r}"
         if name == "num_batches_tracked" and (value < 0).any():
             return f"a count of batches cannot be negative, got {value.min()!r}"
+        if name == "num_batches_tracked" and (value > 2**53).any():  # the next step's +1 must not wrap around
+            return f"a count of batches must be at most 2**53, got {value.max()!r}"
         return None
 
     def _param_dtype(self) -> np.dtype | None:
