@@ -95,7 +95,7 @@ class LayerSnapshot:
             if sub._buffers.get(name) is not buf or not same(buf, buf_copy):
                 out.append(f"buffer {type(sub).__name__}.{name}")
         for gen, state in self.generators:
-            if gen.bit_generator.state != state:
+            if not same(gen.bit_generator.state, state):  # (MT19937, Philox, SFC64 states hold arrays)
                 out.append(f"generator {gen!r}")
         for sub, mode in self.modes:
             if sub.training != mode:

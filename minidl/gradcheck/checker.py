@@ -140,8 +140,10 @@ def _input_tensors(x: Any, dx: Any, dx2: Any) -> list[_Tensor]:
         else:
             t.analytic = np.asarray(grad, dtype=np.float64)
             again = None if grad2 is None else np.asarray(grad2, dtype=np.float64)
+            finite = np.isfinite(t.analytic)  # (a cost that is NaN at the point makes a NaN dx: not a difference)
+            largest = float(np.max(np.abs(t.analytic), initial=0, where=finite))
             if again is None or again.shape != t.analytic.shape or not np.allclose(
-                    again, t.analytic, rtol=1e-12, atol=1e-12 * float(np.max(np.abs(t.analytic), initial=0))):
+                    again, t.analytic, rtol=1e-12, atol=1e-12 * largest, equal_nan=True):
                 t.problems.append(f"two backward passes at the same point returned different dCost/d{name}")
     return tensors
 
@@ -360,6 +362,8 @@ class GradientChecker:
         rng = np.random.default_rng(self.seed)
         work = copy.deepcopy(self.model)
         work.astype(np.float64)
+        for p in work.parameters():  # a fresh array each, as load_state_dict and a float32 model's astype give:
+            p.data = p.data.copy()  # a layer that kept a reference to p.data computes with stale values, and fails
         loss = copy.deepcopy(self.loss)
         if self.inputs is None:
             hint = work.input_shape_hint()
@@ -391,9 +395,15 @@ class GradientChecker:
             draw = getattr(loss, "random_targets", None)
             targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
-        _, f0 = program.baseline()
+        y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place)
         notes: list[str] = []
+        if y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
+            notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
+                         "and inputs to float64 (astype): some layer computes in a dtype of its own (an attribute "
+                         "such as self.dtype?), so the cost has its round-off and correct gradients may fail; "
+                         "make the layer follow its input's or parameters' dtype, or convert that attribute in "
+                         "an override of astype")
         if self.check_input:
             for name, value in _named_inputs(x):
                 if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
@@ -439,8 +449,9 @@ class GradientChecker:
         # (frozen tensors were not checked: they say nothing about the parameter gradients)
         params_checked = [r for r in results if not is_input(r.name) and r.mode != "frozen"]
         failed_inputs = [r for r in results if is_input(r.name) and r.failed]
+        # (a parameter all of whose elements were skipped at kinks passed without saying anything)
         if failed_inputs and not any(r.problems for r in failed_inputs) \
-                and params_checked and all(r.passed for r in params_checked):
+                and params_checked and all(r.passed and r.checked > 0 for r in params_checked):
             notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
                          "error is in the dx that backward returns (a missing transpose, a wrong mask or "
                          "factor in dx), not in the parameter updates")
@@ -496,8 +507,8 @@ class GradientChecker:
         f1, calls1 = self._record(program, work)
         f2, calls2 = self._record(program, work)
         in_place = in_place or next((c for c in calls1 if c.modified), None)
-        if again == f0 == f1 == f2:
-            return calls1
+        if again == f0 == f1 == f2 or all(math.isnan(f) for f in (f0, again, f1, f2)):
+            return calls1  # (NaN at the point itself: no element can be judged, which each tensor says)
         if in_place is not None:
             raise NonDeterministicError(
                 f"GradientChecker: layer {_label(in_place.path, in_place.layer)}: forward modified its input "
@@ -708,6 +719,10 @@ class GradientChecker:
             if np.isfinite(values).all() or not math.isfinite(f0):
                 break
         floor = 2.0 * U64 * abs(f0)
+        if not math.isfinite(f0):
+            t.notes.append(f"the cost is {f0} at the point to check itself (an input outside a function's domain, "
+                           "an overflow), so no element can be judged: each counts as failed")
+            return math.nan
         if not np.isfinite(values).all():
             t.notes.append("the cost is not finite at points within ~1e-8 of this one (NaN/inf: an input at "
                            "the edge of a function's domain, an overflow), so no element can be judged: "

@@ -1,0 +1,149 @@
+"""GradientChecker cases from an outside review: each was a crash, a false pass or a wrong word."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.gradcheck import GradientChecker
+from minidl.testing import assert_backward_params_contract
+
+X = np.random.default_rng(0).standard_normal((4, 3))
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64])
+@pytest.mark.parametrize("check_layers", [False, True])
+def test_any_kind_of_generator_is_replayed_and_left_as_it_was(bit_generator: type, check_layers: bool) -> None:
+    """States of MT19937, Philox and SFC64 hold arrays: comparing them with != crashed run()."""
+    model = md.Sequential(md.Dense(3, 3, rng=0), md.Dropout(0.5, rng=np.random.Generator(bit_generator(1))))
+    before = model[1].rng.bit_generator.state
+    report = GradientChecker(model, inputs=X, check_layers=check_layers).run()
+    assert report.passed and all(r.checked > 0 for r in report.results)
+    after = model[1].rng.bit_generator.state
+    assert after.keys() == before.keys() and all(
+        np.array_equal(after["state"][k], before["state"][k]) for k in before["state"])
+
+
+class Sqrt(md.Layer):
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            self._y = np.sqrt(x)
+        return self._y
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g / (2 * self._y)
+
+
+def test_a_cost_that_is_nan_at_the_point_is_said_so_not_called_non_deterministic() -> None:
+    report = GradientChecker(Sqrt(), inputs=X).run()  # X has negative entries: sqrt gives NaN
+    (result,) = report.results
+    assert not report.passed and result.failed == X.size
+    assert any("the cost is nan at the point to check itself" in note for note in result.notes)
+    assert not result.problems  # not "two backward passes returned different dx": NaN is NaN
+
+
+class DoubledDxAtAKink(md.Layer):
+    """y = x * (1 + relu(a)) with a at 0, a kink for every element of a; dx is doubled on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = md.Parameter(np.zeros(3))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * (1 + np.maximum(self.a.data, 0))
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.a.grad += (g * self._x).sum(0) * (self.a.data > 0)
+        return 2 * g * (1 + np.maximum(self.a.data, 0))
+
+
+def test_no_note_that_every_parameter_gradient_is_right_when_none_was_checked() -> None:
+    report = GradientChecker(DoubledDxAtAKink(), inputs=X).run()
+    by_name = {r.name: r for r in report.results}
+    assert by_name["a"].checked == 0 and by_name["a"].skipped == 3 and by_name["input"].failed
+    assert not any("every parameter gradient is right" in note for note in report.notes)
+
+
+class KeepsDataReference(md.Layer):
+    """Uses a reference to W.data taken at construction: load_state_dict (a new array) leaves it stale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.random.default_rng(1).standard_normal((3, 2)))
+        self._w = self.W.data
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x @ self._w
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.W.grad += self._x.T @ g
+        return g @ self._w.T
+
+
+def test_a_layer_that_keeps_a_reference_to_its_parameter_data_fails() -> None:
+    """The checker moved W.data in place, which the stale reference saw: it passed in float64."""
+    layer = KeepsDataReference()
+    report = GradientChecker(layer, inputs=X).run()
+    assert not {r.name: r for r in report.results}["W"].passed
+    assert layer._w is layer.W.data  # (the user's layer is untouched)
+
+
+class Scale32(md.Layer):
+    """Computes in a dtype attribute of its own, which astype(float64) does not convert."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtype = np.dtype(np.float32)
+        self.w = md.Parameter(np.random.default_rng(0).standard_normal(3).astype(np.float32))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = np.asarray(x, self.dtype)
+        return self._x * self.w.data.astype(self.dtype)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.w.grad += (g * self._x).sum(0)
+        return (g * self.w.data).astype(self.dtype)
+
+
+def test_a_model_that_still_computes_in_float32_is_named_in_a_note() -> None:
+    report = GradientChecker(Scale32(), inputs=X).run()
+    assert any("the model's output is float32 although the check converted" in note for note in report.notes)
+    assert not any("float32" in note for note in GradientChecker(md.Dense(3, 2, rng=0), inputs=X).run().notes)
+
+
+class ScaleWithOptionalFrozenGradient(md.Layer):
+    """backward always computes dw (allowed for a frozen w); backward_params skips a frozen w."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = md.Parameter(np.array([1.5, -0.5, 2.0]))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * self.w.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.w.grad += (g * self._x).sum(0)
+        return g * self.w.data
+
+    def backward_params(self, g: np.ndarray) -> None:
+        if self.w.requires_grad:
+            self.w.grad += (g * self._x).sum(0)
+
+
+class WritesFrozenGradientInBackwardParams(ScaleWithOptionalFrozenGradient):
+    def backward_params(self, g: np.ndarray) -> None:
+        self.w.grad += (g * self._x).sum(0)
+
+
+def test_backward_params_contract_allows_a_backward_that_computes_frozen_gradients() -> None:
+    g = np.random.default_rng(1).standard_normal((4, 3))
+    frozen = assert_backward_params_contract(ScaleWithOptionalFrozenGradient, X, g)
+    assert not frozen.w.has_grad
+    with pytest.raises(AssertionError, match=r"backward_params of a frozen layer wrote the gradients of \['w'\]"):
+        assert_backward_params_contract(WritesFrozenGradientInBackwardParams, X, g)
