@@ -39,6 +39,9 @@ STAGE_A = 16
 NOISE_STEPS = 16
 #: relative errors are measured against at least this fraction of the tensor's largest gradient
 REL_FLOOR = 1e-3
+#: a stage-B verdict whose truncation estimate exceeds this fraction of the slope (or of REL_FLOOR x the
+#: tensor's largest gradient) proves too little: the element is judged again on a finer step
+CURVED = 1e-4
 #: A tensor of more than this many times ``full_max`` elements whose directional pass fails is drilled
 #: down on a sample, not element by element (16 x 512 = 8192 elements: about 80k evaluations).
 DRILL_MAX_FACTOR = 16
@@ -913,39 +916,101 @@ class GradientChecker:
             np.copyto(arr, saved)
         numerical = a + e_a
         error = np.abs(e_a)
-        bound = bound_a
+        bound = bound_a.copy()
         status = np.full(n, OK)
+        truncation = np.zeros(n)  # stage B's estimate of the truncation error (0: judged by stage A)
         # what each element's verdict used, for the report: stage A's step and ACCEPT x bound, stage B's
         # step h and safety x bound, the kink retry's h/STAGE_A and safety x bound
         steps = h / STAGE_A
         factor = np.full(n, float(ACCEPT))
-        steps[rest], factor[rest] = h[rest], self.safety
-        if rest.size:
-            v = judge(a[rest], f0, f[0, rest], f[1, rest], f[2, rest], f[3, rest], span[0, rest],
-                      span[1, rest], h[rest], eps_f, self.safety)
+
+        def stage_b(rows: np.ndarray) -> None:
+            """The verdict of ``rows`` from their probes at +-h, +-h/2 and +-h/16 (stage A's)."""
+            steps[rows], factor[rows] = h[rows], self.safety
+            v = judge(a[rows], f0, f[0, rows], f[1, rows], f[2, rows], f[3, rows], span[0, rows],
+                      span[1, rows], h[rows], eps_f, self.safety)
             # smooth means the three central differences (h, h/2, h/16) agree with h^2 scaling: the h/16
             # one must sit within the bound of the Richardson value; if not, a kink lies in between
             assert v.truncation is not None
             # if smooth, |e_a - e_R| ~ T (2/STAGE_A)^2, T the truncation at h/2; allow 4x that
-            expected = (v.truncation * (16 / STAGE_A**2) + (STAGE_A + 4) * eps_f / h[rest]
-                        + 64 * U64 * np.abs(a[rest]))
-            jumpy = np.abs(e_a[rest] - (v.numerical - a[rest])) > self.safety * expected
+            expected = (v.truncation * (16 / STAGE_A**2) + (STAGE_A + 4) * eps_f / h[rows]
+                        + 64 * U64 * np.abs(a[rows]))
+            jumpy = np.abs(e_a[rows] - (v.numerical - a[rows])) > self.safety * expected
             v.status = np.where(jumpy, KINK, v.status)
-            numerical[rest], error[rest], bound[rest], status[rest] = v.numerical, v.error, v.bound, v.status
+            numerical[rows], error[rows], bound[rows], status[rows] = v.numerical, v.error, v.bound, v.status
+            truncation[rows] = v.truncation
             # a kink within +-h may still be outside +-h/16: judge those again at the finer scale
-            again = rest[v.status == KINK]
+            again = rows[v.status == KINK]
             if again.size:
-                try:
-                    probe(again, 1 / (2 * STAGE_A), 6)
-                finally:
-                    np.copyto(arr, saved)
-                v = judge(a[again], f0, f[4, again], f[5, again], f[6, again], f[7, again], span[2, again],
-                          span[3, again], h[again] / STAGE_A, eps_f, self.safety)
-                numerical[again], error[again], bound[again], status[again] = (v.numerical, v.error, v.bound,
-                                                                               v.status)
-                steps[again] = h[again] / STAGE_A
+                finer(again)
+
+        def finer(rows: np.ndarray) -> None:
+            """Judge ``rows`` again at h/16 (stage A's probes) and h/32."""
+            try:
+                probe(rows, 1 / (2 * STAGE_A), 6)
+            finally:
+                np.copyto(arr, saved)
+            v = judge(a[rows], f0, f[4, rows], f[5, rows], f[6, rows], f[7, rows], span[2, rows],
+                      span[3, rows], h[rows] / STAGE_A, eps_f, self.safety)
+            assert v.truncation is not None
+            numerical[rows], error[rows], bound[rows], status[rows] = v.numerical, v.error, v.bound, v.status
+            truncation[rows] = v.truncation
+            steps[rows], factor[rows] = h[rows] / STAGE_A, self.safety
+
+        def too_curved(rows: np.ndarray) -> np.ndarray:
+            """Which of ``rows``, judged ok, have a truncation estimate (with it the bound) so large next to
+            the slope that the verdict proves little: the step is too large for the cost's curvature."""
+            scale = np.maximum(np.maximum(np.abs(a[rows]), np.abs(numerical[rows])), floor)
+            return (status[rows] == OK) & (truncation[rows] > CURVED * scale)
+
+        floor = REL_FLOOR * float(np.max(np.abs(analytic_all), initial=0.0))
+        if rest.size:
+            stage_b(rest)
+        # Steps of at least eps (absolute) are too large where the cost curves on a smaller scale (a
+        # parameter or input far below 1 that the cost is steep in, a point near a kink): judged again
+        # with the relative step eps * |w|, and at h/16 where w is 0 or at least 1.
+        curved = rest[too_curved(rest)]
+        near_kink = rest[status[rest] == KINK]
+        small = (w != 0) & (np.abs(w) < 1)
+        small[shrunk] = False  # (already on the relative step)
+        relative = np.union1d(curved[small[curved]], near_kink[small[near_kink]])
+        if relative.size:
+            try:
+                h[relative] = exact_steps(w[relative], self.eps, floor=0.0)
+                accepted[relative] = stage_a(relative)
+                status[relative] = np.where(accepted[relative], OK, status[relative])
+                redo = relative[~accepted[relative]]
+                probe(redo, 1.0, 0)
+                probe(redo, 0.5, 2)
+            finally:
+                np.copyto(arr, saved)
+            done = relative[accepted[relative]]
+            numerical[done], error[done], bound[done], truncation[done] = a[done] + e_a[done], np.abs(
+                e_a[done]), bound_a[done], 0.0
+            steps[done], factor[done] = h[done] / STAGE_A, ACCEPT
+            if redo.size:
+                stage_b(redo)
+        finer_rows = curved[~small[curved]]
+        if finer_rows.size:
+            finer(finer_rows)
+        # still too curved, or (on the tiny relative step) round-off as large as the slope: not judged, and
+        # skipped as a kink is (a kink between h/2 and h, missed by the kink test, looks the same)
+        scale = np.maximum(np.maximum(np.abs(a), np.abs(numerical)), floor)
+        unjudged = np.union1d(curved, near_kink)
+        unjudged = unjudged[too_curved(unjudged) | ((status[unjudged] == OK) & np.isin(unjudged, relative)
+                                                    & (factor[unjudged] * bound[unjudged] > 1e-3 * scale[unjudged]))]
+        status[unjudged] = KINK
+        not_judged = np.setdiff1d(unjudged, near_kink)
         result = self._result(t, shape, Verdict(numerical, error, bound, status), a, steps, mode, index,
                               factor)
+        if not_judged.size:
+            result.notes.append(f"{not_judged.size} element(s) could not be judged: the cost curves so fast there "
+                                "(or a kink lies within the step) that even a finer step leaves a truncation error "
+                                f"above {CURVED:g} of the slope; they are skipped, as at a kink (a smaller eps= may "
+                                "judge them)")
+        if relative.size:
+            result.notes.append(f"{relative.size} element(s) were probed again with the relative step eps * |w|: at "
+                                "the default step (at least eps) the cost curved too fast, or crossed a kink")
         if outside.size:
             result.notes.append(f"{outside.size} element(s) could not be judged: the cost was NaN/inf at their "
                                 "probes (an input at the edge of a function's domain, e.g. 0 for sqrt or x**1.5; "
