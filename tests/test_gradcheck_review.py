@@ -231,3 +231,49 @@ def test_inputs_a_fraction_of_a_step_from_a_kink_are_no_false_alarm(seed: int) -
     model = md.Sequential(ClipNearKinks(), md.Dense(4, 3, rng=seed))
     report = GradientChecker(model, inputs=x, seed=seed).run()
     assert report.passed, str(report)
+
+
+class TransposeMadeOnce(md.Layer):
+    """y = x W; backward keeps W.T from its first call: stale after the first optimizer step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.random.default_rng(0).standard_normal((3, 2)))
+        self._WT: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x @ self.W.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        if self._WT is None:
+            self._WT = self.W.data.T.copy()
+        self.W.grad += self._x.T @ g
+        return g @ self._WT
+
+
+class CacheOneForwardLate(md.Layer):
+    """backward uses the input of the forward before the last one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = md.Parameter(np.random.default_rng(1).standard_normal(3))
+        self._x: np.ndarray | None = None
+        self._prev: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._prev, self._x = self._x, x
+        return x * self.w.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        xs = self._prev if self._prev is not None else self._x
+        self.w.grad += (g * xs).sum(0)
+        return g * self.w.data
+
+
+def test_caches_from_other_weights_or_an_earlier_forward_fail() -> None:
+    """Only the first forward used other data, and never other weights: both bugs passed."""
+    stale_transpose = GradientChecker(TransposeMadeOnce(), inputs=X).run()
+    assert not stale_transpose.passed and stale_transpose["input"].failed == X.size and stale_transpose["W"].passed
+    late = GradientChecker(CacheOneForwardLate(), inputs=X).run()
+    assert not late.passed and late["w"].failed == 3 and late["input"].passed

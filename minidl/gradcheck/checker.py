@@ -7,6 +7,7 @@ prints the table.  How it works is described in ``docs/gradient-checker.md``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
@@ -489,14 +490,23 @@ class GradientChecker:
         backward, and fails, as it would from the second batch of a training run."""
         snapshot = LayerSnapshot.take(work)
         decoy: Any = tuple(_reversed(a) for a in x) if is_several(x) else _reversed(x)
+        rng = np.random.default_rng([self.seed, 17])
         try:
+            # other weights too, and a backward: a cache derived from the weights (W.T made once) is
+            # then stale, as after an optimizer's step
+            for p in work.parameters():
+                if p.data.dtype.kind == "f" and p.data.flags.writeable:
+                    p.data += 0.25 * (np.abs(p.data) + 0.01) * rng.standard_normal(p.data.shape)
             try:
                 with _Recorder(work) as rec:
-                    work.forward(decoy)
+                    y = work.forward(decoy)
             except Exception:  # the reversed batch is not a valid input here: the input itself, then
                 snapshot.restore()
                 with _Recorder(work) as rec:
-                    work.forward(copy_value(x))
+                    y = work.forward(copy_value(x))
+            if isinstance(y, np.ndarray) and y.dtype.kind == "f":
+                with contextlib.suppress(Exception):  # (what it would raise, the analytic pass raises too)
+                    work.backward(rng.standard_normal(y.shape))
         finally:
             snapshot.restore()
         return next((c for c in rec.calls if c.modified), None)
@@ -550,6 +560,11 @@ class GradientChecker:
 
     # ------------------------------------------------------------------ analytic side
     def _backward(self, program: Program, work: Layer) -> tuple[float, Any]:
+        # a forward on other data first: a backward must use its own forward's cache, not the one before
+        program.reset()
+        with contextlib.suppress(Exception):
+            x = program.x
+            work.forward(tuple(_reversed(a) for a in x) if is_several(x) else _reversed(x))
         program.reset()
         y = work.forward(program.x)
         f = program.cost(y)
