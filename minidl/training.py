@@ -534,8 +534,8 @@ def fit(
     if not isinstance(model, Layer):
         raise TypeError(f"{who}: model must be a Layer, got {type(model).__name__}")
     if not isinstance(loss, Loss):
-        raise TypeError(f"{who}: loss must be a minidl Loss instance (e.g. CrossEntropyLoss()), "
-                        f"got {type(loss).__name__}")
+        given = f"the class {loss.__name__}" if isinstance(loss, type) else type(loss).__name__
+        raise TypeError(f"{who}: loss must be a minidl Loss instance (e.g. CrossEntropyLoss()), got {given}")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{who}: optimizer must be a minidl Optimizer instance (e.g. "
                         f"Adam(model.parameters())), got {type(optimizer).__name__}")

@@ -277,3 +277,87 @@ def test_caches_from_other_weights_or_an_earlier_forward_fail() -> None:
     assert not stale_transpose.passed and stale_transpose["input"].failed == X.size and stale_transpose["W"].passed
     late = GradientChecker(CacheOneForwardLate(), inputs=X).run()
     assert not late.passed and late["w"].failed == 3 and late["input"].passed
+
+
+class RefusingLog(md.Layer):
+    """log x, refusing x <= 0 with a ValueError (as a careful layer does); ``factor`` 2 makes dx wrong."""
+
+    elementwise = True
+
+    def __init__(self, factor: float = 1.0) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if np.any(x <= 0):
+            raise ValueError("RefusingLog: input must be positive")
+        self._x = x
+        return np.log(x)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g / (self.factor * self._x)
+
+
+def test_a_layer_refusing_a_probe_outside_its_domain_is_no_crash() -> None:
+    """3e-5 moved by the default step (1e-4) is negative: the layer's ValueError ended the check."""
+    x = np.random.default_rng(0).uniform(1e-5, 1, (4, 3))
+    x[0, 0] = 3e-5
+    report = GradientChecker(RefusingLog(), inputs=x).run()
+    assert report.passed and report["input"].checked == x.size
+    assert any("ValueError: RefusingLog: input must be positive" in note for note in report["input"].notes)
+    assert GradientChecker(RefusingLog(2.0), inputs=x).run()["input"].failed == x.size
+    with pytest.raises(ValueError, match="must be positive"):  # at the point itself it is the user's error
+        GradientChecker(RefusingLog(), inputs=-x).run()
+
+
+class RowZeroHalved(md.Layer):
+    """y = (x M) * x with a plain square M (no bias row); dM's row 0 is halved on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.M = md.Parameter(np.random.default_rng(0).standard_normal((4, 4)))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        self._u = x @ self.M.data
+        return self._u * x
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        gu = g * self._x
+        dM = self._x.T @ gu
+        dM[0] *= 0.5
+        self.M.grad += dM
+        return gu @ self.M.data.T + g * self._u
+
+
+class OneElementOff(md.Dense):
+    """A Dense whose dW[2, 1] is off by a relative ``by``."""
+
+    def __init__(self, by: float) -> None:
+        super().__init__(3, 2, rng=0)
+        self.by = by
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        before = self.W.grad.copy()
+        dx = super().backward(grad_output)
+        self.W.grad[2, 1] += self.by * (self.W.grad[2, 1] - before[2, 1])
+        return dx
+
+
+def test_the_words_bias_row_are_kept_for_absorbed_biases_and_one_element_is_no_constant_factor() -> None:
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    diagnosis = GradientChecker(RowZeroHalved(), inputs=x).run()["M"].diagnosis or ""
+    assert "bias" not in diagnosis and "1/2" in diagnosis
+    for by in (1e-3, 1e-6):
+        result = GradientChecker(OneElementOff(by), inputs=X).run()["W"]
+        assert result.failed == 1 and result.worst_index == (2, 1)
+        assert "constant factor" not in (result.diagnosis or "") and "bias row 0 is right" not in (
+            result.diagnosis or "")
+
+
+def test_a_loss_class_instead_of_an_instance_is_named() -> None:
+    with pytest.raises(TypeError, match=r"loss is the class MSELoss; pass an instance, loss=MSELoss\(\)"):
+        GradientChecker(md.Dense(3, 2, rng=0), loss=md.MSELoss)
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    with pytest.raises(TypeError, match="got the class MSELoss"):
+        model.fit(X, np.zeros((4, 2)), loss=md.MSELoss, optimizer=md.SGD(model.parameters(), lr=0.1))

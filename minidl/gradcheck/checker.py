@@ -64,6 +64,8 @@ class _Tensor:
     #: with, in :attr:`elements` (for ``swapped``)
     keep_elements: bool = False
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: whether row 0 is an absorbed bias (a built-in layer's W, W_x, W_qkv or W_o with bias=True), for the words
+    bias_row: bool = False
 
 
 @dataclass
@@ -76,6 +78,23 @@ class _Call:
     y: Any
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
+
+
+#: the built-in layers' parameters whose row 0 is the bias when the layer has ``bias=True``
+_ABSORBED = ("W", "W_x", "W_qkv", "W_o")
+
+
+def _bias_rows(model: Layer) -> set[int]:
+    """``id`` of every parameter whose row 0 is an absorbed bias: a built-in layer's (``Dense``, the
+    convolutions, the recurrent input weights, attention's projections, or a subclass of one) with
+    ``bias=True``.  A layer of one's own may use row 0 for anything: the report does not say "bias
+    row" about it."""
+    found: set[int] = set()
+    for layer in model.layers():
+        built_in = any(cls.__module__.startswith("minidl.layers.") for cls in type(layer).__mro__)
+        if built_in and getattr(layer, "bias", None) is True:
+            found.update(id(p) for name, p in layer._parameters.items() if name in _ABSORBED and p.data.ndim == 2)
+    return found
 
 
 def _own_copy(value: Any) -> np.ndarray:
@@ -325,6 +344,9 @@ class GradientChecker:
             raise ValueError(f"GradientChecker: mode must be one of {MODES}, got {mode!r}")
         if targets is not None and loss is None:
             raise ValueError("GradientChecker: targets= given without loss=; the targets would be ignored")
+        if isinstance(loss, type):  # (its methods would pass the check below, unbound)
+            raise TypeError(f"GradientChecker: loss is the class {loss.__name__}; pass an instance, "
+                            f"loss={loss.__name__}()")
         if loss is not None and not (hasattr(loss, "forward") and hasattr(loss, "backward")):
             raise TypeError("GradientChecker: loss must have forward(y_pred, y_true) and backward()")
         self.model = model
@@ -586,8 +608,9 @@ class GradientChecker:
         second = [p.grad.copy() for _, p in params]
         stage_of = program.first_stage_of()
         tensors: list[_Tensor] = []
+        with_bias_row = _bias_rows(work)
         for (name, p), g1, g2, is_frozen in zip(params, first, second, frozen, strict=True):
-            t = _Tensor(name, p.data, stage_of.get(id(p), 0), g1)
+            t = _Tensor(name, p.data, stage_of.get(id(p), 0), g1, bias_row=id(p) in with_bias_row)
             if is_frozen:
                 t.analytic, t.frozen = None, True
                 t.notes.append("frozen (requires_grad=False) and backward wrote no gradient for it, as the "
@@ -730,7 +753,8 @@ class GradientChecker:
                     np.copyto(arr, saved + j * direction)
                     try:
                         values.append(program.evaluate(t.stage))
-                    except NonFiniteError:  # a layer refused the probe's NaN: the cost is not finite there
+                    except (ValueError, ArithmeticError):  # a layer refused the probe (a NaN, x <= 0 for a log):
+                        # the cost is not finite there
                         values.append(math.nan)
             finally:
                 np.copyto(arr, saved)
@@ -866,12 +890,17 @@ class GradientChecker:
         span = np.empty((4, n))
         stage = t.stage
 
+        refusals: list[str] = []
+
         def evaluate(stage: int) -> float:
             # a layer inside the model may refuse what a probe outside the domain made (a Dense seeing
-            # the NaN of a log): the cost there is not finite, as when the NaN reaches the cost itself
+            # the NaN of a log, a log refusing x <= 0 itself): the cost there is not finite, as when the
+            # NaN reaches the cost itself (the point itself was evaluated without error)
             try:
                 return program.evaluate(stage)
-            except NonFiniteError:
+            except (ValueError, ArithmeticError) as error:
+                if not isinstance(error, NonFiniteError) and not refusals:
+                    refusals.append(f"{type(error).__name__}: {error}")
                 return math.nan
 
         def probe(rows: np.ndarray, scale: float, slot: int) -> None:
@@ -1018,6 +1047,9 @@ class GradientChecker:
         not_judged = np.setdiff1d(unjudged, near_kink)
         result = self._result(t, shape, Verdict(numerical, error, bound, status), a, steps, mode, index,
                               factor)
+        if refusals:
+            result.notes.append(f"a layer raised at some probes, taken as outside its domain (the cost not finite "
+                                f"there): {refusals[0]}")
         if not_judged.size:
             result.notes.append(f"{not_judged.size} element(s) could not be judged: the cost curves so fast there "
                                 "(or a kink lies within the step) that even a finer step leaves a truncation error "
@@ -1050,7 +1082,7 @@ class GradientChecker:
             t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
         if not result.passed or result.failed:
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
-                                        batch, factor * bound)
+                                        batch, factor * bound, t.bias_row)
         return result
 
     def _check_directional(self, program: Program, t: _Tensor, f0: float,

@@ -46,7 +46,8 @@ def _ratio(a: np.ndarray, n: np.ndarray, t: np.ndarray) -> float | None:
     if np.sum(big) < 2:  # one element always has "a constant factor"
         return None
     r = float(np.dot(a[big], n[big]) / np.dot(n[big], n[big]))
-    if r == 0 or not np.all(np.abs(a - r * n) <= np.maximum(t, 1e-6 * np.abs(r * n))):
+    # (a factor within the slack of 1 is no factor: one element off by 1e-6 would read as one)
+    if r == 0 or abs(r - 1) <= 1e-6 or not np.all(np.abs(a - r * n) <= np.maximum(t, 1e-6 * np.abs(r * n))):
         return None
     return r
 
@@ -64,12 +65,13 @@ def factor_words(r: float, batch: int | None, shape: tuple[int, ...]) -> str:
 
 def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.ndarray,
              checked: np.ndarray, flat_index: np.ndarray, shape: tuple[int, ...],
-             batch: int | None, tol: np.ndarray) -> str | None:
+             batch: int | None, tol: np.ndarray, bias_row: bool = False) -> str | None:
     """The bug signature of a failing tensor, in words, or ``None``.
 
     Args:
         analytic, numerical, failed, checked, tol: per checked element (1-D, aligned with ``flat_index``).
         shape: the tensor's shape; ``flat_index`` the elements' flat positions in it.
+        bias_row: whether row 0 is an absorbed bias (a built-in layer's ``W`` with ``bias=True``).
     """
     bad = failed & checked
     if not np.any(bad):
@@ -116,12 +118,12 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     r_bad = _ratio(analytic[bad], numerical[bad], tol[bad])
     factor = f"; there {factor_words(r_bad, batch, shape)}" if r_bad is not None else ""
     rows = np.unravel_index(flat_index, shape)[0] if len(shape) >= 2 else None
-    if rows is not None and not is_input(name):
+    if rows is not None and not is_input(name) and bias_row:
         if np.all(rows[bad] == 0):
             return (f"only row 0 (the absorbed bias row) is wrong{factor}: check the bias term "
                     "(dW[0] += g.sum(axis=0))")
         row0_ok = np.any(checked & (rows == 0) & (np.abs(numerical) > tol))
-        if row0_ok and not np.any(rows[bad] == 0):
+        if row0_ok and not np.any(rows[bad] == 0) and np.unique(rows[bad]).size > 1:
             return f"only the weight rows (1:) are wrong, the bias row 0 is right{factor}"
     if is_input(name) and rows is not None and shape[0] > 1:
         bad_rows = np.unique(rows[bad])
