@@ -361,3 +361,33 @@ def test_a_loss_class_instead_of_an_instance_is_named() -> None:
     model = md.Sequential(md.Dense(3, 2, rng=0))
     with pytest.raises(TypeError, match="got the class MSELoss"):
         model.fit(X, np.zeros((4, 2)), loss=md.MSELoss, optimizer=md.SGD(model.parameters(), lr=0.1))
+
+
+class AbsWrongAt(md.Layer):
+    """|x|, with the derivative at one element replaced by ``wrong`` (None: right everywhere)."""
+
+    elementwise = True
+
+    def __init__(self, wrong: float | None) -> None:
+        super().__init__()
+        self.wrong = wrong
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.abs(x)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        d = np.sign(self._x)
+        if self.wrong is not None:
+            d[1, 1] = self.wrong
+        return g * d
+
+
+@pytest.mark.parametrize("distance", [1e-4 / 48, 1e-4 / 40, 1e-4 / 20, 1e-4 / 4, 0.3e-4, 2e-4])
+def test_a_wrong_derivative_a_fraction_of_a_step_from_a_kink_is_caught(distance: float) -> None:
+    """At h/48 from the kink of |x| the finer re-judge (h/16, h/32: the kink a third of its step away)
+    let a derivative half the right one pass."""
+    x = np.array([[0.7, -0.3], [1.1, -distance]])
+    assert GradientChecker(AbsWrongAt(None), inputs=x).run().passed
+    wrong = GradientChecker(AbsWrongAt(-0.5), inputs=x).run()["input"]
+    assert wrong.failed == 1 and wrong.worst_index == (1, 1)
