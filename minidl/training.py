@@ -20,6 +20,7 @@ batch.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import math
@@ -684,6 +685,8 @@ def fit(
                                       "skips it")
                             _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
                                                  f"(samples {start}..{stop - 1} of the epoch's order{short})")
+                        # the epochs completed so far, whatever stopped the batch (a Ctrl-C, a user's error)
+                        with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
                             error.history = history  # type: ignore[attr-defined]
                         raise
                     if per_batch and scheduler is not None:

@@ -930,3 +930,28 @@ def test_the_drop_last_hint_only_where_drop_last_helps_and_arguments_before_any_
     assert set(model.evaluate(x, y)) == {"loss", "accuracy"}  # the refused call changed nothing
     assert model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, epochs=0, batch_size=64,
                      drop_last=True).epoch == []  # trains nothing, refuses nothing
+
+
+def test_any_exception_that_stops_a_batch_carries_the_history_of_the_completed_epochs():
+    class Interrupting(md.Layer):
+        """Identity that raises KeyboardInterrupt (a Ctrl-C) at its forward number ``at``."""
+
+        def __init__(self, at: int) -> None:
+            super().__init__()
+            self.calls, self.at = 0, at
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyboardInterrupt
+            return x
+
+        def backward(self, grad_output):
+            return grad_output
+
+    x, y = blobs(40)
+    model = md.Sequential(md.Dense(2, 3, rng=0), Interrupting(at=2 * 2 + 1))  # 2 batches per epoch: epoch 3
+    with pytest.raises(KeyboardInterrupt) as caught:
+        fit(model, x, y, epochs=5, batch_size=20, rng=0)
+    history = caught.value.history  # type: ignore[attr-defined]
+    assert history.epoch == [1, 2] and len(history["loss"]) == 2
