@@ -391,3 +391,106 @@ def test_a_wrong_derivative_a_fraction_of_a_step_from_a_kink_is_caught(distance:
     assert GradientChecker(AbsWrongAt(None), inputs=x).run().passed
     wrong = GradientChecker(AbsWrongAt(-0.5), inputs=x).run()["input"]
     assert wrong.failed == 1 and wrong.worst_index == (1, 1)
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1e-3, 1e-4, 1e-5])
+@pytest.mark.parametrize("seed", range(3))
+def test_exact_max_pool_ties_of_small_values_are_skipped_not_failed(scale: float, seed: int) -> None:
+    """A tie is a kink at the point itself: no retry on a smaller step can judge it, and on a step too
+    small for the kink test to see it the Richardson test failed a right gradient (a first version of
+    the relative-step retry did, for ties at 1e-3)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, (2, 1, 4, 4)).astype(float) * scale + scale
+    model = md.Sequential(md.MaxPool2D(2), md.Flatten(), md.Dense(4, 3, rng=seed))
+    y = rng.standard_normal((2, 3)) * 1e3
+    report = GradientChecker(model, inputs=x, loss=md.MSELoss(reduction="sum"), targets=y, seed=seed).run()
+    assert report.passed, str(report)
+
+
+class Scale(md.Layer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = md.Parameter(np.array([1.5, -0.5, 2.0]))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * self.w.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.w.grad += (g * self._x).sum(0)
+        return g * self.w.data
+
+
+def test_a_nan_cost_raises_no_false_contract_problems() -> None:
+    """NaN != NaN made 'backward_params disagrees with backward' and 'prefix reuse is off' appear."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        report = GradientChecker(md.Sequential(Sqrt(), Scale()), inputs=X).run()
+    assert not report.passed and not report.problems
+    assert all(not r.problems for r in report.results)
+    assert not any("prefix reuse" in note for note in report.notes)
+    assert all(any("the cost is nan at the point" in note for note in r.notes) for r in report.results)
+
+
+def test_a_layer_refusing_a_probe_in_directional_mode_is_no_crash() -> None:
+    x = np.random.default_rng(0).uniform(1e-5, 1, (32, 32))
+    x[0, 0] = 3e-7  # more than full_max elements: the directional pass first
+    assert GradientChecker(RefusingLog(), inputs=x).run().passed
+    assert not GradientChecker(RefusingLog(2.0), inputs=x).run().passed
+
+
+def test_the_gru_recurrent_bias_row_keeps_its_words() -> None:
+    class HalvedRecurrentBias(md.GRU):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            before = self.W_h.grad.copy()
+            dx = super().backward(g)
+            self.W_h.grad[0] = before[0] + 0.5 * (self.W_h.grad[0] - before[0])
+            return dx
+
+    report = GradientChecker(HalvedRecurrentBias(3, 4, rng=0),
+                             inputs=np.random.default_rng(0).standard_normal((2, 3, 3))).run()
+    assert "only row 0 (the absorbed bias row) is wrong" in (report["W_h"].diagnosis or "")
+
+
+def test_a_subnormal_parameter_gets_no_zero_step() -> None:
+    layer = Gain(1.0)
+    layer.a.data[:] = [1e-5, 1e-322, 0.0]
+    report = GradientChecker(layer, inputs=X).run()
+    assert report.passed and report["a"].failed == 0
+
+
+class PositiveScale(md.Layer):
+    """A layer whose weights have a range: it refuses s <= 0 (the perturbed decoy may make some)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s = md.Parameter(np.full(3, 1e-3))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if np.any(self.s.data <= 0):
+            raise ValueError("PositiveScale: s must be positive")
+        self._x = x
+        return x * self.s.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.s.grad += (g * self._x).sum(0)
+        return g * self.s.data
+
+
+class InputKeptFromTheFirstForward(Scale):
+    """backward uses the input of the very first forward (a cache made once)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "_first"):
+            self._first = x
+        return x * self.w.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.w.grad += (g * self._first).sum(0)
+        return g * self.w.data
+
+
+def test_a_layer_refusing_moved_weights_still_leaves_the_reversed_batch_decoy() -> None:
+    """The first forward falls back to the weights themselves on the reversed batch, not to the input
+    itself (where a cache made once from it is right): that cache is still caught."""
+    report = GradientChecker(md.Sequential(PositiveScale(), InputKeptFromTheFirstForward()), inputs=X).run()
+    assert not report.passed and report["1.w"].failed == 3
