@@ -98,6 +98,11 @@ def _bias_rows(model: Layer) -> set[int]:
     return found
 
 
+def _quiet(quiet: bool) -> Any:
+    """A context without NumPy's floating-point warnings if ``quiet``, else one that changes nothing."""
+    return np.errstate(all="ignore") if quiet else contextlib.nullcontext()
+
+
 def _own_copy(value: Any) -> np.ndarray:
     """A given input as the checker's own array: a copy, floats in float64."""
     x = np.array(value, copy=True)
@@ -525,15 +530,16 @@ class GradientChecker:
                     for p in work.parameters():
                         if p.data.dtype.kind == "f" and p.data.flags.writeable:
                             p.data += 0.25 * (np.abs(p.data) + 0.01) * rng.standard_normal(p.data.shape)
-                try:
-                    with _Recorder(work) as rec:
+                try:  # (moved weights may take a correct layer's math out of range: no warnings about it)
+                    with _Recorder(work) as rec, _quiet(move):
                         y = work.forward(copy_value(value))
                     break
                 except Exception:
                     if k == len(attempts) - 1:
                         raise
             if isinstance(y, np.ndarray) and y.dtype.kind == "f":
-                with contextlib.suppress(Exception):  # (what it would raise, the analytic pass raises too)
+                # (what it would raise, the analytic pass raises too)
+                with contextlib.suppress(Exception), _quiet(move):
                     work.backward(rng.standard_normal(y.shape))
         finally:
             snapshot.restore()
