@@ -12,6 +12,22 @@ from minidl.testing import assert_backward_params_contract
 X = np.random.default_rng(0).standard_normal((4, 3))
 
 
+class Scale(md.Layer):
+    """y = x * w."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = md.Parameter(np.array([1.5, -0.5, 2.0]))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * self.w.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.w.grad += (g * self._x).sum(0)
+        return g * self.w.data
+
+
 @pytest.mark.parametrize("bit_generator", [np.random.MT19937, np.random.Philox, np.random.SFC64, np.random.PCG64])
 @pytest.mark.parametrize("check_layers", [False, True])
 def test_any_kind_of_generator_is_replayed_and_left_as_it_was(bit_generator: type, check_layers: bool) -> None:
@@ -116,20 +132,8 @@ def test_a_model_that_still_computes_in_float32_is_named_in_a_note() -> None:
     assert not any("float32" in note for note in GradientChecker(md.Dense(3, 2, rng=0), inputs=X).run().notes)
 
 
-class ScaleWithOptionalFrozenGradient(md.Layer):
+class ScaleWithOptionalFrozenGradient(Scale):
     """backward always computes dw (allowed for a frozen w); backward_params skips a frozen w."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = md.Parameter(np.array([1.5, -0.5, 2.0]))
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self._x = x
-        return x * self.w.data
-
-    def backward(self, g: np.ndarray) -> np.ndarray:
-        self.w.grad += (g * self._x).sum(0)
-        return g * self.w.data
 
     def backward_params(self, g: np.ndarray) -> None:
         if self.w.requires_grad:
@@ -405,20 +409,6 @@ def test_exact_max_pool_ties_of_small_values_are_skipped_not_failed(scale: float
     y = rng.standard_normal((2, 3)) * 1e3
     report = GradientChecker(model, inputs=x, loss=md.MSELoss(reduction="sum"), targets=y, seed=seed).run()
     assert report.passed, str(report)
-
-
-class Scale(md.Layer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = md.Parameter(np.array([1.5, -0.5, 2.0]))
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self._x = x
-        return x * self.w.data
-
-    def backward(self, g: np.ndarray) -> np.ndarray:
-        self.w.grad += (g * self._x).sum(0)
-        return g * self.w.data
 
 
 def test_a_nan_cost_raises_no_false_contract_problems() -> None:
