@@ -509,3 +509,59 @@ def test_the_moved_weights_decoy_makes_no_warnings_for_a_correct_layer() -> None
         warnings.simplefilter("always")
         report = GradientChecker(LogOfWeights(), inputs=X).run()
     assert report.passed and not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_several_kinks_inside_the_step_are_judged_on_the_relative_step_not_failed() -> None:
+    """Three ReLU kinks within the default step around x ~ 1e-6 fool both kink tests: the element failed.
+    On the relative step it agrees and is judged right; a wrong dx there still fails."""
+    W1 = [[0.0, 0.0, 0.0], [-2.1, 0.3, 0.9], [0.5, -0.6, 0.7]]
+    W2 = [[-1.4], [-0.3], [0.1], [-0.2]]
+    x = np.array([[-6e-7, -8e-7]])
+    report = GradientChecker(md.Sequential(md.Dense(2, 3, W=W1), md.ReLU(), md.Dense(3, 1, W=W2)), inputs=x).run()
+    assert report.passed, str(report)
+    class HalfDx(md.Layer):
+        """y = x, with dx halved on purpose."""
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return 0.5 * g
+
+    wrong = GradientChecker(md.Sequential(HalfDx(), md.Dense(2, 3, W=W1), md.ReLU(), md.Dense(3, 1, W=W2)),
+                            inputs=x).run()
+    assert wrong["input"].failed == 2
+
+
+class TwoKinks(md.Layer):
+    """s1 |x - c1| + s2 |x - c2| + x / 2: right derivatives, with c1 a hair from x and c2 within the step."""
+
+    elementwise = True
+
+    def __init__(self, c1: float, c2: float, s1: float, s2: float) -> None:
+        super().__init__()
+        self.c1, self.c2, self.s1, self.s2 = c1, c2, s1, s2
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return self.s1 * np.abs(x - self.c1) + self.s2 * np.abs(x - self.c2) + 0.5 * x
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * (self.s1 * np.sign(self._x - self.c1) + self.s2 * np.sign(self._x - self.c2) + 0.5)
+
+
+def test_a_tiny_kink_at_the_point_behind_a_larger_one_is_skipped_not_failed() -> None:
+    """Element 0: a kink 1.3e-12 below x (slope jump 4.4e-10) and one 3.2e-6 above it: the relative step
+    crossed the tiny one unseen and failed the right derivative (a review's fuzz case)."""
+    x = np.array([[1.7143874827784312e-05, -2.1546222828750785e-05, -2.1295402117761803e-05, -1.8558604664682762e-05,
+                   -1.8642636302825092e-05, 1.2690990047899021e-05, -2.4004471851302028e-05, 1.8071544865597607e-05]])
+    c1 = np.array([1.7143873498253396e-05, -2.1546224654322340e-05, -2.1295392971150715e-05, -1.8558598361408670e-05,
+                   -1.8642624279573178e-05, 1.2690866745572755e-05, -2.4004466279626929e-05, 1.8071543562199510e-05])
+    c2 = np.array([2.0376315858147566e-05, 5.3519087898657828e-06, -8.5454960462840173e-05, -1.6240684437972200e-06,
+                   1.2274651690900552e-05, 4.6590477780316435e-06, 4.8045983366234042e-05, 1.8391550865590604e-05])
+    s1 = np.array([2.2169003738667912e-10, 1.4131629010840602e-08, 1.8020047505189762e-12, 2.4909709103813763e-06,
+                   1.7520246187405855e-09, 8.0368282502770683e-01, 6.7536654842968534e-10, 2.5055385283888652e-05])
+    s2 = np.array([0.0184447299673783, 0.00119831486688244, 0.0074511563845895, 0.33911716100427536,
+                   0.0027985417669516, 0.02686765501247698, 0.29473396616593556, 0.4513945322430675])
+    report = GradientChecker(TwoKinks(c1, c2, s1, s2), inputs=x, seed=151).run()
+    assert report.passed and report["input"].failed == 0
