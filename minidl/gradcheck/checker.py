@@ -43,6 +43,9 @@ REL_FLOOR = 1e-3
 #: a stage-B verdict whose truncation estimate exceeds this fraction of the slope (or of REL_FLOOR x the
 #: tensor's largest gradient) proves too little: the element is judged again on a finer step
 CURVED = 1e-4
+#: a failure at the default step is cleared on the relative step only by an agreement within this fraction
+#: of the slope: a real error disagrees by as much on any step, so no error above it can be cleared
+TIGHT = 1e-4
 #: A tensor of more than this many times ``full_max`` elements whose directional pass fails is drilled
 #: down on a sample, not element by element (16 x 512 = 8192 elements: about 80k evaluations).
 DRILL_MAX_FACTOR = 16
@@ -1104,7 +1107,7 @@ class GradientChecker:
         lost_in_round_off = np.setdiff1d(round_off, near_kink)
         # A failure at the default step (or at h/16) of an element with |w| < 1 can come from several kinks
         # or a curve within the step that fool both tests: it is confirmed on the relative step, where stage
-        # A's agreement, with a bound tight next to the slope, clears it; anything else keeps it failed.
+        # A's agreement, with a bound within TIGHT of the slope, clears it; anything else keeps it failed.
         failing = rest[(status[rest] == FAIL) & eligible[rest] & ~np.isin(rest, relative)]
         cleared = failing[:0]
         if failing.size:
@@ -1114,7 +1117,9 @@ class GradientChecker:
                 agrees = stage_a(failing)
             finally:
                 np.copyto(arr, saved)
-            tight = ACCEPT * bound_a[failing] <= 1e-3 * np.maximum(
+            # tight next to the slope: a wrong gradient disagrees by as much on any step, so one off by more
+            # than TIGHT of the slope cannot agree here
+            tight = ACCEPT * bound_a[failing] <= TIGHT * np.maximum(
                 np.maximum(np.abs(a[failing]), np.abs(a[failing] + e_a[failing])), floor)
             cleared = failing[agrees & tight]
             h[failing[~(agrees & tight)]] = kept_h[~(agrees & tight)]
