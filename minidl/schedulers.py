@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import StateDictError
 from .optim import Optimizer
-from .validation import is_integer, is_number
+from .validation import is_finite, is_integer, is_number
 
 __all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts", "ExponentialLR", "LRScheduler", "LinearLR",
            "MultiStepLR", "OneCycleLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
@@ -126,7 +126,7 @@ class LRScheduler:
                 problems.append(f"unexpected keys {unknown} ({name} keeps type, base_lr, last_epoch"
                                 f"{''.join(', ' + key for key in kept_keys)})")
             base_lr, last_epoch = state["base_lr"], state["last_epoch"]
-            if not (is_number(base_lr) and _finite(base_lr) and base_lr >= 0):
+            if not (is_number(base_lr) and is_finite(base_lr) and base_lr >= 0):
                 problems.append(f"'base_lr': expected a finite number >= 0, got {base_lr!r}")
             if not (is_integer(last_epoch) and 0 <= last_epoch <= _MAX_EPOCH):
                 problems.append(f"'last_epoch': expected an int >= 0 (at most 2**53), got {last_epoch!r}")
@@ -159,14 +159,6 @@ class LRScheduler:
     def __repr__(self) -> str:
         extra = self.extra_repr()
         return f"{type(self).__name__}({extra}{', ' if extra else ''}last_epoch={self.last_epoch})"
-
-
-def _finite(number: Any) -> bool:
-    """Whether a number (Python or NumPy) is finite; an int beyond float range is not."""
-    try:
-        return math.isfinite(number)
-    except OverflowError:
-        return False
 
 
 def _check_positive_int(who: str, name: str, value: Any) -> int:
@@ -267,7 +259,7 @@ class CosineAnnealingLR(LRScheduler):
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "T_max":
             return _check_positive_int("CosineAnnealingLR", "T_max", value)
-        if not (is_number(value) and _finite(value) and value >= 0):
+        if not (is_number(value) and is_finite(value) and value >= 0):
             raise ValueError(f"CosineAnnealingLR: eta_min must be a finite number >= 0, got {value!r}")
         return float(value)
 
@@ -301,7 +293,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     def _check_setting(self, name: str, value: Any) -> Any:
         if name in ("T_0", "T_mult"):
             return _check_positive_int("CosineAnnealingWarmRestarts", name, value)
-        if not (is_number(value) and _finite(value) and value >= 0):
+        if not (is_number(value) and is_finite(value) and value >= 0):
             raise ValueError(f"CosineAnnealingWarmRestarts: eta_min must be a finite number >= 0, got {value!r}")
         return float(value)
 
@@ -541,7 +533,7 @@ class OneCycleLR(LRScheduler):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"OneCycleLR: {name} must be a bool, got {value!r}")
             return bool(value)
-        ok = is_number(value) and _finite(value)
+        ok = is_number(value) and is_finite(value)
         if name == "pct_start":
             ok = ok and 0 < value < 1
             rule = "a number in (0, 1)"
@@ -653,7 +645,7 @@ def _check_count(who: str, name: str, value: Any) -> int:
 
 
 def _check_finite_nonnegative(who: str, name: str, value: Any) -> float:
-    if not (is_number(value) and _finite(value) and value >= 0):
+    if not (is_number(value) and is_finite(value) and value >= 0):
         raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
     return float(value)
 

@@ -42,7 +42,7 @@ from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler, ReduceLROnPlateau
-from .validation import as_array, is_integer, is_number
+from .validation import as_array, is_finite, is_integer, is_number
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
            "predict"]
@@ -90,7 +90,7 @@ class Accuracy(Metric):
                  binary: bool = False) -> None:
         if not is_number(threshold):
             raise TypeError(f"Accuracy: threshold must be a number, got {threshold!r}")
-        if not -math.inf < float(threshold) < math.inf:  # (an int too large for a float raises OverflowError)
+        if not is_finite(threshold):
             raise ValueError(f"Accuracy: threshold must be finite, got {threshold!r}")
         self.threshold = float(threshold)
         if ignore_index is not None and not is_integer(ignore_index):

@@ -31,12 +31,20 @@ import numpy as np
 from .errors import DTypeError, NonFiniteError, ShapeError
 
 __all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input", "check_padding_mask",
-           "is_integer", "is_number", "plain_native"]
+           "is_finite", "is_integer", "is_number", "plain_native"]
 
 
 def is_number(value: Any) -> bool:
     """A Python or NumPy int or float, not a bool (``True`` is an int to Python, never a number here)."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_finite(number: Any) -> bool:
+    """Whether a number (Python or NumPy) is finite; an int beyond float range is not."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def is_integer(value: Any) -> bool:

@@ -187,8 +187,9 @@ def test_fit_and_accuracy_refuse_flags_and_numbers_of_the_wrong_type():
         Accuracy(binary="False")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Accuracy: threshold must be a number, got 'x'"):
         Accuracy(threshold="x")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="Accuracy: threshold must be finite"):
-        Accuracy(threshold=float("nan"))
+    for huge in (float("nan"), float("inf"), 10**400):  # (an int beyond float range raised OverflowError)
+        with pytest.raises(ValueError, match="Accuracy: threshold must be finite"):
+            Accuracy(threshold=huge)
     assert Accuracy(threshold=np.float32(0.25)).threshold == 0.25
     with pytest.raises(TypeError, match=r"validation_data must be a pair \(x_val, y_val\), got a tuple of 1 item"):
         fit(mlp(), x, y, validation_data=(x,))
