@@ -83,8 +83,8 @@ class Layer:
         ):  # the hot path: a forward caching arrays for its backward
             object.__setattr__(self, name, value)
             return
-        if isinstance(value, (Parameter, Layer, np.random.Generator)) and ("." in name or not name):
-            _refuse_dotted(self, name)
+        if isinstance(value, (Parameter, Layer, np.random.Generator)):
+            _check_name(self, name)
         if isinstance(value, Parameter):
             self._unregister(name)
             params[name] = value
@@ -143,8 +143,7 @@ class Layer:
             raise AttributeError("cannot register a buffer before super().__init__()")
         if array is not None and not isinstance(array, np.ndarray):
             raise TypeError(f"buffer '{name}' must be an ndarray or None, got {type(array).__name__}")
-        if "." in name or not name:
-            _refuse_dotted(self, name)
+        _check_name(self, name)
         if name in self._parameters or name in self._layers:
             raise KeyError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
         self._unregister(name)
@@ -480,10 +479,12 @@ def _parameter_problem(value: np.ndarray) -> str | None:
     return None
 
 
-def _refuse_dotted(owner: Layer, name: str) -> None:
-    """Dots join the names of nested layers: ``sub.W`` as an attribute would collide with the
-    parameter ``W`` of a child ``sub``, and a child named ``""`` would give its ``W`` the key of its
-    parent's ``W`` (one of the two would be lost by ``state_dict``)."""
+def _check_name(owner: Layer, name: str) -> None:
+    """Refuse a name that would collide in ``state_dict``: dots join the names of nested layers, so
+    ``sub.W`` as an attribute would meet the parameter ``W`` of a child ``sub``, and a child named
+    ``""`` would give its ``W`` the key of its parent's ``W`` (one of the two would be lost)."""
+    if name and "." not in name:
+        return
     if not name:
         raise ValueError(f"{type(owner).__name__}: a parameter, layer, buffer or generator needs a name, got '' "
                          "(its key in state_dict would collide with its parent's)")
