@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minidl as md
 from benchmarks.reference import softmax_cross_entropy
+from minidl import aligned
 
 LR = 0.01
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     model = md.Sequential(*layers)
     loss = md.CrossEntropyLoss()
     optimizer = md.SGD(model.parameters(), lr=LR)
-    Ws = [W.copy() for W in init]
+    Ws = [aligned.copy(W) for W in init]  # laid out as minidl lays out its own (minidl.aligned)
     last = len(layers) - 1
 
     times: dict[str, dict[str, list[float]]] = {"minidl": {}, "numpy": {}}

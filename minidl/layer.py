@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 from numpy.typing import DTypeLike
 
+from . import aligned
 from .errors import BackwardBeforeForwardError, DTypeError, StateDictError
 from .init import switch
 from .parameter import Parameter
@@ -338,7 +339,7 @@ class Layer:
                 + "\n  ".join(problems)
             )
         # every copy first: a copy that fails (memory) must not leave the arrays before it replaced
-        copies = {key: np.array(value, copy=True) for key, value in values.items()}
+        copies = {key: aligned.copy(value) for key, value in values.items()}
         for key, value in copies.items():
             own[key][0](value)
         for key, generator in own_generators.items():

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import aligned
 from .errors import StateDictError
 from .parameter import Parameter
 from .validation import is_number, plain_native
@@ -157,7 +158,7 @@ class Optimizer:
         key = (id(p), slot)
         buf = self._scratch.get(key)
         if buf is None or buf.shape != p.data.shape or buf.dtype != p.data.dtype:
-            buf = self._scratch[key] = np.empty_like(p.data)
+            buf = self._scratch[key] = aligned.empty(p.data.shape, p.data.dtype)
         return buf
 
     def _decayed_grad(self, p: Parameter, weight_decay: float) -> np.ndarray:
@@ -177,7 +178,7 @@ class Optimizer:
         """``state[key]`` (see :meth:`_stored`), created as zeros like ``p.data`` if absent."""
         buf = Optimizer._stored(state, key, p)
         if buf is None:
-            buf = state[key] = np.zeros_like(p.data)
+            buf = state[key] = aligned.zeros_like(p.data)  # aligned, as p.data (minidl.aligned)
         return buf
 
     @staticmethod
@@ -281,7 +282,7 @@ class Optimizer:
                     elif key in self.state_nonnegative and (value < 0).any():
                         problems.append(f"state '{i}.{key}': holds negative values (a sum or mean of "
                                         f"squares cannot), e.g. {value.min()!r}")
-                    copied[key] = np.array(value, copy=True)
+                    copied[key] = aligned.copy(value)
                 elif is_number(value):
                     number = value.item() if isinstance(value, np.generic) else value
                     whole = key == "step" or (arrays is not None and key in counts)
@@ -454,7 +455,7 @@ class SGD(Optimizer):
         if momentum:
             buf = self._stored(state, "momentum_buffer", p)
             if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
+                buf = state["momentum_buffer"] = aligned.copy(g)
             else:
                 buf *= momentum
                 if h["dampening"]:

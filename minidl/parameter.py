@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from . import aligned
 from .errors import DTypeError, ShapeError
 from .init import switch
 
@@ -31,7 +32,8 @@ class Parameter:
             unrelated to ``Layer.training``, which switches train/eval behaviour.)
 
     Both ``data`` and ``grad`` may be rebound to new arrays of the same shape; layers look them
-    up at call time and never keep views of them.
+    up at call time and never keep views of them.  The arrays the parameter makes itself start on a
+    64-byte boundary (:mod:`minidl.aligned`: a training step runs several percent faster).
 
     :meth:`zero_grad` costs nothing per element: it marks the gradient as zero, and the array is
     zeroed when ``grad`` is next read, or never, when a layer's backward writes the whole gradient
@@ -44,14 +46,15 @@ class Parameter:
     __slots__ = ("_grad", "_grad_is_stale", "data", "requires_grad")
 
     def __init__(self, data: ArrayLike, *, dtype: DTypeLike | None = None, requires_grad: bool = True):
-        array = np.array(data, dtype=dtype, copy=True)
+        array = np.asarray(data, dtype=dtype)  # copied below
         if array.dtype.kind != "f":
             if dtype is None and array.dtype.kind in "iub":
                 array = array.astype(np.float64)
             else:
                 raise DTypeError(f"Parameter: expected a floating dtype, got {array.dtype}")
-        self.data: np.ndarray = array
-        self._grad: np.ndarray = np.zeros_like(array)
+        # both on a cache line: every step streams through them (see minidl.aligned)
+        self.data: np.ndarray = aligned.copy(array)
+        self._grad: np.ndarray = aligned.zeros_like(array)
         # True while there is no gradient (new, or after zero_grad): _grad's values count as zero
         self._grad_is_stale = True
         self.requires_grad = switch(requires_grad, "requires_grad", "Parameter")  # "False" would be truthy
@@ -114,7 +117,7 @@ class Parameter:
         self._grad_is_stale = False
         grad = self._grad
         if grad.shape != self.data.shape or grad.dtype != self.data.dtype:
-            grad = self._grad = np.empty_like(self.data)
+            grad = self._grad = aligned.empty(self.data.shape, self.data.dtype)
         return grad
 
     def grad_is_zero(self) -> bool:
@@ -142,11 +145,11 @@ class Parameter:
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise DTypeError(f"Parameter.astype: expected a floating dtype, got {dtype}")
-        self.data = self.data.astype(dtype, copy=False)
-        if self._grad_is_stale and self._grad.dtype != dtype:  # old values: nothing to convert
-            self._grad = np.empty_like(self.data)
-        else:
-            self._grad = self._grad.astype(dtype, copy=False)
+        if self.data.dtype != dtype:
+            self.data = aligned.copy(self.data, dtype)
+        if self._grad.dtype != dtype:
+            stale = self._grad_is_stale  # old values: nothing to convert
+            self._grad = aligned.empty(self.data.shape, dtype) if stale else aligned.copy(self._grad, dtype)
         return self
 
     def assign(self, value: ArrayLike) -> None:
