@@ -9,6 +9,13 @@ such rounds after a warm-up; the script does several runs and reports the median
 its spread (min..max of the runs' ratios).  minidl's time is from its rounds against the
 hand-written step.  ``--block K`` gives each contender turns of K steps and times the last K - 1 of
 each: a step that follows one of its own, as in a training loop, rather than the other contender's.
+Against PyTorch the turns are always at least 2 steps, the first untimed: PyTorch's OpenMP threads
+spin on after its step (and OpenBLAS's after minidl's), so the first step after the switch competes
+with the other side's threads for the two cores, which no training loop does.
+
+The hand-written step's parameters lie where NumPy allocates them, as in any hand-written script;
+minidl aligns its own to 64 bytes (``minidl.aligned``), which moves the ratio by several percent.
+``--aligned-reference`` aligns the reference's too: the framework's overhead alone.
 
 Peak memory: the peak of ``tracemalloc`` (NumPy reports its array allocations to it) during a
 steady-state step, counting everything the training holds (parameters, gradients, optimizer buffers,
@@ -50,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minidl as md
 from benchmarks.reference import CNNStep, MLPStep
+from minidl import aligned
 
 try:  # optional: PyTorch is never a dependency of minidl
     import torch
@@ -57,6 +65,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     torch = None
 
 LR = 0.01
+#: Steps per turn against PyTorch (the first not timed), at least: see ``time_alternately``.
+TORCH_BLOCK = 2
 Step = Callable[[], float]
 
 
@@ -108,7 +118,9 @@ class Setup:
     kernels: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # the CNN's (K, b) pairs
 
 
-def mlp_setup(case: Case, seed: int = 0) -> Setup:
+def mlp_setup(case: Case, seed: int = 0, aligned_reference: bool = False) -> Setup:
+    """The parameters and data of an MLP row and a factory per contender.  ``aligned_reference``
+    gives the hand-written step's parameters minidl's 64-byte alignment (``minidl.aligned``)."""
     rng = np.random.default_rng(seed)
     dtype = case.dtype
     sizes = case.sizes
@@ -124,7 +136,7 @@ def mlp_setup(case: Case, seed: int = 0) -> Setup:
         y = y.astype(dtype)
     setup = Setup(case, x, y, init=init)
     setup.factories["minidl"] = lambda: minidl_mlp(init, case, x, y)
-    setup.factories["numpy"] = lambda: numpy_mlp(init, case, x, y)
+    setup.factories["numpy"] = lambda: numpy_mlp(init, case, x, y, aligned_reference)
     if torch is not None:
         setup.factories["torch"] = lambda: torch_mlp(init, case, x, y)
     return setup
@@ -167,8 +179,10 @@ def minidl_mlp(init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray)
     return minidl_train_step(model, loss, md.SGD(model.parameters(), lr=LR), x, y)
 
 
-def numpy_mlp(init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray) -> Step:
-    ref = MLPStep([W.copy() for W in init], LR, case.loss)
+def numpy_mlp(init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray,
+              aligned_reference: bool = False) -> Step:
+    copy = aligned.copy if aligned_reference else np.copy
+    ref = MLPStep([copy(W) for W in init], LR, case.loss)
     return lambda: ref(x, y)
 
 
@@ -207,7 +221,8 @@ def torch_mlp(init: list[np.ndarray], case: Case, x: np.ndarray, y: np.ndarray) 
     return torch_step(model, criterion, torch.from_numpy(x), ty)
 
 
-def cnn_setup(case: Case, seed: int = 0) -> Setup:
+def cnn_setup(case: Case, seed: int = 0, aligned_reference: bool = False) -> Setup:
+    """As :func:`mlp_setup`, for the CNN row."""
     rng = np.random.default_rng(seed)
     dtype = case.dtype
     c_in, c1, c2, classes = case.sizes
@@ -223,7 +238,7 @@ def cnn_setup(case: Case, seed: int = 0) -> Setup:
     y = rng.integers(0, classes, size=case.batch)
     setup = Setup(case, x, y, init=[W], kernels=kernels)
     setup.factories["minidl"] = lambda: minidl_cnn(kernels, W, case, x, y)
-    setup.factories["numpy"] = lambda: numpy_cnn(kernels, W, x, y)
+    setup.factories["numpy"] = lambda: numpy_cnn(kernels, W, x, y, aligned_reference)
     if torch is not None:
         setup.factories["torch"] = lambda: torch_cnn(kernels, W, case, x, y)
     return setup
@@ -261,8 +276,10 @@ def minidl_cnn(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, case
     return minidl_train_step(model, loss, md.SGD(model.parameters(), lr=LR), x, y)
 
 
-def numpy_cnn(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, x: np.ndarray, y: np.ndarray) -> Step:
-    ref = CNNStep([(K.copy(), b.copy()) for K, b in kernels], W.copy(), LR)
+def numpy_cnn(kernels: list[tuple[np.ndarray, np.ndarray]], W: np.ndarray, x: np.ndarray, y: np.ndarray,
+              aligned_reference: bool = False) -> Step:
+    copy = aligned.copy if aligned_reference else np.copy
+    ref = CNNStep([(copy(K), copy(b)) for K, b in kernels], copy(W), LR)
     return lambda: ref(x, y)
 
 
@@ -297,7 +314,8 @@ class Timing:
         return statistics.median(self.times[who]) * 1e6
 
 
-def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: float, block: int = 1) -> Timing:
+def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: float, block: int = 1,
+                     pair_blocks: dict[str, int] | None = None) -> Timing:
     """Time minidl against each other contender in turn, in pairs: ``rounds`` rounds of one step of
     each (order A, B then B, A, alternately, so each follows the other equally often) per run, and
     ``runs`` runs.  The pairs are timed apart (minidl vs numpy, then minidl vs torch), so that one
@@ -307,6 +325,9 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
     ``block > 1``: each contender's turn is ``block`` consecutive steps, and only the steps after
     the first count (their median is the turn's time): the steady state of a training loop, each
     step following one of its own rather than the other contender's, whose step evicts the caches.
+    ``pair_blocks`` sets the block of a pair apart: ``{"torch": 2}`` (as :func:`run` does) because
+    a step right after the other contender's pays for its threads, not only its caches (PyTorch's
+    OpenMP threads spin on after its step, OpenBLAS's after NumPy's, and they share the two cores).
     """
     names = list(steps)
     deadline = time.perf_counter() + warmup
@@ -322,12 +343,13 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
     for _ in range(runs):
         for other in others:
             pair = ("minidl", other)
+            pair_block = (pair_blocks or {}).get(other, block)
             per_round: dict[str, list[float]] = {"minidl": [], other: []}
             for r in range(rounds):
                 for name in pair if r % 2 == 0 else pair[::-1]:
                     fn = steps[name]
                     turn = []
-                    for _ in range(block):
+                    for _ in range(pair_block):
                         start = clock()
                         fn()
                         turn.append(clock() - start)
@@ -438,7 +460,7 @@ def spread(values: list[float]) -> str:
 
 
 def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, memory: bool,
-        out: Any = sys.stdout, block: int = 1) -> list[dict[str, Any]]:
+        out: Any = sys.stdout, block: int = 1, aligned_reference: bool = False) -> list[dict[str, Any]]:
     have_torch = torch is not None
     header = ["network, batch, dtype", "minidl µs", "numpy µs", "minidl/numpy (runs min-max)"]
     if have_torch:
@@ -449,11 +471,13 @@ def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, mem
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|", file=out, flush=True)
     results = []
     for case in cases:
-        setup = cnn_setup(case) if case.kind == "cnn" else mlp_setup(case)
+        setup = (cnn_setup if case.kind == "cnn" else mlp_setup)(case, aligned_reference=aligned_reference)
         steps = {name: factory() for name, factory in setup.factories.items()}
         per_step = max(estimate_step(step) for step in steps.values())
-        rounds = int(min(2000, max(6, seconds_per_run / (per_step * 2 * block * (len(steps) - 1)))))
-        timing = time_alternately(steps, runs, rounds, warmup, block)
+        pair_blocks = {"torch": max(block, TORCH_BLOCK)}
+        mean_block = statistics.mean(pair_blocks.get(name, block) for name in steps if name != "minidl")
+        rounds = int(min(2000, max(6, seconds_per_run / (per_step * 2 * mean_block * (len(steps) - 1)))))
+        timing = time_alternately(steps, runs, rounds, warmup, block, pair_blocks)
         row: dict[str, Any] = {"case": case.label, "rounds": rounds, "runs": runs}
         cells = [case.label, f"{timing.median_us('minidl'):.0f}", f"{timing.median_us('numpy'):.0f}",
                  spread(timing.run_ratios["minidl/numpy"])]
@@ -495,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=1,
                         help="steps per contender's turn; with K > 1 only steps 2..K are timed: the steady "
                              "state of a training loop (default 1: every step follows the other contender's)")
+    parser.add_argument("--aligned-reference", action="store_true",
+                        help="give the hand-written step's parameters minidl's 64-byte alignment: the framework's "
+                             "overhead alone (by default the reference's arrays lie where NumPy puts them, which "
+                             "changes from process to process)")
     args = parser.parse_args(argv)
     if args.block < 1:
         parser.error("--block must be >= 1")
@@ -512,10 +540,16 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         turns = ("one step per turn" if args.block == 1 else
                  f"turns of {args.block} steps, the first of each not timed (steady state)")
+        if torch is not None:
+            turns += (f"; against PyTorch turns of {max(args.block, TORCH_BLOCK)} steps, the first not timed "
+                      "(it pays for the other side's threads, still spinning)")
         print(f"{runs} runs per row; per run, about {seconds:g} s of alternating rounds (minidl and one other "
               f"contender, A B / B A; {turns}) per pair; times are medians over every timed turn; ratios: "
               "median over the runs of each run's median per-round ratio, with the runs' min-max in brackets\n")
-        run(cases, runs, seconds, warmup, memory=not args.no_memory, block=args.block)
+        print("hand-written step's parameters: " + ("64-byte aligned, as minidl's (--aligned-reference)\n"
+              if args.aligned_reference else "where NumPy allocates them (minidl aligns its own to 64 bytes)\n"))
+        run(cases, runs, seconds, warmup, memory=not args.no_memory, block=args.block,
+            aligned_reference=args.aligned_reference)
     return 0
 
 

@@ -226,13 +226,16 @@ def test_contract_cost_script_prints_a_row() -> None:
     assert ratios[4] == pytest.approx(ratios[0] * ratios[3], rel=1e-2)  # both/numpy = minidl/numpy * both/minidl
 
 
-def test_benchmark_quick_mode_prints_a_table() -> None:
+@pytest.mark.parametrize("aligned", [False, True])
+def test_benchmark_quick_mode_prints_a_table(aligned) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--quick", "--runs", "1",
-         "--seconds", "0.01", "--no-cnn", "--only", "64-128-10"],
+         "--seconds", "0.01", "--no-cnn", "--only", "64-128-10", *(["--aligned-reference"] if aligned else [])],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+    said = "64-byte aligned, as minidl's" if aligned else "where NumPy allocates them"
+    assert f"hand-written step's parameters: {said}" in result.stdout
     lines = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert lines[0].startswith("| network, batch, dtype | minidl µs | numpy µs | minidl/numpy")
     rows = lines[2:]
@@ -293,6 +296,50 @@ def test_alternating_timing_takes_turns_and_times_the_steady_steps(block) -> Non
     assert len(timing.run_ratios["minidl/numpy"]) == 2
     if block > 1:
         assert timing.run_ratios["minidl/numpy"] == [1.0, 1.0]
+
+
+def test_pairs_can_have_blocks_of_their_own() -> None:
+    """Against PyTorch the turns are 2 steps, the first untimed (it pays for the other side's
+    spinning threads); against the hand-written step they stay one step."""
+    from benchmarks import train_step
+
+    calls: list[str] = []
+    now = [0.0]
+
+    def make(name: str):
+        def step() -> float:
+            now[0] += 1.0 if calls and calls[-1] == name else 10.0
+            calls.append(name)
+            return 0.0
+        return step
+
+    steps = {name: make(name) for name in ("minidl", "numpy", "torch")}
+    original = train_step.time.perf_counter
+    train_step.time.perf_counter = lambda: now[0]
+    try:
+        timing = train_step.time_alternately(steps, runs=1, rounds=2, warmup=0.0, pair_blocks={"torch": 2})
+    finally:
+        train_step.time.perf_counter = original
+    timed = calls[3 * 3:]  # after the warm-up's three rounds
+    assert timed == ["minidl", "numpy", "numpy", "minidl"] + ["minidl"] * 2 + ["torch"] * 4 + ["minidl"] * 2
+    assert timing.times["torch"] == [1.0, 1.0]  # the second step of each turn
+    # from the hand-written pairing, one step per turn: both of minidl's follow the other's
+    assert timing.times["minidl"] == [10.0, 10.0] and timing.times["numpy"] == [10.0, 1.0]
+    assert timing.run_ratios == {"minidl/numpy": [5.5], "minidl/torch": [1.0]}
+
+
+def test_the_aligned_reference_takes_the_same_steps_from_aligned_arrays() -> None:
+    from benchmarks import train_step
+
+    case = train_step.Case("t", "mlp", (64, 128, 10), 32, np.float32)
+    plain, aligned = (train_step.mlp_setup(case, aligned_reference=flag).factories["numpy"]() for flag in (False, True))
+    refs = [next(c.cell_contents for c in step.__closure__ if isinstance(c.cell_contents, MLPStep))
+            for step in (plain, aligned)]
+    assert all(md.aligned.is_aligned(W) for W in refs[1].Ws)
+    for _ in range(3):
+        assert plain() == aligned()
+    for W, V in zip(refs[0].Ws, refs[1].Ws, strict=True):
+        np.testing.assert_array_equal(W, V)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
