@@ -169,9 +169,22 @@ def _check_positive_int(who: str, name: str, value: Any) -> int:
 
 
 def _check_gamma(who: str, gamma: Any) -> float:
-    if not (is_number(gamma) and 0 < gamma <= 1):
-        raise ValueError(f"{who}: gamma must be a number in (0, 1], got {gamma!r}")
+    """A finite ``gamma > 0``: below 1 a decay, above 1 a rise (an lr range test), as PyTorch allows."""
+    if not (is_number(gamma) and is_finite(gamma) and gamma > 0):
+        raise ValueError(f"{who}: gamma must be a finite number > 0, got {gamma!r}")
     return float(gamma)
+
+
+def _scaled(who: str, lr0: float, gamma: float, times: int) -> float:
+    """``lr0 * gamma ** times``; a rising schedule that leaves the floats is a ``ValueError`` naming it
+    (Python's float power raises a bare ``OverflowError``)."""
+    try:
+        lr = lr0 * gamma**times
+    except OverflowError:
+        lr = math.inf
+    if not math.isfinite(lr):
+        raise ValueError(f"{who}: the lr {lr0!r} * {gamma!r}**{times} overflows") from None
+    return lr
 
 
 def _check_milestones(who: str, milestones: Any) -> list[int]:
@@ -194,7 +207,7 @@ class StepLR(LRScheduler):
         return _check_positive_int("StepLR", name, value) if name == "step_size" else _check_gamma("StepLR", value)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma ** (epoch // self.step_size)
+        return _scaled("StepLR", self.base_lr, self.gamma, epoch // self.step_size)
 
     def extra_repr(self) -> str:
         return f"step_size={self.step_size}, gamma={self.gamma}"
@@ -216,7 +229,7 @@ class MultiStepLR(LRScheduler):
         return _check_gamma("MultiStepLR", value)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
+        return _scaled("MultiStepLR", self.base_lr, self.gamma, sum(1 for m in self.milestones if m <= epoch))
 
     def extra_repr(self) -> str:
         return f"milestones={self.milestones}, gamma={self.gamma}"
@@ -235,7 +248,7 @@ class ExponentialLR(LRScheduler):
         return _check_gamma("ExponentialLR", value)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.gamma**epoch
+        return _scaled("ExponentialLR", self.base_lr, self.gamma, epoch)
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}"

@@ -48,6 +48,35 @@ def test_exponential_lr():
     np.testing.assert_allclose(lrs(ExponentialLR(opt(2.0), gamma=0.9), 5), [2 * 0.9**e for e in range(5)])
 
 
+def test_a_gamma_above_one_raises_the_lr_as_pytorch_does():
+    """gamma > 1 (an lr range test) was refused; PyTorch accepts it."""
+    np.testing.assert_allclose(lrs(ExponentialLR(opt(1e-3), gamma=1.5), 6), [1e-3 * 1.5**e for e in range(6)],
+                               rtol=1e-15)
+    assert lrs(StepLR(opt(1.0), step_size=2, gamma=2.0), 5) == [1, 1, 2, 2, 4]
+    assert lrs(MultiStepLR(opt(1.0), milestones=[1, 3], gamma=10), 4) == [1, 10, 10, 100]
+
+
+@pytest.mark.parametrize("make, who", [(lambda o: ExponentialLR(o, gamma=10.0), "ExponentialLR"),
+                                       (lambda o: StepLR(o, step_size=1, gamma=1e300), "StepLR")])
+def test_a_rising_lr_that_overflows_is_refused_by_name_and_the_count_stays(make, who):
+    sched = make(opt(1.0))
+    while True:
+        try:
+            sched.step()
+        except ValueError as error:
+            assert f"{who}: the lr 1.0 * " in str(error) and "overflows" in str(error)
+            break
+        assert sched.last_epoch < 400
+    assert sched.optimizer.lr == sched.lr_at(sched.last_epoch) and math.isfinite(sched.optimizer.lr)
+    assert sched.optimizer.lr > 1e299
+
+
+@pytest.mark.parametrize("gamma", [0.0, -0.5, math.inf, math.nan, "2", True])
+def test_gamma_must_be_a_finite_positive_number(gamma):
+    with pytest.raises(ValueError, match=r"ExponentialLR: gamma must be a finite number > 0"):
+        ExponentialLR(opt(), gamma=gamma)
+
+
 def test_cosine_annealing_lr_formula_and_endpoints():
     lr0, eta_min, T = 0.1, 0.001, 10
     got = lrs(CosineAnnealingLR(opt(lr0), T_max=T, eta_min=eta_min), T + 1)
@@ -176,7 +205,7 @@ def test_a_schedule_resumes_with_its_own_settings(make, other, settings):
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"gamma": 1.5}, r"'gamma': StepLR: gamma must be a number in \(0, 1\]"),
+    ({"gamma": 0.0}, r"'gamma': StepLR: gamma must be a finite number > 0"),
     ({"step_size": 0}, r"'step_size': StepLR: step_size must be a positive int"),
     ({"momentum": 0.9}, r"unexpected keys \['momentum'\] \(StepLR keeps type, base_lr, last_epoch, step_size, gamma\)"),
     ({"base_lr": 10**400}, r"'base_lr': expected a finite number"),
@@ -627,8 +656,8 @@ def test_sequential_lr_resumes_bit_for_bit_and_refuses_a_bad_state_changing_noth
     assert [b.step() for _ in range(5)] == [a.step() for _ in range(5)]
     c = build()
     good = c.state_dict()
-    bad_child = {**good, "schedulers": [good["schedulers"][0], {**good["schedulers"][1], "gamma": 2.0}]}
-    for bad, match in ((bad_child, r"schedule 1: .*gamma must be a number in \(0, 1\]"),
+    bad_child = {**good, "schedulers": [good["schedulers"][0], {**good["schedulers"][1], "gamma": -2.0}]}
+    for bad, match in ((bad_child, r"schedule 1: .*gamma must be a finite number > 0"),
                        ({**good, "schedulers": good["schedulers"][:1]}, "expected a list of 2 schedule states, got 1"),
                        ({**good, "milestones": [2, 5]}, r"expected 1 strictly increasing milestone\(s\) for 2"),
                        ({**good, "bogus": 1}, r"unexpected keys \['bogus'\]"),
