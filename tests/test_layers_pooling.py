@@ -667,3 +667,61 @@ def test_avgpool_float16_equals_pytorch(seed: int) -> None:
         theirs = torch.nn.functional.avg_pool2d(torch.from_numpy(x), **kwargs).numpy()
         assert ours.dtype == np.float16
         np.testing.assert_array_equal(ours, theirs)
+
+
+NAN, INF = math.nan, math.inf
+
+
+@pytest.mark.parametrize("window, winner", [
+    ([[1, NAN], [5, 2]], 1),
+    ([[NAN, 3], [NAN, 9]], 2),
+    ([[2, 7], [NAN, 1]], 2),
+    ([[NAN, NAN], [NAN, NAN]], 3),
+    ([[-INF, NAN], [3, NAN]], 3),
+    ([[1, 7], [7, 2]], 1),  # no NaN: the first maximum, as before
+])
+def test_a_window_holding_nan_sends_its_gradient_to_its_last_nan(window, winner) -> None:
+    """As PyTorch's kernel (val > max || isnan(val)); the gradient went to the maximum before the
+    first NaN (or to the first element)."""
+    pool = md.MaxPool2D(2)
+    x = np.array(window, dtype=np.float64)[None, None]
+    y = pool(x)
+    assert np.isnan(y[0, 0, 0, 0]) == bool(np.isnan(x).any())
+    dx = pool.backward(np.full_like(y, 3.0))
+    expected = np.zeros(4)
+    expected[winner] = 3.0
+    np.testing.assert_array_equal(dx.ravel(), expected)
+
+
+def test_nan_routing_is_per_window_and_holds_in_1d_and_with_padding() -> None:
+    x = np.array([[[1, NAN, 5, NAN, 2, 4, 9, 4, 0]]])
+    pool = md.MaxPool1D(3, 3, 1)  # windows [pad, 1, nan], [5, nan, 2], [4, 9, 4] (the 0 is left over)
+    y = pool(x)
+    np.testing.assert_array_equal(y, [[[NAN, NAN, 9]]])
+    dx = pool.backward(np.array([[[1.0, 2.0, 3.0]]]))
+    np.testing.assert_array_equal(dx, [[[0, 1, 0, 2, 0, 0, 3, 0, 0]]])
+
+
+def test_nan_routing_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(150):
+        k, s, d = (int(v) for v in rng.integers(1, 4, size=3))
+        p = int(rng.integers(0, k // 2 + 1))
+        x = rng.integers(0, 4, size=(2, 2, 7, 8)).astype(np.float64)  # small integers: ties and exact sums
+        for value, share in ((NAN, 0.2), (INF, 0.1), (-INF, 0.1)):
+            x[rng.random(x.shape) < share] = value
+        try:
+            ours = md.MaxPool2D(k, s, p, dilation=d)
+            y = ours(x)
+        except md.ShapeError:
+            continue
+        xt = torch.tensor(x, requires_grad=True)
+        yt = torch.nn.functional.max_pool2d(xt, k, s, p, d)
+        g = np.arange(1.0, y.size + 1).reshape(y.shape)
+        yt.backward(torch.tensor(g))
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_array_equal(ours.backward(g), xt.grad.numpy())
+        checked += 1
+    assert checked > 100

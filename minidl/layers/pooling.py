@@ -274,8 +274,18 @@ class _MaxPool(_Pool):
             # (much faster than a masked copy)
             np.maximum(argmax, wins.view(np.uint8) * index_type(t), out=argmax)
             np.maximum(best, value, out=best)
+        if best.size and np.isnan(best.max()):  # (max propagates NaN)
+            self._route_nan_windows(windows, best, argmax)
         self._argmax = argmax
         return _from_plane(best, self._rank)
+
+    def _route_nan_windows(self, windows: np.ndarray, best: np.ndarray, argmax: np.ndarray) -> None:
+        """A window holding NaN outputs NaN (``np.maximum`` propagates it); its gradient goes to its
+        *last* NaN in row-major order, as PyTorch's kernel (``val > max || isnan(val)``) sends it."""
+        (kh, kw), _, _, (dh, dw) = self._plane()
+        lost = np.isnan(best)
+        for t in range(kh * kw):
+            argmax[lost & np.isnan(windows[..., (t // kw) * dh, (t % kw) * dw])] = t
 
     def _first_taps(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """For an input of plane ``shape``: per output row, and per output column, the index of the first
@@ -334,7 +344,8 @@ class MaxPool2D(_MaxPool):
     with overlapping windows an input collects the gradients of every window it won.  **Ties**: when
     several elements of a window share the maximum, the gradient goes to exactly one of them, the
     first in row-major order within the window (smallest row, then smallest column), as PyTorch
-    does.  The forward keeps only the winner's offset per output (one byte each).
+    does.  A window holding NaN outputs NaN and sends its gradient to its last NaN (row-major), as
+    PyTorch.  The forward keeps only the winner's offset per output (one byte each).
     """
 
     kernel_size: tuple[int, int]
@@ -374,7 +385,8 @@ class MaxPool1D(_MaxPool):
     position of the input (``ShapeError`` otherwise; PyTorch gives -inf there).
 
     Backward: each output's gradient goes to the input element that was the maximum of its window,
-    on a tie the first (leftmost) of them, as PyTorch; overlapping windows add up.
+    on a tie the first (leftmost) of them, in a window holding NaN its last NaN, as PyTorch;
+    overlapping windows add up.
     """
 
     _rank = 1
