@@ -773,6 +773,56 @@ def test_a_refused_batch_leaves_buffers_and_generators_as_after_the_previous_bat
             assert a == b, name
 
 
+class LazyNoise(md.Layer):
+    """Registers its running maximum and its generator in its first forward (a lazy layer)."""
+
+    def forward(self, x):
+        if "peak" not in self._buffers:
+            self.register_buffer("peak", np.abs(x).max(axis=0))
+            self.noise = np.random.default_rng(7)
+        else:
+            self.peak = np.maximum(self.peak, np.abs(x).max(axis=0))
+        self.noise.standard_normal(3)  # moves the generator
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def test_a_refused_batch_unregisters_the_buffers_and_generators_it_registered():
+    """_SideState listed the layers with buffers (and the generators) when fit started: a buffer
+    registered in the first forward stayed, with the refused batch's values, after the refusal."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 2))
+    y = np.zeros((8, 1))
+    y[:4] = 1e200  # the first batch's loss is inf
+
+    def build() -> md.Sequential:
+        return md.Sequential(md.Dense(2, 3, rng=0), LazyNoise(), md.Dense(3, 1, rng=1))
+
+    model = build()
+    with pytest.raises(md.NonFiniteError, match="batch 1/2"):
+        fit(model, x, y, loss=md.MSELoss(), optimizer=SGD(model.parameters(), lr=1e-3), batch_size=4,
+            shuffle=False, verbose=0)
+    lazy = model[1]
+    assert "peak" not in lazy._buffers and not hasattr(lazy, "peak")
+    assert "noise" not in lazy._generators and not hasattr(lazy, "noise")
+    assert set(model.state_dict(generators=True)) == {"0.W", "2.W"}
+    # training on from there is training from scratch on the good half
+    y[:4] = 0
+    reference = build()
+    for m in (model, reference):
+        fit(m, x[4:], y[4:], loss=md.MSELoss(), optimizer=SGD(m.parameters(), lr=1e-3), batch_size=4,
+            shuffle=False, verbose=0)
+    for (name, a), (_, b) in zip(model.state_dict(generators=True).items(),
+                                 reference.state_dict(generators=True).items(), strict=True):
+        assert name in {"0.W", "1.peak", "1.noise", "2.W"}
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert a == b, name
+
+
 def test_fit_and_predict_accept_data_that_converts_itself() -> None:
     class Frame:  # a stand-in for a pandas DataFrame / Series
         def __init__(self, values: np.ndarray) -> None:
