@@ -356,6 +356,8 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
                     per_round[name].append(statistics.median(turn[1:] or turn))
             if other == others[0]:  # minidl's times from its first pairing (the hand-written step's)
                 times["minidl"] += per_round["minidl"]
+            else:  # and from each other pairing, whose turns may differ (PyTorch's: 2 steps)
+                times.setdefault(f"minidl@{other}", []).extend(per_round["minidl"])
             times[other] += per_round[other]
             ratios = [a / b for a, b in zip(per_round["minidl"], per_round[other], strict=True)]
             run_ratios[f"minidl/{other}"].append(statistics.median(ratios))
@@ -464,7 +466,7 @@ def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, mem
     have_torch = torch is not None
     header = ["network, batch, dtype", "minidl µs", "numpy µs", "minidl/numpy (runs min-max)"]
     if have_torch:
-        header += ["torch µs", "minidl/torch (runs min-max)"]
+        header += ["torch µs", "minidl µs, same turns", "minidl/torch (runs min-max)"]
     if memory:
         header += ["peak KiB minidl", "peak KiB numpy", "memory ratio", "objects KiB minidl / numpy"]
     print("| " + " | ".join(header) + " |", file=out)
@@ -485,8 +487,9 @@ def run(cases: list[Case], runs: int, seconds_per_run: float, warmup: float, mem
                    ratio_numpy=statistics.median(timing.run_ratios["minidl/numpy"]),
                    ratio_numpy_runs=timing.run_ratios["minidl/numpy"])
         if have_torch:
-            cells += [f"{timing.median_us('torch'):.0f}", spread(timing.run_ratios["minidl/torch"])]
-            row.update(torch_us=timing.median_us("torch"),
+            cells += [f"{timing.median_us('torch'):.0f}", f"{timing.median_us('minidl@torch'):.0f}",
+                      spread(timing.run_ratios["minidl/torch"])]
+            row.update(torch_us=timing.median_us("torch"), minidl_torch_turns_us=timing.median_us("minidl@torch"),
                        ratio_torch=statistics.median(timing.run_ratios["minidl/torch"]),
                        ratio_torch_runs=timing.run_ratios["minidl/torch"])
         del steps

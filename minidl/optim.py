@@ -178,7 +178,7 @@ class Optimizer:
         """``state[key]`` (see :meth:`_stored`), created as zeros like ``p.data`` if absent."""
         buf = Optimizer._stored(state, key, p)
         if buf is None:
-            buf = state[key] = aligned.zeros_like(p.data)  # aligned, as p.data (minidl.aligned)
+            buf = state[key] = aligned.zeros_like(p.data)  # aligned as p.data (minidl.aligned)
         return buf
 
     @staticmethod
@@ -187,7 +187,7 @@ class Optimizer:
         was made: float32 parameters keep float32 state."""
         buf = state.get(key)
         if buf is not None and buf.dtype != p.data.dtype:
-            buf = state[key] = buf.astype(p.data.dtype)
+            buf = state[key] = aligned.copy(buf, p.data.dtype)
         return buf
 
     def __getstate__(self) -> dict[str, Any]:  # pickling/deepcopy: scratch is keyed by id(), drop it
@@ -690,7 +690,8 @@ class Adagrad(Optimizer):
         g = self._decayed_grad(p, h["weight_decay"])
         s = self._stored(state, "sum", p)
         if s is None:
-            s = state["sum"] = np.full_like(p.data, h["initial_accumulator_value"])
+            s = state["sum"] = aligned.empty(p.data.shape, p.data.dtype)
+            s.fill(h["initial_accumulator_value"])
         work = self._work(p)
         s += np.multiply(g, g, out=work)
         denom = np.sqrt(s, out=work)

@@ -32,8 +32,10 @@ class Parameter:
             unrelated to ``Layer.training``, which switches train/eval behaviour.)
 
     Both ``data`` and ``grad`` may be rebound to new arrays of the same shape; layers look them
-    up at call time and never keep views of them.  The arrays the parameter makes itself start on a
-    64-byte boundary (:mod:`minidl.aligned`: a training step runs several percent faster).
+    up at call time and never keep views of them.  The arrays the parameter makes itself (of 4 KiB
+    or more) start on a 64-byte boundary (:mod:`minidl.aligned`: a training step runs several percent
+    faster); so does what ``load_state_dict`` loads, but not an array a user rebinds, nor a copy made
+    by ``copy.deepcopy`` or pickle.
 
     :meth:`zero_grad` costs nothing per element: it marks the gradient as zero, and the array is
     zeroed when ``grad`` is next read, or never, when a layer's backward writes the whole gradient

@@ -468,7 +468,10 @@ class SequentialLR(LRScheduler):
                 except (StateDictError, TypeError) as error:
                     raise StateDictError(f"{refused}schedule {i}: {error}") from None
             LRScheduler.load_state_dict(trial, {k: v for k, v in state.items() if k != "schedulers"})
-            lr = trial.lr_at(trial.last_epoch)
+            try:
+                lr = trial.lr_at(trial.last_epoch)
+            except ValueError as error:  # a rising schedule whose lr at the saved epoch overflows
+                raise StateDictError(f"{refused}{error}") from None
         finally:
             self.optimizer.lr = lr_before
         for s, child in zip(self.schedulers, children, strict=True):

@@ -88,3 +88,20 @@ def test_sgd_momentum_buffer_is_an_aligned_copy_of_the_first_gradient() -> None:
     buf = optimizer.state[0]["momentum_buffer"]
     assert aligned.is_aligned(buf) and not np.shares_memory(buf, model.W._grad)
     np.testing.assert_array_equal(buf, 2.0)
+
+
+@pytest.mark.parametrize("make", [lambda ps: md.Adagrad(ps, lr=0.1), lambda ps: md.Adam(ps, lr=0.1),
+                                  lambda ps: md.RMSprop(ps, lr=0.1, momentum=0.9)])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_every_optimizers_state_is_aligned_also_after_the_model_is_cast(make, seed) -> None:
+    """Adagrad's sum was made by np.full_like, and state cast after model.astype by ndarray.astype."""
+    padding = [np.empty(n, np.uint8) for n in np.random.default_rng(seed).integers(1, 5000, size=9)]
+    model = md.Dense(100, 40, rng=0)
+    optimizer = make(model.parameters())
+    for dtype in (np.float64, np.float32):
+        model.astype(dtype)
+        model.W.grad = np.ones_like(model.W.data)
+        optimizer.step()
+        arrays = [a for a in optimizer.state[0].values() if isinstance(a, np.ndarray)]
+        assert arrays and all(a.dtype == dtype and aligned.is_aligned(a) for a in arrays)
+    del padding

@@ -325,6 +325,7 @@ def test_pairs_can_have_blocks_of_their_own() -> None:
     assert timing.times["torch"] == [1.0, 1.0]  # the second step of each turn
     # from the hand-written pairing, one step per turn: both of minidl's follow the other's
     assert timing.times["minidl"] == [10.0, 10.0] and timing.times["numpy"] == [10.0, 1.0]
+    assert timing.times["minidl@torch"] == [1.0, 1.0]  # the same turns as PyTorch's, for the table
     assert timing.run_ratios == {"minidl/numpy": [5.5], "minidl/torch": [1.0]}
 
 
@@ -336,10 +337,10 @@ def test_the_aligned_reference_takes_the_same_steps_from_aligned_arrays() -> Non
     refs = [next(c.cell_contents for c in step.__closure__ if isinstance(c.cell_contents, MLPStep))
             for step in (plain, aligned)]
     assert all(md.aligned.is_aligned(W) for W in refs[1].Ws)
-    for _ in range(3):
-        assert plain() == aligned()
+    for _ in range(3):  # (BLAS may round differently at other addresses)
+        assert plain() == pytest.approx(aligned(), rel=1e-5)
     for W, V in zip(refs[0].Ws, refs[1].Ws, strict=True):
-        np.testing.assert_array_equal(W, V)
+        np.testing.assert_allclose(W, V, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])

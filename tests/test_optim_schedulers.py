@@ -71,6 +71,18 @@ def test_a_rising_lr_that_overflows_is_refused_by_name_and_the_count_stays(make,
     assert sched.optimizer.lr > 1e299
 
 
+def test_a_sequential_state_whose_lr_overflows_is_refused_as_a_state() -> None:
+    o = opt(0.1)
+    sched = SequentialLR(o, [LinearLR(o), ExponentialLR(o, gamma=2.0)], milestones=[2])
+    lr = o.lr
+    state = sched.state_dict()
+    state["last_epoch"] = 2000
+    state["schedulers"][1]["last_epoch"] = 1998
+    with pytest.raises(StateDictError, match=r"SequentialLR.load_state_dict refused .*ExponentialLR: .*overflows"):
+        sched.load_state_dict(state)
+    assert sched.last_epoch == 0 and o.lr == lr and sched.state_dict() != state
+
+
 @pytest.mark.parametrize("gamma", [0.0, -0.5, math.inf, math.nan, "2", True])
 def test_gamma_must_be_a_finite_positive_number(gamma):
     with pytest.raises(ValueError, match=r"ExponentialLR: gamma must be a finite number > 0"):
