@@ -823,6 +823,101 @@ def test_a_refused_batch_unregisters_the_buffers_and_generators_it_registered():
             assert a == b, name
 
 
+class LazyRng(md.Layer):
+    """The other lazy pattern: a plain None in __init__, a generator from the first forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rng = None
+
+    def forward(self, x):
+        if self.rng is None:
+            self.rng = np.random.default_rng(0)
+        self.rng.standard_normal(1)
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+class LazyNorm(md.Layer):
+    """Makes its BatchNorm1d sub-layer in its first forward."""
+
+    def forward(self, x):
+        if "bn" not in self._layers:
+            self.bn = md.BatchNorm1d(x.shape[1])
+        return self.bn.forward(x)
+
+    def backward(self, grad_output):
+        return self.bn.backward(grad_output)
+
+
+def _mse_fit(model, x, y, **kwargs):
+    return fit(model, x, y, loss=md.MSELoss(), optimizer=SGD(model.parameters(), lr=1e-3), batch_size=4,
+               shuffle=False, verbose=0, **kwargs)
+
+
+def test_undoing_a_lazy_registration_puts_back_the_plain_attribute_it_replaced():
+    """The first fix deleted the attribute: 'self.rng is None' then raised AttributeError, also after
+    validation_data's scoring, which restores the side state with no batch refused (a review's case)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 2)), np.zeros((8, 1))
+    model = md.Sequential(md.Dense(2, 1, rng=0), LazyRng())
+    _mse_fit(model, x, y, validation_data=(x, y))
+    assert isinstance(model[1].rng, np.random.Generator)
+    model = md.Sequential(md.Dense(2, 1, rng=0), LazyRng())
+    y[:4] = 1e200
+    with pytest.raises(md.NonFiniteError, match="batch 1/2"):
+        _mse_fit(model, x, y)
+    assert model[1].rng is None and "rng" not in model[1]._generators
+    y[:4] = 0
+    _mse_fit(model, x, y)  # trains on
+
+
+def test_a_sub_layer_made_in_a_forward_is_covered_by_the_next_refused_batch():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 2))
+    y = np.zeros((8, 1))
+    y[4:] = 1e200  # batch 1 makes the BatchNorm and moves its statistics; batch 2 is refused
+    model = md.Sequential(md.Dense(2, 2, rng=0), LazyNorm(), md.Dense(2, 1, rng=1))
+    with pytest.raises(md.NonFiniteError, match="batch 2/2"):
+        _mse_fit(model, x, y)
+    reference = md.Sequential(md.Dense(2, 2, rng=0), LazyNorm(), md.Dense(2, 1, rng=1))
+    _mse_fit(reference, x[:4], y[:4])
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_array_equal(getattr(model[1].bn, name), getattr(reference[1].bn, name), err_msg=name)
+    assert reference[1].bn.num_batches_tracked == 1
+    first_refused = md.Sequential(md.Dense(2, 2, rng=0), LazyNorm(), md.Dense(2, 1, rng=1))
+    with pytest.raises(md.NonFiniteError, match="batch 1/2"):
+        _mse_fit(first_refused, x[::-1].copy(), y[::-1].copy())
+    assert "bn" not in first_refused[1]._layers and not hasattr(first_refused[1], "bn")
+
+
+def test_a_buffer_deleted_or_made_persistent_by_a_refused_batch_is_put_back():
+    class Fiddler(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("kept", np.ones(2))
+            self.register_buffer("scratch", np.zeros(2), persistent=False)
+
+        def forward(self, x):
+            del self.kept
+            self.register_buffer("scratch", np.ones(2))  # now persistent
+            return x
+
+        def backward(self, grad_output):
+            return grad_output
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 2)), np.full((4, 1), 1e200)
+    model = md.Sequential(md.Dense(2, 1, rng=0), Fiddler())
+    with pytest.raises(md.NonFiniteError):
+        _mse_fit(model, x, y)
+    assert set(model.state_dict()) == {"0.W", "1.kept"}
+    np.testing.assert_array_equal(model[1].kept, 1.0)
+    np.testing.assert_array_equal(model[1].scratch, 0.0)
+
+
 def test_fit_and_predict_accept_data_that_converts_itself() -> None:
     class Frame:  # a stand-in for a pandas DataFrame / Series
         def __init__(self, values: np.ndarray) -> None:
