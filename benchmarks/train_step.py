@@ -319,8 +319,8 @@ def time_alternately(steps: dict[str, Step], runs: int, rounds: int, warmup: flo
     """Time minidl against each other contender in turn, in pairs: ``rounds`` rounds of one step of
     each (order A, B then B, A, alternately, so each follows the other equally often) per run, and
     ``runs`` runs.  The pairs are timed apart (minidl vs numpy, then minidl vs torch), so that one
-    contender's leftovers (e.g. PyTorch's OpenMP threads spinning after a step) fall on both sides
-    of a ratio alike, and never on a pair it is not part of.
+    contender's leftovers (e.g. PyTorch's OpenMP threads spinning after a step) never fall on a pair
+    it is not part of (within its own pair they slow the other side's next step: see ``pair_blocks``).
 
     ``block > 1``: each contender's turn is ``block`` consecutive steps, and only the steps after
     the first count (their median is the turn's time): the steady state of a training loop, each
