@@ -258,6 +258,8 @@ class CrossEntropyLoss(Loss):
                 if weight is not None:
                     coef *= weight.astype(logits.dtype)
                 norm = float(np.add.reduce(weight[picked])) if weight is not None else float(rows.size)
+                if norm == 0.0 and self.reduction == "mean":  # every kept row weighs 0 (PyTorch: 0/0 = NaN):
+                    coef.fill(0)  # the documented loss 0 and zero gradient, smoothing's terms included
         elif target.ndim == 2:
             if target.shape != logits.shape:
                 raise ShapeError(

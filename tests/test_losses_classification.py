@@ -566,3 +566,16 @@ def test_ce_with_positions_advises_the_probability_shape_of_its_logits() -> None
         md.CrossEntropyLoss()(np.zeros((2, 5, 3, 3)), np.zeros((2, 3, 3)))
     with pytest.raises(md.DTypeError, match=r"or pass \(N, 5\) class probabilities"):
         md.CrossEntropyLoss()(np.zeros((2, 5)), np.zeros(2))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_a_batch_of_weightless_rows_has_loss_0_also_with_label_smoothing(smoothing) -> None:
+    """With smoothing the other classes' terms stayed: a summed loss and gradient while the batch
+    weighed 0 (a test's find; PyTorch gives NaN)."""
+    x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    loss = md.CrossEntropyLoss(label_smoothing=smoothing, weight=[0.0, 1.0, 1.0])
+    assert loss(x, np.array([0, 0])) == 0.0 and loss.batch_weight == 0.0
+    np.testing.assert_array_equal(loss.backward(), 0.0)
+    summed = md.CrossEntropyLoss(label_smoothing=smoothing, weight=[0.0, 1.0, 1.0], reduction="sum")
+    value = summed(x, np.array([0, 0]))
+    assert (value > 0) == (smoothing > 0)  # a sum divides by nothing: smoothing's terms count
