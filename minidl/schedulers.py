@@ -180,8 +180,11 @@ def _scaled(who: str, lr0: float, gamma: float, times: int) -> float:
     (Python's float power raises a bare ``OverflowError``)."""
     try:
         lr = lr0 * gamma**times
-    except OverflowError:
-        lr = math.inf
+    except OverflowError:  # gamma**times alone may leave the floats while the product does not
+        try:
+            lr = math.exp(math.log(lr0) + times * math.log(gamma)) if lr0 > 0 else 0.0
+        except OverflowError:
+            lr = math.inf
     if not math.isfinite(lr):
         raise ValueError(f"{who}: the lr {lr0!r} * {gamma!r}**{times} overflows") from None
     return lr

@@ -56,6 +56,15 @@ def test_a_gamma_above_one_raises_the_lr_as_pytorch_does():
     assert lrs(MultiStepLR(opt(1.0), milestones=[1, 3], gamma=10), 4) == [1, 10, 10, 100]
 
 
+def test_a_rising_lr_is_computed_where_only_the_power_of_gamma_overflows() -> None:
+    """gamma**e alone overflowed (and was refused) while lr0 * gamma**e is a float, as in PyTorch."""
+    o = opt(1e-5)
+    sched = ExponentialLR(o, gamma=2.0)
+    for _ in range(1025):
+        sched.step()
+    assert o.lr == pytest.approx(1e-5 * 2.0**1000 * 2.0**25, rel=1e-13)
+
+
 @pytest.mark.parametrize("make, who", [(lambda o: ExponentialLR(o, gamma=10.0), "ExponentialLR"),
                                        (lambda o: StepLR(o, step_size=1, gamma=1e300), "StepLR")])
 def test_a_rising_lr_that_overflows_is_refused_by_name_and_the_count_stays(make, who):
