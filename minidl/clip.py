@@ -55,7 +55,8 @@ def _with_gradients(named: list[tuple[str, Parameter]]) -> list[tuple[str, Param
 
 def _norm(g: np.ndarray, p: float) -> float:
     """The ``p``-norm of ``g``'s elements as a Python float (float64 arithmetic on the result), without
-    overflow for huge finite elements: scaled by the largest ``|g|`` only when the direct sum overflows."""
+    overflow for huge finite elements or underflow for tiny ones (or a large ``p``): scaled by the
+    largest ``|g|`` only when the direct sum overflows, or is 0 for elements that are not all 0."""
     if g.size == 0:
         return 0.0
     if p == math.inf:
@@ -67,9 +68,12 @@ def _norm(g: np.ndarray, p: float) -> float:
         total = float(np.add.reduce(np.abs(flat), dtype=np.float64))
     else:
         total = float(np.add.reduce(np.abs(flat, dtype=np.float64) ** p)) ** (1.0 / p)
-    if math.isfinite(total) or not np.isfinite(flat).all():
+    if math.isfinite(total):
+        if total > 0.0 or not flat.any():
+            return total
+    elif not np.isfinite(flat).all():
         return total
-    big = float(np.max(np.abs(flat)))  # finite elements whose sum of powers overflowed
+    big = float(np.max(np.abs(flat)))  # finite elements whose sum of powers overflowed (or underflowed to 0)
     scaled = np.abs(flat, dtype=np.float64) / big
     return big * float(np.add.reduce(scaled**p)) ** (1.0 / p)
 

@@ -220,3 +220,17 @@ def test_a_non_finite_gradient_in_fit_names_the_parameter_as_the_model_does() ->
                optimizer=md.SGD(model.parameters(), lr=0.1), clip_grad_norm=1.0)
     assert "error_if_nonfinite" not in str(info.value)
     np.testing.assert_array_equal(model[0].W.data, before)
+
+
+@pytest.mark.parametrize("norm_type, grad, expected", [
+    (400.0, [0.1, 0.05], 0.1),  # |g|**400 underflows to 0: the norm read 0 and nothing was clipped
+    (2.0, [1e-200, 1e-200], np.sqrt(2) * 1e-200),
+    (3.0, [0.0, 0.0], 0.0),
+])
+def test_a_norm_whose_sum_of_powers_underflows_is_scaled_too(norm_type, grad, expected) -> None:
+    p = md.Parameter(np.zeros(2))
+    p.grad = np.array(grad)
+    total = md.clip_grad_norm_(p, 0.01, norm_type)
+    assert total == pytest.approx(expected, rel=1e-12, abs=0)
+    if expected > 0.01:
+        np.testing.assert_allclose(p.grad, np.array(grad) * 0.01 / (expected + 1e-6), rtol=1e-12)
