@@ -597,7 +597,8 @@ class Bidirectional(_TwoPaths):
         if x.ndim < 2:
             raise ShapeError(f"Bidirectional: expected a sequence batch (N, T, ...), got shape {x.shape}")
         if mask is not None:
-            check_padding_mask(mask, x.shape[0], x.shape[1], "Bidirectional", "padding mask")
+            check_padding_mask(mask, x.shape[0], x.shape[1], "Bidirectional", "padding mask",
+                               width=", ".join(map(str, x.shape[2:])) or "...")
         # if the forward layer raises, nothing of this pass was kept here
         y_f = self._run("forward_layer", x if mask is None else (x, mask))
         try:

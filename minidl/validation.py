@@ -206,9 +206,10 @@ def check_grad_output(
 
 
 def check_padding_mask(mask: object, N: int, T: int, who: str, what: str = "key_padding_mask",
-                       over: str = "an input", steps: str = "T") -> None:
-    """Refuse a padding mask that is not (N, T) booleans (True at a padding position); ``over`` and
-    ``steps`` name the sequence it covers in messages (``"a memory"``, ``"S"``)."""
+                       over: str = "an input", steps: str = "T", width: int | str = "E") -> None:
+    """Refuse a padding mask that is not (N, T) booleans (True at a padding position); ``over``,
+    ``steps`` and ``width`` name the sequence it covers in messages (``"a memory"``, ``"S"``, its
+    feature size)."""
     if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
         got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else type(mask).__name__
         raise DTypeError(
@@ -218,4 +219,4 @@ def check_padding_mask(mask: object, N: int, T: int, who: str, what: str = "key_
             "mean it")
     if mask.shape != (N, T):
         raise ShapeError(f"{who}: expected {what} of shape (N, {steps}) = ({N}, {T}) for {over} of shape "
-                         f"({N}, {T}, E), got {mask.shape}")
+                         f"({N}, {T}, {width}), got {mask.shape}")

@@ -187,3 +187,19 @@ def test_channel_dropout_gradient_checker(p: float, seed: int) -> None:
                           md.Dense(4 * 2 * 2, 3, rng=seed))
     assert_gradients_ok(model, inputs=rng.normal(size=(3, 2, 4, 4)), loss=md.CrossEntropyLoss(),
                         targets=np.array([0, 2, 1]), seed=seed)
+
+
+@pytest.mark.parametrize("make", [lambda: md.Dropout(0.5, rng=0), lambda: md.Dropout(0.5).eval(),
+                                  lambda: md.Dropout(0.0), lambda: md.Flatten()])
+def test_a_big_endian_input_is_computed_in_native_order_and_takes_a_native_gradient(make) -> None:
+    """Training Dropout crashed on '>f8' (a ufunc's dtype must be native); eval Dropout and Flatten
+    returned the input's byte order and then refused the native gradient a loss sends back."""
+    x = np.arange(1.0, 7.0).reshape(2, 3, 1).astype(">f8")
+    layer = make()
+    y = layer(x)
+    assert y.dtype == np.float64 and y.dtype.isnative
+    native = make()
+    np.testing.assert_array_equal(y, native(x.astype(np.float64)))
+    dx = layer.backward(np.ones(y.shape))
+    assert dx.dtype == np.float64 and dx.shape == x.shape
+    np.testing.assert_array_equal(dx, native.backward(np.ones(y.shape)))

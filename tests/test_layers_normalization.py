@@ -115,8 +115,8 @@ def test_errors_name_the_layer() -> None:
         md.BatchNorm2d(3)(np.zeros((2, 4, 5, 5)))
     with pytest.raises(md.ShapeError, match=r"BatchNorm2d\(3\): expected a 4-D input"):
         md.BatchNorm2d(3)(np.zeros((2, 3)))
-    with pytest.raises(md.ShapeError, match=r"BatchNorm1d\(3\): expected a 2-D input of shape \(N, C\) or "
-                                            r"\(N, C, L\)"):
+    with pytest.raises(md.ShapeError, match=r"BatchNorm1d\(3\): expected a 2-D or 3-D input of shape \(N, 3\) or "
+                                            r"\(N, 3, L\), got shape \(2, 3, 4, 4\)$"):
         md.BatchNorm1d(3)(np.zeros((2, 3, 4, 4)))
     with pytest.raises(md.ShapeError, match=r"more than 1 value per channel"):
         md.BatchNorm1d(3)(np.zeros((1, 3)))
@@ -225,10 +225,10 @@ def test_layernorm_gradient_checker(make: object, shape: tuple[int, ...], seed: 
 
 def test_layernorm_errors_dtype_and_hint() -> None:
     layer = md.LayerNorm((2, 3))
-    with pytest.raises(md.ShapeError, match=r"LayerNorm\(\(2, 3\)\): expected input of shape \(N, ..., 2, 3\), "
+    with pytest.raises(md.ShapeError, match=r"LayerNorm\(\(2, 3\)\): expected input of shape \(\.\.\., 2, 3\), "
                                             r"got shape \(4, 3, 2\)"):
         layer(np.zeros((4, 3, 2)))
-    with pytest.raises(md.ShapeError, match=r"LayerNorm\(\(2, 3\)\): expected a 3-D input"):
+    with pytest.raises(md.ShapeError, match=r"LayerNorm\(\(2, 3\)\): expected a 2-D \(or higher\) input"):
         layer(np.zeros(6))
     assert layer.input_shape_hint() == (2, 3)
     layer32 = md.LayerNorm(4, dtype=np.float32)
@@ -281,3 +281,31 @@ def test_batchnorm_numbers_must_be_numbers(kw) -> None:
     if "eps" in kw:
         with pytest.raises(TypeError, match="LayerNorm: eps must be a number"):
             md.LayerNorm(3, **kw)
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_layernorm_takes_an_input_without_leading_axes(shape, seed) -> None:
+    """(..., *normalized_shape), as the docs and PyTorch say: a lone (4,) vector was refused."""
+    rng = np.random.default_rng(seed)
+    layer = md.LayerNorm(shape)
+    layer.gamma.data[...] = rng.uniform(0.5, 2, shape)
+    layer.beta.data[...] = rng.normal(size=shape)
+    x = rng.normal(size=shape)
+    y = layer(x)
+    expected = (x - x.mean()) / np.sqrt(x.var() + layer.eps) * layer.gamma.data + layer.beta.data
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-13)
+    batched = md.LayerNorm(shape)
+    batched.load_state_dict(layer.state_dict())
+    np.testing.assert_allclose(batched(x[None])[0], y, rtol=1e-14, atol=1e-15)
+    report = md.GradientChecker(layer, inputs=x).run()
+    assert report.passed and report["input"].checked == x.size
+
+
+def test_batchnorm_without_running_statistics_does_not_advise_eval() -> None:
+    with pytest.raises(md.ShapeError, match=r"more than 1 value per channel without running statistics "
+                                            r"\(track_running_stats=False\), got input shape \(1, 3\); "
+                                            r"use a larger batch$"):
+        md.BatchNorm1d(3, track_running_stats=False).eval()(np.ones((1, 3)))
+    with pytest.raises(md.ShapeError, match=r"per channel in training, .*; use a larger batch or eval\(\)$"):
+        md.BatchNorm1d(3)(np.ones((1, 3)))

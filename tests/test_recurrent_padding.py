@@ -139,7 +139,8 @@ def test_a_bad_mask_is_refused_and_the_last_pass_kept(kind: str) -> None:
     expected = layer.backward(g)[0]
     who = rf"{kind.upper()}\(2 -> 3\)"
     for bad, error, pattern in [
-        (np.zeros((2, 3), dtype=bool), md.ShapeError, r"expected padding mask of shape \(N, T\) = \(2, 4\)"),
+        (np.zeros((2, 3), dtype=bool), md.ShapeError,
+         r"expected padding mask of shape \(N, T\) = \(2, 4\) for an input of shape \(2, 4, 2\), got \(2, 3\)$"),
         (np.zeros((2, 4), dtype=np.int64), None, None),  # an integer array is no mask: taken for a state
         ([[False] * 4] * 2, None, None),
     ]:

@@ -221,7 +221,11 @@ class _BatchNorm(_RunningNorm):
         x = as_array(x, self._who) if isinstance(x, (list, tuple)) else x
         ndim = getattr(x, "ndim", None)
         if ndim not in self._ranks:
-            check_input(x, self._who, ndim=self._ranks[0], layout=self._layouts)  # raises the shape error
+            if ndim is not None:
+                ranks = " or ".join(f"{r}-D" for r in self._ranks)
+                raise ShapeError(f"{self._who}: expected a {ranks} input of shape "
+                                 f"{self._layouts.replace('C', str(C))}, got shape {x.shape}")
+            check_input(x, self._who, ndim=self._ranks[0], layout=self._layouts)  # not an array: says so
         x = check_input(x, self._who, ndim=ndim, layout=self._layouts.replace("C", str(C)),  # type: ignore[arg-type]
                         sizes={1: C}, dtype=self._param_dtype())
         axes = (0, *range(2, x.ndim))
@@ -230,9 +234,11 @@ class _BatchNorm(_RunningNorm):
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
             if m < 2:
+                when, advice = ("in training", "a larger batch or eval()") if self.track_running_stats else \
+                    ("without running statistics (track_running_stats=False)", "a larger batch")
                 raise ShapeError(
-                    f"{self._who}: batch statistics need more than 1 value per channel in training, "
-                    f"got input shape {x.shape}; use a larger batch or eval()"
+                    f"{self._who}: batch statistics need more than 1 value per channel {when}, "
+                    f"got input shape {x.shape}; use {advice}"
                 )
             mean = x.mean(axis=axes)
             xc = x - mean.reshape(bshape)
@@ -441,9 +447,9 @@ class LayerNorm(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (..., *normalized_shape) -> same shape."""
         k = len(self.normalized_shape)
-        layout = "(N, ..., " + ", ".join(str(s) for s in self.normalized_shape) + ")"
-        ndim = max(getattr(x, "ndim", k + 1), k + 1)
-        x = check_input(x, self._who, ndim=ndim, layout=layout,
+        layout = "(..., " + ", ".join(str(s) for s in self.normalized_shape) + ")"
+        ndim = max(getattr(x, "ndim", k), k)  # leading axes optional, as PyTorch
+        x = check_input(x, self._who, ndim=ndim, layout=layout, more_dims=True,
                         sizes={ndim - k + i: s for i, s in enumerate(self.normalized_shape)},
                         dtype=self.gamma.data.dtype if self.elementwise_affine else None)
         axes = tuple(range(x.ndim - k, x.ndim))

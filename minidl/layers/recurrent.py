@@ -137,7 +137,7 @@ class _Recurrent(Layer):
         states = self._initial_states(initial, N, Wx.dtype)
         padded = None  # time-major (T, N, 1) booleans
         if padding is not None:
-            check_padding_mask(padding, N, T, self._who, "padding mask")
+            check_padding_mask(padding, N, T, self._who, "padding mask", width=features)
             padded = np.array(padding.T, order="C")[:, :, None]  # our own copy: the caller may change theirs
         rows = x.transpose(1, 0, 2).reshape(T * N, features)  # time-major: a copy, or a view of time-major memory
         if not math.isfinite(np.vdot(rows, rows)):  # one BLAS pass; check_finite names the culprit in x
