@@ -165,7 +165,7 @@ MetricLike = str | Metric | Callable[[np.ndarray, np.ndarray], float]
 
 
 def _resolve_metrics(
-    metrics: Sequence[MetricLike] | None, loss: Loss | None
+    metrics: Sequence[MetricLike] | None, loss: Loss | None, who: str = "fit"
 ) -> list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]:
     """``[(name, function)]`` from names (``"accuracy"``/``"acc"``, ``"mse"``, ``"mae"``) and callables."""
     if metrics is None:
@@ -189,20 +189,20 @@ def _resolve_metrics(
             elif key in ("mae", "mean_absolute_error"):
                 fn, name = MeanAbsoluteError(), "mae"
             else:
-                raise ValueError(f"unknown metric {metric!r}; use 'accuracy', 'mse', 'mae' or a callable "
+                raise ValueError(f"{who}: unknown metric {metric!r}; use 'accuracy', 'mse', 'mae' or a callable "
                                  "metric(y_pred, y_true) -> float")
         elif isinstance(metric, Metric):
             fn, name = metric, metric.name
         elif callable(metric):
             fn, name = metric, getattr(metric, "__name__", type(metric).__name__)
         else:
-            raise TypeError(f"a metric must be a name or a callable, got {type(metric).__name__}")
+            raise TypeError(f"{who}: a metric must be a name or a callable, got {type(metric).__name__}")
         if name in ("loss", "lr") or name.startswith("val_"):  # the history's own keys
-            raise ValueError(f"a metric cannot be named {name!r}: 'loss', 'lr' and 'val_...' are the history's "
+            raise ValueError(f"{who}: a metric cannot be named {name!r}: 'loss', 'lr' and 'val_...' are the history's "
                              "own keys; give the metric another name (a Metric subclass's name attribute, or a "
                              "function's __name__)")
         if any(name == other for other, _ in resolved):
-            raise ValueError(f"two metrics are both named {name!r}")
+            raise ValueError(f"{who}: two metrics are both named {name!r}")
         resolved.append((name, fn))
     return resolved
 
@@ -625,7 +625,7 @@ def fit(
         val = _check_data(model, validation_data[0], validation_data[1], who, "validation ")
     if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
         metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
-    metric_fns = _resolve_metrics(metrics, loss)
+    metric_fns = _resolve_metrics(metrics, loss, who)
     keys = ["loss", *(name for name, _ in metric_fns)]
     keys += [f"val_{k}" for k in keys] if val is not None else []
     for watcher in (early_stopping, scheduler):  # a monitor is refused now, not after the first epoch's work
@@ -800,7 +800,7 @@ def evaluate(
     batch_size = _positive_int(who, "batch_size", batch_size)
     x, y = _check_data(model, x, y, who)
     fitted_loss = (model.__dict__.get("_fit_defaults") or (None, None))[0]
-    metric_fns = _resolve_metrics(metrics, loss if loss is not None else fitted_loss)
+    metric_fns = _resolve_metrics(metrics, loss if loss is not None else fitted_loss, who)
     with _mode(model, False):
         return _run_batches(model, x, y, loss, metric_fns, batch_size)
 

@@ -119,7 +119,7 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     raise NonFiniteError(
         f"{who}: {what} holds {int(bad.sum())} NaN/inf value(s), the first at index {first} "
-        f"({x[first]!r})"
+        f"({x[first].item()!r})"
     )
 
 
