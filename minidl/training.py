@@ -323,18 +323,19 @@ class _SideState:
     """What a forward changes besides its output: buffers (batch norm's running statistics), the
     states of random generators (dropout), and what a layer registers lazily in a forward (a buffer,
     a generator, a sub-layer).  ``fit`` saves them before each batch and restores them when the batch
-    is refused, so a refused batch leaves no trace: the registrations of the layers defined outside
-    minidl (minidl's own never register in a forward) and the plain attributes a registration
-    replaced are put back as they were.  The model is walked again only when its count of sub-layers
-    changed.  Cost per batch: about 0.1 us per layer, 0.5 us per user-defined one, whose attributes
-    (its forward caches included) are held until the next batch."""
+    is refused, so a refused batch leaves no trace: every layer's registrations (a user's forward may
+    append to a minidl ``Sequential``) and, for the layers defined outside minidl (minidl's own set no
+    plain attribute that a registration replaces), the attributes are put back as they were.  The
+    model is walked again only when its count of sub-layers changed.  Cost per batch: about 0.5 us
+    per layer; a user-defined layer's attributes (its forward caches included) are held until the
+    next batch."""
 
     def __init__(self, model: Layer) -> None:
         self._model = model
         self._walked: list[Layer] = []
-        self._foreign: list[Layer] = []  # the walked layers whose class is not minidl's
+        self._foreign: set[int] = set()  # the ids of the walked layers whose class is not minidl's
         self._children = -1  # the sub-layer count at the last walk
-        self._layers: list[tuple[Layer, dict[str, Any], tuple[dict[str, Any], ...], set[str]]] = []
+        self._layers: list[tuple[Layer, dict[str, Any] | None, tuple[dict[str, Any], ...], set[str]]] = []
         self._buffers: list[tuple[Layer, str, np.ndarray | None]] = []
         self._generators: list[tuple[np.random.Generator, Mapping[str, Any]]] = []
 
@@ -343,10 +344,11 @@ class _SideState:
         if sum(len(layer._layers) for layer in layers) != self._children:  # a sub-layer came or went
             layers = self._walked = list(self._model.layers())
             self._children = sum(len(layer._layers) for layer in layers)
-            self._foreign = [layer for layer in layers if not type(layer).__module__.startswith("minidl.")]
-        self._layers = [(layer, layer.__dict__.copy(), (layer._parameters.copy(), layer._layers.copy(),
-                                                        layer._buffers.copy(), layer._generators.copy()),
-                         layer._non_persistent.copy()) for layer in self._foreign]
+            self._foreign = {id(layer) for layer in layers if not type(layer).__module__.startswith("minidl.")}
+        foreign = self._foreign
+        self._layers = [(layer, layer.__dict__.copy() if id(layer) in foreign else None,
+                         (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
+                          layer._generators.copy()), layer._non_persistent.copy()) for layer in layers]
         self._buffers = [(layer, name, None if buffer is None else buffer.copy())
                          for layer in layers if layer._buffers for name, buffer in layer._buffers.items()]
         self._generators = [(g, g.bit_generator.state)
@@ -355,16 +357,20 @@ class _SideState:
     def restore(self) -> None:
         for layer, attrs, registries, non_persistent in self._layers:
             names = {name for r in _REGISTRIES for name in layer.__dict__[r]}
+            registered: dict[str, Any] = {}
             for r, saved in zip(_REGISTRIES, registries, strict=True):
                 live = layer.__dict__[r]
                 live.clear()
                 live.update(saved)
-                names.update(saved)
+                registered.update(saved)
+            names.update(registered)
             layer._non_persistent.clear()
             layer._non_persistent.update(non_persistent)
             for name in names:  # registered before or since: the attribute as it was
-                if name in attrs:
+                if attrs is not None and name in attrs:  # (a user's layer: plain attributes too)
                     object.__setattr__(layer, name, attrs[name])
+                elif name in registered:
+                    object.__setattr__(layer, name, registered[name])
                 else:
                     layer.__dict__.pop(name, None)
         for layer, name, buffer in self._buffers:  # the values, which a forward may change in place

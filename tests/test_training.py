@@ -893,6 +893,33 @@ def test_a_sub_layer_made_in_a_forward_is_covered_by_the_next_refused_batch():
     assert "bn" not in first_refused[1]._layers and not hasattr(first_refused[1], "bn")
 
 
+def test_a_sub_layer_a_users_layer_appends_to_a_minidl_container_is_undone():
+    """Only user-defined layers' registries were restored: a Sequential of minidl's, appended to by a
+    user's forward, kept the refused batch's BatchNorm (a review's case)."""
+
+    class LazyBody(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = md.Sequential()
+
+        def forward(self, x):
+            if len(self.body) == 0:
+                self.body.append(md.BatchNorm1d(x.shape[1]))
+            return self.body.forward(x)
+
+        def backward(self, grad_output):
+            return self.body.backward(grad_output)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 2)), np.zeros((8, 1))
+    y[:4] = 1e200
+    model = md.Sequential(md.Dense(2, 2, rng=0), LazyBody(), md.Dense(2, 1, rng=1))
+    with pytest.raises(md.NonFiniteError, match="batch 1/2"):
+        _mse_fit(model, x, y)
+    assert len(model[1].body) == 0 and not hasattr(model[1].body, "0")
+    assert set(model.state_dict()) == {"0.W", "2.W"}
+
+
 def test_a_buffer_deleted_or_made_persistent_by_a_refused_batch_is_put_back():
     class Fiddler(md.Layer):
         def __init__(self) -> None:
