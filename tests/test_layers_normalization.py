@@ -309,3 +309,14 @@ def test_batchnorm_without_running_statistics_does_not_advise_eval() -> None:
         md.BatchNorm1d(3, track_running_stats=False).eval()(np.ones((1, 3)))
     with pytest.raises(md.ShapeError, match=r"per channel in training, .*; use a larger batch or eval\(\)$"):
         md.BatchNorm1d(3)(np.ones((1, 3)))
+
+
+def test_layernorm_takes_nested_lists_by_their_own_rank() -> None:
+    """A list has no ndim: its leading axes were checked as the normalised ones ('expected (..., 3),
+    got (2, 3)'), and a (3, 1) list crashed in a reshape."""
+    rows = [[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]]
+    np.testing.assert_array_equal(md.LayerNorm(3)(rows), md.LayerNorm(3)(np.array(rows)))
+    with pytest.raises(md.ShapeError, match=r"expected input of shape \(\.\.\., 3\), got shape \(3, 1\)"):
+        md.LayerNorm(3)([[1.0], [2.0], [3.0]])
+    with pytest.raises(md.ShapeError, match=r"got shape \(2, 3, 3, 2\)"):
+        md.LayerNorm((2, 3), elementwise_affine=False)(np.ones((2, 3, 3, 2)).tolist())

@@ -64,7 +64,7 @@ class Dropout(Layer):
         x = as_float_array(x, f"{type(self).__name__}(p={self.p})")
         shape = self._mask_shape(x)  # (may refuse x: before anything is kept)
         if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
-            x = x.astype(x.dtype.newbyteorder("="))
+            x = x.astype(x.dtype.type)  # (the canonical native dtype: "is" checks hold)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype

@@ -448,6 +448,7 @@ class LayerNorm(Layer):
         """x: (..., *normalized_shape) -> same shape."""
         k = len(self.normalized_shape)
         layout = "(..., " + ", ".join(str(s) for s in self.normalized_shape) + ")"
+        x = as_array(x, self._who) if isinstance(x, (list, tuple)) else x  # (its rank decides the axes)
         ndim = max(getattr(x, "ndim", k), k)  # leading axes optional, as PyTorch
         x = check_input(x, self._who, ndim=ndim, layout=layout, more_dims=True,
                         sizes={ndim - k + i: s for i, s in enumerate(self.normalized_shape)},

@@ -33,7 +33,7 @@ class Flatten(Layer):
             raise ShapeError(f"Flatten: expected an input of shape (N, d1, ...) with at least 2 dimensions, "
                              f"got shape {x.shape}")
         if not x.dtype.isnative:  # e.g. read from a file: returned in native order, as the other layers do
-            x = x.astype(x.dtype.newbyteorder("="))
+            x = x.astype(x.dtype.type)  # (the canonical native dtype: "is" checks hold)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
