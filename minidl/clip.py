@@ -56,24 +56,27 @@ def _with_gradients(named: list[tuple[str, Parameter]]) -> list[tuple[str, Param
 def _norm(g: np.ndarray, p: float) -> float:
     """The ``p``-norm of ``g``'s elements as a Python float (float64 arithmetic on the result), without
     overflow for huge finite elements or underflow for tiny ones (or a large ``p``): scaled by the
-    largest ``|g|`` only when the direct sum overflows, or is 0 for elements that are not all 0."""
+    largest ``|g|`` only when the direct sum of powers overflows or falls below the smallest normal
+    number of the type it is summed in (where it has lost digits, or all of them)."""
     if g.size == 0:
         return 0.0
     if p == math.inf:
         return float(np.max(np.abs(g)))
     flat = g.reshape(-1)
     if p == 2.0:
-        total = math.sqrt(float(np.vdot(flat, flat)))
+        powers = float(np.vdot(flat, flat))  # in g's dtype
+        tiny = float(np.finfo(flat.dtype).tiny) if flat.dtype.kind == "f" else 0.0
     elif p == 1.0:
-        total = float(np.add.reduce(np.abs(flat), dtype=np.float64))
+        powers, tiny = float(np.add.reduce(np.abs(flat), dtype=np.float64)), 0.0  # (a sum of |g| loses nothing)
     else:
-        total = float(np.add.reduce(np.abs(flat, dtype=np.float64) ** p)) ** (1.0 / p)
-    if math.isfinite(total):
-        if total > 0.0 or not flat.any():
-            return total
+        powers = float(np.add.reduce(np.abs(flat, dtype=np.float64) ** p))
+        tiny = float(np.finfo(np.float64).tiny)
+    if math.isfinite(powers):
+        if powers >= tiny or not flat.any():
+            return powers ** (1.0 / p) if p != 2.0 else math.sqrt(powers)
     elif not np.isfinite(flat).all():
-        return total
-    big = float(np.max(np.abs(flat)))  # finite elements whose sum of powers overflowed (or underflowed to 0)
+        return powers ** (1.0 / p)
+    big = float(np.max(np.abs(flat)))  # finite elements whose sum of powers overflowed or underflowed
     scaled = np.abs(flat, dtype=np.float64) / big
     return big * float(np.add.reduce(scaled**p)) ** (1.0 / p)
 

@@ -26,6 +26,7 @@ import bisect
 import copy
 import itertools
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -176,15 +177,26 @@ def _check_gamma(who: str, gamma: Any) -> float:
 
 
 def _scaled(who: str, lr0: float, gamma: float, times: int) -> float:
-    """``lr0 * gamma ** times``; a rising schedule that leaves the floats is a ``ValueError`` naming it
-    (Python's float power raises a bare ``OverflowError``)."""
+    """``lr0 * gamma ** times``.  Where ``gamma ** times`` alone leaves the normal floats (above 1e308
+    for a rising schedule, below 2.2e-308 for a falling one) while the product need not, it is taken
+    in two halves, ``(lr0 * gamma**h) * gamma**(times - h)`` (exact where the halves are), and past
+    that through logarithms; an lr that overflows is a ``ValueError`` naming the schedule (Python's
+    float power raises a bare ``OverflowError``)."""
     try:
-        lr = lr0 * gamma**times
-    except OverflowError:  # gamma**times alone may leave the floats while the product does not
+        power = gamma**times
+    except OverflowError:
+        power = math.inf
+    if sys.float_info.min <= power < math.inf or lr0 == 0.0 or gamma == 1.0:
+        lr = lr0 * power
+    else:
+        half = times // 2
         try:
-            lr = math.exp(math.log(lr0) + times * math.log(gamma)) if lr0 > 0 else 0.0
+            lr = lr0 * gamma**half * gamma ** (times - half)
         except OverflowError:
-            lr = math.inf
+            try:
+                lr = math.exp(math.log(lr0) + times * math.log(gamma))
+            except OverflowError:
+                lr = math.inf
     if not math.isfinite(lr):
         raise ValueError(f"{who}: the lr {lr0!r} * {gamma!r}**{times} overflows") from None
     return lr

@@ -227,6 +227,7 @@ def test_a_non_finite_gradient_in_fit_names_the_parameter_as_the_model_does() ->
 @pytest.mark.parametrize("norm_type, grad, expected", [
     (400.0, [0.1, 0.05], 0.1),  # |g|**400 underflows to 0: the norm read 0 and nothing was clipped
     (2.0, [1e-200, 1e-200], np.sqrt(2) * 1e-200),
+    (2.0, [2e-162, 2e-162], np.sqrt(2) * 2e-162),  # a subnormal sum of squares: 11% off before
     (3.0, [0.0, 0.0], 0.0),
 ])
 def test_a_norm_whose_sum_of_powers_underflows_is_scaled_too(norm_type, grad, expected) -> None:
@@ -236,3 +237,10 @@ def test_a_norm_whose_sum_of_powers_underflows_is_scaled_too(norm_type, grad, ex
     assert total == pytest.approx(expected, rel=1e-12, abs=0)
     if expected > 0.01:
         np.testing.assert_allclose(p.grad, np.array(grad) * 0.01 / (expected + 1e-6), rtol=1e-12)
+
+
+def test_a_float32_sum_of_squares_below_the_smallest_normal_float32_is_scaled() -> None:
+    p = md.Parameter(np.zeros(1000, dtype=np.float32))
+    p.grad = np.full(1000, 4e-23, dtype=np.float32)  # squares summed in float32: subnormal (6% off before)
+    total = md.clip_grad_norm_(p, 1.0)
+    assert total == pytest.approx(float(np.float32(4e-23)) * np.sqrt(1000), rel=1e-6)

@@ -62,7 +62,9 @@ def test_a_rising_lr_is_computed_where_only_the_power_of_gamma_overflows() -> No
     sched = ExponentialLR(o, gamma=2.0)
     for _ in range(1025):
         sched.step()
-    assert o.lr == pytest.approx(1e-5 * 2.0**1000 * 2.0**25, rel=1e-13)
+    assert o.lr == 1e-5 * 2.0**1000 * 2.0**25  # exact, as PyTorch's product (through logs: 3e-15 off)
+    falling = ExponentialLR(opt(1e300), gamma=0.1)  # 0.1**330 alone underflows to 0
+    assert falling.lr_at(330) == pytest.approx(1e-30, rel=1e-13)
 
 
 @pytest.mark.parametrize("make, who", [(lambda o: ExponentialLR(o, gamma=10.0), "ExponentialLR"),
