@@ -62,6 +62,8 @@ class Layer:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_generators", {})
         object.__setattr__(self, "training", True)
+        # counts every change of what is registered: fit's side state copies the registries only then
+        object.__setattr__(self, "_registrations", 0)
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -89,6 +91,7 @@ class Layer:
         if isinstance(value, Parameter):
             self._unregister(name)
             params[name] = value
+            self._registered()
         elif isinstance(value, Layer):
             if value is self or any(layer is self for layer in value.layers()):
                 raise ValueError(
@@ -97,6 +100,7 @@ class Layer:
                 )
             self._unregister(name)
             layers[name] = value
+            self._registered()
         elif name in params and value is not None:
             raise TypeError(
                 f"{type(self).__name__}.{name} is a registered Parameter; assign a Parameter "
@@ -117,6 +121,7 @@ class Layer:
             buffers[name] = value
         elif isinstance(value, np.random.Generator):
             generators[name] = value
+            self._registered()
         else:
             self._unregister(name)
             if isinstance(value, (list, tuple, dict, set, frozenset)):
@@ -128,11 +133,19 @@ class Layer:
         object.__delattr__(self, name)
 
     def _unregister(self, name: str) -> None:
+        if not (name in self._parameters or name in self._layers or name in self._buffers
+                or name in self._non_persistent or name in self._generators):
+            return
         self._parameters.pop(name, None)
         self._layers.pop(name, None)
         self._buffers.pop(name, None)
         self._non_persistent.discard(name)
         self._generators.pop(name, None)
+        self._registered()
+
+    def _registered(self) -> None:
+        """Count a change of what is registered (see ``_registrations``)."""
+        object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
 
     def register_buffer(self, name: str, array: np.ndarray | None, persistent: bool = True) -> None:
         """Register non-trainable state (e.g. running statistics) under ``name``.
@@ -151,6 +164,7 @@ class Layer:
         self._buffers[name] = array
         if not persistent:
             self._non_persistent.add(name)
+        self._registered()
         object.__setattr__(self, name, array)
 
     # ------------------------------------------------------------------ traversal

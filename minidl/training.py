@@ -323,32 +323,34 @@ class _SideState:
     """What a forward changes besides its output: buffers (batch norm's running statistics), the
     states of random generators (dropout), and what a layer registers lazily in a forward (a buffer,
     a generator, a sub-layer).  ``fit`` saves them before each batch and restores them when the batch
-    is refused, so a refused batch leaves no trace: every layer's registrations (a user's forward may
-    append to a minidl ``Sequential``) and, for the layers defined outside minidl (minidl's own set no
-    plain attribute that a registration replaces), the attributes are put back as they were.  The
-    model is walked again only when its count of sub-layers changed.  Cost per batch: about 0.5 us
-    per layer; a user-defined layer's attributes (its forward caches included) are held until the
-    next batch."""
+    is refused, so a refused batch leaves no trace: every layer's registrations, and the plain
+    attribute a registration replaced (``self.rng = None``; on a layer defined outside minidl, whose
+    own set none; an array or tuple, which would be a forward cache, is deleted instead), are put
+    back as they were.
+
+    Per batch only the layers' registration counts (``Layer._registrations``) are read, and the
+    buffers and generators saved; the registries are copied (and the model walked again) only when a
+    count has changed since the last copy, which then stands for every save until the next change.
+    """
 
     def __init__(self, model: Layer) -> None:
         self._model = model
         self._walked: list[Layer] = []
-        self._foreign: set[int] = set()  # the ids of the walked layers whose class is not minidl's
-        self._children = -1  # the sub-layer count at the last walk
+        self._counts: list[int] | None = None  # the registration counts of the last copy
         self._layers: list[tuple[Layer, dict[str, Any] | None, tuple[dict[str, Any], ...], set[str]]] = []
         self._buffers: list[tuple[Layer, str, np.ndarray | None]] = []
         self._generators: list[tuple[np.random.Generator, Mapping[str, Any]]] = []
 
     def save(self) -> None:
         layers = self._walked
-        if sum(len(layer._layers) for layer in layers) != self._children:  # a sub-layer came or went
+        counts = [layer.__dict__.get("_registrations", 0) for layer in layers]
+        if counts != self._counts:  # registered or unregistered since the last copy (or the first save)
             layers = self._walked = list(self._model.layers())
-            self._children = sum(len(layer._layers) for layer in layers)
-            self._foreign = {id(layer) for layer in layers if not type(layer).__module__.startswith("minidl.")}
-        foreign = self._foreign
-        self._layers = [(layer, layer.__dict__.copy() if id(layer) in foreign else None,
-                         (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
-                          layer._generators.copy()), layer._non_persistent.copy()) for layer in layers]
+            self._counts = [layer.__dict__.get("_registrations", 0) for layer in layers]
+            self._layers = [(layer, None if type(layer).__module__.startswith("minidl.") else
+                             {k: v for k, v in layer.__dict__.items() if not isinstance(v, (np.ndarray, tuple))},
+                             (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
+                              layer._generators.copy()), layer._non_persistent.copy()) for layer in layers]
         self._buffers = [(layer, name, None if buffer is None else buffer.copy())
                          for layer in layers if layer._buffers for name, buffer in layer._buffers.items()]
         self._generators = [(g, g.bit_generator.state)
@@ -367,10 +369,10 @@ class _SideState:
             layer._non_persistent.clear()
             layer._non_persistent.update(non_persistent)
             for name in names:  # registered before or since: the attribute as it was
-                if attrs is not None and name in attrs:  # (a user's layer: plain attributes too)
-                    object.__setattr__(layer, name, attrs[name])
-                elif name in registered:
+                if name in registered:
                     object.__setattr__(layer, name, registered[name])
+                elif attrs is not None and name in attrs:  # (a user's layer: the plain attribute)
+                    object.__setattr__(layer, name, attrs[name])
                 else:
                     layer.__dict__.pop(name, None)
         for layer, name, buffer in self._buffers:  # the values, which a forward may change in place

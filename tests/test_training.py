@@ -1128,3 +1128,17 @@ def test_any_exception_that_stops_a_batch_carries_the_history_of_the_completed_e
         fit(model, x, y, epochs=5, batch_size=20, rng=0)
     history = caught.value.history  # type: ignore[attr-defined]
     assert history.epoch == [1, 2] and len(history["loss"]) == 2
+
+
+def test_the_registration_count_moves_on_registrations_only():
+    """fit's side state copies the registries only when this count moved."""
+    layer = md.Dense(2, 3, rng=0)
+    count = layer._registrations
+    layer(np.ones((1, 2)))  # a forward caches arrays: no registration
+    layer.note = "x"
+    assert layer._registrations == count
+    layer.register_buffer("stat", np.zeros(3))
+    layer.rng = np.random.default_rng(0)
+    del layer.stat
+    layer.extra = md.Parameter(np.zeros(1))
+    assert layer._registrations == count + 4
