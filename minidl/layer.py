@@ -62,8 +62,9 @@ class Layer:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_generators", {})
         object.__setattr__(self, "training", True)
-        # counts every change of what is registered: fit's side state copies the registries only then
-        object.__setattr__(self, "_registrations", 0)
+        # counts every change of what is registered (never back: __init__ run again counts too): fit's
+        # side state copies the registries only when it moved
+        object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -89,6 +90,7 @@ class Layer:
         if isinstance(value, (Parameter, Layer, np.random.Generator)):
             _check_name(self, name)
         if isinstance(value, Parameter):
+            self._remember_plain(name)
             self._unregister(name)
             params[name] = value
             self._registered()
@@ -98,6 +100,7 @@ class Layer:
                     f"{type(self).__name__}.{name}: assigning this layer would make a cycle "
                     "(it contains the layer it is assigned to)"
                 )
+            self._remember_plain(name)
             self._unregister(name)
             layers[name] = value
             self._registered()
@@ -120,6 +123,7 @@ class Layer:
                 )
             buffers[name] = value
         elif isinstance(value, np.random.Generator):
+            self._remember_plain(name)
             generators[name] = value
             self._registered()
         else:
@@ -147,6 +151,18 @@ class Layer:
         """Count a change of what is registered (see ``_registrations``)."""
         object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
 
+    def _remember_plain(self, name: str) -> None:
+        """Before ``name`` becomes registered: keep the plain attribute it replaces, as ``(True,
+        value)``, or ``(False, None)`` for none, in ``_replaced``; fit's side state puts it back if
+        the batch that registered ``name`` is refused (``self.rng = None``, then a generator)."""
+        if name in self._parameters or name in self._layers or name in self._buffers or name in self._generators:
+            return
+        replaced = self.__dict__.get("_replaced")
+        if replaced is None:
+            replaced = {}
+            object.__setattr__(self, "_replaced", replaced)
+        replaced[name] = (True, self.__dict__[name]) if name in self.__dict__ else (False, None)
+
     def register_buffer(self, name: str, array: np.ndarray | None, persistent: bool = True) -> None:
         """Register non-trainable state (e.g. running statistics) under ``name``.
 
@@ -160,6 +176,7 @@ class Layer:
         _check_name(self, name)
         if name in self._parameters or name in self._layers:
             raise KeyError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
+        self._remember_plain(name)
         self._unregister(name)
         self._buffers[name] = array
         if not persistent:

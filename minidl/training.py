@@ -323,10 +323,9 @@ class _SideState:
     """What a forward changes besides its output: buffers (batch norm's running statistics), the
     states of random generators (dropout), and what a layer registers lazily in a forward (a buffer,
     a generator, a sub-layer).  ``fit`` saves them before each batch and restores them when the batch
-    is refused, so a refused batch leaves no trace: every layer's registrations, and the plain
-    attribute a registration replaced (``self.rng = None``; on a layer defined outside minidl, whose
-    own set none; an array or tuple, which would be a forward cache, is deleted instead), are put
-    back as they were.
+    is refused, so a refused batch leaves no trace: every layer's registrations are put back, and
+    the plain attribute a registration of the refused batch replaced (``self.rng = None``), which the
+    layer keeps in ``_replaced``.
 
     Per batch only the layers' registration counts (``Layer._registrations``) are read, and the
     buffers and generators saved; the registries are copied (and the model walked again) only when a
@@ -337,7 +336,7 @@ class _SideState:
         self._model = model
         self._walked: list[Layer] = []
         self._counts: list[int] | None = None  # the registration counts of the last copy
-        self._layers: list[tuple[Layer, dict[str, Any] | None, tuple[dict[str, Any], ...], set[str]]] = []
+        self._layers: list[tuple[Layer, tuple[dict[str, Any], ...], set[str]]] = []
         self._buffers: list[tuple[Layer, str, np.ndarray | None]] = []
         self._generators: list[tuple[np.random.Generator, Mapping[str, Any]]] = []
 
@@ -347,17 +346,15 @@ class _SideState:
         if counts != self._counts:  # registered or unregistered since the last copy (or the first save)
             layers = self._walked = list(self._model.layers())
             self._counts = [layer.__dict__.get("_registrations", 0) for layer in layers]
-            self._layers = [(layer, None if type(layer).__module__.startswith("minidl.") else
-                             {k: v for k, v in layer.__dict__.items() if not isinstance(v, (np.ndarray, tuple))},
-                             (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
-                              layer._generators.copy()), layer._non_persistent.copy()) for layer in layers]
+            self._layers = [(layer, (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
+                                     layer._generators.copy()), layer._non_persistent.copy()) for layer in layers]
         self._buffers = [(layer, name, None if buffer is None else buffer.copy())
                          for layer in layers if layer._buffers for name, buffer in layer._buffers.items()]
         self._generators = [(g, g.bit_generator.state)
                             for layer in layers if layer._generators for g in layer._generators.values()]
 
     def restore(self) -> None:
-        for layer, attrs, registries, non_persistent in self._layers:
+        for layer, registries, non_persistent in self._layers:
             names = {name for r in _REGISTRIES for name in layer.__dict__[r]}
             registered: dict[str, Any] = {}
             for r, saved in zip(_REGISTRIES, registries, strict=True):
@@ -368,11 +365,12 @@ class _SideState:
             names.update(registered)
             layer._non_persistent.clear()
             layer._non_persistent.update(non_persistent)
+            replaced = layer.__dict__.get("_replaced", {})
             for name in names:  # registered before or since: the attribute as it was
                 if name in registered:
                     object.__setattr__(layer, name, registered[name])
-                elif attrs is not None and name in attrs:  # (a user's layer: the plain attribute)
-                    object.__setattr__(layer, name, attrs[name])
+                elif replaced.get(name, (False, None))[0]:  # registered by the refused batch over a plain one
+                    object.__setattr__(layer, name, replaced[name][1])
                 else:
                     layer.__dict__.pop(name, None)
         for layer, name, buffer in self._buffers:  # the values, which a forward may change in place

@@ -1142,3 +1142,72 @@ def test_the_registration_count_moves_on_registrations_only():
     del layer.stat
     layer.extra = md.Parameter(np.zeros(1))
     assert layer._registrations == count + 4
+
+
+class LazyPlain(md.Layer):
+    """Plain attributes that a forward turns into registrations: a string changed by an accepted
+    batch, an array and a tuple (each put back as it was just before the refused batch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rng = "unset"
+        self.center = np.zeros(2)
+        self.kernel = (1, 1)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            self.rng = "seeded"  # plain: no registration
+        else:
+            self.rng = np.random.default_rng(0)
+            self.register_buffer("center", np.ones(2))
+            self.register_buffer("kernel", np.ones(2))
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def test_a_refused_batch_puts_back_the_plain_attributes_its_registrations_replaced():
+    """A review's cases: the attribute came back from a copy made batches earlier ('unset'), and an
+    array or tuple attribute was deleted (the next forward raised AttributeError)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 2)), np.zeros((8, 1))
+    y[4:] = 1e200  # batch 2 is refused
+    model = md.Sequential(md.Dense(2, 1, rng=0), LazyPlain())
+    with pytest.raises(md.NonFiniteError, match="batch 2/2"):
+        _mse_fit(model, x, y)
+    lazy = model[1]
+    assert lazy.rng == "seeded" and "rng" not in lazy._generators
+    np.testing.assert_array_equal(lazy.center, 0.0)
+    assert lazy.kernel == (1, 1) and not lazy._buffers
+
+
+def test_a_refused_batch_that_gives_a_residual_a_shortcut_leaves_the_identity():
+    class Grow(md.Layer):
+        def __init__(self, res: md.Residual) -> None:
+            super().__init__()
+            self.res = res
+
+        def forward(self, x):
+            if self.res.shortcut is None:
+                self.res.shortcut = md.Dense(2, 2, rng=3)  # a lazily added projection
+                raise RuntimeError("refused")
+            return self.res(x)
+
+        def backward(self, grad_output):
+            return self.res.backward(grad_output)
+
+    res = md.Residual(md.Dense(2, 2, rng=0))
+    with pytest.raises(RuntimeError, match="refused"):
+        _mse_fit(md.Sequential(Grow(res)), np.ones((8, 2)), np.zeros((8, 2)))
+    assert res.shortcut is None and set(res.state_dict()) == {"block.W"}
+    np.testing.assert_allclose(res(np.ones((1, 2))), np.ones((1, 2)) + md.Dense(2, 2, rng=0)(np.ones((1, 2))))
+
+
+def test_running_init_again_still_moves_the_registration_count():
+    layer = md.Dense(2, 3, rng=0)
+    count = layer._registrations
+    md.Dense.__init__(layer, 2, 3, rng=1)
+    assert layer._registrations > count
