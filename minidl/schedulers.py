@@ -179,9 +179,9 @@ def _check_gamma(who: str, gamma: Any) -> float:
 def _scaled(who: str, lr0: float, gamma: float, times: int) -> float:
     """``lr0 * gamma ** times``.  Where ``gamma ** times`` alone leaves the normal floats (above 1e308
     for a rising schedule, below 2.2e-308 for a falling one) while the product need not, it is taken
-    in two halves, ``(lr0 * gamma**h) * gamma**(times - h)`` (exact where the halves are), and past
-    that through logarithms; an lr that overflows is a ``ValueError`` naming the schedule (Python's
-    float power raises a bare ``OverflowError``)."""
+    in two halves, ``(lr0 * gamma**h) * gamma**(times - h)`` (a half that overflows too would need an
+    lr0 below the normal floats); an lr that overflows is a ``ValueError`` naming the schedule
+    (Python's float power raises a bare ``OverflowError``)."""
     try:
         power = gamma**times
     except OverflowError:
@@ -193,10 +193,7 @@ def _scaled(who: str, lr0: float, gamma: float, times: int) -> float:
         try:
             lr = lr0 * gamma**half * gamma ** (times - half)
         except OverflowError:
-            try:
-                lr = math.exp(math.log(lr0) + times * math.log(gamma))
-            except OverflowError:
-                lr = math.inf
+            lr = math.inf
     if not math.isfinite(lr):
         raise ValueError(f"{who}: the lr {lr0!r} * {gamma!r}**{times} overflows") from None
     return lr
