@@ -409,6 +409,53 @@ def test_max_pool_options_match_naive_loops(k: object, s: object, p: object, d: 
     np.testing.assert_allclose(pool.backward(upstream), expected_dx, rtol=1e-14, atol=1e-15)
 
 
+def _laid_out(a: np.ndarray, layout: str) -> np.ndarray:
+    """``a`` (N, C, H, W) with the same values in another memory layout."""
+    if layout == "channel-major":  # as a Conv2D's output
+        return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    if layout == "channels-last":
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if layout == "padded rows":  # rows with spare columns, as Conv2D's input gradient
+        wide = np.zeros((*a.shape[:3], a.shape[3] + 2), dtype=a.dtype)
+        wide[..., :-2] = a
+        return wide[..., :-2]
+    return a.copy()
+
+
+LAYOUTS = ["C", "channel-major", "channels-last", "padded rows"]
+
+
+@pytest.mark.parametrize("case", [(2, None, 0, 1, False, (2, 3, 6, 6)), *MAX_OPTIONS], ids=str)
+def test_max_pool_backward_in_every_memory_layout_matches_naive_loops(case: tuple) -> None:
+    # the backward scatters each gradient at its winner's flat index in the layout of the gradient
+    *options, shape = case
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=shape)
+    x[:, :, ::2] = np.round(x[:, :, ::2])  # ties
+    pool = make_max(*options)
+    upstream = rng.normal(size=pool(x).shape)
+    _, expected = naive_pool_with_options(x, "max", pool.kernel_size, pool.stride, pool.padding, pool.dilation,
+                                          options[-1], upstream=upstream)
+    for x_layout, g_layout in itertools.product(LAYOUTS, LAYOUTS):
+        pool(_laid_out(x, x_layout))
+        dx = pool.backward(_laid_out(upstream, g_layout))
+        np.testing.assert_allclose(dx, expected, rtol=1e-14, atol=1e-15,  # (overlaps: sums in another order)
+                                   err_msg=f"input {x_layout}, gradient {g_layout}")
+
+
+@pytest.mark.parametrize("width, offset_type", [(20, np.uint8), (300, np.uint16), (70_000, np.uint32)])
+def test_max_pool_winners_on_wide_inputs(width: int, offset_type: type) -> None:
+    # the winner's offset in its window (i*W + j) is kept in the smallest unsigned type that holds it
+    rng = np.random.default_rng(width)
+    x = rng.normal(size=(1, 2, 2, width))
+    pool = md.MaxPool2D(2)
+    y = pool(x)
+    assert pool._argmax is not None and pool._argmax.dtype == offset_type
+    upstream = rng.normal(size=y.shape)
+    _, expected = naive_pool_with_options(x, "max", (2, 2), (2, 2), (0, 0), upstream=upstream)
+    np.testing.assert_array_equal(pool.backward(upstream), expected)
+
+
 @pytest.mark.parametrize("k, s, p, ceil_mode, include, divisor, shape", AVG_OPTIONS)
 def test_avg_pool_options_match_naive_loops(k: object, s: object, p: object, ceil_mode: bool, include: bool,
                                             divisor: int | None, shape: tuple[int, ...]) -> None:
