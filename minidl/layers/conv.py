@@ -13,6 +13,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, DTypeLike
 
+from ..aligned import empty
 from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
@@ -298,6 +299,10 @@ class _Im2colConvolution(_Convolution):
             raise ShapeError(self._too_small(shape))
         Ho, Wo = _output_size(H, kh, sh, ph, dh), _output_size(Wd, kw, sw, pw, dw)
         xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous when x came from a Conv2D
+        # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
+        # so one matrix product adds the bias and, in backward, sums its gradient.
+        ones = int(self._ones_row())
+        rows = C * kh * kw
         if (sh, sw) == (1, 1):
             # "Wide rows": lay each padded image out flat (rows of Wp pixels, dw*(kw - 1) spare zeros
             # at the end).  Patch offset (i, j) of output pixel (r, q) is then flat pixel
@@ -308,7 +313,8 @@ class _Im2colConvolution(_Convolution):
             flat[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + Wd] = xt
             sc, sn, sp = flat.strides
             runs = as_strided(flat, (C, kh, kw, N, Ho * Wp), (sc, dh * Wp * sp, dw * sp, sn, sp), writeable=False)
-            patches = np.ascontiguousarray(runs).reshape(C * kh * kw, N * Ho * Wp)
+            patches = empty((ones + rows, N * Ho * Wp), x.dtype)
+            patches[ones:].reshape(C, kh, kw, N, Ho * Wp)[...] = runs
             width = Wp
         else:
             if ph or pw:
@@ -317,13 +323,18 @@ class _Im2colConvolution(_Convolution):
                 xt = padded
             windows = sliding_window_view(xt, (_span(kh, dh), _span(kw, dw)), axis=(2, 3))
             windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (C, N, Ho, Wo, kh, kw)
-            patches = np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(C * kh * kw, -1)
+            patches = empty((ones + rows, N * Ho * Wo), x.dtype)
+            patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
             width = Wo
+        if ones:
+            patches[0] = 1
         self._cache = (patches, x.shape, (Ho, Wo))
-        weights = W[1:] if self.bias else W
-        out = weights.T @ patches if self.groups == 1 else self._grouped_output(weights, patches)
-        if self.bias:
-            out += W[0][:, None]
+        if self.groups == 1:
+            out = W.T @ patches  # (with the bias, when it has one)
+        else:
+            out = self._grouped_output(W[1:] if self.bias else W, patches)
+            if self.bias:
+                out += W[0][:, None]
         return _from_plane(out.reshape(self.out_channels, N, Ho, width)[..., :Wo].transpose(1, 0, 2, 3), rank)
 
     def _column_blocks(self, matrix: np.ndarray) -> np.ndarray:
@@ -428,27 +439,31 @@ class _Im2colConvolution(_Convolution):
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return g
         dW, overwrite = self.W.grad_target()
-        rows = dW[1:] if self.bias else dW
         if overwrite:  # the gradient is zero (as after zero_grad): write it, no weight-sized temporary
             try:
-                if self.groups == 1:
-                    np.matmul(patches, g.T, out=rows)
+                if self.groups == 1:  # (the bias's gradient from the patches' row of ones)
+                    np.matmul(patches, g.T, out=dW)
                 else:
+                    rows = dW[1:] if self.bias else dW
                     np.matmul(*self._grouped_weight_factors(patches, g), out=self._column_blocks(rows))
-                if self.bias:
-                    np.add.reduce(g, axis=1, out=dW[0])
+                    if self.bias:
+                        np.add.reduce(g, axis=1, out=dW[0])
             except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
                 self.W.zero_grad()
                 raise
-        else:  # accumulate
-            if self.groups == 1:
-                rows += patches @ g.T
-            else:
-                blocks = self._column_blocks(rows)
-                blocks += np.matmul(*self._grouped_weight_factors(patches, g))
+        elif self.groups == 1:  # accumulate
+            dW += patches @ g.T
+        else:
+            blocks = self._column_blocks(dW[1:] if self.bias else dW)
+            blocks += np.matmul(*self._grouped_weight_factors(patches, g))
             if self.bias:
                 dW[0] += np.add.reduce(g, axis=1)
         return g
+
+    def _ones_row(self) -> bool:
+        """Whether the patches carry a row of ones for the bias (row 0): with a bias and one group (a
+        grouped layer adds its bias, and sums its gradient, apart)."""
+        return self.bias and self.groups == 1
 
     def _grouped_weight_factors(self, patches: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two stacks whose product is dW's column blocks, (G, Cg*kh*kw, Fg): group g's rows of
@@ -483,14 +498,16 @@ class Conv2D(_Im2colConvolution):
     so they multiply the patch rows of group g's input channels.  ``G = in_channels`` is a depthwise
     convolution; ``G = 1`` is the plain layout.
 
-    Computation (``M = N*H_out*W_out`` patches; ``P``: (C*kh*kw, M) the patch matrix, im2col)::
+    Computation (``M = N*H_out*W_out`` patches; ``P``: (C*kh*kw, M) the patch matrix, im2col; with a
+    bias, ``P1`` is P under a row of ones, which meets the bias row W[0] as in ``Dense``)::
 
-        forward:   Y = W[1:].T @ P + W[0]         (out, M), reshaped to (N, out, H_out, W_out)
-        backward:  dW[1:] += P @ G.T,  dW[0] += G.sum(over M),  dP = W[1:] @ G,
+        forward:   Y = W.T @ P1                   (out, M), reshaped to (N, out, H_out, W_out)
+        backward:  dW += P1 @ G.T  (row 0: the bias's gradient, G summed over M),  dP = W[1:] @ G,
                    dx = col2im(dP): each patch's gradient added back where the patch came from
 
     With groups, each product is a stack of G products (one batched ``matmul``): group g's
-    ``Cg*kh*kw`` rows of P with group g's ``Fg`` columns of W.
+    ``Cg*kh*kw`` rows of P with group g's ``Fg`` columns of W; the bias is added, and its gradient
+    summed, apart.
 
     ``P`` is built once per forward by a strided view of the (padded) input and one copy, and kept
     for the backward.  Internally the batch axis sits after the channel axis (CNHW), so every copy
