@@ -443,6 +443,27 @@ def test_max_pool_backward_in_every_memory_layout_matches_naive_loops(case: tupl
                                    err_msg=f"input {x_layout}, gradient {g_layout}")
 
 
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 3), (1, 3), (3, 1), (2, 3), (1, 1)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_windows_tiling_the_input_match_naive_loops_with_ties_and_infinities(kernel: tuple[int, int],
+                                                                          seed: int) -> None:
+    # windows that tile the input take the max row by row, then over the rows: ties must still go
+    # to the first maximum in row-major order (the values below tie in most windows)
+    rng = np.random.default_rng(seed)
+    kh, kw = kernel
+    x = rng.choice([-np.inf, -1.0, 0.0, 1.0, np.inf], size=(2, 3, 3 * kh, 4 * kw), p=[.1, .2, .3, .3, .1])
+    pool = md.MaxPool2D(kernel)
+    y = pool(x)
+    upstream = rng.normal(size=y.shape)
+    expected_y, expected_dx = naive_pool_with_options(x, "max", kernel, kernel, (0, 0), upstream=upstream)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(pool.backward(upstream), expected_dx)
+    untiled = x[:, :, :, :-1]  # the last column of windows lacks a column: every window tap by tap
+    _, expected_dx = naive_pool_with_options(untiled, "max", kernel, kernel, (0, 0), upstream=upstream[..., :-1])
+    pool(untiled)
+    np.testing.assert_array_equal(pool.backward(upstream[..., :-1]), expected_dx)
+
+
 @pytest.mark.parametrize("width, offset_type", [(20, np.uint8), (300, np.uint16), (70_000, np.uint32)])
 def test_max_pool_winners_on_wide_inputs(width: int, offset_type: type) -> None:
     # the winner's offset in its window (i*W + j) is kept in the smallest unsigned type that holds it
