@@ -123,6 +123,36 @@ def test_weight_gradient_matches_the_patch_formula() -> None:
     np.testing.assert_allclose(conv.W.grad, 2 * dW, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("k, f, M", [(10, 16, 46592), (9, 16, 8192), (3, 5, 10_000), (16, 16, 9000),
+                                     (17, 16, 9000), (10, 16, 8191), (2, 3, 7)])
+def test_summed_product_is_the_product_in_any_block_split(k: int, f: int, M: int) -> None:
+    from minidl.layers.conv import _summed_product
+    rng = np.random.default_rng(M)
+    a, b = rng.normal(size=(k, M)), rng.normal(size=(f, M))
+    expected = a @ b.T
+    np.testing.assert_allclose(_summed_product(a, b), expected, rtol=1e-12, atol=1e-12)
+    out = np.full((k, f), np.nan)
+    assert _summed_product(a, b, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    assert _summed_product(a32, b32).dtype == np.float32
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_weight_gradient_over_many_positions_matches_the_patch_formula(bias: bool) -> None:
+    # 2 x 68 x 70 = 9520 positions for 3x3 kernels on one channel: the gradient is summed block by block
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2, 1, 70, 70))
+    conv = md.Conv2D(1, 4, 3, bias=bias, rng=0)
+    g = rng.normal(size=conv(x).shape)
+    conv.backward_params(g)
+    kernel = np.stack([np.einsum("nrq,norq->o", x[:, 0, i:i + 68, j:j + 68], g) for i in range(3) for j in range(3)])
+    expected = np.vstack([g.sum(axis=(0, 2, 3)), kernel]) if bias else kernel
+    np.testing.assert_allclose(conv.W.grad, expected, rtol=1e-11, atol=1e-11)
+    conv.backward_params(g)  # accumulates
+    np.testing.assert_allclose(conv.W.grad, 2 * expected, rtol=1e-11, atol=1e-11)
+
+
 @pytest.mark.parametrize("stride, bias", [(1, True), (2, False)])
 def test_backward_params_gives_the_same_weight_gradient(stride: int, bias: bool) -> None:
     rng = np.random.default_rng(6)

@@ -86,6 +86,29 @@ def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: in
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+#: How many positions (columns) ``_summed_product`` takes per block.
+_BLOCK = 512
+
+
+def _summed_product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b.T`` for a: (k, M), b: (f, M): a weight gradient summed over M positions.  When the
+    weights are few and the positions many (``k*f <= 256``, ``M >= 16*_BLOCK``: a first layer's 3x3
+    kernels on 46592 positions), it is taken block by block in one batched ``matmul`` and summed:
+    OpenBLAS's single product of that shape packs both long operands through memory, the blocks stay
+    in cache (measured: (10, 46592) by (46592, 16), 510 -> 250 us in float32, 690 -> 460 in float64;
+    with larger weights the single product is as fast or faster)."""
+    (k, M), f = a.shape, b.shape[0]
+    if k * f > 256 or M < 16 * _BLOCK:
+        return np.matmul(a, b.T, out=out)
+    blocks, whole = M // _BLOCK, M // _BLOCK * _BLOCK
+    per_block = np.matmul(a[:, :whole].reshape(k, blocks, _BLOCK).transpose(1, 0, 2),
+                          b[:, :whole].reshape(f, blocks, _BLOCK).transpose(1, 2, 0))  # (blocks, k, f)
+    total = np.add.reduce(per_block, axis=0, out=out)
+    if whole < M:
+        total += a[:, whole:] @ b[:, whole:].T
+    return total
+
+
 def _span(kernel: int, dilation: int) -> int:
     """How many input pixels a kernel dilated by ``dilation`` covers along one axis."""
     return dilation * (kernel - 1) + 1
@@ -442,7 +465,7 @@ class _Im2colConvolution(_Convolution):
         if overwrite:  # the gradient is zero (as after zero_grad): write it, no weight-sized temporary
             try:
                 if self.groups == 1:  # (the bias's gradient from the patches' row of ones)
-                    np.matmul(patches, g.T, out=dW)
+                    _summed_product(patches, g, out=dW)
                 else:
                     rows = dW[1:] if self.bias else dW
                     np.matmul(*self._grouped_weight_factors(patches, g), out=self._column_blocks(rows))
@@ -452,7 +475,7 @@ class _Im2colConvolution(_Convolution):
                 self.W.zero_grad()
                 raise
         elif self.groups == 1:  # accumulate
-            dW += patches @ g.T
+            dW += _summed_product(patches, g)
         else:
             blocks = self._column_blocks(dW[1:] if self.bias else dW)
             blocks += np.matmul(*self._grouped_weight_factors(patches, g))
