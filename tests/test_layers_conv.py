@@ -136,6 +136,8 @@ def test_summed_product_is_the_product_in_any_block_split(k: int, f: int, M: int
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
     a32, b32 = a.astype(np.float32), b.astype(np.float32)
     assert _summed_product(a32, b32).dtype == np.float32
+    a16, b16 = a.astype(np.float16), b.astype(np.float16)  # one product: blocks would be summed in float16
+    np.testing.assert_array_equal(_summed_product(a16, b16), a16 @ b16.T)
 
 
 @pytest.mark.parametrize("bias", [True, False])

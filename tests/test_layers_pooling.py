@@ -464,6 +464,39 @@ def test_windows_tiling_the_input_match_naive_loops_with_ties_and_infinities(ker
     np.testing.assert_array_equal(pool.backward(upstream[..., :-1]), expected_dx)
 
 
+@pytest.mark.parametrize("make, shape", [
+    (lambda: md.MaxPool1D(300), (2, 3, 600)),      # a global max over a sequence: 300 columns per window
+    (lambda: md.MaxPool1D(300), (1, 2, 300)),
+    (lambda: md.MaxPool2D((2, 300)), (1, 1, 4, 600)),
+    (lambda: md.MaxPool2D((1, 257)), (1, 2, 1, 514)),
+])
+def test_tiling_windows_wider_than_a_byte(make, shape) -> None:
+    # a window row's winning column (0..kw-1) no longer fits in one byte: it takes the type that holds it
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=shape)
+    pool = make()
+    y = pool(x)
+    upstream = rng.normal(size=y.shape)
+    plane = (1, *pool.kernel_size) if len(shape) == 3 else pool.kernel_size
+    x4, up4 = (x[:, :, None], upstream[:, :, None]) if len(shape) == 3 else (x, upstream)
+    expected_y, expected_dx = naive_pool_with_options(x4, "max", plane, plane, (0, 0), upstream=up4)
+    np.testing.assert_array_equal(y, expected_y.reshape(y.shape))
+    np.testing.assert_array_equal(pool.backward(upstream), expected_dx.reshape(x.shape))
+
+
+def test_a_forward_that_fails_after_the_checks_leaves_no_stale_winners(monkeypatch) -> None:
+    pool = md.MaxPool2D(2)
+    pool(np.zeros((1, 1, 4, 5)))  # tap by tap (5 columns: the windows do not tile)
+
+    def fail(*args: object) -> None:
+        raise MemoryError("simulated")
+    monkeypatch.setattr(pool, "_tiled_max", fail)
+    with pytest.raises(MemoryError):
+        pool(np.zeros((1, 1, 4, 4)))
+    with pytest.raises(md.BackwardBeforeForwardError):  # not the last forward's winners, silently
+        pool.backward(np.ones((1, 1, 2, 2)))
+
+
 @pytest.mark.parametrize("width, offset_type", [(20, np.uint8), (300, np.uint16), (70_000, np.uint32)])
 def test_max_pool_winners_on_wide_inputs(width: int, offset_type: type) -> None:
     # the winner's offset in its window (i*W + j) is kept in the smallest unsigned type that holds it

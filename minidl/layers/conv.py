@@ -98,7 +98,7 @@ def _summed_product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None)
     in cache (measured: (10, 46592) by (46592, 16), 510 -> 250 us in float32, 690 -> 460 in float64;
     with larger weights the single product is as fast or faster)."""
     (k, M), f = a.shape, b.shape[0]
-    if k * f > 256 or M < 16 * _BLOCK:
+    if k * f > 256 or M < 16 * _BLOCK or a.dtype.itemsize < 4:  # (float16 blocks would be summed in float16)
         return np.matmul(a, b.T, out=out)
     blocks, whole = M // _BLOCK, M // _BLOCK * _BLOCK
     per_block = np.matmul(a[:, :whole].reshape(k, blocks, _BLOCK).transpose(1, 0, 2),
@@ -324,8 +324,7 @@ class _Im2colConvolution(_Convolution):
         xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous when x came from a Conv2D
         # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
         # so one matrix product adds the bias and, in backward, sums its gradient.
-        ones = int(self._ones_row())
-        rows = C * kh * kw
+        ones = 1 if self._ones_row() else 0  # how many rows of ones
         if (sh, sw) == (1, 1):
             # "Wide rows": lay each padded image out flat (rows of Wp pixels, dw*(kw - 1) spare zeros
             # at the end).  Patch offset (i, j) of output pixel (r, q) is then flat pixel
@@ -336,7 +335,7 @@ class _Im2colConvolution(_Convolution):
             flat[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + Wd] = xt
             sc, sn, sp = flat.strides
             runs = as_strided(flat, (C, kh, kw, N, Ho * Wp), (sc, dh * Wp * sp, dw * sp, sn, sp), writeable=False)
-            patches = empty((ones + rows, N * Ho * Wp), x.dtype)
+            patches = empty((ones + C * kh * kw, N * Ho * Wp), x.dtype)
             patches[ones:].reshape(C, kh, kw, N, Ho * Wp)[...] = runs
             width = Wp
         else:
@@ -346,7 +345,7 @@ class _Im2colConvolution(_Convolution):
                 xt = padded
             windows = sliding_window_view(xt, (_span(kh, dh), _span(kw, dw)), axis=(2, 3))
             windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (C, N, Ho, Wo, kh, kw)
-            patches = empty((ones + rows, N * Ho * Wo), x.dtype)
+            patches = empty((ones + C * kh * kw, N * Ho * Wo), x.dtype)
             patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
             width = Wo
         if ones:

@@ -268,6 +268,7 @@ class _MaxPool(_Pool):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *spatial_out)."""
         padded = self._padded_input(x)
+        self._argmax = None  # (x is accepted: should the computation fail, no stale winners remain)
         (kh, kw), stride, (ph, pw), (dh, dw) = self._plane()
         offsets = self._tap_offsets()
         index_type = np.min_scalar_type(int(offsets[-1]))  # one byte for a 2x2 window on up to 254 columns
@@ -283,30 +284,41 @@ class _MaxPool(_Pool):
 
     def _tiled_max(self, x: np.ndarray, index_type: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """The maxima and winners' offsets of windows that tile the plane ``x`` exactly (stride = kernel,
-        no padding or dilation): first along each window row, whose ``kw`` pixels lie side by side, then
-        over the window's ``kh`` row maxima.  It reads the input twice, not twice per tap (2x2 windows
-        on (64, 16, 26, 26): 1.4x faster than tap by tap in float32, 1.5x in float64).  Ties go to the
-        first row holding the maximum, and in it to the first column: the first in row-major order."""
+        no dilation, no padding but ceil mode's -inf overhang, which never wins: every window starts on
+        a pixel): first along each window row, whose ``kw`` pixels lie side by side, then over the
+        window's ``kh`` row maxima.  It reads the input twice, not twice per tap (2x2 windows on (64,
+        16, 26, 26): 1.4x faster than tap by tap in float32, 1.5x in float64).  Ties go to the first
+        row holding the maximum, and in it to the first column: the first in row-major order."""
         (kh, kw), _, _, _ = self._plane()
-        if kw > 1:  # rows: (N, C, H, W_out), each window row's maximum; col: the first column reaching it
-            left, right = x[..., 0::kw], x[..., 1::kw]
-            rows, col = np.maximum(left, right), (right > left).view(np.uint8)
+        # rows: (N, C, H, W_out), each window row's maximum; col: the first column reaching it (None: 0)
+        col: np.ndarray | None = None
+        if kw == 1:
+            rows = x
         else:
-            rows, col = x, np.zeros(x.shape, np.uint8)
-        for j in range(2, kw):
-            value = x[..., j::kw]
-            np.maximum(col, (value > rows).view(np.uint8) * np.uint8(j), out=col)
-            np.maximum(rows, value, out=rows)
+            col_type = np.min_scalar_type(kw - 1)
+            left, right = x[..., 0::kw], x[..., 1::kw]
+            rows, wins = np.maximum(left, right), right > left
+            col = wins.view(np.uint8) if col_type == np.uint8 else wins.astype(col_type)
+            for j in range(2, kw):
+                value = x[..., j::kw]
+                np.maximum(col, (value > rows).view(np.uint8) * col_type.type(j), out=col)
+                np.maximum(rows, value, out=rows)
+        if kh == 1:  # one row per window (a 1-D pool): the row maxima are the maxima
+            best = rows if rows is not x else x.copy(order="K")
+            argmax = np.zeros_like(best, dtype=index_type) if col is None else col.astype(index_type, copy=False)
+            return best, argmax
         best = rows[:, :, 0::kh].copy(order="K")
         argmax = np.zeros_like(best, dtype=index_type)  # the winning row's offset, i*W, then + its column
-        column = col[:, :, 0::kh].astype(index_type)
+        column = None if col is None else col[:, :, 0::kh].astype(index_type)
         for i in range(1, kh):
             value = rows[:, :, i::kh]
             wins = (value > best).view(np.uint8)
             np.maximum(argmax, wins * index_type.type(i * x.shape[3]), out=argmax)
-            column += wins * (col[:, :, i::kh] - column)  # where row i wins, its column (modular arithmetic)
+            if col is not None and column is not None:  # where row i wins, its column (modular arithmetic)
+                column += wins * (col[:, :, i::kh] - column)
             np.maximum(best, value, out=best)
-        argmax += column
+        if column is not None:
+            argmax += column
         return best, argmax
 
     def _max_tap_by_tap(self, windows: np.ndarray, offsets: np.ndarray,
@@ -391,6 +403,7 @@ class _MaxPool(_Pool):
         """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial)."""
         shape, grad_output = self._check_grad(grad_output)
         argmax = self._argmax
+        self._require_cache(argmax)
         assert argmax is not None
         (kh, kw), (sh, sw), _, (dh, dw) = self._plane()
         span_h, span_w = self._span()
@@ -403,8 +416,8 @@ class _MaxPool(_Pool):
     def _scatter_to_winners(self, shape: tuple[int, ...], grad_output: np.ndarray, argmax: np.ndarray) -> np.ndarray:
         """dx for windows that do not overlap: each output's gradient written at its winner's flat index
         in a zeroed (padded) input, one fancy-index assignment (4-5x faster than a masked product per
-        tap written through a strided view).  dx keeps the argmax's (and so the input's) order of the
-        N and C axes."""
+        tap written through a strided view).  dx takes grad_output's order of the N and C axes, so
+        that the gradients are read in their memory order."""
         _, (sh, sw), (ph, pw), _ = self._plane()
         N, C, H, W = shape
         Ho, Wo = argmax.shape[2:]
