@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..aligned import empty
@@ -325,29 +325,14 @@ class _Im2colConvolution(_Convolution):
         # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
         # so one matrix product adds the bias and, in backward, sums its gradient.
         ones = 1 if self._ones_row() else 0  # how many rows of ones
-        if (sh, sw) == (1, 1):
-            # "Wide rows": lay each padded image out flat (rows of Wp pixels, dw*(kw - 1) spare zeros
-            # at the end).  Patch offset (i, j) of output pixel (r, q) is then flat pixel
-            # r*Wp + q + i*dh*Wp + j*dw, so for every offset the patches of all output rows, taken Wp
-            # wide, are ONE contiguous run: im2col and col2im copy long runs.  Columns q >= Wo
-            # are junk computed in passing and dropped from the output (and get zero gradient).
-            flat = np.zeros((C, N, Hp * Wp + dw * (kw - 1)), dtype=x.dtype)
-            flat[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + Wd] = xt
-            sc, sn, sp = flat.strides
-            runs = as_strided(flat, (C, kh, kw, N, Ho * Wp), (sc, dh * Wp * sp, dw * sp, sn, sp), writeable=False)
-            patches = empty((ones + C * kh * kw, N * Ho * Wp), x.dtype)
-            patches[ones:].reshape(C, kh, kw, N, Ho * Wp)[...] = runs
-            width = Wp
-        else:
-            if ph or pw:
-                padded = np.zeros((C, N, Hp, Wp), dtype=x.dtype)
-                padded[:, :, ph:ph + H, pw:pw + Wd] = xt
-                xt = padded
-            windows = sliding_window_view(xt, (_span(kh, dh), _span(kw, dw)), axis=(2, 3))
-            windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (C, N, Ho, Wo, kh, kw)
-            patches = empty((ones + C * kh * kw, N * Ho * Wo), x.dtype)
-            patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
-            width = Wo
+        if ph or pw:
+            padded = np.zeros((C, N, Hp, Wp), dtype=x.dtype)
+            padded[:, :, ph:ph + H, pw:pw + Wd] = xt
+            xt = padded
+        windows = sliding_window_view(xt, (_span(kh, dh), _span(kw, dw)), axis=(2, 3))
+        windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (C, N, Ho, Wo, kh, kw)
+        patches = empty((ones + C * kh * kw, N * Ho * Wo), x.dtype)
+        patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
         if ones:
             patches[0] = 1
         self._cache = (patches, x.shape, (Ho, Wo))
@@ -357,7 +342,7 @@ class _Im2colConvolution(_Convolution):
             out = self._grouped_output(W[1:] if self.bias else W, patches)
             if self.bias:
                 out += W[0][:, None]
-        return _from_plane(out.reshape(self.out_channels, N, Ho, width)[..., :Wo].transpose(1, 0, 2, 3), rank)
+        return _from_plane(out.reshape(self.out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
 
     def _column_blocks(self, matrix: np.ndarray) -> np.ndarray:
         """(rows, out_channels) -> (groups, rows, out_channels//groups): group g's columns, a view
@@ -390,7 +375,6 @@ class _Im2colConvolution(_Convolution):
         Hp, Wp = H + 2 * ph, Wd + 2 * pw
         W = self.W.data
         weights = W[1:] if self.bias else W
-        wide = (sh, sw) == (1, 1)
         if self.groups == 1:
             # rows of the patch gradient ordered (kh, kw, C), so that each kernel offset is one block
             by_offset = weights.reshape(C, kh, kw, F).transpose(1, 2, 0, 3).reshape(kh * kw * C, F)
@@ -398,28 +382,18 @@ class _Im2colConvolution(_Convolution):
         else:
             dpatches = self._grouped_patch_gradient(weights, g)
         # col2im: add each kernel offset's gradient back onto the pixels it was read from
-        if wide:
-            run = Ho * Wp
-            dpatches = dpatches.reshape(kh, kw, C, N, run)
-            dflat = np.zeros((C, N, Hp * Wp + dw * (kw - 1)), dtype=dpatches.dtype)
+        dpatches = dpatches.reshape(kh, kw, C, N, Ho, Wo)
+        span_h, span_w = _span(kh, dh), _span(kw, dw)
+        if sh >= span_h and sw >= span_w:  # windows do not overlap: one strided assignment
+            dxt = np.zeros((C, N, max(Hp, Ho * sh), max(Wp, Wo * sw)), dtype=dpatches.dtype)
+            blocks = dxt[:, :, : Ho * sh, : Wo * sw].reshape(C, N, Ho, sh, Wo, sw)  # a view
+            blocks[:, :, :, :span_h:dh, :, :span_w:dw] = dpatches.transpose(2, 3, 4, 0, 5, 1)
+        else:
+            dxt = np.zeros((C, N, Hp, Wp), dtype=dpatches.dtype)
             for i in range(kh):
                 for j in range(kw):
-                    start = i * dh * Wp + j * dw
-                    dflat[:, :, start:start + run] += dpatches[i, j]
-            dxt = dflat[:, :, : Hp * Wp].reshape(C, N, Hp, Wp)
-        else:
-            dpatches = dpatches.reshape(kh, kw, C, N, Ho, Wo)
-            span_h, span_w = _span(kh, dh), _span(kw, dw)
-            if sh >= span_h and sw >= span_w:  # windows do not overlap: one strided assignment
-                dxt = np.zeros((C, N, max(Hp, Ho * sh), max(Wp, Wo * sw)), dtype=dpatches.dtype)
-                blocks = dxt[:, :, : Ho * sh, : Wo * sw].reshape(C, N, Ho, sh, Wo, sw)  # a view
-                blocks[:, :, :, :span_h:dh, :, :span_w:dw] = dpatches.transpose(2, 3, 4, 0, 5, 1)
-            else:
-                dxt = np.zeros((C, N, Hp, Wp), dtype=dpatches.dtype)
-                for i in range(kh):
-                    for j in range(kw):
-                        top, left = i * dh, j * dw
-                        dxt[:, :, top:top + sh * (Ho - 1) + 1:sh, left:left + sw * (Wo - 1) + 1:sw] += dpatches[i, j]
+                    top, left = i * dh, j * dw
+                    dxt[:, :, top:top + sh * (Ho - 1) + 1:sh, left:left + sw * (Wo - 1) + 1:sw] += dpatches[i, j]
         if dxt.shape[2:] != (H, Wd):
             dxt = dxt[:, :, ph:ph + H, pw:pw + Wd]
         return _from_plane(dxt.transpose(1, 0, 2, 3), self._rank)
@@ -447,17 +421,9 @@ class _Im2colConvolution(_Convolution):
     def _weight_gradient(self, grad_output: np.ndarray) -> np.ndarray:
         """Check grad_output, add ``dW`` (unless ``W`` is frozen) and return the gradient as the (F, M)
         matrix ``G``."""
-        patches, (N, _, _, Wd), (Ho, Wo) = self._checked_cache(grad_output)
-        F = self.out_channels
+        patches, (N, _, _, _), (Ho, Wo) = self._checked_cache(grad_output)
         gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
-        _, stride, (_, pw), _ = self._plane()
-        if stride == (1, 1):
-            Wp = Wd + 2 * pw
-            g = np.zeros((F, N, Ho, Wp), dtype=grad_output.dtype)  # zero gradient on the junk columns
-            g[..., :Wo] = gt
-            g = g.reshape(F, N * Ho * Wp)
-        else:
-            g = gt.reshape(F, N * Ho * Wo)  # a view when grad_output has the layout of our output
+        g = gt.reshape(self.out_channels, N * Ho * Wo)  # a view when grad_output has our output's layout
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return g
         dW, overwrite = self.W.grad_target()
@@ -534,7 +500,7 @@ class Conv2D(_Im2colConvolution):
     ``P`` is built once per forward by a strided view of the (padded) input and one copy, and kept
     for the backward.  Internally the batch axis sits after the channel axis (CNHW), so every copy
     moves whole image rows; the output (and ``dx``) is an ``(N, C, H, W)``-shaped *view* of that
-    memory, which NumPy handles transparently.
+    memory, contiguous, which NumPy handles transparently (and whose gradient is ``G`` as a view).
 
     Args:
         kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair; zero padding on each side.
