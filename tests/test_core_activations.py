@@ -100,3 +100,19 @@ def test_relu_special_values_and_layouts(dtype: type, layout: str) -> None:
     np.testing.assert_array_equal(y, np.tile(expected, (3, 1)))  # NaN propagates, -inf gives 0
     g = relu.backward(np.ones_like(y))
     np.testing.assert_array_equal(g, np.tile((values > 0).astype(dtype), (3, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_keeps_a_channel_major_image_channel_major(dtype: type) -> None:
+    # a Conv2D's output is channel-major: ReLU's output (and dx) stays so, for the pool and the next
+    # convolution to read in order
+    rng = np.random.default_rng(0)
+    x = np.ascontiguousarray(rng.normal(size=(3, 2, 4, 5)).astype(dtype)).transpose(1, 0, 2, 3)
+    relu = md.ReLU()
+    y = relu(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous
+    g = np.ascontiguousarray(rng.normal(size=(3, 2, 4, 5)).astype(dtype)).transpose(1, 0, 2, 3)
+    dx = relu.backward(g)
+    np.testing.assert_array_equal(dx, g * (x > 0))
+    assert dx.transpose(1, 0, 2, 3).flags.c_contiguous and dx.dtype == dtype

@@ -71,7 +71,9 @@ class ReLU(Activation):
         if x.dtype == np.float32:
             # NumPy's float32 maximum against a scalar is not vectorised: against an array of zeros it
             # is 2-3x faster, allocation included (measured, NumPy 2.4; float64 is fast either way).
-            y = np.zeros(x.shape, x.dtype)
+            # (an image keeps its memory layout: a Conv2D's channel-major output stays so for the
+            # layers after it; a Dense's output is C-ordered anyway)
+            y = np.zeros_like(x) if x.ndim > 2 else np.zeros(x.shape, x.dtype)
             return self._keep(np.maximum(x, y, out=y))
         return self._keep(np.maximum(x, 0))
 
