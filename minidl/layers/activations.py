@@ -70,9 +70,10 @@ class ReLU(Activation):
         x = self._input(x)
         if x.dtype == np.float32:
             # NumPy's float32 maximum against a scalar is not vectorised: against an array of zeros it
-            # is 2-3x faster, allocation included (measured, NumPy 2.4; float64 is fast either way).
-            # (an image keeps its memory layout: a Conv2D's channel-major output stays so for the
-            # layers after it; a Dense's output is C-ordered anyway)
+            # is faster while the data fit in cache, allocation included (NumPy 2.4: 1.1 against 1.4 us
+            # on (32, 128), 22 against 28 on (512, 256); slower on a 2.7 MB map, yet no faster in the
+            # CNN step either way).  float64 is fast either way.  An image keeps its memory layout: a
+            # Conv2D's channel-major output stays so for the layers after it (a Dense's is C-ordered).
             y = np.zeros_like(x) if x.ndim > 2 else np.zeros(x.shape, x.dtype)
             return self._keep(np.maximum(x, y, out=y))
         return self._keep(np.maximum(x, 0))
