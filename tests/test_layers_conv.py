@@ -335,7 +335,7 @@ def test_from_kernel_refuses_an_empty_kernel(layer: Any, shape: tuple[int, ...],
 # ---------------------------------------------------------------------------------- dilation and groups
 # (N, C, H, W), out, kernel, stride, padding, dilation, groups, bias
 DILATED_GROUPED = [
-    ((2, 3, 7, 6), 4, 3, 1, 0, 2, 1, True),              # dilation alone, stride 1 (wide rows)
+    ((2, 3, 7, 6), 4, 3, 1, 0, 2, 1, True),              # dilation alone, stride 1
     ((2, 4, 7, 8), 6, (2, 3), 2, 1, (2, 1), 2, True),    # stride > 1 with dilation, padding, groups
     ((2, 4, 5, 5), 4, 3, 1, 1, 1, 4, False),             # depthwise, no bias
     ((2, 4, 7, 6), 8, 2, 3, 0, 2, 4, True),              # depthwise x2; span 3 <= stride 3: windows do not overlap

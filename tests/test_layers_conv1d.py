@@ -63,7 +63,7 @@ def naive_conv1d_grads(g: np.ndarray, x: np.ndarray, kernel: np.ndarray, s: int,
 
 # (N, C, L), out, kernel, stride, padding, dilation, groups, bias
 CONFIGS = [
-    ((2, 3, 9), 4, 3, 1, 0, 1, 1, True),          # stride 1: the wide-rows path
+    ((2, 3, 9), 4, 3, 1, 0, 1, 1, True),          # stride 1
     ((2, 2, 10), 3, 4, 2, 1, 1, 1, True),         # stride 2, overlapping windows, padding
     ((1, 2, 11), 2, 2, 4, 0, 1, 1, False),        # stride > kernel: windows skip positions
     ((2, 4, 12), 6, 3, 1, 2, 2, 2, True),         # dilation + groups + padding, stride 1

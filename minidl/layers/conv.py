@@ -321,7 +321,7 @@ class _Im2colConvolution(_Convolution):
         if Hp < _span(kh, dh) or Wp < _span(kw, dw):
             raise ShapeError(self._too_small(shape))
         Ho, Wo = _output_size(H, kh, sh, ph, dh), _output_size(Wd, kw, sw, pw, dw)
-        xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous when x came from a Conv2D
+        xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous after a Conv2D (and ReLU, a pool)
         # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
         # so one matrix product adds the bias and, in backward, sums its gradient.
         ones = 1 if self._ones_row() else 0  # how many rows of ones
@@ -499,8 +499,9 @@ class Conv2D(_Im2colConvolution):
 
     ``P`` is built once per forward by a strided view of the (padded) input and one copy, and kept
     for the backward.  Internally the batch axis sits after the channel axis (CNHW), so every copy
-    moves whole image rows; the output (and ``dx``) is an ``(N, C, H, W)``-shaped *view* of that
-    memory, contiguous, which NumPy handles transparently (and whose gradient is ``G`` as a view).
+    moves whole image rows; the output is an ``(N, C, H, W)``-shaped contiguous *view* of that memory
+    (``dx`` too, without padding), which NumPy handles transparently (and whose gradient is ``G``
+    as a view).
 
     Args:
         kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair; zero padding on each side.
