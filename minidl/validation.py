@@ -111,7 +111,12 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     """
     if x.size == 0:
         return
-    if x.flags.c_contiguous and math.isfinite(np.vdot(x, x)):
+    if x.flags.c_contiguous:
+        flat: np.ndarray | None = x
+    else:  # its memory in order, if it is one block (a Conv2D's channel-major output: 11 us, not 21)
+        in_memory_order = x.transpose(sorted(range(x.ndim), key=x.strides.__getitem__, reverse=True))
+        flat = in_memory_order if in_memory_order.flags.c_contiguous else None
+    if flat is not None and math.isfinite(np.vdot(flat, flat)):
         return
     bad = ~np.isfinite(x)
     if not bad.any():  # the sum overflowed, the elements are fine
@@ -156,9 +161,15 @@ def check_input(
             if x.shape[axis] != size:
                 raise ShapeError(f"{who}: expected {what} of shape {layout}, got shape {x.shape}")
     if dtype is not None and x.dtype != dtype:
+        name = "x" if what == "input" else what
+        if x.dtype.newbyteorder("=") == dtype:  # e.g. read from a big-endian file
+            raise DTypeError(
+                f"{who}: {what} dtype {x.dtype} does not match the layer's parameters ({dtype}): it is "
+                f"{dtype} in the other byte order; convert the {what} ({name}.astype(np.{dtype}))"
+            )
         raise DTypeError(
             f"{who}: {what} dtype {x.dtype} does not match the layer's parameters ({dtype}); "
-            f"cast the {what} ({'x' if what == 'input' else what}.astype(np.{dtype})) or the model (model.astype(...))"
+            f"cast the {what} ({name}.astype(np.{dtype})) or the model (model.astype(...))"
         )
     if finite:
         check_finite(x, who, what)

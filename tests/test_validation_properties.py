@@ -1016,3 +1016,28 @@ def test_dropout_float16_flatten_and_softmax_empty() -> None:
     softmax = md.Softmax()
     assert softmax(np.zeros((2, 0))).shape == (2, 0)
     assert softmax.backward(np.zeros((2, 0))).shape == (2, 0)
+
+
+@pytest.mark.parametrize("layout", ["C", "channel-major", "Fortran", "reversed", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_check_finite_in_every_memory_layout(layout: str, dtype: type) -> None:
+    # any one-block layout takes the dot-product check in memory order; others are searched
+    from minidl.validation import check_finite
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(3, 4, 5, 6)).astype(dtype)
+    make = {
+        "C": lambda a: a.copy(),
+        "channel-major": lambda a: np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3),
+        "Fortran": lambda a: np.asfortranarray(a),
+        "reversed": lambda a: np.ascontiguousarray(a[:, ::-1])[:, ::-1],
+        "strided": lambda a: np.repeat(a, 2, axis=3)[..., ::2],
+    }[layout]
+    check_finite(make(base), "layer")  # finite: passes
+    huge = np.sign(base) * (np.finfo(dtype).max / 2)  # finite, but the sum of squares overflows: passes
+    check_finite(make(huge), "layer")
+    for index, value in (((2, 1, 4, 5), np.nan), ((0, 3, 0, 2), -np.inf)):
+        bad = base.copy()
+        bad[index] = value
+        with pytest.raises(md.NonFiniteError, match=rf"the first at index \({', '.join(map(str, index))}\)"):
+            check_finite(make(bad), "layer")
