@@ -128,7 +128,9 @@ def test_inputs_off_the_fast_path_are_checked_like_any_other() -> None:
     np.testing.assert_array_equal(layer(x.view(Sub)), expected)
     np.testing.assert_array_equal(layer(x.tolist()), expected)
     swapped = np.dtype(np.float64).newbyteorder()
-    with pytest.raises(md.DTypeError, match=rf"{re.escape(swapped.str)} does not match the layer's parameters"):
+    with pytest.raises(md.DTypeError, match=rf"{re.escape(swapped.str)} does not match the layer's parameters "
+                                            r"\(float64\): it is float64 in the other byte order; convert the "
+                                            r"input \(x.astype\(np.float64\)\)"):
         layer(x.astype(swapped))
     for bad in (x.copy(), x.view(Sub).copy()):
         bad[1, 2] = -np.inf
