@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
-from .validation import as_array, as_float_array, check_finite, is_integer
+from .validation import as_array, as_float_array, check_finite, is_integer, native
 
 __all__ = [
     "BCELoss",
@@ -414,8 +414,7 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
     if target.shape != (n,):
         raise ShapeError(f"{who}: y_pred has shape {rows_shape}, so integer labels y_true must have shape "
                          f"({n},), got {target.shape}")
-    if not target.dtype.isnative:  # e.g. big-endian labels read from a file
-        target = target.astype(target.dtype.newbyteorder("="))
+    target = native(target)  # (e.g. big-endian labels read from a file)
     kept = None if ignore_index is None else target != ignore_index
     # One reduction checks both ends: seen as unsigned, a negative label is huge.
     checked = target if kept is None else target[kept]

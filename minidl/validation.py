@@ -90,6 +90,12 @@ def as_float_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     return x
 
 
+def native(x: np.ndarray) -> np.ndarray:
+    """``x`` in the machine's byte order: itself, or (a big-endian array read from a file) a copy with the
+    canonical native dtype, so that the layer computes, returns and checks ``is`` against native arrays."""
+    return x if x.dtype.isnative else x.astype(x.dtype.type)
+
+
 def plain_native(value: np.ndarray) -> np.ndarray:
     """``value`` as a plain ndarray in the machine's byte order (no copy when it is one), for a load to
     check and keep: a masked array's hidden entries are data too (a copy keeps them, unmasked), and a

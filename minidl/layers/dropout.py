@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..init import RNGLike, as_generator
 from ..layer import Layer
-from ..validation import as_float_array, check_grad_output, is_number
+from ..validation import as_float_array, check_grad_output, is_number, native
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d"]
 
@@ -63,8 +63,7 @@ class Dropout(Layer):
         """x: any shape -> same shape (the identity in eval mode or with p = 0)."""
         x = as_float_array(x, f"{type(self).__name__}(p={self.p})")
         shape = self._mask_shape(x)  # (may refuse x: before anything is kept)
-        if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
-            x = x.astype(x.dtype.type)  # (the canonical native dtype: "is" checks hold)
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype

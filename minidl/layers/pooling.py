@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError
 from ..init import switch
 from ..layer import Layer
-from ..validation import check_grad_output, check_input, is_integer
+from ..validation import check_grad_output, check_input, is_integer, native
 from .conv import (
     _AXES,
     _EMPTY,
@@ -177,8 +177,7 @@ class _Pool(Layer):
         self._refuse_windows_without_pixels(x.shape)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
         self._shape = x.shape
-        if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
-            x = x.astype(x.dtype.newbyteorder("="))
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
         if ph or pw or extra_h or extra_w:
@@ -692,8 +691,7 @@ class _GlobalAvgPool(Layer):
         x = check_input(x, name, ndim=2 + rank, layout=self._layout, finite=False)
         if 0 in x.shape[2:]:
             raise ShapeError(f"{name}: input of shape {x.shape} has {_EMPTY[rank]}")
-        if not x.dtype.isnative:  # e.g. read from a file: computed (and returned) in native order
-            x = x.astype(x.dtype.newbyteorder("="))
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..layer import Layer
-from ..validation import as_float_array, check_grad_output
+from ..validation import as_float_array, check_grad_output, native
 
 __all__ = ["Flatten"]
 
@@ -32,8 +32,7 @@ class Flatten(Layer):
         if x.ndim < 2:
             raise ShapeError(f"Flatten: expected an input of shape (N, d1, ...) with at least 2 dimensions, "
                              f"got shape {x.shape}")
-        if not x.dtype.isnative:  # e.g. read from a file: returned in native order, as the other layers do
-            x = x.astype(x.dtype.type)  # (the canonical native dtype: "is" checks hold)
+        x = native(x)  # (e.g. read from a file: returned in native order, as the other layers do)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype

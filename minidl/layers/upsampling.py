@@ -16,7 +16,7 @@ from ..errors import ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_grad_output, check_input
+from ..validation import check_grad_output, check_input, native
 from .conv import _Convolution, _Pair, _pair, _span
 
 __all__ = ["ConvTranspose2D", "Upsample"]
@@ -449,8 +449,7 @@ class Upsample(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, H, W) -> (N, C, sh*H, sw*W), or (N, C, Ho, Wo) with ``size``."""
         x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
-        if not x.dtype.isnative:  # e.g. read from a file: the output, and so grad_output, are native
-            x = x.astype(x.dtype.newbyteorder("="))
+        x = native(x)  # (e.g. read from a file: the output, and so grad_output, are native)
         H, W = x.shape[2:]
         if H == 0 or W == 0:
             raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
