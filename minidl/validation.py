@@ -118,12 +118,12 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     if x.size == 0:
         return
     if x.flags.c_contiguous:
-        flat: np.ndarray | None = x
-    else:  # its memory in order, if it is one block (a Conv2D's channel-major output: 11 us, not 21)
-        in_memory_order = x.transpose(sorted(range(x.ndim), key=x.strides.__getitem__, reverse=True))
-        flat = in_memory_order if in_memory_order.flags.c_contiguous else None
-    if flat is not None and math.isfinite(np.vdot(flat, flat)):
-        return
+        if math.isfinite(np.vdot(x, x)):
+            return
+    else:  # its memory in order, if it is one block (a Conv2D's channel-major output: 12 us, not 21)
+        ordered = x.transpose(sorted(range(x.ndim), key=x.strides.__getitem__, reverse=True))
+        if ordered.flags.c_contiguous and math.isfinite(np.vdot(ordered, ordered)):
+            return
     bad = ~np.isfinite(x)
     if not bad.any():  # the sum overflowed, the elements are fine
         return
