@@ -1041,3 +1041,21 @@ def test_check_finite_in_every_memory_layout(layout: str, dtype: type) -> None:
         bad[index] = value
         with pytest.raises(md.NonFiniteError, match=rf"the first at index \({', '.join(map(str, index))}\)"):
             check_finite(make(bad), "layer")
+
+
+def test_check_finite_and_dense_accept_np_matrix_in_either_order() -> None:
+    # np.vdot of two np.matrix objects is a 1x1 matrix, not a number: such inputs are searched instead
+    import warnings
+
+    from minidl.validation import check_finite
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # (np.matrix is pending deprecation)
+        plain = np.arange(12.0).reshape(4, 3)
+        for m in (np.asmatrix(plain), np.asmatrix(np.ascontiguousarray(plain.T)).T):  # C and Fortran order
+            check_finite(m, "layer")
+            np.testing.assert_allclose(md.Dense(3, 2, rng=0)(m), md.Dense(3, 2, rng=0)(plain))
+            bad = m.copy(order="K")  # (the same layout)
+            bad[1, 2] = np.nan
+            with pytest.raises(md.NonFiniteError, match=r"the first at index \(1, 2\)"):
+                check_finite(bad, "layer")
