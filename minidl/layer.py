@@ -277,6 +277,8 @@ class Layer:
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise DTypeError(f"{type(self).__name__}.astype: expected a floating dtype, got {dtype}")
+        if not dtype.isnative:  # (">f4", say from a weight file: native float32, as the constructors make it)
+            dtype = np.dtype(dtype.type)
         for param in self.parameters():
             param.astype(dtype)
         for layer in self.layers():

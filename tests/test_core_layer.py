@@ -151,6 +151,16 @@ def test_astype_casts_parameters_grads_and_float_buffers() -> None:
         net.astype(np.int32)
 
 
+def test_astype_to_a_big_endian_dtype_gives_the_native_one() -> None:
+    # as the constructors do (a dtype read from a file): NumPy computes in native order, and the
+    # layers' dtype checks compare inputs with the parameters' dtype
+    net = Net().astype(">f4")
+    for _, p in net.named_parameters():
+        assert p.data.dtype == np.float32 and p.data.dtype.isnative and p.grad.dtype.isnative
+    assert net.scale.calls.dtype == np.float32 and net.scale.calls.dtype.isnative
+    assert net(np.ones((2, 3), dtype=np.float32)).dtype == np.float32
+
+
 def test_backward_accumulates_so_a_layer_used_twice_sums() -> None:
     layer = Scale(3)
     x = np.random.default_rng(1).normal(size=(5, 3))
