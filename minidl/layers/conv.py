@@ -324,7 +324,7 @@ class _Im2colConvolution(_Convolution):
         xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous after a Conv2D (and ReLU, a pool)
         # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
         # so one matrix product adds the bias and, in backward, sums its gradient.
-        ones = 1 if self._ones_row() else 0  # how many rows of ones
+        ones = 1 if self.bias and self.groups == 1 else 0  # (grouped layers add the bias apart)
         if ph or pw:
             padded = np.zeros((C, N, Hp, Wp), dtype=x.dtype)
             padded[:, :, ph:ph + H, pw:pw + Wd] = xt
@@ -447,11 +447,6 @@ class _Im2colConvolution(_Convolution):
             if self.bias:
                 dW[0] += np.add.reduce(g, axis=1)
         return g
-
-    def _ones_row(self) -> bool:
-        """Whether the patches carry a row of ones for the bias (row 0): with a bias and one group (a
-        grouped layer adds its bias, and sums its gradient, apart)."""
-        return self.bias and self.groups == 1
 
     def _grouped_weight_factors(self, patches: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two stacks whose product is dW's column blocks, (G, Cg*kh*kw, Fg): group g's rows of

@@ -218,6 +218,14 @@ class _Pool(Layer):
         check_grad_output(grad_output, f"{self._who}.backward", expected, self._dtype)
         return shape, _to_plane(grad_output, self._rank)
 
+    def _padded_plane(self, height: int, width: int) -> tuple[int, int]:
+        """(Hp, Wp): an input plane of ``height x width`` padded on both sides, with the overhang of
+        ceil-mode windows: what the forward's windows are taken from."""
+        _, (sh, sw), (ph, pw), _ = self._plane()
+        span_h, span_w = self._span()
+        Ho, Wo = self._plane_output(height, width)
+        return max(height + 2 * ph, (Ho - 1) * sh + span_h), max(width + 2 * pw, (Wo - 1) * sw + span_w)
+
     def _scatter(
         self, shape: tuple[int, ...], dtype: np.dtype, parts: Iterable[tuple[int, int, np.ndarray]]
     ) -> np.ndarray:
@@ -232,9 +240,8 @@ class _Pool(Layer):
         _, (sh, sw), (ph, pw), _ = self._plane()
         span_h, span_w = self._span()
         Ho, Wo = self._plane_output(H, W)
-        # the padded input's size, with the overhang of ceil-mode windows, and room to split in blocks
-        Hp = max(H + 2 * ph, (Ho - 1) * sh + span_h, Ho * sh)
-        Wp = max(W + 2 * pw, (Wo - 1) * sw + span_w, Wo * sw)
+        Hp, Wp = self._padded_plane(H, W)
+        Hp, Wp = max(Hp, Ho * sh), max(Wp, Wo * sw)  # (room to split in blocks)
         dxt = np.zeros((C, N, Hp, Wp), dtype=dtype)
         dx = dxt.transpose(1, 0, 2, 3)
         if sh >= span_h and sw >= span_w:  # windows do not overlap: plain strided writes
@@ -352,21 +359,14 @@ class _MaxPool(_Pool):
         for t in range(kh * kw):
             argmax[lost & np.isnan(windows[..., (t // kw) * dh, (t % kw) * dw])] = offsets[t]
 
-    def _padded_plane(self) -> tuple[int, int]:
-        """(Hp, Wp): the last input's plane padded on both sides, with the overhang of ceil-mode windows."""
-        shape = self._shape
-        assert shape is not None
-        _, (sh, sw), (ph, pw), _ = self._plane()
-        span_h, span_w = self._span()
-        Ho, Wo = self._plane_output(shape[2], shape[3])
-        return max(shape[2] + 2 * ph, (Ho - 1) * sh + span_h), max(shape[3] + 2 * pw, (Wo - 1) * sw + span_w)
-
     def _tap_offsets(self) -> np.ndarray:
         """(kh*kw,) intp: each tap's offset from its window's top-left corner in the last input padded,
         ``i*dh*Wp + j*dw`` for row i, column j; they grow in row-major tap order (``Wp`` >= the span)."""
         (kh, kw), _, _, (dh, dw) = self._plane()
         taps = np.arange(kh * kw)
-        return (taps // kw) * (dh * self._padded_plane()[1]) + (taps % kw) * dw
+        shape = self._shape
+        assert shape is not None
+        return (taps // kw) * (dh * self._padded_plane(shape[2], shape[3])[1]) + (taps % kw) * dw
 
     def _first_taps(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """For an input of plane ``shape``: per output row, and per output column, the index of the first
@@ -420,7 +420,7 @@ class _MaxPool(_Pool):
         _, (sh, sw), (ph, pw), _ = self._plane()
         N, C, H, W = shape
         Ho, Wo = argmax.shape[2:]
-        Hp, Wp = self._padded_plane()
+        Hp, Wp = self._padded_plane(H, W)
         order = (1, 0, 2, 3) if grad_output.strides[1] > grad_output.strides[0] else (0, 1, 2, 3)  # its own inverse
         winners = np.ascontiguousarray(argmax.transpose(order))  # (a view when the layout is as expected)
         corners = np.arange(Ho)[:, None] * (sh * Wp) + np.arange(Wo) * sw  # (Ho, Wo), in an image
