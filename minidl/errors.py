@@ -50,7 +50,8 @@ class IndexRangeError(MinidlError, IndexError, ValueError):
 
 
 class BackwardBeforeForwardError(MinidlError, RuntimeError):
-    """``backward`` was called on a layer or loss that has no cached forward pass."""
+    """``backward`` (or another reader of the forward's cache, such as
+    ``MultiHeadAttention.attention_weights``) was called on a layer or loss that has no cached forward pass."""
 
 
 class StateDictError(MinidlError, KeyError):

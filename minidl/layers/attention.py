@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from ..errors import DTypeError, ShapeError
+from ..errors import BackwardBeforeForwardError, DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
 from ..inputs import is_several
 from ..layer import Layer
@@ -245,6 +245,25 @@ class MultiHeadAttention(Layer):
         return self.W_o.data[0] if self.bias else None
 
     # ------------------------------------------------------------------ forward
+    @property
+    def attention_weights(self) -> np.ndarray:
+        """The weights of the last forward, (N, num_heads, T, S): for each sample, head and query, the
+        weights its output averaged the values with (PyTorch's ``need_weights=True,
+        average_attn_weights=False``; ``.mean(axis=1)`` gives its default, the heads' mean).
+
+        A row sums to 1 (a query that sees no key has all-zero weights); a masked key (the future with
+        ``causal``, a padded position) has weight exactly 0.  In training with ``dropout > 0`` these
+        are the weights after the dropout, as PyTorch's: dropped entries 0, the rest scaled by
+        ``1 / (1 - dropout)``.  A read-only view of the backward cache: it changes with the next
+        forward (after ``predict``, it is the last batch's).
+        """
+        if self._cache is None:
+            raise BackwardBeforeForwardError(f"{self._who}.attention_weights: no forward has run yet, so "
+                                             "there are no weights to show; call the layer on an input first")
+        weights = self._cache[-1].view()
+        weights.flags.writeable = False
+        return weights
+
     def forward(self, x: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
         """x: (N, T, embed_dim) -> (N, T, embed_dim), self-attention; or one of the tuples
 
