@@ -717,12 +717,16 @@ def fit(
                         step()
                     except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()
+                        where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
+                                 f"(samples {start}..{stop - 1} of the epoch's order")
                         if isinstance(error, MinidlError):
                             short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
                                 else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
                                       "skips it")
-                            _with_context(error, f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
-                                                 f"(samples {start}..{stop - 1} of the epoch's order{short})")
+                            _with_context(error, f"{where}{short})")
+                        elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
+                            # a user's error keeps its message; the traceback shows where fit was
+                            error.add_note(f"(raised in {where}); this batch's update was not applied)")
                         # the epochs completed so far, whatever stopped the batch (a Ctrl-C, a user's error)
                         with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
                             error.history = history  # type: ignore[attr-defined]

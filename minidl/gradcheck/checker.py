@@ -241,6 +241,11 @@ def _label(path: str, layer: Layer) -> str:
     return f"'{path}' ({type(layer).__name__})" if path else f"the model itself ({type(layer).__name__})"
 
 
+def _layer_label(path: str, layer: Layer) -> str:
+    """``layer '0.1' (Dense)``, or ``the model itself (Net)`` at the top."""
+    return f"layer {_label(path, layer)}" if path else _label(path, layer)
+
+
 def _shared_factor(failed: list[TensorResult]) -> float | None:
     """The factor analytic / numerical at the worst element, when two or more failing tensors share
     it (to 1e-3) and it is not 1; else None."""
@@ -482,7 +487,7 @@ class GradientChecker:
         in_place = in_place or next((c for c in calls if c.modified), None)
         if in_place is not None:
             report.problems.append(
-                f"layer {_label(in_place.path, in_place.layer)}: forward modified its input in place (the "
+                f"{_layer_label(in_place.path, in_place.layer)}: forward modified its input in place (the "
                 "layer contract: never modify x; the previous layer's cache or the caller's data is changed "
                 "behind its back, and the gradient was checked at the modified point)")
         by_name = {r.name: r for r in results}
@@ -575,7 +580,7 @@ class GradientChecker:
             return calls1  # (NaN at the point itself: no element can be judged, which each tensor says)
         if in_place is not None:
             raise NonDeterministicError(
-                f"GradientChecker: layer {_label(in_place.path, in_place.layer)}: forward modified its input "
+                f"GradientChecker: {_layer_label(in_place.path, in_place.layer)}: forward modified its input "
                 f"in place, so every evaluation starts from a different input and evaluations at the same "
                 f"point gave different costs ({f0!r}, {again!r}, {f1!r}, {f2!r}). Never modify x in forward "
                 "(write y = x * 2, not x *= 2; np.maximum(x, 0), not np.maximum(x, 0, out=x))."
@@ -584,9 +589,9 @@ class GradientChecker:
         for c1, c2 in zip(calls1, calls2, strict=False):
             if not same(c1.y, c2.y):
                 if same(c1.x, c2.x):
-                    where = (f"layer {_label(c1.path, c1.layer)}: the same input gave a different output")
+                    where = (f"{_layer_label(c1.path, c1.layer)}: the same input gave a different output")
                 else:
-                    where = (f"layer {_label(c1.path, c1.layer)}, whose input already differed (state kept "
+                    where = (f"{_layer_label(c1.path, c1.layer)}, whose input already differed (state kept "
                              "outside the registered layers?)")
                 break
         else:
@@ -1287,7 +1292,7 @@ class GradientChecker:
                 continue
             done.add(path)
             if not all(isinstance(a, np.ndarray) and a.dtype.kind in "fiub" for _, a in _named_inputs(call.x)):
-                report.notes.append(f"layer {_label(path, layer)}: input is not a float, integer or boolean array "
+                report.notes.append(f"{_layer_label(path, layer)}: input is not a float, integer or boolean array "
                                     "(or a tuple of such arrays), not checked alone")
                 continue
             alone = copy.deepcopy(layer)
