@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import pathlib
+import re
 import types
 
 import numpy as np
@@ -232,6 +236,21 @@ def test_bad_arguments_are_refused() -> None:
 def test_invalid_options_raise_clear_errors(kwargs: dict, error: type, words: str) -> None:
     with pytest.raises(error, match=words):
         GradientChecker(mlp(), **kwargs)
+
+
+def test_the_documented_defaults_are_the_real_ones() -> None:
+    """docs/gradient-checker.md prints the constructor's signature; every default there is the code's
+    (a changed default, e.g. a looser safety factor, would pass every other test)."""
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "gradient-checker.md").read_text()
+    documented = re.search(r"`GradientChecker\((.*?)\)`", text, re.S)
+    assert documented is not None
+    pairs = [part.strip().split("=") for part in documented.group(1).replace("\n", " ").split(",")
+             if "=" in part]
+    defaults = {name: ast.literal_eval(value) for name, value in pairs}
+    signature = inspect.signature(GradientChecker.__init__).parameters
+    real = {name: p.default for name, p in signature.items() if p.default is not inspect.Parameter.empty}
+    assert defaults == real
+    assert real["safety"] == 10.0 and real["eps"] == 1e-4 and real["mode"] == "auto"
 
 
 def test_numpy_numbers_are_accepted_as_options() -> None:

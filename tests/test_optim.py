@@ -202,6 +202,51 @@ def test_adamw_matches_hand_written_rule(kw):
     assert_same(got, want)
 
 
+@pytest.mark.parametrize(("cls", "decoupled"), [(Adam, False), (AdamW, True)])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_amsgrad_uses_the_largest_second_moment_when_the_gradients_shrink(cls, decoupled, weight_decay):
+    """On the least-squares problem v only grows, so AMSGrad equals Adam there (a mutation that dropped
+    the maximum survived every other test); here a large gradient is followed by small ones with a short
+    beta2 memory, so v falls below its maximum and the two rules part."""
+    rng = np.random.default_rng(7)
+    w0 = rng.normal(size=(3, 2))
+    scales = [10.0, 1.0, 0.1, 0.1, 0.05, 0.02]
+    gradients = [s * rng.normal(size=w0.shape) for s in scales]
+    kw = {"lr": 0.1, "betas": (0.9, 0.5), "weight_decay": weight_decay}
+    finals = {}
+    for amsgrad in (False, True):
+        p = md.Parameter(w0.copy())
+        opt = cls([p], amsgrad=amsgrad, **kw)
+        rule, state, w = adam_reference(amsgrad=amsgrad, decoupled=decoupled, **kw), adam_state(w0), w0.copy()
+        for t, g in enumerate(gradients, start=1):
+            opt.zero_grad()
+            p.grad += g
+            opt.step()
+            w = rule(w, g, state, t)
+            np.testing.assert_allclose(p.data, w, rtol=1e-14, atol=1e-15)
+        if amsgrad:
+            assert (state["vmax"] > state["v"]).all()  # the maximum was in use at the end
+        finals[amsgrad] = p.data.copy()
+    assert np.abs(finals[True] - finals[False]).max() > 0.1
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1)],
+                         ids=["SGD", "SGD-momentum", "Adam", "AdamW"])
+def test_a_parameter_listed_twice_is_updated_once(make):
+    """E.g. the parameter lists of two models that share a (tied) weight, concatenated."""
+    twice, once = md.Parameter(np.array([1.0, -2.0])), md.Parameter(np.array([1.0, -2.0]))
+    opt_twice, opt_once = make([twice, twice]), make([once])
+    assert opt_twice.params == [twice]
+    for step in range(3):
+        for p, opt in ((twice, opt_twice), (once, opt_once)):
+            opt.zero_grad()
+            p.grad += [0.5 + step, -0.25]
+            opt.step()
+    np.testing.assert_array_equal(twice.data, once.data)
+    assert not np.array_equal(once.data, [1.0, -2.0])
+
+
 def test_adam_coupled_and_adamw_decoupled_weight_decay_differ_and_agree_without_it():
     assert_same(run_minidl(Adam, {"lr": 0.01}), run_minidl(AdamW, {"lr": 0.01, "weight_decay": 0.0}), 0, 0)
     coupled = run_minidl(Adam, {"lr": 0.01, "weight_decay": 0.1})

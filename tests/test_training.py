@@ -417,6 +417,35 @@ def test_float64_targets_are_cast_once_for_a_float32_model():
     assert h["mse"][-1] < 1e-3 and h["mae"][-1] < h["mae"][0]
 
 
+def test_a_users_loss_and_metric_see_targets_in_the_models_dtype():
+    """The built-in losses cast for themselves; a user's loss and metric see the cast targets too (fit
+    and evaluate cast float targets once, up front)."""
+    seen = []
+
+    class HalfSquares(md.Loss):
+        def forward(self, y_pred, y_true):
+            seen.append(("loss", y_true.dtype))
+            self._diff = y_pred - y_true
+            return float(0.5 * np.sum(self._diff ** 2))
+
+        def backward(self):
+            return self._diff
+
+    def metric(y_pred, y_true):
+        seen.append(("metric", y_true.dtype))
+        return float(np.mean(np.abs(y_pred - y_true)))
+
+    x = np.random.default_rng(1).standard_normal((16, 2)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0]])  # float64
+    model = md.Sequential(md.Dense(2, 1, rng=0, dtype=np.float32))
+    fit(model, x, y, loss=HalfSquares(), optimizer=SGD(model.parameters(), lr=0.01), epochs=1, batch_size=8,
+        metrics=[metric], validation_data=(x, y), verbose=0)
+    md.evaluate(model, x, y, loss=HalfSquares(), metrics=[metric])
+    assert {what for what, _ in seen} == {"loss", "metric"}
+    assert all(dtype == np.float32 for _, dtype in seen), seen
+    assert model[0].W.grad.dtype == np.float32
+
+
 # ---------------------------------------------------------------------------------------------- errors
 def test_errors_inside_a_batch_name_the_epoch_and_batch():
     _, y = blobs(30)
