@@ -763,6 +763,124 @@ def test_forward_modifying_its_input_in_place_is_named() -> None:
     assert alone.problems[0].startswith("the model itself (ReluInPlace): forward modified its input in place")
 
 
+class TanhGradInPlace(m.Layer):
+    """A right tanh whose backward multiplies its grad_output in place."""
+
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._y = np.tanh(x)
+        return self._y
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        g *= 1 - self._y**2  # breaks the contract: modifies grad_output
+        return g
+
+
+def test_a_backward_modifying_its_grad_output_is_named() -> None:
+    """Alone or in a Sequential the gradients come out right, so only the contract check sees it; in a
+    Residual, which reuses grad_output for its skip path, they are wrong, and without the check the
+    report blamed the model's dx (found by a review)."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    words = "backward modified its grad_output in place"
+    alone = GradientChecker(TanhGradInPlace(), inputs=x).run()
+    assert not alone.passed and all(r.passed for r in alone.results)
+    assert alone.problems == [p for p in alone.problems if p.startswith("the model itself (TanhGradInPlace)")]
+    assert words in alone.problems[0]
+    chain = GradientChecker(m.Sequential(m.Dense(3, 3, rng=1), TanhGradInPlace(), m.Dense(3, 2, rng=2)),
+                            inputs=x).run()
+    assert not chain.passed and chain.problems[0].startswith(f"layer '1' (TanhGradInPlace): {words}")
+    skip = GradientChecker(m.Residual(m.Sequential(m.Dense(3, 3, rng=1), TanhGradInPlace())), inputs=x).run()
+    assert not skip.passed and skip.problems[0].startswith(f"layer 'block.1' (TanhGradInPlace): {words}")
+    right = GradientChecker(m.Residual(m.Sequential(m.Dense(3, 3, rng=1), m.Tanh())), inputs=x).run()
+    assert right.passed and not right.problems
+
+
+class NormalisedInPlace(m.Layer):
+    """y = x @ (W / |W| per column), the division done on W itself: idempotent, so the cost repeats."""
+
+    def __init__(self, drift: bool = False) -> None:
+        super().__init__()
+        self.W = m.Parameter(np.random.default_rng(3).standard_normal((3, 2)))
+        self.drift = drift
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.drift:
+            self.W.data *= 1.001  # changes at every call
+        else:
+            self.W.data /= np.linalg.norm(self.W.data, axis=0)  # breaks the contract: changes a parameter
+        self._x = x
+        return x @ self.W.data
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.W.grad += self._x.T @ g  # (ignores the normalisation)
+        return g @ self.W.data.T
+
+
+def test_a_forward_changing_a_parameter_is_named() -> None:
+    """The report used to say PASSED, with every element of W counted as a kink (found by a review)."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    report = GradientChecker(m.Sequential(m.Tanh(), NormalisedInPlace()), inputs=x).run()
+    assert not report.passed
+    assert report.problems[0].startswith("layer '1' (NormalisedInPlace): forward changed the parameter(s) '1.W'")
+    with pytest.raises(NonDeterministicError, match=r"the model itself \(NormalisedInPlace\): forward changed "
+                                                     r"the parameter\(s\) 'W'.*register_buffer"):
+        GradientChecker(NormalisedInPlace(drift=True), inputs=x).run()
+    assert GradientChecker(m.Sequential(m.BatchNorm1d(3), m.Dense(3, 2, rng=0)), inputs=x).run().passed
+
+
+class Returns(m.Layer):
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def forward(self, x: np.ndarray) -> object:
+        if self.what == "tuple":
+            return x, x[:, :1]
+        return None  # a forgotten return
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g
+
+
+def test_a_forward_that_returns_no_array_and_a_positional_input_get_clear_errors() -> None:
+    x = np.ones((2, 3))
+    with pytest.raises(TypeError, match=r"Returns\.forward returned None, not an array \(a forward without a "
+                                        r"return statement\?\)"):
+        GradientChecker(Returns("none"), inputs=x).run()
+    with pytest.raises(TypeError, match=r"Returns\.forward returned a tuple, not an array: without a loss"):
+        GradientChecker(m.Sequential(m.Dense(3, 3, rng=0), Returns("tuple")), inputs=x).run()
+    with pytest.raises(TypeError, match=r"loss must have .*the second positional argument is the loss: for the "
+                                        r"input batch write GradientChecker\(model, inputs=x\)"):
+        GradientChecker(m.Dense(3, 2), x)
+
+
+class NoSuperInit(m.Layer):
+    def __init__(self) -> None:  # forgets super().__init__()
+        self.k = 2.0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x * self.k
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * self.k
+
+
+def test_a_layer_that_did_not_call_super_init_is_told_so() -> None:
+    layer = NoSuperInit()
+    np.testing.assert_array_equal(layer(np.ones(2)), [2.0, 2.0])  # it runs, but has no registries
+    words = r"NoSuperInit has no '_parameters': its __init__ did not call super\(\)\.__init__\(\)"
+    with pytest.raises(AttributeError, match=words):
+        GradientChecker(layer, inputs=np.ones((2, 3))).run()
+    with pytest.raises(AttributeError, match=words):
+        layer.parameters()
+    with pytest.raises(AttributeError, match="NoSuperInit has no 'training'"):
+        _ = layer.training
+    with pytest.raises(AttributeError, match=r"^'Dense' object has no attribute 'wieght'$"):
+        _ = m.Dense(2, 3).wieght  # type: ignore[attr-defined]
+    assert not hasattr(m.Dense(2, 3), "wieght")
+
+
 class StaleCopy(m.Layer):
     """Forward multiplies by a copy of ``s`` taken in __init__: the cost does not depend on ``s``."""
 

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,6 +81,15 @@ class _Call:
     y: Any
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
+    changed_params: tuple[str, ...] = ()  # parameters the forward changed (watched calls only)
+
+
+class _FirstPass(NamedTuple):
+    """What the first recorded pass found against the layer contract (each None when nothing)."""
+
+    in_place: _Call | None  # a forward that modified its input
+    changed_params: _Call | None  # a forward that changed a parameter
+    grad_modified: tuple[str, Layer] | None  # a backward that modified its grad_output
 
 
 #: the built-in layers' parameters whose row 0 is the bias when the layer has ``bias=True``
@@ -257,36 +266,61 @@ def _shared_factor(failed: list[TensorResult]) -> float | None:
 
 
 class _Recorder:
-    """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call."""
+    """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call.
 
-    def __init__(self, root: Layer) -> None:
+    With ``watch``, also what breaks the layer contract behind the cost's back: a forward that
+    changes a parameter (``changed_params`` of its call) and a ``backward`` that changes the
+    ``grad_output`` it was given (``grad_modified``, innermost layer first).
+    """
+
+    def __init__(self, root: Layer, watch: bool = False) -> None:
         self.root = root
+        self.watch = watch
         self.calls: list[_Call] = []
-        self.own: list[tuple[Layer, Any]] = []  # a forward set on the instance by the user, put back on exit
+        self.grad_modified: list[tuple[str, Layer]] = []
+        self.methods = ("forward", "backward") if watch else ("forward",)
+        self.own: list[tuple[Layer, str, Any]] = []  # a method set on the instance by the user, put back on exit
 
     def __enter__(self) -> _Recorder:
         for path, layer in self.root.named_layers():
-            original = layer.forward
-            if "forward" in layer.__dict__:
-                self.own.append((layer, layer.__dict__["forward"]))
-
-            def wrapper(x: Any, _orig: Callable[[Any], Any] = original, _path: str = path,
-                        _layer: Layer = layer) -> Any:
-                gens = [g.bit_generator.state for _, g in _layer.named_generators()]
-                x_in = copy_value(x)
-                y = _orig(x)
-                self.calls.append(_Call(_path, _layer, x_in, copy_value(y), gens, not same(x, x_in)))
-                return y
-
-            object.__setattr__(layer, "forward", wrapper)
+            for method in self.methods:
+                if method in layer.__dict__:
+                    self.own.append((layer, method, layer.__dict__[method]))
+            object.__setattr__(layer, "forward", self._forward(path, layer, layer.forward))
+            if self.watch:
+                object.__setattr__(layer, "backward", self._backward(path, layer, layer.backward))
         return self
+
+    def _forward(self, path: str, layer: Layer, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def forward(x: Any) -> Any:
+            gens = [g.bit_generator.state for _, g in layer.named_generators()]
+            x_in = copy_value(x)
+            params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()] if self.watch else []
+            y = original(x)
+            changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
+                            if not same(p.data, before))
+            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed))
+            return y
+
+        return forward
+
+    def _backward(self, path: str, layer: Layer, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def backward(grad_output: Any) -> Any:
+            given = copy_value(grad_output)
+            dx = original(grad_output)
+            if not same(grad_output, given):
+                self.grad_modified.append((path, layer))
+            return dx
+
+        return backward
 
     def __exit__(self, *exc: object) -> None:
         for _, layer in self.root.named_layers():
-            if "forward" in layer.__dict__:
-                object.__delattr__(layer, "forward")
-        for layer, forward in self.own:
-            object.__setattr__(layer, "forward", forward)
+            for method in self.methods:
+                if method in layer.__dict__:
+                    object.__delattr__(layer, method)
+        for layer, method, value in self.own:
+            object.__setattr__(layer, method, value)
 
 
 class GradientChecker:
@@ -376,7 +410,9 @@ class GradientChecker:
             raise TypeError(f"GradientChecker: loss is the class {loss.__name__}; pass an instance, "
                             f"loss={loss.__name__}()")
         if loss is not None and not (hasattr(loss, "forward") and hasattr(loss, "backward")):
-            raise TypeError("GradientChecker: loss must have forward(y_pred, y_true) and backward()")
+            hint = ("; the second positional argument is the loss: for the input batch write "
+                    "GradientChecker(model, inputs=x)") if isinstance(loss, (np.ndarray, list, tuple)) else ""
+            raise TypeError(f"GradientChecker: loss must have forward(y_pred, y_true) and backward(){hint}")
         self.model = model
         self.loss = loss
         self.inputs = inputs
@@ -441,7 +477,8 @@ class GradientChecker:
 
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
-        in_place = self._first_forward(work, x)
+        first_pass = self._first_forward(work, x)
+        in_place = first_pass.in_place
         if loss is not None and targets is None:
             probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
             y, _ = probe.baseline()
@@ -450,7 +487,7 @@ class GradientChecker:
             targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
-        calls = self._check_determinism(program, work, f0, in_place)
+        calls = self._check_determinism(program, work, f0, in_place, first_pass.changed_params)
         notes: list[str] = []
         if y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
             notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
@@ -490,6 +527,19 @@ class GradientChecker:
                 f"{_layer_label(in_place.path, in_place.layer)}: forward modified its input in place (the "
                 "layer contract: never modify x; the previous layer's cache or the caller's data is changed "
                 "behind its back, and the gradient was checked at the modified point)")
+        changed = first_pass.changed_params
+        if changed is not None:
+            names = ", ".join(f"'{name}'" for name in changed.changed_params)
+            report.problems.append(
+                f"{_layer_label(changed.path, changed.layer)}: forward changed the parameter(s) {names} (the "
+                "layer contract: a forward reads its parameters, only an optimizer changes them; the cost is "
+                "then not the function the back-pass differentiates, and the elements can look like kinks). "
+                "Compute from the parameter into a new array: w = W.data / norm, not W.data /= norm")
+        if first_pass.grad_modified is not None:
+            report.problems.append(
+                f"{_layer_label(*first_pass.grad_modified)}: backward modified its grad_output in place (the "
+                "layer contract: never modify grad_output; a model that uses it again, as Residual does for "
+                "its skip path, then gets wrong gradients). Write dx = grad_output * s, not grad_output *= s")
         by_name = {r.name: r for r in results}
         # a gradient written into another tensor's .grad (or returned as dx): its words replace the
         # tensor's diagnosis, except a whole-tensor factor, which explains the values as well (the two
@@ -529,9 +579,10 @@ class GradientChecker:
         program.evaluations += 1
         return f, rec.calls
 
-    def _first_forward(self, work: Layer, x: Any) -> _Call | None:
-        """One recorded forward before anything else runs (the state of ``work`` put back afterwards):
-        the first sub-layer call whose forward modified its input in place, or None.
+    def _first_forward(self, work: Layer, x: Any) -> _FirstPass:
+        """One recorded forward and backward before anything else runs (the state of ``work`` put back
+        afterwards): the first sub-layer call whose forward modified its input in place, the first
+        that changed a parameter, and the first layer whose backward changed its ``grad_output``.
 
         Only the very first forward can show it: a layer such as an in-place ReLU leaves an input it
         has already modified unchanged.  It runs on ``x`` with its batch reversed (the same values,
@@ -539,6 +590,7 @@ class GradientChecker:
         once, or again only when the shape changes) then holds the wrong one for the analytic
         backward, and fails, as it would from the second batch of a training run."""
         snapshot = LayerSnapshot.take(work)
+        grad_modified: list[tuple[str, Layer]] = []
         decoy: Any = tuple(_reversed(a) for a in x) if is_several(x) else _reversed(x)
         rng = np.random.default_rng([self.seed, 17])
         # Other weights too, and a backward: a cache derived from the weights (W.T made once) is then
@@ -553,7 +605,7 @@ class GradientChecker:
                         if p.data.dtype.kind == "f" and p.data.flags.writeable:
                             p.data += 0.25 * (np.abs(p.data) + 0.01) * rng.standard_normal(p.data.shape)
                 try:  # (moved weights may take a correct layer's math out of range: no warnings about it)
-                    with _Recorder(work) as rec, _quiet(move):
+                    with _Recorder(work, watch=True) as rec, _quiet(move):
                         y = work.forward(copy_value(value))
                     break
                 except Exception:
@@ -561,23 +613,35 @@ class GradientChecker:
                         raise
             if isinstance(y, np.ndarray) and y.dtype.kind == "f":
                 # (what it would raise, the analytic pass raises too)
-                with contextlib.suppress(Exception), _quiet(move):
+                with contextlib.suppress(Exception), _quiet(move), _Recorder(work, watch=True) as back:
                     work.backward(rng.standard_normal(y.shape))
+                grad_modified = back.grad_modified
         finally:
             snapshot.restore()
-        return next((c for c in rec.calls if c.modified), None)
+        return _FirstPass(next((c for c in rec.calls if c.modified), None),
+                          next((c for c in rec.calls if c.changed_params), None),
+                          grad_modified[0] if grad_modified else None)
 
     def _check_determinism(self, program: Program, work: Layer, f0: float,
-                           in_place: _Call | None = None) -> list[_Call]:
+                           in_place: _Call | None = None, changed: _Call | None = None) -> list[_Call]:
         """Evaluate the cost again (twice, recording every layer's output); on any difference, name
-        the layer that modified its input in place (``in_place``, found by :meth:`_first_forward`), or
-        else the first layer whose output changed for the same input."""
+        the layer whose forward changed a parameter (``changed``) or modified its input in place
+        (``in_place``), both found by :meth:`_first_forward`, or else the first layer whose output
+        changed for the same input."""
         again = program.evaluate(0)
         f1, calls1 = self._record(program, work)
         f2, calls2 = self._record(program, work)
         in_place = in_place or next((c for c in calls1 if c.modified), None)
         if again == f0 == f1 == f2 or all(math.isnan(f) for f in (f0, again, f1, f2)):
             return calls1  # (NaN at the point itself: no element can be judged, which each tensor says)
+        if changed is not None:
+            names = ", ".join(f"'{name}'" for name in changed.changed_params)
+            raise NonDeterministicError(
+                f"GradientChecker: {_layer_label(changed.path, changed.layer)}: forward changed the parameter(s) "
+                f"{names}, so evaluations at the same point gave different costs ({f0!r}, {again!r}, {f1!r}, "
+                f"{f2!r}). A forward reads its parameters, only an optimizer changes them; state that should "
+                "change in a forward (running statistics) is a buffer (self.register_buffer)."
+            )
         if in_place is not None:
             raise NonDeterministicError(
                 f"GradientChecker: {_layer_label(in_place.path, in_place.layer)}: forward modified its input "

@@ -101,6 +101,7 @@ class Program:
             self.stage_inputs.append(h if h is self.x else copy_value(h))
             self.stage_gens.append(self._gen_states())
             h = layer(h)
+        self._check_output(h)
         y = np.asarray(h)
         if self.loss is None and self.R is None:
             # a fixed random projection, never all-ones: every output element gets its own weight
@@ -109,6 +110,18 @@ class Program:
                 self.R = np.asarray(self.R)
         self.evaluations += 1
         return y, self.cost(y)
+
+    def _check_output(self, y: Any) -> None:
+        """The model's output must be something to differentiate: an array (or a number), or with a loss
+        whatever that loss takes; ``None`` is a forward that forgot its ``return``."""
+        name = type(self.stages[-1][1]).__name__
+        if y is None:
+            raise TypeError(f"GradientChecker: {name}.forward returned None, not an array (a forward without "
+                            "a return statement?)")
+        if self.loss is None and not isinstance(y, (np.ndarray, np.generic, int, float)):
+            raise TypeError(f"GradientChecker: {name}.forward returned a {type(y).__name__}, not an array: "
+                            "without a loss the cost is sum(R * output), which needs one array; return one "
+                            "array, or pass a loss that takes this output")
 
     def cost(self, y: Any) -> float:
         if self.loss is None:
