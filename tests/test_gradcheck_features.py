@@ -855,6 +855,41 @@ def test_a_forward_that_returns_no_array_and_a_positional_input_get_clear_errors
         GradientChecker(m.Dense(3, 2), x)
 
 
+class PlainWeight(m.Layer):
+    """A weight kept as a plain array (not registered) beside a registered bias; a helper object holds a
+    Parameter; a constant as a buffer and a private cache are fine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.W = np.random.default_rng(0).standard_normal((3, 2))  # forgotten md.Parameter
+        self.b = m.Parameter(np.zeros(2))
+        self.extra = types.SimpleNamespace(scale=m.Parameter(np.ones(2)))  # invisible to registration
+        self.register_buffer("offset", np.full(2, 0.5))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x @ self.W + self.b.data * self.extra.scale.data + self.offset
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.b.grad += (g * self.extra.scale.data).sum(axis=0)
+        return g @ self.W.T
+
+
+def test_weights_the_check_cannot_see_get_a_note() -> None:
+    """It passes (the registered tensors are right), but a student who forgot md.Parameter is told."""
+    report = GradientChecker(m.Sequential(PlainWeight()), inputs=np.ones((4, 3))).run()
+    assert report.passed
+    assert [r.name for r in report.results] == ["input", "0.b"]
+    assert report.notes[:2] == [
+        "layer '0' (PlainWeight) holds the float array(s) 'W', neither parameters nor buffers: the check does "
+        "not vary them and optimizers do not train them (a weight is an md.Parameter; a constant or running "
+        "statistic, self.register_buffer)",
+        "layer '0' (PlainWeight): the attribute(s) 'extra' hold parameters or layers inside another object, "
+        "where they are not registered: the check does not see them and optimizers do not train them (assign "
+        "them to the layer itself, or use md.LayerList)"]
+    assert "offset" not in str(report) and "_x" not in str(report)
+
+
 class NoSuperInit(m.Layer):
     def __init__(self) -> None:  # forgets super().__init__()
         self.k = 2.0

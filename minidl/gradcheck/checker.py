@@ -22,6 +22,7 @@ from ..errors import NonDeterministicError, NonFiniteError, ShapeError
 from ..inputs import as_inputs, is_several
 from ..layer import Layer, parameter_backward
 from ..model import LayerList, Sequential
+from ..parameter import Parameter
 from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words, is_input, swapped
 from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, kinks, probe_noise, richardson
@@ -253,6 +254,35 @@ def _label(path: str, layer: Layer) -> str:
 def _layer_label(path: str, layer: Layer) -> str:
     """``layer '0.1' (Dense)``, or ``the model itself (Net)`` at the top."""
     return f"layer {_label(path, layer)}" if path else _label(path, layer)
+
+
+def _unregistered(model: Layer) -> list[str]:
+    """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
+    float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
+    ``Layer`` inside a helper object (registration looks at the layer's own attributes only)."""
+    notes = []
+    for path, layer in model.named_layers():
+        arrays, hidden = [], []
+        for name, value in vars(layer).items():
+            if name.startswith("_") or name in layer._buffers:
+                continue
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 1:
+                arrays.append(name)
+            elif not isinstance(value, (Layer, Parameter, np.ndarray, np.random.Generator, type)) \
+                    and hasattr(value, "__dict__") \
+                    and any(isinstance(v, (Parameter, Layer)) for v in vars(value).values()):
+                hidden.append(name)
+        if arrays:
+            names = ", ".join(f"'{name}'" for name in arrays)
+            notes.append(f"{_layer_label(path, layer)} holds the float array(s) {names}, neither parameters nor "
+                         "buffers: the check does not vary them and optimizers do not train them (a weight is an "
+                         "md.Parameter; a constant or running statistic, self.register_buffer)")
+        if hidden:
+            names = ", ".join(f"'{name}'" for name in hidden)
+            notes.append(f"{_layer_label(path, layer)}: the attribute(s) {names} hold parameters or layers inside "
+                         "another object, where they are not registered: the check does not see them and "
+                         "optimizers do not train them (assign them to the layer itself, or use md.LayerList)")
+    return notes
 
 
 def _shared_factor(failed: list[TensorResult]) -> float | None:
@@ -488,7 +518,7 @@ class GradientChecker:
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place, first_pass.changed_params)
-        notes: list[str] = []
+        notes: list[str] = _unregistered(work)
         if y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
             notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
                          "and inputs to float64 (astype): some layer computes in a dtype of its own (an attribute "
