@@ -890,6 +890,47 @@ def test_weights_the_check_cannot_see_get_a_note() -> None:
     assert "offset" not in str(report) and "_x" not in str(report)
 
 
+class HalfDx(m.Layer):
+    """Identity forward, but a backward that halves dx: every tensor before it fails."""
+
+    elementwise = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x * 1.0
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * 0.5
+
+
+def test_several_failing_tensors_point_to_check_layers() -> None:
+    words = "several tensors fail: run with check_layers=True"
+    net = m.Sequential(m.Dense(3, 4, rng=0), m.Tanh(), HalfDx(), m.Dense(4, 2, rng=1))
+    report = GradientChecker(net).run()
+    assert [r.passed for r in report.results] == [False, False, True]
+    assert any(n.startswith(words) for n in report.notes)
+    layered = GradientChecker(net, check_layers=True).run()  # then the sub-reports name the layer
+    assert not any(n.startswith(words) for n in layered.notes) and "failing alone: 2" in str(layered)
+    right = GradientChecker(m.Sequential(m.Dense(3, 4, rng=0), m.Tanh(), m.Dense(4, 2, rng=1))).run()
+    assert right.passed and not any(n.startswith(words) for n in right.notes)
+
+
+class GlobalNoise(m.Layer):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x + np.random.rand(*x.shape)  # the global generator: cannot be replayed
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g
+
+
+def test_numpys_global_generator_is_left_where_it_was() -> None:
+    np.random.seed(5)
+    expected = np.random.rand(3)
+    np.random.seed(5)
+    with pytest.raises(NonDeterministicError):
+        GradientChecker(GlobalNoise(), inputs=np.ones((2, 3))).run()
+    np.testing.assert_array_equal(np.random.rand(3), expected)
+
+
 class NoSuperInit(m.Layer):
     def __init__(self) -> None:  # forgets super().__init__()
         self.k = 2.0

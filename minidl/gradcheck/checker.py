@@ -464,6 +464,7 @@ class GradientChecker:
         """Run the check and return the report (a failed check does not raise: see
         :meth:`GradientReport.raise_if_failed`)."""
         snapshot = LayerSnapshot.take(self.model)
+        global_rng = np.random.get_state()  # (a layer drawing from np.random would move the user's stream)
         start = time.perf_counter()
         try:
             report = self._run()
@@ -472,6 +473,7 @@ class GradientChecker:
                              "the check runs on a copy, so your model is unchanged)")
             raise
         finally:
+            np.random.set_state(global_rng)
             if snapshot.differences():  # never expected (the check works on a copy); enforced anyway
                 snapshot.restore()
         report.seconds = time.perf_counter() - start
@@ -599,6 +601,10 @@ class GradientChecker:
                          "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
         if self.check_layers:
             self._check_sublayers(report, calls)
+        elif sum(not r.passed for r in judged) >= 2 and shared is None and len({c.path for c in calls}) > 2:
+            # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
+            notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
+                         "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
         return report
 
     # ------------------------------------------------------------------ determinism
