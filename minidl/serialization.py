@@ -184,16 +184,25 @@ def _atomic_writer(path: str) -> Iterator[Any]:
     The temporary file is created with ``O_EXCL`` and mode ``0o666`` (so the umask applies, as for
     any new file); when it replaces an existing file it takes that file's permission bits first, so
     a private (``0o600``) checkpoint stays private.  On any exception it is removed and ``path`` is
-    left untouched.
+    left untouched.  A ``path`` that is a symlink is followed: the link stays and its target gets the
+    new content.  What ``open(path, "wb")`` would refuse (a directory, a write-protected file, a
+    folder this process may not write in) is refused before anything is written, naming ``path``.
     """
     if not path:
         raise FileNotFoundError("minidl.save: the path is empty")
-    # The folder as the system resolves it: in "link/../x" the ".." leaves the link's target, which
-    # abspath's text rule would not see (the temporary would land elsewhere, maybe on another device).
-    folder = os.path.realpath(os.path.dirname(path) or os.curdir)
+    given = path
+    # The path as the system resolves it: in "link/../x" the ".." leaves the link's target, which
+    # abspath's text rule would not see (the temporary would land elsewhere, maybe on another device),
+    # and a symlink to a checkpoint is followed rather than replaced by a file.
+    path = os.path.realpath(path)
+    folder = os.path.dirname(path)
     if not os.path.isdir(folder):  # say so, rather than fail on the temporary's name
-        raise FileNotFoundError(f"minidl.save: the folder of {path!r} does not exist (or is not a folder)")
-    path = os.path.join(folder, os.path.basename(path))
+        raise FileNotFoundError(f"minidl.save: the folder of {given!r} does not exist (or is not a folder)")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"minidl.save: {given!r} is a folder; give the checkpoint a file name")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(f"minidl.save: {given!r} is write-protected (as open() would, save will not "
+                              "replace it); make it writable or save elsewhere")
     base = os.path.basename(path)[:64]  # in the temporary's name: a name of 255 characters must still fit
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
@@ -203,6 +212,9 @@ def _atomic_writer(path: str) -> Iterator[Any]:
             break
         except FileExistsError:
             continue
+        except OSError as error:  # (the temporary's name would only puzzle)
+            raise type(error)(error.errno, f"minidl.save: cannot write {given!r}: {error.strerror} (in its "
+                                           f"folder {folder!r})") from error
     else:  # pragma: no cover - 100 collisions of 48 random bits
         raise FileExistsError(f"minidl.save: could not create a temporary file next to {path!r}")
     try:

@@ -957,6 +957,29 @@ def test_a_layer_that_did_not_call_super_init_is_told_so() -> None:
     assert not hasattr(m.Dense(2, 3), "wieght")
 
 
+class PlainRunningMean(m.Layer):
+    """Subtracts a running mean kept as a plain attribute (not a buffer): it moves at every call."""
+
+    elementwise = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0.0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.seen = 0.9 * self.seen + 0.1 * float(x.mean())
+        return x - self.seen
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g
+
+
+def test_state_changing_between_calls_is_told_to_become_a_buffer() -> None:
+    with pytest.raises(NonDeterministicError, match=r"the model itself \(PlainRunningMean\): the same input gave "
+                                                     r"a different output.*self\.register_buffer\(name, array\)"):
+        GradientChecker(PlainRunningMean(), inputs=np.ones((2, 3))).run()
+
+
 class StaleCopy(m.Layer):
     """Forward multiplies by a copy of ``s`` taken in __init__: the cost does not depend on ``s``."""
 

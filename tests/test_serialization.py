@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import pickle
+import re
 import struct
 import zipfile
 from typing import Any
@@ -187,12 +188,6 @@ def test_permissions_are_copied_only_from_a_regular_file(tmp_path: pathlib.Path)
         loop.symlink_to(loop)  # a symlink to itself: replaced by the checkpoint, as before
         md.save({"epoch": 1}, loop)
         assert not loop.is_symlink() and loop.stat().st_mode & 0o7777 == 0o644
-        folder = tmp_path / "folder"
-        folder.mkdir(mode=0o2775)
-        link = tmp_path / "to_folder"
-        link.symlink_to(folder)
-        md.save({"epoch": 1}, link)  # the link is replaced; no directory bits are copied
-        assert link.stat().st_mode & 0o7777 == 0o644
         special = tmp_path / "special"
         md.save({"epoch": 1}, special)
         special.chmod(0o1755)  # sticky: never copied
@@ -200,6 +195,54 @@ def test_permissions_are_copied_only_from_a_regular_file(tmp_path: pathlib.Path)
         assert special.stat().st_mode & 0o7777 == 0o755
     finally:
         os.umask(old)
+
+
+def test_a_symlink_is_followed_and_keeps_its_target_s_permissions(tmp_path: pathlib.Path) -> None:
+    """The link stays a link and its target gets the checkpoint (it used to be replaced by a file,
+    leaving the target with its old content)."""
+    target = tmp_path / "runs" / "best.ckpt"
+    target.parent.mkdir()
+    md.save({"epoch": 1}, target)
+    if os.name == "posix":
+        target.chmod(0o600)
+    link = tmp_path / "latest.ckpt"
+    link.symlink_to(target)
+    md.save({"epoch": 2}, link)
+    assert link.is_symlink() and md.load(target) == {"epoch": 2} == md.load(link)
+    if os.name == "posix":
+        assert target.stat().st_mode & 0o777 == 0o600
+    assert leftovers(tmp_path) == leftovers(target.parent) == []
+
+
+def test_what_open_would_refuse_is_refused_before_writing_naming_the_path(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder (also through a link), a write-protected file, a folder one may not write in: each
+    is refused up front with the given path, not after writing the archive or with the temporary's
+    name."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (tmp_path / "to_folder").symlink_to(folder)
+    for path in (folder, tmp_path / "to_folder"):
+        with pytest.raises(IsADirectoryError, match=rf"minidl.save: '{re.escape(str(path))}' is a folder"):
+            md.save({"epoch": 1}, str(path))
+    assert list(folder.iterdir()) == [] and leftovers(tmp_path) == []
+    kept = tmp_path / "kept.ckpt"
+    md.save({"epoch": 1}, kept)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(kept) else real_access(p, mode))
+    with pytest.raises(PermissionError, match=r"'.*kept\.ckpt' is write-protected"):  # (root may write anyway)
+        md.save({"epoch": 2}, kept)
+    monkeypatch.undo()
+    assert md.load(kept) == {"epoch": 1}
+
+    def no_writing_here(name: str, *args: Any) -> int:
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(os, "open", no_writing_here)
+    with pytest.raises(PermissionError, match=r"minidl.save: cannot write '.*new\.ckpt': Permission denied \(in "
+                                              r"its folder") as caught:
+        md.save({"epoch": 1}, tmp_path / "new.ckpt")
+    assert ".tmp" not in str(caught.value) and caught.value.errno == 13
 
 
 def test_model_and_optimizer_round_trip(tmp_path: pathlib.Path) -> None:

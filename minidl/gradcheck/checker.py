@@ -702,7 +702,9 @@ class GradientChecker:
             f"evaluations at the same point gave different costs ({f0!r}, {again!r}, {f1!r}, {f2!r}). "
             f"Look at {where}. Randomness must come from a np.random.Generator assigned as a layer "
             "attribute (self.rng = ...), which the checker replays; a generator kept in a list or dict, "
-            "np.random.* global functions, or state that changes between calls cannot be replayed."
+            "np.random.* global functions, or state that changes between calls cannot be replayed (keep "
+            "such state, a running statistic, as a buffer: self.register_buffer(name, array), which the "
+            "checker puts back before every evaluation)."
         )
 
     def _check_prefix_reuse(self, program: Program, tensors: list[_Tensor], f0: float,
