@@ -667,11 +667,18 @@ def fit(
             raise
         finally:
             side_state.restore()  # the generators and buffers as they were
-    # Every check has passed: only now may the call change what outlives it.
-    if early_stopping is not None:
-        early_stopping.start()
-    # Remembered so that evaluate(x, y) without a loss can score like the last fit.
-    object.__setattr__(model, "_fit_defaults", (loss, metrics))
+
+    def begin() -> None:
+        """What outlives the call changes only once it trains: at its first accepted batch (some bad
+        data, a wrong dtype or width, only shows there), or at once when there are no epochs."""
+        if early_stopping is not None:
+            early_stopping.start()
+        # Remembered so that evaluate(x, y) without a loss can score like the last fit.
+        object.__setattr__(model, "_fit_defaults", (loss, metrics))
+
+    begun = not epochs
+    if begun:
+        begin()
     bar = None
     with _training_modes(model) as resume_training:
         try:
@@ -731,6 +738,9 @@ def fit(
                         with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
                             error.history = history  # type: ignore[attr-defined]
                         raise
+                    if not begun:
+                        begin()
+                        begun = True
                     if per_batch and scheduler is not None:
                         scheduler.step()
                     epoch_loss.add(batch_loss, loss_weight)
@@ -747,10 +757,16 @@ def fit(
                     try:
                         values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
                                                    validation_batch_size, prefix="val_"))
-                    except MinidlError as error:  # e.g. NaN weights: the last batch's gradient was not finite
-                        _with_context(error, f"{who}: epoch {epoch}/{epochs}, validation after the epoch's "
-                                             "training (its updates were applied; it is not in error.history)")
-                        error.history = history  # type: ignore[attr-defined]
+                    except BaseException as error:  # e.g. NaN weights: the last batch's gradient was not finite
+                        where = (f"{who}: epoch {epoch}/{epochs}, validation after the epoch's training (its "
+                                 "updates were applied; it is not in error.history)")
+                        if isinstance(error, MinidlError):
+                            _with_context(error, where)
+                        elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
+                            error.add_note(f"(raised in {where})")
+                        # the epochs completed so far, whatever stopped the validation (a Ctrl-C, a user's metric)
+                        with contextlib.suppress(AttributeError):
+                            error.history = history  # type: ignore[attr-defined]
                         raise
                 values["lr"] = lr
                 seconds = time.perf_counter() - started

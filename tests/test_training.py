@@ -786,6 +786,50 @@ def test_a_foreign_error_keeps_its_message_gets_a_note_and_modes_are_restored(ca
     capsys.readouterr()
 
 
+def test_a_fit_refused_at_its_first_batch_leaves_early_stopping_and_evaluate_s_defaults():
+    """A float32 x for a float64 model is only refused by the first layer, in the first batch: that
+    call trained nothing, so the EarlyStopping passed to it keeps the last fit's best weights and
+    evaluate() keeps the last fit's loss and metrics (found by a review: both were reset)."""
+    x, y = blobs(60)
+    model = mlp()
+    es = md.EarlyStopping("val_loss", patience=2, restore_best_weights=True)
+    fit(model, x, y, epochs=3, batch_size=20, validation_data=(x, y), metrics=["accuracy"], early_stopping=es)
+    best, best_epoch, best_state = es.best, es.best_epoch, es.best_state
+    scores = model.evaluate(x, y)
+    assert set(scores) == {"loss", "accuracy"}
+    with pytest.raises(md.DTypeError, match=r"fit: epoch 1/3, batch 1/3"):
+        fit(model, x.astype(np.float32), y, epochs=3, batch_size=20, validation_data=(x, y),
+            loss=md.CrossEntropyLoss(label_smoothing=0.5), early_stopping=es)
+    assert (es.best, es.best_epoch) == (best, best_epoch) and es.best_state is best_state
+    assert model.evaluate(x, y) == scores
+    fit(model, x, y, epochs=1, batch_size=20, early_stopping=md.EarlyStopping("loss"))  # a good call does change them
+    assert set(model.evaluate(x, y)) == {"loss"}
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, ValueError])
+def test_what_stops_the_validation_after_an_epoch_gets_the_history_and_a_note(stop):
+    """The end-of-epoch validation is often most of an epoch's time: a Ctrl-C or a user's metric failing
+    there now carries the epochs completed so far, as in a training batch."""
+    x, y = blobs(60)
+    calls = []
+
+    def probe(y_pred, y_true):
+        if not model.training:
+            calls.append(1)
+            if len(calls) == 3:  # call 1: the scoring before training; 2: after epoch 1; 3: after epoch 2
+                raise stop("stop here")
+        return 0.0
+
+    model = mlp()
+    with pytest.raises(stop) as caught:
+        fit(model, x, y, epochs=4, batch_size=20, validation_data=(x, y), validation_batch_size=100,
+            metrics=[probe])
+    assert len(caught.value.history) == 1 and caught.value.history["loss"][0] > 0
+    if stop is ValueError and sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == ["(raised in fit: epoch 2/4, validation after the epoch's training (its "
+                                          "updates were applied; it is not in error.history))"]
+
+
 def test_a_refused_batch_leaves_buffers_and_generators_as_after_the_previous_batch():
     """A NaN/inf loss stops fit before the step; batch norm's running statistics and dropout's
     generator, which the refused forward already moved, are put back too."""
