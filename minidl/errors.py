@@ -36,7 +36,13 @@ class DTypeError(MinidlError, TypeError):
 
 
 class NonFiniteError(MinidlError, ValueError):
-    """An array holds NaN or inf where finite numbers are needed."""
+    """An array holds NaN or inf where finite numbers are needed.
+
+    ``index``: where the first one is in the checked array (its axis 0 the batch), when the check
+    searched for it; ``fit``, ``evaluate`` and ``predict`` turn its row into the sample of your data.
+    """
+
+    index: tuple[int, ...] | None = None
 
 
 class TargetError(MinidlError, ValueError):

@@ -385,6 +385,16 @@ def _with_context(error: MinidlError, where: str) -> None:
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
 
 
+def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray | None = None) -> str:
+    """``"; row 11 of the batch is sample 100"`` when ``error`` located a NaN/inf (its ``index``) in the
+    batch of positions ``start..stop-1`` of the data, or of ``order`` (a shuffled epoch); else ``""``."""
+    index = error.index if isinstance(error, NonFiniteError) else None
+    if not index or not 0 <= index[0] < stop - start:
+        return ""
+    position = start + index[0]
+    return f"; row {index[0]} of the batch is sample {position if order is None else int(order[position])}"
+
+
 def _tqdm() -> Any:
     """tqdm's progress-bar class if it is installed, else ``None``."""
     try:
@@ -416,9 +426,14 @@ def _run_batches(
     combined = {key: _Combiner(scorer) for key, scorer in scorers.items()}
     for start in range(0, count(x), batch_size):
         xb, yb = rows(x, start, start + batch_size), y[start:start + batch_size]
-        out = model(xb)
-        for c in combined.values():
-            c.add(*c.score(out, yb))
+        try:
+            out = model(xb)
+            for c in combined.values():
+                c.add(*c.score(out, yb))
+        except MinidlError as error:
+            stop = start + len(yb)
+            _with_context(error, f"samples {start}..{stop - 1}{_located_row(error, start, stop)}")
+            raise
     return {key: c.value() for key, c in combined.items()}
 
 
@@ -730,7 +745,7 @@ def fit(
                             short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
                                 else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
                                       "skips it")
-                            _with_context(error, f"{where}{short})")
+                            _with_context(error, f"{where}{short}{_located_row(error, start, stop, order)})")
                         elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                             # a user's error keeps its message; the traceback shows where fit was
                             error.add_note(f"(raised in {where}); this batch's update was not applied)")
@@ -828,7 +843,11 @@ def evaluate(
     fitted_loss = (model.__dict__.get("_fit_defaults") or (None, None))[0]
     metric_fns = _resolve_metrics(metrics, loss if loss is not None else fitted_loss, who)
     with _mode(model, False):
-        return _run_batches(model, x, y, loss, metric_fns, batch_size)
+        try:
+            return _run_batches(model, x, y, loss, metric_fns, batch_size)
+        except MinidlError as error:
+            _with_context(error, who)
+            raise
 
 
 # ---------------------------------------------------------------------------------------------- predict
@@ -846,7 +865,12 @@ def predict(model: Layer, x: Inputs, *, batch_size: int = 256) -> np.ndarray:
     with _mode(model, False):
         for start in range(0, n, batch_size):
             xb = rows(x, start, start + batch_size)
-            out = np.asarray(model(xb))
+            try:
+                out = np.asarray(model(xb))
+            except MinidlError as error:
+                stop = start + count(xb)
+                _with_context(error, f"{who}: samples {start}..{stop - 1}{_located_row(error, start, stop)}")
+                raise
             if out.ndim == 0 or len(out) != count(xb):  # rows of the result would stay unwritten
                 raise ShapeError(f"{who}: the model's output must have one row per sample; a batch of "
                                  f"{count(xb)} gave an output of shape {out.shape}")

@@ -131,10 +131,12 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     if not bad.any():  # the sum overflowed, the elements are fine
         return
     first = tuple(int(i) for i in np.argwhere(bad)[0])
-    raise NonFiniteError(
+    error = NonFiniteError(
         f"{who}: {what} holds {int(bad.sum())} NaN/inf value(s), the first at index {first} "
         f"({x[first].item()!r})"
     )
+    error.index = first
+    raise error
 
 
 def check_input(

@@ -786,6 +786,32 @@ def test_a_foreign_error_keeps_its_message_gets_a_note_and_modes_are_restored(ca
     capsys.readouterr()
 
 
+def test_a_nan_in_the_data_is_traced_to_its_sample_in_fit_evaluate_and_predict():
+    """The layer's message gives the position in the batch; with shuffling that row could not be found
+    in x (found by a review): the batch's row is now named as a sample of the data."""
+    x, y = blobs(120)
+    x[100, 1] = np.nan
+    model = mlp()
+    order = np.random.default_rng(0).permutation(120)
+    batch, row = divmod(int(np.flatnonzero(order == 100)[0]), 16)
+    with pytest.raises(md.NonFiniteError, match=rf"fit: epoch 1/1, batch {batch + 1}/8 \(samples {16 * batch}\.\."
+                                                rf"{16 * batch + 15} of the epoch's order; row {row} of the batch is "
+                                                rf"sample 100\): .*first at index \({row}, 1\)") as caught:
+        fit(model, x, y, batch_size=16, rng=0)
+    assert caught.value.index == (row, 1)
+    with pytest.raises(md.NonFiniteError, match=r"fit: epoch 1/1, batch 7/8 \(samples 96\.\.111 of the epoch's "
+                                                r"order; row 4 of the batch is sample 100\)"):
+        fit(model, x, y, batch_size=16, shuffle=False)
+    for call, who in ((lambda: md.evaluate(model, x, y, loss=md.CrossEntropyLoss(), batch_size=32), "evaluate"),
+                      (lambda: model.predict(x, batch_size=32), "predict")):
+        with pytest.raises(md.NonFiniteError, match=rf"^{who}: samples 96\.\.119; row 4 of the batch is sample 100: "
+                                                    r"Sequential layer '0'"):
+            call()
+    with pytest.raises(md.NonFiniteError, match=r"fit: validation_data \(scored before training, nothing was "
+                                                r"updated\): samples 0\.\.119; row 100 of the batch is sample 100"):
+        fit(model, x[:100], y[:100], validation_data=(x, y))
+
+
 def test_a_fit_refused_at_its_first_batch_leaves_early_stopping_and_evaluate_s_defaults():
     """A float32 x for a float64 model is only refused by the first layer, in the first batch: that
     call trained nothing, so the EarlyStopping passed to it keeps the last fit's best weights and
