@@ -249,6 +249,17 @@ def test_sequential_append_after_delete_and_duplicates() -> None:
     assert isinstance(head, md.Sequential) and head[1] is model[1]
 
 
+def test_layerlist_append_after_delete_takes_a_free_name() -> None:
+    """After a delete, append must not reuse the last index: it would replace that layer (and lose its
+    parameters) without a word."""
+    layers = md.LayerList([md.Dense(2, 2, rng=0), md.Dense(2, 2, rng=1), md.Dense(2, 2, rng=2)])
+    delattr(layers, "0")
+    last = md.Dense(2, 2, rng=3)
+    layers.append(last)
+    assert list(layers._layers) == ["1", "2", "3"] and layers[-1] is last
+    assert len(layers.parameters()) == 3 and len(layers.state_dict()) == 3
+
+
 def test_a_layer_reached_twice_through_nested_sequentials_is_refused() -> None:
     """Inside nested Sequentials the same layer would still run twice in one pass, and its backward
     would use the second call's cache for both (wrong gradients, silently): refused like the direct

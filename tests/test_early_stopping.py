@@ -28,6 +28,8 @@ def _stops_after(values: list[float], **kwargs: object) -> tuple[int, md.EarlySt
     ([5, math.nan, math.nan, 1], {"patience": 2}, 3, 1),  # NaN never improves
     ([math.nan, 3, 2], {"patience": 2}, 0, 3),
     ([0.5, 0.7, 0.6, 0.65], {"patience": 2, "mode": "max"}, 4, 2),
+    ([0.80, 0.79, 0.78, 0.77], {"patience": 2, "mode": "max", "min_delta": 0.05}, 3, 1),  # worse is no gain
+    ([0.80, 0.83, 0.84, 0.90], {"patience": 2, "mode": "max", "min_delta": 0.05}, 3, 1),  # rises below min_delta
 ])
 def test_the_stopping_rule(values: list[float], kwargs: dict[str, object], stop: int, best_epoch: int) -> None:
     stopped, es = _stops_after(values, **kwargs)

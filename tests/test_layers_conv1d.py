@@ -503,6 +503,11 @@ def test_padding_same_against_torch_if_installed() -> None:
                                                      r"1 padding in all"),
     (Conv2D, {"kernel_size": 3, "padding": "same", "stride": 2}, r"padding='same' needs stride 1 \(as PyTorch\), "
                                                                   r"got stride \(2, 2\)"),
+    (Conv2D, {"kernel_size": 3, "padding": "same", "stride": (1, 2)}, r"padding='same' needs stride 1 \(as "
+                                                                       r"PyTorch\), got stride \(1, 2\)"),
+    (Conv2D, {"kernel_size": (3, 2), "padding": "same"}, r"Conv2D: padding='same' with kernel_size \(3, 2\) and "
+                                                          r"dilation \(1, 1\) needs \(2, 1\) padding in all, odd on "
+                                                          r"some axis"),
     (Conv1D, {"kernel_size": 3, "padding": "full"}, r"Conv1D: padding must be an int >= 0, one per spatial axis, "
                                                      r"'same' or 'valid', got 'full'"),
     (md.ConvTranspose2D, {"kernel_size": 3, "padding": "same"}, r"ConvTranspose2D: padding must be an int >= 0 or a "

@@ -81,6 +81,14 @@ def test_momentum_none_is_a_cumulative_average_and_custom_momentum() -> None:
     layer = md.BatchNorm1d(3, momentum=0.5)
     layer(batches[0])
     np.testing.assert_allclose(layer.running_mean, 0.5 * batches[0].mean(axis=0), rtol=1e-14)
+    frozen, follows = md.BatchNorm1d(3, momentum=0.0), md.BatchNorm1d(3, momentum=1.0)  # both ends are valid
+    for x in batches:
+        frozen(x)
+        follows(x)
+    np.testing.assert_array_equal(frozen.running_mean, 0.0)
+    np.testing.assert_array_equal(frozen.running_var, 1.0)
+    np.testing.assert_allclose(follows.running_mean, batches[-1].mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(follows.running_var, batches[-1].var(axis=0, ddof=1), rtol=1e-14)
 
 
 def test_no_tracking_and_no_affine() -> None:

@@ -171,6 +171,17 @@ def test_the_attention_weights_drop_too_as_in_pytorch() -> None:
         np.testing.assert_array_equal(a, b)  # the weights do not depend on the dropout
 
 
+@pytest.mark.parametrize("make", [lambda: TransformerEncoderLayer(4, 2, 6, dropout=0.3, rng=0),
+                                  lambda: md.TransformerDecoderLayer(4, 2, 6, dropout=0.3, rng=0)],
+                         ids=["encoder", "decoder"])
+def test_each_dropout_draws_its_own_stream(make: Any) -> None:
+    """One generator per dropout, each seeded apart: two seeded alike would drop correlated masks."""
+    generators = dict(make().named_generators())
+    assert len(generators) >= 4
+    draws = {name: g.random(8).tobytes() for name, g in generators.items()}
+    assert len(set(draws.values())) == len(draws), sorted(draws)
+
+
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_an_input_refused_at_once_keeps_the_last_pass_also_in_a_stack(norm_first: bool) -> None:
     """A pre-norm's LayerNorm takes any rank, so the block checks the shape itself before any sub-layer

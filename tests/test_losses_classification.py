@@ -222,6 +222,15 @@ def test_bce_pos_weight() -> None:
     np.testing.assert_allclose(loss.backward(), ((1 - t) * s - w * t * (1 - s)) / z.size, rtol=1e-12)
 
 
+def test_bce_pos_weight_of_zero_ignores_the_positives_of_that_column() -> None:
+    """pos_weight >= 0, as PyTorch: 0 in a column leaves only the negatives' term there."""
+    z, t = np.array([[0.3, -1.2], [2.0, 0.4]]), np.ones((2, 2))
+    loss = md.BCEWithLogitsLoss(pos_weight=[1.0, 0.0])
+    assert loss(z, t) == pytest.approx(naive_bce(z, t, np.array([1.0, 0.0])).mean(), rel=1e-14)
+    assert loss(z, t) == pytest.approx(np.mean(naive_bce(z, t)[:, 0]) / 2, rel=1e-14)  # half the elements count
+    np.testing.assert_array_equal(loss.backward()[:, 1], 0.0)
+
+
 def test_bce_is_stable_and_keeps_float32() -> None:
     z = np.array([-800.0, -40.0, 0.0, 40.0, 800.0])
     t = np.array([1.0, 0.0, 0.5, 1.0, 0.0])

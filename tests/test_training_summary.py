@@ -106,6 +106,29 @@ def test_custom_model_rows_in_call_order_nested_and_unused():
     assert "   block.inner (Dense)" in str(nested)
 
 
+class Twice(md.Model):
+    """One ReLU applied twice in a forward, after each of two Dense layers (4 -> 8 -> 6)."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.act, self.second = md.Dense(4, 8, rng=0), md.ReLU(), md.Dense(8, 6, rng=1)
+
+    def forward(self, x):
+        return self.act(self.second(self.act(self.first(x))))
+
+    def backward(self, grad_output):
+        return self.first.backward(self.act.backward(self.second.backward(self.act.backward(grad_output))))
+
+
+def test_a_layer_called_twice_is_counted_and_shows_its_first_call():
+    s = summarize(Twice(), (4,))
+    rows = {r.name: r for r in s.rows}
+    assert rows["act"].calls == 2 and rows["first"].calls == rows["second"].calls == 1
+    assert rows["act"].output_shape == "(None, 8)"  # its first call's (the second gives (None, 6))
+    line = next(line for line in str(s).splitlines() if "act (ReLU)" in line)
+    assert "act (ReLU) x2" in line
+
+
 def test_summary_leaves_the_model_exactly_as_it_was():
     model = md.Sequential(md.Dense(5, 4, rng=0), md.BatchNorm1d(4), md.Dropout(0.5, rng=3), md.Dense(4, 2, rng=1))
     model.train()
