@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -35,10 +35,6 @@ class LoadResult(NamedTuple):
 
     missing_keys: list[str]
     unexpected_keys: list[str]
-
-
-#: What ``Layer.__init__`` sets: missing, the subclass's ``__init__`` did not call it.
-_SET_BY_INIT = frozenset({"_parameters", "_layers", "_buffers", "_non_persistent", "_generators", "training"})
 
 
 class Layer:
@@ -69,17 +65,6 @@ class Layer:
         # counts every change of what is registered (never back: __init__ run again counts too): fit's
         # side state copies the registries only when it moved
         object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
-
-    if not TYPE_CHECKING:  # (hidden from type checkers: they would accept any attribute name)
-
-        def __getattr__(self, name: str) -> Any:
-            # Called only when the normal lookup fails: the registries are missing when a subclass's
-            # __init__ never called Layer.__init__, which would surface as a bare AttributeError deep
-            # inside named_parameters, the checker or fit.
-            if name in _SET_BY_INIT:
-                raise AttributeError(f"{type(self).__name__} has no '{name}': its __init__ did not call "
-                                     "super().__init__() (a Layer subclass must, first thing in __init__)")
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -216,6 +201,9 @@ class Layer:
             if id(layer) in seen:
                 return
             seen.add(id(layer))
+            if "_layers" not in layer.__dict__:  # (else a bare AttributeError deep in a walk's user)
+                raise AttributeError(f"{type(layer).__name__}.__init__ did not call super().__init__(), so the "
+                                     "layer has no registries (a Layer subclass calls it first thing in __init__)")
             yield name, layer
             for child_name, child in layer._layers.items():
                 yield from walk(child, f"{name}.{child_name}" if name else child_name)
