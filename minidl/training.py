@@ -552,7 +552,8 @@ def fit(
             history's ``lr`` is then the lr of each epoch's first batch.  ``ReduceLROnPlateau``,
             which needs an epoch's figures, is refused with ``"batch"``.
         verbose: 0 silent; 1 a progress bar per epoch (tqdm if installed, else one line per epoch);
-            2 one line per epoch.  Bars and lines show time, samples/s, loss and metrics.
+            2 one line per epoch.  Bars and lines show time, samples/s (of the training: the samples
+            trained over the time the batches took, without the validation), loss and metrics.
         validation_batch_size: batch size used to score the validation data.
         check_gradients: also refuse a step whose gradients hold NaN/inf (costs one reduction over
             every gradient per batch, a few percent of a small MLP's step; off by default).
@@ -765,6 +766,9 @@ def fit(
                         bar.update(1)
                         if b % postfix_every == 0:
                             bar.set_postfix_str(f"loss: {epoch_loss.value():.4f}", refresh=False)
+                # the training rate: the samples trained (not those drop_last skipped) over the time the
+                # batches took (not the validation's)
+                rate = min(n_batches * batch_size, n) / max(time.perf_counter() - started, 1e-9)
                 values = {"loss": epoch_loss.value()}
                 values.update((name, c.value()) for name, c in zip(names, epoch_metrics, strict=True))
                 if val is not None:
@@ -792,11 +796,11 @@ def fit(
                     scheduler.step()
                 if bar is not None:
                     shown = {k: v for k, v in values.items() if k != "lr"}
-                    bar.set_postfix_str(_format_values(shown) + f" - {n / seconds:.0f} samples/s", refresh=False)
+                    bar.set_postfix_str(_format_values(shown) + f" - {rate:.0f} samples/s", refresh=False)
                     bar.close()
                     bar = None
                 elif verbose:
-                    print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s - {n / seconds:.0f} samples/s - "
+                    print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s - {rate:.0f} samples/s - "
                           + _format_values(values), flush=True)
                 if early_stopping is not None and early_stopping.update(epoch, values, model):
                     break
@@ -851,7 +855,7 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------------------------------- predict
-def predict(model: Layer, x: Inputs, *, batch_size: int = 256) -> np.ndarray:
+def predict(model: Layer, x: Inputs, batch_size: int = 256) -> np.ndarray:
     """The model's outputs on ``x`` (N, ...; or a tuple of such arrays for a model with several
     inputs), computed in eval mode in batches; modes are restored."""
     who = "predict"
