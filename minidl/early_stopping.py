@@ -17,8 +17,9 @@ __all__ = ["EarlyStopping"]
 class EarlyStopping:
     """Stop training after ``patience`` epochs without improvement of ``monitor``.
 
-    Pass it to ``fit(..., early_stopping=EarlyStopping(...))``; ``fit`` calls :meth:`start` before the
-    first epoch and :meth:`update` after each one (after the scheduler's step).
+    Pass it to ``fit(..., early_stopping=EarlyStopping(...))``; ``fit`` calls :meth:`start` once its
+    first batch is accepted (a call refused before that leaves this object as it was) and
+    :meth:`update` after each epoch (after the scheduler's step).
 
     Args:
         monitor: a key of the history: ``"val_loss"`` (the default; needs ``validation_data``),

@@ -38,11 +38,13 @@ class DTypeError(MinidlError, TypeError):
 class NonFiniteError(MinidlError, ValueError):
     """An array holds NaN or inf where finite numbers are needed.
 
-    ``index``: where the first one is in the checked array (its axis 0 the batch), when the check
-    searched for it; ``fit``, ``evaluate`` and ``predict`` turn its row into the sample of your data.
+    ``index`` and ``shape``: where the first one is in the checked array, and that array's shape, when
+    the check searched for it; when the array has one row per sample of the batch, ``fit``,
+    ``evaluate`` and ``predict`` turn its row into the sample of your data.
     """
 
     index: tuple[int, ...] | None = None
+    shape: tuple[int, ...] | None = None
 
 
 class TargetError(MinidlError, ValueError):

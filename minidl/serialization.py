@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import inspect
 import json
 import math
@@ -191,15 +192,22 @@ def _atomic_writer(path: str) -> Iterator[Any]:
     if not path:
         raise FileNotFoundError("minidl.save: the path is empty")
     given = path
+    if path.endswith(("/", os.sep)):  # (realpath would drop the separator, and write a file there)
+        raise IsADirectoryError(f"minidl.save: {given!r} names a folder; give the checkpoint a file name")
     # The path as the system resolves it: in "link/../x" the ".." leaves the link's target, which
     # abspath's text rule would not see (the temporary would land elsewhere, maybe on another device),
     # and a symlink to a checkpoint is followed rather than replaced by a file.
     path = os.path.realpath(path)
+    if os.path.islink(path):  # what realpath could not resolve: a loop of links
+        raise OSError(errno.ELOOP, f"minidl.save: {given!r} is a loop of symbolic links")
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):  # say so, rather than fail on the temporary's name
-        raise FileNotFoundError(f"minidl.save: the folder of {given!r} does not exist (or is not a folder)")
+        through = f" (a link to {path!r})" if os.path.islink(given) else ""
+        raise FileNotFoundError(f"minidl.save: the folder of {given!r}{through} does not exist (or is not a folder)")
     if os.path.isdir(path):
         raise IsADirectoryError(f"minidl.save: {given!r} is a folder; give the checkpoint a file name")
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO, a device: not replaced by a file
+        raise OSError(f"minidl.save: {given!r} is not a regular file (a device or a pipe?); save to a file")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise PermissionError(f"minidl.save: {given!r} is write-protected (as open() would, save will not "
                               "replace it); make it writable or save elsewhere")

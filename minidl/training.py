@@ -388,9 +388,10 @@ def _with_context(error: MinidlError, where: str) -> None:
 def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray | None = None) -> str:
     """``"; row 11 of the batch is sample 100"`` when ``error`` located a NaN/inf (its ``index``) in the
     batch of positions ``start..stop-1`` of the data, or of ``order`` (a shuffled epoch); else ``""``."""
-    index = error.index if isinstance(error, NonFiniteError) else None
-    if not index or not 0 <= index[0] < stop - start:
+    if not isinstance(error, NonFiniteError) or not error.index or not error.shape \
+            or error.shape[0] != stop - start:  # (an array of other rows: a reshaped one, time steps)
         return ""
+    index = error.index
     position = start + index[0]
     return f"; row {index[0]} of the batch is sample {position if order is None else int(order[position])}"
 
@@ -721,6 +722,7 @@ def fit(
                     for p in to_zero:
                         p.zero_grad()
                     side_state.save()
+                    stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
                     try:
                         out = model(xb)
                         batch_loss, loss_weight = epoch_loss.score(out, yb)
@@ -737,7 +739,9 @@ def fit(
                             _check_gradients(model, optimizer)
                         if clip_grad_norm is not None:
                             _clip_norm("clip_grad_norm", clip_named, float(clip_grad_norm), 2.0, True)
+                        stepping = True
                         step()
+                        stepping = False
                     except BaseException as error:  # the batch is refused, whatever stopped it
                         side_state.restore()
                         where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
@@ -749,7 +753,9 @@ def fit(
                             _with_context(error, f"{where}{short}{_located_row(error, start, stop, order)})")
                         elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                             # a user's error keeps its message; the traceback shows where fit was
-                            error.add_note(f"(raised in {where}); this batch's update was not applied)")
+                            error.add_note(f"(raised in {where}); " + (
+                                "inside the optimizer's step: its update may be partly applied)" if stepping
+                                else "this batch's update was not applied)"))
                         # the epochs completed so far, whatever stopped the batch (a Ctrl-C, a user's error)
                         with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
                             error.history = history  # type: ignore[attr-defined]

@@ -135,7 +135,7 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
         f"{who}: {what} holds {int(bad.sum())} NaN/inf value(s), the first at index {first} "
         f"({x[first].item()!r})"
     )
-    error.index = first
+    error.index, error.shape = first, x.shape
     raise error
 
 

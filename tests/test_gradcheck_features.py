@@ -931,6 +931,78 @@ def test_numpys_global_generator_is_left_where_it_was() -> None:
     np.testing.assert_array_equal(np.random.rand(3), expected)
 
 
+class LazyWeight(m.Layer):
+    """Fills a placeholder weight at its first forward (the shape known only then), as lazy layers do;
+    keeps public caches (self.x, self.out) and a frozen parameter as running state."""
+
+    def __init__(self, out: int) -> None:
+        super().__init__()
+        self.out = out
+        self.W = m.Parameter(np.zeros((0, out)))
+        self.count = m.Parameter(np.zeros(1), requires_grad=False)  # state, not trained
+        self.owner = types.SimpleNamespace(layer=self)  # a helper pointing at a registered layer
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.W.data.size == 0:
+            self.W.data = np.random.default_rng(0).standard_normal((x.shape[1], self.out))
+            self.W.zero_grad()
+        if self.training:
+            self.count.data += 1
+        self.x = x
+        self.out_ = self.x @ self.W.data
+        return self.out_
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.W.grad += self.x.T @ g
+        return g @ self.W.data.T
+
+
+@pytest.mark.parametrize("built", [False, True])
+def test_lazy_weights_public_caches_and_state_in_a_frozen_parameter_are_no_alarm(built: bool) -> None:
+    """The review of the contract checks: a placeholder filled at the first forward is not 'a forward
+    changing a parameter', a frozen parameter may hold state, a public cache is not a forgotten weight,
+    and a helper pointing at the layer itself hides nothing.  (A built layer used to crash the checker:
+    its stale gradient lagged the new weight's shape in the snapshot's restore.)"""
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    layer = LazyWeight(2)
+    if built:
+        layer(x)
+    report = GradientChecker(m.Sequential(layer, m.Tanh()), inputs=x).run()
+    assert report.passed and not report.problems and report.notes == []
+    assert [(r.name, r.mode == "frozen") for r in report.results] == [("input", False), ("0.W", False),
+                                                                      ("0.count", True)]
+
+
+class TwoHeads(m.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = m.Dense(3, 2, rng=0), m.Dense(3, 2, rng=1)
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.a(x), self.b(x)
+
+    def backward(self, g: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        return self.a.backward(g[0]) + self.b.backward(g[1])
+
+
+class PairSquares:
+    """A loss over the pair of outputs (duck-typed: forward and backward)."""
+
+    def forward(self, y_pred: tuple[np.ndarray, np.ndarray], y_true: np.ndarray) -> float:
+        self._d = (y_pred[0] - y_true[0], y_pred[1] - y_true[1])
+        return float(sum((d**2).sum() for d in self._d))
+
+    def backward(self) -> tuple[np.ndarray, np.ndarray]:
+        return (2 * self._d[0], 2 * self._d[1])
+
+
+def test_a_tuple_output_with_a_loss_that_takes_it_is_checked_with_or_without_targets() -> None:
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    targets = np.random.default_rng(2).standard_normal((2, 4, 2))
+    assert GradientChecker(TwoHeads(), PairSquares(), inputs=x, targets=targets).run().passed
+    assert GradientChecker(TwoHeads(), PairSquares(), inputs=x).run().passed  # the targets drawn
+
+
 class NoSuperInit(m.Layer):
     def __init__(self) -> None:  # forgets super().__init__()
         self.k = 2.0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
 import pickle
 import re
+import stat
 import struct
 import zipfile
 from typing import Any
@@ -184,10 +186,6 @@ def test_permissions_are_copied_only_from_a_regular_file(tmp_path: pathlib.Path)
         pytest.skip("POSIX permissions")
     old = os.umask(0o022)
     try:
-        loop = tmp_path / "loop"
-        loop.symlink_to(loop)  # a symlink to itself: replaced by the checkpoint, as before
-        md.save({"epoch": 1}, loop)
-        assert not loop.is_symlink() and loop.stat().st_mode & 0o7777 == 0o644
         special = tmp_path / "special"
         md.save({"epoch": 1}, special)
         special.chmod(0o1755)  # sticky: never copied
@@ -228,6 +226,28 @@ def test_what_open_would_refuse_is_refused_before_writing_naming_the_path(
     assert list(folder.iterdir()) == [] and leftovers(tmp_path) == []
     kept = tmp_path / "kept.ckpt"
     md.save({"epoch": 1}, kept)
+    for named_folder in (str(tmp_path / "newdir") + "/", str(kept) + os.sep):
+        with pytest.raises(IsADirectoryError, match="names a folder"):  # (realpath would drop the "/")
+            md.save({"epoch": 1}, named_folder)
+    assert not (tmp_path / "newdir").exists()
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(OSError, match="is a loop of symbolic links") as looped:
+        md.save({"epoch": 1}, loop)
+    assert looped.value.errno == errno.ELOOP and loop.is_symlink()
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone" / "x.ckpt")
+    with pytest.raises(FileNotFoundError, match=r"the folder of '.*dangling' \(a link to '.*gone/x\.ckpt'\) does "
+                                                r"not exist"):
+        md.save({"epoch": 1}, dangling)
+    if hasattr(os, "mkfifo"):
+        pipe = tmp_path / "pipe"
+        os.mkfifo(pipe)
+        (tmp_path / "to_pipe").symlink_to(pipe)
+        with pytest.raises(OSError, match="is not a regular file"):
+            md.save({"epoch": 1}, tmp_path / "to_pipe")
+        assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert md.load(kept) == {"epoch": 1}
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(kept) else real_access(p, mode))
     with pytest.raises(PermissionError, match=r"'.*kept\.ckpt' is write-protected"):  # (root may write anyway)

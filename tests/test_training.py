@@ -821,6 +821,46 @@ def test_a_nan_in_the_data_is_traced_to_its_sample_in_fit_evaluate_and_predict()
         fit(model, x[:100], y[:100], validation_data=(x, y))
 
 
+class RowsOfPatches(md.Layer):
+    """(N, 4) -> (2N, 2): each half of a sample a row of its own (axis 0 is then not the batch)."""
+
+    def forward(self, x):
+        self._shape = x.shape
+        return x.reshape(-1, 2)
+
+    def backward(self, g):
+        return g.reshape(self._shape)
+
+
+def test_a_nan_is_not_traced_to_a_sample_through_an_array_of_other_rows():
+    """Row 7 of a (2N, 2) array is half of sample 3: no 'sample' is claimed there (found by a review)."""
+    x = np.ones((16, 4))
+    x[3, 2] = np.nan
+    model = md.Sequential(RowsOfPatches(), md.Dense(2, 3, rng=0))
+    with pytest.raises(md.NonFiniteError, match=r"^predict: samples 0\.\.15: .*first at index \(7, 0\)") as caught:
+        model.predict(x)
+    assert caught.value.shape == (32, 2) and "row 7 of the batch" not in str(caught.value)
+
+
+class StepFailsHalfway(SGD):
+    """Updates its first parameter, then fails: the update is partly applied."""
+
+    def step(self, zero_grad=False):
+        first = self.params[0]
+        first.data -= self.lr * first.grad
+        raise RuntimeError("lost the connection to the parameter server")
+
+
+def test_the_note_says_when_the_optimizer_failed_part_way():
+    x, y = blobs(20)
+    model = mlp()
+    with pytest.raises(RuntimeError) as caught:
+        fit(model, x, y, optimizer=StepFailsHalfway(model.parameters(), lr=0.1), batch_size=20)
+    if sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == ["(raised in fit: epoch 1/1, batch 1/1 (samples 0..19 of the epoch's "
+                                          "order); inside the optimizer's step: its update may be partly applied)"]
+
+
 def test_the_samples_per_second_shown_are_the_training_s(capsys):
     """A slow validation must not lower the training rate shown (found by a review: 16k samples/s shown
     where training ran at 250k)."""
@@ -829,14 +869,15 @@ def test_the_samples_per_second_shown_are_the_training_s(capsys):
 
     def slow_in_eval(y_pred, y_true):
         if not model.training:
-            time.sleep(0.1)
+            time.sleep(0.25)
         return 0.0
 
     fit(model, x, y, epochs=1, batch_size=20, validation_data=(x, y), metrics=[slow_in_eval], verbose=2)
     line = capsys.readouterr().out.strip().splitlines()[-1]
     seconds, rate = re.match(r"Epoch 1/1 - ([0-9.]+)s - ([0-9]+) samples/s - ", line).groups()
-    assert float(seconds) >= 0.1  # the epoch's time includes the validation
-    assert int(rate) > 10 * 40 / float(seconds)
+    assert float(seconds) >= 0.25  # the epoch's time includes the validation
+    # two tiny batches take far less than the 0.25 s validation, even on a loaded machine
+    assert int(rate) > 2 * 40 / float(seconds)
 
 
 def test_a_fit_refused_at_its_first_batch_leaves_early_stopping_and_evaluate_s_defaults():

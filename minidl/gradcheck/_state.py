@@ -110,7 +110,9 @@ class LayerSnapshot:
             p.data = data
             if grad.shape == grad_copy.shape and grad.dtype == grad_copy.dtype and grad.flags.writeable:
                 np.copyto(grad, grad_copy)
-            p.grad = grad
+            # as stored, not through the setter: a stale grad may lag a data that changed shape (a
+            # layer that fills a placeholder weight and calls zero_grad), which the setter refuses
+            p._grad = grad
             p._grad_is_stale = stale
             p.requires_grad = req
         for sub, name, buf, buf_copy in self.buffers:

@@ -256,21 +256,35 @@ def _layer_label(path: str, layer: Layer) -> str:
     return f"layer {_label(path, layer)}" if path else _label(path, layer)
 
 
-def _unregistered(model: Layer) -> list[str]:
+def _plain_arrays(model: Layer) -> set[tuple[int, str, int]]:
+    """``(layer id, name, array id)`` of every public float array attribute that is no buffer."""
+    return {(id(layer), name, id(value)) for layer in model.layers() for name, value in vars(layer).items()
+            if not name.startswith("_") and name not in layer._buffers and isinstance(value, np.ndarray)
+            and value.dtype.kind == "f" and value.size > 1}
+
+
+def _unregistered(model: Layer, before: set[tuple[int, str, int]]) -> list[str]:
     """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
     float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
-    ``Layer`` inside a helper object (registration looks at the layer's own attributes only)."""
+    ``Layer`` inside a helper object (registration looks at the layer's own attributes only).
+
+    ``before``: the plain arrays before any forward (:func:`_plain_arrays`); an array the forwards
+    rebound is a cache (``self.x = x``), not a weight, and is not named.  A helper object that only
+    points at registered layers or parameters (an alias, a hook holding its owner) is not named either.
+    """
     notes = []
+    registered = {id(p) for p in model.parameters()} | {id(layer) for layer in model.layers()}
+    now = _plain_arrays(model)
     for path, layer in model.named_layers():
-        arrays, hidden = [], []
+        arrays = [name for (owner, name, array) in sorted(now & before, key=lambda item: item[1])
+                  if owner == id(layer)]
+        hidden = []
         for name, value in vars(layer).items():
-            if name.startswith("_") or name in layer._buffers:
-                continue
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 1:
-                arrays.append(name)
-            elif not isinstance(value, (Layer, Parameter, np.ndarray, np.random.Generator, type)) \
+            if not name.startswith("_") and not isinstance(value, (Layer, Parameter, np.ndarray,
+                                                                   np.random.Generator, type)) \
                     and hasattr(value, "__dict__") \
-                    and any(isinstance(v, (Parameter, Layer)) for v in vars(value).values()):
+                    and any(isinstance(v, (Parameter, Layer)) and id(v) not in registered
+                            for v in vars(value).values()):
                 hidden.append(name)
         if arrays:
             names = ", ".join(f"'{name}'" for name in arrays)
@@ -325,10 +339,13 @@ class _Recorder:
         def forward(x: Any) -> Any:
             gens = [g.bit_generator.state for _, g in layer.named_generators()]
             x_in = copy_value(x)
-            params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()] if self.watch else []
+            # (trainable ones only: a frozen parameter may serve as state; and a change of shape is a
+            # placeholder filled at the first forward, a lazy layer, not a broken contract)
+            params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()
+                      if p.requires_grad] if self.watch else []
             y = original(x)
             changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
-                            if not same(p.data, before))
+                            if p.data.shape == before.shape and not same(p.data, before))
             self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed))
             return y
 
@@ -509,18 +526,19 @@ class GradientChecker:
 
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
+        plain_arrays = _plain_arrays(work)  # before any forward: what the forwards rebind is a cache
         first_pass = self._first_forward(work, x)
         in_place = first_pass.in_place
         if loss is not None and targets is None:
             probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
-            y, _ = probe.baseline()
+            y, _ = probe.baseline(check=False)  # (the loss judges its output)
             # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
             draw = getattr(loss, "random_targets", None)
             targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place, first_pass.changed_params)
-        notes: list[str] = _unregistered(work)
+        notes: list[str] = _unregistered(work, plain_arrays)
         if y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
             notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
                          "and inputs to float64 (astype): some layer computes in a dtype of its own (an attribute "

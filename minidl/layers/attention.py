@@ -254,8 +254,8 @@ class MultiHeadAttention(Layer):
         A row sums to 1 (a query that sees no key has all-zero weights); a masked key (the future with
         ``causal``, a padded position) has weight exactly 0.  In training with ``dropout > 0`` these
         are the weights after the dropout, as PyTorch's: dropped entries 0, the rest scaled by
-        ``1 / (1 - dropout)``.  A read-only view of the backward cache: it changes with the next
-        forward (after ``predict``, it is the last batch's).
+        ``1 / (1 - dropout)``, so a row no longer sums to 1.  A read-only view of the backward cache:
+        it changes with the next forward (after ``predict``, it is the last batch's).
         """
         if self._cache is None:
             raise BackwardBeforeForwardError(f"{self._who}.attention_weights: no forward has run yet, so "
