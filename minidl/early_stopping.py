@@ -18,7 +18,8 @@ class EarlyStopping:
     """Stop training after ``patience`` epochs without improvement of ``monitor``.
 
     Pass it to ``fit(..., early_stopping=EarlyStopping(...))``; ``fit`` calls :meth:`start` once its
-    first batch is accepted (a call refused before that leaves this object as it was) and
+    first batch is accepted, or at once with ``epochs=0`` (a call refused before that leaves this
+    object as it was), and
     :meth:`update` after each epoch (after the scheduler's step).
 
     Args:

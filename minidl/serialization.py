@@ -192,8 +192,10 @@ def _atomic_writer(path: str) -> Iterator[Any]:
     if not path:
         raise FileNotFoundError("minidl.save: the path is empty")
     given = path
-    if path.endswith(("/", os.sep)):  # (realpath would drop the separator, and write a file there)
+    if os.path.basename(path) in ("", os.curdir, os.pardir):  # "x/", "x/.", "x/..": realpath would drop
         raise IsADirectoryError(f"minidl.save: {given!r} names a folder; give the checkpoint a file name")
+    if not os.path.isdir(os.path.dirname(path) or os.curdir):  # as the system walks it ("missing/../x")
+        raise FileNotFoundError(f"minidl.save: the folder of {given!r} does not exist (or is not a folder)")
     # The path as the system resolves it: in "link/../x" the ".." leaves the link's target, which
     # abspath's text rule would not see (the temporary would land elsewhere, maybe on another device),
     # and a symlink to a checkpoint is followed rather than replaced by a file.

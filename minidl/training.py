@@ -388,8 +388,8 @@ def _with_context(error: MinidlError, where: str) -> None:
 def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray | None = None) -> str:
     """``"; row 11 of the batch is sample 100"`` when ``error`` located a NaN/inf (its ``index``) in the
     batch of positions ``start..stop-1`` of the data, or of ``order`` (a shuffled epoch); else ``""``."""
-    if not isinstance(error, NonFiniteError) or not error.index or not error.shape \
-            or error.shape[0] != stop - start:  # (an array of other rows: a reshaped one, time steps)
+    if not isinstance(error, NonFiniteError) or not isinstance(error.index, tuple) or not error.index \
+            or not error.shape or error.shape[0] != stop - start:  # (an array of other rows: reshaped, time steps)
         return ""
     index = error.index
     position = start + index[0]
@@ -753,9 +753,9 @@ def fit(
                             _with_context(error, f"{where}{short}{_located_row(error, start, stop, order)})")
                         elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                             # a user's error keeps its message; the traceback shows where fit was
+                            # (inside the optimizer's step only the optimizer knows what it updated)
                             error.add_note(f"(raised in {where}); " + (
-                                "inside the optimizer's step: its update may be partly applied)" if stepping
-                                else "this batch's update was not applied)"))
+                                "inside the optimizer's step)" if stepping else "this batch's update was not applied)"))
                         # the epochs completed so far, whatever stopped the batch (a Ctrl-C, a user's error)
                         with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
                             error.history = history  # type: ignore[attr-defined]

@@ -973,10 +973,58 @@ def test_lazy_weights_public_caches_and_state_in_a_frozen_parameter_are_no_alarm
                                                                       ("0.count", True)]
 
 
-class TwoHeads(m.Model):
-    def __init__(self) -> None:
+class LazyPlainWeight(m.Layer):
+    """A weight made (as a plain array: a forgotten md.Parameter) at the first forward, or rebound there
+    at every call (``self.W = self.W.astype(x.dtype)``): either way no parameter the check can see."""
+
+    def __init__(self, rebind: bool) -> None:
         super().__init__()
-        self.a, self.b = m.Dense(3, 2, rng=0), m.Dense(3, 2, rng=1)
+        self.rebind = rebind
+        self.W = np.random.default_rng(0).standard_normal((3, 2)) if rebind else None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.W is None:
+            self.W = np.random.default_rng(0).standard_normal((x.shape[1], 2))
+        elif self.rebind:
+            self.W = self.W.astype(x.dtype)
+        self._x = x
+        return x @ self.W
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g @ self.W.T
+
+
+@pytest.mark.parametrize("rebind", [False, True])
+def test_a_plain_weight_made_or_rebound_in_forward_still_gets_the_note(rebind: bool) -> None:
+    """The note tells caches from weights by their values across passes on other inputs, not by the
+    array objects (which a forward may rebind, and whose addresses Python reuses)."""
+    report = GradientChecker(LazyPlainWeight(rebind), inputs=np.ones((4, 3))).run()
+    assert report.passed and [r.name for r in report.results] == ["input"]
+    assert any(n.startswith("the model itself (LazyPlainWeight) holds the float array(s) 'W'") for n in report.notes)
+
+
+def test_a_frozen_parameter_changed_by_forward_is_named_when_it_breaks_determinism() -> None:
+    class Counter(m.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = m.Parameter(np.zeros(1), requires_grad=False)  # state in a frozen parameter
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.seen.data += 1
+            return x * self.seen.data
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return g * self.seen.data
+
+    with pytest.raises(NonDeterministicError, match=r"the model itself \(Counter\): forward changed the "
+                                                     r"parameter\(s\) 'seen'.*register_buffer"):
+        GradientChecker(Counter(), inputs=np.ones((2, 3))).run()
+
+
+class TwoHeads(m.Model):
+    def __init__(self, second: int = 2) -> None:
+        super().__init__()
+        self.a, self.b = m.Dense(3, 2, rng=0), m.Dense(3, second, rng=1)
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.a(x), self.b(x)
@@ -996,11 +1044,14 @@ class PairSquares:
         return (2 * self._d[0], 2 * self._d[1])
 
 
-def test_a_tuple_output_with_a_loss_that_takes_it_is_checked_with_or_without_targets() -> None:
+@pytest.mark.parametrize("second", [2, 5])  # (5: outputs of two widths, which no single array can hold)
+def test_a_tuple_output_with_a_loss_that_takes_it_is_checked_with_or_without_targets(second: int) -> None:
     x = np.random.default_rng(1).standard_normal((4, 3))
-    targets = np.random.default_rng(2).standard_normal((2, 4, 2))
-    assert GradientChecker(TwoHeads(), PairSquares(), inputs=x, targets=targets).run().passed
-    assert GradientChecker(TwoHeads(), PairSquares(), inputs=x).run().passed  # the targets drawn
+    rng = np.random.default_rng(2)
+    targets = (rng.standard_normal((4, 2)), rng.standard_normal((4, second)))
+    assert GradientChecker(TwoHeads(second), PairSquares(), inputs=x, targets=targets).run().passed
+    report = GradientChecker(TwoHeads(second), PairSquares(), inputs=x).run()  # the targets drawn
+    assert report.passed and [r.name for r in report.results] == ["input", "a.W", "b.W"]
 
 
 class NoSuperInit(m.Layer):

@@ -226,10 +226,14 @@ def test_what_open_would_refuse_is_refused_before_writing_naming_the_path(
     assert list(folder.iterdir()) == [] and leftovers(tmp_path) == []
     kept = tmp_path / "kept.ckpt"
     md.save({"epoch": 1}, kept)
-    for named_folder in (str(tmp_path / "newdir") + "/", str(kept) + os.sep):
-        with pytest.raises(IsADirectoryError, match="names a folder"):  # (realpath would drop the "/")
+    for named_folder in (str(tmp_path / "newdir") + "/", str(kept) + os.sep, str(tmp_path / "newdir") + "/.",
+                         str(kept) + "/.", str(tmp_path / "newdir" / "x" / "..")):
+        with pytest.raises(IsADirectoryError, match="names a folder"):  # (realpath would drop "/", "/.", "x/..")
             md.save({"epoch": 1}, named_folder)
-    assert not (tmp_path / "newdir").exists()
+    for through_nothing in (tmp_path / "missing" / ".." / "x.ckpt", str(kept) + "/../other.ckpt"):
+        with pytest.raises(FileNotFoundError, match="does not exist"):  # open() refuses both too
+            md.save({"epoch": 1}, through_nothing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "kept.ckpt", "to_folder"]
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     with pytest.raises(OSError, match="is a loop of symbolic links") as looped:

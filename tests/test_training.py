@@ -858,7 +858,7 @@ def test_the_note_says_when_the_optimizer_failed_part_way():
         fit(model, x, y, optimizer=StepFailsHalfway(model.parameters(), lr=0.1), batch_size=20)
     if sys.version_info >= (3, 11):
         assert caught.value.__notes__ == ["(raised in fit: epoch 1/1, batch 1/1 (samples 0..19 of the epoch's "
-                                          "order); inside the optimizer's step: its update may be partly applied)"]
+                                          "order); inside the optimizer's step)"]
 
 
 def test_the_samples_per_second_shown_are_the_training_s(capsys):

@@ -82,14 +82,16 @@ class _Call:
     y: Any
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
-    changed_params: tuple[str, ...] = ()  # parameters the forward changed (watched calls only)
+    changed_params: tuple[str, ...] = ()  # trainable parameters the forward changed (watched calls only)
+    changed_state: tuple[str, ...] = ()  # frozen ones (state, not a broken contract, but not deterministic)
 
 
 class _FirstPass(NamedTuple):
     """What the first recorded pass found against the layer contract (each None when nothing)."""
 
     in_place: _Call | None  # a forward that modified its input
-    changed_params: _Call | None  # a forward that changed a parameter
+    changed_params: _Call | None  # a forward that changed a (trainable) parameter
+    changed_state: _Call | None  # a forward that changed a frozen parameter
     grad_modified: tuple[str, Layer] | None  # a backward that modified its grad_output
 
 
@@ -256,28 +258,30 @@ def _layer_label(path: str, layer: Layer) -> str:
     return f"layer {_label(path, layer)}" if path else _label(path, layer)
 
 
-def _plain_arrays(model: Layer) -> set[tuple[int, str, int]]:
-    """``(layer id, name, array id)`` of every public float array attribute that is no buffer."""
-    return {(id(layer), name, id(value)) for layer in model.layers() for name, value in vars(layer).items()
+def _plain_arrays(model: Layer) -> dict[tuple[int, str], np.ndarray]:
+    """A copy of every public float array attribute that is no buffer, by ``(layer id, name)``."""
+    return {(id(layer), name): value.copy() for layer in model.layers() for name, value in vars(layer).items()
             if not name.startswith("_") and name not in layer._buffers and isinstance(value, np.ndarray)
-            and value.dtype.kind == "f" and value.size > 1}
+            and value.dtype.kind == "f" and value.size >= 1}
 
 
-def _unregistered(model: Layer, before: set[tuple[int, str, int]]) -> list[str]:
+def _unregistered(model: Layer, earlier: dict[tuple[int, str], np.ndarray]) -> list[str]:
     """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
     float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
     ``Layer`` inside a helper object (registration looks at the layer's own attributes only).
 
-    ``before``: the plain arrays before any forward (:func:`_plain_arrays`); an array the forwards
-    rebound is a cache (``self.x = x``), not a weight, and is not named.  A helper object that only
-    points at registered layers or parameters (an alias, a hook holding its owner) is not named either.
+    ``earlier``: the plain arrays after the first pass (:func:`_plain_arrays`), which ran on other
+    inputs (the batch reversed) and other weights: an array whose values are the same now is state
+    the forward does not compute (a weight, made in ``__init__`` or in the first forward); one whose
+    values changed is a cache (``self.x = x``) and is not named.  A helper object that only points at
+    registered layers or parameters (an alias, a hook holding its owner) is not named either.
     """
     notes = []
     registered = {id(p) for p in model.parameters()} | {id(layer) for layer in model.layers()}
     now = _plain_arrays(model)
     for path, layer in model.named_layers():
-        arrays = [name for (owner, name, array) in sorted(now & before, key=lambda item: item[1])
-                  if owner == id(layer)]
+        arrays = [name for (owner, name), value in now.items()
+                  if owner == id(layer) and (owner, name) in earlier and same(value, earlier[owner, name])]
         hidden = []
         for name, value in vars(layer).items():
             if not name.startswith("_") and not isinstance(value, (Layer, Parameter, np.ndarray,
@@ -339,14 +343,16 @@ class _Recorder:
         def forward(x: Any) -> Any:
             gens = [g.bit_generator.state for _, g in layer.named_generators()]
             x_in = copy_value(x)
-            # (trainable ones only: a frozen parameter may serve as state; and a change of shape is a
-            # placeholder filled at the first forward, a lazy layer, not a broken contract)
-            params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()
-                      if p.requires_grad] if self.watch else []
+            # (a change of shape is a placeholder filled at the first forward, a lazy layer, not a
+            # broken contract; a frozen parameter may serve as state, which is only named if it makes
+            # the cost non-deterministic)
+            params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()] if self.watch else []
             y = original(x)
-            changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
-                            if p.data.shape == before.shape and not same(p.data, before))
-            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed))
+            changed = [(f"{path}.{name}" if path else name, p.requires_grad) for name, p, before in params
+                       if p.data.shape == before.shape and not same(p.data, before)]
+            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in),
+                                    tuple(name for name, trained in changed if trained),
+                                    tuple(name for name, trained in changed if not trained)))
             return y
 
         return forward
@@ -517,29 +523,39 @@ class GradientChecker:
         else:  # one array or several (each its own copy), by fit's rule: a tuple mixing arrays is refused
             given = as_inputs(self.inputs, "GradientChecker", "inputs")
             x = tuple(_own_copy(a) for a in given) if type(given) is tuple else _own_copy(given)
+        def own(value: Any) -> np.ndarray:  # a copy; floating targets in float64
+            value = np.array(value, copy=True)
+            return value.astype(np.float64) if value.dtype.kind == "f" else value
+
         targets = self.targets
-        if targets is not None:
-            targets = np.array(targets, copy=True)
-            if targets.dtype.kind == "f":
-                targets = targets.astype(np.float64)
+        if isinstance(targets, tuple):  # (one per output of a model with several, for a loss taking them)
+            targets = tuple(own(t) for t in targets)
+        elif targets is not None:
+            targets = own(targets)
         return work, loss, x, targets, rng
 
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
-        plain_arrays = _plain_arrays(work)  # before any forward: what the forwards rebind is a cache
         first_pass = self._first_forward(work, x)
+        plain_arrays = _plain_arrays(work)  # after a pass on other inputs and weights: caches differ later
         in_place = first_pass.in_place
         if loss is not None and targets is None:
             probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
             y, _ = probe.baseline(check=False)  # (the loss judges its output)
             # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
             draw = getattr(loss, "random_targets", None)
-            targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
+            several = isinstance(y, (tuple, list))  # several outputs: one target array each, unless the loss says
+            if callable(draw):
+                targets = draw(y if several else np.asarray(y), rng)
+            else:
+                targets = tuple(rng.standard_normal(np.shape(a)) for a in y) if several else \
+                    rng.standard_normal(np.shape(y))
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
-        calls = self._check_determinism(program, work, f0, in_place, first_pass.changed_params)
+        calls = self._check_determinism(program, work, f0, in_place,
+                                        first_pass.changed_params or first_pass.changed_state)
         notes: list[str] = _unregistered(work, plain_arrays)
-        if y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
+        if isinstance(y0, np.ndarray) and y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
             notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
                          "and inputs to float64 (astype): some layer computes in a dtype of its own (an attribute "
                          "such as self.dtype?), so the cost has its round-off and correct gradients may fail; "
@@ -674,6 +690,7 @@ class GradientChecker:
             snapshot.restore()
         return _FirstPass(next((c for c in rec.calls if c.modified), None),
                           next((c for c in rec.calls if c.changed_params), None),
+                          next((c for c in rec.calls if c.changed_state), None),
                           grad_modified[0] if grad_modified else None)
 
     def _check_determinism(self, program: Program, work: Layer, f0: float,
@@ -689,7 +706,7 @@ class GradientChecker:
         if again == f0 == f1 == f2 or all(math.isnan(f) for f in (f0, again, f1, f2)):
             return calls1  # (NaN at the point itself: no element can be judged, which each tensor says)
         if changed is not None:
-            names = ", ".join(f"'{name}'" for name in changed.changed_params)
+            names = ", ".join(f"'{name}'" for name in changed.changed_params + changed.changed_state)
             raise NonDeterministicError(
                 f"GradientChecker: {_layer_label(changed.path, changed.layer)}: forward changed the parameter(s) "
                 f"{names}, so evaluations at the same point gave different costs ({f0!r}, {again!r}, {f1!r}, "

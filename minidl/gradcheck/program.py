@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -91,7 +92,7 @@ class Program:
         self._restore_buffers(0)
 
     # ------------------------------------------------------------------ evaluation
-    def baseline(self, check: bool = True) -> tuple[np.ndarray, float]:
+    def baseline(self, check: bool = True) -> tuple[Any, float]:
         """Run the whole model once, storing each stage's input and generator states; returns (y, cost).
         ``check=False``: the output is not checked (the probe that draws a loss's targets)."""
         self.reset()
@@ -104,13 +105,15 @@ class Program:
             h = layer(h)
         if check:
             self._check_output(h)
-        y = np.asarray(h)
-        if self.loss is None and self.R is None:
+        y = h if isinstance(h, (tuple, list)) else np.asarray(h)  # (several outputs, for a loss that takes them)
+        if self.loss is None and self.R is None and isinstance(y, np.ndarray):
             # a fixed random projection, never all-ones: every output element gets its own weight
             self.R = self.rng.standard_normal(y.shape)
             if y.ndim == 0:
                 self.R = np.asarray(self.R)
         self.evaluations += 1
+        if self.loss is None and self.R is None:  # (the unchecked probe of several outputs: no cost)
+            return y, math.nan
         return y, self.cost(y)
 
     def _check_output(self, y: Any) -> None:
@@ -138,12 +141,13 @@ class Program:
             return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
         return float(self.loss.forward(y, self.targets))
 
-    def upstream(self) -> np.ndarray:
+    def upstream(self) -> Any:
         """dCost/dy for the last evaluated cost."""
         if self.loss is None:
             assert self.R is not None
             return self.R.copy()
-        return np.asarray(self.loss.backward())
+        g = self.loss.backward()
+        return g if isinstance(g, tuple) else np.asarray(g)  # (one per output of a model with several)
 
     def evaluate(self, stage: int = 0, h: Any = None) -> float:
         """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``."""
