@@ -83,7 +83,6 @@ class _Call:
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
     changed_params: tuple[str, ...] = ()  # trainable parameters the forward changed (watched calls only)
-    changed_state: tuple[str, ...] = ()  # frozen ones (state, not a broken contract, but not deterministic)
 
 
 class _FirstPass(NamedTuple):
@@ -91,7 +90,6 @@ class _FirstPass(NamedTuple):
 
     in_place: _Call | None  # a forward that modified its input
     changed_params: _Call | None  # a forward that changed a (trainable) parameter
-    changed_state: _Call | None  # a forward that changed a frozen parameter
     grad_modified: tuple[str, Layer] | None  # a backward that modified its grad_output
 
 
@@ -258,30 +256,27 @@ def _layer_label(path: str, layer: Layer) -> str:
     return f"layer {_label(path, layer)}" if path else _label(path, layer)
 
 
-def _plain_arrays(model: Layer) -> dict[tuple[int, str], np.ndarray]:
-    """A copy of every public float array attribute that is no buffer, by ``(layer id, name)``."""
-    return {(id(layer), name): value.copy() for layer in model.layers() for name, value in vars(layer).items()
-            if not name.startswith("_") and name not in layer._buffers and isinstance(value, np.ndarray)
-            and value.dtype.kind == "f" and value.size >= 1}
+def _public_arrays(layer: Layer) -> dict[str, np.ndarray]:
+    """The layer's public ndarray attributes (a cache or a weight kept as a plain array)."""
+    return {name: value for name, value in vars(layer).items()
+            if not name.startswith("_") and isinstance(value, np.ndarray)}
 
 
-def _unregistered(model: Layer, earlier: dict[tuple[int, str], np.ndarray]) -> list[str]:
+def _unregistered(model: Layer, rebound: set[tuple[int, str]]) -> list[str]:
     """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
     float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
     ``Layer`` inside a helper object (registration looks at the layer's own attributes only).
 
-    ``earlier``: the plain arrays after the first pass (:func:`_plain_arrays`), which ran on other
-    inputs (the batch reversed) and other weights: an array whose values are the same now is state
-    the forward does not compute (a weight, made in ``__init__`` or in the first forward); one whose
-    values changed is a cache (``self.x = x``) and is not named.  A helper object that only points at
-    registered layers or parameters (an alias, a hook holding its owner) is not named either.
+    ``rebound``: ``(layer id, name)`` of the attributes a recorded forward assigned (:class:`_Recorder`):
+    a cache (``self.x = x``), not named.  A weight is made in ``__init__`` (or once, in the first
+    forward) and then only read.  A helper object that only points at registered layers or
+    parameters (an alias, a hook holding its owner) is not named either.
     """
     notes = []
     registered = {id(p) for p in model.parameters()} | {id(layer) for layer in model.layers()}
-    now = _plain_arrays(model)
     for path, layer in model.named_layers():
-        arrays = [name for (owner, name), value in now.items()
-                  if owner == id(layer) and (owner, name) in earlier and same(value, earlier[owner, name])]
+        arrays = [name for name, value in _public_arrays(layer).items()
+                  if name not in layer._buffers and value.dtype.kind == "f" and (id(layer), name) not in rebound]
         hidden = []
         for name, value in vars(layer).items():
             if not name.startswith("_") and not isinstance(value, (Layer, Parameter, np.ndarray,
@@ -326,6 +321,7 @@ class _Recorder:
         self.watch = watch
         self.calls: list[_Call] = []
         self.grad_modified: list[tuple[str, Layer]] = []
+        self.rebound: set[tuple[int, str]] = set()  # (layer id, name) of public arrays a forward assigned
         self.methods = ("forward", "backward") if watch else ("forward",)
         self.own: list[tuple[Layer, str, Any]] = []  # a method set on the instance by the user, put back on exit
 
@@ -343,16 +339,18 @@ class _Recorder:
         def forward(x: Any) -> Any:
             gens = [g.bit_generator.state for _, g in layer.named_generators()]
             x_in = copy_value(x)
-            # (a change of shape is a placeholder filled at the first forward, a lazy layer, not a
-            # broken contract; a frozen parameter may serve as state, which is only named if it makes
-            # the cost non-deterministic)
-            params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()] if self.watch else []
+            # (trainable ones only: a frozen parameter may serve as state, named only if it makes the
+            # cost non-deterministic; and a change of shape is a placeholder filled at the first
+            # forward, a lazy layer, not a broken contract)
+            params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()
+                      if p.requires_grad] if self.watch else []
+            arrays = _public_arrays(layer)  # (the objects themselves: compared by identity below)
             y = original(x)
-            changed = [(f"{path}.{name}" if path else name, p.requires_grad) for name, p, before in params
-                       if p.data.shape == before.shape and not same(p.data, before)]
-            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in),
-                                    tuple(name for name, trained in changed if trained),
-                                    tuple(name for name, trained in changed if not trained)))
+            self.rebound.update((id(layer), name) for name, value in _public_arrays(layer).items()
+                                if arrays.get(name) is not value)
+            changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
+                            if p.data.shape == before.shape and not same(p.data, before))
+            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed))
             return y
 
         return forward
@@ -528,7 +526,7 @@ class GradientChecker:
             return value.astype(np.float64) if value.dtype.kind == "f" else value
 
         targets = self.targets
-        if isinstance(targets, tuple):  # (one per output of a model with several, for a loss taking them)
+        if type(targets) is tuple:  # (one per output of a model with several, for a loss taking them)
             targets = tuple(own(t) for t in targets)
         elif targets is not None:
             targets = own(targets)
@@ -537,24 +535,20 @@ class GradientChecker:
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
         first_pass = self._first_forward(work, x)
-        plain_arrays = _plain_arrays(work)  # after a pass on other inputs and weights: caches differ later
         in_place = first_pass.in_place
         if loss is not None and targets is None:
             probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
             y, _ = probe.baseline(check=False)  # (the loss judges its output)
             # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
             draw = getattr(loss, "random_targets", None)
-            several = isinstance(y, (tuple, list))  # several outputs: one target array each, unless the loss says
-            if callable(draw):
-                targets = draw(y if several else np.asarray(y), rng)
+            if type(y) is tuple:  # several outputs: N(0, 1) targets, one array each
+                targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
             else:
-                targets = tuple(rng.standard_normal(np.shape(a)) for a in y) if several else \
-                    rng.standard_normal(np.shape(y))
+                targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
-        calls = self._check_determinism(program, work, f0, in_place,
-                                        first_pass.changed_params or first_pass.changed_state)
-        notes: list[str] = _unregistered(work, plain_arrays)
+        calls, rebound = self._check_determinism(program, work, f0, in_place)
+        notes: list[str] = _unregistered(work, rebound)
         if isinstance(y0, np.ndarray) and y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
             notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
                          "and inputs to float64 (astype): some layer computes in a dtype of its own (an attribute "
@@ -642,12 +636,12 @@ class GradientChecker:
         return report
 
     # ------------------------------------------------------------------ determinism
-    def _record(self, program: Program, work: Layer) -> tuple[float, list[_Call]]:
+    def _record(self, program: Program, work: Layer) -> tuple[float, _Recorder]:
         program.reset()
-        with _Recorder(work) as rec:
-            f = program.cost(work.forward(program.x))
+        with _Recorder(work) as rec:  # (on a copy of x: a cache of it, self.x = x, is then a new object)
+            f = program.cost(work.forward(copy_value(program.x)))
         program.evaluations += 1
-        return f, rec.calls
+        return f, rec
 
     def _first_forward(self, work: Layer, x: Any) -> _FirstPass:
         """One recorded forward and backward before anything else runs (the state of ``work`` put back
@@ -690,28 +684,35 @@ class GradientChecker:
             snapshot.restore()
         return _FirstPass(next((c for c in rec.calls if c.modified), None),
                           next((c for c in rec.calls if c.changed_params), None),
-                          next((c for c in rec.calls if c.changed_state), None),
                           grad_modified[0] if grad_modified else None)
 
     def _check_determinism(self, program: Program, work: Layer, f0: float,
-                           in_place: _Call | None = None, changed: _Call | None = None) -> list[_Call]:
+                           in_place: _Call | None = None) -> tuple[list[_Call], set[tuple[int, str]]]:
         """Evaluate the cost again (twice, recording every layer's output); on any difference, name
-        the layer whose forward changed a parameter (``changed``) or modified its input in place
-        (``in_place``), both found by :meth:`_first_forward`, or else the first layer whose output
-        changed for the same input."""
+        the parameters a forward at this same point changes, or the layer that modified its input in
+        place (``in_place``, found by :meth:`_first_forward`), or else the first layer whose output
+        changed for the same input.  Returns the recorded calls and the public arrays the forwards
+        assigned (see :func:`_unregistered`)."""
         again = program.evaluate(0)
-        f1, calls1 = self._record(program, work)
-        f2, calls2 = self._record(program, work)
+        f1, rec1 = self._record(program, work)
+        f2, rec2 = self._record(program, work)
+        calls1, calls2 = rec1.calls, rec2.calls
         in_place = in_place or next((c for c in calls1 if c.modified), None)
         if again == f0 == f1 == f2 or all(math.isnan(f) for f in (f0, again, f1, f2)):
-            return calls1  # (NaN at the point itself: no element can be judged, which each tensor says)
-        if changed is not None:
-            names = ", ".join(f"'{name}'" for name in changed.changed_params + changed.changed_state)
+            # (NaN at the point itself: no element can be judged, which each tensor says)
+            return calls1, rec1.rebound | rec2.rebound
+        # the parameters one more forward at this same point changes (frozen ones too: state kept in a
+        # parameter); a change the first pass saw but that stopped (idempotent) is not the cause
+        before = [(name, p, p.data.copy()) for name, p in work.named_parameters()]
+        program.evaluate(0)
+        changed = [name for name, p, data in before if not same(p.data, data)]
+        if changed:
+            names = ", ".join(f"'{name}'" for name in changed)
             raise NonDeterministicError(
-                f"GradientChecker: {_layer_label(changed.path, changed.layer)}: forward changed the parameter(s) "
-                f"{names}, so evaluations at the same point gave different costs ({f0!r}, {again!r}, {f1!r}, "
-                f"{f2!r}). A forward reads its parameters, only an optimizer changes them; state that should "
-                "change in a forward (running statistics) is a buffer (self.register_buffer)."
+                f"GradientChecker: a forward changed the parameter(s) {names}, so evaluations at the same point "
+                f"gave different costs ({f0!r}, {again!r}, {f1!r}, {f2!r}). A forward reads its parameters, only "
+                "an optimizer changes them; state that should change in a forward (running statistics) is a "
+                "buffer (self.register_buffer)."
             )
         if in_place is not None:
             raise NonDeterministicError(

@@ -105,7 +105,9 @@ class Program:
             h = layer(h)
         if check:
             self._check_output(h)
-        y = h if isinstance(h, (tuple, list)) else np.asarray(h)  # (several outputs, for a loss that takes them)
+        # several outputs (a plain tuple, as several inputs are) for a loss that takes them; anything else
+        # one array
+        y = h if type(h) is tuple else np.asarray(h)
         if self.loss is None and self.R is None and isinstance(y, np.ndarray):
             # a fixed random projection, never all-ones: every output element gets its own weight
             self.R = self.rng.standard_normal(y.shape)
@@ -147,7 +149,7 @@ class Program:
             assert self.R is not None
             return self.R.copy()
         g = self.loss.backward()
-        return g if isinstance(g, tuple) else np.asarray(g)  # (one per output of a model with several)
+        return g if type(g) is tuple else np.asarray(g)  # (one per output of a model with several)
 
     def evaluate(self, stage: int = 0, h: Any = None) -> float:
         """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``."""
