@@ -1004,6 +1004,45 @@ def test_a_plain_weight_gets_the_note_and_a_public_cache_does_not(lazy: bool, ba
     assert report.notes[0].startswith("the model itself (LazyPlainWeight) holds the float array(s) 'W', neither")
 
 
+class Gate(m.Layer):
+    """Multiplies by a mask its parent sets on it; keeps a workspace filled in place and a cache made in
+    backward, all public: none of them a weight."""
+
+    elementwise = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buf = np.zeros((4, 3))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        np.multiply(x, self.mask, out=self.buf)
+        return self.buf.copy()
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self.dx = g * self.mask
+        return self.dx
+
+
+class Gated(m.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense, self.gate = m.Dense(3, 3, rng=0), Gate()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        h = self.dense(x)
+        self.gate.mask = (h > 0).astype(h.dtype)  # a cache the parent sets on its sub-layer
+        return self.gate(h)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return self.dense.backward(self.gate.backward(g))
+
+
+def test_caches_set_by_a_parent_in_backward_or_in_place_are_not_called_weights() -> None:
+    """Found by a review of the plain-weight note: each of these was named a forgotten weight."""
+    report = GradientChecker(Gated(), inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    assert report.passed and report.notes == []
+
+
 def test_a_frozen_parameter_changed_by_forward_is_named_when_it_breaks_determinism() -> None:
     class Counter(m.Layer):
         def __init__(self) -> None:
@@ -1020,6 +1059,27 @@ def test_a_frozen_parameter_changed_by_forward_is_named_when_it_breaks_determini
     with pytest.raises(NonDeterministicError, match=r"a forward changed the parameter\(s\) 'seen', so "
                                                      r"evaluations at the same point.*register_buffer"):
         GradientChecker(Counter(), inputs=np.ones((2, 3))).run()
+
+
+class Steps(m.Layer):
+    """A step counter in a frozen parameter indexes a table: the fifth run would index past its end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = m.Parameter(np.zeros(1), requires_grad=False)
+        self.table = m.Parameter(np.arange(1.0, 5.0))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.step.data += 1
+        return x * self.table.data[int(self.step.data[0]) % 4 + 4 * (self.step.data[0] > 4)]
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g
+
+
+def test_a_run_that_fails_while_blaming_a_parameter_leaves_the_non_determinism_error() -> None:
+    with pytest.raises(NonDeterministicError, match="not deterministic"):
+        GradientChecker(Steps(), inputs=np.ones((2, 3))).run()
 
 
 class TwoHeads(m.Model):
@@ -1043,6 +1103,21 @@ class PairSquares:
 
     def backward(self) -> tuple[np.ndarray, np.ndarray]:
         return (2 * self._d[0], 2 * self._d[1])
+
+
+class LabelsAndBoxes(PairSquares):
+    """Its first output scored against integer labels, drawn by its own random_targets."""
+
+    def forward(self, y_pred: tuple[np.ndarray, np.ndarray], y_true: tuple[np.ndarray, np.ndarray]) -> float:
+        assert y_true[0].dtype.kind == "i"
+        return super().forward(y_pred, (y_pred[0] * 0 + y_true[0][:, None], y_true[1]))
+
+    def random_targets(self, y_pred: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> tuple:
+        return rng.integers(0, 2, len(y_pred[0])), rng.standard_normal(y_pred[1].shape)
+
+
+def test_several_outputs_take_a_loss_s_own_random_targets() -> None:
+    assert GradientChecker(TwoHeads(5), LabelsAndBoxes(), inputs=np.ones((4, 3))).run().passed
 
 
 @pytest.mark.parametrize("second", [2, 5])  # (5: outputs of two widths, which no single array can hold)

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import NonDeterministicError, NonFiniteError, ShapeError
 from ..inputs import as_inputs, is_several
 from ..layer import Layer, parameter_backward
+from ..losses import Loss
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
 from ._state import LayerSnapshot, copy_value, same
@@ -262,21 +263,33 @@ def _public_arrays(layer: Layer) -> dict[str, np.ndarray]:
             if not name.startswith("_") and isinstance(value, np.ndarray)}
 
 
-def _unregistered(model: Layer, rebound: set[tuple[int, str]]) -> list[str]:
+def _plain_arrays(model: Layer) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
+    """Every public float array attribute that is no buffer, by ``(layer id, name)``: the array and a
+    copy of its values."""
+    return {(id(layer), name): (value, value.copy()) for layer in model.layers()
+            for name, value in _public_arrays(layer).items() if name not in layer._buffers and value.dtype.kind == "f"}
+
+
+def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]],
+                  called: set[int]) -> list[str]:
     """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
     float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
     ``Layer`` inside a helper object (registration looks at the layer's own attributes only).
 
-    ``rebound``: ``(layer id, name)`` of the attributes a recorded forward assigned (:class:`_Recorder`):
-    a cache (``self.x = x``), not named.  A weight is made in ``__init__`` (or once, in the first
-    forward) and then only read.  A helper object that only points at registered layers or
-    parameters (an alias, a hook holding its owner) is not named either.
+    ``first``: the plain arrays after the first pass (:func:`_plain_arrays`), which ran forward and
+    backward on other inputs (the batch reversed) and other weights; now, after every pass of the
+    check, a weight is the same array with the same values: made in ``__init__`` (or once, in the
+    first forward) and only read.  A cache is assigned again (``self.x = x``, by the layer, its
+    parent or its backward) or written again in place; it is not named, nor is an array of a layer
+    the forwards do not call (``called``: the ids of those they do).  A helper object that only
+    points at registered layers or parameters (an alias, a hook holding its owner) is not named.
     """
     notes = []
     registered = {id(p) for p in model.parameters()} | {id(layer) for layer in model.layers()}
     for path, layer in model.named_layers():
         arrays = [name for name, value in _public_arrays(layer).items()
-                  if name not in layer._buffers and value.dtype.kind == "f" and (id(layer), name) not in rebound]
+                  if id(layer) in called and (id(layer), name) in first
+                  and first[id(layer), name][0] is value and same(value, first[id(layer), name][1])]
         hidden = []
         for name, value in vars(layer).items():
             if not name.startswith("_") and not isinstance(value, (Layer, Parameter, np.ndarray,
@@ -321,7 +334,6 @@ class _Recorder:
         self.watch = watch
         self.calls: list[_Call] = []
         self.grad_modified: list[tuple[str, Layer]] = []
-        self.rebound: set[tuple[int, str]] = set()  # (layer id, name) of public arrays a forward assigned
         self.methods = ("forward", "backward") if watch else ("forward",)
         self.own: list[tuple[Layer, str, Any]] = []  # a method set on the instance by the user, put back on exit
 
@@ -344,10 +356,7 @@ class _Recorder:
             # forward, a lazy layer, not a broken contract)
             params = [(name, p, p.data.copy()) for name, p in layer.named_parameters()
                       if p.requires_grad] if self.watch else []
-            arrays = _public_arrays(layer)  # (the objects themselves: compared by identity below)
             y = original(x)
-            self.rebound.update((id(layer), name) for name, value in _public_arrays(layer).items()
-                                if arrays.get(name) is not value)
             changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
                             if p.data.shape == before.shape and not same(p.data, before))
             self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed))
@@ -535,20 +544,23 @@ class GradientChecker:
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
         first_pass = self._first_forward(work, x)
+        first_arrays = _plain_arrays(work)  # (compared at the end: what the check's passes leave alone)
         in_place = first_pass.in_place
         if loss is not None and targets is None:
             probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
             y, _ = probe.baseline(check=False)  # (the loss judges its output)
             # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
             draw = getattr(loss, "random_targets", None)
-            if type(y) is tuple:  # several outputs: N(0, 1) targets, one array each
-                targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
-            else:
+            if type(y) is not tuple:
                 targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
+            elif callable(draw) and getattr(type(loss), "random_targets", None) is not Loss.random_targets:
+                targets = draw(y, rng)  # several outputs, and a loss that says what it takes for them
+            else:  # several outputs: N(0, 1) targets, one array each
+                targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
-        calls, rebound = self._check_determinism(program, work, f0, in_place)
-        notes: list[str] = _unregistered(work, rebound)
+        calls = self._check_determinism(program, work, f0, in_place)
+        notes: list[str] = []
         if isinstance(y0, np.ndarray) and y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
             notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
                          "and inputs to float64 (astype): some layer computes in a dtype of its own (an attribute "
@@ -578,6 +590,8 @@ class GradientChecker:
                 _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
                                  f"shape {tuple(t.array.shape)})")
                 raise
+        # (after every pass: the analytic backward and the perturbed forwards have run again)
+        notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls})
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         report.problems.extend(problems)
@@ -636,12 +650,12 @@ class GradientChecker:
         return report
 
     # ------------------------------------------------------------------ determinism
-    def _record(self, program: Program, work: Layer) -> tuple[float, _Recorder]:
+    def _record(self, program: Program, work: Layer) -> tuple[float, list[_Call]]:
         program.reset()
-        with _Recorder(work) as rec:  # (on a copy of x: a cache of it, self.x = x, is then a new object)
-            f = program.cost(work.forward(copy_value(program.x)))
+        with _Recorder(work) as rec:
+            f = program.cost(work.forward(program.x))
         program.evaluations += 1
-        return f, rec
+        return f, rec.calls
 
     def _first_forward(self, work: Layer, x: Any) -> _FirstPass:
         """One recorded forward and backward before anything else runs (the state of ``work`` put back
@@ -687,24 +701,25 @@ class GradientChecker:
                           grad_modified[0] if grad_modified else None)
 
     def _check_determinism(self, program: Program, work: Layer, f0: float,
-                           in_place: _Call | None = None) -> tuple[list[_Call], set[tuple[int, str]]]:
+                           in_place: _Call | None = None) -> list[_Call]:
         """Evaluate the cost again (twice, recording every layer's output); on any difference, name
         the parameters a forward at this same point changes, or the layer that modified its input in
         place (``in_place``, found by :meth:`_first_forward`), or else the first layer whose output
-        changed for the same input.  Returns the recorded calls and the public arrays the forwards
-        assigned (see :func:`_unregistered`)."""
+        changed for the same input.  Returns the recorded calls."""
         again = program.evaluate(0)
-        f1, rec1 = self._record(program, work)
-        f2, rec2 = self._record(program, work)
-        calls1, calls2 = rec1.calls, rec2.calls
+        f1, calls1 = self._record(program, work)
+        f2, calls2 = self._record(program, work)
         in_place = in_place or next((c for c in calls1 if c.modified), None)
         if again == f0 == f1 == f2 or all(math.isnan(f) for f in (f0, again, f1, f2)):
             # (NaN at the point itself: no element can be judged, which each tensor says)
-            return calls1, rec1.rebound | rec2.rebound
+            return calls1
         # the parameters one more forward at this same point changes (frozen ones too: state kept in a
         # parameter); a change the first pass saw but that stopped (idempotent) is not the cause
         before = [(name, p, p.data.copy()) for name, p in work.named_parameters()]
-        program.evaluate(0)
+        try:
+            program.evaluate(0)
+        except Exception:  # (a fifth run that fails says nothing more: the messages below)
+            before = []
         changed = [name for name, p, data in before if not same(p.data, data)]
         if changed:
             names = ", ".join(f"'{name}'" for name in changed)
