@@ -495,18 +495,17 @@ def parameter_backward(layer: Layer) -> Callable[[np.ndarray], object]:
     """
     if "backward" in layer.__dict__:
         return layer.backward
-    owner_backward: type | None = None  # the classes that define the two methods (Layer at the latest)
-    owner_params: type | None = None
-    for cls in type(layer).__mro__:
-        names = cls.__dict__
-        if owner_backward is None and "backward" in names:
-            owner_backward = cls
-        if owner_params is None and "backward_params" in names:
-            owner_params = cls
-        if owner_backward is not None and owner_params is not None:
-            break
+    # the classes that define the two methods (Layer at the latest)
+    cls = type(layer)
+    owner_backward, owner_params = defining_class(cls, "backward"), defining_class(cls, "backward_params")
     assert owner_backward is not None and owner_params is not None
     return layer.backward_params if issubclass(owner_params, owner_backward) else layer.backward
+
+
+def defining_class(cls: type, name: str) -> type | None:
+    """The class in ``cls``'s MRO whose body defines ``name`` (what an override is told apart by), or
+    None."""
+    return next((c for c in cls.__mro__ if name in c.__dict__), None)
 
 
 def _parameter_problem(value: np.ndarray) -> str | None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import NonDeterministicError, NonFiniteError, ShapeError
 from ..inputs import as_inputs, is_several
-from ..layer import Layer, parameter_backward
+from ..layer import Layer, defining_class, parameter_backward
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
 from ._state import LayerSnapshot, copy_value, same
@@ -238,10 +238,7 @@ def _zero_grad_poisoned(layer: Layer) -> None:
 
 def _stale_hint(cls: type) -> str:
     """Words for a class that overrides ``backward`` below the class its ``backward_params`` comes from."""
-    def owner(name: str) -> type | None:
-        return next((c for c in cls.__mro__ if name in c.__dict__), None)
-
-    b, bp = owner("backward"), owner("backward_params")
+    b, bp = defining_class(cls, "backward"), defining_class(cls, "backward_params")
     if b is not None and bp is not None and b is not bp and issubclass(b, bp):
         return f"; {b.__name__} overrides backward but inherits backward_params from {bp.__name__}"
     return ""
@@ -254,11 +251,6 @@ def _label(path: str, layer: Layer) -> str:
 def _layer_label(path: str, layer: Layer) -> str:
     """``layer '0.1' (Dense)``, or ``the model itself (Net)`` at the top."""
     return f"layer {_label(path, layer)}" if path else _label(path, layer)
-
-
-def _owner(cls: type, name: str) -> type:
-    """The class in ``cls``'s MRO that defines ``name`` (``cls`` itself when none does)."""
-    return next((c for c in cls.__mro__ if name in c.__dict__), cls)
 
 
 def _public_arrays(layer: Layer) -> dict[str, np.ndarray]:
@@ -275,7 +267,7 @@ def _plain_arrays(model: Layer) -> dict[tuple[int, str], tuple[np.ndarray, np.nd
 
 
 def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]],
-                  called: set[int]) -> list[str]:
+                  called: set[int], plain: bool = True) -> list[str]:
     """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
     float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
     ``Layer`` inside a helper object (registration looks at the layer's own attributes only).
@@ -285,14 +277,16 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
     check, a weight is the same array with the same values: made in ``__init__`` (or once, in the
     first forward) and only read.  A cache is assigned again (``self.x = x``, by the layer, its
     parent or its backward) or written again in place; it is not named, nor is an array of a layer
-    the forwards do not call (``called``: the ids of those they do).  A helper object that only
-    points at registered layers or parameters (an alias, a hook holding its owner) is not named.
+    the forwards do not call (``called``: the ids of those they do).  ``plain=False`` (a layer checked
+    alone by ``check_layers``, whose parent's caches are not set again) skips these.  A helper object
+    that only points at registered layers or parameters (an alias, a hook holding its owner) is not
+    named.
     """
     notes = []
     registered = {id(p) for p in model.parameters()} | {id(layer) for layer in model.layers()}
     for path, layer in model.named_layers():
         arrays = [name for name, value in _public_arrays(layer).items()
-                  if id(layer) in called and (id(layer), name) in first
+                  if plain and id(layer) in called and (id(layer), name) in first
                   and first[id(layer), name][0] is value and same(value, first[id(layer), name][1])]
         hidden = []
         for name, value in vars(layer).items():
@@ -479,6 +473,7 @@ class GradientChecker:
                     "GradientChecker(model, inputs=x)") if isinstance(loss, (np.ndarray, list, tuple)) else ""
             raise TypeError(f"GradientChecker: loss must have forward(y_pred, y_true) and backward(){hint}")
         self.model = model
+        self._whole_model = True  # False for a layer check_layers checks alone (see _unregistered)
         self.loss = loss
         self.inputs = inputs
         self.targets = targets
@@ -558,7 +553,8 @@ class GradientChecker:
             draw = getattr(loss, "random_targets", None)
             if type(y) is not tuple:
                 targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
-            elif callable(draw) and not _owner(type(loss), "random_targets").__module__.startswith("minidl."):
+            elif callable(draw) and not getattr(defining_class(type(loss), "random_targets"), "__module__",
+                                                "").startswith("minidl."):
                 targets = draw(y, rng)  # several outputs, and a loss of one's own that says what it takes
             else:  # several outputs: N(0, 1) targets, one array each
                 targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
@@ -596,7 +592,7 @@ class GradientChecker:
                                  f"shape {tuple(t.array.shape)})")
                 raise
         # (after every pass: the analytic backward and the perturbed forwards have run again)
-        notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls})
+        notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         report.problems.extend(problems)
@@ -1457,9 +1453,9 @@ class GradientChecker:
             checker = GradientChecker(alone, inputs=call.x, eps=self.eps, seed=self.seed + len(done),
                                       mode=self.mode, safety=self.safety, samples=self.samples,
                                       directions=self.directions, full_max=self.full_max)
-            sub = checker.run()
             # (the whole model's report judges plain arrays: alone, a cache the parent sets looks unused)
-            sub.notes[:] = [n for n in sub.notes if " holds the float array(s) " not in n]
+            checker._whole_model = False
+            sub = checker.run()
             report.layers[path] = sub
             report.evaluations += sub.evaluations
         guilty = [f"{_label(p, next(c.layer for c in calls if c.path == p))}"
