@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
-from .validation import as_array, as_float_array, check_finite, is_integer, native
+from .validation import as_array, as_float_array, cast_targets, check_finite, is_finite, is_integer, is_number, native
 
 __all__ = [
     "BCELoss",
@@ -74,7 +74,8 @@ class Loss:
             raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
         if target.shape != y_pred.shape:
             raise ShapeError(f"{who}: y_pred has shape {y_pred.shape} but y_true has shape {target.shape}")
-        target = target.astype(y_pred.dtype, copy=False)
+        if target.dtype != y_pred.dtype:
+            target = cast_targets(target, y_pred.dtype, who, "y_true", "the prediction's dtype")
         check_finite(target, who, "y_true")
         check_finite(y_pred, who, "y_pred")
         return y_pred, target
@@ -204,10 +205,9 @@ class CrossEntropyLoss(Loss):
                  weight: Any = None, ignore_index: int | None = None) -> None:
         who = "CrossEntropyLoss"
         self.reduction = _check_reduction(who, reduction)
-        label_smoothing = float(label_smoothing)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"{who}: label_smoothing must be in [0, 1], got {label_smoothing}")
-        self.label_smoothing = label_smoothing
+        if not (is_number(label_smoothing) and 0.0 <= label_smoothing <= 1.0):
+            raise ValueError(f"{who}: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
         self.weight = _class_weights(who, weight)
         self.ignore_index = _ignore_index(who, ignore_index)
         self._probs: np.ndarray | None = None
@@ -262,6 +262,9 @@ class CrossEntropyLoss(Loss):
                     coef.fill(0)  # the documented loss 0 and zero gradient, smoothing's terms included
         elif target.ndim == 2:
             if target.shape != logits.shape:
+                if target.shape == (n, 1) and target.dtype.kind in "iu":  # a column of labels
+                    raise ShapeError(f"{who}: y_pred has shape {logits.shape}, so integer labels y_true must "
+                                     f"have shape ({n},), got {target.shape}; pass y_true.reshape(-1)")
                 raise ShapeError(
                     f"{who}: probability targets y_true must have the shape of y_pred {logits.shape}, "
                     f"got {target.shape}"
@@ -270,6 +273,11 @@ class CrossEntropyLoss(Loss):
                 raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
             coef = target.astype(logits.dtype, copy=False)
             check_finite(coef, who, "y_true")
+            if np.minimum.reduce(coef, axis=None) < 0:
+                row, cls = (int(i) for i in np.argwhere(coef < 0)[0])
+                index = (row, cls) if spatial is None else (lambda p: (p[0], cls, *p[1:]))(_position(row, spatial))
+                raise TargetError(f"{who}: class probabilities y_true must be >= 0, got {coef[row, cls].item()!r} "
+                                  f"at index {index}")
             if eps:
                 coef = coef * (1.0 - eps) + eps / c
             if weight is not None:
@@ -304,6 +312,12 @@ class CrossEntropyLoss(Loss):
         self._probs, self._label_index, self._coef, self._norm = probs, labels, coef, norm
         self._spatial = spatial
         return float(np.add.reduce(per_row)) / norm
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random class labels in ``[0, C)``: (N,) or (N, d1, ...), the targets training uses (the
+        checker then takes the label path); with ``ignore_index``, about a quarter of them (at least
+        one, never all) set to it.  (Pass ``targets=`` to check probability targets.)"""
+        return _random_labels(y_pred, rng, self.ignore_index)
 
     def _row_starts(self, n: int, c: int) -> np.ndarray:
         """``[0, c, 2c, ..., (n - 1) c]``, kept from the last batch of the same shape (read-only)."""
@@ -351,6 +365,19 @@ class CrossEntropyLoss(Loss):
         if self.ignore_index is not None:
             parts.append(f"ignore_index={self.ignore_index}")
         return ", ".join(parts)
+
+
+def _random_labels(y_pred: np.ndarray, rng: np.random.Generator, ignore_index: int | None) -> np.ndarray:
+    """Labels in ``[0, C)`` for scores ``y_pred: (N, C, d1, ...)``: (N, d1, ...); with ``ignore_index``
+    a quarter of them (at least one, never all, unless there is one) ignored."""
+    shape = np.shape(y_pred)
+    if len(shape) < 2:
+        raise ShapeError(f"expected scores of shape (N, C) or (N, C, d1, ...) to draw labels for, got shape {shape}")
+    labels = rng.integers(0, shape[1], size=(shape[0], *shape[2:]))
+    if ignore_index is not None and labels.size > 1:
+        flat = labels.reshape(-1)
+        flat[rng.permutation(flat.size)[:max(1, flat.size // 4)]] = ignore_index
+    return labels
 
 
 def _positions_as_rows(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -465,8 +492,9 @@ class NLLLoss(Loss):
                            tuple[int, ...] | None] | None = None
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Random class labels in ``[0, C)``: (N,) or (N, d1, ...)."""
-        return rng.integers(0, y_pred.shape[1], size=(y_pred.shape[0], *y_pred.shape[2:]))
+        """Random class labels in ``[0, C)``: (N,) or (N, d1, ...); with ``ignore_index``, about a
+        quarter of them (at least one, never all) set to it."""
+        return _random_labels(y_pred, rng, self.ignore_index)
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) or (N, C, d1, ...) log-probabilities; y_true: (N,) or (N, d1, ...) labels -> loss."""
@@ -587,7 +615,7 @@ class BCEWithLogitsLoss(Loss):
 
     Shapes: y_pred (logits z) and y_true (targets t in [0, 1]): (N, ...) alike.
 
-    With the stable ``softplus(z) = max(z, 0) + log1p(exp(-|z|))`` and ``softplus(-z) = softplus(z) - z``::
+    With the stable ``softplus(+-z) = max(+-z, 0) + log1p(exp(-|z|))``::
 
         loss_i  = pos_weight * t * softplus(-z) + (1 - t) * softplus(z)   (= -[w t log s + (1-t) log(1-s)])
         dloss_i = (1 - t) * s - pos_weight * t * (1 - s),   s = sigmoid(z)  (= s - t when pos_weight = 1;
@@ -619,13 +647,16 @@ class BCEWithLogitsLoss(Loss):
                 f"BCEWithLogitsLoss: targets must be in [0, 1], got {float(t[index])} at index {index}"
             )
         e = np.exp(-np.abs(z))                      # in (0, 1]: never overflows
-        softplus = np.maximum(z, 0) + np.log1p(e)   # softplus(z) = -log(1 - sigmoid(z))
+        tail = np.log1p(e)
+        # softplus(z) = -log(1 - sigmoid(z)) and softplus(-z), each as max(+-z, 0) + log1p(exp(-|z|)):
+        # no cancellation, so a confident right answer keeps its tiny loss (log1p(e^-40), not 0)
+        softplus, softplus_neg = np.maximum(z, 0) + tail, np.maximum(-z, 0) + tail
         # sigmoid(z) and 1 - sigmoid(z) = sigmoid(-z), each accurate on both tails
         s, s_neg = 1 / (1 + e), e / (1 + e)
         s, s_neg = np.where(z >= 0, s, s_neg), np.where(z >= 0, s_neg, s)
         w = None
         if self.pos_weight is None:
-            per = softplus - z * t                   # t softplus(-z) + (1 - t) softplus(z)
+            per = t * softplus_neg + (1 - t) * softplus
         else:
             w = self.pos_weight.astype(z.dtype)
             try:
@@ -637,7 +668,7 @@ class BCEWithLogitsLoss(Loss):
                     f"BCEWithLogitsLoss: pos_weight of shape {w.shape} does not broadcast to y_pred's "
                     f"shape {z.shape} (it weighs the last axis, e.g. shape ({z.shape[-1] if z.ndim else 1},))"
                 )
-            per = w * t * (softplus - z) + (1 - t) * softplus
+            per = w * t * softplus_neg + (1 - t) * softplus
         self._cache = (s, s_neg, t, w)
         total = float(per.sum())
         return total / max(per.size, 1) if self.reduction == "mean" else total
@@ -674,10 +705,9 @@ class HuberLoss(Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         self.reduction = _check_reduction("HuberLoss", reduction)
-        delta = float(delta)
-        if not delta > 0:
-            raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
-        self.delta = delta
+        if not (is_number(delta) and is_finite(delta) and delta > 0):
+            raise ValueError(f"HuberLoss: delta must be positive, a finite number, got {delta!r}")
+        self.delta = float(delta)
         self._diff: np.ndarray | None = None
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:

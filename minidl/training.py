@@ -42,7 +42,7 @@ from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler, ReduceLROnPlateau
-from .validation import as_array, is_finite, is_integer, is_number
+from .validation import as_array, cast_targets, is_finite, is_integer, is_number
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
            "predict"]
@@ -306,7 +306,7 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
         raise ShapeError(f"{who}: {what}x and y are empty")
     dtype = _model_dtype(model)
     if dtype is not None and y.dtype.kind == "f" and y.dtype != dtype:
-        y = y.astype(dtype)
+        y = cast_targets(y, dtype, who, f"{what}y", "the model's dtype")
     return x, y
 
 

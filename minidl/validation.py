@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DTypeError, NonFiniteError, ShapeError
+from .errors import DTypeError, NonFiniteError, ShapeError, TargetError
 
-__all__ = ["as_array", "as_float_array", "check_finite", "check_grad_output", "check_input", "check_padding_mask",
-           "is_finite", "is_integer", "is_number", "plain_native"]
+__all__ = ["as_array", "as_float_array", "cast_targets", "check_finite", "check_grad_output", "check_input",
+           "check_padding_mask", "is_finite", "is_integer", "is_number", "plain_native"]
 
 
 def is_number(value: Any) -> bool:
@@ -137,6 +137,27 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     )
     error.index, error.shape = first, x.shape
     raise error
+
+
+def cast_targets(y: np.ndarray, dtype: np.dtype, who: str, what: str, whose: str) -> np.ndarray:
+    """``y`` cast to the float ``dtype`` (``whose``: what that dtype is, for the message).  A finite value
+    beyond the dtype's range (a float64 target of 1e39 for a float32 model) is a ``TargetError`` naming
+    it, not the inf the cast would make of it; NaN and inf pass as they are, for the caller to judge."""
+    dtype = np.dtype(dtype)
+    if y.dtype.itemsize <= dtype.itemsize:  # no wider than the result: nothing can overflow
+        return y.astype(dtype)
+    with np.errstate(over="ignore"):
+        cast = y.astype(dtype)
+    top = np.finfo(dtype).max
+    if cast.size and (y.dtype.kind == "f" or (y.dtype.kind in "iu" and np.iinfo(y.dtype).max > top)):
+        big = np.abs(y) > top
+        if y.dtype.kind == "f":
+            big &= np.isfinite(y)
+        if big.any():
+            first = tuple(int(i) for i in np.argwhere(big)[0])
+            raise TargetError(f"{who}: {what} holds {int(big.sum())} value(s) beyond {dtype.name}'s range "
+                              f"(+-{top:.4g}), {whose}, the first at index {first} ({y[first].item()!r})")
+    return cast
 
 
 def check_input(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -588,3 +589,71 @@ def test_a_batch_of_weightless_rows_has_loss_0_also_with_label_smoothing(smoothi
     summed = md.CrossEntropyLoss(label_smoothing=smoothing, weight=[0.0, 1.0, 1.0], reduction="sum")
     value = summed(x, np.array([0, 0]))
     assert (value > 0) == (smoothing > 0)  # a sum divides by nothing: smoothing's terms count
+
+
+# --- fourteenth session: what an outside review found ---------------------------------------------
+
+
+class ScaledLabelGradient(md.CrossEntropyLoss):
+    """A cross-entropy whose gradient is wrong on the integer-label path only (10% too large)."""
+
+    def backward(self) -> np.ndarray:
+        grad = super().backward()
+        return grad * 1.1 if self._label_index is not None else grad
+
+
+@pytest.mark.parametrize(("shape", "seed"), [((5, 3), 0), ((4, 2), 1), ((2, 3, 4), 2)])
+def test_checker_without_targets_checks_cross_entropy_on_labels(shape: tuple[int, ...], seed: int) -> None:
+    """The checker drew N(0, 1) "probabilities" for CrossEntropyLoss (the base class's targets), so a
+    gradient wrong on the label path, the one training uses, passed."""
+    x = np.random.default_rng(seed).standard_normal(shape)
+    targets = md.CrossEntropyLoss().random_targets(x, np.random.default_rng(seed))
+    assert targets.shape == (shape[0], *shape[2:]) and targets.dtype.kind == "i"
+    assert targets.min() >= 0 and targets.max() < shape[1]
+    assert md.GradientChecker(md.Sequential(Identity()), inputs=x, loss=md.CrossEntropyLoss(), seed=seed).run().passed
+    bad = md.GradientChecker(md.Sequential(Identity()), inputs=x, loss=ScaledLabelGradient(), seed=seed).run()
+    assert not bad.passed and bad["input"].status == "FAIL"
+
+
+@pytest.mark.parametrize("loss_type", [md.CrossEntropyLoss, md.NLLLoss])
+def test_random_targets_with_ignore_index_ignore_some_rows_never_all(loss_type: type) -> None:
+    loss = loss_type(ignore_index=-100)
+    for n, seed in ((8, 0), (2, 1), (5, 2)):
+        labels = loss.random_targets(np.zeros((n, 4)), np.random.default_rng(seed))
+        ignored = int((labels == -100).sum())
+        assert ignored == max(1, n // 4) and ignored < n
+        kept = labels[labels != -100]
+        assert kept.min() >= 0 and kept.max() < 4
+    assert loss.random_targets(np.zeros((1, 4)), np.random.default_rng(0)).tolist() != [-100]
+    x = np.random.default_rng(3).standard_normal((8, 4))
+    model = md.Sequential(Identity() if loss_type is md.CrossEntropyLoss else md.LogSoftmax(axis=1))
+    assert md.GradientChecker(model, inputs=x, loss=loss).run().passed
+
+
+def test_cross_entropy_names_a_column_of_labels_and_refuses_negative_probabilities() -> None:
+    loss = md.CrossEntropyLoss()
+    with pytest.raises(md.ShapeError, match=r"integer labels y_true must have shape \(4,\), got \(4, 1\); "
+                                            r"pass y_true.reshape\(-1\)"):
+        loss(np.zeros((4, 3)), np.array([[0], [1], [2], [0]]))
+    with pytest.raises(md.TargetError, match=r"must be >= 0, got -0.5 at index \(1, 2\)"):
+        loss(np.zeros((2, 3)), np.array([[1.0, 0.0, 0.0], [0.5, 1.0, -0.5]]))
+    with pytest.raises(md.TargetError, match=r"must be >= 0, got -1.0 at index \(1, 0, 2\)"):  # (N, C, d) terms
+        q = np.full((2, 3, 4), 1 / 3)
+        q[1, 0, 2] = -1.0
+        loss(np.zeros((2, 3, 4)), q)
+    assert loss._probs is None  # nothing kept from a refused batch
+
+
+@pytest.mark.parametrize("value", [True, "0.1", None, float("nan"), 1.5, -0.1])
+def test_label_smoothing_must_be_a_number_in_range(value: Any) -> None:
+    with pytest.raises(ValueError, match="label_smoothing must be a number in"):
+        md.CrossEntropyLoss(label_smoothing=value)
+
+
+@pytest.mark.parametrize(("z", "t"), [(40.0, 1.0), (700.0, 1.0), (-40.0, 0.0), (-700.0, 0.0), (30.0, 0.0)])
+def test_bce_with_logits_keeps_the_tail_of_a_confident_answer(z: float, t: float) -> None:
+    """``softplus(z) - z t`` cancelled to 0 for z = 40, t = 1 (the loss is log1p(e^-40) = 4.2e-18)."""
+    expected = math.log1p(math.exp(-abs(z))) + (max(z, 0.0) if t == 0 else max(-z, 0.0))
+    assert md.BCEWithLogitsLoss()(np.array([[z]]), np.array([[t]])) == pytest.approx(expected, rel=1e-15, abs=0)
+    weighted = md.BCEWithLogitsLoss(pos_weight=[3.0])(np.array([[z]]), np.array([[t]]))
+    assert weighted == pytest.approx(expected * (3.0 if t == 1 else 1.0), rel=1e-15, abs=0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -124,3 +127,27 @@ def test_huber_of_huge_finite_errors_is_linear_without_overflow() -> None:
     with np.errstate(over="raise"):
         value = loss(np.array([1e200, -1e200, 0.5]), np.zeros(3))
     assert value == pytest.approx(2e200 - 1.0 + 0.125, rel=1e-15)
+
+
+@pytest.mark.parametrize("loss_type", [md.MSELoss, md.L1Loss, md.HuberLoss, md.HalfSquaredError])
+def test_a_finite_target_beyond_float32_is_named_not_called_inf(loss_type: type) -> None:
+    """A float64 target of 1e39 for a float32 prediction became inf in the cast (with a RuntimeWarning)
+    and was reported as "NaN/inf"."""
+    y = np.full((4, 3), 1.0)
+    y[2, 1] = -1e39
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning first
+        with pytest.raises(md.TargetError, match=r"1 value\(s\) beyond float32's range .* at index \(2, 1\) "
+                                                 r"\(-1e\+39\)"):
+            loss_type()(np.zeros((4, 3), np.float32), y)
+    y[2, 1] = np.inf  # a real inf is still named as one
+    with pytest.raises(md.NonFiniteError, match=r"y_true holds 1 NaN/inf"):
+        loss_type()(np.zeros((4, 3), np.float32), y)
+    y[2, 1] = 3e38  # in range: cast, and computed in float32
+    assert loss_type()(np.zeros((4, 3), np.float32), y) > 0
+
+
+@pytest.mark.parametrize("delta", [True, "2", None, float("inf"), float("nan"), 0.0, -1.0])
+def test_huber_delta_must_be_a_positive_finite_number(delta: Any) -> None:
+    with pytest.raises(ValueError, match="HuberLoss: delta must be positive, a finite number"):
+        md.HuberLoss(delta=delta)

@@ -6,6 +6,7 @@ import copy
 import re
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -1387,3 +1388,19 @@ def test_running_init_again_still_moves_the_registration_count():
     count = layer._registrations
     md.Dense.__init__(layer, 2, 3, rng=1)
     assert layer._registrations > count
+
+
+def test_fit_names_a_float64_target_beyond_the_float32_model_s_range() -> None:
+    """fit casts floating targets to the model's dtype once; 1e39 became inf there (a RuntimeWarning)
+    and then a NaN/inf error at its batch."""
+    model = md.Sequential(md.Dense(3, 1, rng=0, dtype=np.float32))
+    before = model.state_dict()
+    y = np.ones((8, 1))
+    y[5, 0] = 1e39
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(md.TargetError, match=r"fit: y holds 1 value\(s\) beyond float32's range .*the model's "
+                                                 r"dtype, the first at index \(5, 0\) \(1e\+39\)"):
+            model.fit(np.ones((8, 3), np.float32), y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                      verbose=0)
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
