@@ -130,16 +130,23 @@ def _clip_norm(who: str, named: list[tuple[str, Parameter]], max_norm: float, p:
         with np.errstate(invalid="ignore") if not math.isfinite(total) else contextlib.nullcontext():
             for _, q in params:
                 g = q.grad
-                np.multiply(g, coef, out=g)
+                if g.flags.writeable:
+                    np.multiply(g, coef, out=g)
+                else:  # a read-only gradient (np.broadcast_to): replaced by its scaled copy, as the optimizers
+                    q.grad = np.multiply(g, coef)  # read it; in place it would fail after others were scaled
     return total
 
 
 def clip_grad_value_(parameters: Layer | Parameter | Iterable[Parameter], clip_value: float) -> None:
-    """Clamp every gradient element into ``[-clip_value, clip_value]``, in place (NaN stays NaN)."""
+    """Clamp every gradient element into ``[-clip_value, clip_value]``, in place (NaN stays NaN; a
+    read-only gradient array is replaced by a clipped copy)."""
     who = "clip_grad_value_"
     if not (is_number(clip_value) and math.isfinite(clip_value) and clip_value >= 0):
         raise ValueError(f"{who}: clip_value must be a finite number >= 0, got {clip_value!r}")
     v = float(clip_value)
     for _, q in _with_gradients(_named(who, parameters)):
         g = q.grad
-        np.clip(g, -v, v, out=g)
+        if g.flags.writeable:
+            np.clip(g, -v, v, out=g)
+        else:  # read-only (np.broadcast_to): replaced by a clipped copy, as in clip_grad_norm_
+            q.grad = np.clip(g, -v, v)

@@ -392,7 +392,9 @@ class SGD(Optimizer):
         g = g + momentum * b  if nesterov  else  b                   (when momentum > 0)
         w = w - lr * g
 
-    State per parameter: ``momentum_buffer`` (only with momentum > 0).
+    State per parameter: ``momentum_buffer`` (only with momentum > 0).  The arguments after
+    ``momentum`` are keyword-only: PyTorch's order (``dampening, weight_decay, nesterov``) differs
+    from this class's first one, so a call ported by position is refused rather than misread.
     """
 
     state_arrays = frozenset({"momentum_buffer"})
@@ -402,9 +404,10 @@ class SGD(Optimizer):
         params: Iterable[Parameter],
         lr: float,
         momentum: float = 0.0,
+        *,
+        dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
-        dampening: float = 0.0,
     ) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                                   "nesterov": nesterov, "dampening": dampening})

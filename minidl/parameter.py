@@ -73,9 +73,14 @@ class Parameter:
         if shape != self.data.shape:  # an optimizer would broadcast it into a wrong update, silently
             raise ShapeError(f"Parameter.grad must have the parameter's shape {self.data.shape}, got "
                              f"{'a ' + type(value).__name__ if shape is None else shape}")
-        if not isinstance(value, np.ndarray) or value.dtype != self.data.dtype:  # as PyTorch
+        if not isinstance(value, np.ndarray):
+            what = f"a NumPy scalar ({type(value).__name__}; np.asarray(value) makes the 0-d array)" \
+                if isinstance(value, np.generic) else f"a {type(value).__name__}"
             raise DTypeError(f"Parameter.grad must be an ndarray of the parameter's dtype {self.data.dtype}, "
-                             f"got {type(value).__name__} of dtype {getattr(value, 'dtype', None)}")
+                             f"got {what}")
+        if value.dtype != self.data.dtype:  # as PyTorch
+            raise DTypeError(f"Parameter.grad must be an ndarray of the parameter's dtype {self.data.dtype}, "
+                             f"got an ndarray of dtype {value.dtype}")
         self._grad = value
         self._grad_is_stale = False
 

@@ -67,6 +67,9 @@ class LRScheduler:
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
+        # the lr this schedule last gave the optimizer (None after a load: not known), to notice another
+        # hand on it: a second schedule, an lr set by hand, an optimizer state loaded without this one's
+        self._lr_set: float | None = optimizer.lr
 
     def lr_at(self, epoch: int) -> float:
         raise NotImplementedError(f"{type(self).__name__} must implement lr_at(epoch)")
@@ -77,15 +80,38 @@ class LRScheduler:
 
     def step(self) -> float:
         """Count one more completed epoch and set the optimizer's lr for the next one; returns it.
-        (If the optimizer refuses the lr, the count is not advanced.)"""
+        (If the optimizer refuses the lr, the count is not advanced.)  Refused, changing nothing, when
+        the optimizer's lr is no longer the one this schedule set: see :meth:`_check_lr_unchanged`."""
+        self._check_lr_unchanged()
         self.last_epoch += 1
         try:
             lr = self.lr_at(self.last_epoch)
-            self.optimizer.lr = lr
+            self._write_lr(lr)
         except BaseException:
             self.last_epoch -= 1
             raise
         return lr
+
+    def _write_lr(self, lr: float) -> None:
+        """Give the optimizer ``lr`` (checked by it first: a refusal changes nothing) and remember it."""
+        self.optimizer.lr = lr
+        self._lr_set = self.optimizer.lr
+
+    def _check_lr_unchanged(self) -> None:
+        """A ``RuntimeError`` when something else changed the optimizer's lr since this schedule set it:
+        the schedules here are closed forms, ``lr = f(epoch)`` from ``lr0``, so the next step would undo
+        that change silently (PyTorch's "chainable" schedules would build on it instead)."""
+        lr, mine = self.optimizer.lr, self._lr_set
+        if mine is not None and lr != mine:
+            name = type(self).__name__
+            raise RuntimeError(
+                f"{name}.step: the optimizer's lr is {lr!r}, not the {mine!r} this {name} set (after {self.last_epoch} "
+                f"step(s)): something else changed it since, a second schedule on the same optimizer, an lr set "
+                f"by hand, or an optimizer state loaded without this schedule's.  minidl's schedules compute the lr "
+                f"from lr0 in closed form and do not chain (the step would undo that change): run schedules one "
+                f"after another with SequentialLR, load the schedule's state with the optimizer's, or make a new "
+                f"schedule from the lr you set"
+            )
 
     def _check_setting(self, name: str, value: Any) -> Any:
         """``value`` for the setting ``name``, checked and stored as the constructor does (a
@@ -153,6 +179,7 @@ class LRScheduler:
         self.last_epoch = int(state["last_epoch"])
         for key, value in (*settings.items(), *run_state.items()):
             setattr(self, key, value)
+        self._lr_set = None  # the optimizer's lr is its own state's: not checked at the next step
 
     def extra_repr(self) -> str:
         return ""
@@ -359,7 +386,7 @@ class LinearLR(LRScheduler):
         self.start_factor: float = self._check_setting("start_factor", start_factor)
         self.end_factor: float = self._check_setting("end_factor", end_factor)
         self.total_iters: int = self._check_setting("total_iters", total_iters)
-        optimizer.lr = self.lr_at(0)
+        self._write_lr(self.lr_at(0))
 
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "total_iters":
@@ -373,7 +400,7 @@ class LinearLR(LRScheduler):
         """As every schedule's, then the optimizer's lr for the loaded epoch: the constructor lowered it
         to epoch 0's, which an optimizer state loaded before would otherwise not undo."""
         super().load_state_dict(state)
-        self.optimizer.lr = self.lr_at(self.last_epoch)
+        self._write_lr(self.lr_at(self.last_epoch))
 
     def lr_at(self, epoch: int) -> float:
         share = min(epoch, self.total_iters) / self.total_iters
@@ -428,7 +455,7 @@ class SequentialLR(LRScheduler):
             t.base_lr = lr0
         self.schedulers = trial
         self.base_lr = lr0
-        optimizer.lr = self.lr_at(0)  # (refused by the optimizer: raises before any schedule changed)
+        self._write_lr(self.lr_at(0))  # (refused by the optimizer: raises before any schedule changed)
         for s in schedulers:
             s.base_lr = lr0
         self.schedulers = schedulers
@@ -489,7 +516,7 @@ class SequentialLR(LRScheduler):
         for s, child in zip(self.schedulers, children, strict=True):
             s.load_state_dict(child)
         LRScheduler.load_state_dict(self, {k: v for k, v in state.items() if k != "schedulers"})
-        self.optimizer.lr = lr
+        self._write_lr(lr)
 
     def extra_repr(self) -> str:
         return f"{[type(s).__name__ for s in self.schedulers]}, milestones={self.milestones}"
@@ -517,16 +544,26 @@ class OneCycleLR(LRScheduler):
     ``total_steps`` steps (the count after the last batch, which trains nothing) the lr is the
     minimum, where PyTorch's formula runs on past it.  With
     ``cycle_momentum=True`` (the default, as PyTorch's) a plain ``SGD(momentum=0)`` gets momentum.
+    The length is ``total_steps``, or ``epochs * steps_per_epoch`` (PyTorch's arguments, in its order;
+    giving both forms is refused, where PyTorch uses ``total_steps``).
     """
 
     settings = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "div_factor", "final_div_factor",
                 "three_phase", "cycle_momentum", "base_momentum", "max_momentum")
 
-    def __init__(self, optimizer: Optimizer, max_lr: float, total_steps: int, pct_start: float = 0.3,
-                 anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: float = 0.85,
-                 max_momentum: float = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4,
-                 three_phase: bool = False) -> None:
+    def __init__(self, optimizer: Optimizer, max_lr: float, total_steps: int | None = None, epochs: int | None = None,
+                 steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False) -> None:
         super().__init__(optimizer)
+        by_epochs = epochs is not None or steps_per_epoch is not None
+        if (total_steps is not None) == by_epochs or (by_epochs and (epochs is None or steps_per_epoch is None)):
+            raise ValueError(f"OneCycleLR: give total_steps, or epochs and steps_per_epoch (total_steps = their "
+                             f"product), not both; got total_steps={total_steps!r}, epochs={epochs!r}, "
+                             f"steps_per_epoch={steps_per_epoch!r}")
+        if total_steps is None:
+            total_steps = _check_positive_int("OneCycleLR", "epochs", epochs) * \
+                _check_positive_int("OneCycleLR", "steps_per_epoch", steps_per_epoch)
         for name, value in (("max_lr", max_lr), ("total_steps", total_steps), ("pct_start", pct_start),
                             ("anneal_strategy", anneal_strategy), ("div_factor", div_factor),
                             ("final_div_factor", final_div_factor), ("three_phase", three_phase),
@@ -631,14 +668,16 @@ class OneCycleLR(LRScheduler):
 
     def _set(self, epoch: int) -> float:
         lr, momentum = self._at(epoch)
-        self.optimizer.lr = lr  # checked by the optimizer first: a refusal changes nothing
+        self._write_lr(lr)  # checked by the optimizer first: a refusal changes nothing
         if self._momentum_key is not None:
             self.optimizer.hyper[self._momentum_key] = momentum
         return lr
 
     def step(self) -> float:
         """Count one more step and set the optimizer's lr and momentum for the next; returns the lr.
-        Past ``total_steps`` it raises ``ValueError`` and changes nothing."""
+        Past ``total_steps`` it raises ``ValueError`` and changes nothing, as when another hand changed
+        the lr (see :meth:`LRScheduler._check_lr_unchanged`)."""
+        self._check_lr_unchanged()
         lr = self._set(self.last_epoch + 1)
         self.last_epoch += 1
         return lr
@@ -646,7 +685,8 @@ class OneCycleLR(LRScheduler):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's (refused unless its phases are valid and its count is at most
         ``total_steps``), then the optimizer's lr and momentum for the loaded step."""
-        before = {key: getattr(self, key) for key in (*self.settings, "last_epoch", "base_lr", "_momentum_key")}
+        before = {key: getattr(self, key) for key in (*self.settings, "last_epoch", "base_lr", "_momentum_key",
+                                                      "_lr_set")}
         super().load_state_dict(state)
         try:
             self._check_phases(self._phases())

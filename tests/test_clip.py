@@ -244,3 +244,25 @@ def test_a_float32_sum_of_squares_below_the_smallest_normal_float32_is_scaled() 
     p.grad = np.full(1000, 4e-23, dtype=np.float32)  # squares summed in float32: subnormal (6% off before)
     total = md.clip_grad_norm_(p, 1.0)
     assert total == pytest.approx(float(np.float32(4e-23)) * np.sqrt(1000), rel=1e-6)
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_read_only_gradients_are_clipped_into_copies_not_half_way(clip: str) -> None:
+    """A read-only gradient (np.broadcast_to, which Parameter.grad accepts and the optimizers read)
+    stopped clipping with "output array is read-only" after the gradients before it were scaled."""
+    a, b, c = (md.Parameter(np.zeros(3)) for _ in range(3))
+    a.grad = np.full(3, 10.0)
+    b.grad = np.broadcast_to(np.array(10.0), (3,))
+    c.grad = np.full(3, -10.0)
+    kept = a.grad
+    if clip == "norm":
+        total = md.clip_grad_norm_([a, b, c], 1.0)
+        assert total == pytest.approx(np.sqrt(900.0))
+        expected = 10.0 * 1.0 / (np.sqrt(900.0) + 1e-6)
+    else:
+        md.clip_grad_value_([a, b, c], 0.5)
+        expected = 0.5
+    np.testing.assert_allclose(a.grad, expected, rtol=1e-12)
+    np.testing.assert_allclose(b.grad, expected, rtol=1e-12)
+    np.testing.assert_allclose(c.grad, -expected, rtol=1e-12)
+    assert a.grad is kept and b.grad.flags.writeable  # in place where it can be; a new array where not

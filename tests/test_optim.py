@@ -1040,3 +1040,26 @@ def test_a_custom_optimizer_may_take_a_maximize_switch():
     np.testing.assert_allclose(p.data, 1.1)
     with pytest.raises(TypeError, match="maximize must be a bool"):
         Ascent([p], maximize="yes")
+
+
+def test_sgd_arguments_after_momentum_are_keyword_only() -> None:
+    """PyTorch's SGD takes (params, lr, momentum, dampening, weight_decay, nesterov); minidl took
+    weight_decay fourth, so SGD(p, 0.1, 0.9, 0.5) ported from PyTorch decayed the weights silently."""
+    p = md.Parameter(np.array([1.0, -2.0, 3.0]))
+    with pytest.raises(TypeError, match="positional argument"):
+        md.SGD([p], 0.1, 0.9, 0.5)  # type: ignore[misc]
+    sgd = md.SGD([p], 0.1, 0.9, dampening=0.5, weight_decay=0.0)
+    for _ in range(3):
+        p.grad = np.full(3, 0.5)
+        sgd.step()
+    np.testing.assert_allclose(p.data, [0.792, -2.208, 2.792], rtol=1e-12)  # PyTorch's values for this run
+
+
+def test_a_numpy_scalar_gradient_is_named_as_one() -> None:
+    p = md.Parameter(np.array(1.0))
+    with pytest.raises(md.DTypeError, match=r"got a NumPy scalar \(float64; np.asarray\(value\) makes the 0-d"):
+        p.grad = np.float64(2.0)  # type: ignore[assignment]
+    with pytest.raises(md.DTypeError, match="got an ndarray of dtype float32"):
+        p.grad = np.array(2.0, np.float32)
+    p.grad = np.asarray(np.float64(2.0))
+    assert p.grad == 2.0

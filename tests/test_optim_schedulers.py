@@ -771,3 +771,100 @@ def test_a_sequential_lr_that_raises_when_made_changes_no_schedule() -> None:
     with pytest.raises(NotImplementedError):
         SequentialLR(o, [LRScheduler(o), warm], milestones=[2])  # no lr_at: raises computing epoch 0's lr
     assert warm.base_lr == 0.1 and o.lr == pytest.approx(0.01)
+
+
+# --- fourteenth session: a schedule notices another hand on the lr ----------------------------------
+
+
+def test_two_schedules_on_one_optimizer_are_refused_not_silently_overwritten() -> None:
+    """PyTorch's schedules chain (0.9**2 * 0.1 after two epochs); minidl's closed forms would each write
+    lr0 * f(epoch), the last one winning (lr 0.1), with no word."""
+    o = opt(1.0)
+    a, b = ExponentialLR(o, 0.9), StepLR(o, 2, 0.1)
+    a.step()
+    assert o.lr == pytest.approx(0.9)
+    with pytest.raises(RuntimeError, match=r"StepLR.step: the optimizer's lr is 0.9, not the 1.0 this StepLR set "
+                                           r"\(after 0 step\(s\)\).*a second schedule.*SequentialLR"):
+        b.step()
+    assert (b.last_epoch, o.lr) == (0, pytest.approx(0.9))  # nothing changed
+
+
+def test_an_lr_set_by_hand_is_not_undone_silently() -> None:
+    o = opt(1.0)
+    s = StepLR(o, 3, 0.5)
+    s.step()
+    o.lr = 0.01
+    with pytest.raises(RuntimeError, match="an lr set by hand"):
+        s.step()
+    assert (s.last_epoch, o.lr) == (1, 0.01)
+    fresh = StepLR(o, 3, 0.5)  # a new schedule from the lr set: fine
+    assert lrs(fresh, 4) == pytest.approx([0.01, 0.01, 0.01, 0.005])
+
+
+def test_resuming_with_both_states_steps_on_and_the_optimizer_alone_is_refused() -> None:
+    o = opt(1.0)
+    s = StepLR(o, 2, 0.1)
+    for _ in range(3):
+        s.step()
+    opt_state, sched_state = o.state_dict(), s.state_dict()
+    o2 = opt(1.0)
+    s2 = StepLR(o2, 2, 0.1)
+    o2.load_state_dict(opt_state)
+    with pytest.raises(RuntimeError, match="an optimizer state loaded without this schedule's"):
+        s2.step()  # the schedule would restart at epoch 1 and raise the lr back to 1.0
+    s2.load_state_dict(sched_state)
+    assert s2.step() == s.step() == pytest.approx(0.01)
+    o3 = opt(1.0)  # the other order: the schedule's state first, then the optimizer's
+    s3 = StepLR(o3, 2, 0.1)
+    s3.load_state_dict(sched_state)
+    o3.load_state_dict(opt_state)
+    assert s3.step() == pytest.approx(0.01)
+
+
+def test_schedules_that_set_the_lr_when_made_or_loaded_still_step() -> None:
+    o = opt(1.0)
+    warm = LinearLR(o, start_factor=0.5, total_iters=2)
+    assert lrs(warm, 3) == pytest.approx([0.5, 0.75, 1.0])
+    o = opt(1.0)
+    seq = SequentialLR(o, [LinearLR(o, 0.5, total_iters=2), CosineAnnealingLR(o, T_max=2)], milestones=[2])
+    assert lrs(seq, 4) == pytest.approx([0.5, 0.75, 1.0, 0.5])
+    o = opt(1.0)
+    cycle = md.OneCycleLR(o, max_lr=1.0, total_steps=6, cycle_momentum=False)
+    cycle.step()
+    state = cycle.state_dict()
+    o2 = opt(1.0)
+    cycle2 = md.OneCycleLR(o2, max_lr=1.0, total_steps=6, cycle_momentum=False)
+    cycle2.load_state_dict(state)  # sets the optimizer's lr for step 1
+    assert cycle2.step() == cycle.step()
+    o.lr = 0.3
+    with pytest.raises(RuntimeError, match=r"OneCycleLR\.step: the optimizer's lr is 0\.3"):
+        cycle.step()
+    assert cycle.last_epoch == 2
+
+
+def test_reduce_on_plateau_builds_on_the_lr_it_finds() -> None:
+    """ReduceLROnPlateau multiplies the lr it finds (as PyTorch's): an lr set by hand is its start."""
+    o = opt(1.0)
+    plateau = ReduceLROnPlateau(o, factor=0.5, patience=0)
+    plateau.step(1.0)
+    o.lr = 0.2
+    plateau.step(2.0)
+    assert o.lr == pytest.approx(0.1)
+
+
+def test_one_cycle_takes_epochs_and_steps_per_epoch_as_pytorch() -> None:
+    a, b = opt(), opt()
+    by_total = md.OneCycleLR(a, 0.5, 12, cycle_momentum=False)
+    by_epochs = md.OneCycleLR(b, 0.5, epochs=3, steps_per_epoch=4, cycle_momentum=False)
+    assert by_epochs.total_steps == 12
+    assert lrs(by_total, 12) == lrs(by_epochs, 12)
+    positional = md.OneCycleLR(opt(), 0.5, None, 3, 4, 0.25, cycle_momentum=False)  # PyTorch's positions
+    assert (positional.total_steps, positional.pct_start) == (12, 0.25)
+    for kwargs in ({}, {"total_steps": 12, "epochs": 3}, {"epochs": 3}, {"steps_per_epoch": 4},
+                   {"total_steps": 12, "epochs": 3, "steps_per_epoch": 4}):
+        with pytest.raises(ValueError, match="give total_steps, or epochs and steps_per_epoch"):
+            md.OneCycleLR(opt(), 0.5, **kwargs)
+    with pytest.raises(ValueError, match="give total_steps, or epochs"):  # minidl's old positional pct_start
+        md.OneCycleLR(opt(), 0.5, 12, 0.25)
+    with pytest.raises(ValueError, match="epochs must be"):
+        md.OneCycleLR(opt(), 0.5, epochs=0, steps_per_epoch=4)
