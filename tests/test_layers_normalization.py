@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -328,3 +330,72 @@ def test_layernorm_takes_nested_lists_by_their_own_rank() -> None:
         md.LayerNorm(3)([[1.0], [2.0], [3.0]])
     with pytest.raises(md.ShapeError, match=r"got shape \(2, 3, 3, 2\)"):
         md.LayerNorm((2, 3), elementwise_affine=False)(np.ones((2, 3, 3, 2)).tolist())
+
+
+# --- fourteenth session: what an outside review found ---------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_instance_norm_running_variance_cannot_overflow_in_the_average(dtype: type) -> None:
+    """Each sample's variance was finite, their mean (sum first) overflowed: running_var became inf
+    with a RuntimeWarning, eval outputs collapsed to beta, and the layer's own checkpoint was refused."""
+    big = 9e153 if dtype is np.float64 else 1.3e19
+    x = np.tile(np.array([big, -big], dtype=dtype).reshape(1, 1, 1, 2), (4, 1, 1, 1))
+    layer = md.InstanceNorm2d(1, track_running_stats=True, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(x)  # the biased variance big**2 per sample: finite, and so is their average
+    assert np.isfinite(layer.running_var).all() and layer.running_var.dtype == dtype
+    np.testing.assert_allclose(layer.running_var, 0.9 + 0.1 * 2 * big**2 if dtype is np.float64 else
+                               np.float32(0.9) + np.float32(0.1) * np.float32(2) * np.float32(big) ** 2, rtol=1e-6)
+    md.InstanceNorm2d(1, track_running_stats=True, dtype=dtype).load_state_dict(layer.state_dict())
+
+
+def test_batch_norm_dtype_argument_is_checked_as_the_other_layers() -> None:
+    layer = md.BatchNorm1d(3, dtype=">f4")
+    assert layer.gamma.data.dtype == np.float32 and layer.running_var.dtype.isnative
+    assert layer(np.ones((4, 3), np.float32)).dtype == np.float32
+    with pytest.raises(md.DTypeError, match="BatchNorm2d"):
+        md.BatchNorm2d(3, dtype="abc")
+    with pytest.raises(md.DTypeError, match="BatchNorm1d"):
+        md.BatchNorm1d(3, dtype=np.int32)
+
+
+@pytest.mark.parametrize("make", [lambda eps: md.BatchNorm1d(3, eps=eps), lambda eps: md.BatchNorm2d(3, eps=eps),
+                                  lambda eps: md.LayerNorm(3, eps=eps), lambda eps: md.InstanceNorm2d(3, eps=eps),
+                                  lambda eps: md.GroupNorm(1, 3, eps=eps)])
+def test_every_norm_refuses_an_infinite_eps(make: Any) -> None:
+    """eps=inf made BatchNorm and LayerNorm output beta with zero gradients; GroupNorm refused it."""
+    for eps in (math.inf, math.nan, 0.0, -1e-5):
+        with pytest.raises(ValueError, match="eps must be positive and finite"):
+            make(eps)
+    with pytest.raises(TypeError, match="eps must be a number"):
+        make("1e-5")
+
+
+@pytest.mark.parametrize("shape", [True, 3.0, "3", None, (3, True), (3, 0), []])
+def test_layer_norm_normalized_shape_must_be_positive_ints(shape: Any) -> None:
+    with pytest.raises(ValueError, match="LayerNorm: normalized_shape must"):
+        md.LayerNorm(shape)
+
+
+def test_layer_norm_takes_an_int_a_numpy_int_a_tuple_or_a_list() -> None:
+    for shape, expected in ((3, (3,)), (np.int64(3), (3,)), ((2, 3), (2, 3)), ([2, 3], (2, 3))):
+        assert md.LayerNorm(shape).normalized_shape == expected
+
+
+@pytest.mark.parametrize("make", [lambda: md.BatchNorm1d(3, dtype=np.float32),
+                                  lambda: md.BatchNorm1d(3, affine=False, dtype=np.float32),
+                                  lambda: md.InstanceNorm2d(3, track_running_stats=True, dtype=np.float32)])
+def test_a_running_statistic_assigned_in_another_dtype_is_refused_at_forward(make: Any) -> None:
+    """A float64 running_var assigned to a float32 layer was kept and spread into checkpoints that a
+    fresh float32 layer refuses."""
+    layer = make()
+    layer.running_var = np.full(3, 4.0)
+    x = np.random.default_rng(0).normal(size=(4, 3) if isinstance(layer, md.BatchNorm1d) else (4, 3, 2, 2))
+    with pytest.raises(md.DTypeError, match=r"the buffer running_var is float64, not the layer's float32 "
+                                            r"\(assigned by hand\?\); assign running_var.astype\(np.float32\)"):
+        layer(x.astype(np.float32))
+    assert layer.running_var.dtype == np.float64 and int(layer.num_batches_tracked) == 0
+    layer.running_var = layer.running_var.astype(np.float32)
+    assert layer(x.astype(np.float32)).dtype == np.float32

@@ -138,21 +138,15 @@ class _RunningNorm(Layer):
         super().__init__()
         name = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", name)
-        if not is_number(eps):
-            raise TypeError(f"{name}: eps must be a number, got {eps!r}")
+        self.eps = _positive_eps(eps, name)
         if not (momentum is None or is_number(momentum)):
             raise TypeError(f"{name}: momentum must be a number or None, got {momentum!r}")
-        if not eps > 0:
-            raise ValueError(f"{name}: eps must be positive, got {eps}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
-        self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine = switch(affine, "affine", name)
         self.track_running_stats = switch(track_running_stats, "track_running_stats", name)
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise DTypeError(f"{name}: expected a floating dtype, got {dtype}")
+        dtype = float_dtype(dtype, name)  # (native byte order: '>f4' is float32)
         C = self.num_features
         if self.affine:
             self.gamma = Parameter(np.ones(C, dtype=dtype))
@@ -188,12 +182,23 @@ class _RunningNorm(Layer):
             return self.running_mean.dtype
         return None
 
+    def _check_buffers(self, dtype: np.dtype) -> None:
+        """The running statistics in the input's (and parameters') ``dtype``: a buffer assigned by hand
+        in another would spread (and make checkpoints a fresh layer refuses), as PyTorch refuses it."""
+        for name in ("running_mean", "running_var"):
+            buffer = getattr(self, name)
+            if buffer.dtype != dtype:
+                raise DTypeError(f"{self._who}: the buffer {name} is {buffer.dtype}, not the layer's {dtype} "
+                                 f"(assigned by hand?); assign {name}.astype(np.{dtype.name}), or astype() the layer")
+
     def _update_running(self, mean: np.ndarray, var: np.ndarray, m: int) -> None:
         """running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance
         (``var`` is biased, over groups of ``m`` values; instance norm passes the batch averages).
 
         New arrays are assigned (never written in place), so saved copies stay valid.  With
-        ``momentum=None`` the running stats are the plain average over all batches so far.
+        ``momentum=None`` the running stats are the plain average over all batches so far.  (The
+        unbiased variance cannot overflow where the biased one did not: the sum of squares it divides,
+        by ``m - 1``, was finite.)
         """
         self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)
         momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
@@ -231,6 +236,8 @@ class _BatchNorm(_RunningNorm):
         axes = (0, *range(2, x.ndim))
         bshape = (1, C) + (1,) * (x.ndim - 2)
         m = x.size // C
+        if self.track_running_stats:
+            self._check_buffers(x.dtype)
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
             if m < 2:
@@ -354,6 +361,8 @@ class InstanceNorm2d(_RunningNorm):
         x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=self._param_dtype())
         N, _, H, W = x.shape
         bshape = (1, C, 1, 1)
+        if self.track_running_stats:
+            self._check_buffers(x.dtype)
         instance_stats = self.training or not self.track_running_stats
         if instance_stats:
             if H * W < 2:
@@ -366,8 +375,8 @@ class InstanceNorm2d(_RunningNorm):
             xhat3, inv_std, mean, var = _normalise_groups(
                 x.reshape(N, C, H * W), self.eps, x, self._who,
                 "the variance of instance(s) (numbered n*C + c)")
-            if update:
-                self._update_running(mean.mean(axis=0), var.mean(axis=0), H * W)
+            if update:  # (the average of finite variances as a sum of shares: it cannot overflow)
+                self._update_running(mean.mean(axis=0), np.add.reduce(var / N, axis=0), H * W)
             xhat = xhat3.reshape(x.shape)
         else:
             inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
@@ -421,17 +430,12 @@ class LayerNorm(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (int(normalized_shape),)
-        shape = tuple(normalized_shape)
-        self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in shape)
+        sizes = normalized_shape if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+        # (one size: an int; True, 3.0 and the like refused)
+        self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in sizes)
         if not self.normalized_shape:
             raise ValueError("LayerNorm: normalized_shape must not be empty")
-        if not is_number(eps):
-            raise TypeError(f"LayerNorm: eps must be a number, got {eps!r}")
-        if not eps > 0:
-            raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
-        self.eps = float(eps)
+        self.eps = _positive_eps(eps, "LayerNorm")
         self.elementwise_affine = switch(elementwise_affine, "elementwise_affine", "LayerNorm")
         dtype = float_dtype(dtype, "LayerNorm")
         if self.elementwise_affine:
