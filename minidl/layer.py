@@ -273,6 +273,11 @@ class Layer:
         for param in self.parameters():
             param.zero_grad()
 
+    def dtype_problem(self, dtype: np.dtype) -> str | None:
+        """Why this layer cannot compute in the floating ``dtype`` (its own constructor refuses it), or
+        None: :meth:`astype` asks every layer first and casts nothing when one says why."""
+        return None
+
     def astype(self, dtype: DTypeLike) -> Layer:
         """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float32``); returns ``self``.
 
@@ -282,6 +287,11 @@ class Layer:
             raise DTypeError(f"{type(self).__name__}.astype: expected a floating dtype, got {dtype}")
         if not dtype.isnative:  # (">f4", say from a weight file: native float32, as the constructors make it)
             dtype = np.dtype(dtype.type)
+        for name, layer in self.named_layers():  # every refusal before anything is cast
+            problem = layer.dtype_problem(dtype)
+            if problem is not None:
+                raise DTypeError(f"{type(self).__name__}.astype({dtype.name}): {f'layer {name}: ' if name else ''}"
+                                 f"{problem}; nothing was cast")
         for param in self.parameters():
             param.astype(dtype)
         for layer in self.layers():

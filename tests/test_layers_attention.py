@@ -727,9 +727,15 @@ def test_float16_is_refused_and_a_big_endian_dtype_gives_native_parameters() -> 
     gradient (the dtype compared was ">f4", the output's float32)."""
     with pytest.raises(md.DTypeError, match=r"MultiHeadAttention\(4, num_heads=2\): float16 is not supported"):
         MultiHeadAttention(4, 2, dtype=np.float16)
-    layer = MultiHeadAttention(4, 2, rng=0).astype(np.float16)
-    with pytest.raises(md.DTypeError, match="float16 is not supported"):
-        layer(np.ones((1, 2, 4), np.float16))
+    layer = MultiHeadAttention(4, 2, rng=0)
+    with pytest.raises(md.DTypeError, match=r"MultiHeadAttention.astype\(float16\): .*float16 is not supported.*"
+                                            r"nothing was cast"):
+        layer.astype(np.float16)  # (it was accepted, and refused only at the next forward)
+    assert layer.W_qkv.data.dtype == np.float64
+    model = md.Sequential(md.Dense(4, 4, rng=0), md.ReLU(), layer)
+    with pytest.raises(md.DTypeError, match=r"Sequential.astype\(float16\): layer 2: MultiHeadAttention"):
+        model.astype(np.float16)
+    assert model[0].W.data.dtype == np.float64  # nothing cast, not even the layers before it
     rng = np.random.default_rng(0)
     w_in, w_out = rng.normal(size=(12, 4)).astype(">f4"), rng.normal(size=(4, 4)).astype(">f4")
     layer = MultiHeadAttention.from_projections(w_in, w_out, 2)
@@ -788,3 +794,20 @@ def test_attention_dropout_settings_are_checked_first_and_its_generator_always_k
     with pytest.raises(ValueError, match=r"MultiHeadAttention: dropout \(the drop probability\) must be in \[0, 1\]"):
         plain.dropout = 1.5
     assert plain.dropout == 0.5
+
+
+def test_causal_is_checked_when_set_and_a_boolean_3d_mask_is_not_taken_for_a_memory() -> None:
+    """``layer.causal = "no"`` masked the future (a truthy string); a PyTorch-style (N, T, T) boolean
+    attn_mask in the pair was read as a memory and the message advised converting it to float (which
+    then ran as cross-attention on the mask)."""
+    layer = MultiHeadAttention(4, 2, rng=0)
+    with pytest.raises(TypeError, match="MultiHeadAttention: causal must be True or False, got 'no'"):
+        layer.causal = "no"  # type: ignore[assignment]
+    assert layer.causal is False
+    layer.causal = True
+    x = np.random.default_rng(0).normal(size=(2, 4, 4))
+    np.testing.assert_array_equal(layer(x), MultiHeadAttention(4, 2, causal=True, rng=0)(x))
+    mask = np.triu(np.ones((4, 4), bool), 1)[None].repeat(2, 0)
+    with pytest.raises(md.DTypeError, match=r"3-D array of booleans \(2, 4, 4\): a mask here is a key-padding mask "
+                                            r"\(N, S\); an attention mask per query .* is not supported"):
+        MultiHeadAttention(4, 2, rng=0)((x, mask))

@@ -319,3 +319,30 @@ def test_stack_checks_gradients_contract_and_refusals() -> None:
     with pytest.raises(md.BackwardBeforeForwardError, match=r"Stack\.backward: no forward ran to its end"):
         stack.backward(g)
     assert all(np.array_equal(a, p.grad) for a, p in zip(grads, stack.parameters(), strict=True))  # nothing added
+
+
+@pytest.mark.parametrize(("make", "hidden"), [(lambda: md.RNN(3, 4, rng=0), 4), (lambda: md.GRU(3, 4, rng=0), 4),
+                                              (lambda: md.LSTM(3, 4, rng=0), 4), (lambda: md.LSTM(3, 5, rng=0), 5)])
+def test_a_float_mask_is_named_as_a_mask_not_as_a_state(make: Any, hidden: int) -> None:
+    """A 0/1 float mask (as built for PyTorch) got "expected h_0 of shape (N, 4)" from RNN/GRU and, from
+    an LSTM, a list of forms that included (x, padding_mask), neither saying what a mask must be."""
+    x = np.random.default_rng(0).normal(size=(2, 5, 3))
+    mask = np.array([[0, 0, 0, 1, 1], [0] * 5], float)
+    with pytest.raises(md.ShapeError, match=r"got (a tuple of 2 whose last item has )?shape \(2, 5\), which is x's "
+                                            r"\(N, T\): a padding mask must be booleans \(mask.astype\(bool\)"):
+        make()((x, mask))
+    layer = make()
+    assert layer((x, mask.astype(bool))).shape == (2, 5, hidden)
+
+
+def test_recurrent_layers_name_themselves_for_an_unknown_argument() -> None:
+    """LSTM and GRU have no __init__ of their own: Python named _Recurrent.__init__."""
+    with pytest.raises(TypeError, match=r"LSTM.__init__\(\) got an unexpected keyword argument 'batch_first': .*"
+                                        r"always take batch-first input"):
+        md.LSTM(3, 4, batch_first=True)
+    with pytest.raises(TypeError, match=r"GRU.__init__\(\) .* 'nonlinearity': only RNN takes one"):
+        md.GRU(3, 4, nonlinearity="relu")
+    with pytest.raises(TypeError, match=r"RNN.__init__\(\) .* 'num_layers': stack layers with md.Stack"):
+        md.RNN(3, 4, num_layers=2)
+    with pytest.raises(TypeError, match=r"^LSTM.__init__\(\) got an unexpected keyword argument 'spam'$"):
+        md.LSTM(3, 4, spam=1)

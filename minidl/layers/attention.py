@@ -123,7 +123,7 @@ class MultiHeadAttention(Layer):
             raise ValueError(f"{name}: embed_dim ({E}) must be divisible by num_heads ({H}): every head takes "
                              f"embed_dim / num_heads features")
         self.head_dim = E // H
-        self.causal = switch(causal, "causal", name)
+        self._causal = switch(causal, "causal", name)
         self.bias = switch(bias, "bias", name)
         p = drop_probability(dropout, name, "dropout")  # (every argument checked before anything is drawn)
         if not isinstance(init, str) or init not in _INITS:
@@ -179,6 +179,15 @@ class MultiHeadAttention(Layer):
     @dropout.setter
     def dropout(self, p: float) -> None:
         self._dropout = drop_probability(p, "MultiHeadAttention", "dropout")
+
+    @property
+    def causal(self) -> bool:
+        """Whether a query sees only the keys up to its own position (settable, checked: a bool)."""
+        return self._causal
+
+    @causal.setter
+    def causal(self, value: bool) -> None:
+        self._causal = switch(value, "causal", "MultiHeadAttention")
 
     # ------------------------------------------------------------------ PyTorch's layout
     @classmethod
@@ -363,6 +372,10 @@ class MultiHeadAttention(Layer):
         self._inputs = 1 + (memory is not None) + (padding is not None)
         return out.reshape(N, T, E)
 
+    def dtype_problem(self, dtype: np.dtype) -> str | None:
+        """float16 is refused by ``astype`` as by the constructor."""
+        return _HALF.format(who=self._who) if dtype.itemsize < 4 else None
+
     def _unpack(self, x: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         """``(x, memory, key_padding_mask)`` from a tuple of two or three inputs (a pair's second is the
         memory if it is a 3-D array, else the mask)."""
@@ -371,6 +384,10 @@ class MultiHeadAttention(Layer):
         if len(x) == 2:
             second = x[1]
             if isinstance(second, np.ndarray) and second.ndim == 3:
+                if second.dtype == np.bool_:  # PyTorch's (N*H or N, T, S) attn_mask: not a memory
+                    raise DTypeError(f"{self._who}: the second input is a 3-D array of booleans {second.shape}: a "
+                                     f"mask here is a key-padding mask (N, S); an attention mask per query (PyTorch's "
+                                     f"attn_mask) is not supported, except causal=True (a 3-D float array is a memory)")
                 return x[0], second, None
             return x[0], None, second
         raise ShapeError(f"{self._who}: expected x, (x, key_padding_mask), (x, memory) or (x, memory, "

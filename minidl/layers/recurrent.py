@@ -70,9 +70,20 @@ class _Recurrent(Layer):
         dtype: DTypeLike = np.float64,
         W_x: ArrayLike | None = None,
         W_h: ArrayLike | None = None,
+        **unknown: Any,
     ) -> None:
         super().__init__()
         name = type(self).__name__
+        if unknown:  # named for the class the caller made, with PyTorch's arguments explained
+            key = next(iter(unknown))
+            hint = {"batch_first": ": minidl's recurrent layers always take batch-first input (N, T, features), "
+                                   "so drop it (time-major data: x.transpose(1, 0, 2))",
+                    "num_layers": ": stack layers with md.Stack(LSTM(...), LSTM(...)) (it passes a padding mask on)",
+                    "bidirectional": ": wrap the layer, md.Bidirectional(...)",
+                    "dropout": ": put md.Dropout layers between stacked recurrent layers",
+                    "nonlinearity": ": only RNN takes one ('tanh' or 'relu'); LSTM's and GRU's gates are fixed",
+                    }.get(key, "")
+            raise TypeError(f"{name}.__init__() got an unexpected keyword argument {key!r}{hint}")
         self.input_size = positive_int(input_size, "input_size", name)
         self.hidden_size = positive_int(hidden_size, "hidden_size", name)
         self.bias = switch(bias, "bias", name)
@@ -167,10 +178,20 @@ class _Recurrent(Layer):
             raise DTypeError(f"{self._who}: the last input is an array of {last.dtype}: a padding mask must be "
                              "booleans (True at padding; libraries disagree on what 1 means), a state floats")
         states = tuple(x[1:-1] if padding is not None else x[1:])
+        first, H = x[0], self.hidden_size
+        # a float 0/1 mask (as built for PyTorch) where a state (N, H) would go: named as a mask too
+        mask_like = (padding is None and isinstance(last, np.ndarray) and isinstance(first, np.ndarray)
+                     and first.ndim == 3 and last.shape == first.shape[:2])
+        hint = (", which is x's (N, T): a padding mask must be booleans (mask.astype(bool), True at padding)"
+                if mask_like else "")
         if states and len(states) != len(self._states):
             form = ", ".join(("x", *self._states))
+            shaped = f" whose last item has shape {last.shape}{hint}" if hint else ""
             raise ShapeError(f"{self._who}: expected x, ({form}), (x, padding_mask) or ({form}, padding_mask), "
-                             f"got a tuple of {len(x)}")
+                             f"got a tuple of {len(x)}{shaped}")
+        if mask_like and last.shape[1] != H:
+            raise ShapeError(f"{self._who}: expected {self._states[-1]} of shape (N, {H}) = ({last.shape[0]}, {H}), "
+                             f"got shape {last.shape}{hint}")
         if not states and padding is None:
             raise ShapeError(f"{self._who}: expected x or a tuple (x, ...) of several inputs, got a tuple of 1")
         return x[0], states, padding
@@ -315,11 +336,12 @@ class RNN(_Recurrent):
         dtype: DTypeLike = np.float64,
         W_x: ArrayLike | None = None,
         W_h: ArrayLike | None = None,
+        **unknown: Any,
     ) -> None:
         if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, bias=bias, return_sequences=return_sequences, rng=rng,
-                         dtype=dtype, W_x=W_x, W_h=W_h)
+                         dtype=dtype, W_x=W_x, W_h=W_h, **unknown)
         self.nonlinearity = nonlinearity
 
     def _steps(self, projected: np.ndarray, states: tuple[np.ndarray, ...],
