@@ -47,6 +47,10 @@ class Layer:
     #: True for layers that map each element independently (shape in == shape out). Lets a
     #: ``Sequential`` look past them when it infers the input shape of the model.
     elementwise: bool = False
+    #: True for layers that take one array only (Dense, the activations, norms, convolutions...): a
+    #: ``Stack`` hands such a layer the running sequence alone, not the other inputs (a padding mask, a
+    #: memory) it hands the rest.  False, the default, also for layers of your own: they get the tuple.
+    single_input: bool = False
 
     training: bool
     _parameters: dict[str, Parameter]

@@ -114,6 +114,12 @@ class Sequential(Model):
     reverse.  An error raised by a layer says which position it came from.
     """
 
+    @property
+    def single_input(self) -> bool:  # type: ignore[override]  # (a class attribute on Layer)
+        """As its first layer, which gets the whole input (see ``Layer.single_input``)."""
+        first = self._layers.get("0")
+        return first is not None and first.single_input
+
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
         called: set[int] = set()
@@ -278,9 +284,11 @@ class LayerList(Layer):
 class Stack(Model):
     """Layers applied in turn, as by a ``Sequential``, except that every layer gets the other items of a
     tuple input along with the running sequence: given ``(x, *extra)`` (a padding mask, a memory), layer
-    ``k`` computes ``h = layer((h, *extra))``.  A ``Sequential`` hands the tuple to its first layer only,
-    so the later layers of a masked stack would read the padding.  ``backward`` returns one gradient per
-    input: ``dx`` and, per extra input, the sum over the layers of its gradients (``None`` for a mask).
+    ``k`` computes ``h = layer((h, *extra))``, or ``h = layer(h)`` if it takes one array only
+    (``layer.single_input``: ``Embedding``, ``Dense``, ``Dropout``, the norms and activations...).  A
+    ``Sequential`` hands the tuple to its first layer only, so the later layers of a masked stack would
+    read the padding.  ``backward`` returns one gradient per input: ``dx`` and, per extra input, the sum
+    over the layers of its gradients (``None`` for a mask).
 
     ``md.Stack(md.LSTM(8, 32), md.LSTM(32, 32))((x, padding_mask))`` is PyTorch's two-layer LSTM on packed
     sequences.  The layers are registered as ``"0"``, ``"1"``, ...; a forward that fails after a layer has
@@ -312,6 +320,7 @@ class Stack(Model):
         self._count = len(layers)
         self._complete = False  # whether the last forward ran to its end (every cache from one pass)
         self._extras = 0  # how many other inputs that pass was given
+        self._sequence_has_gradient = True  # whether that pass's x was a float array (not tokens)
 
     def __getitem__(self, index: int) -> Layer:
         if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
@@ -337,10 +346,12 @@ class Stack(Model):
 
     def forward(self, x: Any) -> np.ndarray:
         h, extra = self._split(x)
+        # integer tokens for a first Embedding have no gradient: None in backward's tuple, as for a mask
+        self._sequence_has_gradient = not (isinstance(h, np.ndarray) and h.dtype.kind != "f")
         ran = False
         for i, layer in enumerate(self):
             try:
-                h = layer((h, *extra) if extra else h)
+                h = layer((h, *extra) if extra and not layer.single_input else h)
             except BaseException as error:
                 if ran or _partly_ran(layer):
                     self._complete = False
@@ -369,12 +380,12 @@ class Stack(Model):
             except MinidlError as error:
                 _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
                 raise
-            if not self._extras:
+            if not self._extras or layers[i].single_input:
                 g = d
                 continue
             g = d[0]
             summed = [s if e is None else e if s is None else s + e for s, e in zip(summed, d[1:], strict=True)]
-        return (g, *summed) if self._extras else g
+        return (g if self._sequence_has_gradient else None, *summed) if self._extras else g
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """:meth:`backward` without the gradients of the inputs, which training on data never uses, as
@@ -388,7 +399,7 @@ class Stack(Model):
             try:
                 if i > first:
                     d = layers[i].backward(g)
-                    g = d[0] if self._extras else d
+                    g = d[0] if self._extras and not layers[i].single_input else d
                 else:
                     parameter_backward(layers[i])(g)
             except MinidlError as error:

@@ -387,3 +387,66 @@ def test_stack_backward_params_skips_what_training_does_not_need() -> None:
     assert stack[1].W_x.has_grad and not stack[0].W_x.has_grad
     stack.backward(g)
     assert calls == ["backward"]  # (backward does run it: dx is wanted)
+
+
+# --- fourteenth session: a Stack gives the other inputs only to layers that take them -------------
+
+
+def _tokens_and_mask(seed: int, n: int = 3, t: int = 6, vocab: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((n, t), bool)
+    mask[0, t - 2:] = True
+    mask[n - 1, 2:] = True
+    return rng.integers(0, vocab, size=(n, t)), mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_stack_embeds_tokens_and_runs_masked_recurrent_layers_with_single_input_layers_between(seed: int) -> None:
+    """Stack handed (tokens, mask) to Embedding and (h, mask) to LayerNorm and Dropout, which refused
+    it, so an embedded masked recurrent stack needed a hand-written Model."""
+    tokens, mask = _tokens_and_mask(seed)
+
+    def make() -> tuple[md.Layer, ...]:
+        return (md.Embedding(20, 8, rng=seed), md.GRU(8, 16, rng=seed + 1), md.LayerNorm(16),
+                md.Dense(16, 12, rng=seed + 2), md.LSTM(12, 16, return_sequences=False, rng=seed + 3))
+
+    parts = make()
+    stack = md.Stack(*parts)
+    y = stack((tokens, mask))
+    by_hand = parts[4]((parts[3](parts[2](parts[1]((parts[0](tokens), mask)))), mask))
+    np.testing.assert_array_equal(y, by_hand)
+    g = np.random.default_rng(seed + 9).standard_normal(y.shape)
+    for p in stack.parameters():
+        p.zero_grad()
+    assert stack.backward(g) == (None, None)  # tokens and a mask: no gradients
+    got = {name: p.grad.copy() for name, p in stack.named_parameters()}
+    for p in stack.parameters():
+        p.zero_grad()
+    d4 = parts[4].backward(g)[0]
+    d1 = parts[1].backward(parts[2].backward(parts[3].backward(d4)))[0]
+    parts[0].backward(d1)
+    for name, p in stack.named_parameters():
+        np.testing.assert_array_equal(got[name], p.grad, err_msg=name)
+    report = md.GradientChecker(stack, inputs=(tokens, mask), seed=seed).run()
+    assert report.passed, report
+    assert_backward_params_contract(lambda: md.Stack(*make()), (tokens, mask), g)
+
+
+def test_a_stack_still_gives_the_tuple_to_a_layer_of_your_own_and_a_sequential_as_its_first_layer() -> None:
+    class MaskAware(md.Layer):  # single_input is False by default: it gets (h, mask)
+        def forward(self, x: Any) -> np.ndarray:
+            h, mask = x
+            return np.where(mask[..., None], 0.0, h)
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return grad_output, None
+
+    x = np.random.default_rng(0).standard_normal((2, 4, 3))
+    _, mask = _tokens_and_mask(0, n=2, t=4)
+    stack = md.Stack(md.Dense(3, 3, rng=0), MaskAware(), md.Sequential(md.GRU(3, 5, rng=1), md.ReLU()))
+    assert stack[2].single_input is False and md.Sequential(md.ReLU()).single_input is True
+    y = stack((x, mask))
+    assert (y[mask] == 0).all()  # the GRU got the mask: zeros at the padding (then ReLU keeps them)
+    dx, dmask = stack.backward(np.ones_like(y))
+    assert dx.shape == x.shape and dmask is None
+    assert md.GradientChecker(stack, inputs=(x, mask)).run().passed

@@ -24,6 +24,8 @@ class Activation(Layer):
     ``grad_output`` is an array of the forward output's shape and dtype.
     """
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     elementwise = True
 
     def __init__(self) -> None:

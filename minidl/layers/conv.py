@@ -120,6 +120,8 @@ class _Convolution(Layer):
     PyTorch-shaped kernels and biases read by ``from_kernel``, the bias row and the ``repr``.
     Subclasses compute."""
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     W: Parameter
     bias: bool
     #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.

@@ -34,6 +34,8 @@ class Dense(Layer):
         dtype: float64 by default; ``np.float32`` for speed.
     """
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     def __init__(
         self,
         in_features: int,

@@ -45,6 +45,8 @@ class Dropout(Layer):
         rng: a ``numpy.random.Generator`` or int seed (``None``: fresh entropy, not reproducible).
     """
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     elementwise = True
 
     def __init__(self, p: float = 0.5, *, rng: RNGLike = None) -> None:

@@ -45,6 +45,8 @@ class Embedding(Layer):
         dtype: float64 by default; ``np.float32`` for speed.
     """
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     def __init__(
         self,
         num_embeddings: int,

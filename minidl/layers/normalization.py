@@ -119,6 +119,8 @@ class _RunningNorm(Layer):
     """Per-channel ``gamma``/``beta`` and running statistics, shared by batch and instance norm:
     constructor checks, buffers, the running-stat update and ``repr``.  Subclasses normalise."""
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     #: the constructor's defaults of ``affine`` and ``track_running_stats`` (``repr`` shows the others)
     _defaults: tuple[bool, bool] = (True, True)
     running_mean: np.ndarray
@@ -421,6 +423,8 @@ class LayerNorm(Layer):
     for ``dx`` over the normalised axes and those for ``dgamma``/``dbeta`` over the leading axes.
     """
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     def __init__(
         self,
         normalized_shape: int | tuple[int, ...],
@@ -513,6 +517,8 @@ class GroupNorm(Layer):
     with a per-channel affine, G = C instance norm.  Backward: this module's docstring, with means
     over each group for ``dx`` and per-channel sums over N and ``*`` for ``dgamma``/``dbeta``.
     """
+
+    single_input = True  # (a Stack hands it the sequence alone)
 
     def __init__(
         self,

@@ -94,6 +94,8 @@ class _Pool(Layer):
     The sizes are tuples of one int per spatial axis (:attr:`_rank` of them); the computation runs on
     (N, C, H, W) arrays, a 1-D input (N, C, L) viewed as (N, C, 1, L) (:meth:`_plane`)."""
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     #: What the padding holds: -inf for max (never the maximum), 0 for average (summed, then divided
     #: by a count that includes it or not).
     _pad_value: float = 0.0
@@ -672,6 +674,8 @@ class AvgPool1D(_AvgPool):
 
 class _GlobalAvgPool(Layer):
     """The computation of ``GlobalAvgPool2D`` and ``GlobalAvgPool1D``: the mean over every spatial axis."""
+
+    single_input = True  # (a Stack hands it the sequence alone)
 
     #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
     _rank: int = 2

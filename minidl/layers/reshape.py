@@ -21,6 +21,8 @@ class Flatten(Layer):
     batch (N = 0) gives an empty (0, d1*...*dk) output.  NaN/inf are passed through unchecked.
     """
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     def __init__(self) -> None:
         super().__init__()
         self._shape: tuple[int, ...] | None = None

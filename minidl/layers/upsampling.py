@@ -389,6 +389,8 @@ class Upsample(Layer):
             default), or ``True`` (the corners' pixel centres map onto each other).
     """
 
+    single_input = True  # (a Stack hands it the sequence alone)
+
     MODES = ("nearest", "bilinear")
 
     def __init__(self, scale_factor: int | tuple[int, int] | None = None, mode: str = "nearest",
