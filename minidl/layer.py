@@ -94,8 +94,9 @@ class Layer:
         if isinstance(value, (Parameter, Layer, np.random.Generator)):
             _check_name(self, name)
         if isinstance(value, Parameter):
-            self._remember_plain(name)
-            self._unregister(name)
+            if name not in params:  # (a parameter replaced keeps its place: the order is the optimizer's)
+                self._remember_plain(name)
+                self._unregister(name)
             params[name] = value
             self._registered()
         elif isinstance(value, Layer):
@@ -104,8 +105,9 @@ class Layer:
                     f"{type(self).__name__}.{name}: assigning this layer would make a cycle "
                     "(it contains the layer it is assigned to)"
                 )
-            self._remember_plain(name)
-            self._unregister(name)
+            if name not in layers:  # (a layer replaced keeps its place: a Sequential runs them in order)
+                self._remember_plain(name)
+                self._unregister(name)
             layers[name] = value
             self._registered()
         elif name in params and value is not None:
@@ -175,6 +177,8 @@ class Layer:
         """
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot register a buffer before super().__init__()")
+        if not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}.register_buffer: the name must be a str, got {type(name).__name__}")
         if array is not None and not isinstance(array, np.ndarray):
             raise TypeError(f"buffer '{name}' must be an ndarray or None, got {type(array).__name__}")
         _check_name(self, name)
@@ -234,10 +238,12 @@ class Layer:
         """Every parameter once, in the order of :meth:`named_parameters`."""
         return [param for _, param in self.named_parameters()]
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray | None]]:
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """The registered buffers by dotted name; one set to ``None`` is skipped, as in PyTorch."""
         for layer_name, layer in self.named_layers(prefix):
             for name, buffer in layer._buffers.items():
-                yield (f"{layer_name}.{name}" if layer_name else name), buffer
+                if buffer is not None:
+                    yield (f"{layer_name}.{name}" if layer_name else name), buffer
 
     def named_generators(self, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
         """The random generators assigned as attributes, e.g. a dropout layer's ``rng``."""
@@ -250,9 +256,13 @@ class Layer:
 
     # ------------------------------------------------------------------ modes and dtype
     def train(self, mode: bool = True) -> Layer:
-        """Set training mode on this layer and every sub-layer; returns ``self``."""
-        for layer in self.layers():
-            object.__setattr__(layer, "training", bool(mode))
+        """Set training mode on this layer and, through their own ``train``, every sub-layer (as
+        PyTorch: a sub-layer's override, say one keeping a batch norm in eval, is honoured); returns
+        ``self``."""
+        flag = switch(mode, "mode", f"{type(self).__name__}.train")
+        object.__setattr__(self, "training", flag)
+        for child in self._layers.values():
+            child.train(flag)
         return self
 
     def eval(self) -> Layer:
@@ -349,6 +359,7 @@ class Layer:
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict expects a mapping, got {type(state).__name__}")
+        strict = switch(strict, "strict", f"{type(self).__name__}.load_state_dict")
         own = self._state_targets()
         own_generators = self._unique_generators()
         with_generators = any(key in own_generators for key in state)
@@ -529,10 +540,22 @@ def _parameter_problem(value: np.ndarray) -> str | None:
     return None
 
 
+#: attributes every layer keeps for itself: a parameter, layer, buffer or generator may not take their names
+_RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_persistent", "_generators",
+                       "_registrations", "_replaced"})
+
+
 def _check_name(owner: Layer, name: str) -> None:
     """Refuse a name that would collide in ``state_dict``: dots join the names of nested layers, so
     ``sub.W`` as an attribute would meet the parameter ``W`` of a child ``sub``, and a child named
-    ``""`` would give its ``W`` the key of its parent's ``W`` (one of the two would be lost)."""
+    ``""`` would give its ``W`` the key of its parent's ``W`` (one of the two would be lost).  Refuse
+    too a name that would hide a method or property of the class (``forward``, ``train``) or one of
+    the layer's own registries, as PyTorch does (the error would come later, from far away)."""
+    if name in _RESERVED or _is_method(type(owner), name):
+        what = "one of the layer's own registries" if name in _RESERVED else \
+            f"a method or property of {type(owner).__name__}"
+        raise KeyError(f"{type(owner).__name__}: cannot register a parameter, layer, buffer or generator as "
+                       f"{name!r}: that is {what}, which it would hide; choose another name")
     if name and "." not in name:
         return
     if not name:
@@ -542,10 +565,28 @@ def _check_name(owner: Layer, name: str) -> None:
                      f"contain '.', got {name!r} (dots separate the names of nested layers)")
 
 
-def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
-    """Refuse a container holding layers, parameters or generators: they would not be registered."""
+def _is_method(cls: type, name: str) -> bool:
+    """Whether ``cls`` defines ``name`` as a function, method or property (a data default such as
+    ``bias = None`` at class level is not one)."""
+    found = getattr(cls, name, None)
+    return callable(found) or isinstance(found, (property, functools.cached_property))
+
+
+def _registrables_in(value: Any, depth: int = 0) -> set[str]:
+    """The type names of the layers, parameters and generators inside plain containers (lists of
+    lists, dicts of lists, ...), which assignment would not register."""
+    if isinstance(value, (Layer, Parameter, np.random.Generator)):
+        return {type(value).__name__}
+    if depth > 8 or not isinstance(value, (list, tuple, dict, set, frozenset)):
+        return set()
     items = value.values() if isinstance(value, dict) else value
-    hidden = {type(v).__name__ for v in items if isinstance(v, (Layer, Parameter, np.random.Generator))}
+    return set().union(*(_registrables_in(v, depth + 1) for v in items))
+
+
+def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
+    """Refuse a container holding layers, parameters or generators, at any depth: they would not be
+    registered."""
+    hidden = _registrables_in(value)
     if hidden:
         raise TypeError(
             f"{type(owner).__name__}.{name}: {', '.join(sorted(hidden))} objects in a plain "

@@ -271,7 +271,8 @@ class CrossEntropyLoss(Loss):
                 )
             if target.dtype.kind not in "fiub":
                 raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
-            coef = target.astype(logits.dtype, copy=False)
+            coef = target if target.dtype == logits.dtype else \
+                cast_targets(target, logits.dtype, who, "y_true", "the logits' dtype")
             check_finite(coef, who, "y_true")
             if np.minimum.reduce(coef, axis=None) < 0:
                 row, cls = (int(i) for i in np.argwhere(coef < 0)[0])
@@ -317,7 +318,7 @@ class CrossEntropyLoss(Loss):
         """Random class labels in ``[0, C)``: (N,) or (N, d1, ...), the targets training uses (the
         checker then takes the label path); with ``ignore_index``, about a quarter of them (at least
         one, never all) set to it.  (Pass ``targets=`` to check probability targets.)"""
-        return _random_labels(y_pred, rng, self.ignore_index)
+        return _random_labels(y_pred, rng, self.ignore_index, type(self).__name__)
 
     def _row_starts(self, n: int, c: int) -> np.ndarray:
         """``[0, c, 2c, ..., (n - 1) c]``, kept from the last batch of the same shape (read-only)."""
@@ -367,13 +368,19 @@ class CrossEntropyLoss(Loss):
         return ", ".join(parts)
 
 
-def _random_labels(y_pred: np.ndarray, rng: np.random.Generator, ignore_index: int | None) -> np.ndarray:
+def _random_labels(y_pred: np.ndarray, rng: np.random.Generator, ignore_index: int | None,
+                   who: str) -> np.ndarray:
     """Labels in ``[0, C)`` for scores ``y_pred: (N, C, d1, ...)``: (N, d1, ...); with ``ignore_index``
-    a quarter of them (at least one, never all, unless there is one) ignored."""
+    a quarter of them (at least one, never all, unless there is one) ignored, the others drawn from
+    the classes that are not ``ignore_index`` (a kept label equal to it would be ignored too)."""
     shape = np.shape(y_pred)
     if len(shape) < 2:
-        raise ShapeError(f"expected scores of shape (N, C) or (N, C, d1, ...) to draw labels for, got shape {shape}")
-    labels = rng.integers(0, shape[1], size=(shape[0], *shape[2:]))
+        raise ShapeError(f"{who}.random_targets: expected scores of shape (N, C) or (N, C, d1, ...) to draw "
+                         f"labels for, got shape {shape}")
+    classes = np.arange(shape[1])
+    if ignore_index is not None and shape[1] > 1:
+        classes = classes[classes != ignore_index]
+    labels = classes[rng.integers(0, classes.size, size=(shape[0], *shape[2:]))]
     if ignore_index is not None and labels.size > 1:
         flat = labels.reshape(-1)
         flat[rng.permutation(flat.size)[:max(1, flat.size // 4)]] = ignore_index
@@ -494,7 +501,7 @@ class NLLLoss(Loss):
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random class labels in ``[0, C)``: (N,) or (N, d1, ...); with ``ignore_index``, about a
         quarter of them (at least one, never all) set to it."""
-        return _random_labels(y_pred, rng, self.ignore_index)
+        return _random_labels(y_pred, rng, self.ignore_index, type(self).__name__)
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) or (N, C, d1, ...) log-probabilities; y_true: (N,) or (N, d1, ...) labels -> loss."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from .inputs import Inputs, is_several
-from .layer import Layer, parameter_backward
+from .layer import Layer, defining_class, parameter_backward
 from .validation import as_array, check_grad_output, check_padding_mask
 
 if TYPE_CHECKING:
@@ -107,6 +107,20 @@ class Model(Layer):
         print_fn(str(summarize(self, input_shape, expand_nested=expand_nested)))
 
 
+def takes_one_array(layer: Layer) -> bool:
+    """Whether ``layer.single_input`` speaks for the ``forward`` that runs: it does when the flag was set
+    by that forward's class or below it, or when the forward is minidl's own.  A subclass of a built-in
+    one-array layer whose ``forward`` takes ``(x, mask)`` gets the tuple unless it says
+    ``single_input = True`` itself."""
+    if not layer.single_input:
+        return False
+    cls = type(layer)
+    forward, flag = defining_class(cls, "forward"), defining_class(cls, "single_input")
+    if forward is None or flag is None:
+        return False
+    return issubclass(flag, forward) or forward.__module__.startswith("minidl.")
+
+
 class Sequential(Model):
     """Layers applied one after another; named by position (``"0"``, ``"1"``, ...).
 
@@ -116,9 +130,10 @@ class Sequential(Model):
 
     @property
     def single_input(self) -> bool:  # type: ignore[override]  # (a class attribute on Layer)
-        """As its first layer, which gets the whole input (see ``Layer.single_input``)."""
-        first = self._layers.get("0")
-        return first is not None and first.single_input
+        """Whether every layer takes one array only (see ``Layer.single_input``): then a ``Stack`` hands
+        it the running array alone; else the tuple, which it hands its first layer (a ``Dense`` there
+        refuses it, where the array alone would let a later recurrent layer read the padding)."""
+        return bool(self._layers) and all(takes_one_array(layer) for layer in self._layers.values())
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
@@ -351,7 +366,7 @@ class Stack(Model):
         ran = False
         for i, layer in enumerate(self):
             try:
-                h = layer((h, *extra) if extra and not layer.single_input else h)
+                h = layer((h, *extra) if extra and not takes_one_array(layer) else h)
             except BaseException as error:
                 if ran or _partly_ran(layer):
                     self._complete = False
@@ -380,7 +395,7 @@ class Stack(Model):
             except MinidlError as error:
                 _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
                 raise
-            if not self._extras or layers[i].single_input:
+            if not self._extras or takes_one_array(layers[i]):
                 g = d
                 continue
             g = d[0]
@@ -399,7 +414,7 @@ class Stack(Model):
             try:
                 if i > first:
                     d = layers[i].backward(g)
-                    g = d[0] if self._extras and not layers[i].single_input else d
+                    g = d[0] if self._extras and not takes_one_array(layers[i]) else d
                 else:
                     parameter_backward(layers[i])(g)
             except MinidlError as error:
@@ -518,6 +533,7 @@ class Residual(_TwoPaths):
     backward is refused until a forward succeeds.
     """
 
+    single_input = True  # (it takes one array: a Stack hands it the sequence alone)
     _paths = ("block", "shortcut")
     _half_way = "the block ran"
     _second_optional = True

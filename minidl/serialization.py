@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError, DTypeError
+from .layer import Layer
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
@@ -89,7 +90,8 @@ def save(state: dict[str, Any], path: PathLike, *, compress: bool = False) -> No
     """
     path = _fspath(path, "save")
     if not isinstance(state, dict):
-        raise TypeError(f"minidl.save: state must be a dict, got {type(state).__name__}")
+        hint = "; save its state: minidl.save(model.state_dict(), path)" if isinstance(state, Layer) else ""
+        raise TypeError(f"minidl.save: state must be a dict, got {type(state).__name__}{hint}")
     arrays: dict[str, np.ndarray] = {}
     try:  # (json's encoder recurses more deeply than _encode: both may run out of stack)
         tree = _encode(state, "state", arrays, set())
@@ -309,7 +311,11 @@ def _read(handle: Any, path: str) -> dict[str, Any]:
         counts = collections.Counter(members)
         odd = sorted(m for m, count in counts.items() if count > 1 or not m.endswith(".npy"))
         if odd:  # np.load would read a member 'a0' in place of 'a0.npy', past the size checks below
-            raise fail(f"the archive holds members that are not one .npy array per name: {odd[:5]}")
+            pickled = any(m.endswith(".pkl") for m in odd)  # torch.save's zip: data.pkl and tensor storages
+            raise fail(f"the archive holds members that are not one .npy array per name: {odd[:5]}"
+                       + ("; it looks like a PyTorch checkpoint (a pickle), which minidl never unpickles: "
+                          "save its tensors as NumPy arrays (numpy.savez) and load them into a model "
+                          "with load_state_dict" if pickled else ""))
         names = {m[:-4] for m in members}
         if _META not in names:
             raise fail("not a minidl checkpoint (no 'minidl_meta' entry); a plain NumPy archive "

@@ -115,7 +115,7 @@ def _counts(layer: Layer) -> tuple[int, int, int, int]:
             frozen += param.size
             frozen_bytes += param.data.nbytes
     for _, buffer in layer.named_buffers():
-        if buffer is not None and buffer.dtype.kind == "f":
+        if buffer.dtype.kind == "f":
             frozen += buffer.size
             frozen_bytes += buffer.nbytes
     return trainable, frozen, trainable_bytes, frozen_bytes

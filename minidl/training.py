@@ -656,6 +656,11 @@ def fit(
             hint = " (val_ figures need validation_data)" if watcher.monitor.startswith("val_") else ""
             raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
                              f"does not record{hint}; it records {keys}")
+    if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):
+        try:  # an lr another hand changed is refused now, not after the first epoch's work
+            scheduler._check_lr_unchanged()
+        except RuntimeError as error:
+            raise RuntimeError(f"{who}: {error}") from None
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
     generator = as_generator(rng, who)

@@ -144,13 +144,15 @@ def cast_targets(y: np.ndarray, dtype: np.dtype, who: str, what: str, whose: str
     beyond the dtype's range (a float64 target of 1e39 for a float32 model) is a ``TargetError`` naming
     it, not the inf the cast would make of it; NaN and inf pass as they are, for the caller to judge."""
     dtype = np.dtype(dtype)
-    if y.dtype.itemsize <= dtype.itemsize:  # no wider than the result: nothing can overflow
+    top = float(np.finfo(dtype).max)
+    fits = (y.dtype.kind == "f" and y.dtype.itemsize <= dtype.itemsize) or y.dtype.kind == "b" or \
+        (y.dtype.kind in "iu" and max(-float(np.iinfo(y.dtype).min), float(np.iinfo(y.dtype).max)) <= top)
+    if fits:  # a float no wider, or integers inside the range: nothing can overflow
         return y.astype(dtype)
     with np.errstate(over="ignore"):
         cast = y.astype(dtype)
-    top = np.finfo(dtype).max
-    if cast.size and (y.dtype.kind == "f" or (y.dtype.kind in "iu" and np.iinfo(y.dtype).max > top)):
-        big = np.abs(y) > top
+    if cast.size and not (cast.flags.c_contiguous and math.isfinite(np.vdot(cast, cast))):  # (one BLAS pass)
+        big = np.abs(y.astype(np.float64)) > top
         if y.dtype.kind == "f":
             big &= np.isfinite(y)
         if big.any():

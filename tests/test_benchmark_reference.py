@@ -443,3 +443,19 @@ def test_input_forms_script_prints_a_row_per_case() -> None:
     for _, plain, new in cases(np.random.default_rng(0)):
         y_plain = np.array(plain()[0])
         assert not np.allclose(np.array(new()[0]), y_plain)
+
+
+def test_products_script_times_the_step_s_eight_products(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/products.py: the forward's three products and the backward's five (no input gradient
+    of the first layer), with the step's shapes; a short run prints one row each and their sum."""
+    from benchmarks.products import main, products
+
+    cases = products(8, np.float32, np.random.default_rng(0))
+    shapes = {name: (a @ b).shape for name, (a, b) in cases.items()}
+    assert shapes == {"forward x @ W1": (8, 256), "forward h1 @ W2": (8, 256), "forward h2 @ W3": (8, 10),
+                      "dW3 = h2.T @ g3": (256, 10), "dh2 = g3 @ W3.T": (8, 256), "dW2 = h1.T @ g2": (256, 256),
+                      "dh1 = g2 @ W2.T": (8, 256), "dW1 = x.T @ g1": (784, 256)}
+    assert all(a.dtype == b.dtype == np.float32 for a, b in cases.values())
+    assert main(["--pairs", "2", "--batch", "4", "--dtype", "float32"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 8 + 1 and rows[-1].startswith("| **sum")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -449,3 +451,116 @@ def test_every_error_class_is_listed_in_errors_all_and_exported() -> None:
                if issubclass(obj, errors.MinidlError)}
     assert classes == set(errors.__all__)
     assert classes <= set(md.__all__)
+
+
+# --- fourteenth session: what an outside review of the containers found ---------------------------
+
+
+def test_a_replaced_layer_or_parameter_keeps_its_place() -> None:
+    """Re-assigning a registered name moved it to the end: a Sequential then ran its layers in another
+    order (silently when the shapes chained), and named_parameters / state_dict changed order, so an
+    optimizer's state loaded by position met other parameters."""
+    x = np.random.default_rng(0).standard_normal((2, 4))
+    s = md.Sequential(md.Dense(4, 4, rng=0), md.Tanh(), md.Dense(4, 4, rng=1))
+    new = md.Dense(4, 4, rng=7)
+    setattr(s, "0", new)
+    assert list(s._layers) == ["0", "1", "2"] and s[0] is new
+    np.testing.assert_array_equal(s(x), s[2](s[1](new(x))))
+    lstm = md.LSTM(3, 4, rng=0)
+    lstm.W_x = md.Parameter(lstm.W_x.data.copy())
+    assert [name for name, _ in lstm.named_parameters()] == ["W_x", "W_h"]
+
+    class Two(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = md.Dense(4, 4, rng=0)
+            self.head = md.Dense(4, 2, rng=1)
+
+    m = Two()
+    m.body = md.Dense(4, 4, rng=2)
+    assert list(m.state_dict()) == ["body.W", "head.W"]
+    m.body = None  # removing and adding again puts it at the end, as a new name
+    m.body = md.Dense(4, 4, rng=3)
+    assert list(m.state_dict()) == ["head.W", "body.W"]
+
+
+def test_train_and_eval_call_each_sub_layer_s_own_train() -> None:
+    """A block keeping its batch norm in eval inside train() (PyTorch's pattern) was overridden: train()
+    set every sub-layer's flag directly."""
+    class FrozenStats(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = md.Dense(3, 3, rng=0)
+            self.bn = md.BatchNorm1d(3)
+
+        def train(self, mode: bool = True) -> md.Layer:
+            super().train(mode)
+            self.bn.training = False
+            return self
+
+    block = FrozenStats()
+    model = md.Sequential(block, md.ReLU()).train()
+    assert model.training and block.training and block.fc.training and not block.bn.training
+    model.eval()
+    assert not block.fc.training and not block.bn.training
+    with pytest.raises(TypeError, match=r"Sequential.train: mode must be True or False, got 'False'"):
+        model.train("False")  # type: ignore[arg-type]
+    assert not model.training
+
+
+def test_layers_in_nested_plain_containers_are_refused() -> None:
+    class Nested(md.Model):
+        def __init__(self, value: Any) -> None:
+            super().__init__()
+            self.stages = value
+
+    for value in ([[md.Dense(4, 4)]], {"e": [md.Dense(4, 4)]}, ([1, (md.Parameter(np.zeros(2)),)],)):
+        with pytest.raises(TypeError, match=r"Nested.stages: .* objects in a plain .* would not be registered"):
+            Nested(value)
+    assert Nested([[1, 2], {"a": 3}]).stages == [[1, 2], {"a": 3}]  # plain data is fine
+
+
+def test_names_that_would_hide_a_method_or_a_registry_are_refused() -> None:
+    layer = md.Dense(2, 2, rng=0)
+    for name, value in (("forward", md.Parameter(np.zeros(1))), ("train", md.Dense(1, 1)),
+                        ("_layers", md.Dense(2, 2)), ("training", md.Dense(1, 1)),
+                        ("parameters", np.random.default_rng(0))):
+        with pytest.raises(KeyError, match=rf"cannot register .* as '{name}': that is"):
+            setattr(layer, name, value)
+    with pytest.raises(KeyError, match="as 'eval': that is a method or property of Dense"):
+        layer.register_buffer("eval", np.zeros(2))
+    with pytest.raises(TypeError, match="register_buffer: the name must be a str, got int"):
+        layer.register_buffer(3, np.zeros(2))  # type: ignore[arg-type]
+    assert callable(layer.forward) and layer(np.ones((1, 2))).shape == (1, 2)
+
+    class WithDefault(md.Layer):
+        bias = None  # a data default at class level is not a method: a parameter may take its name
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = md.Parameter(np.zeros(2))
+
+    assert [n for n, _ in WithDefault().named_parameters()] == ["bias"]
+
+
+def test_load_state_dict_strict_must_be_a_bool_and_named_buffers_skip_none() -> None:
+    layer = md.BatchNorm1d(2)
+    with pytest.raises(TypeError, match="load_state_dict: strict must be True or False, got 'no'"):
+        layer.load_state_dict(layer.state_dict(), strict="no")  # type: ignore[arg-type]
+    layer.register_buffer("spare", None)
+    assert [name for name, _ in layer.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
+
+
+def test_save_says_to_save_a_state_dict_and_load_recognises_a_pytorch_file(tmp_path: Any) -> None:
+    import zipfile
+
+    model = md.Sequential(md.Dense(2, 2, rng=0))
+    with pytest.raises(TypeError, match=r"state must be a dict, got Sequential; save its state: "
+                                        r"minidl.save\(model.state_dict\(\), path\)"):
+        md.save(model, tmp_path / "m.npz")  # type: ignore[arg-type]
+    fake = tmp_path / "model.pt"  # the layout of torch.save's zip archive
+    with zipfile.ZipFile(fake, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("archive/data/0", b"\x00" * 8)
+    with pytest.raises(md.CheckpointError, match=r"looks like a PyTorch checkpoint \(a pickle\), which minidl never"):
+        md.load(fake)

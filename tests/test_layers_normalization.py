@@ -379,8 +379,9 @@ def test_layer_norm_normalized_shape_must_be_positive_ints(shape: Any) -> None:
         md.LayerNorm(shape)
 
 
-def test_layer_norm_takes_an_int_a_numpy_int_a_tuple_or_a_list() -> None:
-    for shape, expected in ((3, (3,)), (np.int64(3), (3,)), ((2, 3), (2, 3)), ([2, 3], (2, 3))):
+def test_layer_norm_takes_an_int_or_an_iterable_of_them() -> None:
+    for shape, expected in ((3, (3,)), (np.int64(3), (3,)), ((2, 3), (2, 3)), ([2, 3], (2, 3)),
+                            (np.array([2, 3]), (2, 3)), (range(2, 4), (2, 3))):
         assert md.LayerNorm(shape).normalized_shape == expected
 
 
@@ -393,9 +394,13 @@ def test_a_running_statistic_assigned_in_another_dtype_is_refused_at_forward(mak
     layer = make()
     layer.running_var = np.full(3, 4.0)
     x = np.random.default_rng(0).normal(size=(4, 3) if isinstance(layer, md.BatchNorm1d) else (4, 3, 2, 2))
-    with pytest.raises(md.DTypeError, match=r"the buffer running_var is float64, not the layer's float32 "
-                                            r"\(assigned by hand\?\); assign running_var.astype\(np.float32\)"):
+    expected = (r"the buffer running_var is float64, not the layer's float32 \(assigned by hand\?\); assign "
+                r"running_var.astype\(np.float32\)") if layer.affine else \
+        r"the buffers running_mean \(float32\) and running_var \(float64\) differ in dtype \(one assigned by hand\?\)"
+    with pytest.raises(md.DTypeError, match=expected):
         layer(x.astype(np.float32))
+    with pytest.raises(md.DTypeError, match=expected):  # (checked before the input: not a message about it)
+        layer(x)
     assert layer.running_var.dtype == np.float64 and int(layer.num_batches_tracked) == 0
     layer.running_var = layer.running_var.astype(np.float32)
     assert layer(x.astype(np.float32)).dtype == np.float32

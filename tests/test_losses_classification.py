@@ -624,6 +624,11 @@ def test_random_targets_with_ignore_index_ignore_some_rows_never_all(loss_type: 
         assert ignored == max(1, n // 4) and ignored < n
         kept = labels[labels != -100]
         assert kept.min() >= 0 and kept.max() < 4
+    for ignore in (0, 1, 2):  # a real class: the kept labels are drawn from the others (a review found
+        inside = loss_type(ignore_index=ignore)  # [1, 1] for ignore_index=1: everything ignored, vacuous)
+        for seed in range(50):
+            labels = inside.random_targets(np.zeros((2, 3, 2)), np.random.default_rng(seed))
+            assert labels.shape == (2, 2) and int((labels == ignore).sum()) == 1
     assert loss.random_targets(np.zeros((1, 4)), np.random.default_rng(0)).tolist() != [-100]
     x = np.random.default_rng(3).standard_normal((8, 4))
     model = md.Sequential(Identity() if loss_type is md.CrossEntropyLoss else md.LogSoftmax(axis=1))
@@ -657,3 +662,26 @@ def test_bce_with_logits_keeps_the_tail_of_a_confident_answer(z: float, t: float
     assert md.BCEWithLogitsLoss()(np.array([[z]]), np.array([[t]])) == pytest.approx(expected, rel=1e-15, abs=0)
     weighted = md.BCEWithLogitsLoss(pos_weight=[3.0])(np.array([[z]]), np.array([[t]]))
     assert weighted == pytest.approx(expected * (3.0 if t == 1 else 1.0), rel=1e-15, abs=0)
+
+
+def test_a_loss_refusing_the_drawn_targets_says_where_they_came_from() -> None:
+    """A loss of one's own that wraps CrossEntropyLoss gets the base class's N(0, 1) targets, which the
+    cross-entropy now refuses as negative probabilities: the error names random_targets and targets=."""
+    class Wrapped(md.Loss):
+        def __init__(self) -> None:
+            self.ce = md.CrossEntropyLoss()
+
+        def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+            return self.ce(y_pred, y_true)
+
+        def backward(self) -> np.ndarray:
+            return self.ce.backward()
+
+    model = md.Sequential(md.Dense(4, 3, rng=0))
+    with pytest.raises(md.TargetError, match=r"must be >= 0, .*\(the loss refused the targets the checker drew for "
+                                             r"it with Wrapped.random_targets: pass targets=, or override"):
+        md.GradientChecker(model, inputs=np.ones((2, 4)), loss=Wrapped()).run()
+    report = md.GradientChecker(model, inputs=np.ones((2, 4)), loss=Wrapped(), targets=np.array([0, 2])).run()
+    assert report.passed
+    with pytest.raises(md.ShapeError, match="random_targets: expected scores of shape"):  # the loss named
+        md.CrossEntropyLoss().random_targets(np.zeros(3), np.random.default_rng(0))

@@ -151,3 +151,16 @@ def test_a_finite_target_beyond_float32_is_named_not_called_inf(loss_type: type)
 def test_huber_delta_must_be_a_positive_finite_number(delta: Any) -> None:
     with pytest.raises(ValueError, match="HuberLoss: delta must be positive, a finite number"):
         md.HuberLoss(delta=delta)
+
+
+def test_integer_targets_beyond_float16_are_named_and_in_range_ones_cast_quietly() -> None:
+    """uint16 into float16 (the same size) skipped the range check (inf, "NaN/inf"); int64 targets for a
+    float16 prediction warned "overflow encountered in cast" from the range test itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(md.TargetError, match=r"1 value\(s\) beyond float16's range .* \(65535\)"):
+            md.MSELoss()(np.zeros(2, np.float16), np.array([1, 65535], np.uint16))
+        assert md.MSELoss()(np.zeros(2, np.float16), np.array([1, 5], np.int64)) == 13.0
+        assert md.MSELoss()(np.zeros(2, np.float16), np.array([1, 5], np.uint8)) == 13.0
+        with pytest.raises(md.TargetError, match="beyond float32's range"):  # probability targets too
+            md.CrossEntropyLoss()(np.zeros((2, 2), np.float32), np.array([[1.0, 1e39], [0.0, 1.0]]))

@@ -868,3 +868,16 @@ def test_one_cycle_takes_epochs_and_steps_per_epoch_as_pytorch() -> None:
         md.OneCycleLR(opt(), 0.5, 12, 0.25)
     with pytest.raises(ValueError, match="epochs must be"):
         md.OneCycleLR(opt(), 0.5, epochs=0, steps_per_epoch=4)
+
+
+def test_fit_refuses_a_changed_lr_before_it_trains() -> None:
+    model = md.Sequential(md.Dense(3, 1, rng=0))
+    o = SGD(model.parameters(), lr=0.1)
+    schedule = StepLR(o, 2)
+    o.lr = 0.05
+    before = model.state_dict()
+    for interval in ("epoch", "batch"):
+        with pytest.raises(RuntimeError, match=r"^fit: StepLR.step: the optimizer's lr is 0.05, not the 0.1"):
+            model.fit(np.ones((8, 3)), np.ones((8, 1)), loss=md.MSELoss(), optimizer=o, epochs=3, scheduler=schedule,
+                      scheduler_interval=interval, verbose=0)
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items()) and schedule.last_epoch == 0

@@ -346,3 +346,7 @@ def test_recurrent_layers_name_themselves_for_an_unknown_argument() -> None:
         md.RNN(3, 4, num_layers=2)
     with pytest.raises(TypeError, match=r"^LSTM.__init__\(\) got an unexpected keyword argument 'spam'$"):
         md.LSTM(3, 4, spam=1)
+    for cell in (md.LSTM, md.GRU, md.RNN):  # PyTorch's third positional argument, num_layers
+        with pytest.raises(TypeError, match=rf"^{cell.__name__}.__init__\(\) takes input_size and hidden_size by "
+                                            r"position, the rest by keyword; got 3 .*md.Stack"):
+            cell(3, 4, 2)

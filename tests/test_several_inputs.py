@@ -450,3 +450,40 @@ def test_a_stack_still_gives_the_tuple_to_a_layer_of_your_own_and_a_sequential_a
     dx, dmask = stack.backward(np.ones_like(y))
     assert dx.shape == x.shape and dmask is None
     assert md.GradientChecker(stack, inputs=(x, mask)).run().passed
+
+
+def test_a_stack_never_drops_the_mask_silently() -> None:
+    """A review of single_input: a Sequential that starts with a one-array layer but holds a recurrent
+    one, and a subclass of a built-in layer whose forward takes (x, mask), were handed the array alone
+    (the mask lost, the padding read); a Residual, which takes one array, was handed the tuple."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 4))
+    mask = np.zeros((2, 5), bool)
+    mask[0, 3:] = True
+    mixed = md.Stack(md.Sequential(md.Dense(4, 4, rng=0), md.LSTM(4, 4, return_sequences=False, rng=1)))
+    assert mixed[0].single_input is False
+    with pytest.raises(md.DTypeError, match=r"Stack layer 0: Sequential layer '0': Dense\(4 -> 4\): expected input "
+                                            r"as one numpy array, got a tuple"):
+        mixed((x, mask))  # refused, as before: never run without its mask
+
+    class MaskedDense(md.Dense):  # a built-in one-array layer, subclassed to take the mask
+        def forward(self, x: Any) -> np.ndarray:
+            h, m = x
+            return super().forward(np.where(m[..., None], 0.0, h))
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return super().backward(grad_output), None
+
+    class Scaled(md.Dense):  # a subclass that keeps Dense's forward: still one array
+        pass
+
+    stack = md.Stack(md.GRU(4, 4, rng=0), MaskedDense(4, 4, rng=1), Scaled(4, 4, rng=2))
+    y = stack((x, mask))
+    hand = md.GRU(4, 4, rng=0)((x, mask))
+    expected = Scaled(4, 4, rng=2)(MaskedDense(4, 4, rng=1)((hand, mask)))
+    np.testing.assert_array_equal(y, expected)
+    assert md.GradientChecker(stack, inputs=(x, mask)).run().passed
+    residual = md.Stack(md.GRU(4, 4, rng=0), md.Residual(md.Sequential(md.LayerNorm(4), md.Dense(4, 4, rng=2))),
+                        md.GRU(4, 4, rng=3))
+    assert residual((x, mask)).shape == (2, 5, 4)
+    assert md.GradientChecker(residual, inputs=(x, mask)).run().passed

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import NonDeterministicError, NonFiniteError, ShapeError
+from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeError, TargetError
 from ..inputs import as_inputs, is_several
 from ..layer import Layer, defining_class, parameter_backward
 from ..model import LayerList, Sequential
@@ -398,8 +398,8 @@ class GradientChecker:
             masks) are passed as they are.
         targets: the targets for ``loss`` (integer labels are kept as they are); when a loss is given
             without them, drawn by ``loss.random_targets(y_pred, rng)`` if it has one (seeded N(0, 1)
-            values of the output's shape otherwise; labels for ``NLLLoss``, values in [0, 1) for the
-            BCE losses).
+            values of the output's shape otherwise; labels for ``CrossEntropyLoss`` and ``NLLLoss``,
+            values in [0, 1) for the BCE losses).
         eps: the relative step: element ``w`` is moved by ``h = eps * max(|w|, 1)`` and by ``h / 2``.
         seed: seeds the random inputs, ``R``, directions and samples.
         mode: ``"auto"`` (default: per element for tensors of at most ``full_max`` elements, else a
@@ -558,6 +558,14 @@ class GradientChecker:
                 targets = draw(y, rng)  # several outputs, and a loss of one's own that says what it takes
             else:  # several outputs: N(0, 1) targets, one array each
                 targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
+            try:  # the loss judges them now, where its refusal can say where they came from
+                loss.forward(y if type(y) is tuple else np.asarray(y), targets)
+            except MinidlError as error:
+                if not (isinstance(error, TargetError) or "y_true" in str(error)):
+                    raise  # (about the model's output: the baseline below says it in full)
+                raise type(error)(f"{error} (the loss refused the targets the checker drew for it with "
+                                  f"{type(loss).__name__}.random_targets: pass targets=, or override "
+                                  f"random_targets in the loss to draw targets it accepts)") from error
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place)

@@ -21,6 +21,7 @@ When the statistics are constants (running statistics in eval mode), ``dx = gamm
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -184,13 +185,20 @@ class _RunningNorm(Layer):
             return self.running_mean.dtype
         return None
 
-    def _check_buffers(self, dtype: np.dtype) -> None:
-        """The running statistics in the input's (and parameters') ``dtype``: a buffer assigned by hand
-        in another would spread (and make checkpoints a fresh layer refuses), as PyTorch refuses it."""
-        for name in ("running_mean", "running_var"):
-            buffer = getattr(self, name)
-            if buffer.dtype != dtype:
-                raise DTypeError(f"{self._who}: the buffer {name} is {buffer.dtype}, not the layer's {dtype} "
+    def _check_buffers(self) -> None:
+        """The running statistics in the layer's dtype (its parameters'; without them, one dtype for
+        both): a buffer assigned by hand in another would spread (and make checkpoints a fresh layer
+        refuses), as PyTorch refuses it."""
+        mean, var = self.running_mean.dtype, self.running_var.dtype
+        if not self.affine:
+            if mean != var:
+                raise DTypeError(f"{self._who}: the buffers running_mean ({mean}) and running_var ({var}) differ in "
+                                 f"dtype (one assigned by hand?); give both one dtype, or astype() the layer")
+            return
+        dtype = self.gamma.data.dtype
+        for name, kind in (("running_mean", mean), ("running_var", var)):
+            if kind != dtype:
+                raise DTypeError(f"{self._who}: the buffer {name} is {kind}, not the layer's {dtype} "
                                  f"(assigned by hand?); assign {name}.astype(np.{dtype.name}), or astype() the layer")
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, m: int) -> None:
@@ -233,13 +241,13 @@ class _BatchNorm(_RunningNorm):
                 raise ShapeError(f"{self._who}: expected a {ranks} input of shape "
                                  f"{self._layouts.replace('C', str(C))}, got shape {x.shape}")
             check_input(x, self._who, ndim=self._ranks[0], layout=self._layouts)  # not an array: says so
+        if self.track_running_stats:
+            self._check_buffers()
         x = check_input(x, self._who, ndim=ndim, layout=self._layouts.replace("C", str(C)),  # type: ignore[arg-type]
                         sizes={1: C}, dtype=self._param_dtype())
         axes = (0, *range(2, x.ndim))
         bshape = (1, C) + (1,) * (x.ndim - 2)
         m = x.size // C
-        if self.track_running_stats:
-            self._check_buffers(x.dtype)
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
             if m < 2:
@@ -360,11 +368,11 @@ class InstanceNorm2d(_RunningNorm):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, H, W) -> same shape, normalised per sample and channel over (H, W)."""
         C = self.num_features
+        if self.track_running_stats:
+            self._check_buffers()
         x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=self._param_dtype())
         N, _, H, W = x.shape
         bshape = (1, C, 1, 1)
-        if self.track_running_stats:
-            self._check_buffers(x.dtype)
         instance_stats = self.training or not self.track_running_stats
         if instance_stats:
             if H * W < 2:
@@ -434,8 +442,9 @@ class LayerNorm(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        sizes = normalized_shape if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
-        # (one size: an int; True, 3.0 and the like refused)
+        # one size (an int: True, 3.0 and the like refused) or an iterable of them (a tuple, list, range, array)
+        one = isinstance(normalized_shape, (str, bytes)) or not isinstance(normalized_shape, Iterable)
+        sizes = (normalized_shape,) if one else tuple(normalized_shape)  # type: ignore[arg-type]
         self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in sizes)
         if not self.normalized_shape:
             raise ValueError("LayerNorm: normalized_shape must not be empty")

@@ -63,7 +63,7 @@ class _Recurrent(Layer):
         self,
         input_size: int,
         hidden_size: int,
-        *,
+        *more: Any,
         bias: bool = True,
         return_sequences: bool = True,
         rng: RNGLike = None,
@@ -74,6 +74,10 @@ class _Recurrent(Layer):
     ) -> None:
         super().__init__()
         name = type(self).__name__
+        if more:  # PyTorch's third positional argument is num_layers
+            raise TypeError(f"{name}.__init__() takes input_size and hidden_size by position, the rest by keyword; "
+                            f"got {2 + len(more)} positional arguments (PyTorch's num_layers: stack layers with "
+                            f"md.Stack(...), which passes a padding mask on)")
         if unknown:  # named for the class the caller made, with PyTorch's arguments explained
             key = next(iter(unknown))
             hint = {"batch_first": ": minidl's recurrent layers always take batch-first input (N, T, features), "
@@ -328,7 +332,7 @@ class RNN(_Recurrent):
         self,
         input_size: int,
         hidden_size: int,
-        *,
+        *more: Any,
         nonlinearity: str = "tanh",
         bias: bool = True,
         return_sequences: bool = True,
@@ -340,7 +344,7 @@ class RNN(_Recurrent):
     ) -> None:
         if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, bias=bias, return_sequences=return_sequences, rng=rng,
+        super().__init__(input_size, hidden_size, *more, bias=bias, return_sequences=return_sequences, rng=rng,
                          dtype=dtype, W_x=W_x, W_h=W_h, **unknown)
         self.nonlinearity = nonlinearity
 
