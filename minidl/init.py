@@ -42,6 +42,10 @@ def float_dtype(dtype: DTypeLike, who: str) -> np.dtype:
     return result if result.isnative else result.newbyteorder("=")
 
 
+#: the weight initialisations the layers take as ``init=``
+SCHEMES = ("uniform", "he", "glorot", "zeros")
+
+
 def initial_weights(
     scheme: str,
     shape: tuple[int, ...],
@@ -126,6 +130,8 @@ def absorbed_weights(
     draw when they are not the rows and columns (a transposed convolution's, as PyTorch counts them).
     """
     shape = (fan_in + 1 if bias else fan_in, out)
+    if not (isinstance(init, str) and init in SCHEMES):  # (also with W given: a typo is a typo)
+        raise ValueError(f"{who}: unknown init scheme {init!r}; init must be one of {', '.join(map(repr, SCHEMES))}")
     if W is not None:
         return given_weights(who, "W", W, shape, layout, dtype)
     values = initial_weights(init, shape, fan_in if init_fan_in is None else init_fan_in,

@@ -58,6 +58,10 @@ def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     converted.  Anything else, a ragged list, a failed conversion, or a tuple holding arrays (several
     inputs, not data: refused, never stacked) raises ``DTypeError`` naming ``who`` and ``what``."""
     if isinstance(x, np.ndarray):
+        if isinstance(x, np.ma.MaskedArray):  # its hidden entries would be computed with as if data
+            raise DTypeError(f"{who}: {what} is a masked array; layers and losses compute on plain arrays "
+                             "(the masked entries' hidden values would be used): pass x.filled(value), or "
+                             "np.asarray(x) for its data")
         return x
     if isinstance(x, tuple) and any(isinstance(a, np.ndarray) for a in x):  # not stacked into one array
         if type(x) is not tuple:

@@ -241,7 +241,9 @@ def test_a_one_input_layer_refuses_several_instead_of_stacking_them() -> None:
     with pytest.raises(md.DTypeError, match=r"x is a Pair holding arrays; several inputs are a plain tuple"):
         md.predict(Gated(3, 3, 2), Pair(a, b))
     with pytest.raises(md.ShapeError, match="x needs a non-empty batch axis"):
-        md.predict(model, np.ma.masked_array(1.0))  # a 0-d array subclass
+        md.predict(model, np.array(1.0))
+    with pytest.raises(md.DTypeError, match="predict: x is a masked array"):  # its hidden values would be used
+        md.predict(model, np.ma.masked_array(1.0))
 
 
 class Indexed(md.Layer):

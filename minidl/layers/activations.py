@@ -50,6 +50,16 @@ class Activation(Layer):
             self._dtype = x.dtype if x.dtype.isnative else x.dtype.newbyteorder("=")
         return x
 
+    @staticmethod
+    def _wide(x: np.ndarray) -> np.ndarray:
+        """``x`` itself, or float16 as float32 (a copy): the smooth activations compute in float32 and
+        round once, as PyTorch does; float16 arithmetic through their sums loses whole digits."""
+        return x.astype(np.float32) if x.dtype.itemsize < 4 else x
+
+    def _narrow(self, y: np.ndarray) -> np.ndarray:
+        """``y`` in the forward output's dtype (a float16 result computed wide, rounded once)."""
+        return y.astype(self._dtype) if self._dtype is not None and y.dtype != self._dtype else y
+
     def _cached_for(self, grad_output: np.ndarray) -> np.ndarray:
         """The forward cache, after checking that ``grad_output`` has the forward output's shape and dtype."""
         cache = self._cache
@@ -190,10 +200,10 @@ class SiLU(Activation):
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = self._wide(self._input(x))
         s = _sigmoid(x)
         self._x, self._cache = x, s
-        return x * s
+        return self._narrow(x * s)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         s = self._cached_for(grad_output)
@@ -202,7 +212,7 @@ class SiLU(Activation):
         slope = s * _sigmoid(-x)
         slope *= x
         slope += s
-        return grad_output * slope
+        return self._narrow(grad_output * slope)
 
 
 class Softplus(Activation):
@@ -347,12 +357,12 @@ class GELU(Activation):
         self._e: np.ndarray | None = None  # tanh form: exp(-|2u|), for the backward
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = self._wide(self._input(x))
         self._x = x
         if self.approximate == "none":
             cdf = normal_cdf(x)
             self._cache = cdf
-            return x * cdf
+            return self._narrow(x * cdf)
         bound = self._saturated(x)
         xc = np.clip(x, -bound, bound)  # s is 0 or 1 beyond: x^3 cannot overflow
         self._x = xc  # what the backward needs: the slope's terms in x vanish where x was clipped
@@ -365,7 +375,7 @@ class GELU(Activation):
         s /= 1.0 + e
         self._cache = s
         self._e = e
-        return x * s
+        return self._narrow(x * s)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         cached = self._cached_for(grad_output)
@@ -387,7 +397,7 @@ class GELU(Activation):
             slope *= du2
             slope *= xc
             slope += cached
-        return grad_output * slope
+        return self._narrow(grad_output * slope)
 
     @staticmethod
     def _saturated(x: np.ndarray) -> float:
