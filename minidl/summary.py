@@ -28,7 +28,8 @@ _DUMMY_BATCH = 2
 @dataclass
 class SummaryRow:
     """One layer: dotted ``name``, ``type_name``, ``output_shape`` (batch axis shown as ``None``;
-    ``"not called"`` if the forward did not use it), ``params`` (parameter and floating buffer
+    ``"not called"`` if the forward did not use it; ``"(its layers)"`` for a holder without a forward of
+    its own, a ``LayerList``, whose layers ran), ``params`` (parameter and floating buffer
     elements in it and its sub-layers), ``depth`` (1 for the model's direct children)."""
 
     name: str
@@ -205,12 +206,20 @@ def summarize(
 
     by_name = dict(named)
     wanted = [n for n, _ in named if expand_nested or "." not in n]
-    ordered = [n for n in entered if n in wanted] + [n for n in wanted if n not in calls]
+    order = {n: i for i, n in enumerate(entered)}
+    # a holder whose own forward did not run (a LayerList the model loops over) ran through its layers:
+    # it is placed, and counts as called, where the first of them ran
+    through = {n: min(i for m, i in order.items() if m.startswith(n + "."))
+               for n in wanted if n not in order and any(m.startswith(n + ".") for m in order)}
+    ranked = sorted((n for n in wanted if n in order or n in through),
+                    key=lambda n: (order.get(n, through.get(n, 0)), n in order))  # (a holder before its first)
+    ordered = ranked + [n for n in wanted if n not in order and n not in through]
     result = ModelSummary(name, shape)
     for layer_name in ordered:
         layer = by_name[layer_name]
         trainable, frozen, _, _ = _counts(layer)
-        result.rows.append(SummaryRow(layer_name, type(layer).__name__, shapes.get(layer_name, "not called"),
+        described = shapes.get(layer_name, "(its layers)" if layer_name in through else "not called")
+        result.rows.append(SummaryRow(layer_name, type(layer).__name__, described,
                                       trainable + frozen, layer_name.count(".") + 1,
                                       calls.get(layer_name, 1)))
     (result.trainable, result.non_trainable,

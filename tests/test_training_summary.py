@@ -183,3 +183,27 @@ def test_summary_refuses_an_input_shape_that_is_not_sizes(shape, error):
     with pytest.raises(error, match="summary: input_shape must"):
         md.summarize(model, shape)
     assert "(None, 2)" in str(md.summarize(model, (np.int64(64),)))
+
+
+def test_a_layer_list_the_model_loops_over_is_called_where_its_layers_ran() -> None:
+    """It was listed after the head as 'not called', its layers (expanded) above the head."""
+    class Looped(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = md.LayerList([md.Dense(4, 4, rng=0), md.Dense(4, 4, rng=1)])
+            self.head = md.Dense(4, 2, rng=2)
+            self.spare = md.Dense(2, 2, rng=3)
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            raise NotImplementedError
+
+    rows = [(r.name, r.output_shape) for r in md.summarize(Looped(), (4,)).rows]
+    assert rows == [("blocks", "(its layers)"), ("head", "(None, 2)"), ("spare", "not called")]
+    rows = [(r.name, r.output_shape, r.depth) for r in md.summarize(Looped(), (4,), expand_nested=True).rows]
+    assert rows == [("blocks", "(its layers)", 1), ("blocks.0", "(None, 4)", 2), ("blocks.1", "(None, 4)", 2),
+                    ("head", "(None, 2)", 1), ("spare", "not called", 1)]
