@@ -3,16 +3,15 @@
 A NumPy framework cannot be faster than its own matrix multiplies, and neither can the hand-written
 NumPy step it is measured against.  When PyTorch's step is faster than the hand-written NumPy step
 (``train_step.py`` at batch 512), this script shows where from: the same products, on the same
-arrays (``torch.from_numpy`` shares their memory), timed alternately (NumPy, PyTorch, PyTorch,
-NumPy, ...), the median of the per-pair ratios per product and for their sum.
-
-The products are those of the step without the first layer's input gradient (what ``fit`` and the
-hand-written step compute): the forward ``x @ W1``, ``h1 @ W2``, ``h2 @ W3`` and the backward
-``h2.T @ g3``, ``g3 @ W3.T``, ``h1.T @ g2``, ``g2 @ W2.T``, ``x.T @ g1`` (the bias rows aside).
+arrays (``torch.from_numpy`` shares their memory), timed in alternate blocks (NumPy, PyTorch,
+PyTorch, NumPy, ...) of ``--calls`` calls each, the first ``--warm`` of a block not timed: with several
+threads, the other library's idle workers spin on the cores for milliseconds after its last product
+(OpenBLAS's and OpenMP's busy-waiting), which the untimed calls absorb.  Per product the median call
+of each library and the median of the per-round ratios; then the sum of the medians.
 
 Usage::
 
-    python benchmarks/products.py [--batch 512] [--dtype float64] [--threads 1] [--pairs 200]
+    python benchmarks/products.py [--batch 512] [--dtype float64] [--threads 1] [--rounds 8]
 
 Needs PyTorch (a separate venv; see docs/performance.md); prints NumPy's times alone without it.
 """
@@ -43,17 +42,24 @@ def products(batch: int, dtype: type, rng: np.random.Generator) -> dict[str, tup
     }
 
 
-def timed(f: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
+def block(f: Callable[[], object], calls: int, warm: int) -> list[float]:
+    """The times of the last ``calls - warm`` of ``calls`` calls of ``f`` in a row."""
+    times = []
+    for i in range(calls):
+        t0 = time.perf_counter()
+        f()
+        if i >= warm:
+            times.append(time.perf_counter() - t0)
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    parser.add_argument("--pairs", type=int, default=200, help="timed pairs per product")
+    parser.add_argument("--rounds", type=int, default=8, help="blocks per library and product (default 8)")
+    parser.add_argument("--calls", type=int, default=30, help="calls per block (default 30)")
+    parser.add_argument("--warm", type=int, default=10, help="untimed calls at the start of a block (default 10)")
     parser.add_argument("--threads", type=int, default=None, help="limit BLAS and PyTorch to this many threads")
     args = parser.parse_args(argv)
     try:
@@ -72,40 +78,37 @@ def main(argv: list[str] | None = None) -> int:
     if torch is not None:
         config = torch.__config__.show()
         torch_blas = "MKL" if "USE_MKL=ON" in config else "its own BLAS"
-    print(f"784-256-256-10 step's products, batch {args.batch}, {args.dtype}, {args.pairs} pairs each, "
+    print(f"784-256-256-10 step's products, batch {args.batch}, {args.dtype}, {args.rounds} rounds of blocks of "
+          f"{args.calls} calls ({args.warm} untimed), "
           f"{'threads ' + str(args.threads) if args.threads else 'default threads'}; NumPy {np.__version__}"
           + (f", PyTorch {torch.__version__} ({torch_blas})" if torch is not None else " (no PyTorch)") + "\n")
-    print("| product | numpy µs | torch µs | numpy / torch (median of pairs) |")
+    print("| product | numpy µs | torch µs | numpy / torch (median of rounds) |")
     print("|---|---:|---:|---:|")
     sums = {"numpy": 0.0, "torch": 0.0}
     for name, (a, b) in cases.items():
-        run_numpy = lambda a=a, b=b: a @ b  # noqa: E731
-        if torch is None:
-            for _ in range(10):
-                run_numpy()
-            t = statistics.median(timed(run_numpy) for _ in range(args.pairs))
-            sums["numpy"] += t
-            print(f"| {name} | {t * 1e6:.1f} | - | - |")
-            continue
-        ta, tb = torch.from_numpy(a), torch.from_numpy(b)  # the same memory, transposed views included
-        run_torch = lambda ta=ta, tb=tb: ta @ tb  # noqa: E731
-        for _ in range(10):
-            run_numpy()
-            run_torch()
-        times: dict[str, list[float]] = {"numpy": [], "torch": []}
+        contenders: dict[str, Callable[[], object]] = {"numpy": lambda a=a, b=b: a @ b}
+        if torch is not None:
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)  # the same memory, transposed views included
+            contenders["torch"] = lambda ta=ta, tb=tb: ta @ tb
+        times: dict[str, list[float]] = {who: [] for who in contenders}
         ratios = []
-        for i in range(args.pairs):
-            order = (("numpy", run_numpy), ("torch", run_torch)) if i % 2 == 0 else \
-                (("torch", run_torch), ("numpy", run_numpy))
-            pair = {who: timed(f) for who, f in order}
-            for who, t in pair.items():
-                times[who].append(t)
-            ratios.append(pair["numpy"] / pair["torch"])
-        medians = {who: statistics.median(ts) for who, ts in times.items()}
-        for who in sums:
-            sums[who] += medians[who]
-        print(f"| {name} | {medians['numpy'] * 1e6:.1f} | {medians['torch'] * 1e6:.1f} | "
-              f"{statistics.median(ratios):.3f} |")
+        for r in range(args.rounds):
+            order = list(contenders) if r % 2 == 0 else list(contenders)[::-1]
+            medians = {}
+            for who in order:
+                got = block(contenders[who], args.calls, args.warm)
+                times[who] += got
+                medians[who] = statistics.median(got)
+            if torch is not None:
+                ratios.append(medians["numpy"] / medians["torch"])
+        median = {who: statistics.median(t) for who, t in times.items()}
+        for who in median:
+            sums[who] += median[who]
+        if torch is None:
+            print(f"| {name} | {median['numpy'] * 1e6:.1f} | - | - |")
+        else:
+            print(f"| {name} | {median['numpy'] * 1e6:.1f} | {median['torch'] * 1e6:.1f} | "
+                  f"{statistics.median(ratios):.3f} |")
     if torch is None:
         print(f"| **sum** | {sums['numpy'] * 1e6:.1f} | - | - |")
     else:

@@ -456,6 +456,6 @@ def test_products_script_times_the_step_s_eight_products(capsys: pytest.CaptureF
                       "dW3 = h2.T @ g3": (256, 10), "dh2 = g3 @ W3.T": (8, 256), "dW2 = h1.T @ g2": (256, 256),
                       "dh1 = g2 @ W2.T": (8, 256), "dW1 = x.T @ g1": (784, 256)}
     assert all(a.dtype == b.dtype == np.float32 for a, b in cases.values())
-    assert main(["--pairs", "2", "--batch", "4", "--dtype", "float32"]) == 0
+    assert main(["--rounds", "2", "--calls", "3", "--warm", "1", "--batch", "4", "--dtype", "float32"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + 8 + 1 and rows[-1].startswith("| **sum")
