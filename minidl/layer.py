@@ -449,7 +449,10 @@ class Layer:
         return targets
 
     # ------------------------------------------------------------------ computation
-    def __call__(self, x: Any) -> np.ndarray:
+    def __call__(self, x: Any, *more: Any) -> np.ndarray:
+        if more:  # model(x, mask): several inputs are one tuple
+            raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
+                            f"tuple: layer((x, mask)), not layer(x, mask) (got {1 + len(more)} arguments)")
         return self.forward(x)
 
     def forward(self, x: Any) -> np.ndarray:

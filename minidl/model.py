@@ -70,6 +70,13 @@ def _next_free_index(layers: dict[str, Layer]) -> str:
     return str(index)
 
 
+def _refuse_spread_inputs(who: str, more: tuple[Any, ...]) -> None:
+    """``model.fit(x, mask, y)``: several inputs are one tuple, then the targets, then keywords."""
+    if more:
+        raise TypeError(f"{who}: takes x and y by position, the rest by keyword; several inputs are one tuple: "
+                        f"model.{who}((x, mask), y, ...) (got {2 + len(more)} positional arguments)")
+
+
 class Model(Layer):
     """A layer made of layers.  Subclass it, assign layers as attributes, write ``forward`` and
     ``backward`` (which calls the sub-layers' ``backward`` in reverse order).
@@ -77,18 +84,20 @@ class Model(Layer):
     Keras-style helpers: :meth:`fit`, :meth:`evaluate`, :meth:`predict` (see ``minidl.training``)
     and :meth:`summary` (see ``minidl.summary``)."""
 
-    def fit(self, x: Inputs, y: np.ndarray, **kwargs: Any) -> History:
+    def fit(self, x: Inputs, y: np.ndarray, *more: Any, **kwargs: Any) -> History:
         """Train on ``(x, y)``: ``fit(x, y, loss=..., optimizer=..., epochs=, batch_size=,
         validation_data=, metrics=["accuracy"], rng=, scheduler=, verbose=)``; see
         :func:`minidl.training.fit`."""
         from .training import fit
 
+        _refuse_spread_inputs("fit", more)
         return fit(self, x, y, **kwargs)
 
-    def evaluate(self, x: Inputs, y: np.ndarray, **kwargs: Any) -> dict[str, float]:
+    def evaluate(self, x: Inputs, y: np.ndarray, *more: Any, **kwargs: Any) -> dict[str, float]:
         """``{"loss": ..., metric: ...}`` on ``(x, y)`` in eval mode; see :func:`minidl.training.evaluate`."""
         from .training import evaluate
 
+        _refuse_spread_inputs("evaluate", more)
         return evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Inputs, batch_size: int = 256) -> np.ndarray:

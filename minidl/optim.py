@@ -404,11 +404,16 @@ class SGD(Optimizer):
         params: Iterable[Parameter],
         lr: float,
         momentum: float = 0.0,
-        *,
+        *more: Any,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
+        if more:
+            raise TypeError(f"SGD takes params, lr and momentum by position, the rest by keyword (got "
+                            f"{3 + len(more)} positional arguments): PyTorch's fourth is dampening, an earlier "
+                            f"minidl's weight_decay, so a call by position is refused rather than misread; "
+                            f"write SGD(params, lr, momentum, dampening=..., weight_decay=..., nesterov=...)")
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                                   "nesterov": nesterov, "dampening": dampening})
         h = self.hyper  # checked: nesterov is a bool now, the numbers floats

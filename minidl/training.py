@@ -312,6 +312,9 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
 
 def _positive_int(who: str, name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        if isinstance(value, np.ndarray):  # predict(x, mask): the second input taken for batch_size
+            raise TypeError(f"{who}: {name} must be an int >= {minimum}, got an array of shape {value.shape}; "
+                            f"several inputs are one tuple: {who}((x, mask))")
         raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 

@@ -489,3 +489,39 @@ def test_a_stack_never_drops_the_mask_silently() -> None:
                         md.GRU(4, 4, rng=3))
     assert residual((x, mask)).shape == (2, 5, 4)
     assert md.GradientChecker(residual, inputs=(x, mask)).run().passed
+
+
+def test_a_pytorch_user_s_ways_of_passing_a_mask_get_messages_that_say_what_to_do() -> None:
+    """From a user's walk through the docs: model(x, mask), fit(x, mask, y), predict(x, mask) (the mask
+    taken for batch_size, printed whole), [x, mask] (a list: stacked, the booleans made indices), and a
+    0/1 float mask where T equals hidden_size (taken for h_0 silently)."""
+    tokens, mask = _tokens_and_mask(0, n=4, t=5)
+    model = md.Sequential(md.Stack(md.Embedding(20, 8, rng=0), md.GRU(8, 5, return_sequences=False, rng=1)),
+                          md.Dense(5, 2, rng=2))
+    with pytest.raises(TypeError, match=r"called with one input; several inputs are one tuple: layer\(\(x, mask\)\)"):
+        model(tokens, mask)
+    for method in ("fit", "evaluate"):
+        with pytest.raises(TypeError, match=rf"{method}: takes x and y by position.*model.{method}\(\(x, mask\), y"):
+            getattr(model, method)(tokens, mask, np.zeros(4, int))
+    with pytest.raises(TypeError, match=r"predict: batch_size must be an int >= 1, got an array of shape \(4, 5\); "
+                                        r"several inputs are one tuple"):
+        model.predict(tokens, mask)  # type: ignore[arg-type]
+    with pytest.raises(md.DTypeError, match=r"is a list of 2 arrays of different dtypes or shapes \(bool, int64\); "
+                                            r"several inputs are one tuple"):
+        model([tokens, mask])
+    with pytest.raises(md.DTypeError, match="inputs is a list of 2 arrays"):
+        md.GradientChecker(model, inputs=[tokens, mask]).run()
+    assert model.predict((tokens, mask)).shape == (4, 2)
+    embedded = md.Embedding(20, 3, rng=0)(tokens)  # T = 5 = hidden_size: a float mask has h_0's shape
+    gru = md.GRU(3, 5, rng=1)
+    with pytest.raises(md.DTypeError, match=r"holds only 0s and 1s in floats: a padding mask must be booleans"):
+        gru((embedded, mask.astype(float)))
+    zeros = gru((embedded, np.zeros((4, 5))))  # an initial state of zeros (or ones) is a state
+    np.testing.assert_array_equal(zeros, gru(embedded))
+    assert gru((embedded, np.full((4, 5), 0.5))).shape == (4, 5, 5)
+
+
+def test_sgd_says_why_a_fourth_positional_argument_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"SGD takes params, lr and momentum by position, the rest by keyword \(got 4 "
+                                        r"positional arguments\): PyTorch's fourth is dampening"):
+        md.SGD([md.Parameter(np.zeros(2))], 0.1, 0.9, 0.5)

@@ -523,7 +523,9 @@ class GradientChecker:
                 raise ShapeError(
                     f"GradientChecker: cannot infer the input shape of {type(self.model).__name__} "
                     "(its input_shape_hint() is None); pass inputs=, e.g. "
-                    "GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, ...)))"
+                    "GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, ...))), or for a "
+                    "model whose first layer is an Embedding integer indices, "
+                    "np.random.default_rng(0).integers(0, num_embeddings, (4, ...)) (with a mask: a tuple)"
                 )
             # N(0, 1) floats, unless the model's first layer takes other inputs (an Embedding's indices)
             x: Any = work.random_inputs((self.batch_size, *hint), rng)

@@ -196,6 +196,14 @@ class _Recurrent(Layer):
         if mask_like and last.shape[1] != H:
             raise ShapeError(f"{self._who}: expected {self._states[-1]} of shape (N, {H}) = ({last.shape[0]}, {H}), "
                              f"got shape {last.shape}{hint}")
+        if mask_like and last.dtype.kind == "f" and last.size and last.any() and not last.all() \
+                and np.all((last == 0) | (last == 1)):
+            # T = hidden_size, so a 0/1 float mask has a state's shape; zeros and ones mixed, and nothing else,
+            # is a mask (a state of exact 0s and 1s is not one a recurrent layer makes; all zeros or all ones,
+            # a state, is let through: as a mask it would change nothing or mean no step at all)
+            raise DTypeError(f"{self._who}: the last input, shape {last.shape}, holds only 0s and 1s in floats: a "
+                             f"padding mask must be booleans (mask.astype(bool), True at padding); as an initial "
+                             f"state {self._states[-1]} it would be taken as is, because T equals hidden_size")
         if not states and padding is None:
             raise ShapeError(f"{self._who}: expected x or a tuple (x, ...) of several inputs, got a tuple of 1")
         return x[0], states, padding
