@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
+import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, overload
 
@@ -210,8 +212,7 @@ class Layer:
                 return
             seen.add(id(layer))
             if "_layers" not in layer.__dict__:  # (else a bare AttributeError deep in a walk's user)
-                raise AttributeError(f"{type(layer).__name__}.__init__ did not call super().__init__(), so the "
-                                     "layer has no registries (a Layer subclass calls it first thing in __init__)")
+                raise _no_registries(layer)
             yield name, layer
             for child_name, child in layer._layers.items():
                 yield from walk(child, f"{name}.{child_name}" if name else child_name)
@@ -260,8 +261,11 @@ class Layer:
         PyTorch: a sub-layer's override, say one keeping a batch norm in eval, is honoured); returns
         ``self``."""
         flag = switch(mode, "mode", f"{type(self).__name__}.train")
+        children = self.__dict__.get("_layers")
+        if children is None:
+            raise _no_registries(self)
         object.__setattr__(self, "training", flag)
-        for child in self._layers.values():
+        for child in children.values():
             child.train(flag)
         return self
 
@@ -543,6 +547,12 @@ def _parameter_problem(value: np.ndarray) -> str | None:
     return None
 
 
+def _no_registries(layer: Layer) -> AttributeError:
+    """The error for a layer whose ``__init__`` skipped ``super().__init__()``."""
+    return AttributeError(f"{type(layer).__name__}.__init__ did not call super().__init__(), so the layer has no "
+                          "registries (a Layer subclass calls it first thing in __init__)")
+
+
 #: attributes every layer keeps for itself: a parameter, layer, buffer or generator may not take their names
 _RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_persistent", "_generators",
                        "_registrations", "_replaced"})
@@ -569,21 +579,32 @@ def _check_name(owner: Layer, name: str) -> None:
 
 
 def _is_method(cls: type, name: str) -> bool:
-    """Whether ``cls`` defines ``name`` as a function, method or property (a data default such as
-    ``bias = None`` at class level is not one)."""
-    found = getattr(cls, name, None)
-    return callable(found) or isinstance(found, (property, functools.cached_property))
+    """Whether ``cls`` defines ``name`` as a function, method or property (a class-level default,
+    ``bias = None``, ``activation = md.ReLU`` or a layer, is not one)."""
+    found = inspect.getattr_static(cls, name, None)
+    return isinstance(found, (types.FunctionType, property, functools.cached_property, staticmethod, classmethod))
 
 
-def _registrables_in(value: Any, depth: int = 0) -> set[str]:
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _registrables_in(value: Any) -> set[str]:
     """The type names of the layers, parameters and generators inside plain containers (lists of
-    lists, dicts of lists, ...), which assignment would not register."""
-    if isinstance(value, (Layer, Parameter, np.random.Generator)):
-        return {type(value).__name__}
-    if depth > 8 or not isinstance(value, (list, tuple, dict, set, frozenset)):
-        return set()
-    items = value.values() if isinstance(value, dict) else value
-    return set().union(*(_registrables_in(v, depth + 1) for v in items))
+    lists, dicts of lists, ... to any depth), which assignment would not register."""
+    found: set[str] = set()
+    pending = [value]
+    seen: set[int] = set()
+    while pending:
+        container = pending.pop()
+        if id(container) in seen:  # (a list that holds itself)
+            continue
+        seen.add(id(container))
+        for item in container.values() if isinstance(container, dict) else container:
+            if isinstance(item, (Layer, Parameter, np.random.Generator)):
+                found.add(type(item).__name__)
+            elif isinstance(item, _CONTAINERS):
+                pending.append(item)
+    return found
 
 
 def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:

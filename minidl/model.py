@@ -142,7 +142,7 @@ class Sequential(Model):
         """Whether every layer takes one array only (see ``Layer.single_input``): then a ``Stack`` hands
         it the running array alone; else the tuple, which it hands its first layer (a ``Dense`` there
         refuses it, where the array alone would let a later recurrent layer read the padding)."""
-        return bool(self._layers) and all(takes_one_array(layer) for layer in self._layers.values())
+        return all(takes_one_array(layer) for layer in self._layers.values())  # (empty: the identity, one array)
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
@@ -542,12 +542,18 @@ class Residual(_TwoPaths):
     backward is refused until a forward succeeds.
     """
 
-    single_input = True  # (it takes one array: a Stack hands it the sequence alone)
     _paths = ("block", "shortcut")
     _half_way = "the block ran"
     _second_optional = True
     block: Layer
     shortcut: Layer | None
+
+    @property
+    def single_input(self) -> bool:  # type: ignore[override]  # (a class attribute on Layer)
+        """Whether its paths take one array only (see ``Layer.single_input``): then a ``Stack`` hands it
+        the running array alone; else the tuple, which it refuses (a masked block would lose its mask)."""
+        paths = [self._layers.get(name) for name in self._paths]
+        return all(path is None or takes_one_array(path) for path in paths)
 
     def __init__(self, block: Layer, shortcut: Layer | None = None) -> None:
         super().__init__(block, shortcut)

@@ -267,11 +267,16 @@ def _training_modes(model: Layer) -> Iterator[Callable[[], None]]:
 
     A model in train mode trains in the modes its layers have (a layer the user put in eval mode,
     e.g. a frozen batch norm, stays in eval mode); a model in eval mode is switched to train mode
-    whole.  Yields a function that puts those modes back (after an epoch's validation).
+    whole, by ``model.train()``.  Yields a function that puts those modes back (after an epoch's
+    validation).
     """
     layers = list(model.layers())
     saved = [layer.training for layer in layers]
-    modes = saved if model.training else [True] * len(layers)
+    if model.training:
+        modes = saved
+    else:  # through model.train(), which honours a sub-layer's own train (one keeping a batch norm in eval)
+        model.train(True)
+        modes = [layer.training for layer in layers]
 
     def resume() -> None:
         for layer, flag in zip(layers, modes, strict=True):

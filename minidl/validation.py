@@ -162,9 +162,7 @@ def cast_targets(y: np.ndarray, dtype: np.dtype, who: str, what: str, whose: str
     with np.errstate(over="ignore"):
         cast = y.astype(dtype)
     if cast.size and not (cast.flags.c_contiguous and math.isfinite(np.vdot(cast, cast))):  # (one BLAS pass)
-        big = np.abs(y.astype(np.float64)) > top
-        if y.dtype.kind == "f":
-            big &= np.isfinite(y)
+        big = ~np.isfinite(cast) & np.isfinite(y)  # what the cast made infinite (65519 rounds to 65504: not)
         if big.any():
             first = tuple(int(i) for i in np.argwhere(big)[0])
             raise TargetError(f"{who}: {what} holds {int(big.sum())} value(s) beyond {dtype.name}'s range "

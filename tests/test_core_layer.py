@@ -564,3 +564,47 @@ def test_save_says_to_save_a_state_dict_and_load_recognises_a_pytorch_file(tmp_p
         z.writestr("archive/data/0", b"\x00" * 8)
     with pytest.raises(md.CheckpointError, match=r"looks like a PyTorch checkpoint \(a pickle\), which minidl never"):
         md.load(fake)
+
+
+def test_class_level_defaults_that_are_classes_or_layers_may_be_replaced_by_registered_ones() -> None:
+    class Configurable(md.Layer):
+        activation = md.ReLU  # a class as a default: not a method
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.activation = self.activation()
+
+    assert [name for name, _ in Configurable().named_layers()] == ["", "activation"]
+
+    class Broken(md.Layer):
+        def __init__(self) -> None:
+            pass
+
+    with pytest.raises(AttributeError, match=r"Broken.__init__ did not call super\(\).__init__\(\)"):
+        Broken().train()
+
+
+def test_fit_from_eval_mode_honours_a_sub_layer_s_own_train() -> None:
+    class FrozenStats(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = md.Dense(3, 3, rng=0)
+            self.bn = md.BatchNorm1d(3)
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return self.bn(self.fc(x))
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return self.fc.backward(self.bn.backward(grad_output))
+
+        def train(self, mode: bool = True) -> md.Layer:
+            super().train(mode)
+            self.bn.training = False
+            return self
+
+    model = md.Sequential(FrozenStats())
+    model.eval()
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    model.fit(x, x, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.01), epochs=1, verbose=0)
+    np.testing.assert_array_equal(model[0].bn.running_mean, np.zeros(3))  # it stayed in eval: no update
+    assert not model.training  # and the modes are put back

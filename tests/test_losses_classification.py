@@ -685,3 +685,9 @@ def test_a_loss_refusing_the_drawn_targets_says_where_they_came_from() -> None:
     assert report.passed
     with pytest.raises(md.ShapeError, match="random_targets: expected scores of shape"):  # the loss named
         md.CrossEntropyLoss().random_targets(np.zeros(3), np.random.default_rng(0))
+
+
+def test_a_model_output_the_loss_refuses_is_not_blamed_on_the_drawn_targets() -> None:
+    with pytest.raises(md.TargetError, match=r"y_pred \(probabilities\) must be in \[0, 1\]") as caught:
+        md.GradientChecker(md.Sequential(md.Dense(3, 1, rng=0)), inputs=np.ones((4, 3)), loss=md.BCELoss()).run()
+    assert "random_targets" not in str(caught.value)

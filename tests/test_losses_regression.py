@@ -164,3 +164,13 @@ def test_integer_targets_beyond_float16_are_named_and_in_range_ones_cast_quietly
         assert md.MSELoss()(np.zeros(2, np.float16), np.array([1, 5], np.uint8)) == 13.0
         with pytest.raises(md.TargetError, match="beyond float32's range"):  # probability targets too
             md.CrossEntropyLoss()(np.zeros((2, 2), np.float32), np.array([[1.0, 1e39], [0.0, 1.0]]))
+
+
+def test_a_target_that_rounds_to_float16_s_largest_is_cast_not_refused() -> None:
+    """65519 rounds to 65504 in float16 (NumPy's and PyTorch's cast); only what the cast makes inf is refused."""
+    loss = md.L1Loss()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss(np.zeros(1, np.float16), np.array([65519.0]))
+        with pytest.raises(md.TargetError, match="beyond float16's range"):
+            loss(np.zeros(1, np.float16), np.array([65520.0]))

@@ -525,3 +525,18 @@ def test_sgd_says_why_a_fourth_positional_argument_is_refused() -> None:
     with pytest.raises(TypeError, match=r"SGD takes params, lr and momentum by position, the rest by keyword \(got 4 "
                                         r"positional arguments\): PyTorch's fourth is dampening"):
         md.SGD([md.Parameter(np.zeros(2))], 0.1, 0.9, 0.5)
+
+
+def test_a_residual_takes_the_tuple_when_its_block_needs_the_mask_and_refuses_it() -> None:
+    """Residual said single_input = True whatever its block: a masked Bidirectional inside it ran
+    without the mask in a Stack, silently (and the checker cannot see it)."""
+    x = np.random.default_rng(0).normal(size=(2, 5, 4))
+    mask = np.zeros((2, 5), bool)
+    mask[0, 3:] = True
+    masked = md.Residual(md.Bidirectional(md.GRU(4, 2, rng=1), md.GRU(4, 2, rng=2)))
+    assert masked.single_input is False and md.Residual(md.Dense(4, 4)).single_input is True
+    with pytest.raises(md.ShapeError, match="Residual: takes one array"):
+        md.Stack(md.Dense(4, 4, rng=0), masked)((x, mask))
+    assert md.Sequential().single_input is True  # (the identity)
+    y = md.Stack(md.GRU(4, 4, rng=0), md.Sequential(), md.GRU(4, 4, rng=1))((x, mask))
+    assert y.shape == (2, 5, 4)

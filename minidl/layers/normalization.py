@@ -443,7 +443,8 @@ class LayerNorm(Layer):
     ) -> None:
         super().__init__()
         # one size (an int: True, 3.0 and the like refused) or an iterable of them (a tuple, list, range, array)
-        one = isinstance(normalized_shape, (str, bytes)) or not isinstance(normalized_shape, Iterable)
+        one = isinstance(normalized_shape, (str, bytes)) or not isinstance(normalized_shape, Iterable) or \
+            (isinstance(normalized_shape, np.ndarray) and normalized_shape.ndim == 0)
         sizes = (normalized_shape,) if one else tuple(normalized_shape)  # type: ignore[arg-type]
         self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in sizes)
         if not self.normalized_shape:
