@@ -63,7 +63,8 @@ class MultiHeadAttention(Layer):
         keys and values from ``memory: (N, S, embed_dim)``; ``(x, memory, key_padding_mask)``, the mask
         (N, S).  ``backward`` then returns one gradient per input: ``(dx, None)``, ``(dx, dmemory)``,
         ``(dx, dmemory, None)``.  A query that sees no key at all gets all-zero weights (its output is
-        the output bias), as PyTorch's with ``need_weights=False`` in training.
+        the output bias), as PyTorch's with ``need_weights=False`` in training.  PyTorch's ``attn_mask``
+        is a setting of the layer, :attr:`attn_mask` (boolean or additive, (T, S) or (H, T, S)).
         W_qkv: (1 + E, 3E): row 0 the bias, column blocks q, k, v of ``E`` columns each, and within a
         block head ``h`` owns columns ``h*d .. (h+1)*d - 1``.  Without bias (E, 3E).
         W_o: (1 + E, E): row 0 the bias, row ``1 + h*d + j`` reads feature ``j`` of head ``h``.
@@ -170,6 +171,9 @@ class MultiHeadAttention(Layer):
         # layer depend on p.  The checker replays it; state_dict(generators=True) saves it.
         source = generator[0] if generator else as_generator(rng)
         self.rng = np.random.default_rng(int(source.integers(2**63)))
+        # the attention mask (attn_mask): a buffer, so astype casts it and the checker restores it, not
+        # persistent (a setting of the code that builds the model, not a state to save)
+        self.register_buffer("_attn_mask", None, persistent=False)
 
     @property
     def dropout(self) -> float:
@@ -179,6 +183,41 @@ class MultiHeadAttention(Layer):
     @dropout.setter
     def dropout(self, p: float) -> None:
         self._dropout = drop_probability(p, "MultiHeadAttention", "dropout")
+
+    @property
+    def attn_mask(self) -> np.ndarray | None:
+        """A mask over the scores, applied to every batch (settable, checked; None: none), as PyTorch's
+        ``attn_mask``: booleans (T, S) or (num_heads, T, S), True where query ``t`` may *not* attend to
+        key ``s``; or floats of those shapes, added to the scaled scores before the softmax (``-inf``
+        blocks, a finite value biases: a relative-position or ALiBi bias).  Combined with ``causal`` and
+        a key-padding mask.  A copy is kept, read-only, floats in the layer's dtype; it is not a
+        parameter (no gradient) and not saved with the state."""
+        return self._attn_mask
+
+    @attn_mask.setter
+    def attn_mask(self, value: Any) -> None:
+        if value is None:
+            self._attn_mask = None
+            return
+        who = f"{self._who}.attn_mask"
+        mask = as_array(value, who, "attn_mask")
+        H = self.num_heads
+        if mask.ndim not in (2, 3) or (mask.ndim == 3 and mask.shape[0] != H) or 0 in mask.shape:
+            raise ShapeError(f"{who}: expected a mask of shape (T, S) or ({H}, T, S), one per head, got shape "
+                             f"{mask.shape} (a per-sample mask (N, T, S) is not supported; a key-padding mask "
+                             f"(N, S) is an input: layer((x, key_padding_mask)))")
+        if mask.dtype == np.bool_:
+            kept = np.array(mask, dtype=np.bool_)
+        elif mask.dtype.kind == "f":
+            kept = np.array(mask, dtype=self.W_qkv.data.dtype)
+            if np.isnan(kept).any() or (kept == np.inf).any():
+                raise ValueError(f"{who}: a float mask is added to the scores: finite values or -inf (blocked), "
+                                 f"got NaN or +inf (or a value beyond the layer's dtype)")
+        else:
+            raise DTypeError(f"{who}: expected booleans (True: not attended) or floats (added to the scores), got "
+                             f"dtype {mask.dtype}; libraries disagree on what an integer 1 means")
+        kept.flags.writeable = False
+        self._attn_mask = kept
 
     @property
     def causal(self) -> bool:
@@ -336,15 +375,27 @@ class MultiHeadAttention(Layer):
             k, v = keys_values.reshape(N, S, 2, H, d).transpose(2, 0, 3, 1, 4).copy()
         q *= self._scale  # on q (T*d numbers) rather than on the scores (T*S)
         p = q @ k.swapaxes(-1, -2)
-        if padding is None:
+        given = self._attn_mask
+        blocked = None if padding is None else padding[:, None, None, :]  # (N, 1, 1, S): every head and query
+        if given is not None:
+            if given.shape[-2:] != (T, S):
+                raise ShapeError(f"{self._who}: attn_mask has shape {given.shape}, but this input has T={T} "
+                                 f"queries and S={S} keys: expected (T, S) = ({T}, {S}) or ({H}, {T}, {S})")
+            if given.dtype == np.bool_:
+                blocked = given if blocked is None else blocked | given
+            else:
+                p += given  # (N, H, T, S) + (T, S) or (H, T, S)
+        if blocked is None and (given is None or given.dtype == np.bool_ or np.isfinite(given).all()):
             if self.causal:
                 np.copyto(p, -np.inf, where=_future(T))
             p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
             np.exp(p, out=p)
             p /= p.sum(axis=-1, keepdims=True)
-        else:
-            hidden = padding[:, None, None, :]  # (N, 1, 1, S): the padded keys, for every head and query
-            np.copyto(p, -np.inf, where=hidden | _future(T) if self.causal else hidden)
+        else:  # some keys hidden (padding, a boolean mask, -inf in a float one): a query may see none
+            if self.causal:
+                blocked = _future(T) if blocked is None else blocked | _future(T)
+            if blocked is not None:
+                np.copyto(p, -np.inf, where=blocked)
             row_max = p.max(axis=-1, keepdims=True)
             blind = row_max == -np.inf  # queries that see no key at all: their weights are all 0
             row_max[blind] = 0.0
