@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
           f"standard deviation {NOISE}")
 
     model = build_model(args.seed)
-    model.summary()
+    model.summary(input_shape=(1, 8, 8))
     # The transposed convolutions' back-pass, checked before it is trusted: on a copy, in float64.
     check = md.GradientChecker(model, loss=md.MSELoss(), inputs=noisy_train[:4], targets=data.x_train[:4]).run()
     print(check)

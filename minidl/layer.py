@@ -582,7 +582,10 @@ def _is_method(cls: type, name: str) -> bool:
     """Whether ``cls`` defines ``name`` as a function, method or property (a class-level default,
     ``bias = None``, ``activation = md.ReLU`` or a layer, is not one)."""
     found = inspect.getattr_static(cls, name, None)
-    return isinstance(found, (types.FunctionType, property, functools.cached_property, staticmethod, classmethod))
+    if isinstance(found, (types.FunctionType, property, functools.cached_property, staticmethod, classmethod,
+                          functools.partialmethod)):
+        return True
+    return callable(found) and not isinstance(found, (type, Layer))  # (an lru_cache-wrapped method, say)
 
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)

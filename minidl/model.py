@@ -73,8 +73,10 @@ def _next_free_index(layers: dict[str, Layer]) -> str:
 def _refuse_spread_inputs(who: str, more: tuple[Any, ...]) -> None:
     """``model.fit(x, mask, y)``: several inputs are one tuple, then the targets, then keywords."""
     if more:
-        raise TypeError(f"{who}: takes x and y by position, the rest by keyword; several inputs are one tuple: "
-                        f"model.{who}((x, mask), y, ...) (got {2 + len(more)} positional arguments)")
+        hint = (f"; several inputs are one tuple: model.{who}((x, mask), y, ...)" if isinstance(more[0], np.ndarray)
+                else " (batch_size=, epochs=, ...)")
+        raise TypeError(f"{who}: takes x and y by position, the rest by keyword{hint} (got {2 + len(more)} "
+                        f"positional arguments)")
 
 
 class Model(Layer):
@@ -562,7 +564,9 @@ class Residual(_TwoPaths):
         if is_several(x):  # refused before the block runs: the last pass stays usable
             raise ShapeError("Residual: takes one array, got a tuple of several inputs; the sum x + block(x) of "
                              "a block with several inputs is a line of a Model of your own "
-                             "(h = x + self.block((x, mask)))")
+                             "(h = x + self.block((x, mask))).  (In a Stack: a block of your own that takes one "
+                             "array says so in its class, single_input = True, and the Stack then hands the "
+                             "Residual the array alone.)")
         y = self._run("block", x)  # if it raises, nothing of this pass was kept here
         try:
             s = as_array(x, "Residual") if self.shortcut is None else self._run("shortcut", x)

@@ -115,8 +115,10 @@ def _counts(layer: Layer) -> tuple[int, int, int, int]:
         else:
             frozen += param.size
             frozen_bytes += param.data.nbytes
-    for _, buffer in layer.named_buffers():
-        if buffer.dtype.kind == "f":
+    for sub in layer.layers():  # the state's floating buffers (not a non-persistent setting: an attention mask)
+        for name, buffer in sub._buffers.items():
+            if buffer is None or name in sub._non_persistent or buffer.dtype.kind != "f":
+                continue
             frozen += buffer.size
             frozen_bytes += buffer.nbytes
     return trainable, frozen, trainable_bytes, frozen_bytes

@@ -317,7 +317,7 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
 
 def _positive_int(who: str, name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        if isinstance(value, np.ndarray):  # predict(x, mask): the second input taken for batch_size
+        if isinstance(value, np.ndarray) and value.ndim and who == "predict":  # predict(x, mask): for batch_size
             raise TypeError(f"{who}: {name} must be an int >= {minimum}, got an array of shape {value.shape}; "
                             f"several inputs are one tuple: {who}((x, mask))")
         raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
@@ -661,7 +661,9 @@ def fit(
     keys += [f"val_{k}" for k in keys] if val is not None else []
     for watcher in (early_stopping, scheduler):  # a monitor is refused now, not after the first epoch's work
         if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher.monitor not in keys:
-            hint = " (val_ figures need validation_data)" if watcher.monitor.startswith("val_") else ""
+            hint = " (val_ figures need validation_data)" if watcher.monitor.startswith("val_") else \
+                " (as a figure: the history's lr is the schedule's, not the model's)" \
+                if watcher.monitor == "lr" else ""
             raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
                              f"does not record{hint}; it records {keys}")
     if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):

@@ -74,10 +74,11 @@ def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
         raise DTypeError(f"{who}: expected {what} as one numpy array, got a tuple of {len(x)} items holding "
                          "arrays: several inputs (minidl.inputs), which this takes only as one array")
     if isinstance(x, list) and len(x) > 1 and all(isinstance(a, np.ndarray) for a in x):
-        kinds = sorted({a.dtype.name for a in x})
-        if len(kinds) > 1 or len({a.shape for a in x}) > 1:  # [tokens, mask]: meant as several inputs
-            raise DTypeError(f"{who}: {what} is a list of {len(x)} arrays of different dtypes or shapes "
-                             f"({', '.join(kinds)}); several inputs are one tuple, (x, mask), not a list "
+        kinds = {a.dtype.kind for a in x}
+        if len(kinds) > 1 and "b" in kinds:  # [tokens, mask], [x, mask]: meant as several inputs
+            names = sorted({a.dtype.name for a in x})
+            raise DTypeError(f"{who}: {what} is a list of {len(x)} arrays mixing booleans with numbers "
+                             f"({', '.join(names)}); several inputs are one tuple, (x, mask), not a list "
                              f"(a list is stacked into one array)")
     if not (isinstance(x, (list, tuple, int, float, np.generic)) or hasattr(type(x), "__array__")):
         raise DTypeError(f"{who}: expected {what} as a numpy array, got {type(x).__name__}")

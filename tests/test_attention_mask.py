@@ -6,6 +6,7 @@ value), the gradient checker, and the setter's refusals."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -154,3 +155,62 @@ def test_a_transformer_block_takes_it_through_its_self_attention() -> None:
     block.self_attn.attn_mask = np.triu(np.ones((4, 4), bool), 1)  # the causal mask, given by hand
     np.testing.assert_allclose(block(x), causal(x), rtol=1e-13, atol=1e-14)
     assert md.GradientChecker(block, inputs=x).run().passed
+
+
+def test_a_mask_stays_read_only_and_finite_through_astype_and_deepcopy_and_is_not_counted() -> None:
+    """A review: astype and deepcopy left the mask writeable (a NaN written into it reached the
+    output), astype to float32 made 1e39 +inf (NaN outputs), the checker and summary proposed T = 3
+    whatever the mask, and summary counted a float mask as parameters."""
+    import copy
+
+    layer = MultiHeadAttention(8, 2, rng=0)
+    mask = np.zeros((4, 4))
+    mask[0, 1] = 1e39
+    layer.attn_mask = mask
+    with pytest.raises(md.DTypeError, match=r"astype\(float32\): .*attn_mask holds values beyond float32's range.*"
+                                            r"nothing was cast"):
+        layer.astype(np.float32)
+    assert layer.W_qkv.data.dtype == np.float64 and layer.attn_mask.dtype == np.float64
+    layer.attn_mask = np.zeros((4, 4))
+    for other in (layer.astype(np.float32), copy.deepcopy(layer)):
+        assert not other.attn_mask.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            other.attn_mask[0, 0] = np.nan
+    assert layer.input_shape_hint() == (4, 8)
+    assert md.GradientChecker(layer.astype(np.float64)).run().passed  # inputs drawn with the mask's T
+    plain = md.summarize(md.Sequential(MultiHeadAttention(8, 2, rng=0)), (4, 8)).total
+    assert md.summarize(md.Sequential(layer), (4, 8)).total == plain  # a setting, not parameters
+    assert "attn_mask=float64(4, 4)" in repr(layer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small = MultiHeadAttention(8, 2, rng=0, dtype=np.float32)
+        small.attn_mask = np.full((4, 4), -1e300)  # -inf in float32: blocked, no overflow warning
+        assert np.isneginf(small.attn_mask).all()
+
+
+def test_a_decoder_s_cross_attention_mask_is_pytorch_s_memory_mask() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x, memory = rng.normal(size=(2, 3, 8)), rng.normal(size=(2, 5, 8))
+    ours = md.TransformerDecoderLayer(8, 2, 16, dropout=0.0, rng=0)
+    memory_mask = rng.random((3, 5)) < 0.3
+    memory_mask[:, 0] = False
+    ours.multihead_attn.attn_mask = memory_mask
+    theirs = torch.nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():  # the weights through the documented layouts
+        for mine, torch_attn in ((ours.self_attn, theirs.self_attn), (ours.multihead_attn, theirs.multihead_attn)):
+            torch_attn.in_proj_weight.copy_(torch.from_numpy(mine.in_proj_weight.copy()))
+            torch_attn.in_proj_bias.copy_(torch.from_numpy(mine.in_proj_bias.copy()))
+            torch_attn.out_proj.weight.copy_(torch.from_numpy(mine.out_proj_weight.copy()))
+            torch_attn.out_proj.bias.copy_(torch.from_numpy(mine.out_proj_bias.copy()))
+        for name in ("linear1", "linear2"):
+            layer = getattr(ours, name)
+            getattr(theirs, name).weight.copy_(torch.from_numpy(layer.W.data[1:].T.copy()))
+            getattr(theirs, name).bias.copy_(torch.from_numpy(layer.W.data[0].copy()))
+        for name in ("norm1", "norm2", "norm3"):
+            getattr(theirs, name).weight.copy_(torch.from_numpy(getattr(ours, name).gamma.data.copy()))
+            getattr(theirs, name).bias.copy_(torch.from_numpy(getattr(ours, name).beta.data.copy()))
+    theirs.eval()
+    expected = theirs(torch.from_numpy(x), torch.from_numpy(memory), memory_mask=torch.from_numpy(memory_mask))
+    ours.eval()
+    np.testing.assert_allclose(ours((x, memory)), expected.detach().numpy(), rtol=1e-12, atol=1e-13)

@@ -608,3 +608,34 @@ def test_fit_from_eval_mode_honours_a_sub_layer_s_own_train() -> None:
     model.fit(x, x, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.01), epochs=1, verbose=0)
     np.testing.assert_array_equal(model[0].bn.running_mean, np.zeros(3))  # it stayed in eval: no update
     assert not model.training  # and the modes are put back
+
+
+def test_a_cached_method_is_not_shadowed_and_a_list_of_float_arrays_is_data() -> None:
+    import functools
+
+    class Tabled(md.Layer):
+        @functools.cache  # noqa: B019  # (the pattern a review tried)
+        def table(self) -> int:
+            return 1
+
+    with pytest.raises(KeyError, match="as 'table': that is a method or property of Tabled"):
+        Tabled().table = md.Parameter(np.zeros(2))  # type: ignore[method-assign, assignment]
+    assert md.Dense(3, 2, rng=0)([np.zeros(3), np.ones(3, np.float32)]).shape == (2, 2)  # stacked, as NumPy does
+
+
+def test_a_residual_refusing_a_stack_s_tuple_names_single_input() -> None:
+    class Scale(md.Layer):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return 2 * x
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return 2 * grad_output
+
+    tokens = np.zeros((2, 3), int)
+    mask = np.zeros((2, 3), bool)
+    stack = md.Stack(md.Embedding(10, 4, rng=0), md.Residual(Scale()), md.GRU(4, 4, return_sequences=False, rng=1))
+    with pytest.raises(md.ShapeError, match="a block of your own that takes one array says so in its class, "
+                                            "single_input = True"):
+        stack((tokens, mask))
+    Scale.single_input = True
+    assert stack((tokens, mask)).shape == (2, 4)

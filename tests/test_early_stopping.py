@@ -150,3 +150,12 @@ def test_no_summary_is_printed_when_no_epoch_ran(capsys: pytest.CaptureFixture[s
     md.fit(model, x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.01), epochs=0, verbose=2,
            early_stopping=md.EarlyStopping("loss"))
     assert capsys.readouterr().out == ""
+
+
+def test_monitoring_lr_says_why_it_is_not_a_figure() -> None:
+    """history has an 'lr' key, yet the message listed only ['loss'] with no word on why."""
+    model = md.Sequential(md.Dense(2, 1, rng=0))
+    with pytest.raises(ValueError, match=r"monitors 'lr', which this fit does not record \(as a figure: the history's "
+                                         r"lr is the schedule's, not the model's\); it records \['loss'\]"):
+        model.fit(np.ones((4, 2)), np.ones((4, 1)), loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                  early_stopping=md.EarlyStopping("lr"), verbose=0)

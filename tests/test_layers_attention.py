@@ -809,5 +809,6 @@ def test_causal_is_checked_when_set_and_a_boolean_3d_mask_is_not_taken_for_a_mem
     np.testing.assert_array_equal(layer(x), MultiHeadAttention(4, 2, causal=True, rng=0)(x))
     mask = np.triu(np.ones((4, 4), bool), 1)[None].repeat(2, 0)
     with pytest.raises(md.DTypeError, match=r"3-D array of booleans \(2, 4, 4\): a mask here is a key-padding mask "
-                                            r"\(N, S\); an attention mask per query .* is not supported"):
+                                            r"\(N, S\); PyTorch's attn_mask is a setting of the layer, "
+                                            r"layer.attn_mask = \(T, S\) or \(2, T, S\)"):
         MultiHeadAttention(4, 2, rng=0)((x, mask))

@@ -5,6 +5,7 @@ evaluate and predict batch every input the same way; a wrong or missing tuple is
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -506,7 +507,7 @@ def test_a_pytorch_user_s_ways_of_passing_a_mask_get_messages_that_say_what_to_d
     with pytest.raises(TypeError, match=r"predict: batch_size must be an int >= 1, got an array of shape \(4, 5\); "
                                         r"several inputs are one tuple"):
         model.predict(tokens, mask)  # type: ignore[arg-type]
-    with pytest.raises(md.DTypeError, match=r"is a list of 2 arrays of different dtypes or shapes \(bool, int64\); "
+    with pytest.raises(md.DTypeError, match=r"is a list of 2 arrays mixing booleans with numbers \(bool, int64\); "
                                             r"several inputs are one tuple"):
         model([tokens, mask])
     with pytest.raises(md.DTypeError, match="inputs is a list of 2 arrays"):
@@ -514,11 +515,18 @@ def test_a_pytorch_user_s_ways_of_passing_a_mask_get_messages_that_say_what_to_d
     assert model.predict((tokens, mask)).shape == (4, 2)
     embedded = md.Embedding(20, 3, rng=0)(tokens)  # T = 5 = hidden_size: a float mask has h_0's shape
     gru = md.GRU(3, 5, rng=1)
-    with pytest.raises(md.DTypeError, match=r"holds only 0s and 1s in floats: a padding mask must be booleans"):
-        gru((embedded, mask.astype(float)))
-    zeros = gru((embedded, np.zeros((4, 5))))  # an initial state of zeros (or ones) is a state
-    np.testing.assert_array_equal(zeros, gru(embedded))
-    assert gru((embedded, np.full((4, 5), 0.5))).shape == (4, 5, 5)
+    with pytest.warns(UserWarning, match=r"holds only 0s and 1s in floats and is taken as the initial state h_0 "
+                                         r"\(T equals hidden_size\); if it is a padding mask, pass booleans"):
+        as_state = gru((embedded, mask.astype(float)))  # (a one-hot state is a state: taken, with a warning)
+        assert not np.allclose(as_state, md.GRU(3, 5, rng=1)((embedded, mask)))  # a state, not a mask
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zeros = gru((embedded, np.zeros((4, 5))))  # an initial state of zeros (or ones, or others) is a state
+        np.testing.assert_array_equal(zeros, gru(embedded))
+        assert gru((embedded, np.full((4, 5), 0.5))).shape == (4, 5, 5)
+    with pytest.raises(TypeError, match=r"fit: takes x and y by position, the rest by keyword \(batch_size=, "
+                                        r"epochs=, ...\) \(got 3"):
+        model.fit((tokens, mask), np.zeros(4, int), 32)  # Keras's positional batch_size
 
 
 def test_sgd_says_why_a_fourth_positional_argument_is_refused() -> None:

@@ -192,7 +192,10 @@ class MultiHeadAttention(Layer):
         blocks, a finite value biases: a relative-position or ALiBi bias).  Combined with ``causal`` and
         a key-padding mask.  A copy is kept, read-only, floats in the layer's dtype; it is not a
         parameter (no gradient) and not saved with the state."""
-        return self._attn_mask
+        given = self._attn_mask
+        if given is not None and given.flags.writeable:  # (a deep copy's or a loaded copy's): read-only again
+            given.flags.writeable = False
+        return given
 
     @attn_mask.setter
     def attn_mask(self, value: Any) -> None:
@@ -209,7 +212,8 @@ class MultiHeadAttention(Layer):
         if mask.dtype == np.bool_:
             kept = np.array(mask, dtype=np.bool_)
         elif mask.dtype.kind == "f":
-            kept = np.array(mask, dtype=self.W_qkv.data.dtype)
+            with np.errstate(over="ignore"):  # (-1e300 for a float32 layer: -inf, blocked; +inf refused below)
+                kept = np.array(mask, dtype=self.W_qkv.data.dtype)
             if np.isnan(kept).any() or (kept == np.inf).any():
                 raise ValueError(f"{who}: a float mask is added to the scores: finite values or -inf (blocked), "
                                  f"got NaN or +inf (or a value beyond the layer's dtype)")
@@ -424,8 +428,14 @@ class MultiHeadAttention(Layer):
         return out.reshape(N, T, E)
 
     def dtype_problem(self, dtype: np.dtype) -> str | None:
-        """float16 is refused by ``astype`` as by the constructor."""
-        return _HALF.format(who=self._who) if dtype.itemsize < 4 else None
+        """float16 is refused by ``astype`` as by the constructor, and so is a dtype in which the float
+        :attr:`attn_mask` would overflow to +inf."""
+        if dtype.itemsize < 4:
+            return _HALF.format(who=self._who)
+        given = self._attn_mask
+        if given is not None and given.dtype.kind == "f" and np.nanmax(given) > np.finfo(dtype).max:
+            return f"{self._who}: attn_mask holds values beyond {dtype.name}'s range (they would be +inf)"
+        return None
 
     def _unpack(self, x: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         """``(x, memory, key_padding_mask)`` from a tuple of two or three inputs (a pair's second is the
@@ -437,8 +447,9 @@ class MultiHeadAttention(Layer):
             if isinstance(second, np.ndarray) and second.ndim == 3:
                 if second.dtype == np.bool_:  # PyTorch's (N*H or N, T, S) attn_mask: not a memory
                     raise DTypeError(f"{self._who}: the second input is a 3-D array of booleans {second.shape}: a "
-                                     f"mask here is a key-padding mask (N, S); an attention mask per query (PyTorch's "
-                                     f"attn_mask) is not supported, except causal=True (a 3-D float array is a memory)")
+                                     f"mask here is a key-padding mask (N, S); PyTorch's attn_mask is a setting of "
+                                     f"the layer, layer.attn_mask = (T, S) or ({self.num_heads}, T, S), the same for "
+                                     f"every sample (a 3-D float array here is a memory)")
                 return x[0], second, None
             return x[0], None, second
         raise ShapeError(f"{self._who}: expected x, (x, key_padding_mask), (x, memory) or (x, memory, "
@@ -528,8 +539,16 @@ class MultiHeadAttention(Layer):
     # ------------------------------------------------------------------ the rest
     def input_shape_hint(self) -> tuple[int, ...]:
         """``(3, embed_dim)``: three positions (any length is valid; a small one, as the recurrent layers
-        propose)."""
-        return (HINT_STEPS, self.embed_dim)
+        propose), or with an :attr:`attn_mask` its number of queries."""
+        given = self._attn_mask
+        return (HINT_STEPS if given is None else given.shape[-2], self.embed_dim)
+
+    def astype(self, dtype: DTypeLike) -> Layer:
+        """As :meth:`Layer.astype`; the float :attr:`attn_mask` is cast too and stays read-only."""
+        super().astype(dtype)
+        if self._attn_mask is not None:
+            self._attn_mask.flags.writeable = False
+        return self
 
     def extra_repr(self) -> str:
         parts = [f"{self.embed_dim}, num_heads={self.num_heads}"]
@@ -539,6 +558,8 @@ class MultiHeadAttention(Layer):
             parts.append("bias=False")
         if self._dropout:
             parts.append(f"dropout={self._dropout}")
+        if self._attn_mask is not None:
+            parts.append(f"attn_mask={self._attn_mask.dtype.name}{self._attn_mask.shape}")
         return ", ".join(parts)
 
 

@@ -25,6 +25,7 @@ per-step work is the recurrent product and a few element-wise products; the weig
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -198,12 +199,11 @@ class _Recurrent(Layer):
                              f"got shape {last.shape}{hint}")
         if mask_like and last.dtype.kind == "f" and last.size and last.any() and not last.all() \
                 and np.all((last == 0) | (last == 1)):
-            # T = hidden_size, so a 0/1 float mask has a state's shape; zeros and ones mixed, and nothing else,
-            # is a mask (a state of exact 0s and 1s is not one a recurrent layer makes; all zeros or all ones,
-            # a state, is let through: as a mask it would change nothing or mean no step at all)
-            raise DTypeError(f"{self._who}: the last input, shape {last.shape}, holds only 0s and 1s in floats: a "
-                             f"padding mask must be booleans (mask.astype(bool), True at padding); as an initial "
-                             f"state {self._states[-1]} it would be taken as is, because T equals hidden_size")
+            # T = hidden_size, so a 0/1 float mask has a state's shape: taken as the state it may be (a one-hot
+            # state is one), with a warning, as the mistake is common and would otherwise be silent
+            warnings.warn(f"{self._who}: the last input, shape {last.shape}, holds only 0s and 1s in floats and is "
+                          f"taken as the initial state {self._states[-1]} (T equals hidden_size); if it is a padding "
+                          f"mask, pass booleans: mask.astype(bool), True at padding", UserWarning, stacklevel=3)
         if not states and padding is None:
             raise ShapeError(f"{self._who}: expected x or a tuple (x, ...) of several inputs, got a tuple of 1")
         return x[0], states, padding
