@@ -453,10 +453,11 @@ class Layer:
         return targets
 
     # ------------------------------------------------------------------ computation
-    def __call__(self, x: Any, *more: Any) -> np.ndarray:
-        if more:  # model(x, mask): several inputs are one tuple
+    def __call__(self, x: Any, _second: Any = None) -> np.ndarray:
+        # (a default, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
+        if _second is not None:  # model(x, mask): several inputs are one tuple
             raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
-                            f"tuple: layer((x, mask)), not layer(x, mask) (got {1 + len(more)} arguments)")
+                            f"tuple: layer((x, mask)), not layer(x, mask)")
         return self.forward(x)
 
     def forward(self, x: Any) -> np.ndarray:
