@@ -291,6 +291,12 @@ class Layer:
         for param in self.parameters():
             param.zero_grad()
 
+    def _cast_buffer(self, name: str, buffer: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """The floating buffer ``name`` in ``dtype``, for :meth:`astype` (a read-only one stays read-only)."""
+        cast = buffer.astype(dtype)
+        cast.flags.writeable = buffer.flags.writeable
+        return cast
+
     def dtype_problem(self, dtype: np.dtype) -> str | None:
         """Why this layer cannot compute in the floating ``dtype`` (its own constructor refuses it), or
         None: :meth:`astype` asks every layer first and casts nothing when one says why."""
@@ -315,7 +321,7 @@ class Layer:
         for layer in self.layers():
             for name, buffer in list(layer._buffers.items()):
                 if buffer is not None and buffer.dtype.kind == "f" and buffer.dtype != dtype:
-                    setattr(layer, name, buffer.astype(dtype))
+                    setattr(layer, name, layer._cast_buffer(name, buffer, dtype))
         return self
 
     # ------------------------------------------------------------------ state
@@ -453,11 +459,12 @@ class Layer:
         return targets
 
     # ------------------------------------------------------------------ computation
-    def __call__(self, x: Any, _second: Any = None) -> np.ndarray:
-        # (a default, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
-        if _second is not None:  # model(x, mask): several inputs are one tuple
+    def __call__(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
+        # (defaults, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
+        if _second is not None or _third is not None:  # model(x, mask), mha(q, k, v): one tuple
             raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
-                            f"tuple: layer((x, mask)), not layer(x, mask)")
+                            f"tuple: layer((x, mask)), not layer(x, mask) (and attention: mha(x), or "
+                            f"mha((x, memory)) for cross-attention, not mha(q, k, v))")
         return self.forward(x)
 
     def forward(self, x: Any) -> np.ndarray:
@@ -581,13 +588,14 @@ def _check_name(owner: Layer, name: str) -> None:
 
 def _is_method(cls: type, name: str) -> bool:
     """Whether ``cls`` defines ``name`` as a function, method or property (a class-level default,
-    ``bias = None``, ``activation = md.ReLU`` or a layer, is not one)."""
+    ``bias = None``, ``activation = md.ReLU``, ``np.tanh`` or a layer, is not one)."""
     found = inspect.getattr_static(cls, name, None)
-    if isinstance(found, (types.FunctionType, property, functools.cached_property, staticmethod, classmethod,
-                          functools.partialmethod)):
-        return True
-    return callable(found) and not isinstance(found, (type, Layer))  # (an lru_cache-wrapped method, say)
+    return isinstance(found, _METHOD_TYPES)
 
+
+#: what a class body defines as a method: functions (plain, cached, partial), properties, static/class methods
+_METHOD_TYPES = (types.FunctionType, property, functools.cached_property, staticmethod, classmethod,
+                 functools.partialmethod, type(functools.lru_cache(maxsize=None)(len)))
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 

@@ -70,15 +70,6 @@ def _next_free_index(layers: dict[str, Layer]) -> str:
     return str(index)
 
 
-def _refuse_spread_inputs(who: str, more: tuple[Any, ...]) -> None:
-    """``model.fit(x, mask, y)``: several inputs are one tuple, then the targets, then keywords."""
-    if more:
-        hint = (f"; several inputs are one tuple: model.{who}((x, mask), y, ...)" if isinstance(more[0], np.ndarray)
-                else " (batch_size=, epochs=, ...)")
-        raise TypeError(f"{who}: takes x and y by position, the rest by keyword{hint} (got {2 + len(more)} "
-                        f"positional arguments)")
-
-
 class Model(Layer):
     """A layer made of layers.  Subclass it, assign layers as attributes, write ``forward`` and
     ``backward`` (which calls the sub-layers' ``backward`` in reverse order).
@@ -92,15 +83,13 @@ class Model(Layer):
         :func:`minidl.training.fit`."""
         from .training import fit
 
-        _refuse_spread_inputs("fit", more)
-        return fit(self, x, y, **kwargs)
+        return fit(self, x, y, *more, **kwargs)
 
     def evaluate(self, x: Inputs, y: np.ndarray, *more: Any, **kwargs: Any) -> dict[str, float]:
         """``{"loss": ..., metric: ...}`` on ``(x, y)`` in eval mode; see :func:`minidl.training.evaluate`."""
         from .training import evaluate
 
-        _refuse_spread_inputs("evaluate", more)
-        return evaluate(self, x, y, **kwargs)
+        return evaluate(self, x, y, *more, **kwargs)
 
     def predict(self, x: Inputs, batch_size: int = 256) -> np.ndarray:
         """Outputs on ``x`` (N, ...) in eval mode, in batches; see :func:`minidl.training.predict`."""

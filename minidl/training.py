@@ -315,6 +315,18 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
     return x, y
 
 
+def _refuse_spread_inputs(who: str, more: tuple[Any, ...]) -> None:
+    """``fit(model, x, mask, y)`` / ``model.fit(x, mask, y)`` / ``model.fit(x, y, 32)``: x and y go by
+    position, the rest by keyword, and several inputs are one tuple."""
+    if not more:
+        return
+    keywords = "batch_size=, epochs=, ..." if who == "fit" else "batch_size=, metrics=, ..."
+    hint = f"; several inputs are one tuple: {who}((x, mask), y, ...)" \
+        if isinstance(more[0], (np.ndarray, list, tuple)) else f" ({keywords})"
+    raise TypeError(f"{who}: takes x and y by position, the rest by keyword{hint} (got {2 + len(more)} "
+                    f"positional arguments after the model)")
+
+
 def _positive_int(who: str, name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         if isinstance(value, np.ndarray) and value.ndim and who == "predict":  # predict(x, mask): for batch_size
@@ -515,7 +527,7 @@ def fit(
     model: Layer,
     x: Inputs,
     y: np.ndarray,
-    *,
+    *more: Any,
     loss: Loss,
     optimizer: Optimizer,
     epochs: int = 1,
@@ -594,6 +606,7 @@ def fit(
             ``error.history`` and an epoch scheduler has not stepped for it (a per-batch one has, once
             for each of its batches).
     """
+    _refuse_spread_inputs("fit", more)
     who = "fit"
     if not isinstance(model, Layer):
         raise TypeError(f"{who}: model must be a Layer, got {type(model).__name__}")
@@ -841,7 +854,7 @@ def evaluate(
     model: Layer,
     x: Inputs,
     y: np.ndarray,
-    *,
+    *more: Any,
     loss: Loss | None = None,
     metrics: Sequence[MetricLike] | None = None,
     batch_size: int = 256,
@@ -854,6 +867,7 @@ def evaluate(
     weighing its samples or its ``batch_weight`` (a summed loss is added up instead: see
     :class:`_Combiner`).  Every layer's mode is restored afterwards.
     """
+    _refuse_spread_inputs("evaluate", more)
     who = "evaluate"
     if loss is None and metrics is None:
         defaults = model.__dict__.get("_fit_defaults")

@@ -23,6 +23,8 @@ What the built-in layers and losses check (docs/checkpoints.md has the full list
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,11 +77,13 @@ def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
                          "arrays: several inputs (minidl.inputs), which this takes only as one array")
     if isinstance(x, list) and len(x) > 1 and all(isinstance(a, np.ndarray) for a in x):
         kinds = {a.dtype.kind for a in x}
-        if len(kinds) > 1 and "b" in kinds:  # [tokens, mask], [x, mask]: meant as several inputs
-            names = sorted({a.dtype.name for a in x})
-            raise DTypeError(f"{who}: {what} is a list of {len(x)} arrays mixing booleans with numbers "
-                             f"({', '.join(names)}); several inputs are one tuple, (x, mask), not a list "
-                             f"(a list is stacked into one array)")
+        shapes = {a.shape for a in x}
+        if (len(kinds) > 1 and "b" in kinds) or len(shapes) > 1:  # [tokens, mask], [x, h_0]: several inputs
+            what_is = f"mixing booleans with numbers ({', '.join(sorted({a.dtype.name for a in x}))})" \
+                if len(shapes) == 1 else \
+                f"of different shapes ({', '.join(map(str, sorted(shapes)))}), which cannot be stacked"
+            raise DTypeError(f"{who}: {what} is a list of {len(x)} arrays {what_is}; several inputs are one "
+                             f"tuple, (x, mask), not a list (a list is stacked into one array)")
     if not (isinstance(x, (list, tuple, int, float, np.generic)) or hasattr(type(x), "__array__")):
         raise DTypeError(f"{who}: expected {what} as a numpy array, got {type(x).__name__}")
     try:
@@ -169,6 +173,16 @@ def cast_targets(y: np.ndarray, dtype: np.dtype, who: str, what: str, whose: str
             raise TargetError(f"{who}: {what} holds {int(big.sum())} value(s) beyond {dtype.name}'s range "
                               f"(+-{top:.4g}), {whose}, the first at index {first} ({y[first].item()!r})")
     return cast
+
+
+def user_stacklevel() -> int:
+    """For ``warnings.warn`` called in minidl: the stack level of the first frame outside the package (the
+    user's line, however deep in containers the warning was raised)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_input(

@@ -214,3 +214,34 @@ def test_a_decoder_s_cross_attention_mask_is_pytorch_s_memory_mask() -> None:
     expected = theirs(torch.from_numpy(x), torch.from_numpy(memory), memory_mask=torch.from_numpy(memory_mask))
     ours.eval()
     np.testing.assert_allclose(ours((x, memory)), expected.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+def test_a_model_cast_keeps_its_layers_masks_read_only_and_a_nan_written_anyway_is_refused() -> None:
+    import copy
+
+    model = md.Sequential(MultiHeadAttention(8, 2, rng=0), MultiHeadAttention(8, 2, rng=1))
+    model[1].attn_mask = np.full((4, 4), -1e300)  # -inf in float32: blocked
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.astype(np.float32)  # (Layer.astype on the container, not the layer's own)
+    buffer = dict(model.named_buffers())["1._attn_mask"]
+    assert buffer.dtype == np.float32 and not buffer.flags.writeable and np.isneginf(buffer).all()
+    model[1].attn_mask = np.zeros((4, 4))
+    twin = copy.deepcopy(model)
+    dict(twin.named_buffers())["1._attn_mask"][0, 0] = np.nan  # a deep copy's buffer is writeable
+    with pytest.raises(ValueError, match="attn_mask holds NaN or \\+inf; set it again"):
+        twin(np.ones((2, 4, 8), np.float32))
+
+
+def test_a_cross_attention_mask_is_followed_by_the_checker_and_summary_without_inputs() -> None:
+    """A (T, S) mask with S != T fits only a memory: the drawn inputs are (x, memory of S positions)."""
+    decoder = md.TransformerDecoderLayer(8, 2, 16, dropout=0.0, rng=0)
+    decoder.multihead_attn.attn_mask = np.zeros((4, 5))  # PyTorch's memory_mask
+    assert decoder.input_shape_hint() == (4, 8)
+    assert md.summarize(decoder).rows[0].output_shape == "(None, 4, 8)"
+    assert md.GradientChecker(decoder).run().passed
+    attention = MultiHeadAttention(8, 2, rng=0)
+    attention.attn_mask = np.zeros((3, 5))
+    x, memory = attention.random_inputs((2, 3, 8), np.random.default_rng(0))
+    assert x.shape == (2, 3, 8) and memory.shape == (2, 5, 8)
+    assert md.GradientChecker(attention).run().passed

@@ -639,3 +639,23 @@ def test_a_residual_refusing_a_stack_s_tuple_names_single_input() -> None:
         stack((tokens, mask))
     Scale.single_input = True
     assert stack((tokens, mask)).shape == (2, 4)
+
+
+def test_class_defaults_that_are_ufuncs_partials_or_losses_may_be_overridden() -> None:
+    import functools
+
+    class Defaults(md.Layer):
+        activation = np.tanh
+        scale = functools.partial(np.multiply, 2.0)
+        criterion = md.MSELoss()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.activation = md.ReLU()
+            self.scale = md.Parameter(np.ones(2))
+            self.criterion = md.Dense(2, 2, rng=0)
+
+    assert [name for name, _ in Defaults().named_parameters()] == ["scale", "criterion.W"]
+    with pytest.raises(md.DTypeError, match=r"a list of 2 arrays of different shapes \(\(2,\), \(3,\)\), which "
+                                            r"cannot be stacked; several inputs are one tuple"):
+        md.Dense(3, 2)([np.zeros(2), np.zeros(3)])

@@ -350,3 +350,11 @@ def test_recurrent_layers_name_themselves_for_an_unknown_argument() -> None:
         with pytest.raises(TypeError, match=rf"^{cell.__name__}.__init__\(\) takes input_size and hidden_size by "
                                             r"position, the rest by keyword; got 3 .*md.Stack"):
             cell(3, 4, 2)
+
+
+def test_the_one_hot_state_warning_points_at_the_user_s_line() -> None:
+    x = np.random.default_rng(0).normal(size=(3, 4, 2))
+    wrapped = md.Sequential(md.Stack(md.GRU(2, 4, rng=0)))
+    with pytest.warns(UserWarning, match="holds only 0s and 1s") as caught:
+        wrapped((x, np.eye(3, 4)))
+    assert caught[0].filename == __file__  # not minidl's own call (Layer.__call__, Stack.forward, ...)

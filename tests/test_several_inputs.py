@@ -501,9 +501,20 @@ def test_a_pytorch_user_s_ways_of_passing_a_mask_get_messages_that_say_what_to_d
                           md.Dense(5, 2, rng=2))
     with pytest.raises(TypeError, match=r"called with one input; several inputs are one tuple: layer\(\(x, mask\)\)"):
         model(tokens, mask)
-    for method in ("fit", "evaluate"):
-        with pytest.raises(TypeError, match=rf"{method}: takes x and y by position.*model.{method}\(\(x, mask\), y"):
-            getattr(model, method)(tokens, mask, np.zeros(4, int))
+    for method, keywords in (("fit", {"loss": md.CrossEntropyLoss(), "optimizer": md.SGD(model.parameters(),
+                                                                                       lr=0.1)}),
+                             ("evaluate", {"loss": md.CrossEntropyLoss()})):
+        for call in (getattr(model, method), lambda *a, method=method, **k: getattr(md, method)(model, *a, **k)):
+            with pytest.raises(TypeError, match=rf"{method}: takes x and y by position.*several inputs are one "
+                                                rf"tuple: {method}\(\(x, mask\), y"):
+                call(tokens, mask, np.zeros(4, int), **keywords)
+            with pytest.raises(TypeError, match="several inputs are one tuple"):  # y as a list
+                call(tokens, mask, [0, 1, 0, 1], **keywords)
+    with pytest.raises(TypeError, match=r"evaluate: takes x and y by position, the rest by keyword \(batch_size=, "
+                                        r"metrics=, ...\)"):
+        model.evaluate((tokens, mask), np.zeros(4, int), 32, loss=md.CrossEntropyLoss())
+    with pytest.raises(TypeError, match=r"not mha\(q, k, v\)"):
+        md.MultiHeadAttention(4, 2)(np.ones((1, 2, 4)), np.ones((1, 2, 4)), np.ones((1, 2, 4)))
     with pytest.raises(TypeError, match=r"predict: batch_size must be an int >= 1, got an array of shape \(4, 5\); "
                                         r"several inputs are one tuple"):
         model.predict(tokens, mask)  # type: ignore[arg-type]
@@ -526,7 +537,8 @@ def test_a_pytorch_user_s_ways_of_passing_a_mask_get_messages_that_say_what_to_d
         assert gru((embedded, np.full((4, 5), 0.5))).shape == (4, 5, 5)
     with pytest.raises(TypeError, match=r"fit: takes x and y by position, the rest by keyword \(batch_size=, "
                                         r"epochs=, ...\) \(got 3"):
-        model.fit((tokens, mask), np.zeros(4, int), 32)  # Keras's positional batch_size
+        model.fit((tokens, mask), np.zeros(4, int), 32, loss=md.CrossEntropyLoss(),  # Keras's positional batch_size
+                  optimizer=md.SGD(model.parameters(), lr=0.1))
 
 
 def test_sgd_says_why_a_fourth_positional_argument_is_refused() -> None:

@@ -388,6 +388,8 @@ class MultiHeadAttention(Layer):
             if given.dtype == np.bool_:
                 blocked = given if blocked is None else blocked | given
             else:
+                if np.isnan(given).any() or (given == np.inf).any():  # (written into a copy's writeable mask)
+                    raise ValueError(f"{self._who}: attn_mask holds NaN or +inf; set it again: layer.attn_mask = ...")
                 p += given  # (N, H, T, S) + (T, S) or (H, T, S)
         if blocked is None and (given is None or given.dtype == np.bool_ or np.isfinite(given).all()):
             if self.causal:
@@ -543,12 +545,20 @@ class MultiHeadAttention(Layer):
         given = self._attn_mask
         return (HINT_STEPS if given is None else given.shape[-2], self.embed_dim)
 
-    def astype(self, dtype: DTypeLike) -> Layer:
-        """As :meth:`Layer.astype`; the float :attr:`attn_mask` is cast too and stays read-only."""
-        super().astype(dtype)
-        if self._attn_mask is not None:
-            self._attn_mask.flags.writeable = False
-        return self
+    def _cast_buffer(self, name: str, buffer: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """The mask stays read-only; a value below the dtype's range becomes -inf, blocked, as the setter
+        makes it (without NumPy's overflow warning; values above it are refused by dtype_problem)."""
+        with np.errstate(over="ignore"):
+            return super()._cast_buffer(name, buffer, dtype)
+
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
+        """N(0, 1) ``x`` of ``shape``; with an :attr:`attn_mask` over ``S != T`` keys, which only a memory
+        can have, ``(x, memory)`` with a memory of ``S`` positions."""
+        x = rng.standard_normal(shape)
+        given = self._attn_mask
+        if given is None or len(shape) != 3 or given.shape[-1] == shape[1]:
+            return x
+        return x, rng.standard_normal((shape[0], given.shape[-1], shape[2]))
 
     def extra_repr(self) -> str:
         parts = [f"{self.embed_dim}, num_heads={self.num_heads}"]

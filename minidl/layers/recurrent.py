@@ -37,7 +37,7 @@ from ..inputs import is_several
 from ..layer import Layer
 from ..parameter import Parameter
 from ..special import _sigmoid
-from ..validation import check_finite, check_grad_output, check_input, check_padding_mask
+from ..validation import check_finite, check_grad_output, check_input, check_padding_mask, user_stacklevel
 from ._sequences import HINT_STEPS, add_product
 
 __all__ = ["GRU", "LSTM", "RNN"]
@@ -203,7 +203,8 @@ class _Recurrent(Layer):
             # state is one), with a warning, as the mistake is common and would otherwise be silent
             warnings.warn(f"{self._who}: the last input, shape {last.shape}, holds only 0s and 1s in floats and is "
                           f"taken as the initial state {self._states[-1]} (T equals hidden_size); if it is a padding "
-                          f"mask, pass booleans: mask.astype(bool), True at padding", UserWarning, stacklevel=3)
+                          f"mask, pass booleans: mask.astype(bool), True at padding", UserWarning,
+                          stacklevel=user_stacklevel())
         if not states and padding is None:
             raise ShapeError(f"{self._who}: expected x or a tuple (x, ...) of several inputs, got a tuple of 1")
         return x[0], states, padding

@@ -340,8 +340,18 @@ class TransformerDecoderLayer(_Block):
         return (dx, dmemory, *(None for masked in self._masks if masked))
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
-        """``(x, memory)``, both N(0, 1) of ``shape`` (the memory as long as the target)."""
-        return rng.standard_normal(shape), rng.standard_normal(shape)
+        """``(x, memory)``, both N(0, 1) of ``shape`` (the memory as long as the target, or as many
+        positions as ``multihead_attn.attn_mask`` has keys, PyTorch's ``memory_mask``)."""
+        cross = self.multihead_attn.attn_mask
+        S = shape[1] if cross is None or len(shape) != 3 else cross.shape[-1]
+        return rng.standard_normal(shape), rng.standard_normal((shape[0], S, *shape[2:]))
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        """As the self-attention's, or with only a cross-attention mask (T, S), its ``T`` queries."""
+        cross = self.multihead_attn.attn_mask
+        if self.self_attn.attn_mask is None and cross is not None:
+            return (cross.shape[-2], self.self_attn.embed_dim)
+        return self.self_attn.input_shape_hint()
 
 
 class _TransformerStack(Stack):
