@@ -276,7 +276,10 @@ class CrossEntropyLoss(Loss):
             check_finite(coef, who, "y_true")
             if np.minimum.reduce(coef, axis=None) < 0:
                 row, cls = (int(i) for i in np.argwhere(coef < 0)[0])
-                index = (row, cls) if spatial is None else (lambda p: (p[0], cls, *p[1:]))(_position(row, spatial))
+                index: tuple[int, ...] = (row, cls)
+                if spatial is not None:  # in y_true's own terms, (n, c, i1, ...)
+                    n, *where = _position(row, spatial)
+                    index = (n, cls, *where)
                 raise TargetError(f"{who}: class probabilities y_true must be >= 0, got {coef[row, cls].item()!r} "
                                   f"at index {index}")
             if eps:

@@ -381,6 +381,7 @@ class MultiHeadAttention(Layer):
         p = q @ k.swapaxes(-1, -2)
         given = self._attn_mask
         blocked = None if padding is None else padding[:, None, None, :]  # (N, 1, 1, S): every head and query
+        minus_inf = False  # whether a float mask blocks keys with -inf (then a query may see none)
         if given is not None:
             if given.shape[-2:] != (T, S):
                 raise ShapeError(f"{self._who}: attn_mask has shape {given.shape}, but this input has T={T} "
@@ -388,10 +389,14 @@ class MultiHeadAttention(Layer):
             if given.dtype == np.bool_:
                 blocked = given if blocked is None else blocked | given
             else:
-                if np.isnan(given).any() or (given == np.inf).any():  # (written into a copy's writeable mask)
-                    raise ValueError(f"{self._who}: attn_mask holds NaN or +inf; set it again: layer.attn_mask = ...")
+                infinite = ~np.isfinite(given)
+                if infinite.any():
+                    if not np.isneginf(given[infinite]).all():  # (written into a deep copy's writeable mask)
+                        raise ValueError(f"{self._who}: attn_mask holds NaN or +inf; set it again: "
+                                         f"layer.attn_mask = ...")
+                    minus_inf = True
                 p += given  # (N, H, T, S) + (T, S) or (H, T, S)
-        if blocked is None and (given is None or given.dtype == np.bool_ or np.isfinite(given).all()):
+        if blocked is None and not minus_inf:
             if self.causal:
                 np.copyto(p, -np.inf, where=_future(T))
             p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
