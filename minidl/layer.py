@@ -462,9 +462,10 @@ class Layer:
     def __call__(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
         # (defaults, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
         if _second is not None or _third is not None:  # model(x, mask), mha(q, k, v): one tuple
+            attention = " (attention: mha(x), or mha((x, memory)) for cross-attention, not mha(q, k, v))" \
+                if "Attention" in type(self).__name__ or "Transformer" in type(self).__name__ else ""
             raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
-                            f"tuple: layer((x, mask)), not layer(x, mask) (and attention: mha(x), or "
-                            f"mha((x, memory)) for cross-attention, not mha(q, k, v))")
+                            f"tuple: layer((x, mask)), not layer(x, mask){attention}")
         return self.forward(x)
 
     def forward(self, x: Any) -> np.ndarray:
@@ -595,7 +596,7 @@ def _is_method(cls: type, name: str) -> bool:
 
 #: what a class body defines as a method: functions (plain, cached, partial), properties, static/class methods
 _METHOD_TYPES = (types.FunctionType, property, functools.cached_property, staticmethod, classmethod,
-                 functools.partialmethod, type(functools.lru_cache(maxsize=None)(len)))
+                 functools.partialmethod, functools.singledispatchmethod, type(functools.lru_cache(maxsize=None)(len)))
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 

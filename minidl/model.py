@@ -81,15 +81,17 @@ class Model(Layer):
         """Train on ``(x, y)``: ``fit(x, y, loss=..., optimizer=..., epochs=, batch_size=,
         validation_data=, metrics=["accuracy"], rng=, scheduler=, verbose=)``; see
         :func:`minidl.training.fit`."""
-        from .training import fit
+        from .training import fit, refuse_spread_inputs
 
-        return fit(self, x, y, *more, **kwargs)
+        refuse_spread_inputs("fit", x, more)  # (here too: before Python asks for loss= and optimizer=)
+        return fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Inputs, y: np.ndarray, *more: Any, **kwargs: Any) -> dict[str, float]:
         """``{"loss": ..., metric: ...}`` on ``(x, y)`` in eval mode; see :func:`minidl.training.evaluate`."""
-        from .training import evaluate
+        from .training import evaluate, refuse_spread_inputs
 
-        return evaluate(self, x, y, *more, **kwargs)
+        refuse_spread_inputs("evaluate", x, more)
+        return evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Inputs, batch_size: int = 256) -> np.ndarray:
         """Outputs on ``x`` (N, ...) in eval mode, in batches; see :func:`minidl.training.predict`."""

@@ -315,14 +315,15 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
     return x, y
 
 
-def _refuse_spread_inputs(who: str, more: tuple[Any, ...]) -> None:
+def refuse_spread_inputs(who: str, x: Any, more: tuple[Any, ...]) -> None:
     """``fit(model, x, mask, y)`` / ``model.fit(x, mask, y)`` / ``model.fit(x, y, 32)``: x and y go by
     position, the rest by keyword, and several inputs are one tuple."""
     if not more:
         return
-    keywords = "batch_size=, epochs=, ..." if who == "fit" else "batch_size=, metrics=, ..."
-    hint = f"; several inputs are one tuple: {who}((x, mask), y, ...)" \
-        if isinstance(more[0], (np.ndarray, list, tuple)) else f" ({keywords})"
+    keywords = "batch_size=, epochs=, validation_data=, ..." if who == "fit" else "batch_size=, metrics=, ..."
+    samples = len(x) if isinstance(x, np.ndarray) and x.ndim else None
+    spread = isinstance(more[0], (np.ndarray, list)) and samples is not None and len(more[0]) == samples
+    hint = f"; several inputs are one tuple: {who}((x, mask), y, ...)" if spread else f" ({keywords})"
     raise TypeError(f"{who}: takes x and y by position, the rest by keyword{hint} (got {2 + len(more)} "
                     f"positional arguments after the model)")
 
@@ -606,7 +607,7 @@ def fit(
             ``error.history`` and an epoch scheduler has not stepped for it (a per-batch one has, once
             for each of its batches).
     """
-    _refuse_spread_inputs("fit", more)
+    refuse_spread_inputs("fit", x, more)
     who = "fit"
     if not isinstance(model, Layer):
         raise TypeError(f"{who}: model must be a Layer, got {type(model).__name__}")
@@ -867,7 +868,7 @@ def evaluate(
     weighing its samples or its ``batch_weight`` (a summed loss is added up instead: see
     :class:`_Combiner`).  Every layer's mode is restored afterwards.
     """
-    _refuse_spread_inputs("evaluate", more)
+    refuse_spread_inputs("evaluate", x, more)
     who = "evaluate"
     if loss is None and metrics is None:
         defaults = model.__dict__.get("_fit_defaults")

@@ -178,7 +178,7 @@ def cast_targets(y: np.ndarray, dtype: np.dtype, who: str, what: str, whose: str
 def user_stacklevel() -> int:
     """For ``warnings.warn`` called in minidl: the stack level of the first frame outside the package (the
     user's line, however deep in containers the warning was raised)."""
-    root = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.abspath(__file__)) + os.sep  # (a sibling minidl_extras/ is the user's)
     frame, level = sys._getframe(1), 1
     while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
         frame, level = frame.f_back, level + 1

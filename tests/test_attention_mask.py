@@ -245,3 +245,14 @@ def test_a_cross_attention_mask_is_followed_by_the_checker_and_summary_without_i
     x, memory = attention.random_inputs((2, 3, 8), np.random.default_rng(0))
     assert x.shape == (2, 3, 8) and memory.shape == (2, 5, 8)
     assert md.GradientChecker(attention).run().passed
+
+
+def test_a_decoder_stack_draws_the_memory_its_masked_block_needs_and_a_square_mask_draws_none() -> None:
+    blocks = [md.TransformerDecoderLayer(8, 2, 16, dropout=0.0, rng=i) for i in (0, 1)]
+    blocks[1].multihead_attn.attn_mask = np.zeros((4, 5))  # only the second block's cross-attention
+    stack = md.TransformerDecoder(*blocks)
+    assert md.summarize(stack).rows[0].output_shape == "(None, 4, 8)"
+    assert md.GradientChecker(stack).run().passed
+    square = MultiHeadAttention(8, 2, rng=0)
+    square.attn_mask = np.zeros((4, 4))  # self-attention: x alone, whatever length is asked
+    assert isinstance(square.random_inputs((2, 6, 8), np.random.default_rng(0)), np.ndarray)

@@ -536,7 +536,7 @@ def test_a_pytorch_user_s_ways_of_passing_a_mask_get_messages_that_say_what_to_d
         np.testing.assert_array_equal(zeros, gru(embedded))
         assert gru((embedded, np.full((4, 5), 0.5))).shape == (4, 5, 5)
     with pytest.raises(TypeError, match=r"fit: takes x and y by position, the rest by keyword \(batch_size=, "
-                                        r"epochs=, ...\) \(got 3"):
+                                        r"epochs=, validation_data=, ...\) \(got 3"):
         model.fit((tokens, mask), np.zeros(4, int), 32, loss=md.CrossEntropyLoss(),  # Keras's positional batch_size
                   optimizer=md.SGD(model.parameters(), lr=0.1))
 
@@ -560,3 +560,17 @@ def test_a_residual_takes_the_tuple_when_its_block_needs_the_mask_and_refuses_it
     assert md.Sequential().single_input is True  # (the identity)
     y = md.Stack(md.GRU(4, 4, rng=0), md.Sequential(), md.GRU(4, 4, rng=1))((x, mask))
     assert y.shape == (2, 5, 4)
+
+
+def test_a_list_or_tuple_in_third_place_that_is_not_an_input_gets_the_keyword_hint() -> None:
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    x, y = np.zeros((8, 3)), np.zeros(8, int)
+    with pytest.raises(TypeError, match=r"several inputs are one tuple: fit\(\(x, mask\), y"):  # no loss given yet
+        model.fit(x, np.ones((8, 3), bool), y)
+    for call, hint in ((lambda: md.evaluate(model, x, y, ["accuracy"], loss=md.CrossEntropyLoss()), "metrics="),
+                       (lambda: md.fit(model, x, y, (x, y), loss=md.CrossEntropyLoss(),
+                                       optimizer=md.SGD(model.parameters(), lr=0.1)), "validation_data=")):
+        with pytest.raises(TypeError, match=rf"takes x and y by position, the rest by keyword \(.*{hint}"):
+            call()
+    with pytest.raises(TypeError, match=r"not layer\(x, mask\)$"):  # (the attention hint only for attention)
+        md.Dense(3, 2)(x, x)

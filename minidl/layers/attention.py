@@ -557,11 +557,11 @@ class MultiHeadAttention(Layer):
             return super()._cast_buffer(name, buffer, dtype)
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
-        """N(0, 1) ``x`` of ``shape``; with an :attr:`attn_mask` over ``S != T`` keys, which only a memory
-        can have, ``(x, memory)`` with a memory of ``S`` positions."""
+        """N(0, 1) ``x`` of ``shape``; with an :attr:`attn_mask` of shape (T, S), ``S != T``, which only a
+        memory can fit, ``(x, memory)`` with a memory of ``S`` positions."""
         x = rng.standard_normal(shape)
         given = self._attn_mask
-        if given is None or len(shape) != 3 or given.shape[-1] == shape[1]:
+        if given is None or len(shape) != 3 or given.shape[-1] == given.shape[-2]:  # (a square mask: self-attention)
             return x
         return x, rng.standard_normal((shape[0], given.shape[-1], shape[2]))
 

@@ -438,6 +438,18 @@ class TransformerDecoder(_TransformerStack):
 
     _block = TransformerDecoderLayer
 
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
+        """As a block's: ``(x, memory)``, the memory as long as the cross-attention mask of the first
+        block that has one says (every block reads the same memory)."""
+        masked = next((block for block in self if isinstance(block, TransformerDecoderLayer)
+                       and block.multihead_attn.attn_mask is not None), self[0])
+        return masked.random_inputs(shape, rng)
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        masked = next((block for block in self if isinstance(block, TransformerDecoderLayer)
+                       and block.multihead_attn.attn_mask is not None), self[0])
+        return masked.input_shape_hint()
+
     def _split(self, x: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
         h, extra = super()._split(x)
         if not extra:
