@@ -463,7 +463,7 @@ class Layer:
         # (defaults, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
         if _second is not None or _third is not None:  # model(x, mask), mha(q, k, v): one tuple
             attention = " (attention: mha(x), or mha((x, memory)) for cross-attention, not mha(q, k, v))" \
-                if "Attention" in type(self).__name__ or "Transformer" in type(self).__name__ else ""
+                if any("Attention" in c.__name__ or "Transformer" in c.__name__ for c in type(self).__mro__) else ""
             raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
                             f"tuple: layer((x, mask)), not layer(x, mask){attention}")
         return self.forward(x)

@@ -321,8 +321,15 @@ def refuse_spread_inputs(who: str, x: Any, more: tuple[Any, ...]) -> None:
     if not more:
         return
     keywords = "batch_size=, epochs=, validation_data=, ..." if who == "fit" else "batch_size=, metrics=, ..."
-    samples = len(x) if isinstance(x, np.ndarray) and x.ndim else None
-    spread = isinstance(more[0], (np.ndarray, list)) and samples is not None and len(more[0]) == samples
+    def length(a: Any) -> int | None:  # samples of an array or a list of numbers, else None (tuples: inputs)
+        if isinstance(a, np.ndarray):
+            return len(a) if a.ndim else None
+        if isinstance(a, list) and all(is_number(v) or isinstance(v, (bool, np.bool_, list)) for v in a):
+            return len(a)
+        return len(a) if hasattr(type(a), "__array__") and hasattr(a, "__len__") else None
+
+    samples, third = length(x), length(more[0])
+    spread = samples is not None and third == samples
     hint = f"; several inputs are one tuple: {who}((x, mask), y, ...)" if spread else f" ({keywords})"
     raise TypeError(f"{who}: takes x and y by position, the rest by keyword{hint} (got {2 + len(more)} "
                     f"positional arguments after the model)")

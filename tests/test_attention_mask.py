@@ -256,3 +256,11 @@ def test_a_decoder_stack_draws_the_memory_its_masked_block_needs_and_a_square_ma
     square = MultiHeadAttention(8, 2, rng=0)
     square.attn_mask = np.zeros((4, 4))  # self-attention: x alone, whatever length is asked
     assert isinstance(square.random_inputs((2, 6, 8), np.random.default_rng(0)), np.ndarray)
+
+
+def test_a_decoder_stack_s_self_mask_on_a_later_block_sets_the_drawn_length() -> None:
+    blocks = [md.TransformerDecoderLayer(8, 2, 16, dropout=0.0, rng=i) for i in (0, 1)]
+    blocks[1].self_attn.attn_mask = np.zeros((4, 4))
+    stack = md.TransformerDecoder(*blocks)
+    assert stack.input_shape_hint() == (4, 8)
+    assert md.GradientChecker(stack).run().passed

@@ -574,3 +574,15 @@ def test_a_list_or_tuple_in_third_place_that_is_not_an_input_gets_the_keyword_hi
             call()
     with pytest.raises(TypeError, match=r"not layer\(x, mask\)$"):  # (the attention hint only for attention)
         md.Dense(3, 2)(x, x)
+
+
+def test_the_spread_input_hint_for_small_batches_lists_and_0d_values() -> None:
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    x, y = np.zeros((2, 3)), np.zeros(2, int)
+    loss, opt = md.CrossEntropyLoss(), md.SGD(model.parameters(), lr=0.1)
+    for third in (["accuracy", "loss"], [x, y], np.array(32)):  # as long as x, but not an input; 0-d
+        with pytest.raises(TypeError, match=r"the rest by keyword \("):
+            md.fit(model, x, y, third, loss=loss, optimizer=opt)
+    mask = np.ones((2, 3), bool)
+    with pytest.raises(TypeError, match="several inputs are one tuple"):  # x as a list: still a spread input
+        model.fit(x.tolist(), mask, y, loss=loss, optimizer=opt)

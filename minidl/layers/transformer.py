@@ -438,17 +438,21 @@ class TransformerDecoder(_TransformerStack):
 
     _block = TransformerDecoderLayer
 
+    def _masked(self, cross: bool) -> Layer:
+        """The first block with a cross-attention mask (``cross``) or any mask, else the first block."""
+        def has(block: Layer) -> bool:
+            return isinstance(block, TransformerDecoderLayer) and (block.multihead_attn.attn_mask is not None or (
+                not cross and block.self_attn.attn_mask is not None))
+        return next((block for block in self if has(block)), self[0])
+
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
         """As a block's: ``(x, memory)``, the memory as long as the cross-attention mask of the first
         block that has one says (every block reads the same memory)."""
-        masked = next((block for block in self if isinstance(block, TransformerDecoderLayer)
-                       and block.multihead_attn.attn_mask is not None), self[0])
-        return masked.random_inputs(shape, rng)
+        return self._masked(cross=True).random_inputs(shape, rng)
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
-        masked = next((block for block in self if isinstance(block, TransformerDecoderLayer)
-                       and block.multihead_attn.attn_mask is not None), self[0])
-        return masked.input_shape_hint()
+        """The first masked block's (its mask fixes ``T``), else the first block's."""
+        return self._masked(cross=False).input_shape_hint()
 
     def _split(self, x: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
         h, extra = super()._split(x)
