@@ -59,6 +59,8 @@ def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     objects that convert themselves (``__array__``: a pandas DataFrame, an xarray, a CPU tensor) are
     converted.  Anything else, a ragged list, a failed conversion, or a tuple holding arrays (several
     inputs, not data: refused, never stacked) raises ``DTypeError`` naming ``who`` and ``what``."""
+    if type(x) is np.ndarray:  # the common case, first: no subclass checks on the hot path
+        return x
     if isinstance(x, np.ndarray):
         if isinstance(x, np.ma.MaskedArray):  # its hidden entries would be computed with as if data
             raise DTypeError(f"{who}: {what} is a masked array; layers and losses compute on plain arrays "
