@@ -51,6 +51,7 @@ from .layers import (
     MaxPool1D,
     MaxPool2D,
     MultiHeadAttention,
+    PReLU,
     ReLU,
     Sigmoid,
     SiLU,
@@ -73,6 +74,7 @@ from .losses import (
     Loss,
     MSELoss,
     NLLLoss,
+    SmoothL1Loss,
 )
 from .model import Bidirectional, LayerList, Model, Residual, Sequential, Stack
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
@@ -163,6 +165,7 @@ __all__ = [
     "NonFiniteError",
     "OneCycleLR",
     "Optimizer",
+    "PReLU",
     "Parameter",
     "RMSprop",
     "ReLU",
@@ -173,6 +176,7 @@ __all__ = [
     "ShapeError",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "Stack",

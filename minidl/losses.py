@@ -19,6 +19,7 @@ __all__ = [
     "Loss",
     "MSELoss",
     "NLLLoss",
+    "SmoothL1Loss",
     "TargetError",
 ]
 
@@ -742,6 +743,53 @@ class HuberLoss(Loss):
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, delta={self.delta}"
+
+
+class SmoothL1Loss(Loss):
+    """Smooth L1 loss, as PyTorch's ``nn.SmoothL1Loss``: ``HuberLoss(delta=beta) / beta``, quadratic
+    below ``beta`` with slope 1 beyond it (``beta = 0``: ``L1Loss``).
+
+    Shapes: y_pred and y_true: (N, ...) alike.  With ``d = y_pred - y_true``::
+
+        loss_i  = 0.5 d^2 / beta              if |d| < beta
+                  |d| - 0.5 beta              otherwise
+        dloss_i = clip(d / beta, -1, 1)       (sign(d) for beta = 0)
+
+    averaged over every element (``reduction="mean"``) or summed (``"sum"``).
+    """
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        self.reduction = _check_reduction("SmoothL1Loss", reduction)
+        if not (is_number(beta) and is_finite(beta) and beta >= 0):
+            raise ValueError(f"SmoothL1Loss: beta must be a finite number >= 0, got {beta!r}")
+        self.beta = float(beta)
+        self._diff: np.ndarray | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        y_pred, target = self._pair(y_pred, y_true)
+        d = y_pred - target
+        self._diff = d
+        a = np.abs(d)
+        beta = self.beta
+        if beta == 0:
+            per = a
+        else:
+            small = np.minimum(a, beta)  # the square of the branch np.where discards must not overflow
+            per = np.where(a < beta, (0.5 / beta) * small * small, a - 0.5 * beta)
+        total = float(per.sum())
+        return total / max(d.size, 1) if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        d = self._diff
+        self._require(d)
+        assert d is not None
+        grad = np.sign(d) if self.beta == 0 else np.clip(d * (1.0 / self.beta), -1.0, 1.0)
+        if self.reduction == "mean":
+            grad *= 1.0 / max(grad.size, 1)
+        return grad
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, beta={self.beta}"
 
 
 class L1Loss(Loss):

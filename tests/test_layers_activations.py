@@ -397,3 +397,67 @@ def test_masked_arrays_are_refused_and_an_unknown_init_is_named() -> None:
         md.Dense(1, 1, W=np.zeros((2, 1)), init="bogus")
     with pytest.raises(ValueError, match=r"Conv2D\(1 -> 2, k=3\): unknown init scheme"):
         md.Conv2D(1, 2, 3, init="kaiming")
+
+
+# ----------------------------------------------------------------------------- PReLU
+@pytest.mark.parametrize(("shape", "channels", "seed"), [((4, 3), 3, 0), ((2, 3, 5), 3, 1), ((2, 2, 3, 3), 2, 2),
+                                                        ((5, 4), 1, 3), ((3,), 1, 4)])
+def test_prelu_closed_form_and_gradient_checker(shape: tuple[int, ...], channels: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    layer = md.PReLU(channels, init=0.25)
+    layer.weight.data[...] = rng.uniform(-0.5, 0.8, channels)
+    x = rng.normal(size=shape)
+    x.reshape(-1)[::4] = 0.0  # exactly at the kink: the slope is the weight's, as PyTorch's
+    a = layer.weight.data if channels == 1 else layer.weight.data.reshape((channels,) + (1,) * (x.ndim - 2))
+    np.testing.assert_array_equal(layer(x), np.where(x > 0, x, a * x))
+    g = rng.normal(size=shape)
+    layer.weight.zero_grad()
+    dx = layer.backward(g)
+    np.testing.assert_array_equal(dx, np.where(x > 0, g, a * g))
+    axes = tuple(i for i in range(x.ndim) if not (channels > 1 and i == 1))
+    np.testing.assert_allclose(layer.weight.grad, np.where(x > 0, 0.0, g * x).sum(axis=axes).reshape(channels),
+                               rtol=1e-13)
+    report = md.GradientChecker(md.PReLU(channels, init=-0.3), inputs=x + 0.01, seed=seed).run()
+    assert report.passed, report
+
+
+def test_prelu_against_pytorch_dtype_frozen_and_errors() -> None:
+    x = np.random.default_rng(0).normal(size=(3, 4, 5)).astype(np.float32)
+    layer = md.PReLU(4, dtype=np.float32)
+    y = layer(x)
+    assert y.dtype == np.float32 and layer.backward(np.ones_like(y)).dtype == np.float32
+    assert layer.weight.grad.dtype == np.float32
+    layer.requires_grad_(False)
+    layer.weight.zero_grad()
+    layer(x)
+    layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(layer.weight.grad, 0.0)  # frozen: no gradient added
+    wrong_width = r"PReLU\(4\): expected input of shape \(N, 4, \.\.\.\)"
+    for bad, error, pattern in ((np.zeros((3, 5)), md.ShapeError, wrong_width),
+                                (np.zeros((3, 4), np.float64), md.DTypeError, "does not match the layer's parameters"),
+                                (np.full((3, 4), np.nan, np.float32), md.NonFiniteError, "NaN/inf")):
+        with pytest.raises(error, match=pattern):
+            layer(bad)
+    with pytest.raises(ValueError, match="num_parameters must be a positive int"):
+        md.PReLU(0)
+    with pytest.raises(ValueError, match="init must be a finite number"):
+        md.PReLU(init=float("nan"))
+    assert repr(md.PReLU(4)) == "PReLU(num_parameters=4)" and md.PReLU(4).num_parameters() == 4
+
+
+def test_prelu_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x, g = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 4, 5))
+    ours = md.PReLU(4)
+    ours.weight.data[...] = rng.normal(size=4)
+    theirs = torch.nn.PReLU(4, dtype=torch.float64)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.data.copy()))
+    xt = torch.tensor(x, requires_grad=True)
+    out = theirs(xt)
+    out.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(ours(x), out.detach().numpy(), rtol=1e-14)
+    ours.weight.zero_grad()
+    np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-12)

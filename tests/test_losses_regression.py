@@ -174,3 +174,44 @@ def test_a_target_that_rounds_to_float16_s_largest_is_cast_not_refused() -> None
         loss(np.zeros(1, np.float16), np.array([65519.0]))
         with pytest.raises(md.TargetError, match="beyond float16's range"):
             loss(np.zeros(1, np.float16), np.array([65520.0]))
+
+
+@pytest.mark.parametrize(("beta", "seed"), [(1.0, 0), (0.3, 1), (2.5, 2), (0.0, 3)])
+def test_smooth_l1_closed_form_gradient_checker_and_huber(beta: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    p, t = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    d = p - t
+    loss = md.SmoothL1Loss(beta=beta)
+    expected = np.abs(d) if beta == 0 else np.where(np.abs(d) < beta, 0.5 * d * d / beta, np.abs(d) - 0.5 * beta)
+    assert loss(p, t) == pytest.approx(expected.mean(), rel=1e-14)
+    grad = np.sign(d) if beta == 0 else np.clip(d / beta, -1, 1)
+    np.testing.assert_allclose(loss.backward(), grad / d.size, rtol=1e-14)
+    if beta:  # SmoothL1(beta) = Huber(delta=beta) / beta
+        assert loss(p, t) == pytest.approx(md.HuberLoss(delta=beta)(p, t) / beta, rel=1e-14)
+    else:
+        assert loss(p, t) == pytest.approx(md.L1Loss()(p, t), rel=1e-14)
+    summed = md.SmoothL1Loss(reduction="sum", beta=beta)
+    assert summed(p, t) == pytest.approx(expected.sum(), rel=1e-14)
+    report = md.GradientChecker(Identity(), inputs=p, loss=md.SmoothL1Loss(beta=max(beta, 0.5)), targets=t).run()
+    assert report.passed, report
+
+
+def test_smooth_l1_checks() -> None:
+    with pytest.raises(ValueError, match="SmoothL1Loss: beta must be a finite number >= 0"):
+        md.SmoothL1Loss(beta=-1)
+    with pytest.raises(md.ShapeError, match="SmoothL1Loss: y_pred has shape"):
+        md.SmoothL1Loss()(np.zeros(3), np.zeros(2))
+    assert md.SmoothL1Loss()(np.zeros(2, np.float32), np.ones(2, np.float32)) == pytest.approx(0.5)
+
+
+def test_smooth_l1_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    p, t = rng.normal(size=(5, 4)) * 2, rng.normal(size=(5, 4))
+    for beta in (1.0, 0.2, 0.0):
+        pt = torch.tensor(p, requires_grad=True)
+        value = torch.nn.SmoothL1Loss(beta=beta)(pt, torch.from_numpy(t))
+        value.backward()
+        ours = md.SmoothL1Loss(beta=beta)
+        assert ours(p, t) == pytest.approx(value.item(), rel=1e-13)
+        np.testing.assert_allclose(ours.backward(), pt.grad.numpy(), rtol=1e-13)

@@ -192,6 +192,10 @@ LAYERS: dict[str, LayerSpec] = {
     "ReLU": LayerSpec(lambda dt: md.ReLU(), any_shape, lambda layer, x: np.maximum(x, 0)),
     "LeakyReLU": LayerSpec(lambda dt: md.LeakyReLU(0.1), any_shape,
                            lambda layer, x: np.where(x > 0, x, 0.1 * x)),
+    "PReLU": LayerSpec(lambda dt: md.PReLU(3, init=0.3, dtype=dt),
+                       lambda n, d: (n, 3, *d(st.lists(st.integers(1, 3), max_size=1))),
+                       lambda layer, x: np.where(x > 0, x, x * layer.weight.data.reshape((3,) + (1,) * (x.ndim - 2))),
+                       example=(2, 3)),
     "Sigmoid": LayerSpec(lambda dt: md.Sigmoid(), any_shape, lambda layer, x: 1 / (1 + np.exp(-x))),
     "Tanh": LayerSpec(lambda dt: md.Tanh(), any_shape, lambda layer, x: np.tanh(x)),
     "ELU": LayerSpec(lambda dt: md.ELU(0.5), any_shape, lambda layer, x: np.where(x > 0, x, 0.5 * (np.exp(x) - 1))),
@@ -641,6 +645,9 @@ LOSSES: dict[str, LossSpec] = {
     "L1Loss": LossSpec(lambda: get("L1Loss")(), pred_any, float_target,
                        lambda loss, p, t: float(np.abs(p - t).mean())),
     "HuberLoss": LossSpec(lambda: get("HuberLoss")(delta=0.5), pred_any, float_target, ref_huber),
+    "SmoothL1Loss": LossSpec(lambda: get("SmoothL1Loss")(beta=0.5), pred_any, float_target,
+                             lambda loss, p, t: float(np.where(np.abs(p - t) < 0.5, (p - t) ** 2, np.abs(p - t) - 0.25)
+                                                      .mean())),
     "BCEWithLogitsLoss": LossSpec(lambda: get("BCEWithLogitsLoss")(), pred_any, float_target, ref_bce),
     "CrossEntropyLoss": LossSpec(lambda: get("CrossEntropyLoss")(label_smoothing=0.1),
                                  lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))), class_target,
@@ -978,7 +985,7 @@ def test_nonfinite_policy() -> None:
                    "GlobalAvgPool1D", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax", "MaxPool1D", "MaxPool2D", "ReLU",
                    "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
-                "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "RNN", "Residual",
+                "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "

@@ -1,6 +1,19 @@
 """Built-in layers."""
 
-from .activations import ELU, GELU, Activation, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
+from .activations import (
+    ELU,
+    GELU,
+    Activation,
+    LeakyReLU,
+    LogSoftmax,
+    PReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .attention import MultiHeadAttention
 from .conv import Conv1D, Conv2D
 from .dense import Dense
@@ -43,6 +56,7 @@ __all__ = [
     "MaxPool1D",
     "MaxPool2D",
     "MultiHeadAttention",
+    "PReLU",
     "ReLU",
     "SiLU",
     "Sigmoid",

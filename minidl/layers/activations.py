@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..errors import ShapeError
+from ..init import float_dtype, positive_int
 from ..layer import Layer
+from ..parameter import Parameter
 from ..special import _sigmoid, normal_cdf, normal_pdf
-from ..validation import as_float_array, check_grad_output, is_number
+from ..validation import as_float_array, check_grad_output, check_input, is_number
 
-__all__ = ["ELU", "GELU", "Activation", "LeakyReLU", "LogSoftmax", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus",
-           "Tanh"]
+__all__ = ["ELU", "GELU", "Activation", "LeakyReLU", "LogSoftmax", "PReLU", "ReLU", "SiLU", "Sigmoid", "Softmax",
+           "Softplus", "Tanh"]
 
 
 class Activation(Layer):
@@ -407,3 +410,67 @@ class GELU(Activation):
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
+
+
+class PReLU(Layer):
+    """Parametric ReLU, as PyTorch's ``nn.PReLU``: ``y = x`` where ``x > 0``, else ``a * x``, with the
+    slope ``a`` learned: one for all (``num_parameters=1``) or one per channel (axis 1, as PyTorch).
+
+    Shapes: x: (N, ...) -> same shape; with ``num_parameters = C > 1``, x: (N, C, ...).  ``weight``:
+    (num_parameters,), PyTorch's name, starting at ``init`` (0.25).
+
+    Backward::
+
+        dx = g          where x > 0,   a * g  elsewhere   (at x = 0 the slope is a, as PyTorch's)
+        da = sum of g * x over the elements where x <= 0 (per channel, or over all)
+
+    It holds a parameter, so as ``Dense`` it refuses NaN/inf input (one BLAS pass) and an input of
+    another dtype than its weight's.
+    """
+
+    single_input = True  # (a Stack hands it the sequence alone)
+    elementwise = True
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, *, dtype: DTypeLike = np.float64) -> None:
+        super().__init__()
+        # (not self.num_parameters: that is Layer's count of parameter elements)
+        self.num_slopes = positive_int(num_parameters, "num_parameters", "PReLU")
+        if not (is_number(init) and math.isfinite(init)):
+            raise ValueError(f"PReLU: init must be a finite number, got {init!r}")
+        self.weight = Parameter(np.full(self.num_slopes, float(init), dtype=float_dtype(dtype, "PReLU")))
+        self._who = f"PReLU({self.num_slopes})"
+        self._x: np.ndarray | None = None
+
+    def _slopes(self, ndim: int) -> np.ndarray:
+        """``weight`` shaped to broadcast over an input of ``ndim`` axes: (C, 1, ...) after the batch axis."""
+        a = self.weight.data
+        return a if self.num_slopes == 1 else a.reshape((self.num_slopes,) + (1,) * (ndim - 2))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        C = self.num_slopes
+        if C == 1:
+            x = check_input(x, self._who, ndim=0, more_dims=True, layout="(N, ...)", dtype=self.weight.data.dtype)
+        else:
+            x = check_input(x, self._who, ndim=2, more_dims=True, layout=f"(N, {C}, ...)", sizes={1: C},
+                            dtype=self.weight.data.dtype)
+        self._x = x
+        return np.where(x > 0, x, x * self._slopes(x.ndim))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: x's shape -> dx: x's shape; adds into ``weight.grad`` (unless frozen)."""
+        x = self._x
+        self._require_cache(x)
+        assert x is not None
+        check_grad_output(grad_output, f"{self._who}.backward", x.shape, x.dtype)
+        negative = x <= 0
+        if self.weight.requires_grad:
+            part = np.where(negative, grad_output * x, 0)
+            axes = tuple(i for i in range(x.ndim) if not (self.num_slopes > 1 and i == 1))
+            self.weight.grad += part.sum(axis=axes).reshape(self.num_slopes).astype(x.dtype, copy=False)
+        return np.where(negative, grad_output * self._slopes(x.ndim), grad_output)
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (self.num_slopes,) if self.num_slopes > 1 else (3,)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_slopes}"
