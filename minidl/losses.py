@@ -775,7 +775,7 @@ class SmoothL1Loss(Loss):
             per = a
         else:
             small = np.minimum(a, beta)  # the square of the branch np.where discards must not overflow
-            per = np.where(a < beta, (0.5 / beta) * small * small, a - 0.5 * beta)
+            per = np.where(a < beta, 0.5 * small * (small / beta), a - 0.5 * beta)  # (/ beta: 1/beta may be inf)
         total = float(per.sum())
         return total / max(d.size, 1) if self.reduction == "mean" else total
 
@@ -783,7 +783,7 @@ class SmoothL1Loss(Loss):
         d = self._diff
         self._require(d)
         assert d is not None
-        grad = np.sign(d) if self.beta == 0 else np.clip(d * (1.0 / self.beta), -1.0, 1.0)
+        grad = np.sign(d) if self.beta == 0 else np.clip(d / self.beta, -1.0, 1.0)
         if self.reduction == "mean":
             grad *= 1.0 / max(grad.size, 1)
         return grad

@@ -109,6 +109,16 @@ class Model(Layer):
         print_fn(str(summarize(self, input_shape, expand_nested=expand_nested)))
 
 
+def _hint_past_elementwise(layers: Iterable[Layer]) -> tuple[int, ...] | None:
+    """The input shape of a chain of ``layers``: the first hint, looking past element-wise layers
+    without one at the front (a ``ReLU`` or ``PReLU`` takes any shape)."""
+    for layer in layers:
+        hint = layer.input_shape_hint()
+        if hint is not None or not layer.elementwise:
+            return hint
+    return None
+
+
 def takes_one_array(layer: Layer) -> bool:
     """Whether ``layer.single_input`` speaks for the ``forward`` that runs: it does when the flag was set
     by that forward's class or below it, or when the forward is minidl's own.  A subclass of a built-in
@@ -265,11 +275,7 @@ class Sequential(Model):
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
         """The first layer's input shape, looking past element-wise layers at the front."""
-        for layer in self._layers.values():
-            hint = layer.input_shape_hint()
-            if hint is not None or not layer.elementwise:
-                return hint
-        return None
+        return _hint_past_elementwise(self._layers.values())
 
 
 class LayerList(Layer):
@@ -428,7 +434,8 @@ class Stack(Model):
         return not self._complete
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
-        return self[0].input_shape_hint()
+        """The first layer's input shape, looking past element-wise layers at the front (as ``Sequential``)."""
+        return _hint_past_elementwise(self._layers.values())
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
         return self[0].random_inputs(shape, rng)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -461,3 +462,21 @@ def test_prelu_matches_torch() -> None:
     ours.weight.zero_grad()
     np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-14)
     np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-12)
+
+
+def test_prelu_in_front_of_a_model_lets_it_infer_its_input_and_float16_backward_is_quiet() -> None:
+    """A review: PReLU's own hint, (3,), stopped Sequential from looking past it (summary and the
+    checker then drew inputs the Dense refused); its float16 backward warned, computing g * x on the
+    positive side it throws away."""
+    for model, hint in ((md.Sequential(md.PReLU(), md.Dense(5, 2, rng=0)), (5,)),
+                        (md.Stack(md.PReLU(), md.LSTM(4, 2, rng=0)), (3, 4))):
+        assert model.input_shape_hint() == hint
+        assert md.GradientChecker(model).run().passed
+    layer = md.PReLU(dtype=np.float16)
+    layer(np.array([300.0, -2.0], np.float16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dx = layer.backward(np.array([300.0, 1.0], np.float16))
+    np.testing.assert_array_equal(dx, np.array([300.0, 0.25], np.float16))
+    with pytest.raises(TypeError, match="PReLU: init must be a number"):
+        md.PReLU(init="0.25")  # type: ignore[arg-type]

@@ -215,3 +215,18 @@ def test_smooth_l1_matches_torch() -> None:
         ours = md.SmoothL1Loss(beta=beta)
         assert ours(p, t) == pytest.approx(value.item(), rel=1e-13)
         np.testing.assert_allclose(ours.backward(), pt.grad.numpy(), rtol=1e-13)
+
+
+@pytest.mark.parametrize(("beta", "dtype", "d"), [(1e-5, np.float16, 2e-6), (1e-310, np.float64, 1e-320),
+                                                  (2e-39, np.float32, 1e-40)])
+def test_smooth_l1_with_a_beta_whose_reciprocal_overflows(beta: float, dtype: type, d: float) -> None:
+    """0.5 / beta and 1 / beta overflowed to inf: NaN at d = 0 and d / beta clipped to 1."""
+    loss = md.SmoothL1Loss(beta=beta)
+    p = np.array([0.0, d], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (float16's and subnormals' own underflow warnings, if any)
+        value = loss(p, np.zeros(2, dtype))
+        grad = loss.backward()
+    assert np.isfinite(value) and np.isfinite(grad).all() and grad[0] == 0
+    expected = float(np.asarray(d, dtype)) / beta / 2  # d / beta, divided by the element count
+    assert grad[1] == pytest.approx(min(expected, 0.5), rel=2e-3)

@@ -435,7 +435,9 @@ class PReLU(Layer):
         super().__init__()
         # (not self.num_parameters: that is Layer's count of parameter elements)
         self.num_slopes = positive_int(num_parameters, "num_parameters", "PReLU")
-        if not (is_number(init) and math.isfinite(init)):
+        if not is_number(init):
+            raise TypeError(f"PReLU: init must be a number, got {init!r}")
+        if not math.isfinite(init):
             raise ValueError(f"PReLU: init must be a finite number, got {init!r}")
         self.weight = Parameter(np.full(self.num_slopes, float(init), dtype=float_dtype(dtype, "PReLU")))
         self._who = f"PReLU({self.num_slopes})"
@@ -463,14 +465,16 @@ class PReLU(Layer):
         assert x is not None
         check_grad_output(grad_output, f"{self._who}.backward", x.shape, x.dtype)
         negative = x <= 0
-        if self.weight.requires_grad:
-            part = np.where(negative, grad_output * x, 0)
+        if self.weight.requires_grad:  # g * min(x, 0): the positive side adds 0 (and cannot overflow)
+            part = grad_output * np.minimum(x, 0)
             axes = tuple(i for i in range(x.ndim) if not (self.num_slopes > 1 and i == 1))
             self.weight.grad += part.sum(axis=axes).reshape(self.num_slopes).astype(x.dtype, copy=False)
         return np.where(negative, grad_output * self._slopes(x.ndim), grad_output)
 
-    def input_shape_hint(self) -> tuple[int, ...]:
-        return (self.num_slopes,) if self.num_slopes > 1 else (3,)
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        """None: any shape (with ``C > 1``, any with C channels), so a container looks past it to the
+        next layer, as past ``ReLU``."""
+        return None
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_slopes}"
