@@ -702,7 +702,39 @@ class BCEWithLogitsLoss(Loss):
         return f"reduction={self.reduction!r}{pos}"
 
 
-class HuberLoss(Loss):
+class _DifferenceLoss(Loss):
+    """A loss of ``d = y_pred - y_true`` element by element: a subclass gives the per-element loss
+    (:meth:`_per`) and its slope (:meth:`_slope`); the mean (``reduction="mean"``) or the sum over every
+    element, and the cached difference, are shared."""
+
+    reduction: str
+    _diff: np.ndarray | None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        y_pred, target = self._pair(y_pred, y_true)
+        d = y_pred - target
+        self._diff = d
+        total = float(self._per(d).sum())
+        return total / max(d.size, 1) if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        d = self._diff
+        self._require(d)
+        assert d is not None
+        grad = self._slope(d)
+        if self.reduction == "mean":
+            grad *= 1.0 / max(grad.size, 1)
+        return grad
+
+    def _per(self, d: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _slope(self, d: np.ndarray) -> np.ndarray:
+        """dloss_i/dd_i, a new array (scaled in place for the mean)."""
+        raise NotImplementedError
+
+
+class HuberLoss(_DifferenceLoss):
     """Huber loss, as PyTorch's ``nn.HuberLoss``: quadratic near 0, linear beyond ``delta``.
 
     Shapes: y_pred and y_true: (N, ...) alike.  With ``d = y_pred - y_true``::
@@ -719,33 +751,22 @@ class HuberLoss(Loss):
         if not (is_number(delta) and is_finite(delta) and delta > 0):
             raise ValueError(f"HuberLoss: delta must be positive, a finite number, got {delta!r}")
         self.delta = float(delta)
-        self._diff: np.ndarray | None = None
+        self._diff = None
 
-    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
-        y_pred, target = self._pair(y_pred, y_true)
-        d = y_pred - target
-        self._diff = d
+    def _per(self, d: np.ndarray) -> np.ndarray:
         a = np.abs(d)
         delta = self.delta
         small = np.minimum(a, delta)  # the square of the branch np.where discards must not overflow
-        per = np.where(a <= delta, 0.5 * small * small, delta * (a - 0.5 * delta))
-        total = float(per.sum())
-        return total / max(d.size, 1) if self.reduction == "mean" else total
+        return np.where(a <= delta, 0.5 * small * small, delta * (a - 0.5 * delta))
 
-    def backward(self) -> np.ndarray:
-        d = self._diff
-        self._require(d)
-        assert d is not None
-        grad = np.clip(d, -self.delta, self.delta)
-        if self.reduction == "mean":
-            grad *= 1.0 / max(grad.size, 1)
-        return grad
+    def _slope(self, d: np.ndarray) -> np.ndarray:
+        return np.clip(d, -self.delta, self.delta)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, delta={self.delta}"
 
 
-class SmoothL1Loss(Loss):
+class SmoothL1Loss(_DifferenceLoss):
     """Smooth L1 loss, as PyTorch's ``nn.SmoothL1Loss``: ``HuberLoss(delta=beta) / beta``, quadratic
     below ``beta`` with slope 1 beyond it (``beta = 0``: ``L1Loss``).
 
@@ -763,36 +784,24 @@ class SmoothL1Loss(Loss):
         if not (is_number(beta) and is_finite(beta) and beta >= 0):
             raise ValueError(f"SmoothL1Loss: beta must be a finite number >= 0, got {beta!r}")
         self.beta = float(beta)
-        self._diff: np.ndarray | None = None
+        self._diff = None
 
-    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
-        y_pred, target = self._pair(y_pred, y_true)
-        d = y_pred - target
-        self._diff = d
+    def _per(self, d: np.ndarray) -> np.ndarray:
         a = np.abs(d)
         beta = self.beta
         if beta == 0:
-            per = a
-        else:
-            small = np.minimum(a, beta)  # the square of the branch np.where discards must not overflow
-            per = np.where(a < beta, 0.5 * small * (small / beta), a - 0.5 * beta)  # (/ beta: 1/beta may be inf)
-        total = float(per.sum())
-        return total / max(d.size, 1) if self.reduction == "mean" else total
+            return a
+        small = np.minimum(a, beta)  # the square of the branch np.where discards must not overflow
+        return np.where(a < beta, 0.5 * small * (small / beta), a - 0.5 * beta)  # (/ beta: 1/beta may be inf)
 
-    def backward(self) -> np.ndarray:
-        d = self._diff
-        self._require(d)
-        assert d is not None
-        grad = np.sign(d) if self.beta == 0 else np.clip(d / self.beta, -1.0, 1.0)
-        if self.reduction == "mean":
-            grad *= 1.0 / max(grad.size, 1)
-        return grad
+    def _slope(self, d: np.ndarray) -> np.ndarray:
+        return np.sign(d) if self.beta == 0 else np.clip(d / self.beta, -1.0, 1.0)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, beta={self.beta}"
 
 
-class L1Loss(Loss):
+class L1Loss(_DifferenceLoss):
     """Mean absolute error, as PyTorch's ``nn.L1Loss``: ``mean(|y_pred - y_true|)`` (or the sum).
 
     Shapes: y_pred and y_true: (N, ...) alike.  Gradient ``sign(y_pred - y_true)`` (0 where they are
@@ -801,23 +810,13 @@ class L1Loss(Loss):
 
     def __init__(self, reduction: str = "mean") -> None:
         self.reduction = _check_reduction("L1Loss", reduction)
-        self._diff: np.ndarray | None = None
+        self._diff = None
 
-    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
-        y_pred, target = self._pair(y_pred, y_true)
-        d = y_pred - target
-        self._diff = d
-        total = float(np.abs(d).sum())
-        return total / max(d.size, 1) if self.reduction == "mean" else total
+    def _per(self, d: np.ndarray) -> np.ndarray:
+        return np.abs(d)
 
-    def backward(self) -> np.ndarray:
-        d = self._diff
-        self._require(d)
-        assert d is not None
-        grad = np.sign(d)
-        if self.reduction == "mean":
-            grad *= 1.0 / max(grad.size, 1)
-        return grad
+    def _slope(self, d: np.ndarray) -> np.ndarray:
+        return np.sign(d)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
