@@ -786,16 +786,23 @@ class SmoothL1Loss(_DifferenceLoss):
         self.beta = float(beta)
         self._diff = None
 
+    def _l1(self, d: np.ndarray) -> bool:
+        """Whether beta is 0 in ``d``'s dtype (1e-8 is, in float16): then this is the L1 loss."""
+        return self.beta == 0 or d.dtype.type(self.beta) == 0
+
     def _per(self, d: np.ndarray) -> np.ndarray:
         a = np.abs(d)
         beta = self.beta
-        if beta == 0:
+        if self._l1(d):
             return a
         small = np.minimum(a, beta)  # the square of the branch np.where discards must not overflow
         return np.where(a < beta, 0.5 * small * (small / beta), a - 0.5 * beta)  # (/ beta: 1/beta may be inf)
 
     def _slope(self, d: np.ndarray) -> np.ndarray:
-        return np.sign(d) if self.beta == 0 else np.clip(d / self.beta, -1.0, 1.0)
+        if self._l1(d):
+            return np.sign(d)
+        with np.errstate(over="ignore"):  # (a d / beta beyond the dtype is clipped to +-1 anyway)
+            return np.clip(d / self.beta, -1.0, 1.0)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, beta={self.beta}"

@@ -109,14 +109,22 @@ class Model(Layer):
         print_fn(str(summarize(self, input_shape, expand_nested=expand_nested)))
 
 
-def _hint_past_elementwise(layers: Iterable[Layer]) -> tuple[int, ...] | None:
-    """The input shape of a chain of ``layers``: the first hint, looking past element-wise layers
-    without one at the front (a ``ReLU`` or ``PReLU`` takes any shape)."""
+def _shaping_layer(layers: Iterable[Layer]) -> Layer | None:
+    """The layer of a chain that says what its input is: the first one, looking past element-wise
+    layers without a hint at the front (a ``ReLU``, ``Dropout`` or ``PReLU`` takes any shape): its
+    ``input_shape_hint`` and ``random_inputs`` are the chain's."""
+    last = None
     for layer in layers:
-        hint = layer.input_shape_hint()
-        if hint is not None or not layer.elementwise:
-            return hint
-    return None
+        last = layer
+        if layer.input_shape_hint() is not None or not layer.elementwise:
+            return layer
+    return last
+
+
+def _hint_past_elementwise(layers: Iterable[Layer]) -> tuple[int, ...] | None:
+    """The input shape of a chain of ``layers``: its shaping layer's hint (see :func:`_shaping_layer`)."""
+    layer = _shaping_layer(layers)
+    return None if layer is None else layer.input_shape_hint()
 
 
 def takes_one_array(layer: Layer) -> bool:
@@ -269,9 +277,10 @@ class Sequential(Model):
                 raise
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
-        """What the first layer draws (floats, or e.g. an ``Embedding``'s indices)."""
-        first = next(iter(self._layers.values()), None)
-        return super().random_inputs(shape, rng) if first is None else first.random_inputs(shape, rng)
+        """What the layer that gives the hint draws (the first, past element-wise ones at the front:
+        floats, or e.g. an ``Embedding``'s indices, a decoder's ``(x, memory)``)."""
+        layer = _shaping_layer(self._layers.values())
+        return super().random_inputs(shape, rng) if layer is None else layer.random_inputs(shape, rng)
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
         """The first layer's input shape, looking past element-wise layers at the front."""
@@ -438,7 +447,10 @@ class Stack(Model):
         return _hint_past_elementwise(self._layers.values())
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
-        return self[0].random_inputs(shape, rng)
+        """What the layer that gives the hint draws (as ``Sequential``)."""
+        layer = _shaping_layer(self._layers.values())
+        assert layer is not None  # (a Stack has at least one layer)
+        return layer.random_inputs(shape, rng)
 
 
 class _TwoPaths(Model):

@@ -480,3 +480,18 @@ def test_prelu_in_front_of_a_model_lets_it_infer_its_input_and_float16_backward_
     np.testing.assert_array_equal(dx, np.array([300.0, 0.25], np.float16))
     with pytest.raises(TypeError, match="PReLU: init must be a number"):
         md.PReLU(init="0.25")  # type: ignore[arg-type]
+
+
+def test_prelu_weight_gradient_with_an_infinite_upstream_gradient_on_the_positive_side() -> None:
+    layer = md.PReLU()
+    layer(np.array([2.0, -1.0]))
+    layer.weight.zero_grad()
+    layer.backward(np.array([np.inf, 1.0]))  # (inf * 0 was NaN; the positive side contributes nothing)
+    np.testing.assert_array_equal(layer.weight.grad, [-1.0])
+
+
+def test_a_stack_starting_with_dropout_draws_its_decoder_s_inputs() -> None:
+    model = md.Stack(md.Dropout(0.1, rng=0), md.TransformerDecoderLayer(4, 2, 8, dropout=0.0, rng=0))
+    x, memory = model.random_inputs((2, 3, 4), np.random.default_rng(0))
+    assert x.shape == memory.shape == (2, 3, 4)
+    assert md.GradientChecker(model).run().passed

@@ -230,3 +230,15 @@ def test_smooth_l1_with_a_beta_whose_reciprocal_overflows(beta: float, dtype: ty
     assert np.isfinite(value) and np.isfinite(grad).all() and grad[0] == 0
     expected = float(np.asarray(d, dtype)) / beta / 2  # d / beta, divided by the element count
     assert grad[1] == pytest.approx(min(expected, 0.5), rel=2e-3)
+
+
+def test_smooth_l1_with_a_beta_that_is_zero_in_the_dtype_is_l1_and_a_big_ratio_is_quiet() -> None:
+    """1e-8 is 0 in float16: d / beta was 0/0 (NaN) at d = 0; d / beta overflowing float16 warned."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = md.SmoothL1Loss(beta=1e-8)
+        assert loss(np.array([0.0, 1.0], np.float16), np.zeros(2, np.float16)) == 0.5  # the L1 loss
+        np.testing.assert_array_equal(loss.backward(), np.array([0.0, 0.5], np.float16))
+        loss = md.SmoothL1Loss(beta=1e-3)
+        loss(np.array([100.0], np.float16), np.zeros(1, np.float16))
+        np.testing.assert_array_equal(loss.backward(), np.array([1.0], np.float16))

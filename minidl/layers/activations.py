@@ -465,8 +465,8 @@ class PReLU(Layer):
         assert x is not None
         check_grad_output(grad_output, f"{self._who}.backward", x.shape, x.dtype)
         negative = x <= 0
-        if self.weight.requires_grad:  # g * min(x, 0): the positive side adds 0 (and cannot overflow)
-            part = grad_output * np.minimum(x, 0)
+        if self.weight.requires_grad:  # g * x where x <= 0; 0 elsewhere (x is finite: no inf * 0, no overflow)
+            part = np.where(negative, grad_output, 0) * x
             axes = tuple(i for i in range(x.ndim) if not (self.num_slopes > 1 and i == 1))
             self.weight.grad += part.sum(axis=axes).reshape(self.num_slopes).astype(x.dtype, copy=False)
         return np.where(negative, grad_output * self._slopes(x.ndim), grad_output)
