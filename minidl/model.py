@@ -134,7 +134,7 @@ def takes_one_array(layer: Layer) -> bool:
     ``single_input = True`` itself."""
     if not layer.single_input:
         return False
-    cls = type(layer)
+    cls = type(layer)  # (two MRO walks: a Stack asks once per layer and pass, its backward reuses the answer)
     forward, flag = defining_class(cls, "forward"), defining_class(cls, "single_input")
     if forward is None or flag is None:
         return False
@@ -352,6 +352,7 @@ class Stack(Model):
         self._count = len(layers)
         self._complete = False  # whether the last forward ran to its end (every cache from one pass)
         self._extras = 0  # how many other inputs that pass was given
+        self._got_extras: list[bool] = []  # per layer, whether that pass gave it the other inputs
         self._sequence_has_gradient = True  # whether that pass's x was a float array (not tokens)
 
     def __getitem__(self, index: int) -> Layer:
@@ -381,9 +382,10 @@ class Stack(Model):
         # integer tokens for a first Embedding have no gradient: None in backward's tuple, as for a mask
         self._sequence_has_gradient = not (isinstance(h, np.ndarray) and h.dtype.kind != "f")
         ran = False
+        got_extras = [bool(extra) and not takes_one_array(layer) for layer in self]  # (backward reads it too)
         for i, layer in enumerate(self):
             try:
-                h = layer((h, *extra) if extra and not takes_one_array(layer) else h)
+                h = layer((h, *extra) if got_extras[i] else h)
             except BaseException as error:
                 if ran or _partly_ran(layer):
                     self._complete = False
@@ -392,7 +394,7 @@ class Stack(Model):
                 raise
             if not ran:
                 ran, self._complete = True, False
-        self._complete, self._extras = True, len(extra)
+        self._complete, self._extras, self._got_extras = True, len(extra), got_extras
         return h
 
     def _refuse_incomplete(self, method: str = "backward") -> None:
@@ -412,7 +414,7 @@ class Stack(Model):
             except MinidlError as error:
                 _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
                 raise
-            if not self._extras or takes_one_array(layers[i]):
+            if not self._got_extras[i]:
                 g = d
                 continue
             g = d[0]
@@ -431,7 +433,7 @@ class Stack(Model):
             try:
                 if i > first:
                     d = layers[i].backward(g)
-                    g = d[0] if self._extras and not takes_one_array(layers[i]) else d
+                    g = d[0] if self._got_extras[i] else d
                 else:
                     parameter_backward(layers[i])(g)
             except MinidlError as error:
