@@ -200,6 +200,20 @@ LAYERS: dict[str, LayerSpec] = {
     "Tanh": LayerSpec(lambda dt: md.Tanh(), any_shape, lambda layer, x: np.tanh(x)),
     "ELU": LayerSpec(lambda dt: md.ELU(0.5), any_shape, lambda layer, x: np.where(x > 0, x, 0.5 * (np.exp(x) - 1))),
     "SiLU": LayerSpec(lambda dt: md.SiLU(), any_shape, lambda layer, x: x / (1 + np.exp(-x))),
+    "CELU": LayerSpec(lambda dt: md.CELU(0.5), any_shape,
+                      lambda layer, x: np.where(x > 0, x, 0.5 * (np.exp(x / 0.5) - 1))),
+    "SELU": LayerSpec(lambda dt: md.SELU(), any_shape,
+                      lambda layer, x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * (np.exp(x) - 1))),
+    "Hardtanh": LayerSpec(lambda dt: md.Hardtanh(-0.5, 2.0), any_shape,
+                          lambda layer, x: np.minimum(np.maximum(x, -0.5), 2)),
+    "ReLU6": LayerSpec(lambda dt: md.ReLU6(), any_shape, lambda layer, x: np.minimum(np.maximum(x, 0), 6)),
+    "Hardsigmoid": LayerSpec(lambda dt: md.Hardsigmoid(), any_shape,
+                             lambda layer, x: np.minimum(np.maximum(x / 6 + 0.5, 0), 1)),
+    "Hardswish": LayerSpec(lambda dt: md.Hardswish(), any_shape,
+                           lambda layer, x: x * np.minimum(np.maximum(x / 6 + 0.5, 0), 1)),
+    "Mish": LayerSpec(lambda dt: md.Mish(), any_shape, lambda layer, x: x * np.tanh(np.logaddexp(0, x))),
+    "Softsign": LayerSpec(lambda dt: md.Softsign(), any_shape, lambda layer, x: x / (1 + np.abs(x))),
+    "LogSigmoid": LayerSpec(lambda dt: md.LogSigmoid(), any_shape, lambda layer, x: -np.logaddexp(0, -x)),
     "Softplus": LayerSpec(lambda dt: md.Softplus(), any_shape,
                           lambda layer, x: np.where(x > 20, x, np.log(1 + np.exp(np.minimum(x, 20))))),
     "Softmax": LayerSpec(lambda dt: md.Softmax(), any_shape, ref_softmax),
@@ -981,9 +995,10 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AvgPool1D", "AvgPool2D", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU",
-                   "GlobalAvgPool1D", "GlobalAvgPool2D", "LeakyReLU", "LogSoftmax", "MaxPool1D", "MaxPool2D", "ReLU",
-                   "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh", "Upsample"}
+    propagating = {"AvgPool1D", "AvgPool2D", "CELU", "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU",
+                   "GlobalAvgPool1D", "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+                   "LogSigmoid", "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU",
+                   "Sigmoid", "Softmax", "Softplus", "Softsign", "Tanh", "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}

@@ -14,8 +14,9 @@ from ..parameter import Parameter
 from ..special import _sigmoid, normal_cdf, normal_pdf
 from ..validation import as_float_array, check_grad_output, check_input, is_number
 
-__all__ = ["ELU", "GELU", "Activation", "LeakyReLU", "LogSoftmax", "PReLU", "ReLU", "SiLU", "Sigmoid", "Softmax",
-           "Softplus", "Tanh"]
+__all__ = ["CELU", "ELU", "GELU", "SELU", "Activation", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+           "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax", "Softplus",
+           "Softsign", "Tanh"]
 
 
 class Activation(Layer):
@@ -164,31 +165,162 @@ class LeakyReLU(Activation):
         return f"negative_slope={self.negative_slope}"
 
 
-class ELU(Activation):
-    """``y = x`` for x > 0, ``alpha * (exp(x) - 1)`` elsewhere (PyTorch's ``nn.ELU``, alpha 1).
+class Hardtanh(Activation):
+    """``y = clip(x, min_val, max_val)``, as PyTorch's ``nn.Hardtanh(min_val=-1, max_val=1)``.
 
-    ``dy/dx`` is 1 for x > 0 and ``alpha * exp(x)`` elsewhere (``alpha`` at the kink x = 0, as
-    PyTorch).  Both are computed from ``min(x, 0)``, which never overflows: ``expm1`` for the value
-    (accurate near 0), ``exp`` for the slope (``expm1 + 1`` would lose the slope's digits far
-    below 0).
+    ``dy/dx`` is 1 strictly between the bounds and 0 elsewhere, the bounds included (PyTorch's
+    convention at the two kinks).  NaN in gives NaN out and a zero slope.
     """
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         super().__init__()
-        self.alpha = _finite_number("ELU", "alpha", alpha)
+        who = type(self).__name__
+        self.min_val = _finite_number(who, "min_val", min_val)
+        self.max_val = _finite_number(who, "max_val", max_val)
+        if not self.min_val < self.max_val:
+            raise ValueError(f"{who}: min_val must be less than max_val, got min_val={min_val!r} and "
+                             f"max_val={max_val!r}")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        self._cache = (x > self.min_val) & (x < self.max_val)  # where the slope is 1
+        return np.clip(x, self.min_val, self.max_val)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        inside = self._cached_for(grad_output)
+        return np.where(inside, grad_output, 0)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(Hardtanh):
+    """``y = min(max(x, 0), 6)``, as PyTorch's ``nn.ReLU6``: :class:`Hardtanh` from 0 to 6 (slope 1
+    strictly between, 0 elsewhere, at x = 0 and x = 6 too)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 6.0)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Hardsigmoid(Activation):
+    """``y = min(max(x + 3, 0), 6) / 6``, as PyTorch's ``nn.Hardsigmoid``: a piecewise-linear sigmoid.
+
+    ``dy/dx`` is 1/6 for -3 < x < 3 and 0 elsewhere, x = -3 and x = 3 included (as PyTorch).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        self._cache = (x > -3) & (x < 3)  # where the slope is 1/6
+        y = np.clip(x + 3, 0, 6)
+        y /= 6
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        inside = self._cached_for(grad_output)
+        return np.where(inside, grad_output / 6, 0)
+
+
+class Hardswish(Activation):
+    """``y = x * min(max(x + 3, 0), 6) / 6``, as PyTorch's ``nn.Hardswish`` (MobileNetV3's).
+
+    ``dy/dx`` is 0 for x <= -3, ``x / 3 + 1/2`` for -3 < x < 3, and 1 for x >= 3 (PyTorch's choice at
+    the kinks, where the two sides' slopes are -1/2 and 0, 3/2 and 1).  The input is the backward's cache.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        self._cache = x
+        y = np.clip(x + 3, 0, 6)
+        y *= x
+        y /= 6
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        x = self._cached_for(grad_output)
+        slope = np.where(x <= -3, 0, np.where(x < 3, (2 * x + 3) / 6, 1))  # (x / 3 + 1/2 cancels in float16)
+        return grad_output * slope
+
+
+class _ExponentialLinear(Activation):
+    """Base of ELU, CELU and SELU, PyTorch's one formula for the three::
+
+        y     = scale * x                          for x > 0,
+                scale * alpha * (exp(k * x) - 1)   elsewhere
+        dy/dx = scale                              for x > 0,
+                scale * alpha * k * exp(k * x)     elsewhere (that at the kink x = 0, as PyTorch)
+
+    with ``k`` the input scale (1, or ``1 / alpha`` for CELU).  Both are computed from ``min(x, 0)``,
+    which never overflows: ``expm1`` for the value (accurate near 0), ``exp`` for the slope
+    (``expm1 + 1`` would lose the slope's digits far below 0).  The slope is the backward's cache.
+    """
+
+    _scale = 1.0  # SELU's differs
+
+    def __init__(self, alpha: float, input_scale: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self._input_scale = input_scale
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
         negative = np.minimum(x, 0)  # x where x <= 0, else 0 (NaN kept)
+        if self._input_scale != 1.0:
+            negative = negative * self._input_scale
         positive = x > 0
-        self._cache = np.where(positive, 1.0, self.alpha * np.exp(negative))  # the slope
-        return np.where(positive, x, self.alpha * np.expm1(negative))
+        scale, alpha = self._scale, self.alpha
+        self._cache = np.where(positive, scale, scale * alpha * self._input_scale * np.exp(negative))  # the slope
+        return np.where(positive, x * scale if scale != 1.0 else x, scale * alpha * np.expm1(negative))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         return grad_output * self._cached_for(grad_output)
 
+
+class ELU(_ExponentialLinear):
+    """``y = x`` for x > 0, ``alpha * (exp(x) - 1)`` elsewhere (PyTorch's ``nn.ELU``, alpha 1).
+
+    ``dy/dx`` is 1 for x > 0 and ``alpha * exp(x)`` elsewhere (``alpha`` at the kink x = 0, as
+    PyTorch).  Computed as its base :class:`_ExponentialLinear` says: overflow-free, accurate near 0.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__(_finite_number("ELU", "alpha", alpha))
+
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
+
+
+class CELU(_ExponentialLinear):
+    """``y = x`` for x > 0, ``alpha * (exp(x / alpha) - 1)`` elsewhere (PyTorch's ``nn.CELU``, alpha 1):
+    ELU with a slope that is continuous at 0 for every ``alpha``.
+
+    ``dy/dx`` is 1 for x > 0 and ``exp(x / alpha)`` elsewhere (1 at the kink).  ``alpha`` must not be 0.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        alpha = _finite_number("CELU", "alpha", alpha)
+        if alpha == 0:
+            raise ValueError("CELU: alpha must not be 0 (the formula divides by it), got 0")
+        super().__init__(alpha, 1.0 / alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class SELU(_ExponentialLinear):
+    """Scaled ELU, as PyTorch's ``nn.SELU``: ``y = scale * x`` for x > 0, ``scale * alpha * (exp(x) - 1)``
+    elsewhere, with the self-normalising constants ``alpha = 1.6732632423543772``, ``scale =
+    1.0507009873554805`` (Klambauer et al., 2017).
+
+    ``dy/dx`` is ``scale`` for x > 0 and ``scale * alpha * exp(x)`` elsewhere (that at the kink).
+    """
+
+    _scale = 1.0507009873554804934193349852946
+
+    def __init__(self) -> None:
+        super().__init__(1.6732632423543772848170429916717)
 
 
 class SiLU(Activation):
@@ -215,6 +347,37 @@ class SiLU(Activation):
         slope = s * _sigmoid(-x)
         slope *= x
         slope += s
+        return self._narrow(grad_output * slope)
+
+
+class Mish(Activation):
+    """``y = x * tanh(softplus(x))``, as PyTorch's ``nn.Mish`` (Misra, 2019).
+
+    ``dy/dx = t + x * sigmoid(x) * (1 - t^2)`` with ``t = tanh(softplus(x))``.  The softplus is
+    ``max(x, 0) + log1p(exp(-|x|))`` and the sigmoid is computed from ``exp(-|x|)``: neither
+    overflows.  float16 is computed in float32 and rounded once (as ``SiLU``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._wide(self._input(x))
+        softplus = np.log1p(np.exp(-np.abs(x)))
+        softplus += np.maximum(x, 0)
+        t = np.tanh(softplus)
+        self._x, self._cache = x, t
+        return self._narrow(x * t)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        t = self._cached_for(grad_output)
+        x = self._x
+        assert x is not None
+        slope = 1 - t * t
+        slope *= _sigmoid(x)
+        slope *= x
+        slope += t
         return self._narrow(grad_output * slope)
 
 
@@ -250,6 +413,47 @@ class Softplus(Activation):
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Softsign(Activation):
+    """``y = x / (1 + |x|)``, as PyTorch's ``nn.Softsign``; ``dy/dx = 1 / (1 + |x|)^2``.
+
+    ``1 + |x|`` is the backward's cache, divided twice there (its square would overflow for huge x).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        d = np.abs(x)
+        d += 1
+        self._cache = d
+        return x / d
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        d = self._cached_for(grad_output)
+        dx = grad_output / d
+        dx /= d
+        return dx
+
+
+class LogSigmoid(Activation):
+    """``y = log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, as PyTorch's ``nn.LogSigmoid``: never
+    overflows, and keeps its digits where ``sigmoid(x)`` rounds to 0 or 1.
+
+    ``dy/dx = sigmoid(-x)`` (the backward's cache, from the same ``exp(-|x|)``).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        e = np.exp(-np.abs(x))
+        y = np.minimum(x, 0)
+        y -= np.log1p(e)
+        slope = np.maximum(e, x < 0, dtype=e.dtype)  # sigmoid(-x)'s numerator: 1 where x < 0, else e (NaN kept)
+        slope /= 1 + e
+        self._cache = slope
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output * self._cached_for(grad_output)
 
 
 class _AlongAxis(Activation):
