@@ -15,6 +15,7 @@ __all__ = [
     "CrossEntropyLoss",
     "HalfSquaredError",
     "HuberLoss",
+    "KLDivLoss",
     "L1Loss",
     "Loss",
     "MSELoss",
@@ -700,6 +701,77 @@ class BCEWithLogitsLoss(Loss):
     def extra_repr(self) -> str:
         pos = "" if self.pos_weight is None else f", pos_weight={self.pos_weight.tolist()}"
         return f"reduction={self.reduction!r}{pos}"
+
+
+class KLDivLoss(Loss):
+    """Kullback-Leibler divergence, as PyTorch's ``nn.KLDivLoss``: ``y_pred`` holds log-probabilities
+    ``x`` (e.g. a ``LogSoftmax``'s output), ``y_true`` probabilities ``t`` (with ``log_target=True``,
+    log-probabilities ``u``, ``t = exp(u)``), e.g. a teacher's, for distillation.
+
+    Shapes: y_pred and y_true: (N, ...) alike::
+
+        loss_i  = t (log t - x)    (0 where t = 0, the limit; log_target: exp(u) (u - x))
+        dloss_i = -t               (log_target: -exp(u))
+
+    reduced by ``reduction``: ``"batchmean"``, the sum over N (the divergence per sample: the
+    mathematical KL, PyTorch's advice), ``"mean"`` over every element (PyTorch's default, which also
+    divides by the number of classes), or ``"sum"``.  Probabilities must be >= 0 (they need not sum to
+    1, as in PyTorch); log-probabilities must not overflow ``exp``.
+    """
+
+    _REDUCTIONS = ("mean", "batchmean", "sum")
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
+        if reduction not in self._REDUCTIONS:
+            raise ValueError(f"KLDivLoss: reduction must be one of {self._REDUCTIONS}, got {reduction!r}")
+        if not isinstance(log_target, (bool, np.bool_)):
+            raise TypeError(f"KLDivLoss: log_target must be a bool, got {log_target!r}")
+        self.reduction = reduction
+        self.log_target = bool(log_target)
+        self._cache: tuple[np.ndarray, float] | None = None  # (t, the reduction's 1 / divisor)
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random probabilities of ``y_pred``'s shape, each row along the last axis summing to 1 (their
+        logarithms with ``log_target``)."""
+        t = rng.uniform(0.05, 1.0, y_pred.shape)
+        t /= t.sum(axis=-1, keepdims=True) if t.ndim else t
+        return np.log(t) if self.log_target else t
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: log-probabilities (N, ...); y_true: probabilities (or log-probabilities) alike -> scalar."""
+        x, target = self._pair(y_pred, y_true)
+        if self.log_target:
+            with np.errstate(over="ignore"):
+                t = np.exp(target)
+            if not np.isfinite(t).all():
+                index = tuple(int(i) for i in np.argwhere(~np.isfinite(t))[0])
+                raise TargetError(f"KLDivLoss(log_target=True): y_true holds log-probabilities, but exp of "
+                                  f"{float(target[index])} at index {index} overflows {x.dtype}")
+            per = target - x
+            per *= t
+        else:
+            t = target
+            if t.min() < 0:
+                index = tuple(int(i) for i in np.argwhere(t < 0)[0])
+                raise TargetError(f"KLDivLoss: y_true must be probabilities (>= 0), got {float(t[index])} at "
+                                  f"index {index} (log-probabilities need log_target=True)")
+            per = np.log(np.where(t > 0, t, 1))  # log t, and 0 where t = 0: t log t -> 0 there
+            per -= x
+            per *= t
+        divisor = {"mean": x.size, "batchmean": x.shape[0] if x.ndim else 1, "sum": 1}[self.reduction]
+        self._cache = (t, 1.0 / divisor)
+        return float(per.sum()) / divisor
+
+    def backward(self) -> np.ndarray:
+        """dloss/dy_pred = -t / divisor: shape and dtype of y_pred."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        t, scale = cache
+        return t * -scale
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}" + (", log_target=True" if self.log_target else "")
 
 
 class _DifferenceLoss(Loss):
