@@ -87,7 +87,7 @@ from .losses import (
     SmoothL1Loss,
 )
 from .model import Bidirectional, LayerList, Model, Residual, Sequential, Stack
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop
 from .parameter import Parameter
 from .schedulers import (
     CosineAnnealingLR,
@@ -120,6 +120,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "AvgPool1D",
     "AvgPool2D",
     "BCELoss",
@@ -178,6 +179,7 @@ __all__ = [
     "Model",
     "MultiHeadAttention",
     "MultiStepLR",
+    "NAdam",
     "NLLLoss",
     "NonDeterministicError",
     "NonFiniteError",
@@ -185,6 +187,7 @@ __all__ = [
     "Optimizer",
     "PReLU",
     "Parameter",
+    "RAdam",
     "RMSprop",
     "ReLU",
     "ReLU6",

@@ -19,7 +19,7 @@ from .errors import StateDictError
 from .parameter import Parameter
 from .validation import is_number, plain_native
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam", "RMSprop"]
 
 Hyper = dict[str, float | bool]
 
@@ -60,6 +60,9 @@ class Optimizer:
     #: The state arrays that can never be negative (running means of squares): a file that says
     #: otherwise would make the next step take the square root of a negative number.
     state_nonnegative: frozenset[str] = frozenset()
+    #: State entries that are one (finite) number per parameter, not arrays nor counts (NAdam's
+    #: ``mu_product``).
+    state_floats: frozenset[str] = frozenset()
 
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__
@@ -142,11 +145,16 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         if "update" in cls.__dict__ and "state_arrays" not in cls.__dict__:
             cls.state_arrays = None
-            cls.state_counts = cls.state_required = cls.state_nonnegative = frozenset()
+            cls.state_counts = cls.state_required = cls.state_nonnegative = cls.state_floats = frozenset()
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         """What the constructor would refuse in ``hyper`` beyond type and sign (e.g. a beta >= 1), so
         that :meth:`load_state_dict` refuses it too; subclasses with such ranges extend it."""
+        return []
+
+    def _state_problems(self, i: int, entry: Mapping[str, Any]) -> list[str]:
+        """What the updates could not use in the state ``entry`` of parameter ``i`` beyond its types
+        and shapes (e.g. a number out of its range), for :meth:`load_state_dict`; none here."""
         return []
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
@@ -258,10 +266,10 @@ class Optimizer:
             copied: dict[str, Any] = {}
             arrays, counts = self.state_arrays, self.state_counts
             if arrays is not None:
-                unknown = sorted(set(map(str, entry)) - arrays - counts)
+                unknown = sorted(set(map(str, entry)) - arrays - counts - self.state_floats)
                 if unknown:
                     problems.append(f"state '{i}': unexpected entries {unknown} ({name} keeps "
-                                    f"{sorted(arrays | counts)})")
+                                    f"{sorted(arrays | counts | self.state_floats)})")
                 missing = sorted(self.state_required - set(entry)) if entry else []
                 if missing:
                     problems.append(f"state '{i}': missing {missing} ({name} keeps them together)")
@@ -271,6 +279,8 @@ class Optimizer:
                                     f"{type(value).__name__} {value!r}")
                 elif arrays is not None and key in counts and isinstance(value, np.ndarray):
                     problems.append(f"state '{i}.{key}': expected a whole number, got an array")
+                elif arrays is not None and key in self.state_floats and not is_number(value):
+                    problems.append(f"state '{i}.{key}': expected a number, got {type(value).__name__}")
                 elif isinstance(value, np.ndarray):
                     value = plain_native(value)  # a masked array's hidden entries are checked and loaded too
                     if value.shape != p.shape:
@@ -298,6 +308,7 @@ class Optimizer:
                     copied[key] = int(number) if whole and math.isfinite(number) else number
                 else:
                     problems.append(f"state '{i}.{key}': unsupported value of type {type(value).__name__}")
+            problems += self._state_problems(i, copied)
             new_state.append(copied)
         if problems:
             raise StateDictError(
@@ -480,7 +491,46 @@ class SGD(Optimizer):
         p.data -= work
 
 
-class Adam(Optimizer):
+class _WithBetas(Optimizer):
+    """Base of the Adam family: ``betas=(beta1, beta2)``, each in [0, 1), stored as the
+    hyper-parameters ``beta1`` and ``beta2`` after ``lr``, and read back as :attr:`betas`."""
+
+    def __init__(self, params: Iterable[Parameter], betas: Any, hyper: Hyper) -> None:
+        who = type(self).__name__
+        if isinstance(betas, (str, bytes)):
+            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}")
+        try:
+            beta1, beta2 = betas
+        except TypeError:  # not iterable: None, a number
+            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}") from None
+        except ValueError:  # iterable of the wrong length
+            raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
+        beta1 = _check_beta(who, "betas[0]", beta1)
+        beta2 = _check_beta(who, "betas[1]", beta2)
+        rest = dict(hyper)
+        super().__init__(params, {"lr": rest.pop("lr"), "beta1": beta1, "beta2": beta2, **rest})
+
+    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
+        return [f"hyper-parameter '{key}': must be a number in [0, 1), got {hyper[key]!r}"
+                for key in ("beta1", "beta2") if not hyper[key] < 1]
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return float(self.hyper["beta1"]), float(self.hyper["beta2"])
+
+    def _decay(self, p: Parameter, decoupled: bool) -> np.ndarray:
+        """The gradient to step with: with ``decoupled`` the weights first shrink by ``lr *
+        weight_decay`` and the plain gradient is used (AdamW's way), otherwise L2 is added to the
+        gradient (Adam's)."""
+        lr, wd = self.hyper["lr"], self.hyper["weight_decay"]
+        if decoupled:
+            if wd:
+                p.data *= 1 - lr * wd
+            return p.grad
+        return self._decayed_grad(p, wd)
+
+
+class Adam(_WithBetas):
     """Adam (Kingma & Ba), PyTorch's rule, with ``t`` the step count starting at 1::
 
         g = grad + weight_decay * w                 (Adam: L2, "coupled"; AdamW: see below)
@@ -511,39 +561,14 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
     ) -> None:
-        who = type(self).__name__
-        if isinstance(betas, (str, bytes)):
-            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}")
-        try:
-            beta1, beta2 = betas
-        except TypeError:  # not iterable: None, a number
-            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}") from None
-        except ValueError:  # iterable of the wrong length
-            raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
-        beta1 = _check_beta(who, "betas[0]", beta1)
-        beta2 = _check_beta(who, "betas[1]", beta2)
-        super().__init__(params, {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
-                                  "weight_decay": weight_decay, "amsgrad": amsgrad})
-
-    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
-        return [f"hyper-parameter '{key}': must be a number in [0, 1), got {hyper[key]!r}"
-                for key in ("beta1", "beta2") if not hyper[key] < 1]
-
-    @property
-    def betas(self) -> tuple[float, float]:
-        return float(self.hyper["beta1"]), float(self.hyper["beta2"])
+        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
-        lr, beta1, beta2, wd = h["lr"], h["beta1"], h["beta2"], h["weight_decay"]
+        lr, beta1, beta2 = h["lr"], h["beta1"], h["beta2"]
         t = int(state.get("step", 0)) + 1
         state["step"] = t
-        if self._decoupled:
-            if wd:
-                p.data *= 1 - lr * wd
-            g = p.grad
-        else:
-            g = self._decayed_grad(p, wd)
+        g = self._decay(p, self._decoupled)
         m = self._state_array(state, "exp_avg", p)
         v = self._state_array(state, "exp_avg_sq", p)
         work = self._work(p)
@@ -586,6 +611,187 @@ class AdamW(Adam):
         amsgrad: bool = False,
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+
+class Adamax(_WithBetas):
+    """Adamax (Kingma & Ba, the infinity-norm Adam), PyTorch's rule, with ``t`` the step count from 1::
+
+        g = grad + weight_decay * w                 (L2)
+        m = beta1 * m + (1 - beta1) * g
+        u = max(beta2 * u, |g| + eps)
+        w = w - lr / (1 - beta1^t) * m / u
+
+    Defaults as PyTorch: ``lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0``.
+    State per parameter: ``step`` (int), ``exp_avg`` (m), ``exp_inf`` (u).
+    """
+
+    state_arrays = frozenset({"exp_avg", "exp_inf"})
+    state_counts = frozenset({"step"})
+    state_required = frozenset({"step", "exp_avg", "exp_inf"})
+    state_nonnegative = frozenset({"exp_inf"})
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay})
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        beta1 = h["beta1"]
+        t = state["step"] = int(state.get("step", 0)) + 1
+        g = self._decayed_grad(p, h["weight_decay"])
+        m = self._state_array(state, "exp_avg", p)
+        u = self._state_array(state, "exp_inf", p)
+        work = self._work(p)
+        m *= beta1
+        m += np.multiply(g, 1 - beta1, out=work)
+        u *= h["beta2"]
+        np.abs(g, out=work)
+        work += h["eps"]
+        np.maximum(u, work, out=u)
+        step = np.divide(m, u, out=work)
+        step *= h["lr"] / (1 - beta1**t)
+        p.data -= step
+
+
+class NAdam(_WithBetas):
+    """NAdam (Dozat: Adam with Nesterov momentum), PyTorch's rule, with ``t`` the step count from 1::
+
+        g = grad + weight_decay * w                 (L2; decoupled_weight_decay: w = w * (1 - lr * weight_decay))
+        mu_t = beta1 * (1 - 0.96^(t * momentum_decay) / 2),   P_t = mu_1 * ... * mu_t
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g^2
+        d = sqrt(v / (1 - beta2^t)) + eps
+        w = w - lr * (1 - mu_t) / (1 - P_t) * g / d - lr * mu_(t+1) / (1 - P_t * mu_(t+1)) * m / d
+
+    Defaults as PyTorch: ``lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+    momentum_decay=4e-3, decoupled_weight_decay=False``.  State per parameter: ``step`` (int),
+    ``mu_product`` (P_t, a number in [0, 1)), ``exp_avg`` (m), ``exp_avg_sq`` (v).
+    """
+
+    flags = Optimizer.flags | {"decoupled_weight_decay"}
+    state_arrays = frozenset({"exp_avg", "exp_avg_sq"})
+    state_counts = frozenset({"step"})
+    state_floats = frozenset({"mu_product"})
+    state_required = frozenset({"step", "mu_product", "exp_avg", "exp_avg_sq"})
+    state_nonnegative = frozenset({"exp_avg_sq"})
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        *,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay,
+                                         "momentum_decay": momentum_decay,
+                                         "decoupled_weight_decay": decoupled_weight_decay})
+
+    def _state_problems(self, i: int, entry: Mapping[str, Any]) -> list[str]:
+        product = entry.get("mu_product", 0.0)
+        if is_number(product) and not 0 <= float(product) < 1:  # (1 would divide by 0)
+            return [f"state '{i}.mu_product': must be a number in [0, 1) (a product of momenta below 1), "
+                    f"got {product!r}"]
+        return []
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        lr, beta1, beta2, psi = h["lr"], h["beta1"], h["beta2"], h["momentum_decay"]
+        t = state["step"] = int(state.get("step", 0)) + 1
+        g = self._decay(p, bool(h["decoupled_weight_decay"]))
+        mu = beta1 * (1 - 0.5 * 0.96 ** (t * psi))
+        mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+        product = state["mu_product"] = float(state.get("mu_product", 1.0)) * mu
+        m = self._state_array(state, "exp_avg", p)
+        v = self._state_array(state, "exp_avg_sq", p)
+        work, part = self._work(p), self._work(p, 2)
+        m *= beta1
+        m += np.multiply(g, 1 - beta1, out=work)
+        v *= beta2
+        np.multiply(g, g, out=work)
+        work *= 1 - beta2
+        v += work
+        denom = np.divide(v, 1 - beta2**t, out=work)
+        np.sqrt(denom, out=denom)
+        denom += h["eps"]
+        np.divide(g, denom, out=part)
+        part *= lr * (1 - mu) / (1 - product)
+        p.data -= part
+        np.divide(m, denom, out=part)
+        part *= lr * mu_next / (1 - product * mu_next)
+        p.data -= part
+
+
+class RAdam(_WithBetas):
+    """RAdam (Liu et al.: Adam with its variance rectified), PyTorch's rule, with ``t`` the step count::
+
+        g = grad + weight_decay * w                 (L2; decoupled_weight_decay: w = w * (1 - lr * weight_decay))
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g^2
+        rho_inf = 2 / (1 - beta2) - 1,   rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        w = w - lr * r_t * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)    if rho_t > 5
+        w = w - lr / (1 - beta1^t) * m                                             otherwise (the first steps)
+
+    with ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``.
+    Defaults as PyTorch: ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+    decoupled_weight_decay=False``.  State per parameter: ``step`` (int), ``exp_avg`` (m),
+    ``exp_avg_sq`` (v).
+    """
+
+    flags = Optimizer.flags | {"decoupled_weight_decay"}
+    state_arrays = frozenset({"exp_avg", "exp_avg_sq"})
+    state_counts = frozenset({"step"})
+    state_required = frozenset({"step", "exp_avg", "exp_avg_sq"})
+    state_nonnegative = frozenset({"exp_avg_sq"})
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        *,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay,
+                                         "decoupled_weight_decay": decoupled_weight_decay})
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        lr, beta1, beta2 = h["lr"], h["beta1"], h["beta2"]
+        t = state["step"] = int(state.get("step", 0)) + 1
+        g = self._decay(p, bool(h["decoupled_weight_decay"]))
+        m = self._state_array(state, "exp_avg", p)
+        v = self._state_array(state, "exp_avg_sq", p)
+        work = self._work(p)
+        m *= beta1
+        m += np.multiply(g, 1 - beta1, out=work)
+        v *= beta2
+        np.multiply(g, g, out=work)
+        work *= 1 - beta2
+        v += work
+        correction1, correction2 = 1 - beta1**t, 1 - beta2**t
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * t * beta2**t / correction2
+        if rho_t > 5:  # the variance estimate is tractable: Adam's step, rectified
+            rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            denom = np.sqrt(v, out=work)
+            denom += h["eps"]
+            step = np.divide(m, denom, out=work)
+            step *= lr * rect * math.sqrt(correction2) / correction1
+        else:  # too few steps to trust v: momentum SGD
+            step = np.multiply(m, lr / correction1, out=work)
+        p.data -= step
 
 
 class RMSprop(Optimizer):

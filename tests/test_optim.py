@@ -369,8 +369,12 @@ ALL = [
     (AdamW, {"lr": 0.01}),
     (RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.01}),
     (Adagrad, {"lr": 0.05, "lr_decay": 0.1, "weight_decay": 0.01, "initial_accumulator_value": 0.1}),
+    (md.Adamax, {"lr": 0.01, "weight_decay": 0.01}),
+    (md.NAdam, {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True}),
+    (md.RAdam, {"lr": 0.01, "weight_decay": 0.01, "betas": (0.9, 0.8)}),  # rectified from step 7 on
 ]
-ALL_IDS = ["SGD-nesterov", "SGD-dampening", "Adam-amsgrad", "AdamW", "RMSprop-centered", "Adagrad"]
+ALL_IDS = ["SGD-nesterov", "SGD-dampening", "Adam-amsgrad", "AdamW", "RMSprop-centered", "Adagrad", "Adamax",
+           "NAdam-decoupled", "RAdam"]
 
 
 @pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
@@ -968,19 +972,25 @@ def test_a_parameter_without_gradient_moves_as_in_torch_if_installed(cls, kw):
     PyTorch (zero_grad() sets .grad to None) skips it; so does minidl."""
     torch = pytest.importorskip("torch")
     theirs_cls = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.optim.AdamW,
-                  RMSprop: torch.optim.RMSprop, Adagrad: torch.optim.Adagrad}[cls]
+                  RMSprop: torch.optim.RMSprop, Adagrad: torch.optim.Adagrad, md.Adamax: torch.optim.Adamax,
+                  md.NAdam: torch.optim.NAdam, md.RAdam: torch.optim.RAdam}[cls]
     params, data = problem()
     ts = [torch.tensor(p.data, requires_grad=True) for p in params]
-    ours, theirs = cls(params, **kw), theirs_cls(ts, **kw)
-    for step in range(10):
-        ours.zero_grad()
-        theirs.zero_grad()
-        for i, g in enumerate(grads([p.data for p in params], data)):
-            if i == 0 or step < 3:
-                params[i].grad = g
-                ts[i].grad = torch.tensor(g)
-        ours.step()
-        theirs.step()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # NAdam keeps its mu_product in it (float32: 1e-9 relative)
+    try:
+        ours, theirs = cls(params, **kw), theirs_cls(ts, **kw)
+        for step in range(10):
+            ours.zero_grad()
+            theirs.zero_grad()
+            for i, g in enumerate(grads([p.data for p in params], data)):
+                if i == 0 or step < 3:
+                    params[i].grad = g
+                    ts[i].grad = torch.tensor(g)
+            ours.step()
+            theirs.step()
+    finally:
+        torch.set_default_dtype(default)
     assert_same([p.data for p in params], [t.detach().numpy() for t in ts], rtol=1e-10, atol=1e-12)
 
 

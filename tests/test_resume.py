@@ -87,6 +87,9 @@ def optimizers() -> list[Any]:
         "AdamW": ("AdamW", lambda ps: find("AdamW")(ps, lr=0.01)),
         "RMSprop-centered": ("RMSprop", lambda ps: find("RMSprop")(ps, lr=0.01, momentum=0.5, centered=True)),
         "Adagrad": ("Adagrad", lambda ps: find("Adagrad")(ps, lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1)),
+        "Adamax": ("Adamax", lambda ps: find("Adamax")(ps, lr=0.01, weight_decay=1e-3)),
+        "NAdam": ("NAdam", lambda ps: find("NAdam")(ps, lr=0.01, decoupled_weight_decay=True, weight_decay=1e-3)),
+        "RAdam": ("RAdam", lambda ps: find("RAdam")(ps, lr=0.01, betas=(0.9, 0.8))),
     }
     return [pytest.param(make, id=name) for name, (cls, make) in table.items() if find(cls) is not None]
 
