@@ -244,3 +244,80 @@ def test_against_pytorch() -> None:
         # minidl's exp(x / alpha) matches the math module to 1e-13 above)
         rtol = {md.Hardsigmoid: 1e-7, md.CELU: 2e-6}.get(type(ours), 1e-12)
         np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=rtol, atol=1e-15, err_msg=repr(ours))
+
+
+# --- what an outside review found -----------------------------------------------------------------
+
+
+FLOAT16_ROUNDED_ONCE = [("hardtanh-0.3", lambda: md.Hardtanh(-2.0, 0.3)), ("hardsigmoid", lambda: md.Hardsigmoid()),
+                        ("hardswish", lambda: md.Hardswish()), ("selu", lambda: md.SELU()),
+                        ("elu-0.3", lambda: md.ELU(0.3)), ("celu-0.3", lambda: md.CELU(0.3)),
+                        ("softsign", lambda: md.Softsign()), ("logsigmoid", lambda: md.LogSigmoid())]
+
+
+@pytest.mark.parametrize("name, build", FLOAT16_ROUNDED_ONCE, ids=[a[0] for a in FLOAT16_ROUNDED_ONCE])
+def test_float16_is_computed_in_float32_and_rounded_once(name: str, build: Any) -> None:
+    """Computed in float16, CELU(0.3)'s slope was 0.56% off (x / alpha rounded before exp), Hardsigmoid
+    at -0.000733 gave 0.5 (x + 3 rounded), SELU and LogSigmoid a float16 ulp or two; PyTorch computes
+    float16 in float32.  Now each is the float64 value rounded to float16, on a dense grid."""
+    x16 = np.concatenate([np.linspace(-8.0, 8.0, 1601), [-0.000733, -2.445, 0.2998]]).astype(np.float16)
+    layer, exact = build(), build()
+    y = layer(x16)
+    dx = layer.backward(np.ones(x16.shape, np.float16))
+    y64 = np.asarray(exact(x16.astype(np.float64)))
+    d64 = exact.backward(np.ones(x16.shape))
+    assert y.dtype == dx.dtype == np.float16
+    np.testing.assert_array_equal(y, y64.astype(np.float16))
+    np.testing.assert_array_equal(dx, d64.astype(np.float16))
+
+
+def test_hardswish_multiplies_x_last_so_no_finite_input_overflows() -> None:
+    """x * clip(x + 3, 0, 6) overflowed float16 from x = 10923 on (PyTorch: 12000 -> 12000)."""
+    with np.errstate(over="raise"):
+        assert md.Hardswish()(np.array([12000.0], np.float16))[0] == 12000.0
+        assert md.Hardswish()(np.array([3e38], np.float32))[0] == np.float32(3e38)
+        assert md.Hardswish()(np.array([1e308]))[0] == 1e308
+
+
+def test_an_infinite_gradient_where_the_slope_is_zero_gives_zero() -> None:
+    layer = md.Hardswish()
+    layer(np.array([-5.0, -3.0, 0.0, 5.0]))
+    np.testing.assert_array_equal(layer.backward(np.full(4, np.inf)), [0.0, 0.0, np.inf, np.inf])
+
+
+def test_alpha_changed_after_construction_is_used_and_checked() -> None:
+    """CELU kept 1/alpha from construction: alpha = 0.5 set later gave -0.316 at x = -1 (a mix)."""
+    for cls in (md.CELU, md.ELU):
+        changed, fresh = cls(1.0), cls(0.5)
+        changed.alpha = 0.5
+        x = np.array([-1.0, 2.0])
+        np.testing.assert_array_equal(changed(x), fresh(x))
+        np.testing.assert_array_equal(changed.backward(np.ones(2)), fresh.backward(np.ones(2)))
+        assert repr(changed) == f"{cls.__name__}(alpha=0.5)"
+        with pytest.raises(TypeError, match=f"{cls.__name__}: alpha must be a finite number, got 'big'"):
+            changed.alpha = "big"  # type: ignore[assignment]
+        assert changed.alpha == 0.5
+    with pytest.raises(ValueError, match="CELU: alpha must not be 0"):
+        md.CELU().alpha = 0.0
+
+
+def test_celu_with_a_tiny_alpha_divides_instead_of_overflowing_its_reciprocal() -> None:
+    for dtype in (np.float16, np.float32):
+        layer = md.CELU(1e-5 if dtype == np.float16 else 1e-39)
+        with np.errstate(all="raise", under="ignore"):  # (exp(-1 / alpha) is 0)
+            y = layer(np.array([0.0, -1.0, 1.0], dtype))
+            dx = layer.backward(np.ones(3, dtype))
+        alpha = 1e-5 if dtype == np.float16 else 1e-39
+        np.testing.assert_array_equal(y, np.array([0.0, -alpha, 1.0]).astype(dtype))  # alpha (e^(-1/alpha) - 1)
+        np.testing.assert_array_equal(dx, [1.0, 0.0, 1.0])
+
+
+def test_hardtanh_bounds_beyond_float16_are_no_bounds() -> None:
+    """The bounds were cast to float16 with an overflow warning; 0.2998 (float16) < 0.3 was 'equal'."""
+    x = np.array([-np.inf, -60000.0, 0.2998, 0.5], np.float16)
+    layer = md.Hardtanh(-70000.0, 0.3)
+    with np.errstate(all="raise"):
+        y = layer(x)
+        dx = layer.backward(np.ones(4, np.float16))
+    np.testing.assert_array_equal(y, np.array([-np.inf, -60000.0, 0.2998, 0.3], np.float16))
+    np.testing.assert_array_equal(dx, [0.0, 1.0, 1.0, 0.0])

@@ -169,7 +169,9 @@ class Hardtanh(Activation):
     """``y = clip(x, min_val, max_val)``, as PyTorch's ``nn.Hardtanh(min_val=-1, max_val=1)``.
 
     ``dy/dx`` is 1 strictly between the bounds and 0 elsewhere, the bounds included (PyTorch's
-    convention at the two kinks).  NaN in gives NaN out and a zero slope.
+    convention at the two kinks).  NaN in gives NaN out and a zero slope.  float16 is compared and
+    clipped in float32 (as PyTorch: 0.2998 < 0.3 there, not equal), and a bound beyond the dtype's
+    range is no bound.
     """
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
@@ -183,8 +185,12 @@ class Hardtanh(Activation):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
-        self._cache = (x > self.min_val) & (x < self.max_val)  # where the slope is 1
-        return np.clip(x, self.min_val, self.max_val)
+        largest = float(np.finfo(x.dtype).max)  # (a bound the dtype cannot hold is infinite)
+        x = self._wide(x)
+        low = self.min_val if self.min_val >= -largest else -math.inf
+        high = self.max_val if self.max_val <= largest else math.inf
+        self._cache = (x > low) & (x < high)  # where the slope is 1
+        return self._narrow(np.clip(x, low, high))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         inside = self._cached_for(grad_output)
@@ -209,73 +215,92 @@ class Hardsigmoid(Activation):
     """``y = min(max(x + 3, 0), 6) / 6``, as PyTorch's ``nn.Hardsigmoid``: a piecewise-linear sigmoid.
 
     ``dy/dx`` is 1/6 for -3 < x < 3 and 0 elsewhere, x = -3 and x = 3 included (as PyTorch).
+    float16 is computed in float32 and rounded once (as PyTorch).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = self._wide(self._input(x))
         self._cache = (x > -3) & (x < 3)  # where the slope is 1/6
         y = np.clip(x + 3, 0, 6)
         y /= 6
-        return y
+        return self._narrow(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         inside = self._cached_for(grad_output)
-        return np.where(inside, grad_output / 6, 0)
+        return self._narrow(np.where(inside, self._wide(grad_output) / 6, 0))
 
 
 class Hardswish(Activation):
     """``y = x * min(max(x + 3, 0), 6) / 6``, as PyTorch's ``nn.Hardswish`` (MobileNetV3's).
 
     ``dy/dx`` is 0 for x <= -3, ``x / 3 + 1/2`` for -3 < x < 3, and 1 for x >= 3 (PyTorch's choice at
-    the kinks, where the two sides' slopes are -1/2 and 0, 3/2 and 1).  The input is the backward's cache.
+    the kinks, where the two sides' slopes are -1/2 and 0, 3/2 and 1).  The input is the backward's
+    cache.  ``x`` is multiplied last, by a factor in [0, 1], so no finite input overflows; float16
+    is computed in float32 and rounded once (as PyTorch).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = self._wide(self._input(x))
         self._cache = x
         y = np.clip(x + 3, 0, 6)
-        y *= x
         y /= 6
-        return y
+        y *= x
+        return self._narrow(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         x = self._cached_for(grad_output)
-        slope = np.where(x <= -3, 0, np.where(x < 3, (2 * x + 3) / 6, 1))  # (x / 3 + 1/2 cancels in float16)
-        return grad_output * slope
+        g = self._wide(grad_output)
+        middle = 2 * x + 3  # (2x + 3) / 6 = x / 3 + 1/2, without that sum's cancellation near x = -3/2
+        middle /= 6
+        middle *= g
+        # 0 where the slope is (an infinite gradient there gives 0, not inf * 0)
+        return self._narrow(np.where(x <= -3, 0, np.where(x < 3, middle, g)))
 
 
 class _ExponentialLinear(Activation):
     """Base of ELU, CELU and SELU, PyTorch's one formula for the three::
 
         y     = scale * x                          for x > 0,
-                scale * alpha * (exp(k * x) - 1)   elsewhere
+                scale * alpha * (exp(x / a) - 1)   elsewhere
         dy/dx = scale                              for x > 0,
-                scale * alpha * k * exp(k * x)     elsewhere (that at the kink x = 0, as PyTorch)
+                scale * alpha / a * exp(x / a)     elsewhere (that at the kink x = 0, as PyTorch)
 
-    with ``k`` the input scale (1, or ``1 / alpha`` for CELU).  Both are computed from ``min(x, 0)``,
-    which never overflows: ``expm1`` for the value (accurate near 0), ``exp`` for the slope
-    (``expm1 + 1`` would lose the slope's digits far below 0).  The slope is the backward's cache.
+    with ``a = alpha`` for CELU and 1 for the others.  Both are computed from ``min(x, 0)``, which
+    never overflows: ``expm1`` for the value (accurate near 0), ``exp`` for the slope (``expm1 + 1``
+    would lose the slope's digits far below 0).  The slope is the backward's cache.  float16 is
+    computed in float32 and rounded once (as PyTorch).  ``alpha`` is checked when set, after
+    construction too.
     """
 
     _scale = 1.0  # SELU's differs
+    _input_over_alpha = False  # CELU's exp(x / alpha)
 
-    def __init__(self, alpha: float, input_scale: float = 1.0) -> None:
+    def __init__(self, alpha: float) -> None:
         super().__init__()
         self.alpha = alpha
-        self._input_scale = input_scale
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        self._alpha = _finite_number(type(self).__name__, "alpha", value)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = self._wide(self._input(x))
         negative = np.minimum(x, 0)  # x where x <= 0, else 0 (NaN kept)
-        if self._input_scale != 1.0:
-            negative = negative * self._input_scale
-        positive = x > 0
         scale, alpha = self._scale, self.alpha
-        self._cache = np.where(positive, scale, scale * alpha * self._input_scale * np.exp(negative))  # the slope
-        return np.where(positive, x * scale if scale != 1.0 else x, scale * alpha * np.expm1(negative))
+        if self._input_over_alpha:
+            with np.errstate(over="ignore"):  # x / alpha beyond the dtype: -inf, whose exp is the right 0
+                negative = negative / alpha
+        positive = x > 0
+        slope = scale if self._input_over_alpha else scale * alpha  # (alpha / alpha: exactly 1)
+        self._cache = np.where(positive, scale, slope * np.exp(negative))
+        return self._narrow(np.where(positive, x * scale if scale != 1.0 else x, scale * alpha * np.expm1(negative)))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return grad_output * self._cached_for(grad_output)
+        return self._narrow(grad_output * self._cached_for(grad_output))
 
 
 class ELU(_ExponentialLinear):
@@ -286,7 +311,7 @@ class ELU(_ExponentialLinear):
     """
 
     def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__(_finite_number("ELU", "alpha", alpha))
+        super().__init__(alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -297,13 +322,20 @@ class CELU(_ExponentialLinear):
     ELU with a slope that is continuous at 0 for every ``alpha``.
 
     ``dy/dx`` is 1 for x > 0 and ``exp(x / alpha)`` elsewhere (1 at the kink).  ``alpha`` must not be 0.
+    ``x / alpha`` is a division (PyTorch multiplies by ``1 / alpha``, which overflows for a tiny alpha).
     """
 
+    _input_over_alpha = True
+
     def __init__(self, alpha: float = 1.0) -> None:
-        alpha = _finite_number("CELU", "alpha", alpha)
+        super().__init__(alpha)
+
+    @_ExponentialLinear.alpha.setter  # type: ignore[attr-defined]
+    def alpha(self, value: float) -> None:
+        alpha = _finite_number("CELU", "alpha", value)
         if alpha == 0:
             raise ValueError("CELU: alpha must not be 0 (the formula divides by it), got 0")
-        super().__init__(alpha, 1.0 / alpha)
+        self._alpha = alpha
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -419,41 +451,43 @@ class Softsign(Activation):
     """``y = x / (1 + |x|)``, as PyTorch's ``nn.Softsign``; ``dy/dx = 1 / (1 + |x|)^2``.
 
     ``1 + |x|`` is the backward's cache, divided twice there (its square would overflow for huge x).
+    float16 is computed in float32 and rounded once (as PyTorch).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = self._wide(self._input(x))
         d = np.abs(x)
         d += 1
         self._cache = d
-        return x / d
+        return self._narrow(x / d)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         d = self._cached_for(grad_output)
-        dx = grad_output / d
+        dx = self._wide(grad_output) / d
         dx /= d
-        return dx
+        return self._narrow(dx)
 
 
 class LogSigmoid(Activation):
     """``y = log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, as PyTorch's ``nn.LogSigmoid``: never
     overflows, and keeps its digits where ``sigmoid(x)`` rounds to 0 or 1.
 
-    ``dy/dx = sigmoid(-x)`` (the backward's cache, from the same ``exp(-|x|)``).
+    ``dy/dx = sigmoid(-x)`` (the backward's cache, from the same ``exp(-|x|)``).  float16 is computed in
+    float32 and rounded once (as PyTorch).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = self._input(x)
+        x = self._wide(self._input(x))
         e = np.exp(-np.abs(x))
         y = np.minimum(x, 0)
         y -= np.log1p(e)
         slope = np.maximum(e, x < 0, dtype=e.dtype)  # sigmoid(-x)'s numerator: 1 where x < 0, else e (NaN kept)
         slope /= 1 + e
         self._cache = slope
-        return y
+        return self._narrow(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return grad_output * self._cached_for(grad_output)
+        return self._narrow(grad_output * self._cached_for(grad_output))
 
 
 class _AlongAxis(Activation):
