@@ -122,7 +122,8 @@ def test_a_forward_that_fails_part_way_refuses_the_next_backward() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"activation": "tanh"}, ValueError, "activation must be 'relu' or 'gelu', got 'tanh'"),
+    ({"activation": "tanh"}, ValueError, "activation must be 'relu', 'gelu', or a layer class or function that "
+                                         "makes a new layer \\(e.g. md.Mish\\), got 'tanh'"),
     ({"nhead": 3}, ValueError, r"TransformerEncoderLayer: d_model \(4\) must be divisible by nhead \(3\)"),
     ({"dim_feedforward": 0}, ValueError, "dim_feedforward"),
     ({"norm_first": "yes"}, TypeError, "norm_first"),
@@ -207,3 +208,55 @@ def test_every_constructor_refusal_names_the_block() -> None:
     for kwargs, error in (({"causal": "yes"}, TypeError), ({"rng": "abc"}, TypeError)):
         with pytest.raises(error, match=r"^TransformerEncoderLayer: "):
             TransformerEncoderLayer(4, 2, 6, **kwargs)
+
+
+# --- an activation of the user's choice ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [TransformerEncoderLayer, md.TransformerDecoderLayer])
+@pytest.mark.parametrize("activation", [md.Mish, md.SiLU, lambda: md.PReLU(init=0.1), lambda: md.LeakyReLU(0.2)],
+                         ids=["Mish", "SiLU", "PReLU", "LeakyReLU"])
+def test_a_layer_class_or_factory_as_activation_passes_the_checker(block: Any, activation: Any) -> None:
+    """PyTorch takes any callable; minidl takes a layer class or a function that makes a new layer, once per
+    block (a learned activation's parameters are the block's: ``activation.weight``)."""
+    layer = block(6, 2, 7, dropout=0.0, activation=activation, rng=3)
+    x = np.random.default_rng(4).normal(size=(2, 3, 6))
+    inputs = (x, np.random.default_rng(5).normal(size=(2, 4, 6))) if block is md.TransformerDecoderLayer else x
+    report = assert_gradients_ok(layer, inputs=inputs)
+    assert layer.activation_name is None
+    made = activation()
+    assert type(layer.activation) is type(made)
+    assert f"activation={made!r}" in repr(layer)
+    assert ("activation.weight" in dict(layer.named_parameters())) == isinstance(made, md.PReLU)
+    if isinstance(made, md.PReLU):
+        assert report["activation.weight"].checked == 1
+    twin = block(6, 2, 7, dropout=0.0, activation=activation, rng=3)
+    assert twin.activation is not layer.activation
+
+
+def test_an_activation_instance_or_a_function_that_makes_no_layer_is_refused() -> None:
+    shared = md.GELU()
+    with pytest.raises(TypeError, match=r"TransformerEncoderLayer: activation must be a layer class or a function "
+                                        r"that makes a new layer .* not the layer GELU\(approximate='none'\): one "
+                                        r"instance in two blocks would share its backward's cache"):
+        TransformerEncoderLayer(4, 2, 5, activation=shared)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"TransformerDecoderLayer: activation\(\) must make a Layer .* got ufunc"):
+        md.TransformerDecoderLayer(4, 2, 5, activation=lambda: np.tanh)  # type: ignore[arg-type,return-value]
+    with pytest.raises(TypeError, match="TransformerEncoderLayer: activation must be 'relu', 'gelu', or a layer"):
+        TransformerEncoderLayer(4, 2, 5, activation=3)  # type: ignore[arg-type]
+
+
+def test_a_silu_block_matches_torch_with_its_silu_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    layer = TransformerEncoderLayer(8, 2, 12, dropout=0.0, activation=md.SiLU, rng=1)
+    layer.activation_name = "relu"  # (to_torch builds PyTorch's block with this; its activation replaced below)
+    module = to_torch(layer, torch)
+    module.activation = torch.nn.functional.silu
+    layer.activation_name = None
+    x = np.random.default_rng(2).normal(size=(3, 5, 8))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = module(xt)
+    g = np.random.default_rng(3).normal(size=x.shape)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(layer(x), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-11, atol=1e-12)

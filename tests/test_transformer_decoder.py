@@ -214,7 +214,7 @@ def test_constructor_arguments_are_checked_before_anything_is_drawn() -> None:
     rng = np.random.default_rng(0)
     state = rng.bit_generator.state
     for kwargs, pattern in [({"d_model": 5, "nhead": 2}, r"d_model \(5\) must be divisible by nhead \(2\)"),
-                            ({"activation": "tanh"}, "activation must be 'relu' or 'gelu'"),
+                            ({"activation": "tanh"}, "activation must be 'relu', 'gelu', or a layer class"),
                             ({"dropout": 1.5}, "dropout"), ({"dtype": np.float16}, "float16 is not supported")]:
         args = {"d_model": 4, "nhead": 2, **kwargs}
         with pytest.raises((ValueError, md.DTypeError), match=f"^{WHO}: .*{pattern}"):

@@ -4,6 +4,7 @@ encoder's output, and the MLP), each sub-block with a residual connection and a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,30 @@ __all__ = ["TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder"
 
 _ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
 
+#: ``"relu"``, ``"gelu"``, or a layer class / function that makes a new layer (e.g. ``md.Mish``)
+ActivationArg = str | Callable[[], Layer]
+
+
+def _activation(who: str, activation: Any) -> Layer:
+    """The activation layer a block's ``activation`` argument asks for, newly made."""
+    if isinstance(activation, str):
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"{who}: activation must be 'relu', 'gelu', or a layer class or function that makes "
+                             f"a new layer (e.g. md.Mish), got {activation!r}")
+        return _ACTIVATIONS[activation]()
+    if isinstance(activation, Layer):
+        raise TypeError(f"{who}: activation must be a layer class or a function that makes a new layer (e.g. "
+                        f"activation=md.Mish, or activation=lambda: md.LeakyReLU(0.1)), not the layer {activation!r}: "
+                        "one instance in two blocks would share its backward's cache")
+    if not callable(activation):
+        raise TypeError(f"{who}: activation must be 'relu', 'gelu', or a layer class or function that makes a new "
+                        f"layer (e.g. md.Mish), got {activation!r}")
+    layer = activation()
+    if not isinstance(layer, Layer):
+        raise TypeError(f"{who}: activation() must make a Layer (x: (N, T, dim_feedforward) -> same shape), "
+                        f"got {type(layer).__name__}")
+    return layer
+
 
 class _Block(Model):
     """What the encoder and decoder blocks share: their arguments' checks, the MLP, the refusal of a
@@ -35,11 +60,12 @@ class _Block(Model):
     #: whether the last forward ran to the end (every cache from one pass)
     _complete: bool = False
 
-    def _settings(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, activation: str,
+    def _settings(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, activation: ActivationArg,
                   norm_first: bool, causal: bool, layer_norm_eps: float, rng: RNGLike, dtype: DTypeLike,
-                  norms: int) -> tuple[int, int, int, float, np.random.Generator, list[LayerNorm]]:
+                  norms: int) -> tuple[int, int, int, float, np.random.Generator, list[LayerNorm], Layer]:
         """Every argument checked before anything is drawn from ``rng`` (a sub-layer's refusal named as
-        the block's); returns the sizes, the drop probability, the generator and the ``norms`` norms."""
+        the block's); returns the sizes, the drop probability, the generator, the ``norms`` norms and
+        the activation layer."""
         who = type(self).__name__
         try:
             d_model = positive_int(d_model, "d_model", who)
@@ -47,8 +73,7 @@ class _Block(Model):
             if d_model % nhead:
                 raise ValueError(f"{who}: d_model ({d_model}) must be divisible by nhead ({nhead})")
             dim_feedforward = positive_int(dim_feedforward, "dim_feedforward", who)
-            if not isinstance(activation, str) or activation not in _ACTIVATIONS:
-                raise ValueError(f"{who}: activation must be 'relu' or 'gelu', got {activation!r}")
+            made_activation = _activation(who, activation)
             self.norm_first = switch(norm_first, "norm_first", who)
             switch(causal, "causal", who)
             p = drop_probability(dropout, who, "dropout")
@@ -61,13 +86,14 @@ class _Block(Model):
             if not str(error).startswith(who):
                 error.args = (f"{who}: {error.args[0]}", *error.args[1:]) if error.args else error.args
             raise
-        self.activation_name = activation
-        return d_model, nhead, dim_feedforward, p, generator, made
+        #: the string given, or None for a layer made by the function given
+        self.activation_name = activation if isinstance(activation, str) else None
+        return d_model, nhead, dim_feedforward, p, generator, made, made_activation
 
     def _make_feed_forward(self, d_model: int, dim_feedforward: int, generator: np.random.Generator,
-                           dtype: DTypeLike) -> None:
+                           dtype: DTypeLike, activation: Layer) -> None:
         self.linear1 = Dense(d_model, dim_feedforward, rng=generator, dtype=dtype)
-        self.activation = _ACTIVATIONS[self.activation_name]()
+        self.activation = activation
         self.linear2 = Dense(dim_feedforward, d_model, rng=generator, dtype=dtype)
 
     def _feed_forward(self, h: np.ndarray) -> np.ndarray:
@@ -122,7 +148,7 @@ class _Block(Model):
     def extra_repr(self) -> str:
         return (f"d_model={self.self_attn.embed_dim}, nhead={self.self_attn.num_heads}, "
                 f"dim_feedforward={self.linear1.out_features}, dropout={self.dropout.p}, "
-                f"activation={self.activation_name!r}, norm_first={self.norm_first}"
+                f"activation={self.activation_name or self.activation!r}, norm_first={self.norm_first}"
                 + (", causal=True" if self.self_attn.causal else ""))
 
 
@@ -149,7 +175,9 @@ class TransformerEncoderLayer(_Block):
         dim_feedforward: the MLP's hidden width (PyTorch's default 2048).
         dropout: the drop probability of the three dropouts and of the attention weights (as PyTorch;
             nothing is dropped in eval mode).
-        activation: ``"relu"`` (PyTorch's default) or ``"gelu"``.
+        activation: ``"relu"`` (PyTorch's default), ``"gelu"``, or a layer class or function that makes a
+            new layer (``md.Mish``, ``lambda: md.LeakyReLU(0.1)``), made once per block; an instance is
+            refused (two blocks sharing it would share its backward's cache).
         norm_first: pre-norm (``True``) or post-norm.  causal: mask the future in the attention.
         layer_norm_eps: the norms' ``eps``.
         rng: a ``numpy.random.Generator`` or int seed: the weights, then the dropouts' generators.
@@ -157,14 +185,14 @@ class TransformerEncoderLayer(_Block):
     """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str = "relu", *, norm_first: bool = False, causal: bool = False,
+                 activation: ActivationArg = "relu", *, norm_first: bool = False, causal: bool = False,
                  layer_norm_eps: float = 1e-5, rng: RNGLike = None, dtype: DTypeLike = np.float64) -> None:
         super().__init__()
-        d_model, nhead, dim_feedforward, p, generator, norms = self._settings(
+        d_model, nhead, dim_feedforward, p, generator, norms, activation_layer = self._settings(
             d_model, nhead, dim_feedforward, dropout, activation, norm_first, causal, layer_norm_eps, rng, dtype, 2)
         # (the attention draws its dropout's seed after its weights, whatever p: nothing depends on p)
         self.self_attn = MultiHeadAttention(d_model, nhead, causal=causal, dropout=p, rng=generator, dtype=dtype)
-        self._make_feed_forward(d_model, dim_feedforward, generator, dtype)
+        self._make_feed_forward(d_model, dim_feedforward, generator, dtype, activation_layer)
         self.norm1, self.norm2 = norms
         seeds = generator.integers(2**63, size=3)  # one generator per dropout, drawn after the weights
         self.dropout = Dropout(p, rng=int(seeds[0]))
@@ -249,14 +277,14 @@ class TransformerDecoderLayer(_Block):
     """
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str = "relu", *, norm_first: bool = False, causal: bool = False,
+                 activation: ActivationArg = "relu", *, norm_first: bool = False, causal: bool = False,
                  layer_norm_eps: float = 1e-5, rng: RNGLike = None, dtype: DTypeLike = np.float64) -> None:
         super().__init__()
-        d_model, nhead, dim_feedforward, p, generator, norms = self._settings(
+        d_model, nhead, dim_feedforward, p, generator, norms, activation_layer = self._settings(
             d_model, nhead, dim_feedforward, dropout, activation, norm_first, causal, layer_norm_eps, rng, dtype, 3)
         self.self_attn = MultiHeadAttention(d_model, nhead, causal=causal, dropout=p, rng=generator, dtype=dtype)
         self.multihead_attn = MultiHeadAttention(d_model, nhead, dropout=p, rng=generator, dtype=dtype)
-        self._make_feed_forward(d_model, dim_feedforward, generator, dtype)
+        self._make_feed_forward(d_model, dim_feedforward, generator, dtype, activation_layer)
         self.norm1, self.norm2, self.norm3 = norms
         seeds = generator.integers(2**63, size=4)  # one generator per dropout, drawn after the weights
         self.dropout = Dropout(p, rng=int(seeds[0]))
