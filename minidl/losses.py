@@ -150,6 +150,12 @@ class HalfSquaredError(Loss):
         return self._diff.copy()
 
 
+def _kept(target: np.ndarray, y_true: Any) -> np.ndarray:
+    """``target`` to keep for the backward: a copy when it is (a view of) the caller's ``y_true``, which
+    the caller may change or reuse before the backward runs."""
+    return target.copy() if isinstance(y_true, np.ndarray) and np.may_share_memory(target, y_true) else target
+
+
 def _empty_prediction(who: str, y_pred: np.ndarray) -> ShapeError:
     return ShapeError(
         f"{who}: empty prediction: y_pred of shape {y_pred.shape} has no elements, so there is no loss to "
@@ -602,7 +608,7 @@ class BCELoss(Loss):
         np.maximum(log_q, -100.0, out=log_q)
         per = t * log_p
         per += (1 - t) * log_q
-        self._cache = (p, t)
+        self._cache = (p, _kept(t, y_true))
         total = -float(per.sum())
         return total / per.size if self.reduction == "mean" else total
 
@@ -681,7 +687,7 @@ class BCEWithLogitsLoss(Loss):
                     f"shape {z.shape} (it weighs the last axis, e.g. shape ({z.shape[-1] if z.ndim else 1},))"
                 )
             per = w * t * softplus_neg + (1 - t) * softplus
-        self._cache = (s, s_neg, t, w)
+        self._cache = (s, s_neg, _kept(t, y_true), w)
         total = float(per.sum())
         return total / max(per.size, 1) if self.reduction == "mean" else total
 
@@ -750,7 +756,7 @@ class KLDivLoss(Loss):
             per = target - x
             per *= t
         else:
-            t = target
+            t = _kept(target, y_true)
             if t.min() < 0:
                 index = tuple(int(i) for i in np.argwhere(t < 0)[0])
                 raise TargetError(f"KLDivLoss: y_true must be probabilities (>= 0), got {float(t[index])} at "

@@ -671,7 +671,7 @@ class NAdam(_WithBetas):
 
     Defaults as PyTorch: ``lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
     momentum_decay=4e-3, decoupled_weight_decay=False``.  State per parameter: ``step`` (int),
-    ``mu_product`` (P_t, a number in [0, 1)), ``exp_avg`` (m), ``exp_avg_sq`` (v).
+    ``mu_product`` (P_t, a number in [0, 1]), ``exp_avg`` (m), ``exp_avg_sq`` (v).
     """
 
     flags = Optimizer.flags | {"decoupled_weight_decay"}
@@ -698,9 +698,12 @@ class NAdam(_WithBetas):
 
     def _state_problems(self, i: int, entry: Mapping[str, Any]) -> list[str]:
         product = entry.get("mu_product", 0.0)
-        if is_number(product) and not 0 <= float(product) < 1:  # (1 would divide by 0)
-            return [f"state '{i}.mu_product': must be a number in [0, 1) (a product of momenta below 1), "
-                    f"got {product!r}"]
+        # (compared as given: an int may be beyond float range; NaN/inf are refused by the base already)
+        if is_number(product) and (isinstance(product, int) or math.isfinite(product)) and not 0 <= product <= 1:
+            shown = f"an int of {len(str(abs(product)))} digits" if isinstance(product, int) and abs(product) > 2**53 \
+                else repr(product)
+            # above 1, the next step's 1 - mu_product * mu could be 0
+            return [f"state '{i}.mu_product': must be a product of momenta, in [0, 1], got {shown}"]
         return []
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:

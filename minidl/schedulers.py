@@ -526,7 +526,7 @@ class OneCycleLR(LRScheduler):
     """The 1cycle policy (Smith & Topin), as PyTorch's ``OneCycleLR``: the lr climbs from
     ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of ``total_steps``, then falls
     to ``max_lr / div_factor / final_div_factor``; the momentum (SGD's and RMSprop's ``momentum``,
-    Adam's and AdamW's ``beta1``) moves the other way, from ``max_momentum`` down to
+    the Adam family's ``beta1``) moves the other way, from ``max_momentum`` down to
     ``base_momentum`` and back.  Meant to step every batch: ``fit(..., scheduler_interval="batch")``
     with ``total_steps = epochs * batches per epoch``.
 
@@ -639,7 +639,7 @@ class OneCycleLR(LRScheduler):
         key = "beta1" if "beta1" in optimizer.hyper else "momentum" if "momentum" in optimizer.hyper else None
         if key is None:
             raise ValueError(f"OneCycleLR: cycle_momentum=True needs an optimizer with a momentum or betas (SGD, "
-                             f"RMSprop, Adam, AdamW), not {type(optimizer).__name__}; pass cycle_momentum=False")
+                             f"RMSprop, the Adam family), not {type(optimizer).__name__}; pass cycle_momentum=False")
         if key == "momentum" and optimizer.hyper.get("nesterov") and min(self.base_momentum, self.max_momentum) <= 0:
             raise ValueError("OneCycleLR: the optimizer uses Nesterov momentum, which needs momentum > 0; "
                              "give base_momentum and max_momentum > 0")

@@ -159,3 +159,21 @@ def test_against_pytorch(reduction: str, log_target: bool) -> None:
     assert ours(x, target) == pytest.approx(theirs.item(), rel=1e-13)
     np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-13, atol=1e-300)
 
+
+
+@pytest.mark.parametrize("make", [lambda: md.KLDivLoss("batchmean"), md.BCELoss, md.BCEWithLogitsLoss, md.MSELoss,
+                                  md.L1Loss, md.HuberLoss, md.SmoothL1Loss, md.HalfSquaredError,
+                                  lambda: md.KLDivLoss(log_target=True)],
+                         ids=["KLDiv", "BCE", "BCEWithLogits", "MSE", "L1", "Huber", "SmoothL1", "HalfSquared",
+                              "KLDiv-log"])
+def test_the_gradient_is_of_the_targets_given_to_forward(make) -> None:
+    """KLDivLoss, BCELoss and BCEWithLogitsLoss kept the caller's y_true and read it again in backward: a
+    target buffer refilled between forward and backward changed the gradient."""
+    rng = np.random.default_rng(9)
+    y_pred = rng.uniform(0.1, 0.9, size=(3, 4))
+    y_true = rng.uniform(0.0, 1.0, size=(3, 4))
+    kept, fresh = make(), make()
+    kept(y_pred, y_true)
+    fresh(y_pred, y_true.copy())
+    y_true[...] = 0.5  # the caller reuses its buffer
+    np.testing.assert_array_equal(kept.backward(), fresh.backward())

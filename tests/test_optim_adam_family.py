@@ -139,6 +139,20 @@ def test_adamax_first_step_is_a_signed_step_of_lr():
     np.testing.assert_allclose(opt.state[0]["exp_inf"], [0.5 + 1e-8, 4.0 + 1e-8, 1e-8], rtol=1e-15)
 
 
+def test_nadam_resumes_from_a_product_of_one_its_starting_value():
+    p = md.Parameter(np.ones(3))
+    opt = md.NAdam([p], lr=0.1)
+    p.grad[...] = 0.5
+    opt.step()
+    state = opt.state_dict()
+    state["state"]["0"]["mu_product"] = 1.0
+    opt.load_state_dict(state)
+    p.grad[...] = 0.5
+    with np.errstate(all="raise"):
+        opt.step()
+    assert np.isfinite(p.data).all() and 0 < opt.state[0]["mu_product"] < 1
+
+
 def test_nadam_keeps_the_product_of_momenta_as_a_number():
     params, data = problem()
     opt = md.NAdam(params, lr=0.01)
@@ -180,10 +194,13 @@ def test_bad_arguments_are_refused(make, error, match):
 
 
 @pytest.mark.parametrize(("cls", "kw", "entry", "match"), [
-    (md.NAdam, {}, {"step": 1, "mu_product": 1.0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)},
-     r"'0.mu_product': must be a number in \[0, 1\)"),
+    (md.NAdam, {}, {"step": 1, "mu_product": 1.5, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)},
+     r"'0.mu_product': must be a product of momenta, in \[0, 1\], got 1.5"),
     (md.NAdam, {}, {"step": 1, "mu_product": -0.5, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)},
-     r"'0.mu_product': must be a number in \[0, 1\)"),
+     r"'0.mu_product': must be a product of momenta, in \[0, 1\], got -0.5"),
+    # an int beyond float range was an OverflowError, not a refusal
+    (md.NAdam, {}, {"step": 1, "mu_product": 10**400, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)},
+     r"'0.mu_product': must be a product of momenta, in \[0, 1\], got an int of 401 digits"),
     (md.NAdam, {}, {"step": 1, "mu_product": np.zeros(3), "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)},
      r"'0.mu_product': expected a number, got ndarray"),
     (md.NAdam, {}, {"step": 1, "mu_product": float("nan"), "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)},
