@@ -15,6 +15,11 @@ schedule was made, the lr for the next epoch is (closed forms, no drift from rep
 - :class:`SequentialLR`:      one schedule after another, each counting its epochs from its milestone
 - :class:`OneCycleLR`:        up from ``max_lr / div_factor`` to ``max_lr``, then down (and the momentum
   the other way), counting batches: ``fit(..., scheduler_interval="batch")``
+- :class:`CyclicLR`:          triangles between ``base_lr`` and ``max_lr`` (and the momentum the other
+  way), counting batches
+- :class:`LambdaLR`:          ``lr0 * lr_lambda(e)``, a function of your own
+- :class:`ConstantLR`:        ``lr0 * factor`` for ``e < total_iters``, then ``lr0``
+- :class:`PolynomialLR`:      ``lr0 * (1 - min(e, total_iters) / total_iters) ** power``
 
 :class:`ReduceLROnPlateau` has no closed form: it multiplies the lr by ``factor`` when a monitored
 value stops improving, so its :meth:`~ReduceLROnPlateau.step` takes that value.
@@ -27,7 +32,7 @@ import copy
 import itertools
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,8 +41,9 @@ from .errors import StateDictError
 from .optim import Optimizer
 from .validation import is_finite, is_integer, is_number
 
-__all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts", "ExponentialLR", "LRScheduler", "LinearLR",
-           "MultiStepLR", "OneCycleLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
+__all__ = ["ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "ExponentialLR",
+           "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau",
+           "SequentialLR", "StepLR"]
 
 
 #: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
@@ -522,7 +528,89 @@ class SequentialLR(LRScheduler):
         return f"{[type(s).__name__ for s in self.schedulers]}, milestones={self.milestones}"
 
 
-class OneCycleLR(LRScheduler):
+def _check_bool(who: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{who}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+class _CyclesMomentum(LRScheduler):
+    """Base of the schedules that move the optimizer's momentum against the lr (SGD's and RMSprop's
+    ``momentum``, the Adam family's ``beta1``): :class:`OneCycleLR` and :class:`CyclicLR`.  A subclass
+    gives :meth:`_at` (the lr and the momentum after ``epoch`` steps), holds the settings
+    ``cycle_momentum``, ``base_momentum`` and ``max_momentum`` (checked by
+    :meth:`_check_momentum_setting`), and may refuse a loaded state in :meth:`_check_loaded`."""
+
+    cycle_momentum: bool
+    base_momentum: float
+    max_momentum: float
+    _momentum_key: str | None = None
+
+    def _at(self, epoch: int) -> tuple[float, float]:
+        """(lr, momentum) after ``epoch`` steps."""
+        raise NotImplementedError
+
+    def _check_momentum_setting(self, name: str, value: Any) -> Any:
+        who = type(self).__name__
+        if name == "cycle_momentum":
+            return _check_bool(who, name, value)
+        if not (is_number(value) and is_finite(value) and 0 <= value < 1):
+            raise ValueError(f"{who}: {name} must be a number in [0, 1), got {value!r}")
+        return float(value)
+
+    def _momentum_key_of(self, optimizer: Optimizer) -> str:
+        """The optimizer's hyper-parameter the momentum cycles in, or a ``ValueError``."""
+        who = type(self).__name__
+        key = "beta1" if "beta1" in optimizer.hyper else "momentum" if "momentum" in optimizer.hyper else None
+        if key is None:
+            raise ValueError(f"{who}: cycle_momentum=True needs an optimizer with a momentum or betas (SGD, "
+                             f"RMSprop, the Adam family), not {type(optimizer).__name__}; pass cycle_momentum=False")
+        if key == "momentum" and optimizer.hyper.get("nesterov") and min(self.base_momentum, self.max_momentum) <= 0:
+            raise ValueError(f"{who}: the optimizer uses Nesterov momentum, which needs momentum > 0; "
+                             "give base_momentum and max_momentum > 0")
+        return key
+
+    def lr_at(self, epoch: int) -> float:
+        return self._at(epoch)[0]
+
+    def _set(self, epoch: int) -> float:
+        lr, momentum = self._at(epoch)
+        self._write_lr(lr)  # checked by the optimizer first: a refusal changes nothing
+        if self._momentum_key is not None:
+            self.optimizer.hyper[self._momentum_key] = momentum
+        return lr
+
+    def step(self) -> float:
+        """Count one more step and set the optimizer's lr and momentum for the next; returns the lr.
+        A step the schedule refuses (``ValueError``) changes nothing, as when another hand changed the
+        lr (see :meth:`LRScheduler._check_lr_unchanged`)."""
+        self._check_lr_unchanged()
+        lr = self._set(self.last_epoch + 1)
+        self.last_epoch += 1
+        return lr
+
+    def _check_loaded(self) -> None:
+        """A ``ValueError`` for a loaded state the schedule cannot run from; none here."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As every schedule's (refused too when :meth:`_check_loaded` refuses), then the optimizer's lr
+        and momentum for the loaded step."""
+        name = type(self).__name__
+        before = {key: getattr(self, key) for key in (*self.settings, "last_epoch", "base_lr", "_momentum_key",
+                                                      "_lr_set")}
+        super().load_state_dict(state)
+        try:
+            self._check_loaded()
+            self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
+            self._set(self.last_epoch)
+        except ValueError as error:
+            for key, value in before.items():
+                setattr(self, key, value)
+            raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "
+                                 f"{error}") from None
+
+
+class OneCycleLR(_CyclesMomentum):
     """The 1cycle policy (Smith & Topin), as PyTorch's ``OneCycleLR``: the lr climbs from
     ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of ``total_steps``, then falls
     to ``max_lr / div_factor / final_div_factor``; the momentum (SGD's and RMSprop's ``momentum``,
@@ -583,10 +671,6 @@ class OneCycleLR(LRScheduler):
     div_factor: float
     final_div_factor: float
     three_phase: bool
-    cycle_momentum: bool
-    base_momentum: float
-    max_momentum: float
-
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "total_steps":
             return _check_positive_int("OneCycleLR", name, value)
@@ -594,17 +678,14 @@ class OneCycleLR(LRScheduler):
             if value not in ("cos", "linear"):
                 raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {value!r}")
             return value
-        if name in ("three_phase", "cycle_momentum"):
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"OneCycleLR: {name} must be a bool, got {value!r}")
-            return bool(value)
+        if name == "three_phase":
+            return _check_bool("OneCycleLR", name, value)
+        if name in ("cycle_momentum", "base_momentum", "max_momentum"):
+            return self._check_momentum_setting(name, value)
         ok = is_number(value) and is_finite(value)
         if name == "pct_start":
             ok = ok and 0 < value < 1
             rule = "a number in (0, 1)"
-        elif name in ("base_momentum", "max_momentum"):
-            ok = ok and 0 <= value < 1
-            rule = "a number in [0, 1)"
         else:  # max_lr, div_factor, final_div_factor
             ok = ok and value > 0
             rule = "a finite number > 0"
@@ -634,17 +715,6 @@ class OneCycleLR(LRScheduler):
                     f"step {last:g}, starting at {start:g}); give more total_steps or another pct_start")
             start = last
 
-    def _momentum_key_of(self, optimizer: Optimizer) -> str:
-        """The optimizer's hyper-parameter the momentum cycles in, or a ``ValueError``."""
-        key = "beta1" if "beta1" in optimizer.hyper else "momentum" if "momentum" in optimizer.hyper else None
-        if key is None:
-            raise ValueError(f"OneCycleLR: cycle_momentum=True needs an optimizer with a momentum or betas (SGD, "
-                             f"RMSprop, the Adam family), not {type(optimizer).__name__}; pass cycle_momentum=False")
-        if key == "momentum" and optimizer.hyper.get("nesterov") and min(self.base_momentum, self.max_momentum) <= 0:
-            raise ValueError("OneCycleLR: the optimizer uses Nesterov momentum, which needs momentum > 0; "
-                             "give base_momentum and max_momentum > 0")
-        return key
-
     def _at(self, epoch: int) -> tuple[float, float]:
         """(lr, momentum) after ``epoch`` steps."""
         if epoch > self.total_steps:
@@ -663,46 +733,186 @@ class OneCycleLR(LRScheduler):
             start = last
         raise AssertionError("unreachable: the last phase takes every step")
 
-    def lr_at(self, epoch: int) -> float:
-        return self._at(epoch)[0]
-
-    def _set(self, epoch: int) -> float:
-        lr, momentum = self._at(epoch)
-        self._write_lr(lr)  # checked by the optimizer first: a refusal changes nothing
-        if self._momentum_key is not None:
-            self.optimizer.hyper[self._momentum_key] = momentum
-        return lr
-
-    def step(self) -> float:
-        """Count one more step and set the optimizer's lr and momentum for the next; returns the lr.
-        Past ``total_steps`` it raises ``ValueError`` and changes nothing, as when another hand changed
-        the lr (see :meth:`LRScheduler._check_lr_unchanged`)."""
-        self._check_lr_unchanged()
-        lr = self._set(self.last_epoch + 1)
-        self.last_epoch += 1
-        return lr
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """As every schedule's (refused unless its phases are valid and its count is at most
-        ``total_steps``), then the optimizer's lr and momentum for the loaded step."""
-        before = {key: getattr(self, key) for key in (*self.settings, "last_epoch", "base_lr", "_momentum_key",
-                                                      "_lr_set")}
-        super().load_state_dict(state)
-        try:
-            self._check_phases(self._phases())
-            self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
-            if self.last_epoch > self.total_steps:
-                raise ValueError(f"'last_epoch' {self.last_epoch} is past total_steps={self.total_steps}")
-            self._set(self.last_epoch)
-        except ValueError as error:
-            for key, value in before.items():
-                setattr(self, key, value)
-            raise StateDictError(f"OneCycleLR.load_state_dict refused the state (nothing was changed): "
-                                 f"{error}") from None
+    def _check_loaded(self) -> None:
+        """Its phases valid and its count at most ``total_steps``."""
+        self._check_phases(self._phases())
+        if self.last_epoch > self.total_steps:
+            raise ValueError(f"'last_epoch' {self.last_epoch} is past total_steps={self.total_steps}")
 
     def extra_repr(self) -> str:
         return (f"max_lr={self.max_lr}, total_steps={self.total_steps}, pct_start={self.pct_start}, "
                 f"anneal_strategy={self.anneal_strategy!r}, three_phase={self.three_phase}")
+
+
+class CyclicLR(_CyclesMomentum):
+    """Cyclical learning rates (Smith, 2017), as PyTorch's ``CyclicLR``: the lr climbs from ``base_lr`` to
+    ``max_lr`` over ``step_size_up`` steps and falls back over ``step_size_down`` (the same by default),
+    again and again; the momentum moves the other way, from ``max_momentum`` to ``base_momentum`` and
+    back.  Meant to step every batch: ``fit(..., scheduler_interval="batch")``.  At step ``e``::
+
+        cycle = floor(1 + e / (up + down)),   x = 1 + e / (up + down) - cycle   (where in the cycle)
+        f     = x / r  if x <= r  else  (x - 1) / (r - 1),   r = up / (up + down)
+        lr    = base_lr + (max_lr - base_lr) * f * scale
+
+    with ``scale`` 1 (``mode="triangular"``), ``1 / 2 ** (cycle - 1)`` (``"triangular2"``: each cycle
+    half as high) or ``gamma ** e`` (``"exp_range"``).  The constructor sets the optimizer's lr to
+    ``base_lr`` (and its momentum to ``max_momentum``) at once, as PyTorch does.  PyTorch's custom
+    ``scale_fn`` is not offered.
+    """
+
+    settings = ("max_lr", "step_size_up", "step_size_down", "mode", "gamma", "cycle_momentum", "base_momentum",
+                "max_momentum")
+
+    def __init__(self, optimizer: Optimizer, base_lr: float, max_lr: float, step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
+                 cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9) -> None:
+        super().__init__(optimizer)
+        base = _check_finite_nonnegative("CyclicLR", "base_lr", base_lr)
+        for name, value in (("max_lr", max_lr), ("step_size_up", step_size_up),
+                            ("step_size_down", step_size_up if step_size_down is None else step_size_down),
+                            ("mode", mode), ("gamma", gamma), ("cycle_momentum", cycle_momentum),
+                            ("base_momentum", base_momentum), ("max_momentum", max_momentum)):
+            setattr(self, name, self._check_setting(name, value))
+        self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
+        self.base_lr = base
+        self._set(0)
+
+    # the settings, typed for readers (assigned in __init__ through _check_setting)
+    max_lr: float
+    step_size_up: int
+    step_size_down: int
+    mode: str
+    gamma: float
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name in ("step_size_up", "step_size_down"):
+            return _check_positive_int("CyclicLR", name, value)
+        if name == "mode":
+            if value not in ("triangular", "triangular2", "exp_range"):
+                raise ValueError(f"CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range', got {value!r}")
+            return value
+        if name in ("cycle_momentum", "base_momentum", "max_momentum"):
+            return self._check_momentum_setting(name, value)
+        if name == "gamma":
+            return _check_gamma("CyclicLR", value)
+        return _check_finite_nonnegative("CyclicLR", name, value)  # max_lr
+
+    def _at(self, epoch: int) -> tuple[float, float]:
+        total = self.step_size_up + self.step_size_down
+        ratio = self.step_size_up / total
+        cycle = math.floor(1 + epoch / total)
+        x = 1.0 + epoch / total - cycle
+        f = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        if self.mode == "triangular":
+            scale = 1.0
+        elif self.mode == "triangular2":
+            scale = 0.5 ** (cycle - 1)  # (1 / 2.0 ** (cycle - 1) would overflow after 1024 cycles)
+        else:
+            try:
+                scale = self.gamma**epoch
+            except OverflowError:
+                raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows") from None
+            if not math.isfinite(scale):
+                raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows")
+        lr = self.base_lr + (self.max_lr - self.base_lr) * f * scale
+        momentum = self.max_momentum - (self.max_momentum - self.base_momentum) * f * scale
+        return lr, momentum
+
+    def extra_repr(self) -> str:
+        return (f"base_lr={self.base_lr}, max_lr={self.max_lr}, step_size_up={self.step_size_up}, "
+                f"step_size_down={self.step_size_down}, mode={self.mode!r}")
+
+
+class LambdaLR(LRScheduler):
+    """``lr0 * lr_lambda(e)``, as PyTorch's ``LambdaLR``: a schedule of your own, e.g. a warm-up
+    ``LambdaLR(opt, lambda e: min(1.0, (e + 1) / 5))``.  ``lr_lambda(e)`` must return a finite number
+    >= 0 (a ``ValueError`` naming the schedule otherwise, and the step changes nothing).
+
+    The constructor sets the optimizer's lr to ``lr0 * lr_lambda(0)`` at once, as PyTorch does.  The
+    function is not saved by :meth:`state_dict` (a function cannot be written to a checkpoint; PyTorch
+    saves it only when it is an object with attributes): make the schedule with the same function,
+    then load the state.
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
+        super().__init__(optimizer)
+        if not callable(lr_lambda):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function of the epoch count, got {lr_lambda!r}")
+        self.lr_lambda = lr_lambda
+        self._write_lr(self.lr_at(0))
+
+    def lr_at(self, epoch: int) -> float:
+        factor = self.lr_lambda(epoch)
+        if not (is_number(factor) and is_finite(factor) and factor >= 0):
+            raise ValueError(f"LambdaLR: lr_lambda({epoch}) returned {factor!r}; expected a finite number >= 0")
+        lr = self.base_lr * float(factor)
+        if not math.isfinite(lr):
+            raise ValueError(f"LambdaLR: the lr {self.base_lr!r} * lr_lambda({epoch}) = {self.base_lr!r} * "
+                             f"{factor!r} overflows")
+        return lr
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
+        super().load_state_dict(state)
+        self._write_lr(self.lr_at(self.last_epoch))
+
+    def extra_repr(self) -> str:
+        return f"lr_lambda={getattr(self.lr_lambda, '__name__', repr(self.lr_lambda))}"
+
+
+class ConstantLR(LRScheduler):
+    """``lr0 * factor`` for the first ``total_iters`` epochs, then ``lr0``, as PyTorch's ``ConstantLR``
+    (a low start).  The constructor sets the optimizer's lr to ``lr0 * factor`` at once, as PyTorch does.
+    """
+
+    settings = ("factor", "total_iters")
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5) -> None:
+        super().__init__(optimizer)
+        self.factor: float = self._check_setting("factor", factor)
+        self.total_iters: int = self._check_setting("total_iters", total_iters)
+        self._write_lr(self.lr_at(0))
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name == "total_iters":
+            return _check_count("ConstantLR", name, value)
+        if not (is_number(value) and 0 <= value <= 1):  # as PyTorch
+            raise ValueError(f"ConstantLR: factor must be a number in [0, 1], got {value!r}")
+        return float(value)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.factor if epoch < self.total_iters else self.base_lr
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
+        super().load_state_dict(state)
+        self._write_lr(self.lr_at(self.last_epoch))
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}, total_iters={self.total_iters}"
+
+
+class PolynomialLR(LRScheduler):
+    """The lr falls to 0 along a polynomial over ``total_iters`` epochs and stays there, as PyTorch's
+    ``PolynomialLR``: ``lr0 * (1 - min(e, total_iters) / total_iters) ** power`` (``power=1``: a line)."""
+
+    settings = ("total_iters", "power")
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0) -> None:
+        super().__init__(optimizer)
+        self.total_iters: int = self._check_setting("total_iters", total_iters)
+        self.power: float = self._check_setting("power", power)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if name == "total_iters":
+            return _check_positive_int("PolynomialLR", name, value)
+        return _check_finite_nonnegative("PolynomialLR", name, value)  # (a negative power: 1 / 0 at the end)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
+
+    def extra_repr(self) -> str:
+        return f"total_iters={self.total_iters}, power={self.power}"
 
 
 def _check_count(who: str, name: str, value: Any) -> int:

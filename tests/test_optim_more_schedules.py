@@ -1,0 +1,226 @@
+"""CyclicLR, LambdaLR, ConstantLR and PolynomialLR: their formulas step by step, what their constructors
+set at once, refusals that change nothing, resuming from a state, fit per batch, and PyTorch's values."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.errors import StateDictError
+
+
+def sgd(lr: float = 0.5, momentum: float = 0.9) -> md.SGD:
+    return md.SGD([md.Parameter(np.zeros(2))], lr=lr, momentum=momentum)
+
+
+def run(schedule: md.LRScheduler, steps: int, key: str | None = "momentum") -> tuple[list[float], list[Any]]:
+    """The optimizer's lr (and momentum) at construction and after each step."""
+    opt = schedule.optimizer
+    lrs, momenta = [opt.lr], [opt.hyper.get(key) if key else None]
+    for _ in range(steps):
+        schedule.step()
+        lrs.append(opt.lr)
+        momenta.append(opt.hyper.get(key) if key else None)
+    return lrs, momenta
+
+
+def cyclic_by_hand(e: int, base: float, top: float, up: int, down: int, mode: str, gamma: float = 1.0) -> float:
+    """The triangle written out by where ``e`` falls: rising for ``up`` steps, falling for ``down``."""
+    period = up + down
+    cycle, into = divmod(e, period)
+    height = into / up if into <= up else (period - into) / down
+    scale = {"triangular": 1.0, "triangular2": 0.5**cycle, "exp_range": gamma**e}[mode]
+    return base + (top - base) * height * scale
+
+
+@pytest.mark.parametrize("up, down, mode", [(4, None, "triangular"), (3, 5, "triangular"), (3, 5, "triangular2"),
+                                            (2, 3, "exp_range"), (1, 1, "triangular2")])
+def test_cyclic_lr_is_a_triangle_and_the_momentum_its_mirror(up: int, down: int | None, mode: str) -> None:
+    schedule = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=up, step_size_down=down, mode=mode, gamma=0.9)
+    lrs, momenta = run(schedule, 40)
+    d = up if down is None else down
+    want = [cyclic_by_hand(e, 0.01, 0.1, up, d, mode, 0.9) for e in range(41)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-13, atol=1e-16)
+    # the momentum: max_momentum where the lr is base_lr, base_momentum where it would be max_lr
+    share = (np.array(want) - 0.01) / 0.09
+    np.testing.assert_allclose(momenta, 0.9 - 0.1 * share, rtol=1e-13)
+    assert lrs[0] == 0.01 and momenta[0] == 0.9  # set by the constructor
+    assert lrs[up] == pytest.approx(0.1 if mode == "triangular" or mode == "triangular2" else 0.01 + 0.09 * 0.9**up)
+
+
+def test_cyclic_lr_cycles_adams_beta1_and_refuses_an_optimizer_without_momentum() -> None:
+    adam = md.Adam([md.Parameter(np.zeros(2))], lr=0.5)
+    _, betas = run(md.CyclicLR(adam, 0.001, 0.01, step_size_up=2, base_momentum=0.85, max_momentum=0.95), 4, "beta1")
+    np.testing.assert_allclose(betas, [0.95, 0.9, 0.85, 0.9, 0.95], rtol=1e-14)
+    adagrad = md.Adagrad([md.Parameter(np.zeros(2))], lr=0.5)
+    with pytest.raises(ValueError, match="CyclicLR: cycle_momentum=True needs an optimizer with a momentum or betas"):
+        md.CyclicLR(adagrad, 0.001, 0.01)
+    assert adagrad.lr == 0.5  # refused before the lr was set
+    lrs, _ = run(md.CyclicLR(adagrad, 0.001, 0.01, step_size_up=2, cycle_momentum=False), 4, None)
+    np.testing.assert_allclose(lrs, [0.001, 0.0055, 0.01, 0.0055, 0.001], rtol=1e-14)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"step_size_up": 0}, "CyclicLR: step_size_up must be a positive int, got 0"),
+    ({"step_size_down": 2.5}, "CyclicLR: step_size_down must be a positive int, got 2.5"),
+    ({"mode": "sawtooth"}, "CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range', got 'sawtooth'"),
+    ({"gamma": 0.0}, "CyclicLR: gamma must be a finite number > 0, got 0.0"),
+    ({"max_lr": -1.0}, "CyclicLR: max_lr must be a finite number >= 0, got -1.0"),
+    ({"base_lr": math.nan}, "CyclicLR: base_lr must be a finite number >= 0, got nan"),
+    ({"max_momentum": 1.0}, r"CyclicLR: max_momentum must be a number in \[0, 1\), got 1.0"),
+    ({"cycle_momentum": "yes"}, "CyclicLR: cycle_momentum must be a bool, got 'yes'"),
+])
+def test_cyclic_lr_bad_arguments_leave_the_optimizer_alone(kwargs: dict[str, Any], match: str) -> None:
+    opt = sgd()
+    settings = {"base_lr": 0.01, "max_lr": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        md.CyclicLR(opt, **settings)
+    assert opt.lr == 0.5 and opt.hyper["momentum"] == 0.9
+
+
+def test_cyclic_lr_exp_range_that_overflows_is_refused_and_the_count_stays() -> None:
+    schedule = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=2, mode="exp_range", gamma=1e300)
+    schedule.step()
+    lr = schedule.optimizer.lr
+    with pytest.raises(ValueError, match=r"CyclicLR: gamma \*\* 2 = 1e\+300 \*\* 2 overflows"):
+        schedule.step()
+    assert schedule.last_epoch == 1 and schedule.optimizer.lr == lr
+
+
+def test_lambda_lr_is_lr0_times_the_function_and_sets_epoch_zero_at_once() -> None:
+    def warmup(e: int) -> float:
+        return min(1.0, (e + 1) / 4)
+
+    opt = sgd(lr=0.2)
+    schedule = md.LambdaLR(opt, warmup)
+    assert opt.lr == pytest.approx(0.05)
+    lrs, _ = run(schedule, 6)
+    np.testing.assert_allclose(lrs, [0.2 * warmup(e) for e in range(7)], rtol=1e-15)
+    assert repr(schedule) == "LambdaLR(lr_lambda=warmup, last_epoch=6)"
+
+
+@pytest.mark.parametrize("bad, match", [(math.nan, r"lr_lambda\(2\) returned nan; expected a finite number >= 0"),
+                                        (-0.5, r"lr_lambda\(2\) returned -0.5"), ("1", r"lr_lambda\(2\) returned '1'"),
+                                        (None, r"lr_lambda\(2\) returned None"),
+                                        (1e308, r"the lr 20.0 \* lr_lambda\(2\) = 20.0 \* 1e\+308 overflows")])
+def test_lambda_lr_refuses_a_bad_factor_and_changes_nothing(bad: Any, match: str) -> None:
+    opt = sgd(lr=20.0)
+    schedule = md.LambdaLR(opt, lambda e: 1.0 if e < 2 else bad)
+    schedule.step()
+    with pytest.raises(ValueError, match="LambdaLR: " + match):
+        schedule.step()
+    assert schedule.last_epoch == 1 and opt.lr == 20.0
+    with pytest.raises(TypeError, match=r"LambdaLR: lr_lambda must be a function of the epoch count, got 0.5"):
+        md.LambdaLR(opt, 0.5)  # type: ignore[arg-type]
+
+
+def test_constant_lr_then_lr0() -> None:
+    opt = sgd(lr=0.2)
+    lrs, _ = run(md.ConstantLR(opt, factor=0.25, total_iters=3), 5)
+    np.testing.assert_allclose(lrs, [0.05, 0.05, 0.05, 0.2, 0.2, 0.2], rtol=1e-15)
+    for factor in (-0.1, 1.5, "0.5"):
+        with pytest.raises(ValueError, match=r"ConstantLR: factor must be a number in \[0, 1\]"):
+            md.ConstantLR(sgd(), factor=factor)  # type: ignore[arg-type]
+    assert run(md.ConstantLR(sgd(lr=0.2), total_iters=0), 2)[0] == [0.2, 0.2, 0.2]
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0, 2.5])
+def test_polynomial_lr_falls_to_zero_and_stays(power: float) -> None:
+    lrs, _ = run(md.PolynomialLR(sgd(lr=0.2), total_iters=4, power=power), 6)
+    want = [0.2 * (1 - min(e, 4) / 4) ** power for e in range(7)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-15)
+    assert lrs[-1] == (0.2 if power == 0 else 0.0)
+    with pytest.raises(ValueError, match=r"PolynomialLR: power must be a finite number >= 0, got -1.0"):
+        md.PolynomialLR(sgd(), power=-1.0)
+    with pytest.raises(ValueError, match="PolynomialLR: total_iters must be a positive int, got 0"):
+        md.PolynomialLR(sgd(), total_iters=0)
+
+
+MAKERS: dict[str, Callable[[md.Optimizer], md.LRScheduler]] = {
+    "cyclic": lambda o: md.CyclicLR(o, 0.01, 0.1, step_size_up=3, step_size_down=2, mode="triangular2"),
+    "lambda": lambda o: md.LambdaLR(o, lambda e: 0.9**e),
+    "constant": lambda o: md.ConstantLR(o, 0.5, 4),
+    "polynomial": lambda o: md.PolynomialLR(o, 8, 2.0),
+}
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_a_schedule_resumes_from_its_state(name: str) -> None:
+    """Five steps, saved; a fresh optimizer and schedule loaded from it continue as the first does."""
+    make = MAKERS[name]
+    first = make(sgd())
+    run(first, 5)
+    state = first.state_dict()
+    opt_state = first.optimizer.state_dict()
+    straight = run(first, 6)
+    other = sgd(lr=0.7, momentum=0.3)
+    resumed = make(other)
+    other.load_state_dict(opt_state)
+    resumed.load_state_dict(state)
+    assert (other.lr, other.hyper["momentum"]) == (straight[0][0], straight[1][0])
+    assert run(resumed, 6) == straight
+
+
+def test_a_cyclic_state_with_bad_settings_is_refused_and_changes_nothing() -> None:
+    schedule = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=3)
+    run(schedule, 2)
+    good = schedule.state_dict()
+    for key, bad, match in (("mode", "square", "mode must be"), ("step_size_up", 0, "step_size_up must be"),
+                            ("max_momentum", 2.0, r"max_momentum must be a number in \[0, 1\)")):
+        with pytest.raises(StateDictError, match=match):
+            schedule.load_state_dict({**good, key: bad})
+        assert schedule.state_dict() == good
+    adagrad = md.Adagrad([md.Parameter(np.zeros(2))], lr=0.5)
+    plain = md.CyclicLR(adagrad, 0.01, 0.1, cycle_momentum=False)
+    with pytest.raises(StateDictError, match="cycle_momentum=True needs an optimizer with a momentum"):
+        plain.load_state_dict({**plain.state_dict(), "cycle_momentum": True})
+    assert plain.cycle_momentum is False and adagrad.lr == 0.01
+
+
+def test_fit_steps_a_cyclic_schedule_every_batch() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    model = md.Sequential(md.Dense(3, 1, rng=1))
+    opt = md.SGD(model.parameters(), lr=0.1, momentum=0.5)
+    schedule = md.CyclicLR(opt, 0.001, 0.05, step_size_up=3)
+    model.fit(x, y, loss=md.MSELoss(), optimizer=opt, scheduler=schedule, scheduler_interval="batch", epochs=2,
+              batch_size=8, verbose=0, rng=0)
+    assert schedule.last_epoch == 10
+    assert opt.lr == pytest.approx(cyclic_by_hand(10, 0.001, 0.05, 3, 3, "triangular"), rel=1e-14)
+
+
+def test_against_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    sched = torch.optim.lr_scheduler
+    cases = [
+        (lambda o: md.CyclicLR(o, 0.01, 0.1, step_size_up=4), lambda o: sched.CyclicLR(o, 0.01, 0.1, step_size_up=4)),
+        (lambda o: md.CyclicLR(o, 0.01, 0.1, step_size_up=3, step_size_down=5, mode="triangular2"),
+         lambda o: sched.CyclicLR(o, 0.01, 0.1, step_size_up=3, step_size_down=5, mode="triangular2")),
+        (lambda o: md.CyclicLR(o, 0.01, 0.1, step_size_up=3, mode="exp_range", gamma=0.9),
+         lambda o: sched.CyclicLR(o, 0.01, 0.1, step_size_up=3, mode="exp_range", gamma=0.9)),
+        (lambda o: md.LambdaLR(o, lambda e: 0.9**e + 0.1 * (e % 3)),
+         lambda o: sched.LambdaLR(o, lambda e: 0.9**e + 0.1 * (e % 3))),
+        (lambda o: md.ConstantLR(o, 0.25, 4), lambda o: sched.ConstantLR(o, 0.25, 4)),
+        (lambda o: md.PolynomialLR(o, 7, 2.5), lambda o: sched.PolynomialLR(o, 7, 2.5)),
+    ]
+    for ours_make, theirs_make in cases:
+        ours = run(ours_make(sgd()), 30)
+        p = torch.zeros(2, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=0.5, momentum=0.9)
+        schedule = theirs_make(opt)
+        lrs, momenta = [opt.param_groups[0]["lr"]], [opt.param_groups[0]["momentum"]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (PyTorch's warning that no optimizer step came first)
+            for _ in range(30):
+                schedule.step()
+                lrs.append(opt.param_groups[0]["lr"])
+                momenta.append(opt.param_groups[0]["momentum"])
+        # (PyTorch's PolynomialLR steps by a chained ratio: round-off apart from the closed form)
+        np.testing.assert_allclose(ours[0], lrs, rtol=1e-14, atol=1e-17)
+        np.testing.assert_allclose(ours[1], momenta, rtol=1e-14)
