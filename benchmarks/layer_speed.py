@@ -3,7 +3,7 @@
 The training-step benchmark (``train_step.py``) covers Dense/Conv2D/pooling networks; this one
 covers the other layers one at a time, in the sizes a small model uses them: the recurrent layers
 (back-propagation through time), the transposed convolution and upsampling of a decoder, 1-D
-convolution and pooling, the group/instance normalisations, self-attention and the embedding
+convolution and pooling, adaptive average pooling, the group/instance normalisations, self-attention and the embedding
 lookup.  A step is ``zero_grad``, a forward and a backward with a fixed upstream gradient
 (minidl's ``backward``, which also returns ``dx``; torch's ``autograd.backward`` on the output,
 with the input requiring a gradient where it is a float array).  The two are timed alternately
@@ -165,6 +165,10 @@ def cases(dtype: type) -> list[Case]:
              lambda layer: same(torch.nn.Upsample(scale_factor=2))),
         Case("Upsample(2, bilinear), 32x16x14x14", md.Upsample(2, "bilinear"), images,
              lambda layer: same(torch.nn.Upsample(scale_factor=2, mode="bilinear"))),
+        Case("AdaptiveAvgPool2D(7), 32x16x14x14", md.AdaptiveAvgPool2D(7), images,
+             lambda layer: same(torch.nn.AdaptiveAvgPool2d(7))),
+        Case("AdaptiveAvgPool2D(5), 32x16x14x14 (overlapping windows)", md.AdaptiveAvgPool2D(5), images,
+             lambda layer: same(torch.nn.AdaptiveAvgPool2d(5))),
         Case("GroupNorm(4, 16), 32x16x14x14", md.GroupNorm(4, 16, dtype=dtype), images, _group_norm),
         Case("InstanceNorm2d(16), 32x16x14x14", md.InstanceNorm2d(16, dtype=dtype), images,
              lambda layer: same(torch.nn.InstanceNorm2d(16))),

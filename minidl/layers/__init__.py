@@ -23,6 +23,7 @@ from .activations import (
     Softsign,
     Tanh,
 )
+from .adaptive_pooling import AdaptiveAvgPool1D, AdaptiveAvgPool2D
 from .attention import MultiHeadAttention
 from .conv import Conv1D, Conv2D
 from .dense import Dense
@@ -44,6 +45,8 @@ __all__ = [
     "RNN",
     "SELU",
     "Activation",
+    "AdaptiveAvgPool1D",
+    "AdaptiveAvgPool2D",
     "AvgPool1D",
     "AvgPool2D",
     "BatchNorm1d",

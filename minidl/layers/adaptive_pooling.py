@@ -1,0 +1,175 @@
+"""``AdaptiveAvgPool2D`` and ``AdaptiveAvgPool1D``: average pooling to a given output size, whatever the
+input's, as PyTorch's ``AdaptiveAvgPool2d``/``AdaptiveAvgPool1d``.
+
+Output position ``i`` of ``out`` along an axis of ``size`` averages the inputs ``floor(i * size / out)``
+up to ``ceil((i + 1) * size / out)`` (excluded): PyTorch's windows, which may overlap.  A mean over a
+rectangle is a mean over its rows of the means over its columns, so the pool is two matrix products,
+with an averaging matrix ``P`` of shape (out, size) per axis (``1 / len(window i)`` on window ``i``):
+``y = P_h x P_w^T``, and the back-pass is the transpose, ``dx = P_h^T g P_w`` (BLAS, no Python loop;
+about half PyTorch's time on 14x14 maps in float32, one thread: ``benchmarks/layer_speed.py``).
+
+A product spreads a NaN or inf everywhere through ``0 * NaN``, while each output should depend on its
+own window only.  So when the output (or the incoming gradient) is not all finite, which any NaN/inf in
+the input makes it, the pass is done again window by window (a Python loop over the ``out`` windows of
+each axis, each a slice's mean over the whole batch), and a NaN stays in the windows that hold it.
+float16 is computed in float32 and rounded once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..layer import Layer
+from ..validation import check_grad_output, check_input, is_integer, native
+from .conv import _EMPTY, _SPATIAL
+
+__all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D"]
+
+
+def averaging_matrix(size: int, out: int, dtype: np.dtype) -> np.ndarray:
+    """(out, size): row ``i`` holds ``1 / n_i`` on the ``n_i`` positions of window ``i``, 0 elsewhere."""
+    first, stop = windows(size, out)
+    j = np.arange(size)
+    inside = (j >= first[:, None]) & (j < stop[:, None])
+    return (inside / (stop - first)[:, None]).astype(dtype)
+
+
+def windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's windows of ``out`` outputs over ``size`` inputs: the first input of each,
+    ``floor(i * size / out)``, and the one after its last, ``ceil((i + 1) * size / out)``."""
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _at(axis: int, index: slice | int) -> tuple[slice | int, ...]:
+    """An index picking ``index`` along ``axis`` and everything along the axes before it."""
+    return (slice(None),) * axis + (index,)
+
+
+def _mean_windows(x: np.ndarray, axis: int, out: int) -> np.ndarray:
+    """x with ``axis`` (of some size) replaced by the ``out`` means of its windows, window by window."""
+    size = x.shape[axis]
+    y = np.empty((*x.shape[:axis], out, *x.shape[axis + 1:]), dtype=x.dtype)
+    for i, (first, stop) in enumerate(zip(*windows(size, out), strict=True)):
+        y[_at(axis, i)] = x[_at(axis, slice(first, stop))].mean(axis=axis)
+    return y
+
+
+def _spread_windows(g: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """The transpose of :func:`_mean_windows`: each of the ``out`` values along ``axis`` spread evenly
+    over its window of ``size`` positions (overlapping windows add up), window by window."""
+    out = g.shape[axis]
+    dx = np.zeros((*g.shape[:axis], size, *g.shape[axis + 1:]), dtype=g.dtype)
+    for i, (first, stop) in enumerate(zip(*windows(size, out), strict=True)):
+        dx[_at(axis, slice(first, stop))] += g[_at(axis, slice(i, i + 1))] / (stop - first)
+    return dx
+
+
+class _AdaptiveAvgPool(Layer):
+    """The computation of both: the mean of each window, one spatial axis after the other."""
+
+    single_input = True  # (a Stack hands it the sequence alone)
+
+    #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
+    _rank: int = 2
+
+    def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
+        super().__init__()
+        name, rank = type(self).__name__, self._rank
+        sizes = output_size if isinstance(output_size, tuple) else (output_size,) * rank
+        kept = rank > 1  # None (the input's size) for a side, as PyTorch's 2-D pool; its 1-D pool refuses it
+        valid = [(s is None and kept) or (s is not None and is_integer(s) and s >= 1) for s in sizes]
+        if len(sizes) != rank or not all(valid):
+            shape = "an int >= 1" + (" or a pair of ints >= 1 or None (None: the input's size)" if kept else "")
+            raise ValueError(f"{name}: output_size must be {shape}, got {output_size!r}")
+        self.output_size: tuple[int | None, ...] = tuple(None if s is None else int(s) for s in sizes)
+        self._layout = f"(N, C, {_SPATIAL[rank]})"
+        self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
+        self._matrices: tuple[tuple[int, ...], np.dtype, list[np.ndarray]] | None = None  # the last input's
+
+    def _averaging(self, spatial: tuple[int, ...], dtype: np.dtype) -> list[np.ndarray]:
+        """One averaging matrix per spatial axis, made once per input size and dtype."""
+        cached = self._matrices
+        if cached is None or cached[0] != spatial or cached[1] != dtype:
+            matrices = [averaging_matrix(size, out, dtype) for size, out in zip(spatial, self._out(spatial),
+                                                                                strict=True)]
+            cached = self._matrices = (spatial, dtype, matrices)
+        return cached[2]
+
+    def _out(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(size if out is None else out for size, out in zip(spatial, self.output_size, strict=True))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, *spatial) -> (N, C, *output_size)."""
+        name, rank = type(self).__name__, self._rank
+        x = check_input(x, name, ndim=2 + rank, layout=self._layout, finite=False)
+        if 0 in x.shape[2:]:
+            raise ShapeError(f"{name}: input of shape {x.shape} has {_EMPTY[rank]}")
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
+        self._shape = x.shape
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
+        wide = x.astype(np.float32) if x.dtype == np.float16 else x
+        y = wide
+        with np.errstate(invalid="ignore"):  # (inf * 0 in a product: the NaN is caught just below)
+            for matrix in self._averaging(x.shape[2:], wide.dtype):  # contract the first spatial axis each time:
+                y = np.tensordot(y, matrix, axes=([2], [1]))  # it moves to the end, so the order comes back
+        if not np.isfinite(y).all():  # a NaN/inf in the input, spread by 0 * NaN: again, window by window
+            y = wide
+            for axis, out in enumerate(self._out(x.shape[2:]), start=2):
+                y = _mean_windows(y, axis, out)
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C, *output_size) -> dx: (N, C, *spatial)."""
+        shape = self._shape
+        self._require_cache(shape)
+        assert shape is not None and self._dtype is not None
+        check_grad_output(grad_output, f"{type(self).__name__}.backward", shape[:2] + self._out(shape[2:]),
+                          self._dtype)
+        g = grad_output.astype(np.float32) if self._dtype == np.float16 else grad_output
+        dx = g
+        if np.isfinite(g).all():
+            for matrix in self._averaging(shape[2:], g.dtype):  # the transpose: g_i spread over window i
+                dx = np.tensordot(dx, matrix, axes=([2], [0]))
+        else:  # (a product would spread a NaN/inf everywhere, as in the forward)
+            for axis, size in enumerate(shape[2:], start=2):
+                dx = _spread_windows(dx, axis, size)
+        return dx.astype(self._dtype, copy=False)
+
+    def output_shape(self, *spatial: int) -> tuple[int, ...]:
+        """The output's spatial size for an input of spatial size ``spatial``."""
+        return self._out(tuple(spatial))
+
+    def input_shape_hint(self) -> None:
+        """None: any spatial size (a container looks past it to the next layer)."""
+        return None
+
+    def extra_repr(self) -> str:
+        sizes = self.output_size
+        return f"output_size={sizes[0] if len(set(sizes)) == 1 else sizes}"
+
+
+class AdaptiveAvgPool2D(_AdaptiveAvgPool):
+    """Average pooling of (N, C, H, W) images to ``output_size`` = (oh, ow) whatever H and W, as PyTorch's
+    ``AdaptiveAvgPool2d`` (an int: a square; None for a side: the input's).  ``AdaptiveAvgPool2D(1)`` is
+    :class:`GlobalAvgPool2D` keeping the (1, 1) axes; ``(7, 7)`` is a ResNet/VGG head for any image size.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, oh, ow).  Output ``(i, j)`` is the mean of the rows
+    ``floor(i H / oh)`` to ``ceil((i + 1) H / oh) - 1`` and the columns likewise (PyTorch's windows,
+    which may overlap); backward spreads ``g[i, j]`` evenly over that window.  NaN/inf pass unchecked.
+    """
+
+
+class AdaptiveAvgPool1D(_AdaptiveAvgPool):
+    """Average pooling of (N, C, L) sequences to ``output_size`` positions whatever L, as PyTorch's
+    ``AdaptiveAvgPool1d``.  Shapes: x: (N, C, L) -> y: (N, C, output_size); windows as
+    :class:`AdaptiveAvgPool2D`'s along the one axis.
+    """
+
+    _rank = 1
+
+    def __init__(self, output_size: int) -> None:
+        super().__init__(output_size)

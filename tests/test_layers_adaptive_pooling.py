@@ -1,0 +1,182 @@
+"""AdaptiveAvgPool2D and AdaptiveAvgPool1D: PyTorch's windows by hand, the gradient checker, any input
+size in one model, dtypes, refusals, and PyTorch's values when it is installed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.layers.adaptive_pooling import windows
+from minidl.testing import assert_gradients_ok
+
+
+def by_hand(x: np.ndarray, out: tuple[int, ...]) -> np.ndarray:
+    """Each output the mean of its window, floor(i * size / out) to ceil((i + 1) * size / out), by loops."""
+    spatial = x.shape[2:]
+    y = np.empty(x.shape[:2] + out)
+    for index in np.ndindex(*out):
+        window = tuple(slice(math.floor(i * s / o), math.ceil((i + 1) * s / o))
+                       for i, s, o in zip(index, spatial, out, strict=True))
+        y[(..., *index)] = x[(..., *window)].mean(axis=tuple(range(2, x.ndim)))
+    return y
+
+
+def test_the_windows_of_five_to_three_overlap_as_pytorchs() -> None:
+    first, stop = windows(5, 3)
+    np.testing.assert_array_equal(first, [0, 1, 3])
+    np.testing.assert_array_equal(stop, [2, 4, 5])
+    x = np.arange(5.0).reshape(1, 1, 5)
+    np.testing.assert_allclose(md.AdaptiveAvgPool1D(3)(x), [[[0.5, 2.0, 3.5]]], rtol=1e-15)
+
+
+@pytest.mark.parametrize("shape, out", [((2, 3, 7, 5), (3, 2)), ((1, 2, 5, 5), (1, 1)), ((2, 1, 3, 3), (5, 7)),
+                                        ((2, 2, 10, 9), (7, 7)), ((1, 1, 4, 6), (4, 6))])
+def test_2d_is_the_mean_of_each_window(shape: tuple[int, ...], out: tuple[int, int]) -> None:
+    x = np.random.default_rng(0).normal(size=shape)
+    np.testing.assert_allclose(md.AdaptiveAvgPool2D(out)(x), by_hand(x, out), rtol=1e-13, atol=1e-15)
+
+
+def test_special_sizes_global_identity_and_repeats() -> None:
+    x = np.random.default_rng(1).normal(size=(2, 3, 4, 5))
+    np.testing.assert_allclose(md.AdaptiveAvgPool2D(1)(x)[:, :, 0, 0], md.GlobalAvgPool2D()(x), rtol=1e-14)
+    np.testing.assert_array_equal(md.AdaptiveAvgPool2D((4, 5))(x), x)  # one input per window: exact
+    np.testing.assert_array_equal(md.AdaptiveAvgPool2D((None, 5))(x), x)
+    up = md.AdaptiveAvgPool2D((8, 10))(x)  # each input's window of one, twice along each axis
+    np.testing.assert_array_equal(up, x.repeat(2, axis=2).repeat(2, axis=3))
+
+
+@pytest.mark.parametrize("shape, out, seed", [((2, 3, 7, 5), (3, 2), 0), ((1, 2, 4, 4), (3, 3), 1),
+                                              ((3, 1, 2, 5), (4, None), 2), ((2, 2, 5, 3), 1, 3)])
+def test_2d_gradient_checker(shape: tuple[int, ...], out: Any, seed: int) -> None:
+    x = np.random.default_rng(seed).normal(size=shape)
+    report = assert_gradients_ok(md.AdaptiveAvgPool2D(out), inputs=x, seed=seed)
+    assert report["input"].checked == x.size
+
+
+@pytest.mark.parametrize("shape, out, seed", [((2, 3, 7), 3, 0), ((1, 2, 5), 8, 1), ((3, 1, 4), 1, 2)])
+def test_1d_matches_the_windows_and_the_checker(shape: tuple[int, ...], out: int, seed: int) -> None:
+    x = np.random.default_rng(seed).normal(size=shape)
+    layer = md.AdaptiveAvgPool1D(out)
+    np.testing.assert_allclose(layer(x), by_hand(x, (out,)), rtol=1e-13, atol=1e-15)
+    assert_gradients_ok(md.AdaptiveAvgPool1D(out), inputs=x, seed=seed)
+
+
+def test_one_model_takes_images_of_any_size() -> None:
+    """The point of an adaptive pool: the head sees (N, C, 2, 2) whatever the image size."""
+    model = md.Sequential(md.Conv2D(1, 3, 3, padding=1, rng=0), md.ReLU(), md.AdaptiveAvgPool2D(2), md.Flatten(),
+                          md.Dense(12, 2, rng=1))
+    for size, seed in ((5, 0), (8, 1), (3, 2)):
+        x = np.random.default_rng(seed).normal(size=(2, 1, size, size + 1))
+        assert model(x).shape == (2, 2)
+        assert_gradients_ok(model, inputs=x, loss=md.CrossEntropyLoss(), seed=seed)
+
+
+def test_dtypes_and_layouts() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 3, 6, 5))
+    layer = md.AdaptiveAvgPool2D((4, 3))
+    want = layer(x)
+    g = rng.normal(size=want.shape)
+    want_dx = layer.backward(g)
+    for form in (x.astype(np.float32), np.asfortranarray(x), x.transpose(1, 0, 2, 3).copy().transpose(1, 0, 2, 3),
+                 x.astype(">f8")):
+        y = layer(form)
+        dtype = np.float32 if form.dtype == np.float32 else np.float64
+        assert y.dtype == dtype and y.dtype.isnative
+        dx = layer.backward(g.astype(dtype))
+        assert dx.dtype == dtype and dx.shape == x.shape
+        tol = 1e-6 if dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+        np.testing.assert_allclose(dx, want_dx, rtol=tol, atol=tol)
+    half = x.astype(np.float16)
+    y16 = layer(half)
+    assert y16.dtype == np.float16
+    np.testing.assert_allclose(y16.astype(np.float64), layer(half.astype(np.float64)), rtol=2.0**-11, atol=2.0**-24)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: md.AdaptiveAvgPool2D(0), r"AdaptiveAvgPool2D: output_size must be an int >= 1 or a pair of ints >= 1 "
+                                      r"or None \(None: the input's size\), got 0"),
+    (lambda: md.AdaptiveAvgPool2D((2, 3, 4)), r"got \(2, 3, 4\)"),
+    (lambda: md.AdaptiveAvgPool2D(2.5), "got 2.5"),
+    (lambda: md.AdaptiveAvgPool2D("2"), "got '2'"),
+    (lambda: md.AdaptiveAvgPool1D(None), "AdaptiveAvgPool1D: output_size must be an int >= 1, got None"),
+    (lambda: md.AdaptiveAvgPool1D(True), "got True"),
+])
+def test_bad_output_sizes_are_refused(make: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_inputs_and_gradients_are_refused_and_the_last_pass_kept() -> None:
+    layer = md.AdaptiveAvgPool2D(2)
+    x = np.random.default_rng(3).normal(size=(2, 3, 4, 4))
+    layer(x)
+    g = np.ones((2, 3, 2, 2))
+    kept = layer.backward(g)
+    with pytest.raises(md.ShapeError,
+                       match=r"AdaptiveAvgPool2D: expected a 4-D input of shape \(N, C, H, W\), got shape \(3, 4, 4\)"):
+        layer(np.ones((3, 4, 4)))
+    with pytest.raises(md.ShapeError, match="AdaptiveAvgPool2D: input of shape \\(2, 3, 0, 4\\) has no pixels"):
+        layer(np.ones((2, 3, 0, 4)))
+    with pytest.raises(md.DTypeError, match="AdaptiveAvgPool2D"):
+        layer(np.ones((2, 3, 4, 4), dtype=int))
+    np.testing.assert_array_equal(layer.backward(g), kept)
+    with pytest.raises(md.ShapeError, match=r"AdaptiveAvgPool2D.backward"):
+        layer.backward(np.ones((2, 3, 4, 4)))
+    with pytest.raises(md.BackwardBeforeForwardError):
+        md.AdaptiveAvgPool1D(2).backward(np.ones((1, 1, 2)))
+    assert repr(md.AdaptiveAvgPool2D((3, None))) == "AdaptiveAvgPool2D(output_size=(3, None))"
+    assert repr(md.AdaptiveAvgPool2D(7)) == "AdaptiveAvgPool2D(output_size=7)"
+    assert md.AdaptiveAvgPool2D((3, None)).output_shape(10, 12) == (3, 12)
+
+
+def test_against_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    for shape, out in (((2, 3, 7, 5), (3, 2)), ((2, 1, 3, 3), (5, 7)), ((1, 2, 4, 6), (4, None)),
+                       ((2, 3, 10, 9), 7), ((2, 3, 7), 3), ((1, 2, 5), 8)):
+        x = rng.normal(size=shape)
+        ours = md.AdaptiveAvgPool2D(out) if len(shape) == 4 else md.AdaptiveAvgPool1D(out)
+        theirs = torch.nn.AdaptiveAvgPool2d(out) if len(shape) == 4 else torch.nn.AdaptiveAvgPool1d(out)
+        y = ours(x)
+        g = rng.normal(size=y.shape)
+        xt = torch.tensor(x, requires_grad=True)
+        theirs(xt).backward(torch.tensor(g))
+        np.testing.assert_allclose(y, theirs(xt).detach().numpy(), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_a_nan_stays_in_the_windows_that_hold_it() -> None:
+    """Averaged by matrices (tried first), 0 * NaN spread one NaN to every output of its channel."""
+    x = np.ones((1, 1, 5, 5))
+    x[0, 0, 1, 1] = np.nan
+    x[0, 0, 4, 4] = np.inf
+    layer = md.AdaptiveAvgPool2D(3)  # windows [0, 2), [1, 4), [3, 5) along both axes
+    y = layer(x)[0, 0]
+    np.testing.assert_array_equal(np.isnan(y), [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    assert y[2, 2] == np.inf and y[0, 2] == 1.0 and y[2, 0] == 1.0
+    g = np.zeros((1, 1, 3, 3))
+    g[0, 0, 0, 0] = np.nan
+    dx = layer.backward(g)[0, 0]
+    assert np.isnan(dx[:2, :2]).all() and not np.isnan(dx[2:, :]).any() and not np.isnan(dx[:, 2:]).any()
+
+
+@pytest.mark.parametrize("shape, out", [((2, 3, 7, 5), (3, 2)), ((2, 1, 3, 3), (5, 7)), ((1, 2, 6, 6), (2, 3))])
+def test_the_window_by_window_pass_is_the_products_pass(shape: tuple[int, ...], out: tuple[int, int]) -> None:
+    """The pass taken when NaN/inf is about, checked on finite data against the matrix products."""
+    from minidl.layers.adaptive_pooling import _mean_windows, _spread_windows
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=shape)
+    layer = md.AdaptiveAvgPool2D(out)
+    y = layer(x)
+    slow = _mean_windows(_mean_windows(x, 2, out[0]), 3, out[1])
+    np.testing.assert_allclose(slow, y, rtol=1e-14, atol=1e-15)
+    g = rng.normal(size=y.shape)
+    slow_dx = _spread_windows(_spread_windows(g, 2, shape[2]), 3, shape[3])
+    np.testing.assert_allclose(slow_dx, layer.backward(g), rtol=1e-14, atol=1e-15)
