@@ -187,6 +187,21 @@ class LRScheduler:
             setattr(self, key, value)
         self._lr_set = None  # the optimizer's lr is its own state's: not checked at the next step
 
+    def _load_and_set_lr(self, state: Mapping[str, Any]) -> None:
+        """:meth:`load_state_dict`, then the optimizer's lr for the loaded epoch, for the schedules whose
+        constructor set epoch 0's (an optimizer state loaded before would otherwise keep it); all or
+        nothing: an lr the loaded state cannot give (a function's bad value, an overflow) is a
+        ``StateDictError`` and the schedule is left as it was."""
+        before = dict(self.__dict__)
+        LRScheduler.load_state_dict(self, state)
+        try:
+            lr = self.lr_at(self.last_epoch)
+        except Exception as error:
+            self.__dict__.update(before)
+            raise StateDictError(f"{type(self).__name__}.load_state_dict refused the state (nothing was changed): "
+                                 f"the lr at the loaded epoch {state.get('last_epoch')!r}: {error}") from error
+        self._write_lr(lr)
+
     def extra_repr(self) -> str:
         return ""
 
@@ -405,8 +420,7 @@ class LinearLR(LRScheduler):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's, then the optimizer's lr for the loaded epoch: the constructor lowered it
         to epoch 0's, which an optimizer state loaded before would otherwise not undo."""
-        super().load_state_dict(state)
-        self._write_lr(self.lr_at(self.last_epoch))
+        self._load_and_set_lr(state)
 
     def lr_at(self, epoch: int) -> float:
         share = min(epoch, self.total_iters) / self.total_iters
@@ -414,6 +428,14 @@ class LinearLR(LRScheduler):
 
     def extra_repr(self) -> str:
         return f"start_factor={self.start_factor}, end_factor={self.end_factor}, total_iters={self.total_iters}"
+
+
+def _lr_before(schedulers: Sequence[LRScheduler]) -> float:
+    """The optimizer's lr before any of ``schedulers`` changed it when made: their ``base_lr`` that no
+    other one's epoch-0 lr explains (a schedule made after one that set the lr took that as its own)."""
+    set_when_made = [s.lr_at(0) for s in schedulers if s.lr_at(0) != s.base_lr]
+    first = [s.base_lr for s in schedulers if s.base_lr not in set_when_made]
+    return max(first or [s.base_lr for s in schedulers])
 
 
 class SequentialLR(LRScheduler):
@@ -425,9 +447,10 @@ class SequentialLR(LRScheduler):
         cosine = CosineAnnealingLR(opt, T_max=45)
         schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
 
-    Every schedule starts from the same ``lr0``, as from PyTorch's ``initial_lr``: the largest of their
-    own, which is the optimizer's lr before any ``LinearLR`` lowered it when made (the only change a
-    schedule makes when made, and always downwards), whatever the order they were made in.  The
+    Every schedule starts from the same ``lr0``, as from PyTorch's ``initial_lr``: the optimizer's lr
+    before any of them changed it when made (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's
+    lr at once), whatever the order they were made in: the ``lr0`` of a schedule that is not the lr
+    another one set when made (of several such, the largest).  The
     constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
     loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
     nor another ``SequentialLR``) and be distinct; they belong to the sequence from then on (step it,
@@ -445,17 +468,17 @@ class SequentialLR(LRScheduler):
         if not schedulers:
             raise ValueError("SequentialLR: needs at least one schedule")
         for i, s in enumerate(schedulers):
-            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, SequentialLR, OneCycleLR)):
+            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, SequentialLR, _CyclesMomentum)):
                 raise TypeError(f"SequentialLR: schedule {i} must be an LRScheduler with a closed form of the lr "
-                                f"alone (not ReduceLROnPlateau, a SequentialLR, nor OneCycleLR, which has its own "
-                                f"warm-up and sets the momentum), got {type(s).__name__}")
+                                f"alone (not ReduceLROnPlateau, a SequentialLR, nor OneCycleLR or CyclicLR, which "
+                                f"set the momentum too), got {type(s).__name__}")
             if s.optimizer is not optimizer:
                 raise ValueError(f"SequentialLR: schedule {i} ({type(s).__name__}) drives another optimizer")
         if len({id(s) for s in schedulers}) != len(schedulers):
             raise ValueError("SequentialLR: a schedule is listed twice; each keeps its own settings, give two")
         self.schedulers = schedulers
         self.milestones: list[int] = self._check_setting("milestones", milestones)
-        lr0 = max(s.base_lr for s in schedulers)
+        lr0 = _lr_before(schedulers)
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0
@@ -575,9 +598,15 @@ class _CyclesMomentum(LRScheduler):
 
     def _set(self, epoch: int) -> float:
         lr, momentum = self._at(epoch)
+        key = self._momentum_key
+        if key is not None:  # (e.g. CyclicLR's exp_range with gamma > 1 leaves [base, max] momentum)
+            nesterov = key == "momentum" and self.optimizer.hyper.get("nesterov")
+            if not (0 < momentum < 1 if nesterov else 0 <= momentum < 1):
+                raise ValueError(f"{type(self).__name__}: the {key} at step {epoch} would be {momentum!r}, outside "
+                                 f"{'(0, 1) (Nesterov)' if nesterov else '[0, 1)'}; nothing was changed")
         self._write_lr(lr)  # checked by the optimizer first: a refusal changes nothing
-        if self._momentum_key is not None:
-            self.optimizer.hyper[self._momentum_key] = momentum
+        if key is not None:
+            self.optimizer.hyper[key] = momentum
         return lr
 
     def step(self) -> float:
@@ -853,8 +882,7 @@ class LambdaLR(LRScheduler):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
-        super().load_state_dict(state)
-        self._write_lr(self.lr_at(self.last_epoch))
+        self._load_and_set_lr(state)
 
     def extra_repr(self) -> str:
         return f"lr_lambda={getattr(self.lr_lambda, '__name__', repr(self.lr_lambda))}"
@@ -885,8 +913,7 @@ class ConstantLR(LRScheduler):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
-        super().load_state_dict(state)
-        self._write_lr(self.lr_at(self.last_epoch))
+        self._load_and_set_lr(state)
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}, total_iters={self.total_iters}"

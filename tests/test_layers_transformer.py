@@ -260,3 +260,22 @@ def test_a_silu_block_matches_torch_with_its_silu_if_installed() -> None:
     yt.backward(torch.tensor(g))
     np.testing.assert_allclose(layer(x), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-11, atol=1e-12)
+
+
+def test_a_learned_activation_takes_the_blocks_dtype_and_a_shared_one_is_refused() -> None:
+    """A float32 block with activation=md.PReLU failed at its first forward (the slope was float64); a
+    factory returning one layer each time made two blocks share it (backward wrong by 0.43); np.tanh, a
+    function of the array as PyTorch takes, gave Python's own message."""
+    block = TransformerEncoderLayer(8, 2, 12, activation=md.PReLU, dtype=np.float32, rng=0)
+    assert block.activation.weight.dtype == np.float32
+    assert block(np.zeros((2, 3, 8), np.float32)).dtype == np.float32
+    shared = md.PReLU(init=0.2)
+    blocks = [TransformerEncoderLayer(6, 2, 7, dropout=0.0, activation=lambda: shared, rng=i) for i in range(2)]
+    with pytest.raises(ValueError, match="TransformerEncoder: block 1 holds a layer that an earlier block already"):
+        md.TransformerEncoder(*blocks)
+    with pytest.raises(ValueError, match="Sequential: this PReLU is already in the sequence"):
+        md.Sequential(*blocks)
+    with pytest.raises(TypeError, match=r"TransformerEncoderLayer: activation must be a layer class or a function of "
+                                        r"no arguments that makes a new layer .*calling <ufunc 'tanh'> with no "
+                                        r"arguments failed"):
+        TransformerEncoderLayer(6, 2, 7, activation=np.tanh)  # type: ignore[arg-type]

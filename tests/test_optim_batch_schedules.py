@@ -161,7 +161,7 @@ def test_nesterov_needs_momentum_above_zero() -> None:
 
 def test_sequential_lr_refuses_it() -> None:
     o = sgd()
-    with pytest.raises(TypeError, match="nor OneCycleLR, which has its own warm-up"):
+    with pytest.raises(TypeError, match="nor OneCycleLR or CyclicLR, which set the momentum too"):
         SequentialLR(o, [StepLR(o, 2), OneCycleLR(o, max_lr=1.0, total_steps=10)], milestones=[3])
 
 

@@ -85,7 +85,7 @@ def test_cyclic_lr_bad_arguments_leave_the_optimizer_alone(kwargs: dict[str, Any
 
 
 def test_cyclic_lr_exp_range_that_overflows_is_refused_and_the_count_stays() -> None:
-    schedule = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=2, mode="exp_range", gamma=1e300)
+    schedule = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=2, mode="exp_range", gamma=1e300, cycle_momentum=False)
     schedule.step()
     lr = schedule.optimizer.lr
     with pytest.raises(ValueError, match=r"CyclicLR: gamma \*\* 2 = 1e\+300 \*\* 2 overflows"):
@@ -224,3 +224,59 @@ def test_against_torch_if_installed() -> None:
         # (PyTorch's PolynomialLR steps by a chained ratio: round-off apart from the closed form)
         np.testing.assert_allclose(ours[0], lrs, rtol=1e-14, atol=1e-17)
         np.testing.assert_allclose(ours[1], momenta, rtol=1e-14)
+
+
+# --- what an outside review found ---------------------------------------------------------------
+
+
+def test_a_momentum_outside_its_range_is_refused_before_anything_changes() -> None:
+    """exp_range with gamma > 1 took SGD's momentum to -0.62 (and Adam's beta1 to 1.26), silently; the
+    checkpoint then no longer loaded."""
+    opt = sgd(lr=0.1, momentum=0.5)
+    schedule = md.CyclicLR(opt, 0.01, 0.02, step_size_up=2, mode="exp_range", gamma=1.5, base_momentum=0.0)
+    schedule.step()  # momentum 0.9 - 0.9 * 0.5 * 1.5 = 0.225; the next would be 0.9 - 0.9 * 1 * 2.25
+    before = (opt.lr, opt.hyper["momentum"], schedule.last_epoch)
+    with pytest.raises(ValueError, match=r"CyclicLR: the momentum at step 2 would be -1.125, outside \[0, 1\); "
+                                         "nothing was changed"):
+        schedule.step()
+    assert (opt.lr, opt.hyper["momentum"], schedule.last_epoch) == before
+    nesterov = md.SGD([md.Parameter(np.zeros(2))], lr=0.1, momentum=0.5, nesterov=True)
+    with pytest.raises(ValueError, match="Nesterov"):
+        md.CyclicLR(nesterov, 0.01, 0.02, base_momentum=0.0, max_momentum=0.9)
+
+
+def test_sequential_lr_refuses_cyclic_lr_and_starts_from_the_lr_before_a_raising_lambda() -> None:
+    """CyclicLR in a sequence lost its base_lr (the sequence's lr0 replaced it) and its momentum; a
+    LambdaLR whose lr_lambda(0) > 1 made the sequence start from the raised lr (0.4, PyTorch 0.2)."""
+    o = sgd(lr=0.1, momentum=0.5)
+    with pytest.raises(TypeError, match="nor OneCycleLR or CyclicLR, which set the momentum too"):
+        md.SequentialLR(o, [md.LinearLR(o, 0.1, 1.0, 4), md.CyclicLR(o, 0.01, 0.2, 2)], [4])
+    for first_lambda in (True, False):
+        o = sgd(lr=0.1)
+        if first_lambda:
+            made = [md.LambdaLR(o, lambda e: 2 / (1 + e)), md.CosineAnnealingLR(o, 7)]
+        else:
+            cosine = md.CosineAnnealingLR(o, 7)
+            made = [md.LambdaLR(o, lambda e: 2 / (1 + e)), cosine]
+        seq = md.SequentialLR(o, made, [3])
+        assert seq.base_lr == 0.1 and o.lr == pytest.approx(0.2)
+        lrs = [o.lr] + [seq.step() for _ in range(5)]
+        np.testing.assert_allclose(lrs, [0.2, 0.1, 0.2 / 3, 0.1, 0.1 * (1 + math.cos(math.pi / 7)) / 2,
+                                         0.1 * (1 + math.cos(2 * math.pi / 7)) / 2], rtol=1e-14)
+
+
+def test_a_lambda_state_whose_lr_cannot_be_given_is_refused_and_changes_nothing() -> None:
+    """The base state was applied before the function failed, and the hand-set-lr check switched off."""
+    o = sgd(lr=0.1)
+    schedule = md.LambdaLR(o, lambda e: 1.0 if e < 5 else (10.0 if e < 7 else [][e]))
+    schedule.step()
+    before = (schedule.state_dict(), o.lr)
+    for state in ({"type": "LambdaLR", "base_lr": 0.3, "last_epoch": 7},  # the function raises IndexError
+                  {"type": "LambdaLR", "base_lr": 1e308, "last_epoch": 5}):  # 1e308 * 10 overflows
+        with pytest.raises(StateDictError, match=r"LambdaLR.load_state_dict refused the state \(nothing was "
+                                                 r"changed\): the lr at the loaded epoch"):
+            schedule.load_state_dict(state)
+        assert (schedule.state_dict(), o.lr) == before
+    o.lr = 0.5  # the hand-set-lr check is still on
+    with pytest.raises(RuntimeError, match=r"not the 0.1 this LambdaLR set"):
+        schedule.step()

@@ -30,8 +30,9 @@ _ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
 ActivationArg = str | Callable[[], Layer]
 
 
-def _activation(who: str, activation: Any) -> Layer:
-    """The activation layer a block's ``activation`` argument asks for, newly made."""
+def _activation(who: str, activation: Any, dtype: np.dtype) -> Layer:
+    """The activation layer a block's ``activation`` argument asks for, newly made, its parameters (a
+    ``PReLU``'s slope) in the block's ``dtype``."""
     if isinstance(activation, str):
         if activation not in _ACTIVATIONS:
             raise ValueError(f"{who}: activation must be 'relu', 'gelu', or a layer class or function that makes "
@@ -44,10 +45,17 @@ def _activation(who: str, activation: Any) -> Layer:
     if not callable(activation):
         raise TypeError(f"{who}: activation must be 'relu', 'gelu', or a layer class or function that makes a new "
                         f"layer (e.g. md.Mish), got {activation!r}")
-    layer = activation()
+    try:
+        layer = activation()
+    except TypeError as error:  # e.g. F.gelu or np.tanh, functions of the array, as PyTorch takes them
+        raise TypeError(f"{who}: activation must be a layer class or a function of no arguments that makes a new "
+                        f"layer (e.g. md.GELU, or lambda: md.LeakyReLU(0.1)); calling {activation!r} with no "
+                        f"arguments failed: {error}") from error
     if not isinstance(layer, Layer):
         raise TypeError(f"{who}: activation() must make a Layer (x: (N, T, dim_feedforward) -> same shape), "
                         f"got {type(layer).__name__}")
+    if layer.num_parameters() or any(b is not None for _, b in layer.named_buffers()):
+        layer.astype(dtype)
     return layer
 
 
@@ -57,6 +65,9 @@ class _Block(Model):
 
     self_attn: MultiHeadAttention
     dropout: Dropout
+    #: every sub-layer runs in each forward: a stack refuses two blocks that share one (e.g. an
+    #: activation function that returns one layer each time it is called)
+    calls_every_sublayer = True
     #: whether the last forward ran to the end (every cache from one pass)
     _complete: bool = False
 
@@ -73,13 +84,13 @@ class _Block(Model):
             if d_model % nhead:
                 raise ValueError(f"{who}: d_model ({d_model}) must be divisible by nhead ({nhead})")
             dim_feedforward = positive_int(dim_feedforward, "dim_feedforward", who)
-            made_activation = _activation(who, activation)
             self.norm_first = switch(norm_first, "norm_first", who)
             switch(causal, "causal", who)
             p = drop_probability(dropout, who, "dropout")
             if float_dtype(dtype, who).itemsize < 4:
                 raise DTypeError(f"{who}: float16 is not supported (the attention's scores would overflow); "
                                  "use float32")
+            made_activation = _activation(who, activation, float_dtype(dtype, who))
             made = [LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype) for _ in range(norms)]
             generator = as_generator(rng)
         except (TypeError, ValueError) as error:
