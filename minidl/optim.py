@@ -529,6 +529,21 @@ class _WithBetas(Optimizer):
             return p.grad
         return self._decayed_grad(p, wd)
 
+    def _moments(self, p: Parameter, state: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Adam's two moments updated in place, ``m = beta1 m + (1 - beta1) g`` and ``v = beta2 v +
+        (1 - beta2) g^2``; returns them and the parameter's scratch array (free again)."""
+        beta1, beta2 = self.hyper["beta1"], self.hyper["beta2"]
+        m = self._state_array(state, "exp_avg", p)
+        v = self._state_array(state, "exp_avg_sq", p)
+        work = self._work(p)
+        m *= beta1
+        m += np.multiply(g, 1 - beta1, out=work)
+        v *= beta2
+        np.multiply(g, g, out=work)
+        work *= 1 - beta2
+        v += work
+        return m, v, work
+
 
 class Adam(_WithBetas):
     """Adam (Kingma & Ba), PyTorch's rule, with ``t`` the step count starting at 1::
@@ -569,15 +584,7 @@ class Adam(_WithBetas):
         t = int(state.get("step", 0)) + 1
         state["step"] = t
         g = self._decay(p, self._decoupled)
-        m = self._state_array(state, "exp_avg", p)
-        v = self._state_array(state, "exp_avg_sq", p)
-        work = self._work(p)
-        m *= beta1
-        m += np.multiply(g, 1 - beta1, out=work)
-        v *= beta2
-        np.multiply(g, g, out=work)
-        work *= 1 - beta2
-        v += work
+        m, v, work = self._moments(p, state, g)
         if h["amsgrad"]:
             v_max = self._state_array(state, "max_exp_avg_sq", p)
             np.maximum(v_max, v, out=v_max)
@@ -714,15 +721,8 @@ class NAdam(_WithBetas):
         mu = beta1 * (1 - 0.5 * 0.96 ** (t * psi))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
         product = state["mu_product"] = float(state.get("mu_product", 1.0)) * mu
-        m = self._state_array(state, "exp_avg", p)
-        v = self._state_array(state, "exp_avg_sq", p)
-        work, part = self._work(p), self._work(p, 2)
-        m *= beta1
-        m += np.multiply(g, 1 - beta1, out=work)
-        v *= beta2
-        np.multiply(g, g, out=work)
-        work *= 1 - beta2
-        v += work
+        m, v, work = self._moments(p, state, g)
+        part = self._work(p, 2)
         denom = np.divide(v, 1 - beta2**t, out=work)
         np.sqrt(denom, out=denom)
         denom += h["eps"]
@@ -774,15 +774,7 @@ class RAdam(_WithBetas):
         lr, beta1, beta2 = h["lr"], h["beta1"], h["beta2"]
         t = state["step"] = int(state.get("step", 0)) + 1
         g = self._decay(p, bool(h["decoupled_weight_decay"]))
-        m = self._state_array(state, "exp_avg", p)
-        v = self._state_array(state, "exp_avg_sq", p)
-        work = self._work(p)
-        m *= beta1
-        m += np.multiply(g, 1 - beta1, out=work)
-        v *= beta2
-        np.multiply(g, g, out=work)
-        work *= 1 - beta2
-        v += work
+        m, v, work = self._moments(p, state, g)
         correction1, correction2 = 1 - beta1**t, 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * t * beta2**t / correction2

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
 from ..layer import Layer
-from ..validation import check_grad_output, check_input, is_integer, native
-from .conv import _EMPTY, _SPATIAL
+from ..validation import check_grad_output, is_integer
+from .conv import _SPATIAL
+from .pooling import spatial_input
 
 __all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D"]
 
@@ -103,11 +103,7 @@ class _AdaptiveAvgPool(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *output_size)."""
-        name, rank = type(self).__name__, self._rank
-        x = check_input(x, name, ndim=2 + rank, layout=self._layout, finite=False)
-        if 0 in x.shape[2:]:
-            raise ShapeError(f"{name}: input of shape {x.shape} has {_EMPTY[rank]}")
-        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
+        x = spatial_input(x, type(self).__name__, self._rank, self._layout)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype

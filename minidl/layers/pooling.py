@@ -672,6 +672,15 @@ class AvgPool1D(_AvgPool):
         return (self._plane_output(1, length)[1],)
 
 
+def spatial_input(x: np.ndarray, name: str, rank: int, layout: str) -> np.ndarray:
+    """``x`` checked as (N, C, *spatial) with ``rank`` spatial axes, none empty, in native byte order
+    (read from a file it is computed, and returned, in native order); NaN/inf are let through."""
+    x = check_input(x, name, ndim=2 + rank, layout=layout, finite=False)
+    if 0 in x.shape[2:]:
+        raise ShapeError(f"{name}: input of shape {x.shape} has {_EMPTY[rank]}")
+    return native(x)
+
+
 class _GlobalAvgPool(Layer):
     """The computation of ``GlobalAvgPool2D`` and ``GlobalAvgPool1D``: the mean over every spatial axis."""
 
@@ -691,11 +700,7 @@ class _GlobalAvgPool(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C)."""
-        name, rank = type(self).__name__, self._rank
-        x = check_input(x, name, ndim=2 + rank, layout=self._layout, finite=False)
-        if 0 in x.shape[2:]:
-            raise ShapeError(f"{name}: input of shape {x.shape} has {_EMPTY[rank]}")
-        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
+        x = spatial_input(x, type(self).__name__, self._rank, self._layout)
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
