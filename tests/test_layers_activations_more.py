@@ -321,3 +321,85 @@ def test_hardtanh_bounds_beyond_float16_are_no_bounds() -> None:
         dx = layer.backward(np.ones(4, np.float16))
     np.testing.assert_array_equal(y, np.array([-np.inf, -60000.0, 0.2998, 0.3], np.float16))
     np.testing.assert_array_equal(dx, [0.0, 1.0, 1.0, 0.0])
+
+
+# --- GLU --------------------------------------------------------------------------------------------
+
+
+def _glu_by_hand(x: np.ndarray, axis: int) -> np.ndarray:
+    a, b = np.split(x, 2, axis=axis)
+    return a / (1 + np.exp(-b))
+
+
+@pytest.mark.parametrize("shape, axis, seed", [((3, 8), -1, 0), ((2, 6, 5), 1, 1), ((4, 2), 0, 2),
+                                               ((2, 3, 2, 4), 2, 3)])
+def test_glu_halves_gate_and_pass_the_checker(shape: tuple[int, ...], axis: int, seed: int) -> None:
+    x = np.random.default_rng(seed).normal(scale=3.0, size=shape)
+    layer = md.GLU(axis)
+    y = layer(x)
+    np.testing.assert_allclose(y, _glu_by_hand(x, axis), rtol=1e-14)
+    expected = list(shape)
+    expected[axis] //= 2
+    assert y.shape == tuple(expected)
+    report = assert_gradients_ok(md.GLU(axis), inputs=x, seed=seed)
+    assert report["input"].checked == x.size
+
+
+def test_glu_backward_by_hand_and_in_a_model() -> None:
+    x = np.array([[1.0, -2.0, 0.5, 40.0]])  # a = (1, -2), b = (0.5, 40): s(40) rounds to 1
+    layer = md.GLU()
+    layer(x)
+    s = 1 / (1 + np.exp(-np.array([0.5, 40.0])))
+    g = np.array([[2.0, 3.0]])
+    dx = layer.backward(g)
+    np.testing.assert_allclose(dx[0, :2], g[0] * s, rtol=1e-15)
+    np.testing.assert_allclose(dx[0, 2:], g[0] * np.array([1.0, -2.0]) * s * np.exp(-np.array([0.5, 40.0])) * s,
+                               rtol=1e-14)
+    assert dx[0, 3] != 0.0  # 1 - s would be 0 at b = 40; sigmoid(-40) keeps it
+    model = md.Sequential(md.Dense(4, 8, rng=0), md.GLU(), md.Dense(4, 2, rng=1))
+    assert_gradients_ok(model, inputs=np.random.default_rng(0).normal(size=(5, 4)), loss=md.MSELoss(),
+                        targets=np.zeros((5, 2)))
+
+
+def test_glu_dtypes_nan_and_refusals() -> None:
+    x = np.linspace(-4, 4, 24).reshape(3, 8)
+    for dtype in (np.float32, np.float16):
+        layer = md.GLU()
+        y = layer(x.astype(dtype))
+        dx = layer.backward(np.ones(y.shape, dtype))
+        assert y.dtype == dx.dtype == dtype
+        np.testing.assert_allclose(y.astype(np.float64), _glu_by_hand(x.astype(dtype).astype(np.float64), -1),
+                                   rtol=2.0**-10 if dtype == np.float16 else 1e-6, atol=1e-7)
+    nan = x.copy()
+    nan[0, 1] = np.nan  # in a: only the output it gates is NaN
+    y = md.GLU()(nan)
+    assert np.isnan(y[0, 1]) and np.isfinite(np.delete(y.ravel(), 1)).all()
+    with pytest.raises(md.ShapeError, match=r"GLU\(axis=-1\): the input's axis -1 must have an even size .* got 5"):
+        md.GLU()(np.ones((2, 5)))
+    with pytest.raises(md.ShapeError, match=r"GLU\(axis=2\): the input has 2 dimension\(s\)"):
+        md.GLU(2)(np.ones((2, 4)))
+    with pytest.raises(TypeError, match=r"GLU: axis must be an int, got 1.0"):
+        md.GLU(1.0)  # type: ignore[arg-type]
+    with pytest.raises(md.DTypeError, match="GLU"):
+        md.GLU()(np.ones((2, 4), dtype=int))
+    layer = md.GLU()
+    with pytest.raises(md.BackwardBeforeForwardError):
+        layer.backward(np.ones((2, 2)))
+    layer(np.ones((2, 4)))
+    with pytest.raises(md.ShapeError, match=r"GLU\.backward"):
+        layer.backward(np.ones((2, 4)))
+    assert repr(md.GLU(1)) == "GLU(axis=1)"
+
+
+def test_glu_against_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    for shape, axis in (((3, 8), -1), ((2, 6, 5), 1), ((4, 2), 0)):
+        x = rng.normal(scale=3.0, size=shape)
+        layer = md.GLU(axis)
+        y = layer(x)
+        g = rng.normal(size=y.shape)
+        xt = torch.tensor(x, requires_grad=True)
+        torch.nn.GLU(axis)(xt).backward(torch.tensor(g))
+        np.testing.assert_allclose(y, torch.nn.GLU(axis)(xt).detach().numpy(), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-13, atol=1e-15)

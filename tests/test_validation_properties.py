@@ -212,6 +212,10 @@ LAYERS: dict[str, LayerSpec] = {
     "Hardswish": LayerSpec(lambda dt: md.Hardswish(), any_shape,
                            lambda layer, x: x * np.minimum(np.maximum(x / 6 + 0.5, 0), 1)),
     "Mish": LayerSpec(lambda dt: md.Mish(), any_shape, lambda layer, x: x * np.tanh(np.logaddexp(0, x))),
+    "GLU": LayerSpec(lambda dt: md.GLU(1), lambda n, d: (n, 2 * d(st.integers(1, 2)), *d(st.lists(st.integers(1, 2),
+                                                                                             max_size=1))),
+                     lambda layer, x: np.split(x, 2, axis=1)[0] / (1 + np.exp(-np.split(x, 2, axis=1)[1])),
+                     example=(2, 4)),
     "Softsign": LayerSpec(lambda dt: md.Softsign(), any_shape, lambda layer, x: x / (1 + np.abs(x))),
     "LogSigmoid": LayerSpec(lambda dt: md.LogSigmoid(), any_shape, lambda layer, x: -np.logaddexp(0, -x)),
     "Softplus": LayerSpec(lambda dt: md.Softplus(), any_shape,
@@ -1005,7 +1009,7 @@ def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
     propagating = {"AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AvgPool1D", "AvgPool2D", "CELU", "Dropout",
-                   "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GlobalAvgPool1D", "GlobalAvgPool2D",
+                   "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GLU", "GlobalAvgPool1D", "GlobalAvgPool2D",
                    "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid", "LogSoftmax", "MaxPool1D",
                    "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid", "Softmax", "Softplus",
                    "Softsign", "Tanh", "Upsample"}

@@ -14,7 +14,7 @@ from ..parameter import Parameter
 from ..special import _sigmoid, normal_cdf, normal_pdf
 from ..validation import as_float_array, check_grad_output, check_input, is_number
 
-__all__ = ["CELU", "ELU", "GELU", "SELU", "Activation", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
+__all__ = ["CELU", "ELU", "GELU", "GLU", "SELU", "Activation", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
            "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax", "Softplus",
            "Softsign", "Tanh"]
 
@@ -648,6 +648,70 @@ class GELU(Activation):
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
+
+
+class GLU(Layer):
+    """Gated linear unit, as PyTorch's ``nn.GLU(dim=-1)``: the input's ``axis`` is split in halves ``a``
+    and ``b``, and ``y = a * sigmoid(b)`` (the second half gates the first).
+
+    Shapes: x: (..., 2H, ...) -> y: (..., H, ...) along ``axis``.  Backward, with ``s = sigmoid(b)``::
+
+        da = g * s,    db = g * a * s * (1 - s)    (1 - s computed as sigmoid(-b): exact where s rounds to 1)
+
+    Parameter-free, so NaN/inf pass unchecked, as through the activations; float16 is computed in float32
+    and rounded once.
+    """
+
+    single_input = True  # (a Stack hands it the sequence alone)
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"GLU: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+        self._halves: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (a, b, s), float32 at least
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (..., 2H, ...) -> (..., H, ...) along ``axis``."""
+        x = as_float_array(x, "GLU")
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ShapeError(f"GLU(axis={self.axis}): the input has {x.ndim} dimension(s) (shape {x.shape}), so "
+                             f"axis {self.axis} does not exist")
+        size = x.shape[self.axis]
+        if size % 2:
+            raise ShapeError(f"GLU(axis={self.axis}): the input's axis {self.axis} must have an even size (it is "
+                             f"split in halves), got {size} (shape {x.shape})")
+        dtype = x.dtype if x.dtype.isnative else x.dtype.newbyteorder("=")
+        wide = x.astype(np.float32) if x.dtype.itemsize < 4 else x
+        a, b = np.split(wide, 2, axis=self.axis)
+        s = _sigmoid(b)
+        self._halves, self._dtype = (a, b, s), dtype
+        return (a * s).astype(dtype, copy=False)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (..., H, ...) -> dx: (..., 2H, ...)."""
+        halves = self._halves
+        self._require_cache(halves)
+        assert halves is not None
+        a, b, s = halves
+        check_grad_output(grad_output, "GLU.backward", a.shape, self._dtype)
+        g = grad_output.astype(np.float32) if grad_output.dtype.itemsize < 4 else grad_output
+        shape = list(a.shape)
+        shape[self.axis] *= 2
+        dx = np.empty(shape, dtype=np.result_type(g, s))
+        da, db = np.split(dx, 2, axis=self.axis)  # views: the two halves are written in place
+        np.multiply(g, s, out=da)
+        np.multiply(da, a, out=db)
+        db *= _sigmoid(-b)
+        return dx.astype(self._dtype, copy=False)
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        """None: any shape with an even ``axis`` (a container looks past it to the next layer)."""
+        return None
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
 
 
 class PReLU(Layer):
