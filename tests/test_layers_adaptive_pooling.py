@@ -168,15 +168,49 @@ def test_a_nan_stays_in_the_windows_that_hold_it() -> None:
 
 @pytest.mark.parametrize("shape, out", [((2, 3, 7, 5), (3, 2)), ((2, 1, 3, 3), (5, 7)), ((1, 2, 6, 6), (2, 3))])
 def test_the_window_by_window_pass_is_the_products_pass(shape: tuple[int, ...], out: tuple[int, int]) -> None:
-    """The pass taken when NaN/inf is about, checked on finite data against the matrix products."""
-    from minidl.layers.adaptive_pooling import _mean_windows, _spread_windows
+    """The pass taken for planes holding NaN/inf, checked on finite data against the matrix products."""
+    from minidl.layers.adaptive_pooling import _spread_windows, _sum_windows
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=shape)
     layer = md.AdaptiveAvgPool2D(out)
     y = layer(x)
-    slow = _mean_windows(_mean_windows(x, 2, out[0]), 3, out[1])
+    lengths = [stop - first for first, stop in (windows(s, o) for s, o in zip(shape[2:], out, strict=True))]
+    area = np.multiply.outer(*lengths)
+    slow = _sum_windows(_sum_windows(x, 2, out[0]), 3, out[1]) / area
     np.testing.assert_allclose(slow, y, rtol=1e-14, atol=1e-15)
     g = rng.normal(size=y.shape)
-    slow_dx = _spread_windows(_spread_windows(g, 2, shape[2]), 3, shape[3])
+    slow_dx = _spread_windows(_spread_windows(g / area, 2, shape[2]), 3, shape[3])
     np.testing.assert_allclose(slow_dx, layer.backward(g), rtol=1e-14, atol=1e-15)
+
+
+def test_what_the_review_found() -> None:
+    """output_size changed after a forward was ignored (the matrices were cached by input size alone);
+    one sample's NaN sent the whole batch down the other pass (1e308 became inf, float32 values moved);
+    a constant input came back 0.99999994 (1/n rounded, then summed)."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(1, 1, 6, 6))
+    layer = md.AdaptiveAvgPool2D(2)
+    layer(x)
+    layer.output_size = (3, 3)
+    y = layer(x)
+    assert y.shape == (1, 1, 3, 3)
+    np.testing.assert_allclose(y, md.AdaptiveAvgPool2D(3)(x), rtol=1e-15)
+    layer.backward(np.ones(y.shape))
+    clean = rng.normal(size=(2, 3, 7, 7)).astype(np.float32)
+    alone = md.AdaptiveAvgPool2D(3)(clean)
+    dirty = np.concatenate([clean, clean[:1]])
+    dirty[2, 1, 0, 0] = np.nan
+    together = md.AdaptiveAvgPool2D(3)(dirty)
+    np.testing.assert_array_equal(together[:2], alone)  # bit for bit
+    np.testing.assert_array_equal(together[2, [0, 2]], alone[0, [0, 2]])
+    assert np.isnan(together[2, 1, 0, 0]) and not np.isnan(together[2, 1, 1:, 1:]).any()
+    big = np.full((1, 1, 2, 2), 1e308)
+    assert md.AdaptiveAvgPool2D(1)(np.concatenate([big, np.full((1, 1, 2, 2), np.nan)]))[0, 0, 0, 0] == \
+        md.AdaptiveAvgPool2D(1)(big)[0, 0, 0, 0]
+    for dtype in (np.float32, np.float64):
+        for size in range(1, 30):
+            for out in (1, 2, 3, 5, 7):
+                for value in (1.0, 3.0):  # sums exact, so the mean is exact, as PyTorch's
+                    assert (md.AdaptiveAvgPool2D(out)(np.full((1, 1, size, size), value, dtype)) == value).all()
+    np.testing.assert_array_equal(md.AdaptiveAvgPool2D([2, 3])(x), md.AdaptiveAvgPool2D((2, 3))(x))

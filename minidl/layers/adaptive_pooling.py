@@ -2,16 +2,18 @@
 input's, as PyTorch's ``AdaptiveAvgPool2d``/``AdaptiveAvgPool1d``.
 
 Output position ``i`` of ``out`` along an axis of ``size`` averages the inputs ``floor(i * size / out)``
-up to ``ceil((i + 1) * size / out)`` (excluded): PyTorch's windows, which may overlap.  A mean over a
-rectangle is a mean over its rows of the means over its columns, so the pool is two matrix products,
-with an averaging matrix ``P`` of shape (out, size) per axis (``1 / len(window i)`` on window ``i``):
-``y = P_h x P_w^T``, and the back-pass is the transpose, ``dx = P_h^T g P_w`` (BLAS, no Python loop;
-about half PyTorch's time on 14x14 maps in float32, one thread: ``benchmarks/layer_speed.py``).
+up to ``ceil((i + 1) * size / out)`` (excluded): PyTorch's windows, which may overlap.  A sum over a
+rectangle is a sum over its rows of the sums over its columns, so the pool is two matrix products with
+a 0/1 window matrix ``W`` of shape (out, size) per axis, then a division by the windows' areas:
+``y = (W_h x W_w^T) / area`` (sum, then divide: a constant input comes back exactly, as in PyTorch), and
+the back-pass is the transpose, ``dx = W_h^T (g / area) W_w`` (BLAS, no Python loop; about half
+PyTorch's time on 14x14 maps in float32, one thread: ``benchmarks/layer_speed.py``).
 
-A product spreads a NaN or inf everywhere through ``0 * NaN``, while each output should depend on its
-own window only.  So when the output (or the incoming gradient) is not all finite, which any NaN/inf in
-the input makes it, the pass is done again window by window (a Python loop over the ``out`` windows of
-each axis, each a slice's mean over the whole batch), and a NaN stays in the windows that hold it.
+A product spreads a NaN or inf over its whole (sample, channel) plane through ``0 * NaN``, while each
+output should depend on its own window only.  So the planes whose output (or incoming gradient) is not
+all finite, which a NaN/inf in their input makes them, are done again window by window (a Python loop
+over the windows of each axis, each a slice's sum over those planes), with the same sums and the same
+division: a NaN stays in the windows that hold it, and the other planes keep the product's values.
 float16 is computed in float32 and rounded once.
 """
 
@@ -27,14 +29,6 @@ from .pooling import spatial_input
 __all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D"]
 
 
-def averaging_matrix(size: int, out: int, dtype: np.dtype) -> np.ndarray:
-    """(out, size): row ``i`` holds ``1 / n_i`` on the ``n_i`` positions of window ``i``, 0 elsewhere."""
-    first, stop = windows(size, out)
-    j = np.arange(size)
-    inside = (j >= first[:, None]) & (j < stop[:, None])
-    return (inside / (stop - first)[:, None]).astype(dtype)
-
-
 def windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch's windows of ``out`` outputs over ``size`` inputs: the first input of each,
     ``floor(i * size / out)``, and the one after its last, ``ceil((i + 1) * size / out)``."""
@@ -42,27 +36,33 @@ def windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * size) // out, -((-(i + 1) * size) // out)
 
 
+def window_matrix(size: int, out: int, dtype: np.dtype) -> np.ndarray:
+    """(out, size): 1 on the positions of window ``i`` in row ``i``, 0 elsewhere: its product sums
+    each window exactly as a sum would."""
+    first, stop = windows(size, out)
+    j = np.arange(size)
+    return ((j >= first[:, None]) & (j < stop[:, None])).astype(dtype)
+
+
 def _at(axis: int, index: slice | int) -> tuple[slice | int, ...]:
     """An index picking ``index`` along ``axis`` and everything along the axes before it."""
     return (slice(None),) * axis + (index,)
 
 
-def _mean_windows(x: np.ndarray, axis: int, out: int) -> np.ndarray:
-    """x with ``axis`` (of some size) replaced by the ``out`` means of its windows, window by window."""
-    size = x.shape[axis]
+def _sum_windows(x: np.ndarray, axis: int, out: int) -> np.ndarray:
+    """x with ``axis`` (of some size) replaced by the ``out`` sums of its windows, window by window."""
     y = np.empty((*x.shape[:axis], out, *x.shape[axis + 1:]), dtype=x.dtype)
-    for i, (first, stop) in enumerate(zip(*windows(size, out), strict=True)):
-        y[_at(axis, i)] = x[_at(axis, slice(first, stop))].mean(axis=axis)
+    for i, (first, stop) in enumerate(zip(*windows(x.shape[axis], out), strict=True)):
+        y[_at(axis, i)] = x[_at(axis, slice(first, stop))].sum(axis=axis)
     return y
 
 
 def _spread_windows(g: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """The transpose of :func:`_mean_windows`: each of the ``out`` values along ``axis`` spread evenly
-    over its window of ``size`` positions (overlapping windows add up), window by window."""
-    out = g.shape[axis]
+    """The transpose of :func:`_sum_windows`: each of the ``out`` values along ``axis`` added to every
+    position of its window of ``size`` (overlapping windows add up), window by window."""
     dx = np.zeros((*g.shape[:axis], size, *g.shape[axis + 1:]), dtype=g.dtype)
-    for i, (first, stop) in enumerate(zip(*windows(size, out), strict=True)):
-        dx[_at(axis, slice(first, stop))] += g[_at(axis, slice(i, i + 1))] / (stop - first)
+    for i, (first, stop) in enumerate(zip(*windows(size, g.shape[axis]), strict=True)):
+        dx[_at(axis, slice(first, stop))] += g[_at(axis, slice(i, i + 1))]
     return dx
 
 
@@ -77,7 +77,7 @@ class _AdaptiveAvgPool(Layer):
     def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
         super().__init__()
         name, rank = type(self).__name__, self._rank
-        sizes = output_size if isinstance(output_size, tuple) else (output_size,) * rank
+        sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * rank
         kept = rank > 1  # None (the input's size) for a side, as PyTorch's 2-D pool; its 1-D pool refuses it
         valid = [(s is None and kept) or (s is not None and is_integer(s) and s >= 1) for s in sizes]
         if len(sizes) != rank or not all(valid):
@@ -87,16 +87,22 @@ class _AdaptiveAvgPool(Layer):
         self._layout = f"(N, C, {_SPATIAL[rank]})"
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None  # the last forward's output dtype
-        self._matrices: tuple[tuple[int, ...], np.dtype, list[np.ndarray]] | None = None  # the last input's
+        self._plan: tuple[tuple[object, ...], list[np.ndarray], np.ndarray] | None = None  # the last input's
 
-    def _averaging(self, spatial: tuple[int, ...], dtype: np.dtype) -> list[np.ndarray]:
-        """One averaging matrix per spatial axis, made once per input size and dtype."""
-        cached = self._matrices
-        if cached is None or cached[0] != spatial or cached[1] != dtype:
-            matrices = [averaging_matrix(size, out, dtype) for size, out in zip(spatial, self._out(spatial),
-                                                                                strict=True)]
-            cached = self._matrices = (spatial, dtype, matrices)
-        return cached[2]
+    def _windows_of(self, spatial: tuple[int, ...], dtype: np.dtype) -> tuple[list[np.ndarray], np.ndarray]:
+        """The window matrices of each spatial axis and the windows' areas (output-shaped), made once per
+        input size, output size and dtype."""
+        out = self._out(spatial)
+        key = (spatial, out, dtype)
+        plan = self._plan
+        if plan is None or plan[0] != key:
+            matrices = [window_matrix(size, n, dtype) for size, n in zip(spatial, out, strict=True)]
+            area = np.ones((), dtype=np.int64)
+            for size, n in zip(spatial, out, strict=True):
+                first, stop = windows(size, n)
+                area = np.multiply.outer(area, stop - first)
+            plan = self._plan = (key, matrices, area.astype(dtype))
+        return plan[1], plan[2]
 
     def _out(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(size if out is None else out for size, out in zip(spatial, self.output_size, strict=True))
@@ -108,14 +114,19 @@ class _AdaptiveAvgPool(Layer):
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
         wide = x.astype(np.float32) if x.dtype == np.float16 else x
+        matrices, area = self._windows_of(x.shape[2:], wide.dtype)
         y = wide
-        with np.errstate(invalid="ignore"):  # (inf * 0 in a product: the NaN is caught just below)
-            for matrix in self._averaging(x.shape[2:], wide.dtype):  # contract the first spatial axis each time:
-                y = np.tensordot(y, matrix, axes=([2], [1]))  # it moves to the end, so the order comes back
-        if not np.isfinite(y).all():  # a NaN/inf in the input, spread by 0 * NaN: again, window by window
-            y = wide
-            for axis, out in enumerate(self._out(x.shape[2:]), start=2):
-                y = _mean_windows(y, axis, out)
+        # (inf * 0 in a product: its planes are redone below; a sum beyond the dtype is inf, as PyTorch's)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for matrix in matrices:  # contract the first spatial axis each time: it moves to the end,
+                y = np.tensordot(y, matrix, axes=([2], [1]))  # so the order comes back
+            y /= area  # the sums over the windows, over their sizes: a mean, rounded once
+            bad = self._planes_not_finite(y)
+            if bad is not None:  # a NaN/inf spread by 0 * NaN: those (sample, channel) planes window by window
+                redo = wide[bad][:, None]
+                for axis, out in enumerate(self._out(x.shape[2:]), start=2):
+                    redo = _sum_windows(redo, axis, out)
+                y[bad] = redo[:, 0] / area
         return y.astype(x.dtype, copy=False)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -126,21 +137,33 @@ class _AdaptiveAvgPool(Layer):
         check_grad_output(grad_output, f"{type(self).__name__}.backward", shape[:2] + self._out(shape[2:]),
                           self._dtype)
         g = grad_output.astype(np.float32) if self._dtype == np.float16 else grad_output
-        dx = g
-        if np.isfinite(g).all():
-            for matrix in self._averaging(shape[2:], g.dtype):  # the transpose: g_i spread over window i
+        matrices, area = self._windows_of(shape[2:], g.dtype)
+        share = g / area  # each output's gradient over its window's size, then spread over the window
+        dx = share
+        with np.errstate(invalid="ignore", over="ignore"):
+            for matrix in matrices:  # the transpose
                 dx = np.tensordot(dx, matrix, axes=([2], [0]))
-        else:  # (a product would spread a NaN/inf everywhere, as in the forward)
-            for axis, size in enumerate(shape[2:], start=2):
-                dx = _spread_windows(dx, axis, size)
+            bad = self._planes_not_finite(share)
+            if bad is not None:  # (the product spread a NaN/inf over those planes, as in the forward)
+                redo = share[bad][:, None]
+                for axis, size in enumerate(shape[2:], start=2):
+                    redo = _spread_windows(redo, axis, size)
+                dx[bad] = redo[:, 0]
         return dx.astype(self._dtype, copy=False)
+
+    @staticmethod
+    def _planes_not_finite(a: np.ndarray) -> np.ndarray | None:
+        """Where ``a`` (N, C, ...) holds a NaN/inf, as an (N, C) mask of its planes; None if nowhere."""
+        if np.isfinite(a).all():
+            return None
+        return ~np.isfinite(a).reshape(a.shape[0], a.shape[1], -1).all(axis=2)
 
     def output_shape(self, *spatial: int) -> tuple[int, ...]:
         """The output's spatial size for an input of spatial size ``spatial``."""
         return self._out(tuple(spatial))
 
     def input_shape_hint(self) -> None:
-        """None: any spatial size (a container looks past it to the next layer)."""
+        """None: any spatial size (a container infers no input shape through it: it sets the shape after it)."""
         return None
 
     def extra_repr(self) -> str:
