@@ -203,3 +203,76 @@ def test_a_big_endian_input_is_computed_in_native_order_and_takes_a_native_gradi
     dx = layer.backward(np.ones(y.shape))
     assert dx.dtype == np.float64 and dx.shape == x.shape
     np.testing.assert_array_equal(dx, native.backward(np.ones(y.shape)))
+
+
+# ------------------------------------------------------------------------------------------------ AlphaDropout
+ALPHA = 1.7580993408473766  # SELU's alpha * scale
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_alpha_dropout_values_by_its_formula(p: float) -> None:
+    x = np.random.default_rng(0).normal(size=(50, 40))
+    layer = md.AlphaDropout(p, rng=3)
+    y = layer(x)
+    a = 1 / np.sqrt((ALPHA**2 * p + 1) * (1 - p))
+    kept = layer.mask != 0
+    np.testing.assert_allclose(layer.mask[kept], a, rtol=1e-15)
+    np.testing.assert_allclose(y[kept], a * x[kept] + ALPHA * a * p, rtol=1e-14)
+    np.testing.assert_allclose(y[~kept], ALPHA * a * (p - 1), rtol=1e-14)
+    assert abs(kept.mean() - (1 - p)) < 0.03
+    g = np.random.default_rng(1).normal(size=x.shape)
+    np.testing.assert_array_equal(layer.backward(g), g * layer.mask)
+
+
+def test_alpha_dropout_keeps_a_standard_inputs_mean_and_variance() -> None:
+    """Its point: after SELU the activations have mean 0 and variance 1, and alpha dropout keeps them so
+    (plain dropout would not)."""
+    x = np.random.default_rng(2).normal(size=400_000)
+    for p in (0.1, 0.5, 0.9):
+        y = md.AlphaDropout(p, rng=4)(x)
+        assert abs(y.mean()) < 0.01 and abs(y.var() - 1) < 0.01
+    y = md.Dropout(0.5, rng=4)(x)
+    assert abs(y.var() - 1) > 0.5
+
+
+def test_alpha_dropout_eval_p_zero_one_dtypes_and_repr() -> None:
+    x = np.random.default_rng(3).normal(size=(4, 5))
+    layer = md.AlphaDropout(0.3, rng=0)
+    layer.eval()
+    assert layer(x) is x or np.array_equal(layer(x), x)
+    layer.train()
+    np.testing.assert_array_equal(md.AlphaDropout(0.0, rng=0)(x), x)
+    np.testing.assert_array_equal(md.AlphaDropout(1.0, rng=0)(x), np.zeros_like(x))  # as PyTorch
+    for dtype in (np.float32, np.float16):
+        layer = md.AlphaDropout(0.3, rng=0)
+        y = layer(x.astype(dtype))
+        assert y.dtype == dtype and layer.backward(np.ones_like(y)).dtype == dtype
+    assert repr(md.AlphaDropout(0.2)) == "AlphaDropout(p=0.2)"
+    with pytest.raises(ValueError, match=r"AlphaDropout: p \(the drop probability\) must be in \[0, 1\]"):
+        md.AlphaDropout(1.5)
+
+
+@pytest.mark.parametrize("p, shape, seed", [(0.2, (4, 3), 0), (0.5, (2, 3, 4), 1), (0.8, (6,), 2)])
+def test_alpha_dropout_gradient_checker(p: float, shape: tuple[int, ...], seed: int) -> None:
+    x = np.random.default_rng(seed).normal(size=shape)
+    report = assert_gradients_ok(md.AlphaDropout(p, rng=seed), inputs=x, seed=seed)
+    assert report["input"].checked == x.size
+    model = md.Sequential(md.Dense(3, 6, rng=seed), md.SELU(), md.AlphaDropout(p, rng=seed), md.Dense(6, 2, rng=1))
+    assert_gradients_ok(model, inputs=np.random.default_rng(seed).normal(size=(5, 3)), loss=md.MSELoss(),
+                        targets=np.zeros((5, 2)))
+
+
+def test_alpha_dropout_against_pytorchs_statistics() -> None:
+    """PyTorch's masks come from its own generator; its dropped value and scale must be minidl's."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(5).normal(size=100_000)
+    for p in (0.1, 0.5, 0.9):
+        theirs = torch.nn.AlphaDropout(p)(torch.tensor(x)).numpy()
+        values, counts = np.unique(theirs, return_counts=True)
+        dropped = values[counts.argmax()]
+        layer = md.AlphaDropout(p, rng=0)
+        ours = layer(x)
+        a = layer.mask.max()
+        np.testing.assert_allclose(ours[layer.mask == 0][0], dropped, rtol=1e-14)
+        kept = theirs != dropped  # PyTorch's kept values: the same a * x + b as minidl's
+        np.testing.assert_allclose(theirs[kept], a * x[kept] + ALPHA * a * p, rtol=1e-12, atol=1e-14)

@@ -223,6 +223,7 @@ LAYERS: dict[str, LayerSpec] = {
     "Softmax": LayerSpec(lambda dt: md.Softmax(), any_shape, ref_softmax),
     "LogSoftmax": LayerSpec(lambda dt: md.LogSoftmax(), any_shape, lambda layer, x: np.log(ref_softmax(layer, x))),
     "Dropout": LayerSpec(lambda dt: get("Dropout")(0.3, rng=0), any_shape),
+    "AlphaDropout": LayerSpec(lambda dt: get("AlphaDropout")(0.3, rng=0), any_shape),
     "Dropout1d": LayerSpec(lambda dt: get("Dropout1d")(0.3, rng=0), lambda n, d: (n, 2, d(st.integers(1, 3))),
                            example=(2, 2, 3)),
     "Dropout2d": LayerSpec(lambda dt: get("Dropout2d")(0.3, rng=0),
@@ -1008,11 +1009,11 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AvgPool1D", "AvgPool2D", "CELU", "Dropout",
-                   "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GLU", "GlobalAvgPool1D", "GlobalAvgPool2D",
-                   "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid", "LogSoftmax", "MaxPool1D",
-                   "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid", "Softmax", "Softplus",
-                   "Softsign", "Tanh", "Upsample"}
+    propagating = {"AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AlphaDropout", "AvgPool1D", "AvgPool2D", "CELU",
+                   "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GLU", "GlobalAvgPool1D",
+                   "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
+                   "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
+                   "Softmax", "Softplus", "Softsign", "Tanh", "Upsample"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}

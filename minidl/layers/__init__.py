@@ -28,7 +28,7 @@ from .adaptive_pooling import AdaptiveAvgPool1D, AdaptiveAvgPool2D
 from .attention import MultiHeadAttention
 from .conv import Conv1D, Conv2D
 from .dense import Dense
-from .dropout import Dropout, Dropout1d, Dropout2d
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
 from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
@@ -49,6 +49,7 @@ __all__ = [
     "Activation",
     "AdaptiveAvgPool1D",
     "AdaptiveAvgPool2D",
+    "AlphaDropout",
     "AvgPool1D",
     "AvgPool2D",
     "BatchNorm1d",

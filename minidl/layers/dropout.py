@@ -10,7 +10,7 @@ from ..init import RNGLike, as_generator
 from ..layer import Layer
 from ..validation import as_float_array, check_grad_output, is_number, native
 
-__all__ = ["Dropout", "Dropout1d", "Dropout2d"]
+__all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d"]
 
 
 def drop_probability(p: object, who: str, name: str = "p") -> float:
@@ -73,15 +73,19 @@ class Dropout(Layer):
             self._mask = None
             return x
         if self.p == 1.0:
-            mask = np.zeros(shape, dtype=x.dtype)
-        else:
-            draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # no float16 draws
-            keep = self.rng.random(shape, dtype=draw) >= self.p
-            scale = 1.0 / (1.0 - self.p)
-            if x.dtype.itemsize > 2 or scale < 65520.0:  # float16 rounds below 65520 to its largest, 65504
-                mask = np.multiply(keep, scale, dtype=x.dtype)
-            else:  # float16 and p >= 1 - 1/65520: the scale is inf, a dropped element still 0 (not 0*inf)
-                mask = np.where(keep, x.dtype.type(np.inf), x.dtype.type(0))
+            self._mask = np.zeros(shape, dtype=x.dtype)
+            return x * self._mask
+        draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # no float16 draws
+        return self._dropped(x, self.rng.random(shape, dtype=draw) >= self.p)
+
+    def _dropped(self, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """The training output for the kept elements ``keep`` (a bool mask that broadcasts against
+        ``x``), the mask the backward multiplies by kept in ``self._mask``."""
+        scale = 1.0 / (1.0 - self.p)
+        if x.dtype.itemsize > 2 or scale < 65520.0:  # float16 rounds below 65520 to its largest, 65504
+            mask = np.multiply(keep, scale, dtype=x.dtype)
+        else:  # float16 and p >= 1 - 1/65520: the scale is inf, a dropped element still 0 (not 0*inf)
+            mask = np.where(keep, x.dtype.type(np.inf), x.dtype.type(0))
         self._mask = mask
         return x * mask
 
@@ -101,6 +105,36 @@ class Dropout(Layer):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class AlphaDropout(Dropout):
+    """Dropout that keeps a self-normalising network's mean 0 and variance 1, as PyTorch's
+    ``nn.AlphaDropout``: for use with :class:`~minidl.SELU` (Klambauer et al., 2017).
+
+    A dropped element is set to SELU's negative saturation ``-alpha' = -1.7580993408473766`` instead of
+    0, and every element is then moved by ``y = a * x' + b`` so that an input of mean 0 and variance 1
+    keeps them::
+
+        a = 1 / sqrt((alpha'^2 p + 1) (1 - p))
+        y = a x + alpha' a p            where kept
+        y = alpha' a (p - 1)            where dropped
+        dx = g * a                      where kept, 0 where dropped
+
+    Shapes: x: any shape -> same shape.  The identity in eval mode and with ``p = 0``; ``p = 1`` gives
+    zeros, as PyTorch.  Masks are drawn as :class:`Dropout`'s (a registered generator the checker
+    replays); :attr:`mask` is the backward's multiplier, ``a`` where kept and 0 where dropped.
+    """
+
+    #: SELU's alpha times its scale: -SELU(x) as x -> -inf
+    _ALPHA = 1.7580993408473766
+
+    def _dropped(self, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        p, alpha = self.p, self._ALPHA
+        a = 1.0 / np.sqrt((alpha * alpha * p + 1.0) * (1.0 - p))
+        self._mask = np.multiply(keep, a, dtype=x.dtype)
+        y = x * self._mask
+        y += np.where(keep, x.dtype.type(alpha * a * p), x.dtype.type(alpha * a * (p - 1.0)))
+        return y
 
 
 class _ChannelDropout(Dropout):
