@@ -88,7 +88,9 @@ from .losses import (
     Loss,
     MSELoss,
     NLLLoss,
+    PoissonNLLLoss,
     SmoothL1Loss,
+    SoftMarginLoss,
 )
 from .model import Bidirectional, LayerList, Model, Residual, Sequential, Stack
 from .optim import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop
@@ -202,6 +204,7 @@ __all__ = [
     "Optimizer",
     "PReLU",
     "Parameter",
+    "PoissonNLLLoss",
     "PolynomialLR",
     "RAdam",
     "RMSprop",
@@ -215,6 +218,7 @@ __all__ = [
     "SiLU",
     "Sigmoid",
     "SmoothL1Loss",
+    "SoftMarginLoss",
     "Softmax",
     "Softplus",
     "Softsign",

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
+from .special import _sigmoid
 from .validation import as_array, as_float_array, cast_targets, check_finite, is_finite, is_integer, is_number, native
 
 __all__ = [
@@ -20,7 +21,9 @@ __all__ = [
     "Loss",
     "MSELoss",
     "NLLLoss",
+    "PoissonNLLLoss",
     "SmoothL1Loss",
+    "SoftMarginLoss",
     "TargetError",
 ]
 
@@ -778,6 +781,121 @@ class KLDivLoss(Loss):
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}" + (", log_target=True" if self.log_target else "")
+
+
+class PoissonNLLLoss(Loss):
+    """Negative log-likelihood of Poisson counts, as PyTorch's ``nn.PoissonNLLLoss``: ``y_pred`` is the
+    log of the rate (``log_input=True``, the default: any real number) or the rate itself (>= 0),
+    ``y_true`` the observed counts (>= 0).
+
+    Shapes: y_pred and y_true: (N, ...) alike::
+
+        log_input:   loss_i = exp(x) - t x,             dloss_i = exp(x) - t
+        otherwise:   loss_i = x - t log(x + eps),       dloss_i = 1 - t / (x + eps)
+
+    ``full=True`` adds Stirling's approximation of ``log(t!)``, ``t log t - t + log(2 pi t) / 2``, where
+    ``t > 1`` (a constant of the targets: no gradient), as PyTorch.  Averaged over every element
+    (``reduction="mean"``) or summed (``"sum"``).  The arguments after ``full`` are keyword-only:
+    PyTorch's positions there hold deprecated arguments.
+    """
+
+    def __init__(self, log_input: bool = True, full: bool = False, *, eps: float = 1e-8,
+                 reduction: str = "mean") -> None:
+        for name, value in (("log_input", log_input), ("full", full)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"PoissonNLLLoss: {name} must be a bool, got {value!r}")
+        if not (is_number(eps) and is_finite(eps) and eps > 0):
+            raise ValueError(f"PoissonNLLLoss: eps must be a finite number > 0, got {eps!r}")
+        self.log_input, self.full, self.eps = bool(log_input), bool(full), float(eps)
+        self.reduction = _check_reduction("PoissonNLLLoss", reduction)
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (exp(x) or x + eps, t)
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random counts (0 to 5) of ``y_pred``'s shape."""
+        return rng.integers(0, 6, y_pred.shape).astype(np.float64)
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: log-rates (or rates) (N, ...); y_true: counts >= 0 alike -> scalar loss."""
+        x, t = self._pair(y_pred, y_true)
+        for name, a in (("y_true (counts)", t), *(() if self.log_input else (("y_pred (rates)", x),))):
+            if a.min() < 0:
+                index = tuple(int(i) for i in np.argwhere(a < 0)[0])
+                hint = "" if name.startswith("y_true") else " (log-rates need log_input=True)"
+                raise TargetError(f"PoissonNLLLoss: {name} must be >= 0, got {float(a[index])} at index {index}{hint}")
+        t = _kept(t, y_true)
+        if self.log_input:
+            rate = np.exp(x)
+            per = rate - t * x
+            self._cache = (rate, t)
+        else:
+            shifted = x + self.eps
+            per = x - t * np.log(shifted)
+            self._cache = (shifted, t)
+        if self.full:
+            big = t > 1
+            safe = np.where(big, t, 1)  # (log of the counts <= 1 is not needed: their term is 0)
+            per += np.where(big, safe * np.log(safe) - safe + 0.5 * np.log(2 * np.pi * safe), 0)
+        total = float(per.sum())
+        return total / per.size if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        """dloss/dy_pred: shape and dtype of y_pred."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        first, t = cache
+        grad = first - t if self.log_input else 1 - t / first
+        if self.reduction == "mean":
+            grad *= 1.0 / grad.size
+        return grad
+
+    def extra_repr(self) -> str:
+        return (f"log_input={self.log_input}, full={self.full}, eps={self.eps}, reduction={self.reduction!r}")
+
+
+class SoftMarginLoss(Loss):
+    """Two-class logistic loss on ``y`` in {-1, 1}, as PyTorch's ``nn.SoftMarginLoss``.
+
+    Shapes: y_pred (scores x) and y_true (y): (N, ...) alike::
+
+        loss_i  = log(1 + exp(-y x)) = softplus(-y x)      (computed as max(z, 0) + log1p(exp(-|z|)))
+        dloss_i = -y sigmoid(-y x)
+
+    averaged over every element or summed.  Like PyTorch, other finite values of ``y`` are taken as they
+    are (the formula still holds).
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = _check_reduction("SoftMarginLoss", reduction)
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (-y, sigmoid(-y x))
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random labels -1 and 1 of ``y_pred``'s shape."""
+        return rng.choice([-1.0, 1.0], y_pred.shape)
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: scores (N, ...); y_true: -1 or 1 alike -> scalar loss."""
+        x, y = self._pair(y_pred, y_true)
+        z = -y * x  # (a new array: the caller's y is not kept)
+        per = np.log1p(np.exp(-np.abs(z)))
+        per += np.maximum(z, 0)
+        self._cache = (-y, _sigmoid(z))
+        total = float(per.sum())
+        return total / per.size if self.reduction == "mean" else total
+
+    def backward(self) -> np.ndarray:
+        """dloss/dy_pred: shape and dtype of y_pred."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        minus_y, s = cache
+        grad = minus_y * s
+        if self.reduction == "mean":
+            grad *= 1.0 / grad.size
+        return grad
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
 
 
 class _DifferenceLoss(Loss):

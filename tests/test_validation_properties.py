@@ -681,6 +681,10 @@ LOSSES: dict[str, LossSpec] = {
     "NLLLoss": LossSpec(lambda: get("NLLLoss")(), lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))),
                         label_target, ref_nll),
     "BCELoss": LossSpec(lambda: get("BCELoss")(), pred_any, float_target, ref_bce_probabilities),
+    "PoissonNLLLoss": LossSpec(lambda: get("PoissonNLLLoss")(), pred_any, float_target,
+                               lambda loss, p, t: float((np.exp(p) - t * p).mean())),
+    "SoftMarginLoss": LossSpec(lambda: get("SoftMarginLoss")(), pred_any, float_target,
+                               lambda loss, p, t: float(np.logaddexp(0, -t * p).mean())),
     "KLDivLoss": LossSpec(lambda: get("KLDivLoss")(), pred_any, float_target,
                           lambda loss, p, t: float(np.where(t > 0, t * (np.log(np.where(t > 0, t, 1)) - p), 0).mean())),
 }
