@@ -52,11 +52,12 @@ def _partly_ran(layer: Layer) -> bool:
 
 def _called_by(layer: Layer) -> set[int]:
     """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
-    ``Sequential``s, ``Stack``s, two-path containers (``Residual``, ``Bidirectional``) and layers that say
-    ``calls_every_sublayer`` (the transformer blocks), every layer they hold (a custom layer may hold a
-    sub-layer without calling it, e.g. a decoder reading a tied encoder's weights)."""
+    ``Sequential``s, ``Stack``s, two-path containers (``Residual``, ``Bidirectional``) and layers whose own
+    class (not a parent) sets ``calls_every_sublayer`` (the transformer blocks), every layer they hold (a
+    custom layer, or a subclass of a block, may hold a sub-layer without calling it, e.g. a decoder reading
+    a tied encoder's weights)."""
     ids = {id(layer)}
-    if isinstance(layer, (Sequential, Stack, _TwoPaths)) or getattr(layer, "calls_every_sublayer", False):
+    if isinstance(layer, (Sequential, Stack, _TwoPaths)) or "calls_every_sublayer" in type(layer).__dict__:
         for child in layer._layers.values():
             ids |= _called_by(child)
     return ids

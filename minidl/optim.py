@@ -64,6 +64,11 @@ class Optimizer:
     #: ``mu_product``).
     state_floats: frozenset[str] = frozenset()
 
+    #: The lr before the first learning-rate schedule was made on this optimizer (PyTorch's
+    #: ``initial_lr``), set by that schedule: what a :class:`~minidl.SequentialLR` starts every
+    #: schedule from, whichever of them changed the lr when made.  None until a schedule is made.
+    initial_lr: float | None = None
+
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__
         if isinstance(params, Parameter):

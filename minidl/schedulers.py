@@ -72,6 +72,8 @@ class LRScheduler:
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
+        if optimizer.initial_lr is None:  # the first schedule on it: the lr before any schedule changed it
+            optimizer.initial_lr = optimizer.lr
         self.last_epoch = 0
         # the lr this schedule last gave the optimizer (None after a load: not known), to notice another
         # hand on it: a second schedule, an lr set by hand, an optimizer state loaded without this one's
@@ -430,14 +432,6 @@ class LinearLR(LRScheduler):
         return f"start_factor={self.start_factor}, end_factor={self.end_factor}, total_iters={self.total_iters}"
 
 
-def _lr_before(schedulers: Sequence[LRScheduler]) -> float:
-    """The optimizer's lr before any of ``schedulers`` changed it when made: their ``base_lr`` that no
-    other one's epoch-0 lr explains (a schedule made after one that set the lr took that as its own)."""
-    set_when_made = [s.lr_at(0) for s in schedulers if s.lr_at(0) != s.base_lr]
-    first = [s.base_lr for s in schedulers if s.base_lr not in set_when_made]
-    return max(first or [s.base_lr for s in schedulers])
-
-
 class SequentialLR(LRScheduler):
     """One schedule after another, as PyTorch's ``SequentialLR``: ``schedulers[i]`` sets the lr from
     epoch ``milestones[i - 1]`` on (``schedulers[0]`` from epoch 0), counting its own epochs from 0
@@ -447,10 +441,9 @@ class SequentialLR(LRScheduler):
         cosine = CosineAnnealingLR(opt, T_max=45)
         schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
 
-    Every schedule starts from the same ``lr0``, as from PyTorch's ``initial_lr``: the optimizer's lr
-    before any of them changed it when made (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's
-    lr at once), whatever the order they were made in: the ``lr0`` of a schedule that is not the lr
-    another one set when made (of several such, the largest).  The
+    Every schedule starts from the same ``lr0``, PyTorch's ``initial_lr``: the optimizer's lr before the
+    first schedule was made on it (:attr:`Optimizer.initial_lr`), whichever of them changed it when made
+    (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's lr at once) and in whatever order.  The
     constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
     loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
     nor another ``SequentialLR``) and be distinct; they belong to the sequence from then on (step it,
@@ -478,7 +471,7 @@ class SequentialLR(LRScheduler):
             raise ValueError("SequentialLR: a schedule is listed twice; each keeps its own settings, give two")
         self.schedulers = schedulers
         self.milestones: list[int] = self._check_setting("milestones", milestones)
-        lr0 = _lr_before(schedulers)
+        lr0 = optimizer.initial_lr if optimizer.initial_lr is not None else max(s.base_lr for s in schedulers)
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0

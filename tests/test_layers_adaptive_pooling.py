@@ -214,3 +214,25 @@ def test_what_the_review_found() -> None:
                 for value in (1.0, 3.0):  # sums exact, so the mean is exact, as PyTorch's
                     assert (md.AdaptiveAvgPool2D(out)(np.full((1, 1, size, size), value, dtype)) == value).all()
     np.testing.assert_array_equal(md.AdaptiveAvgPool2D([2, 3])(x), md.AdaptiveAvgPool2D((2, 3))(x))
+
+
+def test_overflowing_shares_and_output_size_set_later() -> None:
+    """A finite gradient whose shares overflowed where windows overlap gave inf, then 0 * inf = NaN over
+    the plane (only g / area was checked); output_size = 3 set later failed inside the forward, and
+    (2.5,) or (0, 2) were taken."""
+    layer = md.AdaptiveAvgPool2D((3, 2))
+    layer(np.zeros((1, 1, 2, 2), np.float32))
+    g = np.zeros((1, 1, 3, 2), np.float32)
+    g[0, 0, 0, 0] = g[0, 0, 1, 0] = 3e38
+    np.testing.assert_array_equal(layer.backward(g).ravel(), np.array([np.inf, 0, 1.5e38, 0], np.float32))
+    layer = md.AdaptiveAvgPool2D(2)
+    layer.output_size = 3
+    assert layer.output_size == 3 and layer(np.ones((1, 1, 6, 6))).shape == (1, 1, 3, 3)
+    for bad in (2.5, (0, 2), "3", (1, 2, 3)):
+        with pytest.raises(ValueError, match="AdaptiveAvgPool2D: output_size must be"):
+            layer.output_size = bad  # type: ignore[assignment]
+        assert layer.output_size == 3
+    one = md.AdaptiveAvgPool1D(2)
+    assert one.output_size == 2
+    with pytest.raises(ValueError, match=r"AdaptiveAvgPool1D: output_size must be an int >= 1, got \(2.5,\)"):
+        one.output_size = (2.5,)  # type: ignore[assignment]

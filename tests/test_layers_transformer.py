@@ -279,3 +279,17 @@ def test_a_learned_activation_takes_the_blocks_dtype_and_a_shared_one_is_refused
                                         r"no arguments that makes a new layer .*calling <ufunc 'tanh'> with no "
                                         r"arguments failed"):
         TransformerEncoderLayer(6, 2, 7, activation=np.tanh)  # type: ignore[arg-type]
+
+
+def test_a_block_subclass_holding_a_tied_layer_it_does_not_call_is_accepted() -> None:
+    """Blocks say that they call every sub-layer, for the stacks' shared-layer check; a subclass that adds
+    a tied layer it never calls was refused ("this Embedding is already in the sequence")."""
+    embedding = md.Embedding(10, 6, rng=0)
+
+    class TiedBlock(TransformerEncoderLayer):
+        def __init__(self, tied: md.Embedding, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.tied = tied
+
+    model = md.Sequential(embedding, TiedBlock(embedding, 6, 2, 8, dropout=0.0, rng=0))
+    assert model(np.array([[1, 2, 3]])).shape == (1, 3, 6)

@@ -280,3 +280,17 @@ def test_a_lambda_state_whose_lr_cannot_be_given_is_refused_and_changes_nothing(
     o.lr = 0.5  # the hand-set-lr check is still on
     with pytest.raises(RuntimeError, match=r"not the 0.1 this LambdaLR set"):
         schedule.step()
+
+
+def test_sequential_lr_starts_from_the_lr_before_the_first_schedule_as_pytorchs_initial_lr() -> None:
+    """A raising LambdaLR made first and a lowering LinearLR after it: each one's lr0 was the other's
+    epoch-0 lr, and the sequence took the raised 0.4 (every lr twice PyTorch's)."""
+    o = sgd(lr=0.2)
+    assert o.initial_lr is None
+    lam = md.LambdaLR(o, lambda e: 2.0)
+    assert o.initial_lr == 0.2 and o.lr == 0.4
+    lin = md.LinearLR(o, 0.5, 1.0, 3)
+    seq = md.SequentialLR(o, [lin, lam], [3])
+    lrs = [o.lr] + [seq.step() for _ in range(4)]
+    assert seq.base_lr == 0.2
+    np.testing.assert_allclose(lrs, [0.1, 0.2 / 1.5, 0.2 / 1.2, 0.4, 0.4], rtol=1e-14)

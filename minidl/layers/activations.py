@@ -707,7 +707,7 @@ class GLU(Layer):
         return dx.astype(self._dtype, copy=False)
 
     def input_shape_hint(self) -> tuple[int, ...] | None:
-        """None: any shape with an even ``axis`` (a container looks past it to the next layer)."""
+        """None: any shape with an even ``axis`` (a container infers no input through it: it halves an axis)."""
         return None
 
     def extra_repr(self) -> str:

@@ -76,15 +76,8 @@ class _AdaptiveAvgPool(Layer):
 
     def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
         super().__init__()
-        name, rank = type(self).__name__, self._rank
-        sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * rank
-        kept = rank > 1  # None (the input's size) for a side, as PyTorch's 2-D pool; its 1-D pool refuses it
-        valid = [(s is None and kept) or (s is not None and is_integer(s) and s >= 1) for s in sizes]
-        if len(sizes) != rank or not all(valid):
-            shape = "an int >= 1" + (" or a pair of ints >= 1 or None (None: the input's size)" if kept else "")
-            raise ValueError(f"{name}: output_size must be {shape}, got {output_size!r}")
-        self.output_size: tuple[int | None, ...] = tuple(None if s is None else int(s) for s in sizes)
-        self._layout = f"(N, C, {_SPATIAL[rank]})"
+        self.output_size = output_size
+        self._layout = f"(N, C, {_SPATIAL[self._rank]})"
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None  # the last forward's output dtype
         self._plan: tuple[tuple[object, ...], list[np.ndarray], np.ndarray] | None = None  # the last input's
@@ -104,8 +97,26 @@ class _AdaptiveAvgPool(Layer):
             plan = self._plan = (key, matrices, area.astype(dtype))
         return plan[1], plan[2]
 
+    @property
+    def output_size(self) -> int | tuple[int | None, ...] | None:
+        """The output's spatial size, as given (an int, or for 2-D a pair whose None keeps the input's
+        side); checked when set, after construction too."""
+        return self._output_given
+
+    @output_size.setter
+    def output_size(self, value: int | tuple[int | None, ...] | None) -> None:
+        name, rank = type(self).__name__, self._rank
+        sizes = tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
+        kept = rank > 1  # None (the input's size) for a side, as PyTorch's 2-D pool; its 1-D pool refuses it
+        valid = [(s is None and kept) or (s is not None and is_integer(s) and s >= 1) for s in sizes]
+        if len(sizes) != rank or not all(valid):
+            shape = "an int >= 1" + (" or a pair of ints >= 1 or None (None: the input's size)" if kept else "")
+            raise ValueError(f"{name}: output_size must be {shape}, got {value!r}")
+        self._sizes: tuple[int | None, ...] = tuple(None if s is None else int(s) for s in sizes)
+        self._output_given = tuple(value) if isinstance(value, list) else value
+
     def _out(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(size if out is None else out for size, out in zip(spatial, self.output_size, strict=True))
+        return tuple(size if out is None else out for size, out in zip(spatial, self._sizes, strict=True))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *output_size)."""
@@ -143,8 +154,10 @@ class _AdaptiveAvgPool(Layer):
         with np.errstate(invalid="ignore", over="ignore"):
             for matrix in matrices:  # the transpose
                 dx = np.tensordot(dx, matrix, axes=([2], [0]))
-            bad = self._planes_not_finite(share)
-            if bad is not None:  # (the product spread a NaN/inf over those planes, as in the forward)
+            # (a NaN/inf in the gradient, or shares that overflow where windows overlap: a product spreads
+            # it over the plane, as in the forward)
+            bad = self._planes_not_finite(dx)
+            if bad is not None:
                 redo = share[bad][:, None]
                 for axis, size in enumerate(shape[2:], start=2):
                     redo = _spread_windows(redo, axis, size)
@@ -167,7 +180,7 @@ class _AdaptiveAvgPool(Layer):
         return None
 
     def extra_repr(self) -> str:
-        sizes = self.output_size
+        sizes = self._sizes
         return f"output_size={sizes[0] if len(set(sizes)) == 1 else sizes}"
 
 

@@ -65,9 +65,6 @@ class _Block(Model):
 
     self_attn: MultiHeadAttention
     dropout: Dropout
-    #: every sub-layer runs in each forward: a stack refuses two blocks that share one (e.g. an
-    #: activation function that returns one layer each time it is called)
-    calls_every_sublayer = True
     #: whether the last forward ran to the end (every cache from one pass)
     _complete: bool = False
 
@@ -195,6 +192,10 @@ class TransformerEncoderLayer(_Block):
         dtype: float64 by default; ``np.float32`` for speed.
     """
 
+    #: every sub-layer runs in each forward, so a stack refuses two blocks sharing one (model._called_by
+    #: reads it on this class alone: a subclass may hold a layer it does not call, e.g. a tied one)
+    calls_every_sublayer = True
+
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation: ActivationArg = "relu", *, norm_first: bool = False, causal: bool = False,
                  layer_norm_eps: float = 1e-5, rng: RNGLike = None, dtype: DTypeLike = np.float64) -> None:
@@ -286,6 +287,10 @@ class TransformerDecoderLayer(_Block):
     Args: as :class:`TransformerEncoderLayer` (the draws: ``self_attn``, ``multihead_attn``, the MLP, then
     the four dropouts' generators).
     """
+
+    #: every sub-layer runs in each forward, so a stack refuses two blocks sharing one (model._called_by
+    #: reads it on this class alone: a subclass may hold a layer it does not call, e.g. a tied one)
+    calls_every_sublayer = True
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation: ActivationArg = "relu", *, norm_first: bool = False, causal: bool = False,
