@@ -128,6 +128,12 @@ class AlphaDropout(Dropout):
     #: SELU's alpha times its scale: -SELU(x) as x -> -inf
     _ALPHA = 1.7580993408473766
 
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The last training forward's multiplier, the backward's: ``a`` where kept, 0 where dropped (x's
+        shape), or None (eval mode / p = 0)."""
+        return self._mask
+
     def _dropped(self, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
         p, alpha = self.p, self._ALPHA
         a = 1.0 / np.sqrt((alpha * alpha * p + 1.0) * (1.0 - p))
