@@ -43,7 +43,7 @@ def float_dtype(dtype: DTypeLike, who: str) -> np.dtype:
 
 
 #: the weight initialisations the layers take as ``init=``
-SCHEMES = ("uniform", "he", "glorot", "zeros")
+SCHEMES = ("uniform", "he", "glorot", "lecun", "zeros")
 
 
 def initial_weights(
@@ -58,20 +58,22 @@ def initial_weights(
 
     Schemes: ``"uniform"`` (PyTorch's default for Linear/Conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
     ``"he"`` (N(0, 2/fan_in), for ReLU nets), ``"glorot"`` (U(+-sqrt(6/(fan_in+fan_out)))),
-    ``"zeros"``.
+    ``"lecun"`` (N(0, 1/fan_in), for SELU nets: it keeps their mean 0 and variance 1), ``"zeros"``.
     """
     if scheme == "uniform":
         bound = 1.0 / np.sqrt(fan_in)
         values = rng.uniform(-bound, bound, size=shape)
     elif scheme == "he":
         values = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+    elif scheme == "lecun":
+        values = rng.normal(0.0, np.sqrt(1.0 / fan_in), size=shape)
     elif scheme == "glorot":
         bound = np.sqrt(6.0 / (fan_in + fan_out))
         values = rng.uniform(-bound, bound, size=shape)
     elif scheme == "zeros":
         values = np.zeros(shape)
     else:
-        raise ValueError(f"unknown init scheme {scheme!r}; use 'uniform', 'he', 'glorot' or 'zeros'")
+        raise ValueError(f"unknown init scheme {scheme!r}; use one of {', '.join(map(repr, SCHEMES))}")
     return values.astype(dtype)
 
 

@@ -748,6 +748,11 @@ class KLDivLoss(Loss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: log-probabilities (N, ...); y_true: probabilities (or log-probabilities) alike -> scalar."""
+        given = y_true
+        if self.log_target and isinstance(given, np.ndarray) and given.dtype.kind == "f" and np.isneginf(given).any():
+            index = tuple(int(i) for i in np.argwhere(np.isneginf(y_true))[0])
+            raise TargetError(f"KLDivLoss(log_target=True): y_true holds -inf (the log of a zero probability) at index "
+                              f"{index}; pass the probabilities with log_target=False, where 0 log 0 counts as 0")
         x, target = self._pair(y_pred, y_true)
         if self.log_target:
             with np.errstate(over="ignore"):
@@ -824,7 +829,8 @@ class PoissonNLLLoss(Loss):
                 raise TargetError(f"PoissonNLLLoss: {name} must be >= 0, got {float(a[index])} at index {index}{hint}")
         t = _kept(t, y_true)
         if self.log_input:
-            rate = np.exp(x)
+            with np.errstate(over="ignore"):  # (a log-rate beyond ~709 (float64): the loss is inf, as PyTorch's)
+                rate = np.exp(x)
             per = rate - t * x
             self._cache = (rate, t)
         else:

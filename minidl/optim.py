@@ -325,7 +325,8 @@ class Optimizer:
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
-        return f"{type(self).__name__}({len(self.params)} parameters, {args})"
+        count = len(self.params)
+        return f"{type(self).__name__}({count} parameter{'' if count == 1 else 's'}, {args})"
 
 
 def _hyper_value(value: Any, current: Any) -> tuple[float | bool, str | None]:

@@ -841,8 +841,11 @@ class CyclicLR(_CyclesMomentum):
         return lr, momentum
 
     def extra_repr(self) -> str:
+        momentum = (f", base_momentum={self.base_momentum}, max_momentum={self.max_momentum}" if self.cycle_momentum
+                    else ", cycle_momentum=False")
         return (f"base_lr={self.base_lr}, max_lr={self.max_lr}, step_size_up={self.step_size_up}, "
-                f"step_size_down={self.step_size_down}, mode={self.mode!r}")
+                f"step_size_down={self.step_size_down}, mode={self.mode!r}"
+                + (f", gamma={self.gamma}" if self.mode == "exp_range" else "") + momentum)
 
 
 class LambdaLR(LRScheduler):
@@ -865,7 +868,11 @@ class LambdaLR(LRScheduler):
 
     def lr_at(self, epoch: int) -> float:
         factor = self.lr_lambda(epoch)
-        if not (is_number(factor) and is_finite(factor) and factor >= 0):
+        if isinstance(factor, np.ndarray) and factor.ndim == 0:  # e.g. np.where(e < 5, ..., ...)
+            factor = factor[()]
+        if not is_number(factor):
+            raise TypeError(f"LambdaLR: lr_lambda({epoch}) returned {factor!r}; expected a number")
+        if not (is_finite(factor) and factor >= 0):
             raise ValueError(f"LambdaLR: lr_lambda({epoch}) returned {factor!r}; expected a finite number >= 0")
         lr = self.base_lr * float(factor)
         if not math.isfinite(lr):

@@ -392,7 +392,7 @@ def test_masked_arrays_are_refused_and_an_unknown_init_is_named() -> None:
         with pytest.raises(md.DTypeError, match="input is a masked array"):
             layer(np.ma.masked_array(np.ones((2, 4)), mask=[[0, 1, 0, 0]] * 2))
     with pytest.raises(ValueError, match=r"Dense\(4 -> 3, bias=True\): unknown init scheme 'xavier'; init must be "
-                                         r"one of 'uniform', 'he', 'glorot', 'zeros'"):
+                                         r"one of 'uniform', 'he', 'glorot', 'lecun', 'zeros'"):
         md.Dense(4, 3, init="xavier")
     with pytest.raises(ValueError, match="unknown init scheme 'bogus'"):
         md.Dense(1, 1, W=np.zeros((2, 1)), init="bogus")

@@ -403,3 +403,16 @@ def test_glu_against_pytorch() -> None:
         torch.nn.GLU(axis)(xt).backward(torch.tensor(g))
         np.testing.assert_allclose(y, torch.nn.GLU(axis)(xt).detach().numpy(), rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_lecun_init_keeps_a_selu_stack_self_normalising() -> None:
+    """A SELU network needs N(0, 1/fan_in) weights; the default init shrinks the variance toward 0 and
+    "he" lets it grow (a user's review measured 0.0098 and 16 after ten layers)."""
+    layer = md.Dense(400, 300, init="lecun", rng=0)
+    assert layer.weight.std() == pytest.approx(1 / np.sqrt(400), rel=0.02) and not layer.bias_row.any()
+    x = np.random.default_rng(0).normal(size=(2000, 100))
+    for init, low, high in (("lecun", 0.9, 1.1), ("uniform", 0.0, 0.1), ("he", 5.0, np.inf)):
+        h = x
+        for i in range(10):
+            h = md.SELU()(md.Dense(100, 100, init=init, rng=i)(h))
+        assert low < h.var() < high, (init, h.var())

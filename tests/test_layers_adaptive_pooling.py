@@ -236,3 +236,14 @@ def test_overflowing_shares_and_output_size_set_later() -> None:
     assert one.output_size == 2
     with pytest.raises(ValueError, match=r"AdaptiveAvgPool1D: output_size must be an int >= 1, got \(2.5,\)"):
         one.output_size = (2.5,)  # type: ignore[assignment]
+
+
+def test_a_pending_backward_uses_its_forwards_output_size() -> None:
+    layer = md.AdaptiveAvgPool2D(3)
+    x = np.random.default_rng(7).normal(size=(2, 3, 7, 5))
+    y = layer(x)
+    want = md.AdaptiveAvgPool2D(3)
+    want(x)
+    layer.output_size = 4  # for the next forward
+    np.testing.assert_array_equal(layer.backward(np.ones_like(y)), want.backward(np.ones_like(y)))
+    assert layer(x).shape == (2, 3, 4, 4)

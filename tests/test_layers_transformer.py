@@ -293,3 +293,15 @@ def test_a_block_subclass_holding_a_tied_layer_it_does_not_call_is_accepted() ->
 
     model = md.Sequential(embedding, TiedBlock(embedding, 6, 2, 8, dropout=0.0, rng=0))
     assert model(np.array([[1, 2, 3]])).shape == (1, 3, 6)
+
+
+def test_an_activation_that_changes_the_width_is_named() -> None:
+    """GLU halves linear1's width: linear2 refused it with the block's own input shape, (2, 3, 8), in the
+    message, which looked like the user's input was wrong."""
+    block = TransformerEncoderLayer(8, 2, 16, activation=md.GLU, rng=0)
+    with pytest.raises(md.ShapeError, match=r"^TransformerEncoderLayer: the activation GLU\(axis=-1\) turned "
+                                            r"linear1's output of shape \(2, 3, 16\) into shape \(2, 3, 8\); it must "
+                                            r"keep the shape \(dim_feedforward=16\)"):
+        block(np.zeros((2, 3, 8)))
+    with pytest.raises(md.BackwardBeforeForwardError):
+        block.backward(np.zeros((2, 3, 8)))

@@ -389,7 +389,7 @@ def test_bad_constructor_arguments() -> None:
         ({"stride": (3, 2), "output_padding": (2, 2)}, ValueError, r"along the width"),
         ({"bias": "yes"}, TypeError, r"ConvTranspose2D: bias must be True or False, got 'yes'"),
         ({"dtype": np.int32}, md.DTypeError, r"ConvTranspose2D: parameters need a floating dtype"),
-        ({"init": "lecun"}, ValueError, r"unknown init scheme 'lecun'"),
+        ({"init": "kaiming"}, ValueError, r"unknown init scheme 'kaiming'"),
         ({"W": np.zeros((19, 6))}, md.ShapeError, r"ConvTranspose2D\(4 -> 6, k=3\): expected W of shape \(37, 6\) "
                                                   r"\(in_channels\*kh\*kw \+ 1, out_channels\), got \(19, 6\)"),
         ({"W": np.full((37, 6), np.inf)}, md.NonFiniteError, r"W holds 222 NaN/inf"),

@@ -144,3 +144,8 @@ def test_against_torch_if_installed() -> None:
         value.backward()
         assert ours(pred, target) == pytest.approx(value.item(), rel=1e-13)
         np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-13, atol=1e-16)
+
+
+def test_an_overflowing_log_rate_gives_inf_quietly_as_pytorch() -> None:
+    with np.errstate(all="raise"):
+        assert md.PoissonNLLLoss()(np.array([[800.0]]), np.array([[1.0]])) == math.inf

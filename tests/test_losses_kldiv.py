@@ -177,3 +177,17 @@ def test_the_gradient_is_of_the_targets_given_to_forward(make) -> None:
     fresh(y_pred, y_true.copy())
     y_true[...] = 0.5  # the caller reuses its buffer
     np.testing.assert_array_equal(kept.backward(), fresh.backward())
+
+
+def test_a_minus_infinite_log_target_is_refused_with_the_way_out() -> None:
+    """The same distribution was accepted as probabilities (0 log 0 = 0) and refused as log-targets with a
+    bare non-finite error (PyTorch gives NaN)."""
+    x = md.LogSoftmax()(np.array([[1.0, 2.0, 3.0]]))
+    p = np.array([[0.0, 0.5, 0.5]])
+    assert md.KLDivLoss("batchmean")(x, p) == pytest.approx(0.21446, abs=1e-5)
+    with np.errstate(divide="ignore"):
+        log_p = np.log(p)
+    with pytest.raises(md.TargetError, match=r"KLDivLoss\(log_target=True\): y_true holds -inf \(the log of a zero "
+                                             r"probability\) at index \(0, 0\); pass the probabilities with "
+                                             r"log_target=False"):
+        md.KLDivLoss("batchmean", log_target=True)(x, log_p)

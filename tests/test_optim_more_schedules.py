@@ -105,15 +105,18 @@ def test_lambda_lr_is_lr0_times_the_function_and_sets_epoch_zero_at_once() -> No
     assert repr(schedule) == "LambdaLR(lr_lambda=warmup, last_epoch=6)"
 
 
-@pytest.mark.parametrize("bad, match", [(math.nan, r"lr_lambda\(2\) returned nan; expected a finite number >= 0"),
-                                        (-0.5, r"lr_lambda\(2\) returned -0.5"), ("1", r"lr_lambda\(2\) returned '1'"),
-                                        (None, r"lr_lambda\(2\) returned None"),
-                                        (1e308, r"the lr 20.0 \* lr_lambda\(2\) = 20.0 \* 1e\+308 overflows")])
-def test_lambda_lr_refuses_a_bad_factor_and_changes_nothing(bad: Any, match: str) -> None:
+@pytest.mark.parametrize("bad, error, match", [
+    (math.nan, ValueError, r"lr_lambda\(2\) returned nan; expected a finite number >= 0"),
+    (-0.5, ValueError, r"lr_lambda\(2\) returned -0.5"),
+    ("1", TypeError, r"lr_lambda\(2\) returned '1'; expected a number"),
+    (None, TypeError, r"lr_lambda\(2\) returned None"),
+    (np.array([0.5, 0.5]), TypeError, r"lr_lambda\(2\) returned array"),
+    (1e308, ValueError, r"the lr 20.0 \* lr_lambda\(2\) = 20.0 \* 1e\+308 overflows")])
+def test_lambda_lr_refuses_a_bad_factor_and_changes_nothing(bad: Any, error: type, match: str) -> None:
     opt = sgd(lr=20.0)
     schedule = md.LambdaLR(opt, lambda e: 1.0 if e < 2 else bad)
     schedule.step()
-    with pytest.raises(ValueError, match="LambdaLR: " + match):
+    with pytest.raises(error, match="LambdaLR: " + match):
         schedule.step()
     assert schedule.last_epoch == 1 and opt.lr == 20.0
     with pytest.raises(TypeError, match=r"LambdaLR: lr_lambda must be a function of the epoch count, got 0.5"):
@@ -294,3 +297,18 @@ def test_sequential_lr_starts_from_the_lr_before_the_first_schedule_as_pytorchs_
     lrs = [o.lr] + [seq.step() for _ in range(4)]
     assert seq.base_lr == 0.2
     np.testing.assert_allclose(lrs, [0.1, 0.2 / 1.5, 0.2 / 1.2, 0.4, 0.4], rtol=1e-14)
+
+
+def test_what_a_users_review_found() -> None:
+    """lr_lambda returning a 0-d array (np.where) was refused as not 'a finite number >= 0' (PyTorch takes
+    it); CyclicLR's repr left out gamma and the momenta; optimizers printed '1 parameters'."""
+    o = sgd(lr=0.1)
+    schedule = md.LambdaLR(o, lambda e: np.where(e < 3, (e + 1) / 3, 1.0))
+    assert o.lr == pytest.approx(0.1 / 3)
+    assert [schedule.step() for _ in range(3)] == pytest.approx([0.2 / 3, 0.1, 0.1])
+    cyclic = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=3, mode="exp_range", gamma=0.9)
+    assert repr(cyclic) == ("CyclicLR(base_lr=0.01, max_lr=0.1, step_size_up=3, step_size_down=3, mode='exp_range', "
+                            "gamma=0.9, base_momentum=0.8, max_momentum=0.9, last_epoch=0)")
+    assert "cycle_momentum=False" in repr(md.CyclicLR(sgd(), 0.01, 0.1, cycle_momentum=False))
+    assert repr(sgd()).startswith("SGD(1 parameter, lr=0.5")
+    assert repr(md.Adam([md.Parameter(np.zeros(2)), md.Parameter(np.zeros(3))])).startswith("Adam(2 parameters,")

@@ -79,13 +79,14 @@ class _AdaptiveAvgPool(Layer):
         self.output_size = output_size
         self._layout = f"(N, C, {_SPATIAL[self._rank]})"
         self._shape: tuple[int, ...] | None = None
+        self._out_shape: tuple[int, ...] = ()  # the last forward's output spatial size
         self._dtype: np.dtype | None = None  # the last forward's output dtype
         self._plan: tuple[tuple[object, ...], list[np.ndarray], np.ndarray] | None = None  # the last input's
 
-    def _windows_of(self, spatial: tuple[int, ...], dtype: np.dtype) -> tuple[list[np.ndarray], np.ndarray]:
+    def _windows_of(self, spatial: tuple[int, ...], out: tuple[int, ...],
+                    dtype: np.dtype) -> tuple[list[np.ndarray], np.ndarray]:
         """The window matrices of each spatial axis and the windows' areas (output-shaped), made once per
         input size, output size and dtype."""
-        out = self._out(spatial)
         key = (spatial, out, dtype)
         plan = self._plan
         if plan is None or plan[0] != key:
@@ -122,10 +123,11 @@ class _AdaptiveAvgPool(Layer):
         """x: (N, C, *spatial) -> (N, C, *output_size)."""
         x = spatial_input(x, type(self).__name__, self._rank, self._layout)
         self._shape = x.shape
+        out = self._out_shape = self._out(x.shape[2:])  # (the backward's, whatever output_size is set since)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
         wide = x.astype(np.float32) if x.dtype == np.float16 else x
-        matrices, area = self._windows_of(x.shape[2:], wide.dtype)
+        matrices, area = self._windows_of(x.shape[2:], out, wide.dtype)
         y = wide
         # (inf * 0 in a product: its planes are redone below; a sum beyond the dtype is inf, as PyTorch's)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -135,8 +137,8 @@ class _AdaptiveAvgPool(Layer):
             bad = self._planes_not_finite(y)
             if bad is not None:  # a NaN/inf spread by 0 * NaN: those (sample, channel) planes window by window
                 redo = wide[bad][:, None]
-                for axis, out in enumerate(self._out(x.shape[2:]), start=2):
-                    redo = _sum_windows(redo, axis, out)
+                for axis, size in enumerate(out, start=2):
+                    redo = _sum_windows(redo, axis, size)
                 y[bad] = redo[:, 0] / area
         return y.astype(x.dtype, copy=False)
 
@@ -145,10 +147,10 @@ class _AdaptiveAvgPool(Layer):
         shape = self._shape
         self._require_cache(shape)
         assert shape is not None and self._dtype is not None
-        check_grad_output(grad_output, f"{type(self).__name__}.backward", shape[:2] + self._out(shape[2:]),
-                          self._dtype)
+        out = self._out_shape
+        check_grad_output(grad_output, f"{type(self).__name__}.backward", shape[:2] + out, self._dtype)
         g = grad_output.astype(np.float32) if self._dtype == np.float16 else grad_output
-        matrices, area = self._windows_of(shape[2:], g.dtype)
+        matrices, area = self._windows_of(shape[2:], out, g.dtype)
         share = g / area  # each output's gradient over its window's size, then spread over the window
         dx = share
         with np.errstate(invalid="ignore", over="ignore"):

@@ -507,7 +507,7 @@ class Conv2D(_Im2colConvolution):
         groups: how many independent channel groups; must divide in_channels and out_channels.
         W: exact initial values of shape ``(in_channels//groups*kh*kw [+1], out)`` instead of a random draw.
         init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias, with
-            ``fan_in = in_channels//groups*kh*kw``), ``"he"``, ``"glorot"`` or ``"zeros"`` (the bias
+            ``fan_in = in_channels//groups*kh*kw``), ``"he"``, ``"glorot"``, ``"lecun"`` or ``"zeros"`` (the bias
             starts at zero except with ``"uniform"``).
         rng: a ``numpy.random.Generator`` or int seed for the draw.
         dtype: float64 by default; ``np.float32`` for speed.
@@ -591,7 +591,7 @@ class Conv1D(_Im2colConvolution):
         groups: how many independent channel groups; must divide in_channels and out_channels.
         W: exact initial values of shape ``(in_channels//groups*k [+1], out)`` instead of a random draw.
         init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias, with
-            ``fan_in = in_channels//groups*k``), ``"he"``, ``"glorot"`` or ``"zeros"`` (the bias
+            ``fan_in = in_channels//groups*k``), ``"he"``, ``"glorot"``, ``"lecun"`` or ``"zeros"`` (the bias
             starts at zero except with ``"uniform"``).
         rng: a ``numpy.random.Generator`` or int seed for the draw.
         dtype: float64 by default; ``np.float32`` for speed.

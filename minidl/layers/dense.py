@@ -28,8 +28,8 @@ class Dense(Layer):
 
     Args:
         W: exact initial values (any array of the right shape), instead of a random draw.
-        init: ``"uniform"`` (PyTorch's default), ``"he"``, ``"glorot"`` or ``"zeros"``; the bias row
-            starts at zero except with ``"uniform"``, which draws it like PyTorch does.
+        init: ``"uniform"`` (PyTorch's default), ``"he"``, ``"glorot"``, ``"lecun"`` (for SELU) or ``"zeros"``;
+            the bias row starts at zero except with ``"uniform"``, which draws it like PyTorch does.
         rng: a ``numpy.random.Generator`` or int seed for the draw.
         dtype: float64 by default; ``np.float32`` for speed.
     """

@@ -105,7 +105,14 @@ class _Block(Model):
         self.linear2 = Dense(dim_feedforward, d_model, rng=generator, dtype=dtype)
 
     def _feed_forward(self, h: np.ndarray) -> np.ndarray:
-        return self.linear2(self.dropout(self.activation(self.linear1(h))))
+        z = self.linear1(h)
+        a = self.activation(z)
+        if a.shape != z.shape:  # (else linear2's refusal would show the block's own input shape; the
+            # block's name is put in front by the forward, as for a sub-layer's error)
+            raise ShapeError(f"the activation {self.activation!r} turned linear1's output "
+                             f"of shape {z.shape} into shape {np.shape(a)}; it must keep the shape "
+                             f"(dim_feedforward={z.shape[-1]})")
+        return self.linear2(self.dropout(a))
 
     def _feed_forward_back(self, g: np.ndarray) -> np.ndarray:
         return self.linear1.backward(self.activation.backward(self.dropout.backward(self.linear2.backward(g))))

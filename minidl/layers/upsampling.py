@@ -72,7 +72,7 @@ class ConvTranspose2D(_Convolution):
         groups: how many independent channel groups; must divide in_channels and out_channels.
         W: exact initial values of shape ``(in_channels//groups*kh*kw [+1], out_channels)``.
         init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias), ``"he"``,
-            ``"glorot"`` or ``"zeros"`` (the bias starts at zero except with ``"uniform"``).  Fans as
+            ``"glorot"``, ``"lecun"`` or ``"zeros"`` (the bias starts at zero except with ``"uniform"``).  Fans as
             PyTorch computes them for its ``(in, out/groups, kh, kw)`` weight: ``fan_in =
             out_channels//groups*kh*kw`` (not the rows of W), ``fan_out = in_channels*kh*kw``.
         rng: a ``numpy.random.Generator`` or int seed for the draw.
