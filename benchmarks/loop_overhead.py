@@ -12,8 +12,10 @@ reference).  Per epoch the two contenders do the same training steps on the same
   shuffle's memory traffic, ``verbose=0`` with ``shuffle=False`` (each batch a view of ``x``: no
   copy at all).
 
-Both are timed alternately (bare, fit, fit, bare, ...) and the overhead is the median over pairs of
-``fit / bare - 1``, by the wall clock and by the process's CPU time (which leaves out the time the
+Every round times the bare loop and each fit mode once, in a rotating order (so that each takes every
+place equally often and no mode is timed in a block of its own, which drifts by 2-3 points on a shared
+machine), and a mode's overhead is the median over rounds of ``fit / bare - 1`` in the same round, by
+the wall clock and by the process's CPU time (which leaves out the time the
 process waited for a core on a busy machine; with ``--threads 1`` it is the fairer of the two), and
 as the ratio of the fastest epochs (the least disturbed by other processes).
 The bare loop calls the same backward method that ``fit`` calls (it is printed:
@@ -24,17 +26,21 @@ loop with ``backward_params``: what skipping that gradient saves.
 Usage::
 
     python benchmarks/loop_overhead.py [--quick] [--samples 8192] [--pairs 15] [--threads 1]
+
+(``--pairs`` P: 4 P rounds, each contender in each place P times; 60 rounds by default.)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import io
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     optimizer = md.SGD(model.parameters(), lr=LR)
     threads = f"BLAS threads limited to {args.threads}" if args.threads else "default BLAS threads"
     print(f"784-256-256-10, batch {bs}, {np.dtype(dtype).name}, {n} samples ({len(batches)} steps) per epoch; "
-          f"fit calls model.{used}; {pairs} alternating pairs per mode; {threads}\n")
+          f"fit calls model.{used}; {4 * pairs} rounds of the bare loop and the three fit modes; {threads}\n")
 
     # the cost of the unused input gradient, for the record: bare loops with either backward
     for name in ("backward", "backward_params"):
@@ -122,39 +128,44 @@ def run(args: argparse.Namespace) -> int:
     print(f"bare loop with backward / with backward_params: {statistics.median(ratio_dx):.3f} "
           f"(runs {min(ratio_dx):.3f}-{max(ratio_dx):.3f})\n")
 
-    print("| mode | bare epoch ms | fit epoch ms | fit overhead, wall (pairs min-max) | "
-          "fit overhead, process CPU time (pairs min-max) | fastest fit / fastest bare - 1 |")
+    modes = [(0, True), (1, True), (0, False)]
+    sink = io.StringIO()
+
+    def fit_epoch(verbose: int, shuffle: bool) -> None:
+        with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+            model.fit(x, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=bs, shuffle=shuffle, rng=1,
+                      verbose=verbose)
+
+    contenders: list[Callable[[], object]] = [functools.partial(bare_epoch, model, loss, optimizer, batches, used)]
+    contenders += [functools.partial(fit_epoch, verbose, shuffle) for verbose, shuffle in modes]
+    for run_one in contenders:  # warm-up (imports tqdm, fills caches)
+        run_one()
+    # every round times the bare loop and each fit mode once, in a rotating order (each contender takes
+    # every place equally often), and each mode's overhead is its ratio to the same round's bare loop:
+    # no mode is measured in a block of its own, which drifts by 2-3 points on a shared machine
+    wall: list[list[float]] = [[] for _ in contenders]
+    cpu: list[list[float]] = [[] for _ in contenders]
+    for i in range(pairs * len(contenders)):
+        k = i % len(contenders)
+        for j in [*range(k, len(contenders)), *range(k)]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            contenders[j]()
+            wall[j].append(time.perf_counter() - t0)
+            cpu[j].append(time.process_time() - c0)
+    print(f"{len(wall[0])} rounds, each the bare loop and every fit mode once, in rotating order; overhead: "
+          "median over rounds of fit / bare - 1 in the same round\n")
+    print("| mode | bare epoch ms | fit epoch ms | fit overhead, wall (rounds min-max) | "
+          "fit overhead, process CPU time (rounds min-max) | fastest fit / fastest bare - 1 |")
     print("|---|---:|---:|---:|---:|---:|")
-    for verbose, shuffle in ((0, True), (1, True), (0, False)):
-        sink = io.StringIO()
-        bare_times, fit_times, overheads, cpu_overheads = [], [], [], []
-
-        def fit_epoch(verbose: int = verbose, shuffle: bool = shuffle, sink: io.StringIO = sink) -> None:
-            with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
-                model.fit(x, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=bs, shuffle=shuffle,
-                          rng=1, verbose=verbose)
-
-        fit_epoch()  # warm-up (imports tqdm, fills caches)
-        bare_epoch(model, loss, optimizer, batches, used)
-        for i in range(pairs):
-            timed, cpu = {}, {}
-            for who in ("bare", "fit") if i % 2 == 0 else ("fit", "bare"):  # each goes first half the time
-                t0, c0 = time.perf_counter(), time.process_time()
-                if who == "bare":
-                    bare_epoch(model, loss, optimizer, batches, used)
-                else:
-                    fit_epoch()
-                timed[who], cpu[who] = time.perf_counter() - t0, time.process_time() - c0
-            bare_times.append(timed["bare"])
-            fit_times.append(timed["fit"])
-            overheads.append(timed["fit"] / timed["bare"] - 1)
-            cpu_overheads.append(cpu["fit"] / cpu["bare"] - 1)
+    for m, (verbose, shuffle) in enumerate(modes, start=1):
+        overheads = [f / b - 1 for f, b in zip(wall[m], wall[0], strict=True)]
+        cpu_overheads = [f / b - 1 for f, b in zip(cpu[m], cpu[0], strict=True)]
         label = ("verbose=0" if verbose == 0 else "verbose=1 (tqdm bar)") + ("" if shuffle else ", shuffle=False")
-        print(f"| {label} | {statistics.median(bare_times) * 1e3:.1f} | {statistics.median(fit_times) * 1e3:.1f} | "
+        print(f"| {label} | {statistics.median(wall[0]) * 1e3:.1f} | {statistics.median(wall[m]) * 1e3:.1f} | "
               f"{statistics.median(overheads) * 100:+.1f}% ({min(overheads) * 100:+.1f}% to "
               f"{max(overheads) * 100:+.1f}%) | {statistics.median(cpu_overheads) * 100:+.1f}% "
               f"({min(cpu_overheads) * 100:+.1f}% to {max(cpu_overheads) * 100:+.1f}%) | "
-              f"{(min(fit_times) / min(bare_times) - 1) * 100:+.1f}% |", flush=True)
+              f"{(min(wall[m]) / min(wall[0]) - 1) * 100:+.1f}% |", flush=True)
     return 0
 
 
