@@ -693,6 +693,7 @@ class OneCycleLR(_CyclesMomentum):
     div_factor: float
     final_div_factor: float
     three_phase: bool
+
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "total_steps":
             return _check_positive_int("OneCycleLR", name, value)

@@ -107,7 +107,7 @@ class _Block(Model):
     def _feed_forward(self, h: np.ndarray) -> np.ndarray:
         z = self.linear1(h)
         a = self.activation(z)
-        if a.shape != z.shape:  # (else linear2's refusal would show the block's own input shape; the
+        if np.shape(a) != z.shape:  # (else linear2's refusal would show the block's own input shape; the
             # block's name is put in front by the forward, as for a sub-layer's error)
             raise ShapeError(f"the activation {self.activation!r} turned linear1's output "
                              f"of shape {z.shape} into shape {np.shape(a)}; it must keep the shape "
