@@ -297,6 +297,7 @@ class CrossEntropyLoss(Loss):
                 coef = coef * (1.0 - eps) + eps / c
             if weight is not None:
                 coef = coef * weight.astype(logits.dtype)
+            coef = _kept(coef, y_true)  # (the caller may refill its target buffer before the backward)
         else:
             raise ShapeError(
                 f"{who}: y_true must be (N,) integer labels or (N, C) probabilities; got shape "
@@ -748,9 +749,9 @@ class KLDivLoss(Loss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: log-probabilities (N, ...); y_true: probabilities (or log-probabilities) alike -> scalar."""
-        given = y_true
-        if self.log_target and isinstance(given, np.ndarray) and given.dtype.kind == "f" and np.isneginf(given).any():
-            index = tuple(int(i) for i in np.argwhere(np.isneginf(y_true))[0])
+        given = as_array(y_true, "KLDivLoss", "y_true") if self.log_target else y_true  # (a list too)
+        if self.log_target and given.dtype.kind == "f" and np.isneginf(given).any():
+            index = tuple(int(i) for i in np.argwhere(np.isneginf(given))[0])
             raise TargetError(f"KLDivLoss(log_target=True): y_true holds -inf (the log of a zero probability) at index "
                               f"{index}; pass the probabilities with log_target=False, where 0 log 0 counts as 0")
         x, target = self._pair(y_pred, y_true)

@@ -64,10 +64,9 @@ class Optimizer:
     #: ``mu_product``).
     state_floats: frozenset[str] = frozenset()
 
-    #: The lr before the first learning-rate schedule was made on this optimizer (PyTorch's
-    #: ``initial_lr``), set by that schedule: what a :class:`~minidl.SequentialLR` starts every
-    #: schedule from, whichever of them changed the lr when made.  None until a schedule is made.
-    initial_lr: float | None = None
+    #: How many learning-rate schedules have been made on this optimizer: each schedule takes its
+    #: number, so that a :class:`~minidl.SequentialLR` knows which of its schedules was made first.
+    _schedules_made: int = 0
 
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__

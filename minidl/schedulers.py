@@ -72,8 +72,9 @@ class LRScheduler:
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
-        if optimizer.initial_lr is None:  # the first schedule on it: the lr before any schedule changed it
-            optimizer.initial_lr = optimizer.lr
+        # which schedule on this optimizer this is: the first made of a sequence found the lr unchanged
+        self._made_order = optimizer._schedules_made
+        optimizer._schedules_made += 1
         self.last_epoch = 0
         # the lr this schedule last gave the optimizer (None after a load: not known), to notice another
         # hand on it: a second schedule, an lr set by hand, an optimizer state loaded without this one's
@@ -441,9 +442,9 @@ class SequentialLR(LRScheduler):
         cosine = CosineAnnealingLR(opt, T_max=45)
         schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
 
-    Every schedule starts from the same ``lr0``, PyTorch's ``initial_lr``: the optimizer's lr before the
-    first schedule was made on it (:attr:`Optimizer.initial_lr`), whichever of them changed it when made
-    (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's lr at once) and in whatever order.  The
+    Every schedule starts from the same ``lr0``, as from PyTorch's ``initial_lr``: the lr the first made
+    of them found, before any of them changed it (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch
+    0's lr at once), whatever the order they are listed in.  The
     constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
     loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
     nor another ``SequentialLR``) and be distinct; they belong to the sequence from then on (step it,
@@ -471,7 +472,7 @@ class SequentialLR(LRScheduler):
             raise ValueError("SequentialLR: a schedule is listed twice; each keeps its own settings, give two")
         self.schedulers = schedulers
         self.milestones: list[int] = self._check_setting("milestones", milestones)
-        lr0 = optimizer.initial_lr if optimizer.initial_lr is not None else max(s.base_lr for s in schedulers)
+        lr0 = min(schedulers, key=lambda s: s._made_order).base_lr  # the lr the first made of them found
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0

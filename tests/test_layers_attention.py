@@ -579,6 +579,10 @@ def test_parameter_shapes_init_and_exact_values() -> None:
     draw = np.random.default_rng(3)
     np.testing.assert_array_equal(he.W_qkv.data[1:], draw.normal(0, math.sqrt(2 / E), size=(E, 3 * E)))
     assert not he.W_qkv.data[0].any()
+    lecun = MultiHeadAttention(E, 2, init="lecun", rng=3)  # (for SELU networks, as Dense's)
+    draw = np.random.default_rng(3)
+    np.testing.assert_array_equal(lecun.W_qkv.data[1:], draw.normal(0, math.sqrt(1 / E), size=(E, 3 * E)))
+    np.testing.assert_array_equal(lecun.W_o.data[1:], draw.normal(0, math.sqrt(1 / E), size=(E, E)))
     zeros = MultiHeadAttention(E, 2, init="zeros", rng=3)
     assert not zeros.W_qkv.data.any() and not zeros.W_o.data.any()
     assert not np.array_equal(MultiHeadAttention(E, 2, rng=4).W_qkv.data, layer.W_qkv.data)
@@ -690,8 +694,8 @@ def test_constructor_arguments_are_checked() -> None:
         MultiHeadAttention(4, 2, causal="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=rf"{name}: bias must be True or False, got 1"):
         MultiHeadAttention(4, 2, bias=1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=rf"{name}: unknown init scheme 'xavier'; use 'uniform', 'glorot', 'he' or "
-                                         "'zeros'"):
+    with pytest.raises(ValueError, match=rf"{name}: unknown init scheme 'xavier'; use one of 'uniform', 'glorot', "
+                                         "'he', 'lecun', 'zeros'"):
         MultiHeadAttention(4, 2, init="xavier")
     with pytest.raises(md.DTypeError, match=rf"{name}: parameters need a floating dtype"):
         MultiHeadAttention(4, 2, dtype=np.int32)

@@ -149,3 +149,17 @@ def test_against_torch_if_installed() -> None:
 def test_an_overflowing_log_rate_gives_inf_quietly_as_pytorch() -> None:
     with np.errstate(all="raise"):
         assert md.PoissonNLLLoss()(np.array([[800.0]]), np.array([[1.0]])) == math.inf
+
+
+def test_accuracy_with_soft_margin_reads_the_sign_of_the_score() -> None:
+    """metrics=["accuracy"] took SoftMarginLoss's scores as probabilities (> 0.5, or argmax over two
+    outputs): 0.75 and 0.5 where every sign was right."""
+    model = md.Sequential(md.Dense(1, 1, W=np.array([[0.0], [1.0]])))  # y = x
+    x = np.array([[0.3], [-0.2], [0.7], [2.0]])
+    y = np.array([[1.0], [-1.0], [1.0], [1.0]])
+    assert model.evaluate(x, y, loss=md.SoftMarginLoss(), metrics=["accuracy"])["accuracy"] == 1.0
+    two = md.Sequential(md.Dense(1, 2, W=np.array([[0.0, 0.0], [1.0, -1.0]])))  # (x, -x)
+    labels = np.stack([y[:, 0], -y[:, 0]], axis=1)
+    assert two.evaluate(x, labels, loss=md.SoftMarginLoss(), metrics=["accuracy"])["accuracy"] == 1.0
+    labels[0] = [-1.0, -1.0]
+    assert two.evaluate(x, labels, loss=md.SoftMarginLoss(), metrics=["accuracy"])["accuracy"] == 7 / 8

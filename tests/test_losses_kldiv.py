@@ -163,9 +163,10 @@ def test_against_pytorch(reduction: str, log_target: bool) -> None:
 
 @pytest.mark.parametrize("make", [lambda: md.KLDivLoss("batchmean"), md.BCELoss, md.BCEWithLogitsLoss, md.MSELoss,
                                   md.L1Loss, md.HuberLoss, md.SmoothL1Loss, md.HalfSquaredError,
-                                  lambda: md.KLDivLoss(log_target=True)],
+                                  lambda: md.KLDivLoss(log_target=True), md.CrossEntropyLoss, md.PoissonNLLLoss,
+                                  md.SoftMarginLoss],
                          ids=["KLDiv", "BCE", "BCEWithLogits", "MSE", "L1", "Huber", "SmoothL1", "HalfSquared",
-                              "KLDiv-log"])
+                              "KLDiv-log", "CrossEntropy-probabilities", "PoissonNLL", "SoftMargin"])
 def test_the_gradient_is_of_the_targets_given_to_forward(make) -> None:
     """KLDivLoss, BCELoss and BCEWithLogitsLoss kept the caller's y_true and read it again in backward: a
     target buffer refilled between forward and backward changed the gradient."""
@@ -191,3 +192,5 @@ def test_a_minus_infinite_log_target_is_refused_with_the_way_out() -> None:
                                              r"probability\) at index \(0, 0\); pass the probabilities with "
                                              r"log_target=False"):
         md.KLDivLoss("batchmean", log_target=True)(x, log_p)
+    with pytest.raises(md.TargetError, match=r"y_true holds -inf \(the log of a zero probability\) at index \(0, 0\)"):
+        md.KLDivLoss("batchmean", log_target=True)(x, log_p.tolist())  # a list: the same hint

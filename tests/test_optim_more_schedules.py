@@ -285,13 +285,13 @@ def test_a_lambda_state_whose_lr_cannot_be_given_is_refused_and_changes_nothing(
         schedule.step()
 
 
-def test_sequential_lr_starts_from_the_lr_before_the_first_schedule_as_pytorchs_initial_lr() -> None:
+def test_sequential_lr_starts_from_the_lr_its_first_made_schedule_found() -> None:
     """A raising LambdaLR made first and a lowering LinearLR after it: each one's lr0 was the other's
-    epoch-0 lr, and the sequence took the raised 0.4 (every lr twice PyTorch's)."""
+    epoch-0 lr, and the sequence took the raised 0.4 (every lr twice PyTorch's).  Then, recorded on the
+    optimizer by its first schedule ever, lr0 went stale for a second phase whose lr was set by hand."""
     o = sgd(lr=0.2)
-    assert o.initial_lr is None
     lam = md.LambdaLR(o, lambda e: 2.0)
-    assert o.initial_lr == 0.2 and o.lr == 0.4
+    assert o.lr == 0.4
     lin = md.LinearLR(o, 0.5, 1.0, 3)
     seq = md.SequentialLR(o, [lin, lam], [3])
     lrs = [o.lr] + [seq.step() for _ in range(4)]
@@ -312,3 +312,18 @@ def test_what_a_users_review_found() -> None:
     assert "cycle_momentum=False" in repr(md.CyclicLR(sgd(), 0.01, 0.1, cycle_momentum=False))
     assert repr(sgd()).startswith("SGD(1 parameter, lr=0.5")
     assert repr(md.Adam([md.Parameter(np.zeros(2)), md.Parameter(np.zeros(3))])).startswith("Adam(2 parameters,")
+
+
+def test_a_second_phase_sequence_starts_from_the_lr_set_for_it() -> None:
+    opt = md.Adam([md.Parameter(np.zeros(2))], lr=1e-3)
+    first = md.CosineAnnealingLR(opt, T_max=10)
+    for _ in range(10):
+        first.step()
+    with pytest.raises(ValueError):
+        md.ConstantLR(opt, factor=2.0)  # refused: changes nothing a later sequence reads
+    opt.lr = 1e-4  # phase 2, keeping Adam's moments
+    warmup = md.LinearLR(opt, 0.5, total_iters=2)
+    cosine = md.CosineAnnealingLR(opt, T_max=5)
+    seq = md.SequentialLR(opt, [warmup, cosine], milestones=[2])
+    assert seq.base_lr == 1e-4 and opt.lr == pytest.approx(5e-5)
+    assert [seq.step() for _ in range(3)] == pytest.approx([7.5e-5, 1e-4, 1e-4 * (1 + math.cos(math.pi / 5)) / 2])

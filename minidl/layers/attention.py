@@ -38,7 +38,7 @@ from .dropout import drop_probability
 
 __all__ = ["MultiHeadAttention"]
 
-_INITS = ("uniform", "glorot", "he", "zeros")
+_INITS = ("uniform", "glorot", "he", "lecun", "zeros")
 
 
 _HALF = ("{who}: float16 is not supported: its scores overflow above 65504 and the softmax turns them into "
@@ -96,7 +96,8 @@ class MultiHeadAttention(Layer):
         init: ``"uniform"`` (the default: PyTorch's ``nn.MultiheadAttention``: W_qkv's weights
             Glorot-uniform U(+-sqrt(6 / (E + 3E))), as PyTorch's ``xavier_uniform_`` on its (3E, E)
             ``in_proj_weight``; W_o's weights U(+-1/sqrt(E)), ``nn.Linear``'s default), ``"glorot"``
-            (both Glorot-uniform by their own shapes), ``"he"`` (both N(0, 2/E)) or ``"zeros"``.  The
+            (both Glorot-uniform by their own shapes), ``"he"`` (both N(0, 2/E)), ``"lecun"`` (both N(0, 1/E))
+            or ``"zeros"``.  The
             bias rows start at zero in every scheme, as PyTorch zeroes both biases.
         rng: a ``numpy.random.Generator`` or int seed; W_qkv is drawn first, then W_o.
         dtype: float64 by default; ``np.float32`` for speed.
@@ -128,7 +129,7 @@ class MultiHeadAttention(Layer):
         self.bias = switch(bias, "bias", name)
         p = drop_probability(dropout, name, "dropout")  # (every argument checked before anything is drawn)
         if not isinstance(init, str) or init not in _INITS:
-            raise ValueError(f"{name}: unknown init scheme {init!r}; use 'uniform', 'glorot', 'he' or 'zeros'")
+            raise ValueError(f"{name}: unknown init scheme {init!r}; use one of {', '.join(map(repr, _INITS))}")
         kind = float_dtype(dtype, name)
         self._who = f"{name}({E}, num_heads={H})"
         if kind.itemsize < 4:
