@@ -577,7 +577,26 @@ class NLLLoss(Loss):
         return ", ".join(parts)
 
 
-class BCELoss(Loss):
+class _ElementwiseLoss(Loss):
+    """Base of the losses that are a mean (``reduction="mean"``) or a sum of per-element losses over
+    ``y_pred``'s elements: the reduction of the values and of the gradient, shared."""
+
+    reduction: str
+
+    def _reduced(self, per: np.ndarray) -> float:
+        """The per-element losses' mean or sum, as a float."""
+        total = float(per.sum())
+        return total / per.size if self.reduction == "mean" else total
+
+    def _reduced_grad(self, grad: np.ndarray) -> np.ndarray:
+        """``grad`` (a new array of the per-element slopes) divided, in place, by the element count for
+        the mean."""
+        if self.reduction == "mean":
+            grad *= 1.0 / grad.size
+        return grad
+
+
+class BCELoss(_ElementwiseLoss):
     """Binary cross-entropy of probabilities, as PyTorch's ``nn.BCELoss`` (after a ``Sigmoid``).
 
     Shapes: y_pred (probabilities p in [0, 1]) and y_true (targets t in [0, 1]): (N, ...) alike::
@@ -613,8 +632,7 @@ class BCELoss(Loss):
         per = t * log_p
         per += (1 - t) * log_q
         self._cache = (p, _kept(t, y_true))
-        total = -float(per.sum())
-        return total / per.size if self.reduction == "mean" else total
+        return -self._reduced(per)
 
     def backward(self) -> np.ndarray:
         """dloss/dp: shape and dtype of y_pred."""
@@ -624,15 +642,13 @@ class BCELoss(Loss):
         p, t = cache
         grad = p - t
         grad /= np.maximum(p * (1 - p), _BCE_EPS)
-        if self.reduction == "mean":
-            grad *= 1.0 / grad.size
-        return grad
+        return self._reduced_grad(grad)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
 
 
-class BCEWithLogitsLoss(Loss):
+class BCEWithLogitsLoss(_ElementwiseLoss):
     """Binary cross-entropy on logits, as PyTorch's ``nn.BCEWithLogitsLoss`` (sigmoid fused in).
 
     Shapes: y_pred (logits z) and y_true (targets t in [0, 1]): (N, ...) alike.
@@ -692,8 +708,7 @@ class BCEWithLogitsLoss(Loss):
                 )
             per = w * t * softplus_neg + (1 - t) * softplus
         self._cache = (s, s_neg, _kept(t, y_true), w)
-        total = float(per.sum())
-        return total / max(per.size, 1) if self.reduction == "mean" else total
+        return self._reduced(per)
 
     def backward(self) -> np.ndarray:
         """dloss/dlogits: shape and dtype of y_pred."""
@@ -704,9 +719,7 @@ class BCEWithLogitsLoss(Loss):
         # (1 - t) s - w t (1 - s); with w = 1 this is s - t, but this form keeps tiny gradients exact
         grad = (1 - t) * s
         grad -= t * s_neg if w is None else w * t * s_neg
-        if self.reduction == "mean":
-            grad *= 1.0 / max(grad.size, 1)
-        return grad
+        return self._reduced_grad(grad)
 
     def extra_repr(self) -> str:
         pos = "" if self.pos_weight is None else f", pos_weight={self.pos_weight.tolist()}"
@@ -789,7 +802,7 @@ class KLDivLoss(Loss):
         return f"reduction={self.reduction!r}" + (", log_target=True" if self.log_target else "")
 
 
-class PoissonNLLLoss(Loss):
+class PoissonNLLLoss(_ElementwiseLoss):
     """Negative log-likelihood of Poisson counts, as PyTorch's ``nn.PoissonNLLLoss``: ``y_pred`` is the
     log of the rate (``log_input=True``, the default: any real number) or the rate itself (>= 0),
     ``y_true`` the observed counts (>= 0).
@@ -842,8 +855,7 @@ class PoissonNLLLoss(Loss):
             big = t > 1
             safe = np.where(big, t, 1)  # (log of the counts <= 1 is not needed: their term is 0)
             per += np.where(big, safe * np.log(safe) - safe + 0.5 * np.log(2 * np.pi * safe), 0)
-        total = float(per.sum())
-        return total / per.size if self.reduction == "mean" else total
+        return self._reduced(per)
 
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
@@ -851,16 +863,13 @@ class PoissonNLLLoss(Loss):
         self._require(cache)
         assert cache is not None
         first, t = cache
-        grad = first - t if self.log_input else 1 - t / first
-        if self.reduction == "mean":
-            grad *= 1.0 / grad.size
-        return grad
+        return self._reduced_grad(first - t if self.log_input else 1 - t / first)
 
     def extra_repr(self) -> str:
         return (f"log_input={self.log_input}, full={self.full}, eps={self.eps}, reduction={self.reduction!r}")
 
 
-class SoftMarginLoss(Loss):
+class SoftMarginLoss(_ElementwiseLoss):
     """Two-class logistic loss on ``y`` in {-1, 1}, as PyTorch's ``nn.SoftMarginLoss``.
 
     Shapes: y_pred (scores x) and y_true (y): (N, ...) alike::
@@ -887,8 +896,7 @@ class SoftMarginLoss(Loss):
         per = np.log1p(np.exp(-np.abs(z)))
         per += np.maximum(z, 0)
         self._cache = (-y, _sigmoid(z))
-        total = float(per.sum())
-        return total / per.size if self.reduction == "mean" else total
+        return self._reduced(per)
 
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
@@ -896,38 +904,30 @@ class SoftMarginLoss(Loss):
         self._require(cache)
         assert cache is not None
         minus_y, s = cache
-        grad = minus_y * s
-        if self.reduction == "mean":
-            grad *= 1.0 / grad.size
-        return grad
+        return self._reduced_grad(minus_y * s)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
 
 
-class _DifferenceLoss(Loss):
+class _DifferenceLoss(_ElementwiseLoss):
     """A loss of ``d = y_pred - y_true`` element by element: a subclass gives the per-element loss
     (:meth:`_per`) and its slope (:meth:`_slope`); the mean (``reduction="mean"``) or the sum over every
     element, and the cached difference, are shared."""
 
-    reduction: str
     _diff: np.ndarray | None
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         y_pred, target = self._pair(y_pred, y_true)
         d = y_pred - target
         self._diff = d
-        total = float(self._per(d).sum())
-        return total / max(d.size, 1) if self.reduction == "mean" else total
+        return self._reduced(self._per(d))
 
     def backward(self) -> np.ndarray:
         d = self._diff
         self._require(d)
         assert d is not None
-        grad = self._slope(d)
-        if self.reduction == "mean":
-            grad *= 1.0 / max(grad.size, 1)
-        return grad
+        return self._reduced_grad(self._slope(d))
 
     def _per(self, d: np.ndarray) -> np.ndarray:
         raise NotImplementedError
