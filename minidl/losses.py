@@ -843,9 +843,10 @@ class PoissonNLLLoss(_ElementwiseLoss):
                 raise TargetError(f"PoissonNLLLoss: {name} must be >= 0, got {float(a[index])} at index {index}{hint}")
         t = _kept(t, y_true)
         if self.log_input:
-            with np.errstate(over="ignore"):  # (a log-rate beyond ~709 (float64): the loss is inf, as PyTorch's)
+            # (a log-rate beyond ~709 in float64: the loss is inf, or NaN as inf - inf, as PyTorch's, quietly)
+            with np.errstate(over="ignore", invalid="ignore"):
                 rate = np.exp(x)
-            per = rate - t * x
+                per = rate - t * x
             self._cache = (rate, t)
         else:
             shifted = x + self.eps

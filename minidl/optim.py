@@ -64,9 +64,11 @@ class Optimizer:
     #: ``mu_product``).
     state_floats: frozenset[str] = frozenset()
 
-    #: How many learning-rate schedules have been made on this optimizer: each schedule takes its
-    #: number, so that a :class:`~minidl.SequentialLR` knows which of its schedules was made first.
-    _schedules_made: int = 0
+    #: The lr a :class:`~minidl.SequentialLR` starts its schedules from, PyTorch's ``initial_lr``: the lr
+    #: the first schedule made on this optimizer found (set by that schedule, whichever of the schedules
+    #: changed the lr when made).  As in PyTorch it stays: for a new training phase whose lr you set by
+    #: hand, set it to None (or to that lr) before making the phase's schedules.
+    initial_lr: float | None = None
 
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__
@@ -258,7 +260,7 @@ class Optimizer:
         expected_keys = {str(i) for i in range(len(self.params))}
         if set(per_param) != expected_keys:
             odd = sorted(repr(k) for k in set(per_param) - expected_keys)[:5]
-            problems.append(f"state holds entries for {len(per_param)} parameters, this optimizer has "
+            problems.append(f"state holds entries for {_count(len(per_param), 'parameter')}, this optimizer has "
                             f"{len(self.params)} (keys '0'..'{len(self.params) - 1}', as strings)"
                             + (f"; unexpected keys {', '.join(odd)}" if odd else ""))
         new_state: list[dict[str, Any]] = []
@@ -324,8 +326,12 @@ class Optimizer:
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
-        count = len(self.params)
-        return f"{type(self).__name__}({count} parameter{'' if count == 1 else 's'}, {args})"
+        return f"{type(self).__name__}({_count(len(self.params), 'parameter')}, {args})"
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 parameter"``, ``"2 parameters"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _hyper_value(value: Any, current: Any) -> tuple[float | bool, str | None]:

@@ -72,9 +72,8 @@ class LRScheduler:
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
-        # which schedule on this optimizer this is: the first made of a sequence found the lr unchanged
-        self._made_order = optimizer._schedules_made
-        optimizer._schedules_made += 1
+        if optimizer.initial_lr is None:  # the first schedule made on it: PyTorch's initial_lr
+            optimizer.initial_lr = optimizer.lr
         self.last_epoch = 0
         # the lr this schedule last gave the optimizer (None after a load: not known), to notice another
         # hand on it: a second schedule, an lr set by hand, an optimizer state loaded without this one's
@@ -442,9 +441,11 @@ class SequentialLR(LRScheduler):
         cosine = CosineAnnealingLR(opt, T_max=45)
         schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
 
-    Every schedule starts from the same ``lr0``, as from PyTorch's ``initial_lr``: the lr the first made
-    of them found, before any of them changed it (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch
-    0's lr at once), whatever the order they are listed in.  The
+    Every schedule starts from the same ``lr0``, PyTorch's ``initial_lr``: the lr the first schedule made
+    on the optimizer found (:attr:`Optimizer.initial_lr`), whichever of them changed it when made
+    (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's lr at once) and in whatever order.  For
+    a new training phase whose lr was set by hand, set ``opt.initial_lr = None`` before making its
+    schedules (as PyTorch needs ``initial_lr`` deleted from its param group).  The
     constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
     loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
     nor another ``SequentialLR``) and be distinct; they belong to the sequence from then on (step it,
@@ -472,7 +473,8 @@ class SequentialLR(LRScheduler):
             raise ValueError("SequentialLR: a schedule is listed twice; each keeps its own settings, give two")
         self.schedulers = schedulers
         self.milestones: list[int] = self._check_setting("milestones", milestones)
-        lr0 = min(schedulers, key=lambda s: s._made_order).base_lr  # the lr the first made of them found
+        # PyTorch's initial_lr (or, cleared by the user since the schedules were made, the largest they found)
+        lr0 = optimizer.initial_lr if optimizer.initial_lr is not None else max(s.base_lr for s in schedulers)
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0
@@ -532,7 +534,7 @@ class SequentialLR(LRScheduler):
             LRScheduler.load_state_dict(trial, {k: v for k, v in state.items() if k != "schedulers"})
             try:
                 lr = trial.lr_at(trial.last_epoch)
-            except ValueError as error:  # a rising schedule whose lr at the saved epoch overflows
+            except (TypeError, ValueError) as error:  # an overflowing lr, a LambdaLR's function refusing
                 raise StateDictError(f"{refused}{error}") from None
         finally:
             self.optimizer.lr = lr_before
@@ -611,6 +613,12 @@ class _CyclesMomentum(LRScheduler):
         lr = self._set(self.last_epoch + 1)
         self.last_epoch += 1
         return lr
+
+    def _momentum_repr(self) -> str:
+        """The momentum settings, for ``repr``."""
+        if not self.cycle_momentum:
+            return ", cycle_momentum=False"
+        return f", base_momentum={self.base_momentum}, max_momentum={self.max_momentum}"
 
     def _check_loaded(self) -> None:
         """A ``ValueError`` for a loaded state the schedule cannot run from; none here."""
@@ -765,7 +773,8 @@ class OneCycleLR(_CyclesMomentum):
 
     def extra_repr(self) -> str:
         return (f"max_lr={self.max_lr}, total_steps={self.total_steps}, pct_start={self.pct_start}, "
-                f"anneal_strategy={self.anneal_strategy!r}, three_phase={self.three_phase}")
+                f"anneal_strategy={self.anneal_strategy!r}, three_phase={self.three_phase}, "
+                f"div_factor={self.div_factor}, final_div_factor={self.final_div_factor}" + self._momentum_repr())
 
 
 class CyclicLR(_CyclesMomentum):
@@ -843,11 +852,9 @@ class CyclicLR(_CyclesMomentum):
         return lr, momentum
 
     def extra_repr(self) -> str:
-        momentum = (f", base_momentum={self.base_momentum}, max_momentum={self.max_momentum}" if self.cycle_momentum
-                    else ", cycle_momentum=False")
         return (f"base_lr={self.base_lr}, max_lr={self.max_lr}, step_size_up={self.step_size_up}, "
                 f"step_size_down={self.step_size_down}, mode={self.mode!r}"
-                + (f", gamma={self.gamma}" if self.mode == "exp_range" else "") + momentum)
+                + (f", gamma={self.gamma}" if self.mode == "exp_range" else "") + self._momentum_repr())
 
 
 class LambdaLR(LRScheduler):

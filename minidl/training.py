@@ -246,7 +246,8 @@ class History:
 
     def __repr__(self) -> str:
         last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
-        return f"History({len(self.epoch)} epochs{': ' if last else ''}{last})"
+        count = len(self.epoch)
+        return f"History({count} epoch{'' if count == 1 else 's'}{': ' if last else ''}{last})"
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -305,3 +305,17 @@ def test_an_activation_that_changes_the_width_is_named() -> None:
         block(np.zeros((2, 3, 8)))
     with pytest.raises(md.BackwardBeforeForwardError):
         block.backward(np.zeros((2, 3, 8)))
+
+
+def test_an_activation_that_changes_the_dtype_is_named() -> None:
+    class Up(md.Layer):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return np.tanh(x).astype(np.float64)
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return grad_output
+
+    block = TransformerEncoderLayer(8, 2, 16, activation=Up, dtype=np.float32, rng=0)
+    with pytest.raises(md.DTypeError, match=r"^TransformerEncoderLayer: the activation Up\(\) turned linear1's "
+                                            r"float32 output into float64; it must keep the dtype"):
+        block(np.zeros((2, 3, 8), np.float32))

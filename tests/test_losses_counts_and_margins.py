@@ -149,6 +149,7 @@ def test_against_torch_if_installed() -> None:
 def test_an_overflowing_log_rate_gives_inf_quietly_as_pytorch() -> None:
     with np.errstate(all="raise"):
         assert md.PoissonNLLLoss()(np.array([[800.0]]), np.array([[1.0]])) == math.inf
+        assert math.isnan(md.PoissonNLLLoss()(np.array([[1e308]]), np.array([[10.0]])))  # inf - inf
 
 
 def test_accuracy_with_soft_margin_reads_the_sign_of_the_score() -> None:

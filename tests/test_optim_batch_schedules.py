@@ -207,7 +207,8 @@ def test_a_state_with_cycle_momentum_is_refused_for_an_optimizer_without_momentu
 def test_repr() -> None:
     s = OneCycleLR(sgd(), max_lr=1.0, total_steps=30)
     assert repr(s) == ("OneCycleLR(max_lr=1.0, total_steps=30, pct_start=0.3, anneal_strategy='cos', "
-                       "three_phase=False, last_epoch=0)")
+                       "three_phase=False, div_factor=25.0, final_div_factor=10000.0, base_momentum=0.85, "
+                       "max_momentum=0.95, last_epoch=0)")
 
 
 # ---------------------------------------------------------------------------------------------- fit

@@ -287,8 +287,7 @@ def test_a_lambda_state_whose_lr_cannot_be_given_is_refused_and_changes_nothing(
 
 def test_sequential_lr_starts_from_the_lr_its_first_made_schedule_found() -> None:
     """A raising LambdaLR made first and a lowering LinearLR after it: each one's lr0 was the other's
-    epoch-0 lr, and the sequence took the raised 0.4 (every lr twice PyTorch's).  Then, recorded on the
-    optimizer by its first schedule ever, lr0 went stale for a second phase whose lr was set by hand."""
+    epoch-0 lr, and the sequence took the raised 0.4 (every lr twice PyTorch's)."""
     o = sgd(lr=0.2)
     lam = md.LambdaLR(o, lambda e: 2.0)
     assert o.lr == 0.4
@@ -314,7 +313,7 @@ def test_what_a_users_review_found() -> None:
     assert repr(md.Adam([md.Parameter(np.zeros(2)), md.Parameter(np.zeros(3))])).startswith("Adam(2 parameters,")
 
 
-def test_a_second_phase_sequence_starts_from_the_lr_set_for_it() -> None:
+def test_a_second_phase_sequence_starts_from_the_lr_set_for_it_once_initial_lr_is_cleared() -> None:
     opt = md.Adam([md.Parameter(np.zeros(2))], lr=1e-3)
     first = md.CosineAnnealingLR(opt, T_max=10)
     for _ in range(10):
@@ -322,8 +321,48 @@ def test_a_second_phase_sequence_starts_from_the_lr_set_for_it() -> None:
     with pytest.raises(ValueError):
         md.ConstantLR(opt, factor=2.0)  # refused: changes nothing a later sequence reads
     opt.lr = 1e-4  # phase 2, keeping Adam's moments
+    opt.initial_lr = None  # (as PyTorch, a sequence would start from the first phase's lr otherwise)
     warmup = md.LinearLR(opt, 0.5, total_iters=2)
     cosine = md.CosineAnnealingLR(opt, T_max=5)
     seq = md.SequentialLR(opt, [warmup, cosine], milestones=[2])
     assert seq.base_lr == 1e-4 and opt.lr == pytest.approx(5e-5)
     assert [seq.step() for _ in range(3)] == pytest.approx([7.5e-5, 1e-4, 1e-4 * (1 + math.cos(math.pi / 5)) / 2])
+
+
+def test_the_same_schedules_made_again_and_states_loaded_in_another_order_start_from_the_same_lr0() -> None:
+    """Numbering the schedules by the order they were made (tried between PyTorch's initial_lr and this)
+    shrank lr0 tenfold each time a warm-up and cosine were made again on one optimizer, and gave 0.02 for
+    states loaded into schedules made in another order (PyTorch: 0.1 and 0.2)."""
+    o = sgd(lr=0.1)
+    for _ in range(3):  # a notebook cell run three times
+        seq = md.SequentialLR(o, [md.LinearLR(o, 0.1, 1.0, 5), md.CosineAnnealingLR(o, 45)], [5])
+        assert seq.base_lr == 0.1 and o.lr == pytest.approx(0.01)
+    o = sgd(lr=0.2)
+    w, c = md.LinearLR(o, 0.1, 1.0, 3), md.CosineAnnealingLR(o, 6)
+    saved = w.state_dict(), c.state_dict()
+    o2 = sgd(lr=0.2)
+    c2 = md.CosineAnnealingLR(o2, 6)
+    w2 = md.LinearLR(o2, 0.1, 1.0, 3)
+    w2.load_state_dict(saved[0])
+    c2.load_state_dict(saved[1])
+    seq = md.SequentialLR(o2, [w2, c2], [3])
+    lrs = [o2.lr] + [seq.step() for _ in range(4)]
+    np.testing.assert_allclose(lrs, [0.02, 0.08, 0.14, 0.2, 0.2 * (1 + math.cos(math.pi / 6)) / 2], rtol=1e-14)
+
+
+def test_a_lambda_in_a_sequence_whose_loaded_lr_is_not_a_number_is_a_state_error() -> None:
+    o = sgd(lr=0.1)
+    seq = md.SequentialLR(o, [md.ConstantLR(o, 0.5, 2), md.LambdaLR(o, lambda e: 1.0 if e < 3 else None)], [2])
+    state = seq.state_dict()
+    state["last_epoch"] = 6
+    before = seq.state_dict(), o.lr
+    with pytest.raises(StateDictError, match=r"SequentialLR.load_state_dict refused the state .*lr_lambda\(4\) "
+                                             r"returned None"):
+        seq.load_state_dict(state)
+    assert (seq.state_dict(), o.lr) == before
+
+
+def test_one_cycle_repr_shows_its_momentum_and_factors() -> None:
+    assert repr(md.OneCycleLR(sgd(), 1.0, 10)) == (
+        "OneCycleLR(max_lr=1.0, total_steps=10, pct_start=0.3, anneal_strategy='cos', three_phase=False, "
+        "div_factor=25.0, final_div_factor=10000.0, base_momentum=0.85, max_momentum=0.95, last_epoch=0)")

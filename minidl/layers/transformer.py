@@ -107,11 +107,15 @@ class _Block(Model):
     def _feed_forward(self, h: np.ndarray) -> np.ndarray:
         z = self.linear1(h)
         a = self.activation(z)
-        if np.shape(a) != z.shape:  # (else linear2's refusal would show the block's own input shape; the
-            # block's name is put in front by the forward, as for a sub-layer's error)
+        # (else linear2's refusal would show the block's own input: the activation is named instead; the
+        # block's name is put in front by the forward, as for a sub-layer's error)
+        if np.shape(a) != z.shape:
             raise ShapeError(f"the activation {self.activation!r} turned linear1's output "
                              f"of shape {z.shape} into shape {np.shape(a)}; it must keep the shape "
                              f"(dim_feedforward={z.shape[-1]})")
+        if getattr(a, "dtype", None) != z.dtype:
+            raise DTypeError(f"the activation {self.activation!r} turned linear1's {z.dtype} output into "
+                             f"{getattr(a, 'dtype', type(a).__name__)}; it must keep the dtype")
         return self.linear2(self.dropout(a))
 
     def _feed_forward_back(self, g: np.ndarray) -> np.ndarray:
