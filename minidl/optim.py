@@ -64,11 +64,7 @@ class Optimizer:
     #: ``mu_product``).
     state_floats: frozenset[str] = frozenset()
 
-    #: The lr a :class:`~minidl.SequentialLR` starts its schedules from, PyTorch's ``initial_lr``: the lr
-    #: the first schedule made on this optimizer found (set by that schedule, whichever of the schedules
-    #: changed the lr when made).  As in PyTorch it stays: for a new training phase whose lr you set by
-    #: hand, set it to None (or to that lr) before making the phase's schedules.
-    initial_lr: float | None = None
+    _initial_lr: float | None = None
 
     def __init__(self, params: Iterable[Parameter], hyper: Hyper) -> None:
         name = type(self).__name__
@@ -121,6 +117,25 @@ class Optimizer:
         if not (math.isfinite(lr) and lr >= 0):
             raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0, got {value!r}")
         self.hyper["lr"] = lr
+
+    @property
+    def initial_lr(self) -> float | None:
+        """The lr a :class:`~minidl.SequentialLR` starts its schedules from, PyTorch's ``initial_lr``: the
+        lr the first schedule made on this optimizer found (set by that schedule; ``OneCycleLR`` sets its
+        own start, ``max_lr / div_factor``), saved in :meth:`state_dict`.  As in PyTorch it stays: for a
+        new training phase whose lr you set by hand, set it to None (or to that lr) before making the
+        phase's schedules."""
+        return self._initial_lr
+
+    @initial_lr.setter
+    def initial_lr(self, value: float | None) -> None:
+        if value is not None:
+            number = _number(type(self).__name__, "initial_lr", value)
+            if not (math.isfinite(number) and number >= 0):
+                raise ValueError(f"{type(self).__name__}: initial_lr must be None or a finite number >= 0, "
+                                 f"got {value!r}")
+            value = number
+        self._initial_lr = value
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -211,8 +226,9 @@ class Optimizer:
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """``{"type", "hyper", "state": {"0": {name: array or int}, ...}}``, copies throughout."""
-        return {
+        """``{"type", "hyper", "state": {"0": {name: array or int}, ...}}``, copies throughout, and
+        ``"initial_lr"`` once a schedule has recorded it (PyTorch keeps it in its param groups)."""
+        state: dict[str, Any] = {
             "type": type(self).__name__,
             "hyper": dict(self.hyper),
             "state": {  # declared arrays in the parameter's dtype, even before a step after model.astype
@@ -221,6 +237,9 @@ class Optimizer:
                 for i, (p, s) in enumerate(zip(self.params, self.state, strict=True))
             },
         }
+        if self.initial_lr is not None:
+            state["initial_lr"] = self.initial_lr
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore hyper-parameters and per-parameter state; refuses (listing every problem, changing
@@ -236,9 +255,16 @@ class Optimizer:
             raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems))
         if not isinstance(state["type"], str) or state["type"] != name:
             problems.append(f"state is for {state['type']!r}, not {name!r}")
-        extra = [key for key in state if key not in ("type", "hyper", "state")]
+        extra = [key for key in state if key not in ("type", "hyper", "state", "initial_lr")]
         if extra:
             problems.append(f"unexpected keys {extra}")
+        initial_lr = state.get("initial_lr")
+        if initial_lr is not None:
+            number, problem = _hyper_value(initial_lr, 0.0)  # (a finite number >= 0, as an lr)
+            if problem is None:
+                initial_lr = number
+            else:
+                problems.append(f"'initial_lr': {problem}")
         hyper = state["hyper"]
         converted: Hyper = {}  # as the constructor stores them: Python floats and bools
         if not isinstance(hyper, Mapping) or set(hyper) != set(self.hyper):
@@ -323,6 +349,7 @@ class Optimizer:
             )
         self.hyper = converted
         self.state = new_state
+        self._initial_lr = initial_lr
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import itertools
 import math
 import sys
@@ -66,13 +67,37 @@ class LRScheduler:
     settings: tuple[str, ...] = ()
     #: What the run has accumulated besides ``last_epoch`` (saved, and required on load).
     run_state: tuple[str, ...] = ()
+    #: Whether making the schedule records the optimizer's lr as its ``initial_lr`` when none is (PyTorch's
+    #: schedules do, its ``ReduceLROnPlateau`` does not).
+    records_initial_lr = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A constructor that refuses its arguments leaves the optimizer's ``initial_lr`` as it was (the
+        base records it before a subclass checks its own arguments; PyTorch checks them first)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def init_or_undo(self: LRScheduler, *args: Any, **kw: Any) -> None:
+            optimizer = args[0] if args else kw.get("optimizer")
+            before = optimizer.initial_lr if isinstance(optimizer, Optimizer) else None
+            try:
+                init(self, *args, **kw)
+            except BaseException:
+                if isinstance(optimizer, Optimizer):
+                    optimizer.initial_lr = before
+                raise
+
+        cls.__init__ = init_or_undo  # type: ignore[method-assign]
 
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
-        if optimizer.initial_lr is None:  # the first schedule made on it: PyTorch's initial_lr
+        if optimizer.initial_lr is None and self.records_initial_lr:  # the first schedule: PyTorch's initial_lr
             optimizer.initial_lr = optimizer.lr
         self.last_epoch = 0
         # the lr this schedule last gave the optimizer (None after a load: not known), to notice another
@@ -455,6 +480,8 @@ class SequentialLR(LRScheduler):
     settings = ("milestones",)
     _KEYS = frozenset({"type", "base_lr", "last_epoch", "milestones", "schedulers"})
 
+    records_initial_lr = False  # (it reads it: below)
+
     def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Iterable[int]) -> None:
         super().__init__(optimizer)
         if isinstance(schedulers, (str, bytes, Mapping)) or not isinstance(schedulers, Iterable):
@@ -473,8 +500,10 @@ class SequentialLR(LRScheduler):
             raise ValueError("SequentialLR: a schedule is listed twice; each keeps its own settings, give two")
         self.schedulers = schedulers
         self.milestones: list[int] = self._check_setting("milestones", milestones)
-        # PyTorch's initial_lr (or, cleared by the user since the schedules were made, the largest they found)
+        # PyTorch's initial_lr (or, cleared by the user since the schedules were made, the largest lr they
+        # found, recorded as the initial_lr from now on)
         lr0 = optimizer.initial_lr if optimizer.initial_lr is not None else max(s.base_lr for s in schedulers)
+        optimizer.initial_lr = lr0
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0
@@ -534,8 +563,9 @@ class SequentialLR(LRScheduler):
             LRScheduler.load_state_dict(trial, {k: v for k, v in state.items() if k != "schedulers"})
             try:
                 lr = trial.lr_at(trial.last_epoch)
-            except (TypeError, ValueError) as error:  # an overflowing lr, a LambdaLR's function refusing
-                raise StateDictError(f"{refused}{error}") from None
+            except Exception as error:  # an overflowing lr, a LambdaLR's function refusing or failing
+                raise StateDictError(f"{refused}the lr at the loaded epoch: {type(error).__name__}: {error}") \
+                    from error
         finally:
             self.optimizer.lr = lr_before
         for s, child in zip(self.schedulers, children, strict=True):
@@ -692,6 +722,7 @@ class OneCycleLR(_CyclesMomentum):
         self._check_phases(self._phases())
         self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
         self.base_lr = self.max_lr / self.div_factor  # lr0, as PyTorch's initial_lr
+        optimizer.initial_lr = self.base_lr  # (PyTorch's OneCycleLR sets it so, whatever it was)
         self._set(0)
 
     # the settings, typed for readers (assigned in __init__ through _check_setting)
@@ -799,6 +830,7 @@ class CyclicLR(_CyclesMomentum):
     def __init__(self, optimizer: Optimizer, base_lr: float, max_lr: float, step_size_up: int = 2000,
                  step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
                  cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9) -> None:
+        before_initial = optimizer.initial_lr if isinstance(optimizer, Optimizer) else None
         super().__init__(optimizer)
         base = _check_finite_nonnegative("CyclicLR", "base_lr", base_lr)
         for name, value in (("max_lr", max_lr), ("step_size_up", step_size_up),
@@ -808,6 +840,8 @@ class CyclicLR(_CyclesMomentum):
             setattr(self, name, self._check_setting(name, value))
         self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
         self.base_lr = base
+        if before_initial is None:  # (PyTorch's CyclicLR sets the lr to base_lr before recording it)
+            optimizer.initial_lr = base
         self._set(0)
 
     # the settings, typed for readers (assigned in __init__ through _check_setting)
@@ -995,6 +1029,8 @@ class ReduceLROnPlateau(LRScheduler):
     :attr:`num_bad_epochs` and :attr:`cooldown_counter` are saved with the state, and ``step()``
     requires the value.
     """
+
+    records_initial_lr = False  # (as PyTorch's: it has no closed form from an lr0)
 
     settings = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps",
                 "monitor")

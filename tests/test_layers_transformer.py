@@ -319,3 +319,18 @@ def test_an_activation_that_changes_the_dtype_is_named() -> None:
     with pytest.raises(md.DTypeError, match=r"^TransformerEncoderLayer: the activation Up\(\) turned linear1's "
                                             r"float32 output into float64; it must keep the dtype"):
         block(np.zeros((2, 3, 8), np.float32))
+
+
+def test_an_activation_whose_backward_changes_the_dtype_is_named() -> None:
+    class Back64(md.Layer):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return np.tanh(x)
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return grad_output.astype(np.float64)
+
+    block = TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation=Back64, dtype=np.float32, rng=0)
+    y = block(np.zeros((1, 2, 8), np.float32))
+    with pytest.raises(md.DTypeError, match=r"^TransformerEncoderLayer: the activation Back64\(\)'s backward turned a "
+                                            r"float32 gradient of shape \(1, 2, 16\) into float64"):
+        block.backward(np.ones_like(y))

@@ -366,3 +366,70 @@ def test_one_cycle_repr_shows_its_momentum_and_factors() -> None:
     assert repr(md.OneCycleLR(sgd(), 1.0, 10)) == (
         "OneCycleLR(max_lr=1.0, total_steps=10, pct_start=0.3, anneal_strategy='cos', three_phase=False, "
         "div_factor=25.0, final_div_factor=10000.0, base_momentum=0.85, max_momentum=0.95, last_epoch=0)")
+
+
+def _warmup_then_cosine(o: md.Optimizer) -> md.SequentialLR:
+    return md.SequentialLR(o, [md.LinearLR(o, 0.5, 1.0, 2), md.CosineAnnealingLR(o, 4)], [2])
+
+
+def test_initial_lr_is_recorded_as_pytorchs() -> None:
+    """What recorded the optimizer's initial_lr differed from PyTorch: ReduceLROnPlateau did (PyTorch's does
+    not: a sequence after it went back 100x); OneCycleLR and CyclicLR recorded the lr they found (PyTorch:
+    max_lr / div_factor and base_lr); a refused constructor recorded it; the optimizer's state did not
+    hold it; with initial_lr cleared the sequence fell back to the already lowered lr."""
+    o = sgd(lr=0.2)
+    plateau = md.ReduceLROnPlateau(o, patience=0, factor=0.1)
+    for value in (1.0, 1.0, 1.0):
+        plateau.step(value)
+    assert o.initial_lr is None and o.lr == pytest.approx(0.002)
+    _warmup_then_cosine(o)
+    assert o.lr == pytest.approx(0.001) and o.initial_lr == pytest.approx(0.002)
+    o = sgd(lr=0.2)
+    md.OneCycleLR(o, 1.0, 10)
+    assert o.initial_lr == pytest.approx(0.04)
+    o = sgd(lr=0.2)
+    md.CyclicLR(o, 0.01, 0.1)
+    assert o.initial_lr == 0.01
+    o = sgd(lr=0.2)
+    with pytest.raises(ValueError):
+        md.LinearLR(o, start_factor=0.0)
+    assert o.initial_lr is None
+    o.lr = 0.01
+    _warmup_then_cosine(o)
+    assert o.lr == pytest.approx(0.005)
+    o = sgd(lr=0.1)
+    w, c = md.LinearLR(o, 0.5, 1.0, 2), md.CosineAnnealingLR(o, 4)
+    o.initial_lr = None  # cleared after the schedules were made: the largest lr they found, 0.1
+    seq = md.SequentialLR(o, [w, c], [2])
+    assert seq.base_lr == 0.1 and o.initial_lr == 0.1
+    with pytest.raises(TypeError, match="SGD: initial_lr must be a number"):
+        o.initial_lr = "0.1"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="SGD: initial_lr must be None or a finite number >= 0"):
+        o.initial_lr = -1.0
+
+
+def test_initial_lr_is_saved_with_the_optimizer() -> None:
+    o = sgd(lr=0.2)
+    seq = _warmup_then_cosine(o)
+    for _ in range(3):
+        seq.step()
+    state = o.state_dict()
+    assert state["initial_lr"] == 0.2
+    resumed = sgd(lr=0.7)
+    resumed.load_state_dict(state)
+    assert resumed.initial_lr == 0.2
+    _warmup_then_cosine(resumed)  # a next phase starts where the same process would
+    assert resumed.lr == pytest.approx(0.1)
+    with pytest.raises(StateDictError, match="'initial_lr': expected a finite number >= 0"):
+        resumed.load_state_dict({**state, "initial_lr": math.nan})
+    assert "initial_lr" not in sgd().state_dict()
+
+
+def test_a_function_failing_at_a_loaded_epoch_inside_a_sequence_is_a_state_error() -> None:
+    o = sgd(lr=0.1)
+    table = [1.0, 0.5, 0.25]
+    seq = md.SequentialLR(o, [md.ConstantLR(o, 0.5, 2), md.LambdaLR(o, lambda e: table[e])], [2])
+    state = seq.state_dict()
+    state["last_epoch"] = 7
+    with pytest.raises(StateDictError, match="IndexError: list index out of range"):
+        seq.load_state_dict(state)

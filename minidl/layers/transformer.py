@@ -119,7 +119,13 @@ class _Block(Model):
         return self.linear2(self.dropout(a))
 
     def _feed_forward_back(self, g: np.ndarray) -> np.ndarray:
-        return self.linear1.backward(self.activation.backward(self.dropout.backward(self.linear2.backward(g))))
+        ga = self.dropout.backward(self.linear2.backward(g))
+        gz = self.activation.backward(ga)
+        if np.shape(gz) != ga.shape or getattr(gz, "dtype", None) != ga.dtype:  # (else linear1 would blame g)
+            raise DTypeError(f"the activation {self.activation!r}'s backward turned a {ga.dtype} gradient of shape "
+                             f"{ga.shape} into {getattr(gz, 'dtype', type(gz).__name__)} of shape {np.shape(gz)}; it "
+                             "must keep both")
+        return self.linear1.backward(gz)
 
     def _sequence(self, x: Any, what: str, batch: int | None = None) -> np.ndarray:
         """``x`` checked as (N, T, d_model) with T >= 1, before any sub-layer runs.  With ``batch`` (the
