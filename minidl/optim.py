@@ -137,6 +137,10 @@ class Optimizer:
             value = number
         self._initial_lr = value
 
+    @initial_lr.deleter
+    def initial_lr(self) -> None:  # (as PyTorch users delete it from a param group)
+        self._initial_lr = None
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.zero_grad()
@@ -223,6 +227,12 @@ class Optimizer:
         d = dict(self.__dict__)
         d["_scratch"] = {}
         return d
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "initial_lr" in state:  # (pickled before it became a checked property)
+            state["_initial_lr"] = state.pop("initial_lr")
+        self.__dict__.update(state)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

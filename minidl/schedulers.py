@@ -72,8 +72,10 @@ class LRScheduler:
     records_initial_lr = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A constructor that refuses its arguments leaves the optimizer's ``initial_lr`` as it was (the
-        base records it before a subclass checks its own arguments; PyTorch checks them first)."""
+        """A constructor that refuses its arguments leaves the optimizer as it was: its hyper-parameters
+        (the lr and momentum a schedule sets when made) and its ``initial_lr``, which the base records
+        before a subclass checks its own arguments (PyTorch checks them first).  The optimizer is the
+        first argument that is one, however it is passed."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is None:
@@ -81,13 +83,17 @@ class LRScheduler:
 
         @functools.wraps(init)
         def init_or_undo(self: LRScheduler, *args: Any, **kw: Any) -> None:
-            optimizer = args[0] if args else kw.get("optimizer")
-            before = optimizer.initial_lr if isinstance(optimizer, Optimizer) else None
+            optimizer = next((a for a in (*args, *kw.values()) if isinstance(a, Optimizer)), None)
+            if optimizer is None:
+                init(self, *args, **kw)  # (refused by the base: no optimizer to change)
+                return
+            hyper, initial_lr = dict(optimizer.hyper), optimizer.initial_lr
             try:
                 init(self, *args, **kw)
             except BaseException:
-                if isinstance(optimizer, Optimizer):
-                    optimizer.initial_lr = before
+                optimizer.hyper.clear()
+                optimizer.hyper.update(hyper)
+                optimizer.initial_lr = initial_lr
                 raise
 
         cls.__init__ = init_or_undo  # type: ignore[method-assign]

@@ -299,9 +299,9 @@ def test_an_activation_that_changes_the_width_is_named() -> None:
     """GLU halves linear1's width: linear2 refused it with the block's own input shape, (2, 3, 8), in the
     message, which looked like the user's input was wrong."""
     block = TransformerEncoderLayer(8, 2, 16, activation=md.GLU, rng=0)
-    with pytest.raises(md.ShapeError, match=r"^TransformerEncoderLayer: the activation GLU\(axis=-1\) turned "
-                                            r"linear1's output of shape \(2, 3, 16\) into shape \(2, 3, 8\); it must "
-                                            r"keep the shape \(dim_feedforward=16\)"):
+    with pytest.raises(md.ShapeError, match=r"^TransformerEncoderLayer: the activation GLU\(axis=-1\)'s output has "
+                                            r"shape \(2, 3, 8\), not its input's \(2, 3, 16\) \(dim_feedforward=16\); "
+                                            r"it must keep the shape"):
         block(np.zeros((2, 3, 8)))
     with pytest.raises(md.BackwardBeforeForwardError):
         block.backward(np.zeros((2, 3, 8)))
@@ -316,8 +316,8 @@ def test_an_activation_that_changes_the_dtype_is_named() -> None:
             return grad_output
 
     block = TransformerEncoderLayer(8, 2, 16, activation=Up, dtype=np.float32, rng=0)
-    with pytest.raises(md.DTypeError, match=r"^TransformerEncoderLayer: the activation Up\(\) turned linear1's "
-                                            r"float32 output into float64; it must keep the dtype"):
+    with pytest.raises(md.DTypeError, match=r"^TransformerEncoderLayer: the activation Up\(\)'s output is float64, "
+                                            r"not its input's float32; it must keep the dtype"):
         block(np.zeros((2, 3, 8), np.float32))
 
 
@@ -331,6 +331,27 @@ def test_an_activation_whose_backward_changes_the_dtype_is_named() -> None:
 
     block = TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation=Back64, dtype=np.float32, rng=0)
     y = block(np.zeros((1, 2, 8), np.float32))
-    with pytest.raises(md.DTypeError, match=r"^TransformerEncoderLayer: the activation Back64\(\)'s backward turned a "
-                                            r"float32 gradient of shape \(1, 2, 16\) into float64"):
+    with pytest.raises(md.DTypeError, match=r"^TransformerEncoderLayer: the activation Back64\(\)'s backward's "
+                                            r"gradient is float64, not its input's float32"):
         block.backward(np.ones_like(y))
+
+
+def test_an_activation_whose_backward_gives_a_list_or_another_shape_is_named_in_float64_too() -> None:
+    """np.dtype('float64') == None is True: a list from the backward of a float64 block passed the check."""
+    class ListBack(md.Layer):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return np.tanh(x)
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return grad_output.tolist()
+
+    class Shorter(ListBack):
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return grad_output[..., :-1]
+
+    for activation, error, match in ((ListBack, md.DTypeError, "backward's gradient is a list, not a numpy array"),
+                                     (Shorter, md.ShapeError, r"backward's gradient has shape \(1, 2, 15\)")):
+        block = TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation=activation, rng=0)
+        y = block(np.ones((1, 2, 8)))
+        with pytest.raises(error, match=match):
+            block.backward(np.ones_like(y))

@@ -433,3 +433,49 @@ def test_a_function_failing_at_a_loaded_epoch_inside_a_sequence_is_a_state_error
     state["last_epoch"] = 7
     with pytest.raises(StateDictError, match="IndexError: list index out of range"):
         seq.load_state_dict(state)
+
+
+def test_a_refused_constructor_leaves_the_optimizer_as_it_was_however_the_optimizer_is_passed() -> None:
+    """A subclass refusing after a built-in constructor had lowered the lr put initial_lr back but not the
+    lr (a retry started 10x low); the optimizer passed by keyword or second was not found at all."""
+    class MyWarm(md.LinearLR):
+        def __init__(self, optimizer: md.Optimizer, start: float, extra: float) -> None:
+            super().__init__(optimizer, start, 1.0, 4)
+            if extra < 0:
+                raise ValueError("extra")
+
+    class Hold(md.LRScheduler):
+        def __init__(self, k: int, opt: md.Optimizer) -> None:
+            super().__init__(opt)
+            opt.hyper["momentum"] = 0.0
+            if k < 0:
+                raise ValueError("k")
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr
+
+    o = sgd(lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="extra"):
+        MyWarm(o, 0.1, -1)
+    assert (o.lr, o.initial_lr) == (0.1, None)
+    for make in (lambda: Hold(-1, o), lambda: Hold(k=-1, opt=o)):
+        with pytest.raises(ValueError, match="k"):
+            make()
+        assert (o.lr, o.hyper["momentum"], o.initial_lr) == (0.1, 0.9, None)
+    md.SequentialLR(o, [MyWarm(o, 0.1, 0), md.CosineAnnealingLR(o, 10)], [4])
+    assert o.lr == pytest.approx(0.01)
+
+
+def test_an_optimizer_pickled_before_initial_lr_was_a_property_keeps_it() -> None:
+    import pickle
+
+    o = sgd(lr=0.2)
+    state = o.__getstate__()
+    state.pop("_initial_lr", None)
+    state["initial_lr"] = 0.2  # as the instance attribute the earlier code pickled
+    old = md.SGD.__new__(md.SGD)
+    old.__setstate__(state)
+    assert old.initial_lr == 0.2
+    assert pickle.loads(pickle.dumps(old)).initial_lr == 0.2
+    del old.initial_lr
+    assert old.initial_lr is None

@@ -59,6 +59,20 @@ def _activation(who: str, activation: Any, dtype: np.dtype) -> Layer:
     return layer
 
 
+def _check_kept(activation: Layer, what: str, given: np.ndarray, made: Any) -> None:
+    """A ``DTypeError`` or ``ShapeError`` naming the ``activation`` whose output (or backward's
+    gradient) ``made`` is not an array of ``given``'s shape and dtype (the block's name goes in front)."""
+    if type(made) is not np.ndarray:
+        raise DTypeError(f"the activation {activation!r}'s {what} is a {type(made).__name__}, not a numpy array "
+                         f"like its input ({given.dtype}, shape {given.shape})")
+    if made.shape != given.shape:
+        raise ShapeError(f"the activation {activation!r}'s {what} has shape {made.shape}, not its input's "
+                         f"{given.shape} (dim_feedforward={given.shape[-1]}); it must keep the shape")
+    if made.dtype != given.dtype:
+        raise DTypeError(f"the activation {activation!r}'s {what} is {made.dtype}, not its input's {given.dtype}; "
+                         "it must keep the dtype")
+
+
 class _Block(Model):
     """What the encoder and decoder blocks share: their arguments' checks, the MLP, the refusal of a
     backward after a forward that failed part-way, and the naming of sub-layers' errors."""
@@ -109,22 +123,13 @@ class _Block(Model):
         a = self.activation(z)
         # (else linear2's refusal would show the block's own input: the activation is named instead; the
         # block's name is put in front by the forward, as for a sub-layer's error)
-        if np.shape(a) != z.shape:
-            raise ShapeError(f"the activation {self.activation!r} turned linear1's output "
-                             f"of shape {z.shape} into shape {np.shape(a)}; it must keep the shape "
-                             f"(dim_feedforward={z.shape[-1]})")
-        if getattr(a, "dtype", None) != z.dtype:
-            raise DTypeError(f"the activation {self.activation!r} turned linear1's {z.dtype} output into "
-                             f"{getattr(a, 'dtype', type(a).__name__)}; it must keep the dtype")
+        _check_kept(self.activation, "output", z, a)
         return self.linear2(self.dropout(a))
 
     def _feed_forward_back(self, g: np.ndarray) -> np.ndarray:
         ga = self.dropout.backward(self.linear2.backward(g))
         gz = self.activation.backward(ga)
-        if np.shape(gz) != ga.shape or getattr(gz, "dtype", None) != ga.dtype:  # (else linear1 would blame g)
-            raise DTypeError(f"the activation {self.activation!r}'s backward turned a {ga.dtype} gradient of shape "
-                             f"{ga.shape} into {getattr(gz, 'dtype', type(gz).__name__)} of shape {np.shape(gz)}; it "
-                             "must keep both")
+        _check_kept(self.activation, "backward's gradient", ga, gz)  # (else linear1 would blame g)
         return self.linear1.backward(gz)
 
     def _sequence(self, x: Any, what: str, batch: int | None = None) -> np.ndarray:
