@@ -72,10 +72,11 @@ class LRScheduler:
     records_initial_lr = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A constructor that refuses its arguments leaves the optimizer as it was: its hyper-parameters
-        (the lr and momentum a schedule sets when made) and its ``initial_lr``, which the base records
-        before a subclass checks its own arguments (PyTorch checks them first).  The optimizer is the
-        first argument that is one, however it is passed."""
+        """A constructor that refuses its arguments leaves the optimizers it was given as they were: their
+        hyper-parameters (the lr and momentum a schedule sets when made) and ``initial_lr``, which the base
+        records before a subclass checks its own arguments (PyTorch checks them first).  Given means an
+        argument of the subclass's ``__init__``, or an item of a list, tuple or dict argument (not an
+        optimizer reached otherwise: a default value, an attribute, a mixin's ``__init__``)."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is None:
@@ -83,17 +84,19 @@ class LRScheduler:
 
         @functools.wraps(init)
         def init_or_undo(self: LRScheduler, *args: Any, **kw: Any) -> None:
-            optimizer = next((a for a in (*args, *kw.values()) if isinstance(a, Optimizer)), None)
-            if optimizer is None:
-                init(self, *args, **kw)  # (refused by the base: no optimizer to change)
-                return
-            hyper, initial_lr = dict(optimizer.hyper), optimizer.initial_lr
+            given: dict[int, Optimizer] = {}
+            for value in (*args, *kw.values()):
+                items = value.values() if isinstance(value, dict) else value \
+                    if isinstance(value, (list, tuple)) else (value,)
+                given.update((id(o), o) for o in items if isinstance(o, Optimizer))
+            saved = [(o, dict(o.hyper), o.initial_lr) for o in given.values()]
             try:
                 init(self, *args, **kw)
             except BaseException:
-                optimizer.hyper.clear()
-                optimizer.hyper.update(hyper)
-                optimizer.initial_lr = initial_lr
+                for optimizer, hyper, initial_lr in saved:
+                    optimizer.hyper.clear()
+                    optimizer.hyper.update(hyper)
+                    optimizer.initial_lr = initial_lr
                 raise
 
         cls.__init__ = init_or_undo  # type: ignore[method-assign]

@@ -349,8 +349,9 @@ def test_an_activation_whose_backward_gives_a_list_or_another_shape_is_named_in_
         def backward(self, grad_output: np.ndarray) -> Any:
             return grad_output[..., :-1]
 
-    for activation, error, match in ((ListBack, md.DTypeError, "backward's gradient is a list, not a numpy array"),
-                                     (Shorter, md.ShapeError, r"backward's gradient has shape \(1, 2, 15\)")):
+    cases = ((ListBack, md.DTypeError, "backward's gradient is a list, not a plain numpy.ndarray"),
+             (Shorter, md.ShapeError, r"backward's gradient has shape \(1, 2, 15\)"))
+    for activation, error, match in cases:
         block = TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation=activation, rng=0)
         y = block(np.ones((1, 2, 8)))
         with pytest.raises(error, match=match):

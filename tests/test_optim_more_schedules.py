@@ -479,3 +479,67 @@ def test_an_optimizer_pickled_before_initial_lr_was_a_property_keeps_it() -> Non
     assert pickle.loads(pickle.dumps(old)).initial_lr == 0.2
     del old.initial_lr
     assert old.initial_lr is None
+
+
+def test_optimizers_given_in_a_list_or_as_a_second_argument_are_restored_too() -> None:
+    class Two(md.LRScheduler):
+        def __init__(self, a: md.Optimizer, b: md.Optimizer, k: int) -> None:
+            super().__init__(a)
+            md.LinearLR(b, 0.1, 1.0, 4)
+            if k < 0:
+                raise ValueError("k")
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr
+
+    class InList(md.LRScheduler):
+        def __init__(self, optimizers: list[md.Optimizer], k: int) -> None:
+            super().__init__(optimizers[0])
+            md.LinearLR(optimizers[0], 0.1, 1.0, 4)
+            if k < 0:
+                raise ValueError("k")
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr
+
+    a, b = sgd(lr=0.1), sgd(lr=0.1)
+    with pytest.raises(ValueError):
+        Two(a, b, -1)
+    with pytest.raises(ValueError):
+        InList([b], -1)
+    assert [(o.lr, o.initial_lr) for o in (a, b)] == [(0.1, None), (0.1, None)]
+
+
+def test_the_documented_warmup_resumes_in_either_loading_order() -> None:
+    class Warmup(md.LRScheduler):  # as docs/optimizers.md writes it
+        settings = ("steps",)
+
+        def __init__(self, optimizer: md.Optimizer, steps: int = 5) -> None:
+            super().__init__(optimizer)
+            self.steps = self._check_setting("steps", steps)
+            self._write_lr(self.lr_at(0))
+
+        def _check_setting(self, name: str, value: Any) -> Any:
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"Warmup: steps must be an int >= 1, got {value!r}")
+            return value
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr * min(1.0, (epoch + 1) / self.steps)
+
+        def load_state_dict(self, state: Any) -> None:
+            self._load_and_set_lr(state)
+
+    o = sgd(lr=0.1)
+    schedule = Warmup(o, 4)
+    assert [o.lr] + [schedule.step() for _ in range(2)] == pytest.approx([0.025, 0.05, 0.075])
+    for optimizer_first in (True, False):
+        fresh = sgd(lr=0.1)
+        if optimizer_first:
+            fresh.load_state_dict(o.state_dict())
+        resumed = Warmup(fresh, 2)
+        if not optimizer_first:
+            fresh.load_state_dict(o.state_dict())
+        resumed.load_state_dict(schedule.state_dict())
+        assert fresh.lr == pytest.approx(0.075) and resumed.steps == 4
+        assert resumed.step() == pytest.approx(0.1)

@@ -63,8 +63,10 @@ def _check_kept(activation: Layer, what: str, given: np.ndarray, made: Any) -> N
     """A ``DTypeError`` or ``ShapeError`` naming the ``activation`` whose output (or backward's
     gradient) ``made`` is not an array of ``given``'s shape and dtype (the block's name goes in front)."""
     if type(made) is not np.ndarray:
-        raise DTypeError(f"the activation {activation!r}'s {what} is a {type(made).__name__}, not a numpy array "
-                         f"like its input ({given.dtype}, shape {given.shape})")
+        kind = (f"an ndarray subclass ({type(made).__name__})" if isinstance(made, np.ndarray) else
+                f"a numpy.{type(made).__name__} scalar" if isinstance(made, np.generic) else f"a {type(made).__name__}")
+        raise DTypeError(f"the activation {activation!r}'s {what} is {kind}, not a plain numpy.ndarray like its "
+                         f"input ({given.dtype}, shape {given.shape})")
     if made.shape != given.shape:
         raise ShapeError(f"the activation {activation!r}'s {what} has shape {made.shape}, not its input's "
                          f"{given.shape} (dim_feedforward={given.shape[-1]}); it must keep the shape")
