@@ -75,8 +75,9 @@ class LRScheduler:
         """A constructor that refuses its arguments leaves the optimizers it was given as they were: their
         hyper-parameters (the lr and momentum a schedule sets when made) and ``initial_lr``, which the base
         records before a subclass checks its own arguments (PyTorch checks them first).  Given means an
-        argument of the subclass's ``__init__``, or an item of a list, tuple or dict argument (not an
-        optimizer reached otherwise: a default value, an attribute, a mixin's ``__init__``)."""
+        argument of the subclass's ``__init__``, or an item of a list, tuple, set or mapping (key or value)
+        argument, one level deep (not an optimizer reached otherwise: a default value, an attribute, a
+        nested list, a mixin's ``__init__``)."""
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is None:
@@ -86,8 +87,8 @@ class LRScheduler:
         def init_or_undo(self: LRScheduler, *args: Any, **kw: Any) -> None:
             given: dict[int, Optimizer] = {}
             for value in (*args, *kw.values()):
-                items = value.values() if isinstance(value, dict) else value \
-                    if isinstance(value, (list, tuple)) else (value,)
+                items = [*value, *value.values()] if isinstance(value, Mapping) else value \
+                    if isinstance(value, (list, tuple, set, frozenset)) else (value,)
                 given.update((id(o), o) for o in items if isinstance(o, Optimizer))
             saved = [(o, dict(o.hyper), o.initial_lr) for o in given.values()]
             try:
@@ -231,12 +232,11 @@ class LRScheduler:
         before = dict(self.__dict__)
         LRScheduler.load_state_dict(self, state)
         try:
-            lr = self.lr_at(self.last_epoch)
+            self._write_lr(self.lr_at(self.last_epoch))  # (the optimizer checks the lr before taking it)
         except Exception as error:
             self.__dict__.update(before)
             raise StateDictError(f"{type(self).__name__}.load_state_dict refused the state (nothing was changed): "
                                  f"the lr at the loaded epoch {state.get('last_epoch')!r}: {error}") from error
-        self._write_lr(lr)
 
     def extra_repr(self) -> str:
         return ""
@@ -572,7 +572,9 @@ class SequentialLR(LRScheduler):
             LRScheduler.load_state_dict(trial, {k: v for k, v in state.items() if k != "schedulers"})
             try:
                 lr = trial.lr_at(trial.last_epoch)
-            except Exception as error:  # an overflowing lr, a LambdaLR's function refusing or failing
+                self.optimizer.lr = lr  # (checked by the optimizer now; the finally puts the lr back)
+            except Exception as error:  # an overflowing lr, a LambdaLR's function refusing or failing, a
+                # negative lr the optimizer refuses
                 raise StateDictError(f"{refused}the lr at the loaded epoch: {type(error).__name__}: {error}") \
                     from error
         finally:

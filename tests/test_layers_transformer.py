@@ -356,3 +356,16 @@ def test_an_activation_whose_backward_gives_a_list_or_another_shape_is_named_in_
         y = block(np.ones((1, 2, 8)))
         with pytest.raises(error, match=match):
             block.backward(np.ones_like(y))
+
+
+def test_an_activation_that_returns_nothing_or_an_int_is_told_so() -> None:
+    for value, match in ((None, r"output is None \(does it return its result\?\)"), (3, "output is an int,")):
+        class Odd(md.Layer):
+            def forward(self, x: np.ndarray, value: Any = value) -> Any:
+                return value
+
+            def backward(self, grad_output: np.ndarray) -> np.ndarray:
+                return grad_output
+
+        with pytest.raises(md.DTypeError, match=match):
+            TransformerEncoderLayer(8, 2, 16, activation=Odd, rng=0)(np.zeros((2, 3, 8)))

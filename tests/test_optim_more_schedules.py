@@ -4,6 +4,7 @@ set at once, refusals that change nothing, resuming from a state, fit per batch,
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -520,9 +521,9 @@ def test_the_documented_warmup_resumes_in_either_loading_order() -> None:
             self._write_lr(self.lr_at(0))
 
         def _check_setting(self, name: str, value: Any) -> Any:
-            if not (isinstance(value, int) and value >= 1):
+            if isinstance(value, bool) or not (isinstance(value, numbers.Integral) and value >= 1):
                 raise ValueError(f"Warmup: steps must be an int >= 1, got {value!r}")
-            return value
+            return int(value)
 
         def lr_at(self, epoch: int) -> float:
             return self.base_lr * min(1.0, (epoch + 1) / self.steps)
@@ -543,3 +544,54 @@ def test_the_documented_warmup_resumes_in_either_loading_order() -> None:
         resumed.load_state_dict(schedule.state_dict())
         assert fresh.lr == pytest.approx(0.075) and resumed.steps == 4
         assert resumed.step() == pytest.approx(0.1)
+
+
+def test_a_loaded_lr_the_optimizer_refuses_is_a_state_error_and_changes_nothing() -> None:
+    """_load_and_set_lr guarded lr_at alone: an lr the optimizer refused (negative) left the state loaded,
+    and SequentialLR's load left its count at the refused epoch."""
+    class Down(md.LRScheduler):
+        def __init__(self, optimizer: md.Optimizer) -> None:
+            super().__init__(optimizer)
+            self._write_lr(self.lr_at(0))
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr * (1 - epoch / 5)
+
+        def load_state_dict(self, state: Any) -> None:
+            self._load_and_set_lr(state)
+
+    o = sgd(lr=0.1)
+    down = Down(o)
+    with pytest.raises(StateDictError, match="SGD: lr must be a finite number >= 0"):
+        down.load_state_dict({"type": "Down", "base_lr": 0.2, "last_epoch": 7})
+    assert (down.last_epoch, down.base_lr, down._lr_set, o.lr) == (0, 0.1, 0.1, 0.1)
+    o = sgd(lr=0.1)
+    seq = md.SequentialLR(o, [md.ConstantLR(o, 0.5, 1), md.PolynomialLR(o, 4)], [1])
+    state = seq.state_dict()
+    seq2 = md.SequentialLR(o, [md.ConstantLR(o, 0.5, 1), Down(o)], [1])
+    state2 = seq2.state_dict()
+    state2["last_epoch"] = 9
+    before = seq2.state_dict()
+    with pytest.raises(StateDictError, match="lr must be a finite number >= 0"):
+        seq2.load_state_dict(state2)
+    assert seq2.state_dict() == before
+    assert state["type"] == "SequentialLR"
+
+
+def test_optimizers_as_mapping_keys_or_in_a_set_are_restored() -> None:
+    class PerOptimizer(md.LRScheduler):
+        def __init__(self, factors: Any, k: int) -> None:
+            opt = next(iter(factors))
+            super().__init__(opt)
+            self._write_lr(opt.lr * (factors[opt] if isinstance(factors, dict) else 0.5))
+            if k < 0:
+                raise ValueError("k")
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr
+
+    for container in (dict, set):
+        o = sgd(lr=0.1)
+        with pytest.raises(ValueError):
+            PerOptimizer({o: 0.5} if container is dict else {o}, -1)
+        assert (o.lr, o.initial_lr) == (0.1, None)

@@ -63,8 +63,11 @@ def _check_kept(activation: Layer, what: str, given: np.ndarray, made: Any) -> N
     """A ``DTypeError`` or ``ShapeError`` naming the ``activation`` whose output (or backward's
     gradient) ``made`` is not an array of ``given``'s shape and dtype (the block's name goes in front)."""
     if type(made) is not np.ndarray:
-        kind = (f"an ndarray subclass ({type(made).__name__})" if isinstance(made, np.ndarray) else
-                f"a numpy.{type(made).__name__} scalar" if isinstance(made, np.generic) else f"a {type(made).__name__}")
+        name = type(made).__name__
+        kind = (f"an ndarray subclass ({name})" if isinstance(made, np.ndarray) else
+                f"a numpy.{name} scalar" if isinstance(made, np.generic) else
+                "None (does it return its result?)" if made is None else
+                f"{'an' if name[0] in 'aeiou' else 'a'} {name}")
         raise DTypeError(f"the activation {activation!r}'s {what} is {kind}, not a plain numpy.ndarray like its "
                          f"input ({given.dtype}, shape {given.shape})")
     if made.shape != given.shape:
