@@ -767,7 +767,7 @@ class KLDivLoss(Loss):
             index = tuple(int(i) for i in np.argwhere(np.isneginf(given))[0])
             raise TargetError(f"KLDivLoss(log_target=True): y_true holds -inf (the log of a zero probability) at index "
                               f"{index}; pass the probabilities with log_target=False, where 0 log 0 counts as 0")
-        x, target = self._pair(y_pred, y_true)
+        x, target = self._pair(y_pred, given)  # (a list converted once)
         if self.log_target:
             with np.errstate(over="ignore"):
                 t = np.exp(target)
