@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minidl as md
 from minidl.testing import assert_gradients_ok
@@ -134,7 +137,9 @@ def test_inputs_off_the_fast_path_are_checked_like_any_other() -> None:
         layer(x.astype(swapped))
     for bad in (x.copy(), x.view(Sub).copy()):
         bad[1, 2] = -np.inf
-        with pytest.raises(md.NonFiniteError, match=r"index \(1, 2\)"):
+        with pytest.raises(md.NonFiniteError, match=r"index \(1, 2\)"), warnings.catch_warnings():
+            # found through the smaller output, whose product may first warn about inf * 0
+            warnings.filterwarnings("ignore", "invalid value encountered in matmul", RuntimeWarning)
             layer(bad)
     np.testing.assert_array_equal(layer._x, x.tolist())  # the last accepted input, not a refused one
 
@@ -153,6 +158,58 @@ def test_overflowing_but_finite_input_is_accepted() -> None:
     layer = md.Dense(2, 1, W=np.zeros((3, 1)))
     x = np.array([[1e308, 1e308]])  # the sum overflows; every element is finite
     assert layer(x).shape == (1, 1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float16, np.float32, np.float64]), bias=st.booleans(),
+       fin=st.integers(2, 300), n=st.integers(1, 40), lead=st.sampled_from([(), (3,)]),
+       bad=st.sampled_from([np.nan, np.inf, -np.inf]), weights=st.sampled_from(["random", "zero row", "zeros"]))
+def test_nan_or_inf_is_refused_through_a_smaller_output(data, dtype, bias, fin, n, lead, bad, weights) -> None:
+    """With fewer outputs than inputs, NaN/inf is found through the output (a row of x with a
+    NaN/inf makes its whole output row NaN/inf, even through zero weights: inf * 0 is NaN): refused
+    as before, at its first bad index, NaN with no NumPy warning first, and the layer keeps the last
+    accepted input; a clean input gives the product exactly."""
+    fout = data.draw(st.integers(1, fin - 1))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    W = rng.normal(size=(fin + bias, fout))
+    cells = [tuple(data.draw(st.integers(0, size - 1)) for size in (n, *lead, fin))
+             for _ in range(data.draw(st.integers(1, 3)))]
+    if weights == "zeros":
+        W[:] = 0
+    elif weights == "zero row":  # the weights of the first bad feature
+        W[int(bias) + cells[0][-1]] = 0
+    layer = md.Dense(fin, fout, bias=bias, W=W, dtype=dtype)
+    good = rng.uniform(-1, 1, size=(n, *lead, fin)).astype(dtype)  # (no float16 overflow)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = layer(good)
+        expected = good.reshape(-1, fin) @ (layer.W.data[1:] if bias else layer.W.data)
+        if bias:
+            expected += layer.W.data[0]
+        np.testing.assert_array_equal(out, expected.reshape(*good.shape[:-1], fout))
+        x = good.copy()
+        for cell in cells:
+            x[cell] = bad
+        if np.isinf(bad):  # inf * 0 or inf - inf in the product: NumPy may warn before the error
+            warnings.filterwarnings("ignore", "invalid value encountered in matmul", RuntimeWarning)
+        with pytest.raises(md.NonFiniteError, match=re.escape(
+                f"Dense({fin} -> {fout}): input holds {len(set(cells))} NaN/inf value(s), the first at index "
+                f"{min(cells)}")):
+            layer(x)
+    assert layer._x is good
+
+
+@pytest.mark.parametrize("value, overflows", [(1e30, False), (1e36, True)])
+def test_a_large_finite_input_whose_output_overflows_is_accepted(value: float, overflows: bool) -> None:
+    """Through the output, an overflow trips the test (of the output, 1e39 in float32, or only of its
+    squares, 1e33): the input is then searched, found finite, and accepted, as a small input is
+    (the loss refuses a non-finite prediction later)."""
+    x = np.full((16, 1000), value, np.float32)
+    layer = md.Dense(1000, 2, W=np.ones((1001, 2)), dtype=np.float32)
+    with np.errstate(over="ignore"):
+        out = layer(x)
+    assert np.isposinf(out).all() if overflows else np.isfinite(out).all()
+    assert layer._x is x
 
 
 @pytest.mark.parametrize("fin, fout, bias, seed", [(5, 1, True, 0), (3, 4, True, 1), (4, 2, False, 2), (1, 3, True, 3)])
