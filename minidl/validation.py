@@ -33,7 +33,7 @@ import numpy as np
 from .errors import DTypeError, NonFiniteError, ShapeError, TargetError
 
 __all__ = ["as_array", "as_float_array", "cast_targets", "check_finite", "check_grad_output", "check_input",
-           "check_padding_mask", "is_finite", "is_integer", "is_number", "plain_native", "surely_finite"]
+           "check_padding_mask", "is_finite", "is_integer", "is_number", "plain_native"]
 
 
 def is_number(value: Any) -> bool:
@@ -121,20 +121,6 @@ def plain_native(value: np.ndarray) -> np.ndarray:
     if not value.dtype.isnative:
         value = value.astype(value.dtype.newbyteorder("="))
     return value
-
-
-def surely_finite(x: np.ndarray) -> bool:
-    """Whether one BLAS dot product shows that ``x`` holds no NaN/inf (as in :func:`check_finite`,
-    which does the same inline, being called on every step's hot path).  ``False`` means *maybe*
-    not: the squares may only have overflowed, or ``x`` is not one block of memory."""
-    if not x.flags.c_contiguous:
-        x = x.transpose(sorted(range(x.ndim), key=x.strides.__getitem__, reverse=True))  # its memory in order
-        if not x.flags.c_contiguous:
-            return False
-    try:
-        return math.isfinite(np.vdot(x, x))
-    except TypeError:  # an np.matrix: its vdot is a 1x1 matrix, not a number
-        return False
 
 
 def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
