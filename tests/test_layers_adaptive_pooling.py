@@ -65,10 +65,12 @@ def test_1d_matches_the_windows_and_the_checker(shape: tuple[int, ...], out: int
     assert_gradients_ok(md.AdaptiveAvgPool1D(out), inputs=x, seed=seed)
 
 
-def test_one_model_takes_images_of_any_size() -> None:
-    """The point of an adaptive pool: the head sees (N, C, 2, 2) whatever the image size."""
-    model = md.Sequential(md.Conv2D(1, 3, 3, padding=1, rng=0), md.ReLU(), md.AdaptiveAvgPool2D(2), md.Flatten(),
-                          md.Dense(12, 2, rng=1))
+@pytest.mark.parametrize("pool, features", [(lambda: md.AdaptiveAvgPool2D(2), 12),
+                                            (lambda: md.AdaptiveMaxPool2D((2, 3)), 18)])
+def test_one_model_takes_images_of_any_size(pool: Any, features: int) -> None:
+    """The point of an adaptive pool: the head sees (N, C, 2, 2) (or (2, 3)) whatever the image size."""
+    model = md.Sequential(md.Conv2D(1, 3, 3, padding=1, rng=0), md.ReLU(), pool(), md.Flatten(),
+                          md.Dense(features, 2, rng=1))
     for size, seed in ((5, 0), (8, 1), (3, 2)):
         x = np.random.default_rng(seed).normal(size=(2, 1, size, size + 1))
         assert model(x).shape == (2, 2)
@@ -247,3 +249,139 @@ def test_a_pending_backward_uses_its_forwards_output_size() -> None:
     layer.output_size = 4  # for the next forward
     np.testing.assert_array_equal(layer.backward(np.ones_like(y)), want.backward(np.ones_like(y)))
     assert layer(x).shape == (2, 3, 4, 4)
+
+
+# ---------------------------------------------------------------------------------------------- max
+def max_by_hand(x: np.ndarray, out: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each output the maximum of its window by loops, PyTorch's rule: scanning in row-major order, a
+    value wins if it is greater than the maximum so far or NaN (ties: the first; NaN: the last); and
+    the winner's flat index in its plane."""
+    spatial = x.shape[2:]
+    y = np.empty(x.shape[:2] + out, dtype=x.dtype)
+    winner = np.empty(x.shape[:2] + out, dtype=np.intp)
+    for n, c in np.ndindex(*x.shape[:2]):
+        for index in np.ndindex(*out):
+            window = [range(math.floor(i * s / o), math.ceil((i + 1) * s / o))
+                      for i, s, o in zip(index, spatial, out, strict=True)]
+            best, at = -np.inf, None
+            for position in np.ndindex(*(len(w) for w in window)):
+                where = tuple(w[k] for w, k in zip(window, position, strict=True))
+                value = x[(n, c, *where)]
+                if at is None or value > best or np.isnan(value):
+                    best, at = value, int(np.ravel_multi_index(where, spatial))
+            y[(n, c, *index)], winner[(n, c, *index)] = best, at
+    return y, winner
+
+
+@pytest.mark.parametrize("shape, out", [((2, 3, 7, 5), (3, 2)), ((1, 2, 5, 5), (1, 1)), ((2, 1, 3, 3), (5, 7)),
+                                        ((2, 2, 10, 9), (7, 7)), ((1, 1, 4, 6), (4, 6)), ((2, 2, 6, 4), (4, None)),
+                                        ((2, 3, 7), (3,)), ((1, 2, 5), (8,)), ((3, 1, 9), (1,))])
+@pytest.mark.parametrize("data", ["normal", "ties", "nan and inf"])
+def test_max_is_each_windows_maximum_ties_first_nan_last(shape: tuple[int, ...], out: Any, data: str) -> None:
+    rng = np.random.default_rng(len(shape) * 10 + len(data))
+    if data == "normal":
+        x = rng.normal(size=shape)
+    else:  # few values: many ties; with NaN, -inf and inf among them
+        x = rng.integers(-2, 3, size=shape).astype(np.float64)
+        if data == "nan and inf":
+            x[x == 2], x[x == -2], x[x == 1] = np.nan, -np.inf, np.inf
+    layer = md.AdaptiveMaxPool2D(out) if len(shape) == 4 else md.AdaptiveMaxPool1D(out[0])
+    size = tuple(s if o is None else o for s, o in zip(shape[2:], out, strict=True))
+    want, winner = max_by_hand(x, size)
+    y = layer(x)
+    np.testing.assert_array_equal(y, want)  # (NaN where NaN)
+    g = rng.normal(size=y.shape)
+    dx = layer.backward(g).reshape(*shape[:2], -1)
+    expected = np.zeros_like(dx)
+    for n, c in np.ndindex(*shape[:2]):
+        np.add.at(expected[n, c], winner[n, c].ravel(), g[n, c].ravel())  # overlapping windows add up
+    np.testing.assert_array_equal(dx, expected)
+
+
+@pytest.mark.parametrize("shape, out, seed", [((2, 3, 7, 5), (3, 2), 0), ((1, 2, 4, 4), (3, 3), 1),
+                                              ((3, 1, 2, 5), (4, None), 2), ((2, 2, 5, 3), 1, 3),
+                                              ((2, 3, 7), 3, 4), ((1, 2, 5), 8, 5)])
+def test_max_gradient_checker(shape: tuple[int, ...], out: Any, seed: int) -> None:
+    x = np.random.default_rng(seed).normal(size=shape)
+    layer = md.AdaptiveMaxPool2D(out) if len(shape) == 4 else md.AdaptiveMaxPool1D(out)
+    report = assert_gradients_ok(layer, inputs=x, seed=seed)
+    assert report["input"].checked == x.size
+
+
+def test_max_dtypes_and_layouts() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2, 3, 6, 5))
+    layer = md.AdaptiveMaxPool2D((4, 3))
+    want = layer(x)
+    g = rng.normal(size=want.shape)
+    want_dx = layer.backward(g)
+    for form in (x.astype(np.float32), x.astype(np.float16), np.asfortranarray(x),
+                 x.transpose(1, 0, 2, 3).copy().transpose(1, 0, 2, 3), x.astype(">f8"), x[:, :, ::-1, :][:, :, ::-1]):
+        y = layer(form)
+        dtype = np.dtype(form.dtype.name)
+        assert y.dtype == dtype and y.dtype.isnative and y.shape == want.shape
+        dx = layer.backward(g.astype(dtype))
+        assert dx.dtype == dtype and dx.shape == x.shape
+        np.testing.assert_array_equal(y, want.astype(dtype))  # a maximum is exact in any dtype
+        # (where windows overlap, two gradients add up in the dtype)
+        tol = {np.float16: 2e-3, np.float32: 2e-7, np.float64: 0}[dtype.type]
+        np.testing.assert_allclose(dx, want_dx.astype(dtype), rtol=tol, atol=tol)
+
+
+def test_max_refusals_repr_and_output_size() -> None:
+    layer = md.AdaptiveMaxPool2D(2)
+    x = np.random.default_rng(9).normal(size=(2, 3, 4, 4))
+    layer(x)
+    g = np.arange(24.0).reshape(2, 3, 2, 2)
+    kept = layer.backward(g)
+    with pytest.raises(md.ShapeError,
+                       match=r"AdaptiveMaxPool2D: expected a 4-D input of shape \(N, C, H, W\), got shape \(3, 4, 4\)"):
+        layer(np.ones((3, 4, 4)))
+    with pytest.raises(md.ShapeError, match=r"AdaptiveMaxPool1D: input of shape \(2, 3, 0\) has no positions"):
+        md.AdaptiveMaxPool1D(2)(np.ones((2, 3, 0)))
+    with pytest.raises(md.DTypeError, match="AdaptiveMaxPool2D"):
+        layer(np.ones((2, 3, 4, 4), dtype=int))
+    np.testing.assert_array_equal(layer.backward(g), kept)  # the refused inputs left the last pass
+    with pytest.raises(md.ShapeError, match=r"AdaptiveMaxPool2D.backward: expected grad_output of shape "
+                                            r"\(2, 3, 2, 2\), got \(2, 3, 4, 4\)"):
+        layer.backward(np.ones((2, 3, 4, 4)))
+    with pytest.raises(md.DTypeError, match=r"AdaptiveMaxPool2D.backward"):
+        layer.backward(g.astype(np.float32))
+    with pytest.raises(md.BackwardBeforeForwardError):
+        md.AdaptiveMaxPool1D(2).backward(np.ones((1, 1, 2)))
+    with pytest.raises(ValueError, match=r"AdaptiveMaxPool2D: output_size must be an int >= 1 or a pair"):
+        md.AdaptiveMaxPool2D((0, 2))
+    with pytest.raises(ValueError, match=r"AdaptiveMaxPool1D: output_size must be an int >= 1, got None"):
+        md.AdaptiveMaxPool1D(None)  # type: ignore[arg-type]
+    assert repr(md.AdaptiveMaxPool2D((3, None))) == "AdaptiveMaxPool2D(output_size=(3, None))"
+    assert md.AdaptiveMaxPool2D((3, None)).output_shape(10, 12) == (3, 12)
+    pending = layer(x)
+    layer.output_size = 3  # for the next forward; the pending backward keeps its own
+    fresh = md.AdaptiveMaxPool2D(2)
+    fresh(x)
+    np.testing.assert_array_equal(layer.backward(np.ones_like(pending)), fresh.backward(np.ones_like(pending)))
+    assert layer(x).shape == (2, 3, 3, 3)
+
+
+def test_max_against_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    for trial in range(200):
+        rank = 1 + trial % 2
+        spatial = tuple(int(s) for s in rng.integers(1, 12, size=rank))
+        out = tuple(int(o) for o in rng.integers(1, 10, size=rank))
+        dtype = (np.float32, np.float64)[trial // 2 % 2]
+        x = rng.integers(-2, 3, size=(2, 3, *spatial)).astype(dtype)
+        if trial % 3 == 0:
+            x = rng.normal(size=x.shape).astype(dtype)
+        elif trial % 3 == 1:
+            x[x == 2], x[x == -2] = np.nan, -np.inf
+        layer = md.AdaptiveMaxPool2D(out) if rank == 2 else md.AdaptiveMaxPool1D(out[0])
+        pool = torch.nn.functional.adaptive_max_pool2d if rank == 2 else torch.nn.functional.adaptive_max_pool1d
+        y = layer(x)
+        g = rng.normal(size=y.shape).astype(dtype)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = pool(xt, out if rank == 2 else out[0])
+        yt.backward(torch.tensor(g))
+        np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_array_equal(layer.backward(g), xt.grad.numpy())  # bit for bit, overlaps included

@@ -281,6 +281,13 @@ LAYERS: dict[str, LayerSpec] = {
     "AdaptiveAvgPool2D": LayerSpec(lambda dt: get("AdaptiveAvgPool2D")((1, None)),
                                    lambda n, d: (n, 2, d(st.integers(1, 4)), d(st.integers(1, 3))),
                                    lambda layer, x: x.mean(axis=2, keepdims=True), example=(2, 2, 3, 2)),
+    "AdaptiveMaxPool1D": LayerSpec(lambda dt: get("AdaptiveMaxPool1D")(2), lambda n, d: (n, 2, d(st.integers(1, 5))),
+                                   lambda layer, x: np.stack([x[..., : -(-x.shape[2] // 2)].max(axis=2),
+                                                              x[..., x.shape[2] // 2:].max(axis=2)], axis=2),
+                                   example=(2, 2, 3)),
+    "AdaptiveMaxPool2D": LayerSpec(lambda dt: get("AdaptiveMaxPool2D")((1, None)),
+                                   lambda n, d: (n, 2, d(st.integers(1, 4)), d(st.integers(1, 3))),
+                                   lambda layer, x: x.max(axis=2, keepdims=True), example=(2, 2, 3, 2)),
     "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
                                     lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
     "TransformerEncoderLayer": LayerSpec(
@@ -1013,7 +1020,8 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
 def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
-    propagating = {"AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AlphaDropout", "AvgPool1D", "AvgPool2D", "CELU",
+    propagating = {"AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D",
+                   "AlphaDropout", "AvgPool1D", "AvgPool2D", "CELU",
                    "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GLU", "GlobalAvgPool1D",
                    "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
                    "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",

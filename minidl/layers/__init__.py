@@ -24,7 +24,7 @@ from .activations import (
     Softsign,
     Tanh,
 )
-from .adaptive_pooling import AdaptiveAvgPool1D, AdaptiveAvgPool2D
+from .adaptive_pooling import AdaptiveAvgPool1D, AdaptiveAvgPool2D, AdaptiveMaxPool1D, AdaptiveMaxPool2D
 from .attention import MultiHeadAttention
 from .conv import Conv1D, Conv2D
 from .dense import Dense
@@ -49,6 +49,8 @@ __all__ = [
     "Activation",
     "AdaptiveAvgPool1D",
     "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool1D",
+    "AdaptiveMaxPool2D",
     "AlphaDropout",
     "AvgPool1D",
     "AvgPool2D",

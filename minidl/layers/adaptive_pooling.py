@@ -1,23 +1,31 @@
-"""``AdaptiveAvgPool2D`` and ``AdaptiveAvgPool1D``: average pooling to a given output size, whatever the
-input's, as PyTorch's ``AdaptiveAvgPool2d``/``AdaptiveAvgPool1d``.
+"""Adaptive pooling: average or maximum pooling to a given output size, whatever the input's, as
+PyTorch's ``AdaptiveAvgPool2d``/``AdaptiveAvgPool1d`` and ``AdaptiveMaxPool2d``/``AdaptiveMaxPool1d``.
 
-Output position ``i`` of ``out`` along an axis of ``size`` averages the inputs ``floor(i * size / out)``
-up to ``ceil((i + 1) * size / out)`` (excluded): PyTorch's windows, which may overlap.  A sum over a
-rectangle is a sum over its rows of the sums over its columns, so the pool is two matrix products with
-a 0/1 window matrix ``W`` of shape (out, size) per axis, then a division by the windows' areas:
-``y = (W_h x W_w^T) / area`` (sum, then divide: a constant input comes back exactly, as in PyTorch), and
-the back-pass is the transpose, ``dx = W_h^T (g / area) W_w`` (BLAS, no Python loop; about half
-PyTorch's time on 14x14 maps in float32, one thread: ``benchmarks/layer_speed.py``).
+Output position ``i`` of ``out`` along an axis of ``size`` pools the inputs ``floor(i * size / out)``
+up to ``ceil((i + 1) * size / out)`` (excluded): PyTorch's windows, which may overlap.
 
-A product spreads a NaN or inf over its whole (sample, channel) plane through ``0 * NaN``, while each
-output should depend on its own window only.  So the planes whose output (or incoming gradient) is not
-all finite, which a NaN/inf in their input makes them, are done again window by window (a Python loop
-over the windows of each axis, each a slice's sum over those planes), with the same sums and the same
-division: a NaN stays in the windows that hold it, and the other planes keep the product's values.
-float16 is computed in float32 and rounded once.
+**Average.**  A sum over a rectangle is a sum over its rows of the sums over its columns, so the pool
+is two matrix products with a 0/1 window matrix ``W`` of shape (out, size) per axis, then a division by
+the windows' areas: ``y = (W_h x W_w^T) / area`` (sum, then divide: a constant input comes back
+exactly, as in PyTorch), and the back-pass is the transpose, ``dx = W_h^T (g / area) W_w`` (BLAS, no
+Python loop; about half PyTorch's time on 14x14 maps in float32, one thread:
+``benchmarks/layer_speed.py``).  A product spreads a NaN or inf over its whole (sample, channel) plane
+through ``0 * NaN``, while each output should depend on its own window only.  So the planes whose
+output (or incoming gradient) is not all finite, which a NaN/inf in their input makes them, are done
+again window by window (a Python loop over the windows of each axis, each a slice's sum over those
+planes), with the same sums and the same division: a NaN stays in the windows that hold it, and the
+other planes keep the product's values.  float16 is computed in float32 and rounded once.
+
+**Maximum.**  Every window is read as the same number of taps, the longest window's along each axis,
+a shorter window repeating its last position (a repeat never wins: it was already compared): one
+gather and one comparison per tap, over every (sample, channel, output) at once.  Ties go to the first
+maximum in row-major order, a NaN wins (the window's last NaN), as in PyTorch's kernel; backward sends
+each output's gradient to its winner, added up where overlapping windows share one.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -26,7 +34,7 @@ from ..validation import check_grad_output, is_integer
 from .conv import _SPATIAL
 from .pooling import spatial_input
 
-__all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D"]
+__all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D"]
 
 
 def windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +74,8 @@ def _spread_windows(g: np.ndarray, axis: int, size: int) -> np.ndarray:
     return dx
 
 
-class _AdaptiveAvgPool(Layer):
-    """The computation of both: the mean of each window, one spatial axis after the other."""
+class _Adaptive(Layer):
+    """What the adaptive pools share: ``output_size``, checked when set, and the output's size."""
 
     single_input = True  # (a Stack hands it the sequence alone)
 
@@ -81,22 +89,6 @@ class _AdaptiveAvgPool(Layer):
         self._shape: tuple[int, ...] | None = None
         self._out_shape: tuple[int, ...] = ()  # the last forward's output spatial size
         self._dtype: np.dtype | None = None  # the last forward's output dtype
-        self._plan: tuple[tuple[object, ...], list[np.ndarray], np.ndarray] | None = None  # the last input's
-
-    def _windows_of(self, spatial: tuple[int, ...], out: tuple[int, ...],
-                    dtype: np.dtype) -> tuple[list[np.ndarray], np.ndarray]:
-        """The window matrices of each spatial axis and the windows' areas (output-shaped), made once per
-        input size, output size and dtype."""
-        key = (spatial, out, dtype)
-        plan = self._plan
-        if plan is None or plan[0] != key:
-            matrices = [window_matrix(size, n, dtype) for size, n in zip(spatial, out, strict=True)]
-            area = np.ones((), dtype=np.int64)
-            for size, n in zip(spatial, out, strict=True):
-                first, stop = windows(size, n)
-                area = np.multiply.outer(area, stop - first)
-            plan = self._plan = (key, matrices, area.astype(dtype))
-        return plan[1], plan[2]
 
     @property
     def output_size(self) -> int | tuple[int | None, ...] | None:
@@ -118,6 +110,41 @@ class _AdaptiveAvgPool(Layer):
 
     def _out(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(size if out is None else out for size, out in zip(spatial, self._sizes, strict=True))
+
+    def output_shape(self, *spatial: int) -> tuple[int, ...]:
+        """The output's spatial size for an input of spatial size ``spatial``."""
+        return self._out(tuple(spatial))
+
+    def input_shape_hint(self) -> None:
+        """None: any spatial size (a container infers no input shape through it: it sets the shape after it)."""
+        return None
+
+    def extra_repr(self) -> str:
+        sizes = self._sizes
+        return f"output_size={sizes[0] if len(set(sizes)) == 1 else sizes}"
+
+
+class _AdaptiveAvgPool(_Adaptive):
+    """The computation of both average pools: the mean of each window, one spatial axis after the other."""
+
+    def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
+        super().__init__(output_size)
+        self._plan: tuple[tuple[object, ...], list[np.ndarray], np.ndarray] | None = None  # the last input's
+
+    def _windows_of(self, spatial: tuple[int, ...], out: tuple[int, ...],
+                    dtype: np.dtype) -> tuple[list[np.ndarray], np.ndarray]:
+        """The window matrices of each spatial axis and the windows' areas (output-shaped), made once per
+        input size, output size and dtype."""
+        key = (spatial, out, dtype)
+        plan = self._plan
+        if plan is None or plan[0] != key:
+            matrices = [window_matrix(size, n, dtype) for size, n in zip(spatial, out, strict=True)]
+            area = np.ones((), dtype=np.int64)
+            for size, n in zip(spatial, out, strict=True):
+                first, stop = windows(size, n)
+                area = np.multiply.outer(area, stop - first)
+            plan = self._plan = (key, matrices, area.astype(dtype))
+        return plan[1], plan[2]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *output_size)."""
@@ -173,18 +200,6 @@ class _AdaptiveAvgPool(Layer):
             return None
         return ~np.isfinite(a).reshape(a.shape[0], a.shape[1], -1).all(axis=2)
 
-    def output_shape(self, *spatial: int) -> tuple[int, ...]:
-        """The output's spatial size for an input of spatial size ``spatial``."""
-        return self._out(tuple(spatial))
-
-    def input_shape_hint(self) -> None:
-        """None: any spatial size (a container infers no input shape through it: it sets the shape after it)."""
-        return None
-
-    def extra_repr(self) -> str:
-        sizes = self._sizes
-        return f"output_size={sizes[0] if len(set(sizes)) == 1 else sizes}"
-
 
 class AdaptiveAvgPool2D(_AdaptiveAvgPool):
     """Average pooling of (N, C, H, W) images to ``output_size`` = (oh, ow) whatever H and W, as PyTorch's
@@ -201,6 +216,113 @@ class AdaptiveAvgPool1D(_AdaptiveAvgPool):
     """Average pooling of (N, C, L) sequences to ``output_size`` positions whatever L, as PyTorch's
     ``AdaptiveAvgPool1d``.  Shapes: x: (N, C, L) -> y: (N, C, output_size); windows as
     :class:`AdaptiveAvgPool2D`'s along the one axis.
+    """
+
+    _rank = 1
+
+    def __init__(self, output_size: int) -> None:
+        super().__init__(output_size)
+
+
+def window_taps(size: int, out: int) -> np.ndarray:
+    """(out, k): the positions of each of the ``out`` windows over ``size`` inputs, ``k`` the longest
+    window's length, a shorter window repeating its last position."""
+    first, stop = windows(size, out)
+    k = int((stop - first).max())
+    return np.minimum(first[:, None] + np.arange(k), stop[:, None] - 1)
+
+
+class _AdaptiveMaxPool(_Adaptive):
+    """The computation of both maximum pools: tap by tap over every window at once."""
+
+    def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
+        super().__init__(output_size)
+        self._argmax: np.ndarray | None = None  # per output, its winner's flat index in its (n, c) plane
+        self._plan: tuple[tuple[object, ...], np.ndarray, bool] | None = None  # the last input's
+
+    def _taps_of(self, spatial: tuple[int, ...], out: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+        """(taps, *out) intp: each tap's flat index in a plane, for every output, the taps in row-major
+        order of their windows; and whether any windows overlap.  Made once per input and output size."""
+        key = (spatial, out)
+        plan = self._plan
+        if plan is None or plan[0] != key:
+            flat = np.zeros((1,) * (1 + len(out)), dtype=np.intp)
+            stride = 1
+            for axis in reversed(range(len(out))):  # the last axis first: its positions are the innermost
+                taps = window_taps(spatial[axis], out[axis])  # (out_a, k_a)
+                shape = [1] * (1 + len(out))
+                shape[1 + axis] = out[axis]
+                positions = (taps.T * stride).reshape(taps.shape[1], *shape[1:])  # (k_a, 1.., out_a, ..1)
+                flat = (positions[:, None] + flat[None, :]).reshape(-1, *np.broadcast_shapes(
+                    positions.shape[1:], flat.shape[1:]))  # the taps of this axis outermost
+                stride *= spatial[axis]
+            overlap = any(bool((windows(size, n)[1][:-1] > windows(size, n)[0][1:]).any())
+                          for size, n in zip(spatial, out, strict=True))
+            plan = self._plan = (key, np.ascontiguousarray(flat), overlap)
+        return plan[1], plan[2]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, *spatial) -> (N, C, *output_size)."""
+        x = spatial_input(x, type(self).__name__, self._rank, self._layout)
+        self._argmax = None  # (x is accepted: should the computation fail, no stale winners remain)
+        self._shape = x.shape
+        out = self._out_shape = self._out(x.shape[2:])  # (the backward's, whatever output_size is set since)
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
+        taps, _ = self._taps_of(x.shape[2:], out)
+        planes = x.reshape(*x.shape[:2], math.prod(x.shape[2:]))  # (N, C, S): a view for the usual layouts
+        best = planes[:, :, taps[0]]
+        argmax = np.empty(best.shape, dtype=np.intp)
+        argmax[...] = taps[0]
+        for t in range(1, taps.shape[0]):
+            value = planes[:, :, taps[t]]
+            wins = value > best  # strict: on a tie the earlier tap keeps the win
+            # a window's taps come in row-major order, so a win's index is the largest so far: a max
+            # (a repeated last position never wins, whatever its index: it was compared already)
+            np.maximum(argmax, wins * taps[t], out=argmax)
+            np.maximum(best, value, out=best)
+        lost = np.isnan(best)
+        if lost.any():  # a window holding NaN outputs NaN; its gradient goes to its *last* NaN, as
+            for t in range(taps.shape[0]):  # PyTorch's kernel (val > max || isnan(val)) sends it
+                nan = lost & np.isnan(planes[:, :, taps[t]])
+                argmax[nan] = np.broadcast_to(taps[t], lost.shape)[nan]
+        self._argmax = argmax
+        return best
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: (N, C, *output_size) -> dx: (N, C, *spatial): each output's gradient at its winner."""
+        shape, argmax = self._shape, self._argmax
+        self._require_cache(argmax)
+        assert shape is not None and argmax is not None and self._dtype is not None
+        check_grad_output(grad_output, f"{type(self).__name__}.backward", shape[:2] + self._out_shape, self._dtype)
+        n, c = shape[:2]
+        size = math.prod(shape[2:])
+        index = argmax + (np.arange(n * c, dtype=np.intp) * size).reshape(n, c, *(1,) * (len(shape) - 2))
+        dx = np.zeros(n * c * size, dtype=grad_output.dtype)
+        _, overlap = self._taps_of(shape[2:], self._out_shape)
+        if overlap:  # two windows may pick the same input: add, in the outputs' order (as PyTorch)
+            np.add.at(dx, index.reshape(-1), grad_output.reshape(-1))
+        else:  # each input in one window: at most one gradient each
+            dx[index.reshape(-1)] = grad_output.reshape(-1)
+        return dx.reshape(shape)
+
+
+class AdaptiveMaxPool2D(_AdaptiveMaxPool):
+    """Maximum pooling of (N, C, H, W) images to ``output_size`` = (oh, ow) whatever H and W, as PyTorch's
+    ``AdaptiveMaxPool2d`` (an int: a square; None for a side: the input's).
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, oh, ow).  Output ``(i, j)`` is the maximum of the rows
+    ``floor(i H / oh)`` to ``ceil((i + 1) H / oh) - 1`` and the columns likewise (PyTorch's windows, which
+    may overlap); ties go to the first in row-major order, a window holding NaN outputs NaN and routes
+    its gradient to its last NaN (as PyTorch).  Backward sends ``g[i, j]`` to the window's winner (added
+    up where windows overlap).  NaN/inf pass unchecked.
+    """
+
+
+class AdaptiveMaxPool1D(_AdaptiveMaxPool):
+    """Maximum pooling of (N, C, L) sequences to ``output_size`` positions whatever L, as PyTorch's
+    ``AdaptiveMaxPool1d``.  Shapes: x: (N, C, L) -> y: (N, C, output_size); windows, ties and NaN as
+    :class:`AdaptiveMaxPool2D`'s along the one axis.
     """
 
     _rank = 1
