@@ -218,10 +218,16 @@ LAYERS: dict[str, LayerSpec] = {
                      example=(2, 4)),
     "Softsign": LayerSpec(lambda dt: md.Softsign(), any_shape, lambda layer, x: x / (1 + np.abs(x))),
     "LogSigmoid": LayerSpec(lambda dt: md.LogSigmoid(), any_shape, lambda layer, x: -np.logaddexp(0, -x)),
+    "Hardshrink": LayerSpec(lambda dt: md.Hardshrink(0.25), any_shape,  # (NaN passes: it is not in the dead zone)
+                            lambda layer, x: np.where((x >= -0.25) & (x <= 0.25), 0, x)),
+    "Softshrink": LayerSpec(lambda dt: md.Softshrink(0.25), any_shape,
+                            lambda layer, x: np.where((x >= -0.25) & (x <= 0.25), 0, x - 0.25 * np.sign(x))),
+    "Tanhshrink": LayerSpec(lambda dt: md.Tanhshrink(), any_shape, lambda layer, x: x - np.tanh(x)),
     "Softplus": LayerSpec(lambda dt: md.Softplus(), any_shape,
                           lambda layer, x: np.where(x > 20, x, np.log(1 + np.exp(np.minimum(x, 20))))),
     "Softmax": LayerSpec(lambda dt: md.Softmax(), any_shape, ref_softmax),
     "LogSoftmax": LayerSpec(lambda dt: md.LogSoftmax(), any_shape, lambda layer, x: np.log(ref_softmax(layer, x))),
+    "Softmin": LayerSpec(lambda dt: md.Softmin(), any_shape, lambda layer, x: ref_softmax(layer, -x)),
     "Dropout": LayerSpec(lambda dt: get("Dropout")(0.3, rng=0), any_shape),
     "AlphaDropout": LayerSpec(lambda dt: get("AlphaDropout")(0.3, rng=0), any_shape),
     "Dropout1d": LayerSpec(lambda dt: get("Dropout1d")(0.3, rng=0), lambda n, d: (n, 2, d(st.integers(1, 3))),
@@ -1025,7 +1031,8 @@ def test_nonfinite_policy() -> None:
                    "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GLU", "GlobalAvgPool1D",
                    "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
                    "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
-                   "Softmax", "Softplus", "Softsign", "Tanh", "Upsample"}
+                   "Softmax", "Softplus", "Softsign", "Tanh", "Upsample", "Hardshrink", "Softshrink", "Tanhshrink",
+                   "Softmin"}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}
@@ -1044,7 +1051,7 @@ def test_nonfinite_policy() -> None:
         y = layer(x)
         assert isinstance(y, np.ndarray) and y.dtype == x.dtype, name
         assert np.isnan(y[(0,) * y.ndim]), f"{name}: the NaN did not reach the output"
-        if name in ("Softmax", "LogSoftmax"):  # the NaN's row is NaN, the others are untouched
+        if name in ("Softmax", "LogSoftmax", "Softmin"):  # the NaN's row is NaN, the others are untouched
             assert np.isnan(y[0]).all() and np.isfinite(y[1:]).all()
         elif name == "Upsample":  # the NaN pixel becomes a 2 x 3 block of NaN
             assert np.isnan(y).sum() == 6 and np.isnan(y[0, 0, :2, :3]).all()

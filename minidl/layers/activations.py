@@ -14,9 +14,9 @@ from ..parameter import Parameter
 from ..special import _sigmoid, normal_cdf, normal_pdf
 from ..validation import as_float_array, check_grad_output, check_input, is_number
 
-__all__ = ["CELU", "ELU", "GELU", "GLU", "SELU", "Activation", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU",
-           "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax", "Softplus",
-           "Softsign", "Tanh"]
+__all__ = ["CELU", "ELU", "GELU", "GLU", "SELU", "Activation", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh",
+           "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax",
+           "Softmin", "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink"]
 
 
 class Activation(Layer):
@@ -468,6 +468,93 @@ class Softsign(Activation):
         return self._narrow(dx)
 
 
+class _Shrink(Activation):
+    """Base of ``Hardshrink`` and ``Softshrink``: zero on the dead zone ``[-lambd, lambd]`` (its ends
+    included), slope 1 outside it (NaN included, as PyTorch's scalar code; its vectorised code gives a
+    NaN slope 0 or 1 by the NaN's place in the array).  ``lambd`` is rounded to the dtype it is
+    compared in (see :meth:`_outside`), a ``lambd`` beyond that dtype's range to its largest value
+    (nothing finite is outside); float16 is computed in float32 and rounded once."""
+
+    def __init__(self, lambd: float = 0.5) -> None:
+        super().__init__()
+        self.lambd = _finite_number(type(self).__name__, "lambd", lambd)
+
+    def _outside(self, x: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, float]:
+        """Where ``x`` (wide) is outside the dead zone (the backward's cache), and ``lambd`` rounded to
+        ``dtype``: PyTorch's Hardshrink rounds it to a float16 input's dtype (a float16 x of 0.30005 is
+        inside for lambd = 0.3), its Softshrink to float32 (outside)."""
+        largest = float(np.finfo(dtype).max)
+        lambd = float(dtype.type(max(-largest, min(self.lambd, largest))))
+        outside = ~((x >= -lambd) & (x <= lambd))
+        self._cache = outside
+        return outside, lambd
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return np.where(self._cached_for(grad_output), grad_output, 0)
+
+    def extra_repr(self) -> str:
+        return f"lambd={self.lambd}"
+
+
+class Hardshrink(_Shrink):
+    """``y = x`` where ``|x| > lambd``, else 0, as PyTorch's ``nn.Hardshrink(lambd=0.5)``.
+
+    ``dy/dx`` is 1 outside ``[-lambd, lambd]`` and 0 on it, its ends included (PyTorch's convention at
+    the kinks); NaN in gives NaN out with slope 1 (as PyTorch).  A negative ``lambd`` leaves no dead
+    zone (the identity, as PyTorch).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        wide = self._wide(x)
+        outside, _ = self._outside(wide, x.dtype)
+        return self._narrow(np.where(outside, wide, 0))
+
+
+class Softshrink(_Shrink):
+    """``y = x - lambd`` for ``x > lambd``, ``x + lambd`` for ``x < -lambd``, else 0, as PyTorch's
+    ``nn.Softshrink(lambd=0.5)``; ``lambd >= 0``; NaN gives NaN.  (The zeros are +0.0, as PyTorch's
+    vectorised code gives them; its scalar code gives ``0 * x``, -0.0 for a negative x.)
+
+    ``dy/dx`` is 1 outside ``[-lambd, lambd]`` and 0 on it, its ends included (as PyTorch).
+    """
+
+    def __init__(self, lambd: float = 0.5) -> None:
+        super().__init__(lambd)
+        if self.lambd < 0:
+            raise ValueError(f"Softshrink: lambd must be >= 0, got {lambd!r}")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._input(x)
+        wide = self._wide(x)
+        outside, lambd = self._outside(wide, wide.dtype)  # (for float16, lambd in float32: as PyTorch)
+        y = np.where(outside, wide, 0)  # (NaN counts as outside: it stays NaN)
+        np.subtract(wide, lambd, out=y, where=wide > lambd)
+        np.add(wide, lambd, out=y, where=wide < -lambd)
+        return self._narrow(y)
+
+
+class Tanhshrink(Activation):
+    """``y = x - tanh(x)``, as PyTorch's ``nn.Tanhshrink``; ``dy/dx = tanh(x)^2`` (the backward's cache).
+
+    Computed as written, as PyTorch does: for ``|x|`` much below 1 the difference of two close numbers
+    keeps few digits (about ``x^2`` of relative precision lost: ``y`` near ``x^3 / 3``).  float16 is
+    computed in float32 and rounded once (as PyTorch).
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._wide(self._input(x))
+        t = np.tanh(x)
+        y = x - t
+        t *= t
+        self._cache = t
+        return self._narrow(y)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        slope = self._cached_for(grad_output)  # (grad_output checked before it is used)
+        return self._narrow(self._wide(grad_output) * slope)
+
+
 class LogSigmoid(Activation):
     """``y = log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, as PyTorch's ``nn.LogSigmoid``: never
     overflows, and keeps its digits where ``sigmoid(x)`` rounds to 0 or 1.
@@ -540,6 +627,21 @@ class Softmax(_AlongAxis):
         y = self._cached_for(grad_output)
         dx = grad_output * y
         dx -= y * dx.sum(axis=self.axis, keepdims=True)
+        return dx
+
+
+class Softmin(Softmax):
+    """``y = softmax(-x)`` along ``axis`` (default the last), as PyTorch's ``nn.Softmin(dim)``: the
+    smallest input gets the largest weight; rows sum to 1.  Backward: minus :class:`Softmax`'s, at
+    ``-x``.  Shapes: x: (..., C, ...) -> y: same shape.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return super().forward(-self._along_axis(x))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        dx = super().backward(grad_output)
+        np.negative(dx, out=dx)
         return dx
 
 
