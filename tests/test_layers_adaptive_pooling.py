@@ -298,6 +298,50 @@ def test_max_is_each_windows_maximum_ties_first_nan_last(shape: tuple[int, ...],
     np.testing.assert_array_equal(dx, expected)
 
 
+@pytest.mark.parametrize("flat_taps", [0, 10**9])  # every window axis by axis; every window tap by tap
+@pytest.mark.parametrize("shape, out", [((2, 3, 7, 5), (3, 2)), ((2, 1, 3, 3), (5, 7)), ((1, 2, 12, 9), (1, 1)),
+                                        ((2, 2, 10, 9), (7, 3)), ((1, 2, 9, 11), (2, None)), ((2, 3, 13), (1,)),
+                                        ((2, 1, 9), (4,)), ((1, 2, 4), (9,))])
+def test_max_both_ways_give_pytorchs_winners(monkeypatch: pytest.MonkeyPatch, flat_taps: int,
+                                             shape: tuple[int, ...], out: Any) -> None:
+    """Small windows are compared tap by tap, large ones axis by axis (rows, then the row maxima):
+    forced each way, both give the loops' winners and values, ties, NaN, inf and signed zeros included."""
+    from minidl.layers import adaptive_pooling
+
+    monkeypatch.setattr(adaptive_pooling, "FLAT_TAPS", flat_taps)
+    rng = np.random.default_rng(sum(shape) + flat_taps % 7)
+    x = rng.integers(-3, 3, size=shape).astype(np.float64)
+    x[x == 2], x[x == -3], x[x == 1] = np.nan, -np.inf, -0.0  # NaN, -inf, and zeros of both signs
+    x[x == -2] = np.inf if flat_taps else -2.0
+    layer = md.AdaptiveMaxPool2D(out) if len(shape) == 4 else md.AdaptiveMaxPool1D(out[0])
+    size = tuple(s if o is None else o for s, o in zip(shape[2:], out, strict=True))
+    want, winner = max_by_hand(x, size)
+    y = layer(x)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(want))  # the winner's zero, -0.0 or 0.0
+    np.testing.assert_array_equal(layer._argmax, winner)
+
+
+def test_a_global_max_of_a_large_map_is_two_reductions() -> None:
+    """Windows were compared position by position: a 1000 x 1000 map to one output was a million
+    Python steps (4 s); now it is one reduction per axis."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2, 3, 1000, 1000)).astype(np.float32)
+    x[1, 2, 999, 0] = 50.0
+    layer = md.AdaptiveMaxPool2D(1)
+    y = layer(x)
+    np.testing.assert_array_equal(y[:, :, 0, 0], x.max(axis=(2, 3)))
+    dx = layer.backward(np.ones_like(y))
+    assert dx[1, 2, 999, 0] == 1.0 and dx.sum() == 6.0
+    np.testing.assert_array_equal(md.AdaptiveMaxPool2D(3)(x[:1, :1]), _by_blocks(x[:1, :1]))
+
+
+def _by_blocks(x: np.ndarray) -> np.ndarray:
+    """The 3 x 3 windows of a 1000 x 1000 map, floor(i * 1000 / 3) to ceil((i + 1) * 1000 / 3), by slices."""
+    edges = [(0, 334), (333, 667), (666, 1000)]
+    return np.array([[[[x[0, 0, a:b, c:d].max() for c, d in edges] for a, b in edges]]])
+
+
 @pytest.mark.parametrize("shape, out, seed", [((2, 3, 7, 5), (3, 2), 0), ((1, 2, 4, 4), (3, 3), 1),
                                               ((3, 1, 2, 5), (4, None), 2), ((2, 2, 5, 3), 1, 3),
                                               ((2, 3, 7), 3, 4), ((1, 2, 5), 8, 5)])
@@ -355,12 +399,24 @@ def test_max_refusals_repr_and_output_size() -> None:
         md.AdaptiveMaxPool1D(None)  # type: ignore[arg-type]
     assert repr(md.AdaptiveMaxPool2D((3, None))) == "AdaptiveMaxPool2D(output_size=(3, None))"
     assert md.AdaptiveMaxPool2D((3, None)).output_shape(10, 12) == (3, 12)
+    for bad in ((10,), (10, 10, 10), (0, 10), (2.5, 3)):  # (the zip() of two lengths said nothing of the layer)
+        with pytest.raises(ValueError, match=r"AdaptiveMaxPool2D.output_shape: expected 2 input size\(s\) >= 1 "
+                                             r"\(H, W\), got "):
+            md.AdaptiveMaxPool2D(2).output_shape(*bad)
+    with pytest.raises(ValueError, match=r"AdaptiveAvgPool1D.output_shape: expected 1 input size\(s\) >= 1 \(L\)"):
+        md.AdaptiveAvgPool1D(2).output_shape(3, 4)
     pending = layer(x)
     layer.output_size = 3  # for the next forward; the pending backward keeps its own
     fresh = md.AdaptiveMaxPool2D(2)
     fresh(x)
     np.testing.assert_array_equal(layer.backward(np.ones_like(pending)), fresh.backward(np.ones_like(pending)))
     assert layer(x).shape == (2, 3, 3, 3)
+    layer.output_size = 2
+    layer(x)
+    layer.output_size = (10**6, 10**6)  # a forward that fails after taking its input keeps the last pass
+    with pytest.raises(MemoryError):
+        layer(x)
+    np.testing.assert_array_equal(layer.backward(np.ones_like(pending)), fresh.backward(np.ones_like(pending)))
 
 
 def test_max_against_torch_if_installed() -> None:
@@ -368,14 +424,15 @@ def test_max_against_torch_if_installed() -> None:
     rng = np.random.default_rng(10)
     for trial in range(200):
         rank = 1 + trial % 2
-        spatial = tuple(int(s) for s in rng.integers(1, 12, size=rank))
-        out = tuple(int(o) for o in rng.integers(1, 10, size=rank))
+        large = trial % 5 == 4  # windows of more than FLAT_TAPS positions: taken axis by axis
+        spatial = tuple(int(s) for s in (rng.integers(12, 40, size=rank) if large else rng.integers(1, 12, size=rank)))
+        out = tuple(int(o) for o in rng.integers(1, 4 if large else 10, size=rank))
         dtype = (np.float32, np.float64)[trial // 2 % 2]
         x = rng.integers(-2, 3, size=(2, 3, *spatial)).astype(dtype)
         if trial % 3 == 0:
             x = rng.normal(size=x.shape).astype(dtype)
         elif trial % 3 == 1:
-            x[x == 2], x[x == -2] = np.nan, -np.inf
+            x[x == 2], x[x == -2], x[x == 1] = np.nan, -np.inf, -0.0
         layer = md.AdaptiveMaxPool2D(out) if rank == 2 else md.AdaptiveMaxPool1D(out[0])
         pool = torch.nn.functional.adaptive_max_pool2d if rank == 2 else torch.nn.functional.adaptive_max_pool1d
         y = layer(x)
@@ -384,4 +441,5 @@ def test_max_against_torch_if_installed() -> None:
         yt = pool(xt, out if rank == 2 else out[0])
         yt.backward(torch.tensor(g))
         np.testing.assert_array_equal(y, yt.detach().numpy())
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(yt.detach().numpy()))  # zeros' signs too
         np.testing.assert_array_equal(layer.backward(g), xt.grad.numpy())  # bit for bit, overlaps included

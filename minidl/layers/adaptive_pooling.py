@@ -16,11 +16,13 @@ again window by window (a Python loop over the windows of each axis, each a slic
 planes), with the same sums and the same division: a NaN stays in the windows that hold it, and the
 other planes keep the product's values.  float16 is computed in float32 and rounded once.
 
-**Maximum.**  Every window is read as the same number of taps, the longest window's along each axis,
-a shorter window repeating its last position (a repeat never wins: it was already compared): one
-gather and one comparison per tap, over every (sample, channel, output) at once.  Ties go to the first
-maximum in row-major order, a NaN wins (the window's last NaN), as in PyTorch's kernel; backward sends
-each output's gradient to its winner, added up where overlapping windows share one.
+**Maximum.**  Small windows are read as the same number of taps, the longest window's, a shorter
+window repeating its last position (a repeat never wins: it was compared already): one gather and one
+comparison per tap, over every (sample, channel, output) at once.  Larger windows go axis by axis (the
+maximum over a rectangle is the maximum over its rows of each row's maximum), each axis by a loop over
+its windows or its taps, whichever is shorter.  Ties go to the first maximum in row-major order, a
+NaN wins (the window's last NaN), as in PyTorch's kernel; backward sends each output's gradient to its
+winner, added up where overlapping windows share one.
 """
 
 from __future__ import annotations
@@ -112,8 +114,11 @@ class _Adaptive(Layer):
         return tuple(size if out is None else out for size, out in zip(spatial, self._sizes, strict=True))
 
     def output_shape(self, *spatial: int) -> tuple[int, ...]:
-        """The output's spatial size for an input of spatial size ``spatial``."""
-        return self._out(tuple(spatial))
+        """The output's spatial size for an input of spatial size ``spatial`` (``rank`` sizes >= 1)."""
+        if len(spatial) != self._rank or not all(is_integer(s) and s >= 1 for s in spatial):
+            raise ValueError(f"{type(self).__name__}.output_shape: expected {self._rank} input size(s) >= 1 "
+                             f"({_SPATIAL[self._rank]}), got {spatial}")
+        return self._out(tuple(int(s) for s in spatial))
 
     def input_shape_hint(self) -> None:
         """None: any spatial size (a container infers no input shape through it: it sets the shape after it)."""
@@ -232,17 +237,65 @@ def window_taps(size: int, out: int) -> np.ndarray:
     return np.minimum(first[:, None] + np.arange(k), stop[:, None] - 1)
 
 
+def max_positions(v: np.ndarray, axis: int, out: int) -> np.ndarray:
+    """The position along ``axis`` of the maximum of each of the ``out`` windows along it: ``v``'s shape
+    with ``axis`` of size ``out``.  Ties go to the first position, a window holding NaN to its last NaN
+    (PyTorch's rule: ``val > max || isnan(val)``).
+
+    Few long windows are reduced one by one (``argmax``); many short ones tap by tap, every window at
+    once (one comparison per position of the longest window): the Python loop is the shorter of the
+    two, so a global pool of a 1000 x 1000 map is one reduction, a 14 -> 7 pool two comparisons.
+    """
+    size = v.shape[axis]
+    first, stop = windows(size, out)
+    lay = (-1,) + (1,) * (v.ndim - 1 - axis)  # a vector along axis, broadcast over the axes after it
+    if out <= int((stop - first).max()):  # one reduction per window
+        index = np.empty((*v.shape[:axis], out, *v.shape[axis + 1:]), dtype=np.intp)
+        for i, (a, b) in enumerate(zip(first.tolist(), stop.tolist(), strict=True)):
+            window = v[_at(axis, slice(a, b))]
+            at = np.argmax(window, axis=axis)  # the first maximum (the first NaN, if any: redone below)
+            nan = np.isnan(window)
+            if nan.any():
+                last = (b - a - 1) - np.argmax(np.flip(nan, axis=axis), axis=axis)
+                at = np.where(nan.any(axis=axis), last, at)
+            index[_at(axis, i)] = at + a
+        return index
+    taps = window_taps(size, out)  # (out, k)
+    best = np.take(v, taps[:, 0], axis=axis)
+    index = np.empty(best.shape, dtype=np.intp)
+    index[...] = taps[:, 0].reshape(lay)
+    for t in range(1, taps.shape[1]):
+        value = np.take(v, taps[:, t], axis=axis)
+        wins = value > best  # strict: on a tie the earlier position keeps the win
+        # a window's positions grow with t, so a win's position is the largest so far: a max (a
+        # repeated last position never wins, whatever its place: it was compared already)
+        np.maximum(index, wins * taps[:, t].reshape(lay), out=index)
+        np.maximum(best, value, out=best)
+    lost = np.isnan(best)
+    if lost.any():  # the last NaN of each window holding one
+        for t in range(taps.shape[1]):
+            nan = lost & np.isnan(np.take(v, taps[:, t], axis=axis))
+            index[nan] = np.broadcast_to(taps[:, t].reshape(lay), index.shape)[nan]
+    return index
+
+
+#: Windows of at most this many positions (the longest's, all axes together) are compared position by
+#: position over the whole plane; larger ones axis by axis (see ``_AdaptiveMaxPool.forward``).
+FLAT_TAPS = 16
+
+
 class _AdaptiveMaxPool(_Adaptive):
-    """The computation of both maximum pools: tap by tap over every window at once."""
+    """The computation of both maximum pools."""
 
     def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
         super().__init__(output_size)
         self._argmax: np.ndarray | None = None  # per output, its winner's flat index in its (n, c) plane
-        self._plan: tuple[tuple[object, ...], np.ndarray, bool] | None = None  # the last input's
+        self._plan: tuple[tuple[object, ...], np.ndarray] | None = None  # the last input's taps
 
-    def _taps_of(self, spatial: tuple[int, ...], out: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    def _taps_of(self, spatial: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
         """(taps, *out) intp: each tap's flat index in a plane, for every output, the taps in row-major
-        order of their windows; and whether any windows overlap.  Made once per input and output size."""
+        order of their windows (a shorter window repeating its last position).  Made once per input and
+        output size."""
         key = (spatial, out)
         plan = self._plan
         if plan is None or plan[0] != key:
@@ -256,21 +309,28 @@ class _AdaptiveMaxPool(_Adaptive):
                 flat = (positions[:, None] + flat[None, :]).reshape(-1, *np.broadcast_shapes(
                     positions.shape[1:], flat.shape[1:]))  # the taps of this axis outermost
                 stride *= spatial[axis]
-            overlap = any(bool((windows(size, n)[1][:-1] > windows(size, n)[0][1:]).any())
-                          for size, n in zip(spatial, out, strict=True))
-            plan = self._plan = (key, np.ascontiguousarray(flat), overlap)
-        return plan[1], plan[2]
+            plan = self._plan = (key, np.ascontiguousarray(flat))
+        return plan[1]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *output_size)."""
         x = spatial_input(x, type(self).__name__, self._rank, self._layout)
-        self._argmax = None  # (x is accepted: should the computation fail, no stale winners remain)
-        self._shape = x.shape
-        out = self._out_shape = self._out(x.shape[2:])  # (the backward's, whatever output_size is set since)
+        spatial = x.shape[2:]
+        out = self._out(spatial)
+        planes = x.reshape(*x.shape[:2], math.prod(spatial))  # (N, C, S): a view for the usual layouts
+        taps = math.prod(int(window_taps(size, n).shape[1]) for size, n in zip(spatial, out, strict=True))
+        argmax = self._flat_winners(planes, spatial, out) if taps <= FLAT_TAPS else self._winners_by_axis(x, out)
+        # each output is its winner's value: -0.0 or 0.0 as the winner is (np.maximum of the two may give either)
+        y = np.take_along_axis(planes, argmax.reshape(*x.shape[:2], math.prod(out)), axis=2).reshape(argmax.shape)
+        self._shape, self._out_shape, self._argmax = x.shape, out, argmax  # (a failed forward kept the last pass)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
-        taps, _ = self._taps_of(x.shape[2:], out)
-        planes = x.reshape(*x.shape[:2], math.prod(x.shape[2:]))  # (N, C, S): a view for the usual layouts
+        return y
+
+    def _flat_winners(self, planes: np.ndarray, spatial: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
+        """Small windows: tap by tap over every window of the plane at once, one gather and comparison
+        per position of the longest window."""
+        taps = self._taps_of(spatial, out)
         best = planes[:, :, taps[0]]
         argmax = np.empty(best.shape, dtype=np.intp)
         argmax[...] = taps[0]
@@ -286,8 +346,20 @@ class _AdaptiveMaxPool(_Adaptive):
             for t in range(taps.shape[0]):  # PyTorch's kernel (val > max || isnan(val)) sends it
                 nan = lost & np.isnan(planes[:, :, taps[t]])
                 argmax[nan] = np.broadcast_to(taps[t], lost.shape)[nan]
-        self._argmax = argmax
-        return best
+        return argmax
+
+    def _winners_by_axis(self, x: np.ndarray, out: tuple[int, ...]) -> np.ndarray:
+        """Large windows: the maximum over a rectangle is the maximum over its rows of each row's
+        maximum.  Along the last axis first: per row, the position of each window's maximum; then over
+        the rows, the row whose maximum wins, and in it that position.  Ties go to the first row and
+        in it the first column, NaN to the last row holding one and in it its last: PyTorch's winners.
+        A global pool of a 1000 x 1000 map is two reductions (not a million comparisons)."""
+        flat = max_positions(x, x.ndim - 1, out[-1])
+        if self._rank == 2:
+            row_maxima = np.take_along_axis(x, flat, axis=3)  # (N, C, H, ow)
+            rows = max_positions(row_maxima, 2, out[0])  # (N, C, oh, ow)
+            flat = rows * x.shape[3] + np.take_along_axis(flat, rows, axis=2)
+        return flat
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, *output_size) -> dx: (N, C, *spatial): each output's gradient at its winner."""
@@ -299,7 +371,8 @@ class _AdaptiveMaxPool(_Adaptive):
         size = math.prod(shape[2:])
         index = argmax + (np.arange(n * c, dtype=np.intp) * size).reshape(n, c, *(1,) * (len(shape) - 2))
         dx = np.zeros(n * c * size, dtype=grad_output.dtype)
-        _, overlap = self._taps_of(shape[2:], self._out_shape)
+        overlap = any(bool((windows(side, m)[1][:-1] > windows(side, m)[0][1:]).any())
+                      for side, m in zip(shape[2:], self._out_shape, strict=True))
         if overlap:  # two windows may pick the same input: add, in the outputs' order (as PyTorch)
             np.add.at(dx, index.reshape(-1), grad_output.reshape(-1))
         else:  # each input in one window: at most one gradient each
