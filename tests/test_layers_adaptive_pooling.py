@@ -322,6 +322,17 @@ def test_max_both_ways_give_pytorchs_winners(monkeypatch: pytest.MonkeyPatch, fl
     np.testing.assert_array_equal(layer._argmax, winner)
 
 
+def test_a_negative_zero_gradient_arrives_as_zero_either_way() -> None:
+    """Where windows did not overlap the gradient was written, not added: -0.0 stayed -0.0 (PyTorch, and
+    the overlapping windows' sum, give 0.0)."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    for out in (2, 3):  # windows apart; overlapping
+        layer = md.AdaptiveMaxPool2D(out)
+        y = layer(x)
+        dx = layer.backward(np.full(y.shape, -0.0))
+        assert not np.signbit(dx).any()
+
+
 def test_a_global_max_of_a_large_map_is_two_reductions() -> None:
     """Windows were compared position by position: a 1000 x 1000 map to one output was a million
     Python steps (4 s); now it is one reduction per axis."""

@@ -318,7 +318,8 @@ class _AdaptiveMaxPool(_Adaptive):
         spatial = x.shape[2:]
         out = self._out(spatial)
         planes = x.reshape(*x.shape[:2], math.prod(spatial))  # (N, C, S): a view for the usual layouts
-        taps = math.prod(int(window_taps(size, n).shape[1]) for size, n in zip(spatial, out, strict=True))
+        taps = math.prod(int((stop - first).max()) for first, stop in
+                         (windows(size, n) for size, n in zip(spatial, out, strict=True)))  # the longest window's
         argmax = self._flat_winners(planes, spatial, out) if taps <= FLAT_TAPS else self._winners_by_axis(x, out)
         # each output is its winner's value: -0.0 or 0.0 as the winner is (np.maximum of the two may give either)
         y = np.take_along_axis(planes, argmax.reshape(*x.shape[:2], math.prod(out)), axis=2).reshape(argmax.shape)
@@ -375,8 +376,8 @@ class _AdaptiveMaxPool(_Adaptive):
                       for side, m in zip(shape[2:], self._out_shape, strict=True))
         if overlap:  # two windows may pick the same input: add, in the outputs' order (as PyTorch)
             np.add.at(dx, index.reshape(-1), grad_output.reshape(-1))
-        else:  # each input in one window: at most one gradient each
-            dx[index.reshape(-1)] = grad_output.reshape(-1)
+        else:  # each input in one window: at most one gradient each, added to 0 as where windows overlap
+            dx[index.reshape(-1)] = grad_output.reshape(-1) + 0  # (as PyTorch: -0.0 arrives as 0.0)
         return dx.reshape(shape)
 
 
