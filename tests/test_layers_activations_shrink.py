@@ -20,7 +20,8 @@ POINTS = np.array([-2.0, -0.5, -0.2, 0.0, 0.3, 0.5, 0.7, 3.0])
     (md.Hardshrink(0.25), [-2.0, -0.5, 0, 0, 0.3, 0.5, 0.7, 3.0], [1, 1, 0, 0, 1, 1, 1, 1]),
     (md.Hardshrink(-1.0), POINTS, np.ones(8)),  # no dead zone: the identity
     (md.Softshrink(), [-1.5, 0, 0, 0, 0, 0, 0.2, 2.5], [1, 0, 0, 0, 0, 0, 1, 1]),
-    (md.Softshrink(0.0), POINTS, [1, 1, 1, 0, 1, 1, 1, 1]),  # the identity, slope 0 at the kink 0
+    (md.Softshrink(0.0), POINTS, np.ones(8)),  # the identity, slope 1 at 0 too (PyTorch's 0 is no slope of it)
+    (md.Hardshrink(0.0), POINTS, np.ones(8)),
 ])
 def test_shrinks_by_closed_form(layer: md.Layer, y: Any, slope: Any) -> None:
     np.testing.assert_allclose(layer(POINTS), y, rtol=1e-15, atol=1e-16)
@@ -145,9 +146,13 @@ def test_against_torch_if_installed() -> None:
                 yt = theirs(xt)
                 yt.backward(torch.tensor(g))
                 np.testing.assert_array_equal(ours(x), yt.detach().numpy())
+                dx, theirs_dx = ours.backward(g), xt.grad.numpy()
+                if lambd == 0:  # the identity: slope 1 at 0 too, where PyTorch gives 0
+                    np.testing.assert_array_equal(dx[x == 0], g[x == 0])
+                    dx, theirs_dx = dx[x != 0], theirs_dx[x != 0]
                 if not (dtype == np.float16 and isinstance(ours, md.Softshrink)):  # (PyTorch's backward
                     # compares in float16 there, its forward in float32: they disagree just above lambd)
-                    np.testing.assert_array_equal(ours.backward(g), xt.grad.numpy())
+                    np.testing.assert_array_equal(dx, theirs_dx)
         xt = torch.tensor(x, requires_grad=True)
         torch.nn.Tanhshrink()(xt).backward(torch.tensor(g))
         tanhshrink = md.Tanhshrink()
@@ -163,3 +168,38 @@ def test_against_torch_if_installed() -> None:
         softmin = md.Softmin(axis)
         np.testing.assert_allclose(softmin(x), torch.nn.Softmin(dim=axis)(torch.tensor(x)).numpy(), rtol=1e-14)
         np.testing.assert_allclose(softmin.backward(g), xt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_what_the_review_found() -> None:
+    """lambd set after construction was not checked (Softshrink's -1 gave [-0.8, 3, -3], NaN gave
+    -1.8e308); an int beyond a float raised a bare OverflowError; PyTorch's dim= a TypeError naming
+    ``_AlongAxis``; float16 lambd was rounded once where PyTorch rounds twice (double, float32,
+    float16); Softmax/Softmin/LogSoftmax summed float16 in float16."""
+    layer = md.Softshrink(0.5)
+    for bad, error in ((-1.0, ValueError), (float("nan"), ValueError), ("0.5", TypeError), (10**400, ValueError)):
+        with pytest.raises(error, match="Softshrink: lambd must be"):
+            layer.lambd = bad  # type: ignore[assignment]
+        assert layer.lambd == 0.5
+    hard = md.Hardshrink()
+    hard.lambd = 2
+    assert hard.lambd == 2.0 and hard(np.array([1.5, 2.5])).tolist() == [0.0, 2.5]
+    with pytest.raises(ValueError, match="Hardshrink: lambd must be a finite number"):
+        md.Hardshrink(10**400)
+    with pytest.raises(TypeError, match=r"Softmin: the axis is given as axis= here \(PyTorch's dim=\), got dim=1"):
+        md.Softmin(dim=1)  # type: ignore[call-arg]
+    x = np.array([1.0009765625, -1.0009765625], np.float16)  # lambd rounds to 1.0 in float32, then stays
+    np.testing.assert_array_equal(md.Hardshrink(1.00048828125 + 1e-12)(x), x)
+    rows = np.random.default_rng(6).normal(size=(4, 1000)).astype(np.float16).astype(np.float64)
+    for make in (md.Softmax, md.Softmin, md.LogSoftmax):  # float16 is rounded once (summed in float16: 2.9e-3)
+        want = make()(rows)
+        layer = make()
+        got = layer(rows.astype(np.float16))
+        assert got.dtype == np.float16
+        np.testing.assert_allclose(got, want, rtol=2**-10, atol=2**-24 if make is not md.LogSoftmax else 2**-9)
+        g = np.random.default_rng(7).normal(size=rows.shape).astype(np.float16)
+        reference = make()
+        reference(rows)
+        want_dx = reference.backward(g.astype(np.float64))
+        dx = layer.backward(g)
+        assert dx.dtype == np.float16
+        np.testing.assert_allclose(dx, want_dx, rtol=4e-3, atol=4e-3 * np.abs(want_dx).max())

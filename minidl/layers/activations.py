@@ -136,7 +136,11 @@ def _finite_number(who: str, name: str, value: object) -> float:
     """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError``."""
     if not is_number(value):
         raise TypeError(f"{who}: {name} must be a finite number, got {value!r}")
-    if not math.isfinite(value):  # type: ignore[arg-type]
+    try:
+        finite = math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond a float's range
+        finite = False
+    if not finite:
         raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
@@ -473,19 +477,36 @@ class _Shrink(Activation):
     included), slope 1 outside it (NaN included, as PyTorch's scalar code; its vectorised code gives a
     NaN slope 0 or 1 by the NaN's place in the array).  ``lambd`` is rounded to the dtype it is
     compared in (see :meth:`_outside`), a ``lambd`` beyond that dtype's range to its largest value
-    (nothing finite is outside); float16 is computed in float32 and rounded once."""
+    (nothing finite is outside; PyTorch refuses it); float16 is computed in float32 and rounded once.
+    With ``lambd = 0`` there is no dead zone: the layer is the identity, and its slope is 1 at 0 too
+    (PyTorch's is 0 there, which the gradient checker would rightly refuse).
+    """
 
     def __init__(self, lambd: float = 0.5) -> None:
         super().__init__()
-        self.lambd = _finite_number(type(self).__name__, "lambd", lambd)
+        self.lambd = lambd
+
+    @property
+    def lambd(self) -> float:
+        """The dead zone's half-width; checked when set, after construction too."""
+        return self._lambd
+
+    @lambd.setter
+    def lambd(self, value: float) -> None:
+        self._lambd = _finite_number(type(self).__name__, "lambd", value)
 
     def _outside(self, x: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, float]:
         """Where ``x`` (wide) is outside the dead zone (the backward's cache), and ``lambd`` rounded to
-        ``dtype``: PyTorch's Hardshrink rounds it to a float16 input's dtype (a float16 x of 0.30005 is
-        inside for lambd = 0.3), its Softshrink to float32 (outside)."""
+        ``dtype`` as PyTorch rounds it (a double to float32, then to float16): its Hardshrink rounds
+        it to a float16 input's dtype (a float16 x of 0.30005 is inside for lambd = 0.3), its
+        Softshrink to float32 (outside)."""
         largest = float(np.finfo(dtype).max)
-        lambd = float(dtype.type(max(-largest, min(self.lambd, largest))))
-        outside = ~((x >= -lambd) & (x <= lambd))
+        lambd = max(-largest, min(self.lambd, largest))
+        if dtype.itemsize < 4:
+            lambd = float(np.float32(lambd))
+        lambd = float(dtype.type(lambd))
+        # no dead zone (0, or Hardshrink's negative lambd): the identity, slope 1 everywhere
+        outside = np.ones(x.shape, dtype=bool) if lambd <= 0 else ~((x >= -lambd) & (x <= lambd))
         self._cache = outside
         return outside, lambd
 
@@ -519,10 +540,12 @@ class Softshrink(_Shrink):
     ``dy/dx`` is 1 outside ``[-lambd, lambd]`` and 0 on it, its ends included (as PyTorch).
     """
 
-    def __init__(self, lambd: float = 0.5) -> None:
-        super().__init__(lambd)
-        if self.lambd < 0:
-            raise ValueError(f"Softshrink: lambd must be >= 0, got {lambd!r}")
+    @_Shrink.lambd.setter  # type: ignore[attr-defined]
+    def lambd(self, value: float) -> None:
+        lambd = _finite_number("Softshrink", "lambd", value)
+        if lambd < 0:
+            raise ValueError(f"Softshrink: lambd must be >= 0, got {value!r}")
+        self._lambd = lambd
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
@@ -538,8 +561,10 @@ class Tanhshrink(Activation):
     """``y = x - tanh(x)``, as PyTorch's ``nn.Tanhshrink``; ``dy/dx = tanh(x)^2`` (the backward's cache).
 
     Computed as written, as PyTorch does: for ``|x|`` much below 1 the difference of two close numbers
-    keeps few digits (about ``x^2`` of relative precision lost: ``y`` near ``x^3 / 3``).  float16 is
-    computed in float32 and rounded once (as PyTorch).
+    keeps few digits (``y`` is near ``x^3 / 3``).  float16 is computed in float32 and rounded once,
+    where PyTorch rounds ``tanh(x)`` to float16 before the difference (at x = 0.05 minidl's 4.16e-5 is
+    the exact value rounded, PyTorch's 3.05e-5); and the slope is ``tanh(x)^2``, where PyTorch's
+    ``1 - (1 - tanh(x)^2)`` keeps no digits below x = 1e-4 in float32.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -582,8 +607,10 @@ class _AlongAxis(Activation):
 
     elementwise = False
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, axis: int = -1, *, dim: object = None) -> None:
         super().__init__()
+        if dim is not None:  # PyTorch's spelling
+            raise TypeError(f"{type(self).__name__}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f"{type(self).__name__}: axis must be an int, got {axis!r}")
         self.axis = int(axis)
@@ -618,16 +645,18 @@ class Softmax(_AlongAxis):
         if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
             self._cache = y = x.copy()
             return y
+        x = self._wide(x)  # (float16 in float32, rounded once, as PyTorch: its sums lose digits)
         y = x - x.max(axis=self.axis, keepdims=True)
         np.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)
-        return self._keep(y)
+        return self._keep(self._narrow(y))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        y = self._cached_for(grad_output)
-        dx = grad_output * y
+        cache = self._cached_for(grad_output)
+        y = self._wide(cache)
+        dx = self._wide(grad_output) * y
         dx -= y * dx.sum(axis=self.axis, keepdims=True)
-        return dx
+        return self._narrow(dx)
 
 
 class Softmin(Softmax):
@@ -661,16 +690,18 @@ class LogSoftmax(_AlongAxis):
         if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
             self._cache = y = x.copy()
             return y
+        x = self._wide(x)  # (float16 in float32, rounded once, as PyTorch)
         y = x - x.max(axis=self.axis, keepdims=True)
         y -= np.log(np.exp(y).sum(axis=self.axis, keepdims=True))
-        return self._keep(y)
+        return self._keep(self._narrow(y))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        y = self._cached_for(grad_output)
-        dx = np.exp(y)
-        dx *= -grad_output.sum(axis=self.axis, keepdims=True)
-        dx += grad_output
-        return dx
+        cache = self._cached_for(grad_output)
+        g = self._wide(grad_output)
+        dx = np.exp(self._wide(cache))
+        dx *= -g.sum(axis=self.axis, keepdims=True)
+        dx += g
+        return self._narrow(dx)
 
 
 class GELU(Activation):
@@ -766,8 +797,10 @@ class GLU(Layer):
 
     single_input = True  # (a Stack hands it the sequence alone)
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, axis: int = -1, *, dim: object = None) -> None:
         super().__init__()
+        if dim is not None:  # PyTorch's spelling
+            raise TypeError(f"{type(self).__name__}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f"GLU: axis must be an int, got {axis!r}")
         self.axis = int(axis)
