@@ -203,3 +203,18 @@ def test_what_the_review_found() -> None:
         dx = layer.backward(g)
         assert dx.dtype == np.float16
         np.testing.assert_allclose(dx, want_dx, rtol=4e-3, atol=4e-3 * np.abs(want_dx).max())
+
+
+def test_what_the_second_review_found() -> None:
+    """With lambd = 0 the identity passed -0.0 on (PyTorch and the formula give 0.0); an empty
+    big-endian input to Softmax/LogSoftmax came back big-endian, and its own dtype was then refused as
+    the gradient's."""
+    for layer in (md.Hardshrink(0.0), md.Softshrink(0.0)):
+        y = layer(np.array([-0.0, 1.0, -2.0]))
+        assert y.tolist() == [0.0, 1.0, -2.0] and not np.signbit(y[0])
+        np.testing.assert_array_equal(layer.backward(np.ones(3)), [1.0, 1.0, 1.0])
+    for make in (md.Softmax, md.LogSoftmax, md.Softmin):
+        layer = make()
+        y = layer(np.zeros((2, 0), ">f4"))
+        assert y.dtype == np.float32 and y.dtype.isnative and y.shape == (2, 0) and not y.flags.writeable
+        assert layer.backward(np.zeros_like(y)).shape == (2, 0)

@@ -479,7 +479,9 @@ class _Shrink(Activation):
     compared in (see :meth:`_outside`), a ``lambd`` beyond that dtype's range to its largest value
     (nothing finite is outside; PyTorch refuses it); float16 is computed in float32 and rounded once.
     With ``lambd = 0`` there is no dead zone: the layer is the identity, and its slope is 1 at 0 too
-    (PyTorch's is 0 there, which the gradient checker would rightly refuse).
+    (PyTorch's is 0 there, which the gradient checker would rightly refuse).  A dead zone narrower than
+    the checker's smallest step (``eps / 32``, 3e-6 by default) is invisible to central differences:
+    an input inside it fails the check though its slope 0 is right; check such a layer away from it.
     """
 
     def __init__(self, lambd: float = 0.5) -> None:
@@ -496,18 +498,18 @@ class _Shrink(Activation):
         self._lambd = _finite_number(type(self).__name__, "lambd", value)
 
     def _outside(self, x: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, float]:
-        """Where ``x`` (wide) is outside the dead zone (the backward's cache), and ``lambd`` rounded to
-        ``dtype`` as PyTorch rounds it (a double to float32, then to float16): its Hardshrink rounds
-        it to a float16 input's dtype (a float16 x of 0.30005 is inside for lambd = 0.3), its
-        Softshrink to float32 (outside)."""
+        """Where ``x`` (wide) is outside the dead zone, and ``lambd`` rounded to ``dtype`` as PyTorch
+        rounds it (a double to float32, then to float16): its Hardshrink rounds it to a float16 input's
+        dtype (a float16 x of 0.30005 is inside for lambd = 0.3), its Softshrink to float32 (outside).
+        The backward's cache is the slope: 1 outside, and everywhere when ``lambd`` is 0 or less (no
+        dead zone: the identity; its zeros still come out as 0.0)."""
         largest = float(np.finfo(dtype).max)
         lambd = max(-largest, min(self.lambd, largest))
         if dtype.itemsize < 4:
             lambd = float(np.float32(lambd))
         lambd = float(dtype.type(lambd))
-        # no dead zone (0, or Hardshrink's negative lambd): the identity, slope 1 everywhere
-        outside = np.ones(x.shape, dtype=bool) if lambd <= 0 else ~((x >= -lambd) & (x <= lambd))
-        self._cache = outside
+        outside = ~((x >= -lambd) & (x <= lambd))
+        self._cache = outside if lambd > 0 else np.ones(x.shape, dtype=bool)
         return outside, lambd
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -643,8 +645,7 @@ class Softmax(_AlongAxis):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._along_axis(x)
         if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
-            self._cache = y = x.copy()
-            return y
+            return self._keep(np.empty(x.shape, self._dtype))  # (native order, read-only, as any output)
         x = self._wide(x)  # (float16 in float32, rounded once, as PyTorch: its sums lose digits)
         y = x - x.max(axis=self.axis, keepdims=True)
         np.exp(y, out=y)
@@ -688,8 +689,7 @@ class LogSoftmax(_AlongAxis):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._along_axis(x)
         if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
-            self._cache = y = x.copy()
-            return y
+            return self._keep(np.empty(x.shape, self._dtype))  # (native order, read-only, as any output)
         x = self._wide(x)  # (float16 in float32, rounded once, as PyTorch)
         y = x - x.max(axis=self.axis, keepdims=True)
         y -= np.log(np.exp(y).sum(axis=self.axis, keepdims=True))
