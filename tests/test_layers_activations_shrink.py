@@ -187,6 +187,8 @@ def test_what_the_review_found() -> None:
         md.Hardshrink(10**400)
     with pytest.raises(TypeError, match=r"Softmin: the axis is given as axis= here \(PyTorch's dim=\), got dim=1"):
         md.Softmin(dim=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"GLU: the axis is given as axis= here \(PyTorch's dim=\), got dim=0"):
+        md.GLU(dim=0)  # type: ignore[call-arg]
     x = np.array([1.0009765625, -1.0009765625], np.float16)  # lambd rounds to 1.0 in float32, then stays
     np.testing.assert_array_equal(md.Hardshrink(1.00048828125 + 1e-12)(x), x)
     rows = np.random.default_rng(6).normal(size=(4, 1000)).astype(np.float16).astype(np.float64)
