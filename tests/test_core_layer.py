@@ -659,3 +659,55 @@ def test_class_defaults_that_are_ufuncs_partials_or_losses_may_be_overridden() -
     with pytest.raises(md.DTypeError, match=r"a list of 2 arrays of different shapes \(\(2,\), \(3,\)\), which "
                                             r"cannot be stacked; several inputs are one tuple"):
         md.Dense(3, 2)([np.zeros(2), np.zeros(3)])
+
+
+def test_parameter_backward_follows_the_classes_that_define_the_two_methods() -> None:
+    """One walk of the MRO (it runs every step) gives what the two ``defining_class`` lookups gave:
+    ``backward_params`` only where the class defining it is a subclass of the one defining
+    ``backward``, multiple inheritance and instance overrides included."""
+    from minidl.layer import defining_class, parameter_backward
+
+    def reference(layer: md.Layer) -> Any:
+        if "backward" in layer.__dict__:
+            return layer.backward
+        cls = type(layer)
+        owner_b, owner_p = defining_class(cls, "backward"), defining_class(cls, "backward_params")
+        assert owner_b is not None and owner_p is not None
+        return layer.backward_params if issubclass(owner_p, owner_b) else layer.backward
+
+    def own_backward(self: Any, g: Any) -> Any:
+        return g
+
+    def own_params(self: Any, g: Any) -> None:
+        return None
+
+    class OwnBackward(md.Dense):
+        backward = own_backward
+
+    class Both(md.Dense):
+        backward = own_backward
+        backward_params = own_params
+
+    class OnlyParams(md.Layer):
+        backward_params = own_params
+
+    class Mixin:
+        backward = own_backward
+
+    class ParamsMixin:
+        backward_params = own_params
+
+    kinds: list[type] = [md.Dense, md.ReLU, md.Sequential, OwnBackward, Both, OnlyParams,
+                         type("A", (OnlyParams, OwnBackward), {}), type("B", (Mixin, md.Dense), {}),
+                         type("C", (ParamsMixin, md.ReLU), {}), type("D", (md.Dense, Mixin), {}),
+                         type("E", (ParamsMixin, Mixin, md.Layer), {}), type("F", (Mixin, ParamsMixin, md.Layer), {})]
+    checked = 0
+    for kind in kinds:
+        layer = kind(2, 2, rng=0) if issubclass(kind, md.Dense) else kind()
+        assert parameter_backward(layer) == reference(layer), kind
+        layer.backward = lambda g: g  # type: ignore[method-assign]  # an instance override wins
+        assert parameter_backward(layer) == layer.backward
+        checked += 1
+    assert checked == len(kinds)
+    assert parameter_backward(md.Dense(2, 2, rng=0)).__func__ is md.Dense.backward_params
+    assert parameter_backward(OwnBackward(2, 2, rng=0)).__func__ is own_backward
