@@ -532,7 +532,10 @@ def parameter_backward(layer: Layer) -> Callable[[np.ndarray], object]:
 
     It is not safe when a subclass overrides ``backward`` below the class that defines
     ``backward_params`` (e.g. a user's ``Dense`` subclass with its own back-pass, which the inherited
-    ``backward_params`` would bypass), or when ``backward`` was replaced on the instance.
+    ``backward_params`` would bypass), or when ``backward`` was replaced on the instance.  What it
+    cannot see: a ``backward`` replaced on the class that also defines ``backward_params``
+    (``md.Dense.backward = ...``), or supplied by a ``__getattribute__``; subclass instead (the
+    gradient checker compares what training calls with ``backward`` and reports the difference).
     """
     if "backward" in layer.__dict__:
         return layer.backward

@@ -189,6 +189,8 @@ def test_what_the_review_found() -> None:
         md.Softmin(dim=1)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"GLU: the axis is given as axis= here \(PyTorch's dim=\), got dim=0"):
         md.GLU(dim=0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"Softmax: the axis is given as axis= here \(PyTorch's dim=\), got dim=None"):
+        md.Softmax(dim=None)  # type: ignore[call-arg]  # (PyTorch's implicit dim is not the last axis)
     x = np.array([1.0009765625, -1.0009765625], np.float16)  # lambd rounds to 1.0 in float32, then stays
     np.testing.assert_array_equal(md.Hardshrink(1.00048828125 + 1e-12)(x), x)
     rows = np.random.default_rng(6).normal(size=(4, 1000)).astype(np.float16).astype(np.float64)

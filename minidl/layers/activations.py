@@ -132,6 +132,10 @@ class Tanh(Activation):
         return grad_output * (1 - y * y)
 
 
+#: The default of ``dim=``, a keyword taken only to say that the axis is ``axis=`` here.
+_NO_DIM = object()
+
+
 def _finite_number(who: str, name: str, value: object) -> float:
     """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError``."""
     if not is_number(value):
@@ -502,7 +506,7 @@ class _Shrink(Activation):
         rounds it (a double to float32, then to float16): its Hardshrink rounds it to a float16 input's
         dtype (a float16 x of 0.30005 is inside for lambd = 0.3), its Softshrink to float32 (outside).
         The backward's cache is the slope: 1 outside, and everywhere when ``lambd`` is 0 or less (no
-        dead zone: the identity; its zeros still come out as 0.0)."""
+        dead zone: the identity; at 0 a -0.0 comes out as 0.0, as PyTorch's)."""
         largest = float(np.finfo(dtype).max)
         lambd = max(-largest, min(self.lambd, largest))
         if dtype.itemsize < 4:
@@ -609,9 +613,9 @@ class _AlongAxis(Activation):
 
     elementwise = False
 
-    def __init__(self, axis: int = -1, *, dim: object = None) -> None:
+    def __init__(self, axis: int = -1, *, dim: object = _NO_DIM) -> None:
         super().__init__()
-        if dim is not None:  # PyTorch's spelling
+        if dim is not _NO_DIM:  # PyTorch's spelling (None too: PyTorch's implicit dim is not axis=-1)
             raise TypeError(f"{type(self).__name__}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f"{type(self).__name__}: axis must be an int, got {axis!r}")
@@ -797,9 +801,9 @@ class GLU(Layer):
 
     single_input = True  # (a Stack hands it the sequence alone)
 
-    def __init__(self, axis: int = -1, *, dim: object = None) -> None:
+    def __init__(self, axis: int = -1, *, dim: object = _NO_DIM) -> None:
         super().__init__()
-        if dim is not None:  # PyTorch's spelling
+        if dim is not _NO_DIM:  # PyTorch's spelling (None too: PyTorch's implicit dim is not axis=-1)
             raise TypeError(f"{type(self).__name__}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f"GLU: axis must be an int, got {axis!r}")
