@@ -136,6 +136,12 @@ class Tanh(Activation):
 _NO_DIM = object()
 
 
+def _refuse_dim(who: str, dim: object) -> None:
+    """PyTorch's ``dim=`` (None too: its implicit dim is not the last axis) is ``axis=`` here."""
+    if dim is not _NO_DIM:
+        raise TypeError(f"{who}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
+
+
 def _finite_number(who: str, name: str, value: object) -> float:
     """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError``."""
     if not is_number(value):
@@ -615,8 +621,7 @@ class _AlongAxis(Activation):
 
     def __init__(self, axis: int = -1, *, dim: object = _NO_DIM) -> None:
         super().__init__()
-        if dim is not _NO_DIM:  # PyTorch's spelling (None too: PyTorch's implicit dim is not axis=-1)
-            raise TypeError(f"{type(self).__name__}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
+        _refuse_dim(type(self).__name__, dim)
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f"{type(self).__name__}: axis must be an int, got {axis!r}")
         self.axis = int(axis)
@@ -803,8 +808,7 @@ class GLU(Layer):
 
     def __init__(self, axis: int = -1, *, dim: object = _NO_DIM) -> None:
         super().__init__()
-        if dim is not _NO_DIM:  # PyTorch's spelling (None too: PyTorch's implicit dim is not axis=-1)
-            raise TypeError(f"{type(self).__name__}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
+        _refuse_dim(type(self).__name__, dim)
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise TypeError(f"GLU: axis must be an int, got {axis!r}")
         self.axis = int(axis)

@@ -28,6 +28,7 @@ winner, added up where overlapping windows share one.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -229,6 +230,12 @@ class AdaptiveAvgPool1D(_AdaptiveAvgPool):
         super().__init__(output_size)
 
 
+def _overlap(size: int, out: int) -> bool:
+    """Whether two of the ``out`` windows over ``size`` inputs share an input."""
+    first, stop = windows(size, out)
+    return bool((stop[:-1] > first[1:]).any())
+
+
 def window_taps(size: int, out: int) -> np.ndarray:
     """(out, k): the positions of each of the ``out`` windows over ``size`` inputs, ``k`` the longest
     window's length, a shorter window repeating its last position."""
@@ -261,21 +268,30 @@ def max_positions(v: np.ndarray, axis: int, out: int) -> np.ndarray:
             index[_at(axis, i)] = at + a
         return index
     taps = window_taps(size, out)  # (out, k)
-    best = np.take(v, taps[:, 0], axis=axis)
+    return tap_winners(lambda t: np.take(v, taps[:, t], axis=axis), lambda t: taps[:, t].reshape(lay), taps.shape[1])
+
+
+def tap_winners(value_at: Callable[[int], np.ndarray], position_at: Callable[[int], np.ndarray],
+                taps: int) -> np.ndarray:
+    """The position of each window's maximum, its ``taps`` taps read tap by tap over every window at
+    once: ``value_at(t)`` is every window's t-th value (a new array), ``position_at(t)`` their positions
+    (broadcastable to it, growing with t, a shorter window repeating its last).  Ties go to the earlier
+    tap, a window holding NaN to its last NaN (PyTorch's rule: ``val > max || isnan(val)``)."""
+    best = value_at(0)
     index = np.empty(best.shape, dtype=np.intp)
-    index[...] = taps[:, 0].reshape(lay)
-    for t in range(1, taps.shape[1]):
-        value = np.take(v, taps[:, t], axis=axis)
-        wins = value > best  # strict: on a tie the earlier position keeps the win
+    index[...] = position_at(0)
+    for t in range(1, taps):
+        value = value_at(t)
+        wins = value > best  # strict: on a tie the earlier tap keeps the win
         # a window's positions grow with t, so a win's position is the largest so far: a max (a
         # repeated last position never wins, whatever its place: it was compared already)
-        np.maximum(index, wins * taps[:, t].reshape(lay), out=index)
+        np.maximum(index, wins * position_at(t), out=index)
         np.maximum(best, value, out=best)
-    lost = np.isnan(best)
+    lost = np.isnan(best)  # (np.maximum propagates NaN)
     if lost.any():  # the last NaN of each window holding one
-        for t in range(taps.shape[1]):
-            nan = lost & np.isnan(np.take(v, taps[:, t], axis=axis))
-            index[nan] = np.broadcast_to(taps[:, t].reshape(lay), index.shape)[nan]
+        for t in range(taps):
+            nan = lost & np.isnan(value_at(t))
+            index[nan] = np.broadcast_to(position_at(t), index.shape)[nan]
     return index
 
 
@@ -331,23 +347,8 @@ class _AdaptiveMaxPool(_Adaptive):
     def _flat_winners(self, planes: np.ndarray, spatial: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
         """Small windows: tap by tap over every window of the plane at once, one gather and comparison
         per position of the longest window."""
-        taps = self._taps_of(spatial, out)
-        best = planes[:, :, taps[0]]
-        argmax = np.empty(best.shape, dtype=np.intp)
-        argmax[...] = taps[0]
-        for t in range(1, taps.shape[0]):
-            value = planes[:, :, taps[t]]
-            wins = value > best  # strict: on a tie the earlier tap keeps the win
-            # a window's taps come in row-major order, so a win's index is the largest so far: a max
-            # (a repeated last position never wins, whatever its index: it was compared already)
-            np.maximum(argmax, wins * taps[t], out=argmax)
-            np.maximum(best, value, out=best)
-        lost = np.isnan(best)
-        if lost.any():  # a window holding NaN outputs NaN; its gradient goes to its *last* NaN, as
-            for t in range(taps.shape[0]):  # PyTorch's kernel (val > max || isnan(val)) sends it
-                nan = lost & np.isnan(planes[:, :, taps[t]])
-                argmax[nan] = np.broadcast_to(taps[t], lost.shape)[nan]
-        return argmax
+        taps = self._taps_of(spatial, out)  # (a window's taps in row-major order: their flat indices grow)
+        return tap_winners(lambda t: planes[:, :, taps[t]], lambda t: taps[t], taps.shape[0])
 
     def _winners_by_axis(self, x: np.ndarray, out: tuple[int, ...]) -> np.ndarray:
         """Large windows: the maximum over a rectangle is the maximum over its rows of each row's
@@ -372,9 +373,8 @@ class _AdaptiveMaxPool(_Adaptive):
         size = math.prod(shape[2:])
         index = argmax + (np.arange(n * c, dtype=np.intp) * size).reshape(n, c, *(1,) * (len(shape) - 2))
         dx = np.zeros(n * c * size, dtype=grad_output.dtype)
-        overlap = any(bool((windows(side, m)[1][:-1] > windows(side, m)[0][1:]).any())
-                      for side, m in zip(shape[2:], self._out_shape, strict=True))
-        if overlap:  # two windows may pick the same input: add, in the outputs' order (as PyTorch)
+        # two windows may pick the same input: add, in the outputs' order (as PyTorch)
+        if any(_overlap(side, m) for side, m in zip(shape[2:], self._out_shape, strict=True)):
             np.add.at(dx, index.reshape(-1), grad_output.reshape(-1))
         else:  # each input in one window: at most one gradient each, added to 0 as where windows overlap
             dx[index.reshape(-1)] = grad_output.reshape(-1) + 0  # (as PyTorch: -0.0 arrives as 0.0)
