@@ -255,8 +255,9 @@ def test_layer_speed_quick_mode_prints_a_row_per_layer() -> None:
     assert [label.split("(")[0] for label in labels] == ["RNN", "LSTM", "GRU", "ConvTranspose2D", "Conv1D", "MaxPool1D",
                                                         "Upsample", "Upsample", "AdaptiveAvgPool2D",
                                                         "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
-                                                        "AdaptiveMaxPool2D", "GroupNorm", "InstanceNorm2d",
-                                                        "MultiHeadAttention", "Embedding"]
+                                                        "AdaptiveMaxPool2D", "ZeroPad2D", "ReflectionPad2D",
+                                                        "ReplicationPad2D", "CircularPad2D", "GroupNorm",
+                                                        "InstanceNorm2d", "MultiHeadAttention", "Embedding"]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[1]) > 0

@@ -166,6 +166,39 @@ def ref_instancenorm(layer: Any, x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def ref_pad(mode: str, widths: tuple[int, ...]) -> Callable[[Any, np.ndarray], np.ndarray]:
+    """np.pad's version of a padding layer: ``widths`` (left, right[, top, bottom]) as PyTorch orders them."""
+    pairs = [(0, 0), (0, 0), *reversed([widths[i:i + 2] for i in range(0, len(widths), 2)])]
+    kind = {"zero": "constant", "constant": "constant", "reflect": "reflect", "replicate": "edge",
+            "circular": "wrap"}[mode]
+    extra = {"constant_values": 0.5} if mode == "constant" else {}
+    return lambda layer, x: np.pad(x, pairs, mode=kind, **extra)
+
+
+def _images(n: int, d: Any) -> tuple[int, ...]:
+    return (n, 2, d(st.integers(2, 4)), d(st.integers(2, 4)))
+
+
+def _sequences(n: int, d: Any) -> tuple[int, ...]:
+    return (n, 2, d(st.integers(2, 5)))
+
+
+#: (name, layer, input shape, mode, padding, example input): every padding layer, against np.pad
+PADDINGS = [
+    ("ZeroPad2D", lambda: md.ZeroPad2D((0, 1, 0, 2)), _images, "zero", (0, 1, 0, 2), (2, 2, 3, 3)),
+    ("ConstantPad2D", lambda: md.ConstantPad2D((0, 1, 0, 1), 0.5), _images, "constant", (0, 1, 0, 1), (2, 2, 3, 3)),
+    ("ReflectionPad2D", lambda: md.ReflectionPad2D((0, 1, 0, 1)), _images, "reflect", (0, 1, 0, 1), (2, 2, 3, 3)),
+    ("ReplicationPad2D", lambda: md.ReplicationPad2D((0, 2, 0, 1)), _images, "replicate", (0, 2, 0, 1),
+     (2, 2, 3, 3)),
+    ("CircularPad2D", lambda: md.CircularPad2D((0, 1, 0, 1)), _images, "circular", (0, 1, 0, 1), (2, 2, 3, 3)),
+    ("ZeroPad1D", lambda: md.ZeroPad1D((0, 2)), _sequences, "zero", (0, 2), (2, 2, 4)),
+    ("ConstantPad1D", lambda: md.ConstantPad1D((0, 1), 0.5), _sequences, "constant", (0, 1), (2, 2, 4)),
+    ("ReflectionPad1D", lambda: md.ReflectionPad1D((0, 1)), _sequences, "reflect", (0, 1), (2, 2, 4)),
+    ("ReplicationPad1D", lambda: md.ReplicationPad1D((0, 2)), _sequences, "replicate", (0, 2), (2, 2, 4)),
+    ("CircularPad1D", lambda: md.CircularPad1D((0, 1)), _sequences, "circular", (0, 1), (2, 2, 4)),
+]
+
+
 # ------------------------------------------------------------------------------ the layer table
 @dataclass
 class LayerSpec:
@@ -294,6 +327,8 @@ LAYERS: dict[str, LayerSpec] = {
     "AdaptiveMaxPool2D": LayerSpec(lambda dt: get("AdaptiveMaxPool2D")((1, None)),
                                    lambda n, d: (n, 2, d(st.integers(1, 4)), d(st.integers(1, 3))),
                                    lambda layer, x: x.max(axis=2, keepdims=True), example=(2, 2, 3, 2)),
+    **{name: LayerSpec(lambda dt, make=make: make(), shape, ref_pad(mode, widths), example=example)
+       for name, make, shape, mode, widths, example in PADDINGS},
     "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
                                     lambda n, d: (n, d(st.integers(1, 3)), 4), example=(2, 3, 4)),
     "TransformerEncoderLayer": LayerSpec(
@@ -1032,7 +1067,7 @@ def test_nonfinite_policy() -> None:
                    "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
                    "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
                    "Softmax", "Softplus", "Softsign", "Tanh", "Upsample", "Hardshrink", "Softshrink", "Tanhshrink",
-                   "Softmin"}
+                   "Softmin", *(name for name, *_ in PADDINGS)}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}
@@ -1055,6 +1090,8 @@ def test_nonfinite_policy() -> None:
             assert np.isnan(y[0]).all() and np.isfinite(y[1:]).all()
         elif name == "Upsample":  # the NaN pixel becomes a 2 x 3 block of NaN
             assert np.isnan(y).sum() == 6 and np.isnan(y[0, 0, :2, :3]).all()
+        elif name in ("CircularPad1D", "CircularPad2D"):  # the first position is read again by the wrap
+            assert np.isnan(y).sum() == 2 ** (x.ndim - 2) and np.isnan(y[0, 0, ..., -1]).any()
         elif name not in ("MaxPool2D", "AvgPool2D", "GlobalAvgPool2D"):
             assert np.isfinite(y).sum() == y.size - 1, f"{name}: one NaN in should give one NaN out"
         dx = layer.backward(np.ones_like(y))

@@ -35,6 +35,18 @@ from .dense import Dense
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
+from .padding import (
+    CircularPad1D,
+    CircularPad2D,
+    ConstantPad1D,
+    ConstantPad2D,
+    ReflectionPad1D,
+    ReflectionPad2D,
+    ReplicationPad1D,
+    ReplicationPad2D,
+    ZeroPad1D,
+    ZeroPad2D,
+)
 from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten
@@ -60,6 +72,10 @@ __all__ = [
     "AvgPool2D",
     "BatchNorm1d",
     "BatchNorm2d",
+    "CircularPad1D",
+    "CircularPad2D",
+    "ConstantPad1D",
+    "ConstantPad2D",
     "Conv1D",
     "Conv2D",
     "ConvTranspose2D",
@@ -88,6 +104,10 @@ __all__ = [
     "PReLU",
     "ReLU",
     "ReLU6",
+    "ReflectionPad1D",
+    "ReflectionPad2D",
+    "ReplicationPad1D",
+    "ReplicationPad2D",
     "SiLU",
     "Sigmoid",
     "Softmax",
@@ -102,4 +122,6 @@ __all__ = [
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "Upsample",
+    "ZeroPad1D",
+    "ZeroPad2D",
 ]

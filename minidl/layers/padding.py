@@ -1,0 +1,366 @@
+"""Padding layers: widen (or, with negative sizes, crop) the spatial axes of (N, C, L) sequences and
+(N, C, H, W) images, as PyTorch's ``ConstantPad``, ``ZeroPad``, ``ReflectionPad``, ``ReplicationPad``
+and ``CircularPad`` (1d and 2d).
+
+Along an axis of length ``L`` padded by ``(before, after)`` the output has ``L + before + after``
+positions, and position ``j`` reads the input at ``s = j - before`` when ``0 <= s < L``.  Outside, the
+mode decides what it reads::
+
+    constant     the value (no input position)
+    reflect      the mirror image without the edge: -s before the start, 2 (L - 1) - s past the end
+                 (so before, after < L)
+    replicate    the edge: position 0, or L - 1
+    circular     the other end: s + L, or s - L (so before, after <= L)
+
+A negative size crops that side, at most the whole axis, after the other side is padded (as in
+PyTorch: ``ReflectionPad1d((-1, 2))`` of ``[0, 1, 2, 3]`` is ``[1, 2, 3, 2, 1]``).  Images are padded
+along the width, then the height; each output position still reads one input position.
+
+Backward sends each output's gradient to the input position it read, added up where several read
+one.  Along each axis: the inside part is copied, and each padded side is added at its positions, which
+differ within a side (a reflection or a wrap), or, for ``replicate``, summed onto the edge.  No Python
+loop over positions; NaN/inf are passed through unchecked, as by the pools.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..layer import Layer
+from ..validation import check_grad_output, is_integer, is_number
+from .conv import _AXES, _SPATIAL
+from .pooling import spatial_input
+
+__all__ = [
+    "CircularPad1D", "CircularPad2D", "ConstantPad1D", "ConstantPad2D", "ReflectionPad1D", "ReflectionPad2D",
+    "ReplicationPad1D", "ReplicationPad2D", "ZeroPad1D", "ZeroPad2D",
+]
+
+
+def _at(axis: int, index: slice | int | np.ndarray) -> tuple[slice | int | np.ndarray, ...]:
+    """An index picking ``index`` along ``axis`` and everything along the axes before it."""
+    return (slice(None),) * axis + (index,)
+
+
+def sources(size: int, before: int, after: int, mode: str) -> np.ndarray:
+    """(size + before + after,) the input position each output position reads along an axis (for
+    ``constant``, positions outside ``[0, size)`` read the value instead)."""
+    s = np.arange(-before, size + after)
+    if mode == "reflect":  # |s| mirrors the start, (L - 1) - |(L - 1) - s| the end
+        return (size - 1) - np.abs((size - 1) - np.abs(s))
+    if mode == "replicate":
+        return np.clip(s, 0, size - 1)
+    if mode == "circular":
+        return s % size
+    return s
+
+
+def _inside(size: int, before: int, out: int) -> tuple[slice, slice]:
+    """(the output positions that read the input directly, the input positions they read)."""
+    first, stop = min(max(before, 0), out), min(max(before + size, 0), out)
+    return slice(first, stop), slice(first - before, stop - before)
+
+
+def _inside_region(shape: tuple[int, ...], out: tuple[int, ...],
+                   pairs: list[tuple[int, int, int]]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Over every axis of an input of ``shape`` padded to ``out`` by ``pairs`` ((axis, before, after),
+    from :meth:`_Pad._pairs`): (the output's region that holds the input, the input's region it holds)."""
+    to, read = [slice(None)] * len(shape), [slice(None)] * len(shape)
+    for axis, before, _ in pairs:
+        to[axis], read[axis] = _inside(shape[axis], before, out[axis])
+    return tuple(to), tuple(read)
+
+
+def fold(g: np.ndarray, axis: int, size: int, before: int, mode: str, source: np.ndarray) -> np.ndarray:
+    """The gradient along ``axis`` of a padding (not ``constant``) whose forward gathered ``source``
+    (from :func:`sources`): g's shape with ``size`` along ``axis``, ``dx[s]`` the sum of the ``g[j]``
+    whose ``j`` read ``s``."""
+    out = g.shape[axis]
+    inside, read = _inside(size, before, out)
+    if read.stop - read.start == size:  # nothing cropped: the inside part is the whole input
+        dx = g[_at(axis, inside)].copy()
+    else:
+        shape = list(g.shape)
+        shape[axis] = size
+        dx = np.zeros(shape, dtype=g.dtype)
+        dx[_at(axis, read)] = g[_at(axis, inside)]
+    for side in (slice(0, inside.start), slice(inside.stop, out)):
+        if side.start == side.stop:
+            continue
+        part = g[_at(axis, side)]
+        read_by_side = source[side]
+        if mode == "replicate":  # every position of the side read the same edge: added in order
+            edge = dx[_at(axis, slice(int(read_by_side[0]), int(read_by_side[0]) + 1))]
+            steps = [part[_at(axis, slice(k, k + 1))] for k in range(part.shape[axis])]
+            if side.start == 0:  # (as PyTorch's loop over the output: the left side's sum, then the inside)
+                steps = [sum(steps[1:], steps[0].copy())]
+            for step in steps:
+                edge += step
+        else:  # a reflection or a wrap: different positions within one side, so no two collide
+            dx[_at(axis, read_by_side)] += part
+    return dx
+
+
+class _Pad(Layer):
+    """The computation shared by the padding layers: ``padding`` as PyTorch orders it, ``(left, right)``
+    for a sequence and ``(left, right, top, bottom)`` for an image, and the mode's rule."""
+
+    single_input = True  # (a Stack hands it the sequence alone)
+
+    #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
+    _rank: int = 2
+    #: What the positions outside the input read (see the module's docstring).
+    mode: str = "constant"
+
+    _padding: tuple[int, ...]
+
+    def __init__(self, padding: int | tuple[int, ...]) -> None:
+        super().__init__()
+        self.padding = padding  # (checked by the property)
+        self._shape: tuple[int, ...] | None = None  # the last input's
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
+        # the last forward's output shape, its (axis, before, after) per axis and, but for constant,
+        # the input position each output position read along each axis
+        self._cache: tuple[tuple[int, ...], list[tuple[int, int, int]], list[np.ndarray]] | None = None
+        self._layout = f"(N, C, {_SPATIAL[self._rank]})"
+
+    @property
+    def padding(self) -> tuple[int, ...]:
+        """``(left, right)``, or ``(left, right, top, bottom)``: positions added on each side of the last
+        axis, then of the one before; a negative size crops."""
+        return self._padding
+
+    @padding.setter
+    def padding(self, value: int | tuple[int, ...]) -> None:
+        sides = 2 * self._rank
+        sizes = tuple(value) if isinstance(value, (tuple, list)) else (value,) * sides
+        if len(sizes) != sides or not all(is_integer(v) for v in sizes):
+            names = "(left, right)" if self._rank == 1 else "(left, right, top, bottom)"
+            raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple {names} of ints, "
+                             f"got {value!r}")
+        object.__setattr__(self, "_padding", tuple(int(v) for v in sizes))
+
+    def _pairs(self) -> list[tuple[int, int, int]]:
+        """(axis, before, after) of each spatial axis, the last first (PyTorch's order of ``padding``)."""
+        p = self._padding
+        return [(1 + self._rank - k, p[2 * k], p[2 * k + 1]) for k in range(self._rank)]
+
+    @property
+    def _who(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        return f"padding={self._padding}"
+
+    def output_shape(self, *sizes: int) -> tuple[int, ...]:
+        """The padded spatial sizes of an input with spatial sizes ``sizes`` ((L,) or (H, W)); raises
+        ``ShapeError`` where the padding does not fit the input."""
+        if len(sizes) != self._rank or not all(is_integer(v) and v >= 1 for v in sizes):
+            raise ValueError(f"{self._who}.output_shape: expected {self._rank} spatial size(s) >= 1 "
+                             f"({_SPATIAL[self._rank]}), got {sizes}")
+        out = list(sizes)
+        for axis, before, after in self._pairs():
+            size, name = sizes[axis - 2], _AXES[self._rank][axis - 2]
+            out[axis - 2] = size + before + after
+            problem = ""
+            if min(before, after) < -size:
+                problem = "crops more than the whole axis"
+            elif out[axis - 2] < 1:
+                problem = "leaves no position"
+            elif self.mode == "reflect" and max(before, after) >= size:
+                problem = "reflects beyond the axis: each side must be smaller than it"
+            elif self.mode == "circular" and max(before, after) > size:
+                problem = "wraps around more than once: each side must be at most as large as it"
+            if problem:
+                raise ShapeError(f"{self._who}: padding ({before}, {after}) of {name} = {size} {problem}")
+        return tuple(out)
+
+    def _fill(self, dtype: np.dtype) -> np.ndarray:
+        """The value the padded positions hold, in ``dtype``: the constant paddings define it."""
+        raise NotImplementedError(f"{type(self).__name__}: mode 'constant' is for a padding with a value")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, L) -> (N, C, L + left + right), or (N, C, H, W) -> (N, C, H + top + bottom,
+        W + left + right)."""
+        x = spatial_input(x, self._who, self._rank, self._layout)
+        out = (*x.shape[:2], *self.output_shape(*x.shape[2:]))
+        pairs = self._pairs()
+        reads: list[np.ndarray] = []
+        if self.mode == "constant":
+            y = np.full(out, self._fill(x.dtype), dtype=x.dtype)
+            to, read = _inside_region(x.shape, out, pairs)
+            y[to] = x[read]
+        else:
+            y = x
+            for axis, before, after in pairs:  # one gather per axis
+                reads.append(sources(x.shape[axis], before, after, self.mode))
+                y = y.take(reads[-1], axis=axis)
+        # what backward needs, all of this pass (the padding may be changed in between)
+        self._shape, self._cache = x.shape, (out, pairs, reads)
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: the forward's output shape -> dx: the input's shape, an array of its own."""
+        shape, cache = self._shape, self._cache
+        self._require_cache(cache)
+        assert shape is not None and cache is not None
+        out, pairs, reads = cache
+        g = check_grad_output(grad_output, f"{type(self).__name__}.backward", out, self._dtype)
+        if self.mode == "constant":  # the inside part; zeros where the forward cropped
+            to, read = _inside_region(shape, out, pairs)
+            inside = g[to]
+            if inside.shape == shape:
+                return inside.copy()
+            dx = np.zeros(shape, dtype=g.dtype)
+            dx[read] = inside
+            return dx
+        for (axis, before, _), read in zip(reversed(pairs), reversed(reads), strict=True):
+            g = fold(g, axis, shape[axis], before, self.mode, read)
+        return g
+
+
+class _ConstantPad(_Pad):
+    """A constant padding: ``value``, a number the input's dtype can hold (checked at forward)."""
+
+    _value: float
+
+    def __init__(self, padding: int | tuple[int, ...], value: float) -> None:
+        super().__init__(padding)
+        self.value = value
+
+    @property
+    def value(self) -> float:
+        """What the padded positions hold (inf and NaN allowed: ``-inf`` before a max pool)."""
+        return self._value
+
+    @value.setter
+    def value(self, value: float) -> None:
+        if not is_number(value):
+            raise TypeError(f"{type(self).__name__}: value must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a float's range
+            raise ValueError(f"{type(self).__name__}: value {value!r} is beyond a float's range") from None
+        object.__setattr__(self, "_value", number)
+
+    def _fill(self, dtype: np.dtype) -> np.ndarray:
+        value = self._value
+        if math.isfinite(value) and abs(value) > float(np.finfo(dtype).max):  # as PyTorch: no silent inf
+            raise ValueError(f"{self._who}: value {value!r} overflows the input's dtype {np.dtype(dtype)} "
+                             f"(largest {float(np.finfo(dtype).max)!r})")
+        return np.array(value, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"padding={self._padding}, value={self._value!r}"
+
+
+class ConstantPad2D(_ConstantPad):
+    """Pad (N, C, H, W) images with a constant, as PyTorch's ``nn.ConstantPad2d``.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right).
+
+    Args:
+        padding: an int for every side, or ``(left, right, top, bottom)``; a negative size crops.
+        value: what the padded positions hold.
+    """
+
+
+class ConstantPad1D(_ConstantPad):
+    """Pad (N, C, L) sequences with a constant, as PyTorch's ``nn.ConstantPad1d``.
+
+    Shapes: x: (N, C, L) -> y: (N, C, L + left + right).
+
+    Args:
+        padding: an int for both sides, or ``(left, right)``; a negative size crops.
+        value: what the padded positions hold.
+    """
+
+    _rank = 1
+
+
+class ZeroPad2D(ConstantPad2D):
+    """Pad (N, C, H, W) images with zeros, as PyTorch's ``nn.ZeroPad2d`` (Keras's ``ZeroPadding2D``):
+    ``ConstantPad2D(padding, 0.0)``.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right).
+    """
+
+    def __init__(self, padding: int | tuple[int, int, int, int]) -> None:
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"padding={self._padding}"
+
+
+class ZeroPad1D(ConstantPad1D):
+    """Pad (N, C, L) sequences with zeros, as PyTorch's ``nn.ZeroPad1d``: ``ConstantPad1D(padding, 0.0)``.
+
+    Shapes: x: (N, C, L) -> y: (N, C, L + left + right).
+    """
+
+    def __init__(self, padding: int | tuple[int, int]) -> None:
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"padding={self._padding}"
+
+
+class ReflectionPad2D(_Pad):
+    """Pad (N, C, H, W) images with their mirror image at each border, the border itself not repeated,
+    as PyTorch's ``nn.ReflectionPad2d`` (``[a, b, c]`` padded by 2 on the left reads ``[c, b, a, b, c]``).
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right); each side smaller than
+    its axis.  ``padding``: an int or ``(left, right, top, bottom)``.
+    """
+
+    mode = "reflect"
+
+
+class ReflectionPad1D(ReflectionPad2D):
+    """Pad (N, C, L) sequences with their mirror image at each end, the end itself not repeated, as
+    PyTorch's ``nn.ReflectionPad1d``.  Shapes: x: (N, C, L) -> y: (N, C, L + left + right); each side
+    smaller than L.  ``padding``: an int or ``(left, right)``."""
+
+    _rank = 1
+
+
+class ReplicationPad2D(_Pad):
+    """Pad (N, C, H, W) images by repeating their border pixels, as PyTorch's ``nn.ReplicationPad2d``.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right).  Backward: an edge
+    pixel receives the sum of the gradients of all its copies.  ``padding``: an int or
+    ``(left, right, top, bottom)``.
+    """
+
+    mode = "replicate"
+
+
+class ReplicationPad1D(ReplicationPad2D):
+    """Pad (N, C, L) sequences by repeating their end positions, as PyTorch's ``nn.ReplicationPad1d``.
+    Shapes: x: (N, C, L) -> y: (N, C, L + left + right).  ``padding``: an int or ``(left, right)``."""
+
+    _rank = 1
+
+
+class CircularPad2D(_Pad):
+    """Pad (N, C, H, W) images with the opposite border (the image wrapped around, as on a torus), as
+    PyTorch's ``nn.CircularPad2d``.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right); each side at most its
+    axis.  ``padding``: an int or ``(left, right, top, bottom)``.
+    """
+
+    mode = "circular"
+
+
+class CircularPad1D(CircularPad2D):
+    """Pad (N, C, L) sequences with the other end (the sequence wrapped around), as PyTorch's
+    ``nn.CircularPad1d``.  Shapes: x: (N, C, L) -> y: (N, C, L + left + right); each side at most L.
+    ``padding``: an int or ``(left, right)``."""
+
+    _rank = 1
