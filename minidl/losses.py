@@ -20,6 +20,7 @@ __all__ = [
     "L1Loss",
     "Loss",
     "MSELoss",
+    "MultiMarginLoss",
     "NLLLoss",
     "PoissonNLLLoss",
     "SmoothL1Loss",
@@ -575,6 +576,102 @@ class NLLLoss(Loss):
         if self.ignore_index is not None:
             parts.append(f"ignore_index={self.ignore_index}")
         return ", ".join(parts)
+
+
+class MultiMarginLoss(Loss):
+    """The multi-class hinge loss (the multiclass SVM loss) on class scores, as PyTorch's
+    ``nn.MultiMarginLoss``.
+
+    Shapes:
+        y_pred: (N, C) class scores x.
+        y_true: (N,) integer class labels y in ``[0, C)``.
+
+    With class weights ``w`` (all 1 without ``weight``) and ``z[n, i] = margin - x[n, y_n] + x[n, i]``,
+    how far a wrong class ``i`` comes within the margin of the right one::
+
+        loss_n = w[y_n] / C * sum over i != y_n of max(0, z[n, i]) ** p          (p = 1 or 2)
+        loss   = sum_n loss_n / N     (reduction="sum": no division; the weights do not divide)
+
+        dloss/dx[n, i]   = w[y_n] / C * p * max(0, z[n, i]) ** (p - 1) / N    for i != y_n, where z > 0
+        dloss/dx[n, y_n] = -(the sum of those of row n)
+
+    (``max(0, z) ** 0`` is 1 where ``z > 0``: the hinge's slope, 0 at its kink ``z = 0`` as in
+    PyTorch.)  With ``margin=1`` this is CS231n's SVM loss divided by C.  float16 is computed in
+    float32 and rounded once.
+
+    Args:
+        p: 1 (the hinge) or 2 (the squared hinge).
+        margin: the margin by which the right class's score should win (any finite number).
+        weight: (C,) non-negative class weights.
+        reduction: ``"mean"`` or ``"sum"``.
+
+    Not implemented from PyTorch: a 1-D input (one sample), ``reduction="none"``.
+    """
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None, reduction: str = "mean") -> None:
+        who = "MultiMarginLoss"
+        if not is_integer(p) or p not in (1, 2):
+            raise ValueError(f"{who}: p must be 1 or 2 (as PyTorch), got {p!r}")
+        if not is_number(margin) or not is_finite(margin):
+            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
+        self.p = int(p)
+        self.margin = float(margin)
+        self.weight = _class_weights(who, weight)
+        self.reduction = _check_reduction(who, reduction)
+        # the last forward: dloss/dy_pred, made with the loss (it needs the same hinge values)
+        self._grad: np.ndarray | None = None
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random class labels in ``[0, C)``, (N,)."""
+        return _random_labels(y_pred, rng, None, type(self).__name__)
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: (N, C) scores; y_true: (N,) integer labels -> scalar loss."""
+        who = "MultiMarginLoss"
+        x = as_float_array(y_pred, who, "y_pred (scores)")
+        if x.size == 0:
+            raise _empty_prediction(who, x)
+        if x.ndim != 2:
+            raise ShapeError(f"{who}: expected y_pred (scores) of shape (N, C), got shape {x.shape}")
+        check_finite(x, who, "y_pred (scores)")
+        target = as_array(y_true, who, "y_true")
+        n, c = x.shape
+        if self.weight is not None and self.weight.shape != (c,):
+            raise ShapeError(f"{who}: weight has {self.weight.size} class weight(s), but y_pred has {c} classes")
+        labels, _ = _class_labels(who, target, target.shape, (n, c), None, None)
+        rows, labels = np.arange(n), labels.astype(np.intp, copy=False)
+        dtype = x.dtype
+        if dtype == np.float16:
+            x = x.astype(np.float32)
+        z = x - x[rows, labels][:, None]
+        z += self.margin
+        z[rows, labels] = 0.0  # the right class is no competitor of its own
+        hinge = np.maximum(z, 0.0)
+        scale = (1.0 if self.weight is None else self.weight[labels].astype(x.dtype)) / c
+        per = hinge if self.p == 1 else hinge * hinge
+        loss = float(np.add.reduce(np.add.reduce(per, axis=1) * scale))
+        # the gradient: scale * p * hinge ** (p - 1) at the wrong classes, minus their sum at the right one
+        slope = (hinge > 0).astype(x.dtype) if self.p == 1 else hinge * 2.0
+        slope *= np.reshape(scale, (-1, 1)) if self.weight is not None else scale
+        slope[rows, labels] = -np.add.reduce(slope, axis=1)
+        if self.reduction == "mean":
+            loss /= n
+            slope *= 1.0 / n
+        self._grad = slope.astype(dtype, copy=False)
+        return loss
+
+    def backward(self) -> np.ndarray:
+        """dloss/dy_pred: (N, C), y_pred's dtype."""
+        grad = self._grad
+        self._require(grad)
+        assert grad is not None
+        return grad.copy()
+
+    def extra_repr(self) -> str:
+        parts = [f"p={self.p}", f"margin={self.margin}"]
+        if self.weight is not None:
+            parts.append(f"weight={self.weight.tolist()}")
+        return ", ".join([*parts, f"reduction={self.reduction!r}"])
 
 
 class _ElementwiseLoss(Loss):

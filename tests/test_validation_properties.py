@@ -708,6 +708,13 @@ def ref_nll(loss: Any, logp: np.ndarray, t: np.ndarray) -> float:
     return float(per.mean() if loss.reduction == "mean" else per.sum())
 
 
+def ref_multi_margin(loss: Any, x: np.ndarray, t: np.ndarray) -> float:
+    z = np.maximum(loss.margin - x[np.arange(len(t)), t][:, None] + x, 0)
+    z[np.arange(len(t)), t] = 0
+    per = (z**loss.p).sum(axis=1) / x.shape[1]
+    return float(per.mean() if loss.reduction == "mean" else per.sum())
+
+
 def pred_any(draw: Any) -> tuple[int, ...]:
     return tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
 
@@ -733,6 +740,9 @@ LOSSES: dict[str, LossSpec] = {
                                lambda loss, p, t: float((np.exp(p) - t * p).mean())),
     "SoftMarginLoss": LossSpec(lambda: get("SoftMarginLoss")(), pred_any, float_target,
                                lambda loss, p, t: float(np.logaddexp(0, -t * p).mean())),
+    "MultiMarginLoss": LossSpec(lambda: get("MultiMarginLoss")(2, 0.5),
+                                lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))), label_target,
+                                ref_multi_margin),
     "KLDivLoss": LossSpec(lambda: get("KLDivLoss")(), pred_any, float_target,
                           lambda loss, p, t: float(np.where(t > 0, t * (np.log(np.where(t > 0, t, 1)) - p), 0).mean())),
 }
