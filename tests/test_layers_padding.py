@@ -5,6 +5,7 @@ refusals, dtypes, and PyTorch's values when it is installed."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,11 @@ CLASSES = {  # mode -> (1-D, 2-D)
 VALUE = {"constant": (2.5, -1.5), "zero": (0.0, 0.0)}
 
 
-def source(j: int, size: int, before: int, mode: str) -> int | None:
+def source(j: int, size: int, before: int, mode: str, after: int = 0) -> int | None:
     """The input position output position j reads along an axis, by the rule (None: the value)."""
+    if mode == "circular":  # crop first, then wrap around what is left
+        start, kept = max(-before, 0), size - max(-before, 0) - max(-after, 0)
+        return start + (j - max(before, 0)) % kept
     s = j - before
     if 0 <= s < size:
         return s
@@ -36,7 +40,7 @@ def source(j: int, size: int, before: int, mode: str) -> int | None:
         return -s if s < 0 else 2 * (size - 1) - s
     if mode == "replicate":
         return 0 if s < 0 else size - 1
-    return s + size if s < 0 else s - size  # circular
+    raise AssertionError(mode)
 
 
 def by_hand(x: np.ndarray, padding: tuple[int, ...], mode: str, g: np.ndarray | None = None) -> np.ndarray:
@@ -49,7 +53,7 @@ def by_hand(x: np.ndarray, padding: tuple[int, ...], mode: str, g: np.ndarray | 
     y = np.empty((*x.shape[:2], *out))
     dx = np.zeros_like(x)
     for index in itertools.product(*(range(o) for o in out)):
-        read = [source(j, size, a, mode) for j, size, (a, _) in zip(index, x.shape[2:], pairs, strict=True)]
+        read = [source(j, size, a, mode, b) for j, size, (a, b) in zip(index, x.shape[2:], pairs, strict=True)]
         if None in read:
             y[(..., *index)] = value
         else:
@@ -61,11 +65,11 @@ def by_hand(x: np.ndarray, padding: tuple[int, ...], mode: str, g: np.ndarray | 
 
 def fits(sizes: tuple[int, ...], padding: tuple[int, ...], mode: str) -> bool:
     """Whether the padding is accepted: a side crops at most its axis, one position at least stays,
-    reflect's sides are shorter than the axis, circular's at most as long."""
+    reflect's sides are shorter than the axis, circular's at most as long as what its crops leave."""
     rank = len(sizes)
     for k, size in enumerate(reversed(sizes)):
         a, b = padding[2 * k], padding[2 * k + 1]
-        limit = {"reflect": size - 1, "circular": size}.get(mode, 10**9)
+        limit = {"reflect": size - 1, "circular": size - max(-a, 0) - max(-b, 0)}.get(mode, 10**9)
         if min(a, b) < -size or size + a + b < 1 or max(a, b) > limit:
             return False
     return rank >= 1
@@ -101,8 +105,11 @@ def test_the_modes_on_one_sequence() -> None:
     assert md.CircularPad1D((2, 1))(x).ravel().tolist() == [2, 3, 0, 1, 2, 3, 0]
     assert md.ConstantPad1D((1, 0), 9)(x).ravel().tolist() == [9, 0, 1, 2, 3]
     assert md.ZeroPad1D((0, -1))(x).ravel().tolist() == [0, 1, 2]
-    # a crop happens after the other side is padded (as PyTorch): the docstring's example
+    # a crop happens after the other side is padded (as PyTorch): the docstring's example; but circular
+    # crops first and wraps around what is left (as PyTorch too)
     assert md.ReflectionPad1D((-1, 2))(x).ravel().tolist() == [1, 2, 3, 2, 1]
+    assert md.CircularPad1D((-1, 1))(x).ravel().tolist() == [1, 2, 3, 1]
+    assert md.CircularPad1D((2, -1))(x).ravel().tolist() == [1, 2, 0, 1, 2]
     layer = md.ReplicationPad1D((3, 1))
     layer(x)
     assert layer.backward(np.ones((1, 1, 8))).ravel().tolist() == [4, 1, 1, 2]  # an edge sums its copies
@@ -190,6 +197,9 @@ def test_repr_and_padding_forms() -> None:
     assert repr(md.ConstantPad1D((1, 2), 3.5)) == "ConstantPad1D(padding=(1, 2), value=3.5)"
     assert repr(md.ReflectionPad2D([1, 0, 2, 3])) == "ReflectionPad2D(padding=(1, 0, 2, 3))"
     assert md.CircularPad1D(np.int64(2)).padding == (2, 2)
+    assert md.ZeroPad2D(np.array([1, 2, 3, 4])).padding == (1, 2, 3, 4)  # (as PyTorch takes it)
+    assert not isinstance(md.ReflectionPad1D(1), md.ReflectionPad2D)  # siblings, as the pools
+    assert not isinstance(md.CircularPad1D(1), md.CircularPad2D)
     assert md.ReplicationPad2D((1, 2, 3, 4)).output_shape(5, 6) == (12, 9)
 
 
@@ -233,6 +243,9 @@ def test_values_and_gradients_are_checked() -> None:
         md.ConstantPad2D(1, "0")
     with pytest.raises(ValueError, match="beyond a float's range"):
         md.ConstantPad1D(1, 10**400)
+    if np.finfo(np.longdouble).max > 1e400:  # (an 80-bit long double)
+        with pytest.raises(ValueError, match="beyond a float's range"):
+            md.ConstantPad1D(1, np.longdouble("1e400"))
     layer = md.ConstantPad1D(1, 70000.0)
     with pytest.raises(ValueError, match=r"ConstantPad1D\(padding=\(1, 1\), value=70000.0\): value 70000.0 "
                                          "overflows the input's dtype float16"):
@@ -258,11 +271,11 @@ def test_against_torch_if_installed() -> None:
               "circular": (torch.nn.CircularPad1d, torch.nn.CircularPad2d)}
     rng = np.random.default_rng(0)
     compared = 0
-    while compared < 200:
+    while compared < 300:
         mode, rank = sorted(CLASSES)[compared % 5], 1 + compared % 2
         sizes = tuple(int(v) for v in rng.integers(1, 6, rank))
-        padding = tuple(int(v) for v in rng.integers(-3 if mode != "circular" else 0, 5, 2 * rank))
-        if not fits(sizes, padding, mode):  # (PyTorch's circular padding reads garbage where it crops)
+        padding = tuple(int(v) for v in rng.integers(-3, 5, 2 * rank))
+        if not fits(sizes, padding, mode):  # (refused here; PyTorch's circular padding may read garbage there)
             continue
         x = rng.normal(size=(2, 3, *sizes))
         ours = CLASSES[mode][rank - 1](padding)
@@ -274,3 +287,16 @@ def test_against_torch_if_installed() -> None:
         yt.backward(torch.tensor(g))
         np.testing.assert_allclose(ours.backward(g), xt.grad.numpy(), rtol=1e-13, atol=1e-15)
         compared += 1
+
+
+def test_the_checker_says_why_an_infinite_padding_alone_cannot_be_checked() -> None:
+    """-inf padding makes the cost sum(R * output) NaN: reported per tensor, with no warning first;
+    the max pool it is for takes the -inf away, and the pair checks."""
+    x = np.random.default_rng(0).normal(size=(1, 2, 3, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = md.GradientChecker(md.ConstantPad2D(1, -np.inf), inputs=x).run()
+    (result,) = report.results
+    assert not report.passed and result.failed == x.size
+    assert any("the model's output holds 32 NaN/inf value(s)" in note for note in result.notes)
+    assert_gradients_ok(md.Sequential(md.ConstantPad2D(1, -np.inf), md.MaxPool2D(3, 2)), inputs=x)

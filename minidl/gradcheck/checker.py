@@ -965,8 +965,11 @@ class GradientChecker:
                 break
         floor = 2.0 * U64 * abs(f0)
         if not math.isfinite(f0):
+            where = "" if not program.nonfinite_outputs else \
+                f"; the model's output holds {program.nonfinite_outputs} NaN/inf value(s)"
             t.notes.append(f"the cost is {f0} at the point to check itself (an input outside a function's domain, "
-                           "an overflow), so no element can be judged: each counts as failed")
+                           f"an overflow, an infinite constant such as a -inf padding{where}), so no element can "
+                           "be judged: each counts as failed")
             return math.nan
         if not np.isfinite(values).all():
             t.notes.append("the cost is not finite at points within ~1e-8 of this one (NaN/inf: an input at "

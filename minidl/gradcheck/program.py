@@ -62,6 +62,9 @@ class Program:
         self.stage_inputs: list[Any] = []
         self.stage_gens: list[list[Any]] = []
         self.R: np.ndarray | None = None
+        #: NaN/inf values in the last baseline's output (an array's), for the checker's notes; while
+        #: there are any, ``sum(R * output)`` is taken quietly (inf - inf is NaN, not a warning)
+        self.nonfinite_outputs = 0
         self.evaluations = 0
         self.on_evaluate: Callable[[], None] | None = None
 
@@ -108,6 +111,8 @@ class Program:
         # several outputs (a plain tuple, as several inputs are) for a loss that takes them; anything else
         # one array
         y = h if type(h) is tuple else np.asarray(h)
+        self.nonfinite_outputs = int(y.size - np.count_nonzero(np.isfinite(y))) \
+            if isinstance(y, np.ndarray) and y.dtype.kind in "fc" else 0
         if self.loss is None and self.R is None and isinstance(y, np.ndarray):
             # a fixed random projection, never all-ones: every output element gets its own weight
             self.R = self.rng.standard_normal(y.shape)
@@ -140,6 +145,9 @@ class Program:
                 raise NonDeterministicError(
                     f"the model's output shape changed between evaluations ({self.R.shape} -> {y.shape})"
                 )
+            if self.nonfinite_outputs:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
             return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
         # (as baseline hands it over: several outputs a plain tuple, anything else one array)
         return float(self.loss.forward(y if type(y) is tuple else np.asarray(y), self.targets))

@@ -12,14 +12,17 @@ mode decides what it reads::
     replicate    the edge: position 0, or L - 1
     circular     the other end: s + L, or s - L (so before, after <= L)
 
-A negative size crops that side, at most the whole axis, after the other side is padded (as in
-PyTorch: ``ReflectionPad1d((-1, 2))`` of ``[0, 1, 2, 3]`` is ``[1, 2, 3, 2, 1]``).  Images are padded
-along the width, then the height; each output position still reads one input position.
+A negative size crops that side, at most the whole axis.  As in PyTorch, reflect, replicate and
+constant crop after the other side is padded (``ReflectionPad1d((-1, 2))`` of ``[0, 1, 2, 3]`` is
+``[1, 2, 3, 2, 1]``), and circular crops first and wraps around what is left (``CircularPad1d((-1, 1))``
+of ``[0, 1, 2, 3]`` is ``[1, 2, 3, 1]``; each side at most that length).  Images are padded along the
+width, then the height; each output position still reads one input position.
 
 Backward sends each output's gradient to the input position it read, added up where several read
-one.  Along each axis: the inside part is copied, and each padded side is added at its positions, which
-differ within a side (a reflection or a wrap), or, for ``replicate``, summed onto the edge.  No Python
-loop over positions; NaN/inf are passed through unchecked, as by the pools.
+one.  Along each axis: the inside part is copied, and each padded side is added onto the run of
+positions it read (a slice: a reflection reads one backwards, a wrap forwards), or, for ``replicate``,
+onto the edge, position after position (a loop over the side's width).  NaN/inf are passed through
+unchecked, as by the pools.
 """
 
 from __future__ import annotations
@@ -48,14 +51,23 @@ def _at(axis: int, index: slice | int | np.ndarray) -> tuple[slice | int | np.nd
 def sources(size: int, before: int, after: int, mode: str) -> np.ndarray:
     """(size + before + after,) the input position each output position reads along an axis (for
     ``constant``, positions outside ``[0, size)`` read the value instead)."""
+    if mode == "circular":  # (as PyTorch: crop first, then wrap around what is left)
+        start, kept = max(-before, 0), size - max(-before, 0) - max(-after, 0)
+        return start + (np.arange(-max(before, 0), kept + max(after, 0)) % kept)
     s = np.arange(-before, size + after)
     if mode == "reflect":  # |s| mirrors the start, (L - 1) - |(L - 1) - s| the end
         return (size - 1) - np.abs((size - 1) - np.abs(s))
     if mode == "replicate":
         return np.clip(s, 0, size - 1)
-    if mode == "circular":
-        return s % size
     return s
+
+
+def _as_slice(positions: np.ndarray) -> slice:
+    """Positions that run by steps of +1 or -1 (a padded side's reads, but for replicate) as a slice."""
+    first, last = int(positions[0]), int(positions[-1])
+    step = 1 if last >= first else -1
+    stop = last + step
+    return slice(first, stop if stop >= 0 else None, step)
 
 
 def _inside(size: int, before: int, out: int) -> tuple[slice, slice]:
@@ -99,8 +111,8 @@ def fold(g: np.ndarray, axis: int, size: int, before: int, mode: str, source: np
                 steps = [sum(steps[1:], steps[0].copy())]
             for step in steps:
                 edge += step
-        else:  # a reflection or a wrap: different positions within one side, so no two collide
-            dx[_at(axis, read_by_side)] += part
+        else:  # a reflection or a wrap: a run of positions, each read once by the side
+            dx[_at(axis, _as_slice(read_by_side))] += part
     return dx
 
 
@@ -136,7 +148,7 @@ class _Pad(Layer):
     @padding.setter
     def padding(self, value: int | tuple[int, ...]) -> None:
         sides = 2 * self._rank
-        sizes = tuple(value) if isinstance(value, (tuple, list)) else (value,) * sides
+        sizes = tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * sides
         if len(sizes) != sides or not all(is_integer(v) for v in sizes):
             names = "(left, right)" if self._rank == 1 else "(left, right, top, bottom)"
             raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple {names} of ints, "
@@ -172,8 +184,8 @@ class _Pad(Layer):
                 problem = "leaves no position"
             elif self.mode == "reflect" and max(before, after) >= size:
                 problem = "reflects beyond the axis: each side must be smaller than it"
-            elif self.mode == "circular" and max(before, after) > size:
-                problem = "wraps around more than once: each side must be at most as large as it"
+            elif self.mode == "circular" and max(before, after) > size - max(-before, 0) - max(-after, 0):
+                problem = "wraps around more than once: each side must be at most as long as the axis (once cropped)"
             if problem:
                 raise ShapeError(f"{self._who}: padding ({before}, {after}) of {name} = {size} {problem}")
         return tuple(out)
@@ -245,7 +257,9 @@ class _ConstantPad(_Pad):
         try:
             number = float(value)
         except OverflowError:  # an int beyond a float's range
-            raise ValueError(f"{type(self).__name__}: value {value!r} is beyond a float's range") from None
+            number = math.inf
+        if math.isinf(number) and (is_integer(value) or bool(np.isfinite(value))):  # (a long double too)
+            raise ValueError(f"{type(self).__name__}: value {value!r} is beyond a float's range")
         object.__setattr__(self, "_value", number)
 
     def _fill(self, dtype: np.dtype) -> np.ndarray:
@@ -310,7 +324,13 @@ class ZeroPad1D(ConstantPad1D):
         return f"padding={self._padding}"
 
 
-class ReflectionPad2D(_Pad):
+class _ReflectionPad(_Pad):
+    """The computation of ``ReflectionPad2D`` and ``ReflectionPad1D``."""
+
+    mode = "reflect"
+
+
+class ReflectionPad2D(_ReflectionPad):
     """Pad (N, C, H, W) images with their mirror image at each border, the border itself not repeated,
     as PyTorch's ``nn.ReflectionPad2d`` (``[a, b, c]`` padded by 2 on the left reads ``[c, b, a, b, c]``).
 
@@ -318,10 +338,8 @@ class ReflectionPad2D(_Pad):
     its axis.  ``padding``: an int or ``(left, right, top, bottom)``.
     """
 
-    mode = "reflect"
 
-
-class ReflectionPad1D(ReflectionPad2D):
+class ReflectionPad1D(_ReflectionPad):
     """Pad (N, C, L) sequences with their mirror image at each end, the end itself not repeated, as
     PyTorch's ``nn.ReflectionPad1d``.  Shapes: x: (N, C, L) -> y: (N, C, L + left + right); each side
     smaller than L.  ``padding``: an int or ``(left, right)``."""
@@ -329,7 +347,13 @@ class ReflectionPad1D(ReflectionPad2D):
     _rank = 1
 
 
-class ReplicationPad2D(_Pad):
+class _ReplicationPad(_Pad):
+    """The computation of ``ReplicationPad2D`` and ``ReplicationPad1D``."""
+
+    mode = "replicate"
+
+
+class ReplicationPad2D(_ReplicationPad):
     """Pad (N, C, H, W) images by repeating their border pixels, as PyTorch's ``nn.ReplicationPad2d``.
 
     Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right).  Backward: an edge
@@ -337,28 +361,30 @@ class ReplicationPad2D(_Pad):
     ``(left, right, top, bottom)``.
     """
 
-    mode = "replicate"
 
-
-class ReplicationPad1D(ReplicationPad2D):
+class ReplicationPad1D(_ReplicationPad):
     """Pad (N, C, L) sequences by repeating their end positions, as PyTorch's ``nn.ReplicationPad1d``.
     Shapes: x: (N, C, L) -> y: (N, C, L + left + right).  ``padding``: an int or ``(left, right)``."""
 
     _rank = 1
 
 
-class CircularPad2D(_Pad):
-    """Pad (N, C, H, W) images with the opposite border (the image wrapped around, as on a torus), as
-    PyTorch's ``nn.CircularPad2d``.
-
-    Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right); each side at most its
-    axis.  ``padding``: an int or ``(left, right, top, bottom)``.
-    """
+class _CircularPad(_Pad):
+    """The computation of ``CircularPad2D`` and ``CircularPad1D``."""
 
     mode = "circular"
 
 
-class CircularPad1D(CircularPad2D):
+class CircularPad2D(_CircularPad):
+    """Pad (N, C, H, W) images with the opposite border (the image wrapped around, as on a torus), as
+    PyTorch's ``nn.CircularPad2d``.
+
+    Shapes: x: (N, C, H, W) -> y: (N, C, H + top + bottom, W + left + right); each side at most its
+    axis (as cropped: a crop comes first).  ``padding``: an int or ``(left, right, top, bottom)``.
+    """
+
+
+class CircularPad1D(_CircularPad):
     """Pad (N, C, L) sequences with the other end (the sequence wrapped around), as PyTorch's
     ``nn.CircularPad1d``.  Shapes: x: (N, C, L) -> y: (N, C, L + left + right); each side at most L.
     ``padding``: an int or ``(left, right)``."""
