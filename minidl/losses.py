@@ -35,6 +35,9 @@ _BCE_EPS = float(np.float32(1e-12))
 
 #: The unsigned integer type of each item size: a view that makes negative labels huge.
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+#: The largest signed integer of each item size: up to that many classes a negative label seen as
+#: unsigned is out of range.
+_SIGNED_MAX = {size: 2 ** (8 * size - 1) - 1 for size in _UNSIGNED}
 
 
 class Loss:
@@ -459,8 +462,10 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
     if target.dtype.kind not in "iu":
         probabilities = f"(N, {c})" if spatial is None else str(spatial)
         also = f", or pass {probabilities} class probabilities" if probabilities_too else ""
+        fix = "y_true.argmax(axis=1) (one row per sample: the labels are its largest entries)" \
+            if target.ndim == 2 and target.shape == rows_shape else "y_true.astype(int)"
         raise DTypeError(f"{who}: y_true of shape {given} must hold integer class labels, got dtype "
-                         f"{target.dtype}; use y_true.astype(int){also}")
+                         f"{target.dtype}; use {fix}{also}")
     if target.shape != (n,):
         raise ShapeError(f"{who}: y_pred has shape {rows_shape}, so integer labels y_true must have shape "
                          f"({n},), got {target.shape}")
@@ -468,7 +473,10 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
     kept = None if ignore_index is None else target != ignore_index
     # One reduction checks both ends: seen as unsigned, a negative label is huge.
     checked = target if kept is None else target[kept]
-    if checked.size and np.maximum.reduce(checked.view(_UNSIGNED[target.dtype.itemsize])) >= c:
+    # (a negative int8 label seen as unsigned is >= 128 only: with more classes, test the sign too)
+    small = c > _SIGNED_MAX[target.dtype.itemsize] and target.dtype.kind == "i"
+    if checked.size and (np.maximum.reduce(checked.view(_UNSIGNED[target.dtype.itemsize])) >= c
+                         or (small and np.minimum.reduce(checked) < 0)):
         bad = (target < 0) | (target >= c)
         if kept is not None:
             bad &= kept
@@ -628,7 +636,7 @@ class MultiMarginLoss(Loss):
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) scores; y_true: (N,) integer labels -> scalar loss."""
         who = "MultiMarginLoss"
-        x = as_float_array(y_pred, who, "y_pred (scores)")
+        x = native(as_float_array(y_pred, who, "y_pred (scores)"))
         if x.size == 0:
             raise _empty_prediction(who, x)
         if x.ndim != 2:
@@ -643,21 +651,24 @@ class MultiMarginLoss(Loss):
         dtype = x.dtype
         if dtype == np.float16:
             x = x.astype(np.float32)
-        z = x - x[rows, labels][:, None]
-        z += self.margin
-        z[rows, labels] = 0.0  # the right class is no competitor of its own
-        hinge = np.maximum(z, 0.0)
-        scale = (1.0 if self.weight is None else self.weight[labels].astype(x.dtype)) / c
-        per = hinge if self.p == 1 else hinge * hinge
-        loss = float(np.add.reduce(np.add.reduce(per, axis=1) * scale))
-        # the gradient: scale * p * hinge ** (p - 1) at the wrong classes, minus their sum at the right one
-        slope = (hinge > 0).astype(x.dtype) if self.p == 1 else hinge * 2.0
-        slope *= np.reshape(scale, (-1, 1)) if self.weight is not None else scale
-        slope[rows, labels] = -np.add.reduce(slope, axis=1)
-        if self.reduction == "mean":
-            loss /= n
-            slope *= 1.0 / n
-        self._grad = slope.astype(dtype, copy=False)
+        if abs(self.margin) > float(np.finfo(x.dtype).max):
+            raise ValueError(f"{who}: margin {self.margin!r} overflows the scores' dtype {x.dtype}")
+        # huge finite scores may overflow to inf (as in PyTorch): no warning, the loss says inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (self.margin - x[rows, labels])[:, None] + x  # (PyTorch's order: the same z > 0 at a kink)
+            z[rows, labels] = 0.0  # the right class is no competitor of its own
+            hinge = np.maximum(z, 0.0)
+            scale = (1.0 if self.weight is None else self.weight[labels].astype(x.dtype)) / c
+            per = hinge if self.p == 1 else hinge * hinge
+            loss = float(np.add.reduce(np.add.reduce(per, axis=1) * scale))
+            # the gradient: scale * p * hinge ** (p - 1) at the wrong classes, minus their sum at the right one
+            slope = (hinge > 0).astype(x.dtype) if self.p == 1 else hinge * 2.0
+            slope *= np.reshape(scale, (-1, 1)) if self.weight is not None else scale
+            slope[rows, labels] = -np.add.reduce(slope, axis=1)
+            if self.reduction == "mean":
+                loss /= n
+                slope *= 1.0 / n
+            self._grad = slope.astype(dtype, copy=False)
         return loss
 
     def backward(self) -> np.ndarray:

@@ -3,6 +3,7 @@ the gradient checker behind a Dense layer, dtypes, refusals, fit, and PyTorch's 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -170,3 +171,40 @@ def test_against_torch_if_installed() -> None:
         value.backward()
         assert ours(x, y) == pytest.approx(value.item(), rel=1e-13)
         np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-13, atol=1e-16)
+
+
+def test_float16_is_computed_in_float32_whatever_the_byte_order() -> None:
+    x = np.array([[-200.0, 200.0]], np.float16)  # z = 401: its square overflows float16
+    for scores in (x, x.astype(">f2")):
+        loss = md.MultiMarginLoss(2)
+        assert loss(scores, np.array([0])) == 401.0**2 / 2
+        grad = loss.backward()
+        assert grad.dtype == np.float16 and grad.dtype.isnative
+        np.testing.assert_array_equal(grad, np.array([[-401.0, 401.0]], np.float16))
+
+
+def test_huge_scores_give_inf_without_a_warning_and_a_huge_margin_is_refused() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert md.MultiMarginLoss(2)(np.array([[-1e30, 1e30]], np.float32), np.array([0])) == np.inf  # as PyTorch
+        assert md.MultiMarginLoss()(np.array([[-3e38, 3e38]], np.float32), np.array([0])) == np.inf
+    with pytest.raises(ValueError, match=r"MultiMarginLoss: margin 1e\+39 overflows the scores' dtype float32"):
+        md.MultiMarginLoss(margin=1e39)(np.zeros((1, 2), np.float32), np.array([0]))
+
+
+def test_the_kink_is_decided_as_pytorch_computes_z() -> None:
+    """z = (margin - x[y]) + x[i], in that order: near z = 0 the rounding decides which side wins."""
+    loss = md.MultiMarginLoss(margin=1e-8)
+    assert loss(np.array([[2.0, 2.0]], np.float32), np.array([0])) == 0.0  # (1e-8 - 2) + 2 rounds to 0
+    assert not loss.backward().any()
+    loss = md.MultiMarginLoss()
+    assert loss(np.array([[1.0, 1e-17]]), np.array([0])) == pytest.approx(5e-18, rel=1e-6)
+
+
+@pytest.mark.parametrize("make", [md.MultiMarginLoss, md.CrossEntropyLoss, md.NLLLoss])
+def test_a_negative_small_integer_label_is_refused_however_many_classes(make: Any) -> None:
+    x = np.random.default_rng(0).normal(size=(2, 200))
+    with pytest.raises(md.TargetError, match="class label -100 at index 1 is out of range for 200 classes"):
+        make()(x, np.array([3, -100], np.int8))
+    with pytest.raises(md.DTypeError, match=r"use y_true.argmax\(axis=1\)"):
+        md.MultiMarginLoss()(x, np.eye(200)[[3, 7]])
