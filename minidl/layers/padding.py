@@ -15,8 +15,10 @@ mode decides what it reads::
 A negative size crops that side, at most the whole axis.  As in PyTorch, reflect, replicate and
 constant crop after the other side is padded (``ReflectionPad1d((-1, 2))`` of ``[0, 1, 2, 3]`` is
 ``[1, 2, 3, 2, 1]``), and circular crops first and wraps around what is left (``CircularPad1d((-1, 1))``
-of ``[0, 1, 2, 3]`` is ``[1, 2, 3, 1]``; each side at most that length).  Images are padded along the
-width, then the height; each output position still reads one input position.
+of ``[0, 1, 2, 3]`` is ``[1, 2, 3, 1]``; each side at most that length).  In an image each output
+pixel reads one input pixel, its row by the rule along the height and its column by the rule along the
+width, and the forward copies blocks: along each axis the inside and each padded side read a run of
+input positions (a slice).
 
 Backward sends each output's gradient to the input position it read, added up where several read
 one.  Along each axis: the inside part is copied, and each padded side is added onto the run of
@@ -27,6 +29,7 @@ unchecked, as by the pools.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -68,6 +71,18 @@ def _as_slice(positions: np.ndarray) -> slice:
     step = 1 if last >= first else -1
     stop = last + step
     return slice(first, stop if stop >= 0 else None, step)
+
+
+def _blocks(size: int, before: int, read: np.ndarray) -> list[tuple[slice, slice]]:
+    """Along an axis whose output positions read ``read`` (from :func:`sources`; not ``constant``):
+    (output positions, the input positions they read) for the inside and each padded side, each a
+    slice (a reflection backwards, a wrap forwards, a replicated edge one position)."""
+    inside, at = _inside(size, before, read.size)
+    blocks = [(inside, at)] if inside.stop > inside.start else []
+    for side in (slice(0, inside.start), slice(inside.stop, read.size)):
+        if side.stop > side.start:
+            blocks.append((side, _as_slice(read[side])))
+    return blocks
 
 
 def _inside(size: int, before: int, out: int) -> tuple[slice, slice]:
@@ -205,11 +220,16 @@ class _Pad(Layer):
             y = np.full(out, self._fill(x.dtype), dtype=x.dtype)
             to, read = _inside_region(x.shape, out, pairs)
             y[to] = x[read]
-        else:
-            y = x
-            for axis, before, after in pairs:  # one gather per axis
-                reads.append(sources(x.shape[axis], before, after, self.mode))
-                y = y.take(reads[-1], axis=axis)
+        else:  # block by block: each of (side, inside, side) per axis reads one block of x (a slice copy)
+            y = np.empty(out, dtype=x.dtype)
+            blocks = []
+            for axis, before, after in reversed(pairs):  # (the first spatial axis first)
+                reads.insert(0, sources(x.shape[axis], before, after, self.mode))
+                blocks.append(_blocks(x.shape[axis], before, reads[0]))
+            for block in itertools.product(*blocks):
+                to, read = zip(*block, strict=True)
+                to_index, read_index = (Ellipsis, *to), (Ellipsis, *read)
+                y[to_index] = x[read_index]  # (a replicated edge: one position, broadcast)
         # what backward needs, all of this pass (the padding may be changed in between)
         self._shape, self._cache = x.shape, (out, pairs, reads)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
