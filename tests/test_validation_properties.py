@@ -327,6 +327,9 @@ LAYERS: dict[str, LayerSpec] = {
     "AdaptiveMaxPool2D": LayerSpec(lambda dt: get("AdaptiveMaxPool2D")((1, None)),
                                    lambda n, d: (n, 2, d(st.integers(1, 4)), d(st.integers(1, 3))),
                                    lambda layer, x: x.max(axis=2, keepdims=True), example=(2, 2, 3, 2)),
+    "Unflatten": LayerSpec(lambda dt: get("Unflatten")(1, (2, -1)), lambda n, d: (n, 2 * d(st.integers(1, 3))),
+                           lambda layer, x: x.reshape(x.shape[0], 2, x.shape[1] // 2), example=(2, 4)),
+    "Identity": LayerSpec(lambda dt: get("Identity")(), any_shape, lambda layer, x: x),
     **{name: LayerSpec(lambda dt, make=make: make(), shape, ref_pad(mode, widths), example=example)
        for name, make, shape, mode, widths, example in PADDINGS},
     "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
@@ -1077,7 +1080,7 @@ def test_nonfinite_policy() -> None:
                    "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
                    "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
                    "Softmax", "Softplus", "Softsign", "Tanh", "Upsample", "Hardshrink", "Softshrink", "Tanhshrink",
-                   "Softmin", *(name for name, *_ in PADDINGS)}
+                   "Softmin", "Unflatten", "Identity", *(name for name, *_ in PADDINGS)}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}

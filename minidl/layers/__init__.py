@@ -49,7 +49,7 @@ from .padding import (
 )
 from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM, RNN
-from .reshape import Flatten
+from .reshape import Flatten, Identity, Unflatten
 from .transformer import TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer
 from .upsampling import ConvTranspose2D, Upsample
 
@@ -92,6 +92,7 @@ __all__ = [
     "Hardsigmoid",
     "Hardswish",
     "Hardtanh",
+    "Identity",
     "InstanceNorm2d",
     "LayerNorm",
     "LeakyReLU",
@@ -121,6 +122,7 @@ __all__ = [
     "TransformerDecoderLayer",
     "TransformerEncoder",
     "TransformerEncoderLayer",
+    "Unflatten",
     "Upsample",
     "ZeroPad1D",
     "ZeroPad2D",
