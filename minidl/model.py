@@ -80,7 +80,7 @@ class Model(Layer):
 
     def fit(self, x: Inputs, y: np.ndarray, *more: Any, **kwargs: Any) -> History:
         """Train on ``(x, y)``: ``fit(x, y, loss=..., optimizer=..., epochs=, batch_size=,
-        validation_data=, metrics=["accuracy"], rng=, scheduler=, verbose=)``; see
+        validation_data= or validation_split=, metrics=["accuracy"], rng=, scheduler=, verbose=)``; see
         :func:`minidl.training.fit`."""
         from .training import fit, refuse_spread_inputs
 

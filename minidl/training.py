@@ -543,6 +543,7 @@ def fit(
     epochs: int = 1,
     batch_size: int = 32,
     validation_data: tuple[Inputs, np.ndarray] | None = None,
+    validation_split: float = 0.0,
     metrics: Sequence[MetricLike] | None = None,
     shuffle: bool = True,
     rng: RNGLike = None,
@@ -569,6 +570,10 @@ def fit(
         epochs: passes over the data.  batch_size: samples per step (the last batch may be smaller).
         validation_data: ``(x_val, y_val)``, scored in eval mode after each epoch (``val_*`` keys), and
             once before the first, so that a bad set fails before any update (one extra pass).
+        validation_split: instead of ``validation_data``, a fraction in [0, 1) of ``(x, y)`` held out
+            as it, as Keras does: the last ``N - floor(N * (1 - validation_split))`` samples, taken
+            before any shuffling (so the same ones every epoch; shuffle the data first if its order
+            means something).  Training uses the rest.
         metrics: e.g. ``["accuracy"]``; names (``"accuracy"``, ``"mse"``, ``"mae"``) or callables
             ``metric(y_pred, y_true) -> float``.  Training metrics are means over the epoch's batches
             (each weighing its samples, or the metric's ``batch_weight``), measured in train mode
@@ -651,7 +656,20 @@ def fit(
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
+    split = validation_split
+    if not (is_number(split) and 0.0 <= split < 1.0):
+        raise ValueError(f"{who}: validation_split must be a number in [0, 1), got {split!r}")
+    if split and validation_data is not None:
+        raise ValueError(f"{who}: give validation_data or validation_split, not both")
     x, y = _check_data(model, x, y, who)
+    if split:  # Keras's rule: the last samples, before any shuffling
+        total = count(x)
+        kept = math.floor(total * (1.0 - split))
+        if not 0 < kept < total:
+            raise ValueError(f"{who}: validation_split={split!r} of {total} sample(s) leaves "
+                             f"{kept} to train on and {total - kept} to validate on; each needs at least one")
+        validation_data = (rows(x, kept, total), y[kept:])
+        x, y = rows(x, 0, kept), y[:kept]
     n = count(x)
     if drop_last and epochs and n < batch_size:
         raise ValueError(f"{who}: drop_last=True with {n} samples and batch_size {batch_size} leaves no batch")
