@@ -106,6 +106,14 @@ def _conv_transpose(layer: md.Layer) -> Any:
     return module
 
 
+def _conv_transpose_1d(layer: md.Layer) -> Any:
+    module = torch.nn.ConvTranspose1d(layer.in_channels, layer.out_channels, layer.kernel_size,  # type: ignore[attr-defined]
+                                      layer.stride, layer.padding, layer.output_padding)  # type: ignore[attr-defined]
+    module.weight = _tensor(layer.kernel)  # type: ignore[attr-defined]
+    module.bias = _tensor(layer.bias_row)  # type: ignore[attr-defined]
+    return module
+
+
 def _conv1d(layer: md.Layer) -> Any:
     module = torch.nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size,  # type: ignore[attr-defined]
                              layer.stride, layer.padding)  # type: ignore[attr-defined]
@@ -158,6 +166,8 @@ def cases(dtype: type) -> list[Case]:
         Case("GRU(64 -> 128), N=32, T=20", md.GRU(64, 128, rng=0, dtype=dtype), sequences, _recurrent("GRU")),
         Case("ConvTranspose2D(16 -> 8, k=4, s=2, p=1), 32x16x14x14",
              md.ConvTranspose2D(16, 8, 4, stride=2, padding=1, rng=0, dtype=dtype), images, _conv_transpose),
+        Case("ConvTranspose1D(16 -> 8, k=4, s=2, p=1), 32x16x256",
+             md.ConvTranspose1D(16, 8, 4, stride=2, padding=1, rng=0, dtype=dtype), signals, _conv_transpose_1d),
         Case("Conv1D(16 -> 32, k=5, p=2), 32x16x256", md.Conv1D(16, 32, 5, padding=2, rng=0, dtype=dtype), signals,
              _conv1d),
         Case("MaxPool1D(2), 32x16x256", md.MaxPool1D(2), signals, lambda layer: same(torch.nn.MaxPool1d(2))),

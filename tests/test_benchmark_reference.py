@@ -252,7 +252,8 @@ def test_layer_speed_quick_mode_prints_a_row_per_layer() -> None:
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("|")][2:]
     labels = [row.strip("|").split("|")[0].strip() for row in rows]
-    assert [label.split("(")[0] for label in labels] == ["RNN", "LSTM", "GRU", "ConvTranspose2D", "Conv1D", "MaxPool1D",
+    assert [label.split("(")[0] for label in labels] == ["RNN", "LSTM", "GRU", "ConvTranspose2D", "ConvTranspose1D",
+                                                        "Conv1D", "MaxPool1D",
                                                         "Upsample", "Upsample", "AdaptiveAvgPool2D",
                                                         "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
                                                         "AdaptiveMaxPool2D", "ZeroPad2D", "ReflectionPad2D",

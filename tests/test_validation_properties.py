@@ -303,6 +303,8 @@ LAYERS: dict[str, LayerSpec] = {
                                 min_batch=1, example=(2, 2, 3, 3)),
     "ConvTranspose2D": LayerSpec(lambda dt: get("ConvTranspose2D")(2, 3, 2, stride=2, padding=1, rng=0, dtype=dt),
                                  lambda n, d: (n, 2, d(st.integers(2, 3)), d(st.integers(2, 3))), example=(2, 2, 3, 3)),
+    "ConvTranspose1D": LayerSpec(lambda dt: get("ConvTranspose1D")(2, 3, 2, stride=2, padding=1, rng=0, dtype=dt),
+                                 lambda n, d: (n, 2, d(st.integers(2, 4))), example=(2, 2, 3)),
     "Upsample": LayerSpec(lambda dt: get("Upsample")((2, 3)), lambda n, d: (n, 2, d(st.integers(1, 3)), 2),
                           lambda layer, x: x.repeat(2, axis=2).repeat(3, axis=3), example=(2, 2, 3, 2)),
     "Conv1D": LayerSpec(lambda dt: get("Conv1D")(2, 3, 2, padding=1, rng=0, dtype=dt),
@@ -1081,7 +1083,8 @@ def test_nonfinite_policy() -> None:
                    "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
                    "Softmax", "Softplus", "Softsign", "Tanh", "Upsample", "Hardshrink", "Softshrink", "Tanhshrink",
                    "Softmin", "Unflatten", "Identity", *(name for name, *_ in PADDINGS)}
-    refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose2D", "Dense", "GRU",
+    refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D",
+                "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}
     assert propagating | refusing == set(LAYER_NAMES), (

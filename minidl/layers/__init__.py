@@ -51,7 +51,7 @@ from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Max
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten, Identity, Unflatten
 from .transformer import TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer
-from .upsampling import ConvTranspose2D, Upsample
+from .upsampling import ConvTranspose1D, ConvTranspose2D, Upsample
 
 __all__ = [
     "CELU",
@@ -78,6 +78,7 @@ __all__ = [
     "ConstantPad2D",
     "Conv1D",
     "Conv2D",
+    "ConvTranspose1D",
     "ConvTranspose2D",
     "Dense",
     "Dropout",

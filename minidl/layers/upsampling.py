@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike
@@ -17,9 +20,22 @@ from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_grad_output, check_input, native
-from .conv import _Convolution, _Pair, _pair, _span
+from .conv import (
+    _AXES,
+    _EMPTY,
+    _compact,
+    _Convolution,
+    _display,
+    _from_plane,
+    _on_plane,
+    _Pair,
+    _pair,
+    _sizes,
+    _span,
+    _to_plane,
+)
 
-__all__ = ["ConvTranspose2D", "Upsample"]
+__all__ = ["ConvTranspose1D", "ConvTranspose2D", "Upsample"]
 
 
 def _transposed_output_size(size: int, kernel: int, stride: int, padding: int, output_padding: int,
@@ -28,7 +44,250 @@ def _transposed_output_size(size: int, kernel: int, stride: int, padding: int, o
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
-class ConvTranspose2D(_Convolution):
+class _TransposedConvolution(_Convolution):
+    """The computation of ``ConvTranspose2D`` and ``ConvTranspose1D`` (see ``ConvTranspose2D``), on
+    (N, C, H, W) arrays: a 1-D layer's input (N, C, L) is viewed as (N, C, 1, L) and its ``k``-wide
+    kernel as ``1 x k``, as ``Conv1D`` does."""
+
+    output_padding: tuple[int, ...]
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
+                 stride: int | tuple[int, ...], padding: int | tuple[int, ...],
+                 output_padding: int | tuple[int, ...], bias: bool, *, dilation: int | tuple[int, ...],
+                 groups: int, W: ArrayLike | None, init: str, rng: RNGLike, dtype: DTypeLike) -> None:
+        super().__init__()
+        name, rank = type(self).__name__, self._rank
+        self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                           named_padding=False)
+        self.output_padding = _sizes(output_padding, "output_padding", name, 0, rank)
+        names = {1: ("length",), 2: ("height", "width")}[rank]
+        for axis, op, s, d in zip(names, self.output_padding, self.stride, self.dilation, strict=True):
+            if op >= max(s, d):
+                raise ValueError(
+                    f"{name}: output_padding must be smaller than the stride or the dilation (as PyTorch), "
+                    f"got output_padding={_display(self.output_padding)} with stride={_display(self.stride)}, "
+                    f"dilation={_display(self.dilation)} (along the {axis})"
+                )
+        self.bias = switch(bias, "bias", name)
+        taps = math.prod(self.kernel_size)
+        channels = "in_channels//groups" if self.groups > 1 else "in_channels"
+        kernel = "*k" if rank == 1 else "*kh*kw"
+        self.W = Parameter(absorbed_weights(
+            self._who, self.in_channels // self.groups * taps, self.out_channels, bias=self.bias, W=W,
+            init=init, rng=rng, dtype=float_dtype(dtype, name),
+            init_fan_in=self.out_channels // self.groups * taps, fan_out=self.in_channels * taps,
+            layout=f" ({channels}{kernel}{' + 1' if self.bias else ''}, out_channels)",
+        ))
+        # the last forward: X (G, Cg, M), the input's shape on the plane (N, C, H, W), the output's (Ho, Wo)
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
+
+    # ------------------------------------------------------------------ PyTorch-shaped weights
+    @classmethod
+    def _transposed_from_kernel(cls, kernel: ArrayLike, bias: ArrayLike | None, stride: int | tuple[int, ...],
+                                padding: int | tuple[int, ...], output_padding: int | tuple[int, ...],
+                                dilation: int | tuple[int, ...], groups: int,
+                                dtype: DTypeLike | None) -> Any:
+        who = f"{cls.__name__}.from_kernel"
+        layout = "(in, out/groups, k)" if cls._rank == 1 else "(in, out/groups, kh, kw)"
+        k = cls._kernel_array(kernel, who, layout, dtype)
+        groups = positive_int(groups, "groups", who)
+        in_channels, per_group, *sizes = k.shape
+        if in_channels % groups:
+            raise ValueError(f"{who}: groups must divide in_channels, got groups={groups} with a kernel "
+                             f"of shape {k.shape}")
+        out = per_group * groups
+        # W[1 + c*taps + t, g*Fg + o] = kernel[g*Cg + c, o, t] (t the tap, row-major over the kernel's axes)
+        rows = k.reshape(groups, in_channels // groups, per_group, -1).transpose(1, 3, 0, 2).reshape(-1, out)
+        return cls(in_channels, out, tuple(sizes), stride, padding, output_padding,  # type: ignore[call-arg]
+                   bias=bias is not None, dilation=dilation, groups=groups, W=cls._with_bias(rows, bias, who),
+                   dtype=k.dtype)
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """PyTorch's weight ``(in, out/groups, kh, kw)`` (1-D: ``(in, out/groups, k)``).  With ``groups=1``
+        a writable view of ``W.data``; with groups its axes cannot be a view of W's layout, so it is a
+        read-only copy (a write raises instead of being lost): change the weights through ``W.data`` or
+        :meth:`from_kernel`."""
+        groups = self.groups
+        rows = self.W.data[1:] if self.bias else self.W.data
+        cg, fg = self.in_channels // groups, self.out_channels // groups
+        k = rows.reshape(cg, -1, groups, fg).transpose(2, 0, 3, 1).reshape(self.in_channels, fg, *self.kernel_size)
+        if not np.may_share_memory(k, self.W.data):
+            k.flags.writeable = False
+        return k
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def _who(self) -> str:
+        options = ""
+        for name, value in (("stride", self.stride), ("dilation", self.dilation)):
+            if max(value) != 1:
+                options += f", {name}={_compact(value)}"
+        if self.groups != 1:
+            options += f", groups={self.groups}"
+        return (f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, "
+                f"k={_compact(self.kernel_size)}{options})")
+
+    def _output_sizes(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """The output's spatial sizes for an input's (one per spatial axis)."""
+        return tuple(_transposed_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in zip(
+            sizes, self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation, strict=True))
+
+    def _smallest_input(self) -> tuple[int, ...]:
+        """The smallest spatial sizes whose output has at least one position along every axis."""
+        sizes = []
+        for k, s, p, op, d in zip(self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation,
+                                  strict=True):
+            cut = 2 * p - d * (k - 1) - op  # H_out = (H - 1)*s - cut + 1 >= 1  <=>  H >= 1 + ceil(cut / s)
+            sizes.append(1 + max(0, -(-cut // s)))
+        return tuple(sizes)
+
+    def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
+        """(kernel_size, stride, padding, dilation) as the (height, width) pairs of the computation."""
+        return _on_plane(self.kernel_size, self.stride, self.padding, self.dilation)
+
+    # ------------------------------------------------------------------ computation
+    def _tap_matrix(self) -> np.ndarray:
+        """(G, Cg, taps*Fg): group g's weights, row ``c``, column ``t*Fg + o`` for tap ``t`` (a view of W
+        for ``groups=1``, else a small copy)."""
+        rows = self.W.data[1:] if self.bias else self.W.data
+        groups, cg = self.groups, self.in_channels // self.groups
+        if groups == 1:
+            return rows.reshape(1, cg, -1)
+        taps = math.prod(self.kernel_size)
+        return rows.reshape(cg, taps, groups, -1).transpose(2, 0, 1, 3).reshape(groups, cg, -1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out); 1-D: (N, in, L) -> (N, out, L_out)."""
+        W = self.W.data
+        C, rank = self.in_channels, self._rank
+        axes = _AXES[rank]
+        x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, {C}, {', '.join(axes)})", sizes={1: C},
+                        dtype=W.dtype)
+        if 0 in x.shape[2:]:
+            raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
+        out = self._output_sizes(x.shape[2:])
+        if min(out) < 1:
+            smallest = self._smallest_input()
+            raise ShapeError(
+                f"{self._who}: input of shape {x.shape} gives an empty output ({' x '.join(map(str, out))}) with "
+                f"padding {_display(self.padding)}: expected "
+                f"{' and '.join(f'{a} >= {m}' for a, m in zip(axes, smallest, strict=True))}, got "
+                f"{', '.join(f'{a}={n}' for a, n in zip(axes, x.shape[2:], strict=True))}"
+            )
+        x = _to_plane(x, rank)
+        N, _, H, Wd = x.shape
+        F = self.out_channels
+        Ho, Wo = (1, *out) if rank == 1 else out
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
+        G = self.groups
+        Fg = F // G
+        X = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(G, C // G, N * H * Wd)  # CNHW pixels
+        taps = np.matmul(self._tap_matrix().transpose(0, 2, 1), X).reshape(G, kh, kw, Fg, N, H, Wd)
+        # col2im into the output before its padding is cut off: (H - 1)*s + d*(k - 1) + output_padding + 1
+        Hf, Wf = Ho + 2 * ph, Wo + 2 * pw
+        span_h, span_w = _span(kh, dh), _span(kw, dw)
+        if sh >= span_h and sw >= span_w:  # taps never overlap: one strided assignment
+            full = np.zeros((G, Fg, N, max(Hf, H * sh), max(Wf, Wd * sw)), dtype=taps.dtype)
+            blocks = full[..., : H * sh, : Wd * sw].reshape(G, Fg, N, H, sh, Wd, sw)  # a view
+            blocks[:, :, :, :, :span_h:dh, :, :span_w:dw] = taps.transpose(0, 3, 4, 5, 1, 6, 2)
+        else:
+            full = np.zeros((G, Fg, N, Hf, Wf), dtype=taps.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    top, left = i * dh, j * dw
+                    full[..., top:top + sh * (H - 1) + 1:sh, left:left + sw * (Wd - 1) + 1:sw] += taps[:, i, j]
+        y = full.reshape(F, N, *full.shape[3:])[:, :, ph:ph + Ho, pw:pw + Wo]
+        if self.bias:
+            y += W[0][:, None, None, None]
+        self._cache = (X, x.shape, (Ho, Wo))  # only now: a refused input leaves the layer as it was
+        return _from_plane(y.transpose(1, 0, 2, 3), rank)
+
+    def _patches(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Check ``grad_output`` and return the cached ``X`` (G, Cg, M) and im2col of ``grad_output``,
+        ``P``: (G, kh*kw*Fg, M), ``P[g, (i*kw + j)*Fg + o, (n, h, w)] = g_padded[n, g*Fg + o,
+        h*sh + i*dh, w*sw + j*dw]`` (on the plane)."""
+        X, N, (H, Wd), (Ho, Wo) = self._checked(grad_output)
+        F = self.out_channels
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
+        gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
+        if ph or pw:
+            padded = np.zeros((F, N, Ho + 2 * ph, Wo + 2 * pw), dtype=gt.dtype)
+            padded[:, :, ph:ph + Ho, pw:pw + Wo] = gt
+            gt = padded
+        G = self.groups
+        Fg = F // G
+        s0, s1, s2, s3 = gt.strides
+        windows = as_strided(gt, (G, kh, kw, Fg, N, H, Wd), (Fg * s0, dh * s2, dw * s3, s0, s1, sh * s2, sw * s3),
+                             writeable=False)
+        return X, np.ascontiguousarray(windows).reshape(G, kh * kw * Fg, N * H * Wd)
+
+    def _checked(self, grad_output: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int], tuple[int, int]]:
+        """Check ``grad_output`` against the last forward: (X, N, the input's (H, W) and the output's
+        (Ho, Wo) on the plane)."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        X, (N, _, H, Wd), (Ho, Wo) = cache
+        expected = (N, self.out_channels, Ho, Wo) if self._rank == 2 else (N, self.out_channels, Wo)
+        check_grad_output(grad_output, f"{self._who}.backward", expected, X.dtype)
+        return X, N, (H, Wd), (Ho, Wo)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: the output's shape -> dx: the input's shape; adds into ``W.grad`` (unless ``W`` is
+        frozen: ``requires_grad=False``)."""
+        X, P = self._patches(grad_output)
+        if self.W.requires_grad:
+            self._add_weight_gradient(X, P, grad_output)
+        assert self._cache is not None
+        N, C, H, Wd = self._cache[1]
+        dX = np.matmul(self._tap_matrix(), P)  # (G, Cg, M)
+        return _from_plane(dX.reshape(C, N, H, Wd).transpose(1, 0, 2, 3), self._rank)
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """Add ``dCost/dW`` into ``W.grad`` as :meth:`backward` does, but skip ``dx`` (a matrix product):
+        for a first layer, whose input is the data.  With ``W`` frozen it only checks ``grad_output``."""
+        if self.W.requires_grad:
+            self._add_weight_gradient(*self._patches(grad_output), grad_output)
+        else:
+            self._checked(grad_output)
+
+    def _add_weight_gradient(self, X: np.ndarray, P: np.ndarray, grad_output: np.ndarray) -> None:
+        """dW[1:] (group g's columns, rows ``(c, tap)``) += X_g @ P_g.T; dW[0] += g summed over every axis
+        but the channels.  Right after ``zero_grad`` the product is written straight into ``W.grad``
+        (``groups=1``) instead of added."""
+        dW, overwrite = self.W.grad_target()
+        rows = dW[1:] if self.bias else dW
+        G = self.groups
+        others = (0, *range(2, grad_output.ndim))
+        try:
+            if G == 1 and overwrite and rows.flags.c_contiguous:
+                np.matmul(X[0], P[0].T, out=rows.reshape(X.shape[1], -1))  # (Cg, taps*F) is rows' layout
+            else:
+                product = np.matmul(X, P.transpose(0, 2, 1))  # (G, Cg, taps*Fg): group g's (c, tap) x o
+                blocks = product.reshape(G, rows.shape[0], -1).transpose(1, 0, 2).reshape(rows.shape)
+                if overwrite:
+                    rows[...] = blocks
+                else:
+                    rows += blocks
+            if self.bias:
+                if overwrite:
+                    np.add.reduce(grad_output, axis=others, out=dW[0])
+                else:
+                    dW[0] += np.add.reduce(grad_output, axis=others)
+        except BaseException:
+            if overwrite:  # interrupted mid-write: the gradient is still zero, say so again
+                self.W.zero_grad()
+            raise
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        """A small valid per-sample input: ``(in_channels, *sizes)`` with each size at least 3 (2 with
+        stride 2 or more) and at least the smallest input whose output is not empty."""
+        return (self.in_channels, *(max(m, 3 if s == 1 else 2) for m, s in zip(self._smallest_input(), self.stride,
+                                                                                strict=True)))
+
+
+class ConvTranspose2D(_TransposedConvolution):
     """2-D transposed convolution on NCHW images, as PyTorch's ``nn.ConvTranspose2d``, bias absorbed.
 
     Input pixel ``(h, w)`` of channel ``c`` adds ``x[n, c, h, w] * kernel[c, :, i, j]`` to output pixel
@@ -80,6 +339,10 @@ class ConvTranspose2D(_Convolution):
     """
 
     _shown = (("stride", (1, 1)), ("padding", (0, 0)), ("output_padding", (0, 0)), ("dilation", (1, 1)))
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
 
     def __init__(
         self,
@@ -98,30 +361,9 @@ class ConvTranspose2D(_Convolution):
         rng: RNGLike = None,
         dtype: DTypeLike = np.float64,
     ) -> None:
-        super().__init__()
-        name = "ConvTranspose2D"
-        self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                           named_padding=False)
-        self.output_padding = _pair(output_padding, "output_padding", name, 0)
-        for axis, op, s, d in zip(("height", "width"), self.output_padding, self.stride, self.dilation, strict=True):
-            if op >= max(s, d):
-                raise ValueError(
-                    f"{name}: output_padding must be smaller than the stride or the dilation (as PyTorch), "
-                    f"got output_padding={self.output_padding} with stride={self.stride}, "
-                    f"dilation={self.dilation} (along the {axis})"
-                )
-        self.bias = switch(bias, "bias", name)
-        kh, kw = self.kernel_size
-        channels = "in_channels//groups" if self.groups > 1 else "in_channels"
-        self.W = Parameter(absorbed_weights(
-            self._who, self.in_channels // self.groups * kh * kw, self.out_channels, bias=self.bias, W=W,
-            init=init, rng=rng, dtype=float_dtype(dtype, name),
-            init_fan_in=self.out_channels // self.groups * kh * kw, fan_out=self.in_channels * kh * kw,
-            layout=f" ({channels}*kh*kw{' + 1' if self.bias else ''}, out_channels)",
-        ))
-        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, bias,
+                         dilation=dilation, groups=groups, W=W, init=init, rng=rng, dtype=dtype)
 
-    # ------------------------------------------------------------------ PyTorch-shaped weights
     @classmethod
     def from_kernel(
         cls,
@@ -138,189 +380,84 @@ class ConvTranspose2D(_Convolution):
         """A layer from PyTorch's weight ``(in, out/groups, kh, kw)`` and optional bias ``(out,)``, e.g.
         ``ConvTranspose2D.from_kernel(t.weight.detach().numpy(), t.bias.detach().numpy(), t.stride,
         t.padding, t.output_padding, dilation=t.dilation, groups=t.groups)``."""
-        who = "ConvTranspose2D.from_kernel"
-        k = cls._kernel_array(kernel, who, "(in, out/groups, kh, kw)", dtype)
-        groups = positive_int(groups, "groups", who)
-        in_channels, per_group, kh, kw = k.shape
-        if in_channels % groups:
-            raise ValueError(f"{who}: groups must divide in_channels, got groups={groups} with a kernel "
-                             f"of shape {k.shape}")
-        out = per_group * groups
-        # W[1 + (c*kh + i)*kw + j, g*Fg + o] = kernel[g*Cg + c, o, i, j]
-        rows = k.reshape(groups, in_channels // groups, per_group, kh, kw).transpose(1, 3, 4, 0, 2).reshape(-1, out)
-        return cls(in_channels, out, (kh, kw), stride, padding, output_padding, bias=bias is not None,
-                   dilation=dilation, groups=groups, W=cls._with_bias(rows, bias, who), dtype=k.dtype)
-
-    @property
-    def kernel(self) -> np.ndarray:
-        """PyTorch's weight ``(in, out/groups, kh, kw)``.  With ``groups=1`` a writable view of ``W.data``;
-        with groups its axes cannot be a view of W's layout, so it is a read-only copy (a write raises
-        instead of being lost): change the weights through ``W.data`` or :meth:`from_kernel`."""
-        (kh, kw), groups = self.kernel_size, self.groups
-        rows = self.W.data[1:] if self.bias else self.W.data
-        cg, fg = self.in_channels // groups, self.out_channels // groups
-        k = rows.reshape(cg, kh, kw, groups, fg).transpose(3, 0, 4, 1, 2).reshape(self.in_channels, fg, kh, kw)
-        if not np.may_share_memory(k, self.W.data):
-            k.flags.writeable = False
-        return k
-
-    # ------------------------------------------------------------------ geometry
-    @property
-    def _who(self) -> str:
-        kh, kw = self.kernel_size
-        options = ""
-        for name, value, default in (("stride", self.stride, 1), ("dilation", self.dilation, 1)):
-            if value != (default, default):
-                options += f", {name}={value[0] if value[0] == value[1] else value}"
-        if self.groups != 1:
-            options += f", groups={self.groups}"
-        return f"ConvTranspose2D({self.in_channels} -> {self.out_channels}, k={kh if kh == kw else (kh, kw)}{options})"
+        layer: ConvTranspose2D = cls._transposed_from_kernel(kernel, bias, stride, padding, output_padding,
+                                                             dilation, groups, dtype)
+        return layer
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """The per-sample output shape ``(out, H_out, W_out)`` for an input of ``height x width``."""
-        (kh, kw), (sh, sw), (ph, pw), (oh, ow), (dh, dw) = (self.kernel_size, self.stride, self.padding,
-                                                            self.output_padding, self.dilation)
-        return (self.out_channels, _transposed_output_size(height, kh, sh, ph, oh, dh),
-                _transposed_output_size(width, kw, sw, pw, ow, dw))
+        h, w = self._output_sizes((height, width))
+        return (self.out_channels, h, w)
 
-    def _smallest_input(self) -> tuple[int, int]:
-        """The smallest ``(H, W)`` whose output has at least one pixel."""
-        sizes = []
-        for k, s, p, op, d in zip(self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation,
-                                  strict=True):
-            cut = 2 * p - d * (k - 1) - op  # H_out = (H - 1)*s - cut + 1 >= 1  <=>  H >= 1 + ceil(cut / s)
-            sizes.append(1 + max(0, -(-cut // s)))
-        return sizes[0], sizes[1]
 
-    # ------------------------------------------------------------------ computation
-    def _tap_matrix(self) -> np.ndarray:
-        """(G, Cg, kh*kw*Fg): group g's weights, row ``c``, column ``(i*kw + j)*Fg + o`` (a view of W for
-        ``groups=1``, else a small copy)."""
-        rows = self.W.data[1:] if self.bias else self.W.data
-        groups, cg = self.groups, self.in_channels // self.groups
-        if groups == 1:
-            return rows.reshape(1, cg, -1)
-        kh, kw = self.kernel_size
-        return rows.reshape(cg, kh * kw, groups, -1).transpose(2, 0, 1, 3).reshape(groups, cg, -1)
+class ConvTranspose1D(_TransposedConvolution):
+    """1-D transposed convolution on (N, C, L) sequences, as PyTorch's ``nn.ConvTranspose1d``, bias
+    absorbed: ``ConvTranspose2D``'s computation on the sequence viewed as an image one row high, with a
+    ``1 x k`` kernel (see ``ConvTranspose2D`` for the formulas).  The adjoint of a ``Conv1D`` with the same
+    kernel, stride, padding, dilation and groups: a learned upsampling of sequences (a decoder's).
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out)."""
-        W = self.W.data
-        C = self.in_channels
-        x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=W.dtype)
-        N, _, H, Wd = x.shape
-        if H == 0 or Wd == 0:
-            raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
-        F, Ho, Wo = self.output_shape(H, Wd)
-        if Ho < 1 or Wo < 1:
-            min_h, min_w = self._smallest_input()
-            raise ShapeError(
-                f"{self._who}: input of shape {x.shape} gives an empty output ({Ho} x {Wo}) with padding "
-                f"{self.padding}: expected H >= {min_h} and W >= {min_w}, got H={H}, W={Wd}"
-            )
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        G = self.groups
-        Fg = F // G
-        X = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(G, C // G, N * H * Wd)  # CNHW pixels
-        taps = np.matmul(self._tap_matrix().transpose(0, 2, 1), X).reshape(G, kh, kw, Fg, N, H, Wd)
-        # col2im into the output before its padding is cut off: (H - 1)*s + d*(k - 1) + output_padding + 1
-        Hf, Wf = Ho + 2 * ph, Wo + 2 * pw
-        span_h, span_w = _span(kh, dh), _span(kw, dw)
-        if sh >= span_h and sw >= span_w:  # taps never overlap: one strided assignment
-            full = np.zeros((G, Fg, N, max(Hf, H * sh), max(Wf, Wd * sw)), dtype=taps.dtype)
-            blocks = full[..., : H * sh, : Wd * sw].reshape(G, Fg, N, H, sh, Wd, sw)  # a view
-            blocks[:, :, :, :, :span_h:dh, :, :span_w:dw] = taps.transpose(0, 3, 4, 5, 1, 6, 2)
-        else:
-            full = np.zeros((G, Fg, N, Hf, Wf), dtype=taps.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    top, left = i * dh, j * dw
-                    full[..., top:top + sh * (H - 1) + 1:sh, left:left + sw * (Wd - 1) + 1:sw] += taps[:, i, j]
-        y = full.reshape(F, N, *full.shape[3:])[:, :, ph:ph + Ho, pw:pw + Wo]
-        if self.bias:
-            y += W[0][:, None, None, None]
-        self._cache = (X, x.shape, (Ho, Wo))  # only now: a refused input leaves the layer as it was
-        return y.transpose(1, 0, 2, 3)
+    Shapes:
+        x: (N, in_channels, L) -> y: (N, out_channels, L_out),
+        ``L_out = (L - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
+        W: (in_channels//groups*k + 1, out_channels) with ``bias=True``: row 0 is the bias and row
+        ``1 + c*k + i``, column ``o`` the weight from input channel ``c`` (within its group) to output
+        channel ``o`` at tap ``i``: PyTorch's ``weight[c, o % Fg, i]``.  :attr:`kernel` is PyTorch's
+        ``(in, out/groups, k)`` weight and :meth:`from_kernel` builds a layer from one.
 
-    def _patches(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Check ``grad_output`` and return the cached ``X`` (G, Cg, M) and im2col of ``grad_output``,
-        ``P``: (G, kh*kw*Fg, M), ``P[g, (i*kw + j)*Fg + o, (n, h, w)] = g_padded[n, g*Fg + o,
-        h*sh + i*dh, w*sw + j*dw]``."""
-        cache = self._cache
-        self._require_cache(cache)
-        assert cache is not None
-        X, (N, _, H, Wd), (Ho, Wo) = cache
-        F = self.out_channels
-        check_grad_output(grad_output, f"{self._who}.backward", (N, F, Ho, Wo), X.dtype)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        gt = grad_output.transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
-        if ph or pw:
-            padded = np.zeros((F, N, Ho + 2 * ph, Wo + 2 * pw), dtype=gt.dtype)
-            padded[:, :, ph:ph + Ho, pw:pw + Wo] = gt
-            gt = padded
-        G = self.groups
-        Fg = F // G
-        s0, s1, s2, s3 = gt.strides
-        windows = as_strided(gt, (G, kh, kw, Fg, N, H, Wd), (Fg * s0, dh * s2, dw * s3, s0, s1, sh * s2, sw * s3),
-                             writeable=False)
-        return X, np.ascontiguousarray(windows).reshape(G, kh * kw * Fg, N * H * Wd)
+    Args: as ``ConvTranspose2D``'s, each size one int (or a 1-tuple).
+    """
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, out, H_out, W_out) -> dx: (N, in_channels, H, W); adds into ``W.grad``
-        (unless ``W`` is frozen: ``requires_grad=False``)."""
-        X, P = self._patches(grad_output)
-        if self.W.requires_grad:
-            self._add_weight_gradient(X, P, grad_output)
-        assert self._cache is not None
-        N, C, H, Wd = self._cache[1]
-        dX = np.matmul(self._tap_matrix(), P)  # (G, Cg, M)
-        return dX.reshape(C, N, H, Wd).transpose(1, 0, 2, 3)
+    _rank = 1
+    _shown = (("stride", (1,)), ("padding", (0,)), ("output_padding", (0,)), ("dilation", (1,)))
+    kernel_size: tuple[int]
+    stride: tuple[int]
+    padding: tuple[int]
+    dilation: tuple[int]
 
-    def backward_params(self, grad_output: np.ndarray) -> None:
-        """Add ``dCost/dW`` into ``W.grad`` as :meth:`backward` does, but skip ``dx`` (a matrix product):
-        for a first layer, whose input is the data.  With ``W`` frozen it only checks ``grad_output``."""
-        if self.W.requires_grad:
-            self._add_weight_gradient(*self._patches(grad_output), grad_output)
-        else:
-            self._require_cache(self._cache)
-            assert self._cache is not None
-            X, (N, _, _, _), (Ho, Wo) = self._cache
-            check_grad_output(grad_output, f"{self._who}.backward", (N, self.out_channels, Ho, Wo), X.dtype)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] = 0,
+        output_padding: int | tuple[int] = 0,
+        bias: bool = True,
+        *,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        W: ArrayLike | None = None,
+        init: str = "uniform",
+        rng: RNGLike = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, bias,
+                         dilation=dilation, groups=groups, W=W, init=init, rng=rng, dtype=dtype)
 
-    def _add_weight_gradient(self, X: np.ndarray, P: np.ndarray, grad_output: np.ndarray) -> None:
-        """dW[1:] (group g's columns, rows ``(c, i, j)``) += X_g @ P_g.T; dW[0] += g summed over
-        (N, H_out, W_out).  Right after ``zero_grad`` the product is written straight into ``W.grad``
-        (``groups=1``) instead of added."""
-        dW, overwrite = self.W.grad_target()
-        rows = dW[1:] if self.bias else dW
-        G = self.groups
-        try:
-            if G == 1 and overwrite and rows.flags.c_contiguous:
-                np.matmul(X[0], P[0].T, out=rows.reshape(X.shape[1], -1))  # (Cg, kh*kw*F) is rows' layout
-            else:
-                product = np.matmul(X, P.transpose(0, 2, 1))  # (G, Cg, kh*kw*Fg): group g's (c, i, j) x o
-                blocks = product.reshape(G, rows.shape[0], -1).transpose(1, 0, 2).reshape(rows.shape)
-                if overwrite:
-                    rows[...] = blocks
-                else:
-                    rows += blocks
-            if self.bias:
-                if overwrite:
-                    np.add.reduce(grad_output, axis=(0, 2, 3), out=dW[0])
-                else:
-                    dW[0] += np.add.reduce(grad_output, axis=(0, 2, 3))
-        except BaseException:
-            if overwrite:  # interrupted mid-write: the gradient is still zero, say so again
-                self.W.zero_grad()
-            raise
+    @classmethod
+    def from_kernel(
+        cls,
+        kernel: ArrayLike,
+        bias: ArrayLike | None = None,
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] = 0,
+        output_padding: int | tuple[int] = 0,
+        *,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        dtype: DTypeLike | None = None,
+    ) -> ConvTranspose1D:
+        """A layer from PyTorch's weight ``(in, out/groups, k)`` and optional bias ``(out,)``, e.g. for a
+        ``torch.nn.ConvTranspose1d`` ``t``: ``ConvTranspose1D.from_kernel(t.weight.detach().numpy(),
+        t.bias.detach().numpy(), t.stride, t.padding, t.output_padding, dilation=t.dilation, groups=t.groups)``."""
+        layer: ConvTranspose1D = cls._transposed_from_kernel(kernel, bias, stride, padding, output_padding,
+                                                             dilation, groups, dtype)
+        return layer
 
-    def input_shape_hint(self) -> tuple[int, ...]:
-        """A small valid per-sample input: ``(in_channels, H, W)`` with H, W at least 3 (2 with stride 2
-        or more) and at least the smallest input whose output is not empty."""
-        min_h, min_w = self._smallest_input()
-        sh, sw = self.stride
-        return (self.in_channels, max(min_h, 3 if sh == 1 else 2), max(min_w, 3 if sw == 1 else 2))
-
+    def output_shape(self, length: int) -> tuple[int, int]:
+        """The per-sample output shape ``(out, L_out)`` for an input of length ``length``."""
+        (n,) = self._output_sizes((length,))
+        return (self.out_channels, n)
 
 
 def _linear_weights(size: int, out: int, ratio: float, dtype: np.dtype, align_corners: bool = False) -> np.ndarray:
