@@ -23,7 +23,7 @@ class EarlyStopping:
     :meth:`update` after each epoch (after the scheduler's step).
 
     Args:
-        monitor: a key of the history: ``"val_loss"`` (the default; needs ``validation_data``),
+        monitor: a key of the history: ``"val_loss"`` (the default; needs ``validation_data`` or ``validation_split``),
             ``"loss"``, a metric such as ``"accuracy"`` or ``"val_accuracy"``.
         patience: stop after this many epochs in a row without improvement (0 and 1 both stop at
             the first epoch that does not improve, as in Keras).

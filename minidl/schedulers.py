@@ -1034,7 +1034,7 @@ class ReduceLROnPlateau(LRScheduler):
             have one lr).
         eps: a reduction smaller than this (or equal) is skipped (finite, >= 0).
         monitor: the history key ``fit`` passes to :meth:`step` (minidl's addition): ``"val_loss"``
-            (needs ``validation_data``), ``"loss"``, ``"val_accuracy"``, ...
+            (needs ``validation_data`` or ``validation_split``), ``"loss"``, ``"val_accuracy"``, ...
 
     Unlike the closed-form schedules, the lr follows the values: :attr:`best`,
     :attr:`num_bad_epochs` and :attr:`cooldown_counter` are saved with the state, and ``step()``

@@ -447,9 +447,11 @@ def _run_batches(
     metric_fns: list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]],
     batch_size: int,
     prefix: str = "",
+    first: int = 0,
 ) -> dict[str, float]:
     """The loss and metrics over ``x``, scored in batches and combined by :class:`_Combiner` (no
-    gradients, mode as is)."""
+    gradients, mode as is).  ``first``: the number messages give ``x``'s first sample (a held-out part
+    of the training data is numbered as in it)."""
     scorers: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {}
     if loss is not None:
         scorers[prefix + "loss"] = loss
@@ -463,7 +465,8 @@ def _run_batches(
                 c.add(*c.score(out, yb))
         except MinidlError as error:
             stop = start + len(yb)
-            _with_context(error, f"samples {start}..{stop - 1}{_located_row(error, start, stop)}")
+            _with_context(error, f"samples {first + start}..{first + stop - 1}"
+                                 f"{_located_row(error, first + start, first + stop)}")
             raise
     return {key: c.value() for key, c in combined.items()}
 
@@ -656,23 +659,27 @@ def fit(
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
-    split = validation_split
-    if not (is_number(split) and 0.0 <= split < 1.0):
-        raise ValueError(f"{who}: validation_split must be a number in [0, 1), got {split!r}")
+    if not (is_number(validation_split) and 0.0 <= validation_split < 1.0):
+        raise ValueError(f"{who}: validation_split must be a number in [0, 1), got {validation_split!r}")
+    split = float(validation_split)  # (a float16 fraction would compute in float16)
     if split and validation_data is not None:
         raise ValueError(f"{who}: give validation_data or validation_split, not both")
     x, y = _check_data(model, x, y, who)
+    held_out = ""  # with validation_split, what the messages call the training data and the validation data
+    val_first = 0  # the number of the validation data's first sample in messages
     if split:  # Keras's rule: the last samples, before any shuffling
         total = count(x)
         kept = math.floor(total * (1.0 - split))
         if not 0 < kept < total:
-            raise ValueError(f"{who}: validation_split={split!r} of {total} sample(s) leaves "
+            raise ValueError(f"{who}: validation_split={validation_split!r} of {total} sample(s) leaves "
                              f"{kept} to train on and {total - kept} to validate on; each needs at least one")
         validation_data = (rows(x, kept, total), y[kept:])
         x, y = rows(x, 0, kept), y[:kept]
+        held_out, val_first = f" (the first {kept} of x; validation_split holds out the other {total - kept})", kept
     n = count(x)
     if drop_last and epochs and n < batch_size:
-        raise ValueError(f"{who}: drop_last=True with {n} samples and batch_size {batch_size} leaves no batch")
+        raise ValueError(f"{who}: drop_last=True with {n} samples{held_out} and batch_size {batch_size} leaves "
+                         "no batch")
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
     limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
     if scheduler is not None and limit is not None:  # refused before anything (early stopping's record) changes
@@ -702,7 +709,8 @@ def fit(
     keys += [f"val_{k}" for k in keys] if val is not None else []
     for watcher in (early_stopping, scheduler):  # a monitor is refused now, not after the first epoch's work
         if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher.monitor not in keys:
-            hint = " (val_ figures need validation_data)" if watcher.monitor.startswith("val_") else \
+            hint = " (val_ figures need validation_data or validation_split)" \
+                if watcher.monitor.startswith("val_") else \
                 " (as a figure: the history's lr is the schedule's, not the model's)" \
                 if watcher.monitor == "lr" else ""
             raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
@@ -733,9 +741,10 @@ def fit(
         side_state.save()
         try:
             with _mode(model, False):
-                _run_batches(model, val[0], val[1], loss, metric_fns, validation_batch_size)
+                _run_batches(model, val[0], val[1], loss, metric_fns, validation_batch_size, first=val_first)
         except MinidlError as error:
-            _with_context(error, f"{who}: validation_data (scored before training, nothing was updated)")
+            source = "validation_data" if not split else "validation_split's held-out samples (the end of x)"
+            _with_context(error, f"{who}: {source} (scored before training, nothing was updated)")
             error.history = history  # type: ignore[attr-defined]
             raise
         finally:
@@ -837,7 +846,7 @@ def fit(
                     model.eval()
                     try:
                         values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
-                                                   validation_batch_size, prefix="val_"))
+                                                   validation_batch_size, prefix="val_", first=val_first))
                     except BaseException as error:  # e.g. NaN weights: the last batch's gradient was not finite
                         where = (f"{who}: epoch {epoch}/{epochs}, validation after the epoch's training (its "
                                  "updates were applied; it is not in error.history)")

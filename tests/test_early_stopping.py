@@ -86,7 +86,7 @@ def test_a_monitor_the_fit_does_not_record_is_refused_before_training() -> None:
     before = model.state_dict()
     x, y, _, _ = _data(0)
     with pytest.raises(ValueError, match=r"monitors 'val_loss', which this fit does not record \(val_ figures "
-                                         r"need validation_data\); it records \['loss'\]"):
+                                         r"need validation_data or validation_split\); it records \['loss'\]"):
         md.fit(model, x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0,
                early_stopping=md.EarlyStopping())
     with pytest.raises(ValueError, match=r"records \['loss', 'mae'\]"):

@@ -102,3 +102,17 @@ def test_unflatten_against_torch_if_installed() -> None:
     for dim, sizes in ((2, (2, 3, 4)), (-1, (4, -1)), (1, (3, 1)), (0, (1, 2))):
         theirs = torch.nn.Unflatten(dim, sizes)(torch.tensor(x)).numpy()
         np.testing.assert_array_equal(md.Unflatten(dim, sizes)(x), theirs)
+
+
+def test_identity_gives_native_arrays_and_lets_a_model_infer_its_input() -> None:
+    x = np.ones((2, 3), ">f8")
+    model = md.Sequential(md.Identity(), md.Tanh())
+    y = model(x)
+    assert y.dtype.isnative and model[0](x).dtype.isnative
+    np.testing.assert_allclose(model.backward(np.ones_like(y)), 1 - np.tanh(1.0) ** 2)  # no byte-order refusal
+    assert "(None, 5)" in str(md.summarize(md.Sequential(md.Identity(), md.Dense(5, 2))))  # looked past
+    assert_gradients_ok(md.Sequential(md.Identity(), md.Dense(5, 2, rng=0)), seed=0)  # inputs from the Dense
+    report = assert_gradients_ok(md.Identity(), inputs=np.random.default_rng(0).normal(size=(3, 2)), seed=0)
+    assert report["input"].checked == 6
+    with pytest.raises(md.DTypeError, match="Identity: input is a masked array"):
+        md.Identity()(np.ma.array([1.0, 2.0]))

@@ -576,7 +576,8 @@ def test_fit_refuses_a_plateau_monitor_it_does_not_record_before_training():
     optimizer = SGD(model.parameters(), lr=0.1)
     sched = ReduceLROnPlateau(optimizer)
     with pytest.raises(ValueError, match=r"fit: ReduceLROnPlateau monitors 'val_loss', which this fit does not "
-                                         r"record \(val_ figures need validation_data\); it records \['loss'\]"):
+                                         r"record \(val_ figures need validation_data or validation_split\); it "
+                                         r"records \['loss'\]"):
         md.fit(model, x, y, loss=md.MSELoss(), optimizer=optimizer, epochs=3, scheduler=sched, verbose=0)
     with pytest.raises(ValueError, match=r"monitors 'accuracy', which this fit does not record; it records "
                                          r"\['loss', 'mae'\]"):

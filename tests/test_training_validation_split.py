@@ -3,6 +3,7 @@ as validation_data; several inputs; refusals."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,9 @@ def data(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
 def train(**kwargs: Any) -> tuple[md.History, md.Sequential]:
     x, y = kwargs.pop("x"), kwargs.pop("y")
     model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), md.Dense(4, 2, rng=1))
-    history = model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=3,
-                        batch_size=8, metrics=["accuracy"], verbose=0, rng=0, **kwargs)
+    options = {"epochs": 3, "batch_size": 8, **kwargs}
+    history = model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                        metrics=["accuracy"], verbose=0, rng=0, **options)
     return history, model
 
 
@@ -59,10 +61,12 @@ def test_several_inputs_are_split_together() -> None:
     assert history.history["val_loss"] == [pytest.approx(expected, rel=1e-12)]
 
 
-def test_early_stopping_can_watch_the_held_out_loss() -> None:
+def test_early_stopping_watches_the_held_out_loss() -> None:
     x, y = data()
-    history, _ = train(x=x, y=y, validation_split=0.2, early_stopping=md.EarlyStopping("val_loss", patience=1))
-    assert len(history.history["val_loss"]) >= 1
+    stopper = md.EarlyStopping("val_loss", patience=1)
+    history, _ = train(x=x, y=y, validation_split=0.2, early_stopping=stopper)
+    losses = history.history["val_loss"]
+    assert stopper.best == min(losses) and stopper.best_epoch == 1 + losses.index(min(losses))
 
 
 @pytest.mark.parametrize("split", [1.0, -0.1, "0.2", None, True, float("nan")])
@@ -83,3 +87,25 @@ def test_both_or_too_few_samples_are_refused() -> None:
         train(x=x, y=y, validation_split=1e-18)  # (1 - 1e-18 is 1.0)
     history, _ = train(x=x, y=y, validation_split=0.01)  # one sample held out: fine
     assert history.params["samples"] == 39
+
+
+def test_messages_number_the_held_out_samples_as_in_x() -> None:
+    x, y = data()
+    x[35, 1] = np.nan
+    with pytest.raises(md.NonFiniteError, match=r"fit: validation_split's held-out samples \(the end of x\) \(scored "
+                                                r"before training, nothing was updated\): samples 30\.\.39; row 5 of "
+                                                r"the batch is sample 35"):
+        train(x=x, y=y, validation_split=0.25)
+    x, y = data()
+    with pytest.raises(ValueError, match=r"drop_last=True with 20 samples \(the first 20 of x; validation_split "
+                                         r"holds out the other 20\) and batch_size 32 leaves no batch"):
+        train(x=x, y=y, validation_split=0.5, drop_last=True, batch_size=32)
+    with pytest.raises(ValueError, match="val_ figures need validation_data or validation_split"):
+        train(x=x, y=y, early_stopping=md.EarlyStopping("val_loss"))
+
+
+def test_a_float16_fraction_counts_as_a_float() -> None:
+    """70000 * 0.9 is beyond float16's range: computed in float16 it was inf (an OverflowError)."""
+    x, y = np.zeros((70000, 3)), np.zeros(70000, dtype=np.int64)
+    history, _ = train(x=x, y=y, validation_split=np.float16(0.1), epochs=1, batch_size=70000)
+    assert history.params["samples"] == math.floor(70000 * (1 - float(np.float16(0.1))))

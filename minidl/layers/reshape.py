@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..inputs import is_several
 from ..layer import Layer
-from ..validation import as_float_array, check_grad_output, is_integer, native
+from ..validation import as_array, as_float_array, check_grad_output, is_integer, native
 
 __all__ = ["Flatten", "Identity", "Unflatten"]
 
@@ -21,8 +21,9 @@ class Flatten(Layer):
     """Keep the batch axis, flatten the rest in C order, as PyTorch's ``nn.Flatten()``.
 
     Shapes: x: (N, d1, ..., dk) with k >= 1 -> y: (N, d1*...*dk).  Backward reshapes the gradient
-    back to x's shape.  The output is a view of x when x is C-contiguous, else a copy.  An empty
-    batch (N = 0) gives an empty (0, d1*...*dk) output.  NaN/inf are passed through unchecked.
+    back to x's shape.  The output is a view of x whenever NumPy's reshape can make one (so do not
+    write into it), else a copy.  An empty batch (N = 0) gives an empty (0, d1*...*dk) output.
+    NaN/inf are passed through unchecked.
     """
 
     single_input = True  # (a Stack hands it the sequence alone)
@@ -59,7 +60,8 @@ class Unflatten(Layer):
 
     Shapes: x: (..., d, ...) with ``d`` on axis ``dim`` -> y: (..., *sizes, ...), ``prod(sizes) == d``
     (one size may be -1: the rest of ``d``).  Backward reshapes the gradient back to x's shape.  The
-    output is a view of x when x is C-contiguous, else a copy.  NaN/inf are passed through unchecked.
+    output is a view of x whenever NumPy's reshape can make one (so do not write into it), else a copy.
+    NaN/inf are passed through unchecked.
 
     Args:
         dim: the axis to split (negative counts from the end; 0, the batch axis, is allowed, as in PyTorch).
@@ -118,11 +120,13 @@ class Unflatten(Layer):
 class Identity(Layer):
     """``y = x``, as PyTorch's ``nn.Identity``: a placeholder where a model takes a layer but should do
     nothing (a head removed, an optional normalisation off).  Any array passes unchanged (the same
-    object); backward returns ``grad_output`` itself, checked against the forward's output shape.
-    PyTorch's arguments (ignored there) are not taken.
+    object; lists and numbers become arrays, a masked array is refused as by the other layers);
+    backward returns ``grad_output`` itself, checked against the forward's output shape (and a float
+    input's dtype).  PyTorch's arguments (ignored there) are not taken, nor several inputs.
     """
 
     single_input = True  # (a Stack hands it the sequence alone)
+    elementwise = True  # (summarize and the checker look past it to infer a model's input)
 
     def __init__(self) -> None:
         super().__init__()
@@ -130,11 +134,11 @@ class Identity(Layer):
         self._dtype: np.dtype | None = None
 
     def forward(self, x: Any) -> Any:
-        """x: any array -> x."""
+        """x: any array -> x (in native byte order: a big-endian array read from a file as a native copy,
+        as the other layers give)."""
         if is_several(x):
             raise ShapeError("Identity: takes one array, got a tuple of several inputs")
-        if not isinstance(x, np.ndarray):
-            x = as_float_array(x, "Identity")
+        x = native(as_array(x, "Identity"))
         self._shape = x.shape
         if x.dtype is not self._dtype:
             self._dtype = x.dtype
