@@ -15,11 +15,13 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "HalfSquaredError",
+    "HingeEmbeddingLoss",
     "HuberLoss",
     "KLDivLoss",
     "L1Loss",
     "Loss",
     "MSELoss",
+    "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
     "NLLLoss",
     "PoissonNLLLoss",
@@ -1017,6 +1019,130 @@ class SoftMarginLoss(_ElementwiseLoss):
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
+
+
+class HingeEmbeddingLoss(_ElementwiseLoss):
+    """The hinge embedding loss of distances ``x`` between pairs labelled similar (``y = 1``) or not
+    (``y = -1``), as PyTorch's ``nn.HingeEmbeddingLoss``: similar pairs are pulled together, dissimilar
+    ones pushed until at least ``margin`` apart.
+
+    Shapes: y_pred (x, e.g. a pair's distance) and y_true (y, -1 or 1): (N, ...) alike::
+
+        loss_i  = x_i                        where y_i = 1
+                  max(0, margin - x_i)       where y_i = -1
+        dloss_i = 1 where y_i = 1;  -1 where y_i = -1 and x_i <= margin (PyTorch's slope at the kink
+                  x_i = margin too);  0 elsewhere
+
+    averaged over every element (``reduction="mean"``) or summed.  Labels other than -1 and 1 are
+    refused (``TargetError``; PyTorch adds both terms for them).  ``margin``: a finite number the
+    prediction's dtype can hold.
+    """
+
+    def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
+        who = "HingeEmbeddingLoss"
+        if not is_number(margin) or not is_finite(margin):
+            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
+        self.margin = float(margin)
+        self.reduction = _check_reduction(who, reduction)
+        self._slope: np.ndarray | None = None  # the last forward's dloss_i, before the reduction
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random labels -1 and 1 of ``y_pred``'s shape."""
+        return rng.choice([-1.0, 1.0], y_pred.shape)
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: (N, ...) distances or scores; y_true: -1 or 1 alike -> scalar loss."""
+        who = "HingeEmbeddingLoss"
+        x, y = self._pair(y_pred, y_true)
+        if abs(self.margin) > float(np.finfo(x.dtype).max):
+            raise ValueError(f"{who}: margin {self.margin!r} overflows the prediction's dtype {x.dtype}")
+        dissimilar = y == -1
+        if not (dissimilar | (y == 1)).all():
+            index = tuple(int(i) for i in np.argwhere(~(dissimilar | (y == 1)))[0])
+            raise TargetError(f"{who}: labels y_true must be -1 (dissimilar) or 1 (similar), got "
+                              f"{y[index].item()!r} at index {index}")
+        with np.errstate(over="ignore"):  # margin - x beyond the dtype's range: inf, as PyTorch
+            pushed = self.margin - x
+        per = np.where(dissimilar, np.maximum(pushed, 0), x)
+        self._slope = np.where(dissimilar, -(pushed >= 0).astype(x.dtype), np.ones((), x.dtype))
+        return self._reduced(per)
+
+    def backward(self) -> np.ndarray:
+        """dloss/dy_pred: shape and dtype of y_pred."""
+        slope = self._slope
+        self._require(slope)
+        assert slope is not None
+        return self._reduced_grad(slope.copy())
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, reduction={self.reduction!r}"
+
+
+class MultiLabelSoftMarginLoss(Loss):
+    """Multi-label one-versus-all logistic loss, as PyTorch's ``nn.MultiLabelSoftMarginLoss``: each of C
+    labels is a yes/no question about the sample, answered by its own logit.
+
+    Shapes: y_pred: (N, C) logits x; y_true: (N, C) targets y in [0, 1] (usually 0 or 1).
+
+    With class weights ``w`` (all 1 without ``weight``) and the stable ``softplus``::
+
+        loss_n = 1/C * sum_c w[c] * (y[n, c] softplus(-x[n, c]) + (1 - y[n, c]) softplus(x[n, c]))
+               = -1/C * sum_c w[c] * (y log sigmoid(x) + (1 - y) log sigmoid(-x))
+        loss   = sum_n loss_n / N     (reduction="sum": no division)
+        dloss/dx[n, c] = w[c] * (sigmoid(x[n, c]) - y[n, c]) / (C N)
+
+    Without weights this equals ``BCEWithLogitsLoss`` on the same (N, C) arrays (a mean over every
+    element is a mean over samples of the means over labels); the class is here for code ported from
+    PyTorch, and for its per-class ``weight``.  ``metrics=["accuracy"]`` needs ``Accuracy(binary=True,
+    threshold=0)`` for per-label scoring (by default an (N, C) prediction is scored by its arg-max).
+    """
+
+    def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
+        who = "MultiLabelSoftMarginLoss"
+        self.weight = _class_weights(who, weight)
+        self.reduction = _check_reduction(who, reduction)
+        self._cache: tuple[np.ndarray, np.ndarray, float] | None = None  # (sigmoid(x) - y, w, scale)
+
+    def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random 0/1 targets of ``y_pred``'s shape."""
+        return rng.integers(0, 2, y_pred.shape).astype(np.float64)
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: (N, C) logits; y_true: (N, C) targets in [0, 1] -> scalar loss."""
+        who = "MultiLabelSoftMarginLoss"
+        x, y = self._pair(y_pred, y_true)
+        if x.ndim != 2:
+            raise ShapeError(f"{who}: expected y_pred (logits) of shape (N, C), got shape {x.shape}")
+        n, c = x.shape
+        if self.weight is not None and self.weight.shape != (c,):
+            raise ShapeError(f"{who}: weight has {self.weight.size} class weight(s), but y_pred has {c} labels")
+        if y.min() < 0 or y.max() > 1:
+            index = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
+            raise TargetError(f"{who}: targets y_true must be in [0, 1], got {y[index].item()!r} at index {index}")
+        tail = np.log1p(np.exp(-np.abs(x)))  # softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)): no overflow
+        per = y * (np.maximum(-x, 0) + tail) + (1 - y) * (np.maximum(x, 0) + tail)
+        w = np.ones((), x.dtype) if self.weight is None else self.weight.astype(x.dtype)
+        per *= w
+        scale = 1.0 / c / (n if self.reduction == "mean" else 1)
+        # sigmoid(x) - y as (1 - y) sigmoid(x) - y sigmoid(-x): a confident right answer keeps its tiny slope
+        difference = (1 - y) * _sigmoid(x)
+        difference -= y * _sigmoid(-x)
+        self._cache = (difference, w, scale)
+        return float(np.add.reduce(per, axis=None)) * scale
+
+    def backward(self) -> np.ndarray:
+        """dloss/dy_pred: (N, C), y_pred's dtype."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        difference, w, scale = cache
+        grad = difference * w
+        grad *= scale
+        return grad
+
+    def extra_repr(self) -> str:
+        weight = "" if self.weight is None else f"weight={self.weight.tolist()}, "
+        return f"{weight}reduction={self.reduction!r}"
 
 
 class _DifferenceLoss(_ElementwiseLoss):

@@ -697,6 +697,11 @@ def class_target(draw: Any, y_pred: np.ndarray) -> Any:
     return q / q.sum(axis=1, keepdims=True)
 
 
+def sign_target(draw: Any, y_pred: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.choice([-1.0, 1.0], y_pred.shape).astype(y_pred.dtype)
+
+
 def label_target(draw: Any, y_pred: np.ndarray) -> Any:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return rng.integers(0, y_pred.shape[1], y_pred.shape[0])
@@ -748,6 +753,12 @@ LOSSES: dict[str, LossSpec] = {
     "MultiMarginLoss": LossSpec(lambda: get("MultiMarginLoss")(2, 0.5),
                                 lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))), label_target,
                                 ref_multi_margin),
+    "HingeEmbeddingLoss": LossSpec(lambda: get("HingeEmbeddingLoss")(0.5), pred_any, sign_target,
+                                   lambda loss, p, t: float(np.where(t == 1, p, np.maximum(0.5 - p, 0)).mean())),
+    "MultiLabelSoftMarginLoss": LossSpec(lambda: get("MultiLabelSoftMarginLoss")(),
+                                         lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))), float_target,
+                                         lambda loss, p, t: float((t * np.logaddexp(0, -p)
+                                                                   + (1 - t) * np.logaddexp(0, p)).mean())),
     "KLDivLoss": LossSpec(lambda: get("KLDivLoss")(), pred_any, float_target,
                           lambda loss, p, t: float(np.where(t > 0, t * (np.log(np.where(t > 0, t, 1)) - p), 0).mean())),
 }
