@@ -107,6 +107,11 @@ def test_repr_kernel_and_refusals() -> None:
     with pytest.raises(md.ShapeError, match=r"ConvTranspose1D.from_kernel: expected a kernel of shape "
                                             r"\(in, out/groups, k\)"):
         md.ConvTranspose1D.from_kernel(np.zeros((2, 2, 3, 3)))
+    for make, shape in ((md.ConvTranspose1D, (0, 2, 3)), (md.ConvTranspose1D, (2, 0, 3)),
+                        (md.ConvTranspose2D, (0, 2, 3, 3))):
+        with pytest.raises(md.ShapeError, match=rf"{make.__name__}.from_kernel: the kernel of shape "
+                                                rf"\({shape[0]}, {shape[1]}, 3.*\) is empty"):
+            make.from_kernel(np.zeros(shape))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -132,3 +137,5 @@ def test_against_pytorch_if_installed(dtype: str) -> None:
         twin = md.ConvTranspose1D.from_kernel(ours.kernel, None, s, p, op, dilation=d, groups=groups)
         twin.W.data = (ours.W.grad[1:] if bias else ours.W.grad).copy()
         np.testing.assert_allclose(twin.kernel, theirs.weight.grad.numpy(), rtol=rtol, atol=atol * 10)
+        if bias:
+            np.testing.assert_allclose(ours.W.grad[0], theirs.bias.grad.numpy(), rtol=rtol, atol=atol * 10)

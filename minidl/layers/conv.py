@@ -179,6 +179,9 @@ class _Convolution(Layer):
         k = k.astype(dtype if dtype is not None else k.dtype if k.dtype.kind == "f" else np.float64, copy=False)
         if k.ndim != 2 + cls._rank:
             raise ShapeError(f"{who}: expected a kernel of shape {layout}, got {k.shape}")
+        if k.size == 0:  # (a reshape would fail with NumPy's words)
+            raise ShapeError(f"{who}: the kernel of shape {k.shape} is empty; every axis of {layout} must be at "
+                             "least 1")
         return k
 
     @staticmethod
@@ -258,9 +261,6 @@ class _Im2colConvolution(_Convolution):
         k = cls._kernel_array(kernel, who, f"(out, in/groups, {axes})", dtype)
         groups = positive_int(groups, "groups", who)
         out, channels_per_group, *kernel_size = k.shape
-        if k.size == 0:  # (a reshape would fail with NumPy's words)
-            raise ShapeError(f"{who}: the kernel of shape {k.shape} is empty; every axis of (out, in/groups, {axes}) "
-                             "must be at least 1")
         rows = cls._with_bias(k.reshape(out, -1).T, bias, who)
         return cls(channels_per_group * groups, out, tuple(kernel_size), stride, padding, bias=bias is not None,
                    dilation=dilation, groups=groups, W=rows, dtype=k.dtype)
