@@ -694,8 +694,9 @@ class _ElementwiseLoss(Loss):
     reduction: str
 
     def _reduced(self, per: np.ndarray) -> float:
-        """The per-element losses' mean or sum, as a float."""
-        total = float(per.sum())
+        """The per-element losses' mean or sum, as a float; float16 summed in float32 (a float16 sum of
+        70000 ones is inf).  (float32 stays float32: a float64 sum takes twice as long on large arrays.)"""
+        total = float(np.add.reduce(per, axis=None, dtype=np.float32 if per.dtype == np.float16 else None))
         return total / per.size if self.reduction == "mean" else total
 
     def _reduced_grad(self, grad: np.ndarray) -> np.ndarray:
@@ -1091,17 +1092,19 @@ class MultiLabelSoftMarginLoss(Loss):
         loss   = sum_n loss_n / N     (reduction="sum": no division)
         dloss/dx[n, c] = w[c] * (sigmoid(x[n, c]) - y[n, c]) / (C N)
 
-    Without weights this equals ``BCEWithLogitsLoss`` on the same (N, C) arrays (a mean over every
-    element is a mean over samples of the means over labels); the class is here for code ported from
-    PyTorch, and for its per-class ``weight``.  ``metrics=["accuracy"]`` needs ``Accuracy(binary=True,
-    threshold=0)`` for per-label scoring (by default an (N, C) prediction is scored by its arg-max).
+    Without weights and with ``reduction="mean"`` this equals ``BCEWithLogitsLoss`` on the same (N, C)
+    arrays (a mean over every element is a mean over samples of the means over labels; with ``"sum"``
+    it is BCE's sum divided by C); the class is here for code ported from PyTorch, and for its
+    per-class ``weight``.  ``metrics=["accuracy"]`` scores every label (yes where the logit is > 0), as
+    for ``BCEWithLogitsLoss``.  float16 is computed in float32 and rounded once.
     """
 
     def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
         who = "MultiLabelSoftMarginLoss"
         self.weight = _class_weights(who, weight)
         self.reduction = _check_reduction(who, reduction)
-        self._cache: tuple[np.ndarray, np.ndarray, float] | None = None  # (sigmoid(x) - y, w, scale)
+        # (sigmoid(x) - y, w, scale, y_pred's dtype)
+        self._cache: tuple[np.ndarray, np.ndarray, float, np.dtype] | None = None
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random 0/1 targets of ``y_pred``'s shape."""
@@ -1119,26 +1122,30 @@ class MultiLabelSoftMarginLoss(Loss):
         if y.min() < 0 or y.max() > 1:
             index = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
             raise TargetError(f"{who}: targets y_true must be in [0, 1], got {y[index].item()!r} at index {index}")
-        tail = np.log1p(np.exp(-np.abs(x)))  # softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)): no overflow
-        per = y * (np.maximum(-x, 0) + tail) + (1 - y) * (np.maximum(x, 0) + tail)
+        dtype = x.dtype
+        if dtype == np.float16:  # computed in float32, the gradient rounded once
+            x, y = x.astype(np.float32), y.astype(np.float32)
         w = np.ones((), x.dtype) if self.weight is None else self.weight.astype(x.dtype)
-        per *= w
+        with np.errstate(over="ignore"):  # huge finite logits: an infinite loss, as PyTorch's, no warning
+            tail = np.log1p(np.exp(-np.abs(x)))  # softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|))
+            per = y * (np.maximum(-x, 0) + tail) + (1 - y) * (np.maximum(x, 0) + tail)
+            per *= w
         scale = 1.0 / c / (n if self.reduction == "mean" else 1)
         # sigmoid(x) - y as (1 - y) sigmoid(x) - y sigmoid(-x): a confident right answer keeps its tiny slope
         difference = (1 - y) * _sigmoid(x)
         difference -= y * _sigmoid(-x)
-        self._cache = (difference, w, scale)
-        return float(np.add.reduce(per, axis=None)) * scale
+        self._cache = (difference, w, scale, dtype)
+        return float(np.add.reduce(per, axis=None, dtype=np.float64)) * scale
 
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: (N, C), y_pred's dtype."""
         cache = self._cache
         self._require(cache)
         assert cache is not None
-        difference, w, scale = cache
+        difference, w, scale, dtype = cache
         grad = difference * w
         grad *= scale
-        return grad
+        return grad.astype(dtype, copy=False)
 
     def extra_repr(self) -> str:
         weight = "" if self.weight is None else f"weight={self.weight.tolist()}, "

@@ -38,7 +38,15 @@ from .errors import MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
 from .layer import Layer, parameter_backward
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, NLLLoss, SoftMarginLoss
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Loss,
+    MultiLabelSoftMarginLoss,
+    NLLLoss,
+    SoftMarginLoss,
+)
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler, ReduceLROnPlateau
@@ -73,8 +81,9 @@ class Accuracy(Metric):
     - Otherwise (y_pred (N,), (N, 1) or (N, 1, ...), or any shape with ``binary=True``): every
       element is a yes/no prediction, ``y_pred > threshold`` against ``y_true > 0.5``, y_true holding
       as many elements per sample; the threshold is 0.5 for probabilities and 0 for logits
-      (``metrics=["accuracy"]`` picks 0, and ``binary=True``, when the loss is ``BCEWithLogitsLoss`` or
-      ``SoftMarginLoss``, whose -1/1 labels read as no/yes too; 0.5 and ``binary=True`` for ``BCELoss``).
+      (``metrics=["accuracy"]`` picks 0, and ``binary=True``, when the loss is ``BCEWithLogitsLoss``,
+      ``MultiLabelSoftMarginLoss`` or ``SoftMarginLoss``, whose -1/1 labels read as no/yes too; 0.5 and
+      ``binary=True`` for ``BCELoss``).
 
     ``ignore_index``: samples (or elements) whose label equals it are not scored: padding, as
     ``CrossEntropyLoss(ignore_index=...)`` skips it (``metrics=["accuracy"]`` takes the loss's, also
@@ -179,7 +188,7 @@ def _resolve_metrics(
             key = metric.lower()
             if key in ("accuracy", "acc"):
                 # per-element scores, yes/no at 0 (SoftMarginLoss's -1/1 labels: yes is > 0.5 too)
-                logits = isinstance(loss, (BCEWithLogitsLoss, SoftMarginLoss))
+                logits = isinstance(loss, (BCEWithLogitsLoss, SoftMarginLoss, MultiLabelSoftMarginLoss))
                 binary = logits or isinstance(loss, BCELoss)  # per-element probabilities: at 0.5
                 ignore = getattr(loss, "ignore_index", None) if isinstance(loss, (CrossEntropyLoss, NLLLoss)) \
                     else None

@@ -60,6 +60,31 @@ def test_multilabel_soft_margin_is_bce_with_logits_without_weights() -> None:
     ours, bce = md.MultiLabelSoftMarginLoss(), md.BCEWithLogitsLoss()
     assert ours(x, y) == pytest.approx(bce(x, y), rel=1e-14)
     np.testing.assert_allclose(ours.backward(), bce.backward(), rtol=1e-13, atol=1e-17)
+    ours, bce = md.MultiLabelSoftMarginLoss(reduction="sum"), md.BCEWithLogitsLoss("sum")
+    assert ours(x, y) == pytest.approx(bce(x, y) / 3, rel=1e-14)  # a sum over samples of means over labels
+
+
+def test_accuracy_scores_every_label() -> None:
+    from minidl.training import _resolve_metrics
+
+    y = np.array([[0.0, 1, 1], [1, 1, 0]])
+    ((_, accuracy),) = _resolve_metrics(["accuracy"], md.MultiLabelSoftMarginLoss())
+    assert accuracy(np.array([[-5.0, 4, 5], [5, 6, -5]]), y) == 1.0
+    assert accuracy(np.array([[-5.0, 5, -5], [5, -5, -5]]), y) == pytest.approx(4 / 6)
+
+
+def test_float16_sums_and_huge_values_give_no_overflow_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = np.zeros((1000, 100), np.float16)
+        loss = md.MultiLabelSoftMarginLoss()
+        assert loss(x, np.zeros_like(x)) == pytest.approx(math.log(2), rel=1e-6)  # (a float16 sum: inf)
+        grad = loss.backward()
+        assert grad.dtype == np.float16 and grad[0, 0] == np.float16(0.5 / 1e5)
+        assert md.HingeEmbeddingLoss()(np.ones(70000, np.float16), np.ones(70000)) == 1.0
+        assert md.MultiLabelSoftMarginLoss([2.0])(np.array([[3e38]], np.float32), np.zeros((1, 1))) == np.inf
+        assert md.MultiLabelSoftMarginLoss()(np.array([[3e38, 3e38]], np.float32), np.zeros((1, 2))) > 3e38
+        assert md.HingeEmbeddingLoss()(np.array([2e38, 1e38], np.float32), np.ones(2)) == pytest.approx(1.5e38)
 
 
 @pytest.mark.parametrize("make", [lambda: md.HingeEmbeddingLoss(), lambda: md.HingeEmbeddingLoss(0.5, "sum"),
@@ -81,11 +106,12 @@ def test_random_targets_dtypes_and_copies() -> None:
     labels = md.MultiLabelSoftMarginLoss().random_targets(np.zeros((50, 3)), rng)
     assert set(np.unique(labels)) == {0.0, 1.0}
     x = rng.normal(size=(4, 3))
-    pairs = ((md.HingeEmbeddingLoss(), signs[:4].copy()), (md.MultiLabelSoftMarginLoss(), labels[:4].copy()))
-    for loss, target in pairs:
+    pairs = ((md.HingeEmbeddingLoss(), signs[:4].astype(np.float32)),
+             (md.MultiLabelSoftMarginLoss(), labels[:4].astype(np.float32)))
+    for loss, target in pairs:  # (targets of the prediction's dtype: the loss sees the caller's own array)
         ref = type(loss)()
         value = loss(x.astype(np.float32), target)
-        expected = ref(x, target.copy())
+        expected = ref(x, target.astype(np.float64))
         target[...] = 0.5  # the caller reuses its buffer: the gradient is of what forward saw
         grad = loss.backward()
         assert grad.dtype == np.float32 and value == pytest.approx(expected, rel=1e-5)
