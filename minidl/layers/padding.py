@@ -75,14 +75,11 @@ def _as_slice(positions: np.ndarray) -> slice:
 
 def _blocks(size: int, before: int, read: np.ndarray) -> list[tuple[slice, slice]]:
     """Along an axis whose output positions read ``read`` (from :func:`sources`; not ``constant``):
-    (output positions, the input positions they read) for the inside and each padded side, each a
-    slice (a reflection backwards, a wrap forwards, a replicated edge one position)."""
+    (output positions, the input positions they read) for the inside (first, perhaps empty) and each
+    padded side, each a slice (a reflection backwards, a wrap forwards, a replicated edge one position)."""
     inside, at = _inside(size, before, read.size)
-    blocks = [(inside, at)] if inside.stop > inside.start else []
-    for side in (slice(0, inside.start), slice(inside.stop, read.size)):
-        if side.stop > side.start:
-            blocks.append((side, _as_slice(read[side])))
-    return blocks
+    sides = (slice(0, inside.start), slice(inside.stop, read.size))
+    return [(inside, at), *((side, _as_slice(read[side])) for side in sides if side.stop > side.start)]
 
 
 def _inside(size: int, before: int, out: int) -> tuple[slice, slice]:
@@ -102,11 +99,10 @@ def _inside_region(shape: tuple[int, ...], out: tuple[int, ...],
 
 
 def fold(g: np.ndarray, axis: int, size: int, before: int, mode: str, source: np.ndarray) -> np.ndarray:
-    """The gradient along ``axis`` of a padding (not ``constant``) whose forward gathered ``source``
-    (from :func:`sources`): g's shape with ``size`` along ``axis``, ``dx[s]`` the sum of the ``g[j]``
-    whose ``j`` read ``s``."""
-    out = g.shape[axis]
-    inside, read = _inside(size, before, out)
+    """The gradient along ``axis`` of a padding (not ``constant``) whose forward read ``source`` (from
+    :func:`sources`): g's shape with ``size`` along ``axis``, ``dx[s]`` the sum of the ``g[j]`` whose ``j``
+    read ``s``; block by block, as the forward copied them."""
+    (inside, read), *sides = _blocks(size, before, source)
     if read.stop - read.start == size:  # nothing cropped: the inside part is the whole input
         dx = g[_at(axis, inside)].copy()
     else:
@@ -114,20 +110,18 @@ def fold(g: np.ndarray, axis: int, size: int, before: int, mode: str, source: np
         shape[axis] = size
         dx = np.zeros(shape, dtype=g.dtype)
         dx[_at(axis, read)] = g[_at(axis, inside)]
-    for side in (slice(0, inside.start), slice(inside.stop, out)):
-        if side.start == side.stop:
+    for side, reads in sides:
+        part, target = g[_at(axis, side)], dx[_at(axis, reads)]
+        if mode != "replicate":  # a reflection or a wrap: a run of positions, each read once by the side
+            target += part
             continue
-        part = g[_at(axis, side)]
-        read_by_side = source[side]
-        if mode == "replicate":  # every position of the side read the same edge: added in order
-            edge = dx[_at(axis, slice(int(read_by_side[0]), int(read_by_side[0]) + 1))]
-            steps = [part[_at(axis, slice(k, k + 1))] for k in range(part.shape[axis])]
-            if side.start == 0:  # (as PyTorch's loop over the output: the left side's sum, then the inside)
-                steps = [sum(steps[1:], steps[0].copy())]
-            for step in steps:
-                edge += step
-        else:  # a reflection or a wrap: a run of positions, each read once by the side
-            dx[_at(axis, _as_slice(read_by_side))] += part
+        # every position of the side read the same edge: added one after another, and the left side's
+        # sum before the inside's (as PyTorch's loop over the output adds them)
+        steps = [part[_at(axis, slice(k, k + 1))] for k in range(part.shape[axis])]
+        if side.start == 0:
+            steps = [sum(steps[1:], steps[0].copy())]
+        for step in steps:
+            target += step
     return dx
 
 
