@@ -495,8 +495,9 @@ def tolerance(dtype: np.dtype) -> float:
 #: their own test files (tests/test_layers_embedding.py)
 INTEGER_INPUT = {"Embedding"}
 #: layers whose input is always several arrays (a tuple): their refusals of bad inputs, NaN/inf included,
-#: are tested in their own files (tests/test_transformer_decoder.py, tests/test_transformer_stacks.py)
-TUPLE_INPUT = {"TransformerDecoder", "TransformerDecoderLayer"}
+#: are tested in their own files (tests/test_transformer_decoder.py, tests/test_transformer_stacks.py,
+#: tests/test_layers_distance.py)
+TUPLE_INPUT = {"TransformerDecoder", "TransformerDecoderLayer", "PairwiseDistance", "CosineSimilarity"}
 LAYER_NAMES = [name for name in exported(md.Layer) if name not in INTEGER_INPUT | TUPLE_INPUT]
 
 

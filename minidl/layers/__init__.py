@@ -32,6 +32,7 @@ from .adaptive_pooling import AdaptiveAvgPool1D, AdaptiveAvgPool2D, AdaptiveMaxP
 from .attention import MultiHeadAttention
 from .conv import Conv1D, Conv2D
 from .dense import Dense
+from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
@@ -80,6 +81,7 @@ __all__ = [
     "Conv2D",
     "ConvTranspose1D",
     "ConvTranspose2D",
+    "CosineSimilarity",
     "Dense",
     "Dropout",
     "Dropout1d",
@@ -104,6 +106,7 @@ __all__ = [
     "Mish",
     "MultiHeadAttention",
     "PReLU",
+    "PairwiseDistance",
     "ReLU",
     "ReLU6",
     "ReflectionPad1D",

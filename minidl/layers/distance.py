@@ -1,0 +1,174 @@
+"""Layers that compare two inputs: ``PairwiseDistance`` and ``CosineSimilarity``, as PyTorch's, for
+siamese networks and metric learning (with ``HingeEmbeddingLoss``, say).
+
+Each takes one tuple ``(x1, x2)`` of arrays of the same shape and returns one number per pair of
+vectors; its backward returns the tuple of the two gradients (``minidl.inputs``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+from ..inputs import is_several
+from ..layer import Layer
+from ..validation import as_float_array, check_grad_output, is_finite, is_integer, is_number, native
+
+__all__ = ["CosineSimilarity", "PairwiseDistance"]
+
+
+def _pair_of_inputs(x: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as two float arrays of one shape and dtype (native byte order), or the error naming ``who``."""
+    if not (is_several(x) and len(x) == 2):
+        given = f"a tuple of {len(x)}" if type(x) is tuple else type(x).__name__
+        raise ShapeError(f"{who}: takes one tuple (x1, x2) of two arrays, got {given}")
+    x1, x2 = (native(as_float_array(a, who, f"x{i + 1}")) for i, a in enumerate(x))
+    if x1.shape != x2.shape:
+        raise ShapeError(f"{who}: x1 and x2 must have the same shape, got {x1.shape} and {x2.shape}")
+    if x1.dtype != x2.dtype:
+        raise DTypeError(f"{who}: x1 and x2 must have the same dtype, got {x1.dtype} and {x2.dtype}")
+    if x1.ndim < 2:
+        raise ShapeError(f"{who}: expected inputs of shape (N, ..., D) with a batch axis, got shape {x1.shape}")
+    return x1, x2
+
+
+class PairwiseDistance(Layer):
+    """The p-norm distance between the rows of two inputs, as PyTorch's ``nn.PairwiseDistance``:
+    ``d = ||x1 - x2 + eps||_p`` over the last axis.
+
+    Shapes: x = (x1, x2), each (N, ..., D) -> d: (N, ...) (``keepdim=True``: (N, ..., 1)).
+
+    With ``u = x1 - x2 + eps``, backward sends ``g * dd/du`` to x1 and its negative to x2::
+
+        p = 2:    dd/du = u / d                       (0 where d = 0, as PyTorch)
+        p = 1:    dd/du = sign(u)
+        p = inf:  d = max |u|; dd/du = sign(u) / k at the k elements where |u| = d, 0 elsewhere
+        else:     dd/du = sign(u) |u|^(p-1) / d^(p-1) (0 where d = 0)
+
+    ``eps`` (PyTorch's 1e-6) keeps ``u`` off 0, where the norm has no slope, for equal inputs.
+
+    Args:
+        p: the norm's order, a number >= 1 or ``math.inf``.
+        eps: added to every difference.
+        keepdim: keep the last axis (size 1).
+    """
+
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> None:
+        super().__init__()
+        who = "PairwiseDistance"
+        if not is_number(p) or not (p >= 1):
+            raise ValueError(f"{who}: p must be a number >= 1 or math.inf (a norm), got {p!r}")
+        if not is_number(eps) or not is_finite(eps):
+            raise ValueError(f"{who}: eps must be a finite number, got {eps!r}")
+        if not isinstance(keepdim, bool):
+            raise TypeError(f"{who}: keepdim must be a bool, got {keepdim!r}")
+        self.p, self.eps, self.keepdim = float(p), float(eps), keepdim
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (u, d with the last axis kept)
+
+    def forward(self, x: Any) -> np.ndarray:
+        """(x1, x2): (N, ..., D) each -> (N, ...) distances."""
+        x1, x2 = _pair_of_inputs(x, "PairwiseDistance")
+        u = x1 - x2
+        u += self.eps
+        a = np.abs(u)
+        p = self.p
+        if p == 2:
+            d = np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
+        elif p == 1:
+            d = a.sum(axis=-1, keepdims=True)
+        elif p == math.inf:
+            d = a.max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
+        else:
+            d = (a**p).sum(axis=-1, keepdims=True) ** (1 / p)
+        self._cache = (u, d)
+        return d if self.keepdim else d[..., 0]
+
+    def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """grad_output: the distances' shape -> (dx1, dx2), each (N, ..., D)."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        u, d = cache
+        shape = d.shape if self.keepdim else d.shape[:-1]
+        g = check_grad_output(grad_output, "PairwiseDistance.backward", shape, u.dtype)
+        g = g if self.keepdim else g[..., None]
+        p = self.p
+        with np.errstate(divide="ignore", invalid="ignore"):  # d = 0: no slope there, 0 as PyTorch
+            if p == 2:
+                slope = np.where(d > 0, u / d, 0)
+            elif p == 1:
+                slope = np.sign(u)
+            elif p == math.inf:
+                winners = np.abs(u) == d
+                slope = np.sign(u) * winners / winners.sum(axis=-1, keepdims=True)
+            else:
+                slope = np.where(d > 0, np.sign(u) * (np.abs(u) / d) ** (p - 1), 0)
+        dx1 = (g * slope).astype(u.dtype, copy=False)
+        return dx1, -dx1
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, eps={self.eps}" + (", keepdim=True" if self.keepdim else "")
+
+
+class CosineSimilarity(Layer):
+    """The cosine of the angle between two inputs along ``axis``, as PyTorch's ``nn.CosineSimilarity``:
+    ``cos = sum(x1 x2) / (max(||x1||, eps) max(||x2||, eps))``.
+
+    Shapes: x = (x1, x2), each (N, D, ...) -> (N, ...): the shape without ``axis`` (PyTorch's ``dim``,
+    1 by default).
+
+    With ``n1 = ||x1||``, ``n2 = ||x2||`` above ``eps``, backward::
+
+        dcos/dx1 = x2 / (n1 n2) - cos x1 / n1^2,      dcos/dx2 = x1 / (n1 n2) - cos x2 / n2^2
+
+    A norm at or below ``eps`` is taken as the constant ``eps`` (the input divided by it).
+
+    Args:
+        axis: the axis of the vectors (PyTorch's ``dim``).
+        eps: the smallest norm divided by.
+    """
+
+    def __init__(self, axis: int = 1, eps: float = 1e-8) -> None:
+        super().__init__()
+        who = "CosineSimilarity"
+        if not is_integer(axis):
+            raise TypeError(f"{who}: axis must be an int, got {axis!r}")
+        if not is_number(eps) or not is_finite(eps) or eps <= 0:
+            raise ValueError(f"{who}: eps must be a finite number > 0, got {eps!r}")
+        self.axis, self.eps = int(axis), float(eps)
+        # the last forward: the inputs, their norms (clamped at eps, the axis kept), cos (the axis kept)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        """(x1, x2): (N, D, ...) each -> (N, ...) cosines."""
+        who = "CosineSimilarity"
+        x1, x2 = _pair_of_inputs(x, who)
+        if not -x1.ndim <= self.axis < x1.ndim:
+            raise ShapeError(f"{who}: axis {self.axis} is out of range for inputs of shape {x1.shape}")
+        axis = self.axis % x1.ndim
+        eps = self.eps
+        n1 = np.maximum(np.sqrt(np.sum(x1 * x1, axis=axis, keepdims=True)), eps)
+        n2 = np.maximum(np.sqrt(np.sum(x2 * x2, axis=axis, keepdims=True)), eps)
+        cos = np.sum((x1 / n1) * (x2 / n2), axis=axis, keepdims=True)
+        self._cache = (x1, x2, n1, n2, cos, axis)
+        return np.squeeze(cos, axis=axis)
+
+    def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """grad_output: the cosines' shape -> (dx1, dx2), each the inputs' shape."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        x1, x2, n1, n2, cos, axis = cache
+        g = check_grad_output(grad_output, "CosineSimilarity.backward", np.squeeze(cos, axis=axis).shape, x1.dtype)
+        g = np.expand_dims(g, axis)
+        eps = self.eps
+        # a norm clamped at eps is a constant: its input is only divided by it
+        dx1 = g * (x2 / (n1 * n2) - np.where(n1 > eps, cos / (n1 * n1), 0) * x1)
+        dx2 = g * (x1 / (n1 * n2) - np.where(n2 > eps, cos / (n2 * n2), 0) * x2)
+        return dx1.astype(x1.dtype, copy=False), dx2.astype(x1.dtype, copy=False)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}, eps={self.eps}"

@@ -1,0 +1,190 @@
+"""PairwiseDistance and CosineSimilarity: their formulas against NumPy, the gradient checker on both inputs,
+a siamese network trained with HingeEmbeddingLoss, refusals, and PyTorch's values when it is installed."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.testing import assert_gradients_ok
+
+SHAPES = [(4, 3), (2, 3, 5), (1, 1)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, math.inf])
+def test_pairwise_distance_is_the_norm_of_the_difference(shape: tuple[int, ...], p: float) -> None:
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=shape), rng.normal(size=shape)
+    layer = md.PairwiseDistance(p)
+    d = layer((x1, x2))
+    np.testing.assert_allclose(d, np.linalg.norm(x1 - x2 + 1e-6, ord=p, axis=-1), rtol=1e-13)
+    assert md.PairwiseDistance(p, keepdim=True)((x1, x2)).shape == (*shape[:-1], 1)
+    dx1, dx2 = layer.backward(np.ones(d.shape))
+    np.testing.assert_array_equal(dx2, -dx1)
+    if p == 2:  # the unit vector from x2 to x1
+        u = x1 - x2 + 1e-6
+        np.testing.assert_allclose(dx1, u / np.linalg.norm(u, axis=-1, keepdims=True), rtol=1e-13)
+
+
+def test_pairwise_distance_of_equal_inputs_and_infinity_ties() -> None:
+    x = np.random.default_rng(1).normal(size=(3, 4))
+    layer = md.PairwiseDistance(eps=0.0)
+    np.testing.assert_array_equal(layer((x, x.copy())), 0.0)
+    assert not layer.backward(np.ones(3))[0].any()  # no slope at 0, as PyTorch's
+    tie = md.PairwiseDistance(math.inf, eps=0.0)
+    assert tie((np.array([[2.0, -2.0, 1.0]]), np.zeros((1, 3)))).tolist() == [2.0]
+    np.testing.assert_array_equal(tie.backward(np.ones(1))[0], [[0.5, -0.5, 0.0]])  # shared by the ties
+
+
+@pytest.mark.parametrize("shape, axis", [((4, 3), 1), ((2, 3, 5), 1), ((2, 3, 5), -1), ((3, 2), 0)])
+def test_cosine_similarity_is_the_normalised_dot_product(shape: tuple[int, ...], axis: int) -> None:
+    rng = np.random.default_rng(2)
+    x1, x2 = rng.normal(size=shape), rng.normal(size=shape)
+    layer = md.CosineSimilarity(axis)
+    cos = layer((x1, x2))
+    expected = (x1 * x2).sum(axis) / (np.linalg.norm(x1, axis=axis) * np.linalg.norm(x2, axis=axis))
+    np.testing.assert_allclose(cos, expected, rtol=1e-13)
+    np.testing.assert_allclose(layer((x1, 3 * x1)), 1.0, rtol=1e-14)  # parallel vectors
+    np.testing.assert_allclose(layer((x1, -x1)), -1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("make", [lambda: md.PairwiseDistance(), lambda: md.PairwiseDistance(1.0),
+                                  lambda: md.PairwiseDistance(3.0, keepdim=True), lambda: md.PairwiseDistance(math.inf),
+                                  lambda: md.CosineSimilarity(), lambda: md.CosineSimilarity(-1)],
+                         ids=["p2", "p1", "p3-keepdim", "pinf", "cos", "cos-last"])
+def test_gradient_checker_on_both_inputs(make: Any, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 4, 2))
+    report = assert_gradients_ok(make(), inputs=(x1, x2), seed=seed)
+    assert [r.name for r in report.results] == ["input[0]", "input[1]"]
+    assert all(r.checked == r.size == x1.size for r in report.results)
+
+
+class Siamese(md.Model):
+    """One encoder for both sides of a pair, then their distance: (x1, x2) -> (N,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = md.Sequential(md.Dense(4, 8, rng=0), md.Tanh(), md.Dense(8, 3, rng=1))
+        self.distance = md.PairwiseDistance()
+
+    def forward(self, x: Any) -> np.ndarray:
+        a, b = x
+        self._n = len(a)
+        both = self.encoder(np.concatenate([a, b]))  # one pass through the shared weights
+        return self.distance((both[:self._n], both[self._n:]))
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        da, db = self.distance.backward(grad_output)
+        dx = self.encoder.backward(np.concatenate([da, db]))
+        return dx[:self._n], dx[self._n:]
+
+
+def test_a_siamese_network_passes_the_checker_and_learns_with_hinge_embedding() -> None:
+    rng = np.random.default_rng(3)
+    classes = rng.integers(0, 2, (400, 2))
+    centres = np.array([[2.0, 0, 0, 0], [0, 0, 2.0, 0]])
+    a, b = (centres[classes[:, i]] + 0.3 * rng.normal(size=(400, 4)) for i in range(2))
+    same = np.where(classes[:, 0] == classes[:, 1], 1.0, -1.0)
+    model = Siamese()
+    report = assert_gradients_ok(model, inputs=(a[:5], b[:5]), loss=md.HingeEmbeddingLoss(), targets=same[:5],
+                                 seed=0)
+    assert {r.name for r in report.results} >= {"input[0]", "input[1]", "encoder.0.W", "encoder.2.W"}
+    model.fit((a, b), same, loss=md.HingeEmbeddingLoss(margin=2.0), optimizer=md.Adam(model.parameters(), lr=0.05),
+              epochs=20, batch_size=40, verbose=0, rng=0)
+    d = model.predict((a, b))
+    assert d[same == 1].max() < d[same == -1].min()  # every similar pair closer than every dissimilar one
+
+
+def test_dtypes_and_byte_order() -> None:
+    rng = np.random.default_rng(4)
+    x1, x2 = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32)
+    for layer in (md.PairwiseDistance(), md.CosineSimilarity()):
+        y = layer((x1, x2))
+        assert y.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in layer.backward(np.ones(3, np.float32)))
+        y = layer((x1.astype(">f8"), x2.astype(">f8")))
+        assert y.dtype.isnative and all(g.dtype.isnative for g in layer.backward(np.ones(3)))
+
+
+def test_cosine_of_a_zero_vector_is_zero_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer = md.CosineSimilarity()
+        assert layer((np.zeros((1, 3)), np.array([[1.0, 2.0, 3.0]]))).tolist() == [0.0]
+        dx1, dx2 = layer.backward(np.ones(1))
+        np.testing.assert_allclose(dx1, np.array([[1.0, 2.0, 3.0]]) / (1e-8 * math.sqrt(14)), rtol=1e-12)
+        assert not dx2.any()
+
+
+def test_nan_passes_through_to_its_pair_only() -> None:
+    x1, x2 = np.ones((3, 2)), np.zeros((3, 2))
+    x1[1, 0] = np.nan
+    for layer in (md.PairwiseDistance(), md.CosineSimilarity()):
+        y = layer((x1, x2 + 1.0))
+        assert np.isnan(y[1]) and np.isfinite(y[[0, 2]]).all()
+
+
+def test_refusals() -> None:
+    pd, cos = md.PairwiseDistance(), md.CosineSimilarity()
+    with pytest.raises(md.ShapeError, match=r"PairwiseDistance: takes one tuple \(x1, x2\) of two arrays, got ndarray"):
+        pd(np.zeros((2, 3)))
+    with pytest.raises(md.ShapeError, match=r"CosineSimilarity: takes one tuple \(x1, x2\) of two arrays, got a tuple "
+                                            "of 3"):
+        cos((np.zeros((2, 3)),) * 3)
+    with pytest.raises(md.ShapeError, match=r"x1 and x2 must have the same shape, got \(2, 3\) and \(2, 4\)"):
+        pd((np.zeros((2, 3)), np.zeros((2, 4))))
+    with pytest.raises(md.DTypeError, match="x1 and x2 must have the same dtype, got float32 and float64"):
+        cos((np.zeros((2, 3), np.float32), np.zeros((2, 3))))
+    with pytest.raises(md.ShapeError, match=r"expected inputs of shape \(N, \.\.\., D\) with a batch axis"):
+        pd((np.zeros(3), np.zeros(3)))
+    with pytest.raises(md.ShapeError, match=r"CosineSimilarity: axis 2 is out of range for inputs of shape \(2, 3\)"):
+        md.CosineSimilarity(2)((np.zeros((2, 3)), np.zeros((2, 3))))
+    with pytest.raises(ValueError, match=r"PairwiseDistance: p must be a number >= 1 or math.inf \(a norm\), got 0.5"):
+        md.PairwiseDistance(0.5)
+    with pytest.raises(ValueError, match="PairwiseDistance: eps must be a finite number"):
+        md.PairwiseDistance(eps=float("nan"))
+    with pytest.raises(TypeError, match="PairwiseDistance: keepdim must be a bool"):
+        md.PairwiseDistance(keepdim=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="CosineSimilarity: axis must be an int"):
+        md.CosineSimilarity(1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="CosineSimilarity: eps must be a finite number > 0"):
+        md.CosineSimilarity(eps=0)
+    with pytest.raises(md.BackwardBeforeForwardError):
+        md.PairwiseDistance().backward(np.zeros(2))
+    pd((np.zeros((2, 3)), np.ones((2, 3))))
+    with pytest.raises(md.ShapeError, match=r"PairwiseDistance.backward: expected grad_output of shape \(2,\)"):
+        pd.backward(np.zeros((2, 1)))
+    assert repr(md.PairwiseDistance()) == "PairwiseDistance(p=2.0, eps=1e-06)"
+    assert repr(md.CosineSimilarity()) == "CosineSimilarity(axis=1, eps=1e-08)"
+
+
+def test_against_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    for t in range(60):
+        shape = (int(rng.integers(1, 4)), *(int(v) for v in rng.integers(1, 5, 1 + t % 2)))
+        x1, x2 = rng.normal(size=shape), rng.normal(size=shape)
+        if t % 6 == 0:
+            x2 = x1.copy()
+        p = [1.0, 2.0, 3.0, math.inf][t % 4]
+        axis = int(rng.integers(-len(shape), len(shape)))
+        keep = bool(t % 2)
+        for ours, theirs in ((md.PairwiseDistance(p, 1e-6, keep), torch.nn.PairwiseDistance(p, 1e-6, keep)),
+                             (md.CosineSimilarity(axis), torch.nn.CosineSimilarity(axis))):
+            a, b = torch.tensor(x1, requires_grad=True), torch.tensor(x2, requires_grad=True)
+            yt = theirs(a, b)
+            y = ours((x1, x2))
+            np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-15)
+            g = rng.normal(size=y.shape)
+            yt.backward(torch.tensor(g))
+            d1, d2 = ours.backward(g)
+            np.testing.assert_allclose(d1, a.grad.numpy(), rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(d2, b.grad.numpy(), rtol=1e-12, atol=1e-14)
