@@ -124,12 +124,52 @@ def test_cosine_of_a_zero_vector_is_zero_without_warnings() -> None:
         assert not dx2.any()
 
 
-def test_nan_passes_through_to_its_pair_only() -> None:
-    x1, x2 = np.ones((3, 2)), np.zeros((3, 2))
+@pytest.mark.parametrize("make", [lambda p=p: md.PairwiseDistance(p) for p in (1.0, 1.5, 2.0, 3.0, math.inf)]
+                         + [lambda: md.CosineSimilarity()], ids=["p1", "p1.5", "p2", "p3", "pinf", "cos"])
+def test_nan_passes_through_to_its_pair_only(make: Any) -> None:
+    x1, x2 = np.ones((3, 2)), np.full((3, 2), 2.0)
     x1[1, 0] = np.nan
-    for layer in (md.PairwiseDistance(), md.CosineSimilarity()):
-        y = layer((x1, x2 + 1.0))
+    layer = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = layer((x1, x2))
         assert np.isnan(y[1]) and np.isfinite(y[[0, 2]]).all()
+        dx1, dx2 = layer.backward(np.ones(3))
+    assert np.isnan(dx1[1]).all() and np.isnan(dx2[1]).all()  # the whole pair: NaN, never a quiet 0
+    assert np.isfinite(dx1[[0, 2]]).all()
+
+
+def test_float16_is_computed_in_float32() -> None:
+    x1, x2 = np.full((1, 8), 100, np.float16), np.full((1, 8), -1, np.float16)  # ||u||^2 = 81608: inf in float16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for p in (2.0, 3.0):
+            layer = md.PairwiseDistance(p)
+            d = layer((x1, x2))
+            exact = np.linalg.norm(np.full(8, 101.0) + 1e-6, ord=p)
+            assert d.dtype == np.float16 and d[0] == np.float16(exact)
+            dx1, _ = layer.backward(np.ones(1, np.float16))
+            assert dx1.dtype == np.float16 and np.isfinite(dx1).all() and dx1[0, 0] > 0
+        c1, c2 = np.full((1, 4), 200, np.float16), np.array([[200, -200, 200, 200]], np.float16)
+        cos = md.CosineSimilarity()
+        assert cos((c1, c2)).tolist() == [0.5] and cos((c1, c2)).dtype == np.float16
+        assert all(g.dtype == np.float16 and np.isfinite(g).all() for g in cos.backward(np.ones(1, np.float16)))
+
+
+def test_huge_values_overflow_quietly() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert md.PairwiseDistance(3.0)((np.full((1, 2), 1e120), np.zeros((1, 2)))).tolist() == [np.inf]
+        assert np.isfinite(md.CosineSimilarity()((np.full((1, 2), 1e200), np.ones((1, 2))))).all()
+
+
+def test_cosine_of_a_vector_shorter_than_eps_divides_by_eps() -> None:
+    """Below eps the norm is the constant eps: the gradient is that function's (PyTorch's is not)."""
+    layer = md.CosineSimilarity(eps=1.0)
+    x1, x2 = np.array([[0.3, 0.4]]), np.array([[1.0, 2.0]])
+    assert layer((x1, x2)) == pytest.approx(1.1 / math.sqrt(5))
+    np.testing.assert_allclose(layer.backward(np.ones(1))[0], x2 / math.sqrt(5), rtol=1e-15)
+    assert_gradients_ok(md.CosineSimilarity(eps=1.0), inputs=(x1, x2), seed=0)
 
 
 def test_refusals() -> None:

@@ -21,7 +21,8 @@ __all__ = ["CosineSimilarity", "PairwiseDistance"]
 
 
 def _pair_of_inputs(x: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` as two float arrays of one shape and dtype (native byte order), or the error naming ``who``."""
+    """``x`` as two float arrays of one shape and dtype (native byte order), or the error naming ``who``.
+    (float16 comes back as float16: the callers compute it in float32, see :func:`_wide`.)"""
     if not (is_several(x) and len(x) == 2):
         given = f"a tuple of {len(x)}" if type(x) is tuple else type(x).__name__
         raise ShapeError(f"{who}: takes one tuple (x1, x2) of two arrays, got {given}")
@@ -33,6 +34,11 @@ def _pair_of_inputs(x: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
     if x1.ndim < 2:
         raise ShapeError(f"{who}: expected inputs of shape (N, ..., D) with a batch axis, got shape {x1.shape}")
     return x1, x2
+
+
+def _wide(a: np.ndarray) -> np.ndarray:
+    """``a``, or float16 as float32: the sums of squares and powers overflow float16 (a norm above 256)."""
+    return a.astype(np.float32) if a.dtype == np.float16 else a
 
 
 class PairwiseDistance(Layer):
@@ -48,7 +54,9 @@ class PairwiseDistance(Layer):
         p = inf:  d = max |u|; dd/du = sign(u) / k at the k elements where |u| = d, 0 elsewhere
         else:     dd/du = sign(u) |u|^(p-1) / d^(p-1) (0 where d = 0)
 
-    ``eps`` (PyTorch's 1e-6) keeps ``u`` off 0, where the norm has no slope, for equal inputs.
+    ``eps`` (PyTorch's 1e-6) keeps ``u`` off 0, where the norm has no slope, for equal inputs.  A pair
+    holding NaN has a NaN distance and NaN gradients; a distance beyond the dtype's range is inf, without
+    a warning.  float16 is computed in float32 and rounded once.
 
     Args:
         p: the norm's order, a number >= 1 or ``math.inf``.
@@ -66,48 +74,57 @@ class PairwiseDistance(Layer):
         if not isinstance(keepdim, bool):
             raise TypeError(f"{who}: keepdim must be a bool, got {keepdim!r}")
         self.p, self.eps, self.keepdim = float(p), float(eps), keepdim
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (u, d with the last axis kept)
+        # the last forward: u, d with the last axis kept (both in float32 for float16), the inputs' dtype
+        self._cache: tuple[np.ndarray, np.ndarray, np.dtype] | None = None
 
     def forward(self, x: Any) -> np.ndarray:
         """(x1, x2): (N, ..., D) each -> (N, ...) distances."""
         x1, x2 = _pair_of_inputs(x, "PairwiseDistance")
-        u = x1 - x2
-        u += self.eps
-        a = np.abs(u)
-        p = self.p
-        if p == 2:
-            d = np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
-        elif p == 1:
-            d = a.sum(axis=-1, keepdims=True)
-        elif p == math.inf:
-            d = a.max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
-        else:
-            d = (a**p).sum(axis=-1, keepdims=True) ** (1 / p)
-        self._cache = (u, d)
-        return d if self.keepdim else d[..., 0]
+        dtype = x1.dtype
+        with np.errstate(over="ignore", invalid="ignore"):  # huge differences: inf, as PyTorch, quietly
+            u = _wide(x1) - _wide(x2)
+            u += self.eps
+            a = np.abs(u)
+            p = self.p
+            if p == 2:
+                d = np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
+            elif p == 1:
+                d = a.sum(axis=-1, keepdims=True)
+            elif p == math.inf:
+                d = a.max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
+            else:
+                d = (a**p).sum(axis=-1, keepdims=True) ** (1 / p)
+        self._cache = (u, d, dtype)
+        y = d.astype(dtype, copy=False)
+        return y if self.keepdim else y[..., 0]
 
     def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """grad_output: the distances' shape -> (dx1, dx2), each (N, ..., D)."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        u, d = cache
+        u, d, dtype = cache
         shape = d.shape if self.keepdim else d.shape[:-1]
-        g = check_grad_output(grad_output, "PairwiseDistance.backward", shape, u.dtype)
+        g = check_grad_output(grad_output, "PairwiseDistance.backward", shape, dtype)
         g = g if self.keepdim else g[..., None]
         p = self.p
-        with np.errstate(divide="ignore", invalid="ignore"):  # d = 0: no slope there, 0 as PyTorch
+        # d = 0: no slope there, 0 as PyTorch; huge values: inf or NaN quietly, as the forward
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if p == 2:
-                slope = np.where(d > 0, u / d, 0)
+                slope = np.where(d == 0, 0, u / d)
             elif p == 1:
                 slope = np.sign(u)
             elif p == math.inf:
                 winners = np.abs(u) == d
                 slope = np.sign(u) * winners / winners.sum(axis=-1, keepdims=True)
             else:
-                slope = np.where(d > 0, np.sign(u) * (np.abs(u) / d) ** (p - 1), 0)
-        dx1 = (g * slope).astype(u.dtype, copy=False)
+                slope = np.where(d == 0, 0, np.sign(u) * (np.abs(u) / d) ** (p - 1))
+            nan_pairs = np.isnan(d)
+            if nan_pairs.any():  # a pair holding NaN: NaN slopes all along it (whatever sign() made of it)
+                slope = np.where(nan_pairs, np.nan, slope)
+            dx1 = (g * slope).astype(dtype, copy=False)
         return dx1, -dx1
+
 
     def extra_repr(self) -> str:
         return f"p={self.p}, eps={self.eps}" + (", keepdim=True" if self.keepdim else "")
@@ -124,7 +141,11 @@ class CosineSimilarity(Layer):
 
         dcos/dx1 = x2 / (n1 n2) - cos x1 / n1^2,      dcos/dx2 = x1 / (n1 n2) - cos x2 / n2^2
 
-    A norm at or below ``eps`` is taken as the constant ``eps`` (the input divided by it).
+    A norm at or below ``eps`` is taken as the constant ``eps`` (the input divided by it), and its
+    gradient is that function's: PyTorch clamps the norm the same way but differentiates the unclamped
+    one there (its gradient is not its forward's slope), so the two differ for vectors shorter than
+    ``eps`` (1e-8 by default).  float16 is computed in float32 and rounded once; huge values overflow
+    quietly, as in PyTorch.
 
     Args:
         axis: the axis of the vectors (PyTorch's ``dim``).
@@ -139,8 +160,9 @@ class CosineSimilarity(Layer):
         if not is_number(eps) or not is_finite(eps) or eps <= 0:
             raise ValueError(f"{who}: eps must be a finite number > 0, got {eps!r}")
         self.axis, self.eps = int(axis), float(eps)
-        # the last forward: the inputs, their norms (clamped at eps, the axis kept), cos (the axis kept)
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
+        # the last forward: the inputs, their norms (clamped at eps, the axis kept), cos (the axis kept),
+        # all in float32 for float16; the axis, the inputs' dtype
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.dtype] | None = None
 
     def forward(self, x: Any) -> np.ndarray:
         """(x1, x2): (N, D, ...) each -> (N, ...) cosines."""
@@ -149,26 +171,29 @@ class CosineSimilarity(Layer):
         if not -x1.ndim <= self.axis < x1.ndim:
             raise ShapeError(f"{who}: axis {self.axis} is out of range for inputs of shape {x1.shape}")
         axis = self.axis % x1.ndim
-        eps = self.eps
-        n1 = np.maximum(np.sqrt(np.sum(x1 * x1, axis=axis, keepdims=True)), eps)
-        n2 = np.maximum(np.sqrt(np.sum(x2 * x2, axis=axis, keepdims=True)), eps)
-        cos = np.sum((x1 / n1) * (x2 / n2), axis=axis, keepdims=True)
-        self._cache = (x1, x2, n1, n2, cos, axis)
-        return np.squeeze(cos, axis=axis)
+        eps, dtype = self.eps, x1.dtype
+        x1, x2 = _wide(x1), _wide(x2)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite values: as NumPy computes, quietly
+            n1 = np.maximum(np.sqrt(np.sum(x1 * x1, axis=axis, keepdims=True)), eps)
+            n2 = np.maximum(np.sqrt(np.sum(x2 * x2, axis=axis, keepdims=True)), eps)
+            cos = np.sum((x1 / n1) * (x2 / n2), axis=axis, keepdims=True)
+        self._cache = (x1, x2, n1, n2, cos, axis, dtype)
+        return np.squeeze(cos, axis=axis).astype(dtype, copy=False)
 
     def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """grad_output: the cosines' shape -> (dx1, dx2), each the inputs' shape."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        x1, x2, n1, n2, cos, axis = cache
-        g = check_grad_output(grad_output, "CosineSimilarity.backward", np.squeeze(cos, axis=axis).shape, x1.dtype)
+        x1, x2, n1, n2, cos, axis, dtype = cache
+        g = check_grad_output(grad_output, "CosineSimilarity.backward", np.squeeze(cos, axis=axis).shape, dtype)
         g = np.expand_dims(g, axis)
         eps = self.eps
-        # a norm clamped at eps is a constant: its input is only divided by it
-        dx1 = g * (x2 / (n1 * n2) - np.where(n1 > eps, cos / (n1 * n1), 0) * x1)
-        dx2 = g * (x1 / (n1 * n2) - np.where(n2 > eps, cos / (n2 * n2), 0) * x2)
-        return dx1.astype(x1.dtype, copy=False), dx2.astype(x1.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            # a norm clamped at eps is a constant: its input is only divided by it
+            dx1 = g * (x2 / (n1 * n2) - np.where(n1 > eps, cos / (n1 * n1), 0) * x1)
+            dx2 = g * (x1 / (n1 * n2) - np.where(n2 > eps, cos / (n2 * n2), 0) * x2)
+            return dx1.astype(dtype, copy=False), dx2.astype(dtype, copy=False)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}, eps={self.eps}"
