@@ -104,6 +104,14 @@ class Loss:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+def _sum_of_squares(diff: np.ndarray) -> float:
+    """``sum(diff ** 2)`` as a float: one BLAS dot product; float16 in float32 (its own sum of 70000 ones
+    is inf)."""
+    if diff.dtype == np.float16:
+        diff = diff.astype(np.float32)
+    return float(np.vdot(diff, diff))
+
+
 class MSELoss(Loss):
     """Mean squared error, as PyTorch: ``mean((y_pred - y_true)^2)`` over every element
     (``reduction="sum"``: the sum).  Gradient: ``2 (y_pred - y_true) / size`` (or without ``/ size``).
@@ -121,7 +129,7 @@ class MSELoss(Loss):
         y_pred, target = self._pair(y_pred, y_true)
         self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
         diff = self._diff = y_pred - target
-        total = float(np.vdot(diff, diff))
+        total = _sum_of_squares(diff)
         return total / diff.size if self.reduction == "mean" else total
 
     def backward(self) -> np.ndarray:
@@ -151,7 +159,7 @@ class HalfSquaredError(Loss):
         y_pred, target = self._pair(y_pred, y_true)
         self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
         diff = self._diff = y_pred - target
-        return 0.5 * float(np.vdot(diff, diff))
+        return 0.5 * _sum_of_squares(diff)
 
     def backward(self) -> np.ndarray:
         self._require(self._diff)
@@ -1145,7 +1153,8 @@ class MultiLabelSoftMarginLoss(Loss):
         difference, w, scale, dtype = cache
         grad = difference * w
         grad *= scale
-        return grad.astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # (a float16 slope beyond its range: inf, as the loss)
+            return grad.astype(dtype, copy=False)
 
     def extra_repr(self) -> str:
         weight = "" if self.weight is None else f"weight={self.weight.tolist()}, "

@@ -42,6 +42,7 @@ from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    HingeEmbeddingLoss,
     Loss,
     MultiLabelSoftMarginLoss,
     NLLLoss,
@@ -186,6 +187,11 @@ def _resolve_metrics(
         fn: Callable[[np.ndarray, np.ndarray], float]
         if isinstance(metric, str):
             key = metric.lower()
+            if key in ("accuracy", "acc") and isinstance(loss, HingeEmbeddingLoss):
+                raise ValueError(f"{who}: metrics=['accuracy'] with HingeEmbeddingLoss: its predictions are "
+                                 "distances (small for a similar pair), which accuracy would read as 'yes' above "
+                                 "0.5; pass a metric of your own, e.g. "
+                                 "lambda d, y: float(np.mean((d < 1) == (y == 1)))")
             if key in ("accuracy", "acc"):
                 # per-element scores, yes/no at 0 (SoftMarginLoss's -1/1 labels: yes is > 0.5 too)
                 logits = isinstance(loss, (BCEWithLogitsLoss, SoftMarginLoss, MultiLabelSoftMarginLoss))

@@ -228,3 +228,10 @@ def test_against_torch_if_installed() -> None:
             d1, d2 = ours.backward(g)
             np.testing.assert_allclose(d1, a.grad.numpy(), rtol=1e-12, atol=1e-14)
             np.testing.assert_allclose(d2, b.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_float16_distance_beyond_its_range_is_inf_quietly() -> None:
+    a = np.full((2, 3), 60000, np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert md.PairwiseDistance()((a, -a)).tolist() == [np.inf, np.inf]

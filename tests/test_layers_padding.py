@@ -300,3 +300,15 @@ def test_the_checker_says_why_an_infinite_padding_alone_cannot_be_checked() -> N
     assert not report.passed and result.failed == x.size
     assert any("the model's output holds 32 NaN/inf value(s)" in note for note in result.notes)
     assert_gradients_ok(md.Sequential(md.ConstantPad2D(1, -np.inf), md.MaxPool2D(3, 2)), inputs=x)
+
+
+def test_check_layers_leaves_a_minus_infinity_padding_to_the_whole_model() -> None:
+    """checked alone, the padding's output and the pool's input hold -inf (no cost to differentiate): not
+    checked alone, said so, and the model's verdict stands, with no warning."""
+    x = np.random.default_rng(0).normal(size=(2, 2, 4, 4))
+    model = md.Sequential(md.ConstantPad2D(1, -np.inf), md.MaxPool2D(3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = md.GradientChecker(model, inputs=x, check_layers=True).run()
+    assert report.passed and not report.layers
+    assert sum("holds NaN/inf, so a cost near it is not a number: not checked alone" in n for n in report.notes) == 2

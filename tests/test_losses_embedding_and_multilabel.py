@@ -183,3 +183,15 @@ def test_against_torch_if_installed() -> None:
         value.backward()
         assert ours(pred, target) == pytest.approx(value.item(), rel=1e-13)
         np.testing.assert_allclose(ours.backward(), xt.grad.numpy(), rtol=1e-13, atol=1e-16)
+
+
+def test_squared_errors_sum_float16_in_float32_and_hinge_refuses_accuracy() -> None:
+    x, y = np.ones((70000, 1), np.float16), np.zeros((70000, 1), np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert md.MSELoss()(x, y) == 1.0 and md.HalfSquaredError()(x, y) == 35000.0  # (float16 sums: inf)
+    model = md.Sequential(md.Dense(2, 1, rng=0))
+    with pytest.raises(ValueError, match=r"fit: metrics=\['accuracy'\] with HingeEmbeddingLoss: its predictions are "
+                                         "distances"):
+        model.fit(np.zeros((4, 2)), np.ones(4), loss=md.HingeEmbeddingLoss(),
+                  optimizer=md.SGD(model.parameters(), lr=0.1), metrics=["accuracy"], verbose=0)

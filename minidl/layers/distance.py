@@ -94,8 +94,8 @@ class PairwiseDistance(Layer):
                 d = a.max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
             else:
                 d = (a**p).sum(axis=-1, keepdims=True) ** (1 / p)
+            y = d.astype(dtype, copy=False)  # (a float16 distance beyond 65504: inf, quietly)
         self._cache = (u, d, dtype)
-        y = d.astype(dtype, copy=False)
         return y if self.keepdim else y[..., 0]
 
     def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
