@@ -504,7 +504,8 @@ class _Combiner:
         (it describes the last call), else the batch's number of samples."""
         value = float(self.scorer(y_pred, y_true))
         weight = getattr(self.scorer, "batch_weight", None)
-        return value, float(len(y_pred)) if weight is None else float(weight)
+        # (the samples of the first output for a model with several: count, not len, of a tuple)
+        return value, float(count(y_pred)) if weight is None else float(weight)
 
     def add(self, value: float, weight: float) -> None:
         if self.summed:
@@ -957,11 +958,16 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> np.ndarray:
         for start in range(0, n, batch_size):
             xb = rows(x, start, start + batch_size)
             try:
-                out = np.asarray(model(xb))
+                output = model(xb)
             except MinidlError as error:
                 stop = start + count(xb)
                 _with_context(error, f"{who}: samples {start}..{stop - 1}{_located_row(error, start, stop)}")
                 raise
+            if type(output) is tuple:  # (np.asarray would stack the outputs into one array)
+                raise ShapeError(f"{who}: the model returns {len(output)} outputs (a tuple), and predict gathers "
+                                 "one array of rows; call the model on batches in eval mode (model.eval()) to "
+                                 "have them all")
+            out = np.asarray(output)
             if out.ndim == 0 or len(out) != count(xb):  # rows of the result would stay unwritten
                 raise ShapeError(f"{who}: the model's output must have one row per sample; a batch of "
                                  f"{count(xb)} gave an output of shape {out.shape}")

@@ -586,3 +586,46 @@ def test_the_spread_input_hint_for_small_batches_lists_and_0d_values() -> None:
     mask = np.ones((2, 3), bool)
     with pytest.raises(TypeError, match="several inputs are one tuple"):  # x as a list: still a spread input
         model.fit(x.tolist(), mask, y, loss=loss, optimizer=opt)
+
+
+class TwoHeads(md.Model):
+    """Two outputs (a tuple) from one input: x (N, 3) -> ((N, 2), (N, 2))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = md.Dense(3, 2, rng=0)
+        self.b = md.Dense(3, 2, rng=1)
+
+    def forward(self, x: np.ndarray) -> Any:
+        return self.a(x), self.b(x)
+
+    def backward(self, grad_output: Any) -> np.ndarray:
+        ga, gb = grad_output
+        return self.a.backward(ga) + self.b.backward(gb)
+
+
+class BothHeadsMSE(md.Loss):
+    """The mean squared error of both heads against one target (a loss that takes a tuple)."""
+
+    def forward(self, y_pred: Any, y_true: Any) -> float:
+        self._diffs = tuple(head - y_true for head in y_pred)
+        return float(sum(np.vdot(d, d) for d in self._diffs)) / self._diffs[0].size
+
+    def backward(self) -> Any:
+        return tuple(2 * d / d.size for d in self._diffs)
+
+
+def test_a_model_with_two_outputs_weighs_its_batches_by_their_samples() -> None:
+    """fit and evaluate weigh a batch by its samples (the first output's rows), not by the tuple's length:
+    batches of 4, 4 and 2 average to the full-batch loss."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
+    model = TwoHeads()
+    full = BothHeadsMSE()(model(x), y)
+    history = model.fit(x, y, loss=BothHeadsMSE(), optimizer=md.SGD(model.parameters(), lr=1e-300), epochs=1,
+                        batch_size=4, shuffle=False, verbose=0)
+    assert history.history["loss"] == [pytest.approx(full, rel=1e-14)]
+    assert model.evaluate(x, y, loss=BothHeadsMSE(), batch_size=4)["loss"] == pytest.approx(full, rel=1e-14)
+    with pytest.raises(md.ShapeError, match=r"predict: the model returns 2 outputs \(a tuple\), and predict gathers "
+                                            "one array of rows"):
+        model.predict(x)
