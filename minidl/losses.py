@@ -13,6 +13,7 @@ from .validation import as_array, as_float_array, cast_targets, check_finite, is
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "CosineEmbeddingLoss",
     "CrossEntropyLoss",
     "HalfSquaredError",
     "HingeEmbeddingLoss",
@@ -21,6 +22,7 @@ __all__ = [
     "L1Loss",
     "Loss",
     "MSELoss",
+    "MarginRankingLoss",
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
     "NLLLoss",
@@ -58,6 +60,9 @@ class Loss:
     #: axis of ``y_pred``): ``fit`` and ``evaluate`` weight each batch's loss by it, so that their
     #: average over batches is the mean over the whole data.  ``None``: the number of samples.
     batch_weight: float | None = None
+    #: True for a loss whose ``y_pred`` is a tuple of arrays (``MarginRankingLoss``: ``(x1, x2)``): the
+    #: gradient checker then asks its ``random_targets`` for targets for a model's several outputs.
+    several_predictions: bool = False
 
     def __call__(self, y_pred: np.ndarray, y_true: Any) -> float:
         return self.forward(y_pred, y_true)
@@ -65,7 +70,9 @@ class Loss:
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(y_pred, y_true)")
 
-    def backward(self) -> np.ndarray:
+    def backward(self) -> Any:
+        """``dLoss/dy_pred``: an array of ``y_pred``'s shape and dtype (a tuple of them for a loss whose
+        ``y_pred`` is a tuple, ``several_predictions``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -693,6 +700,164 @@ class MultiMarginLoss(Loss):
         if self.weight is not None:
             parts.append(f"weight={self.weight.tolist()}")
         return ", ".join([*parts, f"reduction={self.reduction!r}"])
+
+
+def _pair_of_predictions(who: str, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``y_pred`` as the tuple ``(x1, x2)`` of two finite float arrays of one shape and dtype, native, or
+    the error naming ``who``."""
+    if not (type(y_pred) is tuple and len(y_pred) == 2):
+        given = f"a tuple of {len(y_pred)}" if type(y_pred) is tuple else type(y_pred).__name__
+        raise ShapeError(f"{who}: y_pred is the pair (x1, x2) of two arrays (a model's two outputs), got {given}")
+    x1, x2 = (native(as_float_array(a, who, f"y_pred[{i}]")) for i, a in enumerate(y_pred))
+    for i, a in enumerate((x1, x2)):
+        if a.size == 0:
+            raise _empty_prediction(who, a)
+        check_finite(a, who, f"y_pred[{i}]")
+    if x1.shape != x2.shape or x1.dtype != x2.dtype:
+        raise ShapeError(f"{who}: x1 and x2 must have one shape and dtype, got {x1.shape} {x1.dtype} and "
+                         f"{x2.shape} {x2.dtype}")
+    return x1, x2
+
+
+def _signs(who: str, y_true: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``y_true`` as -1/1 labels of ``shape`` in ``dtype`` (a copy), or the error naming ``who``."""
+    y = as_array(y_true, who, "y_true")
+    if y.dtype.kind not in "fiu":
+        raise DTypeError(f"{who}: expected numeric y_true (-1 or 1), got dtype {y.dtype}")
+    if y.shape != shape:
+        raise ShapeError(f"{who}: y_true must have shape {shape}, got {y.shape}")
+    wrong = (y != 1) & (y != -1)
+    if wrong.any():
+        index = tuple(int(i) for i in np.argwhere(wrong)[0])
+        raise TargetError(f"{who}: labels y_true must be -1 or 1, got {y[index].item()!r} at index {index}")
+    return y.astype(dtype)
+
+
+class MarginRankingLoss(Loss):
+    """Which of two scores should rank higher, as PyTorch's ``nn.MarginRankingLoss``: ``y = 1`` says
+    ``x1`` should be the larger by ``margin``, ``y = -1`` that ``x2`` should.
+
+    Shapes: y_pred: the pair ``(x1, x2)`` (a model's two outputs), each (N, ...); y_true: -1 or 1 of
+    that shape::
+
+        loss_i = max(0, margin - y_i (x1_i - x2_i))      averaged over every element, or summed
+        dloss/dx1_i = -y_i, dloss/dx2_i = y_i  where margin - y_i (x1_i - x2_i) >= 0 (PyTorch's slope at
+        the kink too), else 0
+
+    ``backward()`` returns the pair ``(dx1, dx2)``.  Labels other than -1 and 1 are refused.  float16 is
+    computed in float32 and rounded once.
+    """
+
+    several_predictions = True
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
+        who = "MarginRankingLoss"
+        if not is_number(margin) or not is_finite(margin):
+            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
+        self.margin = float(margin)
+        self.reduction = _check_reduction(who, reduction)
+        self._cache: tuple[np.ndarray, np.dtype] | None = None  # (dloss/dx1, the predictions' dtype)
+
+    def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
+        """Random labels -1 and 1 of the shape of ``x1`` (``y_pred[0]``)."""
+        return rng.choice([-1.0, 1.0], np.shape(y_pred[0]))
+
+    def forward(self, y_pred: Any, y_true: Any) -> float:
+        """y_pred: (x1, x2), each (N, ...); y_true: -1 or 1 of their shape -> scalar loss."""
+        who = "MarginRankingLoss"
+        x1, x2 = _pair_of_predictions(who, y_pred)
+        dtype = x1.dtype
+        wide = np.float32 if dtype == np.float16 else dtype
+        y = _signs(who, y_true, x1.shape, np.dtype(wide))
+        with np.errstate(over="ignore"):  # huge scores: an infinite loss, quietly
+            z = self.margin - y * (x1.astype(wide, copy=False) - x2.astype(wide, copy=False))
+            per = np.maximum(z, 0)
+            total = float(np.add.reduce(per, axis=None, dtype=np.float64))
+        scale = 1.0 / per.size if self.reduction == "mean" else 1.0
+        self._cache = (-y * (z >= 0) * scale, dtype)
+        return total * scale
+
+    def backward(self) -> tuple[np.ndarray, np.ndarray]:
+        """(dloss/dx1, dloss/dx2), each x1's shape and dtype."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        slope, dtype = cache
+        dx1 = slope.astype(dtype)  # (a new array each call)
+        return dx1, -dx1
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, reduction={self.reduction!r}"
+
+
+class CosineEmbeddingLoss(Loss):
+    """Pairs of embeddings made to point alike (``y = 1``) or apart (``y = -1``), as PyTorch's
+    ``nn.CosineEmbeddingLoss``.
+
+    Shapes: y_pred: the pair ``(x1, x2)`` (a model's two outputs), each (N, D); y_true: (N,) -1 or 1.
+    With PyTorch's ``cos = sum(x1 x2) / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12))`` per row::
+
+        loss_n = 1 - cos_n                   where y_n = 1
+                 max(0, cos_n - margin)      where y_n = -1          (averaged over N, or summed)
+
+    backward: ``dcos/dx1 = x2 / s - cos x1 / (|x1|^2 + 1e-12)``, ``s`` the square root above (likewise
+    for x2), times -1 (y = 1) or 1 where ``cos >= margin`` (y = -1; PyTorch's slope at the kink too).
+    ``backward()`` returns the pair ``(dx1, dx2)``.  Labels other than -1 and 1 are refused.  float16
+    is computed in float32 and rounded once.
+    """
+
+    several_predictions = True
+    _EPSILON = 1e-12  # PyTorch's, added to each squared norm
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
+        who = "CosineEmbeddingLoss"
+        if not is_number(margin) or not is_finite(margin):
+            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
+        self.margin = float(margin)
+        self.reduction = _check_reduction(who, reduction)
+        self._cache: tuple[np.ndarray, np.ndarray, np.dtype] | None = None  # (dx1, dx2) wide, the dtype
+
+    def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
+        """Random labels -1 and 1, one per row of ``x1`` (``y_pred[0]``)."""
+        return rng.choice([-1.0, 1.0], np.shape(y_pred[0])[:1])
+
+    def forward(self, y_pred: Any, y_true: Any) -> float:
+        """y_pred: (x1, x2), each (N, D); y_true: (N,) -1 or 1 -> scalar loss."""
+        who = "CosineEmbeddingLoss"
+        x1, x2 = _pair_of_predictions(who, y_pred)
+        if x1.ndim != 2:
+            raise ShapeError(f"{who}: expected x1 and x2 of shape (N, D), got {x1.shape}")
+        dtype = x1.dtype
+        wide = np.dtype(np.float32 if dtype == np.float16 else dtype)
+        y = _signs(who, y_true, x1.shape[:1], wide)
+        a, b = x1.astype(wide, copy=False), x2.astype(wide, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge embeddings: as NumPy computes, quietly
+            m1 = np.einsum("nd,nd->n", a, a) + self._EPSILON
+            m2 = np.einsum("nd,nd->n", b, b) + self._EPSILON
+            root = np.sqrt(m1 * m2)
+            cos = np.einsum("nd,nd->n", a, b) / root
+            similar = y == 1
+            per = np.where(similar, 1 - cos, np.maximum(cos - self.margin, 0))
+            total = float(np.add.reduce(per, dtype=np.float64))
+            scale = 1.0 / per.size if self.reduction == "mean" else 1.0
+            # dloss/dcos per row: -1 for a similar pair, 1 for a dissimilar one within the margin, else 0
+            weight = (np.where(similar, -1.0, (cos >= self.margin).astype(wide)) * scale).astype(wide)[:, None]
+            dx1 = weight * (b / root[:, None] - (cos / m1)[:, None] * a)
+            dx2 = weight * (a / root[:, None] - (cos / m2)[:, None] * b)
+        self._cache = (dx1, dx2, dtype)
+        return total * scale
+
+    def backward(self) -> tuple[np.ndarray, np.ndarray]:
+        """(dloss/dx1, dloss/dx2), each (N, D) of the predictions' dtype."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        dx1, dx2, dtype = cache
+        with np.errstate(over="ignore"):
+            return dx1.astype(dtype), dx2.astype(dtype)
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, reduction={self.reduction!r}"
 
 
 class _ElementwiseLoss(Loss):

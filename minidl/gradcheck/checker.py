@@ -561,9 +561,10 @@ class GradientChecker:
             draw = getattr(loss, "random_targets", None)
             if type(y) is not tuple:
                 targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
-            elif callable(draw) and not getattr(defining_class(type(loss), "random_targets"), "__module__",
-                                                "").startswith("minidl."):
-                targets = draw(y, rng)  # several outputs, and a loss of one's own that says what it takes
+            elif callable(draw) and (getattr(loss, "several_predictions", False) or not getattr(
+                    defining_class(type(loss), "random_targets"), "__module__", "").startswith("minidl.")):
+                # several outputs, and a loss that takes them (a built-in pair loss, or one of one's own)
+                targets = draw(y, rng)
             else:  # several outputs: N(0, 1) targets, one array each
                 targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
             try:  # the loss judges them now, where its refusal can say where they came from
