@@ -713,9 +713,10 @@ def _pair_of_predictions(who: str, y_pred: Any) -> tuple[np.ndarray, np.ndarray]
         if a.size == 0:
             raise _empty_prediction(who, a)
         check_finite(a, who, f"y_pred[{i}]")
-    if x1.shape != x2.shape or x1.dtype != x2.dtype:
-        raise ShapeError(f"{who}: x1 and x2 must have one shape and dtype, got {x1.shape} {x1.dtype} and "
-                         f"{x2.shape} {x2.dtype}")
+    if x1.shape != x2.shape:
+        raise ShapeError(f"{who}: x1 and x2 must have one shape, got {x1.shape} and {x2.shape}")
+    if x1.dtype != x2.dtype:
+        raise DTypeError(f"{who}: x1 and x2 must have one dtype, got {x1.dtype} and {x2.dtype}")
     return x1, x2
 
 

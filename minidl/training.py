@@ -502,6 +502,10 @@ class _Combiner:
     def score(self, y_pred: np.ndarray, y_true: np.ndarray) -> tuple[float, float]:
         """The scorer's value on one batch and that value's weight: its ``batch_weight``, read at once
         (it describes the last call), else the batch's number of samples."""
+        if type(y_pred) is tuple and isinstance(self.scorer, Metric):  # (it would fail on the tuple's attributes)
+            raise ShapeError(f"{self.scorer.name}: the model returns {len(y_pred)} outputs (a tuple), and the "
+                             "built-in metrics score one array; pass a metric of your own, a callable "
+                             "metric(y_pred, y_true) -> float")
         value = float(self.scorer(y_pred, y_true))
         weight = getattr(self.scorer, "batch_weight", None)
         # (the samples of the first output for a model with several: count, not len, of a tuple)

@@ -130,8 +130,10 @@ def test_refusals_and_quiet_overflow() -> None:
     with pytest.raises(md.ShapeError, match=r"MarginRankingLoss: y_pred is the pair \(x1, x2\) of two arrays \(a "
                                             r"model's two outputs\), got ndarray"):
         loss(np.zeros(3), np.ones(3))
-    with pytest.raises(md.ShapeError, match=r"x1 and x2 must have one shape and dtype, got \(3,\) float64 and \(2,\)"):
+    with pytest.raises(md.ShapeError, match=r"x1 and x2 must have one shape, got \(3,\) and \(2,\)"):
         loss((np.zeros(3), np.zeros(2)), np.ones(3))
+    with pytest.raises(md.DTypeError, match="x1 and x2 must have one dtype, got float64 and float32"):
+        loss((np.zeros(3), np.zeros(3, np.float32)), np.ones(3))
     with pytest.raises(md.TargetError, match=r"MarginRankingLoss: labels y_true must be -1 or 1, got 0\.0 at index "
                                              r"\(1,\)"):
         loss((np.zeros(3), np.zeros(3)), np.array([1.0, 0.0, 1.0]))
@@ -177,3 +179,36 @@ def test_against_torch_if_installed() -> None:
             d1, d2 = ours.backward()
             np.testing.assert_allclose(d1, a.grad.numpy(), rtol=1e-9, atol=1e-13)
             np.testing.assert_allclose(d2, b.grad.numpy(), rtol=1e-9, atol=1e-13)
+
+
+def test_built_in_metrics_refuse_two_outputs_by_name() -> None:
+    rng = np.random.default_rng(6)
+    a, b, y = rng.normal(size=(10, 3)), rng.normal(size=(10, 3)), rng.choice([-1.0, 1.0], (10, 1))
+    model = TwoTowers(1)
+    for metric in ("accuracy", "mse"):
+        with pytest.raises(md.ShapeError, match=r"the model returns 2 outputs \(a tuple\), and the built-in metrics "
+                                                "score one array; pass a metric of your own"):
+            model.fit((a, b), y, loss=md.MarginRankingLoss(0.1), optimizer=md.SGD(model.parameters(), lr=0.01),
+                      metrics=[metric], verbose=0)
+    ranked = model.evaluate((a, b), y, loss=md.MarginRankingLoss(0.1),
+                            metrics=[lambda s, t: float(np.mean(np.sign(s[0] - s[1]) == t))])
+    assert 0.0 <= ranked["<lambda>"] <= 1.0  # a callable takes the tuple
+
+
+class PairSquares(md.Loss):
+    """A pair loss of one's own that declares several_predictions but draws no targets itself."""
+
+    several_predictions = True
+
+    def forward(self, y_pred: Any, y_true: Any) -> float:
+        self._diffs = tuple(p - t for p, t in zip(y_pred, y_true, strict=True))
+        return float(sum(np.vdot(d, d) for d in self._diffs))
+
+    def backward(self) -> Any:
+        return tuple(2 * d for d in self._diffs)
+
+
+def test_the_checker_draws_normal_targets_for_a_pair_loss_without_random_targets() -> None:
+    a, b = np.random.default_rng(7).normal(size=(2, 4, 3))
+    report = assert_gradients_ok(TwoTowers(2), inputs=(a, b), loss=PairSquares(), seed=0)
+    assert report.passed

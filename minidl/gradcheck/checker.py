@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeError, TargetError
 from ..inputs import as_inputs, is_several
 from ..layer import Layer, defining_class, parameter_backward
+from ..losses import Loss
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
 from ._state import LayerSnapshot, copy_value, same
@@ -246,6 +247,16 @@ def _stale_hint(cls: type) -> str:
 
 def _label(path: str, layer: Layer) -> str:
     return f"'{path}' ({type(layer).__name__})" if path else f"the model itself ({type(layer).__name__})"
+
+
+def _draws_for_several(loss: Any) -> bool:
+    """Whether ``loss.random_targets`` draws targets for a model's several outputs: a loss's own override
+    (not the base ``Loss``'s, which draws for one array), in a built-in pair loss (``several_predictions``)
+    or a loss of one's own; else the checker draws N(0, 1) arrays, one per output."""
+    owner = defining_class(type(loss), "random_targets")
+    if owner is None or owner is Loss:
+        return False
+    return bool(getattr(loss, "several_predictions", False)) or not owner.__module__.startswith("minidl.")
 
 
 def _holds_nonfinite(value: Any) -> bool:
@@ -561,10 +572,8 @@ class GradientChecker:
             draw = getattr(loss, "random_targets", None)
             if type(y) is not tuple:
                 targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
-            elif callable(draw) and (getattr(loss, "several_predictions", False) or not getattr(
-                    defining_class(type(loss), "random_targets"), "__module__", "").startswith("minidl.")):
-                # several outputs, and a loss that takes them (a built-in pair loss, or one of one's own)
-                targets = draw(y, rng)
+            elif callable(draw) and _draws_for_several(loss):
+                targets = draw(y, rng)  # several outputs, and a loss that says what it takes for them
             else:  # several outputs: N(0, 1) targets, one array each
                 targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
             try:  # the loss judges them now, where its refusal can say where they came from
