@@ -187,6 +187,13 @@ def _empty_prediction(who: str, y_pred: np.ndarray) -> ShapeError:
     )
 
 
+def _margin(who: str, margin: Any) -> float:
+    """A margin (of the hinge and ranking losses) as a float: any finite number, else ``ValueError``."""
+    if not is_number(margin) or not is_finite(margin):
+        raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
+    return float(margin)
+
+
 def _check_reduction(who: str, reduction: str) -> str:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -637,10 +644,8 @@ class MultiMarginLoss(Loss):
         who = "MultiMarginLoss"
         if not is_integer(p) or p not in (1, 2):
             raise ValueError(f"{who}: p must be 1 or 2 (as PyTorch), got {p!r}")
-        if not is_number(margin) or not is_finite(margin):
-            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
         self.p = int(p)
-        self.margin = float(margin)
+        self.margin = _margin(who, margin)
         self.weight = _class_weights(who, weight)
         self.reduction = _check_reduction(who, reduction)
         # the last forward: dloss/dy_pred, made with the loss (it needs the same hinge values)
@@ -753,9 +758,7 @@ class MarginRankingLoss(Loss):
 
     def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
         who = "MarginRankingLoss"
-        if not is_number(margin) or not is_finite(margin):
-            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
-        self.margin = float(margin)
+        self.margin = _margin(who, margin)
         self.reduction = _check_reduction(who, reduction)
         self._cache: tuple[np.ndarray, np.dtype] | None = None  # (dloss/dx1, the predictions' dtype)
 
@@ -812,9 +815,7 @@ class CosineEmbeddingLoss(Loss):
 
     def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
         who = "CosineEmbeddingLoss"
-        if not is_number(margin) or not is_finite(margin):
-            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
-        self.margin = float(margin)
+        self.margin = _margin(who, margin)
         self.reduction = _check_reduction(who, reduction)
         self._cache: tuple[np.ndarray, np.ndarray, np.dtype] | None = None  # (dx1, dx2) wide, the dtype
 
@@ -1215,9 +1216,7 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
 
     def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
         who = "HingeEmbeddingLoss"
-        if not is_number(margin) or not is_finite(margin):
-            raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
-        self.margin = float(margin)
+        self.margin = _margin(who, margin)
         self.reduction = _check_reduction(who, reduction)
         self._slope: np.ndarray | None = None  # the last forward's dloss_i, before the reduction
 
