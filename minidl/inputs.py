@@ -17,10 +17,10 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from .errors import ShapeError
-from .validation import as_array
+from .errors import DTypeError, ShapeError
+from .validation import as_array, as_float_array, native
 
-__all__ = ["Inputs", "as_inputs", "count", "is_several", "rows", "take_rows"]
+__all__ = ["Inputs", "as_inputs", "count", "is_several", "pair_of_arrays", "rows", "take_rows"]
 
 #: one array, or several (a tuple of arrays, each with the batch on axis 0)
 Inputs = np.ndarray | tuple[np.ndarray, ...]
@@ -43,6 +43,21 @@ def as_inputs(x: Any, who: str, what: str = "x") -> Inputs:
             raise ShapeError(f"{who}: the inputs of {what} must have the same number of samples; {what}[0] has "
                              f"{len(x[0])}, {what}[{i}] has {len(a)}")
     return tuple(x)
+
+
+def pair_of_arrays(x: Any, who: str, expected: str, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """``x``, a tuple of two arrays, as two float arrays of the same shape and dtype in native byte order;
+    else the error naming ``who``, ``expected`` saying what ``x`` should be (e.g. "takes one tuple (x1,
+    x2) of two arrays") and ``names`` the two in messages about each."""
+    if not (type(x) is tuple and len(x) == 2):
+        given = f"a tuple of {len(x)}" if type(x) is tuple else type(x).__name__
+        raise ShapeError(f"{who}: {expected}, got {given}")
+    x1, x2 = (native(as_float_array(a, who, name)) for a, name in zip(x, names, strict=True))
+    if x1.shape != x2.shape:
+        raise ShapeError(f"{who}: x1 and x2 must have the same shape, got {x1.shape} and {x2.shape}")
+    if x1.dtype != x2.dtype:
+        raise DTypeError(f"{who}: x1 and x2 must have the same dtype, got {x1.dtype} and {x2.dtype}")
+    return x1, x2
 
 
 def count(x: Inputs) -> int:

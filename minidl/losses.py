@@ -7,8 +7,19 @@ from typing import Any
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
+from .inputs import pair_of_arrays
 from .special import _sigmoid
-from .validation import as_array, as_float_array, cast_targets, check_finite, is_finite, is_integer, is_number, native
+from .validation import (
+    as_array,
+    as_float_array,
+    cast_targets,
+    check_finite,
+    is_finite,
+    is_integer,
+    is_number,
+    native,
+    widened,
+)
 
 __all__ = [
     "BCELoss",
@@ -671,8 +682,7 @@ class MultiMarginLoss(Loss):
         labels, _ = _class_labels(who, target, target.shape, (n, c), None, None)
         rows, labels = np.arange(n), labels.astype(np.intp, copy=False)
         dtype = x.dtype
-        if dtype == np.float16:
-            x = x.astype(np.float32)
+        x = widened(x)
         if abs(self.margin) > float(np.finfo(x.dtype).max):
             raise ValueError(f"{who}: margin {self.margin!r} overflows the scores' dtype {x.dtype}")
         # huge finite scores may overflow to inf (as in PyTorch): no warning, the loss says inf
@@ -710,18 +720,12 @@ class MultiMarginLoss(Loss):
 def _pair_of_predictions(who: str, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     """``y_pred`` as the tuple ``(x1, x2)`` of two finite float arrays of one shape and dtype, native, or
     the error naming ``who``."""
-    if not (type(y_pred) is tuple and len(y_pred) == 2):
-        given = f"a tuple of {len(y_pred)}" if type(y_pred) is tuple else type(y_pred).__name__
-        raise ShapeError(f"{who}: y_pred is the pair (x1, x2) of two arrays (a model's two outputs), got {given}")
-    x1, x2 = (native(as_float_array(a, who, f"y_pred[{i}]")) for i, a in enumerate(y_pred))
+    x1, x2 = pair_of_arrays(y_pred, who, "y_pred is the pair (x1, x2) of two arrays (a model's two outputs)",
+                            ("y_pred[0]", "y_pred[1]"))
     for i, a in enumerate((x1, x2)):
         if a.size == 0:
             raise _empty_prediction(who, a)
         check_finite(a, who, f"y_pred[{i}]")
-    if x1.shape != x2.shape:
-        raise ShapeError(f"{who}: x1 and x2 must have one shape, got {x1.shape} and {x2.shape}")
-    if x1.dtype != x2.dtype:
-        raise DTypeError(f"{who}: x1 and x2 must have one dtype, got {x1.dtype} and {x2.dtype}")
     return x1, x2
 
 
@@ -732,11 +736,18 @@ def _signs(who: str, y_true: Any, shape: tuple[int, ...], dtype: np.dtype) -> np
         raise DTypeError(f"{who}: expected numeric y_true (-1 or 1), got dtype {y.dtype}")
     if y.shape != shape:
         raise ShapeError(f"{who}: y_true must have shape {shape}, got {y.shape}")
+    _refuse_other_labels(who, y)
+    return y.astype(dtype)
+
+
+def _refuse_other_labels(who: str, y: np.ndarray, meanings: tuple[str, str] = ("", "")) -> None:
+    """``TargetError`` naming ``who`` and the first label of ``y`` that is neither -1 nor 1; ``meanings``
+    of the two in the message (e.g. " (dissimilar)")."""
     wrong = (y != 1) & (y != -1)
     if wrong.any():
         index = tuple(int(i) for i in np.argwhere(wrong)[0])
-        raise TargetError(f"{who}: labels y_true must be -1 or 1, got {y[index].item()!r} at index {index}")
-    return y.astype(dtype)
+        raise TargetError(f"{who}: labels y_true must be -1{meanings[0]} or 1{meanings[1]}, got {y[index].item()!r} "
+                          f"at index {index}")
 
 
 class MarginRankingLoss(Loss):
@@ -771,10 +782,10 @@ class MarginRankingLoss(Loss):
         who = "MarginRankingLoss"
         x1, x2 = _pair_of_predictions(who, y_pred)
         dtype = x1.dtype
-        wide = np.float32 if dtype == np.float16 else dtype
-        y = _signs(who, y_true, x1.shape, np.dtype(wide))
+        x1, x2 = widened(x1), widened(x2)
+        y = _signs(who, y_true, x1.shape, x1.dtype)
         with np.errstate(over="ignore"):  # huge scores: an infinite loss, quietly
-            z = self.margin - y * (x1.astype(wide, copy=False) - x2.astype(wide, copy=False))
+            z = self.margin - y * (x1 - x2)
             per = np.maximum(z, 0)
             total = float(np.add.reduce(per, axis=None, dtype=np.float64))
         scale = 1.0 / per.size if self.reduction == "mean" else 1.0
@@ -830,9 +841,9 @@ class CosineEmbeddingLoss(Loss):
         if x1.ndim != 2:
             raise ShapeError(f"{who}: expected x1 and x2 of shape (N, D), got {x1.shape}")
         dtype = x1.dtype
-        wide = np.dtype(np.float32 if dtype == np.float16 else dtype)
+        a, b = widened(x1), widened(x2)
+        wide = a.dtype
         y = _signs(who, y_true, x1.shape[:1], wide)
-        a, b = x1.astype(wide, copy=False), x2.astype(wide, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):  # huge embeddings: as NumPy computes, quietly
             m1 = np.einsum("nd,nd->n", a, a) + self._EPSILON
             m2 = np.einsum("nd,nd->n", b, b) + self._EPSILON
@@ -1230,11 +1241,8 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
         x, y = self._pair(y_pred, y_true)
         if abs(self.margin) > float(np.finfo(x.dtype).max):
             raise ValueError(f"{who}: margin {self.margin!r} overflows the prediction's dtype {x.dtype}")
+        _refuse_other_labels(who, y, (" (dissimilar)", " (similar)"))
         dissimilar = y == -1
-        if not (dissimilar | (y == 1)).all():
-            index = tuple(int(i) for i in np.argwhere(~(dissimilar | (y == 1)))[0])
-            raise TargetError(f"{who}: labels y_true must be -1 (dissimilar) or 1 (similar), got "
-                              f"{y[index].item()!r} at index {index}")
         with np.errstate(over="ignore"):  # margin - x beyond the dtype's range: inf, as PyTorch
             pushed = self.margin - x
         per = np.where(dissimilar, np.maximum(pushed, 0), x)
@@ -1296,8 +1304,7 @@ class MultiLabelSoftMarginLoss(Loss):
             index = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
             raise TargetError(f"{who}: targets y_true must be in [0, 1], got {y[index].item()!r} at index {index}")
         dtype = x.dtype
-        if dtype == np.float16:  # computed in float32, the gradient rounded once
-            x, y = x.astype(np.float32), y.astype(np.float32)
+        x, y = widened(x), widened(y)  # (float16 computed in float32, the gradient rounded once)
         w = np.ones((), x.dtype) if self.weight is None else self.weight.astype(x.dtype)
         with np.errstate(over="ignore"):  # huge finite logits: an infinite loss, as PyTorch's, no warning
             tail = np.log1p(np.exp(-np.abs(x)))  # softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|))

@@ -107,6 +107,12 @@ def as_float_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     return x
 
 
+def widened(x: np.ndarray) -> np.ndarray:
+    """``x`` itself, or float16 as float32 (a copy): what computes float16 in float32 to round once, as
+    PyTorch does (float16 sums of squares and of many terms overflow or lose whole digits)."""
+    return x.astype(np.float32) if x.dtype.itemsize < 4 else x
+
+
 def native(x: np.ndarray) -> np.ndarray:
     """``x`` in the machine's byte order: itself, or (a big-endian array read from a file) a copy with the
     canonical native dtype, so that the layer computes, returns and checks ``is`` against native arrays."""

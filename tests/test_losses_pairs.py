@@ -130,9 +130,9 @@ def test_refusals_and_quiet_overflow() -> None:
     with pytest.raises(md.ShapeError, match=r"MarginRankingLoss: y_pred is the pair \(x1, x2\) of two arrays \(a "
                                             r"model's two outputs\), got ndarray"):
         loss(np.zeros(3), np.ones(3))
-    with pytest.raises(md.ShapeError, match=r"x1 and x2 must have one shape, got \(3,\) and \(2,\)"):
+    with pytest.raises(md.ShapeError, match=r"x1 and x2 must have the same shape, got \(3,\) and \(2,\)"):
         loss((np.zeros(3), np.zeros(2)), np.ones(3))
-    with pytest.raises(md.DTypeError, match="x1 and x2 must have one dtype, got float64 and float32"):
+    with pytest.raises(md.DTypeError, match="x1 and x2 must have the same dtype, got float64 and float32"):
         loss((np.zeros(3), np.zeros(3, np.float32)), np.ones(3))
     with pytest.raises(md.TargetError, match=r"MarginRankingLoss: labels y_true must be -1 or 1, got 0\.0 at index "
                                              r"\(1,\)"):

@@ -12,7 +12,7 @@ from ..init import float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
 from ..special import _sigmoid, normal_cdf, normal_pdf
-from ..validation import as_float_array, check_grad_output, check_input, is_number
+from ..validation import as_float_array, check_grad_output, check_input, is_number, widened
 
 __all__ = ["CELU", "ELU", "GELU", "GLU", "SELU", "Activation", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh",
            "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax",
@@ -54,11 +54,8 @@ class Activation(Layer):
             self._dtype = x.dtype if x.dtype.isnative else x.dtype.newbyteorder("=")
         return x
 
-    @staticmethod
-    def _wide(x: np.ndarray) -> np.ndarray:
-        """``x`` itself, or float16 as float32 (a copy): the smooth activations compute in float32 and
-        round once, as PyTorch does; float16 arithmetic through their sums loses whole digits."""
-        return x.astype(np.float32) if x.dtype.itemsize < 4 else x
+    #: ``x`` itself, or float16 as float32: the smooth activations compute in float32 and round once
+    _wide = staticmethod(widened)
 
     def _narrow(self, y: np.ndarray) -> np.ndarray:
         """``y`` in the forward output's dtype (a float16 result computed wide, rounded once)."""

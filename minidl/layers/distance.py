@@ -12,33 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError
-from ..inputs import is_several
+from ..errors import ShapeError
+from ..inputs import pair_of_arrays
 from ..layer import Layer
-from ..validation import as_float_array, check_grad_output, is_finite, is_integer, is_number, native
+from ..validation import check_grad_output, is_finite, is_integer, is_number, widened
 
 __all__ = ["CosineSimilarity", "PairwiseDistance"]
 
 
 def _pair_of_inputs(x: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` as two float arrays of one shape and dtype (native byte order), or the error naming ``who``.
-    (float16 comes back as float16: the callers compute it in float32, see :func:`_wide`.)"""
-    if not (is_several(x) and len(x) == 2):
-        given = f"a tuple of {len(x)}" if type(x) is tuple else type(x).__name__
-        raise ShapeError(f"{who}: takes one tuple (x1, x2) of two arrays, got {given}")
-    x1, x2 = (native(as_float_array(a, who, f"x{i + 1}")) for i, a in enumerate(x))
-    if x1.shape != x2.shape:
-        raise ShapeError(f"{who}: x1 and x2 must have the same shape, got {x1.shape} and {x2.shape}")
-    if x1.dtype != x2.dtype:
-        raise DTypeError(f"{who}: x1 and x2 must have the same dtype, got {x1.dtype} and {x2.dtype}")
+    """``x`` as two float arrays of one shape and dtype with a batch axis (native byte order; float16
+    stays float16: the layers compute it in float32), or the error naming ``who``."""
+    x1, x2 = pair_of_arrays(x, who, "takes one tuple (x1, x2) of two arrays", ("x1", "x2"))
     if x1.ndim < 2:
         raise ShapeError(f"{who}: expected inputs of shape (N, ..., D) with a batch axis, got shape {x1.shape}")
     return x1, x2
-
-
-def _wide(a: np.ndarray) -> np.ndarray:
-    """``a``, or float16 as float32: the sums of squares and powers overflow float16 (a norm above 256)."""
-    return a.astype(np.float32) if a.dtype == np.float16 else a
 
 
 class PairwiseDistance(Layer):
@@ -82,7 +70,7 @@ class PairwiseDistance(Layer):
         x1, x2 = _pair_of_inputs(x, "PairwiseDistance")
         dtype = x1.dtype
         with np.errstate(over="ignore", invalid="ignore"):  # huge differences: inf, as PyTorch, quietly
-            u = _wide(x1) - _wide(x2)
+            u = widened(x1) - widened(x2)
             u += self.eps
             a = np.abs(u)
             p = self.p
@@ -172,7 +160,7 @@ class CosineSimilarity(Layer):
             raise ShapeError(f"{who}: axis {self.axis} is out of range for inputs of shape {x1.shape}")
         axis = self.axis % x1.ndim
         eps, dtype = self.eps, x1.dtype
-        x1, x2 = _wide(x1), _wide(x2)
+        x1, x2 = widened(x1), widened(x2)
         with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite values: as NumPy computes, quietly
             n1 = np.maximum(np.sqrt(np.sum(x1 * x1, axis=axis, keepdims=True)), eps)
             n2 = np.maximum(np.sqrt(np.sum(x2 * x2, axis=axis, keepdims=True)), eps)
