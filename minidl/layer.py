@@ -539,6 +539,9 @@ def parameter_backward(layer: Layer) -> Callable[[np.ndarray], object]:
     """
     if "backward" in layer.__dict__:
         return layer.backward
+    defined = type(layer).__dict__
+    if "backward_params" in defined and "backward" in defined:  # (a Dense: both its own, no walk)
+        return layer.backward_params
     # the classes that define the two methods (Layer at the latest), found in one walk of the MRO: it
     # runs every step (Sequential.backward_params), where two defining_class() generators cost 2-3 us
     owner_backward: type | None = None

@@ -260,22 +260,23 @@ class Sequential(Model):
         ``backward_params`` unless a custom ``backward`` would be bypassed (see
         :func:`~minidl.layer.parameter_backward`).
         """
-        self._refuse_mixed_caches("backward_params")
-        items = list(self._layers.items())
+        if self._failed_at is not None:  # (the test inline: this runs every training step)
+            self._refuse_mixed_caches("backward_params")
+        layers = tuple(self._layers.values())
         first = 0
-        while first < len(items) and not _trainable(items[first][1]):
+        while first < len(layers) and not _trainable(layers[first]):
             first += 1
         grad = grad_output
-        for i in range(len(items) - 1, first - 1, -1):
-            name, layer = items[i]
-            try:
-                if i > first:
-                    grad = layer.backward(grad)
-                else:
-                    parameter_backward(layer)(grad)
-            except MinidlError as error:
-                _name_in_message(error, f"{type(self).__name__} layer '{name}'")
-                raise
+        i = len(layers) - 1
+        try:  # one try around the loop, the layer's name looked up only for a message
+            while i > first:
+                grad = layers[i].backward(grad)
+                i -= 1
+            if i == first:
+                parameter_backward(layers[i])(grad)
+        except MinidlError as error:
+            _name_in_message(error, f"{type(self).__name__} layer '{list(self._layers)[i]}'")
+            raise
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
         """What the layer that gives the hint draws (the first, past element-wise ones at the front:

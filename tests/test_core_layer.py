@@ -210,6 +210,38 @@ def test_sequential_error_names_the_position() -> None:
         model(np.ones((2, 5)))
 
 
+@pytest.mark.parametrize("method", ["backward", "backward_params"])
+def test_sequential_backward_errors_name_the_position(method: str) -> None:
+    x = np.ones((2, 5))
+    model = md.Sequential(md.Dense(5, 3, rng=0), md.ReLU(), md.Dense(3, 1, rng=1))
+    model(x)
+    with pytest.raises(md.ShapeError, match=r"^Sequential layer '2': Dense\(3 -> 1\)\.backward: .*"
+                                            r"\(2, 1\), got \(2, 3\)"):
+        getattr(model, method)(np.ones((2, 3)))
+
+    class Refusing(md.ReLU):  # a middle layer that refuses what reaches it
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            raise md.ShapeError("Refusing: no")
+
+    model = md.Sequential(md.Dense(5, 3, rng=0), Refusing(), md.Dense(3, 1, rng=1))
+    model(x)
+    with pytest.raises(md.ShapeError, match=r"^Sequential layer '1': Refusing: no$"):
+        getattr(model, method)(np.ones((2, 1)))
+
+    class Strict(md.Dense):  # the first layer, reached through backward_params' own call
+        def backward_params(self, grad_output: np.ndarray) -> None:
+            raise md.DTypeError("Strict: no")
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            raise md.DTypeError("Strict: no")
+
+    model = md.Sequential(Strict(5, 3, rng=0), md.ReLU(), md.Dense(3, 1, rng=1))
+    model(x)
+    with pytest.raises(md.DTypeError, match=r"^Sequential layer '0': Strict: no$"):
+        getattr(model, method)(np.ones((2, 1)))
+    assert model[2].W.grad.any()  # the layers behind it went back first
+
+
 def test_base_layer_forward_and_backward_must_be_written() -> None:
     layer = md.Layer()
     with pytest.raises(NotImplementedError, match="forward"):

@@ -105,10 +105,13 @@ class Dense(Layer):
         back-pass's work): for a first layer, whose input (the data) needs no gradient.
         ``Sequential.backward_params`` calls it."""
         x = self._x
-        self._require_cache(x)
+        if x is None:
+            self._require_cache(x)
         assert x is not None
         if x.ndim == 2:
-            check_grad_output(grad_output, self._who_backward, (x.shape[0], self.out_features), x.dtype)
+            shape = (x.shape[0], self.out_features)
+            if type(grad_output) is not np.ndarray or grad_output.shape != shape or grad_output.dtype is not x.dtype:
+                check_grad_output(grad_output, self._who_backward, shape, x.dtype)  # (not at a glance: the call)
         else:  # every leading position is a row of its own
             check_grad_output(grad_output, self._who_backward, (*x.shape[:-1], self.out_features), x.dtype)
             x, grad_output = x.reshape(-1, self.in_features), grad_output.reshape(-1, self.out_features)
