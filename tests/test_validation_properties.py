@@ -217,6 +217,25 @@ def get(name: str) -> Any:
     return getattr(md, name, None) or getattr(md.layers, name, None)
 
 
+def ref_pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:
+    """Channels ``i*r + j`` (mod r*r) fill the pixels ``(i::r, j::r)`` of each output channel."""
+    n, channels, h, w = x.shape
+    y = np.empty((n, channels // (r * r), h * r, w * r), x.dtype)
+    for i in range(r):
+        for j in range(r):
+            y[:, :, i::r, j::r] = x[:, i * r + j::r * r]
+    return y
+
+
+def ref_pixel_unshuffle(x: np.ndarray, r: int) -> np.ndarray:
+    n, c, h, w = x.shape
+    y = np.empty((n, c * r * r, h // r, w // r), x.dtype)
+    for i in range(r):
+        for j in range(r):
+            y[:, i * r + j::r * r] = x[:, :, i::r, j::r]
+    return y
+
+
 LAYERS: dict[str, LayerSpec] = {
     "Dense": LayerSpec(lambda dt: md.Dense(3, 2, rng=0, dtype=dt), lambda n, d: (n, 3), ref_dense),
     "Conv2D": LayerSpec(lambda dt: get("Conv2D")(2, 3, 2, padding=1, rng=0, dtype=dt),
@@ -332,6 +351,12 @@ LAYERS: dict[str, LayerSpec] = {
     "Unflatten": LayerSpec(lambda dt: get("Unflatten")(1, (2, -1)), lambda n, d: (n, 2 * d(st.integers(1, 3))),
                            lambda layer, x: x.reshape(x.shape[0], 2, x.shape[1] // 2), example=(2, 4)),
     "Identity": LayerSpec(lambda dt: get("Identity")(), any_shape, lambda layer, x: x),
+    "PixelShuffle": LayerSpec(lambda dt: get("PixelShuffle")(2),
+                              lambda n, d: (n, 4 * d(st.integers(1, 2)), d(st.integers(1, 3)), 2),
+                              lambda layer, x: ref_pixel_shuffle(x, 2), example=(2, 4, 3, 2)),
+    "PixelUnshuffle": LayerSpec(lambda dt: get("PixelUnshuffle")(2),
+                                lambda n, d: (n, d(st.integers(1, 2)), 2 * d(st.integers(1, 2)), 4),
+                                lambda layer, x: ref_pixel_unshuffle(x, 2), example=(2, 1, 4, 4)),
     **{name: LayerSpec(lambda dt, make=make: make(), shape, ref_pad(mode, widths), example=example)
        for name, make, shape, mode, widths, example in PADDINGS},
     "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
@@ -1096,7 +1121,8 @@ def test_nonfinite_policy() -> None:
                    "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
                    "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
                    "Softmax", "Softplus", "Softsign", "Tanh", "Upsample", "Hardshrink", "Softshrink", "Tanhshrink",
-                   "Softmin", "Unflatten", "Identity", *(name for name, *_ in PADDINGS)}
+                   "Softmin", "Unflatten", "Identity", "PixelShuffle", "PixelUnshuffle",
+                   *(name for name, *_ in PADDINGS)}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D",
                 "Dense", "GRU",
                 "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",

@@ -48,6 +48,7 @@ from .padding import (
     ZeroPad1D,
     ZeroPad2D,
 )
+from .pixel_shuffle import PixelShuffle, PixelUnshuffle
 from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten, Identity, Unflatten
@@ -107,6 +108,8 @@ __all__ = [
     "MultiHeadAttention",
     "PReLU",
     "PairwiseDistance",
+    "PixelShuffle",
+    "PixelUnshuffle",
     "ReLU",
     "ReLU6",
     "ReflectionPad1D",
