@@ -4,7 +4,6 @@ refusals, repr and summary, and PyTorch's nn.PixelShuffle / nn.PixelUnshuffle wh
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -209,10 +208,7 @@ def test_empty_inputs() -> None:
 # ------------------------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("cls, name", [(PixelShuffle, "upscale_factor"), (PixelUnshuffle, "downscale_factor")])
 def test_bad_factors(cls: Any, name: str) -> None:
-    for bad in (2.0, 1.5, True, "2", None, (2, 2)):
-        with pytest.raises(TypeError, match=re.escape(f"{cls.__name__}: {name} must be an int, got {bad!r}")):
-            cls(bad)
-    for bad in (0, -1, np.int64(-3)):
+    for bad in (2.0, 1.5, True, "2", None, (2, 2), 0, -1, np.int64(-3)):  # (ValueError, as every minidl layer's)
         with pytest.raises(ValueError, match=rf"{cls.__name__}: {name} must be a positive int, got"):
             cls(bad)
     layer = cls(np.int64(3))

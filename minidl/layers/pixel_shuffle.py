@@ -22,21 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from ..init import positive_int
 from ..layer import Layer
 from ..validation import as_float_array, check_grad_output, is_integer, native
 
 __all__ = ["PixelShuffle", "PixelUnshuffle"]
-
-
-def _factor(value: object, name: str, who: str) -> int:
-    """``value`` as an int >= 1: ``TypeError`` for anything but an int (a bool, ``2.0``), ``ValueError``
-    for one below 1, as PyTorch (which refuses them when called)."""
-    if not is_integer(value):
-        raise TypeError(f"{who}: {name} must be an int, got {value!r}")
-    assert isinstance(value, (int, np.integer))
-    if value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _channel_major(a: np.ndarray) -> bool:
@@ -92,7 +82,7 @@ class _PixelRearrange(Layer):
         self._dtype: np.dtype | None = None
 
     def _set_factor(self, value: object) -> None:
-        object.__setattr__(self, "_factor", _factor(value, self._factor_name, type(self).__name__))
+        object.__setattr__(self, "_factor", positive_int(value, self._factor_name, type(self).__name__))
 
     @property
     def _who(self) -> str:
