@@ -48,8 +48,9 @@ class NonFiniteError(MinidlError, ValueError):
 
 
 class TargetError(MinidlError, ValueError):
-    """A loss's targets (or ``BCELoss``'s probabilities) are outside their valid range (a class label
-    >= C, a probability outside [0, 1])."""
+    """A loss's targets (or a prediction with a range of its own: ``BCELoss``'s probabilities,
+    ``GaussianNLLLoss``'s variances) are outside their valid range (a class label >= C, a probability
+    outside [0, 1], a negative variance)."""
 
 
 class IndexRangeError(MinidlError, IndexError, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CosineEmbeddingLoss",
     "CrossEntropyLoss",
+    "GaussianNLLLoss",
     "HalfSquaredError",
     "HingeEmbeddingLoss",
     "HuberLoss",
@@ -871,6 +873,166 @@ class CosineEmbeddingLoss(Loss):
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, reduction={self.reduction!r}"
+
+
+#: ``log(2 pi) / 2``, what ``GaussianNLLLoss(full=True)`` adds per element
+_HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
+
+
+def _variance_shape(who: str, mean_shape: tuple[int, ...], var_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape in which variances ``var_shape`` broadcast against means ``mean_shape`` (PyTorch's rule):
+    ``var_shape`` itself when it is the means' shape or differs from it in one axis only, where it has
+    size 1; ``var_shape + (1,)`` when it is the means' shape without the last axis; else ``ShapeError``."""
+    if var_shape == mean_shape:
+        return var_shape
+    if mean_shape and var_shape == mean_shape[:-1]:
+        return (*var_shape, 1)
+    if len(var_shape) == len(mean_shape):
+        differ = [i for i, (m, v) in enumerate(zip(mean_shape, var_shape, strict=True)) if m != v]
+        if len(differ) == 1 and var_shape[differ[0]] == 1:
+            return var_shape
+    problem = f"{who}: var (y_pred[1]) of shape {var_shape} does not fit the mean (y_pred[0]) of shape {mean_shape}"
+    if not mean_shape:
+        raise ShapeError(f"{problem}: a scalar mean takes a scalar variance")
+    raise ShapeError(
+        f"{problem}: it must have the mean's shape (one variance per element), the mean's shape without the last "
+        f"axis {mean_shape[:-1]}, or the mean's shape with one axis of size 1, e.g. {(*mean_shape[:-1], 1)} (one "
+        "variance shared along that axis)"
+    )
+
+
+class GaussianNLLLoss(Loss):
+    """Negative log-likelihood of targets under Gaussians whose means and variances a model predicts,
+    as PyTorch's ``nn.GaussianNLLLoss``: a regression that also learns how uncertain each prediction is.
+
+    Shapes: y_pred: the pair ``(mean, var)`` of a model's two outputs, mean (N, ...) and var of the
+    mean's shape (heteroscedastic: one variance per element), of that shape without its last axis, or
+    of that shape with one axis of size 1 (a variance shared along that axis: (N, ..., 1), or (1, ...)
+    for one per feature); y_true: the targets t, of the mean's shape.  With ``v = max(var, eps)``
+    broadcast against the mean, and ``d = mean - t``::
+
+        loss_i      = (log v_i + d_i^2 / v_i) / 2        (+ log(2 pi) / 2 with full=True)
+        dloss/dmean = d / v
+        dloss/dvar  = (1 / v - d^2 / v^2) / 2            summed over the axes var is broadcast along
+
+    averaged over every element of the mean (``reduction="mean"``) or summed (``"sum"``); the mean's
+    gradient and the variance's are divided alike.  ``backward()`` returns the pair ``(dmean, dvar)``,
+    each of its prediction's shape and dtype.
+
+    As PyTorch, the clamp to ``eps`` is not differentiated: where ``var < eps`` the loss no longer
+    depends on var, but the gradient is the one at ``eps``, passed to var unchanged (so a variance
+    stuck below ``eps`` is still pushed, up where ``d^2 > eps``); the gradient checker agrees only
+    where ``var > eps``.  Negative variances are refused (``TargetError``; PyTorch raises too), and so
+    are NaN/inf in the means, variances and targets (``NonFiniteError``).  Huge finite values overflow
+    to an infinite loss quietly.  float16 is computed in float32 and rounded once.
+
+    Args:
+        full: add the constant ``log(2 pi) / 2`` per element (the exact negative log-likelihood).
+        eps: the floor of the variances, a finite number > 0 (PyTorch accepts 0 or less, and returns NaN
+            for a zero variance then).
+        reduction: ``"mean"`` or ``"sum"``.
+
+    Not implemented from PyTorch: a Python number as ``var`` (one fixed variance: pass an array, e.g.
+    ``np.full_like(mean, var)``, or use ``MSELoss``), targets of another shape broadcast against the
+    mean, and ``reduction="none"``.
+    """
+
+    several_predictions = True
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
+        who = "GaussianNLLLoss"
+        if not isinstance(full, (bool, np.bool_)):
+            raise TypeError(f"{who}: full must be a bool, got {full!r}")
+        if not (is_number(eps) and is_finite(eps) and eps > 0):
+            raise ValueError(f"{who}: eps must be a finite number > 0, got {eps!r}")
+        self.full, self.eps = bool(full), float(eps)
+        self.reduction = _check_reduction(who, reduction)
+        # (d / v, v in its broadcast shape, the axes var is broadcast along, var's shape, the dtype, the scale)
+        self._cache: tuple[np.ndarray, np.ndarray, tuple[int, ...], tuple[int, ...], np.dtype, float] | None = None
+
+    def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
+        """Random N(0, 1) targets of the mean's shape (``y_pred[0]``)."""
+        return rng.standard_normal(np.shape(y_pred[0]))
+
+    def forward(self, y_pred: Any, y_true: Any) -> float:
+        """y_pred: (mean, var), mean (N, ...) and var as the class says; y_true: the mean's shape -> loss."""
+        who = "GaussianNLLLoss"
+        mean, var = self._predictions(y_pred)
+        view = _variance_shape(who, mean.shape, var.shape)
+        target = as_array(y_true, who, "y_true")
+        if target.dtype.kind not in "fiub":
+            raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
+        if target.shape != mean.shape:
+            raise ShapeError(f"{who}: y_true must have the shape of the mean (y_pred[0]) {mean.shape}, got "
+                             f"{target.shape}")
+        if target.dtype != mean.dtype:
+            target = cast_targets(target, mean.dtype, who, "y_true", "the prediction's dtype")
+        check_finite(mean, who, "y_pred[0] (mean)")
+        check_finite(var, who, "y_pred[1] (var)")
+        check_finite(target, who, "y_true")
+        if np.minimum.reduce(var, axis=None) < 0:
+            index = tuple(int(i) for i in np.argwhere(var < 0)[0])
+            raise TargetError(f"{who}: var (y_pred[1]) must be >= 0 (variances), got {var[index].item()!r} at "
+                              f"index {index}; end the model's variance head with Softplus (or exp of a log-variance)")
+        dtype = mean.dtype
+        m, v = widened(mean), widened(var).reshape(view)
+        floor = np.finfo(v.dtype).tiny
+        if self.eps < floor:
+            raise ValueError(f"{who}: eps {self.eps!r} is below {v.dtype}'s smallest normal number {floor:.4g}, "
+                             "where 1 / var overflows; use a larger eps")
+        clamped = np.maximum(v, v.dtype.type(self.eps))  # (eps in the dtype: a float32 floor for float32)
+        broadcast = tuple(i for i, (a, b) in enumerate(zip(view, m.shape, strict=True)) if a != b)
+        with np.errstate(over="ignore"):  # huge differences, tiny variances: an infinite loss, quietly
+            d = m - widened(target)
+            ratio = d / clamped  # d / v, the mean's shape
+            per = ratio * d
+            per += np.log(clamped)
+            total = 0.5 * float(np.add.reduce(per, axis=None))
+        size = per.size
+        if self.full:
+            total += _HALF_LOG_TWO_PI * size
+        scale = 1.0 / size if self.reduction == "mean" else 1.0
+        self._cache = (ratio, clamped, broadcast, var.shape, dtype, scale)
+        return total * scale
+
+    def _predictions(self, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``y_pred`` as the pair (mean, var) of two non-empty float arrays of one dtype, native, or the
+        error (their shapes, values and the targets are checked by the caller)."""
+        who = "GaussianNLLLoss"
+        if not (type(y_pred) is tuple and len(y_pred) == 2):
+            given = f"a tuple of {len(y_pred)}" if type(y_pred) is tuple else type(y_pred).__name__
+            raise ShapeError(f"{who}: y_pred is the pair (mean, var) of two arrays (a model's two outputs: the "
+                             f"means and the variances), got {given}")
+        if is_number(y_pred[1]):
+            raise DTypeError(f"{who}: var (y_pred[1]) must be an array of variances (a model's output), got the "
+                             f"number {y_pred[1]!r}; for one fixed variance pass np.full_like(mean, var), or use "
+                             "MSELoss")
+        mean, var = (native(as_float_array(a, who, name))
+                     for a, name in zip(y_pred, ("y_pred[0] (mean)", "y_pred[1] (var)"), strict=True))
+        for a in (mean, var):
+            if a.size == 0:
+                raise _empty_prediction(who, a)
+        if mean.dtype != var.dtype:
+            raise DTypeError(f"{who}: mean and var must have the same dtype, got {mean.dtype} and {var.dtype}")
+        return mean, var
+
+    def backward(self) -> tuple[np.ndarray, np.ndarray]:
+        """(dloss/dmean, dloss/dvar), of the mean's and var's shapes and dtype."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        ratio, clamped, broadcast, var_shape, dtype, scale = cache
+        with np.errstate(over="ignore"):  # (as the loss: an overflow is inf)
+            dmean = np.multiply(ratio, scale)
+            dvar = np.subtract(1 / clamped, ratio * ratio)  # 1/v - d^2/v^2, the mean's shape
+            if broadcast:
+                dvar = np.add.reduce(dvar, axis=broadcast, keepdims=True)
+            dvar = np.multiply(dvar, 0.5 * scale)
+            # (arrays also for a 0-d mean, whose arithmetic gives NumPy scalars)
+            return np.asarray(dmean, dtype), np.asarray(dvar, dtype).reshape(var_shape)
+
+    def extra_repr(self) -> str:
+        return f"full={self.full}, eps={self.eps}, reduction={self.reduction!r}"
 
 
 class _ElementwiseLoss(Loss):

@@ -42,6 +42,7 @@ from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    GaussianNLLLoss,
     HingeEmbeddingLoss,
     Loss,
     MultiLabelSoftMarginLoss,
@@ -171,13 +172,28 @@ def _like(y_true: Any, y_pred: np.ndarray, who: str) -> np.ndarray:
     return target.reshape(y_pred.shape)
 
 
+class _OfTheMean:
+    """A built-in metric of the means: the first of the outputs ``(mean, var)`` a model trained with
+    ``GaussianNLLLoss`` returns (``metrics=["mse"]`` then scores the means against the targets)."""
+
+    def __init__(self, metric: Callable[[np.ndarray, np.ndarray], float]) -> None:
+        self.metric = metric
+
+    def __call__(self, y_pred: Any, y_true: np.ndarray) -> float:
+        return self.metric(y_pred[0] if type(y_pred) is tuple else y_pred, y_true)
+
+    def __repr__(self) -> str:
+        return f"{type(self.metric).__name__}() of the mean"
+
+
 MetricLike = str | Metric | Callable[[np.ndarray, np.ndarray], float]
 
 
 def _resolve_metrics(
     metrics: Sequence[MetricLike] | None, loss: Loss | None, who: str = "fit"
 ) -> list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]:
-    """``[(name, function)]`` from names (``"accuracy"``/``"acc"``, ``"mse"``, ``"mae"``) and callables."""
+    """``[(name, function)]`` from names (``"accuracy"``/``"acc"``, ``"mse"``, ``"mae"``) and callables; with
+    ``GaussianNLLLoss`` the named ones score the means, the first of the outputs ``(mean, var)``."""
     if metrics is None:
         return []
     if isinstance(metrics, (str, Metric)) or callable(metrics):
@@ -192,6 +208,10 @@ def _resolve_metrics(
                                  "distances (small for a similar pair), which accuracy would read as 'yes' above "
                                  "0.5; pass a metric of your own, e.g. "
                                  "lambda d, y: float(np.mean((d < 1) == (y == 1)))")
+            if key in ("accuracy", "acc") and isinstance(loss, GaussianNLLLoss):
+                raise ValueError(f"{who}: metrics=['accuracy'] with GaussianNLLLoss: its model predicts real values "
+                                 "(means and variances), not classes; use 'mse' or 'mae' (they score the means), "
+                                 "or a metric of your own, metric((mean, var), y_true) -> float")
             if key in ("accuracy", "acc"):
                 # per-element scores, yes/no at 0 (SoftMarginLoss's -1/1 labels: yes is > 0.5 too)
                 logits = isinstance(loss, (BCEWithLogitsLoss, SoftMarginLoss, MultiLabelSoftMarginLoss))
@@ -207,6 +227,8 @@ def _resolve_metrics(
             else:
                 raise ValueError(f"{who}: unknown metric {metric!r}; use 'accuracy', 'mse', 'mae' or a callable "
                                  "metric(y_pred, y_true) -> float")
+            if isinstance(loss, GaussianNLLLoss):  # its model's outputs are (mean, var): score the means
+                fn = _OfTheMean(fn)
         elif isinstance(metric, Metric):
             fn, name = metric, metric.name
         elif callable(metric):
