@@ -122,7 +122,7 @@ from .losses import (
     SoftMarginLoss,
 )
 from .model import Bidirectional, LayerList, Model, Residual, Sequential, Stack
-from .optim import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop
+from .optim import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop, Rprop
 from .parameter import Parameter
 from .schedulers import (
     ConstantLR,
@@ -157,6 +157,7 @@ __all__ = [
     "SELU",
     "SGD",
     "Activation",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -264,6 +265,7 @@ __all__ = [
     "ReplicationPad1D",
     "ReplicationPad2D",
     "Residual",
+    "Rprop",
     "Sequential",
     "SequentialLR",
     "ShapeError",

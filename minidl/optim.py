@@ -19,7 +19,8 @@ from .errors import StateDictError
 from .parameter import Parameter
 from .validation import is_number, plain_native
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam", "RMSprop"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam", "RMSprop",
+           "Rprop"]
 
 Hyper = dict[str, float | bool]
 
@@ -186,12 +187,14 @@ class Optimizer:
         """Update ``p.data`` in place from ``p.grad``, reading and writing its ``state``."""
         raise NotImplementedError(f"{type(self).__name__} must implement update(p, state)")
 
-    def _work(self, p: Parameter, slot: int = 0) -> np.ndarray:
-        """A scratch array shaped and typed like ``p.data`` (uninitialised; ``slot`` picks one of several)."""
+    def _work(self, p: Parameter, slot: int = 0, dtype: type | None = None) -> np.ndarray:
+        """A scratch array shaped and typed like ``p.data``, or of ``dtype`` if given (``np.bool_`` for a
+        mask); uninitialised, ``slot`` picks one of several."""
+        want = p.data.dtype if dtype is None else dtype
         key = (id(p), slot)
         buf = self._scratch.get(key)
-        if buf is None or buf.shape != p.data.shape or buf.dtype != p.data.dtype:
-            buf = self._scratch[key] = aligned.empty(p.data.shape, p.data.dtype)
+        if buf is None or buf.shape != p.data.shape or buf.dtype != want:
+            buf = self._scratch[key] = aligned.empty(p.data.shape, want)
         return buf
 
     def _decayed_grad(self, p: Parameter, weight_decay: float) -> np.ndarray:
@@ -435,6 +438,22 @@ def _check_writeable(optimizer: Optimizer) -> None:
                              f"(shape {p.shape}) {problem}; nothing was updated")
 
 
+def _pair(who: str, name: str, value: Any, names: tuple[str, str]) -> tuple[Any, Any]:
+    """``value`` unpacked as a pair (``betas``, ``etas``, ...): a string, a non-iterable or an iterable
+    of another length raises ``TypeError`` / ``ValueError`` naming ``who``, ``name`` and the pair's
+    parts, ``names``."""
+    parts = f"({names[0]}, {names[1]})"
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{who}: {name} must be a pair of numbers {parts}, got {value!r}")
+    try:
+        first, second = value
+    except TypeError:  # not iterable: None, a number
+        raise TypeError(f"{who}: {name} must be a pair of numbers {parts}, got {value!r}") from None
+    except ValueError:  # iterable of the wrong length
+        raise ValueError(f"{who}: {name} must be a pair {parts}, got {value!r}") from None
+    return first, second
+
+
 def _check_beta(who: str, name: str, value: float) -> float:
     beta = _number(who, name, value)
     if not 0 <= beta < 1:
@@ -545,14 +564,7 @@ class _WithBetas(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], betas: Any, hyper: Hyper) -> None:
         who = type(self).__name__
-        if isinstance(betas, (str, bytes)):
-            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}")
-        try:
-            beta1, beta2 = betas
-        except TypeError:  # not iterable: None, a number
-            raise TypeError(f"{who}: betas must be a pair of numbers (beta1, beta2), got {betas!r}") from None
-        except ValueError:  # iterable of the wrong length
-            raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}") from None
+        beta1, beta2 = _pair(who, "betas", betas, ("beta1", "beta2"))
         beta1 = _check_beta(who, "betas[0]", beta1)
         beta2 = _check_beta(who, "betas[1]", beta2)
         rest = dict(hyper)
@@ -956,3 +968,170 @@ class Adagrad(Optimizer):
         update = np.divide(g, denom, out=work)
         update *= h["lr"] / (1.0 + (step - 1) * h["lr_decay"])
         p.data -= update
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler), PyTorch's rule: a step sized by the ratio of two running means, of the squared
+    steps and of the squared gradients, so that ``lr`` (1 by default) is only a scale::
+
+        g = grad + weight_decay * w                                   (L2)
+        s = rho * s + (1 - rho) * g^2
+        d = sqrt(u + eps) / sqrt(s + eps) * g
+        u = rho * u + (1 - rho) * d^2
+        w = w - lr * d
+
+    Defaults as PyTorch: ``lr=1.0, rho=0.9, eps=1e-6, weight_decay=0``.  State per parameter: ``step``
+    (int), ``square_avg`` (s) and ``acc_delta`` (u), both starting at zero.
+    """
+
+    state_arrays = frozenset({"square_avg", "acc_delta"})
+    state_counts = frozenset({"step"})
+    state_required = frozenset({"step", "square_avg", "acc_delta"})
+    state_nonnegative = frozenset({"square_avg", "acc_delta"})
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+    ) -> None:
+        rho = _number("Adadelta", "rho", rho)
+        if not 0 <= rho <= 1:
+            raise ValueError(f"Adadelta: rho must be a number in [0, 1], got {rho!r}")
+        super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay})
+
+    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
+        if not hyper["rho"] <= 1:
+            return [f"hyper-parameter 'rho': must be a number in [0, 1], got {hyper['rho']!r}"]
+        return []
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        rho, eps = h["rho"], h["eps"]
+        state["step"] = int(state.get("step", 0)) + 1
+        g = self._decayed_grad(p, h["weight_decay"])  # (scratch slot 1 with weight decay)
+        s = self._state_array(state, "square_avg", p)
+        u = self._state_array(state, "acc_delta", p)
+        work, delta = self._work(p), self._work(p, 2)
+        s *= rho
+        np.multiply(g, 1 - rho, out=work)  # ((1 - rho) * g) * g, PyTorch's order of the products
+        work *= g
+        s += work
+        std = np.add(s, eps, out=work)
+        np.sqrt(std, out=std)
+        np.add(u, eps, out=delta)
+        np.sqrt(delta, out=delta)
+        delta /= std
+        delta *= g
+        u *= rho
+        np.multiply(delta, 1 - rho, out=work)
+        work *= delta
+        u += work
+        delta *= h["lr"]
+        p.data -= delta
+
+
+def _rprop_problems(eta_minus: float, eta_plus: float, size_min: float, size_max: float) -> list[tuple[str, str]]:
+    """What Rprop refuses in its etas and step sizes: (the pair, the rule it breaks)."""
+    problems = []
+    if not (0 < eta_minus < 1 < eta_plus and math.isfinite(eta_plus)):
+        problems.append(("etas", "0 < eta_minus < 1 < eta_plus (finite)"))
+    if not (0 < size_min <= size_max and math.isfinite(size_max)):
+        problems.append(("step_sizes", "0 < step_size_min <= step_size_max (finite)"))
+    return problems
+
+
+class Rprop(Optimizer):
+    """Rprop (resilient back-propagation, Riedmiller & Braun), PyTorch's rule.  Only the sign of the
+    gradient is used: every element has its own step size, which grows while its gradient keeps its
+    sign and shrinks when the sign flips::
+
+        s = clamp(eta_plus * s,  step_size_min, step_size_max)   if g * g_prev > 0    (s starts at lr)
+        s = clamp(eta_minus * s, step_size_min, step_size_max),  g = 0   if g * g_prev < 0
+        s = clamp(s, step_size_min, step_size_max)                otherwise
+        w = w - sign(g) * s
+        g_prev = g
+
+    After a sign flip the element does not move, and its zeroed gradient is what the next step
+    compares with (its step size then stays).  Defaults as PyTorch: ``lr=0.01, etas=(0.5, 1.2),
+    step_sizes=(1e-6, 50)``; no weight decay (PyTorch's Rprop has none).  ``lr`` is only the initial
+    step size: a schedule that changes it changes the steps of parameters that have not stepped yet.
+    State per parameter: ``step`` (int), ``prev`` (g_prev, starting at zero) and ``step_size`` (s).
+
+    Unlike PyTorch, which does not check ``step_sizes``, they must be ``0 < step_size_min <=
+    step_size_max``, finite (PyTorch's clamp with min > max makes every step the max).  A NaN gradient
+    element does not move, as in PyTorch; ``prev`` then keeps 0 where PyTorch keeps the NaN (the same
+    next step: neither grows nor shrinks the step size), so the state stays loadable.
+    """
+
+    state_arrays = frozenset({"prev", "step_size"})
+    state_counts = frozenset({"step"})
+    state_required = frozenset({"step", "prev", "step_size"})
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        etas: tuple[float, float] = (0.5, 1.2),
+        step_sizes: tuple[float, float] = (1e-6, 50.0),
+    ) -> None:
+        who = type(self).__name__
+        given = {"etas": _pair(who, "etas", etas, ("eta_minus", "eta_plus")),
+                 "step_sizes": _pair(who, "step_sizes", step_sizes, ("step_size_min", "step_size_max"))}
+        eta_minus, eta_plus = (_number(who, f"etas[{i}]", v) for i, v in enumerate(given["etas"]))
+        size_min, size_max = (_number(who, f"step_sizes[{i}]", v) for i, v in enumerate(given["step_sizes"]))
+        problems = _rprop_problems(eta_minus, eta_plus, size_min, size_max)
+        if problems:
+            raise ValueError("; ".join(f"{who}: {name} must be {rule}, got {tuple(given[name])!r}"
+                                       for name, rule in problems))
+        super().__init__(params, {"lr": lr, "eta_minus": eta_minus, "eta_plus": eta_plus,
+                                  "step_size_min": size_min, "step_size_max": size_max})
+
+    @property
+    def etas(self) -> tuple[float, float]:
+        return float(self.hyper["eta_minus"]), float(self.hyper["eta_plus"])
+
+    @property
+    def step_sizes(self) -> tuple[float, float]:
+        return float(self.hyper["step_size_min"]), float(self.hyper["step_size_max"])
+
+    def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
+        keys = {"etas": ("eta_minus", "eta_plus"), "step_sizes": ("step_size_min", "step_size_max")}
+        return [f"hyper-parameters '{keys[name][0]}', '{keys[name][1]}': must be {rule}, got "
+                f"{hyper[keys[name][0]]!r}, {hyper[keys[name][1]]!r}"
+                for name, rule in _rprop_problems(*(float(hyper[k]) for pair in keys.values() for k in pair))]
+
+    def _state_problems(self, i: int, entry: Mapping[str, Any]) -> list[str]:
+        size = entry.get("step_size")
+        # (a step size is never negative: the clamp keeps it in [step_size_min, step_size_max])
+        if isinstance(size, np.ndarray) and size.dtype.kind == "f" and (size < 0).any():
+            return [f"state '{i}.step_size': holds negative values (a step size cannot), e.g. {size.min().item()!r}"]
+        return []
+
+    def update(self, p: Parameter, state: dict[str, Any]) -> None:
+        h = self.hyper
+        state["step"] = int(state.get("step", 0)) + 1
+        g = p.grad
+        prev = self._state_array(state, "prev", p)
+        size = self._stored(state, "step_size", p)
+        if size is None:
+            size = state["step_size"] = aligned.empty(p.data.shape, p.data.dtype)
+            size.fill(h["lr"])
+        work, mask = self._work(p), self._work(p, 2, np.bool_)  # (slot 1 is _decayed_grad's)
+        np.multiply(g, prev, out=work)
+        np.greater(work, 0, out=mask)  # the same sign as last step: a longer step
+        np.multiply(size, h["eta_plus"], out=size, where=mask)
+        np.less(work, 0, out=mask)  # the sign flipped: a shorter step, taken next time
+        np.multiply(size, h["eta_minus"], out=size, where=mask)
+        np.clip(size, h["step_size_min"], h["step_size_max"], out=size)
+        np.copyto(prev, g)
+        np.copyto(prev, 0, where=mask)  # no move now, and nothing to compare with next step
+        # A NaN gradient does not move either: PyTorch's sign(NaN) is 0 (NumPy's is NaN).  PyTorch then
+        # keeps the NaN in prev, but compared with the next gradient it grows nothing, as a 0 does.
+        np.isnan(prev, out=mask)
+        np.copyto(prev, 0, where=mask)
+        step = np.sign(prev, out=work)
+        step *= size
+        p.data -= step

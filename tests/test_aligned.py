@@ -92,7 +92,8 @@ def test_sgd_momentum_buffer_is_an_aligned_copy_of_the_first_gradient() -> None:
 
 
 @pytest.mark.parametrize("make", [lambda ps: md.Adagrad(ps, lr=0.1), lambda ps: md.Adam(ps, lr=0.1),
-                                  lambda ps: md.RMSprop(ps, lr=0.1, momentum=0.9)])
+                                  lambda ps: md.RMSprop(ps, lr=0.1, momentum=0.9), lambda ps: md.Rprop(ps),
+                                  lambda ps: md.Adadelta(ps)])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_every_optimizers_state_is_aligned_also_after_the_model_is_cast(make, seed) -> None:
     """Adagrad's sum was made by np.full_like, and state cast after model.astype by ndarray.astype."""

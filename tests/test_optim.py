@@ -372,9 +372,11 @@ ALL = [
     (md.Adamax, {"lr": 0.01, "weight_decay": 0.01}),
     (md.NAdam, {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True}),
     (md.RAdam, {"lr": 0.01, "weight_decay": 0.01, "betas": (0.9, 0.8)}),  # rectified from step 7 on
+    (md.Adadelta, {"lr": 0.5, "rho": 0.8, "weight_decay": 0.01}),
+    (md.Rprop, {"lr": 0.05, "etas": (0.4, 1.3), "step_sizes": (1e-4, 1.0)}),
 ]
 ALL_IDS = ["SGD-nesterov", "SGD-dampening", "Adam-amsgrad", "AdamW", "RMSprop-centered", "Adagrad", "Adamax",
-           "NAdam-decoupled", "RAdam"]
+           "NAdam-decoupled", "RAdam", "Adadelta", "Rprop"]
 
 
 @pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
@@ -973,7 +975,8 @@ def test_a_parameter_without_gradient_moves_as_in_torch_if_installed(cls, kw):
     torch = pytest.importorskip("torch")
     theirs_cls = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.optim.AdamW,
                   RMSprop: torch.optim.RMSprop, Adagrad: torch.optim.Adagrad, md.Adamax: torch.optim.Adamax,
-                  md.NAdam: torch.optim.NAdam, md.RAdam: torch.optim.RAdam}[cls]
+                  md.NAdam: torch.optim.NAdam, md.RAdam: torch.optim.RAdam, md.Adadelta: torch.optim.Adadelta,
+                  md.Rprop: torch.optim.Rprop}[cls]
     params, data = problem()
     ts = [torch.tensor(p.data, requires_grad=True) for p in params]
     default = torch.get_default_dtype()

@@ -90,6 +90,8 @@ def optimizers() -> list[Any]:
         "Adamax": ("Adamax", lambda ps: find("Adamax")(ps, lr=0.01, weight_decay=1e-3)),
         "NAdam": ("NAdam", lambda ps: find("NAdam")(ps, lr=0.01, decoupled_weight_decay=True, weight_decay=1e-3)),
         "RAdam": ("RAdam", lambda ps: find("RAdam")(ps, lr=0.01, betas=(0.9, 0.8))),
+        "Adadelta": ("Adadelta", lambda ps: find("Adadelta")(ps, lr=0.5, weight_decay=1e-3)),
+        "Rprop": ("Rprop", lambda ps: find("Rprop")(ps, lr=0.01, etas=(0.4, 1.3), step_sizes=(1e-4, 1.0))),
     }
     return [pytest.param(make, id=name) for name, (cls, make) in table.items() if find(cls) is not None]
 

@@ -278,6 +278,8 @@ def optimizer_factories() -> list[Any]:
         "Adam": lambda ps: find("Adam")(ps, lr=0.01, amsgrad=True),
         "AdamW": lambda ps: find("AdamW")(ps, lr=0.01),
         "RMSprop": lambda ps: find("RMSprop")(ps, lr=0.01, momentum=0.5, centered=True),
+        "Adadelta": lambda ps: find("Adadelta")(ps, lr=0.5, weight_decay=0.01),
+        "Rprop": lambda ps: find("Rprop")(ps, lr=0.05, etas=(0.4, 1.3)),
     }
     return [pytest.param(make, id=name) for name, make in table.items() if find(name) is not None]
 

@@ -1097,14 +1097,16 @@ def test_optimizer_hyper_parameter_types(name: str) -> None:
     signature = inspect.signature(cls).parameters
     numbers = [k for k, p in signature.items()
                if k != "lr" and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)]
-    assert numbers, name
-    opt = cls(params, lr=np.float32(0.25), **{k: np.float32(0.5) for k in numbers})
+    pairs = [k for k, p in signature.items() if isinstance(p.default, tuple)]  # betas, Rprop's etas and step_sizes
+    assert numbers or pairs, name
+    opt = cls(params, lr=np.float32(0.25), **{k: np.float32(0.5) for k in numbers},
+              **{k: tuple(np.float32(v) for v in signature[k].default) for k in pairs})
     assert all(type(v) is (bool if k in opt.flags else float) for k, v in opt.hyper.items()), opt.hyper
     assert opt.hyper["lr"] == 0.25
     opt.lr = np.float64(0.125)
     assert type(opt.hyper["lr"]) is float and opt.lr == 0.125
-    for key in ["lr", *numbers, *(["betas"] if "betas" in signature else [])]:
-        for bad in ("0.9", None, True, *([] if key == "betas" else [np.ones(2)])):
+    for key in ["lr", *numbers, *pairs]:
+        for bad in ("0.9", None, True, *([] if key in pairs else [np.ones(2)])):
             with pytest.raises(TypeError, match=f"{name}: {key}"):
                 cls(params, **{"lr": 0.1, key: bad})
     for bad in ("0.1", None, False):
