@@ -125,6 +125,7 @@ from .model import Bidirectional, LayerList, Model, Residual, Sequential, Stack
 from .optim import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop, Rprop
 from .parameter import Parameter
 from .schedulers import (
+    ChainedScheduler,
     ConstantLR,
     CosineAnnealingLR,
     CosineAnnealingWarmRestarts,
@@ -133,6 +134,7 @@ from .schedulers import (
     LambdaLR,
     LinearLR,
     LRScheduler,
+    MultiplicativeLR,
     MultiStepLR,
     OneCycleLR,
     PolynomialLR,
@@ -175,6 +177,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "Bidirectional",
+    "ChainedScheduler",
     "CheckpointError",
     "CircularPad1D",
     "CircularPad2D",
@@ -242,6 +245,7 @@ __all__ = [
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
     "MultiStepLR",
+    "MultiplicativeLR",
     "NAdam",
     "NLLLoss",
     "NonDeterministicError",

@@ -20,6 +20,8 @@ schedule was made, the lr for the next epoch is (closed forms, no drift from rep
 - :class:`LambdaLR`:          ``lr0 * lr_lambda(e)``, a function of your own
 - :class:`ConstantLR`:        ``lr0 * factor`` for ``e < total_iters``, then ``lr0``
 - :class:`PolynomialLR`:      ``lr0 * (1 - min(e, total_iters) / total_iters) ** power``
+- :class:`MultiplicativeLR`:  ``lr0 * lr_lambda(1) * ... * lr_lambda(e)``, multiplied in that order
+- :class:`ChainedScheduler`:  schedules together: ``lr0`` times each one's factor ``lr_i(e) / lr0``
 
 :class:`ReduceLROnPlateau` has no closed form: it multiplies the lr by ``factor`` when a monitored
 value stops improving, so its :meth:`~ReduceLROnPlateau.step` takes that value.
@@ -42,9 +44,9 @@ from .errors import StateDictError
 from .optim import Optimizer
 from .validation import is_finite, is_integer, is_number
 
-__all__ = ["ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "ExponentialLR",
-           "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau",
-           "SequentialLR", "StepLR"]
+__all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR",
+           "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR",
+           "PolynomialLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
 
 
 #: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
@@ -143,7 +145,8 @@ class LRScheduler:
     def _check_lr_unchanged(self) -> None:
         """A ``RuntimeError`` when something else changed the optimizer's lr since this schedule set it:
         the schedules here are closed forms, ``lr = f(epoch)`` from ``lr0``, so the next step would undo
-        that change silently (PyTorch's "chainable" schedules would build on it instead)."""
+        that change silently (PyTorch's "chainable" schedules would build on it instead; here a
+        :class:`ChainedScheduler` multiplies schedules)."""
         lr, mine = self.optimizer.lr, self._lr_set
         if mine is not None and lr != mine:
             name = type(self).__name__
@@ -151,9 +154,9 @@ class LRScheduler:
                 f"{name}.step: the optimizer's lr is {lr!r}, not the {mine!r} this {name} set (after {self.last_epoch} "
                 f"step(s)): something else changed it since, a second schedule on the same optimizer, an lr set "
                 f"by hand, or an optimizer state loaded without this schedule's.  minidl's schedules compute the lr "
-                f"from lr0 in closed form and do not chain (the step would undo that change): run schedules one "
-                f"after another with SequentialLR, load the schedule's state with the optimizer's, or make a new "
-                f"schedule from the lr you set"
+                f"from lr0 in closed form and do not build on another's lr (the step would undo that change): run "
+                f"schedules one after another with SequentialLR or together with ChainedScheduler, load the "
+                f"schedule's state with the optimizer's, or make a new schedule from the lr you set"
             )
 
     def _check_setting(self, name: str, value: Any) -> Any:
@@ -466,95 +469,72 @@ class LinearLR(LRScheduler):
         return f"start_factor={self.start_factor}, end_factor={self.end_factor}, total_iters={self.total_iters}"
 
 
-class SequentialLR(LRScheduler):
-    """One schedule after another, as PyTorch's ``SequentialLR``: ``schedulers[i]`` sets the lr from
-    epoch ``milestones[i - 1]`` on (``schedulers[0]`` from epoch 0), counting its own epochs from 0
-    there.  A linear warm-up, then a cosine::
+class _OfSchedules(LRScheduler):
+    """Base of the schedules made of schedules, :class:`SequentialLR` and :class:`ChainedScheduler`: they
+    hold ``schedulers``, all started from one ``lr0`` (PyTorch's ``initial_lr``), saved and loaded with
+    their own state.  A subclass checks its schedules, then calls :meth:`_start`."""
 
-        warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
-        cosine = CosineAnnealingLR(opt, T_max=45)
-        schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
+    records_initial_lr = False  # (they read it: _start)
+    schedulers: list[LRScheduler]
 
-    Every schedule starts from the same ``lr0``, PyTorch's ``initial_lr``: the lr the first schedule made
-    on the optimizer found (:attr:`Optimizer.initial_lr`), whichever of them changed it when made
-    (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's lr at once) and in whatever order.  For
-    a new training phase whose lr was set by hand, set ``opt.initial_lr = None`` before making its
-    schedules (as PyTorch needs ``initial_lr`` deleted from its param group).  The
-    constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
-    loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
-    nor another ``SequentialLR``) and be distinct; they belong to the sequence from then on (step it,
-    not them).  ``milestones``: strictly increasing positive epochs, one fewer than the schedules.
-    """
-
-    settings = ("milestones",)
-    _KEYS = frozenset({"type", "base_lr", "last_epoch", "milestones", "schedulers"})
-
-    records_initial_lr = False  # (it reads it: below)
-
-    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Iterable[int]) -> None:
-        super().__init__(optimizer)
+    def _listed(self, schedulers: Any) -> list[LRScheduler]:
+        """``schedulers`` as a list, not empty (the items are the subclass's to check)."""
+        name = type(self).__name__
         if isinstance(schedulers, (str, bytes, Mapping)) or not isinstance(schedulers, Iterable):
-            raise TypeError(f"SequentialLR: schedulers must be a list of schedules, got {type(schedulers).__name__}")
-        schedulers = list(schedulers)
-        if not schedulers:
-            raise ValueError("SequentialLR: needs at least one schedule")
-        for i, s in enumerate(schedulers):
-            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, SequentialLR, _CyclesMomentum)):
-                raise TypeError(f"SequentialLR: schedule {i} must be an LRScheduler with a closed form of the lr "
-                                f"alone (not ReduceLROnPlateau, a SequentialLR, nor OneCycleLR or CyclicLR, which "
-                                f"set the momentum too), got {type(s).__name__}")
-            if s.optimizer is not optimizer:
-                raise ValueError(f"SequentialLR: schedule {i} ({type(s).__name__}) drives another optimizer")
+            raise TypeError(f"{name}: schedulers must be a list of schedules, got {type(schedulers).__name__}")
+        listed = list(schedulers)
+        if not listed:
+            raise ValueError(f"{name}: needs at least one schedule")
+        return listed
+
+    def _check_distinct(self, schedulers: list[LRScheduler]) -> None:
         if len({id(s) for s in schedulers}) != len(schedulers):
-            raise ValueError("SequentialLR: a schedule is listed twice; each keeps its own settings, give two")
-        self.schedulers = schedulers
-        self.milestones: list[int] = self._check_setting("milestones", milestones)
-        # PyTorch's initial_lr (or, cleared by the user since the schedules were made, the largest lr they
-        # found, recorded as the initial_lr from now on)
+            raise ValueError(f"{type(self).__name__}: a schedule is listed twice; each keeps its own settings, "
+                             f"give two")
+
+    def _start(self, schedulers: list[LRScheduler]) -> None:
+        """Start every schedule from ``lr0`` and set the optimizer's lr for epoch 0 (a refusal, by a schedule
+        or the optimizer, changes nothing).  ``lr0`` is PyTorch's ``initial_lr`` (or, cleared by the user
+        since the schedules were made, the largest lr they found, recorded as the ``initial_lr`` from now
+        on)."""
+        optimizer = self.optimizer
         lr0 = optimizer.initial_lr if optimizer.initial_lr is not None else max(s.base_lr for s in schedulers)
-        optimizer.initial_lr = lr0
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0
         self.schedulers = trial
         self.base_lr = lr0
-        self._write_lr(self.lr_at(0))  # (refused by the optimizer: raises before any schedule changed)
+        lr = self.lr_at(0)
+        initial_lr, optimizer.initial_lr = optimizer.initial_lr, lr0
+        try:
+            self._write_lr(lr)  # (refused by the optimizer: raises before any schedule changed)
+        except BaseException:
+            optimizer.initial_lr = initial_lr
+            raise
         for s in schedulers:
             s.base_lr = lr0
         self.schedulers = schedulers
 
-    def _check_setting(self, name: str, value: Any) -> Any:
-        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-            raise ValueError(f"SequentialLR: milestones must be a sequence of positive ints, got {value!r}")
-        given = list(value)
-        milestones = [_check_positive_int("SequentialLR", "a milestone", m) for m in given]
-        if len(milestones) != len(self.schedulers) - 1 or any(a >= b for a, b in itertools.pairwise(milestones)):
-            raise ValueError(f"SequentialLR: expected {len(self.schedulers) - 1} strictly increasing milestone(s) "
-                             f"for {len(self.schedulers)} schedules, got {given}")
-        return milestones
-
-    def lr_at(self, epoch: int) -> float:
-        i = bisect.bisect_right(self.milestones, epoch)
-        return self.schedulers[i].lr_at(epoch - (self.milestones[i - 1] if i else 0))
-
     def state_dict(self) -> dict[str, Any]:
-        """The base state, the milestones, and each schedule's own state (``"schedulers"``)."""
+        """The base state, the settings, and each schedule's own state (``"schedulers"``)."""
         state = super().state_dict()
         state["schedulers"] = [s.state_dict() for s in self.schedulers]
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore the sequence and every schedule in it, and set the optimizer's lr for the loaded
+        """Restore this schedule and every schedule in it, and set the optimizer's lr for the loaded
         epoch (so the order of loading the optimizer and building the schedules does not matter);
         or refuse, changing nothing."""
+        name = type(self).__name__
         if not isinstance(state, Mapping):
-            raise TypeError(f"SequentialLR.load_state_dict expects a mapping, got {type(state).__name__}")
-        refused = "SequentialLR.load_state_dict refused the state (nothing was changed): "
-        if state.get("type") != "SequentialLR":
-            raise StateDictError(f"{refused}state is for {state.get('type')!r}, not 'SequentialLR'")
-        unknown = sorted(map(str, set(state) - self._KEYS))
+            raise TypeError(f"{name}.load_state_dict expects a mapping, got {type(state).__name__}")
+        refused = f"{name}.load_state_dict refused the state (nothing was changed): "
+        if state.get("type") != name:
+            raise StateDictError(f"{refused}state is for {state.get('type')!r}, not {name!r}")
+        keys = {"type", "base_lr", "last_epoch", *self.settings, "schedulers"}
+        unknown = sorted(map(str, set(state) - keys))
         if unknown:
-            raise StateDictError(f"{refused}unexpected keys {unknown} (SequentialLR keeps {sorted(self._KEYS)})")
+            raise StateDictError(f"{refused}unexpected keys {unknown} ({name} keeps {sorted(keys)})")
         children = state.get("schedulers")
         if not isinstance(children, (list, tuple)) or len(children) != len(self.schedulers):
             got = f"{len(children)}" if isinstance(children, (list, tuple)) else f"{type(children).__name__}"
@@ -573,8 +553,8 @@ class SequentialLR(LRScheduler):
             try:
                 lr = trial.lr_at(trial.last_epoch)
                 self.optimizer.lr = lr  # (checked by the optimizer now; the finally puts the lr back)
-            except Exception as error:  # an overflowing lr, a LambdaLR's function refusing or failing, a
-                # negative lr the optimizer refuses
+            except Exception as error:  # an overflowing lr, a function refusing or failing, a negative lr
+                # the optimizer refuses
                 raise StateDictError(f"{refused}the lr at the loaded epoch: {type(error).__name__}: {error}") \
                     from error
         finally:
@@ -584,8 +564,163 @@ class SequentialLR(LRScheduler):
         LRScheduler.load_state_dict(self, {k: v for k, v in state.items() if k != "schedulers"})
         self._write_lr(lr)
 
+
+class SequentialLR(_OfSchedules):
+    """One schedule after another, as PyTorch's ``SequentialLR``: ``schedulers[i]`` sets the lr from
+    epoch ``milestones[i - 1]`` on (``schedulers[0]`` from epoch 0), counting its own epochs from 0
+    there.  A linear warm-up, then a cosine::
+
+        warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
+        cosine = CosineAnnealingLR(opt, T_max=45)
+        schedule = SequentialLR(opt, [warmup, cosine], milestones=[5])
+
+    Every schedule starts from the same ``lr0``, PyTorch's ``initial_lr``: the lr the first schedule made
+    on the optimizer found (:attr:`Optimizer.initial_lr`), whichever of them changed it when made
+    (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's lr at once) and in whatever order.  For
+    a new training phase whose lr was set by hand, set ``opt.initial_lr = None`` before making its
+    schedules (as PyTorch needs ``initial_lr`` deleted from its param group).  The
+    constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
+    loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
+    nor a ``ChainedScheduler`` or another ``SequentialLR``) and be distinct; a ``MultiplicativeLR`` may
+    only come first (after a milestone PyTorch's would go on from the lr the schedule before it left);
+    they belong to the sequence from then on (step it, not them).  ``milestones``: strictly increasing
+    positive epochs, one fewer than the schedules.
+    """
+
+    settings = ("milestones",)
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Iterable[int]) -> None:
+        super().__init__(optimizer)
+        schedulers = self._listed(schedulers)
+        for i, s in enumerate(schedulers):
+            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, _OfSchedules, _CyclesMomentum)):
+                raise TypeError(f"SequentialLR: schedule {i} must be an LRScheduler with a closed form of the lr "
+                                f"alone (not ReduceLROnPlateau, a ChainedScheduler, a SequentialLR, nor OneCycleLR "
+                                f"or CyclicLR, which set the momentum too), got {type(s).__name__}")
+            if s.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR: schedule {i} ({type(s).__name__}) drives another optimizer")
+            if i > 0 and isinstance(s, MultiplicativeLR):
+                raise ValueError(f"SequentialLR: schedule {i} is a {type(s).__name__}, which may only come first: "
+                                 f"here every schedule starts from lr0 at its milestone, where PyTorch's "
+                                 f"MultiplicativeLR would go on from the lr the schedule before it left (times "
+                                 f"lr_lambda(0)); a LambdaLR gives any lr0 * factor(e)")
+        self._check_distinct(schedulers)
+        self.schedulers = schedulers
+        self.milestones: list[int] = self._check_setting("milestones", milestones)
+        self._start(schedulers)
+
+    def _check_setting(self, name: str, value: Any) -> Any:
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+            raise ValueError(f"SequentialLR: milestones must be a sequence of positive ints, got {value!r}")
+        given = list(value)
+        milestones = [_check_positive_int("SequentialLR", "a milestone", m) for m in given]
+        if len(milestones) != len(self.schedulers) - 1 or any(a >= b for a, b in itertools.pairwise(milestones)):
+            raise ValueError(f"SequentialLR: expected {len(self.schedulers) - 1} strictly increasing milestone(s) "
+                             f"for {len(self.schedulers)} schedules, got {given}")
+        return milestones
+
+    def lr_at(self, epoch: int) -> float:
+        i = bisect.bisect_right(self.milestones, epoch)
+        return self.schedulers[i].lr_at(epoch - (self.milestones[i - 1] if i else 0))
+
     def extra_repr(self) -> str:
         return f"{[type(s).__name__ for s in self.schedulers]}, milestones={self.milestones}"
+
+
+def _unchainable(schedule: LRScheduler) -> str | None:
+    """Why a :class:`ChainedScheduler` refuses ``schedule`` (None: it takes it).  Refused are the schedules
+    that do not multiply the lr by a factor of their own, which PyTorch's chain would not compose."""
+    if isinstance(schedule, ReduceLROnPlateau):
+        return "which has no closed form (its lr follows the values passed to step; PyTorch's ChainedScheduler " \
+               "refuses it too)"
+    if isinstance(schedule, ChainedScheduler):
+        return "which cannot be nested: list its schedules in this one"
+    if isinstance(schedule, SequentialLR):
+        return "which cannot be chained (a SequentialLR and a ChainedScheduler do not nest)"
+    if isinstance(schedule, _CyclesMomentum):
+        return "which sets the momentum too, and its lr from its own settings whatever the schedules before it did"
+    if isinstance(schedule, LambdaLR):
+        return "which sets lr0 * lr_lambda(e) whatever the schedules before it did (PyTorch's chain would not " \
+               "multiply them): chain a MultiplicativeLR, or put every factor in the one function"
+    if isinstance(schedule, CosineAnnealingWarmRestarts):
+        return "which sets its cosine from lr0 whatever the schedules before it did (PyTorch's chain would not " \
+               "multiply them)"
+    return None
+
+
+class ChainedScheduler(_OfSchedules):
+    """Schedules applied together, as PyTorch's ``ChainedScheduler``: the lr is ``lr0`` times each
+    schedule's factor, ``lr_i(e) / lr0``::
+
+        lr = lr0 * (lr_1(e) / lr0) * (lr_2(e) / lr0) * ...
+
+    e.g. a low start on a decay, ``ChainedScheduler([ConstantLR(opt, 0.1, 20), ExponentialLR(opt, 0.9)])``:
+    ``lr0 * 0.1 * 0.9**e`` for ``e < 20``, then ``lr0 * 0.9**e``.  PyTorch's steps each schedule in turn,
+    each multiplying the lr it finds; minidl's computes the product in closed form (PyTorch's values to
+    round-off).  Every schedule starts from the same ``lr0`` as in :class:`SequentialLR`, and the
+    constructor sets the optimizer's lr for epoch 0 (the product of the factors at 0: ``ConstantLR``'s
+    ``factor``, ``LinearLR``'s ``start_factor``), as do the schedules PyTorch chains; so does
+    :meth:`load_state_dict` for the loaded epoch.  ``optimizer`` defaults to the schedules' (PyTorch's
+    argument order: ``ChainedScheduler(schedulers, optimizer=None)``).
+
+    The schedules chained are those whose lr is ``lr0`` times a factor, as PyTorch's chain multiplies
+    them: ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``ConstantLR``, ``LinearLR``, ``PolynomialLR``,
+    ``MultiplicativeLR``, ``CosineAnnealingLR`` with ``eta_min=0``, and schedules of your own (their
+    factor ``lr_at(e) / base_lr``).  Refused: ``ReduceLROnPlateau`` (as PyTorch), ``LambdaLR`` and
+    ``CosineAnnealingWarmRestarts`` (PyTorch's set their own lr whatever came before them in the
+    chain), ``OneCycleLR`` and ``CyclicLR`` (the momentum too), a ``SequentialLR`` or ``ChainedScheduler``
+    (PyTorch takes a nested chain: list its schedules instead), a ``CosineAnnealingLR`` with
+    ``eta_min > 0`` (PyTorch's chain mixes it with the other factors in an order-dependent way), a
+    schedule of another optimizer (as PyTorch), one listed twice, one that has already stepped (each
+    counts from epoch 0 here, from its own count in PyTorch).  They belong to the chain from then on
+    (step it, not them; their counts follow its).  Past ``T_max`` a chained cosine climbs back times the
+    other factors; PyTorch's recursive cosine there reaches 0 and restarts without them.
+    """
+
+    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None) -> None:
+        listed = self._listed(schedulers)
+        for i, s in enumerate(listed):
+            if not isinstance(s, LRScheduler):
+                raise TypeError(f"ChainedScheduler: schedule {i} must be an LRScheduler, got {type(s).__name__}")
+        super().__init__(listed[0].optimizer if optimizer is None else optimizer)
+        for i, s in enumerate(listed):
+            reason = _unchainable(s)
+            if reason is not None:
+                raise TypeError(f"ChainedScheduler: schedule {i} is a {type(s).__name__}, {reason}")
+            if s.optimizer is not self.optimizer:
+                raise ValueError(f"ChainedScheduler: schedule {i} ({type(s).__name__}) drives another optimizer "
+                                 f"than {'the one passed' if optimizer is not None else 'schedule 0'}")
+            if isinstance(s, CosineAnnealingLR) and s.eta_min != 0:
+                raise ValueError(f"ChainedScheduler: schedule {i} is a CosineAnnealingLR with eta_min={s.eta_min}: "
+                                 f"its lr is not lr0 times a factor (PyTorch's chain mixes it with the other "
+                                 f"factors, depending on their order); give eta_min=0, or run it in a SequentialLR")
+            if s.last_epoch != 0:
+                raise ValueError(f"ChainedScheduler: schedule {i} ({type(s).__name__}) has stepped {s.last_epoch} "
+                                 f"time(s); a chain counts every schedule's epochs from 0: give it schedules that "
+                                 f"have not stepped")
+        self._check_distinct(listed)
+        self._start(listed)
+
+    def step(self) -> float:
+        """As every schedule's; the schedules' counts follow the chain's (as PyTorch's chain steps each), so
+        their states hold it (a ``MultiplicativeLR``'s product with it)."""
+        lr = super().step()
+        for s in self.schedulers:
+            s.last_epoch = self.last_epoch
+        return lr
+
+    def lr_at(self, epoch: int) -> float:
+        lr = self.base_lr
+        for s in self.schedulers:
+            own = s.lr_at(epoch)
+            lr *= own / s.base_lr if s.base_lr > 0 else 0.0
+        if not math.isfinite(lr):
+            raise ValueError(f"ChainedScheduler: the lr at epoch {epoch}, {self.base_lr!r} times the factors of "
+                             f"{[type(s).__name__ for s in self.schedulers]}, overflows")
+        return lr
+
+    def extra_repr(self) -> str:
+        return f"{[type(s).__name__ for s in self.schedulers]}"
 
 
 def _check_bool(who: str, name: str, value: Any) -> bool:
@@ -902,6 +1037,23 @@ class CyclicLR(_CyclesMomentum):
                 + (f", gamma={self.gamma}" if self.mode == "exp_range" else "") + self._momentum_repr())
 
 
+def _times_factor(who: str, lr: float, lr_lambda: Callable[[int], Any], epoch: int) -> float:
+    """``lr * lr_lambda(epoch)``: the function must return a number (a 0-d array too, e.g. ``np.where``'s),
+    finite and >= 0 (a ``TypeError`` or ``ValueError`` naming ``who`` otherwise), and the product must not
+    overflow (a ``ValueError``)."""
+    factor = lr_lambda(epoch)
+    if isinstance(factor, np.ndarray) and factor.ndim == 0:  # e.g. np.where(e < 5, ..., ...)
+        factor = factor[()]
+    if not is_number(factor):
+        raise TypeError(f"{who}: lr_lambda({epoch}) returned {factor!r}; expected a number")
+    if not (is_finite(factor) and factor >= 0):
+        raise ValueError(f"{who}: lr_lambda({epoch}) returned {factor!r}; expected a finite number >= 0")
+    product = lr * float(factor)
+    if not math.isfinite(product):
+        raise ValueError(f"{who}: the lr {lr!r} * lr_lambda({epoch}) = {lr!r} * {factor!r} overflows")
+    return product
+
+
 class LambdaLR(LRScheduler):
     """``lr0 * lr_lambda(e)``, as PyTorch's ``LambdaLR``: a schedule of your own, e.g. a warm-up
     ``LambdaLR(opt, lambda e: min(1.0, (e + 1) / 5))``.  ``lr_lambda(e)`` must return a finite number
@@ -921,22 +1073,68 @@ class LambdaLR(LRScheduler):
         self._write_lr(self.lr_at(0))
 
     def lr_at(self, epoch: int) -> float:
-        factor = self.lr_lambda(epoch)
-        if isinstance(factor, np.ndarray) and factor.ndim == 0:  # e.g. np.where(e < 5, ..., ...)
-            factor = factor[()]
-        if not is_number(factor):
-            raise TypeError(f"LambdaLR: lr_lambda({epoch}) returned {factor!r}; expected a number")
-        if not (is_finite(factor) and factor >= 0):
-            raise ValueError(f"LambdaLR: lr_lambda({epoch}) returned {factor!r}; expected a finite number >= 0")
-        lr = self.base_lr * float(factor)
-        if not math.isfinite(lr):
-            raise ValueError(f"LambdaLR: the lr {self.base_lr!r} * lr_lambda({epoch}) = {self.base_lr!r} * "
-                             f"{factor!r} overflows")
-        return lr
+        return _times_factor("LambdaLR", self.base_lr, self.lr_lambda, epoch)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
         self._load_and_set_lr(state)
+
+    def extra_repr(self) -> str:
+        return f"lr_lambda={getattr(self.lr_lambda, '__name__', repr(self.lr_lambda))}"
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the lr by ``lr_lambda(e)`` at the ``e``-th step, as PyTorch's ``MultiplicativeLR``: after
+    ``e`` steps the lr is ``lr0 * f(1) * f(2) * ... * f(e)``, multiplied in that order (PyTorch's values
+    bit for bit).  ``lr_lambda(0)`` is never called: the constructor leaves the lr as it is.  Each
+    ``lr_lambda(e)`` must return a finite number >= 0 (a 0-d array too); a bad value, or an lr that
+    would overflow, is refused and the step changes nothing.
+
+    The product so far is kept, so a step multiplies once (no ``e`` calls per step); asked for an
+    earlier epoch, :meth:`lr_at` multiplies again from ``lr0``.  The state holds it (``last_lr``, the lr
+    after ``last_epoch`` steps): a resumed schedule goes on from it without calling the function for
+    the epochs before, as PyTorch's goes on from the optimizer's lr.  The function itself is not saved
+    (as :class:`LambdaLR`'s): make the schedule with the same function, then load the state.  Unlike
+    PyTorch's, it does not build on an lr set by another hand (see :meth:`LRScheduler.step`); chain it
+    with other schedules in a :class:`ChainedScheduler`.
+    """
+
+    run_state = ("last_lr",)
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
+        super().__init__(optimizer)
+        if not callable(lr_lambda):
+            raise TypeError(f"MultiplicativeLR: lr_lambda must be a function of the epoch count, got {lr_lambda!r}")
+        self.lr_lambda = lr_lambda
+        # the farthest product reached: (the lr0 it started from, its epoch, the lr there)
+        self._reached: tuple[float, int, float] = (self.base_lr, 0, self.base_lr)
+
+    def lr_at(self, epoch: int) -> float:
+        lr0, reached, lr = self._reached
+        keep = True
+        if lr0 != self.base_lr:  # a new lr0 (given by a SequentialLR or ChainedScheduler): from the start
+            lr0, reached, lr = self.base_lr, 0, self.base_lr
+        elif epoch < reached:  # an earlier epoch: from the start, keeping the farther product
+            reached, lr, keep = 0, lr0, False
+        while reached < epoch:
+            reached += 1
+            lr = _times_factor("MultiplicativeLR", lr, self.lr_lambda, reached)
+            if keep:  # (a refusal later on keeps what was reached)
+                self._reached = (lr0, reached, lr)
+        return lr
+
+    @property
+    def last_lr(self) -> float:
+        """The lr after ``last_epoch`` steps (saved with the state)."""
+        return self.lr_at(self.last_epoch)
+
+    @last_lr.setter
+    def last_lr(self, lr: float) -> None:
+        # (set by load_state_dict after base_lr and last_epoch: the product it goes on from)
+        self._reached = (self.base_lr, self.last_epoch, lr)
+
+    def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
+        return _check_finite_nonnegative("MultiplicativeLR", name, value)  # last_lr
 
     def extra_repr(self) -> str:
         return f"lr_lambda={getattr(self.lr_lambda, '__name__', repr(self.lr_lambda))}"
