@@ -1143,6 +1143,8 @@ class MultiplicativeLR(LRScheduler):
 class ConstantLR(LRScheduler):
     """``lr0 * factor`` for the first ``total_iters`` epochs, then ``lr0``, as PyTorch's ``ConstantLR``
     (a low start).  The constructor sets the optimizer's lr to ``lr0 * factor`` at once, as PyTorch does.
+    With ``total_iters=0`` the lr is ``lr0`` throughout, as PyTorch's closed form says; its stepped form
+    keeps ``lr0 * factor`` for ever then (probed on 2.13), which is not what the schedule describes.
     """
 
     settings = ("factor", "total_iters")
