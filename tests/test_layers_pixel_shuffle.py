@@ -277,6 +277,23 @@ def test_backward_uses_its_forwards_factor() -> None:
     assert layer(x).shape == (2, 4, 6, 6)
 
 
+def test_a_forward_that_fails_in_the_copy_keeps_the_last_pass() -> None:
+    x = np.random.default_rng(0).standard_normal((1, 4, 2, 2))
+    layer = PixelShuffle(2)
+    y = layer(x)
+    layer.upscale_factor = 2**40  # an output too large to make
+    with pytest.raises((ValueError, MemoryError)):
+        layer(np.zeros((1, 0, 2, 2)))
+    np.testing.assert_array_equal(layer.backward(y), x)  # the cache is still the first pass's
+
+
+def test_outputs_that_are_views_keep_the_inputs_layout() -> None:
+    x = np.arange(16.0).reshape(1, 1, 8, 2)  # one channel, r pixels wide: NumPy's reshape makes a view
+    y = PixelUnshuffle(2)(x)
+    assert y.shape == (1, 4, 4, 1) and np.shares_memory(x, y)
+    np.testing.assert_array_equal(y[0, :, :, 0], [[0, 4, 8, 12], [1, 5, 9, 13], [2, 6, 10, 14], [3, 7, 11, 15]])
+
+
 # ------------------------------------------------------------------------------------ repr, summary, state
 def test_repr_summary_and_state() -> None:
     assert repr(PixelShuffle(3)) == "PixelShuffle(upscale_factor=3)"

@@ -12,7 +12,7 @@ strided transposed convolution.  ``PixelUnshuffle`` is the inverse, (N, C, H*r, 
 it folds each ``r x r`` block into channels (a lossless downsampling).
 
 Both are permutations of the elements: the forward splits axes (a view), transposes them (a view) and
-merges them (one copy, or a view where NumPy's reshape can make one: ``r = 1``, 1 x 1 images); the
+merges them (one copy, or a view wherever NumPy's reshape can make one, e.g. ``r = 1``, 1 x 1 images); the
 backward is the other layer's forward on ``grad_output``, the inverse permutation.  Nothing is computed,
 so every dtype gives exactly its input's values, and NaN/inf pass through unchecked (as by ``Flatten``).
 """
@@ -121,10 +121,11 @@ class _PixelRearrange(Layer):
         out = self._rearranged(x.shape, who)
         x = native(x)  # (e.g. read from a file: the output, and so grad_output, are native)
         r = self._factor
+        y = self._apply(x, r)  # (before the cache changes: a failed copy leaves the last pass's)
         self._out, self._used = out, r  # (plain tuples and ints: Layer.__setattr__'s fast path)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
-        return self._apply(x, r)
+        return y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: the forward's output shape -> dx: its input's shape, the inverse permutation."""
@@ -153,9 +154,9 @@ class PixelShuffle(_PixelRearrange):
     as PyTorch's).  No parameters.
 
     Backward: ``dx = PixelUnshuffle(r)(g)``, the inverse permutation.  The output is one copy of x,
-    rearranged, or a view of x where NumPy's reshape can make one (``r = 1``, 1 x 1 images): do not write
-    into it, as into ``Flatten``'s.  A channel-major input (a ``Conv2D``'s output) gives a channel-major
-    output, for the next ``Conv2D``; any other an NCHW one.  NaN/inf are passed through unchecked.
+    rearranged, or a view of x wherever NumPy's reshape can make one (e.g. ``r = 1``, 1 x 1 images, one
+    channel one pixel wide): do not write into it, as into ``Flatten``'s.  A channel-major input (a
+    ``Conv2D``'s output) gives a channel-major output, for the next ``Conv2D``; any other copy is NCHW.  NaN/inf are passed through unchecked.
 
     Args:
         upscale_factor: ``r``, an int >= 1 (may be set later; a backward uses its forward's).
