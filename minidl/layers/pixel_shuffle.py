@@ -156,7 +156,8 @@ class PixelShuffle(_PixelRearrange):
     Backward: ``dx = PixelUnshuffle(r)(g)``, the inverse permutation.  The output is one copy of x,
     rearranged, or a view of x wherever NumPy's reshape can make one (e.g. ``r = 1``, 1 x 1 images, one
     channel one pixel wide): do not write into it, as into ``Flatten``'s.  A channel-major input (a
-    ``Conv2D``'s output) gives a channel-major output, for the next ``Conv2D``; any other copy is NCHW.  NaN/inf are passed through unchecked.
+    ``Conv2D``'s output) gives a channel-major output, for the next ``Conv2D``; any other copy is NCHW.
+    NaN/inf are passed through unchecked.
 
     Args:
         upscale_factor: ``r``, an int >= 1 (may be set later; a backward uses its forward's).
