@@ -1063,7 +1063,10 @@ class Rprop(Optimizer):
     Unlike PyTorch, which does not check ``step_sizes``, they must be ``0 < step_size_min <=
     step_size_max``, finite (PyTorch's clamp with min > max makes every step the max).  A NaN gradient
     element does not move, as in PyTorch; ``prev`` then keeps 0 where PyTorch keeps the NaN (the same
-    next step: neither grows nor shrinks the step size), so the state stays loadable.
+    next step: neither grows nor shrinks the step size), and an infinite one the largest finite value of
+    its sign where PyTorch keeps the inf (the same signs), so the state stays loadable.  The sign test
+    multiplies ``g * g_prev`` as PyTorch does, so in float16 two gradients below about 1.7e-4 underflow
+    to "no sign" and the step size does not adapt (PyTorch's too).
     """
 
     state_arrays = frozenset({"prev", "step_size"})
@@ -1120,7 +1123,8 @@ class Rprop(Optimizer):
             size = state["step_size"] = aligned.empty(p.data.shape, p.data.dtype)
             size.fill(h["lr"])
         work, mask = self._work(p), self._work(p, 2, np.bool_)  # (slot 1 is _decayed_grad's)
-        np.multiply(g, prev, out=work)
+        with np.errstate(over="ignore", invalid="ignore"):  # only the sign counts: inf * 0 is "no sign" (NaN)
+            np.multiply(g, prev, out=work)
         np.greater(work, 0, out=mask)  # the same sign as last step: a longer step
         np.multiply(size, h["eta_plus"], out=size, where=mask)
         np.less(work, 0, out=mask)  # the sign flipped: a shorter step, taken next time
@@ -1132,6 +1136,10 @@ class Rprop(Optimizer):
         # keeps the NaN in prev, but compared with the next gradient it grows nothing, as a 0 does.
         np.isnan(prev, out=mask)
         np.copyto(prev, 0, where=mask)
+        # An infinite gradient is kept as the largest finite value of its sign: the same signs next step,
+        # and a state that loads (PyTorch keeps the inf; minidl refuses NaN/inf in a loaded state).
+        top = np.finfo(prev.dtype).max
+        np.clip(prev, -top, top, out=prev)
         step = np.sign(prev, out=work)
         step *= size
         p.data -= step

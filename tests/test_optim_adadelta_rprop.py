@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 import tracemalloc
+import warnings
 from typing import Any
 
 import numpy as np
@@ -316,7 +317,9 @@ def test_rprop_with_nan_and_infinite_gradients_against_pytorch():
     np.testing.assert_array_equal(p.data, t.detach().numpy())
     np.testing.assert_array_equal(ours.state[0]["step_size"], theirs.state[t]["step_size"].numpy())
     theirs_prev = theirs.state[t]["prev"].numpy()
-    np.testing.assert_array_equal(ours.state[0]["prev"], np.where(np.isnan(theirs_prev), 0.0, theirs_prev))
+    top = np.finfo(np.float64).max  # (minidl keeps NaN as 0 and inf as the largest finite value)
+    np.testing.assert_array_equal(ours.state[0]["prev"], np.where(np.isnan(theirs_prev), 0.0,
+                                                                   np.clip(theirs_prev, -top, top)))
 
 
 def test_pytorch_refuses_the_etas_minidl_refuses():
@@ -518,3 +521,35 @@ def test_fit_trains_a_model_and_a_checkpoint_resumes_it(make, tmp_path):
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(resumed.state_dict()[key], value)
     assert model.evaluate(x, y, loss=md.MSELoss())["loss"] < 0.1 * first
+
+
+def test_rprop_state_after_an_infinite_gradient_loads_and_resumes(tmp_path: Any) -> None:
+    """prev keeps an infinite gradient as the largest finite value of its sign: the state loads (NaN/inf
+    in a state file is refused) and the run goes on as an uninterrupted one; no warning on the way."""
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=6)
+    grads = [rng.normal(size=6) for _ in range(6)]
+    grads[0][[0, 3]] = [1.0, -1.0]  # the same signs as the infinite ones after them: no flip to 0
+    grads[1][[0, 3]] = [np.inf, -np.inf]
+    grads[2][0] = 0.0  # inf * 0: no sign, as PyTorch's NaN sign
+    p = md.Parameter(w0.copy())
+    opt = md.Rprop([p], lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for g in grads[:2]:
+            p.grad = g.copy()
+            opt.step()
+    top = np.finfo(np.float64).max
+    assert opt.state[0]["prev"][0] == top and opt.state[0]["prev"][3] == -top
+    md.save({"optimizer": opt.state_dict()}, tmp_path / "ck.npz")
+    q = md.Parameter(p.data.copy())
+    resumed = md.Rprop([q], lr=0.1)
+    resumed.load_state_dict(md.load(tmp_path / "ck.npz")["optimizer"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for g in grads[2:]:
+            p.grad, q.grad = g.copy(), g.copy()
+            opt.step()
+            resumed.step()
+    np.testing.assert_array_equal(q.data, p.data)
+    np.testing.assert_array_equal(resumed.state[0]["step_size"], opt.state[0]["step_size"])
