@@ -3,9 +3,9 @@
 The training-step benchmark (``train_step.py``) covers Dense/Conv2D/pooling networks; this one
 covers the other layers one at a time, in the sizes a small model uses them: the recurrent layers
 (back-propagation through time), the transposed convolution and upsampling of a decoder, 1-D
-convolution and pooling, adaptive average pooling, the group/instance normalisations, self-attention and the embedding
-lookup.  A step is ``zero_grad``, a forward and a backward with a fixed upstream gradient
-(minidl's ``backward``, which also returns ``dx``; torch's ``autograd.backward`` on the output,
+convolution and pooling, adaptive average pooling, the group/instance/local-response normalisations,
+self-attention and the embedding lookup.  A step is ``zero_grad``, a forward and a backward with a fixed
+upstream gradient (minidl's ``backward``, which also returns ``dx``; torch's ``autograd.backward`` on the output,
 with the input requiring a gradient where it is a float array).  The two are timed alternately
 (``train_step.time_alternately``: A B / B A rounds, the median of the per-round ratios, over several
 runs) in this process.  Without PyTorch the minidl times alone are printed.
@@ -193,6 +193,8 @@ def cases(dtype: type) -> list[Case]:
         Case("GroupNorm(4, 16), 32x16x14x14", md.GroupNorm(4, 16, dtype=dtype), images, _group_norm),
         Case("InstanceNorm2d(16), 32x16x14x14", md.InstanceNorm2d(16, dtype=dtype), images,
              lambda layer: same(torch.nn.InstanceNorm2d(16))),
+        Case("LocalResponseNorm(5), 32x16x14x14", md.LocalResponseNorm(5, k=2.0), images,
+             lambda layer: same(torch.nn.LocalResponseNorm(5, k=2.0))),
         Case("MultiHeadAttention(64, 4 heads), N=32, T=20", md.MultiHeadAttention(64, 4, rng=0, dtype=dtype),
              sequences, _attention),
         Case("Embedding(10000, 64), 32x20 indices", md.Embedding(10000, 64, rng=0, dtype=dtype),

@@ -258,7 +258,8 @@ def test_layer_speed_quick_mode_prints_a_row_per_layer() -> None:
                                                         "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
                                                         "AdaptiveMaxPool2D", "ZeroPad2D", "ReflectionPad2D",
                                                         "ReplicationPad2D", "CircularPad2D", "GroupNorm",
-                                                        "InstanceNorm2d", "MultiHeadAttention", "Embedding"]
+                                                        "InstanceNorm2d", "LocalResponseNorm", "MultiHeadAttention",
+                                                        "Embedding"]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[1]) > 0

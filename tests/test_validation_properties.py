@@ -166,6 +166,14 @@ def ref_instancenorm(layer: Any, x: np.ndarray) -> np.ndarray | None:
     return y
 
 
+def ref_local_response_norm(layer: Any, x: np.ndarray) -> np.ndarray:
+    """x / (k + alpha/size * sum of x**2 over channels c - size//2 .. c + (size-1)//2) ** beta."""
+    n, C = layer.size, x.shape[1]
+    sums = [(x[:, max(0, c - n // 2):c + (n - 1) // 2 + 1] ** 2).sum(axis=1) for c in range(C)]
+    base = layer.k + layer.alpha / n * (np.stack(sums, axis=1) if C else np.zeros_like(x))
+    return x / base**layer.beta
+
+
 def ref_pad(mode: str, widths: tuple[int, ...]) -> Callable[[Any, np.ndarray], np.ndarray]:
     """np.pad's version of a padding layer: ``widths`` (left, right[, top, bottom]) as PyTorch orders them."""
     pairs = [(0, 0), (0, 0), *reversed([widths[i:i + 2] for i in range(0, len(widths), 2)])]
@@ -320,6 +328,10 @@ LAYERS: dict[str, LayerSpec] = {
     "InstanceNorm2d": LayerSpec(lambda dt: get("InstanceNorm2d")(2, affine=True, track_running_stats=True, dtype=dt),
                                 lambda n, d: (n, 2, d(st.integers(2, 3)), 3), ref_instancenorm,
                                 min_batch=1, example=(2, 2, 3, 3)),
+    "LocalResponseNorm": LayerSpec(lambda dt: get("LocalResponseNorm")(2, alpha=0.5, beta=0.75, k=1.0),
+                                   lambda n, d: (n, d(st.integers(1, 4)), *d(st.lists(st.integers(1, 3), min_size=1,
+                                                                                       max_size=2))),
+                                   ref_local_response_norm, example=(2, 3, 2)),
     "ConvTranspose2D": LayerSpec(lambda dt: get("ConvTranspose2D")(2, 3, 2, stride=2, padding=1, rng=0, dtype=dt),
                                  lambda n, d: (n, 2, d(st.integers(2, 3)), d(st.integers(2, 3))), example=(2, 2, 3, 3)),
     "ConvTranspose1D": LayerSpec(lambda dt: get("ConvTranspose1D")(2, 3, 2, stride=2, padding=1, rng=0, dtype=dt),
@@ -1128,7 +1140,8 @@ def test_nonfinite_policy() -> None:
                    *(name for name, *_ in PADDINGS)}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D",
                 "Dense", "GRU",
-                "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "MultiHeadAttention", "PReLU", "RNN", "Residual",
+                "GroupNorm", "InstanceNorm2d", "LSTM", "LayerNorm", "LocalResponseNorm", "MultiHeadAttention", "PReLU",
+                "RNN", "Residual",
                 "Sequential", "Stack", "TransformerEncoder", "TransformerEncoderLayer"}
     assert propagating | refusing == set(LAYER_NAMES), (
         "a new exported layer: add it to one of the two sets here, following the NaN/inf policy in "

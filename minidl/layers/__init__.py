@@ -35,7 +35,7 @@ from .dense import Dense
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
-from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .padding import (
     CircularPad1D,
     CircularPad2D,
@@ -100,6 +100,7 @@ __all__ = [
     "InstanceNorm2d",
     "LayerNorm",
     "LeakyReLU",
+    "LocalResponseNorm",
     "LogSigmoid",
     "LogSoftmax",
     "MaxPool1D",

@@ -1,4 +1,5 @@
-"""Batch normalisation (``BatchNorm1d``, ``BatchNorm2d``), ``LayerNorm``, ``GroupNorm`` and ``InstanceNorm2d``.
+"""Batch normalisation (``BatchNorm1d``, ``BatchNorm2d``), ``LayerNorm``, ``GroupNorm``, ``InstanceNorm2d`` and
+``LocalResponseNorm`` (AlexNet's cross-channel normalisation, whose back-pass is in its own docstring).
 
 They differ in the group of ``m`` values whose statistics normalise: a channel over the batch (batch
 norm), a sample (layer norm), a sample's group of channels (group norm), a sample's channel (instance
@@ -31,9 +32,10 @@ from ..errors import DTypeError, NonFiniteError, ShapeError
 from ..init import float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import as_array, check_grad_output, check_input, is_number
+from ..validation import as_array, check_finite, check_grad_output, check_input, is_number, native, widened
+from .activations import _finite_number
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "LocalResponseNorm"]
 
 
 def _check_statistics(var: np.ndarray, x: np.ndarray, who: str, what: str) -> None:
@@ -606,3 +608,158 @@ class GroupNorm(Layer):
     def extra_repr(self) -> str:
         affine = "" if self.affine else ", affine=False"
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}{affine}"
+
+
+def _window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``s[:, c] = sum(a[:, c - before : c + after + 1])`` along the channel axis 1, channels outside ``[0, C)``
+    counting as zeros: (N, C, *) -> a new array of that shape and memory layout.  One pass per window offset
+    that reaches another channel: at most ``2C - 1``, whatever the window's size."""
+    C = a.shape[1]
+    s = a.copy(order="K")
+    for offset in range(1, min(after, C - 1) + 1):  # channel c gets channel c + offset
+        s[:, : C - offset] += a[:, offset:]
+    for offset in range(1, min(before, C - 1) + 1):  # channel c gets channel c - offset
+        s[:, offset:] += a[:, : C - offset]
+    return s
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    """Whether ``a`` holds no NaN/inf (one BLAS pass in the common case, as ``check_finite``)."""
+    try:
+        check_finite(a, "")
+    except NonFiniteError:
+        return False
+    return True
+
+
+class LocalResponseNorm(Layer):
+    """Divide each value by a power of the energy of its neighbouring channels, as PyTorch's
+    ``nn.LocalResponseNorm`` (AlexNet's local response normalisation).  No parameters.
+
+    Shapes: x: (N, C, *) -> same shape, with at least one trailing axis: (N, C, L), (N, C, H, W),
+    (N, C, D, H, W), ... (PyTorch's ranks).  Per sample and position, channel c's window is the ``n = size``
+    channels ``W(c) = [c - n//2, c + (n-1)//2]`` (an even size reaches one channel further down than up, as
+    PyTorch pads), channels outside ``[0, C)`` counting as zeros (a window at the edge, or a size above C,
+    sees fewer)::
+
+        S_c    = sum_{j in W(c)} x_j^2
+        base_c = k + alpha/n * S_c        (alpha divided by the size, not by the channels the window sees)
+        y_c    = x_c / base_c^beta
+
+    Back-pass.  ``dbase_c/dx_j = 2 alpha/n * x_j`` for ``j`` in ``W(c)``, so, with ``g = grad_output``::
+
+        dx_j = g_j / base_j^beta - (2 alpha beta / n) * x_j * sum_{c: j in W(c)} g_c y_c / base_c
+
+    and ``j in W(c)`` exactly when ``c in W*(j) = [j - (n-1)//2, j + n//2]``: the adjoint of the window sum
+    is the window sum over the mirrored window, the same window for an odd size.  Both sums loop over the
+    window's offsets only, each an array operation on the whole batch.
+
+    Refused, as by the other normalisations (``NonFiniteError``, nothing changed): NaN/inf in the input;
+    a base that is not finite (finite inputs whose squares overflow the dtype: PyTorch's output would
+    silently be zeros); a base of 0 where ``beta != 0`` (possible only with ``k <= 0`` or ``alpha < 0``:
+    PyTorch gives NaN or inf); an output that is not finite (``base^beta`` is NaN for a negative base and a
+    fractional ``beta``, as in PyTorch, or the quotient overflows).  So ``k <= 0`` and ``alpha < 0``, which
+    PyTorch accepts as this does, work only on inputs that keep every base away from 0 (and positive, with
+    a fractional ``beta``).  float32 stays float32; float16 is computed in float32 and rounded once.  An
+    input laid out channel-major (a ``Conv2D``'s output) gives a channel-major output.
+
+    Args:
+        size: the number of channels a window spans, an int >= 1.
+        alpha, beta, k: finite numbers (PyTorch's defaults 1e-4, 0.75 and 1).
+    """
+
+    single_input = True  # (a Stack hands it the sequence alone)
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        who = "LocalResponseNorm"
+        self.size = positive_int(size, "size", who)
+        self.alpha = _finite_number(who, "alpha", alpha)
+        self.beta = _finite_number(who, "beta", beta)
+        self.k = _finite_number(who, "k", k)
+        # the last forward: x (float16 as float32), the base and base**beta; and the output's dtype
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._dtype: np.dtype | None = None
+
+    @property
+    def _who(self) -> str:
+        return f"LocalResponseNorm({self.size})"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, C, *), at least 3-D -> same shape."""
+        x = check_input(x, self._who, ndim=3, layout="(N, C, *)", more_dims=True)  # (NaN/inf refused)
+        x = native(x)  # (e.g. read from a file: the output, and so grad_output, are native)
+        wide = widened(x)
+        n = self.size
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused below, by name
+            base = _window_sum(wide * wide, n // 2, (n - 1) // 2)
+            base *= self.alpha / n
+            base += self.k
+            denominator = base**self.beta
+            y = wide / denominator
+            if y.dtype != x.dtype:  # float16: rounded once
+                y = y.astype(x.dtype)
+        self._refuse_bad_denominators(wide, base, denominator, y)
+        self._cache, self._dtype = (wide, base, denominator), x.dtype
+        return y
+
+    def _refuse_bad_denominators(self, x: np.ndarray, base: np.ndarray, denominator: np.ndarray,
+                                 y: np.ndarray) -> None:
+        """``NonFiniteError`` for a base that is not finite or (``beta != 0``) is 0, or an output that is not
+        finite, naming the first such position of ``x`` (N, C, *) and why; nothing else when all is well."""
+        zero_base_possible = self.beta != 0 and not (self.k > 0 and self.alpha >= 0)
+        if _all_finite(base) and not (zero_base_possible and not base.all()) and _all_finite(y):
+            return
+        bad = ~np.isfinite(base)
+        if zero_base_possible:
+            bad |= base == 0
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            value = base[first].item()
+            where = f"at {int(bad.sum())} position(s), the first at index {first}"
+            if value == 0:
+                problem = (f"the denominator's base k + alpha/size * sum(x**2) is 0 {where}, which base**beta "
+                           f"(beta={self.beta}) cannot divide by; k={self.k} with alpha={self.alpha} allows a base "
+                           "of 0 (k > 0 and alpha >= 0 keep it positive)")
+            else:
+                problem = (f"the denominator's base k + alpha/size * sum(x**2) is {value} {where}: the squares "
+                           f"of the input overflow {x.dtype} (magnitudes up to {float(np.max(np.abs(x))):.3g}); "
+                           "scale the input down")
+        else:
+            bad = ~np.isfinite(y)
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            value = base[first].item()
+            where = f"at {int(bad.sum())} position(s), the first at index {first}"
+            if value < 0 and not self.beta.is_integer():
+                problem = (f"the output is NaN {where}: the base there, {value:.6g}, is negative, and its power "
+                           f"beta={self.beta} (fractional) is not a real number; k={self.k} with "
+                           f"alpha={self.alpha} allows a negative base (k > 0 and alpha >= 0 keep it positive)")
+            else:
+                problem = (f"the output overflows {y.dtype} {where} (input {x[first].item():.6g}, base "
+                           f"{value:.6g}, base**beta {denominator[first].item():.6g})")
+        error = NonFiniteError(f"{self._who}: {problem}. Nothing was changed.")
+        error.index, error.shape = first, x.shape
+        raise error
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: x's shape -> dx: x's shape (the formula in the class docstring)."""
+        cache = self._cache
+        self._require_cache(cache)
+        assert cache is not None
+        wide, base, denominator = cache
+        g = widened(check_grad_output(grad_output, f"{self._who}.backward", wide.shape, self._dtype))
+        dx = g / denominator
+        coefficient = 2.0 * self.alpha * self.beta / self.size
+        if coefficient != 0.0:  # (alpha = 0 or beta = 0: y = x / k**beta, no term across channels)
+            n = self.size
+            share = g * wide
+            share /= denominator
+            share /= base  # g_c y_c / base_c
+            cross = _window_sum(share, (n - 1) // 2, n // 2)  # over the mirrored window W*(j)
+            cross *= wide
+            cross *= coefficient
+            dx -= cross
+        return dx if dx.dtype == self._dtype else dx.astype(self._dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
