@@ -11,7 +11,7 @@ What the built-in layers and losses check (docs/checkpoints.md has the full list
   ``MultiHeadAttention``) refuse NaN/inf inputs
   with ``NonFiniteError`` (one reduction, :func:`check_finite`).  Parameter-free element-wise or
   reshaping layers (the activations, ``Dropout``, ``Flatten``, the pools, ``Upsample``, the pixel
-  shuffles, the paddings) do **not**
+  shuffles, ``Unfold``/``Fold``, the paddings) do **not**
   check -- it would cost a pass over the data per layer per step -- and propagate NaN/inf as NumPy
   computes them; every loss refuses a non-finite ``y_pred`` or ``y_true``, so a NaN born mid-model
   stops training at the loss.

@@ -225,6 +225,26 @@ def get(name: str) -> Any:
     return getattr(md, name, None) or getattr(md.layers, name, None)
 
 
+def ref_unfold(x: np.ndarray, k: int) -> np.ndarray:
+    """k x k windows, stride 1: tap (i, j) of every window is the image shifted by (i, j); rows (C, i, j)."""
+    n, c, h, w = x.shape
+    ho, wo = h - k + 1, w - k + 1
+    taps = np.stack([x[:, :, i:i + ho, j:j + wo] for i in range(k) for j in range(k)], axis=2)
+    return taps.reshape(n, c * k * k, ho * wo)
+
+
+def ref_fold(x: np.ndarray, size: int, k: int) -> np.ndarray:
+    """The adjoint of ref_unfold on a size x size image: each tap's values added back, shifted by (i, j)."""
+    n, rows, _ = x.shape
+    o = size - k + 1
+    taps = x.reshape(n, rows // (k * k), k, k, o, o)
+    y = np.zeros((n, rows // (k * k), size, size), x.dtype)
+    for i in range(k):
+        for j in range(k):
+            y[:, :, i:i + o, j:j + o] += taps[:, :, i, j]
+    return y
+
+
 def ref_pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:
     """Channels ``i*r + j`` (mod r*r) fill the pixels ``(i::r, j::r)`` of each output channel."""
     n, channels, h, w = x.shape
@@ -369,6 +389,10 @@ LAYERS: dict[str, LayerSpec] = {
     "PixelUnshuffle": LayerSpec(lambda dt: get("PixelUnshuffle")(2),
                                 lambda n, d: (n, d(st.integers(1, 2)), 2 * d(st.integers(1, 2)), 4),
                                 lambda layer, x: ref_pixel_unshuffle(x, 2), example=(2, 1, 4, 4)),
+    "Unfold": LayerSpec(lambda dt: get("Unfold")(2), lambda n, d: (n, d(st.integers(1, 2)), d(st.integers(2, 3)), 3),
+                        lambda layer, x: ref_unfold(x, 2), example=(2, 2, 3, 3)),
+    "Fold": LayerSpec(lambda dt: get("Fold")(3, 2), lambda n, d: (n, 4 * d(st.integers(1, 2)), 4),
+                      lambda layer, x: ref_fold(x, 3, 2), example=(2, 4, 4)),
     **{name: LayerSpec(lambda dt, make=make: make(), shape, ref_pad(mode, widths), example=example)
        for name, make, shape, mode, widths, example in PADDINGS},
     "MultiHeadAttention": LayerSpec(lambda dt: get("MultiHeadAttention")(4, 2, causal=True, rng=0, dtype=dt),
@@ -1136,7 +1160,7 @@ def test_nonfinite_policy() -> None:
                    "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
                    "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
                    "Softmax", "Softplus", "Softsign", "Tanh", "Upsample", "Hardshrink", "Softshrink", "Tanhshrink",
-                   "Softmin", "Unflatten", "Identity", "PixelShuffle", "PixelUnshuffle",
+                   "Softmin", "Unflatten", "Identity", "PixelShuffle", "PixelUnshuffle", "Unfold", "Fold",
                    *(name for name, *_ in PADDINGS)}
     refusing = {"BatchNorm1d", "BatchNorm2d", "Bidirectional", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D",
                 "Dense", "GRU",

@@ -35,6 +35,7 @@ from .dense import Dense
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
+from .fold import Fold, Unfold
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
 from .padding import (
     CircularPad1D,
@@ -89,6 +90,7 @@ __all__ = [
     "Dropout2d",
     "Embedding",
     "Flatten",
+    "Fold",
     "GlobalAvgPool1D",
     "GlobalAvgPool2D",
     "GroupNorm",
@@ -131,6 +133,7 @@ __all__ = [
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "Unflatten",
+    "Unfold",
     "Upsample",
     "ZeroPad1D",
     "ZeroPad2D",

@@ -114,6 +114,47 @@ def _span(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) + 1
 
 
+def _kernel_windows(a: np.ndarray, kernel: _Pair, stride: _Pair, padding: _Pair, dilation: _Pair) -> np.ndarray:
+    """im2col as a view: a: (..., H, W) -> (..., H_out, W_out, kh, kw), element ``[..., r, q, i, j]`` the
+    tap (i, j) of the window at output (r, q), ``a_padded[..., r*sh + i*dh, q*sw + j*dw]``.  A read-only
+    strided view of ``a``, or of a zero-padded copy of it with padding.  The caller has checked that the
+    padded size holds the kernel's span."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    if ph or pw:
+        *lead, H, W = a.shape
+        padded = np.zeros((*lead, H + 2 * ph, W + 2 * pw), dtype=a.dtype)
+        padded[..., ph:ph + H, pw:pw + W] = a
+        a = padded
+    windows = sliding_window_view(a, (_span(kh, dh), _span(kw, dw)), axis=(-2, -1))
+    return windows[..., ::sh, ::sw, ::dh, ::dw]
+
+
+def _col2im(taps: np.ndarray, size: _Pair, stride: _Pair, padding: _Pair, dilation: _Pair) -> np.ndarray:
+    """The adjoint of :func:`_kernel_windows`: taps: (kh, kw, ..., H_out, W_out), a value per kernel tap and
+    window -> (..., H, W) for an input of ``size`` (H, W), each value added onto the element the tap read
+    (overlapping windows sum), what lands on the padding dropped.  Python loops only over the ``kh*kw``
+    taps, none when the windows do not overlap (one strided assignment).  A new array, or (with
+    padding) a view of one, cut to ``H x W``."""
+    kh, kw, *lead, Ho, Wo = taps.shape
+    (H, W), (sh, sw), (ph, pw), (dh, dw) = size, stride, padding, dilation
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    span_h, span_w = _span(kh, dh), _span(kw, dw)
+    if sh >= span_h and sw >= span_w:  # windows do not overlap: one strided assignment
+        out = np.zeros((*lead, max(Hp, Ho * sh), max(Wp, Wo * sw)), dtype=taps.dtype)
+        blocks = out[..., : Ho * sh, : Wo * sw].reshape(*lead, Ho, sh, Wo, sw)  # a view
+        k = len(lead)  # (kh, kw, ..., Ho, Wo) -> (..., Ho, kh, Wo, kw), the blocks' order
+        blocks[..., :span_h:dh, :, :span_w:dw] = taps.transpose(*range(2, 2 + k), 2 + k, 0, 3 + k, 1)
+    else:
+        out = np.zeros((*lead, Hp, Wp), dtype=taps.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                top, left = i * dh, j * dw
+                out[..., top:top + sh * (Ho - 1) + 1:sh, left:left + sw * (Wo - 1) + 1:sw] += taps[i, j]
+    if out.shape[-2:] != (H, W):
+        out = out[..., ph:ph + H, pw:pw + W]
+    return out
+
+
 class _Convolution(Layer):
     """What ``Conv2D``, ``Conv1D`` and ``ConvTranspose2D`` share: the checked geometry (channels,
     kernel, stride, padding, dilation, groups; the sizes as tuples of one int per spatial axis),
@@ -327,12 +368,7 @@ class _Im2colConvolution(_Convolution):
         # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
         # so one matrix product adds the bias and, in backward, sums its gradient.
         ones = 1 if self.bias and self.groups == 1 else 0  # (grouped layers add the bias apart)
-        if ph or pw:
-            padded = np.zeros((C, N, Hp, Wp), dtype=x.dtype)
-            padded[:, :, ph:ph + H, pw:pw + Wd] = xt
-            xt = padded
-        windows = sliding_window_view(xt, (_span(kh, dh), _span(kw, dw)), axis=(2, 3))
-        windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (C, N, Ho, Wo, kh, kw)
+        windows = _kernel_windows(xt, (kh, kw), (sh, sw), (ph, pw), (dh, dw))  # (C, N, Ho, Wo, kh, kw)
         patches = empty((ones + C * kh * kw, N * Ho * Wo), x.dtype)
         patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
         if ones:
@@ -374,7 +410,6 @@ class _Im2colConvolution(_Convolution):
         Ho, Wo = self._cache[2]
         F = self.out_channels
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
-        Hp, Wp = H + 2 * ph, Wd + 2 * pw
         W = self.W.data
         weights = W[1:] if self.bias else W
         if self.groups == 1:
@@ -384,20 +419,7 @@ class _Im2colConvolution(_Convolution):
         else:
             dpatches = self._grouped_patch_gradient(weights, g)
         # col2im: add each kernel offset's gradient back onto the pixels it was read from
-        dpatches = dpatches.reshape(kh, kw, C, N, Ho, Wo)
-        span_h, span_w = _span(kh, dh), _span(kw, dw)
-        if sh >= span_h and sw >= span_w:  # windows do not overlap: one strided assignment
-            dxt = np.zeros((C, N, max(Hp, Ho * sh), max(Wp, Wo * sw)), dtype=dpatches.dtype)
-            blocks = dxt[:, :, : Ho * sh, : Wo * sw].reshape(C, N, Ho, sh, Wo, sw)  # a view
-            blocks[:, :, :, :span_h:dh, :, :span_w:dw] = dpatches.transpose(2, 3, 4, 0, 5, 1)
-        else:
-            dxt = np.zeros((C, N, Hp, Wp), dtype=dpatches.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    top, left = i * dh, j * dw
-                    dxt[:, :, top:top + sh * (Ho - 1) + 1:sh, left:left + sw * (Wo - 1) + 1:sw] += dpatches[i, j]
-        if dxt.shape[2:] != (H, Wd):
-            dxt = dxt[:, :, ph:ph + H, pw:pw + Wd]
+        dxt = _col2im(dpatches.reshape(kh, kw, C, N, Ho, Wo), (H, Wd), (sh, sw), (ph, pw), (dh, dw))
         return _from_plane(dxt.transpose(1, 0, 2, 3), self._rank)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
