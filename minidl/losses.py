@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
 from .inputs import pair_of_arrays
+from .layers.distance import p_norm, p_norm_slope
 from .special import _sigmoid
 from .validation import (
     as_array,
@@ -43,6 +44,7 @@ __all__ = [
     "SmoothL1Loss",
     "SoftMarginLoss",
     "TargetError",
+    "TripletMarginLoss",
 ]
 
 _REDUCTIONS = ("mean", "sum")
@@ -873,6 +875,168 @@ class CosineEmbeddingLoss(Loss):
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, reduction={self.reduction!r}"
+
+
+def _triplet_of_predictions(who: str, y_pred: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``y_pred`` as the triplet ``(anchor, positive, negative)`` of three non-empty, finite float arrays
+    of one shape, (D,) or (N, ..., D), and one dtype, native; or the error naming ``who``."""
+    if not (type(y_pred) is tuple and len(y_pred) == 3):
+        given = f"a tuple of {len(y_pred)}" if type(y_pred) is tuple else type(y_pred).__name__
+        raise ShapeError(f"{who}: y_pred is the triplet (anchor, positive, negative) of three arrays (a model's "
+                         f"three outputs), got {given}")
+    names = [f"y_pred[{i}] ({name})" for i, name in enumerate(("anchor", "positive", "negative"))]
+    a, p, n = (native(as_float_array(x, who, name)) for x, name in zip(y_pred, names, strict=True))
+    if not a.shape == p.shape == n.shape:
+        raise ShapeError(f"{who}: anchor, positive and negative must have the same shape, got {a.shape}, "
+                         f"{p.shape} and {n.shape}")
+    if not a.dtype == p.dtype == n.dtype:
+        raise DTypeError(f"{who}: anchor, positive and negative must have the same dtype, got {a.dtype}, "
+                         f"{p.dtype} and {n.dtype}")
+    if a.ndim == 0:
+        raise ShapeError(f"{who}: expected anchor, positive and negative of shape (N, D) (a batch of triplets) or "
+                         f"(D,) (one triplet), got shape {a.shape}")
+    for x, name in zip((a, p, n), names, strict=True):
+        if x.size == 0:
+            raise _empty_prediction(who, x)
+        check_finite(x, who, name)
+    return a, p, n
+
+
+def _ignored_targets(who: str, y_true: Any, shape: tuple[int, ...]) -> None:
+    """Refuse a ``y_true`` that is neither ``None`` nor an array with one row per triplet of predictions
+    of ``shape`` (N rows for (N, ..., D), 1 row or a scalar for one triplet (D,)); its values are ignored."""
+    if y_true is None:
+        return
+    y = as_array(y_true, who, "y_true")
+    rows = shape[0] if len(shape) > 1 else 1
+    if (y.shape[0] if y.ndim else 1) != rows or (y.ndim == 0 and len(shape) > 1):
+        example = f"np.zeros({rows})" if len(shape) > 1 else "None or np.zeros(1)"
+        raise ShapeError(f"{who}: y_true is not used (a triplet loss has no targets), but when given it must have "
+                         f"one row per triplet, {rows} here (y_pred's arrays have shape {shape}), e.g. {example}; "
+                         f"got shape {y.shape}")
+
+
+class TripletMarginLoss(Loss):
+    """An embedding learnt from triplets, as PyTorch's ``nn.TripletMarginLoss``: each anchor is pulled
+    towards its positive (a sample alike) and pushed from its negative (one unlike) until the negative is
+    at least ``margin`` farther away.
+
+    Shapes: y_pred: the triplet ``(anchor, positive, negative)`` of a model's three outputs (one embedding
+    tower applied to three inputs), each (N, D) (or (N, ..., D): the embeddings along the last axis, every
+    leading position a triplet of its own; or (D,), one triplet).  y_true: no targets; ``None`` or any
+    array with one row per triplet (N rows; its values, dtype and other axes are ignored), so that a loop
+    calls ``loss((a, p, n), None)`` and ``fit`` takes a placeholder ``y`` such as ``np.zeros(N)`` (``fit``
+    and ``evaluate`` need a ``y`` of N rows to batch).  With PyTorch's ``pairwise_distance``,
+    ``d(x, y) = ||x - y + eps||_p`` over the last axis (``eps`` added to every difference)::
+
+        d_pos  = d(anchor, positive)
+        d_neg  = d(anchor, negative)    (swap=True: min(d(anchor, negative), d(positive, negative)))
+        loss_i = max(0, margin + d_pos - d_neg)               averaged over the triplets, or summed
+
+    Backward: where ``margin + d_pos - d_neg >= 0`` (PyTorch's slope at the kink 0 too), the slopes of
+    the distances (:func:`minidl.layers.distance.p_norm_slope`, as ``PairwiseDistance``'s: ``u / d`` for
+    p = 2, ``sign(u)`` for p = 1, shared among ties for p = inf, 0 at a zero distance), +1 for ``d_pos``
+    and -1 for ``d_neg``; with ``swap`` the negative's distance that is the smaller takes that -1, a tie
+    half each (PyTorch's ``min``).  ``backward()`` returns ``(danchor, dpositive, dnegative)``, each of
+    the predictions' shape and dtype.  float16 is computed in float32 and rounded once.  A distance beyond
+    the dtype's range (its sum of |u|^p, for p < inf) gives an infinite loss, or NaN for inf - inf, quietly
+    as PyTorch's (the gradients there are not PyTorch's, which are NaN in places; ``fit`` refuses such a
+    loss anyway).
+
+    Args:
+        margin: how much farther than the positive the negative must be: a finite number > 0 (PyTorch
+            refuses 0 and less too).
+        p: the norm's order: a number > 0 (below 1 not a norm, but PyTorch's formula) or ``math.inf``.
+            PyTorch also takes p <= 0, which measures no distance (p = 0 counts the non-zero
+            differences, all D of them with eps): refused here (``ValueError``).
+        eps: added to every difference (a finite number; PyTorch's 1e-6).
+        swap: use the smaller of the anchor's and the positive's distance to the negative (the "distance
+            swap" of Balntas et al. 2016).
+        reduction: ``"mean"`` or ``"sum"``.
+
+    ``metrics=["accuracy"]``, ``["mse"]`` and ``["mae"]`` are refused with this loss (there are no targets
+    to score); a metric of your own gets the triplet of embeddings.  Not implemented from PyTorch:
+    ``reduction="none"``, anchors, positives and negatives of different shapes broadcast against each
+    other (refused: a model's three outputs have one shape), an empty batch (refused, as by every loss).
+    """
+
+    several_predictions = True
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 reduction: str = "mean") -> None:
+        who = "TripletMarginLoss"
+        margin = _margin(who, margin)
+        if not margin > 0:
+            raise ValueError(f"{who}: margin must be > 0 (as PyTorch), got {margin!r}")
+        if not (is_number(p) and (p == math.inf or is_finite(p)) and p > 0):
+            raise ValueError(f"{who}: p must be a number > 0 or math.inf (the norm's order), got {p!r}")
+        if not (is_number(eps) and is_finite(eps)):
+            raise ValueError(f"{who}: eps must be a finite number, got {eps!r}")
+        if not isinstance(swap, (bool, np.bool_)):
+            raise TypeError(f"{who}: swap must be a bool, got {swap!r}")
+        self.margin, self.p, self.eps, self.swap = margin, float(p), float(eps), bool(swap)
+        self.reduction = _check_reduction(who, reduction)
+        # the last forward: the differences u (+ eps) and distances d (the last axis kept) of (anchor,
+        # positive), (anchor, negative) and with swap (positive, negative); the hinge's slope times the
+        # reduction's scale (..., 1); the predictions' dtype
+        self._cache: tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.dtype] | None = None
+
+    def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
+        """The placeholder targets: zeros, one per row of the anchor (``y_pred[0]``), one for a single
+        triplet."""
+        shape = np.shape(y_pred[0])
+        return np.zeros(shape[0] if len(shape) > 1 else 1)
+
+    def forward(self, y_pred: Any, y_true: Any) -> float:
+        """y_pred: (anchor, positive, negative), each (N, D) or (D,); y_true: None or N ignored rows ->
+        scalar loss."""
+        who = "TripletMarginLoss"
+        anchor, positive, negative = _triplet_of_predictions(who, y_pred)
+        _ignored_targets(who, y_true, anchor.shape)
+        dtype = anchor.dtype
+        a, pos, neg = widened(anchor), widened(positive), widened(negative)
+        top = float(np.finfo(a.dtype).max)
+        for name, value in (("margin", self.margin), ("eps", self.eps)):
+            if abs(value) > top:
+                raise ValueError(f"{who}: {name} {value!r} overflows the dtype the loss is computed in, {a.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):  # huge differences: inf, as PyTorch, quietly
+            pairs = [(a, pos), (a, neg), (pos, neg)] if self.swap else [(a, pos), (a, neg)]
+            distances = []
+            for x, y in pairs:
+                u = x - y
+                u += self.eps
+                distances.append((u, p_norm(u, self.p)))
+            d_neg = distances[1][1] if not self.swap else np.minimum(distances[1][1], distances[2][1])
+            z = (self.margin + distances[0][1]) - d_neg
+            per = np.maximum(z, 0)
+            total = float(np.add.reduce(per, axis=None, dtype=np.float64))
+        scale = 1.0 / per.size if self.reduction == "mean" else 1.0
+        self.batch_weight = 1.0 if anchor.ndim == 1 else None  # (one triplet, whatever fit counts of a (D,) array)
+        self._cache = (distances, (z >= 0) * a.dtype.type(scale), dtype)
+        return total * scale
+
+    def backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(danchor, dpositive, dnegative), each of the predictions' shape and dtype."""
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        distances, g, dtype = cache
+        with np.errstate(over="ignore", invalid="ignore"):  # (as the loss: an overflow is inf or NaN, quietly)
+            pulled = g * p_norm_slope(*distances[0], self.p)  # d(d_pos)/danchor; minus it for the positive
+            pushed = g * p_norm_slope(*distances[1], self.p)  # d(d_an)/danchor; minus it for the negative
+            if not self.swap:
+                da, dp, dn = pulled - pushed, -pulled, pushed
+            else:  # d_neg = min(d_an, d_pn): the smaller one's slope, half each at a tie (PyTorch's min)
+                (_, d_an), (_, d_pn) = distances[1], distances[2]
+                share = np.where(d_an < d_pn, 1, np.where(d_an == d_pn, 0.5, 0)).astype(g.dtype)
+                swapped = (g * (1 - share)) * p_norm_slope(*distances[2], self.p)  # d(d_pn)/dpositive
+                pushed *= share
+                da, dp, dn = pulled - pushed, -pulled - swapped, pushed + swapped
+            return da.astype(dtype, copy=False), dp.astype(dtype, copy=False), dn.astype(dtype, copy=False)
+
+    def extra_repr(self) -> str:
+        return (f"margin={self.margin}, p={self.p}, eps={self.eps}, swap={self.swap}, "
+                f"reduction={self.reduction!r}")
 
 
 #: ``log(2 pi) / 2``, what ``GaussianNLLLoss(full=True)`` adds per element

@@ -34,7 +34,7 @@ import numpy as np
 
 from .clip import _clip_norm
 from .early_stopping import EarlyStopping
-from .errors import MinidlError, NonFiniteError, ShapeError
+from .errors import DTypeError, MinidlError, NonFiniteError, ShapeError
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
 from .layer import Layer, parameter_backward
@@ -48,6 +48,7 @@ from .losses import (
     MultiLabelSoftMarginLoss,
     NLLLoss,
     SoftMarginLoss,
+    TripletMarginLoss,
 )
 from .optim import Optimizer
 from .parameter import Parameter
@@ -187,6 +188,8 @@ class _OfTheMean:
 
 
 MetricLike = str | Metric | Callable[[np.ndarray, np.ndarray], float]
+#: the names of the built-in metrics (what ``metrics=[...]`` resolves)
+_BUILT_IN_METRICS = ("accuracy", "acc", "mse", "mean_squared_error", "mae", "mean_absolute_error")
 
 
 def _resolve_metrics(
@@ -203,6 +206,12 @@ def _resolve_metrics(
         fn: Callable[[np.ndarray, np.ndarray], float]
         if isinstance(metric, str):
             key = metric.lower()
+            if isinstance(loss, TripletMarginLoss) and key in _BUILT_IN_METRICS:
+                raise ValueError(f"{who}: metrics=[{metric!r}] with TripletMarginLoss: the loss has no targets (y is a "
+                                 "placeholder), so a built-in metric has nothing to score; pass a metric of your own, "
+                                 "which gets the triplet of embeddings, e.g. the share of anchors closer to their "
+                                 "positive: lambda e, _: float(np.mean(np.linalg.norm(e[0] - e[1], axis=-1) < "
+                                 "np.linalg.norm(e[0] - e[2], axis=-1)))")
             if key in ("accuracy", "acc") and isinstance(loss, HingeEmbeddingLoss):
                 raise ValueError(f"{who}: metrics=['accuracy'] with HingeEmbeddingLoss: its predictions are "
                                  "distances (small for a similar pair), which accuracy would read as 'yes' above "
@@ -340,6 +349,11 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
     ``x`` is one array or several inputs (a tuple of arrays, see :mod:`minidl.inputs`)."""
     # lists, tuples of numbers, objects with __array__ (a DataFrame) are converted; a tuple of arrays is kept
     x = as_inputs(x, who, f"{what}x")
+    if y is None:  # (a loss without targets, e.g. TripletMarginLoss, still needs rows of y to batch with x)
+        n = count(x) if not (isinstance(x, np.ndarray) and x.ndim == 0) else "N"
+        raise DTypeError(f"{who}: {what}y is None; {who} batches y with x, so it needs an array with one row per "
+                         f"sample even for a loss without targets (TripletMarginLoss ignores its values: pass a "
+                         f"placeholder such as np.zeros({n}))")
     y = as_array(y, who, f"{what}y")
     if (isinstance(x, np.ndarray) and x.ndim == 0) or y.ndim == 0:
         shape = x.shape if isinstance(x, np.ndarray) else tuple(a.shape for a in x)

@@ -824,9 +824,9 @@ LOSSES: dict[str, LossSpec] = {
     "KLDivLoss": LossSpec(lambda: get("KLDivLoss")(), pred_any, float_target,
                           lambda loss, p, t: float(np.where(t > 0, t * (np.log(np.where(t > 0, t, 1)) - p), 0).mean())),
 }
-#: losses whose y_pred is a pair of arrays (several_predictions): tested in tests/test_losses_pairs.py and
-#: tests/test_losses_gaussian_nll.py
-PAIR_LOSSES = {"MarginRankingLoss", "CosineEmbeddingLoss", "GaussianNLLLoss"}
+#: losses whose y_pred is a tuple of arrays (several_predictions): tested in tests/test_losses_pairs.py,
+#: tests/test_losses_gaussian_nll.py and tests/test_losses_triplet.py
+PAIR_LOSSES = {"MarginRankingLoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "TripletMarginLoss"}
 LOSS_NAMES = [name for name in exported(md.Loss) if name not in PAIR_LOSSES]
 
 

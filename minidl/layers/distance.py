@@ -29,6 +29,49 @@ def _pair_of_inputs(x: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
     return x1, x2
 
 
+def p_norm(u: np.ndarray, p: float) -> np.ndarray:
+    """``||u||_p = (sum |u_i|^p)^(1/p)`` over the last axis, kept (size 1): u (..., D) -> (..., 1), as
+    PyTorch's vector norm computes it (no rescaling: a sum beyond the dtype's range is inf, an underflow
+    0).  ``p``: a number > 0 (below 1 not a norm, but PyTorch's formula still) or ``math.inf`` (the
+    largest ``|u_i|``; 0 for D = 0).  Call it under ``np.errstate(over="ignore")`` for quiet overflows."""
+    a = np.abs(u)
+    if p == 2:
+        return np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
+    if p == 1:
+        return a.sum(axis=-1, keepdims=True)
+    if p == math.inf:
+        return a.max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
+    return (a**p).sum(axis=-1, keepdims=True) ** (1 / p)
+
+
+def p_norm_slope(u: np.ndarray, d: np.ndarray, p: float) -> np.ndarray:
+    """``dd/du`` (..., D) of ``d = p_norm(u, p)`` (..., 1), PyTorch's gradient::
+
+        p = 2:    u / d                               (0 where d = 0)
+        p = 1:    sign(u)
+        p = inf:  sign(u) / k at the k elements where |u| = d, 0 elsewhere
+        else:     sign(u) |u|^(p-1) / d^(p-1)         (0 where d = 0, and where u_i = 0 for p < 1)
+
+    NaN all along a vector whose ``d`` is NaN (a NaN in ``u``), never a quiet 0 from ``sign``.  No
+    floating-point warnings (an infinite ``d`` gives what NumPy makes of it)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if p == 2:
+            slope = np.where(d == 0, 0, u / d)
+        elif p == 1:
+            slope = np.sign(u)
+        elif p == math.inf:
+            winners = np.abs(u) == d
+            slope = np.sign(u) * winners / winners.sum(axis=-1, keepdims=True)
+        else:
+            slope = np.where(d == 0, 0, np.sign(u) * (np.abs(u) / d) ** (p - 1))
+            if p < 1:  # |u_i|^(p-1) is infinite at u_i = 0, where sign gives 0: PyTorch's 0 there, not NaN
+                slope = np.where(u == 0, 0, slope)
+        nan_vectors = np.isnan(d)
+        if nan_vectors.any():  # NaN slopes all along a vector holding NaN (whatever sign() made of it)
+            slope = np.where(nan_vectors, np.nan, slope)
+    return slope.astype(u.dtype, copy=False)
+
+
 class PairwiseDistance(Layer):
     """The p-norm distance between the rows of two inputs, as PyTorch's ``nn.PairwiseDistance``:
     ``d = ||x1 - x2 + eps||_p`` over the last axis.
@@ -72,16 +115,7 @@ class PairwiseDistance(Layer):
         with np.errstate(over="ignore", invalid="ignore"):  # huge differences: inf, as PyTorch, quietly
             u = widened(x1) - widened(x2)
             u += self.eps
-            a = np.abs(u)
-            p = self.p
-            if p == 2:
-                d = np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
-            elif p == 1:
-                d = a.sum(axis=-1, keepdims=True)
-            elif p == math.inf:
-                d = a.max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
-            else:
-                d = (a**p).sum(axis=-1, keepdims=True) ** (1 / p)
+            d = p_norm(u, self.p)
             y = d.astype(dtype, copy=False)  # (a float16 distance beyond 65504: inf, quietly)
         self._cache = (u, d, dtype)
         return y if self.keepdim else y[..., 0]
@@ -95,22 +129,8 @@ class PairwiseDistance(Layer):
         shape = d.shape if self.keepdim else d.shape[:-1]
         g = check_grad_output(grad_output, "PairwiseDistance.backward", shape, dtype)
         g = g if self.keepdim else g[..., None]
-        p = self.p
-        # d = 0: no slope there, 0 as PyTorch; huge values: inf or NaN quietly, as the forward
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if p == 2:
-                slope = np.where(d == 0, 0, u / d)
-            elif p == 1:
-                slope = np.sign(u)
-            elif p == math.inf:
-                winners = np.abs(u) == d
-                slope = np.sign(u) * winners / winners.sum(axis=-1, keepdims=True)
-            else:
-                slope = np.where(d == 0, 0, np.sign(u) * (np.abs(u) / d) ** (p - 1))
-            nan_pairs = np.isnan(d)
-            if nan_pairs.any():  # a pair holding NaN: NaN slopes all along it (whatever sign() made of it)
-                slope = np.where(nan_pairs, np.nan, slope)
-            dx1 = (g * slope).astype(dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # (huge values: inf or NaN quietly, as the forward)
+            dx1 = (g * p_norm_slope(u, d, self.p)).astype(dtype, copy=False)
         return dx1, -dx1
 
 
