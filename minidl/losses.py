@@ -195,9 +195,10 @@ def _kept(target: np.ndarray, y_true: Any) -> np.ndarray:
     return target.copy() if isinstance(y_true, np.ndarray) and np.may_share_memory(target, y_true) else target
 
 
-def _empty_prediction(who: str, y_pred: np.ndarray) -> ShapeError:
+def _empty_prediction(who: str, y_pred: np.ndarray, name: str = "y_pred") -> ShapeError:
+    """The ``ShapeError`` for an empty ``y_pred``; ``name``: what the message calls it (e.g. one of a pair)."""
     return ShapeError(
-        f"{who}: empty prediction: y_pred of shape {y_pred.shape} has no elements, so there is no loss to "
+        f"{who}: empty prediction: {name} of shape {y_pred.shape} has no elements, so there is no loss to "
         "compute (check the batch that produced it)"
     )
 
@@ -1093,7 +1094,11 @@ class GaussianNLLLoss(Loss):
     Args:
         full: add the constant ``log(2 pi) / 2`` per element (the exact negative log-likelihood).
         eps: the floor of the variances, a finite number > 0 (PyTorch accepts 0 or less, and returns NaN
-            for a zero variance then).
+            for a zero variance then), taken in the dtype the loss is computed in: the predictions' own,
+            float32 for float16 predictions (float32(1e-6) = 9.99999997e-7, where PyTorch's float16 clamp
+            uses float16(1e-6) = 1.0133e-6, and an eps above float16's largest value 65504 works, where
+            PyTorch raises).  An eps below that dtype's smallest normal number or above its largest finite
+            one is refused by ``forward`` (``ValueError``).
         reduction: ``"mean"`` or ``"sum"``.
 
     Not implemented from PyTorch: a Python number as ``var`` (one fixed variance: pass an array, e.g.
@@ -1123,6 +1128,8 @@ class GaussianNLLLoss(Loss):
         who = "GaussianNLLLoss"
         mean, var = self._predictions(y_pred)
         view = _variance_shape(who, mean.shape, var.shape)
+        if mean.size == 0:  # (an empty var fits an empty mean only: the shapes are checked first)
+            raise _empty_prediction(who, mean, "mean (y_pred[0])")
         target = as_array(y_true, who, "y_true")
         if target.dtype.kind not in "fiub":
             raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
@@ -1140,16 +1147,13 @@ class GaussianNLLLoss(Loss):
                               f"index {index}; end the model's variance head with Softplus (or exp of a log-variance)")
         dtype = mean.dtype
         m, v = widened(mean), widened(var).reshape(view)
-        floor = np.finfo(v.dtype).tiny
-        if self.eps < floor:
-            raise ValueError(f"{who}: eps {self.eps!r} is below {v.dtype}'s smallest normal number {floor:.4g}, "
-                             "where 1 / var overflows; use a larger eps")
+        self._check_eps(dtype, v.dtype)
         clamped = np.maximum(v, v.dtype.type(self.eps))  # (eps in the dtype: a float32 floor for float32)
         broadcast = tuple(i for i, (a, b) in enumerate(zip(view, m.shape, strict=True)) if a != b)
         with np.errstate(over="ignore"):  # huge differences, tiny variances: an infinite loss, quietly
-            d = m - widened(target)
+            d = np.subtract(m, widened(target), out=np.empty(m.shape, m.dtype))  # (an array also when 0-d)
             ratio = d / clamped  # d / v, the mean's shape
-            per = ratio * d
+            per = np.multiply(d, ratio, out=d)  # d^2 / v, in d's place (d is this forward's own array)
             per += np.log(clamped)
             total = 0.5 * float(np.add.reduce(per, axis=None))
         size = per.size
@@ -1159,9 +1163,23 @@ class GaussianNLLLoss(Loss):
         self._cache = (ratio, clamped, broadcast, var.shape, dtype, scale)
         return total * scale
 
+    def _check_eps(self, dtype: np.dtype, wide: np.dtype) -> None:
+        """``ValueError`` unless eps, taken in ``wide`` (the dtype the predictions of ``dtype`` are computed
+        in), is a normal number there: below the smallest, 1 / var overflows; above the largest, it is inf."""
+        who = "GaussianNLLLoss"
+        limits = np.finfo(wide)
+        floor, ceiling = float(limits.tiny), float(limits.max)  # (Python floats: eps is not cast to compare)
+        within = "" if wide == dtype else f" ({dtype} predictions are computed in {wide}, eps included)"
+        if self.eps < floor:
+            raise ValueError(f"{who}: eps {self.eps!r} is below {wide}'s smallest normal number {floor:.4g}{within}, "
+                             "where 1 / var overflows; use a larger eps")
+        if self.eps > ceiling:
+            raise ValueError(f"{who}: eps {self.eps!r} is above {wide}'s largest finite number {ceiling:.4g}"
+                             f"{within}, where it would be inf; use a smaller eps")
+
     def _predictions(self, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``y_pred`` as the pair (mean, var) of two non-empty float arrays of one dtype, native, or the
-        error (their shapes, values and the targets are checked by the caller)."""
+        """``y_pred`` as the pair (mean, var) of two float arrays of one dtype, native, or the error (their
+        shapes, sizes, values and the targets are checked by the caller)."""
         who = "GaussianNLLLoss"
         if not (type(y_pred) is tuple and len(y_pred) == 2):
             given = f"a tuple of {len(y_pred)}" if type(y_pred) is tuple else type(y_pred).__name__
@@ -1173,9 +1191,6 @@ class GaussianNLLLoss(Loss):
                              "MSELoss")
         mean, var = (native(as_float_array(a, who, name))
                      for a, name in zip(y_pred, ("y_pred[0] (mean)", "y_pred[1] (var)"), strict=True))
-        for a in (mean, var):
-            if a.size == 0:
-                raise _empty_prediction(who, a)
         if mean.dtype != var.dtype:
             raise DTypeError(f"{who}: mean and var must have the same dtype, got {mean.dtype} and {var.dtype}")
         return mean, var
@@ -1186,14 +1201,20 @@ class GaussianNLLLoss(Loss):
         self._require(cache)
         assert cache is not None
         ratio, clamped, broadcast, var_shape, dtype, scale = cache
+        # The cache is read, never written (backward may be called again); the arrays made here are
+        # changed in place.  ``out=`` gives arrays also for a 0-d mean (whose arithmetic gives NumPy
+        # scalars), and rounds float16's float32 results once, in the last step.
         with np.errstate(over="ignore"):  # (as the loss: an overflow is inf)
-            dmean = np.multiply(ratio, scale)
-            dvar = np.subtract(1 / clamped, ratio * ratio)  # 1/v - d^2/v^2, the mean's shape
+            dmean = np.multiply(ratio, scale, out=np.empty(ratio.shape, dtype))
+            dvar = np.multiply(ratio, ratio, out=np.empty_like(ratio))
+            np.subtract(np.reciprocal(clamped), dvar, out=dvar)  # 1/v - d^2/v^2, the mean's shape
             if broadcast:
                 dvar = np.add.reduce(dvar, axis=broadcast, keepdims=True)
-            dvar = np.multiply(dvar, 0.5 * scale)
-            # (arrays also for a 0-d mean, whose arithmetic gives NumPy scalars)
-            return np.asarray(dmean, dtype), np.asarray(dvar, dtype).reshape(var_shape)
+            if dvar.dtype == dtype:
+                dvar *= 0.5 * scale
+            else:
+                dvar = np.multiply(dvar, 0.5 * scale, out=np.empty(dvar.shape, dtype))
+            return dmean, dvar.reshape(var_shape)
 
     def extra_repr(self) -> str:
         return f"full={self.full}, eps={self.eps}, reduction={self.reduction!r}"

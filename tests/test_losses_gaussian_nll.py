@@ -98,11 +98,14 @@ def test_the_clamp_as_pytorch_flat_loss_but_the_gradient_at_eps() -> None:
     np.testing.assert_allclose(dvar, 0.5 * (1 / eps - d**2 / eps**2), rtol=1e-14)
     assert dvar[0] < 0 < dvar[1]  # pushed up where d^2 > eps, down (further below eps) where d^2 < eps
     np.testing.assert_allclose(dmean, d / eps, rtol=1e-14)
-    # eps is taken in the predictions' dtype: float32's 1e-6, not float64's
-    f32 = md.GaussianNLLLoss()
-    value = f32((np.ones(1, np.float32), np.zeros(1, np.float32)), np.zeros(1, np.float32))
+    # eps is taken in the dtype the loss is computed in: float32's 1e-6 for float32, not float64's, and
+    # float32's for float16 too (PyTorch's float16 clamp takes float16's 1e-6, 1.0133e-6: 1.3% apart)
     floor = float(np.float32(1e-6))
-    assert value == pytest.approx(0.5 * (math.log(floor) + 1 / floor), rel=1e-6)
+    for dtype in (np.float32, np.float16):
+        loss = md.GaussianNLLLoss()
+        value = loss((np.ones(1, dtype), np.zeros(1, dtype)), np.zeros(1, dtype))
+        assert value == pytest.approx(0.5 * (math.log(floor) + 1 / floor), rel=1e-6)
+    assert float(np.float16(1e-6)) == pytest.approx(floor * 1.0133, rel=1e-4)
 
 
 class MeanAndVariance(md.Model):
@@ -156,6 +159,34 @@ def test_gradient_checker_behind_a_two_output_model(kind: str, d: int, seed: int
     assert ("raw" if kind == "shared" else "var_head.0.W") in checked
 
 
+def test_gradient_checker_on_a_variance_held_below_eps_points_at_the_clamp() -> None:
+    """A variance parameter below eps: the cost is flat in it, yet backward passes the gradient at eps
+    (PyTorch's clamp), so the check fails; the diagnosis names a clamp as a cause, beside a stale copy."""
+
+    class FixedVariance(md.Model):
+        def __init__(self, v0: float) -> None:
+            super().__init__()
+            self.mean_head = md.Dense(2, 3, rng=1)
+            self.v = md.Parameter(np.full((1, 3), v0))
+
+        def forward(self, x: Any) -> Any:
+            return self.mean_head(x), self.v.data
+
+        def backward(self, grad_output: Any) -> Any:
+            dmean, dvar = grad_output
+            self.v.grad += dvar
+            return self.mean_head.backward(dmean)
+
+    x = np.random.default_rng(0).normal(size=(8, 2))
+    loss = md.GaussianNLLLoss(eps=0.1)
+    assert md.GradientChecker(FixedVariance(0.3), inputs=x, loss=loss, seed=1).run().passed
+    report = md.GradientChecker(FixedVariance(0.05), inputs=x, loss=loss, seed=1).run()
+    assert not report.passed and report["mean_head.W"].passed and report["input"].passed
+    diagnosis = report["v"].diagnosis
+    assert diagnosis is not None and diagnosis.startswith("the cost does not depend on this parameter")
+    assert "a clamp whose backward still passes a gradient on" in diagnosis
+
+
 def test_gradient_checker_with_given_targets_and_a_three_dimensional_mean() -> None:
     """mean (N, 2, 3) and var (N, 1, 3): a variance shared along the middle axis."""
 
@@ -186,11 +217,11 @@ def true_sigma(x: np.ndarray) -> np.ndarray:
 class Heteroscedastic(md.Model):
     """x (N, 1) -> (mean (N, 1), var (N, 1)): a Tanh trunk, a linear mean head, a Softplus variance head."""
 
-    def __init__(self, hidden: int = 16) -> None:
+    def __init__(self, hidden: int = 16, dtype: Any = np.float64) -> None:
         super().__init__()
-        self.trunk = md.Sequential(md.Dense(1, hidden, rng=0), md.Tanh())
-        self.mean_head = md.Dense(hidden, 1, rng=1)
-        self.var_head = md.Sequential(md.Dense(hidden, 1, rng=2), md.Softplus())
+        self.trunk = md.Sequential(md.Dense(1, hidden, rng=0, dtype=dtype), md.Tanh())
+        self.mean_head = md.Dense(hidden, 1, rng=1, dtype=dtype)
+        self.var_head = md.Sequential(md.Dense(hidden, 1, rng=2, dtype=dtype), md.Softplus())
 
     def forward(self, x: Any) -> Any:
         h = self.trunk(x)
@@ -263,10 +294,12 @@ def test_dtypes_are_kept(dtype: type) -> None:
         assert isinstance(value, float) and dmean.dtype == dtype and dvar.dtype == dtype
         expected = ref((mean.astype(dtype).astype(np.float64), var.astype(dtype).astype(np.float64)),
                        t.astype(dtype).astype(np.float64))
-        tolerance = 2e-3 if dtype == np.float16 else 1e-6
-        assert value == pytest.approx(expected, rel=tolerance, abs=tolerance)
+        # float16 is computed in float32: the loss as float32's (a version computing in float16 is 1e-3
+        # off), the gradients rounded once to float16 (a relative 2^-11 = 4.9e-4 at most)
+        assert value == pytest.approx(expected, rel=1e-6, abs=1e-7)
+        tolerance = 1e-3 if dtype == np.float16 else 1e-6
         for g, r in zip((dmean, dvar), ref.backward(), strict=True):
-            np.testing.assert_allclose(g, r, rtol=tolerance, atol=tolerance)
+            np.testing.assert_allclose(g, r, rtol=tolerance, atol=1e-7)
 
 
 def test_refusals_change_nothing() -> None:
@@ -291,7 +324,13 @@ def test_refusals_change_nothing() -> None:
         ((mean, var), np.ones((4, 1)), md.ShapeError, r"y_true must have the shape of the mean \(y_pred\[0\]\) "
                                                       r"\(4, 3\), got \(4, 1\)"),
         ((mean, var), np.array([["a"] * 3] * 4), md.DTypeError, "expected numeric y_true"),
-        ((np.zeros((0, 3)), np.ones((0, 3))), np.ones((0, 3)), md.ShapeError, "GaussianNLLLoss: empty prediction"),
+        ((np.zeros((0, 3)), np.ones((0, 3))), np.ones((0, 3)), md.ShapeError,
+         r"GaussianNLLLoss: empty prediction: mean \(y_pred\[0\]\) of shape \(0, 3\) has no elements"),
+        # an empty var is named by the shape it does not fit; an empty mean with a var that fits it, by name
+        ((mean, np.ones((4, 0))), t, md.ShapeError, r"GaussianNLLLoss: var \(y_pred\[1\]\) of shape \(4, 0\) does "
+                                                    r"not fit the mean \(y_pred\[0\]\) of shape \(4, 3\)"),
+        ((np.zeros((4, 0)), np.ones(4)), np.ones((4, 0)), md.ShapeError,
+         r"GaussianNLLLoss: empty prediction: mean \(y_pred\[0\]\) of shape \(4, 0\) has no elements"),
     ]
     negative = var.copy()
     negative[2, 1] = -1e-9
@@ -320,6 +359,47 @@ def test_refusals_change_nothing() -> None:
     with pytest.raises(ValueError, match=r"GaussianNLLLoss: eps 1e-40 is below float32's smallest normal number"):
         tiny((np.zeros(2, np.float32), np.zeros(2, np.float32)), np.ones(2, np.float32))
     assert tiny((np.zeros(2), np.full(2, 1e-40)), np.zeros(2)) == pytest.approx(math.log(1e-40) / 2, rel=1e-15)
+
+
+def test_an_eps_the_dtype_cannot_hold_is_refused_by_name() -> None:
+    """Above the dtype's largest finite value eps would be inf (an infinite loss, zero gradients, and fit
+    blaming the learning rate): refused as the one below the smallest normal number, both worded for
+    float16, whose eps is float32's, and neither warning nor caching anything."""
+    args = (np.zeros(2), np.ones(2)), np.ones(2)
+    huge = md.GaussianNLLLoss(eps=1e39)
+    value = huge(*args)  # fine in float64
+    grads = huge.backward()
+    assert value == pytest.approx(0.5 * (math.log(1e39) + 1e-39), rel=1e-15)
+    cases = [(np.float32, 1e39, r"GaussianNLLLoss: eps 1e\+39 is above float32's largest finite number 3\.403e\+38, "
+                                r"where it would be inf; use a smaller eps"),
+             (np.float16, 1e39, r"GaussianNLLLoss: eps 1e\+39 is above float32's largest finite number 3\.403e\+38 "
+                                r"\(float16 predictions are computed in float32, eps included\), where it would be "
+                                "inf"),
+             (np.float16, 1e-40, r"GaussianNLLLoss: eps 1e-40 is below float32's smallest normal number 1\.175e-38 "
+                                 r"\(float16 predictions are computed in float32, eps included\), where 1 / var "
+                                 "overflows")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "overflow encountered in cast" on the way
+        for dtype, eps, message in cases:
+            y_pred, y_true = (np.zeros(2, dtype), np.ones(2, dtype)), np.ones(2, dtype)
+            fresh = md.GaussianNLLLoss(eps=eps)
+            for loss in (fresh, huge) if eps == huge.eps else (fresh,):
+                with pytest.raises(ValueError, match=message):
+                    loss(y_pred, y_true)
+            with pytest.raises(md.BackwardBeforeForwardError):
+                fresh.backward()  # nothing cached
+    for g, kept in zip(huge.backward(), grads, strict=True):
+        np.testing.assert_array_equal(g, kept)  # still the last good forward's
+    # float16 is computed in float32: an eps above float16's largest value 65504 works (PyTorch raises)
+    loss = md.GaussianNLLLoss(eps=1e5)
+    assert loss((np.zeros(1, np.float16), np.ones(1, np.float16)), np.ones(1, np.float16)) == \
+        pytest.approx(0.5 * (math.log(1e5) + 1e-5), rel=1e-7)
+    # fit says what is wrong, not "the loss is inf ... try a smaller learning rate"
+    model = Heteroscedastic(4, dtype=np.float32)
+    x = np.linspace(-1, 1, 10, dtype=np.float32)[:, None]
+    with pytest.raises(ValueError, match=r"GaussianNLLLoss: eps 1e\+39 is above float32's largest finite number"):
+        model.fit(x, np.zeros_like(x), loss=md.GaussianNLLLoss(eps=1e39), optimizer=md.SGD(model.parameters(), lr=0.1),
+                  verbose=0)
 
 
 def test_constructor_arguments() -> None:
@@ -353,6 +433,17 @@ def test_huge_values_overflow_quietly_and_backward_returns_new_arrays() -> None:
     first[1][:] = 7
     np.testing.assert_array_equal(second[0], np.full(3, 1 / 3))
     np.testing.assert_array_equal(loss.backward()[1], second[1])
+    # backward computes in place in arrays of its own, never in the cache: every var shape, every dtype
+    rng = np.random.default_rng(9)
+    for (mean_shape, var_shape), dtype in zip(SHAPES, [np.float64, np.float32, np.float16] * 3, strict=True):
+        mean, var, t = (rng.uniform(0.2, 2, s).astype(dtype) for s in (mean_shape, var_shape, mean_shape))
+        loss((mean, var), t)
+        first = loss.backward()
+        for again in (loss.backward(), loss.backward()):
+            for g, f, p in zip(again, first, (mean, var), strict=True):
+                assert type(g) is np.ndarray and g.shape == p.shape and g.dtype == dtype
+                np.testing.assert_array_equal(g, f)
+                assert not np.may_share_memory(g, f)
 
 
 def test_the_callers_arrays_are_left_alone() -> None:

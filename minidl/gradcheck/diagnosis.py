@@ -83,7 +83,8 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
                     "backward returns a non-zero dx: the forward ignores its input or a copy of it is used")
         return ("the cost does not depend on this parameter (every numerical derivative is exactly 0, the "
                 "analytic one is not): forward reads a stale copy of it (e.g. self._w = self.W.data.copy() "
-                "in __init__) or never uses it")
+                "in __init__) or never uses it, or every checked value sits where forward is flat in it (a clamp "
+                "whose backward still passes a gradient on, e.g. a variance below GaussianNLLLoss's eps)")
     if not np.any(np.abs(n) > t):
         return None
     if np.all(a == 0):
