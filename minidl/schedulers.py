@@ -72,6 +72,9 @@ class LRScheduler:
     #: Whether making the schedule records the optimizer's lr as its ``initial_lr`` when none is (PyTorch's
     #: schedules do, its ``ReduceLROnPlateau`` does not).
     records_initial_lr = True
+    #: The class name of the :class:`SequentialLR` or :class:`ChainedScheduler` this schedule belongs to (None:
+    #: its own): that one steps it, and its own :meth:`step` is refused.
+    _part_of: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A constructor that refuses its arguments leaves the optimizers it was given as they were: their
@@ -126,8 +129,9 @@ class LRScheduler:
     def step(self) -> float:
         """Count one more completed epoch and set the optimizer's lr for the next one; returns it.
         (If the optimizer refuses the lr, the count is not advanced.)  Refused, changing nothing, when
-        the optimizer's lr is no longer the one this schedule set: see :meth:`_check_lr_unchanged`."""
-        self._check_lr_unchanged()
+        the optimizer's lr is no longer the one this schedule set, or when the schedule belongs to a
+        :class:`SequentialLR` or :class:`ChainedScheduler`: see :meth:`_check_can_step`."""
+        self._check_can_step()
         self.last_epoch += 1
         try:
             lr = self.lr_at(self.last_epoch)
@@ -141,6 +145,15 @@ class LRScheduler:
         """Give the optimizer ``lr`` (checked by it first: a refusal changes nothing) and remember it."""
         self.optimizer.lr = lr
         self._lr_set = self.optimizer.lr
+
+    def _check_can_step(self) -> None:
+        """A ``RuntimeError`` when this schedule belongs to a :class:`SequentialLR` or :class:`ChainedScheduler`
+        (the lr is that one's: step it), or when another hand changed the lr (:meth:`_check_lr_unchanged`)."""
+        if self._part_of is not None:
+            name, owner = type(self).__name__, self._part_of
+            raise RuntimeError(f"{name}.step: this {name} belongs to a {owner}, which sets the lr from its schedules "
+                               f"and steps them: step the {owner}, not the schedules in it")
+        self._check_lr_unchanged()
 
     def _check_lr_unchanged(self) -> None:
         """A ``RuntimeError`` when something else changed the optimizer's lr since this schedule set it:
@@ -471,8 +484,8 @@ class LinearLR(LRScheduler):
 
 class _OfSchedules(LRScheduler):
     """Base of the schedules made of schedules, :class:`SequentialLR` and :class:`ChainedScheduler`: they
-    hold ``schedulers``, all started from one ``lr0`` (PyTorch's ``initial_lr``), saved and loaded with
-    their own state.  A subclass checks its schedules, then calls :meth:`_start`."""
+    hold ``schedulers``, all started from one ``lr0`` (:meth:`_lr0`), saved and loaded with their own state,
+    and stepped by it alone.  A subclass checks its schedules, then calls :meth:`_start`."""
 
     records_initial_lr = False  # (they read it: _start)
     schedulers: list[LRScheduler]
@@ -492,20 +505,38 @@ class _OfSchedules(LRScheduler):
             raise ValueError(f"{type(self).__name__}: a schedule is listed twice; each keeps its own settings, "
                              f"give two")
 
+    def _lr0(self, schedulers: list[LRScheduler]) -> float:
+        """The ``lr0`` every schedule starts from: PyTorch's ``initial_lr`` (or, cleared by the user since the
+        schedules were made, the largest lr they found)."""
+        initial_lr = self.optimizer.initial_lr
+        return initial_lr if initial_lr is not None else max(s.base_lr for s in schedulers)
+
+    def _check_schedule_settings(self, i: int, schedule: LRScheduler) -> None:
+        """A ``ValueError`` when ``schedule``'s settings are ones this container refuses (checked when made and
+        on every load); none here."""
+
+    def _check_free(self, i: int, schedule: LRScheduler) -> None:
+        """A ``ValueError`` when ``schedule`` belongs to a container already."""
+        if schedule._part_of is not None:
+            raise ValueError(f"{type(self).__name__}: schedule {i} ({type(schedule).__name__}) belongs to a "
+                             f"{schedule._part_of} already, which steps it: give new schedules")
+
     def _start(self, schedulers: list[LRScheduler]) -> None:
-        """Start every schedule from ``lr0`` and set the optimizer's lr for epoch 0 (a refusal, by a schedule
-        or the optimizer, changes nothing).  ``lr0`` is PyTorch's ``initial_lr`` (or, cleared by the user
-        since the schedules were made, the largest lr they found, recorded as the ``initial_lr`` from now
-        on)."""
+        """Start every schedule from :meth:`_lr0` (recorded as the optimizer's ``initial_lr`` when it has
+        none, as a first schedule records it), set the optimizer's lr for epoch 0 and make the schedules
+        this one's (their own ``step`` refused from then on); a refusal, by a schedule or the optimizer,
+        changes nothing."""
         optimizer = self.optimizer
-        lr0 = optimizer.initial_lr if optimizer.initial_lr is not None else max(s.base_lr for s in schedulers)
+        lr0 = self._lr0(schedulers)
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0
         self.schedulers = trial
         self.base_lr = lr0
         lr = self.lr_at(0)
-        initial_lr, optimizer.initial_lr = optimizer.initial_lr, lr0
+        initial_lr = optimizer.initial_lr
+        if initial_lr is None:
+            optimizer.initial_lr = lr0
         try:
             self._write_lr(lr)  # (refused by the optimizer: raises before any schedule changed)
         except BaseException:
@@ -513,6 +544,7 @@ class _OfSchedules(LRScheduler):
             raise
         for s in schedulers:
             s.base_lr = lr0
+            s._part_of = type(self).__name__
         self.schedulers = schedulers
 
     def state_dict(self) -> dict[str, Any]:
@@ -549,6 +581,10 @@ class _OfSchedules(LRScheduler):
                     s.load_state_dict(child)
                 except (StateDictError, TypeError) as error:
                     raise StateDictError(f"{refused}schedule {i}: {error}") from None
+                try:  # the settings this container's constructor refuses are refused here too
+                    self._check_schedule_settings(i, s)
+                except ValueError as error:
+                    raise StateDictError(f"{refused}{error}") from None
             LRScheduler.load_state_dict(trial, {k: v for k, v in state.items() if k != "schedulers"})
             try:
                 lr = trial.lr_at(trial.last_epoch)
@@ -578,12 +614,14 @@ class SequentialLR(_OfSchedules):
     on the optimizer found (:attr:`Optimizer.initial_lr`), whichever of them changed it when made
     (``LinearLR``, ``ConstantLR`` and ``LambdaLR`` set epoch 0's lr at once) and in whatever order.  For
     a new training phase whose lr was set by hand, set ``opt.initial_lr = None`` before making its
-    schedules (as PyTorch needs ``initial_lr`` deleted from its param group).  The
+    schedules (as PyTorch needs ``initial_lr`` deleted from its param group; a :class:`ChainedScheduler`
+    goes on from the lr its schedules found instead, as PyTorch's).  The
     constructor sets the optimizer's lr for epoch 0, and so does :meth:`load_state_dict` for the
     loaded epoch.  The schedules must drive this optimizer, have closed forms (not ``ReduceLROnPlateau``,
     nor a ``ChainedScheduler`` or another ``SequentialLR``) and be distinct; a ``MultiplicativeLR`` may
     only come first (after a milestone PyTorch's would go on from the lr the schedule before it left);
-    they belong to the sequence from then on (step it, not them).  ``milestones``: strictly increasing
+    none may belong to another sequence or chain.  They belong to the sequence from then on: their own
+    ``step`` is refused (step the sequence).  ``milestones``: strictly increasing
     positive epochs, one fewer than the schedules.
     """
 
@@ -604,6 +642,7 @@ class SequentialLR(_OfSchedules):
                                  f"here every schedule starts from lr0 at its milestone, where PyTorch's "
                                  f"MultiplicativeLR would go on from the lr the schedule before it left (times "
                                  f"lr_lambda(0)); a LambdaLR gives any lr0 * factor(e)")
+            self._check_free(i, s)
         self._check_distinct(schedulers)
         self.schedulers = schedulers
         self.milestones: list[int] = self._check_setting("milestones", milestones)
@@ -657,11 +696,20 @@ class ChainedScheduler(_OfSchedules):
     e.g. a low start on a decay, ``ChainedScheduler([ConstantLR(opt, 0.1, 20), ExponentialLR(opt, 0.9)])``:
     ``lr0 * 0.1 * 0.9**e`` for ``e < 20``, then ``lr0 * 0.9**e``.  PyTorch's steps each schedule in turn,
     each multiplying the lr it finds; minidl's computes the product in closed form (PyTorch's values to
-    round-off).  Every schedule starts from the same ``lr0`` as in :class:`SequentialLR`, and the
+    round-off).  ``lr0`` is the lr PyTorch's chain builds on: the one the first of its schedules to be made
+    found, whatever the order they were made in (each schedule a chain takes keeps or lowers the lr when
+    made, so it is the largest of their ``base_lr``), and every schedule starts from it.  That is the
+    optimizer's ``initial_lr`` only when the schedules were the first made on it: a chain made for a new
+    phase, after another schedule has moved the lr, goes on from the lr it left (or one set by hand
+    before the chain's schedules were made), as PyTorch's does.  The chain records ``lr0`` as the
+    optimizer's ``initial_lr`` only when it has none (as any first schedule does; a :class:`SequentialLR`
+    made later starts from that one, as PyTorch's).  An lr set by hand after the first of the schedules
+    was made is not built on (PyTorch's chain multiplies whatever lr it finds): set it before.  The
     constructor sets the optimizer's lr for epoch 0 (the product of the factors at 0: ``ConstantLR``'s
     ``factor``, ``LinearLR``'s ``start_factor``), as do the schedules PyTorch chains; so does
-    :meth:`load_state_dict` for the loaded epoch.  ``optimizer`` defaults to the schedules' (PyTorch's
-    argument order: ``ChainedScheduler(schedulers, optimizer=None)``).
+    :meth:`load_state_dict` for the loaded epoch, refusing a state with settings the constructor refuses
+    (a cosine's ``eta_min > 0``).  ``optimizer`` defaults to the schedules' (PyTorch's argument order:
+    ``ChainedScheduler(schedulers, optimizer=None)``).
 
     The schedules chained are those whose lr is ``lr0`` times a factor, as PyTorch's chain multiplies
     them: ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``ConstantLR``, ``LinearLR``, ``PolynomialLR``,
@@ -672,8 +720,9 @@ class ChainedScheduler(_OfSchedules):
     (PyTorch takes a nested chain: list its schedules instead), a ``CosineAnnealingLR`` with
     ``eta_min > 0`` (PyTorch's chain mixes it with the other factors in an order-dependent way), a
     schedule of another optimizer (as PyTorch), one listed twice, one that has already stepped (each
-    counts from epoch 0 here, from its own count in PyTorch).  They belong to the chain from then on
-    (step it, not them; their counts follow its).  Past ``T_max`` a chained cosine climbs back times the
+    counts from epoch 0 here, from its own count in PyTorch), one that belongs to another chain or
+    sequence.  They belong to the chain from then on: their own ``step`` is refused (step the chain), and
+    their counts follow its.  Past ``T_max`` a chained cosine climbs back times the
     other factors; PyTorch's recursive cosine there reaches 0 and restarts without them.
     """
 
@@ -690,16 +739,27 @@ class ChainedScheduler(_OfSchedules):
             if s.optimizer is not self.optimizer:
                 raise ValueError(f"ChainedScheduler: schedule {i} ({type(s).__name__}) drives another optimizer "
                                  f"than {'the one passed' if optimizer is not None else 'schedule 0'}")
-            if isinstance(s, CosineAnnealingLR) and s.eta_min != 0:
-                raise ValueError(f"ChainedScheduler: schedule {i} is a CosineAnnealingLR with eta_min={s.eta_min}: "
-                                 f"its lr is not lr0 times a factor (PyTorch's chain mixes it with the other "
-                                 f"factors, depending on their order); give eta_min=0, or run it in a SequentialLR")
+            self._check_schedule_settings(i, s)
+            self._check_free(i, s)
             if s.last_epoch != 0:
                 raise ValueError(f"ChainedScheduler: schedule {i} ({type(s).__name__}) has stepped {s.last_epoch} "
                                  f"time(s); a chain counts every schedule's epochs from 0: give it schedules that "
                                  f"have not stepped")
         self._check_distinct(listed)
         self._start(listed)
+
+    def _lr0(self, schedulers: list[LRScheduler]) -> float:
+        """The lr the first of the schedules to be made found, which PyTorch's chain builds on: the largest
+        of their ``base_lr`` (each one found the lr the ones made before it left, and a schedule a chain takes
+        keeps or lowers the lr when made)."""
+        return max(s.base_lr for s in schedulers)
+
+    def _check_schedule_settings(self, i: int, schedule: LRScheduler) -> None:
+        if isinstance(schedule, CosineAnnealingLR) and schedule.eta_min != 0:
+            raise ValueError(f"ChainedScheduler: schedule {i} is a CosineAnnealingLR with eta_min="
+                             f"{schedule.eta_min}: its lr is not lr0 times a factor (PyTorch's chain mixes it with "
+                             f"the other factors, depending on their order); give eta_min=0, or run it in a "
+                             f"SequentialLR")
 
     def step(self) -> float:
         """As every schedule's; the schedules' counts follow the chain's (as PyTorch's chain steps each), so
@@ -785,7 +845,7 @@ class _CyclesMomentum(LRScheduler):
         """Count one more step and set the optimizer's lr and momentum for the next; returns the lr.
         A step the schedule refuses (``ValueError``) changes nothing, as when another hand changed the
         lr (see :meth:`LRScheduler._check_lr_unchanged`)."""
-        self._check_lr_unchanged()
+        self._check_can_step()
         lr = self._set(self.last_epoch + 1)
         self.last_epoch += 1
         return lr
@@ -1090,13 +1150,15 @@ class MultiplicativeLR(LRScheduler):
     ``lr_lambda(e)`` must return a finite number >= 0 (a 0-d array too); a bad value, or an lr that
     would overflow, is refused and the step changes nothing.
 
-    The product so far is kept, so a step multiplies once (no ``e`` calls per step); asked for an
-    earlier epoch, :meth:`lr_at` multiplies again from ``lr0``.  The state holds it (``last_lr``, the lr
-    after ``last_epoch`` steps): a resumed schedule goes on from it without calling the function for
-    the epochs before, as PyTorch's goes on from the optimizer's lr.  The function itself is not saved
-    (as :class:`LambdaLR`'s): make the schedule with the same function, then load the state.  Unlike
-    PyTorch's, it does not build on an lr set by another hand (see :meth:`LRScheduler.step`); chain it
-    with other schedules in a :class:`ChainedScheduler`.
+    Products are kept, so a step multiplies once (no ``e`` calls per step), whatever :meth:`lr_at` was
+    asked before (a plot of the schedule): :meth:`lr_at` goes on from the nearest product kept at or
+    before the epoch asked (the farthest reached, the latest asked, those at ``last_epoch`` and the
+    next), else from ``lr0``.  The state holds the product at ``last_epoch`` (``last_lr``): a resumed
+    schedule goes on from it without calling the function for the epochs before, as PyTorch's goes on
+    from the optimizer's lr (asked for an earlier epoch, it multiplies again from ``lr0``).  The
+    function itself is not saved (as :class:`LambdaLR`'s): make the schedule with the same function,
+    then load the state.  Unlike PyTorch's, it does not build on an lr set by another hand (see
+    :meth:`LRScheduler.step`); chain it with other schedules in a :class:`ChainedScheduler`.
     """
 
     run_state = ("last_lr",)
@@ -1106,21 +1168,34 @@ class MultiplicativeLR(LRScheduler):
         if not callable(lr_lambda):
             raise TypeError(f"MultiplicativeLR: lr_lambda must be a function of the epoch count, got {lr_lambda!r}")
         self.lr_lambda = lr_lambda
-        # the farthest product reached: (the lr0 it started from, its epoch, the lr there)
-        self._reached: tuple[float, int, float] = (self.base_lr, 0, self.base_lr)
+        # the products kept, (epoch, lr) pairs: (the lr0 they start from, the loaded one (its epoch on, the
+        # products go on from it; never dropped), the others).  Tuples, replaced, never changed in place: a
+        # copy (a container's trial copies) shares them safely.
+        self._products: tuple[float, tuple[tuple[int, float], ...], tuple[tuple[int, float], ...]] = \
+            (self.base_lr, (), ())
 
     def lr_at(self, epoch: int) -> float:
-        lr0, reached, lr = self._reached
-        keep = True
+        lr0, loaded, kept = self._products
         if lr0 != self.base_lr:  # a new lr0 (given by a SequentialLR or ChainedScheduler): from the start
-            lr0, reached, lr = self.base_lr, 0, self.base_lr
-        elif epoch < reached:  # an earlier epoch: from the start, keeping the farther product
-            reached, lr, keep = 0, lr0, False
-        while reached < epoch:
-            reached += 1
-            lr = _times_factor("MultiplicativeLR", lr, self.lr_lambda, reached)
-            if keep:  # (a refusal later on keeps what was reached)
-                self._reached = (lr0, reached, lr)
+            lr0, loaded, kept = self.base_lr, (), ()
+        known = dict((*kept, *loaded))
+        start = max((e for e in known if e <= epoch), default=None)
+        reached, lr = (0, lr0) if start is None else (start, known[start])
+        run = (self.last_epoch, self.last_epoch + 1)  # (what its next step, or its chain's, goes on from)
+        new = {}
+        try:
+            while reached < epoch:
+                lr = _times_factor("MultiplicativeLR", lr, self.lr_lambda, reached + 1)
+                reached += 1
+                if reached in run:
+                    new[reached] = lr
+        finally:  # (a refusal on the way keeps what was reached)
+            if reached > 0 and reached not in known:
+                new[reached] = lr
+            known.update(new)
+            loaded_epochs = {e for e, _ in loaded}
+            keep = {max(known, default=0), reached, *run} - loaded_epochs  # the farthest, the latest, the run's
+            self._products = (lr0, loaded, tuple((e, known[e]) for e in sorted(keep) if e in known))
         return lr
 
     @property
@@ -1131,7 +1206,7 @@ class MultiplicativeLR(LRScheduler):
     @last_lr.setter
     def last_lr(self, lr: float) -> None:
         # (set by load_state_dict after base_lr and last_epoch: the product it goes on from)
-        self._reached = (self.base_lr, self.last_epoch, lr)
+        self._products = (self.base_lr, ((self.last_epoch, lr),), ())
 
     def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
         return _check_finite_nonnegative("MultiplicativeLR", name, value)  # last_lr

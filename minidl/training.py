@@ -772,8 +772,8 @@ def fit(
             raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
                              f"does not record{hint}; it records {keys}")
     if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):
-        try:  # an lr another hand changed is refused now, not after the first epoch's work
-            scheduler._check_lr_unchanged()
+        try:  # a schedule inside another, or an lr another hand changed, is refused now, not after an epoch
+            scheduler._check_can_step()
         except RuntimeError as error:
             raise RuntimeError(f"{who}: {error}") from None
     shuffle = switch(shuffle, "shuffle", who)

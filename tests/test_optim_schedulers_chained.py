@@ -353,13 +353,20 @@ def test_a_refused_step_in_a_chain_changes_nothing() -> None:
 
 
 def test_a_chains_schedules_belong_to_it() -> None:
+    """A schedule stepped directly once in a chain used to find its own lr unchanged (the chain's factor
+    at 0 is 1 here) and step, dropping the chain's other factors: it is refused as soon as it is chained."""
     o = sgd(0.1)
     exponential = md.ExponentialLR(o, 0.9)
-    chain = md.ChainedScheduler([md.ConstantLR(o, 0.5, 2), exponential])
-    chain.step()
-    with pytest.raises(RuntimeError, match=r"ExponentialLR\.step: the optimizer's lr is"):
-        exponential.step()
-    assert chain.step() == pytest.approx(0.1 * 0.81)
+    chain = md.ChainedScheduler([md.StepLR(o, 3, 0.5), exponential])
+    for _ in range(2):
+        before = (chain.state_dict(), exponential.state_dict(), o.lr)
+        with pytest.raises(RuntimeError, match=r"^ExponentialLR\.step: this ExponentialLR belongs to a "
+                                               r"ChainedScheduler, which sets the lr from its schedules and steps "
+                                               r"them: step the ChainedScheduler, not the schedules in it$"):
+            exponential.step()
+        assert (chain.state_dict(), exponential.state_dict(), o.lr) == before
+        chain.step()
+    assert o.lr == pytest.approx(0.1 * 0.81, rel=1e-15) and exponential.last_epoch == 2
 
 
 # refusals: (the schedules made, the optimizer passed or None, the error, its message)
@@ -399,7 +406,22 @@ REFUSALS: dict[str, tuple[Callable[[md.Optimizer, md.Optimizer], Any], str | Non
                 r"schedule's epochs from 0"),
     "listed twice": (lambda o, p: [md.ConstantLR(o, 0.5)] * 2, None, ValueError,
                      "ChainedScheduler: a schedule is listed twice; each keeps its own settings, give two"),
+    "in a chain already": (lambda o, p: [md.StepLR(o, 2), _chained(md.ExponentialLR(o, 0.9))], None, ValueError,
+                           r"ChainedScheduler: schedule 1 \(ExponentialLR\) belongs to a ChainedScheduler already, "
+                           r"which steps it: give new schedules"),
+    "in a sequence already": (lambda o, p: [_in_sequence(md.ConstantLR(o, 0.5)), md.StepLR(o, 2)], None, ValueError,
+                              r"ChainedScheduler: schedule 0 \(ConstantLR\) belongs to a SequentialLR already"),
 }
+
+
+def _chained(schedule: md.LRScheduler) -> md.LRScheduler:
+    md.ChainedScheduler([schedule, md.StepLR(schedule.optimizer, 2)])
+    return schedule
+
+
+def _in_sequence(schedule: md.LRScheduler) -> md.LRScheduler:
+    md.SequentialLR(schedule.optimizer, [schedule, md.StepLR(schedule.optimizer, 2)], milestones=[3])
+    return schedule
 
 
 def _stepped(schedule: md.LRScheduler) -> md.LRScheduler:
@@ -412,7 +434,8 @@ def _stepped(schedule: md.LRScheduler) -> md.LRScheduler:
 def test_a_chain_refuses_what_it_cannot_multiply_and_changes_nothing(name: str) -> None:
     make, passed, error, match = REFUSALS[name]
     o, p = sgd(0.1), sgd(0.2)
-    o.lr = 0.05  # (a hand-set lr after the first schedule was made: the chain's lr0 would be 0.1)
+    md.ExponentialLR(o, 0.9)  # a first phase's schedule records initial_lr 0.1; the lr set by hand for the
+    o.lr = 0.05  # chain's phase: a chain would start from 0.05 and must leave initial_lr at 0.1
     schedules = make(o, p)
     listed = schedules if isinstance(schedules, list) else []
     before = ([(x.lr, x.initial_lr, x.hyper["momentum"]) for x in (o, p)],
@@ -439,9 +462,13 @@ def test_a_chain_whose_epoch_zero_lr_fails_changes_no_schedule() -> None:
         md.ChainedScheduler([md.LRScheduler(o), warm])  # no lr_at: raises computing epoch 0's lr
     assert (warm.base_lr, o.lr, o.initial_lr) == (0.1, pytest.approx(0.01), 0.1)
     o = sgd(0.1)
-    o.initial_lr = None  # cleared: the chain records the largest lr its schedules found
-    chain = md.ChainedScheduler([md.StepLR(o, 2)])
-    assert (chain.base_lr, o.initial_lr) == (0.1, 0.1)
+    schedules, bare = [md.ConstantLR(o, 0.5, 2), md.StepLR(o, 2)], md.LRScheduler(o)
+    o.initial_lr = None  # cleared after the schedules were made: a refused chain leaves it cleared and its
+    with pytest.raises(NotImplementedError):  # schedules free,
+        md.ChainedScheduler([*schedules, bare])
+    assert (o.lr, o.initial_lr) == (0.05, None)
+    chain = md.ChainedScheduler(schedules)  # and a chain records its lr0 (the largest lr they found)
+    assert (chain.base_lr, o.initial_lr, o.lr) == (0.1, 0.1, 0.05)
 
 
 # ------------------------------------------------------------------------------ ChainedScheduler's state
@@ -581,3 +608,282 @@ def test_random_chains_equal_torchs() -> None:
         o = sgd(lr)
         ours = md.ChainedScheduler([getattr(md, name)(o, *args) for name, args in chain])
         np.testing.assert_allclose(run(ours, 30), torch_run(theirs, 30, lr=lr), rtol=1e-14, atol=1e-300)
+
+
+# ------------------------------------------------------------------------------ a chain for a new phase
+def test_a_chain_for_a_new_phase_goes_on_from_the_lr_its_schedules_found() -> None:
+    """PyTorch's chain builds on the lr its schedules found, not on initial_lr (the first schedule ever made
+    on the optimizer): after an ExponentialLR took the lr from 0.1 to 0.0125, a chain starts from 0.0125,
+    whatever order its schedules were made in, and leaves initial_lr at 0.1 (a chain used to take 0.1)."""
+    for reverse in (False, True):
+        o = sgd(0.1)
+        run(md.ExponentialLR(o, 0.5), 3)
+        makers: list[Callable[[md.Optimizer], md.LRScheduler]] = [lambda o: md.ConstantLR(o, 0.5, 2),
+                                                                  lambda o: md.ExponentialLR(o, 0.9)]
+        made = [make(o) for make in (makers[::-1] if reverse else makers)]
+        chain = md.ChainedScheduler(made[::-1] if reverse else made)
+        assert (chain.base_lr, o.initial_lr) == (0.0125, 0.1)
+        assert run(chain, 3) == pytest.approx([0.00625, 0.005625, 0.010125, 0.0091125], rel=1e-15)  # PyTorch's
+    seq = md.SequentialLR(o, [md.ExponentialLR(o, 0.5), md.StepLR(o, 2)], milestones=[2])
+    assert (seq.base_lr, o.lr) == (0.1, 0.1)  # a sequence made later starts from initial_lr, as PyTorch's
+    o = sgd(0.1)
+    md.ExponentialLR(o, 0.5)
+    o.lr = 0.02  # set by hand before the chain's schedule was made: built on, as PyTorch's (not 0.1)
+    chain = md.ChainedScheduler([md.ExponentialLR(o, 0.9)])
+    assert (o.lr, o.initial_lr) == (0.02, 0.1) and run(chain, 2) == pytest.approx([0.02, 0.018, 0.0162], rel=1e-15)
+
+
+# (a first phase on the optimizer, then the chain's schedules, made in the order listed and chained as
+# listed): minidl's and PyTorch's, given the module
+PHASES: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], list[Any]],
+                        Callable[[list[Any]], list[Any]]]] = {
+    "exponential, then constant+exponential": (
+        lambda S, o: run_any(S.ExponentialLR(o, 0.5), 3),
+        lambda S, o: [S.ConstantLR(o, 0.5, 2), S.ExponentialLR(o, 0.9)],
+        lambda made: made),
+    "step, an lr set by hand, then exponential+step": (
+        lambda S, o: set_lr(run_any(S.StepLR(o, 2), 3), 0.01),
+        lambda S, o: [S.ExponentialLR(o, 0.5), S.StepLR(o, 3)],
+        lambda made: made),
+    "exponential, then step+warm-up+multiplicative made backwards": (
+        lambda S, o: run_any(S.ExponentialLR(o, 0.8), 5),
+        lambda S, o: [S.MultiplicativeLR(o, FACTORS[1][1]), S.LinearLR(o, 0.5, 1.0, 3), S.StepLR(o, 2, 0.3)],
+        lambda made: made[::-1]),
+    "cosine, then constant+polynomial+cosine": (
+        lambda S, o: run_any(S.CosineAnnealingLR(o, 10), 4),
+        lambda S, o: [S.ConstantLR(o, 0.25, 3), S.PolynomialLR(o, 12, 2.0), S.CosineAnnealingLR(o, 15)],
+        lambda made: [made[2], made[0], made[1]]),
+}
+
+
+def run_any(schedule: Any, steps: int) -> Any:
+    """Step minidl's or PyTorch's schedule ``steps`` times; returns its optimizer."""
+    for _ in range(steps):
+        schedule.step()
+    return schedule.optimizer
+
+
+def set_lr(optimizer: Any, lr: float) -> None:
+    """Set minidl's or PyTorch's optimizer's lr by hand."""
+    if isinstance(optimizer, md.Optimizer):
+        optimizer.lr = lr
+    else:
+        optimizer.param_groups[0]["lr"] = lr
+
+
+@pytest.mark.parametrize("name", PHASES)
+def test_a_chain_for_a_new_phase_equals_torchs(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    phase_one, make, order = PHASES[name]
+    sched = torch.optim.lr_scheduler
+
+    def theirs(o: Any) -> Any:
+        phase_one(sched, o)
+        return sched.ChainedScheduler(order(make(sched, o)))
+
+    o = sgd(0.1)
+    phase_one(md, o)
+    ours = run(md.ChainedScheduler(order(make(md, o))), 14)
+    np.testing.assert_allclose(ours, torch_run(theirs, 14), rtol=1e-14, atol=1e-18)
+    assert o.initial_lr == 0.1
+
+
+def test_random_chains_for_a_new_phase_equal_torchs() -> None:
+    """A random first phase (an ExponentialLR stepped 0 to 5 times, sometimes an lr set by hand after it),
+    then a random chain made in a random order."""
+    torch = pytest.importorskip("torch")
+    sched = torch.optim.lr_scheduler
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        chain, lr, gamma = _random_chain(rng), float(rng.uniform(0.001, 1.0)), float(rng.uniform(0.5, 1.2))
+        steps, by_hand = int(rng.integers(0, 6)), float(rng.uniform(0.001, 1.0)) if rng.random() < 0.3 else None
+        order = [int(i) for i in rng.permutation(len(chain))]
+
+        def phase_and_chain(lib: Any, o: Any, chain: list[tuple[str, tuple[Any, ...]]] = chain, gamma: float = gamma,
+                            steps: int = steps, by_hand: float | None = by_hand, order: list[int] = order) -> Any:
+            run_any(lib.ExponentialLR(o, gamma), steps)
+            if by_hand is not None:
+                set_lr(o, by_hand)
+            made: list[Any] = [None] * len(chain)
+            for i in order:
+                name, args = chain[i]
+                made[i] = getattr(lib, name)(o, *args)
+            return lib.ChainedScheduler(made)
+
+        o = sgd(lr)
+        ours = run(phase_and_chain(md, o), 30)
+        np.testing.assert_allclose(ours, torch_run(lambda o: phase_and_chain(sched, o), 30, lr=lr), rtol=1e-14,
+                                   atol=1e-300)
+        assert o.initial_lr == lr
+
+
+# ------------------------------------------------------------------------------ previews cost no step
+def test_multiplicative_lr_steps_call_the_function_once_each_whatever_was_previewed() -> None:
+    """A preview of 200 epochs (a plot) made every later step multiply again from lr0: 5050 calls for
+    100 steps.  The products kept are the farthest, the latest and those at last_epoch and the next."""
+    f = Counted(FACTORS[1][1])
+    schedule = md.MultiplicativeLR(sgd(0.3), f)
+    plot = [schedule.lr_at(e) for e in range(200)]
+    assert f.calls == list(range(1, 200))
+    f.calls.clear()
+    assert run(schedule, 100) == plot[:101]  # the same products, bit for bit
+    assert len(f.calls) <= 100 and len(set(f.calls)) == len(f.calls)
+    f.calls.clear()
+    assert [schedule.lr_at(e) for e in range(200)] == plot  # a preview between steps
+    f.calls.clear()
+    assert [schedule.step() for _ in range(50)] == plot[101:151]
+    assert len(f.calls) <= 50 and len(set(f.calls)) == len(f.calls)
+    f.calls.clear()
+    far = schedule.lr_at(400)
+    assert schedule.lr_at(400) == far and f.calls == list(range(200, 401))  # from the farthest, then kept
+    f.calls.clear()
+    assert schedule.step() == plot[151] and len(f.calls) <= 1
+
+
+@pytest.mark.parametrize("container", ["chain", "sequence"])
+def test_a_preview_through_a_container_costs_its_steps_nothing(container: str) -> None:
+    f = Counted(FACTORS[2][1])
+    o = sgd(0.3)
+    multiplicative = md.MultiplicativeLR(o, f)
+    schedule: md.LRScheduler = md.ChainedScheduler([md.StepLR(o, 7, 0.5), multiplicative]) if container == "chain" \
+        else md.SequentialLR(o, [multiplicative, md.ExponentialLR(o, 0.9)], milestones=[150])
+    plot = [schedule.lr_at(e) for e in range(200)]
+    f.calls.clear()
+    assert run(schedule, 100) == plot[:101]
+    assert len(f.calls) <= 100 and len(set(f.calls)) == len(f.calls)  # (5050 before)
+    if container == "chain":  # (a sequence's schedules keep their own counts at 0: not between steps)
+        f.calls.clear()
+        assert [schedule.lr_at(e) for e in range(200)] == plot
+        f.calls.clear()
+        assert run(schedule, 30)[1:] == plot[101:131] and len(f.calls) <= 30
+
+
+def test_a_loaded_product_stays_the_one_the_schedule_goes_on_from() -> None:
+    """The product loaded at epoch 5 (here not lr0's: the function was another) is where every later epoch
+    starts, whatever was asked before; the epochs before it multiply from lr0."""
+    f = Counted(lambda e: 0.5)
+    schedule = md.MultiplicativeLR(sgd(1.0), f)
+    schedule.load_state_dict({"type": "MultiplicativeLR", "base_lr": 1.0, "last_epoch": 5, "last_lr": 0.75})
+    assert f.calls == [] and schedule.lr_at(5) == 0.75
+    assert schedule.lr_at(20) == 0.75 * 0.5**15 and schedule.lr_at(3) == 0.125
+    assert schedule.lr_at(9) == 0.75 * 0.5**4 and schedule.lr_at(5) == 0.75 and schedule.state_dict()["last_lr"] == 0.75
+    assert schedule.step() == 0.375
+
+
+# ------------------------------------------------------------------------------ a loaded chain's settings
+def test_a_chain_refuses_a_state_whose_settings_its_constructor_refuses() -> None:
+    """A cosine with eta_min > 0 set in a chain's state used to load and run (its lr not lr0 times a factor)."""
+    o = sgd(0.1)
+    chain = md.ChainedScheduler([md.ExponentialLR(o, 0.9), md.CosineAnnealingLR(o, 10)])
+    run(chain, 2)
+    state = chain.state_dict()
+    children = state["schedulers"]
+    before = (chain.state_dict(), o.lr, repr(chain.schedulers[1]))
+    with pytest.raises(StateDictError, match=r"^ChainedScheduler.load_state_dict refused the state \(nothing was "
+                                             r"changed\): ChainedScheduler: schedule 1 is a CosineAnnealingLR with "
+                                             r"eta_min=0.05: its lr is not lr0 times a factor"):
+        chain.load_state_dict({**state, "schedulers": [children[0], {**children[1], "eta_min": 0.05}]})
+    assert (chain.state_dict(), o.lr, repr(chain.schedulers[1])) == before
+    chain.load_state_dict({**state, "schedulers": [children[0], {**children[1], "T_max": 20, "eta_min": 0}]})
+    assert o.lr == pytest.approx(0.1 * 0.81 * (1 + math.cos(math.pi * 2 / 20)) / 2, rel=1e-15)
+    assert chain.step() == pytest.approx(0.1 * 0.9**3 * (1 + math.cos(math.pi * 3 / 20)) / 2, rel=1e-15)
+
+
+# ------------------------------------------------------------------------------ schedules inside another
+def test_a_sequences_schedules_belong_to_it() -> None:
+    o = sgd(0.1)
+    warmup, cosine = md.LinearLR(o, 0.5, 1.0, 2), md.CosineAnnealingLR(o, 10)
+    seq = md.SequentialLR(o, [warmup, cosine], milestones=[2])
+    for steps in (1, 2):  # before and after the milestone
+        for schedule in (warmup, cosine):
+            before = (seq.state_dict(), schedule.state_dict(), o.lr)
+            with pytest.raises(RuntimeError, match=rf"^{type(schedule).__name__}\.step: this "
+                                                   rf"{type(schedule).__name__} belongs to a SequentialLR, which sets "
+                                                   r"the lr from its schedules and steps them: step the SequentialLR"):
+                schedule.step()
+            assert (seq.state_dict(), schedule.state_dict(), o.lr) == before
+        seq.step()
+        assert o.lr == pytest.approx([0.075, 0.1][steps - 1], rel=1e-15)
+
+
+@pytest.mark.parametrize("container", ["chain", "sequence"])
+def test_fit_refuses_a_schedule_inside_another_before_training(container: str) -> None:
+    x, y = _regression()
+    net = md.Sequential(md.Dense(3, 1, rng=0))
+    o = md.SGD(net.parameters(), lr=0.1)
+    inner = md.ExponentialLR(o, 0.9)
+    outer = md.ChainedScheduler([inner, md.ConstantLR(o, 0.5, 2)]) if container == "chain" \
+        else md.SequentialLR(o, [inner, md.ConstantLR(o, 0.5, 2)], milestones=[3])
+    weights = [p.data.copy() for p in net.parameters()]
+    owner = type(outer).__name__
+    with pytest.raises(RuntimeError, match=rf"^fit: ExponentialLR\.step: this ExponentialLR belongs to a {owner}, "
+                                           rf".*step the {owner}, not the schedules in it$"):
+        md.fit(net, x, y, loss=md.MSELoss(), optimizer=o, epochs=2, scheduler=inner, verbose=0)
+    assert all(np.array_equal(p.data, w) for p, w in zip(net.parameters(), weights, strict=True))
+    assert (inner.last_epoch, outer.last_epoch, o.lr) == (0, 0, 0.1 if container == "sequence" else 0.05)
+    history = md.fit(net, x, y, loss=md.MSELoss(), optimizer=o, epochs=2, scheduler=outer, verbose=0)
+    assert outer.last_epoch == 2 and len(history["lr"]) == 2
+
+
+def test_a_sequence_refuses_a_schedule_of_another_container_and_changes_nothing() -> None:
+    o = sgd(0.1)
+    chained = _chained(md.ExponentialLR(o, 0.9))
+    later = md.StepLR(o, 2)
+    before = (o.lr, o.initial_lr, chained.base_lr, later.base_lr)
+    with pytest.raises(ValueError, match=r"^SequentialLR: schedule 1 \(ExponentialLR\) belongs to a "
+                                         r"ChainedScheduler already, which steps it: give new schedules$"):
+        md.SequentialLR(o, [later, chained], milestones=[2])
+    sequenced = _in_sequence(md.ExponentialLR(o, 0.5))
+    with pytest.raises(ValueError, match=r"^SequentialLR: schedule 0 \(ExponentialLR\) belongs to a SequentialLR "
+                                         r"already"):
+        md.SequentialLR(o, [sequenced, later], milestones=[2])
+    assert (chained.base_lr, later.base_lr) == before[2:] and later._part_of is None
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("container", ["chain", "sequence"])
+def test_copies_of_a_container_step_as_it_and_their_schedules_still_belong_to_it(how: str, container: str) -> None:
+    import copy
+    import pickle
+    o = sgd(0.1)
+    schedules = [md.ConstantLR(o, 0.5, 3), md.ExponentialLR(o, 0.9)]
+    outer: md.ChainedScheduler | md.SequentialLR = md.ChainedScheduler(schedules) if container == "chain" \
+        else md.SequentialLR(o, schedules, milestones=[3])
+    run(outer, 2)
+    twin = copy.deepcopy(outer) if how == "deepcopy" else pickle.loads(pickle.dumps(outer))
+    assert twin.state_dict() == outer.state_dict() and twin.optimizer is not o
+    assert [s.state_dict() for s in twin.schedulers] == [s.state_dict() for s in schedules]
+    with pytest.raises(RuntimeError, match=f"belongs to a {type(outer).__name__}"):
+        twin.schedulers[1].step()
+    assert run(twin, 4) == run(outer, 4)
+    outer.load_state_dict(twin.state_dict())  # states still move between them
+    assert outer.state_dict() == twin.state_dict() and o.lr == twin.optimizer.lr
+
+
+# ------------------------------------------------------------------------------ a sequence resumed
+@pytest.mark.parametrize("optimizer_first", [True, False])
+@pytest.mark.parametrize("stop", [2, 6])  # before and after the milestone
+def test_a_sequence_holding_a_multiplicative_lr_resumes_as_if_it_had_not_stopped(optimizer_first: bool,
+                                                                                 stop: int) -> None:
+    def build(lr: float, f: Callable[[int], Any]) -> md.SequentialLR:
+        o = sgd(lr)
+        return md.SequentialLR(o, [md.MultiplicativeLR(o, f), md.CosineAnnealingLR(o, 10)], milestones=[4])
+
+    first = build(0.1, FACTORS[1][1])
+    run(first, stop)
+    state, opt_state = first.state_dict(), first.optimizer.state_dict()
+    assert [s["type"] for s in state["schedulers"]] == ["MultiplicativeLR", "CosineAnnealingLR"]
+    straight = run(first, 8)
+    resumed = build(0.7, FACTORS[1][1])
+    other = resumed.optimizer
+    if optimizer_first:
+        other.load_state_dict(opt_state)
+        resumed.load_state_dict(state)
+    else:
+        resumed.load_state_dict(state)
+        other.load_state_dict(opt_state)
+    assert other.lr == straight[0] and run(resumed, 8) == straight  # bit for bit
+    assert resumed.state_dict() == first.state_dict()
+    want = [0.1 * math.prod(FACTORS[1][1](k) for k in range(1, e + 1)) if e < 4 else
+            0.1 * (1 + math.cos(math.pi * (e - 4) / 10)) / 2 for e in range(stop, stop + 9)]
+    np.testing.assert_allclose(straight, want, rtol=1e-14)
