@@ -94,8 +94,9 @@ class Model(Layer):
         refuse_spread_inputs("evaluate", x, more)
         return evaluate(self, x, y, **kwargs)
 
-    def predict(self, x: Inputs, batch_size: int = 256) -> np.ndarray:
-        """Outputs on ``x`` (N, ...) in eval mode, in batches; see :func:`minidl.training.predict`."""
+    def predict(self, x: Inputs, batch_size: int = 256) -> Any:
+        """Outputs on ``x`` (N, ...) in eval mode, in batches (a tuple of them for a model with several
+        outputs); see :func:`minidl.training.predict`."""
         from .training import predict
 
         return predict(self, x, batch_size=batch_size)

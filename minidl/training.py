@@ -983,9 +983,24 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------------------------------- predict
-def predict(model: Layer, x: Inputs, batch_size: int = 256) -> np.ndarray:
+def _output_rows(output: Any, rows: int, who: str) -> tuple[np.ndarray, ...]:
+    """A batch's output as a tuple of arrays (one, or a model's several), each checked to hold one row per
+    sample of the batch's ``rows``."""
+    several = type(output) is tuple  # (np.asarray would stack the outputs into one array)
+    outputs = tuple(np.asarray(o) for o in output) if several else (np.asarray(output),)
+    for i, out in enumerate(outputs):
+        if out.ndim == 0 or len(out) != rows:  # rows of the result would stay unwritten
+            which = f"output {i} of {len(outputs)}" if several else "output"
+            raise ShapeError(f"{who}: the model's {which} must have one row per sample; a batch of {rows} gave "
+                             f"an output of shape {out.shape}")
+    return outputs
+
+
+def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
     """The model's outputs on ``x`` (N, ...; or a tuple of such arrays for a model with several
-    inputs), computed in eval mode in batches; modes are restored."""
+    inputs), computed in eval mode in batches; modes are restored.  An array (N, ...); for a model with
+    several outputs (a tuple, e.g. ``(mean, var)``) the tuple of their arrays, each gathered over the
+    batches (hence ``Any``: as the model returns)."""
     who = "predict"
     batch_size = _positive_int(who, "batch_size", batch_size)
     x = as_inputs(x, who, "x")
@@ -993,7 +1008,8 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> np.ndarray:
         shape = x.shape if isinstance(x, np.ndarray) else tuple(a.shape for a in x)
         raise ShapeError(f"{who}: x needs a non-empty batch axis, got shape {shape}")
     n = count(x)
-    result: np.ndarray | None = None
+    several = False  # whether the model returns a tuple of outputs (the first batch says)
+    results: list[np.ndarray] | None = None
     with _mode(model, False):
         for start in range(0, n, batch_size):
             xb = rows(x, start, start + batch_size)
@@ -1003,23 +1019,24 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> np.ndarray:
                 stop = start + count(xb)
                 _with_context(error, f"{who}: samples {start}..{stop - 1}{_located_row(error, start, stop)}")
                 raise
-            if type(output) is tuple:  # (np.asarray would stack the outputs into one array)
-                raise ShapeError(f"{who}: the model returns {len(output)} outputs (a tuple), and predict gathers "
-                                 "one array of rows; call the model on batches in eval mode (model.eval()) to "
-                                 "have them all")
-            out = np.asarray(output)
-            if out.ndim == 0 or len(out) != count(xb):  # rows of the result would stay unwritten
-                raise ShapeError(f"{who}: the model's output must have one row per sample; a batch of "
-                                 f"{count(xb)} gave an output of shape {out.shape}")
-            if result is None:
+            outputs = _output_rows(output, count(xb), who)
+            if results is None:
+                several = type(output) is tuple
                 inputs = x if type(x) is tuple else (x,)
-                if batch_size >= n and not any(np.may_share_memory(out, a) for a in inputs):
-                    # as from several batches: a writable array of our own (not a layer's read-only cache)
-                    return out if out.flags.writeable else out.copy()
-                result = np.empty((n, *out.shape[1:]), dtype=out.dtype)
-            elif out.shape[1:] != result.shape[1:]:
-                raise ShapeError(f"{who}: the model's output changed shape between batches: "
-                                 f"{result.shape[1:]} per sample, then {out.shape[1:]}")
-            result[start:start + len(out)] = out
-    assert result is not None
-    return result
+                if batch_size >= n and not any(np.may_share_memory(out, a) for out in outputs for a in inputs):
+                    # as from several batches: writable arrays of our own (not a layer's read-only cache)
+                    own = tuple(out if out.flags.writeable else out.copy() for out in outputs)
+                    return own if several else own[0]
+                results = [np.empty((n, *out.shape[1:]), dtype=out.dtype) for out in outputs]
+            elif (type(output) is tuple) != several or len(outputs) != len(results):
+                raise ShapeError(f"{who}: the model's outputs changed between batches: "
+                                 f"{len(results) if several else 'one array'}, then "
+                                 f"{len(outputs) if type(output) is tuple else 'one array'}")
+            for i, (result, out) in enumerate(zip(results, outputs, strict=True)):
+                if out.shape[1:] != result.shape[1:]:
+                    which = f"output {i}" if several else "output"
+                    raise ShapeError(f"{who}: the model's {which} changed shape between batches: "
+                                     f"{result.shape[1:]} per sample, then {out.shape[1:]}")
+                result[start:start + len(out)] = out
+    assert results is not None
+    return tuple(results) if several else results[0]

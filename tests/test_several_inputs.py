@@ -626,6 +626,42 @@ def test_a_model_with_two_outputs_weighs_its_batches_by_their_samples() -> None:
                         batch_size=4, shuffle=False, verbose=0)
     assert history.history["loss"] == [pytest.approx(full, rel=1e-14)]
     assert model.evaluate(x, y, loss=BothHeadsMSE(), batch_size=4)["loss"] == pytest.approx(full, rel=1e-14)
-    with pytest.raises(md.ShapeError, match=r"predict: the model returns 2 outputs \(a tuple\), and predict gathers "
-                                            "one array of rows"):
-        model.predict(x)
+
+
+@pytest.mark.parametrize("batch_size", [4, 10, 256])
+def test_predict_gathers_every_output_of_a_model_with_several(batch_size: int) -> None:
+    x = np.random.default_rng(1).normal(size=(10, 3))
+    model = TwoHeads()
+    a, b = model(x)
+    predicted = model.predict(x, batch_size=batch_size)
+    assert type(predicted) is tuple and len(predicted) == 2
+    np.testing.assert_array_equal(predicted[0], a)
+    np.testing.assert_array_equal(predicted[1], b)
+    assert all(p.flags.writeable and not np.may_share_memory(p, x) for p in predicted)
+
+
+def test_predict_refuses_outputs_that_change_between_batches_or_lack_rows() -> None:
+    class Unsteady(md.Model):
+        def __init__(self, outputs: Any) -> None:
+            super().__init__()
+            self.outputs, self.calls = outputs, 0
+
+        def forward(self, x: np.ndarray) -> Any:
+            self.calls += 1
+            return self.outputs(x, self.calls)
+
+        def backward(self, grad_output: Any) -> Any:
+            return grad_output
+
+    x = np.ones((6, 2))
+    cases = [
+        (lambda x, k: (x, x) if k == 1 else x, r"outputs changed between batches: 2, then one array"),
+        (lambda x, k: (x, x) if k == 1 else (x, x, x), r"outputs changed between batches: 2, then 3"),
+        (lambda x, k: (x, x[:, :1] if k == 1 else x), r"output 1 changed shape between batches: \(1,\) per sample, "
+                                                      r"then \(2,\)"),
+        (lambda x, k: (x, x.sum()), r"output 1 of 2 must have one row per sample; a batch of 4 gave an output of "
+                                    r"shape \(\)"),
+    ]
+    for outputs, message in cases:
+        with pytest.raises(md.ShapeError, match=message):
+            md.predict(Unsteady(outputs), x, batch_size=4)
