@@ -387,6 +387,22 @@ def test_bad_inputs_name_the_layer_and_change_nothing() -> None:
             fresh.backward(g)
 
 
+def test_a_backward_uses_its_forwards_sizes() -> None:
+    """Sizes set between a forward and its backward are the next forward's (as PixelShuffle's factor)."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    unfold = Unfold(2, stride=2)
+    y = unfold(x)
+    g = np.arange(16.0).reshape(y.shape)
+    expected = unfold.backward(g)
+    unfold.dilation, unfold.stride = (2, 2), (1, 1)  # the same output shape on a 4 x 4 image
+    np.testing.assert_array_equal(unfold.backward(g), expected)
+    np.testing.assert_array_equal(expected[0, 0], [[0, 4, 1, 5], [8, 12, 9, 13], [2, 6, 3, 7], [10, 14, 11, 15]])
+    fold = Fold(4, 2, stride=2)
+    z = fold(np.ones((1, 4, 4)))
+    fold.kernel_size = (1, 1)
+    np.testing.assert_array_equal(fold.backward(np.ones(z.shape)), np.ones((1, 4, 4)))
+
+
 def test_output_shape() -> None:
     assert Unfold(3).output_shape(2, 5, 6) == (18, 12)
     assert Unfold((2, 3), dilation=2, padding=1, stride=(1, 2)).output_shape(1, 4, 7) == (6, 4 * 3)

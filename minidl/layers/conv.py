@@ -134,7 +134,7 @@ def _col2im(taps: np.ndarray, size: _Pair, stride: _Pair, padding: _Pair, dilati
     window -> (..., H, W) for an input of ``size`` (H, W), each value added onto the element the tap read
     (overlapping windows sum), what lands on the padding dropped.  Python loops only over the ``kh*kw``
     taps, none when the windows do not overlap (one strided assignment).  A new array, or (with
-    padding) a view of one, cut to ``H x W``."""
+    padding, or windows leaving a gap at the end) a view of one, cut to ``H x W``."""
     kh, kw, *lead, Ho, Wo = taps.shape
     (H, W), (sh, sw), (ph, pw), (dh, dw) = size, stride, padding, dilation
     Hp, Wp = H + 2 * ph, W + 2 * pw

@@ -150,7 +150,9 @@ class Unfold(_Folding):
         stride: int | tuple[int, int] = 1,
     ) -> None:
         super().__init__(kernel_size, dilation, padding, stride)
-        self._shape: tuple[int, int, int, int] | None = None  # the last input's
+        # the last forward's input and output shapes, and the sizes it used (kernel, dilation, padding, stride)
+        self._shape: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        self._used: _Geometry = self._geometry()
 
     @property
     def _who(self) -> str:
@@ -195,22 +197,22 @@ class Unfold(_Folding):
         self._checked_size(x.shape, who)
         x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
-        N, C, H, W = x.shape
-        self._shape = (N, C, H, W)
+        geometry = self._geometry()
+        y = unfold(x, *geometry)
+        # (the sizes kept with the shapes: a backward uses its forward's, whatever was set since)
+        self._shape, self._used = (x.shape, y.shape), geometry
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
-        return unfold(x, *self._geometry())
+        return y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C*kh*kw, L) -> dx: (N, C, H, W), ``Fold`` of ``grad_output``."""
-        shape = self._shape
-        self._require_cache(shape)
-        assert shape is not None
-        N, C, H, W = shape
-        ho, wo = self._windows((H, W))
-        g = check_grad_output(grad_output, f"{self._who}.backward", (N, C * math.prod(self.kernel_size), ho * wo),
-                              self._dtype)
-        return fold(g, (H, W), *self._geometry())
+        shapes = self._shape
+        self._require_cache(shapes)
+        assert shapes is not None
+        (_, _, H, W), out = shapes
+        g = check_grad_output(grad_output, f"{self._who}.backward", out, self._dtype)
+        return fold(g, (H, W), *self._used)
 
 
 class Fold(_Folding):
@@ -229,8 +231,8 @@ class Fold(_Folding):
     size, no padding, dilation 1), ``Fold`` undoes ``Unfold`` exactly.
 
     Backward: ``dx = Unfold(...)(g)``, the gradient read at every window (one copy).  The output is a new
-    array (with padding, a view of one cut to ``H x W``).  float16 is summed in float32 and rounded once
-    (PyTorch sums in float16).  NaN/inf are not looked for.
+    array (with padding, or windows leaving a gap at the end, a view of one cut to ``H x W``).  float16 is
+    summed in float32 and rounded once (PyTorch sums in float16).  NaN/inf are not looked for.
 
     Unbatched input: PyTorch also takes a (C*kh*kw, L) input; here, as in minidl's other image layers,
     axis 0 is always the batch, and a 2-D input is refused (``ShapeError``, suggesting ``x[None]``).
@@ -265,6 +267,7 @@ class Fold(_Folding):
                              f"got {H + 2 * ph} and {W + 2 * pw}")
         self._batch: int | None = None  # the last input's batch size
         self._channels = 0  # the last output's
+        self._used: tuple[_Pair, _Geometry] = (self.output_size, self._geometry())  # the sizes it used
 
     @property
     def _who(self) -> str:
@@ -316,16 +319,19 @@ class Fold(_Folding):
         C = self._checked_rows(x.shape[1], x.shape[2], x.shape, who)
         x = native(x)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
-        self._batch, self._channels = x.shape[0], C
+        geometry = self._geometry()
+        y = fold(x, self.output_size, *geometry)
+        # (the sizes kept: a backward uses its forward's, whatever was set since)
+        self._batch, self._channels, self._used = x.shape[0], C, (self.output_size, geometry)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
-        return fold(x, self.output_size, *self._geometry())
+        return y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, H, W) -> dx: (N, C*kh*kw, L), ``Unfold`` of ``grad_output``."""
         N = self._batch
         self._require_cache(N)
         assert N is not None
-        g = check_grad_output(grad_output, f"{self._who}.backward", (N, self._channels, *self.output_size),
-                              self._dtype)
-        return unfold(g, *self._geometry())
+        size, geometry = self._used
+        g = check_grad_output(grad_output, f"{self._who}.backward", (N, self._channels, *size), self._dtype)
+        return unfold(g, *geometry)
