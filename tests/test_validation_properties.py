@@ -272,6 +272,8 @@ LAYERS: dict[str, LayerSpec] = {
     "ReLU": LayerSpec(lambda dt: md.ReLU(), any_shape, lambda layer, x: np.maximum(x, 0)),
     "LeakyReLU": LayerSpec(lambda dt: md.LeakyReLU(0.1), any_shape,
                            lambda layer, x: np.where(x > 0, x, 0.1 * x)),
+    "RReLU": LayerSpec(lambda dt: get("RReLU")(0.1, 0.3, rng=0), any_shape,  # random slopes in training
+                       lambda layer, x: None if layer.training else np.where(x > 0, x, 0.2 * x)),
     "PReLU": LayerSpec(lambda dt: md.PReLU(3, init=0.3, dtype=dt),
                        lambda n, d: (n, 3, *d(st.lists(st.integers(1, 3), max_size=1))),
                        lambda layer, x: np.where(x > 0, x, x * layer.weight.data.reshape((3,) + (1,) * (x.ndim - 2))),
@@ -310,6 +312,9 @@ LAYERS: dict[str, LayerSpec] = {
     "Softmin": LayerSpec(lambda dt: md.Softmin(), any_shape, lambda layer, x: ref_softmax(layer, -x)),
     "Dropout": LayerSpec(lambda dt: get("Dropout")(0.3, rng=0), any_shape),
     "AlphaDropout": LayerSpec(lambda dt: get("AlphaDropout")(0.3, rng=0), any_shape),
+    "FeatureAlphaDropout": LayerSpec(lambda dt: get("FeatureAlphaDropout")(0.3, rng=0),
+                                     lambda n, d: (n, 2, *d(st.lists(st.integers(1, 3), max_size=2))),
+                                     example=(2, 2, 3)),
     "Dropout1d": LayerSpec(lambda dt: get("Dropout1d")(0.3, rng=0), lambda n, d: (n, 2, d(st.integers(1, 3))),
                            example=(2, 2, 3)),
     "Dropout2d": LayerSpec(lambda dt: get("Dropout2d")(0.3, rng=0),
@@ -1155,10 +1160,10 @@ def test_nonfinite_policy() -> None:
     """Documented in docs/checkpoints.md: layers with parameters (the model's entry) refuse NaN/inf;
     parameter-free layers let it through, NaN in giving NaN out where the math says so."""
     propagating = {"AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D",
-                   "AlphaDropout", "AvgPool1D", "AvgPool2D", "CELU",
+                   "AlphaDropout", "AvgPool1D", "AvgPool2D", "CELU", "FeatureAlphaDropout",
                    "Dropout", "Dropout1d", "Dropout2d", "ELU", "Flatten", "GELU", "GLU", "GlobalAvgPool1D",
                    "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
-                   "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
+                   "LogSoftmax", "MaxPool1D", "MaxPool2D", "Mish", "RReLU", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid",
                    "Softmax", "Softplus", "Softsign", "Tanh", "Upsample", "Hardshrink", "Softshrink", "Tanhshrink",
                    "Softmin", "Unflatten", "Identity", "PixelShuffle", "PixelUnshuffle", "Unfold", "Fold",
                    *(name for name, *_ in PADDINGS)}

@@ -18,6 +18,7 @@ from .activations import (
     PReLU,
     ReLU,
     ReLU6,
+    RReLU,
     Sigmoid,
     SiLU,
     Softmax,
@@ -33,7 +34,7 @@ from .attention import MultiHeadAttention
 from .conv import Conv1D, Conv2D
 from .dense import Dense
 from .distance import CosineSimilarity, PairwiseDistance
-from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
+from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, FeatureAlphaDropout
 from .embedding import Embedding
 from .fold import Fold, Unfold
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, LocalResponseNorm
@@ -89,6 +90,7 @@ __all__ = [
     "Dropout1d",
     "Dropout2d",
     "Embedding",
+    "FeatureAlphaDropout",
     "Flatten",
     "Fold",
     "GlobalAvgPool1D",
@@ -113,6 +115,7 @@ __all__ = [
     "PairwiseDistance",
     "PixelShuffle",
     "PixelUnshuffle",
+    "RReLU",
     "ReLU",
     "ReLU6",
     "ReflectionPad1D",

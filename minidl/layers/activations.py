@@ -8,15 +8,15 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ..errors import ShapeError
-from ..init import float_dtype, positive_int
+from ..init import RNGLike, as_generator, float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
 from ..special import _sigmoid, normal_cdf, normal_pdf
 from ..validation import as_float_array, check_grad_output, check_input, is_number, widened
 
 __all__ = ["CELU", "ELU", "GELU", "GLU", "SELU", "Activation", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh",
-           "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax",
-           "Softmin", "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink"]
+           "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "RReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid",
+           "Softmax", "Softmin", "Softplus", "Softshrink", "Softsign", "Tanh", "Tanhshrink"]
 
 
 class Activation(Layer):
@@ -177,6 +177,65 @@ class LeakyReLU(Activation):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class RReLU(Activation):
+    """Randomized leaky ReLU, as PyTorch's ``nn.RReLU(lower=1/8, upper=1/3)`` (Xu et al., 2015):
+    ``y = x`` for x > 0, ``a * x`` elsewhere, with a slope ``a`` that is random in training.
+
+    Training: every element draws its own ``a = lower + (upper - lower) * u``, ``u ~ U[0, 1)`` from
+    ``self.rng`` (a registered generator: checkpoints keep it, ``fit`` restores it after a refused
+    batch, and the gradient checker replays it, so every re-evaluation draws the same slopes), and
+    ``dx = a * g`` where ``x <= 0``, ``g`` elsewhere (NaN: slope 1, as PyTorch).  The slopes are drawn
+    for every element, not just the negative ones, so a draw does not depend on the input's signs;
+    the per-element slope (1 where x > 0) is the backward's cache.
+
+    Eval: :class:`LeakyReLU` with the mean slope ``(lower + upper) / 2`` (the slope at the kink x = 0
+    too; a NaN gets that slope, as PyTorch); the cache is the mask ``x > 0``.
+
+    Shapes: x: any shape -> same shape.  ``lower <= upper``, both finite (either may be negative or
+    above 1, as PyTorch).  float16 draws and multiplies in float32 and rounds once (PyTorch has no
+    float16 RReLU on the CPU).
+    """
+
+    def __init__(self, lower: float = 1.0 / 8.0, upper: float = 1.0 / 3.0, *, rng: RNGLike = None) -> None:
+        super().__init__()
+        who = type(self).__name__
+        self.lower = _finite_number(who, "lower", lower)
+        self.upper = _finite_number(who, "upper", upper)
+        if self.lower > self.upper:
+            raise ValueError(f"{who}: lower must be <= upper, got lower={lower!r} and upper={upper!r}")
+        self.rng = as_generator(rng, who)
+
+    @property
+    def eval_slope(self) -> float:
+        """The slope of x <= 0 in eval mode: ``(lower + upper) / 2``."""
+        return (self.lower + self.upper) / 2.0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: any shape -> same shape."""
+        x = self._input(x)
+        if not self.training:
+            positive = x > 0
+            self._cache = positive
+            return np.where(positive, x, x * self.eval_slope)
+        wide = self._wide(x)
+        slope = self.rng.random(x.shape, dtype=np.float64 if wide.dtype.itemsize == 8 else np.float32)
+        slope *= self.upper - self.lower
+        slope += self.lower
+        np.copyto(slope, 1, where=~(wide <= 0))  # x > 0 or NaN: slope 1
+        self._cache = slope
+        return self._narrow(wide * slope)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: x's shape -> dx = grad_output * the forward's slope."""
+        cache = self._cached_for(grad_output)
+        if cache.dtype == bool:  # an eval forward: the mask x > 0
+            return np.where(cache, grad_output, grad_output * self.eval_slope)
+        return self._narrow(self._wide(grad_output) * cache)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}"
 
 
 class Hardtanh(Activation):

@@ -1,5 +1,6 @@
-"""Inverted dropout, of elements (``Dropout``) or of whole channels (``Dropout1d``, ``Dropout2d``), drawing
-its masks from a seeded generator the checker can replay."""
+"""Inverted dropout, of elements (``Dropout``) or of whole channels (``Dropout1d``, ``Dropout2d``), and the
+self-normalising alpha dropout (``AlphaDropout``, ``FeatureAlphaDropout``), drawing their masks from a seeded
+generator the checker can replay."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ..init import RNGLike, as_generator
 from ..layer import Layer
 from ..validation import as_float_array, check_grad_output, is_number, native
 
-__all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d"]
+__all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d", "FeatureAlphaDropout"]
 
 
 def drop_probability(p: object, who: str, name: str = "p") -> float:
@@ -141,6 +142,27 @@ class AlphaDropout(Dropout):
         y = x * self._mask
         y += np.where(keep, x.dtype.type(alpha * a * p), x.dtype.type(alpha * a * (p - 1.0)))
         return y
+
+
+class FeatureAlphaDropout(AlphaDropout):
+    """:class:`AlphaDropout` of whole channels, as PyTorch's ``nn.FeatureAlphaDropout``: x: (N, C, *) -> same
+    shape, at least 2-D.
+
+    One ``u ~ U[0, 1)`` per (sample, channel) decides for all its positions: a dropped channel becomes
+    SELU's negative saturation, moved as :class:`AlphaDropout` moves it, ``alpha' a (p - 1)`` everywhere;
+    a kept one ``a x + alpha' a p``; ``dx = a g`` where kept, 0 where dropped.  :attr:`mask` has shape
+    (N, C, 1, ...).  A 2-D input (N, C) is dropped element by element, as by ``AlphaDropout``.
+
+    Difference from PyTorch: an input of fewer than 2 dimensions is refused (``ShapeError``) in eval mode
+    and with ``p = 0`` too, where PyTorch returns it unchecked; an unbatched (C, *) input is read as (N, C, *)
+    by both.
+    """
+
+    def _mask_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        if x.ndim < 2:
+            raise ShapeError(f"{type(self).__name__}(p={self.p}): expected an input of shape (N, C, ...), at "
+                             f"least 2-D, got shape {x.shape}")
+        return (*x.shape[:2], *(1,) * (x.ndim - 2))
 
 
 class _ChannelDropout(Dropout):
