@@ -4,13 +4,16 @@ Update rules, defaults and state names follow PyTorch's (``torch.optim``), so th
 the same parameters (to round-off) in both.  Every update is done in place in the parameter's dtype
 (float32 stays float32), using a per-parameter scratch array instead of fresh temporaries.  The state
 (moments, step counts) is in :meth:`Optimizer.state_dict`, so a run can be resumed bit for bit.
+Every optimizer takes PyTorch's ``maximize`` (keyword, default False): it then steps with ``-grad``
+wherever it would use ``grad``, and so ascends the objective.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,8 +52,11 @@ class Optimizer:
     """
 
     #: The hyper-parameters that are on/off switches; a subclass with other flags extends this.
-    #: (``maximize`` is for optimizers of your own: none of the built-ins takes it.)
     flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered", "maximize"})
+    #: Hyper-parameters added after states were first saved, with the value a state saved before one
+    #: existed meant: :meth:`load_state_dict` gives it to a state without it (when this optimizer has
+    #: it), as PyTorch does.  An optimizer without ``maximize`` descended.
+    later_hyper: ClassVar[Mapping[str, float | bool]] = MappingProxyType({"maximize": False})
     #: What a parameter's state may hold, for :meth:`load_state_dict` to check: arrays shaped like the
     #: parameter, whole numbers, and the keys a non-empty state must have.  ``None`` (a custom optimizer,
     #: or a subclass with its own ``update`` that does not say): any array of the parameter's shape and
@@ -198,11 +204,17 @@ class Optimizer:
         return buf
 
     def _decayed_grad(self, p: Parameter, weight_decay: float) -> np.ndarray:
-        """``grad + weight_decay * w`` (L2 added to the gradient) in scratch slot 1, or ``grad`` itself."""
+        """The gradient to step with: ``grad + weight_decay * w`` (L2 added to the gradient) in scratch
+        slot 1, or ``grad`` itself.  With the hyper-parameter ``maximize``, ``-grad`` in place of
+        ``grad`` (in slot 1 too: ``p.grad`` is left as it is)."""
+        maximize = self.hyper.get("maximize", False)
         if not weight_decay:
-            return p.grad
+            return np.negative(p.grad, out=self._work(p, 1)) if maximize else p.grad
         g = np.multiply(p.data, weight_decay, out=self._work(p, 1))
-        g += p.grad
+        if maximize:
+            g -= p.grad  # (w * wd - grad: the same number as -grad + w * wd, to the bit)
+        else:
+            g += p.grad
         return g
 
     def _follows_dtype(self, key: str, value: Any) -> bool:
@@ -279,6 +291,9 @@ class Optimizer:
             else:
                 problems.append(f"'initial_lr': {problem}")
         hyper = state["hyper"]
+        if isinstance(hyper, Mapping):  # saved before a later hyper-parameter existed: what it meant then
+            hyper = {**hyper, **{key: value for key, value in self.later_hyper.items()
+                                 if key in self.hyper and key not in hyper}}
         converted: Hyper = {}  # as the constructor stores them: Python floats and bools
         if not isinstance(hyper, Mapping) or set(hyper) != set(self.hyper):
             got = sorted(map(str, hyper)) if isinstance(hyper, Mapping) else type(hyper).__name__
@@ -470,6 +485,7 @@ class SGD(Optimizer):
         g = g + momentum * b  if nesterov  else  b                   (when momentum > 0)
         w = w - lr * g
 
+    with ``-grad`` in place of ``grad`` for ``maximize=True`` (the buffer then accumulates it).
     State per parameter: ``momentum_buffer`` (only with momentum > 0).  The arguments after
     ``momentum`` are keyword-only: PyTorch's order (``dampening, weight_decay, nesterov``) differs
     from this class's first one, so a call ported by position is refused rather than misread.
@@ -486,6 +502,7 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        maximize: bool = False,
     ) -> None:
         if more:
             raise TypeError(f"SGD takes params, lr and momentum by position, the rest by keyword (got "
@@ -493,7 +510,7 @@ class SGD(Optimizer):
                             f"minidl's weight_decay, so a call by position is refused rather than misread; "
                             f"write SGD(params, lr, momentum, dampening=..., weight_decay=..., nesterov=...)")
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                                  "nesterov": nesterov, "dampening": dampening})
+                                  "nesterov": nesterov, "dampening": dampening, "maximize": maximize})
         h = self.hyper  # checked: nesterov is a bool now, the numbers floats
         if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
@@ -510,7 +527,9 @@ class SGD(Optimizer):
             super().step(zero_grad)
             return
         _check_writeable(self)
-        lr = h["lr"]  # plain SGD, the common case: one loop, no call per parameter
+        # plain SGD, the common case: one loop, no call per parameter.  maximize: w - (-lr) * grad, the
+        # same number as w - lr * (-grad) to the bit, with no negated copy of the gradient
+        lr = -h["lr"] if h["maximize"] else h["lr"]
         # (``not p._grad_is_stale`` is ``p.has_grad`` without the property call)
         if not zero_grad:
             for p in self.params:
@@ -581,12 +600,12 @@ class _WithBetas(Optimizer):
     def _decay(self, p: Parameter, decoupled: bool) -> np.ndarray:
         """The gradient to step with: with ``decoupled`` the weights first shrink by ``lr *
         weight_decay`` and the plain gradient is used (AdamW's way), otherwise L2 is added to the
-        gradient (Adam's)."""
+        gradient (Adam's); ``-grad`` for ``grad`` with ``maximize`` (see :meth:`_decayed_grad`)."""
         lr, wd = self.hyper["lr"], self.hyper["weight_decay"]
         if decoupled:
             if wd:
                 p.data *= 1 - lr * wd
-            return p.grad
+            return self._decayed_grad(p, 0.0)
         return self._decayed_grad(p, wd)
 
     def _moments(self, p: Parameter, state: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -615,6 +634,8 @@ class Adam(_WithBetas):
         w = w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
     Defaults as PyTorch: ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0``.
+    ``maximize=True`` (keyword-only) steps with ``-grad`` for ``grad`` (the weight decay still pulls
+    towards 0).
     State per parameter: ``step`` (int), ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq``
     (amsgrad only).
     """
@@ -635,8 +656,11 @@ class Adam(_WithBetas):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
+        *,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad})
+        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
+                                         "maximize": maximize})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -663,7 +687,8 @@ class AdamW(Adam):
 
         w = w * (1 - lr * weight_decay)
 
-    Defaults as PyTorch: ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01``.
+    Defaults as PyTorch: ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01``;
+    ``maximize=True`` (keyword-only) steps with ``-grad`` for ``grad``.
     """
 
     _decoupled = True
@@ -676,8 +701,11 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
+        *,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize)
 
 
 class Adamax(_WithBetas):
@@ -688,7 +716,8 @@ class Adamax(_WithBetas):
         u = max(beta2 * u, |g| + eps)
         w = w - lr / (1 - beta1^t) * m / u
 
-    Defaults as PyTorch: ``lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0``.
+    Defaults as PyTorch: ``lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0``;
+    ``maximize=True`` (keyword-only) steps with ``-grad`` for ``grad``.
     State per parameter: ``step`` (int), ``exp_avg`` (m), ``exp_inf`` (u).
     """
 
@@ -704,8 +733,10 @@ class Adamax(_WithBetas):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay})
+        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay, "maximize": maximize})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -737,8 +768,9 @@ class NAdam(_WithBetas):
         w = w - lr * (1 - mu_t) / (1 - P_t) * g / d - lr * mu_(t+1) / (1 - P_t * mu_(t+1)) * m / d
 
     Defaults as PyTorch: ``lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-    momentum_decay=4e-3, decoupled_weight_decay=False``.  State per parameter: ``step`` (int),
-    ``mu_product`` (P_t, a number in [0, 1]), ``exp_avg`` (m), ``exp_avg_sq`` (v).
+    momentum_decay=4e-3, decoupled_weight_decay=False``; ``maximize=True`` (keyword-only) steps with
+    ``-grad`` for ``grad``.  State per parameter: ``step`` (int), ``mu_product`` (P_t, a number in
+    [0, 1]), ``exp_avg`` (m), ``exp_avg_sq`` (v).
     """
 
     flags = Optimizer.flags | {"decoupled_weight_decay"}
@@ -758,10 +790,11 @@ class NAdam(_WithBetas):
         momentum_decay: float = 4e-3,
         *,
         decoupled_weight_decay: bool = False,
+        maximize: bool = False,
     ) -> None:
         super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay,
                                          "momentum_decay": momentum_decay,
-                                         "decoupled_weight_decay": decoupled_weight_decay})
+                                         "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize})
 
     def _state_problems(self, i: int, entry: Mapping[str, Any]) -> list[str]:
         product = entry.get("mu_product", 0.0)
@@ -806,8 +839,8 @@ class RAdam(_WithBetas):
 
     with ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``.
     Defaults as PyTorch: ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-    decoupled_weight_decay=False``.  State per parameter: ``step`` (int), ``exp_avg`` (m),
-    ``exp_avg_sq`` (v).
+    decoupled_weight_decay=False``; ``maximize=True`` (keyword-only) steps with ``-grad`` for ``grad``.
+    State per parameter: ``step`` (int), ``exp_avg`` (m), ``exp_avg_sq`` (v).
     """
 
     flags = Optimizer.flags | {"decoupled_weight_decay"}
@@ -825,9 +858,10 @@ class RAdam(_WithBetas):
         weight_decay: float = 0.0,
         *,
         decoupled_weight_decay: bool = False,
+        maximize: bool = False,
     ) -> None:
         super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay,
-                                         "decoupled_weight_decay": decoupled_weight_decay})
+                                         "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -859,7 +893,8 @@ class RMSprop(Optimizer):
         b = momentum * b + g / d;  w = w - lr * b                      (momentum > 0)
         w = w - lr * g / d                                             (otherwise)
 
-    Defaults as PyTorch: ``lr=0.01, alpha=0.99, eps=1e-8``, no weight decay, momentum 0, not centered.
+    Defaults as PyTorch: ``lr=0.01, alpha=0.99, eps=1e-8``, no weight decay, momentum 0, not centered;
+    ``maximize=True`` (keyword-only) steps with ``-grad`` for ``grad`` (so ``a`` and ``b`` accumulate it).
     State per parameter: ``step`` (int), ``square_avg`` (s), ``momentum_buffer`` (b, momentum > 0),
     ``grad_avg`` (a, centered only); all start at zero.
     """
@@ -878,12 +913,14 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
+        *,
+        maximize: bool = False,
     ) -> None:
         alpha = _number("RMSprop", "alpha", alpha)
         if not 0 <= alpha <= 1:
             raise ValueError(f"RMSprop: alpha must be a number in [0, 1], got {alpha!r}")
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
-                                  "momentum": momentum, "centered": centered})
+                                  "momentum": momentum, "centered": centered, "maximize": maximize})
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         if not hyper["alpha"] <= 1:
@@ -933,7 +970,8 @@ class Adagrad(Optimizer):
         w = w - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
 
     Defaults as PyTorch: ``lr=0.01, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
-    eps=1e-10``.  State per parameter: ``step`` (int) and ``sum`` (s).
+    eps=1e-10``; ``maximize=True`` (keyword-only) steps with ``-grad`` for ``grad`` (the same ``s``).
+    State per parameter: ``step`` (int) and ``sum`` (s).
     """
 
     state_arrays = frozenset({"sum"})
@@ -949,9 +987,12 @@ class Adagrad(Optimizer):
         weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
+        *,
+        maximize: bool = False,
     ) -> None:
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
-                                  "initial_accumulator_value": initial_accumulator_value, "eps": eps})
+                                  "initial_accumulator_value": initial_accumulator_value, "eps": eps,
+                                  "maximize": maximize})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -980,8 +1021,9 @@ class Adadelta(Optimizer):
         u = rho * u + (1 - rho) * d^2
         w = w - lr * d
 
-    Defaults as PyTorch: ``lr=1.0, rho=0.9, eps=1e-6, weight_decay=0``.  State per parameter: ``step``
-    (int), ``square_avg`` (s) and ``acc_delta`` (u), both starting at zero.
+    Defaults as PyTorch: ``lr=1.0, rho=0.9, eps=1e-6, weight_decay=0``; ``maximize=True`` (keyword-only)
+    steps with ``-grad`` for ``grad``.  State per parameter: ``step`` (int), ``square_avg`` (s) and
+    ``acc_delta`` (u), both starting at zero.
     """
 
     state_arrays = frozenset({"square_avg", "acc_delta"})
@@ -996,11 +1038,14 @@ class Adadelta(Optimizer):
         rho: float = 0.9,
         eps: float = 1e-6,
         weight_decay: float = 0.0,
+        *,
+        maximize: bool = False,
     ) -> None:
         rho = _number("Adadelta", "rho", rho)
         if not 0 <= rho <= 1:
             raise ValueError(f"Adadelta: rho must be a number in [0, 1], got {rho!r}")
-        super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay})
+        super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
+                                  "maximize": maximize})
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         if not hyper["rho"] <= 1:
@@ -1058,6 +1103,8 @@ class Rprop(Optimizer):
     compares with (its step size then stays).  Defaults as PyTorch: ``lr=0.01, etas=(0.5, 1.2),
     step_sizes=(1e-6, 50)``; no weight decay (PyTorch's Rprop has none).  ``lr`` is only the initial
     step size: a schedule that changes it changes the steps of parameters that have not stepped yet.
+    ``maximize=True`` (keyword-only) steps with ``-grad`` for ``grad``: the sign test then compares
+    negated gradients and ``prev`` keeps ``-grad``, as PyTorch's.
     State per parameter: ``step`` (int), ``prev`` (g_prev, starting at zero) and ``step_size`` (s).
 
     Unlike PyTorch, which does not check ``step_sizes``, they must be ``0 < step_size_min <=
@@ -1079,6 +1126,8 @@ class Rprop(Optimizer):
         lr: float = 1e-2,
         etas: tuple[float, float] = (0.5, 1.2),
         step_sizes: tuple[float, float] = (1e-6, 50.0),
+        *,
+        maximize: bool = False,
     ) -> None:
         who = type(self).__name__
         given = {"etas": _pair(who, "etas", etas, ("eta_minus", "eta_plus")),
@@ -1090,7 +1139,7 @@ class Rprop(Optimizer):
             raise ValueError("; ".join(f"{who}: {name} must be {rule}, got {tuple(given[name])!r}"
                                        for name, rule in problems))
         super().__init__(params, {"lr": lr, "eta_minus": eta_minus, "eta_plus": eta_plus,
-                                  "step_size_min": size_min, "step_size_max": size_max})
+                                  "step_size_min": size_min, "step_size_max": size_max, "maximize": maximize})
 
     @property
     def etas(self) -> tuple[float, float]:
@@ -1116,13 +1165,13 @@ class Rprop(Optimizer):
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
         state["step"] = int(state.get("step", 0)) + 1
-        g = p.grad
+        g = self._decayed_grad(p, 0.0)  # (no weight decay: -grad with maximize, else grad itself)
         prev = self._state_array(state, "prev", p)
         size = self._stored(state, "step_size", p)
         if size is None:
             size = state["step_size"] = aligned.empty(p.data.shape, p.data.dtype)
             size.fill(h["lr"])
-        work, mask = self._work(p), self._work(p, 2, np.bool_)  # (slot 1 is _decayed_grad's)
+        work, mask = self._work(p), self._work(p, 2, np.bool_)  # (slot 1 is _decayed_grad's: g with maximize)
         with np.errstate(over="ignore", invalid="ignore"):  # only the sign counts: inf * 0 is "no sign" (NaN)
             np.multiply(g, prev, out=work)
         np.greater(work, 0, out=mask)  # the same sign as last step: a longer step

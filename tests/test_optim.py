@@ -350,16 +350,16 @@ def test_adagrad_first_step_closed_form():
 def test_defaults_follow_pytorch():
     p = [md.Parameter(np.zeros(2))]
     assert Adam(p).hyper == {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-                             "amsgrad": False}
+                             "amsgrad": False, "maximize": False}
     assert Adam(p).betas == (0.9, 0.999)
     assert AdamW(p).hyper["weight_decay"] == 0.01
     assert AdamW(p).hyper["lr"] == 1e-3
     assert RMSprop(p).hyper == {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
-                                "centered": False}
+                                "centered": False, "maximize": False}
     assert SGD(p, lr=0.1).hyper == {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False,
-                                    "dampening": 0.0}
+                                    "dampening": 0.0, "maximize": False}
     assert Adagrad(p).hyper == {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0,
-                                "initial_accumulator_value": 0.0, "eps": 1e-10}
+                                "initial_accumulator_value": 0.0, "eps": 1e-10, "maximize": False}
 
 
 ALL = [
@@ -374,9 +374,12 @@ ALL = [
     (md.RAdam, {"lr": 0.01, "weight_decay": 0.01, "betas": (0.9, 0.8)}),  # rectified from step 7 on
     (md.Adadelta, {"lr": 0.5, "rho": 0.8, "weight_decay": 0.01}),
     (md.Rprop, {"lr": 0.05, "etas": (0.4, 1.3), "step_sizes": (1e-4, 1.0)}),
+    # (every optimizer's maximize, several settings each: tests/test_optim_maximize.py)
+    (SGD, {"lr": 0.01, "momentum": 0.5, "weight_decay": 0.01, "maximize": True}),
+    (AdamW, {"lr": 0.01, "maximize": True}),
 ]
 ALL_IDS = ["SGD-nesterov", "SGD-dampening", "Adam-amsgrad", "AdamW", "RMSprop-centered", "Adagrad", "Adamax",
-           "NAdam-decoupled", "RAdam", "Adadelta", "Rprop"]
+           "NAdam-decoupled", "RAdam", "Adadelta", "Rprop", "SGD-maximize", "AdamW-maximize"]
 
 
 @pytest.mark.parametrize(("cls", "kw"), ALL, ids=ALL_IDS)
