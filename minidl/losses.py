@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
 from .inputs import pair_of_arrays
-from .layers.distance import p_norm, p_norm_slope
+from .layers.distance import _p_norm, _p_norm_backward
 from .special import _sigmoid
 from .validation import (
     as_array,
@@ -898,7 +898,7 @@ def _triplet_of_predictions(who: str, y_pred: Any) -> tuple[np.ndarray, np.ndarr
                          f"(D,) (one triplet), got shape {a.shape}")
     for x, name in zip((a, p, n), names, strict=True):
         if x.size == 0:
-            raise _empty_prediction(who, x)
+            raise _empty_prediction(who, x, name)
         check_finite(x, who, name)
     return a, p, n
 
@@ -935,14 +935,18 @@ class TripletMarginLoss(Loss):
         loss_i = max(0, margin + d_pos - d_neg)               averaged over the triplets, or summed
 
     Backward: where ``margin + d_pos - d_neg >= 0`` (PyTorch's slope at the kink 0 too), the slopes of
-    the distances (:func:`minidl.layers.distance.p_norm_slope`, as ``PairwiseDistance``'s: ``u / d`` for
-    p = 2, ``sign(u)`` for p = 1, shared among ties for p = inf, 0 at a zero distance), +1 for ``d_pos``
-    and -1 for ``d_neg``; with ``swap`` the negative's distance that is the smaller takes that -1, a tie
-    half each (PyTorch's ``min``).  ``backward()`` returns ``(danchor, dpositive, dnegative)``, each of
-    the predictions' shape and dtype.  float16 is computed in float32 and rounded once.  A distance beyond
-    the dtype's range (its sum of |u|^p, for p < inf) gives an infinite loss, or NaN for inf - inf, quietly
-    as PyTorch's (the gradients there are not PyTorch's, which are NaN in places; ``fit`` refuses such a
-    loss anyway).
+    the distances (``PairwiseDistance``'s: ``u / d`` for p = 2, ``sign(u)`` for p = 1, shared among ties
+    for p = inf, 0 at a zero distance), +1 for ``d_pos`` and -1 for ``d_neg``; with ``swap`` the
+    negative's distance that is the smaller takes that -1, a tie half each (PyTorch's ``min``).
+    ``backward()`` returns ``(danchor, dpositive, dnegative)``, each of the predictions' shape and dtype.
+    float16 is computed in float32 and rounded once.  One-element embeddings (D = 1): the distance is
+    ``|u|`` exactly for every p, as PyTorch's, with slope ``sign(u)`` (PyTorch's gradient is NaN where its
+    ``|u|^(p-1)`` under- or overflows, float32 p = 100 at |u| = 0.3 say).  A distance whose sum of
+    |u_i|^p underflows to 0 is 0 with slope 0, as PyTorch's; where PyTorch's ``|u_i|^(p-1)`` and
+    ``d^(p-1)`` under- or overflow for a large p, its gradients are NaN or inf and these finite.  A
+    distance beyond the dtype's range (its sum of |u|^p, for p < inf) gives an infinite loss, or NaN for
+    inf - inf, quietly as PyTorch's (the gradients there are not PyTorch's, which are NaN in places;
+    ``fit`` refuses such a loss anyway).
 
     Args:
         margin: how much farther than the positive the negative must be: a finite number > 0 (PyTorch
@@ -1006,7 +1010,7 @@ class TripletMarginLoss(Loss):
             for x, y in pairs:
                 u = x - y
                 u += self.eps
-                distances.append((u, p_norm(u, self.p)))
+                distances.append((u, _p_norm(u, self.p)))
             d_neg = distances[1][1] if not self.swap else np.minimum(distances[1][1], distances[2][1])
             z = (self.margin + distances[0][1]) - d_neg
             per = np.maximum(z, 0)
@@ -1023,15 +1027,15 @@ class TripletMarginLoss(Loss):
         assert cache is not None
         distances, g, dtype = cache
         with np.errstate(over="ignore", invalid="ignore"):  # (as the loss: an overflow is inf or NaN, quietly)
-            pulled = g * p_norm_slope(*distances[0], self.p)  # d(d_pos)/danchor; minus it for the positive
-            pushed = g * p_norm_slope(*distances[1], self.p)  # d(d_an)/danchor; minus it for the negative
+            pulled = _p_norm_backward(g, *distances[0], self.p)  # d(d_pos)/danchor; minus it for the positive
             if not self.swap:
+                pushed = _p_norm_backward(g, *distances[1], self.p)  # d(d_an)/danchor; minus it for the negative
                 da, dp, dn = pulled - pushed, -pulled, pushed
             else:  # d_neg = min(d_an, d_pn): the smaller one's slope, half each at a tie (PyTorch's min)
                 (_, d_an), (_, d_pn) = distances[1], distances[2]
                 share = np.where(d_an < d_pn, 1, np.where(d_an == d_pn, 0.5, 0)).astype(g.dtype)
-                swapped = (g * (1 - share)) * p_norm_slope(*distances[2], self.p)  # d(d_pn)/dpositive
-                pushed *= share
+                pushed = _p_norm_backward(g * share, *distances[1], self.p)
+                swapped = _p_norm_backward(g * (1 - share), *distances[2], self.p)  # d(d_pn)/dpositive
                 da, dp, dn = pulled - pushed, -pulled - swapped, pushed + swapped
             return da.astype(dtype, copy=False), dp.astype(dtype, copy=False), dn.astype(dtype, copy=False)
 

@@ -192,6 +192,39 @@ MetricLike = str | Metric | Callable[[np.ndarray, np.ndarray], float]
 _BUILT_IN_METRICS = ("accuracy", "acc", "mse", "mean_squared_error", "mae", "mean_absolute_error")
 
 
+def _metric_refusal(who: str, metric: str, loss: Loss | None) -> str | None:
+    """Why the built-in metric named ``metric`` cannot score the predictions of a model trained with
+    ``loss`` (the message of the ``ValueError``), or ``None`` when it can (or is no built-in name)."""
+    key = metric.lower()
+    if isinstance(loss, TripletMarginLoss) and key in _BUILT_IN_METRICS:
+        return (f"{who}: metrics=[{metric!r}] with TripletMarginLoss: the loss has no targets (y is a placeholder), "
+                "so a built-in metric has nothing to score; pass a metric of your own, which gets the triplet of "
+                "embeddings, e.g. the share of anchors closer to their positive: lambda e, _: "
+                "float(np.mean(np.linalg.norm(e[0] - e[1], axis=-1) < np.linalg.norm(e[0] - e[2], axis=-1)))")
+    if key in ("accuracy", "acc") and isinstance(loss, HingeEmbeddingLoss):
+        return (f"{who}: metrics=['accuracy'] with HingeEmbeddingLoss: its predictions are distances (small for a "
+                "similar pair), which accuracy would read as 'yes' above 0.5; pass a metric of your own, e.g. "
+                "lambda d, y: float(np.mean((d < 1) == (y == 1)))")
+    if key in ("accuracy", "acc") and isinstance(loss, GaussianNLLLoss):
+        return (f"{who}: metrics=['accuracy'] with GaussianNLLLoss: its model predicts real values (means and "
+                "variances), not classes; use 'mse' or 'mae' (they score the means), or a metric of your own, "
+                "metric((mean, var), y_true) -> float")
+    return None
+
+
+def _metrics_offered(who: str, loss: Loss | None) -> str:
+    """The hint of an unknown metric's message: the built-in names that ``loss`` takes, and a callable."""
+    names = ("accuracy", "mse", "mae")
+    offered = [f"{name!r}" for name in names if _metric_refusal(who, name, loss) is None]
+    refused = [f"{name!r}" for name in names if _metric_refusal(who, name, loss) is not None]
+    choices = [*offered, "a callable metric(y_pred, y_true) -> float"]
+    hint = "use " + (choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}")
+    if not refused:
+        return hint
+    listed = refused[0] if len(refused) == 1 else f"{', '.join(refused[:-1])} and {refused[-1]}"
+    return f"{hint} ({listed} {'is' if len(refused) == 1 else 'are'} refused with {type(loss).__name__})"
+
+
 def _resolve_metrics(
     metrics: Sequence[MetricLike] | None, loss: Loss | None, who: str = "fit"
 ) -> list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]:
@@ -206,21 +239,9 @@ def _resolve_metrics(
         fn: Callable[[np.ndarray, np.ndarray], float]
         if isinstance(metric, str):
             key = metric.lower()
-            if isinstance(loss, TripletMarginLoss) and key in _BUILT_IN_METRICS:
-                raise ValueError(f"{who}: metrics=[{metric!r}] with TripletMarginLoss: the loss has no targets (y is a "
-                                 "placeholder), so a built-in metric has nothing to score; pass a metric of your own, "
-                                 "which gets the triplet of embeddings, e.g. the share of anchors closer to their "
-                                 "positive: lambda e, _: float(np.mean(np.linalg.norm(e[0] - e[1], axis=-1) < "
-                                 "np.linalg.norm(e[0] - e[2], axis=-1)))")
-            if key in ("accuracy", "acc") and isinstance(loss, HingeEmbeddingLoss):
-                raise ValueError(f"{who}: metrics=['accuracy'] with HingeEmbeddingLoss: its predictions are "
-                                 "distances (small for a similar pair), which accuracy would read as 'yes' above "
-                                 "0.5; pass a metric of your own, e.g. "
-                                 "lambda d, y: float(np.mean((d < 1) == (y == 1)))")
-            if key in ("accuracy", "acc") and isinstance(loss, GaussianNLLLoss):
-                raise ValueError(f"{who}: metrics=['accuracy'] with GaussianNLLLoss: its model predicts real values "
-                                 "(means and variances), not classes; use 'mse' or 'mae' (they score the means), "
-                                 "or a metric of your own, metric((mean, var), y_true) -> float")
+            refusal = _metric_refusal(who, metric, loss)
+            if refusal is not None:
+                raise ValueError(refusal)
             if key in ("accuracy", "acc"):
                 # per-element scores, yes/no at 0 (SoftMarginLoss's -1/1 labels: yes is > 0.5 too)
                 logits = isinstance(loss, (BCEWithLogitsLoss, SoftMarginLoss, MultiLabelSoftMarginLoss))
@@ -234,8 +255,7 @@ def _resolve_metrics(
             elif key in ("mae", "mean_absolute_error"):
                 fn, name = MeanAbsoluteError(), "mae"
             else:
-                raise ValueError(f"{who}: unknown metric {metric!r}; use 'accuracy', 'mse', 'mae' or a callable "
-                                 "metric(y_pred, y_true) -> float")
+                raise ValueError(f"{who}: unknown metric {metric!r}; {_metrics_offered(who, loss)}")
             if isinstance(loss, GaussianNLLLoss):  # its model's outputs are (mean, var): score the means
                 fn = _OfTheMean(fn)
         elif isinstance(metric, Metric):

@@ -235,3 +235,106 @@ def test_a_float16_distance_beyond_its_range_is_inf_quietly() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert md.PairwiseDistance()((a, -a)).tolist() == [np.inf, np.inf]
+
+
+def test_infinity_ties_share_the_gradient_rounded_once() -> None:
+    """p = inf: each of k tied largest differences gets g / k, one rounding in the inputs' dtype (PyTorch's
+    sign(u) * (g / k)), not g times a rounded 1 / k."""
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        layer = md.PairwiseDistance(math.inf, eps=0.0)
+        layer((np.ones((1, 3), dtype), np.zeros((1, 3), dtype)))
+        g = dtype(0.3)
+        dx1, dx2 = layer.backward(np.array([g]))
+        assert dx1.dtype == dtype and (dx1 == g / dtype(3)).all() and (dx2 == -(g / dtype(3))).all()
+        # k = 1 .. 7 tied elements of either sign among 8, many gradients
+        ties = np.zeros((7, 8), dtype)
+        for k in range(1, 8):
+            ties[k - 1, :k] = rng.choice([-2.0, 2.0], size=k)
+            ties[k - 1, k:] = rng.uniform(-1.9, 1.9, size=8 - k)
+        g = rng.normal(size=7).astype(dtype)
+        layer((ties, np.zeros_like(ties)))
+        dx1, _ = layer.backward(g)
+        shared = g / np.arange(1, 8, dtype=dtype)  # g / k in the dtype: one rounding
+        expected = np.where(np.abs(ties) == 2, np.sign(ties) * shared[:, None], 0)
+        np.testing.assert_array_equal(dx1, expected)
+    assert np.float32(0.3) / np.float32(3) != np.float32(0.3) * np.float32(1 / 3)  # (the case tells the two apart)
+    # float16: g / k in float32, rounded once to float16
+    layer = md.PairwiseDistance(math.inf, eps=0.0)
+    layer((np.ones((1, 3), np.float16), np.zeros((1, 3), np.float16)))
+    dx1, _ = layer.backward(np.array([0.3], np.float16))
+    assert dx1.dtype == np.float16 and (dx1 == np.float16(np.float32(np.float16(0.3)) / np.float32(3))).all()
+
+
+def test_infinity_ties_bit_for_bit_with_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    cases = 0
+    for t in range(40):
+        shape = [(6, 3), (4, 5), (2, 3, 4), (5, 2)][t % 4]
+        for dtype in (np.float32, np.float64):
+            x1, x2 = (rng.integers(-2, 3, size=shape).astype(dtype) for _ in range(2))  # many ties
+            g = rng.normal(size=shape[:-1]).astype(dtype)
+            layer = md.PairwiseDistance(math.inf, eps=0.0)
+            y = layer((x1, x2))
+            d1, d2 = layer.backward(g)
+            a, b = torch.tensor(x1, requires_grad=True), torch.tensor(x2, requires_grad=True)
+            yt = torch.nn.functional.pairwise_distance(a, b, p=math.inf, eps=0.0)
+            yt.backward(torch.tensor(g))
+            np.testing.assert_array_equal(y, yt.detach().numpy())
+            np.testing.assert_array_equal(d1, a.grad.numpy())
+            np.testing.assert_array_equal(d2, b.grad.numpy())
+            cases += 1
+    assert cases == 80
+
+
+#: one-element differences: ordinary, negative, zero, and ones whose |u|^p or u^2 under- or overflows
+ONE_ELEMENT = [0.3, -2.0, 0.0, 10.0, -1e30, 1e-30, 3e38, 1e-40]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_element_vectors_are_at_their_absolute_difference(dtype: type) -> None:
+    """D = 1: d = |u| exactly for every p (PyTorch's), not (|u|^p)^(1/p), which rounds, underflows
+    (float32 p = 100 at 0.3: 0) or overflows (p = 50 at 10: inf); the slope is sign(u)."""
+    u = np.array(ONE_ELEMENT, dtype)[:, None]
+    g = np.linspace(0.5, 2.0, len(u)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for p in (1.0, 1.5, 2.0, 3.0, 7.3, 50.0, 100.0, math.inf):
+            layer = md.PairwiseDistance(p, eps=0.0)
+            d = layer((u, np.zeros_like(u)))
+            assert d.dtype == dtype
+            np.testing.assert_array_equal(d, np.abs(u[:, 0]))
+            dx1, dx2 = layer.backward(g)
+            assert dx1.dtype == dtype
+            np.testing.assert_array_equal(dx1, g[:, None] * np.sign(u))
+            np.testing.assert_array_equal(dx2, -dx1)
+    layer = md.PairwiseDistance(100.0, eps=0.0)
+    assert layer((np.array([[0.3]], dtype), np.zeros((1, 1), dtype))).tolist() == [dtype(0.3)]
+    assert layer.backward(np.ones(1, dtype))[0].tolist() == [[1.0]]
+    for p, seed in ((3.0, 0), (7.3, 1)):  # the gradient checker, (N, ..., 1) inputs
+        x = tuple(np.random.default_rng(seed).normal(size=(4, 3, 1)) for _ in range(2))
+        assert_gradients_ok(md.PairwiseDistance(p, keepdim=bool(seed)), inputs=x, seed=seed)
+
+
+def test_one_element_vectors_against_torch_if_installed() -> None:
+    """PyTorch's distance is |u| bit for bit; its gradient is sign(u) up to its formula's round-off, and
+    NaN where |u|^(p-1) under- or overflows (here: sign(u), deliberately)."""
+    torch = pytest.importorskip("torch")
+    nans = 0
+    for dtype in (np.float32, np.float64):
+        u = np.array(ONE_ELEMENT, dtype)[:, None]
+        for p in (1.0, 1.5, 2.0, 3.0, 7.3, 50.0, 100.0, math.inf):
+            layer = md.PairwiseDistance(p, eps=1e-6)
+            x2 = np.full_like(u, 0.5)
+            d = layer((u, x2))
+            dx1, _ = layer.backward(np.ones(len(u), dtype))
+            a = torch.tensor(u, requires_grad=True)
+            dt = torch.nn.functional.pairwise_distance(a, torch.tensor(x2), p=p)
+            dt.backward(torch.ones(len(u), dtype=a.dtype))
+            np.testing.assert_array_equal(d, dt.detach().numpy())
+            theirs = a.grad.numpy()
+            finite = np.isfinite(theirs)
+            np.testing.assert_allclose(dx1[finite], theirs[finite], rtol=0, atol=4 * np.finfo(dtype).eps)
+            nans += int((~finite).sum())
+    assert nans > 0  # (where PyTorch's gradient is NaN: float32 p = 100 at 0.3 - 0.5 + eps, say)

@@ -141,6 +141,114 @@ def test_pytorchs_slopes_at_the_kinks() -> None:
         [[1 / 3, -1 / 3, 1 / 3]]
 
 
+def test_infinity_ties_share_the_gradient_rounded_once() -> None:
+    """p = inf: each of k tied largest differences gets (g / k) sign(u), g / k rounded once in the dtype
+    (PyTorch's order; g = 1/N for the mean, halved at a swap tie), not g times a rounded 1 / k."""
+    a, pos, neg = np.zeros((3, 3), np.float32), np.ones((3, 3), np.float32), np.full((3, 3), 1.5, np.float32)
+    loss = md.TripletMarginLoss(p=math.inf, eps=0.0)
+    assert loss((a, pos, neg), None) == pytest.approx(0.5)
+    da, dp, dn = loss.backward()
+    share = np.float32(1 / 3) / np.float32(3)  # g = 1/N = 1/3, k = 3 ties
+    assert share != np.float32(1 / 3) * np.float32(1 / 3)  # (the case tells the two roundings apart)
+    assert (da == 0).all() and (dp == share).all() and (dn == -share).all()
+    # swap, d(a, n) = d(p, n) = 1: half of g each, then / 3
+    swap = md.TripletMarginLoss(p=math.inf, eps=0.0, swap=True)
+    assert swap((a, np.full((3, 3), 2, np.float32), np.ones((3, 3), np.float32)), None) == pytest.approx(2.0)
+    da, dp, dn = swap.backward()
+    g = np.float32(1 / 3)
+    half = (g * np.float32(0.5)) / np.float32(3)
+    assert (da == half - g / np.float32(3)).all() and (dp == g / np.float32(3) - half).all() and (dn == 0).all()
+
+
+def test_infinity_ties_bit_for_bit_with_torch_if_installed() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    cases = 0
+    for t in range(48):
+        shape = [(5, 3), (3, 4), (2, 3, 4), (7, 2)][t % 4]
+        swap, reduction = bool(t % 3), ["mean", "sum"][t % 2]
+        margin = float(rng.choice([1.0, 0.3, 3.0]))
+        for dtype in (np.float32, np.float64):
+            x = tuple(rng.integers(-2, 3, size=shape).astype(dtype) for _ in range(3))  # many ties
+            ours = md.TripletMarginLoss(margin, math.inf, 0.0, swap, reduction)
+            ours(x, None)
+            tensors = [torch.tensor(v, requires_grad=True) for v in x]
+            torch.nn.TripletMarginLoss(margin=margin, p=math.inf, eps=0.0, swap=swap, reduction=reduction)(
+                *tensors).backward()
+            for g, tensor in zip(ours.backward(), tensors, strict=True):
+                np.testing.assert_array_equal(g, tensor.grad.numpy())
+            cases += 1
+    assert cases == 96
+
+
+def one_element_by_hand(x: tuple[np.ndarray, ...], margin: float, eps: float, swap: bool,
+                        reduction: str) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """D = 1: every distance is |u| exactly, its slope sign(u), computed in the arrays' dtype."""
+    a, pos, neg = x
+    u_ap, u_an, u_pn = a - pos + eps, a - neg + eps, pos - neg + eps
+    d_an, d_pn = np.abs(u_an), np.abs(u_pn)
+    z = (margin + np.abs(u_ap)) - (np.minimum(d_an, d_pn) if swap else d_an)
+    scale = 1.0 / z.size if reduction == "mean" else 1.0
+    g = (z >= 0) * a.dtype.type(scale)
+    share = (np.where(d_an < d_pn, 1, np.where(d_an == d_pn, 0.5, 0)) if swap else np.ones_like(z)).astype(a.dtype)
+    pulled, pushed, swapped = g * np.sign(u_ap), (g * share) * np.sign(u_an), (g * (1 - share)) * np.sign(u_pn)
+    value = float(np.add.reduce(np.maximum(z, 0), axis=None, dtype=np.float64)) * scale
+    return value, pulled - pushed, -pulled - swapped, pushed + swapped
+
+
+def test_one_element_embeddings_are_at_their_absolute_difference() -> None:
+    """D = 1: PyTorch's distance |u| for every p, not (|u|^p)^(1/p), which rounds (the kink missed below),
+    underflows (float32 p = 100 at 0.3: 0) or overflows (p = 50 at 10: inf)."""
+    def run(values: tuple[float, float, float], p: float, **options: Any) -> tuple[float, list[float]]:
+        loss = md.TripletMarginLoss(p=p, eps=0.0, **options)
+        value = loss(tuple(np.array([[v]], np.float32) for v in values), None)
+        return value, [g.item() for g in loss.backward()]
+
+    assert run((1.0, 3.0, 4.0), 3.0) == (0.0, [0.0, 1.0, -1.0])  # margin + 2 - 3 = 0: the kink's slope
+    assert run((0.3, 0.0, 0.3), 100.0) == (float(np.float32(1) + np.float32(0.3)), [1.0, -1.0, 0.0])
+    assert run((10.0, 0.0, 12.0), 50.0) == (9.0, [2.0, -1.0, -1.0])  # 1 + 10 - 2
+    assert run((10.0, 0.0, 12.0), 50.0, swap=True) == (9.0, [2.0, -1.0, -1.0])  # d(p, n) = 12: not the min
+    rng = np.random.default_rng(14)
+    for dtype in (np.float32, np.float64):
+        for p in (*ORDERS, 50.0, 100.0):
+            for shape, swap, reduction in (((6, 1), False, "mean"), ((2, 3, 1), True, "sum"), ((1,), True, "mean")):
+                x = tuple(np.round(rng.normal(size=shape) * 2, 1).astype(dtype) for _ in range(3))  # ties, kinks
+                margin, eps = float(rng.choice([1.0, 0.5])), float(rng.choice([0.0, 1e-6]))
+                loss = md.TripletMarginLoss(margin, p, eps, swap, reduction)
+                value = loss(x, None)
+                expected = one_element_by_hand(x, margin, eps, swap, reduction)
+                assert value == expected[0]
+                for g, e in zip(loss.backward(), expected[1:], strict=True):
+                    assert g.dtype == dtype and g.shape == shape
+                    np.testing.assert_array_equal(g, e)
+
+
+def test_one_element_embeddings_against_torch_if_installed() -> None:
+    """The distances are PyTorch's; the gradients sign(u), PyTorch's up to its formula's round-off, and
+    where PyTorch's is NaN (its |u|^(p-1) under- or overflowing) a deliberate difference."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(15)
+    nans = cases = 0
+    for dtype, rtol in ((np.float32, 1e-6), (np.float64, 1e-15)):
+        for p in (*ORDERS, 50.0, 100.0):
+            for swap in (False, True):
+                x = tuple((rng.normal(size=(8, 1)) * rng.choice([0.3, 3.0, 1e10, 1e-10], size=(8, 1))).astype(dtype)
+                          for _ in range(3))
+                ours = md.TripletMarginLoss(p=p, swap=swap, reduction="sum")
+                value = ours(x, None)
+                tensors = [torch.tensor(v, requires_grad=True) for v in x]
+                theirs = torch.nn.TripletMarginLoss(p=p, swap=swap, reduction="sum")(*tensors)
+                theirs.backward()
+                assert value == pytest.approx(theirs.item(), rel=rtol)
+                for g, tensor in zip(ours.backward(), tensors, strict=True):
+                    expected = tensor.grad.numpy()
+                    finite = np.isfinite(expected)
+                    np.testing.assert_allclose(g[finite], expected[finite], rtol=0, atol=8 * np.finfo(dtype).eps)
+                    nans += int((~finite).sum())
+                cases += 1
+    assert cases == 36 and nans > 0
+
+
 def test_the_distances_are_pairwise_distances() -> None:
     """The loss shares PairwiseDistance's code: its value from the layer's distances, for p >= 1."""
     rng = np.random.default_rng(1)
@@ -279,6 +387,10 @@ def test_the_placeholder_y_and_the_metrics() -> None:
             model.fit(x, np.zeros(12), loss=loss, optimizer=optimizer, metrics=[metric], verbose=0)
     with pytest.raises(ValueError, match=r"evaluate: metrics=\['mse'\] with TripletMarginLoss"):
         model.evaluate(x, np.zeros(12), loss=loss, metrics=["mse"])
+    with pytest.raises(ValueError) as unknown:  # an unknown name: no built-in one offered, all being refused
+        model.fit(x, np.zeros(12), loss=loss, optimizer=optimizer, metrics=["auc"], verbose=0)
+    assert str(unknown.value) == ("fit: unknown metric 'auc'; use a callable metric(y_pred, y_true) -> float "
+                                  "('accuracy', 'mse' and 'mae' are refused with TripletMarginLoss)")
     with pytest.raises(md.ShapeError, match=r"mse: the model returns 3 outputs \(a tuple\)"):
         model.evaluate(x, np.zeros(12), loss=loss, metrics=[MeanSquaredError()])  # an object: as given
     with pytest.raises(md.DTypeError, match=r"fit: y is None; fit batches y with x, so it needs an array with one "
@@ -360,8 +472,10 @@ def test_refusals_change_nothing() -> None:
         ((a, pos, None), None, md.DTypeError, r"y_pred\[2\] \(negative\)"),
         ((np.float64(1.0),) * 3, None, md.ShapeError, r"expected anchor, positive and negative of shape \(N, D\) \(a "
                                                       r"batch of triplets\) or \(D,\) \(one triplet\), got shape \(\)"),
-        ((np.zeros((0, 2)),) * 3, None, md.ShapeError, "TripletMarginLoss: empty prediction"),
-        ((np.zeros((4, 0)),) * 3, None, md.ShapeError, "TripletMarginLoss: empty prediction"),
+        ((np.zeros((0, 2)),) * 3, None, md.ShapeError, r"TripletMarginLoss: empty prediction: y_pred\[0\] \(anchor\) "
+                                                      r"of shape \(0, 2\) has no elements"),
+        ((np.zeros((4, 0)),) * 3, None, md.ShapeError, r"TripletMarginLoss: empty prediction: y_pred\[0\] \(anchor\) "
+                                                      r"of shape \(4, 0\) has no elements"),
         (x, np.zeros(3), md.ShapeError, r"TripletMarginLoss: y_true is not used \(a triplet loss has no targets\), "
                                         r"but when given it must have one row per triplet, 4 here \(y_pred's arrays "
                                         r"have shape \(4, 2\)\), e\.g\. np\.zeros\(4\); got shape \(3,\)"),

@@ -487,6 +487,30 @@ def test_bad_arguments_are_refused_before_training(kwargs, error, match):
         np.testing.assert_array_equal(value, before[key])
 
 
+@pytest.mark.parametrize(
+    ("loss", "hint"),
+    [
+        (md.CrossEntropyLoss(), "use 'accuracy', 'mse', 'mae' or a callable metric(y_pred, y_true) -> float"),
+        (md.HingeEmbeddingLoss(), "use 'mse', 'mae' or a callable metric(y_pred, y_true) -> float ('accuracy' is "
+                                  "refused with HingeEmbeddingLoss)"),
+        (md.GaussianNLLLoss(), "use 'mse', 'mae' or a callable metric(y_pred, y_true) -> float ('accuracy' is "
+                               "refused with GaussianNLLLoss)"),
+        (md.TripletMarginLoss(), "use a callable metric(y_pred, y_true) -> float ('accuracy', 'mse' and 'mae' are "
+                                 "refused with TripletMarginLoss)"),
+    ],
+    ids=["cross-entropy", "hinge-embedding", "gaussian-nll", "triplet"],
+)
+def test_an_unknown_metric_is_told_only_the_built_in_ones_its_loss_takes(loss, hint):
+    x, y = blobs(20)
+    model = mlp()
+    with pytest.raises(ValueError) as refused:
+        fit(model, x, y, loss=loss, metrics=["auc"])
+    assert str(refused.value) == f"fit: unknown metric 'auc'; {hint}"
+    with pytest.raises(ValueError) as refused:
+        model.evaluate(x, y, loss=loss, metrics=["AUC"])
+    assert str(refused.value) == f"evaluate: unknown metric 'AUC'; {hint}"
+
+
 def test_mismatched_lengths_are_refused():
     x, y = blobs(20)
     with pytest.raises(ShapeError, match="20 samples but y has 19"):

@@ -29,39 +29,50 @@ def _pair_of_inputs(x: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
     return x1, x2
 
 
-def p_norm(u: np.ndarray, p: float) -> np.ndarray:
+def _p_norm(u: np.ndarray, p: float) -> np.ndarray:
     """``||u||_p = (sum |u_i|^p)^(1/p)`` over the last axis, kept (size 1): u (..., D) -> (..., 1), as
     PyTorch's vector norm computes it (no rescaling: a sum beyond the dtype's range is inf, an underflow
-    0).  ``p``: a number > 0 (below 1 not a norm, but PyTorch's formula still) or ``math.inf`` (the
-    largest ``|u_i|``; 0 for D = 0).  Call it under ``np.errstate(over="ignore")`` for quiet overflows."""
-    a = np.abs(u)
+    0; one element (D = 1): exactly ``|u|`` for every p, as PyTorch).  ``p``: a number > 0 (below 1 not
+    a norm, but PyTorch's formula still) or ``math.inf`` (the largest ``|u_i|``; 0 for D = 0).  Call it
+    under ``np.errstate(over="ignore")`` for quiet overflows."""
+    if u.shape[-1] == 1:  # |u|, not (|u|^p)^(1/p), which rounds, underflows to 0 or overflows for large p
+        return np.abs(u)
     if p == 2:
         return np.sqrt(np.einsum("...i,...i->...", u, u))[..., None]
     if p == 1:
-        return a.sum(axis=-1, keepdims=True)
+        return np.abs(u).sum(axis=-1, keepdims=True)
     if p == math.inf:
-        return a.max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
-    return (a**p).sum(axis=-1, keepdims=True) ** (1 / p)
+        return np.abs(u).max(axis=-1, keepdims=True) if u.shape[-1] else np.zeros((*u.shape[:-1], 1), u.dtype)
+    return (np.abs(u) ** p).sum(axis=-1, keepdims=True) ** (1 / p)
 
 
-def p_norm_slope(u: np.ndarray, d: np.ndarray, p: float) -> np.ndarray:
-    """``dd/du`` (..., D) of ``d = p_norm(u, p)`` (..., 1), PyTorch's gradient::
+def _p_norm_backward(g: np.ndarray, u: np.ndarray, d: np.ndarray, p: float) -> np.ndarray:
+    """``g * dd/du`` (..., D) for ``d = _p_norm(u, p)`` (..., 1) and its gradient ``g`` (..., 1), in
+    u's dtype, with PyTorch's slope::
 
+        D = 1:    sign(u)                             (d = |u|)
         p = 2:    u / d                               (0 where d = 0)
         p = 1:    sign(u)
-        p = inf:  sign(u) / k at the k elements where |u| = d, 0 elsewhere
+        p = inf:  sign(u) / k at the k elements where |u| = d, 0 elsewhere: (g / k) sign(u), rounded
+                  once as PyTorch's (bit for bit)
         else:     sign(u) |u|^(p-1) / d^(p-1)         (0 where d = 0, and where u_i = 0 for p < 1)
 
-    NaN all along a vector whose ``d`` is NaN (a NaN in ``u``), never a quiet 0 from ``sign``.  No
-    floating-point warnings (an infinite ``d`` gives what NumPy makes of it)."""
+    A distance whose sum of |u_i|^p underflows to 0 has slope 0, as PyTorch's.  Deliberately not
+    PyTorch's: where its ``|u_i|^(p-1)`` or ``d^(p-1)`` under- or overflows (a large p; D = 1 with
+    float32 p = 100 and |u| = 0.3, say) PyTorch's gradient is NaN or inf, and this one the finite
+    ``(|u_i| / d)^(p-1)`` (``sign(u)`` for D = 1).  NaN all along a vector whose ``d`` is NaN (a NaN in
+    ``u``), never a quiet 0 from ``sign``.  No floating-point warnings (an infinite ``d`` gives what NumPy
+    makes of it)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if p == 2:
-            slope = np.where(d == 0, 0, u / d)
-        elif p == 1:
+        scale = g
+        if u.shape[-1] == 1 or p == 1:
             slope = np.sign(u)
+        elif p == 2:
+            slope = np.where(d == 0, 0, u / d)
         elif p == math.inf:
             winners = np.abs(u) == d
-            slope = np.sign(u) * winners / winners.sum(axis=-1, keepdims=True)
+            slope = np.sign(u) * winners  # 0 or +-1, exact: g / k is the one rounding (PyTorch's)
+            scale = g / winners.sum(axis=-1, keepdims=True, dtype=u.dtype)
         else:
             slope = np.where(d == 0, 0, np.sign(u) * (np.abs(u) / d) ** (p - 1))
             if p < 1:  # |u_i|^(p-1) is infinite at u_i = 0, where sign gives 0: PyTorch's 0 there, not NaN
@@ -69,7 +80,8 @@ def p_norm_slope(u: np.ndarray, d: np.ndarray, p: float) -> np.ndarray:
         nan_vectors = np.isnan(d)
         if nan_vectors.any():  # NaN slopes all along a vector holding NaN (whatever sign() made of it)
             slope = np.where(nan_vectors, np.nan, slope)
-    return slope.astype(u.dtype, copy=False)
+        grad = scale * slope.astype(u.dtype, copy=False)
+    return grad.astype(u.dtype, copy=False)
 
 
 class PairwiseDistance(Layer):
@@ -84,6 +96,12 @@ class PairwiseDistance(Layer):
         p = 1:    dd/du = sign(u)
         p = inf:  d = max |u|; dd/du = sign(u) / k at the k elements where |u| = d, 0 elsewhere
         else:     dd/du = sign(u) |u|^(p-1) / d^(p-1) (0 where d = 0)
+
+    One-element vectors (D = 1): ``d = |u|`` exactly for every p, as PyTorch's, and ``dd/du = sign(u)``
+    (deliberately: PyTorch's gradient is NaN where its ``|u|^(p-1)`` under- or overflows, float32 p = 100
+    at |u| = 0.3 say, as for longer vectors at a large p where its ``|u_i|^(p-1)`` and ``d^(p-1)`` are
+    tiny; this one stays finite there).  A distance whose sum of |u_i|^p underflows to 0 is 0, with slope 0, as
+    PyTorch's.
 
     ``eps`` (PyTorch's 1e-6) keeps ``u`` off 0, where the norm has no slope, for equal inputs.  A pair
     holding NaN has a NaN distance and NaN gradients; a distance beyond the dtype's range is inf, without
@@ -115,7 +133,7 @@ class PairwiseDistance(Layer):
         with np.errstate(over="ignore", invalid="ignore"):  # huge differences: inf, as PyTorch, quietly
             u = widened(x1) - widened(x2)
             u += self.eps
-            d = p_norm(u, self.p)
+            d = _p_norm(u, self.p)
             y = d.astype(dtype, copy=False)  # (a float16 distance beyond 65504: inf, quietly)
         self._cache = (u, d, dtype)
         return y if self.keepdim else y[..., 0]
@@ -130,7 +148,7 @@ class PairwiseDistance(Layer):
         g = check_grad_output(grad_output, "PairwiseDistance.backward", shape, dtype)
         g = g if self.keepdim else g[..., None]
         with np.errstate(over="ignore", invalid="ignore"):  # (huge values: inf or NaN quietly, as the forward)
-            dx1 = (g * p_norm_slope(u, d, self.p)).astype(dtype, copy=False)
+            dx1 = _p_norm_backward(g, u, d, self.p).astype(dtype, copy=False)
         return dx1, -dx1
 
 
