@@ -137,12 +137,17 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     is (squares are never negative, so nothing cancels), and BLAS raises no floating-point warnings.
     Only when it trips is the array searched, to tell an overflow of huge finite values from a real
     NaN/inf and to say where.  (Measured: 2.3 us for a (32, 128) float32 input, 53 us for
-    (512, 784), against 9 and 184 us for a summation under ``np.errstate``.)
+    (512, 784), against 9 and 184 us for a summation under ``np.errstate``.)  float16 has no BLAS dot, and its
+    sum of squares overflows at 65504 (so it would be searched): ``np.isfinite`` instead (measured on (32, 96,
+    27, 27): 1.6 ms, not 16; 0.35 ms for float32's dot).
     """
     if x.size == 0:
         return
     try:
-        if x.flags.c_contiguous:
+        if x.itemsize == 2:  # float16 (24 ns to ask)
+            if np.isfinite(x).all():
+                return
+        elif x.flags.c_contiguous:
             if math.isfinite(np.vdot(x, x)):
                 return
         else:  # its memory in order, if it is one block (a Conv2D's channel-major output: 12 us, not 21)

@@ -4,6 +4,7 @@ dtypes, memory layouts, refusals, repr and summary."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 import warnings
 from typing import Any
 
@@ -118,6 +119,58 @@ def test_special_settings() -> None:
     np.testing.assert_allclose(negative.backward(g), dx_ref, rtol=1e-12)
 
 
+def test_beta_0_or_alpha_0_leave_the_base_out() -> None:
+    """beta = 0: y = x (base**0 = 1, whatever the base); alpha = 0: y = x / k**beta (the base is k, whatever the
+    input).  So inputs whose squares overflow, or a base of 0 or below, do not matter there."""
+    big32 = np.full((2, 3, 2), 1e20, np.float32)  # squares beyond float32
+    g = np.random.default_rng(1).normal(size=big32.shape).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for layer, x in [(LocalResponseNorm(3, beta=0.0), big32), (LocalResponseNorm(2, alpha=-1.0, beta=0.0, k=0.0),
+                                                                   np.full((1, 3, 2), 1e200)),
+                         (LocalResponseNorm(1, alpha=1e40, beta=0.0, k=1e39), big32)]:  # (constants unused)
+            gx = g if x.dtype == np.float32 else g.astype(np.float64)[:1]
+            np.testing.assert_array_equal(layer(x), x)
+            np.testing.assert_array_equal(layer.backward(gx), gx)
+        for x, beta in [(big32, 0.75), (np.full((1, 3, 2), 1e200), -0.5), (np.full((1, 3, 2), 6e4, np.float16), 2.0)]:
+            layer = LocalResponseNorm(3, alpha=0.0, beta=beta, k=2.0)
+            gx = np.ones_like(x)
+            denominator = x.dtype.type(2.0) ** beta
+            y, dx = layer(x), layer.backward(gx)
+            assert y.dtype == dx.dtype == x.dtype
+            np.testing.assert_array_equal(y, x / denominator)
+            np.testing.assert_array_equal(dx, gx / denominator)
+    assert all(a.shape == () for a in layer._cache[1:])  # (a constant base: no full array kept)
+    x = np.random.default_rng(2).normal(size=(2, 4, 3))
+    for layer in (LocalResponseNorm(3, alpha=0.0, beta=0.75, k=2.0), LocalResponseNorm(2, alpha=1.0, beta=0.0, k=0.0)):
+        assert_gradients_ok(layer, inputs=x)
+    with pytest.raises(md.NonFiniteError, match=r"base .* is 0 at 6 position\(s\), the first at index \(0, 0, 0\), "
+                                                r".*k=0.0 with alpha=0.0 allows a base of 0"):
+        LocalResponseNorm(3, alpha=0.0, k=0.0)(np.ones((1, 3, 2)))
+
+
+def test_the_zero_base_guard_sees_the_computing_dtype() -> None:
+    """k = 1e-300 is 0 in float32 and 1e-20**4 underflows float32: refused for what they are (no RuntimeWarning
+    and no NaN gradient on the way); float64 holds them, and its outputs and gradients are the exact ones."""
+    zeros = np.zeros((1, 3, 2))
+    for beta in (-0.5, 0.75):
+        layer = LocalResponseNorm(3, beta=beta, k=1e-300)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(md.NonFiniteError, match=r"base .* is 0 at 6 position\(s\), .*; k=1e-300 is 0 in "
+                                                        r"float32, the dtype the input is computed in"):
+                layer(zeros.astype(np.float32))
+            assert layer._cache is None
+            np.testing.assert_array_equal(layer(zeros), zeros)  # float64: base 1e-300
+            np.testing.assert_allclose(layer.backward(np.ones_like(zeros)), 1e-300 ** -beta, rtol=1e-14)
+    layer = LocalResponseNorm(3, beta=4.0, k=1e-20)  # ReLU zeros: the exact output is 0, x / 1e-80
+    with pytest.raises(md.NonFiniteError, match=r"the denominator base\*\*beta underflows float32 to 0 at 6 "
+                                                r"position\(s\), .*\(base 1e-20, beta=4.0\)"):
+        layer(zeros.astype(np.float32))
+    np.testing.assert_array_equal(layer(zeros), zeros)
+    np.testing.assert_allclose(layer.backward(np.ones_like(zeros)), 1e80, rtol=1e-14)
+
+
 def test_empty_inputs() -> None:
     layer = LocalResponseNorm(3)
     with warnings.catch_warnings():
@@ -209,6 +262,29 @@ def test_against_pytorch_where_k_is_not_positive() -> None:
         np.testing.assert_allclose(layer.backward(g), dx_t, rtol=1e-10, atol=1e-12)
 
 
+def test_pytorch_where_the_base_is_left_out_or_is_0() -> None:
+    """beta = 0 on squares that overflow: PyTorch's x too (inf**0 = 1).  alpha = 0 there: PyTorch's NaN (0 * inf)
+    is the deliberate difference (this gives x / k**beta).  A base of 0, refused here: PyTorch's forward is 0
+    with beta < 0, NaN with beta > 0, and its gradient NaN (as the docs say)."""
+    torch = pytest.importorskip("torch")
+    big = np.full((2, 3, 2), 1e20, np.float32)
+    g = np.random.default_rng(62).normal(size=big.shape).astype(np.float32)
+    y_t, dx_t = torch_step(torch, big, g, 3, 1e-4, 0.0, 1.0)
+    layer = LocalResponseNorm(3, beta=0.0)
+    np.testing.assert_array_equal(layer(big), y_t)
+    np.testing.assert_array_equal(layer.backward(g), dx_t)
+    y_t, _ = torch_step(torch, big, g, 3, 0.0, 0.75, 2.0)
+    assert np.isnan(y_t).all()
+    np.testing.assert_allclose(LocalResponseNorm(3, alpha=0.0, k=2.0)(big), big / 2.0**0.75, rtol=1e-7)
+    zeros = np.zeros((1, 3, 2))
+    for beta, forward in [(-0.5, 0.0), (0.75, math.nan)]:
+        y_t, dx_t = torch_step(torch, zeros, np.ones_like(zeros), 3, 1e-4, beta, 0.0)
+        np.testing.assert_array_equal(y_t, np.full_like(zeros, forward))
+        assert np.isnan(dx_t).all()
+        with pytest.raises(md.NonFiniteError, match="is 0 at 6 position"):
+            LocalResponseNorm(3, beta=beta, k=0.0)(zeros)
+
+
 def test_repr_matches_pytorch() -> None:
     torch = pytest.importorskip("torch")
     for args in [(5,), (2, 1e-3, 0.5, 2.0), (3, 0.5, -0.25, 1.5)]:
@@ -261,6 +337,26 @@ def test_channel_major_and_other_layouts_give_the_same_numbers(ndim: int) -> Non
     y_cm = layer(channel_major(x))
     assert is_channel_major(y_cm)  # kept for the next Conv2D
     assert is_channel_major(layer.backward(channel_major(g)))
+
+
+def test_backward_holds_at_most_two_full_arrays_at_a_time() -> None:
+    """Its peak, above what it is given and what it returns, is two arrays of x's size: the buffer of
+    g * x / (base**beta * base) becomes dx once its window sum is taken."""
+    if tracemalloc.is_tracing():
+        pytest.skip("tracemalloc already runs (PYTHONTRACEMALLOC or a plugin): the peak would not be this one's")
+    rng = np.random.default_rng(74)
+    x = rng.normal(size=(4, 16, 16, 16))
+    g = rng.normal(size=x.shape)
+    layer = LocalResponseNorm(5, alpha=1.0)
+    layer(x)
+    tracemalloc.start()
+    try:
+        dx = layer.backward(g)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert dx.shape == x.shape
+    assert peak < 2.25 * x.nbytes, peak / x.nbytes  # (three before)
 
 
 def test_input_and_gradient_are_not_modified_and_big_endian_is_read() -> None:
@@ -367,6 +463,31 @@ def bad_forwards() -> list[tuple[Any, Any, type[Exception], str]]:
          r"base there, -0.99\d+, is negative, and its power beta=0.75 \(fractional\) is not a real number; k=-1.0"),
         (LocalResponseNorm(3, alpha=0.0, k=1e-3), (ok * 300).astype(np.float16), md.NonFiniteError,  # x / 0.0056
          r"LocalResponseNorm\(3\): the output overflows float16 at \d+ position\(s\)"),
+        # the overflow named by its cause: a window's sum of finite squares, alpha/size times it, k added to it
+        (LocalResponseNorm(5), np.full((1, 5, 1), 1e19, np.float32), md.NonFiniteError,
+         r"LocalResponseNorm\(5\): the denominator's base .* is inf at 3 position\(s\), the first at index "
+         r"\(0, 1, 0\): the sum of the squares over the window overflows float32 \(each square is finite, the "
+         r"largest 1e\+38\); scale the input down"),
+        (LocalResponseNorm(1, alpha=1e308), np.full((1, 3, 2), 2.0), md.NonFiniteError,
+         r"LocalResponseNorm\(1\): the denominator's base .* is inf at 6 position\(s\), the first at index "
+         r"\(0, 0, 0\): alpha/size \* sum\(x\*\*2\) overflows float64 \(alpha/size=1e\+308, sum\(x\*\*2\)=4\); "
+         r"use a smaller alpha"),
+        (LocalResponseNorm(1, alpha=1.0, k=3e38), np.full((1, 2, 1), 1e19, np.float32), md.NonFiniteError,
+         r"the first at index \(0, 0, 0\): k \+ alpha/size \* sum\(x\*\*2\) overflows float32 \(k=3e\+38, "
+         r"alpha/size \* sum\(x\*\*2\)=1e\+38\)"),
+        # constants float32 cannot hold (float16 is computed in float32): named, not blamed on the input
+        (LocalResponseNorm(1, alpha=1e40), np.zeros((1, 3, 2), np.float32), ValueError,
+         r"LocalResponseNorm\(1\): alpha/size=1e\+40 overflows float32 \(largest 3.40\d*e\+38\), the dtype the "
+         r"input is computed in; use float64 or a smaller alpha"),
+        (LocalResponseNorm(2, k=1e39), np.zeros((1, 3, 2), np.float16), ValueError,
+         r"LocalResponseNorm\(2\): k=1e\+39 overflows float32 .*; use float64 or a smaller k"),
+        (LocalResponseNorm(2, alpha=0.0, beta=1.0, k=-1e39), np.zeros((1, 3, 2), np.float32), ValueError,
+         r"k=-1e\+39 overflows"),
+        # a base or base**beta that only the computing dtype makes 0
+        (LocalResponseNorm(3, beta=-0.5, k=1e-300), np.zeros((1, 3, 2), np.float32), md.NonFiniteError,
+         r"base .* is 0 at 6 position\(s\), .*k=1e-300 is 0 in float32"),
+        (LocalResponseNorm(3, beta=4.0, k=1e-20), np.zeros((1, 3, 2), np.float32), md.NonFiniteError,
+         r"the denominator base\*\*beta underflows float32 to 0 at 6 position\(s\)"),
     ]
 
 

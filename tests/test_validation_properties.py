@@ -1213,9 +1213,9 @@ def test_dropout_float16_flatten_and_softmax_empty() -> None:
 
 
 @pytest.mark.parametrize("layout", ["C", "channel-major", "Fortran", "reversed", "strided"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_check_finite_in_every_memory_layout(layout: str, dtype: type) -> None:
-    # any one-block layout takes the dot-product check in memory order; others are searched
+    # any one-block layout takes the dot-product check in memory order; others are searched (float16: np.isfinite)
     from minidl.validation import check_finite
 
     rng = np.random.default_rng(0)
@@ -1235,6 +1235,28 @@ def test_check_finite_in_every_memory_layout(layout: str, dtype: type) -> None:
         bad[index] = value
         with pytest.raises(md.NonFiniteError, match=rf"the first at index \({', '.join(map(str, index))}\)"):
             check_finite(make(bad), "layer")
+
+
+def test_check_finite_takes_np_isfinite_for_float16_and_one_dot_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    # float16 has no BLAS dot (10x slower than np.isfinite) and its sum of squares overflows at 65504, which
+    # sent every float16 input with a value above 256 to the full search; float32/float64 keep the one dot
+    from minidl import validation
+
+    calls = []
+    vdot = np.vdot
+    monkeypatch.setattr(validation.np, "vdot", lambda a, b: calls.append(a.dtype) or vdot(a, b))
+    x = np.random.default_rng(0).normal(scale=300.0, size=(4, 6, 5))
+    for dtype, dots in [(np.float16, 0), (np.float32, 1), (np.float64, 1)]:
+        calls.clear()
+        validation.check_finite(x.astype(dtype), "layer")
+        validation.check_finite(np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2).astype(dtype, order="K"),
+                                "layer")
+        assert len(calls) == 2 * dots, (dtype, calls)
+    bad = x.astype(np.float16)
+    bad[3, 1, 4] = np.inf
+    with pytest.raises(md.NonFiniteError, match=r"layer: input holds 1 NaN/inf value\(s\), the first at index "
+                                                r"\(3, 1, 4\) \(inf\)"):
+        validation.check_finite(bad, "layer")
 
 
 def test_check_finite_and_dense_accept_np_matrix_in_either_order() -> None:

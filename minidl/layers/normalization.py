@@ -624,7 +624,8 @@ def _window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
 
 
 def _all_finite(a: np.ndarray) -> bool:
-    """Whether ``a`` holds no NaN/inf (one BLAS pass in the common case, as ``check_finite``)."""
+    """Whether ``a`` holds no NaN/inf (one BLAS pass in the common case, ``np.isfinite`` for float16, as
+    ``check_finite``)."""
     try:
         check_finite(a, "")
     except NonFiniteError:
@@ -654,14 +655,19 @@ class LocalResponseNorm(Layer):
     is the window sum over the mirrored window, the same window for an odd size.  Both sums loop over the
     window's offsets only, each an array operation on the whole batch.
 
-    Refused, as by the other normalisations (``NonFiniteError``, nothing changed): NaN/inf in the input;
-    a base that is not finite (finite inputs whose squares overflow the dtype: PyTorch's output would
-    silently be zeros); a base of 0 where ``beta != 0`` (possible only with ``k <= 0`` or ``alpha < 0``:
-    PyTorch gives NaN or inf); an output that is not finite (``base^beta`` is NaN for a negative base and a
-    fractional ``beta``, as in PyTorch, or the quotient overflows).  So ``k <= 0`` and ``alpha < 0``, which
-    PyTorch accepts as this does, work only on inputs that keep every base away from 0 (and positive, with
-    a fractional ``beta``).  float32 stays float32; float16 is computed in float32 and rounded once.  An
-    input laid out channel-major (a ``Conv2D``'s output) gives a channel-major output.
+    With ``beta = 0`` the output is ``x``, and with ``alpha = 0`` it is ``x / k^beta``, whatever the input: no
+    base is computed or checked (deliberately not PyTorch's NaN for ``alpha = 0`` and inputs whose squares
+    overflow, its ``0 * inf``).  Otherwise refused, as by the other normalisations (``NonFiniteError``, nothing
+    changed): NaN/inf in the input; a base that is not finite (finite inputs whose squares, or their window's
+    sum, overflow the dtype, or alpha/size times that sum: PyTorch's output would silently be zeros); a base
+    of 0 where ``beta != 0`` (possible only with ``k <= 0``, ``alpha < 0`` or a ``k`` the dtype rounds to 0,
+    as float32 does 1e-300: PyTorch's output is NaN, or 0 with a NaN gradient for ``beta < 0``); an output
+    that is not finite (``base^beta`` is NaN for a negative base and a fractional ``beta``, as in PyTorch, or
+    underflows to 0, or the quotient overflows).  A ``k`` or ``alpha/size`` beyond the range of the dtype
+    the input is computed in (float32 and ``k = 1e39``) is a ``ValueError`` naming it.  So ``k <= 0`` and
+    ``alpha < 0``, which PyTorch accepts as this does, work only on inputs that keep every base away from 0
+    (and positive, with a fractional ``beta``).  float32 stays float32; float16 is computed in float32 and
+    rounded once.  An input laid out channel-major (a ``Conv2D``'s output) gives a channel-major output.
 
     Args:
         size: the number of channels a window spans, an int >= 1.
@@ -677,7 +683,8 @@ class LocalResponseNorm(Layer):
         self.alpha = _finite_number(who, "alpha", alpha)
         self.beta = _finite_number(who, "beta", beta)
         self.k = _finite_number(who, "k", k)
-        # the last forward: x (float16 as float32), the base and base**beta; and the output's dtype
+        # the last forward: x (float16 as float32), the base and base**beta (0-d where they are constants); and
+        # the output's dtype
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._dtype: np.dtype | None = None
 
@@ -690,12 +697,8 @@ class LocalResponseNorm(Layer):
         x = check_input(x, self._who, ndim=3, layout="(N, C, *)", more_dims=True)  # (NaN/inf refused)
         x = native(x)  # (e.g. read from a file: the output, and so grad_output, are native)
         wide = widened(x)
-        n = self.size
+        base, denominator = self._denominator(wide)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # refused below, by name
-            base = _window_sum(wide * wide, n // 2, (n - 1) // 2)
-            base *= self.alpha / n
-            base += self.k
-            denominator = base**self.beta
             y = wide / denominator
             if y.dtype != x.dtype:  # float16: rounded once
                 y = y.astype(x.dtype)
@@ -703,13 +706,47 @@ class LocalResponseNorm(Layer):
         self._cache, self._dtype = (wide, base, denominator), x.dtype
         return y
 
+    def _constant(self, name: str, value: float, dtype: np.dtype) -> np.ndarray:
+        """``value`` (``name``: k or alpha/size) in the computing ``dtype``, 0-d; ``ValueError`` naming it if it
+        overflows that dtype (a float32 input with k = 1e39)."""
+        with np.errstate(over="ignore"):
+            held = np.asarray(value, dtype=dtype)
+        if not np.isfinite(held):
+            raise ValueError(f"{self._who}: {name}={value!r} overflows {dtype} (largest "
+                             f"{float(np.finfo(dtype).max)!r}), the dtype the input is computed in; use float64 "
+                             f"or a smaller {name.split('/')[0]}. Nothing was changed.")
+        return held
+
+    def _denominator(self, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(base, base**beta) for ``wide`` (N, C, *): full arrays, or 0-d where they are constants (``beta =
+        0``: ``base**0 = 1`` whatever the base; ``alpha = 0``: the base is ``k``, whatever the input)."""
+        if self.beta == 0:
+            one = np.ones((), dtype=wide.dtype)
+            return one, one
+        k = self._constant("k", self.k, wide.dtype)
+        if self.alpha == 0:
+            base = k
+        else:
+            scale = self._constant("alpha/size", self.alpha / self.size, wide.dtype)
+            n = self.size
+            with np.errstate(over="ignore", invalid="ignore"):  # refused after, by name
+                base = _window_sum(wide * wide, n // 2, (n - 1) // 2)
+                base *= scale
+                base += k
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return base, np.asarray(base**self.beta)
+
     def _refuse_bad_denominators(self, x: np.ndarray, base: np.ndarray, denominator: np.ndarray,
                                  y: np.ndarray) -> None:
         """``NonFiniteError`` for a base that is not finite or (``beta != 0``) is 0, or an output that is not
         finite, naming the first such position of ``x`` (N, C, *) and why; nothing else when all is well."""
-        zero_base_possible = self.beta != 0 and not (self.k > 0 and self.alpha >= 0)
+        if self.beta == 0:  # y = x
+            return
+        k = x.dtype.type(self.k)  # (what the base adds: 1e-300 is 0 in float32)
+        zero_base_possible = not (k > 0 and self.alpha >= 0)
         if _all_finite(base) and not (zero_base_possible and not base.all()) and _all_finite(y):
             return
+        base, denominator = np.broadcast_to(base, x.shape), np.broadcast_to(denominator, x.shape)
         bad = ~np.isfinite(base)
         if zero_base_possible:
             bad |= base == 0
@@ -718,13 +755,17 @@ class LocalResponseNorm(Layer):
             value = base[first].item()
             where = f"at {int(bad.sum())} position(s), the first at index {first}"
             if value == 0:
+                if k == 0 and self.k > 0 and self.alpha >= 0:
+                    why = (f"k={self.k} is 0 in {x.dtype}, the dtype the input is computed in (use float64 or a "
+                           "larger k)")
+                else:
+                    why = (f"k={self.k} with alpha={self.alpha} allows a base of 0 (k > 0 and alpha >= 0 keep it "
+                           "positive)")
                 problem = (f"the denominator's base k + alpha/size * sum(x**2) is 0 {where}, which base**beta "
-                           f"(beta={self.beta}) cannot divide by; k={self.k} with alpha={self.alpha} allows a base "
-                           "of 0 (k > 0 and alpha >= 0 keep it positive)")
+                           f"(beta={self.beta}) cannot divide by; {why}")
             else:
-                problem = (f"the denominator's base k + alpha/size * sum(x**2) is {value} {where}: the squares "
-                           f"of the input overflow {x.dtype} (magnitudes up to {float(np.max(np.abs(x))):.3g}); "
-                           "scale the input down")
+                problem = (f"the denominator's base k + alpha/size * sum(x**2) is {value} {where}: "
+                           f"{self._overflow_cause(x, first)}")
         else:
             bad = ~np.isfinite(y)
             first = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -734,12 +775,39 @@ class LocalResponseNorm(Layer):
                 problem = (f"the output is NaN {where}: the base there, {value:.6g}, is negative, and its power "
                            f"beta={self.beta} (fractional) is not a real number; k={self.k} with "
                            f"alpha={self.alpha} allows a negative base (k > 0 and alpha >= 0 keep it positive)")
+            elif denominator[first] == 0:
+                problem = (f"the denominator base**beta underflows {x.dtype} to 0 {where} (base {value:.6g}, "
+                           f"beta={self.beta}): the output and its gradient would divide by 0; use float64 or a "
+                           "larger k")
             else:
                 problem = (f"the output overflows {y.dtype} {where} (input {x[first].item():.6g}, base "
                            f"{value:.6g}, base**beta {denominator[first].item():.6g})")
         error = NonFiniteError(f"{self._who}: {problem}. Nothing was changed.")
         error.index, error.shape = first, x.shape
         raise error
+
+    def _overflow_cause(self, x: np.ndarray, first: tuple[int, ...]) -> str:
+        """Why the base at ``first`` of ``x`` (N, C, *) overflows: the squares of the window's inputs, their
+        sum, alpha/size times it, or k added to that, each computed in ``x``'s dtype."""
+        c, C, n = first[1], x.shape[1], self.size
+        channels = slice(max(0, c - n // 2), min(C, c + (n - 1) // 2 + 1))
+        index: tuple[Any, ...] = (first[0], channels, *first[2:])
+        window = x[index]
+        with np.errstate(over="ignore", invalid="ignore"):
+            squares = window * window
+            total = squares.sum()
+            scaled = x.dtype.type(self.alpha / n) * total
+        if not np.isfinite(squares).all():
+            return (f"the squares of the input overflow {x.dtype} (magnitudes up to "
+                    f"{float(np.max(np.abs(window))):.3g}); scale the input down")
+        if not np.isfinite(total):
+            return (f"the sum of the squares over the window overflows {x.dtype} (each square is finite, the "
+                    f"largest {float(np.max(squares)):.3g}); scale the input down")
+        if not np.isfinite(scaled):
+            return (f"alpha/size * sum(x**2) overflows {x.dtype} (alpha/size={self.alpha / n:.6g}, "
+                    f"sum(x**2)={float(total):.6g}); use a smaller alpha or scale the input down")
+        return (f"k + alpha/size * sum(x**2) overflows {x.dtype} (k={self.k}, alpha/size * "
+                f"sum(x**2)={float(scaled):.6g})")
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx: x's shape (the formula in the class docstring)."""
@@ -748,9 +816,10 @@ class LocalResponseNorm(Layer):
         assert cache is not None
         wide, base, denominator = cache
         g = widened(check_grad_output(grad_output, f"{self._who}.backward", wide.shape, self._dtype))
-        dx = g / denominator
         coefficient = 2.0 * self.alpha * self.beta / self.size
-        if coefficient != 0.0:  # (alpha = 0 or beta = 0: y = x / k**beta, no term across channels)
+        if coefficient == 0.0:  # (alpha = 0 or beta = 0: y = x / k**beta, no term across channels)
+            dx = g / denominator
+        else:  # two full arrays at a time: share's buffer is reused for dx
             n = self.size
             share = g * wide
             share /= denominator
@@ -758,6 +827,7 @@ class LocalResponseNorm(Layer):
             cross = _window_sum(share, (n - 1) // 2, n // 2)  # over the mirrored window W*(j)
             cross *= wide
             cross *= coefficient
+            dx = np.divide(g, denominator, out=share)
             dx -= cross
         return dx if dx.dtype == self._dtype else dx.astype(self._dtype)
 
