@@ -58,7 +58,8 @@ def is_integer(value: Any) -> bool:
 def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
     """Return ``x`` as an ``ndarray`` (as is if it already is one); lists, tuples, numbers and
     objects that convert themselves (``__array__``: a pandas DataFrame, an xarray, a CPU tensor) are
-    converted.  Anything else, a ragged list, a failed conversion, or a tuple holding arrays (several
+    converted, an ``np.matrix`` to a plain view of its data (a layer's ``*`` would be a matrix product).
+    A masked array, anything else, a ragged list, a failed conversion, or a tuple holding arrays (several
     inputs, not data: refused, never stacked) raises ``DTypeError`` naming ``who`` and ``what``."""
     if type(x) is np.ndarray:  # the common case, first: no subclass checks on the hot path
         return x
@@ -67,6 +68,8 @@ def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:
             raise DTypeError(f"{who}: {what} is a masked array; layers and losses compute on plain arrays "
                              "(the masked entries' hidden values would be used): pass x.filled(value), or "
                              "np.asarray(x) for its data")
+        if isinstance(x, np.matrix):  # its * is a matrix product, its reductions keep 2 axes: its data (a view)
+            return np.asarray(x)
         return x
     if isinstance(x, tuple) and any(isinstance(a, np.ndarray) for a in x):  # not stacked into one array
         if type(x) is not tuple:

@@ -61,6 +61,13 @@ class Activation(Layer):
         """``y`` in the forward output's dtype (a float16 result computed wide, rounded once)."""
         return y.astype(self._dtype) if self._dtype is not None and y.dtype != self._dtype else y
 
+    def _scaled(self, x: np.ndarray, slope: float) -> np.ndarray:
+        """``x * slope`` in the forward output's dtype, float16 multiplied in float32 and rounded once, as
+        PyTorch (``x * slope`` rounds the slope to float16 first: a quarter of the products 1 ulp off)."""
+        if x.dtype.itemsize < 4:
+            return self._narrow(self._wide(x) * slope)
+        return x * slope
+
     def _cached_for(self, grad_output: np.ndarray) -> np.ndarray:
         """The forward cache, after checking that ``grad_output`` has the forward output's shape and dtype."""
         cache = self._cache
@@ -159,21 +166,36 @@ class LeakyReLU(Activation):
     """``y = x`` for x > 0, ``negative_slope * x`` elsewhere (PyTorch's default slope 0.01).
 
     ``dy/dx`` is 1 where x > 0 and ``negative_slope`` elsewhere (the slope is used at the kink x = 0).
+    ``negative_slope`` is checked when set, after construction too; the backward uses the slope its
+    forward used (kept with the mask ``x > 0``), whatever is set in between.  float16 is multiplied in
+    float32 and rounded once (as PyTorch; the slope in float16 first would be a second rounding).
     """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = _finite_number("LeakyReLU", "negative_slope", negative_slope)
+        self.negative_slope = negative_slope
+        self._forward_slope = self._negative_slope  # the last forward's, for its backward
+
+    @property
+    def negative_slope(self) -> float:
+        return self._negative_slope
+
+    @negative_slope.setter
+    def negative_slope(self, value: float) -> None:
+        self._negative_slope = _finite_number(type(self).__name__, "negative_slope", value)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
+        slope = self._negative_slope
         positive = x > 0
         self._cache = positive
-        return np.where(positive, x, x * self.negative_slope)
+        if slope is not self._forward_slope:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._forward_slope = slope
+        return np.where(positive, x, self._scaled(x, slope))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         positive = self._cached_for(grad_output)
-        return np.where(positive, grad_output, grad_output * self.negative_slope)
+        return np.where(positive, grad_output, self._scaled(grad_output, self._forward_slope))
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -191,47 +213,82 @@ class RReLU(Activation):
     the per-element slope (1 where x > 0) is the backward's cache.
 
     Eval: :class:`LeakyReLU` with the mean slope ``(lower + upper) / 2`` (the slope at the kink x = 0
-    too; a NaN gets that slope, as PyTorch); the cache is the mask ``x > 0``.
+    too; a NaN gets that slope, as PyTorch); the cache is the mask ``x > 0`` and the slope used.
 
-    Shapes: x: any shape -> same shape.  ``lower <= upper``, both finite (either may be negative or
-    above 1, as PyTorch).  float16 draws and multiplies in float32 and rounds once (PyTorch has no
-    float16 RReLU on the CPU).
+    The backward always uses its forward's slopes, whatever mode or bounds are set in between.
+    ``lower`` and ``upper`` are checked when set, after construction too: both finite (either may be
+    negative or above 1, as PyTorch) and ``lower <= upper``; a bound set past the other is refused (to
+    move both past each other, set the one that leads first).
+
+    Shapes: x: any shape -> same shape.  float16 is multiplied in float32 and rounded to float16 once
+    (never the slope to float16 first): in training with slopes drawn in float32 (PyTorch has no float16
+    RReLU in training on the CPU), in eval mode by the mean slope as PyTorch computes it (the same on
+    every float16 value, forward and backward).
     """
 
     def __init__(self, lower: float = 1.0 / 8.0, upper: float = 1.0 / 3.0, *, rng: RNGLike = None) -> None:
         super().__init__()
         who = type(self).__name__
-        self.lower = _finite_number(who, "lower", lower)
-        self.upper = _finite_number(who, "upper", upper)
-        if self.lower > self.upper:
-            raise ValueError(f"{who}: lower must be <= upper, got lower={lower!r} and upper={upper!r}")
+        low, high = _finite_number(who, "lower", lower), _finite_number(who, "upper", upper)
+        self._check_order(low, high)
+        self._lower, self._upper = low, high
         self.rng = as_generator(rng, who)
+        self._eval_slope_used = self.eval_slope  # an eval forward's slope, for its backward
+
+    def _check_order(self, lower: float, upper: float) -> None:
+        if lower > upper:
+            raise ValueError(f"{type(self).__name__}: lower must be <= upper, got lower={lower!r} and "
+                             f"upper={upper!r}")
+
+    @property
+    def lower(self) -> float:
+        """The slopes' lower bound; checked when set (finite, at most ``upper``)."""
+        return self._lower
+
+    @lower.setter
+    def lower(self, value: float) -> None:
+        lower = _finite_number(type(self).__name__, "lower", value)
+        self._check_order(lower, self._upper)
+        self._lower = lower
+
+    @property
+    def upper(self) -> float:
+        """The slopes' upper bound; checked when set (finite, at least ``lower``)."""
+        return self._upper
+
+    @upper.setter
+    def upper(self, value: float) -> None:
+        upper = _finite_number(type(self).__name__, "upper", value)
+        self._check_order(self._lower, upper)
+        self._upper = upper
 
     @property
     def eval_slope(self) -> float:
         """The slope of x <= 0 in eval mode: ``(lower + upper) / 2``."""
-        return (self.lower + self.upper) / 2.0
+        return (self._lower + self._upper) / 2.0
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: any shape -> same shape."""
         x = self._input(x)
         if not self.training:
             positive = x > 0
+            slope = self.eval_slope
             self._cache = positive
-            return np.where(positive, x, x * self.eval_slope)
+            self._eval_slope_used = slope
+            return np.where(positive, x, self._scaled(x, slope))
         wide = self._wide(x)
-        slope = self.rng.random(x.shape, dtype=np.float64 if wide.dtype.itemsize == 8 else np.float32)
-        slope *= self.upper - self.lower
-        slope += self.lower
-        np.copyto(slope, 1, where=~(wide <= 0))  # x > 0 or NaN: slope 1
-        self._cache = slope
-        return self._narrow(wide * slope)
+        slope_array = self.rng.random(x.shape, dtype=np.float64 if wide.dtype.itemsize == 8 else np.float32)
+        slope_array *= self._upper - self._lower
+        slope_array += self._lower
+        np.copyto(slope_array, 1, where=~(wide <= 0))  # x > 0 or NaN: slope 1
+        self._cache = slope_array
+        return self._narrow(wide * slope_array)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx = grad_output * the forward's slope."""
         cache = self._cached_for(grad_output)
-        if cache.dtype == bool:  # an eval forward: the mask x > 0
-            return np.where(cache, grad_output, grad_output * self.eval_slope)
+        if cache.dtype == bool:  # an eval forward: the mask x > 0, and its slope
+            return np.where(cache, grad_output, self._scaled(grad_output, self._eval_slope_used))
         return self._narrow(self._wide(grad_output) * cache)
 
     def extra_repr(self) -> str:
