@@ -16,6 +16,22 @@ import minidl as md
 from minidl.testing import assert_gradients_ok
 from minidl.training import MeanSquaredError
 
+
+def assert_refusals_keep_the_last_pass(loss: md.Loss, fresh: md.Loss, cases: list[tuple[Any, Any, type, str]],
+                                       grads: tuple[np.ndarray, ...]) -> None:
+    """Each case ``(y_pred, y_true, error, message)`` is refused by ``loss`` (whose last good forward gave
+    the gradients ``grads``, still its backward's after the refusal) and by a ``fresh`` loss, which then has
+    nothing cached.  (Shared with the other losses of several predictions.)"""
+    for y_pred, y_true, error, message in cases:
+        with pytest.raises(error, match=message):
+            loss(y_pred, y_true)
+        for g, kept in zip(loss.backward(), grads, strict=True):
+            np.testing.assert_array_equal(g, kept)  # still the last good forward's gradients
+        with pytest.raises(error, match=message):
+            fresh(y_pred, y_true)
+        with pytest.raises(md.BackwardBeforeForwardError):
+            fresh.backward()  # nothing cached by a refused forward
+
 HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 #: (mean's shape, var's shape): every kind PyTorch accepts
@@ -343,16 +359,7 @@ def test_refusals_change_nothing() -> None:
         what = ["y_pred\\[0\\] \\(mean\\)", "y_pred\\[1\\] \\(var\\)", "y_true"][where]
         cases.append(((arrays[0], arrays[1]), arrays[2], md.NonFiniteError,
                       rf"GaussianNLLLoss: {what} holds 1 NaN/inf value\(s\), the first at index \(1, 2\)"))
-    fresh = md.GaussianNLLLoss()
-    for y_pred, y_true, error, message in cases:
-        with pytest.raises(error, match=message):
-            loss(y_pred, y_true)
-        for g, kept in zip(loss.backward(), grads, strict=True):
-            np.testing.assert_array_equal(g, kept)  # still the last good forward's gradients
-        with pytest.raises(error, match=message):
-            fresh(y_pred, y_true)
-        with pytest.raises(md.BackwardBeforeForwardError):
-            fresh.backward()  # nothing cached by a refused forward
+    assert_refusals_keep_the_last_pass(loss, md.GaussianNLLLoss(), cases, grads)
     assert loss((mean, var), t) == before
     # eps is a float in the predictions' dtype: one below float32's normal range is refused there only
     tiny = md.GaussianNLLLoss(eps=1e-40)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_losses_gaussian_nll import assert_refusals_keep_the_last_pass
 
 import minidl as md
 from minidl.testing import assert_gradients_ok
@@ -491,16 +492,7 @@ def test_refusals_change_nothing() -> None:
         cases.append((tuple(arrays), None, md.NonFiniteError,
                       rf"TripletMarginLoss: y_pred\[{where}\] \({name}\) holds 1 NaN/inf value\(s\), the first at "
                       r"index \(1, 0\)"))
-    fresh = md.TripletMarginLoss()
-    for y_pred, y_true, error, message in cases:
-        with pytest.raises(error, match=message):
-            loss(y_pred, y_true)
-        for g, kept in zip(loss.backward(), grads, strict=True):
-            np.testing.assert_array_equal(g, kept)  # still the last good forward's gradients
-        with pytest.raises(error, match=message):
-            fresh(y_pred, y_true)
-        with pytest.raises(md.BackwardBeforeForwardError):
-            fresh.backward()  # nothing cached by a refused forward
+    assert_refusals_keep_the_last_pass(loss, md.TripletMarginLoss(), cases, grads)
     assert loss(x, None) == before
     # a margin or eps the computing dtype cannot hold
     for options in ({"margin": 1e39}, {"eps": -1e39}):
