@@ -529,7 +529,7 @@ class SGD(Optimizer):
         _check_writeable(self)
         # plain SGD, the common case: one loop, no call per parameter.  maximize: w - (-lr) * grad, the
         # same number as w - lr * (-grad) to the bit, with no negated copy of the gradient
-        lr = -h["lr"] if h["maximize"] else h["lr"]
+        lr = -h["lr"] if h.get("maximize") else h["lr"]
         # (``not p._grad_is_stale`` is ``p.has_grad`` without the property call)
         if not zero_grad:
             for p in self.params:

@@ -371,9 +371,9 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
     x = as_inputs(x, who, f"{what}x")
     if y is None:  # (a loss without targets, e.g. TripletMarginLoss, still needs rows of y to batch with x)
         n = count(x) if not (isinstance(x, np.ndarray) and x.ndim == 0) else "N"
-        raise DTypeError(f"{who}: {what}y is None; {who} batches y with x, so it needs an array with one row per "
-                         f"sample even for a loss without targets (TripletMarginLoss ignores its values: pass a "
-                         f"placeholder such as np.zeros({n}))")
+        raise DTypeError(f"{who}: {what}y is None: pass the targets, one row per sample.  (Only a loss without "
+                         f"targets, such as TripletMarginLoss, ignores y's values; {who} still batches y with x, so "
+                         f"give it a placeholder such as np.zeros({n}))")
     y = as_array(y, who, f"{what}y")
     if (isinstance(x, np.ndarray) and x.ndim == 0) or y.ndim == 0:
         shape = x.shape if isinstance(x, np.ndarray) else tuple(a.shape for a in x)

@@ -269,6 +269,10 @@ def check_grad_output(
     Cost: an ``isinstance``, a shape-tuple compare and a dtype compare (no pass over the data), so
     every built-in ``backward`` calls it.
     """
+    if type(grad_output) is not np.ndarray and isinstance(grad_output, (np.matrix, np.ma.MaskedArray)):
+        # (a matrix's * is a matrix product; a masked array's hidden values would be used)
+        raise DTypeError(f"{who}: expected grad_output as a plain numpy array, got {type(grad_output).__name__}; "
+                         "pass np.asarray(grad_output)")
     if not isinstance(grad_output, np.ndarray):
         if not (isinstance(grad_output, np.generic) and tuple(shape) == ()):
             raise DTypeError(

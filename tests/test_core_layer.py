@@ -743,3 +743,19 @@ def test_parameter_backward_follows_the_classes_that_define_the_two_methods() ->
     assert checked == len(kinds)
     assert parameter_backward(md.Dense(2, 2, rng=0)).__func__ is md.Dense.backward_params
     assert parameter_backward(OwnBackward(2, 2, rng=0)).__func__ is own_backward
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # (np.matrix is pending deprecation)
+def test_a_matrix_or_masked_grad_output_is_refused_by_name() -> None:
+    """An np.matrix's * is a matrix product (Sigmoid, Dropout, RReLU's backward gave wrong values silently) and a
+    masked array's hidden values would be used: backward refuses both, as a layer's input refuses a masked one."""
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    layers = (md.Sigmoid(), md.Tanh(), md.Dropout(0.5, rng=0), md.RReLU(rng=0), md.Softmax(), md.Dense(4, 4, rng=0))
+    for layer in layers:
+        y = layer(x)
+        g = np.random.default_rng(1).normal(size=y.shape)
+        for bad in (np.asmatrix(g), np.ma.masked_array(g, mask=g > 1)):
+            with pytest.raises(md.DTypeError, match=rf"expected grad_output as a plain numpy array, got "
+                                                    rf"{type(bad).__name__}; pass np.asarray\(grad_output\)"):
+                layer.backward(bad)
+        assert type(layer.backward(g)) is np.ndarray  # the plain array: as before

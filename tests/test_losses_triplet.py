@@ -394,8 +394,9 @@ def test_the_placeholder_y_and_the_metrics() -> None:
                                   "('accuracy', 'mse' and 'mae' are refused with TripletMarginLoss)")
     with pytest.raises(md.ShapeError, match=r"mse: the model returns 3 outputs \(a tuple\)"):
         model.evaluate(x, np.zeros(12), loss=loss, metrics=[MeanSquaredError()])  # an object: as given
-    with pytest.raises(md.DTypeError, match=r"fit: y is None; fit batches y with x, so it needs an array with one "
-                                            r"row per sample .* pass a placeholder such as np\.zeros\(12\)"):
+    with pytest.raises(md.DTypeError, match=r"fit: y is None: pass the targets, one row per sample.* TripletMarginLoss"
+                                            r", ignores y's values; fit still batches y with x, so give it a "
+                                            r"placeholder such as np\.zeros\(12\)"):
         model.fit(x, None, loss=loss, optimizer=optimizer, verbose=0)  # type: ignore[arg-type]
     with pytest.raises(md.DTypeError, match=r"evaluate: y is None"):
         model.evaluate(x, None, loss=loss)  # type: ignore[arg-type]

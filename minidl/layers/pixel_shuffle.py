@@ -35,7 +35,7 @@ def _channel_major(a: np.ndarray) -> bool:
     return a.ndim == 4 and not a.flags.c_contiguous and a.transpose(1, 0, 2, 3).flags.c_contiguous
 
 
-def shuffle(a: np.ndarray, r: int) -> np.ndarray:
+def _shuffle(a: np.ndarray, r: int) -> np.ndarray:
     """(..., C*r*r, H, W) -> (..., C, H*r, W*r), ``out[..., c, h*r + i, w*r + j] = a[..., c*r*r + i*r + j, h, w]``.
     A channel-major (N, C, H, W) array gives a channel-major result (what the next ``Conv2D`` reads
     fastest), any other an array in C order."""
@@ -50,8 +50,8 @@ def shuffle(a: np.ndarray, r: int) -> np.ndarray:
     return blocks.reshape(*lead, C, H * r, W * r)
 
 
-def unshuffle(a: np.ndarray, r: int) -> np.ndarray:
-    """(..., C, H*r, W*r) -> (..., C*r*r, H, W), the inverse of :func:`shuffle` (its layout rule too)."""
+def _unshuffle(a: np.ndarray, r: int) -> np.ndarray:
+    """(..., C, H*r, W*r) -> (..., C*r*r, H, W), the inverse of :func:`_shuffle` (its layout rule too)."""
     *lead, C, height, width = a.shape
     H, W = height // r, width // r
     if _channel_major(a):  # in memory (C, N, H*r, W*r)
@@ -189,10 +189,10 @@ class PixelShuffle(_PixelRearrange):
         return (*lead, channels // (r * r), H * r, W * r)
 
     def _apply(self, x: np.ndarray, r: int) -> np.ndarray:
-        return shuffle(x, r)
+        return _shuffle(x, r)
 
     def _undo(self, g: np.ndarray, r: int) -> np.ndarray:
-        return unshuffle(g, r)
+        return _unshuffle(g, r)
 
 
 class PixelUnshuffle(_PixelRearrange):
@@ -238,7 +238,7 @@ class PixelUnshuffle(_PixelRearrange):
         return (*lead, C * r * r, height // r, width // r)
 
     def _apply(self, x: np.ndarray, r: int) -> np.ndarray:
-        return unshuffle(x, r)
+        return _unshuffle(x, r)
 
     def _undo(self, g: np.ndarray, r: int) -> np.ndarray:
-        return shuffle(g, r)
+        return _shuffle(g, r)
