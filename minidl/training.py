@@ -1007,6 +1007,8 @@ def _output_rows(output: Any, rows: int, who: str) -> tuple[np.ndarray, ...]:
     """A batch's output as a tuple of arrays (one, or a model's several), each checked to hold one row per
     sample of the batch's ``rows``."""
     several = type(output) is tuple  # (np.asarray would stack the outputs into one array)
+    if several and not output:
+        raise ShapeError(f"{who}: the model returned an empty tuple: no output to gather")
     outputs = tuple(np.asarray(o) for o in output) if several else (np.asarray(output),)
     for i, out in enumerate(outputs):
         if out.ndim == 0 or len(out) != rows:  # rows of the result would stay unwritten
@@ -1045,7 +1047,9 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
                 inputs = x if type(x) is tuple else (x,)
                 if batch_size >= n and not any(np.may_share_memory(out, a) for out in outputs for a in inputs):
                     # as from several batches: writable arrays of our own (not a layer's read-only cache)
-                    own = tuple(out if out.flags.writeable else out.copy() for out in outputs)
+                    # (one array returned twice, (h, h), becomes two, as from several batches)
+                    own = tuple(out if out.flags.writeable and not any(out is o for o in outputs[:i]) else out.copy()
+                                for i, out in enumerate(outputs))
                     return own if several else own[0]
                 results = [np.empty((n, *out.shape[1:]), dtype=out.dtype) for out in outputs]
             elif (type(output) is tuple) != several or len(outputs) != len(results):

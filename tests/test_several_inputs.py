@@ -662,6 +662,11 @@ def test_predict_refuses_outputs_that_change_between_batches_or_lack_rows() -> N
         (lambda x, k: (x, x.sum()), r"output 1 of 2 must have one row per sample; a batch of 4 gave an output of "
                                     r"shape \(\)"),
     ]
+    cases.append((lambda x, k: (), r"the model returned an empty tuple: no output to gather"))
     for outputs, message in cases:
         with pytest.raises(md.ShapeError, match=message):
             md.predict(Unsteady(outputs), x, batch_size=4)
+    for batch_size in (4, 6):  # one array returned twice: two arrays of predict's own, whatever the batches
+        first, second = md.predict(Unsteady(lambda x, k: (x + 1,) * 2), x, batch_size=batch_size)
+        assert first is not second and not np.may_share_memory(first, second)
+        np.testing.assert_array_equal(first, x + 1)
