@@ -959,6 +959,9 @@ class TripletMarginLoss(Loss):
             swap" of Balntas et al. 2016).
         reduction: ``"mean"`` or ``"sum"``.
 
+    ``margin``, ``p``, ``eps`` and ``swap`` are checked when set, after construction too, and used by the next
+    forward; a backward uses the ``p`` and ``swap`` of its forward, whatever is set in between.
+
     ``metrics=["accuracy"]``, ``["mse"]`` and ``["mae"]`` are refused with this loss (there are no targets
     to score); a metric of your own gets the triplet of embeddings.  Not implemented from PyTorch:
     ``reduction="none"``, anchors, positives and negatives of different shapes broadcast against each
@@ -969,22 +972,60 @@ class TripletMarginLoss(Loss):
 
     def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
                  reduction: str = "mean") -> None:
-        who = "TripletMarginLoss"
-        margin = _margin(who, margin)
-        if not margin > 0:
-            raise ValueError(f"{who}: margin must be > 0 (as PyTorch), got {margin!r}")
-        if not (is_number(p) and (p == math.inf or is_finite(p)) and p > 0):
-            raise ValueError(f"{who}: p must be a number > 0 or math.inf (the norm's order), got {p!r}")
-        if not (is_number(eps) and is_finite(eps)):
-            raise ValueError(f"{who}: eps must be a finite number, got {eps!r}")
-        if not isinstance(swap, (bool, np.bool_)):
-            raise TypeError(f"{who}: swap must be a bool, got {swap!r}")
-        self.margin, self.p, self.eps, self.swap = margin, float(p), float(eps), bool(swap)
-        self.reduction = _check_reduction(who, reduction)
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+        self.reduction = _check_reduction("TripletMarginLoss", reduction)
         # the last forward: the differences u (+ eps) and distances d (the last axis kept) of (anchor,
         # positive), (anchor, negative) and with swap (positive, negative); the hinge's slope times the
-        # reduction's scale (..., 1); the predictions' dtype
-        self._cache: tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.dtype] | None = None
+        # reduction's scale (..., 1); the predictions' dtype; the p and swap it used (its backward's)
+        self._cache: tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.dtype, float, bool] | None = None
+
+    @property
+    def margin(self) -> float:
+        """How much farther than the positive the negative must be, finite and > 0; checked when set, after
+        construction too."""
+        return self._margin
+
+    @margin.setter
+    def margin(self, value: float) -> None:
+        margin = _margin("TripletMarginLoss", value)
+        if not margin > 0:
+            raise ValueError(f"TripletMarginLoss: margin must be > 0 (as PyTorch), got {margin!r}")
+        self._margin = margin
+
+    @property
+    def p(self) -> float:
+        """The norm's order, > 0 or ``math.inf``; checked when set (a backward uses its forward's)."""
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        if not (is_number(value) and (value == math.inf or is_finite(value)) and value > 0):
+            raise ValueError(f"TripletMarginLoss: p must be a number > 0 or math.inf (the norm's order), got "
+                             f"{value!r}")
+        self._p = float(value)
+
+    @property
+    def eps(self) -> float:
+        """Added to every difference, finite; checked when set."""
+        return self._eps
+
+    @eps.setter
+    def eps(self, value: float) -> None:
+        if not (is_number(value) and is_finite(value)):
+            raise ValueError(f"TripletMarginLoss: eps must be a finite number, got {value!r}")
+        self._eps = float(value)
+
+    @property
+    def swap(self) -> bool:
+        """Whether the negative's distance is the smaller of the anchor's and the positive's; checked when set
+        (a backward uses its forward's)."""
+        return self._swap
+
+    @swap.setter
+    def swap(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"TripletMarginLoss: swap must be a bool, got {value!r}")
+        self._swap = bool(value)
 
     def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
         """The placeholder targets: zeros, one per row of the anchor (``y_pred[0]``), one for a single
@@ -1000,24 +1041,25 @@ class TripletMarginLoss(Loss):
         _ignored_targets(who, y_true, anchor.shape)
         dtype = anchor.dtype
         a, pos, neg = widened(anchor), widened(positive), widened(negative)
+        margin, p, eps, swap = self._margin, self._p, self._eps, self._swap
         top = float(np.finfo(a.dtype).max)
-        for name, value in (("margin", self.margin), ("eps", self.eps)):
+        for name, value in (("margin", margin), ("eps", eps)):
             if abs(value) > top:
                 raise ValueError(f"{who}: {name} {value!r} overflows the dtype the loss is computed in, {a.dtype}")
         with np.errstate(over="ignore", invalid="ignore"):  # huge differences: inf, as PyTorch, quietly
-            pairs = [(a, pos), (a, neg), (pos, neg)] if self.swap else [(a, pos), (a, neg)]
+            pairs = [(a, pos), (a, neg), (pos, neg)] if swap else [(a, pos), (a, neg)]
             distances = []
             for x, y in pairs:
                 u = x - y
-                u += self.eps
-                distances.append((u, _p_norm(u, self.p)))
-            d_neg = distances[1][1] if not self.swap else np.minimum(distances[1][1], distances[2][1])
-            z = (self.margin + distances[0][1]) - d_neg
+                u += eps
+                distances.append((u, _p_norm(u, p)))
+            d_neg = distances[1][1] if not swap else np.minimum(distances[1][1], distances[2][1])
+            z = (margin + distances[0][1]) - d_neg
             per = np.maximum(z, 0)
             total = float(np.add.reduce(per, axis=None, dtype=np.float64))
         scale = 1.0 / per.size if self.reduction == "mean" else 1.0
         self.batch_weight = 1.0 if anchor.ndim == 1 else None  # (one triplet, whatever fit counts of a (D,) array)
-        self._cache = (distances, (z >= 0) * a.dtype.type(scale), dtype)
+        self._cache = (distances, (z >= 0) * a.dtype.type(scale), dtype, p, swap)
         return total * scale
 
     def backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1025,17 +1067,17 @@ class TripletMarginLoss(Loss):
         cache = self._cache
         self._require(cache)
         assert cache is not None
-        distances, g, dtype = cache
+        distances, g, dtype, p, swap = cache  # (the forward's p and swap, whatever is set since)
         with np.errstate(over="ignore", invalid="ignore"):  # (as the loss: an overflow is inf or NaN, quietly)
-            pulled = _p_norm_backward(g, *distances[0], self.p)  # d(d_pos)/danchor; minus it for the positive
-            if not self.swap:
-                pushed = _p_norm_backward(g, *distances[1], self.p)  # d(d_an)/danchor; minus it for the negative
+            pulled = _p_norm_backward(g, *distances[0], p)  # d(d_pos)/danchor; minus it for the positive
+            if not swap:
+                pushed = _p_norm_backward(g, *distances[1], p)  # d(d_an)/danchor; minus it for the negative
                 da, dp, dn = pulled - pushed, -pulled, pushed
             else:  # d_neg = min(d_an, d_pn): the smaller one's slope, half each at a tie (PyTorch's min)
                 (_, d_an), (_, d_pn) = distances[1], distances[2]
                 share = np.where(d_an < d_pn, 1, np.where(d_an == d_pn, 0.5, 0)).astype(g.dtype)
-                pushed = _p_norm_backward(g * share, *distances[1], self.p)
-                swapped = _p_norm_backward(g * (1 - share), *distances[2], self.p)  # d(d_pn)/dpositive
+                pushed = _p_norm_backward(g * share, *distances[1], p)
+                swapped = _p_norm_backward(g * (1 - share), *distances[2], p)  # d(d_pn)/dpositive
                 da, dp, dn = pulled - pushed, -pulled - swapped, pushed + swapped
             return da.astype(dtype, copy=False), dp.astype(dtype, copy=False), dn.astype(dtype, copy=False)
 

@@ -206,6 +206,78 @@ def test_refusals() -> None:
     assert repr(md.CosineSimilarity()) == "CosineSimilarity(axis=1, eps=1e-08)"
 
 
+def test_settings_set_later_are_checked_and_change_nothing() -> None:
+    """Set after construction, they were not checked (PairwiseDistance.p = 0.5, CosineSimilarity.eps = 0 or
+    axis = 'a' were taken)."""
+    x = tuple(np.random.default_rng(9).normal(size=(2, 4, 3)))
+    cases: list[tuple[Any, str, Any, type[Exception], str]] = [
+        *[(md.PairwiseDistance, "p", v, ValueError, r"PairwiseDistance: p must be a number >= 1 or math.inf \(a "
+                                                    r"norm\), got") for v in (0.5, 0, -math.inf, math.nan, "2", None)],
+        *[(md.PairwiseDistance, "eps", v, ValueError, "PairwiseDistance: eps must be a finite number")
+          for v in (math.nan, math.inf, "0")],
+        *[(md.PairwiseDistance, "keepdim", v, TypeError, "PairwiseDistance: keepdim must be a bool")
+          for v in (1, np.bool_(True), None)],
+        *[(md.CosineSimilarity, "axis", v, TypeError, "CosineSimilarity: axis must be an int")
+          for v in (1.0, "a", None)],
+        *[(md.CosineSimilarity, "eps", v, ValueError, "CosineSimilarity: eps must be a finite number > 0")
+          for v in (0, -1e-8, math.nan, math.inf, "1e-8")],
+    ]
+    for make, name, bad, error, pattern in cases:
+        layer = make()
+        y = layer(x)
+        grads = layer.backward(np.ones_like(y))
+        before = dict(vars(layer))
+        with pytest.raises(error, match=pattern):
+            setattr(layer, name, bad)
+        assert vars(layer) == before
+        for got, expected in zip(layer.backward(np.ones_like(y)), grads, strict=True):
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(layer(x), y)
+    pd, cos = md.PairwiseDistance(), md.CosineSimilarity()
+    pd.p, pd.eps, pd.keepdim, cos.axis, cos.eps = np.int64(3), np.float32(0.5), True, np.int32(-1), 1
+    assert (pd.p, pd.eps, pd.keepdim, cos.axis, cos.eps) == (3.0, 0.5, True, -1, 1.0)
+    assert [type(v) for v in (pd.p, pd.eps, cos.axis, cos.eps)] == [float, float, int, float]
+    assert repr(pd) == "PairwiseDistance(p=3.0, eps=0.5, keepdim=True)"
+    assert repr(cos) == "CosineSimilarity(axis=-1, eps=1.0)"
+
+
+def test_a_backward_uses_its_forwards_settings_and_the_next_forward_the_new_ones() -> None:
+    """PairwiseDistance.p and CosineSimilarity.eps set between a forward and its backward gave wrong gradients
+    silently (keepdim a refused gradient); the backward now uses its forward's, the next forward the new ones."""
+    rng = np.random.default_rng(10)
+    x = (rng.normal(size=(3, 4)), rng.normal(size=(3, 4)))
+    g = rng.normal(size=3)
+    for changed in ({"p": 1.0}, {"p": math.inf}, {"eps": 0.5}, {"keepdim": True}, {"p": 3.0, "keepdim": True}):
+        layer = md.PairwiseDistance(p=2.0)
+        y = layer(x)
+        for name, value in changed.items():
+            setattr(layer, name, value)
+        u = x[0] - x[1] + 1e-6
+        dx1 = g[:, None] * u / np.linalg.norm(u, axis=1, keepdims=True)  # p = 2's slope u / d
+        for _ in range(2):
+            got = layer.backward(g)
+            np.testing.assert_allclose(got[0], dx1, rtol=1e-13)
+            np.testing.assert_array_equal(got[1], -got[0])
+        fresh = md.PairwiseDistance(**{"p": 2.0, "eps": 1e-6, "keepdim": False, **changed})
+        np.testing.assert_array_equal(layer(x), fresh(x))
+        assert y.shape == (3,) and layer(x).shape == ((3, 1) if layer.keepdim else (3,))
+        gk = g[:, None] if layer.keepdim else g
+        for got, expected in zip(layer.backward(gk), fresh.backward(gk), strict=True):
+            np.testing.assert_array_equal(got, expected)
+    # CosineSimilarity: x1's norm 0.5 is above the forward's eps 1e-8, below the 1.0 set after it
+    x1, x2 = np.array([[0.3, 0.4]]), np.array([[1.0, 2.0]])
+    cos = md.CosineSimilarity()
+    c = cos((x1, x2))[0]
+    cos.eps, cos.axis = 1.0, 0  # (the axis was kept with the cache before this change too)
+    n1, n2 = 0.5, math.sqrt(5)
+    expected = (x2 / (n1 * n2) - c * x1 / n1**2, x1 / (n1 * n2) - c * x2 / n2**2)  # both norms above eps
+    for got, want in zip(cos.backward(np.ones(1)), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+    cos.axis = 1
+    np.testing.assert_allclose(cos((x1, x2)), [1.1 / n2])  # now x1's norm is clamped at 1.0
+    np.testing.assert_allclose(cos.backward(np.ones(1))[0], x2 / n2, rtol=1e-15)
+
+
 def test_against_torch_if_installed() -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)

@@ -403,6 +403,63 @@ def test_a_backward_uses_its_forwards_sizes() -> None:
     np.testing.assert_array_equal(fold.backward(np.ones(z.shape)), np.ones((1, 4, 4)))
 
 
+def test_sizes_set_later_are_checked_as_the_constructor_checks_them() -> None:
+    """Set after construction, they were not checked: stride = (0, 1) was a ZeroDivisionError at the next forward,
+    an int kernel_size or output_size "'int' object is not iterable", kernel_size = (0, 0) an empty output."""
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 5))
+    for make in (lambda: Unfold(2), lambda: Fold((6, 5), 2)):
+        for option, bad, minimum in (("kernel_size", 0, 1), ("kernel_size", (0, 0), 1), ("dilation", 0, 1),
+                                     ("padding", -1, 0), ("padding", (1, -1), 0), ("stride", (0, 1), 1),
+                                     ("kernel_size", 2.0, 1), ("stride", True, 1), ("kernel_size", (2, 2, 2), 1),
+                                     ("padding", (1,), 0), ("dilation", "2", 1), ("stride", None, 1)):
+            layer = make()
+            name = type(layer).__name__
+            y = layer(x if name == "Unfold" else Unfold(2)(x))
+            before = dict(vars(layer))
+            with pytest.raises(ValueError, match=rf"^{name}: {option} must be an int >= {minimum} or a pair of them, "
+                                                 rf"got {bad!r}".replace("(", r"\(").replace(")", r"\)")):
+                setattr(layer, option, bad)
+            assert vars(layer) == before
+            np.testing.assert_array_equal(layer(x if name == "Unfold" else Unfold(2)(x)), y)
+    for bad in (0, (6, 0), -1, 4.0, (4,), "6"):
+        fold = Fold((6, 5), 2)
+        with pytest.raises(ValueError, match=r"^Fold: output_size must be an int >= 1 or a pair of them"):
+            fold.output_size = bad  # type: ignore[assignment]
+        assert fold.output_size == (6, 5)
+    # sizes that leave no window on Fold's output_size: refused as the constructor refuses them, whichever is set
+    for make, option, value, message in [
+        (lambda: Fold(4, 2), "output_size", (1, 1), r"Fold\(output_size=4, k=2\): the kernel \(2, 2\) does not fit in "
+                                                    r"the output_size \(1, 1\) with padding \(0, 0\): expected H \+ "
+                                                    r"2\*padding >= 2 and W \+ 2\*padding >= 2, got 1 and 1"),
+        (lambda: Fold(4, 2), "kernel_size", 5, r"Fold\(output_size=4, k=2\): the kernel \(5, 5\) does not fit in the "
+                                               r"output_size \(4, 4\) with padding \(0, 0\): expected H \+ 2\*padding "
+                                               r">= 5 and W \+ 2\*padding >= 5, got 4 and 4"),
+        (lambda: Fold(4, 2), "dilation", (1, 4), r"the kernel \(2, 2\) dilated by \(1, 4\) \(spanning \(2, 5\)\) does "
+                                                 r"not fit in the output_size \(4, 4\)"),
+        (lambda: Fold(1, 3, padding=1), "padding", 0,
+         r"Fold\(output_size=1, k=3, padding=1\): the kernel \(3, 3\) does not fit in the output_size \(1, 1\) with "
+         r"padding \(0, 0\)"),
+    ]:
+        fold = make()
+        before = dict(vars(fold))
+        with pytest.raises(ValueError, match=message):
+            setattr(fold, option, value)
+        assert vars(fold) == before
+    # what the constructor takes: an int for both axes, a pair or list, NumPy ints; kept as pairs of ints
+    unfold = Unfold(2)
+    unfold.kernel_size, unfold.dilation, unfold.padding, unfold.stride = 3, [1, np.int64(2)], np.int32(1), (2, 1)
+    assert (unfold.kernel_size, unfold.dilation, unfold.padding, unfold.stride) == ((3, 3), (1, 2), (1, 1), (2, 1))
+    assert all(type(v) is int for pair in unfold._geometry() for v in pair)
+    fresh = Unfold(3, dilation=(1, 2), padding=1, stride=(2, 1))
+    assert repr(unfold) == repr(fresh)
+    np.testing.assert_array_equal(unfold(x), fresh(x))
+    fold = Fold((6, 5), 2)
+    fold.output_size, fold.kernel_size = 7, (3, 2)  # (both fit the other at each step)
+    assert fold.output_size == (7, 7) and fold.kernel_size == (3, 2) and repr(fold) == repr(Fold(7, (3, 2)))
+    columns = np.random.default_rng(2).standard_normal((2, 6, 5 * 6))
+    np.testing.assert_array_equal(fold(columns), Fold(7, (3, 2))(columns))
+
+
 def test_output_shape() -> None:
     assert Unfold(3).output_shape(2, 5, 6) == (18, 12)
     assert Unfold((2, 3), dilation=2, padding=1, stride=(1, 2)).output_shape(1, 4, 7) == (6, 4 * 3)

@@ -140,7 +140,7 @@ def test_beta_0_or_alpha_0_leave_the_base_out() -> None:
             assert y.dtype == dx.dtype == x.dtype
             np.testing.assert_array_equal(y, x / denominator)
             np.testing.assert_array_equal(dx, gx / denominator)
-    assert all(a.shape == () for a in layer._cache[1:])  # (a constant base: no full array kept)
+    assert all(a.shape == () for a in layer._cache[1:3])  # (a constant base: no full array kept)
     x = np.random.default_rng(2).normal(size=(2, 4, 3))
     for layer in (LocalResponseNorm(3, alpha=0.0, beta=0.75, k=2.0), LocalResponseNorm(2, alpha=1.0, beta=0.0, k=0.0)):
         assert_gradients_ok(layer, inputs=x)
@@ -304,7 +304,7 @@ def test_float32_stays_float32() -> None:
     assert y.dtype == dx.dtype == np.float32
     np.testing.assert_allclose(y, layer64(x), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dx, layer64.backward(g), rtol=1e-5, atol=1e-6)
-    assert all(a.dtype == np.float32 for a in layer._cache)  # (no float64 constant crept in)
+    assert all(a.dtype == np.float32 for a in layer._cache[:3])  # (no float64 constant crept in)
 
 
 def test_float16_is_computed_in_float32_and_rounded_once() -> None:
@@ -403,7 +403,7 @@ def test_numpy_numbers_are_accepted() -> None:
 # ----------------------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize("kwargs, error, pattern", [
+BAD_ARGUMENTS = [
     ({"size": 0}, ValueError, r"LocalResponseNorm: size must be a positive int, got 0"),
     ({"size": -2}, ValueError, r"LocalResponseNorm: size must be a positive int, got -2"),
     ({"size": 2.0}, ValueError, r"LocalResponseNorm: size must be a positive int, got 2.0"),
@@ -420,10 +420,59 @@ def test_numpy_numbers_are_accepted() -> None:
     ({"k": math.nan}, ValueError, r"LocalResponseNorm: k must be a finite number, got nan"),
     ({"k": 10**400}, ValueError, r"LocalResponseNorm: k must be a finite number"),
     ({"k": 1j}, TypeError, r"LocalResponseNorm: k must be a finite number, got 1j"),
-])
+]
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", BAD_ARGUMENTS)
 def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], pattern: str) -> None:
     with pytest.raises(error, match=pattern):
         LocalResponseNorm(**{"size": 3, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", BAD_ARGUMENTS)
+def test_bad_settings_set_later_are_refused_and_change_nothing(kwargs: dict[str, Any], error: type[Exception],
+                                                              pattern: str) -> None:
+    """Set after construction, they were not checked: size = 0 was a bare ZeroDivisionError at the next forward,
+    2.5 a TypeError, alpha = 'a' a TypeError, beta = nan a misleading "the output overflows"."""
+    rng = np.random.default_rng(82)
+    x, g = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 3))
+    layer = LocalResponseNorm(3, alpha=0.5, beta=0.75, k=2.0)
+    y = layer(x)
+    cache = layer._cache
+    ((name, value),) = kwargs.items()
+    with pytest.raises(error, match=pattern):
+        setattr(layer, name, value)
+    assert (layer.size, layer.alpha, layer.beta, layer.k) == (3, 0.5, 0.75, 2.0) and layer._cache is cache
+    _, expected_dx = reference(x, 3, 0.5, 0.75, 2.0, g)
+    np.testing.assert_allclose(layer.backward(g), expected_dx, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(layer(x), y)
+
+
+def test_a_backward_uses_its_forwards_settings_and_the_next_forward_the_new_ones() -> None:
+    """size, alpha or beta set between a forward and its backward gave a wrong dx silently (beta 0.75 -> 0.5:
+    0.23 off); the backward now uses its forward's (as PixelShuffle's factor), the next forward the new ones."""
+    rng = np.random.default_rng(83)
+    x, g = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 3))
+    settings = {"size": 3, "alpha": 0.5, "beta": 0.75, "k": 2.0}
+    _, expected = reference(x, 3, 0.5, 0.75, 2.0, g)
+    for changed in ({"size": 2}, {"size": 5}, {"alpha": 2.0}, {"alpha": 0.0}, {"beta": 0.5}, {"beta": 0.0},
+                    {"k": 1.0}, {"size": np.int64(4), "alpha": np.float32(1.5), "beta": 2, "k": 0.5}):
+        layer = LocalResponseNorm(**settings)  # type: ignore[arg-type]
+        layer(x)
+        for name, value in changed.items():
+            setattr(layer, name, value)
+        for _ in range(2):  # (a backward again: the same)
+            np.testing.assert_allclose(layer.backward(g), expected, rtol=1e-12, atol=1e-14)
+        with pytest.raises(md.ShapeError, match=r"^LocalResponseNorm\(3\)\.backward: expected grad_output"):
+            layer.backward(g[:1])  # (named by its forward's size)
+        new = {**settings, **changed}
+        assert (layer.size, layer.alpha, layer.beta, layer.k) == tuple(new.values())
+        assert type(layer.size) is int and all(type(v) is float for v in (layer.alpha, layer.beta, layer.k))
+        y_new, dx_new = reference(x, int(new["size"]), float(new["alpha"]), float(new["beta"]), float(new["k"]), g)
+        np.testing.assert_allclose(layer(x), y_new, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(layer.backward(g), dx_new, rtol=1e-12, atol=1e-14)
+        assert repr(layer) == (f"LocalResponseNorm({new['size']}, alpha={float(new['alpha'])}, "
+                               f"beta={float(new['beta'])}, k={float(new['k'])})")
 
 
 def bad_forwards() -> list[tuple[Any, Any, type[Exception], str]]:

@@ -530,6 +530,60 @@ def test_constructor_arguments() -> None:
     assert md.TripletMarginLoss.several_predictions and md.TripletMarginLoss(swap=np.bool_(True)).swap is True
 
 
+BAD_SETTINGS: list[tuple[str, Any, type[Exception], str]] = [
+    *[("margin", v, ValueError, r"TripletMarginLoss: margin must be > 0 \(as PyTorch\), got") for v in (0.0, -1.0)],
+    *[("margin", v, ValueError, "TripletMarginLoss: margin must be a finite number") for v in (math.nan, "1", None)],
+    *[("p", v, ValueError, r"TripletMarginLoss: p must be a number > 0 or math\.inf \(the norm's order\), got")
+      for v in (0, 0.0, -1.0, math.nan, "2", True, None)],
+    *[("eps", v, ValueError, "TripletMarginLoss: eps must be a finite number") for v in (math.inf, math.nan, "0")],
+    *[("swap", v, TypeError, "TripletMarginLoss: swap must be a bool, got") for v in (1, "yes", None)],
+]
+
+
+def test_settings_set_later_are_checked_and_change_nothing() -> None:
+    """Set after construction, they were not checked: p = 0 was a ZeroDivisionError at the next forward, a
+    negative margin a quiet loss of 0."""
+    x = tuple(np.random.default_rng(7).normal(size=(3, 4, 5)))
+    for name, bad, error, pattern in BAD_SETTINGS:
+        loss = md.TripletMarginLoss(margin=2.0, p=1.5, eps=1e-3, swap=True)
+        value = loss(x, None)
+        grads = loss.backward()
+        cache = loss._cache
+        with pytest.raises(error, match=pattern):
+            setattr(loss, name, bad)
+        assert (loss.margin, loss.p, loss.eps, loss.swap) == (2.0, 1.5, 1e-3, True) and loss._cache is cache
+        for got, expected in zip(loss.backward(), grads, strict=True):
+            np.testing.assert_array_equal(got, expected)
+        assert loss(x, None) == value
+    loss = md.TripletMarginLoss()
+    loss.margin, loss.p, loss.eps, loss.swap = np.float32(0.5), 3, np.int64(0), np.bool_(True)
+    assert (loss.margin, loss.p, loss.eps, loss.swap) == (0.5, 3.0, 0.0, True)
+    assert [type(v) for v in (loss.margin, loss.p, loss.eps, loss.swap)] == [float, float, float, bool]
+
+
+@pytest.mark.parametrize("changed", [{"p": 1.0}, {"p": math.inf}, {"swap": True}, {"swap": False},
+                                     {"margin": 0.1, "eps": 0.5}, {"p": 0.5, "swap": True, "margin": 3.0}])
+def test_a_backward_uses_its_forwards_settings_and_the_next_forward_the_new_ones(changed: dict[str, Any]) -> None:
+    """p set between a forward and its backward gave wrong gradients silently (0.42 off), swap = True a bare
+    IndexError; the backward now uses its forward's p and swap, the next forward the new settings."""
+    a, pos, neg = np.random.default_rng(8).normal(size=(3, 6, 4))
+    for swap in (False, True):
+        settings = {"margin": 5.0, "p": 2.0, "eps": 1e-6, "swap": swap}  # (margin 5: every triplet has a slope)
+        loss = md.TripletMarginLoss(**settings)  # type: ignore[arg-type]
+        loss((a, pos, neg), None)
+        for name, value in changed.items():
+            setattr(loss, name, value)
+        _, *expected = by_loops(a, pos, neg, reduction="mean", **settings)  # type: ignore[arg-type]
+        for _ in range(2):  # (a backward again: the same)
+            for got, want in zip(loss.backward(), expected, strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+        new = {**settings, **changed}
+        value, *expected = by_loops(a, pos, neg, reduction="mean", **new)
+        assert loss((a, pos, neg), None) == pytest.approx(value, rel=1e-12)
+        for got, want in zip(loss.backward(), expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
 def test_overflow_is_quiet_and_backward_returns_new_arrays() -> None:
     loss = md.TripletMarginLoss()
     anchor = np.array([[3e38, 0.0]], np.float32)

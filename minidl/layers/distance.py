@@ -111,44 +111,74 @@ class PairwiseDistance(Layer):
         p: the norm's order, a number >= 1 or ``math.inf``.
         eps: added to every difference.
         keepdim: keep the last axis (size 1).
+
+    All three are checked when set, after construction too, and used by the next forward; a backward uses
+    the ``p`` and ``keepdim`` of its forward, whatever is set in between.
     """
 
     def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> None:
         super().__init__()
-        who = "PairwiseDistance"
-        if not is_number(p) or not (p >= 1):
-            raise ValueError(f"{who}: p must be a number >= 1 or math.inf (a norm), got {p!r}")
-        if not is_number(eps) or not is_finite(eps):
-            raise ValueError(f"{who}: eps must be a finite number, got {eps!r}")
-        if not isinstance(keepdim, bool):
-            raise TypeError(f"{who}: keepdim must be a bool, got {keepdim!r}")
-        self.p, self.eps, self.keepdim = float(p), float(eps), keepdim
-        # the last forward: u, d with the last axis kept (both in float32 for float16), the inputs' dtype
-        self._cache: tuple[np.ndarray, np.ndarray, np.dtype] | None = None
+        self.p, self.eps, self.keepdim = p, eps, keepdim
+        # the last forward: u, d with the last axis kept (both in float32 for float16), the inputs' dtype, and
+        # the p and keepdim it used (its backward's, whatever is set since)
+        self._cache: tuple[np.ndarray, np.ndarray, np.dtype, float, bool] | None = None
+
+    @property
+    def p(self) -> float:
+        """The norm's order, >= 1 or ``math.inf``; checked when set, after construction too."""
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        if not is_number(value) or not (value >= 1):
+            raise ValueError(f"PairwiseDistance: p must be a number >= 1 or math.inf (a norm), got {value!r}")
+        self._p = float(value)
+
+    @property
+    def eps(self) -> float:
+        """Added to every difference, finite; checked when set."""
+        return self._eps
+
+    @eps.setter
+    def eps(self, value: float) -> None:
+        if not is_number(value) or not is_finite(value):
+            raise ValueError(f"PairwiseDistance: eps must be a finite number, got {value!r}")
+        self._eps = float(value)
+
+    @property
+    def keepdim(self) -> bool:
+        """Whether the last axis is kept (size 1); checked when set."""
+        return self._keepdim
+
+    @keepdim.setter
+    def keepdim(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"PairwiseDistance: keepdim must be a bool, got {value!r}")
+        self._keepdim = value
 
     def forward(self, x: Any) -> np.ndarray:
         """(x1, x2): (N, ..., D) each -> (N, ...) distances."""
         x1, x2 = _pair_of_inputs(x, "PairwiseDistance")
-        dtype = x1.dtype
+        dtype, p, keepdim = x1.dtype, self._p, self._keepdim
         with np.errstate(over="ignore", invalid="ignore"):  # huge differences: inf, as PyTorch, quietly
             u = widened(x1) - widened(x2)
-            u += self.eps
-            d = _p_norm(u, self.p)
+            u += self._eps
+            d = _p_norm(u, p)
             y = d.astype(dtype, copy=False)  # (a float16 distance beyond 65504: inf, quietly)
-        self._cache = (u, d, dtype)
-        return y if self.keepdim else y[..., 0]
+        self._cache = (u, d, dtype, p, keepdim)
+        return y if keepdim else y[..., 0]
 
     def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """grad_output: the distances' shape -> (dx1, dx2), each (N, ..., D)."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        u, d, dtype = cache
-        shape = d.shape if self.keepdim else d.shape[:-1]
+        u, d, dtype, p, keepdim = cache  # (the forward's p and keepdim)
+        shape = d.shape if keepdim else d.shape[:-1]
         g = check_grad_output(grad_output, "PairwiseDistance.backward", shape, dtype)
-        g = g if self.keepdim else g[..., None]
+        g = g if keepdim else g[..., None]
         with np.errstate(over="ignore", invalid="ignore"):  # (huge values: inf or NaN quietly, as the forward)
-            dx1 = _p_norm_backward(g, u, d, self.p).astype(dtype, copy=False)
+            dx1 = _p_norm_backward(g, u, d, p).astype(dtype, copy=False)
         return dx1, -dx1
 
 
@@ -176,34 +206,56 @@ class CosineSimilarity(Layer):
     Args:
         axis: the axis of the vectors (PyTorch's ``dim``).
         eps: the smallest norm divided by.
+
+    Both are checked when set, after construction too, and used by the next forward; a backward uses the
+    ``axis`` and ``eps`` of its forward, whatever is set in between.
     """
 
     def __init__(self, axis: int = 1, eps: float = 1e-8) -> None:
         super().__init__()
-        who = "CosineSimilarity"
-        if not is_integer(axis):
-            raise TypeError(f"{who}: axis must be an int, got {axis!r}")
-        if not is_number(eps) or not is_finite(eps) or eps <= 0:
-            raise ValueError(f"{who}: eps must be a finite number > 0, got {eps!r}")
-        self.axis, self.eps = int(axis), float(eps)
+        self.axis, self.eps = axis, eps
         # the last forward: the inputs, their norms (clamped at eps, the axis kept), cos (the axis kept),
-        # all in float32 for float16; the axis, the inputs' dtype
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.dtype] | None = None
+        # all in float32 for float16; the axis, the inputs' dtype, the eps it clamped at (its backward's)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.dtype,
+                           float] | None = None
+
+    @property
+    def axis(self) -> int:
+        """The axis of the vectors (PyTorch's ``dim``), an int; checked when set, after construction too."""
+        return self._axis
+
+    @axis.setter
+    def axis(self, value: int) -> None:
+        if not is_integer(value):
+            raise TypeError(f"CosineSimilarity: axis must be an int, got {value!r}")
+        self._axis = int(value)
+
+    @property
+    def eps(self) -> float:
+        """The smallest norm divided by, finite and > 0; checked when set (a backward uses its forward's)."""
+        return self._eps
+
+    @eps.setter
+    def eps(self, value: float) -> None:
+        if not is_number(value) or not is_finite(value) or value <= 0:
+            raise ValueError(f"CosineSimilarity: eps must be a finite number > 0, got {value!r}")
+        self._eps = float(value)
 
     def forward(self, x: Any) -> np.ndarray:
         """(x1, x2): (N, D, ...) each -> (N, ...) cosines."""
         who = "CosineSimilarity"
         x1, x2 = _pair_of_inputs(x, who)
-        if not -x1.ndim <= self.axis < x1.ndim:
-            raise ShapeError(f"{who}: axis {self.axis} is out of range for inputs of shape {x1.shape}")
-        axis = self.axis % x1.ndim
-        eps, dtype = self.eps, x1.dtype
+        axis = self._axis
+        if not -x1.ndim <= axis < x1.ndim:
+            raise ShapeError(f"{who}: axis {axis} is out of range for inputs of shape {x1.shape}")
+        axis %= x1.ndim
+        eps, dtype = self._eps, x1.dtype
         x1, x2 = widened(x1), widened(x2)
         with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite values: as NumPy computes, quietly
             n1 = np.maximum(np.sqrt(np.sum(x1 * x1, axis=axis, keepdims=True)), eps)
             n2 = np.maximum(np.sqrt(np.sum(x2 * x2, axis=axis, keepdims=True)), eps)
             cos = np.sum((x1 / n1) * (x2 / n2), axis=axis, keepdims=True)
-        self._cache = (x1, x2, n1, n2, cos, axis, dtype)
+        self._cache = (x1, x2, n1, n2, cos, axis, dtype, eps)
         return np.squeeze(cos, axis=axis).astype(dtype, copy=False)
 
     def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,10 +263,9 @@ class CosineSimilarity(Layer):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        x1, x2, n1, n2, cos, axis, dtype = cache
+        x1, x2, n1, n2, cos, axis, dtype, eps = cache  # (the forward's axis and eps)
         g = check_grad_output(grad_output, "CosineSimilarity.backward", np.squeeze(cos, axis=axis).shape, dtype)
         g = np.expand_dims(g, axis)
-        eps = self.eps
         with np.errstate(over="ignore", invalid="ignore"):
             # a norm clamped at eps is a constant: its input is only divided by it
             dx1 = g * (x2 / (n1 * n2) - np.where(n1 > eps, cos / (n1 * n1), 0) * x1)

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..layer import Layer
 from ..validation import as_float_array, check_grad_output, is_integer, native, widened
-from .conv import _EMPTY, _col2im, _compact, _display, _kernel_windows, _output_size, _Pair, _sizes, _span
+from .conv import _EMPTY, _col2im, _compact, _display, _kernel_windows, _output_size, _Pair, _pair, _span
 
 __all__ = ["Fold", "Unfold"]
 
@@ -67,50 +67,115 @@ def _float_input(x: object, who: str, ndim: int, layout: str, unbatched: str) ->
     return x
 
 
+#: The four sizes of a ``_Geometry``, in its order, and the least value of each.
+_SIZE_NAMES = ("kernel_size", "dilation", "padding", "stride")
+_MINIMA = {"kernel_size": 1, "dilation": 1, "padding": 0, "stride": 1}
+
+
+def _windows(size: tuple[int, ...], geometry: _Geometry) -> _Pair:
+    """How many windows of ``geometry`` fit along each axis of an image of ``size`` (H, W), as PyTorch (may be
+    < 1)."""
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = geometry
+    return _output_size(size[0], kh, sh, ph, dh), _output_size(size[1], kw, sw, pw, dw)
+
+
+def _spans(kernel: _Pair, dilation: _Pair) -> _Pair:
+    """The pixels a window covers along each axis: ``dilation*(kernel - 1) + 1``."""
+    return _span(kernel[0], dilation[0]), _span(kernel[1], dilation[1])
+
+
+def _kernel_words(kernel: _Pair, dilation: _Pair) -> str:
+    """``"the kernel (3, 3)"``, with its dilation and span when dilated."""
+    dilated = "" if dilation == (1, 1) else \
+        f" dilated by {_display(dilation)} (spanning {_display(_spans(kernel, dilation))})"
+    return f"the kernel {_display(kernel)}{dilated}"
+
+
 class _Folding(Layer):
-    """What ``Unfold`` and ``Fold`` share: the sizes (``(h, w)`` pairs), their messages and ``repr``."""
+    """What ``Unfold`` and ``Fold`` share: the sizes (``(h, w)`` pairs, checked when set, after construction
+    too), their messages and ``repr``."""
 
     single_input = True  # (a Stack hands it the sequence alone)
-
-    kernel_size: _Pair
-    dilation: _Pair
-    padding: _Pair
-    stride: _Pair
 
     def __init__(self, kernel_size: int | tuple[int, int], dilation: int | tuple[int, int],
                  padding: int | tuple[int, int], stride: int | tuple[int, int]) -> None:
         super().__init__()
         name = type(self).__name__
-        sizes = (_sizes(kernel_size, "kernel_size", name, 1, 2), _sizes(dilation, "dilation", name, 1, 2),
-                 _sizes(padding, "padding", name, 0, 2), _sizes(stride, "stride", name, 1, 2))
-        (kh, kw), (dh, dw), (ph, pw), (sh, sw) = sizes  # (all checked before any is kept)
-        self.kernel_size, self.dilation, self.padding, self.stride = (kh, kw), (dh, dw), (ph, pw), (sh, sw)
+        sizes = (_pair(kernel_size, "kernel_size", name, 1), _pair(dilation, "dilation", name, 1),
+                 _pair(padding, "padding", name, 0), _pair(stride, "stride", name, 1))
+        # (all checked before any is kept)
+        self._kernel_size, self._dilation, self._padding, self._stride = sizes
         self._dtype: np.dtype | None = None  # the last forward's output dtype
 
+    @property
+    def kernel_size(self) -> _Pair:
+        """The window's ``(kh, kw)``, ints >= 1 (an int sets both); checked when set, after construction
+        too, and used by the next forward (a backward uses its forward's)."""
+        return self._kernel_size
+
+    @kernel_size.setter
+    def kernel_size(self, value: int | tuple[int, int]) -> None:
+        self._set_size("kernel_size", value)
+
+    @property
+    def dilation(self) -> _Pair:
+        """The spacing of a window's taps ``(dh, dw)``, ints >= 1 (an int sets both); checked when set."""
+        return self._dilation
+
+    @dilation.setter
+    def dilation(self, value: int | tuple[int, int]) -> None:
+        self._set_size("dilation", value)
+
+    @property
+    def padding(self) -> _Pair:
+        """The zeros on each side ``(ph, pw)``, ints >= 0 (an int sets both); checked when set."""
+        return self._padding
+
+    @padding.setter
+    def padding(self, value: int | tuple[int, int]) -> None:
+        self._set_size("padding", value)
+
+    @property
+    def stride(self) -> _Pair:
+        """The step between windows ``(sh, sw)``, ints >= 1 (an int sets both); checked when set."""
+        return self._stride
+
+    @stride.setter
+    def stride(self, value: int | tuple[int, int]) -> None:
+        self._set_size("stride", value)
+
+    def _set_size(self, name: str, value: int | tuple[int, int]) -> None:
+        """Keep ``value`` as the size ``name`` (one of ``_SIZE_NAMES``), a pair, checked as the constructor
+        checks it (``ValueError``, nothing changed)."""
+        pair = _pair(value, name, type(self).__name__, _MINIMA[name])
+        k, d, p, s = (pair if size == name else old for size, old in zip(_SIZE_NAMES, self._geometry(), strict=True))
+        self._check_fit((k, d, p, s))
+        setattr(self, f"_{name}", pair)
+
+    def _check_fit(self, geometry: _Geometry) -> None:
+        """``ValueError`` for sizes ``geometry`` that this layer cannot use with its other settings (``Fold``:
+        no window on its output_size); nothing for ``Unfold``, whose image size comes with its input."""
+
     def _geometry(self) -> _Geometry:
-        return self.kernel_size, self.dilation, self.padding, self.stride
+        return self._kernel_size, self._dilation, self._padding, self._stride
 
     def _spans(self) -> _Pair:
         """The pixels a window covers along each axis: ``dilation*(kernel - 1) + 1``."""
-        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
-        return _span(kh, dh), _span(kw, dw)
+        return _spans(self._kernel_size, self._dilation)
 
     def _options(self, show: Callable[[_Pair], object]) -> str:
         """The non-default options, e.g. ``", dilation=2, stride=(1, 2)"``, sizes shown by ``show``."""
         return "".join(f", {name}={show(value)}" for name, value, default in
-                       (("dilation", self.dilation, 1), ("padding", self.padding, 0), ("stride", self.stride, 1))
+                       (("dilation", self._dilation, 1), ("padding", self._padding, 0), ("stride", self._stride, 1))
                        if value != (default, default))
 
     def _windows(self, size: tuple[int, ...]) -> _Pair:
         """How many windows fit along each axis of an image of ``size`` (H, W), as PyTorch (may be < 1)."""
-        return (_output_size(size[0], self.kernel_size[0], self.stride[0], self.padding[0], self.dilation[0]),
-                _output_size(size[1], self.kernel_size[1], self.stride[1], self.padding[1], self.dilation[1]))
+        return _windows(size, self._geometry())
 
     def _kernel_words(self) -> str:
         """``"the kernel (3, 3)"``, with its dilation and span when dilated."""
-        dilated = "" if self.dilation == (1, 1) else \
-            f" dilated by {_display(self.dilation)} (spanning {_display(self._spans())})"
-        return f"the kernel {_display(self.kernel_size)}{dilated}"
+        return _kernel_words(self._kernel_size, self._dilation)
 
 
 class Unfold(_Folding):
@@ -139,7 +204,8 @@ class Unfold(_Folding):
 
     Args:
         kernel_size, dilation, padding, stride: an int or an ``(h, w)`` pair, in PyTorch's order; ``kernel_size``,
-            ``dilation`` and ``stride`` >= 1, ``padding`` >= 0.
+            ``dilation`` and ``stride`` >= 1, ``padding`` >= 0 (each may be set later, checked as here and kept
+            as a pair; a backward uses its forward's).
     """
 
     def __init__(
@@ -156,10 +222,10 @@ class Unfold(_Folding):
 
     @property
     def _who(self) -> str:
-        return f"Unfold(k={_compact(self.kernel_size)}{self._options(_compact)})"
+        return f"Unfold(k={_compact(self._kernel_size)}{self._options(_compact)})"
 
     def extra_repr(self) -> str:
-        return f"kernel_size={_display(self.kernel_size)}{self._options(_display)}"
+        return f"kernel_size={_display(self._kernel_size)}{self._options(_display)}"
 
     def _checked_size(self, shape: tuple[int, ...], who: str) -> _Pair:
         """(H_out, W_out) for an input of ``shape`` (N, C, H, W); ``ShapeError`` unless the padded image
@@ -171,9 +237,9 @@ class Unfold(_Folding):
         out = self._windows(shape[2:])
         if min(out) < 1:
             needed = " and ".join(f"{a} >= {max(1, s - 2 * p)}" for a, s, p in
-                                  zip("HW", self._spans(), self.padding, strict=True))
+                                  zip("HW", self._spans(), self._padding, strict=True))
             raise ShapeError(f"{who}: input of shape {shape} is smaller than {self._kernel_words()} (with padding "
-                             f"{_display(self.padding)}): expected {needed}, got H={shape[2]}, W={shape[3]}")
+                             f"{_display(self._padding)}): expected {needed}, got H={shape[2]}, W={shape[3]}")
         return out
 
     def output_shape(self, channels: int, height: int, width: int) -> tuple[int, int]:
@@ -182,12 +248,12 @@ class Unfold(_Folding):
             raise ValueError(f"{self._who}.output_shape: expected channels, height and width as ints >= 0, "
                              f"got {(channels, height, width)}")
         ho, wo = self._checked_size((1, int(channels), int(height), int(width)), f"{self._who}.output_shape")
-        return int(channels) * math.prod(self.kernel_size), ho * wo
+        return int(channels) * math.prod(self._kernel_size), ho * wo
 
     def input_shape_hint(self) -> tuple[int, int, int]:
         """A small valid per-sample input: one channel, ``span + 2*stride`` along each axis (at least three
         windows per axis without padding)."""
-        (sh, sw), (span_h, span_w) = self.stride, self._spans()
+        (sh, sw), (span_h, span_w) = self._stride, self._spans()
         return 1, span_h + 2 * sh, span_w + 2 * sw
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -243,9 +309,11 @@ class Fold(_Folding):
     Args:
         output_size: ``(H, W)`` of the output, an int or a pair, >= 1.
         kernel_size, dilation, padding, stride: as ``Unfold``'s, in PyTorch's order.
-    """
 
-    output_size: _Pair
+    Each may be set later: checked as the constructor checks it (a size that leaves no window on
+    ``output_size`` is refused, whichever of them is set), used by the next forward; a backward uses its
+    forward's.
+    """
 
     def __init__(
         self,
@@ -255,49 +323,68 @@ class Fold(_Folding):
         padding: int | tuple[int, int] = 0,
         stride: int | tuple[int, int] = 1,
     ) -> None:
-        size = _sizes(output_size, "output_size", "Fold", 1, 2)
+        size = _pair(output_size, "output_size", "Fold", 1)
         super().__init__(kernel_size, dilation, padding, stride)
-        self.output_size = (size[0], size[1])
-        blocks = self._windows(self.output_size)
-        if min(blocks) < 1:
-            (H, W), (ph, pw) = self.output_size, self.padding
-            raise ValueError(f"{self._who}: {self._kernel_words()} does not fit in the output_size "
-                             f"{_display(self.output_size)} with padding {_display(self.padding)}: expected "
-                             f"H + 2*padding >= {self._spans()[0]} and W + 2*padding >= {self._spans()[1]}, "
-                             f"got {H + 2 * ph} and {W + 2 * pw}")
+        self._output_size = size
+        self._check_fit(self._geometry())
         self._batch: int | None = None  # the last input's batch size
         self._channels = 0  # the last output's
-        self._used: tuple[_Pair, _Geometry] = (self.output_size, self._geometry())  # the sizes it used
+        self._used: tuple[_Pair, _Geometry] = (size, self._geometry())  # the sizes it used
+
+    @property
+    def output_size(self) -> _Pair:
+        """The output's ``(H, W)``, ints >= 1 (an int sets both); checked when set, after construction too, as
+        the constructor checks it (against the kernel), and used by the next forward (a backward uses its
+        forward's)."""
+        return self._output_size
+
+    @output_size.setter
+    def output_size(self, value: int | tuple[int, int]) -> None:
+        size = _pair(value, "output_size", "Fold", 1)
+        self._check_fit(self._geometry(), size)
+        self._output_size = size
+
+    def _check_fit(self, geometry: _Geometry, output_size: _Pair | None = None) -> None:
+        """``ValueError`` unless the sizes ``geometry`` leave a window on ``output_size`` (this layer's by
+        default)."""
+        size = self._output_size if output_size is None else output_size
+        if min(_windows(size, geometry)) >= 1:
+            return
+        kernel, dilation, (ph, pw), _ = geometry
+        (H, W), spans = size, _spans(kernel, dilation)
+        raise ValueError(f"{self._who}: {_kernel_words(kernel, dilation)} does not fit in the output_size "
+                         f"{_display(size)} with padding {_display((ph, pw))}: expected H + 2*padding >= {spans[0]} "
+                         f"and W + 2*padding >= {spans[1]}, got {H + 2 * ph} and {W + 2 * pw}")
 
     @property
     def _who(self) -> str:
-        return (f"Fold(output_size={_compact(self.output_size)}, k={_compact(self.kernel_size)}"
+        return (f"Fold(output_size={_compact(self._output_size)}, k={_compact(self._kernel_size)}"
                 f"{self._options(_compact)})")
 
     def extra_repr(self) -> str:
-        return (f"output_size={_display(self.output_size)}, kernel_size={_display(self.kernel_size)}"
+        return (f"output_size={_display(self._output_size)}, kernel_size={_display(self._kernel_size)}"
                 f"{self._options(_display)}")
 
     @property
     def _length(self) -> int:
         """L, the number of windows (columns) an input must have."""
-        bh, bw = self._windows(self.output_size)
+        bh, bw = self._windows(self._output_size)
         return bh * bw
 
     def _layout(self) -> str:
-        return f"(N, C*{math.prod(self.kernel_size)}, {self._length})"
+        return f"(N, C*{math.prod(self._kernel_size)}, {self._length})"
 
     def _checked_rows(self, rows: int, length: int, shape: tuple[int, ...], who: str) -> int:
         """C for an input of ``rows`` = C*kh*kw rows and ``length`` columns (``shape``, for messages)."""
-        taps = math.prod(self.kernel_size)
+        taps = math.prod(self._kernel_size)
         if rows == 0 or rows % taps:
             raise ShapeError(f"{who}: expected axis 1 to be a positive multiple of kh*kw = {taps} (C*kh*kw for the "
-                             f"kernel {_display(self.kernel_size)}), got {rows} (input shape {shape})")
+                             f"kernel {_display(self._kernel_size)}), got {rows} (input shape {shape})")
         if length != self._length:
-            bh, bw = self._windows(self.output_size)
+            bh, bw = self._windows(self._output_size)
             raise ShapeError(f"{who}: expected axis 2 (L) to be the number of windows, {bh} * {bw} = {self._length} "
-                             f"for {self._kernel_words()} on the output_size {_display(self.output_size)} (padding "
-                             f"{_display(self.padding)}, stride {_display(self.stride)}), got {length} (input shape "
+                             f"for {self._kernel_words()} on the output_size {_display(self._output_size)} (padding "
+                             f"{_display(self._padding)}, stride {_display(self._stride)}), got {length} (input shape "
                              f"{shape})")
         return rows // taps
 
@@ -306,11 +393,11 @@ class Fold(_Folding):
         if not all(is_integer(v) and v >= 0 for v in (rows, length)):
             raise ValueError(f"{self._who}.output_shape: expected rows and length as ints >= 0, got {(rows, length)}")
         C = self._checked_rows(int(rows), int(length), (int(rows), int(length)), f"{self._who}.output_shape")
-        return (C, *self.output_size)
+        return (C, *self._output_size)
 
     def input_shape_hint(self) -> tuple[int, int]:
         """A valid per-sample input: one channel, ``(kh*kw, L)``."""
-        return math.prod(self.kernel_size), self._length
+        return math.prod(self._kernel_size), self._length
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C*kh*kw, L) -> (N, C, H, W)."""
@@ -320,9 +407,9 @@ class Fold(_Folding):
         x = native(x)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
         geometry = self._geometry()
-        y = fold(x, self.output_size, *geometry)
+        y = fold(x, self._output_size, *geometry)
         # (the sizes kept: a backward uses its forward's, whatever was set since)
-        self._batch, self._channels, self._used = x.shape[0], C, (self.output_size, geometry)
+        self._batch, self._channels, self._used = x.shape[0], C, (self._output_size, geometry)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
         return y

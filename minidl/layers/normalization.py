@@ -672,25 +672,60 @@ class LocalResponseNorm(Layer):
     Args:
         size: the number of channels a window spans, an int >= 1.
         alpha, beta, k: finite numbers (PyTorch's defaults 1e-4, 0.75 and 1).
+
+    All four are checked when set, after construction too, and used by the next forward; a backward uses
+    the ``size``, ``alpha`` and ``beta`` of its forward, whatever is set in between (``k`` is in its base).
     """
 
     single_input = True  # (a Stack hands it the sequence alone)
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
         super().__init__()
-        who = "LocalResponseNorm"
-        self.size = positive_int(size, "size", who)
-        self.alpha = _finite_number(who, "alpha", alpha)
-        self.beta = _finite_number(who, "beta", beta)
-        self.k = _finite_number(who, "k", k)
-        # the last forward: x (float16 as float32), the base and base**beta (0-d where they are constants); and
-        # the output's dtype
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        # the last forward: x (float16 as float32), the base and base**beta (0-d where they are constants), and
+        # the size, alpha and beta it used (its backward's, whatever is set since); and the output's dtype
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, int, float, float] | None = None
         self._dtype: np.dtype | None = None
 
     @property
+    def size(self) -> int:
+        """The number of channels a window spans, an int >= 1; checked when set, after construction too."""
+        return self._size
+
+    @size.setter
+    def size(self, value: int) -> None:
+        self._size = positive_int(value, "size", "LocalResponseNorm")
+
+    @property
+    def alpha(self) -> float:
+        """The scale of the window's sum of squares (divided by ``size``), finite; checked when set."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        self._alpha = _finite_number("LocalResponseNorm", "alpha", value)
+
+    @property
+    def beta(self) -> float:
+        """The power of the base, finite; checked when set."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self._beta = _finite_number("LocalResponseNorm", "beta", value)
+
+    @property
+    def k(self) -> float:
+        """The constant added to the base, finite; checked when set."""
+        return self._k
+
+    @k.setter
+    def k(self, value: float) -> None:
+        self._k = _finite_number("LocalResponseNorm", "k", value)
+
+    @property
     def _who(self) -> str:
-        return f"LocalResponseNorm({self.size})"
+        return f"LocalResponseNorm({self._size})"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *), at least 3-D -> same shape."""
@@ -703,7 +738,7 @@ class LocalResponseNorm(Layer):
             if y.dtype != x.dtype:  # float16: rounded once
                 y = y.astype(x.dtype)
         self._refuse_bad_denominators(wide, base, denominator, y)
-        self._cache, self._dtype = (wide, base, denominator), x.dtype
+        self._cache, self._dtype = (wide, base, denominator, self._size, self._alpha, self._beta), x.dtype
         return y
 
     def _constant(self, name: str, value: float, dtype: np.dtype) -> np.ndarray:
@@ -720,30 +755,30 @@ class LocalResponseNorm(Layer):
     def _denominator(self, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(base, base**beta) for ``wide`` (N, C, *): full arrays, or 0-d where they are constants (``beta =
         0``: ``base**0 = 1`` whatever the base; ``alpha = 0``: the base is ``k``, whatever the input)."""
-        if self.beta == 0:
+        if self._beta == 0:
             one = np.ones((), dtype=wide.dtype)
             return one, one
-        k = self._constant("k", self.k, wide.dtype)
-        if self.alpha == 0:
+        k = self._constant("k", self._k, wide.dtype)
+        if self._alpha == 0:
             base = k
         else:
-            scale = self._constant("alpha/size", self.alpha / self.size, wide.dtype)
-            n = self.size
+            scale = self._constant("alpha/size", self._alpha / self._size, wide.dtype)
+            n = self._size
             with np.errstate(over="ignore", invalid="ignore"):  # refused after, by name
                 base = _window_sum(wide * wide, n // 2, (n - 1) // 2)
                 base *= scale
                 base += k
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            return base, np.asarray(base**self.beta)
+            return base, np.asarray(base**self._beta)
 
     def _refuse_bad_denominators(self, x: np.ndarray, base: np.ndarray, denominator: np.ndarray,
                                  y: np.ndarray) -> None:
         """``NonFiniteError`` for a base that is not finite or (``beta != 0``) is 0, or an output that is not
         finite, naming the first such position of ``x`` (N, C, *) and why; nothing else when all is well."""
-        if self.beta == 0:  # y = x
+        if self._beta == 0:  # y = x
             return
-        k = x.dtype.type(self.k)  # (what the base adds: 1e-300 is 0 in float32)
-        zero_base_possible = not (k > 0 and self.alpha >= 0)
+        k = x.dtype.type(self._k)  # (what the base adds: 1e-300 is 0 in float32)
+        zero_base_possible = not (k > 0 and self._alpha >= 0)
         if _all_finite(base) and not (zero_base_possible and not base.all()) and _all_finite(y):
             return
         base, denominator = np.broadcast_to(base, x.shape), np.broadcast_to(denominator, x.shape)
@@ -814,13 +849,12 @@ class LocalResponseNorm(Layer):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        wide, base, denominator = cache
-        g = widened(check_grad_output(grad_output, f"{self._who}.backward", wide.shape, self._dtype))
-        coefficient = 2.0 * self.alpha * self.beta / self.size
+        wide, base, denominator, n, alpha, beta = cache  # (the forward's settings)
+        g = widened(check_grad_output(grad_output, f"LocalResponseNorm({n}).backward", wide.shape, self._dtype))
+        coefficient = 2.0 * alpha * beta / n
         if coefficient == 0.0:  # (alpha = 0 or beta = 0: y = x / k**beta, no term across channels)
             dx = g / denominator
         else:  # two full arrays at a time: share's buffer is reused for dx
-            n = self.size
             share = g * wide
             share /= denominator
             share /= base  # g_c y_c / base_c
