@@ -32,7 +32,7 @@ __all__ = ["Fold", "Unfold"]
 _Geometry = tuple[_Pair, _Pair, _Pair, _Pair]  # kernel_size, dilation, padding, stride as (h, w) pairs
 
 
-def unfold(x: np.ndarray, kernel: _Pair, dilation: _Pair, padding: _Pair, stride: _Pair) -> np.ndarray:
+def _unfold(x: np.ndarray, kernel: _Pair, dilation: _Pair, padding: _Pair, stride: _Pair) -> np.ndarray:
     """im2col: x: (N, C, H, W) -> (N, C*kh*kw, L), a new C-ordered array, PyTorch's row and column order.
     The padded input must hold the kernel's span (checked by the caller)."""
     windows = _kernel_windows(x, kernel, stride, padding, dilation)  # (N, C, Ho, Wo, kh, kw), a view
@@ -42,7 +42,7 @@ def unfold(x: np.ndarray, kernel: _Pair, dilation: _Pair, padding: _Pair, stride
     return columns.reshape(N, C * kh * kw, Ho * Wo)
 
 
-def fold(columns: np.ndarray, size: _Pair, kernel: _Pair, dilation: _Pair, padding: _Pair,
+def _fold(columns: np.ndarray, size: _Pair, kernel: _Pair, dilation: _Pair, padding: _Pair,
          stride: _Pair) -> np.ndarray:
     """col2im: columns: (N, C*kh*kw, L) -> (N, C, H, W) for ``size`` (H, W), overlapping windows summed.
     ``L`` must be the number of windows on ``size`` (checked by the caller).  float16 is summed in float32
@@ -264,7 +264,7 @@ class Unfold(_Folding):
         x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
         geometry = self._geometry()
-        y = unfold(x, *geometry)
+        y = _unfold(x, *geometry)
         # (the sizes kept with the shapes: a backward uses its forward's, whatever was set since)
         self._shape, self._used = (x.shape, y.shape), geometry
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
@@ -278,7 +278,7 @@ class Unfold(_Folding):
         assert shapes is not None
         (_, _, H, W), out = shapes
         g = check_grad_output(grad_output, f"{self._who}.backward", out, self._dtype)
-        return fold(g, (H, W), *self._used)
+        return _fold(g, (H, W), *self._used)
 
 
 class Fold(_Folding):
@@ -407,7 +407,7 @@ class Fold(_Folding):
         x = native(x)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
         geometry = self._geometry()
-        y = fold(x, self._output_size, *geometry)
+        y = _fold(x, self._output_size, *geometry)
         # (the sizes kept: a backward uses its forward's, whatever was set since)
         self._batch, self._channels, self._used = x.shape[0], C, (self._output_size, geometry)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
@@ -421,4 +421,4 @@ class Fold(_Folding):
         assert N is not None
         size, geometry = self._used
         g = check_grad_output(grad_output, f"{self._who}.backward", (N, self._channels, *size), self._dtype)
-        return unfold(g, *geometry)
+        return _unfold(g, *geometry)
