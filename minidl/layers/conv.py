@@ -31,6 +31,8 @@ _SPATIAL = {rank: ", ".join(axes) for rank, axes in _AXES.items()}
 _EMPTY = {1: "no positions (length 0)", 2: "no pixels (height or width 0)"}
 
 _Pair = tuple[int, int]
+#: Kernel size, stride, padding and dilation as (height, width) pairs: the sizes the computation uses.
+_Plane = tuple[_Pair, _Pair, _Pair, _Pair]
 
 
 def _sizes(value: int | tuple[int, ...], name: str, who: str, minimum: int, rank: int) -> tuple[int, ...]:
@@ -177,19 +179,80 @@ class _Convolution(Layer):
         rank = self._rank
         self.in_channels = positive_int(in_channels, "in_channels", who)
         self.out_channels = positive_int(out_channels, "out_channels", who)
-        self.kernel_size = _sizes(kernel_size, "kernel_size", who, 1, rank)
-        self.stride = _sizes(stride, "stride", who, 1, rank)
-        self.dilation = _sizes(dilation, "dilation", who, 1, rank)
-        if isinstance(padding, str) and named_padding:
-            self.padding = self._named_padding(padding, who)
-        else:
-            self.padding = _sizes(padding, "padding", who, 0, rank)  # type: ignore[arg-type]  # (a str: refused)
+        self._kernel_size = _sizes(kernel_size, "kernel_size", who, 1, rank)
+        self._stride = _sizes(stride, "stride", who, 1, rank)
+        self._dilation = _sizes(dilation, "dilation", who, 1, rank)
+        self._padding = self._checked_padding(padding, who, named_padding)
         self.groups = positive_int(groups, "groups", who)
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(
                 f"{who}: groups must divide both in_channels and out_channels, got groups={self.groups} "
                 f"with in_channels={self.in_channels}, out_channels={self.out_channels}"
             )
+
+    def _checked_padding(self, padding: int | tuple[int, ...] | str, who: str, named_padding: bool) -> tuple[int, ...]:
+        """``padding`` as one int per spatial axis (``"same"``/``"valid"`` too where ``named_padding``), checked."""
+        if isinstance(padding, str) and named_padding:
+            return self._named_padding(padding, who)
+        return _sizes(padding, "padding", who, 0, self._rank)  # type: ignore[arg-type]  # (a str: refused)
+
+    # ------------------------------------------------------------------ settings (checked when set)
+    # kernel_size is fixed by the weights' shape; stride, padding and dilation may be set after construction:
+    # checked as the constructor checks them (nothing changed when refused), used by the next forward, while
+    # a backward uses its forward's (kept with its cache).
+    _named: bool = True  # whether padding may be given as "same" / "valid"
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        """The kernel's size, one int per spatial axis; fixed (the weights ``W`` are shaped for it)."""
+        return self._kernel_size
+
+    @kernel_size.setter
+    def kernel_size(self, value: int | tuple[int, ...]) -> None:
+        name = type(self).__name__
+        if _sizes(value, "kernel_size", name, 1, self._rank) != self._kernel_size:
+            raise ValueError(f"{name}: kernel_size cannot be changed after construction (the weights W are shaped "
+                             f"for the kernel {_display(self._kernel_size)}), got {value!r}: build a new layer "
+                             "(e.g. with from_kernel)")
+
+    @property
+    def stride(self) -> tuple[int, ...]:
+        """The step between windows, one int >= 1 per spatial axis (an int sets all); checked when set, used
+        by the next forward (a backward uses its forward's)."""
+        return self._stride
+
+    @stride.setter
+    def stride(self, value: int | tuple[int, ...]) -> None:
+        stride = _sizes(value, "stride", type(self).__name__, 1, self._rank)
+        self._check_settings(stride=stride)
+        self._stride = stride
+
+    @property
+    def padding(self) -> tuple[int, ...]:
+        """The zeros on each side, one int >= 0 per spatial axis (an int sets all; ``"same"``/``"valid"`` as
+        the constructor takes them, computed for the current stride and dilation); checked when set."""
+        return self._padding
+
+    @padding.setter
+    def padding(self, value: int | tuple[int, ...] | str) -> None:
+        padding = self._checked_padding(value, type(self).__name__, self._named)
+        self._check_settings(padding=padding)
+        self._padding = padding
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        """The spacing of the kernel's taps, one int >= 1 per spatial axis (an int sets all); checked when set."""
+        return self._dilation
+
+    @dilation.setter
+    def dilation(self, value: int | tuple[int, ...]) -> None:
+        dilation = _sizes(value, "dilation", type(self).__name__, 1, self._rank)
+        self._check_settings(dilation=dilation)
+        self._dilation = dilation
+
+    def _check_settings(self, **changed: tuple[int, ...]) -> None:
+        """``ValueError`` (as the constructor's) if the settings with ``changed`` do not go together; nothing
+        here (a transposed convolution checks its output_padding)."""
 
     def _named_padding(self, padding: str, who: str) -> tuple[int, ...]:
         """PyTorch's ``padding="valid"`` (none) or ``"same"`` (the output as long as the input, stride 1) as
@@ -280,7 +343,7 @@ class _Im2colConvolution(_Convolution):
         name = type(self).__name__
         self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         self.bias = switch(bias, "bias", name)
-        taps = int(np.prod(self.kernel_size))
+        taps = int(np.prod(self._kernel_size))
         fan_in = self.in_channels // self.groups * taps
         channels = "in_channels//groups" if self.groups > 1 else "in_channels"
         kernel = "*".join(("k",) if self._rank == 1 else ("kh", "kw"))
@@ -289,7 +352,8 @@ class _Im2colConvolution(_Convolution):
             dtype=float_dtype(dtype, name), fan_out=self.out_channels * taps,
             layout=f" ({channels}*{kernel}{' + 1' if self.bias else ''}, out_channels)",
         ))
-        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
+        # the last forward: the patches, the input's shape on the plane, the output's (Ho, Wo) and the sizes used
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane] | None = None
 
     # ------------------------------------------------------------------ PyTorch-shaped views
     @classmethod
@@ -316,17 +380,17 @@ class _Im2colConvolution(_Convolution):
     @property
     def _who(self) -> str:
         options = ""
-        if max(self.dilation) > 1:
-            options += f", dilation={_compact(self.dilation)}"
+        if max(self._dilation) > 1:
+            options += f", dilation={_compact(self._dilation)}"
         if self.groups != 1:
             options += f", groups={self.groups}"
         return (f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, "
-                f"k={_compact(self.kernel_size)}{options})")
+                f"k={_compact(self._kernel_size)}{options})")
 
     def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         """(kernel_size, stride, padding, dilation) as the (height, width) pairs the computation uses:
         a 1-D layer's ``k`` is ``(1, k)``, its stride ``(1, s)``, its padding ``(0, p)``."""
-        return _on_plane(self.kernel_size, self.stride, self.padding, self.dilation)
+        return _on_plane(self._kernel_size, self._stride, self._padding, self._dilation)
 
     def _too_small(self, shape: tuple[int, ...]) -> str:
         """The message for an input of ``shape`` whose padded size is smaller than the kernel's span."""
@@ -356,7 +420,8 @@ class _Im2colConvolution(_Convolution):
                         dtype=W.dtype)
         if 0 in x.shape[2:]:  # padding alone would make an output of the bias (PyTorch refuses it too)
             raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
+        plane = self._plane()
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
         shape = x.shape
         x = _to_plane(x, rank)
         N, _, H, Wd = x.shape
@@ -373,7 +438,7 @@ class _Im2colConvolution(_Convolution):
         patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
         if ones:
             patches[0] = 1
-        self._cache = (patches, x.shape, (Ho, Wo))
+        self._cache = (patches, x.shape, (Ho, Wo), plane)  # (the sizes kept: a backward uses its forward's)
         if self.groups == 1:
             out = W.T @ patches  # (with the bias, when it has one)
         else:
@@ -406,10 +471,8 @@ class _Im2colConvolution(_Convolution):
         (unless ``W`` is frozen: ``requires_grad=False``)."""
         g = self._weight_gradient(grad_output)
         assert self._cache is not None
-        N, C, H, Wd = self._cache[1]
-        Ho, Wo = self._cache[2]
+        _, (N, C, H, Wd), (Ho, Wo), ((kh, kw), (sh, sw), (ph, pw), (dh, dw)) = self._cache
         F = self.out_channels
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
         W = self.W.data
         weights = W[1:] if self.bias else W
         if self.groups == 1:
@@ -431,12 +494,12 @@ class _Im2colConvolution(_Convolution):
         else:
             self._checked_cache(grad_output)
 
-    def _checked_cache(self, grad_output: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[int, int]]:
+    def _checked_cache(self, grad_output: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane]:
         """The forward's cache, after checking that ``grad_output`` fits it."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        patches, (N, _, _, _), (Ho, Wo) = cache
+        patches, (N, _, _, _), (Ho, Wo), _ = cache
         # the shape the layer returned: a 1-D layer's output has no height axis
         expected = (N, self.out_channels, *(Ho, Wo)[2 - self._rank:])
         check_grad_output(grad_output, f"{self._who}.backward", expected, patches.dtype)
@@ -445,7 +508,7 @@ class _Im2colConvolution(_Convolution):
     def _weight_gradient(self, grad_output: np.ndarray) -> np.ndarray:
         """Check grad_output, add ``dW`` (unless ``W`` is frozen) and return the gradient as the (F, M)
         matrix ``G``."""
-        patches, (N, _, _, _), (Ho, Wo) = self._checked_cache(grad_output)
+        patches, (N, _, _, _), (Ho, Wo), _ = self._checked_cache(grad_output)
         gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
         g = gt.reshape(self.out_channels, N * Ho * Wo)  # a view when grad_output has our output's layout
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
@@ -535,11 +598,6 @@ class Conv2D(_Im2colConvolution):
         dtype: float64 by default; ``np.float32`` for speed.
     """
 
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-
     def __init__(
         self,
         in_channels: int,
@@ -621,11 +679,6 @@ class Conv1D(_Im2colConvolution):
 
     _rank = 1
     _shown = (("stride", (1,)), ("padding", (0,)), ("dilation", (1,)))
-    kernel_size: tuple[int]
-    stride: tuple[int]
-    padding: tuple[int]
-    dilation: tuple[int]
-
     def __init__(
         self,
         in_channels: int,

@@ -30,6 +30,7 @@ from .conv import (
     _on_plane,
     _Pair,
     _pair,
+    _Plane,
     _sizes,
     _span,
     _to_plane,
@@ -49,7 +50,7 @@ class _TransposedConvolution(_Convolution):
     (N, C, H, W) arrays: a 1-D layer's input (N, C, L) is viewed as (N, C, 1, L) and its ``k``-wide
     kernel as ``1 x k``, as ``Conv1D`` does."""
 
-    output_padding: tuple[int, ...]
+    _named = False  # (no "same" / "valid" padding, as PyTorch's transposed convolutions)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
                  stride: int | tuple[int, ...], padding: int | tuple[int, ...],
@@ -59,15 +60,8 @@ class _TransposedConvolution(_Convolution):
         name, rank = type(self).__name__, self._rank
         self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                            named_padding=False)
-        self.output_padding = _sizes(output_padding, "output_padding", name, 0, rank)
-        names = {1: ("length",), 2: ("height", "width")}[rank]
-        for axis, op, s, d in zip(names, self.output_padding, self.stride, self.dilation, strict=True):
-            if op >= max(s, d):
-                raise ValueError(
-                    f"{name}: output_padding must be smaller than the stride or the dilation (as PyTorch), "
-                    f"got output_padding={_display(self.output_padding)} with stride={_display(self.stride)}, "
-                    f"dilation={_display(self.dilation)} (along the {axis})"
-                )
+        self._output_padding = _sizes(output_padding, "output_padding", name, 0, rank)
+        self._check_settings()
         self.bias = switch(bias, "bias", name)
         taps = math.prod(self.kernel_size)
         channels = "in_channels//groups" if self.groups > 1 else "in_channels"
@@ -79,7 +73,35 @@ class _TransposedConvolution(_Convolution):
             layout=f" ({channels}{kernel}{' + 1' if self.bias else ''}, out_channels)",
         ))
         # the last forward: X (G, Cg, M), the input's shape on the plane (N, C, H, W), the output's (Ho, Wo)
-        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int]] | None = None
+        # and the sizes it used (a backward uses its forward's, whatever was set since)
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane] | None = None
+
+    @property
+    def output_padding(self) -> tuple[int, ...]:
+        """The extra size on one side of the output, one int >= 0 per spatial axis, each smaller than its
+        stride or its dilation; checked when set (against the stride and dilation, which are checked against
+        it), used by the next forward (a backward uses its forward's)."""
+        return self._output_padding
+
+    @output_padding.setter
+    def output_padding(self, value: int | tuple[int, ...]) -> None:
+        output_padding = _sizes(value, "output_padding", type(self).__name__, 0, self._rank)
+        self._check_settings(output_padding=output_padding)
+        self._output_padding = output_padding
+
+    def _check_settings(self, **changed: tuple[int, ...]) -> None:
+        """``ValueError`` unless each output_padding is smaller than its stride or its dilation (as PyTorch),
+        with the settings in ``changed`` in place of this layer's."""
+        output_padding = changed.get("output_padding", self._output_padding)
+        stride, dilation = changed.get("stride", self._stride), changed.get("dilation", self._dilation)
+        names = {1: ("length",), 2: ("height", "width")}[self._rank]
+        for axis, op, s, d in zip(names, output_padding, stride, dilation, strict=True):
+            if op >= max(s, d):
+                raise ValueError(
+                    f"{type(self).__name__}: output_padding must be smaller than the stride or the dilation (as "
+                    f"PyTorch), got output_padding={_display(output_padding)} with stride={_display(stride)}, "
+                    f"dilation={_display(dilation)} (along the {axis})"
+                )
 
     # ------------------------------------------------------------------ PyTorch-shaped weights
     @classmethod
@@ -120,23 +142,23 @@ class _TransposedConvolution(_Convolution):
     @property
     def _who(self) -> str:
         options = ""
-        for name, value in (("stride", self.stride), ("dilation", self.dilation)):
+        for name, value in (("stride", self._stride), ("dilation", self._dilation)):
             if max(value) != 1:
                 options += f", {name}={_compact(value)}"
         if self.groups != 1:
             options += f", groups={self.groups}"
         return (f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, "
-                f"k={_compact(self.kernel_size)}{options})")
+                f"k={_compact(self._kernel_size)}{options})")
 
     def _output_sizes(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
         """The output's spatial sizes for an input's (one per spatial axis)."""
         return tuple(_transposed_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in zip(
-            sizes, self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation, strict=True))
+            sizes, self._kernel_size, self._stride, self._padding, self._output_padding, self._dilation, strict=True))
 
     def _smallest_input(self) -> tuple[int, ...]:
         """The smallest spatial sizes whose output has at least one position along every axis."""
         sizes = []
-        for k, s, p, op, d in zip(self.kernel_size, self.stride, self.padding, self.output_padding, self.dilation,
+        for k, s, p, op, d in zip(self._kernel_size, self._stride, self._padding, self._output_padding, self._dilation,
                                   strict=True):
             cut = 2 * p - d * (k - 1) - op  # H_out = (H - 1)*s - cut + 1 >= 1  <=>  H >= 1 + ceil(cut / s)
             sizes.append(1 + max(0, -(-cut // s)))
@@ -144,7 +166,7 @@ class _TransposedConvolution(_Convolution):
 
     def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         """(kernel_size, stride, padding, dilation) as the (height, width) pairs of the computation."""
-        return _on_plane(self.kernel_size, self.stride, self.padding, self.dilation)
+        return _on_plane(self._kernel_size, self._stride, self._padding, self._dilation)
 
     # ------------------------------------------------------------------ computation
     def _tap_matrix(self) -> np.ndarray:
@@ -154,7 +176,7 @@ class _TransposedConvolution(_Convolution):
         groups, cg = self.groups, self.in_channels // self.groups
         if groups == 1:
             return rows.reshape(1, cg, -1)
-        taps = math.prod(self.kernel_size)
+        taps = math.prod(self._kernel_size)
         return rows.reshape(cg, taps, groups, -1).transpose(2, 0, 1, 3).reshape(groups, cg, -1)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -179,7 +201,8 @@ class _TransposedConvolution(_Convolution):
         N, _, H, Wd = x.shape
         F = self.out_channels
         Ho, Wo = (1, *out) if rank == 1 else out
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
+        plane = self._plane()
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
         G = self.groups
         Fg = F // G
         X = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(G, C // G, N * H * Wd)  # CNHW pixels
@@ -200,7 +223,7 @@ class _TransposedConvolution(_Convolution):
         y = full.reshape(F, N, *full.shape[3:])[:, :, ph:ph + Ho, pw:pw + Wo]
         if self.bias:
             y += W[0][:, None, None, None]
-        self._cache = (X, x.shape, (Ho, Wo))  # only now: a refused input leaves the layer as it was
+        self._cache = (X, x.shape, (Ho, Wo), plane)  # only now: a refused input leaves the layer as it was
         return _from_plane(y.transpose(1, 0, 2, 3), rank)
 
     def _patches(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +232,8 @@ class _TransposedConvolution(_Convolution):
         h*sh + i*dh, w*sw + j*dw]`` (on the plane)."""
         X, N, (H, Wd), (Ho, Wo) = self._checked(grad_output)
         F = self.out_channels
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
+        assert self._cache is not None
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._cache[3]  # the forward's sizes
         gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
         if ph or pw:
             padded = np.zeros((F, N, Ho + 2 * ph, Wo + 2 * pw), dtype=gt.dtype)
@@ -228,7 +252,7 @@ class _TransposedConvolution(_Convolution):
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        X, (N, _, H, Wd), (Ho, Wo) = cache
+        X, (N, _, H, Wd), (Ho, Wo), _ = cache
         expected = (N, self.out_channels, Ho, Wo) if self._rank == 2 else (N, self.out_channels, Wo)
         check_grad_output(grad_output, f"{self._who}.backward", expected, X.dtype)
         return X, N, (H, Wd), (Ho, Wo)
@@ -339,10 +363,6 @@ class ConvTranspose2D(_TransposedConvolution):
     """
 
     _shown = (("stride", (1, 1)), ("padding", (0, 0)), ("output_padding", (0, 0)), ("dilation", (1, 1)))
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
 
     def __init__(
         self,
@@ -409,11 +429,6 @@ class ConvTranspose1D(_TransposedConvolution):
 
     _rank = 1
     _shown = (("stride", (1,)), ("padding", (0,)), ("output_padding", (0,)), ("dilation", (1,)))
-    kernel_size: tuple[int]
-    stride: tuple[int]
-    padding: tuple[int]
-    dilation: tuple[int]
-
     def __init__(
         self,
         in_channels: int,
