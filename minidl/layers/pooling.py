@@ -42,7 +42,7 @@ from .conv import (
     _from_plane,
     _on_plane,
     _output_size,
-    _Pair,
+    _Plane,
     _sizes,
     _to_plane,
 )
@@ -53,6 +53,10 @@ __all__ = ["AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "MaxP
 _POSITIONS = {1: ("position",), 2: ("row", "column")}
 #: What one element of an input's spatial grid is called in messages, by rank.
 _PIXEL = {1: "position", 2: "pixel"}
+
+#: What a forward used, kept for its backward: (kernel_size, stride, padding, dilation) on the plane,
+#: ceil_mode, count_include_pad and divisor_override (a max pool's: True and None).
+_Geometry = tuple[_Plane, bool, bool, "int | None"]
 
 
 def _pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
@@ -112,73 +116,136 @@ class _Pool(Layer):
     ) -> None:
         super().__init__()
         name, rank = type(self).__name__, self._rank
-        self.kernel_size = _sizes(kernel_size, "kernel_size", name, 1, rank)
-        self.stride = self.kernel_size if stride is None else _sizes(stride, "stride", name, 1, rank)
-        self.padding = _sizes(padding, "padding", name, 0, rank)
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
-            raise ValueError(f"{name}: padding {_display(self.padding)} must be at most half the kernel size "
-                             f"{_display(self.kernel_size)} (as PyTorch): a window must hold a {_PIXEL[rank]} "
-                             "of the input")
-        self.ceil_mode = switch(ceil_mode, "ceil_mode", name)
-        #: Spacing of a window's taps; only the max pools have the option.
-        self.dilation = _sizes(dilation, "dilation", name, 1, rank)
+        self._kernel_size = _sizes(kernel_size, "kernel_size", name, 1, rank)
+        self._stride = self._kernel_size if stride is None else _sizes(stride, "stride", name, 1, rank)
+        self._padding = _sizes(padding, "padding", name, 0, rank)
+        self._check_padding(self._kernel_size, self._padding)
+        self._ceil_mode = switch(ceil_mode, "ceil_mode", name)
+        self._dilation = _sizes(dilation, "dilation", name, 1, rank)
         self._shape: tuple[int, ...] | None = None  # the last input's, on the plane (N, C, H, W)
         self._dtype: np.dtype | None = None  # the last forward's output dtype
+        self._geometry: _Geometry | None = None  # the last forward's sizes and options, for its backward
+
+    def _check_padding(self, kernel_size: tuple[int, ...], padding: tuple[int, ...]) -> None:
+        """``ValueError`` unless ``padding`` is at most half ``kernel_size`` on every axis (as PyTorch)."""
+        if any(2 * p > k for p, k in zip(padding, kernel_size, strict=True)):
+            raise ValueError(f"{type(self).__name__}: padding {_display(padding)} must be at most half the kernel "
+                             f"size {_display(kernel_size)} (as PyTorch): a window must hold a {_PIXEL[self._rank]} "
+                             "of the input")
+
+    # ------------------------------------------------------------------ settings (checked when set)
+    # Each may be set after construction: checked as the constructor checks it (nothing changed when
+    # refused), used by the next forward, while a backward uses its forward's (kept with its cache).
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        """The window's size, one int >= 1 per spatial axis (an int sets all); checked when set (the
+        padding must stay at most half of it)."""
+        return self._kernel_size
+
+    @kernel_size.setter
+    def kernel_size(self, value: int | tuple[int, ...]) -> None:
+        kernel_size = _sizes(value, "kernel_size", type(self).__name__, 1, self._rank)
+        self._check_padding(kernel_size, self._padding)
+        self._kernel_size = kernel_size
+
+    @property
+    def stride(self) -> tuple[int, ...]:
+        """The step between windows, one int >= 1 per spatial axis (an int sets all); checked when set.
+        (Set after construction it stays as set: it does not follow a later ``kernel_size``.)"""
+        return self._stride
+
+    @stride.setter
+    def stride(self, value: int | tuple[int, ...]) -> None:
+        self._stride = _sizes(value, "stride", type(self).__name__, 1, self._rank)
+
+    @property
+    def padding(self) -> tuple[int, ...]:
+        """The padding on each side, one int >= 0 per spatial axis, at most half the kernel; checked when set."""
+        return self._padding
+
+    @padding.setter
+    def padding(self, value: int | tuple[int, ...]) -> None:
+        padding = _sizes(value, "padding", type(self).__name__, 0, self._rank)
+        self._check_padding(self._kernel_size, padding)
+        self._padding = padding
+
+    @property
+    def ceil_mode(self) -> bool:
+        """Whether the output size is rounded up; a bool, checked when set."""
+        return self._ceil_mode
+
+    @ceil_mode.setter
+    def ceil_mode(self, value: bool) -> None:
+        self._ceil_mode = switch(value, "ceil_mode", type(self).__name__)
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        """Spacing of a window's taps, one int >= 1 per spatial axis; only the max pools have the option
+        (an average pool's is all ones and refuses to be set)."""
+        return self._dilation
+
+    @dilation.setter
+    def dilation(self, value: int | tuple[int, ...]) -> None:
+        self._dilation = _sizes(value, "dilation", type(self).__name__, 1, self._rank)
 
     def _options(self) -> str:
         """The non-default options after stride and padding, e.g. ``", ceil_mode=True"``."""
-        return ", ceil_mode=True" if self.ceil_mode else ""
+        return ", ceil_mode=True" if self._ceil_mode else ""
 
     @property
     def _who(self) -> str:
-        stride = "" if self.stride == self.kernel_size else f", stride={_display(self.stride)}"
-        padding = "" if not any(self.padding) else f", padding={_display(self.padding)}"
-        return f"{type(self).__name__}(k={_compact(self.kernel_size)}{stride}{padding}{self._options()})"
+        stride = "" if self._stride == self._kernel_size else f", stride={_display(self._stride)}"
+        padding = "" if not any(self._padding) else f", padding={_display(self._padding)}"
+        return f"{type(self).__name__}(k={_compact(self._kernel_size)}{stride}{padding}{self._options()})"
 
-    def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
+    def _plane(self) -> _Plane:
         """(kernel_size, stride, padding, dilation) as (height, width) pairs: a 1-D pool's windows are
         one row high, ``(1, k)``, on its input viewed as one row (N, C, 1, L)."""
-        return _on_plane(self.kernel_size, self.stride, self.padding, self.dilation)
+        return _on_plane(self._kernel_size, self._stride, self._padding, self._dilation)
 
-    def _span(self) -> tuple[int, int]:
-        """The extent (rows, columns) a window covers on the plane: ``dilation*(kernel - 1) + 1``."""
-        (kh, kw), _, _, (dh, dw) = self._plane()
+    def _settings(self) -> _Geometry:
+        """The current sizes and options, as a forward uses them (see :data:`_Geometry`)."""
+        return self._plane(), self._ceil_mode, True, None
+
+    @staticmethod
+    def _span(plane: _Plane) -> tuple[int, int]:
+        """The extent (rows, columns) a window of ``plane`` covers: ``dilation*(kernel - 1) + 1``."""
+        (kh, kw), _, _, (dh, dw) = plane
         return dh * (kh - 1) + 1, dw * (kw - 1) + 1
 
-    def _windows(self, x: np.ndarray) -> np.ndarray:
-        """Check x: (N, C, *spatial) and return its windows on the plane: a view (N, C, H_out, W_out, span_h,
-        span_w) of x, or of a padded copy of it (padding, and in ceil mode the overhang of the last windows)."""
-        return self._windows_of(self._padded_input(x))
-
-    def _windows_of(self, padded: np.ndarray) -> np.ndarray:
+    def _windows_of(self, padded: np.ndarray, plane: _Plane) -> np.ndarray:
         """The windows (a view, N, C, H_out, W_out, span_h, span_w) of a checked, padded plane input."""
-        _, (sh, sw), _, _ = self._plane()
-        return sliding_window_view(padded, self._span(), axis=(2, 3))[:, :, ::sh, ::sw]
+        _, (sh, sw), _, _ = plane
+        return sliding_window_view(padded, self._span(plane), axis=(2, 3))[:, :, ::sh, ::sw]
 
     def _padded_input(self, x: np.ndarray) -> np.ndarray:
         """Check x: (N, C, *spatial) and return it on the plane (N, C, H, W), in native byte order, padded
-        (a copy) when it has padding or ceil-mode windows hang over its edge; else a view of x."""
+        (a copy) when it has padding or ceil-mode windows hang over its edge; else a view of x.  Keeps the
+        input's plane shape and the settings used (:attr:`_geometry`) for the backward."""
         rank = self._rank
         x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, C, {_SPATIAL[rank]})", finite=False)
         if 0 in x.shape[2:]:  # windows of padding alone (PyTorch refuses it too)
             raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
         shape = x.shape
         x = _to_plane(x, rank)
-        _, (sh, sw), (ph, pw), _ = self._plane()
-        span_h, span_w = self._span()
+        geometry = self._settings()
+        plane = geometry[0]
+        _, (sh, sw), (ph, pw), _ = plane
+        span_h, span_w = self._span(plane)
         H, W = x.shape[2], x.shape[3]
         extra_h = extra_w = 0  # rows/columns the last windows reach beyond the padded input
-        if self.ceil_mode:
-            Ho, Wo = self._plane_output(H, W)
+        if geometry[1]:  # ceil mode
+            Ho, Wo = self._plane_output(H, W, geometry)
             if Ho < 1 or Wo < 1:  # needs H + 2*ph >= span_h - sh + 1 (likewise W)
                 raise ShapeError(self._too_small(shape))
             extra_h = max(0, (Ho - 1) * sh + span_h - H - 2 * ph)
             extra_w = max(0, (Wo - 1) * sw + span_w - W - 2 * pw)
         elif H + 2 * ph < span_h or W + 2 * pw < span_w:
             raise ShapeError(self._too_small(shape))
-        self._refuse_windows_without_pixels(x.shape)
+        self._refuse_windows_without_pixels(x.shape, geometry)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
-        self._shape = x.shape
+        self._shape, self._geometry = x.shape, geometry
         x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
@@ -189,47 +256,49 @@ class _Pool(Layer):
 
     def _too_small(self, shape: tuple[int, ...]) -> str:
         """The message for an input of ``shape`` (N, C, *spatial) too small for one window."""
-        spans = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation, strict=True))
-        if self.ceil_mode:
-            needed = tuple(span - s + 1 for span, s in zip(spans, self.stride, strict=True))
+        spans = tuple(d * (k - 1) + 1 for k, d in zip(self._kernel_size, self._dilation, strict=True))
+        if self._ceil_mode:
+            needed = tuple(span - s + 1 for span, s in zip(spans, self._stride, strict=True))
             problem = f"is too small for the window {_display(spans)} in ceil mode"
         else:
             needed, problem = spans, f"is smaller than the window {_display(spans)}"
         expected = " and ".join(f"{a} + 2*padding >= {n}" for a, n in zip(_AXES[self._rank], needed, strict=True))
-        got = " and ".join(str(n + 2 * p) for n, p in zip(shape[2:], self.padding, strict=True))
+        got = " and ".join(str(n + 2 * p) for n, p in zip(shape[2:], self._padding, strict=True))
         return f"{self._who}: input of shape {shape} {problem}: expected {expected}, got {got}"
 
-    def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
+    def _refuse_windows_without_pixels(self, shape: tuple[int, ...], geometry: _Geometry) -> None:
         """Raise ``ShapeError`` if a window of an input of (plane) ``shape`` covers only padding (a max pool
         with dilation can); the size checks have passed."""
 
-    def _plane_output(self, height: int, width: int) -> tuple[int, int]:
+    @staticmethod
+    def _plane_output(height: int, width: int, geometry: _Geometry) -> tuple[int, int]:
         """``(H_out, W_out)`` on the plane, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
         ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``)."""
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
-        ceil = self.ceil_mode
+        ((kh, kw), (sh, sw), (ph, pw), (dh, dw)), ceil, _, _ = geometry
         return (_pool_output_size(height, kh, sh, ph, dh, ceil), _pool_output_size(width, kw, sw, pw, dw, ceil))
 
     def _check_grad(self, grad_output: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
         """Check ``grad_output`` (the shape of the last output) and return the last input's shape and
-        ``grad_output``, both on the plane."""
-        shape = self._shape
+        ``grad_output``, both on the plane (the sizes the forward used: :attr:`_geometry`)."""
+        shape, geometry = self._shape, self._geometry
         self._require_cache(shape)
-        assert shape is not None
-        expected = (*shape[:2], *self._plane_output(shape[2], shape[3])[2 - self._rank:])
+        assert shape is not None and geometry is not None
+        expected = (*shape[:2], *self._plane_output(shape[2], shape[3], geometry)[2 - self._rank:])
         check_grad_output(grad_output, f"{self._who}.backward", expected, self._dtype)
         return shape, _to_plane(grad_output, self._rank)
 
-    def _padded_plane(self, height: int, width: int) -> tuple[int, int]:
+    def _padded_plane(self, height: int, width: int, geometry: _Geometry) -> tuple[int, int]:
         """(Hp, Wp): an input plane of ``height x width`` padded on both sides, with the overhang of
         ceil-mode windows: what the forward's windows are taken from."""
-        _, (sh, sw), (ph, pw), _ = self._plane()
-        span_h, span_w = self._span()
-        Ho, Wo = self._plane_output(height, width)
+        plane = geometry[0]
+        _, (sh, sw), (ph, pw), _ = plane
+        span_h, span_w = self._span(plane)
+        Ho, Wo = self._plane_output(height, width, geometry)
         return max(height + 2 * ph, (Ho - 1) * sh + span_h), max(width + 2 * pw, (Wo - 1) * sw + span_w)
 
     def _scatter(
-        self, shape: tuple[int, ...], dtype: np.dtype, parts: Iterable[tuple[int, int, np.ndarray]]
+        self, shape: tuple[int, ...], dtype: np.dtype, parts: Iterable[tuple[int, int, np.ndarray]],
+        geometry: _Geometry,
     ) -> np.ndarray:
         """dx: (N, C, *spatial) for an input of plane ``shape`` (N, C, H, W), with each ``part`` (N, C,
         H_out, W_out) added at offset ``(i, j)`` from the windows' top-left corners in the padded input;
@@ -239,10 +308,11 @@ class _Pool(Layer):
         (N, C, *spatial) view.
         """
         N, C, H, W = shape
-        _, (sh, sw), (ph, pw), _ = self._plane()
-        span_h, span_w = self._span()
-        Ho, Wo = self._plane_output(H, W)
-        Hp, Wp = self._padded_plane(H, W)
+        plane = geometry[0]
+        _, (sh, sw), (ph, pw), _ = plane
+        span_h, span_w = self._span(plane)
+        Ho, Wo = self._plane_output(H, W, geometry)
+        Hp, Wp = self._padded_plane(H, W, geometry)
         Hp, Wp = max(Hp, Ho * sh), max(Wp, Wo * sw)  # (room to split in blocks)
         dxt = np.zeros((C, N, Hp, Wp), dtype=dtype)
         dx = dxt.transpose(1, 0, 2, 3)
@@ -256,9 +326,9 @@ class _Pool(Layer):
         return _from_plane(dx[:, :, ph:ph + H, pw:pw + W], self._rank)
 
     def extra_repr(self) -> str:
-        stride = "" if self.stride == self.kernel_size else f", stride={_display(self.stride)}"
-        padding = "" if not any(self.padding) else f", padding={_display(self.padding)}"
-        return f"kernel_size={_display(self.kernel_size)}{stride}{padding}{self._options()}"
+        stride = "" if self._stride == self._kernel_size else f", stride={_display(self._stride)}"
+        padding = "" if not any(self._padding) else f", padding={_display(self._padding)}"
+        return f"kernel_size={_display(self._kernel_size)}{stride}{padding}{self._options()}"
 
 
 class _MaxPool(_Pool):
@@ -270,34 +340,37 @@ class _MaxPool(_Pool):
     _argmax: np.ndarray | None = None
 
     def _options(self) -> str:
-        dilation = "" if max(self.dilation) == 1 else f", dilation={_display(self.dilation)}"
+        dilation = "" if max(self._dilation) == 1 else f", dilation={_display(self._dilation)}"
         return dilation + super()._options()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *spatial_out)."""
         padded = self._padded_input(x)
         self._argmax = None  # (x is accepted: should the computation fail, no stale winners remain)
-        (kh, kw), stride, (ph, pw), (dh, dw) = self._plane()
-        offsets = self._tap_offsets()
+        geometry = self._geometry
+        assert geometry is not None
+        plane = geometry[0]
+        (kh, kw), stride, (ph, pw), (dh, dw) = plane
+        offsets = self._tap_offsets(geometry)
         index_type = np.min_scalar_type(int(offsets[-1]))  # one byte for a 2x2 window on up to 254 columns
         H, W = padded.shape[2:]
         if stride == (kh, kw) and (dh, dw) == (1, 1) and (ph, pw) == (0, 0) and H % kh == 0 and W % kw == 0:
-            best, argmax = self._tiled_max(padded, index_type)
+            best, argmax = self._tiled_max(padded, index_type, plane)
         else:
-            best, argmax = self._max_tap_by_tap(self._windows_of(padded), offsets, index_type)
+            best, argmax = self._max_tap_by_tap(self._windows_of(padded, plane), offsets, index_type, geometry)
         if best.size and np.isnan(best.max()):  # (max propagates NaN)
-            self._route_nan_windows(self._windows_of(padded), best, argmax)
+            self._route_nan_windows(self._windows_of(padded, plane), best, argmax, offsets, plane)
         self._argmax = argmax
         return _from_plane(best, self._rank)
 
-    def _tiled_max(self, x: np.ndarray, index_type: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    def _tiled_max(self, x: np.ndarray, index_type: np.dtype, plane: _Plane) -> tuple[np.ndarray, np.ndarray]:
         """The maxima and winners' offsets of windows that tile the plane ``x`` exactly (stride = kernel,
         no dilation, no padding but ceil mode's -inf overhang, which never wins: every window starts on
         a pixel): first along each window row, whose ``kw`` pixels lie side by side, then over the
         window's ``kh`` row maxima.  It reads the input twice, not twice per tap (2x2 windows on (64,
         16, 26, 26): 1.4x faster than tap by tap in float32, 1.5x in float64).  Ties go to the first
         row holding the maximum, and in it to the first column: the first in row-major order."""
-        (kh, kw), _, _, _ = self._plane()
+        (kh, kw), _, _, _ = plane
         # rows: (N, C, H, W_out), each window row's maximum; col: the first column reaching it (None: 0)
         col: np.ndarray | None = None
         if kw == 1:
@@ -330,9 +403,9 @@ class _MaxPool(_Pool):
         return best, argmax
 
     def _max_tap_by_tap(self, windows: np.ndarray, offsets: np.ndarray,
-                        index_type: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+                        index_type: np.dtype, geometry: _Geometry) -> tuple[np.ndarray, np.ndarray]:
         """The maxima and winners' offsets of any windows, one pass per tap of the window."""
-        (kh, kw), _, (ph, pw), (dh, dw) = self._plane()
+        (kh, kw), _, (ph, pw), (dh, dw) = geometry[0]
         if (ph, pw) == (0, 0):  # every window starts on a pixel (ceil mode included)
             best = windows[..., 0, 0].copy(order="K")  # "K": keep the input's memory layout
             argmax = np.zeros_like(best, dtype=index_type)
@@ -341,7 +414,7 @@ class _MaxPool(_Pool):
             # window at its first real pixel (the winner if nothing beats -inf), from -inf
             best = np.full(windows.shape[:4], -np.inf, dtype=windows.dtype)
             argmax = np.empty(best.shape, dtype=index_type)
-            argmax[...] = offsets[self._first_real_taps()].astype(index_type)
+            argmax[...] = offsets[self._first_real_taps(geometry)].astype(index_type)
             first = 0
         for t in range(first, kh * kw):
             value = windows[..., (t // kw) * dh, (t % kw) * dw]
@@ -352,38 +425,39 @@ class _MaxPool(_Pool):
             np.maximum(best, value, out=best)
         return best, argmax
 
-    def _route_nan_windows(self, windows: np.ndarray, best: np.ndarray, argmax: np.ndarray) -> None:
+    @staticmethod
+    def _route_nan_windows(windows: np.ndarray, best: np.ndarray, argmax: np.ndarray, offsets: np.ndarray,
+                           plane: _Plane) -> None:
         """A window holding NaN outputs NaN (``np.maximum`` propagates it); its gradient goes to its
         *last* NaN in row-major order, as PyTorch's kernel (``val > max || isnan(val)``) sends it."""
-        (kh, kw), _, _, (dh, dw) = self._plane()
-        offsets = self._tap_offsets()
+        (kh, kw), _, _, (dh, dw) = plane
         lost = np.isnan(best)
         for t in range(kh * kw):
             argmax[lost & np.isnan(windows[..., (t // kw) * dh, (t % kw) * dw])] = offsets[t]
 
-    def _tap_offsets(self) -> np.ndarray:
+    def _tap_offsets(self, geometry: _Geometry) -> np.ndarray:
         """(kh*kw,) intp: each tap's offset from its window's top-left corner in the last input padded,
         ``i*dh*Wp + j*dw`` for row i, column j; they grow in row-major tap order (``Wp`` >= the span)."""
-        (kh, kw), _, _, (dh, dw) = self._plane()
+        (kh, kw), _, _, (dh, dw) = geometry[0]
         taps = np.arange(kh * kw)
         shape = self._shape
         assert shape is not None
-        return (taps // kw) * (dh * self._padded_plane(shape[2], shape[3])[1]) + (taps % kw) * dw
+        return (taps // kw) * (dh * self._padded_plane(shape[2], shape[3], geometry)[1]) + (taps % kw) * dw
 
-    def _first_taps(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _first_taps(self, shape: tuple[int, ...], geometry: _Geometry) -> tuple[np.ndarray, np.ndarray]:
         """For an input of plane ``shape``: per output row, and per output column, the index of the first
         tap of its windows that is not padding (``kh`` / ``kw`` when there is none)."""
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._plane()
-        ho, wo = self._plane_output(shape[2], shape[3])
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry[0]
+        ho, wo = self._plane_output(shape[2], shape[3], geometry)
         return _first_taps(shape[2], ho, kh, sh, ph, dh), _first_taps(shape[3], wo, kw, sw, pw, dw)
 
-    def _refuse_windows_without_pixels(self, shape: tuple[int, ...]) -> None:
+    def _refuse_windows_without_pixels(self, shape: tuple[int, ...], geometry: _Geometry) -> None:
         # without padding every window starts on a pixel; without dilation every window holds one
         # (padding is at most half the window, and a last window starts inside the input)
-        if not any(self.padding) or max(self.dilation) == 1:
+        (kh, kw), _, padding, dilation = geometry[0]
+        if not any(padding) or max(dilation) == 1:
             return
-        (kh, kw), _, _, _ = self._plane()
-        rows, cols = self._first_taps(shape)
+        rows, cols = self._first_taps(shape, geometry)
         if (rows == kh).any() or (cols == kw).any():
             rank = self._rank
             # (a 1-D input's single row always holds a pixel: its offending axis is the columns)
@@ -392,37 +466,40 @@ class _MaxPool(_Pool):
                              f"{_POSITIONS[rank][axis - 2 + rank]} {index} cover only padding (dilation skips every "
                              f"{_PIXEL[rank]} of the input); use less padding or dilation")
 
-    def _first_real_taps(self) -> np.ndarray:
+    def _first_real_taps(self, geometry: _Geometry) -> np.ndarray:
         """(H_out, W_out): the row-major index ``i*kw + j`` in each window of its first tap that is
         not padding (every window has one: :meth:`_refuse_windows_without_pixels`)."""
         shape = self._shape
         assert shape is not None
-        rows, cols = self._first_taps(shape)
-        return rows[:, None] * self._plane()[0][1] + cols[None, :]
+        rows, cols = self._first_taps(shape, geometry)
+        return rows[:, None] * geometry[0][0][1] + cols[None, :]
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial)."""
         shape, grad_output = self._check_grad(grad_output)
         argmax = self._argmax
         self._require_cache(argmax)
-        assert argmax is not None
-        (kh, kw), (sh, sw), _, (dh, dw) = self._plane()
-        span_h, span_w = self._span()
+        geometry = self._geometry  # (the forward's: settings changed since do not apply)
+        assert argmax is not None and geometry is not None
+        plane = geometry[0]
+        (kh, kw), (sh, sw), _, (dh, dw) = plane
+        span_h, span_w = self._span(plane)
         if sh >= span_h and sw >= span_w:  # windows do not overlap: each input gets at most one gradient
-            return self._scatter_to_winners(shape, grad_output, argmax)
-        offsets = self._tap_offsets().tolist()  # (Python ints: compared in the argmax's own dtype)
+            return self._scatter_to_winners(shape, grad_output, argmax, geometry)
+        offsets = self._tap_offsets(geometry).tolist()  # (Python ints: compared in the argmax's own dtype)
         parts = (((t // kw) * dh, (t % kw) * dw, grad_output * (argmax == offsets[t])) for t in range(kh * kw))
-        return self._scatter(shape, grad_output.dtype, parts)
+        return self._scatter(shape, grad_output.dtype, parts, geometry)
 
-    def _scatter_to_winners(self, shape: tuple[int, ...], grad_output: np.ndarray, argmax: np.ndarray) -> np.ndarray:
+    def _scatter_to_winners(self, shape: tuple[int, ...], grad_output: np.ndarray, argmax: np.ndarray,
+                            geometry: _Geometry) -> np.ndarray:
         """dx for windows that do not overlap: each output's gradient written at its winner's flat index
         in a zeroed (padded) input, one fancy-index assignment (4-5x faster than a masked product per
         tap written through a strided view).  dx takes grad_output's order of the N and C axes, so
         that the gradients are read in their memory order."""
-        _, (sh, sw), (ph, pw), _ = self._plane()
+        _, (sh, sw), (ph, pw), _ = geometry[0]
         N, C, H, W = shape
         Ho, Wo = argmax.shape[2:]
-        Hp, Wp = self._padded_plane(H, W)
+        Hp, Wp = self._padded_plane(H, W, geometry)
         order = (1, 0, 2, 3) if grad_output.strides[1] > grad_output.strides[0] else (0, 1, 2, 3)  # its own inverse
         winners = np.ascontiguousarray(argmax.transpose(order))  # (a view when the layout is as expected)
         corners = np.arange(Ho)[:, None] * (sh * Wp) + np.arange(Wo) * sw  # (Ho, Wo), in an image
@@ -455,10 +532,6 @@ class MaxPool2D(_MaxPool):
     on up to 254 columns, two bytes up to 65534).
     """
 
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
 
     def __init__(
         self,
@@ -474,7 +547,7 @@ class MaxPool2D(_MaxPool):
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
         ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``)."""
-        return self._plane_output(height, width)
+        return self._plane_output(height, width, self._settings())
 
 
 class MaxPool1D(_MaxPool):
@@ -497,10 +570,6 @@ class MaxPool1D(_MaxPool):
     """
 
     _rank = 1
-    kernel_size: tuple[int]
-    stride: tuple[int]
-    padding: tuple[int]
-    dilation: tuple[int]
 
     def __init__(
         self,
@@ -516,7 +585,7 @@ class MaxPool1D(_MaxPool):
     def output_shape(self, length: int) -> tuple[int]:
         """``(L_out,)``: ``(L + 2*padding - span) // stride + 1`` with ``span = dilation*(k - 1) + 1``,
         rounded up in ceil mode, as PyTorch."""
-        return (self._plane_output(1, length)[1],)
+        return (self._plane_output(1, length, self._settings())[1],)
 
 
 class _AvgPool(_Pool):
@@ -533,47 +602,83 @@ class _AvgPool(_Pool):
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
         name = type(self).__name__
-        self.count_include_pad = switch(count_include_pad, "count_include_pad", name)
+        self._count_include_pad = switch(count_include_pad, "count_include_pad", name)
+        self._divisor_override = self._checked_divisor(divisor_override)
+
+    def _checked_divisor(self, divisor_override: int | None) -> int | None:
+        """``divisor_override`` checked (an int >= 1 or None) and as an int."""
         if divisor_override is not None and not (is_integer(divisor_override) and divisor_override >= 1):
-            raise ValueError(f"{name}: divisor_override must be an int >= 1 or None, got {divisor_override!r}")
-        self.divisor_override = None if divisor_override is None else int(divisor_override)
+            raise ValueError(f"{type(self).__name__}: divisor_override must be an int >= 1 or None, "
+                             f"got {divisor_override!r}")
+        return None if divisor_override is None else int(divisor_override)
+
+    @property
+    def count_include_pad(self) -> bool:
+        """Whether the padding counts in a window's divisor; a bool, checked when set."""
+        return self._count_include_pad
+
+    @count_include_pad.setter
+    def count_include_pad(self, value: bool) -> None:
+        self._count_include_pad = switch(value, "count_include_pad", type(self).__name__)
+
+    @property
+    def divisor_override(self) -> int | None:
+        """What every window's sum is divided by (an int >= 1), or None; checked when set."""
+        return self._divisor_override
+
+    @divisor_override.setter
+    def divisor_override(self, value: int | None) -> None:
+        self._divisor_override = self._checked_divisor(value)
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        """All ones: an average pool has no dilation (as PyTorch); refused when set."""
+        return self._dilation
+
+    @dilation.setter
+    def dilation(self, value: int | tuple[int, ...]) -> None:
+        raise ValueError(f"{type(self).__name__}: has no dilation (as PyTorch's average pools), got {value!r}")
+
+    def _settings(self) -> _Geometry:
+        return self._plane(), self._ceil_mode, self._count_include_pad, self._divisor_override
 
     def _options(self) -> str:
         options = super()._options()
-        if not self.count_include_pad:
+        if not self._count_include_pad:
             options += ", count_include_pad=False"
-        if self.divisor_override is not None:
-            options += f", divisor_override={self.divisor_override}"
+        if self._divisor_override is not None:
+            options += f", divisor_override={self._divisor_override}"
         return options
 
-    def _divisor(self, height: int, width: int, dtype: np.dtype) -> float | np.ndarray:
+    def _divisor(self, height: int, width: int, dtype: np.dtype, geometry: _Geometry) -> float | np.ndarray:
         """What each window's sum is divided by, for an input of ``height x width`` on the plane: one
         number, or (H_out, W_out) of ``dtype`` when the windows differ (ceil-mode overhang, padding not
         counted)."""
-        if self.divisor_override is not None:
-            return float(self.divisor_override)
-        (kh, kw), (sh, sw), (ph, pw), _ = self._plane()
-        if self.count_include_pad and not self.ceil_mode:  # the default: every window counts kh*kw
+        ((kh, kw), (sh, sw), (ph, pw), _), ceil_mode, include_pad, divisor_override = geometry
+        if divisor_override is not None:
+            return float(divisor_override)
+        if include_pad and not ceil_mode:  # the default: every window counts kh*kw
             return float(kh * kw)
-        ho, wo = self._plane_output(height, width)
-        rows = _window_counts(height, ho, kh, sh, ph, self.count_include_pad)
-        cols = _window_counts(width, wo, kw, sw, pw, self.count_include_pad)
+        ho, wo = self._plane_output(height, width, geometry)
+        rows = _window_counts(height, ho, kh, sh, ph, include_pad)
+        cols = _window_counts(width, wo, kw, sw, pw, include_pad)
         if rows.min() == kh and cols.min() == kw:
             return float(kh * kw)
         return np.multiply.outer(rows, cols).astype(dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *spatial_out)."""
-        windows = self._windows(x)
-        (kh, kw), _, _, _ = self._plane()
+        padded = self._padded_input(x)
+        shape, geometry = self._shape, self._geometry
+        assert shape is not None and geometry is not None
+        windows = self._windows_of(padded, geometry[0])
+        (kh, kw), _, _, _ = geometry[0]
         # float16 sums in float32, as PyTorch: a window of 16 values of 6e4 overflows float16 (its mean does not)
         dtype = windows.dtype  # (native byte order)
         total = windows[..., 0, 0].astype(np.float32 if dtype == np.float16 else dtype, order="K")
         for t in range(1, kh * kw):
             total += windows[..., t // kw, t % kw]
-        shape = self._shape
-        assert shape is not None
-        divisor = self._divisor(shape[2], shape[3], total.dtype)
+        divisor = self._divisor(shape[2], shape[3], total.dtype, geometry)
         if isinstance(divisor, float):
             total *= 1.0 / divisor
         else:
@@ -586,10 +691,13 @@ class _AvgPool(_Pool):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial)."""
         shape, grad_output = self._check_grad(grad_output)
-        (kh, kw), _, _, _ = self._plane()
-        divisor = self._divisor(shape[2], shape[3], grad_output.dtype)
+        geometry = self._geometry  # (the forward's: settings changed since do not apply)
+        assert geometry is not None
+        (kh, kw), _, _, _ = geometry[0]
+        divisor = self._divisor(shape[2], shape[3], grad_output.dtype, geometry)
         share = grad_output * (1.0 / divisor) if isinstance(divisor, float) else grad_output / divisor
-        return self._scatter(shape, grad_output.dtype, ((i, j, share) for i in range(kh) for j in range(kw)))
+        parts = ((i, j, share) for i in range(kh) for j in range(kw))
+        return self._scatter(shape, grad_output.dtype, parts, geometry)
 
 
 class AvgPool2D(_AvgPool):
@@ -609,10 +717,6 @@ class AvgPool2D(_AvgPool):
     belongs to when they overlap).
     """
 
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
 
     def __init__(
         self,
@@ -629,7 +733,7 @@ class AvgPool2D(_AvgPool):
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - kh) // sh + 1, ...)``; ceil mode rounds up, as
         PyTorch (see ``ceil_mode``)."""
-        return self._plane_output(height, width)
+        return self._plane_output(height, width, self._settings())
 
 
 class AvgPool1D(_AvgPool):
@@ -650,10 +754,6 @@ class AvgPool1D(_AvgPool):
     """
 
     _rank = 1
-    kernel_size: tuple[int]
-    stride: tuple[int]
-    padding: tuple[int]
-    dilation: tuple[int]
 
     def __init__(
         self,
@@ -669,7 +769,7 @@ class AvgPool1D(_AvgPool):
 
     def output_shape(self, length: int) -> tuple[int]:
         """``(L_out,)``: ``(L + 2*padding - k) // stride + 1``, rounded up in ceil mode, as PyTorch."""
-        return (self._plane_output(1, length)[1],)
+        return (self._plane_output(1, length, self._settings())[1],)
 
 
 def spatial_input(x: np.ndarray, name: str, rank: int, layout: str) -> np.ndarray:
