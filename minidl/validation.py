@@ -50,6 +50,16 @@ def is_finite(number: Any) -> bool:
         return False
 
 
+def finite_number(who: str, name: str, value: object) -> float:
+    """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError`` naming ``who`` and
+    the argument ``name`` (a layer's setting, checked when made and when set)."""
+    if not is_number(value):
+        raise TypeError(f"{who}: {name} must be a finite number, got {value!r}")
+    if not is_finite(value):
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
 def is_integer(value: Any) -> bool:
     """A Python or NumPy int, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

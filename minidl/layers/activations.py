@@ -12,7 +12,7 @@ from ..init import RNGLike, as_generator, float_dtype, positive_int
 from ..layer import Layer
 from ..parameter import Parameter
 from ..special import _sigmoid, normal_cdf, normal_pdf
-from ..validation import as_float_array, check_grad_output, check_input, is_number, widened
+from ..validation import as_float_array, check_grad_output, check_input, finite_number, is_number, widened
 
 __all__ = ["CELU", "ELU", "GELU", "GLU", "SELU", "Activation", "Hardshrink", "Hardsigmoid", "Hardswish", "Hardtanh",
            "LeakyReLU", "LogSigmoid", "LogSoftmax", "Mish", "PReLU", "RReLU", "ReLU", "ReLU6", "SiLU", "Sigmoid",
@@ -149,19 +149,6 @@ def _refuse_dim(who: str, dim: object) -> None:
         raise TypeError(f"{who}: the axis is given as axis= here (PyTorch's dim=), got dim={dim!r}")
 
 
-def _finite_number(who: str, name: str, value: object) -> float:
-    """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError``."""
-    if not is_number(value):
-        raise TypeError(f"{who}: {name} must be a finite number, got {value!r}")
-    try:
-        finite = math.isfinite(value)  # type: ignore[arg-type]
-    except OverflowError:  # an int beyond a float's range
-        finite = False
-    if not finite:
-        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
 class LeakyReLU(Activation):
     """``y = x`` for x > 0, ``negative_slope * x`` elsewhere (PyTorch's default slope 0.01).
 
@@ -182,7 +169,7 @@ class LeakyReLU(Activation):
 
     @negative_slope.setter
     def negative_slope(self, value: float) -> None:
-        self._negative_slope = _finite_number(type(self).__name__, "negative_slope", value)
+        self._negative_slope = finite_number(type(self).__name__, "negative_slope", value)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
@@ -229,7 +216,7 @@ class RReLU(Activation):
     def __init__(self, lower: float = 1.0 / 8.0, upper: float = 1.0 / 3.0, *, rng: RNGLike = None) -> None:
         super().__init__()
         who = type(self).__name__
-        low, high = _finite_number(who, "lower", lower), _finite_number(who, "upper", upper)
+        low, high = finite_number(who, "lower", lower), finite_number(who, "upper", upper)
         self._check_order(low, high)
         self._lower, self._upper = low, high
         self.rng = as_generator(rng, who)
@@ -247,7 +234,7 @@ class RReLU(Activation):
 
     @lower.setter
     def lower(self, value: float) -> None:
-        lower = _finite_number(type(self).__name__, "lower", value)
+        lower = finite_number(type(self).__name__, "lower", value)
         self._check_order(lower, self._upper)
         self._lower = lower
 
@@ -258,7 +245,7 @@ class RReLU(Activation):
 
     @upper.setter
     def upper(self, value: float) -> None:
-        upper = _finite_number(type(self).__name__, "upper", value)
+        upper = finite_number(type(self).__name__, "upper", value)
         self._check_order(self._lower, upper)
         self._upper = upper
 
@@ -307,8 +294,8 @@ class Hardtanh(Activation):
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         super().__init__()
         who = type(self).__name__
-        self.min_val = _finite_number(who, "min_val", min_val)
-        self.max_val = _finite_number(who, "max_val", max_val)
+        self.min_val = finite_number(who, "min_val", min_val)
+        self.max_val = finite_number(who, "max_val", max_val)
         if not self.min_val < self.max_val:
             raise ValueError(f"{who}: min_val must be less than max_val, got min_val={min_val!r} and "
                              f"max_val={max_val!r}")
@@ -415,7 +402,7 @@ class _ExponentialLinear(Activation):
 
     @alpha.setter
     def alpha(self, value: float) -> None:
-        self._alpha = _finite_number(type(self).__name__, "alpha", value)
+        self._alpha = finite_number(type(self).__name__, "alpha", value)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._wide(self._input(x))
@@ -462,7 +449,7 @@ class CELU(_ExponentialLinear):
 
     @_ExponentialLinear.alpha.setter  # type: ignore[attr-defined]
     def alpha(self, value: float) -> None:
-        alpha = _finite_number("CELU", "alpha", value)
+        alpha = finite_number("CELU", "alpha", value)
         if alpha == 0:
             raise ValueError("CELU: alpha must not be 0 (the formula divides by it), got 0")
         self._alpha = alpha
@@ -554,10 +541,10 @@ class Softplus(Activation):
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
-        self.beta = _finite_number("Softplus", "beta", beta)
+        self.beta = finite_number("Softplus", "beta", beta)
         if self.beta <= 0:
             raise ValueError(f"Softplus: beta must be > 0, got {beta!r}")
-        self.threshold = _finite_number("Softplus", "threshold", threshold)
+        self.threshold = finite_number("Softplus", "threshold", threshold)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._input(x)
@@ -621,7 +608,7 @@ class _Shrink(Activation):
 
     @lambd.setter
     def lambd(self, value: float) -> None:
-        self._lambd = _finite_number(type(self).__name__, "lambd", value)
+        self._lambd = finite_number(type(self).__name__, "lambd", value)
 
     def _outside(self, x: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, float]:
         """Where ``x`` (wide) is outside the dead zone, and ``lambd`` rounded to ``dtype`` as PyTorch
@@ -670,7 +657,7 @@ class Softshrink(_Shrink):
 
     @_Shrink.lambd.setter  # type: ignore[attr-defined]
     def lambd(self, value: float) -> None:
-        lambd = _finite_number("Softshrink", "lambd", value)
+        lambd = finite_number("Softshrink", "lambd", value)
         if lambd < 0:
             raise ValueError(f"Softshrink: lambd must be >= 0, got {value!r}")
         self._lambd = lambd

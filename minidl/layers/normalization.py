@@ -32,8 +32,16 @@ from ..errors import DTypeError, NonFiniteError, ShapeError
 from ..init import float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import as_array, check_finite, check_grad_output, check_input, is_number, native, widened
-from .activations import _finite_number
+from ..validation import (
+    as_array,
+    check_finite,
+    check_grad_output,
+    check_input,
+    finite_number,
+    is_number,
+    native,
+    widened,
+)
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "LocalResponseNorm"]
 
@@ -703,7 +711,7 @@ class LocalResponseNorm(Layer):
 
     @alpha.setter
     def alpha(self, value: float) -> None:
-        self._alpha = _finite_number("LocalResponseNorm", "alpha", value)
+        self._alpha = finite_number("LocalResponseNorm", "alpha", value)
 
     @property
     def beta(self) -> float:
@@ -712,7 +720,7 @@ class LocalResponseNorm(Layer):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        self._beta = _finite_number("LocalResponseNorm", "beta", value)
+        self._beta = finite_number("LocalResponseNorm", "beta", value)
 
     @property
     def k(self) -> float:
@@ -721,7 +729,7 @@ class LocalResponseNorm(Layer):
 
     @k.setter
     def k(self, value: float) -> None:
-        self._k = _finite_number("LocalResponseNorm", "k", value)
+        self._k = finite_number("LocalResponseNorm", "k", value)
 
     @property
     def _who(self) -> str:
