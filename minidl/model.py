@@ -101,14 +101,15 @@ class Model(Layer):
 
         return predict(self, x, batch_size=batch_size)
 
-    def summary(self, input_shape: Sequence[int] | None = None, *, expand_nested: bool = False,
-                print_fn: Any = print) -> None:
+    def summary(self, input_shape: Sequence[int] | None = None, *, inputs: Any = None,
+                expand_nested: bool = False, print_fn: Any = print) -> None:
         """Print a table of layers, output shapes and parameter counts (Keras-like); the model is
-        left unchanged.  ``input_shape``: one sample's shape, if the model cannot infer it.  See
+        left unchanged.  ``input_shape``: one sample's shape, if the model cannot infer it; or
+        ``inputs``: a batch to run instead (a tuple of arrays for several inputs).  See
         :func:`minidl.summary.summarize` for the table as an object."""
         from .summary import summarize
 
-        print_fn(str(summarize(self, input_shape, expand_nested=expand_nested)))
+        print_fn(str(summarize(self, input_shape, inputs=inputs, expand_nested=expand_nested)))
 
 
 def _shaping_layer(layers: Iterable[Layer]) -> Layer | None:

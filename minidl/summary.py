@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .errors import DTypeError, MinidlError, ShapeError
-from .inputs import is_several
+from .inputs import Inputs, as_inputs, count, is_several
 from .layer import Layer
 from .validation import is_integer
 
@@ -49,7 +49,8 @@ class ModelSummary:
     """
 
     model_name: str
-    input_shape: tuple[int, ...]
+    #: one sample's shape (no batch axis), or one per input for a model with several
+    input_shape: tuple[int, ...] | tuple[tuple[int, ...], ...]
     rows: list[SummaryRow] = field(default_factory=list)
     trainable: int = 0
     non_trainable: int = 0
@@ -73,7 +74,7 @@ class ModelSummary:
         def line(c: Sequence[str]) -> str:
             return (" " + c[0].ljust(widths[0]) + c[1].ljust(widths[1]) + c[2].rjust(widths[2] - 2)).rstrip()
 
-        out = [f'Model: "{self.model_name}"', f"Input shape: {_shape_text(self.input_shape)}", "_" * width,
+        out = [f'Model: "{self.model_name}"', _inputs_text(self.input_shape), "_" * width,
                line(header), "=" * width]
         out += [line(c) for c in cells] or [" (no sub-layers)"]
         out += ["=" * width,
@@ -95,6 +96,14 @@ def _size(nbytes: int) -> str:
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["None", *(str(s) for s in shape)]) + ")"
+
+
+def _inputs_text(shape: tuple[int, ...] | tuple[tuple[int, ...], ...]) -> str:
+    """``Input shape: (None, 64)``, or for several inputs ``Input shapes: [(None, 3, 4), (None, 3)]``."""
+    shapes = [s for s in shape if isinstance(s, tuple)]
+    if shapes and len(shapes) == len(shape):
+        return "Input shapes: [" + ", ".join(_shape_text(s) for s in shapes) + "]"
+    return f"Input shape: {_shape_text(tuple(s for s in shape if isinstance(s, int)))}"
 
 
 def _describe(output: Any) -> str:
@@ -128,6 +137,7 @@ def summarize(
     model: Layer,
     input_shape: Sequence[int] | None = None,
     *,
+    inputs: Any = None,
     dtype: DTypeLike | None = None,
     expand_nested: bool = False,
 ) -> ModelSummary:
@@ -136,6 +146,9 @@ def summarize(
     Args:
         input_shape: the shape of one sample, without the batch axis, e.g. ``(64,)`` or ``(1, 8, 8)``;
             by default ``model.input_shape_hint()``.
+        inputs: instead of ``input_shape``, a batch to run, used as given: one array ``(N, ...)`` or,
+            for a model with several inputs, a tuple of them (e.g. ``(x, mask)``).  Shapes are shown
+            without the batch axis, whatever ``N``.
         dtype: of the dummy batch (``model.random_inputs``, N(0, 1) floats); by default the dtype of
             the model's parameters (else float64).  Not used when the batch is not floats (an
             ``Embedding``'s indices).
@@ -144,25 +157,15 @@ def summarize(
     if not isinstance(model, Layer):
         raise TypeError(f"summary: expected a Layer, got {type(model).__name__}")
     name = type(model).__name__
-    guessed = input_shape is None
-    if input_shape is None:
-        hint = model.input_shape_hint()
-        if hint is None or any(s is None for s in hint):
-            raise ShapeError(f"summary: {name} cannot infer its input shape; pass input_shape=(...), the "
-                             "shape of one sample without the batch axis, e.g. (1, 8, 8)")
-        input_shape = hint
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TypeError(f"summary: input_shape must be a tuple of sizes, e.g. (1, 28, 28), "
-                        f"got {input_shape!r}") from None
-    if not all(is_integer(s) and s >= 1 for s in shape):  # 64.9 was truncated to 64, -1 a NumPy error
-        raise ValueError(f"summary: input_shape must hold ints >= 1 (one sample, no batch axis), "
-                         f"got {input_shape!r}")
-    shape = tuple(int(s) for s in shape)
-    if dtype is None:
-        params = model.parameters()
-        dtype = params[0].dtype if params else np.float64
+    if inputs is not None:
+        if input_shape is not None or dtype is not None:
+            raise ValueError("summary: inputs is a batch used as given (its shapes and dtypes); give it "
+                             "alone, without input_shape or dtype")
+        batch = _given_batch(inputs)
+    else:
+        batch = _dummy_batch(model, input_shape, dtype)
+    several = isinstance(batch, tuple)  # (several inputs: as_inputs and random_inputs give a tuple of arrays)
+    arrays: list[np.ndarray] = list(batch) if isinstance(batch, tuple) else [batch]
 
     clone = copy.deepcopy(model)
     entered: list[str] = []
@@ -186,24 +189,17 @@ def summarize(
     for layer_name, layer in named:
         wrap(layer, layer_name)
     clone.eval()
-    dummy = clone.random_inputs((_DUMMY_BATCH, *shape), np.random.default_rng(0))
-    several = is_several(dummy)  # (a model with several inputs draws a tuple: see Layer.random_inputs)
-    arrays = list(dummy) if several else [dummy]
-    arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]  # (not an Embedding's indices)
     try:
-        clone(tuple(arrays) if several else arrays[0])
+        clone(batch)
     except MinidlError as error:
         if error.args and isinstance(error.args[0], str):
-            advice = (f"; the shape {shape} was guessed from the first layer: pass input_shape=(...), "
-                      "the shape of one sample without the batch axis") if guessed else ""
-            if isinstance(error, DTypeError) and not several and arrays[0].dtype.kind == "f":
-                advice += ("; the dummy batch is model.random_inputs(shape, rng), N(0, 1) floats unless the "
-                           "model says otherwise: if its first layer takes other inputs (an Embedding's "
-                           "indices, several inputs as a tuple) inside a custom Model, override random_inputs "
-                           "there")
             what = f"of shapes {tuple(a.shape for a in arrays)}" if several else f"of shape {arrays[0].shape}"
-            error.args = (f"summary: the forward on a dummy batch {what} failed: {error.args[0]}{advice}",
-                          *error.args[1:])
+            if inputs is not None:
+                what, advice = f"on the given batch {what}", ""
+            else:
+                what, advice = f"on a dummy batch {what}", _dummy_advice(error, input_shape is None, several,
+                                                                          arrays[0])
+            error.args = (f"summary: the forward {what} failed: {error.args[0]}{advice}", *error.args[1:])
         raise
 
     by_name = dict(named)
@@ -216,6 +212,7 @@ def summarize(
     ranked = sorted((n for n in wanted if n in order or n in through),
                     key=lambda n: (order.get(n, through.get(n, 0)), n in order))  # (a holder before its first)
     ordered = ranked + [n for n in wanted if n not in order and n not in through]
+    shape = tuple(a.shape[1:] for a in arrays) if several else arrays[0].shape[1:]
     result = ModelSummary(name, shape)
     for layer_name in ordered:
         layer = by_name[layer_name]
@@ -227,3 +224,56 @@ def summarize(
     (result.trainable, result.non_trainable,
      result.trainable_bytes, result.non_trainable_bytes) = _counts(model)
     return result
+
+
+def _given_batch(inputs: Any) -> Inputs:
+    """``summarize(inputs=...)``: one array or a tuple of them, each with a batch axis of at least one
+    sample."""
+    batch = as_inputs(inputs, "summary", "inputs")
+    if isinstance(batch, np.ndarray) and batch.ndim == 0:
+        raise ShapeError(f"summary: inputs needs a batch axis, got shape {batch.shape}")
+    if count(batch) == 0:
+        raise ShapeError("summary: inputs holds no sample (its batch axis has length 0)")
+    return batch
+
+
+def _dummy_batch(model: Layer, input_shape: Sequence[int] | None, dtype: DTypeLike | None) -> Inputs:
+    """The random batch of :data:`_DUMMY_BATCH` samples of ``input_shape`` (default: the model's hint) that
+    ``model.random_inputs`` draws, floats in ``dtype``; several arrays for a model with several inputs."""
+    name = type(model).__name__
+    if input_shape is None:
+        hint = model.input_shape_hint()
+        if hint is None or any(s is None for s in hint):
+            raise ShapeError(f"summary: {name} cannot infer its input shape; pass input_shape=(...), the "
+                             "shape of one sample without the batch axis, e.g. (1, 8, 8), or inputs=, a batch")
+        input_shape = hint
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"summary: input_shape must be a tuple of sizes, e.g. (1, 28, 28), "
+                        f"got {input_shape!r}") from None
+    if not all(is_integer(s) and s >= 1 for s in shape):  # 64.9 was truncated to 64, -1 a NumPy error
+        raise ValueError(f"summary: input_shape must hold ints >= 1 (one sample, no batch axis), "
+                         f"got {input_shape!r}")
+    shape = tuple(int(s) for s in shape)
+    if dtype is None:
+        params = model.parameters()
+        dtype = params[0].dtype if params else np.float64
+    dummy = model.random_inputs((_DUMMY_BATCH, *shape), np.random.default_rng(0))
+
+    def cast(a: np.ndarray) -> np.ndarray:
+        return a.astype(dtype) if a.dtype.kind == "f" else a  # (not an Embedding's indices)
+
+    # (a model with several inputs draws a tuple: see Layer.random_inputs)
+    return tuple(cast(a) for a in dummy) if is_several(dummy) else cast(dummy)
+
+
+def _dummy_advice(error: MinidlError, guessed: bool, several: bool, first: np.ndarray) -> str:
+    """What to try when the forward on the dummy batch failed with ``error``; ``first``: the (first) input."""
+    advice = (f"; the shape {first.shape[1:]} was guessed from the first layer: pass input_shape=(...), the "
+              "shape of one sample without the batch axis, or inputs=, a batch") if guessed else ""
+    if isinstance(error, DTypeError) and not several and first.dtype.kind == "f":
+        advice += ("; the dummy batch is model.random_inputs(shape, rng), N(0, 1) floats unless the model says "
+                   "otherwise: if its first layer takes other inputs (an Embedding's indices, several inputs as "
+                   "a tuple) inside a custom Model, override random_inputs there, or pass inputs=, a batch")
+    return advice

@@ -207,3 +207,82 @@ def test_a_layer_list_the_model_loops_over_is_called_where_its_layers_ran() -> N
     rows = [(r.name, r.output_shape, r.depth) for r in md.summarize(Looped(), (4,), expand_nested=True).rows]
     assert rows == [("blocks", "(its layers)", 1), ("blocks.0", "(None, 4)", 2), ("blocks.1", "(None, 4)", 2),
                     ("head", "(None, 2)", 1), ("spare", "not called", 1)]
+
+
+class _MaskedMean(md.Layer):
+    """(values (N, T, F), keep (N, T) booleans) -> the mean of the kept steps (N, F)."""
+
+    def forward(self, x):
+        values, keep = x
+        weights = (keep / keep.sum(axis=1, keepdims=True)).astype(values.dtype)
+        self._cache = weights
+        return np.einsum("nt,ntf->nf", weights, values)
+
+
+class _Masked(md.Model):
+    """Two inputs, (x, mask), and no random_inputs of its own: the dummy batch cannot draw the mask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = _MaskedMean()
+        self.head = md.Dense(4, 2, rng=0)
+
+    def forward(self, x):
+        return self.head(self.pool(x))
+
+
+def test_summary_runs_a_given_batch_of_several_inputs():
+    """A model that takes (x, mask) could only be summarised by overriding random_inputs."""
+    rng = np.random.default_rng(0)
+    values, keep = rng.standard_normal((5, 3, 4)), np.array([[1, 1, 0]] * 5, dtype=bool)
+    model = _Masked()
+    with pytest.raises(ValueError):  # the dummy batch is one array: unpacked by the layer, it fails there
+        model.summary((3, 4))
+    text = lines(model, inputs=(values, keep))
+    assert text[1] == "Input shapes: [(None, 3, 4), (None, 3)]"
+    rows = [t.split() for t in text if t.startswith(" ") and "(" in t and "Layer" not in t]
+    assert rows == [["pool", "(_MaskedMean)", "(None,", "4)", "0"], ["head", "(Dense)", "(None,", "2)", "10"]]
+    s = summarize(model, inputs=(values, keep))
+    assert s.input_shape == ((3, 4), (3,)) and s.total == 10
+    assert "head" not in model.__dict__.get("_cache", {}) and model.head._x is None  # the model did not run
+
+
+def test_summary_of_a_given_batch_equals_the_dummy_batch_s_and_does_not_change_the_model():
+    model = mlp()
+    x = np.random.default_rng(1).standard_normal((7, 64))
+    before = copy.deepcopy(model.state_dict())
+    assert lines(model, inputs=x) == lines(model)  # the batch size is not shown
+    assert summarize(model, inputs=x).input_shape == (64,)
+    assert model[0]._x is None and all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    assert "(None, 10)" in "\n".join(lines(model, inputs=x.tolist()))  # a list is converted, as fit's x
+
+
+def test_the_header_shows_every_input_of_a_model_that_draws_several():
+    """random_inputs drew (values, mask): the header showed the first input alone."""
+    class Drawn(_Masked):
+        def input_shape_hint(self):
+            return (3, 4)
+
+        def random_inputs(self, shape, rng):
+            return rng.standard_normal(shape), np.ones(shape[:2], dtype=bool)
+
+    assert lines(Drawn())[1] == "Input shapes: [(None, 3, 4), (None, 3)]"
+    assert summarize(Drawn()).input_shape == ((3, 4), (3,))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"inputs": np.zeros((2, 64)), "input_shape": (64,)}, ValueError, "give it alone, without input_shape or dtype"),
+    ({"inputs": np.zeros((2, 64)), "dtype": np.float32}, ValueError, "give it alone, without input_shape or dtype"),
+    ({"inputs": np.zeros((0, 64))}, ShapeError, "inputs holds no sample"),
+    ({"inputs": np.float64(3.0)}, ShapeError, r"inputs needs a batch axis, got shape \(\)"),
+    ({"inputs": (np.zeros((2, 3, 4)), np.ones((3, 3), dtype=bool))}, ShapeError,
+     r"the inputs of inputs must have the same number of samples; inputs\[0\] has 2, inputs\[1\] has 3"),
+    ({"inputs": np.zeros((2, 5))}, ShapeError,
+     r"summary: the forward on the given batch of shape \(2, 5\) failed: Sequential layer '0': Dense\(64 -> 32\)"),
+])
+def test_summary_refuses_a_given_batch_it_cannot_run(kwargs, error, message):
+    model = mlp()
+    with pytest.raises(error, match=message) as info:
+        summarize(model, **kwargs)
+    assert "guessed" not in str(info.value) and "random_inputs" not in str(info.value)
+    assert model[0]._x is None
