@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import numpy as np
 
@@ -59,6 +61,150 @@ _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _SIGNED_MAX = {size: 2 ** (8 * size - 1) - 1 for size in _UNSIGNED}
 
 
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------------------- settings
+# A loss's settings (reduction, margin, weight, ...) are checked when set, in the constructor and after
+# it alike, by one function each, ``check(who, name, value)``: it returns the value to keep or raises
+# the error that names the loss (``who``) and the setting, the loss unchanged.  A forward reads each
+# setting it uses once, into a local, and keeps what its backward needs with its cache: a backward
+# returns the gradient of the forward that ran, whatever is set in between.
+
+if TYPE_CHECKING:
+    class _Setting(Generic[_T]):
+        """What the type checker sees of a setting: it reads as the checked value, and takes anything (the
+        check is at run time: a list as a weight, a NumPy float as a margin)."""
+
+        @overload
+        def __get__(self, loss: None, owner: type) -> _Setting[_T]: ...
+        @overload
+        def __get__(self, loss: object, owner: type | None = None) -> _T: ...
+        def __get__(self, loss: object, owner: type | None = None) -> Any: ...
+        def __set__(self, loss: object, value: Any) -> None: ...
+
+
+def _setting(name: str, check: Callable[[str, str, Any], _T], doc: str) -> _Setting[_T]:
+    """The checked setting ``name`` of a loss class, declared in its body (``margin = _setting("margin",
+    _finite, "...")``): a property whose value lives in the attribute ``_<name>``; setting it keeps
+    ``check(type(loss).__name__, name, value)``.  The getter is ``attrgetter`` (C), a few tens of ns."""
+    private = "_" + name
+
+    def set_checked(loss: Any, value: Any) -> None:
+        setattr(loss, private, check(type(loss).__name__, name, value))
+
+    return cast("_Setting[_T]", property(attrgetter(private), set_checked, None, doc))
+
+
+def _reduction(who: str, name: str, value: Any, choices: tuple[str, ...] = _REDUCTIONS) -> str:
+    """One of ``choices`` (a ``str``), else ``ValueError``."""
+    if not (isinstance(value, str) and value in choices):
+        raise ValueError(f"{who}: {name} must be one of {choices}, got {value!r}")
+    return str(value)
+
+
+def _flag(who: str, name: str, value: Any) -> bool:
+    """A bool (Python or NumPy), else ``TypeError``: ``bool("no")`` would switch the option on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _finite(who: str, name: str, value: Any) -> float:
+    """Any finite number (not a bool) as a float, else ``ValueError``: a margin, TripletMarginLoss's eps."""
+    if not (is_number(value) and is_finite(value)):
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _positive(who: str, name: str, value: Any) -> float:
+    """A finite number > 0 (not a bool) as a float, else ``ValueError``: HuberLoss's delta, an eps floor."""
+    if not (is_number(value) and is_finite(value) and value > 0):
+        raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _non_negative(who: str, name: str, value: Any) -> float:
+    """A finite number >= 0 (not a bool) as a float, else ``ValueError``: SmoothL1Loss's beta."""
+    if not (is_number(value) and is_finite(value) and value >= 0):
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _label_smoothing(who: str, name: str, value: Any) -> float:
+    """A number in [0, 1] (not a bool) as a float, else ``ValueError``."""
+    if not (is_number(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{who}: {name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _hinge_power(who: str, name: str, value: Any) -> int:
+    """1 or 2 (an int, not a bool), else ``ValueError``: MultiMarginLoss's p."""
+    if not is_integer(value) or value not in (1, 2):
+        raise ValueError(f"{who}: {name} must be 1 or 2 (as PyTorch), got {value!r}")
+    return int(value)
+
+
+def _positive_margin(who: str, name: str, value: Any) -> float:
+    """A finite number > 0 as a float, else ``ValueError``: TripletMarginLoss's margin (as PyTorch's)."""
+    margin = _finite(who, name, value)
+    if not margin > 0:
+        raise ValueError(f"{who}: {name} must be > 0 (as PyTorch), got {margin!r}")
+    return margin
+
+
+def _norm_order(who: str, name: str, value: Any) -> float:
+    """A number > 0 or ``math.inf`` as a float, else ``ValueError``: the order of a p-norm."""
+    if not (is_number(value) and (value == math.inf or is_finite(value)) and value > 0):
+        raise ValueError(f"{who}: {name} must be a number > 0 or math.inf (the norm's order), got {value!r}")
+    return float(value)
+
+
+def _kl_reduction(who: str, name: str, value: Any) -> str:
+    """KLDivLoss's reduction: ``"mean"``, ``"batchmean"`` or ``"sum"``, else ``ValueError``."""
+    return _reduction(who, name, value, ("mean", "batchmean", "sum"))
+
+
+def _weights(who: str, name: str, value: Any) -> np.ndarray:
+    """``value`` as a read-only float64 copy of numbers (not bools), finite and >= 0, else the error."""
+    given = as_array(value, who, name)
+    if given.dtype.kind not in "iuf":
+        raise DTypeError(f"{who}: {name} must hold numbers (weights), got dtype {given.dtype}")
+    w = np.array(given, dtype=np.float64)  # a copy, float64
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        what = "class weights" if name == "weight" else name
+        raise ValueError(f"{who}: {what} must be finite and >= 0, got {value!r}")
+    w.flags.writeable = False
+    return w
+
+
+def _class_weights(who: str, name: str, value: Any) -> np.ndarray | None:
+    """``value`` as a read-only float64 copy (C,) of finite weights >= 0, one per class, or None."""
+    if value is None:
+        return None
+    w = _weights(who, name, value)
+    if w.ndim != 1 or w.size == 0:
+        raise ShapeError(f"{who}: {name} must be a 1-D array of one weight per class, got shape {w.shape}")
+    return w
+
+
+def _pos_weight(who: str, name: str, value: Any) -> np.ndarray | None:
+    """None, or the positives' weights as :func:`_weights` (any shape: checked against ``y_pred`` by the
+    forward)."""
+    return None if value is None else _weights(who, name, value)
+
+
+def _ignore_index(who: str, name: str, value: Any) -> int | None:
+    """An int (not a bool) or None, else ``TypeError``."""
+    if value is not None and not is_integer(value):
+        raise TypeError(f"{who}: {name} must be an int or None, got {value!r}")
+    return None if value is None else int(value)
+
+
+#: the docstring of the ``reduction`` setting of the losses that take "mean" or "sum"
+_REDUCTION_DOC = '``"mean"`` (over what the class says) or ``"sum"``; checked when set.'
+
+
 class Loss:
     """Base class for losses; subclass it and write ``forward`` and ``backward``.
 
@@ -69,6 +215,11 @@ class Loss:
     Every built-in loss refuses an empty ``y_pred`` (no elements) with a ``ShapeError`` ("empty
     prediction"): a mean over zero elements has no value (PyTorch returns NaN), and a silent NaN or 0
     would hide the bug that emptied the batch.
+
+    A built-in loss's settings (``reduction``, ``weight``, ``margin``, ...) may be set after construction:
+    checked as the constructor checks them (the same error; the loss unchanged when refused) and used by
+    the next forward, while a backward returns the gradient of the forward that ran, whatever is set in
+    between.
     """
 
     #: What the last forward's mean divided by, when that is not the number of samples (the first
@@ -139,25 +290,31 @@ class MSELoss(Loss):
     Shapes: y_pred and y_true: (N, ...) alike.
     """
 
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
+    _reduction: str  # (its value, which the forward reads directly: a training step's loss)
+
     def __init__(self, reduction: str = "mean") -> None:
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"MSELoss: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
         self._diff: np.ndarray | None = None
+        self._slope = 2.0  # the last forward's dloss/ddiff: 2 / size for the mean
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        mean = self._reduction == "mean"
         y_pred, target = self._pair(y_pred, y_true)
         self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
         diff = self._diff = y_pred - target
         # one BLAS dot product (float16 aside: the regression step's path, so no call for the test)
         total = float(np.vdot(diff, diff)) if diff.dtype.type is not np.float16 else _wide_sum_of_squares(diff)
-        return total / diff.size if self.reduction == "mean" else total
+        if not mean:
+            self._slope = 2.0
+            return total
+        self._slope = 2.0 / diff.size
+        return total / diff.size
 
     def backward(self) -> np.ndarray:
         self._require(self._diff)
         assert self._diff is not None
-        scale = 2.0 / self._diff.size if self.reduction == "mean" else 2.0
-        return self._diff * scale
+        return self._diff * self._slope
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -170,7 +327,8 @@ class HalfSquaredError(Loss):
     ``dCF/dW = X^T (y_hat - y)``.  Shapes: y_pred and y_true: (N, ...) alike.
     """
 
-    #: a sum, not a mean: ``fit`` and ``evaluate`` add the batches' values up
+    #: a sum, not a mean: ``fit`` and ``evaluate`` add the batches' values up (a class attribute, not a
+    #: setting: a subclass that returns a mean sets ``reduction = "mean"``)
     reduction = "sum"
 
     def __init__(self) -> None:
@@ -201,19 +359,6 @@ def _empty_prediction(who: str, y_pred: np.ndarray, name: str = "y_pred") -> Sha
         f"{who}: empty prediction: {name} of shape {y_pred.shape} has no elements, so there is no loss to "
         "compute (check the batch that produced it)"
     )
-
-
-def _margin(who: str, margin: Any) -> float:
-    """A margin (of the hinge and ranking losses) as a float: any finite number, else ``ValueError``."""
-    if not is_number(margin) or not is_finite(margin):
-        raise ValueError(f"{who}: margin must be a finite number, got {margin!r}")
-    return float(margin)
-
-
-def _check_reduction(who: str, reduction: str) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
 
 
 class CrossEntropyLoss(Loss):
@@ -256,19 +401,30 @@ class CrossEntropyLoss(Loss):
     Not implemented from PyTorch: ``reduction="none"`` (a loss here is one number, the cost).
     """
 
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
+    label_smoothing = _setting("label_smoothing", _label_smoothing,
+                               "The share of the target spread evenly over the classes, in [0, 1]; checked when set.")
+    weight = _setting("weight", _class_weights,
+                      "(C,) non-negative class weights (a read-only float64 copy), or None; checked when set.")
+    ignore_index = _setting("ignore_index", _ignore_index,
+                            "The label whose rows count for nothing, an int, or None; checked when set.")
+    # (their values, which the forward reads directly: a training step's loss)
+    _reduction: str
+    _label_smoothing: float
+    _weight: np.ndarray | None
+    _ignore_index: int | None
+
     def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0, *,
                  weight: Any = None, ignore_index: int | None = None) -> None:
-        who = "CrossEntropyLoss"
-        self.reduction = _check_reduction(who, reduction)
-        if not (is_number(label_smoothing) and 0.0 <= label_smoothing <= 1.0):
-            raise ValueError(f"{who}: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
-        self.label_smoothing = float(label_smoothing)
-        self.weight = _class_weights(who, weight)
-        self.ignore_index = _ignore_index(who, ignore_index)
+        self.reduction = reduction
+        self.label_smoothing = label_smoothing
+        self.weight = weight
+        self.ignore_index = ignore_index
         self._probs: np.ndarray | None = None
         self._label_index: np.ndarray | None = None  # plain labels: per row, the flat index of its label
         self._coef: np.ndarray | None = None  # otherwise: the coefficients a (N, C) of the docstring
         self._norm = 1.0
+        self._smoothing = 0.0  # the last forward's label_smoothing, its backward's
         self._spatial: tuple[int, ...] | None = None  # y_pred's shape when it had positions
         self._starts = np.zeros(0, dtype=np.intp)  # 0, C, 2C, ...: the flat index where each row starts
 
@@ -292,15 +448,14 @@ class CrossEntropyLoss(Loss):
         if spatial is not None:
             logits, target = _positions_as_rows(logits, target)
         n, c = logits.shape
-        weight = self.weight
+        weight, eps, mean = self._weight, self._label_smoothing, self._reduction == "mean"  # (read once)
         if weight is not None and weight.shape != (c,):
             raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} classes")
         labels: np.ndarray | None = None  # flat label indices (plain labels: the fast path)
         coef: np.ndarray | None = None  # the coefficients a (N, C) otherwise
         norm = float(n)  # what the mean divides by
-        eps = self.label_smoothing
         if target.ndim == 1:
-            target, kept = _class_labels(who, target, given, logits.shape, self.ignore_index, spatial, True)
+            target, kept = _class_labels(who, target, given, logits.shape, self._ignore_index, spatial, True)
             if weight is None and kept is None:  # the flat index of each row's label: row * C + label
                 labels = self._row_starts(n, c) + target.astype(np.intp, copy=False)
             else:
@@ -313,7 +468,7 @@ class CrossEntropyLoss(Loss):
                 if weight is not None:
                     coef *= weight.astype(logits.dtype)
                 norm = float(np.add.reduce(weight[picked])) if weight is not None else float(rows.size)
-                if norm == 0.0 and self.reduction == "mean":  # every kept row weighs 0 (PyTorch: 0/0 = NaN):
+                if norm == 0.0 and mean:  # every kept row weighs 0 (PyTorch: 0/0 = NaN):
                     coef.fill(0)  # the documented loss 0 and zero gradient, smoothing's terms included
         elif target.ndim == 2:
             if target.shape != logits.shape:
@@ -348,8 +503,8 @@ class CrossEntropyLoss(Loss):
                 f"{target.shape} for y_pred of shape {logits.shape}"
             )
         weighted = coef is not None and target.ndim == 1  # the mean divides by the kept weights
-        self.batch_weight = norm if weighted and self.reduction == "mean" else None
-        if self.reduction == "sum" or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
+        self.batch_weight = norm if weighted and mean else None
+        if not mean or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
             norm = 1.0
 
         self._probs = self._label_index = self._coef = None  # the previous batch's arrays go first (peak memory)
@@ -370,7 +525,7 @@ class CrossEntropyLoss(Loss):
             # -sum_c a log p = log_sum * sum_c a - sum_c a * shifted
             per_row = log_sums * coef.sum(axis=1) - np.einsum("nc,nc->n", coef, shifted)
         self._probs, self._label_index, self._coef, self._norm = probs, labels, coef, norm
-        self._spatial = spatial
+        self._spatial, self._smoothing = spatial, eps
         return float(np.add.reduce(per_row)) / norm
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -397,7 +552,7 @@ class CrossEntropyLoss(Loss):
         c = probs.shape[1]
         scale = 1.0 / self._norm
         if self._label_index is not None:  # scale * (p - q_smooth), q_smooth = (1 - eps) onehot + eps / C
-            eps = self.label_smoothing
+            eps = self._smoothing  # (the forward's, whatever is set since)
             grad = np.multiply(probs, scale)  # a new array: the cached probabilities stay as they are
             if eps:
                 grad -= scale * eps / c
@@ -472,25 +627,6 @@ def _rows_as_positions(rows: np.ndarray, spatial: tuple[int, ...] | None) -> np.
     return np.moveaxis(rows.reshape(spatial[0], *spatial[2:], spatial[1]), -1, 1)
 
 
-def _class_weights(who: str, weight: Any) -> np.ndarray | None:
-    """``weight`` as a read-only float64 copy (C,) of finite weights >= 0, or None."""
-    if weight is None:
-        return None
-    w = np.array(as_array(weight, who, "weight"), dtype=np.float64)  # a copy, float64
-    if w.ndim != 1 or w.size == 0:
-        raise ShapeError(f"{who}: weight must be a 1-D array of one weight per class, got shape {w.shape}")
-    if not (np.isfinite(w).all() and (w >= 0).all()):
-        raise ValueError(f"{who}: class weights must be finite and >= 0, got {w}")
-    w.flags.writeable = False
-    return w
-
-
-def _ignore_index(who: str, ignore_index: Any) -> int | None:
-    if ignore_index is not None and not is_integer(ignore_index):
-        raise TypeError(f"{who}: ignore_index must be an int or None, got {ignore_index!r}")
-    return None if ignore_index is None else int(ignore_index)
-
-
 def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_shape: tuple[int, ...],
                   ignore_index: int | None, spatial: tuple[int, ...] | None,
                   probabilities_too: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -553,11 +689,16 @@ class NLLLoss(Loss):
     finite (``NonFiniteError``), which ``LogSoftmax`` of finite logits always is.
     """
 
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
+    weight = _setting("weight", _class_weights,
+                      "(C,) non-negative class weights (a read-only float64 copy), or None; checked when set.")
+    ignore_index = _setting("ignore_index", _ignore_index,
+                            "The label whose rows count for nothing, an int, or None; checked when set.")
+
     def __init__(self, reduction: str = "mean", *, weight: Any = None, ignore_index: int | None = None) -> None:
-        who = "NLLLoss"
-        self.reduction = _check_reduction(who, reduction)
-        self.weight = _class_weights(who, weight)
-        self.ignore_index = _ignore_index(who, ignore_index)
+        self.reduction = reduction
+        self.weight = weight
+        self.ignore_index = ignore_index
         # the last forward: rows' shape and dtype, the picked rows and labels, their gradient, positions
         self._cache: tuple[tuple[int, int], np.dtype, np.ndarray, np.ndarray, np.ndarray,
                            tuple[int, ...] | None] | None = None
@@ -587,22 +728,23 @@ class NLLLoss(Loss):
                                  f"{(spatial[0], *spatial[2:])}, got {target.shape}")
             rows, target = _positions_as_rows(logp, target)
         n, c = rows.shape
-        if self.weight is not None and self.weight.shape != (c,):
-            raise ShapeError(f"{who}: weight has {self.weight.size} class weight(s), but y_pred has {c} classes")
+        weight, mean = self.weight, self.reduction == "mean"
+        if weight is not None and weight.shape != (c,):
+            raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} classes")
         target, kept = _class_labels(who, target, given, (n, c), self.ignore_index, spatial)
         picked_rows = np.arange(n) if kept is None else np.flatnonzero(kept)
         labels = target[picked_rows].astype(np.intp, copy=False)
         picked = rows[picked_rows, labels]
-        if self.weight is None:
+        if weight is None:
             w = np.ones(labels.size)
             norm = float(labels.size)
         else:
-            w = self.weight[labels]
+            w = weight[labels]
             norm = float(np.add.reduce(w))
         total = -float(np.dot(w, picked))
-        weighted = self.weight is not None or kept is not None  # the mean divides by the kept weights
-        self.batch_weight = norm if weighted and self.reduction == "mean" else None
-        if self.reduction == "sum" or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
+        weighted = weight is not None or kept is not None  # the mean divides by the kept weights
+        self.batch_weight = norm if weighted and mean else None
+        if not mean or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
             norm = 1.0
         self._cache = ((n, c), rows.dtype, picked_rows, labels, (w * (-1.0 / norm)).astype(rows.dtype), spatial)
         return total / norm
@@ -656,14 +798,14 @@ class MultiMarginLoss(Loss):
     Not implemented from PyTorch: a 1-D input (one sample), ``reduction="none"``.
     """
 
+    p = _setting("p", _hinge_power, "1 (the hinge) or 2 (the squared hinge); checked when set.")
+    margin = _setting("margin", _finite, "The margin by which the right class should win, finite; checked when set.")
+    weight = _setting("weight", _class_weights,
+                      "(C,) non-negative class weights (a read-only float64 copy), or None; checked when set.")
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
+
     def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None, reduction: str = "mean") -> None:
-        who = "MultiMarginLoss"
-        if not is_integer(p) or p not in (1, 2):
-            raise ValueError(f"{who}: p must be 1 or 2 (as PyTorch), got {p!r}")
-        self.p = int(p)
-        self.margin = _margin(who, margin)
-        self.weight = _class_weights(who, weight)
-        self.reduction = _check_reduction(who, reduction)
+        self.p, self.margin, self.weight, self.reduction = p, margin, weight, reduction
         # the last forward: dloss/dy_pred, made with the loss (it needs the same hinge values)
         self._grad: np.ndarray | None = None
 
@@ -682,27 +824,28 @@ class MultiMarginLoss(Loss):
         check_finite(x, who, "y_pred (scores)")
         target = as_array(y_true, who, "y_true")
         n, c = x.shape
-        if self.weight is not None and self.weight.shape != (c,):
-            raise ShapeError(f"{who}: weight has {self.weight.size} class weight(s), but y_pred has {c} classes")
+        p, margin, weight, reduction = self.p, self.margin, self.weight, self.reduction
+        if weight is not None and weight.shape != (c,):
+            raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} classes")
         labels, _ = _class_labels(who, target, target.shape, (n, c), None, None)
         rows, labels = np.arange(n), labels.astype(np.intp, copy=False)
         dtype = x.dtype
         x = widened(x)
-        if abs(self.margin) > float(np.finfo(x.dtype).max):
-            raise ValueError(f"{who}: margin {self.margin!r} overflows the scores' dtype {x.dtype}")
+        if abs(margin) > float(np.finfo(x.dtype).max):
+            raise ValueError(f"{who}: margin {margin!r} overflows the scores' dtype {x.dtype}")
         # huge finite scores may overflow to inf (as in PyTorch): no warning, the loss says inf
         with np.errstate(over="ignore", invalid="ignore"):
-            z = (self.margin - x[rows, labels])[:, None] + x  # (PyTorch's order: the same z > 0 at a kink)
+            z = (margin - x[rows, labels])[:, None] + x  # (PyTorch's order: the same z > 0 at a kink)
             z[rows, labels] = 0.0  # the right class is no competitor of its own
             hinge = np.maximum(z, 0.0)
-            scale = (1.0 if self.weight is None else self.weight[labels].astype(x.dtype)) / c
-            per = hinge if self.p == 1 else hinge * hinge
+            scale = (1.0 if weight is None else weight[labels].astype(x.dtype)) / c
+            per = hinge if p == 1 else hinge * hinge
             loss = float(np.add.reduce(np.add.reduce(per, axis=1) * scale))
             # the gradient: scale * p * hinge ** (p - 1) at the wrong classes, minus their sum at the right one
-            slope = (hinge > 0).astype(x.dtype) if self.p == 1 else hinge * 2.0
-            slope *= np.reshape(scale, (-1, 1)) if self.weight is not None else scale
+            slope = (hinge > 0).astype(x.dtype) if p == 1 else hinge * 2.0
+            slope *= np.reshape(scale, (-1, 1)) if weight is not None else scale
             slope[rows, labels] = -np.add.reduce(slope, axis=1)
-            if self.reduction == "mean":
+            if reduction == "mean":
                 loss /= n
                 slope *= 1.0 / n
             self._grad = slope.astype(dtype, copy=False)
@@ -771,11 +914,11 @@ class MarginRankingLoss(Loss):
     """
 
     several_predictions = True
+    margin = _setting("margin", _finite, "By how much the right score should win, finite; checked when set.")
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
 
     def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
-        who = "MarginRankingLoss"
-        self.margin = _margin(who, margin)
-        self.reduction = _check_reduction(who, reduction)
+        self.margin, self.reduction = margin, reduction
         self._cache: tuple[np.ndarray, np.dtype] | None = None  # (dloss/dx1, the predictions' dtype)
 
     def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
@@ -789,11 +932,12 @@ class MarginRankingLoss(Loss):
         dtype = x1.dtype
         x1, x2 = widened(x1), widened(x2)
         y = _signs(who, y_true, x1.shape, x1.dtype)
+        margin, reduction = self.margin, self.reduction
         with np.errstate(over="ignore"):  # huge scores: an infinite loss, quietly
-            z = self.margin - y * (x1 - x2)
+            z = margin - y * (x1 - x2)
             per = np.maximum(z, 0)
             total = float(np.add.reduce(per, axis=None, dtype=np.float64))
-        scale = 1.0 / per.size if self.reduction == "mean" else 1.0
+        scale = 1.0 / per.size if reduction == "mean" else 1.0
         self._cache = (-y * (z >= 0) * scale, dtype)
         return total * scale
 
@@ -828,11 +972,12 @@ class CosineEmbeddingLoss(Loss):
 
     several_predictions = True
     _EPSILON = 1e-12  # PyTorch's, added to each squared norm
+    margin = _setting("margin", _finite,
+                      "The cosine below which a dissimilar pair costs nothing, finite; checked when set.")
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
 
     def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
-        who = "CosineEmbeddingLoss"
-        self.margin = _margin(who, margin)
-        self.reduction = _check_reduction(who, reduction)
+        self.margin, self.reduction = margin, reduction
         self._cache: tuple[np.ndarray, np.ndarray, np.dtype] | None = None  # (dx1, dx2) wide, the dtype
 
     def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
@@ -849,17 +994,18 @@ class CosineEmbeddingLoss(Loss):
         a, b = widened(x1), widened(x2)
         wide = a.dtype
         y = _signs(who, y_true, x1.shape[:1], wide)
+        margin, reduction = self.margin, self.reduction
         with np.errstate(over="ignore", invalid="ignore"):  # huge embeddings: as NumPy computes, quietly
             m1 = np.einsum("nd,nd->n", a, a) + self._EPSILON
             m2 = np.einsum("nd,nd->n", b, b) + self._EPSILON
             root = np.sqrt(m1 * m2)
             cos = np.einsum("nd,nd->n", a, b) / root
             similar = y == 1
-            per = np.where(similar, 1 - cos, np.maximum(cos - self.margin, 0))
+            per = np.where(similar, 1 - cos, np.maximum(cos - margin, 0))
             total = float(np.add.reduce(per, dtype=np.float64))
-            scale = 1.0 / per.size if self.reduction == "mean" else 1.0
+            scale = 1.0 / per.size if reduction == "mean" else 1.0
             # dloss/dcos per row: -1 for a similar pair, 1 for a dissimilar one within the margin, else 0
-            weight = (np.where(similar, -1.0, (cos >= self.margin).astype(wide)) * scale).astype(wide)[:, None]
+            weight = (np.where(similar, -1.0, (cos >= margin).astype(wide)) * scale).astype(wide)[:, None]
             dx1 = weight * (b / root[:, None] - (cos / m1)[:, None] * a)
             dx2 = weight * (a / root[:, None] - (cos / m2)[:, None] * b)
         self._cache = (dx1, dx2, dtype)
@@ -959,9 +1105,6 @@ class TripletMarginLoss(Loss):
             swap" of Balntas et al. 2016).
         reduction: ``"mean"`` or ``"sum"``.
 
-    ``margin``, ``p``, ``eps`` and ``swap`` are checked when set, after construction too, and used by the next
-    forward; a backward uses the ``p`` and ``swap`` of its forward, whatever is set in between.
-
     ``metrics=["accuracy"]``, ``["mse"]`` and ``["mae"]`` are refused with this loss (there are no targets
     to score); a metric of your own gets the triplet of embeddings.  Not implemented from PyTorch:
     ``reduction="none"``, anchors, positives and negatives of different shapes broadcast against each
@@ -969,63 +1112,21 @@ class TripletMarginLoss(Loss):
     """
 
     several_predictions = True
+    margin = _setting("margin", _positive_margin, "How much farther than the positive the negative must be, "
+                      "finite and > 0; checked when set.")
+    p = _setting("p", _norm_order, "The norm's order, > 0 or ``math.inf``; checked when set.")
+    eps = _setting("eps", _finite, "Added to every difference, finite; checked when set.")
+    swap = _setting("swap", _flag, "Whether the negative's distance is the smaller of the anchor's and the "
+                    "positive's; checked when set.")
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
 
     def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
                  reduction: str = "mean") -> None:
-        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
-        self.reduction = _check_reduction("TripletMarginLoss", reduction)
+        self.margin, self.p, self.eps, self.swap, self.reduction = margin, p, eps, swap, reduction
         # the last forward: the differences u (+ eps) and distances d (the last axis kept) of (anchor,
         # positive), (anchor, negative) and with swap (positive, negative); the hinge's slope times the
         # reduction's scale (..., 1); the predictions' dtype; the p and swap it used (its backward's)
         self._cache: tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.dtype, float, bool] | None = None
-
-    @property
-    def margin(self) -> float:
-        """How much farther than the positive the negative must be, finite and > 0; checked when set, after
-        construction too."""
-        return self._margin
-
-    @margin.setter
-    def margin(self, value: float) -> None:
-        margin = _margin("TripletMarginLoss", value)
-        if not margin > 0:
-            raise ValueError(f"TripletMarginLoss: margin must be > 0 (as PyTorch), got {margin!r}")
-        self._margin = margin
-
-    @property
-    def p(self) -> float:
-        """The norm's order, > 0 or ``math.inf``; checked when set (a backward uses its forward's)."""
-        return self._p
-
-    @p.setter
-    def p(self, value: float) -> None:
-        if not (is_number(value) and (value == math.inf or is_finite(value)) and value > 0):
-            raise ValueError(f"TripletMarginLoss: p must be a number > 0 or math.inf (the norm's order), got "
-                             f"{value!r}")
-        self._p = float(value)
-
-    @property
-    def eps(self) -> float:
-        """Added to every difference, finite; checked when set."""
-        return self._eps
-
-    @eps.setter
-    def eps(self, value: float) -> None:
-        if not (is_number(value) and is_finite(value)):
-            raise ValueError(f"TripletMarginLoss: eps must be a finite number, got {value!r}")
-        self._eps = float(value)
-
-    @property
-    def swap(self) -> bool:
-        """Whether the negative's distance is the smaller of the anchor's and the positive's; checked when set
-        (a backward uses its forward's)."""
-        return self._swap
-
-    @swap.setter
-    def swap(self, value: bool) -> None:
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"TripletMarginLoss: swap must be a bool, got {value!r}")
-        self._swap = bool(value)
 
     def random_targets(self, y_pred: Any, rng: np.random.Generator) -> np.ndarray:
         """The placeholder targets: zeros, one per row of the anchor (``y_pred[0]``), one for a single
@@ -1041,7 +1142,7 @@ class TripletMarginLoss(Loss):
         _ignored_targets(who, y_true, anchor.shape)
         dtype = anchor.dtype
         a, pos, neg = widened(anchor), widened(positive), widened(negative)
-        margin, p, eps, swap = self._margin, self._p, self._eps, self._swap
+        margin, p, eps, swap, reduction = self.margin, self.p, self.eps, self.swap, self.reduction
         top = float(np.finfo(a.dtype).max)
         for name, value in (("margin", margin), ("eps", eps)):
             if abs(value) > top:
@@ -1057,7 +1158,7 @@ class TripletMarginLoss(Loss):
             z = (margin + distances[0][1]) - d_neg
             per = np.maximum(z, 0)
             total = float(np.add.reduce(per, axis=None, dtype=np.float64))
-        scale = 1.0 / per.size if self.reduction == "mean" else 1.0
+        scale = 1.0 / per.size if reduction == "mean" else 1.0
         self.batch_weight = 1.0 if anchor.ndim == 1 else None  # (one triplet, whatever fit counts of a (D,) array)
         self._cache = (distances, (z >= 0) * a.dtype.type(scale), dtype, p, swap)
         return total * scale
@@ -1112,6 +1213,22 @@ def _variance_shape(who: str, mean_shape: tuple[int, ...], var_shape: tuple[int,
     )
 
 
+def _check_eps(eps: float, dtype: np.dtype, wide: np.dtype) -> None:
+    """``ValueError`` unless GaussianNLLLoss's ``eps``, taken in ``wide`` (the dtype the predictions of
+    ``dtype`` are computed in), is a normal number there: below the smallest, 1 / var overflows; above the
+    largest, it is inf."""
+    who = "GaussianNLLLoss"
+    limits = np.finfo(wide)
+    floor, ceiling = float(limits.tiny), float(limits.max)  # (Python floats: eps is not cast to compare)
+    within = "" if wide == dtype else f" ({dtype} predictions are computed in {wide}, eps included)"
+    if eps < floor:
+        raise ValueError(f"{who}: eps {eps!r} is below {wide}'s smallest normal number {floor:.4g}{within}, "
+                         "where 1 / var overflows; use a larger eps")
+    if eps > ceiling:
+        raise ValueError(f"{who}: eps {eps!r} is above {wide}'s largest finite number {ceiling:.4g}"
+                         f"{within}, where it would be inf; use a smaller eps")
+
+
 class GaussianNLLLoss(Loss):
     """Negative log-likelihood of targets under Gaussians whose means and variances a model predicts,
     as PyTorch's ``nn.GaussianNLLLoss``: a regression that also learns how uncertain each prediction is.
@@ -1153,15 +1270,12 @@ class GaussianNLLLoss(Loss):
     """
 
     several_predictions = True
+    full = _setting("full", _flag, "Whether the constant log(2 pi) / 2 is added per element; checked when set.")
+    eps = _setting("eps", _positive, "The floor of the variances, a finite number > 0; checked when set.")
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
 
     def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
-        who = "GaussianNLLLoss"
-        if not isinstance(full, (bool, np.bool_)):
-            raise TypeError(f"{who}: full must be a bool, got {full!r}")
-        if not (is_number(eps) and is_finite(eps) and eps > 0):
-            raise ValueError(f"{who}: eps must be a finite number > 0, got {eps!r}")
-        self.full, self.eps = bool(full), float(eps)
-        self.reduction = _check_reduction(who, reduction)
+        self.full, self.eps, self.reduction = full, eps, reduction
         # (d / v, v in its broadcast shape, the axes var is broadcast along, var's shape, the dtype, the scale)
         self._cache: tuple[np.ndarray, np.ndarray, tuple[int, ...], tuple[int, ...], np.dtype, float] | None = None
 
@@ -1193,8 +1307,9 @@ class GaussianNLLLoss(Loss):
                               f"index {index}; end the model's variance head with Softplus (or exp of a log-variance)")
         dtype = mean.dtype
         m, v = widened(mean), widened(var).reshape(view)
-        self._check_eps(dtype, v.dtype)
-        clamped = np.maximum(v, v.dtype.type(self.eps))  # (eps in the dtype: a float32 floor for float32)
+        full, eps, reduction = self.full, self.eps, self.reduction
+        _check_eps(eps, dtype, v.dtype)
+        clamped = np.maximum(v, v.dtype.type(eps))  # (eps in the dtype: a float32 floor for float32)
         broadcast = tuple(i for i, (a, b) in enumerate(zip(view, m.shape, strict=True)) if a != b)
         with np.errstate(over="ignore"):  # huge differences, tiny variances: an infinite loss, quietly
             d = np.subtract(m, widened(target), out=np.empty(m.shape, m.dtype))  # (an array also when 0-d)
@@ -1203,25 +1318,11 @@ class GaussianNLLLoss(Loss):
             per += np.log(clamped)
             total = 0.5 * float(np.add.reduce(per, axis=None))
         size = per.size
-        if self.full:
+        if full:
             total += _HALF_LOG_TWO_PI * size
-        scale = 1.0 / size if self.reduction == "mean" else 1.0
+        scale = 1.0 / size if reduction == "mean" else 1.0
         self._cache = (ratio, clamped, broadcast, var.shape, dtype, scale)
         return total * scale
-
-    def _check_eps(self, dtype: np.dtype, wide: np.dtype) -> None:
-        """``ValueError`` unless eps, taken in ``wide`` (the dtype the predictions of ``dtype`` are computed
-        in), is a normal number there: below the smallest, 1 / var overflows; above the largest, it is inf."""
-        who = "GaussianNLLLoss"
-        limits = np.finfo(wide)
-        floor, ceiling = float(limits.tiny), float(limits.max)  # (Python floats: eps is not cast to compare)
-        within = "" if wide == dtype else f" ({dtype} predictions are computed in {wide}, eps included)"
-        if self.eps < floor:
-            raise ValueError(f"{who}: eps {self.eps!r} is below {wide}'s smallest normal number {floor:.4g}{within}, "
-                             "where 1 / var overflows; use a larger eps")
-        if self.eps > ceiling:
-            raise ValueError(f"{who}: eps {self.eps!r} is above {wide}'s largest finite number {ceiling:.4g}"
-                             f"{within}, where it would be inf; use a smaller eps")
 
     def _predictions(self, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
         """``y_pred`` as the pair (mean, var) of two float arrays of one dtype, native, or the error (their
@@ -1270,19 +1371,23 @@ class _ElementwiseLoss(Loss):
     """Base of the losses that are a mean (``reduction="mean"``) or a sum of per-element losses over
     ``y_pred``'s elements: the reduction of the values and of the gradient, shared."""
 
-    reduction: str
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
 
-    def _reduced(self, per: np.ndarray) -> float:
-        """The per-element losses' mean or sum, as a float; float16 summed in float32 (a float16 sum of
-        70000 ones is inf).  (float32 stays float32: a float64 sum takes twice as long on large arrays.)"""
+    def _reduced(self, per: np.ndarray) -> tuple[float, float]:
+        """The per-element losses' mean or sum (as ``reduction`` says now), as a float, and the scale of
+        the gradient that goes with it, ``1 / size`` or 1, for the forward to keep for its backward.
+        float16 is summed in float32 (a float16 sum of 70000 ones is inf).  (float32 stays float32: a
+        float64 sum takes twice as long on large arrays.)"""
         total = float(np.add.reduce(per, axis=None, dtype=np.float32 if per.dtype == np.float16 else None))
-        return total / per.size if self.reduction == "mean" else total
-
-    def _reduced_grad(self, grad: np.ndarray) -> np.ndarray:
-        """``grad`` (a new array of the per-element slopes) divided, in place, by the element count for
-        the mean."""
         if self.reduction == "mean":
-            grad *= 1.0 / grad.size
+            return total / per.size, 1.0 / per.size
+        return total, 1.0
+
+    @staticmethod
+    def _reduced_grad(grad: np.ndarray, scale: float) -> np.ndarray:
+        """``grad`` (a new array of the per-element slopes) times the forward's ``scale``, in place."""
+        if scale != 1.0:
+            grad *= scale
         return grad
 
 
@@ -1301,8 +1406,8 @@ class BCELoss(_ElementwiseLoss):
     """
 
     def __init__(self, reduction: str = "mean") -> None:
-        self.reduction = _check_reduction("BCELoss", reduction)
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        self.reduction = reduction
+        self._cache: tuple[np.ndarray, np.ndarray, float] | None = None  # (p, t, the gradient's scale)
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random targets in [0, 1) of ``y_pred``'s shape."""
@@ -1321,18 +1426,19 @@ class BCELoss(_ElementwiseLoss):
         np.maximum(log_q, -100.0, out=log_q)
         per = t * log_p
         per += (1 - t) * log_q
-        self._cache = (p, _kept(t, y_true))
-        return -self._reduced(per)
+        value, scale = self._reduced(per)
+        self._cache = (p, _kept(t, y_true), scale)
+        return -value
 
     def backward(self) -> np.ndarray:
         """dloss/dp: shape and dtype of y_pred."""
         cache = self._cache
         self._require(cache)
         assert cache is not None
-        p, t = cache
+        p, t, scale = cache
         grad = p - t
         grad /= np.maximum(p * (1 - p), _BCE_EPS)
-        return self._reduced_grad(grad)
+        return self._reduced_grad(grad, scale)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -1353,12 +1459,13 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
     (optional, broadcast against the last axis, e.g. shape (C,)) weighs the positive examples.
     """
 
+    pos_weight = _setting("pos_weight", _pos_weight, "The positives' weights, finite and >= 0 (a read-only "
+                          "float64 copy, broadcast against y_pred's last axis), or None; checked when set.")
+
     def __init__(self, reduction: str = "mean", pos_weight: Any = None) -> None:
-        self.reduction = _check_reduction("BCEWithLogitsLoss", reduction)
-        self.pos_weight = None if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
-        if self.pos_weight is not None and not (np.all(np.isfinite(self.pos_weight)) and np.all(self.pos_weight >= 0)):
-            raise ValueError(f"BCEWithLogitsLoss: pos_weight must be finite and >= 0, got {pos_weight!r}")
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self.reduction, self.pos_weight = reduction, pos_weight
+        # (sigmoid(z), sigmoid(-z), t, the pos_weight used in z's dtype or None, the gradient's scale)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, float] | None = None
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random targets in [0, 1) of ``y_pred``'s shape."""
@@ -1382,11 +1489,11 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
         # sigmoid(z) and 1 - sigmoid(z) = sigmoid(-z), each accurate on both tails
         s, s_neg = 1 / (1 + e), e / (1 + e)
         s, s_neg = np.where(z >= 0, s, s_neg), np.where(z >= 0, s_neg, s)
-        w = None
-        if self.pos_weight is None:
+        pos_weight, w = self.pos_weight, None
+        if pos_weight is None:
             per = t * softplus_neg + (1 - t) * softplus
         else:
-            w = self.pos_weight.astype(z.dtype)
+            w = pos_weight.astype(z.dtype)
             try:
                 fits = np.broadcast_shapes(w.shape, z.shape) == z.shape
             except ValueError:
@@ -1397,19 +1504,20 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
                     f"shape {z.shape} (it weighs the last axis, e.g. shape ({z.shape[-1] if z.ndim else 1},))"
                 )
             per = w * t * softplus_neg + (1 - t) * softplus
-        self._cache = (s, s_neg, _kept(t, y_true), w)
-        return self._reduced(per)
+        value, scale = self._reduced(per)
+        self._cache = (s, s_neg, _kept(t, y_true), w, scale)
+        return value
 
     def backward(self) -> np.ndarray:
         """dloss/dlogits: shape and dtype of y_pred."""
         cache = self._cache
         self._require(cache)
         assert cache is not None
-        s, s_neg, t, w = cache
+        s, s_neg, t, w, scale = cache
         # (1 - t) s - w t (1 - s); with w = 1 this is s - t, but this form keeps tiny gradients exact
         grad = (1 - t) * s
         grad -= t * s_neg if w is None else w * t * s_neg
-        return self._reduced_grad(grad)
+        return self._reduced_grad(grad, scale)
 
     def extra_repr(self) -> str:
         pos = "" if self.pos_weight is None else f", pos_weight={self.pos_weight.tolist()}"
@@ -1432,15 +1540,12 @@ class KLDivLoss(Loss):
     1, as in PyTorch); log-probabilities must not overflow ``exp``.
     """
 
-    _REDUCTIONS = ("mean", "batchmean", "sum")
+    reduction = _setting("reduction", _kl_reduction,
+                         '``"mean"``, ``"batchmean"`` or ``"sum"``; checked when set.')
+    log_target = _setting("log_target", _flag, "Whether y_true holds log-probabilities; checked when set.")
 
     def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
-        if reduction not in self._REDUCTIONS:
-            raise ValueError(f"KLDivLoss: reduction must be one of {self._REDUCTIONS}, got {reduction!r}")
-        if not isinstance(log_target, (bool, np.bool_)):
-            raise TypeError(f"KLDivLoss: log_target must be a bool, got {log_target!r}")
-        self.reduction = reduction
-        self.log_target = bool(log_target)
+        self.reduction, self.log_target = reduction, log_target
         self._cache: tuple[np.ndarray, float] | None = None  # (t, the reduction's 1 / divisor)
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -1452,13 +1557,14 @@ class KLDivLoss(Loss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: log-probabilities (N, ...); y_true: probabilities (or log-probabilities) alike -> scalar."""
-        given = as_array(y_true, "KLDivLoss", "y_true") if self.log_target else y_true  # (a list too)
-        if self.log_target and given.dtype.kind == "f" and np.isneginf(given).any():
+        log_target, reduction = self.log_target, self.reduction
+        given = as_array(y_true, "KLDivLoss", "y_true") if log_target else y_true  # (a list too)
+        if log_target and given.dtype.kind == "f" and np.isneginf(given).any():
             index = tuple(int(i) for i in np.argwhere(np.isneginf(given))[0])
             raise TargetError(f"KLDivLoss(log_target=True): y_true holds -inf (the log of a zero probability) at index "
                               f"{index}; pass the probabilities with log_target=False, where 0 log 0 counts as 0")
         x, target = self._pair(y_pred, given)  # (a list converted once)
-        if self.log_target:
+        if log_target:
             with np.errstate(over="ignore"):
                 t = np.exp(target)
             if not np.isfinite(t).all():
@@ -1476,7 +1582,7 @@ class KLDivLoss(Loss):
             per = np.log(np.where(t > 0, t, 1))  # log t, and 0 where t = 0: t log t -> 0 there
             per -= x
             per *= t
-        divisor = {"mean": x.size, "batchmean": x.shape[0] if x.ndim else 1, "sum": 1}[self.reduction]
+        divisor = {"mean": x.size, "batchmean": x.shape[0] if x.ndim else 1, "sum": 1}[reduction]
         self._cache = (t, 1.0 / divisor)
         return float(per.sum()) / divisor
 
@@ -1508,16 +1614,16 @@ class PoissonNLLLoss(_ElementwiseLoss):
     PyTorch's positions there hold deprecated arguments.
     """
 
+    log_input = _setting("log_input", _flag, "Whether y_pred holds log-rates (else rates); checked when set.")
+    full = _setting("full", _flag, "Whether Stirling's term of log(t!) is added; checked when set.")
+    eps = _setting("eps", _positive, "Added to the rates before their log (log_input=False), a finite number "
+                   "> 0; checked when set.")
+
     def __init__(self, log_input: bool = True, full: bool = False, *, eps: float = 1e-8,
                  reduction: str = "mean") -> None:
-        for name, value in (("log_input", log_input), ("full", full)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"PoissonNLLLoss: {name} must be a bool, got {value!r}")
-        if not (is_number(eps) and is_finite(eps) and eps > 0):
-            raise ValueError(f"PoissonNLLLoss: eps must be a finite number > 0, got {eps!r}")
-        self.log_input, self.full, self.eps = bool(log_input), bool(full), float(eps)
-        self.reduction = _check_reduction("PoissonNLLLoss", reduction)
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (exp(x) or x + eps, t)
+        self.log_input, self.full, self.eps, self.reduction = log_input, full, eps, reduction
+        # (exp(x) or x + eps, t, the forward's log_input, the gradient's scale)
+        self._cache: tuple[np.ndarray, np.ndarray, bool, float] | None = None
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random counts (0 to 5) of ``y_pred``'s shape."""
@@ -1526,35 +1632,36 @@ class PoissonNLLLoss(_ElementwiseLoss):
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: log-rates (or rates) (N, ...); y_true: counts >= 0 alike -> scalar loss."""
         x, t = self._pair(y_pred, y_true)
-        for name, a in (("y_true (counts)", t), *(() if self.log_input else (("y_pred (rates)", x),))):
+        log_input, full, eps = self.log_input, self.full, self.eps
+        for name, a in (("y_true (counts)", t), *(() if log_input else (("y_pred (rates)", x),))):
             if a.min() < 0:
                 index = tuple(int(i) for i in np.argwhere(a < 0)[0])
                 hint = "" if name.startswith("y_true") else " (log-rates need log_input=True)"
                 raise TargetError(f"PoissonNLLLoss: {name} must be >= 0, got {float(a[index])} at index {index}{hint}")
         t = _kept(t, y_true)
-        if self.log_input:
+        if log_input:
             # (a log-rate beyond ~709 in float64: the loss is inf, or NaN as inf - inf, as PyTorch's, quietly)
             with np.errstate(over="ignore", invalid="ignore"):
-                rate = np.exp(x)
-                per = rate - t * x
-            self._cache = (rate, t)
+                first = np.exp(x)  # the rate
+                per = first - t * x
         else:
-            shifted = x + self.eps
-            per = x - t * np.log(shifted)
-            self._cache = (shifted, t)
-        if self.full:
+            first = x + eps
+            per = x - t * np.log(first)
+        if full:
             big = t > 1
             safe = np.where(big, t, 1)  # (log of the counts <= 1 is not needed: their term is 0)
             per += np.where(big, safe * np.log(safe) - safe + 0.5 * np.log(2 * np.pi * safe), 0)
-        return self._reduced(per)
+        value, scale = self._reduced(per)
+        self._cache = (first, t, log_input, scale)
+        return value
 
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
         cache = self._cache
         self._require(cache)
         assert cache is not None
-        first, t = cache
-        return self._reduced_grad(first - t if self.log_input else 1 - t / first)
+        first, t, log_input, scale = cache  # (the forward's log_input, whatever is set since)
+        return self._reduced_grad(first - t if log_input else 1 - t / first, scale)
 
     def extra_repr(self) -> str:
         return (f"log_input={self.log_input}, full={self.full}, eps={self.eps}, reduction={self.reduction!r}")
@@ -1573,8 +1680,8 @@ class SoftMarginLoss(_ElementwiseLoss):
     """
 
     def __init__(self, reduction: str = "mean") -> None:
-        self.reduction = _check_reduction("SoftMarginLoss", reduction)
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (-y, sigmoid(-y x))
+        self.reduction = reduction
+        self._cache: tuple[np.ndarray, np.ndarray, float] | None = None  # (-y, sigmoid(-y x), the gradient's scale)
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random labels -1 and 1 of ``y_pred``'s shape."""
@@ -1586,16 +1693,17 @@ class SoftMarginLoss(_ElementwiseLoss):
         z = -y * x  # (a new array: the caller's y is not kept)
         per = np.log1p(np.exp(-np.abs(z)))
         per += np.maximum(z, 0)
-        self._cache = (-y, _sigmoid(z))
-        return self._reduced(per)
+        value, scale = self._reduced(per)
+        self._cache = (-y, _sigmoid(z), scale)
+        return value
 
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
         cache = self._cache
         self._require(cache)
         assert cache is not None
-        minus_y, s = cache
-        return self._reduced_grad(minus_y * s)
+        minus_y, s, scale = cache
+        return self._reduced_grad(minus_y * s, scale)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -1618,11 +1726,12 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
     prediction's dtype can hold.
     """
 
+    margin = _setting("margin", _finite, "The distance beyond which a dissimilar pair costs nothing, finite; "
+                      "checked when set.")
+
     def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
-        who = "HingeEmbeddingLoss"
-        self.margin = _margin(who, margin)
-        self.reduction = _check_reduction(who, reduction)
-        self._slope: np.ndarray | None = None  # the last forward's dloss_i, before the reduction
+        self.margin, self.reduction = margin, reduction
+        self._cache: tuple[np.ndarray, float] | None = None  # the last forward's dloss_i, the gradient's scale
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random labels -1 and 1 of ``y_pred``'s shape."""
@@ -1632,22 +1741,25 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
         """y_pred: (N, ...) distances or scores; y_true: -1 or 1 alike -> scalar loss."""
         who = "HingeEmbeddingLoss"
         x, y = self._pair(y_pred, y_true)
-        if abs(self.margin) > float(np.finfo(x.dtype).max):
-            raise ValueError(f"{who}: margin {self.margin!r} overflows the prediction's dtype {x.dtype}")
+        margin = self.margin
+        if abs(margin) > float(np.finfo(x.dtype).max):
+            raise ValueError(f"{who}: margin {margin!r} overflows the prediction's dtype {x.dtype}")
         _refuse_other_labels(who, y, (" (dissimilar)", " (similar)"))
         dissimilar = y == -1
         with np.errstate(over="ignore"):  # margin - x beyond the dtype's range: inf, as PyTorch
-            pushed = self.margin - x
+            pushed = margin - x
         per = np.where(dissimilar, np.maximum(pushed, 0), x)
-        self._slope = np.where(dissimilar, -(pushed >= 0).astype(x.dtype), np.ones((), x.dtype))
-        return self._reduced(per)
+        value, scale = self._reduced(per)
+        self._cache = (np.where(dissimilar, -(pushed >= 0).astype(x.dtype), np.ones((), x.dtype)), scale)
+        return value
 
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
-        slope = self._slope
-        self._require(slope)
-        assert slope is not None
-        return self._reduced_grad(slope.copy())
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        slope, scale = cache
+        return self._reduced_grad(slope.copy(), scale)
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, reduction={self.reduction!r}"
@@ -1673,10 +1785,12 @@ class MultiLabelSoftMarginLoss(Loss):
     for ``BCEWithLogitsLoss``.  float16 is computed in float32 and rounded once.
     """
 
+    weight = _setting("weight", _class_weights,
+                      "(C,) non-negative class weights (a read-only float64 copy), or None; checked when set.")
+    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
+
     def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
-        who = "MultiLabelSoftMarginLoss"
-        self.weight = _class_weights(who, weight)
-        self.reduction = _check_reduction(who, reduction)
+        self.weight, self.reduction = weight, reduction
         # (sigmoid(x) - y, w, scale, y_pred's dtype)
         self._cache: tuple[np.ndarray, np.ndarray, float, np.dtype] | None = None
 
@@ -1691,19 +1805,20 @@ class MultiLabelSoftMarginLoss(Loss):
         if x.ndim != 2:
             raise ShapeError(f"{who}: expected y_pred (logits) of shape (N, C), got shape {x.shape}")
         n, c = x.shape
-        if self.weight is not None and self.weight.shape != (c,):
-            raise ShapeError(f"{who}: weight has {self.weight.size} class weight(s), but y_pred has {c} labels")
+        weight, reduction = self.weight, self.reduction
+        if weight is not None and weight.shape != (c,):
+            raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} labels")
         if y.min() < 0 or y.max() > 1:
             index = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
             raise TargetError(f"{who}: targets y_true must be in [0, 1], got {y[index].item()!r} at index {index}")
         dtype = x.dtype
         x, y = widened(x), widened(y)  # (float16 computed in float32, the gradient rounded once)
-        w = np.ones((), x.dtype) if self.weight is None else self.weight.astype(x.dtype)
+        w = np.ones((), x.dtype) if weight is None else weight.astype(x.dtype)
         with np.errstate(over="ignore"):  # huge finite logits: an infinite loss, as PyTorch's, no warning
             tail = np.log1p(np.exp(-np.abs(x)))  # softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|))
             per = y * (np.maximum(-x, 0) + tail) + (1 - y) * (np.maximum(x, 0) + tail)
             per *= w
-        scale = 1.0 / c / (n if self.reduction == "mean" else 1)
+        scale = 1.0 / c / (n if reduction == "mean" else 1)
         # sigmoid(x) - y as (1 - y) sigmoid(x) - y sigmoid(-x): a confident right answer keeps its tiny slope
         difference = (1 - y) * _sigmoid(x)
         difference -= y * _sigmoid(-x)
@@ -1728,27 +1843,36 @@ class MultiLabelSoftMarginLoss(Loss):
 
 class _DifferenceLoss(_ElementwiseLoss):
     """A loss of ``d = y_pred - y_true`` element by element: a subclass gives the per-element loss
-    (:meth:`_per`) and its slope (:meth:`_slope`); the mean (``reduction="mean"``) or the sum over every
-    element, and the cached difference, are shared."""
+    (:meth:`_per`) and its slope (:meth:`_slope`), both of ``d`` and of the setting where the loss bends
+    (:meth:`_knee`: HuberLoss's delta, SmoothL1Loss's beta), read once per forward and kept for its
+    backward; the mean (``reduction="mean"``) or the sum over every element, and the cache, are shared."""
 
-    _diff: np.ndarray | None
+    #: the last forward's difference d, its knee and the gradient's scale
+    _cache: tuple[np.ndarray, float, float] | None = None
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         y_pred, target = self._pair(y_pred, y_true)
         d = y_pred - target
-        self._diff = d
-        return self._reduced(self._per(d))
+        knee = self._knee()
+        value, scale = self._reduced(self._per(d, knee))
+        self._cache = (d, knee, scale)
+        return value
 
     def backward(self) -> np.ndarray:
-        d = self._diff
-        self._require(d)
-        assert d is not None
-        return self._reduced_grad(self._slope(d))
+        cache = self._cache
+        self._require(cache)
+        assert cache is not None
+        d, knee, scale = cache  # (the forward's knee and reduction, whatever is set since)
+        return self._reduced_grad(self._slope(d, knee), scale)
 
-    def _per(self, d: np.ndarray) -> np.ndarray:
+    def _knee(self) -> float:
+        """The setting where the per-element loss bends, read by each forward (none here: 0)."""
+        return 0.0
+
+    def _per(self, d: np.ndarray, knee: float) -> np.ndarray:
         raise NotImplementedError
 
-    def _slope(self, d: np.ndarray) -> np.ndarray:
+    def _slope(self, d: np.ndarray, knee: float) -> np.ndarray:
         """dloss_i/dd_i, a new array (scaled in place for the mean)."""
         raise NotImplementedError
 
@@ -1765,21 +1889,23 @@ class HuberLoss(_DifferenceLoss):
     averaged over every element (``reduction="mean"``) or summed (``"sum"``).
     """
 
-    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
-        self.reduction = _check_reduction("HuberLoss", reduction)
-        if not (is_number(delta) and is_finite(delta) and delta > 0):
-            raise ValueError(f"HuberLoss: delta must be positive, a finite number, got {delta!r}")
-        self.delta = float(delta)
-        self._diff = None
+    delta = _setting("delta", _positive, "Where the loss turns from quadratic to linear, a finite number > 0; "
+                     "checked when set.")
 
-    def _per(self, d: np.ndarray) -> np.ndarray:
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        self.reduction, self.delta = reduction, delta
+
+    def _knee(self) -> float:
+        return self.delta
+
+    def _per(self, d: np.ndarray, knee: float) -> np.ndarray:
         a = np.abs(d)
-        delta = self.delta
+        delta = knee
         small = np.minimum(a, delta)  # the square of the branch np.where discards must not overflow
         return np.where(a <= delta, 0.5 * small * small, delta * (a - 0.5 * delta))
 
-    def _slope(self, d: np.ndarray) -> np.ndarray:
-        return np.clip(d, -self.delta, self.delta)
+    def _slope(self, d: np.ndarray, knee: float) -> np.ndarray:
+        return np.clip(d, -knee, knee)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, delta={self.delta}"
@@ -1798,30 +1924,33 @@ class SmoothL1Loss(_DifferenceLoss):
     averaged over every element (``reduction="mean"``) or summed (``"sum"``).
     """
 
+    beta = _setting("beta", _non_negative, "Where the loss turns from quadratic to linear, a finite number >= 0 "
+                    "(0: L1Loss); checked when set.")
+
     def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
-        self.reduction = _check_reduction("SmoothL1Loss", reduction)
-        if not (is_number(beta) and is_finite(beta) and beta >= 0):
-            raise ValueError(f"SmoothL1Loss: beta must be a finite number >= 0, got {beta!r}")
-        self.beta = float(beta)
-        self._diff = None
+        self.reduction, self.beta = reduction, beta
 
-    def _l1(self, d: np.ndarray) -> bool:
+    def _knee(self) -> float:
+        return self.beta
+
+    @staticmethod
+    def _l1(d: np.ndarray, beta: float) -> bool:
         """Whether beta is 0 in ``d``'s dtype (1e-8 is, in float16): then this is the L1 loss."""
-        return self.beta == 0 or d.dtype.type(self.beta) == 0
+        return beta == 0 or d.dtype.type(beta) == 0
 
-    def _per(self, d: np.ndarray) -> np.ndarray:
+    def _per(self, d: np.ndarray, knee: float) -> np.ndarray:
         a = np.abs(d)
-        beta = self.beta
-        if self._l1(d):
+        beta = knee
+        if self._l1(d, beta):
             return a
         small = np.minimum(a, beta)  # the square of the branch np.where discards must not overflow
         return np.where(a < beta, 0.5 * small * (small / beta), a - 0.5 * beta)  # (/ beta: 1/beta may be inf)
 
-    def _slope(self, d: np.ndarray) -> np.ndarray:
-        if self._l1(d):
+    def _slope(self, d: np.ndarray, knee: float) -> np.ndarray:
+        if self._l1(d, knee):
             return np.sign(d)
         with np.errstate(over="ignore"):  # (a d / beta beyond the dtype is clipped to +-1 anyway)
-            return np.clip(d / self.beta, -1.0, 1.0)
+            return np.clip(d / knee, -1.0, 1.0)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, beta={self.beta}"
@@ -1835,13 +1964,12 @@ class L1Loss(_DifferenceLoss):
     """
 
     def __init__(self, reduction: str = "mean") -> None:
-        self.reduction = _check_reduction("L1Loss", reduction)
-        self._diff = None
+        self.reduction = reduction
 
-    def _per(self, d: np.ndarray) -> np.ndarray:
+    def _per(self, d: np.ndarray, knee: float) -> np.ndarray:
         return np.abs(d)
 
-    def _slope(self, d: np.ndarray) -> np.ndarray:
+    def _slope(self, d: np.ndarray, knee: float) -> np.ndarray:
         return np.sign(d)
 
     def extra_repr(self) -> str:

@@ -79,7 +79,7 @@ def test_errors() -> None:
         md.HuberLoss()(np.zeros(3), np.zeros(2))
     with pytest.raises(md.ShapeError, match="L1Loss"):
         md.L1Loss()(np.zeros(3), np.zeros((3, 1)))
-    with pytest.raises(ValueError, match="delta must be positive"):
+    with pytest.raises(ValueError, match="delta must be a finite number > 0"):
         md.HuberLoss(delta=0.0)
     with pytest.raises(ValueError, match="reduction"):
         md.L1Loss(reduction="avg")
@@ -149,7 +149,7 @@ def test_a_finite_target_beyond_float32_is_named_not_called_inf(loss_type: type)
 
 @pytest.mark.parametrize("delta", [True, "2", None, float("inf"), float("nan"), 0.0, -1.0])
 def test_huber_delta_must_be_a_positive_finite_number(delta: Any) -> None:
-    with pytest.raises(ValueError, match="HuberLoss: delta must be positive, a finite number"):
+    with pytest.raises(ValueError, match="HuberLoss: delta must be a finite number > 0"):
         md.HuberLoss(delta=delta)
 
 
