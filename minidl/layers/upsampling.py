@@ -508,6 +508,14 @@ def _scatter_add(g: np.ndarray, index: np.ndarray, size: int, axis: int) -> np.n
     return out
 
 
+#: An ``Upsample``'s settings, checked: (scale_factor, size, mode, align_corners), one of the first two None.
+_Settings = tuple["_Pair | None", "_Pair | None", str, "bool | None"]
+
+#: What an ``Upsample`` forward used, kept for its backward: mode, output height and width, and bilinear
+#: (A_h, A_w), or nearest to a size the (rows, columns) copied, or (None, None) for nearest by whole blocks.
+_Used = tuple[str, int, int, "np.ndarray | None", "np.ndarray | None"]
+
+
 class Upsample(Layer):
     """Enlarge NCHW images by integer factors, or resize them to a size, as PyTorch's ``nn.Upsample``.
 
@@ -532,6 +540,11 @@ class Upsample(Layer):
     place of the factor; nearest copies row ``min(floor(r * H / Ho), H - 1)`` (PyTorch's pixel) by index,
     and its backward adds each copy's gradient back (``np.add.at``).
 
+    The four settings may be set later: checked as the constructor checks them (nothing changed when
+    refused), used by the next forward, while a backward uses its forward's.  Setting ``scale_factor``
+    or ``size`` to a value makes the other None (the last one set wins); ``align_corners`` only with
+    ``"bilinear"``.
+
     Args:
         scale_factor: an int >= 1 or an ``(h, w)`` pair of them (fractional factors are not supported:
             give ``size``).
@@ -548,57 +561,118 @@ class Upsample(Layer):
     def __init__(self, scale_factor: int | tuple[int, int] | None = None, mode: str = "nearest",
                  align_corners: bool | None = None, *, size: int | tuple[int, int] | None = None) -> None:
         super().__init__()
-        if (scale_factor is None) == (size is None):
-            raise ValueError("Upsample: give either scale_factor or size (as PyTorch), got "
-                             f"scale_factor={scale_factor!r} and size={size!r}")
-        self.scale_factor: _Pair | None = None if scale_factor is None else _pair(scale_factor, "scale_factor",
-                                                                                  "Upsample", 1)
-        self.size: _Pair | None = None if size is None else _pair(size, "size", "Upsample", 1)
-        if not isinstance(mode, str) or mode not in self.MODES:
-            raise ValueError(f"Upsample: mode must be one of {self.MODES}, got {mode!r}")
-        self.mode = mode
-        if align_corners is not None and mode == "nearest":
-            raise ValueError("Upsample: align_corners can only be set with mode='bilinear' (as PyTorch), "
-                             f"got align_corners={align_corners!r}")
-        self.align_corners = align_corners if align_corners is None else switch(align_corners, "align_corners",
-                                                                                "Upsample")
+        self._scale_factor, self._size, self._mode, self._align_corners = self._checked(
+            scale_factor, size, mode, align_corners)
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
-        # of the last forward: bilinear (A_h, A_w), or nearest to a size (row indices, column indices)
-        self._weights: tuple[np.ndarray, np.ndarray] | None = None
+        self._used: _Used | None = None  # what the last forward used, for its backward
+
+    @classmethod
+    def _checked(cls, scale_factor: int | tuple[int, int] | None, size: int | tuple[int, int] | None, mode: str,
+                 align_corners: bool | None, setting: str | None = None) -> _Settings:
+        """The four settings checked and normalised (pairs of ints, a bool), by the constructor (``setting``
+        None) or by the setter of ``setting`` (the others as they are), whose advice ends the messages of
+        the rules between two settings: ``ValueError`` (``TypeError`` for a non-bool ``align_corners``)."""
+        if (scale_factor is None) == (size is None):
+            advice = ""
+            if setting is not None:  # a setter's None, the other None too
+                other = "size" if setting == "scale_factor" else "scale_factor"
+                advice = f": set {other} to a value instead (setting one of them makes the other None)"
+            raise ValueError("Upsample: give either scale_factor or size (as PyTorch), got "
+                             f"scale_factor={scale_factor!r} and size={size!r}{advice}")
+        factors = None if scale_factor is None else _pair(scale_factor, "scale_factor", "Upsample", 1)
+        sizes = None if size is None else _pair(size, "size", "Upsample", 1)
+        if not isinstance(mode, str) or mode not in cls.MODES:
+            raise ValueError(f"Upsample: mode must be one of {cls.MODES}, got {mode!r}")
+        if align_corners is not None and mode == "nearest":
+            todo = {"mode": "set align_corners = None first", "align_corners": "set mode = 'bilinear' first"}
+            raise ValueError("Upsample: align_corners can only be set with mode='bilinear' (as PyTorch), got "
+                             f"align_corners={align_corners!r} with mode='nearest': "
+                             f"{todo.get(setting or '', 'leave align_corners None for nearest')}")
+        corners = None if align_corners is None else switch(align_corners, "align_corners", "Upsample")
+        return factors, sizes, mode, corners
+
+    # ------------------------------------------------------------------ settings (checked when set)
+    # Each may be set after construction: checked as the constructor checks it (nothing changed when
+    # refused), used by the next forward, while a backward uses its forward's (kept in _used).
+
+    @property
+    def scale_factor(self) -> _Pair | None:
+        """The ``(sh, sw)`` factors, ints >= 1 (an int sets both), or None when ``size`` is given; set to a
+        value, ``size`` becomes None; set to None only while ``size`` has a value."""
+        return self._scale_factor
+
+    @scale_factor.setter
+    def scale_factor(self, value: int | tuple[int, int] | None) -> None:
+        settings = self._checked(value, self._size if value is None else None, self._mode, self._align_corners,
+                                 "scale_factor")
+        self._scale_factor, self._size = settings[:2]
+
+    @property
+    def size(self) -> _Pair | None:
+        """The output's ``(Ho, Wo)``, ints >= 1 (an int sets both), or None when ``scale_factor`` is given;
+        set to a value, ``scale_factor`` becomes None; set to None only while ``scale_factor`` has one."""
+        return self._size
+
+    @size.setter
+    def size(self, value: int | tuple[int, int] | None) -> None:
+        settings = self._checked(self._scale_factor if value is None else None, value, self._mode,
+                                 self._align_corners, "size")
+        self._scale_factor, self._size = settings[:2]
+
+    @property
+    def mode(self) -> str:
+        """``"nearest"`` or ``"bilinear"``; ``"nearest"`` is refused while ``align_corners`` is not None."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self._mode = self._checked(self._scale_factor, self._size, value, self._align_corners, "mode")[2]
+
+    @property
+    def align_corners(self) -> bool | None:
+        """None, or True/False with ``mode="bilinear"`` only (None reads as False, PyTorch's default)."""
+        return self._align_corners
+
+    @align_corners.setter
+    def align_corners(self, value: bool | None) -> None:
+        self._align_corners = self._checked(self._scale_factor, self._size, self._mode, value, "align_corners")[3]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its settings were plain attributes
+        and its forward kept only ``_weights`` (its backward then read the settings)."""
+        state = dict(state)
+        if "scale_factor" in state:  # (pickled before the settings became checked properties)
+            for name in ("scale_factor", "size", "mode", "align_corners"):
+                state["_" + name] = state.pop(name)
+            weights, shape = state.pop("_weights", None), state.get("_shape")
+            if shape is not None:  # what that forward used, as its backward read it
+                Ho, Wo = state["_size"] or (state["_scale_factor"][0] * shape[2], state["_scale_factor"][1] * shape[3])
+                state["_used"] = (state["_mode"], Ho, Wo, *(weights or (None, None)))
+            else:
+                state["_used"] = None
+        self.__dict__.update(state)
 
     @property
     def _who(self) -> str:
-        return f"Upsample({self._shown_size()}, mode={self.mode!r}{self._shown_corners()})"
+        return f"Upsample({self._shown_size()}, mode={self._mode!r}{self._shown_corners()})"
 
     def _shown_size(self) -> str:
-        """``scale_factor=2`` or ``size=(8, 12)``, as the layer was made (a pair of equal ints as one)."""
-        name, sizes = ("scale_factor", self.scale_factor) if self.scale_factor is not None else ("size", self.size)
+        """``scale_factor=2`` or ``size=(8, 12)``, whichever is set (a pair of equal ints as one)."""
+        name, sizes = ("scale_factor", self._scale_factor) if self._scale_factor is not None else ("size", self._size)
         assert sizes is not None
         h, w = sizes
         return f"{name}={h if h == w else (h, w)}"
 
     def _shown_corners(self) -> str:
-        return "" if self.align_corners is None else f", align_corners={self.align_corners}"
+        return "" if self._align_corners is None else f", align_corners={self._align_corners}"
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
-        """``(sh*height, sw*width)``, or ``size``."""
-        if self.size is not None:
-            return self.size
-        sh, sw = self.scale_factor  # type: ignore[misc]
+        """``(sh*height, sw*width)``, or ``size`` (with the current settings: the next forward's)."""
+        if self._size is not None:
+            return self._size
+        sh, sw = self._scale_factor  # type: ignore[misc]
         return sh * height, sw * width
-
-    def _interpolation(self, H: int, W: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """(A_h, A_w): bilinear, the (Ho, H) and (Wo, W) matrices with ``y = A_h x A_w^T`` per image;
-        nearest to a size, the (Ho,) and (Wo,) indices of the rows and columns copied."""
-        Ho, Wo = self.output_shape(H, W)
-        if self.mode == "nearest":  # gathered, not multiplied: a NaN/inf stays in its own pixels
-            return _nearest_index(H, Ho), _nearest_index(W, Wo)
-        corners = bool(self.align_corners)
-        # source pixels per output pixel: PyTorch's 1/scale_factor when it is given, else input/output
-        rh, rw = (1.0 / self.scale_factor[0], 1.0 / self.scale_factor[1]) if self.scale_factor is not None \
-            else (H / Ho, W / Wo)
-        return _linear_weights(H, Ho, rh, dtype, corners), _linear_weights(W, Wo, rw, dtype, corners)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, H, W) -> (N, C, sh*H, sw*W), or (N, C, Ho, Wo) with ``size``."""
@@ -607,34 +681,41 @@ class Upsample(Layer):
         H, W = x.shape[2:]
         if H == 0 or W == 0:
             raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
+        factors, mode = self._scale_factor, self._mode  # (its backward uses them, kept in _used, whatever is set)
         Ho, Wo = self.output_shape(H, W)
         channel_major = x.transpose(1, 0, 2, 3).flags.c_contiguous and not x.flags.c_contiguous
         xt = x.transpose(1, 0, 2, 3) if channel_major else x  # work in the input's memory order
-        if self.mode == "nearest" and self.scale_factor is not None:  # whole blocks: one broadcast copy
-            sh, sw = self.scale_factor
+        a_h: np.ndarray | None = None
+        a_w: np.ndarray | None = None
+        if mode == "nearest" and factors is not None:  # whole blocks: one broadcast copy
+            sh, sw = factors
             blocks = np.broadcast_to(xt[:, :, :, None, :, None], (*xt.shape[:3], sh, W, sw))
             y = blocks.reshape(*xt.shape[:2], Ho, Wo) if (sh, sw) != (1, 1) else xt.copy()  # (never a view of x)
-            weights = None
-        elif self.mode == "nearest":  # to a size: rows, then columns, gathered by their indices
-            weights = self._interpolation(H, W, x.dtype)
-            y = np.take(np.take(xt, weights[0], axis=2), weights[1], axis=3)
+        elif mode == "nearest":  # to a size: rows, then columns, gathered (a NaN/inf stays in its own pixels)
+            a_h, a_w = _nearest_index(H, Ho), _nearest_index(W, Wo)
+            y = np.take(np.take(xt, a_h, axis=2), a_w, axis=3)
         else:
-            weights = self._interpolation(H, W, x.dtype)
-            rows = xt.reshape(-1, W) @ weights[1].T  # (.. * H, Wo)
-            y = np.matmul(weights[0], rows.reshape(-1, H, Wo)).reshape(*xt.shape[:2], Ho, Wo)
-        self._shape, self._dtype, self._weights = x.shape, x.dtype, weights
+            corners = bool(self._align_corners)
+            # source pixels per output pixel: PyTorch's 1/scale_factor when it is given, else input/output
+            rh, rw = (1.0 / factors[0], 1.0 / factors[1]) if factors is not None else (H / Ho, W / Wo)
+            a_h, a_w = _linear_weights(H, Ho, rh, x.dtype, corners), _linear_weights(W, Wo, rw, x.dtype, corners)
+            rows = xt.reshape(-1, W) @ a_w.T  # (.. * H, Wo)
+            y = np.matmul(a_h, rows.reshape(-1, H, Wo)).reshape(*xt.shape[:2], Ho, Wo)
+        self._shape, self._used = x.shape, (mode, Ho, Wo, a_h, a_w)
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
         return y.transpose(1, 0, 2, 3) if channel_major else y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, C, sh*H, sw*W) or (N, C, Ho, Wo) -> dx: (N, C, H, W)."""
-        shape = self._shape
+        """grad_output: (N, C, sh*H, sw*W) or (N, C, Ho, Wo), the last forward's -> dx: (N, C, H, W)."""
+        shape, used = self._shape, self._used
         self._require_cache(shape)
-        assert shape is not None
+        assert shape is not None and used is not None
         N, C, H, W = shape
-        Ho, Wo = self.output_shape(H, W)
+        mode, Ho, Wo, a_h, a_w = used
         check_grad_output(grad_output, f"{self._who}.backward", (N, C, Ho, Wo), self._dtype)
-        if self._weights is None:  # nearest by whole blocks: each block's sum, its rows first, then its columns
-            sh, sw = self.scale_factor  # type: ignore[misc]
+        if a_h is None or a_w is None:  # nearest by whole blocks: each block's sum, its rows first, then its columns
+            sh, sw = Ho // H, Wo // W
             g = grad_output.reshape(N, C, H, sh, Wo)  # splitting an axis: a view of a C-ordered g
             rows = g[:, :, :, 0].copy() if sh > 1 else g[:, :, :, 0]
             for i in range(1, sh):
@@ -644,13 +725,11 @@ class Upsample(Layer):
             for j in range(1, sw):
                 dx += blocks[..., j]
             return dx
-        assert self._weights is not None
-        a_h, a_w = self._weights
-        if self.mode == "nearest":  # to a size: each copied pixel's gradient added back, columns then rows
+        if mode == "nearest":  # to a size: each copied pixel's gradient added back, columns then rows
             return _scatter_add(_scatter_add(grad_output, a_w, W, 3), a_h, H, 2)
         rows = np.matmul(a_h.T, grad_output.reshape(N * C, Ho, Wo))  # (N*C, H, Wo)
         return (rows.reshape(-1, Wo) @ a_w).reshape(N, C, H, W)
 
     def extra_repr(self) -> str:
-        size = f"scale_factor={self.scale_factor}" if self.scale_factor is not None else f"size={self.size}"
-        return f"{size}, mode={self.mode!r}{self._shown_corners()}"
+        size = f"scale_factor={self._scale_factor}" if self._scale_factor is not None else f"size={self._size}"
+        return f"{size}, mode={self._mode!r}{self._shown_corners()}"
