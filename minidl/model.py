@@ -64,11 +64,11 @@ def _called_by(layer: Layer) -> set[int]:
 
 
 def _next_free_index(layers: dict[str, Layer]) -> str:
-    """The position name for a new layer: the length, or higher if a deletion left that name taken."""
-    index = len(layers)
-    while str(index) in layers:
-        index += 1
-    return str(index)
+    """The position name for a new layer: one past the largest number among the names (the length when
+    they are ``"0"`` to ``"n-1"``), so that a deletion or a slice (``"3"``, ``"4"``) never makes it reuse a
+    name, nor take one that sorts before the layers it follows."""
+    numbers = [int(name) for name in layers if name.isascii() and name.isdecimal()]
+    return str(max(numbers, default=-1) + 1)
 
 
 class Model(Layer):
@@ -145,7 +145,9 @@ def takes_one_array(layer: Layer) -> bool:
 
 
 class Sequential(Model):
-    """Layers applied one after another; named by position (``"0"``, ``"1"``, ...).
+    """Layers applied one after another; named by position (``"0"``, ``"1"``, ...) when made or appended.
+    The names stay: a deleted layer leaves a gap (``append`` takes the next free name) and a slice keeps
+    its layers' names; ``model[i]`` counts positions, whatever the names.
 
     ``forward`` feeds each layer's output to the next; ``backward`` runs the layers' backward in
     reverse.  An error raised by a layer says which position it came from.
@@ -171,8 +173,9 @@ class Sequential(Model):
             called |= _called_by(existing)
         return self._append(layer, called)
 
-    def _append(self, layer: Layer, called: set[int]) -> Sequential:
-        """``append``, with ``called`` the ids of the layers a forward already runs (updated)."""
+    def _append(self, layer: Layer, called: set[int], name: str | None = None) -> Sequential:
+        """``append``, with ``called`` the ids of the layers a forward already runs (updated), under
+        ``name`` if given (a slice keeps the names), else the next free position."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
         incoming = _called_by(layer)
@@ -185,7 +188,7 @@ class Sequential(Model):
                 "one forward cache, so calling it twice in one pass breaks its backward. Use a second layer "
                 "that shares the parameter instead (second.W = first.W)"
             )
-        setattr(self, _next_free_index(self._layers), layer)
+        setattr(self, _next_free_index(self._layers) if name is None else name, layer)
         called |= incoming
         return self
 
@@ -196,10 +199,16 @@ class Sequential(Model):
     def __getitem__(self, index: slice) -> Sequential: ...
 
     def __getitem__(self, index: int | slice) -> Layer | Sequential:
-        """A layer by position, or a new ``Sequential`` of the same layer objects for a slice."""
-        layers = list(self._layers.values())
+        """A layer by position, or for a slice a new ``Sequential`` of the same layer objects under the
+        same names, as PyTorch's: ``model[1:3]`` holds layers ``"1"`` and ``"2"``, so its ``state_dict``
+        keys are the full model's (``md.Sequential(*model[1:3])`` numbers them from ``"0"`` again)."""
         if isinstance(index, slice):
-            return Sequential(*layers[index])
+            part = Sequential()
+            called: set[int] = set()
+            for name in list(self._layers)[index]:
+                part._append(self._layers[name], called, name)
+            return part
+        layers = list(self._layers.values())
         if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
             raise TypeError(f"Sequential indices must be ints or slices, not {type(index).__name__}")
         return layers[index]
