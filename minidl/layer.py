@@ -240,11 +240,23 @@ class Layer:
         return [param for _, param in self.named_parameters()]
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        """The registered buffers by dotted name; one set to ``None`` is skipped, as in PyTorch."""
+        """``(dotted_name, array)`` for every registered buffer, persistent or not; one set to ``None`` is
+        skipped, as in PyTorch.
+
+        A buffer shared by several layers (the same array) is listed once, under its first name, as
+        :meth:`named_parameters` lists a shared parameter and PyTorch's ``named_buffers`` a shared buffer
+        (:meth:`state_dict` keeps it under every name, as PyTorch's does).
+        """
+        seen: set[int] = set()
         for layer_name, layer in self.named_layers(prefix):
             for name, buffer in layer._buffers.items():
-                if buffer is not None:
+                if buffer is not None and id(buffer) not in seen:
+                    seen.add(id(buffer))
                     yield (f"{layer_name}.{name}" if layer_name else name), buffer
+
+    def buffers(self) -> list[np.ndarray]:
+        """Every buffer once, in the order of :meth:`named_buffers`."""
+        return [buffer for _, buffer in self.named_buffers()]
 
     def named_generators(self, prefix: str = "") -> Iterator[tuple[str, np.random.Generator]]:
         """The random generators assigned as attributes, e.g. a dropout layer's ``rng``."""
@@ -382,18 +394,24 @@ class Layer:
             problems += [f"missing key '{key}'" for key in missing]
             problems += [f"unexpected key '{key}'" for key in unexpected]
         values: dict[str, np.ndarray] = {}  # the arrays to load, as plain native-order ndarrays
+        first_key: dict[int, str] = {}  # an array's id -> the first key of the state that loads into it
         for key, (_, current, check) in own.items():
             if key not in state:
                 continue
             value = state[key]
             if isinstance(value, np.ndarray):
                 value = values[key] = plain_native(value)
+            # a buffer shared by several layers is saved under each name: the values must agree (it is one array)
+            first = key if current is None else first_key.setdefault(id(current), key)
             if not isinstance(value, np.ndarray):
                 problems.append(f"'{key}': expected an ndarray, got {type(value).__name__}")
             elif current is not None and value.shape != current.shape:
                 problems.append(f"'{key}': expected shape {current.shape}, got {value.shape}")
             elif current is not None and value.dtype != current.dtype:
                 problems.append(f"'{key}': expected dtype {current.dtype}, got {value.dtype}")
+            elif first != key and first in values and not np.array_equal(values[first], value, equal_nan=True):
+                problems.append(f"'{key}': the same array as '{first}' (a buffer shared by two layers), but the "
+                                "state gives the two other values")
             else:
                 problem = check(value)
                 if problem:
@@ -446,17 +464,32 @@ class Layer:
                     param.zero_grad()  # no gradient: the array is re-made when next needed
 
             targets[name] = (set_param, param.data, _parameter_problem)
+        holders = self._buffer_holders()
         for layer_name, layer in self.named_layers():
             for name, buffer in layer._buffers.items():
                 if buffer is None or name in layer._non_persistent:  # as state_dict: nothing to save
                     continue
 
-                def set_buffer(value: np.ndarray, layer: Layer = layer, name: str = name) -> None:
-                    setattr(layer, name, value)
+                # a buffer shared by several layers: every one gets the loaded array (PyTorch copies into
+                # the shared tensor), so it stays shared
+                places = holders[id(buffer)]
+
+                def set_buffer(value: np.ndarray, places: list[tuple[Layer, str]] = places) -> None:
+                    for holder, attribute in places:
+                        setattr(holder, attribute, value)
 
                 check = functools.partial(layer.buffer_problem, name)
                 targets[f"{layer_name}.{name}" if layer_name else name] = (set_buffer, buffer, check)
         return targets
+
+    def _buffer_holders(self) -> dict[int, list[tuple[Layer, str]]]:
+        """id of each buffer array -> every (layer, name) that holds it (several for a shared buffer)."""
+        holders: dict[int, list[tuple[Layer, str]]] = {}
+        for layer in self.layers():
+            for name, buffer in layer._buffers.items():
+                if buffer is not None:
+                    holders.setdefault(id(buffer), []).append((layer, name))
+        return holders
 
     # ------------------------------------------------------------------ computation
     def __call__(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
