@@ -92,6 +92,26 @@ def _positive_eps(eps: float, who: str) -> float:
     return float(eps)
 
 
+#: why ``InstanceNorm2d`` refuses ``momentum=None``, for its message
+_INSTANCE_NONE = ("PyTorch's InstanceNorm2d takes None as 0.0, running statistics that never move, where "
+                  "BatchNorm's None is a cumulative average; pass momentum=0.0 for PyTorch's behaviour")
+
+
+def _checked_momentum(momentum: Any, who: str, none_ok: bool) -> float | None:
+    """``momentum`` as a float in [0, 1] (or None where ``none_ok``: batch norm's cumulative average), else a
+    ``TypeError`` or ``ValueError`` naming ``who``."""
+    if momentum is None and none_ok:
+        return None
+    if not is_number(momentum):
+        if none_ok:
+            raise TypeError(f"{who}: momentum must be a number or None, got {momentum!r}")
+        hint = f" ({_INSTANCE_NONE})" if momentum is None else ""
+        raise TypeError(f"{who}: momentum must be a number in [0, 1], got {momentum!r}{hint}")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{who}: momentum must be in [0, 1]{' or None' if none_ok else ''}, got {momentum}")
+    return float(momentum)
+
+
 def _normalise_groups(
     x3: np.ndarray, eps: float, x: np.ndarray, who: str, what: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -134,6 +154,9 @@ class _RunningNorm(Layer):
 
     #: the constructor's defaults of ``affine`` and ``track_running_stats`` (``repr`` shows the others)
     _defaults: tuple[bool, bool] = (True, True)
+    #: whether ``momentum=None`` (a cumulative average) is accepted: batch norm's, not instance norm's
+    _momentum_may_be_none = True
+    _momentum: float | None
     running_mean: np.ndarray
     running_var: np.ndarray
     num_batches_tracked: np.ndarray
@@ -152,11 +175,7 @@ class _RunningNorm(Layer):
         name = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", name)
         self.eps = _positive_eps(eps, name)
-        if not (momentum is None or is_number(momentum)):
-            raise TypeError(f"{name}: momentum must be a number or None, got {momentum!r}")
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
-        self.momentum = None if momentum is None else float(momentum)
+        self.momentum = momentum  # (checked by the property)
         self.affine = switch(affine, "affine", name)
         self.track_running_stats = switch(track_running_stats, "track_running_stats", name)
         dtype = float_dtype(dtype, name)  # (native byte order: '>f4' is float32)
@@ -169,6 +188,16 @@ class _RunningNorm(Layer):
             self.register_buffer("running_var", np.ones(C, dtype=dtype))
             self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
         self._cache: tuple[np.ndarray, np.ndarray, bool] | None = None
+
+    @property
+    def momentum(self) -> float | None:
+        """The weight of a batch's statistics in the running ones, in [0, 1]; ``None`` (batch norm only): a
+        cumulative average.  Checked when set after construction too (a refusal changes nothing)."""
+        return self._momentum
+
+    @momentum.setter
+    def momentum(self, value: float | None) -> None:
+        self._momentum = _checked_momentum(value, type(self).__name__, self._momentum_may_be_none)
 
     @property
     def _who(self) -> str:
@@ -221,7 +250,7 @@ class _RunningNorm(Layer):
         by ``m - 1``, was finite.)
         """
         self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        momentum = self._momentum if self._momentum is not None else 1.0 / float(self.num_batches_tracked)
         self.running_mean = (1.0 - momentum) * self.running_mean + momentum * mean
         self.running_var = (1.0 - momentum) * self.running_var + momentum * (var * (m / (m - 1)))
 
@@ -352,12 +381,14 @@ class InstanceNorm2d(_RunningNorm):
     channel per group.  ``affine=True`` adds ``gamma`` (ones) and ``beta`` (zeros), (C,) each.
     ``track_running_stats=True`` keeps ``running_mean``/``running_var`` buffers: in training they move
     towards the batch average of the instance means and *unbiased* instance variances (BatchNorm's
-    update; ``momentum`` must be a number: PyTorch's None, which freezes them, is refused), and in eval
+    update; ``momentum`` must be a number: PyTorch's None, which freezes them as ``momentum=0.0`` does
+    here, is refused, since BatchNorm's None is a cumulative average), and in eval
     mode they normalise, as batch norm's do.  Without them, eval mode uses the instance statistics too.
     Instance statistics need H*W > 1.  ``num_batches_tracked`` counts training steps (PyTorch's stays 0).
     """
 
     _defaults = (False, False)
+    _momentum_may_be_none = False  # PyTorch's None means 0 here (never update): refused, not guessed
 
     def __init__(
         self,
@@ -369,8 +400,7 @@ class InstanceNorm2d(_RunningNorm):
         *,
         dtype: DTypeLike = np.float64,
     ) -> None:
-        if not is_number(momentum):  # PyTorch's None means 0 here (never update): refused, not guessed
-            raise TypeError(f"InstanceNorm2d: momentum must be a number in [0, 1], got {momentum!r}")
+        _checked_momentum(momentum, "InstanceNorm2d", none_ok=False)  # (first, as before: its errors first)
         eps = _positive_eps(eps, "InstanceNorm2d")
         dtype = float_dtype(dtype, "InstanceNorm2d")
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype=dtype)
