@@ -16,7 +16,7 @@ schedule was made, the lr for the next epoch is (closed forms, no drift from rep
 - :class:`OneCycleLR`:        up from ``max_lr / div_factor`` to ``max_lr``, then down (and the momentum
   the other way), counting batches: ``fit(..., scheduler_interval="batch")``
 - :class:`CyclicLR`:          triangles between ``base_lr`` and ``max_lr`` (and the momentum the other
-  way), counting batches
+  way), counting batches, their height scaled by the mode or a ``scale_fn`` of your own
 - :class:`LambdaLR`:          ``lr0 * lr_lambda(e)``, a function of your own
 - :class:`ConstantLR`:        ``lr0 * factor`` for ``e < total_iters``, then ``lr0``
 - :class:`PolynomialLR`:      ``lr0 * (1 - min(e, total_iters) / total_iters) ** power``
@@ -870,11 +870,12 @@ class _CyclesMomentum(LRScheduler):
             self._check_loaded()
             self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
             self._set(self.last_epoch)
-        except ValueError as error:
+        except Exception as error:  # (a ValueError of the settings, or what a CyclicLR's scale_fn raised)
             for key, value in before.items():
                 setattr(self, key, value)
+            said = error if isinstance(error, (ValueError, TypeError)) else f"{type(error).__name__}: {error}"
             raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "
-                                 f"{error}") from None
+                                 f"{said}") from error
 
 
 class OneCycleLR(_CyclesMomentum):
@@ -1025,25 +1026,39 @@ class CyclicLR(_CyclesMomentum):
         lr    = base_lr + (max_lr - base_lr) * f * scale
 
     with ``scale`` 1 (``mode="triangular"``), ``1 / 2 ** (cycle - 1)`` (``"triangular2"``: each cycle
-    half as high) or ``gamma ** e`` (``"exp_range"``).  The constructor sets the optimizer's lr to
-    ``base_lr`` (and its momentum to ``max_momentum``) at once, as PyTorch does.  PyTorch's custom
-    ``scale_fn`` is not offered.
+    half as high) or ``gamma ** e`` (``"exp_range"``); or, given a function ``scale_fn``, ``scale_fn(cycle)``
+    (``scale_mode="cycle"``, the default with one) or ``scale_fn(e)`` (``"iterations"``), and then ``mode``
+    and ``gamma`` are not used.  ``scale_fn`` must return a finite number (a 0-d array too).  Without a
+    ``scale_fn``, ``scale_mode`` is the mode's own (``"iterations"`` for ``"exp_range"``, else ``"cycle"``):
+    giving the other is refused (PyTorch ignores it).  The constructor sets the optimizer's lr to
+    ``base_lr`` (and its momentum to ``max_momentum``) at once, as PyTorch does.
+
+    :meth:`state_dict` saves whether there is a ``scale_fn``, not the function (a function cannot be
+    written to a checkpoint; PyTorch saves only a callable object's attributes): make the schedule with the
+    same function, then load the state (a state saved with a ``scale_fn`` is refused by a schedule without
+    one, and the other way round).
     """
 
-    settings = ("max_lr", "step_size_up", "step_size_down", "mode", "gamma", "cycle_momentum", "base_momentum",
-                "max_momentum")
+    settings = ("max_lr", "step_size_up", "step_size_down", "mode", "gamma", "scale_mode", "has_scale_fn",
+                "cycle_momentum", "base_momentum", "max_momentum")
 
     def __init__(self, optimizer: Optimizer, base_lr: float, max_lr: float, step_size_up: int = 2000,
                  step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
+                 scale_fn: Callable[[int], float] | None = None, scale_mode: str | None = None,
                  cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9) -> None:
         before_initial = optimizer.initial_lr if isinstance(optimizer, Optimizer) else None
         super().__init__(optimizer)
         base = _check_finite_nonnegative("CyclicLR", "base_lr", base_lr)
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"CyclicLR: scale_fn must be a function of the cycle (or step) count returning a number, "
+                            f"or None, got {scale_fn!r}")
+        self.scale_fn = scale_fn
         for name, value in (("max_lr", max_lr), ("step_size_up", step_size_up),
                             ("step_size_down", step_size_up if step_size_down is None else step_size_down),
                             ("mode", mode), ("gamma", gamma), ("cycle_momentum", cycle_momentum),
                             ("base_momentum", base_momentum), ("max_momentum", max_momentum)):
             setattr(self, name, self._check_setting(name, value))
+        self.scale_mode = self._given_scale_mode(scale_mode)
         self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
         self.base_lr = base
         if before_initial is None:  # (PyTorch's CyclicLR sets the lr to base_lr before recording it)
@@ -1056,6 +1071,34 @@ class CyclicLR(_CyclesMomentum):
     step_size_down: int
     mode: str
     gamma: float
+    scale_mode: str
+
+    @staticmethod
+    def _mode_scales_by(mode: str) -> str:
+        """The ``scale_mode`` of a built-in ``mode``: ``exp_range``'s ``gamma ** e`` counts steps."""
+        return "iterations" if mode == "exp_range" else "cycle"
+
+    def _given_scale_mode(self, scale_mode: str | None) -> str:
+        """The constructor's ``scale_mode``: checked, and without a ``scale_fn`` the mode's own."""
+        own = self._mode_scales_by(self.mode)
+        if scale_mode is None:
+            return own if self.scale_fn is None else "cycle"
+        checked: str = self._check_setting("scale_mode", scale_mode)
+        if self.scale_fn is None and checked != own:
+            raise ValueError(f"CyclicLR: scale_mode={checked!r} is for a scale_fn, and none was given; "
+                             f"mode={self.mode!r} scales by {'the step count' if own == 'iterations' else 'the cycle'}"
+                             f" (scale_mode={own!r}): give a scale_fn, or leave scale_mode out")
+        return checked
+
+    @property
+    def has_scale_fn(self) -> bool:
+        """Whether the schedule has a ``scale_fn`` (saved with the state, which the function is not)."""
+        return self.scale_fn is not None
+
+    @has_scale_fn.setter
+    def has_scale_fn(self, value: bool) -> None:  # (load_state_dict restores it: checked to be this one's)
+        if bool(value) != self.has_scale_fn:
+            raise ValueError("CyclicLR: has_scale_fn follows scale_fn; set scale_fn")
 
     def _check_setting(self, name: str, value: Any) -> Any:
         if name in ("step_size_up", "step_size_down"):
@@ -1064,11 +1107,53 @@ class CyclicLR(_CyclesMomentum):
             if value not in ("triangular", "triangular2", "exp_range"):
                 raise ValueError(f"CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range', got {value!r}")
             return value
+        if name == "scale_mode":
+            if value not in ("cycle", "iterations"):
+                raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {value!r}")
+            return value
+        if name == "has_scale_fn":
+            saved = _check_bool("CyclicLR", name, value)
+            if saved and self.scale_fn is None:
+                raise ValueError("the state was saved by a CyclicLR with a scale_fn, and this one has none (a "
+                                 "function is not saved): make the schedule with the same scale_fn, then load")
+            if not saved and self.scale_fn is not None:
+                raise ValueError("the state was saved by a CyclicLR without a scale_fn, and this one has one: make "
+                                 "the schedule without it (mode= as saved), then load")
+            return saved
         if name in ("cycle_momentum", "base_momentum", "max_momentum"):
             return self._check_momentum_setting(name, value)
         if name == "gamma":
             return _check_gamma("CyclicLR", value)
         return _check_finite_nonnegative("CyclicLR", name, value)  # max_lr
+
+    def _check_loaded(self) -> None:
+        """Without a ``scale_fn`` the scale follows the loaded mode, as PyTorch's load does."""
+        if self.scale_fn is None:
+            self.scale_mode = self._mode_scales_by(self.mode)
+
+    def _scale(self, cycle: int, epoch: int) -> float:
+        """The height of the cycle ``cycle`` at step ``epoch``: the mode's, or ``scale_fn``'s (checked)."""
+        if self.scale_fn is not None:
+            x = cycle if self.scale_mode == "cycle" else epoch
+            scale = self.scale_fn(x)
+            if isinstance(scale, np.ndarray) and scale.ndim == 0:  # e.g. np.where(x < 3, ...)
+                scale = scale[()]
+            if not is_number(scale):
+                raise TypeError(f"CyclicLR: scale_fn({x}) returned {scale!r}; expected a number")
+            if not is_finite(scale):
+                raise ValueError(f"CyclicLR: scale_fn({x}) returned {scale!r}; expected a finite number")
+            return float(scale)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 0.5 ** (cycle - 1)  # (1 / 2.0 ** (cycle - 1) would overflow after 1024 cycles)
+        try:
+            scale = self.gamma**epoch
+        except OverflowError:
+            raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows") from None
+        if not math.isfinite(scale):
+            raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows")
+        return scale
 
     def _at(self, epoch: int) -> tuple[float, float]:
         total = self.step_size_up + self.step_size_down
@@ -1076,25 +1161,21 @@ class CyclicLR(_CyclesMomentum):
         cycle = math.floor(1 + epoch / total)
         x = 1.0 + epoch / total - cycle
         f = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
-        if self.mode == "triangular":
-            scale = 1.0
-        elif self.mode == "triangular2":
-            scale = 0.5 ** (cycle - 1)  # (1 / 2.0 ** (cycle - 1) would overflow after 1024 cycles)
-        else:
-            try:
-                scale = self.gamma**epoch
-            except OverflowError:
-                raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows") from None
-            if not math.isfinite(scale):
-                raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows")
+        scale = self._scale(cycle, epoch)
         lr = self.base_lr + (self.max_lr - self.base_lr) * f * scale
         momentum = self.max_momentum - (self.max_momentum - self.base_momentum) * f * scale
+        if not (math.isfinite(lr) and math.isfinite(momentum)):  # (a huge scale_fn value)
+            raise ValueError(f"CyclicLR: the lr or momentum at step {epoch} overflows ({lr!r}, {momentum!r})")
         return lr, momentum
 
     def extra_repr(self) -> str:
+        if self.scale_fn is not None:
+            shape = (f"scale_fn={getattr(self.scale_fn, '__name__', repr(self.scale_fn))}, "
+                     f"scale_mode={self.scale_mode!r}")
+        else:
+            shape = f"mode={self.mode!r}" + (f", gamma={self.gamma}" if self.mode == "exp_range" else "")
         return (f"base_lr={self.base_lr}, max_lr={self.max_lr}, step_size_up={self.step_size_up}, "
-                f"step_size_down={self.step_size_down}, mode={self.mode!r}"
-                + (f", gamma={self.gamma}" if self.mode == "exp_range" else "") + self._momentum_repr())
+                f"step_size_down={self.step_size_down}, {shape}" + self._momentum_repr())
 
 
 def _times_factor(who: str, lr: float, lr_lambda: Callable[[int], Any], epoch: int) -> float:
