@@ -146,7 +146,7 @@ def takes_one_array(layer: Layer) -> bool:
 
 class Sequential(Model):
     """Layers applied one after another; named by position (``"0"``, ``"1"``, ...) when made or appended.
-    The names stay: a deleted layer leaves a gap (``append`` takes the next free name) and a slice keeps
+    The names stay: a deleted layer leaves a gap (``append`` names past the largest) and a slice keeps
     its layers' names; ``model[i]`` counts positions, whatever the names.
 
     ``forward`` feeds each layer's output to the next; ``backward`` runs the layers' backward in
@@ -167,7 +167,7 @@ class Sequential(Model):
             self._append(layer, called)
 
     def append(self, layer: Layer) -> Sequential:
-        """Add ``layer`` at the end, named by the next free position."""
+        """Add ``layer`` at the end, named one past the largest position name (``"0"`` ... ``"n-1"``: ``"n"``)."""
         called: set[int] = set()
         for existing in self._layers.values():
             called |= _called_by(existing)
@@ -310,7 +310,7 @@ class LayerList(Layer):
             self.append(layer)
 
     def append(self, layer: Layer) -> LayerList:
-        """Add ``layer`` at the end, named by the next free position."""
+        """Add ``layer`` at the end, named one past the largest position name (``"0"`` ... ``"n-1"``: ``"n"``)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"LayerList: expected a Layer, got {type(layer).__name__}")
         setattr(self, _next_free_index(self._layers), layer)
