@@ -562,8 +562,9 @@ def tolerance(dtype: np.dtype) -> float:
 INTEGER_INPUT = {"Embedding"}
 #: layers whose input is always several arrays (a tuple): their refusals of bad inputs, NaN/inf included,
 #: are tested in their own files (tests/test_transformer_decoder.py, tests/test_transformer_stacks.py,
-#: tests/test_layers_distance.py)
-TUPLE_INPUT = {"TransformerDecoder", "TransformerDecoderLayer", "PairwiseDistance", "CosineSimilarity"}
+#: tests/test_layers_distance.py, tests/test_layers_unpooling.py)
+TUPLE_INPUT = {"TransformerDecoder", "TransformerDecoderLayer", "PairwiseDistance", "CosineSimilarity",
+               "MaxUnpool1D", "MaxUnpool2D"}
 LAYER_NAMES = [name for name in exported(md.Layer) if name not in INTEGER_INPUT | TUPLE_INPUT]
 
 

@@ -55,6 +55,7 @@ from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D, Max
 from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten, Identity, Unflatten
 from .transformer import TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer
+from .unpooling import MaxUnpool1D, MaxUnpool2D
 from .upsampling import ConvTranspose1D, ConvTranspose2D, Upsample
 
 __all__ = [
@@ -109,6 +110,8 @@ __all__ = [
     "LogSoftmax",
     "MaxPool1D",
     "MaxPool2D",
+    "MaxUnpool1D",
+    "MaxUnpool2D",
     "Mish",
     "MultiHeadAttention",
     "PReLU",

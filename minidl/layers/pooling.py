@@ -8,7 +8,8 @@ padding, outputs keep the memory layout of the input (a ``Conv2D`` output stays 
 a pool between two convolutions costs no extra copy; a padded input is copied into C order first.
 
 Options as PyTorch's ``MaxPool2d``/``AvgPool2d``: ``padding``, ``ceil_mode`` (both),
-``dilation`` (max), ``count_include_pad`` and ``divisor_override`` (average).  The default
+``dilation`` and ``return_indices`` (max: ``(y, indices)``, the winners as PyTorch gives them, for
+``MaxUnpool2D``/``MaxUnpool1D``), ``count_include_pad`` and ``divisor_override`` (average).  The default
 configuration (no padding, floor mode) reads the input in place; padding and ceil-mode windows that
 hang over the edge cost one padded copy of the input per forward.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -338,15 +340,45 @@ class _MaxPool(_Pool):
     #: per output, its winner's offset from the window's top-left corner in the padded input,
     #: ``i*dh*Wp + j*dw`` for the tap in row i, column j (set by forward; see :meth:`_tap_offsets`)
     _argmax: np.ndarray | None = None
+    #: whether the last forward returned ``(y, indices)``: its backward then takes ``(dy, None)``
+    _gave_indices: bool = False
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None,
+        padding: int | tuple[int, ...],
+        ceil_mode: bool,
+        dilation: int | tuple[int, ...],
+        return_indices: bool,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode, dilation)
+        self._return_indices = switch(return_indices, "return_indices", type(self).__name__)
+
+    @property
+    def return_indices(self) -> bool:
+        """Whether a forward returns ``(y, indices)`` (its backward then takes ``(dy, None)``) rather than
+        ``y``; a bool, checked when set, used by the next forward."""
+        return self._return_indices
+
+    @return_indices.setter
+    def return_indices(self, value: bool) -> None:
+        self._return_indices = switch(value, "return_indices", type(self).__name__)
 
     def _options(self) -> str:
         dilation = "" if max(self._dilation) == 1 else f", dilation={_display(self._dilation)}"
-        return dilation + super()._options()
+        indices = ", return_indices=True" if self._return_indices else ""
+        return dilation + super()._options() + indices
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, C, *spatial) -> (N, C, *spatial_out)."""
+    # (two outputs with return_indices: Layer.forward is typed for the usual one)
+    def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        """x: (N, C, *spatial) -> y: (N, C, *spatial_out); with ``return_indices``, ``(y, indices)``,
+        the indices int64 of y's shape (see :meth:`_flat_indices`)."""
         padded = self._padded_input(x)
         self._argmax = None  # (x is accepted: should the computation fail, no stale winners remain)
+        gave_indices = self._return_indices
+        if gave_indices is not self._gave_indices:  # (rarely true: spares Layer.__setattr__ on the hot path)
+            self._gave_indices = gave_indices
         geometry = self._geometry
         assert geometry is not None
         plane = geometry[0]
@@ -361,7 +393,29 @@ class _MaxPool(_Pool):
         if best.size and np.isnan(best.max()):  # (max propagates NaN)
             self._route_nan_windows(self._windows_of(padded, plane), best, argmax, offsets, plane)
         self._argmax = argmax
-        return _from_plane(best, self._rank)
+        y = _from_plane(best, self._rank)
+        if gave_indices:
+            return y, _from_plane(self._flat_indices(argmax, offsets, geometry), self._rank)
+        return y
+
+    def _flat_indices(self, argmax: np.ndarray, offsets: np.ndarray, geometry: _Geometry) -> np.ndarray:
+        """(N, C, H_out, W_out) int64: each output's winner as a flat index into its (n, c) plane of the
+        *input* (unpadded), ``row * W + column`` (the column alone for a 1-D pool), as PyTorch's
+        ``return_indices``; from the winners' offsets in the padded input (``argmax``, one of ``offsets``)
+        through a table ``offset -> i*dh*W + j*dw`` and each window's corner ``(r*sh - ph)*W + c*sw - pw``.
+        The winner is never padding, so every index is in ``[0, H*W)``."""
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry[0]
+        shape = self._shape
+        assert shape is not None
+        W = shape[3]
+        taps = np.arange(kh * kw)
+        table = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)
+        table[offsets] = (taps // kw) * (dh * W) + (taps % kw) * dw
+        Ho, Wo = argmax.shape[2:]
+        corners = (np.arange(Ho, dtype=np.int64) * sh - ph)[:, None] * W + (np.arange(Wo, dtype=np.int64) * sw - pw)
+        indices = table[argmax]  # (in argmax's memory layout, y's: an unpool reads both in that order)
+        indices += corners
+        return indices
 
     def _tiled_max(self, x: np.ndarray, index_type: np.dtype, plane: _Plane) -> tuple[np.ndarray, np.ndarray]:
         """The maxima and winners' offsets of windows that tile the plane ``x`` exactly (stride = kernel,
@@ -474,9 +528,10 @@ class _MaxPool(_Pool):
         rows, cols = self._first_taps(shape, geometry)
         return rows[:, None] * geometry[0][0][1] + cols[None, :]
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial)."""
-        shape, grad_output = self._check_grad(grad_output)
+    def backward(self, grad_output: np.ndarray | tuple[np.ndarray, None]) -> np.ndarray:
+        """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial).  After a forward that returned
+        ``(y, indices)``, grad_output is ``(dy, None)``: one gradient per output, None for the indices."""
+        shape, grad_output = self._check_grad(self._gradient_of_values(grad_output))
         argmax = self._argmax
         self._require_cache(argmax)
         geometry = self._geometry  # (the forward's: settings changed since do not apply)
@@ -489,6 +544,26 @@ class _MaxPool(_Pool):
         offsets = self._tap_offsets(geometry).tolist()  # (Python ints: compared in the argmax's own dtype)
         parts = (((t // kw) * dh, (t % kw) * dw, grad_output * (argmax == offsets[t])) for t in range(kh * kw))
         return self._scatter(shape, grad_output.dtype, parts, geometry)
+
+    def _gradient_of_values(self, grad_output: object) -> Any:
+        """The gradient of the values ``y``, for :meth:`_check_grad`: ``grad_output`` as given after a
+        forward that returned ``y``; ``dy`` of ``grad_output = (dy, None)`` after one that returned ``(y,
+        indices)`` (the indices, integers, have no gradient: ``None``, as a backward returns for an integer
+        input), else ``ShapeError`` naming the layer."""
+        if not self._gave_indices:
+            return grad_output
+        who = f"{self._who}.backward"
+        if not (type(grad_output) is tuple and len(grad_output) == 2):
+            got = (f"a tuple of {len(grad_output)}" if type(grad_output) is tuple else
+                   "one array" if isinstance(grad_output, np.ndarray) else type(grad_output).__name__)
+            raise ShapeError(f"{who}: the forward returned (y, indices) (return_indices=True), so the backward "
+                             f"takes their gradients as one tuple (dy, None), got {got}")
+        indices_grad = grad_output[1]
+        if indices_grad is not None:
+            got = (f"an array of {indices_grad.dtype}" if isinstance(indices_grad, np.ndarray) else
+                   type(indices_grad).__name__)
+            raise ShapeError(f"{who}: the indices have no gradient: pass (dy, None), got {got} in place of None")
+        return grad_output[0]
 
     def _scatter_to_winners(self, shape: tuple[int, ...], grad_output: np.ndarray, argmax: np.ndarray,
                             geometry: _Geometry) -> np.ndarray:
@@ -530,6 +605,14 @@ class MaxPool2D(_MaxPool):
     does.  A window holding NaN outputs NaN and sends its gradient to its last NaN (row-major), as
     PyTorch.  The forward keeps only the winner's offset per output (one byte each for a 2x2 window
     on up to 254 columns, two bytes up to 65534).
+
+    ``return_indices=True`` (keyword-only, as PyTorch's): the forward returns ``(y, indices)``, the
+    indices (N, C, H_out, W_out) int64, each output's winner (the element its gradient goes to, by the
+    rules above) as a flat index ``row * W + column`` into its (n, c) plane of the input, never the
+    padding, as PyTorch's; what ``MaxUnpool2D`` takes.  Two outputs, so the backward takes two
+    gradients, ``(dy, None)`` (the integer indices have none, as a backward returns ``None`` for an
+    integer input), and returns ``dx``: ``Sequential(MaxPool2D(2, return_indices=True),
+    MaxUnpool2D(2))`` works as it is.
     """
 
 
@@ -541,8 +624,9 @@ class MaxPool2D(_MaxPool):
         *,
         dilation: int | tuple[int, int] = 1,
         ceil_mode: bool = False,
+        return_indices: bool = False,
     ) -> None:
-        super().__init__(kernel_size, stride, padding, ceil_mode, dilation)
+        super().__init__(kernel_size, stride, padding, ceil_mode, dilation, return_indices)
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
@@ -567,6 +651,10 @@ class MaxPool1D(_MaxPool):
     Backward: each output's gradient goes to the input element that was the maximum of its window,
     on a tie the first (leftmost) of them, in a window holding NaN its last NaN, as PyTorch;
     overlapping windows add up.
+
+    ``return_indices=True``: the forward returns ``(y, indices)``, the indices (N, C, L_out) int64, each
+    output's winner as a position in ``[0, L)`` of the input, as PyTorch's (what ``MaxUnpool1D`` takes),
+    and the backward takes ``(dy, None)``, as ``MaxPool2D``'s.
     """
 
     _rank = 1
@@ -579,8 +667,9 @@ class MaxPool1D(_MaxPool):
         *,
         dilation: int | tuple[int] = 1,
         ceil_mode: bool = False,
+        return_indices: bool = False,
     ) -> None:
-        super().__init__(kernel_size, stride, padding, ceil_mode, dilation)
+        super().__init__(kernel_size, stride, padding, ceil_mode, dilation, return_indices)
 
     def output_shape(self, length: int) -> tuple[int]:
         """``(L_out,)``: ``(L + 2*padding - span) // stride + 1`` with ``span = dilation*(k - 1) + 1``,
