@@ -465,11 +465,19 @@ def test_the_docs_model_runs_checks_and_trains() -> None:
     assert model.evaluate(x, y, loss=loss)["loss"] < 0.5 * before
 
 
-def test_check_layers_cannot_check_a_pool_with_two_outputs_alone() -> None:
-    """Documented in docs/layers.md: the checker's default cost needs one array."""
-    model = md.Sequential(md.MaxPool2D(2, return_indices=True), md.MaxUnpool2D(2))
-    with pytest.raises(TypeError, match=r"MaxPool2D\.forward returned a tuple, not an array"):
-        md.GradientChecker(model, inputs=np.ones((1, 1, 2, 2)), check_layers=True).run()
+def test_check_layers_checks_the_model_and_skips_a_pool_with_two_outputs_alone() -> None:
+    """The checker's default cost needs one array: the pool with two outputs is not checked alone (it
+    raised a TypeError, which stopped the whole check), the unpool and the convolution are."""
+    model = md.Sequential(md.Conv2D(1, 2, 3, padding=1, rng=0), md.MaxPool2D(2, return_indices=True),
+                          md.MaxUnpool2D(2))
+    x = np.random.default_rng(3).standard_normal((2, 1, 4, 6))
+    report = md.GradientChecker(model, inputs=x, check_layers=True).run()
+    assert report.passed
+    assert sorted(report.layers) == ["0", "2"] and all(r.passed for r in report.layers.values())
+    assert any("'1'" in n and "returns several outputs (a tuple)" in n and "not checked alone" in n
+               for n in report.notes), report.notes
+    with pytest.raises(TypeError, match=r"MaxPool2D\.forward returned a tuple, not an array"):  # alone: no cost
+        md.GradientChecker(md.MaxPool2D(2, return_indices=True), inputs=x).run()
 
 
 # ------------------------------------------------------------------------------ exports and docs
