@@ -22,6 +22,7 @@ from .validation import (
     is_integer,
     is_number,
     native,
+    settings_renamed,
     widened,
 )
 
@@ -232,6 +233,11 @@ class Loss:
 
     def __call__(self, y_pred: np.ndarray, y_true: Any) -> float:
         return self.forward(y_pred, y_true)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a loss pickled when its settings were plain attributes
+        (its next forward runs; a backward of the forward before the pickle may not)."""
+        self.__dict__.update(settings_renamed(type(self), state))
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(y_pred, y_true)")

@@ -50,6 +50,15 @@ def is_finite(number: Any) -> bool:
         return False
 
 
+def settings_renamed(cls: type, state: dict[str, Any]) -> dict[str, Any]:
+    """An unpickled object's ``state`` with the settings pickled as plain attributes, before they became
+    checked properties of ``cls`` (each stored in ``_<name>``), moved to where the properties read them."""
+    state = dict(state)
+    for name in [k for k in state if isinstance(getattr(cls, k, None), property) and "_" + k not in state]:
+        state["_" + name] = state.pop(name)
+    return state
+
+
 def finite_number(who: str, name: str, value: object) -> float:
     """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError`` naming ``who`` and
     the argument ``name`` (a layer's setting, checked when made and when set)."""

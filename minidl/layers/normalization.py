@@ -40,6 +40,7 @@ from ..validation import (
     finite_number,
     is_number,
     native,
+    settings_renamed,
     widened,
 )
 
@@ -188,6 +189,10 @@ class _RunningNorm(Layer):
             self.register_buffer("running_var", np.ones(C, dtype=dtype))
             self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
         self._cache: tuple[np.ndarray, np.ndarray, bool] | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when ``momentum`` was a plain attribute."""
+        self.__dict__.update(settings_renamed(type(self), state))
 
     @property
     def momentum(self) -> float | None:
