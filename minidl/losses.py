@@ -326,6 +326,15 @@ class MSELoss(Loss):
         return f"reduction={self.reduction!r}"
 
 
+def _only_sum(who: str, name: str, value: Any) -> str:
+    """``"sum"``, else ``ValueError``: ``HalfSquaredError``'s value is a sum whatever ``reduction`` says."""
+    if not (isinstance(value, str) and value == "sum"):
+        raise ValueError(f"{who}: {name} must stay 'sum' (its value is a sum of squares), "
+                         f"got {value!r}; a subclass whose forward returns a mean declares reduction = 'mean' in "
+                         "its class body")
+    return "sum"
+
+
 class HalfSquaredError(Loss):
     """The regression cost ``CF = 1/2 * sum((y_hat - y)^2)``, whose gradient is exactly ``y_hat - y``.
 
@@ -333,9 +342,12 @@ class HalfSquaredError(Loss):
     ``dCF/dW = X^T (y_hat - y)``.  Shapes: y_pred and y_true: (N, ...) alike.
     """
 
-    #: a sum, not a mean: ``fit`` and ``evaluate`` add the batches' values up (a class attribute, not a
-    #: setting: a subclass that returns a mean sets ``reduction = "mean"``)
-    reduction = "sum"
+    # a sum, not a mean: ``fit`` and ``evaluate`` add the batches' values up.  Not a setting: any other
+    # value on an instance is refused (evaluate would average the sums); a subclass whose forward
+    # returns a mean declares ``reduction = "mean"`` in its class body.
+    reduction = _setting("reduction", _only_sum,
+                         "``'sum'``: the value is a sum of squares (fit and evaluate add the batches' values up).")
+    _reduction = "sum"
 
     def __init__(self) -> None:
         self._diff: np.ndarray | None = None

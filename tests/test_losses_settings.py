@@ -383,4 +383,30 @@ def test_evaluate_sums_the_batches_of_a_loss_whose_reduction_is_set_to_sum_later
     assert model.evaluate(x, y, loss=loss, batch_size=3)["loss"] == pytest.approx(whole, rel=1e-12)
     loss.reduction = "mean"
     assert model.evaluate(x, y, loss=loss, batch_size=3)["loss"] == pytest.approx(whole / y.size, rel=1e-12)
-    assert md.HalfSquaredError().reduction == "sum"  # (a class attribute: no setting, no constructor argument)
+    assert md.HalfSquaredError().reduction == "sum"  # (no constructor argument)
+
+
+def test_half_squared_error_refuses_another_reduction_on_an_instance_and_a_subclass_may_declare_one() -> None:
+    """Its value is a sum: 'mean' on an instance was accepted, and evaluate then averaged the sums
+    (32.87 over one batch, 8.22 in batches of 10)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(25, 3)), rng.normal(size=(25, 2))
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    loss = md.HalfSquaredError()
+    whole = md.HalfSquaredError()(model.predict(x), y)
+    for bad in ("mean", "bogus", None, np.array("sum")):
+        with pytest.raises(ValueError, match=r"HalfSquaredError: reduction must stay 'sum' \(its value is a sum "
+                                             r"of squares\), got .*; a subclass whose forward returns a mean"):
+            loss.reduction = bad
+    assert loss.reduction == "sum" and "_reduction" not in loss.__dict__
+    assert model.evaluate(x, y, loss=loss, batch_size=10)["loss"] == pytest.approx(whole, rel=1e-12)
+
+    class HalfMeanSquaredError(md.HalfSquaredError):
+        reduction = "mean"  # the documented hook (docs/training.md)
+
+        def forward(self, y_pred, y_true):
+            return super().forward(y_pred, y_true) / len(y_pred)
+
+    assert HalfMeanSquaredError().reduction == "mean"
+    assert model.evaluate(x, y, loss=HalfMeanSquaredError(), batch_size=10)["loss"] == \
+        pytest.approx(whole / len(x), rel=1e-12)
