@@ -316,8 +316,21 @@ class LayerList(Layer):
         setattr(self, _next_free_index(self._layers), layer)
         return self
 
-    def __getitem__(self, index: int) -> Layer:
-        return list(self._layers.values())[index]
+    @overload
+    def __getitem__(self, index: int) -> Layer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> LayerList: ...
+
+    def __getitem__(self, index: int | slice) -> Layer | LayerList:
+        """A layer by position, or for a slice a new ``LayerList`` of the same layer objects, named from
+        ``"0"`` (as PyTorch's ``ModuleList``; it was a plain list, which registers nothing)."""
+        layers = list(self._layers.values())
+        if isinstance(index, slice):
+            return LayerList(layers[index])
+        if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
+            raise TypeError(f"LayerList indices must be ints or slices, not {type(index).__name__}")
+        return layers[index]
 
     def __len__(self) -> int:
         return len(self._layers)

@@ -130,3 +130,19 @@ def test_against_torch_if_installed() -> None:
         assert names(ours[index]) == list(theirs[index]._modules)
         assert [key.split(".")[0] for key in ours[index].state_dict()] == \
             [key.split(".")[0] for key in theirs[index].state_dict() if key.endswith("weight")]
+
+
+def test_a_layer_list_slice_is_a_layer_list_of_the_same_layers() -> None:
+    """It was a plain list (which registers nothing), and a bool index was taken as a position."""
+    blocks = md.LayerList([md.Dense(4, 4, rng=i) for i in range(4)])
+    part = blocks[1:3]
+    assert type(part) is md.LayerList and len(part) == 2
+    assert part[0] is blocks[1] and part[1] is blocks[2]
+    assert [name for name, _ in part.named_layers() if name] == ["0", "1"]  # (as PyTorch's ModuleList)
+    assert [name for name, _ in part.named_parameters()] == ["0.W", "1.W"]
+    assert part.state_dict()["1.W"] is not None and np.array_equal(part.state_dict()["1.W"], blocks[2].W.data)
+    assert [layer for layer in blocks[::-2]] == [blocks[3], blocks[1]]
+    assert len(blocks[5:]) == 0 and type(blocks[5:]) is md.LayerList
+    with pytest.raises(TypeError, match="LayerList indices must be ints or slices, not bool"):
+        blocks[True]
+    assert blocks[-1] is list(blocks)[-1]
