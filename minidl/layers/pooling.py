@@ -94,54 +94,30 @@ def _window_counts(size: int, out: int, kernel: int, stride: int, padding: int, 
     return ends - starts
 
 
-class _Pool(Layer):
-    """Shared geometry: windows of ``kernel_size`` (taps ``dilation`` apart) every ``stride`` positions
-    over the input padded by ``padding`` on each side (with :attr:`_pad_value`), floor or ceil mode.
-    The sizes are tuples of one int per spatial axis (:attr:`_rank` of them); the computation runs on
-    (N, C, H, W) arrays, a 1-D input (N, C, L) viewed as (N, C, 1, L) (:meth:`_plane`)."""
+class _Windows(Layer):
+    """What the pools and the unpools share: ``kernel_size``, ``stride`` (by default the kernel) and
+    ``padding``, one int per spatial axis (:attr:`_rank` of them), checked when set after construction
+    as the constructor checks them (nothing changed when refused), and the layer's name in messages."""
 
-    single_input = True  # (a Stack hands it the sequence alone)
-
-    #: What the padding holds: -inf for max (never the maximum), 0 for average (summed, then divided
-    #: by a count that includes it or not).
-    _pad_value: float = 0.0
     #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
     _rank: int = 2
 
-    def __init__(
-        self,
-        kernel_size: int | tuple[int, ...],
-        stride: int | tuple[int, ...] | None = None,
-        padding: int | tuple[int, ...] = 0,
-        ceil_mode: bool = False,
-        dilation: int | tuple[int, ...] = 1,
-    ) -> None:
+    def __init__(self, kernel_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None,
+                 padding: int | tuple[int, ...]) -> None:
         super().__init__()
         name, rank = type(self).__name__, self._rank
         self._kernel_size = _sizes(kernel_size, "kernel_size", name, 1, rank)
         self._stride = self._kernel_size if stride is None else _sizes(stride, "stride", name, 1, rank)
         self._padding = _sizes(padding, "padding", name, 0, rank)
         self._check_padding(self._kernel_size, self._padding)
-        self._ceil_mode = switch(ceil_mode, "ceil_mode", name)
-        self._dilation = _sizes(dilation, "dilation", name, 1, rank)
-        self._shape: tuple[int, ...] | None = None  # the last input's, on the plane (N, C, H, W)
-        self._dtype: np.dtype | None = None  # the last forward's output dtype
-        self._geometry: _Geometry | None = None  # the last forward's sizes and options, for its backward
 
     def _check_padding(self, kernel_size: tuple[int, ...], padding: tuple[int, ...]) -> None:
-        """``ValueError`` unless ``padding`` is at most half ``kernel_size`` on every axis (as PyTorch)."""
-        if any(2 * p > k for p, k in zip(padding, kernel_size, strict=True)):
-            raise ValueError(f"{type(self).__name__}: padding {_display(padding)} must be at most half the kernel "
-                             f"size {_display(kernel_size)} (as PyTorch): a window must hold a {_PIXEL[self._rank]} "
-                             "of the input")
-
-    # ------------------------------------------------------------------ settings (checked when set)
-    # Each may be set after construction: checked as the constructor checks it (nothing changed when
-    # refused), used by the next forward, while a backward uses its forward's (kept with its cache).
+        """Raise if ``padding`` does not suit ``kernel_size``: any padding does here (an unpool's); a pool
+        caps it at half the kernel."""
 
     @property
     def kernel_size(self) -> tuple[int, ...]:
-        """The window's size, one int >= 1 per spatial axis (an int sets all); checked when set (the
+        """The window's size, one int >= 1 per spatial axis (an int sets all); checked when set (a pool's
         padding must stay at most half of it)."""
         return self._kernel_size
 
@@ -163,7 +139,8 @@ class _Pool(Layer):
 
     @property
     def padding(self) -> tuple[int, ...]:
-        """The padding on each side, one int >= 0 per spatial axis, at most half the kernel; checked when set."""
+        """The padding on each side, one int >= 0 per spatial axis (a pool's at most half the kernel);
+        checked when set."""
         return self._padding
 
     @padding.setter
@@ -171,6 +148,56 @@ class _Pool(Layer):
         padding = _sizes(value, "padding", type(self).__name__, 0, self._rank)
         self._check_padding(self._kernel_size, padding)
         self._padding = padding
+
+    def _options(self) -> str:
+        """The non-default options after stride and padding in :attr:`_who`, e.g. ``", ceil_mode=True"``."""
+        return ""
+
+    @property
+    def _who(self) -> str:
+        stride = "" if self._stride == self._kernel_size else f", stride={_display(self._stride)}"
+        padding = "" if not any(self._padding) else f", padding={_display(self._padding)}"
+        return f"{type(self).__name__}(k={_compact(self._kernel_size)}{stride}{padding}{self._options()})"
+
+
+class _Pool(_Windows):
+    """Shared geometry: windows of ``kernel_size`` (taps ``dilation`` apart) every ``stride`` positions
+    over the input padded by ``padding`` on each side (with :attr:`_pad_value`), floor or ceil mode.
+    The sizes are tuples of one int per spatial axis (:attr:`_rank` of them); the computation runs on
+    (N, C, H, W) arrays, a 1-D input (N, C, L) viewed as (N, C, 1, L) (:meth:`_plane`)."""
+
+    single_input = True  # (a Stack hands it the sequence alone)
+
+    #: What the padding holds: -inf for max (never the maximum), 0 for average (summed, then divided
+    #: by a count that includes it or not).
+    _pad_value: float = 0.0
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
+        ceil_mode: bool = False,
+        dilation: int | tuple[int, ...] = 1,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        name, rank = type(self).__name__, self._rank
+        self._ceil_mode = switch(ceil_mode, "ceil_mode", name)
+        self._dilation = _sizes(dilation, "dilation", name, 1, rank)
+        self._shape: tuple[int, ...] | None = None  # the last input's, on the plane (N, C, H, W)
+        self._dtype: np.dtype | None = None  # the last forward's output dtype
+        self._geometry: _Geometry | None = None  # the last forward's sizes and options, for its backward
+
+    def _check_padding(self, kernel_size: tuple[int, ...], padding: tuple[int, ...]) -> None:
+        """``ValueError`` unless ``padding`` is at most half ``kernel_size`` on every axis (as PyTorch)."""
+        if any(2 * p > k for p, k in zip(padding, kernel_size, strict=True)):
+            raise ValueError(f"{type(self).__name__}: padding {_display(padding)} must be at most half the kernel "
+                             f"size {_display(kernel_size)} (as PyTorch): a window must hold a {_PIXEL[self._rank]} "
+                             "of the input")
+
+    # ------------------------------------------------------------------ settings (checked when set)
+    # Each may be set after construction: checked as the constructor checks it (nothing changed when
+    # refused), used by the next forward, while a backward uses its forward's (kept with its cache).
 
     @property
     def ceil_mode(self) -> bool:
@@ -194,12 +221,6 @@ class _Pool(Layer):
     def _options(self) -> str:
         """The non-default options after stride and padding, e.g. ``", ceil_mode=True"``."""
         return ", ceil_mode=True" if self._ceil_mode else ""
-
-    @property
-    def _who(self) -> str:
-        stride = "" if self._stride == self._kernel_size else f", stride={_display(self._stride)}"
-        padding = "" if not any(self._padding) else f", padding={_display(self._padding)}"
-        return f"{type(self).__name__}(k={_compact(self._kernel_size)}{stride}{padding}{self._options()})"
 
     def _plane(self) -> _Plane:
         """(kernel_size, stride, padding, dilation) as (height, width) pairs: a 1-D pool's windows are

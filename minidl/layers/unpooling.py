@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, IndexRangeError, ShapeError
-from ..layer import Layer
 from ..validation import as_array, check_grad_output, check_input, is_integer, native
-from .conv import _AXES, _EMPTY, _SPATIAL, _compact, _display, _sizes
+from .conv import _AXES, _EMPTY, _SPATIAL, _display
+from .pooling import _Windows
 
 __all__ = ["MaxUnpool1D", "MaxUnpool2D"]
 
@@ -29,12 +29,11 @@ __all__ = ["MaxUnpool1D", "MaxUnpool2D"]
 _Cache = tuple[np.ndarray, "np.ndarray | None", tuple[int, ...], tuple[int, ...], np.dtype, bool]
 
 
-class _MaxUnpool(Layer):
+class _MaxUnpool(_Windows):
     """The computation of ``MaxUnpool2D`` and ``MaxUnpool1D`` (documented on ``MaxUnpool2D``), on
-    (N, C, *spatial) arrays with :attr:`_rank` spatial axes."""
+    (N, C, *spatial) arrays with :attr:`_rank` spatial axes (kernel_size, stride and padding: see
+    :class:`~minidl.layers.pooling._Windows`; any padding, as PyTorch's)."""
 
-    #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
-    _rank: int = 2
     #: The pool whose indices it takes, for messages.
     _pool: str = "MaxPool2D"
 
@@ -45,45 +44,13 @@ class _MaxUnpool(Layer):
         padding: int | tuple[int, ...] = 0,
         output_size: int | tuple[int, ...] | None = None,
     ) -> None:
-        super().__init__()
-        name, rank = type(self).__name__, self._rank
-        self._kernel_size = _sizes(kernel_size, "kernel_size", name, 1, rank)
-        self._stride = self._kernel_size if stride is None else _sizes(stride, "stride", name, 1, rank)
-        self._padding = _sizes(padding, "padding", name, 0, rank)
+        super().__init__(kernel_size, stride, padding)
         self._output_size = self._checked_output_size(output_size)
         self._cache: _Cache | None = None
 
     # ------------------------------------------------------------------ settings (checked when set)
     # Each may be set after construction: checked as the constructor checks it (nothing changed when
     # refused) and used by the next forward; a backward uses its forward's (kept with its cache).
-
-    @property
-    def kernel_size(self) -> tuple[int, ...]:
-        """The pool's window, one int >= 1 per spatial axis (an int sets all); checked when set."""
-        return self._kernel_size
-
-    @kernel_size.setter
-    def kernel_size(self, value: int | tuple[int, ...]) -> None:
-        self._kernel_size = _sizes(value, "kernel_size", type(self).__name__, 1, self._rank)
-
-    @property
-    def stride(self) -> tuple[int, ...]:
-        """The pool's stride, one int >= 1 per spatial axis (an int sets all); checked when set.  (Set
-        after construction it stays as set: it does not follow a later ``kernel_size``.)"""
-        return self._stride
-
-    @stride.setter
-    def stride(self, value: int | tuple[int, ...]) -> None:
-        self._stride = _sizes(value, "stride", type(self).__name__, 1, self._rank)
-
-    @property
-    def padding(self) -> tuple[int, ...]:
-        """The pool's padding, one int >= 0 per spatial axis (an int sets all); checked when set."""
-        return self._padding
-
-    @padding.setter
-    def padding(self, value: int | tuple[int, ...]) -> None:
-        self._padding = _sizes(value, "padding", type(self).__name__, 0, self._rank)
 
     @property
     def output_size(self) -> tuple[int, ...] | None:
@@ -112,12 +79,6 @@ class _MaxUnpool(Layer):
             raise ValueError(f"{type(self).__name__}: output_size must be None, {what}, or a full size "
                              f"(N, C, {axes}), got {value!r}")
         return tuple(int(v) for v in sizes)
-
-    @property
-    def _who(self) -> str:
-        stride = "" if self._stride == self._kernel_size else f", stride={_display(self._stride)}"
-        padding = "" if not any(self._padding) else f", padding={_display(self._padding)}"
-        return f"{type(self).__name__}(k={_compact(self._kernel_size)}{stride}{padding})"
 
     def extra_repr(self) -> str:
         stride = "" if self._stride == self._kernel_size else f", stride={_display(self._stride)}"
