@@ -431,28 +431,33 @@ class _SideState:
     Per batch only the layers' registration counts (``Layer._registrations``) are read, and the
     buffers and generators saved; the registries are copied (and the model walked again) only when a
     count has changed since the last copy, which then stands for every save until the next change.
+    Which layers hold buffers or generators is a registration too, so it is listed at that copy: a
+    model without any (an MLP) saves nothing else per batch.
     """
 
     def __init__(self, model: Layer) -> None:
         self._model = model
-        self._walked: list[Layer] = []
+        self._dicts: list[dict[str, Any]] = []  # the walked layers' __dict__s, where the counts are read
         self._counts: list[int] | None = None  # the registration counts of the last copy
         self._layers: list[tuple[Layer, tuple[dict[str, Any], ...], set[str]]] = []
+        self._stateful: list[Layer] = []  # the layers with a buffer or a generator registered
         self._buffers: list[tuple[Layer, str, np.ndarray | None]] = []
         self._generators: list[tuple[np.random.Generator, Mapping[str, Any]]] = []
 
     def save(self) -> None:
-        layers = self._walked
-        counts = [layer.__dict__.get("_registrations", 0) for layer in layers]
-        if counts != self._counts:  # registered or unregistered since the last copy (or the first save)
-            layers = self._walked = list(self._model.layers())
-            self._counts = [layer.__dict__.get("_registrations", 0) for layer in layers]
+        if [d.get("_registrations", 0) for d in self._dicts] != self._counts:  # changed since the last copy
+            layers = list(self._model.layers())
+            self._dicts = [layer.__dict__ for layer in layers]
+            self._counts = [d.get("_registrations", 0) for d in self._dicts]
             self._layers = [(layer, (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
                                      layer._generators.copy()), layer._non_persistent.copy()) for layer in layers]
-        self._buffers = [(layer, name, None if buffer is None else buffer.copy())
-                         for layer in layers if layer._buffers for name, buffer in layer._buffers.items()]
-        self._generators = [(g, g.bit_generator.state)
-                            for layer in layers if layer._generators for g in layer._generators.values()]
+            self._stateful = [layer for layer in layers if layer._buffers or layer._generators]
+            self._buffers, self._generators = [], []  # (none to save from now on, when none is stateful)
+        if self._stateful:
+            self._buffers = [(layer, name, None if buffer is None else buffer.copy())
+                             for layer in self._stateful for name, buffer in layer._buffers.items()]
+            self._generators = [(g, g.bit_generator.state)
+                                for layer in self._stateful for g in layer._generators.values()]
 
     def restore(self) -> None:
         for layer, registries, non_persistent in self._layers:
