@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +23,7 @@ from .validation import (
     settings_renamed,
     widened,
 )
+from .validation import checked_setting as _setting
 
 __all__ = [
     "BCELoss",
@@ -62,39 +61,13 @@ _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _SIGNED_MAX = {size: 2 ** (8 * size - 1) - 1 for size in _UNSIGNED}
 
 
-_T = TypeVar("_T")
-
-
 # ---------------------------------------------------------------------------------------- settings
 # A loss's settings (reduction, margin, weight, ...) are checked when set, in the constructor and after
 # it alike, by one function each, ``check(who, name, value)``: it returns the value to keep or raises
 # the error that names the loss (``who``) and the setting, the loss unchanged.  A forward reads each
 # setting it uses once, into a local, and keeps what its backward needs with its cache: a backward
-# returns the gradient of the forward that ran, whatever is set in between.
-
-if TYPE_CHECKING:
-    class _Setting(Generic[_T]):
-        """What the type checker sees of a setting: it reads as the checked value, and takes anything (the
-        check is at run time: a list as a weight, a NumPy float as a margin)."""
-
-        @overload
-        def __get__(self, loss: None, owner: type) -> _Setting[_T]: ...
-        @overload
-        def __get__(self, loss: object, owner: type | None = None) -> _T: ...
-        def __get__(self, loss: object, owner: type | None = None) -> Any: ...
-        def __set__(self, loss: object, value: Any) -> None: ...
-
-
-def _setting(name: str, check: Callable[[str, str, Any], _T], doc: str) -> _Setting[_T]:
-    """The checked setting ``name`` of a loss class, declared in its body (``margin = _setting("margin",
-    _finite, "...")``): a property whose value lives in the attribute ``_<name>``; setting it keeps
-    ``check(type(loss).__name__, name, value)``.  The getter is ``attrgetter`` (C), a few tens of ns."""
-    private = "_" + name
-
-    def set_checked(loss: Any, value: Any) -> None:
-        setattr(loss, private, check(type(loss).__name__, name, value))
-
-    return cast("_Setting[_T]", property(attrgetter(private), set_checked, None, doc))
+# returns the gradient of the forward that ran, whatever is set in between.  Each is declared in the class
+# body as ``_setting(name, check, doc)`` (validation.checked_setting: one mechanism, shared with the layers).
 
 
 def _reduction(who: str, name: str, value: Any, choices: tuple[str, ...] = _REDUCTIONS) -> str:

@@ -37,6 +37,7 @@ from ..validation import (
     check_finite,
     check_grad_output,
     check_input,
+    checked_setting,
     finite_number,
     is_number,
     native,
@@ -84,13 +85,51 @@ def _row_squares(rows: np.ndarray) -> np.ndarray:
 _LONG_ROW = 4096
 
 
-def _positive_eps(eps: float, who: str) -> float:
+# ---------------------------------------------------------------------------------------- settings
+# Every setting of these layers is checked when set, in the constructor and after it alike, by one function
+# each, ``check(who, name, value)`` (validation.checked_setting, as the losses' settings): it returns the
+# value to keep or raises the error naming the layer class and the setting, the layer unchanged.  A forward
+# reads each setting once and keeps what its backward needs (eps is in the kept 1/sqrt(var + eps), the
+# number of groups in its shape).  The sizes a layer is built for (num_features, num_channels,
+# normalized_shape) and whether it has gamma/beta (affine) are fixed: its parameters and buffers were made
+# for them, and an optimizer or a checkpoint holds those.
+
+
+def _positive_eps(who: str, name: str, eps: Any) -> float:
     """``eps`` as a float, > 0 and finite (``TypeError`` for a non-number, else ``ValueError``)."""
     if not is_number(eps):
-        raise TypeError(f"{who}: eps must be a number, got {eps!r}")
+        raise TypeError(f"{who}: {name} must be a number, got {eps!r}")
     if not 0.0 < eps < math.inf:
-        raise ValueError(f"{who}: eps must be positive and finite, got {eps}")
+        raise ValueError(f"{who}: {name} must be positive and finite, got {eps}")
     return float(eps)
+
+
+def _count(who: str, name: str, value: Any) -> int:
+    """An int >= 1 (``positive_int``'s check and message)."""
+    return positive_int(value, name, who)
+
+
+def _switch(who: str, name: str, value: Any) -> bool:
+    """A bool (``switch``'s check and message: ``bool("no")`` would switch the option on)."""
+    return switch(value, name, who)
+
+
+def _sizes(who: str, name: str, value: Any) -> tuple[int, ...]:
+    """LayerNorm's ``normalized_shape``: one size (an int: True, 3.0 and the like refused) or an iterable of
+    them (a tuple, list, range, array), not empty, as a tuple of ints >= 1."""
+    one = isinstance(value, (str, bytes)) or not isinstance(value, Iterable) or \
+        (isinstance(value, np.ndarray) and value.ndim == 0)
+    sizes = tuple(positive_int(s, name, who) for s in ((value,) if one else tuple(value)))
+    if not sizes:
+        raise ValueError(f"{who}: {name} must not be empty")
+    return sizes
+
+
+#: why the sizes a layer is built for are fixed (the message of a change refused)
+_SHAPES_FIXED = "the layer was built for it: gamma and beta, and any running statistics, have its shape"
+#: why ``affine`` / ``elementwise_affine`` is fixed
+_AFFINE_FIXED = ("gamma and beta are registered, or not, at construction, and an optimizer or a checkpoint "
+                 "holds them; to stop training them, use requires_grad_(False)")
 
 
 #: why ``InstanceNorm2d`` refuses ``momentum=None``, for its message
@@ -111,6 +150,18 @@ def _checked_momentum(momentum: Any, who: str, none_ok: bool) -> float | None:
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{who}: momentum must be in [0, 1]{' or None' if none_ok else ''}, got {momentum}")
     return float(momentum)
+
+
+def _momentum_or_none(who: str, name: str, value: Any) -> float | None:
+    """Batch norm's momentum: a number in [0, 1], or None (a cumulative average)."""
+    return _checked_momentum(value, who, none_ok=True)
+
+
+def _momentum_number(who: str, name: str, value: Any) -> float:
+    """Instance norm's momentum: a number in [0, 1] (PyTorch's None, which means 0.0 there, refused)."""
+    momentum = _checked_momentum(value, who, none_ok=False)
+    assert momentum is not None
+    return momentum
 
 
 def _normalise_groups(
@@ -147,17 +198,34 @@ def _scale_shift(xhat: np.ndarray, affine: bool, layer: Any, shape: tuple[int, .
     return y
 
 
-class _RunningNorm(Layer):
-    """Per-channel ``gamma``/``beta`` and running statistics, shared by batch and instance norm:
-    constructor checks, buffers, the running-stat update and ``repr``.  Subclasses normalise."""
+class _Norm(Layer):
+    """What every normalisation here shares: one input, and settings that are checked properties (each kept
+    in ``_<name>``), which a layer pickled when they were plain attributes gets back when unpickled."""
 
     single_input = True  # (a Stack hands it the sequence alone)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its settings were plain attributes."""
+        self.__dict__.update(settings_renamed(type(self), state))
+
+
+class _RunningNorm(_Norm):
+    """Per-channel ``gamma``/``beta`` and running statistics, shared by batch and instance norm:
+    settings, buffers, the running-stat update and ``repr``.  Subclasses normalise."""
+
     #: the constructor's defaults of ``affine`` and ``track_running_stats`` (``repr`` shows the others)
     _defaults: tuple[bool, bool] = (True, True)
-    #: whether ``momentum=None`` (a cumulative average) is accepted: batch norm's, not instance norm's
-    _momentum_may_be_none = True
-    _momentum: float | None
+
+    num_features = checked_setting("num_features", _count, "The number of channels C, an int >= 1; fixed.",
+                                   fixed=_SHAPES_FIXED)
+    eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
+                          "> 0; checked when set, used by the next forward (a backward uses its forward's).")
+    momentum = checked_setting(
+        "momentum", _momentum_or_none,
+        "The weight of a batch's statistics in the running ones, in [0, 1]; ``None`` (batch norm only): a "
+        "cumulative average.  Checked when set after construction too (a refusal changes nothing).")
+    affine = checked_setting("affine", _switch, "Whether the layer has ``gamma`` and ``beta``; fixed.",
+                             fixed=_AFFINE_FIXED)
     running_mean: np.ndarray
     running_var: np.ndarray
     num_batches_tracked: np.ndarray
@@ -174,11 +242,8 @@ class _RunningNorm(Layer):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        self.num_features = positive_int(num_features, "num_features", name)
-        self.eps = _positive_eps(eps, name)
-        self.momentum = momentum  # (checked by the property)
-        self.affine = switch(affine, "affine", name)
-        self.track_running_stats = switch(track_running_stats, "track_running_stats", name)
+        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine  # (checked)
+        self.track_running_stats = track_running_stats
         dtype = float_dtype(dtype, name)  # (native byte order: '>f4' is float32)
         C = self.num_features
         if self.affine:
@@ -190,19 +255,28 @@ class _RunningNorm(Layer):
             self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
         self._cache: tuple[np.ndarray, np.ndarray, bool] | None = None
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickling (and ``copy.deepcopy``): also a layer pickled when ``momentum`` was a plain attribute."""
-        self.__dict__.update(settings_renamed(type(self), state))
-
     @property
-    def momentum(self) -> float | None:
-        """The weight of a batch's statistics in the running ones, in [0, 1]; ``None`` (batch norm only): a
-        cumulative average.  Checked when set after construction too (a refusal changes nothing)."""
-        return self._momentum
+    def track_running_stats(self) -> bool:
+        """Whether running statistics move in training and normalise in eval (else batch statistics do,
+        always).  A bool, checked when set; a layer built with them may switch it off and on again (the
+        buffers stay, untouched while it is off), one built without has no buffers to switch on."""
+        return self._track_running_stats
 
-    @momentum.setter
-    def momentum(self, value: float | None) -> None:
-        self._momentum = _checked_momentum(value, type(self).__name__, self._momentum_may_be_none)
+    @track_running_stats.setter
+    def track_running_stats(self, value: bool) -> None:
+        name = type(self).__name__
+        flag = switch(value, "track_running_stats", name)
+        if flag and "_track_running_stats" in self.__dict__ and not self._holds_running_stats():
+            raise ValueError(
+                f"{name}: track_running_stats cannot be switched on: the layer was built without running "
+                f"statistics (no running_mean/running_var buffers); build a new {name}(..., "
+                "track_running_stats=True) (load_state_dict(..., strict=False) brings gamma and beta over)")
+        self._track_running_stats = flag
+
+    def _holds_running_stats(self) -> bool:
+        """Whether the layer has its running-statistics buffers (made when built with track_running_stats)."""
+        buffers = self._buffers
+        return buffers.get("running_mean") is not None and buffers.get("running_var") is not None
 
     @property
     def _who(self) -> str:
@@ -225,7 +299,7 @@ class _RunningNorm(Layer):
         """The dtype inputs must have: that of the parameters or buffers (None if there are none)."""
         if self.affine:
             return self.gamma.data.dtype
-        if self.track_running_stats:
+        if self._holds_running_stats():  # (tracked or not: the layer's dtype, the next to use them sees)
             return self.running_mean.dtype
         return None
 
@@ -255,7 +329,9 @@ class _RunningNorm(Layer):
         by ``m - 1``, was finite.)
         """
         self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)
-        momentum = self._momentum if self._momentum is not None else 1.0 / float(self.num_batches_tracked)
+        momentum = self.momentum
+        if momentum is None:
+            momentum = 1.0 / float(self.num_batches_tracked)
         self.running_mean = (1.0 - momentum) * self.running_mean + momentum * mean
         self.running_var = (1.0 - momentum) * self.running_var + momentum * (var * (m / (m - 1)))
 
@@ -393,7 +469,10 @@ class InstanceNorm2d(_RunningNorm):
     """
 
     _defaults = (False, False)
-    _momentum_may_be_none = False  # PyTorch's None means 0 here (never update): refused, not guessed
+    momentum = checked_setting(  # (a number: PyTorch's None means 0 here, never update; refused, not guessed)
+        "momentum", _momentum_number,
+        "The weight of a batch's statistics in the running ones, in [0, 1] (None refused: pass 0.0 for "
+        "PyTorch's None).  Checked when set after construction too (a refusal changes nothing).")
 
     def __init__(
         self,
@@ -405,9 +484,10 @@ class InstanceNorm2d(_RunningNorm):
         *,
         dtype: DTypeLike = np.float64,
     ) -> None:
-        _checked_momentum(momentum, "InstanceNorm2d", none_ok=False)  # (first, as before: its errors first)
-        eps = _positive_eps(eps, "InstanceNorm2d")
-        dtype = float_dtype(dtype, "InstanceNorm2d")
+        name = type(self).__name__
+        _momentum_number(name, "momentum", momentum)  # (first, as before: its errors first)
+        _positive_eps(name, "eps", eps)
+        dtype = float_dtype(dtype, name)
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype=dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -466,7 +546,7 @@ class InstanceNorm2d(_RunningNorm):
         return (self.num_features, 3, 3)
 
 
-class LayerNorm(Layer):
+class LayerNorm(_Norm):
     """Normalise each sample over its last ``len(normalized_shape)`` axes, as PyTorch's ``nn.LayerNorm``.
 
     Shapes: x: (..., *normalized_shape) -> same shape; ``gamma`` (ones) and ``beta`` (zeros) of
@@ -474,9 +554,18 @@ class LayerNorm(Layer):
     sample over the normalised axes (group size m = prod(normalized_shape)); there are no running
     statistics, so train and eval behave alike.  Backward: see this module's docstring, with the sums
     for ``dx`` over the normalised axes and those for ``dgamma``/``dbeta`` over the leading axes.
+
+    ``eps`` may be set after construction (checked, used by the next forward); ``normalized_shape`` and
+    ``elementwise_affine`` are fixed (build a new layer).
     """
 
-    single_input = True  # (a Stack hands it the sequence alone)
+    normalized_shape = checked_setting(
+        "normalized_shape", _sizes, "The trailing axes' sizes normalised over, a tuple of ints >= 1 (an int: one "
+        "axis); fixed.", fixed=_SHAPES_FIXED)
+    eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
+                          "> 0; checked when set, used by the next forward (a backward uses its forward's).")
+    elementwise_affine = checked_setting("elementwise_affine", _switch,
+                                         "Whether the layer has ``gamma`` and ``beta``; fixed.", fixed=_AFFINE_FIXED)
 
     def __init__(
         self,
@@ -487,16 +576,9 @@ class LayerNorm(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        # one size (an int: True, 3.0 and the like refused) or an iterable of them (a tuple, list, range, array)
-        one = isinstance(normalized_shape, (str, bytes)) or not isinstance(normalized_shape, Iterable) or \
-            (isinstance(normalized_shape, np.ndarray) and normalized_shape.ndim == 0)
-        sizes = (normalized_shape,) if one else tuple(normalized_shape)  # type: ignore[arg-type]
-        self.normalized_shape = tuple(positive_int(s, "normalized_shape", "LayerNorm") for s in sizes)
-        if not self.normalized_shape:
-            raise ValueError("LayerNorm: normalized_shape must not be empty")
-        self.eps = _positive_eps(eps, "LayerNorm")
-        self.elementwise_affine = switch(elementwise_affine, "elementwise_affine", "LayerNorm")
-        dtype = float_dtype(dtype, "LayerNorm")
+        self.normalized_shape, self.eps = normalized_shape, eps  # (checked by the settings)
+        self.elementwise_affine = elementwise_affine
+        dtype = float_dtype(dtype, type(self).__name__)
         if self.elementwise_affine:
             self.gamma = Parameter(np.ones(self.normalized_shape, dtype=dtype))
             self.beta = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
@@ -561,7 +643,7 @@ class LayerNorm(Layer):
         return f"{self.normalized_shape}, eps={self.eps}{affine}"
 
 
-class GroupNorm(Layer):
+class GroupNorm(_Norm):
     """Normalise each sample over groups of channels, as PyTorch's ``nn.GroupNorm``.
 
     Shapes: x: (N, C, *) -> same shape, with any number of trailing axes ``*`` (none included).  The C
@@ -571,9 +653,17 @@ class GroupNorm(Layer):
     ``affine``.  No running statistics: train and eval behave alike.  G = 1 is LayerNorm over (C, *)
     with a per-channel affine, G = C instance norm.  Backward: this module's docstring, with means
     over each group for ``dx`` and per-channel sums over N and ``*`` for ``dgamma``/``dbeta``.
+
+    ``num_groups`` (a divisor of C) and ``eps`` may be set after construction (checked, used by the next
+    forward; a backward uses its forward's); ``num_channels`` and ``affine`` are fixed (build a new layer).
     """
 
-    single_input = True  # (a Stack hands it the sequence alone)
+    num_channels = checked_setting("num_channels", _count, "The number of channels C, an int >= 1; fixed.",
+                                   fixed=_SHAPES_FIXED)
+    eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
+                          "> 0; checked when set, used by the next forward (a backward uses its forward's).")
+    affine = checked_setting("affine", _switch, "Whether the layer has ``gamma`` and ``beta``; fixed.",
+                             fixed=_AFFINE_FIXED)
 
     def __init__(
         self,
@@ -585,18 +675,33 @@ class GroupNorm(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        self.num_groups = positive_int(num_groups, "num_groups", "GroupNorm")
-        self.num_channels = positive_int(num_channels, "num_channels", "GroupNorm")
-        if self.num_channels % self.num_groups:
-            raise ValueError(f"GroupNorm: num_channels ({self.num_channels}) must be divisible by "
-                             f"num_groups ({self.num_groups})")
-        self.eps = _positive_eps(eps, "GroupNorm")
-        self.affine = switch(affine, "affine", "GroupNorm")
-        dtype = float_dtype(dtype, "GroupNorm")
+        self.num_groups, self.num_channels = num_groups, num_channels  # (checked: each, then together)
+        self._check_groups(self.num_groups)
+        self.eps, self.affine = eps, affine
+        dtype = float_dtype(dtype, type(self).__name__)
         if self.affine:
             self.gamma = Parameter(np.ones(self.num_channels, dtype=dtype))
             self.beta = Parameter(np.zeros(self.num_channels, dtype=dtype))
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def num_groups(self) -> int:
+        """The number of groups G, an int >= 1 dividing ``num_channels``; checked when set, used by the next
+        forward (a backward uses its forward's)."""
+        return self._num_groups
+
+    @num_groups.setter
+    def num_groups(self, value: int) -> None:
+        groups = positive_int(value, "num_groups", type(self).__name__)
+        if "_num_channels" in self.__dict__:  # (the constructor checks once both are made)
+            self._check_groups(groups)
+        self._num_groups = groups
+
+    def _check_groups(self, groups: int) -> None:
+        """``ValueError`` unless ``groups`` divides the channels."""
+        if self.num_channels % groups:
+            raise ValueError(f"{type(self).__name__}: num_channels ({self.num_channels}) must be divisible by "
+                             f"num_groups ({groups})")
 
     @property
     def _who(self) -> str:
@@ -640,7 +745,7 @@ class GroupNorm(Layer):
             if self.gamma.requires_grad:
                 self.gamma.grad += np.einsum("ncs,ncs->c", g3, xhat_c)
             g3 = g3 * self.gamma.data.reshape(1, C, 1)
-        G = self.num_groups
+        G = inv_std.shape[1]  # (the forward's number of groups, whatever is set since)
         m = C // G * s
         dx = _groups_backward(g3.reshape(N, G, m), xhat.reshape(N, G, m), inv_std)
         return dx.reshape(xhat.shape)
@@ -676,7 +781,7 @@ def _all_finite(a: np.ndarray) -> bool:
     return True
 
 
-class LocalResponseNorm(Layer):
+class LocalResponseNorm(_Norm):
     """Divide each value by a power of the energy of its neighbouring channels, as PyTorch's
     ``nn.LocalResponseNorm`` (AlexNet's local response normalisation).  No parameters.
 
@@ -720,7 +825,16 @@ class LocalResponseNorm(Layer):
     the ``size``, ``alpha`` and ``beta`` of its forward, whatever is set in between (``k`` is in its base).
     """
 
-    single_input = True  # (a Stack hands it the sequence alone)
+    size = checked_setting("size", _count, "The number of channels a window spans, an int >= 1; checked when set, "
+                           "after construction too.")
+    alpha = checked_setting("alpha", finite_number, "The scale of the window's sum of squares (divided by "
+                            "``size``), finite; checked when set.")
+    beta = checked_setting("beta", finite_number, "The power of the base, finite; checked when set.")
+    k = checked_setting("k", finite_number, "The constant added to the base, finite; checked when set.")
+    _size: int
+    _alpha: float
+    _beta: float
+    _k: float
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
         super().__init__()
@@ -729,42 +843,6 @@ class LocalResponseNorm(Layer):
         # the size, alpha and beta it used (its backward's, whatever is set since); and the output's dtype
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, int, float, float] | None = None
         self._dtype: np.dtype | None = None
-
-    @property
-    def size(self) -> int:
-        """The number of channels a window spans, an int >= 1; checked when set, after construction too."""
-        return self._size
-
-    @size.setter
-    def size(self, value: int) -> None:
-        self._size = positive_int(value, "size", "LocalResponseNorm")
-
-    @property
-    def alpha(self) -> float:
-        """The scale of the window's sum of squares (divided by ``size``), finite; checked when set."""
-        return self._alpha
-
-    @alpha.setter
-    def alpha(self, value: float) -> None:
-        self._alpha = finite_number("LocalResponseNorm", "alpha", value)
-
-    @property
-    def beta(self) -> float:
-        """The power of the base, finite; checked when set."""
-        return self._beta
-
-    @beta.setter
-    def beta(self, value: float) -> None:
-        self._beta = finite_number("LocalResponseNorm", "beta", value)
-
-    @property
-    def k(self) -> float:
-        """The constant added to the base, finite; checked when set."""
-        return self._k
-
-    @k.setter
-    def k(self, value: float) -> None:
-        self._k = finite_number("LocalResponseNorm", "k", value)
 
     @property
     def _who(self) -> str:
