@@ -125,8 +125,10 @@ def _sizes(who: str, name: str, value: Any) -> tuple[int, ...]:
     return sizes
 
 
-#: why the sizes a layer is built for are fixed (the message of a change refused)
-_SHAPES_FIXED = "the layer was built for it: gamma and beta, and any running statistics, have its shape"
+#: why the sizes a layer is built for are fixed (the messages of a change refused)
+_CHANNELS_FIXED = ("the layer was built for that many channels: gamma, beta and the running statistics, where it "
+                   "has them, have that size")
+_SHAPE_FIXED = "the layer was built for those axes: gamma and beta, where it has them, have that shape"
 #: why ``affine`` / ``elementwise_affine`` is fixed
 _AFFINE_FIXED = ("gamma and beta are registered, or not, at construction, and an optimizer or a checkpoint "
                  "holds them; to stop training them, use requires_grad_(False)")
@@ -217,7 +219,7 @@ class _RunningNorm(_Norm):
     _defaults: tuple[bool, bool] = (True, True)
 
     num_features = checked_setting("num_features", _count, "The number of channels C, an int >= 1; fixed.",
-                                   fixed=_SHAPES_FIXED)
+                                   fixed=_CHANNELS_FIXED)
     eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
                           "> 0; checked when set, used by the next forward (a backward uses its forward's).")
     momentum = checked_setting(
@@ -437,6 +439,12 @@ class BatchNorm1d(_BatchNorm):
     cumulative average).  Eval (``eval()``): the running estimates normalise, so the layer is an
     affine map per channel.  ``track_running_stats=False`` always uses batch statistics.
 
+    ``eps``, ``momentum`` and ``track_running_stats`` may be set after construction: checked as the
+    constructor checks them, used by the next forward (a backward uses its forward's).  Switched off, the
+    layer uses batch statistics in training and eval and leaves its buffers as they are (PyTorch's switched-off
+    layer normalises by them in eval); a layer built without buffers cannot switch it on.
+    ``num_features`` and ``affine`` are fixed: build a new layer.
+
     Parameters ``gamma`` (ones) and ``beta`` (zeros), (C,) each (PyTorch's ``weight`` and ``bias``);
     buffers ``running_mean`` (zeros), ``running_var`` (ones), ``num_batches_tracked``.
     The back-pass is in this module's docstring.
@@ -466,6 +474,8 @@ class InstanceNorm2d(_RunningNorm):
     here, is refused, since BatchNorm's None is a cumulative average), and in eval
     mode they normalise, as batch norm's do.  Without them, eval mode uses the instance statistics too.
     Instance statistics need H*W > 1.  ``num_batches_tracked`` counts training steps (PyTorch's stays 0).
+    Settings after construction as :class:`BatchNorm1d`'s (``track_running_stats`` switched off: instance
+    statistics, the buffers left as they are, where PyTorch's layer still moves them, in eval too).
     """
 
     _defaults = (False, False)
@@ -561,7 +571,7 @@ class LayerNorm(_Norm):
 
     normalized_shape = checked_setting(
         "normalized_shape", _sizes, "The trailing axes' sizes normalised over, a tuple of ints >= 1 (an int: one "
-        "axis); fixed.", fixed=_SHAPES_FIXED)
+        "axis); fixed.", fixed=_SHAPE_FIXED)
     eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
                           "> 0; checked when set, used by the next forward (a backward uses its forward's).")
     elementwise_affine = checked_setting("elementwise_affine", _switch,
@@ -659,7 +669,7 @@ class GroupNorm(_Norm):
     """
 
     num_channels = checked_setting("num_channels", _count, "The number of channels C, an int >= 1; fixed.",
-                                   fixed=_SHAPES_FIXED)
+                                   fixed=_CHANNELS_FIXED)
     eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
                           "> 0; checked when set, used by the next forward (a backward uses its forward's).")
     affine = checked_setting("affine", _switch, "Whether the layer has ``gamma`` and ``beta``; fixed.",
