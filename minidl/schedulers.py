@@ -36,13 +36,14 @@ import itertools
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import StateDictError
 from .optim import Optimizer
-from .validation import is_finite, is_integer, is_number
+from .validation import is_finite, is_integer, is_number, settings_renamed
 
 __all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR",
            "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR",
@@ -51,6 +52,30 @@ __all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnneali
 
 #: The largest epoch count a state may hold: floats count whole numbers exactly up to here.
 _MAX_EPOCH = 2**53
+
+
+class _Setting(property):
+    """A schedule's setting (``base_lr``, a name in ``settings`` or ``functions``): it reads ``_<name>``, and
+    setting it goes through :meth:`LRScheduler._set`, which checks the value as the constructor does; a
+    refusal leaves the schedule as it was."""
+
+
+def _setting(name: str) -> _Setting:
+    """The property of the setting ``name``: :meth:`LRScheduler.__init_subclass__` makes one for each name a
+    class lists in ``settings`` or ``functions``."""
+
+    def set_checked(schedule: LRScheduler, value: Any) -> None:
+        before = dict(schedule.__dict__)
+        try:
+            schedule._set(name, value)
+        except BaseException:
+            schedule.__dict__.clear()
+            schedule.__dict__.update(before)
+            raise
+
+    return _Setting(attrgetter("_" + name), set_checked, None,
+                    f"The setting {name!r}, checked when set as the constructor checks it (the schedule unchanged "
+                    f"when refused); the next step uses it.")
 
 
 class LRScheduler:
@@ -63,10 +88,17 @@ class LRScheduler:
 
     A subclass whose lr depends on more than ``last_epoch`` names that state in :attr:`run_state`
     and checks it in :meth:`_check_run_state`: it is saved, and required and restored on load.
+
+    Each name in :attr:`settings` and :attr:`functions` is a property (made for the subclass that lists
+    it and has a :meth:`_check_setting`): setting it checks the value as the constructor does, with its
+    message, and a refusal changes nothing; :meth:`_set` says what else a change does.
     """
 
     #: The constructor's arguments that shape the schedule (saved and restored with the state).
     settings: tuple[str, ...] = ()
+    #: The constructor's arguments that are the user's functions (``lr_lambda``, ``scale_fn``): checked when
+    #: set, as :attr:`settings`, but never saved (a checkpoint holds no function).
+    functions: tuple[str, ...] = ()
     #: What the run has accumulated besides ``last_epoch`` (saved, and required on load).
     run_state: tuple[str, ...] = ()
     #: Whether making the schedule records the optimizer's lr as its ``initial_lr`` when none is (PyTorch's
@@ -84,6 +116,10 @@ class LRScheduler:
         argument, one level deep (not an optimizer reached otherwise: a default value, an attribute, a
         nested list, a mixin's ``__init__``)."""
         super().__init_subclass__(**kwargs)
+        if cls._check_setting is not LRScheduler._check_setting:  # (else a subclass keeps plain attributes)
+            for name in (*cls.settings, *cls.functions):
+                if not isinstance(getattr(cls, name, None), property):  # (nor replaces one: has_scale_fn)
+                    setattr(cls, name, _setting(name))
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -110,14 +146,78 @@ class LRScheduler:
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        self.base_lr = optimizer.lr
+        self._optimizer = optimizer
+        self._base_lr = optimizer.lr
         if optimizer.initial_lr is None and self.records_initial_lr:  # the first schedule: PyTorch's initial_lr
             optimizer.initial_lr = optimizer.lr
         self.last_epoch = 0
         # the lr this schedule last gave the optimizer (None after a load: not known), to notice another
         # hand on it: a second schedule, an lr set by hand, an optimizer state loaded without this one's
         self._lr_set: float | None = optimizer.lr
+
+    if TYPE_CHECKING:
+        base_lr: float
+    else:
+        base_lr = _setting("base_lr")
+
+    @property
+    def optimizer(self) -> Optimizer:
+        """The optimizer whose lr the schedule sets (fixed when made)."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, value: Optimizer) -> None:
+        if value is not self._optimizer:
+            name = type(self).__name__
+            raise AttributeError(f"{name}: the optimizer cannot change (the schedule has set its lr, and "
+                                 f"records what it set): make a new {name} for the other optimizer")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and copying): also a schedule pickled when its settings were plain attributes."""
+        self.__dict__.update(settings_renamed(type(self), state))
+
+    def _init_settings(self, **values: Any) -> None:
+        """The constructor's settings, each checked by :meth:`_check_setting` and kept in turn,
+        without what setting one later also does (:meth:`_set`): the caller checks them together."""
+        for name, value in values.items():
+            self.__dict__["_" + name] = self._check_setting(name, value)
+
+    def _set(self, name: str, value: Any) -> None:
+        """Set the setting ``name`` (``base_lr``, or one in :attr:`settings` or :attr:`functions`) after the
+        constructor: checked as the constructor checks it (:meth:`_check_setting`; ``base_lr``: a finite number
+        >= 0) and kept, used from the next step on (the lr follows the closed form with the new value, as
+        after loading a state that holds it).  A subclass extends it to recompute what derives from the
+        setting, or to refuse a change that makes no sense mid-schedule; whatever it raises, the setter puts
+        the schedule back as it was.  A schedule in a :class:`ChainedScheduler` is refused a value the chain
+        refuses, and one in any container a ``base_lr`` of its own (the container's is every schedule's)."""
+        who, owner = type(self).__name__, self._part_of
+        if name == "base_lr":
+            if owner is not None:
+                raise ValueError(f"{who}: base_lr is the lr0 of the {owner} this {who} belongs to, which all its "
+                                 f"schedules share: set the {owner}'s base_lr")
+            value = _check_finite_nonnegative(who, name, value)
+        else:
+            value = self._check_setting(name, value)
+        self.__dict__["_" + name] = value
+        reason = _not_a_factor(self) if owner == "ChainedScheduler" else None
+        if reason is not None:
+            raise ValueError(f"{who}: {name}={value!r} is refused: this {who} belongs to a ChainedScheduler, which "
+                             f"refuses a {who} {reason}")
+
+    def _call(self, name: str, x: int, epoch: int) -> Any:
+        """The user's function ``name`` (``lr_lambda``, ``scale_fn``) called with ``x``, for the lr after
+        ``epoch`` steps.  What it raises keeps its type and message, with a note naming the schedule and its
+        count (Python 3.11+)."""
+        function = getattr(self, name)
+        try:
+            return function(x)
+        except Exception as error:
+            if hasattr(error, "add_note"):  # (Python 3.11+)
+                who = type(self).__name__
+                part = f" (in a {self._part_of})" if self._part_of is not None else ""
+                error.add_note(f"(raised by {who}{part}'s {name}({x!r}), computing the lr after {epoch} step(s); "
+                               f"the {who} had taken {self.last_epoch} step(s))")
+            raise
 
     def lr_at(self, epoch: int) -> float:
         raise NotImplementedError(f"{type(self).__name__} must implement lr_at(epoch)")
@@ -132,13 +232,9 @@ class LRScheduler:
         the optimizer's lr is no longer the one this schedule set, or when the schedule belongs to a
         :class:`SequentialLR` or :class:`ChainedScheduler`: see :meth:`_check_can_step`."""
         self._check_can_step()
+        lr = self.lr_at(self.last_epoch + 1)
+        self._write_lr(lr)
         self.last_epoch += 1
-        try:
-            lr = self.lr_at(self.last_epoch)
-            self._write_lr(lr)
-        except BaseException:
-            self.last_epoch -= 1
-            raise
         return lr
 
     def _write_lr(self, lr: float) -> None:
@@ -234,9 +330,14 @@ class LRScheduler:
         if problems:
             raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "
                                  + "; ".join(problems))
-        self.base_lr = float(state["base_lr"])
+        self._base_lr = float(state["base_lr"])
         self.last_epoch = int(state["last_epoch"])
-        for key, value in (*settings.items(), *run_state.items()):
+        for key, value in settings.items():  # (checked above, one by one: kept as they are)
+            if isinstance(getattr(type(self), key, None), _Setting):
+                self.__dict__["_" + key] = value
+            else:
+                setattr(self, key, value)
+        for key, value in run_state.items():
             setattr(self, key, value)
         self._lr_set = None  # the optimizer's lr is its own state's: not checked at the next step
 
@@ -309,11 +410,12 @@ class StepLR(LRScheduler):
     """Multiply the lr by ``gamma`` every ``step_size`` epochs: ``lr0 * gamma ** (e // step_size)``."""
 
     settings = ("step_size", "gamma")
+    step_size: int
+    gamma: float
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        self.step_size: int = self._check_setting("step_size", step_size)
-        self.gamma: float = self._check_setting("gamma", gamma)
+        self._init_settings(step_size=step_size, gamma=gamma)
 
     def _check_setting(self, name: str, value: Any) -> Any:
         return _check_positive_int("StepLR", name, value) if name == "step_size" else _check_gamma("StepLR", value)
@@ -329,11 +431,12 @@ class MultiStepLR(LRScheduler):
     """Multiply the lr by ``gamma`` at each milestone epoch: ``lr0 * gamma ** #{m <= e}``."""
 
     settings = ("milestones", "gamma")
+    milestones: list[int]
+    gamma: float
 
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        self.milestones: list[int] = self._check_setting("milestones", milestones)
-        self.gamma: float = self._check_setting("gamma", gamma)
+        self._init_settings(milestones=milestones, gamma=gamma)
 
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "milestones":
@@ -351,10 +454,11 @@ class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch: ``lr0 * gamma ** e``."""
 
     settings = ("gamma",)
+    gamma: float
 
     def __init__(self, optimizer: Optimizer, gamma: float) -> None:
         super().__init__(optimizer)
-        self.gamma: float = self._check_setting("gamma", gamma)
+        self._init_settings(gamma=gamma)
 
     def _check_setting(self, name: str, value: Any) -> Any:
         return _check_gamma("ExponentialLR", value)
@@ -375,11 +479,12 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     settings = ("T_max", "eta_min")
+    T_max: int
+    eta_min: float
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
-        self.T_max: int = self._check_setting("T_max", T_max)
-        self.eta_min: float = self._check_setting("eta_min", eta_min)
+        self._init_settings(T_max=T_max, eta_min=eta_min)
 
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "T_max":
@@ -408,12 +513,13 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     """
 
     settings = ("T_0", "T_mult", "eta_min")
+    T_0: int
+    T_mult: int
+    eta_min: float
 
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
-        self.T_0: int = self._check_setting("T_0", T_0)
-        self.T_mult: int = self._check_setting("T_mult", T_mult)
-        self.eta_min: float = self._check_setting("eta_min", eta_min)
+        self._init_settings(T_0=T_0, T_mult=T_mult, eta_min=eta_min)
 
     def _check_setting(self, name: str, value: Any) -> Any:
         if name in ("T_0", "T_mult"):
@@ -452,13 +558,14 @@ class LinearLR(LRScheduler):
     """
 
     settings = ("start_factor", "end_factor", "total_iters")
+    start_factor: float
+    end_factor: float
+    total_iters: int
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5) -> None:
         super().__init__(optimizer)
-        self.start_factor: float = self._check_setting("start_factor", start_factor)
-        self.end_factor: float = self._check_setting("end_factor", end_factor)
-        self.total_iters: int = self._check_setting("total_iters", total_iters)
+        self._init_settings(start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
         self._write_lr(self.lr_at(0))
 
     def _check_setting(self, name: str, value: Any) -> Any:
@@ -488,7 +595,25 @@ class _OfSchedules(LRScheduler):
     and stepped by it alone.  A subclass checks its schedules, then calls :meth:`_start`."""
 
     records_initial_lr = False  # (they read it: _start)
-    schedulers: list[LRScheduler]
+    _schedulers: list[LRScheduler]
+
+    @property
+    def schedulers(self) -> tuple[LRScheduler, ...]:
+        """The schedules, in order (fixed when made)."""
+        return tuple(self._schedulers)
+
+    @schedulers.setter
+    def schedulers(self, value: Any) -> None:
+        name = type(self).__name__
+        raise AttributeError(f"{name}: the schedules cannot be replaced (they belong to this {name}, which started "
+                             f"them from one lr0 and steps them): make a new {name} of new schedules")
+
+    def _set(self, name: str, value: Any) -> None:
+        """As every schedule's; a new ``base_lr`` is every schedule's ``lr0``, as when made."""
+        super()._set(name, value)
+        if name == "base_lr":
+            for s in self._schedulers:
+                s.__dict__["_base_lr"] = self.base_lr
 
     def _listed(self, schedulers: Any) -> list[LRScheduler]:
         """``schedulers`` as a list, not empty (the items are the subclass's to check)."""
@@ -531,7 +656,7 @@ class _OfSchedules(LRScheduler):
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
         for t in trial:
             t.base_lr = lr0
-        self.schedulers = trial
+        self._schedulers = trial
         self.base_lr = lr0
         lr = self.lr_at(0)
         initial_lr = optimizer.initial_lr
@@ -545,12 +670,12 @@ class _OfSchedules(LRScheduler):
         for s in schedulers:
             s.base_lr = lr0
             s._part_of = type(self).__name__
-        self.schedulers = schedulers
+        self._schedulers = schedulers
 
     def state_dict(self) -> dict[str, Any]:
         """The base state, the settings, and each schedule's own state (``"schedulers"``)."""
         state = super().state_dict()
-        state["schedulers"] = [s.state_dict() for s in self.schedulers]
+        state["schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -568,15 +693,15 @@ class _OfSchedules(LRScheduler):
         if unknown:
             raise StateDictError(f"{refused}unexpected keys {unknown} ({name} keeps {sorted(keys)})")
         children = state.get("schedulers")
-        if not isinstance(children, (list, tuple)) or len(children) != len(self.schedulers):
+        if not isinstance(children, (list, tuple)) or len(children) != len(self._schedulers):
             got = f"{len(children)}" if isinstance(children, (list, tuple)) else f"{type(children).__name__}"
-            raise StateDictError(f"{refused}'schedulers': expected a list of {len(self.schedulers)} schedule "
+            raise StateDictError(f"{refused}'schedulers': expected a list of {len(self._schedulers)} schedule "
                                  f"states, got {got}")
         trial = copy.copy(self)  # the whole state on copies first (children are flat: shallow copies do)
-        trial.schedulers = [copy.copy(s) for s in self.schedulers]
+        trial._schedulers = [copy.copy(s) for s in self._schedulers]
         lr_before = self.optimizer.lr  # (a LinearLR's load sets it: put back whatever the trial did)
         try:
-            for i, (s, child) in enumerate(zip(trial.schedulers, children, strict=True)):
+            for i, (s, child) in enumerate(zip(trial._schedulers, children, strict=True)):
                 try:
                     s.load_state_dict(child)
                 except (StateDictError, TypeError) as error:
@@ -595,7 +720,7 @@ class _OfSchedules(LRScheduler):
                     from error
         finally:
             self.optimizer.lr = lr_before
-        for s, child in zip(self.schedulers, children, strict=True):
+        for s, child in zip(self._schedulers, children, strict=True):
             s.load_state_dict(child)
         LRScheduler.load_state_dict(self, {k: v for k, v in state.items() if k != "schedulers"})
         self._write_lr(lr)
@@ -626,6 +751,7 @@ class SequentialLR(_OfSchedules):
     """
 
     settings = ("milestones",)
+    milestones: list[int]
 
     def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Iterable[int]) -> None:
         super().__init__(optimizer)
@@ -644,8 +770,8 @@ class SequentialLR(_OfSchedules):
                                  f"lr_lambda(0)); a LambdaLR gives any lr0 * factor(e)")
             self._check_free(i, s)
         self._check_distinct(schedulers)
-        self.schedulers = schedulers
-        self.milestones: list[int] = self._check_setting("milestones", milestones)
+        self._schedulers = schedulers
+        self._init_settings(milestones=milestones)
         self._start(schedulers)
 
     def _check_setting(self, name: str, value: Any) -> Any:
@@ -653,17 +779,26 @@ class SequentialLR(_OfSchedules):
             raise ValueError(f"SequentialLR: milestones must be a sequence of positive ints, got {value!r}")
         given = list(value)
         milestones = [_check_positive_int("SequentialLR", "a milestone", m) for m in given]
-        if len(milestones) != len(self.schedulers) - 1 or any(a >= b for a, b in itertools.pairwise(milestones)):
-            raise ValueError(f"SequentialLR: expected {len(self.schedulers) - 1} strictly increasing milestone(s) "
-                             f"for {len(self.schedulers)} schedules, got {given}")
+        if len(milestones) != len(self._schedulers) - 1 or any(a >= b for a, b in itertools.pairwise(milestones)):
+            raise ValueError(f"SequentialLR: expected {len(self._schedulers) - 1} strictly increasing milestone(s) "
+                             f"for {len(self._schedulers)} schedules, got {given}")
         return milestones
 
     def lr_at(self, epoch: int) -> float:
         i = bisect.bisect_right(self.milestones, epoch)
-        return self.schedulers[i].lr_at(epoch - (self.milestones[i - 1] if i else 0))
+        return self._schedulers[i].lr_at(epoch - (self.milestones[i - 1] if i else 0))
 
     def extra_repr(self) -> str:
-        return f"{[type(s).__name__ for s in self.schedulers]}, milestones={self.milestones}"
+        return f"{[type(s).__name__ for s in self._schedulers]}, milestones={self.milestones}"
+
+
+def _not_a_factor(schedule: LRScheduler) -> str | None:
+    """Why a :class:`ChainedScheduler` refuses ``schedule``'s settings (None: it takes them), when made, on
+    every load, and when one of them is set."""
+    if isinstance(schedule, CosineAnnealingLR) and schedule.eta_min != 0:
+        return (f"with eta_min={schedule.eta_min}: its lr is not lr0 times a factor (PyTorch's chain mixes it with "
+                f"the other factors, depending on their order); give eta_min=0, or run it in a SequentialLR")
+    return None
 
 
 def _unchainable(schedule: LRScheduler) -> str | None:
@@ -755,32 +890,30 @@ class ChainedScheduler(_OfSchedules):
         return max(s.base_lr for s in schedulers)
 
     def _check_schedule_settings(self, i: int, schedule: LRScheduler) -> None:
-        if isinstance(schedule, CosineAnnealingLR) and schedule.eta_min != 0:
-            raise ValueError(f"ChainedScheduler: schedule {i} is a CosineAnnealingLR with eta_min="
-                             f"{schedule.eta_min}: its lr is not lr0 times a factor (PyTorch's chain mixes it with "
-                             f"the other factors, depending on their order); give eta_min=0, or run it in a "
-                             f"SequentialLR")
+        reason = _not_a_factor(schedule)
+        if reason is not None:
+            raise ValueError(f"ChainedScheduler: schedule {i} is a {type(schedule).__name__} {reason}")
 
     def step(self) -> float:
         """As every schedule's; the schedules' counts follow the chain's (as PyTorch's chain steps each), so
         their states hold it (a ``MultiplicativeLR``'s product with it)."""
         lr = super().step()
-        for s in self.schedulers:
+        for s in self._schedulers:
             s.last_epoch = self.last_epoch
         return lr
 
     def lr_at(self, epoch: int) -> float:
         lr = self.base_lr
-        for s in self.schedulers:
+        for s in self._schedulers:
             own = s.lr_at(epoch)
             lr *= own / s.base_lr if s.base_lr > 0 else 0.0
         if not math.isfinite(lr):
             raise ValueError(f"ChainedScheduler: the lr at epoch {epoch}, {self.base_lr!r} times the factors of "
-                             f"{[type(s).__name__ for s in self.schedulers]}, overflows")
+                             f"{[type(s).__name__ for s in self._schedulers]}, overflows")
         return lr
 
     def extra_repr(self) -> str:
-        return f"{[type(s).__name__ for s in self.schedulers]}"
+        return f"{[type(s).__name__ for s in self._schedulers]}"
 
 
 def _check_bool(who: str, name: str, value: Any) -> bool:
@@ -828,7 +961,14 @@ class _CyclesMomentum(LRScheduler):
     def lr_at(self, epoch: int) -> float:
         return self._at(epoch)[0]
 
-    def _set(self, epoch: int) -> float:
+    def _set(self, name: str, value: Any) -> None:
+        """As every schedule's; a momentum setting is checked against the optimizer, as when made."""
+        super()._set(name, value)
+        if name in ("cycle_momentum", "base_momentum", "max_momentum"):
+            self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
+
+    def _set_for(self, epoch: int) -> float:
+        """Give the optimizer the lr and momentum after ``epoch`` steps (a refusal changes nothing)."""
         lr, momentum = self._at(epoch)
         key = self._momentum_key
         if key is not None:  # (e.g. CyclicLR's exp_range with gamma > 1 leaves [base, max] momentum)
@@ -846,7 +986,7 @@ class _CyclesMomentum(LRScheduler):
         A step the schedule refuses (``ValueError``) changes nothing, as when another hand changed the
         lr (see :meth:`LRScheduler._check_lr_unchanged`)."""
         self._check_can_step()
-        lr = self._set(self.last_epoch + 1)
+        lr = self._set_for(self.last_epoch + 1)
         self.last_epoch += 1
         return lr
 
@@ -863,16 +1003,15 @@ class _CyclesMomentum(LRScheduler):
         """As every schedule's (refused too when :meth:`_check_loaded` refuses), then the optimizer's lr
         and momentum for the loaded step."""
         name = type(self).__name__
-        before = {key: getattr(self, key) for key in (*self.settings, "last_epoch", "base_lr", "_momentum_key",
-                                                      "_lr_set")}
+        before = dict(self.__dict__)
         super().load_state_dict(state)
         try:
             self._check_loaded()
             self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
-            self._set(self.last_epoch)
+            self._set_for(self.last_epoch)
         except Exception as error:  # (a ValueError of the settings, or what a CyclicLR's scale_fn raised)
-            for key, value in before.items():
-                setattr(self, key, value)
+            self.__dict__.clear()
+            self.__dict__.update(before)
             said = error if isinstance(error, (ValueError, TypeError)) else f"{type(error).__name__}: {error}"
             raise StateDictError(f"{name}.load_state_dict refused the state (nothing was changed): "
                                  f"{said}") from error
@@ -920,19 +1059,17 @@ class OneCycleLR(_CyclesMomentum):
         if total_steps is None:
             total_steps = _check_positive_int("OneCycleLR", "epochs", epochs) * \
                 _check_positive_int("OneCycleLR", "steps_per_epoch", steps_per_epoch)
-        for name, value in (("max_lr", max_lr), ("total_steps", total_steps), ("pct_start", pct_start),
-                            ("anneal_strategy", anneal_strategy), ("div_factor", div_factor),
-                            ("final_div_factor", final_div_factor), ("three_phase", three_phase),
-                            ("cycle_momentum", cycle_momentum), ("base_momentum", base_momentum),
-                            ("max_momentum", max_momentum)):
-            setattr(self, name, self._check_setting(name, value))
+        self._init_settings(max_lr=max_lr, total_steps=total_steps, pct_start=pct_start,
+                            anneal_strategy=anneal_strategy, div_factor=div_factor, final_div_factor=final_div_factor,
+                            three_phase=three_phase, cycle_momentum=cycle_momentum, base_momentum=base_momentum,
+                            max_momentum=max_momentum)
         self._check_phases(self._phases())
         self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
-        self.base_lr = self.max_lr / self.div_factor  # lr0, as PyTorch's initial_lr
+        self._base_lr = self.max_lr / self.div_factor  # lr0, as PyTorch's initial_lr
         optimizer.initial_lr = self.base_lr  # (PyTorch's OneCycleLR sets it so, whatever it was)
-        self._set(0)
+        self._set_for(0)
 
-    # the settings, typed for readers (assigned in __init__ through _check_setting)
+    # the settings, typed for readers (properties: LRScheduler.__init_subclass__)
     max_lr: float
     total_steps: int
     pct_start: float
@@ -962,6 +1099,20 @@ class OneCycleLR(_CyclesMomentum):
         if not ok:
             raise ValueError(f"OneCycleLR: {name} must be {rule}, got {value!r}")
         return float(value)
+
+    def _set(self, name: str, value: Any) -> None:
+        """As every schedule's: the phases follow the new settings from the next step, and ``base_lr``
+        follows ``max_lr / div_factor``; refused are settings that leave a phase without steps (as when
+        made), a ``total_steps`` below the steps taken, and a ``base_lr`` of its own."""
+        if name == "base_lr":
+            raise ValueError("OneCycleLR: base_lr is max_lr / div_factor, where the cycle starts: set max_lr or "
+                             "div_factor")
+        super()._set(name, value)
+        self._base_lr = self.max_lr / self.div_factor
+        self._check_phases(self._phases())
+        if self.last_epoch > self.total_steps:
+            raise ValueError(f"OneCycleLR: total_steps={self.total_steps} is fewer than the {self.last_epoch} steps "
+                             f"taken; give total_steps >= {self.last_epoch}, or make a new OneCycleLR")
 
     def _phases(self) -> list[tuple[float, tuple[float, float], tuple[float, float]]]:
         """Each phase as (its last step, (lr from, to), (momentum from, to))."""
@@ -1041,6 +1192,7 @@ class CyclicLR(_CyclesMomentum):
 
     settings = ("max_lr", "step_size_up", "step_size_down", "mode", "gamma", "scale_mode", "has_scale_fn",
                 "cycle_momentum", "base_momentum", "max_momentum")
+    functions = ("scale_fn",)
 
     def __init__(self, optimizer: Optimizer, base_lr: float, max_lr: float, step_size_up: int = 2000,
                  step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
@@ -1049,23 +1201,19 @@ class CyclicLR(_CyclesMomentum):
         before_initial = optimizer.initial_lr if isinstance(optimizer, Optimizer) else None
         super().__init__(optimizer)
         base = _check_finite_nonnegative("CyclicLR", "base_lr", base_lr)
-        if scale_fn is not None and not callable(scale_fn):
-            raise TypeError(f"CyclicLR: scale_fn must be a function of the cycle (or step) count returning a number, "
-                            f"or None, got {scale_fn!r}")
-        self.scale_fn = scale_fn
-        for name, value in (("max_lr", max_lr), ("step_size_up", step_size_up),
-                            ("step_size_down", step_size_up if step_size_down is None else step_size_down),
-                            ("mode", mode), ("gamma", gamma), ("cycle_momentum", cycle_momentum),
-                            ("base_momentum", base_momentum), ("max_momentum", max_momentum)):
-            setattr(self, name, self._check_setting(name, value))
-        self.scale_mode = self._given_scale_mode(scale_mode)
+        self._init_settings(scale_fn=scale_fn, max_lr=max_lr, step_size_up=step_size_up,
+                            step_size_down=step_size_up if step_size_down is None else step_size_down, mode=mode,
+                            gamma=gamma, cycle_momentum=cycle_momentum, base_momentum=base_momentum,
+                            max_momentum=max_momentum)
+        self._scale_mode = self._given_scale_mode(scale_mode)
         self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
-        self.base_lr = base
+        self._base_lr = base
         if before_initial is None:  # (PyTorch's CyclicLR sets the lr to base_lr before recording it)
             optimizer.initial_lr = base
-        self._set(0)
+        self._set_for(0)
 
-    # the settings, typed for readers (assigned in __init__ through _check_setting)
+    # the settings, typed for readers (properties: LRScheduler.__init_subclass__)
+    scale_fn: Callable[[int], float] | None
     max_lr: float
     step_size_up: int
     step_size_down: int
@@ -1100,7 +1248,27 @@ class CyclicLR(_CyclesMomentum):
         if bool(value) != self.has_scale_fn:
             raise ValueError("CyclicLR: has_scale_fn follows scale_fn; set scale_fn")
 
+    def _set(self, name: str, value: Any) -> None:
+        """As every schedule's; ``step_size_down=None`` and ``scale_mode=None`` are the constructor's defaults
+        (``step_size_up``; the mode's own, or ``"cycle"`` with a ``scale_fn``), and without a ``scale_fn`` the
+        scale follows the mode: a ``scale_mode`` that contradicts it is refused, as when made."""
+        if name == "step_size_down" and value is None:
+            value = self.step_size_up
+        if name == "scale_mode":
+            value = self._given_scale_mode(value)
+        had_fn = self.scale_fn is not None
+        super()._set(name, value)
+        if self.scale_fn is None:
+            self._scale_mode = self._mode_scales_by(self.mode)
+        elif not had_fn:  # a scale_fn where there was none: by the cycle, as the constructor's default
+            self._scale_mode = "cycle"
+
     def _check_setting(self, name: str, value: Any) -> Any:
+        if name == "scale_fn":
+            if value is not None and not callable(value):
+                raise TypeError(f"CyclicLR: scale_fn must be a function of the cycle (or step) count returning a "
+                                f"number, or None, got {value!r}")
+            return value
         if name in ("step_size_up", "step_size_down"):
             return _check_positive_int("CyclicLR", name, value)
         if name == "mode":
@@ -1129,13 +1297,13 @@ class CyclicLR(_CyclesMomentum):
     def _check_loaded(self) -> None:
         """Without a ``scale_fn`` the scale follows the loaded mode, as PyTorch's load does."""
         if self.scale_fn is None:
-            self.scale_mode = self._mode_scales_by(self.mode)
+            self._scale_mode = self._mode_scales_by(self.mode)
 
     def _scale(self, cycle: int, epoch: int) -> float:
         """The height of the cycle ``cycle`` at step ``epoch``: the mode's, or ``scale_fn``'s (checked)."""
         if self.scale_fn is not None:
             x = cycle if self.scale_mode == "cycle" else epoch
-            scale = self.scale_fn(x)
+            scale = self._call("scale_fn", x, epoch)
             if isinstance(scale, np.ndarray) and scale.ndim == 0:  # e.g. np.where(x < 3, ...)
                 scale = scale[()]
             if not is_number(scale):
@@ -1178,11 +1346,12 @@ class CyclicLR(_CyclesMomentum):
                 f"step_size_down={self.step_size_down}, {shape}" + self._momentum_repr())
 
 
-def _times_factor(who: str, lr: float, lr_lambda: Callable[[int], Any], epoch: int) -> float:
-    """``lr * lr_lambda(epoch)``: the function must return a number (a 0-d array too, e.g. ``np.where``'s),
-    finite and >= 0 (a ``TypeError`` or ``ValueError`` naming ``who`` otherwise), and the product must not
-    overflow (a ``ValueError``)."""
-    factor = lr_lambda(epoch)
+def _times_factor(schedule: LambdaLR | MultiplicativeLR, lr: float, epoch: int, asked: int) -> float:
+    """``lr * lr_lambda(epoch)``, for the lr after ``asked`` steps: the function must return a number (a 0-d
+    array too, e.g. ``np.where``'s), finite and >= 0 (a ``TypeError`` or ``ValueError`` naming the schedule
+    otherwise), and the product must not overflow (a ``ValueError``)."""
+    who = type(schedule).__name__
+    factor = schedule._call("lr_lambda", epoch, asked)
     if isinstance(factor, np.ndarray) and factor.ndim == 0:  # e.g. np.where(e < 5, ..., ...)
         factor = factor[()]
     if not is_number(factor):
@@ -1193,6 +1362,12 @@ def _times_factor(who: str, lr: float, lr_lambda: Callable[[int], Any], epoch: i
     if not math.isfinite(product):
         raise ValueError(f"{who}: the lr {lr!r} * lr_lambda({epoch}) = {lr!r} * {factor!r} overflows")
     return product
+
+
+def _check_lr_lambda(who: str, value: Any) -> Any:
+    if not callable(value):
+        raise TypeError(f"{who}: lr_lambda must be a function of the epoch count, got {value!r}")
+    return value
 
 
 class LambdaLR(LRScheduler):
@@ -1206,15 +1381,19 @@ class LambdaLR(LRScheduler):
     then load the state.
     """
 
+    functions = ("lr_lambda",)
+    lr_lambda: Callable[[int], float]
+
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
         super().__init__(optimizer)
-        if not callable(lr_lambda):
-            raise TypeError(f"LambdaLR: lr_lambda must be a function of the epoch count, got {lr_lambda!r}")
-        self.lr_lambda = lr_lambda
+        self._init_settings(lr_lambda=lr_lambda)
         self._write_lr(self.lr_at(0))
 
+    def _check_setting(self, name: str, value: Any) -> Any:
+        return _check_lr_lambda(type(self).__name__, value)
+
     def lr_at(self, epoch: int) -> float:
-        return _times_factor("LambdaLR", self.base_lr, self.lr_lambda, epoch)
+        return _times_factor(self, self.base_lr, epoch, epoch)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
@@ -1243,12 +1422,12 @@ class MultiplicativeLR(LRScheduler):
     """
 
     run_state = ("last_lr",)
+    functions = ("lr_lambda",)
+    lr_lambda: Callable[[int], float]
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
         super().__init__(optimizer)
-        if not callable(lr_lambda):
-            raise TypeError(f"MultiplicativeLR: lr_lambda must be a function of the epoch count, got {lr_lambda!r}")
-        self.lr_lambda = lr_lambda
+        self._init_settings(lr_lambda=lr_lambda)
         # the products kept, (epoch, lr) pairs: (the lr0 they start from, the loaded one (its epoch on, the
         # products go on from it; never dropped), the others).  Tuples, replaced, never changed in place: a
         # copy (a container's trial copies) shares them safely.
@@ -1266,7 +1445,7 @@ class MultiplicativeLR(LRScheduler):
         new = {}
         try:
             while reached < epoch:
-                lr = _times_factor("MultiplicativeLR", lr, self.lr_lambda, reached + 1)
+                lr = _times_factor(self, lr, reached + 1, epoch)
                 reached += 1
                 if reached in run:
                     new[reached] = lr
@@ -1292,6 +1471,22 @@ class MultiplicativeLR(LRScheduler):
     def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
         return _check_finite_nonnegative("MultiplicativeLR", name, value)  # last_lr
 
+    def _check_setting(self, name: str, value: Any) -> Any:
+        return _check_lr_lambda(type(self).__name__, value)
+
+    def _set(self, name: str, value: Any) -> None:
+        """As every schedule's; a new ``lr_lambda`` multiplies the lr reached so far from the next step on (as
+        PyTorch's, and as this schedule made with it and loaded with the state would)."""
+        if name != "lr_lambda":
+            super()._set(name, value)
+            return
+        try:
+            anchor: tuple[tuple[int, float], ...] = ((self.last_epoch, self.last_lr),)
+        except Exception:  # (not kept, and the function it was reached with fails: the new one from lr0)
+            anchor = ()
+        super()._set(name, value)
+        self._products = (self.base_lr, anchor, ())
+
     def extra_repr(self) -> str:
         return f"lr_lambda={getattr(self.lr_lambda, '__name__', repr(self.lr_lambda))}"
 
@@ -1304,11 +1499,12 @@ class ConstantLR(LRScheduler):
     """
 
     settings = ("factor", "total_iters")
+    factor: float
+    total_iters: int
 
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5) -> None:
         super().__init__(optimizer)
-        self.factor: float = self._check_setting("factor", factor)
-        self.total_iters: int = self._check_setting("total_iters", total_iters)
+        self._init_settings(factor=factor, total_iters=total_iters)
         self._write_lr(self.lr_at(0))
 
     def _check_setting(self, name: str, value: Any) -> Any:
@@ -1334,11 +1530,12 @@ class PolynomialLR(LRScheduler):
     ``PolynomialLR``: ``lr0 * (1 - min(e, total_iters) / total_iters) ** power`` (``power=1``: a line)."""
 
     settings = ("total_iters", "power")
+    total_iters: int
+    power: float
 
     def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0) -> None:
         super().__init__(optimizer)
-        self.total_iters: int = self._check_setting("total_iters", total_iters)
-        self.power: float = self._check_setting("power", power)
+        self._init_settings(total_iters=total_iters, power=power)
 
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "total_iters":
@@ -1363,6 +1560,11 @@ def _check_finite_nonnegative(who: str, name: str, value: Any) -> float:
     if not (is_number(value) and is_finite(value) and value >= 0):
         raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _auto_mode(monitor: Any) -> str:
+    """``mode="auto"``: as EarlyStopping (and Keras), a figure with "acc" in its name grows as it improves."""
+    return "max" if isinstance(monitor, str) and "acc" in monitor else "min"
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -1402,22 +1604,27 @@ class ReduceLROnPlateau(LRScheduler):
     settings = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps",
                 "monitor")
     run_state = ("best", "num_bad_epochs", "cooldown_counter")
+    mode: str
+    factor: float
+    patience: int
+    threshold: float
+    threshold_mode: str
+    cooldown: int
+    min_lr: float
+    eps: float
+    monitor: str
+    #: Whether ``mode`` was given as ``"auto"`` (it then follows ``monitor`` when that is set before a step).
+    _mode_auto = False
 
     def __init__(self, optimizer: Optimizer, mode: str = "auto", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0,
                  eps: float = 1e-8, *, monitor: str = "val_loss") -> None:
         super().__init__(optimizer)
-        if mode == "auto":  # as EarlyStopping (and Keras): a figure with "acc" in its name grows as it improves
-            mode = "max" if isinstance(monitor, str) and "acc" in monitor else "min"
-        self.mode: str = self._check_setting("mode", mode)
-        self.factor: float = self._check_setting("factor", factor)
-        self.patience: int = self._check_setting("patience", patience)
-        self.threshold: float = self._check_setting("threshold", threshold)
-        self.threshold_mode: str = self._check_setting("threshold_mode", threshold_mode)
-        self.cooldown: int = self._check_setting("cooldown", cooldown)
-        self.min_lr: float = self._check_setting("min_lr", min_lr)
-        self.eps: float = self._check_setting("eps", eps)
-        self.monitor: str = self._check_setting("monitor", monitor)
+        self._mode_auto = isinstance(mode, str) and mode == "auto"
+        if self._mode_auto:
+            mode = _auto_mode(monitor)
+        self._init_settings(mode=mode, factor=factor, patience=patience, threshold=threshold,
+                            threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps, monitor=monitor)
         self.best = math.inf if self.mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -1440,6 +1647,35 @@ class ReduceLROnPlateau(LRScheduler):
                 raise TypeError(f"{who}: monitor must be the name of a history key, e.g. 'val_loss', got {value!r}")
             return value
         return _check_finite_nonnegative(who, name, value)  # threshold, min_lr, eps
+
+    def _set(self, name: str, value: Any) -> None:
+        """As every schedule's, with ``mode="auto"`` as in the constructor.  ``mode`` and ``monitor`` may change
+        only before the first step (``best`` starts again from the new mode's worst): after it, the best value
+        so far was judged by the old ones (refused: make a new schedule).  A ``patience`` or ``cooldown``
+        below the count in progress lowers that count to it (the next bad epoch reduces the lr, as it would
+        have; the cooldown ends sooner)."""
+        if name not in ("mode", "monitor"):
+            super()._set(name, value)
+            if name == "patience":
+                self.num_bad_epochs = min(self.num_bad_epochs, self.patience)
+            elif name == "cooldown":
+                self.cooldown_counter = min(self.cooldown_counter, self.cooldown)
+            return
+        old = (self.mode, self.monitor)
+        auto = self._mode_auto
+        if name == "mode":
+            auto = isinstance(value, str) and value == "auto"
+            value = _auto_mode(self.monitor) if auto else value
+        super()._set(name, value)
+        self._mode_auto = auto
+        if auto:
+            self._mode = _auto_mode(self.monitor)
+        if (self.mode, self.monitor) != old:
+            if self.last_epoch > 0:
+                raise ValueError(f"ReduceLROnPlateau: {name} cannot change after the first step: the best value so "
+                                 f"far, {self.best!r}, is of {old[1]!r} in mode {old[0]!r}; make a new "
+                                 f"ReduceLROnPlateau")
+            self.best = math.inf if self.mode == "min" else -math.inf
 
     def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
         if name == "best":
