@@ -207,16 +207,16 @@ class LRScheduler:
     def _call(self, name: str, x: int, epoch: int) -> Any:
         """The user's function ``name`` (``lr_lambda``, ``scale_fn``) called with ``x``, for the lr after
         ``epoch`` steps.  What it raises keeps its type and message, with a note naming the schedule and its
-        count (Python 3.11+)."""
+        count (Python 3.11+; in a container, the container's note follows: :meth:`_OfSchedules._part_lr`)."""
         function = getattr(self, name)
         try:
             return function(x)
         except Exception as error:
             if hasattr(error, "add_note"):  # (Python 3.11+)
                 who = type(self).__name__
-                part = f" (in a {self._part_of})" if self._part_of is not None else ""
-                error.add_note(f"(raised by {who}{part}'s {name}({x!r}), computing the lr after {epoch} step(s); "
-                               f"the {who} had taken {self.last_epoch} step(s))")
+                error.add_note(f"(raised by {who}'s {name}({x!r}), computing " + (
+                    f"the lr after {epoch} step(s); the {who} had taken {self.last_epoch} step(s))"
+                    if self._part_of is None else f"its lr {epoch} step(s) into its schedule)"))
             raise
 
     def lr_at(self, epoch: int) -> float:
@@ -615,6 +615,18 @@ class _OfSchedules(LRScheduler):
             for s in self._schedulers:
                 s.__dict__["_base_lr"] = self.base_lr
 
+    def _part_lr(self, i: int, own_epoch: int, epoch: int) -> float:
+        """Schedule ``i``'s lr after ``own_epoch`` steps of its own, for this one's after ``epoch``: what it
+        raises gets a note naming this schedule, the part and the count (Python 3.11+)."""
+        try:
+            return self._schedulers[i].lr_at(own_epoch)
+        except Exception as error:
+            if hasattr(error, "add_note"):
+                name = type(self).__name__
+                error.add_note(f"(in {name}'s schedule {i} ({type(self._schedulers[i]).__name__}), computing the lr "
+                               f"after {epoch} step(s); the {name} had taken {self.last_epoch} step(s))")
+            raise
+
     def _listed(self, schedulers: Any) -> list[LRScheduler]:
         """``schedulers`` as a list, not empty (the items are the subclass's to check)."""
         name = type(self).__name__
@@ -786,7 +798,7 @@ class SequentialLR(_OfSchedules):
 
     def lr_at(self, epoch: int) -> float:
         i = bisect.bisect_right(self.milestones, epoch)
-        return self._schedulers[i].lr_at(epoch - (self.milestones[i - 1] if i else 0))
+        return self._part_lr(i, epoch - (self.milestones[i - 1] if i else 0), epoch)
 
     def extra_repr(self) -> str:
         return f"{[type(s).__name__ for s in self._schedulers]}, milestones={self.milestones}"
@@ -904,8 +916,8 @@ class ChainedScheduler(_OfSchedules):
 
     def lr_at(self, epoch: int) -> float:
         lr = self.base_lr
-        for s in self._schedulers:
-            own = s.lr_at(epoch)
+        for i, s in enumerate(self._schedulers):
+            own = self._part_lr(i, epoch, epoch)
             lr *= own / s.base_lr if s.base_lr > 0 else 0.0
         if not math.isfinite(lr):
             raise ValueError(f"ChainedScheduler: the lr at epoch {epoch}, {self.base_lr!r} times the factors of "
