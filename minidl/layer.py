@@ -203,8 +203,13 @@ class Layer:
         for _, layer in self.named_children():
             yield layer
 
-    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
-        """This layer (named ``prefix``) and every sub-layer below it, each once, depth first."""
+    def named_layers(self, prefix: str = "", *, remove_duplicate: bool = True) -> Iterator[tuple[str, Layer]]:
+        """This layer (named ``prefix``) and every sub-layer below it, depth first, each once; with
+        ``remove_duplicate=False`` a layer held in several places is listed under each of its names
+        (PyTorch's ``named_modules(remove_duplicate=False)``)."""
+        if not remove_duplicate:
+            yield from _walk_every_place(self, prefix, frozenset())
+            return
         seen: set[int] = set()
 
         def walk(layer: Layer, name: str) -> Iterator[tuple[str, Layer]]:
@@ -223,11 +228,18 @@ class Layer:
         for _, layer in self.named_layers():
             yield layer
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(self, prefix: str = "", *, remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
         """``(dotted_name, Parameter)`` for every parameter, in definition order.
 
-        A parameter shared by several layers is listed once, under its first name.
+        A parameter shared by several layers (or in a layer held in several places) is listed once, under
+        its first name; with ``remove_duplicate=False`` under each of its names, in the same order, as
+        PyTorch's ``named_parameters(remove_duplicate=False)``.
         """
+        if not remove_duplicate:
+            for layer_name, layer in self.named_layers(prefix, remove_duplicate=False):
+                for name, param in layer._parameters.items():
+                    yield (f"{layer_name}.{name}" if layer_name else name), param
+            return
         seen: set[int] = set()
         for layer_name, layer in self.named_layers(prefix):
             for name, param in layer._parameters.items():
@@ -239,18 +251,19 @@ class Layer:
         """Every parameter once, in the order of :meth:`named_parameters`."""
         return [param for _, param in self.named_parameters()]
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    def named_buffers(self, prefix: str = "", *, remove_duplicate: bool = True) -> Iterator[tuple[str, np.ndarray]]:
         """``(dotted_name, array)`` for every registered buffer, persistent or not; one set to ``None`` is
         skipped, as in PyTorch.
 
         A buffer shared by several layers (the same array) is listed once, under its first name, as
         :meth:`named_parameters` lists a shared parameter and PyTorch's ``named_buffers`` a shared buffer
-        (:meth:`state_dict` keeps it under every name, as PyTorch's does).
+        (:meth:`state_dict` keeps it under every name, as PyTorch's does); with ``remove_duplicate=False``
+        under each of its names, as PyTorch's ``named_buffers(remove_duplicate=False)``.
         """
         seen: set[int] = set()
-        for layer_name, layer in self.named_layers(prefix):
+        for layer_name, layer in self.named_layers(prefix, remove_duplicate=remove_duplicate):
             for name, buffer in layer._buffers.items():
-                if buffer is not None and id(buffer) not in seen:
+                if buffer is not None and (not remove_duplicate or id(buffer) not in seen):
                     seen.add(id(buffer))
                     yield (f"{layer_name}.{name}" if layer_name else name), buffer
 
@@ -554,6 +567,20 @@ class Layer:
             return f"{type(self).__name__}({self.extra_repr()})"
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + "\n" + "\n".join(children) + "\n)"
+
+
+def _walk_every_place(layer: Layer, name: str, above: frozenset[int]) -> Iterator[tuple[str, Layer]]:
+    """``named_layers(remove_duplicate=False)``: ``layer`` and its sub-layers, depth first, under every
+    name; ``above``: the ids of the layers it is inside (a layer inside itself, a cycle, which assignment
+    refuses, is not walked into for ever)."""
+    if id(layer) in above:
+        return
+    if "_layers" not in layer.__dict__:
+        raise _no_registries(layer)
+    yield name, layer
+    inside = above | {id(layer)}
+    for child_name, child in layer._layers.items():
+        yield from _walk_every_place(child, f"{name}.{child_name}" if name else child_name, inside)
 
 
 #: Values that can never be registered: assigning one to an unregistered name needs no bookkeeping.

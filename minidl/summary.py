@@ -30,7 +30,7 @@ class SummaryRow:
     """One layer: dotted ``name``, ``type_name``, ``output_shape`` (batch axis shown as ``None``;
     ``"not called"`` if the forward did not use it; ``"(its layers)"`` for a holder without a forward of
     its own, a ``LayerList``, whose layers ran), ``params`` (parameter and floating buffer
-    elements in it and its sub-layers), ``depth`` (1 for the model's direct children)."""
+    elements in it and its sub-layers, each array once), ``depth`` (1 for the model's direct children)."""
 
     name: str
     type_name: str
@@ -46,6 +46,8 @@ class ModelSummary:
 
     ``trainable`` counts the elements of parameters with ``requires_grad``; ``non_trainable`` those of
     frozen parameters plus floating buffers (e.g. batch-norm running statistics, as Keras counts them).
+    A parameter or buffer that several layers hold counts once, so the rows of two layers sharing one add
+    up to more than the total.
     """
 
     model_name: str
@@ -115,19 +117,23 @@ def _describe(output: Any) -> str:
 
 
 def _counts(layer: Layer) -> tuple[int, int, int, int]:
-    """(trainable, non_trainable, trainable_bytes, non_trainable_bytes) of ``layer`` and its sub-layers."""
+    """(trainable, non_trainable, trainable_bytes, non_trainable_bytes) of ``layer`` and its sub-layers; a
+    parameter or a buffer that several of them hold (the same object) counts once, as in ``parameters()``
+    and ``buffers()``."""
     trainable = frozen = trainable_bytes = frozen_bytes = 0
-    for _, param in layer.named_parameters():
+    for _, param in layer.named_parameters():  # (each parameter once)
         if param.requires_grad:
             trainable += param.size
             trainable_bytes += param.data.nbytes
         else:
             frozen += param.size
             frozen_bytes += param.data.nbytes
+    seen: set[int] = set()
     for sub in layer.layers():  # the state's floating buffers (not a non-persistent setting: an attention mask)
         for name, buffer in sub._buffers.items():
-            if buffer is None or name in sub._non_persistent or buffer.dtype.kind != "f":
+            if buffer is None or name in sub._non_persistent or buffer.dtype.kind != "f" or id(buffer) in seen:
                 continue
+            seen.add(id(buffer))
             frozen += buffer.size
             frozen_bytes += buffer.nbytes
     return trainable, frozen, trainable_bytes, frozen_bytes
