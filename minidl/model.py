@@ -4,6 +4,7 @@ given the other inputs of a tuple: masks, a memory), ``LayerList``, and the two-
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
@@ -64,9 +65,9 @@ def _called_by(layer: Layer) -> set[int]:
 
 
 def _next_free_index(layers: dict[str, Layer]) -> str:
-    """The position name for a new layer: one past the largest number among the names (the length when
-    they are ``"0"`` to ``"n-1"``), so that a deletion or a slice (``"3"``, ``"4"``) never makes it reuse a
-    name, nor take one that sorts before the layers it follows."""
+    """The name for a new layer: one past the largest number among the names in use (the length when
+    they are ``"0"`` to ``"n-1"``), so that after a deletion or a slice (``"3"``, ``"4"``) it never takes a
+    name in use, nor at the end one that sorts before the layers it follows."""
     numbers = [int(name) for name in layers if name.isascii() and name.isdecimal()]
     return str(max(numbers, default=-1) + 1)
 
@@ -144,10 +145,167 @@ def takes_one_array(layer: Layer) -> bool:
     return issubclass(flag, forward) or forward.__module__.startswith("minidl.")
 
 
-class Sequential(Model):
-    """Layers applied one after another; named by position (``"0"``, ``"1"``, ...) when made or appended.
-    The names stay: a deleted layer leaves a gap (``append`` names past the largest) and a slice keeps
-    its layers' names; ``model[i]`` counts positions, whatever the names.
+def _quoted(names: Sequence[str]) -> str:
+    """``layer '3'`` or ``layers '3', '4'``, for the descriptions of edits."""
+    return ("layer " if len(names) == 1 else "layers ") + ", ".join(f"'{name}'" for name in names)
+
+
+class _Positions(Layer):
+    """What ``Sequential`` and ``LayerList`` share: layers by position, each under a number name that it
+    keeps while it stays, and the edits by position.  The naming rule, the same for every edit: a layer
+    that joins (``append``, ``extend``, ``insert``, ``+=``) gets one past the largest number among the
+    names; ``model[i] = layer`` puts the new layer under the name of the one it replaces; ``del``,
+    ``pop`` leave a gap.  No edit renames a layer that stays, so its ``state_dict`` keys are the same
+    before and after.  Every edit checks everything before it changes anything."""
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(list(self._layers.values()))
+
+    # ------------------------------------------------------------------ hooks
+    def _check_new(self, layers: Sequence[Any], label: str, verb: str, replaced: str | None = None) -> None:
+        """Raise if ``layers`` may not join (``replaced``: the name of the layer the one given replaces):
+        each must be a layer that does not contain this container.  ``label`` starts the messages;
+        ``verb`` (``"appended"``) says what is done to the layer."""
+        who = type(self).__name__
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"{label}: expected a Layer, got {type(layer).__name__}")
+            if layer is self or any(sub is self for sub in layer.layers()):
+                raise ValueError(f"{label}: this {type(layer).__name__} {'is' if layer is self else 'contains'} the "
+                                 f"{who} itself; adding it would make a cycle")
+
+    def _edited(self, what: str) -> None:
+        """Called after an edit that changed the layers, ``what`` describing it (``"layer '3' was
+        appended"``).  A ``LayerList`` keeps no pass of its own: nothing to do."""
+
+    # ------------------------------------------------------------------ mechanics
+    def _position(self, index: Any, method: str, *, insert: bool = False) -> int:
+        """``index`` (negative from the end) as a position from 0; for ``insert`` the end is one too."""
+        who = type(self).__name__
+        if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
+            raise TypeError(f"{who} indices must be ints or slices, not {type(index).__name__}")
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(f"{who}.{method}: the index must be an int, got {type(index).__name__}") from None
+        n = len(self._layers)
+        top = n if insert else n - 1
+        if not -n <= i <= top:
+            valid = f"from {-n} to {top}" if top >= -n else "it is empty"
+            raise IndexError(f"{who}.{method}: index {i} is out of range for {n} layer{'' if n == 1 else 's'} "
+                             f"({valid})")
+        return i + n if i < 0 else i
+
+    def _names_at(self, index: Any, method: str) -> list[str]:
+        """The names of the layers at ``index``, a position or a slice."""
+        names = list(self._layers)
+        if isinstance(index, slice):
+            return names[index]
+        return [names[self._position(index, method)]]
+
+    def _add(self, layers: Sequence[Layer], position: int | None = None,
+             names: Sequence[str] | None = None) -> list[str]:
+        """Register ``layers`` (already checked) under ``names``, by default the next free numbers, at
+        ``position`` (default: the end); returns their names."""
+        if names is None:
+            start = int(_next_free_index(self._layers))
+            names = [str(start + k) for k in range(len(layers))]
+        for name, layer in zip(names, layers, strict=True):
+            Layer.__setattr__(self, name, layer)  # (past a subclass's __setattr__: checked already)
+        if position is not None and position < len(self._layers) - len(layers):
+            order = list(self._layers.items())
+            kept, moved = order[:-len(layers)], order[-len(layers):]
+            self._layers.clear()  # (in place: the dict is the one fit's side state restores into)
+            self._layers.update(kept[:position] + moved + kept[position:])
+            self._registered()
+        return list(names)
+
+    # ------------------------------------------------------------------ edits
+    def _append_one(self, layer: Layer) -> None:
+        self._check_new([layer], f"{type(self).__name__}.append", "appended")
+        self._edited(f"{_quoted(self._add([layer]))} was appended")
+
+    def extend(self, layers: Iterable[Layer]) -> _Positions:
+        """Add ``layers`` (a list, a ``Sequential``, a ``LayerList``...) at the end, in order, each named as
+        by ``append``; all or none: one refused adds none.  Returns ``self``."""
+        who = type(self).__name__
+        try:
+            iterator = iter(layers)
+        except TypeError:
+            one = "; append(layer) adds one layer" if isinstance(layers, Layer) else ""
+            raise TypeError(f"{who}.extend: expected an iterable of layers, got {type(layers).__name__}{one}") \
+                from None
+        new = list(iterator)
+        self._check_new(new, f"{who}.extend", "added")
+        if new:
+            names = self._add(new)
+            self._edited(f"{_quoted(names)} {'was' if len(names) == 1 else 'were'} appended")
+        return self
+
+    def insert(self, index: int, layer: Layer) -> _Positions:
+        """Put ``layer`` before position ``index`` (from ``-len`` to ``len``: the end, as ``append``; else
+        an ``IndexError``, as PyTorch's ``Sequential.insert``).  It is named as by ``append``, one past the
+        largest name, whatever its place: the other layers keep theirs.  Returns ``self``."""
+        self._check_new([layer], f"{type(self).__name__}.insert", "inserted")
+        position = self._position(index, "insert", insert=True)
+        names = self._add([layer], position)
+        self._edited(f"{_quoted(names)} was inserted at position {position}")
+        return self
+
+    def __setitem__(self, index: int, layer: Layer) -> None:
+        """``model[i] = layer``: ``layer`` takes position ``i`` and the name of the layer it replaces."""
+        who = type(self).__name__
+        if isinstance(index, slice):
+            raise TypeError(f"{who}: a slice cannot be assigned (model[i:j] = ...); delete it (del model[i:j]) "
+                            "and insert the new layers")
+        name = self._names_at(index, "__setitem__")[0]
+        if layer is self._layers[name]:
+            return
+        self._check_new([layer], f"{who}[{index}]", "assigned", replaced=name)
+        Layer.__setattr__(self, name, layer)  # (a registered name keeps its place)
+        self._edited(f"{_quoted([name])} was replaced")
+
+    def __delitem__(self, index: int | slice) -> None:
+        """``del model[i]``, ``del model[i:j]``: the other layers keep their names (a gap is left)."""
+        names = self._names_at(index, "__delitem__")
+        for name in names:
+            Layer.__delattr__(self, name)
+        if names:
+            self._edited(f"{_quoted(names)} {'was' if len(names) == 1 else 'were'} deleted")
+
+    def _pop(self, index: int | slice) -> Any:
+        """``pop``: the layer at ``index``, or for a slice the container's slice, removed."""
+        if isinstance(index, slice):
+            part = self[index]  # type: ignore[index]  # (both subclasses index)
+            del self[index]
+            return part
+        if not self._layers:
+            raise IndexError(f"{type(self).__name__}.pop: pop from an empty {type(self).__name__}")
+        position = self._position(index, "pop")
+        layer = list(self._layers.values())[position]
+        del self[position]
+        return layer
+
+
+class Sequential(_Positions, Model):
+    """Layers applied one after another, each under a name, a number (``"0"``, ``"1"``, ...: the prefixes of
+    the ``state_dict`` keys), which it keeps while it stays in the sequence.
+
+    The rule for names, the same for every edit: a new sequence (``Sequential(*layers)``, ``a + b``)
+    numbers its layers from ``"0"``; a layer that joins one (``append``, ``extend``, ``insert``, ``+=``)
+    is named one past the largest number among the names; ``model[i] = layer`` gives the new layer the
+    name of the one it replaces; ``del model[i]``, ``del model[i:j]`` and ``pop`` leave a gap; a slice
+    ``model[i:j]`` is a new sequence of the same layer objects under their names.  So no edit renames a
+    layer that stays: its ``state_dict`` keys are the same before and after (PyTorch's ``del``, ``insert``
+    and ``pop`` renumber the layers after the place).  ``model[i]`` counts positions, whatever the names;
+    ``Sequential(*model)`` numbers them from ``"0"`` again.
+
+    Every edit refuses a layer that a forward would run twice (it keeps one cache) and a cycle, and a
+    refused edit changes nothing.  An edit forgets the last forward: a backward is refused until a
+    forward has run through the present layers.
 
     ``forward`` feeds each layer's output to the next; ``backward`` runs the layers' backward in
     reverse.  An error raised by a layer says which position it came from.
@@ -162,35 +320,96 @@ class Sequential(Model):
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
-        called: set[int] = set()
+        self._check_new(layers, "Sequential", "appended")
+        self._add(layers)
+
+    def _check_new(self, layers: Sequence[Any], label: str, verb: str, replaced: str | None = None) -> None:
+        """As for any container (layers, no cycle), and no layer a forward runs twice: one already run by
+        a layer of the sequence (but the one ``replaced``), or by another of ``layers``."""
+        super()._check_new(layers, label, verb, replaced)
+        called: set[int] = set()  # the ids of the layers a forward runs (nested containers included)
+        for name, existing in self._layers.items():
+            if name != replaced:
+                called |= _called_by(existing)
         for layer in layers:
-            self._append(layer, called)
+            incoming = _called_by(layer)
+            twice = incoming & called
+            if twice:
+                shared = next(sub for sub in layer.layers() if id(sub) in twice)
+                where = "" if shared is layer else f" (inside the layer {verb})"
+                raise ValueError(
+                    f"{label}: this {type(shared).__name__} is already in the sequence{where}; a layer keeps "
+                    "one forward cache, so calling it twice in one pass breaks its backward. Use a second layer "
+                    "that shares the parameter instead (second.W = first.W)"
+                )
+            called |= incoming
+
+    def _edited(self, what: str) -> None:
+        """Forget the last forward: the layers' caches are not those of a pass through the present layers."""
+        object.__setattr__(self, "_failed_at", what)  # (the one test the back-passes make)
+        object.__setattr__(self, "_edit", what)
 
     def append(self, layer: Layer) -> Sequential:
-        """Add ``layer`` at the end, named one past the largest position name (``"0"`` ... ``"n-1"``: ``"n"``)."""
-        called: set[int] = set()
-        for existing in self._layers.values():
-            called |= _called_by(existing)
-        return self._append(layer, called)
-
-    def _append(self, layer: Layer, called: set[int], name: str | None = None) -> Sequential:
-        """``append``, with ``called`` the ids of the layers a forward already runs (updated), under
-        ``name`` if given (a slice keeps the names), else the next free position."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential: expected a Layer, got {type(layer).__name__}")
-        incoming = _called_by(layer)
-        twice = incoming & called
-        if id(self) not in incoming and twice:  # (containing this sequence: a cycle, refused below)
-            shared = next(sub for sub in layer.layers() if id(sub) in twice)
-            where = "" if shared is layer else " (inside the layer appended)"
-            raise ValueError(
-                f"Sequential: this {type(shared).__name__} is already in the sequence{where}; a layer keeps "
-                "one forward cache, so calling it twice in one pass breaks its backward. Use a second layer "
-                "that shares the parameter instead (second.W = first.W)"
-            )
-        setattr(self, _next_free_index(self._layers) if name is None else name, layer)
-        called |= incoming
+        """Add ``layer`` at the end, named one past the largest name (``"0"`` ... ``"n-1"``: ``"n"``); returns
+        ``self``."""
+        self._append_one(layer)
         return self
+
+    def extend(self, layers: Iterable[Layer]) -> Sequential:
+        """Add ``layers`` at the end, in order, named as by :meth:`append`; one refused adds none.  Returns
+        ``self``."""
+        super().extend(layers)
+        return self
+
+    def insert(self, index: int, layer: Layer) -> Sequential:
+        """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named one past
+        the largest name: ``Sequential(a, b).insert(1, c)`` runs ``a, c, b`` named ``"0"``, ``"2"``, ``"1"``.
+        Returns ``self``."""
+        super().insert(index, layer)
+        return self
+
+    @overload
+    def pop(self, index: int = -1) -> Layer: ...
+
+    @overload
+    def pop(self, index: slice) -> Sequential: ...
+
+    def pop(self, index: int | slice = -1) -> Layer | Sequential:
+        """Remove the layer at position ``index`` (default: the last) and return it; for a slice, the
+        layers removed, as the slice ``model[index]`` (under their names)."""
+        return self._pop(index)
+
+    def __add__(self, other: Sequential) -> Sequential:
+        """A new ``Sequential`` of this sequence's layers then ``other``'s (the same objects), numbered from
+        ``"0"``, as PyTorch's; a layer in both is refused."""
+        if not isinstance(other, Sequential):
+            return NotImplemented
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other: Sequential) -> Sequential:
+        """``model += other``: :meth:`extend` by ``other``'s layers."""
+        if not isinstance(other, Sequential):
+            return NotImplemented
+        return self.extend(other)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        layers = self.__dict__.get("_layers")
+        if layers is None or not (name in layers or isinstance(value, Layer)) or value is layers.get(name):
+            super().__setattr__(name, value)
+            return
+        # a layer added, replaced or removed by plain assignment (setattr(model, "2", layer)): an edit
+        if isinstance(value, Layer):
+            self._check_new([value], f"Sequential.{name}", "assigned", replaced=name)
+        what = "removed" if name in layers and not isinstance(value, Layer) else \
+            "replaced" if name in layers else "added"
+        super().__setattr__(name, value)
+        self._edited(f"{_quoted([name])} was {what} by assignment")
+
+    def __delattr__(self, name: str) -> None:
+        layer = name in self.__dict__.get("_layers", ())
+        super().__delattr__(name)
+        if layer:
+            self._edited(f"{_quoted([name])} was deleted")
 
     @overload
     def __getitem__(self, index: int) -> Layer: ...
@@ -204,26 +423,24 @@ class Sequential(Model):
         keys are the full model's (``md.Sequential(*model[1:3])`` numbers them from ``"0"`` again)."""
         if isinstance(index, slice):
             part = Sequential()
-            called: set[int] = set()
-            for name in list(self._layers)[index]:
-                part._append(self._layers[name], called, name)
+            names = list(self._layers)[index]
+            layers = [self._layers[name] for name in names]
+            part._check_new(layers, "Sequential", "appended")  # (it cannot fail: the layers ran as one pass)
+            part._add(layers, names=names)
             return part
         layers = list(self._layers.values())
         if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
             raise TypeError(f"Sequential indices must be ints or slices, not {type(index).__name__}")
         return layers[index]
 
-    def __len__(self) -> int:
-        return len(self._layers)
-
-    def __iter__(self) -> Iterator[Layer]:
-        return iter(list(self._layers.values()))
-
-    #: The layer whose forward failed in the last pass after others had run (the layers before it
-    #: hold that pass's caches, the others the pass before): a backward would mix two passes, so it
-    #: is refused until a forward succeeds.  None when the last forward succeeded, or failed at a
-    #: first layer that changed no cache (see :func:`_partly_ran`).
+    #: Why a backward is refused until a forward succeeds, or None: the name of the layer whose forward
+    #: failed in the last pass after others had run (the layers before it hold that pass's caches, the
+    #: others the pass before), or after an edit what the edit was (``_edit`` says which).  None when the
+    #: last forward succeeded and nothing was edited since, or it failed at a first layer that changed no
+    #: cache (see :func:`_partly_ran`).
     _failed_at: str | None = None
+    #: The edit made since the last forward ("layer '3' was inserted at position 1"), or None.
+    _edit: str | None = None
 
     def forward(self, x: Any) -> np.ndarray:
         ran = False  # whether a layer ran in this pass: if the first one fails, no cache was replaced
@@ -234,15 +451,22 @@ class Sequential(Model):
             except BaseException as error:
                 if ran or _partly_ran(layer):
                     object.__setattr__(self, "_failed_at", name)
+                    object.__setattr__(self, "_edit", None)
                 if isinstance(error, MinidlError):
                     _name_in_message(error, f"{type(self).__name__} layer '{name}'")
                 raise
         if self._failed_at is not None:
             object.__setattr__(self, "_failed_at", None)
+            object.__setattr__(self, "_edit", None)
         return x
 
     def _refuse_mixed_caches(self, who: str) -> None:
-        if self._failed_at is not None:
+        if self._failed_at is not None:  # (one test on the way of every backward: an edit sets it too)
+            if self._edit is not None:
+                raise BackwardBeforeForwardError(
+                    f"{type(self).__name__}.{who}: the sequence was edited after its last forward ({self._edit}), "
+                    "so its layers' caches are not those of one pass through its present layers; run a forward "
+                    "first")
             raise BackwardBeforeForwardError(
                 f"{type(self).__name__}.{who}: the last forward failed at layer '{self._failed_at}', so the "
                 "layers hold the caches of two different passes; run a forward that succeeds first")
@@ -300,21 +524,60 @@ class Sequential(Model):
         return _hint_past_elementwise(self._layers.values())
 
 
-class LayerList(Layer):
+class LayerList(_Positions):
     """A list of layers that registers them (named ``"0"``, ``"1"``, ...): a plain Python list
-    would hide their parameters.  It has no forward of its own; index it in your model."""
+    would hide their parameters.  It has no forward of its own; index it in your model.
+
+    The edits of PyTorch's ``ModuleList`` (``append``, ``extend``, ``insert``, ``pop``, ``del``,
+    ``blocks[i] = layer``, ``+``, ``+=``) follow ``Sequential``'s rule for names: a layer keeps its name
+    while it stays (a deletion leaves a gap, a layer that joins is named one past the largest number,
+    one that replaces another takes its name); a new list (``LayerList(layers)``, a slice, ``a + b``) is
+    numbered from ``"0"``.  The same layer may be in the list twice (the model decides what it runs)."""
 
     def __init__(self, layers: Iterable[Layer] = ()) -> None:
         super().__init__()
-        for layer in layers:
-            self.append(layer)
+        layers = list(layers)
+        self._check_new(layers, "LayerList", "appended")
+        self._add(layers)
 
     def append(self, layer: Layer) -> LayerList:
         """Add ``layer`` at the end, named one past the largest position name (``"0"`` ... ``"n-1"``: ``"n"``)."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"LayerList: expected a Layer, got {type(layer).__name__}")
-        setattr(self, _next_free_index(self._layers), layer)
+        self._append_one(layer)
         return self
+
+    def extend(self, layers: Iterable[Layer]) -> LayerList:
+        """Add ``layers`` at the end, in order, named as by :meth:`append`; one refused adds none."""
+        super().extend(layers)
+        return self
+
+    def insert(self, index: int, layer: Layer) -> LayerList:
+        """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named one past
+        the largest name."""
+        super().insert(index, layer)
+        return self
+
+    @overload
+    def pop(self, index: int = -1) -> Layer: ...
+
+    @overload
+    def pop(self, index: slice) -> LayerList: ...
+
+    def pop(self, index: int | slice = -1) -> Layer | LayerList:
+        """Remove the layer at position ``index`` (default: the last) and return it; for a slice, the
+        layers removed, as the slice ``blocks[index]``."""
+        return self._pop(index)
+
+    def __add__(self, other: Iterable[Layer]) -> LayerList:
+        """A new ``LayerList`` of this list's layers then ``other``'s, numbered from ``"0"``."""
+        try:
+            more = iter(other)
+        except TypeError:
+            return NotImplemented
+        return LayerList([*self, *more])
+
+    def __iadd__(self, other: Iterable[Layer]) -> LayerList:
+        """``blocks += layers``: :meth:`extend`."""
+        return self.extend(other)
 
     @overload
     def __getitem__(self, index: int) -> Layer: ...
@@ -331,12 +594,6 @@ class LayerList(Layer):
         if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
             raise TypeError(f"LayerList indices must be ints or slices, not {type(index).__name__}")
         return layers[index]
-
-    def __len__(self) -> int:
-        return len(self._layers)
-
-    def __iter__(self) -> Iterator[Layer]:
-        return iter(list(self._layers.values()))
 
 
 class Stack(Model):

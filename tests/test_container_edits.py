@@ -1,16 +1,478 @@
-"""``named_parameters`` / ``named_buffers(remove_duplicate=False)`` as PyTorch's (every place a shared
-parameter, buffer or layer is held), and ``summary`` counting a parameter or buffer shared by two layers
-once."""
+"""Editing ``Sequential`` and ``LayerList`` as PyTorch's ``nn.Sequential`` / ``nn.ModuleList``: ``insert``,
+``extend``, ``pop``, ``del model[i]`` / ``del model[i:j]``, ``model[i] = layer``, ``+`` and ``+=``.
+
+One rule for names: a layer keeps its name while it stays; a layer that joins is named one past the
+largest number in use; one that replaces another takes its name; a new container numbers from "0" (a
+``Sequential`` slice keeps the names).  Every edit keeps the guard (no layer run twice in one pass, no
+cycle), a refused edit changes nothing, and an edit forgets the last forward (backward refused until a
+forward).  Also ``named_parameters`` / ``named_buffers(remove_duplicate=False)`` and ``summary`` counting a
+parameter or buffer shared by two layers once."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
 import minidl as md
+from minidl.errors import BackwardBeforeForwardError
 from minidl.summary import summarize
+
+
+def five() -> md.Sequential:
+    """Dense(4->3), ReLU, Dense(3->3), Tanh, Dense(3->2), float64, named "0" .. "4"."""
+    return md.Sequential(md.Dense(4, 3, rng=0), md.ReLU(), md.Dense(3, 3, rng=1), md.Tanh(), md.Dense(3, 2, rng=2))
+
+
+def names(container: md.Layer) -> list[str]:
+    return [name for name, _ in container.named_children()]
+
+
+def chain(layers: list[md.Layer], x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The output, dx and parameter gradients of ``layers`` applied by hand, in order (grads zeroed first)."""
+    for layer in layers:
+        layer.zero_grad()
+    for layer in layers:
+        x = layer(x)
+    y = x
+    for layer in reversed(layers):
+        g = layer.backward(g)
+    return y, g, [p.grad.copy() for layer in layers for p in layer.parameters()]
+
+
+def snapshot(model: md.Layer) -> list[tuple[int, dict[str, Any]]]:
+    """What a refused edit must leave as it was: every attribute of the container and of each layer in it
+    (names and order in the registries, the last-forward marks, registration counts, caches), the
+    registries copied, the values by identity."""
+    def attributes(layer: md.Layer) -> dict[str, Any]:
+        return {key: list(value.items()) if isinstance(value, dict) else set(value) if isinstance(value, set)
+                else value for key, value in layer.__dict__.items()}
+    return [(id(layer), attributes(layer)) for layer in model.layers()]
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal containers of the same objects (numbers and strings by value)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same(p, q) for p, q in zip(a, b, strict=True))
+    if isinstance(a, (set, int, str, float)):
+        return type(a) is type(b) and a == b
+    return a is b
+
+
+# ----------------------------------------------------------------------------------------- names and order
+@pytest.mark.parametrize("index, position, expected", [
+    (0, 0, ["5", "0", "1", "2", "3", "4"]),
+    (1, 1, ["0", "5", "1", "2", "3", "4"]),
+    (-1, 4, ["0", "1", "2", "3", "5", "4"]),
+    (5, 5, ["0", "1", "2", "3", "4", "5"]),
+    (-5, 0, ["5", "0", "1", "2", "3", "4"]),
+])
+def test_insert_puts_the_layer_at_its_place_under_the_next_free_name(index: int, position: int,
+                                                                      expected: list[str]) -> None:
+    model = five()
+    before = list(model)
+    new = md.Sigmoid()
+    assert model.insert(index, new) is model
+    assert names(model) == expected
+    assert list(model) == [*before[:position], new, *before[position:]]
+    assert model[position] is new
+    # every layer that stays keeps its keys: "2.W" is the same Dense as before the insert
+    assert list(model.state_dict()) == [f"{name}.W" for name in expected if name in ("0", "2", "4")]
+    np.testing.assert_array_equal(model.state_dict()["2.W"], before[2].W.data)
+
+
+def test_insert_of_a_dense_before_the_others_keeps_every_old_key_on_its_layer() -> None:
+    """PyTorch renumbers: its "1.weight" would be the new layer's, and an old checkpoint would load into
+    it; here the old state loads back, the new layer reported missing."""
+    model = five()
+    state = model.state_dict()
+    model.insert(1, md.Dense(3, 3, rng=9))
+    assert list(model.state_dict()) == ["0.W", "5.W", "2.W", "4.W"]
+    result = model.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["5.W"] and result.unexpected_keys == []
+    np.testing.assert_array_equal(model[3].W.data, state["2.W"])
+
+
+def test_extend_appends_in_order_from_lists_sequentials_layer_lists_and_generators() -> None:
+    model = md.Sequential(md.Dense(2, 2, rng=0))
+    a, b, c, d, e = md.Tanh(), md.ReLU(), md.Sigmoid(), md.Dense(2, 2, rng=1), md.Tanh()
+    assert model.extend([a]) is model
+    model.extend(md.Sequential(b, c))
+    model.extend(md.LayerList([d]))
+    model.extend(layer for layer in [e])
+    model.extend([])
+    assert names(model) == ["0", "1", "2", "3", "4", "5"]
+    assert list(model)[1:] == [a, b, c, d, e]
+    model += md.Sequential(md.Softplus())
+    assert names(model)[-1] == "6" and isinstance(model[-1], md.Softplus)
+
+
+def test_append_and_extend_after_a_gap_go_past_the_largest_name() -> None:
+    model = five()
+    del model[1:3]
+    assert names(model) == ["0", "3", "4"]
+    model.extend([md.ReLU(), md.Tanh()])
+    assert names(model) == ["0", "3", "4", "5", "6"]
+    del model[-2:]
+    model.append(md.ReLU())  # the largest number in use is "4" again
+    assert names(model) == ["0", "3", "4", "5"]
+
+
+@pytest.mark.parametrize("index, expected, removed", [
+    (1, ["0", "2", "3", "4"], ["1"]), (-1, ["0", "1", "2", "3"], ["4"]), (0, ["1", "2", "3", "4"], ["0"]),
+    (slice(1, 3), ["0", "3", "4"], ["1", "2"]), (slice(None, None, 2), ["1", "3"], ["0", "2", "4"]),
+    (slice(-2, None), ["0", "1", "2"], ["3", "4"]), (slice(3, 1), ["0", "1", "2", "3", "4"], []),
+])
+def test_del_leaves_the_other_names_and_their_state_dict_keys(index: int | slice, expected: list[str],
+                                                               removed: list[str]) -> None:
+    model = five()
+    by_name = dict(model._layers)
+    del model[index]
+    assert names(model) == expected
+    assert all(model._layers[name] is by_name[name] for name in expected)
+    assert not any(name in model.__dict__ for name in removed)  # the attributes go too
+    assert list(model.state_dict()) == [f"{name}.W" for name in expected if name in ("0", "2", "4")]
+    assert len(model.parameters()) == len([name for name in expected if name in ("0", "2", "4")])
+
+
+def test_pop_returns_the_layer_and_leaves_a_gap() -> None:
+    model = five()
+    layers = list(model)
+    assert model.pop() is layers[4] and names(model) == ["0", "1", "2", "3"]
+    assert model.pop(1) is layers[1] and names(model) == ["0", "2", "3"]
+    assert model.pop(-3) is layers[0] and names(model) == ["2", "3"]
+    assert model.pop(np.int64(0)) is layers[2] and list(model) == [layers[3]]
+    blocks = md.LayerList([md.ReLU(), md.Tanh(), md.Sigmoid()])
+    inner = list(blocks)
+    part_list = blocks.pop(slice(0, 2))
+    assert type(part_list) is md.LayerList and names(part_list) == ["0", "1"] and list(part_list) == inner[:2]
+    assert names(blocks) == ["2"] and blocks.pop() is inner[2] and len(blocks) == 0
+
+
+def test_pop_slice_returns_the_removed_layers_under_their_names() -> None:
+    model = five()
+    layers = list(model)
+    part = model.pop(slice(1, 3))
+    assert type(part) is md.Sequential and names(part) == ["1", "2"] and list(part) == layers[1:3]
+    assert names(model) == ["0", "3", "4"] and list(model) == [layers[0], *layers[3:]]
+
+
+def test_setitem_replaces_in_place_under_the_old_name() -> None:
+    model = five()
+    layers = list(model)
+    head = md.Dense(3, 5, rng=7)
+    model[-1] = head
+    assert names(model) == ["0", "1", "2", "3", "4"] and model[4] is head and model._layers["4"] is head
+    assert list(model)[:4] == layers[:4]
+    model[1] = md.Sigmoid()
+    assert isinstance(model[1], md.Sigmoid) and names(model) == ["0", "1", "2", "3", "4"]
+    assert model.state_dict()["4.W"].shape == (4, 5)
+    # a layer wrapped in place: the replaced layer does not count as already in the sequence
+    dense = model[2]
+    model[2] = md.Residual(dense)
+    assert model[2].block is dense and names(model) == ["0", "1", "2", "3", "4"]
+    assert list(model.state_dict()) == ["0.W", "2.block.W", "4.W"]
+
+
+def test_plus_makes_a_new_sequence_numbered_from_zero_and_leaves_both_alone() -> None:
+    a = five()
+    del a[1]
+    b = md.Sequential(md.Dense(2, 2, rng=5), md.Tanh())
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    y = a(x)
+    c = a + b
+    assert type(c) is md.Sequential and names(c) == ["0", "1", "2", "3", "4", "5"]
+    assert list(c) == list(a) + list(b)
+    assert names(a) == ["0", "2", "3", "4"] and len(b) == 2
+    assert a.backward(np.ones_like(y)).shape == x.shape  # a was not edited: its last forward stands
+    with pytest.raises(ValueError, match="Sequential: this Dense is already in the sequence"):
+        a + a
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \+: 'Sequential' and 'list'"):
+        a + [md.ReLU()]  # type: ignore[operator]  # noqa: RUF005
+    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \+=: 'Sequential' and 'list'"):
+        a += [md.ReLU()]  # type: ignore[arg-type]
+    assert names(a) == ["0", "2", "3", "4"]
+
+
+# --------------------------------------------------------------------------- refusals change nothing
+def _run(model: md.Sequential) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4))
+    return x, model(x)
+
+
+REFUSED: list[tuple[str, Callable[[md.Sequential], Any], type[Exception], str]] = [
+    ("insert out of range", lambda m: m.insert(6, md.ReLU()), IndexError,
+     "Sequential.insert: index 6 is out of range for 5 layers (from -5 to 5)"),
+    ("insert too negative", lambda m: m.insert(-6, md.ReLU()), IndexError,
+     "Sequential.insert: index -6 is out of range for 5 layers (from -5 to 5)"),
+    ("insert a bool", lambda m: m.insert(True, md.ReLU()), TypeError,
+     "Sequential indices must be ints or slices, not bool"),
+    ("insert at a float", lambda m: m.insert(1.0, md.ReLU()), TypeError,
+     "Sequential.insert: the index must be an int, got float"),
+    ("insert a non-layer", lambda m: m.insert(1, np.tanh), TypeError,
+     "Sequential.insert: expected a Layer, got ufunc"),
+    ("insert a layer already in it", lambda m: m.insert(0, m[2]), ValueError,
+     "Sequential.insert: this Dense is already in the sequence; a layer keeps one forward cache"),
+    ("insert a container holding one", lambda m: m.insert(0, md.Sequential(md.Tanh(), m[4])), ValueError,
+     "Sequential.insert: this Dense is already in the sequence (inside the layer inserted)"),
+    ("insert the sequence itself", lambda m: m.insert(0, m), ValueError,
+     "Sequential.insert: this Sequential is the Sequential itself; adding it would make a cycle"),
+    ("insert a container of it", lambda m: m.insert(0, md.Residual(m)), ValueError,
+     "Sequential.insert: this Residual contains the Sequential itself; adding it would make a cycle"),
+    ("append a layer already in it", lambda m: m.append(m[0]), ValueError,
+     "Sequential.append: this Dense is already in the sequence"),
+    ("extend with a non-layer inside", lambda m: m.extend([md.ReLU(), 3, md.Tanh()]), TypeError,
+     "Sequential.extend: expected a Layer, got int"),
+    ("extend with a layer twice", lambda m: (lambda t: m.extend([t, md.ReLU(), t]))(md.Tanh()), ValueError,
+     "Sequential.extend: this Tanh is already in the sequence"),
+    ("extend with one already in it", lambda m: m.extend([md.ReLU(), m[1]]), ValueError,
+     "Sequential.extend: this ReLU is already in the sequence"),
+    ("extend by one layer", lambda m: m.extend(md.ReLU()), TypeError,
+     "Sequential.extend: expected an iterable of layers, got ReLU; append(layer) adds one layer"),
+    ("extend by itself", lambda m: m.extend(m), ValueError, "Sequential.extend: this Dense is already in the sequence"),
+    ("+= itself", lambda m: m.__iadd__(m), ValueError, "Sequential.extend: this Dense is already in the sequence"),
+    ("pop out of range", lambda m: m.pop(5), IndexError,
+     "Sequential.pop: index 5 is out of range for 5 layers (from -5 to 4)"),
+    ("del out of range", lambda m: m.__delitem__(-6), IndexError,
+     "Sequential.__delitem__: index -6 is out of range for 5 layers (from -5 to 4)"),
+    ("del a bool", lambda m: m.__delitem__(False), TypeError, "Sequential indices must be ints or slices, not bool"),
+    ("setitem out of range", lambda m: m.__setitem__(5, md.ReLU()), IndexError,
+     "Sequential.__setitem__: index 5 is out of range for 5 layers (from -5 to 4)"),
+    ("setitem a layer already elsewhere", lambda m: m.__setitem__(1, m[3]), ValueError,
+     "Sequential[1]: this Tanh is already in the sequence"),
+    ("setitem a non-layer", lambda m: m.__setitem__(1, None), TypeError,
+     "Sequential[1]: expected a Layer, got NoneType"),
+    ("setitem a slice", lambda m: m.__setitem__(slice(0, 2), md.ReLU()), TypeError,
+     "Sequential: a slice cannot be assigned (model[i:j] = ...); delete it"),
+    ("setattr a layer already in it", lambda m: setattr(m, "7", m[0]), ValueError,
+     "Sequential.7: this Dense is already in the sequence"),
+    ("setattr a cycle", lambda m: setattr(m, "me", m), ValueError,
+     "Sequential.me: this Sequential is the Sequential itself; adding it would make a cycle"),
+]
+
+
+@pytest.mark.parametrize("what, edit, error, message", REFUSED, ids=[r[0] for r in REFUSED])
+def test_a_refused_edit_changes_nothing_and_the_last_forward_still_backs_up(
+        what: str, edit: Callable[[md.Sequential], Any], error: type[Exception], message: str) -> None:
+    model = five()
+    x, y = _run(model)
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    before = snapshot(model)
+    with pytest.raises(error, match="^" + re.escape(message)):
+        edit(model)
+    assert same(snapshot(model), before), what
+    # the last forward's caches are untouched and usable: the same gradients as the layers by hand
+    model.zero_grad()
+    dx = model.backward(g)
+    grads = [p.grad.copy() for p in model.parameters()]
+    _, dx_hand, grads_hand = chain(list(model), x, g)
+    np.testing.assert_array_equal(dx, dx_hand)
+    for a, b in zip(grads, grads_hand, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pop_from_an_empty_container_is_refused() -> None:
+    with pytest.raises(IndexError, match=r"Sequential\.pop: pop from an empty Sequential"):
+        md.Sequential().pop()
+    with pytest.raises(IndexError, match=r"LayerList\.pop: pop from an empty LayerList"):
+        md.LayerList().pop()
+    with pytest.raises(IndexError, match=r"Sequential.insert: index 1 is out of range for 0 layers \(from 0 to 0\)"):
+        md.Sequential().insert(1, md.ReLU())
+    assert names(md.Sequential().insert(0, md.ReLU())) == ["0"]
+
+
+# ------------------------------------------------------------------------- an edit forgets the last forward
+EDITS: list[tuple[str, Callable[[md.Sequential], Any], str]] = [
+    ("insert", lambda m: m.insert(1, md.Tanh()), "layer '5' was inserted at position 1"),
+    ("append", lambda m: m.append(md.Tanh()), "layer '5' was appended"),
+    ("extend", lambda m: m.extend([md.Tanh(), md.ReLU()]), "layers '5', '6' were appended"),
+    ("+=", lambda m: m.__iadd__(md.Sequential(md.Tanh())), "layer '5' was appended"),
+    ("pop", lambda m: m.pop(3), "layer '3' was deleted"),
+    ("del", lambda m: m.__delitem__(1), "layer '1' was deleted"),
+    ("del slice", lambda m: m.__delitem__(slice(2, 4)), "layers '2', '3' were deleted"),
+    ("setitem", lambda m: m.__setitem__(3, md.Sigmoid()), "layer '3' was replaced"),
+    ("setattr new", lambda m: setattr(m, "9", md.Tanh()), "layer '9' was added by assignment"),
+    ("setattr replace", lambda m: setattr(m, "1", md.Tanh()), "layer '1' was replaced by assignment"),
+    ("setattr None", lambda m: setattr(m, "1", None), "layer '1' was removed by assignment"),
+    ("delattr", lambda m: delattr(m, "3"), "layer '3' was deleted"),
+]
+
+
+@pytest.mark.parametrize("what, edit, description", EDITS, ids=[e[0] for e in EDITS])
+def test_after_an_edit_backward_is_refused_until_a_forward(what: str, edit: Callable[[md.Sequential], Any],
+                                                           description: str) -> None:
+    """The layers' caches are those of a pass through the layers as they were: a backward now would skip a
+    deleted layer, or back up through an inserted one's cache of another pass."""
+    model = five()
+    x, y = _run(model)
+    g = np.ones_like(y)
+    edit(model)
+    for method in ("backward", "backward_params"):
+        with pytest.raises(BackwardBeforeForwardError) as info:
+            getattr(model, method)(g)
+        assert str(info.value) == (
+            f"Sequential.{method}: the sequence was edited after its last forward ({description}), so its layers' "
+            "caches are not those of one pass through its present layers; run a forward first")
+    y = model(x)
+    g = np.random.default_rng(3).standard_normal(y.shape)
+    model.zero_grad()
+    dx = model.backward(g)
+    grads = [p.grad.copy() for p in model.parameters()]
+    y_hand, dx_hand, grads_hand = chain(list(model), x, g)
+    np.testing.assert_array_equal(y, y_hand)
+    np.testing.assert_array_equal(dx, dx_hand)
+    for a, b in zip(grads, grads_hand, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_edit_that_changes_nothing_keeps_the_last_forward() -> None:
+    model = five()
+    _, y = _run(model)
+    del model[4:2]  # an empty slice
+    model.extend([])
+    model[2] = model[2]  # the same layer
+    assert names(model) == ["0", "1", "2", "3", "4"]
+    assert model.backward(np.ones_like(y)).shape == (3, 4)
+
+
+def test_a_forward_that_fails_after_an_edit_is_named_and_one_refused_at_the_first_layer_keeps_the_edit() -> None:
+    model = five()
+    _run(model)
+    model.insert(3, md.Dense(3, 6, rng=4))  # breaks the width: Dense "4" gets 6 features
+    with pytest.raises(md.ShapeError, match="Sequential layer '4'"):
+        model(np.ones((3, 4)))
+    with pytest.raises(BackwardBeforeForwardError, match="the last forward failed at layer '4'"):
+        model.backward(np.ones((3, 2)))
+    model = five()
+    _run(model)
+    model.append(md.Tanh())
+    with pytest.raises(md.ShapeError, match="Sequential layer '0'"):
+        model(np.ones((3, 7)))  # refused by the first layer before anything ran
+    with pytest.raises(BackwardBeforeForwardError, match=r"edited after its last forward \(layer '5' was appended\)"):
+        model.backward(np.ones((3, 2)))
+
+
+def test_an_edit_of_a_nested_sequence_refuses_the_outer_backward() -> None:
+    inner = md.Sequential(md.Dense(3, 3, rng=1), md.Tanh())
+    outer = md.Sequential(md.Dense(4, 3, rng=0), inner, md.Dense(3, 2, rng=2))
+    y = outer(np.ones((2, 4)))
+    inner.insert(1, md.ReLU())
+    with pytest.raises(BackwardBeforeForwardError, match=r"^Sequential layer '1': Sequential.backward: the sequence "
+                                                         r"was edited after its last forward \(layer '2' was inserted"):
+        outer.backward(np.ones_like(y))
+    # (training's back-pass asks the inner sequence for its backward: a trainable layer is in front of it)
+    with pytest.raises(BackwardBeforeForwardError, match=r"^Sequential layer '1': Sequential.backward: the "
+                                                         "sequence was edited"):
+        outer.backward_params(np.ones_like(y))
+    front = md.Sequential(inner, md.Dense(3, 2, rng=2))
+    y = front(np.ones((2, 3)))
+    inner.pop()
+    with pytest.raises(BackwardBeforeForwardError, match=r"^Sequential layer '0': Sequential.backward_params: the "
+                                                         r"sequence was edited after its last forward \(layer '1' was "
+                                                         "deleted"):
+        front.backward_params(np.ones_like(y))
+    outer(np.ones((2, 4)))
+    assert outer.backward(np.ones_like(y)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_gradient_checker_passes_on_edited_models(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    width = int(rng.integers(2, 6))
+    model = md.Sequential(md.Dense(4, width, rng=seed), md.Tanh(), md.Dense(width, 3, rng=seed + 1)).astype(np.float64)
+    model(rng.standard_normal((2, 4)))
+    model.insert(1, md.LayerNorm(width).astype(np.float64))
+    model[-1] = md.Dense(width, 2, rng=seed + 2).astype(np.float64)
+    model.extend([md.Sigmoid(), md.Dense(2, 3, rng=seed + 3).astype(np.float64)])
+    del model[4]  # the Sigmoid ("4"), the first layer extended
+    model.insert(0, md.Dense(4, 4, rng=seed + 4).astype(np.float64))
+    assert names(model) == ["6", "0", "3", "1", "2", "5"]
+    assert [type(layer).__name__ for layer in model] == ["Dense", "Dense", "LayerNorm", "Tanh", "Dense", "Dense"]
+    report = md.GradientChecker(model, seed=seed, batch_size=int(rng.integers(2, 5))).run()
+    assert report.passed, str(report)
+    assert {r.name.split(".")[0] for r in report.results if "." in r.name} == {"6", "0", "3", "2", "5"}
+    # and training's back-pass after a forward
+    x = rng.standard_normal((5, 4))
+    y = model(x)
+    g = rng.standard_normal(y.shape)
+    model.zero_grad()
+    model.backward_params(g)
+    grads = [p.grad.copy() for p in model.parameters()]
+    _, _, grads_hand = chain(list(model), x, g)
+    for a, b in zip(grads, grads_hand, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_fit_trains_an_edited_model_in_its_new_order() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)), rng.standard_normal((32, 2))
+    model = md.Sequential(md.Dense(4, 8, rng=0), md.Dense(8, 2, rng=1))
+    model.insert(1, md.Tanh())
+    history = model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=3,
+                        batch_size=8, rng=0, verbose=0)
+    assert history["loss"][-1] < history["loss"][0]
+    assert names(model) == ["0", "2", "1"] and isinstance(model[1], md.Tanh)
+
+
+# ------------------------------------------------------------------------------------------------ LayerList
+def test_layer_list_edits_follow_the_same_rule() -> None:
+    a, b, c, d = (md.Dense(2, 2, rng=i) for i in range(4))
+    blocks = md.LayerList([a, b, c])
+    assert blocks.insert(1, d) is blocks
+    assert names(blocks) == ["0", "3", "1", "2"] and list(blocks) == [a, d, b, c]
+    del blocks[0]
+    assert names(blocks) == ["3", "1", "2"]
+    blocks[0] = a
+    assert names(blocks) == ["3", "1", "2"] and blocks[0] is a and list(blocks.state_dict()) == ["3.W", "1.W", "2.W"]
+    assert blocks.pop(1) is b and names(blocks) == ["3", "2"]
+    blocks.extend([b, d])
+    assert names(blocks) == ["3", "2", "4", "5"] and list(blocks) == [a, c, b, d]
+    blocks += [md.Tanh()]
+    assert names(blocks)[-1] == "6"
+    both = md.LayerList([a]) + [b, md.Tanh()]  # noqa: RUF005
+    assert type(both) is md.LayerList and names(both) == ["0", "1", "2"] and both[1] is b
+    assert names(md.LayerList([a]) + md.Sequential(md.Tanh())) == ["0", "1"]
+    # it has no forward: the same layer may be in it twice (the model decides what it runs)
+    twice = md.LayerList([a, a])
+    twice.insert(1, a)
+    assert list(twice) == [a, a, a] and len(twice.parameters()) == 1
+
+
+LIST_REFUSED: list[tuple[str, Callable[[md.LayerList], Any], type[Exception], str]] = [
+    ("insert out of range", lambda blocks: blocks.insert(4, md.ReLU()), IndexError,
+     "LayerList.insert: index 4 is out of range for 3 layers (from -3 to 3)"),
+    ("insert a non-layer", lambda blocks: blocks.insert(0, "relu"), TypeError,
+     "LayerList.insert: expected a Layer, got str"),
+    ("insert itself", lambda blocks: blocks.insert(0, blocks), ValueError,
+     "LayerList.insert: this LayerList is the LayerList itself; adding it would make a cycle"),
+    ("extend with a non-layer", lambda blocks: blocks.extend([md.ReLU(), None]), TypeError,
+     "LayerList.extend: expected a Layer, got NoneType"),
+    ("extend with a cycle", lambda blocks: blocks.extend([md.ReLU(), md.Sequential(blocks)]), ValueError,
+     "LayerList.extend: this Sequential contains the LayerList itself"),
+    ("+= a number", lambda blocks: blocks.__iadd__(3), TypeError,
+     "LayerList.extend: expected an iterable of layers, got int"),
+    ("setitem out of range", lambda blocks: blocks.__setitem__(-4, md.ReLU()), IndexError,
+     "LayerList.__setitem__: index -4 is out of range for 3 layers (from -3 to 2)"),
+    ("del out of range", lambda blocks: blocks.__delitem__(3), IndexError,
+     "LayerList.__delitem__: index 3 is out of range"),
+    ("pop out of range", lambda blocks: blocks.pop(3), IndexError, "LayerList.pop: index 3 is out of range"),
+]
+
+
+@pytest.mark.parametrize("what, edit, error, message", LIST_REFUSED, ids=[r[0] for r in LIST_REFUSED])
+def test_a_refused_layer_list_edit_changes_nothing(what: str, edit: Callable[[md.LayerList], Any],
+                                                   error: type[Exception], message: str) -> None:
+    blocks = md.LayerList([md.Dense(2, 2, rng=0), md.Tanh(), md.Dense(2, 2, rng=1)])
+    before = snapshot(blocks)
+    with pytest.raises(error, match="^" + re.escape(message)):
+        edit(blocks)
+    assert same(snapshot(blocks), before), what
 
 
 # -------------------------------------------------------------- named_parameters / named_buffers duplicates
@@ -118,3 +580,82 @@ def test_summary_counts_a_parameter_shared_by_two_layers_once() -> None:
     first.W.requires_grad = False
     table = summarize(model, (3,))
     assert table.trainable == 0 and table.non_trainable == 12
+
+
+# --------------------------------------------------------------------------------------- against PyTorch
+def test_edits_against_torch() -> None:
+    """The order of the layers after each edit is PyTorch's; the names are PyTorch's where it keeps them
+    (replacement, extend and append without a gap, ``+``, ``pop`` of the last), and elsewhere each layer's
+    name from before the edit, where PyTorch renumbers the positions."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    kinds = [(md.ReLU, nn.ReLU), (md.Tanh, nn.Tanh), (md.Sigmoid, nn.Sigmoid), (md.Softplus, nn.Softplus),
+             (md.SiLU, nn.SiLU), (md.GELU, nn.GELU), (md.ELU, nn.ELU), (md.Mish, nn.Mish)]
+    tag = {ours: i for i, (ours, _) in enumerate(kinds)} | {theirs: i for i, (_, theirs) in enumerate(kinds)}
+
+    def pair(i: int) -> tuple[md.Layer, Any]:
+        return kinds[i][0](), kinds[i][1]()
+
+    def order(container: Any) -> list[int]:
+        return [tag[type(layer)] for layer in container]
+
+    def fresh() -> tuple[md.Sequential, Any]:
+        made = [pair(i) for i in range(5)]
+        return md.Sequential(*(a for a, _ in made)), nn.Sequential(*(b for _, b in made))
+
+    # names equal to PyTorch's
+    for edit in ("setitem", "setitem-neg", "extend", "append", "pop-last", "plus", "iadd"):
+        ours, theirs = fresh()
+        a, b = pair(7)
+        if edit == "setitem":
+            ours[2], theirs[2] = a, b
+        elif edit == "setitem-neg":
+            ours[-1], theirs[-1] = a, b
+        elif edit == "extend":
+            c, d = pair(6)
+            ours.extend([a, c])
+            theirs.extend([b, d])
+        elif edit == "append":
+            ours.append(a)
+            theirs.append(b)
+        elif edit == "pop-last":
+            assert tag[type(ours.pop(-1))] == tag[type(theirs.pop(-1))]
+        elif edit == "plus":
+            ours, theirs = ours + md.Sequential(a), theirs + nn.Sequential(b)
+        else:
+            ours += md.Sequential(a)
+            theirs += nn.Sequential(b)
+        assert order(ours) == order(theirs), edit
+        assert names(ours) == list(theirs._modules), edit
+
+    # the same order; the names from before (PyTorch: the positions)
+    for edit in ("insert-0", "insert-2", "insert-neg", "insert-end", "del-1", "del-neg", "del-slice", "del-step",
+                 "pop-1"):
+        ours, theirs = fresh()
+        before = {id(layer): name for name, layer in ours.named_children()}
+        a, b = pair(7)
+        if edit.startswith("insert"):
+            index = {"insert-0": 0, "insert-2": 2, "insert-neg": -2, "insert-end": 5}[edit]
+            ours.insert(index, a)
+            theirs.insert(index, b)
+        elif edit.startswith("del"):
+            index = {"del-1": 1, "del-neg": -2, "del-slice": slice(1, 3), "del-step": slice(None, None, 2)}[edit]
+            del ours[index]
+            del theirs[index]
+        else:
+            assert tag[type(ours.pop(1))] == tag[type(theirs.pop(1))]
+        assert order(ours) == order(theirs), edit
+        assert list(theirs._modules) == [str(i) for i in range(len(theirs))]
+        assert names(ours) == [before.get(id(layer), "5") for layer in ours], edit
+
+    # insert takes the same range of indices
+    for index in (-7, -6, -5, 0, 5, 6):
+        ours, theirs = fresh()
+        refused = []
+        for container, layer in ((ours, md.ReLU()), (theirs, nn.ReLU())):
+            try:
+                container.insert(index, layer)
+                refused.append(False)
+            except IndexError:
+                refused.append(True)
+        assert refused[0] == refused[1] == (not -5 <= index <= 5), index
