@@ -701,29 +701,18 @@ def test_settings_changed_mid_run_give_pytorchs_lrs_where_pytorch_uses_them() ->
     def pair() -> tuple[Any, md.SGD]:
         return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=1.0), sgd()
 
-    t, m = pair()
-    ts, ms = sched.LambdaLR(t, decay), md.LambdaLR(m, decay)
-    got, want = [], []
-    for e in range(6):
-        if e == 3:
-            ts.lr_lambdas[0] = ms.lr_lambda = tenth
-        t.step()
-        ts.step()
-        want.append(t.param_groups[0]["lr"])
-        got.append(ms.step())
-    assert got == pytest.approx(want, rel=1e-14)
-
-    t, m = pair()
-    ts, ms = sched.MultiplicativeLR(t, half), md.MultiplicativeLR(m, half)
-    got, want = [], []
-    for e in range(6):
-        if e == 3:
-            ts.lr_lambdas[0] = ms.lr_lambda = tenth
-        t.step()
-        ts.step()
-        want.append(t.param_groups[0]["lr"])
-        got.append(ms.step())
-    assert got == pytest.approx(want, rel=1e-14)
+    for kind, first in ((sched.LambdaLR, decay), (sched.MultiplicativeLR, half)):  # lr_lambda swapped at step 3
+        t, m = pair()
+        ts, ms = kind(t, first), getattr(md, kind.__name__)(m, first)
+        got, want = [], []
+        for e in range(6):
+            if e == 3:
+                ts.lr_lambdas[0] = ms.lr_lambda = tenth
+            t.step()
+            ts.step()
+            want.append(t.param_groups[0]["lr"])
+            got.append(ms.step())
+        assert got == pytest.approx(want, rel=1e-14), kind.__name__
 
     t, m = pair()
     ts = sched.ReduceLROnPlateau(t, factor=0.5, patience=3, cooldown=2)
