@@ -435,3 +435,26 @@ def test_batch_norm_tracking_switched_off_against_pytorch(kind: str) -> None:
     with torch.no_grad():  # PyTorch's switched-off layer: its frozen buffers in eval
         np.testing.assert_allclose(theirs(torch.tensor(x)).numpy(), expected(layer, x, 1e-5, batch=False),
                                    rtol=1e-10, atol=1e-10)
+
+
+def test_running_init_again_builds_the_layer_afresh() -> None:
+    """Layer supports ``__init__`` run again (the registrations count it); the fixed settings and the checks
+    against the old ones (channels, buffers to switch on, groups dividing the old channels) must not refuse
+    the new arguments (review: each raised ValueError)."""
+    bn = md.BatchNorm2d(3)
+    bn.__init__(5)  # type: ignore[misc]
+    assert bn.num_features == 5 and bn.gamma.shape == (5,) and bn.running_mean.shape == (5,)
+    off = md.BatchNorm2d(3, track_running_stats=False)
+    off.__init__(3, track_running_stats=True)  # type: ignore[misc]
+    assert off.track_running_stats and off.running_var.shape == (3,)
+    gn = md.GroupNorm(2, 4)
+    gn.__init__(3, 6)  # type: ignore[misc]
+    assert (gn.num_groups, gn.num_channels, gn.gamma.shape) == (3, 6, (6,))
+    ln = md.LayerNorm(4)
+    ln.__init__((2, 3), elementwise_affine=False)  # type: ignore[misc]
+    assert ln.normalized_shape == (2, 3) and not ln.elementwise_affine and "gamma" not in dict(ln.named_parameters())
+    x = np.random.default_rng(0).standard_normal((4, 6, 2, 2))
+    y = gn(x)
+    groups = x.reshape(4, 3, -1)
+    want = (groups - groups.mean(-1, keepdims=True)) / np.sqrt(groups.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, want.reshape(x.shape), rtol=1e-12, atol=1e-12)

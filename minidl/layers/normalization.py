@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -44,6 +45,9 @@ from ..validation import (
     settings_renamed,
     widened,
 )
+
+if TYPE_CHECKING:
+    from ..validation import Setting
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "InstanceNorm2d", "LayerNorm", "LocalResponseNorm"]
 
@@ -134,6 +138,10 @@ _AFFINE_FIXED = ("gamma and beta are registered, or not, at construction, and an
                  "holds them; to stop training them, use requires_grad_(False)")
 
 
+#: every setting of these layers (each kept in ``_<name>``)
+_SETTING_NAMES = ("num_features", "eps", "momentum", "affine", "track_running_stats", "normalized_shape",
+                  "elementwise_affine", "num_groups", "num_channels", "size", "alpha", "beta", "k")
+
 #: why ``InstanceNorm2d`` refuses ``momentum=None``, for its message
 _INSTANCE_NONE = ("PyTorch's InstanceNorm2d takes None as 0.0, running statistics that never move, where "
                   "BatchNorm's None is a cumulative average; pass momentum=0.0 for PyTorch's behaviour")
@@ -206,6 +214,13 @@ class _Norm(Layer):
 
     single_input = True  # (a Stack hands it the sequence alone)
 
+    def __init__(self) -> None:
+        super().__init__()
+        # __init__ run again on a built layer (Layer supports it) starts afresh: its fixed settings and the
+        # checks made against the old ones (sizes, buffers to switch on) must not refuse the new arguments
+        for name in _SETTING_NAMES:
+            self.__dict__.pop("_" + name, None)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and ``copy.deepcopy``): also a layer pickled when its settings were plain attributes."""
         self.__dict__.update(settings_renamed(type(self), state))
@@ -257,15 +272,7 @@ class _RunningNorm(_Norm):
             self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
         self._cache: tuple[np.ndarray, np.ndarray, bool] | None = None
 
-    @property
-    def track_running_stats(self) -> bool:
-        """Whether running statistics move in training and normalise in eval (else batch statistics do,
-        always).  A bool, checked when set; a layer built with them may switch it off and on again (the
-        buffers stay, untouched while it is off), one built without has no buffers to switch on."""
-        return self._track_running_stats
-
-    @track_running_stats.setter
-    def track_running_stats(self, value: bool) -> None:
+    def _set_track_running_stats(self, value: Any) -> None:
         name = type(self).__name__
         flag = switch(value, "track_running_stats", name)
         if flag and "_track_running_stats" in self.__dict__ and not self._holds_running_stats():
@@ -274,6 +281,12 @@ class _RunningNorm(_Norm):
                 f"statistics (no running_mean/running_var buffers); build a new {name}(..., "
                 "track_running_stats=True) (load_state_dict(..., strict=False) brings gamma and beta over)")
         self._track_running_stats = flag
+
+    track_running_stats = cast("Setting[bool]", property(  # (the getter in C: forwards read it)
+        attrgetter("_track_running_stats"), _set_track_running_stats, None,
+        """Whether running statistics move in training and normalise in eval (else batch statistics do,
+        always).  A bool, checked when set; a layer built with them may switch it off and on again (the
+        buffers stay, untouched while it is off), one built without has no buffers to switch on."""))
 
     def _holds_running_stats(self) -> bool:
         """Whether the layer has its running-statistics buffers (made when built with track_running_stats)."""
@@ -363,17 +376,18 @@ class _BatchNorm(_RunningNorm):
                 raise ShapeError(f"{self._who}: expected a {ranks} input of shape "
                                  f"{self._layouts.replace('C', str(C))}, got shape {x.shape}")
             check_input(x, self._who, ndim=self._ranks[0], layout=self._layouts)  # not an array: says so
-        if self.track_running_stats:
+        track = self._track_running_stats
+        if track:
             self._check_buffers()
         x = check_input(x, self._who, ndim=ndim, layout=self._layouts.replace("C", str(C)),  # type: ignore[arg-type]
                         sizes={1: C}, dtype=self._param_dtype())
         axes = (0, *range(2, x.ndim))
         bshape = (1, C) + (1,) * (x.ndim - 2)
         m = x.size // C
-        batch_stats = self.training or not self.track_running_stats
+        batch_stats = self.training or not track
         if batch_stats:
             if m < 2:
-                when, advice = ("in training", "a larger batch or eval()") if self.track_running_stats else \
+                when, advice = ("in training", "a larger batch or eval()") if track else \
                     ("without running statistics (track_running_stats=False)", "a larger batch")
                 raise ShapeError(
                     f"{self._who}: batch statistics need more than 1 value per channel {when}, "
@@ -383,7 +397,7 @@ class _BatchNorm(_RunningNorm):
             xc = x - mean.reshape(bshape)
             var = _channel_dot(xc, xc) / m  # biased variance, used to normalise
             _check_statistics(var, x, self._who, "the batch variance of channel(s)")
-            if self.training and self.track_running_stats:
+            if self.training and track:
                 self._update_running(mean, var, m)
         else:
             mean, var = self.running_mean, self.running_var
@@ -503,17 +517,18 @@ class InstanceNorm2d(_RunningNorm):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, H, W) -> same shape, normalised per sample and channel over (H, W)."""
         C = self.num_features
-        if self.track_running_stats:
+        track = self._track_running_stats
+        if track:
             self._check_buffers()
         x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=self._param_dtype())
         N, _, H, W = x.shape
         bshape = (1, C, 1, 1)
-        instance_stats = self.training or not self.track_running_stats
+        instance_stats = self.training or not track
         if instance_stats:
             if H * W < 2:
                 raise ShapeError(f"{self._who}: instance statistics need more than 1 value per channel "
                                  f"(H*W > 1), got input shape {x.shape}")
-            update = self.training and self.track_running_stats
+            update = self.training and track
             if update and N == 0:
                 raise ShapeError(f"{self._who}: an empty batch cannot update the running statistics, "
                                  f"got input shape {x.shape}")
@@ -694,18 +709,16 @@ class GroupNorm(_Norm):
             self.beta = Parameter(np.zeros(self.num_channels, dtype=dtype))
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
-    @property
-    def num_groups(self) -> int:
-        """The number of groups G, an int >= 1 dividing ``num_channels``; checked when set, used by the next
-        forward (a backward uses its forward's)."""
-        return self._num_groups
-
-    @num_groups.setter
-    def num_groups(self, value: int) -> None:
+    def _set_num_groups(self, value: Any) -> None:
         groups = positive_int(value, "num_groups", type(self).__name__)
         if "_num_channels" in self.__dict__:  # (the constructor checks once both are made)
             self._check_groups(groups)
         self._num_groups = groups
+
+    num_groups = cast("Setting[int]", property(  # (the getter in C: forwards read it)
+        attrgetter("_num_groups"), _set_num_groups, None,
+        """The number of groups G, an int >= 1 dividing ``num_channels``; checked when set, used by the next
+        forward (a backward uses its forward's)."""))
 
     def _check_groups(self, groups: int) -> None:
         """``ValueError`` unless ``groups`` divides the channels."""
