@@ -62,20 +62,56 @@ class _Setting(property):
 
 def _setting(name: str) -> _Setting:
     """The property of the setting ``name``: :meth:`LRScheduler.__init_subclass__` makes one for each name a
-    class lists in ``settings`` or ``functions``."""
+    class lists in ``settings`` or ``functions``.  Its getter is ``attrgetter`` (C: a setting read in a step
+    costs little); the setter checks the value (:meth:`LRScheduler._set`), then that the schedule can still
+    give the lr of the step it has reached (:meth:`LRScheduler._check_goes_on`), and puts back the schedule,
+    and the container it belongs to with its schedules, as they were when either refuses."""
 
     def set_checked(schedule: LRScheduler, value: Any) -> None:
-        before = dict(schedule.__dict__)
+        if schedule._constructing:  # (a constructor that raises leaves nothing to put back)
+            schedule._set(name, value)
+            return
+        top = schedule._owner if schedule._owner is not None else schedule
+        saved = [(s, dict(s.__dict__)) for s in (top, *getattr(top, "_schedulers", ()))]
+        if not any(s is schedule for s, _ in saved):  # (a stale owner: an old pickle's)
+            saved.append((schedule, dict(schedule.__dict__)))
         try:
             schedule._set(name, value)
+            schedule._check_goes_on(name, value)
         except BaseException:
-            schedule.__dict__.clear()
-            schedule.__dict__.update(before)
+            for s, before in saved:
+                s.__dict__.clear()
+                s.__dict__.update(before)
             raise
 
     return _Setting(attrgetter("_" + name), set_checked, None,
                     f"The setting {name!r}, checked when set as the constructor checks it (the schedule unchanged "
                     f"when refused); the next step uses it.")
+
+
+def _add_note_once(error: BaseException, note: str) -> None:
+    """``note`` added to ``error`` (Python 3.11+), unless it has it already: a function that raises the same
+    exception object again, at every step tried, gets it once."""
+    if hasattr(error, "add_note") and note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+
+
+def _check_lr_value(who: str, lr: Any, epoch: int) -> None:
+    """A ``ValueError`` unless ``lr`` (the lr after ``epoch`` steps) is one an optimizer takes."""
+    if not (is_number(lr) and is_finite(lr) and lr >= 0):
+        raise ValueError(f"{who}: the lr after {epoch} step(s) would be {lr!r}, not a finite number >= 0")
+
+
+def _raw_class_attribute(cls: type, name: str) -> Any:
+    """``name`` as ``cls`` or the first of its bases that has it holds it (a staticmethod as itself), or
+    ``_NONE``."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return _NONE
+
+
+_NONE = object()
 
 
 class LRScheduler:
@@ -90,8 +126,13 @@ class LRScheduler:
     and checks it in :meth:`_check_run_state`: it is saved, and required and restored on load.
 
     Each name in :attr:`settings` and :attr:`functions` is a property (made for the subclass that lists
-    it and has a :meth:`_check_setting`): setting it checks the value as the constructor does, with its
-    message, and a refusal changes nothing; :meth:`_set` says what else a change does.
+    it and has a :meth:`_check_setting`; a class-level value of that name is its default, read until it is
+    set): setting it checks the value as the constructor does, with its message, then that the lr at the
+    count reached can still be given (:meth:`_check_goes_on`), and a refusal changes nothing; :meth:`_set`
+    says what else a change does.
+
+    :meth:`step` counts, then asks :meth:`lr_at` for the new count (which ``self.last_epoch`` also holds
+    then, as in PyTorch's ``get_lr``), and puts the count back if that fails.
     """
 
     #: The constructor's arguments that shape the schedule (saved and restored with the state).
@@ -107,6 +148,16 @@ class LRScheduler:
     #: The class name of the :class:`SequentialLR` or :class:`ChainedScheduler` this schedule belongs to (None:
     #: its own): that one steps it, and its own :meth:`step` is refused.
     _part_of: str | None = None
+    #: That container itself (a setting of this schedule is checked against the container's lr too).
+    _owner: _OfSchedules | None = None
+    #: True while :meth:`step` has counted the step it is computing (a note on an error then says the steps
+    #: taken before it).
+    _stepping = False
+    #: True while a subclass's constructor runs.
+    _constructing = False
+
+    # (An instance's attributes are set one by one, never through its ``__dict__``, on the way to a step: a
+    # ``__dict__`` once read holds them for good, and every attribute read in a step is then slower.)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A constructor that refuses its arguments leaves the optimizers it was given as they were: their
@@ -118,8 +169,12 @@ class LRScheduler:
         super().__init_subclass__(**kwargs)
         if cls._check_setting is not LRScheduler._check_setting:  # (else a subclass keeps plain attributes)
             for name in (*cls.settings, *cls.functions):
-                if not isinstance(getattr(cls, name, None), property):  # (nor replaces one: has_scale_fn)
-                    setattr(cls, name, _setting(name))
+                default = _raw_class_attribute(cls, name)
+                if isinstance(default, property):  # (one made already, or of the class's own: has_scale_fn)
+                    continue
+                setattr(cls, name, _setting(name))
+                if default is not _NONE and "_" + name not in cls.__dict__:
+                    setattr(cls, "_" + name, default)  # a class-level default, read until the setting is set
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -132,6 +187,9 @@ class LRScheduler:
                     if isinstance(value, (list, tuple, set, frozenset)) else (value,)
                 given.update((id(o), o) for o in items if isinstance(o, Optimizer))
             saved = [(o, dict(o.hyper), o.initial_lr) for o in given.values()]
+            outermost = not self._constructing  # (a subclass's __init__ calls its base's)
+            if outermost:  # settings set in a constructor are not yet checked against the lr: see _check_goes_on
+                self._constructing = True
             try:
                 init(self, *args, **kw)
             except BaseException:
@@ -140,6 +198,9 @@ class LRScheduler:
                     optimizer.hyper.update(hyper)
                     optimizer.initial_lr = initial_lr
                 raise
+            finally:
+                if outermost:
+                    self._constructing = False
 
         cls.__init__ = init_or_undo  # type: ignore[method-assign]
 
@@ -154,33 +215,39 @@ class LRScheduler:
         # the lr this schedule last gave the optimizer (None after a load: not known), to notice another
         # hand on it: a second schedule, an lr set by hand, an optimizer state loaded without this one's
         self._lr_set: float | None = optimizer.lr
+        self._stepping = False
 
     if TYPE_CHECKING:
         base_lr: float
     else:
         base_lr = _setting("base_lr")
 
-    @property
-    def optimizer(self) -> Optimizer:
-        """The optimizer whose lr the schedule sets (fixed when made)."""
-        return self._optimizer
-
-    @optimizer.setter
-    def optimizer(self, value: Optimizer) -> None:
+    def _refuse_another_optimizer(self, value: Optimizer) -> None:
         if value is not self._optimizer:
             name = type(self).__name__
             raise AttributeError(f"{name}: the optimizer cannot change (the schedule has set its lr, and "
                                  f"records what it set): make a new {name} for the other optimizer")
 
+    if TYPE_CHECKING:
+        @property
+        def optimizer(self) -> Optimizer: ...
+
+        @optimizer.setter
+        def optimizer(self, value: Optimizer) -> None: ...
+    else:
+        optimizer = property(attrgetter("_optimizer"), _refuse_another_optimizer, None,
+                             "The optimizer whose lr the schedule sets (fixed when made).")
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and copying): also a schedule pickled when its settings were plain attributes."""
-        self.__dict__.update(settings_renamed(type(self), state))
+        for key, value in settings_renamed(type(self), state).items():
+            setattr(self, key, value)
 
     def _init_settings(self, **values: Any) -> None:
         """The constructor's settings, each checked by :meth:`_check_setting` and kept in turn,
         without what setting one later also does (:meth:`_set`): the caller checks them together."""
         for name, value in values.items():
-            self.__dict__["_" + name] = self._check_setting(name, value)
+            setattr(self, "_" + name, self._check_setting(name, value))
 
     def _set(self, name: str, value: Any) -> None:
         """Set the setting ``name`` (``base_lr``, or one in :attr:`settings` or :attr:`functions`) after the
@@ -198,49 +265,80 @@ class LRScheduler:
             value = _check_finite_nonnegative(who, name, value)
         else:
             value = self._check_setting(name, value)
-        self.__dict__["_" + name] = value
+        setattr(self, "_" + name, value)
         reason = _not_a_factor(self) if owner == "ChainedScheduler" else None
         if reason is not None:
             raise ValueError(f"{who}: {name}={value!r} is refused: this {who} belongs to a ChainedScheduler, which "
                              f"refuses a {who} {reason}")
 
-    def _call(self, name: str, x: int, epoch: int) -> Any:
-        """The user's function ``name`` (``lr_lambda``, ``scale_fn``) called with ``x``, for the lr after
-        ``epoch`` steps.  What it raises keeps its type and message, with a note naming the schedule and its
-        count (Python 3.11+; in a container, the container's note follows: :meth:`_OfSchedules._part_lr`)."""
-        function = getattr(self, name)
+    def _check_goes_on(self, name: str, value: Any) -> None:
+        """After the setting ``name`` was set to ``value`` (and kept): a ``ValueError`` when the schedule, or the
+        container it belongs to, can no longer give the lr (and momentum) of the step it has reached
+        (:meth:`_check_current`), so that it could neither step on nor load its own state.  Not checked while
+        a constructor runs (a custom one sets its settings one by one, and the lr may need them all)."""
+        if self._constructing:
+            return
+        top = self._owner if self._owner is not None and self._part_of is not None else self
         try:
-            return function(x)
+            top._check_current()
         except Exception as error:
-            if hasattr(error, "add_note"):  # (Python 3.11+)
-                who = type(self).__name__
-                error.add_note(f"(raised by {who}'s {name}({x!r}), computing " + (
-                    f"the lr after {epoch} step(s); the {who} had taken {self.last_epoch} step(s))"
-                    if self._part_of is None else f"its lr {epoch} step(s) into its schedule)"))
-            raise
+            said = error if isinstance(error, (ValueError, TypeError)) else f"{type(error).__name__}: {error}"
+            raise ValueError(f"{type(self).__name__}: {name}={value!r} is refused after {self.last_epoch} step(s): "
+                             f"{said} (with it the schedule could neither step on nor load its own state)") \
+                from error
+
+    def _check_current(self) -> None:
+        """A ``ValueError`` (or what a user's function raises) when the lr at ``last_epoch`` is not one the
+        schedule can give the optimizer (none for a schedule without :meth:`lr_at`, which steps its own way)."""
+        if type(self).lr_at is not LRScheduler.lr_at:
+            _check_lr_value(type(self).__name__, self.lr_at(self.last_epoch), self.last_epoch)
+
+    def _note(self, error: BaseException, name: str, x: int, epoch: int) -> None:
+        """What the user's function ``name`` (``lr_lambda``, ``scale_fn``) raised when called with ``x``, for the
+        lr after ``epoch`` steps, keeps its type and message, with a note naming the schedule and its count
+        (Python 3.11+; once; in a container, the container's note follows: :meth:`_OfSchedules._note_part`)."""
+        who = type(self).__name__
+        if self._part_of is not None:
+            _add_note_once(error, f"(raised by {who}'s {name}({x!r}), computing its lr {epoch} step(s) into its "
+                                  f"schedule)")
+            return
+        taken = self.last_epoch - 1 if self._stepping else self.last_epoch
+        _add_note_once(error, f"(raised by {who}'s {name}({x!r}), computing the lr after {epoch} step(s); the "
+                              f"{who} had taken {taken} step(s))")
 
     def lr_at(self, epoch: int) -> float:
         raise NotImplementedError(f"{type(self).__name__} must implement lr_at(epoch)")
 
     def get_last_lr(self) -> float:
         """The lr the optimizer holds now."""
-        return self.optimizer.lr
+        return self._optimizer.lr
 
     def step(self) -> float:
-        """Count one more completed epoch and set the optimizer's lr for the next one; returns it.
-        (If the optimizer refuses the lr, the count is not advanced.)  Refused, changing nothing, when
-        the optimizer's lr is no longer the one this schedule set, or when the schedule belongs to a
-        :class:`SequentialLR` or :class:`ChainedScheduler`: see :meth:`_check_can_step`."""
+        """Count one more completed epoch and set the optimizer's lr for the next one; returns it.  The count
+        comes first, as in PyTorch: ``lr_at`` is asked for the new ``last_epoch``, which it may read as well.
+        (If the optimizer refuses the lr, or computing it raises, the count is put back: nothing changed.)
+        Refused, changing nothing, when the optimizer's lr is no longer the one this schedule set, or when
+        the schedule belongs to a :class:`SequentialLR` or :class:`ChainedScheduler`: see
+        :meth:`_check_can_step`."""
         self._check_can_step()
-        lr = self.lr_at(self.last_epoch + 1)
-        self._write_lr(lr)
-        self.last_epoch += 1
+        epoch = self.last_epoch + 1
+        self.last_epoch = epoch
+        self._stepping = True
+        try:
+            lr = self.lr_at(epoch)
+            self._write_lr(lr)
+        except BaseException:
+            self.last_epoch = epoch - 1
+            self._stepping = False
+            raise
+        self._stepping = False
         return lr
 
     def _write_lr(self, lr: float) -> None:
         """Give the optimizer ``lr`` (checked by it first: a refusal changes nothing) and remember it."""
-        self.optimizer.lr = lr
-        self._lr_set = self.optimizer.lr
+        optimizer = self._optimizer
+        optimizer.lr = lr
+        self._lr_set = optimizer.lr
 
     def _check_can_step(self) -> None:
         """A ``RuntimeError`` when this schedule belongs to a :class:`SequentialLR` or :class:`ChainedScheduler`
@@ -256,7 +354,7 @@ class LRScheduler:
         the schedules here are closed forms, ``lr = f(epoch)`` from ``lr0``, so the next step would undo
         that change silently (PyTorch's "chainable" schedules would build on it instead; here a
         :class:`ChainedScheduler` multiplies schedules)."""
-        lr, mine = self.optimizer.lr, self._lr_set
+        lr, mine = self._optimizer.lr, self._lr_set
         if mine is not None and lr != mine:
             name = type(self).__name__
             raise RuntimeError(
@@ -334,7 +432,7 @@ class LRScheduler:
         self.last_epoch = int(state["last_epoch"])
         for key, value in settings.items():  # (checked above, one by one: kept as they are)
             if isinstance(getattr(type(self), key, None), _Setting):
-                self.__dict__["_" + key] = value
+                setattr(self, "_" + key, value)
             else:
                 setattr(self, key, value)
         for key, value in run_state.items():
@@ -412,6 +510,9 @@ class StepLR(LRScheduler):
     settings = ("step_size", "gamma")
     step_size: int
     gamma: float
+    # (each kept in _<name>, which the steps read)
+    _step_size: int
+    _gamma: float
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
@@ -421,7 +522,7 @@ class StepLR(LRScheduler):
         return _check_positive_int("StepLR", name, value) if name == "step_size" else _check_gamma("StepLR", value)
 
     def lr_at(self, epoch: int) -> float:
-        return _scaled("StepLR", self.base_lr, self.gamma, epoch // self.step_size)
+        return _scaled("StepLR", self._base_lr, self._gamma, epoch // self._step_size)
 
     def extra_repr(self) -> str:
         return f"step_size={self.step_size}, gamma={self.gamma}"
@@ -433,6 +534,9 @@ class MultiStepLR(LRScheduler):
     settings = ("milestones", "gamma")
     milestones: list[int]
     gamma: float
+    # (each kept in _<name>, which the steps read)
+    _milestones: list[int]
+    _gamma: float
 
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1) -> None:
         super().__init__(optimizer)
@@ -444,7 +548,7 @@ class MultiStepLR(LRScheduler):
         return _check_gamma("MultiStepLR", value)
 
     def lr_at(self, epoch: int) -> float:
-        return _scaled("MultiStepLR", self.base_lr, self.gamma, sum(1 for m in self.milestones if m <= epoch))
+        return _scaled("MultiStepLR", self._base_lr, self._gamma, sum(1 for m in self._milestones if m <= epoch))
 
     def extra_repr(self) -> str:
         return f"milestones={self.milestones}, gamma={self.gamma}"
@@ -455,6 +559,8 @@ class ExponentialLR(LRScheduler):
 
     settings = ("gamma",)
     gamma: float
+    # (each kept in _<name>, which the steps read)
+    _gamma: float
 
     def __init__(self, optimizer: Optimizer, gamma: float) -> None:
         super().__init__(optimizer)
@@ -464,7 +570,7 @@ class ExponentialLR(LRScheduler):
         return _check_gamma("ExponentialLR", value)
 
     def lr_at(self, epoch: int) -> float:
-        return _scaled("ExponentialLR", self.base_lr, self.gamma, epoch)
+        return _scaled("ExponentialLR", self._base_lr, self._gamma, epoch)
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}"
@@ -481,6 +587,9 @@ class CosineAnnealingLR(LRScheduler):
     settings = ("T_max", "eta_min")
     T_max: int
     eta_min: float
+    # (each kept in _<name>, which the steps read)
+    _T_max: int
+    _eta_min: float
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
@@ -494,8 +603,9 @@ class CosineAnnealingLR(LRScheduler):
         return float(value)
 
     def lr_at(self, epoch: int) -> float:
-        cos = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
-        return self.eta_min + (self.base_lr - self.eta_min) * cos
+        eta_min = self._eta_min
+        cos = (1 + math.cos(math.pi * epoch / self._T_max)) / 2
+        return eta_min + (self._base_lr - eta_min) * cos
 
     def extra_repr(self) -> str:
         return f"T_max={self.T_max}, eta_min={self.eta_min}"
@@ -516,6 +626,10 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     T_0: int
     T_mult: int
     eta_min: float
+    # (each kept in _<name>, which the steps read)
+    _T_0: int
+    _T_mult: int
+    _eta_min: float
 
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
@@ -530,17 +644,19 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def cycle(self, epoch: int) -> tuple[int, int]:
         """``(T_cur, T_i)`` after ``epoch`` epochs: the epochs into the current cycle and its length."""
-        if self.T_mult == 1:
-            return epoch % self.T_0, self.T_0
+        T_0, T_mult = self._T_0, self._T_mult
+        if T_mult == 1:
+            return epoch % T_0, T_0
         # cycles end at T_0 * (T_mult**n - 1) / (T_mult - 1): whole numbers, so no rounding of a logarithm
-        start, length = 0, self.T_0
+        start, length = 0, T_0
         while epoch >= start + length:
-            start, length = start + length, length * self.T_mult
+            start, length = start + length, length * T_mult
         return epoch - start, length
 
     def lr_at(self, epoch: int) -> float:
         T_cur, T_i = self.cycle(epoch)
-        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
+        eta_min = self._eta_min
+        return eta_min + (self._base_lr - eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
 
     def extra_repr(self) -> str:
         return f"T_0={self.T_0}, T_mult={self.T_mult}, eta_min={self.eta_min}"
@@ -561,6 +677,10 @@ class LinearLR(LRScheduler):
     start_factor: float
     end_factor: float
     total_iters: int
+    # (each kept in _<name>, which the steps read)
+    _start_factor: float
+    _end_factor: float
+    _total_iters: int
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5) -> None:
@@ -582,8 +702,8 @@ class LinearLR(LRScheduler):
         self._load_and_set_lr(state)
 
     def lr_at(self, epoch: int) -> float:
-        share = min(epoch, self.total_iters) / self.total_iters
-        return self.base_lr * (self.start_factor + (self.end_factor - self.start_factor) * share)
+        total, start = self._total_iters, self._start_factor
+        return self._base_lr * (start + (self._end_factor - start) * (min(epoch, total) / total))
 
     def extra_repr(self) -> str:
         return f"start_factor={self.start_factor}, end_factor={self.end_factor}, total_iters={self.total_iters}"
@@ -592,14 +712,16 @@ class LinearLR(LRScheduler):
 class _OfSchedules(LRScheduler):
     """Base of the schedules made of schedules, :class:`SequentialLR` and :class:`ChainedScheduler`: they
     hold ``schedulers``, all started from one ``lr0`` (:meth:`_lr0`), saved and loaded with their own state,
-    and stepped by it alone.  A subclass checks its schedules, then calls :meth:`_start`."""
+    and stepped by it alone, which sets their counts as PyTorch's container steps them (before the lr is
+    computed, as the count is, and put back if the step fails; :meth:`_all_counts_at`).  A subclass checks its
+    schedules, then calls :meth:`_start`."""
 
     records_initial_lr = False  # (they read it: _start)
     _schedulers: list[LRScheduler]
 
     @property
     def schedulers(self) -> tuple[LRScheduler, ...]:
-        """The schedules, in order (fixed when made)."""
+        """The schedules, in order (fixed when made: a tuple, not the list given)."""
         return tuple(self._schedulers)
 
     @schedulers.setter
@@ -608,24 +730,42 @@ class _OfSchedules(LRScheduler):
         raise AttributeError(f"{name}: the schedules cannot be replaced (they belong to this {name}, which started "
                              f"them from one lr0 and steps them): make a new {name} of new schedules")
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """As every schedule's; the schedules of one pickled before they knew their container know it."""
+        super().__setstate__(state)
+        for s in self._schedulers:
+            if s._part_of is not None and s._owner is None:
+                s._owner = self
+
+    def _all_counts_at(self, epoch: int) -> list[int]:
+        """Every schedule's count when this one has taken ``epoch`` steps: a subclass's."""
+        raise NotImplementedError
+
+    def _sync_counts(self) -> None:
+        """Every schedule's count as this one's count makes it (made, loaded, milestones changed)."""
+        for s, count in zip(self._schedulers, self._all_counts_at(self.last_epoch), strict=True):
+            s.last_epoch = count
+
+    def _check_current(self) -> None:
+        """As every schedule's, and each schedule's own lr at its own count (a schedule's load computes it)."""
+        super()._check_current()
+        for s in self._schedulers:
+            s._check_current()
+
     def _set(self, name: str, value: Any) -> None:
         """As every schedule's; a new ``base_lr`` is every schedule's ``lr0``, as when made."""
         super()._set(name, value)
         if name == "base_lr":
             for s in self._schedulers:
-                s.__dict__["_base_lr"] = self.base_lr
+                s._base_lr = self._base_lr
 
-    def _part_lr(self, i: int, own_epoch: int, epoch: int) -> float:
-        """Schedule ``i``'s lr after ``own_epoch`` steps of its own, for this one's after ``epoch``: what it
-        raises gets a note naming this schedule, the part and the count (Python 3.11+)."""
-        try:
-            return self._schedulers[i].lr_at(own_epoch)
-        except Exception as error:
-            if hasattr(error, "add_note"):
-                name = type(self).__name__
-                error.add_note(f"(in {name}'s schedule {i} ({type(self._schedulers[i]).__name__}), computing the lr "
-                               f"after {epoch} step(s); the {name} had taken {self.last_epoch} step(s))")
-            raise
+    def _note_part(self, error: BaseException, i: int, epoch: int) -> None:
+        """What schedule ``i`` raised, computing its part of this one's lr after ``epoch`` steps, gets a note
+        naming this schedule, the part and the count (Python 3.11+; once)."""
+        name = type(self).__name__
+        taken = self.last_epoch - 1 if self._stepping else self.last_epoch
+        _add_note_once(error, f"(in {name}'s schedule {i} ({type(self._schedulers[i]).__name__}), computing the lr "
+                              f"after {epoch} step(s); the {name} had taken {taken} step(s))")
 
     def _listed(self, schedulers: Any) -> list[LRScheduler]:
         """``schedulers`` as a list, not empty (the items are the subclass's to check)."""
@@ -645,7 +785,7 @@ class _OfSchedules(LRScheduler):
     def _lr0(self, schedulers: list[LRScheduler]) -> float:
         """The ``lr0`` every schedule starts from: PyTorch's ``initial_lr`` (or, cleared by the user since the
         schedules were made, the largest lr they found)."""
-        initial_lr = self.optimizer.initial_lr
+        initial_lr = self._optimizer.initial_lr
         return initial_lr if initial_lr is not None else max(s.base_lr for s in schedulers)
 
     def _check_schedule_settings(self, i: int, schedule: LRScheduler) -> None:
@@ -663,13 +803,13 @@ class _OfSchedules(LRScheduler):
         none, as a first schedule records it), set the optimizer's lr for epoch 0 and make the schedules
         this one's (their own ``step`` refused from then on); a refusal, by a schedule or the optimizer,
         changes nothing."""
-        optimizer = self.optimizer
-        lr0 = self._lr0(schedulers)
+        optimizer = self._optimizer
+        lr0 = self._lr0(schedulers)  # (an initial_lr, or a base_lr: checked already)
         trial = [copy.copy(s) for s in schedulers]  # the values first: a refusal changes nothing
-        for t in trial:
-            t.base_lr = lr0
         self._schedulers = trial
-        self.base_lr = lr0
+        for t, count in zip(trial, self._all_counts_at(0), strict=True):
+            t._base_lr, t.last_epoch = lr0, count
+        self._base_lr = lr0
         lr = self.lr_at(0)
         initial_lr = optimizer.initial_lr
         if initial_lr is None:
@@ -680,9 +820,9 @@ class _OfSchedules(LRScheduler):
             optimizer.initial_lr = initial_lr
             raise
         for s in schedulers:
-            s.base_lr = lr0
-            s._part_of = type(self).__name__
+            s._base_lr, s._part_of, s._owner = lr0, type(self).__name__, self
         self._schedulers = schedulers
+        self._sync_counts()
 
     def state_dict(self) -> dict[str, Any]:
         """The base state, the settings, and each schedule's own state (``"schedulers"``)."""
@@ -711,7 +851,8 @@ class _OfSchedules(LRScheduler):
                                  f"states, got {got}")
         trial = copy.copy(self)  # the whole state on copies first (children are flat: shallow copies do)
         trial._schedulers = [copy.copy(s) for s in self._schedulers]
-        lr_before = self.optimizer.lr  # (a LinearLR's load sets it: put back whatever the trial did)
+        optimizer = self._optimizer
+        lr_before = optimizer.lr  # (a LinearLR's load sets it: put back whatever the trial did)
         try:
             for i, (s, child) in enumerate(zip(trial._schedulers, children, strict=True)):
                 try:
@@ -723,18 +864,20 @@ class _OfSchedules(LRScheduler):
                 except ValueError as error:
                     raise StateDictError(f"{refused}{error}") from None
             LRScheduler.load_state_dict(trial, {k: v for k, v in state.items() if k != "schedulers"})
+            trial._sync_counts()
             try:
                 lr = trial.lr_at(trial.last_epoch)
-                self.optimizer.lr = lr  # (checked by the optimizer now; the finally puts the lr back)
+                optimizer.lr = lr  # (checked by the optimizer now; the finally puts the lr back)
             except Exception as error:  # an overflowing lr, a function refusing or failing, a negative lr
                 # the optimizer refuses
                 raise StateDictError(f"{refused}the lr at the loaded epoch: {type(error).__name__}: {error}") \
                     from error
         finally:
-            self.optimizer.lr = lr_before
+            optimizer.lr = lr_before
         for s, child in zip(self._schedulers, children, strict=True):
             s.load_state_dict(child)
         LRScheduler.load_state_dict(self, {k: v for k, v in state.items() if k != "schedulers"})
+        self._sync_counts()  # (a state saved before the counts followed, or edited: the count is this one's)
         self._write_lr(lr)
 
 
@@ -758,12 +901,16 @@ class SequentialLR(_OfSchedules):
     nor a ``ChainedScheduler`` or another ``SequentialLR``) and be distinct; a ``MultiplicativeLR`` may
     only come first (after a milestone PyTorch's would go on from the lr the schedule before it left);
     none may belong to another sequence or chain.  They belong to the sequence from then on: their own
-    ``step`` is refused (step the sequence).  ``milestones``: strictly increasing
-    positive epochs, one fewer than the schedules.
+    ``step`` is refused (step the sequence), and each one's ``last_epoch`` is its own count, as PyTorch's
+    sequence steps it (0 until its milestone, then the epochs since, kept at the next milestone; so a
+    ``MultiplicativeLR``'s new ``lr_lambda`` multiplies the lr it reached).  ``milestones``: strictly
+    increasing positive epochs, one fewer than the schedules.
     """
 
     settings = ("milestones",)
     milestones: list[int]
+    # (each kept in _<name>, which the steps read)
+    _milestones: list[int]
 
     def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Iterable[int]) -> None:
         super().__init__(optimizer)
@@ -797,8 +944,53 @@ class SequentialLR(_OfSchedules):
         return milestones
 
     def lr_at(self, epoch: int) -> float:
-        i = bisect.bisect_right(self.milestones, epoch)
-        return self._part_lr(i, epoch - (self.milestones[i - 1] if i else 0), epoch)
+        milestones = self._milestones
+        i = bisect.bisect_right(milestones, epoch)
+        try:
+            return self._schedulers[i].lr_at(epoch - milestones[i - 1] if i else epoch)
+        except Exception as error:
+            self._note_part(error, i, epoch)
+            raise
+
+    def step(self) -> float:
+        """As every schedule's; the schedule in use counts its own epochs, from 0 at its milestone (as PyTorch's
+        sequence steps it; the one before keeps the count it reached), set before its lr is computed and put
+        back if the step fails.  (The schedule in use is found once: the lr is :meth:`lr_at`'s, not asked of it.)"""
+        self._check_can_step()
+        epoch = self.last_epoch + 1
+        milestones = self._milestones
+        i = bisect.bisect_right(milestones, epoch)
+        part = self._schedulers[i]
+        count = part.last_epoch
+        own = part.last_epoch = epoch - milestones[i - 1] if i else epoch
+        self.last_epoch = epoch
+        self._stepping = True
+        try:
+            try:
+                lr = part.lr_at(own)
+            except Exception as error:
+                self._note_part(error, i, epoch)
+                raise
+            self._write_lr(lr)
+        except BaseException:
+            self.last_epoch = epoch - 1
+            self._stepping = False
+            part.last_epoch = count
+            raise
+        self._stepping = False
+        return lr
+
+    def _all_counts_at(self, epoch: int) -> list[int]:
+        starts = [0, *self._milestones]
+        ends = [*self._milestones, None]
+        return [0 if epoch < start else epoch - start if end is None else min(epoch, end - 1) - start
+                for start, end in zip(starts, ends, strict=True)]
+
+    def _set(self, name: str, value: Any) -> None:
+        """As every schedule's; new milestones set the schedules' counts from this one's."""
+        super()._set(name, value)
+        if name == "milestones":
+            self._sync_counts()
 
     def extra_repr(self) -> str:
         return f"{[type(s).__name__ for s in self._schedulers]}, milestones={self.milestones}"
@@ -907,20 +1099,44 @@ class ChainedScheduler(_OfSchedules):
             raise ValueError(f"ChainedScheduler: schedule {i} is a {type(schedule).__name__} {reason}")
 
     def step(self) -> float:
-        """As every schedule's; the schedules' counts follow the chain's (as PyTorch's chain steps each), so
-        their states hold it (a ``MultiplicativeLR``'s product with it)."""
-        lr = super().step()
-        for s in self._schedulers:
-            s.last_epoch = self.last_epoch
+        """As every schedule's; the schedules' counts follow the chain's (as PyTorch's chain steps each), set
+        before the lr is computed and put back if the step fails, so their states hold it (a
+        ``MultiplicativeLR``'s product with it)."""
+        self._check_can_step()
+        epoch = self.last_epoch + 1
+        parts = self._schedulers
+        before = [s.last_epoch for s in parts]
+        for s in parts:
+            s.last_epoch = epoch
+        self.last_epoch = epoch
+        self._stepping = True
+        try:
+            lr = self.lr_at(epoch)
+            self._write_lr(lr)
+        except BaseException:
+            self.last_epoch = epoch - 1
+            self._stepping = False
+            for s, count in zip(parts, before, strict=True):
+                s.last_epoch = count
+            raise
+        self._stepping = False
         return lr
 
+    def _all_counts_at(self, epoch: int) -> list[int]:
+        return [epoch] * len(self._schedulers)
+
     def lr_at(self, epoch: int) -> float:
-        lr = self.base_lr
+        lr = lr0 = self._base_lr
         for i, s in enumerate(self._schedulers):
-            own = self._part_lr(i, epoch, epoch)
-            lr *= own / s.base_lr if s.base_lr > 0 else 0.0
+            try:
+                own = s.lr_at(epoch)
+            except Exception as error:
+                self._note_part(error, i, epoch)
+                raise
+            base = s._base_lr
+            lr *= own / base if base > 0 else 0.0
         if not math.isfinite(lr):
-            raise ValueError(f"ChainedScheduler: the lr at epoch {epoch}, {self.base_lr!r} times the factors of "
+            raise ValueError(f"ChainedScheduler: the lr at epoch {epoch}, {lr0!r} times the factors of "
                              f"{[type(s).__name__ for s in self._schedulers]}, overflows")
         return lr
 
@@ -944,6 +1160,10 @@ class _CyclesMomentum(LRScheduler):
     cycle_momentum: bool
     base_momentum: float
     max_momentum: float
+    # (each kept in _<name>, which the steps read)
+    _cycle_momentum: bool
+    _base_momentum: float
+    _max_momentum: float
     _momentum_key: str | None = None
 
     def _at(self, epoch: int) -> tuple[float, float]:
@@ -977,34 +1197,60 @@ class _CyclesMomentum(LRScheduler):
         """As every schedule's; a momentum setting is checked against the optimizer, as when made."""
         super()._set(name, value)
         if name in ("cycle_momentum", "base_momentum", "max_momentum"):
-            self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
+            self._momentum_key = self._momentum_key_of(self._optimizer) if self._cycle_momentum else None
+
+    def _momentum_refused(self, key: str, momentum: float, epoch: int) -> str | None:
+        """Why the optimizer's ``key`` cannot be ``momentum`` at step ``epoch`` (None: it can)."""
+        nesterov = key == "momentum" and self._optimizer.hyper.get("nesterov")
+        if 0 < momentum < 1 if nesterov else 0 <= momentum < 1:
+            return None
+        return (f"{type(self).__name__}: the {key} at step {epoch} would be {momentum!r}, outside "
+                f"{'(0, 1) (Nesterov)' if nesterov else '[0, 1)'}")
+
+    def _check_current(self) -> None:
+        """The lr and the momentum at ``last_epoch``."""
+        epoch = self.last_epoch
+        lr, momentum = self._at(epoch)
+        _check_lr_value(type(self).__name__, lr, epoch)
+        key = self._momentum_key
+        reason = None if key is None else self._momentum_refused(key, momentum, epoch)
+        if reason is not None:
+            raise ValueError(reason)
 
     def _set_for(self, epoch: int) -> float:
         """Give the optimizer the lr and momentum after ``epoch`` steps (a refusal changes nothing)."""
         lr, momentum = self._at(epoch)
         key = self._momentum_key
         if key is not None:  # (e.g. CyclicLR's exp_range with gamma > 1 leaves [base, max] momentum)
-            nesterov = key == "momentum" and self.optimizer.hyper.get("nesterov")
-            if not (0 < momentum < 1 if nesterov else 0 <= momentum < 1):
-                raise ValueError(f"{type(self).__name__}: the {key} at step {epoch} would be {momentum!r}, outside "
-                                 f"{'(0, 1) (Nesterov)' if nesterov else '[0, 1)'}; nothing was changed")
-        self._write_lr(lr)  # checked by the optimizer first: a refusal changes nothing
-        if key is not None:
-            self.optimizer.hyper[key] = momentum
+            hyper = self._optimizer.hyper
+            if not (0 <= momentum < 1) or (momentum == 0 and key == "momentum" and hyper.get("nesterov")):
+                raise ValueError(f"{self._momentum_refused(key, momentum, epoch)}; nothing was changed")
+            self._write_lr(lr)  # checked by the optimizer first: a refusal changes nothing
+            hyper[key] = momentum
+        else:
+            self._write_lr(lr)
         return lr
 
     def step(self) -> float:
-        """Count one more step and set the optimizer's lr and momentum for the next; returns the lr.
-        A step the schedule refuses (``ValueError``) changes nothing, as when another hand changed the
-        lr (see :meth:`LRScheduler._check_lr_unchanged`)."""
+        """Count one more step and set the optimizer's lr and momentum for the next; returns the lr.  As
+        every schedule's: the count comes first, and a step the schedule refuses (``ValueError``) changes
+        nothing, as when another hand changed the lr (see :meth:`LRScheduler._check_lr_unchanged`)."""
         self._check_can_step()
-        lr = self._set_for(self.last_epoch + 1)
-        self.last_epoch += 1
+        epoch = self.last_epoch + 1
+        self.last_epoch = epoch
+        self._stepping = True
+        try:
+            lr = self._set_for(epoch)
+        except BaseException:
+            self.last_epoch = epoch - 1
+            self._stepping = False
+            raise
+        self._stepping = False
         return lr
 
     def _momentum_repr(self) -> str:
         """The momentum settings, for ``repr``."""
-        if not self.cycle_momentum:
+        if not self._cycle_momentum:
             return ", cycle_momentum=False"
         return f", base_momentum={self.base_momentum}, max_momentum={self.max_momentum}"
 
@@ -1019,7 +1265,7 @@ class _CyclesMomentum(LRScheduler):
         super().load_state_dict(state)
         try:
             self._check_loaded()
-            self._momentum_key = self._momentum_key_of(self.optimizer) if self.cycle_momentum else None
+            self._momentum_key = self._momentum_key_of(self._optimizer) if self._cycle_momentum else None
             self._set_for(self.last_epoch)
         except Exception as error:  # (a ValueError of the settings, or what a CyclicLR's scale_fn raised)
             self.__dict__.clear()
@@ -1076,6 +1322,7 @@ class OneCycleLR(_CyclesMomentum):
                             three_phase=three_phase, cycle_momentum=cycle_momentum, base_momentum=base_momentum,
                             max_momentum=max_momentum)
         self._check_phases(self._phases())
+        self._check_ends()
         self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
         self._base_lr = self.max_lr / self.div_factor  # lr0, as PyTorch's initial_lr
         optimizer.initial_lr = self.base_lr  # (PyTorch's OneCycleLR sets it so, whatever it was)
@@ -1089,14 +1336,22 @@ class OneCycleLR(_CyclesMomentum):
     div_factor: float
     final_div_factor: float
     three_phase: bool
+    # (each kept in _<name>, which the steps read)
+    _max_lr: float
+    _total_steps: int
+    _pct_start: float
+    _anneal_strategy: str
+    _div_factor: float
+    _final_div_factor: float
+    _three_phase: bool
 
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "total_steps":
             return _check_positive_int("OneCycleLR", name, value)
         if name == "anneal_strategy":
-            if value not in ("cos", "linear"):
+            if not (isinstance(value, str) and value in ("cos", "linear")):
                 raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {value!r}")
-            return value
+            return str(value)  # (a NumPy str too)
         if name == "three_phase":
             return _check_bool("OneCycleLR", name, value)
         if name in ("cycle_momentum", "base_momentum", "max_momentum"):
@@ -1122,21 +1377,34 @@ class OneCycleLR(_CyclesMomentum):
         super()._set(name, value)
         self._base_lr = self.max_lr / self.div_factor
         self._check_phases(self._phases())
+        self._check_ends()
         if self.last_epoch > self.total_steps:
             raise ValueError(f"OneCycleLR: total_steps={self.total_steps} is fewer than the {self.last_epoch} steps "
                              f"taken; give total_steps >= {self.last_epoch}, or make a new OneCycleLR")
 
     def _phases(self) -> list[tuple[float, tuple[float, float], tuple[float, float]]]:
         """Each phase as (its last step, (lr from, to), (momentum from, to))."""
-        top, low = self.max_momentum, self.base_momentum
+        top, low = self._max_momentum, self._base_momentum
+        peak, total = self._max_lr, self._total_steps
+        initial = peak / self._div_factor
+        least = initial / self._final_div_factor
+        rise = self._pct_start * total - 1
+        end = total - 1.0
+        if self._three_phase:
+            return [(rise, (initial, peak), (top, low)), (2 * rise, (peak, initial), (low, top)),
+                    (end, (initial, least), (top, top))]
+        return [(rise, (initial, peak), (top, low)), (end, (peak, least), (low, top))]
+
+    def _check_ends(self) -> None:
+        """The lrs the cycle starts and ends at, ``max_lr / div_factor`` and that over ``final_div_factor``, must
+        be finite numbers (an lr an optimizer takes), when made and when set."""
         initial = self.max_lr / self.div_factor
         least = initial / self.final_div_factor
-        rise = self.pct_start * self.total_steps - 1
-        end = self.total_steps - 1.0
-        if self.three_phase:
-            return [(rise, (initial, self.max_lr), (top, low)), (2 * rise, (self.max_lr, initial), (low, top)),
-                    (end, (initial, least), (top, top))]
-        return [(rise, (initial, self.max_lr), (top, low)), (end, (self.max_lr, least), (low, top))]
+        if not (math.isfinite(initial) and math.isfinite(least)):
+            raise ValueError(f"OneCycleLR: with max_lr={self.max_lr!r}, div_factor={self.div_factor!r} and "
+                             f"final_div_factor={self.final_div_factor!r} the cycle would start at max_lr / "
+                             f"div_factor = {initial!r} and end at {least!r}, which overflow; give a larger "
+                             f"div_factor or final_div_factor, or a smaller max_lr")
 
     def _check_phases(self, phases: list[tuple[float, tuple[float, float], tuple[float, float]]]) -> None:
         start = 0.0
@@ -1150,8 +1418,8 @@ class OneCycleLR(_CyclesMomentum):
 
     def _at(self, epoch: int) -> tuple[float, float]:
         """(lr, momentum) after ``epoch`` steps."""
-        if epoch > self.total_steps:
-            raise ValueError(f"OneCycleLR: stepped {epoch} times, past its total_steps={self.total_steps}")
+        if epoch > self._total_steps:
+            raise ValueError(f"OneCycleLR: stepped {epoch} times, past its total_steps={self._total_steps}")
         start = 0.0
         phases = self._phases()
         for i, (last, (a, b), (ma, mb)) in enumerate(phases):
@@ -1159,7 +1427,7 @@ class OneCycleLR(_CyclesMomentum):
                 # (clipped at 1: the count after the last step, which trains nothing, gets the last phase's
                 # end, where PyTorch's formula runs past it, below zero for a linear one)
                 p = min((epoch - start) / (last - start), 1.0)
-                if self.anneal_strategy == "cos":
+                if self._anneal_strategy == "cos":
                     c = (1 + math.cos(math.pi * p)) / 2
                     return b + (a - b) * c, mb + (ma - mb) * c
                 return a + (b - a) * p, ma + (mb - ma) * p
@@ -1167,8 +1435,9 @@ class OneCycleLR(_CyclesMomentum):
         raise AssertionError("unreachable: the last phase takes every step")
 
     def _check_loaded(self) -> None:
-        """Its phases valid and its count at most ``total_steps``."""
+        """Its phases valid, its lrs finite, and its count at most ``total_steps``."""
         self._check_phases(self._phases())
+        self._check_ends()
         if self.last_epoch > self.total_steps:
             raise ValueError(f"'last_epoch' {self.last_epoch} is past total_steps={self.total_steps}")
 
@@ -1205,6 +1474,8 @@ class CyclicLR(_CyclesMomentum):
     settings = ("max_lr", "step_size_up", "step_size_down", "mode", "gamma", "scale_mode", "has_scale_fn",
                 "cycle_momentum", "base_momentum", "max_momentum")
     functions = ("scale_fn",)
+    #: Whether ``step_size_down`` was left out (or set to None): it then follows ``step_size_up`` when that is set.
+    _down_follows_up = False
 
     def __init__(self, optimizer: Optimizer, base_lr: float, max_lr: float, step_size_up: int = 2000,
                  step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
@@ -1218,6 +1489,7 @@ class CyclicLR(_CyclesMomentum):
                             gamma=gamma, cycle_momentum=cycle_momentum, base_momentum=base_momentum,
                             max_momentum=max_momentum)
         self._scale_mode = self._given_scale_mode(scale_mode)
+        self._down_follows_up = step_size_down is None
         self._momentum_key = self._momentum_key_of(optimizer) if self.cycle_momentum else None
         self._base_lr = base
         if before_initial is None:  # (PyTorch's CyclicLR sets the lr to base_lr before recording it)
@@ -1232,6 +1504,14 @@ class CyclicLR(_CyclesMomentum):
     mode: str
     gamma: float
     scale_mode: str
+    # (each kept in _<name>, which the steps read)
+    _scale_fn: Callable[[int], float] | None
+    _max_lr: float
+    _step_size_up: int
+    _step_size_down: int
+    _mode: str
+    _gamma: float
+    _scale_mode: str
 
     @staticmethod
     def _mode_scales_by(mode: str) -> str:
@@ -1257,19 +1537,26 @@ class CyclicLR(_CyclesMomentum):
 
     @has_scale_fn.setter
     def has_scale_fn(self, value: bool) -> None:  # (load_state_dict restores it: checked to be this one's)
-        if bool(value) != self.has_scale_fn:
+        if _check_bool("CyclicLR", "has_scale_fn", value) != self.has_scale_fn:
             raise ValueError("CyclicLR: has_scale_fn follows scale_fn; set scale_fn")
 
     def _set(self, name: str, value: Any) -> None:
         """As every schedule's; ``step_size_down=None`` and ``scale_mode=None`` are the constructor's defaults
-        (``step_size_up``; the mode's own, or ``"cycle"`` with a ``scale_fn``), and without a ``scale_fn`` the
-        scale follows the mode: a ``scale_mode`` that contradicts it is refused, as when made."""
-        if name == "step_size_down" and value is None:
-            value = self.step_size_up
+        (``step_size_up``; the mode's own, or ``"cycle"`` with a ``scale_fn``).  A ``step_size_down`` left out
+        (or set to None) follows ``step_size_up`` when that is set, as without a ``scale_fn`` the scale follows
+        the mode: a ``scale_mode`` that contradicts it is refused, as when made."""
+        follows = self._down_follows_up
+        if name == "step_size_down":
+            follows = value is None
+            if follows:
+                value = self.step_size_up
         if name == "scale_mode":
             value = self._given_scale_mode(value)
         had_fn = self.scale_fn is not None
         super()._set(name, value)
+        self._down_follows_up = follows
+        if follows:
+            self._step_size_down = self._step_size_up
         if self.scale_fn is None:
             self._scale_mode = self._mode_scales_by(self.mode)
         elif not had_fn:  # a scale_fn where there was none: by the cycle, as the constructor's default
@@ -1284,13 +1571,13 @@ class CyclicLR(_CyclesMomentum):
         if name in ("step_size_up", "step_size_down"):
             return _check_positive_int("CyclicLR", name, value)
         if name == "mode":
-            if value not in ("triangular", "triangular2", "exp_range"):
+            if not (isinstance(value, str) and value in ("triangular", "triangular2", "exp_range")):
                 raise ValueError(f"CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range', got {value!r}")
-            return value
+            return str(value)  # (a NumPy str too)
         if name == "scale_mode":
-            if value not in ("cycle", "iterations"):
+            if not (isinstance(value, str) and value in ("cycle", "iterations")):
                 raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {value!r}")
-            return value
+            return str(value)
         if name == "has_scale_fn":
             saved = _check_bool("CyclicLR", name, value)
             if saved and self.scale_fn is None:
@@ -1307,15 +1594,23 @@ class CyclicLR(_CyclesMomentum):
         return _check_finite_nonnegative("CyclicLR", name, value)  # max_lr
 
     def _check_loaded(self) -> None:
-        """Without a ``scale_fn`` the scale follows the loaded mode, as PyTorch's load does."""
+        """Without a ``scale_fn`` the scale follows the loaded mode, as PyTorch's load does; a ``step_size_down``
+        that followed ``step_size_up`` goes on following it if the loaded ones are equal."""
         if self.scale_fn is None:
             self._scale_mode = self._mode_scales_by(self.mode)
+        if self.step_size_down != self.step_size_up:
+            self._down_follows_up = False
 
     def _scale(self, cycle: int, epoch: int) -> float:
         """The height of the cycle ``cycle`` at step ``epoch``: the mode's, or ``scale_fn``'s (checked)."""
-        if self.scale_fn is not None:
-            x = cycle if self.scale_mode == "cycle" else epoch
-            scale = self._call("scale_fn", x, epoch)
+        scale_fn = self._scale_fn
+        if scale_fn is not None:
+            x = cycle if self._scale_mode == "cycle" else epoch
+            try:
+                scale = scale_fn(x)
+            except Exception as error:
+                self._note(error, "scale_fn", x, epoch)
+                raise
             if isinstance(scale, np.ndarray) and scale.ndim == 0:  # e.g. np.where(x < 3, ...)
                 scale = scale[()]
             if not is_number(scale):
@@ -1323,27 +1618,31 @@ class CyclicLR(_CyclesMomentum):
             if not is_finite(scale):
                 raise ValueError(f"CyclicLR: scale_fn({x}) returned {scale!r}; expected a finite number")
             return float(scale)
-        if self.mode == "triangular":
+        mode = self._mode
+        if mode == "triangular":
             return 1.0
-        if self.mode == "triangular2":
+        if mode == "triangular2":
             return 0.5 ** (cycle - 1)  # (1 / 2.0 ** (cycle - 1) would overflow after 1024 cycles)
+        gamma = self._gamma
         try:
-            scale = self.gamma**epoch
+            scale = gamma**epoch
         except OverflowError:
-            raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows") from None
+            raise ValueError(f"CyclicLR: gamma ** {epoch} = {gamma!r} ** {epoch} overflows") from None
         if not math.isfinite(scale):
-            raise ValueError(f"CyclicLR: gamma ** {epoch} = {self.gamma!r} ** {epoch} overflows")
+            raise ValueError(f"CyclicLR: gamma ** {epoch} = {gamma!r} ** {epoch} overflows")
         return scale
 
     def _at(self, epoch: int) -> tuple[float, float]:
-        total = self.step_size_up + self.step_size_down
-        ratio = self.step_size_up / total
+        up = self._step_size_up
+        total = up + self._step_size_down
+        ratio = up / total
         cycle = math.floor(1 + epoch / total)
         x = 1.0 + epoch / total - cycle
         f = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
         scale = self._scale(cycle, epoch)
-        lr = self.base_lr + (self.max_lr - self.base_lr) * f * scale
-        momentum = self.max_momentum - (self.max_momentum - self.base_momentum) * f * scale
+        base, top = self._base_lr, self._max_momentum
+        lr = base + (self._max_lr - base) * f * scale
+        momentum = top - (top - self._base_momentum) * f * scale
         if not (math.isfinite(lr) and math.isfinite(momentum)):  # (a huge scale_fn value)
             raise ValueError(f"CyclicLR: the lr or momentum at step {epoch} overflows ({lr!r}, {momentum!r})")
         return lr, momentum
@@ -1362,17 +1661,22 @@ def _times_factor(schedule: LambdaLR | MultiplicativeLR, lr: float, epoch: int, 
     """``lr * lr_lambda(epoch)``, for the lr after ``asked`` steps: the function must return a number (a 0-d
     array too, e.g. ``np.where``'s), finite and >= 0 (a ``TypeError`` or ``ValueError`` naming the schedule
     otherwise), and the product must not overflow (a ``ValueError``)."""
-    who = type(schedule).__name__
-    factor = schedule._call("lr_lambda", epoch, asked)
+    try:
+        factor = schedule._lr_lambda(epoch)
+    except Exception as error:
+        schedule._note(error, "lr_lambda", epoch, asked)
+        raise
     if isinstance(factor, np.ndarray) and factor.ndim == 0:  # e.g. np.where(e < 5, ..., ...)
         factor = factor[()]
     if not is_number(factor):
-        raise TypeError(f"{who}: lr_lambda({epoch}) returned {factor!r}; expected a number")
+        raise TypeError(f"{type(schedule).__name__}: lr_lambda({epoch}) returned {factor!r}; expected a number")
     if not (is_finite(factor) and factor >= 0):
-        raise ValueError(f"{who}: lr_lambda({epoch}) returned {factor!r}; expected a finite number >= 0")
+        raise ValueError(f"{type(schedule).__name__}: lr_lambda({epoch}) returned {factor!r}; expected a finite "
+                         f"number >= 0")
     product = lr * float(factor)
     if not math.isfinite(product):
-        raise ValueError(f"{who}: the lr {lr!r} * lr_lambda({epoch}) = {lr!r} * {factor!r} overflows")
+        raise ValueError(f"{type(schedule).__name__}: the lr {lr!r} * lr_lambda({epoch}) = {lr!r} * {factor!r} "
+                         f"overflows")
     return product
 
 
@@ -1395,6 +1699,7 @@ class LambdaLR(LRScheduler):
 
     functions = ("lr_lambda",)
     lr_lambda: Callable[[int], float]
+    _lr_lambda: Callable[[int], float]
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
         super().__init__(optimizer)
@@ -1405,7 +1710,7 @@ class LambdaLR(LRScheduler):
         return _check_lr_lambda(type(self).__name__, value)
 
     def lr_at(self, epoch: int) -> float:
-        return _times_factor(self, self.base_lr, epoch, epoch)
+        return _times_factor(self, self._base_lr, epoch, epoch)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
@@ -1436,6 +1741,7 @@ class MultiplicativeLR(LRScheduler):
     run_state = ("last_lr",)
     functions = ("lr_lambda",)
     lr_lambda: Callable[[int], float]
+    _lr_lambda: Callable[[int], float]
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
         super().__init__(optimizer)
@@ -1448,8 +1754,8 @@ class MultiplicativeLR(LRScheduler):
 
     def lr_at(self, epoch: int) -> float:
         lr0, loaded, kept = self._products
-        if lr0 != self.base_lr:  # a new lr0 (given by a SequentialLR or ChainedScheduler): from the start
-            lr0, loaded, kept = self.base_lr, (), ()
+        if lr0 != self._base_lr:  # a new lr0 (given by a SequentialLR or ChainedScheduler): from the start
+            lr0, loaded, kept = self._base_lr, (), ()
         known = dict((*kept, *loaded))
         start = max((e for e in known if e <= epoch), default=None)
         reached, lr = (0, lr0) if start is None else (start, known[start])
@@ -1478,7 +1784,7 @@ class MultiplicativeLR(LRScheduler):
     @last_lr.setter
     def last_lr(self, lr: float) -> None:
         # (set by load_state_dict after base_lr and last_epoch: the product it goes on from)
-        self._products = (self.base_lr, ((self.last_epoch, lr),), ())
+        self._products = (self._base_lr, ((self.last_epoch, lr),), ())
 
     def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
         return _check_finite_nonnegative("MultiplicativeLR", name, value)  # last_lr
@@ -1513,6 +1819,9 @@ class ConstantLR(LRScheduler):
     settings = ("factor", "total_iters")
     factor: float
     total_iters: int
+    # (each kept in _<name>, which the steps read)
+    _factor: float
+    _total_iters: int
 
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5) -> None:
         super().__init__(optimizer)
@@ -1527,7 +1836,7 @@ class ConstantLR(LRScheduler):
         return float(value)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr * self.factor if epoch < self.total_iters else self.base_lr
+        return self._base_lr * self._factor if epoch < self._total_iters else self._base_lr
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """As every schedule's, then the optimizer's lr for the loaded epoch (the constructor set epoch 0's)."""
@@ -1544,6 +1853,9 @@ class PolynomialLR(LRScheduler):
     settings = ("total_iters", "power")
     total_iters: int
     power: float
+    # (each kept in _<name>, which the steps read)
+    _total_iters: int
+    _power: float
 
     def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0) -> None:
         super().__init__(optimizer)
@@ -1555,7 +1867,8 @@ class PolynomialLR(LRScheduler):
         return _check_finite_nonnegative("PolynomialLR", name, value)  # (a negative power: 1 / 0 at the end)
 
     def lr_at(self, epoch: int) -> float:
-        return self.base_lr * (1.0 - min(self.total_iters, epoch) / self.total_iters) ** self.power
+        total = self._total_iters
+        return self._base_lr * (1.0 - min(total, epoch) / total) ** self._power
 
     def extra_repr(self) -> str:
         return f"total_iters={self.total_iters}, power={self.power}"
@@ -1625,6 +1938,16 @@ class ReduceLROnPlateau(LRScheduler):
     min_lr: float
     eps: float
     monitor: str
+    # (each kept in _<name>, which the steps read)
+    _mode: str
+    _factor: float
+    _patience: int
+    _threshold: float
+    _threshold_mode: str
+    _cooldown: int
+    _min_lr: float
+    _eps: float
+    _monitor: str
     #: Whether ``mode`` was given as ``"auto"`` (it then follows ``monitor`` when that is set before a step).
     _mode_auto = False
 
@@ -1647,7 +1970,7 @@ class ReduceLROnPlateau(LRScheduler):
             allowed = ("min", "max") if name == "mode" else ("rel", "abs")
             if not (isinstance(value, str) and value in allowed):
                 raise ValueError(f"{who}: {name} must be {allowed[0]!r} or {allowed[1]!r}, got {value!r}")
-            return value
+            return str(value)  # (a NumPy str too)
         if name == "factor":
             if not (is_number(value) and 0 < value < 1):
                 raise ValueError(f"{who}: factor must be a number in (0, 1), got {value!r}")
@@ -1657,21 +1980,20 @@ class ReduceLROnPlateau(LRScheduler):
         if name == "monitor":
             if not (isinstance(value, str) and value):
                 raise TypeError(f"{who}: monitor must be the name of a history key, e.g. 'val_loss', got {value!r}")
-            return value
+            return str(value)
         return _check_finite_nonnegative(who, name, value)  # threshold, min_lr, eps
 
     def _set(self, name: str, value: Any) -> None:
         """As every schedule's, with ``mode="auto"`` as in the constructor.  ``mode`` and ``monitor`` may change
         only before the first step (``best`` starts again from the new mode's worst): after it, the best value
-        so far was judged by the old ones (refused: make a new schedule).  A ``patience`` or ``cooldown``
-        below the count in progress lowers that count to it (the next bad epoch reduces the lr, as it would
-        have; the cooldown ends sooner)."""
+        so far was judged by the old ones (refused: make a new schedule).  A ``patience`` below the bad epochs
+        counted lowers that count to it (the next bad epoch reduces the lr, as PyTorch's, which keeps the count);
+        a cooldown in progress runs on from where it is, whatever the new ``cooldown`` (as PyTorch's: the
+        new one is the next cooldown's length)."""
         if name not in ("mode", "monitor"):
             super()._set(name, value)
             if name == "patience":
-                self.num_bad_epochs = min(self.num_bad_epochs, self.patience)
-            elif name == "cooldown":
-                self.cooldown_counter = min(self.cooldown_counter, self.cooldown)
+                self.num_bad_epochs = min(self.num_bad_epochs, self._patience)
             return
         old = (self.mode, self.monitor)
         auto = self._mode_auto
@@ -1698,17 +2020,19 @@ class ReduceLROnPlateau(LRScheduler):
             if math.isnan(best):
                 raise ValueError(f"expected a number (inf allowed, not NaN), got {value!r}")
             return best
-        limit = settings["patience"] if name == "num_bad_epochs" else settings["cooldown"]
+        if name == "cooldown_counter":  # (above cooldown when that was lowered during a cooldown: it runs on)
+            return _check_count("ReduceLROnPlateau", name, value)
+        limit = settings["patience"]
         if not (is_integer(value) and 0 <= value <= limit):
-            bound = "patience" if name == "num_bad_epochs" else "cooldown"
-            raise ValueError(f"expected an int in [0, {bound}={limit}], got {value!r}")
+            raise ValueError(f"expected an int in [0, patience={limit}], got {value!r}")
         return int(value)
 
     def is_better(self, value: float, best: float) -> bool:
         """Whether ``value`` beats ``best`` by the threshold (False when either is NaN)."""
-        if self.mode == "min":
-            return value < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
-        return value > (best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold)
+        threshold, relative = self._threshold, self._threshold_mode == "rel"
+        if self._mode == "min":
+            return value < (best * (1.0 - threshold) if relative else best - threshold)
+        return value > (best * (threshold + 1.0) if relative else best + threshold)
 
     @property
     def in_cooldown(self) -> bool:
@@ -1727,19 +2051,23 @@ class ReduceLROnPlateau(LRScheduler):
             best, bad_epochs = current, 0
         if cooldown_counter > 0:
             cooldown_counter, bad_epochs = cooldown_counter - 1, 0  # bad epochs in cooldown are ignored
-        if bad_epochs > self.patience:
-            old_lr = self.optimizer.lr
-            new_lr = max(old_lr * self.factor, self.min_lr)
-            if old_lr - new_lr > self.eps:
-                self.optimizer.lr = new_lr
-            cooldown_counter, bad_epochs = self.cooldown, 0
+        optimizer = self._optimizer
+        if bad_epochs > self._patience:
+            old_lr = optimizer.lr
+            new_lr = max(old_lr * self._factor, self._min_lr)
+            if old_lr - new_lr > self._eps:
+                optimizer.lr = new_lr
+            cooldown_counter, bad_epochs = self._cooldown, 0
         self.last_epoch += 1
         self.best, self.num_bad_epochs, self.cooldown_counter = best, bad_epochs, cooldown_counter
-        return self.optimizer.lr
+        return optimizer.lr
 
     def lr_at(self, epoch: int) -> float:
         raise NotImplementedError("ReduceLROnPlateau has no lr per epoch: its lr follows the values passed "
                                   "to step(metrics)")
+
+    def _check_current(self) -> None:
+        """Nothing: the lr is the optimizer's, which no setting changes."""
 
     def extra_repr(self) -> str:
         return (f"mode={self.mode!r}, factor={self.factor}, patience={self.patience}, threshold={self.threshold}, "

@@ -427,7 +427,8 @@ def test_plateau_state_dict_resumes_bit_for_bit():
     ({"num_bad_epochs": 4}, r"'num_bad_epochs': expected an int in \[0, patience=3\]"),
     ({"num_bad_epochs": 4, "patience": 5}, None),  # consistent with the state's own patience: accepted
     ({"num_bad_epochs": 1.0}, r"'num_bad_epochs'"),
-    ({"cooldown_counter": 3}, r"'cooldown_counter': expected an int in \[0, cooldown=2\], got 3"),
+    # (a cooldown_counter above cooldown is accepted: cooldown lowered during a cooldown)
+    ({"cooldown_counter": -1}, r"'cooldown_counter': ReduceLROnPlateau: cooldown_counter must be an int >= 0, got -1"),
     ({"mode": "median"}, r"'mode': ReduceLROnPlateau: mode must be 'min' or 'max', got 'median'"),
     ({"factor": 1.0}, r"'factor': ReduceLROnPlateau: factor must be a number in \(0, 1\)"),
     ({"monitor": 3}, r"'monitor': ReduceLROnPlateau: monitor must be the name of a history key"),
