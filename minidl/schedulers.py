@@ -731,11 +731,14 @@ class _OfSchedules(LRScheduler):
                              f"them from one lr0 and steps them): make a new {name} of new schedules")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """As every schedule's; the schedules of one pickled before they knew their container know it."""
+        """As every schedule's; the schedules of one pickled before they knew their container know it, and
+        count as it counts (they were left at 0)."""
         super().__setstate__(state)
-        for s in self._schedulers:
-            if s._part_of is not None and s._owner is None:
-                s._owner = self
+        earlier = [s for s in self._schedulers if s._part_of is not None and s._owner is None]
+        for s in earlier:
+            s._owner = self
+        if earlier:
+            self._sync_counts()
 
     def _all_counts_at(self, epoch: int) -> list[int]:
         """Every schedule's count when this one has taken ``epoch`` steps: a subclass's."""

@@ -100,6 +100,20 @@ def test_a_sequences_schedules_count_their_own_steps_and_a_state_of_the_earlier_
     assert [p.last_epoch for p in s.schedulers] == [4, 0, 6]
 
 
+def test_a_sequence_pickled_by_the_earlier_code_counts_as_the_sequence_when_unpickled() -> None:
+    o = sgd()
+    s = md.SequentialLR(o, [md.MultiplicativeLR(o, half), md.ExponentialLR(o, 0.5)], milestones=[3])
+    steps(s, 4)
+    for part in s.schedulers:  # as the earlier code pickled them: no container known, counts at 0
+        del part.__dict__["_owner"]
+        part.last_epoch = 0
+    restored = pickle.loads(pickle.dumps(s))
+    assert [p.last_epoch for p in restored.schedulers] == [2, 1]
+    assert all(p._owner is restored for p in restored.schedulers)
+    restored.schedulers[0].lr_lambda = tenth  # (inactive after its milestone: the lr goes on as before)
+    assert steps(restored, 2) == [0.25, 0.125]  # (the ExponentialLR from its milestone, 3)
+
+
 def test_pytorch_multiplies_the_lr_reached_in_a_sequence_and_a_chain_and_counts_as_here() -> None:
     torch = pytest.importorskip("torch")
     S = torch.optim.lr_scheduler
