@@ -17,6 +17,7 @@ import copy
 import functools
 import inspect
 import types
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, overload
 
@@ -112,6 +113,7 @@ class Layer:
                 self._unregister(name)
             layers[name] = value
             self._registered()
+            _note_holder(value, self)
         elif name in params and value is not None:
             raise TypeError(
                 f"{type(self).__name__}.{name} is a registered Parameter; assign a Parameter "
@@ -143,6 +145,22 @@ class Layer:
     def __delattr__(self, name: str) -> None:
         self._unregister(name)
         object.__delattr__(self, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and ``copy.deepcopy``: the attributes but ``_holders`` (weak references to the layers
+        holding this one, which do not pickle, and which a copy of this layer alone must not inherit: each
+        holder's :meth:`__setstate__` notes itself again)."""
+        state = self.__dict__
+        if "_holders" in state:
+            state = {key: value for key, value in state.items() if key != "_holders"}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling and ``copy.deepcopy``: the attributes, then this layer noted as the holder of its
+        sub-layers (see :func:`holders_of`), also for a layer pickled before holders were kept."""
+        self.__dict__.update(state)
+        for child in self.__dict__.get("_layers", {}).values():
+            _note_holder(child, self)
 
     def _unregister(self, name: str) -> None:
         if not (name in self._parameters or name in self._layers or name in self._buffers
@@ -569,6 +587,44 @@ class Layer:
         return head + "\n" + "\n".join(children) + "\n)"
 
 
+class _Holders(list[weakref.ref[Layer]]):
+    """A layer's weak references to the layers holding it.  A copy or a pickle of it is empty (weak references
+    do not pickle): also when a layer's own ``__getstate__`` keeps it, the holders of the copy note
+    themselves again (:meth:`Layer.__setstate__`)."""
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return _Holders, ()
+
+    def __copy__(self) -> _Holders:
+        return _Holders()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Holders:
+        return _Holders()
+
+
+def _note_holder(child: Layer, holder: Layer) -> None:
+    """Note, by a weak reference in ``child._holders``, that ``holder`` registered ``child`` as a sub-layer
+    (dead references are dropped here). Only registration writes it; nothing removes a holder that lets
+    ``child`` go: :func:`holders_of` checks each one still holds it, so a registry put back by hand (``fit``
+    undoing a refused batch) cannot leave a holder out."""
+    refs = child.__dict__.get("_holders", ())
+    if any(ref() is holder for ref in refs):
+        return
+    live = [ref for ref in refs if ref() is not None]
+    object.__setattr__(child, "_holders", _Holders([*live, weakref.ref(holder)]))
+
+
+def holders_of(layer: Layer) -> list[Layer]:
+    """The layers that hold ``layer`` as a direct sub-layer now (registered it under some name, and still
+    have it), in the order they took it: what an edit of a container asks about the containers above it."""
+    found = []
+    for ref in layer.__dict__.get("_holders", ()):
+        holder = ref()
+        if holder is not None and any(child is layer for child in holder.__dict__.get("_layers", {}).values()):
+            found.append(holder)
+    return found
+
+
 def _walk_every_place(layer: Layer, name: str, above: frozenset[int]) -> Iterator[tuple[str, Layer]]:
     """``named_layers(remove_duplicate=False)``: ``layer`` and its sub-layers, depth first, under every
     name; ``above``: the ids of the layers it is inside (a layer inside itself, a cycle, which assignment
@@ -639,7 +695,7 @@ def _no_registries(layer: Layer) -> AttributeError:
 
 #: attributes every layer keeps for itself: a parameter, layer, buffer or generator may not take their names
 _RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_persistent", "_generators",
-                       "_registrations", "_replaced"})
+                       "_registrations", "_replaced", "_holders"})
 
 
 def _check_name(owner: Layer, name: str) -> None:
