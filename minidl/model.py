@@ -5,14 +5,14 @@ given the other inputs of a tuple: masks, a memory), ``LayerList``, and the two-
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from .inputs import Inputs, is_several
-from .layer import Layer, defining_class, parameter_backward
+from .layer import Layer, defining_class, holders_of, parameter_backward
 from .validation import as_array, check_grad_output, check_padding_mask
 
 if TYPE_CHECKING:
@@ -51,25 +51,62 @@ def _partly_ran(layer: Layer) -> bool:
     return bool(layer._layers)
 
 
-def _called_by(layer: Layer) -> set[int]:
-    """The ids of the layers a forward of ``layer`` runs for sure: itself and, through nested
-    ``Sequential``s, ``Stack``s, two-path containers (``Residual``, ``Bidirectional``) and layers whose own
-    class (not a parent) sets ``calls_every_sublayer`` (the transformer blocks), every layer they hold (a
-    custom layer, or a subclass of a block, may hold a sub-layer without calling it, e.g. a decoder reading
-    a tied encoder's weights)."""
+def _runs_every_sublayer(layer: Layer) -> bool:
+    """Whether a forward of ``layer`` surely runs every layer it holds: a ``Sequential``, a ``Stack``, a
+    two-path container (``Residual``, ``Bidirectional``), or a layer whose own class (not a parent) sets
+    ``calls_every_sublayer`` (the transformer blocks).  A custom layer, or a subclass of a block, may hold a
+    sub-layer without calling it (e.g. a decoder reading a tied encoder's weights); a ``LayerList`` runs
+    nothing."""
+    return isinstance(layer, (Sequential, Stack, _TwoPaths)) or "calls_every_sublayer" in type(layer).__dict__
+
+
+def _called_by(layer: Layer, edited: Mapping[int, Sequence[Layer]] | None = None) -> set[int]:
+    """The ids of the layers a forward of ``layer`` runs for sure: itself and, through the layers that run
+    every layer they hold (:func:`_runs_every_sublayer`), every layer below.  ``edited``: the sub-layers that
+    the containers of these ids will hold after an edit being checked (in place of their present ones)."""
     ids = {id(layer)}
-    if isinstance(layer, (Sequential, Stack, _TwoPaths)) or "calls_every_sublayer" in type(layer).__dict__:
-        for child in layer._layers.values():
-            ids |= _called_by(child)
+    if _runs_every_sublayer(layer):
+        children = layer._layers.values() if edited is None or id(layer) not in edited else edited[id(layer)]
+        for child in children:
+            ids |= _called_by(child, edited)
     return ids
 
 
-def _next_free_index(layers: dict[str, Layer]) -> str:
-    """The name for a new layer: one past the largest number among the names in use (the length when
-    they are ``"0"`` to ``"n-1"``), so that after a deletion or a slice (``"3"``, ``"4"``) it never takes a
-    name in use, nor at the end one that sorts before the layers it follows."""
-    numbers = [int(name) for name in layers if name.isascii() and name.isdecimal()]
-    return str(max(numbers, default=-1) + 1)
+def _refuse_running_twice_above(container: Layer, after: Sequence[Layer], new: Sequence[Layer], label: str,
+                                verb: str) -> None:
+    """Raise if an edit that makes ``after`` the sub-layers of ``container``, ``new`` joining them, would make a
+    layer above it run a layer twice in one pass: one of those that run ``container`` (each holder that runs
+    every layer it holds, :func:`_runs_every_sublayer`, and so on up, found through the layers' weak
+    references to their holders) already runs one of ``new`` through another of its layers.  The container's
+    own rule (no layer twice in itself) is its caller's to check; this one changes nothing."""
+    edited = {id(container): after}
+    incoming: set[int] = set()  # the ids of the layers a forward of the new layers runs
+    for layer in new:
+        incoming |= _called_by(layer)
+    pending = [(container, "")]  # a layer whose run changes, with its path from the holder being looked at
+    seen = {id(container)}
+    while pending:
+        inner, path = pending.pop()
+        for holder in holders_of(inner):
+            if id(holder) in seen or not _runs_every_sublayer(holder):
+                continue  # (a LayerList, a custom layer: as when it took its layers, what it runs is its own)
+            seen.add(id(holder))
+            name = next(key for key, child in holder._layers.items() if child is inner)
+            where = f"{name}.{path}" if path else name
+            called: set[int] = set()  # the ids of the layers the holder's earlier layers run
+            for child in holder._layers.values():
+                runs = _called_by(child, edited)
+                twice = runs & called & incoming
+                if twice:
+                    shared = next(sub for layer in new for sub in layer.layers() if id(sub) in twice)
+                    inside = "" if any(shared is layer for layer in new) else f" (inside the layer {verb})"
+                    raise ValueError(
+                        f"{label}: this {type(shared).__name__}{inside} is already run by a {type(holder).__name__} "
+                        f"that holds this {type(container).__name__} (as its layer '{where}'); a layer keeps one "
+                        "forward cache, so calling it twice in one pass breaks its backward. Use a second layer "
+                        "that shares the parameter instead (second.W = first.W)")
+                called |= runs
+            pending.append((holder, where))
 
 
 class Model(Layer):
@@ -153,10 +190,15 @@ def _quoted(names: Sequence[str]) -> str:
 class _Positions(Layer):
     """What ``Sequential`` and ``LayerList`` share: layers by position, each under a number name that it
     keeps while it stays, and the edits by position.  The naming rule, the same for every edit: a layer
-    that joins (``append``, ``extend``, ``insert``, ``+=``) gets one past the largest number among the
-    names; ``model[i] = layer`` puts the new layer under the name of the one it replaces; ``del``,
-    ``pop`` leave a gap.  No edit renames a layer that stays, so its ``state_dict`` keys are the same
-    before and after.  Every edit checks everything before it changes anything."""
+    that joins (``append``, ``extend``, ``insert``, ``+=``) gets one past the largest number the container
+    has ever given (a high-water mark: a name is never given to another layer); ``model[i] = layer`` puts
+    the new layer under the name of the one it replaces; ``del``, ``pop`` leave a gap.  No edit renames a
+    layer that stays, so its ``state_dict`` keys are the same before and after, and no key of a layer that
+    left comes back for another.  Every edit checks everything before it changes anything."""
+
+    #: One past the largest number a layer that left had as its name (set when one leaves; missing in a
+    #: container that never lost one, or pickled before it was kept): see :meth:`_next_number`.
+    _left_up_to: int = 0
 
     def __len__(self) -> int:
         return len(self._layers)
@@ -182,15 +224,29 @@ class _Positions(Layer):
         appended"``).  A ``LayerList`` keeps no pass of its own: nothing to do."""
 
     # ------------------------------------------------------------------ mechanics
+    def _next_number(self) -> int:
+        """The number the next layer that joins is named (several: from it on): one past the largest number
+        among the names in use and among those of the layers that left (``_left_up_to``, which only goes up),
+        so a ``state_dict`` key never comes back for another layer (an old checkpoint, even loaded with
+        ``strict=True``, cannot fill a newcomer with a deleted layer's weights)."""
+        in_use = max((int(name) for name in self._layers if name.isascii() and name.isdecimal()), default=-1) + 1
+        return max(in_use, self._left_up_to)
+
+    def _unregister(self, name: str) -> None:
+        if name in self._layers:  # a layer leaves (del, pop, delattr, a plain value set over it): mark its number
+            object.__setattr__(self, "_left_up_to", self._next_number())
+        super()._unregister(name)
+
     def _position(self, index: Any, method: str, *, insert: bool = False) -> int:
         """``index`` (negative from the end) as a position from 0; for ``insert`` the end is one too."""
         who = type(self).__name__
-        if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
-            raise TypeError(f"{who} indices must be ints or slices, not {type(index).__name__}")
         try:
+            if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
+                raise TypeError
             i = operator.index(index)
         except TypeError:
-            raise TypeError(f"{who}.{method}: the index must be an int, got {type(index).__name__}") from None
+            kinds = "an int or a slice" if method in ("pop", "__delitem__") else "an int"
+            raise TypeError(f"{who}.{method}: the index must be {kinds}, got {type(index).__name__}") from None
         n = len(self._layers)
         top = n if insert else n - 1
         if not -n <= i <= top:
@@ -208,20 +264,46 @@ class _Positions(Layer):
 
     def _add(self, layers: Sequence[Layer], position: int | None = None,
              names: Sequence[str] | None = None) -> list[str]:
-        """Register ``layers`` (already checked) under ``names``, by default the next free numbers, at
-        ``position`` (default: the end); returns their names."""
+        """Register ``layers`` (already checked) under ``names``, by default the next numbers (see
+        :meth:`_next_number`), at ``position`` (default: the end); returns their names.  Each is assigned by
+        ``setattr`` when a subclass has a ``__setattr__`` of its own, which sees them as it did before the
+        edits existed; should it refuse one, the container is put back as it was (:meth:`_add_through`)."""
         if names is None:
-            start = int(_next_free_index(self._layers))
+            start = self._next_number()
             names = [str(start + k) for k in range(len(layers))]
-        for name, layer in zip(names, layers, strict=True):
-            Layer.__setattr__(self, name, layer)  # (past a subclass's __setattr__: checked already)
+        setter = type(self).__setattr__
+        if setter is Layer.__setattr__ or setter is Sequential.__setattr__:  # (checked already: register)
+            for name, layer in zip(names, layers, strict=True):
+                Layer.__setattr__(self, name, layer)
+        else:
+            self._add_through(setter, names, layers)
         if position is not None and position < len(self._layers) - len(layers):
+            new = set(names)
             order = list(self._layers.items())
-            kept, moved = order[:-len(layers)], order[-len(layers):]
+            kept = [item for item in order if item[0] not in new]
+            moved = [item for item in order if item[0] in new]
             self._layers.clear()  # (in place: the dict is the one fit's side state restores into)
             self._layers.update(kept[:position] + moved + kept[position:])
             self._registered()
         return list(names)
+
+    def _add_through(self, setter: Any, names: Sequence[str], layers: Sequence[Layer]) -> None:
+        """``setattr`` each layer by a subclass's ``__setattr__``; should it raise, the container is put back
+        as it was (its attributes, and its registries in place) before the error goes on."""
+        attributes = dict(self.__dict__)
+        inside = {key: value.copy() for key, value in attributes.items()
+                  if key in ("_parameters", "_layers", "_buffers", "_generators", "_non_persistent", "_replaced")}
+        try:
+            for name, layer in zip(names, layers, strict=True):
+                setter(self, name, layer)
+        except BaseException:
+            for key, saved in inside.items():
+                live = attributes[key]
+                live.clear()
+                live.update(saved)
+            self.__dict__.clear()
+            self.__dict__.update(attributes)
+            raise
 
     # ------------------------------------------------------------------ edits
     def _append_one(self, layer: Layer) -> None:
@@ -248,7 +330,7 @@ class _Positions(Layer):
     def insert(self, index: int, layer: Layer) -> _Positions:
         """Put ``layer`` before position ``index`` (from ``-len`` to ``len``: the end, as ``append``; else
         an ``IndexError``, as PyTorch's ``Sequential.insert``).  It is named as by ``append``, one past the
-        largest name, whatever its place: the other layers keep theirs.  Returns ``self``."""
+        largest number ever given, whatever its place: the other layers keep theirs.  Returns ``self``."""
         self._check_new([layer], f"{type(self).__name__}.insert", "inserted")
         position = self._position(index, "insert", insert=True)
         names = self._add([layer], position)
@@ -270,11 +352,12 @@ class _Positions(Layer):
 
     def __delitem__(self, index: int | slice) -> None:
         """``del model[i]``, ``del model[i:j]``: the other layers keep their names (a gap is left)."""
-        names = self._names_at(index, "__delitem__")
-        for name in names:
+        names = set(self._names_at(index, "__delitem__"))
+        names_in_order = [name for name in self._layers if name in names]  # (``del model[::-1]`` too)
+        for name in names_in_order:
             Layer.__delattr__(self, name)
         if names:
-            self._edited(f"{_quoted(names)} {'was' if len(names) == 1 else 'were'} deleted")
+            self._edited(f"{_quoted(names_in_order)} {'was' if len(names) == 1 else 'were'} deleted")
 
     def _pop(self, index: int | slice) -> Any:
         """``pop``: the layer at ``index``, or for a slice the container's slice, removed."""
@@ -296,15 +379,19 @@ class Sequential(_Positions, Model):
 
     The rule for names, the same for every edit: a new sequence (``Sequential(*layers)``, ``a + b``)
     numbers its layers from ``"0"``; a layer that joins one (``append``, ``extend``, ``insert``, ``+=``)
-    is named one past the largest number among the names; ``model[i] = layer`` gives the new layer the
+    is named one past the largest number the sequence has ever given (so a name, and the ``state_dict`` keys
+    under it, never come back for another layer); ``model[i] = layer`` gives the new layer the
     name of the one it replaces; ``del model[i]``, ``del model[i:j]`` and ``pop`` leave a gap; a slice
     ``model[i:j]`` is a new sequence of the same layer objects under their names.  So no edit renames a
     layer that stays: its ``state_dict`` keys are the same before and after (PyTorch's ``del``, ``insert``
-    and ``pop`` renumber the layers after the place).  ``model[i]`` counts positions, whatever the names;
-    ``Sequential(*model)`` numbers them from ``"0"`` again.
+    and ``pop`` renumber the layers after the place, and its ``append`` after a ``pop`` gives the popped
+    name again).  ``model[i]`` counts positions, whatever the names; ``Sequential(*model)`` numbers them
+    from ``"0"`` again.
 
-    Every edit refuses a layer that a forward would run twice (it keeps one cache) and a cycle, and a
-    refused edit changes nothing.  An edit forgets the last forward: a backward is refused until a
+    Every edit refuses a layer that a forward would run twice (it keeps one cache), in this sequence or in
+    a container that runs it (a ``Sequential``, ``Residual``, ``Stack``... above it, found through the
+    weak references every layer keeps to the layers holding it), and a cycle; a refused edit changes
+    nothing.  An edit forgets the last forward: a backward is refused until a
     forward has run through the present layers.
 
     ``forward`` feeds each layer's output to the next; ``backward`` runs the layers' backward in
@@ -320,12 +407,16 @@ class Sequential(_Positions, Model):
 
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
-        self._check_new(layers, "Sequential", "appended")
+        self._check_new(layers, type(self).__name__, "appended")
         self._add(layers)
+        self.__dict__.pop("_failed_at", None)  # (a subclass's __setattr__ took them as edits: none to forget)
+        self.__dict__.pop("_edit", None)
 
     def _check_new(self, layers: Sequence[Any], label: str, verb: str, replaced: str | None = None) -> None:
         """As for any container (layers, no cycle), and no layer a forward runs twice: one already run by
-        a layer of the sequence (but the one ``replaced``), or by another of ``layers``."""
+        a layer of the sequence (but the one ``replaced``), or by another of ``layers``, or, when this
+        sequence is run by a container (a ``Sequential``, a ``Residual``... at any depth), one that container
+        already runs elsewhere."""
         super()._check_new(layers, label, verb, replaced)
         called: set[int] = set()  # the ids of the layers a forward runs (nested containers included)
         for name, existing in self._layers.items():
@@ -343,6 +434,9 @@ class Sequential(_Positions, Model):
                     "that shares the parameter instead (second.W = first.W)"
                 )
             called |= incoming
+        if layers and "_holders" in self.__dict__:  # (held by no layer: nothing above to ask)
+            after = [layer for name, layer in self._layers.items() if name != replaced]
+            _refuse_running_twice_above(self, [*after, *layers], layers, label, verb)
 
     def _edited(self, what: str) -> None:
         """Forget the last forward: the layers' caches are not those of a pass through the present layers."""
@@ -350,8 +444,8 @@ class Sequential(_Positions, Model):
         object.__setattr__(self, "_edit", what)
 
     def append(self, layer: Layer) -> Sequential:
-        """Add ``layer`` at the end, named one past the largest name (``"0"`` ... ``"n-1"``: ``"n"``); returns
-        ``self``."""
+        """Add ``layer`` at the end, named one past the largest number ever given (``"n"`` after ``"0"`` ...
+        ``"n-1"`` that lost no layer); returns ``self``."""
         self._append_one(layer)
         return self
 
@@ -362,8 +456,8 @@ class Sequential(_Positions, Model):
         return self
 
     def insert(self, index: int, layer: Layer) -> Sequential:
-        """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named one past
-        the largest name: ``Sequential(a, b).insert(1, c)`` runs ``a, c, b`` named ``"0"``, ``"2"``, ``"1"``.
+        """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named as by
+        :meth:`append`: ``Sequential(a, b).insert(1, c)`` runs ``a, c, b`` named ``"0"``, ``"2"``, ``"1"``.
         Returns ``self``."""
         super().insert(index, layer)
         return self
@@ -399,7 +493,8 @@ class Sequential(_Positions, Model):
             return
         # a layer added, replaced or removed by plain assignment (setattr(model, "2", layer)): an edit
         if isinstance(value, Layer):
-            self._check_new([value], f"Sequential.{name}", "assigned", replaced=name)
+            self._check_new([value], f"{type(self).__name__}: assigning a layer as {name!r}", "assigned",
+                            replaced=name)
         what = "removed" if name in layers and not isinstance(value, Layer) else \
             "replaced" if name in layers else "added"
         super().__setattr__(name, value)
@@ -430,7 +525,7 @@ class Sequential(_Positions, Model):
             return part
         layers = list(self._layers.values())
         if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
-            raise TypeError(f"Sequential indices must be ints or slices, not {type(index).__name__}")
+            raise TypeError(f"{type(self).__name__} indices must be ints or slices, not {type(index).__name__}")
         return layers[index]
 
     #: Why a backward is refused until a forward succeeds, or None: the name of the layer whose forward
@@ -530,18 +625,19 @@ class LayerList(_Positions):
 
     The edits of PyTorch's ``ModuleList`` (``append``, ``extend``, ``insert``, ``pop``, ``del``,
     ``blocks[i] = layer``, ``+``, ``+=``) follow ``Sequential``'s rule for names: a layer keeps its name
-    while it stays (a deletion leaves a gap, a layer that joins is named one past the largest number,
-    one that replaces another takes its name); a new list (``LayerList(layers)``, a slice, ``a + b``) is
+    while it stays (a deletion leaves a gap, a layer that joins is named one past the largest number ever
+    given, one that replaces another takes its name); a new list (``LayerList(layers)``, a slice, ``a + b``) is
     numbered from ``"0"``.  The same layer may be in the list twice (the model decides what it runs)."""
 
     def __init__(self, layers: Iterable[Layer] = ()) -> None:
         super().__init__()
         layers = list(layers)
-        self._check_new(layers, "LayerList", "appended")
+        self._check_new(layers, type(self).__name__, "appended")
         self._add(layers)
 
     def append(self, layer: Layer) -> LayerList:
-        """Add ``layer`` at the end, named one past the largest position name (``"0"`` ... ``"n-1"``: ``"n"``)."""
+        """Add ``layer`` at the end, named one past the largest number ever given (``"n"`` after ``"0"`` ...
+        ``"n-1"`` that lost no layer)."""
         self._append_one(layer)
         return self
 
@@ -551,8 +647,8 @@ class LayerList(_Positions):
         return self
 
     def insert(self, index: int, layer: Layer) -> LayerList:
-        """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named one past
-        the largest name."""
+        """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named as by
+        :meth:`append`."""
         super().insert(index, layer)
         return self
 
@@ -592,7 +688,7 @@ class LayerList(_Positions):
         if isinstance(index, slice):
             return LayerList(layers[index])
         if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
-            raise TypeError(f"LayerList indices must be ints or slices, not {type(index).__name__}")
+            raise TypeError(f"{type(self).__name__} indices must be ints or slices, not {type(index).__name__}")
         return layers[index]
 
 
@@ -768,6 +864,10 @@ class _TwoPaths(Model):
             a, b = self._paths
             other = getattr(self, b if name == a else a, None)
             self._refuse(name, value, other, optional=name == b and self._second_optional)
+            if isinstance(value, Layer) and "_holders" in self.__dict__:  # (no layer twice in those that run it)
+                paths = [value if path == name else getattr(self, path, None) for path in self._paths]
+                _refuse_running_twice_above(self, [path for path in paths if isinstance(path, Layer)], [value],
+                                            f"{type(self).__name__}.{name}", "assigned")
             super().__setattr__(name, value)
             object.__setattr__(self, "_output", None)  # the last forward went through the old path
             object.__setattr__(self, "_mixed", False)

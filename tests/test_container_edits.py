@@ -2,14 +2,17 @@
 ``extend``, ``pop``, ``del model[i]`` / ``del model[i:j]``, ``model[i] = layer``, ``+`` and ``+=``.
 
 One rule for names: a layer keeps its name while it stays; a layer that joins is named one past the
-largest number in use; one that replaces another takes its name; a new container numbers from "0" (a
-``Sequential`` slice keeps the names).  Every edit keeps the guard (no layer run twice in one pass, no
-cycle), a refused edit changes nothing, and an edit forgets the last forward (backward refused until a
-forward).  Also ``named_parameters`` / ``named_buffers(remove_duplicate=False)`` and ``summary`` counting a
+largest number the container has ever given (so a name never comes back for another layer); one that
+replaces another takes its name; a new container numbers from "0" (a ``Sequential`` slice keeps the
+names).  Every edit keeps the guard (no layer run twice in one pass, also by a container that runs the one
+edited; no cycle), a refused edit changes nothing, and an edit forgets the last forward (backward refused
+until a forward).  Also ``named_parameters`` / ``named_buffers(remove_duplicate=False)`` and ``summary`` counting a
 parameter or buffer shared by two layers once."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 from collections.abc import Callable
 from typing import Any
@@ -46,10 +49,11 @@ def chain(layers: list[md.Layer], x: np.ndarray, g: np.ndarray) -> tuple[np.ndar
 def snapshot(model: md.Layer) -> list[tuple[int, dict[str, Any]]]:
     """What a refused edit must leave as it was: every attribute of the container and of each layer in it
     (names and order in the registries, the last-forward marks, registration counts, caches), the
-    registries copied, the values by identity."""
+    registries copied, the values by identity.  Not ``_holders``, each layer's weak references to the
+    layers that took it: making the argument of a refused edit (``md.Residual(model)``) takes it."""
     def attributes(layer: md.Layer) -> dict[str, Any]:
         return {key: list(value.items()) if isinstance(value, dict) else set(value) if isinstance(value, set)
-                else value for key, value in layer.__dict__.items()}
+                else value for key, value in layer.__dict__.items() if key != "_holders"}
     return [(id(layer), attributes(layer)) for layer in model.layers()]
 
 
@@ -112,15 +116,15 @@ def test_extend_appends_in_order_from_lists_sequentials_layer_lists_and_generato
     assert names(model)[-1] == "6" and isinstance(model[-1], md.Softplus)
 
 
-def test_append_and_extend_after_a_gap_go_past_the_largest_name() -> None:
+def test_append_and_extend_after_a_gap_go_past_every_name_given() -> None:
     model = five()
     del model[1:3]
     assert names(model) == ["0", "3", "4"]
     model.extend([md.ReLU(), md.Tanh()])
     assert names(model) == ["0", "3", "4", "5", "6"]
     del model[-2:]
-    model.append(md.ReLU())  # the largest number in use is "4" again
-    assert names(model) == ["0", "3", "4", "5"]
+    model.append(md.ReLU())  # the largest number in use is "4" again, but "5" and "6" were given
+    assert names(model) == ["0", "3", "4", "7"]
 
 
 @pytest.mark.parametrize("index, expected, removed", [
@@ -212,7 +216,7 @@ REFUSED: list[tuple[str, Callable[[md.Sequential], Any], type[Exception], str]] 
     ("insert too negative", lambda m: m.insert(-6, md.ReLU()), IndexError,
      "Sequential.insert: index -6 is out of range for 5 layers (from -5 to 5)"),
     ("insert a bool", lambda m: m.insert(True, md.ReLU()), TypeError,
-     "Sequential indices must be ints or slices, not bool"),
+     "Sequential.insert: the index must be an int, got bool"),
     ("insert at a float", lambda m: m.insert(1.0, md.ReLU()), TypeError,
      "Sequential.insert: the index must be an int, got float"),
     ("insert a non-layer", lambda m: m.insert(1, np.tanh), TypeError,
@@ -225,6 +229,8 @@ REFUSED: list[tuple[str, Callable[[md.Sequential], Any], type[Exception], str]] 
      "Sequential.insert: this Sequential is the Sequential itself; adding it would make a cycle"),
     ("insert a container of it", lambda m: m.insert(0, md.Residual(m)), ValueError,
      "Sequential.insert: this Residual contains the Sequential itself; adding it would make a cycle"),
+    # (refused before the edits existed too, as "Sequential: this Dense ...": what this case adds is the
+    # method named in the message and the check that nothing changed)
     ("append a layer already in it", lambda m: m.append(m[0]), ValueError,
      "Sequential.append: this Dense is already in the sequence"),
     ("extend with a non-layer inside", lambda m: m.extend([md.ReLU(), 3, md.Tanh()]), TypeError,
@@ -241,7 +247,8 @@ REFUSED: list[tuple[str, Callable[[md.Sequential], Any], type[Exception], str]] 
      "Sequential.pop: index 5 is out of range for 5 layers (from -5 to 4)"),
     ("del out of range", lambda m: m.__delitem__(-6), IndexError,
      "Sequential.__delitem__: index -6 is out of range for 5 layers (from -5 to 4)"),
-    ("del a bool", lambda m: m.__delitem__(False), TypeError, "Sequential indices must be ints or slices, not bool"),
+    ("del a bool", lambda m: m.__delitem__(False), TypeError,
+     "Sequential.__delitem__: the index must be an int or a slice, got bool"),
     ("setitem out of range", lambda m: m.__setitem__(5, md.ReLU()), IndexError,
      "Sequential.__setitem__: index 5 is out of range for 5 layers (from -5 to 4)"),
     ("setitem a layer already elsewhere", lambda m: m.__setitem__(1, m[3]), ValueError,
@@ -251,9 +258,9 @@ REFUSED: list[tuple[str, Callable[[md.Sequential], Any], type[Exception], str]] 
     ("setitem a slice", lambda m: m.__setitem__(slice(0, 2), md.ReLU()), TypeError,
      "Sequential: a slice cannot be assigned (model[i:j] = ...); delete it"),
     ("setattr a layer already in it", lambda m: setattr(m, "7", m[0]), ValueError,
-     "Sequential.7: this Dense is already in the sequence"),
+     "Sequential: assigning a layer as '7': this Dense is already in the sequence"),
     ("setattr a cycle", lambda m: setattr(m, "me", m), ValueError,
-     "Sequential.me: this Sequential is the Sequential itself; adding it would make a cycle"),
+     "Sequential: assigning a layer as 'me': this Sequential is the Sequential itself; adding it would make a cycle"),
 ]
 
 
@@ -418,6 +425,342 @@ def test_fit_trains_an_edited_model_in_its_new_order() -> None:
                         batch_size=8, rng=0, verbose=0)
     assert history["loss"][-1] < history["loss"][0]
     assert names(model) == ["0", "2", "1"] and isinstance(model[1], md.Tanh)
+
+
+# ------------------------------------------------------------------ the containers above an edited sequence
+def nested() -> tuple[md.Sequential, md.Sequential, md.Dense]:
+    """``outer`` = Sequential(Residual(Sequential(Dense, inner)), d), ``inner`` = Sequential(Tanh, Dense): the
+    outer sequence runs ``inner`` as its layer '0.block.1', and ``d``."""
+    inner = md.Sequential(md.Tanh(), md.Dense(3, 3, rng=1))
+    d = md.Dense(3, 3, rng=2)
+    outer = md.Sequential(md.Residual(md.Sequential(md.Dense(3, 3, rng=0), inner)), d)
+    return outer, inner, d
+
+
+RUN_TWICE_ABOVE: list[tuple[str, Callable[[md.Sequential, md.Layer], Any], str]] = [
+    ("append", lambda inner, d: inner.append(d), "Sequential.append: this Dense"),
+    ("insert", lambda inner, d: inner.insert(0, d), "Sequential.insert: this Dense"),
+    ("extend", lambda inner, d: inner.extend([md.ReLU(), d]), "Sequential.extend: this Dense"),
+    ("+=", lambda inner, d: inner.__iadd__(md.Sequential(d)), "Sequential.extend: this Dense"),
+    ("setitem, inside", lambda inner, d: inner.__setitem__(0, md.Residual(d)),
+     "Sequential[0]: this Dense (inside the layer assigned)"),
+    ("setattr", lambda inner, d: setattr(inner, "9", d), "Sequential: assigning a layer as '9': this Dense"),
+]
+
+
+@pytest.mark.parametrize("what, edit, start", RUN_TWICE_ABOVE, ids=[r[0] for r in RUN_TWICE_ABOVE])
+def test_an_edit_that_would_make_a_container_above_run_a_layer_twice_is_refused(
+        what: str, edit: Callable[[md.Sequential, md.Layer], Any], start: str) -> None:
+    """Accepted before: the outer sequence then ran ``d`` twice and its ``d.W.grad`` was wrong (the second
+    call's cache overwrote the first's)."""
+    outer, inner, d = nested()
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    y = outer(x)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    outer.zero_grad()
+    dx = outer.backward(g)
+    grads = [p.grad.copy() for p in outer.parameters()]
+    before = snapshot(outer)
+    with pytest.raises(ValueError) as info:
+        edit(inner, d)
+    assert str(info.value) == (
+        f"{start} is already run by a Sequential that holds this Sequential (as its layer '0.block.1'); a layer "
+        "keeps one forward cache, so calling it twice in one pass breaks its backward. Use a second layer that "
+        "shares the parameter instead (second.W = first.W)")
+    assert same(snapshot(outer), before), what
+    outer.zero_grad()  # the last forward stands: the same gradients again
+    np.testing.assert_array_equal(outer.backward(g), dx)
+    for p, grad in zip(outer.parameters(), grads, strict=True):
+        np.testing.assert_array_equal(p.grad, grad)
+
+
+def test_every_container_that_runs_the_edited_one_is_asked() -> None:
+    # the layer shared sits in a Residual's other path, in a Stack, in an enclosing Sequential; the edited
+    # container is a Sequential or a Residual whose path is reassigned
+    d = md.Dense(3, 3, rng=0)
+    inner = md.Sequential(md.Tanh())
+    both = md.Residual(inner, shortcut=md.Sequential(d))
+    with pytest.raises(ValueError, match=r"^Sequential.append: this Dense is already run by a Residual that holds "
+                                         r"this Sequential \(as its layer 'block'\)"):
+        inner.append(d)
+    inner = md.Sequential(md.Tanh())
+    stack = md.Stack(md.Dense(3, 3, rng=1), inner, md.Sequential(d))
+    with pytest.raises(ValueError, match=r"^Sequential.insert: this Dense is already run by a Stack that holds "
+                                         r"this Sequential \(as its layer '1'\)"):
+        inner.insert(0, d)
+    block = md.Residual(md.Tanh())
+    outer = md.Sequential(md.Sequential(block), d)
+    with pytest.raises(ValueError, match=r"^Residual.block: this Dense is already run by a Sequential that holds "
+                                         r"this Residual \(as its layer '0.0'\)"):
+        block.block = d
+    assert isinstance(block.block, md.Tanh) and list(outer)[1] is d and len(stack) == 3 and both.shortcut[0] is d
+    block.block = md.Dense(3, 3, rng=2)  # a layer of its own is fine
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    report = md.GradientChecker(outer.astype(np.float64), inputs=x).run()
+    assert report.passed, str(report)
+
+
+def test_an_edit_is_not_refused_for_a_holder_that_does_not_run_it_or_no_longer_holds_it() -> None:
+    class Keeps(md.Layer):  # holds a sequence without running it (its own business, as at construction)
+        def __init__(self, kept: md.Layer) -> None:
+            super().__init__()
+            self.kept = kept
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return grad_output
+
+    d = md.Dense(3, 3, rng=0)
+    inner = md.Sequential(md.Tanh())
+    outer = md.Sequential(Keeps(inner), d)
+    wrapped = md.Sequential(Keeps(md.LayerList([inner, d])))
+    inner.append(d)  # neither outer nor wrapped runs inner (nor does a LayerList): accepted
+    assert list(inner)[1] is d and len(outer) == 2 and len(wrapped) == 1
+    # a sequence that left the one above it is free of it
+    e = md.Dense(3, 3, rng=1)
+    second = md.Sequential(md.Tanh())
+    above = md.Sequential(second, e)
+    with pytest.raises(ValueError, match="already run by a Sequential that holds this Sequential"):
+        second.append(e)
+    del above[0]
+    second.append(e)
+    third = md.Sequential(md.Tanh())
+    above = md.Sequential(third, md.Dense(3, 3, rng=2))
+    above[0] = md.ReLU()  # replaced: no longer held
+    third.append(above[1])
+    assert names(third) == ["0", "1"]
+
+
+def test_copies_and_pickles_keep_the_guard_of_the_containers_above() -> None:
+    """Each layer's weak references to its holders are rebuilt by the copy (they do not pickle), and point to
+    the copies, never to the original."""
+    outer, inner, d = nested()
+    assert "_holders" in d.__dict__ and "_holders" not in d.__getstate__()
+    for twin in (copy.deepcopy(outer), pickle.loads(pickle.dumps(outer))):
+        twin_inner, twin_d = twin[0].block[1], twin[1]
+        with pytest.raises(ValueError, match=r"is already run by a Sequential that holds this Sequential \(as its "
+                                             r"layer '0.block.1'\)"):
+            twin_inner.append(twin_d)
+        twin_inner.append(d)  # the original's d: the copy does not run it
+        assert twin_inner[-1] is d
+    with pytest.raises(ValueError, match="is already run by a Sequential"):  # the original's guard is intact
+        inner.append(d)
+    # a layer pickled alone takes no holder along (a copy of a branch is free of the model it came from)
+    alone = copy.deepcopy(inner)
+    alone.append(md.Sequential(*[copy.deepcopy(d)]))
+    assert len(alone) == 3
+
+
+class Keeping(md.Residual):
+    """A ``__getstate__`` of the common kind: every attribute but a scratch one (so ``_holders`` too)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "scratch"}
+
+
+def test_a_layer_whose_own_getstate_keeps_every_attribute_still_pickles_and_keeps_the_guard() -> None:
+    d = md.Dense(3, 3, rng=0)
+    inner = md.Sequential(md.Tanh())
+    held = Keeping(inner)
+    outer = md.Sequential(held, d)
+    assert "_holders" in held.__dict__ and "_holders" in held.__getstate__()
+    for twin in (copy.deepcopy(outer), pickle.loads(pickle.dumps(outer))):
+        with pytest.raises(ValueError, match=r"already run by a Sequential that holds this Sequential \(as its layer "
+                                             r"'0.block'\)"):
+            twin[0].block.append(twin[1])
+        with pytest.raises(ValueError, match=r"^Keeping.block: this Dense is already run by a Sequential that holds "
+                                             r"this Keeping \(as its layer '0'\)"):
+            twin[0].block = twin[1]
+
+
+# ------------------------------------------------------------------------------- a name never comes back
+def test_a_deleted_layers_name_is_not_given_to_another_so_an_old_checkpoint_cannot_fill_it() -> None:
+    """Before, the largest number in use was free again once the last layer went: the new first layer was
+    named "2" and ``load_state_dict(old, strict=True)`` filled it with the deleted layer's weights."""
+    model = md.Sequential(md.Dense(4, 4, rng=0), md.Tanh(), md.Dense(4, 4, rng=1))
+    old = model.state_dict()
+    del model[-1]
+    new = md.Dense(4, 4, rng=5)
+    model.insert(0, new)
+    assert names(model) == ["3", "0", "1"]
+    with pytest.raises(md.StateDictError, match=r"missing key '3\.W'\n  unexpected key '2\.W'"):
+        model.load_state_dict(old)
+    result = model.load_state_dict(old, strict=False)
+    assert result.missing_keys == ["3.W"] and result.unexpected_keys == ["2.W"]
+    assert not np.array_equal(new.W.data, old["2.W"])
+    np.testing.assert_array_equal(model[1].W.data, old["0.W"])
+
+
+@pytest.mark.parametrize("make", [lambda: five(), lambda: md.LayerList(list(five()))],
+                         ids=["Sequential", "LayerList"])
+def test_every_way_a_layer_leaves_moves_the_mark(make: Callable[[], Any]) -> None:
+    container = make()
+    container.pop()
+    container.append(md.Tanh())  # PyTorch: "4" again
+    assert names(container) == ["0", "1", "2", "3", "5"]
+    del container[-2:]
+    container.extend([md.ReLU(), md.Tanh()])
+    assert names(container) == ["0", "1", "2", "6", "7"]
+    setattr(container, "11", md.Sigmoid())  # a name set by hand counts too
+    delattr(container, "11")
+    container.insert(0, md.ReLU())
+    assert names(container) == ["12", "0", "1", "2", "6", "7"]
+    setattr(container, "12", None)  # a plain value over a layer: it left
+    container += [md.Tanh()] if isinstance(container, md.LayerList) else md.Sequential(md.Tanh())
+    assert names(container)[-1] == "13"
+    container[0] = md.ReLU()  # a replacement keeps the name: no number is used up
+    container.append(md.Tanh())
+    assert names(container)[-1] == "14"
+    # a new container numbers from "0"; a Sequential slice keeps the names and goes on past them
+    part = container[1:3]
+    part.append(md.Tanh())
+    assert names(part) == (["1", "2", "3"] if isinstance(container, md.Sequential) else ["0", "1", "2"])
+
+
+# ------------------------------------------------------------------------------ copies of an edited model
+def edited() -> tuple[md.Sequential, np.ndarray, np.ndarray]:
+    model = five()
+    x, _ = _run(model)
+    del model[3]  # the Tanh "3"
+    model.insert(1, md.Dense(3, 3, rng=3))  # "5"
+    model.pop()  # the last Dense "4": the mark stays at 6
+    model.append(md.Dense(3, 2, rng=4))  # "6"
+    return model, x, np.random.default_rng(4).standard_normal((x.shape[0], 2))
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_of_an_edited_sequence_keeps_names_order_mark_the_edit_and_gradients(how: str) -> None:
+    model, x, g = edited()
+    twin = copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
+    assert names(twin) == names(model) == ["0", "5", "1", "2", "6"]
+    assert [type(layer).__name__ for layer in twin] == ["Dense", "Dense", "ReLU", "Dense", "Dense"]
+    for method in ("backward", "backward_params"):  # the edit is not forgotten by the copy
+        with pytest.raises(BackwardBeforeForwardError, match=r"edited after its last forward \(layer '6' was "
+                                                             r"appended\)"):
+            getattr(twin, method)(g)
+    for container in (model, twin):
+        container.zero_grad()
+        container(x)
+        container.backward_params(g)
+    for mine, theirs in zip(model.parameters(), twin.parameters(), strict=True):
+        assert mine is not theirs
+        np.testing.assert_array_equal(mine.grad, theirs.grad)
+    for container in (model, twin):  # the copy keeps the mark: "6" is not given again
+        container.pop()
+        container.append(md.Tanh())
+    assert names(twin) == names(model) == ["0", "5", "1", "2", "7"]
+
+
+def test_a_sequence_pickled_without_the_mark_names_past_the_names_in_use() -> None:
+    """The earlier code kept no mark: a container it pickled after a deletion knows only its names."""
+    model, _, _ = edited()
+    state = model.__getstate__()
+    assert state["_left_up_to"] == 6
+    state = {key: value for key, value in state.items() if key != "_left_up_to"}
+    old = md.Sequential.__new__(md.Sequential)
+    old.__setstate__(state)
+    old.append(md.Tanh())
+    assert names(old) == ["0", "5", "1", "2", "6", "7"]
+    del old[-2:]
+    old.append(md.Tanh())  # from here on, the mark is kept
+    assert names(old)[-1] == "8"
+
+
+# ------------------------------------------------------------------------------ odd indices, subclasses
+@pytest.mark.parametrize("make", [lambda: five(), lambda: md.LayerList(list(five()))],
+                         ids=["Sequential", "LayerList"])
+def test_bools_are_refused_as_indices_and_numpy_ints_taken(make: Callable[[], Any]) -> None:
+    container = make()
+    who = type(container).__name__
+    before = snapshot(container)
+    calls: list[tuple[Callable[[Any], Any], str]] = [
+        (lambda i: container.insert(i, md.ReLU()), f"{who}.insert: the index must be an int, got "),
+        (lambda i: container.__setitem__(i, md.ReLU()), f"{who}.__setitem__: the index must be an int, got "),
+        (lambda i: container.__delitem__(i), f"{who}.__delitem__: the index must be an int or a slice, got "),
+        (lambda i: container.pop(i), f"{who}.pop: the index must be an int or a slice, got "),
+        (lambda i: container[i], f"{who} indices must be ints or slices, not ")]
+    for flag in (True, np.bool_(False)):
+        for call, message in calls:
+            with pytest.raises(TypeError) as info:
+                call(flag)
+            assert str(info.value) == message + type(flag).__name__
+    assert same(snapshot(container), before)
+    layers = list(container)
+    for kind in (np.int8, np.int64, np.uint8):
+        assert container[kind(2)] is layers[2] and container[np.int16(-1)] is layers[-1]
+    relu, tanh = md.ReLU(), md.Tanh()
+    container.insert(np.int64(-1), relu)
+    container[np.uint8(0)] = tanh
+    assert container.pop(np.int8(-2)) is relu
+    del container[np.int32(1)]
+    assert names(container) == ["0", "2", "3", "4"] and list(container) == [tanh, *layers[2:]]
+
+
+def test_del_with_a_negative_step_names_the_layers_in_their_order() -> None:
+    model = five()
+    _run(model)
+    del model[::-2]
+    assert names(model) == ["1", "3"]
+    with pytest.raises(BackwardBeforeForwardError, match=r"\(layers '0', '2', '4' were deleted\)"):
+        model.backward(np.ones((3, 3)))
+
+
+def test_refusals_of_plain_assignment_name_the_subclass() -> None:
+    class Alias(md.Sequential):
+        def __init__(self) -> None:
+            super().__init__(md.Dense(3, 3, rng=0), md.Tanh())
+            self.first = self[0]
+
+    with pytest.raises(ValueError, match=r"^Alias: assigning a layer as 'first': this Dense is already in the "
+                                         "sequence; a layer keeps one forward cache"):
+        Alias()
+
+    class Net(md.Sequential):
+        pass
+
+    tanh = md.Tanh()
+    with pytest.raises(ValueError, match=r"^Net: this Tanh is already in the sequence"):
+        Net(tanh, tanh)
+    net = Net(md.Dense(3, 3, rng=0))
+    with pytest.raises(ValueError, match=r"^Net: assigning a layer as '7': this Dense is already in the sequence"):
+        setattr(net, "7", net[0])
+    with pytest.raises(ValueError, match=r"^Net: assigning a layer as 'me': this Net is the Net itself"):
+        net.me = net
+
+
+@pytest.mark.parametrize("base", [md.Sequential, md.LayerList])
+def test_a_subclass_setattr_sees_every_layer_that_joins_and_may_refuse_one(base: type) -> None:
+    """Its own ``__setattr__`` saw the layers of ``append`` before the edits came; it sees them again (each
+    edit checks first, then assigns them one by one), and one it refuses leaves the container as it was."""
+    seen: list[str] = []
+
+    class Logged(base):  # type: ignore[misc, valid-type]
+        def __setattr__(self, name: str, value: Any) -> None:
+            if isinstance(value, md.Sigmoid):
+                raise ValueError(f"Logged refuses a Sigmoid as {name}")
+            if isinstance(value, md.Layer):
+                seen.append(name)
+            super().__setattr__(name, value)
+
+    made = Logged(md.ReLU(), md.Tanh()) if base is md.Sequential else Logged([md.ReLU(), md.Tanh()])
+    assert "_failed_at" not in made.__dict__  # a new sequence has no forward to forget
+    made.append(md.Tanh())
+    made.extend([md.ReLU(), md.Tanh()])
+    made.insert(0, md.ReLU())
+    assert seen == ["0", "1", "2", "3", "4", "5"] and names(made) == ["5", "0", "1", "2", "3", "4"]
+    x = np.ones((2, 3))
+    if base is md.Sequential:
+        made(x)
+    before = snapshot(made)
+    with pytest.raises(ValueError, match="Logged refuses a Sigmoid as 7"):
+        made.extend([md.Tanh(), md.Sigmoid()])
+    with pytest.raises(ValueError, match="Logged refuses a Sigmoid as 6"):
+        made.insert(1, md.Sigmoid())
+    assert same(snapshot(made), before) and names(made) == ["5", "0", "1", "2", "3", "4"]
+    if base is md.Sequential:
+        assert made.backward(x).shape == x.shape  # the last forward still stands
 
 
 # ------------------------------------------------------------------------------------------------ LayerList
@@ -627,6 +970,17 @@ def test_edits_against_torch() -> None:
             theirs += nn.Sequential(b)
         assert order(ours) == order(theirs), edit
         assert names(ours) == list(theirs._modules), edit
+
+    # a new layer after the last one left: PyTorch names it by the length, so the left layer's name (and an old
+    # checkpoint's keys) come back for it; here it is named past every name given
+    ours, theirs = fresh()
+    ours.pop()
+    theirs.pop(-1)  # (PyTorch's Sequential.pop takes no default)
+    a, b = pair(7)
+    ours.append(a)
+    theirs.append(b)
+    assert order(ours) == order(theirs)
+    assert list(theirs._modules) == ["0", "1", "2", "3", "4"] and names(ours) == ["0", "1", "2", "3", "5"]
 
     # the same order; the names from before (PyTorch: the positions)
     for edit in ("insert-0", "insert-2", "insert-neg", "insert-end", "del-1", "del-neg", "del-slice", "del-step",
