@@ -105,7 +105,7 @@ class Layer:
         elif isinstance(value, Layer):
             if value is self or any(layer is self for layer in value.layers()):
                 raise ValueError(
-                    f"{type(self).__name__}.{name}: assigning this layer would make a cycle "
+                    f"{_attribute(self, name)}: assigning this layer would make a cycle "
                     "(it contains the layer it is assigned to)"
                 )
             if name not in layers:  # (a layer replaced keeps its place: a Sequential runs them in order)
@@ -116,19 +116,19 @@ class Layer:
             _note_holder(value, self)
         elif name in params and value is not None:
             raise TypeError(
-                f"{type(self).__name__}.{name} is a registered Parameter; assign a Parameter "
+                f"{_attribute(self, name)} is a registered Parameter; assign a Parameter "
                 f"(or None to remove it), not {type(value).__name__}. To change its values, "
                 f"assign to {name}.data"
             )
         elif name in layers and value is not None:
             raise TypeError(
-                f"{type(self).__name__}.{name} is a registered Layer; assign a Layer "
+                f"{_attribute(self, name)} is a registered Layer; assign a Layer "
                 f"(or None to remove it), not {type(value).__name__}"
             )
         elif name in buffers:
             if value is not None and not isinstance(value, np.ndarray):
                 raise TypeError(
-                    f"{type(self).__name__}.{name} is a buffer; assign an ndarray or None, "
+                    f"{_attribute(self, name)} is a buffer; assign an ndarray or None, "
                     f"not {type(value).__name__}"
                 )
             buffers[name] = value
@@ -698,6 +698,12 @@ _RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_p
                        "_registrations", "_replaced", "_holders"})
 
 
+def _attribute(owner: Layer, name: str) -> str:
+    """``owner``'s attribute ``name`` in a message: ``Net.fc`` for a name Python would write so, else
+    ``Sequential attribute '2'`` (``Sequential.2`` reads as a number)."""
+    return f"{type(owner).__name__}.{name}" if name.isidentifier() else f"{type(owner).__name__} attribute {name!r}"
+
+
 def _check_name(owner: Layer, name: str) -> None:
     """Refuse a name that would collide in ``state_dict``: dots join the names of nested layers, so
     ``sub.W`` as an attribute would meet the parameter ``W`` of a child ``sub``, and a child named
@@ -757,7 +763,7 @@ def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
     hidden = _registrables_in(value)
     if hidden:
         raise TypeError(
-            f"{type(owner).__name__}.{name}: {', '.join(sorted(hidden))} objects in a plain "
+            f"{_attribute(owner, name)}: {', '.join(sorted(hidden))} objects in a plain "
             f"{type(value).__name__} would not be registered (invisible to optimizers, checkers and "
             "state_dict); assign each as an attribute, or use minidl.LayerList / minidl.Sequential for layers"
         )

@@ -259,6 +259,8 @@ REFUSED: list[tuple[str, Callable[[md.Sequential], Any], type[Exception], str]] 
      "Sequential: a slice cannot be assigned (model[i:j] = ...); delete it"),
     ("setattr a layer already in it", lambda m: setattr(m, "7", m[0]), ValueError,
      "Sequential: assigning a layer as '7': this Dense is already in the sequence"),
+    ("setattr a number over a layer", lambda m: setattr(m, "2", 5), TypeError,
+     "Sequential attribute '2' is a registered Layer; assign a Layer (or None to remove it), not int"),
     ("setattr a cycle", lambda m: setattr(m, "me", m), ValueError,
      "Sequential: assigning a layer as 'me': this Sequential is the Sequential itself; adding it would make a cycle"),
 ]
@@ -728,6 +730,8 @@ def test_refusals_of_plain_assignment_name_the_subclass() -> None:
         setattr(net, "7", net[0])
     with pytest.raises(ValueError, match=r"^Net: assigning a layer as 'me': this Net is the Net itself"):
         net.me = net
+    with pytest.raises(TypeError, match=r"^Net attribute '0' is a registered Layer; assign a Layer"):
+        setattr(net, "0", "relu")
 
 
 @pytest.mark.parametrize("base", [md.Sequential, md.LayerList])
