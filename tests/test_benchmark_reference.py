@@ -464,3 +464,23 @@ def test_products_script_times_the_step_s_eight_products(capsys: pytest.CaptureF
     assert main(["--rounds", "2", "--calls", "3", "--warm", "1", "--batch", "4", "--dtype", "float32"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + 8 + 1 and rows[-1].startswith("| **sum")
+
+
+def test_loop_instructions_reads_cachegrinds_summary_and_runs_each_contender() -> None:
+    """benchmarks/loop_instructions.py drives valgrind; its parser reads the summary's counts, and each
+    contender it measures runs as a plain process (--worker)."""
+    from benchmarks import loop_instructions
+
+    report = ("==7== I   refs:      2,265,008,296\n==7== I1  misses:        123\n"
+              "==7== D1  misses:     24,636,723  ( 20,0 rd   + 4,6 wr)\n==7== LLd misses:        751,151\n"
+              "==7== LL misses:         780,634  (  751,151 rd   +  29,483 wr)\n")
+    assert loop_instructions.parse_counts(report) == {"instructions": 2265008296, "D1 misses": 24636723,
+                                                      "LL misses": 780634}
+    assert loop_instructions.parse_counts("==7== I   refs:      1,000\n") == {"instructions": 1000}
+    for mode in loop_instructions.MODES:
+        assert loop_instructions.main(["--worker", mode, "1", "--samples", "128"]) == 0
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "loop_instructions.py"), "--worker", "fit",
+                           "1", "--samples", "128"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(SystemExit):  # (argparse's error: exit status 2)
+        loop_instructions.main(["--worker", "fitt", "1"])
