@@ -16,6 +16,7 @@ from .validation import (
     as_float_array,
     cast_targets,
     check_finite,
+    finite_non_negative,
     is_finite,
     is_integer,
     is_number,
@@ -95,13 +96,6 @@ def _positive(who: str, name: str, value: Any) -> float:
     """A finite number > 0 (not a bool) as a float, else ``ValueError``: HuberLoss's delta, an eps floor."""
     if not (is_number(value) and is_finite(value) and value > 0):
         raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _non_negative(who: str, name: str, value: Any) -> float:
-    """A finite number >= 0 (not a bool) as a float, else ``ValueError``: SmoothL1Loss's beta."""
-    if not (is_number(value) and is_finite(value) and value >= 0):
-        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
 
@@ -1915,7 +1909,7 @@ class SmoothL1Loss(_DifferenceLoss):
     averaged over every element (``reduction="mean"``) or summed (``"sum"``).
     """
 
-    beta = _setting("beta", _non_negative, "Where the loss turns from quadratic to linear, a finite number >= 0 "
+    beta = _setting("beta", finite_non_negative, "Where the loss turns from quadratic to linear, a finite number >= 0 "
                     "(0: L1Loss); checked when set.")
 
     def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:

@@ -43,7 +43,7 @@ import numpy as np
 
 from .errors import StateDictError
 from .optim import Optimizer
-from .validation import is_finite, is_integer, is_number, settings_renamed
+from .validation import finite_non_negative, is_finite, is_integer, is_number, settings_renamed
 
 __all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR",
            "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR",
@@ -262,7 +262,7 @@ class LRScheduler:
             if owner is not None:
                 raise ValueError(f"{who}: base_lr is the lr0 of the {owner} this {who} belongs to, which all its "
                                  f"schedules share: set the {owner}'s base_lr")
-            value = _check_finite_nonnegative(who, name, value)
+            value = finite_non_negative(who, name, value)
         else:
             value = self._check_setting(name, value)
         setattr(self, "_" + name, value)
@@ -1105,25 +1105,17 @@ class ChainedScheduler(_OfSchedules):
         """As every schedule's; the schedules' counts follow the chain's (as PyTorch's chain steps each), set
         before the lr is computed and put back if the step fails, so their states hold it (a
         ``MultiplicativeLR``'s product with it)."""
-        self._check_can_step()
-        epoch = self.last_epoch + 1
+        self._check_can_step()  # (first: a refused step moves no count)
         parts = self._schedulers
         before = [s.last_epoch for s in parts]
         for s in parts:
-            s.last_epoch = epoch
-        self.last_epoch = epoch
-        self._stepping = True
+            s.last_epoch = self.last_epoch + 1
         try:
-            lr = self.lr_at(epoch)
-            self._write_lr(lr)
+            return super().step()
         except BaseException:
-            self.last_epoch = epoch - 1
-            self._stepping = False
             for s, count in zip(parts, before, strict=True):
                 s.last_epoch = count
             raise
-        self._stepping = False
-        return lr
 
     def _all_counts_at(self, epoch: int) -> list[int]:
         return [epoch] * len(self._schedulers)
@@ -1486,7 +1478,7 @@ class CyclicLR(_CyclesMomentum):
                  cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9) -> None:
         before_initial = optimizer.initial_lr if isinstance(optimizer, Optimizer) else None
         super().__init__(optimizer)
-        base = _check_finite_nonnegative("CyclicLR", "base_lr", base_lr)
+        base = finite_non_negative("CyclicLR", "base_lr", base_lr)
         self._init_settings(scale_fn=scale_fn, max_lr=max_lr, step_size_up=step_size_up,
                             step_size_down=step_size_up if step_size_down is None else step_size_down, mode=mode,
                             gamma=gamma, cycle_momentum=cycle_momentum, base_momentum=base_momentum,
@@ -1594,7 +1586,7 @@ class CyclicLR(_CyclesMomentum):
             return self._check_momentum_setting(name, value)
         if name == "gamma":
             return _check_gamma("CyclicLR", value)
-        return _check_finite_nonnegative("CyclicLR", name, value)  # max_lr
+        return finite_non_negative("CyclicLR", name, value)  # max_lr
 
     def _check_loaded(self) -> None:
         """Without a ``scale_fn`` the scale follows the loaded mode, as PyTorch's load does; a ``step_size_down``
@@ -1790,7 +1782,7 @@ class MultiplicativeLR(LRScheduler):
         self._products = (self._base_lr, ((self.last_epoch, lr),), ())
 
     def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
-        return _check_finite_nonnegative("MultiplicativeLR", name, value)  # last_lr
+        return finite_non_negative("MultiplicativeLR", name, value)  # last_lr
 
     def _check_setting(self, name: str, value: Any) -> Any:
         return _check_lr_lambda(type(self).__name__, value)
@@ -1867,7 +1859,7 @@ class PolynomialLR(LRScheduler):
     def _check_setting(self, name: str, value: Any) -> Any:
         if name == "total_iters":
             return _check_positive_int("PolynomialLR", name, value)
-        return _check_finite_nonnegative("PolynomialLR", name, value)  # (a negative power: 1 / 0 at the end)
+        return finite_non_negative("PolynomialLR", name, value)  # (a negative power: 1 / 0 at the end)
 
     def lr_at(self, epoch: int) -> float:
         total = self._total_iters
@@ -1882,12 +1874,6 @@ def _check_count(who: str, name: str, value: Any) -> int:
     if not (is_integer(value) and 0 <= value <= _MAX_EPOCH):
         raise ValueError(f"{who}: {name} must be an int >= 0, got {value!r}")
     return int(value)
-
-
-def _check_finite_nonnegative(who: str, name: str, value: Any) -> float:
-    if not (is_number(value) and is_finite(value) and value >= 0):
-        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def _auto_mode(monitor: Any) -> str:
@@ -1984,7 +1970,7 @@ class ReduceLROnPlateau(LRScheduler):
             if not (isinstance(value, str) and value):
                 raise TypeError(f"{who}: monitor must be the name of a history key, e.g. 'val_loss', got {value!r}")
             return str(value)
-        return _check_finite_nonnegative(who, name, value)  # threshold, min_lr, eps
+        return finite_non_negative(who, name, value)  # threshold, min_lr, eps
 
     def _set(self, name: str, value: Any) -> None:
         """As every schedule's, with ``mode="auto"`` as in the constructor.  ``mode`` and ``monitor`` may change

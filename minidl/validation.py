@@ -101,6 +101,14 @@ def settings_renamed(cls: type, state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def finite_non_negative(who: str, name: str, value: Any) -> float:
+    """A finite number >= 0 (not a bool) as a float, else ``ValueError`` naming ``who`` and the setting ``name``
+    (SmoothL1Loss's beta, a schedule's base_lr or threshold)."""
+    if not (is_number(value) and is_finite(value) and value >= 0):
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def finite_number(who: str, name: str, value: object) -> float:
     """``value`` as a float: not a number is a ``TypeError``, NaN or inf a ``ValueError`` naming ``who`` and
     the argument ``name`` (a layer's setting, checked when made and when set)."""
