@@ -7,6 +7,7 @@ gradients of ``backward``."""
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 import tracemalloc
@@ -484,3 +485,34 @@ def test_loop_instructions_reads_cachegrinds_summary_and_runs_each_contender() -
     assert done.returncode == 0, done.stderr
     with pytest.raises(SystemExit):  # (argparse's error: exit status 2)
         loop_instructions.main(["--worker", "fitt", "1"])
+
+
+def test_loop_overhead_interval_of_the_median_is_the_tables_order_statistics() -> None:
+    """benchmarks/loop_overhead.py's interval of the median: the order statistics of the sign test's tables
+    (n = 10: the 2nd and 9th values, 97.9%; n = 60: the 22nd and 39th, 97.3%), whatever the values' order;
+    below 6 values the whole range, with its coverage (n = 5: 1 - 2/32)."""
+    from benchmarks.loop_overhead import median_interval
+
+    rng = np.random.default_rng(0)
+    values = list(rng.permutation(np.arange(1.0, 61.0)))
+    low, high, coverage = median_interval(values)
+    assert (low, high) == (22.0, 39.0) and coverage == pytest.approx(0.972660, abs=1e-6)
+    low, high, coverage = median_interval([10.0, 1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 6.0, 5.0])
+    assert (low, high) == (2.0, 9.0) and coverage == pytest.approx(1 - 2 * 11 / 1024)
+    assert median_interval([5.0, 1.0, 3.0, 2.0, 4.0]) == (1.0, 5.0, pytest.approx(1 - 2 / 32))
+    assert median_interval([0.5]) == (0.5, 0.5, 0.0)
+    with pytest.raises(ValueError, match="no values"):
+        median_interval([])
+
+
+def test_loop_overhead_quick_run_prints_each_mode_with_its_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    """A short run of benchmarks/loop_overhead.py prints one row per fit mode, each median inside its interval."""
+    from benchmarks.loop_overhead import main
+
+    assert main(["--samples", "256", "--pairs", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| verbose")]
+    assert [row.split(" | ")[0] for row in rows] == ["| verbose=0", "| verbose=1 (tqdm bar)",
+                                                     "| verbose=0, shuffle=False"]
+    for row in rows:
+        median, low, high = (float(v) for v in re.findall(r"([+-]\d+\.\d)%", row.split(" | ")[3])[:3])
+        assert low <= median <= high
