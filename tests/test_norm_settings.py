@@ -458,3 +458,46 @@ def test_running_init_again_builds_the_layer_afresh() -> None:
     groups = x.reshape(4, 3, -1)
     want = (groups - groups.mean(-1, keepdims=True)) / np.sqrt(groups.var(-1, keepdims=True) + 1e-5)
     np.testing.assert_allclose(y, want.reshape(x.shape), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ an eps the input's dtype cannot hold
+
+EPS_CASES = [
+    ("BatchNorm1d", lambda eps, dt: md.BatchNorm1d(3, eps=eps, dtype=dt), (4, 3)),
+    ("BatchNorm2d", lambda eps, dt: md.BatchNorm2d(3, eps=eps, dtype=dt), (2, 3, 2, 2)),
+    ("InstanceNorm2d", lambda eps, dt: md.InstanceNorm2d(3, eps=eps, affine=True, dtype=dt), (2, 3, 2, 2)),
+    ("LayerNorm", lambda eps, dt: md.LayerNorm(3, eps=eps, dtype=dt), (4, 3)),
+    ("GroupNorm", lambda eps, dt: md.GroupNorm(3, 3, eps=eps, dtype=dt), (2, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("name, make, shape", EPS_CASES, ids=[c[0] for c in EPS_CASES])
+@pytest.mark.parametrize("dtype, eps", [(np.float32, 1e-50), (np.float16, 1e-8)])
+def test_an_eps_that_rounds_to_zero_in_the_inputs_dtype_is_refused_and_changes_nothing(name, make, shape, dtype,
+                                                                                      eps) -> None:
+    """An eps that is 0 in the input's dtype made a group of equal values 0 * inf = NaN, silently: now refused
+    by name, with the dtype and what to do, before any running statistic moves or any cache is made."""
+    layer = make(eps, dtype)
+    x = np.ones(shape, dtype=dtype)  # every channel / group constant: its variance is exactly 0
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    with pytest.raises(md.DTypeError, match=rf"^{name}\(.*eps={eps!r} is 0 in {np.dtype(dtype).name} .*NaN.*"
+                                            r"the default is 1e-5\) or float64 data"):
+        layer(x)
+    assert all(np.array_equal(v, layer.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(md.BackwardBeforeForwardError):
+        layer.backward(np.ones(shape, dtype=dtype))
+    layer.eps = 1e-5 if dtype == np.float16 else 1e-30  # an eps the dtype holds: equal values normalise to 0
+    assert np.array_equal(layer(x), np.zeros(shape, dtype=dtype))
+
+
+@pytest.mark.parametrize("name, make, shape", EPS_CASES, ids=[c[0] for c in EPS_CASES])
+def test_a_tiny_eps_float64_holds_still_normalises_equal_values_to_zero(name, make, shape) -> None:
+    """1e-50 is 1e-50 in float64: accepted there, and in eval with running statistics of 0 variance too."""
+    layer = make(1e-50, np.float64)
+    x = np.full(shape, 3.0)
+    assert np.array_equal(layer(x), np.zeros(shape))
+    if hasattr(layer, "running_var"):
+        layer.running_var[...] = 0.0
+        layer.running_mean[...] = 3.0
+        layer.eval()
+        assert np.array_equal(layer(x), np.zeros(shape))

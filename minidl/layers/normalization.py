@@ -108,6 +108,20 @@ def _positive_eps(who: str, name: str, eps: Any) -> float:
     return float(eps)
 
 
+#: at or above it an ``eps`` is > 0 in every float dtype (float16's smallest positive value is 6e-8)
+_EPS_ABOVE_UNDERFLOW = 1e-7
+
+
+def _eps_in(who: str, eps: float, dtype: np.dtype, group: str) -> float:
+    """``eps``, refused (``DTypeError``) when it rounds to 0 in the input's ``dtype``: a ``group`` whose values
+    are all equal would then be normalised by 1/sqrt(0) into NaN, silently.  One comparison when eps >= 1e-7."""
+    if eps < _EPS_ABOVE_UNDERFLOW and dtype.type(eps) == 0:
+        raise DTypeError(f"{who}: eps={eps!r} is 0 in {dtype} (whose smallest positive value is "
+                         f"{float(np.finfo(dtype).smallest_subnormal):.3g}), so a {group} of equal values would be "
+                         f"normalised into NaN; use an eps that {dtype} holds (the default is 1e-5) or float64 data")
+    return eps
+
+
 def _count(who: str, name: str, value: Any) -> int:
     """An int >= 1 (``positive_int``'s check and message)."""
     return positive_int(value, name, who)
@@ -381,6 +395,7 @@ class _BatchNorm(_RunningNorm):
             self._check_buffers()
         x = check_input(x, self._who, ndim=ndim, layout=self._layouts.replace("C", str(C)),  # type: ignore[arg-type]
                         sizes={1: C}, dtype=self._param_dtype())
+        eps = _eps_in(self._who, self.eps, x.dtype, "channel")
         axes = (0, *range(2, x.ndim))
         bshape = (1, C) + (1,) * (x.ndim - 2)
         m = x.size // C
@@ -402,7 +417,7 @@ class _BatchNorm(_RunningNorm):
         else:
             mean, var = self.running_mean, self.running_var
             xc = x - mean.reshape(bshape)
-        inv_std = 1.0 / np.sqrt(var + self.eps)
+        inv_std = 1.0 / np.sqrt(var + eps)
         xhat = xc
         xhat *= inv_std.reshape(bshape)
         self._cache = (xhat, inv_std, batch_stats)
@@ -521,6 +536,7 @@ class InstanceNorm2d(_RunningNorm):
         if track:
             self._check_buffers()
         x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=self._param_dtype())
+        eps = _eps_in(self._who, self.eps, x.dtype, "channel")
         N, _, H, W = x.shape
         bshape = (1, C, 1, 1)
         instance_stats = self.training or not track
@@ -533,13 +549,13 @@ class InstanceNorm2d(_RunningNorm):
                 raise ShapeError(f"{self._who}: an empty batch cannot update the running statistics, "
                                  f"got input shape {x.shape}")
             xhat3, inv_std, mean, var = _normalise_groups(
-                x.reshape(N, C, H * W), self.eps, x, self._who,
+                x.reshape(N, C, H * W), eps, x, self._who,
                 "the variance of instance(s) (numbered n*C + c)")
             if update:  # (the average of finite variances as a sum of shares: it cannot overflow)
                 self._update_running(mean.mean(axis=0), np.add.reduce(var / N, axis=0), H * W)
             xhat = xhat3.reshape(x.shape)
         else:
-            inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
+            inv_std = 1.0 / np.sqrt(self.running_var + eps)
             xhat = x - self.running_mean.reshape(bshape)
             xhat *= inv_std.reshape(bshape)
         self._cache = (xhat, inv_std, instance_stats)
@@ -623,6 +639,7 @@ class LayerNorm(_Norm):
         x = check_input(x, self._who, ndim=ndim, layout=layout, more_dims=True,
                         sizes={ndim - k + i: s for i, s in enumerate(self.normalized_shape)},
                         dtype=self.gamma.data.dtype if self.elementwise_affine else None)
+        eps = _eps_in(self._who, self.eps, x.dtype, "group")
         axes = tuple(range(x.ndim - k, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
         xhat = x - mean
@@ -630,7 +647,7 @@ class LayerNorm(_Norm):
         var = _row_squares(rows).reshape(mean.shape) / rows.shape[1]
         _check_statistics(var.reshape(-1), x, self._who,
                           "the variance of group(s) (the leading axes flattened, row-major)")
-        inv_std = 1.0 / np.sqrt(var + self.eps)
+        inv_std = 1.0 / np.sqrt(var + eps)
         xhat *= inv_std
         self._cache = (xhat, inv_std)
         return _scale_shift(xhat, self.elementwise_affine, self, self.normalized_shape)
@@ -739,12 +756,13 @@ class GroupNorm(_Norm):
             raise ShapeError(f"{self._who}: expected an input of shape {layout} (at least 2-D), got shape {x.shape}")
         x = check_input(x, self._who, ndim=x.ndim, layout=layout, sizes={1: C},
                         dtype=self.gamma.data.dtype if self.affine else None)
+        eps = _eps_in(self._who, self.eps, x.dtype, "group")
         N = x.shape[0]
         m = C // G * math.prod(x.shape[2:])
         if m == 0:
             raise ShapeError(f"{self._who}: every group needs at least one value, got input shape {x.shape} "
                              "(an empty trailing axis)")
-        xhat3, inv_std, _, _ = _normalise_groups(x.reshape(N, G, m), self.eps, x, self._who,
+        xhat3, inv_std, _, _ = _normalise_groups(x.reshape(N, G, m), eps, x, self._who,
                                                  "the variance of group(s) (numbered n*G + g)")
         xhat = xhat3.reshape(x.shape)
         self._cache = (xhat, inv_std)
