@@ -501,3 +501,36 @@ def test_a_tiny_eps_float64_holds_still_normalises_equal_values_to_zero(name, ma
         layer.running_mean[...] = 3.0
         layer.eval()
         assert np.array_equal(layer(x), np.zeros(shape))
+
+
+# ------------------------------------------------------------------ running statistics assigned by hand
+
+BUFFER_CASES = [
+    ("BatchNorm1d", lambda: md.BatchNorm1d(3), (4, 3)),
+    ("BatchNorm2d", lambda: md.BatchNorm2d(3), (2, 3, 2, 2)),
+    ("InstanceNorm2d", lambda: md.InstanceNorm2d(3, track_running_stats=True), (2, 3, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("name, make, shape", BUFFER_CASES, ids=[c[0] for c in BUFFER_CASES])
+@pytest.mark.parametrize("buffer", ["running_mean", "running_var"])
+@pytest.mark.parametrize("value, got", [(None, "None"), (np.ones(4), r"of shape \(4,\)"),
+                                        (np.ones((1, 3)), r"of shape \(1, 3\)")])
+@pytest.mark.parametrize("training", [True, False])
+def test_a_running_statistic_assigned_by_hand_of_another_shape_is_refused_before_anything_moves(
+        name, make, shape, buffer, value, got, training) -> None:
+    """A buffer set to None or to another shape by hand met a bare AttributeError or a broadcasting
+    ValueError inside the forward, in training after num_batches_tracked and the other statistic had moved:
+    now a ShapeError by name, with the shape expected, and nothing changed."""
+    layer = make()
+    layer.train(training)
+    setattr(layer, buffer, value)
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    x = np.random.default_rng(0).normal(size=shape)
+    with pytest.raises(md.ShapeError, match=rf"^{name}\(3\): the buffer {buffer} is {got}, not of shape \(3,\) "
+                                            r"\(assigned by hand\?\).*track_running_stats=False"):
+        layer(x)
+    after = layer.state_dict()
+    assert before.keys() == after.keys() and all(np.array_equal(v, after[k]) for k, v in before.items())
+    setattr(layer, buffer, np.full(3, 0.5))  # one of the right shape: the layer works again
+    assert layer(x).shape == shape

@@ -335,7 +335,16 @@ class _RunningNorm(_Norm):
     def _check_buffers(self) -> None:
         """The running statistics in the layer's dtype (its parameters'; without them, one dtype for
         both): a buffer assigned by hand in another would spread (and make checkpoints a fresh layer
-        refuses), as PyTorch refuses it."""
+        refuses), as PyTorch refuses it; and each of shape (C,), not None (a buffer assigned by hand that a
+        forward would meet only after it had moved the others)."""
+        buffers = self._buffers
+        for name in ("running_mean", "running_var"):
+            buffer = buffers.get(name)
+            if buffer is None or buffer.shape != (self.num_features,):
+                got = "None" if buffer is None else f"of shape {buffer.shape}"
+                raise ShapeError(f"{self._who}: the buffer {name} is {got}, not of shape ({self.num_features},) "
+                                 f"(assigned by hand?); assign one of that shape, or set track_running_stats=False "
+                                 f"to normalise by batch statistics without it")
         mean, var = self.running_mean.dtype, self.running_var.dtype
         if not self.affine:
             if mean != var:
