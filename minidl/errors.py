@@ -50,7 +50,22 @@ class NonFiniteError(MinidlError, ValueError):
 class TargetError(MinidlError, ValueError):
     """A loss's targets (or a prediction with a range of its own: ``BCELoss``'s probabilities,
     ``GaussianNLLLoss``'s variances) are outside their valid range (a class label >= C, a probability
-    outside [0, 1], a negative variance)."""
+    outside [0, 1], a negative variance).
+
+    ``index`` and ``shape``: where the first bad value is in the checked array, and that array's shape,
+    when the check located it; as for :class:`NonFiniteError`, ``fit`` and ``evaluate`` turn its row into
+    the sample of your data.
+    """
+
+    index: tuple[int, ...] | None = None
+    shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def located(cls, message: str, index: tuple[int, ...], shape: tuple[int, ...]) -> TargetError:
+        """The error with ``message``, the bad value's ``index`` in the checked array of ``shape``."""
+        error = cls(message)
+        error.index, error.shape = index, shape
+        return error
 
 
 class IndexRangeError(MinidlError, IndexError, ValueError):

@@ -475,8 +475,9 @@ class CrossEntropyLoss(Loss):
                 if spatial is not None:  # in y_true's own terms, (n, c, i1, ...)
                     n, *where = _position(row, spatial)
                     index = (n, cls, *where)
-                raise TargetError(f"{who}: class probabilities y_true must be >= 0, got {coef[row, cls].item()!r} "
-                                  f"at index {index}")
+                raise TargetError.located(f"{who}: class probabilities y_true must be >= 0, got "
+                                          f"{coef[row, cls].item()!r} at index {index}", index,
+                                          coef.shape if spatial is None else spatial)
             if eps:
                 coef = coef * (1.0 - eps) + eps / c
             if weight is not None:
@@ -643,10 +644,11 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
             bad &= kept
         i = int(np.argmax(bad))
         where = i if spatial is None else _position(i, spatial)
-        raise TargetError(
+        raise TargetError.located(
             f"{who}: class label {int(target[i])} at index {where} is out of range for {c} classes "
-            f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
-        )
+            f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range",
+            (where,) if isinstance(where, int) else where, target.shape if spatial is None else
+            (spatial[0], *spatial[2:]))
     return target, kept
 
 
@@ -879,8 +881,8 @@ def _refuse_other_labels(who: str, y: np.ndarray, meanings: tuple[str, str] = ("
     wrong = (y != 1) & (y != -1)
     if wrong.any():
         index = tuple(int(i) for i in np.argwhere(wrong)[0])
-        raise TargetError(f"{who}: labels y_true must be -1{meanings[0]} or 1{meanings[1]}, got {y[index].item()!r} "
-                          f"at index {index}")
+        raise TargetError.located(f"{who}: labels y_true must be -1{meanings[0]} or 1{meanings[1]}, got "
+                                  f"{y[index].item()!r} at index {index}", index, y.shape)
 
 
 class MarginRankingLoss(Loss):
@@ -1404,7 +1406,8 @@ class BCELoss(_ElementwiseLoss):
         for name, a in (("y_pred (probabilities)", p), ("y_true", t)):
             if a.min() < 0 or a.max() > 1:
                 index = tuple(int(i) for i in np.argwhere((a < 0) | (a > 1))[0])
-                raise TargetError(f"BCELoss: {name} must be in [0, 1], got {float(a[index])} at index {index}")
+                raise TargetError.located(f"BCELoss: {name} must be in [0, 1], got {float(a[index])} at index "
+                                          f"{index}", index, a.shape)
         tiny = np.finfo(p.dtype).smallest_subnormal  # log(tiny) < -100: clamped below, and never log(0)
         log_p = np.maximum(np.log(np.maximum(p, tiny)), -100.0)
         log_q = np.where(p < 0.5, np.log1p(-np.minimum(p, 0.5)), np.log(np.maximum(1 - p, tiny)))
@@ -1463,8 +1466,8 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
         if t.size and (t.min() < 0 or t.max() > 1):
             bad = np.argwhere((t < 0) | (t > 1))[0]
             index = tuple(int(i) for i in bad)
-            raise TargetError(
-                f"BCEWithLogitsLoss: targets must be in [0, 1], got {float(t[index])} at index {index}"
+            raise TargetError.located(
+                f"BCEWithLogitsLoss: targets must be in [0, 1], got {float(t[index])} at index {index}", index, t.shape
             )
         e = np.exp(-np.abs(z))                      # in (0, 1]: never overflows
         tail = np.log1p(e)
@@ -1622,7 +1625,8 @@ class PoissonNLLLoss(_ElementwiseLoss):
             if a.min() < 0:
                 index = tuple(int(i) for i in np.argwhere(a < 0)[0])
                 hint = "" if name.startswith("y_true") else " (log-rates need log_input=True)"
-                raise TargetError(f"PoissonNLLLoss: {name} must be >= 0, got {float(a[index])} at index {index}{hint}")
+                raise TargetError.located(f"PoissonNLLLoss: {name} must be >= 0, got {float(a[index])} at index "
+                                          f"{index}{hint}", index, a.shape)
         t = _kept(t, y_true)
         if log_input:
             # (a log-rate beyond ~709 in float64: the loss is inf, or NaN as inf - inf, as PyTorch's, quietly)
@@ -1795,7 +1799,8 @@ class MultiLabelSoftMarginLoss(Loss):
             raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} labels")
         if y.min() < 0 or y.max() > 1:
             index = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
-            raise TargetError(f"{who}: targets y_true must be in [0, 1], got {y[index].item()!r} at index {index}")
+            raise TargetError.located(f"{who}: targets y_true must be in [0, 1], got {y[index].item()!r} at index "
+                                      f"{index}", index, y.shape)
         dtype = x.dtype
         x, y = widened(x), widened(y)  # (float16 computed in float32, the gradient rounded once)
         w = np.ones((), x.dtype) if weight is None else weight.astype(x.dtype)

@@ -34,7 +34,7 @@ import numpy as np
 
 from .clip import _clip_norm
 from .early_stopping import EarlyStopping
-from .errors import DTypeError, MinidlError, NonFiniteError, ShapeError
+from .errors import DTypeError, MinidlError, NonFiniteError, ShapeError, TargetError
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
 from .layer import Layer, parameter_backward
@@ -492,9 +492,10 @@ def _with_context(error: MinidlError, where: str) -> None:
 
 
 def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray | None = None) -> str:
-    """``"; row 11 of the batch is sample 100"`` when ``error`` located a NaN/inf (its ``index``) in the
-    batch of positions ``start..stop-1`` of the data, or of ``order`` (a shuffled epoch); else ``""``."""
-    if not isinstance(error, NonFiniteError) or not isinstance(error.index, tuple) or not error.index \
+    """``"; row 11 of the batch is sample 100"`` when ``error`` located a NaN/inf or a bad target (its
+    ``index``) in the batch of positions ``start..stop-1`` of the data, or of ``order`` (a shuffled epoch);
+    else ``""``."""
+    if not isinstance(error, (NonFiniteError, TargetError)) or not isinstance(error.index, tuple) or not error.index \
             or not error.shape or error.shape[0] != stop - start:  # (an array of other rows: reshaped, time steps)
         return ""
     index = error.index
