@@ -646,7 +646,9 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
         where = i if spatial is None else _position(i, spatial)
         raise TargetError.located(
             f"{who}: class label {int(target[i])} at index {where} is out of range for {c} classes "
-            f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range",
+            f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
+            + ("; with one output column the model is a binary classifier: use BCEWithLogitsLoss (targets 0/1 of "
+               "shape (N, 1)), or give the model 2 outputs" if c == 1 else ""),
             (where,) if isinstance(where, int) else where, target.shape if spatial is None else
             (spatial[0], *spatial[2:]))
     return target, kept

@@ -271,6 +271,26 @@ def user_stacklevel() -> int:
     return level
 
 
+def _shape_hint(shape: tuple[int, ...], ndim: int, sizes: Mapping[int, int] | None, what: str) -> str:
+    """What a refused input's shape suggests, for the message (or ""): images without their channel axis
+    (``x[:, None]``), channels last where the layer takes them first (the transpose), or a sample of several
+    axes where the layer works on the last one (flatten it first)."""
+    if what != "input" or not sizes or not shape:
+        return ""
+    channels = sizes.get(1)
+    if channels is not None and len(shape) == ndim - 1 and channels == 1:
+        return "; for one channel, give the images their channel axis: x[:, None]"
+    if channels is not None and len(shape) == ndim >= 3 and shape[1] != channels and shape[-1] == channels:
+        order = (0, ndim - 1, *range(1, ndim - 1))
+        return (f"; it looks channels-last, and this layer takes channels first (N, C, ...): "
+                f"x.transpose{order}")
+    last = sizes.get(-1)
+    if last is not None and len(shape) > 2 and shape[-1] != last and math.prod(shape[1:]) == last:
+        return (f"; each sample has shape {shape[1:]}, {last} values, and this layer works on the last axis: "
+                "flatten them first (a Flatten() layer before it, or x.reshape(len(x), -1))")
+    return ""
+
+
 def check_input(
     x: Any,
     who: str,
@@ -298,11 +318,13 @@ def check_input(
         x = as_float_array(x, who, what)
     if x.ndim != ndim and not (more_dims and x.ndim > ndim):
         rank = f"{ndim}-D (or higher)" if more_dims else f"{ndim}-D"
-        raise ShapeError(f"{who}: expected a {rank} {what} of shape {layout}, got shape {x.shape}")
+        raise ShapeError(f"{who}: expected a {rank} {what} of shape {layout}, got shape {x.shape}"
+                         f"{_shape_hint(x.shape, ndim, sizes, what)}")
     if sizes:
         for axis, size in sizes.items():
             if x.shape[axis] != size:
-                raise ShapeError(f"{who}: expected {what} of shape {layout}, got shape {x.shape}")
+                raise ShapeError(f"{who}: expected {what} of shape {layout}, got shape {x.shape}"
+                                 f"{_shape_hint(x.shape, ndim, sizes, what)}")
     if dtype is not None and x.dtype != dtype:
         name = "x" if what == "input" else what
         if x.dtype.newbyteorder("=") == dtype:  # e.g. read from a big-endian file
