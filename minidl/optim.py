@@ -190,17 +190,19 @@ class Optimizer:
         return []
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
-        """Update ``p.data`` in place from ``p.grad``, reading and writing its ``state``."""
+        """Update ``p.data`` in place from ``p.grad``, reading and writing its ``state``.  (The built-in ones
+        use ``p._data``, the array ``p.data`` returns without the property's call, and write it through
+        ``out=``: ``p.data -= step`` would rebind ``data`` to itself, through its checked setter.)"""
         raise NotImplementedError(f"{type(self).__name__} must implement update(p, state)")
 
     def _work(self, p: Parameter, slot: int = 0, dtype: type | None = None) -> np.ndarray:
         """A scratch array shaped and typed like ``p.data``, or of ``dtype`` if given (``np.bool_`` for a
         mask); uninitialised, ``slot`` picks one of several."""
-        want = p.data.dtype if dtype is None else dtype
+        want = p._data.dtype if dtype is None else dtype
         key = (id(p), slot)
         buf = self._scratch.get(key)
-        if buf is None or buf.shape != p.data.shape or buf.dtype != want:
-            buf = self._scratch[key] = aligned.empty(p.data.shape, want)
+        if buf is None or buf.shape != p._data.shape or buf.dtype != want:
+            buf = self._scratch[key] = aligned.empty(p._data.shape, want)
         return buf
 
     def _decayed_grad(self, p: Parameter, weight_decay: float) -> np.ndarray:
@@ -210,7 +212,7 @@ class Optimizer:
         maximize = self.hyper.get("maximize", False)
         if not weight_decay:
             return np.negative(p.grad, out=self._work(p, 1)) if maximize else p.grad
-        g = np.multiply(p.data, weight_decay, out=self._work(p, 1))
+        g = np.multiply(p._data, weight_decay, out=self._work(p, 1))
         if maximize:
             g -= p.grad  # (w * wd - grad: the same number as -grad + w * wd, to the bit)
         else:
@@ -226,7 +228,7 @@ class Optimizer:
         """``state[key]`` (see :meth:`_stored`), created as zeros like ``p.data`` if absent."""
         buf = Optimizer._stored(state, key, p)
         if buf is None:
-            buf = state[key] = aligned.zeros_like(p.data)  # aligned as p.data (minidl.aligned)
+            buf = state[key] = aligned.zeros_like(p._data)  # aligned as p.data (minidl.aligned)
         return buf
 
     @staticmethod
@@ -234,8 +236,8 @@ class Optimizer:
         """``state[key]`` or None, cast to ``p``'s dtype if the model was cast (``astype``) since it
         was made: float32 parameters keep float32 state."""
         buf = state.get(key)
-        if buf is not None and buf.dtype != p.data.dtype:
-            buf = state[key] = aligned.copy(buf, p.data.dtype)
+        if buf is not None and buf.dtype != p._data.dtype:
+            buf = state[key] = aligned.copy(buf, p._data.dtype)
         return buf
 
     def __getstate__(self) -> dict[str, Any]:  # pickling/deepcopy: scratch is keyed by id(), drop it
@@ -432,7 +434,7 @@ def _private_gradients(params: list[Parameter]) -> bool:
     gradient or with any parameter's data: only then may one update scale the gradients in place."""
     seen: set[int] = set()
     for p in params:
-        for array in (p.data, p._grad):
+        for array in (p._data, p._grad):
             key = id(array if array.base is None else array.base)
             if key in seen:
                 return False
@@ -446,8 +448,8 @@ def _check_writeable(optimizer: Optimizer) -> None:
     half-way, the parameters before the bad one moved and their state advanced."""
     for i, p in enumerate(optimizer.params):
         if p.requires_grad and not p._grad_is_stale and (
-                not p.data.flags.writeable or p._grad.shape != p.data.shape):
-            problem = "is read-only" if p.data.flags.writeable is False else \
+                not p._data.flags.writeable or p._grad.shape != p._data.shape):
+            problem = "is read-only" if p._data.flags.writeable is False else \
                 f"has a gradient of shape {p._grad.shape}"
             raise ValueError(f"{type(optimizer).__name__}.step: parameter {i} of {len(optimizer.params)} "
                              f"(shape {p.shape}) {problem}; nothing was updated")
@@ -534,11 +536,11 @@ class SGD(Optimizer):
         if not zero_grad:
             for p in self.params:
                 if p.requires_grad and not p._grad_is_stale:
-                    _subtract_scaled(p.data, p.grad, lr)
+                    _subtract_scaled(p._data, p.grad, lr)
             return
         for p in self.params:
             if p.requires_grad and not p._grad_is_stale:
-                g, w = p._grad, p.data  # not stale: ``p.grad``'s array; w writable, g of its shape (checked above)
+                g, w = p._grad, p._data  # not stale: ``p.grad``'s array; w writable, g of its shape (checked above)
                 if g.flags.writeable:
                     try:  # the gradient is ours to overwrite: w -= (lr * g) with no temporary
                         g *= lr
@@ -554,7 +556,7 @@ class SGD(Optimizer):
         lr, momentum = h["lr"], h["momentum"]
         g = self._decayed_grad(p, h["weight_decay"])
         if not momentum:  # plain SGD: no scratch array for the parameter
-            _subtract_scaled(p.data, g, lr)
+            _subtract_scaled(p._data, g, lr)
             return
         work = self._work(p)
         if momentum:
@@ -574,7 +576,7 @@ class SGD(Optimizer):
             else:
                 g = buf
         np.multiply(g, lr, out=work)
-        p.data -= work
+        np.subtract(p._data, work, out=p._data)
 
 
 class _WithBetas(Optimizer):
@@ -604,7 +606,7 @@ class _WithBetas(Optimizer):
         lr, wd = self.hyper["lr"], self.hyper["weight_decay"]
         if decoupled:
             if wd:
-                p.data *= 1 - lr * wd
+                np.multiply(p._data, 1 - lr * wd, out=p._data)
             return self._decayed_grad(p, 0.0)
         return self._decayed_grad(p, wd)
 
@@ -678,7 +680,7 @@ class Adam(_WithBetas):
         denom += h["eps"]
         step = np.divide(m, denom, out=work)
         step *= lr / (1 - beta1**t)
-        p.data -= step
+        np.subtract(p._data, step, out=p._data)
 
 
 class AdamW(Adam):
@@ -754,7 +756,7 @@ class Adamax(_WithBetas):
         np.maximum(u, work, out=u)
         step = np.divide(m, u, out=work)
         step *= h["lr"] / (1 - beta1**t)
-        p.data -= step
+        np.subtract(p._data, step, out=p._data)
 
 
 class NAdam(_WithBetas):
@@ -821,10 +823,10 @@ class NAdam(_WithBetas):
         denom += h["eps"]
         np.divide(g, denom, out=part)
         part *= lr * (1 - mu) / (1 - product)
-        p.data -= part
+        np.subtract(p._data, part, out=p._data)
         np.divide(m, denom, out=part)
         part *= lr * mu_next / (1 - product * mu_next)
-        p.data -= part
+        np.subtract(p._data, part, out=p._data)
 
 
 class RAdam(_WithBetas):
@@ -880,7 +882,7 @@ class RAdam(_WithBetas):
             step *= lr * rect * math.sqrt(correction2) / correction1
         else:  # too few steps to trust v: momentum SGD
             step = np.multiply(m, lr / correction1, out=work)
-        p.data -= step
+        np.subtract(p._data, step, out=p._data)
 
 
 class RMSprop(Optimizer):
@@ -959,7 +961,7 @@ class RMSprop(Optimizer):
             step = np.multiply(b, lr, out=work)
         else:
             step *= lr
-        p.data -= step
+        np.subtract(p._data, step, out=p._data)
 
 
 class Adagrad(Optimizer):
@@ -1000,7 +1002,7 @@ class Adagrad(Optimizer):
         g = self._decayed_grad(p, h["weight_decay"])
         s = self._stored(state, "sum", p)
         if s is None:
-            s = state["sum"] = aligned.empty(p.data.shape, p.data.dtype)
+            s = state["sum"] = aligned.empty(p._data.shape, p._data.dtype)
             s.fill(h["initial_accumulator_value"])
         work = self._work(p)
         s += np.multiply(g, g, out=work)
@@ -1008,7 +1010,7 @@ class Adagrad(Optimizer):
         denom += h["eps"]
         update = np.divide(g, denom, out=work)
         update *= h["lr"] / (1.0 + (step - 1) * h["lr_decay"])
-        p.data -= update
+        np.subtract(p._data, update, out=p._data)
 
 
 class Adadelta(Optimizer):
@@ -1075,7 +1077,7 @@ class Adadelta(Optimizer):
         work *= delta
         u += work
         delta *= h["lr"]
-        p.data -= delta
+        np.subtract(p._data, delta, out=p._data)
 
 
 def _rprop_problems(eta_minus: float, eta_plus: float, size_min: float, size_max: float) -> list[tuple[str, str]]:
@@ -1169,7 +1171,7 @@ class Rprop(Optimizer):
         prev = self._state_array(state, "prev", p)
         size = self._stored(state, "step_size", p)
         if size is None:
-            size = state["step_size"] = aligned.empty(p.data.shape, p.data.dtype)
+            size = state["step_size"] = aligned.empty(p._data.shape, p._data.dtype)
             size.fill(h["lr"])
         work, mask = self._work(p), self._work(p, 2, np.bool_)  # (slot 1 is _decayed_grad's: g with maximize)
         with np.errstate(over="ignore", invalid="ignore"):  # only the sign counts: inf * 0 is "no sign" (NaN)
@@ -1191,4 +1193,4 @@ class Rprop(Optimizer):
         np.clip(prev, -top, top, out=prev)
         step = np.sign(prev, out=work)
         step *= size
-        p.data -= step
+        np.subtract(p._data, step, out=p._data)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
@@ -21,7 +24,7 @@ class Parameter:
     Attributes:
         data: the values, a floating ``ndarray`` of any shape.
         grad: ``dCost/d(data)``, same shape and dtype as ``data``; starts at zero.  Layers *add*
-            into it in ``backward`` (so a parameter used twice gets the sum of both uses) and
+            into it in ``backward`` (so a parameter shared by two layers gets the sum of both uses) and
             optimizers read it in ``step``.  A new parameter, or one after :meth:`zero_grad`, has
             *no* gradient (:attr:`has_grad` is False; ``grad`` reads as zeros) until a backward
             writes it: optimizers skip it then, as PyTorch skips a ``.grad`` of ``None``.
@@ -31,11 +34,21 @@ class Parameter:
             of checking it.  ``Layer.requires_grad_(False)`` freezes a whole layer.  (This is
             unrelated to ``Layer.training``, which switches train/eval behaviour.)
 
-    Both ``data`` and ``grad`` may be rebound to new arrays of the same shape; layers look them
-    up at call time and never keep views of them.  The arrays the parameter makes itself (of 4 KiB
-    or more) start on a 64-byte boundary (:mod:`minidl.aligned`: a training step runs several percent
-    faster); so does what ``load_state_dict`` loads, but not an array a user rebinds, nor a copy made
-    by ``copy.deepcopy`` or pickle.
+    ``data`` may be rebound to another floating ``ndarray`` (anything else is a ``DTypeError``, the
+    parameter unchanged), ``grad`` to an ``ndarray`` of ``data``'s shape and dtype; layers look them up at
+    call time and never keep views of them.  A new dtype (``W.data = W.data.astype(np.float32)``) is taken
+    as it is: the layer then wants inputs of that dtype, and the gradient follows at the next
+    :meth:`zero_grad`.  A new *shape* is taken too, for a custom layer that fills a placeholder weight at
+    its first forward (the shape known only then) and calls :meth:`zero_grad`; nothing else should rebind
+    to another shape.  A built-in layer is built for its parameters' shapes (its sizes are fixed), and
+    another breaks it (``Dense``'s forward refuses it with a ``ShapeError``; others may fail inside NumPy):
+    build a new layer instead.  Until the next :meth:`zero_grad` a gradient of the old shape stays, and
+    optimizers refuse to step with it.
+
+    The arrays the parameter makes itself (of 4 KiB or more) start on a 64-byte boundary
+    (:mod:`minidl.aligned`: a training step runs several percent faster); so does what
+    ``load_state_dict`` loads, but not an array a user rebinds, nor a copy made by ``copy.deepcopy`` or
+    pickle.
 
     :meth:`zero_grad` costs nothing per element: it marks the gradient as zero, and the array is
     zeroed when ``grad`` is next read, or never, when a layer's backward writes the whole gradient
@@ -45,7 +58,7 @@ class Parameter:
     ``step(zero_grad=True)``, which scales the array in place, ``lr`` times them).
     """
 
-    __slots__ = ("_grad", "_grad_is_stale", "data", "requires_grad")
+    __slots__ = ("_data", "_grad", "_grad_is_stale", "requires_grad")
 
     def __init__(self, data: ArrayLike, *, dtype: DTypeLike | None = None, requires_grad: bool = True):
         array = np.asarray(data, dtype=dtype)  # copied below
@@ -55,11 +68,31 @@ class Parameter:
             else:
                 raise DTypeError(f"Parameter: expected a floating dtype, got {array.dtype}")
         # both on a cache line: every step streams through them (see minidl.aligned)
-        self.data: np.ndarray = aligned.copy(array)
+        self._data: np.ndarray = aligned.copy(array)
         self._grad: np.ndarray = aligned.zeros_like(array)
         # True while there is no gradient (new, or after zero_grad): _grad's values count as zero
         self._grad_is_stale = True
         self.requires_grad = switch(requires_grad, "requires_grad", "Parameter")  # "False" would be truthy
+
+    def _set_data(self, value: np.ndarray) -> None:
+        if type(value) is not np.ndarray:  # (the common case: one comparison)
+            _refuse_data(self, value)
+        if value.dtype.kind != "f":
+            raise DTypeError(f"Parameter.data must be a floating-point ndarray (the parameter holds "
+                             f"{self._data.dtype} of shape {self._data.shape}), got an ndarray of dtype "
+                             f"{value.dtype}: cast it, e.g. value.astype(np.{self._data.dtype})")
+        self._data = value
+
+    if TYPE_CHECKING:
+        @property
+        def data(self) -> np.ndarray:
+            """The values, a floating ``ndarray``."""
+
+        @data.setter
+        def data(self, value: np.ndarray) -> None: ...
+    else:  # the getter in C (attrgetter): layers and optimizers read it every step
+        data = property(attrgetter("_data"), _set_data, None,
+                        """The values, a floating ``ndarray``; checked when rebound (see the class).""")
 
     @property
     def grad(self) -> np.ndarray:
@@ -70,16 +103,16 @@ class Parameter:
     @grad.setter
     def grad(self, value: np.ndarray) -> None:
         shape = getattr(value, "shape", None)
-        if shape != self.data.shape:  # an optimizer would broadcast it into a wrong update, silently
-            raise ShapeError(f"Parameter.grad must have the parameter's shape {self.data.shape}, got "
+        if shape != self._data.shape:  # an optimizer would broadcast it into a wrong update, silently
+            raise ShapeError(f"Parameter.grad must have the parameter's shape {self._data.shape}, got "
                              f"{'a ' + type(value).__name__ if shape is None else shape}")
         if not isinstance(value, np.ndarray):
             what = f"a NumPy scalar ({type(value).__name__}; np.asarray(value) makes the 0-d array)" \
                 if isinstance(value, np.generic) else f"a {type(value).__name__}"
-            raise DTypeError(f"Parameter.grad must be an ndarray of the parameter's dtype {self.data.dtype}, "
+            raise DTypeError(f"Parameter.grad must be an ndarray of the parameter's dtype {self._data.dtype}, "
                              f"got {what}")
-        if value.dtype != self.data.dtype:  # as PyTorch
-            raise DTypeError(f"Parameter.grad must be an ndarray of the parameter's dtype {self.data.dtype}, "
+        if value.dtype != self._data.dtype:  # as PyTorch
+            raise DTypeError(f"Parameter.grad must be an ndarray of the parameter's dtype {self._data.dtype}, "
                              f"got an ndarray of dtype {value.dtype}")
         self._grad = value
         self._grad_is_stale = False
@@ -93,15 +126,15 @@ class Parameter:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def grad_target(self) -> tuple[np.ndarray, bool]:
         """The gradient array for a backward to put its result in, and whether to *write* it.
@@ -123,8 +156,8 @@ class Parameter:
         """Clear the stale mark and return ``_grad``, re-made if ``data`` changed shape or dtype."""
         self._grad_is_stale = False
         grad = self._grad
-        if grad.shape != self.data.shape or grad.dtype != self.data.dtype:
-            grad = self._grad = aligned.empty(self.data.shape, self.data.dtype)
+        if grad.shape != self._data.shape or grad.dtype != self._data.dtype:
+            grad = self._grad = aligned.empty(self._data.shape, self._data.dtype)
         return grad
 
     def grad_is_zero(self) -> bool:
@@ -152,22 +185,35 @@ class Parameter:
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise DTypeError(f"Parameter.astype: expected a floating dtype, got {dtype}")
-        if self.data.dtype != dtype:
-            self.data = aligned.copy(self.data, dtype)
+        if self._data.dtype != dtype:
+            self._data = aligned.copy(self._data, dtype)
         if self._grad.dtype != dtype:
             stale = self._grad_is_stale  # old values: nothing to convert
-            self._grad = aligned.empty(self.data.shape, dtype) if stale else aligned.copy(self._grad, dtype)
+            self._grad = aligned.empty(self._data.shape, dtype) if stale else aligned.copy(self._grad, dtype)
         return self
 
     def assign(self, value: ArrayLike) -> None:
         """Copy ``value`` into ``data`` in place, refusing a shape change (dtype is kept)."""
         array = np.asarray(value)
-        if array.shape != self.data.shape:
+        if array.shape != self._data.shape:
             raise ShapeError(
-                f"Parameter.assign: expected shape {self.data.shape}, got {array.shape}"
+                f"Parameter.assign: expected shape {self._data.shape}, got {array.shape}"
             )
-        np.copyto(self.data, array, casting="same_kind")
+        np.copyto(self._data, array, casting="same_kind")
 
     def __repr__(self) -> str:
         frozen = "" if self.requires_grad else ", requires_grad=False"
         return f"Parameter(shape={self.shape}, dtype={self.dtype}{frozen})"
+
+
+def _refuse_data(param: Parameter, value: Any) -> None:
+    """Raise ``DTypeError`` unless ``value`` is an ndarray subclass a layer can compute with as it is (a
+    ``np.memmap``): not a list or a number (no ``.dtype``), an ``np.matrix`` (its ``*`` is a matrix
+    product) nor a masked array (its hidden entries would be used)."""
+    if isinstance(value, np.ndarray) and not isinstance(value, (np.matrix, np.ma.MaskedArray)):
+        return
+    data = param._data
+    fix = f"np.asarray(value, dtype=np.{data.dtype})" if not isinstance(value, np.ndarray) else "np.asarray(value)"
+    raise DTypeError(f"Parameter.data must be a floating-point ndarray (the parameter holds {data.dtype} of "
+                     f"shape {data.shape}), got {'an' if type(value).__name__[0] in 'aeiou' else 'a'} "
+                     f"{type(value).__name__}: pass {fix}")
