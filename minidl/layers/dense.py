@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from ..errors import ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_finite, check_grad_output, check_input
+from ..validation import check_finite, check_grad_output, check_input, checked_setting, settings_renamed
 
 __all__ = ["Dense"]
+
+#: why Dense's sizes and its bias switch cannot change once built (the message of a change refused)
+_SHAPED = "the weight matrix W was built for it, and an optimizer or a checkpoint holds W"
+
+
+def _size(who: str, name: str, value: Any) -> int:
+    """An int >= 1 (``positive_int``'s check and message)."""
+    return positive_int(value, name, who)
+
+
+def _flag(who: str, name: str, value: Any) -> bool:
+    """True or False (``switch``'s check and message)."""
+    return switch(value, name, who)
+
 
 class Dense(Layer):
     """``y = [1, x] @ W``: one weight matrix ``W`` whose row 0 is the bias (the x0 = 1 trick).
@@ -32,9 +49,20 @@ class Dense(Layer):
             the bias row starts at zero except with ``"uniform"``, which draws it like PyTorch does.
         rng: a ``numpy.random.Generator`` or int seed for the draw.
         dtype: float64 by default; ``np.float32`` for speed.
+
+    ``in_features``, ``out_features`` and ``bias`` are fixed: checked when set, and a change refused
+    (``ValueError``; build a new layer).  So is ``W``'s shape: rebinding ``W.data`` to another is refused by
+    the next forward (``ShapeError``).
     """
 
     single_input = True  # (a Stack hands it the sequence alone)
+
+    in_features = checked_setting("in_features", _size, "The input's width, an int >= 1; fixed.", fixed=_SHAPED)
+    out_features = checked_setting("out_features", _size, "The output's width, an int >= 1; fixed.", fixed=_SHAPED)
+    bias = checked_setting("bias", _flag, "Whether ``W`` has the bias row 0; fixed.", fixed=_SHAPED)
+    _in_features: int  # (where the settings keep their values: the forward and backward read these)
+    _out_features: int
+    _bias: bool
 
     def __init__(
         self,
@@ -48,9 +76,9 @@ class Dense(Layer):
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__()
-        self.in_features = positive_int(in_features, "in_features", "Dense")
-        self.out_features = positive_int(out_features, "out_features", "Dense")
-        self.bias = switch(bias, "bias", "Dense")
+        for name in ("_in_features", "_out_features", "_bias"):  # __init__ run again on a built layer: afresh
+            self.__dict__.pop(name, None)
+        self.in_features, self.out_features, self.bias = in_features, out_features, bias  # (checked)
         self.W = Parameter(absorbed_weights(
             f"Dense({self.in_features} -> {self.out_features}, bias={self.bias})", self.in_features,
             self.out_features, bias=self.bias, W=W, init=init, rng=rng, dtype=float_dtype(dtype, "Dense"),
@@ -62,10 +90,14 @@ class Dense(Layer):
         self._layout = f"(N, ..., {self.in_features})"
         self._sizes = {-1: self.in_features}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its sizes were plain attributes."""
+        super().__setstate__(settings_renamed(type(self), state))
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, ..., in_features) -> (N, ..., out_features)."""
-        W = self.W.data
-        if type(x) is not np.ndarray or x.ndim != 2 or x.shape[1] != self.in_features or x.dtype is not W.dtype:
+        W = self.W._data  # (W.data without the property call: every step reads it)
+        if type(x) is not np.ndarray or x.ndim != 2 or x.shape[1] != self._in_features or x.dtype is not W.dtype:
             # not the common case at a glance: convert, or raise the precise error
             x = check_input(x, self._who, ndim=2, layout=self._layout, sizes=self._sizes, dtype=W.dtype,
                             finite=False, more_dims=True)
@@ -73,10 +105,14 @@ class Dense(Layer):
                 return self._forward_rows(x)
         check_finite(x, self._who)
         self._x = x
-        if not self.bias:
-            return x @ W
-        out = x @ W[1:]
-        out += W[0]
+        try:
+            if not self._bias:
+                return x @ W
+            out = x @ W[1:]
+            out += W[0]
+        except ValueError:  # (no cost unless raised)
+            self._check_W(W)
+            raise
         return out
 
     def _forward_rows(self, x: np.ndarray) -> np.ndarray:
@@ -84,21 +120,34 @@ class Dense(Layer):
         every position a row.  (Apart from the 2-D path, which runs every step and stays as short.)"""
         check_finite(x, self._who)
         self._x = x  # as given: backward flattens it again (a view, unless x is not contiguous)
-        rows = x.reshape(-1, self.in_features)
-        W = self.W.data
-        if not self.bias:
-            out = rows @ W
-        else:
-            out = rows @ W[1:]
-            out += W[0]
-        return out.reshape(*x.shape[:-1], self.out_features)
+        rows = x.reshape(-1, self._in_features)
+        W = self.W._data
+        try:
+            if not self._bias:
+                out = rows @ W
+            else:
+                out = rows @ W[1:]
+                out += W[0]
+        except ValueError:
+            self._check_W(W)
+            raise
+        return out.reshape(*x.shape[:-1], self._out_features)
+
+    def _check_W(self, W: np.ndarray) -> None:
+        """``ShapeError`` if ``W.data`` was rebound to another shape than the layer was built for."""
+        shape = (self._in_features + self._bias, self._out_features)
+        if W.shape != shape:
+            rows = "in_features + 1 rows, the bias first" if self._bias else "in_features rows"
+            raise ShapeError(f"{self._who}: W.data has shape {W.shape}, but the layer was built for {shape} "
+                             f"({rows}, out_features columns); its sizes are fixed: build a new Dense of the "
+                             "sizes you want")
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, ..., out_features) -> dx: (N, ..., in_features); adds into ``W.grad`` (unless
         ``W`` is frozen: ``requires_grad=False``)."""
         self.backward_params(grad_output)
-        W = self.W.data
-        return grad_output @ (W[1:].T if self.bias else W.T)  # (matmul keeps any leading axes)
+        W = self.W._data
+        return grad_output @ (W[1:].T if self._bias else W.T)  # (matmul keeps any leading axes)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add ``dCost/dW`` into ``W.grad`` like :meth:`backward`, but skip ``dx`` (a third of the
@@ -109,18 +158,18 @@ class Dense(Layer):
             self._require_cache(x)
         assert x is not None
         if x.ndim == 2:
-            shape = (x.shape[0], self.out_features)
+            shape = (x.shape[0], self._out_features)
             if type(grad_output) is not np.ndarray or grad_output.shape != shape or grad_output.dtype is not x.dtype:
                 check_grad_output(grad_output, self._who_backward, shape, x.dtype)  # (not at a glance: the call)
         else:  # every leading position is a row of its own
-            check_grad_output(grad_output, self._who_backward, (*x.shape[:-1], self.out_features), x.dtype)
-            x, grad_output = x.reshape(-1, self.in_features), grad_output.reshape(-1, self.out_features)
+            check_grad_output(grad_output, self._who_backward, (*x.shape[:-1], self._out_features), x.dtype)
+            x, grad_output = x.reshape(-1, self._in_features), grad_output.reshape(-1, self._out_features)
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return
         dW, overwrite = self.W.grad_target()
         if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
             try:
-                if not self.bias:
+                if not self._bias:
                     np.matmul(x.T, grad_output, out=dW)
                 else:
                     np.matmul(x.T, grad_output, out=dW[1:])
@@ -128,7 +177,7 @@ class Dense(Layer):
             except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
                 self.W.zero_grad()
                 raise
-        elif not self.bias:  # add: a parameter used twice in one pass, or no zero_grad in between
+        elif not self._bias:  # add: a parameter used twice in one pass, or no zero_grad in between
             dW += x.T @ grad_output
         else:
             dW[1:] += x.T @ grad_output
