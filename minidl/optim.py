@@ -39,6 +39,15 @@ def _number(who: str, name: str, value: Any) -> float:
         raise ValueError(f"{who}: {name} must be a finite number, got {value!r}") from None
 
 
+def _non_negative(who: str, name: str, value: Any) -> float:
+    """``value`` as a Python float, finite and >= 0 (``_number``'s ``TypeError``, else ``ValueError`` naming
+    ``who`` and ``name``): a hyper-parameter's rule, ``lr``'s too, at construction and when set."""
+    number = _number(who, name, value)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
 class Optimizer:
     """Base class: holds the parameters, per-parameter state and hyper-parameters.
 
@@ -46,7 +55,8 @@ class Optimizer:
     (and ints) for ``params[i]``; it is what :meth:`state_dict` saves.
 
     Hyper-parameters are checked here: the names in :attr:`flags` must be bools, every other one a
-    finite number >= 0 (``lr`` > 0), stored as a Python float.  A wrong type (``"0.9"``, ``None``, a
+    finite number >= 0 (``lr`` too, at construction as when set: 0, where a schedule may anneal it,
+    as PyTorch), stored as a Python float.  A wrong type (``"0.9"``, ``None``, a
     bool for a number) raises ``TypeError``, a wrong value ``ValueError``; both name the optimizer
     and the argument.
     """
@@ -100,12 +110,7 @@ class Optimizer:
                     raise TypeError(f"{name}: {key} must be a bool, got {type(value).__name__} {value!r}")
                 checked[key] = bool(value)
                 continue
-            number = _number(name, key, value)
-            if key == "lr" and not (math.isfinite(number) and number > 0):
-                raise ValueError(f"{name}: lr must be a finite number > 0, got {value!r}")
-            if not (math.isfinite(number) and number >= 0):
-                raise ValueError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
-            checked[key] = number
+            checked[key] = _non_negative(name, key, value)  # (lr too: the setter's rule)
         if "lr" not in checked:
             raise TypeError(f"{name}: the hyper-parameters must include lr")
         self.hyper: Hyper = checked
@@ -119,11 +124,8 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        # 0 is allowed here (a schedule may anneal to it), though not at construction.
-        lr = _number(type(self).__name__, "lr", value)
-        if not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"{type(self).__name__}: lr must be a finite number >= 0, got {value!r}")
-        self.hyper["lr"] = lr
+        # the constructor's rule and message: a finite number >= 0 (0: a schedule may anneal to it)
+        self.hyper["lr"] = _non_negative(type(self).__name__, "lr", value)
 
     @property
     def initial_lr(self) -> float | None:

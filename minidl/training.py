@@ -714,8 +714,9 @@ def fit(
         given = f"the class {loss.__name__}" if isinstance(loss, type) else type(loss).__name__
         raise TypeError(f"{who}: loss must be a minidl Loss instance (e.g. CrossEntropyLoss()), got {given}")
     if not isinstance(optimizer, Optimizer):
+        given = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else type(optimizer).__name__
         raise TypeError(f"{who}: optimizer must be a minidl Optimizer instance (e.g. "
-                        f"Adam(model.parameters())), got {type(optimizer).__name__}")
+                        f"Adam(model.parameters())), got {given}")
     if scheduler is not None and not isinstance(scheduler, LRScheduler):
         raise TypeError(f"{who}: scheduler must be an LRScheduler, got {type(scheduler).__name__}")
     if scheduler is not None and scheduler.optimizer is not optimizer:

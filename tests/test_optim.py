@@ -492,7 +492,7 @@ def test_frozen_parameters_are_skipped_and_keep_no_state():
         (lambda p: AdamW(p, lr=-1.0), "lr"),
         (lambda p: RMSprop(p, alpha=1.5), "alpha"),
         (lambda p: RMSprop(p, momentum=-0.1), "momentum"),
-        (lambda p: SGD(p, lr=0.0), "lr"),
+        (lambda p: SGD(p, lr=-0.1), "lr"),  # (0 is accepted, as PyTorch: test_settings_review21)
         (lambda p: Adam(p, eps=float("nan")), "eps"),
     ],
 )

@@ -358,8 +358,7 @@ SIZES = "0 < step_size_min <= step_size_max (finite)"
 
 
 @pytest.mark.parametrize(("make", "error", "message"), [
-    (lambda p: md.Adadelta(p, lr=-1.0), ValueError, "Adadelta: lr must be a finite number > 0, got -1.0"),
-    (lambda p: md.Adadelta(p, lr=0.0), ValueError, "Adadelta: lr must be a finite number > 0, got 0.0"),
+    (lambda p: md.Adadelta(p, lr=-1.0), ValueError, "Adadelta: lr must be a finite number >= 0, got -1.0"),
     (lambda p: md.Adadelta(p, rho=1.5), ValueError, "Adadelta: rho must be a number in [0, 1], got 1.5"),
     (lambda p: md.Adadelta(p, rho=-0.1), ValueError, "Adadelta: rho must be a number in [0, 1], got -0.1"),
     (lambda p: md.Adadelta(p, rho=float("nan")), ValueError, "Adadelta: rho must be a number in [0, 1], got nan"),
@@ -369,7 +368,7 @@ SIZES = "0 < step_size_min <= step_size_max (finite)"
      "Adadelta: weight_decay must be a finite number >= 0, got -0.1"),
     (lambda p: md.Adadelta(p, weight_decay=float("inf")), ValueError,
      "Adadelta: weight_decay must be a finite number >= 0, got inf"),
-    (lambda p: md.Rprop(p, lr=-0.01), ValueError, "Rprop: lr must be a finite number > 0, got -0.01"),
+    (lambda p: md.Rprop(p, lr=-0.01), ValueError, "Rprop: lr must be a finite number >= 0, got -0.01"),
     (lambda p: md.Rprop(p, etas=(1.5, 1.2)), ValueError, f"Rprop: etas must be {ETAS}, got (1.5, 1.2)"),
     (lambda p: md.Rprop(p, etas=(0.5, 1.0)), ValueError, f"Rprop: etas must be {ETAS}, got (0.5, 1.0)"),
     (lambda p: md.Rprop(p, etas=(0, 1.2)), ValueError, f"Rprop: etas must be {ETAS}, got (0, 1.2)"),

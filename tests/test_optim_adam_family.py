@@ -187,7 +187,7 @@ def test_defaults_follow_pytorch():
     (lambda p: md.NAdam(p, betas=(0.9,)), ValueError, r"NAdam: betas must be a pair"),
     (lambda p: md.NAdam(p, momentum_decay=-0.1), ValueError, "NAdam: momentum_decay must be a finite number >= 0"),
     (lambda p: md.NAdam(p, decoupled_weight_decay=1), TypeError, "NAdam: decoupled_weight_decay must be a bool"),
-    (lambda p: md.RAdam(p, lr=0.0), ValueError, "RAdam: lr must be a finite number > 0"),
+    (lambda p: md.RAdam(p, lr=-1e-3), ValueError, "RAdam: lr must be a finite number >= 0, got -0.001"),
     (lambda p: md.RAdam(p, 1e-3, (0.9, 0.999), 1e-8, 0.0, True), TypeError, "positional"),
 ])
 def test_bad_arguments_are_refused(make, error, match):
