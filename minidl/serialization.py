@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError, DTypeError
+from .init import switch
 from .layer import Layer
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
@@ -67,6 +68,9 @@ PathLike = str | os.PathLike[str]
 _MAX_INT_BITS = 14000
 #: How a zip archive starts: a local file header, or the end record of an empty archive.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+#: NumPy's default ``max_header_size`` for ``np.load``: a longer ``.npy`` header is not parsed (its
+#: ``literal_eval`` could take very long), and load keeps that limit.
+_MAX_NPY_HEADER = 10000
 #: NumPy < 2.1 has no ``allow_pickle`` in ``savez`` (it would be stored as an array named so).
 _SAVEZ_TAKES_ALLOW_PICKLE = "allow_pickle" in inspect.signature(np.savez).parameters
 
@@ -80,15 +84,18 @@ def save(state: dict[str, Any], path: PathLike, *, compress: bool = False) -> No
             bytes/str dtype), NumPy scalars, ``int``, ``float``, ``bool``, ``str``, ``None``,
             ``list``, ``tuple`` or nested ``dict``.
         path: ``str`` or ``os.PathLike``; its folder must exist.  An existing file is replaced.
-        compress: store the arrays zip-deflated (smaller, slower); loading is the same.
+        compress: store the arrays zip-deflated (smaller, slower); loading is the same.  True or
+            False (a NumPy bool too); anything else is a ``TypeError``.
 
     Raises:
         TypeError: a value of an unsupported type or a non-``str`` key, named by its key path
-            (``DTypeError``, a ``TypeError``, for an array of object or structured dtype).
+            (``DTypeError``, a ``TypeError``, for an array of object or structured dtype); a
+            ``compress`` that is not a bool.
         ValueError: ``state`` contains itself (a reference cycle).
         OSError: the file could not be written; the previous file at ``path``, if any, is intact.
     """
     path = _fspath(path, "save")
+    compress = switch(compress, "compress", "minidl.save")
     if not isinstance(state, dict):
         hint = "; save its state: minidl.save(model.state_dict(), path)" if isinstance(state, Layer) else ""
         raise TypeError(f"minidl.save: state must be a dict, got {type(state).__name__}{hint}")
@@ -280,10 +287,12 @@ def load(path: PathLike) -> dict[str, Any]:
             truncated or corrupted, holds an object array, has no or malformed minidl metadata,
             a format version this minidl does not read, or arrays missing, extra, or of another
             dtype/shape than recorded.  The message names the file and the problem.
-        OSError: the file cannot be opened (``FileNotFoundError``, ``PermissionError``, ...).
+        OSError: the file cannot be opened (``FileNotFoundError``, ``PermissionError``, ...), or
+            is not a regular file once symbolic links are followed (a pipe, a device, a socket:
+            refused before it is opened, as reading a pipe would wait for a writer forever).
     """
     path = _fspath(path, "load")
-    with open(path, "rb") as handle:
+    with _open_regular(path) as handle:
         magic = handle.read(4)
         if magic not in _ZIP_MAGIC:
             raise CheckpointError(f"minidl.load({path!r}): not a NumPy .npz archive ({_describe(magic)})")
@@ -297,6 +306,28 @@ def load(path: PathLike) -> dict[str, Any]:
                 f"minidl.load({path!r}): the archive is corrupted or truncated "
                 f"({type(error).__name__}: {error})"
             ) from error
+
+
+def _open_regular(path: str) -> Any:
+    """``open(path, "rb")``, for a regular file only: a pipe, device or socket (after following
+    symbolic links) is an ``OSError`` before it is opened; a folder an ``IsADirectoryError``, a missing
+    file a ``FileNotFoundError``, as ``open`` would raise them.  Opened without blocking and checked
+    again through the open file, so a pipe put in the file's place in between is refused too."""
+    info = os.stat(path)  # (follows links: FileNotFoundError, PermissionError, ELOOP as open would)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, f"minidl.load: {path!r} is a folder, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(f"minidl.load: {path!r} is not a regular file (a device or a pipe?); load from a file")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat above
+            raise OSError(f"minidl.load: {path!r} is not a regular file (a device or a pipe?); load from a file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read(handle: Any, path: str) -> dict[str, Any]:
@@ -376,10 +407,16 @@ def _member(archive: Any, name: str, node: dict[str, Any] | None, fail: Any) -> 
         if not recorded <= stored <= recorded + _HEADER_SLACK:
             raise fail(f"array '{name}' ({node['_where']}) occupies {stored} bytes, its recorded "
                        f"dtype {dtype} and shape {tuple(shape)} need {recorded}")
+    header = _npy_header_length(archive, name)
+    if header is not None and header > _MAX_NPY_HEADER:
+        raise fail(f"array '{name}' has a .npy header of {header} bytes, more than the {_MAX_NPY_HEADER} "
+                   "NumPy reads safely (parsing a longer one could take very long); refusing it (save writes "
+                   "headers of about 100 bytes: the file was not written by minidl.save, or was altered)")
     try:
         array = archive[name]
     except ValueError as error:
-        if "allow_pickle" in str(error) or "pickled" in str(error):
+        text = str(error)  # NumPy's words: "Object arrays cannot be loaded when allow_pickle=False"
+        if "Object arrays" in text or ("allow_pickle" in text and "max_header_size" not in text):
             raise fail(f"array '{name}' holds Python objects (pickled data); refusing to unpickle") from error
         raise
     if not isinstance(array, np.ndarray):  # pragma: no cover - np.load returns arrays for .npy
@@ -388,6 +425,20 @@ def _member(archive: Any, name: str, node: dict[str, Any] | None, fail: Any) -> 
         raise fail(f"array '{name}' ({node['_where']}) has dtype {array.dtype} and shape {array.shape}, "
                    f"the metadata records {node['_dtype']} and {tuple(node['_shape'])}")
     return array
+
+
+def _npy_header_length(archive: Any, name: str) -> int | None:
+    """The header length a ``.npy`` member declares (its bytes 8..10 or 8..12), or None when the member
+    does not start as a ``.npy`` (NumPy's read then says what is wrong)."""
+    with archive.zip.open(f"{name}.npy") as member:
+        start = member.read(12)
+    if len(start) < 10 or start[:6] != b"\x93NUMPY":
+        return None
+    if start[6] == 1:
+        return int.from_bytes(start[8:10], "little")
+    if start[6] in (2, 3) and len(start) == 12:
+        return int.from_bytes(start[8:12], "little")
+    return None
 
 
 def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail: Any) -> None:
@@ -417,13 +468,21 @@ def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail:
         if not (isinstance(name, str) and name[:1] == "a" and name[1:].isascii() and name[1:].isdigit()) \
                 or name in out:  # 'a0', 'a1', ... as save writes them: no name can alias another's member
             raise fail(f"malformed metadata at {where}: bad or repeated array name {name!r}")
+        if "dtype" not in node:  # np.dtype(None) would be float64
+            raise fail(f"malformed metadata at {where}: {kind} {name!r} without a dtype")
         try:
-            dtype = np.dtype(node.get("dtype"))
+            if not isinstance(node["dtype"], str):  # (save writes dtype.str; None, a number, a list: refused)
+                raise TypeError("not a str")
+            dtype = np.dtype(node["dtype"])
         except (TypeError, ValueError) as error:
             raise fail(f"malformed metadata at {where}: bad dtype {node.get('dtype')!r}") from error
         if dtype.hasobject or dtype.kind not in _ARRAY_KINDS:
             raise fail(f"{where} is recorded with dtype {dtype}, which checkpoints may not hold")
-        shape = node.get("shape", []) if kind == "array" else []
+        if kind == "array" and "shape" not in node:  # (a default of () would read any 0-d member)
+            raise fail(f"malformed metadata at {where}: array {name!r} without a shape")
+        if kind == "npscalar" and "shape" in node:
+            raise fail(f"malformed metadata at {where}: npscalar {name!r} with a shape (a NumPy scalar is 0-d)")
+        shape = node["shape"] if kind == "array" else []
         if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
             raise fail(f"malformed metadata at {where}: bad shape {shape!r}")
         node["_dtype"], node["_shape"], node["_where"] = dtype, shape, where
