@@ -410,9 +410,10 @@ class Layer:
         ``strict=True``, have them all, and each must be a valid state for the same kind of bit
         generator (e.g. ``PCG64``).
         """
+        who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
-            raise TypeError(f"load_state_dict expects a mapping, got {type(state).__name__}")
-        strict = switch(strict, "strict", f"{type(self).__name__}.load_state_dict")
+            raise TypeError(f"{who} expects a mapping, got {type(state).__name__}")
+        strict = switch(strict, "strict", who)
         own = self._state_targets()
         own_generators = self._unique_generators()
         with_generators = any(key in own_generators for key in state)
@@ -423,7 +424,10 @@ class Layer:
         problems: list[str] = []
         if strict:
             problems += [f"missing key '{key}'" for key in missing]
-            problems += [f"unexpected key '{key}'" for key in unexpected]
+            problems += [f"unexpected key '{key}'" if isinstance(key, str) else
+                         f"unexpected key {key!r} (of type {type(key).__name__}; keys must be str, as state_dict() "
+                         "gives them)"
+                         for key in unexpected]
         values: dict[str, np.ndarray] = {}  # the arrays to load, as plain native-order ndarrays
         first_key: dict[int, str] = {}  # an array's id -> the first key of the state that loads into it
         for key, (_, current, check) in own.items():
@@ -682,6 +686,12 @@ def defining_class(cls: type, name: str) -> type | None:
 
 def _parameter_problem(value: np.ndarray) -> str | None:
     """A parameter from a state must be finite: NaN/inf weights make every output NaN."""
+    return nonfinite_problem(value)
+
+
+def nonfinite_problem(value: np.ndarray) -> str | None:
+    """``"holds 3 NaN/inf value(s)"`` for a float or complex array that holds any, else None: what
+    :meth:`Layer.load_state_dict` says of a parameter, and a :meth:`Layer.buffer_problem` of a buffer."""
     if value.dtype.kind in "fc" and not np.isfinite(value).all():
         return f"holds {int(np.count_nonzero(~np.isfinite(value)))} NaN/inf value(s)"
     return None

@@ -31,7 +31,7 @@ from numpy.typing import DTypeLike
 
 from ..errors import DTypeError, NonFiniteError, ShapeError
 from ..init import float_dtype, positive_int, switch
-from ..layer import Layer
+from ..layer import Layer, nonfinite_problem
 from ..parameter import Parameter
 from ..validation import (
     as_array,
@@ -315,7 +315,7 @@ class _RunningNorm(_Norm):
         """Running statistics from a checkpoint must be usable: finite, a variance >= 0 (its square
         root normalises in eval mode), a batch count in [0, 2**53] (``momentum=None`` divides by it)."""
         if name in ("running_mean", "running_var") and not np.isfinite(value).all():
-            return "holds NaN/inf"
+            return nonfinite_problem(value)
         if name == "running_var" and (value < 0).any():
             return f"a variance cannot be negative, got {value.min()!r}"
         if name == "num_batches_tracked" and (value < 0).any():
