@@ -4,14 +4,57 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from .errors import StateDictError
 from .init import switch
 from .layer import Layer
-from .validation import is_integer, is_number
+from .validation import checked_setting, is_finite, is_integer, is_number, plain_native, settings_renamed
 
 __all__ = ["EarlyStopping"]
+
+#: The largest epoch count a state may hold (a float64 counts every int up to it).
+_MAX_EPOCH = 2**53
+#: The keys of :meth:`EarlyStopping.state_dict`.
+_SETTINGS = ("monitor", "mode", "patience", "min_delta", "restore_best_weights")
+_RUN_STATE = ("epoch", "best", "best_epoch", "wait", "stopped_epoch", "restored", "best_state")
+
+
+def _monitor(who: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{who}: {name} must be the name of a history key, e.g. 'val_loss', got {value!r}")
+    return value
+
+
+def _patience(who: str, name: str, value: Any) -> int:
+    if not is_integer(value) or value < 0:
+        raise ValueError(f"{who}: {name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _min_delta(who: str, name: str, value: Any) -> float:
+    if not (is_number(value) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _mode(who: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in ("auto", "min", "max"):
+        raise ValueError(f"{who}: {name} must be 'auto', 'min' or 'max', got {value!r}")
+    return value
+
+
+def _switch(who: str, name: str, value: Any) -> bool:
+    return switch(value, name, who)
+
+
+def _count(value: Any) -> str | None:
+    """What is wrong with ``value`` as an epoch count of a state, or None."""
+    if not (is_integer(value) and 0 <= value <= _MAX_EPOCH):
+        return f"expected an int >= 0 (at most 2**53), got {value!r}"
+    return None
 
 
 class EarlyStopping:
@@ -34,39 +77,79 @@ class EarlyStopping:
             buffers of the best epoch into the model.  Off by default, as in Keras.  The optimizer's
             state is not restored.
 
+    The five settings are checked when set, after construction too, with the constructor's messages (a
+    refused value changes nothing); ``mode`` reads ``"min"`` or ``"max"`` (``"auto"`` is decided when set,
+    from the ``monitor`` of that moment).
+
     A NaN value never counts as an improvement.  After ``fit``: :attr:`best` (the best value),
     :attr:`best_epoch`, :attr:`stopped_epoch` (the epoch after which training stopped, 0 if it ran
     to the end), :attr:`restored` (whether the best weights were loaded), and with
     ``restore_best_weights`` :attr:`best_state`, the best epoch's ``model.state_dict()``.  When ``fit``
     raises (a NaN loss, an interrupt) nothing is restored, as in Keras: the model keeps the weights of
     its last good batch, and ``model.load_state_dict(es.best_state)`` goes back to the best epoch.
+
+    Each ``fit`` starts it afresh (as Keras's callback at the start of training).  To resume a run
+    saved between two fits, :meth:`state_dict` goes into the checkpoint and :meth:`load_state_dict`
+    into a new ``EarlyStopping``: the next ``fit`` then continues that run (its best, its count of epochs
+    without improvement, its epoch numbers) instead of starting afresh; see docs/checkpoints.md.
     """
+
+    monitor = checked_setting("monitor", _monitor, "The history key watched, e.g. ``'val_loss'``; checked when set.")
+    patience = checked_setting("patience", _patience, "Epochs in a row without improvement before stopping, an int "
+                                                      ">= 0; checked when set.")
+    min_delta = checked_setting("min_delta", _min_delta, "The smallest change that counts as an improvement, a "
+                                                         "finite number >= 0; checked when set.")
+    restore_best_weights = checked_setting(
+        "restore_best_weights", _switch, "Whether training ends with the best epoch's weights; a bool, checked "
+                                         "when set.")
 
     def __init__(self, monitor: str = "val_loss", *, patience: int = 5, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = False) -> None:
-        who = "EarlyStopping"
-        if not isinstance(monitor, str) or not monitor:
-            raise TypeError(f"{who}: monitor must be the name of a history key, e.g. 'val_loss', got {monitor!r}")
-        if not is_integer(patience) or patience < 0:
-            raise ValueError(f"{who}: patience must be an int >= 0, got {patience!r}")
-        if not (is_number(min_delta) and math.isfinite(min_delta) and min_delta >= 0):
-            raise ValueError(f"{who}: min_delta must be a finite number >= 0, got {min_delta!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor = monitor
-        self.patience = int(patience)
-        self.min_delta = float(min_delta)
-        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
-        self.restore_best_weights = switch(restore_best_weights, "restore_best_weights", who)
+        self.monitor = monitor  # (checked by the settings: the messages of a later assignment)
+        self.patience = patience
+        self.min_delta = min_delta
+        self.mode = mode  # (after monitor: "auto" reads it)
+        self.restore_best_weights = restore_best_weights
+        self._resume = False
+        self._epoch = 0  # the last epoch update saw (in the run's numbering)
+        self._offset = 0  # added to fit's epoch numbers: the epochs of the run before a resumed fit
         self.start()
 
+    @property
+    def mode(self) -> str:
+        """``"min"`` or ``"max"``: whether a smaller or a larger value is an improvement.  Set ``"auto"``,
+        ``"min"`` or ``"max"`` (checked; ``"auto"`` is ``"max"`` for a ``monitor`` with ``acc`` in its name)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: Any) -> None:
+        value = _mode(type(self).__name__, "mode", value)
+        self._mode = ("max" if "acc" in self.monitor else "min") if value == "auto" else value
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """An object pickled when the settings were plain attributes loads with them where they are read now."""
+        self.__dict__.update(settings_renamed(type(self), state))
+        self.__dict__.setdefault("_resume", False)
+        seen = max(self.__dict__.get("best_epoch", 0), self.__dict__.get("stopped_epoch", 0))
+        self.__dict__.setdefault("_epoch", seen)
+        self.__dict__.setdefault("_offset", 0)
+
     def start(self) -> None:
-        """Forget any earlier training: the next :meth:`update` is the first epoch's."""
+        """Forget any earlier training: the next :meth:`update` is the first epoch's.  After
+        :meth:`load_state_dict`, and until the next :meth:`update`, it keeps the loaded run instead: the
+        next update continues it, its epochs numbered after the loaded ones."""
+        if self._resume:
+            self._offset = self._epoch
+            self.stopped_epoch = 0
+            self.restored = False
+            return
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = 0
         self.stopped_epoch = 0
         self.restored = False
         self._wait = 0
+        self._epoch = 0
+        self._offset = 0
         self.best_state: dict[str, np.ndarray] | None = None
 
     def _improved(self, value: float) -> bool:
@@ -80,6 +163,9 @@ class EarlyStopping:
             raise KeyError(f"EarlyStopping: monitor {self.monitor!r} is not in the history; it has "
                            f"{sorted(values)}")
         value = float(values[self.monitor])
+        epoch = self._offset + epoch
+        self._resume = False
+        self._epoch = epoch
         if self._improved(value):  # (False for NaN)
             self.best, self.best_epoch, self._wait = value, epoch, 0
             if self.restore_best_weights:
@@ -96,6 +182,103 @@ class EarlyStopping:
         if self.restore_best_weights and self.best_state is not None:
             model.load_state_dict(self.best_state)
             self.restored = True
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """What :func:`minidl.save` can store to resume the run: ``{"type": "EarlyStopping", "monitor",
+        "mode", "patience", "min_delta", "restore_best_weights", "epoch" (the last epoch seen), "best",
+        "best_epoch", "wait" (epochs since the best), "stopped_epoch", "restored", "best_state"}``;
+        ``best_state`` is None or a copy of the best epoch's ``model.state_dict()`` (arrays)."""
+        best_state = None if self.best_state is None else {k: np.array(v) for k, v in self.best_state.items()}
+        return {"type": type(self).__name__, "monitor": self.monitor, "mode": self.mode, "patience": self.patience,
+                "min_delta": self.min_delta, "restore_best_weights": self.restore_best_weights,
+                "epoch": self._epoch, "best": self.best, "best_epoch": self.best_epoch, "wait": self._wait,
+                "stopped_epoch": self.stopped_epoch, "restored": self.restored, "best_state": best_state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take the settings and the run of ``state`` (from :meth:`state_dict`, maybe through
+        :func:`minidl.save` and :func:`minidl.load`); the next ``fit`` (the next :meth:`start`) then
+        continues that run rather than starting afresh.  Refuses, with one
+        :class:`~minidl.errors.StateDictError` listing every problem and changing nothing, another
+        object's state, missing or unknown keys, settings the constructor would refuse, and a run that
+        cannot be (a NaN best, a best epoch after the last epoch, a ``best_state`` that is not arrays
+        by str keys, or one without ``restore_best_weights``).  ``best_state`` is copied."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{who} expects a mapping, got {type(state).__name__}")
+        problems: list[str] = []
+        if "type" in state and state["type"] != type(self).__name__:
+            problems.append(f"state is for {state['type']!r}, not {type(self).__name__!r}")
+        known = ("type", *_SETTINGS, *_RUN_STATE)
+        problems += [f"missing key '{key}'" for key in known if key not in state]
+        unknown = [key for key in state if key not in known]
+        if unknown:
+            problems.append(f"unexpected keys {sorted(map(repr, unknown))} ({type(self).__name__} keeps "
+                            f"{', '.join(known)})")
+        if problems:
+            raise StateDictError(f"{who} refused the state (nothing was changed): " + "; ".join(problems))
+        name = type(self).__name__
+        kept: dict[str, Any] = {}
+        for key, check in (("monitor", _monitor), ("patience", _patience), ("min_delta", _min_delta),
+                           ("restore_best_weights", _switch)):
+            try:
+                kept[key] = check(name, key, state[key])
+            except (TypeError, ValueError) as error:
+                problems.append(f"'{key}': {error}")
+        if not isinstance(state["mode"], str) or state["mode"] not in ("min", "max"):  # as the getter gives it
+            problems.append(f"'mode': expected 'min' or 'max', got {state['mode']!r}")
+        for key in ("epoch", "best_epoch", "wait", "stopped_epoch"):
+            problem = _count(state[key])
+            if problem:
+                problems.append(f"'{key}': {problem}")
+        best = state["best"]
+        if not (is_number(best) and (is_finite(best) or best in (math.inf, -math.inf))):
+            problems.append(f"'best': expected a float, finite or +-inf (not NaN: NaN never improves), got {best!r}")
+        if not isinstance(state["restored"], (bool, np.bool_)):
+            problems.append(f"'restored': expected True or False, got {state['restored']!r}")
+        if not problems:  # the run against itself and the settings
+            epoch, best_epoch = state["epoch"], state["best_epoch"]
+            if best_epoch > epoch or state["stopped_epoch"] > epoch:
+                problems.append(f"'best_epoch' {best_epoch} and 'stopped_epoch' {state['stopped_epoch']} cannot "
+                                f"come after the last epoch seen, 'epoch' {epoch}")
+            initial = math.inf if state["mode"] == "min" else -math.inf
+            if best_epoch == 0 and best != initial:
+                problems.append(f"'best' is {best!r} with no best epoch ('best_epoch' 0): expected {initial} for "
+                                f"mode {state['mode']!r}")
+        best_state = self._checked_best_state(state["best_state"], problems)
+        if best_state is not None and kept.get("restore_best_weights") is False:
+            problems.append("'best_state': given, but 'restore_best_weights' is False (it is kept only for "
+                            "restoring)")
+        if problems:
+            raise StateDictError(f"{who} refused the state (nothing was changed): " + "; ".join(problems))
+        self._monitor, self._patience, self._min_delta = kept["monitor"], kept["patience"], kept["min_delta"]
+        self._restore_best_weights, self._mode = kept["restore_best_weights"], state["mode"]
+        self._epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
+        self._wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
+        self.best, self.restored, self.best_state = float(best), bool(state["restored"]), best_state
+        self._offset = 0
+        self._resume = True
+
+    @staticmethod
+    def _checked_best_state(value: Any, problems: list[str]) -> dict[str, np.ndarray] | None:
+        """A copy of ``value`` as a ``best_state`` (None, or arrays by str keys), or None with the
+        problem appended to ``problems``."""
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            problems.append(f"'best_state': expected None or a model's state_dict (a mapping), got "
+                            f"{type(value).__name__}")
+            return None
+        copies: dict[str, np.ndarray] = {}
+        for key, array in value.items():
+            if not isinstance(key, str):
+                problems.append(f"'best_state': key {key!r} (of type {type(key).__name__}); keys must be str")
+            elif not isinstance(array, np.ndarray) or array.dtype.hasobject:
+                got = f"dtype {array.dtype}" if isinstance(array, np.ndarray) else type(array).__name__
+                problems.append(f"'best_state'['{key}']: expected an array of numbers, got {got}")
+            else:
+                copies[key] = plain_native(array).copy()
+        return copies
 
     def summary(self) -> str:
         """One line for the log, e.g. ``early stopping after epoch 9: val_loss did not improve ...``."""
