@@ -84,7 +84,8 @@ class EarlyStopping:
     A NaN value never counts as an improvement.  After ``fit``: :attr:`best` (the best value),
     :attr:`best_epoch`, :attr:`stopped_epoch` (the epoch after which training stopped, 0 if it ran
     to the end), :attr:`restored` (whether the best weights were loaded), and with
-    ``restore_best_weights`` :attr:`best_state`, the best epoch's ``model.state_dict()``.  When ``fit``
+    ``restore_best_weights`` :attr:`best_state`, the best epoch's ``model.state_dict()``, and once they
+    are restored :attr:`last_state`, the last epoch's (what a resumed run goes on from).  When ``fit``
     raises (a NaN loss, an interrupt) nothing is restored, as in Keras: the model keeps the weights of
     its last good batch, and ``model.load_state_dict(es.best_state)`` goes back to the best epoch.
 
@@ -133,11 +134,13 @@ class EarlyStopping:
         seen = max(self.__dict__.get("best_epoch", 0), self.__dict__.get("stopped_epoch", 0))
         self.__dict__.setdefault("_epoch", seen)
         self.__dict__.setdefault("_offset", 0)
+        self.__dict__.setdefault("last_state", None)
 
     def start(self) -> None:
         """Forget any earlier training: the next :meth:`update` is the first epoch's.  After
         :meth:`load_state_dict`, and until the next :meth:`update`, it keeps the loaded run instead: the
         next update continues it, its epochs numbered after the loaded ones."""
+        self.last_state: dict[str, np.ndarray] | None = None
         if self._resume:
             self._offset = self._epoch
             self.stopped_epoch = 0
@@ -178,10 +181,12 @@ class EarlyStopping:
         return False
 
     def finish(self, model: Layer) -> None:
-        """At the end of training: load the best epoch's weights if asked to and one was recorded."""
+        """At the end of training: load the best epoch's weights if asked to and one was recorded; the
+        weights they replace (the last epoch's ``model.state_dict()``) are kept in :attr:`last_state`."""
         if self.restore_best_weights and self.best_state is not None:
+            last = model.state_dict()  # (copies) what a run resumed later must go on from
             model.load_state_dict(self.best_state)
-            self.restored = True
+            self.restored, self.last_state = True, last
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
