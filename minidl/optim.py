@@ -74,6 +74,10 @@ class Optimizer:
     state_arrays: frozenset[str] | None = None
     state_counts: frozenset[str] = frozenset()
     state_required: frozenset[str] = frozenset()
+    #: State arrays a stepped parameter keeps only under a setting: array -> the hyper-parameter that makes
+    #: it (a flag, or a number > 0), so that :meth:`load_state_dict` refuses a state without it when that
+    #: setting is on (Adam's ``max_exp_avg_sq`` with ``amsgrad``), where the next step would start it afresh.
+    state_when: ClassVar[Mapping[str, str]] = MappingProxyType({})
     #: The state arrays that can never be negative (running means of squares): a file that says
     #: otherwise would make the next step take the square root of a negative number.
     state_nonnegative: frozenset[str] = frozenset()
@@ -180,6 +184,7 @@ class Optimizer:
         if "update" in cls.__dict__ and "state_arrays" not in cls.__dict__:
             cls.state_arrays = None
             cls.state_counts = cls.state_required = cls.state_nonnegative = cls.state_floats = frozenset()
+            cls.state_when = MappingProxyType({})
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         """What the constructor would refuse in ``hyper`` beyond type and sign (e.g. a beta >= 1), so
@@ -337,6 +342,15 @@ class Optimizer:
                 missing = sorted(self.state_required - set(entry)) if entry else []
                 if missing:
                     problems.append(f"state '{i}': missing {missing} ({name} keeps them together)")
+                settings = converted if len(converted) == len(self.hyper) else self.hyper
+                lacking = sorted(key for key, setting in self.state_when.items()
+                                 if entry and key not in entry and settings.get(setting))
+                if lacking and not missing:
+                    problems.append(f"state '{i}': missing {lacking}, which {name} keeps with "
+                                    + ", ".join(f"{self.state_when[k]}={settings[self.state_when[k]]!r}"
+                                                for k in lacking)
+                                    + " (without it the next step would start it afresh, and the run would "
+                                      "not resume as it was)")
             for key, value in entry.items():
                 if arrays is not None and key in arrays and not isinstance(value, np.ndarray):
                     problems.append(f"state '{i}.{key}': expected an array of shape {p.shape}, got "
@@ -645,6 +659,7 @@ class Adam(_WithBetas):
     """
 
     state_arrays = frozenset({"exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+    state_when = MappingProxyType({"max_exp_avg_sq": "amsgrad"})
     state_counts = frozenset({"step"})
     state_required = frozenset({"step", "exp_avg", "exp_avg_sq"})
     state_nonnegative = frozenset({"exp_avg_sq", "max_exp_avg_sq"})
@@ -904,6 +919,7 @@ class RMSprop(Optimizer):
     """
 
     state_arrays = frozenset({"square_avg", "momentum_buffer", "grad_avg"})
+    state_when = MappingProxyType({"momentum_buffer": "momentum", "grad_avg": "centered"})
     state_counts = frozenset({"step"})
     state_required = frozenset({"step", "square_avg"})
     state_nonnegative = frozenset({"square_avg"})
