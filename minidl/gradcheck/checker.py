@@ -24,15 +24,17 @@ from ..layer import Layer, defining_class, parameter_backward
 from ..losses import Loss
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
+from ..validation import checked_setting
+from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words, is_input, swapped
 from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, kinks, probe_noise, richardson
 from .program import Program
 from .report import GradientReport, TensorResult
+from .settings import MODES
 
 __all__ = ["GradientChecker"]
 
-MODES = ("auto", "full", "sampled", "directional")
 #: stage A accepts an element whose h/16 difference is within ACCEPT x its round-off bound (tight
 #: enough that stage A is as sensitive as the Richardson test of stage B, at a third of the cost)
 ACCEPT = 2.0
@@ -210,21 +212,27 @@ def _add_note(error: BaseException, note: str) -> None:
         error.add_note(note)
 
 
-def _integer(name: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low`` (Python or NumPy integer, not bool), else TypeError/ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        hint = " (the checker is always seeded, so that a report can be reproduced)" if name == "seed" else ""
-        raise TypeError(f"GradientChecker: {name} must be an int, got {type(value).__name__} {value!r}{hint}")
-    if value < low:
-        raise ValueError(f"GradientChecker: {name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _number(name: str, value: Any) -> float:
-    """``value`` as a float (Python or NumPy real, not bool), else TypeError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"GradientChecker: {name} must be a number, got {type(value).__name__} {value!r}")
-    return float(value)
+def _refuse_nan_state(model: Layer) -> None:
+    """``NonFiniteError`` naming the first trainable parameter that holds NaN/inf, or frozen parameter or
+    buffer that holds NaN (inf may be meant there: a -inf mask), by dotted name and first bad index:
+    the cost would not be a number, and the error would be blamed on the input of the layer after it."""
+    state = [(f"parameter '{name}'", p.data, p.requires_grad) for name, p in model.named_parameters()]
+    state += [(f"buffer '{name}'", buf, False) for name, buf in model.named_buffers()]
+    for what, value, trained in state:
+        if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+            continue
+        bad = ~np.isfinite(value) if trained else np.isnan(value)
+        if not bad.any():
+            continue
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        kind = "NaN/inf" if trained else "NaN"
+        error = NonFiniteError(
+            f"GradientChecker: {what} holds {int(bad.sum())} {kind} value(s), the first at index {first} "
+            f"({value[first].item()!r}), before the check started: the cost would not be a number at any point; "
+            "initialise or load finite values (a NaN weight or running statistic is often left by a diverged "
+            "training step)")
+        error.index, error.shape = first, value.shape
+        raise error
 
 
 def _zero_grad_poisoned(layer: Layer) -> None:
@@ -412,7 +420,8 @@ class GradientChecker:
             layer that takes other inputs overrides (``Embedding``: integer indices).  For a model with
             several inputs, a tuple of arrays (see :mod:`minidl.inputs`): each floating one is checked
             as its own tensor, ``"input[0]"``, ``"input[1]"``, ...; integer and boolean ones (indices,
-            masks) are passed as they are.
+            masks) are passed as they are.  An empty batch (an array of shape ``(0, ...)``) is refused
+            (``ShapeError``): the cost would be identically 0.
         targets: the targets for ``loss`` (integer labels are kept as they are); when a loss is given
             without them, drawn by ``loss.random_targets(y_pred, rng)`` if it has one (seeded N(0, 1)
             values of the output's shape otherwise; labels for ``CrossEntropyLoss`` and ``NLLLoss``,
@@ -432,13 +441,18 @@ class GradientChecker:
         check_input: also check ``dCost/dinput`` (the tensor named ``"input"``, or one per floating input).
         check_layers: also check every registered sub-layer alone, on the input it received in the
             model's forward, with a random upstream gradient; the results are in ``report.layers``.
-        batch_size: samples in inferred inputs (several, so that batch reductions are exercised).
+        batch_size: samples in inferred inputs (several, so that batch reductions are exercised), at
+            most 1024.
         reuse_prefix: in a ``Sequential``, perturbing layer k re-runs layers k, k+1, ... only.
 
     Besides the gradients it checks that ``backward`` adds into ``.grad`` (``+=``), that
     ``backward_params`` -- which ``fit`` calls -- adds the same parameter gradients as ``backward``,
-    that no forward modifies its input in place, and that the cost is deterministic.  Numeric
-    options of the wrong type raise ``TypeError``, out of range ``ValueError``.
+    that no forward modifies its input in place, and that the cost is deterministic.  Options of the
+    wrong type raise ``TypeError``, out of range ``ValueError`` (the switches take only True or False),
+    when the checker is made and when one is assigned again (``checker.eps = 1e-5``): a refused value
+    changes nothing.  Before it starts, the check refuses a parameter holding NaN/inf, or a buffer
+    holding NaN (``NonFiniteError`` naming it and its first bad index), which the cost would otherwise
+    blame on the layer after it.
 
     The check runs in float64 on a deep copy of the model, so the model you pass is left exactly as
     it was (parameters' data and grad, buffers, generator states, train/eval mode), even if it
@@ -465,46 +479,72 @@ class GradientChecker:
         full_max: int = 512,
         reuse_prefix: bool = True,
     ) -> None:
-        if not isinstance(model, Layer):
-            raise TypeError(f"GradientChecker: expected a minidl Layer or Model, got {type(model).__name__}")
-        eps = _number("eps", eps)
-        if not 0 < eps < 1:
-            raise ValueError(f"GradientChecker: eps must be a number in (0, 1), got {eps!r}")
-        safety = _number("safety", safety)
-        if not 1 < safety < float("inf"):
-            raise ValueError(f"GradientChecker: safety must be a finite number > 1, got {safety!r}")
-        seed = _integer("seed", seed, 0)
-        batch_size = _integer("batch_size", batch_size, 1)
-        samples = _integer("samples", samples, 1)
-        directions = _integer("directions", directions, 1)
-        full_max = _integer("full_max", full_max, 0)
-        if not isinstance(mode, str) or mode not in MODES:
-            raise ValueError(f"GradientChecker: mode must be one of {MODES}, got {mode!r}")
-        if targets is not None and loss is None:
-            raise ValueError("GradientChecker: targets= given without loss=; the targets would be ignored")
-        if isinstance(loss, type):  # (its methods would pass the check below, unbound)
-            raise TypeError(f"GradientChecker: loss is the class {loss.__name__}; pass an instance, "
-                            f"loss={loss.__name__}()")
-        if loss is not None and not (hasattr(loss, "forward") and hasattr(loss, "backward")):
-            hint = ("; the second positional argument is the loss: for the input batch write "
-                    "GradientChecker(model, inputs=x)") if isinstance(loss, (np.ndarray, list, tuple)) else ""
-            raise TypeError(f"GradientChecker: loss must have forward(y_pred, y_true) and backward(){hint}")
         self.model = model
         self._whole_model = True  # False for a layer check_layers checks alone (see _unregistered)
+        self._loss: Any = None
+        self._targets: Any = None
         self.loss = loss
-        self.inputs = inputs
         self.targets = targets
-        self.eps = float(eps)
-        self.seed = int(seed)
+        self.inputs = inputs
+        self.eps = eps
+        self.seed = seed
         self.mode = mode
-        self.safety = float(safety)
-        self.check_input = bool(check_input)
-        self.check_layers = bool(check_layers)
-        self.batch_size = int(batch_size)
-        self.samples = int(samples)
-        self.directions = int(directions)
-        self.full_max = int(full_max)
-        self.reuse_prefix = bool(reuse_prefix)
+        self.safety = safety
+        self.check_input = check_input
+        self.check_layers = check_layers
+        self.batch_size = batch_size
+        self.samples = samples
+        self.directions = directions
+        self.full_max = full_max
+        self.reuse_prefix = reuse_prefix
+
+    # ------------------------------------------------------------------ settings
+    # Each is checked when the checker is made and whenever it is assigned again, with the same check
+    # and message; a refused value changes nothing.
+    model = checked_setting("model", _settings.layer, "The layer or model checked (never changed by the check).")
+    inputs = checked_setting("inputs", _settings.inputs, "The input batch, or None for seeded inputs of shape "
+                             "(batch_size, *model.input_shape_hint()); an empty batch is refused.")
+    eps = checked_setting("eps", _settings.eps, "The relative step, a number in (0, 1).")
+    seed = checked_setting("seed", _settings.seed, "Seeds the inputs, R, directions and samples; an int >= 0.")
+    mode = checked_setting("mode", _settings.mode, f"One of {MODES}.")
+    safety = checked_setting("safety", _settings.safety, "An element fails when its error exceeds safety times "
+                             "its bound; a finite number > 1.")
+    check_input = checked_setting("check_input", _settings.switch_setting, "Also check dCost/dinput; a bool.")
+    check_layers = checked_setting("check_layers", _settings.switch_setting,
+                                   "Also check every sub-layer alone; a bool.")
+    batch_size = checked_setting("batch_size", _settings.batch_size, "Samples in inferred inputs, an int in "
+                                 f"[1, {_settings.MAX_BATCH_SIZE}].")
+    samples = checked_setting("samples", _settings.at_least(1), "Elements per tensor in sampled mode, an int >= 1.")
+    directions = checked_setting("directions", _settings.at_least(1),
+                                 "Random directions per tensor in directional mode, an int >= 1.")
+    full_max = checked_setting("full_max", _settings.at_least(0), "In auto mode, the largest tensor checked "
+                               "element by element; an int >= 0.")
+    reuse_prefix = checked_setting("reuse_prefix", _settings.switch_setting,
+                                   "In a Sequential, re-run only the layers after a perturbed one; a bool.")
+
+    @property
+    def loss(self) -> Any:
+        """The loss (``forward(y_pred, y_true)``, ``backward()``), or None for ``sum(R * output)``."""
+        return self._loss
+
+    @loss.setter
+    def loss(self, value: Any) -> None:
+        kept = _settings.loss(type(self).__name__, "loss", value)
+        if kept is None and self._targets is not None:
+            raise ValueError(f"{type(self).__name__}: loss cannot be None while targets are set (they would be "
+                             "ignored); set targets = None first")
+        self._loss = kept
+
+    @property
+    def targets(self) -> Any:
+        """The targets for :attr:`loss`, or None (drawn by the loss)."""
+        return self._targets
+
+    @targets.setter
+    def targets(self, value: Any) -> None:
+        if value is not None and self._loss is None:
+            raise ValueError(f"{type(self).__name__}: targets= given without loss=; the targets would be ignored")
+        self._targets = value
 
     # ------------------------------------------------------------------ public
     def run(self) -> GradientReport:
@@ -528,6 +568,7 @@ class GradientChecker:
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> tuple[Layer, Any, Any, Any, np.random.Generator]:
+        _refuse_nan_state(self.model)
         rng = np.random.default_rng(self.seed)
         work = copy.deepcopy(self.model)
         work.astype(np.float64)
@@ -549,6 +590,9 @@ class GradientChecker:
         else:  # one array or several (each its own copy), by fit's rule: a tuple mixing arrays is refused
             given = as_inputs(self.inputs, "GradientChecker", "inputs")
             x = tuple(_own_copy(a) for a in given) if type(given) is tuple else _own_copy(given)
+        # (a list is converted only now; inputs drawn by a layer's random_inputs are looked at too)
+        _settings.empty_batch(type(self).__name__, x, "inputs" if self.inputs is not None else
+                              f"the inputs drawn by {type(self.model).__name__}.random_inputs")
         def own(value: Any) -> np.ndarray:  # a copy; floating targets in float64
             value = np.array(value, copy=True)
             return value.astype(np.float64) if value.dtype.kind == "f" else value
@@ -707,9 +751,10 @@ class GradientChecker:
             for k, (move, value) in enumerate(attempts):
                 snapshot.restore()
                 if move:
-                    for p in work.parameters():
-                        if p.data.dtype.kind == "f" and p.data.flags.writeable:
-                            p.data += 0.25 * (np.abs(p.data) + 0.01) * rng.standard_normal(p.data.shape)
+                    with _quiet(True):  # (a frozen parameter may hold inf, as state: inf - inf is NaN there)
+                        for p in work.parameters():
+                            if p.data.dtype.kind == "f" and p.data.flags.writeable:
+                                p.data += 0.25 * (np.abs(p.data) + 0.01) * rng.standard_normal(p.data.shape)
                 try:  # (moved weights may take a correct layer's math out of range: no warnings about it)
                     with _Recorder(work, watch=True) as rec, _quiet(move):
                         y = work.forward(copy_value(value))
@@ -1481,6 +1526,10 @@ class GradientChecker:
                 report.notes.append(f"{_layer_label(path, layer)}: returns several outputs (a tuple), which the "
                                     "default cost sum(R * output) cannot take: not checked alone (the whole "
                                     "model's check covers it)")
+                continue
+            if any(a.ndim >= 1 and a.shape[0] == 0 for _, a in _named_inputs(call.x)):
+                report.notes.append(f"{_layer_label(path, layer)}: its input is an empty batch (no sample), on "
+                                    "which nothing can be checked: not checked alone")
                 continue
             alone = copy.deepcopy(layer)
             for (_, g), state in zip(alone.named_generators(), call.generators, strict=False):

@@ -1,0 +1,130 @@
+"""The checks of ``GradientChecker``'s settings: each takes ``(who, name, value)`` and returns the value
+to keep or raises the error naming the checker and the setting (``validation.checked_setting`` calls
+them when the checker is made and whenever a setting is assigned again, so one check, one message)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..init import switch
+from ..layer import Layer
+from ..validation import is_integer, is_number
+
+__all__ = ["MAX_BATCH_SIZE", "MODES", "at_least", "batch_size", "empty_batch", "eps", "inputs", "layer", "loss",
+           "mode", "safety", "seed", "switch_setting"]
+
+MODES = ("auto", "full", "sampled", "directional")
+#: the largest ``batch_size`` of inferred inputs: every cost evaluation runs the whole batch, and a few
+#: samples exercise the batch reductions; a larger batch is passed as ``inputs=``
+MAX_BATCH_SIZE = 1024
+
+
+def _integer(who: str, name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]`` (Python or NumPy integer, not bool), else TypeError/ValueError."""
+    if not is_integer(value):
+        hint = " (the checker is always seeded, so that a report can be reproduced)" if name == "seed" else ""
+        raise TypeError(f"{who}: {name} must be an int, got {type(value).__name__} {value!r}{hint}")
+    if value < low:
+        raise ValueError(f"{who}: {name} must be an int >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{who}: {name} must be an int in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _number(who: str, name: str, value: Any) -> float:
+    """``value`` as a float (Python or NumPy real, not bool), else TypeError."""
+    if not is_number(value):
+        raise TypeError(f"{who}: {name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def at_least(low: int) -> Callable[[str, str, Any], int]:
+    """The check of an int setting ``>= low`` (``samples``, ``directions``: 1; ``full_max``: 0)."""
+    def check(who: str, name: str, value: Any) -> int:
+        return _integer(who, name, value, low)
+    return check
+
+
+def seed(who: str, name: str, value: Any) -> int:
+    """An int >= 0 (``None`` refused: the check is always seeded)."""
+    return _integer(who, name, value, 0)
+
+
+def batch_size(who: str, name: str, value: Any) -> int:
+    """An int in ``[1, MAX_BATCH_SIZE]``: the samples of the inferred inputs."""
+    if is_integer(value) and value > MAX_BATCH_SIZE:
+        raise ValueError(f"{who}: {name} must be an int in [1, {MAX_BATCH_SIZE}], got {value!r} (the samples of "
+                         "the inputs it draws: every cost evaluation runs them all, and a few exercise the batch "
+                         "reductions; pass a larger batch as inputs=)")
+    return _integer(who, name, value, 1)
+
+
+def eps(who: str, name: str, value: Any) -> float:
+    """A number in (0, 1): the relative step."""
+    step = _number(who, name, value)
+    if not 0 < step < 1:
+        raise ValueError(f"{who}: {name} must be a number in (0, 1), got {value!r}")
+    return step
+
+
+def safety(who: str, name: str, value: Any) -> float:
+    """A finite number > 1: an element fails when its error exceeds ``safety`` times its bound."""
+    factor = _number(who, name, value)
+    if not 1 < factor < math.inf:
+        raise ValueError(f"{who}: {name} must be a finite number > 1, got {value!r}")
+    return factor
+
+
+def mode(who: str, name: str, value: Any) -> str:
+    """One of :data:`MODES` (a NumPy string as a plain str)."""
+    if not isinstance(value, str) or value not in MODES:
+        raise ValueError(f"{who}: {name} must be one of {MODES}, got {value!r}")
+    return str(value)
+
+
+def switch_setting(who: str, name: str, value: Any) -> bool:
+    """True or False (a NumPy bool too); ``bool("False")`` would switch the option on."""
+    return switch(value, name, who)
+
+
+def layer(who: str, name: str, value: Any) -> Layer:
+    """A minidl ``Layer`` (a model, a ``Sequential``, one layer)."""
+    if not isinstance(value, Layer):
+        raise TypeError(f"{who}: expected a minidl Layer or Model, got {type(value).__name__}")
+    return value
+
+
+def loss(who: str, name: str, value: Any) -> Any:
+    """``None`` or an object with ``forward(y_pred, y_true)`` and ``backward()`` (an instance, not a class)."""
+    if isinstance(value, type):  # (its methods would pass the check below, unbound)
+        raise TypeError(f"{who}: loss is the class {value.__name__}; pass an instance, loss={value.__name__}()")
+    if value is not None and not (hasattr(value, "forward") and hasattr(value, "backward")):
+        hint = ("; the second positional argument is the loss: for the input batch write "
+                f"{who}(model, inputs=x)") if isinstance(value, (np.ndarray, list, tuple)) else ""
+        raise TypeError(f"{who}: loss must have forward(y_pred, y_true) and backward(){hint}")
+    return value
+
+
+def empty_batch(who: str, x: Any, what: str = "inputs") -> None:
+    """``ShapeError`` if ``x`` (one array, or a tuple of several inputs) holds an array whose first
+    (batch) axis has length 0: no sample, so the cost is identically 0 and nothing can be checked."""
+    arrays = x if type(x) is tuple else (x,)
+    for i, a in enumerate(arrays):
+        shape = getattr(a, "shape", None) if isinstance(a, np.ndarray) else None
+        if shape and shape[0] == 0:
+            where = f"{what}[{i}]" if type(x) is tuple else what
+            raise ShapeError(f"{who}: {where} is an empty batch (shape {shape}): with no sample the cost is "
+                             "identically 0 and so is every gradient, so nothing could be checked; give it at "
+                             "least one sample (a few, so that the batch reductions are exercised)")
+
+
+def inputs(who: str, name: str, value: Any) -> Any:
+    """``None`` (inputs drawn) or the input batch, kept as given (converted when the check runs); an
+    array (or a tuple of them) with an empty batch is refused here, anything else when the check runs."""
+    empty_batch(who, value, name)
+    return value
