@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import GradientCheckError
 from .gradcheck import GradientChecker, GradientReport
+from .init import switch
 from .inputs import Inputs
 from .layer import Layer
 
@@ -34,15 +36,26 @@ def assert_gradients_ok(
     inputs: Any = None,
     loss: Any = None,
     targets: Any = None,
+    *,
+    allow_unchecked: bool = False,
     **kwargs: Any,
 ) -> GradientReport:
     """Run :class:`~minidl.gradcheck.GradientChecker` and raise ``GradientCheckError`` (an
-    ``AssertionError``) with the report's table if any tensor fails; returns the report otherwise.
+    ``AssertionError``) with the report's table if any tensor fails, or if nothing at all was checked
+    (every tensor frozen, at kinks or empty: a test that passes vacuously) unless ``allow_unchecked=True``
+    says that is what the test means; returns the report otherwise.
 
     ``kwargs`` go to the checker (``eps``, ``seed``, ``batch_size``, ``safety``, ...).
     """
+    allow_unchecked = switch(allow_unchecked, "allow_unchecked", "assert_gradients_ok")
     checker = GradientChecker(layer_or_model, loss=loss, inputs=inputs, targets=targets, **kwargs)
-    return checker.run().raise_if_failed()
+    report = checker.run().raise_if_failed()
+    if report.nothing_checked and not allow_unchecked:
+        raise GradientCheckError(
+            f"{report}\nassert_gradients_ok: the check passed, but nothing was checked (every tensor frozen, "
+            "at kinks or empty), so it proves nothing: check other inputs (a ReLU fed exact zeros sits on its "
+            "kink), or pass allow_unchecked=True if that is what the test means")
+    return report
 
 
 def _assert_same_dx(got: Any, expected: Any, rtol: float) -> None:

@@ -77,9 +77,24 @@ class TensorResult:
             return "frozen"
         return "skipped" if self.checked == 0 else "ok"
 
+    @property
+    def partial(self) -> bool:
+        """Whether the tensor passed checked only in part: some of its elements were not checked (not
+        sampled, or skipped at kinks), or it was checked along random directions, not element by element."""
+        return self.status == "ok" and (self.unit == "directions" or self.checked < self.size)
+
 
 def _fmt(x: float) -> str:
     return "-" if x != x else f"{x:.2e}"  # x != x: NaN
+
+
+def _partial_words(partial: list[TensorResult]) -> str:
+    """``input 101 of 160 elements; along 2 random directions (not element by element): 0.W, 2.W``."""
+    parts = [", ".join(f"{r.name} {r.checked} of {r.size} elements" for r in partial if r.unit == "elements")]
+    counts = sorted({r.checked for r in partial if r.unit == "directions"})
+    parts += [f"along {k} random direction{'s' if k > 1 else ''} (not element by element): "
+              + ", ".join(r.name for r in partial if r.unit == "directions" and r.checked == k) for k in counts]
+    return "; ".join(part for part in parts if part)
 
 
 @dataclass
@@ -106,6 +121,17 @@ class GradientReport:
     def unchecked(self) -> list[TensorResult]:
         """Tensors that passed without a single checked element (see :attr:`TensorResult.status`)."""
         return [r for r in self.results if r.status == "skipped"]
+
+    @property
+    def partly_checked(self) -> list[TensorResult]:
+        """Tensors that passed but were checked only in part (see :attr:`TensorResult.partial`)."""
+        return [r for r in self.results if r.partial]
+
+    @property
+    def nothing_checked(self) -> bool:
+        """Whether no tensor had a single element (or direction) checked: every one frozen, skipped at
+        kinks or empty, or none to check.  A passing report then proved nothing."""
+        return not any(r.status == "ok" for r in self.results)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -136,7 +162,7 @@ class GradientReport:
         lines = []
         if self.passed:
             # (every tensor frozen or at kinks: nothing failed, but nothing was proved either)
-            verdict = "PASSED" if any(r.status == "ok" for r in self.results) else "PASSED, but nothing was checked"
+            verdict = "PASSED, but nothing was checked" if self.nothing_checked else "PASSED"
         elif self.failed:
             verdict = f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
         else:
@@ -147,10 +173,8 @@ class GradientReport:
         frozen = [r.name for r in self.results if r.status == "frozen"]
         if frozen:
             verdict += f" (frozen, not checked: {', '.join(frozen)})"
-        partial = [r for r in self.results if r.mode.endswith("sampled") and r.status == "ok" and r.checked < r.size]
-        if partial:  # a sample, most of it perhaps at kinks: say how little was proved
-            verdict += " (only partly checked: " + ", ".join(
-                f"{r.name} {r.checked} of {r.size} elements" for r in partial) + ")"
+        if self.partly_checked:  # a sample, elements at kinks, a few directions: say how little was proved
+            verdict += f" (only partly checked: {_partial_words(self.partly_checked)})"
         if self.layers and not all(r.passed for r in self.layers.values()):
             bad = [p for p, r in self.layers.items() if not r.passed]
             verdict += f"; failing alone: {', '.join(bad)}"
