@@ -261,7 +261,9 @@ class Optimizer:
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """``{"type", "hyper", "state": {"0": {name: array or int}, ...}}``, copies throughout, and
-        ``"initial_lr"`` once a schedule has recorded it (PyTorch keeps it in its param groups)."""
+        ``"initial_lr"`` once a schedule has recorded it (PyTorch keeps it in its param groups).  An array a
+        setting keeps (``state_when``) that was switched on after the last step is saved as the zeros its next
+        step would start from, so that the state is whole."""
         state: dict[str, Any] = {
             "type": type(self).__name__,
             "hyper": dict(self.hyper),
@@ -271,6 +273,10 @@ class Optimizer:
                 for i, (p, s) in enumerate(zip(self.params, self.state, strict=True))
             },
         }
+        for entry, p in zip(state["state"].values(), self.params, strict=True):
+            for key, setting in self.state_when.items():  # a setting switched on since the last step:
+                if entry and key not in entry and self.hyper.get(setting):  # the zeros its next step makes
+                    entry[key] = np.zeros(p.shape, p.dtype)
         if self.initial_lr is not None:
             state["initial_lr"] = self.initial_lr
         return state

@@ -72,3 +72,23 @@ def test_the_whole_state_resumes_exactly_and_a_setting_off_needs_no_such_array(n
         del entry[key]
     copy_optimizer.load_state_dict(state)
     assert copy_optimizer.state_dict()["hyper"][flag] in (False, 0.0)
+
+
+@pytest.mark.parametrize("name, make, key, setting", CASES, ids=[c[0] for c in CASES])
+def test_a_setting_switched_on_after_some_steps_saves_a_whole_state_that_resumes_exactly(name, make, key, setting):
+    """Switched on through ``opt.hyper`` after steps without it, then saved before the next step: the state
+    holds the zeros the next step would start from (review: the optimizer refused its own checkpoint)."""
+    flag, value = setting.split("=")
+    off = {"amsgrad": False, "centered": False, "momentum": 0.0}[flag]
+    model, optimizer = trained(lambda ps: make(ps), 0)
+    optimizer.hyper[flag] = off
+    train(model, optimizer, 3)
+    optimizer.hyper[flag] = True if value == "True" else float(value)
+    saved = optimizer.state_dict()
+    assert all(np.array_equal(entry[key], np.zeros_like(entry[key])) for entry in saved["state"].values())
+    copy_model, copy_optimizer = trained(make, 0, seed=5)
+    copy_model.load_state_dict(model.state_dict())
+    copy_optimizer.load_state_dict(saved)
+    train(model, optimizer, 3)
+    train(copy_model, copy_optimizer, 3)
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(model.parameters(), copy_model.parameters(), strict=True))
