@@ -310,3 +310,34 @@ def test_a_second_backward_on_one_forward_adds_the_gradients_of_the_sum(make: An
     np.testing.assert_allclose(dx1 + dx2, dx, rtol=1e-10, atol=1e-12)
     model.zero_grad()
     np.testing.assert_allclose(model.backward(g2), dx2, rtol=1e-12)  # each call's own dx
+
+
+@pytest.mark.parametrize("bias, columns", [(True, 7), (False, 9)])
+@pytest.mark.parametrize("leading", [(), (3,)])
+def test_w_rebound_with_other_columns_is_refused_by_the_forward(bias, columns, leading) -> None:
+    """Rows right, columns not: the product took it and gave an output of another width than out_features
+    (review), so repr and summary disagreed with what the layer computed.  Now the same ShapeError as rows."""
+    layer = md.Dense(3, 2, bias=bias, rng=0)
+    layer.W.data = np.zeros((3 + bias, columns))
+    with pytest.raises(md.ShapeError, match=rf"^Dense\(3 -> 2\): W.data has shape \({3 + bias}, {columns}\), but "
+                                            rf"the layer was built for \({3 + bias}, 2\)"):
+        layer(np.ones((5, *leading, 3)))
+    assert layer._x is None  # refused before the forward kept anything
+
+
+@pytest.mark.parametrize("args, kwargs, error", [
+    ((3, -1), {}, ValueError), ((0, 2), {}, ValueError), ((3, 2, "no"), {}, TypeError),
+    ((3, 2), {"init": "bogus"}, ValueError), ((3, 2), {"W": np.ones((2, 2))}, md.ShapeError),
+    ((3, 2), {"dtype": np.int32}, md.DTypeError),
+])
+def test_a_refused_second_init_leaves_the_dense_as_it_was(args, kwargs, error) -> None:
+    """__init__ run again on a built Dense checked its arguments after it had dropped its sizes and its
+    registered W (review: then every read was an AttributeError); now it checks them first."""
+    layer = md.Dense(3, 2, rng=0)
+    weights, x = layer.W.data.copy(), np.ones((5, 3))
+    y = layer(x)
+    with pytest.raises(error):
+        layer.__init__(*args, **kwargs)  # type: ignore[misc]
+    assert (layer.in_features, layer.out_features, layer.bias) == (3, 2, True)
+    assert list(dict(layer.named_parameters())) == ["W"] and np.array_equal(layer.W.data, weights)
+    assert np.array_equal(layer(x), y)

@@ -75,14 +75,16 @@ class Dense(Layer):
         rng: RNGLike = None,
         dtype: DTypeLike = np.float64,
     ) -> None:
+        who = type(self).__name__  # (checked before anything is replaced: a refused __init__ run again on a
+        sizes = (_size(who, "in_features", in_features), _size(who, "out_features", out_features),  # built
+                 _flag(who, "bias", bias))  # layer leaves it as it was)
+        weights = absorbed_weights(f"Dense({sizes[0]} -> {sizes[1]}, bias={sizes[2]})", sizes[0], sizes[1],
+                                   bias=sizes[2], W=W, init=init, rng=rng, dtype=float_dtype(dtype, "Dense"))
         super().__init__()
         for name in ("_in_features", "_out_features", "_bias"):  # __init__ run again on a built layer: afresh
             self.__dict__.pop(name, None)
-        self.in_features, self.out_features, self.bias = in_features, out_features, bias  # (checked)
-        self.W = Parameter(absorbed_weights(
-            f"Dense({self.in_features} -> {self.out_features}, bias={self.bias})", self.in_features,
-            self.out_features, bias=self.bias, W=W, init=init, rng=rng, dtype=float_dtype(dtype, "Dense"),
-        ))
+        self.in_features, self.out_features, self.bias = sizes
+        self.W = Parameter(weights)
         self._x: np.ndarray | None = None
         # How error messages name the layer and its input, made once: forward runs every step.
         self._who = f"Dense({self.in_features} -> {self.out_features})"
@@ -104,6 +106,8 @@ class Dense(Layer):
             if x.ndim != 2:
                 return self._forward_rows(x)
         check_finite(x, self._who)
+        if W.shape[1] != self._out_features:  # (W.data rebound with other columns: the product would take it)
+            self._check_W(W)
         self._x = x
         try:
             if not self._bias:
@@ -119,9 +123,11 @@ class Dense(Layer):
         """The forward of an input with more leading axes (N, ..., in_features), checked but for NaN/inf:
         every position a row.  (Apart from the 2-D path, which runs every step and stays as short.)"""
         check_finite(x, self._who)
+        W = self.W._data
+        if W.shape[1] != self._out_features:
+            self._check_W(W)
         self._x = x  # as given: backward flattens it again (a view, unless x is not contiguous)
         rows = x.reshape(-1, self._in_features)
-        W = self.W._data
         try:
             if not self._bias:
                 out = rows @ W
