@@ -52,9 +52,9 @@ def assert_gradients_ok(
     report = checker.run().raise_if_failed()
     if report.nothing_checked and not allow_unchecked:
         raise GradientCheckError(
-            f"{report}\nassert_gradients_ok: the check passed, but nothing was checked (every tensor frozen, "
-            "at kinks or empty), so it proves nothing: check other inputs (a ReLU fed exact zeros sits on its "
-            "kink), or pass allow_unchecked=True if that is what the test means")
+            f"{report}\nassert_gradients_ok: the check passed, but nothing was checked (no tensor, or every one "
+            "frozen, at kinks or empty), so it proves nothing: check other inputs (a ReLU fed exact zeros sits on "
+            "its kink), or pass allow_unchecked=True if that is what the test means")
     return report
 
 

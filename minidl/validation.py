@@ -279,7 +279,7 @@ def _shape_hint(shape: tuple[int, ...], ndim: int, sizes: Mapping[int, int] | No
         return ""
     channels = sizes.get(1)
     if channels is not None and len(shape) == ndim - 1 and channels == 1:
-        return "; for one channel, give the images their channel axis: x[:, None]"
+        return "; for one channel, give the input its channel axis: x[:, None]"
     if channels is not None and len(shape) == ndim >= 3 and shape[1] != channels and shape[-1] == channels:
         order = (0, ndim - 1, *range(1, ndim - 1))
         return (f"; it looks channels-last, and this layer takes channels first (N, C, ...): "

@@ -36,7 +36,7 @@ def test_one_channel_images_without_their_channel_axis_are_told_to_add_it() -> N
     x = np.zeros((2, 8, 8))
     message = refusal(lambda: md.Conv2D(1, 4, 3)(x))
     assert message == ("Conv2D(1 -> 4, k=3): expected a 4-D input of shape (N, 1, H, W), got shape (2, 8, 8); for "
-                       "one channel, give the images their channel axis: x[:, None]")
+                       "one channel, give the input its channel axis: x[:, None]")
     assert md.Conv2D(1, 4, 3)(x[:, None]).shape == (2, 4, 6, 6)
 
 

@@ -226,9 +226,11 @@ def _refuse_nan_state(model: Layer) -> None:
             continue
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         kind = "NaN/inf" if trained else "NaN"
+        why = "the cost would not be a number at any point" if trained else \
+            "a forward that reads it (a running statistic in eval mode) would make the cost NaN"
         error = NonFiniteError(
             f"GradientChecker: {what} holds {int(bad.sum())} {kind} value(s), the first at index {first} "
-            f"({value[first].item()!r}), before the check started: the cost would not be a number at any point; "
+            f"({value[first].item()!r}), before the check started: {why}; "
             "initialise or load finite values (a NaN weight or running statistic is often left by a diverged "
             "training step)")
         error.index, error.shape = first, value.shape
@@ -442,7 +444,7 @@ class GradientChecker:
         check_layers: also check every registered sub-layer alone, on the input it received in the
             model's forward, with a random upstream gradient; the results are in ``report.layers``.
         batch_size: samples in inferred inputs (several, so that batch reductions are exercised), at
-            most 1024.
+            most 1024 (a larger batch is given as ``inputs=``; with ``inputs`` it is unused).
         reuse_prefix: in a ``Sequential``, perturbing layer k re-runs layers k, k+1, ... only.
 
     Besides the gradients it checks that ``backward`` adds into ``.grad`` (``+=``), that
@@ -512,8 +514,8 @@ class GradientChecker:
     check_input = checked_setting("check_input", _settings.switch_setting, "Also check dCost/dinput; a bool.")
     check_layers = checked_setting("check_layers", _settings.switch_setting,
                                    "Also check every sub-layer alone; a bool.")
-    batch_size = checked_setting("batch_size", _settings.batch_size, "Samples in inferred inputs, an int in "
-                                 f"[1, {_settings.MAX_BATCH_SIZE}].")
+    batch_size = checked_setting("batch_size", _settings.batch_size, "Samples in inferred inputs, an int >= 1 "
+                                 f"(at most {_settings.MAX_BATCH_SIZE} when they are drawn).")
     samples = checked_setting("samples", _settings.at_least(1), "Elements per tensor in sampled mode, an int >= 1.")
     directions = checked_setting("directions", _settings.at_least(1),
                                  "Random directions per tensor in directional mode, an int >= 1.")
@@ -586,7 +588,8 @@ class GradientChecker:
                     "np.random.default_rng(0).integers(0, num_embeddings, (4, ...)) (with a mask: a tuple)"
                 )
             # N(0, 1) floats, unless the model's first layer takes other inputs (an Embedding's indices)
-            x: Any = work.random_inputs((self.batch_size, *hint), rng)
+            x: Any = work.random_inputs((_settings.drawn_batch_size(type(self).__name__, self.batch_size), *hint),
+                                        rng)
         else:  # one array or several (each its own copy), by fit's rule: a tuple mixing arrays is refused
             given = as_inputs(self.inputs, "GradientChecker", "inputs")
             x = tuple(_own_copy(a) for a in given) if type(given) is tuple else _own_copy(given)

@@ -15,8 +15,8 @@ from ..init import switch
 from ..layer import Layer
 from ..validation import is_integer, is_number
 
-__all__ = ["MAX_BATCH_SIZE", "MODES", "at_least", "batch_size", "empty_batch", "eps", "inputs", "layer", "loss",
-           "mode", "safety", "seed", "switch_setting"]
+__all__ = ["MAX_BATCH_SIZE", "MODES", "at_least", "batch_size", "drawn_batch_size", "empty_batch", "eps", "inputs",
+           "layer", "loss", "mode", "safety", "seed", "switch_setting"]
 
 MODES = ("auto", "full", "sampled", "directional")
 #: the largest ``batch_size`` of inferred inputs: every cost evaluation runs the whole batch, and a few
@@ -56,12 +56,18 @@ def seed(who: str, name: str, value: Any) -> int:
 
 
 def batch_size(who: str, name: str, value: Any) -> int:
-    """An int in ``[1, MAX_BATCH_SIZE]``: the samples of the inferred inputs."""
-    if is_integer(value) and value > MAX_BATCH_SIZE:
-        raise ValueError(f"{who}: {name} must be an int in [1, {MAX_BATCH_SIZE}], got {value!r} (the samples of "
-                         "the inputs it draws: every cost evaluation runs them all, and a few exercise the batch "
-                         "reductions; pass a larger batch as inputs=)")
+    """An int >= 1: the samples of the inferred inputs (at most ``MAX_BATCH_SIZE`` when they are drawn,
+    :func:`drawn_batch_size`; unused when ``inputs=`` is given)."""
     return _integer(who, name, value, 1)
+
+
+def drawn_batch_size(who: str, value: int) -> int:
+    """``value``, the samples of the inputs about to be drawn, if at most ``MAX_BATCH_SIZE``, else ValueError."""
+    if value > MAX_BATCH_SIZE:
+        raise ValueError(f"{who}: batch_size must be at most {MAX_BATCH_SIZE} to draw the inputs, got {value!r} "
+                         "(every cost evaluation runs the whole batch, and a few samples exercise the batch "
+                         "reductions; pass a larger batch as inputs=)")
+    return value
 
 
 def eps(who: str, name: str, value: Any) -> float:
