@@ -4,9 +4,10 @@ given the other inputs of a tuple: masks, a memory), ``LayerList``, and the two-
 
 from __future__ import annotations
 
+import functools
 import operator
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import numpy as np
 
@@ -16,7 +17,12 @@ from .layer import Layer, defining_class, holders_of, parameter_backward
 from .validation import as_array, check_grad_output, check_padding_mask
 
 if TYPE_CHECKING:
-    from .training import History
+    from .early_stopping import EarlyStopping
+    from .init import RNGLike
+    from .losses import Loss
+    from .optim import Optimizer
+    from .schedulers import LRScheduler
+    from .training import History, MetricLike
 
 __all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential", "Stack"]
 
@@ -109,6 +115,27 @@ def _refuse_running_twice_above(container: Layer, after: Sequence[Layer], new: S
             pending.append((holder, where))
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _spread_inputs_refused_first(method: _Method) -> _Method:
+    """``Model.fit`` / ``Model.evaluate`` refusing inputs spread over positions (``model.fit(x, mask, y)``,
+    ``model.fit(x, y, 32)``) with :func:`~minidl.training.refuse_spread_inputs`'s message before Python
+    checks the keywords (it would first ask for ``loss=`` and ``optimizer=``); the method keeps its
+    signature, for type checkers and ``inspect``."""
+    who = method.__name__
+
+    @functools.wraps(method)
+    def refusing(self: Model, x: Any, y: Any, *more: Any, **keywords: Any) -> Any:
+        if more:
+            from .training import refuse_spread_inputs
+
+            refuse_spread_inputs(who, x, more)
+        return method(self, x, y, **keywords)
+
+    return cast(_Method, refusing)
+
+
 class Model(Layer):
     """A layer made of layers.  Subclass it, assign layers as attributes, write ``forward`` and
     ``backward`` (which calls the sub-layers' ``backward`` in reverse order).
@@ -116,21 +143,55 @@ class Model(Layer):
     Keras-style helpers: :meth:`fit`, :meth:`evaluate`, :meth:`predict` (see ``minidl.training``)
     and :meth:`summary` (see ``minidl.summary``)."""
 
-    def fit(self, x: Inputs, y: np.ndarray, *more: Any, **kwargs: Any) -> History:
-        """Train on ``(x, y)``: ``fit(x, y, loss=..., optimizer=..., epochs=, batch_size=,
-        validation_data= or validation_split=, metrics=["accuracy"], rng=, scheduler=, verbose=)``; see
-        :func:`minidl.training.fit`."""
-        from .training import fit, refuse_spread_inputs
+    @_spread_inputs_refused_first
+    def fit(
+        self,
+        x: Inputs,
+        y: np.ndarray,
+        *more: Any,
+        loss: Loss,
+        optimizer: Optimizer,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data: tuple[Inputs, np.ndarray] | None = None,
+        validation_split: float = 0.0,
+        metrics: Sequence[MetricLike] | None = None,
+        shuffle: bool = True,
+        rng: RNGLike = None,
+        scheduler: LRScheduler | None = None,
+        scheduler_interval: str = "epoch",
+        verbose: int = 1,
+        validation_batch_size: int = 256,
+        check_gradients: bool = False,
+        drop_last: bool = False,
+        clip_grad_norm: float | None = None,
+        early_stopping: EarlyStopping | None = None,
+    ) -> History:
+        """Train on ``(x, y)`` (x: (N, ...) or a tuple of inputs, y: (N, ...)); the keywords are those of
+        :func:`minidl.training.fit`, named here so that a type checker catches a misspelt one (``epoch=``)."""
+        from .training import fit
 
-        refuse_spread_inputs("fit", x, more)  # (here too: before Python asks for loss= and optimizer=)
-        return fit(self, x, y, **kwargs)
+        return fit(self, x, y, *more, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                   validation_data=validation_data, validation_split=validation_split, metrics=metrics,
+                   shuffle=shuffle, rng=rng, scheduler=scheduler, scheduler_interval=scheduler_interval,
+                   verbose=verbose, validation_batch_size=validation_batch_size, check_gradients=check_gradients,
+                   drop_last=drop_last, clip_grad_norm=clip_grad_norm, early_stopping=early_stopping)
 
-    def evaluate(self, x: Inputs, y: np.ndarray, *more: Any, **kwargs: Any) -> dict[str, float]:
-        """``{"loss": ..., metric: ...}`` on ``(x, y)`` in eval mode; see :func:`minidl.training.evaluate`."""
-        from .training import evaluate, refuse_spread_inputs
+    @_spread_inputs_refused_first
+    def evaluate(
+        self,
+        x: Inputs,
+        y: np.ndarray,
+        *more: Any,
+        loss: Loss | None = None,
+        metrics: Sequence[MetricLike] | None = None,
+        batch_size: int = 256,
+    ) -> dict[str, float]:
+        """``{"loss": ..., metric: ...}`` on ``(x, y)`` in eval mode; the keywords are those of
+        :func:`minidl.training.evaluate`."""
+        from .training import evaluate
 
-        refuse_spread_inputs("evaluate", x, more)
-        return evaluate(self, x, y, **kwargs)
+        return evaluate(self, x, y, *more, loss=loss, metrics=metrics, batch_size=batch_size)
 
     def predict(self, x: Inputs, batch_size: int = 256) -> Any:
         """Outputs on ``x`` (N, ...) in eval mode, in batches (a tuple of them for a model with several
