@@ -231,7 +231,8 @@ def _name_model_in_message(error: MinidlError, model: Model) -> None:
     """Prefix ``model``'s class name to ``error``'s message, unless it starts with it already (the model's
     own message, or a subclass's backward calling its parent's)."""
     who = type(model).__name__
-    if error.args and isinstance(error.args[0], str) and not error.args[0].startswith(who):
+    if error.args and isinstance(error.args[0], str) and not error.args[0].startswith(
+            (f"{who}:", f"{who}.", f"{who}(", f"{who} ")):  # ("Gated: ...", not a model D before "Dense(...)")
         _name_in_message(error, who)
 
 

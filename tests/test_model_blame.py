@@ -241,6 +241,11 @@ def test_a_model_of_your_own_names_itself_once_in_its_layers_errors() -> None:
     with pytest.raises(md.ShapeError, match=r"^Outer: Gated: Dense\(3 -> 1\)\.backward: expected grad_output of shape "
                                             r"\(8, 1\), got \(8, 2\)"):
         outer.backward(np.ones((8, 2)))
+    class D(Gated):  # a name that starts a layer's ("Dense(...)"): still named
+        pass
+
+    with pytest.raises(md.ShapeError, match=r"^D: Dense\(2 -> 1\): expected input"):
+        D(3, 2, 1, rng=0)((a, np.ones((8, 7))))
     sub = GatedWithParams(3, 2, 1, rng=0)  # its backward_params calls the wrapped backward of its parent
     sub((a, b))
     with pytest.raises(md.ShapeError, match=r"^GatedWithParams: Dense\(3 -> 1\)\.backward: expected"):
