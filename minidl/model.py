@@ -5,14 +5,13 @@ given the other inputs of a tuple: masks, a memory), ``LayerList``, and the two-
 from __future__ import annotations
 
 import functools
-import inspect
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import numpy as np
 
-from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, NonFiniteError, ShapeError
+from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from .inputs import Inputs, is_several
 from .layer import Layer, defining_class, holders_of, parameter_backward
 from .validation import as_array, check_grad_output, check_padding_mask
@@ -32,53 +31,6 @@ def _name_in_message(error: MinidlError, where: str) -> None:
     """Prefix ``error``'s message with the position of the layer that raised it (in place)."""
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
-
-
-def _add_to_message(error: MinidlError, note: str) -> None:
-    """Append ``note`` to ``error``'s message (in place), once: the innermost container that knows where the
-    refused value came from says it, and the containers around it, whose layer is only the one it went
-    through, leave it."""
-    if vars(error).get("_origin_said") or not (error.args and isinstance(error.args[0], str)):
-        return
-    error.args = (f"{error.args[0]}{note}", *error.args[1:])
-    vars(error)["_origin_said"] = True
-
-
-#: the refusals of a value a layer was given (its input, its grad_output), which a previous layer made
-_REFUSALS_OF_A_VALUE = (ShapeError, DTypeError, NonFiniteError)
-
-
-def _say_input_came_from(error: BaseException, container: Layer, name: str, given: Any, x: Any) -> None:
-    """On a forward's error path: say that the input that layer ``name`` of ``container`` (not its first)
-    refused is what the layer before it returned, and, for a dtype refusal of floats when the container's
-    input ``given`` had another float dtype than that input ``x``, that a layer before changed it."""
-    if not isinstance(error, _REFUSALS_OF_A_VALUE):
-        return
-    names = list(container._layers)
-    previous = names[names.index(name) - 1]
-    note = f"; the input of layer '{name}' is what layer '{previous}' " \
-           f"({type(container._layers[previous]).__name__}) returned"
-    if (isinstance(error, DTypeError) and isinstance(x, np.ndarray) and isinstance(given, np.ndarray)
-            and x.dtype.kind == given.dtype.kind == "f" and x.dtype != given.dtype):
-        note += (f", {x.dtype}, from the {type(container).__name__}'s {given.dtype} input: a layer up to "
-                 f"'{previous}' changed the dtype (a {x.dtype} parameter or constant? model.astype(np."
-                 f"{given.dtype}) casts the parameters)")
-    _add_to_message(error, note)
-
-
-def _say_grad_came_from(error: BaseException, container: Layer, name: str) -> None:
-    """On a back-pass's error path: say that the ``grad_output`` layer ``name`` of ``container`` was given
-    is what the next layer's ``backward`` returned, unless ``name`` is the last layer (its grad_output is
-    the caller's)."""
-    if not isinstance(error, _REFUSALS_OF_A_VALUE):
-        return
-    names = list(container._layers)
-    k = names.index(name)
-    if k == len(names) - 1:
-        return
-    following = names[k + 1]
-    _add_to_message(error, f"; the grad_output of layer '{name}' is what layer '{following}' "
-                           f"({type(container._layers[following]).__name__}).backward returned as its dCost/dinput")
 
 
 def _trainable(layer: Layer) -> bool:
@@ -184,108 +136,12 @@ def _spread_inputs_refused_first(method: _Method) -> _Method:
     return cast(_Method, refusing)
 
 
-def _minidls(cls: type) -> bool:
-    """Whether ``cls`` is one of minidl's own classes (its containers keep their own account of a failed
-    forward, and name themselves in their errors)."""
-    return cls.__module__ == "minidl" or cls.__module__.startswith("minidl.")
-
-
-def _refusing_after_failed_forward(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A model's own ``backward`` or ``backward_params``, refusing to run after a forward that raised (see
-    :class:`Model`) and naming the model in the errors of its sub-layers."""
-    if getattr(method, "_refuses_after_failed_forward", False):  # (the same function in a subclass's body)
-        return method
-
-    def refuse(self: Model) -> None:
-        raise BackwardBeforeForwardError(
-            f"{type(self).__name__}.{method.__name__}: the last forward raised ({self._forward_failed}), maybe "
-            "after some of its layers had run: they would hold that pass's caches and the others the pass "
-            "before; run a forward that succeeds first")
-
-    def refusing(self: Model, *args: Any, **keywords: Any) -> Any:
-        if self._forward_failed is not None:
-            refuse(self)
-        try:
-            return method(self, *args, **keywords)
-        except MinidlError as error:
-            _name_model_in_message(error, self)
-            raise
-
-    def refusing_fast(self: Model, grad_output: Any) -> Any:  # (no *args: a call 100 ns cheaper)
-        if self._forward_failed is not None:  # (the one test on the way of every backward)
-            refuse(self)
-        try:
-            return method(self, grad_output)
-        except MinidlError as error:
-            _name_model_in_message(error, self)
-            raise
-
-    taken = list(inspect.signature(method).parameters.values())[1:]
-    one = len(taken) == 1 and taken[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD  # (the contract's)
-    wrapper = functools.update_wrapper(refusing_fast if one else refusing, method)
-    vars(wrapper)["_refuses_after_failed_forward"] = True
-    return wrapper
-
-
-def _name_model_in_message(error: MinidlError, model: Model) -> None:
-    """Prefix ``model``'s class name to ``error``'s message, unless it starts with it already (the model's
-    own message, or a subclass's backward calling its parent's)."""
-    who = type(model).__name__
-    if error.args and isinstance(error.args[0], str) and not error.args[0].startswith(
-            (f"{who}:", f"{who}.", f"{who}(", f"{who} ")):  # ("Gated: ...", not a model D before "Dense(...)")
-        _name_in_message(error, who)
-
-
 class Model(Layer):
     """A layer made of layers.  Subclass it, assign layers as attributes, write ``forward`` and
     ``backward`` (which calls the sub-layers' ``backward`` in reverse order).
 
-    A forward of a model of your own (called as ``model(x)``) that raises may have run some of its
-    layers first, which then hold the caches of the refused pass while the others hold those of the pass
-    before: until a forward succeeds, its ``backward`` and ``backward_params`` raise
-    ``BackwardBeforeForwardError`` instead of mixing the two.  The errors of its layers start with its
-    class name (``Gated: Dense(2 -> 1): expected input ...``).
-
     Keras-style helpers: :meth:`fit`, :meth:`evaluate`, :meth:`predict` (see ``minidl.training``)
     and :meth:`summary` (see ``minidl.summary``)."""
-
-    #: What the last forward raised (the exception's class name) when the model has layers that may have
-    #: run before it did, else None: a model of your own then refuses a backward (see the class doc).
-    _forward_failed: str | None = None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A model of your own (a class defined outside minidl) notes a forward that raised, when called as
-        ``model(x)``, and its ``backward`` and ``backward_params`` then refuse to run; minidl's containers,
-        which know which of their layers ran, refuse on their own and are called as any layer."""
-        super().__init_subclass__(**kwargs)
-        if _minidls(cls):
-            return
-        if cls.__call__ is Layer.__call__:  # (not over a __call__ of the user's own)
-            cls.__call__ = Model._call_noting_failure  # type: ignore[method-assign, assignment]
-        for name in ("backward", "backward_params"):
-            method = cls.__dict__.get(name)
-            if inspect.isfunction(method):
-                setattr(cls, name, _refusing_after_failed_forward(method))
-
-    def _call_noting_failure(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
-        """``model(x)`` for a model of your own: ``forward(x)``; if it raises, the model's name starts the
-        error's message and, when it has layers (some of which may have run), its backward is refused until
-        a forward succeeds."""
-        if _second is not None or _third is not None:
-            return Layer.__call__(self, x, _second, _third)  # (refused there: several inputs are one tuple)
-        try:
-            y = self.forward(x)
-        except BaseException as error:
-            if self._layers:
-                object.__setattr__(self, "_forward_failed", type(error).__name__)
-            if isinstance(error, MinidlError):
-                forward = defining_class(type(self), "forward")
-                if forward is not None and not _minidls(forward):
-                    _name_model_in_message(error, self)
-            raise
-        if self._forward_failed is not None:  # (the one test on the way of every forward)
-            object.__setattr__(self, "_forward_failed", None)
-        return y
 
     @_spread_inputs_refused_first
     def fit(
@@ -600,11 +456,7 @@ class Sequential(_Positions, Model):
     forward has run through the present layers.
 
     ``forward`` feeds each layer's output to the next; ``backward`` runs the layers' backward in
-    reverse.  An error raised by a layer says which position it came from; when a layer refuses what
-    it was given (a ``ShapeError``, ``DTypeError`` or ``NonFiniteError``), the message also says which
-    layer returned it: the one before, for an input (and, for a float dtype other than the sequence's
-    input's, that a layer up to it changed the dtype), or the one after, whose ``backward`` returned the
-    refused ``grad_output`` (the bug of a custom layer is often there).
+    reverse.  An error raised by a layer says which position it came from.
     """
 
     @property
@@ -747,11 +599,10 @@ class Sequential(_Positions, Model):
     _edit: str | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        h = x  # the running value (x stays the sequence's input, for a message)
         ran = False  # whether a layer ran in this pass: if the first one fails, no cache was replaced
         for name, layer in self._layers.items():
             try:
-                h = layer(h)
+                x = layer(x)
                 ran = True
             except BaseException as error:
                 if ran or _partly_ran(layer):
@@ -759,13 +610,11 @@ class Sequential(_Positions, Model):
                     object.__setattr__(self, "_edit", None)
                 if isinstance(error, MinidlError):
                     _name_in_message(error, f"{type(self).__name__} layer '{name}'")
-                    if ran:  # h: what the layer before returned, which may be where the fault is
-                        _say_input_came_from(error, self, name, x, h)
                 raise
         if self._failed_at is not None:
             object.__setattr__(self, "_failed_at", None)
             object.__setattr__(self, "_edit", None)
-        return h
+        return x
 
     def _refuse_mixed_caches(self, who: str) -> None:
         if self._failed_at is not None:  # (one test on the way of every backward: an edit sets it too)
@@ -788,7 +637,6 @@ class Sequential(_Positions, Model):
                 grad = layer.backward(grad)
             except MinidlError as error:
                 _name_in_message(error, f"{type(self).__name__} layer '{name}'")
-                _say_grad_came_from(error, self, name)
                 raise
         return grad
 
@@ -818,9 +666,7 @@ class Sequential(_Positions, Model):
             if i == first:
                 parameter_backward(layers[i])(grad)
         except MinidlError as error:
-            name = list(self._layers)[i]
-            _name_in_message(error, f"{type(self).__name__} layer '{name}'")
-            _say_grad_came_from(error, self, name)
+            _name_in_message(error, f"{type(self).__name__} layer '{list(self._layers)[i]}'")
             raise
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:

@@ -225,8 +225,7 @@ def test_sequential_backward_errors_name_the_position(method: str) -> None:
 
     model = md.Sequential(md.Dense(5, 3, rng=0), Refusing(), md.Dense(3, 1, rng=1))
     model(x)
-    with pytest.raises(md.ShapeError, match=r"^Sequential layer '1': Refusing: no; the grad_output of layer '1' is "
-                                            r"what layer '2' \(Dense\)\.backward returned as its dCost/dinput$"):
+    with pytest.raises(md.ShapeError, match=r"^Sequential layer '1': Refusing: no$"):
         getattr(model, method)(np.ones((2, 1)))
 
     class Strict(md.Dense):  # the first layer, reached through backward_params' own call
@@ -238,8 +237,7 @@ def test_sequential_backward_errors_name_the_position(method: str) -> None:
 
     model = md.Sequential(Strict(5, 3, rng=0), md.ReLU(), md.Dense(3, 1, rng=1))
     model(x)
-    with pytest.raises(md.DTypeError, match=r"^Sequential layer '0': Strict: no; the grad_output of layer '0' is "
-                                            r"what layer '1' \(ReLU\)\.backward returned as its dCost/dinput$"):
+    with pytest.raises(md.DTypeError, match=r"^Sequential layer '0': Strict: no$"):
         getattr(model, method)(np.ones((2, 1)))
     assert model[2].W.grad.any()  # the layers behind it went back first
 

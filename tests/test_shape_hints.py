@@ -45,7 +45,7 @@ def test_dense_given_samples_of_several_axes_with_its_width_is_told_to_flatten_t
     message = refusal(lambda: model(np.zeros((2, 1, 8, 8))))
     assert message.endswith("got shape (2, 4, 6, 6); each sample has shape (4, 6, 6), 144 values, and this layer "
                             "works on the last axis: flatten them first (a Flatten() layer before it, or "
-                            "x.reshape(len(x), -1)); the input of layer '1' is what layer '0' (Conv2D) returned")
+                            "x.reshape(len(x), -1))")
     model.insert(1, md.Flatten())
     assert model(np.zeros((2, 1, 8, 8))).shape == (2, 10)
 
