@@ -9,9 +9,17 @@ from typing import Any
 import numpy as np
 
 from .errors import StateDictError
-from .init import switch
+from .init import switch_setting
 from .layer import Layer
-from .validation import checked_setting, is_finite, is_integer, is_number, plain_native, settings_renamed
+from .validation import (
+    checked_setting,
+    finite_non_negative,
+    is_finite,
+    is_integer,
+    is_number,
+    plain_native,
+    settings_renamed,
+)
 
 __all__ = ["EarlyStopping"]
 
@@ -34,20 +42,10 @@ def _patience(who: str, name: str, value: Any) -> int:
     return int(value)
 
 
-def _min_delta(who: str, name: str, value: Any) -> float:
-    if not (is_number(value) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 def _mode(who: str, name: str, value: Any) -> str:
     if not isinstance(value, str) or value not in ("auto", "min", "max"):
         raise ValueError(f"{who}: {name} must be 'auto', 'min' or 'max', got {value!r}")
     return value
-
-
-def _switch(who: str, name: str, value: Any) -> bool:
-    return switch(value, name, who)
 
 
 def _count(value: Any) -> str | None:
@@ -98,10 +96,10 @@ class EarlyStopping:
     monitor = checked_setting("monitor", _monitor, "The history key watched, e.g. ``'val_loss'``; checked when set.")
     patience = checked_setting("patience", _patience, "Epochs in a row without improvement before stopping, an int "
                                                       ">= 0; checked when set.")
-    min_delta = checked_setting("min_delta", _min_delta, "The smallest change that counts as an improvement, a "
-                                                         "finite number >= 0; checked when set.")
+    min_delta = checked_setting("min_delta", finite_non_negative, "The smallest change that counts as an "
+                                "improvement, a finite number >= 0; checked when set.")
     restore_best_weights = checked_setting(
-        "restore_best_weights", _switch, "Whether training ends with the best epoch's weights; a bool, checked "
+        "restore_best_weights", switch_setting, "Whether training ends with the best epoch's weights; a bool, checked "
                                          "when set.")
 
     def __init__(self, monitor: str = "val_loss", *, patience: int = 5, min_delta: float = 0.0,
@@ -224,8 +222,8 @@ class EarlyStopping:
             raise StateDictError(f"{who} refused the state (nothing was changed): " + "; ".join(problems))
         name = type(self).__name__
         kept: dict[str, Any] = {}
-        for key, check in (("monitor", _monitor), ("patience", _patience), ("min_delta", _min_delta),
-                           ("restore_best_weights", _switch)):
+        for key, check in (("monitor", _monitor), ("patience", _patience), ("min_delta", finite_non_negative),
+                           ("restore_best_weights", switch_setting)):
             try:
                 kept[key] = check(name, key, state[key])
             except (TypeError, ValueError) as error:

@@ -91,6 +91,11 @@ def switch(value: object, name: str, who: str) -> bool:
     return bool(value)
 
 
+def switch_setting(who: str, name: str, value: object) -> bool:
+    """:func:`switch` in the argument order of a checked setting's check (``validation.checked_setting``)."""
+    return switch(value, name, who)
+
+
 def given_weights(who: str, name: str, value: ArrayLike, shape: tuple[int, ...], layout: str,
                   dtype: np.dtype) -> np.ndarray:
     """Exact initial values ``value`` for the parameter ``name``, as a fresh ``dtype`` array of

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
-from ..init import switch
+from ..init import switch_setting
 from ..layer import Layer
 from ..validation import is_integer, is_number
 
@@ -91,11 +91,6 @@ def mode(who: str, name: str, value: Any) -> str:
     if not isinstance(value, str) or value not in MODES:
         raise ValueError(f"{who}: {name} must be one of {MODES}, got {value!r}")
     return str(value)
-
-
-def switch_setting(who: str, name: str, value: Any) -> bool:
-    """True or False (a NumPy bool too); ``bool("False")`` would switch the option on."""
-    return switch(value, name, who)
 
 
 def layer(who: str, name: str, value: Any) -> Layer:

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
-from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch_setting
 from ..layer import Layer
 from ..parameter import Parameter
 from ..validation import check_finite, check_grad_output, check_input, checked_setting, settings_renamed
@@ -22,11 +22,6 @@ _SHAPED = "the weight matrix W was built for it, and an optimizer or a checkpoin
 def _size(who: str, name: str, value: Any) -> int:
     """An int >= 1 (``positive_int``'s check and message)."""
     return positive_int(value, name, who)
-
-
-def _flag(who: str, name: str, value: Any) -> bool:
-    """True or False (``switch``'s check and message)."""
-    return switch(value, name, who)
 
 
 class Dense(Layer):
@@ -59,7 +54,7 @@ class Dense(Layer):
 
     in_features = checked_setting("in_features", _size, "The input's width, an int >= 1; fixed.", fixed=_SHAPED)
     out_features = checked_setting("out_features", _size, "The output's width, an int >= 1; fixed.", fixed=_SHAPED)
-    bias = checked_setting("bias", _flag, "Whether ``W`` has the bias row 0; fixed.", fixed=_SHAPED)
+    bias = checked_setting("bias", switch_setting, "Whether ``W`` has the bias row 0; fixed.", fixed=_SHAPED)
     _in_features: int  # (where the settings keep their values: the forward and backward read these)
     _out_features: int
     _bias: bool
@@ -77,7 +72,7 @@ class Dense(Layer):
     ) -> None:
         who = type(self).__name__  # (checked before anything is replaced: a refused __init__ run again on a
         sizes = (_size(who, "in_features", in_features), _size(who, "out_features", out_features),  # built
-                 _flag(who, "bias", bias))  # layer leaves it as it was)
+                 switch_setting(who, "bias", bias))  # layer leaves it as it was)
         weights = absorbed_weights(f"Dense({sizes[0]} -> {sizes[1]}, bias={sizes[2]})", sizes[0], sizes[1],
                                    bias=sizes[2], W=W, init=init, rng=rng, dtype=float_dtype(dtype, "Dense"))
         super().__init__()

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ..errors import DTypeError, NonFiniteError, ShapeError
-from ..init import float_dtype, positive_int, switch
+from ..init import float_dtype, positive_int, switch, switch_setting
 from ..layer import Layer, nonfinite_problem
 from ..parameter import Parameter
 from ..validation import (
@@ -125,11 +125,6 @@ def _eps_in(who: str, eps: float, dtype: np.dtype, group: str) -> float:
 def _count(who: str, name: str, value: Any) -> int:
     """An int >= 1 (``positive_int``'s check and message)."""
     return positive_int(value, name, who)
-
-
-def _switch(who: str, name: str, value: Any) -> bool:
-    """A bool (``switch``'s check and message: ``bool("no")`` would switch the option on)."""
-    return switch(value, name, who)
 
 
 def _sizes(who: str, name: str, value: Any) -> tuple[int, ...]:
@@ -255,7 +250,7 @@ class _RunningNorm(_Norm):
         "momentum", _momentum_or_none,
         "The weight of a batch's statistics in the running ones, in [0, 1]; ``None`` (batch norm only): a "
         "cumulative average.  Checked when set after construction too (a refusal changes nothing).")
-    affine = checked_setting("affine", _switch, "Whether the layer has ``gamma`` and ``beta``; fixed.",
+    affine = checked_setting("affine", switch_setting, "Whether the layer has ``gamma`` and ``beta``; fixed.",
                              fixed=_AFFINE_FIXED)
     running_mean: np.ndarray
     running_var: np.ndarray
@@ -614,7 +609,7 @@ class LayerNorm(_Norm):
         "axis); fixed.", fixed=_SHAPE_FIXED)
     eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
                           "> 0; checked when set, used by the next forward (a backward uses its forward's).")
-    elementwise_affine = checked_setting("elementwise_affine", _switch,
+    elementwise_affine = checked_setting("elementwise_affine", switch_setting,
                                          "Whether the layer has ``gamma`` and ``beta``; fixed.", fixed=_AFFINE_FIXED)
 
     def __init__(
@@ -713,7 +708,7 @@ class GroupNorm(_Norm):
                                    fixed=_CHANNELS_FIXED)
     eps = checked_setting("eps", _positive_eps, "Added to the variance before its square root, a finite number "
                           "> 0; checked when set, used by the next forward (a backward uses its forward's).")
-    affine = checked_setting("affine", _switch, "Whether the layer has ``gamma`` and ``beta``; fixed.",
+    affine = checked_setting("affine", switch_setting, "Whether the layer has ``gamma`` and ``beta``; fixed.",
                              fixed=_AFFINE_FIXED)
 
     def __init__(
