@@ -12,7 +12,12 @@ reference).  Per epoch the two contenders do the same training steps on the same
   shuffle's memory traffic, ``verbose=0`` with ``shuffle=False`` (each batch a view of ``x``: no
   copy at all).
 
-Every round times the bare loop and each fit mode once, in a rotating order (so that each takes every
+The shuffled modes move data that the bare loop does not (a gathered copy of 64 rows a batch), so
+a fourth contender is the loop a user writes by hand to shuffle: **hand-shuffled**, the bare loop over
+``x[idx], y[idx]`` for ``idx`` the slices of a fresh ``permutation(n)`` (the same order fit draws).
+Its cost over the bare loop is what shuffling costs any NumPy loop; fit's over it is what fit adds.
+
+Every round times the bare loops and each fit mode once, in a rotating order (so that each takes every
 place equally often and no mode is timed in a block of its own, which drifts by 2-3 points on a shared
 machine), and a mode's overhead is the median over rounds of ``fit / bare - 1`` in the same round, by
 the wall clock and by the process's CPU time (which leaves out the time the
@@ -29,7 +34,7 @@ Usage::
 
     python benchmarks/loop_overhead.py [--quick] [--samples 8192] [--pairs 15] [--threads 1]
 
-(``--pairs`` P: 4 P rounds, each contender in each place P times; 60 rounds by default.)
+(``--pairs`` P: 5 P rounds, each contender in each place P times; 75 rounds by default.)
 """
 
 from __future__ import annotations
@@ -77,6 +82,24 @@ def bare_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer,
         value = loss(model(xb), yb)
         backward(loss.backward())
         optimizer.step(zero_grad=True)  # as fit does
+        total += value * len(xb)
+    return total
+
+
+def hand_shuffled_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer, x: np.ndarray,
+                        y: np.ndarray, batch_size: int, seed: int, backward_name: str) -> float:
+    """The bare loop over shuffled batches, as written by hand: a fresh permutation from ``seed`` (fit's
+    ``rng=seed`` draws the same), each batch the fancy-indexed copy ``x[idx], y[idx]``."""
+    backward = getattr(model, backward_name)
+    order = np.random.default_rng(seed).permutation(len(x))
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        idx = order[start:start + batch_size]
+        xb, yb = x[idx], y[idx]
+        optimizer.zero_grad()
+        value = loss(model(xb), yb)
+        backward(loss.backward())
+        optimizer.step(zero_grad=True)
         total += value * len(xb)
     return total
 
@@ -134,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     optimizer = md.SGD(model.parameters(), lr=LR)
     threads = f"BLAS threads limited to {args.threads}" if args.threads else "default BLAS threads"
     print(f"784-256-256-10, batch {bs}, {np.dtype(dtype).name}, {n} samples ({len(batches)} steps) per epoch; "
-          f"fit calls model.{used}; {4 * pairs} rounds of the bare loop and the three fit modes; {threads}\n")
+          f"fit calls model.{used}; {5 * pairs} rounds of the two bare loops and the three fit modes; {threads}\n")
 
     # the cost of the unused input gradient, for the record: bare loops with either backward
     for name in ("backward", "backward_params"):
@@ -158,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
             model.fit(x, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=bs, shuffle=shuffle, rng=1,
                       verbose=verbose)
 
-    contenders: list[Callable[[], object]] = [functools.partial(bare_epoch, model, loss, optimizer, batches, used)]
+    contenders: list[Callable[[], object]] = [
+        functools.partial(bare_epoch, model, loss, optimizer, batches, used),
+        functools.partial(hand_shuffled_epoch, model, loss, optimizer, x, y, bs, 1, used)]
     contenders += [functools.partial(fit_epoch, verbose, shuffle) for verbose, shuffle in modes]
     for run_one in contenders:  # warm-up (imports tqdm, fills caches)
         run_one()
@@ -174,13 +199,22 @@ def run(args: argparse.Namespace) -> int:
             contenders[j]()
             wall[j].append(time.perf_counter() - t0)
             cpu[j].append(time.process_time() - c0)
-    print(f"{len(wall[0])} rounds, each the bare loop and every fit mode once, in rotating order; overhead: "
-          "median over rounds of fit / bare - 1 in the same round\n")
+    print(f"{len(wall[0])} rounds, each the bare loop, the hand-shuffled loop and every fit mode once, in "
+          "rotating order; overhead: median over rounds of fit / bare - 1 in the same round\n")
     level = median_interval(wall[0])[2]
+    gather = [h / b - 1 for h, b in zip(wall[1], wall[0], strict=True)]
+    low, high, _ = median_interval(gather)
+    print(f"hand-shuffled loop / bare loop - 1 (what shuffling's gather costs a loop written by hand): "
+          f"{statistics.median(gather) * 100:+.1f}% ({low * 100:+.1f}% to {high * 100:+.1f}%); "
+          f"hand-shuffled epoch {statistics.median(wall[1]) * 1e3:.1f} ms\n")
     print(f"| mode | bare epoch ms | fit epoch ms | fit overhead, wall: median ({level:.1%} interval of the median; "
-          "rounds min-max) | fit overhead, process CPU time: median (interval) | fastest fit / fastest bare - 1 |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for m, (verbose, shuffle) in enumerate(modes, start=1):
+          "rounds min-max) | fit overhead, process CPU time: median (interval) | fastest fit / fastest bare - 1 "
+          "| fit / the same loop by hand - 1: median (interval) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for m, (verbose, shuffle) in enumerate(modes, start=2):
+        by_hand = wall[1] if shuffle else wall[0]  # the loop a user writes for the same batches
+        over_hand = [f / h - 1 for f, h in zip(wall[m], by_hand, strict=True)]
+        hand_low, hand_high, _ = median_interval(over_hand)
         overheads = [f / b - 1 for f, b in zip(wall[m], wall[0], strict=True)]
         cpu_overheads = [f / b - 1 for f, b in zip(cpu[m], cpu[0], strict=True)]
         low, high, _ = median_interval(overheads)
@@ -190,7 +224,9 @@ def run(args: argparse.Namespace) -> int:
               f"{statistics.median(overheads) * 100:+.1f}% ({low * 100:+.1f}% to {high * 100:+.1f}%; "
               f"{min(overheads) * 100:+.1f}% to {max(overheads) * 100:+.1f}%) | "
               f"{statistics.median(cpu_overheads) * 100:+.1f}% ({cpu_low * 100:+.1f}% to {cpu_high * 100:+.1f}%) | "
-              f"{(min(wall[m]) / min(wall[0]) - 1) * 100:+.1f}% |", flush=True)
+              f"{(min(wall[m]) / min(wall[0]) - 1) * 100:+.1f}% | "
+              f"{statistics.median(over_hand) * 100:+.1f}% ({hand_low * 100:+.1f}% to {hand_high * 100:+.1f}%) |",
+              flush=True)
     return 0
 
 

@@ -510,9 +510,35 @@ def test_loop_overhead_quick_run_prints_each_mode_with_its_interval(capsys: pyte
     from benchmarks.loop_overhead import main
 
     assert main(["--samples", "256", "--pairs", "2"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| verbose")]
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| verbose")]
     assert [row.split(" | ")[0] for row in rows] == ["| verbose=0", "| verbose=1 (tqdm bar)",
                                                      "| verbose=0, shuffle=False"]
     for row in rows:
         median, low, high = (float(v) for v in re.findall(r"([+-]\d+\.\d)%", row.split(" | ")[3])[:3])
         assert low <= median <= high
+        median, low, high = (float(v) for v in re.findall(r"([+-]\d+\.\d)%", row.split(" | ")[6]))
+        assert low <= median <= high
+    [gather] = [line for line in out.splitlines() if line.startswith("hand-shuffled loop / bare loop - 1")]
+    median, low, high = (float(v) for v in re.findall(r"([+-]\d+\.\d)%", gather))
+    assert low <= median <= high
+
+
+def test_loop_overhead_hand_shuffled_loop_trains_on_fit_s_batches() -> None:
+    """benchmarks/loop_overhead.py's hand-shuffled loop does fit's work: from the same start, one epoch of
+    each (fit with rng=1, the loop with seed 1) leaves the same parameters and the same summed loss."""
+    from benchmarks.loop_overhead import build, fit_backward_name, hand_shuffled_epoch
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(200, 784)), rng.integers(0, 10, size=200)
+    by_fit, by_hand = build(np.float64, seed=5), build(np.float64, seed=5)
+    history = by_fit.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(by_fit.parameters(), lr=0.05),
+                         epochs=1, batch_size=64, shuffle=True, rng=1, verbose=0)
+    loss = md.CrossEntropyLoss()
+    total = hand_shuffled_epoch(by_hand, loss, md.SGD(by_hand.parameters(), lr=0.05), x, y, 64, 1,
+                                fit_backward_name())
+    assert total / len(x) == pytest.approx(history["loss"][0], rel=1e-12)
+    for (name, p), (_, q) in zip(by_fit.named_parameters(), by_hand.named_parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-14, err_msg=name)
+    untrained = build(np.float64, seed=5)
+    assert not np.allclose(untrained.parameters()[0].data, by_hand.parameters()[0].data)
