@@ -77,3 +77,21 @@ def test_the_worked_example_prints_what_the_doc_shows() -> None:
                 for line in report.strip().splitlines()]
 
     assert without_timings(out.getvalue()) == without_timings(shown)
+
+
+def test_the_gated_example_draws_different_weights_for_its_two_dense_layers() -> None:
+    """docs/custom-layers.md's Gated model passes one generator to both Dense layers: the same int seed given
+    to each would start value and gate with the same weights (a GLU whose two halves are one)."""
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    for line, code, fragment in code_blocks(ROOT / "docs/custom-layers.md"):
+        if fragment:  # (it cannot run alone: see test_the_docs_code_runs)
+            continue
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            exec(compile(code, f"custom-layers.md, the block at line {line}", "exec"), namespace)
+        if "Gated" in namespace:
+            break
+    gated = namespace["Gated"](2, 2, 3, rng=0)  # type: ignore[operator]
+    assert gated.value.W.shape == gated.gate.W.shape == (3, 3)
+    assert not np.allclose(gated.value.W.data, gated.gate.W.data)
+    again = namespace["Gated"](2, 2, 3, rng=0)  # type: ignore[operator]
+    np.testing.assert_array_equal(again.gate.W.data, gated.gate.W.data)  # still reproducible from the seed
