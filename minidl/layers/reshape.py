@@ -1,6 +1,7 @@
-"""Layers that only change an array's shape: ``Flatten`` (N, d1, d2, ...) -> (N, d1*d2*...), the bridge
-from convolutions to ``Dense``; ``Unflatten``, its inverse along one axis; and ``Identity``, which
-changes nothing (a placeholder where a layer is optional or removed)."""
+"""Layers that only change an array's shape: ``Flatten``, which merges a run of axes into one (by default
+(N, d1, d2, ...) -> (N, d1*d2*...), the bridge from convolutions to ``Dense``); ``Unflatten``, its inverse
+along one axis; and ``Identity``, which changes nothing (a placeholder where a layer is optional or
+removed)."""
 
 from __future__ import annotations
 
@@ -12,46 +13,138 @@ import numpy as np
 from ..errors import ShapeError
 from ..inputs import is_several
 from ..layer import Layer
-from ..validation import as_array, as_float_array, check_grad_output, is_integer, native
+from ..validation import as_array, as_float_array, check_grad_output, checked_setting, is_integer, native
 
 __all__ = ["Flatten", "Identity", "Unflatten"]
 
 
-class Flatten(Layer):
-    """Keep the batch axis, flatten the rest in C order, as PyTorch's ``nn.Flatten()``.
+def _dim(who: str, name: str, value: Any) -> int:
+    """An axis number: an int (negative counts from the end; not a bool), else ``TypeError``."""
+    if not is_integer(value):
+        raise TypeError(f"{who}: {name} must be an int, got {value!r}")
+    return int(value)
 
-    Shapes: x: (N, d1, ..., dk) with k >= 1 -> y: (N, d1*...*dk).  Backward reshapes the gradient
-    back to x's shape.  The output is a view of x whenever NumPy's reshape can make one (so do not
-    write into it), else a copy.  An empty batch (N = 0) gives an empty (0, d1*...*dk) output.
-    NaN/inf are passed through unchecked.
+
+def _ndim_range(start: int, end: int) -> tuple[int, float]:
+    """The numbers of dimensions ``(lo, hi)`` of the inputs whose axes ``start``..``end`` exist and are in
+    order (``hi`` may be inf; ``lo > hi``: none).  Only for messages: the forward resolves the dims itself."""
+    lo = max(start + 1 if start >= 0 else -start, end + 1 if end >= 0 else -end)
+    hi: float = math.inf
+    if (start >= 0) == (end >= 0):
+        if start > end:
+            hi = 0
+    elif start >= 0:  # end is axis end + ndim, not before start: ndim >= start - end
+        lo = max(lo, start - end)
+    else:  # start is axis start + ndim, not after end: ndim <= end - start
+        hi = end - start
+    return lo, hi
+
+
+class Flatten(Layer):
+    """Flatten axes ``start_dim`` to ``end_dim`` (inclusive; negative count from the end) into one, in C
+    order, as PyTorch's ``nn.Flatten(start_dim=1, end_dim=-1)``.  The defaults keep the batch axis and
+    flatten the rest, the bridge from convolutions to ``Dense``.
+
+    Shapes: x: (d0, ..., dk) -> y: (d0, ..., d(s-1), ds*...*de, d(e+1), ..., dk) with s, e the resolved
+    ``start_dim``, ``end_dim``: Flatten() (N, C, H, W) -> (N, C*H*W); Flatten(2) -> (N, C, H*W);
+    Flatten(0, 1) (N, T, E) -> (N*T, E).  With ``start_dim=0`` the batch axis is merged too: axis 0 of
+    the output is no longer one row per sample (see docs/layers.md).  Backward reshapes the gradient back
+    to x's shape.  The output is a view of x whenever NumPy's reshape can make one (so do not write into
+    it), else a copy.  Empty axes (N = 0) give an empty output of the formula's shape.  NaN/inf are passed
+    through unchecked.
+
+    Args:
+        start_dim, end_dim: ints (not bools), checked when the layer is built and when set.  A pair that
+            no input could take (both counted from the same end, start after end) is refused at
+            construction (``ValueError``); a pair that does not fit the input (an axis out of range, or
+            start after end once resolved) by the forward (``ShapeError``).  Set between a forward and its
+            backward, they take effect at the next forward.
     """
 
     single_input = True  # (a Stack hands it the sequence alone)
 
-    def __init__(self) -> None:
+    start_dim = checked_setting("start_dim", _dim, "The first axis flattened (negative counts from the end), an int.")
+    end_dim = checked_setting("end_dim", _dim, "The last axis flattened, inclusive (negative counts from the end), "
+                                               "an int.")
+    _start_dim: int  # (where the settings keep their values: the forward reads these)
+    _end_dim: int
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        who = type(self).__name__  # (checked before anything is replaced: a refused __init__ run again on a
+        dims = (_dim(who, "start_dim", start_dim), _dim(who, "end_dim", end_dim))  # built layer leaves it)
+        if _ndim_range(*dims)[1] == 0:
+            raise ValueError(f"{who}: start_dim {dims[0]} comes after end_dim {dims[1]} (both counted from the "
+                             f"{'start' if dims[0] >= 0 else 'end'}): no input has axes from start_dim to end_dim")
         super().__init__()
-        self._shape: tuple[int, ...] | None = None
+        self.start_dim, self.end_dim = dims
+        self._shape: tuple[int, ...] | None = None  # the last forward's input shape
+        self._out: tuple[int, ...] | None = None  # and output shape
         self._dtype: np.dtype | None = None  # the last forward's output dtype
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a Flatten pickled before it took ``start_dim`` and
+        ``end_dim`` (it flattened axes 1 to the last, and its forward kept only the input's shape)."""
+        state = dict(state)
+        state.setdefault("_start_dim", 1)
+        state.setdefault("_end_dim", -1)
+        if "_out" not in state:
+            shape = state.get("_shape")
+            state["_out"] = None if shape is None else (shape[0], math.prod(shape[1:]))
+        super().__setstate__(state)
+
+    def _who(self) -> str:
+        extra = self.extra_repr()
+        return f"Flatten({extra})" if extra else "Flatten"
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x: (N, ...) -> (N, prod(...))."""
+        """x: (..., ds, ..., de, ...) -> (..., ds*...*de, ...)."""
         x = as_float_array(x, "Flatten")
-        if x.ndim < 2:
-            raise ShapeError(f"Flatten: expected an input of shape (N, d1, ...) with at least 2 dimensions, "
-                             f"got shape {x.shape}")
+        shape = x.shape
+        ndim = len(shape)
+        start = self._start_dim + ndim if self._start_dim < 0 else self._start_dim
+        end = self._end_dim + ndim if self._end_dim < 0 else self._end_dim
+        if not 0 <= start <= end < ndim:
+            raise ShapeError(self._refusal(shape))
         x = native(x)  # (e.g. read from a file: returned in native order, as the other layers do)
-        self._shape = x.shape
+        out = (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])  # not -1: N = 0 would be
+        self._shape, self._out = shape, out  # ambiguous
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
-        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # not -1: N = 0 would be ambiguous
+        return x.reshape(out)
+
+    def _refusal(self, shape: tuple[int, ...]) -> str:
+        """Why the forward refuses an input of ``shape`` (its dims do not fit it)."""
+        who, start, end, ndim = self._who(), self._start_dim, self._end_dim, len(shape)
+        lo, hi = _ndim_range(start, end)
+        if hi == 0:
+            return (f"{who}: start_dim {start} comes after end_dim {end} (both counted from the "
+                    f"{'start' if start >= 0 else 'end'}): no input has axes from start_dim to end_dim; got shape "
+                    f"{shape}")
+        if (start, end) == (1, -1):  # (the message of the layer's first, default form)
+            return f"{who}: expected an input of shape (N, d1, ...) with at least 2 dimensions, got shape {shape}"
+        need = (f"at least {lo}" if hi == math.inf else f"{lo}" if hi == lo else f"{lo} to {int(hi)}")
+        message = (f"{who}: flattening axes start_dim={start} to end_dim={end} needs an input with {need} "
+                   f"dimension{'' if lo == 1 and hi in (1, math.inf) else 's'}, got shape {shape}")
+        if -ndim <= start < ndim and -ndim <= end < ndim:  # both axes exist, in the wrong order
+            message += f": start_dim {start} is axis {start % ndim} there, after end_dim {end}, axis {end % ndim}"
+        return message
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: (N, prod(...)) -> dx: x's shape."""
+        """grad_output: the forward's output shape -> dx: x's shape."""
         shape = self._shape
         self._require_cache(shape)
-        assert shape is not None
-        check_grad_output(grad_output, "Flatten.backward", (shape[0], math.prod(shape[1:])), self._dtype)
+        out = self._out
+        assert shape is not None and out is not None
+        if type(grad_output) is not np.ndarray or grad_output.shape != out or grad_output.dtype != self._dtype:
+            # (not the common case: refused, or an ndarray subclass; the name is made only here)
+            grad_output = check_grad_output(grad_output, f"{self._who()}.backward", out, self._dtype)
         return grad_output.reshape(shape)
+
+    def extra_repr(self) -> str:
+        parts = [f"start_dim={self._start_dim}"] if self._start_dim != 1 else []
+        if self._end_dim != -1:
+            parts.append(f"end_dim={self._end_dim}")
+        return ", ".join(parts)
 
 
 class Unflatten(Layer):
