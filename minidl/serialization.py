@@ -22,9 +22,11 @@ File layout (format ``minidl-checkpoint``, version 1), an ordinary ``.npz`` (zip
 
 :func:`load` reads with ``np.load(..., allow_pickle=False)`` and checks the archive against the
 metadata (every array present, none extra, dtypes and shapes as recorded); anything wrong raises
-:class:`~minidl.errors.CheckpointError` naming the file.  :func:`save` writes a temporary file in
-the destination folder, ``fsync``\\ s it and renames it over the destination, so a crash mid-save
-leaves any previous file intact.
+:class:`~minidl.errors.CheckpointError` naming the file.  :func:`save` to a path writes a temporary
+file in the destination folder, ``fsync``\\ s it and renames it over the destination, so a crash
+mid-save leaves any previous file intact.  Both also take a binary file object (``io.BytesIO``, an
+open file, a stream) and then read or write exactly the bytes a path would hold, from the object's
+current position; ``load(..., max_bytes=N)`` bounds what a file may make it read and decompress.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import collections
 import contextlib
 import errno
 import inspect
+import io
 import json
 import math
 import os
@@ -40,8 +43,9 @@ import secrets
 import stat
 import struct
 import sys
+import zipfile
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -63,6 +67,14 @@ _HEADER_SLACK = 1 << 16
 _MAX_META_BYTES = 1 << 26
 
 PathLike = str | os.PathLike[str]
+#: What save and load take: a path, or a binary file object (``BinaryIO``, ``io.BytesIO``, ``open(..., "rb")``).
+FileLike = str | os.PathLike[str] | IO[bytes]
+#: How much load reads at a time from a stream that cannot seek.
+_CHUNK = 1 << 20
+#: Deflate cannot expand its input more than 1032 times (a 258-byte copy coded in 2 bits): a member
+#: declaring more than that (plus this slack) for its compressed size declares a lie.
+_MAX_DEFLATE_RATIO = 1032
+_DEFLATE_SLACK = 1024
 #: The largest int a checkpoint holds: its digits must stay under Python's default limit for
 #: converting ints to and from text (4300 digits), which the JSON metadata goes through.
 _MAX_INT_BITS = 14000
@@ -76,25 +88,32 @@ _SAVEZ_TAKES_ALLOW_PICKLE = "allow_pickle" in inspect.signature(np.savez).parame
 
 
 # ---------------------------------------------------------------------------------- saving
-def save(state: dict[str, Any], path: PathLike, *, compress: bool = False) -> None:
-    """Write ``state`` to exactly ``path`` (no ``.npz`` suffix is added), atomically.
+def save(state: dict[str, Any], path: FileLike, *, compress: bool = False) -> None:
+    """Write ``state`` to exactly ``path`` (no ``.npz`` suffix is added), atomically; or to a binary file object.
 
     Args:
         state: a ``dict`` with ``str`` keys; values are ``ndarray`` (any bool/int/float/complex/
             bytes/str dtype), NumPy scalars, ``int``, ``float``, ``bool``, ``str``, ``None``,
             ``list``, ``tuple`` or nested ``dict``.
         path: ``str`` or ``os.PathLike``; its folder must exist.  An existing file is replaced.
+            Or a writable binary file object (``io.BytesIO``, ``open(..., "wb")``, a stream): the same
+            bytes are written at its current position, which is left after them.  Not atomic: a
+            failure can leave part of a checkpoint in it.  A stream that cannot seek gets the archive
+            built in memory first (zip needs to seek back over what it wrote).
         compress: store the arrays zip-deflated (smaller, slower); loading is the same.  True or
             False (a NumPy bool too); anything else is a ``TypeError``.
 
     Raises:
         TypeError: a value of an unsupported type or a non-``str`` key, named by its key path
             (``DTypeError``, a ``TypeError``, for an array of object or structured dtype); a
-            ``compress`` that is not a bool.
-        ValueError: ``state`` contains itself (a reference cycle).
-        OSError: the file could not be written; the previous file at ``path``, if any, is intact.
+            ``compress`` that is not a bool; a text-mode file object (``io.StringIO``, ``open(p, "w")``).
+        ValueError: ``state`` contains itself (a reference cycle); a closed file object.
+        OSError: the file could not be written; the previous file at ``path``, if any, is intact
+            (``io.UnsupportedOperation``, also a ``ValueError``, for a file object opened for reading).
     """
-    path = _fspath(path, "save")
+    stream = _writable_stream(path) if _is_file_object(path) else None
+    if stream is None:
+        path = _fspath(path, "save")
     compress = switch(compress, "compress", "minidl.save")
     if not isinstance(state, dict):
         hint = "; save its state: minidl.save(model.state_dict(), path)" if isinstance(state, Layer) else ""
@@ -118,8 +137,17 @@ def save(state: dict[str, Any], path: PathLike, *, compress: bool = False) -> No
     writer: Any = np.savez_compressed if compress else np.savez
     if _SAVEZ_TAKES_ALLOW_PICKLE:
         members["allow_pickle"] = False  # a keyword of savez, not an array
-    with _atomic_writer(path) as handle:
-        writer(handle, **members)
+    if stream is None:
+        with _atomic_writer(str(path)) as handle:
+            writer(handle, **members)
+    elif _seekable(stream):  # zip records offsets from the start: write through a window starting here
+        writer(_Window(stream, stream.tell()), **members)
+    else:
+        buffer = io.BytesIO()
+        writer(buffer, **members)
+        _write_all(stream, buffer.getbuffer())
+        if callable(getattr(stream, "flush", None)):
+            stream.flush()
 
 
 def _encode(value: Any, where: str, arrays: dict[str, np.ndarray], active: set[int]) -> dict[str, Any]:
@@ -275,37 +303,79 @@ def _fsync_folder(folder: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- loading
-def load(path: PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save` from exactly ``path``; returns the same tree.
+def load(path: FileLike, *, max_bytes: int | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save` from exactly ``path``, or from a binary file object;
+    returns the same tree.
 
     Arrays come back bit for bit with their dtypes (as plain, writable ``ndarray``), Python
     scalars keep their type (a ``float`` is restored bit for bit), tuples stay tuples.  Nothing is
     ever unpickled.
 
+    Args:
+        path: ``str`` or ``os.PathLike``; or a readable binary file object (``io.BytesIO``,
+            ``open(..., "rb")``, a stream), read from its current position to its end with the same
+            checks as a file.  A seekable object is left at its end after a load, and back where it
+            was after a refusal; one that cannot seek is read into memory first (bounded by
+            ``max_bytes``), and what was read is consumed.
+        max_bytes: ``None`` (no limit, the default) or an int ``>= 0``: refuse, before reading
+            further, input longer than this, and an archive whose members would decompress to more.
+
     Raises:
         CheckpointError: the file is not a ``.npz`` archive (e.g. a pickle or a ``.npy``), is
             truncated or corrupted, holds an object array, has no or malformed minidl metadata,
             a format version this minidl does not read, or arrays missing, extra, or of another
-            dtype/shape than recorded.  The message names the file and the problem.
+            dtype/shape than recorded; it is larger, or would decompress larger, than ``max_bytes``.
+            The message names the file (or the object) and the problem.
         OSError: the file cannot be opened (``FileNotFoundError``, ``PermissionError``, ...), or
             is not a regular file once symbolic links are followed (a pipe, a device, a socket:
             refused before it is opened, as reading a pipe would wait for a writer forever).
+            ``io.UnsupportedOperation`` (also a ``ValueError``) for a file object opened for writing.
+        TypeError: a text-mode file object (``io.StringIO``, ``open(p, "r")``); a ``max_bytes`` that
+            is not ``None`` or an int.
+        ValueError: a negative ``max_bytes``; a closed file object.
     """
-    path = _fspath(path, "load")
-    with _open_regular(path) as handle:
-        magic = handle.read(4)
-        if magic not in _ZIP_MAGIC:
-            raise CheckpointError(f"minidl.load({path!r}): not a NumPy .npz archive ({_describe(magic)})")
-        handle.seek(0)
-        try:
-            return _read(handle, path)
-        except CheckpointError:
-            raise
-        except Exception as error:  # zipfile, zlib, numpy format and JSON errors alike
-            raise CheckpointError(
-                f"minidl.load({path!r}): the archive is corrupted or truncated "
-                f"({type(error).__name__}: {error})"
-            ) from error
+    limit = _max_bytes(max_bytes)
+    if not _is_file_object(path):
+        path = _fspath(path, "load")
+        who = f"minidl.load({path!r})"
+        with _open_regular(path) as handle:
+            return _load_from(handle, os.fstat(handle.fileno()).st_size, who, limit, "the file is empty")
+    stream = _readable_stream(path)
+    who = f"minidl.load({_label(stream)})"
+    empty = "nothing to read from the object's position"
+    if not _seekable(stream):
+        buffer = _read_all(stream, who, limit)
+        return _load_from(buffer, len(buffer.getbuffer()), who, limit, empty)
+    start = stream.tell()
+    stream.seek(0, 2)
+    end = stream.tell()
+    try:
+        stream.seek(start)
+        result = _load_from(_Window(stream, start), max(0, end - start), who, limit, empty)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            stream.seek(start)
+        raise
+    stream.seek(max(start, end))
+    return result
+
+
+def _load_from(handle: Any, size: int, who: str, limit: int | None, empty: str) -> dict[str, Any]:
+    """Load from ``handle`` (positioned at the archive's start, ``size`` bytes to its end)."""
+    if limit is not None and size > limit:
+        raise CheckpointError(f"{who}: the input holds {size} bytes, more than max_bytes={limit}; nothing was read")
+    magic = handle.read(4)
+    if magic not in _ZIP_MAGIC:
+        raise CheckpointError(f"{who}: not a NumPy .npz archive ({_describe(magic) if magic else empty})")
+    handle.seek(0)
+    try:
+        return _read(handle, who, size, limit)
+    except CheckpointError:
+        raise
+    except Exception as error:  # zipfile, zlib, numpy format and JSON errors alike
+        raise CheckpointError(
+            f"{who}: the archive is corrupted or truncated ({type(error).__name__}: {error})"
+        ) from error
 
 
 def _open_regular(path: str) -> Any:
@@ -330,9 +400,9 @@ def _open_regular(path: str) -> Any:
         raise
 
 
-def _read(handle: Any, path: str) -> dict[str, Any]:
+def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]:
     def fail(problem: str) -> CheckpointError:
-        return CheckpointError(f"minidl.load({path!r}): {problem}")
+        return CheckpointError(f"{who}: {problem}")
 
     with np.load(handle, allow_pickle=False) as archive:
         if not isinstance(archive, np.lib.npyio.NpzFile):  # pragma: no cover - magic checked
@@ -347,6 +417,7 @@ def _read(handle: Any, path: str) -> dict[str, Any]:
                        + ("; it looks like a PyTorch checkpoint (a pickle), which minidl never unpickles: "
                           "save its tensors as NumPy arrays (numpy.savez) and load them into a model "
                           "with load_state_dict" if pickled else ""))
+        _check_directory(archive.zip.infolist(), size, limit, fail)
         names = {m[:-4] for m in members}
         if _META not in names:
             raise fail("not a minidl checkpoint (no 'minidl_meta' entry); a plain NumPy archive "
@@ -407,11 +478,18 @@ def _member(archive: Any, name: str, node: dict[str, Any] | None, fail: Any) -> 
         if not recorded <= stored <= recorded + _HEADER_SLACK:
             raise fail(f"array '{name}' ({node['_where']}) occupies {stored} bytes, its recorded "
                        f"dtype {dtype} and shape {tuple(shape)} need {recorded}")
-    header = _npy_header_length(archive, name)
-    if header is not None and header > _MAX_NPY_HEADER:
-        raise fail(f"array '{name}' has a .npy header of {header} bytes, more than the {_MAX_NPY_HEADER} "
-                   "NumPy reads safely (parsing a longer one could take very long); refusing it (save writes "
-                   "headers of about 100 bytes: the file was not written by minidl.save, or was altered)")
+    declared = _npy_header(archive, name, fail)  # read before the data, which np.load allocates from it
+    if declared is not None:
+        dtype, shape = declared
+        if dtype.hasobject:
+            raise fail(f"array '{name}' holds Python objects (pickled data); refusing to unpickle")
+        need = math.prod(shape) * dtype.itemsize
+        if need > stored:
+            raise fail(f"array '{name}' declares dtype {dtype} and shape {shape} ({need} bytes) in its .npy header, "
+                       f"more than its member's {stored} bytes")
+        if node is not None and (dtype != node["_dtype"] or shape != tuple(node["_shape"])):
+            raise fail(f"array '{name}' ({node['_where']}) has dtype {dtype} and shape {shape}, "
+                       f"the metadata records {node['_dtype']} and {tuple(node['_shape'])}")
     try:
         array = archive[name]
     except ValueError as error:
@@ -427,18 +505,64 @@ def _member(archive: Any, name: str, node: dict[str, Any] | None, fail: Any) -> 
     return array
 
 
-def _npy_header_length(archive: Any, name: str) -> int | None:
-    """The header length a ``.npy`` member declares (its bytes 8..10 or 8..12), or None when the member
-    does not start as a ``.npy`` (NumPy's read then says what is wrong)."""
+def _npy_header(archive: Any, name: str, fail: Any) -> tuple[np.dtype, tuple[int, ...]] | None:
+    """The dtype and shape a ``.npy`` member declares, from its header alone (none of its data is
+    read), or None when the member does not start as a ``.npy`` of version 1.0 or 2.0 (NumPy's read
+    then says what is wrong).  A header longer than NumPy's ``max_header_size`` is refused unparsed."""
     with archive.zip.open(f"{name}.npy") as member:
         start = member.read(12)
     if len(start) < 10 or start[:6] != b"\x93NUMPY":
         return None
-    if start[6] == 1:
-        return int.from_bytes(start[8:10], "little")
-    if start[6] in (2, 3) and len(start) == 12:
-        return int.from_bytes(start[8:12], "little")
-    return None
+    version = (start[6], start[7])
+    if version == (1, 0):
+        length = int.from_bytes(start[8:10], "little")
+    elif version in ((2, 0), (3, 0)) and len(start) == 12:
+        length = int.from_bytes(start[8:12], "little")
+    else:
+        return None
+    if length > _MAX_NPY_HEADER:
+        raise fail(f"array '{name}' has a .npy header of {length} bytes, more than the {_MAX_NPY_HEADER} "
+                   "NumPy reads safely (parsing a longer one could take very long); refusing it (save writes "
+                   "headers of about 100 bytes: the file was not written by minidl.save, or was altered)")
+    if version == (3, 0):  # utf-8 headers, for structured dtypes with non-Latin-1 field names
+        raise fail(f"array '{name}' has a .npy header of format version 3.0, which save never writes "
+                   "(it is for structured dtypes, which checkpoints may not hold)")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    with archive.zip.open(f"{name}.npy") as member:
+        np.lib.format.read_magic(member)
+        shape, _fortran, dtype = read_header(member, max_header_size=_MAX_NPY_HEADER)
+    return dtype, tuple(shape)
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], size: int, limit: int | None, fail: Any) -> None:
+    """Refuse, before any member is decompressed, a zip directory that describes another archive than
+    the one starting the input, compression save never uses, sizes the input cannot hold or deflate
+    cannot produce, or members that would decompress to more than ``limit`` bytes."""
+    if not infos:
+        return
+    first = min(info.header_offset for info in infos)
+    if first != 0:
+        raise fail(f"the zip directory at the end of the input describes an archive starting at byte {first}, "
+                   "not at the start (two archives one after another? load reads one archive that fills the "
+                   "input to its end)")
+    for info in infos:
+        name, packed, unpacked = info.filename, info.compress_size, info.file_size
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise fail(f"member {name!r} is compressed with zip method {info.compress_type}; save writes "
+                       "members stored or deflated only")
+        if info.compress_type == zipfile.ZIP_STORED and packed != unpacked:
+            raise fail(f"member {name!r} is stored uncompressed in {packed} bytes but declares {unpacked}")
+        if unpacked > _MAX_DEFLATE_RATIO * packed + _DEFLATE_SLACK:
+            raise fail(f"member {name!r} declares {unpacked} bytes deflated into {packed}, more than deflate "
+                       f"can expand ({_MAX_DEFLATE_RATIO} times): a forged size")
+    packed_total = sum(info.compress_size for info in infos)
+    if packed_total > size:
+        raise fail(f"the zip directory declares {packed_total} bytes of member data, more than the input's {size}")
+    total = sum(info.file_size for info in infos)
+    if limit is not None and total > limit:
+        largest = max(infos, key=lambda info: info.file_size)
+        raise fail(f"its members would decompress to {total} bytes (the largest, {largest.filename!r}, to "
+                   f"{largest.file_size}), more than max_bytes={limit}; nothing was decompressed")
 
 
 def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail: Any) -> None:
@@ -524,13 +648,166 @@ def _decode(node: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     return node["value"]
 
 
+# ---------------------------------------------------------------------------------- file objects
+def _is_file_object(target: Any) -> bool:
+    """A file object, not a path: anything but ``str``/``bytes``/``os.PathLike`` with ``read`` or ``write``."""
+    if isinstance(target, (str, bytes, os.PathLike)):
+        return False
+    return callable(getattr(target, "read", None)) or callable(getattr(target, "write", None))
+
+
+def _label(stream: Any) -> str:
+    """How messages name a file object: ``<BytesIO>``, ``<BufferedReader 'run.ckpt'>``."""
+    name = getattr(stream, "name", None)
+    return f"<{type(stream).__name__} {name!r}>" if isinstance(name, str) else f"<{type(stream).__name__}>"
+
+
+def _usable(stream: Any, who: str, verb: str, mode: str) -> None:
+    """Refuse a text-mode, closed, or wrong-direction file object before anything is read or written."""
+    label = _label(stream)
+    if isinstance(stream, io.TextIOBase):
+        raise TypeError(f"minidl.{who}: {label} is a text-mode file object; checkpoints are binary: open the "
+                        f"file with mode '{mode}' or use io.BytesIO")
+    if getattr(stream, "closed", False) is True:
+        raise ValueError(f"minidl.{who}: {label} is closed")
+    able = getattr(stream, f"{verb}able", None)
+    if callable(getattr(stream, verb, None)) and (not callable(able) or able()):
+        return
+    raise io.UnsupportedOperation(f"minidl.{who}: {label} cannot {verb} (opened with another mode?); "
+                                  f"{who} needs a binary file object opened with mode '{mode}'")
+
+
+def _writable_stream(stream: Any) -> Any:
+    _usable(stream, "save", "write", "wb")
+    try:
+        stream.write(b"")  # a text stream of another class refuses bytes; a binary one writes nothing
+    except TypeError as error:
+        raise TypeError(f"minidl.save: {_label(stream)} does not take bytes (a text-mode file object?); "
+                        "checkpoints are binary: open the file with mode 'wb' or use io.BytesIO") from error
+    return stream
+
+
+def _readable_stream(stream: Any) -> Any:
+    _usable(stream, "load", "read", "rb")
+    if not isinstance(stream.read(0), (bytes, bytearray, memoryview)):  # reads nothing
+        raise TypeError(f"minidl.load: {_label(stream)} does not give bytes (a text-mode file object?); "
+                        "checkpoints are binary: open the file with mode 'rb' or use io.BytesIO")
+    return stream
+
+
+def _seekable(stream: Any) -> bool:
+    """Whether ``stream`` can tell and seek (asked through ``seekable()`` where it has one)."""
+    try:
+        if callable(getattr(stream, "seekable", None)):
+            return bool(stream.seekable()) and stream.tell() >= 0
+        return callable(getattr(stream, "seek", None)) and stream.tell() >= 0
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_all(stream: Any, data: Any) -> None:
+    """Write all of ``data``: a raw stream may take part of it per call."""
+    view = memoryview(data).cast("B")
+    while view.nbytes:
+        count = stream.write(view)
+        if count is None:
+            if isinstance(stream, io.RawIOBase):  # non-blocking, nothing taken
+                raise BlockingIOError(errno.EAGAIN, f"{_label(stream)} would block; give a blocking stream")
+            return  # a file-like object of its own that does not count (write returns None)
+        view = view[count:]
+
+
+def _read_all(stream: Any, who: str, limit: int | None) -> io.BytesIO:
+    """The rest of a stream that cannot seek, in memory; refused once more than ``limit`` bytes came."""
+    buffer = io.BytesIO()
+    while True:
+        want = _CHUNK if limit is None else min(_CHUNK, limit + 1 - buffer.tell())
+        chunk = stream.read(want)
+        if chunk is None:  # a non-blocking raw stream with nothing to give now
+            raise BlockingIOError(errno.EAGAIN, f"{who}: the stream has no data now (non-blocking?); "
+                                                "give a blocking stream")
+        if not chunk:
+            break
+        buffer.write(chunk)
+        if limit is not None and buffer.tell() > limit:
+            raise CheckpointError(f"{who}: the input holds more than max_bytes={limit} bytes (stopped after "
+                                  f"reading {buffer.tell()})")
+    buffer.seek(0)
+    return buffer
+
+
+class _Window:
+    """``stream`` seen from ``start`` on: positions are counted from there, so a zip written or read
+    through it has the offsets (and bytes) of one in a file of its own."""
+
+    def __init__(self, stream: Any, start: int) -> None:
+        self._stream, self._start = stream, start
+
+    def tell(self) -> int:
+        return int(self._stream.tell()) - self._start
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0:
+            target = self._start + offset
+        elif whence == 1:
+            target = self._stream.tell() + offset
+        elif whence == 2:
+            self._stream.seek(0, 2)
+            target = self._stream.tell() + offset
+        else:
+            raise ValueError(f"invalid whence ({whence})")
+        if target < self._start:
+            raise OSError(errno.EINVAL, "seek before the start of the checkpoint")
+        self._stream.seek(target)
+        return target - self._start
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return bytes(self._stream.read())
+        parts, got = [], 0
+        while got < size:  # a raw stream may give less than asked before its end
+            part = self._stream.read(size - got)
+            if not part:
+                break
+            parts.append(bytes(part))
+            got += len(part)
+        return b"".join(parts) if len(parts) != 1 else parts[0]
+
+    def write(self, data: Any) -> int:
+        _write_all(self._stream, data)
+        return memoryview(data).nbytes
+
+    def flush(self) -> None:
+        if callable(getattr(self._stream, "flush", None)):
+            self._stream.flush()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+
+def _max_bytes(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"minidl.load: max_bytes must be None or an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"minidl.load: max_bytes must be None or an int >= 0, got {value}")
+    return int(value)
+
+
 # ---------------------------------------------------------------------------------- helpers
 def _fspath(path: Any, who: str) -> str:
     try:
         result = os.fspath(path)
     except TypeError:
         raise TypeError(
-            f"minidl.{who}: path must be a str or os.PathLike, got {type(path).__name__}"
+            f"minidl.{who}: path must be a str, os.PathLike or a binary file object, got {type(path).__name__}"
         ) from None
     if not isinstance(result, str):
         raise TypeError(
