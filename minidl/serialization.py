@@ -45,7 +45,7 @@ import struct
 import sys
 import zipfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 
@@ -67,7 +67,24 @@ _HEADER_SLACK = 1 << 16
 _MAX_META_BYTES = 1 << 26
 
 PathLike = str | os.PathLike[str]
-#: What save and load take: a path, or a binary file object (``BinaryIO``, ``io.BytesIO``, ``open(..., "rb")``).
+
+
+class SupportsReadBytes(Protocol):
+    """What :func:`load` reads from besides a path: ``read(n)`` giving bytes (``None``: a non-blocking
+    raw stream with nothing now); ``tell``/``seek`` are used when there (and ``seekable()`` says so)."""
+
+    def read(self, size: int, /) -> bytes | None: ...
+
+
+class SupportsWriteBytes(Protocol):
+    """What :func:`save` writes to besides a path: ``write(data)`` taking bytes (returning the count
+    taken, or ``None``); ``tell``/``seek`` are used when there (and ``seekable()`` says so)."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+
+#: What save and load take: a path, or a binary file object (``BinaryIO``, ``io.BytesIO``, ``open(..., "rb")``,
+#: a stream of your own with ``read``/``write``).  Text files (``TextIO``) do not fit.
 FileLike = str | os.PathLike[str] | IO[bytes]
 #: How much load reads at a time from a stream that cannot seek.
 _CHUNK = 1 << 20
@@ -88,7 +105,7 @@ _SAVEZ_TAKES_ALLOW_PICKLE = "allow_pickle" in inspect.signature(np.savez).parame
 
 
 # ---------------------------------------------------------------------------------- saving
-def save(state: dict[str, Any], path: FileLike, *, compress: bool = False) -> None:
+def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress: bool = False) -> None:
     """Write ``state`` to exactly ``path`` (no ``.npz`` suffix is added), atomically; or to a binary file object.
 
     Args:
@@ -303,7 +320,7 @@ def _fsync_folder(folder: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- loading
-def load(path: FileLike, *, max_bytes: int | None = None) -> dict[str, Any]:
+def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | None = None) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save` from exactly ``path``, or from a binary file object;
     returns the same tree.
 
@@ -670,7 +687,7 @@ def _usable(stream: Any, who: str, verb: str, mode: str) -> None:
                         f"file with mode '{mode}' or use io.BytesIO")
     if getattr(stream, "closed", False) is True:
         raise ValueError(f"minidl.{who}: {label} is closed")
-    able = getattr(stream, f"{verb}able", None)
+    able = getattr(stream, {"read": "readable", "write": "writable"}[verb], None)
     if callable(getattr(stream, verb, None)) and (not callable(able) or able()):
         return
     raise io.UnsupportedOperation(f"minidl.{who}: {label} cannot {verb} (opened with another mode?); "
@@ -689,7 +706,7 @@ def _writable_stream(stream: Any) -> Any:
 
 def _readable_stream(stream: Any) -> Any:
     _usable(stream, "load", "read", "rb")
-    if not isinstance(stream.read(0), (bytes, bytearray, memoryview)):  # reads nothing
+    if isinstance(stream.read(0), str):  # reads nothing (None from a non-blocking raw stream)
         raise TypeError(f"minidl.load: {_label(stream)} does not give bytes (a text-mode file object?); "
                         "checkpoints are binary: open the file with mode 'rb' or use io.BytesIO")
     return stream

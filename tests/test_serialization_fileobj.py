@@ -1,0 +1,423 @@
+"""minidl.save / minidl.load with binary file objects (io.BytesIO, open files, streams) and load's max_bytes.
+
+The load-side tests of test_serialization.py and test_checkpoint_review21.py are run again below (the
+``test_*`` names imported from them) with ``md.load`` replaced by :func:`load_every_way`, which loads
+each path also through an ``io.BytesIO`` (at a position after some other bytes) and through a stream
+that cannot seek, and asserts the same tree or the same refusal, in the same words, every way.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import io
+import os
+import pathlib
+import typing
+import zipfile
+from collections.abc import Callable
+from typing import IO, Any, BinaryIO
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import serialization
+from minidl.errors import CheckpointError
+
+base = importlib.import_module("test_serialization")  # (tests/ is on sys.path, as pytest puts it there)
+review21 = importlib.import_module("test_checkpoint_review21")
+assert_same_tree = base.assert_same_tree
+rich_state = base.rich_state  # (a fixture the imported tests use)
+REAL_LOAD = md.load
+PREFIX = b"other data first\n"
+
+
+# ------------------------------------------------------------------------------ helpers
+class OneWay(io.RawIOBase):
+    """A stream that cannot seek (a pipe, a socket): reads (or takes) at most ``step`` bytes a call."""
+
+    def __init__(self, data: bytes = b"", step: int = 1 << 30) -> None:
+        self.data, self.pos, self.step, self.written = data, 0, step, bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.step, len(self.data) - self.pos)
+        buffer[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+    def write(self, data: Any) -> int:
+        n = min(len(data), self.step)
+        self.written += bytes(memoryview(data)[:n])
+        return n
+
+
+def message_for(error: BaseException, path: Any, label: str) -> str:
+    """The path's refusal in a file object's words: the same but for how the input is named."""
+    text = str(error).replace(f"minidl.load({str(path)!r})", f"minidl.load({label})")
+    return text.replace("(the file is empty)", "(nothing to read from the object's position)")
+
+
+def load_every_way(path: Any, **options: Any) -> Any:
+    """``md.load(path)``, after checking that a BytesIO and a one-way stream of the file's bytes give
+    the same tree or the same refusal, and that a refused BytesIO is left where it was."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        return REAL_LOAD(path, **options)
+    data = pathlib.Path(path).read_bytes()
+    want: Any = None
+    refusal: CheckpointError | None = None
+    try:
+        want = REAL_LOAD(path, **options)
+    except CheckpointError as error:
+        refusal = error
+    buffer = io.BytesIO(PREFIX + data)
+    buffer.seek(len(PREFIX))
+    for stream, label in ((buffer, "<BytesIO>"), (OneWay(data, step=1000), "<OneWay>")):
+        try:
+            got = REAL_LOAD(stream, **options)
+        except CheckpointError as error:
+            assert refusal is not None, f"{label} refused what the path loads: {error}"
+            assert str(error) == message_for(refusal, path, label)
+            if stream is buffer:
+                assert buffer.tell() == len(PREFIX) and buffer.getvalue() == PREFIX + data
+        else:
+            assert refusal is None, f"{label} loaded what the path refuses: {refusal}"
+            assert_same_tree(got, want)
+            if stream is buffer:
+                assert buffer.tell() == len(PREFIX) + len(data)
+    if refusal is not None:
+        raise refusal
+    return want
+
+
+@pytest.fixture(autouse=True)
+def _every_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(md, "load", load_every_way)
+
+
+# The load-side tests that exist, run again with load_every_way: every hostile file a path refuses is
+# refused, in the same words, through a BytesIO and through a stream (not: pipes, devices, folders,
+# missing files, which are about paths).
+for _module, _names in ((base, [
+        "test_round_trip_is_exact", "test_compressed_round_trip", "test_model_and_optimizer_round_trip",
+        "test_refuses_a_pickle_without_running_it", "test_refuses_an_object_array_without_unpickling",
+        "test_refuses_a_truncated_archive", "test_refuses_corrupted_array_bytes",
+        "test_refuses_files_that_are_not_npz", "test_refuses_a_real_npy_file",
+        "test_refuses_a_plain_npz_without_metadata", "test_refuses_bad_metadata",
+        "test_refuses_undecodable_metadata", "test_refuses_oversized_metadata", "test_well_formed_forgery_loads",
+        "test_failed_load_leaves_the_model_unchanged",
+        "test_a_member_np_load_would_read_in_place_of_the_npy_one_is_refused", "test_a_member_stored_twice_is_refused",
+        "test_a_text_file_starting_with_pk_is_not_a_zip", "test_an_array_name_that_aliases_another_member_is_refused",
+        ]), (review21, [
+        "test_an_oversized_npy_header_is_named_as_such_not_as_pickled_data",
+        "test_an_object_array_is_still_refused_as_pickled_data", "test_an_array_node_without_dtype_or_shape_is_refused",
+        "test_an_npscalar_node_needs_its_dtype_and_takes_no_shape"])):
+    for _name in _names:
+        globals()[f"{_name}__through_file_objects"] = getattr(_module, _name)
+
+
+@pytest.fixture
+def state() -> dict[str, Any]:
+    rng = np.random.default_rng(3)
+    return {"model": {"0.W": rng.standard_normal((4, 3)).astype(np.float32), "0.b": np.zeros(3, np.float32)},
+            "epoch": 7, "lr": 0.1, "zeros": np.zeros(5000)}
+
+
+# ------------------------------------------------------------------------------ round trips
+@pytest.mark.parametrize("compress", [False, True])
+def test_file_objects_get_exactly_the_bytes_of_a_path(tmp_path: pathlib.Path, state: dict[str, Any],
+                                                     compress: bool) -> None:
+    md.save(state, tmp_path / "by_path", compress=compress)
+    want = (tmp_path / "by_path").read_bytes()
+    plain = io.BytesIO()
+    md.save(state, plain, compress=compress)
+    assert plain.getvalue() == want and plain.tell() == len(want)
+    after = io.BytesIO()
+    after.write(PREFIX)  # at a position after other data: zip's offsets still count from the checkpoint
+    md.save(state, after, compress=compress)
+    assert after.getvalue() == PREFIX + want and after.tell() == len(PREFIX) + len(want)
+    with open(tmp_path / "by_object", "wb") as handle:
+        handle.write(PREFIX)
+        md.save(state, handle, compress=compress)
+        assert handle.tell() == len(PREFIX) + len(want)
+    assert (tmp_path / "by_object").read_bytes() == PREFIX + want
+    unbuffered = open(tmp_path / "raw", "wb", buffering=0)  # noqa: SIM115 - a raw FileIO
+    with unbuffered:
+        md.save(state, unbuffered, compress=compress)
+    assert (tmp_path / "raw").read_bytes() == want
+    one_way = OneWay(step=333)  # cannot seek, takes 333 bytes a call: built in memory, written in full
+    md.save(state, one_way, compress=compress)
+    assert bytes(one_way.written) == want
+
+    for source in (io.BytesIO(want), OneWay(want, step=100)):
+        assert_same_tree(REAL_LOAD(source), state)
+    after.seek(len(PREFIX))
+    assert_same_tree(REAL_LOAD(after), state)
+    assert after.tell() == len(PREFIX) + len(want)  # left at the end of what it read
+    with open(tmp_path / "by_object", "rb") as handle:
+        assert handle.read(len(PREFIX)) == PREFIX
+        assert_same_tree(REAL_LOAD(handle), state)
+    with open(tmp_path / "raw", "rb", buffering=0) as raw:
+        assert_same_tree(REAL_LOAD(raw), state)
+
+
+def test_one_stream_holds_one_checkpoint_from_its_position_to_its_end(tmp_path: pathlib.Path) -> None:
+    """Two checkpoints one after another: zip's directory is at the end, so a load from the first one's
+    position would find the second's archive; it is refused rather than returning the wrong one."""
+    stream = io.BytesIO()
+    md.save({"epoch": 1}, stream)
+    middle = stream.tell()
+    md.save({"epoch": 2}, stream)
+    stream.seek(0)
+    with pytest.raises(CheckpointError, match=rf"minidl\.load\(<BytesIO>\): the zip directory at the end of the "
+                                              rf"input describes an archive starting at byte {middle}, not at the "
+                                              r"start \(two archives one after another\?"):
+        REAL_LOAD(stream)
+    assert stream.tell() == 0
+    stream.seek(middle)
+    assert REAL_LOAD(stream) == {"epoch": 2}
+    (tmp_path / "two").write_bytes(stream.getvalue())  # the same file on disk: the old load returned epoch 2
+    with pytest.raises(CheckpointError, match=rf"'.*two'\): the zip directory .* starting at byte {middle}"):
+        REAL_LOAD(tmp_path / "two")
+
+
+# ------------------------------------------------------------------------------ refused file objects
+def text_objects(tmp_path: pathlib.Path, mode: str) -> list[Any]:
+    import tempfile
+
+    (tmp_path / "t.txt").write_text("")
+    return [io.StringIO(), open(tmp_path / "t.txt", mode),
+            tempfile.SpooledTemporaryFile(mode="w+")]  # (not a TextIOBase: refused as it takes no bytes)
+
+
+def test_text_mode_objects_are_refused_naming_the_mode(tmp_path: pathlib.Path, state: dict[str, Any]) -> None:
+    for target in text_objects(tmp_path, "w"):
+        with target:
+            with pytest.raises(TypeError, match=r"minidl\.save: <\w+.*> (is a text-mode file object|does not "
+                                                r"take bytes).*open the file with mode 'wb' or use io\.BytesIO"):
+                md.save(state, target)
+            assert target.tell() == 0  # nothing written
+    assert (tmp_path / "t.txt").read_bytes() == b""
+    (tmp_path / "ckpt").write_bytes(b"")
+    md.save(state, tmp_path / "ckpt")
+    for source in [*text_objects(tmp_path, "r"), open(tmp_path / "ckpt", encoding="latin-1")]:  # noqa: SIM115
+        with source, pytest.raises(TypeError, match=r"minidl\.load: <\w+.*> (is a text-mode file object|does not "
+                                                      r"give bytes).*open the file with mode 'rb' or use io\.BytesIO"):
+            md.load(source)
+
+
+def test_objects_of_the_wrong_direction_or_closed_are_refused(tmp_path: pathlib.Path, state: dict[str, Any]) -> None:
+    md.save(state, tmp_path / "ckpt")
+    before = (tmp_path / "ckpt").read_bytes()
+    with open(tmp_path / "ckpt", "rb") as reader, pytest.raises(
+            io.UnsupportedOperation, match=r"minidl\.save: <BufferedReader '.*ckpt'> cannot write .*mode 'wb'"):
+        md.save(state, reader)
+    with open(tmp_path / "other", "wb") as writer, pytest.raises(
+            io.UnsupportedOperation, match=r"minidl\.load: <BufferedWriter '.*other'> cannot read .*mode 'rb'"):
+        md.load(writer)
+    closed = io.BytesIO(before)
+    closed.close()
+    for call in (lambda: md.save(state, closed), lambda: md.load(closed)):
+        with pytest.raises(ValueError, match=r"<BytesIO> is closed"):
+            call()
+    assert (tmp_path / "ckpt").read_bytes() == before and (tmp_path / "other").read_bytes() == b""
+    for call in (lambda: md.save(state, 3), lambda: md.load(3.5)):  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"path must be a str, os\.PathLike or a binary file object, got "):
+            call()
+
+
+def test_a_refused_state_writes_nothing_to_the_object(state: dict[str, Any]) -> None:
+    stream = io.BytesIO(b"kept")
+    stream.seek(4)
+    with pytest.raises(TypeError, match=r"state\['bad'\]"):
+        md.save({**state, "bad": object()}, stream)
+    with pytest.raises(TypeError, match="compress must be True or False"):
+        md.save(state, stream, compress="yes")  # type: ignore[arg-type]
+    assert stream.getvalue() == b"kept" and stream.tell() == 4
+
+
+# ------------------------------------------------------------------------------ max_bytes
+def test_max_bytes_refuses_a_longer_input_before_reading_it(tmp_path: pathlib.Path, state: dict[str, Any],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ckpt"
+    md.save(state, path)
+    size = path.stat().st_size
+    assert_same_tree(REAL_LOAD(path, max_bytes=size), state)  # stored: it decompresses to less than its size
+    assert_same_tree(REAL_LOAD(io.BytesIO(path.read_bytes()), max_bytes=np.int64(size)), state)
+    opened: list[str] = []
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", lambda *a, **k: opened.append("zip"))
+    with pytest.raises(CheckpointError, match=rf"minidl\.load\('.*ckpt'\): the input holds {size} bytes, more than "
+                                              rf"max_bytes={size - 1}; nothing was read"):
+        REAL_LOAD(path, max_bytes=size - 1)
+    stream = io.BytesIO(PREFIX + path.read_bytes())
+    stream.seek(len(PREFIX))
+    with pytest.raises(CheckpointError, match=rf"minidl\.load\(<BytesIO>\): the input holds {size} bytes, more "
+                                              rf"than max_bytes=1000;"):
+        REAL_LOAD(stream, max_bytes=1000)
+    assert stream.tell() == len(PREFIX) and opened == []
+    one_way = OneWay(path.read_bytes(), step=64)  # its length is unknown: read until one byte past the limit
+    with pytest.raises(CheckpointError, match=r"minidl\.load\(<OneWay>\): the input holds more than max_bytes=1000 "
+                                              r"bytes \(stopped after reading 1001\)"):
+        REAL_LOAD(one_way, max_bytes=1000)
+    assert one_way.pos == 1001 and opened == []
+
+
+def test_max_bytes_refuses_what_would_decompress_beyond_it(tmp_path: pathlib.Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zip bomb: a few kB of deflated zeros declaring 8 MB; refused from its directory alone."""
+    path = tmp_path / "bomb"
+    md.save({"w": np.zeros(1_000_000)}, path, compress=True)
+    size = path.stat().st_size
+    assert size < 20_000
+    members: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def counted_open(self: zipfile.ZipFile, name: Any, *args: Any, **kwargs: Any) -> Any:
+        members.append(str(name))
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", counted_open)
+    for source in (path, io.BytesIO(path.read_bytes())):
+        with pytest.raises(CheckpointError, match=r"its members would decompress to 8000\d{3} bytes \(the largest, "
+                                                  r"'a0\.npy', to 8000\d{3}\), more than max_bytes=1000000; nothing "
+                                                  r"was decompressed"):
+            REAL_LOAD(source, max_bytes=1_000_000)
+    assert members == []
+    assert REAL_LOAD(path, max_bytes=9_000_000)["w"].shape == (1_000_000,)
+    assert REAL_LOAD(path)["w"].shape == (1_000_000,)  # the default: no limit
+
+
+@pytest.mark.parametrize(("bad", "error", "match"), [
+    (True, TypeError, "got bool True"), (1.5, TypeError, "got float 1.5"), ("10", TypeError, "got str '10'"),
+    (np.float64(8), TypeError, "got float64"), (-1, ValueError, "got -1"),
+])
+def test_max_bytes_must_be_none_or_a_non_negative_int(tmp_path: pathlib.Path, bad: Any, error: type,
+                                                      match: str) -> None:
+    with pytest.raises(error, match=r"minidl\.load: max_bytes must be None or an int >= 0, " + match):
+        REAL_LOAD(tmp_path / "missing", max_bytes=bad)  # checked before the file is opened
+
+
+# ------------------------------------------------------------------------------ forged sizes and headers
+def forge_zip(path: pathlib.Path, members: dict[str, bytes], *, compression: int = zipfile.ZIP_STORED,
+              file_sizes: dict[str, int] | None = None) -> None:
+    """A zip of ``members``, whose central directory then claims ``file_sizes`` (32-bit fields)."""
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    data: bytearray = bytearray(path.read_bytes())
+    for name, claimed in (file_sizes or {}).items():
+        at = data.index(b"PK\x01\x02")  # the first central record, then on to the one of that name
+        while data[at + 46:at + 46 + len(name)] != name.encode():
+            at = data.index(b"PK\x01\x02", at + 4)
+        data[at + 24:at + 28] = claimed.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def checkpoint_members(state: dict[str, Any]) -> dict[str, bytes]:
+    buffer = io.BytesIO()
+    md.save(state, buffer)
+    with zipfile.ZipFile(buffer) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def npy_declaring(shape: tuple[int, ...], data: bytes) -> bytes:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return header.getvalue() + data
+
+
+@pytest.mark.parametrize(("member", "shape"), [("a0.npy", (10**9,)), ("minidl_meta.npy", (2**40,))])
+def test_a_npy_header_declaring_more_than_its_member_is_refused_before_allocating(
+        tmp_path: pathlib.Path, member: str, shape: tuple[int, ...]) -> None:
+    """np.load allocates the array its header declares before reading the data (the old load asked for
+    8 GB, or 8 TB, here, for a member of a few bytes)."""
+    members = checkpoint_members({"w": np.arange(3.0)})
+    members[member] = npy_declaring(shape, bytes(24))
+    forge_zip(tmp_path / "h", members)
+    with pytest.raises(CheckpointError, match=rf"array '{member[:-4]}' declares dtype float64 and shape "
+                                              rf"\({shape[0]},\) \({shape[0] * 8} bytes\) in its \.npy header, more "
+                                              r"than its member's \d+ bytes"):
+        md.load(tmp_path / "h")
+
+
+def test_a_npy_header_is_checked_against_the_metadata_before_the_data(tmp_path: pathlib.Path) -> None:
+    members = checkpoint_members({"w": np.arange(3.0)})
+    members["a0.npy"] = npy_declaring((1,), bytes(24))
+    forge_zip(tmp_path / "h", members)
+    with pytest.raises(CheckpointError, match=r"array 'a0' \(state\['w'\]\) has dtype float64 and shape \(1,\), "
+                                              r"the metadata records float64 and \(3,\)"):
+        md.load(tmp_path / "h")
+
+
+def test_sizes_the_input_cannot_hold_are_refused_from_the_directory(tmp_path: pathlib.Path) -> None:
+    members = checkpoint_members({"w": np.zeros(100)})
+    forge_zip(tmp_path / "stored", members, file_sizes={"a0.npy": 4_000_000_000})
+    with pytest.raises(CheckpointError, match=r"member 'a0\.npy' is stored uncompressed in \d+ bytes but declares "
+                                              r"4000000000"):
+        md.load(tmp_path / "stored")
+    forge_zip(tmp_path / "deflated", members, compression=zipfile.ZIP_DEFLATED, file_sizes={"a0.npy": 4_000_000_000})
+    with pytest.raises(CheckpointError, match=r"member 'a0\.npy' declares 4000000000 bytes deflated into \d+, more "
+                                              r"than deflate can expand \(1032 times\): a forged size"):
+        md.load(tmp_path / "deflated")
+    forge_zip(tmp_path / "bzip2", members, compression=zipfile.ZIP_BZIP2)
+    with pytest.raises(CheckpointError, match=r"member '.*\.npy' is compressed with zip method 12; save writes "
+                                              r"members stored or deflated only"):
+        md.load(tmp_path / "bzip2")
+    forge_zip(tmp_path / "ok", members, compression=zipfile.ZIP_DEFLATED)  # the forging itself is right
+    np.testing.assert_array_equal(md.load(tmp_path / "ok")["w"], np.zeros(100))
+
+
+def test_deflate_s_real_ratio_stays_under_the_bound(tmp_path: pathlib.Path) -> None:
+    """The most compressible data (zeros) at the highest level: its ratio is under 1032, so no checkpoint
+    save writes is refused as a forged size."""
+    md.save({"w": np.zeros(3_000_000, np.uint8)}, tmp_path / "z", compress=True)
+    with zipfile.ZipFile(tmp_path / "z") as archive:
+        info = archive.getinfo("a0.npy")
+    assert 900 < info.file_size / info.compress_size < serialization._MAX_DEFLATE_RATIO
+    assert md.load(tmp_path / "z")["w"].shape == (3_000_000,)
+
+
+# ------------------------------------------------------------------------------ types
+def test_the_annotations_take_binary_file_objects() -> None:
+    """mypy reads these: BinaryIO (a subclass of IO[bytes]), io.BytesIO, open(..., 'rb') and a stream of
+    one's own with read/write all fit (``_typed_use`` below, for mypy: text files do not)."""
+    for function, protocol in ((serialization.save, serialization.SupportsWriteBytes),
+                               (serialization.load, serialization.SupportsReadBytes)):
+        kinds = typing.get_args(typing.get_type_hints(function)["path"])
+        assert IO[bytes] in kinds and str in kinds and protocol in kinds, kinds
+    assert typing.get_type_hints(serialization.load)["max_bytes"] == int | None
+
+
+def _typed_use(target: BinaryIO, source: IO[bytes], text: typing.TextIO) -> None:  # (checked by mypy, not run)
+    md.save({"w": np.zeros(2)}, target)
+    md.save({"w": np.zeros(2)}, io.BytesIO())
+    md.save({"w": np.zeros(2)}, OneWay())
+    REAL_LOAD(source, max_bytes=10)
+    REAL_LOAD(OneWay(b""))
+    md.save({"w": np.zeros(2)}, text)  # type: ignore[arg-type]
+    REAL_LOAD(text)  # type: ignore[arg-type]
+    REAL_LOAD(io.StringIO())  # type: ignore[arg-type]
+
+
+def test_a_raw_stream_that_would_block_is_named(state: dict[str, Any]) -> None:
+    class Blocked(OneWay):
+        def write(self, data: Any) -> None:  # type: ignore[override]
+            return None  # a non-blocking raw stream: nothing taken
+
+        def readinto(self, buffer: Any) -> None:  # type: ignore[override]
+            return None
+
+    with pytest.raises(BlockingIOError, match="would block") as info:
+        md.save(state, Blocked())
+    assert info.value.errno == errno.EAGAIN
+    with pytest.raises(BlockingIOError, match=r"minidl\.load\(<Blocked>\): the stream has no data now"):
+        REAL_LOAD(Blocked())
+
+
+_: Callable[..., Any] = _typed_use
