@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import gzip
 import inspect
 import io
 import json
@@ -157,7 +158,7 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
     if stream is None:
         with _atomic_writer(str(path)) as handle:
             writer(handle, **members)
-    elif _seekable(stream):  # zip records offsets from the start: write through a window starting here
+    elif _seekable(stream) and not _forward_only(stream):  # zip's offsets count from here: a window
         writer(_Window(stream, stream.tell()), **members)
     else:
         buffer = io.BytesIO()
@@ -364,7 +365,12 @@ def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | None = None) ->
         buffer = _read_all(stream, who, limit)
         return _load_from(buffer, len(buffer.getbuffer()), who, limit, empty)
     start = stream.tell()
-    stream.seek(0, 2)
+    try:
+        stream.seek(0, 2)
+    except (OSError, ValueError):  # seekable, but not from the end (some decompressing readers)
+        stream.seek(start)
+        buffer = _read_all(stream, who, limit)
+        return _load_from(buffer, len(buffer.getbuffer()), who, limit, empty)
     end = stream.tell()
     try:
         stream.seek(start)
@@ -720,6 +726,12 @@ def _seekable(stream: Any) -> bool:
         return callable(getattr(stream, "seek", None)) and stream.tell() >= 0
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def _forward_only(stream: Any) -> bool:
+    """A writer that says it can seek but only forward (``gzip.GzipFile`` writing): zip's seek back
+    over a member it wrote would fail halfway, so the archive is built in memory for it."""
+    return isinstance(stream, gzip.GzipFile) and getattr(stream, "mode", None) == gzip.WRITE
 
 
 def _write_all(stream: Any, data: Any) -> None:
