@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -125,6 +126,36 @@ def fold(g: np.ndarray, axis: int, size: int, before: int, mode: str, source: np
     return dx
 
 
+def padded(x: np.ndarray, pairs: Sequence[tuple[int, int, int]], mode: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``x`` padded (not ``constant``) by ``mode`` along each ``(axis, before, after)`` of ``pairs``: (a new
+    array, the input position each output position read along each axis (:func:`sources`), in the order of
+    ``pairs``).  Block by block: each of (side, inside, side) per axis reads one block of x (a slice copy).
+    The caller has checked that the padding fits ``x`` (:meth:`_Pad.output_shape`'s rules).  The padding
+    layers and ``Conv1D``/``Conv2D``'s ``padding_mode`` use it."""
+    out, reads, blocks = list(x.shape), [], []
+    for axis, before, after in pairs:
+        out[axis] += before + after
+        reads.append(sources(x.shape[axis], before, after, mode))
+        blocks.append(_blocks(x.shape[axis], before, reads[-1]))
+    y = np.empty(out, dtype=x.dtype)
+    for block in itertools.product(*blocks):
+        to, read = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+        for (axis, _, _), (to_axis, read_axis) in zip(pairs, block, strict=True):
+            to[axis], read[axis] = to_axis, read_axis
+        y[tuple(to)] = x[tuple(read)]  # (a replicated edge: one position, broadcast)
+    return y, reads
+
+
+def unpadded(g: np.ndarray, shape: tuple[int, ...], pairs: Sequence[tuple[int, int, int]], reads: Sequence[np.ndarray],
+             mode: str) -> np.ndarray:
+    """The gradient of :func:`padded`: ``g`` (its output's shape) -> the input's ``shape``, each element of g
+    added onto the position it read; folded along the axes of ``pairs`` in their order (``reads`` as
+    :func:`padded` returned them).  An array of its own when ``pairs`` holds an axis."""
+    for (axis, before, _), read in zip(pairs, reads, strict=True):
+        g = fold(g, axis, shape[axis], before, mode, read)
+    return g
+
+
 class _Pad(Layer):
     """The computation shared by the padding layers: ``padding`` as PyTorch orders it, ``(left, right)``
     for a sequence and ``(left, right, top, bottom)`` for an image, and the mode's rule."""
@@ -214,16 +245,9 @@ class _Pad(Layer):
             y = np.full(out, self._fill(x.dtype), dtype=x.dtype)
             to, read = _inside_region(x.shape, out, pairs)
             y[to] = x[read]
-        else:  # block by block: each of (side, inside, side) per axis reads one block of x (a slice copy)
-            y = np.empty(out, dtype=x.dtype)
-            blocks = []
-            for axis, before, after in reversed(pairs):  # (the first spatial axis first)
-                reads.insert(0, sources(x.shape[axis], before, after, self.mode))
-                blocks.append(_blocks(x.shape[axis], before, reads[0]))
-            for block in itertools.product(*blocks):
-                to, read = zip(*block, strict=True)
-                to_index, read_index = (Ellipsis, *to), (Ellipsis, *read)
-                y[to_index] = x[read_index]  # (a replicated edge: one position, broadcast)
+        else:
+            y, reads = padded(x, pairs[::-1], self.mode)  # (the first spatial axis first, as backward folds)
+            reads.reverse()  # (kept in the order of pairs)
         # what backward needs, all of this pass (the padding may be changed in between)
         self._shape, self._cache = x.shape, (out, pairs, reads)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
@@ -245,9 +269,7 @@ class _Pad(Layer):
             dx = np.zeros(shape, dtype=g.dtype)
             dx[read] = inside
             return dx
-        for (axis, before, _), read in zip(reversed(pairs), reversed(reads), strict=True):
-            g = fold(g, axis, shape[axis], before, self.mode, read)
-        return g
+        return unpadded(g, shape, pairs[::-1], reads[::-1], self.mode)
 
 
 class _ConstantPad(_Pad):
