@@ -7,7 +7,8 @@ private class, ``_Im2colConvolution``, whose messages speak the shapes of the la
 
 from __future__ import annotations
 
-from typing import TypeVar
+import math
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -15,10 +16,10 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from ..aligned import empty
 from ..errors import DTypeError, ShapeError
-from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch_setting
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_grad_output, check_input
+from ..validation import check_grad_output, check_input, checked_setting, settings_renamed
 
 __all__ = ["Conv1D", "Conv2D"]
 
@@ -30,9 +31,44 @@ _SPATIAL = {rank: ", ".join(axes) for rank, axes in _AXES.items()}
 #: What an input with a spatial axis of size 0 is said to have, by rank.
 _EMPTY = {1: "no positions (length 0)", 2: "no pixels (height or width 0)"}
 
+#: ``padding_mode``: how ``Conv1D`` and ``Conv2D`` pad their input, as PyTorch's ``Conv1d``/``Conv2d``
+#: (the last three: the padding layers' rules, ``ReflectionPad2D`` etc.).
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+#: why a convolution's channels, groups and bias switch cannot change once built (a change refused)
+_SHAPED = "the weights W were built for it, and an optimizer or a checkpoint holds W"
+
 _Pair = tuple[int, int]
 #: Kernel size, stride, padding and dilation as (height, width) pairs: the sizes the computation uses.
 _Plane = tuple[_Pair, _Pair, _Pair, _Pair]
+#: A convolution's checked geometry: in_channels, out_channels, kernel_size, stride, padding, dilation, groups.
+_Geometry = tuple[int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], int]
+#: What a forward that padded by a padding_mode other than zeros keeps for its backward: the mode, the
+#: (axis, before, after) of each padded axis of the (C, N, H, W) input and the positions each read
+#: (padding.padded's).
+_Folding = tuple[str, list[tuple[int, int, int]], list[np.ndarray]]
+
+
+def _channels(who: str, name: str, value: Any) -> int:
+    """An int >= 1 (``positive_int``'s check and message), in the argument order of a checked setting."""
+    return positive_int(value, name, who)
+
+
+def _padding_mode(who: str, name: str, value: Any) -> str:
+    """One of :data:`PADDING_MODES`, else ``ValueError`` (as PyTorch)."""
+    if not isinstance(value, str) or value not in PADDING_MODES:
+        raise ValueError(f"{who}: {name} must be one of {PADDING_MODES}, got {value!r}")
+    return str(value)
+
+
+def _name_in_messages(cls_name: str, in_channels: int, out_channels: int, kernel_size: tuple[int, ...],
+                      dilation: tuple[int, ...], groups: int) -> str:
+    """How the messages of ``Conv1D``/``Conv2D`` name the layer: ``Conv2D(3 -> 8, k=3, dilation=2, groups=...)``."""
+    options = ""
+    if max(dilation) > 1:
+        options += f", dilation={_compact(dilation)}"
+    if groups != 1:
+        options += f", groups={groups}"
+    return f"{cls_name}({in_channels} -> {out_channels}, k={_compact(kernel_size)}{options})"
 
 
 def _sizes(value: int | tuple[int, ...], name: str, who: str, minimum: int, rank: int) -> tuple[int, ...]:
@@ -176,24 +212,37 @@ class _Convolution(Layer):
     def _set_geometry(self, who: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
                       stride: int | tuple[int, ...], padding: int | tuple[int, ...] | str,
                       dilation: int | tuple[int, ...], groups: int, named_padding: bool = True) -> None:
-        rank = self._rank
-        self.in_channels = positive_int(in_channels, "in_channels", who)
-        self.out_channels = positive_int(out_channels, "out_channels", who)
-        self._kernel_size = _sizes(kernel_size, "kernel_size", who, 1, rank)
-        self._stride = _sizes(stride, "stride", who, 1, rank)
-        self._dilation = _sizes(dilation, "dilation", who, 1, rank)
-        self._padding = self._checked_padding(padding, who, named_padding)
-        self.groups = positive_int(groups, "groups", who)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"{who}: groups must divide both in_channels and out_channels, got groups={self.groups} "
-                f"with in_channels={self.in_channels}, out_channels={self.out_channels}"
-            )
+        (self.in_channels, self.out_channels, self._kernel_size, self._stride, self._padding, self._dilation,
+         self.groups) = self._checked_geometry(who, in_channels, out_channels, kernel_size, stride, padding,
+                                               dilation, groups, named_padding)
 
-    def _checked_padding(self, padding: int | tuple[int, ...] | str, who: str, named_padding: bool) -> tuple[int, ...]:
-        """``padding`` as one int per spatial axis (``"same"``/``"valid"`` too where ``named_padding``), checked."""
+    def _checked_geometry(self, who: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
+                          stride: int | tuple[int, ...], padding: int | tuple[int, ...] | str,
+                          dilation: int | tuple[int, ...], groups: int, named_padding: bool = True) -> _Geometry:
+        """(in_channels, out_channels, kernel_size, stride, padding, dilation, groups) checked and normalised
+        (the sizes one int per spatial axis), or the constructor's error; nothing of the layer read or changed."""
+        rank = self._rank
+        channels_in = positive_int(in_channels, "in_channels", who)
+        channels_out = positive_int(out_channels, "out_channels", who)
+        kernel = _sizes(kernel_size, "kernel_size", who, 1, rank)
+        strides = _sizes(stride, "stride", who, 1, rank)
+        dilations = _sizes(dilation, "dilation", who, 1, rank)
+        paddings = self._checked_padding(padding, who, named_padding, kernel, strides, dilations)
+        count = positive_int(groups, "groups", who)
+        if channels_in % count or channels_out % count:
+            raise ValueError(
+                f"{who}: groups must divide both in_channels and out_channels, got groups={count} "
+                f"with in_channels={channels_in}, out_channels={channels_out}"
+            )
+        return channels_in, channels_out, kernel, strides, paddings, dilations, count
+
+    def _checked_padding(self, padding: int | tuple[int, ...] | str, who: str, named_padding: bool,
+                         kernel: tuple[int, ...], stride: tuple[int, ...],
+                         dilation: tuple[int, ...]) -> tuple[int, ...]:
+        """``padding`` as one int per spatial axis (``"same"``/``"valid"`` too where ``named_padding``, for
+        that kernel size, stride and dilation), checked."""
         if isinstance(padding, str) and named_padding:
-            return self._named_padding(padding, who)
+            return self._named_padding(padding, who, kernel, stride, dilation)
         return _sizes(padding, "padding", who, 0, self._rank)  # type: ignore[arg-type]  # (a str: refused)
 
     # ------------------------------------------------------------------ settings (checked when set)
@@ -229,13 +278,15 @@ class _Convolution(Layer):
 
     @property
     def padding(self) -> tuple[int, ...]:
-        """The zeros on each side, one int >= 0 per spatial axis (an int sets all; ``"same"``/``"valid"`` as
-        the constructor takes them, computed for the current stride and dilation); checked when set."""
+        """The padding on each side (zeros, or by a convolution's ``padding_mode``), one int >= 0 per spatial
+        axis (an int sets all; ``"same"``/``"valid"`` as the constructor takes them, computed for the current
+        stride and dilation); checked when set."""
         return self._padding
 
     @padding.setter
     def padding(self, value: int | tuple[int, ...] | str) -> None:
-        padding = self._checked_padding(value, type(self).__name__, self._named)
+        padding = self._checked_padding(value, type(self).__name__, self._named, self._kernel_size, self._stride,
+                                        self._dilation)
         self._check_settings(padding=padding)
         self._padding = padding
 
@@ -254,7 +305,8 @@ class _Convolution(Layer):
         """``ValueError`` (as the constructor's) if the settings with ``changed`` do not go together; nothing
         here (a transposed convolution checks its output_padding)."""
 
-    def _named_padding(self, padding: str, who: str) -> tuple[int, ...]:
+    def _named_padding(self, padding: str, who: str, kernel: tuple[int, ...], stride: tuple[int, ...],
+                       dilation: tuple[int, ...]) -> tuple[int, ...]:
         """PyTorch's ``padding="valid"`` (none) or ``"same"`` (the output as long as the input, stride 1) as
         the padding per spatial axis: ``dilation*(k - 1) / 2`` on each side."""
         if padding == "valid":
@@ -262,13 +314,13 @@ class _Convolution(Layer):
         if padding != "same":
             raise ValueError(f"{who}: padding must be an int >= 0, one per spatial axis, 'same' or 'valid', "
                              f"got {padding!r}")
-        if max(self.stride) > 1:
-            raise ValueError(f"{who}: padding='same' needs stride 1 (as PyTorch), got stride {_display(self.stride)}")
-        totals = tuple(d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True))
+        if max(stride) > 1:
+            raise ValueError(f"{who}: padding='same' needs stride 1 (as PyTorch), got stride {_display(stride)}")
+        totals = tuple(d * (k - 1) for k, d in zip(kernel, dilation, strict=True))
         if any(total % 2 for total in totals):
             raise ValueError(
-                f"{who}: padding='same' with kernel_size {_display(self.kernel_size)} and dilation "
-                f"{_display(self.dilation)} needs {_display(totals)} padding in all, odd on some axis: PyTorch pads "
+                f"{who}: padding='same' with kernel_size {_display(kernel)} and dilation "
+                f"{_display(dilation)} needs {_display(totals)} padding in all, odd on some axis: PyTorch pads "
                 "one more at the end, which minidl does not (its padding is the same on both sides); use an odd "
                 "kernel size or an even dilation, or pad the input yourself")
         return tuple(total // 2 for total in totals)
@@ -321,7 +373,29 @@ class _Im2colConvolution(_Convolution):
     """The computation of ``Conv2D`` and ``Conv1D`` (see ``Conv2D``), on (N, C, H, W) arrays: a 1-D
     layer's input (N, C, L) is viewed as (N, C, 1, L) and its ``k``-wide kernel as ``1 x k``
     (:meth:`_plane`), so every line below is the 2-D computation.  Only the messages, the shapes
-    checked and returned, and the public signatures (in the subclasses) depend on the rank."""
+    checked and returned, and the public signatures (in the subclasses) depend on the rank.
+
+    ``in_channels``, ``out_channels``, ``groups`` and ``bias`` are fixed (``W`` is shaped for them: a change
+    is refused, as ``kernel_size``'s), and so is ``W``'s shape (``W.data`` rebound to another is refused by
+    the next forward or backward); ``padding_mode`` may be set, checked, and is used by the next forward."""
+
+    in_channels = checked_setting("in_channels", _channels, "The input's channels, an int >= 1; fixed.",
+                                  fixed=_SHAPED)
+    out_channels = checked_setting("out_channels", _channels, "The output's channels, an int >= 1; fixed.",
+                                   fixed=_SHAPED)
+    groups = checked_setting("groups", _channels, "How many independent channel groups, an int >= 1 dividing "
+                             "in_channels and out_channels; fixed.", fixed=_SHAPED)
+    bias = checked_setting("bias", switch_setting, "Whether ``W`` has the bias row 0; fixed.", fixed=_SHAPED)
+    padding_mode = checked_setting(
+        "padding_mode", _padding_mode, "How the input is padded: ``'zeros'`` (the default), ``'reflect'``, "
+        "``'replicate'`` or ``'circular'``, as PyTorch's; checked when set, used by the next forward (a backward "
+        "uses its forward's).")
+    _in_channels: int  # (where the settings keep their values)
+    _out_channels: int
+    _groups: int
+    _bias: bool
+    #: (the class's default: a layer pickled before padding_mode existed pads with zeros)
+    _padding_mode: str = "zeros"
 
     def __init__(
         self,
@@ -334,32 +408,59 @@ class _Im2colConvolution(_Convolution):
         *,
         dilation: int | tuple[int, ...],
         groups: int,
+        padding_mode: str = "zeros",
         W: ArrayLike | None,
         init: str = "uniform",
         rng: RNGLike = None,
         dtype: DTypeLike,
     ) -> None:
-        super().__init__()
+        # Everything checked (and W drawn) before anything is replaced: a refused __init__ run again on a
+        # built layer leaves it as it was.
         name = type(self).__name__
-        self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
-        self.bias = switch(bias, "bias", name)
-        taps = int(np.prod(self._kernel_size))
-        fan_in = self.in_channels // self.groups * taps
-        channels = "in_channels//groups" if self.groups > 1 else "in_channels"
+        geometry = self._checked_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                                          groups)
+        channels_in, channels_out, kernel, _, _, dilations, count = geometry
+        has_bias = switch_setting(name, "bias", bias)
+        mode = _padding_mode(name, "padding_mode", padding_mode)
+        taps = math.prod(kernel)
+        weights = absorbed_weights(
+            _name_in_messages(name, channels_in, channels_out, kernel, dilations, count), channels_in // count * taps,
+            channels_out, bias=has_bias, W=W, init=init, rng=rng, dtype=float_dtype(dtype, name),
+            fan_out=channels_out * taps, layout=" " + self._weights_layout(count, has_bias),
+        )
+        super().__init__()
+        for setting in ("_in_channels", "_out_channels", "_groups", "_bias"):  # (run again: the fixed ones afresh)
+            self.__dict__.pop(setting, None)
+        (self.in_channels, self.out_channels, self._kernel_size, self._stride, self._padding, self._dilation,
+         self.groups) = geometry
+        self.bias = has_bias
+        self.padding_mode = mode
+        self.W = Parameter(weights)
+        # the last forward: the patches, the input's shape on the plane, the output's (Ho, Wo), the sizes used
+        # and, for a padding_mode other than zeros that padded, (mode, (axis, before, after) per padded axis,
+        # the positions each read): what the backward folds back
+        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane, _Folding | None] | None = None
+
+    def _weights_layout(self, groups: int, bias: bool) -> str:
+        """W's shape in words, as the messages say it: ``(in_channels//groups*kh*kw + 1, out_channels)``."""
+        channels = "in_channels//groups" if groups > 1 else "in_channels"
         kernel = "*".join(("k",) if self._rank == 1 else ("kh", "kw"))
-        self.W = Parameter(absorbed_weights(
-            self._who, fan_in, self.out_channels, bias=self.bias, W=W, init=init, rng=rng,
-            dtype=float_dtype(dtype, name), fan_out=self.out_channels * taps,
-            layout=f" ({channels}*{kernel}{' + 1' if self.bias else ''}, out_channels)",
-        ))
-        # the last forward: the patches, the input's shape on the plane, the output's (Ho, Wo) and the sizes used
-        self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane] | None = None
+        return f"({channels}*{kernel}{' + 1' if bias else ''}, out_channels)"
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its channels, groups and bias were plain
+        attributes and before padding_mode (which then pads with zeros, as it did)."""
+        state = settings_renamed(type(self), state)
+        cache = state.get("_cache")
+        if isinstance(cache, tuple) and len(cache) == 4:  # (a forward's cache of then: zero padding)
+            state["_cache"] = (*cache, None)
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ PyTorch-shaped views
     @classmethod
     def _from_kernel(cls: type[_Conv], kernel: ArrayLike, bias: ArrayLike | None, stride: int | tuple[int, ...],
                      padding: int | tuple[int, ...] | str, dilation: int | tuple[int, ...], groups: int,
-                     dtype: DTypeLike | None) -> _Conv:
+                     dtype: DTypeLike | None, padding_mode: str = "zeros") -> _Conv:
         """What ``from_kernel`` does: a layer from a PyTorch-shaped kernel ``(out, in/groups, *kernel_size)``."""
         who = f"{cls.__name__}.from_kernel"
         axes = "k" if cls._rank == 1 else "kh, kw"
@@ -367,8 +468,10 @@ class _Im2colConvolution(_Convolution):
         groups = positive_int(groups, "groups", who)
         out, channels_per_group, *kernel_size = k.shape
         rows = cls._with_bias(k.reshape(out, -1).T, bias, who)
+        # (padding_mode passed only when not the default: a subclass's own __init__ need not take it)
+        mode: dict[str, Any] = {} if padding_mode == "zeros" else {"padding_mode": padding_mode}
         return cls(channels_per_group * groups, out, tuple(kernel_size), stride, padding, bias=bias is not None,
-                   dilation=dilation, groups=groups, W=rows, dtype=k.dtype)
+                   dilation=dilation, groups=groups, W=rows, dtype=k.dtype, **mode)
 
     @property
     def kernel(self) -> np.ndarray:
@@ -379,13 +482,8 @@ class _Im2colConvolution(_Convolution):
     # ------------------------------------------------------------------ geometry
     @property
     def _who(self) -> str:
-        options = ""
-        if max(self._dilation) > 1:
-            options += f", dilation={_compact(self._dilation)}"
-        if self.groups != 1:
-            options += f", groups={self.groups}"
-        return (f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, "
-                f"k={_compact(self._kernel_size)}{options})")
+        return _name_in_messages(type(self).__name__, self._in_channels, self._out_channels, self._kernel_size,
+                                 self._dilation, self._groups)
 
     def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         """(kernel_size, stride, padding, dilation) as the (height, width) pairs the computation uses:
@@ -405,9 +503,32 @@ class _Im2colConvolution(_Convolution):
 
     def input_shape_hint(self) -> tuple[int, ...]:
         """A small valid per-sample input, ``(in_channels, *(span + 2*stride per axis))`` with the kernel's
-        span ``dilation*(k - 1) + 1`` along each axis (3 outputs per axis unpadded)."""
-        return (self.in_channels, *(_span(k, d) + 2 * s for k, s, d in
-                                    zip(self.kernel_size, self.stride, self.dilation, strict=True)))
+        span ``dilation*(k - 1) + 1`` along each axis (3 outputs per axis unpadded); with a padding_mode other
+        than zeros, at least ``padding + 1`` along each axis (what ``'reflect'`` needs)."""
+        least = (0,) * self._rank if self._padding_mode == "zeros" else tuple(p + 1 for p in self._padding)
+        return (self.in_channels, *(max(_span(k, d) + 2 * s, n) for k, s, d, n in
+                                    zip(self.kernel_size, self.stride, self.dilation, least, strict=True)))
+
+    def _mode_padded(self, xt: np.ndarray, shape: tuple[int, ...], padding: _Pair) -> tuple[np.ndarray, _Folding]:
+        """xt: (C, N, H, W) padded by ``padding`` (ph, pw) on each side by the padding_mode (not zeros), as
+        ``ReflectionPad2D`` etc. pad; ``ShapeError`` (nothing changed) where PyTorch refuses the padding for
+        the input (``shape``: as given): reflect's at least the input's size, circular's more than it."""
+        from .padding import padded  # (here: padding.py reads this module's axis names)
+
+        mode = self._padding_mode
+        if mode != "replicate":
+            reflect = mode == "reflect"
+            axes, sizes = _AXES[self._rank], shape[2:]
+            if any(p + reflect > n for p, n in zip(self._padding, sizes, strict=True)):
+                rule = "smaller than the input" if reflect else "at most the input's size (it wraps around once)"
+                needed = " and ".join(f"{a} >= {p + reflect}" for a, p in zip(axes, self._padding, strict=True))
+                got = ", ".join(f"{a}={n}" for a, n in zip(axes, sizes, strict=True))
+                raise ShapeError(f"{self._who}: padding_mode={mode!r} needs a padding {rule} along each axis (as "
+                                 f"PyTorch), got padding {_display(self._padding)} for an input of shape {shape}: "
+                                 f"expected {needed}, got {got}")
+        pairs = [(axis, p, p) for axis, p in ((2, padding[0]), (3, padding[1])) if p]
+        xp, reads = padded(xt, pairs, mode)
+        return xp, (mode, pairs, reads)
 
     # ------------------------------------------------------------------ computation
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -428,8 +549,14 @@ class _Im2colConvolution(_Convolution):
         Hp, Wp = H + 2 * ph, Wd + 2 * pw
         if Hp < _span(kh, dh) or Wp < _span(kw, dw):
             raise ShapeError(self._too_small(shape))
+        if W.shape != (C // self._groups * kh * kw + self._bias, self._out_channels):
+            self._refuse_W(W)
         Ho, Wo = _output_size(H, kh, sh, ph, dh), _output_size(Wd, kw, sw, pw, dw)
         xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous after a Conv2D (and ReLU, a pool)
+        folding = None
+        if (ph or pw) and self._padding_mode != "zeros":  # padded here, the windows then read it unpadded
+            xt, folding = self._mode_padded(xt, shape, (ph, pw))
+            ph = pw = 0
         # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
         # so one matrix product adds the bias and, in backward, sums its gradient.
         ones = 1 if self.bias and self.groups == 1 else 0  # (grouped layers add the bias apart)
@@ -438,7 +565,8 @@ class _Im2colConvolution(_Convolution):
         patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
         if ones:
             patches[0] = 1
-        self._cache = (patches, x.shape, (Ho, Wo), plane)  # (the sizes kept: a backward uses its forward's)
+        # (the sizes and the mode kept: a backward uses its forward's)
+        self._cache = (patches, x.shape, (Ho, Wo), plane, folding)
         if self.groups == 1:
             out = W.T @ patches  # (with the bias, when it has one)
         else:
@@ -446,6 +574,14 @@ class _Im2colConvolution(_Convolution):
             if self.bias:
                 out += W[0][:, None]
         return _from_plane(out.reshape(self.out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
+
+    def _refuse_W(self, W: np.ndarray) -> None:
+        """``ShapeError``: ``W.data`` was rebound to another shape than the layer was built for."""
+        (kh, kw), *_ = self._plane()
+        shape = (self._in_channels // self._groups * kh * kw + self._bias, self._out_channels)
+        raise ShapeError(f"{self._who}: W.data has shape {W.shape}, but the layer was built for {shape} "
+                         f"{self._weights_layout(self._groups, self._bias)}; its sizes are fixed: build a new "
+                         f"{type(self).__name__} of the sizes you want")
 
     def _column_blocks(self, matrix: np.ndarray) -> np.ndarray:
         """(rows, out_channels) -> (groups, rows, out_channels//groups): group g's columns, a view
@@ -471,7 +607,7 @@ class _Im2colConvolution(_Convolution):
         (unless ``W`` is frozen: ``requires_grad=False``)."""
         g = self._weight_gradient(grad_output)
         assert self._cache is not None
-        _, (N, C, H, Wd), (Ho, Wo), ((kh, kw), (sh, sw), (ph, pw), (dh, dw)) = self._cache
+        _, (N, C, H, Wd), (Ho, Wo), ((kh, kw), (sh, sw), (ph, pw), (dh, dw)), folding = self._cache
         F = self.out_channels
         W = self.W.data
         weights = W[1:] if self.bias else W
@@ -482,7 +618,15 @@ class _Im2colConvolution(_Convolution):
         else:
             dpatches = self._grouped_patch_gradient(weights, g)
         # col2im: add each kernel offset's gradient back onto the pixels it was read from
-        dxt = _col2im(dpatches.reshape(kh, kw, C, N, Ho, Wo), (H, Wd), (sh, sw), (ph, pw), (dh, dw))
+        if folding is None:  # zeros (or no padding): what lands on the padding is dropped
+            dxt = _col2im(dpatches.reshape(kh, kw, C, N, Ho, Wo), (H, Wd), (sh, sw), (ph, pw), (dh, dw))
+        else:  # onto the padded input, then each padded position's gradient onto the position it copied
+            from .padding import unpadded  # (here: padding.py reads this module's axis names)
+
+            mode, pairs, reads = folding
+            dxp = _col2im(dpatches.reshape(kh, kw, C, N, Ho, Wo), (H + 2 * ph, Wd + 2 * pw), (sh, sw), (0, 0),
+                          (dh, dw))
+            dxt = unpadded(dxp, (C, N, H, Wd), pairs, reads, mode)
         return _from_plane(dxt.transpose(1, 0, 2, 3), self._rank)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
@@ -494,12 +638,16 @@ class _Im2colConvolution(_Convolution):
         else:
             self._checked_cache(grad_output)
 
-    def _checked_cache(self, grad_output: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane]:
-        """The forward's cache, after checking that ``grad_output`` fits it."""
+    def _checked_cache(self, grad_output: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane,
+                                                               _Folding | None]:
+        """The forward's cache, after checking that ``grad_output`` fits it and that ``W`` has its shape."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        patches, (N, _, _, _), (Ho, Wo), _ = cache
+        patches, (N, C, _, _), (Ho, Wo), ((kh, kw), *_), _ = cache
+        W = self.W.data
+        if W.shape != (C // self._groups * kh * kw + self._bias, self._out_channels):
+            self._refuse_W(W)
         # the shape the layer returned: a 1-D layer's output has no height axis
         expected = (N, self.out_channels, *(Ho, Wo)[2 - self._rank:])
         check_grad_output(grad_output, f"{self._who}.backward", expected, patches.dtype)
@@ -508,7 +656,7 @@ class _Im2colConvolution(_Convolution):
     def _weight_gradient(self, grad_output: np.ndarray) -> np.ndarray:
         """Check grad_output, add ``dW`` (unless ``W`` is frozen) and return the gradient as the (F, M)
         matrix ``G``."""
-        patches, (N, _, _, _), (Ho, Wo), _ = self._checked_cache(grad_output)
+        patches, (N, _, _, _), (Ho, Wo), _, _ = self._checked_cache(grad_output)
         gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
         g = gt.reshape(self.out_channels, N * Ho * Wo)  # a view when grad_output has our output's layout
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
@@ -534,6 +682,10 @@ class _Im2colConvolution(_Convolution):
             if self.bias:
                 dW[0] += np.add.reduce(g, axis=1)
         return g
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return text if self._padding_mode == "zeros" else f"{text}, padding_mode={self._padding_mode!r}"
 
     def _grouped_weight_factors(self, patches: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two stacks whose product is dW's column blocks, (G, Cg*kh*kw, Fg): group g's rows of
@@ -586,10 +738,13 @@ class Conv2D(_Im2colConvolution):
     as a view).
 
     Args:
-        kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair; zero padding on each side.
+        kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair; ``padding`` on each side.
             ``padding="same"`` (stride 1: the output as large as the input, when ``dilation*(k - 1)`` is
             even) or ``"valid"`` (none), as PyTorch.
         groups: how many independent channel groups; must divide in_channels and out_channels.
+        padding_mode: ``"zeros"`` (default), ``"reflect"``, ``"replicate"`` or ``"circular"``, as PyTorch's:
+            the input padded by that rule (``ReflectionPad2D``'s, ...) before a convolution without padding;
+            reflect needs the padding smaller than the input, circular at most its size (``ShapeError``).
         W: exact initial values of shape ``(in_channels//groups*kh*kw [+1], out)`` instead of a random draw.
         init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias, with
             ``fan_in = in_channels//groups*kh*kw``), ``"he"``, ``"glorot"``, ``"lecun"`` or ``"zeros"`` (the bias
@@ -609,13 +764,14 @@ class Conv2D(_Im2colConvolution):
         *,
         dilation: int | tuple[int, int] = 1,
         groups: int = 1,
+        padding_mode: str = "zeros",
         W: ArrayLike | None = None,
         init: str = "uniform",
         rng: RNGLike = None,
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dilation=dilation,
-                         groups=groups, W=W, init=init, rng=rng, dtype=dtype)
+                         groups=groups, padding_mode=padding_mode, W=W, init=init, rng=rng, dtype=dtype)
 
     @classmethod
     def from_kernel(
@@ -627,14 +783,15 @@ class Conv2D(_Im2colConvolution):
         *,
         dilation: int | tuple[int, int] = 1,
         groups: int = 1,
+        padding_mode: str = "zeros",
         dtype: DTypeLike | None = None,
     ) -> Conv2D:
         """A ``Conv2D`` from a PyTorch-shaped kernel ``(out, in/groups, kh, kw)`` and optional bias ``(out,)``.
 
         E.g. ``Conv2D.from_kernel(conv.weight.detach().numpy(), conv.bias.detach().numpy(), conv.stride,
-        conv.padding, dilation=conv.dilation, groups=conv.groups)``.
+        conv.padding, dilation=conv.dilation, groups=conv.groups, padding_mode=conv.padding_mode)``.
         """
-        return cls._from_kernel(kernel, bias, stride, padding, dilation, groups, dtype)
+        return cls._from_kernel(kernel, bias, stride, padding, dilation, groups, dtype, padding_mode)
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """The per-sample output shape ``(out, H_out, W_out)`` for an input of ``height x width``."""
@@ -665,10 +822,13 @@ class Conv1D(_Im2colConvolution):
     The output (and ``dx``) is an (N, C, L)-shaped view of channel-major memory, as ``Conv2D``'s.
 
     Args:
-        kernel_size, stride, padding, dilation: an int (or a 1-tuple); zero padding on each side.
+        kernel_size, stride, padding, dilation: an int (or a 1-tuple); ``padding`` on each side.
             ``padding="same"`` (stride 1: the output as long as the input, when ``dilation*(k - 1)`` is
             even) or ``"valid"`` (none), as PyTorch.
         groups: how many independent channel groups; must divide in_channels and out_channels.
+        padding_mode: ``"zeros"`` (default), ``"reflect"``, ``"replicate"`` or ``"circular"``, as PyTorch's:
+            the input padded by that rule (``ReflectionPad1D``'s, ...) before a convolution without padding;
+            reflect needs the padding smaller than L, circular at most L (``ShapeError``).
         W: exact initial values of shape ``(in_channels//groups*k [+1], out)`` instead of a random draw.
         init: ``"uniform"`` (PyTorch's default: U(+-1/sqrt(fan_in)) for weights and bias, with
             ``fan_in = in_channels//groups*k``), ``"he"``, ``"glorot"``, ``"lecun"`` or ``"zeros"`` (the bias
@@ -690,13 +850,14 @@ class Conv1D(_Im2colConvolution):
         *,
         dilation: int | tuple[int] = 1,
         groups: int = 1,
+        padding_mode: str = "zeros",
         W: ArrayLike | None = None,
         init: str = "uniform",
         rng: RNGLike = None,
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dilation=dilation,
-                         groups=groups, W=W, init=init, rng=rng, dtype=dtype)
+                         groups=groups, padding_mode=padding_mode, W=W, init=init, rng=rng, dtype=dtype)
 
     @classmethod
     def from_kernel(
@@ -708,14 +869,16 @@ class Conv1D(_Im2colConvolution):
         *,
         dilation: int | tuple[int] = 1,
         groups: int = 1,
+        padding_mode: str = "zeros",
         dtype: DTypeLike | None = None,
     ) -> Conv1D:
         """A ``Conv1D`` from a PyTorch-shaped kernel ``(out, in/groups, k)`` and optional bias ``(out,)``.
 
         E.g. ``Conv1D.from_kernel(conv.weight.detach().numpy(), conv.bias.detach().numpy(), conv.stride,
-        conv.padding, dilation=conv.dilation, groups=conv.groups)`` for a ``torch.nn.Conv1d``.
+        conv.padding, dilation=conv.dilation, groups=conv.groups, padding_mode=conv.padding_mode)`` for a
+        ``torch.nn.Conv1d``.
         """
-        return cls._from_kernel(kernel, bias, stride, padding, dilation, groups, dtype)
+        return cls._from_kernel(kernel, bias, stride, padding, dilation, groups, dtype, padding_mode)
 
     def output_shape(self, length: int) -> tuple[int, int]:
         """The per-sample output shape ``(out, L_out)`` for an input of length ``length``."""
