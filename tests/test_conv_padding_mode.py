@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import minidl as md
-from minidl.layers.conv import PADDING_MODES
 from minidl.testing import assert_gradients_ok
 
-MODES = ["reflect", "replicate", "circular"]
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+MODES = list(PADDING_MODES[1:])
 NP_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 # (class, in, out, kernel, stride, padding, dilation, groups, bias, input shape): odd sizes, stride, dilation, groups
@@ -265,6 +265,7 @@ def test_repr_shows_a_mode_other_than_zeros_and_from_kernel_keeps_it() -> None:
     conv = md.Conv1D.from_kernel(np.ones((8, 3, 5)), padding=2, padding_mode="circular")
     assert repr(conv) == "Conv1D(3, 8, kernel_size=5, padding=2, bias=False, padding_mode='circular')"
     assert conv.padding_mode == "circular" and md.Conv1D(3, 8, 5).padding_mode == "zeros"
+    assert md.layers.conv.PADDING_MODES == PADDING_MODES
     model = md.Sequential(conv)
     assert "padding_mode='circular'" in repr(model)
 
