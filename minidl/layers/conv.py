@@ -535,7 +535,7 @@ class _Im2colConvolution(_Convolution):
         """x: (N, in_channels, *spatial) -> (N, out_channels, *spatial_out): (N, C, H, W) for ``Conv2D``,
         (N, C, L) for ``Conv1D``."""
         W = self.W.data
-        C = self.in_channels
+        C = self._in_channels
         rank = self._rank
         x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, {C}, {_SPATIAL[rank]})", sizes={1: C},
                         dtype=W.dtype)
@@ -559,7 +559,7 @@ class _Im2colConvolution(_Convolution):
             ph = pw = 0
         # The bias absorbed, as in Dense: a row of ones on top of the patches meets the bias row W[0],
         # so one matrix product adds the bias and, in backward, sums its gradient.
-        ones = 1 if self.bias and self.groups == 1 else 0  # (grouped layers add the bias apart)
+        ones = 1 if self._bias and self._groups == 1 else 0  # (grouped layers add the bias apart)
         windows = _kernel_windows(xt, (kh, kw), (sh, sw), (ph, pw), (dh, dw))  # (C, N, Ho, Wo, kh, kw)
         patches = empty((ones + C * kh * kw, N * Ho * Wo), x.dtype)
         patches[ones:].reshape(C, kh, kw, N, Ho, Wo)[...] = windows.transpose(0, 4, 5, 1, 2, 3)
@@ -567,13 +567,13 @@ class _Im2colConvolution(_Convolution):
             patches[0] = 1
         # (the sizes and the mode kept: a backward uses its forward's)
         self._cache = (patches, x.shape, (Ho, Wo), plane, folding)
-        if self.groups == 1:
+        if self._groups == 1:
             out = W.T @ patches  # (with the bias, when it has one)
         else:
-            out = self._grouped_output(W[1:] if self.bias else W, patches)
-            if self.bias:
+            out = self._grouped_output(W[1:] if self._bias else W, patches)
+            if self._bias:
                 out += W[0][:, None]
-        return _from_plane(out.reshape(self.out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
+        return _from_plane(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
 
     def _refuse_W(self, W: np.ndarray) -> None:
         """``ShapeError``: ``W.data`` was rebound to another shape than the layer was built for."""
@@ -586,21 +586,21 @@ class _Im2colConvolution(_Convolution):
     def _column_blocks(self, matrix: np.ndarray) -> np.ndarray:
         """(rows, out_channels) -> (groups, rows, out_channels//groups): group g's columns, a view
         (splitting the last axis never copies, so writes go through)."""
-        return matrix.reshape(matrix.shape[0], self.groups, -1).transpose(1, 0, 2)
+        return matrix.reshape(matrix.shape[0], self._groups, -1).transpose(1, 0, 2)
 
     def _grouped_output(self, weights: np.ndarray, patches: np.ndarray) -> np.ndarray:
         """weights: (Cg*kh*kw, F), patches: (C*kh*kw, M) -> Y: (F, M), group by group in one matmul."""
         by_group = self._column_blocks(weights).transpose(0, 2, 1)  # (G, Fg, Cg*kh*kw)
         M = patches.shape[1]  # (sizes given, not -1: M is 0 for an empty batch)
-        product = np.matmul(by_group, patches.reshape(self.groups, weights.shape[0], M))  # (G, Fg, M)
-        return product.reshape(self.out_channels, M)
+        product = np.matmul(by_group, patches.reshape(self._groups, weights.shape[0], M))  # (G, Fg, M)
+        return product.reshape(self._out_channels, M)
 
     def _grouped_patch_gradient(self, weights: np.ndarray, g: np.ndarray) -> np.ndarray:
         """weights: (Cg*kh*kw, F), g: (F, M) -> dP as a (kh, kw, C, M) view, group by group in one matmul."""
         (kh, kw), _, _, _ = self._plane()
-        G, (F, M) = self.groups, g.shape  # (sizes given, not -1: M is 0 for an empty batch)
+        G, (F, M) = self._groups, g.shape  # (sizes given, not -1: M is 0 for an empty batch)
         dpatches = np.matmul(self._column_blocks(weights), g.reshape(G, F // G, M))  # (G, Cg*kh*kw, M)
-        return dpatches.reshape(self.in_channels, kh, kw, M).transpose(1, 2, 0, 3)
+        return dpatches.reshape(self._in_channels, kh, kw, M).transpose(1, 2, 0, 3)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, out, *spatial_out) -> dx: (N, in_channels, *spatial); adds into ``W.grad``
@@ -608,10 +608,10 @@ class _Im2colConvolution(_Convolution):
         g = self._weight_gradient(grad_output)
         assert self._cache is not None
         _, (N, C, H, Wd), (Ho, Wo), ((kh, kw), (sh, sw), (ph, pw), (dh, dw)), folding = self._cache
-        F = self.out_channels
+        F = self._out_channels
         W = self.W.data
-        weights = W[1:] if self.bias else W
-        if self.groups == 1:
+        weights = W[1:] if self._bias else W
+        if self._groups == 1:
             # rows of the patch gradient ordered (kh, kw, C), so that each kernel offset is one block
             by_offset = weights.reshape(C, kh, kw, F).transpose(1, 2, 0, 3).reshape(kh * kw * C, F)
             dpatches = by_offset @ g
@@ -649,7 +649,7 @@ class _Im2colConvolution(_Convolution):
         if W.shape != (C // self._groups * kh * kw + self._bias, self._out_channels):
             self._refuse_W(W)
         # the shape the layer returned: a 1-D layer's output has no height axis
-        expected = (N, self.out_channels, *(Ho, Wo)[2 - self._rank:])
+        expected = (N, self._out_channels, *(Ho, Wo)[2 - self._rank:])
         check_grad_output(grad_output, f"{self._who}.backward", expected, patches.dtype)
         return cache
 
@@ -658,28 +658,28 @@ class _Im2colConvolution(_Convolution):
         matrix ``G``."""
         patches, (N, _, _, _), (Ho, Wo), _, _ = self._checked_cache(grad_output)
         gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
-        g = gt.reshape(self.out_channels, N * Ho * Wo)  # a view when grad_output has our output's layout
+        g = gt.reshape(self._out_channels, N * Ho * Wo)  # a view when grad_output has our output's layout
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return g
         dW, overwrite = self.W.grad_target()
         if overwrite:  # the gradient is zero (as after zero_grad): write it, no weight-sized temporary
             try:
-                if self.groups == 1:  # (the bias's gradient from the patches' row of ones)
+                if self._groups == 1:  # (the bias's gradient from the patches' row of ones)
                     _summed_product(patches, g, out=dW)
                 else:
-                    rows = dW[1:] if self.bias else dW
+                    rows = dW[1:] if self._bias else dW
                     np.matmul(*self._grouped_weight_factors(patches, g), out=self._column_blocks(rows))
-                    if self.bias:
+                    if self._bias:
                         np.add.reduce(g, axis=1, out=dW[0])
             except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
                 self.W.zero_grad()
                 raise
-        elif self.groups == 1:  # accumulate
+        elif self._groups == 1:  # accumulate
             dW += _summed_product(patches, g)
         else:
-            blocks = self._column_blocks(dW[1:] if self.bias else dW)
+            blocks = self._column_blocks(dW[1:] if self._bias else dW)
             blocks += np.matmul(*self._grouped_weight_factors(patches, g))
-            if self.bias:
+            if self._bias:
                 dW[0] += np.add.reduce(g, axis=1)
         return g
 
@@ -690,7 +690,7 @@ class _Im2colConvolution(_Convolution):
     def _grouped_weight_factors(self, patches: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two stacks whose product is dW's column blocks, (G, Cg*kh*kw, Fg): group g's rows of
         the patches (G, Cg*kh*kw, M) and group g's rows of ``G``, transposed (G, M, Fg)."""
-        groups, M = self.groups, patches.shape[1]  # (sizes given, not -1: M is 0 for an empty batch)
+        groups, M = self._groups, patches.shape[1]  # (sizes given, not -1: M is 0 for an empty batch)
         return (patches.reshape(groups, patches.shape[0] // groups, M),
                 g.reshape(groups, g.shape[0] // groups, M).transpose(0, 2, 1))
 
