@@ -244,7 +244,7 @@ def test_what_the_modes_accept_at_the_edge_as_pytorch() -> None:
 
 @pytest.mark.parametrize("mode", list(PADDING_MODES))
 def test_padding_same_as_pytorch_allows_it(mode: str) -> None:
-    """'same' goes with every mode (stride 1); an even total padding is refused as with zeros (minidl's padding is
+    """'same' goes with every mode (stride 1); an odd total padding is refused as with zeros (minidl's padding is
     the same on both sides), and so is a stride."""
     layer = md.Conv2D(2, 3, 3, padding="same", padding_mode=mode, rng=0)
     x = np.random.default_rng(10).standard_normal((1, 2, 4, 5))
@@ -442,3 +442,37 @@ def test_a_pickled_mode_layer_keeps_its_mode_and_its_pending_backward() -> None:
     g = np.ones_like(y)
     np.testing.assert_array_equal(twin.backward(g), layer.backward(g))
     assert twin.padding_mode == "reflect"
+
+
+@pytest.mark.parametrize("layer, sizes, words", [
+    (lambda: md.Conv2D(2, 3, 3, padding=3, padding_mode="reflect"), (3, 3),
+     r"padding_mode='reflect' needs a padding smaller than the input .* expected H >= 4 and W >= 4, got H=3, W=3"),
+    (lambda: md.Conv2D(2, 3, 3, padding=(0, 2), padding_mode="reflect"), (5, 2), r"expected H >= 1 and W >= 3"),
+    (lambda: md.Conv1D(2, 3, 3, padding=4, padding_mode="circular"), (3,),
+     r"padding_mode='circular' needs a padding at most the input's size .* expected L >= 4, got L=3"),
+    (lambda: md.Conv2D(2, 3, 5), (2, 2), r"input of shape \(1, 2, 2, 2\) is smaller than the kernel"),
+    (lambda: md.Conv1D(2, 3, 3, padding=1), (0,), r"has no positions \(length 0\)"),
+])
+def test_output_shape_refuses_what_the_forward_refuses_in_the_same_words(
+        layer: Any, sizes: tuple[int, ...], words: str) -> None:
+    conv = layer()
+    with pytest.raises(md.ShapeError, match=words) as from_output_shape:
+        conv.output_shape(*sizes)
+    with pytest.raises(md.ShapeError) as from_forward:
+        conv(np.zeros((1, 2, *sizes)))
+    assert str(from_output_shape.value).split(": ", 1)[1] == str(from_forward.value).split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_output_shape_of_a_mode_is_the_forward_s(mode: str) -> None:
+    for conv, sizes in [(md.Conv2D(2, 3, (3, 2), stride=(2, 1), padding=(2, 1), dilation=(1, 2), padding_mode=mode),
+                         (5, 4)), (md.Conv1D(2, 3, 3, stride=2, padding=2, padding_mode=mode), (7,))]:
+        y = conv(np.random.default_rng(0).normal(size=(2, 2, *sizes)))
+        assert conv.output_shape(*sizes) == y.shape[1:]
+
+
+def test_from_kernel_names_itself_when_its_padding_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^Conv2D.from_kernel: padding_mode must be one of .*got 'wrap'"):
+        md.Conv2D.from_kernel(np.ones((2, 1, 3, 3)), padding_mode="wrap")
+    with pytest.raises(ValueError, match=r"^Conv1D.from_kernel: padding_mode must be one of .*got 'Zeros'"):
+        md.Conv1D.from_kernel(np.ones((2, 1, 3)), padding_mode="Zeros")

@@ -8,7 +8,7 @@ private class, ``_Im2colConvolution``, whose messages speak the shapes of the la
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -466,6 +466,7 @@ class _Im2colConvolution(_Convolution):
         axes = "k" if cls._rank == 1 else "kh, kw"
         k = cls._kernel_array(kernel, who, f"(out, in/groups, {axes})", dtype)
         groups = positive_int(groups, "groups", who)
+        padding_mode = _padding_mode(who, "padding_mode", padding_mode)
         out, channels_per_group, *kernel_size = k.shape
         rows = cls._with_bias(k.reshape(out, -1).T, bias, who)
         # (padding_mode passed only when not the default: a subclass's own __init__ need not take it)
@@ -509,6 +510,36 @@ class _Im2colConvolution(_Convolution):
         return (self.in_channels, *(max(_span(k, d) + 2 * s, n) for k, s, d, n in
                                     zip(self.kernel_size, self.stride, self.dilation, least, strict=True)))
 
+    def _check_mode_padding(self, shape: tuple[int, ...]) -> None:
+        """``ShapeError`` where PyTorch refuses the padding_mode's padding for an input of ``shape`` (as
+        given): reflect's at least the input's size, circular's more than it."""
+        mode = self._padding_mode
+        if mode in ("zeros", "replicate"):
+            return
+        reflect = mode == "reflect"
+        axes, sizes = _AXES[self._rank], shape[2:]
+        if any(p + reflect > n for p, n in zip(self._padding, sizes, strict=True)):
+            rule = "smaller than the input" if reflect else "at most the input's size (it wraps around once)"
+            needed = " and ".join(f"{a} >= {p + reflect}" for a, p in zip(axes, self._padding, strict=True))
+            got = ", ".join(f"{a}={n}" for a, n in zip(axes, sizes, strict=True))
+            raise ShapeError(f"{self._who}: padding_mode={mode!r} needs a padding {rule} along each axis (as "
+                             f"PyTorch), got padding {_display(self._padding)} for an input of shape {shape}: "
+                             f"expected {needed}, got {got}")
+
+    def _checked_sizes(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """``output_shape``'s spatial output sizes for input ``sizes``, refusing (``ShapeError``, the forward's
+        words) what the forward refuses: an empty axis, a padded input smaller than the kernel, a padding
+        its padding_mode cannot take."""
+        shape = (1, self._in_channels, *sizes)
+        if any(n < 1 for n in sizes):
+            raise ShapeError(f"{self._who}: input of shape {shape} has {_EMPTY[self._rank]}")
+        if any(n + 2 * p < _span(k, d) for n, k, p, d in
+               zip(sizes, self.kernel_size, self.padding, self.dilation, strict=True)):
+            raise ShapeError(self._too_small(shape))
+        self._check_mode_padding(shape)
+        return tuple(_output_size(n, k, s, p, d) for n, k, s, p, d in
+                     zip(sizes, self.kernel_size, self.stride, self.padding, self.dilation, strict=True))
+
     def _mode_padded(self, xt: np.ndarray, shape: tuple[int, ...], padding: _Pair) -> tuple[np.ndarray, _Folding]:
         """xt: (C, N, H, W) padded by ``padding`` (ph, pw) on each side by the padding_mode (not zeros), as
         ``ReflectionPad2D`` etc. pad; ``ShapeError`` (nothing changed) where PyTorch refuses the padding for
@@ -516,16 +547,7 @@ class _Im2colConvolution(_Convolution):
         from .padding import padded  # (here: padding.py reads this module's axis names)
 
         mode = self._padding_mode
-        if mode != "replicate":
-            reflect = mode == "reflect"
-            axes, sizes = _AXES[self._rank], shape[2:]
-            if any(p + reflect > n for p, n in zip(self._padding, sizes, strict=True)):
-                rule = "smaller than the input" if reflect else "at most the input's size (it wraps around once)"
-                needed = " and ".join(f"{a} >= {p + reflect}" for a, p in zip(axes, self._padding, strict=True))
-                got = ", ".join(f"{a}={n}" for a, n in zip(axes, sizes, strict=True))
-                raise ShapeError(f"{self._who}: padding_mode={mode!r} needs a padding {rule} along each axis (as "
-                                 f"PyTorch), got padding {_display(self._padding)} for an input of shape {shape}: "
-                                 f"expected {needed}, got {got}")
+        self._check_mode_padding(shape)
         pairs = [(axis, p, p) for axis, p in ((2, padding[0]), (3, padding[1])) if p]
         xp, reads = padded(xt, pairs, mode)
         return xp, (mode, pairs, reads)
@@ -575,7 +597,7 @@ class _Im2colConvolution(_Convolution):
                 out += W[0][:, None]
         return _from_plane(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
 
-    def _refuse_W(self, W: np.ndarray) -> None:
+    def _refuse_W(self, W: np.ndarray) -> NoReturn:
         """``ShapeError``: ``W.data`` was rebound to another shape than the layer was built for."""
         (kh, kw), *_ = self._plane()
         shape = (self._in_channels // self._groups * kh * kw + self._bias, self._out_channels)
@@ -795,8 +817,8 @@ class Conv2D(_Im2colConvolution):
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """The per-sample output shape ``(out, H_out, W_out)`` for an input of ``height x width``."""
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
-        return (self.out_channels, _output_size(height, kh, sh, ph, dh), _output_size(width, kw, sw, pw, dw))
+        height_out, width_out = self._checked_sizes((height, width))
+        return (self.out_channels, height_out, width_out)
 
 
 class Conv1D(_Im2colConvolution):
@@ -882,5 +904,5 @@ class Conv1D(_Im2colConvolution):
 
     def output_shape(self, length: int) -> tuple[int, int]:
         """The per-sample output shape ``(out, L_out)`` for an input of length ``length``."""
-        (k,), (s,), (p,), (d,) = self.kernel_size, self.stride, self.padding, self.dilation
-        return (self.out_channels, _output_size(length, k, s, p, d))
+        (length_out,) = self._checked_sizes((length,))
+        return (self.out_channels, length_out)
