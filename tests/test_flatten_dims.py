@@ -190,7 +190,7 @@ def test_refusals_name_the_layer_the_dims_and_the_shape() -> None:
         layer.backward(np.zeros((2, 3, 20)))
     with pytest.raises(md.DTypeError, match=r"Flatten\(start_dim=2\)\.backward: expected grad_output as a numpy "
                                             r"array, got list"):
-        layer.backward([[0.0]])
+        layer.backward([[0.0]])  # type: ignore[arg-type]
     assert layer.backward(np.ones((2, 3, 20), np.float32)).shape == (2, 3, 4, 5)  # the refusals kept the cache
 
 
@@ -212,7 +212,7 @@ def test_settings_are_checked_when_made_and_when_set() -> None:
             setattr(layer, name, 0.5)
     assert (layer.start_dim, layer.end_dim) == (2, -1) and repr(layer) == "Flatten(start_dim=2)"
     with pytest.raises(TypeError):  # __init__ run again on a built layer with a bad value: left as it was
-        layer.__init__(0, False)  # type: ignore[misc, arg-type]
+        layer.__init__(0, False)  # type: ignore[misc]
     with pytest.raises(ValueError):
         layer.__init__(2, 0)  # type: ignore[misc]
     assert (layer.start_dim, layer.end_dim) == (2, -1) and layer.backward(np.zeros((2, 3, 4))).shape == (2, 3, 4)
@@ -300,3 +300,26 @@ def test_against_torch_if_installed(dtype: str) -> None:
         with pytest.raises(md.ShapeError):
             md.Flatten(start, end)(np.zeros(shape))
         assert refused or shape == ()  # (PyTorch flattens a 0-d tensor to (1,); minidl refuses it)
+
+
+def test_a_subclass_is_named_by_its_own_name_in_every_message() -> None:
+    class MyFlat(md.Flatten):
+        pass
+
+    with pytest.raises(md.DTypeError, match=r"^MyFlat: expected a floating-point input"):
+        MyFlat(2)(np.zeros((2, 3, 4), dtype=np.int64))
+    with pytest.raises(md.ShapeError, match=r"^MyFlat\(start_dim=2\): flattening axes"):
+        MyFlat(2)(np.zeros((2, 3)))
+    with pytest.raises(md.ShapeError, match=r"^MyFlat: expected an input of shape \(N, d1, \.\.\.\)"):
+        MyFlat()(np.zeros(3))
+
+
+def test_the_forward_keeps_its_shapes_as_plain_attributes() -> None:
+    """The forward writes its two shapes past Layer.__setattr__ (the hot path): they are still plain
+    attributes, pickled and copied with the layer, and nothing is registered."""
+    layer = md.Flatten(2)
+    layer(np.zeros((2, 3, 4, 5)))
+    assert (layer._shape, layer._out) == ((2, 3, 4, 5), (2, 3, 20))
+    assert layer.state_dict() == {} and list(layer.named_parameters()) == []
+    again = pickle.loads(pickle.dumps(layer))
+    assert again.backward(np.ones((2, 3, 20))).shape == (2, 3, 4, 5)
