@@ -102,6 +102,28 @@ def probe_noise(values: np.ndarray, floor: float) -> tuple[float, bool]:
     return max(high, robust), False
 
 
+def column_noise(values: np.ndarray) -> np.ndarray:
+    """Per column of ``values`` (points along axis 0, equally spaced on a tiny line), the deviation of
+    its round-off noise, as :func:`noise_level` for each column; 0 where the column is not
+    round-off-like (its high-order estimate above ``OUTLIER_RATIO`` times the outlier-robust one: a
+    jump, a kink crossed on the line), so that a jump is never taken for noise."""
+    values = np.asarray(values, dtype=np.float64)
+    levels = []
+    diff = values
+    for k in range(1, min(len(values) - 1, 6) + 1):
+        diff = np.diff(diff, axis=0)
+        if k >= 3:
+            gamma = factorial(k) ** 2 / factorial(2 * k)
+            levels.append(np.sqrt(gamma * np.mean(diff * diff, axis=0)))
+    if not levels:
+        return np.zeros(values.shape[1:])
+    high = np.median(np.array(levels), axis=0)
+    d2 = np.diff(values, 2, axis=0)
+    robust = 1.4826 * np.median(np.abs(d2 - np.median(d2, axis=0)), axis=0) / np.sqrt(6.0)
+    round_off = np.isfinite(high) & (high <= OUTLIER_RATIO * np.maximum(robust, np.finfo(np.float64).tiny))
+    return np.where(round_off, np.maximum(high, robust), 0.0)
+
+
 @dataclass
 class Verdict:
     """Per-element results; arrays of one shape."""

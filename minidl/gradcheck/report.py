@@ -69,19 +69,23 @@ class TensorResult:
 
     @property
     def status(self) -> str:
-        """``"FAIL"``, ``"skipped"`` (passed, but nothing could be checked: every element or direction
-        at a kink, or an empty tensor), ``"frozen"`` (see :attr:`mode`) or ``"ok"``."""
+        """``"FAIL"``; ``"skipped"`` (passed, but nothing could be checked: every element or direction
+        at a kink, or an empty tensor); ``"frozen"`` (see :attr:`mode`); ``"partial"`` (passed, but
+        checked only in part: see :attr:`partial`); or ``"ok"``: every element checked and right."""
         if not self.passed:
             return "FAIL"
         if self.mode == "frozen":
             return "frozen"
-        return "skipped" if self.checked == 0 else "ok"
+        if self.checked == 0:
+            return "skipped"
+        return "partial" if self.unit == "directions" or self.checked < self.size else "ok"
 
     @property
     def partial(self) -> bool:
-        """Whether the tensor passed checked only in part: some of its elements were not checked (not
-        sampled, or skipped at kinks), or it was checked along random directions, not element by element."""
-        return self.status == "ok" and (self.unit == "directions" or self.checked < self.size)
+        """Whether the tensor passed checked only in part (status ``"partial"``): some of its elements
+        were not checked (not sampled, or skipped at kinks), or it was checked along random directions,
+        not element by element."""
+        return self.status == "partial"
 
 
 def _fmt(x: float) -> str:
@@ -131,7 +135,7 @@ class GradientReport:
     def nothing_checked(self) -> bool:
         """Whether no tensor had a single element (or direction) checked: every one frozen, skipped at
         kinks or empty, or none to check.  A passing report then proved nothing."""
-        return not any(r.status == "ok" for r in self.results)
+        return not any(r.status in ("ok", "partial") for r in self.results)
 
     def __bool__(self) -> bool:
         return self.passed
