@@ -28,8 +28,7 @@ from ..validation import checked_setting
 from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words, is_input, swapped
-from .numerics import (FAIL, KINK, OK, U64, Verdict, column_noise, exact_steps, judge, kinks, probe_noise,
-                       richardson)
+from .numerics import FAIL, KINK, OK, U64, Verdict, column_noise, exact_steps, judge, kinks, probe_noise, richardson
 from .program import Program
 from .report import GradientReport, TensorResult
 from .settings import MODES
@@ -238,11 +237,11 @@ def _refuse_nan_state(model: Layer) -> None:
             if buf is not None and id(buf) not in seen:  # (a shared buffer once, under its first name)
                 seen.add(id(buf))
                 state.append((f"buffer '{path}.{name}'" if path else f"buffer '{name}'", buf, False, layer, name))
-    for what, value, trained, layer, name in state:
+    for what, value, trained, owner, name in state:
         if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
             continue
-        infinite = not trained and layer is not None and bool(np.isinf(value).any()) \
-            and layer.buffer_problem(name, value) is not None
+        infinite = not trained and owner is not None and bool(np.isinf(value).any()) \
+            and owner.buffer_problem(name, value) is not None
         bad = ~np.isfinite(value) if trained or infinite else np.isnan(value)
         if not bad.any():
             continue
@@ -250,7 +249,7 @@ def _refuse_nan_state(model: Layer) -> None:
         kind = "NaN/inf" if trained or infinite else "NaN"
         why = "the cost would not be a number at any point" if trained else \
             "a forward that reads it (a running statistic in eval mode) would make the cost NaN/inf, or flat " \
-            f"in its input ({type(layer).__name__} cannot use it, as load_state_dict says)" if infinite else \
+            f"in its input ({type(owner).__name__} cannot use it, as load_state_dict says)" if infinite else \
             "a forward that reads it (a running statistic in eval mode) would make the cost NaN"
         error = NonFiniteError(
             f"GradientChecker: {what} holds {int(bad.sum())} {kind} value(s), the first at index {first} "
@@ -476,9 +475,10 @@ class GradientChecker:
     that no forward modifies its input in place, and that the cost is deterministic.  Options of the
     wrong type raise ``TypeError``, out of range ``ValueError`` (the switches take only True or False),
     when the checker is made and when one is assigned again (``checker.eps = 1e-5``): a refused value
-    changes nothing.  Before it starts, the check refuses a parameter holding NaN/inf, or a buffer
-    holding NaN (``NonFiniteError`` naming it and its first bad index), which the cost would otherwise
-    blame on the layer after it.
+    changes nothing.  Before it starts, the check refuses a parameter holding NaN/inf, a buffer
+    holding NaN, or inf in a buffer its layer cannot hold (a running statistic: ``buffer_problem``)
+    (``NonFiniteError`` naming it and its first bad index), which the cost would otherwise blame on the
+    layer after it.
 
     The check runs in float64 on a deep copy of the model, so the model you pass is left exactly as
     it was (parameters' data and grad, buffers, generator states, train/eval mode), even if it
@@ -1502,8 +1502,8 @@ class GradientChecker:
                          f"step, down to {min(float(steps[j]) for j in zoomed):.1e}, where the cost is linear")
         if cliffs:
             notes.append(f"{len(cliffs)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
-                         f"far below the step: the secant grows as 1/h) that no step down to h/{CLIFF_ZOOM}**{CLIFF_LEVELS}"
-                         " resolves: not smooth at any step tried, skipped, as at a kink")
+                         "far below the step: the secant grows as 1/h) that no step down to "
+                         f"h/{CLIFF_ZOOM}**{CLIFF_LEVELS} resolves: not smooth at any step tried, skipped as at a kink")
         if credited.size:
             notes.append(f"{credited.size} element(s) agree within the analytic gradient's own round-off, measured at "
                          "nearby points (cancellation inside backward, e.g. a saturated softmax): judged right with it "
