@@ -265,13 +265,15 @@ def test_a_fully_checked_report_says_plain_passed() -> None:
 
 def test_a_batch_size_above_the_cap_is_refused_only_when_the_checker_draws_the_inputs() -> None:
     """batch_size only sizes the inputs the checker draws: with inputs= given it is unused, and an old call
-    passing a large one with its own inputs still runs (review); drawing 2048 samples is refused at run."""
+    passing a large one with its own inputs still runs (review); drawing 2048 samples is refused when set
+    (review 22: options are checked when set), the checker unchanged."""
     model = md.Sequential(md.Dense(3, 2, rng=0), md.Tanh())
     x = np.random.default_rng(0).normal(size=(5, 3))
     assert md.GradientChecker(model, inputs=x, batch_size=2048).run().passed
-    checker = md.GradientChecker(model, batch_size=10**12)
+    checker = md.GradientChecker(model)
     with pytest.raises(ValueError, match=r"^GradientChecker: batch_size must be at most 1024 to draw the inputs, got "
                                          r"1000000000000 \(every cost evaluation runs the whole batch"):
-        checker.run()
+        checker.batch_size = 10**12
+    assert checker.batch_size == 4
     checker.batch_size = 1024
     assert checker.run().passed

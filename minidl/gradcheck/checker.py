@@ -12,7 +12,7 @@ import copy
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeError, TargetError
 from ..inputs import as_inputs, is_several
 from ..layer import Layer, defining_class, parameter_backward
+from ..layers.reshape import Identity
 from ..losses import Loss
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
@@ -222,6 +223,23 @@ def _add_note(error: BaseException, note: str) -> None:
         error.add_note(note)
 
 
+def _with_hint(error: Exception, hint: str) -> Exception:
+    """``error`` again, of its type, its message followed by ``hint``; when its type cannot be made from one
+    message (a KeyError's message is quoted, an exception with other arguments), ``error`` itself with
+    ``hint`` as a note."""
+    if not isinstance(error, KeyError):
+        with contextlib.suppress(Exception):
+            again = type(error)(f"{error} {hint}")
+            if str(again) == f"{error} {hint}":
+                for name in ("index", "shape"):  # (what a minidl error carries besides its message)
+                    if hasattr(error, name):
+                        with contextlib.suppress(Exception):
+                            setattr(again, name, getattr(error, name))
+                return again
+    _add_note(error, hint)
+    return error
+
+
 def _refuse_nan_state(model: Layer) -> None:
     """``NonFiniteError`` naming the first trainable parameter that holds NaN/inf, frozen parameter or
     buffer that holds NaN, or buffer that holds inf where its layer says it cannot (its
@@ -260,14 +278,22 @@ def _refuse_nan_state(model: Layer) -> None:
         raise error
 
 
-def _zero_grad_poisoned(layer: Layer) -> None:
+def _zero_grad_poisoned(layer: Layer, extra: Sequence[tuple[str, Parameter]] = ()) -> None:
     """``zero_grad``, after filling every gradient array with NaN: ``zero_grad`` only marks a gradient
     zero, and a backward that adds into the array ``grad_target()`` hands out for overwriting (instead
-    of writing all of it) then shows NaN, not a gradient that looks right by luck."""
-    for p in layer.parameters():
+    of writing all of it) then shows NaN, not a gradient that looks right by luck.  ``extra``: named
+    parameters outside the layer (a loss's), the same."""
+    for p in [*layer.parameters(), *(q for _, q in extra)]:
         if p.grad.flags.writeable:
             p.grad.fill(np.nan)
+    _zero_grad(layer, extra)
+
+
+def _zero_grad(layer: Layer, extra: Sequence[tuple[str, Parameter]]) -> None:
+    """``layer.zero_grad()``, and ``zero_grad`` of the named parameters ``extra`` (a loss's)."""
     layer.zero_grad()
+    for _, p in extra:
+        p.zero_grad()
 
 
 def _stale_hint(cls: type) -> str:
@@ -357,6 +383,76 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
             notes.append(f"{_layer_label(path, layer)}: the attribute(s) {names} hold parameters or layers inside "
                          "another object, where they are not registered: the check does not see them and "
                          "optimizers do not train them (assign them to the layer itself, or use md.LayerList)")
+    return notes
+
+
+def _loss_parameters(loss: Any, model: Layer) -> tuple[list[tuple[str, Parameter]], list[str]]:
+    """The parameters a loss holds that the model does not (a learnable scale: the cost is a function of
+    them too), named ``loss.<attribute>`` (``loss.<attribute>.<name>`` in a layer it holds,
+    ``loss.<attribute>.<i>`` in a list or tuple); and the loss's attributes that hold parameters or
+    layers inside another object, where they are not found (a note says so)."""
+    if loss is None or not hasattr(loss, "__dict__"):
+        return [], []
+    in_model = {id(p) for p in model.parameters()}
+    found: list[tuple[str, Parameter]] = []
+    hidden: list[str] = []
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, Parameter):
+            if id(value) not in in_model and all(value is not q for _, q in found):
+                found.append((name, value))
+        else:
+            for sub, p in value.named_parameters():
+                add(f"{name}.{sub}", p)
+
+    for attr, value in vars(loss).items():
+        if isinstance(value, (Parameter, Layer)):
+            add(f"loss.{attr}", value)
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, (Parameter, Layer)) for v in value):
+            for i, v in enumerate(value):
+                if isinstance(v, (Parameter, Layer)):
+                    add(f"loss.{attr}.{i}", v)
+        elif not isinstance(value, (np.ndarray, np.random.Generator, type)) and hasattr(value, "__dict__") \
+                and any(isinstance(v, (Parameter, Layer)) for v in vars(value).values()):
+            hidden.append(attr)
+    return found, hidden
+
+
+def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult]) -> list[str]:
+    """Notes on layers that ran more than once in one forward pass (``calls``: one pass, recorded) whose
+    own parameters fail, or whose input-side tensors fail: a layer keeping one forward cache (every
+    built-in layer) computes both backward calls from the second call's cache, so its gradients are
+    wrong although its backward is right for one call (checked alone, it passes)."""
+    counts: dict[str, int] = {}
+    for c in calls:
+        if c.path:
+            counts[c.path] = counts.get(c.path, 0) + 1
+    if not any(n > 1 for n in counts.values()):
+        return []
+    failed = {r.name for r in results if not r.passed}
+    names = {id(p): name for name, p in model.named_parameters()}
+    layers = dict(model.named_layers())
+    notes = []
+    for path, n in counts.items():
+        if n < 2:
+            continue
+        layer = layers[path]
+        own = sorted({names[id(p)] for p in layer.parameters() if id(p) in names} & failed)
+        upstream = sorted(name for name in failed if is_input(name))
+        if not (own or upstream):
+            continue
+        which = ", ".join(f"'{name}'" for name in own or upstream)
+        for r in results:
+            if r.name in own:
+                r.notes.append(f"{_layer_label(path, layer)} ran {n} times in one forward pass: the gradient is "
+                               "computed from one stale forward cache (see the report's note), whatever the "
+                               "diagnosis says")
+        verb = "fails" if len(own or upstream) == 1 else "fail"
+        notes.append(f"{_layer_label(path, layer)} ran {n} times in one forward pass, and {which} {verb}: a layer "
+                     "that keeps one forward cache (every built-in layer does) computes every backward call from "
+                     "the last call's cache, so its gradients are wrong in the model although its backward is "
+                     "right for one call (checked alone, it passes). Use a layer per call sharing the parameters "
+                     "(d2.W = d1.W), or a layer of your own that keeps a cache per call (docs/custom-layers.md)")
     return notes
 
 
@@ -507,8 +603,13 @@ class GradientChecker:
     ) -> None:
         self.model = model
         self._whole_model = True  # False for a layer check_layers checks alone (see _unregistered)
+        # the loss's own parameters (checked as loss.<name>) and attributes hiding some, during a run
+        self._loss_params: list[tuple[str, Parameter]] = []
+        self._loss_hidden: list[str] = []
         self._loss: Any = None
         self._targets: Any = None
+        self._inputs: Any = None
+        self._batch_size = 1  # (a placeholder under the cap while inputs is set; batch_size is set below)
         self.loss = loss
         self.targets = targets
         self.inputs = inputs
@@ -528,8 +629,6 @@ class GradientChecker:
     # Each is checked when the checker is made and whenever it is assigned again, with the same check
     # and message; a refused value changes nothing.
     model = checked_setting("model", _settings.layer, "The layer or model checked (never changed by the check).")
-    inputs = checked_setting("inputs", _settings.inputs, "The input batch, or None for seeded inputs of shape "
-                             "(batch_size, *model.input_shape_hint()); an empty batch is refused.")
     eps = checked_setting("eps", _settings.eps, "The relative step, a number in (0, 1).")
     seed = checked_setting("seed", _settings.seed, "Seeds the inputs, R, directions and samples; an int >= 0.")
     mode = checked_setting("mode", _settings.mode, f"One of {MODES}.")
@@ -538,8 +637,6 @@ class GradientChecker:
     check_input = checked_setting("check_input", _settings.switch_setting, "Also check dCost/dinput; a bool.")
     check_layers = checked_setting("check_layers", _settings.switch_setting,
                                    "Also check every sub-layer alone; a bool.")
-    batch_size = checked_setting("batch_size", _settings.batch_size, "Samples in inferred inputs, an int >= 1 "
-                                 f"(at most {_settings.MAX_BATCH_SIZE} when they are drawn).")
     samples = checked_setting("samples", _settings.at_least(1), "Elements per tensor in sampled mode, an int >= 1.")
     directions = checked_setting("directions", _settings.at_least(1),
                                  "Random directions per tensor in directional mode, an int >= 1.")
@@ -547,6 +644,38 @@ class GradientChecker:
                                "element by element; an int >= 0.")
     reuse_prefix = checked_setting("reuse_prefix", _settings.switch_setting,
                                    "In a Sequential, re-run only the layers after a perturbed one; a bool.")
+
+    @property
+    def inputs(self) -> Any:
+        """The input batch, or None for seeded inputs of shape ``(batch_size, *model.input_shape_hint())``
+        (then ``batch_size`` must be at most the cap); an empty batch is refused."""
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, value: Any) -> None:
+        who = type(self).__name__
+        kept = _settings.inputs(who, "inputs", value)
+        if kept is None:  # (the inputs would be drawn: batch_size is capped)
+            try:
+                _settings.drawn_batch_size(who, self._batch_size)
+            except ValueError as error:
+                raise ValueError(f"{error}; inputs cannot be None while batch_size is {self._batch_size}: set "
+                                 "batch_size first") from None
+        self._inputs = kept
+
+    @property
+    def batch_size(self) -> int:
+        """Samples in the inputs the checker draws (``inputs=None``), an int >= 1, at most
+        ``MAX_BATCH_SIZE`` (1024) while ``inputs`` is None; unused when ``inputs`` is given."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: Any) -> None:
+        who = type(self).__name__
+        kept = _settings.batch_size(who, "batch_size", value)
+        if self._inputs is None:
+            _settings.drawn_batch_size(who, kept)
+        self._batch_size = kept
 
     @property
     def loss(self) -> Any:
@@ -596,11 +725,15 @@ class GradientChecker:
     def _prepare(self) -> tuple[Layer, Any, Any, Any, np.random.Generator]:
         _refuse_nan_state(self.model)
         rng = np.random.default_rng(self.seed)
-        work = copy.deepcopy(self.model)
+        # (one copy of both: a parameter or layer the loss shares with the model stays shared)
+        work, loss = copy.deepcopy((self.model, self.loss))
         work.astype(np.float64)
         for p in work.parameters():  # a fresh array each, as load_state_dict and a float32 model's astype give:
             p.data = p.data.copy()  # a layer that kept a reference to p.data computes with stale values, and fails
-        loss = copy.deepcopy(self.loss)
+        self._loss_params, self._loss_hidden = _loss_parameters(loss, work)
+        for _, p in self._loss_params:
+            p.astype(np.float64)
+            p.data = p.data.copy()
         if self.inputs is None:
             hint = work.input_shape_hint()
             if hint is None:
@@ -649,13 +782,21 @@ class GradientChecker:
                 targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
             try:  # the loss judges them now, where its refusal can say where they came from
                 loss.forward(y if type(y) is tuple else np.asarray(y), targets)
-            except MinidlError as error:
+            except Exception as error:
                 about = str(error)
-                if "y_true" not in about and ("y_pred" in about or not isinstance(error, TargetError)):
+                if isinstance(error, MinidlError) and "y_true" not in about \
+                        and ("y_pred" in about or not isinstance(error, TargetError)):
                     raise  # (about the model's output alone, not the targets: said as it is)
-                raise type(error)(f"{error} (the loss refused the targets the checker drew for it with "
-                                  f"{type(loss).__name__}.random_targets: pass targets=, or override "
-                                  f"random_targets in the loss to draw targets it accepts)") from error
+                # (a loss of one's own refusing with a ValueError, IndexError, ...: it may be about the
+                # targets, which the message cannot tell)
+                sure = isinstance(error, MinidlError)
+                hint = (f"({'the loss refused' if sure else 'raised by the loss on'} the targets the checker drew "
+                        f"for it with {type(loss).__name__}.random_targets: {'' if sure else 'if they are the cause, '}"
+                        "pass targets=, or override random_targets in the loss to draw targets it accepts)")
+                again = _with_hint(error, hint)
+                if again is error:
+                    raise
+                raise again from error
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
         y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place)
@@ -697,6 +838,12 @@ class GradientChecker:
             self._live = self._analytic_sigma = None
         # (after every pass: the analytic backward and the perturbed forwards have run again)
         notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
+        if self._loss_hidden:
+            names = ", ".join(f"'{name}'" for name in self._loss_hidden)
+            notes.insert(0, f"the loss ({type(loss).__name__}): the attribute(s) {names} hold parameters or layers "
+                            "inside another object, where they are not registered: the check does not see them "
+                            "(a parameter the loss holds itself, self.log_s = md.Parameter(...), is checked as "
+                            "'loss.log_s')")
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         report.problems.extend(problems)
@@ -729,8 +876,13 @@ class GradientChecker:
             old = by_name[name].diagnosis
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
+        notes.extend(_called_twice(work, calls, results))
         # (frozen tensors were not checked: they say nothing about the parameter gradients)
-        params_checked = [r for r in results if not is_input(r.name) and r.mode != "frozen"]
+        # (the loss's own parameters, loss.<name>, do not take dLoss/dy_pred: they say nothing about the
+        # model's back-pass, and a wrong dLoss/dy_pred leaves them right)
+        from_loss = {name for name, _ in self._loss_params}
+        params_checked = [r for r in results if not is_input(r.name) and r.mode != "frozen"
+                          and r.name not in from_loss]
         failed_inputs = [r for r in results if is_input(r.name) and r.failed]
         # (a parameter all of whose elements were skipped at kinks passed without saying anything)
         if failed_inputs and not any(r.problems for r in failed_inputs) \
@@ -740,7 +892,7 @@ class GradientChecker:
                          "factor in dx), not in the parameter updates")
         # (only when every tensor fails: a factor in a middle layer's grad_output leaves the layers
         # after it right, and would point at that layer, not at the loss)
-        judged = [r for r in results if r.mode != "frozen"]
+        judged = [r for r in results if r.mode != "frozen" and r.name not in from_loss]
         shared = _shared_factor(judged) if all(not r.passed and not r.problems for r in judged) else None
         if shared is not None:
             notes.append(f"every tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
@@ -748,11 +900,58 @@ class GradientChecker:
                          "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
         if self.check_layers:
             self._check_sublayers(report, calls)
-        elif sum(not r.passed for r in judged) >= 2 and shared is None and len({c.path for c in calls}) > 2:
+        # the loss checked alone on the model's output, when the model's own tensors fail and the loss may be
+        # to blame: with check_layers (no layer to blame), or when every tensor fails
+        model_failed = [r for r in judged if not r.passed]
+        loss_alone = None
+        if loss is not None and model_failed and not any(r.problems for r in model_failed) \
+                and (self.check_layers or len(model_failed) == len(judged)) and not isinstance(work, Identity):
+            loss_alone = self._check_loss_alone(y0, program.targets)
+            report.evaluations += loss_alone.evaluations if loss_alone is not None else 0
+        if loss_alone is not None and not loss_alone.passed:
+            r = loss_alone.results[0]
+            words = f": {r.diagnosis}" if r.diagnosis else \
+                f" (worst element {r.worst_index}: analytic {r.analytic:.6g}, numerical {r.numerical:.6g})"
+            notes.append(f"the loss's backward is wrong: checked alone on the model's output, {type(loss).__name__}"
+                         f".backward() (dLoss/dy_pred) fails{words}; the model's tensors fail because the back-pass "
+                         "starts from that gradient")
+        elif self.check_layers and model_failed and report.layers and all(r.passed for r in report.layers.values()):
+            also = f", and so does the loss {type(loss).__name__} (checked alone on the model's output)" \
+                if loss_alone is not None else ""
+            notes.append(f"every layer passes alone{also}, yet the model fails: the error is in the model's own "
+                         "backward (how a Model of your own combines its layers' gradients: a branch or a skip "
+                         "path not added, a layer's gradient passed to the wrong one, a wrong order)"
+                         + ("" if loss_alone is not None else " or in the loss's backward"))
+        # a parameter all zero at the point: every term it multiplies is zero there, right or wrong
+        zero = [t.name for t in tensors if not is_input(t.name) and not t.frozen and t.analytic is not None
+                and t.array.size > 0 and not np.any(t.array)]
+        if zero and report.passed and self._whole_model:
+            names = ", ".join(f"'{name}'" for name in zero)
+            notes.append(f"the parameter(s) {names} are all zero at the checked point: terms they multiply are not "
+                         "tested (a backward that leaves out such a term, or uses a value computed without it, "
+                         "passes); check at a random point too (e.g. a zero-initialised bias set to small random "
+                         "values)")
+        if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
+                and len({c.path for c in calls}) > 2 and not (loss_alone is not None and not loss_alone.passed):
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
             notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
                          "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
         return report
+
+    def _check_loss_alone(self, y0: Any, targets: Any) -> GradientReport | None:
+        """The loss checked alone (its dLoss/dy_pred, its parameters) on the model's output ``y0`` and the
+        check's targets: an ``Identity`` model fed ``y0``.  None when ``y0`` is not one float array, or
+        that check raised (the model's check says what it can)."""
+        if not (isinstance(y0, np.ndarray) and y0.dtype.kind == "f" and y0.ndim >= 1 and y0.shape[0] > 0):
+            return None
+        checker = GradientChecker(Identity(), loss=self.loss, inputs=y0, targets=targets, eps=self.eps,
+                                  seed=self.seed, mode=self.mode, safety=self.safety, samples=self.samples,
+                                  directions=self.directions, full_max=self.full_max)
+        checker._whole_model = False
+        try:
+            return checker.run()
+        except Exception:
+            return None
 
     # ------------------------------------------------------------------ determinism
     def _record(self, program: Program, work: Layer) -> tuple[float, list[_Call]]:
@@ -888,8 +1087,8 @@ class GradientChecker:
     def _analytic(self, program: Program, work: Layer, x: Any, problems: list[str]) -> list[_Tensor]:
         """The tensors to check with their analytic gradients; contract problems that belong to no
         tensor are added to ``problems``."""
-        params = list(work.named_parameters())
-        _zero_grad_poisoned(work)
+        params = list(work.named_parameters()) + self._loss_params
+        _zero_grad_poisoned(work, self._loss_params)
         cost, dx = self._backward(program, work)
         dx = copy_value(dx) if dx is not None else None
         # a frozen parameter whose backward wrote no gradient (as the built-in layers do) has none to check
@@ -899,6 +1098,8 @@ class GradientChecker:
         _, dx2 = self._backward(program, work)
         second = [p.grad.copy() for _, p in params]
         stage_of = program.first_stage_of()
+        # (a loss's parameter changes the cost only: the last stage is run again for it)
+        stage_of.update((id(p), len(program.stages) - 1) for _, p in self._loss_params)
         tensors: list[_Tensor] = []
         with_bias_row = _bias_rows(work)
         for (name, p), g1, g2, is_frozen in zip(params, first, second, frozen, strict=True):
@@ -932,7 +1133,7 @@ class GradientChecker:
         if self.check_input:
             tensors[:0] = _input_tensors(x, dx, dx2)
             problems.extend(_input_problems(x, dx))
-        work.zero_grad()
+        _zero_grad(work, self._loss_params)
         return tensors
 
     # ------------------------------------------------------------------ the training path
@@ -1177,7 +1378,7 @@ class GradientChecker:
         if self._analytic_sigma is not None or self._live is None:
             return self._analytic_sigma or {}
         program, work, tensors = self._live
-        params = dict(work.named_parameters())
+        params = dict(work.named_parameters()) | dict(self._loss_params)
         live = [t for t in tensors if t.analytic is not None and not t.frozen]
         saved = [t.array.copy() for t in live]
         rng = np.random.default_rng([self.seed, 19])
@@ -1190,7 +1391,7 @@ class GradientChecker:
                 for t, v, d in zip(live, saved, steps, strict=True):
                     np.copyto(t.array, v + j * d)
                 program.reset()
-                work.zero_grad()
+                _zero_grad(work, self._loss_params)
                 with _quiet(True):
                     y = work.forward(program.x)
                     program.cost(y)
@@ -1206,7 +1407,7 @@ class GradientChecker:
         finally:
             for t, v in zip(live, saved, strict=True):
                 np.copyto(t.array, v)
-            work.zero_grad()
+            _zero_grad(work, self._loss_params)
             program.reset()
         with _quiet(True):
             self._analytic_sigma = {name: column_noise(np.array(v).reshape(len(v), -1)).reshape(v[0].shape)

@@ -18,9 +18,35 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DTypeError, ShapeError
 from ..layer import Layer
 from ..model import Sequential
 from ._state import copy_value
+
+
+def check_loss_gradient(loss: Any, y_pred: Any, grad: Any) -> None:
+    """Refuse a ``loss.backward()`` that is not ``dLoss/dy_pred`` (as ``fit`` does, by the loss's name): an
+    array of ``y_pred``'s shape and dtype, or a tuple of them, one per prediction, for several; else the
+    model's last layer would refuse it or broadcast it, and the check would blame that layer."""
+    who = f"GradientChecker: {type(loss).__name__}.backward"
+    several = type(y_pred) is tuple
+    if several and (type(grad) is not tuple or len(grad) != len(y_pred)):
+        got = f"a tuple of {len(grad)}" if type(grad) is tuple else f"a {type(grad).__name__}"
+        raise ShapeError(f"{who} returned {got}; the model returns a tuple of {len(y_pred)} predictions, so it "
+                         f"must return a tuple of {len(y_pred)} gradients, one per prediction")
+    pairs = zip(grad, y_pred, strict=True) if several else [(grad, y_pred)]
+    for i, (g, given) in enumerate(pairs):
+        which, p = f"gradient {i}" if several else "gradient", np.asarray(given)
+        if not isinstance(g, np.ndarray):
+            raise DTypeError(f"{who} returned a {type(g).__name__} as its {which}; it must be an array of the "
+                             f"prediction's shape {p.shape} and dtype {p.dtype} (dLoss/dy_pred)")
+        if g.shape != p.shape:
+            raise ShapeError(f"{who} returned a {which} of shape {g.shape}; it must have the prediction's "
+                             f"shape {p.shape} (dLoss/dy_pred)")
+        if g.dtype != p.dtype:
+            raise DTypeError(f"{who} returned a {which} of dtype {g.dtype}; it must have the prediction's "
+                             f"dtype {p.dtype} (dLoss/dy_pred; the check runs in float64: cast with "
+                             ".astype(y_pred.dtype, copy=False))")
 
 
 def flatten_stages(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
@@ -66,6 +92,8 @@ class Program:
         #: there are any, ``sum(R * output)`` is taken quietly (inf - inf is NaN, not a warning)
         self.nonfinite_outputs = 0
         self.evaluations = 0
+        #: the prediction the loss last judged, for :func:`check_loss_gradient`
+        self.y_pred: Any = None
         self.on_evaluate: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ state replay
@@ -150,7 +178,8 @@ class Program:
                     return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
             return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
         # (as baseline hands it over: several outputs a plain tuple, anything else one array)
-        return float(self.loss.forward(y if type(y) is tuple else np.asarray(y), self.targets))
+        self.y_pred = y if type(y) is tuple else np.asarray(y)
+        return float(self.loss.forward(self.y_pred, self.targets))
 
     def upstream(self) -> Any:
         """dCost/dy for the last evaluated cost."""
@@ -158,7 +187,8 @@ class Program:
             assert self.R is not None
             return self.R.copy()
         g = self.loss.backward()
-        return g if type(g) is tuple else np.asarray(g)  # (one per output of a model with several)
+        check_loss_gradient(self.loss, self.y_pred, g)
+        return g  # (a tuple, one per output of a model with several)
 
     def evaluate(self, stage: int = 0, h: Any = None) -> float:
         """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``."""

@@ -194,13 +194,15 @@ class GradientReport:
             if r.diagnosis:
                 lines.append(f"  {r.name}: diagnosis: {r.diagnosis}")
             lines.extend(f"  {r.name}: note: {n}" for n in r.notes)
+        # (the whole model's notes before the layers' own reports, not read as the last layer's)
+        lines.extend(f"  note: {n}" for n in self.notes)
+        if self.evaluations:
+            lines.append(f"  ({self.evaluations} cost evaluations{' in all' if self.layers else ''}, "
+                         f"{self.seconds:.3f} s)")
         for path, sub in self.layers.items():
             lines.append("")
             lines.append(f"Layer '{path}' checked alone:")
             lines.extend("  " + line for line in str(sub).splitlines())
-        lines.extend(f"  note: {n}" for n in self.notes)
-        if self.evaluations:
-            lines.append(f"  ({self.evaluations} cost evaluations, {self.seconds:.3f} s)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
