@@ -535,7 +535,10 @@ class GradientChecker:
         model: any :class:`~minidl.Layer` (a model, a ``Sequential``, a single layer).
         loss: a loss (``forward(y_pred, y_true) -> float``, ``backward() -> dL/dy_pred``).  Without one
             the cost is ``CF = sum(R * model(x))`` with a fixed seeded random ``R`` (never all-ones),
-            which checks the back-pass for an arbitrary upstream gradient.
+            which checks the back-pass for an arbitrary upstream gradient.  The loss's own parameters
+            (``md.Parameter`` attributes: a learnable scale) are checked too, as ``loss.<name>``; its
+            ``backward`` must return an array of the prediction's shape and dtype (``ShapeError`` /
+            ``DTypeError`` naming the loss otherwise, as ``fit``).
         inputs: the input batch; by default seeded N(0, 1) inputs of shape
             ``(batch_size, *model.input_shape_hint())``: ``model.random_inputs(shape, rng)``, which a
             layer that takes other inputs overrides (``Embedding``: integer indices).  For a model with
@@ -563,7 +566,8 @@ class GradientChecker:
         check_layers: also check every registered sub-layer alone, on the input it received in the
             model's forward, with a random upstream gradient; the results are in ``report.layers``.
         batch_size: samples in inferred inputs (several, so that batch reductions are exercised), at
-            most 1024 (a larger batch is given as ``inputs=``; with ``inputs`` it is unused).
+            most 1024 while ``inputs`` is None, refused when set (a larger batch is given as ``inputs=``;
+            with ``inputs`` it is unused).
         reuse_prefix: in a ``Sequential``, perturbing layer k re-runs layers k, k+1, ... only.
 
     Besides the gradients it checks that ``backward`` adds into ``.grad`` (``+=``), that

@@ -197,8 +197,7 @@ class GradientReport:
         # (the whole model's notes before the layers' own reports, not read as the last layer's)
         lines.extend(f"  note: {n}" for n in self.notes)
         if self.evaluations:
-            lines.append(f"  ({self.evaluations} cost evaluations{' in all' if self.layers else ''}, "
-                         f"{self.seconds:.3f} s)")
+            lines.append(f"  ({self.evaluations} cost evaluations, {self.seconds:.3f} s)")
         for path, sub in self.layers.items():
             lines.append("")
             lines.append(f"Layer '{path}' checked alone:")
