@@ -61,9 +61,80 @@ ANALYTIC_POINTS = 8
 #: fraction of the tensor's largest gradient (round-off, not a jump or a layer that is noisy by design)
 ANALYTIC_CAP = 1e-6
 #: a cliff (the cost changes by a finite amount within a span far below the step) is looked into on steps
-#: h / CLIFF_ZOOM, h / CLIFF_ZOOM**2, ... (CLIFF_LEVELS of them) until the secant is linear there
+#: h / CLIFF_ZOOM**k, k = 1, 2, 4, 8, ... then bisected, for the largest step where the secant is linear,
+#: as deep as the cost's round-off, the element's resolution and the float range allow (see _CliffLevels)
 CLIFF_ZOOM = 32
-CLIFF_LEVELS = 5
+
+
+class _Level(NamedTuple):
+    """One cliff probe: the step ``s``; the costs at ``w + s, w - s, w + s/2, w - s/2`` and the two spans;
+    ``state``: ``"linear"`` (the secants at s and s/2 agree within 1%), ``"curved"`` or ``"gone"`` (the
+    step no longer resolves the cost: its change within round-off, below the element's resolution, an
+    underflow, or not finite)."""
+
+    s: float
+    state: str
+    f: list[float]
+    spans: list[float]
+
+
+class _CliffLevels:
+    """The probes of one element at a cliff on steps ``h / CLIFF_ZOOM**k``, made on demand, once each.
+
+    :meth:`candidates` gives the smallest ``k`` whose step is not curved (found by doubling ``k``, then
+    bisecting: a true jump at an element of 0 is given up after about 8 levels, not 200), and the one
+    after it: a linear step whose verdict proves nothing is tried once more one level finer."""
+
+    def __init__(self, evaluate: Callable[[], float], view: Any, i: int, w: float, h: float, eps_f: float,
+                 safety: float) -> None:
+        self.evaluate, self.view, self.i, self.w, self.h = evaluate, view, i, w, h
+        self.eps_f, self.safety = eps_f, safety
+        self.levels: dict[int, _Level] = {}
+        # the deepest k whose step is a normal float (a subnormal step resolves nothing)
+        self.deepest = max(1, int(math.log(h / float(np.finfo(np.float64).tiny)) / math.log(CLIFF_ZOOM)))
+        self.finest = h  # the finest step probed
+
+    def probe(self, k: int) -> _Level:
+        if k in self.levels:
+            return self.levels[k]
+        s = self.h / float(CLIFF_ZOOM) ** k
+        f: list[float] = []
+        spans = [(self.w + s) - (self.w - s), (self.w + s / 2) - (self.w - s / 2)]
+        state = "gone"
+        if k <= self.deepest and min(spans) > 0:  # (else below the element's resolution, or an underflow)
+            self.finest = min(self.finest, s)
+            try:
+                for step in (s, -s, s / 2, -s / 2):
+                    self.view[self.i] = self.w + step
+                    f.append(self.evaluate())
+            finally:
+                self.view[self.i] = self.w
+            d1, d2 = (f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1]
+            if not (math.isfinite(d1) and math.isfinite(d2)):
+                state = "gone"
+            elif abs(f[0] - f[1]) <= 4 * self.safety * self.eps_f:
+                state = "gone"  # (the cost's change on this step is round-off: no finer step resolves it)
+            elif abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * self.eps_f / s:
+                state = "curved"
+            else:
+                state = "linear"
+        self.levels[k] = _Level(s, state, f, spans)
+        return self.levels[k]
+
+    def candidates(self) -> list[int]:
+        """The first ``k`` (finest step first found) whose step is not curved, and the next one."""
+        lo, hi = 0, 1  # (the step h itself is curved: it failed)
+        while self.probe(hi).state == "curved":
+            if hi > self.deepest:
+                return []
+            lo, hi = hi, min(2 * hi, self.deepest + 1)
+        while hi - lo > 1:  # (curved at lo, not at hi: the boundary in between)
+            mid = (lo + hi) // 2
+            if self.probe(mid).state == "curved":
+                lo = mid
+            else:
+                hi = mid
+        return [hi, hi + 1]
 
 
 @dataclass
@@ -1400,6 +1471,7 @@ class GradientChecker:
                     y = work.forward(program.x)
                     program.cost(y)
                     dx = work.backward(program.upstream())
+                program.evaluations += 1  # (one forward and backward: counted as a cost evaluation)
                 for t in live:
                     if is_input(t.name):
                         g = dx if t.name == "input" else dx[int(t.name[6:-1])]
@@ -1647,44 +1719,40 @@ class GradientChecker:
         # A cliff: the cost changes by a finite amount within a span far below the step (a norm clamped at
         # eps = 1e-8, a steep sigmoid), so the odd difference f(w+s) - f(w-s) does not shrink with s (a smooth
         # cost's shrinks 16-fold from h to h/16) and no step judges it; it is looked at on ever finer steps.
-        odd_h, odd_a = f[0] - f[1], f[4] - f[5]
-        with _quiet(True):
+        with _quiet(True):  # (f holds no probe of stage B for an element stage A accepted)
+            odd_h, odd_a = f[0] - f[1], f[4] - f[5]
             cliff = np.flatnonzero((status == FAIL) & np.isfinite(odd_h) & np.isfinite(odd_a)
                                    & (np.abs(odd_a) >= 0.5 * np.abs(odd_h))
                                    & (np.abs(odd_a) > 4 * self.safety * eps_f))
-        zoomed, cliffs = [], []
+        zoomed: list[int] = []  # judged (ok or failed) on a finer step
+        cliffs: list[int] = []  # no step resolved them: skipped
+        finest = math.inf  # the finest step tried for an element no step resolved
+        before = program.evaluations
         try:
             for j in cliff.tolist():
-                i, wj, s = int(index[j]), float(w[j]), float(h[j])
-                for _ in range(CLIFF_LEVELS):
-                    s /= CLIFF_ZOOM
-                    fv = []
-                    for step in (s, -s, s / 2, -s / 2):
-                        view[i] = wj + step
-                        fv.append(evaluate(stage))
-                    view[i] = wj
-                    spans = [(wj + s) - (wj - s), (wj + s / 2) - (wj - s / 2)]
-                    if min(spans) <= 0:
-                        break  # (below the resolution of w)
-                    d1, d2 = (fv[0] - fv[1]) / spans[0], (fv[2] - fv[3]) / spans[1]
-                    if not (math.isfinite(d1) and math.isfinite(d2)):
+                level = _CliffLevels(lambda: evaluate(stage), view, int(index[j]), float(w[j]), float(h[j]), eps_f,
+                                     self.safety)
+                for k in level.candidates():
+                    probe_k = level.probe(k)
+                    if probe_k is None or probe_k.state != "linear":
                         break
-                    if abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * eps_f / s:
-                        continue  # not linear on this step either: finer
-                    v = judge(a[j:j + 1], f0, np.array(fv[0:1]), np.array(fv[1:2]), np.array(fv[2:3]),
-                              np.array(fv[3:4]), np.array(spans[0:1]), np.array(spans[1:2]), np.array([s]),
-                              eps_f, self.safety)
+                    v = judge(a[j:j + 1], f0, np.array(probe_k.f[0:1]), np.array(probe_k.f[1:2]),
+                              np.array(probe_k.f[2:3]), np.array(probe_k.f[3:4]), np.array(probe_k.spans[0:1]),
+                              np.array(probe_k.spans[1:2]), np.array([probe_k.s]), eps_f, self.safety)
+                    loose = v.status[0] == OK and self.safety * v.bound[0] > 1e-3 * max(abs(a[j]), abs(v.numerical[0]))
+                    if v.status[0] == KINK or loose:
+                        continue  # (not smooth, or round-off as large as the slope, on that step: one finer)
                     numerical[j], error[j], bound[j], status[j] = v.numerical[0], v.error[0], v.bound[0], v.status[0]
-                    steps[j], factor[j] = s, self.safety
-                    if status[j] == OK and self.safety * bound[j] > 1e-3 * max(abs(a[j]), abs(numerical[j])):
-                        status[j] = KINK  # (round-off as large as the slope on that step: proves nothing)
+                    steps[j], factor[j] = probe_k.s, self.safety
                     zoomed.append(j)
                     break
-                if not zoomed or zoomed[-1] != j:  # (no step, down to w's resolution, was linear)
+                if not zoomed or zoomed[-1] != j:  # (no step, down to what resolves the cost, was linear)
                     status[j] = KINK
                     cliffs.append(j)
+                    finest = min(finest, level.finest)
         finally:
             np.copyto(arr, saved)
+        zoom_evaluations = program.evaluations - before
         # The analytic value's own round-off, measured where an element still fails (see _analytic_noise):
         # credited up to ANALYTIC_CAP of the tensor's largest gradient.
         credited = np.empty(0, dtype=np.intp)
@@ -1695,20 +1763,29 @@ class GradientChecker:
                 size = np.maximum(np.abs(a), np.abs(numerical))
                 largest = float(np.max(np.where(np.isfinite(size), size, 0.0), initial=0.0))
             noise_a = 4 * sigma_a.reshape(-1)[index[failing_now]]
+            # (an allowance above the cap is no round-off: nothing is credited, not the cap)
             noise_a = np.where(noise_a <= ANALYTIC_CAP * largest, noise_a, 0.0)
-            widened = bound[failing_now] + noise_a
-            agree = (noise_a > 0) & (error[failing_now] <= factor[failing_now] * widened)
+            # the element's own tolerance plus the measured round-off once, not safety times it: a bug
+            # larger than that round-off still fails
+            tolerance = factor[failing_now] * bound[failing_now] + noise_a
+            agree = (noise_a > 0) & (error[failing_now] <= tolerance)
             credited = failing_now[agree]
-            bound[credited], status[credited] = widened[agree], OK
+            # (reported as bound and tolerance = factor * bound)
+            bound[credited], status[credited] = tolerance[agree] / factor[credited], OK
         notes: list[str] = []
         if zoomed:
             notes.append(f"{len(zoomed)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
-                         "far below the step: the secant grows as 1/h, e.g. a norm clamped at eps): judged on a finer "
-                         f"step, down to {min(float(steps[j]) for j in zoomed):.1e}, where the cost is linear")
+                         "far below the step: the secant grows as 1/h, e.g. a norm clamped at eps): judged only on a "
+                         f"finer step, down to {min(float(steps[j]) for j in zoomed):.1e}, where the cost is linear "
+                         f"({sum(int(status[j] == FAIL) for j in zoomed)} of them fail there); not judged at the "
+                         "normal step, so a passing tensor is 'partial', not 'ok'")
         if cliffs:
             notes.append(f"{len(cliffs)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
-                         "far below the step: the secant grows as 1/h) that no step down to "
-                         f"h/{CLIFF_ZOOM}**{CLIFF_LEVELS} resolves: not smooth at any step tried, skipped as at a kink")
+                         "far below the step: the secant grows as 1/h) that no step resolves, down to "
+                         f"{finest:.1e} (where the cost's round-off, the resolution of the element or an underflow "
+                         "ends the search): not smooth at any step tried, skipped as at a kink")
+        if zoom_evaluations:
+            notes.append(f"the cliff search took {zoom_evaluations} cost evaluations")
         if credited.size:
             notes.append(f"{credited.size} element(s) agree within the analytic gradient's own round-off, measured at "
                          "nearby points (cancellation inside backward, e.g. a saturated softmax): judged right with it "
@@ -1745,6 +1822,7 @@ class GradientChecker:
             notes.append(f"{cleared.size} element(s) that failed at the default step agree on the relative step "
                          "eps * |w| (kinks or a curve inside the default step fooled its tests): judged right there")
         result = self._result(t, shape, Verdict(numerical, error, bound, status), a, steps, mode, index, factor)
+        result.zoomed = len(zoomed)
         result.notes.extend(notes)
         checked = status != KINK
         if t.keep_elements:  # for swapped (see _run), per element of the array: NaN / False where not checked

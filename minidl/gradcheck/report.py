@@ -40,6 +40,7 @@ class TensorResult:
         problems: contract violations (wrong gradient shape, assigns instead of adds, backward_params
             disagreeing with backward, ...); any problem fails the tensor.
         notes: information that is not a failure (how the verdict was reached).
+        zoomed: how many checked elements were judged only on a finer step at a cliff.
     """
 
     name: str
@@ -61,6 +62,9 @@ class TensorResult:
     problems: list[str] = field(default_factory=list)
     size: int = 0
     notes: list[str] = field(default_factory=list)
+    #: checked elements judged only on a finer step at a cliff (see docs/gradient-checker.md, Cliffs),
+    #: not at the normal rule: such a tensor is ``"partial"``, never ``"ok"``
+    zoomed: int = 0
 
     @property
     def unit(self) -> str:
@@ -71,20 +75,21 @@ class TensorResult:
     def status(self) -> str:
         """``"FAIL"``; ``"skipped"`` (passed, but nothing could be checked: every element or direction
         at a kink, or an empty tensor); ``"frozen"`` (see :attr:`mode`); ``"partial"`` (passed, but
-        checked only in part: see :attr:`partial`); or ``"ok"``: every element checked and right."""
+        checked only in part, or some elements only on a finer step at a cliff: see :attr:`partial`); or
+        ``"ok"``: every element checked at the normal rule and right."""
         if not self.passed:
             return "FAIL"
         if self.mode == "frozen":
             return "frozen"
         if self.checked == 0:
             return "skipped"
-        return "partial" if self.unit == "directions" or self.checked < self.size else "ok"
+        return "partial" if self.unit == "directions" or self.checked < self.size or self.zoomed else "ok"
 
     @property
     def partial(self) -> bool:
         """Whether the tensor passed checked only in part (status ``"partial"``): some of its elements
-        were not checked (not sampled, or skipped at kinks), or it was checked along random directions,
-        not element by element."""
+        were not checked (not sampled, or skipped at kinks), some were judged only on a finer step at a
+        cliff (:attr:`zoomed`), or it was checked along random directions, not element by element."""
         return self.status == "partial"
 
 
@@ -94,7 +99,9 @@ def _fmt(x: float) -> str:
 
 def _partial_words(partial: list[TensorResult]) -> str:
     """``input 101 of 160 elements; along 2 random directions (not element by element): 0.W, 2.W``."""
-    parts = [", ".join(f"{r.name} {r.checked} of {r.size} elements" for r in partial if r.unit == "elements")]
+    parts = [", ".join(f"{r.name} {r.checked} of {r.size} elements"
+                       + (f" ({r.zoomed} only on a finer step at a cliff)" if r.zoomed else "")
+                       for r in partial if r.unit == "elements")]
     counts = sorted({r.checked for r in partial if r.unit == "directions"})
     parts += [f"along {k} random direction{'s' if k > 1 else ''} (not element by element): "
               + ", ".join(r.name for r in partial if r.unit == "directions" and r.checked == k) for k in counts]
