@@ -54,6 +54,9 @@ from .errors import CheckpointError, DTypeError
 from .init import switch
 from .layer import Layer
 
+if sys.platform != "win32":
+    import fcntl
+
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
 FORMAT_NAME = "minidl-checkpoint"
@@ -78,10 +81,11 @@ class SupportsReadBytes(Protocol):
 
 
 class SupportsWriteBytes(Protocol):
-    """What :func:`save` writes to besides a path: ``write(data)`` taking bytes (returning the count
-    taken, or ``None``); ``tell``/``seek`` are used when there (and ``seekable()`` says so)."""
+    """What :func:`save` writes to besides a path: ``write(data)`` taking a ``memoryview`` of bytes (as
+    ``io.RawIOBase.write`` does; ``bytes(data)`` copies it) and returning the count taken (or ``None``);
+    ``tell``/``seek`` are used when there (and ``seekable()`` says so)."""
 
-    def write(self, data: bytes, /) -> int | None: ...
+    def write(self, data: memoryview, /) -> int | None: ...
 
 
 #: What save and load take: a path, or a binary file object (``BinaryIO``, ``io.BytesIO``, ``open(..., "rb")``,
@@ -116,8 +120,9 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
         path: ``str`` or ``os.PathLike``; its folder must exist.  An existing file is replaced.
             Or a writable binary file object (``io.BytesIO``, ``open(..., "wb")``, a stream): the same
             bytes are written at its current position, which is left after them.  Not atomic: a
-            failure can leave part of a checkpoint in it.  A stream that cannot seek gets the archive
-            built in memory first (zip needs to seek back over what it wrote).
+            failure can leave part of a checkpoint in it.  A stream that cannot seek back (a pipe, a
+            file opened for appending, a ``GzipFile`` being written) gets the archive built in memory
+            first (zip seeks back over what it wrote), then written in full.
         compress: store the arrays zip-deflated (smaller, slower); loading is the same.  True or
             False (a NumPy bool too); anything else is a ``TypeError``.
 
@@ -127,7 +132,8 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
             ``compress`` that is not a bool; a text-mode file object (``io.StringIO``, ``open(p, "w")``).
         ValueError: ``state`` contains itself (a reference cycle); a closed file object.
         OSError: the file could not be written; the previous file at ``path``, if any, is intact
-            (``io.UnsupportedOperation``, also a ``ValueError``, for a file object opened for reading).
+            (``io.UnsupportedOperation``, also a ``ValueError``, for a file object opened for reading;
+            an ``OSError`` naming the object when its ``write`` takes nothing, returning 0).
     """
     stream = _writable_stream(path) if _is_file_object(path) else None
     if stream is None:
@@ -158,7 +164,7 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
     if stream is None:
         with _atomic_writer(str(path)) as handle:
             writer(handle, **members)
-    elif _seekable(stream) and not _forward_only(stream):  # zip's offsets count from here: a window
+    elif _seekable(stream) and not _forward_only(stream) and not _appending(stream):  # offsets from here
         writer(_Window(stream, stream.tell()), **members)
     else:
         buffer = io.BytesIO()
@@ -321,7 +327,7 @@ def _fsync_folder(folder: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- loading
-def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | None = None) -> dict[str, Any]:
+def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | np.integer[Any] | None = None) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save` from exactly ``path``, or from a binary file object;
     returns the same tree.
 
@@ -332,11 +338,14 @@ def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | None = None) ->
     Args:
         path: ``str`` or ``os.PathLike``; or a readable binary file object (``io.BytesIO``,
             ``open(..., "rb")``, a stream), read from its current position to its end with the same
-            checks as a file.  A seekable object is left at its end after a load, and back where it
-            was after a refusal; one that cannot seek is read into memory first (bounded by
-            ``max_bytes``), and what was read is consumed.
-        max_bytes: ``None`` (no limit, the default) or an int ``>= 0``: refuse, before reading
-            further, input longer than this, and an archive whose members would decompress to more.
+            checks as a file.  A ``BytesIO`` or an open regular file is read where it is; any other
+            stream (a ``GzipFile``, a zip member, a pipe) is read into memory first (bounded by
+            ``max_bytes``), as zip seeks back for every member.  A seekable object is left at its end
+            after a load, and back where it was after a refusal; from one that cannot seek, what was
+            read is consumed.
+        max_bytes: ``None`` (no limit, the default) or an int ``>= 0`` (a NumPy int too): refuse,
+            before reading further, input longer than this, and an archive whose members would
+            decompress to more.
 
     Raises:
         CheckpointError: the file is not a ``.npz`` archive (e.g. a pickle or a ``.npy``), is
@@ -348,6 +357,8 @@ def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | None = None) ->
             is not a regular file once symbolic links are followed (a pipe, a device, a socket:
             refused before it is opened, as reading a pipe would wait for a writer forever).
             ``io.UnsupportedOperation`` (also a ``ValueError``) for a file object opened for writing.
+            An exception a file object's ``read``/``seek`` raises (a ``TimeoutError``, ...) is raised
+            as it is, not as a corrupted archive.
         TypeError: a text-mode file object (``io.StringIO``, ``open(p, "r")``); a ``max_bytes`` that
             is not ``None`` or an int.
         ValueError: a negative ``max_bytes``; a closed file object.
@@ -356,31 +367,32 @@ def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | None = None) ->
     if not _is_file_object(path):
         path = _fspath(path, "load")
         who = f"minidl.load({path!r})"
-        with _open_regular(path) as handle:
-            return _load_from(handle, os.fstat(handle.fileno()).st_size, who, limit, "the file is empty")
+        with _open_regular(path) as handle:  # (through a window: a read error is not a corrupt archive)
+            size = os.fstat(handle.fileno()).st_size
+            return _load_from(_Window(handle, 0), size, who, limit, "the file is empty")
     stream = _readable_stream(path)
     who = f"minidl.load({_label(stream)})"
     empty = "nothing to read from the object's position"
-    if not _seekable(stream):
+    start = stream.tell() if _seekable(stream) else None
+    try:
+        if start is not None and _in_place(stream):
+            try:
+                stream.seek(0, 2)
+                end = stream.tell()
+            except (OSError, ValueError):  # a subclass that cannot seek from its end: read into memory
+                stream.seek(start)
+            else:
+                stream.seek(start)
+                result = _load_from(_Window(stream, start), max(0, end - start), who, limit, empty)
+                stream.seek(max(start, end))
+                return result
         buffer = _read_all(stream, who, limit)
         return _load_from(buffer, len(buffer.getbuffer()), who, limit, empty)
-    start = stream.tell()
-    try:
-        stream.seek(0, 2)
-    except (OSError, ValueError):  # seekable, but not from the end (some decompressing readers)
-        stream.seek(start)
-        buffer = _read_all(stream, who, limit)
-        return _load_from(buffer, len(buffer.getbuffer()), who, limit, empty)
-    end = stream.tell()
-    try:
-        stream.seek(start)
-        result = _load_from(_Window(stream, start), max(0, end - start), who, limit, empty)
     except BaseException:
-        with contextlib.suppress(Exception):
-            stream.seek(start)
+        if start is not None:  # a refusal leaves a seekable object where it was
+            with contextlib.suppress(Exception):
+                stream.seek(start)
         raise
-    stream.seek(max(start, end))
-    return result
 
 
 def _load_from(handle: Any, size: int, who: str, limit: int | None, empty: str) -> dict[str, Any]:
@@ -393,9 +405,13 @@ def _load_from(handle: Any, size: int, who: str, limit: int | None, empty: str) 
     handle.seek(0)
     try:
         return _read(handle, who, size, limit)
-    except CheckpointError:
-        raise
-    except Exception as error:  # zipfile, zlib, numpy format and JSON errors alike
+    except Exception as error:
+        failed = getattr(handle, "error", None)
+        if failed is not None:  # the stream's own (zipfile reports an OSError of its read as a bad archive)
+            raise failed from None
+        if isinstance(error, CheckpointError):
+            raise
+        # zipfile, zlib, numpy format and JSON errors alike
         raise CheckpointError(
             f"{who}: the archive is corrupted or truncated ({type(error).__name__}: {error})"
         ) from error
@@ -532,28 +548,28 @@ def _npy_header(archive: Any, name: str, fail: Any) -> tuple[np.dtype, tuple[int
     """The dtype and shape a ``.npy`` member declares, from its header alone (none of its data is
     read), or None when the member does not start as a ``.npy`` of version 1.0 or 2.0 (NumPy's read
     then says what is wrong).  A header longer than NumPy's ``max_header_size`` is refused unparsed."""
-    with archive.zip.open(f"{name}.npy") as member:
+    with archive.zip.open(f"{name}.npy") as member:  # (once: a deflated member decompresses from its start)
         start = member.read(12)
-    if len(start) < 10 or start[:6] != b"\x93NUMPY":
-        return None
-    version = (start[6], start[7])
-    if version == (1, 0):
-        length = int.from_bytes(start[8:10], "little")
-    elif version in ((2, 0), (3, 0)) and len(start) == 12:
-        length = int.from_bytes(start[8:12], "little")
-    else:
-        return None
-    if length > _MAX_NPY_HEADER:
-        raise fail(f"array '{name}' has a .npy header of {length} bytes, more than the {_MAX_NPY_HEADER} "
-                   "NumPy reads safely (parsing a longer one could take very long); refusing it (save writes "
-                   "headers of about 100 bytes: the file was not written by minidl.save, or was altered)")
-    if version == (3, 0):  # utf-8 headers, for structured dtypes with non-Latin-1 field names
-        raise fail(f"array '{name}' has a .npy header of format version 3.0, which save never writes "
-                   "(it is for structured dtypes, which checkpoints may not hold)")
+        if len(start) < 10 or start[:6] != b"\x93NUMPY":
+            return None
+        version = (start[6], start[7])
+        if version == (1, 0):
+            prefix, length = 10, int.from_bytes(start[8:10], "little")
+        elif version in ((2, 0), (3, 0)) and len(start) == 12:
+            prefix, length = 12, int.from_bytes(start[8:12], "little")
+        else:
+            return None
+        if length > _MAX_NPY_HEADER:
+            raise fail(f"array '{name}' has a .npy header of {length} bytes, more than the {_MAX_NPY_HEADER} "
+                       "NumPy reads safely (parsing a longer one could take very long); refusing it (save writes "
+                       "headers of about 100 bytes: the file was not written by minidl.save, or was altered)")
+        if version == (3, 0):  # utf-8 headers, for structured dtypes with non-Latin-1 field names
+            raise fail(f"array '{name}' has a .npy header of format version 3.0, which save never writes "
+                       "(it is for structured dtypes, which checkpoints may not hold)")
+        header = io.BytesIO(start + member.read(max(0, prefix + length - len(start))))
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    with archive.zip.open(f"{name}.npy") as member:
-        np.lib.format.read_magic(member)
-        shape, _fortran, dtype = read_header(member, max_header_size=_MAX_NPY_HEADER)
+    np.lib.format.read_magic(header)
+    shape, _fortran, dtype = read_header(header, max_header_size=_MAX_NPY_HEADER)
     return dtype, tuple(shape)
 
 
@@ -703,7 +719,7 @@ def _usable(stream: Any, who: str, verb: str, mode: str) -> None:
 def _writable_stream(stream: Any) -> Any:
     _usable(stream, "save", "write", "wb")
     try:
-        stream.write(b"")  # a text stream of another class refuses bytes; a binary one writes nothing
+        stream.write(memoryview(b""))  # a text stream of another class refuses bytes; a binary one writes nothing
     except TypeError as error:
         raise TypeError(f"minidl.save: {_label(stream)} does not take bytes (a text-mode file object?); "
                         "checkpoints are binary: open the file with mode 'wb' or use io.BytesIO") from error
@@ -734,6 +750,36 @@ def _forward_only(stream: Any) -> bool:
     return isinstance(stream, gzip.GzipFile) and getattr(stream, "mode", None) == gzip.WRITE
 
 
+def _appending(stream: Any) -> bool:
+    """A file opened for appending (mode ``"ab"``, or an ``O_APPEND`` descriptor): it says it can seek,
+    but every write lands at its end, so zip's seek back over a member it wrote would be ignored and
+    the archive silently broken; the archive is built in memory for it."""
+    mode = getattr(stream, "mode", None)
+    if isinstance(mode, str) and "a" in mode:
+        return True
+    if sys.platform == "win32" or not isinstance(stream, (io.FileIO, io.BufferedWriter, io.BufferedRandom)):
+        return False  # (io's own files only: fileno() of a SpooledTemporaryFile would move it to disk)
+    try:
+        return bool(fcntl.fcntl(stream.fileno(), fcntl.F_GETFL) & os.O_APPEND)
+    except (OSError, ValueError):
+        return False
+
+
+def _in_place(stream: Any) -> bool:
+    """Whether load reads ``stream`` where it is (through a window): a ``BytesIO``, or one of io's
+    files over a regular file, whose seeks are cheap.  Any other stream is read into memory once, as
+    zip seeks back for every member: a ``GzipFile``, ``LZMAFile`` or zip member would decompress
+    again from its start each time (quadratic), a network file would fetch again."""
+    if isinstance(stream, io.BytesIO):
+        return True
+    if not isinstance(stream, (io.FileIO, io.BufferedReader, io.BufferedRandom)):
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def _write_all(stream: Any, data: Any) -> None:
     """Write all of ``data``: a raw stream may take part of it per call."""
     view = memoryview(data).cast("B")
@@ -743,6 +789,9 @@ def _write_all(stream: Any, data: Any) -> None:
             if isinstance(stream, io.RawIOBase):  # non-blocking, nothing taken
                 raise BlockingIOError(errno.EAGAIN, f"{_label(stream)} would block; give a blocking stream")
             return  # a file-like object of its own that does not count (write returns None)
+        if count <= 0:  # it would never end: a full or broken stream that says so by taking nothing
+            raise OSError(f"minidl.save: {_label(stream)} took none of the {view.nbytes} bytes left to write "
+                          f"(its write returned {count}); the checkpoint in it is incomplete")
         view = view[count:]
 
 
@@ -771,31 +820,42 @@ class _Window:
 
     def __init__(self, stream: Any, start: int) -> None:
         self._stream, self._start = stream, start
+        #: The first exception the stream's own read, seek or tell raised (zipfile turns an ``OSError``
+        #: of its stream into ``BadZipFile``, a corrupt archive: load raises this one instead).
+        self.error: Exception | None = None
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, method)(*args)
+        except Exception as error:
+            if self.error is None:
+                self.error = error
+            raise
 
     def tell(self) -> int:
-        return int(self._stream.tell()) - self._start
+        return int(self._call("tell")) - self._start
 
     def seek(self, offset: int, whence: int = 0) -> int:
         if whence == 0:
             target = self._start + offset
         elif whence == 1:
-            target = self._stream.tell() + offset
+            target = self._call("tell") + offset
         elif whence == 2:
-            self._stream.seek(0, 2)
-            target = self._stream.tell() + offset
+            self._call("seek", 0, 2)
+            target = self._call("tell") + offset
         else:
             raise ValueError(f"invalid whence ({whence})")
-        if target < self._start:
+        if target < self._start:  # (the window's own refusal, from a forged offset: not the stream's)
             raise OSError(errno.EINVAL, "seek before the start of the checkpoint")
-        self._stream.seek(target)
+        self._call("seek", target)
         return target - self._start
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            return bytes(self._stream.read())
+            return bytes(self._call("read"))
         parts, got = [], 0
         while got < size:  # a raw stream may give less than asked before its end
-            part = self._stream.read(size - got)
+            part = self._call("read", size - got)
             if not part:
                 break
             parts.append(bytes(part))
@@ -820,7 +880,7 @@ class _Window:
         return True
 
 
-def _max_bytes(value: Any) -> int | None:
+def _max_bytes(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -832,16 +892,16 @@ def _max_bytes(value: Any) -> int | None:
 
 # ---------------------------------------------------------------------------------- helpers
 def _fspath(path: Any, who: str) -> str:
+    # a checkpoint's bytes in memory are not a path: say how to load them
+    hint = "; to load a checkpoint held in memory, wrap it: minidl.load(io.BytesIO(data))" \
+        if who == "load" and isinstance(path, (bytes, bytearray, memoryview)) else ""
     try:
         result = os.fspath(path)
     except TypeError:
-        raise TypeError(
-            f"minidl.{who}: path must be a str, os.PathLike or a binary file object, got {type(path).__name__}"
-        ) from None
+        raise TypeError(f"minidl.{who}: path must be a str, os.PathLike or a binary file object, got "
+                        f"{type(path).__name__}{hint}") from None
     if not isinstance(result, str):
-        raise TypeError(
-            f"minidl.{who}: path must be a str or os.PathLike of str, got {type(result).__name__}"
-        )
+        raise TypeError(f"minidl.{who}: path must be a str or os.PathLike of str, got {type(result).__name__}{hint}")
     return result
 
 
