@@ -62,6 +62,33 @@ _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _SIGNED_MAX = {size: 2 ** (8 * size - 1) - 1 for size in _UNSIGNED}
 
 
+def check_loss_gradient(loss: Any, y_pred: Any, grad: Any, who_prefix: str = "") -> None:
+    """Refuse a ``loss.backward()`` (``grad``) that is not ``dLoss/dy_pred``: an array of ``y_pred``'s
+    shape and dtype, or for a loss of several predictions (``y_pred`` a tuple) a tuple of them, one per
+    prediction.  Else the model's last layer would refuse it or broadcast it, and the error (or a wrong
+    gradient) would be blamed on that layer, not on the loss.  ``ShapeError`` / ``DTypeError`` naming
+    ``<who_prefix><LossName>.backward``; ``fit`` and ``GradientChecker`` (prefix ``"GradientChecker: "``)
+    both refuse with it."""
+    who = f"{who_prefix}{type(loss).__name__}.backward"
+    several = type(y_pred) is tuple
+    if several and (type(grad) is not tuple or len(grad) != len(y_pred)):
+        got = f"a tuple of {len(grad)}" if type(grad) is tuple else type(grad).__name__
+        raise ShapeError(f"{who}: returned {got}; the model returns a tuple of {len(y_pred)} predictions, so it must "
+                         f"return a tuple of {len(y_pred)} gradients, one per prediction")
+    pairs = zip(grad, y_pred, strict=True) if several else [(grad, y_pred)]
+    for i, (g, given) in enumerate(pairs):
+        which, p = (f"gradient {i}" if several else "gradient"), np.asarray(given)
+        if not isinstance(g, np.ndarray):
+            raise DTypeError(f"{who}: returned a {type(g).__name__} as its {which}; it must be an array of the "
+                             f"prediction's shape {p.shape} and dtype {p.dtype} (dLoss/dy_pred)")
+        if g.shape != p.shape:
+            raise ShapeError(f"{who}: returned a {which} of shape {g.shape}; it must have the prediction's "
+                             f"shape {p.shape} (dLoss/dy_pred)")
+        if g.dtype != p.dtype:
+            raise DTypeError(f"{who}: returned a {which} of dtype {g.dtype}; it must have the prediction's "
+                             f"dtype {p.dtype} (dLoss/dy_pred; cast with .astype(y_pred.dtype, copy=False))")
+
+
 # ---------------------------------------------------------------------------------------- settings
 # A loss's settings (reduction, margin, weight, ...) are checked when set, in the constructor and after
 # it alike, by one function each, ``check(who, name, value)``: it returns the value to keep or raises

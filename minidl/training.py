@@ -49,6 +49,7 @@ from .losses import (
     NLLLoss,
     SoftMarginLoss,
     TripletMarginLoss,
+    check_loss_gradient,
 )
 from .optim import Optimizer
 from .parameter import Parameter
@@ -586,30 +587,6 @@ class _Combiner:
         return float(self.total) / self.weight if self.weight else 0.0
 
 
-def _check_loss_gradient(loss: Loss, y_pred: Any, grad: Any) -> None:
-    """Refuse a ``loss.backward()`` that is not ``dLoss/dy_pred``: an array of ``y_pred``'s shape and
-    dtype (a tuple of them, one per prediction, for a loss of several): else the model's last layer
-    would refuse it, and the error would name that layer, not the loss (a custom loss's bug)."""
-    who = f"{type(loss).__name__}.backward"
-    several = type(y_pred) is tuple
-    if several and (type(grad) is not tuple or len(grad) != len(y_pred)):
-        got = f"a tuple of {len(grad)}" if type(grad) is tuple else type(grad).__name__
-        raise ShapeError(f"{who}: returned {got}; the model returns a tuple of {len(y_pred)} predictions, so it must "
-                         f"return a tuple of {len(y_pred)} gradients, one per prediction")
-    pairs = zip(grad, y_pred, strict=True) if several else [(grad, y_pred)]
-    for i, (g, p) in enumerate(pairs):
-        which = f"gradient {i}" if several else "gradient"
-        if not isinstance(g, np.ndarray):
-            raise DTypeError(f"{who}: returned a {type(g).__name__} as its {which}; it must be an array of the "
-                             f"prediction's shape {np.shape(p)} and dtype {np.asarray(p).dtype} (dLoss/dy_pred)")
-        if g.shape != p.shape:
-            raise ShapeError(f"{who}: returned a {which} of shape {g.shape}; it must have the prediction's "
-                             f"shape {p.shape} (dLoss/dy_pred)")
-        if g.dtype != p.dtype:
-            raise DTypeError(f"{who}: returned a {which} of dtype {g.dtype}; it must have the prediction's "
-                             f"dtype {p.dtype} (dLoss/dy_pred; cast with .astype(y_pred.dtype, copy=False))")
-
-
 def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
     for p in optimizer.params:
         if p.requires_grad and p.has_grad and not np.isfinite(np.add.reduce(p.grad, axis=None)):
@@ -909,7 +886,7 @@ def fit(
                         grad = loss.backward()
                         if type(grad) is not np.ndarray or type(out) is not np.ndarray or grad.shape != out.shape \
                                 or grad.dtype != out.dtype:  # (a built-in loss's is always right: two comparisons)
-                            _check_loss_gradient(loss, out, grad)
+                            check_loss_gradient(loss, out, grad)
                         backward(grad)
                         if check_gradients:
                             _check_gradients(model, optimizer)

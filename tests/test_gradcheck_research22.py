@@ -135,7 +135,7 @@ def test_a_loss_parameter_inside_a_helper_object_gets_the_note() -> None:
 def test_a_loss_backward_of_the_wrong_shape_or_dtype_is_refused_by_the_loss_name(bug: str, error: type,
                                                                                     words: str) -> None:
     x, t = data(0)
-    with pytest.raises(error, match=r"^GradientChecker: ScaledHuber\.backward " + words):
+    with pytest.raises(error, match=r"^GradientChecker: ScaledHuber\.backward: " + words):
         md.GradientChecker(dense(), loss=ScaledHuber(bug=bug), inputs=x, targets=t).run()
 
 
@@ -168,7 +168,7 @@ def test_a_loss_of_several_predictions_returning_a_list_is_refused() -> None:
         def input_shape_hint(self) -> tuple[int, ...]:
             return (3,)
 
-    with pytest.raises(ShapeError, match=r"^GradientChecker: ListBack\.backward returned a list; the model returns "
+    with pytest.raises(ShapeError, match=r"^GradientChecker: ListBack\.backward: returned list; the model returns "
                                          r"a tuple of 2 predictions, so it must return a tuple of 2 gradients"):
         md.GradientChecker(Two(), loss=ListBack()).run()
 

@@ -18,35 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError
 from ..layer import Layer
+from ..losses import check_loss_gradient
 from ..model import Sequential
 from ._state import copy_value
-
-
-def check_loss_gradient(loss: Any, y_pred: Any, grad: Any) -> None:
-    """Refuse a ``loss.backward()`` that is not ``dLoss/dy_pred`` (as ``fit`` does, by the loss's name): an
-    array of ``y_pred``'s shape and dtype, or a tuple of them, one per prediction, for several; else the
-    model's last layer would refuse it or broadcast it, and the check would blame that layer."""
-    who = f"GradientChecker: {type(loss).__name__}.backward"
-    several = type(y_pred) is tuple
-    if several and (type(grad) is not tuple or len(grad) != len(y_pred)):
-        got = f"a tuple of {len(grad)}" if type(grad) is tuple else f"a {type(grad).__name__}"
-        raise ShapeError(f"{who} returned {got}; the model returns a tuple of {len(y_pred)} predictions, so it "
-                         f"must return a tuple of {len(y_pred)} gradients, one per prediction")
-    pairs = zip(grad, y_pred, strict=True) if several else [(grad, y_pred)]
-    for i, (g, given) in enumerate(pairs):
-        which, p = f"gradient {i}" if several else "gradient", np.asarray(given)
-        if not isinstance(g, np.ndarray):
-            raise DTypeError(f"{who} returned a {type(g).__name__} as its {which}; it must be an array of the "
-                             f"prediction's shape {p.shape} and dtype {p.dtype} (dLoss/dy_pred)")
-        if g.shape != p.shape:
-            raise ShapeError(f"{who} returned a {which} of shape {g.shape}; it must have the prediction's "
-                             f"shape {p.shape} (dLoss/dy_pred)")
-        if g.dtype != p.dtype:
-            raise DTypeError(f"{who} returned a {which} of dtype {g.dtype}; it must have the prediction's "
-                             f"dtype {p.dtype} (dLoss/dy_pred; the check runs in float64: cast with "
-                             ".astype(y_pred.dtype, copy=False))")
 
 
 def flatten_stages(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
@@ -187,7 +162,7 @@ class Program:
             assert self.R is not None
             return self.R.copy()
         g = self.loss.backward()
-        check_loss_gradient(self.loss, self.y_pred, g)
+        check_loss_gradient(self.loss, self.y_pred, g, "GradientChecker: ")
         return g  # (a tuple, one per output of a model with several)
 
     def evaluate(self, stage: int = 0, h: Any = None) -> float:
