@@ -294,19 +294,20 @@ def _add_note(error: BaseException, note: str) -> None:
         error.add_note(note)
 
 
-def _with_hint(error: Exception, hint: str) -> Exception:
-    """``error`` again, of its type, its message followed by ``hint``; when its type cannot be made from one
-    message (a KeyError's message is quoted, an exception with other arguments), ``error`` itself with
-    ``hint`` as a note."""
-    if not isinstance(error, KeyError):
-        with contextlib.suppress(Exception):
-            again = type(error)(f"{error} {hint}")
-            if str(again) == f"{error} {hint}":
-                for name in ("index", "shape"):  # (what a minidl error carries besides its message)
-                    if hasattr(error, name):
-                        with contextlib.suppress(Exception):
-                            setattr(again, name, getattr(error, name))
-                return again
+def _with_hint(error: MinidlError, hint: str) -> Exception:
+    """A minidl ``error`` again, of its type, its message followed by ``hint`` (its ``index``/``shape``
+    and notes kept); when its type cannot be made from one message, ``error`` itself with ``hint`` as a
+    note.  (A user's exception is never rebuilt: see the caller.)"""
+    with contextlib.suppress(Exception):
+        again = type(error)(f"{error} {hint}")
+        if str(again) == f"{error} {hint}":
+            for name in ("index", "shape"):  # (what a minidl error carries besides its message)
+                if hasattr(error, name):
+                    with contextlib.suppress(Exception):
+                        setattr(again, name, getattr(error, name))
+            for note in getattr(error, "__notes__", []):
+                _add_note(again, note)
+            return again
     _add_note(error, hint)
     return error
 
@@ -868,6 +869,11 @@ class GradientChecker:
                 hint = (f"({'the loss refused' if sure else 'raised by the loss on'} the targets the checker drew "
                         f"for it with {type(loss).__name__}.random_targets: {'' if sure else 'if they are the cause, '}"
                         "pass targets=, or override random_targets in the loss to draw targets it accepts)")
+                if not isinstance(error, MinidlError):
+                    # a user's exception is raised as it is (its type, args, errno, attributes and notes),
+                    # the hint a note on it (Python >= 3.11; on 3.10 unchanged)
+                    _add_note(error, hint)
+                    raise
                 again = _with_hint(error, hint)
                 if again is error:
                     raise
