@@ -56,7 +56,7 @@ def raising(make: Any) -> md.Loss:
     return Refuses()
 
 
-class Coded(ValueError):
+class CodedError(ValueError):
     def __init__(self, code: int) -> None:
         self.code = code
         super().__init__(f"bad code {code}")
@@ -75,7 +75,7 @@ def with_attribute() -> ValueError:
      lambda e: type(e) is FileNotFoundError and e.errno == errno.ENOENT and e.filename == "/tmp/x"
      and str(e) == "[Errno 2] No such file: '/tmp/x'"),
     (lambda: ValueError("bad", 3), lambda e: e.args == ("bad", 3)),
-    (lambda: Coded(3), lambda e: type(e) is Coded and e.code == 3 and e.args == ("bad code 3",)),
+    (lambda: CodedError(3), lambda e: type(e) is CodedError and e.code == 3 and e.args == ("bad code 3",)),
     (with_attribute, lambda e: e.field == "y_true" and str(e) == "targets out of range"
      and e.__notes__[0] == "the user's own note"),
     (lambda: AttributeError("no attribute 'wieght'", name="wieght", obj=None),
@@ -99,3 +99,188 @@ def test_a_minidl_error_on_drawn_targets_keeps_the_hint_in_its_message() -> None
         md.GradientChecker(md.Sequential(md.Dense(3, 2, rng=0)),
                            loss=raising(lambda: md.TargetError("Refuses: y_true holds label 9")),
                            inputs=batch(0, (4, 3))).run()
+
+
+# ------------------------------------------------------------------ D1, D6: a layer run several times in a pass
+class StackTanh(md.Layer):
+    """tanh keeping one cache per call (a stack): right when called several times in one pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ys: list[np.ndarray] = []
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = np.tanh(x)
+        self._ys.append(y)
+        return y
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * (1 - self._ys.pop() ** 2)
+
+
+class BadScale(md.Layer):
+    """y = 2 x, with a wrong dx (3 g)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return 2 * x
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return 3 * g
+
+
+class Sandwich(md.Model):
+    """act(d(act(first(x)))): ``act`` runs twice in one pass."""
+
+    def __init__(self, first: md.Layer, act: md.Layer) -> None:
+        super().__init__()
+        self.first, self.act, self.d = first, act, md.Dense(3, 3, rng=1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.act(self.d(self.act(self.first(x))))
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return self.first.backward(self.act.backward(self.d.backward(self.act.backward(g))))
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+def twice_notes(report: md.GradientReport) -> list[str]:
+    return [n for n in report.notes if "times in one forward pass" in n and not n.startswith("every layer")]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_layer_of_ones_own_run_twice_is_not_blamed_when_only_the_input_fails(seed: int) -> None:
+    """StackTanh is right run twice; BadScale's dx is the bug, and only 'input' fails."""
+    assert md.GradientChecker(Sandwich(md.Identity(), StackTanh()), seed=seed).run().passed
+    report = md.GradientChecker(Sandwich(BadScale(), StackTanh()), seed=seed).run()
+    assert [r.name for r in report.results if not r.passed] == ["input"]
+    assert twice_notes(report) == []
+    assert any(n.startswith("only the input gradient is wrong") for n in report.notes)
+
+
+def test_a_built_in_activation_run_twice_may_be_blamed_for_tensors_not_its_own() -> None:
+    """A Tanh run twice gives the inner call's backward the outer call's cache: '0.W' of the first layer
+    fails.  Not the Tanh's own tensor: the note says it may be the cause, not over any diagnosis."""
+    report = md.GradientChecker(Sandwich(md.Dense(3, 3, rng=0), md.Tanh())).run()
+    assert not report["first.W"].passed and report["d.W"].passed
+    (note,) = twice_notes(report)
+    assert note.startswith("layer 'act' (Tanh) ran 2 times in one forward pass, and 'first.W' fails (they may be "
+                           "upstream of it, or not): this may be the cause: every built-in layer keeps one")
+    assert not any("times in one forward pass" in n for r in report.results for n in r.notes)
+
+
+class Cell(md.Layer):
+    """h' = tanh(h W), one cache per call (a stack): right for a cell run once per time step; ``bug``
+    flips the sign of dW."""
+
+    def __init__(self, bug: bool) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.random.default_rng(1).normal(size=(3, 3)) * 0.5)
+        self.bug = bug
+        self._c: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def forward(self, h: np.ndarray) -> np.ndarray:
+        y = np.tanh(h @ self.W.data)
+        self._c.append((h, y))
+        return y
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        h, y = self._c.pop()
+        dz = g * (1 - y * y)
+        self.W.grad += (-1.0 if self.bug else 1.0) * (h.T @ dz)
+        return dz @ self.W.data.T
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+class Unrolled(md.Model):
+    def __init__(self, bug: bool) -> None:
+        super().__init__()
+        self.cell = Cell(bug)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for _ in range(3):
+            x = self.cell(x)
+        return x
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        for _ in range(3):
+            g = self.cell.backward(g)
+        return g
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+def test_an_rnn_style_cell_with_a_real_bug_keeps_its_diagnosis() -> None:
+    assert md.GradientChecker(Unrolled(bug=False)).run().passed
+    report = md.GradientChecker(Unrolled(bug=True)).run()
+    assert report["cell.W"].diagnosis.startswith("sign flip")
+    assert not any("whatever the diagnosis says" in n for n in report["cell.W"].notes)
+    (note,) = twice_notes(report)
+    assert note.startswith("layer 'cell' (Cell) ran 3 times in one forward pass, and 'cell.W' fails: this may be "
+                           "the cause: a layer of your own that keeps a cache per call (a stack, as an RNN cell's) "
+                           "is right, and then the diagnosis stands")
+
+
+def test_a_layer_failing_alone_gets_no_ran_twice_note() -> None:
+    report = md.GradientChecker(Unrolled(bug=True), check_layers=True).run()
+    assert not report.layers["cell"].passed
+    assert twice_notes(report) == []
+    assert "checked alone, these layers fail: 'cell' (Cell)" in report.notes
+    assert not any(n.startswith("every layer passes alone") for n in report.notes)
+
+
+class DenseTwice(md.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.d, self.act = md.Dense(3, 3, rng=0), md.Tanh()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.d(self.act(self.d(x)))
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return self.d.backward(self.act.backward(self.d.backward(g)))
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+
+def test_every_layer_passing_alone_and_a_layer_run_twice_make_one_story_without_a_loss() -> None:
+    report = md.GradientChecker(DenseTwice(), check_layers=True).run()
+    assert report.layers["d"].passed and not report["d.W"].passed
+    (twice,) = twice_notes(report)
+    assert twice.startswith("layer 'd' (Dense) ran 2 times in one forward pass, and 'd.W' fails: a built-in layer "
+                            "keeps one forward cache")
+    (alone,) = [n for n in report.notes if n.startswith("every layer passes alone")]
+    assert alone.startswith("every layer passes alone, yet the model fails: the layer(s) run more than once in one "
+                            "forward pass (see the note above) are the likely cause; if not, the error is in the "
+                            "model's own backward")
+    assert "loss" not in alone  # (no loss given)
+
+
+# ------------------------------------------------------------------ D2: the loss alone, judged by dLoss/dy_pred
+class DoubleDx(md.Layer):
+    """y = x, with a wrong dx (2 g): every tensor before it fails by a factor 2."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.copy()
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return 2 * g
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_failing_loss_parameter_does_not_make_the_loss_backward_wrong(seed: int) -> None:
+    model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), md.Dense(4, 2, rng=1), DoubleDx())
+    report = md.GradientChecker(model, loss=ScaledMSE(sign=-1), inputs=batch(seed)).run()
+    assert not report["loss.log_s"].passed and not report["0.W"].passed
+    assert not any(n.startswith("the loss's backward is wrong") for n in report.notes)
+    assert ("checked alone on the model's output, ScaledMSE.backward()'s dLoss/dy_pred is right: the model's tensors "
+            "fail for a reason of their own; apart from that, the gradient the loss adds into its parameter(s) "
+            "'loss.log_s' is wrong") in report.notes
+    # a right loss on the same model: nothing said of it
+    right = md.GradientChecker(model, loss=ScaledMSE(), inputs=batch(seed)).run()
+    assert right["loss.log_s"].passed and not any("ScaledMSE.backward()" in n for n in right.notes)

@@ -490,41 +490,69 @@ def _loss_parameters(loss: Any, model: Layer) -> tuple[list[tuple[str, Parameter
     return found, hidden
 
 
-def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult]) -> list[str]:
-    """Notes on layers that ran more than once in one forward pass (``calls``: one pass, recorded) whose
-    own parameters fail, or whose input-side tensors fail: a layer keeping one forward cache (every
-    built-in layer) computes both backward calls from the second call's cache, so its gradients are
-    wrong although its backward is right for one call (checked alone, it passes)."""
+def _minidl_own(layer: Layer) -> bool:
+    """Whether ``layer``'s forward and backward are minidl's own (a built-in layer, or a subclass that
+    overrides neither): known to keep one forward cache, and tested right for one call."""
+    if "forward" in vars(layer) or "backward" in vars(layer):
+        return False
+    for method in ("forward", "backward"):
+        owner = defining_class(type(layer), method)
+        if owner is None or not (owner.__module__ == "minidl" or owner.__module__.startswith("minidl.")):
+            return False
+    return True
+
+
+def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
+                  alone: dict[str, GradientReport]) -> list[str]:
+    """Notes on layers without sub-layers that ran more than once in one forward pass (``calls``: one
+    pass, recorded) while tensors other than the inputs fail.  A layer keeping one forward cache (every
+    built-in layer) computes every backward call from the last call's cache, so its gradients are wrong
+    in the model although its backward is right for one call.  Firm (and said on the tensors, over their
+    diagnosis) only for a layer of minidl's own whose own parameters fail; for a layer of the user's (which
+    may keep a cache per call, as an RNN cell does), or for tensors that are not the layer's own (which
+    may be upstream of it or not), it *may* be the cause.  No note for a layer that fails checked alone
+    (``alone``: check_layers' reports; its own backward is wrong, that note says so), nor when only the
+    inputs fail (the dx of any layer may be wrong)."""
     counts: dict[str, int] = {}
     for c in calls:
         if c.path:
             counts[c.path] = counts.get(c.path, 0) + 1
     if not any(n > 1 for n in counts.values()):
         return []
-    failed = {r.name for r in results if not r.passed}
+    failed = {r.name for r in results if not r.passed and not is_input(r.name)}
     names = {id(p): name for name, p in model.named_parameters()}
     layers = dict(model.named_layers())
     notes = []
     for path, n in counts.items():
-        if n < 2:
-            continue
         layer = layers[path]
-        own = sorted({names[id(p)] for p in layer.parameters() if id(p) in names} & failed)
-        upstream = sorted(name for name in failed if is_input(name))
-        if not (own or upstream):
+        if n < 2 or next(layer.children(), None) is not None or (path in alone and not alone[path].passed):
             continue
-        which = ", ".join(f"'{name}'" for name in own or upstream)
-        for r in results:
-            if r.name in own:
-                r.notes.append(f"{_layer_label(path, layer)} ran {n} times in one forward pass: the gradient is "
-                               "computed from one stale forward cache (see the report's note), whatever the "
-                               "diagnosis says")
-        verb = "fails" if len(own or upstream) == 1 else "fail"
-        notes.append(f"{_layer_label(path, layer)} ran {n} times in one forward pass, and {which} {verb}: a layer "
-                     "that keeps one forward cache (every built-in layer does) computes every backward call from "
-                     "the last call's cache, so its gradients are wrong in the model although its backward is "
-                     "right for one call (checked alone, it passes). Use a layer per call sharing the parameters "
-                     "(d2.W = d1.W), or a layer of your own that keeps a cache per call (docs/custom-layers.md)")
+        own = sorted({names[id(p)] for p in layer.parameters() if id(p) in names} & failed)
+        others = sorted(name for name in failed if name in names.values() and name not in own)
+        if not (own or others):
+            continue
+        which = ", ".join(f"'{name}'" for name in own or others)
+        verb = "fails" if len(own or others) == 1 else "fail"
+        label = _layer_label(path, layer)
+        if own and _minidl_own(layer):
+            for r in results:
+                if r.name in own:
+                    r.notes.append(f"{label} ran {n} times in one forward pass: the gradient is computed from one "
+                                   "stale forward cache (see the report's note), whatever the diagnosis says")
+            notes.append(f"{label} ran {n} times in one forward pass, and {which} {verb}: a built-in layer keeps "
+                         "one forward cache and computes every backward call from the last call's cache, so its "
+                         "gradients are wrong in the model although its backward is right for one call. Use a "
+                         "layer per call sharing the parameters (d2.W = d1.W), or a layer of your own that keeps a "
+                         "cache per call (docs/custom-layers.md)")
+        else:
+            where = "" if own else " (they may be upstream of it, or not)"
+            keeps = "every built-in layer keeps one" if _minidl_own(layer) else \
+                "a layer of your own that keeps a cache per call (a stack, as an RNN cell's) is right, and " \
+                "then the diagnosis stands; one that keeps one forward cache"
+            notes.append(f"{label} ran {n} times in one forward pass, and {which} {verb}{where}: this may be the "
+                         f"cause: {keeps} computes every backward call from the last call's cache, so the "
+                         "gradients it gives are wrong in the model although its backward is right for one call "
+                         "(use a layer per call sharing the parameters, d2.W = d1.W)")
     return notes
 
 
@@ -957,7 +985,6 @@ class GradientChecker:
             old = by_name[name].diagnosis
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
-        notes.extend(_called_twice(work, calls, results))
         # (frozen tensors were not checked: they say nothing about the parameter gradients)
         # (the loss's own parameters, loss.<name>, do not take dLoss/dy_pred: they say nothing about the
         # model's back-pass, and a wrong dLoss/dy_pred leaves them right)
@@ -981,6 +1008,8 @@ class GradientChecker:
                          "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
         if self.check_layers:
             self._check_sublayers(report, calls)
+        twice = _called_twice(work, calls, results, report.layers)
+        notes.extend(twice)
         # the loss checked alone on the model's output, when the model's own tensors fail and the loss may be
         # to blame: with check_layers (no layer to blame), or when every tensor fails
         model_failed = [r for r in judged if not r.passed]
@@ -989,20 +1018,36 @@ class GradientChecker:
                 and (self.check_layers or len(model_failed) == len(judged)) and not isinstance(work, Identity):
             loss_alone = self._check_loss_alone(y0, program.targets)
             report.evaluations += loss_alone.evaluations if loss_alone is not None else 0
-        if loss_alone is not None and not loss_alone.passed:
-            r = loss_alone.results[0]
-            words = f": {r.diagnosis}" if r.diagnosis else \
-                f" (worst element {r.worst_index}: analytic {r.analytic:.6g}, numerical {r.numerical:.6g})"
+        # judged by its dLoss/dy_pred (the Identity's input row); its own parameters are named apart: a wrong
+        # gradient into them leaves the model's back-pass right
+        loss_dy = next((r for r in loss_alone.results if is_input(r.name)), None) if loss_alone is not None else None
+        loss_wrong = loss_dy is not None and not loss_dy.passed
+        loss_params_failed = ", ".join(f"'{r.name}'" for r in loss_alone.results
+                                       if not is_input(r.name) and not r.passed) if loss_alone is not None else ""
+        if loss_dy is not None and loss_wrong:
+            words = f": {loss_dy.diagnosis}" if loss_dy.diagnosis else \
+                f" (worst element {loss_dy.worst_index}: analytic {loss_dy.analytic:.6g}, numerical " \
+                f"{loss_dy.numerical:.6g})"
+            also = f" (and so do its parameter(s) {loss_params_failed})" if loss_params_failed else ""
             notes.append(f"the loss's backward is wrong: checked alone on the model's output, {type(loss).__name__}"
-                         f".backward() (dLoss/dy_pred) fails{words}; the model's tensors fail because the back-pass "
-                         "starts from that gradient")
-        elif self.check_layers and model_failed and report.layers and all(r.passed for r in report.layers.values()):
+                         f".backward() (dLoss/dy_pred) fails{words}{also}; the model's tensors fail because the "
+                         "back-pass starts from that gradient")
+        elif loss_params_failed:
+            notes.append(f"checked alone on the model's output, {type(loss).__name__}.backward()'s dLoss/dy_pred is "
+                         "right: the model's tensors fail for a reason of their own; apart from that, the gradient "
+                         f"the loss adds into its parameter(s) {loss_params_failed} is wrong")
+        if not loss_wrong and self.check_layers and model_failed and report.layers \
+                and all(r.passed for r in report.layers.values()):
             also = f", and so does the loss {type(loss).__name__} (checked alone on the model's output)" \
-                if loss_alone is not None else ""
-            notes.append(f"every layer passes alone{also}, yet the model fails: the error is in the model's own "
-                         "backward (how a Model of your own combines its layers' gradients: a branch or a skip "
-                         "path not added, a layer's gradient passed to the wrong one, a wrong order)"
-                         + ("" if loss_alone is not None else " or in the loss's backward"))
+                if loss_dy is not None else ""
+            tail = " or in the loss's backward" if loss is not None and loss_dy is None else ""
+            cause = "the error is in the model's own backward (how a Model of your own combines its layers' " \
+                "gradients: a branch or a skip path not added, a layer's gradient passed to the wrong one, a wrong " \
+                f"order){tail}"
+            if twice:
+                cause = "the layer(s) run more than once in one forward pass (see the note above) are the likely " \
+                    f"cause; if not, {cause}"
+            notes.append(f"every layer passes alone{also}, yet the model fails: {cause}")
         # a parameter all zero at the point: every term it multiplies is zero there, right or wrong
         zero = [t.name for t in tensors if not is_input(t.name) and not t.frozen and t.analytic is not None
                 and t.array.size > 0 and not np.any(t.array)]
@@ -1013,7 +1058,7 @@ class GradientChecker:
                          "passes); check at a random point too (e.g. a zero-initialised bias set to small random "
                          "values)")
         if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
-                and len({c.path for c in calls}) > 2 and not (loss_alone is not None and not loss_alone.passed):
+                and len({c.path for c in calls}) > 2 and not loss_wrong:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
             notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
                          "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
