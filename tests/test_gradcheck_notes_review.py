@@ -284,3 +284,44 @@ def test_a_failing_loss_parameter_does_not_make_the_loss_backward_wrong(seed: in
     # a right loss on the same model: nothing said of it
     right = md.GradientChecker(model, loss=ScaledMSE(), inputs=batch(seed)).run()
     assert right["loss.log_s"].passed and not any("ScaledMSE.backward()" in n for n in right.notes)
+
+
+# ------------------------------------------------------------------ D5: the all-zero note, for the user's own
+def zero_notes(report: md.GradientReport) -> list[str]:
+    return [n for n in report.notes if "are all zero at the checked point" in n]
+
+
+@pytest.mark.parametrize("model, shape", [
+    (md.Sequential(md.Dense(3, 4, rng=0), md.BatchNorm1d(4), md.Tanh()), (5, 3)),
+    (md.Sequential(md.Dense(3, 4, rng=0), md.LayerNorm(4)), (5, 3)),
+    (md.TransformerEncoderLayer(4, 2, 8, dropout=0.0, rng=0), (2, 3, 4)),
+])
+def test_built_in_norm_models_at_init_get_no_all_zero_note(model: md.Layer, shape: tuple[int, ...]) -> None:
+    assert any(not np.any(p.data) for p in model.parameters())  # (a beta at zero: what the note fired on)
+    report = md.GradientChecker(model, inputs=batch(1, shape), mode="sampled", samples=6).run()
+    assert report.passed and zero_notes(report) == []
+
+
+class ZeroBias(md.Layer):
+    """y = tanh(x + b), b zero-initialised; its backward forgets b (a bug b = 0 hides)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = md.Parameter(np.zeros(3))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.tanh(x + self.b.data)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dz = g * (1 - np.tanh(self._x) ** 2)
+        self.b.grad += dz.sum(0)
+        return dz
+
+
+def test_the_users_layer_and_the_loss_still_get_the_all_zero_note() -> None:
+    model = md.Sequential(md.Dense(3, 3, rng=0), md.LayerNorm(3), ZeroBias())
+    report = md.GradientChecker(model, loss=ScaledMSE(log_s=0.0), inputs=batch(0)).run()
+    assert report.passed
+    (note,) = zero_notes(report)
+    assert note.startswith("the parameter(s) '2.b', 'loss.log_s' are all zero at the checked point")

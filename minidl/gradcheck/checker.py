@@ -1048,9 +1048,15 @@ class GradientChecker:
                 cause = "the layer(s) run more than once in one forward pass (see the note above) are the likely " \
                     f"cause; if not, {cause}"
             notes.append(f"every layer passes alone{also}, yet the model fails: {cause}")
-        # a parameter all zero at the point: every term it multiplies is zero there, right or wrong
+        # a parameter all zero at the point: every term it multiplies is zero there, right or wrong.  Only the
+        # user's layers' and the loss's: a built-in layer's backward is tested at random points (its zero
+        # LayerNorm/BatchNorm beta, added, not multiplied, at every model's init would make it noise)
+        users = {id(p) for _, layer in work.named_layers() if not _minidl_own(layer)
+                 for p in layer._parameters.values()} | {id(p) for _, p in self._loss_params}
+        by_tensor = dict(work.named_parameters()) | dict(self._loss_params)
         zero = [t.name for t in tensors if not is_input(t.name) and not t.frozen and t.analytic is not None
-                and t.array.size > 0 and not np.any(t.array)]
+                and t.array.size > 0 and not np.any(t.array) and t.name in by_tensor
+                and id(by_tensor[t.name]) in users]
         if zero and report.passed and self._whole_model:
             names = ", ".join(f"'{name}'" for name in zero)
             notes.append(f"the parameter(s) {names} are all zero at the checked point: terms they multiply are not "
