@@ -325,3 +325,59 @@ def test_the_users_layer_and_the_loss_still_get_the_all_zero_note() -> None:
     assert report.passed
     (note,) = zero_notes(report)
     assert note.startswith("the parameter(s) '2.b', 'loss.log_s' are all zero at the checked point")
+
+
+# ------------------------------------------------------------------ D4: a loss's parameters in a dict
+class DictScale(md.Loss):
+    """exp(p["log_s"]) * mean((y - t)^2); ``forget`` leaves d/dlog_s out of backward."""
+
+    def __init__(self, forget: bool) -> None:
+        self.p = {"log_s": md.Parameter(np.array([0.3])), "unused": 1.0}
+        self.forget = forget
+
+    def forward(self, y: np.ndarray, t: np.ndarray) -> float:
+        self._d, self._s = y - t, float(np.exp(self.p["log_s"].data[0]))
+        return self._s * float(np.mean(self._d ** 2))
+
+    def backward(self) -> np.ndarray:
+        if not self.forget:
+            self.p["log_s"].grad += self._s * np.mean(self._d ** 2)
+        return self._s * 2 * self._d / self._d.size
+
+
+def test_a_loss_parameter_in_a_dict_is_checked_by_its_key() -> None:
+    right = md.GradientChecker(mlp(), loss=DictScale(forget=False), inputs=batch(0)).run()
+    assert right.passed and [r.name for r in right.results][-1] == "loss.p.log_s"
+    wrong = md.GradientChecker(mlp(), loss=DictScale(forget=True), inputs=batch(0)).run()
+    assert [r.name for r in wrong.results if not r.passed] == ["loss.p.log_s"]
+
+
+@pytest.mark.parametrize("holder, where", [
+    (lambda p: {p}, "'extra'"),
+    (lambda p: frozenset([p]), "'extra'"),
+    (lambda p: [{"s": p}], "'extra.0'"),
+])
+def test_a_loss_parameter_in_another_container_gets_the_not_seen_note(holder: Any, where: str) -> None:
+    class Held(ScaledMSE):
+        def __init__(self) -> None:
+            super().__init__()
+            self.extra = holder(md.Parameter(np.ones(2)))
+
+    report = md.GradientChecker(mlp(), loss=Held(), inputs=batch(0)).run()
+    assert report.passed
+    assert any(n.startswith(f"the loss (Held): the attribute(s) {where} hold parameters or layers inside another "
+                            "object") for n in report.notes)
+
+
+def test_a_loss_holding_an_optimizer_of_the_models_parameters_gets_no_note() -> None:
+    model = mlp()
+
+    class WithOptimizer(ScaledMSE):
+        def __init__(self) -> None:
+            super().__init__()
+            self.opt = md.SGD(model.parameters(), lr=0.1)
+            self.by_name = {"w": model[0].W}
+
+    report = md.GradientChecker(model, loss=WithOptimizer(), inputs=batch(0)).run()
+    assert report.passed and [r.name for r in report.results] == ["input", "0.W", "2.W", "loss.log_s"]
+    assert not any(n.startswith("the loss (WithOptimizer)") for n in report.notes)

@@ -461,13 +461,39 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
 def _loss_parameters(loss: Any, model: Layer) -> tuple[list[tuple[str, Parameter]], list[str]]:
     """The parameters a loss holds that the model does not (a learnable scale: the cost is a function of
     them too), named ``loss.<attribute>`` (``loss.<attribute>.<name>`` in a layer it holds,
-    ``loss.<attribute>.<i>`` in a list or tuple); and the loss's attributes that hold parameters or
-    layers inside another object, where they are not found (a note says so)."""
+    ``loss.<attribute>.<i>`` in a list or tuple, ``loss.<attribute>.<key>`` in a dict); and the loss's
+    attributes that hold parameters or layers inside another object or container (a set, a helper
+    object, a dict in a list), where they are not found (a note says so)."""
     if loss is None or not hasattr(loss, "__dict__"):
         return [], []
     in_model = {id(p) for p in model.parameters()}
     found: list[tuple[str, Parameter]] = []
     hidden: list[str] = []
+
+    def learnable(v: Any) -> bool:
+        return isinstance(v, (Parameter, Layer))
+
+    def unseen(v: Any) -> bool:  # (a parameter the model does not hold, or a layer holding one)
+        if isinstance(v, Parameter):
+            return id(v) not in in_model
+        return isinstance(v, Layer) and any(id(p) not in in_model for p in v.parameters())
+
+    def holds(value: Any, depth: int = 2) -> bool:
+        """Whether ``value`` (not itself a parameter or layer) holds one the model does not, up to ``depth``
+        levels down (an optimizer of the model's parameters is not one)."""
+        if depth == 0 or isinstance(value, (str, bytes, np.ndarray, np.random.Generator, type, Layer, Parameter)):
+            return False
+        inside: Any = ()
+        if isinstance(value, dict):
+            inside = value.values()
+        elif isinstance(value, (list, tuple, set, frozenset)) or (
+                hasattr(value, "__iter__") and hasattr(value, "__len__") and not hasattr(value, "__dict__")):
+            inside = value
+        elif hasattr(value, "__dict__"):
+            inside = vars(value).values()
+        with contextlib.suppress(Exception):
+            return any(unseen(v) or holds(v, depth - 1) for v in inside)
+        return False
 
     def add(name: str, value: Any) -> None:
         if isinstance(value, Parameter):
@@ -478,14 +504,16 @@ def _loss_parameters(loss: Any, model: Layer) -> tuple[list[tuple[str, Parameter
                 add(f"{name}.{sub}", p)
 
     for attr, value in vars(loss).items():
-        if isinstance(value, (Parameter, Layer)):
+        if learnable(value):
             add(f"loss.{attr}", value)
-        elif isinstance(value, (list, tuple)) and any(isinstance(v, (Parameter, Layer)) for v in value):
-            for i, v in enumerate(value):
-                if isinstance(v, (Parameter, Layer)):
-                    add(f"loss.{attr}.{i}", v)
-        elif not isinstance(value, (np.ndarray, np.random.Generator, type)) and hasattr(value, "__dict__") \
-                and any(isinstance(v, (Parameter, Layer)) for v in vars(value).values()):
+        elif type(value) in (list, tuple, dict) and holds(value):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, v in items:
+                if learnable(v):
+                    add(f"loss.{attr}.{key}", v)
+                elif holds(v):
+                    hidden.append(f"{attr}.{key}")
+        elif holds(value):
             hidden.append(attr)
     return found, hidden
 
@@ -952,7 +980,7 @@ class GradientChecker:
             notes.insert(0, f"the loss ({type(loss).__name__}): the attribute(s) {names} hold parameters or layers "
                             "inside another object, where they are not registered: the check does not see them "
                             "(a parameter the loss holds itself, self.log_s = md.Parameter(...), is checked as "
-                            "'loss.log_s')")
+                            "'loss.log_s'; in a list, tuple or dict there, as 'loss.<name>.<index or key>')")
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         report.problems.extend(problems)
