@@ -381,3 +381,41 @@ def test_a_loss_holding_an_optimizer_of_the_models_parameters_gets_no_note() -> 
     report = md.GradientChecker(model, loss=WithOptimizer(), inputs=batch(0)).run()
     assert report.passed and [r.name for r in report.results] == ["input", "0.W", "2.W", "loss.log_s"]
     assert not any(n.startswith("the loss (WithOptimizer)") for n in report.notes)
+
+
+# ------------------------------------------------------------------ D7b: a loss whose deepcopy is itself
+def test_a_loss_whose_deepcopy_is_itself_is_left_as_it_was() -> None:
+    class Shared(ScaledMSE):
+        def __deepcopy__(self, memo: dict[int, Any]) -> Shared:
+            return self  # (e.g. a loss wrapping a resource it does not copy)
+
+    loss = Shared()
+    loss.log_s.astype(np.float32)
+    loss.log_s.grad[:] = 0.5
+    data, grad = loss.log_s.data, loss.log_s.grad
+    report = md.GradientChecker(mlp(), loss=loss, inputs=batch(0)).run()
+    assert report.passed and report["loss.log_s"].passed
+    assert loss.log_s.data is data and loss.log_s.data.dtype == np.float32 and loss.log_s.data.tolist() == [
+        np.float32(0.3)]
+    assert loss.log_s.grad is grad and loss.log_s.grad.tolist() == [0.5] and loss.log_s.requires_grad
+
+
+# ------------------------------------------------------------------ D7c: one check of loss.backward()'s return
+def test_fit_and_the_checker_refuse_a_flat_loss_gradient_in_the_same_words() -> None:
+    class Flat(ScaledMSE):
+        def backward(self) -> np.ndarray:
+            return super().backward().ravel()
+
+    x, y = batch(0), batch(1, (5, 2))
+    with pytest.raises(md.ShapeError) as checked:
+        md.GradientChecker(mlp(), loss=Flat(), inputs=x, targets=y).run()
+    model = mlp()
+    with pytest.raises(md.ShapeError) as fitted:
+        model.fit(x, y, loss=Flat(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0)
+    words = "Flat.backward: returned a gradient of shape (10,); it must have the prediction's shape (5, 2) " \
+            "(dLoss/dy_pred)"
+    assert str(checked.value).split("\n")[0] == "GradientChecker: " + words
+    assert words in str(fitted.value)
+    from minidl.gradcheck import program
+    from minidl.losses import check_loss_gradient
+    assert program.check_loss_gradient is check_loss_gradient

@@ -63,9 +63,10 @@ class LayerSnapshot:
     modes: list[tuple[Layer, bool]] = field(default_factory=list)
 
     @classmethod
-    def take(cls, layer: Layer) -> LayerSnapshot:
+    def take(cls, layer: Layer, extra: list[Any] | tuple[Any, ...] = ()) -> LayerSnapshot:
+        """The snapshot of ``layer``, and of the parameters ``extra`` (a loss's, outside the layer)."""
         snap = cls()
-        for _, p in layer.named_parameters():
+        for p in [p for _, p in layer.named_parameters()] + [p for p in extra]:
             # (parameter, data object, grad object, data copy, grad copy, grad-is-stale flag, requires_grad);
             # the grad is taken as stored, without the zero-fill that reading ``p.grad`` after zero_grad does
             grad = p._grad

@@ -837,7 +837,8 @@ class GradientChecker:
     def run(self) -> GradientReport:
         """Run the check and return the report (a failed check does not raise: see
         :meth:`GradientReport.raise_if_failed`)."""
-        snapshot = LayerSnapshot.take(self.model)
+        # (the loss's parameters too: a loss whose __deepcopy__ returns itself is checked in place)
+        snapshot = LayerSnapshot.take(self.model, [p for _, p in _loss_parameters(self.loss, self.model)[0]])
         global_rng = np.random.get_state()  # (a layer drawing from np.random would move the user's stream)
         start = time.perf_counter()
         try:
