@@ -61,9 +61,12 @@ def _padding_mode(who: str, name: str, value: Any) -> str:
 
 
 def _name_in_messages(cls_name: str, in_channels: int, out_channels: int, kernel_size: tuple[int, ...],
-                      dilation: tuple[int, ...], groups: int) -> str:
-    """How the messages of ``Conv1D``/``Conv2D`` name the layer: ``Conv2D(3 -> 8, k=3, dilation=2, groups=...)``."""
+                      dilation: tuple[int, ...], groups: int, stride: tuple[int, ...] | None = None) -> str:
+    """How the messages of a convolution name the layer: ``Conv2D(3 -> 8, k=3, dilation=2, groups=...)``; with
+    ``stride`` (the transposed convolutions') also ``stride=2`` first, when not 1."""
     options = ""
+    if stride is not None and max(stride) > 1:
+        options += f", stride={_compact(stride)}"
     if max(dilation) > 1:
         options += f", dilation={_compact(dilation)}"
     if groups != 1:
@@ -194,27 +197,74 @@ def _col2im(taps: np.ndarray, size: _Pair, stride: _Pair, padding: _Pair, dilati
 
 
 class _Convolution(Layer):
-    """What ``Conv2D``, ``Conv1D`` and ``ConvTranspose2D`` share: the checked geometry (channels,
-    kernel, stride, padding, dilation, groups; the sizes as tuples of one int per spatial axis),
-    PyTorch-shaped kernels and biases read by ``from_kernel``, the bias row and the ``repr``.
-    Subclasses compute."""
+    """What ``Conv2D``, ``Conv1D``, ``ConvTranspose2D`` and ``ConvTranspose1D`` share: the checked geometry
+    (channels, kernel, stride, padding, dilation, groups; the sizes as tuples of one int per spatial axis),
+    the fixed settings, PyTorch-shaped kernels and biases read by ``from_kernel``, the bias row and the
+    ``repr``.  Subclasses compute.
+
+    ``in_channels``, ``out_channels``, ``groups`` and ``bias`` are fixed (``W`` is shaped for them: a change
+    is refused, as ``kernel_size``'s), and so is ``W``'s shape (``W.data`` rebound to another is refused by
+    the next forward or backward, :meth:`_refuse_W`).  The computations read the stored values
+    (``_groups``, ...), not the properties."""
 
     single_input = True  # (a Stack hands it the sequence alone)
 
     W: Parameter
-    bias: bool
+    in_channels = checked_setting("in_channels", _channels, "The input's channels, an int >= 1; fixed.",
+                                  fixed=_SHAPED)
+    out_channels = checked_setting("out_channels", _channels, "The output's channels, an int >= 1; fixed.",
+                                   fixed=_SHAPED)
+    groups = checked_setting("groups", _channels, "How many independent channel groups, an int >= 1 dividing "
+                             "in_channels and out_channels; fixed.", fixed=_SHAPED)
+    bias = checked_setting("bias", switch_setting, "Whether ``W`` has the bias row 0; fixed.", fixed=_SHAPED)
+    _in_channels: int  # (where the settings keep their values)
+    _out_channels: int
+    _groups: int
+    _bias: bool
     #: How many spatial axes the input has: 2 for (N, C, H, W) images, 1 for (N, C, L) sequences.
     _rank: int = 2
     #: the size options shown by ``repr`` when not at their default, in order
     _shown: tuple[tuple[str, tuple[int, ...]], ...] = (("stride", (1, 1)), ("padding", (0, 0)),
                                                        ("dilation", (1, 1)))
 
-    def _set_geometry(self, who: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
-                      stride: int | tuple[int, ...], padding: int | tuple[int, ...] | str,
-                      dilation: int | tuple[int, ...], groups: int, named_padding: bool = True) -> None:
+    #: whether the messages' name of the layer shows its stride (the transposed convolutions')
+    _stride_in_name = False
+
+    @property
+    def _who(self) -> str:
+        """How the messages name the layer: ``Conv2D(3 -> 8, k=3, dilation=2)`` (see ``_name_in_messages``)."""
+        return _name_in_messages(type(self).__name__, self._in_channels, self._out_channels, self._kernel_size,
+                                 self._dilation, self._groups, self._stride if self._stride_in_name else None)
+
+    def _start(self, geometry: _Geometry, bias: bool, weights: np.ndarray) -> None:
+        """What ``__init__`` does once every argument is checked and ``W`` drawn (so that a refused ``__init__``
+        run again on a built layer leaves it as it was): ``Layer``'s, then the fixed settings afresh, the
+        sizes and ``W``."""
+        super().__init__()
+        for setting in ("_in_channels", "_out_channels", "_groups", "_bias"):  # (run again: the fixed ones afresh)
+            self.__dict__.pop(setting, None)
         (self.in_channels, self.out_channels, self._kernel_size, self._stride, self._padding, self._dilation,
-         self.groups) = self._checked_geometry(who, in_channels, out_channels, kernel_size, stride, padding,
-                                               dilation, groups, named_padding)
+         self.groups) = geometry
+        self.bias = bias
+        self.W = Parameter(weights)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its channels, groups and bias were plain
+        attributes."""
+        super().__setstate__(settings_renamed(type(self), state))
+
+    def _weights_layout(self, groups: int, bias: bool) -> str:
+        """W's shape in words, as the messages say it: ``(in_channels//groups*kh*kw + 1, out_channels)``."""
+        channels = "in_channels//groups" if groups > 1 else "in_channels"
+        kernel = "*".join(("k",) if self._rank == 1 else ("kh", "kw"))
+        return f"({channels}*{kernel}{' + 1' if bias else ''}, out_channels)"
+
+    def _refuse_W(self, W: np.ndarray) -> NoReturn:
+        """``ShapeError``: ``W.data`` was rebound to another shape than the layer was built for."""
+        shape = (self._in_channels // self._groups * math.prod(self._kernel_size) + self._bias, self._out_channels)
+        raise ShapeError(f"{self._who}: W.data has shape {W.shape}, but the layer was built for {shape} "
+                         f"{self._weights_layout(self._groups, self._bias)}; its sizes are fixed: build a new "
+                         f"{type(self).__name__} of the sizes you want")
 
     def _checked_geometry(self, who: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
                           stride: int | tuple[int, ...], padding: int | tuple[int, ...] | str,
@@ -375,25 +425,13 @@ class _Im2colConvolution(_Convolution):
     (:meth:`_plane`), so every line below is the 2-D computation.  Only the messages, the shapes
     checked and returned, and the public signatures (in the subclasses) depend on the rank.
 
-    ``in_channels``, ``out_channels``, ``groups`` and ``bias`` are fixed (``W`` is shaped for them: a change
-    is refused, as ``kernel_size``'s), and so is ``W``'s shape (``W.data`` rebound to another is refused by
-    the next forward or backward); ``padding_mode`` may be set, checked, and is used by the next forward."""
+    The fixed settings are ``_Convolution``'s; ``padding_mode`` may be set, checked, and is used by the next
+    forward."""
 
-    in_channels = checked_setting("in_channels", _channels, "The input's channels, an int >= 1; fixed.",
-                                  fixed=_SHAPED)
-    out_channels = checked_setting("out_channels", _channels, "The output's channels, an int >= 1; fixed.",
-                                   fixed=_SHAPED)
-    groups = checked_setting("groups", _channels, "How many independent channel groups, an int >= 1 dividing "
-                             "in_channels and out_channels; fixed.", fixed=_SHAPED)
-    bias = checked_setting("bias", switch_setting, "Whether ``W`` has the bias row 0; fixed.", fixed=_SHAPED)
     padding_mode = checked_setting(
         "padding_mode", _padding_mode, "How the input is padded: ``'zeros'`` (the default), ``'reflect'``, "
         "``'replicate'`` or ``'circular'``, as PyTorch's; checked when set, used by the next forward (a backward "
         "uses its forward's).")
-    _in_channels: int  # (where the settings keep their values)
-    _out_channels: int
-    _groups: int
-    _bias: bool
     #: (the class's default: a layer pickled before padding_mode existed pads with zeros)
     _padding_mode: str = "zeros"
 
@@ -428,32 +466,19 @@ class _Im2colConvolution(_Convolution):
             channels_out, bias=has_bias, W=W, init=init, rng=rng, dtype=float_dtype(dtype, name),
             fan_out=channels_out * taps, layout=" " + self._weights_layout(count, has_bias),
         )
-        super().__init__()
-        for setting in ("_in_channels", "_out_channels", "_groups", "_bias"):  # (run again: the fixed ones afresh)
-            self.__dict__.pop(setting, None)
-        (self.in_channels, self.out_channels, self._kernel_size, self._stride, self._padding, self._dilation,
-         self.groups) = geometry
-        self.bias = has_bias
+        self._start(geometry, has_bias, weights)
         self.padding_mode = mode
-        self.W = Parameter(weights)
         # the last forward: the patches, the input's shape on the plane, the output's (Ho, Wo), the sizes used
         # and, for a padding_mode other than zeros that padded, (mode, (axis, before, after) per padded axis,
         # the positions each read): what the backward folds back
         self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane, _Folding | None] | None = None
 
-    def _weights_layout(self, groups: int, bias: bool) -> str:
-        """W's shape in words, as the messages say it: ``(in_channels//groups*kh*kw + 1, out_channels)``."""
-        channels = "in_channels//groups" if groups > 1 else "in_channels"
-        kernel = "*".join(("k",) if self._rank == 1 else ("kh", "kw"))
-        return f"({channels}*{kernel}{' + 1' if bias else ''}, out_channels)"
-
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and ``copy.deepcopy``): also a layer pickled when its channels, groups and bias were plain
-        attributes and before padding_mode (which then pads with zeros, as it did)."""
-        state = settings_renamed(type(self), state)
+        attributes (``_Convolution``'s) and before padding_mode (which then pads with zeros, as it did)."""
         cache = state.get("_cache")
         if isinstance(cache, tuple) and len(cache) == 4:  # (a forward's cache of then: zero padding)
-            state["_cache"] = (*cache, None)
+            state = {**state, "_cache": (*cache, None)}
         super().__setstate__(state)
 
     # ------------------------------------------------------------------ PyTorch-shaped views
@@ -481,11 +506,6 @@ class _Im2colConvolution(_Convolution):
         return rows.T.reshape(self.out_channels, self.in_channels // self.groups, *self.kernel_size)
 
     # ------------------------------------------------------------------ geometry
-    @property
-    def _who(self) -> str:
-        return _name_in_messages(type(self).__name__, self._in_channels, self._out_channels, self._kernel_size,
-                                 self._dilation, self._groups)
-
     def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         """(kernel_size, stride, padding, dilation) as the (height, width) pairs the computation uses:
         a 1-D layer's ``k`` is ``(1, k)``, its stride ``(1, s)``, its padding ``(0, p)``."""
@@ -596,14 +616,6 @@ class _Im2colConvolution(_Convolution):
             if self._bias:
                 out += W[0][:, None]
         return _from_plane(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
-
-    def _refuse_W(self, W: np.ndarray) -> NoReturn:
-        """``ShapeError``: ``W.data`` was rebound to another shape than the layer was built for."""
-        (kh, kw), *_ = self._plane()
-        shape = (self._in_channels // self._groups * kh * kw + self._bias, self._out_channels)
-        raise ShapeError(f"{self._who}: W.data has shape {W.shape}, but the layer was built for {shape} "
-                         f"{self._weights_layout(self._groups, self._bias)}; its sizes are fixed: build a new "
-                         f"{type(self).__name__} of the sizes you want")
 
     def _column_blocks(self, matrix: np.ndarray) -> np.ndarray:
         """(rows, out_channels) -> (groups, rows, out_channels//groups): group g's columns, a view

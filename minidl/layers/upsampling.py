@@ -16,17 +16,16 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
-from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch
+from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch, switch_setting
 from ..layer import Layer
-from ..parameter import Parameter
 from ..validation import check_grad_output, check_input, native
 from .conv import (
     _AXES,
     _EMPTY,
-    _compact,
     _Convolution,
     _display,
     _from_plane,
+    _name_in_messages,
     _on_plane,
     _Pair,
     _pair,
@@ -45,33 +44,52 @@ def _transposed_output_size(size: int, kernel: int, stride: int, padding: int, o
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
+def _check_output_padding(who: str, rank: int, output_padding: tuple[int, ...], stride: tuple[int, ...],
+                          dilation: tuple[int, ...]) -> None:
+    """``ValueError`` unless each output_padding is smaller than its stride or its dilation (as PyTorch)."""
+    names = {1: ("length",), 2: ("height", "width")}[rank]
+    for axis, op, s, d in zip(names, output_padding, stride, dilation, strict=True):
+        if op >= max(s, d):
+            raise ValueError(
+                f"{who}: output_padding must be smaller than the stride or the dilation (as PyTorch), got "
+                f"output_padding={_display(output_padding)} with stride={_display(stride)}, "
+                f"dilation={_display(dilation)} (along the {axis})"
+            )
+
+
 class _TransposedConvolution(_Convolution):
     """The computation of ``ConvTranspose2D`` and ``ConvTranspose1D`` (see ``ConvTranspose2D``), on
     (N, C, H, W) arrays: a 1-D layer's input (N, C, L) is viewed as (N, C, 1, L) and its ``k``-wide
-    kernel as ``1 x k``, as ``Conv1D`` does."""
+    kernel as ``1 x k``, as ``Conv1D`` does.
+
+    ``in_channels``, ``out_channels``, ``groups`` and ``bias`` are fixed, and ``W.data`` rebound to another
+    shape is refused, as ``_Convolution`` says."""
 
     _named = False  # (no "same" / "valid" padding, as PyTorch's transposed convolutions)
+    _stride_in_name = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
                  stride: int | tuple[int, ...], padding: int | tuple[int, ...],
                  output_padding: int | tuple[int, ...], bias: bool, *, dilation: int | tuple[int, ...],
                  groups: int, W: ArrayLike | None, init: str, rng: RNGLike, dtype: DTypeLike) -> None:
-        super().__init__()
+        # Everything checked (and W drawn) before anything is replaced: a refused __init__ run again on a
+        # built layer leaves it as it was.
         name, rank = type(self).__name__, self._rank
-        self._set_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                           named_padding=False)
-        self._output_padding = _sizes(output_padding, "output_padding", name, 0, rank)
-        self._check_settings()
-        self.bias = switch(bias, "bias", name)
-        taps = math.prod(self.kernel_size)
-        channels = "in_channels//groups" if self.groups > 1 else "in_channels"
-        kernel = "*k" if rank == 1 else "*kh*kw"
-        self.W = Parameter(absorbed_weights(
-            self._who, self.in_channels // self.groups * taps, self.out_channels, bias=self.bias, W=W,
-            init=init, rng=rng, dtype=float_dtype(dtype, name),
-            init_fan_in=self.out_channels // self.groups * taps, fan_out=self.in_channels * taps,
-            layout=f" ({channels}{kernel}{' + 1' if self.bias else ''}, out_channels)",
-        ))
+        geometry = self._checked_geometry(name, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                                          groups, named_padding=False)
+        channels_in, channels_out, kernel, strides, _, dilations, count = geometry
+        extra = _sizes(output_padding, "output_padding", name, 0, rank)
+        _check_output_padding(name, rank, extra, strides, dilations)
+        has_bias = switch_setting(name, "bias", bias)
+        taps = math.prod(kernel)
+        weights = absorbed_weights(
+            _name_in_messages(name, channels_in, channels_out, kernel, dilations, count, strides),
+            channels_in // count * taps, channels_out, bias=has_bias, W=W, init=init, rng=rng,
+            dtype=float_dtype(dtype, name), init_fan_in=channels_out // count * taps, fan_out=channels_in * taps,
+            layout=" " + self._weights_layout(count, has_bias),
+        )
+        self._start(geometry, has_bias, weights)
+        self._output_padding = extra
         # the last forward: X (G, Cg, M), the input's shape on the plane (N, C, H, W), the output's (Ho, Wo)
         # and the sizes it used (a backward uses its forward's, whatever was set since)
         self._cache: tuple[np.ndarray, tuple[int, ...], tuple[int, int], _Plane] | None = None
@@ -92,16 +110,10 @@ class _TransposedConvolution(_Convolution):
     def _check_settings(self, **changed: tuple[int, ...]) -> None:
         """``ValueError`` unless each output_padding is smaller than its stride or its dilation (as PyTorch),
         with the settings in ``changed`` in place of this layer's."""
-        output_padding = changed.get("output_padding", self._output_padding)
-        stride, dilation = changed.get("stride", self._stride), changed.get("dilation", self._dilation)
-        names = {1: ("length",), 2: ("height", "width")}[self._rank]
-        for axis, op, s, d in zip(names, output_padding, stride, dilation, strict=True):
-            if op >= max(s, d):
-                raise ValueError(
-                    f"{type(self).__name__}: output_padding must be smaller than the stride or the dilation (as "
-                    f"PyTorch), got output_padding={_display(output_padding)} with stride={_display(stride)}, "
-                    f"dilation={_display(dilation)} (along the {axis})"
-                )
+        settings = {"output_padding": self._output_padding, "stride": self._stride, "dilation": self._dilation,
+                    **changed}
+        _check_output_padding(type(self).__name__, self._rank, settings["output_padding"], settings["stride"],
+                              settings["dilation"])
 
     # ------------------------------------------------------------------ PyTorch-shaped weights
     @classmethod
@@ -130,25 +142,34 @@ class _TransposedConvolution(_Convolution):
         a writable view of ``W.data``; with groups its axes cannot be a view of W's layout, so it is a
         read-only copy (a write raises instead of being lost): change the weights through ``W.data`` or
         :meth:`from_kernel`."""
-        groups = self.groups
-        rows = self.W.data[1:] if self.bias else self.W.data
-        cg, fg = self.in_channels // groups, self.out_channels // groups
-        k = rows.reshape(cg, -1, groups, fg).transpose(2, 0, 3, 1).reshape(self.in_channels, fg, *self.kernel_size)
+        groups = self._groups
+        rows = self.W.data[1:] if self._bias else self.W.data
+        cg, fg = self._in_channels // groups, self._out_channels // groups
+        k = rows.reshape(cg, -1, groups, fg).transpose(2, 0, 3, 1).reshape(self._in_channels, fg, *self._kernel_size)
         if not np.may_share_memory(k, self.W.data):
             k.flags.writeable = False
         return k
 
     # ------------------------------------------------------------------ geometry
-    @property
-    def _who(self) -> str:
-        options = ""
-        for name, value in (("stride", self._stride), ("dilation", self._dilation)):
-            if max(value) != 1:
-                options += f", {name}={_compact(value)}"
-        if self.groups != 1:
-            options += f", groups={self.groups}"
-        return (f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, "
-                f"k={_compact(self._kernel_size)}{options})")
+    def _checked_sizes(self, sizes: tuple[int, ...], shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """The spatial output sizes for an input's spatial ``sizes`` (of ``shape``; by default one sample's,
+        for ``output_shape``), refusing (``ShapeError``) what PyTorch refuses: an empty axis, an empty output.
+        The forward's check, so that ``output_shape`` refuses what it refuses, in its words."""
+        if shape is None:
+            shape = (1, self._in_channels, *sizes)
+        rank = self._rank
+        if min(sizes) < 1:  # (sizes: one per spatial axis, never empty)
+            raise ShapeError(f"{self._who}: input of shape {shape} has {_EMPTY[rank]}")
+        out = self._output_sizes(sizes)
+        if min(out) < 1:
+            axes = _AXES[rank]
+            raise ShapeError(
+                f"{self._who}: input of shape {shape} gives an empty output ({' x '.join(map(str, out))}) with "
+                f"padding {_display(self._padding)}: expected "
+                f"{' and '.join(f'{a} >= {m}' for a, m in zip(axes, self._smallest_input(), strict=True))}, got "
+                f"{', '.join(f'{a}={n}' for a, n in zip(axes, sizes, strict=True))}"
+            )
+        return out
 
     def _output_sizes(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
         """The output's spatial sizes for an input's (one per spatial axis)."""
@@ -172,8 +193,8 @@ class _TransposedConvolution(_Convolution):
     def _tap_matrix(self) -> np.ndarray:
         """(G, Cg, taps*Fg): group g's weights, row ``c``, column ``t*Fg + o`` for tap ``t`` (a view of W
         for ``groups=1``, else a small copy)."""
-        rows = self.W.data[1:] if self.bias else self.W.data
-        groups, cg = self.groups, self.in_channels // self.groups
+        rows = self.W.data[1:] if self._bias else self.W.data
+        groups, cg = self._groups, self._in_channels // self._groups
         if groups == 1:
             return rows.reshape(1, cg, -1)
         taps = math.prod(self._kernel_size)
@@ -182,28 +203,19 @@ class _TransposedConvolution(_Convolution):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out); 1-D: (N, in, L) -> (N, out, L_out)."""
         W = self.W.data
-        C, rank = self.in_channels, self._rank
-        axes = _AXES[rank]
-        x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, {C}, {', '.join(axes)})", sizes={1: C},
+        C, rank = self._in_channels, self._rank
+        x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, {C}, {', '.join(_AXES[rank])})", sizes={1: C},
                         dtype=W.dtype)
-        if 0 in x.shape[2:]:
-            raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
-        out = self._output_sizes(x.shape[2:])
-        if min(out) < 1:
-            smallest = self._smallest_input()
-            raise ShapeError(
-                f"{self._who}: input of shape {x.shape} gives an empty output ({' x '.join(map(str, out))}) with "
-                f"padding {_display(self.padding)}: expected "
-                f"{' and '.join(f'{a} >= {m}' for a, m in zip(axes, smallest, strict=True))}, got "
-                f"{', '.join(f'{a}={n}' for a, n in zip(axes, x.shape[2:], strict=True))}"
-            )
+        out = self._checked_sizes(x.shape[2:], x.shape)
         x = _to_plane(x, rank)
         N, _, H, Wd = x.shape
-        F = self.out_channels
+        F = self._out_channels
         Ho, Wo = (1, *out) if rank == 1 else out
         plane = self._plane()
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
-        G = self.groups
+        G = self._groups
+        if W.shape != (C // G * kh * kw + self._bias, F):
+            self._refuse_W(W)
         Fg = F // G
         X = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(G, C // G, N * H * Wd)  # CNHW pixels
         taps = np.matmul(self._tap_matrix().transpose(0, 2, 1), X).reshape(G, kh, kw, Fg, N, H, Wd)
@@ -221,7 +233,7 @@ class _TransposedConvolution(_Convolution):
                     top, left = i * dh, j * dw
                     full[..., top:top + sh * (H - 1) + 1:sh, left:left + sw * (Wd - 1) + 1:sw] += taps[:, i, j]
         y = full.reshape(F, N, *full.shape[3:])[:, :, ph:ph + Ho, pw:pw + Wo]
-        if self.bias:
+        if self._bias:
             y += W[0][:, None, None, None]
         self._cache = (X, x.shape, (Ho, Wo), plane)  # only now: a refused input leaves the layer as it was
         return _from_plane(y.transpose(1, 0, 2, 3), rank)
@@ -231,7 +243,7 @@ class _TransposedConvolution(_Convolution):
         ``P``: (G, kh*kw*Fg, M), ``P[g, (i*kw + j)*Fg + o, (n, h, w)] = g_padded[n, g*Fg + o,
         h*sh + i*dh, w*sw + j*dw]`` (on the plane)."""
         X, N, (H, Wd), (Ho, Wo) = self._checked(grad_output)
-        F = self.out_channels
+        F = self._out_channels
         assert self._cache is not None
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._cache[3]  # the forward's sizes
         gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
@@ -239,7 +251,7 @@ class _TransposedConvolution(_Convolution):
             padded = np.zeros((F, N, Ho + 2 * ph, Wo + 2 * pw), dtype=gt.dtype)
             padded[:, :, ph:ph + Ho, pw:pw + Wo] = gt
             gt = padded
-        G = self.groups
+        G = self._groups
         Fg = F // G
         s0, s1, s2, s3 = gt.strides
         windows = as_strided(gt, (G, kh, kw, Fg, N, H, Wd), (Fg * s0, dh * s2, dw * s3, s0, s1, sh * s2, sw * s3),
@@ -247,13 +259,17 @@ class _TransposedConvolution(_Convolution):
         return X, np.ascontiguousarray(windows).reshape(G, kh * kw * Fg, N * H * Wd)
 
     def _checked(self, grad_output: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int], tuple[int, int]]:
-        """Check ``grad_output`` against the last forward: (X, N, the input's (H, W) and the output's
-        (Ho, Wo) on the plane)."""
+        """Check ``grad_output`` against the last forward, and ``W`` against the shape the layer was built for:
+        (X, N, the input's (H, W) and the output's (Ho, Wo) on the plane)."""
         cache = self._cache
         self._require_cache(cache)
         assert cache is not None
-        X, (N, _, H, Wd), (Ho, Wo), _ = cache
-        expected = (N, self.out_channels, Ho, Wo) if self._rank == 2 else (N, self.out_channels, Wo)
+        X, (N, C, H, Wd), (Ho, Wo), ((kh, kw), *_) = cache
+        F = self._out_channels
+        W = self.W.data
+        if W.shape != (C // self._groups * kh * kw + self._bias, F):
+            self._refuse_W(W)
+        expected = (N, F, Ho, Wo) if self._rank == 2 else (N, F, Wo)
         check_grad_output(grad_output, f"{self._who}.backward", expected, X.dtype)
         return X, N, (H, Wd), (Ho, Wo)
 
@@ -281,8 +297,8 @@ class _TransposedConvolution(_Convolution):
         but the channels.  Right after ``zero_grad`` the product is written straight into ``W.grad``
         (``groups=1``) instead of added."""
         dW, overwrite = self.W.grad_target()
-        rows = dW[1:] if self.bias else dW
-        G = self.groups
+        rows = dW[1:] if self._bias else dW
+        G = self._groups
         others = (0, *range(2, grad_output.ndim))
         try:
             if G == 1 and overwrite and rows.flags.c_contiguous:
@@ -294,7 +310,7 @@ class _TransposedConvolution(_Convolution):
                     rows[...] = blocks
                 else:
                     rows += blocks
-            if self.bias:
+            if self._bias:
                 if overwrite:
                     np.add.reduce(grad_output, axis=others, out=dW[0])
                 else:
@@ -342,6 +358,10 @@ class ConvTranspose2D(_TransposedConvolution):
                    y = col2im(T) + W[0]   (one strided add per tap, on the whole batch)
         backward:  P = im2col(g)      (kh*kw*Fg, M): g at the positions each pixel was sent to
                    dx = A @ P,  dA += X @ P.T,  dW[0] += g summed over (N, H_out, W_out)
+
+    ``in_channels``, ``out_channels``, ``groups`` and ``bias`` are fixed (``W`` is shaped for them): setting
+    another value is refused (``ValueError``), as is ``W.data`` rebound to another shape (``ShapeError`` at the
+    next forward or backward).
 
     Python loops run only over the ``kh*kw`` taps of the forward's col2im (none when the stride is at
     least the dilated kernel, e.g. k=2, stride=2: then one strided assignment).  The output and ``dx``
@@ -405,9 +425,10 @@ class ConvTranspose2D(_TransposedConvolution):
         return layer
 
     def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
-        """The per-sample output shape ``(out, H_out, W_out)`` for an input of ``height x width``."""
-        h, w = self._output_sizes((height, width))
-        return (self.out_channels, h, w)
+        """The per-sample output shape ``(out, H_out, W_out)`` for an input of ``height x width``; ``ShapeError``
+        (the forward's) for sizes the forward refuses: no pixels, an empty output."""
+        h, w = self._checked_sizes((height, width))
+        return (self._out_channels, h, w)
 
 
 class ConvTranspose1D(_TransposedConvolution):
@@ -470,9 +491,10 @@ class ConvTranspose1D(_TransposedConvolution):
         return layer
 
     def output_shape(self, length: int) -> tuple[int, int]:
-        """The per-sample output shape ``(out, L_out)`` for an input of length ``length``."""
-        (n,) = self._output_sizes((length,))
-        return (self.out_channels, n)
+        """The per-sample output shape ``(out, L_out)`` for an input of length ``length``; ``ShapeError`` (the
+        forward's) for lengths the forward refuses: 0, an empty output."""
+        (n,) = self._checked_sizes((length,))
+        return (self._out_channels, n)
 
 
 def _linear_weights(size: int, out: int, ratio: float, dtype: np.dtype, align_corners: bool = False) -> np.ndarray:
