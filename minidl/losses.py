@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
 from .inputs import pair_of_arrays
+from .layer import Layer
 from .layers.distance import _p_norm, _p_norm_backward
+from .parameter import Parameter
 from .special import _sigmoid
 from .validation import (
     as_array,
@@ -247,6 +250,18 @@ class Loss:
         probabilities override it."""
         return rng.standard_normal(y_pred.shape)
 
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """``(dotted_name, Parameter)`` for each parameter the loss holds (a learnable scale), each once: an
+        attribute (``log_s``), a layer's (``head.W``), an entry of a list, tuple or mapping (``scales.0``, a
+        named tuple's ``pair.left``, ``by_key.a``).  Override it to name parameters kept elsewhere.  The
+        gradient checker checks these as ``loss.<name>``; an optimizer trains them when given them
+        (``md.SGD([*model.parameters(), *loss.parameters()], lr=0.1)``)."""
+        return held_parameters(self)
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter once, in the order of :meth:`named_parameters`."""
+        return [p for _, p in self.named_parameters()]
+
     def _pair(self, y_pred: Any, y_true: Any) -> tuple[np.ndarray, np.ndarray]:
         """Validate a prediction/target pair of equal shape; targets are cast to the prediction's dtype."""
         who = type(self).__name__
@@ -275,6 +290,48 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def entries(value: Any) -> Iterable[tuple[Any, Any]] | None:
+    """The ``(key, item)`` pairs of a mapping, a list or a tuple (a named tuple's by field name); ``None``
+    for anything else."""
+    if isinstance(value, Mapping):
+        return value.items()
+    fields = getattr(value, "_fields", None)
+    if isinstance(value, tuple) and isinstance(fields, tuple):
+        return zip(fields, value, strict=False)
+    if isinstance(value, (list, tuple)):
+        return enumerate(value)
+    return None
+
+
+def held_objects(owner: Any) -> Iterator[tuple[str, Any]]:
+    """``(name, value)`` for each attribute of ``owner`` (a loss) and, for one that is a list, tuple or
+    mapping, each of its entries in its place (``scales.0``, ``pair.left``, ``by_key.a``): where a loss
+    keeps parameters, layers and generators."""
+    for attr, value in list(getattr(owner, "__dict__", {}).items()):
+        items = entries(value)
+        if items is None:
+            yield attr, value
+        else:
+            yield from ((f"{attr}.{key}", item) for key, item in items)
+
+
+def held_parameters(owner: Any) -> Iterator[tuple[str, Parameter]]:
+    """``(dotted_name, Parameter)`` for each parameter among :func:`held_objects` (``log_s``) and in the
+    layers there (``head.W``), each once: :meth:`Loss.named_parameters`."""
+    seen: set[int] = set()
+    for name, value in held_objects(owner):
+        if isinstance(value, Parameter):
+            pairs: Iterable[tuple[str, Parameter]] = [(name, value)]
+        elif isinstance(value, Layer):
+            pairs = ((f"{name}.{sub}", p) for sub, p in value.named_parameters())
+        else:
+            continue
+        for dotted, p in pairs:
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield dotted, p
 
 
 def _wide_sum_of_squares(diff: np.ndarray) -> float:

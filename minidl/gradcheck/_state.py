@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..layer import Layer
+from ..parameter import Parameter
 
 __all__ = ["LayerSnapshot", "copy_value", "same"]
 
@@ -64,22 +65,24 @@ class LayerSnapshot:
 
     @classmethod
     def take(cls, layer: Layer, extra: list[Any] | tuple[Any, ...] = ()) -> LayerSnapshot:
-        """The snapshot of ``layer``, and of the parameters ``extra`` (a loss's, outside the layer)."""
+        """The snapshot of ``layer``, and of ``extra``: parameters, layers and generators outside it (a
+        loss's)."""
         snap = cls()
-        for p in [p for _, p in layer.named_parameters()] + [p for p in extra]:
+        roots = [layer, *(v for v in extra if isinstance(v, Layer))]
+        params = [p for root in roots for p in root.parameters()] + [p for p in extra if isinstance(p, Parameter)]
+        for p in {id(p): p for p in params}.values():
             # (parameter, data object, grad object, data copy, grad copy, grad-is-stale flag, requires_grad);
             # the grad is taken as stored, without the zero-fill that reading ``p.grad`` after zero_grad does
             grad = p._grad
             snap.params.append((p, p.data, grad, p.data.copy(), grad.copy(), p._grad_is_stale, p.requires_grad))
-        for sub in layer.layers():
+        for sub in {id(sub): sub for root in roots for sub in root.layers()}.values():
             for name, buf in sub._buffers.items():
                 snap.buffers.append((sub, name, buf, None if buf is None else buf.copy()))
             snap.modes.append((sub, sub.training))
-        seen: set[int] = set()
-        for _, gen in layer.named_generators():
-            if id(gen) not in seen:
-                seen.add(id(gen))
-                snap.generators.append((gen, gen.bit_generator.state))
+        gens = [g for root in roots for _, g in root.named_generators()]
+        gens += [g for g in extra if isinstance(g, np.random.Generator)]
+        for gen in {id(g): g for g in gens}.values():
+            snap.generators.append((gen, gen.bit_generator.state))
         return snap
 
     def differences(self) -> list[str]:

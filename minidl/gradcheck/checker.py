@@ -22,7 +22,7 @@ from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeEr
 from ..inputs import as_inputs, is_several
 from ..layer import Layer, defining_class, parameter_backward
 from ..layers.reshape import Identity
-from ..losses import Loss
+from ..losses import Loss, entries, held_objects, held_parameters
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
 from ..validation import checked_setting
@@ -460,62 +460,51 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
 
 def _loss_parameters(loss: Any, model: Layer) -> tuple[list[tuple[str, Parameter]], list[str]]:
     """The parameters a loss holds that the model does not (a learnable scale: the cost is a function of
-    them too), named ``loss.<attribute>`` (``loss.<attribute>.<name>`` in a layer it holds,
-    ``loss.<attribute>.<i>`` in a list or tuple, ``loss.<attribute>.<key>`` in a dict); and the loss's
-    attributes that hold parameters or layers inside another object or container (a set, a helper
-    object, a dict in a list), where they are not found (a note says so)."""
+    them too), by its ``named_parameters()`` (a loss of minidl's: its attributes, the layers there, the
+    entries of a list, tuple or mapping there), named ``loss.<name>``; and the attributes (or entries)
+    that hold other parameters or layers deeper, inside a helper object or a nested container, where they
+    are not found (a note says so)."""
     if loss is None or not hasattr(loss, "__dict__"):
         return [], []
     in_model = {id(p) for p in model.parameters()}
+    named = getattr(loss, "named_parameters", None)
     found: list[tuple[str, Parameter]] = []
-    hidden: list[str] = []
+    for name, p in (named() if callable(named) else held_parameters(loss)):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"{type(loss).__name__}.named_parameters() gave {name!r} as a {type(p).__name__}, "
+                            "expected an md.Parameter")
+        if id(p) not in in_model and all(p is not q for _, q in found):
+            found.append((f"loss.{name}", p))
+    known = in_model | {id(p) for _, p in found}
 
-    def learnable(v: Any) -> bool:
-        return isinstance(v, (Parameter, Layer))
-
-    def unseen(v: Any) -> bool:  # (a parameter the model does not hold, or a layer holding one)
+    def unseen(v: Any) -> bool:  # (a parameter not found, or a layer holding one)
         if isinstance(v, Parameter):
-            return id(v) not in in_model
-        return isinstance(v, Layer) and any(id(p) not in in_model for p in v.parameters())
+            return id(v) not in known
+        return isinstance(v, Layer) and any(id(p) not in known for p in v.parameters())
 
     def holds(value: Any, depth: int = 2) -> bool:
-        """Whether ``value`` (not itself a parameter or layer) holds one the model does not, up to ``depth``
-        levels down (an optimizer of the model's parameters is not one)."""
+        """Whether ``value`` (not itself a parameter or layer) holds one not found, up to ``depth`` levels
+        down (an optimizer of the model's parameters is not one)."""
         if depth == 0 or isinstance(value, (str, bytes, np.ndarray, np.random.Generator, type, Layer, Parameter)):
             return False
-        inside: Any = ()
-        if isinstance(value, dict):
-            inside = value.values()
-        elif isinstance(value, (list, tuple, set, frozenset)) or (
-                hasattr(value, "__iter__") and hasattr(value, "__len__") and not hasattr(value, "__dict__")):
-            inside = value
-        elif hasattr(value, "__dict__"):
-            inside = vars(value).values()
         with contextlib.suppress(Exception):
+            items = entries(value)
+            inside: Any = (v for _, v in items) if items is not None else \
+                value if isinstance(value, (set, frozenset)) else \
+                vars(value).values() if hasattr(value, "__dict__") else ()
             return any(unseen(v) or holds(v, depth - 1) for v in inside)
         return False
 
-    def add(name: str, value: Any) -> None:
-        if isinstance(value, Parameter):
-            if id(value) not in in_model and all(value is not q for _, q in found):
-                found.append((name, value))
-        else:
-            for sub, p in value.named_parameters():
-                add(f"{name}.{sub}", p)
-
-    for attr, value in vars(loss).items():
-        if learnable(value):
-            add(f"loss.{attr}", value)
-        elif type(value) in (list, tuple, dict) and holds(value):
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, v in items:
-                if learnable(v):
-                    add(f"loss.{attr}.{key}", v)
-                elif holds(v):
-                    hidden.append(f"{attr}.{key}")
-        elif holds(value):
-            hidden.append(attr)
+    hidden = [name for name, value in held_objects(loss) if not isinstance(value, (Parameter, Layer)) and holds(value)]
     return found, hidden
+
+
+def _loss_state(loss: Any, model: Layer) -> list[Any]:
+    """What of a loss's the check could change if the loss were not copied (a ``__deepcopy__`` returning
+    itself): its parameters, and the layers and generators it holds (a layer's buffers, generators and
+    training flags)."""
+    held = [v for _, v in held_objects(loss) if isinstance(v, (Layer, np.random.Generator))]
+    return [p for _, p in _loss_parameters(loss, model)[0]] + held
 
 
 def _minidl_own(layer: Layer) -> bool:
@@ -838,7 +827,7 @@ class GradientChecker:
         """Run the check and return the report (a failed check does not raise: see
         :meth:`GradientReport.raise_if_failed`)."""
         # (the loss's parameters too: a loss whose __deepcopy__ returns itself is checked in place)
-        snapshot = LayerSnapshot.take(self.model, [p for _, p in _loss_parameters(self.loss, self.model)[0]])
+        snapshot = LayerSnapshot.take(self.model, _loss_state(self.loss, self.model))
         global_rng = np.random.get_state()  # (a layer drawing from np.random would move the user's stream)
         start = time.perf_counter()
         try:
@@ -979,9 +968,11 @@ class GradientChecker:
         if self._loss_hidden:
             names = ", ".join(f"'{name}'" for name in self._loss_hidden)
             notes.insert(0, f"the loss ({type(loss).__name__}): the attribute(s) {names} hold parameters or layers "
-                            "inside another object, where they are not registered: the check does not see them "
-                            "(a parameter the loss holds itself, self.log_s = md.Parameter(...), is checked as "
-                            "'loss.log_s'; in a list, tuple or dict there, as 'loss.<name>.<index or key>')")
+                            "inside another object, where the loss's named_parameters() does not find them: the "
+                            "check does not see them (one the loss holds itself, self.log_s = md.Parameter(...), "
+                            "is checked as 'loss.log_s'; one in a list, tuple or mapping there, as "
+                            "'loss.<name>.<index or key>'; override the loss's named_parameters() to name the "
+                            "others)")
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
         report.problems.extend(problems)
