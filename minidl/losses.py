@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -253,14 +254,14 @@ class Loss:
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """``(dotted_name, Parameter)`` for each parameter the loss holds (a learnable scale), each once: an
         attribute (``log_s``), a layer's (``head.W``), an entry of a list, tuple or mapping (``scales.0``, a
-        named tuple's ``pair.left``, ``by_key.a``).  Override it to name parameters kept elsewhere.  The
-        gradient checker checks these as ``loss.<name>``; an optimizer trains them when given them
-        (``md.SGD([*model.parameters(), *loss.parameters()], lr=0.1)``)."""
-        return held_parameters(self)
+        named tuple's ``pair.left``, ``by_key.a``), a loss's it holds (``inner.log_s``).  Override it to
+        name parameters kept elsewhere.  The gradient checker checks these as ``loss.<name>``; an optimizer
+        trains them when given them (``md.SGD([*model.parameters(), *loss.parameters()], lr=0.1)``)."""
+        return iter(_checked_pairs(_held_parameters(self), f"{type(self).__name__}.named_parameters()"))
 
     def parameters(self) -> list[Parameter]:
         """Every parameter once, in the order of :meth:`named_parameters`."""
-        return [p for _, p in self.named_parameters()]
+        return [p for _, p in named_loss_parameters(self)]
 
     def _pair(self, y_pred: Any, y_true: Any) -> tuple[np.ndarray, np.ndarray]:
         """Validate a prediction/target pair of equal shape; targets are cast to the prediction's dtype."""
@@ -292,46 +293,83 @@ class Loss:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-def entries(value: Any) -> Iterable[tuple[Any, Any]] | None:
-    """The ``(key, item)`` pairs of a mapping, a list or a tuple (a named tuple's by field name); ``None``
-    for anything else."""
+#: What holds no parameter, layer or generator: looked into by neither the loss's walks nor the checker's.
+_ATOMS = (int, float, complex, str, bytes, np.ndarray, np.generic, type, type(None))
+
+
+def _entries(value: Any) -> Iterable[tuple[Any, Any]] | None:
+    """The ``(key, item)`` pairs of a mapping, a list, a deque or a tuple (a named tuple's by field name);
+    ``None`` for anything else."""
     if isinstance(value, Mapping):
         return value.items()
     fields = getattr(value, "_fields", None)
     if isinstance(value, tuple) and isinstance(fields, tuple):
         return zip(fields, value, strict=False)
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, deque)):
         return enumerate(value)
     return None
 
 
-def held_objects(owner: Any) -> Iterator[tuple[str, Any]]:
+def _held_objects(owner: Any) -> Iterator[tuple[str, Any]]:
     """``(name, value)`` for each attribute of ``owner`` (a loss) and, for one that is a list, tuple or
     mapping, each of its entries in its place (``scales.0``, ``pair.left``, ``by_key.a``): where a loss
-    keeps parameters, layers and generators."""
+    keeps parameters, layers, generators and other losses."""
     for attr, value in list(getattr(owner, "__dict__", {}).items()):
-        items = entries(value)
+        items = _entries(value)
         if items is None:
             yield attr, value
-        else:
-            yield from ((f"{attr}.{key}", item) for key, item in items)
+        else:  # (an entry that is a number, a string or an array holds nothing: a list of a million weights)
+            yield from ((f"{attr}.{key}", item) for key, item in items if not isinstance(item, _ATOMS))
 
 
-def held_parameters(owner: Any) -> Iterator[tuple[str, Parameter]]:
-    """``(dotted_name, Parameter)`` for each parameter among :func:`held_objects` (``log_s``) and in the
-    layers there (``head.W``), each once: :meth:`Loss.named_parameters`."""
-    seen: set[int] = set()
-    for name, value in held_objects(owner):
+def _held_parameters(owner: Any, within: tuple[int, ...] = ()) -> Iterator[tuple[str, Parameter]]:
+    """``(dotted_name, Parameter)`` for each parameter among :func:`_held_objects` (``log_s``), in the
+    layers there (``head.W``) and in the losses there (``inner.log_s``, by their ``named_parameters()``):
+    :meth:`Loss.named_parameters`.  (``within``: the losses being walked, which hold one another.)"""
+    within = (*within, id(owner))
+    for name, value in _held_objects(owner):
         if isinstance(value, Parameter):
-            pairs: Iterable[tuple[str, Parameter]] = [(name, value)]
+            yield name, value
         elif isinstance(value, Layer):
-            pairs = ((f"{name}.{sub}", p) for sub, p in value.named_parameters())
-        else:
+            yield from ((f"{name}.{sub}", p) for sub, p in value.named_parameters())
+        elif isinstance(value, Loss) and id(value) not in within:
+            inner = _held_parameters(value, within) if type(value).named_parameters is Loss.named_parameters \
+                else value.named_parameters()
+            yield from ((f"{name}.{sub}", p) for sub, p in inner)
+
+
+def named_loss_parameters(loss: Any) -> list[tuple[str, Parameter]]:
+    """``loss.named_parameters()`` (for an object without that method, what the default finds), checked:
+    ``(str, md.Parameter)`` pairs, else ``TypeError`` naming the loss; each parameter once, under its first
+    name, and each name once (a repeated one gets ``#2``, ``#3``, ...)."""
+    method = getattr(loss, "named_parameters", None)
+    return _checked_pairs(method() if callable(method) else _held_parameters(loss),
+                          f"{type(loss).__name__}.named_parameters()")
+
+
+def _checked_pairs(given: Any, who: str) -> list[tuple[str, Parameter]]:
+    """:func:`named_loss_parameters`' check of what ``who`` gave."""
+    if given is None or isinstance(given, (Mapping, str, bytes)) or not isinstance(given, Iterable):
+        raise TypeError(f"{who} must return (name, md.Parameter) pairs, got {type(given).__name__}")
+    out: list[tuple[str, Parameter]] = []
+    params: set[int] = set()
+    names: set[str] = set()
+    for item in given:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(f"{who} must give (name, md.Parameter) pairs, got {item!r}")
+        name, p = item
+        if not isinstance(p, Parameter):
+            raise TypeError(f"{who} gave {name!r} as a {type(p).__name__}, expected an md.Parameter")
+        if id(p) in params:
             continue
-        for dotted, p in pairs:
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield dotted, p
+        unique, k = name, 1
+        while unique in names:
+            k += 1
+            unique = f"{name}#{k}"
+        params.add(id(p))
+        names.add(unique)
+        out.append((unique, p))
+    return out
 
 
 def _wide_sum_of_squares(diff: np.ndarray) -> float:

@@ -50,6 +50,7 @@ from .losses import (
     SoftMarginLoss,
     TripletMarginLoss,
     check_loss_gradient,
+    named_loss_parameters,
 )
 from .optim import Optimizer
 from .parameter import Parameter
@@ -587,12 +588,22 @@ class _Combiner:
         return float(self.total) / self.weight if self.weight else 0.0
 
 
-def _check_gradients(model: Layer, optimizer: Optimizer) -> None:
+def _parameter_names(model: Layer, loss: Any) -> dict[int, str]:
+    """id of each parameter -> its dotted name in the model, or ``loss.<name>`` for the loss's own (a loss
+    whose ``named_parameters()`` fails names none: this serves an error message)."""
+    names = {}
+    with contextlib.suppress(Exception):
+        names = {id(p): f"loss.{name}" for name, p in named_loss_parameters(loss)}
+    names.update((id(p), name) for name, p in model.named_parameters())
+    return names
+
+
+def _check_gradients(model: Layer, loss: Any, optimizer: Optimizer) -> None:
     for p in optimizer.params:
         if p.requires_grad and p.has_grad and not np.isfinite(np.add.reduce(p.grad, axis=None)):
             bad = ~np.isfinite(p.grad)
             if bad.any():
-                names = {id(q): name for name, q in model.named_parameters()}
+                names = _parameter_names(model, loss)
                 raise NonFiniteError(
                     f"the gradient of parameter '{names.get(id(p), '?')}' {p.shape} holds "
                     f"{int(bad.sum())} NaN/inf value(s) though the loss is finite; this batch's update "
@@ -809,11 +820,12 @@ def fit(
     generator = as_generator(rng, who)
 
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
-    # Gradients of every parameter the step can touch (frozen ones too, so they never pile up).
-    to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params]}.values())
+    # Gradients of every parameter the step can touch (frozen ones, and the loss's, too: none piles up).
+    loss_params = [p for _, p in named_loss_parameters(loss)]
+    to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params, *loss_params]}.values())
     backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
     if clip_grad_norm is not None:  # the optimizer's parameters, by their names in the model for messages
-        dotted = {id(p): name for name, p in model.named_parameters()}
+        dotted = _parameter_names(model, loss)
         clip_named = [(f"'{dotted[id(p)]}'" if id(p) in dotted else f"{i} of the optimizer", p)
                       for i, p in enumerate(optimizer.params)]
     step = _zeroing_step(optimizer)
@@ -889,7 +901,7 @@ def fit(
                             check_loss_gradient(loss, out, grad)
                         backward(grad)
                         if check_gradients:
-                            _check_gradients(model, optimizer)
+                            _check_gradients(model, loss, optimizer)
                         if clip_grad_norm is not None:
                             _clip_norm("clip_grad_norm", clip_named, float(clip_grad_norm), 2.0, True)
                         stepping = True

@@ -365,8 +365,8 @@ def test_a_loss_parameter_in_another_container_gets_the_not_seen_note(holder: An
 
     report = md.GradientChecker(mlp(), loss=Held(), inputs=batch(0)).run()
     assert report.passed
-    assert any(n.startswith(f"the loss (Held): the attribute(s) {where} hold parameters or layers inside another "
-                            "object") for n in report.notes)
+    assert any(n.startswith(f"the loss (Held): the attribute(s) {where} hold parameters that the loss's "
+                            "named_parameters() does not give (inside another object") for n in report.notes)
 
 
 def test_a_loss_holding_an_optimizer_of_the_models_parameters_gets_no_note() -> None:

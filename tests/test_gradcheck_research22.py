@@ -124,8 +124,9 @@ def test_a_loss_parameter_inside_a_helper_object_gets_the_note() -> None:
     x, t = data(0)
     report = md.GradientChecker(dense(), loss=Hidden(), inputs=x, targets=t).run()
     assert report.passed and [r.name for r in report.results] == ["input", "0.W", "2.W"]
-    assert any(n.startswith("the loss (Hidden): the attribute(s) 'h' hold parameters or layers inside another "
-                            "object") and "'loss.log_s'" in n for n in report.notes)
+    assert any(n.startswith("the loss (Hidden): the attribute(s) 'h' hold parameters that the loss's "
+                            "named_parameters() does not give (inside another object") and "'loss.log_s'" in n
+               for n in report.notes)
 
 
 # ------------------------------------------------------------------ D5: what loss.backward() returns

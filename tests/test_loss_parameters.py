@@ -204,3 +204,150 @@ def test_a_loss_that_copies_to_itself_keeps_its_layers_state_and_generators(seed
     assert loss.rng.bit_generator.state == before[3] and loss.extra[0].rng.bit_generator.state == before[4]
     assert np.array_equal(loss.bn.gamma.data, before[5]) and loss.bn.gamma.data.dtype == np.float64
     assert not loss.bn.training and not loss.extra[0].training
+
+
+# ------------------------------------------------------------------ after review: what an override leaves out, and more
+def test_a_parameter_an_override_leaves_out_gets_the_note() -> None:
+    class Partial(ScaledSSE):
+        def __init__(self) -> None:
+            super().__init__({"s": param(1.3)}, lambda h: h["s"])
+            self.b = param(0.5)  # held directly, left out by the override below
+
+        def named_parameters(self) -> Iterator[tuple[str, md.Parameter]]:
+            yield "s", self.holder["s"]
+
+    model, x, t = data(0)
+    report = md.GradientChecker(model, loss=Partial(), inputs=x, targets=t).run()
+    assert [r.name for r in report.results][-1] == "loss.s" and "loss.b" not in [r.name for r in report.results]
+    assert any(n.startswith("the loss (Partial): the attribute(s) 'b' hold parameters that the loss's "
+                            "named_parameters() does not give") for n in report.notes)
+
+
+def test_a_deque_of_parameters_is_found_and_checked() -> None:
+    s = param(1.3)
+    loss = ScaledSSE(collections.deque([s]), lambda h: h[0], bug=True)
+    assert dict(loss.named_parameters()) == {"holder.0": s}
+    model, x, t = data(1)
+    assert [r.name for r in md.GradientChecker(model, loss=loss, inputs=x, targets=t).run().failed] == \
+        ["loss.holder.0"]
+
+
+class Outer(md.Loss):
+    """A composite loss: ``inner`` (a loss with a parameter) plus nothing of its own."""
+
+    def __init__(self, inner: md.Loss) -> None:
+        self.inner = inner
+
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        return self.inner.forward(y_pred, y_true)
+
+    def backward(self) -> Any:
+        return self.inner.backward()
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_parameter_of_a_loss_held_by_a_loss_is_found_and_checked(bug: bool) -> None:
+    s = param(1.3)
+    loss = Outer(ScaledSSE([s], lambda h: h[0], bug=bug))
+    assert dict(loss.named_parameters()) == {"inner.holder.0": s} and loss.parameters() == [s]
+    model, x, t = data(2)
+    report = md.GradientChecker(model, loss=loss, inputs=x, targets=t).run()
+    assert "loss.inner.holder.0" in [r.name for r in report.results]
+    assert [r.name for r in report.failed] == (["loss.inner.holder.0"] if bug else [])
+
+
+def test_losses_holding_one_another_are_walked_once() -> None:
+    a = Outer(ScaledSSE([param(1.0)], lambda h: h[0]))
+    a.inner.back = a  # (a cycle: the inner loss holds the outer one)
+    a.me = a
+    assert [name for name, _ in a.named_parameters()] == ["inner.holder.0"]
+
+
+def test_a_loss_copying_to_itself_with_a_layer_in_a_helper_object_keeps_its_state() -> None:
+    class InHelper(md.Loss):
+        """``SelfCopyingNormLoss`` with its batch norm in a helper object, named by an override."""
+
+        def __init__(self) -> None:
+            self.h = SimpleNamespace(bn=md.BatchNorm1d(2))
+
+        def __deepcopy__(self, memo: dict[int, Any]) -> InHelper:
+            return self
+
+        def named_parameters(self) -> Iterator[tuple[str, md.Parameter]]:
+            return ((f"h.bn.{name}", p) for name, p in self.h.bn.named_parameters())
+
+        def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+            self.h.bn.train()
+            self._c = (self.h.bn(y_pred), y_true)
+            return float(0.5 * np.sum((self._c[0] - y_true) ** 2))
+
+        def backward(self) -> np.ndarray:
+            out: np.ndarray = self.h.bn.backward(self._c[0] - self._c[1])
+            return out
+
+    model, x, t = data(0, n=6)
+    loss = InHelper()
+    loss.h.bn.eval()
+    before = (loss.h.bn.running_mean.copy(), int(loss.h.bn.num_batches_tracked))
+    report = md.GradientChecker(model, loss=loss, inputs=x, targets=t).run()
+    assert report.passed and {"loss.h.bn.gamma", "loss.h.bn.beta"} <= {r.name for r in report.results}
+    assert np.array_equal(loss.h.bn.running_mean, before[0]) and int(loss.h.bn.num_batches_tracked) == before[1]
+    assert not loss.h.bn.training
+
+
+@pytest.mark.parametrize(("given", "words"), [
+    (lambda self: {"s": self.holder[0]}, r"must return \(name, md.Parameter\) pairs, got dict"),
+    (lambda self: None, r"must return \(name, md.Parameter\) pairs, got NoneType"),
+    (lambda self: [self.holder[0]], r"must give \(name, md.Parameter\) pairs, got Parameter"),
+    (lambda self: [("s", self.holder[0], 1)], r"must give \(name, md.Parameter\) pairs, got \('s', "),
+])
+def test_a_malformed_override_is_refused_by_the_loss_name(given: Callable[[Any], Any], words: str) -> None:
+    class Malformed(ScaledSSE):
+        def named_parameters(self) -> Any:
+            return given(self)
+
+    loss = Malformed([param(1.0)], lambda h: h[0])
+    with pytest.raises(TypeError, match=r"Malformed.named_parameters\(\) " + words):
+        loss.parameters()
+    model, x, t = data(0)
+    with pytest.raises(TypeError, match=r"Malformed.named_parameters\(\) " + words):
+        md.GradientChecker(model, loss=loss, inputs=x, targets=t).run()
+
+
+def test_repeats_in_an_override_are_given_once_and_names_are_made_unique() -> None:
+    a, b = param(1.0), param(2.0)
+
+    class Repeating(ScaledSSE):
+        def named_parameters(self) -> Iterator[tuple[str, md.Parameter]]:
+            yield from [("s", a), ("again", a), ("s", b)]
+
+    loss = Repeating([a], lambda h: h[0])
+    assert loss.parameters() == [a, b]
+    model, x, t = data(0)
+    report = md.GradientChecker(model, loss=loss, inputs=x, targets=t).run()
+    assert [r.name for r in report.results][-2:] == ["loss.s", "loss.s#2"] and report.passed
+    assert report["loss.s#2"].analytic == 0.0  # (b is not in the cost: its gradient is 0, as is its slope)
+
+
+def test_fit_names_a_loss_parameter_with_a_nan_gradient() -> None:
+    class NaNScale(ScaledSSE):
+        def backward(self) -> np.ndarray:
+            out = super().backward()
+            self.holder["s"].grad[...] = np.nan
+            return out
+
+    model, x, t = data(0)
+    loss = NaNScale({"s": param(1.0)}, lambda h: h["s"])
+    with pytest.raises(md.NonFiniteError, match=r"the gradient of parameter 'loss.holder.s' \(1,\) holds 1 NaN"):
+        model.fit(x, t, loss=loss, optimizer=md.SGD([*model.parameters(), *loss.parameters()], lr=0.1),
+                  epochs=1, verbose=0, check_gradients=True)
+
+
+def test_fit_zeroes_the_gradient_of_a_loss_parameter_the_optimizer_does_not_hold() -> None:
+    model, x, t = data(0, n=8)
+    s = param(1.0)
+    loss = ScaledSSE({"s": s}, lambda h: h["s"])
+    model.fit(x, t, loss=loss, optimizer=md.SGD(model.parameters(), lr=0.0), batch_size=4, epochs=2,
+              shuffle=False, verbose=0)
+    last = 0.5 * float(np.sum((model(x[4:]) - t[4:]) ** 2))  # the last batch's alone, not four piled up (lr=0)
+    assert s.data[0] == 1.0 and s.grad[0] == pytest.approx(last, rel=1e-6)

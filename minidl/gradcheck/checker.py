@@ -12,7 +12,7 @@ import copy
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -22,7 +22,7 @@ from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeEr
 from ..inputs import as_inputs, is_several
 from ..layer import Layer, defining_class, parameter_backward
 from ..layers.reshape import Identity
-from ..losses import Loss, entries, held_objects, held_parameters
+from ..losses import _ATOMS, Loss, _entries, _held_objects, named_loss_parameters
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
 from ..validation import checked_setting
@@ -458,23 +458,33 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
     return notes
 
 
+def _reach(value: Any, depth: int = 2) -> Iterator[Any]:
+    """``value`` and what it holds, up to ``depth`` levels down: the entries of a container (a set, a
+    deque), the attributes of an object (a helper, another loss); not inside a parameter, a layer or a
+    generator (their state is theirs), nor into numbers, strings and arrays."""
+    yield value
+    if depth == 0 or isinstance(value, (*_ATOMS, Parameter, Layer, np.random.Generator)):
+        return
+    with contextlib.suppress(Exception):  # (an object that refuses to be looked into holds nothing we see)
+        items = _entries(value)
+        inside = [v for _, v in items] if items is not None else \
+            list(value) if isinstance(value, Collection) else \
+            list(vars(value).values()) if hasattr(value, "__dict__") else []
+        for v in inside:
+            if not isinstance(v, _ATOMS):
+                yield from _reach(v, depth - 1)
+
+
 def _loss_parameters(loss: Any, model: Layer) -> tuple[list[tuple[str, Parameter]], list[str]]:
     """The parameters a loss holds that the model does not (a learnable scale: the cost is a function of
-    them too), by its ``named_parameters()`` (a loss of minidl's: its attributes, the layers there, the
-    entries of a list, tuple or mapping there), named ``loss.<name>``; and the attributes (or entries)
-    that hold other parameters or layers deeper, inside a helper object or a nested container, where they
-    are not found (a note says so)."""
+    them too), by its ``named_parameters()`` (a loss of minidl's: its attributes, the layers and losses
+    there, the entries of a list, tuple or mapping there), named ``loss.<name>``; and the attributes (or
+    entries) that hold other parameters, inside a helper object or a nested container or left out by an
+    override, which are not checked (a note says so)."""
     if loss is None or not hasattr(loss, "__dict__"):
         return [], []
     in_model = {id(p) for p in model.parameters()}
-    named = getattr(loss, "named_parameters", None)
-    found: list[tuple[str, Parameter]] = []
-    for name, p in (named() if callable(named) else held_parameters(loss)):
-        if not isinstance(p, Parameter):
-            raise TypeError(f"{type(loss).__name__}.named_parameters() gave {name!r} as a {type(p).__name__}, "
-                            "expected an md.Parameter")
-        if id(p) not in in_model and all(p is not q for _, q in found):
-            found.append((f"loss.{name}", p))
+    found = [(f"loss.{name}", p) for name, p in named_loss_parameters(loss) if id(p) not in in_model]
     known = in_model | {id(p) for _, p in found}
 
     def unseen(v: Any) -> bool:  # (a parameter not found, or a layer holding one)
@@ -482,29 +492,18 @@ def _loss_parameters(loss: Any, model: Layer) -> tuple[list[tuple[str, Parameter
             return id(v) not in known
         return isinstance(v, Layer) and any(id(p) not in known for p in v.parameters())
 
-    def holds(value: Any, depth: int = 2) -> bool:
-        """Whether ``value`` (not itself a parameter or layer) holds one not found, up to ``depth`` levels
-        down (an optimizer of the model's parameters is not one)."""
-        if depth == 0 or isinstance(value, (str, bytes, np.ndarray, np.random.Generator, type, Layer, Parameter)):
-            return False
-        with contextlib.suppress(Exception):
-            items = entries(value)
-            inside: Any = (v for _, v in items) if items is not None else \
-                value if isinstance(value, (set, frozenset)) else \
-                vars(value).values() if hasattr(value, "__dict__") else ()
-            return any(unseen(v) or holds(v, depth - 1) for v in inside)
-        return False
-
-    hidden = [name for name, value in held_objects(loss) if not isinstance(value, (Parameter, Layer)) and holds(value)]
-    return found, hidden
+    return found, [name for name, value in _held_objects(loss) if any(unseen(v) for v in _reach(value))]
 
 
-def _loss_state(loss: Any, model: Layer) -> list[Any]:
+def _loss_state(loss: Any) -> list[Any]:
     """What of a loss's the check could change if the loss were not copied (a ``__deepcopy__`` returning
-    itself): its parameters, and the layers and generators it holds (a layer's buffers, generators and
-    training flags)."""
-    held = [v for _, v in held_objects(loss) if isinstance(v, (Layer, np.random.Generator))]
-    return [p for _, p in _loss_parameters(loss, model)[0]] + held
+    itself): its parameters, and the layers (their buffers, generators and training flags) and generators
+    it holds, up to two levels down (in a helper object, in a loss it holds)."""
+    if loss is None:
+        return []
+    held = [v for _, value in _held_objects(loss) for v in _reach(value)
+            if isinstance(v, (Layer, np.random.Generator))]
+    return [p for _, p in named_loss_parameters(loss)] + held
 
 
 def _minidl_own(layer: Layer) -> bool:
@@ -827,7 +826,12 @@ class GradientChecker:
         """Run the check and return the report (a failed check does not raise: see
         :meth:`GradientReport.raise_if_failed`)."""
         # (the loss's parameters too: a loss whose __deepcopy__ returns itself is checked in place)
-        snapshot = LayerSnapshot.take(self.model, _loss_state(self.loss, self.model))
+        try:
+            snapshot = LayerSnapshot.take(self.model, _loss_state(self.loss))
+        except Exception as error:  # (a loss's own named_parameters() that raises: nothing has changed)
+            _add_note(error, f"(raised during GradientChecker.run on {type(self.model).__name__}, before the "
+                             "check began: nothing was changed)")
+            raise
         global_rng = np.random.get_state()  # (a layer drawing from np.random would move the user's stream)
         start = time.perf_counter()
         try:
@@ -967,11 +971,11 @@ class GradientChecker:
         notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
         if self._loss_hidden:
             names = ", ".join(f"'{name}'" for name in self._loss_hidden)
-            notes.insert(0, f"the loss ({type(loss).__name__}): the attribute(s) {names} hold parameters or layers "
-                            "inside another object, where the loss's named_parameters() does not find them: the "
-                            "check does not see them (one the loss holds itself, self.log_s = md.Parameter(...), "
-                            "is checked as 'loss.log_s'; one in a list, tuple or mapping there, as "
-                            "'loss.<name>.<index or key>'; override the loss's named_parameters() to name the "
+            notes.insert(0, f"the loss ({type(loss).__name__}): the attribute(s) {names} hold parameters that the "
+                            "loss's named_parameters() does not give (inside another object, or left out by an "
+                            "override): the check does not see them (one the loss holds itself, self.log_s = "
+                            "md.Parameter(...), is checked as 'loss.log_s'; one in a list, tuple or mapping there, "
+                            "as 'loss.<name>.<index or key>'; override the loss's named_parameters() to name the "
                             "others)")
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
