@@ -35,7 +35,8 @@ import numpy as np
 from .errors import DTypeError, NonFiniteError, ShapeError, TargetError
 
 __all__ = ["as_array", "as_float_array", "cast_targets", "check_finite", "check_grad_output", "check_input",
-           "check_padding_mask", "is_finite", "is_integer", "is_number", "plain_native"]
+           "check_padding_mask", "is_finite", "is_integer", "is_number", "plain_native",
+           "size_arguments"]
 
 
 def is_number(value: Any) -> bool:
@@ -122,6 +123,23 @@ def finite_number(who: str, name: str, value: object) -> float:
 def is_integer(value: Any) -> bool:
     """A Python or NumPy int, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def size_arguments(who: str, names: tuple[str, ...], sizes: tuple[Any, ...]) -> tuple[int, ...]:
+    """The sizes given to ``who``'s ``output_shape`` (its arguments ``names``: height, width, length, ...) as
+    Python ints.  ``TypeError`` for a count other than ``len(names)`` or a size that is not an int (a Python or
+    NumPy int, never a bool: ``2.5``, ``True``, ``"3"``, ``None``), ``ValueError`` for a negative one, each
+    naming the layer, the argument and the value.  0 passes: the layer refuses an empty axis in its own
+    (its forward's) words, or accepts it."""
+    if len(sizes) != len(names):
+        raise TypeError(f"{who}.output_shape: expected {len(names)} size(s) ({', '.join(names)}), "
+                        f"got {len(sizes)}: {sizes!r}")
+    for name, size in zip(names, sizes, strict=True):
+        if not is_integer(size):
+            raise TypeError(f"{who}.output_shape: {name} must be an int, got {size!r} ({type(size).__name__})")
+        if size < 0:
+            raise ValueError(f"{who}.output_shape: {name} must be >= 0, got {size}")
+    return tuple(int(size) for size in sizes)
 
 
 def as_array(x: Any, who: str, what: str = "input") -> np.ndarray:

@@ -19,7 +19,7 @@ from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch_setting
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import check_grad_output, check_input, checked_setting, settings_renamed
+from ..validation import check_grad_output, check_input, checked_setting, settings_renamed, size_arguments
 
 __all__ = ["Conv1D", "Conv2D"]
 
@@ -30,6 +30,8 @@ _AXES = {1: ("L",), 2: ("H", "W")}
 _SPATIAL = {rank: ", ".join(axes) for rank, axes in _AXES.items()}
 #: What an input with a spatial axis of size 0 is said to have, by rank.
 _EMPTY = {1: "no positions (length 0)", 2: "no pixels (height or width 0)"}
+#: The names of ``output_shape``'s spatial size arguments, by rank.
+_SIZE_NAMES = {1: ("length",), 2: ("height", "width")}
 
 #: ``padding_mode``: how ``Conv1D`` and ``Conv2D`` pad their input, as PyTorch's ``Conv1d``/``Conv2d``
 #: (the last three: the padding layers' rules, ``ReflectionPad2D`` etc.).
@@ -546,10 +548,11 @@ class _Im2colConvolution(_Convolution):
                              f"PyTorch), got padding {_display(self._padding)} for an input of shape {shape}: "
                              f"expected {needed}, got {got}")
 
-    def _checked_sizes(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
-        """``output_shape``'s spatial output sizes for input ``sizes``, refusing (``ShapeError``, the forward's
-        words) what the forward refuses: an empty axis, a padded input smaller than the kernel, a padding
-        its padding_mode cannot take."""
+    def _checked_sizes(self, sizes: tuple[Any, ...]) -> tuple[int, ...]:
+        """``output_shape``'s spatial output sizes for its arguments ``sizes`` (ints >= 0: :func:`size_arguments`),
+        refusing (``ShapeError``, the forward's words) what the forward refuses: an empty axis, a padded input
+        smaller than the kernel, a padding its padding_mode cannot take."""
+        sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], sizes)
         shape = (1, self._in_channels, *sizes)
         if any(n < 1 for n in sizes):
             raise ShapeError(f"{self._who}: input of shape {shape} has {_EMPTY[self._rank]}")

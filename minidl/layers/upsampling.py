@@ -18,10 +18,11 @@ from numpy.typing import ArrayLike, DTypeLike
 from ..errors import ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch, switch_setting
 from ..layer import Layer
-from ..validation import check_grad_output, check_input, native
+from ..validation import check_grad_output, check_input, native, size_arguments
 from .conv import (
     _AXES,
     _EMPTY,
+    _SIZE_NAMES,
     _Convolution,
     _display,
     _from_plane,
@@ -151,11 +152,13 @@ class _TransposedConvolution(_Convolution):
         return k
 
     # ------------------------------------------------------------------ geometry
-    def _checked_sizes(self, sizes: tuple[int, ...], shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    def _checked_sizes(self, sizes: tuple[Any, ...], shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
         """The spatial output sizes for an input's spatial ``sizes`` (of ``shape``; by default one sample's,
-        for ``output_shape``), refusing (``ShapeError``) what PyTorch refuses: an empty axis, an empty output.
-        The forward's check, so that ``output_shape`` refuses what it refuses, in its words."""
+        for ``output_shape``, whose arguments must be ints >= 0: :func:`size_arguments`), refusing
+        (``ShapeError``) what PyTorch refuses: an empty axis, an empty output.  The forward's check, so that
+        ``output_shape`` refuses what it refuses, in its words."""
         if shape is None:
+            sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], sizes)
             shape = (1, self._in_channels, *sizes)
         rank = self._rank
         if min(sizes) < 1:  # (sizes: one per spatial axis, never empty)
@@ -691,6 +694,11 @@ class Upsample(Layer):
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(sh*height, sw*width)``, or ``size`` (with the current settings: the next forward's)."""
+        h, w = size_arguments(self._who, _SIZE_NAMES[2], (height, width))
+        return self._output_size(h, w)
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        """``output_shape`` for sizes known to be ints (the forward's)."""
         if self._size is not None:
             return self._size
         sh, sw = self._scale_factor  # type: ignore[misc]
@@ -704,7 +712,7 @@ class Upsample(Layer):
         if H == 0 or W == 0:
             raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
         factors, mode = self._scale_factor, self._mode  # (its backward uses them, kept in _used, whatever is set)
-        Ho, Wo = self.output_shape(H, W)
+        Ho, Wo = self._output_size(H, W)
         channel_major = x.transpose(1, 0, 2, 3).flags.c_contiguous and not x.flags.c_contiguous
         xt = x.transpose(1, 0, 2, 3) if channel_major else x  # work in the input's memory order
         a_h: np.ndarray | None = None
