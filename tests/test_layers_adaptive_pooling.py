@@ -410,11 +410,17 @@ def test_max_refusals_repr_and_output_size() -> None:
         md.AdaptiveMaxPool1D(None)  # type: ignore[arg-type]
     assert repr(md.AdaptiveMaxPool2D((3, None))) == "AdaptiveMaxPool2D(output_size=(3, None))"
     assert md.AdaptiveMaxPool2D((3, None)).output_shape(10, 12) == (3, 12)
-    for bad in ((10,), (10, 10, 10), (0, 10), (2.5, 3)):  # (the zip() of two lengths said nothing of the layer)
-        with pytest.raises(ValueError, match=r"AdaptiveMaxPool2D.output_shape: expected 2 input size\(s\) >= 1 "
-                                             r"\(H, W\), got "):
+    # (the zip() of two lengths said nothing of the layer; a wrong count or type is a TypeError, as Python's)
+    for bad in ((10,), (10, 10, 10)):
+        with pytest.raises(TypeError, match=r"AdaptiveMaxPool2D.output_shape: expected 2 size\(s\) \(height, width\), "
+                                            r"got "):
             md.AdaptiveMaxPool2D(2).output_shape(*bad)
-    with pytest.raises(ValueError, match=r"AdaptiveAvgPool1D.output_shape: expected 1 input size\(s\) >= 1 \(L\)"):
+    with pytest.raises(TypeError, match=r"AdaptiveMaxPool2D.output_shape: height must be an int, got 2.5 \(float\)"):
+        md.AdaptiveMaxPool2D(2).output_shape(2.5, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"AdaptiveMaxPool2D.output_shape: expected 2 input size\(s\) >= 1 "
+                                         r"\(H, W\), got \(0, 10\)"):
+        md.AdaptiveMaxPool2D(2).output_shape(0, 10)
+    with pytest.raises(TypeError, match=r"AdaptiveAvgPool1D.output_shape: expected 1 size\(s\) \(length\), got 2"):
         md.AdaptiveAvgPool1D(2).output_shape(3, 4)
     pending = layer(x)
     layer.output_size = 3  # for the next forward; the pending backward keeps its own

@@ -465,12 +465,12 @@ def test_output_shape() -> None:
     assert Unfold((2, 3), dilation=2, padding=1, stride=(1, 2)).output_shape(1, 4, 7) == (6, 4 * 3)
     with pytest.raises(md.ShapeError, match=r"Unfold\(k=3\)\.output_shape: input of shape \(1, 2, 2, 6\) is smaller"):
         Unfold(3).output_shape(2, 2, 6)
-    with pytest.raises(ValueError, match=r"expected channels, height and width as ints >= 0"):
+    with pytest.raises(TypeError, match=r"Unfold\(k=3\)\.output_shape: height must be an int, got 4\.0 \(float\)"):
         Unfold(3).output_shape(2, 4.0, 4)  # type: ignore[arg-type]
     assert Fold((4, 5), 2).output_shape(12, 12) == (3, 4, 5)
     with pytest.raises(md.ShapeError, match=r"Fold\(output_size=\(4, 5\), k=2\)\.output_shape: expected axis 2 \(L\)"):
         Fold((4, 5), 2).output_shape(12, 11)
-    with pytest.raises(ValueError, match=r"expected rows and length as ints >= 0"):
+    with pytest.raises(ValueError, match=r"Fold\(output_size=4, k=2\)\.output_shape: rows must be >= 0, got -4"):
         Fold(4, 2).output_shape(-4, 9)
 
 

@@ -85,8 +85,10 @@ def test_output_shape() -> None:
         PixelShuffle(2).output_shape(6, 4, 4)
     with pytest.raises(md.ShapeError, match=r"expected the width \(axis -1\) to be divisible by downscale_factor = 2"):
         PixelUnshuffle(2).output_shape(3, 4, 5)
-    with pytest.raises(ValueError, match=r"output_shape: expected channels, height and width as ints >= 0"):
+    with pytest.raises(TypeError, match=r"output_shape: height must be an int, got 2\.0 \(float\)"):
         PixelShuffle(2).output_shape(4, 2.0, 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"output_shape: channels must be >= 0, got -4"):
+        PixelShuffle(2).output_shape(-4, 2, 2)
 
 
 # ------------------------------------------------------------------------------------ inverse (hypothesis)

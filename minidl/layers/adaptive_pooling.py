@@ -33,8 +33,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..layer import Layer
-from ..validation import check_grad_output, is_integer
-from .conv import _SPATIAL
+from ..validation import check_grad_output, is_integer, size_arguments
+from .conv import _SIZE_NAMES, _SPATIAL
 from .pooling import spatial_input
 
 __all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D"]
@@ -115,11 +115,13 @@ class _Adaptive(Layer):
         return tuple(size if out is None else out for size, out in zip(spatial, self._sizes, strict=True))
 
     def output_shape(self, *spatial: int) -> tuple[int, ...]:
-        """The output's spatial size for an input of spatial size ``spatial`` (``rank`` sizes >= 1)."""
-        if len(spatial) != self._rank or not all(is_integer(s) and s >= 1 for s in spatial):
+        """The output's spatial size for an input of spatial size ``spatial`` (``rank`` ints >= 1: see
+        :func:`size_arguments`; 0 is a ``ValueError``)."""
+        sizes = size_arguments(type(self).__name__, _SIZE_NAMES[self._rank], spatial)
+        if min(sizes) < 1:
             raise ValueError(f"{type(self).__name__}.output_shape: expected {self._rank} input size(s) >= 1 "
                              f"({_SPATIAL[self._rank]}), got {spatial}")
-        return self._out(tuple(int(s) for s in spatial))
+        return self._out(sizes)
 
     def input_shape_hint(self) -> None:
         """None: any spatial size (a container infers no input shape through it: it sets the shape after it)."""

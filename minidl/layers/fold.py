@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..layer import Layer
-from ..validation import as_float_array, check_grad_output, is_integer, native, widened
+from ..validation import as_float_array, check_grad_output, native, size_arguments, widened
 from .conv import _EMPTY, _col2im, _compact, _display, _kernel_windows, _output_size, _Pair, _pair, _span
 
 __all__ = ["Fold", "Unfold"]
@@ -244,11 +244,9 @@ class Unfold(_Folding):
 
     def output_shape(self, channels: int, height: int, width: int) -> tuple[int, int]:
         """The per-sample output shape ``(C*kh*kw, L)`` for an input of ``(channels, height, width)``."""
-        if not all(is_integer(v) and v >= 0 for v in (channels, height, width)):
-            raise ValueError(f"{self._who}.output_shape: expected channels, height and width as ints >= 0, "
-                             f"got {(channels, height, width)}")
-        ho, wo = self._checked_size((1, int(channels), int(height), int(width)), f"{self._who}.output_shape")
-        return int(channels) * math.prod(self._kernel_size), ho * wo
+        shape = (1, *size_arguments(self._who, ("channels", "height", "width"), (channels, height, width)))
+        ho, wo = self._checked_size(shape, f"{self._who}.output_shape")
+        return shape[1] * math.prod(self._kernel_size), ho * wo
 
     def input_shape_hint(self) -> tuple[int, int, int]:
         """A small valid per-sample input: one channel, ``span + 2*stride`` along each axis (at least three
@@ -390,9 +388,8 @@ class Fold(_Folding):
 
     def output_shape(self, rows: int, length: int) -> tuple[int, int, int]:
         """The per-sample output shape ``(C, H, W)`` for an input of ``(rows, length) = (C*kh*kw, L)``."""
-        if not all(is_integer(v) and v >= 0 for v in (rows, length)):
-            raise ValueError(f"{self._who}.output_shape: expected rows and length as ints >= 0, got {(rows, length)}")
-        C = self._checked_rows(int(rows), int(length), (int(rows), int(length)), f"{self._who}.output_shape")
+        n_rows, n_length = shape = size_arguments(self._who, ("rows", "length"), (rows, length))
+        C = self._checked_rows(n_rows, n_length, shape, f"{self._who}.output_shape")
         return (C, *self._output_size)
 
     def input_shape_hint(self) -> tuple[int, int]:

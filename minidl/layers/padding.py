@@ -37,8 +37,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..layer import Layer
-from ..validation import check_grad_output, is_integer, is_number
-from .conv import _AXES, _SPATIAL
+from ..validation import check_grad_output, is_integer, is_number, size_arguments
+from .conv import _AXES, _SIZE_NAMES, _SPATIAL
 from .pooling import spatial_input
 
 __all__ = [
@@ -209,8 +209,10 @@ class _Pad(Layer):
 
     def output_shape(self, *sizes: int) -> tuple[int, ...]:
         """The padded spatial sizes of an input with spatial sizes ``sizes`` ((L,) or (H, W)); raises
-        ``ShapeError`` where the padding does not fit the input."""
-        if len(sizes) != self._rank or not all(is_integer(v) and v >= 1 for v in sizes):
+        ``ShapeError`` where the padding does not fit the input.  The sizes are ints >= 1 (see
+        :func:`size_arguments`; 0 is a ``ValueError``)."""
+        sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], sizes)
+        if min(sizes) < 1:
             raise ValueError(f"{self._who}.output_shape: expected {self._rank} spatial size(s) >= 1 "
                              f"({_SPATIAL[self._rank]}), got {sizes}")
         out = list(sizes)

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..init import positive_int
 from ..layer import Layer
-from ..validation import as_float_array, check_grad_output, is_integer, native
+from ..validation import as_float_array, check_grad_output, native, size_arguments
 
 __all__ = ["PixelShuffle", "PixelUnshuffle"]
 
@@ -101,10 +101,8 @@ class _PixelRearrange(Layer):
     def output_shape(self, channels: int, height: int, width: int) -> tuple[int, int, int]:
         """The per-sample output shape ``(C', H', W')`` for an input of ``(channels, height, width)``;
         ``ShapeError`` where the factor does not divide them."""
-        if not all(is_integer(v) and v >= 0 for v in (channels, height, width)):
-            raise ValueError(f"{self._who}.output_shape: expected channels, height and width as ints >= 0, "
-                             f"got {(channels, height, width)}")
-        C, H, W = self._rearranged((int(channels), int(height), int(width)), f"{self._who}.output_shape")
+        shape = size_arguments(self._who, ("channels", "height", "width"), (channels, height, width))
+        C, H, W = self._rearranged(shape, f"{self._who}.output_shape")
         return C, H, W
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -34,10 +34,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError
 from ..init import switch
 from ..layer import Layer
-from ..validation import check_grad_output, check_input, is_integer, native
+from ..validation import check_grad_output, check_input, is_integer, native, size_arguments
 from .conv import (
     _AXES,
     _EMPTY,
+    _SIZE_NAMES,
     _SPATIAL,
     _compact,
     _display,
@@ -299,6 +300,14 @@ class _Pool(_Windows):
         ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``)."""
         ((kh, kw), (sh, sw), (ph, pw), (dh, dw)), ceil, _, _ = geometry
         return (_pool_output_size(height, kh, sh, ph, dh, ceil), _pool_output_size(width, kw, sw, pw, dw, ceil))
+
+    def _sample_output(self, sizes: tuple[Any, ...]) -> tuple[int, ...]:
+        """``output_shape``: the spatial output sizes for its arguments ``sizes`` (ints >= 0:
+        :func:`size_arguments`) with the current settings, by the formula alone (an input the forward
+        refuses is not looked for)."""
+        sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], sizes)
+        height, width = (1, *sizes) if self._rank == 1 else sizes
+        return self._plane_output(height, width, self._settings())[2 - self._rank:]
 
     def _check_grad(self, grad_output: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
         """Check ``grad_output`` (the shape of the last output) and return the last input's shape and
@@ -652,7 +661,8 @@ class MaxPool2D(_MaxPool):
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
         ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``)."""
-        return self._plane_output(height, width, self._settings())
+        h, w = self._sample_output((height, width))
+        return h, w
 
 
 class MaxPool1D(_MaxPool):
@@ -695,7 +705,8 @@ class MaxPool1D(_MaxPool):
     def output_shape(self, length: int) -> tuple[int]:
         """``(L_out,)``: ``(L + 2*padding - span) // stride + 1`` with ``span = dilation*(k - 1) + 1``,
         rounded up in ceil mode, as PyTorch."""
-        return (self._plane_output(1, length, self._settings())[1],)
+        (length_out,) = self._sample_output((length,))
+        return (length_out,)
 
 
 class _AvgPool(_Pool):
@@ -843,7 +854,8 @@ class AvgPool2D(_AvgPool):
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - kh) // sh + 1, ...)``; ceil mode rounds up, as
         PyTorch (see ``ceil_mode``)."""
-        return self._plane_output(height, width, self._settings())
+        h, w = self._sample_output((height, width))
+        return h, w
 
 
 class AvgPool1D(_AvgPool):
@@ -879,7 +891,8 @@ class AvgPool1D(_AvgPool):
 
     def output_shape(self, length: int) -> tuple[int]:
         """``(L_out,)``: ``(L + 2*padding - k) // stride + 1``, rounded up in ceil mode, as PyTorch."""
-        return (self._plane_output(1, length, self._settings())[1],)
+        (length_out,) = self._sample_output((length,))
+        return (length_out,)
 
 
 def spatial_input(x: np.ndarray, name: str, rank: int, layout: str) -> np.ndarray:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, IndexRangeError, ShapeError
-from ..validation import as_array, check_grad_output, check_input, is_integer, native
-from .conv import _AXES, _EMPTY, _SPATIAL, _display
+from ..validation import as_array, check_grad_output, check_input, is_integer, native, size_arguments
+from .conv import _AXES, _EMPTY, _SIZE_NAMES, _SPATIAL, _display
 from .pooling import _Windows
 
 __all__ = ["MaxUnpool1D", "MaxUnpool2D"]
@@ -113,12 +113,14 @@ class _MaxUnpool(_Windows):
                     f"{d}, as PyTorch), got {o}")
         return wanted
 
-    def _plane_output(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
-        """``output_shape``'s computation: the spatial output sizes for an input of ``spatial`` sizes."""
-        if len(spatial) != self._rank or not all(is_integer(n) and n >= 1 for n in spatial):
+    def _plane_output(self, spatial: tuple[Any, ...]) -> tuple[int, ...]:
+        """``output_shape``'s computation: the spatial output sizes for an input of ``spatial`` sizes (ints
+        >= 1: see :func:`size_arguments`; 0 is a ``ValueError``)."""
+        sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], spatial)
+        if min(sizes) < 1:
             raise ValueError(f"{self._who}.output_shape: expected {self._rank} input size(s) >= 1 "
                              f"({_SPATIAL[self._rank]}), got {spatial!r}")
-        return self._output_sizes((1, 1, *(int(n) for n in spatial)))
+        return self._output_sizes((1, 1, *sizes))
 
     # ------------------------------------------------------------------ inputs
     def _inputs(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
