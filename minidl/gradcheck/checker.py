@@ -396,9 +396,14 @@ def _holds_nonfinite(value: Any) -> bool:
     return any(isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays)
 
 
-def _layer_label(path: str, layer: Layer) -> str:
-    """``layer '0.1' (Dense)``, or ``the model itself (Net)`` at the top."""
-    return f"layer {_label(path, layer)}" if path else _label(path, layer)
+def _layer_label(path: str, layer: Layer, also: Sequence[str] = ()) -> str:
+    """``layer '0.1' (Dense)``, or ``the model itself (Net)`` at the top; with ``also``, the other paths the
+    same layer object sits at: ``layer 'a' (Dense, also at 'b')``."""
+    if not path:
+        return _label(path, layer)
+    if not also:
+        return f"layer {_label(path, layer)}"
+    return f"layer '{path}' ({type(layer).__name__}, also at {', '.join(f'{p!r}' for p in also)})"
 
 
 def _public_arrays(layer: Layer) -> dict[str, np.ndarray]:
@@ -528,19 +533,24 @@ def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
     may keep a cache per call, as an RNN cell does), or for tensors that are not the layer's own (which
     may be upstream of it or not), it *may* be the cause.  No note for a layer that fails checked alone
     (``alone``: check_layers' reports; its own backward is wrong, that note says so), nor when only the
-    inputs fail (the dx of any layer may be wrong)."""
-    counts: dict[str, int] = {}
+    inputs fail (the dx of any layer may be wrong).  Counted per layer object: one held at several paths
+    (``self.a = self.b = d``, twice in a LayerList) is named at each."""
+    # per layer object: one held at two paths (self.a = self.b = d) is one layer with one cache, run twice;
+    # the path is the one it was recorded (and checked alone) at, the first of named_layers
+    counts: dict[int, tuple[str, Layer, int]] = {}
     for c in calls:
         if c.path:
-            counts[c.path] = counts.get(c.path, 0) + 1
-    if not any(n > 1 for n in counts.values()):
+            path, layer, n = counts.get(id(c.layer), (c.path, c.layer, 0))
+            counts[id(c.layer)] = (path, layer, n + 1)
+    if not any(n > 1 for _, _, n in counts.values()):
         return []
     failed = {r.name for r in results if not r.passed and not is_input(r.name)}
     names = {id(p): name for name, p in model.named_parameters()}
-    layers = dict(model.named_layers())
+    places: dict[int, list[str]] = {}
+    for place, held in model.named_layers(remove_duplicate=False):
+        places.setdefault(id(held), []).append(place)
     notes = []
-    for path, n in counts.items():
-        layer = layers[path]
+    for path, layer, n in counts.values():
         if n < 2 or next(layer.children(), None) is not None or (path in alone and not alone[path].passed):
             continue
         own = sorted({names[id(p)] for p in layer.parameters() if id(p) in names} & failed)
@@ -549,7 +559,7 @@ def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
             continue
         which = ", ".join(f"'{name}'" for name in own or others)
         verb = "fails" if len(own or others) == 1 else "fail"
-        label = _layer_label(path, layer)
+        label = _layer_label(path, layer, [p for p in places.get(id(layer), ()) if p != path])
         if own and _minidl_own(layer):
             for r in results:
                 if r.name in own:
