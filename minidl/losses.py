@@ -66,13 +66,15 @@ _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _SIGNED_MAX = {size: 2 ** (8 * size - 1) - 1 for size in _UNSIGNED}
 
 
-def check_loss_gradient(loss: Any, y_pred: Any, grad: Any, who_prefix: str = "") -> None:
+def check_loss_gradient(loss: Any, y_pred: Any, grad: Any, who_prefix: str = "", runs_in: Any = None) -> None:
     """Refuse a ``loss.backward()`` (``grad``) that is not ``dLoss/dy_pred``: an array of ``y_pred``'s
     shape and dtype, or for a loss of several predictions (``y_pred`` a tuple) a tuple of them, one per
     prediction.  Else the model's last layer would refuse it or broadcast it, and the error (or a wrong
     gradient) would be blamed on that layer, not on the loss.  ``ShapeError`` / ``DTypeError`` naming
-    ``<who_prefix><LossName>.backward``; ``fit`` and ``GradientChecker`` (prefix ``"GradientChecker: "``)
-    both refuse with it."""
+    ``<who_prefix><LossName>.backward``; ``fit`` and ``GradientChecker`` (prefix ``"GradientChecker: "``,
+    ``runs_in=float64``) both refuse with it.  ``runs_in``: the dtype the caller converted the model to
+    (the checker's float64): a prediction of that dtype and a gradient of another float dtype is said as
+    a loss computing in that other dtype, not the model's (which ``fit`` on a float32 model accepts)."""
     who = f"{who_prefix}{type(loss).__name__}.backward"
     several = type(y_pred) is tuple
     if several and (type(grad) is not tuple or len(grad) != len(y_pred)):
@@ -89,8 +91,13 @@ def check_loss_gradient(loss: Any, y_pred: Any, grad: Any, who_prefix: str = "")
             raise ShapeError(f"{who}: returned a {which} of shape {g.shape}; it must have the prediction's "
                              f"shape {p.shape} (dLoss/dy_pred)")
         if g.dtype != p.dtype:
+            own = ""
+            if runs_in is not None and p.dtype == runs_in and g.dtype.kind == "f":
+                own = (f"the check runs in {p.dtype}, whatever the model's dtype, and the loss computes its "
+                       f"gradient in {g.dtype} (a cast, or a {g.dtype} constant or buffer of its own?): make it "
+                       "follow y_pred's dtype, or ")
             raise DTypeError(f"{who}: returned a {which} of dtype {g.dtype}; it must have the prediction's "
-                             f"dtype {p.dtype} (dLoss/dy_pred; cast with .astype(y_pred.dtype, copy=False))")
+                             f"dtype {p.dtype} (dLoss/dy_pred; {own}cast with .astype(y_pred.dtype, copy=False))")
 
 
 # ---------------------------------------------------------------------------------------- settings

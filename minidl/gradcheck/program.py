@@ -162,7 +162,7 @@ class Program:
             assert self.R is not None
             return self.R.copy()
         g = self.loss.backward()
-        check_loss_gradient(self.loss, self.y_pred, g, "GradientChecker: ")
+        check_loss_gradient(self.loss, self.y_pred, g, "GradientChecker: ", runs_in=np.float64)
         return g  # (a tuple, one per output of a model with several)
 
     def evaluate(self, stage: int = 0, h: Any = None) -> float:
