@@ -320,6 +320,25 @@ class History:
 
 # ---------------------------------------------------------------------------------------------- helpers
 @contextmanager
+def _caches_kept(model: Layer, loss: Any = None) -> Iterator[None]:
+    """Put back, afterwards, every attribute of the layers (and the loss) that forward passes rebound: a
+    forward cache, ``self._x = x`` (not one that was None: a lazy layer's size found at its first forward;
+    not what changed in place: a list appended to).  So that ``predict`` and ``evaluate`` between a
+    training forward and its backward leave that backward differentiating the training forward, as
+    PyTorch's eval-mode predictions leave its graph."""
+    owners = [*model.layers(), *([loss] if loss is not None and hasattr(loss, "__dict__") else [])]
+    saved = [(owner, dict(vars(owner))) for owner in owners]
+    try:
+        yield
+    finally:
+        for owner, before in saved:
+            now = vars(owner)
+            for key, value in before.items():
+                if value is not None and now.get(key, value) is not value and key != "training":
+                    now[key] = value
+
+
+@contextmanager
 def _mode(model: Layer, training: bool) -> Iterator[None]:
     """Put every layer in train or eval mode, then restore each layer's own previous mode."""
     saved = [(layer, layer.training) for layer in model.layers()]
@@ -1018,7 +1037,7 @@ def evaluate(
     x, y = _check_data(model, x, y, who)
     fitted_loss = (model.__dict__.get("_fit_defaults") or (None, None))[0]
     metric_fns = _resolve_metrics(metrics, loss if loss is not None else fitted_loss, who)
-    with _mode(model, False):
+    with _mode(model, False), _caches_kept(model, loss):
         try:
             return _run_batches(model, x, y, loss, metric_fns, batch_size)
         except MinidlError as error:
@@ -1056,7 +1075,7 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
     n = count(x)
     several = False  # whether the model returns a tuple of outputs (the first batch says)
     results: list[np.ndarray] | None = None
-    with _mode(model, False):
+    with _mode(model, False), _caches_kept(model):
         for start in range(0, n, batch_size):
             xb = rows(x, start, start + batch_size)
             try:
