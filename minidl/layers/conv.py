@@ -33,6 +33,15 @@ _EMPTY = {1: "no positions (length 0)", 2: "no pixels (height or width 0)"}
 #: The names of ``output_shape``'s spatial size arguments, by rank.
 _SIZE_NAMES = {1: ("length",), 2: ("height", "width")}
 
+
+def _input_of(shape: tuple[int, ...], rank: int) -> str:
+    """How a message names an input after "input of": a forward's (N, C, *spatial) ``shape`` as ``shape (2, 3,
+    4, 1)``; ``output_shape``'s spatial sizes alone (``rank`` of them: the layer knows neither the batch nor the
+    channels) as ``4 x 1``, or ``length 4``."""
+    if len(shape) > rank:
+        return f"shape {shape}"
+    return f"length {shape[0]}" if rank == 1 else " x ".join(map(str, shape))
+
 #: ``padding_mode``: how ``Conv1D`` and ``Conv2D`` pad their input, as PyTorch's ``Conv1d``/``Conv2d``
 #: (the last three: the padding layers' rules, ``ReflectionPad2D`` etc.).
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")

@@ -43,6 +43,7 @@ from .conv import (
     _compact,
     _display,
     _from_plane,
+    _input_of,
     _on_plane,
     _output_size,
     _Plane,
@@ -249,15 +250,37 @@ class _Pool(_Windows):
         input's plane shape and the settings used (:attr:`_geometry`) for the backward."""
         rank = self._rank
         x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, C, {_SPATIAL[rank]})", finite=False)
-        if 0 in x.shape[2:]:  # windows of padding alone (PyTorch refuses it too)
-            raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
-        shape = x.shape
-        x = _to_plane(x, rank)
         geometry = self._settings()
+        extra_h, extra_w = self._checked_sizes(x.shape, geometry)
+        # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
+        x = _to_plane(x, rank)
+        self._shape, self._geometry = x.shape, geometry
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
+        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
+            self._dtype = x.dtype
+        _, _, (ph, pw), _ = geometry[0]
+        if ph or pw or extra_h or extra_w:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)),
+                       constant_values=self._pad_value)
+        return x
+
+    def _checked_sizes(self, shape: tuple[int, ...], geometry: _Geometry) -> tuple[int, int]:
+        """Refuse (``ShapeError``) an input of ``shape`` the windows of ``geometry`` do not fit: an empty axis
+        (windows of padding alone: PyTorch refuses it too), a padded input smaller than a window (in ceil mode:
+        no window), a window covering only padding (a max pool's dilation); else return the rows and columns
+        the last ceil-mode windows reach beyond the padded input, on the plane (0, 0 in floor mode).
+
+        The forward's checks, which ``output_shape`` makes too, so that it refuses what the forward refuses
+        in its words: ``shape`` is a forward's input shape (N, C, *spatial), or ``output_shape``'s spatial sizes
+        alone, which its messages name as sizes (``input of 4 x 1``: it knows no batch, no channels)."""
+        rank = self._rank
+        spatial = shape[-rank:]
+        if 0 in spatial:
+            raise ShapeError(f"{self._who}: input of {_input_of(shape, rank)} has {_EMPTY[rank]}")
+        H, W = spatial if rank == 2 else (1, spatial[0])
         plane = geometry[0]
-        _, (sh, sw), (ph, pw), _ = plane
+        _, (sh, sw), (ph, pw), dilation = plane
         span_h, span_w = self._span(plane)
-        H, W = x.shape[2], x.shape[3]
         extra_h = extra_w = 0  # rows/columns the last windows reach beyond the padded input
         if geometry[1]:  # ceil mode
             Ho, Wo = self._plane_output(H, W, geometry)
@@ -267,32 +290,31 @@ class _Pool(_Windows):
             extra_w = max(0, (Wo - 1) * sw + span_w - W - 2 * pw)
         elif H + 2 * ph < span_h or W + 2 * pw < span_w:
             raise ShapeError(self._too_small(shape))
-        self._refuse_windows_without_pixels(x.shape, geometry)
-        # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
-        self._shape, self._geometry = x.shape, geometry
-        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
-        if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
-            self._dtype = x.dtype
-        if ph or pw or extra_h or extra_w:
-            x = np.pad(x, ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)),
-                       constant_values=self._pad_value)
-        return x
+        # without padding every window starts on a pixel; without dilation every window holds one (padding
+        # is at most half the window, and a last window starts inside the input): a max pool's case
+        if (ph or pw) and max(dilation) > 1:
+            self._refuse_windows_without_pixels(shape, H, W, geometry)
+        return extra_h, extra_w
 
     def _too_small(self, shape: tuple[int, ...]) -> str:
-        """The message for an input of ``shape`` (N, C, *spatial) too small for one window."""
+        """The message for an input of ``shape`` (N, C, *spatial), or spatial sizes alone, too small for one
+        window."""
         spans = tuple(d * (k - 1) + 1 for k, d in zip(self._kernel_size, self._dilation, strict=True))
         if self._ceil_mode:
             needed = tuple(span - s + 1 for span, s in zip(spans, self._stride, strict=True))
             problem = f"is too small for the window {_display(spans)} in ceil mode"
         else:
             needed, problem = spans, f"is smaller than the window {_display(spans)}"
-        expected = " and ".join(f"{a} + 2*padding >= {n}" for a, n in zip(_AXES[self._rank], needed, strict=True))
-        got = " and ".join(str(n + 2 * p) for n, p in zip(shape[2:], self._padding, strict=True))
-        return f"{self._who}: input of shape {shape} {problem}: expected {expected}, got {got}"
+        rank = self._rank
+        expected = " and ".join(f"{a} + 2*padding >= {n}" for a, n in zip(_AXES[rank], needed, strict=True))
+        got = " and ".join(str(n + 2 * p) for n, p in zip(shape[-rank:], self._padding, strict=True))
+        return f"{self._who}: input of {_input_of(shape, rank)} {problem}: expected {expected}, got {got}"
 
-    def _refuse_windows_without_pixels(self, shape: tuple[int, ...], geometry: _Geometry) -> None:
-        """Raise ``ShapeError`` if a window of an input of (plane) ``shape`` covers only padding (a max pool
-        with dilation can); the size checks have passed."""
+    def _refuse_windows_without_pixels(self, shape: tuple[int, ...], height: int, width: int,
+                                       geometry: _Geometry) -> None:
+        """Raise ``ShapeError`` if a window of an input of ``shape`` (as :meth:`_checked_sizes` has it), ``height
+        x width`` on the plane, covers only padding (a max pool with dilation can); called by
+        :meth:`_checked_sizes` only with padding and dilation, once the size checks have passed."""
 
     @staticmethod
     def _plane_output(height: int, width: int, geometry: _Geometry) -> tuple[int, int]:
@@ -303,11 +325,13 @@ class _Pool(_Windows):
 
     def _sample_output(self, sizes: tuple[Any, ...]) -> tuple[int, ...]:
         """``output_shape``: the spatial output sizes for its arguments ``sizes`` (ints >= 0:
-        :func:`size_arguments`) with the current settings, by the formula alone (an input the forward
-        refuses is not looked for)."""
+        :func:`size_arguments`) with the current settings, refusing what the forward refuses, in its words
+        (:meth:`_checked_sizes`)."""
         sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], sizes)
+        geometry = self._settings()
+        self._checked_sizes(sizes, geometry)
         height, width = (1, *sizes) if self._rank == 1 else sizes
-        return self._plane_output(height, width, self._settings())[2 - self._rank:]
+        return self._plane_output(height, width, geometry)[2 - self._rank:]
 
     def _check_grad(self, grad_output: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
         """Check ``grad_output`` (the shape of the last output) and return the last input's shape and
@@ -528,25 +552,22 @@ class _MaxPool(_Pool):
         assert shape is not None
         return (taps // kw) * (dh * self._padded_plane(shape[2], shape[3], geometry)[1]) + (taps % kw) * dw
 
-    def _first_taps(self, shape: tuple[int, ...], geometry: _Geometry) -> tuple[np.ndarray, np.ndarray]:
-        """For an input of plane ``shape``: per output row, and per output column, the index of the first
-        tap of its windows that is not padding (``kh`` / ``kw`` when there is none)."""
+    def _first_taps(self, height: int, width: int, geometry: _Geometry) -> tuple[np.ndarray, np.ndarray]:
+        """For an input plane of ``height x width``: per output row, and per output column, the index of the
+        first tap of its windows that is not padding (``kh`` / ``kw`` when there is none)."""
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry[0]
-        ho, wo = self._plane_output(shape[2], shape[3], geometry)
-        return _first_taps(shape[2], ho, kh, sh, ph, dh), _first_taps(shape[3], wo, kw, sw, pw, dw)
+        ho, wo = self._plane_output(height, width, geometry)
+        return _first_taps(height, ho, kh, sh, ph, dh), _first_taps(width, wo, kw, sw, pw, dw)
 
-    def _refuse_windows_without_pixels(self, shape: tuple[int, ...], geometry: _Geometry) -> None:
-        # without padding every window starts on a pixel; without dilation every window holds one
-        # (padding is at most half the window, and a last window starts inside the input)
-        (kh, kw), _, padding, dilation = geometry[0]
-        if not any(padding) or max(dilation) == 1:
-            return
-        rows, cols = self._first_taps(shape, geometry)
+    def _refuse_windows_without_pixels(self, shape: tuple[int, ...], height: int, width: int,
+                                       geometry: _Geometry) -> None:
+        kh, kw = geometry[0][0]
+        rows, cols = self._first_taps(height, width, geometry)
         if (rows == kh).any() or (cols == kw).any():
             rank = self._rank
             # (a 1-D input's single row always holds a pixel: its offending axis is the columns)
             axis, index = (0, int(np.argmax(rows == kh))) if (rows == kh).any() else (1, int(np.argmax(cols == kw)))
-            raise ShapeError(f"{self._who}: input of shape {(*shape[:2], *shape[4 - rank:])}: the windows of output "
+            raise ShapeError(f"{self._who}: input of {_input_of(shape, rank)}: the windows of output "
                              f"{_POSITIONS[rank][axis - 2 + rank]} {index} cover only padding (dilation skips every "
                              f"{_PIXEL[rank]} of the input); use less padding or dilation")
 
@@ -555,7 +576,7 @@ class _MaxPool(_Pool):
         not padding (every window has one: :meth:`_refuse_windows_without_pixels`)."""
         shape = self._shape
         assert shape is not None
-        rows, cols = self._first_taps(shape, geometry)
+        rows, cols = self._first_taps(shape[2], shape[3], geometry)
         return rows[:, None] * geometry[0][0][1] + cols[None, :]
 
     def backward(self, grad_output: np.ndarray | tuple[np.ndarray, None]) -> np.ndarray:
@@ -660,7 +681,8 @@ class MaxPool2D(_MaxPool):
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - span_h) // sh + 1, ...)`` with
-        ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``)."""
+        ``span_h = dilation_h*(kh - 1) + 1``; ceil mode rounds up, as PyTorch (see ``ceil_mode``).  An input
+        the forward refuses is refused in its words (``ShapeError``)."""
         h, w = self._sample_output((height, width))
         return h, w
 
@@ -704,7 +726,8 @@ class MaxPool1D(_MaxPool):
 
     def output_shape(self, length: int) -> tuple[int]:
         """``(L_out,)``: ``(L + 2*padding - span) // stride + 1`` with ``span = dilation*(k - 1) + 1``,
-        rounded up in ceil mode, as PyTorch."""
+        rounded up in ceil mode, as PyTorch.  An input the forward refuses is refused in its words
+        (``ShapeError``)."""
         (length_out,) = self._sample_output((length,))
         return (length_out,)
 
@@ -853,7 +876,7 @@ class AvgPool2D(_AvgPool):
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
         """``(H_out, W_out)``, floor mode: ``((H + 2*ph - kh) // sh + 1, ...)``; ceil mode rounds up, as
-        PyTorch (see ``ceil_mode``)."""
+        PyTorch (see ``ceil_mode``).  An input the forward refuses is refused in its words (``ShapeError``)."""
         h, w = self._sample_output((height, width))
         return h, w
 
@@ -890,7 +913,8 @@ class AvgPool1D(_AvgPool):
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
     def output_shape(self, length: int) -> tuple[int]:
-        """``(L_out,)``: ``(L + 2*padding - k) // stride + 1``, rounded up in ceil mode, as PyTorch."""
+        """``(L_out,)``: ``(L + 2*padding - k) // stride + 1``, rounded up in ceil mode, as PyTorch.  An input
+        the forward refuses is refused in its words (``ShapeError``)."""
         (length_out,) = self._sample_output((length,))
         return (length_out,)
 

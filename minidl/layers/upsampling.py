@@ -26,6 +26,7 @@ from .conv import (
     _Convolution,
     _display,
     _from_plane,
+    _input_of,
     _name_in_messages,
     _on_plane,
     _Pair,
@@ -693,12 +694,17 @@ class Upsample(Layer):
         return "" if self._align_corners is None else f", align_corners={self._align_corners}"
 
     def output_shape(self, height: int, width: int) -> tuple[int, int]:
-        """``(sh*height, sw*width)``, or ``size`` (with the current settings: the next forward's)."""
-        h, w = size_arguments(self._who, _SIZE_NAMES[2], (height, width))
-        return self._output_size(h, w)
+        """``(sh*height, sw*width)``, or ``size`` (with the current settings: the next forward's); an empty
+        input is refused as the forward refuses it (``ShapeError``)."""
+        h, w = sizes = size_arguments(self._who, _SIZE_NAMES[2], (height, width))
+        return self._output_size(h, w, sizes)
 
-    def _output_size(self, height: int, width: int) -> tuple[int, int]:
-        """``output_shape`` for sizes known to be ints (the forward's)."""
+    def _output_size(self, height: int, width: int, shape: tuple[int, ...]) -> tuple[int, int]:
+        """The output's ``(Ho, Wo)`` for an input of ``height x width`` (ints), of ``shape`` (N, C, H, W) in a
+        forward, ``(H, W)`` in ``output_shape`` (its message then names the sizes: it knows no channels);
+        ``ShapeError`` if it has no pixels.  The forward's check: output_shape refuses what it refuses."""
+        if height == 0 or width == 0:
+            raise ShapeError(f"{self._who}: input of {_input_of(shape, 2)} has {_EMPTY[2]}")
         if self._size is not None:
             return self._size
         sh, sw = self._scale_factor  # type: ignore[misc]
@@ -709,10 +715,8 @@ class Upsample(Layer):
         x = check_input(x, self._who, ndim=4, layout="(N, C, H, W)", finite=False)
         x = native(x)  # (e.g. read from a file: the output, and so grad_output, are native)
         H, W = x.shape[2:]
-        if H == 0 or W == 0:
-            raise ShapeError(f"{self._who}: input of shape {x.shape} has no pixels (height or width 0)")
         factors, mode = self._scale_factor, self._mode  # (its backward uses them, kept in _used, whatever is set)
-        Ho, Wo = self._output_size(H, W)
+        Ho, Wo = self._output_size(H, W, x.shape)
         channel_major = x.transpose(1, 0, 2, 3).flags.c_contiguous and not x.flags.c_contiguous
         xt = x.transpose(1, 0, 2, 3) if channel_major else x  # work in the input's memory order
         a_h: np.ndarray | None = None
