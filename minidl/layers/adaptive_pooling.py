@@ -32,10 +32,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..layer import Layer
-from ..validation import check_grad_output, is_integer, size_arguments
-from .conv import _SIZE_NAMES, _SPATIAL
-from .pooling import spatial_input
+from ..validation import check_grad_output, check_input, is_integer, native, size_arguments
+from .conv import _EMPTY, _SIZE_NAMES, _SPATIAL, _input_of
 
 __all__ = ["AdaptiveAvgPool1D", "AdaptiveAvgPool2D", "AdaptiveMaxPool1D", "AdaptiveMaxPool2D"]
 
@@ -111,17 +111,22 @@ class _Adaptive(Layer):
         self._sizes: tuple[int | None, ...] = tuple(None if s is None else int(s) for s in sizes)
         self._output_given = tuple(value) if isinstance(value, list) else value
 
-    def _out(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    def _out(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output's spatial size for an input of ``shape``: a forward's (N, C, *spatial), or
+        ``output_shape``'s spatial sizes alone (its message then names the sizes: it knows no channels);
+        ``ShapeError`` for an input with an empty axis.  The forward's check: output_shape refuses what it
+        refuses, in its words."""
+        rank = self._rank
+        spatial = shape[-rank:]
+        if 0 in spatial:
+            raise ShapeError(f"{type(self).__name__}: input of {_input_of(shape, rank)} has {_EMPTY[rank]}")
         return tuple(size if out is None else out for size, out in zip(spatial, self._sizes, strict=True))
 
     def output_shape(self, *spatial: int) -> tuple[int, ...]:
-        """The output's spatial size for an input of spatial size ``spatial`` (``rank`` ints >= 1: see
-        :func:`size_arguments`; 0 is a ``ValueError``)."""
-        sizes = size_arguments(type(self).__name__, _SIZE_NAMES[self._rank], spatial)
-        if min(sizes) < 1:
-            raise ValueError(f"{type(self).__name__}.output_shape: expected {self._rank} input size(s) >= 1 "
-                             f"({_SPATIAL[self._rank]}), got {spatial}")
-        return self._out(sizes)
+        """The output's spatial size for an input of spatial size ``spatial`` (``rank`` ints >= 0: see
+        :func:`size_arguments`); an input the forward refuses (an empty axis) is refused in its words
+        (``ShapeError``)."""
+        return self._out(size_arguments(type(self).__name__, _SIZE_NAMES[self._rank], spatial))
 
     def input_shape_hint(self) -> None:
         """None: any spatial size (a container infers no input shape through it: it sets the shape after it)."""
@@ -156,9 +161,10 @@ class _AdaptiveAvgPool(_Adaptive):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *output_size)."""
-        x = spatial_input(x, type(self).__name__, self._rank, self._layout)
-        self._shape = x.shape
-        out = self._out_shape = self._out(x.shape[2:])  # (the backward's, whatever output_size is set since)
+        x = check_input(x, type(self).__name__, ndim=2 + self._rank, layout=self._layout, finite=False)
+        out = self._out(x.shape)
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
+        self._shape, self._out_shape = x.shape, out  # (the backward's, whatever output_size is set since)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
         wide = x.astype(np.float32) if x.dtype == np.float16 else x
@@ -332,9 +338,10 @@ class _AdaptiveMaxPool(_Adaptive):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, *spatial) -> (N, C, *output_size)."""
-        x = spatial_input(x, type(self).__name__, self._rank, self._layout)
+        x = check_input(x, type(self).__name__, ndim=2 + self._rank, layout=self._layout, finite=False)
+        out = self._out(x.shape)
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         spatial = x.shape[2:]
-        out = self._out(spatial)
         planes = x.reshape(*x.shape[:2], math.prod(spatial))  # (N, C, S): a view for the usual layouts
         taps = math.prod(int((stop - first).max()) for first, stop in
                          (windows(size, n) for size, n in zip(spatial, out, strict=True)))  # the longest window's

@@ -37,9 +37,8 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..layer import Layer
-from ..validation import check_grad_output, is_integer, is_number, size_arguments
-from .conv import _AXES, _SIZE_NAMES, _SPATIAL
-from .pooling import spatial_input
+from ..validation import check_grad_output, check_input, is_integer, is_number, native, size_arguments
+from .conv import _AXES, _EMPTY, _SIZE_NAMES, _SPATIAL, _input_of
 
 __all__ = [
     "CircularPad1D", "CircularPad2D", "ConstantPad1D", "ConstantPad2D", "ReflectionPad1D", "ReflectionPad2D",
@@ -130,7 +129,7 @@ def padded(x: np.ndarray, pairs: Sequence[tuple[int, int, int]], mode: str) -> t
     """``x`` padded (not ``constant``) by ``mode`` along each ``(axis, before, after)`` of ``pairs``: (a new
     array, the input position each output position read along each axis (:func:`sources`), in the order of
     ``pairs``).  Block by block: each of (side, inside, side) per axis reads one block of x (a slice copy).
-    The caller has checked that the padding fits ``x`` (:meth:`_Pad.output_shape`'s rules).  The padding
+    The caller has checked that the padding fits ``x`` (:meth:`_Pad._padded_sizes`' rules).  The padding
     layers and ``Conv1D``/``Conv2D``'s ``padding_mode`` use it."""
     out, reads, blocks = list(x.shape), [], []
     for axis, before, after in pairs:
@@ -208,16 +207,23 @@ class _Pad(Layer):
         return f"padding={self._padding}"
 
     def output_shape(self, *sizes: int) -> tuple[int, ...]:
-        """The padded spatial sizes of an input with spatial sizes ``sizes`` ((L,) or (H, W)); raises
-        ``ShapeError`` where the padding does not fit the input.  The sizes are ints >= 1 (see
-        :func:`size_arguments`; 0 is a ``ValueError``)."""
-        sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], sizes)
-        if min(sizes) < 1:
-            raise ValueError(f"{self._who}.output_shape: expected {self._rank} spatial size(s) >= 1 "
-                             f"({_SPATIAL[self._rank]}), got {sizes}")
+        """The padded spatial sizes of an input with spatial sizes ``sizes`` ((L,) or (H, W), ints >= 0: see
+        :func:`size_arguments`); raises ``ShapeError`` where the forward does: an empty axis, a padding that
+        does not fit the input."""
+        return self._padded_sizes(size_arguments(self._who, _SIZE_NAMES[self._rank], sizes))
+
+    def _padded_sizes(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The padded spatial sizes of an input of ``shape``: a forward's (N, C, *spatial), or ``output_shape``'s
+        spatial sizes alone (its message then names the sizes: it knows no channels); ``ShapeError`` for an
+        empty axis or a padding that does not fit.  The forward's checks: output_shape refuses what it
+        refuses, in its words."""
+        rank = self._rank
+        sizes = shape[-rank:]
+        if 0 in sizes:
+            raise ShapeError(f"{self._who}: input of {_input_of(shape, rank)} has {_EMPTY[rank]}")
         out = list(sizes)
         for axis, before, after in self._pairs():
-            size, name = sizes[axis - 2], _AXES[self._rank][axis - 2]
+            size, name = sizes[axis - 2], _AXES[rank][axis - 2]
             out[axis - 2] = size + before + after
             problem = ""
             if min(before, after) < -size:
@@ -239,8 +245,9 @@ class _Pad(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, C, L) -> (N, C, L + left + right), or (N, C, H, W) -> (N, C, H + top + bottom,
         W + left + right)."""
-        x = spatial_input(x, self._who, self._rank, self._layout)
-        out = (*x.shape[:2], *self.output_shape(*x.shape[2:]))
+        x = check_input(x, self._who, ndim=2 + self._rank, layout=self._layout, finite=False)
+        out = (*x.shape[:2], *self._padded_sizes(x.shape))
+        x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         pairs = self._pairs()
         reads: list[np.ndarray] = []
         if self.mode == "constant":

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DTypeError, IndexRangeError, ShapeError
 from ..validation import as_array, check_grad_output, check_input, is_integer, native, size_arguments
-from .conv import _AXES, _EMPTY, _SIZE_NAMES, _SPATIAL, _display
+from .conv import _AXES, _EMPTY, _SIZE_NAMES, _SPATIAL, _display, _input_of
 from .pooling import _Windows
 
 __all__ = ["MaxUnpool1D", "MaxUnpool2D"]
@@ -93,39 +93,41 @@ class _MaxUnpool(_Windows):
                      for n, k, s, p in zip(spatial, self._kernel_size, self._stride, self._padding, strict=True))
 
     def _output_sizes(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The output's spatial sizes for an input x of ``shape`` (N, C, *spatial), from the current
-        settings; ``ShapeError`` when the default is empty or ``output_size`` does not fit."""
-        default = self._default_sizes(shape[2:])
-        axes = _AXES[self._rank]
+        """The output's spatial sizes for an input x of ``shape`` from the current settings: a forward's
+        (N, C, *spatial), or ``output_shape``'s spatial sizes alone (its messages then name the sizes: it knows
+        no channels); ``ShapeError`` when x has an empty axis, the default output is empty or ``output_size``
+        does not fit.  The forward's checks: output_shape refuses what it refuses, in its words."""
+        rank = self._rank
+        spatial = shape[-rank:]
+        if 0 in spatial:
+            raise ShapeError(f"{self._who}: x of {_input_of(shape, rank)} has {_EMPTY[rank]}")
+        default = self._default_sizes(spatial)
+        axes = _AXES[rank]
         wanted = self._output_size
         if wanted is None:
             if min(default) < 1:
                 rule = " and ".join(f"({a} - 1)*{s} - 2*{p} + {k} = {d}" for a, k, s, p, d in zip(
                     axes, self._kernel_size, self._stride, self._padding, default, strict=True))
-                raise ShapeError(f"{self._who}: an input x of shape {shape} gives an empty output: {rule}; "
-                                 "use less padding, or set output_size")
+                raise ShapeError(f"{self._who}: an input x of {_input_of(shape, rank)} gives an empty output: "
+                                 f"{rule}; use less padding, or set output_size")
             return default
         for a, d, s, o in zip(axes, default, self._stride, wanted, strict=True):
             if not d - s < o < d + s:  # PyTorch's range: the sizes a pool with this stride maps to in's size
                 raise ShapeError(
-                    f"{self._who}: output_size {_display(wanted)} does not fit an input x of shape {shape}: "
-                    f"{a}_out must be in [{max(d - s + 1, 1)}, {d + s - 1}] (within stride - 1 of the default "
-                    f"{d}, as PyTorch), got {o}")
+                    f"{self._who}: output_size {_display(wanted)} does not fit an input x of "
+                    f"{_input_of(shape, rank)}: {a}_out must be in [{max(d - s + 1, 1)}, {d + s - 1}] (within "
+                    f"stride - 1 of the default {d}, as PyTorch), got {o}")
         return wanted
 
     def _plane_output(self, spatial: tuple[Any, ...]) -> tuple[int, ...]:
         """``output_shape``'s computation: the spatial output sizes for an input of ``spatial`` sizes (ints
-        >= 1: see :func:`size_arguments`; 0 is a ``ValueError``)."""
-        sizes = size_arguments(self._who, _SIZE_NAMES[self._rank], spatial)
-        if min(sizes) < 1:
-            raise ValueError(f"{self._who}.output_shape: expected {self._rank} input size(s) >= 1 "
-                             f"({_SPATIAL[self._rank]}), got {spatial!r}")
-        return self._output_sizes((1, 1, *sizes))
+        >= 0: see :func:`size_arguments`), refusing what the forward refuses (:meth:`_output_sizes`)."""
+        return self._output_sizes(size_arguments(self._who, _SIZE_NAMES[self._rank], spatial))
 
     # ------------------------------------------------------------------ inputs
-    def _inputs(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(self, x: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
         """``x = (values, indices)`` checked: values float (N, C, *spatial), none empty; indices integers
-        of the same shape; both in native byte order."""
+        of the same shape; both in native byte order; and the output's spatial sizes (:meth:`_output_sizes`)."""
         who, rank = self._who, self._rank
         if not (type(x) is tuple and len(x) == 2):
             got = (f"a tuple of {len(x)}" if type(x) is tuple else
@@ -133,14 +135,13 @@ class _MaxUnpool(_Windows):
             raise ShapeError(f"{who}: takes one tuple (x, indices), the values and the indices a "
                              f"{self._pool}(..., return_indices=True) returned, got {got}")
         values = check_input(x[0], who, ndim=2 + rank, layout=f"(N, C, {_SPATIAL[rank]})", finite=False, what="x")
-        if 0 in values.shape[2:]:
-            raise ShapeError(f"{who}: x of shape {values.shape} has {_EMPTY[rank]}")
+        sizes = self._output_sizes(values.shape)
         indices = x[1]
         if type(indices) is not np.ndarray or indices.dtype.kind not in "iu":
             indices = self._as_indices(indices)
         if indices.shape != values.shape:
             raise ShapeError(f"{who}: indices must have the shape of x, {values.shape}, got {indices.shape}")
-        return native(values), native(indices)
+        return native(values), native(indices), sizes
 
     def _as_indices(self, indices: Any) -> np.ndarray:
         """``indices`` as an integer ndarray (a list of ints is converted), else ``DTypeError``."""
@@ -178,8 +179,7 @@ class _MaxUnpool(_Windows):
     def forward(self, x: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """x = (values: (N, C, *spatial), indices: the same shape, integers) -> (N, C, *spatial_out):
         zeros, with each value at its index in its (n, c) plane."""
-        values, indices = self._inputs(x)
-        sizes = self._output_sizes(values.shape)
+        values, indices, sizes = self._inputs(x)
         self._refuse_out_of_range(indices, sizes)
         # the planes in x's memory order (a Conv2D's output is channel-major): reshapes are views
         swapped = values.strides[1] > values.strides[0] and min(values.shape[:2]) > 1
