@@ -4,6 +4,7 @@ given the other inputs of a tuple: masks, a memory), ``LayerList``, and the two-
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,10 +28,14 @@ if TYPE_CHECKING:
 __all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential", "Stack"]
 
 
-def _name_in_message(error: MinidlError, where: str) -> None:
-    """Prefix ``error``'s message with the position of the layer that raised it (in place)."""
+def _name_in_message(error: MinidlError, where: str, owner: Layer) -> None:
+    """Prefix ``error``'s message with the position of the layer that raised it in ``owner`` (in place),
+    and remember ``owner`` (``error._raised_in``: the outermost container that named it, so that ``fit``
+    can name that container's path in a model of one's own)."""
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
+    with contextlib.suppress(AttributeError):
+        error._raised_in = owner  # type: ignore[attr-defined]
 
 
 def _trainable(layer: Layer) -> bool:
@@ -609,7 +614,7 @@ class Sequential(_Positions, Model):
                     object.__setattr__(self, "_failed_at", name)
                     object.__setattr__(self, "_edit", None)
                 if isinstance(error, MinidlError):
-                    _name_in_message(error, f"{type(self).__name__} layer '{name}'")
+                    _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
                 raise
         if self._failed_at is not None:
             object.__setattr__(self, "_failed_at", None)
@@ -636,7 +641,7 @@ class Sequential(_Positions, Model):
             try:
                 grad = layer.backward(grad)
             except MinidlError as error:
-                _name_in_message(error, f"{type(self).__name__} layer '{name}'")
+                _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
                 raise
         return grad
 
@@ -666,7 +671,7 @@ class Sequential(_Positions, Model):
             if i == first:
                 parameter_backward(layers[i])(grad)
         except MinidlError as error:
-            _name_in_message(error, f"{type(self).__name__} layer '{list(self._layers)[i]}'")
+            _name_in_message(error, f"{type(self).__name__} layer '{list(self._layers)[i]}'", self)
             raise
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
@@ -830,7 +835,7 @@ class Stack(Model):
                 if ran or _partly_ran(layer):
                     self._complete = False
                 if isinstance(error, MinidlError):
-                    _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
+                    _name_in_message(error, f"{type(self).__name__} {self._item} {i}", self)
                 raise
             if not ran:
                 ran, self._complete = True, False
@@ -852,7 +857,7 @@ class Stack(Model):
             try:
                 d = layers[i].backward(g)
             except MinidlError as error:
-                _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
+                _name_in_message(error, f"{type(self).__name__} {self._item} {i}", self)
                 raise
             if not self._got_extras[i]:
                 g = d
@@ -877,7 +882,7 @@ class Stack(Model):
                 else:
                     parameter_backward(layers[i])(g)
             except MinidlError as error:
-                _name_in_message(error, f"{type(self).__name__} {self._item} {i}")
+                _name_in_message(error, f"{type(self).__name__} {self._item} {i}", self)
                 raise
 
     def _failed_part_way(self) -> bool:
@@ -958,7 +963,7 @@ class _TwoPaths(Model):
                 return layer(value)
             return parameter_backward(layer)(value) if params_only else layer.backward(value)
         except MinidlError as error:
-            _name_in_message(error, f"{type(self).__name__} {name}")
+            _name_in_message(error, f"{type(self).__name__} {name}", self)
             raise
 
     def _check_grad(self, grad_output: np.ndarray, method: str) -> np.ndarray:

@@ -512,16 +512,36 @@ def _with_context(error: MinidlError, where: str) -> None:
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
 
 
-def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray | None = None) -> str:
+def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray | None = None,
+                 batch: tuple[Any, ...] = ()) -> str:
     """``"; row 11 of the batch is sample 100"`` when ``error`` located a NaN/inf or a bad target (its
     ``index``) in the batch of positions ``start..stop-1`` of the data, or of ``order`` (a shuffled epoch);
-    else ``""``."""
+    else ``""``.  A NaN/inf found in a row whose data (``batch``: the batch's inputs and targets) is finite
+    arose inside the model, and is said so: the sample is not to blame."""
     if not isinstance(error, (NonFiniteError, TargetError)) or not isinstance(error.index, tuple) or not error.index \
             or not error.shape or error.shape[0] != stop - start:  # (an array of other rows: reshaped, time steps)
         return ""
-    index = error.index
-    position = start + index[0]
-    return f"; row {index[0]} of the batch is sample {position if order is None else int(order[position])}"
+    row = error.index[0]
+    position = start + row
+    sample = position if order is None else int(order[position])
+    arrays = [a for part in batch for a in (part if type(part) is tuple else (part,))]
+    if isinstance(error, NonFiniteError) and arrays and not any(
+            isinstance(a, np.ndarray) and a.dtype.kind in "fc" and row < len(a) and not np.isfinite(a[row]).all()
+            for a in arrays):
+        return f"; row {row} of the batch (sample {sample}) is finite in the data: the NaN/inf arose inside the model"
+    return f"; row {row} of the batch is sample {sample}"
+
+
+def _named_in_model(error: MinidlError, model: Layer) -> None:
+    """Prefix the path in ``model`` of the container that named the failing layer (``error._raised_in``:
+    the outermost one), when that is not ``model`` itself, e.g. a ``Sequential`` in a model of one's own:
+    ``TwoBranch layer 'right': Sequential layer '0': Dense(4 -> 3): ...``."""
+    owner = getattr(error, "_raised_in", None)
+    if owner is None or owner is model:
+        return
+    path = next((name for name, layer in model.named_layers() if layer is owner), None)
+    if path:
+        _with_context(error, f"{type(model).__name__} layer '{path}'")
 
 
 def _tqdm() -> Any:
@@ -563,8 +583,9 @@ def _run_batches(
                 c.add(*c.score(out, yb))
         except MinidlError as error:
             stop = start + len(yb)
+            _named_in_model(error, model)
             _with_context(error, f"samples {first + start}..{first + stop - 1}"
-                                 f"{_located_row(error, first + start, first + stop)}")
+                                 f"{_located_row(error, first + start, first + stop, batch=(xb, yb))}")
             raise
     return {key: c.value() for key, c in combined.items()}
 
@@ -768,6 +789,13 @@ def fit(
     if not any(id(p) in own for p in optimizer.params):
         raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
                          "(was it built on another model, or before the model was copied?)")
+    held, loss_named = {id(p) for p in optimizer.params} | own, named_loss_parameters(loss)
+    untrained = [f"'{name}'" for name, p in loss_named if p.requires_grad and id(p) not in held]
+    if untrained:
+        raise ValueError(f"{who}: the loss {type(loss).__name__} holds trainable parameter(s) {', '.join(untrained)} "
+                         "that the optimizer does not, so they would never be trained: give them to it, e.g. "
+                         f"{type(optimizer).__name__}([*model.parameters(), *loss.parameters()], ...), or freeze "
+                         "them (p.requires_grad = False)")
     drop_last = switch(drop_last, "drop_last", who)
     if clip_grad_norm is not None and not (is_number(clip_grad_norm) and 0 <= clip_grad_norm < math.inf):
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
@@ -840,7 +868,7 @@ def fit(
 
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
     # Gradients of every parameter the step can touch (frozen ones, and the loss's, too: none piles up).
-    loss_params = [p for _, p in named_loss_parameters(loss)]
+    loss_params = [p for _, p in loss_named]
     to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params, *loss_params]}.values())
     backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
     if clip_grad_norm is not None:  # the optimizer's parameters, by their names in the model for messages
@@ -934,7 +962,9 @@ def fit(
                             short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
                                 else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
                                       "skips it")
-                            _with_context(error, f"{where}{short}{_located_row(error, start, stop, order)})")
+                            _named_in_model(error, model)
+                            located = _located_row(error, start, stop, order, (xb, yb))
+                            _with_context(error, f"{where}{short}{located})")
                         elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                             # a user's error keeps its message; the traceback shows where fit was
                             # (inside the optimizer's step only the optimizer knows what it updated)
@@ -1082,7 +1112,9 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
                 output = model(xb)
             except MinidlError as error:
                 stop = start + count(xb)
-                _with_context(error, f"{who}: samples {start}..{stop - 1}{_located_row(error, start, stop)}")
+                _named_in_model(error, model)
+                _with_context(error, f"{who}: samples {start}..{stop - 1}"
+                                     f"{_located_row(error, start, stop, batch=(xb,))}")
                 raise
             outputs = _output_rows(output, count(xb), who)
             if results is None:

@@ -409,9 +409,9 @@ def test_fit_and_the_checker_refuse_a_flat_loss_gradient_in_the_same_words() -> 
     x, y = batch(0), batch(1, (5, 2))
     with pytest.raises(md.ShapeError) as checked:
         md.GradientChecker(mlp(), loss=Flat(), inputs=x, targets=y).run()
-    model = mlp()
+    model, loss = mlp(), Flat()
     with pytest.raises(md.ShapeError) as fitted:
-        model.fit(x, y, loss=Flat(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0)
+        model.fit(x, y, loss=loss, optimizer=md.SGD([*model.parameters(), *loss.parameters()], lr=0.1), verbose=0)
     words = "Flat.backward: returned a gradient of shape (10,); it must have the prediction's shape (5, 2) " \
             "(dLoss/dy_pred)"
     assert str(checked.value).split("\n")[0] == "GradientChecker: " + words

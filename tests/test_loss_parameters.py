@@ -343,9 +343,21 @@ def test_fit_names_a_loss_parameter_with_a_nan_gradient() -> None:
                   epochs=1, verbose=0, check_gradients=True)
 
 
-def test_fit_zeroes_the_gradient_of_a_loss_parameter_the_optimizer_does_not_hold() -> None:
+def test_fit_refuses_a_trainable_loss_parameter_the_optimizer_does_not_hold() -> None:
+    model, x, t = data(0, n=8)
+    loss = ScaledSSE({"s": param(1.0)}, lambda h: h["s"])
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"fit: the loss ScaledSSE holds trainable parameter\(s\) 'holder.s' that "
+                                         r"the optimizer does not.*SGD\(\[\*model.parameters\(\), "
+                                         r"\*loss.parameters\(\)\], ...\), or freeze them"):
+        model.fit(x, t, loss=loss, optimizer=md.SGD(model.parameters(), lr=0.1), epochs=1, verbose=0)
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_fit_zeroes_the_gradient_of_a_frozen_loss_parameter() -> None:
     model, x, t = data(0, n=8)
     s = param(1.0)
+    s.requires_grad = False
     loss = ScaledSSE({"s": s}, lambda h: h["s"])
     model.fit(x, t, loss=loss, optimizer=md.SGD(model.parameters(), lr=0.0), batch_size=4, epochs=2,
               shuffle=False, verbose=0)

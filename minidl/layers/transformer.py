@@ -158,7 +158,7 @@ class _Block(Model):
         try:
             return compute()
         except MinidlError as error:
-            _name_in_message(error, type(self).__name__)
+            _name_in_message(error, type(self).__name__, self)
             raise
 
     def backward(self, grad_output: np.ndarray) -> Any:
@@ -464,7 +464,7 @@ class _TransformerStack(Stack):
         except BaseException as error:  # the blocks hold this pass's caches, the norm the last one's
             self._complete = False
             if isinstance(error, MinidlError):
-                _name_in_message(error, f"{type(self).__name__} norm")
+                _name_in_message(error, f"{type(self).__name__} norm", self)
             raise
 
     def backward(self, grad_output: np.ndarray) -> Any:
@@ -481,7 +481,7 @@ class _TransformerStack(Stack):
         try:
             return self.norm.backward(grad_output)
         except MinidlError as error:
-            _name_in_message(error, f"{type(self).__name__} norm")
+            _name_in_message(error, f"{type(self).__name__} norm", self)
             raise
 
 

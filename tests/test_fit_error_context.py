@@ -1,0 +1,101 @@
+"""Where fit, evaluate and predict say an error happened: the path of a container inside a model of one's
+own (``TwoBranch layer 'right': Sequential layer '0': ...``), and a NaN/inf that arose inside the model told
+apart from one in the data (the sample is named only when its data is not finite)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+
+class TwoBranch(md.Model):
+    """left(x) + right(log x): the right branch makes NaN of a negative input; ``bad_backward`` gives the
+    right branch a gradient of the wrong width."""
+
+    def __init__(self, bad_backward: bool = False) -> None:
+        super().__init__()
+        self.left = md.Sequential(md.Dense(4, 3, rng=0), md.Tanh())
+        self.right = md.Sequential(md.Dense(4, 3, rng=1), md.Tanh())
+        self.bad_backward = bad_backward
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            logs = np.log(x)
+        out: np.ndarray = self.left(x) + self.right(logs)
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        right = self.right.backward(grad_output[:, :2] if self.bad_backward else grad_output)
+        out: np.ndarray = self.left.backward(grad_output) + right
+        return out
+
+
+def positive(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.5, 2.0, size=(n, 4))
+
+
+def fit(model: md.Layer, x: np.ndarray, y: np.ndarray, **kwargs: object) -> None:
+    model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0, shuffle=False,
+              batch_size=8, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("row", [0, 5])
+def test_a_nan_made_inside_a_branch_names_the_branch_and_not_the_sample(row: int) -> None:
+    x, y = positive(16, row), np.zeros((16, 3))
+    x[8 + row, 1] = -1.0  # finite, but log makes NaN of it inside the model
+    model = TwoBranch()
+    with pytest.raises(md.NonFiniteError) as caught:
+        fit(model, x, y)
+    message = str(caught.value)
+    assert message.startswith(f"fit: epoch 1/1, batch 2/2 (samples 8..15 of the epoch's order; row {row} of the "
+                              f"batch (sample {8 + row}) is finite in the data: the NaN/inf arose inside the "
+                              "model): TwoBranch layer 'right': Sequential layer '0': Dense(4 -> 3): input holds 1 "
+                              "NaN/inf value(s)")
+
+
+def test_a_nan_in_the_data_names_the_sample_as_before() -> None:
+    x, y = positive(16, 0), np.zeros((16, 3))
+    x[11, 2] = np.nan
+    with pytest.raises(md.NonFiniteError, match=re.escape("row 3 of the batch is sample 11)")):
+        fit(md.Sequential(md.Dense(4, 3, rng=0)), x, y)
+    x[11, 2] = 1.0
+    y[13, 0] = np.inf  # in the targets: the loss finds it
+    with pytest.raises(md.NonFiniteError, match=re.escape("row 5 of the batch is sample 13)")):
+        fit(md.Sequential(md.Dense(4, 3, rng=0)), x, y)
+
+
+def test_a_sequential_model_gets_no_extra_path() -> None:
+    x, y = positive(8, 1), np.zeros((8, 3))
+    x[2, 0] = np.nan
+    model = md.Sequential(md.Dense(4, 4, rng=0), md.Tanh(), md.Dense(4, 3, rng=1))
+    with pytest.raises(md.NonFiniteError) as caught:
+        fit(model, x, y)
+    assert str(caught.value).startswith("fit: epoch 1/1, batch 1/1 (samples 0..7 of the epoch's order; row 2 of "
+                                        "the batch is sample 2): Sequential layer '0': Dense(4 -> 4): input holds")
+
+
+def test_a_wrong_gradient_given_to_a_branch_names_the_branch() -> None:
+    x, y = positive(8, 2), np.zeros((8, 3))
+    with pytest.raises(md.ShapeError) as caught:
+        fit(TwoBranch(bad_backward=True), x, y)
+    assert "batch 1/1 (samples 0..7 of the epoch's order): TwoBranch layer 'right': Sequential layer '1': " \
+        in str(caught.value)
+
+
+@pytest.mark.parametrize("call", ["predict", "evaluate"])
+def test_predict_and_evaluate_name_the_branch_too(call: str) -> None:
+    x, y = positive(10, 3), np.zeros((10, 3))
+    x[7, 3] = -2.0
+    model = TwoBranch()
+    with pytest.raises(md.NonFiniteError) as caught:
+        if call == "predict":
+            model.predict(x, batch_size=4)
+        else:
+            model.evaluate(x, y, loss=md.MSELoss(), batch_size=4)
+    assert "samples 4..7; row 3 of the batch (sample 7) is finite in the data: the NaN/inf arose inside the " \
+        "model: TwoBranch layer 'right': Sequential layer '0': Dense(4 -> 3): input holds 1 NaN/inf" \
+        in str(caught.value)
