@@ -30,12 +30,13 @@ __all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential", "Sta
 
 def _name_in_message(error: MinidlError, where: str, owner: Layer) -> None:
     """Prefix ``error``'s message with the position of the layer that raised it in ``owner`` (in place),
-    and remember ``owner`` (``error._raised_in``: the outermost container that named it, so that ``fit``
-    can name that container's path in a model of one's own)."""
+    and remember ``owner`` if it is the first to (``error._raised_in``: the innermost container, so that
+    ``fit`` can name its path in a model of one's own)."""
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
-    with contextlib.suppress(AttributeError):
-        error._raised_in = owner  # type: ignore[attr-defined]
+    if getattr(error, "_raised_in", None) is None:
+        with contextlib.suppress(AttributeError):
+            error._raised_in = owner  # type: ignore[attr-defined]
 
 
 def _trainable(layer: Layer) -> bool:
@@ -600,6 +601,8 @@ class Sequential(_Positions, Model):
     #: last forward succeeded and nothing was edited since, or it failed at a first layer that changed no
     #: cache (see :func:`_partly_ran`).
     _failed_at: str | None = None
+    #: What ``predict`` and ``evaluate`` put back after their passes (with the caches they rebound).
+    _pass_state = ("_failed_at", "_edit")
     #: The edit made since the last forward ("layer '3' was inserted at position 1"), or None.
     _edit: str | None = None
 

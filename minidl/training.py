@@ -49,6 +49,7 @@ from .losses import (
     NLLLoss,
     SoftMarginLoss,
     TripletMarginLoss,
+    _held_objects,
     check_loss_gradient,
     named_loss_parameters,
 )
@@ -321,21 +322,32 @@ class History:
 # ---------------------------------------------------------------------------------------------- helpers
 @contextmanager
 def _caches_kept(model: Layer, loss: Any = None) -> Iterator[None]:
-    """Put back, afterwards, every attribute of the layers (and the loss) that forward passes rebound: a
-    forward cache, ``self._x = x`` (not one that was None: a lazy layer's size found at its first forward;
-    not what changed in place: a list appended to).  So that ``predict`` and ``evaluate`` between a
-    training forward and its backward leave that backward differentiating the training forward, as
-    PyTorch's eval-mode predictions leave its graph."""
-    owners = [*model.layers(), *([loss] if loss is not None and hasattr(loss, "__dict__") else [])]
-    saved = [(owner, dict(vars(owner))) for owner in owners]
+    """Put back, afterwards, every attribute that forward passes rebound in the layers, in the loss and in
+    the losses and layers it holds: a forward cache, ``self._x = x``; and a container's record of its
+    last pass (``_pass_state``: a ``Sequential``'s failed layer).  Not an attribute that was None (a
+    lazy layer's size found at its first forward), nor a registered one (a buffer: state a forward
+    keeps on purpose, which ``state_dict`` saves), nor what changed in place (a list appended to).  So
+    that ``predict`` and ``evaluate`` between a training forward and its backward leave that backward
+    differentiating the training forward, as PyTorch's eval-mode predictions leave its graph."""
+    owners: dict[int, Any] = {id(layer): layer for layer in model.layers()}
+    if loss is not None:
+        held = [loss, *(v for _, v in _held_objects(loss) if isinstance(v, (Layer, Loss)))]
+        for v in held:
+            owners.update((id(o), o) for o in (v.layers() if isinstance(v, Layer) else [v]))
+    saved = [(owner, dict(vars(owner)), [(name, getattr(owner, name)) for name in getattr(owner, "_pass_state", ())])
+             for owner in owners.values() if hasattr(owner, "__dict__")]
     try:
         yield
     finally:
-        for owner, before in saved:
+        for owner, before, pass_state in saved:
             now = vars(owner)
+            registered = [getattr(owner, name, {}) for name in ("_buffers", "_parameters", "_generators", "_layers")]
             for key, value in before.items():
-                if value is not None and now.get(key, value) is not value and key != "training":
+                if value is not None and now.get(key, value) is not value and key != "training" \
+                        and not any(key in registry for registry in registered):
                     now[key] = value
+            for name, value in pass_state:
+                object.__setattr__(owner, name, value)
 
 
 @contextmanager
@@ -516,32 +528,42 @@ def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray 
                  batch: tuple[Any, ...] = ()) -> str:
     """``"; row 11 of the batch is sample 100"`` when ``error`` located a NaN/inf or a bad target (its
     ``index``) in the batch of positions ``start..stop-1`` of the data, or of ``order`` (a shuffled epoch);
-    else ``""``.  A NaN/inf found in a row whose data (``batch``: the batch's inputs and targets) is finite
-    arose inside the model, and is said so: the sample is not to blame."""
+    else ``""``.  A NaN/inf located in a row whose data (``batch``: the batch's inputs and targets) is
+    finite arose inside the model when the whole batch's data is finite, and is said so: the sample is not
+    to blame; else a layer mixing rows spread it from the first sample whose data is not finite, named."""
     if not isinstance(error, (NonFiniteError, TargetError)) or not isinstance(error.index, tuple) or not error.index \
             or not error.shape or error.shape[0] != stop - start:  # (an array of other rows: reshaped, time steps)
         return ""
     row = error.index[0]
-    position = start + row
-    sample = position if order is None else int(order[position])
-    arrays = [a for part in batch for a in (part if type(part) is tuple else (part,))]
-    if isinstance(error, NonFiniteError) and arrays and not any(
-            isinstance(a, np.ndarray) and a.dtype.kind in "fc" and row < len(a) and not np.isfinite(a[row]).all()
-            for a in arrays):
-        return f"; row {row} of the batch (sample {sample}) is finite in the data: the NaN/inf arose inside the model"
-    return f"; row {row} of the batch is sample {sample}"
+
+    def sample(r: int) -> int:
+        return start + r if order is None else int(order[start + r])
+
+    arrays = [a for part in batch for a in (part if type(part) is tuple else (part,))
+              if isinstance(a, np.ndarray) and a.dtype.kind in "fc" and len(a) == stop - start]
+    if isinstance(error, NonFiniteError) and arrays and all(np.isfinite(a[row]).all() for a in arrays):
+        bad = [int(np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))[0]) for a in arrays
+               if not np.isfinite(a).all()]
+        if not bad:
+            return f"; row {row} of the batch (sample {sample(row)}) is finite in the data: the NaN/inf arose " \
+                   "inside the model"
+        return f"; row {row} of the batch (sample {sample(row)}) is finite in the data, but row {min(bad)} (sample " \
+               f"{sample(min(bad))}) is not: a layer mixing rows may have spread it"
+    return f"; row {row} of the batch is sample {sample(row)}"
 
 
-def _named_in_model(error: MinidlError, model: Layer) -> None:
-    """Prefix the path in ``model`` of the container that named the failing layer (``error._raised_in``:
-    the outermost one), when that is not ``model`` itself, e.g. a ``Sequential`` in a model of one's own:
-    ``TwoBranch layer 'right': Sequential layer '0': Dense(4 -> 3): ...``."""
+def _batch_context(error: MinidlError, model: Layer, where: str, start: int, stop: int,
+                   order: np.ndarray | None, batch: tuple[Any, ...], close: str = "") -> None:
+    """Prefix ``error``'s message with ``where`` (the call, the batch), the sample its NaN/inf or bad
+    target is in (:func:`_located_row`), ``close`` and, in a model of one's own, the path of the innermost container
+    that named the failing layer (``error._raised_in``): ``TwoBranch layer 'right': Sequential layer '0':
+    Dense(4 -> 3): ...`` (not for the model itself, whose message names its layer)."""
     owner = getattr(error, "_raised_in", None)
-    if owner is None or owner is model:
-        return
-    path = next((name for name, layer in model.named_layers() if layer is owner), None)
+    path = next((name for name, layer in model.named_layers() if layer is owner), None) if owner is not None \
+        and owner is not model else None
     if path:
         _with_context(error, f"{type(model).__name__} layer '{path}'")
+    _with_context(error, f"{where}{_located_row(error, start, stop, order, batch)}{close}")
 
 
 def _tqdm() -> Any:
@@ -583,9 +605,8 @@ def _run_batches(
                 c.add(*c.score(out, yb))
         except MinidlError as error:
             stop = start + len(yb)
-            _named_in_model(error, model)
-            _with_context(error, f"samples {first + start}..{first + stop - 1}"
-                                 f"{_located_row(error, first + start, first + stop, batch=(xb, yb))}")
+            _batch_context(error, model, f"samples {first + start}..{first + stop - 1}", first + start,
+                           first + stop, None, (xb, yb))
             raise
     return {key: c.value() for key, c in combined.items()}
 
@@ -789,7 +810,11 @@ def fit(
     if not any(id(p) in own for p in optimizer.params):
         raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
                          "(was it built on another model, or before the model was copied?)")
-    held, loss_named = {id(p) for p in optimizer.params} | own, named_loss_parameters(loss)
+    # (a loss's own parameter, a learnable scale, that nothing trains; not one of a layer it holds: a critic
+    # trained by a fit of its own)
+    loss_named = named_loss_parameters(loss)
+    held = {id(p) for p in optimizer.params} | own | {id(p) for _, v in _held_objects(loss) if isinstance(v, Layer)
+                                                     for p in v.parameters()}
     untrained = [f"'{name}'" for name, p in loss_named if p.requires_grad and id(p) not in held]
     if untrained:
         raise ValueError(f"{who}: the loss {type(loss).__name__} holds trainable parameter(s) {', '.join(untrained)} "
@@ -962,9 +987,7 @@ def fit(
                             short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
                                 else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
                                       "skips it")
-                            _named_in_model(error, model)
-                            located = _located_row(error, start, stop, order, (xb, yb))
-                            _with_context(error, f"{where}{short}{located})")
+                            _batch_context(error, model, f"{where}{short}", start, stop, order, (xb, yb), ")")
                         elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                             # a user's error keeps its message; the traceback shows where fit was
                             # (inside the optimizer's step only the optimizer knows what it updated)
@@ -1112,9 +1135,7 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
                 output = model(xb)
             except MinidlError as error:
                 stop = start + count(xb)
-                _named_in_model(error, model)
-                _with_context(error, f"{who}: samples {start}..{stop - 1}"
-                                     f"{_located_row(error, start, stop, batch=(xb,))}")
+                _batch_context(error, model, f"{who}: samples {start}..{stop - 1}", start, stop, None, (xb,))
                 raise
             outputs = _output_rows(output, count(xb), who)
             if results is None:

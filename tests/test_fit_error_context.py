@@ -99,3 +99,60 @@ def test_predict_and_evaluate_name_the_branch_too(call: str) -> None:
     assert "samples 4..7; row 3 of the batch (sample 7) is finite in the data: the NaN/inf arose inside the " \
         "model: TwoBranch layer 'right': Sequential layer '0': Dense(4 -> 3): input holds 1 NaN/inf" \
         in str(caught.value)
+
+
+def test_a_nan_spread_by_a_layer_mixing_rows_names_the_sample_whose_data_is_not_finite() -> None:
+    class Centre(md.Layer):  # x - mean over the batch: one sample's NaN reaches every row, unchecked
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            out: np.ndarray = x - x.mean(axis=0)
+            return out
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            out: np.ndarray = grad_output - grad_output.mean(axis=0)
+            return out
+
+    x, y = positive(8, 4), np.zeros((8, 3))
+    x[5, 1] = np.nan
+    with pytest.raises(md.NonFiniteError) as caught:
+        fit(md.Sequential(Centre(), md.Dense(4, 3, rng=0)), x, y)
+    assert "row 0 of the batch (sample 0) is finite in the data, but row 5 (sample 5) is not: a layer mixing " \
+           "rows may have spread it" in str(caught.value)
+
+
+class Inner(md.Model):
+    """A model of one's own inside a Sequential: body = Sequential(Dense, Tanh) after log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = md.Sequential(md.Dense(4, 3, rng=0), md.Tanh())
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            out: np.ndarray = self.body(np.log(x))
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.body.backward(grad_output)
+        return out
+
+
+def test_the_path_named_is_the_innermost_containers() -> None:
+    class Net(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seq = md.Sequential(md.Identity(), Inner())
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            out: np.ndarray = self.seq(x)
+            return out
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            out: np.ndarray = self.seq.backward(grad_output)
+            return out
+
+    x = positive(4, 5)
+    x[1, 0] = -1.0
+    with pytest.raises(md.NonFiniteError) as caught:
+        Net().predict(x)
+    assert "sample 1) is finite in the data: the NaN/inf arose inside the model: Net layer 'seq.1.body': " \
+           "Sequential layer '1': Sequential layer '0': Dense(4 -> 3): input holds" in str(caught.value)

@@ -363,3 +363,23 @@ def test_fit_zeroes_the_gradient_of_a_frozen_loss_parameter() -> None:
               shuffle=False, verbose=0)
     last = 0.5 * float(np.sum((model(x[4:]) - t[4:]) ** 2))  # the last batch's alone, not four piled up (lr=0)
     assert s.data[0] == 1.0 and s.grad[0] == pytest.approx(last, rel=1e-6)
+
+
+def test_fit_accepts_a_loss_holding_a_layer_trained_elsewhere() -> None:
+    class Critic(md.Loss):  # scores the prediction with a critic trained by a fit of its own
+        def __init__(self) -> None:
+            self.critic = md.Sequential(md.Dense(2, 1, rng=9))
+
+        def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+            self._n = len(y_pred)
+            return float(np.sum(self.critic(y_pred))) / self._n
+
+        def backward(self) -> np.ndarray:
+            out: np.ndarray = self.critic.backward(np.full((self._n, 1), 1.0 / self._n))
+            return out
+
+    model, x, t = data(0, n=8)
+    loss = Critic()
+    critic_before = loss.critic[0].W.data.copy()
+    model.fit(x, t, loss=loss, optimizer=md.SGD(model.parameters(), lr=0.1), epochs=1, verbose=0)
+    assert np.array_equal(loss.critic[0].W.data, critic_before)

@@ -121,3 +121,75 @@ def test_what_a_forward_appends_to_a_list_is_kept() -> None:
     log = Log()
     md.Sequential(md.Dense(4, 2, rng=0), log).predict(np.ones((7, 4)), batch_size=3)
     assert log.seen == [3, 3, 1]
+
+
+# ------------------------------------------------------------------ after review
+def test_a_predict_failing_after_its_first_layer_leaves_the_backward_allowed() -> None:
+    x, y = data(mlp, 5, 8)
+    expected = gradients(mlp, x, y, 5, lambda m, loss: None)
+
+    def failing(m: md.Layer, loss: md.Loss) -> None:
+        with pytest.raises(md.ShapeError):
+            m.predict(np.ones((4, 2, 6)))  # (the first Dense takes it as rows; the batch norm refuses it)
+
+    got = gradients(mlp, x, y, 5, failing)  # (not refused as "the last forward failed at layer '1'")
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+class Observer(md.Layer):
+    """Identity recording the largest |x| seen (a calibration pass): in a buffer, or a plain attribute."""
+
+    def __init__(self, buffer: bool) -> None:
+        super().__init__()
+        if buffer:
+            self.register_buffer("max_abs", np.zeros(()))
+        else:
+            self.max_abs = np.zeros(())
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.max_abs = np.asarray(np.maximum(self.max_abs, np.abs(x).max()))
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+@pytest.mark.parametrize("buffer", [True, False])
+def test_state_a_forward_keeps_in_a_buffer_survives_predict_a_plain_attribute_does_not(buffer: bool) -> None:
+    observer = Observer(buffer)
+    model = md.Sequential(md.Dense(4, 3, rng=0), observer)
+    x = np.random.default_rng(1).normal(size=(16, 4)) * 10
+    largest = float(np.abs(model[0](x)).max())
+    model.predict(x)
+    assert float(observer.max_abs) == (largest if buffer else 0.0)
+    if buffer:
+        assert float(model.state_dict()["1.max_abs"]) == largest  # (the attribute and the registry agree)
+
+
+class Both(md.Loss):
+    """MSE plus L1 through two losses it holds (a composite loss)."""
+
+    def __init__(self) -> None:
+        self.parts = [md.MSELoss(), md.L1Loss()]
+
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        return sum(part(y_pred, y_true) for part in self.parts)
+
+    def backward(self) -> np.ndarray:
+        out: np.ndarray = self.parts[0].backward() + self.parts[1].backward()
+        return out
+
+
+def test_evaluate_puts_back_the_caches_of_the_losses_a_loss_holds() -> None:
+    rng = np.random.default_rng(0)
+    x, y, xv, yv = rng.normal(size=(8, 6)), rng.normal(size=(8, 3)), rng.normal(size=(5, 6)), rng.normal(size=(5, 3))
+
+    def run(between: bool) -> list[np.ndarray]:
+        model, loss = md.Sequential(md.Dense(6, 3, rng=0)), Both()
+        loss(model(x), y)
+        if between:
+            model.evaluate(xv, yv, loss=loss)
+        model.backward(loss.backward())
+        return [p.grad.copy() for p in model.parameters()]
+
+    assert all(np.array_equal(a, b) for a, b in zip(run(True), run(False), strict=True))
