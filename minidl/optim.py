@@ -19,6 +19,8 @@ import numpy as np
 
 from . import aligned
 from .errors import StateDictError
+from .layer import Layer
+from .losses import Loss
 from .parameter import Parameter
 from .validation import is_number, plain_native
 
@@ -46,6 +48,58 @@ def _non_negative(who: str, name: str, value: Any) -> float:
     if not (math.isfinite(number) and number >= 0):
         raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
     return number
+
+
+def _holder_kind(value: Any) -> str | None:
+    """``"model"``, ``"layer"`` or ``"loss"`` for what holds parameters rather than being one (a layer holding
+    layers is a model), else None."""
+    if isinstance(value, Layer):
+        return "model" if value._layers else "layer"
+    if isinstance(value, Loss):
+        return "loss"
+    return None
+
+
+def _parameter_list(who: str, params: Any) -> list[Parameter]:
+    """``params`` (an iterable of Parameters) as a list, refused with what to pass instead: the model, layer
+    or loss itself (or a list holding some) for its ``.parameters()``, the method ``model.parameters``
+    uncalled, ``named_parameters()``'s pairs, an empty list or a generator already used up."""
+    kind = _holder_kind(params)
+    if kind is not None and not params.parameters():
+        raise TypeError(f"{who}: got the {kind} {type(params).__name__} itself, which holds no parameters; pass "
+                        f"the parameters to train: {who}(model.parameters(), ...)")
+    if kind is not None:
+        raise TypeError(f"{who}: got the {kind} {type(params).__name__} itself; pass its parameters: "
+                        f"{who}({kind}.parameters(), ...)")
+    owner = getattr(params, "__self__", None)
+    if getattr(params, "__name__", None) == "parameters" and _holder_kind(owner) is not None:
+        raise TypeError(f"{who}: got the method {type(owner).__name__}.parameters itself; call it: "
+                        f"{who}({_holder_kind(owner)}.parameters(), ...)")
+    try:
+        iterator = iter(params)
+    except TypeError:
+        raise TypeError(f"{who}: params must be an iterable of Parameters (e.g. model.parameters()), got "
+                        f"{type(params).__name__}") from None
+    plist = list(iterator)
+    if not plist:
+        used_up = (" (an iterator that yields nothing: a generator can be read once, and this one may have been "
+                   "read already; pass a list, e.g. model.parameters())" if iterator is params else "")
+        raise ValueError(f"{who}: got an empty parameter list; nothing to optimise{used_up}")
+    for i, p in enumerate(plist):
+        if isinstance(p, Parameter):
+            continue
+        kind = _holder_kind(p)
+        if kind is not None and len(plist) == 1:
+            raise TypeError(f"{who}: params holds the {kind} {type(p).__name__} itself, not its parameters; pass "
+                            f"them: {who}({kind}.parameters(), ...)")
+        if kind is not None:
+            raise TypeError(f"{who}: params[{i}] is the {kind} {type(p).__name__} itself, not a Parameter; put its "
+                            f"parameters in the list instead: [..., *{kind}.parameters()]")
+        if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], Parameter):
+            raise TypeError(f"{who}: params[{i}] is a (name, Parameter) pair, as named_parameters() gives; pass "
+                            f"the parameters alone: {who}(model.parameters(), ...)")
+        raise TypeError(f"{who}: params[{i}] is a {type(p).__name__}, expected a Parameter")
+    return plist
 
 
 class Optimizer:
@@ -92,17 +146,7 @@ class Optimizer:
         if isinstance(params, Parameter):
             raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. model.parameters()), "
                             "not a single Parameter")
-        try:
-            plist = list(params)
-        except TypeError:
-            raise TypeError(
-                f"{name}: params must be an iterable of Parameters, got {type(params).__name__}"
-            ) from None
-        if not plist:
-            raise ValueError(f"{name}: got an empty parameter list; nothing to optimise")
-        for i, p in enumerate(plist):
-            if not isinstance(p, Parameter):
-                raise TypeError(f"{name}: params[{i}] is a {type(p).__name__}, expected a Parameter")
+        plist = _parameter_list(name, params)
         unique: dict[int, Parameter] = {}
         for p in plist:
             unique.setdefault(id(p), p)

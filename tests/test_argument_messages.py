@@ -1,0 +1,115 @@
+"""Messages for a new user's slips (review of session 23): an optimizer given the model instead of its
+parameters, ``model.fit(x, y, loss, opt)`` (the method speaks of the method), a whole training checkpoint
+given to ``load_state_dict``, and a loss of one's own whose ``backward`` runs before its ``forward``."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OPTIMIZERS = [md.SGD, md.Adam, md.AdamW, md.Adamax, md.NAdam, md.RAdam, md.RMSprop, md.Adagrad, md.Adadelta, md.Rprop]
+
+
+def _model() -> md.Sequential:
+    return md.Sequential(md.Dense(3, 4, rng=0), md.ReLU(), md.Dense(4, 2, rng=1))
+
+
+class _Scaled(md.Loss):
+    """sum(exp(log_s) * (y_pred - y_true)**2) with a learnable log-scale: a loss holding a parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_s = md.Parameter(np.zeros(1))
+        self._d: np.ndarray | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        self._d = y_pred - y_true
+        return float(np.exp(self.log_s.data[0]) * np.sum(self._d ** 2))
+
+    def backward(self) -> np.ndarray:
+        self._require_cache(self._d)
+        assert self._d is not None
+        return 2 * np.exp(self.log_s.data[0]) * self._d
+
+
+# ------------------------------------------------------------------------------------- 1. optimizers
+@pytest.mark.parametrize("cls", OPTIMIZERS, ids=lambda c: c.__name__)
+def test_every_optimizer_given_the_model_says_to_pass_its_parameters(cls: type[md.Optimizer]) -> None:
+    model = _model()
+    name = cls.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: got the model Sequential itself; pass its parameters: "
+                                        rf"{name}\(model\.parameters\(\), \.\.\.\)$"):
+        cls(model, lr=0.1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=rf"^{name}: got the layer Dense itself; pass its parameters: "
+                                        rf"{name}\(layer\.parameters\(\), \.\.\.\)$"):
+        cls(model[0], lr=0.1)  # type: ignore[call-arg]
+    opt = cls(model.parameters(), lr=0.1)  # type: ignore[call-arg]
+    assert opt.params == model.parameters()
+
+
+def test_a_list_holding_the_model_or_a_layer_names_it_and_says_what_to_pass() -> None:
+    model = _model()
+    with pytest.raises(TypeError, match=r"^Adam: params holds the model Sequential itself, not its parameters; "
+                                        r"pass them: Adam\(model\.parameters\(\), \.\.\.\)$"):
+        md.Adam([model])
+    with pytest.raises(TypeError, match=r"^SGD: params\[2\] is the layer Dense itself, not a Parameter; put its "
+                                        r"parameters in the list instead: \[\.\.\., \*layer\.parameters\(\)\]$"):
+        md.SGD([*model.parameters(), md.Dense(2, 2)], lr=0.1)
+    with pytest.raises(TypeError, match=r"^Adam: params\[0\] is the model Sequential itself"):
+        md.Adam(model.layers())  # (the model first, then its layers)
+
+
+def test_a_loss_given_whole_says_to_pass_its_parameters_or_that_it_has_none() -> None:
+    with pytest.raises(TypeError, match=r"^Adam: got the loss _Scaled itself; pass its parameters: "
+                                        r"Adam\(loss\.parameters\(\), \.\.\.\)$"):
+        md.Adam(_Scaled())
+    with pytest.raises(TypeError, match=r"^Adam: got the loss CrossEntropyLoss itself, which holds no parameters; "
+                                        r"pass the parameters to train: Adam\(model\.parameters\(\), \.\.\.\)$"):
+        md.Adam(md.CrossEntropyLoss())  # type: ignore[arg-type]
+    model = _model()
+    with pytest.raises(TypeError, match=r"^SGD: params\[2\] is the loss _Scaled itself, not a Parameter; put its "
+                                        r"parameters in the list instead: \[\.\.\., \*loss\.parameters\(\)\]$"):
+        md.SGD([*model.parameters(), _Scaled()], lr=0.1)
+
+
+def test_the_uncalled_method_and_named_pairs_say_what_to_pass() -> None:
+    model = _model()
+    with pytest.raises(TypeError, match=r"^Adam: got the method Sequential\.parameters itself; call it: "
+                                        r"Adam\(model\.parameters\(\), \.\.\.\)$"):
+        md.Adam(model.parameters)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^Adam: params\[0\] is a \(name, Parameter\) pair, as named_parameters\(\) "
+                                        r"gives; pass the parameters alone: Adam\(model\.parameters\(\), \.\.\.\)$"):
+        md.Adam(model.named_parameters())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^Adam: params\[0\] is a ndarray, expected a Parameter$"):  # unchanged
+        md.Adam([np.zeros(2)])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"^Adam: params must be an iterable of Parameters \(e\.g\. "
+                                        r"model\.parameters\(\)\), got int$"):
+        md.Adam(3)  # type: ignore[arg-type]
+
+
+def test_a_generator_is_taken_and_one_already_read_is_refused_saying_so() -> None:
+    model, twin = _model(), _model()
+    x, y = np.random.default_rng(0).normal(size=(8, 3)), np.arange(8) % 2
+    from_list = md.Adam(model.parameters(), lr=0.1)
+    from_generator = md.Adam((p for p in twin.parameters()), lr=0.1)
+    assert from_generator.params == twin.parameters()
+    for net, opt in ((model, from_list), (twin, from_generator)):
+        net.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    generator = (p for p in model.parameters())
+    md.SGD(generator, lr=0.1)
+    with pytest.raises(ValueError, match=r"^SGD: got an empty parameter list; nothing to optimise \(an iterator that "
+                                         r"yields nothing: a generator can be read once, and this one may have been "
+                                         r"read already; pass a list, e.g\. model\.parameters\(\)\)$"):
+        md.SGD(generator, lr=0.1)
+    with pytest.raises(ValueError, match=r"^Adam: got an empty parameter list; nothing to optimise$"):
+        md.Adam([])
+    with pytest.raises(ValueError, match=r"^Adam: got an empty parameter list; nothing to optimise$"):
+        md.Adam(md.Sequential(md.ReLU()).parameters())
