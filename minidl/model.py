@@ -136,7 +136,7 @@ def _spread_inputs_refused_first(method: _Method) -> _Method:
         if more:
             from .training import refuse_spread_inputs
 
-            refuse_spread_inputs(who, x, more)
+            refuse_spread_inputs(who, x, more, model=self)
         return method(self, x, y, **keywords)
 
     return cast(_Method, refusing)

@@ -421,9 +421,11 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
     return x, y
 
 
-def refuse_spread_inputs(who: str, x: Any, more: tuple[Any, ...]) -> None:
-    """``fit(model, x, mask, y)`` / ``model.fit(x, mask, y)`` / ``model.fit(x, y, 32)``: x and y go by
-    position, the rest by keyword, and several inputs are one tuple."""
+def refuse_spread_inputs(who: str, x: Any, more: tuple[Any, ...], model: Layer | None = None) -> None:
+    """``fit(model, x, mask, y)`` / ``model.fit(x, mask, y)`` / ``model.fit(x, y, loss, optimizer)``: x and y go
+    by position, the rest by keyword, and several inputs are one tuple.  ``model``: the model whose method was
+    called (``model.fit(...)``), for the message to speak of the method; None for the function
+    (``fit(model, x, y, ...)``)."""
     if not more:
         return
     keywords = "batch_size=, epochs=, validation_data=, ..." if who == "fit" else "batch_size=, metrics=, ..."
@@ -434,11 +436,25 @@ def refuse_spread_inputs(who: str, x: Any, more: tuple[Any, ...]) -> None:
             return len(a)
         return len(a) if hasattr(type(a), "__array__") and hasattr(a, "__len__") else None
 
+    def keyword(value: Any) -> str | None:  # the keyword a value given by position surely belongs to
+        kinds = [(Loss, "loss")] if who != "fit" else [
+            (Loss, "loss"), (Optimizer, "optimizer"), (LRScheduler, "scheduler"), (EarlyStopping, "early_stopping")]
+        cls = value if isinstance(value, type) else type(value)
+        return next((name for kind, name in kinds if issubclass(cls, kind)), None)
+
     samples, third = length(x), length(more[0])
     spread = samples is not None and third == samples
-    hint = f"; several inputs are one tuple: {who}((x, mask), y, ...)" if spread else f" ({keywords})"
-    raise TypeError(f"{who}: takes x and y by position, the rest by keyword{hint} (got {2 + len(more)} "
-                    f"positional arguments after the model)")
+    named = list(dict.fromkeys(name for name in map(keyword, more) if name is not None))
+    call = f"model.{who}(" if model is not None else f"{who}(model, "
+    if spread:
+        hint = f"; several inputs are one tuple: {call}(x, mask), y, ...)"
+    elif named:
+        hint = ": pass " + ", ".join(f"{name}=..." for name in named)
+    else:
+        hint = f" ({keywords})"
+    called, after = (f"{type(model).__name__}.{who}", "") if model is not None else (f"{who}:", " after the model")
+    raise TypeError(f"{called} takes x and y by position, the rest by keyword{hint} (got {2 + len(more)} "
+                    f"positional arguments{after})")
 
 
 def _positive_int(who: str, name: str, value: Any, minimum: int = 1) -> int:

@@ -113,3 +113,62 @@ def test_a_generator_is_taken_and_one_already_read_is_refused_saying_so() -> Non
         md.Adam([])
     with pytest.raises(ValueError, match=r"^Adam: got an empty parameter list; nothing to optimise$"):
         md.Adam(md.Sequential(md.ReLU()).parameters())
+
+
+# ------------------------------------------------------------------- 2. fit/evaluate given loss by position
+def test_model_fit_with_loss_and_optimizer_by_position_speaks_of_the_method() -> None:
+    model = _model()
+    before = [p.data.copy() for p in model.parameters()]
+    x, y = np.zeros((8, 3)), np.zeros(8, int)
+    loss, opt = md.CrossEntropyLoss(), md.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError) as caught:
+        model.fit(x, y, loss, opt)  # type: ignore[call-arg]
+    assert str(caught.value) == ("Sequential.fit takes x and y by position, the rest by keyword: pass loss=..., "
+                                 "optimizer=... (got 4 positional arguments)")
+    with pytest.raises(TypeError, match=r"^Sequential\.fit takes x and y by position, the rest by keyword: pass "
+                                        r"loss=\.\.\. \(got 3 positional arguments\)$"):
+        model.fit(x, y, md.CrossEntropyLoss, optimizer=opt)  # type: ignore[call-arg]  # the class: still the loss
+    with pytest.raises(TypeError, match=r"^Sequential\.fit takes x and y by position, the rest by keyword: pass "
+                                        r"loss=\.\.\., optimizer=\.\.\., early_stopping=\.\.\. \(got 5 positional "
+                                        r"arguments\)$"):
+        model.fit(x, y, loss, opt, md.EarlyStopping())  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^Sequential\.evaluate takes x and y by position, the rest by keyword: "
+                                        r"pass loss=\.\.\. \(got 3 positional arguments\)$"):
+        model.evaluate(x, y, loss)  # type: ignore[call-arg]
+    for p, b in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, b)
+
+
+def test_the_functions_keep_their_own_form_and_a_model_of_one_s_own_is_named() -> None:
+    model = _model()
+    x, y = np.zeros((8, 3)), np.zeros(8, int)
+    loss, opt = md.CrossEntropyLoss(), md.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"^fit: takes x and y by position, the rest by keyword: pass "
+                                        r"scheduler=\.\.\. \(got 3 positional arguments after the model\)$"):
+        md.fit(model, x, y, md.StepLR(opt, 1), loss=loss, optimizer=opt)  # (without loss=: Python's own message)
+    with pytest.raises(TypeError, match=r"^evaluate: takes x and y by position, the rest by keyword: pass "
+                                        r"loss=\.\.\. \(got 3 positional arguments after the model\)$"):
+        md.evaluate(model, x, y, loss)
+    mask = np.ones((8, 3), bool)
+    with pytest.raises(TypeError, match=r"several inputs are one tuple: fit\(model, \(x, mask\), y, \.\.\.\) "
+                                        r"\(got 3 positional arguments after the model\)$"):
+        md.fit(model, x, mask, y, loss=loss, optimizer=opt)
+
+    class Net(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = md.Dense(3, 2, rng=0)
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return self.body(x)
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return self.body.backward(grad_output)
+
+    net = Net()
+    with pytest.raises(TypeError, match=r"^Net\.fit takes x and y by position, the rest by keyword: pass "
+                                        r"loss=\.\.\., optimizer=\.\.\. \(got 4 positional arguments\)$"):
+        net.fit(x, y, loss, md.SGD(net.parameters(), lr=0.1))  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^Net\.evaluate takes x and y by position.*several inputs are one tuple: "
+                                        r"model\.evaluate\(\(x, mask\), y, \.\.\.\) \(got 3 positional arguments\)$"):
+        net.evaluate(x, mask, y, loss=loss)  # type: ignore[call-arg]
