@@ -460,7 +460,8 @@ class Layer:
             raise StateDictError(
                 f"{type(self).__name__}.load_state_dict refused the state "
                 f"({len(problems)} problem{'s' if len(problems) > 1 else ''}); nothing was changed:\n  "
-                + "\n  ".join(problems)
+                + "\n  ".join(problems) + (_nested_hint(state, unexpected, own.keys() | own_generators.keys())
+                                            if strict else "")
             )
         # every copy first: a copy that fails (memory) must not leave the arrays before it replaced
         copies = {key: aligned.copy(value) for key, value in values.items()}
@@ -589,6 +590,19 @@ class Layer:
             return f"{type(self).__name__}({self.extra_repr()})"
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + "\n" + "\n".join(children) + "\n)"
+
+
+def _nested_hint(state: Mapping[str, Any], unexpected: list[Any], own: set[str]) -> str:
+    """For a state refused with unexpected keys: the line saying which of them holds a state dict of this
+    layer's keys (a training checkpoint, ``{"model": model.state_dict(), "optimizer": ..., "epoch": 3}``,
+    given whole), else ``""``."""
+    nested = [key for key in unexpected
+              if isinstance(state[key], Mapping) and any(inner in own for inner in state[key])]
+    if not nested:
+        return ""
+    key = nested[0]
+    return (f"\nThe state holds a nested state dict under {key!r}, as a training checkpoint does: pass "
+            f"state[{key!r}]")
 
 
 class _Holders(list[weakref.ref[Layer]]):

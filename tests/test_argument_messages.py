@@ -172,3 +172,38 @@ def test_the_functions_keep_their_own_form_and_a_model_of_one_s_own_is_named() -
     with pytest.raises(TypeError, match=r"^Net\.evaluate takes x and y by position.*several inputs are one tuple: "
                                         r"model\.evaluate\(\(x, mask\), y, \.\.\.\) \(got 3 positional arguments\)$"):
         net.evaluate(x, mask, y, loss=loss)  # type: ignore[call-arg]
+
+
+# ------------------------------------------------------------------------- 3. a checkpoint given whole
+def test_a_whole_checkpoint_given_to_load_state_dict_gets_the_hint(tmp_path: pathlib.Path) -> None:
+    model = _model()
+    opt = md.Adam(model.parameters())
+    checkpoint = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}
+    md.save(checkpoint, tmp_path / "run.ckpt")
+    other = md.Sequential(md.Dense(3, 4, rng=5), md.ReLU(), md.Dense(4, 2, rng=6))
+    before = other.state_dict()
+    for state in (checkpoint, md.load(tmp_path / "run.ckpt")):
+        with pytest.raises(md.StateDictError) as caught:
+            other.load_state_dict(state)
+        message = caught.value.args[0]
+        assert message.splitlines() == [
+            "Sequential.load_state_dict refused the state (5 problems); nothing was changed:",
+            "  missing key '0.W'", "  missing key '2.W'",
+            "  unexpected key 'model'", "  unexpected key 'optimizer'", "  unexpected key 'epoch'",
+            "The state holds a nested state dict under 'model', as a training checkpoint does: pass state['model']",
+        ]
+        for key, value in other.state_dict().items():
+            np.testing.assert_array_equal(value, before[key])
+    other.load_state_dict(checkpoint["model"])  # as the hint says
+    np.testing.assert_array_equal(other[0].W.data, model[0].W.data)
+
+
+def test_the_hint_names_the_key_and_only_for_a_mapping_of_the_model_s_keys() -> None:
+    model = _model()
+    with pytest.raises(md.StateDictError, match=r"under 'net', as a training checkpoint does: pass state\['net'\]$"):
+        model.load_state_dict({"meta": {"lr": 0.1}, "net": {"0.W": model[0].W.data}})
+    with pytest.raises(md.StateDictError) as caught:  # a nested mapping of other keys: no hint
+        model.load_state_dict({**model.state_dict(), "extra": {"lr": 0.1}})
+    assert str(caught.value.args[0]).splitlines()[1:] == ["  unexpected key 'extra'"]
+    result = model.load_state_dict({"model": model.state_dict()}, strict=False)  # (not refused: no message)
+    assert result.unexpected_keys == ["model"] and result.missing_keys == ["0.W", "2.W"]
