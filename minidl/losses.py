@@ -287,11 +287,18 @@ class Loss:
         check_finite(y_pred, who, "y_pred")
         return y_pred, target
 
-    def _require(self, cache: Any) -> None:
+    def _require_cache(self, cache: Any) -> None:
+        """Raise :class:`~minidl.errors.BackwardBeforeForwardError` if ``cache`` (what ``forward`` keeps for
+        ``backward``; set it to None in ``__init__``) is None: ``backward`` called before any forward.  The
+        same-named helper as :meth:`Layer._require_cache <minidl.layer.Layer._require_cache>`."""
         if cache is None:
             raise BackwardBeforeForwardError(
                 f"{type(self).__name__}.backward called before forward: there is no loss to differentiate"
             )
+
+    def _require(self, cache: Any) -> None:
+        """:meth:`_require_cache`'s earlier name, kept for losses written with it."""
+        self._require_cache(cache)
 
     def extra_repr(self) -> str:
         return ""
@@ -414,7 +421,7 @@ class MSELoss(Loss):
         return total / diff.size
 
     def backward(self) -> np.ndarray:
-        self._require(self._diff)
+        self._require_cache(self._diff)
         assert self._diff is not None
         return self._diff * self._slope
 
@@ -456,7 +463,7 @@ class HalfSquaredError(Loss):
         return 0.5 * total
 
     def backward(self) -> np.ndarray:
-        self._require(self._diff)
+        self._require_cache(self._diff)
         assert self._diff is not None
         return self._diff.copy()
 
@@ -662,7 +669,7 @@ class CrossEntropyLoss(Loss):
         """dloss/dlogits: the logits' shape, (N, C) or (N, C, d1, ...), and dtype."""
         probs = self._probs
         if probs is None:
-            self._require(probs)
+            self._require_cache(probs)
         assert probs is not None
         c = probs.shape[1]
         scale = 1.0 / self._norm
@@ -870,7 +877,7 @@ class NLLLoss(Loss):
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: y_pred's shape and dtype, non-zero only at each kept row's label."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         shape, dtype, picked_rows, labels, values, spatial = cache
         grad = np.zeros(shape, dtype=dtype)
@@ -972,7 +979,7 @@ class MultiMarginLoss(Loss):
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: (N, C), y_pred's dtype."""
         grad = self._grad
-        self._require(grad)
+        self._require_cache(grad)
         assert grad is not None
         return grad.copy()
 
@@ -1062,7 +1069,7 @@ class MarginRankingLoss(Loss):
     def backward(self) -> tuple[np.ndarray, np.ndarray]:
         """(dloss/dx1, dloss/dx2), each x1's shape and dtype."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         slope, dtype = cache
         dx1 = slope.astype(dtype)  # (a new array each call)
@@ -1132,7 +1139,7 @@ class CosineEmbeddingLoss(Loss):
     def backward(self) -> tuple[np.ndarray, np.ndarray]:
         """(dloss/dx1, dloss/dx2), each (N, D) of the predictions' dtype."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         dx1, dx2, dtype = cache
         with np.errstate(over="ignore"):
@@ -1284,7 +1291,7 @@ class TripletMarginLoss(Loss):
     def backward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(danchor, dpositive, dnegative), each of the predictions' shape and dtype."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         distances, g, dtype, p, swap = cache  # (the forward's p and swap, whatever is set since)
         with np.errstate(over="ignore", invalid="ignore"):  # (as the loss: an overflow is inf or NaN, quietly)
@@ -1463,7 +1470,7 @@ class GaussianNLLLoss(Loss):
     def backward(self) -> tuple[np.ndarray, np.ndarray]:
         """(dloss/dmean, dloss/dvar), of the mean's and var's shapes and dtype."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         ratio, clamped, broadcast, var_shape, dtype, scale = cache
         # The cache is read, never written (backward may be called again); the arrays made here are
@@ -1552,7 +1559,7 @@ class BCELoss(_ElementwiseLoss):
     def backward(self) -> np.ndarray:
         """dloss/dp: shape and dtype of y_pred."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         p, t, scale = cache
         grad = p - t
@@ -1630,7 +1637,7 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
     def backward(self) -> np.ndarray:
         """dloss/dlogits: shape and dtype of y_pred."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         s, s_neg, t, w, scale = cache
         # (1 - t) s - w t (1 - s); with w = 1 this is s - t, but this form keeps tiny gradients exact
@@ -1708,7 +1715,7 @@ class KLDivLoss(Loss):
     def backward(self) -> np.ndarray:
         """dloss/dy_pred = -t / divisor: shape and dtype of y_pred."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         t, scale = cache
         return t * -scale
@@ -1778,7 +1785,7 @@ class PoissonNLLLoss(_ElementwiseLoss):
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         first, t, log_input, scale = cache  # (the forward's log_input, whatever is set since)
         return self._reduced_grad(first - t if log_input else 1 - t / first, scale)
@@ -1820,7 +1827,7 @@ class SoftMarginLoss(_ElementwiseLoss):
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         minus_y, s, scale = cache
         return self._reduced_grad(minus_y * s, scale)
@@ -1876,7 +1883,7 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: shape and dtype of y_pred."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         slope, scale = cache
         return self._reduced_grad(slope.copy(), scale)
@@ -1949,7 +1956,7 @@ class MultiLabelSoftMarginLoss(Loss):
     def backward(self) -> np.ndarray:
         """dloss/dy_pred: (N, C), y_pred's dtype."""
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         difference, w, scale, dtype = cache
         grad = difference * w
@@ -1981,7 +1988,7 @@ class _DifferenceLoss(_ElementwiseLoss):
 
     def backward(self) -> np.ndarray:
         cache = self._cache
-        self._require(cache)
+        self._require_cache(cache)
         assert cache is not None
         d, knee, scale = cache  # (the forward's knee and reduction, whatever is set since)
         return self._reduced_grad(self._slope(d, knee), scale)

@@ -5,6 +5,7 @@ given to ``load_state_dict``, and a loss of one's own whose ``backward`` runs be
 from __future__ import annotations
 
 import pathlib
+import re
 from typing import Any
 
 import numpy as np
@@ -207,3 +208,60 @@ def test_the_hint_names_the_key_and_only_for_a_mapping_of_the_model_s_keys() -> 
     assert str(caught.value.args[0]).splitlines()[1:] == ["  unexpected key 'extra'"]
     result = model.load_state_dict({"model": model.state_dict()}, strict=False)  # (not refused: no message)
     assert result.unexpected_keys == ["model"] and result.missing_keys == ["0.W", "2.W"]
+
+
+# ----------------------------------------------------------------- 4. backward before forward, own loss
+class _LogCosh(md.Loss):
+    """docs/custom-layers.md's pattern: the cache set to None in __init__, checked first in backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._d: np.ndarray | None = None
+
+    def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        self._d = y_pred - y_true
+        return float(np.mean(np.log(np.cosh(self._d))))
+
+    def backward(self) -> np.ndarray:
+        self._require_cache(self._d)
+        assert self._d is not None
+        return np.tanh(self._d) / self._d.size
+
+
+def test_a_loss_of_one_s_own_refuses_backward_before_forward_with_require_cache() -> None:
+    loss = _LogCosh()
+    with pytest.raises(md.BackwardBeforeForwardError,
+                       match=r"^_LogCosh\.backward called before forward: there is no loss to differentiate$"):
+        loss.backward()
+    y_pred, y_true = np.linspace(-1, 1, 6).reshape(3, 2), np.zeros((3, 2))
+    loss(y_pred, y_true)
+    np.testing.assert_allclose(loss.backward(), np.tanh(y_pred) / 6)
+    report = md.GradientChecker(md.Identity(), loss=_LogCosh(), inputs=y_pred, targets=y_true).run()
+    assert report.passed
+
+
+def test_the_built_in_losses_and_the_old_name_use_the_same_check() -> None:
+    with pytest.raises(md.BackwardBeforeForwardError, match=r"^MSELoss\.backward called before forward"):
+        md.MSELoss().backward()
+    with pytest.raises(md.BackwardBeforeForwardError, match=r"^_Scaled\.backward called before forward"):
+        _Scaled().backward()
+
+    class Old(md.Loss):  # written with the earlier name
+        def backward(self) -> np.ndarray:
+            self._require(None)
+            return np.zeros(1)
+
+    with pytest.raises(md.BackwardBeforeForwardError, match=r"^Old\.backward called before forward"):
+        Old().backward()
+    assert "_require_cache" in md.Loss.__dict__ and md.Loss._require.__doc__ is not None
+
+
+def test_the_docs_logcosh_refuses_backward_before_forward() -> None:
+    text = (ROOT / "docs" / "custom-layers.md").read_text()
+    start = text.index("class LogCosh(md.Loss):")
+    code = text[start:text.index("\nx, y = ", start)]
+    namespace: dict[str, Any] = {"md": md, "np": np}
+    exec(code, namespace)
+    with pytest.raises(md.BackwardBeforeForwardError, match=r"^LogCosh\.backward called before forward"):
+        namespace["LogCosh"]().backward()
+    assert re.search(r"self\._require_cache\(self\._d\)", code)
