@@ -30,6 +30,7 @@ from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words, is_input, swapped
 from .numerics import FAIL, KINK, OK, U64, Verdict, column_noise, exact_steps, judge, kinks, probe_noise, richardson
+from .precision import array_precision, coarse_eps, odds, shows_float64, unit_round_off
 from .program import Program
 from .report import GradientReport, TensorResult
 from .settings import MODES
@@ -155,6 +156,23 @@ class _Tensor:
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     #: whether row 0 is an absorbed bias (a built-in layer's W, W_x, W_qkv or W_o with bias=True), for the words
     bias_row: bool = False
+
+
+@dataclass
+class _Coarse:
+    """How to judge a tensor whose cost is computed below float64 (see :mod:`.precision`): on a step suited
+    to that precision, against the cost's round-off measured there; an element that agrees proves nothing at
+    float64 accuracy and counts as not checked, one that disagrees is wrong whatever the precision."""
+
+    dtype: np.dtype
+    #: why, for the tensor's note: "the cost is computed in float32 (see the report's first note)"
+    cause: str
+    #: the loss computes in ``dtype`` (every cost value rounded to it), not a layer the tensor goes through
+    in_cost: bool
+    #: the relative step suited to ``dtype`` (at least the checker's ``eps``)
+    eps: float
+    #: set by the round-off probe: whether the cost, moved along this tensor, shows the lower precision
+    seen: bool = True
 
 
 @dataclass
@@ -592,6 +610,31 @@ def _shared_factor(failed: list[TensorResult]) -> float | None:
     return ratios[0] if all(abs(q - ratios[0]) <= 1e-3 * abs(ratios[0]) for q in ratios) else None
 
 
+def _coarse_verdict(coarse: _Coarse, status: np.ndarray, error: np.ndarray, tolerance: np.ndarray, eps_f: float,
+                    unit: str) -> str:
+    """Elements (or directions) judged against a cost computed below float64: those that agree are set to
+    not checked (``KINK``, skipped), since the agreement proves nothing at float64 accuracy; those that fail
+    stay failed.  Returns the tensor's note saying so (its first)."""
+    agree = status == OK
+    n, k, bad = status.size, int(np.sum(agree)), int(np.sum(status == FAIL))
+    kinks_ = n - k - bad
+    status[agree] = KINK
+    words = (f"{coarse.cause}, so this tensor could not be checked at float64 accuracy; judged on a step of "
+             f"{coarse.eps:.1e} (suited to {coarse.dtype.name}) against the cost's round-off there ({eps_f:.1e} per "
+             "value)")
+    if k:
+        with _quiet(True):
+            share = float(np.max(error[agree] / tolerance[agree]))
+        words += (f", {k} of {n} {unit} agree with backward (within {share:.0%} of the tolerance at most), which "
+                  "proves nothing finer: they count as not checked")
+    if bad:
+        words += (f"{';' if k else ','} {bad} of {n} {unit} disagree by more than that round-off explains: backward "
+                  "is wrong there, whatever the precision")
+    if kinks_:
+        words += f"; {kinks_} are skipped at kinks"
+    return words
+
+
 class _Recorder:
     """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call.
 
@@ -961,22 +1004,56 @@ class GradientChecker:
         self._check_prefix_reuse(program, tensors, f0, notes)
         first = x[0] if is_several(x) else x
         batch = first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else None
-        results = []
+        results: list[TensorResult] = []
         shapes = [t.array.shape for t in tensors]
+        # a layer that computes below float64 (found now, from the recorded pass), and the loss (found as the
+        # tensors are checked, from the cost values: then the tensors already checked are checked again)
+        culprit = self._low_precision_layer(work, x, calls)
+        in_cost: np.dtype | None = None
+        from_loss = {name for name, _ in self._loss_params}
+        # (the last stage the culprit runs in: the tensors first used up to it go through it)
+        upstream = -1 if culprit is None else max(
+            (k for k, (_, layer) in enumerate(program.stages)
+             if layer is culprit[0].layer or any(sub is culprit[0].layer for sub in layer.layers())), default=0)
+
+        def coarse_for(t: _Tensor) -> _Coarse | None:
+            if in_cost is not None:
+                return _Coarse(in_cost, f"the cost is computed in {in_cost.name} (see the first note below the "
+                                        "table)", True, max(self.eps, coarse_eps(in_cost)))
+            if culprit is not None and t.stage <= upstream and t.name not in from_loss:
+                call, dtype = culprit
+                return _Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the "
+                                      "cost depends on this tensor through it (see the first note below the table)",
+                               False, max(self.eps, coarse_eps(dtype)))
+            return None
+
+        def check(i: int) -> TensorResult:
+            t = tensors[i]
+            t.notes[:], t.elements = base_notes[i], None  # (as before a first check)
+            try:
+                return self._check_tensor(program, t, f0, batch, coarse_for(t))
+            except Exception as error:
+                _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
+                                 f"shape {tuple(t.array.shape)})")
+                raise
+
+        base_notes = [list(t.notes) for t in tensors]
+        # (a cost that never moves is a cost too coarse to move at the check's steps only if backward says it moves)
+        moving = any(t.analytic is not None and bool(np.any(t.analytic)) for t in tensors)
         # (for the analytic round-off probe, measured only if some element fails: see _analytic_noise)
         self._live: tuple[Program, Layer, list[_Tensor]] | None = (program, work, tensors)
         self._analytic_sigma: dict[str, np.ndarray] | None = None
         try:
-            for t in tensors:
+            for i, t in enumerate(tensors):
                 t.keep_elements = shapes.count(t.array.shape) > 1
-                try:
-                    results.append(self._check_tensor(program, t, f0, batch))
-                except Exception as error:
-                    _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
-                                     f"shape {tuple(t.array.shape)})")
-                    raise
+                results.append(check(i))
+                # (the verdicts so far took the cost for float64, or, should a later value not fit, for lower)
+                if loss is not None and program.tally.precision(moving) != in_cost:
+                    in_cost = program.tally.precision(moving)
+                    results[:] = [check(j) for j in range(i + 1)]
         finally:
             self._live = self._analytic_sigma = None
+        headline, precision_notes = self._low_precision_words(loss, culprit, in_cost, f0, results)
         # (after every pass: the analytic backward and the perturbed forwards have run again)
         notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
         if self._loss_hidden:
@@ -987,8 +1064,10 @@ class GradientChecker:
                             "md.Parameter(...), is checked as 'loss.log_s'; one in a list, tuple or mapping there, "
                             "as 'loss.<name>.<index or key>'; override the loss's named_parameters() to name the "
                             "others)")
+        notes[:0] = precision_notes  # (the first notes: the headline points at them)
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
-        report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations)
+        report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations,
+                                low_precision=headline)
         report.problems.extend(problems)
         in_place = in_place or next((c for c in calls if c.modified), None)
         if in_place is not None:
@@ -1022,7 +1101,6 @@ class GradientChecker:
         # (frozen tensors were not checked: they say nothing about the parameter gradients)
         # (the loss's own parameters, loss.<name>, do not take dLoss/dy_pred: they say nothing about the
         # model's back-pass, and a wrong dLoss/dy_pred leaves them right)
-        from_loss = {name for name, _ in self._loss_params}
         params_checked = [r for r in results if not is_input(r.name) and r.mode != "frozen"
                           and r.name not in from_loss]
         failed_inputs = [r for r in results if is_input(r.name) and r.failed]
@@ -1103,6 +1181,95 @@ class GradientChecker:
             notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
                          "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
         return report
+
+    # ------------------------------------------------------------------ precision
+    def _low_precision_layer(self, work: Layer, x: Any, calls: list[_Call]) -> tuple[_Call, np.dtype] | None:
+        """The first layer that computes below float64 (see :mod:`.precision`) and its precision, or None.
+
+        ``calls``, a pass recorded at the checked point, say whether some layer's output holds only float32 (or
+        float16) numbers. A float64 layer gives that too when its input and weights are such numbers (a float32
+        data set; a float32 model, converted: an Identity, a ReLU, an Embedding pass them on), so then one more
+        recorded forward runs with every floating input, parameter and buffer moved off those numbers (by a
+        relative ~1e-9): the first layer whose output still holds only such numbers, while its input or its
+        parameters do not, computes in that precision. The state of ``work`` is put back."""
+        if not any(array_precision(c.y) is not None for c in calls):
+            return None  # (the usual case: nothing more to run)
+        snapshot = LayerSnapshot.take(work)
+        rng = np.random.default_rng([self.seed, 23])
+
+        def moved(a: Any) -> Any:
+            if not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
+                return copy_value(a)
+            signs = rng.integers(0, 2, size=a.shape) * 2.0 - 1.0
+            return a * (1.0 + signs * rng.uniform(0.5, 1.0, size=a.shape) * 1e-9)
+
+        try:
+            with _quiet(True):
+                for p in work.parameters():
+                    if p.data.dtype.kind == "f" and p.data.flags.writeable:
+                        np.copyto(p.data, moved(p.data))
+                for layer in work.layers():
+                    for buf in layer._buffers.values():
+                        if buf is not None and buf.dtype.kind == "f" and buf.flags.writeable:
+                            np.copyto(buf, moved(buf))
+                with _Recorder(work) as rec:
+                    work.forward(tuple(moved(a) for a in x) if is_several(x) else moved(x))
+            for c in rec.calls:  # (innermost first: a layer's call is recorded when it returns)
+                dtype = array_precision(c.y)
+                if dtype is not None and (shows_float64(c.x, dtype)
+                                          or any(shows_float64(p.data, dtype) for p in c.layer.parameters())):
+                    return c, dtype
+        except Exception:  # (a layer that refuses the moved values: nothing is said)
+            return None
+        finally:
+            snapshot.restore()
+        return None
+
+    def _low_precision_words(self, loss: Any, culprit: tuple[_Call, np.dtype] | None, in_cost: np.dtype | None,
+                             f0: float, results: list[TensorResult]) -> tuple[str | None, list[str]]:
+        """The report's headline words and first notes for a cost computed below float64 (by the loss,
+        ``in_cost``; by a layer, ``culprit``): ``(None, [])`` when there is none; no headline (a note only)
+        for a layer that no checked tensor goes through."""
+        felt = [r.name for r in results if r.low_precision is not None]
+        judged = ("each tensor it touches ({}) was judged on a step suited to {} against the cost's round-off "
+                  "measured there: an element that agrees proves nothing at float64 accuracy and counts as not "
+                  "checked; one that disagrees is wrong whatever the precision")
+        headline, notes = None, []
+        if in_cost is not None:
+            d = in_cost.name
+            spacing = float(np.spacing(np.asarray(abs(f0)).astype(in_cost))) if math.isfinite(f0) else math.nan
+            headline = f"the cost is computed in {d}, not float64, so the gradients could not be checked at " \
+                       "float64 accuracy (see the first note)"
+            notes.append(
+                f"the cost is computed in {d}: every value the check evaluated (leaving out 0, whole numbers and "
+                f"short fractions) is exactly a {d} number, which a float64 result is about {odds(in_cost)}: the loss "
+                f"({type(loss).__name__}) computes in {d} (an astype(np.{d}), np.{d}(...), a {d} constant) and "
+                f"returns the value as a float. The cost then moves in steps of {d}'s resolution ({spacing:.1e} at "
+                f"{f0:.4g}), far coarser than the float64 differences the check takes: right gradients look wrong, "
+                "flat, or like kinks and a cost curving too fast; " + judged.format(", ".join(felt) or "none", d)
+                + ". Make the loss compute in y_pred's dtype (float64 here)")
+        if culprit is not None:
+            call, dtype = culprit
+            d, label = dtype.name, _layer_label(call.path, call.layer)
+            out = call.y if type(call.y) is not tuple else next(a for a in call.y if array_precision(a) is not None)
+            what = (f"is an array of {d}, although its input and parameters are float64 (a dtype of its own, an "
+                    "attribute such as self.dtype that astype does not convert?)" if out.dtype != np.float64 else
+                    f"is float64 but holds only {d} numbers, from an input and parameters that are not such numbers, "
+                    f"which a float64 computation gives about {odds(dtype)} (an astype(np.{d}) inside its forward, a "
+                    f"{d} constant or attribute)")
+            if in_cost is None and felt:
+                headline = f"{label} computes in {d}, not float64, so the gradients through it could not be " \
+                           "checked at float64 accuracy (see the first note)"
+            words = (f"{label} computes in {d}: its output {what}. The cost then moves in {d}'s steps as the tensors "
+                     "before it move, and right gradients look wrong, or like kinks and a cost curving too fast")
+            if in_cost is not None:
+                words += " (the cost's own precision, above, was what the tensors were judged for)"
+            elif felt:
+                words += "; " + judged.format(", ".join(felt), d)
+            else:
+                words += "; no checked tensor's cost showed it (none goes through the layer), so none was judged for it"
+            notes.append(words + ". Make the layer compute in its input's dtype")
+        return headline, notes
 
     def _check_loss_alone(self, y0: Any, targets: Any) -> GradientReport | None:
         """The loss checked alone (its dLoss/dy_pred, its parameters) on the model's output ``y0`` and the
@@ -1394,12 +1561,18 @@ class GradientChecker:
             compare(layer, _label(call.path, layer), sub_params, layer_run)
 
     # ------------------------------------------------------------------ numerical side
-    def _noise(self, program: Program, t: _Tensor, f0: float) -> float:
+    def _noise(self, program: Program, t: _Tensor, f0: float, coarse: _Coarse | None = None) -> float:
         """Bound on the round-off error of one cost evaluation while ``t`` moves (see numerics).
 
         The cost at ``NOISE_STEPS`` points a relative 1e-9 apart along a random +-1 direction; an
         element that sits within that span of a kink makes the probe cross it, which
-        :func:`~.numerics.probe_noise` detects and discards (a note says so)."""
+        :func:`~.numerics.probe_noise` detects and discards (a note says so).
+
+        ``coarse`` (a cost computed below float64): the points are spaced as stage A's probes on the coarse
+        step, ``coarse.eps / 16`` (times ``|w|`` from 1 up), where that precision's rounding shows (at 1e-9 the
+        cost mostly does not change at all); the bound is at least the lower precision's rounding of the cost
+        itself when the loss computes in it.  Sets ``coarse.seen``: whether the cost moved along the line by
+        more than float64's round-off can (``2**-40`` of it), i.e. this tensor feels the lower precision."""
         arr = t.array
         saved = arr.copy()
         rng = np.random.default_rng([self.seed, 7, arr.size])
@@ -1409,8 +1582,10 @@ class GradientChecker:
         # element (log at 1e-6) does not show its curvature as noise; if that leaves the cost's domain,
         # with the elements at 0 kept still
         size = np.abs(saved)
-        for scale in (np.where(size > 0, size, 1.0), size):
-            direction = signs * scale * 1e-9
+        scales = (np.where(size > 0, size, 1.0) * 1e-9, size * 1e-9) if coarse is None else \
+            (np.maximum(size, 1.0) * (coarse.eps / STAGE_A), size * (coarse.eps / STAGE_A))
+        for scale in scales:
+            direction = signs * scale
             values = [f0]
             try:
                 for j in range(1, NOISE_STEPS + 1):
@@ -1425,6 +1600,14 @@ class GradientChecker:
             if np.isfinite(values).all() or not math.isfinite(f0):
                 break
         floor = 2.0 * U64 * abs(f0)
+        if coarse is not None and math.isfinite(f0):
+            if coarse.in_cost:  # (the loss rounds every value it returns to that precision)
+                floor = 2.0 * unit_round_off(coarse.dtype) * abs(f0)
+            # (the points before the first the cost is not finite at: a line that leaves its domain)
+            finite = np.array(list(itertools.takewhile(math.isfinite, values)))
+            sigma = probe_noise(finite, floor / 4.0)[0] if finite.size > 6 else 0.0
+            coarse.seen = coarse.in_cost or 4.0 * sigma > 2.0 ** -40 * float(np.max(np.abs(finite)))
+            return max(4.0 * sigma, floor, 1e-300)
         if not math.isfinite(f0):
             where = "" if not program.nonfinite_outputs else \
                 f"; the model's output holds {program.nonfinite_outputs} NaN/inf value(s)"
@@ -1443,7 +1626,11 @@ class GradientChecker:
                            "the cost is not differentiable); its outlier-robust estimate was used")
         return max(4.0 * sigma, floor, 1e-300)
 
-    def _check_tensor(self, program: Program, t: _Tensor, f0: float, batch: int | None) -> TensorResult:
+    def _check_tensor(self, program: Program, t: _Tensor, f0: float, batch: int | None,
+                      coarse: _Coarse | None = None) -> TensorResult:
+        """The verdict on one tensor; ``coarse``: the cost is computed below float64 (see :class:`_Coarse`), and
+        the tensor is judged for that, unless the cost, moved along it, shows no sign of it (a parameter after
+        a layer that computes in float32)."""
         arr = t.array
         shape = tuple(arr.shape)
         if t.frozen:
@@ -1452,12 +1639,17 @@ class GradientChecker:
         if t.analytic is None or arr.size == 0:
             return TensorResult(t.name, shape, passed=not t.problems and t.analytic is not None,
                                 problems=list(t.problems), size=int(arr.size), notes=list(t.notes))
-        eps_f = self._noise(program, t, f0)
+        if coarse is not None:
+            eps_f = self._noise(program, t, f0, coarse)
+            if not coarse.seen:
+                coarse = None
+        if coarse is None:
+            eps_f = self._noise(program, t, f0)
         mode = self.mode
         if mode == "auto":
             mode = "full" if arr.size <= self.full_max else "directional"
         if mode == "directional":
-            result, conclusive = self._check_directional(program, t, f0, eps_f)
+            result, conclusive = self._check_directional(program, t, f0, eps_f, coarse)
             # (a contract problem already noted on the tensor is no reason to drill down)
             if self.mode == "directional" or (not result.failed and conclusive):
                 return result
@@ -1465,7 +1657,7 @@ class GradientChecker:
                 # localising a failure element by element would take hours on a million elements:
                 # a stratified sample instead, and the directional verdict stands if it finds nothing
                 index = self._sample(shape, max(self.samples, 4 * self.full_max))
-                part = self._check_elements(program, t, f0, eps_f, index, batch, "directional->sampled")
+                part = self._check_elements(program, t, f0, eps_f, index, batch, "directional->sampled", coarse)
                 if part.failed:
                     part.notes.append(f"the directional pass failed; {index.size} of {arr.size} elements "
                                       "(stratified) were then checked one by one (mode='full' checks all)")
@@ -1478,19 +1670,19 @@ class GradientChecker:
                 # a failure is localised element by element; a small tensor is checked whole
                 why = "failed" if result.failed else "crossed a kink"
                 index = np.arange(arr.size)
-                full = self._check_elements(program, t, f0, eps_f, index, batch, "directional->full")
+                full = self._check_elements(program, t, f0, eps_f, index, batch, "directional->full", coarse)
                 full.notes.append(f"the directional pass {why}; every element was then checked")
                 return full
             # a large tensor with elements at kinks (exact max-pool ties, zero inputs to a ReLU): random
             # directions keep crossing them, and a full check would cost thousands of evaluations;
             # check a stratified sample one by one instead (its kink elements are skipped, the rest checked)
             index = self._sample(shape, max(self.samples, self.full_max // 4))
-            part = self._check_elements(program, t, f0, eps_f, index, batch, "directional->sampled")
+            part = self._check_elements(program, t, f0, eps_f, index, batch, "directional->sampled", coarse)
             part.notes.append(f"the directional pass crossed a kink; {index.size} of {arr.size} elements "
                               "(stratified) were then checked one by one (mode='full' checks every element)")
             return part
         index = self._sample(shape) if mode == "sampled" else np.arange(arr.size)
-        return self._check_elements(program, t, f0, eps_f, index, batch, mode)
+        return self._check_elements(program, t, f0, eps_f, index, batch, mode, coarse)
 
     def _sample(self, shape: tuple[int, ...], budget: int | None = None) -> np.ndarray:
         """Stratified sample of ``budget`` (default ``samples``) flat indices, sorted.
@@ -1582,7 +1774,7 @@ class GradientChecker:
         return self._analytic_sigma
 
     def _check_elements(self, program: Program, t: _Tensor, f0: float, eps_f: float, index: np.ndarray,
-                        batch: int | None, mode: str) -> TensorResult:
+                        batch: int | None, mode: str, coarse: _Coarse | None = None) -> TensorResult:
         """Per-element check of the elements ``index`` (flat positions), in two stages.
 
         Stage A moves each element by +-h/16 (two evaluations), a step at which the truncation error
@@ -1590,6 +1782,10 @@ class GradientChecker:
         difference agrees with the analytic value within ``ACCEPT = 2`` times the round-off bound
         ``eps_f / (h/16)`` alone.  Every other element goes to stage B: four evaluations at +-h and
         +-h/2, the Richardson verdict with its truncation estimate, and the kink test.
+
+        ``coarse`` (a cost computed below float64): the step is ``coarse.eps`` and ``eps_f`` that cost's
+        round-off; the refinements for float64 (the relative step, the cliff search, the analytic round-off)
+        are left out, and an element that agrees counts as not checked (see :class:`_Coarse`).
         """
         arr = t.array
         shape = tuple(arr.shape)
@@ -1599,7 +1795,8 @@ class GradientChecker:
         saved = arr.copy()
         view: Any = arr.reshape(-1) if arr.flags.c_contiguous else arr.flat
         w = saved.reshape(-1)[index]
-        h = exact_steps(w, self.eps)
+        eps = self.eps if coarse is None else coarse.eps
+        h = exact_steps(w, eps)
         n = index.size
         f = np.empty((8, n))  # cost at +-h, +-h/2, +-h/16 (stage A), +-h/32 (kink retry)
         span = np.empty((4, n))
@@ -1664,7 +1861,7 @@ class GradientChecker:
                 outside = np.flatnonzero(~probes_finite(rest))
                 shrunk = outside[(w[outside] != 0) & (np.abs(w[outside]) < 1)]
                 if shrunk.size:
-                    h[shrunk] = exact_steps(w[shrunk], self.eps, floor=0.0)
+                    h[shrunk] = exact_steps(w[shrunk], eps, floor=0.0)
                     accepted[shrunk] = stage_a(shrunk)
                     redo = shrunk[~accepted[shrunk]]
                     probe(redo, 1.0, 0)
@@ -1729,10 +1926,12 @@ class GradientChecker:
         # Steps of at least eps (absolute) are too large where the cost curves on a smaller scale (a
         # parameter or input far below 1 that the cost is steep in, a point near a kink): judged again
         # with the relative step eps * |w|, and at h/16 where w is 0 or at least 1.
-        curved = rest[too_curved(rest)]
-        near_kink = rest[status[rest] == KINK]
+        # (none of this for a cost computed below float64: its round-off, not the step, limits the verdict)
+        curved = rest[too_curved(rest)] if coarse is None else rest[:0]
+        near_kink = rest[status[rest] == KINK] if coarse is None else rest[:0]
         h_rel = exact_steps(w, self.eps, floor=0.0)
         eligible = (w != 0) & (np.abs(w) < 1) & (h_rel >= np.finfo(np.float64).tiny)  # (a subnormal step is none)
+        eligible &= coarse is None
         eligible[shrunk] = False  # (already on the relative step)
         small = eligible.copy()
         # A kink's signature, the fourth difference (~ slope jump x step), shrinks with the step: where it
@@ -1814,7 +2013,7 @@ class GradientChecker:
             odd_h, odd_a = f[0] - f[1], f[4] - f[5]
             cliff = np.flatnonzero((status == FAIL) & np.isfinite(odd_h) & np.isfinite(odd_a)
                                    & (np.abs(odd_a) >= 0.5 * np.abs(odd_h))
-                                   & (np.abs(odd_a) > 4 * self.safety * eps_f))
+                                   & (np.abs(odd_a) > 4 * self.safety * eps_f) & (coarse is None))
         zoomed: list[int] = []  # judged (ok or failed) on a finer step
         cliffs: list[int] = []  # no step resolved them: skipped
         finest = math.inf  # the finest step tried for an element no step resolved
@@ -1848,7 +2047,7 @@ class GradientChecker:
         # credited up to ANALYTIC_CAP of the tensor's largest gradient.
         credited = np.empty(0, dtype=np.intp)
         failing_now = np.flatnonzero((status == FAIL) & np.isfinite(error) & np.isfinite(bound))
-        sigma_a = self._analytic_noise().get(t.name) if failing_now.size else None
+        sigma_a = self._analytic_noise().get(t.name) if failing_now.size and coarse is None else None
         if sigma_a is not None and sigma_a.shape == shape:
             with _quiet(True):
                 size = np.maximum(np.abs(a), np.abs(numerical))
@@ -1912,24 +2111,39 @@ class GradientChecker:
         if cleared.size:
             notes.append(f"{cleared.size} element(s) that failed at the default step agree on the relative step "
                          "eps * |w| (kinks or a curve inside the default step fooled its tests): judged right there")
-        result = self._result(t, shape, Verdict(numerical, error, bound, status), a, steps, mode, index, factor)
+        shown = status if coarse is None else status.copy()  # (what the report counts)
+        if coarse is not None:
+            notes.insert(0, _coarse_verdict(coarse, shown, error, factor * bound, eps_f, "elements"))
+        result = self._result(t, shape, Verdict(numerical, error, bound, shown), a, steps, mode, index, factor)
+        result.low_precision = None if coarse is None else coarse.dtype.name
         result.zoomed = len(zoomed)
-        result.notes.extend(notes)
+        if coarse is None:
+            result.notes.extend(notes)
+        else:  # (the lower precision first: the notes about the tensor's contract follow)
+            result.notes[:0] = notes
+        # (for the diagnosis and swapped, an element that agrees at a lower precision is right as far as it goes)
         checked = status != KINK
         if t.keep_elements:  # for swapped (see _run), per element of the array: NaN / False where not checked
             num, seen, tol = np.full(arr.size, np.nan), np.zeros(arr.size, dtype=bool), np.full(arr.size, np.nan)
             num[index], seen[index], tol[index] = numerical, checked, factor * bound
             t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
         if not result.passed or result.failed:
+            # (a factor is named within the accuracy of the numerical values: 1e-6, or at a lower precision
+            # what its tolerance allows, up to 1e-3, where the factors named are still far apart)
+            bad = (status == FAIL) & (numerical != 0) & np.isfinite(numerical)
+            with _quiet(True):
+                slack = 1e-6 if coarse is None or not bad.any() else \
+                    float(np.clip(np.max(factor[bad] * bound[bad] / np.abs(numerical[bad])), 1e-6, 1e-3))
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
-                                        batch, factor * bound, t.bias_row)
+                                        batch, factor * bound, t.bias_row, slack)
         return result
 
-    def _check_directional(self, program: Program, t: _Tensor, f0: float,
-                           eps_f: float) -> tuple[TensorResult, bool]:
+    def _check_directional(self, program: Program, t: _Tensor, f0: float, eps_f: float,
+                           coarse: _Coarse | None = None) -> tuple[TensorResult, bool]:
         """``directions`` random directions, six evaluations each (steps H, H/2, H/16); a direction that
         crosses a kink (non-smooth five-point values, or the three differences not scaling as H^2) is
-        retried with H/16 and H/256.
+        retried with H/16 and H/256.  ``coarse``: on ``coarse.eps``, and a direction that agrees counts as
+        not checked (see :class:`_Coarse`).
 
         Returns the result and whether every direction was conclusive (no kink at any step).
         """
@@ -1950,7 +2164,7 @@ class GradientChecker:
                 d *= scale
                 a_dir = float(np.dot(t.analytic.reshape(-1), d.reshape(-1)))
                 for shrink in (1.0, 1 / 16, 1 / 256):
-                    H = self.eps * shrink
+                    H = (self.eps if coarse is None else coarse.eps) * shrink
                     fv, predicted = [], []
                     for s in (H, -H, H / 2, -H / 2, H / 16, -H / 16):
                         np.copyto(arr, saved + s * d)
@@ -1985,7 +2199,11 @@ class GradientChecker:
         finally:
             np.copyto(arr, saved)
         v = Verdict(np.array(nums), np.array(errs), np.array(bounds), np.array(stats))
+        coarse_notes = [] if coarse is None else \
+            [_coarse_verdict(coarse, v.status, v.error, self.safety * v.bound, eps_f, "directions")]
         result = self._result(t, shape, v, np.array(a_dirs), np.array(steps), "directional", None)
+        result.notes[:0] = coarse_notes
+        result.low_precision = None if coarse is None else coarse.dtype.name
         result.worst_index = None
         if result.failed:
             ratios = [a / n for a, n, s in zip(a_dirs, nums, stats, strict=True) if s == FAIL and n != 0]
@@ -2069,7 +2287,10 @@ class GradientChecker:
             sub = checker.run()
             report.layers[path] = sub
             report.evaluations += sub.evaluations
+        # (one that fails only for computing below float64 is said to, not taken for a wrong backward)
         guilty = [f"{_label(p, next(c.layer for c in calls if c.path == p))}"
+                  + (" (it computes below float64: not checked, see its report)" if r.low_precision and not r.failed
+                     and not r.problems else "")
                   for p, r in report.layers.items() if not r.passed]
         if guilty:
             report.notes.append("checked alone, these layers fail: " + ", ".join(guilty))

@@ -9,8 +9,10 @@ import numpy as np
 __all__ = ["diagnose", "factor_words", "is_input", "name_factor", "swapped"]
 
 
-def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ()) -> tuple[str, str] | None:
-    """Name a ratio when it is a recognisable factor (2, 1/2, the batch size, 1/N, ...).
+def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = (),
+                slack: float = 1e-6) -> tuple[str, str] | None:
+    """Name a ratio when it is a recognisable factor (2, 1/2, the batch size, 1/N, ...), within ``slack``
+    (relative: the accuracy of the numerical gradients).
 
     Returns ``(factor, what it suggests)``, e.g. ``("1/4", "1/N, N = 4 the batch size: ...")``, or ``None``.
     """
@@ -33,9 +35,9 @@ def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = ())
             hint = "a dropped or extra factor" + (" (e.g. the 2 of a square)" if q in (2, Fraction(1, 2)) else "")
             candidates.append((float(q), str(q), hint))
     for value, short, hint in candidates:
-        if abs(r - value) <= 1e-6 * value:
+        if abs(r - value) <= slack * value:
             return short, hint
-        if abs(r + value) <= 1e-6 * value:
+        if abs(r + value) <= slack * value:
             return f"-{short}", f"{hint}, and a sign flip"
     return None
 
@@ -52,11 +54,11 @@ def _ratio(a: np.ndarray, n: np.ndarray, t: np.ndarray) -> float | None:
     return r
 
 
-def factor_words(r: float, batch: int | None, shape: tuple[int, ...]) -> str:
-    """``"analytic = F x numerical (what F suggests)"``."""
-    if abs(r + 1) <= 1e-6:
+def factor_words(r: float, batch: int | None, shape: tuple[int, ...], slack: float = 1e-6) -> str:
+    """``"analytic = F x numerical (what F suggests)"``, F named within ``slack`` (see :func:`name_factor`)."""
+    if abs(r + 1) <= slack:
         return "analytic = -1 x numerical (a sign flip)"
-    named = name_factor(r, batch, shape)
+    named = name_factor(r, batch, shape, slack)
     if named is not None:
         return f"analytic = {named[0]} x numerical ({named[1]})"
     said = f"(1 {'+' if r > 1 else '-'} {abs(r - 1):.2e})" if abs(r - 1) < 1e-3 else f"{r:.6g}"
@@ -65,13 +67,14 @@ def factor_words(r: float, batch: int | None, shape: tuple[int, ...]) -> str:
 
 def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.ndarray,
              checked: np.ndarray, flat_index: np.ndarray, shape: tuple[int, ...],
-             batch: int | None, tol: np.ndarray, bias_row: bool = False) -> str | None:
+             batch: int | None, tol: np.ndarray, bias_row: bool = False, slack: float = 1e-6) -> str | None:
     """The bug signature of a failing tensor, in words, or ``None``.
 
     Args:
         analytic, numerical, failed, checked, tol: per checked element (1-D, aligned with ``flat_index``).
         shape: the tensor's shape; ``flat_index`` the elements' flat positions in it.
         bias_row: whether row 0 is an absorbed bias (a built-in layer's ``W`` with ``bias=True``).
+        slack: the relative accuracy within which a factor is named (1e-6; more for a cost computed in float32).
     """
     bad = failed & checked
     if not np.any(bad):
@@ -92,9 +95,9 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
                 "wrote it (not added into .grad, written to a copy, or the parameter is not used in backward)")
     r = _ratio(a, n, t)
     if r is not None:
-        if abs(r + 1) <= 1e-6:
+        if abs(r + 1) <= slack:
             return "sign flip: the analytic gradient is minus the numerical one (a wrong sign in backward)"
-        return f"constant factor over the whole tensor: {factor_words(r, batch, shape)}"
+        return f"constant factor over the whole tensor: {factor_words(r, batch, shape, slack)}"
     if flat_index.size == int(np.prod(shape)) and np.all(checked):
         flat_a = np.zeros(int(np.prod(shape)))
         flat_n = np.zeros_like(flat_a)
@@ -117,7 +120,7 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         return (f"only {int(np.sum(bad))} isolated element(s) wrong, at {idx}: an indexing bug or a "
                 "special case in backward?")
     r_bad = _ratio(analytic[bad], numerical[bad], tol[bad])
-    factor = f"; there {factor_words(r_bad, batch, shape)}" if r_bad is not None else ""
+    factor = f"; there {factor_words(r_bad, batch, shape, slack)}" if r_bad is not None else ""
     rows = np.unravel_index(flat_index, shape)[0] if len(shape) >= 2 else None
     if rows is not None and not is_input(name) and bias_row:
         if np.all(rows[bad] == 0):

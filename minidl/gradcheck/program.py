@@ -22,6 +22,7 @@ from ..layer import Layer
 from ..losses import check_loss_gradient
 from ..model import Sequential
 from ._state import copy_value
+from .precision import CostTally
 
 
 def flatten_stages(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
@@ -70,6 +71,8 @@ class Program:
         #: the prediction the loss last judged, for :func:`check_loss_gradient`
         self.y_pred: Any = None
         self.on_evaluate: Callable[[], None] | None = None
+        #: what the loss's values say about the precision it computes in (see :mod:`.precision`)
+        self.tally = CostTally()
 
     # ------------------------------------------------------------------ state replay
     def _gen_states(self) -> list[Any]:
@@ -154,7 +157,9 @@ class Program:
             return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
         # (as baseline hands it over: several outputs a plain tuple, anything else one array)
         self.y_pred = y if type(y) is tuple else np.asarray(y)
-        return float(self.loss.forward(self.y_pred, self.targets))
+        value = float(self.loss.forward(self.y_pred, self.targets))
+        self.tally.add(value)
+        return value
 
     def upstream(self) -> Any:
         """dCost/dy for the last evaluated cost."""

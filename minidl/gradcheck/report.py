@@ -41,6 +41,11 @@ class TensorResult:
             disagreeing with backward, ...); any problem fails the tensor.
         notes: information that is not a failure (how the verdict was reached).
         zoomed: how many checked elements were judged only on a finer step at a cliff.
+        low_precision: ``"float32"`` (or ``"float16"``) when the cost, moved along this tensor, is computed in
+            that precision (the loss, or a layer the tensor goes through): the tensor was judged on a step suited
+            to it against the cost's round-off there, and an element that agrees counts as not checked (it
+            proves nothing at float64 accuracy) while one that disagrees fails (see the report's
+            :attr:`GradientReport.low_precision`).
     """
 
     name: str
@@ -65,6 +70,8 @@ class TensorResult:
     #: checked elements judged only on a finer step at a cliff (see docs/gradient-checker.md, Cliffs),
     #: not at the normal rule: such a tensor is ``"partial"``, never ``"ok"``
     zoomed: int = 0
+    #: the precision below float64 the tensor's cost is computed in, when the check found one (see above)
+    low_precision: str | None = None
 
     @property
     def unit(self) -> str:
@@ -122,10 +129,14 @@ class GradientReport:
     #: contract violations that belong to no single tensor (a forward that modifies its input in
     #: place); any of them fails the report
     problems: list[str] = field(default_factory=list)
+    #: what computes below float64, when the check found it, in words for the headline (``"the cost is
+    #: computed in float32, not float64, ..."``; the first note says how it was found and what to do): the
+    #: tensors it touches could not be checked at float64 accuracy, and the report fails
+    low_precision: str | None = None
 
     @property
     def passed(self) -> bool:
-        return (not self.problems and all(r.passed for r in self.results)
+        return (not self.problems and self.low_precision is None and all(r.passed for r in self.results)
                 and all(r.passed for r in self.layers.values()))
 
     @property
@@ -174,6 +185,10 @@ class GradientReport:
         if self.passed:
             # (every tensor frozen or at kinks: nothing failed, but nothing was proved either)
             verdict = "PASSED, but nothing was checked" if self.nothing_checked else "PASSED"
+        elif self.low_precision:  # (the cause first: the tensors' verdicts follow from it)
+            verdict = f"FAILED: {self.low_precision}"
+            if self.failed:
+                verdict += f" ({len(self.failed)} of {len(self.results)} tensors fail even so)"
         elif self.failed:
             verdict = f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
         else:

@@ -1,0 +1,475 @@
+"""GradientChecker and a cost computed below float64: a loss whose forward computes in float32 (or float16)
+and returns a float, or a layer that computes in float32 inside a float64 model, makes the cost a step
+function at the check's steps. The report says so at the top and on every tensor it touches, judges those
+tensors on a step suited to that precision (an element that agrees counts as not checked, one that
+disagrees fails, with its diagnosis), and fails; float64 models and losses of every kind, a cost of 0 and an
+Identity on float32-valued inputs say nothing of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import GradientChecker
+from minidl.gradcheck import checker as checker_module
+from minidl.testing import assert_gradients_ok
+
+
+class LowMSE(md.Loss):
+    """Mean squared error whose forward rounds the squares to ``dtype`` and averages there; ``factor`` scales
+    its (float64) backward: 1 is right."""
+
+    def __init__(self, dtype: Any = np.float32, factor: float = 1.0) -> None:
+        super().__init__()
+        self.dtype, self.factor = np.dtype(dtype), factor
+
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        self._c = (y_pred, y_true)
+        return float(np.mean(((y_pred - y_true) ** 2).astype(self.dtype)))
+
+    def backward(self) -> np.ndarray:
+        y, t = self._c
+        return self.factor * 2 * (y - t) / y.size
+
+
+class LowTanh(md.Layer):
+    """tanh computed in ``dtype``, returned in its input's dtype (float64 in the check)."""
+
+    def __init__(self, dtype: Any = np.float32) -> None:
+        super().__init__()
+        self._dtype = np.dtype(dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._y = np.tanh(x.astype(self._dtype)).astype(x.dtype)
+        return self._y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output * (1 - self._y ** 2)
+
+
+class LowLinear(md.Layer):
+    """x @ W multiplied in float32, returned in x's dtype."""
+
+    def __init__(self, n: int, m: int, rng: int = 0) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.random.default_rng(rng).standard_normal((n, m)) / np.sqrt(n))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return (x.astype(np.float32) @ self.W.data.astype(np.float32)).astype(x.dtype)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self.W.grad += self._x.T @ grad_output
+        return grad_output @ self.W.data.T
+
+
+class MeanBias(md.Dense):
+    """The bias gradient averaged over the batch instead of summed."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self.W.grad[1:] += self._x.T @ grad_output
+        self.W.grad[0] += grad_output.mean(axis=0)
+        return grad_output @ self.W.data[1:].T
+
+
+class Net(md.Model):
+    """A model of one's own (one stage for the checker) with a float32 activation in the middle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = md.Dense(3, 4, rng=0)
+        self.act = LowTanh()
+        self.b = md.Dense(4, 2, rng=1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.b(self.act(self.a(x)))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.a.backward(self.act.backward(self.b.backward(grad_output)))
+
+
+def mlp(n_in: int, hidden: int, n_out: int, act: md.Layer | None = None) -> md.Sequential:
+    return md.Sequential(md.Dense(n_in, hidden, rng=0), act if act is not None else md.Tanh(),
+                         md.Dense(hidden, n_out, rng=1))
+
+
+def data(seed: int, batch: int, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, n_in)), rng.standard_normal((batch, n_out))
+
+
+SHAPES = [(5, 3, 4, 2), (2, 4, 6, 3), (8, 2, 3, 1)]  # (batch, in, hidden, out)
+
+
+def assert_not_checked(report: md.GradientReport, names: list[str], dtype: str, cause: str) -> None:
+    """Each named tensor was judged for ``dtype``: not checked, not failed, no kink or curvature notes, its
+    first note naming the cause."""
+    for name in names:
+        r = report[name]
+        assert r.low_precision == dtype, str(report)
+        assert r.status == "skipped" and r.failed == 0 and r.checked == 0 and r.diagnosis is None, str(report)
+        assert r.notes[0].startswith(cause), r.notes
+        assert "so this tensor could not be checked at float64 accuracy; judged on a step of" in r.notes[0]
+        assert f"(suited to {dtype})" in r.notes[0] and f"{r.size} of {r.size} elements agree with backward" \
+            in r.notes[0]
+        assert not any("kink" in n or "curved too fast" in n or "relative step" in n for n in r.notes), r.notes
+
+
+# ---------------------------------------------------------------------------------------------- the loss
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_loss_computing_in_float32_is_said_at_the_top_and_on_every_tensor(shape: tuple[int, ...],
+                                                                              seed: int) -> None:
+    batch, n_in, hidden, n_out = shape
+    x, t = data(seed, batch, n_in, n_out)
+    report = GradientChecker(mlp(n_in, hidden, n_out), loss=LowMSE(), inputs=x, targets=t, seed=seed).run()
+    assert not report.passed and not report.failed
+    assert report.low_precision == ("the cost is computed in float32, not float64, so the gradients could not be "
+                                    "checked at float64 accuracy (see the first note)")
+    head = str(report).splitlines()[0]
+    assert head.startswith("Gradient check FAILED: the cost is computed in float32, not float64"), head
+    assert "(3 of 3 tensors could not be checked: input, 0.W, 2.W)" in head
+    assert report.notes[0].startswith("the cost is computed in float32: every value the check evaluated")
+    assert "the loss (LowMSE) computes in float32" in report.notes[0]
+    assert "each tensor it touches (input, 0.W, 2.W)" in report.notes[0]
+    assert report.notes[0].endswith("Make the loss compute in y_pred's dtype (float64 here)")
+    assert_not_checked(report, ["input", "0.W", "2.W"], "float32",
+                       "the cost is computed in float32 (see the first note below the table)")
+    with pytest.raises(md.GradientCheckError, match="the cost is computed in float32"):
+        report.raise_if_failed()
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_loss_computing_in_float16_is_not_taken_for_a_cost_that_ignores_its_input(seed: int) -> None:
+    """At the check's steps a float16 cost does not move at all: it was 'the cost does not depend on the
+    input', every tensor failing, and 'the loss's backward is wrong'."""
+    x, t = data(seed, 5, 3, 2)
+    report = GradientChecker(mlp(3, 4, 2), loss=LowMSE(np.float16), inputs=x, targets=t, seed=seed).run()
+    assert report.low_precision is not None and report.low_precision.startswith("the cost is computed in float16")
+    assert_not_checked(report, ["input", "0.W", "2.W"], "float16", "the cost is computed in float16")
+    assert "(suited to float16)" in report["input"].notes[0] and "7.9e-02" in report["input"].notes[0]
+    assert not any("backward is wrong" in n for n in report.notes)
+    assert "once in 4e12 values" in report.notes[0]
+
+
+def test_a_wrong_loss_backward_under_a_float32_cost_still_fails_with_its_diagnosis() -> None:
+    x, t = data(0, 5, 3, 2)
+    report = GradientChecker(mlp(3, 4, 2), loss=LowMSE(factor=0.5), inputs=x, targets=t).run()
+    assert report.low_precision is not None
+    head = str(report).splitlines()[0]
+    assert head.startswith("Gradient check FAILED: the cost is computed in float32") and \
+        "(3 of 3 tensors fail even so)" in head
+    for name in ("input", "0.W", "2.W"):
+        r = report[name]
+        assert r.status == "FAIL" and r.low_precision == "float32"
+        # (named within the float32 cost's accuracy, not only within 1e-6)
+        assert r.diagnosis is not None and "analytic = 1/2 x numerical" in r.diagnosis, r.diagnosis
+        assert "disagree by more than that round-off explains: backward is wrong there" in r.notes[0]
+    assert any(n.startswith("the loss's backward is wrong: checked alone on the model's output, LowMSE.backward()")
+               for n in report.notes)
+
+
+def test_a_wrong_bias_gradient_under_a_float32_cost_is_still_located() -> None:
+    x, t = data(0, 5, 3, 2)
+    model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), MeanBias(4, 2, rng=1))
+    report = GradientChecker(model, loss=LowMSE(), inputs=x, targets=t).run()
+    r = report["2.W"]
+    assert r.status == "FAIL" and r.failed == 2 and r.skipped == 8 and r.worst_index is not None \
+        and r.worst_index[0] == 0
+    assert r.diagnosis is not None and r.diagnosis.startswith("only row 0 (the absorbed bias row) is wrong; there "
+                                                              "analytic = 1/5 x numerical"), r.diagnosis
+    assert report["input"].status == report["0.W"].status == "skipped"
+    assert "1 of 3 tensors fail even so" in str(report).splitlines()[0]
+
+
+def test_a_backward_wrong_below_float32_resolution_does_not_pass() -> None:
+    """A dx off by 1e-3 agrees at float32's resolution: not failed, but not passed either."""
+
+    class Off(md.Dense):
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return super().backward(grad_output) * (1 + 1e-3)
+
+    x, t = data(0, 5, 3, 2)
+    model = md.Sequential(Off(3, 4, rng=0), md.Tanh(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, loss=LowMSE(), inputs=x, targets=t).run()
+    assert not report.passed and report["input"].status == "skipped" and report.low_precision is not None
+    with pytest.raises(md.GradientCheckError):
+        assert_gradients_ok(model, x, LowMSE(), t)
+    # (and in float64 the same bug fails)
+    assert report["input"].low_precision == "float32"
+    right = GradientChecker(model, loss=md.MSELoss(), inputs=x, targets=t).run()
+    assert right.low_precision is None and right["input"].status == "FAIL"
+
+
+def test_a_large_tensor_under_a_float32_cost_is_judged_along_directions() -> None:
+    x, t = data(2, 4, 30, 2)
+    report = GradientChecker(mlp(30, 40, 2), loss=LowMSE(), inputs=x, targets=t, seed=2).run()
+    assert report.low_precision is not None
+    r = report["0.W"]  # (31 x 40 elements: directional in auto mode)
+    assert r.mode == "directional" and r.status == "skipped" and r.low_precision == "float32"
+    assert "2 of 2 directions agree with backward" in r.notes[0]
+
+
+# ---------------------------------------------------------------------------------------------- a layer
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("loss", [None, "mse"])
+def test_a_layer_computing_in_float32_is_named(shape: tuple[int, ...], seed: int, loss: str | None) -> None:
+    batch, n_in, hidden, n_out = shape
+    x, t = data(seed, batch, n_in, n_out)
+    model = mlp(n_in, hidden, n_out, LowTanh())
+    report = GradientChecker(model, inputs=x, seed=seed, loss=md.MSELoss() if loss else None,
+                             targets=t if loss else None).run()
+    assert report.low_precision == ("layer '1' (LowTanh) computes in float32, not float64, so the gradients "
+                                    "through it could not be checked at float64 accuracy (see the first note)")
+    assert str(report).startswith("Gradient check FAILED: layer '1' (LowTanh) computes in float32")
+    assert report.notes[0].startswith("layer '1' (LowTanh) computes in float32: its output is float64 but holds "
+                                      "only float32 numbers")
+    assert "each tensor it touches (input, 0.W)" in report.notes[0]
+    assert_not_checked(report, ["input", "0.W"], "float32",
+                       "layer '1' (LowTanh) computes in float32 and the cost depends on this tensor through it")
+    # the layer after it is checked as usual
+    assert report["2.W"].status == "ok" and report["2.W"].low_precision is None
+
+
+def test_a_float32_layer_with_weights_in_the_middle_is_named() -> None:
+    model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), LowLinear(4, 3, rng=1), md.Tanh(), md.Dense(3, 2, rng=2))
+    report = GradientChecker(model, seed=4).run()
+    assert report.low_precision is not None and report.low_precision.startswith("layer '2' (LowLinear) computes")
+    assert [r.name for r in report.results if r.low_precision] == ["input", "0.W", "2.W"]
+    assert report["4.W"].status == "ok"
+
+
+def test_a_float32_layer_first_on_float32_valued_inputs_is_named() -> None:
+    """Its input is float32 numbers (a float32 data set), so the recorded pass cannot tell it from a float64
+    layer passing them on; the pass on inputs moved off them can."""
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    report = GradientChecker(md.Sequential(LowTanh(), md.Dense(3, 2, rng=1)), inputs=x).run()
+    assert report.low_precision is not None and report.low_precision.startswith("layer '0' (LowTanh) computes")
+    assert report["input"].status == "skipped" and report["1.W"].status == "ok"
+    # no checked tensor goes through it: a note, the report passes
+    alone = GradientChecker(md.Sequential(LowTanh(), md.Dense(3, 2, rng=1)), inputs=x, check_input=False).run()
+    assert alone.passed and alone.low_precision is None
+    assert alone.notes[0].startswith("layer '0' (LowTanh) computes in float32") and \
+        "no checked tensor's cost showed it" in alone.notes[0]
+
+
+def test_a_float16_layer_is_named_with_its_precision() -> None:
+    report = GradientChecker(mlp(3, 4, 2, LowTanh(np.float16)), seed=1).run()
+    assert report.low_precision is not None and report.low_precision.startswith("layer '1' (LowTanh) computes in "
+                                                                                "float16")
+    assert report["input"].low_precision == report["0.W"].low_precision == "float16"
+
+
+def test_in_a_model_of_ones_own_the_tensors_after_the_layer_are_checked_as_usual() -> None:
+    """One stage: which tensors go through the layer is seen from the cost moved along each."""
+    report = GradientChecker(Net(), inputs=np.random.default_rng(1).standard_normal((4, 3))).run()
+    assert report.low_precision is not None and report.low_precision.startswith("layer 'act' (LowTanh) computes")
+    assert report["input"].status == report["a.W"].status == "skipped"
+    assert report["b.W"].status == "ok" and report["b.W"].low_precision is None
+
+
+def test_a_wrong_backward_behind_a_float32_layer_still_fails() -> None:
+
+    class Doubled(md.Dense):
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            dx = super().backward(grad_output)
+            self.W.grad[...] *= 2
+            return dx
+
+    model = md.Sequential(Doubled(3, 4, rng=0), LowTanh(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((5, 3))).run()
+    r = report["0.W"]
+    assert r.status == "FAIL" and r.low_precision == "float32"
+    assert r.diagnosis is not None and "analytic = 2 x numerical" in r.diagnosis
+
+
+def test_a_layer_checked_alone_that_computes_in_float32_is_not_called_wrong() -> None:
+    x, _ = data(0, 5, 3, 2)
+    report = GradientChecker(mlp(3, 4, 2, LowTanh()), inputs=x, check_layers=True).run()
+    assert report.layers["1"].low_precision is not None and report.layers["0"].passed
+    assert "checked alone, these layers fail: '1' (LowTanh) (it computes below float64: not checked, see its " \
+           "report)" in report.notes
+
+
+def test_a_layer_with_a_dtype_of_its_own_is_named_with_the_output_note() -> None:
+
+    class Scale32(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dtype = np.dtype(np.float32)
+            self.w = md.Parameter(np.random.default_rng(0).standard_normal(3).astype(np.float32))
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self._x = np.asarray(x, self.dtype)
+            return self._x * self.w.data.astype(self.dtype)
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            self.w.grad += (grad_output * self._x).sum(0)
+            return (grad_output * self.w.data).astype(self.dtype)
+
+    report = GradientChecker(md.Sequential(Scale32()), inputs=np.random.default_rng(2).standard_normal((4, 3))).run()
+    assert report.notes[0].startswith("layer '0' (Scale32) computes in float32: its output is an array of float32, "
+                                      "although its input and parameters are float64")
+    assert any(n.startswith("the model's output is float32 although the check converted") for n in report.notes)
+    assert report["input"].low_precision == "float32" and report["0.w"].low_precision == "float32"
+    assert report["input"].status == report["0.w"].status == "skipped"
+
+
+# ---------------------------------------------------------------------------------------------- float64
+
+
+def l1_on_integers() -> dict[str, Any]:
+    rng = np.random.default_rng(5)
+    return {"model": md.Identity(), "inputs": rng.integers(-3, 4, (4, 3)) + 0.5, "loss": md.L1Loss(),
+            "targets": rng.integers(-3, 4, (4, 3)).astype(float)}
+
+
+def float32_valued(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+CLEAN = {
+    "dense-tanh": lambda: {"model": mlp(3, 4, 2)},
+    "dense-tanh-mse": lambda: {"model": mlp(3, 4, 2), "loss": md.MSELoss()},
+    "dense-tanh-mse-float32-data": lambda: {"model": mlp(3, 4, 3), "inputs": float32_valued(4, 3),
+                                            "loss": md.MSELoss(), "targets": float32_valued(4, 3, seed=1)},
+    "conv2d": lambda: {"model": md.Sequential(md.Conv2D(2, 3, 3, rng=0), md.ReLU(), md.Flatten()),
+                       "inputs": float32_valued(2, 2, 5, 5)},
+    "batchnorm": lambda: {"model": md.Sequential(md.Dense(3, 4, rng=0), md.BatchNorm1d(4), md.Tanh())},
+    "embedding": lambda: {"model": md.Sequential(md.Embedding(10, 4, rng=0), md.Flatten(), md.Dense(12, 2, rng=1)),
+                          "inputs": np.random.default_rng(0).integers(0, 10, (4, 3))},
+    "embedding-float32-ce": lambda: {
+        "model": md.Sequential(md.Embedding(10, 4, rng=0, dtype=np.float32), md.Flatten(),
+                               md.Dense(12, 3, rng=1, dtype=np.float32)),
+        "inputs": np.random.default_rng(0).integers(0, 10, (4, 3)), "loss": md.CrossEntropyLoss()},
+    "relu-integer-inputs": lambda: {"model": md.Sequential(md.Dense(3, 5, rng=0), md.ReLU(), md.Dense(5, 2, rng=1)),
+                                    "inputs": np.random.default_rng(0).integers(-3, 4, (4, 3)).astype(float)},
+    "relu-first-integer-inputs": lambda: {"model": md.Sequential(md.ReLU(), md.Dense(3, 2, rng=1)),
+                                          "inputs": np.random.default_rng(0).integers(-3, 4, (4, 3)) + 0.5},
+    "relu-first-float32-inputs": lambda: {"model": md.Sequential(md.ReLU(), md.Dense(3, 2, rng=1)),
+                                          "inputs": float32_valued(4, 3)},
+    "float32-model-float32-inputs": lambda: {
+        "model": md.Sequential(md.Flatten(), md.Dense(3, 4, rng=0, dtype=np.float32), md.Tanh(),
+                               md.Dense(4, 2, rng=1, dtype=np.float32)), "inputs": float32_valued(4, 3)},
+    "dropout-float32-inputs": lambda: {"model": md.Sequential(md.Dropout(0.5, rng=0), md.Dense(3, 2, rng=1)),
+                                       "inputs": float32_valued(4, 3)},
+    "maxpool-integer-float32": lambda: {
+        "model": md.Sequential(md.MaxPool2D(2), md.Flatten()),
+        "inputs": np.random.default_rng(0).permutation(32).reshape(2, 1, 4, 4).astype(np.float32)},
+    "identity-float32-inputs": lambda: {"model": md.Identity(), "inputs": float32_valued(4, 3)},
+    "identity-float32-mse": lambda: {"model": md.Identity(), "inputs": float32_valued(4, 3), "loss": md.MSELoss(),
+                                     "targets": float32_valued(4, 3, seed=1)},
+    "identity-float32-l1": lambda: {"model": md.Identity(), "inputs": float32_valued(4, 3), "loss": md.L1Loss(),
+                                    "targets": float32_valued(4, 3, seed=1)},
+    "identity-l1-integers": l1_on_integers,
+    "cost-exactly-0": lambda: {"model": md.Identity(), "inputs": np.arange(12.0).reshape(4, 3) / 4,
+                               "loss": md.MSELoss(), "targets": np.arange(12.0).reshape(4, 3) / 4},
+}
+
+
+@pytest.mark.parametrize("name", list(CLEAN))
+def test_float64_models_and_losses_say_nothing_of_a_lower_precision(name: str) -> None:
+    report = GradientChecker(**CLEAN[name]()).run()
+    assert report.passed and report.low_precision is None, str(report)
+    assert all(r.low_precision is None and r.status == "ok" for r in report.results), str(report)
+    assert not any("float32" in n or "float16" in n for n in report.notes), report.notes
+
+
+def test_a_cost_of_0_at_the_point_is_no_evidence() -> None:
+    kwargs = CLEAN["cost-exactly-0"]()
+    model, program_costs = kwargs["model"], []
+    original = checker_module.Program.cost
+
+    def cost(self: Any, y: Any) -> float:
+        program_costs.append(original(self, y))
+        return program_costs[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checker_module.Program, "cost", cost)
+        report = GradientChecker(model, **{k: v for k, v in kwargs.items() if k != "model"}).run()
+    assert program_costs[0] == 0.0 and report.low_precision is None
+
+
+def test_a_float64_model_runs_no_more_forwards_than_before() -> None:
+    """The layers' outputs are looked at in the pass the determinism check records anyway; the one more
+    forward (inputs and weights moved off float32 numbers) runs only when some output holds only such numbers."""
+    calls: list[int] = []
+
+    class Counting(md.Identity):
+        def forward(self, x: Any) -> Any:
+            calls.append(1)
+            return super().forward(x)
+
+    def forwards(x: np.ndarray) -> tuple[int, int]:
+        calls.clear()
+        report = GradientChecker(md.Sequential(Counting(), md.Dense(3, 2, rng=0)), inputs=x).run()
+        assert report.low_precision is None
+        return len(calls), report.evaluations
+
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    n64, evaluations64 = forwards(x)
+    n32, evaluations32 = forwards(x.astype(np.float32))
+    assert n32 == n64 + 1 and evaluations32 == evaluations64
+
+
+# ---------------------------------------------------------------------------------------------- the rule
+
+
+def test_only_long_non_integer_values_count_as_evidence() -> None:
+    from minidl.gradcheck.precision import informative
+
+    v = np.array([0.0, 3.0, -7.0, 0.375, -1.5, 1e6, np.nan, np.inf, 0.1, float(np.float32(0.1)), 1 / 3,
+                  2.41015625, 2.421875])  # (the last two: 10 and 8 significant bits)
+    assert informative(v).tolist() == [False] * 8 + [True, True, True, True, False]
+
+
+def test_array_precision() -> None:
+    from minidl.gradcheck.precision import array_precision, value_precision
+
+    rng = np.random.default_rng(0)
+    x32 = rng.standard_normal(50).astype(np.float32)
+    assert array_precision(x32.astype(np.float64)) == np.float32
+    assert array_precision(x32.astype(np.float16).astype(np.float64)) == np.float16
+    assert array_precision(x32) == np.float32  # (an array of float32 itself)
+    assert array_precision(rng.standard_normal(50)) is None
+    # zeros and whole numbers beside float32 numbers: still float32; one float64 value spoils it
+    mixed = np.concatenate([x32.astype(np.float64), np.zeros(5), np.arange(5.0)])
+    assert array_precision(mixed) == np.float32
+    mixed[3] = 0.1
+    assert array_precision(mixed) is None and value_precision(mixed) == (None, True)
+    assert value_precision(np.arange(10.0)) == (None, False)  # (nothing informative)
+    assert array_precision((rng.standard_normal(3), x32.astype(np.float64))) == np.float32
+
+
+def test_the_cost_tally() -> None:
+    from minidl.gradcheck.precision import CostTally
+
+    rng = np.random.default_rng(0)
+
+    def tally(values: Any) -> Any:
+        out = CostTally()
+        for v in values:
+            out.add(float(v))
+        return out
+
+    assert tally(rng.standard_normal(40)).precision() is None
+    assert tally(rng.standard_normal(40).astype(np.float32)).precision() == np.float32
+    assert tally(rng.standard_normal(40).astype(np.float16)).precision() == np.float16
+    # two distinct float32 values are not enough; a third is
+    assert tally([np.float32(0.1), np.float32(0.2)]).precision() is None
+    assert tally([np.float32(0.1), np.float32(0.2), np.float32(0.3)]).precision() == np.float32
+    # one float64 value among float32 ones: not float32
+    assert tally([*rng.standard_normal(10).astype(np.float32), 0.1]).precision() is None
+    # 0, whole numbers and short fractions say nothing
+    assert tally([0.0, 1.0, 2.5, 0.375] * 10).precision() is None
+    # a cost that never moves: only if backward says it should
+    flat = tally([float(np.float16(0.8755))] * 20)
+    assert flat.precision() == np.float16 and flat.precision(moving=False) is None
