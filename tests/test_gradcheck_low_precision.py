@@ -157,6 +157,43 @@ def test_a_loss_computing_in_float16_is_not_taken_for_a_cost_that_ignores_its_in
     assert "once in 4e12 values" in report.notes[0]
 
 
+def test_a_float16_cost_of_few_bits_is_confirmed_on_the_coarse_step() -> None:
+    """0.7890625 has 7 significant bits, as many a float64 mean of integers has: a cost that never moves at the
+    usual steps and is such a number is only a candidate, confirmed when it moves, in float16 numbers, on the
+    coarse step."""
+    from minidl.gradcheck.precision import informative
+
+    x, t = data(0, 6, 4, 2)
+    model = mlp(4, 4, 2)
+    f0 = LowMSE(np.float16).forward(model(x), t)
+    assert f0 == 0.7890625 and not informative(np.array([f0]))
+    report = GradientChecker(model, loss=LowMSE(np.float16), inputs=x, targets=t).run()
+    assert report.low_precision is not None and report.low_precision.startswith("the cost is computed in float16")
+    assert_not_checked(report, ["input", "0.W", "2.W"], "float16", "the cost is computed in float16")
+
+
+class Ignores(md.Layer):
+    """Forward ignores its input (a constant); backward passes the gradient on as if it did not."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.full(x.shape, 0.5)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+def test_a_constant_cost_of_few_bits_is_not_taken_for_a_coarse_one() -> None:
+    """The cost 0.25 never moves and is a float16 number: on the coarse step it does not move either, so the
+    forward ignores its input, as the report said before."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    report = GradientChecker(Ignores(), inputs=x, loss=md.MSELoss(), targets=np.zeros((4, 3))).run()
+    assert report.low_precision is None and report["input"].low_precision is None
+    assert report["input"].status == "FAIL" and report["input"].checked == 12
+    assert report["input"].diagnosis is not None and report["input"].diagnosis.startswith(
+        "the cost does not depend on the input")
+    assert not any("float16" in n for n in report.notes + report["input"].notes)
+
+
 def test_a_wrong_loss_backward_under_a_float32_cost_still_fails_with_its_diagnosis() -> None:
     x, t = data(0, 5, 3, 2)
     report = GradientChecker(mlp(3, 4, 2), loss=LowMSE(factor=0.5), inputs=x, targets=t).run()
@@ -470,6 +507,14 @@ def test_the_cost_tally() -> None:
     assert tally([*rng.standard_normal(10).astype(np.float32), 0.1]).precision() is None
     # 0, whole numbers and short fractions say nothing
     assert tally([0.0, 1.0, 2.5, 0.375] * 10).precision() is None
-    # a cost that never moves: only if backward says it should
+    # a cost that never moves, or takes two values: a candidate, until the checker has moved it further
     flat = tally([float(np.float16(0.8755))] * 20)
-    assert flat.precision() == np.float16 and flat.precision(moving=False) is None
+    assert flat.precision() is None and flat.flat() == np.float16
+    assert tally([0.7890625] * 10 + [0.79296875] * 10).flat() == np.float16  # (7 and 8 bits: short)
+    assert tally([float(np.float32(0.1))] * 20).flat() == np.float32
+    assert tally([0.25] * 15).flat() is None  # (too few)
+    assert tally([0.1] * 20).flat() is None  # (no float16 or float32 number)
+    assert tally([2.0] * 20).flat() is None  # (a whole number)
+    assert tally([0.25, 0.5, 0.75] * 20).flat() is None  # (three values: the cost moves)
+    flat.stirred = True
+    assert flat.flat() is None

@@ -30,7 +30,7 @@ from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words, is_input, swapped
 from .numerics import FAIL, KINK, OK, U64, Verdict, column_noise, exact_steps, judge, kinks, probe_noise, richardson
-from .precision import array_precision, coarse_eps, odds, shows_float64, unit_round_off
+from .precision import array_precision, coarse_eps, coarse_noise, odds, shows_float64, unit_round_off
 from .program import Program
 from .report import GradientReport, TensorResult
 from .settings import MODES
@@ -171,8 +171,6 @@ class _Coarse:
     in_cost: bool
     #: the relative step suited to ``dtype`` (at least the checker's ``eps``)
     eps: float
-    #: set by the round-off probe: whether the cost, moved along this tensor, shows the lower precision
-    seen: bool = True
 
 
 @dataclass
@@ -1015,12 +1013,14 @@ class GradientChecker:
         upstream = -1 if culprit is None else max(
             (k for k, (_, layer) in enumerate(program.stages)
              if layer is culprit[0].layer or any(sub is culprit[0].layer for sub in layer.layers())), default=0)
+        through: dict[str, bool] = {}  # (whether the tensor goes through the culprit: see _through)
 
         def coarse_for(t: _Tensor) -> _Coarse | None:
             if in_cost is not None:
                 return _Coarse(in_cost, f"the cost is computed in {in_cost.name} (see the first note below the "
                                         "table)", True, max(self.eps, coarse_eps(in_cost)))
-            if culprit is not None and t.stage <= upstream and t.name not in from_loss:
+            if culprit is not None and t.stage <= upstream and t.name not in from_loss \
+                    and through.setdefault(t.name, self._through(program, work, t, culprit[0].layer, calls)):
                 call, dtype = culprit
                 return _Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the "
                                       "cost depends on this tensor through it (see the first note below the table)",
@@ -1038,8 +1038,6 @@ class GradientChecker:
                 raise
 
         base_notes = [list(t.notes) for t in tensors]
-        # (a cost that never moves is a cost too coarse to move at the check's steps only if backward says it moves)
-        moving = any(t.analytic is not None and bool(np.any(t.analytic)) for t in tensors)
         # (for the analytic round-off probe, measured only if some element fails: see _analytic_noise)
         self._live: tuple[Program, Layer, list[_Tensor]] | None = (program, work, tensors)
         self._analytic_sigma: dict[str, np.ndarray] | None = None
@@ -1047,9 +1045,12 @@ class GradientChecker:
             for i, t in enumerate(tensors):
                 t.keep_elements = shapes.count(t.array.shape) > 1
                 results.append(check(i))
+                flat = program.tally.flat() if loss is not None else None
+                if flat is not None:
+                    self._stir(program, tensors, flat, f0)
                 # (the verdicts so far took the cost for float64, or, should a later value not fit, for lower)
-                if loss is not None and program.tally.precision(moving) != in_cost:
-                    in_cost = program.tally.precision(moving)
+                if loss is not None and program.tally.precision() != in_cost:
+                    in_cost = program.tally.precision()
                     results[:] = [check(j) for j in range(i + 1)]
         finally:
             self._live = self._analytic_sigma = None
@@ -1224,6 +1225,54 @@ class GradientChecker:
         finally:
             snapshot.restore()
         return None
+
+    def _through(self, program: Program, work: Layer, t: _Tensor, layer: Layer, calls: list[_Call]) -> bool:
+        """Whether the tensor ``t`` goes through ``layer``: one of its parameters, or, moved a little (a relative
+        1e-6), it changes the input ``layer`` is given in a recorded forward (``calls``: one at the point).
+        One forward, for a tensor in a stage up to the layer's only."""
+        if any(p.data is t.array for p in layer.parameters()):
+            return True
+        saved = t.array.copy()
+        rng = np.random.default_rng([self.seed, 29])
+        try:
+            np.copyto(t.array, saved * (1 + 1e-6 * rng.uniform(0.5, 1.0, saved.shape))
+                      + 1e-9 * rng.choice([-1.0, 1.0], saved.shape))
+            program.reset()
+            with _quiet(True), _Recorder(work) as rec:
+                work.forward(program.x)
+        except Exception:  # (a layer that refuses the moved point: taken to go through, the cautious side)
+            return True
+        finally:
+            np.copyto(t.array, saved)
+            program.reset()
+        before = [c.x for c in calls if c.layer is layer]
+        after = [c.x for c in rec.calls if c.layer is layer]
+        return len(before) != len(after) or not all(same(a, b) for a, b in zip(before, after, strict=True))
+
+    def _stir(self, program: Program, tensors: list[_Tensor], dtype: np.dtype, f0: float) -> None:
+        """Move a cost that has not moved (see :meth:`.precision.CostTally.flat`) far enough to tell a coarse
+        one from a constant: the first tensor that backward says it moves is moved along its analytic gradient
+        ``a``, by ``k s a`` for ``k = +-1 .. +-4``, ``s`` such that the cost should change by 37 spacings of
+        ``dtype``'s numbers at ``f0`` per unit of ``k`` (8 evaluations, once; an odd number of spacings, so that
+        from a short ``f0`` the values are not short too). A coarse cost then takes several values, all ``dtype``
+        numbers, which the tally sees; a constant one (a forward that ignores the tensor) takes none."""
+        program.tally.stirred = True
+        t = next((t for t in tensors if not t.frozen and t.analytic is not None and t.analytic.shape == t.array.shape
+                  and np.all(np.isfinite(t.analytic)) and np.any(t.analytic)), None)
+        if t is None or not math.isfinite(f0):
+            return
+        saved = t.array.copy()
+        a = t.analytic
+        assert a is not None
+        s = 37 * float(np.spacing(np.asarray(abs(f0)).astype(dtype))) / float(np.sum(a * a))
+        try:
+            with _quiet(True):
+                for k in (1, -1, 2, -2, 3, -3, 4, -4):
+                    np.copyto(t.array, saved + k * s * a)
+                    with contextlib.suppress(ValueError, ArithmeticError):  # (outside its domain: no value)
+                        program.evaluate(t.stage)
+        finally:
+            np.copyto(t.array, saved)
 
     def _low_precision_words(self, loss: Any, culprit: tuple[_Call, np.dtype] | None, in_cost: np.dtype | None,
                              f0: float, results: list[TensorResult]) -> tuple[str | None, list[str]]:
@@ -1571,8 +1620,7 @@ class GradientChecker:
         ``coarse`` (a cost computed below float64): the points are spaced as stage A's probes on the coarse
         step, ``coarse.eps / 16`` (times ``|w|`` from 1 up), where that precision's rounding shows (at 1e-9 the
         cost mostly does not change at all); the bound is at least the lower precision's rounding of the cost
-        itself when the loss computes in it.  Sets ``coarse.seen``: whether the cost moved along the line by
-        more than float64's round-off can (``2**-40`` of it), i.e. this tensor feels the lower precision."""
+        itself when the loss computes in it."""
         arr = t.array
         saved = arr.copy()
         rng = np.random.default_rng([self.seed, 7, arr.size])
@@ -1605,9 +1653,7 @@ class GradientChecker:
                 floor = 2.0 * unit_round_off(coarse.dtype) * abs(f0)
             # (the points before the first the cost is not finite at: a line that leaves its domain)
             finite = np.array(list(itertools.takewhile(math.isfinite, values)))
-            sigma = probe_noise(finite, floor / 4.0)[0] if finite.size > 6 else 0.0
-            coarse.seen = coarse.in_cost or 4.0 * sigma > 2.0 ** -40 * float(np.max(np.abs(finite)))
-            return max(4.0 * sigma, floor, 1e-300)
+            return max(4.0 * coarse_noise(finite), floor, 1e-300)
         if not math.isfinite(f0):
             where = "" if not program.nonfinite_outputs else \
                 f"; the model's output holds {program.nonfinite_outputs} NaN/inf value(s)"
@@ -1628,9 +1674,8 @@ class GradientChecker:
 
     def _check_tensor(self, program: Program, t: _Tensor, f0: float, batch: int | None,
                       coarse: _Coarse | None = None) -> TensorResult:
-        """The verdict on one tensor; ``coarse``: the cost is computed below float64 (see :class:`_Coarse`), and
-        the tensor is judged for that, unless the cost, moved along it, shows no sign of it (a parameter after
-        a layer that computes in float32)."""
+        """The verdict on one tensor; ``coarse``: the cost, moved along it, is computed below float64 (see
+        :class:`_Coarse`), and the tensor is judged for that."""
         arr = t.array
         shape = tuple(arr.shape)
         if t.frozen:
@@ -1639,12 +1684,7 @@ class GradientChecker:
         if t.analytic is None or arr.size == 0:
             return TensorResult(t.name, shape, passed=not t.problems and t.analytic is not None,
                                 problems=list(t.problems), size=int(arr.size), notes=list(t.notes))
-        if coarse is not None:
-            eps_f = self._noise(program, t, f0, coarse)
-            if not coarse.seen:
-                coarse = None
-        if coarse is None:
-            eps_f = self._noise(program, t, f0)
+        eps_f = self._noise(program, t, f0, coarse)
         mode = self.mode
         if mode == "auto":
             mode = "full" if arr.size <= self.full_max else "directional"
@@ -1921,8 +1961,8 @@ class GradientChecker:
             return (status[rows] == OK) & (truncation[rows] > CURVED * scale)
 
         floor = REL_FLOOR * float(np.max(np.abs(analytic_all), initial=0.0))
-        if rest.size:
-            stage_b(rest)
+        if rest.size:  # (at a lower precision's round-off a kink is not judged on a finer step: skipped)
+            stage_b(rest, refine=coarse is None)
         # Steps of at least eps (absolute) are too large where the cost curves on a smaller scale (a
         # parameter or input far below 1 that the cost is steep in, a point near a kink): judged again
         # with the relative step eps * |w|, and at h/16 where w is 0 or at least 1.

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LOWER", "CostTally", "array_precision", "coarse_eps", "informative", "odds", "shows_float64",
-           "unit_round_off", "value_precision"]
+from .numerics import noise_level, robust_noise_level
+
+__all__ = ["LOWER", "CostTally", "array_precision", "coarse_eps", "coarse_noise", "informative", "odds",
+           "shows_float64", "unit_round_off", "value_precision"]
 
 #: the precisions below float64 looked for, narrowest first
 LOWER = (np.dtype(np.float16), np.dtype(np.float32))
@@ -45,6 +47,17 @@ def coarse_eps(dtype: np.dtype) -> float:
     """The relative step suited to a cost computed in ``dtype``: ``u**(1/3)`` (3.9e-3 for float32, 0.079 for
     float16), where a central difference's round-off ``u/h`` and its truncation ``h**2`` meet."""
     return unit_round_off(dtype) ** (1 / 3)
+
+
+def coarse_noise(values: np.ndarray) -> float:
+    """The round-off deviation of cost values at equally spaced points (at least 7) on the coarse step: the
+    larger of :func:`~.numerics.noise_level` and :func:`~.numerics.robust_noise_level`, whatever their ratio.
+    A lower precision's staircase (flat, then a jump) is what the outlier-robust estimate leaves out as a kink
+    crossed (its median second difference is 0), and a bound too tight would fail right gradients; a kink
+    crossed only loosens it."""
+    if len(values) < 7:
+        return 0.0
+    return max(noise_level(values), robust_noise_level(values))
 
 
 def _significant_bits(v: np.ndarray) -> np.ndarray:
@@ -121,9 +134,18 @@ class CostTally:
         self.distinct: set[float] = set()  # (at most DISTINCT of them)
         # whether every informative value so far is a number of that precision
         self.fits = {dtype: True for dtype in LOWER}
+        self.values: set[float] = set()  # the first finite values, up to DISTINCT of them
+        self.count = 0
+        #: set by the checker once it has moved a flat cost far enough to show it coarse (see :meth:`flat`)
+        self.stirred = False
 
     def add(self, v: float) -> None:
-        if not self.fits[LOWER[-1]] or not math.isfinite(v) or v == 0 or v == round(v):
+        if not math.isfinite(v):
+            return
+        self.count += 1
+        if len(self.values) < DISTINCT:
+            self.values.add(v)
+        if not self.fits[LOWER[-1]] or v == 0 or v == round(v):
             return
         m, _ = math.frexp(abs(v))
         significand = int(m * 2 ** 53)
@@ -132,15 +154,24 @@ class CostTally:
         self.informative += 1
         if len(self.distinct) < DISTINCT:
             self.distinct.add(v)
-        with np.errstate(over="ignore", under="ignore"):
-            for dtype in LOWER:
-                if self.fits[dtype] and float(np.array(v).astype(dtype)) != v:
-                    self.fits[dtype] = False
+        for dtype in LOWER:
+            if self.fits[dtype] and not _fits(np.array([v]), dtype)[0]:
+                self.fits[dtype] = False
 
-    def precision(self, moving: bool = True) -> np.dtype | None:
-        """float16 or float32 when every informative cost value was a number of it -- at least ``DISTINCT``
-        different ones, or, if ``moving`` (backward says the cost moves with some tensor), ``FLAT`` evaluations of
-        one or two (a cost too coarse to change at the check's steps: a float16 loss) --, else None."""
-        if not (len(self.distinct) >= DISTINCT or (moving and self.informative >= FLAT)):
+    def precision(self) -> np.dtype | None:
+        """float16 or float32 when every informative cost value was a number of it, at least ``DISTINCT``
+        different ones; else None."""
+        if len(self.distinct) >= DISTINCT:
+            return next((dtype for dtype in LOWER if self.fits[dtype]), None)
+        return None
+
+    def flat(self) -> np.dtype | None:
+        """The precision of a cost that may be too coarse to move at the check's steps (a float16 loss): it took
+        at most two values in ``FLAT`` evaluations, each such a number and one not 0 nor whole (a float16 cost
+        near 1 may be short: 0.7890625). A candidate only, for the checker to move the cost further
+        (:attr:`stirred`) and :meth:`precision` to judge; None when there is none, or once stirred."""
+        values = np.array(sorted(self.values))
+        if self.stirred or self.count < FLAT or len(values) >= DISTINCT or not np.any(values != np.round(values)) \
+                or not self.fits[LOWER[-1]]:
             return None
-        return next((dtype for dtype in LOWER if self.fits[dtype]), None)
+        return next((dtype for dtype in LOWER if self.fits[dtype] and bool(np.all(_fits(values, dtype)))), None)
