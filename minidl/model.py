@@ -172,6 +172,8 @@ class Model(Layer):
         drop_last: bool = False,
         clip_grad_norm: float | None = None,
         early_stopping: EarlyStopping | None = None,
+        gradcheck_every: int | None = None,
+        gradcheck_samples: int = 4,
     ) -> History:
         """Train on ``(x, y)`` (x: (N, ...) or a tuple of inputs, y: (N, ...)); the keywords are those of
         :func:`minidl.training.fit`, named here so that a type checker catches a misspelt one (``epoch=``)."""
@@ -181,7 +183,8 @@ class Model(Layer):
                    validation_data=validation_data, validation_split=validation_split, metrics=metrics,
                    shuffle=shuffle, rng=rng, scheduler=scheduler, scheduler_interval=scheduler_interval,
                    verbose=verbose, validation_batch_size=validation_batch_size, check_gradients=check_gradients,
-                   drop_last=drop_last, clip_grad_norm=clip_grad_norm, early_stopping=early_stopping)
+                   drop_last=drop_last, clip_grad_norm=clip_grad_norm, early_stopping=early_stopping,
+                   gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples)
 
     @_spread_inputs_refused_first
     def evaluate(

@@ -34,7 +34,8 @@ import numpy as np
 
 from .clip import _clip_norm
 from .early_stopping import EarlyStopping
-from .errors import DTypeError, MinidlError, NonFiniteError, ShapeError, TargetError
+from .errors import DTypeError, GradientCheckError, MinidlError, NonFiniteError, ShapeError, TargetError
+from .gradcheck import GradientChecker
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
 from .layer import Layer, parameter_backward
@@ -688,6 +689,18 @@ def _check_gradients(model: Layer, loss: Any, optimizer: Optimizer) -> None:
                 )
 
 
+def _gradient_check(model: Layer, loss: Loss, xb: Inputs, yb: np.ndarray, samples: int, seed: int) -> None:
+    """Run the :class:`~minidl.GradientChecker` on the batch's first ``samples`` samples, with the parameters
+    as they are (the checker works on a float64 copy and changes nothing); ``GradientCheckError`` with its
+    report if the back-pass disagrees with central differences there."""
+    k = min(samples, count(xb))
+    report = GradientChecker(model, loss, inputs=rows(xb, 0, k), targets=yb[:k], seed=seed).run()
+    if not report.passed:
+        raise GradientCheckError(f"the gradient check (gradcheck_every) on this batch's first {k} sample(s), with "
+                                 "the parameters before its update, failed: the back-pass disagrees with central "
+                                 f"differences there\n{report}")
+
+
 # ---------------------------------------------------------------------------------------------- fit
 def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
     """``optimizer.step(zero_grad=True)``, or ``optimizer.step()`` then ``optimizer.zero_grad()`` for
@@ -729,6 +742,8 @@ def fit(
     drop_last: bool = False,
     clip_grad_norm: float | None = None,
     early_stopping: EarlyStopping | None = None,
+    gradcheck_every: int | None = None,
+    gradcheck_samples: int = 4,
 ) -> History:
     """Train ``model`` on ``(x, y)`` in mini-batches; returns the per-epoch :class:`History`.
 
@@ -766,7 +781,16 @@ def fit(
             trained over the time the batches took, without the validation), loss and metrics.
         validation_batch_size: batch size used to score the validation data.
         check_gradients: also refuse a step whose gradients hold NaN/inf (costs one reduction over
-            every gradient per batch, a few percent of a small MLP's step; off by default).
+            every gradient per batch, a few percent of a small MLP's step; off by default).  It checks
+            that the gradients are finite, not that they are right: for that, ``gradcheck_every``.
+        gradcheck_every: run the :class:`~minidl.GradientChecker` (the model, the loss) on the first
+            batch and then on every ``gradcheck_every``-th batch (counted over the whole fit), on its
+            first ``gradcheck_samples`` samples with the parameters before its update, and stop with
+            :class:`~minidl.errors.GradientCheckError` (the checker's report, the epoch and the batch;
+            the batch's update not applied) if the back-pass disagrees with central differences.  A
+            back-pass right at the initial weights can be wrong where training leads (a branch taken, a
+            unit saturated).  Each check costs about one checker run (a few to a few hundred forwards of
+            those samples, on a float64 copy); ``None`` (the default): no check.
         drop_last: skip each epoch's last batch when it is smaller than ``batch_size`` (e.g. a
             batch of one sample, which batch norm refuses).
         clip_grad_norm: before each step, scale the gradients of the optimizer's parameters so that
@@ -905,6 +929,8 @@ def fit(
             raise RuntimeError(f"{who}: {error}") from None
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
+    every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
+    gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples)
     generator = as_generator(rng, who)
 
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
@@ -973,6 +999,8 @@ def fit(
                     side_state.save()
                     stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
                     try:
+                        if every and ((epoch - 1) * n_batches + b) % every == 0:
+                            _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - 1) * n_batches + b)
                         out = model(xb)
                         batch_loss, loss_weight = epoch_loss.score(out, yb)
                         if not math.isfinite(batch_loss):
