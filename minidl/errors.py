@@ -8,6 +8,8 @@ purpose.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BackwardBeforeForwardError",
     "CheckpointError",
@@ -94,4 +96,10 @@ class NonDeterministicError(MinidlError, RuntimeError):
 
 
 class GradientCheckError(MinidlError, AssertionError):
-    """The back-pass disagrees with central differences; the message is the checker's table."""
+    """The back-pass disagrees with central differences; the message is the checker's table.
+
+    ``report``: the :class:`~minidl.gradcheck.GradientReport` (``None`` if raised without one);
+    ``samples``: from ``fit(gradcheck_every=...)``, the positions in ``fit``'s ``x`` of the samples checked."""
+
+    report: Any = None
+    samples: Any = None

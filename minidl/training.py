@@ -689,16 +689,30 @@ def _check_gradients(model: Layer, loss: Any, optimizer: Optimizer) -> None:
                 )
 
 
-def _gradient_check(model: Layer, loss: Loss, xb: Inputs, yb: np.ndarray, samples: int, seed: int) -> None:
+def _gradient_check(model: Layer, loss: Loss, xb: Inputs, yb: np.ndarray, samples: int, seed: int,
+                    positions: np.ndarray) -> None:
     """Run the :class:`~minidl.GradientChecker` on the batch's first ``samples`` samples, with the parameters
     as they are (the checker works on a float64 copy and changes nothing); ``GradientCheckError`` with its
-    report if the back-pass disagrees with central differences there."""
+    report, and how to run it again, if the back-pass disagrees with central differences there.
+    ``positions``: the batch's samples' positions in ``fit``'s ``x``."""
     k = min(samples, count(xb))
-    report = GradientChecker(model, loss, inputs=rows(xb, 0, k), targets=yb[:k], seed=seed).run()
+    what = f"the gradient check (gradcheck_every) on this batch's first {k} sample(s)"
+    try:
+        report = GradientChecker(model, loss, inputs=rows(xb, 0, k), targets=yb[:k], seed=seed).run()
+    except MinidlError as error:  # (the checker's own refusal: said to come from the check, not the training)
+        _with_context(error, what)
+        raise
     if not report.passed:
-        raise GradientCheckError(f"the gradient check (gradcheck_every) on this batch's first {k} sample(s), with "
-                                 "the parameters before its update, failed: the back-pass disagrees with central "
-                                 f"differences there\n{report}")
+        checked = positions[:k]
+        i = str([int(p) for p in checked]) if k <= 16 else "error.samples"
+        inputs = f"tuple(a[{i}] for a in x)" if type(xb) is tuple else f"x[{i}]"
+        failure = GradientCheckError(
+            f"{what}, with the parameters before its update, failed: the back-pass disagrees with central "
+            f"differences there. The model is left as it was then; to check it again on those samples: "
+            f"GradientChecker(model, loss, inputs={inputs}, targets=y[{i}], seed={seed}, check_layers=True).run() "
+            f"(check_layers checks each layer alone)\n{report}")
+        failure.report, failure.samples = report, checked
+        raise failure
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -785,12 +799,14 @@ def fit(
             that the gradients are finite, not that they are right: for that, ``gradcheck_every``.
         gradcheck_every: run the :class:`~minidl.GradientChecker` (the model, the loss) on the first
             batch and then on every ``gradcheck_every``-th batch (counted over the whole fit), on its
-            first ``gradcheck_samples`` samples with the parameters before its update, and stop with
-            :class:`~minidl.errors.GradientCheckError` (the checker's report, the epoch and the batch;
-            the batch's update not applied) if the back-pass disagrees with central differences.  A
-            back-pass right at the initial weights can be wrong where training leads (a branch taken, a
-            unit saturated).  Each check costs about one checker run (a few to a few hundred forwards of
-            those samples, on a float64 copy); ``None`` (the default): no check.
+            first ``gradcheck_samples`` (at least 2) samples with the parameters before its update, and
+            stop with :class:`~minidl.errors.GradientCheckError` if the back-pass disagrees with central
+            differences: its message names the epoch and the batch, says how to run the check again,
+            and holds the report (also ``error.report``; ``error.samples``: the positions in ``x`` of
+            the samples checked); the batch's update is not applied.  A back-pass right at the initial
+            weights can be wrong where training leads (a branch taken, a unit saturated).  Each check
+            costs about one checker run (a few to a few hundred forwards of those samples, on a float64
+            copy); ``None`` (the default): no check.
         drop_last: skip each epoch's last batch when it is smaller than ``batch_size`` (e.g. a
             batch of one sample, which batch norm refuses).
         clip_grad_norm: before each step, scale the gradients of the optimizer's parameters so that
@@ -930,7 +946,8 @@ def fit(
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
     every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
-    gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples)
+    gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples, minimum=2)  # (one sample
+    # cannot show a backward wrong in its sums over the batch: the checker's own default batch is 4)
     generator = as_generator(rng, who)
 
     history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
@@ -1000,7 +1017,8 @@ def fit(
                     stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
                     try:
                         if every and ((epoch - 1) * n_batches + b) % every == 0:
-                            _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - 1) * n_batches + b)
+                            _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - 1) * n_batches + b,
+                                            np.arange(start, stop) if order is None else order[start:stop])
                         out = model(xb)
                         batch_loss, loss_weight = epoch_loss.score(out, yb)
                         if not math.isfinite(batch_loss):

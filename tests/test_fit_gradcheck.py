@@ -41,8 +41,9 @@ def state(model: md.Layer) -> dict[str, np.ndarray]:
 
 
 def train(model: md.Layer, x: np.ndarray, y: np.ndarray, epochs: int, **kwargs: Any) -> md.History:
+    kwargs.setdefault("batch_size", 16)
     return model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=1.0),
-                     epochs=epochs, batch_size=16, verbose=0, rng=3, **kwargs)
+                     epochs=epochs, verbose=0, rng=3, **kwargs)
 
 
 def test_a_backward_that_goes_wrong_during_training_is_caught_at_the_batch_with_nothing_applied() -> None:
@@ -54,10 +55,26 @@ def test_a_backward_that_goes_wrong_during_training_is_caught_at_the_batch_with_
         train(model, x, y, 20, gradcheck_every=4)
     message = str(caught.value)
     # 4 batches an epoch, checked at batches 0, 4, 8, ... of the fit: each epoch's first
+    error = caught.value
+    i = str([int(p) for p in error.samples])
     assert message.startswith("fit: epoch 6/20, batch 1/4 (samples 0..15 of the epoch's order): the gradient check "
                               "(gradcheck_every) on this batch's first 4 sample(s), with the parameters before its "
-                              "update, failed")
-    assert "Gradient check FAILED" in message and "0.W" in message
+                              "update, failed: the back-pass disagrees with central differences there. The model is "
+                              "left as it was then; to check it again on those samples: GradientChecker(model, loss, "
+                              f"inputs=x[{i}], targets=y[{i}], seed=20, check_layers=True).run() (check_layers checks "
+                              "each layer alone)\nGradient check FAILED")
+    assert message.endswith(str(error.report)) and not error.report.passed
+    assert error.report.results[1].name == "0.W" and error.report.results[1].status == "FAIL"
+    # the samples are the first 4 of epoch 6's order (fit's rng=3 draws one permutation an epoch)
+    generator = np.random.default_rng(3)
+    for _ in range(5):
+        generator.permutation(len(x))
+    np.testing.assert_array_equal(error.samples, generator.permutation(len(x))[:4])
+    # run again as the message says, on the model as it was left: the same failure, and the layer named
+    again = GradientChecker(model, md.CrossEntropyLoss(), inputs=x[error.samples], targets=y[error.samples], seed=20,
+                            check_layers=True).run()
+    assert [r.status for r in again.results] == [r.status for r in error.report.results]
+    assert not again.layers["1"].passed and again.layers["0"].passed and again.layers["2"].passed
     assert len(caught.value.history["loss"]) == 5  # type: ignore[attr-defined]
     # the parameters are those after the 20 batches before it: as a twin trained 5 epochs without the check
     twin = wrong_when_large()
@@ -108,14 +125,14 @@ def test_the_batches_checked_and_the_samples_given(monkeypatch: pytest.MonkeyPat
     assert seen == []  # off by default
 
 
-@pytest.mark.parametrize(("name", "value"), [("gradcheck_every", 0), ("gradcheck_every", True),
-                                             ("gradcheck_every", 1.5), ("gradcheck_samples", 0),
-                                             ("gradcheck_samples", None)])
-def test_bad_settings_are_refused_before_anything_changes(name: str, value: Any) -> None:
+@pytest.mark.parametrize(("name", "value", "least"), [("gradcheck_every", 0, 1), ("gradcheck_every", True, 1),
+                                                     ("gradcheck_every", 1.5, 1), ("gradcheck_samples", 1, 2),
+                                                     ("gradcheck_samples", None, 2)])
+def test_bad_settings_are_refused_before_anything_changes(name: str, value: Any, least: int) -> None:
     x, y = data(16)
     model = wrong_when_large()
     before = state(model)
-    with pytest.raises(ValueError, match=rf"^fit: {name} must be an int >= 1, got {value!r}$"):
+    with pytest.raises(ValueError, match=rf"^fit: {name} must be an int >= {least}, got {value!r}$"):
         train(model, x, y, 1, **{name: value})
     for key, array in state(model).items():
         np.testing.assert_array_equal(array, before[key])
@@ -128,3 +145,48 @@ def test_the_function_form_and_integer_inputs() -> None:
     history = md.fit(model, tokens, y, loss=md.CrossEntropyLoss(), optimizer=md.Adam(model.parameters()),
                      epochs=2, batch_size=8, verbose=0, gradcheck_every=1)
     assert len(history["loss"]) == 2
+
+
+class Noisy(md.Layer):
+    """Adds noise from a generator made at each forward: a cost the checker cannot difference."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x + 1e-3 * np.random.default_rng().standard_normal(x.shape)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+def test_a_check_that_cannot_run_says_it_was_the_check_and_nothing_is_applied() -> None:
+    x, y = data(16)
+    model = md.Sequential(md.Dense(5, 2, rng=0), Noisy())
+    before = state(model)
+    with pytest.raises(md.NonDeterministicError, match=r"^fit: epoch 1/1, batch 1/2 \(samples 0\.\.7 of the epoch's "
+                       r"order\): the gradient check \(gradcheck_every\) on this batch's first 4 sample\(s\): "
+                       r"GradientChecker: the forward is not deterministic"):
+        train(model, x, y, 1, gradcheck_every=1, batch_size=8)
+    for key, array in state(model).items():
+        np.testing.assert_array_equal(array, before[key])
+
+
+def test_several_inputs_are_named_as_a_tuple_in_the_rerun_hint() -> None:
+    class TwoInputs(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = md.Dense(5, 2, rng=0)
+
+        def forward(self, x: Any) -> np.ndarray:
+            a, b = x
+            self.b = b
+            return self.dense(a) * b
+
+        def backward(self, grad_output: np.ndarray) -> Any:
+            return self.dense.backward(grad_output * self.b), -grad_output  # the second: wrong
+
+    x, y = data(8)
+    b = np.random.default_rng(1).standard_normal((8, 2))
+    model = TwoInputs()
+    with pytest.raises(md.GradientCheckError, match=r"inputs=tuple\(a\[\[0, 1, 2, 3\]\] for a in x\), "
+                       r"targets=y\[\[0, 1, 2, 3\]\], seed=0,"):
+        md.fit(model, (x, b), y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+               batch_size=8, shuffle=False, verbose=0, gradcheck_every=1)

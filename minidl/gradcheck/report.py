@@ -234,5 +234,7 @@ class GradientReport:
 
         Returns ``self`` when everything passed (so it can be chained)."""
         if not self.passed:
-            raise GradientCheckError(str(self))
+            error = GradientCheckError(str(self))
+            error.report = self
+            raise error
         return self
