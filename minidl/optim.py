@@ -327,7 +327,8 @@ class Optimizer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore hyper-parameters and per-parameter state; refuses (listing every problem, changing
-        nothing) a different optimizer type, parameter count, shapes or dtypes."""
+        nothing) a different optimizer type, parameter count, shapes or dtypes.  A whole training
+        checkpoint holding this state under a key is refused with a hint to pass that entry."""
         name = type(self).__name__
         problems: list[str] = []
         if not isinstance(state, Mapping):
@@ -336,7 +337,8 @@ class Optimizer:
             if key not in state:
                 problems.append(f"missing key '{key}'")
         if problems:
-            raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems))
+            raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems)
+                                 + _nested_hint(state, name))
         if not isinstance(state["type"], str) or state["type"] != name:
             problems.append(f"state is for {state['type']!r}, not {name!r}")
         extra = [key for key in state if key not in ("type", "hyper", "state", "initial_lr")]
@@ -450,6 +452,23 @@ class Optimizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
         return f"{type(self).__name__}({_count(len(self.params), 'parameter')}, {args})"
+
+
+def _nested_hint(state: Mapping[Any, Any], name: str) -> str:
+    """For a state refused for lacking ``type``/``hyper``/``state``: the line saying which of its entries holds an
+    optimizer's state dict (a training checkpoint, ``{"model": ..., "optimizer": opt.state_dict(), "epoch": 3}``,
+    given whole), one saved by ``name`` first, else ``""``."""
+    nested = [key for key, value in state.items()
+              if isinstance(value, Mapping) and all(part in value for part in ("type", "hyper", "state"))]
+    if not nested:
+        return ""
+    key = next((key for key in nested if isinstance(state[key]["type"], str) and state[key]["type"] == name),
+               nested[0])
+    saved_by = state[key]["type"]
+    same = isinstance(saved_by, str) and saved_by == name
+    other = "" if same else f" (it was saved by {saved_by!r}, this is {name!r})"
+    return (f"\nThe state holds a nested optimizer state dict under {key!r}, as a training checkpoint does: pass "
+            f"state[{key!r}]{other}")
 
 
 def _count(n: int, noun: str) -> str:
