@@ -403,7 +403,9 @@ class Layer:
         NaN/inf, or a buffer value its layer cannot use (:meth:`buffer_problem`, e.g. a negative
         running variance) is refused.  If anything is refused a single
         :class:`~minidl.errors.StateDictError` lists it all and nothing is changed.  Returns the
-        skipped keys (``strict=False``).
+        skipped keys (``strict=False``).  Even with ``strict=False`` a state none of whose keys is this
+        layer's, but which holds a state dict of this layer's keys under one of them (a whole training
+        checkpoint), is refused with a hint to pass that entry: it would load nothing.
 
         Generator states (``state_dict(generators=True)``) are optional: a state without any is
         loaded as before and leaves the generators alone.  A state with some must, under
@@ -428,6 +430,15 @@ class Layer:
                          f"unexpected key {key!r} (of type {type(key).__name__}; keys must be str, as state_dict() "
                          "gives them)"
                          for key in unexpected]
+        if not strict and state and len(unexpected) == len(state):  # nothing would load: a checkpoint given whole?
+            hint = _nested_hint(state, unexpected, own.keys() | own_generators.keys())
+            if hint:
+                raise StateDictError(
+                    f"{who} refused the state (strict=False): none of its keys "
+                    f"({', '.join(repr(key) for key in unexpected[:5])}{', ...' if len(unexpected) > 5 else ''}) "
+                    f"names a parameter, buffer or generator of this {type(self).__name__}, so nothing would be "
+                    f"loaded; nothing was changed{hint}"
+                )
         values: dict[str, np.ndarray] = {}  # the arrays to load, as plain native-order ndarrays
         first_key: dict[int, str] = {}  # an array's id -> the first key of the state that loads into it
         for key, (_, current, check) in own.items():

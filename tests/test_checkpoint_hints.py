@@ -1,5 +1,6 @@
 """A whole training checkpoint (``{"model": ..., "optimizer": ..., "epoch": 3}``) given where one of its entries
-belongs: the optimizer's ``load_state_dict`` names the entry to pass, as the model's does.  Every refusal changes
+belongs: the optimizer's ``load_state_dict`` names the entry to pass, as the model's does; the model's with
+``strict=False`` refuses it (it would load nothing) instead of returning quietly.  Every refusal changes
 nothing."""
 
 from __future__ import annotations
@@ -103,3 +104,57 @@ def test_no_optimizer_hint_without_a_nested_optimizer_state() -> None:
     odd = {**opt.state_dict(), "type": np.array(["Adam"])}
     with pytest.raises(md.StateDictError, match=r"pass state\['optimizer'\] \(it was saved by array"):
         opt.load_state_dict({"optimizer": odd})
+
+
+# ----------------------------------------------------- 2. the model given a whole checkpoint with strict=False
+def test_strict_false_refuses_a_whole_checkpoint_that_would_load_nothing(tmp_path: pathlib.Path) -> None:
+    model, opt = _trained(md.Adam)
+    checkpoint = _checkpoint(model, opt)
+    md.save(checkpoint, tmp_path / "run.ckpt")
+    other, _ = _trained(md.SGD)
+    other[2].rng.normal(size=5)  # the generator moved too, so a load of it would show
+    before = _snapshot(other)
+    for state in (checkpoint, md.load(tmp_path / "run.ckpt")):
+        with pytest.raises(md.StateDictError) as caught:
+            other.load_state_dict(state, strict=False)
+        assert caught.value.args[0].splitlines() == [
+            "Sequential.load_state_dict refused the state (strict=False): none of its keys ('model', 'optimizer', "
+            "'epoch') names a parameter, buffer or generator of this Sequential, so nothing would be loaded; "
+            "nothing was changed",
+            "The state holds a nested state dict under 'model', as a training checkpoint does: pass state['model']",
+        ]
+        assert states_equal(_snapshot(other), before)
+    assert other.load_state_dict(checkpoint["model"], strict=False) == md.LoadResult([], [])  # as the hint says
+    assert states_equal(other.state_dict(generators=True), model.state_dict(generators=True))
+
+
+def test_strict_false_hint_names_the_key_and_shortens_a_long_key_list() -> None:
+    model = _model()
+    state = {f"meta{i}": i for i in range(6)} | {"net": {"0.W": model[0].W.data}}
+    with pytest.raises(md.StateDictError) as caught:
+        model.load_state_dict(state, strict=False)
+    assert caught.value.args[0].splitlines() == [
+        "Sequential.load_state_dict refused the state (strict=False): none of its keys ('meta0', 'meta1', 'meta2', "
+        "'meta3', 'meta4', ...) names a parameter, buffer or generator of this Sequential, so nothing would be "
+        "loaded; nothing was changed",
+        "The state holds a nested state dict under 'net', as a training checkpoint does: pass state['net']",
+    ]
+    # a nested state holding only a generator's key is the model's too
+    with pytest.raises(md.StateDictError, match=r"pass state\['model'\]$"):
+        model.load_state_dict({"model": {"2.rng": model[2].rng.bit_generator.state}}, strict=False)
+
+
+def test_strict_false_still_returns_the_skipped_keys_when_something_loads_or_nothing_is_nested() -> None:
+    model = _model()
+    twin = md.Sequential(md.Dense(3, 4, rng=7), md.BatchNorm1d(4), md.Dropout(0.5, rng=8), md.Dense(4, 2, rng=9))
+    # a key of the model's beside the nested checkpoint: that one loads, the rest is reported, as PyTorch's
+    result = model.load_state_dict({"0.W": twin[0].W.data, "model": twin.state_dict()}, strict=False)
+    assert isinstance(result, md.LoadResult) and result.unexpected_keys == ["model"]
+    assert "0.W" not in result.missing_keys and "3.W" in result.missing_keys
+    np.testing.assert_array_equal(model[0].W.data, twin[0].W.data)
+    # nothing of the model's anywhere (another model's state): reported, not refused
+    result = model.load_state_dict({"encoder.W": np.zeros(2), "extra": {"lr": 0.1}}, strict=False)
+    assert result.unexpected_keys == ["encoder.W", "extra"] and "0.W" in result.missing_keys
+    assert model.load_state_dict({}, strict=False).missing_keys == list(model.state_dict())
+    # a model with no state at all: a nested mapping cannot hold its keys
+    assert md.Sequential(md.ReLU()).load_state_dict({"model": {}}, strict=False) == md.LoadResult([], ["model"])
