@@ -60,10 +60,23 @@ def _holder_kind(value: Any) -> str | None:
     return None
 
 
+#: The end of the message refusing a PyTorch-style parameter group (``{"params": [...], "lr": 0.1}``).
+_NO_GROUPS = ("minidl's optimizers have no parameter groups and take a flat iterable of Parameters: "
+              "{who}(model.parameters(), ...).  For a learning rate per group, make one optimizer per group "
+              "({who}(group_a, lr=0.1) and {who}(group_b, lr=0.01)) and call each one's zero_grad and step in "
+              "your own loop (fit takes one optimizer)")
+
+
+def _is_group(value: Any) -> bool:
+    """Whether ``value`` is a PyTorch parameter group: a mapping with a ``"params"`` key."""
+    return isinstance(value, Mapping) and "params" in value
+
+
 def _parameter_list(who: str, params: Any) -> list[Parameter]:
     """``params`` (an iterable of Parameters) as a list, refused with what to pass instead: the model, layer
     or loss itself (or a list holding some) for its ``.parameters()``, the method ``model.parameters``
-    uncalled, ``named_parameters()``'s pairs, an empty list or a generator already used up."""
+    uncalled, ``named_parameters()``'s pairs, PyTorch's parameter groups (which minidl does not have), an empty
+    list or a generator already used up."""
     kind = _holder_kind(params)
     if kind is not None and not params.parameters():
         raise TypeError(f"{who}: got the {kind} {type(params).__name__} itself, which holds no parameters; pass "
@@ -71,6 +84,9 @@ def _parameter_list(who: str, params: Any) -> list[Parameter]:
     if kind is not None:
         raise TypeError(f"{who}: got the {kind} {type(params).__name__} itself; pass its parameters: "
                         f"{who}({kind}.parameters(), ...)")
+    if _is_group(params):
+        raise TypeError(f"{who}: params is a dict with 'params', a PyTorch-style parameter group; "
+                        + _NO_GROUPS.format(who=who))
     owner = getattr(params, "__self__", None)
     if getattr(params, "__name__", None) == "parameters" and _holder_kind(owner) is not None:
         raise TypeError(f"{who}: got the method {type(owner).__name__}.parameters itself; call it: "
@@ -95,6 +111,9 @@ def _parameter_list(who: str, params: Any) -> list[Parameter]:
         if kind is not None:
             raise TypeError(f"{who}: params[{i}] is the {kind} {type(p).__name__} itself, not a Parameter; put its "
                             f"parameters in the list instead: [..., *{kind}.parameters()]")
+        if _is_group(p):
+            raise TypeError(f"{who}: params[{i}] is a dict with 'params', a PyTorch-style parameter group; "
+                            + _NO_GROUPS.format(who=who))
         if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], Parameter):
             raise TypeError(f"{who}: params[{i}] is a (name, Parameter) pair, as named_parameters() gives; pass "
                             f"the parameters alone: {who}(model.parameters(), ...)")

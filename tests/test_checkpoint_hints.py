@@ -1,11 +1,13 @@
 """A whole training checkpoint (``{"model": ..., "optimizer": ..., "epoch": 3}``) given where one of its entries
 belongs: the optimizer's ``load_state_dict`` names the entry to pass, as the model's does; the model's with
-``strict=False`` refuses it (it would load nothing) instead of returning quietly.  Every refusal changes
-nothing."""
+``strict=False`` refuses it (it would load nothing) instead of returning quietly; and PyTorch's parameter groups
+given to an optimizer get a message saying minidl has none and what to do instead.  Every refusal changes nothing."""
 
 from __future__ import annotations
 
+import copy
 import pathlib
+import re
 from typing import Any
 
 import numpy as np
@@ -158,3 +160,43 @@ def test_strict_false_still_returns_the_skipped_keys_when_something_loads_or_not
     assert model.load_state_dict({}, strict=False).missing_keys == list(model.state_dict())
     # a model with no state at all: a nested mapping cannot hold its keys
     assert md.Sequential(md.ReLU()).load_state_dict({"model": {}}, strict=False) == md.LoadResult([], ["model"])
+
+
+# ------------------------------------------------------------------------- 3. PyTorch's parameter groups
+_GROUPS = ("minidl's optimizers have no parameter groups and take a flat iterable of Parameters: "
+           "{n}(model.parameters(), ...).  For a learning rate per group, make one optimizer per group "
+           "({n}(group_a, lr=0.1) and {n}(group_b, lr=0.01)) and call each one's zero_grad and step in your own "
+           "loop (fit takes one optimizer)")
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS, ids=lambda c: c.__name__)
+def test_parameter_groups_get_a_precise_message(make: Any) -> None:
+    model = _model()
+    name = make.__name__
+    groups = [{"params": model[0].parameters(), "lr": 0.1}, {"params": model[3].parameters(), "lr": 0.01}]
+    untouched = copy.deepcopy(groups)
+    tail = re.escape(_GROUPS.format(n=name))
+    with pytest.raises(TypeError, match=rf"^{name}: params\[0\] is a dict with 'params', a PyTorch-style parameter "
+                                        rf"group; {tail}$"):
+        make(groups, lr=0.1)
+    with pytest.raises(TypeError, match=rf"^{name}: params is a dict with 'params', a PyTorch-style parameter "
+                                        rf"group; {tail}$"):
+        make(groups[0], lr=0.1)
+    with pytest.raises(TypeError, match=rf"^{name}: params\[4\] is a dict with 'params', a PyTorch-style"):
+        make([*model.parameters(), {"params": []}], lr=0.1)
+    assert [[p.shape for p in g["params"]] for g in groups] == [[p.shape for p in g["params"]] for g in untouched]
+
+
+def test_other_dicts_keep_the_plain_message_and_the_advice_works() -> None:
+    model = _model()
+    with pytest.raises(TypeError, match=r"^SGD: params\[0\] is a dict, expected a Parameter$"):
+        md.SGD([{"weights": model[0].W}], lr=0.1)
+    # one optimizer per group, each with its own lr, as the message says
+    head, body = md.SGD(model[3].parameters(), lr=0.1), md.SGD(model[0].parameters(), lr=0.01)
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    w_head, w_body = model[3].W.data.copy(), model[0].W.data.copy()
+    head.step()
+    body.step()
+    np.testing.assert_allclose(model[3].W.data, w_head - 0.1)
+    np.testing.assert_allclose(model[0].W.data, w_body - 0.01)
