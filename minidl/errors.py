@@ -8,6 +8,8 @@ purpose.
 
 from __future__ import annotations
 
+import reprlib
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -103,3 +105,36 @@ class GradientCheckError(MinidlError, AssertionError):
 
     report: Any = None
     samples: Any = None
+
+
+# ------------------------------------------------------------------ message helpers (not exported)
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to about 60 characters, and never raising (a ``__repr__`` that fails gives
+    ``<Type instance at 0x...>``): for values from a user's state put in a message."""
+    return _SHORT.repr(value)
+
+
+def nested_state_hint(entries: Sequence[tuple[Any, str]], owner: str, kind: str = "") -> str:
+    """The last line of a refused ``load_state_dict`` given a whole training checkpoint
+    (``{"model": ..., "optimizer": ..., "epoch": 3}``): ``entries`` are ``(key, note)`` for each entry holding a
+    nested ``kind`` state dict that ``owner`` (the type name of the layer or optimizer) might load, the note
+    appended after its ``state[key]`` (e.g. which optimizer saved it); ``""`` for none.  At most 5 are named."""
+    if not entries:
+        return ""
+    keys = [short_repr(key) for key, _ in entries[:5]]
+    places = [f"state[{key}]{note}" for key, (_, note) in zip(keys, entries, strict=False)]
+    if len(entries) == 1:
+        return (f"\nThe state holds a nested {kind}state dict under {keys[0]}, as a training checkpoint does: "
+                f"pass {places[0]}")
+    if len(entries) > 5:
+        names = f"{', '.join(keys)} and {len(entries) - 5} more"
+        choices = f"{', '.join(places)} or one of the {len(entries) - 5} more"
+    else:
+        names = f"{', '.join(keys[:-1])} and {keys[-1]}"
+        choices = f"{', '.join(places[:-1])} or {places[-1]}"
+    return (f"\nThe state holds nested {kind}state dicts under {names}, as a training checkpoint does: pass the "
+            f"one for this {owner}: {choices}")

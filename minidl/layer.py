@@ -18,14 +18,14 @@ import functools
 import inspect
 import types
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import DTypeLike
 
 from . import aligned
-from .errors import BackwardBeforeForwardError, DTypeError, StateDictError
+from .errors import BackwardBeforeForwardError, DTypeError, StateDictError, nested_state_hint, short_repr
 from .init import switch
 from .parameter import Parameter
 from .validation import plain_native
@@ -404,8 +404,8 @@ class Layer:
         running variance) is refused.  If anything is refused a single
         :class:`~minidl.errors.StateDictError` lists it all and nothing is changed.  Returns the
         skipped keys (``strict=False``).  Even with ``strict=False`` a state none of whose keys is this
-        layer's, but which holds a state dict of this layer's keys under one of them (a whole training
-        checkpoint), is refused with a hint to pass that entry: it would load nothing.
+        layer's, but which holds under one of them a mapping with every parameter and buffer key of this
+        layer (a whole training checkpoint), is refused with a hint to pass that entry: it would load nothing.
 
         Generator states (``state_dict(generators=True)``) are optional: a state without any is
         loaded as before and leaves the generators alone.  A state with some must, under
@@ -430,15 +430,17 @@ class Layer:
                          f"unexpected key {key!r} (of type {type(key).__name__}; keys must be str, as state_dict() "
                          "gives them)"
                          for key in unexpected]
-        if not strict and state and len(unexpected) == len(state):  # nothing would load: a checkpoint given whole?
-            hint = _nested_hint(state, unexpected, own.keys() | own_generators.keys())
-            if hint:
-                raise StateDictError(
-                    f"{who} refused the state (strict=False): none of its keys "
-                    f"({', '.join(repr(key) for key in unexpected[:5])}{', ...' if len(unexpected) > 5 else ''}) "
-                    f"names a parameter, buffer or generator of this {type(self).__name__}, so nothing would be "
-                    f"loaded; nothing was changed{hint}"
-                )
+        whole = not strict and len(unexpected) == len(state)  # nothing would load: a checkpoint given whole?
+        # (strict: the hint ends the error raised for the unexpected keys; else it is the reason to refuse)
+        hint = _nested_hint(state, unexpected, type(self).__name__, own.keys() | own_generators.keys(),
+                            own.keys(), whole) if unexpected and (strict or whole) else ""
+        if not strict and hint:
+            raise StateDictError(
+                f"{who} refused the state (strict=False): none of its keys "
+                f"({', '.join(short_repr(key) for key in unexpected[:5])}{', ...' if len(unexpected) > 5 else ''}) "
+                f"names a parameter, buffer or generator of this {type(self).__name__}, so nothing would be "
+                f"loaded; nothing was changed{hint}"
+            )
         values: dict[str, np.ndarray] = {}  # the arrays to load, as plain native-order ndarrays
         first_key: dict[int, str] = {}  # an array's id -> the first key of the state that loads into it
         for key, (_, current, check) in own.items():
@@ -471,8 +473,7 @@ class Layer:
             raise StateDictError(
                 f"{type(self).__name__}.load_state_dict refused the state "
                 f"({len(problems)} problem{'s' if len(problems) > 1 else ''}); nothing was changed:\n  "
-                + "\n  ".join(problems) + (_nested_hint(state, unexpected, own.keys() | own_generators.keys())
-                                            if strict else "")
+                + "\n  ".join(problems) + hint
             )
         # every copy first: a copy that fails (memory) must not leave the arrays before it replaced
         copies = {key: aligned.copy(value) for key, value in values.items()}
@@ -603,17 +604,27 @@ class Layer:
         return head + "\n" + "\n".join(children) + "\n)"
 
 
-def _nested_hint(state: Mapping[str, Any], unexpected: list[Any], own: set[str]) -> str:
-    """For a state refused with unexpected keys: the line saying which of them holds a state dict of this
-    layer's keys (a training checkpoint, ``{"model": model.state_dict(), "optimizer": ..., "epoch": 3}``,
-    given whole), else ``""``."""
-    nested = [key for key in unexpected
-              if isinstance(state[key], Mapping) and any(inner in own for inner in state[key])]
-    if not nested:
+def _nested_hint(state: Mapping[Any, Any], unexpected: list[Any], owner: str, own: Set[str], stored: Set[str],
+                 whole: bool) -> str:
+    """For a state with unexpected keys: the line naming those that hold a state dict of this layer (a training
+    checkpoint, ``{"model": model.state_dict(), "optimizer": ..., "epoch": 3}``, given whole), else ``""``.
+
+    ``whole``: the entry must hold every key of ``stored`` (the parameters and buffers; none: no entry is this
+    layer's), the rule for refusing a state with ``strict=False``; else any one key of ``own`` (those and the
+    generators) will do, for the last line of an error raised anyway.  An entry named ``'model'`` is named
+    alone; else every match is.  Best effort: a state whose reading fails gives no hint."""
+    try:
+        if whole:
+            nested = [key for key in unexpected if stored and isinstance(state[key], Mapping)  # (a quick look first,
+                      and all(inner in state[key] for inner in stored) and stored <= set(state[key])]  # then its keys)
+        else:
+            nested = [key for key in unexpected
+                      if isinstance(state[key], Mapping) and any(inner in own for inner in state[key])]
+        if "model" in nested:
+            nested = ["model"]
+        return nested_state_hint([(key, "") for key in nested], owner)
+    except Exception:  # (a mapping whose iteration or lookup raises, an unhashable key: the real checks say it)
         return ""
-    key = nested[0]
-    return (f"\nThe state holds a nested state dict under {key!r}, as a training checkpoint does: pass "
-            f"state[{key!r}]")
 
 
 class _Holders(list[weakref.ref[Layer]]):

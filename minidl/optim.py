@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import aligned
-from .errors import StateDictError
+from .errors import StateDictError, nested_state_hint, short_repr
 from .layer import Layer
 from .losses import Loss
 from .parameter import Parameter
@@ -357,9 +357,9 @@ class Optimizer:
                 problems.append(f"missing key '{key}'")
         if problems:
             raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems)
-                                 + _nested_hint(state, name))
+                                 + _nested_hint(state, name, len(self.params)))
         if not isinstance(state["type"], str) or state["type"] != name:
-            problems.append(f"state is for {state['type']!r}, not {name!r}")
+            problems.append(f"state is for {short_repr(state['type'])}, not {name!r}")
         extra = [key for key in state if key not in ("type", "hyper", "state", "initial_lr")]
         if extra:
             problems.append(f"unexpected keys {extra}")
@@ -473,21 +473,31 @@ class Optimizer:
         return f"{type(self).__name__}({_count(len(self.params), 'parameter')}, {args})"
 
 
-def _nested_hint(state: Mapping[Any, Any], name: str) -> str:
-    """For a state refused for lacking ``type``/``hyper``/``state``: the line saying which of its entries holds an
-    optimizer's state dict (a training checkpoint, ``{"model": ..., "optimizer": opt.state_dict(), "epoch": 3}``,
-    given whole), one saved by ``name`` first, else ``""``."""
-    nested = [key for key, value in state.items()
-              if isinstance(value, Mapping) and all(part in value for part in ("type", "hyper", "state"))]
-    if not nested:
+def _nested_hint(state: Mapping[Any, Any], name: str, count: int) -> str:
+    """For a state refused for lacking ``type``/``hyper``/``state``: the line naming which of its entries holds an
+    optimizer's state dict (``type``, a ``hyper`` mapping and a ``state`` mapping; a training checkpoint,
+    ``{"model": ..., "optimizer": opt.state_dict(), "epoch": 3}``, given whole), else ``""``.  Those saved by
+    ``name`` first, and of them those with ``count`` parameter entries (a GAN's two Adams); several left are all
+    named.  Best effort: a state whose reading fails gives no hint."""
+    try:
+        found: list[tuple[Any, Any, int]] = []  # (key, the class that saved it, its number of parameter entries)
+        for key, value in state.items():
+            if isinstance(value, Mapping) and all(part in value for part in ("type", "hyper", "state")):
+                saved_by, hyper, per_param = value["type"], value["hyper"], value["state"]
+                if isinstance(hyper, Mapping) and isinstance(per_param, Mapping):
+                    found.append((key, saved_by, len(per_param)))
+        same = [entry for entry in found if isinstance(entry[1], str) and entry[1] == name]
+        pool = same or found
+        pool = [entry for entry in pool if entry[2] == count] or pool
+        if same or not pool:
+            return nested_state_hint([(key, "") for key, _, _ in pool], name, "optimizer ")
+        if len(pool) == 1:
+            return nested_state_hint([(pool[0][0], f" (it was saved by {short_repr(pool[0][1])}, this is {name!r})")],
+                                     name, "optimizer ")
+        return nested_state_hint([(key, f" (saved by {short_repr(saved_by)})") for key, saved_by, _ in pool], name,
+                                 "optimizer ") + f"; this is {name!r}"
+    except Exception:  # (a mapping whose iteration or lookup raises: the refusal stands without the hint)
         return ""
-    key = next((key for key in nested if isinstance(state[key]["type"], str) and state[key]["type"] == name),
-               nested[0])
-    saved_by = state[key]["type"]
-    same = isinstance(saved_by, str) and saved_by == name
-    other = "" if same else f" (it was saved by {saved_by!r}, this is {name!r})"
-    return (f"\nThe state holds a nested optimizer state dict under {key!r}, as a training checkpoint does: pass "
-            f"state[{key!r}]{other}")
 
 
 def _count(n: int, noun: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import pathlib
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,9 @@ def test_the_optimizer_hint_prefers_its_own_type_and_says_when_the_type_differs(
 def test_no_optimizer_hint_without_a_nested_optimizer_state() -> None:
     model, opt = _trained(md.Adam)
     for state in ({"epoch": 3}, {"model": model.state_dict()}, {"optimizer": {"type": "Adam", "hyper": {}}},
-                  {"optimizer": [opt.state_dict()]}):
+                  {"optimizer": [opt.state_dict()]}, {"optimizer": {"type": "Adam", "hyper": None, "state": None}},
+                  {"optimizer": {**opt.state_dict(), "state": [{}] * 4}},
+                  {"optimizer": {**opt.state_dict(), "hyper": 0.1}}):
         with pytest.raises(md.StateDictError) as caught:
             opt.load_state_dict(state)
         assert caught.value.args[0] == ("Adam.load_state_dict refused the state: missing key 'type'; missing key "
@@ -106,6 +109,46 @@ def test_no_optimizer_hint_without_a_nested_optimizer_state() -> None:
     odd = {**opt.state_dict(), "type": np.array(["Adam"])}
     with pytest.raises(md.StateDictError, match=r"pass state\['optimizer'\] \(it was saved by array"):
         opt.load_state_dict({"optimizer": odd})
+
+
+def test_of_several_optimizer_states_of_its_class_the_one_with_its_parameter_count_is_named() -> None:
+    model, adam = _trained(md.Adam)  # 4 parameters
+    small = md.Adam(md.Dense(2, 2, rng=0).parameters())  # 1 parameter
+    before = adam.state_dict()
+    # a GAN's checkpoint: the discriminator's Adam first, this (the generator's) second
+    gan = {"opt_d": small.state_dict(), "opt_g": adam.state_dict(), "step": 7}
+    with pytest.raises(md.StateDictError) as caught:
+        adam.load_state_dict(gan)
+    assert caught.value.args[0].splitlines()[1] == (
+        "The state holds a nested optimizer state dict under 'opt_g', as a training checkpoint does: pass "
+        "state['opt_g']")
+    assert states_equal(adam.state_dict(), before)
+    adam.load_state_dict(gan["opt_g"])  # as the hint says
+    # two of its class and of its parameter count: both named
+    twin = md.Adam(_model().parameters(), lr=0.5)
+    with pytest.raises(md.StateDictError) as caught:
+        adam.load_state_dict({"opt_a": twin.state_dict(), "opt_b": adam.state_dict()})
+    assert caught.value.args[0].splitlines()[1] == (
+        "The state holds nested optimizer state dicts under 'opt_a' and 'opt_b', as a training checkpoint does: "
+        "pass the one for this Adam: state['opt_a'] or state['opt_b']")
+    # none of its count: every one of its class is named
+    with pytest.raises(md.StateDictError) as caught:
+        adam.load_state_dict({"a": small.state_dict(), "b": md.Adam(md.Dense(2, 2).parameters()).state_dict()})
+    assert caught.value.args[0].splitlines()[1].endswith("pass the one for this Adam: state['a'] or state['b']")
+    # only other classes': the one with this optimizer's count, with the class that saved it
+    sgd = md.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(md.StateDictError) as caught:
+        sgd.load_state_dict(gan)
+    assert caught.value.args[0].splitlines()[1] == (
+        "The state holds a nested optimizer state dict under 'opt_g', as a training checkpoint does: pass "
+        "state['opt_g'] (it was saved by 'Adam', this is 'SGD')")
+    rms = md.RMSprop(model.parameters())
+    with pytest.raises(md.StateDictError) as caught:
+        sgd.load_state_dict({"opt_a": adam.state_dict(), "opt_r": rms.state_dict()})
+    assert caught.value.args[0].splitlines()[1] == (
+        "The state holds nested optimizer state dicts under 'opt_a' and 'opt_r', as a training checkpoint does: "
+        "pass the one for this SGD: state['opt_a'] (saved by 'Adam') or state['opt_r'] (saved by 'RMSprop'); "
+        "this is 'SGD'")
 
 
 # ----------------------------------------------------- 2. the model given a whole checkpoint with strict=False
@@ -132,7 +175,7 @@ def test_strict_false_refuses_a_whole_checkpoint_that_would_load_nothing(tmp_pat
 
 def test_strict_false_hint_names_the_key_and_shortens_a_long_key_list() -> None:
     model = _model()
-    state = {f"meta{i}": i for i in range(6)} | {"net": {"0.W": model[0].W.data}}
+    state = {f"meta{i}": i for i in range(6)} | {"net": model.state_dict()}
     with pytest.raises(md.StateDictError) as caught:
         model.load_state_dict(state, strict=False)
     assert caught.value.args[0].splitlines() == [
@@ -141,9 +184,16 @@ def test_strict_false_hint_names_the_key_and_shortens_a_long_key_list() -> None:
         "loaded; nothing was changed",
         "The state holds a nested state dict under 'net', as a training checkpoint does: pass state['net']",
     ]
-    # a nested state holding only a generator's key is the model's too
+    # a nested state must hold every parameter and buffer key to be refused as the model's (generators are optional)
     with pytest.raises(md.StateDictError, match=r"pass state\['model'\]$"):
-        model.load_state_dict({"model": {"2.rng": model[2].rng.bit_generator.state}}, strict=False)
+        model.load_state_dict({"model": model.state_dict(generators=False)}, strict=False)
+    # one holding only some of them (a generator's key, one weight) is not: the keys are reported, as PyTorch's
+    before = _snapshot(model)
+    for partial in ({"2.rng": model[2].rng.bit_generator.state}, {"0.W": model[0].W.data},
+                    {key: value for key, value in model.state_dict().items() if key != "1.running_var"}):
+        assert model.load_state_dict({"model": partial}, strict=False) == md.LoadResult(list(model.state_dict()),
+                                                                                       ["model"])
+    assert states_equal(_snapshot(model), before)
 
 
 def test_strict_false_still_returns_the_skipped_keys_when_something_loads_or_nothing_is_nested() -> None:
@@ -160,6 +210,172 @@ def test_strict_false_still_returns_the_skipped_keys_when_something_loads_or_not
     assert model.load_state_dict({}, strict=False).missing_keys == list(model.state_dict())
     # a model with no state at all: a nested mapping cannot hold its keys
     assert md.Sequential(md.ReLU()).load_state_dict({"model": {}}, strict=False) == md.LoadResult([], ["model"])
+
+
+def test_strict_false_does_not_refuse_a_state_whose_entry_only_shares_a_key_with_the_model() -> None:
+    # a config dict that happens to hold a key named like the model's: loaded nothing before and says so
+    drop = md.Dropout(0.5, rng=0)
+    rng_state = copy.deepcopy(drop.rng.bit_generator.state)
+    assert drop.load_state_dict({"hparams": {"rng": 0, "p": 0.5}, "epoch": 2}, strict=False) == md.LoadResult(
+        [], ["hparams", "epoch"])
+    assert drop.rng.bit_generator.state == rng_state
+    model = _model()
+    assert model.load_state_dict({"config": {"0.W": "glorot", "1.gamma": 1.0}}, strict=False) == md.LoadResult(
+        list(model.state_dict()), ["config"])
+    # a layer with no parameters or buffers: no entry can be its state
+    assert drop.load_state_dict({"model": drop.state_dict(generators=True)}, strict=False) == md.LoadResult(
+        [], ["model"])
+    # with strict=True the error is raised anyway: its last line still names an entry sharing any key
+    with pytest.raises(md.StateDictError) as caught:
+        drop.load_state_dict({"hparams": {"rng": 0, "p": 0.5}})
+    assert caught.value.args[0].splitlines()[1:] == [
+        "  unexpected key 'hparams'",
+        "The state holds a nested state dict under 'hparams', as a training checkpoint does: pass state['hparams']"]
+
+
+def test_several_nested_model_states_prefer_model_or_are_all_named() -> None:
+    model = _model()
+    state = model.state_dict(generators=True)
+    before = _snapshot(model)
+    for strict in (False, True):
+        with pytest.raises(md.StateDictError) as caught:  # an EMA copy beside the model: 'model' is the one
+            model.load_state_dict({"ema": state, "model": state, "epoch": 3}, strict=strict)
+        assert caught.value.args[0].splitlines()[-1] == (
+            "The state holds a nested state dict under 'model', as a training checkpoint does: pass state['model']")
+        with pytest.raises(md.StateDictError) as caught:  # none named 'model': every one
+            model.load_state_dict({"ema": state, "net": state}, strict=strict)
+        assert caught.value.args[0].splitlines()[-1] == (
+            "The state holds nested state dicts under 'ema' and 'net', as a training checkpoint does: pass the one "
+            "for this Sequential: state['ema'] or state['net']")
+        with pytest.raises(md.StateDictError) as caught:
+            model.load_state_dict({f"snapshot{i}": state for i in range(7)}, strict=strict)
+        assert caught.value.args[0].splitlines()[-1] == (
+            "The state holds nested state dicts under 'snapshot0', 'snapshot1', 'snapshot2', 'snapshot3', 'snapshot4' "
+            "and 2 more, as a training checkpoint does: pass the one for this Sequential: state['snapshot0'], "
+            "state['snapshot1'], state['snapshot2'], state['snapshot3'], state['snapshot4'] or one of the 2 more")
+    assert states_equal(_snapshot(model), before)
+
+
+class _Trainer(md.Layer):
+    """A layer whose sub-layers are called ``model`` and ``optimizer``, as a training checkpoint's entries are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = md.Dense(2, 3, rng=0)
+        self.optimizer = md.Dense(3, 2, rng=1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.optimizer(self.model(x))
+
+
+def test_a_layer_with_sub_layers_named_model_and_optimizer() -> None:
+    layer, other = _Trainer(), _Trainer()
+    assert list(layer.state_dict()) == ["model.W", "optimizer.W"]
+    opt = md.Adam(other.parameters())
+    # its own state loads
+    assert layer.load_state_dict(other.state_dict(), strict=False) == md.LoadResult([], [])
+    np.testing.assert_array_equal(layer.model.W.data, other.model.W.data)
+    before = _snapshot(layer)
+    # a sub-layer's state under 'model' is not the layer's: reported, not refused
+    assert layer.load_state_dict({"model": other.model.state_dict()}, strict=False) == md.LoadResult(
+        ["model.W", "optimizer.W"], ["model"])
+    assert layer.load_state_dict({"model": {"model.W": other.model.W.data}}, strict=False) == md.LoadResult(
+        ["model.W", "optimizer.W"], ["model"])
+    # a real checkpoint of it is refused with the right hint, in both modes, and the optimizer's too
+    checkpoint = {"model": other.state_dict(), "optimizer": opt.state_dict(), "epoch": 1}
+    with pytest.raises(md.StateDictError) as caught:
+        layer.load_state_dict(checkpoint, strict=False)
+    assert caught.value.args[0].splitlines() == [
+        "_Trainer.load_state_dict refused the state (strict=False): none of its keys ('model', 'optimizer', 'epoch') "
+        "names a parameter, buffer or generator of this _Trainer, so nothing would be loaded; nothing was changed",
+        "The state holds a nested state dict under 'model', as a training checkpoint does: pass state['model']"]
+    with pytest.raises(md.StateDictError, match=r"\n  unexpected key 'epoch'\nThe state holds a nested state "
+                                                r"dict under 'model', as a training checkpoint does: pass "
+                                                r"state\['model'\]$"):
+        layer.load_state_dict(checkpoint)
+    assert states_equal(_snapshot(layer), before)
+    with pytest.raises(md.StateDictError, match=r"pass state\['optimizer'\]$"):
+        md.Adam(layer.parameters()).load_state_dict(checkpoint)
+
+
+class _RaisingIteration(Mapping[Any, Any]):
+    def __getitem__(self, key: Any) -> Any:
+        return 1
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[Any]:
+        raise RuntimeError("iteration fails")
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
+class _RaisingLookup(Mapping[Any, Any]):
+    def __getitem__(self, key: Any) -> Any:
+        raise RuntimeError("lookup fails")
+
+    def __len__(self) -> int:
+        return 3
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(["type", "hyper", "state"])
+
+    def __contains__(self, key: object) -> bool:
+        return key in ("type", "hyper", "state")
+
+
+class _UnhashableKey(Mapping[Any, Any]):
+    def __getitem__(self, key: Any) -> Any:
+        return 1
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([[1]])
+
+
+class _RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr fails")
+
+
+@pytest.mark.parametrize("odd", [_RaisingIteration, _RaisingLookup, _UnhashableKey], ids=lambda c: c.__name__)
+def test_a_hint_that_fails_gives_no_hint_and_the_refusal_stands(odd: Any) -> None:
+    model, opt = _trained(md.Adam)
+    before = _snapshot(model, opt)
+    assert model.load_state_dict({"x": odd()}, strict=False) == md.LoadResult(list(model.state_dict()), ["x"])
+    with pytest.raises(md.StateDictError) as caught:
+        opt.load_state_dict({"x": odd()})
+    assert caught.value.args[0] == ("Adam.load_state_dict refused the state: missing key 'type'; missing key "
+                                    "'hyper'; missing key 'state'")
+    assert states_equal(_snapshot(model, opt), before)
+
+
+def test_odd_states_and_types_give_a_clean_and_short_refusal() -> None:
+    model, opt = _trained(md.Adam)
+    before = _snapshot(model, opt)
+    with pytest.raises(md.StateDictError, match=r"^Adam.load_state_dict refused the state: missing key 'type'; "
+                                                r"missing key 'hyper'; missing key 'state'$"):
+        opt.load_state_dict(_RaisingIteration())  # (the state itself cannot be iterated)
+    nested = {**opt.state_dict(), "type": _RaisingRepr()}
+    with pytest.raises(md.StateDictError, match=r"pass state\['o'\] \(it was saved by <_RaisingRepr instance at "
+                                                r"0x[0-9a-f]+>, this is 'Adam'\)$"):
+        opt.load_state_dict({"o": nested})
+    with pytest.raises(md.StateDictError, match=r"\n  state is for <_RaisingRepr instance at 0x[0-9a-f]+>, not 'Adam'"):
+        opt.load_state_dict(nested)
+    huge = "x" * 10**6
+    for state in ({"o": {**opt.state_dict(), "type": huge}}, {**opt.state_dict(), "type": huge},
+                  {huge: opt.state_dict()}):
+        with pytest.raises(md.StateDictError) as caught:
+            opt.load_state_dict(state)
+        assert len(caught.value.args[0]) < 400 and re.search(r"'x{20,}\.\.\.x{20,}'", caught.value.args[0])
+    with pytest.raises(md.StateDictError) as caught:
+        model.load_state_dict({huge: model.state_dict()}, strict=False)
+    assert len(caught.value.args[0]) < 500 and "pass state['xxxxxxxxxx" in caught.value.args[0]
+    assert states_equal(_snapshot(model, opt), before)
 
 
 # ------------------------------------------------------------------------- 3. PyTorch's parameter groups
