@@ -324,6 +324,63 @@ def test_a_tensor_before_a_dead_relu_and_a_float32_layer_is_judged_for_it() -> N
     assert report["4.W"].status == "ok"
 
 
+class Const32(md.Layer):
+    """Returns float32 numbers that do not depend on its input (its float64 input is ignored); its backward,
+    zeros, is right."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        return (0.1 + 0.3 * np.arange(x.shape[-1]) + 0 * x).astype(np.float32).astype(x.dtype)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return np.zeros(self._shape)
+
+
+class Zero(md.Layer):
+    """x * 0, in float64."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x * 0.0
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output * 0.0
+
+
+@pytest.mark.parametrize("layers, label", [
+    (lambda: [Const32()], "layer '1' (Const32)"),
+    (lambda: [LowTanh(), Zero()], "layer '1' (LowTanh)"),
+], ids=["constant-output", "output-multiplied-by-zero"])
+def test_a_float32_layer_whose_output_does_not_reach_the_cost_is_not_blamed_for_the_tensors_before_it(
+        layers: Any, label: str) -> None:
+    """Moving the tensors before it changes its input, not the cost through its output: they were judged for
+    float32, not checked, and the report failed ('... computes in float32, not float64, so the gradients through
+    it could not be checked')."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    model = md.Sequential(md.Dense(3, 4, rng=0), *layers(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, inputs=x).run()
+    assert report.passed and report.low_precision is None, str(report)
+    assert all(r.status == "ok" and r.low_precision is None for r in report.results), str(report)
+    assert report.notes[0].startswith(f"{label} computes in float32: its output is float64 but holds only float32")
+    assert "no checked tensor's cost showed it (the cost depends on none through the layer's output), so none " \
+           "was judged for it" in report.notes[0]
+
+
+def test_a_float32_layer_whose_output_reaches_the_cost_in_part_is_blamed() -> None:
+    """Half of its output is multiplied by zero after it, the other half reaches the cost."""
+
+    class HalfZero(md.Layer):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x * np.array([0.0, 1.0, 0.0, 1.0])
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return grad_output * np.array([0.0, 1.0, 0.0, 1.0])
+
+    model = md.Sequential(md.Dense(3, 4, rng=0), LowTanh(), HalfZero(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    assert report.low_precision is not None and report.low_precision.startswith("layer '1' (LowTanh) computes")
+    assert [r.name for r in report.results if r.low_precision] == ["input", "0.W"]
+
+
 def test_a_float16_layer_is_named_with_its_precision() -> None:
     report = GradientChecker(mlp(3, 4, 2, LowTanh(np.float16)), seed=1).run()
     assert report.low_precision is not None and report.low_precision.startswith("layer '1' (LowTanh) computes in "

@@ -1019,12 +1019,13 @@ class GradientChecker:
             if in_cost is not None:
                 return _Coarse(in_cost, f"the cost is computed in {in_cost.name} (see the first note below the "
                                         "table)", True, max(self.eps, coarse_eps(in_cost)))
-            if culprit is not None and t.stage <= upstream and t.name not in from_loss \
-                    and through.setdefault(t.name, self._through(program, work, t, culprit[0].layer, calls)):
+            if culprit is not None and t.stage <= upstream and t.name not in from_loss:
                 call, dtype = culprit
-                return _Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the "
-                                      "cost depends on this tensor through it (see the first note below the table)",
-                               False, max(self.eps, coarse_eps(dtype)))
+                eps = max(self.eps, coarse_eps(dtype))
+                if through.setdefault(t.name, self._through(program, work, t, call.layer, calls, eps)):
+                    return _Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the "
+                                          "cost depends on this tensor through it (see the first note below the "
+                                          "table)", False, eps)
             return None
 
         def check(i: int) -> TensorResult:
@@ -1226,28 +1227,53 @@ class GradientChecker:
             snapshot.restore()
         return None
 
-    def _through(self, program: Program, work: Layer, t: _Tensor, layer: Layer, calls: list[_Call]) -> bool:
-        """Whether the tensor ``t`` goes through ``layer``: one of its parameters, or, moved a little (a relative
-        1e-6), it changes the input ``layer`` is given in a recorded forward (``calls``: one at the point).
-        One forward, for a tensor in a stage up to the layer's only."""
+    def _through(self, program: Program, work: Layer, t: _Tensor, layer: Layer, calls: list[_Call],
+                 eps: float) -> bool:
+        """Whether the cost depends on the tensor ``t`` through ``layer``: ``t`` is one of its parameters, or,
+        moved by the step it would be judged on (each element by ``eps max(|w|, 1)`` times 0.5 to 1, either
+        sign: a smaller move may not change a float16 output), it changes what ``layer`` returns in a recorded
+        forward (``calls``: one at the point) and that change reaches the model's output -- which a second
+        forward, with ``layer`` returning what it returned at the point, tells. A layer whose output stays put
+        (a constant) or is multiplied by zero after it does not make the cost coarse along ``t``. One or two
+        forwards, for a tensor in a stage up to the layer's only; a forward that raises or calls ``layer`` a
+        different number of times is taken to go through (the cautious side)."""
         if any(p.data is t.array for p in layer.parameters()):
             return True
         saved = t.array.copy()
         rng = np.random.default_rng([self.seed, 29])
+        at_point = [c.y for c in calls if c.layer is layer]
+        pinned = iter(at_point)
+        own, original = layer.__dict__.get("forward"), layer.forward
+
+        def pin(x: Any) -> Any:  # (the layer runs, its generators and buffers move as usual; its output is kept)
+            original(x)
+            return copy_value(next(pinned))
+
         try:
-            np.copyto(t.array, saved * (1 + 1e-6 * rng.uniform(0.5, 1.0, saved.shape))
-                      + 1e-9 * rng.choice([-1.0, 1.0], saved.shape))
+            np.copyto(t.array, saved + eps * np.maximum(np.abs(saved), 1.0) * rng.uniform(0.5, 1.0, saved.shape)
+                      * rng.choice([-1.0, 1.0], saved.shape))
             program.reset()
             with _quiet(True), _Recorder(work) as rec:
-                work.forward(program.x)
+                moved = work.forward(program.x)
+            after = [c.y for c in rec.calls if c.layer is layer]
+            if len(after) != len(at_point):
+                return True
+            if all(same(a, b) for a, b in zip(at_point, after, strict=True)):
+                return False  # (its output did not move: the cost does not move through it)
+            program.reset()
+            object.__setattr__(layer, "forward", pin)
+            with _quiet(True):
+                kept = work.forward(program.x)
+            return not same(moved, kept)
         except Exception:  # (a layer that refuses the moved point: taken to go through, the cautious side)
             return True
         finally:
+            if own is None:
+                layer.__dict__.pop("forward", None)
+            else:
+                object.__setattr__(layer, "forward", own)
             np.copyto(t.array, saved)
             program.reset()
-        before = [c.x for c in calls if c.layer is layer]
-        after = [c.x for c in rec.calls if c.layer is layer]
-        return len(before) != len(after) or not all(same(a, b) for a, b in zip(before, after, strict=True))
 
     def _stir(self, program: Program, tensors: list[_Tensor], dtype: np.dtype, f0: float) -> None:
         """Move a cost that has not moved (see :meth:`.precision.CostTally.flat`) far enough to tell a coarse
@@ -1316,7 +1342,8 @@ class GradientChecker:
             elif felt:
                 words += "; " + judged.format(", ".join(felt), d)
             else:
-                words += "; no checked tensor's cost showed it (none goes through the layer), so none was judged for it"
+                words += ("; no checked tensor's cost showed it (the cost depends on none through the layer's "
+                          "output), so none was judged for it")
             notes.append(words + ". Make the layer compute in its input's dtype")
         return headline, notes
 
