@@ -7,6 +7,7 @@ Identity on float32-valued inputs say nothing of it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -255,6 +256,30 @@ def test_a_backward_wrong_below_float32_resolution_does_not_pass() -> None:
     assert report["input"].low_precision == "float32"
     right = GradientChecker(model, loss=md.MSELoss(), inputs=x, targets=t).run()
     assert right.low_precision is None and right["input"].status == "FAIL"
+
+
+def test_how_close_to_the_tolerance_the_agreeing_elements_came_is_not_rounded_to_0_percent() -> None:
+    """The input barely moves the cost (the first layer's weights 1e-9): its numerical derivatives are 0 and its
+    analytic ones ~1e-10, a share of the tolerance that was printed 'within 0% of the tolerance at most'; a
+    tensor no element of which moves the cost (multiplied by zero after it) agrees exactly."""
+    x, t = data(0, 5, 3, 2)
+    W = np.random.default_rng(0).standard_normal((4, 4))
+    W[1:] *= 1e-9
+    report = GradientChecker(mlp(3, 4, 2), loss=LowMSE(), inputs=x, targets=t).run()
+    share = re.search(r"agree with backward \(within (\d+)% of the tolerance at most\)", report["0.W"].notes[0])
+    assert share is not None and 1 <= int(share.group(1)) <= 100, report["0.W"].notes[0]
+    model = md.Sequential(md.Dense(3, 4, W=W), md.Tanh(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, loss=LowMSE(), inputs=x, targets=t).run()
+    r = report["input"]
+    assert r.low_precision == "float32", str(report)
+    assert "15 of 15 elements agree with backward (within less than 1% of the tolerance), which proves nothing " \
+           "finer" in r.notes[0], r.notes[0]
+    model = md.Sequential(md.Dense(3, 4, rng=0), Zero(), md.Tanh(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, loss=LowMSE(), inputs=x, targets=t).run()
+    for name, n in (("input", 15), ("0.W", 16)):
+        assert f"{n} of {n} elements agree with backward (exactly), which proves nothing finer" in \
+            report[name].notes[0], report[name].notes[0]
+    assert not any("within 0%" in n for r in report.results for n in r.notes)
 
 
 def test_a_large_tensor_under_a_float32_cost_is_judged_along_directions() -> None:

@@ -608,6 +608,17 @@ def _shared_factor(failed: list[TensorResult]) -> float | None:
     return ratios[0] if all(abs(q - ratios[0]) <= 1e-3 * abs(ratios[0]) for q in ratios) else None
 
 
+def _within(share: float) -> str:
+    """How close to the tolerance the worst of the elements that agree came, ``share`` the largest error /
+    tolerance among them: ``"within 37% of the tolerance at most"``, ``"within less than 1% of the tolerance"``
+    (not "0%" for a share that rounds to it), or ``"exactly"`` for no error at all."""
+    if share == 0:
+        return "exactly"
+    if share < 0.01:
+        return "within less than 1% of the tolerance"
+    return f"within {share:.0%} of the tolerance at most"
+
+
 def _coarse_verdict(coarse: _Coarse, status: np.ndarray, error: np.ndarray, tolerance: np.ndarray, eps_f: float,
                     unit: str) -> str:
     """Elements (or directions) judged against a cost computed below float64: those that agree are set to
@@ -623,8 +634,8 @@ def _coarse_verdict(coarse: _Coarse, status: np.ndarray, error: np.ndarray, tole
     if k:
         with _quiet(True):
             share = float(np.max(error[agree] / tolerance[agree]))
-        words += (f", {k} of {n} {unit} agree with backward (within {share:.0%} of the tolerance at most), which "
-                  "proves nothing finer: they count as not checked")
+        words += (f", {k} of {n} {unit} agree with backward ({_within(share)}), which proves nothing finer: they "
+                  "count as not checked")
     if bad:
         words += (f"{';' if k else ','} {bad} of {n} {unit} disagree by more than that round-off explains: backward "
                   "is wrong there, whatever the precision")
