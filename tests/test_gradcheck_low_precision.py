@@ -113,6 +113,7 @@ def assert_not_checked(report: md.GradientReport, names: list[str], dtype: str, 
         r = report[name]
         assert r.low_precision == dtype, str(report)
         assert r.status == "skipped" and r.failed == 0 and r.checked == 0 and r.diagnosis is None, str(report)
+        assert r.coarse_agreed == r.size and r.skipped == 0, str(report)  # (not checked, not skipped at kinks)
         assert r.notes[0].startswith(cause), r.notes
         assert "so this tensor could not be checked at float64 accuracy; judged on a step of" in r.notes[0]
         assert f"(suited to {dtype})" in r.notes[0] and f"{r.size} of {r.size} elements agree with backward" \
@@ -209,6 +210,44 @@ def test_a_relu_net_under_a_float32_cost_fails_no_right_gradient(seed: int) -> N
     assert all(r.low_precision == "float32" for r in report.results)
 
 
+def table(report: md.GradientReport) -> dict[str, dict[str, str]]:
+    """The printed table: by tensor name, by column."""
+    lines = str(report).splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", lines[2])]  # (the rule under the header: one run a column)
+
+    def cells(line: str) -> list[str]:
+        return [line[a:b].strip() for a, b in spans]
+
+    head = cells(lines[1])
+    return {row[0]: dict(zip(head, row, strict=True)) for row in map(cells, lines[3:3 + len(report.results)])}
+
+
+def test_elements_that_agree_on_a_coarse_step_are_counted_apart_from_kinks() -> None:
+    """They were counted as skipped at kinks ('kink-skip' 28 for an input with two elements at a kink): they are
+    not checked at float64 accuracy, in a column of their own; elements at a kink within the step stay
+    kink-skipped."""
+    seed = 55  # (batch 6, 5 inputs, 5 hidden, 6 outputs; a ReLU with elements at a kink)
+    x, t = data(seed, 6, 5, 6)
+    report = GradientChecker(mlp(5, 5, 6, md.ReLU()), loss=LowMSE(), inputs=x, targets=t, seed=seed).run()
+    r = report["input"]
+    assert (r.checked, r.skipped, r.coarse_agreed, r.failed) == (0, 2, 28, 0), str(report)
+    assert r.status == "skipped" and "28 of 30 elements agree with backward" in r.notes[0] \
+        and r.notes[0].endswith("they count as not checked; 2 are skipped at kinks"), r.notes[0]
+    rows = table(report)
+    assert list(rows["input"])[3:7] == ["checked", "kink-skip", "coarse-agree", "failed"]
+    assert [rows["input"][c] for c in ("checked", "kink-skip", "coarse-agree", "failed")] == ["0", "2", "28", "0"]
+    assert [rows["2.W"][c] for c in ("kink-skip", "coarse-agree")] == ["0", "36"]
+    # along directions, in directions
+    x, t = data(2, 4, 30, 2)
+    report = GradientChecker(mlp(30, 40, 2), loss=LowMSE(), inputs=x, targets=t, seed=2).run()
+    assert report["0.W"].coarse_agreed == 2 and report["0.W"].skipped == 0
+    assert table(report)["0.W"]["coarse-agree"] == "2 dir"
+    # a float64 check has no such column
+    report = GradientChecker(mlp(30, 5, 2, md.ReLU()), loss=md.MSELoss(), inputs=x, targets=t).run()
+    assert report.low_precision is None and "coarse-agree" not in str(report)
+    assert all(r.coarse_agreed == 0 for r in report.results)
+
+
 def test_a_wrong_loss_backward_under_a_float32_cost_still_fails_with_its_diagnosis() -> None:
     x, t = data(0, 5, 3, 2)
     report = GradientChecker(mlp(3, 4, 2), loss=LowMSE(factor=0.5), inputs=x, targets=t).run()
@@ -231,7 +270,8 @@ def test_a_wrong_bias_gradient_under_a_float32_cost_is_still_located() -> None:
     model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), MeanBias(4, 2, rng=1))
     report = GradientChecker(model, loss=LowMSE(), inputs=x, targets=t).run()
     r = report["2.W"]
-    assert r.status == "FAIL" and r.failed == 2 and r.skipped == 8 and r.worst_index is not None \
+    assert r.status == "FAIL" and r.failed == 2 and r.coarse_agreed == 8 and r.skipped == 0 \
+        and r.worst_index is not None \
         and r.worst_index[0] == 0
     assert r.diagnosis is not None and r.diagnosis.startswith("only row 0 (the absorbed bias row) is wrong; there "
                                                               "analytic = 1/5 x numerical"), r.diagnosis

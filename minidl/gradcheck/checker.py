@@ -29,7 +29,20 @@ from ..validation import checked_setting
 from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import diagnose, factor_words, is_input, swapped
-from .numerics import FAIL, KINK, OK, U64, Verdict, column_noise, exact_steps, judge, kinks, probe_noise, richardson
+from .numerics import (
+    COARSE,
+    FAIL,
+    KINK,
+    OK,
+    U64,
+    Verdict,
+    column_noise,
+    exact_steps,
+    judge,
+    kinks,
+    probe_noise,
+    richardson,
+)
 from .precision import array_precision, coarse_eps, coarse_noise, odds, shows_float64, unit_round_off
 from .program import Program
 from .report import GradientReport, TensorResult
@@ -622,12 +635,12 @@ def _within(share: float) -> str:
 def _coarse_verdict(coarse: _Coarse, status: np.ndarray, error: np.ndarray, tolerance: np.ndarray, eps_f: float,
                     unit: str) -> str:
     """Elements (or directions) judged against a cost computed below float64: those that agree are set to
-    not checked (``KINK``, skipped), since the agreement proves nothing at float64 accuracy; those that fail
-    stay failed.  Returns the tensor's note saying so (its first)."""
+    ``COARSE`` (not checked at float64 accuracy: the agreement proves nothing finer), those that fail stay
+    failed, those at kinks skipped.  Returns the tensor's note saying so (its first)."""
     agree = status == OK
     n, k, bad = status.size, int(np.sum(agree)), int(np.sum(status == FAIL))
     kinks_ = n - k - bad
-    status[agree] = KINK
+    status[agree] = COARSE
     words = (f"{coarse.cause}, so this tensor could not be checked at float64 accuracy; judged on a step of "
              f"{coarse.eps:.1e} (suited to {coarse.dtype.name}) against the cost's round-off there ({eps_f:.1e} per "
              "value)")
@@ -2295,12 +2308,12 @@ class GradientChecker:
         """The tensor's result from per-element verdicts; ``steps`` and ``factor`` (default: the
         safety factor) are the step and the multiple of the bound each element was judged with."""
         factor = np.full(v.bound.shape, self.safety) if factor is None else factor
-        checked = v.status != KINK
+        checked = (v.status == OK) | (v.status == FAIL)
         failed = int(np.sum(v.status == FAIL))
         res = TensorResult(t.name, shape, passed=failed == 0 and not t.problems, mode=mode,
                            checked=int(np.sum(checked)), skipped=int(np.sum(v.status == KINK)),
                            failed=failed, problems=list(t.problems), size=int(np.prod(shape)),
-                           notes=list(t.notes))
+                           notes=list(t.notes), coarse_agreed=int(np.sum(v.status == COARSE)))
         if np.any(checked):
             # relative error against max(|a|, |n|, floor): the floor (1e-3 of the tensor's largest
             # gradient, at least the tolerance) keeps an element whose gradient is ~0 next to the rest

@@ -35,6 +35,9 @@ import numpy as np
 U64 = float(np.finfo(np.float64).eps) / 2
 
 OK, FAIL, KINK = 0, 1, 2
+#: an element (or direction) that agrees on the step suited to a cost computed below float64: not checked at
+#: float64 accuracy (see :mod:`.precision`), counted apart from both the checked and the kink-skipped ones
+COARSE = 3
 
 
 def exact_steps(w: np.ndarray, eps: float, floor: float = 1.0) -> np.ndarray:

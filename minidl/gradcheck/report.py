@@ -32,6 +32,9 @@ class TensorResult:
         checked, skipped, failed: counts of elements -- or of random directions when ``mode`` is
             ``"directional"`` (see :attr:`unit`); ``skipped`` are those whose +-step crossed a point
             where the cost is not differentiable (a kink).
+        coarse_agreed: with :attr:`low_precision`, the elements (or directions) that agree with backward on
+            the step suited to that precision: not checked at float64 accuracy, so counted neither as
+            ``checked`` nor as ``skipped`` (the table's ``coarse-agree`` column).
         mode: ``"full"``, ``"sampled"``, ``"directional"``, or after a directional pass that was not
             conclusive ``"directional->full"`` / ``"directional->sampled"`` (the per-element check
             that followed); ``"frozen"`` for a parameter with ``requires_grad=False`` that backward
@@ -72,6 +75,8 @@ class TensorResult:
     zoomed: int = 0
     #: the precision below float64 the tensor's cost is computed in, when the check found one (see above)
     low_precision: str | None = None
+    #: elements (or directions) that agree on that precision's step: not checked at float64 accuracy
+    coarse_agreed: int = 0
 
     @property
     def unit(self) -> str:
@@ -81,9 +86,10 @@ class TensorResult:
     @property
     def status(self) -> str:
         """``"FAIL"``; ``"skipped"`` (passed, but nothing could be checked: every element or direction
-        at a kink, or an empty tensor); ``"frozen"`` (see :attr:`mode`); ``"partial"`` (passed, but
-        checked only in part, or some elements only on a finer step at a cliff: see :attr:`partial`); or
-        ``"ok"``: every element checked at the normal rule and right."""
+        at a kink or agreeing only at a precision below float64 (:attr:`coarse_agreed`), or an empty
+        tensor); ``"frozen"`` (see :attr:`mode`); ``"partial"`` (passed, but checked only in part, or some
+        elements only on a finer step at a cliff: see :attr:`partial`); or ``"ok"``: every element checked at
+        the normal rule and right."""
         if not self.passed:
             return "FAIL"
         if self.mode == "frozen":
@@ -169,16 +175,19 @@ class GradientReport:
         return [r for r in self.results if not r.passed]
 
     def __str__(self) -> str:
-        head = ("tensor", "shape", "mode", "checked", "kink-skip", "failed", "max abs err",
-                "max rel err", "worst index", "analytic", "numerical", "step", "bound", "status")
+        # (a cost computed below float64: the elements that agree on its step have a column of their own)
+        coarse = any(r.low_precision is not None or r.coarse_agreed for r in self.results)
+        head = ("tensor", "shape", "mode", "checked", "kink-skip", *(("coarse-agree",) if coarse else ()),
+                "failed", "max abs err", "max rel err", "worst index", "analytic", "numerical", "step", "bound",
+                "status")
         rows = []
         for r in self.results:
             unit = " dir" if r.unit == "directions" else ""
             rows.append((
                 r.name, "x".join(map(str, r.shape)) or "()", r.mode, f"{r.checked}{unit}", f"{r.skipped}{unit}",
-                f"{r.failed}{unit}", _fmt(r.max_abs_error), _fmt(r.max_rel_error),
-                "-" if r.worst_index is None else str(r.worst_index), _fmt(r.analytic), _fmt(r.numerical),
-                _fmt(r.step), _fmt(r.bound), r.status,
+                *((f"{r.coarse_agreed}{unit}",) if coarse else ()), f"{r.failed}{unit}", _fmt(r.max_abs_error),
+                _fmt(r.max_rel_error), "-" if r.worst_index is None else str(r.worst_index), _fmt(r.analytic),
+                _fmt(r.numerical), _fmt(r.step), _fmt(r.bound), r.status,
             ))
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
         lines = []
