@@ -175,6 +175,35 @@ def test_a_float16_cost_of_few_bits_is_confirmed_on_the_coarse_step() -> None:
     assert_not_checked(report, ["input", "0.W", "2.W"], "float16", "the cost is computed in float16")
 
 
+class Hinge(md.Layer):
+    """y = max(w - 1, 0) for each row of x; backward forgets the mask (dw = the sum of grad_output: wrong where
+    w < 1, as here)."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = md.Parameter(np.array([[w]]))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(self.w.data - 1.0, 0.0) + 0.0 * x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self.w.grad += grad_output.sum(axis=0, keepdims=True)
+        return 0.0 * grad_output
+
+
+def test_a_float64_cost_linear_along_the_stir_is_not_taken_for_a_coarse_one() -> None:
+    """The cost, 0.25 on the hinge's flat side, never moves at the check's steps; moved 37 float16 spacings per
+    step along the analytic gradient (w + 37 k 2**-12 crosses 1 - 2**-8), an L1 cost linear there took
+    float16 numbers (0.255126953125, 0.26416015625, ...): 'the cost is computed in float16', and w, whose
+    backward is wrong, was skipped at a kink. Not a whole number of spacings: the verdict is as for float64."""
+    report = GradientChecker(Hinge(1 - 2 ** -8), loss=md.L1Loss(), inputs=np.ones((1, 1)),
+                             targets=np.array([[-0.25]]), check_input=False).run()
+    assert report.low_precision is None and not any("float16" in n for n in report.notes), str(report)
+    r = report["w"]
+    assert r.status == "FAIL" and r.low_precision is None and r.diagnosis is not None \
+        and r.diagnosis.startswith("the cost does not depend on this parameter"), str(report)
+
+
 class Ignores(md.Layer):
     """Forward ignores its input (a constant); backward passes the gradient on as if it did not."""
 

@@ -43,7 +43,7 @@ from .numerics import (
     probe_noise,
     richardson,
 )
-from .precision import array_precision, coarse_eps, coarse_noise, odds, shows_float64, unit_round_off
+from .precision import STIR, array_precision, coarse_eps, coarse_noise, odds, shows_float64, unit_round_off
 from .program import Program
 from .report import GradientReport, TensorResult
 from .settings import MODES
@@ -1302,9 +1302,11 @@ class GradientChecker:
     def _stir(self, program: Program, tensors: list[_Tensor], dtype: np.dtype, f0: float) -> None:
         """Move a cost that has not moved (see :meth:`.precision.CostTally.flat`) far enough to tell a coarse
         one from a constant: the first tensor that backward says it moves is moved along its analytic gradient
-        ``a``, by ``k s a`` for ``k = +-1 .. +-4``, ``s`` such that the cost should change by 37 spacings of
-        ``dtype``'s numbers at ``f0`` per unit of ``k`` (8 evaluations, once; an odd number of spacings, so that
-        from a short ``f0`` the values are not short too). A coarse cost then takes several values, all ``dtype``
+        ``a``, by ``k s a`` for ``k = +-1 .. +-4``, ``s`` such that the cost should change by ``37 (1 + 1/pi)``
+        (~48.8) spacings of ``dtype``'s numbers at ``f0`` per unit of ``k`` (8 evaluations, once). Not a whole
+        number of spacings: a float64 cost linear along ``a`` would then land on ``dtype`` numbers from a
+        ``dtype`` number ``f0`` and pass for a coarse one (a hinge's dead side, reached by the move); rounded to
+        ``dtype``, the values are not short either. A coarse cost then takes several values, all ``dtype``
         numbers, which the tally sees; a constant one (a forward that ignores the tensor) takes none."""
         program.tally.stirred = True
         t = next((t for t in tensors if not t.frozen and t.analytic is not None and t.analytic.shape == t.array.shape
@@ -1314,7 +1316,7 @@ class GradientChecker:
         saved = t.array.copy()
         a = t.analytic
         assert a is not None
-        s = 37 * float(np.spacing(np.asarray(abs(f0)).astype(dtype))) / float(np.sum(a * a))
+        s = STIR * float(np.spacing(np.asarray(abs(f0)).astype(dtype))) / float(np.sum(a * a))
         try:
             with _quiet(True):
                 for k in (1, -1, 2, -2, 3, -3, 4, -4):

@@ -18,7 +18,7 @@ import numpy as np
 
 from .numerics import noise_level, robust_noise_level
 
-__all__ = ["LOWER", "CostTally", "array_precision", "coarse_eps", "coarse_noise", "informative", "odds",
+__all__ = ["LOWER", "STIR", "CostTally", "array_precision", "coarse_eps", "coarse_noise", "informative", "odds",
            "shows_float64", "unit_round_off", "value_precision"]
 
 #: the precisions below float64 looked for, narrowest first
@@ -30,6 +30,10 @@ SAMPLE = 4096
 #: distinct informative cost values that must all be float32 numbers for the cost to be called float32;
 #: or, when the cost never changes at the check's steps (a float16 cost), this many evaluations of it
 DISTINCT, FLAT = 3, 16
+#: the spacings of that precision's numbers a flat cost is moved by per step when the checker stirs it (see
+#: :meth:`CostTally.flat`): ~48.8, not a whole number, so that a float64 cost linear along the move does not
+#: land on that precision's numbers
+STIR = 37 * (1 + 1 / math.pi)
 
 
 def unit_round_off(dtype: np.dtype) -> float:
