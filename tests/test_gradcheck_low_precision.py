@@ -631,7 +631,7 @@ def test_only_long_non_integer_values_count_as_evidence() -> None:
 
 
 def test_array_precision() -> None:
-    from minidl.gradcheck.precision import array_precision, value_precision
+    from minidl.gradcheck.precision import array_precision, shows_float64, value_precision
 
     rng = np.random.default_rng(0)
     x32 = rng.standard_normal(50).astype(np.float32)
@@ -643,8 +643,13 @@ def test_array_precision() -> None:
     mixed = np.concatenate([x32.astype(np.float64), np.zeros(5), np.arange(5.0)])
     assert array_precision(mixed) == np.float32
     mixed[3] = 0.1
-    assert array_precision(mixed) is None and value_precision(mixed) == (None, True)
-    assert value_precision(np.arange(10.0)) == (None, False)  # (nothing informative)
+    assert array_precision(mixed) is None and value_precision(mixed) is None
+    assert shows_float64(mixed, np.dtype(np.float32)) and shows_float64(mixed, np.dtype(np.float16))
+    assert not shows_float64(x32.astype(np.float64), np.dtype(np.float32))
+    assert shows_float64(x32.astype(np.float64), np.dtype(np.float16))
+    assert value_precision(np.arange(10.0)) is None  # (nothing informative)
+    assert not shows_float64(np.arange(10.0), np.dtype(np.float32))
+    assert not shows_float64(x32, np.dtype(np.float32))  # (no finer precision than float32 itself)
     assert array_precision((rng.standard_normal(3), x32.astype(np.float64))) == np.float32
 
 

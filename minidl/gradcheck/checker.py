@@ -43,7 +43,17 @@ from .numerics import (
     probe_noise,
     richardson,
 )
-from .precision import STIR, array_precision, coarse_eps, coarse_noise, odds, shows_float64, unit_round_off
+from .precision import (
+    STIR,
+    Coarse,
+    array_precision,
+    coarse_eps,
+    coarse_noise,
+    coarse_verdict,
+    low_precision_words,
+    shows_float64,
+    unit_round_off,
+)
 from .program import Program
 from .report import GradientReport, TensorResult
 from .settings import MODES
@@ -169,21 +179,6 @@ class _Tensor:
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     #: whether row 0 is an absorbed bias (a built-in layer's W, W_x, W_qkv or W_o with bias=True), for the words
     bias_row: bool = False
-
-
-@dataclass
-class _Coarse:
-    """How to judge a tensor whose cost is computed below float64 (see :mod:`.precision`): on a step suited
-    to that precision, against the cost's round-off measured there; an element that agrees proves nothing at
-    float64 accuracy and counts as not checked, one that disagrees is wrong whatever the precision."""
-
-    dtype: np.dtype
-    #: why, for the tensor's note: "the cost is computed in float32 (see the report's first note)"
-    cause: str
-    #: the loss computes in ``dtype`` (every cost value rounded to it), not a layer the tensor goes through
-    in_cost: bool
-    #: the relative step suited to ``dtype`` (at least the checker's ``eps``)
-    eps: float
 
 
 @dataclass
@@ -621,42 +616,6 @@ def _shared_factor(failed: list[TensorResult]) -> float | None:
     return ratios[0] if all(abs(q - ratios[0]) <= 1e-3 * abs(ratios[0]) for q in ratios) else None
 
 
-def _within(share: float) -> str:
-    """How close to the tolerance the worst of the elements that agree came, ``share`` the largest error /
-    tolerance among them: ``"within 37% of the tolerance at most"``, ``"within less than 1% of the tolerance"``
-    (not "0%" for a share that rounds to it), or ``"exactly"`` for no error at all."""
-    if share == 0:
-        return "exactly"
-    if share < 0.01:
-        return "within less than 1% of the tolerance"
-    return f"within {share:.0%} of the tolerance at most"
-
-
-def _coarse_verdict(coarse: _Coarse, status: np.ndarray, error: np.ndarray, tolerance: np.ndarray, eps_f: float,
-                    unit: str) -> str:
-    """Elements (or directions) judged against a cost computed below float64: those that agree are set to
-    ``COARSE`` (not checked at float64 accuracy: the agreement proves nothing finer), those that fail stay
-    failed, those at kinks skipped.  Returns the tensor's note saying so (its first)."""
-    agree = status == OK
-    n, k, bad = status.size, int(np.sum(agree)), int(np.sum(status == FAIL))
-    kinks_ = n - k - bad
-    status[agree] = COARSE
-    words = (f"{coarse.cause}, so this tensor could not be checked at float64 accuracy; judged on a step of "
-             f"{coarse.eps:.1e} (suited to {coarse.dtype.name}) against the cost's round-off there ({eps_f:.1e} per "
-             "value)")
-    if k:
-        with _quiet(True):
-            share = float(np.max(error[agree] / tolerance[agree]))
-        words += (f", {k} of {n} {unit} agree with backward ({_within(share)}), which proves nothing finer: they "
-                  "count as not checked")
-    if bad:
-        words += (f"{';' if k else ','} {bad} of {n} {unit} disagree by more than that round-off explains: backward "
-                  "is wrong there, whatever the precision")
-    if kinks_:
-        words += f"; {kinks_} are skipped at kinks"
-    return words
-
-
 class _Recorder:
     """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call.
 
@@ -1039,15 +998,15 @@ class GradientChecker:
              if layer is culprit[0].layer or any(sub is culprit[0].layer for sub in layer.layers())), default=0)
         through: dict[str, bool] = {}  # (whether the tensor goes through the culprit: see _through)
 
-        def coarse_for(t: _Tensor) -> _Coarse | None:
+        def coarse_for(t: _Tensor) -> Coarse | None:
             if in_cost is not None:
-                return _Coarse(in_cost, f"the cost is computed in {in_cost.name} (see the first note below the "
+                return Coarse(in_cost, f"the cost is computed in {in_cost.name} (see the first note below the "
                                         "table)", True, max(self.eps, coarse_eps(in_cost)))
             if culprit is not None and t.stage <= upstream and t.name not in from_loss:
                 call, dtype = culprit
                 eps = max(self.eps, coarse_eps(dtype))
                 if through.setdefault(t.name, self._through(program, work, t, call.layer, calls, eps)):
-                    return _Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the "
+                    return Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the "
                                           "cost depends on this tensor through it (see the first note below the "
                                           "table)", False, eps)
             return None
@@ -1079,7 +1038,10 @@ class GradientChecker:
                     results[:] = [check(j) for j in range(i + 1)]
         finally:
             self._live = self._analytic_sigma = None
-        headline, precision_notes = self._low_precision_words(loss, culprit, in_cost, f0, results)
+        headline, precision_notes = low_precision_words(
+            in_cost, type(loss).__name__, None if culprit is None else
+            (_layer_label(culprit[0].path, culprit[0].layer), culprit[0].y, culprit[1]), f0,
+            [r.name for r in results if r.low_precision is not None])
         # (after every pass: the analytic backward and the perturbed forwards have run again)
         notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
         if self._loss_hidden:
@@ -1325,53 +1287,6 @@ class GradientChecker:
                         program.evaluate(t.stage)
         finally:
             np.copyto(t.array, saved)
-
-    def _low_precision_words(self, loss: Any, culprit: tuple[_Call, np.dtype] | None, in_cost: np.dtype | None,
-                             f0: float, results: list[TensorResult]) -> tuple[str | None, list[str]]:
-        """The report's headline words and first notes for a cost computed below float64 (by the loss,
-        ``in_cost``; by a layer, ``culprit``): ``(None, [])`` when there is none; no headline (a note only)
-        for a layer that no checked tensor goes through."""
-        felt = [r.name for r in results if r.low_precision is not None]
-        judged = ("each tensor it touches ({}) was judged on a step suited to {} against the cost's round-off "
-                  "measured there: an element that agrees proves nothing at float64 accuracy and counts as not "
-                  "checked; one that disagrees is wrong whatever the precision")
-        headline, notes = None, []
-        if in_cost is not None:
-            d = in_cost.name
-            spacing = float(np.spacing(np.asarray(abs(f0)).astype(in_cost))) if math.isfinite(f0) else math.nan
-            headline = f"the cost is computed in {d}, not float64, so the gradients could not be checked at " \
-                       "float64 accuracy (see the first note)"
-            notes.append(
-                f"the cost is computed in {d}: every value the check evaluated (leaving out 0, whole numbers and "
-                f"short fractions) is exactly a {d} number, which a float64 result is about {odds(in_cost)}: the loss "
-                f"({type(loss).__name__}) computes in {d} (an astype(np.{d}), np.{d}(...), a {d} constant) and "
-                f"returns the value as a float. The cost then moves in steps of {d}'s resolution ({spacing:.1e} at "
-                f"{f0:.4g}), far coarser than the float64 differences the check takes: right gradients look wrong, "
-                "flat, or like kinks and a cost curving too fast; " + judged.format(", ".join(felt) or "none", d)
-                + ". Make the loss compute in y_pred's dtype (float64 here)")
-        if culprit is not None:
-            call, dtype = culprit
-            d, label = dtype.name, _layer_label(call.path, call.layer)
-            out = call.y if type(call.y) is not tuple else next(a for a in call.y if array_precision(a) is not None)
-            what = (f"is an array of {d}, although its input and parameters are float64 (a dtype of its own, an "
-                    "attribute such as self.dtype that astype does not convert?)" if out.dtype != np.float64 else
-                    f"is float64 but holds only {d} numbers, from an input and parameters that are not such numbers, "
-                    f"which a float64 computation gives about {odds(dtype)} (an astype(np.{d}) inside its forward, a "
-                    f"{d} constant or attribute)")
-            if in_cost is None and felt:
-                headline = f"{label} computes in {d}, not float64, so the gradients through it could not be " \
-                           "checked at float64 accuracy (see the first note)"
-            words = (f"{label} computes in {d}: its output {what}. The cost then moves in {d}'s steps as the tensors "
-                     "before it move, and right gradients look wrong, or like kinks and a cost curving too fast")
-            if in_cost is not None:
-                words += " (the cost's own precision, above, was what the tensors were judged for)"
-            elif felt:
-                words += "; " + judged.format(", ".join(felt), d)
-            else:
-                words += ("; no checked tensor's cost showed it (the cost depends on none through the layer's "
-                          "output), so none was judged for it")
-            notes.append(words + ". Make the layer compute in its input's dtype")
-        return headline, notes
 
     def _check_loss_alone(self, y0: Any, targets: Any) -> GradientReport | None:
         """The loss checked alone (its dLoss/dy_pred, its parameters) on the model's output ``y0`` and the
@@ -1663,7 +1578,7 @@ class GradientChecker:
             compare(layer, _label(call.path, layer), sub_params, layer_run)
 
     # ------------------------------------------------------------------ numerical side
-    def _noise(self, program: Program, t: _Tensor, f0: float, coarse: _Coarse | None = None) -> float:
+    def _noise(self, program: Program, t: _Tensor, f0: float, coarse: Coarse | None = None) -> float:
         """Bound on the round-off error of one cost evaluation while ``t`` moves (see numerics).
 
         The cost at ``NOISE_STEPS`` points a relative 1e-9 apart along a random +-1 direction; an
@@ -1726,9 +1641,9 @@ class GradientChecker:
         return max(4.0 * sigma, floor, 1e-300)
 
     def _check_tensor(self, program: Program, t: _Tensor, f0: float, batch: int | None,
-                      coarse: _Coarse | None = None) -> TensorResult:
+                      coarse: Coarse | None = None) -> TensorResult:
         """The verdict on one tensor; ``coarse``: the cost, moved along it, is computed below float64 (see
-        :class:`_Coarse`), and the tensor is judged for that."""
+        :class:`.precision.Coarse`), and the tensor is judged for that."""
         arr = t.array
         shape = tuple(arr.shape)
         if t.frozen:
@@ -1867,7 +1782,7 @@ class GradientChecker:
         return self._analytic_sigma
 
     def _check_elements(self, program: Program, t: _Tensor, f0: float, eps_f: float, index: np.ndarray,
-                        batch: int | None, mode: str, coarse: _Coarse | None = None) -> TensorResult:
+                        batch: int | None, mode: str, coarse: Coarse | None = None) -> TensorResult:
         """Per-element check of the elements ``index`` (flat positions), in two stages.
 
         Stage A moves each element by +-h/16 (two evaluations), a step at which the truncation error
@@ -1878,7 +1793,7 @@ class GradientChecker:
 
         ``coarse`` (a cost computed below float64): the step is ``coarse.eps`` and ``eps_f`` that cost's
         round-off; the refinements for float64 (the relative step, the cliff search, the analytic round-off)
-        are left out, and an element that agrees counts as not checked (see :class:`_Coarse`).
+        are left out, and an element that agrees counts as not checked (see :class:`.precision.Coarse`).
         """
         arr = t.array
         shape = tuple(arr.shape)
@@ -2206,7 +2121,7 @@ class GradientChecker:
                          "eps * |w| (kinks or a curve inside the default step fooled its tests): judged right there")
         shown = status if coarse is None else status.copy()  # (what the report counts)
         if coarse is not None:
-            notes.insert(0, _coarse_verdict(coarse, shown, error, factor * bound, eps_f, "elements"))
+            notes.insert(0, coarse_verdict(coarse, shown, error, factor * bound, eps_f, "elements"))
         result = self._result(t, shape, Verdict(numerical, error, bound, shown), a, steps, mode, index, factor)
         result.low_precision = None if coarse is None else coarse.dtype.name
         result.zoomed = len(zoomed)
@@ -2232,11 +2147,11 @@ class GradientChecker:
         return result
 
     def _check_directional(self, program: Program, t: _Tensor, f0: float, eps_f: float,
-                           coarse: _Coarse | None = None) -> tuple[TensorResult, bool]:
+                           coarse: Coarse | None = None) -> tuple[TensorResult, bool]:
         """``directions`` random directions, six evaluations each (steps H, H/2, H/16); a direction that
         crosses a kink (non-smooth five-point values, or the three differences not scaling as H^2) is
         retried with H/16 and H/256.  ``coarse``: on ``coarse.eps``, and a direction that agrees counts as
-        not checked (see :class:`_Coarse`).
+        not checked (see :class:`.precision.Coarse`).
 
         Returns the result and whether every direction was conclusive (no kink at any step).
         """
@@ -2293,7 +2208,7 @@ class GradientChecker:
             np.copyto(arr, saved)
         v = Verdict(np.array(nums), np.array(errs), np.array(bounds), np.array(stats))
         coarse_notes = [] if coarse is None else \
-            [_coarse_verdict(coarse, v.status, v.error, self.safety * v.bound, eps_f, "directions")]
+            [coarse_verdict(coarse, v.status, v.error, self.safety * v.bound, eps_f, "directions")]
         result = self._result(t, shape, v, np.array(a_dirs), np.array(steps), "directional", None)
         result.notes[:0] = coarse_notes
         result.low_precision = None if coarse is None else coarse.dtype.name

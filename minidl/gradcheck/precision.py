@@ -7,19 +7,25 @@ returned as a float64 always is.  So a cost that is a float32 number at every ev
 numbers computes in float32 -- except where a value is *short*, which float64 arithmetic gives as often
 as float32's: 0, a whole number (a count, integer data), a dyadic fraction of few bits (0.375, a mean of
 integers over 4).  Those say nothing and are left out (:func:`informative`).
+
+The tensors such a cost touches are judged on a step suited to its precision (:class:`Coarse`,
+:func:`coarse_verdict`), and the report says what was found (:func:`low_precision_words`); the checker finds
+the layer, which tensors go through it, and moves a flat cost (it runs the model).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .numerics import noise_level, robust_noise_level
+from .numerics import COARSE, FAIL, OK, noise_level, robust_noise_level
 
-__all__ = ["LOWER", "STIR", "CostTally", "array_precision", "coarse_eps", "coarse_noise", "informative", "odds",
-           "shows_float64", "unit_round_off", "value_precision"]
+__all__ = ["LOWER", "STIR", "Coarse", "CostTally", "array_precision", "coarse_eps", "coarse_noise", "coarse_verdict",
+           "informative", "low_precision_words", "odds", "shows_float64", "unit_round_off", "value_precision"]
 
 #: the precisions below float64 looked for, narrowest first
 LOWER = (np.dtype(np.float16), np.dtype(np.float32))
@@ -89,31 +95,37 @@ def _fits(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return v.astype(dtype).astype(np.float64) == v
 
 
-def value_precision(v: np.ndarray) -> tuple[np.dtype | None, bool]:
-    """The narrowest of :data:`LOWER` whose numbers all the informative values of the float64 array ``v`` are
-    (None if one is not a float32 number, or if none is informative), and whether some value is informative
-    and not a float32 number (a float64 computation shows)."""
-    flat = np.asarray(v, dtype=np.float64).reshape(-1)[:SAMPLE]
-    values = flat[informative(flat)]
+def _informative_values(a: np.ndarray) -> np.ndarray:
+    """The informative values among the first ``SAMPLE`` elements of the array ``a``, in float64."""
+    flat = np.asarray(a, dtype=np.float64).reshape(-1)[:SAMPLE]
+    return flat[informative(flat)]
+
+
+def _float_arrays(value: Any) -> Iterator[np.ndarray]:
+    """The float arrays of a layer's input, output or parameter: an array, or a tuple of them."""
+    for a in value if type(value) is tuple else (value,):
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            yield a
+
+
+def value_precision(v: np.ndarray) -> np.dtype | None:
+    """The narrowest of :data:`LOWER` whose numbers all the informative values of the float64 array ``v`` are;
+    None if one is not a float32 number, or if none is informative."""
+    values = _informative_values(v)
     if values.size == 0:
-        return None, False
-    for dtype in LOWER:
-        if bool(np.all(_fits(values, dtype))):
-            return dtype, False
-    return None, True
+        return None
+    return next((dtype for dtype in LOWER if bool(np.all(_fits(values, dtype)))), None)
 
 
 def array_precision(value: Any) -> np.dtype | None:
     """The precision below float64 a layer's output (an array, or a tuple of them) was computed in, or None:
     a float array's own dtype when it is float16 or float32; for a float64 array, :func:`value_precision`.
     For several arrays, the first one's that is below float64."""
-    for a in value if type(value) is tuple else (value,):
-        if not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
-            continue
+    for a in _float_arrays(value):
         if a.dtype.itemsize < 8:
             return a.dtype
         if a.dtype == np.float64:
-            found, _ = value_precision(a)
+            found = value_precision(a)
             if found is not None:
                 return found
     return None
@@ -122,10 +134,9 @@ def array_precision(value: Any) -> np.dtype | None:
 def shows_float64(value: Any, dtype: np.dtype) -> bool:
     """Whether a layer's input or parameter (an array, a tuple of them) holds an informative value that is not
     a ``dtype`` number: whatever computed it worked in a finer precision than ``dtype``."""
-    for a in value if type(value) is tuple else (value,):
-        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype.itemsize > dtype.itemsize:
-            flat = np.asarray(a, dtype=np.float64).reshape(-1)[:SAMPLE]
-            values = flat[informative(flat)]
+    for a in _float_arrays(value):
+        if a.dtype.itemsize > dtype.itemsize:
+            values = _informative_values(a)
             if values.size and not bool(np.all(_fits(values, dtype))):
                 return True
     return False
@@ -151,11 +162,8 @@ class CostTally:
         self.count += 1
         if len(self.values) < DISTINCT:
             self.values.add(v)
-        if not self.fits[LOWER[-1]] or v == 0 or v == round(v):
-            return
-        m, _ = math.frexp(abs(v))
-        significand = int(m * 2 ** 53)
-        if significand.bit_length() - (significand & -significand).bit_length() + 1 <= SHORT_BITS:
+        # (once a value is no float32 number, as a float64 cost's first is, nothing more is looked at)
+        if not self.fits[LOWER[-1]] or not informative(np.array([v]))[0]:
             return
         self.informative += 1
         if len(self.distinct) < DISTINCT:
@@ -181,3 +189,106 @@ class CostTally:
                 or not self.fits[LOWER[-1]]:
             return None
         return next((dtype for dtype in LOWER if self.fits[dtype] and bool(np.all(_fits(values, dtype)))), None)
+
+
+# ---------------------------------------------------------------------------------------------- judging, words
+
+
+@dataclass
+class Coarse:
+    """How to judge a tensor whose cost is computed below float64: on a step suited to that precision, against
+    the cost's round-off measured there; an element that agrees proves nothing at float64 accuracy and counts
+    as not checked, one that disagrees is wrong whatever the precision."""
+
+    dtype: np.dtype
+    #: why, for the tensor's note: "the cost is computed in float32 (see the report's first note)"
+    cause: str
+    #: the loss computes in ``dtype`` (every cost value rounded to it), not a layer the tensor goes through
+    in_cost: bool
+    #: the relative step suited to ``dtype`` (at least the checker's ``eps``)
+    eps: float
+
+
+def _within(share: float) -> str:
+    """How close to the tolerance the worst of the elements that agree came, ``share`` the largest error /
+    tolerance among them: ``"within 37% of the tolerance at most"``, ``"within less than 1% of the tolerance"``
+    (not "0%" for a share that rounds to it), or ``"exactly"`` for no error at all."""
+    if share == 0:
+        return "exactly"
+    if share < 0.01:
+        return "within less than 1% of the tolerance"
+    return f"within {share:.0%} of the tolerance at most"
+
+
+def coarse_verdict(coarse: Coarse, status: np.ndarray, error: np.ndarray, tolerance: np.ndarray, eps_f: float,
+                   unit: str) -> str:
+    """Elements (or directions) judged against a cost computed below float64 (``status``, ``error`` and
+    ``tolerance`` one each; ``eps_f`` the cost's round-off; ``unit`` "elements" or "directions"): those that agree
+    are set to ``COARSE`` (not checked at float64 accuracy: the agreement proves nothing finer), those that fail
+    stay failed, those at kinks skipped.  Returns the tensor's note saying so (its first)."""
+    agree = status == OK
+    n, k, bad = status.size, int(np.sum(agree)), int(np.sum(status == FAIL))
+    kinks_ = n - k - bad
+    status[agree] = COARSE
+    words = (f"{coarse.cause}, so this tensor could not be checked at float64 accuracy; judged on a step of "
+             f"{coarse.eps:.1e} (suited to {coarse.dtype.name}) against the cost's round-off there ({eps_f:.1e} per "
+             "value)")
+    if k:
+        with np.errstate(all="ignore"):
+            share = float(np.max(error[agree] / tolerance[agree]))
+        words += (f", {k} of {n} {unit} agree with backward ({_within(share)}), which proves nothing finer: they "
+                  "count as not checked")
+    if bad:
+        words += (f"{';' if k else ','} {bad} of {n} {unit} disagree by more than that round-off explains: backward "
+                  "is wrong there, whatever the precision")
+    if kinks_:
+        words += f"; {kinks_} are skipped at kinks"
+    return words
+
+
+def low_precision_words(in_cost: np.dtype | None, loss_name: str, layer: tuple[str, Any, np.dtype] | None,
+                        f0: float, felt: list[str]) -> tuple[str | None, list[str]]:
+    """The report's headline words and first notes for a cost computed below float64: by the loss (``in_cost``,
+    ``loss_name`` its class's name), by a layer (``layer``: its label, its output at the point and its
+    precision); ``f0`` the cost at the point, ``felt`` the tensors judged for it. ``(None, [])`` when there is
+    none; no headline (a note only) for a layer that no checked tensor goes through."""
+    judged = ("each tensor it touches ({}) was judged on a step suited to {} against the cost's round-off "
+              "measured there: an element that agrees proves nothing at float64 accuracy and counts as not "
+              "checked; one that disagrees is wrong whatever the precision")
+    headline, notes = None, []
+    if in_cost is not None:
+        d = in_cost.name
+        spacing = float(np.spacing(np.asarray(abs(f0)).astype(in_cost))) if math.isfinite(f0) else math.nan
+        headline = f"the cost is computed in {d}, not float64, so the gradients could not be checked at " \
+                   "float64 accuracy (see the first note)"
+        notes.append(
+            f"the cost is computed in {d}: every value the check evaluated (leaving out 0, whole numbers and "
+            f"short fractions) is exactly a {d} number, which a float64 result is about {odds(in_cost)}: the loss "
+            f"({loss_name}) computes in {d} (an astype(np.{d}), np.{d}(...), a {d} constant) and returns the value "
+            f"as a float. The cost then moves in steps of {d}'s resolution ({spacing:.1e} at {f0:.4g}), far "
+            "coarser than the float64 differences the check takes: right gradients look wrong, flat, or like kinks "
+            "and a cost curving too fast; " + judged.format(", ".join(felt) or "none", d)
+            + ". Make the loss compute in y_pred's dtype (float64 here)")
+    if layer is not None:
+        label, y, dtype = layer
+        d = dtype.name
+        out = y if type(y) is not tuple else next(a for a in y if array_precision(a) is not None)
+        what = (f"is an array of {d}, although its input and parameters are float64 (a dtype of its own, an "
+                "attribute such as self.dtype that astype does not convert?)" if out.dtype != np.float64 else
+                f"is float64 but holds only {d} numbers, from an input and parameters that are not such numbers, "
+                f"which a float64 computation gives about {odds(dtype)} (an astype(np.{d}) inside its forward, a "
+                f"{d} constant or attribute)")
+        if in_cost is None and felt:
+            headline = f"{label} computes in {d}, not float64, so the gradients through it could not be " \
+                       "checked at float64 accuracy (see the first note)"
+        words = (f"{label} computes in {d}: its output {what}. The cost then moves in {d}'s steps as the tensors "
+                 "before it move, and right gradients look wrong, or like kinks and a cost curving too fast")
+        if in_cost is not None:
+            words += " (the cost's own precision, above, was what the tensors were judged for)"
+        elif felt:
+            words += "; " + judged.format(", ".join(felt), d)
+        else:
+            words += ("; no checked tensor's cost showed it (the cost depends on none through the layer's "
+                      "output), so none was judged for it")
+        notes.append(words + ". Make the layer compute in its input's dtype")
+    return headline, notes
