@@ -346,7 +346,7 @@ def test_how_close_to_the_tolerance_the_agreeing_elements_came_is_not_rounded_to
     model = md.Sequential(md.Dense(3, 4, rng=0), Zero(), md.Tanh(), md.Dense(4, 2, rng=1))
     report = GradientChecker(model, loss=LowMSE(), inputs=x, targets=t).run()
     for name, n in (("input", 15), ("0.W", 16)):
-        assert f"{n} of {n} elements agree with backward (exactly), which proves nothing finer" in \
+        assert f"{n} of {n} elements agree with backward exactly, which proves nothing finer" in \
             report[name].notes[0], report[name].notes[0]
     assert not any("within 0%" in n for r in report.results for n in r.notes)
 
@@ -473,6 +473,191 @@ def test_a_float32_layer_whose_output_reaches_the_cost_in_part_is_blamed() -> No
     report = GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
     assert report.low_precision is not None and report.low_precision.startswith("layer '1' (LowTanh) computes")
     assert [r.name for r in report.results if r.low_precision] == ["input", "0.W"]
+
+
+class ReZero(md.Layer):
+    """y = x + alpha f(x), alpha a parameter at 0 (a ReZero / LayerScale residual): at the point the cost does not
+    depend on f's output, which only alpha's change moves."""
+
+    def __init__(self, f: md.Layer) -> None:
+        super().__init__()
+        self.f = f
+        self.alpha = md.Parameter(np.zeros(1))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._fx = self.f(x)
+        return x + self.alpha.data * self._fx
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self.alpha.grad += np.sum(grad_output * self._fx)
+        return grad_output + self.f.backward(grad_output * self.alpha.data)
+
+
+class ScaledDx(md.Dense):
+    """A Dense whose dx is multiplied by ``factor`` (1 is right; its dW stays right)."""
+
+    def __init__(self, *args: Any, factor: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.factor = factor
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.factor * super().backward(grad_output)
+
+
+class ConstFirst(md.Model):
+    """A float32 constant layer (Const32) that runs first, on the input, then Dense, a float32 tanh and Dense;
+    ``factor`` scales the dx (1 is right)."""
+
+    def __init__(self, factor: float = 1.0) -> None:
+        super().__init__()
+        self.c, self.a, self.act, self.b = Const32(), md.Dense(3, 4, rng=0), LowTanh(), md.Dense(4, 3, rng=1)
+        self.factor = factor
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        k = self.c(x)  # (first: the first layer computing in float32 the forward meets)
+        return self.b(self.act(self.a(x))) + k
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self.c.backward(grad_output)
+        return self.factor * self.a.backward(self.act.backward(self.b.backward(grad_output)))
+
+
+def rezero_model(factor: float) -> md.Sequential:
+    return md.Sequential(ScaledDx(3, 4, rng=0, factor=factor), ReZero(LowTanh()), md.Dense(4, 4, rng=3), LowTanh(),
+                         md.Dense(4, 2, rng=1))
+
+
+LATER_LAYER = {  # (the model for a dx factor, the float32 layer the input is judged for)
+    "rezero-first": (rezero_model, "layer '3' (LowTanh)"),
+    "constant-first": (ConstFirst, "layer 'act' (LowTanh)"),
+}
+
+
+@pytest.mark.parametrize("factor", [2.0, -1.0, 0.0])
+@pytest.mark.parametrize("name", list(LATER_LAYER))
+def test_a_wrong_dx_behind_a_float32_layer_that_a_first_one_hides_still_fails(name: str, factor: float) -> None:
+    """A first float32 layer that the input's change does not go through (a ReZero branch at alpha = 0, a
+    constant) hid the float32 layer after it: no tensor was judged for a lower precision, the staircase the
+    second one makes was read as kinks, and a dx doubled, negated or zeroed passed."""
+    mk, label = LATER_LAYER[name]
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    report = GradientChecker(mk(factor), inputs=x).run()
+    r = report["input"]
+    assert not report.passed and r.status == "FAIL" and r.failed == r.size and r.skipped == 0, str(report)
+    assert r.low_precision == "float32" and r.notes[0].startswith(f"{label} computes in float32 and the cost "
+                                                                  "depends on this tensor through it"), r.notes
+    assert "disagree by more than that round-off explains: backward is wrong there, whatever the precision" \
+        in r.notes[0]
+
+
+@pytest.mark.parametrize("name", list(LATER_LAYER))
+def test_a_right_dx_behind_a_float32_layer_that_a_first_one_hides_is_not_checked_not_skipped(name: str) -> None:
+    """The input is judged for the float32 layer its change goes through (the first such), not skipped at kinks,
+    and the report names that layer and fails."""
+    mk, label = LATER_LAYER[name]
+    report = GradientChecker(mk(1.0), inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    assert_not_checked(report, ["input"], "float32", f"{label} computes in float32")
+    assert report.low_precision is not None and report.low_precision.startswith(
+        f"{label} computes in float32, not float64, so the gradients through it could not be checked"), str(report)
+    assert not report.passed and report.notes[0].startswith(f"{label} computes in float32: its output is float64")
+
+
+def test_rezero_tensors_are_judged_for_the_float32_layer_they_go_through() -> None:
+    """The ReZero branch's float32 output is multiplied by alpha = 0: the tensors before it, and alpha (which
+    scales that output in float64, not moves it), go through the later float32 layer only, which is blamed; the
+    branch's layer is named after it; the tensors after both are checked as usual."""
+    report = GradientChecker(rezero_model(1.0), inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    assert [r.name for r in report.results if r.low_precision] == ["input", "0.W", "1.alpha", "2.W"], str(report)
+    assert all(report[name].notes[0].startswith("layer '3' (LowTanh) computes in float32 and the cost depends")
+               for name in ("input", "0.W", "1.alpha", "2.W")), str(report)
+    assert report["4.W"].status == "ok" and report["4.W"].low_precision is None
+    assert report.low_precision is not None and report.low_precision.startswith(
+        "layer '3' (LowTanh) computes in float32, not float64, so the gradients through it could not be checked "
+        "at float64 accuracy (see the first note)"), report.low_precision
+    assert report.notes[0].startswith("layer '3' (LowTanh) computes in float32: its output is float64")
+    assert "each tensor it touches first of the layers computing below float64 (input, 0.W, 1.alpha, 2.W) was " \
+           "judged" in report.notes[0]
+    assert report.notes[1].startswith("layer '1.f' (LowTanh) computes in float32: its output is float64")
+    assert "; no checked tensor was judged for it (none moves the cost through its output, or each that does went " \
+           "through an earlier such layer first). Make the layer" in report.notes[1]
+
+
+def test_layers_of_different_precisions_are_named_each_with_its_own() -> None:
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    model = md.Sequential(md.Dense(3, 4, rng=0), LowTanh(), md.Dense(4, 4, rng=3), LowTanh(np.float16),
+                          md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, inputs=x).run()
+    assert report.low_precision is not None and report.low_precision.startswith(
+        "layer '1' (LowTanh) computes in float32 and layer '3' (LowTanh) in float16, not float64"), str(report)
+    assert [(r.name, r.low_precision) for r in report.results] == [
+        ("input", "float32"), ("0.W", "float32"), ("2.W", "float16"), ("4.W", None)]
+
+
+class Affine(md.Layer):
+    """x * scale + shift, in float64."""
+
+    def __init__(self, scale: float, shift: float) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x * self.scale + self.shift
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output * self.scale
+
+
+def test_a_change_a_float32_layer_rounds_away_is_not_called_a_forward_that_ignores_the_tensor() -> None:
+    """x * 1e-8 + 0.5 moves the float32 layer's input by less than float32 resolves: its output and the cost stay
+    put, every numerical derivative is 0 -- float32's doing, not 'the forward ignores its input'."""
+    model = md.Sequential(md.Dense(3, 4, rng=0), Affine(1e-8, 0.5), LowTanh(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    for name, words in (("input", "the cost did not move with the input at the check's steps (every numerical "
+                                  "derivative is exactly 0) while backward gives a non-zero dx: "),
+                        ("0.W", "the cost did not move with 0.W at the check's steps (every numerical derivative is "
+                                "exactly 0) while backward gives a non-zero gradient: ")):
+        r = report[name]
+        assert r.status == "FAIL" and r.diagnosis is not None, str(report)
+        assert r.diagnosis == words + (
+            "layer '2' (LowTanh) computes in float32 and its input moves with this tensor by less than float32 "
+            "resolves, so its output did not move (not a forward that ignores the tensor): it cannot be checked "
+            "through that layer; make the layer compute in its input's dtype"), r.diagnosis
+        assert "ignores its input" not in r.diagnosis
+    assert report["3.W"].status == "ok"
+    assert report.notes[0].startswith("layer '2' (LowTanh) computes in float32: its output is float64")
+    assert "; the tensors input, 0.W move its input by less than float32 resolves, so its output, and the cost, " \
+           "did not move with them at the check's steps: a numerical derivative of 0 there is float32's rounding, " \
+           "not a forward that ignores the tensor. Make the layer" in report.notes[0], report.notes[0]
+    assert "no checked tensor's cost showed it" not in report.notes[0]
+
+
+def test_the_forwards_that_tell_which_tensors_go_through_a_float32_layer_are_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each forward _through runs is one of report.evaluations (it ran uncounted)."""
+    forwards: list[int] = []
+
+    class Counting(md.Identity):
+        def forward(self, x: Any) -> Any:
+            forwards.append(1)
+            return super().forward(x)
+
+    seen = {"forwards": 0, "counted": 0}
+    through = checker_module.GradientChecker._through
+
+    def counted(self: Any, program: Any, *args: Any, **kwargs: Any) -> Any:
+        n, evaluations = len(forwards), program.evaluations
+        try:
+            return through(self, program, *args, **kwargs)
+        finally:
+            seen["forwards"] += len(forwards) - n
+            seen["counted"] += program.evaluations - evaluations
+
+    monkeypatch.setattr(checker_module.GradientChecker, "_through", counted)
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    for layer in (LowTanh(), Const32()):
+        model = md.Sequential(Counting(), md.Dense(3, 4, rng=0), layer, md.Dense(4, 2, rng=1))
+        GradientChecker(model, inputs=x).run()
+    assert seen["forwards"] > 0 and seen["counted"] == seen["forwards"], seen
 
 
 def test_a_float16_layer_is_named_with_its_precision() -> None:

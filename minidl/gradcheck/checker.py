@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import enum
 import itertools
 import math
 import time
@@ -46,10 +47,12 @@ from .numerics import (
 from .precision import (
     STIR,
     Coarse,
+    LowLayer,
     array_precision,
     coarse_eps,
     coarse_noise,
     coarse_verdict,
+    float_arrays,
     low_precision_words,
     shows_float64,
     unit_round_off,
@@ -192,6 +195,14 @@ class _Call:
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
     changed_params: tuple[str, ...] = ()  # trainable parameters the forward changed (watched calls only)
+
+
+class _Path(enum.Enum):
+    """How the cost's dependence on a tensor meets a layer computing below float64 (see ``_through``)."""
+
+    THROUGH = "through"  # the tensor's change moves the layer's output, and that reaches the cost
+    SWALLOWED = "swallowed"  # it moves the layer's input by less than the layer's precision resolves
+    APART = "apart"  # neither: the layer's output stays put, or its change does not reach the cost
 
 
 class _FirstPass(NamedTuple):
@@ -989,27 +1000,41 @@ class GradientChecker:
         shapes = [t.array.shape for t in tensors]
         # a layer that computes below float64 (found now, from the recorded pass), and the loss (found as the
         # tensors are checked, from the cost values: then the tensors already checked are checked again)
-        culprit = self._low_precision_layer(work, x, calls)
+        culprits = self._low_precision_layers(work, x, calls)
         in_cost: np.dtype | None = None
         from_loss = {name for name, _ in self._loss_params}
-        # (the last stage the culprit runs in: the tensors first used up to it go through it)
-        upstream = -1 if culprit is None else max(
-            (k for k, (_, layer) in enumerate(program.stages)
-             if layer is culprit[0].layer or any(sub is culprit[0].layer for sub in layer.layers())), default=0)
-        through: dict[str, bool] = {}  # (whether the tensor goes through the culprit: see _through)
+        # (for each culprit, the last stage it runs in: the tensors first used up to it may go through it)
+        upstream = [max((k for k, (_, layer) in enumerate(program.stages)
+                         if layer is call.layer or any(sub is call.layer for sub in layer.layers())), default=0)
+                    for call, _ in culprits]
+        # (how each tensor's change meets each culprit, see _through; and the culprit each tensor was judged for)
+        paths: dict[tuple[str, int], _Path] = {}
+        judged_for: dict[str, int] = {}
+
+        def step(dtype: np.dtype) -> float:  # (the relative step a tensor is judged on for that precision)
+            return max(self.eps, coarse_eps(dtype))
+
+        def goes_through(t: _Tensor, k: int) -> bool:
+            if t.name in from_loss or t.stage > upstream[k]:
+                return False
+            if (t.name, k) not in paths:
+                call, dtype = culprits[k]
+                paths[t.name, k] = self._through(program, work, t, call.layer, dtype, calls, step(dtype))
+            return paths[t.name, k] is _Path.THROUGH
 
         def coarse_for(t: _Tensor) -> Coarse | None:
             if in_cost is not None:
                 return Coarse(in_cost, f"the cost is computed in {in_cost.name} (see the first note below the "
-                                        "table)", True, max(self.eps, coarse_eps(in_cost)))
-            if culprit is not None and t.stage <= upstream and t.name not in from_loss:
-                call, dtype = culprit
-                eps = max(self.eps, coarse_eps(dtype))
-                if through.setdefault(t.name, self._through(program, work, t, call.layer, calls, eps)):
-                    return Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the "
-                                          "cost depends on this tensor through it (see the first note below the "
-                                          "table)", False, eps)
-            return None
+                                       "table)", True, step(in_cost))
+            # (the first culprit the tensor's change goes through, in the order of the forward)
+            k = next((k for k in range(len(culprits)) if goes_through(t, k)), None)
+            if k is None:
+                return None
+            judged_for[t.name] = k
+            call, dtype = culprits[k]
+            return Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the cost "
+                                 "depends on this tensor through it (see the first note below the table)", False,
+                          step(dtype))
 
         def check(i: int) -> TensorResult:
             t = tensors[i]
@@ -1038,10 +1063,29 @@ class GradientChecker:
                     results[:] = [check(j) for j in range(i + 1)]
         finally:
             self._live = self._analytic_sigma = None
+        lows = [r.name for r in results if r.low_precision is not None]
+        # (a tensor whose change the first culprit rounded away and no culprit showed: its numerical derivative of 0
+        # is that rounding's, which its diagnosis says instead of a forward that ignores the tensor)
+        swallowed: dict[str, int] = {}
+        for (name, k), path in paths.items():  # (each tensor's culprits in the order of the forward)
+            if path is _Path.SWALLOWED and name not in lows:
+                swallowed.setdefault(name, k)
+        for r in results:
+            if r.name in swallowed and r.diagnosis is not None and r.diagnosis.startswith("the cost does not depend"):
+                call, dtype = culprits[swallowed[r.name]]
+                what = "dx" if is_input(r.name) else "gradient"
+                r.diagnosis = (f"the cost did not move with {'the input' if r.name == 'input' else r.name} at the "
+                               f"check's steps (every numerical derivative is exactly 0) while backward gives a "
+                               f"non-zero {what}: {_layer_label(call.path, call.layer)} computes in {dtype.name} and "
+                               f"its input moves with this tensor by less than {dtype.name} resolves, so its output "
+                               "did not move (not a forward that ignores the tensor): it cannot be checked through "
+                               "that layer; make the layer compute in its input's dtype")
         headline, precision_notes = low_precision_words(
-            in_cost, type(loss).__name__, None if culprit is None else
-            (_layer_label(culprit[0].path, culprit[0].layer), culprit[0].y, culprit[1]), f0,
-            [r.name for r in results if r.low_precision is not None])
+            in_cost, type(loss).__name__,
+            [LowLayer(_layer_label(call.path, call.layer), call.y, dtype,
+                      tuple(name for name in lows if judged_for.get(name) == k),
+                      tuple(name for name, j in swallowed.items() if j == k))
+             for k, (call, dtype) in enumerate(culprits)], f0, lows)
         # (after every pass: the analytic backward and the perturbed forwards have run again)
         notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
         if self._loss_hidden:
@@ -1171,17 +1215,20 @@ class GradientChecker:
         return report
 
     # ------------------------------------------------------------------ precision
-    def _low_precision_layer(self, work: Layer, x: Any, calls: list[_Call]) -> tuple[_Call, np.dtype] | None:
-        """The first layer that computes below float64 (see :mod:`.precision`) and its precision, or None.
+    def _low_precision_layers(self, work: Layer, x: Any, calls: list[_Call]) -> list[tuple[_Call, np.dtype]]:
+        """The layers that compute below float64 (see :mod:`.precision`) and their precisions, in the order their
+        calls return (the forward's, a sub-layer before its container), or [] (the usual case).
 
         ``calls``, a pass recorded at the checked point, say whether some layer's output holds only float32 (or
         float16) numbers. A float64 layer gives that too when its input and weights are such numbers (a float32
         data set; a float32 model, converted: an Identity, a ReLU, an Embedding pass them on), so then one more
         recorded forward runs with every floating input, parameter and buffer moved off those numbers (by a
-        relative ~1e-9): the first layer whose output still holds only such numbers, while its input or its
-        parameters do not, computes in that precision. The state of ``work`` is put back."""
+        relative ~1e-9): a layer whose output still holds only such numbers, while its input or its parameters
+        do not, computes in that precision (a container returning such a layer's output is that layer, not
+        another). Every one is kept: which of them a tensor's change goes through is the checker's next question
+        (:meth:`_through`). The state of ``work`` is put back."""
         if not any(array_precision(c.y) is not None for c in calls):
-            return None  # (the usual case: nothing more to run)
+            return []  # (the usual case: nothing more to run)
         snapshot = LayerSnapshot.take(work)
         rng = np.random.default_rng([self.seed, 23])
 
@@ -1191,6 +1238,7 @@ class GradientChecker:
             signs = rng.integers(0, 2, size=a.shape) * 2.0 - 1.0
             return a * (1.0 + signs * rng.uniform(0.5, 1.0, size=a.shape) * 1e-9)
 
+        found: list[tuple[_Call, np.dtype]] = []
         try:
             with _quiet(True):
                 for p in work.parameters():
@@ -1205,54 +1253,69 @@ class GradientChecker:
             for c in rec.calls:  # (innermost first: a layer's call is recorded when it returns)
                 dtype = array_precision(c.y)
                 if dtype is not None and (shows_float64(c.x, dtype)
-                                          or any(shows_float64(p.data, dtype) for p in c.layer.parameters())):
-                    return c, dtype
+                                          or any(shows_float64(p.data, dtype) for p in c.layer.parameters())) \
+                        and not any(same(c.y, f.y) and any(sub is f.layer for sub in c.layer.layers())
+                                    for f, _ in found):
+                    found.append((c, dtype))
         except Exception:  # (a layer that refuses the moved values: nothing is said)
-            return None
+            return []
         finally:
             snapshot.restore()
-        return None
+        return found
 
-    def _through(self, program: Program, work: Layer, t: _Tensor, layer: Layer, calls: list[_Call],
-                 eps: float) -> bool:
-        """Whether the cost depends on the tensor ``t`` through ``layer``: ``t`` is one of its parameters, or,
-        moved by the step it would be judged on (each element by ``eps max(|w|, 1)`` times 0.5 to 1, either
-        sign: a smaller move may not change a float16 output), it changes what ``layer`` returns in a recorded
-        forward (``calls``: one at the point) and that change reaches the model's output -- which a second
-        forward, with ``layer`` returning what it returned at the point, tells. A layer whose output stays put
-        (a constant) or is multiplied by zero after it does not make the cost coarse along ``t``. One or two
-        forwards, for a tensor in a stage up to the layer's only; a forward that raises or calls ``layer`` a
-        different number of times is taken to go through (the cautious side)."""
+    def _through(self, program: Program, work: Layer, t: _Tensor, layer: Layer, dtype: np.dtype,
+                 calls: list[_Call], eps: float) -> _Path:
+        """How the cost's dependence on the tensor ``t`` meets ``layer``, which computes in ``dtype``: THROUGH if
+        ``t`` is one of its parameters, or if, moved by the step it would be judged on (each element by ``eps
+        max(|w|, 1)`` times 0.5 to 1, either sign: a smaller move may not change a float16 output), it changes
+        what ``layer`` returns in a recorded forward (``calls``: one at the point) and that change reaches the
+        model's output -- which a second forward, with ``layer`` returning what it returned at the point, tells.
+        SWALLOWED if the layer's output stayed put while its input moved, but by less than ``dtype`` resolves
+        (its input rounded to ``dtype`` is the same: the rounding is why); APART otherwise (a layer whose output
+        stays put, a constant, or is multiplied by zero after it, does not make the cost coarse along ``t``).
+        One or two forwards, counted in ``program.evaluations``, for a tensor in a stage up to the layer's only;
+        a forward that raises or calls ``layer`` a different number of times is taken to go through (the
+        cautious side)."""
         if any(p.data is t.array for p in layer.parameters()):
-            return True
+            return _Path.THROUGH
         saved = t.array.copy()
         rng = np.random.default_rng([self.seed, 29])
-        at_point = [c.y for c in calls if c.layer is layer]
-        pinned = iter(at_point)
+        at_point = [c for c in calls if c.layer is layer]
+        pinned = iter([c.y for c in at_point])
         own, original = layer.__dict__.get("forward"), layer.forward
 
         def pin(x: Any) -> Any:  # (the layer runs, its generators and buffers move as usual; its output is kept)
             original(x)
             return copy_value(next(pinned))
 
+        def rounded(value: Any) -> list[np.ndarray]:
+            return [a.astype(dtype) for a in float_arrays(value)]
+
         try:
             np.copyto(t.array, saved + eps * np.maximum(np.abs(saved), 1.0) * rng.uniform(0.5, 1.0, saved.shape)
                       * rng.choice([-1.0, 1.0], saved.shape))
             program.reset()
+            program.evaluations += 1
             with _quiet(True), _Recorder(work) as rec:
                 moved = work.forward(program.x)
-            after = [c.y for c in rec.calls if c.layer is layer]
+            after = [c for c in rec.calls if c.layer is layer]
             if len(after) != len(at_point):
-                return True
-            if all(same(a, b) for a, b in zip(at_point, after, strict=True)):
-                return False  # (its output did not move: the cost does not move through it)
+                return _Path.THROUGH
+            if all(same(a.y, b.y) for a, b in zip(at_point, after, strict=True)):
+                # (its output did not move: the cost does not move through it, for its rounding's sake if its input
+                # moved by less than it resolves)
+                swallowed = any(not same(a.x, b.x) for a, b in zip(at_point, after, strict=True)) and all(
+                    all(np.array_equal(u, v, equal_nan=True) for u, v in zip(rounded(a.x), rounded(b.x), strict=True))
+                    for a, b in zip(at_point, after, strict=True))
+                return _Path.SWALLOWED if swallowed else _Path.APART
             program.reset()
+            program.evaluations += 1
             object.__setattr__(layer, "forward", pin)
             with _quiet(True):
                 kept = work.forward(program.x)
-            return not same(moved, kept)
+            return _Path.THROUGH if not same(moved, kept) else _Path.APART
         except Exception:  # (a layer that refuses the moved point: taken to go through, the cautious side)
-            return True
+            return _Path.THROUGH
         finally:
             if own is None:
                 layer.__dict__.pop("forward", None)

@@ -16,16 +16,17 @@ the layer, which tensors go through it, and moves a flat cost (it runs the model
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .numerics import COARSE, FAIL, OK, noise_level, robust_noise_level
 
-__all__ = ["LOWER", "STIR", "Coarse", "CostTally", "array_precision", "coarse_eps", "coarse_noise", "coarse_verdict",
-           "informative", "low_precision_words", "odds", "shows_float64", "unit_round_off", "value_precision"]
+__all__ = ["LOWER", "STIR", "Coarse", "CostTally", "LowLayer", "array_precision", "coarse_eps", "coarse_noise",
+           "coarse_verdict", "float_arrays", "informative", "low_precision_words", "odds", "shows_float64",
+           "unit_round_off", "value_precision"]
 
 #: the precisions below float64 looked for, narrowest first
 LOWER = (np.dtype(np.float16), np.dtype(np.float32))
@@ -101,7 +102,7 @@ def _informative_values(a: np.ndarray) -> np.ndarray:
     return flat[informative(flat)]
 
 
-def _float_arrays(value: Any) -> Iterator[np.ndarray]:
+def float_arrays(value: Any) -> Iterator[np.ndarray]:
     """The float arrays of a layer's input, output or parameter: an array, or a tuple of them."""
     for a in value if type(value) is tuple else (value,):
         if isinstance(a, np.ndarray) and a.dtype.kind == "f":
@@ -121,7 +122,7 @@ def array_precision(value: Any) -> np.dtype | None:
     """The precision below float64 a layer's output (an array, or a tuple of them) was computed in, or None:
     a float array's own dtype when it is float16 or float32; for a float64 array, :func:`value_precision`.
     For several arrays, the first one's that is below float64."""
-    for a in _float_arrays(value):
+    for a in float_arrays(value):
         if a.dtype.itemsize < 8:
             return a.dtype
         if a.dtype == np.float64:
@@ -134,7 +135,7 @@ def array_precision(value: Any) -> np.dtype | None:
 def shows_float64(value: Any, dtype: np.dtype) -> bool:
     """Whether a layer's input or parameter (an array, a tuple of them) holds an informative value that is not
     a ``dtype`` number: whatever computed it worked in a finer precision than ``dtype``."""
-    for a in _float_arrays(value):
+    for a in float_arrays(value):
         if a.dtype.itemsize > dtype.itemsize:
             values = _informative_values(a)
             if values.size and not bool(np.all(_fits(values, dtype))):
@@ -212,7 +213,7 @@ class Coarse:
 def _within(share: float) -> str:
     """How close to the tolerance the worst of the elements that agree came, ``share`` the largest error /
     tolerance among them: ``"within 37% of the tolerance at most"``, ``"within less than 1% of the tolerance"``
-    (not "0%" for a share that rounds to it), or ``"exactly"`` for no error at all."""
+    (not "0%" for a share that rounds to it), or ``"exactly"`` for no error at all (said without parentheses)."""
     if share == 0:
         return "exactly"
     if share < 0.01:
@@ -236,8 +237,9 @@ def coarse_verdict(coarse: Coarse, status: np.ndarray, error: np.ndarray, tolera
     if k:
         with np.errstate(all="ignore"):
             share = float(np.max(error[agree] / tolerance[agree]))
-        words += (f", {k} of {n} {unit} agree with backward ({_within(share)}), which proves nothing finer: they "
-                  "count as not checked")
+        within = _within(share)
+        words += (f", {k} of {n} {unit} agree with backward {within if share == 0 else f'({within})'}, which proves "
+                  "nothing finer: they count as not checked")
     if bad:
         words += (f"{';' if k else ','} {bad} of {n} {unit} disagree by more than that round-off explains: backward "
                   "is wrong there, whatever the precision")
@@ -246,13 +248,40 @@ def coarse_verdict(coarse: Coarse, status: np.ndarray, error: np.ndarray, tolera
     return words
 
 
-def low_precision_words(in_cost: np.dtype | None, loss_name: str, layer: tuple[str, Any, np.dtype] | None,
-                        f0: float, felt: list[str]) -> tuple[str | None, list[str]]:
+class LowLayer(NamedTuple):
+    """A layer that computes below float64, for the report's words."""
+
+    label: str  # "layer '1' (LowTanh)"
+    output: Any  # its output (an array, or a tuple of them) in the pass that found it
+    dtype: np.dtype
+    #: the tensors judged for it (it is the first such layer their change goes through)
+    felt: tuple[str, ...] = ()
+    #: the tensors that move its input by less than ``dtype`` resolves, and so not its output (their cost stays put)
+    swallowed: tuple[str, ...] = ()
+
+
+def _layers_compute(layers: Sequence[LowLayer]) -> str:
+    """``"layer '1' (A) computes in float32"``, ``"layers '1' (A) and '3' (B) compute in float32"``, ``"layer '1'
+    (A) computes in float16 and layer '3' (B) in float32"``."""
+    if len(layers) == 1:
+        return f"{layers[0].label} computes in {layers[0].dtype.name}"
+    labels = [x.label for x in layers]
+    if len({x.dtype for x in layers}) == 1:
+        names = [labels[0], *(label.removeprefix("layer ") for label in labels[1:])]
+        return f"layers {', '.join(names[:-1])} and {names[-1]} compute in {layers[0].dtype.name}"
+    first = layers[0]
+    parts = [f"{first.label} computes in {first.dtype.name}", *(f"{x.label} in {x.dtype.name}" for x in layers[1:])]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def low_precision_words(in_cost: np.dtype | None, loss_name: str, layers: Sequence[LowLayer], f0: float,
+                        felt: list[str]) -> tuple[str | None, list[str]]:
     """The report's headline words and first notes for a cost computed below float64: by the loss (``in_cost``,
-    ``loss_name`` its class's name), by a layer (``layer``: its label, its output at the point and its
-    precision); ``f0`` the cost at the point, ``felt`` the tensors judged for it. ``(None, [])`` when there is
-    none; no headline (a note only) for a layer that no checked tensor goes through."""
-    judged = ("each tensor it touches ({}) was judged on a step suited to {} against the cost's round-off "
+    ``loss_name`` its class's name), by layers (``layers``, in the order of the forward); ``f0`` the cost at the
+    point, ``felt`` the tensors judged for the loss's precision. ``(None, [])`` when there is none. A note for
+    each layer (the loss's precision: for the first only), those some tensor was judged for (or swallowed by)
+    first; no headline (notes only) when no checked tensor was judged for any."""
+    judged = ("each tensor it touches{} ({}) was judged on a step suited to {} against the cost's round-off "
               "measured there: an element that agrees proves nothing at float64 accuracy and counts as not "
               "checked; one that disagrees is wrong whatever the precision")
     headline, notes = None, []
@@ -267,28 +296,42 @@ def low_precision_words(in_cost: np.dtype | None, loss_name: str, layer: tuple[s
             f"({loss_name}) computes in {d} (an astype(np.{d}), np.{d}(...), a {d} constant) and returns the value "
             f"as a float. The cost then moves in steps of {d}'s resolution ({spacing:.1e} at {f0:.4g}), far "
             "coarser than the float64 differences the check takes: right gradients look wrong, flat, or like kinks "
-            "and a cost curving too fast; " + judged.format(", ".join(felt) or "none", d)
+            "and a cost curving too fast; " + judged.format("", ", ".join(felt) or "none", d)
             + ". Make the loss compute in y_pred's dtype (float64 here)")
-    if layer is not None:
-        label, y, dtype = layer
-        d = dtype.name
+    named = [x for x in layers if in_cost is None and (x.felt or x.swallowed)] or list(layers[:1])
+    named += [x for x in layers if in_cost is None and x not in named]  # (after them: no tensor was judged for it)
+    blamed = [x for x in named if in_cost is None and x.felt]
+    if blamed:
+        one = len(blamed) == 1
+        headline = f"{_layers_compute(blamed)}, not float64, so the gradients through {'it' if one else 'them'} " \
+                   f"could not be checked at float64 accuracy (see the first note{'' if one else 's'})"
+    for layer in named:
+        d = layer.dtype.name
+        y = layer.output
         out = y if type(y) is not tuple else next(a for a in y if array_precision(a) is not None)
         what = (f"is an array of {d}, although its input and parameters are float64 (a dtype of its own, an "
                 "attribute such as self.dtype that astype does not convert?)" if out.dtype != np.float64 else
                 f"is float64 but holds only {d} numbers, from an input and parameters that are not such numbers, "
-                f"which a float64 computation gives about {odds(dtype)} (an astype(np.{d}) inside its forward, a "
-                f"{d} constant or attribute)")
-        if in_cost is None and felt:
-            headline = f"{label} computes in {d}, not float64, so the gradients through it could not be " \
-                       "checked at float64 accuracy (see the first note)"
-        words = (f"{label} computes in {d}: its output {what}. The cost then moves in {d}'s steps as the tensors "
-                 "before it move, and right gradients look wrong, or like kinks and a cost curving too fast")
+                f"which a float64 computation gives about {odds(layer.dtype)} (an astype(np.{d}) inside its forward, "
+                f"a {d} constant or attribute)")
+        words = (f"{layer.label} computes in {d}: its output {what}. The cost then moves in {d}'s steps as the "
+                 "tensors before it move, and right gradients look wrong, or like kinks and a cost curving too fast")
         if in_cost is not None:
             words += " (the cost's own precision, above, was what the tensors were judged for)"
-        elif felt:
-            words += "; " + judged.format(", ".join(felt), d)
-        else:
+        elif layer.felt:
+            words += "; " + judged.format(" first of the layers computing below float64" if len(layers) > 1 else "",
+                                          ", ".join(layer.felt), d)
+        elif not layer.swallowed and len(layers) == 1:
             words += ("; no checked tensor's cost showed it (the cost depends on none through the layer's "
                       "output), so none was judged for it")
+        elif not layer.swallowed:
+            words += ("; no checked tensor was judged for it (none moves the cost through its output, or each that "
+                      "does went through an earlier such layer first)")
+        if layer.swallowed and in_cost is None:
+            one = len(layer.swallowed) == 1
+            words += (f"; {'the tensor' if one else 'the tensors'} {', '.join(layer.swallowed)} "
+                      f"move{'s' if one else ''} its input by less than {d} resolves, so its output, and the cost, "
+                      f"did not move with {'it' if one else 'them'} at the check's steps: a numerical derivative of 0 "
+                      f"there is {d}'s rounding, not a forward that ignores the tensor")
         notes.append(words + ". Make the layer compute in its input's dtype")
     return headline, notes

@@ -176,7 +176,7 @@ class GradientReport:
 
     def __str__(self) -> str:
         # (a cost computed below float64: the elements that agree on its step have a column of their own)
-        coarse = any(r.low_precision is not None or r.coarse_agreed for r in self.results)
+        coarse = any(r.low_precision is not None for r in self.results)  # (coarse_agreed > 0 implies it)
         head = ("tensor", "shape", "mode", "checked", "kink-skip", *(("coarse-agree",) if coarse else ()),
                 "failed", "max abs err", "max rel err", "worst index", "analytic", "numerical", "step", "bound",
                 "status")
