@@ -42,7 +42,7 @@ def assert_gradients_ok(
 ) -> GradientReport:
     """Run :class:`~minidl.gradcheck.GradientChecker` and raise ``GradientCheckError`` (an
     ``AssertionError``) with the report's table if any tensor fails, or if nothing at all was checked
-    (every tensor frozen, at kinks or empty: a test that passes vacuously) unless ``allow_unchecked=True``
+    (every tensor frozen, at kinks, empty or flat: a test that passes vacuously) unless ``allow_unchecked=True``
     says that is what the test means; returns the report otherwise.
 
     ``kwargs`` go to the checker (``eps``, ``seed``, ``batch_size``, ``safety``, ...).
@@ -53,8 +53,9 @@ def assert_gradients_ok(
     if report.nothing_checked and not allow_unchecked:
         raise GradientCheckError(
             f"{report}\nassert_gradients_ok: the check passed, but nothing was checked (no tensor, or every one "
-            "frozen, at kinks or empty), so it proves nothing: check other inputs (a ReLU fed exact zeros sits on "
-            "its kink), or pass allow_unchecked=True if that is what the test means")
+            "frozen, at kinks, empty or flat: every derivative exactly 0), so it proves nothing: check other inputs "
+            "(a ReLU fed exact zeros sits on its kink; rows that carry weight, units that are alive), or pass "
+            "allow_unchecked=True if that is what the test means")
     return report
 
 

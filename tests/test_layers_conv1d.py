@@ -230,7 +230,9 @@ def test_property_output_shape_and_gradients(data: st.DataObject) -> None:
     Lo = out_length(L, k, s, p, d)
     assert Lo >= 1 and conv.output_shape(L) == (F, Lo)
     assert conv(x).shape == (N, F, Lo)
-    assert_gradients_ok(conv, inputs=x, seed=seed)
+    # (an output that reads only padding, k=1 stride=2 padding=1 on L=1, is flat in x and W: nothing to test)
+    reads_x = any(0 <= o * s - p + j * d < L for o in range(Lo) for j in range(k))
+    assert_gradients_ok(conv, inputs=x, seed=seed, allow_unchecked=not reads_x)
 
 
 def test_input_shape_hint_summary_and_a_1d_cnn_in_a_sequential() -> None:

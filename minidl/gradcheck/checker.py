@@ -29,7 +29,7 @@ from ..parameter import Parameter
 from ..validation import checked_setting
 from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
-from .diagnosis import diagnose, factor_words, is_input, swapped
+from .diagnosis import diagnose, factor_words, flat_words, is_input, swapped
 from .numerics import (
     COARSE,
     FAIL,
@@ -1130,6 +1130,8 @@ class GradientChecker:
             old = by_name[name].diagnosis
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
+        if report.flat:  # (passed, with every derivative 0 on both sides: say that nothing was tested, and why)
+            notes.append(flat_words([r.name for r in report.flat]))
         # (frozen tensors were not checked: they say nothing about the parameter gradients)
         # (the loss's own parameters, loss.<name>, do not take dLoss/dy_pred: they say nothing about the
         # model's back-pass, and a wrong dLoss/dy_pred leaves them right)
@@ -2319,6 +2321,8 @@ class GradientChecker:
             res.step = float(steps[k])
             res.bound = float(v.bound[k])
             res.tolerance = float(factor[k] * v.bound[k])
+            # (both sides exactly 0 at every checked element: the cost does not move with the tensor here)
+            res.flat = failed == 0 and not np.any(analytic[checked]) and not np.any(v.numerical[checked])
         return res
 
     # ------------------------------------------------------------------ per-layer checks

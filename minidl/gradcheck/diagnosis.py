@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["diagnose", "factor_words", "is_input", "name_factor", "swapped"]
+__all__ = ["diagnose", "factor_words", "flat_words", "is_input", "name_factor", "swapped"]
 
 
 def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = (),
@@ -146,6 +146,19 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     if factor:
         words.append(f"the {int(np.sum(bad))} failing elements share one factor{factor}")
     return "; ".join(words) or None
+
+
+def flat_words(names: list[str]) -> str:
+    """The note on tensors whose every checked derivative is exactly 0, analytic and numerical (status ``"flat"``):
+    the cost does not depend on them, at least not at this point, so nothing of their backward was tested."""
+    them = ", ".join(names)
+    it, its = ("it", "its") if len(names) == 1 else ("them", "their")
+    return (f"the cost is flat in {them} at the checked point (every analytic and numerical derivative is exactly "
+            f"0): nothing of {its} backward was tested, and a wrong one would pass as well. Either the cost does not "
+            f"depend on {it} at all (a parameter forward never uses), or not here: every sample that reaches {it} "
+            "carries no weight (targets equal to the loss's ignore_index, a zero mask or sample weight), or the "
+            f"units after {it} are dead (a ReLU whose input is negative for every sample, a clamp every value "
+            "reaches); check again on other inputs or targets: rows that carry weight, units that are alive")
 
 
 def is_input(name: str) -> bool:

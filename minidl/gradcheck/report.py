@@ -49,6 +49,9 @@ class TensorResult:
             to it against the cost's round-off there, and an element that agrees counts as not checked (it
             proves nothing at float64 accuracy) while one that disagrees fails (see the report's
             :attr:`GradientReport.low_precision`).
+        flat: every checked element's (or direction's) analytic and numerical derivatives are exactly 0: the
+            cost does not move with the tensor at this point (every sample that reaches it ignored, a dead
+            ReLU after it, or a tensor it does not use), so a wrong backward for it would pass as well.
     """
 
     name: str
@@ -77,6 +80,8 @@ class TensorResult:
     low_precision: str | None = None
     #: elements (or directions) that agree on that precision's step: not checked at float64 accuracy
     coarse_agreed: int = 0
+    #: the cost is flat in the tensor at the checked point: nothing of its backward was tested (see above)
+    flat: bool = False
 
     @property
     def unit(self) -> str:
@@ -87,15 +92,18 @@ class TensorResult:
     def status(self) -> str:
         """``"FAIL"``; ``"skipped"`` (passed, but nothing could be checked: every element or direction
         at a kink or agreeing only at a precision below float64 (:attr:`coarse_agreed`), or an empty
-        tensor); ``"frozen"`` (see :attr:`mode`); ``"partial"`` (passed, but checked only in part, or some
-        elements only on a finer step at a cliff: see :attr:`partial`); or ``"ok"``: every element checked at
-        the normal rule and right."""
+        tensor); ``"frozen"`` (see :attr:`mode`); ``"flat"`` (passed, but every derivative checked is exactly
+        0, analytic and numerical: nothing was tested, see :attr:`flat`); ``"partial"`` (passed, but checked
+        only in part, or some elements only on a finer step at a cliff: see :attr:`partial`); or ``"ok"``:
+        every element checked at the normal rule and right."""
         if not self.passed:
             return "FAIL"
         if self.mode == "frozen":
             return "frozen"
         if self.checked == 0:
             return "skipped"
+        if self.flat:
+            return "flat"
         return "partial" if self.unit == "directions" or self.checked < self.size or self.zoomed else "ok"
 
     @property
@@ -151,6 +159,12 @@ class GradientReport:
         return [r for r in self.results if r.status == "skipped"]
 
     @property
+    def flat(self) -> list[TensorResult]:
+        """Tensors that passed with every derivative checked exactly 0 (status ``"flat"``): the cost does not
+        move with them at this point, so nothing of their backward was tested."""
+        return [r for r in self.results if r.status == "flat"]
+
+    @property
     def partly_checked(self) -> list[TensorResult]:
         """Tensors that passed but were checked only in part (see :attr:`TensorResult.partial`)."""
         return [r for r in self.results if r.partial]
@@ -158,7 +172,8 @@ class GradientReport:
     @property
     def nothing_checked(self) -> bool:
         """Whether no tensor had a single element (or direction) checked: every one frozen, skipped at
-        kinks or empty, or none to check.  A passing report then proved nothing."""
+        kinks, empty or flat (every derivative exactly 0), or none to check.  A passing report then proved
+        nothing."""
         return not any(r.status in ("ok", "partial") for r in self.results)
 
     def __bool__(self) -> bool:
@@ -192,7 +207,7 @@ class GradientReport:
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
         lines = []
         if self.passed:
-            # (every tensor frozen or at kinks: nothing failed, but nothing was proved either)
+            # (every tensor frozen, at kinks or flat: nothing failed, but nothing was proved either)
             verdict = "PASSED, but nothing was checked" if self.nothing_checked else "PASSED"
         elif self.low_precision:  # (the cause first: the tensors' verdicts follow from it)
             verdict = f"FAILED: {self.low_precision}"
@@ -205,6 +220,9 @@ class GradientReport:
         if self.unchecked:
             verdict += (f" ({len(self.unchecked)} of {len(self.results)} tensors could not be checked: "
                         f"{', '.join(r.name for r in self.unchecked)})")
+        if self.flat:  # (passed, but every derivative 0 on both sides: a wrong backward passes as well)
+            verdict += (f" (nothing tested for {', '.join(r.name for r in self.flat)}: the cost is flat in "
+                        f"{'it' if len(self.flat) == 1 else 'them'} here)")
         frozen = [r.name for r in self.results if r.status == "frozen"]
         if frozen:
             verdict += f" (frozen, not checked: {', '.join(frozen)})"
