@@ -156,6 +156,47 @@ def test_flat_status_needs_a_pass_and_a_checked_element() -> None:
     assert TensorResult("W", (3,), passed=True, checked=3, size=3).status == "ok"
 
 
+class BadClip(md.Layer):
+    """y = clip(x, -1, 1); backward passes the gradient on everywhere (wrong where the clamp bites)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, -1, 1)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g.copy()
+
+
+def test_a_clamp_only_some_samples_reach_is_diagnosed_as_a_clamp() -> None:
+    x = np.random.default_rng(0).normal(size=(4, 5)) * 0.3
+    x[0, 2] = 1.7  # only sample 0 reaches the clamp
+    report = GradientChecker(BadClip(), inputs=x).run()
+    assert not report.passed
+    assert report["input"].diagnosis == (
+        "only samples [0] of the batch are wrong, samples [1, 2, 3] are right (where they fail every numerical "
+        "derivative is exactly 0 and the analytic one is not: those samples sit where forward is flat -- a clamp or "
+        "threshold only they reach, e.g. np.clip -- and backward passes the gradient on anyway; or an indexing or "
+        "broadcasting bug that depends on the sample)")
+
+
+def test_a_sample_dependent_error_off_zero_keeps_the_indexing_hint() -> None:
+    class FirstDoubled(md.Layer):
+        """y = x; backward doubles sample 0's gradient (an indexing bug)."""
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x.copy()
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            dx = g.copy()
+            dx[0] *= 2
+            return dx
+
+    report = GradientChecker(FirstDoubled(), inputs=X[:4]).run()
+    diagnosis = report["input"].diagnosis
+    assert diagnosis is not None and diagnosis.startswith(
+        "only samples [0] of the batch are wrong, samples [1, 2, 3] are right (the error depends on the sample: an "
+        "indexing or broadcasting bug?)")
+
+
 def test_a_tensor_checked_along_directions_can_be_flat_too() -> None:
     first = md.Dense(40, 30, rng=0)
     first.W.data = -np.abs(first.W.data)  # every unit dead for positive inputs

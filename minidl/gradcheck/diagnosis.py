@@ -140,9 +140,15 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         if bad_rows.size < shape[0] and right_rows.size:
             listed = bad_rows.tolist()[:8]
             more = f" and {bad_rows.size - 8} more" if bad_rows.size > 8 else ""
+            # (numerical exactly 0 where it fails, the analytic not: the tensor-wide clamp signature, in a
+            # clamp or threshold only those samples reach, not an indexing bug)
+            why = ("where they fail every numerical derivative is exactly 0 and the analytic one is not: those "
+                   "samples sit where forward is flat -- a clamp or threshold only they reach, e.g. np.clip -- and "
+                   "backward passes the gradient on anyway; or an indexing or broadcasting bug that depends on the "
+                   "sample" if np.all(numerical[bad] == 0) else
+                   "the error depends on the sample: an indexing or broadcasting bug?")
             words.append(f"only samples {listed}{more} of the batch are wrong, samples "
-                         f"{right_rows.tolist()[:8]}{' ...' if right_rows.size > 8 else ''} are right "
-                         "(the error depends on the sample: an indexing or broadcasting bug?)")
+                         f"{right_rows.tolist()[:8]}{' ...' if right_rows.size > 8 else ''} are right ({why})")
     if factor:
         words.append(f"the {int(np.sum(bad))} failing elements share one factor{factor}")
     return "; ".join(words) or None
