@@ -216,7 +216,10 @@ class Identity(Layer):
     nothing (a head removed, an optional normalisation off).  Any array passes unchanged (the same
     object; lists and numbers become arrays, a masked array is refused as by the other layers);
     backward returns ``grad_output`` itself, checked against the forward's output shape (and a float
-    input's dtype).  PyTorch's arguments (ignored there) are not taken, nor several inputs.
+    input's dtype).  Several inputs (a tuple of arrays) pass as one tuple, and backward takes and returns
+    one gradient per input: so a loss over several predictions is checked alone with
+    ``GradientChecker(Identity(), MarginRankingLoss(), inputs=(a, b), targets=y)``.  PyTorch's arguments
+    (ignored there) are not taken.
     """
 
     single_input = True  # (a Stack hands it the sequence alone)
@@ -226,22 +229,35 @@ class Identity(Layer):
         super().__init__()
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
+        self._several: tuple[tuple[tuple[int, ...], np.dtype], ...] | None = None  # per input, for several
 
     def forward(self, x: Any) -> Any:
         """x: any array -> x (in native byte order: a big-endian array read from a file as a native copy,
-        as the other layers give)."""
+        as the other layers give); several inputs ``(x0, x1, ...)`` -> the same tuple, so treated."""
         if is_several(x):
-            raise ShapeError("Identity: takes one array, got a tuple of several inputs")
+            arrays = tuple(native(as_array(a, f"Identity (input {i})")) for i, a in enumerate(x))
+            self._several = tuple((a.shape, a.dtype) for a in arrays)
+            self._shape = ()  # (a forward has run: backward checks against _several)
+            return arrays
         x = native(as_array(x, "Identity"))
-        self._shape = x.shape
+        self._shape, self._several = x.shape, None
         if x.dtype is not self._dtype:
             self._dtype = x.dtype
         return x
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """grad_output: x's shape -> dx = grad_output (for a float x, of x's dtype)."""
+    def backward(self, grad_output: Any) -> Any:
+        """grad_output: x's shape -> dx = grad_output (for a float x, of x's dtype); for several inputs a
+        tuple of one gradient per input, each so checked, returned as the tuple of them."""
         shape = self._shape
         self._require_cache(shape)
+        several = self._several
+        if several is not None:
+            if type(grad_output) is not tuple or len(grad_output) != len(several):
+                got = f"a tuple of {len(grad_output)}" if type(grad_output) is tuple else type(grad_output).__name__
+                raise ShapeError(f"Identity.backward: the forward took {len(several)} inputs, so grad_output must be "
+                                 f"a tuple of {len(several)} gradients, one per input; got {got}")
+            return tuple(check_grad_output(g, f"Identity.backward (input {i})", s, d if d.kind == "f" else None)
+                         for i, (g, (s, d)) in enumerate(zip(grad_output, several, strict=True)))
         assert shape is not None and self._dtype is not None
         return check_grad_output(grad_output, "Identity.backward", shape,
                                  self._dtype if self._dtype.kind == "f" else None)
