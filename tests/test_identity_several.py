@@ -75,3 +75,13 @@ def test_forward_and_backward_pass_the_tuple_and_check_each_gradient() -> None:
     assert identity.backward(np.full((5, 2), 1.0)).shape == (5, 2)
     with pytest.raises(md.DTypeError, match=r"^Identity\.backward: expected grad_output as a numpy array, got tuple"):
         identity.backward((np.ones((5, 2)),))
+
+
+def test_an_identity_pickled_before_it_took_several_inputs_still_goes_back() -> None:
+    identity = md.Identity()
+    identity(np.ones((2, 3)))
+    state = dict(identity.__dict__)
+    del state["_several"]  # (as pickled by an older minidl)
+    old = md.Identity.__new__(md.Identity)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.backward(np.full((2, 3), 4.0)), np.full((2, 3), 4.0))

@@ -250,7 +250,7 @@ class Identity(Layer):
         tuple of one gradient per input, each so checked, returned as the tuple of them."""
         shape = self._shape
         self._require_cache(shape)
-        several = self._several
+        several = self.__dict__.get("_several")  # (absent from an Identity pickled before it took several inputs)
         if several is not None:
             if type(grad_output) is not tuple or len(grad_output) != len(several):
                 got = f"a tuple of {len(grad_output)}" if type(grad_output) is tuple else type(grad_output).__name__
