@@ -74,6 +74,6 @@ def rows(x: Inputs, start: int, stop: int) -> Inputs:
 
 def take_rows(x: Inputs, index: np.ndarray) -> Inputs:
     """The samples at ``index`` of every input (new arrays)."""
-    if type(x) is tuple:
-        return tuple(np.take(a, index, axis=0) for a in x)
-    return np.take(x, index, axis=0)  # = x[index], a bit faster
+    if isinstance(x, np.ndarray):
+        return x.take(index, axis=0)  # = x[index], a bit faster (the method: np.take's wrapper costs ~1 us)
+    return tuple(a.take(index, axis=0) for a in x)

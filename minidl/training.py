@@ -1010,7 +1010,7 @@ def fit(
                         xb, yb = rows(x, start, stop), y[start:stop]
                     else:
                         idx = order[start:stop]
-                        xb, yb = take_rows(x, idx), np.take(y, idx, axis=0)  # = y[idx], a bit faster
+                        xb, yb = take_rows(x, idx), y.take(idx, axis=0)  # = y[idx], a bit faster
                     for p in to_zero:
                         p.zero_grad()
                     side_state.save()
