@@ -206,3 +206,133 @@ def test_a_tensor_checked_along_directions_can_be_flat_too() -> None:
     assert report["2.W"].status == "ok" and report.passed
     assert headline(report).startswith("Gradient check PASSED (nothing tested for input, 0.W: the cost is flat in "
                                        "them here)")
+
+
+class Emb(md.Layer):
+    """Rows of W (V, D) picked by the integer-valued input (N, 1); ``factor`` scales dW (1 is right)."""
+
+    def __init__(self, V: int, D: int, factor: float = 1.0) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.random.default_rng(0).normal(size=(V, D)))
+        self.factor = factor
+        self._i: np.ndarray | None = None
+
+    def forward(self, idx: np.ndarray) -> np.ndarray:
+        self._i = idx[:, 0].astype(int)
+        return self.W.data[self._i]
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self._require_cache(self._i)
+        assert self._i is not None
+        gw = np.zeros_like(self.W.data)
+        np.add.at(gw, self._i, g)
+        self.W.grad += self.factor * gw
+        return np.zeros((g.shape[0], 1))
+
+
+USED = np.array([[17.0], [2222.0]])  # (rows 17 and 2222 of 5000: 8 of 20000 elements of dW are not 0)
+
+
+def test_a_sample_includes_elements_where_a_sparse_gradient_is_not_zero() -> None:
+    """A stratified sample of 32 of 20000 elements missed the 8 that move the cost: a right embedding was called
+    flat (and refused by assert_gradients_ok), a doubled dW passed as flat too."""
+    right = GradientChecker(Emb(5000, 4), inputs=USED, check_input=False, mode="sampled").run()
+    w = right["W"]
+    assert right.passed and w.status == "partial" and not w.flat and right.flat == [], str(right)
+    assert w.checked == 32 and abs(w.analytic) > 0, str(right)
+    assert_gradients_ok(Emb(5000, 4), inputs=USED, check_input=False, mode="sampled")
+    wrong = GradientChecker(Emb(5000, 4, factor=2.0), inputs=USED, check_input=False, mode="sampled").run()
+    assert not wrong.passed and wrong["W"].status == "FAIL" and wrong["W"].failed == 4, str(wrong)  # (32 // 8)
+    assert wrong["W"].diagnosis is not None and "analytic = 2 x numerical" in wrong["W"].diagnosis
+    with pytest.raises(GradientCheckError, match="analytic = 2 x numerical"):
+        assert_gradients_ok(Emb(5000, 4, factor=2.0), inputs=USED, check_input=False, mode="sampled")
+
+
+@pytest.mark.parametrize("factor", [1.0, 2.0])
+def test_after_a_kink_the_sample_of_a_large_sparse_tensor_tests_its_non_zero_elements(factor: float) -> None:
+    """auto mode: the directional pass crosses the ReLU's kink at W[17, 0] = 0, then 128 stratified elements were
+    checked, all in unused rows: flat, and a doubled dW passed."""
+    model = md.Sequential(Emb(5000, 4, factor), md.ReLU())
+    model[0].W.data[17, 0] = 0.0
+    report = GradientChecker(model, inputs=USED, check_input=False).run()
+    w = report["0.W"]
+    assert w.mode == "directional->sampled" and not w.flat, str(report)
+    assert (w.status, report.passed) == (("partial", True) if factor == 1.0 else ("FAIL", False)), str(report)
+
+
+def test_the_sample_is_unchanged_for_a_dense_gradient_and_keeps_its_budget() -> None:
+    checker = GradientChecker(md.Dense(3, 2), samples=32)
+    shape = (500, 40)
+    plain = checker._sample(shape)
+    dense = np.random.default_rng(0).normal(size=shape)
+    assert np.array_equal(checker._sample(shape, analytic=dense), plain)
+    sparse = np.zeros(shape)
+    sparse[[17, 222], 3] = 1.0
+    picked = checker._sample(shape, analytic=sparse)
+    assert picked.size == plain.size == 32 and np.array_equal(picked, np.unique(picked))
+    assert {17 * 40 + 3, 222 * 40 + 3} <= set(picked.tolist())  # (both: min(32 // 8, 2))
+    assert np.array_equal(checker._sample(shape, analytic=sparse), picked)  # (the checker's seed: the same again)
+    assert np.array_equal(checker._sample(shape, analytic=np.zeros(shape)), plain)
+
+
+def test_a_tensor_is_flat_only_if_its_whole_analytic_gradient_is_zero() -> None:
+    """Flat was decided on the sampled elements' analytic values: the elements not sampled now decide too."""
+    class Sampled(GradientChecker):  # (the old sample: no element where the gradient is not 0)
+        def _sample(self, shape: tuple[int, ...], budget: int | None = None, analytic: Any = None) -> np.ndarray:
+            return super()._sample(shape, budget)
+
+    report = Sampled(Emb(5000, 4), inputs=USED, check_input=False, mode="sampled").run()
+    w = report["W"]
+    assert w.checked == 32 and w.analytic == 0 and w.numerical == 0, str(report)
+    assert not w.flat and w.status == "partial" and report.flat == [] and not report.nothing_checked, str(report)
+
+
+def test_a_failed_report_is_never_nothing_checked() -> None:
+    """nothing_checked was True on a report whose only tensor failed (no 'ok' or 'partial' one)."""
+    failed = md.GradientReport([TensorResult("W", (3,), passed=False, checked=3, failed=3, size=3)])
+    assert not failed.passed and not failed.nothing_checked
+    # (a doubled dW, auto mode: the directional pass fails, a sample of 2048 elements then finds it)
+    report = GradientChecker(Emb(5000, 4, factor=2.0), inputs=USED, check_input=False).run()
+    assert report["W"].status == "FAIL" and report["W"].mode == "directional->sampled", str(report)
+    assert not report.passed and not report.nothing_checked, str(report)
+    assert headline(report).startswith("Gradient check FAILED")
+    skipped = md.GradientReport([TensorResult("W", (3,), passed=True, checked=0, skipped=3, size=3)])
+    assert skipped.nothing_checked  # (a passing report with nothing checked, as before)
+
+
+class ZeroEmb(Emb):
+    """An embedding whose backward forgets dW (zeros: wrong)."""
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return np.zeros((g.shape[0], 1))
+
+
+def test_a_flat_tensor_checked_on_a_sample_is_not_given_a_cause() -> None:
+    """Backward gives 0 everywhere, the sample moved only unused rows: the note said the cost does not depend on W
+    (unused, ignored rows, dead units), which the sample cannot tell."""
+    report = GradientChecker(ZeroEmb(5000, 4), inputs=USED, check_input=False, mode="sampled").run()
+    assert report["W"].status == "flat" and report.nothing_checked, str(report)
+    note = report.notes[-1]
+    assert note == ("the cost is flat in W at the checked point (every analytic and numerical derivative is exactly "
+                    "0): nothing of its backward was tested, and a wrong one would pass as well. The cause is not "
+                    "certain here: W was moved on a sample of elements only (backward gives 0 for every one; one not "
+                    "sampled may move the cost); check again with mode='full', and on other inputs or targets"), note
+    assert "dead" not in note and "ignore_index" not in note
+
+
+def test_a_flat_tensor_beside_a_float32_layer_is_not_given_a_cause() -> None:
+    class Const32(md.Layer):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return (0.1 + 0 * x).astype(np.float32).astype(x.dtype)
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return g * 0.0
+
+    model = md.Sequential(md.Dense(3, 4, rng=0), Const32(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, inputs=X[:4, :3]).run()
+    assert [r.status for r in report.results] == ["flat", "flat", "ok"], str(report)
+    assert report.notes[0].startswith("layer '1' (Const32) computes in float32")
+    note = report.notes[-1]
+    assert note.endswith("The cause is not certain here: something computes below float64 (see the first note), "
+                         "whose rounding can keep the cost from moving; check again once it computes in float64, and "
+                         "on other inputs or targets"), note

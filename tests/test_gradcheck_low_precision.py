@@ -633,6 +633,89 @@ def test_a_change_a_float32_layer_rounds_away_is_not_called_a_forward_that_ignor
     assert "no checked tensor's cost showed it" not in report.notes[0]
 
 
+class ZeroDx(Affine):
+    """x * scale + shift whose backward returns zeros (wrong: dx should be grad_output * scale)."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output * 0.0
+
+
+SQUASHED_HEAD = ("Gradient check FAILED: layer '1' (LowTanh) computes in float32, not float64, so the gradients "
+                 "through it could not be checked at float64 accuracy (see the first note) (1 of 2 tensors could not "
+                 "be checked: input); cost: sum(R * output), R ~ N(0, 1)")
+
+
+def test_a_zero_dx_whose_change_a_float32_layer_rounds_away_is_not_flat_and_fails_the_report() -> None:
+    """x * 1e-8 + 0.5 before a float32 tanh, its backward zeros: every derivative exactly 0 on both sides, which
+    made the input 'flat' and the report PASS (a wrong backward passed; the cost stayed put for float32's rounding,
+    not because it does not depend on the input)."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    report = GradientChecker(md.Sequential(ZeroDx(1e-8, 0.5), LowTanh(), md.Dense(3, 2, rng=1)), inputs=x).run()
+    r = report["input"]
+    assert not report.passed and report.flat == [] and not report.nothing_checked, str(report)
+    assert r.status == "skipped" and not r.flat and r.checked == 0 and r.coarse_agreed == 12, str(report)
+    assert r.low_precision == "float32" and report["2.W"].status == "ok"
+    assert str(report).splitlines()[0] == SQUASHED_HEAD
+    assert r.diagnosis == (
+        "the cost did not move with the input at the check's steps, and backward gives 0 too (every derivative "
+        "exactly 0): layer '1' (LowTanh) computes in float32 and its input moves with this tensor by less than "
+        "float32 resolves, so its output did not move, and backward's 0 was not tested (the true derivative need "
+        "not be 0): it cannot be checked through that layer; make the layer compute in its input's dtype")
+    assert report.notes[0].endswith(
+        "not a forward that ignores the tensor (input: backward gives 0 as well, which was not tested: not checked, "
+        "not flat). Make the layer compute in its input's dtype"), report.notes[0]
+    assert not any("the cost is flat" in n for n in report.notes), report.notes
+    with pytest.raises(AssertionError, match="could not be checked: input"):
+        assert_gradients_ok(md.Sequential(ZeroDx(1e-8, 0.5), LowTanh(), md.Dense(3, 2, rng=1)), inputs=x)
+
+
+@pytest.mark.parametrize("backward", [Affine, ZeroDx])
+def test_a_right_or_zero_dx_of_parameters_before_a_rounding_float32_layer_is_never_passed(backward: type) -> None:
+    """The tensors before the layer (input, 0.W) are swallowed: with a right backward they fail (said so), with a
+    zero one they are not checked; the report fails either way."""
+    model = md.Sequential(md.Dense(3, 4, rng=0), backward(1e-8, 0.5), LowTanh(), md.Dense(4, 2, rng=1))
+    report = GradientChecker(model, inputs=np.random.default_rng(0).standard_normal((4, 3))).run()
+    assert not report.passed and report.flat == [], str(report)
+    expected = "FAIL" if backward is Affine else "skipped"
+    assert [report[name].status for name in ("input", "0.W", "3.W")] == [expected, expected, "ok"], str(report)
+    assert all("float32 resolves" in (report[name].diagnosis or "") for name in ("input", "0.W")), str(report)
+
+
+@pytest.mark.parametrize("factor", [1.0, 2.0])
+def test_moves_a_float32_layer_rounds_away_on_the_coarse_step_are_not_called_a_forward_that_ignores_them(
+        factor: float) -> None:
+    """x * 1e-6 + 0.5 before a float32 tanh: the input goes through it and is judged on float32's step, on which
+    its elements still do not move the layer's output (numerical derivatives exactly 0). A right backward failed
+    with 'the cost does not depend on the input'; such elements are not checked, in the words of the rounding
+    (a doubled one is not checked either: the report fails for the layer)."""
+
+    class Scaled(Affine):
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return factor * super().backward(grad_output)
+
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    report = GradientChecker(md.Sequential(Scaled(1e-6, 0.5), LowTanh(), md.Dense(3, 2, rng=1)), inputs=x).run()
+    r = report["input"]
+    assert not report.passed and report.low_precision is not None, str(report)
+    assert r.status == "skipped" and r.failed == 0 and r.diagnosis is None and r.low_precision == "float32", \
+        str(report)
+    assert r.coarse_agreed + r.skipped == r.size and r.coarse_agreed >= 8, str(report)
+    assert f", {r.coarse_agreed} of 12 elements did not move the cost at all (a numerical derivative of exactly " \
+           "0, backward's is not): the layer's float32 rounding swallowed their change, which proves nothing either " \
+           "way: they count as not checked" in r.notes[0], r.notes[0]
+    assert "does not depend" not in str(report) and "only the input gradient is wrong" not in str(report)
+    assert str(report).splitlines()[0] == SQUASHED_HEAD
+
+
+def test_a_directional_check_through_a_rounding_float32_layer_counts_still_directions_as_not_checked() -> None:
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    model = md.Sequential(Affine(1e-6, 0.5), LowTanh(), md.Dense(3, 2, rng=1))
+    report = GradientChecker(model, inputs=x, mode="directional").run()
+    r = report["input"]
+    assert not report.passed and r.status == "skipped" and r.failed == 0 and r.diagnosis is None, str(report)
+    assert "directions did not move the cost at all (a numerical derivative of exactly 0" in r.notes[0], r.notes[0]
+
+
 def test_the_forwards_that_tell_which_tensors_go_through_a_float32_layer_are_counted(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Each forward _through runs is one of report.evaluations (it ran uncounted)."""

@@ -55,6 +55,7 @@ from .precision import (
     float_arrays,
     low_precision_words,
     shows_float64,
+    swallowed_moves,
     unit_round_off,
 )
 from .program import Program
@@ -1070,21 +1071,36 @@ class GradientChecker:
         for (name, k), path in paths.items():  # (each tensor's culprits in the order of the forward)
             if path is _Path.SWALLOWED and name not in lows:
                 swallowed.setdefault(name, k)
+        # (one that backward gives 0 as well is not flat: the cost stayed put for the rounding's sake, and backward's
+        # 0 was not tested; not checked, and the layer is blamed for it in the headline)
+        lost: set[str] = set()
         for r in results:
-            if r.name in swallowed and r.diagnosis is not None and r.diagnosis.startswith("the cost does not depend"):
-                call, dtype = culprits[swallowed[r.name]]
+            if r.name not in swallowed:
+                continue
+            call, dtype = culprits[swallowed[r.name]]
+            layer, d = _layer_label(call.path, call.layer), dtype.name
+            who = "the input" if r.name == "input" else r.name
+            why = (f"{layer} computes in {d} and its input moves with this tensor by less than {d} resolves, so its "
+                   "output did not move")
+            if r.flat:
+                lost.add(r.name)
+                r.flat, r.coarse_agreed, r.checked, r.low_precision = False, r.checked, 0, d
+                r.diagnosis = (f"the cost did not move with {who} at the check's steps, and backward gives 0 too "
+                               f"(every derivative exactly 0): {why}, and backward's 0 was not tested (the true "
+                               "derivative need not be 0): it cannot be checked through that layer; make the layer "
+                               "compute in its input's dtype")
+            elif r.diagnosis is not None and r.diagnosis.startswith("the cost does not depend"):
                 what = "dx" if is_input(r.name) else "gradient"
-                r.diagnosis = (f"the cost did not move with {'the input' if r.name == 'input' else r.name} at the "
-                               f"check's steps (every numerical derivative is exactly 0) while backward gives a "
-                               f"non-zero {what}: {_layer_label(call.path, call.layer)} computes in {dtype.name} and "
-                               f"its input moves with this tensor by less than {dtype.name} resolves, so its output "
-                               "did not move (not a forward that ignores the tensor): it cannot be checked through "
-                               "that layer; make the layer compute in its input's dtype")
+                r.diagnosis = (f"the cost did not move with {who} at the check's steps (every numerical derivative "
+                               f"is exactly 0) while backward gives a non-zero {what}: {why} (not a forward that "
+                               "ignores the tensor): it cannot be checked through that layer; make the layer compute "
+                               "in its input's dtype")
         headline, precision_notes = low_precision_words(
             in_cost, type(loss).__name__,
             [LowLayer(_layer_label(call.path, call.layer), call.y, dtype,
                       tuple(name for name in lows if judged_for.get(name) == k),
-                      tuple(name for name, j in swallowed.items() if j == k))
+                      tuple(name for name, j in swallowed.items() if j == k),
+                      tuple(name for name, j in swallowed.items() if j == k and name in lost))
              for k, (call, dtype) in enumerate(culprits)], f0, lows)
         # (after every pass: the analytic backward and the perturbed forwards have run again)
         notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
@@ -1131,7 +1147,9 @@ class GradientChecker:
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
         if report.flat:  # (passed, with every derivative 0 on both sides: say that nothing was tested, and why)
-            notes.append(flat_words([r.name for r in report.flat]))
+            notes.append(flat_words([r.name for r in report.flat],
+                                    [r.name for r in report.flat if r.unit == "elements" and r.checked < r.size],
+                                    bool(precision_notes)))
         # (frozen tensors were not checked: they say nothing about the parameter gradients)
         # (the loss's own parameters, loss.<name>, do not take dLoss/dy_pred: they say nothing about the
         # model's back-pass, and a wrong dLoss/dy_pred leaves them right)
@@ -1729,7 +1747,7 @@ class GradientChecker:
             if result.failed and arr.size > DRILL_MAX_FACTOR * self.full_max:
                 # localising a failure element by element would take hours on a million elements:
                 # a stratified sample instead, and the directional verdict stands if it finds nothing
-                index = self._sample(shape, max(self.samples, 4 * self.full_max))
+                index = self._sample(shape, max(self.samples, 4 * self.full_max), t.analytic)
                 part = self._check_elements(program, t, f0, eps_f, index, batch, "directional->sampled", coarse)
                 if part.failed:
                     part.notes.append(f"the directional pass failed; {index.size} of {arr.size} elements "
@@ -1749,15 +1767,16 @@ class GradientChecker:
             # a large tensor with elements at kinks (exact max-pool ties, zero inputs to a ReLU): random
             # directions keep crossing them, and a full check would cost thousands of evaluations;
             # check a stratified sample one by one instead (its kink elements are skipped, the rest checked)
-            index = self._sample(shape, max(self.samples, self.full_max // 4))
+            index = self._sample(shape, max(self.samples, self.full_max // 4), t.analytic)
             part = self._check_elements(program, t, f0, eps_f, index, batch, "directional->sampled", coarse)
             part.notes.append(f"the directional pass crossed a kink; {index.size} of {arr.size} elements "
                               "(stratified) were then checked one by one (mode='full' checks every element)")
             return part
-        index = self._sample(shape) if mode == "sampled" else np.arange(arr.size)
+        index = self._sample(shape, analytic=t.analytic) if mode == "sampled" else np.arange(arr.size)
         return self._check_elements(program, t, f0, eps_f, index, batch, mode, coarse)
 
-    def _sample(self, shape: tuple[int, ...], budget: int | None = None) -> np.ndarray:
+    def _sample(self, shape: tuple[int, ...], budget: int | None = None,
+                analytic: np.ndarray | None = None) -> np.ndarray:
         """Stratified sample of ``budget`` (default ``samples``) flat indices, sorted.
 
         A quarter of the budget (at least 4) goes to representatives of the edges: the first and
@@ -1766,6 +1785,12 @@ class GradientChecker:
         most of the budget -- is spread over the other elements: their flat index range is cut into
         equal blocks and one random element is drawn from each, so every part of the tensor (every
         row, when the budget allows) is represented.
+
+        ``analytic`` (the tensor's analytic gradient, its shape): a sample holding fewer than
+        ``min(budget // 8, its non-zero elements)`` (at least 1) elements where it is not 0 -- a sparse
+        gradient, an embedding's few used rows -- has others in their place, drawn at random among those
+        elements, so that the backward is tested where it says the cost moves (a sample of zeros only would
+        pass a wrong one, and call a right one flat).  The budget stays the same.
         """
         budget = self.samples if budget is None else budget
         size = int(np.prod(shape))
@@ -1796,6 +1821,18 @@ class GradientChecker:
                     break
         while len(taken) < budget:  # narrow blocks that only met representatives: top up anywhere
             taken.add(int(rng.integers(0, size)))
+        if analytic is not None:
+            moving = np.flatnonzero(analytic.reshape(-1) != 0)
+            want = min(moving.size, max(1, budget // 8))
+            have = np.isin(moving, list(taken))
+            if int(np.sum(have)) < want:  # (others in place of elements where it is 0, the representatives last)
+                pick = np.random.default_rng([self.seed, 31, size])
+                extra = pick.choice(moving[~have], size=want - int(np.sum(have)), replace=False)
+                still = set(moving[have].tolist())
+                spare = [i for i in sorted(taken) if i not in still and i not in reps] + \
+                    [i for i in reps if i not in still]
+                taken.difference_update(spare[:extra.size])
+                taken.update(extra.tolist())
         return np.array(sorted(taken), dtype=np.int64)
 
     def _analytic_noise(self) -> dict[str, np.ndarray]:
@@ -2186,7 +2223,9 @@ class GradientChecker:
                          "eps * |w| (kinks or a curve inside the default step fooled its tests): judged right there")
         shown = status if coarse is None else status.copy()  # (what the report counts)
         if coarse is not None:
-            notes.insert(0, coarse_verdict(coarse, shown, error, factor * bound, eps_f, "elements"))
+            lost = swallowed_moves(coarse, status, a, numerical == 0)
+            notes.insert(0, coarse_verdict(coarse, shown, error, factor * bound, eps_f, "elements", lost))
+            status[lost] = KINK  # (not checked: not failing, for the diagnosis below)
         result = self._result(t, shape, Verdict(numerical, error, bound, shown), a, steps, mode, index, factor)
         result.low_precision = None if coarse is None else coarse.dtype.name
         result.zoomed = len(zoomed)
@@ -2227,6 +2266,7 @@ class GradientChecker:
         scale = np.maximum(np.abs(saved), 1.0) / np.sqrt(arr.size)
         rng = np.random.default_rng([self.seed, 13, arr.size])
         a_dirs, nums, errs, bounds, stats, steps = [], [], [], [], [], []
+        still: list[bool] = []  # (per direction: every cost value at its last steps that of the point)
         conclusive = True
         try:
             for _ in range(self.directions):
@@ -2269,11 +2309,13 @@ class GradientChecker:
                 bounds.append(verdict.bound[0])
                 stats.append(verdict.status[0])
                 steps.append(H)
+                still.append(all(value == f0 for value in fv))
         finally:
             np.copyto(arr, saved)
         v = Verdict(np.array(nums), np.array(errs), np.array(bounds), np.array(stats))
         coarse_notes = [] if coarse is None else \
-            [coarse_verdict(coarse, v.status, v.error, self.safety * v.bound, eps_f, "directions")]
+            [coarse_verdict(coarse, v.status, v.error, self.safety * v.bound, eps_f, "directions",
+                            swallowed_moves(coarse, v.status, np.array(a_dirs), np.array(still)))]
         result = self._result(t, shape, v, np.array(a_dirs), np.array(steps), "directional", None)
         result.notes[:0] = coarse_notes
         result.low_precision = None if coarse is None else coarse.dtype.name
@@ -2321,8 +2363,10 @@ class GradientChecker:
             res.step = float(steps[k])
             res.bound = float(v.bound[k])
             res.tolerance = float(factor[k] * v.bound[k])
-            # (both sides exactly 0 at every checked element: the cost does not move with the tensor here)
-            res.flat = failed == 0 and not np.any(analytic[checked]) and not np.any(v.numerical[checked])
+            # (the whole analytic gradient 0, not only the sampled elements', and every checked numerical one: the
+            # cost does not move with the tensor here)
+            res.flat = failed == 0 and t.analytic is not None and not np.any(t.analytic) \
+                and not np.any(v.numerical[checked])
         return res
 
     # ------------------------------------------------------------------ per-layer checks

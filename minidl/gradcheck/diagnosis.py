@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -154,17 +155,35 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     return "; ".join(words) or None
 
 
-def flat_words(names: list[str]) -> str:
+def flat_words(names: list[str], sampled: Sequence[str] = (), low_precision: bool = False) -> str:
     """The note on tensors whose every checked derivative is exactly 0, analytic and numerical (status ``"flat"``):
-    the cost does not depend on them, at least not at this point, so nothing of their backward was tested."""
+    the cost does not depend on them, at least not at this point, so nothing of their backward was tested.
+
+    ``sampled``: those of them whose numerical derivatives were taken on some elements only; ``low_precision``:
+    the report names a layer or loss computing below float64. Either way the cause is not named (rounding, or an
+    element not checked, may be why the cost looked flat), only what was seen."""
     them = ", ".join(names)
     it, its = ("it", "its") if len(names) == 1 else ("them", "their")
-    return (f"the cost is flat in {them} at the checked point (every analytic and numerical derivative is exactly "
-            f"0): nothing of {its} backward was tested, and a wrong one would pass as well. Either the cost does not "
-            f"depend on {it} at all (a parameter forward never uses), or not here: every sample that reaches {it} "
-            "carries no weight (targets equal to the loss's ignore_index, a zero mask or sample weight), or the "
-            f"units after {it} are dead (a ReLU whose input is negative for every sample, a clamp every value "
-            "reaches); check again on other inputs or targets: rows that carry weight, units that are alive")
+    words = (f"the cost is flat in {them} at the checked point (every analytic and numerical derivative is exactly "
+             f"0): nothing of {its} backward was tested, and a wrong one would pass as well. ")
+    if not sampled and not low_precision:
+        return words + (
+            f"Either the cost does not depend on {it} at all (a parameter forward never uses), or not here: every "
+            f"sample that reaches {it} carries no weight (targets equal to the loss's ignore_index, a zero mask or "
+            f"sample weight), or the units after {it} are dead (a ReLU whose input is negative for every sample, a "
+            "clamp every value reaches); check again on other inputs or targets: rows that carry weight, units that "
+            "are alive")
+    why = []
+    if sampled:
+        one = len(sampled) == 1
+        why.append(f"{', '.join(sampled)} {'was' if one else 'were'} moved on a sample of elements only (backward "
+                   "gives 0 for every one; one not sampled may move the cost)")
+    if low_precision:
+        why.append("something computes below float64 (see the first note), whose rounding can keep the cost from "
+                   "moving")
+    return words + (f"The cause is not certain here: {'; and '.join(why)}; check again"
+                    f"{' with mode=' + repr('full') if sampled else ''}"
+                    f"{' once it computes in float64' if low_precision else ''}, and on other inputs or targets")
 
 
 def is_input(name: str) -> bool:

@@ -221,15 +221,29 @@ def _within(share: float) -> str:
     return f"within {share:.0%} of the tolerance at most"
 
 
+def swallowed_moves(coarse: Coarse, status: np.ndarray, analytic: np.ndarray, still: np.ndarray) -> np.ndarray:
+    """Which failed elements (or directions) of a tensor judged for a layer computing below float64 (not for the
+    loss's precision) did not move the cost at all (``still``: a numerical derivative of exactly 0, or every cost
+    value along a direction that of the point) while backward's derivative is not 0: the layer's rounding
+    swallowed that change (its input moved by less than the layer resolves), which proves nothing either way.
+    A boolean mask, the shape of ``status``."""
+    if coarse.in_cost:
+        return np.zeros(status.shape, dtype=bool)
+    return (status == FAIL) & still & (analytic != 0) & np.isfinite(analytic)
+
+
 def coarse_verdict(coarse: Coarse, status: np.ndarray, error: np.ndarray, tolerance: np.ndarray, eps_f: float,
-                   unit: str) -> str:
+                   unit: str, swallowed: np.ndarray | None = None) -> str:
     """Elements (or directions) judged against a cost computed below float64 (``status``, ``error`` and
     ``tolerance`` one each; ``eps_f`` the cost's round-off; ``unit`` "elements" or "directions"): those that agree
-    are set to ``COARSE`` (not checked at float64 accuracy: the agreement proves nothing finer), those that fail
-    stay failed, those at kinks skipped.  Returns the tensor's note saying so (its first)."""
+    are set to ``COARSE`` (not checked at float64 accuracy: the agreement proves nothing finer), and so are those
+    ``swallowed`` (a mask, see :func:`swallowed_moves`: the layer's rounding kept the cost from moving); those that
+    fail stay failed, those at kinks skipped.  Returns the tensor's note saying so (its first)."""
     agree = status == OK
-    n, k, bad = status.size, int(np.sum(agree)), int(np.sum(status == FAIL))
-    kinks_ = n - k - bad
+    lost = np.zeros(status.shape, dtype=bool) if swallowed is None else swallowed & (status == FAIL)
+    status[lost] = COARSE
+    n, k, bad, m = status.size, int(np.sum(agree)), int(np.sum(status == FAIL)), int(np.sum(lost))
+    kinks_ = n - k - bad - m
     status[agree] = COARSE
     words = (f"{coarse.cause}, so this tensor could not be checked at float64 accuracy; judged on a step of "
              f"{coarse.eps:.1e} (suited to {coarse.dtype.name}) against the cost's round-off there ({eps_f:.1e} per "
@@ -240,9 +254,13 @@ def coarse_verdict(coarse: Coarse, status: np.ndarray, error: np.ndarray, tolera
         within = _within(share)
         words += (f", {k} of {n} {unit} agree with backward {within if share == 0 else f'({within})'}, which proves "
                   "nothing finer: they count as not checked")
+    if m:
+        words += (f"{';' if k else ','} {m} of {n} {unit} did not move the cost at all (a numerical derivative of "
+                  f"exactly 0, backward's is not): the layer's {coarse.dtype.name} rounding swallowed their change, "
+                  "which proves nothing either way: they count as not checked")
     if bad:
-        words += (f"{';' if k else ','} {bad} of {n} {unit} disagree by more than that round-off explains: backward "
-                  "is wrong there, whatever the precision")
+        words += (f"{';' if k or m else ','} {bad} of {n} {unit} disagree by more than that round-off explains: "
+                  "backward is wrong there, whatever the precision")
     if kinks_:
         words += f"; {kinks_} are skipped at kinks"
     return words
@@ -258,6 +276,8 @@ class LowLayer(NamedTuple):
     felt: tuple[str, ...] = ()
     #: the tensors that move its input by less than ``dtype`` resolves, and so not its output (their cost stays put)
     swallowed: tuple[str, ...] = ()
+    #: those of them that backward gives 0 as well: not checked (not flat), and the layer is blamed for it
+    lost: tuple[str, ...] = ()
 
 
 def _layers_compute(layers: Sequence[LowLayer]) -> str:
@@ -300,7 +320,7 @@ def low_precision_words(in_cost: np.dtype | None, loss_name: str, layers: Sequen
             + ". Make the loss compute in y_pred's dtype (float64 here)")
     named = [x for x in layers if in_cost is None and (x.felt or x.swallowed)] or list(layers[:1])
     named += [x for x in layers if in_cost is None and x not in named]  # (after them: no tensor was judged for it)
-    blamed = [x for x in named if in_cost is None and x.felt]
+    blamed = [x for x in named if in_cost is None and (x.felt or x.lost)]
     if blamed:
         one = len(blamed) == 1
         headline = f"{_layers_compute(blamed)}, not float64, so the gradients through {'it' if one else 'them'} " \
@@ -333,5 +353,8 @@ def low_precision_words(in_cost: np.dtype | None, loss_name: str, layers: Sequen
                       f"move{'s' if one else ''} its input by less than {d} resolves, so its output, and the cost, "
                       f"did not move with {'it' if one else 'them'} at the check's steps: a numerical derivative of 0 "
                       f"there is {d}'s rounding, not a forward that ignores the tensor")
+            if layer.lost:
+                words += (f" ({', '.join(layer.lost)}: backward gives 0 as well, which was not tested: not checked, "
+                          "not flat)")
         notes.append(words + ". Make the layer compute in its input's dtype")
     return headline, notes

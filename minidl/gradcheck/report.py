@@ -49,9 +49,11 @@ class TensorResult:
             to it against the cost's round-off there, and an element that agrees counts as not checked (it
             proves nothing at float64 accuracy) while one that disagrees fails (see the report's
             :attr:`GradientReport.low_precision`).
-        flat: every checked element's (or direction's) analytic and numerical derivatives are exactly 0: the
-            cost does not move with the tensor at this point (every sample that reaches it ignored, a dead
-            ReLU after it, or a tensor it does not use), so a wrong backward for it would pass as well.
+        flat: the whole analytic gradient (not only the sampled elements') and every checked element's (or
+            direction's) numerical derivative are exactly 0: the cost does not move with the tensor at this
+            point (every sample that reaches it ignored, a dead ReLU after it, or a tensor it does not use), so
+            a wrong backward for it would pass as well. Never a tensor whose change a layer computing below
+            float64 rounds away (that one is not checked, see :attr:`coarse_agreed`).
     """
 
     name: str
@@ -171,10 +173,10 @@ class GradientReport:
 
     @property
     def nothing_checked(self) -> bool:
-        """Whether no tensor had a single element (or direction) checked: every one frozen, skipped at
-        kinks, empty or flat (every derivative exactly 0), or none to check.  A passing report then proved
-        nothing."""
-        return not any(r.status in ("ok", "partial") for r in self.results)
+        """Whether the report passed with no tensor that had a single element (or direction) checked: every
+        one frozen, skipped at kinks, empty or flat (every derivative exactly 0), or none to check; it then
+        proved nothing.  False for a failed report (its failure is what it found)."""
+        return self.passed and not any(r.status in ("ok", "partial") for r in self.results)
 
     def __bool__(self) -> bool:
         return self.passed
