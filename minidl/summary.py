@@ -1,8 +1,11 @@
 """``model.summary()``: a Keras-like table of the layers, their output shapes and parameter counts.
 
-The output shapes come from one forward pass on a small random batch, in eval mode, through a deep
-copy of the model: the model itself (its parameters, buffers, caches, generators and modes) is left
-exactly as it was.
+The output shapes come from two forward passes at two batch sizes (a random batch of 3 then 4 samples,
+or a given batch of ``n`` samples then its first ``n - 1``), each in eval mode through its own deep copy
+of the model: the model itself (its parameters, buffers, caches, generators and modes) is left exactly
+as it was.  An axis of the same length at both sizes is a fixed number; one that follows the batch size
+is ``kN`` (``N`` samples), shown as ``None`` when it is an output's first axis of exactly ``N`` rows,
+as in Keras; one that changes otherwise is ``?``.
 """
 
 from __future__ import annotations
@@ -16,18 +19,25 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .errors import DTypeError, MinidlError, ShapeError
-from .inputs import Inputs, as_inputs, count, is_several
+from .inputs import Inputs, as_inputs, count, is_several, rows, take_rows
 from .layer import Layer
 from .validation import is_integer
 
 __all__ = ["ModelSummary", "SummaryRow", "summarize"]
 
-_DUMMY_BATCH = 2
+#: the two batch sizes of the dummy batch: a layer that merges the batch into another axis (``Flatten(0)``)
+#: or reduces it away (a sum over the batch) is told apart by comparing the outputs at both
+_DUMMY_SIZES = (3, 4)
+
+#: a layer's output at one batch size: an array's shape, a list of them for a tuple or a list, else a type
+_Shapes = tuple[int, ...] | list[Any] | str
 
 
 @dataclass
 class SummaryRow:
-    """One layer: dotted ``name``, ``type_name``, ``output_shape`` (batch axis shown as ``None``;
+    """One layer: dotted ``name``, ``type_name``, ``output_shape`` (e.g. ``"(None, 32)"``: an output's
+    first axis of ``N`` rows, one per sample, is ``None``; any other axis that grows with the batch is
+    ``kN``, e.g. ``"(18N,)"`` after ``Flatten(0)``, and one that changes with it otherwise ``?``;
     ``"not called"`` if the forward did not use it; ``"(its layers)"`` for a holder without a forward of
     its own, a ``LayerList``, whose layers ran), ``params`` (parameter and floating buffer
     elements in it and its sub-layers, each array once), ``depth`` (1 for the model's direct children)."""
@@ -47,7 +57,9 @@ class ModelSummary:
     ``trainable`` counts the elements of parameters with ``requires_grad``; ``non_trainable`` those of
     frozen parameters plus floating buffers (e.g. batch-norm running statistics, as Keras counts them).
     A parameter or buffer that several layers hold counts once, so the rows of two layers sharing one add
-    up to more than the total.
+    up to more than the total.  ``uses_n``: some output shape has an axis ``kN`` (a multiple of the
+    batch size other than an output's first axis of ``N`` rows, which is ``None``); ``uses_unknown``:
+    some axis changes with the batch size but is not a multiple of it (``?``).  Each adds a footer line.
     """
 
     model_name: str
@@ -58,6 +70,8 @@ class ModelSummary:
     non_trainable: int = 0
     trainable_bytes: int = 0
     non_trainable_bytes: int = 0
+    uses_n: bool = False
+    uses_unknown: bool = False
 
     @property
     def total(self) -> int:
@@ -82,8 +96,12 @@ class ModelSummary:
         out += ["=" * width,
                 f"Total params: {self.total:,} ({_size(self.trainable_bytes + self.non_trainable_bytes)})",
                 f"Trainable params: {self.trainable:,} ({_size(self.trainable_bytes)})",
-                f"Non-trainable params: {self.non_trainable:,} ({_size(self.non_trainable_bytes)})",
-                "_" * width]
+                f"Non-trainable params: {self.non_trainable:,} ({_size(self.non_trainable_bytes)})"]
+        if self.uses_n:
+            out.append("N: the number of samples in the batch")
+        if self.uses_unknown:
+            out.append("?: a length that changes with the batch size but is not a multiple of it")
+        out.append("_" * width)
         return "\n".join(out)
 
 
@@ -96,24 +114,58 @@ def _size(nbytes: int) -> str:
     return f"{value:.2f} GB"  # pragma: no cover
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(["None", *(str(s) for s in shape)]) + ")"
+def _tuple_text(dims: Sequence[str]) -> str:
+    """``(None, 3)``, ``(18N,)`` (one axis: a trailing comma, as a Python tuple), ``()``."""
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def _inputs_text(shape: tuple[int, ...] | tuple[tuple[int, ...], ...]) -> str:
     """``Input shape: (None, 64)``, or for several inputs ``Input shapes: [(None, 3, 4), (None, 3)]``."""
+    def text(sample: tuple[int, ...]) -> str:
+        return _tuple_text(["None", *(str(s) for s in sample)])
+
     shapes = [s for s in shape if isinstance(s, tuple)]
     if shapes and len(shapes) == len(shape):
-        return "Input shapes: [" + ", ".join(_shape_text(s) for s in shapes) + "]"
-    return f"Input shape: {_shape_text(tuple(s for s in shape if isinstance(s, int)))}"
+        return "Input shapes: [" + ", ".join(text(s) for s in shapes) + "]"
+    return f"Input shape: {text(tuple(s for s in shape if isinstance(s, int)))}"
 
 
-def _describe(output: Any) -> str:
+def _shapes(output: Any) -> _Shapes:
+    """What the summary keeps of one output: see :data:`_Shapes`."""
     if isinstance(output, np.ndarray):
-        return _shape_text(output.shape[1:]) if output.ndim else "()"
+        return output.shape
     if isinstance(output, (tuple, list)):
-        return "[" + ", ".join(_describe(o) for o in output) + "]"
+        return [_shapes(o) for o in output]
     return type(output).__name__
+
+
+def _axis(first: int, second: int, sizes: tuple[int, int]) -> str:
+    """One axis of lengths ``first`` and ``second`` at the batch sizes ``sizes``: the length when it did
+    not change, ``N`` / ``kN`` when it is ``k`` times the batch size at both, else ``?``."""
+    if first == second:
+        return str(first)
+    k = first // sizes[0]
+    if k >= 1 and first == k * sizes[0] and second == k * sizes[1]:
+        return "N" if k == 1 else f"{k}N"
+    return "?"
+
+
+def _describe(first: _Shapes | None, second: _Shapes | None, sizes: tuple[int, int]) -> tuple[str, set[str]]:
+    """The text of a layer's output from its shapes at the two batch sizes ``sizes``, and which of ``N``
+    (some axis ``kN``) and ``?`` (some axis that changed otherwise) it uses.  Outputs that do not even
+    have the same structure at both sizes (another number of axes) are ``?`` whole."""
+    if isinstance(first, tuple) and isinstance(second, tuple) and len(first) == len(second):
+        dims = [_axis(a, b, sizes) for a, b in zip(first, second, strict=True)]
+        if dims and dims[0] == "N" and not any(d.endswith("N") for d in dims[1:]):
+            dims[0] = "None"  # one row per sample, the familiar Keras batch axis
+        used = {"N" for d in dims if d.endswith("N")} | {"?" for d in dims if d == "?"}
+        return _tuple_text(dims), used
+    if isinstance(first, list) and isinstance(second, list) and len(first) == len(second):
+        parts = [_describe(a, b, sizes) for a, b in zip(first, second, strict=True)]
+        return "[" + ", ".join(text for text, _ in parts) + "]", set().union(*(used for _, used in parts))
+    if isinstance(first, str) and first == second:
+        return first, set()
+    return "?", {"?"}
 
 
 def _counts(layer: Layer) -> tuple[int, int, int, int]:
@@ -149,12 +201,17 @@ def summarize(
 ) -> ModelSummary:
     """Summarise ``model``: its layers, their output shapes and parameter counts.
 
+    The shapes come from forwards at two batch sizes (see the module's docstring): an output's first
+    axis of one row per sample is ``None``, another axis that is ``k`` times the batch size ``kN``
+    (``(18N,)`` after ``Flatten(0)``), one that changes otherwise ``?``, one that does not its length.
+
     Args:
         input_shape: the shape of one sample, without the batch axis, e.g. ``(64,)`` or ``(1, 8, 8)``;
             by default ``model.input_shape_hint()``.
-        inputs: instead of ``input_shape``, a batch to run, used as given: one array ``(N, ...)`` or,
-            for a model with several inputs, a tuple of them (e.g. ``(x, mask)``).  Shapes are shown
-            without the batch axis, whatever ``N``.
+        inputs: instead of ``input_shape``, a batch to run, used as given: one array ``(n, ...)`` or,
+            for a model with several inputs, a tuple of them (e.g. ``(x, mask)``); the second forward
+            runs its first ``n - 1`` samples (for ``n == 1``, its sample twice).  The shapes shown do not
+            depend on ``n``: an axis that follows the batch size is ``None`` / ``kN``.
         dtype: of the dummy batch (``model.random_inputs``, N(0, 1) floats); by default the dtype of
             the model's parameters (else float64).  Not used when the batch is not floats (an
             ``Embedding``'s indices).
@@ -168,45 +225,18 @@ def summarize(
             raise ValueError("summary: inputs is a batch used as given (its shapes and dtypes); give it "
                              "alone, without input_shape or dtype")
         batch = _given_batch(inputs)
+        other = _other_batch(batch)
     else:
-        batch = _dummy_batch(model, input_shape, dtype)
+        batch, other = _dummy_batches(model, input_shape, dtype)
     several = isinstance(batch, tuple)  # (several inputs: as_inputs and random_inputs give a tuple of arrays)
     arrays: list[np.ndarray] = list(batch) if isinstance(batch, tuple) else [batch]
+    sizes = (count(batch), count(other))
 
-    clone = copy.deepcopy(model)
-    entered: list[str] = []
-    shapes: dict[str, str] = {}
-    calls: dict[str, int] = {}
-
-    def wrap(layer: Layer, layer_name: str) -> None:
-        original: Callable[[Any], Any] = layer.forward
-
-        def forward(x: Any) -> Any:
-            if layer_name not in calls:
-                entered.append(layer_name)
-            calls[layer_name] = calls.get(layer_name, 0) + 1
-            out = original(x)
-            shapes.setdefault(layer_name, _describe(out))
-            return out
-
-        object.__setattr__(layer, "forward", forward)
-
-    named = [(n, layer) for n, layer in clone.named_layers() if n]
-    for layer_name, layer in named:
-        wrap(layer, layer_name)
-    clone.eval()
-    try:
-        clone(batch)
-    except MinidlError as error:
-        if error.args and isinstance(error.args[0], str):
-            what = f"of shapes {tuple(a.shape for a in arrays)}" if several else f"of shape {arrays[0].shape}"
-            if inputs is not None:
-                what, advice = f"on the given batch {what}", ""
-            else:
-                what, advice = f"on a dummy batch {what}", _dummy_advice(error, input_shape is None, several,
-                                                                          arrays[0])
-            error.args = (f"summary: the forward {what} failed: {error.args[0]}{advice}", *error.args[1:])
-        raise
+    # the table (order, calls, rows, parameters) comes from the first forward; the second, through a fresh
+    # copy of the model (nothing the first left in the copy can change it), only gives the shapes again
+    named, entered, calls, shapes = _run(model, batch, None, input_shape, inputs is not None)
+    _, _, _, other_shapes = _run(model, other, sizes, input_shape, inputs is not None)
+    described = {n: _describe(first, other_shapes.get(n), sizes) for n, first in shapes.items()}
 
     by_name = dict(named)
     wanted = [n for n, _ in named if expand_nested or "." not in n]
@@ -219,17 +249,83 @@ def summarize(
                     key=lambda n: (order.get(n, through.get(n, 0)), n in order))  # (a holder before its first)
     ordered = ranked + [n for n in wanted if n not in order and n not in through]
     shape = tuple(a.shape[1:] for a in arrays) if several else arrays[0].shape[1:]
-    result = ModelSummary(name, shape)
+    used = set().union(*(described[n][1] for n in ordered if n in described))  # (of the rows shown)
+    result = ModelSummary(name, shape, uses_n="N" in used, uses_unknown="?" in used)
     for layer_name in ordered:
         layer = by_name[layer_name]
         trainable, frozen, _, _ = _counts(layer)
-        described = shapes.get(layer_name, "(its layers)" if layer_name in through else "not called")
-        result.rows.append(SummaryRow(layer_name, type(layer).__name__, described,
+        text = described[layer_name][0] if layer_name in described else \
+            "(its layers)" if layer_name in through else "not called"
+        result.rows.append(SummaryRow(layer_name, type(layer).__name__, text,
                                       trainable + frozen, layer_name.count(".") + 1,
                                       calls.get(layer_name, 1)))
     (result.trainable, result.non_trainable,
      result.trainable_bytes, result.non_trainable_bytes) = _counts(model)
     return result
+
+
+def _run(model: Layer, batch: Inputs, second: tuple[int, int] | None, input_shape: Sequence[int] | None,
+         given: bool) -> tuple[list[tuple[str, Layer]], list[str], dict[str, int], dict[str, _Shapes]]:
+    """One forward of ``batch`` through a deep copy of ``model`` in eval mode: the copy's named layers, the
+    names of those that ran in the order they first ran, how many times each ran and its first output's
+    shapes.  ``second``: the two batch sizes when this is the second forward (said in an error)."""
+    clone = copy.deepcopy(model)
+    entered: list[str] = []
+    shapes: dict[str, _Shapes] = {}
+    calls: dict[str, int] = {}
+
+    def wrap(layer: Layer, layer_name: str) -> None:
+        original: Callable[[Any], Any] = layer.forward
+
+        def forward(x: Any) -> Any:
+            if layer_name not in calls:
+                entered.append(layer_name)
+            calls[layer_name] = calls.get(layer_name, 0) + 1
+            out = original(x)
+            if layer_name not in shapes:
+                shapes[layer_name] = _shapes(out)
+            return out
+
+        object.__setattr__(layer, "forward", forward)
+
+    named = [(n, layer) for n, layer in clone.named_layers() if n]
+    for layer_name, layer in named:
+        wrap(layer, layer_name)
+    clone.eval()
+    try:
+        clone(batch)
+    except MinidlError as error:
+        if error.args and isinstance(error.args[0], str):
+            several = isinstance(batch, tuple)
+            first = batch[0] if isinstance(batch, tuple) else batch
+            what = f"of shapes {tuple(a.shape for a in batch)}" if several else f"of shape {first.shape}"
+            if given:
+                what = f"on the given batch {what}" if second is None else \
+                    f"on {_other_text(second)} of the given batch, {what},"
+                advice = ""
+            else:
+                what = f"on a dummy batch {what}"
+                advice = _dummy_advice(error, input_shape is None, several, first)
+            if second is not None:
+                advice += (f" (the summary runs two batch sizes, {second[0]} and {second[1]}, to tell which "
+                           "axes follow the batch size)")
+            error.args = (f"summary: the forward {what} failed: {error.args[0]}{advice}", *error.args[1:])
+        raise
+    return named, entered, calls, shapes
+
+
+def _other_text(sizes: tuple[int, int]) -> str:
+    """What the second forward ran of a given batch of ``sizes[0]`` samples."""
+    if sizes[0] == 1:
+        return "its sample twice"
+    return f"the first {sizes[1]} samples" if sizes[1] > 1 else "the first sample"
+
+
+def _other_batch(batch: Inputs) -> Inputs:
+    """The second batch size of a given batch of ``n`` samples: its first ``n - 1``; for one sample, that
+    sample twice (a batch of 2)."""
+    n = count(batch)
+    return rows(batch, 0, n - 1) if n >= 2 else take_rows(batch, np.zeros(2, dtype=np.intp))
 
 
 def _given_batch(inputs: Any) -> Inputs:
@@ -243,9 +339,11 @@ def _given_batch(inputs: Any) -> Inputs:
     return batch
 
 
-def _dummy_batch(model: Layer, input_shape: Sequence[int] | None, dtype: DTypeLike | None) -> Inputs:
-    """The random batch of :data:`_DUMMY_BATCH` samples of ``input_shape`` (default: the model's hint) that
-    ``model.random_inputs`` draws, floats in ``dtype``; several arrays for a model with several inputs."""
+def _dummy_batches(model: Layer, input_shape: Sequence[int] | None,
+                   dtype: DTypeLike | None) -> tuple[Inputs, Inputs]:
+    """The random batches of :data:`_DUMMY_SIZES` samples of ``input_shape`` (default: the model's hint)
+    that ``model.random_inputs`` draws (each from ``default_rng(0)``), floats in ``dtype``; several arrays
+    for a model with several inputs."""
     name = type(model).__name__
     if input_shape is None:
         hint = model.input_shape_hint()
@@ -265,13 +363,16 @@ def _dummy_batch(model: Layer, input_shape: Sequence[int] | None, dtype: DTypeLi
     if dtype is None:
         params = model.parameters()
         dtype = params[0].dtype if params else np.float64
-    dummy = model.random_inputs((_DUMMY_BATCH, *shape), np.random.default_rng(0))
 
     def cast(a: np.ndarray) -> np.ndarray:
         return a.astype(dtype) if a.dtype.kind == "f" else a  # (not an Embedding's indices)
 
-    # (a model with several inputs draws a tuple: see Layer.random_inputs)
-    return tuple(cast(a) for a in dummy) if is_several(dummy) else cast(dummy)
+    def draw(size: int) -> Inputs:
+        dummy = model.random_inputs((size, *shape), np.random.default_rng(0))
+        # (a model with several inputs draws a tuple: see Layer.random_inputs)
+        return tuple(cast(a) for a in dummy) if is_several(dummy) else cast(dummy)
+
+    return draw(_DUMMY_SIZES[0]), draw(_DUMMY_SIZES[1])
 
 
 def _dummy_advice(error: MinidlError, guessed: bool, several: bool, first: np.ndarray) -> str:

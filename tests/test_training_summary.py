@@ -155,7 +155,7 @@ def test_summary_needs_an_input_shape_it_cannot_infer():
 
 
 def test_summary_reports_a_forward_failure_on_the_dummy_batch():
-    with pytest.raises(ShapeError, match=r"summary: the forward on a dummy batch of shape \(2, 5\) failed") as info:
+    with pytest.raises(ShapeError, match=r"summary: the forward on a dummy batch of shape \(3, 5\) failed") as info:
         mlp().summary((5,))
     assert "guessed" not in str(info.value)  # the shape was given: no advice to give it
 
