@@ -1,11 +1,11 @@
 """``model.summary()``: a Keras-like table of the layers, their output shapes and parameter counts.
 
 The output shapes come from two forward passes at two batch sizes (a random batch of 3 then 4 samples,
-or a given batch of ``n`` samples then its first ``n - 1``), each in eval mode through its own deep copy
-of the model: the model itself (its parameters, buffers, caches, generators and modes) is left exactly
-as it was.  An axis of the same length at both sizes is a fixed number; one that follows the batch size
-is ``kN`` (``N`` samples), shown as ``None`` when it is an output's first axis of exactly ``N`` rows,
-as in Keras; one that changes otherwise is ``?``.
+or a given batch of ``n`` samples then its first ``n - 1``, or its one sample twice), each in eval mode
+through its own deep copy of the model: the model itself (its parameters, buffers, caches, generators
+and modes) is left exactly as it was.  An axis of the same length at both sizes is a fixed number; one
+that follows the batch size is ``kN`` (``N`` samples), shown as ``None`` when it is an output's first
+axis of exactly ``N`` rows, as in Keras; one that changes otherwise is ``?``.
 """
 
 from __future__ import annotations

@@ -144,6 +144,20 @@ def test_the_footer_follows_the_rows_shown() -> None:
     assert nested.uses_n and "N: the number of samples in the batch" in str(nested)
 
 
+class RowSum(md.Layer):
+    """(N, F) -> (N,): one score per sample."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.sum(axis=1)
+
+
+def test_one_axis_is_written_as_a_python_tuple() -> None:
+    """(None) before, which read as a parenthesised None, not as a shape."""
+    s = summarize(md.Sequential(md.Dense(4, 3, rng=0), RowSum()), (4,))
+    assert shapes(s) == [("0", "(None, 3)"), ("1", "(None,)")] and not s.uses_n
+    assert str(summarize(md.Sequential(md.ReLU()), ())).splitlines()[1] == "Input shape: (None,)"
+
+
 def test_a_sum_over_the_batch_is_a_fixed_shape() -> None:
     """(None) before: its 3 features taken for the batch."""
     s = summarize(md.Sequential(md.Dense(4, 3, rng=0), SumOverBatch()), (4,))
