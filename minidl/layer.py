@@ -375,7 +375,10 @@ class Layer:
     def state_dict(self, *, generators: bool) -> dict[str, Any]: ...
 
     def state_dict(self, *, generators: bool = False) -> dict[str, Any]:
-        """Copies of every parameter's data and persistent buffer, keyed by dotted name.
+        """Copies of every parameter's data and persistent buffer, keyed by dotted name, and the layout of each
+        layer whose parameter shapes do not fix its structure (:meth:`state_layout`: a ``Dense``, a convolution, a
+        recurrent layer), an int64 array under ``<dotted name>._layout`` (``"0._layout"``; ``"_layout"`` for
+        the layer itself) that :meth:`load_state_dict` compares.
 
         With ``generators=True`` the state of every registered random generator (e.g. a dropout
         layer's ``rng``) is added too, as a copy of ``generator.bit_generator.state`` (a dict of
@@ -390,6 +393,8 @@ class Layer:
             for name, buffer in layer._buffers.items():
                 if buffer is not None and name not in layer._non_persistent:
                     state[f"{layer_name}.{name}" if layer_name else name] = buffer.copy()
+        for key, (_, _, layout) in self._layout_targets().items():
+            state[key] = np.array(layout, dtype=np.int64)
         if generators:
             for name, generator in self._unique_generators().items():
                 state[name] = copy.deepcopy(generator.bit_generator.state)
@@ -411,6 +416,12 @@ class Layer:
         loaded as before and leaves the generators alone.  A state with some must, under
         ``strict=True``, have them all, and each must be a valid state for the same kind of bit
         generator (e.g. ``PCG64``).
+
+        Layouts (``<path>._layout``, see :meth:`state_layout`) are optional too (a state saved before they
+        were, or made by hand, is checked by its shapes alone, and a missing one is never reported), but
+        each one present is compared whatever ``strict`` is: a layout other than the layer's (a
+        ``Conv2D(2, 3, kernel_size=2)``'s state for a ``Conv2D(8, 3, kernel_size=1)``: the same W shape, (9,
+        3), another meaning), one for a layer that has none, or one that is not a 1-D int array, is refused.
         """
         who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
@@ -418,11 +429,14 @@ class Layer:
         strict = switch(strict, "strict", who)
         own = self._state_targets()
         own_generators = self._unique_generators()
+        layouts = self._layout_targets()
         with_generators = any(key in own_generators for key in state)
         missing = [key for key in own if key not in state]
         if with_generators:
             missing += [key for key in own_generators if key not in state]
-        unexpected = [key for key in state if key not in own and key not in own_generators]
+        unexpected = [key for key in state if key not in own and key not in own_generators and key not in layouts]
+        # a layout for a layer that has none (saved from another kind of layer): refused in any mode, not unexpected
+        layout_problems, unexpected = self._layout_problems(state, layouts, unexpected)
         problems: list[str] = []
         if strict:
             problems += [f"missing key '{key}'" for key in missing]
@@ -434,7 +448,8 @@ class Layer:
         # (strict: the hint ends the error raised for the unexpected keys; else it is the reason to refuse)
         hint = _nested_hint(state, unexpected, type(self).__name__, own.keys() | own_generators.keys(),
                             own.keys(), whole) if unexpected and (strict or whole) else ""
-        if not strict and hint:
+        problems += layout_problems
+        if not strict and hint and not layout_problems:
             raise StateDictError(
                 f"{who} refused the state (strict=False): none of its keys "
                 f"({', '.join(short_repr(key) for key in unexpected[:5])}{', ...' if len(unexpected) > 5 else ''}) "
@@ -499,6 +514,56 @@ class Layer:
         ``name``, or None: :meth:`load_state_dict` refuses a state that says something.  A layer
         whose buffers have a valid range overrides it (``BatchNorm``: no negative variance)."""
         return None
+
+    def state_layout(self) -> tuple[int, ...] | None:
+        """What this layer's parameter shapes do not say of its structure, as a tuple of ints, or None (the
+        default: the shapes say it all).  A layer whose bias is row 0 of one 2-D ``W`` needs one: ``Dense(8, 3)``
+        and ``Dense(9, 3, bias=False)`` both have a (9, 3) ``W``, so ``Dense`` gives ``(in_features, bias)``.
+        :meth:`state_dict` saves it as ``<path>._layout`` and :meth:`load_state_dict` refuses a state whose
+        layout differs.  A layer of your own overrides it together with :meth:`layout_words`."""
+        return None
+
+    def layout_words(self, layout: tuple[int, ...]) -> str | None:
+        """``layout``, one :meth:`state_layout` of a layer of this class could give, in the words of a refusal
+        (``Dense``: ``"8 input features with a bias"``); None for one no such layer has (another length, a
+        size < 1, a flag other than 0 or 1), which the refusal shows as numbers."""
+        return None
+
+    def _layout_targets(self) -> dict[str, tuple[str, Layer, tuple[int, ...]]]:
+        """``<dotted name>._layout`` -> (the layer's dotted name, the layer, its :meth:`state_layout`) for every
+        layer that has one, each once (under its first name, as its parameters)."""
+        targets: dict[str, tuple[str, Layer, tuple[int, ...]]] = {}
+        for name, layer in self.named_layers():
+            layout = layer.state_layout()
+            if layout is not None:
+                targets[_layout_key(name)] = (name, layer, _checked_layout(layer, layout))
+        return targets
+
+    def _layout_problems(self, state: Mapping[Any, Any], layouts: dict[str, tuple[str, Layer, tuple[int, ...]]],
+                         unexpected: list[Any]) -> tuple[list[str], list[Any]]:
+        """For :meth:`load_state_dict`: what is wrong with the layouts in ``state`` (``layouts``: this layer's, from
+        :meth:`_layout_targets`), and ``unexpected`` without the layouts of layers that have none (each a
+        problem).  A layout key that names no layer stays unexpected, as any key of a layer not here."""
+        problems: list[str] = []
+        for key, (name, layer, layout) in layouts.items():
+            if key in state:
+                problem = _layout_problem(name, layer, layout, state[key])
+                if problem:
+                    problems.append(problem)
+        candidates = [key for key in unexpected if isinstance(key, str) and (key == _LAYOUT or key.endswith(_SUFFIX))]
+        if not candidates:
+            return problems, unexpected
+        places = dict(self.named_layers(remove_duplicate=False))  # (a shared layer: at each of its places)
+        refused: set[str] = set()
+        for key in candidates:
+            name = key[:-len(_SUFFIX)] if key != _LAYOUT else ""
+            place = places.get(name)
+            if place is not None and place.state_layout() is None:
+                refused.add(key)
+                problems.append(f"{_layer_label(name, place)}: the state holds a layout for it, "
+                                f"{_layout_text(state[key])}, but this layer has none: the state was saved from "
+                                "another kind of layer")
+        return problems, [key for key in unexpected if key not in refused]
 
     def _state_targets(self) -> dict[str, tuple[Any, np.ndarray | None, Any]]:
         """Dotted name -> (function that stores a new array, current array, function that says
@@ -602,6 +667,67 @@ class Layer:
             return f"{type(self).__name__}({self.extra_repr()})"
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + "\n" + "\n".join(children) + "\n)"
+
+
+#: the last part of a layout's key in a state dict (``"0._layout"``; the layer's own: ``"_layout"``): a name no
+#: parameter, buffer, layer or generator may take (``_RESERVED``)
+_LAYOUT = "_layout"
+_SUFFIX = "." + _LAYOUT
+#: how many numbers of a state's layout a message shows at most
+_SHOWN = 8
+
+
+def _layout_key(name: str) -> str:
+    """The state dict key of the layout of the layer at dotted ``name``."""
+    return f"{name}{_SUFFIX}" if name else _LAYOUT
+
+
+def _layer_label(name: str, layer: Layer) -> str:
+    """``layer '0' (Conv2D)``; the layer loaded into itself: ``Conv2D``."""
+    return f"layer {name!r} ({type(layer).__name__})" if name else type(layer).__name__
+
+
+def _checked_layout(layer: Layer, layout: Any) -> tuple[int, ...]:
+    """``layout`` from ``layer.state_layout()`` as a tuple of ints, or a ``TypeError`` naming the class."""
+    if isinstance(layout, tuple) and all(isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+                                         for n in layout):
+        return tuple(int(n) for n in layout)
+    raise TypeError(f"{type(layer).__name__}.state_layout() must return None or a tuple of ints, got "
+                    f"{short_repr(layout)}")
+
+
+def _layout_text(value: Any) -> str:
+    """A layout from a state, as a message shows it: ``(2, 1, 2, 2, 1)``, ``an array of shape (2, 2)``..."""
+    if not isinstance(value, np.ndarray):
+        return f"a {type(value).__name__}"
+    if value.ndim != 1 or value.dtype.kind not in "iu":
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    numbers = [int(n) for n in value[:_SHOWN]]
+    more = f", ... ({value.size} numbers)" if value.size > _SHOWN else ("," if value.size == 1 else "")
+    return f"({', '.join(map(str, numbers))}{more})"
+
+
+def _layout_problem(name: str, layer: Layer, layout: tuple[int, ...], value: Any) -> str | None:
+    """What is wrong with ``value`` as the layout of ``layer`` (at dotted ``name``, whose layout is ``layout``),
+    or None: not a 1-D int array, or another layout, said in the layer's words where it has some."""
+    label = _layer_label(name, layer)
+    mine = layer.layout_words(layout)
+    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind not in "iu":
+        floats = isinstance(value, np.ndarray) and value.dtype.kind in "fc"
+        return (f"'{_layout_key(name)}': expected the layout of {label}, a 1-D int array such as "
+                f"{np.array(layout, dtype=np.int64)!r}, got {_layout_text(value)}"
+                + (" (arithmetic over a whole state dict makes its layouts floats: leave the '_layout' entries out "
+                   "of it)" if floats else ""))
+    if value.size == len(layout):
+        given = tuple(int(n) for n in value)
+        if given == layout:
+            return None
+        words = layer.layout_words(given)
+        if words is not None and mine is not None:
+            return f"{label}: the state holds {words}, this layer {mine}"
+    this = f"{layout}" if mine is None else f"{layout} ({mine})"
+    return (f"{label}: the state holds the layout {_layout_text(value)}, which no {type(layer).__name__} has; "
+            f"this layer's is {this}")
 
 
 def _nested_hint(state: Mapping[Any, Any], unexpected: list[Any], owner: str, own: Set[str], stored: Set[str],
@@ -741,7 +867,7 @@ def _no_registries(layer: Layer) -> AttributeError:
 
 #: attributes every layer keeps for itself: a parameter, layer, buffer or generator may not take their names
 _RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_persistent", "_generators",
-                       "_registrations", "_replaced", "_holders"})
+                       "_registrations", "_replaced", "_holders", _LAYOUT})
 
 
 def _attribute(owner: Layer, name: str) -> str:
@@ -757,7 +883,8 @@ def _check_name(owner: Layer, name: str) -> None:
     too a name that would hide a method or property of the class (``forward``, ``train``) or one of
     the layer's own registries, as PyTorch does (the error would come later, from far away)."""
     if name in _RESERVED or _is_method(type(owner), name):
-        what = "one of the layer's own registries" if name in _RESERVED else \
+        what = "the key of the layer's layout in state_dict" if name == _LAYOUT else \
+            "one of the layer's own registries" if name in _RESERVED else \
             f"a method or property of {type(owner).__name__}"
         raise KeyError(f"{type(owner).__name__}: cannot register a parameter, layer, buffer or generator as "
                        f"{name!r}: that is {what}, which it would hide; choose another name")

@@ -125,7 +125,7 @@ def test_fit_trains_a_bidirectional_classifier() -> None:
 def test_state_dict_names_and_float32() -> None:
     layer = pair("rnn", 2, 3, dtype=np.float32)
     assert set(layer.state_dict()) == {"forward_layer.W_x", "forward_layer.W_h", "backward_layer.W_x",
-                                       "backward_layer.W_h"}
+                                       "backward_layer.W_h", "forward_layer._layout", "backward_layer._layout"}
     y = layer(np.ones((2, 4, 2), np.float32))
     assert y.dtype == np.float32 and y.shape == (2, 4, 6)
     assert layer.backward(np.ones_like(y)).dtype == np.float32

@@ -86,7 +86,8 @@ def test_insert_puts_the_layer_at_its_place_under_the_next_free_name(index: int,
     assert list(model) == [*before[:position], new, *before[position:]]
     assert model[position] is new
     # every layer that stays keeps its keys: "2.W" is the same Dense as before the insert
-    assert list(model.state_dict()) == [f"{name}.W" for name in expected if name in ("0", "2", "4")]
+    kept = [name for name in expected if name in ("0", "2", "4")]
+    assert list(model.state_dict()) == [f"{name}.W" for name in kept] + [f"{name}._layout" for name in kept]
     np.testing.assert_array_equal(model.state_dict()["2.W"], before[2].W.data)
 
 
@@ -96,7 +97,7 @@ def test_insert_of_a_dense_before_the_others_keeps_every_old_key_on_its_layer() 
     model = five()
     state = model.state_dict()
     model.insert(1, md.Dense(3, 3, rng=9))
-    assert list(model.state_dict()) == ["0.W", "5.W", "2.W", "4.W"]
+    assert list(model.state_dict()) == ["0.W", "5.W", "2.W", "4.W", "0._layout", "5._layout", "2._layout", "4._layout"]
     result = model.load_state_dict(state, strict=False)
     assert result.missing_keys == ["5.W"] and result.unexpected_keys == []
     np.testing.assert_array_equal(model[3].W.data, state["2.W"])
@@ -140,7 +141,8 @@ def test_del_leaves_the_other_names_and_their_state_dict_keys(index: int | slice
     assert names(model) == expected
     assert all(model._layers[name] is by_name[name] for name in expected)
     assert not any(name in model.__dict__ for name in removed)  # the attributes go too
-    assert list(model.state_dict()) == [f"{name}.W" for name in expected if name in ("0", "2", "4")]
+    kept = [name for name in expected if name in ("0", "2", "4")]
+    assert list(model.state_dict()) == [f"{name}.W" for name in kept] + [f"{name}._layout" for name in kept]
     assert len(model.parameters()) == len([name for name in expected if name in ("0", "2", "4")])
 
 
@@ -180,7 +182,7 @@ def test_setitem_replaces_in_place_under_the_old_name() -> None:
     dense = model[2]
     model[2] = md.Residual(dense)
     assert model[2].block is dense and names(model) == ["0", "1", "2", "3", "4"]
-    assert list(model.state_dict()) == ["0.W", "2.block.W", "4.W"]
+    assert list(model.state_dict()) == ["0.W", "2.block.W", "4.W", "0._layout", "2.block._layout", "4._layout"]
 
 
 def test_plus_makes_a_new_sequence_numbered_from_zero_and_leaves_both_alone() -> None:
@@ -590,7 +592,7 @@ def test_a_deleted_layers_name_is_not_given_to_another_so_an_old_checkpoint_cann
     with pytest.raises(md.StateDictError, match=r"missing key '3\.W'\n  unexpected key '2\.W'"):
         model.load_state_dict(old)
     result = model.load_state_dict(old, strict=False)
-    assert result.missing_keys == ["3.W"] and result.unexpected_keys == ["2.W"]
+    assert result.missing_keys == ["3.W"] and result.unexpected_keys == ["2.W", "2._layout"]
     assert not np.array_equal(new.W.data, old["2.W"])
     np.testing.assert_array_equal(model[1].W.data, old["0.W"])
 
@@ -776,7 +778,8 @@ def test_layer_list_edits_follow_the_same_rule() -> None:
     del blocks[0]
     assert names(blocks) == ["3", "1", "2"]
     blocks[0] = a
-    assert names(blocks) == ["3", "1", "2"] and blocks[0] is a and list(blocks.state_dict()) == ["3.W", "1.W", "2.W"]
+    assert names(blocks) == ["3", "1", "2"] and blocks[0] is a
+    assert list(blocks.state_dict()) == ["3.W", "1.W", "2.W", "3._layout", "1._layout", "2._layout"]
     assert blocks.pop(1) is b and names(blocks) == ["3", "2"]
     blocks.extend([b, d])
     assert names(blocks) == ["3", "2", "4", "5"] and list(blocks) == [a, c, b, d]

@@ -178,7 +178,8 @@ def test_state_dict_round_trip_and_strictness() -> None:
     source, target = Net(), Net()
     target.encoder.fc1.W.data += 1
     state = source.state_dict()
-    assert list(state) == ["encoder.fc1.W", "encoder.fc2.W", "scale.a", "scale.calls"]
+    assert list(state) == ["encoder.fc1.W", "encoder.fc2.W", "scale.a", "scale.calls", "encoder.fc1._layout",
+                           "encoder.fc2._layout"]
     assert state["scale.a"] is not source.scale.a.data  # a copy, not a view
     target.load_state_dict(state)
     for (_, p), (_, q) in zip(source.named_parameters(), target.named_parameters(), strict=True):
@@ -291,7 +292,7 @@ def test_layerlist_append_after_delete_takes_a_free_name() -> None:
     last = md.Dense(2, 2, rng=3)
     layers.append(last)
     assert list(layers._layers) == ["1", "2", "3"] and layers[-1] is last
-    assert len(layers.parameters()) == 3 and len(layers.state_dict()) == 3
+    assert len(layers.parameters()) == 3 and len(layers.state_dict()) == 6  # (W and the layout of each)
 
 
 def test_a_layer_reached_twice_through_nested_sequentials_is_refused() -> None:
@@ -336,7 +337,7 @@ def test_none_buffer_round_trips() -> None:
     layer = md.Dense(2, 1, rng=0)
     layer.register_buffer("stat", None)
     state = layer.state_dict()
-    assert list(state) == ["W"]
+    assert list(state) == ["W", "_layout"]
     md.Dense(2, 1, rng=1).load_state_dict(state)
     other = md.Dense(2, 1, rng=1)
     other.register_buffer("stat", None)
@@ -510,10 +511,10 @@ def test_a_replaced_layer_or_parameter_keeps_its_place() -> None:
 
     m = Two()
     m.body = md.Dense(4, 4, rng=2)
-    assert list(m.state_dict()) == ["body.W", "head.W"]
+    assert list(m.state_dict()) == ["body.W", "head.W", "body._layout", "head._layout"]
     m.body = None  # removing and adding again puts it at the end, as a new name
     m.body = md.Dense(4, 4, rng=3)
-    assert list(m.state_dict()) == ["head.W", "body.W"]
+    assert list(m.state_dict()) == ["head.W", "body.W", "head._layout", "body._layout"]
 
 
 def test_train_and_eval_call_each_sub_layer_s_own_train() -> None:

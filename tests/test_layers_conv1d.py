@@ -122,7 +122,7 @@ def test_w_layout_kernel_view_and_from_kernel() -> None:
     conv = Conv1D(4, 6, 3, stride=2, padding=1, dilation=2, groups=2, rng=0)
     Cg, k = 2, 3
     assert conv.W.shape == (Cg * k + 1, 6)  # (in_channels//groups*k + 1, out_channels)
-    assert dict(conv.state_dict()).keys() == {"W"}
+    assert dict(conv.state_dict()).keys() == {"W", "_layout"}
     kernel = conv.kernel
     assert kernel.shape == (6, 2, 3)  # PyTorch's Conv1d weight: (out, in/groups, k)
     for o in range(6):
@@ -375,7 +375,7 @@ def test_state_dict_round_trips_through_save_and_load(tmp_path: pathlib.Path) ->
     path = tmp_path / "conv1d.ckpt"
     md.save({"model": conv.state_dict()}, path)
     state = md.load(path)["model"]
-    assert list(state) == ["W"] and state["W"].shape == (7, 6)
+    assert list(state) == ["W", "_layout"] and state["W"].shape == (7, 6)
     other = Conv1D(4, 6, 3, padding=1, dilation=2, groups=2, rng=1)
     other.load_state_dict(state)
     np.testing.assert_array_equal(other.W.data, conv.W.data)

@@ -393,7 +393,7 @@ def test_astype_state_dict_and_repr(kind: str, tmp_path: pathlib.Path) -> None:
     md.save({"model": layer.state_dict()}, path)
     other = make(kind, 3, 4, rng=1)
     other.load_state_dict(md.load(path)["model"])
-    assert list(other.state_dict()) == ["W_x", "W_h"]
+    assert list(other.state_dict()) == ["W_x", "W_h", "_layout"]
     np.testing.assert_array_equal(other(x), layer(x))
     with pytest.raises(md.StateDictError, match=r"'W_x': expected shape"):
         make(kind, 2, 4, rng=0).load_state_dict(layer.state_dict())

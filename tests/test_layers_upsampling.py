@@ -311,7 +311,7 @@ def test_state_dict_save_load_and_astype(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "up.ckpt"
     md.save({"model": layer.state_dict()}, path)
     state = md.load(path)["model"]
-    assert list(state) == ["W"]
+    assert list(state) == ["W", "_layout"]
     other = ConvTranspose2D(4, 6, 3, 2, 1, 1, groups=2, rng=1)
     other.load_state_dict(state)
     x = np.random.default_rng(0).normal(size=(2, 4, 3, 3))

@@ -96,7 +96,8 @@ def test_fit_trains_a_residual_model() -> None:
 
 def test_state_dict_names_both_paths_and_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]
     model = md.Residual(dense_block(3, 0), shortcut=md.Dense(3, 3, rng=5))
-    assert set(model.state_dict()) == {"block.0.W", "block.2.W", "shortcut.W"}
+    assert set(model.state_dict()) == {"block.0.W", "block.2.W", "shortcut.W", "block.0._layout",
+                                       "block.2._layout", "shortcut._layout"}
     md.save(model.state_dict(), tmp_path / "r.npz")
     other = md.Residual(dense_block(3, 10), shortcut=md.Dense(3, 3, rng=11))
     assert not states_equal(model.state_dict(), other.state_dict())

@@ -74,7 +74,7 @@ def assert_same(a: Any, b: Any) -> None:
 def test_state_dict_holds_copies_of_parameters_and_persistent_buffers() -> None:
     net = Net()
     state = net.state_dict()
-    assert list(state) == ["fc1.W", "fc2.W", "noise.scale", "noise.count"]
+    assert list(state) == ["fc1.W", "fc2.W", "noise.scale", "noise.count", "fc1._layout", "fc2._layout"]
     assert all(isinstance(v, np.ndarray) for v in state.values())
     state["fc1.W"][...] = 7
     assert not np.any(net.fc1.W.data == 7)
@@ -166,7 +166,7 @@ def test_shared_parameter_is_saved_once_and_loads() -> None:
     b.W = a.W
     model = md.Sequential(a, b)
     state = model.state_dict()
-    assert list(state) == ["0.W"]
+    assert list(state) == ["0.W", "0._layout", "1._layout"]  # (two layers: two layouts)
     c, d = md.Dense(3, 3, rng=5), md.Dense(3, 3, rng=6)
     d.W = c.W
     md.Sequential(c, d).load_state_dict(state)
@@ -438,7 +438,7 @@ def test_a_copy_that_fails_half_way_changes_nothing(monkeypatch):
 
     model = md.Sequential(md.Dense(2, 2, rng=0), md.Dense(2, 2, rng=1))
     old = model.state_dict()
-    new = {k: v + 1.0 for k, v in old.items()}
+    new = {k: v if k.endswith("_layout") else v + 1.0 for k, v in old.items()}
     calls = []
     copy = aligned_module.copy
 
@@ -472,7 +472,7 @@ def test_a_dotted_attribute_name_is_refused():
     with pytest.raises(ValueError, match=r"may not contain '\.'"):
         holder.register_buffer("sub.count", np.zeros(2))
     assert [name for name, _ in holder.named_parameters()] == ["sub.W"]
-    assert list(holder.state_dict()) == ["sub.W"]
+    assert list(holder.state_dict()) == ["sub.W", "sub._layout"]
 
 
 def test_an_empty_name_is_refused_as_it_would_share_its_parents_keys():

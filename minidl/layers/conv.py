@@ -259,6 +259,23 @@ class _Convolution(Layer):
         self.bias = bias
         self.W = Parameter(weights)
 
+    def state_layout(self) -> tuple[int, ...]:
+        """``(in_channels, groups, *kernel_size, bias)``: what W's shape does not tell apart (``Conv2D(2, 3,
+        kernel_size=2)``'s and ``Conv2D(8, 3, kernel_size=1)``'s are both (9, 3)); ``state_dict`` saves it,
+        ``load_state_dict`` compares it."""
+        return (self._in_channels, self._groups, *self._kernel_size, int(self._bias))
+
+    def layout_words(self, layout: tuple[int, ...]) -> str | None:
+        """``(2, 1, 2, 2, 1)``: ``"a kernel (2, 2) over 2 input channels with a bias"`` (``in 2 groups`` when
+        there are several)."""
+        rank = self._rank
+        if len(layout) != rank + 3 or min(layout[:-1]) < 1 or layout[-1] not in (0, 1) or layout[0] % layout[1]:
+            return None
+        channels, groups, kernel, bias = layout[0], layout[1], layout[2:-1], layout[-1]
+        size = f"of size {kernel[0]}" if rank == 1 else f"({', '.join(map(str, kernel))})"
+        return (f"a kernel {size} over {channels} input channel{'s' if channels != 1 else ''}"
+                f"{f' in {groups} groups' if groups > 1 else ''} {'with' if bias else 'without'} a bias")
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and ``copy.deepcopy``): also a layer pickled when its channels, groups and bias were plain
         attributes."""

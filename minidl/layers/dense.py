@@ -87,6 +87,17 @@ class Dense(Layer):
         self._layout = f"(N, ..., {self.in_features})"
         self._sizes = {-1: self.in_features}
 
+    def state_layout(self) -> tuple[int, ...]:
+        """``(in_features, bias)``: what W's shape does not tell apart (``Dense(8, 3)``'s and ``Dense(9, 3,
+        bias=False)``'s are both (9, 3)); ``state_dict`` saves it, ``load_state_dict`` compares it."""
+        return (self._in_features, int(self._bias))
+
+    def layout_words(self, layout: tuple[int, ...]) -> str | None:
+        """``(8, 1)``: ``"8 input features with a bias"``."""
+        if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
+            return None
+        return f"{layout[0]} input feature{'s' if layout[0] != 1 else ''} {'with' if layout[1] else 'without'} a bias"
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and ``copy.deepcopy``): also a layer pickled when its sizes were plain attributes."""
         super().__setstate__(settings_renamed(type(self), state))

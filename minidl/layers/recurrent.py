@@ -120,6 +120,18 @@ class _Recurrent(Layer):
         self._stated = False  # whether the cached pass was given initial states (x, h_0[, c_0])
         self._padded: np.ndarray | None = None  # its padding mask, time-major (T, N, 1), if it was given one
 
+    def state_layout(self) -> tuple[int, ...]:
+        """``(input_size, bias)``: what the weights' shapes do not tell apart (``RNN(8, 3)``'s W_x and
+        ``RNN(9, 3, bias=False)``'s are both (9, 3), their W_h (3, 3)); ``state_dict`` saves it,
+        ``load_state_dict`` compares it."""
+        return (self.input_size, int(self.bias))
+
+    def layout_words(self, layout: tuple[int, ...]) -> str | None:
+        """``(8, 1)``: ``"8 input features with biases"``."""
+        if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
+            return None
+        return f"{layout[0]} input feature{'s' if layout[0] != 1 else ''} {'with' if layout[1] else 'without'} biases"
+
     def _layout_of(self, rows: str, bias_row: bool) -> str:
         """A weight matrix's layout in words, e.g. ``(1 + input_size, 4*hidden_size) (row 0 the bias;
         column blocks i, f, g, o)``."""
