@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
+from itertools import combinations
 
 import numpy as np
 
@@ -12,30 +13,58 @@ __all__ = ["diagnose", "factor_words", "flat_words", "is_input", "name_factor", 
 
 def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = (),
                 slack: float = 1e-6) -> tuple[str, str] | None:
-    """Name a ratio when it is a recognisable factor (2, 1/2, the batch size, 1/N, ...), within ``slack``
-    (relative: the accuracy of the numerical gradients).
+    """Name a ratio when it is a recognisable factor (2, 1/2, the batch size, 1/N, an axis size, the number of
+    elements ``prod(sizes)``, a product of several axis sizes, ...), within ``slack`` (relative: the accuracy of
+    the numerical gradients).  ``sizes``: the shape of the tensor concerned.
 
     Returns ``(factor, what it suggests)``, e.g. ``("1/4", "1/N, N = 4 the batch size: ...")``, or ``None``.
+    A 2 or 1/2 that is also the batch or an axis size names both: the 2 of a square, or that size.
     """
     if not np.isfinite(r) or r == 0:
         return None
     candidates: list[tuple[float, str, str]] = []
+    seen: set[int] = set()
     if batch and batch > 1:
+        seen.add(batch)
         candidates += [
             (float(batch), str(batch), f"N = {batch} the batch size: summed where the forward averages?"),
             (1.0 / batch, f"1/{batch}", f"1/N, N = {batch} the batch size: averaged where the forward "
                                         "sums, or divided by N twice?"),
         ]
     for n in sizes:
-        if n > 1 and n != batch:
+        if n > 1 and n not in seen:
+            seen.add(n)
             candidates += [(float(n), str(n), f"the size {n} of an axis: summed where the forward averages?"),
                            (1.0 / n, f"1/{n}", f"1 over the size {n} of an axis: averaged where the "
                                                "forward sums?")]
+    # the number of elements (a mean over the whole tensor, e.g. a loss's mean(d**2) over y_pred), then the
+    # products of some of the axis sizes (a mean over the batch and the time steps)
+    total = int(np.prod(sizes)) if sizes else 0
+    if total > 1 and total not in seen:
+        seen.add(total)
+        of = " x ".join(str(n) for n in sizes)
+        candidates += [(float(total), str(total), f"the number of elements {total} = {of}: a mean's 1/size "
+                                                  "forgotten?"),
+                       (1.0 / total, f"1/{total}", f"1 over the number of elements {total} = {of}: divided by "
+                                                   "the size where the forward sums, or twice?")]
+    for k in range(2, len(sizes)):
+        for axes in combinations(range(len(sizes)), k):
+            p = int(np.prod([sizes[i] for i in axes]))
+            if p > 1 and p not in seen:
+                seen.add(p)
+                of = " x ".join(str(sizes[i]) for i in axes)
+                on = ", ".join(str(i) for i in axes)
+                candidates += [(float(p), str(p), f"the sizes {of} of axes {on}: summed where the forward "
+                                                  "averages over them?"),
+                               (1.0 / p, f"1/{p}", f"1 over the sizes {of} of axes {on}: averaged where the "
+                                                   "forward sums over them?")]
     for q in sorted({Fraction(p, d) for p in range(1, 9) for d in range(1, 9)}):
         if q != 1:
             hint = "a dropped or extra factor" + (" (e.g. the 2 of a square)" if q in (2, Fraction(1, 2)) else "")
             candidates.append((float(q), str(q), hint))
     for value, short, hint in candidates:
+        if value in (2.0, 0.5) and not hint.startswith("a dropped or extra factor"):
+            hint = f"the 2 of a square, or {hint}"
         if abs(r - value) <= slack * value:
             return short, hint
         if abs(r + value) <= slack * value:
