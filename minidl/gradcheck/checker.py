@@ -1788,9 +1788,11 @@ class GradientChecker:
 
         ``analytic`` (the tensor's analytic gradient, its shape): a sample holding fewer than
         ``min(budget // 8, its non-zero elements)`` (at least 1) elements where it is not 0 -- a sparse
-        gradient, an embedding's few used rows -- has others in their place, drawn at random among those
-        elements, so that the backward is tested where it says the cost moves (a sample of zeros only would
-        pass a wrong one, and call a right one flat).  The budget stays the same.
+        gradient, an embedding's few used rows -- gets more of them, drawn at random among those elements,
+        so that the backward is tested where it says the cost moves (a sample of zeros only would pass a
+        wrong one, and call a right one flat).  They are added, not swapped in (at most ``budget // 8``
+        more): an element where the backward says 0 is where a forgotten contribution shows, so the
+        sample without ``analytic`` is always a part of the sample with it.
         """
         budget = self.samples if budget is None else budget
         size = int(np.prod(shape))
@@ -1825,14 +1827,9 @@ class GradientChecker:
             moving = np.flatnonzero(analytic.reshape(-1) != 0)
             want = min(moving.size, max(1, budget // 8))
             have = np.isin(moving, list(taken))
-            if int(np.sum(have)) < want:  # (others in place of elements where it is 0, the representatives last)
+            if int(np.sum(have)) < want:
                 pick = np.random.default_rng([self.seed, 31, size])
-                extra = pick.choice(moving[~have], size=want - int(np.sum(have)), replace=False)
-                still = set(moving[have].tolist())
-                spare = [i for i in sorted(taken) if i not in still and i not in reps] + \
-                    [i for i in reps if i not in still]
-                taken.difference_update(spare[:extra.size])
-                taken.update(extra.tolist())
+                taken.update(pick.choice(moving[~have], size=want - int(np.sum(have)), replace=False).tolist())
         return np.array(sorted(taken), dtype=np.int64)
 
     def _analytic_noise(self) -> dict[str, np.ndarray]:
