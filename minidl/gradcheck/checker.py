@@ -1074,6 +1074,7 @@ class GradientChecker:
         # (one that backward gives 0 as well is not flat: the cost stayed put for the rounding's sake, and backward's
         # 0 was not tested; not checked, and the layer is blamed for it in the headline)
         lost: set[str] = set()
+        zero: set[str] = set()  # (those of them that backward gives 0 too)
         for r in results:
             if r.name not in swallowed:
                 continue
@@ -1084,6 +1085,7 @@ class GradientChecker:
                    "output did not move")
             if r.flat:
                 lost.add(r.name)
+                zero.add(r.name)
                 r.flat, r.coarse_agreed, r.checked, r.low_precision = False, r.checked, 0, d
                 r.diagnosis = (f"the cost did not move with {who} at the check's steps, and backward gives 0 too "
                                f"(every derivative exactly 0): {why}, and backward's 0 was not tested (the true "
@@ -1091,6 +1093,9 @@ class GradientChecker:
                                "compute in its input's dtype")
             elif r.diagnosis is not None and r.diagnosis.startswith("the cost does not depend"):
                 what = "dx" if is_input(r.name) else "gradient"
+                if not r.problems:  # (not a FAIL of the backward, which was not tested: the layer is blamed instead)
+                    lost.add(r.name)
+                    r.passed, r.failed, r.coarse_agreed, r.checked, r.low_precision = True, 0, r.checked, 0, d
                 r.diagnosis = (f"the cost did not move with {who} at the check's steps (every numerical derivative "
                                f"is exactly 0) while backward gives a non-zero {what}: {why} (not a forward that "
                                "ignores the tensor): it cannot be checked through that layer; make the layer compute "
@@ -1100,7 +1105,7 @@ class GradientChecker:
             [LowLayer(_layer_label(call.path, call.layer), call.y, dtype,
                       tuple(name for name in lows if judged_for.get(name) == k),
                       tuple(name for name, j in swallowed.items() if j == k),
-                      tuple(name for name, j in swallowed.items() if j == k and name in lost))
+                      tuple(name for name, j in swallowed.items() if j == k and name in lost), tuple(zero))
              for k, (call, dtype) in enumerate(culprits)], f0, lows)
         # (after every pass: the analytic backward and the perturbed forwards have run again)
         notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)

@@ -276,8 +276,10 @@ class LowLayer(NamedTuple):
     felt: tuple[str, ...] = ()
     #: the tensors that move its input by less than ``dtype`` resolves, and so not its output (their cost stays put)
     swallowed: tuple[str, ...] = ()
-    #: those of them that backward gives 0 as well: not checked (not flat), and the layer is blamed for it
+    #: those of them whose numerical derivatives are all 0: not checked (not flat, not failed), the layer blamed for it
     lost: tuple[str, ...] = ()
+    #: those lost that backward gives 0 as well
+    zero: tuple[str, ...] = ()
 
 
 def _layers_compute(layers: Sequence[LowLayer]) -> str:
@@ -353,8 +355,13 @@ def low_precision_words(in_cost: np.dtype | None, loss_name: str, layers: Sequen
                       f"move{'s' if one else ''} its input by less than {d} resolves, so its output, and the cost, "
                       f"did not move with {'it' if one else 'them'} at the check's steps: a numerical derivative of 0 "
                       f"there is {d}'s rounding, not a forward that ignores the tensor")
-            if layer.lost:
-                words += (f" ({', '.join(layer.lost)}: backward gives 0 as well, which was not tested: not checked, "
-                          "not flat)")
+            zero = [name for name in layer.lost if name in layer.zero]
+            other = [name for name in layer.lost if name not in layer.zero]
+            if zero or other:
+                words += " (" + "; ".join(
+                    ([f"{', '.join(zero)}: backward gives 0 as well, which was not tested: not checked, not flat"]
+                     if zero else [])
+                    + ([f"{', '.join(other)}: backward's non-zero gradient was not tested: not checked, not failed"]
+                       if other else [])) + ")"
         notes.append(words + ". Make the layer compute in its input's dtype")
     return headline, notes
