@@ -879,6 +879,10 @@ def test_weights_the_check_cannot_see_get_a_note() -> None:
     """It passes (the registered tensors are right), but a student who forgot md.Parameter is told."""
     report = GradientChecker(m.Sequential(PlainWeight()), inputs=np.ones((4, 3))).run()
     assert report.passed
+    # (the headline says it too: a student reading only "PASSED" believed the layer would learn; teacher review D2)
+    assert report.plain_arrays == ["layer '0' (PlainWeight) 'W'"]
+    assert str(report).startswith("Gradient check PASSED (not checked, and not trained: the plain array(s) layer "
+                                  "'0' (PlainWeight) 'W' -- a weight is an md.Parameter, see the notes); cost: ")
     assert [r.name for r in report.results] == ["input", "0.b"]
     assert report.notes[:2] == [
         "layer '0' (PlainWeight) holds the float array(s) 'W', neither parameters nor buffers, which no pass of "

@@ -456,7 +456,7 @@ def _plain_arrays(model: Layer) -> dict[tuple[int, str], tuple[np.ndarray, np.nd
 
 
 def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]],
-                  called: set[int], plain: bool = True) -> list[str]:
+                  called: set[int], plain: bool = True) -> tuple[list[str], list[str]]:
     """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
     float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
     ``Layer`` inside a helper object (registration looks at the layer's own attributes only).
@@ -469,9 +469,10 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
     the forwards do not call (``called``: the ids of those they do).  ``plain=False`` (a layer checked
     alone by ``check_layers``, whose parent's caches are not set again) skips these.  A helper object
     that only points at registered layers or parameters (an alias, a hook holding its owner) is not
-    named.
+    named.  Returns the notes, and the plain float arrays as the headline names them
+    (``"layer '1' (MyLinear) 'W'"``).
     """
-    notes = []
+    notes, plain_arrays = [], []
     registered = {id(p) for p in model.parameters()} | {id(layer) for layer in model.layers()}
     for path, layer in model.named_layers():
         arrays = [name for name, value in _public_arrays(layer).items()
@@ -487,6 +488,7 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
                 hidden.append(name)
         if arrays:
             names = ", ".join(f"'{name}'" for name in arrays)
+            plain_arrays.append(f"{_layer_label(path, layer)} {names}")
             notes.append(f"{_layer_label(path, layer)} holds the float array(s) {names}, neither parameters nor "
                          "buffers, which no pass of the check changed: the check does not vary them and optimizers "
                          "do not train them. A weight is an md.Parameter; a constant or running statistic, "
@@ -496,7 +498,7 @@ def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, n
             notes.append(f"{_layer_label(path, layer)}: the attribute(s) {names} hold parameters or layers inside "
                          "another object, where they are not registered: the check does not see them and "
                          "optimizers do not train them (assign them to the layer itself, or use md.LayerList)")
-    return notes
+    return notes, plain_arrays
 
 
 def _reach(value: Any, depth: int = 2) -> Iterator[Any]:
@@ -1108,7 +1110,8 @@ class GradientChecker:
                       tuple(name for name, j in swallowed.items() if j == k and name in lost), tuple(zero))
              for k, (call, dtype) in enumerate(culprits)], f0, lows)
         # (after every pass: the analytic backward and the perturbed forwards have run again)
-        notes[:0] = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
+        unregistered, plain_arrays = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
+        notes[:0] = unregistered
         if self._loss_hidden:
             names = ", ".join(f"'{name}'" for name in self._loss_hidden)
             notes.insert(0, f"the loss ({type(loss).__name__}): the attribute(s) {names} hold parameters that the "
@@ -1120,7 +1123,7 @@ class GradientChecker:
         notes[:0] = precision_notes  # (the first notes: the headline points at them)
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations,
-                                low_precision=headline)
+                                low_precision=headline, plain_arrays=plain_arrays)
         report.problems.extend(problems)
         in_place = in_place or next((c for c in calls if c.modified), None)
         if in_place is not None:

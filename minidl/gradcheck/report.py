@@ -149,6 +149,9 @@ class GradientReport:
     #: computed in float32, not float64, ..."``; the first note says how it was found and what to do): the
     #: tensors it touches could not be checked at float64 accuracy, and the report fails
     low_precision: str | None = None
+    #: float arrays layers hold as plain attributes that no pass of the check changed (a weight that is not an
+    #: ``md.Parameter``: neither checked nor trained), as the headline names them: ``"layer '1' (MyLinear) 'W'"``
+    plain_arrays: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -230,6 +233,9 @@ class GradientReport:
             verdict += f" (frozen, not checked: {', '.join(frozen)})"
         if self.partly_checked:  # a sample, elements at kinks, a few directions: say how little was proved
             verdict += f" (only partly checked: {_partial_words(self.partly_checked)})"
+        if self.plain_arrays:  # (said in the headline too: a weight kept as a plain array never learns)
+            verdict += (f" (not checked, and not trained: the plain array(s) {'; '.join(self.plain_arrays)} -- a "
+                        "weight is an md.Parameter, see the notes)")
         if self.layers and not all(r.passed for r in self.layers.values()):
             bad = [p for p, r in self.layers.items() if not r.passed]
             verdict += f"; failing alone: {', '.join(bad)}"
