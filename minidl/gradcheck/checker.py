@@ -1076,7 +1076,7 @@ class GradientChecker:
         # (one that backward gives 0 as well is not flat: the cost stayed put for the rounding's sake, and backward's
         # 0 was not tested; not checked, and the layer is blamed for it in the headline)
         lost: set[str] = set()
-        zero: set[str] = set()  # (those of them that backward gives 0 too)
+        zero_backward: set[str] = set()  # (those of them that backward gives 0 too)
         for r in results:
             if r.name not in swallowed:
                 continue
@@ -1087,7 +1087,7 @@ class GradientChecker:
                    "output did not move")
             if r.flat:
                 lost.add(r.name)
-                zero.add(r.name)
+                zero_backward.add(r.name)
                 r.flat, r.coarse_agreed, r.checked, r.low_precision = False, r.checked, 0, d
                 r.diagnosis = (f"the cost did not move with {who} at the check's steps, and backward gives 0 too "
                                f"(every derivative exactly 0): {why}, and backward's 0 was not tested (the true "
@@ -1107,7 +1107,7 @@ class GradientChecker:
             [LowLayer(_layer_label(call.path, call.layer), call.y, dtype,
                       tuple(name for name in lows if judged_for.get(name) == k),
                       tuple(name for name, j in swallowed.items() if j == k),
-                      tuple(name for name, j in swallowed.items() if j == k and name in lost), tuple(zero))
+                      tuple(name for name, j in swallowed.items() if j == k and name in lost), tuple(zero_backward))
              for k, (call, dtype) in enumerate(culprits)], f0, lows)
         # (after every pass: the analytic backward and the perturbed forwards have run again)
         unregistered, plain_arrays = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
