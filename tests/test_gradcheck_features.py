@@ -635,6 +635,25 @@ def test_inherited_backward_params_bypassed_by_training_is_a_note() -> None:
     assert "0.W: note: backward_params disagrees" in str(report)
 
 
+class MeanBiasDense(m.Dense):
+    """A Dense whose overridden backward averages the bias row's gradient over the batch (wrong: it sums);
+    backward_params inherited from Dense (right)."""
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dx = super().backward(g)
+        self.W.grad[0] -= g.sum(axis=0) - g.mean(axis=0)
+        return dx
+
+
+def test_inherited_backward_params_is_not_noted_beside_a_failing_backward() -> None:
+    """The note doubled a beginner's report: backward is wrong, so of course the inherited backward_params, which
+    training does not call, differs from it (teacher review S2)."""
+    report = GradientChecker(m.Sequential(MeanBiasDense(3, 4, rng=0), m.Tanh(), m.Dense(4, 2, rng=1))).run()
+    assert not report.passed and report["0.W"].status == "FAIL", str(report)
+    assert "only row 0 (the absorbed bias row) is wrong" in (report["0.W"].diagnosis or ""), str(report)
+    assert "backward_params disagrees" not in str(report), str(report)
+
+
 def test_framework_layers_backward_params_agree() -> None:
     rng = np.random.default_rng(0)
     conv = m.Sequential(m.layers.Conv2D(2, 3, 3, padding=1, rng=0), m.ReLU(), m.layers.Flatten(),
