@@ -5,7 +5,10 @@ or a given batch of ``n`` samples then its first ``n - 1``, or its one sample tw
 through its own deep copy of the model: the model itself (its parameters, buffers, caches, generators
 and modes) is left exactly as it was.  An axis of the same length at both sizes is a fixed number; one
 that follows the batch size is ``kN`` (``N`` samples), shown as ``None`` when it is an output's first
-axis of exactly ``N`` rows, as in Keras; one that changes otherwise is ``?``.
+axis of exactly ``N`` rows, as in Keras; one that changes otherwise is ``?``.  When the second forward
+fails (a model that runs at one batch size only), or a layer runs in the first forward only, the shapes
+are the first forward's with axis 0 shown as ``None``, as a single forward shows them.  Each copy is
+freed before the next is made: the summary holds at most one copy of the model at a time.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ class ModelSummary:
     A parameter or buffer that several layers hold counts once, so the rows of two layers sharing one add
     up to more than the total.  ``uses_n``: some output shape has an axis ``kN`` (a multiple of the
     batch size other than an output's first axis of ``N`` rows, which is ``None``); ``uses_unknown``:
-    some axis changes with the batch size but is not a multiple of it (``?``).  Each adds a footer line.
+    some axis changes with the batch size but is not a multiple of it (``?``).  Each adds a footer line,
+as does ``one_size``.
     """
 
     model_name: str
@@ -72,6 +76,9 @@ class ModelSummary:
     non_trainable_bytes: int = 0
     uses_n: bool = False
     uses_unknown: bool = False
+    #: why the shapes come from one batch size (the second forward failed, e.g. ``"the forward at 4
+    #: samples failed (ValueError: ...)"``), else ``""``; a footer line
+    one_size: str = ""
 
     @property
     def total(self) -> int:
@@ -101,6 +108,8 @@ class ModelSummary:
             out.append("N: the number of samples in the batch")
         if self.uses_unknown:
             out.append("?: a length that changes with the batch size but is not a multiple of it")
+        if self.one_size:
+            out.append(f"shapes from one batch size: {self.one_size}")
         out.append("_" * width)
         return "\n".join(out)
 
@@ -150,10 +159,23 @@ def _axis(first: int, second: int, sizes: tuple[int, int]) -> str:
     return "?"
 
 
-def _describe(first: _Shapes | None, second: _Shapes | None, sizes: tuple[int, int]) -> tuple[str, set[str]]:
+def _one_size(first: _Shapes) -> str:
+    """The text of an output seen at one batch size only: axis 0 of each array is ``None``, as if it were
+    one row per sample (``()`` for a scalar)."""
+    if isinstance(first, tuple):
+        return _tuple_text(["None", *(str(s) for s in first[1:])]) if first else "()"
+    if isinstance(first, list):
+        return "[" + ", ".join(_one_size(f) for f in first) + "]"
+    return first
+
+
+def _describe(first: _Shapes, second: _Shapes | None, sizes: tuple[int, int]) -> tuple[str, set[str]]:
     """The text of a layer's output from its shapes at the two batch sizes ``sizes``, and which of ``N``
     (some axis ``kN``) and ``?`` (some axis that changed otherwise) it uses.  Outputs that do not even
-    have the same structure at both sizes (another number of axes) are ``?`` whole."""
+    have the same structure at both sizes (another number of axes) are ``?`` whole.  ``second`` is
+    ``None`` when the layer did not run at the second size (or that forward failed): see :func:`_one_size`."""
+    if second is None:
+        return _one_size(first), set()
     if isinstance(first, tuple) and isinstance(second, tuple) and len(first) == len(second):
         dims = [_axis(a, b, sizes) for a, b in zip(first, second, strict=True)]
         if dims and dims[0] == "N" and not any(d.endswith("N") for d in dims[1:]):
@@ -233,13 +255,24 @@ def summarize(
     sizes = (count(batch), count(other))
 
     # the table (order, calls, rows, parameters) comes from the first forward; the second, through a fresh
-    # copy of the model (nothing the first left in the copy can change it), only gives the shapes again
-    named, entered, calls, shapes = _run(model, batch, None, input_shape, inputs is not None)
-    _, _, _, other_shapes = _run(model, other, sizes, input_shape, inputs is not None)
+    # copy of the model (nothing the first left in the copy can change it), only gives the shapes again.
+    # A model that runs at the first size only (a table of so many rows, a check of the batch size) is
+    # shown as one forward shows it, with a footer saying why
+    try:
+        table, entered, calls, shapes = _run(model, batch, rows=True)
+    except MinidlError as error:
+        _explain(error, batch, inputs is not None, input_shape)
+        raise
+    one_size = ""
+    try:
+        other_shapes = _run(model, other, rows=False)[3]
+    except Exception as error:  # (whatever the layers raise: the first forward worked)
+        other_shapes = {}
+        one_size = f"the forward at {sizes[1]} samples failed ({_short(error)})"
     described = {n: _describe(first, other_shapes.get(n), sizes) for n, first in shapes.items()}
 
-    by_name = dict(named)
-    wanted = [n for n, _ in named if expand_nested or "." not in n]
+    by_name = {n: (type_name, params) for n, type_name, params in table}
+    wanted = [n for n, _, _ in table if expand_nested or "." not in n]
     order = {n: i for i, n in enumerate(entered)}
     # a holder whose own forward did not run (a LayerList the model loops over) ran through its layers:
     # it is placed, and counts as called, where the first of them ran
@@ -250,25 +283,24 @@ def summarize(
     ordered = ranked + [n for n in wanted if n not in order and n not in through]
     shape = tuple(a.shape[1:] for a in arrays) if several else arrays[0].shape[1:]
     used = set().union(*(described[n][1] for n in ordered if n in described))  # (of the rows shown)
-    result = ModelSummary(name, shape, uses_n="N" in used, uses_unknown="?" in used)
+    result = ModelSummary(name, shape, uses_n="N" in used, uses_unknown="?" in used, one_size=one_size)
     for layer_name in ordered:
-        layer = by_name[layer_name]
-        trainable, frozen, _, _ = _counts(layer)
+        type_name, params = by_name[layer_name]
         text = described[layer_name][0] if layer_name in described else \
             "(its layers)" if layer_name in through else "not called"
-        result.rows.append(SummaryRow(layer_name, type(layer).__name__, text,
-                                      trainable + frozen, layer_name.count(".") + 1,
+        result.rows.append(SummaryRow(layer_name, type_name, text, params, layer_name.count(".") + 1,
                                       calls.get(layer_name, 1)))
     (result.trainable, result.non_trainable,
      result.trainable_bytes, result.non_trainable_bytes) = _counts(model)
     return result
 
 
-def _run(model: Layer, batch: Inputs, second: tuple[int, int] | None, input_shape: Sequence[int] | None,
-         given: bool) -> tuple[list[tuple[str, Layer]], list[str], dict[str, int], dict[str, _Shapes]]:
-    """One forward of ``batch`` through a deep copy of ``model`` in eval mode: the copy's named layers, the
-    names of those that ran in the order they first ran, how many times each ran and its first output's
-    shapes.  ``second``: the two batch sizes when this is the second forward (said in an error)."""
+def _run(model: Layer, batch: Inputs, *, rows: bool
+         ) -> tuple[list[tuple[str, str, int]], list[str], dict[str, int], dict[str, _Shapes]]:
+    """One forward of ``batch`` through a deep copy of ``model`` in eval mode: with ``rows``, each named
+    layer of the copy (after the forward: a layer may make its parameters then) as (name, type name,
+    parameter and buffer elements), the names of those that ran in the order they first ran, how many
+    times each ran and its first output's shapes.  Only these are kept: the copy is freed on return."""
     clone = copy.deepcopy(model)
     entered: list[str] = []
     shapes: dict[str, _Shapes] = {}
@@ -289,36 +321,38 @@ def _run(model: Layer, batch: Inputs, second: tuple[int, int] | None, input_shap
         object.__setattr__(layer, "forward", forward)
 
     named = [(n, layer) for n, layer in clone.named_layers() if n]
-    for layer_name, layer in named:
-        wrap(layer, layer_name)
-    clone.eval()
     try:
+        for layer_name, layer in named:
+            wrap(layer, layer_name)
+        clone.eval()
         clone(batch)
-    except MinidlError as error:
-        if error.args and isinstance(error.args[0], str):
-            several = isinstance(batch, tuple)
-            first = batch[0] if isinstance(batch, tuple) else batch
-            what = f"of shapes {tuple(a.shape for a in batch)}" if several else f"of shape {first.shape}"
-            if given:
-                what = f"on the given batch {what}" if second is None else \
-                    f"on {_other_text(second)} of the given batch, {what},"
-                advice = ""
-            else:
-                what = f"on a dummy batch {what}"
-                advice = _dummy_advice(error, input_shape is None, several, first)
-            if second is not None:
-                advice += (f" (the summary runs two batch sizes, {second[0]} and {second[1]}, to tell which "
-                           "axes follow the batch size)")
-            error.args = (f"summary: the forward {what} failed: {error.args[0]}{advice}", *error.args[1:])
-        raise
-    return named, entered, calls, shapes
+    finally:  # (each wrapper holds its layer: a cycle that would keep the copy alive until a collection)
+        for _, layer in named:
+            layer.__dict__.pop("forward", None)
+    table = [(n, type(layer).__name__, sum(_counts(layer)[:2])) for n, layer in named] if rows else []
+    return table, entered, calls, shapes
 
 
-def _other_text(sizes: tuple[int, int]) -> str:
-    """What the second forward ran of a given batch of ``sizes[0]`` samples."""
-    if sizes[0] == 1:
-        return "its sample twice"
-    return f"the first {sizes[1]} samples" if sizes[1] > 1 else "the first sample"
+def _short(error: BaseException) -> str:
+    """``ValueError: its message`` on one line, cut to about 100 characters."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _explain(error: MinidlError, batch: Inputs, given: bool, input_shape: Sequence[int] | None) -> None:
+    """Say in ``error`` that the summary's (first) forward on ``batch`` failed, and what to try."""
+    if not (error.args and isinstance(error.args[0], str)):
+        return
+    several = isinstance(batch, tuple)
+    first = batch[0] if isinstance(batch, tuple) else batch
+    what = f"of shapes {tuple(a.shape for a in batch)}" if several else f"of shape {first.shape}"
+    if given:
+        what, advice = f"on the given batch {what}", ""
+    else:
+        what = f"on a dummy batch {what}"
+        advice = _dummy_advice(error, input_shape is None, several, first)
+    error.args = (f"summary: the forward {what} failed: {error.args[0]}{advice}", *error.args[1:])
 
 
 def _other_batch(batch: Inputs) -> Inputs:

@@ -5,6 +5,7 @@ it held (``Flatten(0)`` gave ``(None)``, a sum over the batch ``(None)``, ``Flat
 from __future__ import annotations
 
 import copy
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -213,18 +214,102 @@ def test_an_output_whose_number_of_axes_changes_is_a_question_mark() -> None:
     assert shapes(s) == [("0", "?")] and s.uses_unknown
 
 
-def test_a_forward_failing_at_the_second_batch_size_says_so() -> None:
-    with pytest.raises(ShapeError, match=r"summary: the forward on a dummy batch of shape \(4, 2\) failed: "
-                                         r"Sequential layer '0': Only: expected 3 samples, got 4 \(the summary "
-                                         r"runs two batch sizes, 3 and 4, to tell which axes follow the batch "
-                                         r"size\)"):
-        summarize(md.Sequential(Only(3)), (2,))
-    with pytest.raises(ShapeError, match=r"summary: the forward on the first 2 samples of the given batch, of "
-                                         r"shape \(2, 2\), failed: .*Only: expected 3 samples, got 2 \(the "
-                                         r"summary runs two batch sizes, 3 and 2,"):
-        summarize(md.Sequential(Only(3)), inputs=np.ones((3, 2)))
-    with pytest.raises(ShapeError, match=r"the forward on its sample twice of the given batch, of shape \(2, 2\)"):
-        summarize(md.Sequential(Only(1)), inputs=np.ones((1, 2)))
+class Table(md.Layer):
+    """Adds a table of 3 rows: runs on batches of 3 samples only (NumPy's ValueError otherwise)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = np.zeros((3, 4))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x + self.table
+
+
+class Loud(md.Layer):
+    """Fails at any batch size but 3 with a long message of two lines."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if len(x) != 3:
+            raise RuntimeError("x" * 200 + "\nsecond line")
+        return x
+
+
+class TwoHeads(md.Model):
+    """Head ``a`` for batches of fewer than 4 samples, else head ``b``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = md.Dense(4, 3, rng=0)
+        self.b = md.Dense(4, 5, rng=1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.a(x) if len(x) < 4 else self.b(x)
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (4,)
+
+
+def test_a_model_failing_at_the_second_batch_size_is_shown_from_the_first_forward() -> None:
+    """The summary worked on a model that runs at one batch size only before it ran two: it still does,
+    with the first forward's shapes (axis 0 as None, no kN) and a footer line saying why."""
+    s = summarize(md.Sequential(md.Dense(2, 2, rng=0), Only(3), md.Flatten(0)))
+    assert shapes(s) == [("0", "(None, 2)"), ("1", "(None, 2)"), ("2", "(None,)")]
+    assert not s.uses_n and not s.uses_unknown
+    assert s.one_size == ("the forward at 4 samples failed (ShapeError: Sequential layer '1': Only: expected 3 "
+                          "samples, got 4)")
+    text = str(s).splitlines()
+    assert text[-2] == ("shapes from one batch size: the forward at 4 samples failed (ShapeError: Sequential "
+                        "layer '1': Only: expected 3 samples, got 4)")
+    assert text[-3] == "Non-trainable params: 0 (0.00 B)" and "N: the number" not in str(s)
+    s = summarize(md.Sequential(md.Dense(4, 4, rng=0), Table()))  # (any Exception: NumPy's ValueError)
+    assert shapes(s) == [("0", "(None, 4)"), ("1", "(None, 4)")]
+    assert s.one_size == ("the forward at 4 samples failed (ValueError: operands could not be broadcast "
+                          "together with shapes (4,4) (3,4))")
+    s = summarize(md.Sequential(Only(3)), inputs=np.ones((3, 2)))
+    assert shapes(s) == [("0", "(None, 2)")]
+    assert s.one_size == ("the forward at 2 samples failed (ShapeError: Sequential layer '0': Only: expected 3 "
+                          "samples, got 2)")
+    s = summarize(md.Sequential(Only(1)), inputs=np.ones((1, 2)))  # (its sample twice)
+    assert shapes(s) == [("0", "(None, 2)")] and s.one_size.startswith("the forward at 2 samples failed")
+    s = summarize(md.Sequential(Loud()), (2,))  # (the first line, cut)
+    assert s.one_size == "the forward at 4 samples failed (RuntimeError: " + "x" * 83 + "...)"
+    assert summarize(md.Sequential(md.Dense(2, 2, rng=0))).one_size == ""
+
+
+def test_only_a_failing_first_forward_raises_with_the_guessed_shape_advice() -> None:
+    with pytest.raises(ShapeError) as info:
+        summarize(md.Sequential(md.Dense(2, 2, rng=0), Only(4)))
+    assert str(info.value) == ("summary: the forward on a dummy batch of shape (3, 2) failed: Sequential layer "
+                               "'1': Only: expected 4 samples, got 3; the shape (2,) was guessed from the first "
+                               "layer: pass input_shape=(...), the shape of one sample without the batch axis, "
+                               "or inputs=, a batch")
+    with pytest.raises(ShapeError) as info:
+        summarize(md.Sequential(Only(4)), inputs=np.ones((3, 2)))
+    assert str(info.value) == ("summary: the forward on the given batch of shape (3, 2) failed: Sequential layer "
+                               "'0': Only: expected 4 samples, got 3")
+
+
+def test_a_layer_run_at_the_first_batch_size_only_is_shown_from_it() -> None:
+    """Head a runs at 3 samples, head b at 4: a is (None, 3) as one forward shows it, not ?, and b, which
+    the first forward did not use, is not called."""
+    s = summarize(TwoHeads())
+    assert shapes(s) == [("a", "(None, 3)"), ("b", "not called")]
+    assert not s.uses_unknown and not s.uses_n and s.one_size == "" and "?" not in str(s)
+
+
+def test_the_summary_holds_one_copy_of_the_model_at_a_time() -> None:
+    """Each forward's copy is freed before the next is made: the peak is about one copy (it held both)."""
+    model = md.Sequential(md.Dense(256, 512, rng=0), md.ReLU(), md.Dense(512, 512, rng=1))
+    tracemalloc.start()
+    try:
+        copy.deepcopy(model)
+        one_copy = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        summarize(model)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert one_copy > 2 * 2**20 and peak < 1.3 * one_copy, (one_copy, peak)
 
 
 def test_both_forwards_leave_the_model_as_it_was_and_count_calls_once() -> None:
