@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def parse_args(description: str, epochs: int, quick_epochs: int,
-               argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_args(description: str, epochs: int, quick_epochs: int, argv: Sequence[str] | None = None,
+               more: Callable[[argparse.ArgumentParser], object] | None = None) -> argparse.Namespace:
+    """The options every example takes; ``more(parser)`` may add an example's own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"folder for the PNG of the curves and NAME.json (default {DEFAULT_OUT})")
@@ -41,6 +42,8 @@ def parse_args(description: str, epochs: int, quick_epochs: int,
                              "over a few busy cores can make each step many times slower)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="0 silent, 1 a progress bar per epoch, 2 one line per epoch")
+    if more is not None:
+        more(parser)
     args = parser.parse_args(argv)
     if args.epochs is None:
         args.epochs = quick_epochs if args.quick else epochs

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import minidl as md
+from minidl.testing import states_equal
+
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
@@ -112,3 +115,42 @@ def test_variable_length_digits_quick(tmp_path: Path) -> None:
     assert results["gradient_check_passed"] is True
     assert results["padding_gap"] < 1e-12  # a padded batch computes what each digit alone gives
     assert "sequence lengths (inked columns) {3: 4, 4: 40, 5: 147, 6: 1054, 7: 99, 8: 3}" in results["stdout"]
+
+
+def run_mlp_digits(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXAMPLES / "mlp_digits.py"), "--verbose", "0", "--out", str(out), *args],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "MPLBACKEND": "Agg"},
+                          check=False)
+
+
+def test_mlp_digits_resumed_from_its_checkpoint_is_bit_for_bit_the_run_never_stopped(tmp_path: Path) -> None:
+    """2 of 4 epochs, saved, then resumed to 4: the weights, the dropout and shuffling generators, the
+    optimizer, the schedule, the curves and the test loss are exactly those of 4 epochs in one go."""
+    ckpt = {name: str(tmp_path / f"{name}.ckpt") for name in ("straight", "half", "resumed")}
+    runs = {"straight": ("--epochs", "4", "--checkpoint", ckpt["straight"]),
+            "half": ("--epochs", "4", "--stop-after", "2", "--checkpoint", ckpt["half"]),
+            "resumed": ("--epochs", "4", "--resume", ckpt["half"], "--checkpoint", ckpt["resumed"])}
+    for name, args in runs.items():
+        proc = run_mlp_digits(tmp_path / name, *args)
+        assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "resumed" in proc.stdout and "after epoch 2" in proc.stdout
+    straight, half, resumed = (md.load(ckpt[name]) for name in ("straight", "half", "resumed"))
+    assert half["epoch"] == 2 and straight["epoch"] == resumed["epoch"] == 4
+    assert not states_equal(half["model"], straight["model"])
+    assert half["scheduler"]["T_max"] == 4  # --stop-after ends the run, not the schedule
+    for key in ("model", "optimizer", "scheduler", "shuffler", "history"):
+        assert states_equal(resumed[key], straight[key]), key
+    results = {name: json.loads((tmp_path / name / "mlp_digits.json").read_text()) for name in ("straight", "resumed")}
+    assert results["resumed"]["test_loss"] == results["straight"]["test_loss"]
+    assert results["resumed"]["history"] == results["straight"]["history"]  # epochs 1-2 from the checkpoint
+    assert results["resumed"]["epochs"] == len(results["resumed"]["history"]["loss"]) == 4
+
+    # refused before anything runs: more epochs done than asked for, another seed, a stop past the end
+    for args, message in [(("--epochs", "3", "--resume", ckpt["straight"]),
+                           f"{ckpt['straight']} has 4 epochs done, more than --epochs 3: nothing to resume"),
+                          (("--epochs", "4", "--resume", ckpt["half"], "--seed", "1"),
+                           f"{ckpt['half']} was trained with --seed 0, not 1"),
+                          (("--epochs", "2", "--stop-after", "3"), "--stop-after 3 is past --epochs 2")]:
+        proc = run_mlp_digits(tmp_path / "refused", *args)
+        assert proc.returncode == 1 and proc.stderr.strip() == message, proc.stderr
+        assert not (tmp_path / "refused").exists()
