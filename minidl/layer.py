@@ -542,8 +542,10 @@ class Layer:
     def _layout_problems(self, state: Mapping[Any, Any], layouts: dict[str, tuple[str, Layer, tuple[int, ...]]],
                          unexpected: list[Any]) -> tuple[list[str], list[Any]]:
         """For :meth:`load_state_dict`: what is wrong with the layouts in ``state`` (``layouts``: this layer's, from
-        :meth:`_layout_targets`), and ``unexpected`` without the layouts of layers that have none (each a
-        problem).  A layout key that names no layer stays unexpected, as any key of a layer not here."""
+        :meth:`_layout_targets`), and ``unexpected`` without the layouts of leaf layers that have none (each a
+        problem).  A layout key that names no layer, or a layer that holds others (``"_layout"`` of a bare
+        ``Dense``'s state given to a ``Sequential``: its keys lack a prefix), stays unexpected, as any key of a
+        layer not here."""
         problems: list[str] = []
         for key, (name, layer, layout) in layouts.items():
             if key in state:
@@ -554,15 +556,26 @@ class Layer:
         if not candidates:
             return problems, unexpected
         places = dict(self.named_layers(remove_duplicate=False))  # (a shared layer: at each of its places)
+        known = self._state_targets().keys() | layouts.keys()
         refused: set[str] = set()
         for key in candidates:
             name = key[:-len(_SUFFIX)] if key != _LAYOUT else ""
             place = places.get(name)
-            if place is not None and place.state_layout() is None:
+            if place is None or place.state_layout() is not None:
+                continue
+            if next(place.children(), None) is None:  # a leaf layer of another kind
                 refused.add(key)
                 problems.append(f"{_layer_label(name, place)}: the state holds a layout for it, "
                                 f"{_layout_text(state[key])}, but this layer has none: the state was saved from "
                                 "another kind of layer")
+                continue
+            prefix = _missing_prefix(name, places, known, state, unexpected)
+            if prefix is not None:  # (else unexpected, as any key: the hints on nested states apply)
+                refused.add(key)
+                inner = f"{name}.{prefix}"[:-1] if name else prefix[:-1]
+                problems.append(f"{_layer_label(name, place)}: the state holds a layout for it, "
+                                f"{_layout_text(state[key])}, but it holds layers and has none: its keys lack the "
+                                f"prefix '{prefix}' (with it they are those of {_layer_label(inner, places[inner])})")
         return problems, [key for key in unexpected if key not in refused]
 
     def _state_targets(self) -> dict[str, tuple[Any, np.ndarray | None, Any]]:
@@ -696,36 +709,75 @@ def _checked_layout(layer: Layer, layout: Any) -> tuple[int, ...]:
                     f"{short_repr(layout)}")
 
 
+def _missing_prefix(name: str, places: dict[str, Layer], known: Set[str], state: Mapping[Any, Any],
+                    unexpected: list[Any]) -> str | None:
+    """For the layout key of the container at dotted ``name``: the prefix (``"0."``) that, put after ``name``,
+    makes every unexpected key under ``name`` one of the model's (``known``) that ``state`` does not hold, the
+    first sub-layer with a layout whose does; None if there is none (the state is not one sub-layer's saved
+    alone)."""
+    base = f"{name}." if name else ""
+    under = [key[len(base):] for key in unexpected if isinstance(key, str) and key.startswith(base)]
+    for path, layer in places.items():
+        if path.startswith(base) and path != name and layer.state_layout() is not None:
+            prefix = f"{path[len(base):]}."
+            if all(f"{base}{prefix}{key}" in known and f"{base}{prefix}{key}" not in state for key in under):
+                return prefix
+    return None
+
+
+def _is_layout(value: Any) -> bool:
+    """Whether ``value`` from a state can be a layout: a 1-D array of ints, or of floats that are all finite whole
+    numbers (a cast or an average over a whole state dict makes a layout floats), compared as ints."""
+    if not isinstance(value, np.ndarray) or value.ndim != 1:
+        return False
+    if value.dtype.kind in "iu":
+        return True
+    with np.errstate(invalid="ignore"):
+        return value.dtype.kind == "f" and bool(np.all(np.isfinite(value)) and np.all(value == np.trunc(value)))
+
+
 def _layout_text(value: Any) -> str:
     """A layout from a state, as a message shows it: ``(2, 1, 2, 2, 1)``, ``an array of shape (2, 2)``..."""
     if not isinstance(value, np.ndarray):
         return f"a {type(value).__name__}"
-    if value.ndim != 1 or value.dtype.kind not in "iu":
+    if not _is_layout(value):
         return f"an array of dtype {value.dtype} and shape {value.shape}"
     numbers = [int(n) for n in value[:_SHOWN]]
     more = f", ... ({value.size} numbers)" if value.size > _SHOWN else ("," if value.size == 1 else "")
     return f"({', '.join(map(str, numbers))}{more})"
 
 
+def features_layout_words(layout: tuple[int, ...], biases: str) -> str | None:
+    """``layout_words`` of a layer whose layout is ``(input features, bias)`` (``Dense``, the recurrent layers):
+    ``(8, 1)``: ``"8 input features with <biases>"``; None for another length, a size < 1, a flag not 0 or 1."""
+    if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
+        return None
+    return f"{layout[0]} input feature{'s' if layout[0] != 1 else ''} {'with' if layout[1] else 'without'} {biases}"
+
+
 def _layout_problem(name: str, layer: Layer, layout: tuple[int, ...], value: Any) -> str | None:
     """What is wrong with ``value`` as the layout of ``layer`` (at dotted ``name``, whose layout is ``layout``),
-    or None: not a 1-D int array, or another layout, said in the layer's words where it has some."""
+    or None: not a layout (:func:`_is_layout`), or another layout, said in the layer's words where it has some."""
     label = _layer_label(name, layer)
     mine = layer.layout_words(layout)
-    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind not in "iu":
-        floats = isinstance(value, np.ndarray) and value.dtype.kind in "fc"
-        return (f"'{_layout_key(name)}': expected the layout of {label}, a 1-D int array such as "
+    if not _is_layout(value):
+        floats = isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind == "f"
+        return (f"'{_layout_key(name)}': expected the layout of {label}, a 1-D array of whole numbers such as "
                 f"{np.array(layout, dtype=np.int64)!r}, got {_layout_text(value)}"
-                + (" (arithmetic over a whole state dict makes its layouts floats: leave the '_layout' entries out "
+                + (" with numbers that are not finite whole numbers (arithmetic over a whole state dict, e.g. an "
+                   "average of two checkpoints of different layouts, made them so: leave the '_layout' entries out "
                    "of it)" if floats else ""))
-    if value.size == len(layout):
-        given = tuple(int(n) for n in value)
-        if given == layout:
-            return None
-        words = layer.layout_words(given)
-        if words is not None and mine is not None:
-            return f"{label}: the state holds {words}, this layer {mine}"
     this = f"{layout}" if mine is None else f"{layout} ({mine})"
+    if value.size != len(layout):
+        return (f"{label}: the state holds a layout of {value.size} number{'s' if value.size != 1 else ''}, "
+                f"{_layout_text(value)}, from another kind of layer (a {type(layer).__name__}'s has {len(layout)}); "
+                f"this layer's is {this}")
+    given = tuple(int(n) for n in value)
+    if given == layout:
+        return None
+    words = layer.layout_words(given)
+    if words is not None and mine is not None:
+        return f"{label}: the state holds {words}, this layer {mine}"
     return (f"{label}: the state holds the layout {_layout_text(value)}, which no {type(layer).__name__} has; "
             f"this layer's is {this}")
 

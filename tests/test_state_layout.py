@@ -74,7 +74,7 @@ def test_the_layout_is_state_not_a_parameter() -> None:
     state = model.state_dict()
     assert list(state) == ["0.W", "2.W", "3.W_x", "3.W_h", "0._layout", "2._layout", "3._layout"]
     assert state["0._layout"].dtype == np.int64 and state["0._layout"].tolist() == [8, 1]
-    assert state["2._layout"].tolist() == [3, 1, 2, 1] and state["3._layout"].tolist() == [4, 1]
+    assert state["2._layout"].tolist() == [3, 1, 2, 1, 0] and state["3._layout"].tolist() == [4, 1]
     assert [name for name, _ in model.named_parameters()] == ["0.W", "2.W", "3.W_x", "3.W_h"]
     assert model.num_parameters() == 9 * 3 + 7 * 4 + 5 * 15 + 6 * 15
     opt = md.Adam(model.parameters())
@@ -137,8 +137,10 @@ def test_a_round_trip_keeps_refusing_mismatches() -> None:
      "a kernel (1, 1) over 4 input channels in 2 groups with a bias, this layer a kernel (1, 1) over 2 input "
      "channels with a bias"),
     (md.ConvTranspose2D(2, 3, (1, 4), rng=0), md.ConvTranspose2D(2, 3, (2, 2), rng=1),
-     "a kernel (1, 4) over 2 input channels with a bias, this layer a kernel (2, 2) over 2 input channels"),
-    (md.ConvTranspose1D(4, 3, 2, rng=0), md.ConvTranspose1D(2, 3, 4, rng=1), "a kernel of size 2 over 4 input"),
+     "a transposed convolution's kernel (1, 4) over 2 input channels with a bias, this layer a transposed "
+     "convolution's kernel (2, 2) over 2 input channels"),
+    (md.ConvTranspose1D(4, 3, 2, rng=0), md.ConvTranspose1D(2, 3, 4, rng=1),
+     "a transposed convolution's kernel of size 2 over 4 input"),
     (md.RNN(8, 3, rng=0), md.RNN(9, 3, bias=False, rng=1), "8 input features with biases, this layer 9 input"),
     (md.GRU(8, 3, rng=0), md.GRU(9, 3, bias=False, rng=1), None),  # (W_h's bias row: the shapes differ too)
 ])
@@ -173,31 +175,39 @@ def test_a_state_without_layouts_loads_as_before() -> None:
 @pytest.mark.parametrize("value, got", [
     ([8, 1], "got a list"),
     ((8, 1), "got a tuple"),
-    (np.array([8.0, 1.0]), "got an array of dtype float64 and shape (2,) (arithmetic over a whole state dict makes "
-                           "its layouts floats: leave the '_layout' entries out of it)"),
+    (np.array([8.5, 1.0]), "got an array of dtype float64 and shape (2,) with numbers that are not finite whole "
+                           "numbers (arithmetic over a whole state dict, e.g. an average of two checkpoints of "
+                           "different layouts, made them so: leave the '_layout' entries out of it)"),
+    (np.array([8.0, np.nan], dtype=np.float32), "got an array of dtype float32 and shape (2,) with numbers that are "
+                                                "not finite whole numbers (arithmetic over a whole state dict, e.g. "
+                                                "an average of two checkpoints of different layouts, made them so: "
+                                                "leave the '_layout' entries out of it)"),
+    (np.array([8.0, np.inf]), "got an array of dtype float64 and shape (2,) with numbers that are not finite whole "
+                              "numbers (arithmetic over a whole state dict, e.g. an average of two checkpoints of "
+                              "different layouts, made them so: leave the '_layout' entries out of it)"),
+    (np.array([[8.0, 1.0]]), "got an array of dtype float64 and shape (1, 2)"),
+    (np.array([8 + 0j, 1 + 0j]), "got an array of dtype complex128 and shape (2,)"),
     (np.array([True, True]), "got an array of dtype bool and shape (2,)"),
     (np.array([[8, 1]]), "got an array of dtype int64 and shape (1, 2)"),
     (np.array(8), "got an array of dtype int64 and shape ()"),
     (np.array(["8", "1"]), "got an array of dtype <U1 and shape (2,)"),
     (None, "got a NoneType"),
 ])
-def test_a_layout_that_is_not_a_1d_int_array_is_refused(value: Any, got: str) -> None:
+def test_a_layout_that_is_not_a_1d_array_of_whole_numbers_is_refused(value: Any, got: str) -> None:
     state = md.Sequential(md.Dense(8, 3, rng=0)).state_dict()
     state["0._layout"] = value
     for strict in (True, False):
         message = _refusal(md.Sequential(md.Dense(8, 3, rng=1)), state, strict)
         assert message.splitlines()[1:] == [
-            f"  '0._layout': expected the layout of layer '0' (Dense), a 1-D int array such as array([8, 1]), {got}"]
+            "  '0._layout': expected the layout of layer '0' (Dense), a 1-D array of whole numbers such as "
+            f"array([8, 1]), {got}"]
 
 
 @pytest.mark.parametrize("value, shown", [
     (np.array([8, -1]), "(8, -1)"),
     (np.array([8, 2]), "(8, 2)"),
     (np.array([0, 1]), "(0, 1)"),
-    (np.array([8, 1, 0]), "(8, 1, 0)"),
-    (np.array([], dtype=np.int64), "()"),
-    (np.array([8], dtype=np.uint8), "(8,)"),
-    (np.arange(100_000), "(0, 1, 2, 3, 4, 5, 6, 7, ... (100000 numbers))"),
+    (np.array([8.0, 2.0], dtype=np.float32), "(8, 2)"),
 ])
 def test_a_layout_no_such_layer_has_is_refused_as_numbers(value: np.ndarray, shown: str) -> None:
     state = md.Dense(8, 3, rng=0).state_dict()
@@ -206,6 +216,22 @@ def test_a_layout_no_such_layer_has_is_refused_as_numbers(value: np.ndarray, sho
     assert message.splitlines()[1:] == [
         f"  Dense: the state holds the layout {shown}, which no Dense has; this layer's is (8, 1) (8 input features "
         "with a bias)"]
+
+
+@pytest.mark.parametrize("value, shown", [
+    (np.array([8, 1, 0]), "a layout of 3 numbers, (8, 1, 0)"),
+    (np.array([], dtype=np.int64), "a layout of 0 numbers, ()"),
+    (np.array([8], dtype=np.uint8), "a layout of 1 number, (8,)"),
+    (np.array([2.0, 1.0, 2.0, 2.0, 1.0, 0.0]), "a layout of 6 numbers, (2, 1, 2, 2, 1, 0)"),  # (a Conv2D's, cast)
+    (np.arange(100_000), "a layout of 100000 numbers, (0, 1, 2, 3, 4, 5, 6, 7, ... (100000 numbers))"),
+])
+def test_a_layout_of_another_length_is_refused_as_another_kind_of_layers(value: np.ndarray, shown: str) -> None:
+    state = md.Dense(8, 3, rng=0).state_dict()
+    state["_layout"] = value
+    message = _refusal(md.Dense(8, 3, rng=1), state, strict=False)
+    assert message.splitlines()[1:] == [
+        f"  Dense: the state holds {shown}, from another kind of layer (a Dense's has 2); this layer's is (8, 1) (8 "
+        "input features with a bias)"]
 
 
 @pytest.mark.parametrize("value", [np.array([2**63 - 1, 1]), np.array([2**64 - 1, 1], dtype=np.uint64)])
@@ -218,10 +244,10 @@ def test_a_huge_layout_is_refused_as_it_is(value: np.ndarray) -> None:
 
 def test_a_conv_layout_with_channels_that_groups_do_not_divide_is_no_conv_layout() -> None:
     state = md.Conv2D(4, 4, 1, groups=2, rng=0).state_dict()
-    state["_layout"] = np.array([3, 2, 1, 1, 1])
+    state["_layout"] = np.array([3, 2, 1, 1, 1, 0])
     message = _refusal(md.Conv2D(4, 4, 1, groups=2, rng=1), state)
-    assert "the state holds the layout (3, 2, 1, 1, 1), which no Conv2D has; this layer's is (4, 2, 1, 1, 1) (a " \
-           "kernel (1, 1) over 4 input channels in 2 groups with a bias)" in message
+    assert "the state holds the layout (3, 2, 1, 1, 1, 0), which no Conv2D has; this layer's is (4, 2, 1, 1, 1, 0) " \
+           "(a kernel (1, 1) over 4 input channels in 2 groups with a bias)" in message
 
 
 class _Plain(md.Layer):
@@ -331,3 +357,105 @@ def test_a_state_layout_that_is_not_a_tuple_of_ints_is_a_type_error() -> None:
 
     with pytest.raises(TypeError, match=r"Bad.state_layout\(\) must return None or a tuple of ints, got \[1.5\]"):
         Bad(2, True).state_dict()
+
+
+# ------------------------------------------------------------------------------ review: whole-state arithmetic
+def _mixed(seed: int, dtype: Any = np.float64) -> md.Sequential:
+    return md.Sequential(md.Conv2D(2, 3, 2, rng=seed, dtype=dtype), md.ReLU(), md.Flatten(),
+                         md.Dense(12, 2, rng=seed + 1, dtype=dtype), md.LSTM(2, 3, rng=seed + 2, dtype=dtype))
+
+
+def test_a_state_cast_as_a_whole_loads_into_a_model_of_that_dtype() -> None:
+    # what checkpoints.md says to do for a dtype mismatch: cast the whole state
+    state = {key: value.astype(np.float32) for key, value in _mixed(0).state_dict().items()}
+    assert state["0._layout"].dtype == np.float32
+    model = _mixed(5, np.float32)
+    assert model.load_state_dict(state) == md.LoadResult([], [])
+    assert states_equal({k: v for k, v in model.state_dict().items() if not k.endswith("._layout")},
+                        {k: v for k, v in state.items() if not k.endswith("._layout")})
+    assert model.state_dict()["0._layout"].dtype == np.int64  # (its own layouts, not the state's floats)
+
+
+def test_an_average_and_an_ema_of_states_load() -> None:
+    a, b = _mixed(0).state_dict(), _mixed(10).state_dict()
+    average = {key: (a[key] + b[key]) / 2 for key in a}
+    model = _mixed(20)
+    assert model.load_state_dict(average) == md.LoadResult([], [])
+    np.testing.assert_array_equal(model.state_dict()["3.W"], (a["3.W"] + b["3.W"]) / 2)
+    ema = dict(a)
+    for _ in range(50):
+        ema = {key: 0.999 * ema[key] + 0.001 * b[key] for key in ema}
+    assert model.load_state_dict(ema, strict=False) == md.LoadResult([], [])
+    np.testing.assert_array_equal(model.state_dict()["0.W"], ema["0.W"])
+
+
+def test_an_average_of_two_layouts_is_still_refused() -> None:
+    a = md.Sequential(md.Dense(8, 3, rng=0)).state_dict()
+    b = md.Sequential(md.Dense(9, 3, bias=False, rng=1)).state_dict()
+    average = {key: (a[key] + b[key]) / 2 for key in a}
+    message = _refusal(md.Sequential(md.Dense(8, 3, rng=2)), average, strict=False)
+    assert message.splitlines()[1:] == [
+        "  '0._layout': expected the layout of layer '0' (Dense), a 1-D array of whole numbers such as "
+        "array([8, 1]), got an array of dtype float64 and shape (2,) with numbers that are not finite whole numbers "
+        "(arithmetic over a whole state dict, e.g. an average of two checkpoints of different layouts, made them "
+        "so: leave the '_layout' entries out of it)"]
+    average["0._layout"] = np.array([9.0, 0.0])  # (whole numbers, but another layout)
+    assert _refusal(md.Sequential(md.Dense(8, 3, rng=2)), average).splitlines()[1:] == [
+        "  layer '0' (Dense): the state holds 9 input features without a bias, this layer 8 input features with a "
+        "bias"]
+
+
+# ------------------------------------------------------------------------------ review: transposed convolutions
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("conv, transposed, kernel", [
+    (md.Conv2D(2, 3, 2, rng=0), md.ConvTranspose2D(2, 3, 2, rng=1), "(2, 2)"),
+    (md.Conv1D(2, 3, 2, rng=0), md.ConvTranspose1D(2, 3, 2, rng=1), "of size 2"),
+])
+def test_a_convolution_state_is_refused_by_the_transposed_convolution_of_its_settings(
+        conv: md.Layer, transposed: md.Layer, kernel: str, strict: bool) -> None:
+    assert conv.W.shape == transposed.W.shape
+    assert conv.state_dict()["_layout"].tolist()[-1] == 0 and transposed.state_dict()["_layout"].tolist()[-1] == 1
+    name = type(transposed).__name__
+    assert _refusal(transposed, conv.state_dict(), strict).splitlines()[1:] == [
+        f"  {name}: the state holds a kernel {kernel} over 2 input channels with a bias, this layer a transposed "
+        f"convolution's kernel {kernel} over 2 input channels with a bias"]
+    name = type(conv).__name__
+    assert _refusal(conv, transposed.state_dict(), strict).splitlines()[1:] == [
+        f"  {name}: the state holds a transposed convolution's kernel {kernel} over 2 input channels with a bias, "
+        f"this layer a kernel {kernel} over 2 input channels with a bias"]
+
+
+def test_a_conv1d_layout_in_a_conv2d_is_from_another_kind_of_layer() -> None:
+    state = md.Conv1D(2, 3, 4, rng=0).state_dict()
+    state["W"] = np.zeros((9, 3))
+    assert _refusal(md.Conv2D(2, 3, 2, rng=1), state, strict=False).splitlines()[1:] == [
+        "  Conv2D: the state holds a layout of 5 numbers, (2, 1, 4, 1, 0), from another kind of layer (a Conv2D's "
+        "has 6); this layer's is (2, 1, 2, 2, 1, 0) (a kernel (2, 2) over 2 input channels with a bias)"]
+
+
+# ------------------------------------------------------------------------------ review: a state without its prefix
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_bare_dense_state_for_a_sequential_says_its_keys_lack_the_prefix(strict: bool) -> None:
+    state = md.Dense(4, 1, rng=0).state_dict()
+    message = _refusal(md.Sequential(md.Dense(4, 1, rng=1)), state, strict)
+    prefix = ("  Sequential: the state holds a layout for it, (4, 1), but it holds layers and has none: its keys "
+              "lack the prefix '0.' (with it they are those of layer '0' (Dense))")
+    assert message.splitlines()[1:] == (["  missing key '0.W'", "  unexpected key 'W'", prefix] if strict else
+                                        [prefix])
+    assert "another kind of layer" not in message
+    # deeper: a block's state given to the model that holds it
+    block = md.Sequential(md.Dense(4, 2, rng=0), md.Tanh(), md.Dense(2, 1, rng=1))
+    model = md.Sequential(md.Sequential(md.Dense(4, 2, rng=2), md.Tanh(), md.Dense(2, 1, rng=3)))
+    assert block.load_state_dict(block.state_dict()) == md.LoadResult([], [])
+    message = _refusal(model, md.Dense(4, 2, rng=0).state_dict(), strict)
+    assert message.splitlines()[-1] == (
+        "  Sequential: the state holds a layout for it, (4, 1), but it holds layers and has none: its keys lack the "
+        "prefix '0.0.' (with it they are those of layer '0.0' (Dense))")
+
+
+def test_a_layout_for_a_container_that_no_prefix_explains_is_an_unexpected_key() -> None:
+    state = md.Sequential(md.Dense(4, 1, rng=0)).state_dict()
+    state["_layout"] = np.array([7, 1])
+    model = md.Sequential(md.Dense(4, 1, rng=1))
+    assert model.load_state_dict(state, strict=False) == md.LoadResult([], ["_layout"])
+    assert _refusal(md.Sequential(md.Dense(4, 1, rng=1)), state).splitlines()[1:] == ["  unexpected key '_layout'"]

@@ -240,6 +240,8 @@ class _Convolution(Layer):
 
     #: whether the messages' name of the layer shows its stride (the transposed convolutions')
     _stride_in_name = False
+    #: whether the layer is a transposed convolution: the last number of its layout (same W shape, another meaning)
+    _transposed = False
 
     @property
     def _who(self) -> str:
@@ -260,20 +262,23 @@ class _Convolution(Layer):
         self.W = Parameter(weights)
 
     def state_layout(self) -> tuple[int, ...]:
-        """``(in_channels, groups, *kernel_size, bias)``: what W's shape does not tell apart (``Conv2D(2, 3,
-        kernel_size=2)``'s and ``Conv2D(8, 3, kernel_size=1)``'s are both (9, 3)); ``state_dict`` saves it,
-        ``load_state_dict`` compares it."""
-        return (self._in_channels, self._groups, *self._kernel_size, int(self._bias))
+        """``(in_channels, groups, *kernel_size, bias, transposed)``: what W's shape does not tell apart
+        (``Conv2D(2, 3, kernel_size=2)``'s and ``Conv2D(8, 3, kernel_size=1)``'s are both (9, 3), and
+        ``ConvTranspose2D(2, 3, kernel_size=2)``'s too); ``state_dict`` saves it, ``load_state_dict`` compares it."""
+        return (self._in_channels, self._groups, *self._kernel_size, int(self._bias), int(self._transposed))
 
     def layout_words(self, layout: tuple[int, ...]) -> str | None:
-        """``(2, 1, 2, 2, 1)``: ``"a kernel (2, 2) over 2 input channels with a bias"`` (``in 2 groups`` when
-        there are several)."""
+        """``(2, 1, 2, 2, 1, 0)``: ``"a kernel (2, 2) over 2 input channels with a bias"`` (``in 2 groups`` when
+        there are several; ``"a transposed convolution's kernel ..."`` when the last number is 1)."""
         rank = self._rank
-        if len(layout) != rank + 3 or min(layout[:-1]) < 1 or layout[-1] not in (0, 1) or layout[0] % layout[1]:
+        if (len(layout) != rank + 4 or min(layout[:-2]) < 1 or layout[-2] not in (0, 1) or layout[-1] not in (0, 1)
+                or layout[0] % layout[1]):
             return None
-        channels, groups, kernel, bias = layout[0], layout[1], layout[2:-1], layout[-1]
+        channels, groups, kernel, bias, transposed = layout[0], layout[1], layout[2:-2], layout[-2], layout[-1]
         size = f"of size {kernel[0]}" if rank == 1 else f"({', '.join(map(str, kernel))})"
-        return (f"a kernel {size} over {channels} input channel{'s' if channels != 1 else ''}"
+        kind = "transposed convolution's kernel" if transposed else "kernel"
+        return (f"a {kind} {size} over "
+                f"{channels} input channel{'s' if channels != 1 else ''}"
                 f"{f' in {groups} groups' if groups > 1 else ''} {'with' if bias else 'without'} a bias")
 
     def __setstate__(self, state: dict[str, Any]) -> None:

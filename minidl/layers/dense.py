@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch_setting
-from ..layer import Layer
+from ..layer import Layer, features_layout_words
 from ..parameter import Parameter
 from ..validation import check_finite, check_grad_output, check_input, checked_setting, settings_renamed
 
@@ -94,9 +94,7 @@ class Dense(Layer):
 
     def layout_words(self, layout: tuple[int, ...]) -> str | None:
         """``(8, 1)``: ``"8 input features with a bias"``."""
-        if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
-            return None
-        return f"{layout[0]} input feature{'s' if layout[0] != 1 else ''} {'with' if layout[1] else 'without'} a bias"
+        return features_layout_words(layout, "a bias")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and ``copy.deepcopy``): also a layer pickled when its sizes were plain attributes."""

@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
 from ..inputs import is_several
-from ..layer import Layer
+from ..layer import Layer, features_layout_words
 from ..parameter import Parameter
 from ..special import _sigmoid
 from ..validation import check_finite, check_grad_output, check_input, check_padding_mask, user_stacklevel
@@ -128,9 +128,7 @@ class _Recurrent(Layer):
 
     def layout_words(self, layout: tuple[int, ...]) -> str | None:
         """``(8, 1)``: ``"8 input features with biases"``."""
-        if len(layout) != 2 or layout[0] < 1 or layout[1] not in (0, 1):
-            return None
-        return f"{layout[0]} input feature{'s' if layout[0] != 1 else ''} {'with' if layout[1] else 'without'} biases"
+        return features_layout_words(layout, "biases")
 
     def _layout_of(self, rows: str, bias_row: bool) -> str:
         """A weight matrix's layout in words, e.g. ``(1 + input_size, 4*hidden_size) (row 0 the bias;

@@ -68,6 +68,7 @@ class _TransposedConvolution(_Convolution):
     shape is refused, as ``_Convolution`` says."""
 
     _named = False  # (no "same" / "valid" padding, as PyTorch's transposed convolutions)
+    _transposed = True  # (its layout says so: a Conv2D's state of the same W shape is refused)
     _stride_in_name = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
