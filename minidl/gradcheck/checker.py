@@ -1836,12 +1836,16 @@ class GradientChecker:
         while len(taken) < budget:  # narrow blocks that only met representatives: top up anywhere
             taken.add(int(rng.integers(0, size)))
         if analytic is not None:
-            moving = np.flatnonzero(analytic.reshape(-1) != 0)
-            want = min(moving.size, max(1, budget // 8))
-            have = np.isin(moving, list(taken))
-            if int(np.sum(have)) < want:
-                pick = np.random.default_rng([self.seed, 31, size])
-                taken.update(pick.choice(moving[~have], size=want - int(np.sum(have)), replace=False).tolist())
+            flat = analytic.reshape(-1)
+            chosen = np.fromiter(taken, dtype=np.int64, count=len(taken))
+            have = int(np.count_nonzero(flat[chosen]))
+            if have < max(1, budget // 8):  # (a dense gradient stops here: no scan of the whole tensor)
+                moving = np.flatnonzero(flat)
+                want = min(moving.size, max(1, budget // 8))
+                if have < want:
+                    pick = np.random.default_rng([self.seed, 31, size])
+                    spare = moving[~np.isin(moving, chosen)]
+                    taken.update(pick.choice(spare, size=want - have, replace=False).tolist())
         return np.array(sorted(taken), dtype=np.int64)
 
     def _analytic_noise(self) -> dict[str, np.ndarray]:
