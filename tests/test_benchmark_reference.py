@@ -247,6 +247,18 @@ def test_benchmark_quick_mode_prints_a_table(aligned) -> None:
         assert float(cells[3].split()[0]) > 0
 
 
+def test_machine_state_prints_each_state_share() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "machine_state.py"), "--seconds", "0.3",
+                             "--every", "0", "--steps", "2", "--quiet"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [line.strip("|").split("|") for line in result.stdout.splitlines() if line.startswith("|")][2:]
+    assert [row[0].strip() for row in rows] == ["fast", "slow"]
+    shares = [float(row[1].strip().rstrip("%")) for row in rows]
+    assert shares[0] > 0 and abs(sum(shares) - 100) <= 1  # the fastest sample is fast by definition
+    assert float(rows[0][2]) > 0
+
+
 def test_layer_speed_quick_mode_prints_a_row_per_layer() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layer_speed.py"), "--quick", "--runs", "1"],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
