@@ -13,6 +13,7 @@ order are the same on every run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -25,7 +26,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from . import aligned
-from .errors import BackwardBeforeForwardError, DTypeError, StateDictError, nested_state_hint, short_repr
+from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, StateDictError, nested_state_hint, short_repr
 from .init import switch
 from .parameter import Parameter
 from .validation import plain_native
@@ -625,7 +626,11 @@ class Layer:
                 if any("Attention" in c.__name__ or "Transformer" in c.__name__ for c in type(self).__mro__) else ""
             raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
                             f"tuple: layer((x, mask)), not layer(x, mask){attention}")
-        return self.forward(x)
+        try:
+            return self.forward(x)
+        except MinidlError as error:
+            _name_part(error, self)
+            raise
 
     def forward(self, x: Any) -> np.ndarray:
         """Compute the output from ``x`` and keep what :meth:`backward` needs.  A layer with several
@@ -693,6 +698,24 @@ _SHOWN = 8
 def _layout_key(name: str) -> str:
     """The state dict key of the layout of the layer at dotted ``name``."""
     return f"{name}{_SUFFIX}" if name else _LAYOUT
+
+
+def _name_part(error: MinidlError, layer: Layer) -> None:
+    """Say in ``error``'s message which part of ``layer`` raised it, if ``layer``'s forward did not.
+
+    ``error._raised_in`` is the outermost layer the message already places: the layer that raised
+    (a message names its layer's kind: ``Dense(8 -> 3): ...``), or a container that put the position
+    of its part in front (``Sequential layer '0': ...``).  A model of one's own calls its parts in its
+    ``forward``; when one raises, this puts its dotted name in front (``Net layer 'encoder': ...``),
+    so that every model, nested too, gives the path from the model called to the layer.
+    """
+    owner = getattr(error, "_raised_in", None)
+    if owner is not None and owner is not layer and layer._layers and error.args and isinstance(error.args[0], str):
+        path = next((name for name, part in layer.named_layers() if part is owner), None)
+        if path:
+            error.args = (f"{type(layer).__name__} layer '{path}': {error.args[0]}", *error.args[1:])
+    with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
+        error._raised_in = layer  # type: ignore[attr-defined]
 
 
 def _layer_label(name: str, layer: Layer) -> str:

@@ -30,13 +30,12 @@ __all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential", "Sta
 
 def _name_in_message(error: MinidlError, where: str, owner: Layer) -> None:
     """Prefix ``error``'s message with the position of the layer that raised it in ``owner`` (in place),
-    and remember ``owner`` if it is the first to (``error._raised_in``: the innermost container, so that
-    ``fit`` can name its path in a model of one's own)."""
+    and remember ``owner`` as the outermost layer the message places (``error._raised_in``: see
+    :func:`~minidl.layer._name_part`, which names the path to it in a model of one's own)."""
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
-    if getattr(error, "_raised_in", None) is None:
-        with contextlib.suppress(AttributeError):
-            error._raised_in = owner  # type: ignore[attr-defined]
+    with contextlib.suppress(AttributeError):
+        error._raised_in = owner  # type: ignore[attr-defined]
 
 
 def _trainable(layer: Layer) -> bool:

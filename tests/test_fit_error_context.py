@@ -136,7 +136,7 @@ class Inner(md.Model):
         return out
 
 
-def test_the_path_named_is_the_innermost_containers() -> None:
+def test_the_path_is_named_step_by_step_through_every_container() -> None:
     class Net(md.Model):
         def __init__(self) -> None:
             super().__init__()
@@ -154,5 +154,74 @@ def test_the_path_named_is_the_innermost_containers() -> None:
     x[1, 0] = -1.0
     with pytest.raises(md.NonFiniteError) as caught:
         Net().predict(x)
-    assert "sample 1) is finite in the data: the NaN/inf arose inside the model: Net layer 'seq.1.body': " \
-           "Sequential layer '1': Sequential layer '0': Dense(4 -> 3): input holds" in str(caught.value)
+    assert "sample 1) is finite in the data: the NaN/inf arose inside the model: Net layer 'seq': " \
+           "Sequential layer '1': Inner layer 'body': Sequential layer '0': Dense(4 -> 3): input holds" \
+           in str(caught.value)
+
+
+# ---------------------------------------------------------------- the path, in any call (not only fit's)
+class Head(md.Model):
+    """encoder = Sequential(Dense 4->8, ReLU), head = Dense(8->3): a leaf part next to a container."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = md.Sequential(md.Dense(4, 8, rng=0), md.ReLU())
+        self.head = md.Dense(8, 3, rng=1)
+        self.skip_encoder = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.head(x if self.skip_encoder else self.encoder(x))
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.encoder.backward(self.head.backward(grad_output))
+        return out
+
+
+def test_calling_a_model_of_ones_own_names_the_path_to_the_failing_layer() -> None:
+    with pytest.raises(md.ShapeError) as caught:
+        Head()(np.ones((2, 5)))
+    assert str(caught.value) == "Head layer 'encoder': Sequential layer '0': Dense(4 -> 8): expected input of " \
+                                "shape (N, ..., 4), got shape (2, 5)"
+
+
+def test_a_leaf_part_of_a_model_of_ones_own_is_named() -> None:
+    model = Head()
+    model.skip_encoder = True  # the head gets the data: width 4, not 8
+    with pytest.raises(md.ShapeError) as caught:
+        model(np.ones((2, 4)))
+    assert str(caught.value).startswith("Head layer 'head': Dense(8 -> 3): expected input of shape (N, ..., 8)")
+
+
+def test_models_of_ones_own_nested_in_sequentials_and_in_each_other_name_each_step_once() -> None:
+    class Outer(md.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Head()
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            out: np.ndarray = self.inner(x)
+            return out
+
+    model = md.Sequential(md.Identity(), Outer())
+    with pytest.raises(md.NonFiniteError) as caught:
+        model(np.full((2, 4), np.nan))
+    assert str(caught.value).startswith("Sequential layer '1': Outer layer 'inner': Head layer 'encoder': "
+                                        "Sequential layer '0': Dense(4 -> 8): input holds 8 NaN/inf")
+
+
+def test_fit_names_a_nested_sequentials_position_once() -> None:
+    # the outer Sequential's position was named twice: "Sequential layer '1': Sequential layer '1': ..."
+    model = md.Sequential(md.Dense(4, 5, rng=0), md.Sequential(md.Dense(6, 3, rng=1)))
+    with pytest.raises(md.ShapeError) as caught:
+        fit(model, positive(8, 3), np.zeros((8, 3)))
+    assert "order): Sequential layer '1': Sequential layer '0': Dense(6 -> 3): expected input" in str(caught.value)
+    assert str(caught.value).count("Sequential layer '1'") == 1
+
+
+def test_fit_names_each_step_once_in_a_model_of_ones_own() -> None:
+    with pytest.raises(md.ShapeError) as caught:
+        fit(Head(), np.ones((8, 5)), np.zeros((8, 3)))
+    assert str(caught.value) == "fit: epoch 1/1, batch 1/1 (samples 0..7 of the epoch's order): Head layer " \
+                                "'encoder': Sequential layer '0': Dense(4 -> 8): expected input of shape " \
+                                "(N, ..., 4), got shape (8, 5)"
