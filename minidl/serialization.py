@@ -237,6 +237,20 @@ def _check_dtype(dtype: np.dtype, where: str) -> None:
             f"minidl.save: {where} has dtype {dtype}; checkpoints hold only bool, integer, float, "
             "complex, bytes and str arrays (object arrays would need pickle, which load refuses)"
         )
+    if dtype.itemsize == 0:  # np.ndarray(shape, "S0") makes one; load refuses them (see _zero_size_dtype)
+        raise DTypeError(
+            f"minidl.save: {where} has dtype {dtype}, whose elements hold 0 bytes, which load refuses; "
+            f"store it as {dtype.kind}1 (empty strings): .astype('{dtype.kind}1')"
+        )
+
+
+def _zero_size_dtype(dtype: np.dtype) -> str:
+    """Why load refuses a dtype of 0 bytes per element (``|S0``, ``<U0``, ``|V0``): any declared shape
+    needs 0 bytes, so the size checks (against the member, against ``max_bytes``) pass for a few hundred
+    bytes declaring billions of elements, and anything touching them afterwards allocates per element."""
+    return (f"dtype {dtype}, of 0 bytes per element: no size check bounds the shape it declares, and anything "
+            "touching its elements would allocate in proportion to their count; "
+            "save never writes such arrays: the file was altered or not written by minidl.save")
 
 
 @contextlib.contextmanager
@@ -522,6 +536,8 @@ def _member(archive: Any, name: str, node: dict[str, Any] | None, fail: Any) -> 
         dtype, shape = declared
         if dtype.hasobject:
             raise fail(f"array '{name}' holds Python objects (pickled data); refusing to unpickle")
+        if dtype.itemsize == 0:  # (the metadata's own member has no recorded dtype to refuse it first)
+            raise fail(f"array '{name}' declares in its .npy header a {_zero_size_dtype(dtype)}")
         need = math.prod(shape) * dtype.itemsize
         if need > stored:
             raise fail(f"array '{name}' declares dtype {dtype} and shape {shape} ({need} bytes) in its .npy header, "
@@ -641,6 +657,8 @@ def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail:
             raise fail(f"malformed metadata at {where}: bad dtype {node.get('dtype')!r}") from error
         if dtype.hasobject or dtype.kind not in _ARRAY_KINDS:
             raise fail(f"{where} is recorded with dtype {dtype}, which checkpoints may not hold")
+        if dtype.itemsize == 0:
+            raise fail(f"array {name!r} ({where}) is recorded with a {_zero_size_dtype(dtype)}")
         if kind == "array" and "shape" not in node:  # (a default of () would read any 0-d member)
             raise fail(f"malformed metadata at {where}: array {name!r} without a shape")
         if kind == "npscalar" and "shape" in node:
