@@ -211,6 +211,23 @@ def _ignore_index(who: str, name: str, value: Any) -> int | None:
 _REDUCTION_DOC = '``"mean"`` (over what the class says) or ``"sum"``; checked when set.'
 
 
+def _trailing_axis_hint(pred: tuple[int, ...], target: tuple[int, ...], prediction: bool = True) -> str:
+    """``"; pass y_true.reshape(-1, 1)"`` and the like, when the shapes differ only by a trailing axis of size 1
+    (regression targets ``(N,)`` for predictions ``(N, 1)``, the commonest porting mistake); else ``""``.  The
+    loss still refuses the pair: broadcasting ``(N, 1)`` against ``(N,)`` would compare every prediction with
+    every target.  ``prediction``: also say how to reshape ``y_pred`` when it lacks the axis (for a ``y_pred``
+    that is one array)."""
+    if len(target) >= 1 and pred == (*target, 1):
+        return "; pass " + ("y_true.reshape(-1, 1)" if len(target) == 1 else "y_true[..., None]")
+    if len(pred) >= 1 and target == (*pred, 1):
+        hint = "; pass " + ("y_true.reshape(-1)" if len(pred) == 1 else "y_true[..., 0]")
+        if prediction:
+            hint += ", or give y_pred y_true's shape: " + ("y_pred.reshape(-1, 1)" if len(pred) == 1
+                                                          else "y_pred[..., None]")
+        return hint
+    return ""
+
+
 class Loss:
     """Base class for losses; subclass it and write ``forward`` and ``backward``.
 
@@ -280,7 +297,8 @@ class Loss:
         if target.dtype.kind not in "fiub":
             raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
         if target.shape != y_pred.shape:
-            raise ShapeError(f"{who}: y_pred has shape {y_pred.shape} but y_true has shape {target.shape}")
+            raise ShapeError(f"{who}: y_pred has shape {y_pred.shape} but y_true has shape {target.shape}"
+                             f"{_trailing_axis_hint(y_pred.shape, target.shape)}")
         if target.dtype != y_pred.dtype:
             target = cast_targets(target, y_pred.dtype, who, "y_true", "the prediction's dtype")
         check_finite(target, who, "y_true")
@@ -1008,7 +1026,8 @@ def _signs(who: str, y_true: Any, shape: tuple[int, ...], dtype: np.dtype) -> np
     if y.dtype.kind not in "fiu":
         raise DTypeError(f"{who}: expected numeric y_true (-1 or 1), got dtype {y.dtype}")
     if y.shape != shape:
-        raise ShapeError(f"{who}: y_true must have shape {shape}, got {y.shape}")
+        raise ShapeError(f"{who}: y_true must have shape {shape}, got {y.shape}"
+                         f"{_trailing_axis_hint(shape, y.shape, prediction=False)}")
     _refuse_other_labels(who, y)
     return y.astype(dtype)
 
@@ -1420,7 +1439,7 @@ class GaussianNLLLoss(Loss):
             raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
         if target.shape != mean.shape:
             raise ShapeError(f"{who}: y_true must have the shape of the mean (y_pred[0]) {mean.shape}, got "
-                             f"{target.shape}")
+                             f"{target.shape}{_trailing_axis_hint(mean.shape, target.shape, prediction=False)}")
         if target.dtype != mean.dtype:
             target = cast_targets(target, mean.dtype, who, "y_true", "the prediction's dtype")
         check_finite(mean, who, "y_pred[0] (mean)")
