@@ -8,10 +8,10 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..errors import DTypeError, IndexRangeError, ShapeError
-from ..init import RNGLike, absorbed_weights, as_generator, float_dtype, positive_int
+from ..init import RNGLike, absorbed_weights, as_generator, float_dtype, positive_int, switch, switch_setting
 from ..layer import Layer
 from ..parameter import Parameter
-from ..validation import as_array, check_grad_output, is_integer
+from ..validation import as_array, check_grad_output, checked_setting, is_integer, is_number
 
 __all__ = ["Embedding"]
 
@@ -40,12 +40,29 @@ class Embedding(Layer):
             holding it output zeros whatever the row holds, so the back-pass is the exact derivative
             (checkable by central differences); PyTorch outputs the row itself, which is the same as
             long as it is zero (the layer keeps it so: ``W=`` with a non-zero padding row is refused).
+        max_norm: ``None`` only.  PyTorch renormalises the looked-up rows of ``W`` in place during the
+            forward, a side effect that would change the model on every forward (``predict``, a gradient
+            check's probes); any other value is refused with a ``ValueError`` giving the two lines that
+            renormalise the rows after each optimizer step instead.  ``norm_type``: 2.0 only (it applies to
+            ``max_norm``).
+        scale_grad_by_freq: as PyTorch's: each row's gradient from one backward is divided by how many
+            times its index occurs in that forward's batch (``dW[i] = sum of g[m] over idx[m] == i, / count
+            of i``).  A training heuristic, not the derivative of the cost: where an index repeats,
+            ``GradientChecker`` reports it as wrong; check the model with it False.  May be set later
+            (True or False, checked); a backward uses the setting of the forward it follows.
+        sparse: ``False`` only: ``W.grad`` is a dense array (the scatter touches only the rows used);
+            ``True`` is refused with a ``ValueError``.
         W: exact initial values, (num_embeddings, embedding_dim), instead of a random draw.
         rng: a ``numpy.random.Generator`` or int seed for the draw.
         dtype: float64 by default; ``np.float32`` for speed.
     """
 
     single_input = True  # (a Stack hands it the sequence alone)
+    scale_grad_by_freq = checked_setting(
+        "scale_grad_by_freq", switch_setting, "Whether a row's gradient is divided by how many times its index "
+        "occurs in the batch (PyTorch's heuristic; not the derivative), True or False; checked when set.")
+    _scale_grad_by_freq: bool = False  # (a layer pickled before the setting existed)
+    _scaled: bool = False  # the setting when the last forward ran, which its backward uses
 
     def __init__(
         self,
@@ -53,6 +70,10 @@ class Embedding(Layer):
         embedding_dim: int,
         *,
         padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
         W: ArrayLike | None = None,
         rng: RNGLike = None,
         dtype: DTypeLike = np.float64,
@@ -63,6 +84,8 @@ class Embedding(Layer):
         self._who = f"Embedding({self.num_embeddings}, {self.embedding_dim})"
         self._who_backward = f"{self._who}.backward"
         self.padding_idx = _padding_index(padding_idx, self.num_embeddings, self._who)
+        _refuse_unsupported(self._who, max_norm, norm_type, sparse)
+        self.scale_grad_by_freq = scale_grad_by_freq
         dtype = float_dtype(dtype, "Embedding")
         shape = (self.num_embeddings, self.embedding_dim)
         if W is not None:  # checked as Dense checks its W: real, finite, of the right shape
@@ -100,6 +123,7 @@ class Embedding(Layer):
         if pad is not None and W[pad].any():  # (a zero row, as always in training, gives zeros already)
             out[idx == pad] = 0
         self._idx = idx
+        self._scaled = self._scale_grad_by_freq
         return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -124,7 +148,11 @@ class Embedding(Layer):
         try:
             if overwrite:  # the gradient is zero but the array holds old values
                 dW.fill(0)
-            _scatter_add(dW, idx.reshape(-1), grad_output.reshape(-1, dim))
+            rows, g = idx.reshape(-1), grad_output.reshape(-1, dim)
+            if self._scaled and rows.size:  # as PyTorch: each position's row times 1 / (its index's count)
+                counts = np.bincount(rows, minlength=self.num_embeddings)
+                g = g * (1.0 / counts[rows]).astype(g.dtype)[:, None]
+            _scatter_add(dW, rows, g)
         except BaseException:
             if overwrite:  # interrupted mid-write: the gradient is still zero, say so again
                 self.W.zero_grad()
@@ -150,7 +178,8 @@ class Embedding(Layer):
 
     def extra_repr(self) -> str:
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
-        return f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}{pad}"
+        freq = ", scale_grad_by_freq=True" if self.scale_grad_by_freq else ""
+        return f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}{pad}{freq}"
 
     # ------------------------------------------------------------------ errors
     def _as_indices(self, idx: Any) -> np.ndarray:
@@ -176,6 +205,27 @@ class Embedding(Layer):
         negative = " (negative indices do not count from the end here, as in PyTorch)" if value < 0 else ""
         return IndexRangeError(f"{self._who}: index {value} at position {where} is out of range{negative}; "
                                f"valid indices are 0..{n - 1}{more}")
+
+
+def _refuse_unsupported(who: str, max_norm: Any, norm_type: Any, sparse: Any) -> None:
+    """Refuse PyTorch's ``max_norm`` (any but None), a ``norm_type`` other than 2.0 and ``sparse=True``,
+    saying why and what to do instead."""
+    if max_norm is not None:
+        bound = max_norm if is_integer(max_norm) or isinstance(max_norm, (float, np.floating)) else "max_norm"
+        raise ValueError(
+            f"{who}: max_norm is not supported, got {max_norm!r}: PyTorch renormalises the looked-up rows of W in "
+            "place during the forward, a side effect that would change the model on every forward (predict, "
+            "evaluate, each probe of a gradient check, which would then compare two different models). Renormalise "
+            "the rows after each optimizer step instead (emb: this layer; every row, not only the batch's):\n"
+            "    norms = np.linalg.norm(emb.W.data, axis=1, keepdims=True)\n"
+            f"    emb.W.data *= np.where(norms > {bound}, {bound} / (norms + 1e-7), 1.0)")
+    if not (is_number(norm_type) and norm_type == 2.0):
+        raise ValueError(f"{who}: norm_type is the norm of max_norm, which is not supported; leave it out "
+                         f"(got {norm_type!r})")
+    if switch(sparse, "sparse", who):
+        raise ValueError(f"{who}: sparse gradients are not supported, got sparse={sparse!r}: W.grad is a dense "
+                         "array, and the back-pass adds only into the rows the batch used; leave sparse out "
+                         "(False)")
 
 
 def _padding_index(padding_idx: Any, n: int, who: str) -> int | None:
