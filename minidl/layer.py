@@ -650,6 +650,13 @@ class Layer:
         Call it through :func:`parameter_backward`, which never bypasses a custom ``backward``."""
         self.backward(grad_output)
 
+    def backward_caveat(self) -> str | None:
+        """Why this layer's backward is *not* the derivative of its forward, by design, or ``None`` (the
+        default: it is).  A straight-through estimator (round in forward, pass the gradient through), or
+        ``Embedding(scale_grad_by_freq=True)``, returns a sentence saying so, which ``GradientChecker``
+        adds to a failed report beside the layer's name: the failure is then expected, not a bug."""
+        return None
+
     def input_shape_hint(self) -> tuple[int, ...] | None:
         """The shape of one input sample (no batch axis) if this layer knows it, else ``None``.
 

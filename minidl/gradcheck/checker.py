@@ -1129,6 +1129,8 @@ class GradientChecker:
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations,
                                 low_precision=headline, plain_arrays=plain_arrays)
         report.problems.extend(problems)
+        caveats = [f"{_layer_label(path, layer)}: {caveat}" for path, layer in work.named_layers()
+                   if (caveat := layer.backward_caveat()) is not None]
         in_place = in_place or next((c for c in calls if c.modified), None)
         if in_place is not None:
             report.problems.append(
@@ -1244,6 +1246,8 @@ class GradientChecker:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
             notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
                          "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
+        if not report.passed:  # (first: the failure is the layer's design, not a bug)
+            notes[:0] = caveats
         return report
 
     # ------------------------------------------------------------------ precision

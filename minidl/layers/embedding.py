@@ -176,6 +176,13 @@ class Embedding(Layer):
         """Any shape will do; a guess: sequences of 3 indices, (N, 3)."""
         return (3,)
 
+    def backward_caveat(self) -> str | None:
+        if not self.scale_grad_by_freq:
+            return None
+        return ("scale_grad_by_freq=True divides each row's gradient by how many times its index occurs in the "
+                "batch, by design (PyTorch's heuristic, not the derivative): where an index repeats, the check "
+                "fails; check the model with scale_grad_by_freq=False")
+
     def extra_repr(self) -> str:
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
         freq = ", scale_grad_by_freq=True" if self.scale_grad_by_freq else ""
