@@ -1184,8 +1184,7 @@ class GradientChecker:
             notes.append(f"every tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
                          "the error is in what they all share -- the loss's backward, or the first step of the "
                          "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
-        if self.check_layers:
-            self._check_sublayers(report, calls)
+        unchecked = self._check_sublayers(report, calls) if self.check_layers else []
         twice = _called_twice(work, calls, results, report.layers)
         notes.extend(twice)
         # the loss checked alone on the model's output, when the model's own tensors fail and the loss may be
@@ -1219,28 +1218,41 @@ class GradientChecker:
             also = f", and so does the loss {type(loss).__name__} (checked alone on the model's output)" \
                 if loss_dy is not None else ""
             tail = " or in the loss's backward" if loss is not None and loss_dy is None else ""
-            cause = "the error is in the model's own backward (how a Model of your own combines its layers' " \
-                "gradients: a branch or a skip path not added, a layer's gradient passed to the wrong one, a wrong " \
-                f"order){tail}"
+            where = "the model's own backward (how a Model of your own combines its layers' gradients: a branch " \
+                "or a skip path not added, a layer's gradient passed to the wrong one, a wrong order)"
+            # (a layer that could not be checked alone may be the one that is wrong)
+            cause = f"the error is in {where}{tail}" if not unchecked else \
+                f"the error is in a layer not checked alone ({', '.join(unchecked)}: see the notes above), or in " \
+                f"{where}{tail}"
             if twice:
                 cause = "the layer(s) run more than once in one forward pass (see the note above) are the likely " \
                     f"cause; if not, {cause}"
-            notes.append(f"every layer passes alone{also}, yet the model fails: {cause}")
+            notes.append(f"every layer {'checked alone passes' if unchecked else 'passes alone'}{also}, yet the model "
+                         f"fails: {cause}")
         # a parameter all zero at the point: every term it multiplies is zero there, right or wrong.  Only the
         # user's layers' and the loss's: a built-in layer's backward is tested at random points (its zero
         # LayerNorm/BatchNorm beta, added, not multiplied, at every model's init would make it noise)
         users = {id(p) for _, layer in work.named_layers() if not _minidl_own(layer)
                  for p in layer._parameters.values()} | {id(p) for _, p in self._loss_params}
         by_tensor = dict(work.named_parameters()) | dict(self._loss_params)
-        zero = [t.name for t in tensors if not is_input(t.name) and not t.frozen and t.analytic is not None
-                and t.array.size > 0 and not np.any(t.array) and t.name in by_tensor
-                and id(by_tensor[t.name]) in users]
+        own = [t for t in tensors if not is_input(t.name) and not t.frozen and t.analytic is not None
+               and t.array.size > 0 and t.name in by_tensor and id(by_tensor[t.name]) in users]
+        zero = [t.name for t in own if not np.any(t.array)]
         if zero and report.passed and self._whole_model:
             names = ", ".join(f"'{name}'" for name in zero)
             notes.append(f"the parameter(s) {names} are all zero at the checked point: terms they multiply are not "
                          "tested (a backward that leaves out such a term, or uses a value computed without it, "
                          "passes); check at a random point too (e.g. a zero-initialised bias set to small random "
                          "values)")
+        # all 1 (or -1): w, 1/w and w**3 are equal there (and w**2 too at 1), so a backward that uses one where
+        # another is due passes (a temperature T = 1 whose gradient divides by T, not T**2)
+        unit = [t.name for t in own if np.all(np.abs(t.array) == 1)]
+        if unit and report.passed and self._whole_model:
+            names = ", ".join(f"'{name}'" for name in unit)
+            notes.append(f"the parameter(s) {names} are all 1 or -1 at the checked point, where w, 1/w and w**3 are "
+                         "equal (and w**2 too at 1): a backward that uses one of them where another is due passes "
+                         "(a temperature T = 1 whose gradient divides by T, not T**2); check at another value too "
+                         "(e.g. set it to 1.3)")
         if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
                 and len({c.path for c in calls}) > 2 and not loss_wrong:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
@@ -2387,23 +2399,29 @@ class GradientChecker:
         return res
 
     # ------------------------------------------------------------------ per-layer checks
-    def _check_sublayers(self, report: GradientReport, calls: list[_Call]) -> None:
+    def _check_sublayers(self, report: GradientReport, calls: list[_Call]) -> list[str]:
+        """Check each layer the model called alone (``report.layers``); returns the labels of those that
+        could not be (an input or output the default cost cannot take, an empty batch, NaN/inf)."""
         done: set[str] = set()
+        unchecked: list[str] = []
         for call in calls:
             path, layer = call.path, call.layer
             if not path or path in done or type(layer) in (Sequential, LayerList):
                 continue
             done.add(path)
             if not all(isinstance(a, np.ndarray) and a.dtype.kind in "fiub" for _, a in _named_inputs(call.x)):
+                unchecked.append(_layer_label(path, layer))
                 report.notes.append(f"{_layer_label(path, layer)}: input is not a float, integer or boolean array "
                                     "(or a tuple of such arrays), not checked alone")
                 continue
             if type(call.y) is tuple:  # (a MaxPool with return_indices): the default cost needs one array
+                unchecked.append(_layer_label(path, layer))
                 report.notes.append(f"{_layer_label(path, layer)}: returns several outputs (a tuple), which the "
                                     "default cost sum(R * output) cannot take: not checked alone (the whole "
                                     "model's check covers it)")
                 continue
             if any(a.ndim >= 1 and a.shape[0] == 0 for _, a in _named_inputs(call.x)):
+                unchecked.append(_layer_label(path, layer))
                 report.notes.append(f"{_layer_label(path, layer)}: its input is an empty batch (no sample), on "
                                     "which nothing can be checked: not checked alone")
                 continue
@@ -2412,6 +2430,7 @@ class GradientChecker:
                 g.bit_generator.state = state
             if _holds_nonfinite(call.x) or _holds_nonfinite(call.y):  # (as the recorded pass saw them)
                 # (a -inf padding before a max pool: the padding's output, the pool's input)
+                unchecked.append(_layer_label(path, layer))
                 report.notes.append(f"{_layer_label(path, layer)}: its input or output holds NaN/inf, so a cost "
                                     "near it is not a number: not checked alone (the whole model's check covers it)")
                 continue
@@ -2430,3 +2449,4 @@ class GradientChecker:
                   for p, r in report.layers.items() if not r.passed]
         if guilty:
             report.notes.append("checked alone, these layers fail: " + ", ".join(guilty))
+        return unchecked

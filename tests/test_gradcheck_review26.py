@@ -1,0 +1,116 @@
+"""From a researcher's review of the checker (26th session): a parameter all 1 (or -1) at the checked
+point hides a backward that uses w where 1/w or w**2 is due (a temperature T = 1): a passing report says
+so; and with ``check_layers=True``, a layer that could not be checked alone (several outputs) is named as
+a suspect instead of "every layer passes alone, yet the model fails: the error is in the model's own
+backward"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+
+class TempSoftmax(md.Layer):
+    """y = softmax(x / T) over axis 1; ``bug``: dT divided by T instead of T**2."""
+
+    def __init__(self, T: float, bug: bool = False) -> None:
+        super().__init__()
+        self.T = md.Parameter(np.array(T))
+        self.bug = bug
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        z = x / self.T.data
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        y: np.ndarray = e / e.sum(axis=1, keepdims=True)
+        self._cache = (x, y)
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        x, y = self._cache
+        T = self.T.data
+        dz = y * (grad_output - (grad_output * y).sum(axis=1, keepdims=True))
+        self.T.grad += -(dz * x).sum() / (T if self.bug else T ** 2)
+        out: np.ndarray = dz / T
+        return out
+
+
+def check(model: md.Layer, seed: int, **kwargs: object) -> md.GradientReport:
+    rng = np.random.default_rng(seed)
+    return md.GradientChecker(model, md.MSELoss(), inputs=rng.normal(size=(4, 3)),  # type: ignore[arg-type]
+                              targets=rng.normal(size=(4, 3)), **kwargs).run()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_parameter_at_one_passes_with_a_note_saying_what_is_not_told_apart(seed: int, bug: bool) -> None:
+    report = check(TempSoftmax(1.0, bug), seed)
+    assert report.passed  # (at T = 1, T and T**2 are the same number: the bug cannot show)
+    assert any(note.startswith("the parameter(s) 'T' are all 1 or -1 at the checked point, where w, 1/w and "
+                               "w**3 are equal") for note in report.notes)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_away_from_one_the_bug_fails_and_no_note_is_added(seed: int) -> None:
+    assert not check(TempSoftmax(2.0, bug=True), seed).passed
+    report = check(TempSoftmax(2.0), seed)
+    assert report.passed
+    assert not any("all 1 or -1" in note for note in report.notes)
+
+
+def test_a_built_in_layer_at_one_gets_no_note() -> None:  # (LayerNorm's gamma is 1 at every model's init)
+    rng = np.random.default_rng(0)
+    report = md.GradientChecker(md.Sequential(md.Dense(3, 4, rng=0), md.LayerNorm(4)), md.MSELoss(),
+                                inputs=rng.normal(size=(4, 3)), targets=rng.normal(size=(4, 4))).run()
+    assert report.passed
+    assert not any("all 1 or -1" in note for note in report.notes)
+
+
+class Split(md.Layer):
+    """(2 x, tanh x): two outputs; ``bug``: the second's backward leaves out tanh'."""
+
+    def __init__(self, bug: bool) -> None:
+        super().__init__()
+        self.bug = bug
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        self._t = np.tanh(x)
+        return 2.0 * x, self._t
+
+    def backward(self, grad_output: tuple[np.ndarray, np.ndarray]) -> np.ndarray:  # type: ignore[override]
+        ga, gb = grad_output
+        out: np.ndarray = 2.0 * ga + (gb if self.bug else gb * (1 - self._t ** 2))
+        return out
+
+
+class TwoHeads(md.Model):
+    def __init__(self, bug: bool) -> None:
+        super().__init__()
+        self.split = Split(bug)
+        self.a = md.Dense(4, 3, rng=0)
+        self.b = md.Dense(4, 3, rng=1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        u, v = self.split(x)
+        self._ya, self._yb = self.a(u), self.b(v)
+        out: np.ndarray = self._ya * self._yb
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.split.backward((self.a.backward(grad_output * self._yb),
+                                               self.b.backward(grad_output * self._ya)))
+        return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_check_layers_names_a_layer_it_could_not_check_alone_as_a_suspect(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, t = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    assert md.GradientChecker(TwoHeads(False), md.MSELoss(), inputs=x, targets=t, check_layers=True).run().passed
+    report = md.GradientChecker(TwoHeads(True), md.MSELoss(), inputs=x, targets=t, check_layers=True).run()
+    assert not report.passed
+    [note] = [n for n in report.notes if "yet the model fails" in n]
+    assert note.startswith("every layer checked alone passes, and so does the loss MSELoss (checked alone on the "
+                           "model's output), yet the model fails: the error is in a layer not checked alone (layer "
+                           "'split' (Split): see the notes above), or in the model's own backward")
