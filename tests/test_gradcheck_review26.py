@@ -114,3 +114,39 @@ def test_check_layers_names_a_layer_it_could_not_check_alone_as_a_suspect(seed: 
     assert note.startswith("every layer checked alone passes, and so does the loss MSELoss (checked alone on the "
                            "model's output), yet the model fails: the error is in a layer not checked alone (layer "
                            "'split' (Split): see the notes above), or in the model's own backward")
+
+
+class Noisy(md.Layer):
+    """y = x + s * noise, the noise drawn from the layer's generator in forward; ``bug``: backward draws
+    it again (the gradient of s then uses other noise)."""
+
+    def __init__(self, bug: bool, seed: int) -> None:
+        super().__init__()
+        self.s = md.Parameter(np.array(0.7))
+        self.rng = np.random.default_rng(seed)
+        self.bug = bug
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._noise = self.rng.standard_normal(x.shape)
+        out: np.ndarray = x + self.s.data * self._noise
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        noise = self.rng.standard_normal(grad_output.shape) if self.bug else self._noise
+        self.s.grad += (grad_output * noise).sum()
+        return grad_output
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_backward_drawing_from_the_generator_is_named(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, t = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    model = md.Sequential(md.Dense(3, 3, rng=seed), Noisy(False, seed))
+    report = md.GradientChecker(model, md.MSELoss(), inputs=x, targets=t).run()
+    assert report.passed and not any("draws from" in n for n in report.notes)
+    model = md.Sequential(md.Dense(3, 3, rng=seed), Noisy(True, seed))
+    report = md.GradientChecker(model, md.MSELoss(), inputs=x, targets=t).run()
+    assert not report.passed
+    assert "layer '1' (Noisy): backward draws from the layer's random generator: the noise it uses is then not " \
+           "the forward's; keep the forward's draw (its mask or noise) in the cache and reuse it in backward" \
+           in report.notes

@@ -212,6 +212,7 @@ class _FirstPass(NamedTuple):
     in_place: _Call | None  # a forward that modified its input
     changed_params: _Call | None  # a forward that changed a (trainable) parameter
     grad_modified: tuple[str, Layer] | None  # a backward that modified its grad_output
+    draws_in_backward: tuple[str, Layer] | None  # a backward that drew from its layer's generators
 
 
 #: the built-in layers' parameters whose row 0 is the bias when the layer has ``bias=True``
@@ -643,6 +644,7 @@ class _Recorder:
         self.watch = watch
         self.calls: list[_Call] = []
         self.grad_modified: list[tuple[str, Layer]] = []
+        self.draws_in_backward: list[tuple[str, Layer]] = []
         self.methods = ("forward", "backward") if watch else ("forward",)
         self.own: list[tuple[Layer, str, Any]] = []  # a method set on the instance by the user, put back on exit
 
@@ -676,9 +678,12 @@ class _Recorder:
     def _backward(self, path: str, layer: Layer, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def backward(grad_output: Any) -> Any:
             given = copy_value(grad_output)
+            gens = [g.bit_generator.state for _, g in layer.named_generators()]
             dx = original(grad_output)
             if not same(grad_output, given):
                 self.grad_modified.append((path, layer))
+            if gens != [g.bit_generator.state for _, g in layer.named_generators()]:
+                self.draws_in_backward.append((path, layer))
             return dx
 
         return backward
@@ -1258,6 +1263,10 @@ class GradientChecker:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
             notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
                          "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
+        if not report.passed and first_pass.draws_in_backward is not None:
+            notes.append(f"{_layer_label(*first_pass.draws_in_backward)}: backward draws from the layer's random "
+                         "generator: the noise it uses is then not the forward's; keep the forward's draw (its "
+                         "mask or noise) in the cache and reuse it in backward")
         if not report.passed:  # (first: the failure is the layer's design, not a bug)
             notes[:0] = caveats
         return report
@@ -1434,6 +1443,7 @@ class GradientChecker:
         backward, and fails, as it would from the second batch of a training run."""
         snapshot = LayerSnapshot.take(work)
         grad_modified: list[tuple[str, Layer]] = []
+        draws: list[tuple[str, Layer]] = []
         decoy: Any = tuple(_reversed(a) for a in x) if is_several(x) else _reversed(x)
         rng = np.random.default_rng([self.seed, 17])
         # Other weights too, and a backward: a cache derived from the weights (W.T made once) is then
@@ -1459,12 +1469,12 @@ class GradientChecker:
                 # (what it would raise, the analytic pass raises too)
                 with contextlib.suppress(Exception), _quiet(move), _Recorder(work, watch=True) as back:
                     work.backward(rng.standard_normal(y.shape))
-                grad_modified = back.grad_modified
+                grad_modified, draws = back.grad_modified, back.draws_in_backward
         finally:
             snapshot.restore()
         return _FirstPass(next((c for c in rec.calls if c.modified), None),
                           next((c for c in rec.calls if c.changed_params), None),
-                          grad_modified[0] if grad_modified else None)
+                          grad_modified[0] if grad_modified else None, draws[0] if draws else None)
 
     def _check_determinism(self, program: Program, work: Layer, f0: float,
                            in_place: _Call | None = None) -> list[_Call]:
