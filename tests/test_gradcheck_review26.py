@@ -1,8 +1,9 @@
 """From a researcher's review of the checker (26th session): a parameter all 1 (or -1) at the checked
 point hides a backward that uses w where 1/w or w**2 is due (a temperature T = 1): a passing report says
-so; and with ``check_layers=True``, a layer that could not be checked alone (several outputs) is named as
-a suspect instead of "every layer passes alone, yet the model fails: the error is in the model's own
-backward"."""
+so; with ``check_layers=True`` a layer with several outputs is checked alone (the cost sum_i R_i . y_i),
+and one that still cannot be (an input that is not an array) is named as a suspect instead of "every layer
+passes alone, yet the model fails: the error is in the model's own backward"; a backward that draws from
+its generator is named."""
 
 from __future__ import annotations
 
@@ -104,16 +105,66 @@ class TwoHeads(md.Model):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_check_layers_checks_a_layer_with_several_outputs_alone(seed: int) -> None:
+    # (it was skipped, "not checked alone", and the note blamed the model's own backward)
+    rng = np.random.default_rng(seed)
+    x, t = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    right = md.GradientChecker(TwoHeads(False), md.MSELoss(), inputs=x, targets=t, check_layers=True).run()
+    assert right.passed and sorted(right.layers) == ["a", "b", "split"]
+    assert right.layers["split"].cost == "sum(R * output), R ~ N(0, 1)" and right.layers["split"].passed
+    report = md.GradientChecker(TwoHeads(True), md.MSELoss(), inputs=x, targets=t, check_layers=True).run()
+    assert not report.passed and not report.layers["split"].passed
+    assert report.layers["a"].passed and report.layers["b"].passed
+    assert "checked alone, these layers fail: 'split' (Split)" in report.notes
+    assert not any("yet the model fails" in note for note in report.notes)
+
+
+def test_a_model_whose_output_is_a_tuple_still_needs_a_loss() -> None:  # (a forgotten unpacking, likely)
+    with pytest.raises(TypeError, match=r"Split\.forward returned a tuple, not an array: without a loss"):
+        md.GradientChecker(Split(False), inputs=np.ones((2, 3))).run()
+
+
+class Scaled(md.Layer):
+    """(x, how) -> 2 x, ``how`` a string (a layer checked alone needs arrays); ``bug``: dx = g."""
+
+    def __init__(self, bug: bool) -> None:
+        super().__init__()
+        self.bug = bug
+
+    def forward(self, x: tuple[np.ndarray, str]) -> np.ndarray:
+        out: np.ndarray = 2.0 * x[0]
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, None]:
+        return (grad_output if self.bug else 2.0 * grad_output), None
+
+
+class Named(md.Model):
+    def __init__(self, bug: bool) -> None:
+        super().__init__()
+        self.a = md.Dense(4, 3, rng=0)
+        self.scaled = Scaled(bug)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.scaled((self.a(x), "double"))
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.a.backward(self.scaled.backward(grad_output)[0])
+        return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_check_layers_names_a_layer_it_could_not_check_alone_as_a_suspect(seed: int) -> None:
     rng = np.random.default_rng(seed)
     x, t = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
-    assert md.GradientChecker(TwoHeads(False), md.MSELoss(), inputs=x, targets=t, check_layers=True).run().passed
-    report = md.GradientChecker(TwoHeads(True), md.MSELoss(), inputs=x, targets=t, check_layers=True).run()
+    assert md.GradientChecker(Named(False), md.MSELoss(), inputs=x, targets=t, check_layers=True).run().passed
+    report = md.GradientChecker(Named(True), md.MSELoss(), inputs=x, targets=t, check_layers=True).run()
     assert not report.passed
     [note] = [n for n in report.notes if "yet the model fails" in n]
     assert note.startswith("every layer checked alone passes, and so does the loss MSELoss (checked alone on the "
                            "model's output), yet the model fails: the error is in a layer not checked alone (layer "
-                           "'split' (Split): see the notes above), or in the model's own backward")
+                           "'scaled' (Scaled): see the notes above), or in the model's own backward")
 
 
 class Noisy(md.Layer):

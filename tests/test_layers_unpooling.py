@@ -465,17 +465,18 @@ def test_the_docs_model_runs_checks_and_trains() -> None:
     assert model.evaluate(x, y, loss=loss)["loss"] < 0.5 * before
 
 
-def test_check_layers_checks_the_model_and_skips_a_pool_with_two_outputs_alone() -> None:
-    """The checker's default cost needs one array: the pool with two outputs is not checked alone (it
-    raised a TypeError, which stopped the whole check), the unpool and the convolution are."""
+def test_check_layers_checks_a_pool_with_two_outputs_alone_too() -> None:
+    """Checked alone, the pool with two outputs (values, indices) takes the cost sum(R * values) (its
+    indices take no gradient), as the unpool and the convolution do theirs; checked as the whole model
+    it still needs a loss (a tuple without one is likely a forgotten unpacking)."""
     model = md.Sequential(md.Conv2D(1, 2, 3, padding=1, rng=0), md.MaxPool2D(2, return_indices=True),
                           md.MaxUnpool2D(2))
     x = np.random.default_rng(3).standard_normal((2, 1, 4, 6))
     report = md.GradientChecker(model, inputs=x, check_layers=True).run()
     assert report.passed
-    assert sorted(report.layers) == ["0", "2"] and all(r.passed for r in report.layers.values())
-    assert any("'1'" in n and "returns several outputs (a tuple)" in n and "not checked alone" in n
-               for n in report.notes), report.notes
+    assert sorted(report.layers) == ["0", "1", "2"] and all(r.passed for r in report.layers.values())
+    assert [r.name for r in report.layers["1"].results] == ["input"] and report.layers["1"].results[0].checked > 0
+    assert not any("not checked alone" in n for n in report.notes), report.notes
     with pytest.raises(TypeError, match=r"MaxPool2D\.forward returned a tuple, not an array"):  # alone: no cost
         md.GradientChecker(md.MaxPool2D(2, return_indices=True), inputs=x).run()
 

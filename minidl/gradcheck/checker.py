@@ -776,6 +776,7 @@ class GradientChecker:
     ) -> None:
         self.model = model
         self._whole_model = True  # False for a layer check_layers checks alone (see _unregistered)
+        self._several_outputs = False  # True for one of those: its tuple of outputs takes sum_i R_i . y_i
         # the loss's own parameters (checked as loss.<name>) and attributes hiding some, during a run
         self._loss_params: list[tuple[str, Parameter]] = []
         self._loss_hidden: list[str] = []
@@ -981,7 +982,8 @@ class GradientChecker:
                 if again is error:
                     raise
                 raise again from error
-        program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix)
+        program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix,
+                          several_outputs=self._several_outputs)
         y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place)
         notes: list[str] = []
@@ -2424,11 +2426,12 @@ class GradientChecker:
                 report.notes.append(f"{_layer_label(path, layer)}: input is not a float, integer or boolean array "
                                     "(or a tuple of such arrays), not checked alone")
                 continue
-            if type(call.y) is tuple:  # (a MaxPool with return_indices): the default cost needs one array
+            if type(call.y) is tuple and not any(isinstance(a, np.ndarray) and a.dtype.kind in "fc"
+                                                 for a in call.y):  # (a tuple of several outputs takes
+                # sum_i R_i . y_i over its float ones; without one, nothing is differentiable)
                 unchecked.append(_layer_label(path, layer))
-                report.notes.append(f"{_layer_label(path, layer)}: returns several outputs (a tuple), which the "
-                                    "default cost sum(R * output) cannot take: not checked alone (the whole "
-                                    "model's check covers it)")
+                report.notes.append(f"{_layer_label(path, layer)}: returns several outputs (a tuple) none of which "
+                                    "is a float array: not checked alone (the whole model's check covers it)")
                 continue
             if any(a.ndim >= 1 and a.shape[0] == 0 for _, a in _named_inputs(call.x)):
                 unchecked.append(_layer_label(path, layer))
@@ -2449,6 +2452,7 @@ class GradientChecker:
                                       directions=self.directions, full_max=self.full_max)
             # (the whole model's report judges plain arrays: alone, a cache the parent sets looks unused)
             checker._whole_model = False
+            checker._several_outputs = True
             sub = checker.run()
             report.layers[path] = sub
             report.evaluations += sub.evaluations

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,20 @@ from ..losses import check_loss_gradient
 from ..model import Sequential
 from ._state import copy_value
 from .precision import CostTally
+
+
+def _is_float(a: Any) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind in "fc"
+
+
+def _floats(y: Any) -> list[np.ndarray]:
+    """The float arrays of an output: itself, or those of a tuple of several."""
+    return [a for a in (y if type(y) is tuple else (y,)) if _is_float(a)]
+
+
+def _shapes(y: Any) -> Any:
+    """An output's shape, or its parts' (``None`` for a part without one)."""
+    return tuple(getattr(a, "shape", None) for a in y) if type(y) is tuple else getattr(y, "shape", None)
 
 
 def flatten_stages(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
@@ -39,8 +54,11 @@ class Program:
     """Evaluate ``cost(model(x))`` from any stage, repeatably.  See the module docstring."""
 
     def __init__(self, model: Layer, loss: Any, x: Any, targets: Any, rng: np.random.Generator,
-                 reuse_prefix: bool = True) -> None:
+                 reuse_prefix: bool = True, several_outputs: bool = False) -> None:
         self.model = model
+        #: without a loss, a tuple of outputs takes the cost sum_i R_i . y_i (a layer checked alone by
+        #: check_layers, whose several outputs the model consumes); else it is refused as a forgotten unpacking
+        self.several_outputs = several_outputs
         self.loss = loss
         self.x = x
         self.targets = targets
@@ -63,7 +81,9 @@ class Program:
         self.gen_start = self._gen_states()
         self.stage_inputs: list[Any] = []
         self.stage_gens: list[list[Any]] = []
-        self.R: np.ndarray | None = None
+        #: the default cost's projection: an array, or for several outputs a tuple with one per float output
+        #: (None for another: indices, a mask), or None with a loss
+        self.R: Any = None
         #: NaN/inf values in the last baseline's output (an array's), for the checker's notes; while
         #: there are any, ``sum(R * output)`` is taken quietly (inf - inf is NaN, not a warning)
         self.nonfinite_outputs = 0
@@ -117,13 +137,13 @@ class Program:
         # several outputs (a plain tuple, as several inputs are) for a loss that takes them; anything else
         # one array
         y = h if type(h) is tuple else np.asarray(h)
-        self.nonfinite_outputs = int(y.size - np.count_nonzero(np.isfinite(y))) \
-            if isinstance(y, np.ndarray) and y.dtype.kind in "fc" else 0
-        if self.loss is None and self.R is None and isinstance(y, np.ndarray):
+        self.nonfinite_outputs = sum(int(a.size - np.count_nonzero(np.isfinite(a))) for a in _floats(y))
+        if self.loss is None and self.R is None:
             # a fixed random projection, never all-ones: every output element gets its own weight
-            self.R = self.rng.standard_normal(y.shape)
-            if y.ndim == 0:
-                self.R = np.asarray(self.R)
+            if type(y) is not tuple:
+                self.R = np.asarray(self.rng.standard_normal(np.shape(y)))
+            elif self.several_outputs and _floats(y) and all(isinstance(a, np.ndarray) for a in y):
+                self.R = tuple(np.asarray(self.rng.standard_normal(a.shape)) if _is_float(a) else None for a in y)
         self.evaluations += 1
         if self.loss is None and self.R is None:  # (the unchecked probe of several outputs: no cost)
             return y, math.nan
@@ -136,7 +156,9 @@ class Program:
         if y is None:
             raise TypeError(f"GradientChecker: {name}.forward returned None, not an array (a forward without "
                             "a return statement?)")
-        if self.loss is None and not isinstance(y, (np.ndarray, np.generic, int, float)):
+        several = self.several_outputs and type(y) is tuple and all(isinstance(a, np.ndarray) for a in y) \
+            and any(map(_is_float, y))
+        if self.loss is None and not several and not isinstance(y, (np.ndarray, np.generic, int, float)):
             raise TypeError(f"GradientChecker: {name}.forward returned a {type(y).__name__}, not an array: "
                             "without a loss the cost is sum(R * output), which needs one array; return one "
                             "array, or pass a loss that takes this output")
@@ -144,17 +166,17 @@ class Program:
     def cost(self, y: Any) -> float:
         if self.loss is None:
             assert self.R is not None
-            y = np.asarray(y)
-            if y.shape != self.R.shape:
+            several = type(self.R) is tuple
+            pairs = list(zip(self.R, y, strict=True)) if several and type(y) is tuple and len(y) == len(self.R) \
+                else [(self.R, y)] if not several and type(y) is not tuple else None
+            if pairs is None or any(r is not None and np.shape(a) != r.shape for r, a in pairs):
                 from ..errors import NonDeterministicError
 
                 raise NonDeterministicError(
-                    f"the model's output shape changed between evaluations ({self.R.shape} -> {y.shape})"
+                    f"the model's output shape changed between evaluations ({_shapes(self.R)} -> {_shapes(y)})"
                 )
-            if self.nonfinite_outputs:
-                with np.errstate(invalid="ignore", over="ignore"):
-                    return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
-            return float(np.dot(self.R.reshape(-1), y.reshape(-1)))
+            with np.errstate(invalid="ignore", over="ignore") if self.nonfinite_outputs else contextlib.nullcontext():
+                return sum(float(np.dot(r.reshape(-1), np.asarray(a).reshape(-1))) for r, a in pairs if r is not None)
         # (as baseline hands it over: several outputs a plain tuple, anything else one array)
         self.y_pred = y if type(y) is tuple else np.asarray(y)
         value = float(self.loss.forward(self.y_pred, self.targets))
@@ -165,6 +187,8 @@ class Program:
         """dCost/dy for the last evaluated cost."""
         if self.loss is None:
             assert self.R is not None
+            if type(self.R) is tuple:  # (None for an output that takes no gradient)
+                return tuple(None if r is None else r.copy() for r in self.R)
             return self.R.copy()
         g = self.loss.backward()
         check_loss_gradient(self.loss, self.y_pred, g, "GradientChecker: ", runs_in=np.float64)
