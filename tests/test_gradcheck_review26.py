@@ -201,3 +201,36 @@ def test_a_backward_drawing_from_the_generator_is_named(seed: int) -> None:
     assert "layer '1' (Noisy): backward draws from the layer's random generator: the noise it uses is then not " \
            "the forward's; keep the forward's draw (its mask or noise) in the cache and reuse it in backward" \
            in report.notes
+
+
+class ScaleInPlace(md.Layer):
+    """y = a x; ``bug``: x *= a, in place on the previous layer's output (its cache)."""
+
+    def __init__(self, bug: bool) -> None:
+        super().__init__()
+        self.bug = bug
+        self.a = md.Parameter(np.array([1.5]))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        y = x if self.bug else x.copy()
+        y *= self.a.data
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self.a.grad += np.array([(grad_output * self._x).sum()])
+        out: np.ndarray = grad_output * self.a.data
+        return out
+
+
+@pytest.mark.parametrize("reuse_prefix", [True, False])
+def test_an_in_place_forward_gives_the_same_rows_whether_the_prefix_is_reused_or_not(reuse_prefix: bool) -> None:
+    # (with the prefix reused, the stored input was scaled again at every evaluation: 'a' was 'skipped')
+    x = np.random.default_rng(5).normal(size=(4, 3))
+    model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), md.Dense(4, 4, rng=2), ScaleInPlace(True))
+    report = md.GradientChecker(model, inputs=x, reuse_prefix=reuse_prefix).run()
+    assert [(r.name, r.status) for r in report.results] == [("input", "ok"), ("0.W", "ok"), ("2.W", "ok"),
+                                                             ("3.a", "FAIL")]
+    assert report.problems[0].startswith("layer '3' (ScaleInPlace): forward modified its input in place")
+    model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), md.Dense(4, 4, rng=2), ScaleInPlace(False))
+    assert md.GradientChecker(model, inputs=x, reuse_prefix=reuse_prefix).run().passed

@@ -982,7 +982,9 @@ class GradientChecker:
                 if again is error:
                     raise
                 raise again from error
-        program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix,
+        # (a forward that modifies its input in place would scale a reused stage input again at every
+        # evaluation: each evaluation then runs the whole model from the input, as without reuse)
+        program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix and first_pass.in_place is None,
                           several_outputs=self._several_outputs)
         y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, in_place)
