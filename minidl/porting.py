@@ -1,0 +1,257 @@
+"""Porting a PyTorch model's weights: :func:`state_dict_from_torch` turns a ``torch_module.state_dict()``
+into the state dict of the same model built with minidl, for ``model.load_state_dict``.
+
+Each minidl layer of a supported kind reads the PyTorch entries at its own dotted path (a ``Sequential``'s
+positions ``"0"``, ``"1"``, ... are ``nn.Sequential``'s), through one small converter per kind
+(:data:`CONVERTERS`).  Values are read with ``np.asarray``, so CPU tensors work and torch is never imported.
+See docs/porting.md for the table of keys and transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import StateDictError
+from .init import switch
+from .layer import Layer
+from .layers import (
+    GRU,
+    LSTM,
+    RNN,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv1D,
+    Conv2D,
+    ConvTranspose1D,
+    ConvTranspose2D,
+    Dense,
+    Embedding,
+    GroupNorm,
+    InstanceNorm2d,
+    LayerNorm,
+    MultiHeadAttention,
+    PReLU,
+    TransformerDecoder,
+    TransformerEncoder,
+)
+from .model import Bidirectional, Stack
+
+__all__ = ["CONVERTERS", "state_dict_from_torch"]
+
+
+class _Reader:
+    """The PyTorch entries of one minidl layer: ``read(name, shape)`` is ``torch_state[prefix + name]`` as an
+    array in the layer's float dtype, checked against the PyTorch ``shape``; a missing key or another shape is
+    recorded in ``problems`` (zeros are returned, so a converter always runs to its end and every problem of
+    the layer is listed)."""
+
+    def __init__(self, state: Mapping[str, Any], prefix: str, where: str, dtype: np.dtype,
+                 problems: list[str], suffix: str = "") -> None:
+        self.state, self.prefix, self.where, self.dtype = state, prefix, where, dtype
+        self.problems, self.suffix = problems, suffix  # suffix: "_l0", "_l1_reverse" for a recurrent layer
+        self.used: list[str] = []
+        self.missing: list[str] = []
+
+    def read(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        key = self.prefix + name
+        if key not in self.state:
+            self.missing.append(key)
+            self.problems.append(f"{self.where}: missing torch key '{key}' (expected shape {shape})")
+            return np.zeros(shape, self.dtype)
+        self.used.append(key)
+        try:
+            value = np.asarray(self.state[key])
+        except Exception as error:  # (a CUDA tensor: torch says to call .cpu())
+            self.problems.append(f"{self.where}: torch '{key}' cannot be read as an array: {error}")
+            return np.zeros(shape, self.dtype)
+        if value.shape != shape:
+            self.problems.append(f"{self.where}: torch '{key}' has shape {value.shape}, expected {shape}")
+            return np.zeros(shape, self.dtype)
+        return value.astype(self.dtype) if value.dtype.kind == "f" else value
+
+    def biased(self, rows: np.ndarray, bias: bool, name: str = "bias") -> np.ndarray:
+        """``rows`` (a transposed PyTorch weight) under the bias row ``name``, read when ``bias``."""
+        return np.vstack([self.read(name, (rows.shape[1],))[None], rows]) if bias else rows
+
+
+#: A converter: (the minidl layer, its reader) -> the layer's own state keys -> arrays.
+Converter = Callable[[Any, _Reader], dict[str, np.ndarray]]
+
+
+def _dense(layer: Dense, t: _Reader) -> dict[str, np.ndarray]:
+    weight = t.read("weight", (layer.out_features, layer.in_features))
+    return {"W": t.biased(weight.T, layer.bias)}
+
+
+def _conv(layer: Conv1D | Conv2D, t: _Reader) -> dict[str, np.ndarray]:
+    weight = t.read("weight", layer.kernel.shape)  # (out, in/groups, *k): W[1:] is weight.reshape(out, -1).T
+    return {"W": t.biased(weight.reshape(len(weight), -1).T, layer.bias)}
+
+
+def _conv_transpose(layer: ConvTranspose1D | ConvTranspose2D, t: _Reader) -> dict[str, np.ndarray]:
+    weight = t.read("weight", layer.kernel.shape)  # (in, out/groups, *k)
+    groups, (channels, per_group) = layer.groups, weight.shape[:2]
+    # W[1 + c*taps + i, g*Fg + o] = weight[g*Cg + c, o, i]  (from_kernel's layout)
+    rows = weight.reshape(groups, channels // groups, per_group, -1).transpose(1, 3, 0, 2)
+    return {"W": t.biased(rows.reshape(-1, groups * per_group), layer.bias)}
+
+
+def _renamed(**torch_names: str) -> Converter:
+    """A converter for a layer whose arrays are PyTorch's under other names (``gamma="weight"``), same shapes."""
+    def convert(layer: Layer, t: _Reader) -> dict[str, np.ndarray]:
+        return {name: t.read(torch_names.get(name, name), value.shape) for name, value in _own_state(layer).items()}
+    return convert
+
+
+def _attention(layer: MultiHeadAttention, t: _Reader) -> dict[str, np.ndarray]:
+    E = layer.embed_dim
+    qkv, out = t.read("in_proj_weight", (3 * E, E)), t.read("out_proj.weight", (E, E))
+    return {"W_qkv": t.biased(qkv.T, layer.bias, "in_proj_bias"), "W_o": t.biased(out.T, layer.bias, "out_proj.bias")}
+
+
+def _recurrent(layer: RNN | LSTM | GRU, t: _Reader) -> dict[str, np.ndarray]:
+    """``weight_ih_l0`` (G·H, I), ``weight_hh_l0`` (G·H, H), ``bias_ih_l0``, ``bias_hh_l0`` (G·H,); the suffix
+    ``_l0`` is ``_l{k}`` in a ``Stack`` and ends in ``_reverse`` in a ``Bidirectional``'s ``backward_layer``."""
+    gates, s = layer.W_x.data.shape[1], t.suffix or "_l0"
+    w_ih = t.read(f"weight_ih{s}", (gates, layer.input_size))
+    w_hh = t.read(f"weight_hh{s}", (gates, layer.hidden_size))
+    if not layer.bias:
+        return {"W_x": w_ih.T, "W_h": w_hh.T}
+    b_ih, b_hh = t.read(f"bias_ih{s}", (gates,)), t.read(f"bias_hh{s}", (gates,))
+    if isinstance(layer, GRU):  # b_hn sits inside r * (...): the GRU keeps b_hh as W_h's row 0
+        return {"W_x": np.vstack([b_ih, w_ih.T]), "W_h": np.vstack([b_hh, w_hh.T])}
+    return {"W_x": np.vstack([b_ih + b_hh, w_ih.T]), "W_h": w_hh.T}  # only ever added: one bias row
+
+
+_NORM = _renamed(gamma="weight", beta="bias")
+
+#: minidl layer class -> its converter (a subclass uses its nearest base's)
+CONVERTERS: dict[type, Converter] = {
+    Dense: _dense,
+    Conv1D: _conv,
+    Conv2D: _conv,
+    ConvTranspose1D: _conv_transpose,
+    ConvTranspose2D: _conv_transpose,
+    BatchNorm1d: _NORM,
+    BatchNorm2d: _NORM,
+    LayerNorm: _NORM,
+    GroupNorm: _NORM,
+    InstanceNorm2d: _NORM,
+    Embedding: _renamed(W="weight"),
+    PReLU: _renamed(),
+    MultiHeadAttention: _attention,
+    RNN: _recurrent,
+    LSTM: _recurrent,
+    GRU: _recurrent,
+}
+_CELLS = (RNN, LSTM, GRU)
+
+
+def _own_state(layer: Layer) -> dict[str, np.ndarray]:
+    """The layer's own parameters and persistent buffers (not its sub-layers'), as ``state_dict`` keys them."""
+    return {key: value for key, value in layer.state_dict().items() if "." not in key and key != "_layout"}
+
+
+def _converter(layer: Layer) -> Converter | None:
+    return next((CONVERTERS[kind] for kind in type(layer).__mro__ if kind in CONVERTERS), None)
+
+
+def _is_bidirectional_cell(layer: Layer) -> bool:
+    return isinstance(layer, Bidirectional) and all(
+        isinstance(direction, _CELLS) for direction in (layer.forward_layer, layer.backward_layer))
+
+
+def _torch_children(layer: Layer, suffix: str) -> list[tuple[str, Layer, str, str]]:
+    """``(minidl name, child, torch name, recurrent suffix)`` for each child: a ``Bidirectional`` of two cells
+    is one bidirectional PyTorch module (``_l0``, ``_l0_reverse``); a ``Stack`` of cells (or of such pairs) one
+    multi-layer module (``_l{k}``, ``_l{k}_reverse``); a transformer stack's blocks are PyTorch's ``layers.{k}``."""
+    children = list(layer.named_children())
+    if _is_bidirectional_cell(layer):
+        suffix = suffix or "_l0"
+        return [(name, child, "", suffix if name == "forward_layer" else f"{suffix}_reverse")
+                for name, child in children]
+    if isinstance(layer, Stack) and all(isinstance(c, _CELLS) or _is_bidirectional_cell(c) for _, c in children):
+        return [(name, child, "", f"_l{name}") for name, child in children]
+    if isinstance(layer, (TransformerEncoder, TransformerDecoder)):
+        return [(name, child, name if name == "norm" else f"layers.{name}", "") for name, child in children]
+    return [(name, child, name, "") for name, child in children]
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path and name else path or name
+
+
+def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: bool = True) -> dict[str, np.ndarray]:
+    """The state of ``model`` (a minidl layer or model) from a PyTorch ``state_dict`` of the same architecture.
+
+    Each minidl layer of a kind in :data:`CONVERTERS` reads the PyTorch entries at its dotted path (``"0.weight"``
+    for a ``Dense`` at position 0 of a ``Sequential``), converted to the minidl layout and to the dtype of the
+    layer's parameters.  The result, keyed as ``model.state_dict()``, is for ``model.load_state_dict``; ``model``
+    is not changed.  Values may be NumPy arrays or CPU tensors (read with ``np.asarray``).
+
+    Every problem is collected, then one :class:`~minidl.errors.StateDictError` lists them: a missing torch key
+    (naming the minidl layer and the key expected), a shape mismatch (both shapes), a minidl layer with parameters
+    of a kind no converter knows, and, unless ``strict=False``, torch entries no layer read.  With
+    ``strict=False`` a layer none of whose torch entries exist is left out too (``load_state_dict(...,
+    strict=False)`` then keeps its values: a new head on a ported body).
+    """
+    who = "state_dict_from_torch"
+    if not isinstance(model, Layer):
+        raise TypeError(f"{who}: model must be a minidl Layer, got {type(model).__name__}")
+    if not isinstance(torch_state, Mapping):
+        hint = ": pass module.state_dict()" if hasattr(torch_state, "state_dict") else ""
+        raise TypeError(f"{who}: torch_state must be a mapping (a state_dict), got {type(torch_state).__name__}{hint}")
+    strict = switch(strict, "strict", who)
+    problems: list[str] = []
+    result: dict[str, np.ndarray] = {}
+    used: set[str] = set()
+    places: dict[str, str] = {}  # torch module path -> the minidl layer there, for the unused keys' message
+    seen: set[int] = set()
+
+    def visit(layer: Layer, path: str, torch_path: str, suffix: str) -> None:
+        if id(layer) in seen:  # (a layer held in two places: its state is keyed under its first path)
+            return
+        seen.add(id(layer))
+        where = f"layer '{path}' ({type(layer).__name__})" if path else f"the {type(layer).__name__} itself"
+        places.setdefault(torch_path, where)
+        own = _own_state(layer)
+        convert = _converter(layer)
+        if convert is None:
+            if own:
+                problems.append(f"{where}: no PyTorch converter for this kind of layer, which holds "
+                                f"{', '.join(map(repr, own))}; supported: {', '.join(k.__name__ for k in CONVERTERS)}")
+            for name, child, torch_name, child_suffix in _torch_children(layer, suffix):
+                visit(child, _join(path, name), _join(torch_path, torch_name), child_suffix)
+            return
+        first_float = next((v.dtype for v in own.values() if v.dtype.kind == "f"), np.dtype(np.float64))
+        layer_problems: list[str] = []
+        prefix = f"{torch_path}." if torch_path else ""
+        reader = _Reader(torch_state, prefix, where, first_float, layer_problems, suffix)
+        arrays = convert(layer, reader)
+        unknown = [name for name in own if name not in arrays]  # (a subclass's parameter of its own)
+        if unknown:
+            layer_problems.append(f"{where}: no PyTorch converter for its {', '.join(map(repr, unknown))}")
+        used.update(reader.used)
+        if not strict and not reader.used:  # nothing of it in the torch state: left out
+            return
+        problems.extend(layer_problems)
+        for name, value in arrays.items():
+            result[_join(path, name)] = np.array(value, dtype=own[name].dtype, order="C")
+
+    visit(model, "", "", "")
+    if strict:
+        for key in torch_state:
+            if key not in used:
+                module = str(key).rpartition(".")[0]
+                while module not in places and module:
+                    module = module.rpartition(".")[0]
+                owner = places.get(module, "the model")
+                problems.append(f"unused torch key {key!r}: {owner} has no such entry "
+                                f"(strict=False to leave it out)")
+    if problems:
+        raise StateDictError(f"{who} refused the torch state ({len(problems)} problem{'s' * (len(problems) > 1)}):"
+                             "\n  " + "\n  ".join(problems))
+    return result
