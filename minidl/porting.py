@@ -53,12 +53,10 @@ class _Reader:
         self.state, self.prefix, self.where, self.dtype = state, prefix, where, dtype
         self.problems, self.suffix = problems, suffix  # suffix: "_l0", "_l1_reverse" for a recurrent layer
         self.used: list[str] = []
-        self.missing: list[str] = []
 
     def read(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         key = self.prefix + name
         if key not in self.state:
-            self.missing.append(key)
             self.problems.append(f"{self.where}: missing torch key '{key}' (expected shape {shape})")
             return np.zeros(shape, self.dtype)
         self.used.append(key)
