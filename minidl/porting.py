@@ -3,7 +3,8 @@ into the state dict of the same model built with minidl, for ``model.load_state_
 
 Each minidl layer of a supported kind reads the PyTorch entries at its own dotted path (a ``Sequential``'s
 positions ``"0"``, ``"1"``, ... are ``nn.Sequential``'s), through one small converter per kind
-(:data:`CONVERTERS`).  Values are read with ``np.asarray``, so CPU tensors work and torch is never imported.
+(:data:`CONVERTERS`).  Values are read with ``np.asarray`` (after ``.detach()``), so CPU tensors work and torch
+is never imported.
 See docs/porting.md for the table of keys and transforms.
 """
 
@@ -44,13 +45,14 @@ __all__ = ["CONVERTERS", "state_dict_from_torch"]
 
 class _Reader:
     """The PyTorch entries of one minidl layer: ``read(name, shape)`` is ``torch_state[prefix + name]`` as an
-    array in the layer's float dtype, checked against the PyTorch ``shape``; a missing key or another shape is
-    recorded in ``problems`` (zeros are returned, so a converter always runs to its end and every problem of
-    the layer is listed)."""
+    array, checked against the PyTorch ``shape``; a float value is widened to float64, so a converter's sums
+    are exact whatever the torch dtype (the one cast to the minidl dtype is :func:`state_dict_from_torch`'s,
+    at the end).  A missing key or another shape is recorded in ``problems`` (zeros are returned, so a
+    converter always runs to its end and every problem of the layer is listed)."""
 
-    def __init__(self, state: Mapping[str, Any], prefix: str, where: str, dtype: np.dtype,
-                 problems: list[str], suffix: str = "") -> None:
-        self.state, self.prefix, self.where, self.dtype = state, prefix, where, dtype
+    def __init__(self, state: Mapping[str, Any], prefix: str, where: str, problems: list[str],
+                 suffix: str = "") -> None:
+        self.state, self.prefix, self.where = state, prefix, where
         self.problems, self.suffix = problems, suffix  # suffix: "_l0", "_l1_reverse" for a recurrent layer
         self.used: list[str] = []
 
@@ -58,17 +60,22 @@ class _Reader:
         key = self.prefix + name
         if key not in self.state:
             self.problems.append(f"{self.where}: missing torch key '{key}' (expected shape {shape})")
-            return np.zeros(shape, self.dtype)
+            return np.zeros(shape)
         self.used.append(key)
+        value = self.state[key]
         try:
-            value = np.asarray(self.state[key])
+            if hasattr(value, "detach"):  # (a tensor that requires grad: named_parameters(), keep_vars=True)
+                value = value.detach()
+            if str(getattr(value, "dtype", "")) == "torch.bfloat16":  # (NumPy has no bfloat16: exact in float32)
+                value = value.float()
+            value = np.asarray(value)
         except Exception as error:  # (a CUDA tensor: torch says to call .cpu())
             self.problems.append(f"{self.where}: torch '{key}' cannot be read as an array: {error}")
-            return np.zeros(shape, self.dtype)
+            return np.zeros(shape)
         if value.shape != shape:
             self.problems.append(f"{self.where}: torch '{key}' has shape {value.shape}, expected {shape}")
-            return np.zeros(shape, self.dtype)
-        return value.astype(self.dtype) if value.dtype.kind == "f" else value
+            return np.zeros(shape)
+        return value.astype(np.float64) if value.dtype.kind == "f" else value
 
     def biased(self, rows: np.ndarray, bias: bool, name: str = "bias") -> np.ndarray:
         """``rows`` (a transposed PyTorch weight) under the bias row ``name``, read when ``bias``."""
@@ -186,15 +193,22 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
     """The state of ``model`` (a minidl layer or model) from a PyTorch ``state_dict`` of the same architecture.
 
     Each minidl layer of a kind in :data:`CONVERTERS` reads the PyTorch entries at its dotted path (``"0.weight"``
-    for a ``Dense`` at position 0 of a ``Sequential``), converted to the minidl layout and to the dtype of the
-    layer's parameters.  The result, keyed as ``model.state_dict()``, is for ``model.load_state_dict``; ``model``
-    is not changed.  Values may be NumPy arrays or CPU tensors (read with ``np.asarray``).
+    for a ``Dense`` at position 0 of a ``Sequential``), converted to the minidl layout in float64, then cast once
+    to the dtype of the minidl array it is for.  The result is keyed exactly as ``model.state_dict()`` (without
+    its ``_layout`` entries), for ``model.load_state_dict``; ``model`` is not changed.  Values may be NumPy
+    arrays or CPU tensors (read with ``np.asarray``, after ``.detach()``; bfloat16 through float32).
+
+    A parameter shared by several layers (tied weights, or a layer held in several places) is keyed once, under
+    its first name, as ``state_dict`` keys it; the torch entries every one of its places reads must convert to
+    the same array.
 
     Every problem is collected, then one :class:`~minidl.errors.StateDictError` lists them: a missing torch key
-    (naming the minidl layer and the key expected), a shape mismatch (both shapes), a minidl layer with parameters
-    of a kind no converter knows, and, unless ``strict=False``, torch entries no layer read.  With
-    ``strict=False`` a layer none of whose torch entries exist is left out too (``load_state_dict(...,
-    strict=False)`` then keeps its values: a new head on a ported body).
+    (naming the minidl layer and the key expected), a shape mismatch (both shapes), tied parameters whose torch
+    entries differ, a minidl layer with parameters of a kind no converter knows, and, unless ``strict=False``,
+    torch entries no layer read.  With ``strict=False`` a layer none of whose torch entries exist is left out
+    too (``load_state_dict(..., strict=False)`` then keeps its values: a new head on a ported body), but a
+    non-empty ``torch_state`` of which no entry is read at all is refused as with ``strict=True`` (its names
+    are not the model's: nothing would be loaded).
     """
     who = "state_dict_from_torch"
     if not isinstance(model, Layer):
@@ -204,52 +218,86 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
         raise TypeError(f"{who}: torch_state must be a mapping (a state_dict), got {type(torch_state).__name__}{hint}")
     strict = switch(strict, "strict", who)
     problems: list[str] = []
+    left_out: list[str] = []  # the problems of the layers strict=False leaves out
     result: dict[str, np.ndarray] = {}
     used: set[str] = set()
-    places: dict[str, str] = {}  # torch module path -> the minidl layer there, for the unused keys' message
-    seen: set[int] = set()
+    # torch module path -> (the minidl layer there, its children's torch names), for the unused keys' message
+    places: dict[str, tuple[str, list[str]]] = {}
+    # state_dict's keys: a shared parameter under its first name, a buffer under its layer's first path
+    first_name = {id(param): name for name, param in model.named_parameters()}
+    first_path = {id(layer): name for name, layer in model.named_layers()}
+    # id of a parameter or buffer -> (the layer that converted it first, the torch keys it read, whether it had
+    # problems)
+    converted: dict[int, tuple[str, list[str], bool]] = {}
 
-    def visit(layer: Layer, path: str, torch_path: str, suffix: str) -> None:
-        if id(layer) in seen:  # (a layer held in two places: its state is keyed under its first path)
+    def visit(layer: Layer, path: str, torch_path: str, suffix: str, above: frozenset[int]) -> None:
+        if id(layer) in above:  # (a layer that holds itself)
             return
-        seen.add(id(layer))
         where = f"layer '{path}' ({type(layer).__name__})" if path else f"the {type(layer).__name__} itself"
-        places.setdefault(torch_path, where)
+        children = _torch_children(layer, suffix)
+        places.setdefault(torch_path, (where, [name for _, _, name, _ in children if name]))
         own = _own_state(layer)
         convert = _converter(layer)
         if convert is None:
             if own:
                 problems.append(f"{where}: no PyTorch converter for this kind of layer, which holds "
                                 f"{', '.join(map(repr, own))}; supported: {', '.join(k.__name__ for k in CONVERTERS)}")
-            for name, child, torch_name, child_suffix in _torch_children(layer, suffix):
-                visit(child, _join(path, name), _join(torch_path, torch_name), child_suffix)
+            for name, child, torch_name, child_suffix in children:
+                visit(child, _join(path, name), _join(torch_path, torch_name), child_suffix, above | {id(layer)})
             return
-        first_float = next((v.dtype for v in own.values() if v.dtype.kind == "f"), np.dtype(np.float64))
         layer_problems: list[str] = []
         prefix = f"{torch_path}." if torch_path else ""
-        reader = _Reader(torch_state, prefix, where, first_float, layer_problems, suffix)
+        reader = _Reader(torch_state, prefix, where, layer_problems, suffix)
         arrays = convert(layer, reader)
         unknown = [name for name in own if name not in arrays]  # (a subclass's parameter of its own)
         if unknown:
             layer_problems.append(f"{where}: no PyTorch converter for its {', '.join(map(repr, unknown))}")
         used.update(reader.used)
         if not strict and not reader.used:  # nothing of it in the torch state: left out
+            left_out.extend(layer_problems)
             return
         problems.extend(layer_problems)
         for name, value in arrays.items():
-            result[_join(path, name)] = np.array(value, dtype=own[name].dtype, order="C")
+            param = layer._parameters.get(name)
+            target = param if param is not None else layer._buffers[name]
+            key = first_name[id(param)] if param is not None else _join(first_path[id(layer)], name)
+            first = converted.setdefault(id(target), (where, reader.used, bool(layer_problems)))
+            # shared: the same array from every place (stored again), or a problem naming both
+            if first[0] != where and not (layer_problems or first[2] or np.array_equal(result[key], value)):
+                problems.append(f"{where}: its {name!r} is tied to {first[0]}'s ({key!r}), but the torch "
+                                f"entries converted for them differ: {', '.join(map(repr, reader.used))} "
+                                f"against {', '.join(map(repr, first[1]))} (tie them in the torch model too, "
+                                f"or untie them in the minidl one)")
+            result[key] = np.array(value, dtype=own[name].dtype, order="C")  # the one cast, to the minidl dtype
 
-    visit(model, "", "", "")
-    if strict:
+    visit(model, "", "", "", frozenset())
+    if torch_state and not used and not strict:  # (the names differ: strict=False would load nothing)
+        problems[:0] = [f"strict=False, but none of the {len(torch_state)} torch entries was read, so nothing would "
+                       "be loaded; the model's layers expected these (are its layer names the torch module's?):",
+                       *left_out]
+    if strict or not used:
         for key in torch_state:
             if key not in used:
-                module = str(key).rpartition(".")[0]
-                while module not in places and module:
-                    module = module.rpartition(".")[0]
-                owner = places.get(module, "the model")
-                problems.append(f"unused torch key {key!r}: {owner} has no such entry "
-                                f"(strict=False to leave it out)")
+                problems.append(f"unused torch key {key!r}: {_no_entry(str(key), places)}"
+                                + " (strict=False to leave it out)" * strict)
     if problems:
         raise StateDictError(f"{who} refused the torch state ({len(problems)} problem{'s' * (len(problems) > 1)}):"
                              "\n  " + "\n  ".join(problems))
     return result
+
+
+def _no_entry(key: str, places: dict[str, tuple[str, list[str]]]) -> str:
+    """Why the torch ``key`` has no minidl place: the layer at its module path has no such entry, or there is no
+    minidl layer at that path (naming the children of the nearest layer above it)."""
+    module = key.rpartition(".")[0]
+    place = module
+    while place not in places and place:
+        place = place.rpartition(".")[0]
+    if place not in places:
+        return "the model has no such entry"
+    owner, children = places[place]
+    if place == module:
+        return f"{owner} has no such entry"
+    missing = _join(place, module[len(place) + 1 if place else 0:].split(".")[0])
+    inside = f"children of {owner}: {', '.join(children)}" if children else f"{owner} holds no layers"
+    return f"no minidl layer at {missing!r} ({inside})"

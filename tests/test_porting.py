@@ -170,6 +170,86 @@ def test_the_model_is_not_changed_and_values_are_copies() -> None:
     assert weight[0, 0] != 99.0
 
 
+def test_tied_parameters_are_keyed_as_state_dict_keys_them_and_their_torch_entries_must_agree() -> None:
+    a, b = md.Dense(3, 3), md.Dense(3, 3)
+    b.W = a.W
+    model = md.Sequential(a, md.ReLU(), b)
+    w, bias = r(3, 3), r(3)
+    state = ported(model, {"0.weight": w, "0.bias": bias, "2.weight": w, "2.bias": bias})  # torch's tied Linears
+    assert list(state) == ["0.W"] and model[2].W is model[0].W
+    np.testing.assert_array_equal(state["0.W"], np.vstack([bias, w.T]))
+    message = refusal(model, {"0.weight": w, "0.bias": bias, "2.weight": w + 1, "2.bias": bias})
+    assert message.splitlines()[1:] == [
+        "  layer '2' (Dense): its 'W' is tied to layer '0' (Dense)'s ('0.W'), but the torch entries converted for "
+        "them differ: '2.weight', '2.bias' against '0.weight', '0.bias' (tie them in the torch model too, or untie "
+        "them in the minidl one)"]
+
+
+def test_a_layer_held_in_two_places_reads_both_and_they_must_agree() -> None:
+    class Twice(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            shared, norm = md.Dense(2, 2), md.BatchNorm1d(2)
+            self.a, self.b, self.c, self.d = shared, norm, shared, norm
+
+    model = Twice()  # PyTorch's state_dict lists a shared module in every place
+    t = {"0.weight": r(2, 2), "0.bias": r(2), "1.weight": r(2), "1.bias": r(2), "1.running_mean": r(2),
+         "1.running_var": r(2) ** 2, "1.num_batches_tracked": np.array(3)}
+    t = {f"{'ab'[int(k[0])]}{k[1:]}": v for k, v in t.items()}
+    t |= {f"{'cd'['ab'.index(k[0])]}{k[1:]}": v for k, v in t.items()}
+    state = ported(model, t)
+    assert set(state) == {"a.W", "b.gamma", "b.beta", "b.running_mean", "b.running_var", "b.num_batches_tracked"}
+    message = refusal(model, t | {"d.running_var": t["b.running_var"] + 1})
+    assert message.splitlines()[1:] == [
+        "  layer 'd' (BatchNorm1d): its 'running_var' is tied to layer 'b' (BatchNorm1d)'s ('b.running_var'), "
+        "but the torch entries converted for them differ: 'd.weight', 'd.bias', 'd.running_mean', 'd.running_var', "
+        "'d.num_batches_tracked' against 'b.weight', 'b.bias', 'b.running_mean', 'b.running_var', "
+        "'b.num_batches_tracked' (tie them in the torch model too, or untie them in the minidl one)"]
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU"])
+def test_float32_torch_biases_are_summed_in_float64(kind: str) -> None:
+    H = 6
+    t = {key: value.astype(np.float32) for key, value in recurrent_state(kind, 3, H).items()}
+    t["bias_ih_l0"][:] = 1.0
+    t["bias_hh_l0"][:] = 1e-8  # lost in a float32 sum
+    state = ported(getattr(md, kind)(3, H), t)
+    assert state["W_x"].dtype == np.float64
+    summed = np.float64(1.0) + np.float64(np.float32(1e-8))
+    assert summed != 1.0
+    if kind == "RNN":
+        np.testing.assert_array_equal(state["W_x"][0], np.full(H, summed))
+    else:  # the GRU keeps the two rows, each exactly the float32 value
+        np.testing.assert_array_equal(state["W_h"][0], t["bias_hh_l0"].astype(np.float64))
+
+
+class FakeTensor:
+    """What the reader meets in a tensor that requires grad (``numpy()`` refused until ``detach()``) or a
+    bfloat16 one (no NumPy dtype: ``float()`` first)."""
+
+    def __init__(self, value: np.ndarray, grad: bool = True, dtype: str = "torch.float32") -> None:
+        self.value, self.grad, self.dtype = value, grad, dtype
+
+    def detach(self) -> FakeTensor:
+        return FakeTensor(self.value, False, self.dtype)
+
+    def float(self) -> FakeTensor:
+        return FakeTensor(self.value, self.grad, "torch.float32")
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if self.grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad.")
+        if self.dtype == "torch.bfloat16":
+            raise TypeError("Got unsupported ScalarType BFloat16")
+        return self.value
+
+
+def test_tensors_that_require_grad_and_bfloat16_ones_are_read() -> None:
+    w, b = r(2, 3).astype(np.float32), r(2).astype(np.float32)
+    state = ported(md.Dense(3, 2), {"weight": FakeTensor(w), "bias": FakeTensor(b, dtype="torch.bfloat16")})
+    np.testing.assert_array_equal(state["W"], np.vstack([b, w.T]).astype(np.float64))
+
+
 # ------------------------------------------------------------------------------ refusals
 def refusal(model: md.Layer, state: dict[str, Any], **kwargs: Any) -> str:
     with pytest.raises(md.StateDictError) as info:
@@ -207,6 +287,44 @@ def test_unused_keys_are_allowed_with_strict_false_and_absent_layers_left_out() 
     assert "layer '1' (Dense): missing torch key '1.bias'" in message  # partly there: refused in any mode
     message = refusal(model, {"0.weight": r(4, 4), "0.bias": r(4)}, strict=False)
     assert "torch '0.weight' has shape (4, 4), expected (4, 3)" in message
+
+
+class Mine(md.Layer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.act, self.out = md.Dense(3, 4), md.ReLU(), md.Dense(4, 2)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.out(self.act(self.fc1(x)))
+
+
+def test_strict_false_refuses_a_state_of_which_nothing_is_read() -> None:
+    torch_state = {"hidden.fc1.weight": r(4, 3), "hidden.fc1.bias": r(4)}  # the torch module's names differ
+    assert refusal(Mine(), torch_state, strict=False).splitlines() == [
+        "state_dict_from_torch refused the torch state (7 problems):",
+        "  strict=False, but none of the 2 torch entries was read, so nothing would be loaded; the model's layers "
+        "expected these (are its layer names the torch module's?):",
+        "  layer 'fc1' (Dense): missing torch key 'fc1.weight' (expected shape (4, 3))",
+        "  layer 'fc1' (Dense): missing torch key 'fc1.bias' (expected shape (4,))",
+        "  layer 'out' (Dense): missing torch key 'out.weight' (expected shape (2, 4))",
+        "  layer 'out' (Dense): missing torch key 'out.bias' (expected shape (2,))",
+        "  unused torch key 'hidden.fc1.weight': no minidl layer at 'hidden' (children of the Mine itself: fc1, "
+        "act, out)",
+        "  unused torch key 'hidden.fc1.bias': no minidl layer at 'hidden' (children of the Mine itself: fc1, "
+        "act, out)",
+    ]
+    assert state_dict_from_torch(Mine(), {}, strict=False) == {}  # (an empty state: nothing to refuse)
+
+
+def test_an_unused_key_below_no_minidl_layer_names_the_children_there() -> None:
+    torch_state = {"fc1.weight": r(4, 3), "fc1.bias": r(4), "out.weight": r(2, 4), "out.bias": r(2),
+                   "hidden.fc1.weight": r(1), "act.inner.weight": r(1)}
+    assert refusal(Mine(), torch_state).splitlines()[1:] == [
+        "  unused torch key 'hidden.fc1.weight': no minidl layer at 'hidden' (children of the Mine itself: fc1, "
+        "act, out) (strict=False to leave it out)",
+        "  unused torch key 'act.inner.weight': no minidl layer at 'act.inner' (layer 'act' (ReLU) holds no layers) "
+        "(strict=False to leave it out)",
+    ]
 
 
 class Scale(md.Layer):

@@ -163,3 +163,34 @@ def test_a_torch_lstm_with_a_projection_is_refused() -> None:
     theirs = nn.LSTM(3, 5, proj_size=2, batch_first=True)
     with pytest.raises(md.StateDictError, match=r"torch 'weight_hh_l0' has shape \(20, 2\), expected \(20, 5\)"):
         state_dict_from_torch(md.LSTM(3, 5), theirs.state_dict())
+
+
+def test_tensors_that_require_grad_and_bfloat16_ones() -> None:
+    torch.manual_seed(8)
+    theirs = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x = RNG.standard_normal((3, 5))
+    for state in (theirs.state_dict(keep_vars=True), dict(theirs.named_parameters())):
+        assert state["0.weight"].requires_grad
+        ours = md.Sequential(md.Dense(5, 4), md.Tanh(), md.Dense(4, 2))
+        ours.load_state_dict(state_dict_from_torch(ours, state))
+        np.testing.assert_allclose(ours(x), output(theirs, x), rtol=0, atol=1e-12)
+    half = nn.Linear(5, 4).to(torch.bfloat16)
+    ours = md.Dense(5, 4)
+    ours.load_state_dict(state_dict_from_torch(ours, half.state_dict()))
+    np.testing.assert_array_equal(ours.W.data[1:], half.weight.detach().float().numpy().T)
+
+
+def test_tied_linears() -> None:
+    torch.manual_seed(9)
+    first, second = nn.Linear(3, 3), nn.Linear(3, 3)
+    second.weight, second.bias = first.weight, first.bias
+    theirs = nn.Sequential(first, nn.ReLU(), second)
+    a, b = md.Dense(3, 3), md.Dense(3, 3)
+    b.W = a.W
+    assert_same(theirs, md.Sequential(a, md.ReLU(), b), RNG.standard_normal((4, 3)))
+
+
+def test_a_stacked_lstm_with_dropout_is_a_stack_in_eval() -> None:
+    torch.manual_seed(10)
+    theirs = nn.LSTM(3, 5, num_layers=2, dropout=0.5, batch_first=True)
+    assert_same(theirs, md.Stack(md.LSTM(3, 5), md.LSTM(5, 5)), RNG.standard_normal((2, 6, 3)))
