@@ -48,6 +48,25 @@ def _mode(who: str, name: str, value: Any) -> str:
     return value
 
 
+def auto_mode(who: str, monitor: Any) -> str:
+    """``mode="auto"``, as Keras 3: the direction of a figure whose direction is known (the loss and the built-in
+    metrics, see :func:`minidl.training.monitor_direction`); for any other a ValueError asking for mode='min' or
+    'max' (a guess could stop training as it improves, and restore its worst epoch).  ``"min"`` for a monitor that
+    is no str or empty (its own check refuses it)."""
+    from .training import _DIRECTIONS, monitor_direction  # (training imports this module)
+
+    if not isinstance(monitor, str) or not monitor:
+        return "min"
+    direction = monitor_direction(monitor)
+    if direction is None:
+        known = ", ".join(repr(name) for name in _DIRECTIONS)
+        raise ValueError(f"{who}: mode='auto' cannot tell whether {monitor!r} improves by growing or by shrinking: it "
+                         f"knows the loss and the built-in metrics ({known}, and their 'val_' forms); pass mode='max' "
+                         "for a figure that grows as it improves (an F1 score, an AUC, a precision) or mode='min' for "
+                         "one that shrinks (an error)")
+    return direction
+
+
 def _count(value: Any) -> str | None:
     """What is wrong with ``value`` as an epoch count of a state, or None."""
     if not (is_integer(value) and 0 <= value <= _MAX_EPOCH):
@@ -69,8 +88,10 @@ class EarlyStopping:
         patience: stop after this many epochs in a row without improvement (0 and 1 both stop at
             the first epoch that does not improve, as in Keras).
         min_delta: the smallest change that counts as an improvement (>= 0).
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` for a figure with ``acc`` in its name,
-            as Keras decides, else ``"min"``).
+        mode: ``"min"``, ``"max"`` or ``"auto"``: as Keras 3, the direction of the loss (``"min"``) or of a
+            built-in metric (``"max"`` for ``"accuracy"``/``"acc"``, ``"min"`` for ``"mse"``, ``"mae"``...), with or
+            without ``val_``; for any other monitor (a metric of one's own) a ``ValueError`` asking for ``"min"``
+            or ``"max"``.
         restore_best_weights: when training ends (stopped early or not), load the parameters and
             buffers of the best epoch into the model.  Off by default, as in Keras.  The optimizer's
             state is not restored.
@@ -117,13 +138,14 @@ class EarlyStopping:
     @property
     def mode(self) -> str:
         """``"min"`` or ``"max"``: whether a smaller or a larger value is an improvement.  Set ``"auto"``,
-        ``"min"`` or ``"max"`` (checked; ``"auto"`` is ``"max"`` for a ``monitor`` with ``acc`` in its name)."""
+        ``"min"`` or ``"max"`` (checked; ``"auto"``: the direction of the ``monitor`` of that moment, which must be the
+        loss or a built-in metric, see :func:`auto_mode`)."""
         return self._mode
 
     @mode.setter
     def mode(self, value: Any) -> None:
         value = _mode(type(self).__name__, "mode", value)
-        self._mode = ("max" if "acc" in self.monitor else "min") if value == "auto" else value
+        self._mode = auto_mode(type(self).__name__, self.monitor) if value == "auto" else value
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """An object pickled when the settings were plain attributes loads with them where they are read now."""
@@ -134,13 +156,15 @@ class EarlyStopping:
         self.__dict__.setdefault("_offset", 0)
         self.__dict__.setdefault("last_state", None)
 
-    def start(self) -> None:
+    def start(self, initial_epoch: int = 0) -> None:
         """Forget any earlier training: the next :meth:`update` is the first epoch's.  After
         :meth:`load_state_dict`, and until the next :meth:`update`, it keeps the loaded run instead: the
-        next update continues it, its epochs numbered after the loaded ones."""
+        next update continues it, its epochs numbered after the loaded ones.  ``initial_epoch``: that of
+        ``fit``, whose epoch numbers then count the epochs before it (``fit`` refuses one that is not the
+        loaded run's last epoch)."""
         self.last_state: dict[str, np.ndarray] | None = None
         if self._resume:
-            self._offset = self._epoch
+            self._offset = self._epoch - initial_epoch
             self.stopped_epoch = 0
             self.restored = False
             return
@@ -149,7 +173,7 @@ class EarlyStopping:
         self.stopped_epoch = 0
         self.restored = False
         self._wait = 0
-        self._epoch = 0
+        self._epoch = initial_epoch
         self._offset = 0
         self.best_state: dict[str, np.ndarray] | None = None
 

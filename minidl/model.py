@@ -157,6 +157,7 @@ class Model(Layer):
         loss: Loss,
         optimizer: Optimizer,
         epochs: int = 1,
+        initial_epoch: int = 0,
         batch_size: int = 32,
         validation_data: tuple[Inputs, np.ndarray] | None = None,
         validation_split: float = 0.0,
@@ -178,12 +179,12 @@ class Model(Layer):
         :func:`minidl.training.fit`, named here so that a type checker catches a misspelt one (``epoch=``)."""
         from .training import fit
 
-        return fit(self, x, y, *more, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-                   validation_data=validation_data, validation_split=validation_split, metrics=metrics,
-                   shuffle=shuffle, rng=rng, scheduler=scheduler, scheduler_interval=scheduler_interval,
-                   verbose=verbose, validation_batch_size=validation_batch_size, check_gradients=check_gradients,
-                   drop_last=drop_last, clip_grad_norm=clip_grad_norm, early_stopping=early_stopping,
-                   gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples)
+        return fit(self, x, y, *more, loss=loss, optimizer=optimizer, epochs=epochs, initial_epoch=initial_epoch,
+                   batch_size=batch_size, validation_data=validation_data, validation_split=validation_split,
+                   metrics=metrics, shuffle=shuffle, rng=rng, scheduler=scheduler,
+                   scheduler_interval=scheduler_interval, verbose=verbose, validation_batch_size=validation_batch_size,
+                   check_gradients=check_gradients, drop_last=drop_last, clip_grad_norm=clip_grad_norm,
+                   early_stopping=early_stopping, gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples)
 
     @_spread_inputs_refused_first
     def evaluate(

@@ -1877,8 +1877,11 @@ def _check_count(who: str, name: str, value: Any) -> int:
 
 
 def _auto_mode(monitor: Any) -> str:
-    """``mode="auto"``: as EarlyStopping (and Keras), a figure with "acc" in its name grows as it improves."""
-    return "max" if isinstance(monitor, str) and "acc" in monitor else "min"
+    """``mode="auto"``: as EarlyStopping's (and Keras 3's), the direction of the loss or a built-in metric; a
+    ValueError for any other monitor."""
+    from .early_stopping import auto_mode
+
+    return auto_mode("ReduceLROnPlateau", monitor)
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -1894,9 +1897,11 @@ class ReduceLROnPlateau(LRScheduler):
 
     Args:
         optimizer: the optimizer whose ``lr`` is reduced.
-        mode: ``"min"`` (a loss), ``"max"`` (an accuracy) or ``"auto"`` (the default: ``"max"`` when
-            ``monitor`` has ``acc`` in its name, else ``"min"``, PyTorch's default; minidl's addition,
-            as in Keras, so that ``monitor="val_accuracy"`` cannot cut the lr while accuracy rises).
+        mode: ``"min"`` (a loss), ``"max"`` (an accuracy) or ``"auto"`` (the default; minidl's addition, as in
+            Keras 3, so that ``monitor="val_accuracy"`` cannot cut the lr while accuracy rises): the direction of
+            the loss (``"min"``, PyTorch's default) or of a built-in metric (``"max"`` for ``"accuracy"``/``"acc"``,
+            ``"min"`` for ``"mse"``, ``"mae"``...), with or without ``val_``; a ``ValueError`` for any other
+            ``monitor``, asking for ``"min"`` or ``"max"``.
         factor: the lr's multiplier on a plateau, in (0, 1).
         patience: epochs without improvement tolerated before reducing (an int >= 0).
         threshold: how much better a value must be to count (finite, >= 0).
@@ -1989,6 +1994,8 @@ class ReduceLROnPlateau(LRScheduler):
         if name == "mode":
             auto = isinstance(value, str) and value == "auto"
             value = _auto_mode(self.monitor) if auto else value
+        elif auto:
+            _auto_mode(value)  # (a monitor of unknown direction is refused before anything changes)
         super()._set(name, value)
         self._mode_auto = auto
         if auto:

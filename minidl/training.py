@@ -21,6 +21,8 @@ batch.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import importlib
 import inspect
 import math
@@ -28,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -192,8 +194,20 @@ class _OfTheMean:
 
 
 MetricLike = str | Metric | Callable[[np.ndarray, np.ndarray], float]
+#: the history's figures whose direction is known, without ``val_`` and in lower case: the loss and the
+#: built-in metrics, "max" for one that grows as it improves (``mode="auto"`` of EarlyStopping, ReduceLROnPlateau)
+_DIRECTIONS = {"loss": "min", "accuracy": "max", "acc": "max", "mse": "min", "mean_squared_error": "min",
+               "mae": "min", "mean_absolute_error": "min"}
 #: the names of the built-in metrics (what ``metrics=[...]`` resolves)
-_BUILT_IN_METRICS = ("accuracy", "acc", "mse", "mean_squared_error", "mae", "mean_absolute_error")
+_BUILT_IN_METRICS = tuple(name for name in _DIRECTIONS if name != "loss")
+
+
+def monitor_direction(monitor: str) -> str | None:
+    """``"min"`` or ``"max"``: whether the history figure ``monitor`` (``"val_accuracy"``, ``"loss"``) improves by
+    shrinking or by growing, for the loss and the built-in metrics (any case, with or without ``val_``); None for
+    any other (a metric of one's own: an F1 score grows, an error shrinks)."""
+    key = monitor.lower()
+    return _DIRECTIONS.get(key[4:] if key.startswith("val_") else key)
 
 
 def _metric_refusal(who: str, metric: str, loss: Loss | None) -> str | None:
@@ -232,7 +246,8 @@ def _metrics_offered(who: str, loss: Loss | None) -> str:
 def _resolve_metrics(
     metrics: Sequence[MetricLike] | None, loss: Loss | None, who: str = "fit"
 ) -> list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]:
-    """``[(name, function)]`` from names (``"accuracy"``/``"acc"``, ``"mse"``, ``"mae"``) and callables; with
+    """``[(name, function)]`` from names (``"accuracy"``/``"acc"``, ``"mse"``, ``"mae"``, in any case; the name is as
+    given) and callables; with
     ``GaussianNLLLoss`` the named ones score the means, the first of the outputs ``(mean, var)``."""
     if metrics is None:
         return []
@@ -253,15 +268,15 @@ def _resolve_metrics(
                 ignore = getattr(loss, "ignore_index", None) if isinstance(loss, (CrossEntropyLoss, NLLLoss)) \
                     else None
                 fn = Accuracy(threshold=0.0 if logits else 0.5, ignore_index=ignore, binary=binary)
-                name = "accuracy"
             elif key in ("mse", "mean_squared_error"):
-                fn, name = MeanSquaredError(), "mse"
+                fn = MeanSquaredError()
             elif key in ("mae", "mean_absolute_error"):
-                fn, name = MeanAbsoluteError(), "mae"
+                fn = MeanAbsoluteError()
             else:
                 raise ValueError(f"{who}: unknown metric {metric!r}; {_metrics_offered(who, loss)}")
             if isinstance(loss, GaussianNLLLoss):  # its model's outputs are (mean, var): score the means
                 fn = _OfTheMean(fn)
+            name = metric  # the history's key is the name as given, as Keras's ("acc": "acc", "val_acc")
         elif isinstance(metric, Metric):
             fn, name = metric, metric.name
         elif callable(metric):
@@ -411,9 +426,11 @@ def _check_data(model: Layer, x: Any, y: Any, who: str, what: str = "") -> tuple
     y = as_array(y, who, f"{what}y")
     if (isinstance(x, np.ndarray) and x.ndim == 0) or y.ndim == 0:
         shape = x.shape if isinstance(x, np.ndarray) else tuple(a.shape for a in x)
-        raise ShapeError(f"{who}: {what}x and y need a batch axis, got shapes {shape} and {y.shape}")
+        raise ShapeError(f"{who}: {what}x and y need a batch axis, got shapes {shape} and {y.shape}"
+                         + ("" if what else _one_sample(model, x).replace("x[None]", "x[None] and y[None]")))
     if count(x) != len(y):
-        raise ShapeError(f"{who}: {what}x has {count(x)} samples but {what}y has {len(y)}")
+        raise ShapeError(f"{who}: {what}x has {count(x)} samples but {what}y has {len(y)}"
+                         + ("" if what else _one_sample(model, x)))
     if count(x) == 0:
         raise ShapeError(f"{who}: {what}x and y are empty")
     dtype = _model_dtype(model)
@@ -539,6 +556,36 @@ class _SideState:
 def _with_context(error: MinidlError, where: str) -> None:
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
+
+
+def _with_suffix(error: MinidlError, text: str) -> None:
+    """Append ``text`` to the first line of ``error``'s message (before a report that follows it)."""
+    if text and error.args and isinstance(error.args[0], str):
+        head, newline, tail = error.args[0].partition("\n")
+        error.args = (f"{head}{text}{newline}{tail}", *error.args[1:])
+
+
+def _stopped_in(error: BaseException, history: History, epoch: int | None, batch: int | None) -> None:
+    """Tell an exception that stopped ``fit`` where: ``error.history`` (the epochs completed), ``error.epoch`` and
+    ``error.batch`` (1-based, as the message; None outside an epoch, or in its validation)."""
+    with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
+        error.history = history  # type: ignore[attr-defined]
+        error.epoch = epoch  # type: ignore[attr-defined]
+        error.batch = batch  # type: ignore[attr-defined]
+
+
+def _one_sample(model: Layer, x: Any) -> str:
+    """``"; x of shape (4,) has the axes of one sample ...: pass x[None]"`` when ``x`` (one array) has as many axes
+    as one sample of ``model`` (its ``input_shape_hint``), one fewer than a batch; else ``""``."""
+    if not isinstance(x, np.ndarray) or x.ndim == 0:
+        return ""
+    hint = None
+    with contextlib.suppress(Exception):  # (a layer of one's own whose hint fails: no hint)
+        hint = model.input_shape_hint()
+    if hint is None or len(hint) != x.ndim:
+        return ""
+    return (f"; x of shape {x.shape} has the axes of one sample, not of a batch: for one sample "
+            "pass x[None], a batch of one")
 
 
 def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray | None = None,
@@ -734,6 +781,25 @@ def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
     return step_then_zero
 
 
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def _spread_inputs_refused_first(function: _Function) -> _Function:
+    """``fit(model, x, y, loss, optimizer)`` refused with :func:`refuse_spread_inputs`'s message (``fit: takes x and
+    y by position, the rest by keyword: pass loss=..., optimizer=...``) before Python checks the keywords (it would
+    first say that ``loss`` and ``optimizer`` are missing); the function keeps its signature."""
+    who = function.__name__
+
+    @functools.wraps(function)
+    def refusing(model: Any, x: Any, y: Any, *more: Any, **keywords: Any) -> Any:
+        if more:
+            refuse_spread_inputs(who, x, more)
+        return function(model, x, y, **keywords)
+
+    return cast(_Function, refusing)
+
+
+@_spread_inputs_refused_first
 def fit(
     model: Layer,
     x: Inputs,
@@ -742,6 +808,7 @@ def fit(
     loss: Loss,
     optimizer: Optimizer,
     epochs: int = 1,
+    initial_epoch: int = 0,
     batch_size: int = 32,
     validation_data: tuple[Inputs, np.ndarray] | None = None,
     validation_split: float = 0.0,
@@ -771,13 +838,18 @@ def fit(
         loss: a :class:`~minidl.losses.Loss` instance.
         optimizer: an :class:`~minidl.optim.Optimizer` over (some of) the model's parameters.
         epochs: passes over the data.  batch_size: samples per step (the last batch may be smaller).
+        initial_epoch: the epochs done before this fit, as Keras's: it trains epochs
+            ``initial_epoch + 1 .. epochs`` (``epochs`` is the number of the last one, not how many to
+            train), numbers them so in its lines, its messages, ``history.epoch`` and the
+            ``EarlyStopping``, to resume a run (an int in ``[0, epochs]``).
         validation_data: ``(x_val, y_val)``, scored in eval mode after each epoch (``val_*`` keys), and
             once before the first, so that a bad set fails before any update (one extra pass).
         validation_split: instead of ``validation_data``, a fraction in [0, 1) of ``(x, y)`` held out
             as it, as Keras does: the last ``N - floor(N * (1 - validation_split))`` samples, taken
             before any shuffling (so the same ones every epoch; shuffle the data first if its order
             means something).  Training uses the rest.
-        metrics: e.g. ``["accuracy"]``; names (``"accuracy"``, ``"mse"``, ``"mae"``) or callables
+        metrics: e.g. ``["accuracy"]``; names (``"accuracy"``, ``"mse"``, ``"mae"``, also ``"acc"``,
+            ``"mean_squared_error"``, ``"mean_absolute_error"``: the history's key is the name as given) or callables
             ``metric(y_pred, y_true) -> float``.  Training metrics are means over the epoch's batches
             (each weighing its samples, or the metric's ``batch_weight``), measured in train mode
             while the weights change (as Keras does).
@@ -857,6 +929,12 @@ def fit(
         raise ValueError(f"{who}: ReduceLROnPlateau steps on an epoch's figures, so it cannot step every batch "
                          "(scheduler_interval='batch'); use scheduler_interval='epoch'")
     epochs = _positive_int(who, "epochs", epochs, minimum=0)
+    if isinstance(initial_epoch, bool) or not is_integer(initial_epoch) or not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"{who}: initial_epoch must be an int in [0, epochs], the epochs done before this fit "
+                         f"(epochs is the number of the last epoch, as in Keras: fit(..., initial_epoch=2, epochs=5) "
+                         f"trains epochs 3 to 5), got initial_epoch={initial_epoch!r} with epochs={epochs}")
+    initial_epoch = int(initial_epoch)
+    trained = epochs - initial_epoch  # the epochs this fit trains
     batch_size = _positive_int(who, "batch_size", batch_size)
     validation_batch_size = _positive_int(who, "validation_batch_size", validation_batch_size)
     if verbose not in (0, 1, 2):
@@ -900,22 +978,22 @@ def fit(
         x, y = rows(x, 0, kept), y[:kept]
         held_out, val_first = f" (the first {kept} of x; validation_split holds out the other {total - kept})", kept
     n = count(x)
-    if drop_last and epochs and n < batch_size:
+    if drop_last and trained and n < batch_size:
         raise ValueError(f"{who}: drop_last=True with {n} samples{held_out} and batch_size {batch_size} leaves "
                          "no batch")
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
     limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
     if scheduler is not None and limit is not None:  # refused before anything (early stopping's record) changes
-        if not per_batch and n_batches > 1 and limit == scheduler.last_epoch + epochs * n_batches:
+        if not per_batch and n_batches > 1 and limit == scheduler.last_epoch + trained * n_batches:
             raise ValueError(
-                f"{who}: the {type(scheduler).__name__} has total_steps={limit}, this fit's {epochs} epoch(s) x "
+                f"{who}: the {type(scheduler).__name__} has total_steps={limit}, this fit's {trained} epoch(s) x "
                 f"{n_batches} batches: it is made to step every batch, but scheduler_interval is 'epoch', so it "
-                f"would take {epochs} of its {limit} steps; pass scheduler_interval='batch'")
-        planned = epochs * (n_batches if per_batch else 1)
+                f"would take {trained} of its {limit} steps; pass scheduler_interval='batch'")
+        planned = trained * (n_batches if per_batch else 1)
         if scheduler.last_epoch + planned > limit:
             raise ValueError(
                 f"{who}: the {type(scheduler).__name__} has total_steps={limit} and has stepped "
-                f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({epochs} epoch(s)"
+                f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({trained} epoch(s)"
                 f"{f' x {n_batches} batch(es)' if per_batch else ''}); make it with total_steps >= "
                 f"{scheduler.last_epoch + planned}")
     val: tuple[Inputs, np.ndarray] | None = None
@@ -932,12 +1010,18 @@ def fit(
     keys += [f"val_{k}" for k in keys] if val is not None else []
     for watcher in (early_stopping, scheduler):  # a monitor is refused now, not after the first epoch's work
         if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher.monitor not in keys:
+            close = difflib.get_close_matches(watcher.monitor, keys, n=1)
             hint = " (val_ figures need validation_data or validation_split)" \
-                if watcher.monitor.startswith("val_") else \
+                if watcher.monitor.startswith("val_") and val is None else \
                 " (as a figure: the history's lr is the schedule's, not the model's)" \
-                if watcher.monitor == "lr" else ""
+                if watcher.monitor == "lr" else f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
                              f"does not record{hint}; it records {keys}")
+    if early_stopping is not None and initial_epoch and early_stopping._resume \
+            and early_stopping._epoch != initial_epoch:
+        raise ValueError(f"{who}: initial_epoch={initial_epoch}, but the EarlyStopping goes on from a loaded run whose "
+                         f"last epoch was {early_stopping._epoch}; pass initial_epoch={early_stopping._epoch} (or 0: "
+                         "it then numbers this fit's epochs after its run)")
     if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):
         try:  # a schedule inside another, or an lr another hand changed, is refused now, not after an epoch
             scheduler._check_can_step()
@@ -964,7 +1048,7 @@ def fit(
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
-    if val is not None and epochs:  # scored once now, in eval mode: a bad set fails before any update
+    if val is not None and trained:  # scored once now, in eval mode: a bad set fails before any update
         side_state.save()
         try:
             with _mode(model, False):
@@ -972,7 +1056,7 @@ def fit(
         except MinidlError as error:
             source = "validation_data" if not split else "validation_split's held-out samples (the end of x)"
             _with_context(error, f"{who}: {source} (scored before training, nothing was updated)")
-            error.history = history  # type: ignore[attr-defined]
+            _stopped_in(error, history, None, None)
             raise
         finally:
             side_state.restore()  # the generators and buffers as they were
@@ -981,21 +1065,29 @@ def fit(
         """What outlives the call changes only once it trains: at its first accepted batch (some bad
         data, a wrong dtype or width, only shows there), or at once when there are no epochs."""
         if early_stopping is not None:
-            early_stopping.start()
+            early_stopping.start(initial_epoch)
         # Remembered so that evaluate(x, y) without a loss can score like the last fit.
         object.__setattr__(model, "_fit_defaults", (loss, metrics))
 
-    begun = not epochs
+    begun = not trained
     if begun:
         begin()
     bar = None
+    first = initial_epoch + 1  # the number of this fit's first epoch
+    # the generator's state at the start of the epoch running, until that epoch is in the history: put back
+    # when the fit raises, so that it is as at the start of the epoch the error stopped
+    epoch_state: Mapping[str, Any] | None = None
     with _training_modes(model) as resume_training:
         try:
-            for epoch in range(1, epochs + 1):
+            for epoch in range(first, epochs + 1):
                 started = time.perf_counter()
                 resume_training()
                 lr = optimizer.lr
-                order = generator.permutation(n) if shuffle else None
+                if shuffle:
+                    epoch_state = generator.bit_generator.state
+                    order = generator.permutation(n)
+                else:
+                    order = None
                 epoch_loss = _Combiner(loss)
                 epoch_metrics = [_Combiner(fn) for _, fn in metric_fns]
                 bar = None
@@ -1016,8 +1108,8 @@ def fit(
                     side_state.save()
                     stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
                     try:
-                        if every and ((epoch - 1) * n_batches + b) % every == 0:
-                            _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - 1) * n_batches + b,
+                        if every and ((epoch - first) * n_batches + b) % every == 0:
+                            _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - first) * n_batches + b,
                                             np.arange(start, stop) if order is None else order[start:stop])
                         out = model(xb)
                         batch_loss, loss_weight = epoch_loss.score(out, yb)
@@ -1045,19 +1137,26 @@ def fit(
                         side_state.restore()
                         where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
                                  f"(samples {start}..{stop - 1} of the epoch's order")
+                        applied = (epoch - first) * n_batches + b  # the batches of this fit before this one
+                        before = f"; the {applied} batch(es) of this fit before it were applied" if applied else ""
                         if isinstance(error, MinidlError):
                             short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
                                 else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
                                       "skips it")
                             _batch_context(error, model, f"{where}{short}", start, stop, order, (xb, yb), ")")
+                            if isinstance(error, ShapeError) and not applied:
+                                _with_suffix(error, _one_sample(model, x))
+                            if applied and not isinstance(error, GradientCheckError):  # (its message has its own)
+                                _with_suffix(error, f" ({applied} batch(es) of this fit were applied before this "
+                                                    "one, which was not)")
                         elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                             # a user's error keeps its message; the traceback shows where fit was
                             # (inside the optimizer's step only the optimizer knows what it updated)
                             error.add_note(f"(raised in {where}); " + (
-                                "inside the optimizer's step)" if stepping else "this batch's update was not applied)"))
+                                "inside the optimizer's step" if stepping else "this batch's update was not applied")
+                                + f"{before})")
                         # the epochs completed so far, whatever stopped the batch (a Ctrl-C, a user's error)
-                        with contextlib.suppress(AttributeError):  # (an exception class with __slots__)
-                            error.history = history  # type: ignore[attr-defined]
+                        _stopped_in(error, history, epoch, b + 1)
                         raise
                     if not begun:
                         begin()
@@ -1089,12 +1188,12 @@ def fit(
                         elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                             error.add_note(f"(raised in {where})")
                         # the epochs completed so far, whatever stopped the validation (a Ctrl-C, a user's metric)
-                        with contextlib.suppress(AttributeError):
-                            error.history = history  # type: ignore[attr-defined]
+                        _stopped_in(error, history, epoch, None)
                         raise
                 values["lr"] = lr
                 seconds = time.perf_counter() - started
                 history._append(epoch, seconds, values)
+                epoch_state = None  # (the epoch is in the history: the generator stays past it)
                 if isinstance(scheduler, ReduceLROnPlateau):
                     scheduler.step(values[scheduler.monitor])
                 elif scheduler is not None and not per_batch:
@@ -1114,6 +1213,8 @@ def fit(
                 if verbose and len(history):  # (nothing to say when no epoch ran)
                     print(early_stopping.summary(), flush=True)
         except BaseException:
+            if epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
+                generator.bit_generator.state = epoch_state
             if bar is not None:  # do not leave a half-drawn bar behind
                 bar.close()
             raise
@@ -1157,6 +1258,8 @@ def evaluate(
             return _run_batches(model, x, y, loss, metric_fns, batch_size)
         except MinidlError as error:
             _with_context(error, who)
+            if isinstance(error, ShapeError):
+                _with_suffix(error, _one_sample(model, x))
             raise
 
 
@@ -1198,6 +1301,8 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
             except MinidlError as error:
                 stop = start + count(xb)
                 _batch_context(error, model, f"{who}: samples {start}..{stop - 1}", start, stop, None, (xb,))
+                if isinstance(error, ShapeError):
+                    _with_suffix(error, _one_sample(model, x))
                 raise
             outputs = _output_rows(output, count(xb), who)
             if results is None:

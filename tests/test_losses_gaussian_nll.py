@@ -295,7 +295,7 @@ def test_metrics_score_the_means_and_accuracy_is_refused() -> None:
 
     scores = model.evaluate(x, y, loss=md.GaussianNLLLoss(), metrics=["MSE", spread], batch_size=7)
     mean, var = model(x)
-    assert scores["mse"] == pytest.approx(float(np.mean((mean - y) ** 2)), rel=1e-12)
+    assert scores["MSE"] == pytest.approx(float(np.mean((mean - y) ** 2)), rel=1e-12)
     assert scores["spread"] == pytest.approx(float(np.mean(var)), rel=1e-12)
 
 

@@ -531,7 +531,7 @@ def test_accuracy_metric_forms():
 
 def test_accuracy_picks_the_logit_threshold_for_bce_with_logits():
     [(name, fn)] = training._resolve_metrics(["acc"], md.BCEWithLogitsLoss())
-    assert name == "accuracy" and fn.threshold == 0.0
+    assert name == "acc" and fn.threshold == 0.0  # (the name as given, as Keras records it)
     [(_, fn)] = training._resolve_metrics(["accuracy"], md.MSELoss())
     assert fn.threshold == 0.5
 
@@ -815,7 +815,7 @@ def test_a_foreign_error_keeps_its_message_gets_a_note_and_modes_are_restored(ca
     if sys.version_info >= (3, 11):
         assert caught.value.__notes__ == [
             "(raised in fit: epoch 1/2, batch 3/4 (samples 20..29 of the epoch's order); "
-            "this batch's update was not applied)"]
+            "this batch's update was not applied; the 2 batch(es) of this fit before it were applied)"]
     assert len(caught.value.history) == 0
     capsys.readouterr()
 
