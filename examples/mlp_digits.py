@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         loss=md.CrossEntropyLoss(),
         optimizer=optimizer,
         scheduler=scheduler,
-        epochs=stop - done,
+        epochs=stop,  # the number of the last epoch: this fit trains done + 1 .. stop, numbered so
+        initial_epoch=done,
         batch_size=32,
         validation_data=(data.x_test, data.y_test),
         metrics=["accuracy"],
@@ -96,10 +97,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         verbose=args.verbose,
     )
     seconds = time.perf_counter() - started
-    # the curves and the results cover every epoch, those before the resume too
+    # the curves and the results cover every epoch, those before the resume too (history.epoch, done + 1 ..
+    # stop, are the fit's own numbers)
     history.history = {key: earlier.get(key, []) + history.history.get(key, [])
                        for key in earlier or history.history}
-    history.epoch = list(range(1, stop + 1))
+    history.epoch = [*range(1, done + 1), *history.epoch]
     if args.checkpoint:
         md.save({"model": model.state_dict(generators=True), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "shuffler": shuffler.bit_generator.state,

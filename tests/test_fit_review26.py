@@ -5,6 +5,10 @@ batches applied before a refused one."""
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -373,3 +377,17 @@ def test_a_refused_late_batch_says_how_many_batches_of_the_fit_were_applied() ->
                                     "this batch's update was not applied; the 6 batch(es) of this fit before it were "
                                     "applied)"]
 
+
+def test_the_mlp_example_resumes_with_initial_epoch_and_numbers_its_epochs_on(tmp_path: Path) -> None:
+    """examples/mlp_digits.py patched history.epoch by hand after a fit numbered 1..; it now passes initial_epoch."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    script = Path(__file__).resolve().parents[1] / "examples" / "mlp_digits.py"
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    ckpt = str(tmp_path / "half.ckpt")
+    runs = [("--epochs", "2", "--stop-after", "1", "--checkpoint", ckpt), ("--epochs", "2", "--resume", ckpt)]
+    outputs = [subprocess.run([sys.executable, str(script), "--verbose", "2", "--out", str(tmp_path / str(i)), *args],
+                              capture_output=True, text=True, timeout=120, env=env, check=True).stdout
+               for i, args in enumerate(runs)]
+    assert [line.split(" - ")[0] for line in outputs[1].splitlines() if line.startswith("Epoch ")] == ["Epoch 2/2"]
+    assert "initial_epoch=done" in script.read_text() and "history.epoch = list(range" not in script.read_text()
