@@ -49,22 +49,29 @@ def _mode(who: str, name: str, value: Any) -> str:
 
 
 def auto_mode(who: str, monitor: Any) -> str:
-    """``mode="auto"``, as Keras 3: the direction of a figure whose direction is known (the loss and the built-in
-    metrics, see :func:`minidl.training.monitor_direction`); for any other a ValueError asking for mode='min' or
-    'max' (a guess could stop training as it improves, and restore its worst epoch).  ``"min"`` for a monitor that
-    is no str or empty (its own check refuses it)."""
-    from .training import _DIRECTIONS, monitor_direction  # (training imports this module)
+    """``mode="auto"`` at construction, as Keras 3: the direction of a figure whose direction is known by its name
+    (the loss, a name ending in ``loss``, the built-in metrics: see :func:`minidl.training.monitor_direction`);
+    ``"auto"`` for any other, left for ``fit`` to decide from its metrics (a :class:`~minidl.training.Metric`
+    declaring its ``direction``), which refuses a monitor still unknown there (:func:`unknown_direction`): a guess
+    could stop training as it improves, and restore its worst epoch.  ``"min"`` for a monitor that is no str or
+    empty (its own check refuses it)."""
+    from .training import monitor_direction  # (training imports this module)
 
     if not isinstance(monitor, str) or not monitor:
         return "min"
-    direction = monitor_direction(monitor)
-    if direction is None:
-        known = ", ".join(repr(name) for name in _DIRECTIONS)
-        raise ValueError(f"{who}: mode='auto' cannot tell whether {monitor!r} improves by growing or by shrinking: it "
-                         f"knows the loss and the built-in metrics ({known}, and their 'val_' forms); pass mode='max' "
-                         "for a figure that grows as it improves (an F1 score, an AUC, a precision) or mode='min' for "
-                         "one that shrinks (an error)")
-    return direction
+    return monitor_direction(monitor) or "auto"
+
+
+def unknown_direction(who: str, monitor: str) -> str:
+    """The message of ``fit``'s ValueError for a ``mode="auto"`` whose ``monitor`` has no known direction."""
+    from .training import _DIRECTIONS  # (training imports this module)
+
+    known = ", ".join(repr(name) for name in _DIRECTIONS)
+    return (f"{who}: mode='auto' cannot tell whether {monitor!r} improves by growing or by shrinking: it knows the "
+            f"loss, names ending in 'loss' and the built-in metrics ({known}, and their 'val_' forms), and a Metric's "
+            "declared direction (direction = 'max' or 'min' on the Metric passed in metrics); pass mode='max' for a "
+            "figure that grows as it improves (an F1 score, an AUC, a precision) or mode='min' for one that shrinks "
+            "(an error)")
 
 
 def _count(value: Any) -> str | None:
@@ -88,17 +95,19 @@ class EarlyStopping:
         patience: stop after this many epochs in a row without improvement (0 and 1 both stop at
             the first epoch that does not improve, as in Keras).
         min_delta: the smallest change that counts as an improvement (>= 0).
-        mode: ``"min"``, ``"max"`` or ``"auto"``: as Keras 3, the direction of the loss (``"min"``) or of a
-            built-in metric (``"max"`` for ``"accuracy"``/``"acc"``, ``"min"`` for ``"mse"``, ``"mae"``...), with or
-            without ``val_``; for any other monitor (a metric of one's own) a ``ValueError`` asking for ``"min"``
-            or ``"max"``.
+        mode: ``"min"``, ``"max"`` or ``"auto"``: as Keras 3, the direction of the loss and of any name ending in
+            ``loss`` (``"min"``) or of a built-in metric (``"max"`` for ``"accuracy"``/``"acc"``, ``"min"`` for
+            ``"mse"``, ``"mae"``...), with or without ``val_``; for any other monitor, the ``direction`` its
+            :class:`~minidl.training.Metric` declares, which only ``fit`` knows: ``mode`` reads ``"auto"`` until a
+            fit decides it, and a fit whose metrics do not tell is refused (a ``ValueError`` asking for ``"min"`` or
+            ``"max"``).
         restore_best_weights: when training ends (stopped early or not), load the parameters and
             buffers of the best epoch into the model.  Off by default, as in Keras.  The optimizer's
             state is not restored.
 
     The five settings are checked when set, after construction too, with the constructor's messages (a
-    refused value changes nothing); ``mode`` reads ``"min"`` or ``"max"`` (``"auto"`` is decided when set,
-    from the ``monitor`` of that moment).
+    refused value changes nothing); ``mode`` reads ``"min"`` or ``"max"`` (``"auto"`` is decided from the
+    ``monitor``, again when that is set; ``"auto"`` while it waits for a fit's metrics).
 
     A NaN value never counts as an improvement.  After ``fit``: :attr:`best` (the best value),
     :attr:`best_epoch`, :attr:`stopped_epoch` (the epoch after which training stopped, 0 if it ran
@@ -114,7 +123,6 @@ class EarlyStopping:
     without improvement, its epoch numbers) instead of starting afresh; see docs/checkpoints.md.
     """
 
-    monitor = checked_setting("monitor", _monitor, "The history key watched, e.g. ``'val_loss'``; checked when set.")
     patience = checked_setting("patience", _patience, "Epochs in a row without improvement before stopping, an int "
                                                       ">= 0; checked when set.")
     min_delta = checked_setting("min_delta", finite_non_negative, "The smallest change that counts as an "
@@ -135,17 +143,43 @@ class EarlyStopping:
         self._offset = 0  # added to fit's epoch numbers: the epochs of the run before a resumed fit
         self.start()
 
+    #: Whether ``mode`` was given as ``"auto"`` (it then follows ``monitor``, and a fit's metrics).
+    _mode_auto = False
+    best: float
+    best_epoch: int
+
+    @property
+    def monitor(self) -> str:
+        """The history key watched, e.g. ``'val_loss'``; checked when set (with ``mode="auto"``, the direction is
+        decided again from it)."""
+        return self._monitor
+
+    @monitor.setter
+    def monitor(self, value: Any) -> None:
+        self._monitor = _monitor(type(self).__name__, "monitor", value)
+        if self._mode_auto:
+            self._mode = auto_mode(type(self).__name__, self._monitor)
+
     @property
     def mode(self) -> str:
         """``"min"`` or ``"max"``: whether a smaller or a larger value is an improvement.  Set ``"auto"``,
-        ``"min"`` or ``"max"`` (checked; ``"auto"``: the direction of the ``monitor`` of that moment, which must be the
-        loss or a built-in metric, see :func:`auto_mode`)."""
+        ``"min"`` or ``"max"`` (checked; ``"auto"``: the direction of the ``monitor``, see :func:`auto_mode`,
+        decided again when it is set; it reads ``"auto"`` while only a fit's metrics can tell)."""
         return self._mode
 
     @mode.setter
     def mode(self, value: Any) -> None:
         value = _mode(type(self).__name__, "mode", value)
+        self._mode_auto = value == "auto"
         self._mode = auto_mode(type(self).__name__, self.monitor) if value == "auto" else value
+
+    def _decide(self, direction: str) -> None:
+        """``fit``'s decision of an auto ``mode`` from its metrics (a run with no best yet starts from the worst of
+        that direction)."""
+        if direction != self._mode:
+            self._mode = direction
+            if self.best_epoch == 0:
+                self.best = math.inf if direction == "min" else -math.inf
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """An object pickled when the settings were plain attributes loads with them where they are read now."""
@@ -155,6 +189,7 @@ class EarlyStopping:
         self.__dict__.setdefault("_epoch", seen)
         self.__dict__.setdefault("_offset", 0)
         self.__dict__.setdefault("last_state", None)
+        self.__dict__.setdefault("_mode_auto", False)
 
     def start(self, initial_epoch: int = 0) -> None:
         """Forget any earlier training: the next :meth:`update` is the first epoch's.  After
@@ -187,6 +222,8 @@ class EarlyStopping:
         if self.monitor not in values:
             raise KeyError(f"EarlyStopping: monitor {self.monitor!r} is not in the history; it has "
                            f"{sorted(values)}")
+        if self._mode == "auto":  # (fit decides it first)
+            raise ValueError(unknown_direction(type(self).__name__, self.monitor))
         value = float(values[self.monitor])
         epoch = self._offset + epoch
         self._resume = False
@@ -252,8 +289,8 @@ class EarlyStopping:
                 kept[key] = check(name, key, state[key])
             except (TypeError, ValueError) as error:
                 problems.append(f"'{key}': {error}")
-        if not isinstance(state["mode"], str) or state["mode"] not in ("min", "max"):  # as the getter gives it
-            problems.append(f"'mode': expected 'min' or 'max', got {state['mode']!r}")
+        if not isinstance(state["mode"], str) or state["mode"] not in ("min", "max", "auto"):  # as the getter gives it
+            problems.append(f"'mode': expected 'min', 'max' or 'auto' (not yet decided), got {state['mode']!r}")
         for key in ("epoch", "best_epoch", "wait", "stopped_epoch"):
             problem = _count(state[key])
             if problem:
@@ -268,8 +305,11 @@ class EarlyStopping:
             if best_epoch > epoch or state["stopped_epoch"] > epoch:
                 problems.append(f"'best_epoch' {best_epoch} and 'stopped_epoch' {state['stopped_epoch']} cannot "
                                 f"come after the last epoch seen, 'epoch' {epoch}")
+            if state["mode"] == "auto" and best_epoch != 0:
+                problems.append(f"'mode': 'auto' (not yet decided) for a run with a best epoch ({best_epoch}): "
+                                "expected 'min' or 'max'")
             initial = math.inf if state["mode"] == "min" else -math.inf
-            if best_epoch == 0 and best != initial:
+            if best_epoch == 0 and best != initial and not (state["mode"] == "auto" and best == math.inf):
                 problems.append(f"'best' is {best!r} with no best epoch ('best_epoch' 0): expected {initial} for "
                                 f"mode {state['mode']!r}")
         best_state = self._checked_best_state(state["best_state"], problems)
@@ -280,6 +320,7 @@ class EarlyStopping:
             raise StateDictError(f"{who} refused the state (nothing was changed): " + "; ".join(problems))
         self._monitor, self._patience, self._min_delta = kept["monitor"], kept["patience"], kept["min_delta"]
         self._restore_best_weights, self._mode = kept["restore_best_weights"], state["mode"]
+        self._mode_auto = state["mode"] == "auto"  # (a state of a decided auto mode holds the decision)
         self._epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
         self._wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
         self.best, self.restored, self.best_state = float(best), bool(state["restored"]), best_state

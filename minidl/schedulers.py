@@ -1877,8 +1877,8 @@ def _check_count(who: str, name: str, value: Any) -> int:
 
 
 def _auto_mode(monitor: Any) -> str:
-    """``mode="auto"``: as EarlyStopping's (and Keras 3's), the direction of the loss or a built-in metric; a
-    ValueError for any other monitor."""
+    """``mode="auto"``: as EarlyStopping's (and Keras 3's), the direction of the loss, a name ending in ``loss`` or a
+    built-in metric; ``"auto"`` for any other monitor, which ``fit`` decides from its metrics or refuses."""
     from .early_stopping import auto_mode
 
     return auto_mode("ReduceLROnPlateau", monitor)
@@ -1899,9 +1899,11 @@ class ReduceLROnPlateau(LRScheduler):
         optimizer: the optimizer whose ``lr`` is reduced.
         mode: ``"min"`` (a loss), ``"max"`` (an accuracy) or ``"auto"`` (the default; minidl's addition, as in
             Keras 3, so that ``monitor="val_accuracy"`` cannot cut the lr while accuracy rises): the direction of
-            the loss (``"min"``, PyTorch's default) or of a built-in metric (``"max"`` for ``"accuracy"``/``"acc"``,
-            ``"min"`` for ``"mse"``, ``"mae"``...), with or without ``val_``; a ``ValueError`` for any other
-            ``monitor``, asking for ``"min"`` or ``"max"``.
+            the loss and any name ending in ``loss`` (``"min"``, PyTorch's default) or of a built-in metric
+            (``"max"`` for ``"accuracy"``/``"acc"``, ``"min"`` for ``"mse"``, ``"mae"``...), with or without
+            ``val_``; for any other ``monitor``, the ``direction`` its :class:`~minidl.training.Metric` declares,
+            which only ``fit`` knows: ``mode`` reads ``"auto"`` until a fit decides it (a fit whose metrics do
+            not tell, or a ``step`` before, is a ``ValueError`` asking for ``"min"`` or ``"max"``).
         factor: the lr's multiplier on a plateau, in (0, 1).
         patience: epochs without improvement tolerated before reducing (an int >= 0).
         threshold: how much better a value must be to count (finite, >= 0).
@@ -1962,6 +1964,8 @@ class ReduceLROnPlateau(LRScheduler):
         who = "ReduceLROnPlateau"
         if name in ("mode", "threshold_mode"):
             allowed = ("min", "max") if name == "mode" else ("rel", "abs")
+            if name == "mode" and isinstance(value, str) and value == "auto":  # (not decided yet: a saved state)
+                return "auto"
             if not (isinstance(value, str) and value in allowed):
                 raise ValueError(f"{who}: {name} must be {allowed[0]!r} or {allowed[1]!r}, got {value!r}")
             return str(value)  # (a NumPy str too)
@@ -1994,8 +1998,6 @@ class ReduceLROnPlateau(LRScheduler):
         if name == "mode":
             auto = isinstance(value, str) and value == "auto"
             value = _auto_mode(self.monitor) if auto else value
-        elif auto:
-            _auto_mode(value)  # (a monitor of unknown direction is refused before anything changes)
         super()._set(name, value)
         self._mode_auto = auto
         if auto:
@@ -2006,6 +2008,19 @@ class ReduceLROnPlateau(LRScheduler):
                                  f"far, {self.best!r}, is of {old[1]!r} in mode {old[0]!r}; make a new "
                                  f"ReduceLROnPlateau")
             self.best = math.inf if self.mode == "min" else -math.inf
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As every schedule's; the loaded ``mode`` is kept as it is (a decided ``"auto"`` is saved as its decision:
+        it no longer follows ``monitor``), ``"auto"`` only when it was not decided yet."""
+        super().load_state_dict(state)
+        self._mode_auto = self._mode == "auto" or (self._mode_auto and "mode" not in state)
+
+    def _decide(self, direction: str) -> None:
+        """``fit``'s decision of an auto ``mode`` from its metrics (before the first step: ``best`` starts from the
+        worst of that direction)."""
+        if direction != self._mode and self.last_epoch == 0:
+            self._mode = direction
+            self.best = math.inf if direction == "min" else -math.inf
 
     def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
         if name == "best":
@@ -2042,6 +2057,10 @@ class ReduceLROnPlateau(LRScheduler):
             current = float(metrics)
         else:
             raise TypeError(f"ReduceLROnPlateau.step: metrics must be a number, got {metrics!r}")
+        if self._mode == "auto":  # (fit decides it first)
+            from .early_stopping import unknown_direction
+
+            raise ValueError(unknown_direction("ReduceLROnPlateau.step", self.monitor))
         best, bad_epochs, cooldown_counter = self.best, self.num_bad_epochs + 1, self.cooldown_counter
         if self.is_better(current, best):
             best, bad_epochs = current, 0

@@ -35,7 +35,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 
 from .clip import _clip_norm
-from .early_stopping import EarlyStopping
+from .early_stopping import EarlyStopping, unknown_direction
 from .errors import DTypeError, GradientCheckError, MinidlError, NonFiniteError, ShapeError, TargetError
 from .gradcheck import GradientChecker
 from .init import RNGLike, as_generator, switch
@@ -73,10 +73,17 @@ class Metric:
     that signature can be passed in ``metrics=[...]`` (its name is then its ``__name__``).
     A metric that scores only some of a batch's samples sets ``batch_weight`` (how many it scored)
     at each call, and the loop weighs that batch's value by it instead of the batch size.
+
+    ``direction``: ``"max"`` for a score that grows as it improves (an F1 score), ``"min"`` for one that
+    shrinks (an error), None (the default) when not said.  ``mode="auto"`` of an ``EarlyStopping`` or a
+    ``ReduceLROnPlateau`` monitoring it (``name`` or ``"val_" + name``) takes it: ``fit`` decides that mode
+    from the Metric instances in its ``metrics`` (a declared direction comes before the name's), and refuses
+    a monitor whose direction neither tells.
     """
 
     name = "metric"
     batch_weight: float | None = None
+    direction: str | None = None
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         raise NotImplementedError
@@ -205,9 +212,21 @@ _BUILT_IN_METRICS = tuple(name for name in _DIRECTIONS if name != "loss")
 def monitor_direction(monitor: str) -> str | None:
     """``"min"`` or ``"max"``: whether the history figure ``monitor`` (``"val_accuracy"``, ``"loss"``) improves by
     shrinking or by growing, for the loss and the built-in metrics (any case, with or without ``val_``); None for
-    any other (a metric of one's own: an F1 score grows, an error shrinks)."""
+    any other (a metric of one's own: an F1 score grows, an error shrinks), except that, as Keras 3, a name ending
+    in ``loss`` (``"val_my_loss"``) is ``"min"``."""
     key = monitor.lower()
-    return _DIRECTIONS.get(key[4:] if key.startswith("val_") else key)
+    key = key[4:] if key.startswith("val_") else key
+    return _DIRECTIONS.get(key) or ("min" if key.endswith("loss") else None)
+
+
+def _declared_direction(monitor: str, metric_fns: Sequence[tuple[str, Any]]) -> str | None:
+    """The ``direction`` declared by the :class:`Metric` recorded as ``monitor`` (with or without ``val_``), or
+    None."""
+    for name, fn in metric_fns:
+        if monitor in (name, f"val_{name}"):
+            direction = fn.direction if isinstance(fn, Metric) else None
+            return direction if direction in ("min", "max") else None
+    return None
 
 
 def _metric_refusal(who: str, metric: str, loss: Loss | None) -> str | None:
@@ -1017,6 +1036,13 @@ def fit(
                 if watcher.monitor == "lr" else f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
                              f"does not record{hint}; it records {keys}")
+    decided: list[tuple[Any, str]] = []  # mode="auto" decided by this fit's metrics, set when it begins
+    for watcher in (early_stopping, scheduler):
+        if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher._mode_auto:
+            direction = _declared_direction(watcher.monitor, metric_fns) or monitor_direction(watcher.monitor)
+            if direction is None:
+                raise ValueError(unknown_direction(f"{who}: {type(watcher).__name__}", watcher.monitor))
+            decided.append((watcher, direction))
     if early_stopping is not None and initial_epoch and early_stopping._resume \
             and early_stopping._epoch != initial_epoch:
         raise ValueError(f"{who}: initial_epoch={initial_epoch}, but the EarlyStopping goes on from a loaded run whose "
@@ -1064,6 +1090,8 @@ def fit(
     def begin() -> None:
         """What outlives the call changes only once it trains: at its first accepted batch (some bad
         data, a wrong dtype or width, only shows there), or at once when there are no epochs."""
+        for watcher, direction in decided:
+            watcher._decide(direction)
         if early_stopping is not None:
             early_stopping.start(initial_epoch)
         # Remembered so that evaluate(x, y) without a loss can score like the last fit.
@@ -1077,6 +1105,7 @@ def fit(
     # the generator's state at the start of the epoch running, until that epoch is in the history: put back
     # when the fit raises, so that it is as at the start of the epoch the error stopped
     epoch_state: Mapping[str, Any] | None = None
+    epoch, in_batches, b = initial_epoch, False, 0  # where an error outside a batch's and the validation's try is
     with _training_modes(model) as resume_training:
         try:
             for epoch in range(first, epochs + 1):
@@ -1095,6 +1124,7 @@ def fit(
                     bar = tqdm(total=n_batches, desc=f"Epoch {epoch}/{epochs}", unit="batch",
                                leave=True, dynamic_ncols=True, file=sys.stderr)
                     postfix_every = max(1, n_batches // 20)
+                in_batches = True
                 for b in range(n_batches):
                     start = b * batch_size
                     stop = min(start + batch_size, n)
@@ -1170,6 +1200,7 @@ def fit(
                         bar.update(1)
                         if b % postfix_every == 0:
                             bar.set_postfix_str(f"loss: {epoch_loss.value():.4f}", refresh=False)
+                in_batches = False
                 # the training rate: the samples trained (not those drop_last skipped) over the time the
                 # batches took (not the validation's)
                 rate = min(n_batches * batch_size, n) / max(time.perf_counter() - started, 1e-9)
@@ -1212,7 +1243,11 @@ def fit(
                 early_stopping.finish(model)
                 if verbose and len(history):  # (nothing to say when no epoch ran)
                     print(early_stopping.summary(), flush=True)
-        except BaseException:
+        except BaseException as error:
+            if getattr(error, "history", None) is not history:  # raised between batches (a per-batch scheduler
+                # step, the progress bar) or after them (the history, an epoch's scheduler step, the summary)
+                _stopped_in(error, history, epoch if epoch > initial_epoch else None,
+                            b + 1 if in_batches else None)
             if epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
                 generator.bit_generator.state = epoch_state
             if bar is not None:  # do not leave a half-drawn bar behind
@@ -1300,9 +1335,11 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
                 output = model(xb)
             except MinidlError as error:
                 stop = start + count(xb)
-                _batch_context(error, model, f"{who}: samples {start}..{stop - 1}", start, stop, None, (xb,))
-                if isinstance(error, ShapeError):
-                    _with_suffix(error, _one_sample(model, x))
+                one = _one_sample(model, x) if isinstance(error, ShapeError) else ""
+                # (one sample's features are no samples: no "samples 0..3" before the hint)
+                _batch_context(error, model, who if one else f"{who}: samples {start}..{stop - 1}", start, stop,
+                               None, (xb,))
+                _with_suffix(error, one)
                 raise
             outputs = _output_rows(output, count(xb), who)
             if results is None:

@@ -408,8 +408,9 @@ def _good_state() -> dict[str, Any]:
     ({"min_delta": math.inf}, r"'min_delta': EarlyStopping: min_delta must be a finite number >= 0"),
     ({"monitor": ""}, r"'monitor': EarlyStopping: monitor must be the name of a history key"),
     ({"restore_best_weights": "yes"}, r"'restore_best_weights': EarlyStopping: restore_best_weights must be True"),
-    ({"mode": "auto"}, r"'mode': expected 'min' or 'max', got 'auto'"),
-    ({"mode": np.array(["min"])}, r"'mode': expected 'min' or 'max'"),
+    ({"mode": "auto"}, r"'mode': 'auto' \(not yet decided\) for a run with a best epoch \(2\): expected 'min' or "
+                       r"'max'"),
+    ({"mode": np.array(["min"])}, r"'mode': expected 'min', 'max' or 'auto' \(not yet decided\)"),
     ({"restored": 1}, r"'restored': expected True or False, got 1"),
     ({"best_epoch": 9}, r"'best_epoch' 9 and 'stopped_epoch' 0 cannot come after the last epoch seen, 'epoch' 3"),
     ({"best_epoch": 0}, r"'best' is 2\.0 with no best epoch \('best_epoch' 0\): expected inf for mode 'min'"),

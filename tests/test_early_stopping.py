@@ -158,4 +158,4 @@ def test_monitoring_lr_says_why_it_is_not_a_figure() -> None:
     with pytest.raises(ValueError, match=r"monitors 'lr', which this fit does not record \(as a figure: the history's "
                                          r"lr is the schedule's, not the model's\); it records \['loss'\]"):
         model.fit(np.ones((4, 2)), np.ones((4, 1)), loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
-                  early_stopping=md.EarlyStopping("lr", mode="min"), verbose=0)
+                  early_stopping=md.EarlyStopping("lr"), verbose=0)

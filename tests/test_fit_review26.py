@@ -276,11 +276,26 @@ def test_a_monitor_not_recorded_gets_the_close_name_and_the_validation_hint_only
 # ---------------------------------------------------------------------------------------------- 4. mode="auto"
 @pytest.mark.parametrize("monitor", ["val_f1", "val_auc", "precision", "f1_acc_weighted"])
 def test_auto_mode_refuses_a_monitor_whose_direction_it_does_not_know(monitor: str) -> None:
-    for make in (lambda: md.EarlyStopping(monitor),
-                 lambda: md.ReduceLROnPlateau(md.SGD(_model().parameters(), lr=0.1), monitor=monitor)):
-        with pytest.raises(ValueError, match=rf"mode='auto' cannot tell whether {monitor!r} improves.*pass "
-                                             r"mode='max'.*or mode='min'"):
-            make()
+    """Refused by fit (review 26b: a Metric in fit's metrics may declare its direction), not at construction."""
+    x, y = _data()
+
+    def metric(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        return 0.0
+
+    metric.__name__ = monitor.removeprefix("val_")
+    model = _model()
+    before = _params(model)
+    opt = md.SGD(model.parameters(), lr=0.1)
+    for watcher in (md.EarlyStopping(monitor), md.ReduceLROnPlateau(opt, monitor=monitor)):
+        assert watcher.mode == "auto"
+        kw: dict[str, Any] = {"early_stopping": watcher} if isinstance(watcher, md.EarlyStopping) else \
+            {"scheduler": watcher}
+        with pytest.raises(ValueError, match=rf"^fit: {type(watcher).__name__}: mode='auto' cannot tell whether "
+                                             rf"{monitor!r} improves.*pass mode='max'.*or mode='min'"):
+            model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, metrics=[metric], validation_split=0.25,
+                      verbose=0, **kw)
+    for a, b in zip(before, _params(model), strict=True):
+        np.testing.assert_array_equal(a, b)
     assert md.EarlyStopping(monitor, mode="max").mode == "max"
     assert md.ReduceLROnPlateau(md.SGD(_model().parameters(), lr=0.1), monitor=monitor, mode="min").mode == "min"
 
@@ -293,15 +308,13 @@ def test_auto_mode_picks_the_direction_of_the_loss_and_the_built_in_metrics(moni
     assert md.ReduceLROnPlateau(md.SGD(_model().parameters(), lr=0.1), monitor=monitor).mode == mode
 
 
-def test_an_auto_schedule_refuses_a_new_monitor_of_unknown_direction_and_keeps_its_own() -> None:
+def test_an_auto_schedule_given_a_new_monitor_of_unknown_direction_leaves_it_to_fit() -> None:
     schedule = md.ReduceLROnPlateau(md.SGD(_model().parameters(), lr=0.1), monitor="val_accuracy")
-    with pytest.raises(ValueError, match="cannot tell whether 'val_f1'"):
-        schedule.monitor = "val_f1"
-    assert (schedule.monitor, schedule.mode) == ("val_accuracy", "max")
+    schedule.monitor = "val_f1"
+    assert (schedule.monitor, schedule.mode) == ("val_f1", "auto")
     es = md.EarlyStopping("val_f1", mode="min")
-    with pytest.raises(ValueError, match="cannot tell whether 'val_f1'"):
-        es.mode = "auto"
-    assert es.mode == "min"
+    es.mode = "auto"
+    assert es.mode == "auto"
 
 
 def test_restore_best_weights_of_a_growing_metric_of_one_s_own_restores_its_best_epoch() -> None:
