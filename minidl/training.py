@@ -638,9 +638,10 @@ def _located_row(error: BaseException, start: int, stop: int, order: np.ndarray 
 def _batch_context(error: MinidlError, model: Layer, where: str, start: int, stop: int,
                    order: np.ndarray | None, batch: tuple[Any, ...], close: str = "") -> None:
     """Prefix ``error``'s message with ``where`` (the call, the batch), the sample its NaN/inf or bad
-    target is in (:func:`_located_row`), ``close`` and, in a model of one's own, the path of the innermost container
-    that named the failing layer (``error._raised_in``): ``TwoBranch layer 'right': Sequential layer '0':
-    Dense(4 -> 3): ...`` (not for the model itself, whose message names its layer)."""
+    target is in (:func:`_located_row`), ``close`` and, in a model of one's own, the path to the outermost layer
+    the message already places (``error._raised_in``: a backward's error, which no call of the model named):
+    ``TwoBranch layer 'right': Sequential layer '1': Dense(3 -> 3).backward: ...`` (nothing when that is the
+    model itself: a forward's error, named on its way out of each call)."""
     owner = getattr(error, "_raised_in", None)
     path = next((name for name, layer in model.named_layers() if layer is owner), None) if owner is not None \
         and owner is not model else None
