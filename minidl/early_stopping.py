@@ -156,9 +156,18 @@ class EarlyStopping:
 
     @monitor.setter
     def monitor(self, value: Any) -> None:
-        self._monitor = _monitor(type(self).__name__, "monitor", value)
-        if self._mode_auto:
-            self._mode = auto_mode(type(self).__name__, self._monitor)
+        value = _monitor(type(self).__name__, "monitor", value)
+        changed = value != getattr(self, "_monitor", None)
+        self._monitor = value
+        if self._mode_auto and changed:
+            self._redecide()
+
+    def _redecide(self) -> None:
+        """An auto ``mode`` from the ``monitor`` again; a direction only a fit can tell (``"auto"``) keeps the
+        one decided for a run that has a best epoch (its ``best`` is of that direction)."""
+        mode = auto_mode(type(self).__name__, self._monitor)
+        if mode != "auto" or not getattr(self, "best_epoch", 0) or getattr(self, "_mode", "auto") == "auto":
+            self._mode = mode
 
     @property
     def mode(self) -> str:
@@ -171,7 +180,10 @@ class EarlyStopping:
     def mode(self, value: Any) -> None:
         value = _mode(type(self).__name__, "mode", value)
         self._mode_auto = value == "auto"
-        self._mode = auto_mode(type(self).__name__, self.monitor) if value == "auto" else value
+        if value == "auto":
+            self._redecide()
+        else:
+            self._mode = value
 
     def _decide(self, direction: str) -> None:
         """``fit``'s decision of an auto ``mode`` from its metrics (a run with no best yet starts from the worst of

@@ -225,7 +225,10 @@ def _declared_direction(monitor: str, metric_fns: Sequence[tuple[str, Any]]) -> 
     for name, fn in metric_fns:
         if monitor in (name, f"val_{name}"):
             direction = fn.direction if isinstance(fn, Metric) else None
-            return direction if direction in ("min", "max") else None
+            if direction not in (None, "min", "max"):
+                raise ValueError(f"the Metric {name!r} declares direction={direction!r}; expected 'max' (it grows as "
+                                 "it improves), 'min' (it shrinks) or None (not declared)")
+            return direction
     return None
 
 
@@ -1040,9 +1043,16 @@ def fit(
     decided: list[tuple[Any, str]] = []  # mode="auto" decided by this fit's metrics, set when it begins
     for watcher in (early_stopping, scheduler):
         if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher._mode_auto:
-            direction = _declared_direction(watcher.monitor, metric_fns) or monitor_direction(watcher.monitor)
+            try:
+                direction = _declared_direction(watcher.monitor, metric_fns) or monitor_direction(watcher.monitor)
+            except ValueError as error:
+                raise ValueError(f"{who}: {error}") from None
             if direction is None:
                 raise ValueError(unknown_direction(f"{who}: {type(watcher).__name__}", watcher.monitor))
+            if isinstance(watcher, ReduceLROnPlateau) and watcher.last_epoch > 0 and direction != watcher.mode:
+                raise ValueError(f"{who}: the ReduceLROnPlateau's mode='auto' was decided {watcher.mode!r} for "
+                                 f"{watcher.monitor!r} and it has stepped (its best value is of that direction), but "
+                                 f"this fit's metrics say {direction!r}; make a new ReduceLROnPlateau")
             decided.append((watcher, direction))
     if early_stopping is not None and initial_epoch and early_stopping._resume \
             and early_stopping._epoch != initial_epoch:

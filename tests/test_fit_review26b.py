@@ -243,3 +243,64 @@ def test_training_md_says_what_changed_for_existing_code() -> None:
     note = text[text.index("Changes for existing code"):][:800]
     assert "`metrics=[\"acc\"]`" in note and "`val_acc`" in note and "mode=\"auto\"" in note
     assert text.index("Changes for existing code") < text.index("```python")
+
+
+# ---------------------------------------------------------------- a decided auto mode, set again (review 26, 2nd round)
+def _decided(es: md.EarlyStopping | None = None, plateau: bool = False) -> tuple[Any, Any, Any]:
+    x, y = _data()
+    model = md.Sequential(md.Dense(4, 8, rng=0), md.ReLU(), md.Dense(8, 3, rng=2))
+    opt = md.SGD(model.parameters(), lr=0.3)
+    es = es or md.EarlyStopping("val_f1", patience=100)
+    sched = md.ReduceLROnPlateau(opt, monitor="val_f1", patience=100) if plateau else None
+    model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=opt, metrics=[_F1()], validation_split=0.25,
+              early_stopping=es, scheduler=sched, epochs=3, verbose=0, rng=0)
+    return model, es, sched
+
+
+def test_setting_a_decided_early_stopping_s_monitor_or_auto_again_keeps_its_direction() -> None:
+    # (it read "auto" again with a best epoch, and its own state was then refused by load_state_dict)
+    _, es, _ = _decided()
+    assert es.mode == "max" and es.best_epoch > 0
+    es.monitor = "val_f1"
+    assert es.mode == "max"
+    es.load_state_dict(es.state_dict())
+    es.mode = "auto"
+    assert es.mode == "max"
+    es.load_state_dict(es.state_dict())
+
+
+def test_setting_a_stepped_plateau_s_monitor_to_the_same_name_is_no_change() -> None:
+    _, _, sched = _decided(plateau=True)
+    assert sched.mode == "max" and sched.last_epoch > 0
+    sched.monitor = "val_f1"  # (was refused: "monitor cannot change after the first step")
+    sched.mode = "auto"
+    assert sched.mode == "max"
+    with pytest.raises(ValueError, match="monitor cannot change after the first step"):
+        sched.monitor = "val_loss"
+    assert (sched.mode, sched.monitor) == ("max", "val_f1")
+
+
+def test_a_metric_s_direction_other_than_min_or_max_is_refused_by_name() -> None:
+    class Bad(_F1):
+        direction = "MAX"
+
+    x, y = _data()
+    model = md.Sequential(md.Dense(4, 3, rng=0))
+    es = md.EarlyStopping("val_f1")
+    with pytest.raises(ValueError, match=r"^fit: the Metric 'f1' declares direction='MAX'; expected 'max'"):
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1), metrics=[Bad()],
+                  validation_split=0.25, early_stopping=es, verbose=0)
+    assert es.mode == "auto"
+
+
+def test_a_stepped_plateau_refuses_a_fit_whose_metric_says_the_other_direction() -> None:
+    class F1Min(_F1):
+        direction = "min"
+
+    model, _, sched = _decided(plateau=True)
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau's mode='auto' was decided 'max' for 'val_f1' and it "
+                                         r"has stepped.*this fit's metrics say 'min'; make a new ReduceLROnPlateau"):
+        model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=sched.optimizer, metrics=[F1Min()],
+                  validation_split=0.25, scheduler=sched, epochs=1, verbose=0)
+    assert sched.mode == "max"
