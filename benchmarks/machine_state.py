@@ -69,9 +69,9 @@ def per_step_us(step: Callable[[], None], steps: int) -> float:
 
 
 def samples(step: Callable[[], None], seconds: float, every: float, steps: int) -> Iterator[tuple[float, float | None]]:
-    """(default threads µs, one thread µs or None) per sample, for ``seconds``."""
+    """(default threads µs, one thread µs or None) per sample, for ``seconds`` (one sample at least)."""
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while True:
         default = per_step_us(step, steps)
         limit = one_thread()
         single = None
@@ -79,6 +79,8 @@ def samples(step: Callable[[], None], seconds: float, every: float, steps: int) 
             with limit:
                 single = per_step_us(step, steps)
         yield default, single
+        if time.monotonic() >= end:
+            return
         time.sleep(every)
 
 

@@ -124,18 +124,19 @@ _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
 def _spread_inputs_refused_first(method: _Method) -> _Method:
-    """``Model.fit`` / ``Model.evaluate`` refusing inputs spread over positions (``model.fit(x, mask, y)``,
-    ``model.fit(x, y, 32)``) with :func:`~minidl.training.refuse_spread_inputs`'s message before Python
-    checks the keywords (it would first ask for ``loss=`` and ``optimizer=``); the method keeps its
-    signature, for type checkers and ``inspect``."""
+    """``Model.fit`` / ``Model.evaluate`` / ``minidl.fit`` (whose first argument is the model) refusing inputs
+    spread over positions (``model.fit(x, mask, y)``, ``model.fit(x, y, 32)``) with
+    :func:`~minidl.training.refuse_spread_inputs`'s message before Python checks the keywords (it would first
+    ask for ``loss=`` and ``optimizer=``); the function keeps its signature, for type checkers and ``inspect``."""
     who = method.__name__
+    of_a_class = "." in method.__qualname__  # (a method's message names the model's class: "Sequential.fit")
 
     @functools.wraps(method)
     def refusing(self: Model, x: Any, y: Any, *more: Any, **keywords: Any) -> Any:
         if more:
             from .training import refuse_spread_inputs
 
-            refuse_spread_inputs(who, x, more, model=self)
+            refuse_spread_inputs(who, x, more, model=self if of_a_class else None)
         return method(self, x, y, **keywords)
 
     return cast(_Method, refusing)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import importlib
 import inspect
 import math
@@ -30,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +55,7 @@ from .losses import (
     check_loss_gradient,
     named_loss_parameters,
 )
+from .model import _spread_inputs_refused_first
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler, ReduceLROnPlateau
@@ -224,7 +224,7 @@ def _declared_direction(monitor: str, metric_fns: Sequence[tuple[str, Any]]) -> 
     None."""
     for name, fn in metric_fns:
         if monitor in (name, f"val_{name}"):
-            direction = fn.direction if isinstance(fn, Metric) else None
+            direction = getattr(fn, "direction", None)  # (a Metric's, or one set on a function)
             if direction not in (None, "min", "max"):
                 raise ValueError(f"the Metric {name!r} declares direction={direction!r}; expected 'max' (it grows as "
                                  "it improves), 'min' (it shrinks) or None (not declared)")
@@ -598,13 +598,15 @@ def _stopped_in(error: BaseException, history: History, epoch: int | None, batch
 
 def _one_sample(model: Layer, x: Any) -> str:
     """``"; x of shape (4,) has the axes of one sample ...: pass x[None]"`` when ``x`` (one array) has as many axes
-    as one sample of ``model`` (its ``input_shape_hint``), one fewer than a batch; else ``""``."""
+    as one sample of ``model`` (its ``input_shape_hint``), one fewer than a batch, and the same first one (the
+    features, the channels); else ``""``."""
     if not isinstance(x, np.ndarray) or x.ndim == 0:
         return ""
     hint = None
     with contextlib.suppress(Exception):  # (a layer of one's own whose hint fails: no hint)
         hint = model.input_shape_hint()
-    if hint is None or len(hint) != x.ndim:
+    # (and the same first axis: a batch of grey images (N, H, W) to a model of (1, H, W) lacks its channel axis)
+    if hint is None or len(hint) != x.ndim or x.shape[0] != hint[0]:
         return ""
     return (f"; x of shape {x.shape} has the axes of one sample, not of a batch: for one sample "
             "pass x[None], a batch of one")
@@ -804,24 +806,6 @@ def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
     return step_then_zero
 
 
-_Function = TypeVar("_Function", bound=Callable[..., Any])
-
-
-def _spread_inputs_refused_first(function: _Function) -> _Function:
-    """``fit(model, x, y, loss, optimizer)`` refused with :func:`refuse_spread_inputs`'s message (``fit: takes x and
-    y by position, the rest by keyword: pass loss=..., optimizer=...``) before Python checks the keywords (it would
-    first say that ``loss`` and ``optimizer`` are missing); the function keeps its signature."""
-    who = function.__name__
-
-    @functools.wraps(function)
-    def refusing(model: Any, x: Any, y: Any, *more: Any, **keywords: Any) -> Any:
-        if more:
-            refuse_spread_inputs(who, x, more)
-        return function(model, x, y, **keywords)
-
-    return cast(_Function, refusing)
-
-
 @_spread_inputs_refused_first
 def fit(
     model: Layer,
@@ -930,7 +914,6 @@ def fit(
             ``error.history`` and an epoch scheduler has not stepped for it (a per-batch one has, once
             for each of its batches).
     """
-    refuse_spread_inputs("fit", x, more)
     who = "fit"
     if not isinstance(model, Layer):
         raise TypeError(f"{who}: model must be a Layer, got {type(model).__name__}")
@@ -1250,6 +1233,7 @@ def fit(
                           + _format_values(values), flush=True)
                 if early_stopping is not None and early_stopping.update(epoch, values, model):
                     break
+            epoch = initial_epoch  # (after the epochs: an error in what follows them is in none)
             if early_stopping is not None:
                 early_stopping.finish(model)
                 if verbose and len(history):  # (nothing to say when no epoch ran)

@@ -239,10 +239,9 @@ def test_pytorch_s_defaults_are_accepted_and_the_rest_refused() -> None:
     layer = Embedding(5, 3, padding_idx=0, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False)
     assert repr(layer) == "Embedding(num_embeddings=5, embedding_dim=3, padding_idx=0)"
     assert Embedding(5, 3, norm_type=2, sparse=np.False_).W.shape == (5, 3)
-    with pytest.raises(ValueError, match=r"^Embedding\(5, 3\): norm_type is the norm of max_norm, which is not "
-                                         r"supported; leave it out \(got 1\.0\)$"):
-        Embedding(5, 3, norm_type=1.0)
-    with pytest.raises(ValueError, match=r"norm_type is the norm of max_norm, .* \(got True\)"):
+    assert Embedding(5, 3, norm_type=1.0).W.shape == (5, 3)  # (without max_norm PyTorch ignores it too)
+    with pytest.raises(ValueError, match=r"^Embedding\(5, 3\): norm_type must be a number \(the p of max_norm's "
+                                         r"p-norm\), got True$"):
         Embedding(5, 3, norm_type=True)
     with pytest.raises(ValueError, match=r"max_norm is not supported, got 1\.0"):
         Embedding(5, 3, max_norm=1.0, norm_type=1.0)  # (max_norm first: the cause)

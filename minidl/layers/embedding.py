@@ -43,8 +43,8 @@ class Embedding(Layer):
         max_norm: ``None`` only.  PyTorch renormalises the looked-up rows of ``W`` in place during the
             forward, a side effect that would change the model on every forward (``predict``, a gradient
             check's probes); any other value is refused with a ``ValueError`` giving the two lines that
-            renormalise the rows after each optimizer step instead.  ``norm_type``: 2.0 only (it applies to
-            ``max_norm``).
+            renormalise the rows after each optimizer step instead.  ``norm_type``: a number, ignored (it
+            applies to ``max_norm`` alone, as in PyTorch).
         scale_grad_by_freq: as PyTorch's: each row's gradient from one backward is divided by how many
             times its index occurs in that forward's batch (``dW[i] = sum of g[m] over idx[m] == i, / count
             of i``).  A training heuristic, not the derivative of the cost: where an index repeats,
@@ -215,7 +215,7 @@ class Embedding(Layer):
 
 
 def _refuse_unsupported(who: str, max_norm: Any, norm_type: Any, sparse: Any) -> None:
-    """Refuse PyTorch's ``max_norm`` (any but None), a ``norm_type`` other than 2.0 and ``sparse=True``,
+    """Refuse PyTorch's ``max_norm`` (any but None), a ``norm_type`` that is not a number and ``sparse=True``,
     saying why and what to do instead."""
     if max_norm is not None:
         bound = max_norm if is_integer(max_norm) or isinstance(max_norm, (float, np.floating)) else "max_norm"
@@ -226,9 +226,8 @@ def _refuse_unsupported(who: str, max_norm: Any, norm_type: Any, sparse: Any) ->
             "the rows after each optimizer step instead (emb: this layer; every row, not only the batch's):\n"
             "    norms = np.linalg.norm(emb.W.data, axis=1, keepdims=True)\n"
             f"    emb.W.data *= np.where(norms > {bound}, {bound} / (norms + 1e-7), 1.0)")
-    if not (is_number(norm_type) and norm_type == 2.0):
-        raise ValueError(f"{who}: norm_type is the norm of max_norm, which is not supported; leave it out "
-                         f"(got {norm_type!r})")
+    if isinstance(norm_type, bool) or not is_number(norm_type):  # (used by max_norm alone: ignored, as PyTorch)
+        raise ValueError(f"{who}: norm_type must be a number (the p of max_norm's p-norm), got {norm_type!r}")
     if switch(sparse, "sparse", who):
         raise ValueError(f"{who}: sparse gradients are not supported, got sparse={sparse!r}: W.grad is a dense "
                          "array, and the back-pass adds only into the rows the batch used; leave sparse out "
