@@ -2001,8 +2001,9 @@ class ReduceLROnPlateau(LRScheduler):
         super()._set(name, value)
         self._mode_auto = auto
         if auto and (name == "mode" or self.monitor != old[1]):
-            mode = _auto_mode(self.monitor)  # ("auto" keeps a direction a fit decided, as it was)
-            self._mode = old[0] if mode == "auto" and old[0] != "auto" and self.monitor == old[1] else mode
+            mode = _auto_mode(self.monitor)  # ("auto" keeps the direction of a run that has stepped, as it was)
+            keep = mode == "auto" and old[0] != "auto" and self.monitor == old[1] and self.last_epoch > 0
+            self._mode = old[0] if keep else mode
         if (self.mode, self.monitor) != old:
             if self.last_epoch > 0:
                 raise ValueError(f"ReduceLROnPlateau: {name} cannot change after the first step: the best value so "

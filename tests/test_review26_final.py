@@ -134,3 +134,12 @@ def test_machine_state_takes_one_sample_at_least() -> None:
                              "--steps", "1", "--quiet"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "1 samples of 1 steps" in result.stdout
+
+
+def test_mode_auto_set_again_before_any_run_is_undecided_in_both_watchers() -> None:
+    optimizer = md.SGD(md.Sequential(md.Dense(4, 3, rng=0)).parameters(), lr=0.1)
+    es = md.EarlyStopping("val_f1", mode="min")
+    plateau = md.ReduceLROnPlateau(optimizer, mode="min", monitor="val_f1")
+    es.mode = "auto"
+    plateau.mode = "auto"  # (it kept "min")
+    assert (es.mode, plateau.mode) == ("auto", "auto")
