@@ -1259,22 +1259,21 @@ class GradientChecker:
         by_tensor = dict(work.named_parameters()) | dict(self._loss_params)
         own = [t for t in tensors if not is_input(t.name) and not t.frozen and t.analytic is not None
                and t.array.size > 0 and t.name in by_tensor and id(by_tensor[t.name]) in users]
-        zero = [t.name for t in own if not np.any(t.array)]
-        if zero and report.passed and self._whole_model:
-            names = ", ".join(f"'{name}'" for name in zero)
-            notes.append(f"the parameter(s) {names} are all zero at the checked point: terms they multiply are not "
-                         "tested (a backward that leaves out such a term, or uses a value computed without it, "
-                         "passes); check at a random point too (e.g. a zero-initialised bias set to small random "
-                         "values)")
-        # all 1 (or -1): w, 1/w and w**3 are equal there (and w**2 too at 1), so a backward that uses one where
-        # another is due passes (a temperature T = 1 whose gradient divides by T, not T**2)
-        unit = [t.name for t in own if np.all(np.abs(t.array) == 1)]
-        if unit and report.passed and self._whole_model:
-            names = ", ".join(f"'{name}'" for name in unit)
-            notes.append(f"the parameter(s) {names} are all 1 or -1 at the checked point, where w, 1/w and w**3 are "
-                         "equal (and w**2 too at 1): a backward that uses one of them where another is due passes "
-                         "(a temperature T = 1 whose gradient divides by T, not T**2); check at another value too "
-                         "(e.g. set it to 1.3)")
+        # a parameter all 1 (or -1): w, 1/w and w**3 are equal there (and w**2 too at 1), so a backward that uses
+        # one where another is due passes (a temperature T = 1 whose gradient divides by T, not T**2)
+        blind_spots = [
+            ([t.name for t in own if not np.any(t.array)],
+             "are all zero at the checked point: terms they multiply are not tested (a backward that leaves out such "
+             "a term, or uses a value computed without it, passes); check at a random point too (e.g. a "
+             "zero-initialised bias set to small random values)"),
+            ([t.name for t in own if np.all(np.abs(t.array) == 1)],
+             "are all 1 or -1 at the checked point, where w, 1/w and w**3 are equal (and w**2 too at 1): a backward "
+             "that uses one of them where another is due passes (a temperature T = 1 whose gradient divides by T, "
+             "not T**2); check at another value too (e.g. set it to 1.3)"),
+        ]
+        if report.passed and self._whole_model:
+            notes.extend(f"the parameter(s) {', '.join(repr(name) for name in names)} {words}"
+                         for names, words in blind_spots if names)
         if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
                 and len({c.path for c in calls}) > 2 and not loss_wrong:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
