@@ -226,7 +226,7 @@ def _declared_direction(monitor: str, metric_fns: Sequence[tuple[str, Any]]) -> 
         if monitor in (name, f"val_{name}"):
             direction = getattr(fn, "direction", None)  # (a Metric's, or one set on a function)
             if direction not in (None, "min", "max"):
-                raise ValueError(f"the Metric {name!r} declares direction={direction!r}; expected 'max' (it grows as "
+                raise ValueError(f"the metric {name!r} declares direction={direction!r}; expected 'max' (it grows as "
                                  "it improves), 'min' (it shrinks) or None (not declared)")
             return direction
     return None

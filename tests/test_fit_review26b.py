@@ -287,7 +287,7 @@ def test_a_metric_s_direction_other_than_min_or_max_is_refused_by_name() -> None
     x, y = _data()
     model = md.Sequential(md.Dense(4, 3, rng=0))
     es = md.EarlyStopping("val_f1")
-    with pytest.raises(ValueError, match=r"^fit: the Metric 'f1' declares direction='MAX'; expected 'max'"):
+    with pytest.raises(ValueError, match=r"^fit: the metric 'f1' declares direction='MAX'; expected 'max'"):
         model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1), metrics=[Bad()],
                   validation_split=0.25, early_stopping=es, verbose=0)
     assert es.mode == "auto"
