@@ -351,11 +351,15 @@ class TiedBug(md.Layer):
         return (4,)
 
 
-def test_a_parameter_all_zero_at_a_passing_point_is_named() -> None:
+def test_a_parameter_all_zero_at_a_passing_point_is_named_and_moved_the_bug_fails() -> None:
     layer = TiedBug()
     report = md.GradientChecker(layer).run()
-    assert report.passed
+    assert all(r.passed for r in report.results)  # (right at the checked point, b = 0)
     assert any(n.startswith("the parameter(s) 'b', 'c' are all zero at the checked point: terms they multiply are "
                             "not tested") for n in report.notes)
+    # (26th session: the check runs again with them moved off 0, where the bug shows, and the report fails)
+    assert not report.passed and report.moved is not None and not report.moved.passed
+    assert str(report).startswith("Gradient check FAILED at a second point: right at the checked point, wrong with "
+                                  "'b' moved from 0 to small random values, 'c' moved from 0 to small random values")
     layer.b.data[:] = np.random.default_rng(1).normal(size=3) * 0.5
     assert not md.GradientChecker(layer).run().passed  # (the bug the note warned of)

@@ -45,11 +45,19 @@ def check(model: md.Layer, seed: int, **kwargs: object) -> md.GradientReport:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("bug", [False, True])
-def test_a_parameter_at_one_passes_with_a_note_saying_what_is_not_told_apart(seed: int, bug: bool) -> None:
+def test_a_parameter_at_one_is_checked_again_moved_off_it(seed: int, bug: bool) -> None:
     report = check(TempSoftmax(1.0, bug), seed)
-    assert report.passed  # (at T = 1, T and T**2 are the same number: the bug cannot show)
+    assert all(r.passed for r in report.results)  # (at T = 1, T and T**2 are the same number: the bug cannot show)
     assert any(note.startswith("the parameter(s) 'T' are all 1 or -1 at the checked point, where w, 1/w and "
                                "w**3 are equal") for note in report.notes)
+    if bug:  # moved to T = 1.3 it shows, and the report fails
+        assert not report.passed and report.moved is not None
+        assert [r.status for r in report.moved.results] == ["ok", "FAIL"]
+        assert str(report).startswith("Gradient check FAILED at a second point: right at the checked point, wrong "
+                                      "with 'T' moved from 1 or -1 to 1.3 times that (below)")
+    else:
+        assert report.passed and report.moved is None
+        assert "checked again with 'T' moved from 1 or -1 to 1.3 times that: passes there too" in report.notes
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -234,3 +242,19 @@ def test_an_in_place_forward_gives_the_same_rows_whether_the_prefix_is_reused_or
     assert report.problems[0].startswith("layer '3' (ScaleInPlace): forward modified its input in place")
     model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), md.Dense(4, 4, rng=2), ScaleInPlace(False))
     assert md.GradientChecker(model, inputs=x, reuse_prefix=reuse_prefix).run().passed
+
+
+class OnlyAtOne(TempSoftmax):
+    """A layer whose forward refuses T above 1.2 (a domain the move to 1.3 leaves)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.T.data > 1.2:
+            raise ValueError(f"T must be at most 1.2, got {float(self.T.data)}")
+        return super().forward(x)
+
+
+def test_a_second_check_that_raises_is_a_note_and_the_verdict_stands() -> None:
+    report = check(OnlyAtOne(1.0), 0)
+    assert report.passed and report.moved is None
+    assert "checked again with 'T' moved from 1 or -1 to 1.3 times that: could not be (ValueError: T must be at " \
+           "most 1.2, got 1.3)" in report.notes

@@ -791,6 +791,10 @@ class GradientChecker:
         self.model = model
         self._whole_model = True  # False for a layer check_layers checks alone (see _unregistered)
         self._several_outputs = False  # True for one of those: its tuple of outputs takes sum_i R_i . y_i
+        # parameters of one's own at a point where a wrong backward cannot show, (name, "zero" or "unit"), found by
+        # a passing check; run() checks again with them moved (not when this is that second check)
+        self._blind: list[tuple[str, str]] = []
+        self._moved = False
         # the loss's own parameters (checked as loss.<name>) and attributes hiding some, during a run
         self._loss_params: list[tuple[str, Parameter]] = []
         self._loss_hidden: list[str] = []
@@ -904,6 +908,8 @@ class GradientChecker:
         start = time.perf_counter()
         try:
             report = self._run()
+            if report.passed and self._blind and not self._moved:
+                self._check_moved(report)
         except Exception as error:
             _add_note(error, f"(raised during GradientChecker.run on {type(self.model).__name__}; "
                              "the check runs on a copy, so your model is unchanged)")
@@ -914,6 +920,42 @@ class GradientChecker:
                 snapshot.restore()
         report.seconds = time.perf_counter() - start
         return report
+
+    def _check_moved(self, report: GradientReport) -> None:
+        """Check again with the parameters found at a blind spot moved off it (all 0: small random values; all 1
+        or -1: times 1.3), on another copy: a backward right only there (a term of a zero bias left out, a
+        temperature's 1/T where 1/T**2 is due) fails the report, as ``report.moved``; else a note says it passed."""
+        model, loss = copy.deepcopy((self.model, self.loss))
+        params = dict(model.named_parameters())
+        rng = np.random.default_rng([self.seed, 29])
+        moved = []
+        for name, kind in self._blind:
+            p = params[name]
+            if not (p.data.flags.writeable and p.data.dtype.kind == "f"):
+                continue
+            if kind == "zero":
+                p.data[...] = 0.1 * rng.standard_normal(p.data.shape)
+            else:
+                p.data[...] = 1.3 * p.data
+            moved.append(f"'{name}' moved " + ("from 0 to small random values" if kind == "zero"
+                                               else "from 1 or -1 to 1.3 times that"))
+        if not moved:
+            return
+        what = f"with {', '.join(moved)}"
+        other = copy.copy(self)
+        other.model, other.loss, other._blind, other._moved = model, loss, [], True
+        start = time.perf_counter()
+        try:
+            again = other._run()
+            again.seconds = time.perf_counter() - start
+        except Exception as error:  # (moved, a layer may leave its domain): said, the verdict stands
+            report.notes.append(f"checked again {what}: could not be ({type(error).__name__}: {error})")
+            return
+        report.evaluations += again.evaluations
+        if again.passed:
+            report.notes.append(f"checked again {what}: passes there too")
+        else:
+            report.moved, report.moved_what = again, what
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> tuple[Layer, Any, Any, Any, np.random.Generator]:
@@ -1274,6 +1316,9 @@ class GradientChecker:
         if report.passed and self._whole_model:
             notes.extend(f"the parameter(s) {', '.join(repr(name) for name in names)} {words}"
                          for names, words in blind_spots if names)
+            params = dict(work.named_parameters())  # (the model's: the loss's are not moved)
+            self._blind = [(name, kind) for (names, _), kind in zip(blind_spots, ("zero", "unit"), strict=True)
+                           for name in names if name in params]
         if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
                 and len({c.path for c in calls}) > 2 and not loss_wrong:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame

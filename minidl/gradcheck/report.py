@@ -152,11 +152,15 @@ class GradientReport:
     #: float arrays layers hold as plain attributes that no pass of the check changed (a weight that is not an
     #: ``md.Parameter``: neither checked nor trained), as the headline names them: ``"layer '1' (MyLinear) 'W'"``
     plain_arrays: list[str] = field(default_factory=list)
+    #: the check run again with the parameters of one's own that sat where a wrong backward cannot show (all 0,
+    #: all 1 or -1) moved off it, when it fails there (``moved_what`` says how they were moved); it fails the report
+    moved: GradientReport | None = None
+    moved_what: str = ""
 
     @property
     def passed(self) -> bool:
         return (not self.problems and self.low_precision is None and all(r.passed for r in self.results)
-                and all(r.passed for r in self.layers.values()))
+                and all(r.passed for r in self.layers.values()) and (self.moved is None or self.moved.passed))
 
     @property
     def unchecked(self) -> list[TensorResult]:
@@ -220,8 +224,12 @@ class GradientReport:
                 verdict += f" ({len(self.failed)} of {len(self.results)} tensors fail even so)"
         elif self.failed:
             verdict = f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
+        elif self.problems:
+            verdict = f"FAILED ({len(self.problems)} broken contract(s), below)"
+        elif self.moved is not None and not self.moved.passed:
+            verdict = f"FAILED at a second point: right at the checked point, wrong {self.moved_what} (below)"
         else:
-            verdict = f"FAILED ({len(self.problems)} broken contract(s), below)" if self.problems else "FAILED"
+            verdict = "FAILED"
         if self.unchecked:
             verdict += (f" ({len(self.unchecked)} of {len(self.results)} tensors could not be checked: "
                         f"{', '.join(r.name for r in self.unchecked)})")
@@ -259,6 +267,10 @@ class GradientReport:
             lines.append("")
             lines.append(f"Layer '{path}' checked alone:")
             lines.extend("  " + line for line in str(sub).splitlines())
+        if self.moved is not None:
+            lines.append("")
+            lines.append(f"Checked again {self.moved_what}:")
+            lines.extend("  " + line for line in str(self.moved).splitlines())
         return "\n".join(lines)
 
     def __repr__(self) -> str:
