@@ -39,7 +39,7 @@ from .errors import DTypeError, GradientCheckError, MinidlError, NonFiniteError,
 from .gradcheck import GradientChecker
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
-from .layer import Layer, parameter_backward
+from .layer import Layer, _name_part, parameter_backward
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -647,11 +647,7 @@ def _batch_context(error: MinidlError, model: Layer, where: str, start: int, sto
     the message already places (``error._raised_in``: a backward's error, which no call of the model named):
     ``TwoBranch layer 'right': Sequential layer '1': Dense(3 -> 3).backward: ...`` (nothing when that is the
     model itself: a forward's error, named on its way out of each call)."""
-    owner = getattr(error, "_raised_in", None)
-    path = next((name for name, layer in model.named_layers() if layer is owner), None) if owner is not None \
-        and owner is not model else None
-    if path:
-        _with_context(error, f"{type(model).__name__} layer '{path}'")
+    _name_part(error, model)  # (as a call of the model names a forward's error)
     _with_context(error, f"{where}{_located_row(error, start, stop, order, batch)}{close}")
 
 

@@ -196,14 +196,6 @@ def test_auto_mode_refuses_in_fit_a_monitor_no_metric_tells_and_changes_nothing(
 
 
 # ---------------------------------------------------------------------------------------------- S1-S3
-def test_early_stopping_on_lr_with_default_arguments_gets_the_schedule_hint() -> None:
-    model = md.Sequential(md.Dense(2, 1, rng=0))
-    with pytest.raises(ValueError, match=r"monitors 'lr', which this fit does not record \(as a figure: the history's "
-                                         r"lr is the schedule's, not the model's\)"):
-        model.fit(np.ones((4, 2)), np.ones((4, 1)), loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
-                  early_stopping=md.EarlyStopping("lr"), verbose=0)
-
-
 def test_an_auto_early_stopping_decides_again_when_its_monitor_changes() -> None:
     es = md.EarlyStopping("val_loss")
     es.monitor = "val_accuracy"
