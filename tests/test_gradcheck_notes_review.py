@@ -325,8 +325,9 @@ def test_the_users_layer_and_the_loss_still_get_the_all_zero_note() -> None:
     assert all(r.passed for r in report.results)
     (note,) = zero_notes(report)
     assert note.startswith("the parameter(s) '2.b', 'loss.log_s' are all zero at the checked point")
-    # (the model's '2.b' moved off 0, the loss's parameter not: ZeroBias's forgotten b fails there)
-    assert not report.passed and report.moved_what == "with '2.b' moved from 0 to small random values"
+    # (both moved off 0: ZeroBias's forgotten b fails there)
+    assert not report.passed and report.moved_what == ("with '2.b' moved from 0 to small random values, "
+                                                       "'loss.log_s' moved from 0 to small random values")
 
 
 # ------------------------------------------------------------------ D4: a loss's parameters in a dict

@@ -922,16 +922,19 @@ class GradientChecker:
         return report
 
     def _check_moved(self, report: GradientReport) -> None:
-        """Check again with the parameters found at a blind spot moved off it (all 0: small random values; all 1
-        or -1: times 1.3), on another copy: a backward right only there (a term of a zero bias left out, a
-        temperature's 1/T where 1/T**2 is due) fails the report, as ``report.moved``; else a note says it passed."""
+        """Check again with the parameters found at a blind spot (the model's and the loss's) moved off it (all 0:
+        small random values; all 1 or -1: times 1.3), on another copy: a backward right only there (a term of a
+        zero bias left out, a temperature's 1/T where 1/T**2 is due) fails the report, as ``report.moved``; else a
+        note says it passed."""
         model, loss = copy.deepcopy((self.model, self.loss))
         params = dict(model.named_parameters())
+        if loss is not self.loss:  # (a loss that cannot be copied keeps its parameters: they are the user's)
+            params.update(_loss_parameters(loss, model)[0])
         rng = np.random.default_rng([self.seed, 29])
         moved = []
         for name, kind in self._blind:
-            p = params[name]
-            if not (p.data.flags.writeable and p.data.dtype.kind == "f"):
+            p = params.get(name)
+            if p is None or not (p.data.flags.writeable and p.data.dtype.kind == "f"):
                 continue
             if kind == "zero":
                 p.data[...] = 0.1 * rng.standard_normal(p.data.shape)
@@ -1316,9 +1319,8 @@ class GradientChecker:
         if report.passed and self._whole_model:
             notes.extend(f"the parameter(s) {', '.join(repr(name) for name in names)} {words}"
                          for names, words in blind_spots if names)
-            params = dict(work.named_parameters())  # (the model's: the loss's are not moved)
             self._blind = [(name, kind) for (names, _), kind in zip(blind_spots, ("zero", "unit"), strict=True)
-                           for name in names if name in params]
+                           for name in names]
         if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
                 and len({c.path for c in calls}) > 2 and not loss_wrong:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
