@@ -152,7 +152,7 @@ from .schedulers import (
 )
 from .serialization import load, save
 from .summary import summarize
-from .training import History, evaluate, fit, predict
+from .training import History, Metric, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
@@ -251,6 +251,7 @@ __all__ = [
     "MaxPool2D",
     "MaxUnpool1D",
     "MaxUnpool2D",
+    "Metric",
     "MinidlError",
     "Mish",
     "Model",
