@@ -1,9 +1,9 @@
 """The demonstration minidl started from: checking a back-pass by central differences.
 
 Linear regression with five features x1..x5 and x0 = 1, so that w0 is the bias (the bias is
-*absorbed* into the weights): ``Y_hat = X @ W`` with X carrying the ones column and W of shape
-(6, 1).  The cost is ``CF = 1/2 * sum((Y_hat - Y)^2)``, so the back-pass is
-``dCF/dW = X^T (Y_hat - Y)``.  For every w_i we compare that analytic slope with the slope of the
+*absorbed* into the weights): ``Y_hat = X1 @ W`` with ``X1 = [1, X]``, the features X (n, 5) and the
+ones column, and W of shape (6, 1).  The cost is ``CF = 1/2 * sum((Y_hat - Y)^2)``, so the back-pass is
+``dCF/dW = X1^T (Y_hat - Y)``.  For every w_i we compare that analytic slope with the slope of the
 secant ``(CF(w_i + e) - CF(w_i - e)) / (2e)``; the cost is quadratic, so the two agree up to
 round-off.  Then we take one gradient-descent step from INIT.
 
@@ -101,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         rel = abs(a - n) / max(abs(a), abs(n), 1e-300)
         print(f"w{i:<2} {INIT[i, 0]:>8.3f} {a:>20.12f} {n:>20.12f} {rel:>15.2e} {demo.updated[i, 0]:>13.6f}")
     formula_gap = np.max(np.abs(demo.analytic - demo.by_formula))
-    print(f"\nback-pass vs X^T (Y_hat - Y): max |difference| = {formula_gap:.1e}")
-    print("\nThe framework's GradientChecker on the same layer and cost:")
+    print(f"\nback-pass vs X1^T (Y_hat - Y), X1 = [1, X]: max |difference| = {formula_gap:.1e}")
+    print("\nThe framework's GradientChecker on the same layer and cost (it picks its own step for each element "
+          "and an error bound from round-off: docs/gradient-checker.md):")
     print(demo.report)
 
 

@@ -673,22 +673,21 @@ class SGD(Optimizer):
             _subtract_scaled(p._data, g, lr)
             return
         work = self._work(p)
-        if momentum:
-            buf = self._stored(state, "momentum_buffer", p)
-            if buf is None:
-                buf = state["momentum_buffer"] = aligned.copy(g)
+        buf = self._stored(state, "momentum_buffer", p)
+        if buf is None:
+            buf = state["momentum_buffer"] = aligned.copy(g)
+        else:
+            buf *= momentum
+            if h["dampening"]:
+                buf += np.multiply(g, 1 - h["dampening"], out=work)
             else:
-                buf *= momentum
-                if h["dampening"]:
-                    buf += np.multiply(g, 1 - h["dampening"], out=work)
-                else:
-                    buf += g
-            if h["nesterov"]:
-                np.multiply(buf, momentum, out=work)
-                work += g
-                g = work
-            else:
-                g = buf
+                buf += g
+        if h["nesterov"]:
+            np.multiply(buf, momentum, out=work)
+            work += g
+            g = work
+        else:
+            g = buf
         np.multiply(g, lr, out=work)
         np.subtract(p._data, work, out=p._data)
 

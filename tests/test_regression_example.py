@@ -57,4 +57,4 @@ def test_script_runs_and_prints_the_table() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "regression.py")],
                          capture_output=True, text=True, check=True, timeout=120).stdout
     assert "secant slope" in out and "w5" in out
-    assert "X^T (Y_hat - Y)" in out
+    assert "back-pass vs X1^T (Y_hat - Y), X1 = [1, X]: max |difference|" in out

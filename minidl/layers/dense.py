@@ -160,8 +160,8 @@ class Dense(Layer):
         return grad_output @ (W[1:].T if self._bias else W.T)  # (matmul keeps any leading axes)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
-        """Add ``dCost/dW`` into ``W.grad`` like :meth:`backward`, but skip ``dx`` (a third of the
-        back-pass's work): for a first layer, whose input (the data) needs no gradient.
+        """Add ``dCost/dW`` into ``W.grad`` like :meth:`backward`, but skip ``dx`` (one of the back-pass's two
+        products, a third of forward and backward): for a first layer, whose input (the data) needs no gradient.
         ``Sequential.backward_params`` calls it."""
         x = self._x
         if x is None:
@@ -176,22 +176,21 @@ class Dense(Layer):
             x, grad_output = x.reshape(-1, self._in_features), grad_output.reshape(-1, self._out_features)
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return
+        # dW[1:] = x^T g and dW[0] = sum of g over the rows (the bias's column of ones); dW = x^T g without bias
         dW, overwrite = self.W.grad_target()
+        weights = dW[1:] if self._bias else dW
         if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
             try:
-                if not self._bias:
-                    np.matmul(x.T, grad_output, out=dW)
-                else:
-                    np.matmul(x.T, grad_output, out=dW[1:])
+                np.matmul(x.T, grad_output, out=weights)
+                if self._bias:
                     np.add.reduce(grad_output, axis=0, out=dW[0])
             except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
                 self.W.zero_grad()
                 raise
-        elif not self._bias:  # add: a parameter used twice in one pass, or no zero_grad in between
-            dW += x.T @ grad_output
-        else:
-            dW[1:] += x.T @ grad_output
-            dW[0] += np.add.reduce(grad_output, axis=0)
+        else:  # add: a parameter used twice in one pass, or no zero_grad in between
+            weights += x.T @ grad_output
+            if self._bias:
+                dW[0] += np.add.reduce(grad_output, axis=0)
 
     def input_shape_hint(self) -> tuple[int, ...]:
         return (self.in_features,)
