@@ -16,6 +16,8 @@ The shuffled modes move data that the bare loop does not (a gathered copy of 64 
 a fourth contender is the loop a user writes by hand to shuffle: **hand-shuffled**, the bare loop over
 ``x[idx], y[idx]`` for ``idx`` the slices of a fresh ``permutation(n)`` (the same order fit draws).
 Its cost over the bare loop is what shuffling costs any NumPy loop; fit's over it is what fit adds.
+A fifth, **hand-copied**, copies each batch in order (``x[start:stop].copy()``): the same bytes moved
+without the shuffle, which tells what of the gather's cost is the copy and what the random rows.
 
 Every round times the bare loops and each fit mode once, in a rotating order (so that each takes every
 place equally often and no mode is timed in a block of its own, which drifts by 2-3 points on a shared
@@ -34,7 +36,7 @@ Usage::
 
     python benchmarks/loop_overhead.py [--quick] [--samples 8192] [--pairs 15] [--threads 1]
 
-(``--pairs`` P: 5 P rounds, each contender in each place P times; 75 rounds by default.)
+(``--pairs`` P: 6 P rounds, each contender in each place P times; 90 rounds by default.)
 """
 
 from __future__ import annotations
@@ -104,6 +106,22 @@ def hand_shuffled_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optim
     return total
 
 
+def hand_copied_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer, x: np.ndarray,
+                      y: np.ndarray, batch_size: int, backward_name: str) -> float:
+    """The bare loop over batches copied in order, ``x[start:stop].copy()``: the same bytes moved as the
+    hand-shuffled loop's gather, from consecutive rows, to tell the copy's cost from the shuffle's."""
+    backward = getattr(model, backward_name)
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size].copy(), y[start:start + batch_size].copy()
+        optimizer.zero_grad()
+        value = loss(model(xb), yb)
+        backward(loss.backward())
+        optimizer.step(zero_grad=True)
+        total += value * len(xb)
+    return total
+
+
 def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """A distribution-free interval for the median of ``values``: the order statistics x_(j+1) and
     x_(n-j) (1-based) for the largest j with P(Binomial(n, 1/2) <= j) <= (1 - level) / 2, so that it
@@ -157,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     optimizer = md.SGD(model.parameters(), lr=LR)
     threads = f"BLAS threads limited to {args.threads}" if args.threads else "default BLAS threads"
     print(f"784-256-256-10, batch {bs}, {np.dtype(dtype).name}, {n} samples ({len(batches)} steps) per epoch; "
-          f"fit calls model.{used}; {5 * pairs} rounds of the two bare loops and the three fit modes; {threads}\n")
+          f"fit calls model.{used}; {6 * pairs} rounds of the three bare loops and the three fit modes; {threads}\n")
 
     # the cost of the unused input gradient, for the record: bare loops with either backward
     for name in ("backward", "backward_params"):
@@ -185,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         functools.partial(bare_epoch, model, loss, optimizer, batches, used),
         functools.partial(hand_shuffled_epoch, model, loss, optimizer, x, y, bs, 1, used)]
     contenders += [functools.partial(fit_epoch, verbose, shuffle) for verbose, shuffle in modes]
+    contenders.append(functools.partial(hand_copied_epoch, model, loss, optimizer, x, y, bs, used))
     for run_one in contenders:  # warm-up (imports tqdm, fills caches)
         run_one()
     # every round times the bare loop and each fit mode once, in a rotating order (each contender takes
@@ -199,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             contenders[j]()
             wall[j].append(time.perf_counter() - t0)
             cpu[j].append(time.process_time() - c0)
-    print(f"{len(wall[0])} rounds, each the bare loop, the hand-shuffled loop and every fit mode once, in "
+    print(f"{len(wall[0])} rounds, each the bare, hand-shuffled and hand-copied loops and every fit mode once, in "
           "rotating order; overhead: median over rounds of fit / bare - 1 in the same round\n")
     level = median_interval(wall[0])[2]
     gather = [h / b - 1 for h, b in zip(wall[1], wall[0], strict=True)]
@@ -207,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"hand-shuffled loop / bare loop - 1 (what shuffling's gather costs a loop written by hand): "
           f"{statistics.median(gather) * 100:+.1f}% ({low * 100:+.1f}% to {high * 100:+.1f}%); "
           f"hand-shuffled epoch {statistics.median(wall[1]) * 1e3:.1f} ms\n")
+    copied = [c / b - 1 for c, b in zip(wall[-1], wall[0], strict=True)]
+    low, high, _ = median_interval(copied)
+    print(f"hand-copied loop / bare loop - 1 (each batch copied in order: the gather's bytes without the "
+          f"shuffle): {statistics.median(copied) * 100:+.1f}% ({low * 100:+.1f}% to {high * 100:+.1f}%)\n")
     print(f"| mode | bare epoch ms | fit epoch ms | fit overhead, wall: median ({level:.1%} interval of the median; "
           "rounds min-max) | fit overhead, process CPU time: median (interval) | fastest fit / fastest bare - 1 "
           "| fit / the same loop by hand - 1: median (interval) |")
