@@ -1023,8 +1023,7 @@ def _pair_of_predictions(who: str, y_pred: Any) -> tuple[np.ndarray, np.ndarray]
 def _signs(who: str, y_true: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """``y_true`` as -1/1 labels of ``shape`` in ``dtype`` (a copy), or the error naming ``who``."""
     y = as_array(y_true, who, "y_true")
-    if y.dtype.kind not in "fiu":
-        raise DTypeError(f"{who}: expected numeric y_true (-1 or 1), got dtype {y.dtype}")
+    _refuse_non_numeric_signs(who, y)
     if y.shape != shape:
         raise ShapeError(f"{who}: y_true must have shape {shape}, got {y.shape}"
                          f"{_trailing_axis_hint(shape, y.shape, prediction=False)}")
@@ -1032,14 +1031,26 @@ def _signs(who: str, y_true: Any, shape: tuple[int, ...], dtype: np.dtype) -> np
     return y.astype(dtype)
 
 
+def _refuse_non_numeric_signs(who: str, y: np.ndarray) -> None:
+    """``DTypeError`` naming ``who`` unless the labels ``y`` (-1 or 1) are numbers: a bool array is
+    refused, not read as 0 and 1 (neither of which is a label here)."""
+    if y.dtype.kind not in "fiu":
+        hint = "; for True/False labels pass np.where(y_true, 1, -1)" if y.dtype.kind == "b" else ""
+        raise DTypeError(f"{who}: expected numeric y_true (-1 or 1), got dtype {y.dtype}{hint}")
+
+
 def _refuse_other_labels(who: str, y: np.ndarray, meanings: tuple[str, str] = ("", "")) -> None:
     """``TargetError`` naming ``who`` and the first label of ``y`` that is neither -1 nor 1; ``meanings``
-    of the two in the message (e.g. " (dissimilar)")."""
+    of the two in the message (e.g. " (dissimilar)").  Labels that are all 0 or 1 (the other common
+    encoding) are told the conversion."""
     wrong = (y != 1) & (y != -1)
     if wrong.any():
         index = tuple(int(i) for i in np.argwhere(wrong)[0])
+        hint = ""
+        if bool(np.all((y == 0) | (y == 1))):  # (unsigned labels would wrap round: 2 * 0 - 1 is 255 in uint8)
+            hint = f"; for 0/1 labels pass 2 * y_true{'.astype(np.int64)' if y.dtype.kind == 'u' else ''} - 1"
         raise TargetError.located(f"{who}: labels y_true must be -1{meanings[0]} or 1{meanings[1]}, got "
-                                  f"{y[index].item()!r} at index {index}", index, y.shape)
+                                  f"{y[index].item()!r} at index {index}{hint}", index, y.shape)
 
 
 class MarginRankingLoss(Loss):
@@ -1821,8 +1832,9 @@ class SoftMarginLoss(_ElementwiseLoss):
         loss_i  = log(1 + exp(-y x)) = softplus(-y x)      (computed as max(z, 0) + log1p(exp(-|z|)))
         dloss_i = -y sigmoid(-y x)
 
-    averaged over every element or summed.  Like PyTorch, other finite values of ``y`` are taken as they
-    are (the formula still holds).
+    averaged over every element or summed.  Labels other than -1 and 1 are refused (``TargetError``; 0/1
+    labels are told ``2 * y_true - 1``), bool labels too (``DTypeError``): PyTorch takes any ``y`` as it
+    is, and with 0/1 labels every 0 costs a constant log 2 with a zero gradient, the negatives never learnt.
     """
 
     def __init__(self, reduction: str = "mean") -> None:
@@ -1835,7 +1847,11 @@ class SoftMarginLoss(_ElementwiseLoss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: scores (N, ...); y_true: -1 or 1 alike -> scalar loss."""
+        who = "SoftMarginLoss"
         x, y = self._pair(y_pred, y_true)
+        target = as_array(y_true, who, "y_true")  # (as given: the messages show its values)
+        _refuse_non_numeric_signs(who, target)
+        _refuse_other_labels(who, target)
         z = -y * x  # (a new array: the caller's y is not kept)
         per = np.log1p(np.exp(-np.abs(z)))
         per += np.maximum(z, 0)
@@ -1868,7 +1884,8 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
                   x_i = margin too);  0 elsewhere
 
     averaged over every element (``reduction="mean"``) or summed.  Labels other than -1 and 1 are
-    refused (``TargetError``; PyTorch adds both terms for them).  ``margin``: a finite number the
+    refused (``TargetError``; PyTorch adds both terms for them), bool labels too (``DTypeError``).
+    ``margin``: a finite number the
     prediction's dtype can hold.
     """
 
@@ -1887,10 +1904,12 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
         """y_pred: (N, ...) distances or scores; y_true: -1 or 1 alike -> scalar loss."""
         who = "HingeEmbeddingLoss"
         x, y = self._pair(y_pred, y_true)
+        target = as_array(y_true, who, "y_true")  # (as given, as SoftMarginLoss)
+        _refuse_non_numeric_signs(who, target)
         margin = self.margin
         if abs(margin) > float(np.finfo(x.dtype).max):
             raise ValueError(f"{who}: margin {margin!r} overflows the prediction's dtype {x.dtype}")
-        _refuse_other_labels(who, y, (" (dissimilar)", " (similar)"))
+        _refuse_other_labels(who, target, (" (dissimilar)", " (similar)"))
         dissimilar = y == -1
         with np.errstate(over="ignore"):  # margin - x beyond the dtype's range: inf, as PyTorch
             pushed = margin - x

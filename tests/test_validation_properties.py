@@ -816,7 +816,7 @@ LOSSES: dict[str, LossSpec] = {
     "BCELoss": LossSpec(lambda: get("BCELoss")(), pred_any, float_target, ref_bce_probabilities),
     "PoissonNLLLoss": LossSpec(lambda: get("PoissonNLLLoss")(), pred_any, float_target,
                                lambda loss, p, t: float((np.exp(p) - t * p).mean())),
-    "SoftMarginLoss": LossSpec(lambda: get("SoftMarginLoss")(), pred_any, float_target,
+    "SoftMarginLoss": LossSpec(lambda: get("SoftMarginLoss")(), pred_any, sign_target,
                                lambda loss, p, t: float(np.logaddexp(0, -t * p).mean())),
     "MultiMarginLoss": LossSpec(lambda: get("MultiMarginLoss")(2, 0.5),
                                 lambda d: (d(st.integers(1, 3)), d(st.integers(1, 4))), label_target,
