@@ -529,7 +529,9 @@ class CrossEntropyLoss(Loss):
     over the weights of the labels; ``ignore_index`` applies to integer labels only.  Unlike PyTorch,
     ``ignore_index`` is off by default (PyTorch ignores -100), so a stray label is an error, and a
     batch whose every label is ignored (or weighs 0) has loss 0 and a zero gradient, not NaN: it
-    counts for nothing (``batch_weight`` 0 in ``fit``'s and ``evaluate``'s averages).
+    counts for nothing (``batch_weight`` 0 in ``fit``'s and ``evaluate``'s averages).  A bool y_true is
+    refused whatever its shape (``DTypeError``; cast it: ``astype(np.int64)`` labels, ``astype(float)``
+    one-hot rows), as NLLLoss and MultiMarginLoss refuse it.
 
     Args:
         reduction: ``"mean"`` or ``"sum"``.
@@ -618,7 +620,9 @@ class CrossEntropyLoss(Loss):
                     f"{who}: probability targets y_true must have the shape of y_pred {logits.shape}, "
                     f"got {target.shape}"
                 )
-            if target.dtype.kind not in "fiub":
+            if target.dtype.kind == "b":  # (refused as bool labels are: see _class_labels)
+                raise _bool_class_targets(who, given, True, True)
+            if target.dtype.kind not in "fiu":
                 raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
             coef = target if target.dtype == logits.dtype else \
                 cast_targets(target, logits.dtype, who, "y_true", "the logits' dtype")
@@ -773,8 +777,11 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
     """Integer labels ``target: (n,)`` for ``rows_shape = (n, c)`` scores, checked: (the labels in native
     byte order, the mask of rows not labelled ``ignore_index`` or None).  ``given``: y_true's shape
     as the caller passed it, ``spatial`` y_pred's when it had positions, and ``probabilities_too``
-    whether the loss takes probability targets as well, for the messages."""
+    whether the loss takes probability targets as well, for the messages.  Bool targets are refused
+    whatever their shape (:func:`_bool_class_targets`), as CrossEntropyLoss refuses bool probabilities."""
     n, c = rows_shape
+    if target.dtype.kind == "b":
+        raise _bool_class_targets(who, given, target.shape == rows_shape, probabilities_too)
     if target.dtype.kind not in "iu":
         probabilities = f"(N, {c})" if spatial is None else str(spatial)
         also = f", or pass {probabilities} class probabilities" if probabilities_too else ""
@@ -806,6 +813,19 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
             (where,) if isinstance(where, int) else where, target.shape if spatial is None else
             (spatial[0], *spatial[2:]))
     return target, kept
+
+
+def _bool_class_targets(who: str, given: tuple[int, ...], rows: bool, probabilities_too: bool) -> DTypeError:
+    """The ``DTypeError`` for a bool ``y_true`` of shape ``given`` (as the caller passed it): neither class
+    labels nor class probabilities, whatever its shape (a mask compared by mistake reads as either).  ``rows``:
+    it has the scores' shape, one row per sample; ``probabilities_too``: the loss takes probabilities."""
+    if rows:
+        fix = ("y_true.astype(float) for one-hot rows (class probabilities), or " if probabilities_too else "") \
+            + "y_true.argmax(axis=1) for the class labels"
+    else:
+        fix = "y_true.astype(np.int64) for class labels (False and True as classes 0 and 1)"
+    what = "neither class labels nor class probabilities" if probabilities_too else "not class labels"
+    return DTypeError(f"{who}: y_true of shape {given} has dtype bool, which is {what}; pass {fix}")
 
 
 def _position(row: int, spatial: tuple[int, ...]) -> tuple[int, ...]:

@@ -4,11 +4,15 @@ SoftMarginLoss took any finite y: with 0/1 labels (the classic mistake) every 0 
 gradient, its samples never learnt, silently.  It now refuses labels other than -1 and 1 as HingeEmbeddingLoss,
 MarginRankingLoss and CosineEmbeddingLoss do (one shared check, whose message tells 0/1 labels ``2 * y_true - 1``),
 and bool labels as MarginRankingLoss does (``DTypeError``; HingeEmbeddingLoss read them as 0/1 and said "got 0.0").
+
+CrossEntropyLoss refused bool (N,) labels but took a bool (N, C) array as probabilities: a bool y_true is now
+refused whatever its shape, with the cast that fits it, as NLLLoss and MultiMarginLoss refuse it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -209,3 +213,76 @@ def test_cosine_embedding_refuses_alike() -> None:
     error = refused(md.DTypeError, lambda: md.CosineEmbeddingLoss()(pair, zero_one((4,), bool)))
     assert str(error) == ("CosineEmbeddingLoss: expected numeric y_true (-1 or 1), got dtype bool; "
                           "for True/False labels pass np.where(y_true, 1, -1)")
+
+
+# -------------------------------------------------------------------------- bool class targets
+def _bool_message(who: str, shape: tuple[int, ...], rows: bool, probabilities: bool) -> str:
+    what = "neither class labels nor class probabilities" if probabilities else "not class labels"
+    if rows:
+        fix = ("y_true.astype(float) for one-hot rows (class probabilities), or " if probabilities else "") \
+            + "y_true.argmax(axis=1) for the class labels"
+    else:
+        fix = "y_true.astype(np.int64) for class labels (False and True as classes 0 and 1)"
+    return f"{who}: y_true of shape {shape} has dtype bool, which is {what}; pass {fix}"
+
+
+@pytest.mark.parametrize(("logits_shape", "labels_shape"), [((3, 4), (3,)), ((2, 4, 5), (2, 5)),
+                                                            ((2, 3, 2, 2), (2, 2, 2))])
+@pytest.mark.parametrize("make", [md.CrossEntropyLoss, lambda: md.CrossEntropyLoss(label_smoothing=0.1),
+                                  lambda: md.CrossEntropyLoss(ignore_index=-100)])
+def test_cross_entropy_refuses_bool_targets_of_any_shape(logits_shape: tuple[int, ...],
+                                                         labels_shape: tuple[int, ...],
+                                                         make: Callable[[], md.CrossEntropyLoss]) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=logits_shape)
+    c = logits_shape[1]
+    labels = rng.integers(0, c, labels_shape)
+    one_hot = np.moveaxis(np.eye(c, dtype=bool)[labels], -1, 1)  # (N, C, d1, ...)
+    assert one_hot.shape == logits_shape
+    error = refused(md.DTypeError, lambda: make()(x, one_hot))
+    assert str(error) == _bool_message("CrossEntropyLoss", logits_shape, True, True)
+    error = refused(md.DTypeError, lambda: make()(x, labels % 2 == 1))
+    assert str(error) == _bool_message("CrossEntropyLoss", labels_shape, False, True)
+    error = refused(md.DTypeError, lambda: make()(x, one_hot.tolist()))  # a list of bools too
+    assert str(error) == _bool_message("CrossEntropyLoss", logits_shape, True, True)
+    # each suggested cast runs, and gives the loss of the labels
+    expected = make()(x, labels)
+    assert make()(x, one_hot.astype(float)) == pytest.approx(expected, rel=1e-13)
+    assert make()(x, one_hot.argmax(axis=1)) == pytest.approx(expected, rel=1e-13)
+    binary = labels % 2 == 1
+    assert make()(x, binary.astype(np.int64)) == make()(x, binary.astype(int))
+
+
+def test_cross_entropy_still_takes_integer_and_float_one_hot_rows() -> None:
+    x = np.random.default_rng(4).normal(size=(3, 4))
+    labels = np.array([0, 3, 1])
+    expected = md.CrossEntropyLoss()(x, labels)
+    for dtype in (np.int64, np.uint8, np.float32, np.float64):
+        assert md.CrossEntropyLoss()(x, np.eye(4, dtype=dtype)[labels]) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(("make", "who"), [(md.NLLLoss, "NLLLoss"), (md.MultiMarginLoss, "MultiMarginLoss")])
+def test_nll_and_multi_margin_refuse_bool_targets_as_cross_entropy_does(make: Callable[[], md.Loss],
+                                                                        who: str) -> None:
+    logp = np.log(np.full((3, 4), 0.25))
+    labels = np.array([0, 3, 1])
+    error = refused(md.DTypeError, lambda: make()(logp, np.eye(4, dtype=bool)[labels]))
+    assert str(error) == _bool_message(who, (3, 4), True, False)
+    error = refused(md.DTypeError, lambda: make()(logp, np.array([True, False, True])))
+    assert str(error) == _bool_message(who, (3,), False, False)
+    assert make()(logp, np.eye(4, dtype=bool)[labels].argmax(axis=1)) == make()(logp, labels)
+
+
+def test_nll_refuses_bool_labels_per_position() -> None:
+    logp = np.log(np.full((2, 3, 5), 1 / 3))
+    error = refused(md.DTypeError, lambda: md.NLLLoss()(logp, np.zeros((2, 5), bool)))
+    assert str(error) == _bool_message("NLLLoss", (2, 5), False, False)
+
+
+def test_float_labels_keep_their_message() -> None:
+    """Only bool got a message of its own: float labels are still told astype(int) (and probabilities)."""
+    x = np.zeros((3, 4))
+    with pytest.raises(md.DTypeError, match=re.escape("CrossEntropyLoss: y_true of shape (3,) must hold integer "
+                                                      "class labels, got dtype float64; use y_true.astype(int), "
+                                                      "or pass (N, 4) class probabilities")):
+        md.CrossEntropyLoss()(x, np.array([0.0, 1.0, 2.0]))
