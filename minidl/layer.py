@@ -41,6 +41,10 @@ class LoadResult(NamedTuple):
     unexpected_keys: list[str]
 
 
+#: What a "called before forward" message adds: when a fit returned since the last forward, there is no cache either.
+_AFTER_FIT = " (no forward since it was made, or since a fit returned: fit lets go of its last batch's caches)"
+
+
 class Layer:
     """Base class for layers and models; subclass it and write ``forward`` and ``backward``.
 
@@ -672,10 +676,12 @@ class Layer:
         return rng.standard_normal(shape)
 
     def _require_cache(self, cache: Any) -> None:
-        """Raise a clear error if ``backward`` is called without a forward pass to go back through."""
+        """Raise a clear error if ``backward`` is called without a forward pass to go back through (none yet, or
+        none since a ``fit`` returned: it sets the last batch's caches back to None)."""
         if cache is None:
             raise BackwardBeforeForwardError(
                 f"{type(self).__name__}.backward called before forward: there is nothing to go back through"
+                f"{_AFTER_FIT}"
             )
 
     # ------------------------------------------------------------------ printing

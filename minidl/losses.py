@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
 from .inputs import pair_of_arrays
-from .layer import Layer
+from .layer import _AFTER_FIT, Layer
 from .layers.distance import _p_norm, _p_norm_backward
 from .parameter import Parameter
 from .special import _sigmoid
@@ -311,7 +311,7 @@ class Loss:
         same-named helper as :meth:`Layer._require_cache <minidl.layer.Layer._require_cache>`."""
         if cache is None:
             raise BackwardBeforeForwardError(
-                f"{type(self).__name__}.backward called before forward: there is no loss to differentiate"
+                f"{type(self).__name__}.backward called before forward: there is no loss to differentiate{_AFTER_FIT}"
             )
 
     def _require(self, cache: Any) -> None:

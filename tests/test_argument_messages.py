@@ -233,7 +233,9 @@ class _LogCosh(md.Loss):
 def test_a_loss_of_one_s_own_refuses_backward_before_forward_with_require_cache() -> None:
     loss = _LogCosh()
     with pytest.raises(md.BackwardBeforeForwardError,
-                       match=r"^_LogCosh\.backward called before forward: there is no loss to differentiate$"):
+                       match=r"^_LogCosh\.backward called before forward: there is no loss to differentiate "
+                             r"\(no forward since it was made, or since a fit returned: fit lets go of its last "
+                             r"batch's caches\)$"):
         loss.backward()
     y_pred, y_true = np.linspace(-1, 1, 6).reshape(3, 2), np.zeros((3, 2))
     loss(y_pred, y_true)

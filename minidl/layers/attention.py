@@ -311,8 +311,9 @@ class MultiHeadAttention(Layer):
         it changes with the next forward (after ``predict``, it is the last batch's).
         """
         if self._cache is None:
-            raise BackwardBeforeForwardError(f"{self._who}.attention_weights: no forward has run yet, so "
-                                             "there are no weights to show; call the layer on an input first")
+            raise BackwardBeforeForwardError(f"{self._who}.attention_weights: no forward has run yet (or a fit "
+                                             "returned since: it lets go of its last batch's caches), so there are "
+                                             "no weights to show; call the layer on an input first")
         weights = self._cache[-1].view()
         weights.flags.writeable = False
         return weights

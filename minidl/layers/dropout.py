@@ -49,6 +49,9 @@ class Dropout(Layer):
     single_input = True  # (a Stack hands it the sequence alone)
 
     elementwise = True
+    #: whether the last forward drew a mask (training with p > 0): its backward then needs ``_mask``, which a
+    #: ``fit`` that returned has let go of (a class default: layers pickled before it was kept read False)
+    _drew: bool = False
 
     def __init__(self, p: float = 0.5, *, rng: RNGLike = None) -> None:
         super().__init__()
@@ -79,7 +82,10 @@ class Dropout(Layer):
         self._shape = x.shape
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
             self._dtype = x.dtype
-        if not self.training or self.p == 0.0:
+        drew = self.training and self.p != 0.0
+        if drew is not self._drew:  # (as rarely)
+            self._drew = drew
+        if not drew:
             self._mask = None
             return x
         if self.p == 1.0:
@@ -101,11 +107,13 @@ class Dropout(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: x's shape -> dx = grad_output * mask (or grad_output itself in eval mode)."""
-        shape = self._shape
+        shape, mask = self._shape, self._mask
         self._require_cache(shape)
+        if mask is None and self._drew:  # (a fit that returned let go of the mask: not the identity)
+            self._require_cache(mask)
         assert shape is not None
         check_grad_output(grad_output, f"{type(self).__name__}(p={self.p}).backward", shape, self._dtype)
-        return grad_output if self._mask is None else grad_output * self._mask
+        return grad_output if mask is None else grad_output * mask
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -744,7 +744,7 @@ class Upsample(Layer):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, sh*H, sw*W) or (N, C, Ho, Wo), the last forward's -> dx: (N, C, H, W)."""
         shape, used = self._shape, self._used
-        self._require_cache(shape)
+        self._require_cache(used)  # (set with shape; a fit that returned lets go of bilinear's weights in it)
         assert shape is not None and used is not None
         N, C, H, W = shape
         mode, Ho, Wo, a_h, a_w = used
