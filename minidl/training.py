@@ -358,6 +358,47 @@ class History:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _pass_owners(model: Layer, loss: Any = None) -> list[Any]:
+    """Where forward passes keep what their backward needs: the layers of ``model`` and, with ``loss``, the
+    loss and the losses and layers it holds (those layers' layers), each once."""
+    owners: dict[int, Any] = {id(layer): layer for layer in model.layers()}
+    if loss is not None:
+        held = [loss, *(v for _, v in _held_objects(loss) if isinstance(v, (Layer, Loss)))]
+        for v in held:
+            owners.update((id(o), o) for o in (v.layers() if isinstance(v, Layer) else [v]))
+    return [owner for owner in owners.values() if hasattr(owner, "__dict__")]
+
+
+def _rebound(owner: Any, before: Mapping[str, Any], added: bool = False) -> list[tuple[str, Any]]:
+    """``(name, value before)`` for each attribute of ``owner`` that was in ``before`` (its ``__dict__`` then)
+    and is bound to another object now: what passes rebound since (``self._x = x``).  Not ``training``, nor a
+    registered attribute (a parameter, a buffer, a generator, a layer), nor a container's ``_pass_state``
+    (its callers put that back themselves), nor one deleted since, nor what changed in place.  ``added``: also
+    those bound since over a default of the class (``_argmax: np.ndarray | None = None`` in its body), with
+    that default as the value before."""
+    now = vars(owner)
+    registered = [getattr(owner, name, {}) for name in ("_buffers", "_parameters", "_generators", "_layers")]
+    own = getattr(owner, "_pass_state", ())
+    found = [(key, value) for key, value in before.items() if now.get(key, value) is not value]
+    if added:
+        cls = type(owner)
+        found += [(key, getattr(cls, key)) for key in now if key not in before and hasattr(cls, key)]
+    return [(key, value) for key, value in found
+            if key != "training" and key not in own and not any(key in registry for registry in registered)]
+
+
+def _holds_array(value: Any, depth: int = 4) -> bool:
+    """Whether ``value`` is an ndarray, or a tuple, list or dict holding one (in nested ones too, ``depth``
+    deep): a batch's activations.  Not what other objects hold."""
+    if isinstance(value, np.ndarray):
+        return True
+    if depth and isinstance(value, (tuple, list)):
+        return any(_holds_array(item, depth - 1) for item in value)
+    if depth and isinstance(value, dict):
+        return any(_holds_array(item, depth - 1) for item in value.values())
+    return False
+
+
 @contextmanager
 def _caches_kept(model: Layer, loss: Any = None) -> Iterator[None]:
     """Put back, afterwards, every attribute that forward passes rebound in the layers, in the loss and in
@@ -367,25 +408,39 @@ def _caches_kept(model: Layer, loss: Any = None) -> Iterator[None]:
     keeps on purpose, which ``state_dict`` saves), nor what changed in place (a list appended to).  So
     that ``predict`` and ``evaluate`` between a training forward and its backward leave that backward
     differentiating the training forward, as PyTorch's eval-mode predictions leave its graph."""
-    owners: dict[int, Any] = {id(layer): layer for layer in model.layers()}
-    if loss is not None:
-        held = [loss, *(v for _, v in _held_objects(loss) if isinstance(v, (Layer, Loss)))]
-        for v in held:
-            owners.update((id(o), o) for o in (v.layers() if isinstance(v, Layer) else [v]))
     saved = [(owner, dict(vars(owner)), [(name, getattr(owner, name)) for name in getattr(owner, "_pass_state", ())])
-             for owner in owners.values() if hasattr(owner, "__dict__")]
+             for owner in _pass_owners(model, loss)]
     try:
         yield
     finally:
         for owner, before, pass_state in saved:
             now = vars(owner)
-            registered = [getattr(owner, name, {}) for name in ("_buffers", "_parameters", "_generators", "_layers")]
-            for key, value in before.items():
-                if value is not None and now.get(key, value) is not value and key != "training" \
-                        and not any(key in registry for registry in registered):
+            for key, value in _rebound(owner, before):
+                if value is not None:
                     now[key] = value
             for name, value in pass_state:
                 object.__setattr__(owner, name, value)
+
+
+def _caches_before(model: Layer, loss: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """The attributes of :func:`_pass_owners` as they are before ``fit``, for :func:`_release_caches`."""
+    return [(owner, dict(vars(owner))) for owner in _pass_owners(model, loss)]
+
+
+def _release_caches(saved: list[tuple[Any, dict[str, Any]]]) -> None:
+    """After a ``fit`` that returns: set back to None each attribute (:func:`_rebound`) that was None before it
+    (or unset, with the class's default None) and that its passes bound to arrays (:func:`_holds_array`): the
+    last batch's caches, which no backward can use any more and which a model kept for inference would carry
+    (in a copy, a pickle).  What was not None before (a cache of the user's own forward, a workspace built
+    before) is left as it is, and so are values without arrays (a lazy layer's size, a shape)."""
+    for owner, before in saved:
+        now = vars(owner)
+        for key, value in _rebound(owner, before, added=True):
+            if value is None and _holds_array(now[key]):
+                if key in before:
+                    now[key] = None
+                else:  # (unset before: the class's default None again)
+                    del now[key]
 
 
 @contextmanager
@@ -897,7 +952,9 @@ def fit(
     a model in eval mode is switched to train mode whole.  On return (or on an error) every layer
     gets back the mode it had before.  Each batch ends with
     ``optimizer.step(zero_grad=True)``, so after a complete ``fit`` the gradients of the optimizer's
-    parameters read zero.
+    parameters read zero.  On return the last batch's forward caches are let go of (set back to None:
+    what was None before the fit and holds arrays now), so that a model kept for inference does not
+    carry them; a backward then needs a forward first.  On an error they are kept.
 
     Raises:
         NonFiniteError: when the loss (or a layer's input, or with ``check_gradients`` a gradient)
@@ -1064,6 +1121,7 @@ def fit(
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
+    cached = _caches_before(model, loss)  # what the passes' caches were: released on return
     if val is not None and trained:  # scored once now, in eval mode: a bad set fails before any update
         side_state.save()
         try:
@@ -1244,6 +1302,7 @@ def fit(
             if bar is not None:  # do not leave a half-drawn bar behind
                 bar.close()
             raise
+    _release_caches(cached)  # (not when fit raised: the caches of the batch that failed help to debug it)
     return history
 
 
