@@ -39,7 +39,7 @@ from .errors import DTypeError, GradientCheckError, MinidlError, NonFiniteError,
 from .gradcheck import GradientChecker
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
-from .layer import Layer, _name_part, parameter_backward
+from .layer import Layer, _name_part, minidl_own, parameter_backward
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -432,8 +432,13 @@ def _release_caches(saved: list[tuple[Any, dict[str, Any]]]) -> None:
     (or unset, with the class's default None) and that its passes bound to arrays (:func:`_holds_array`): the
     last batch's caches, which no backward can use any more and which a model kept for inference would carry
     (in a copy, a pickle).  What was not None before (a cache of the user's own forward, a workspace built
-    before) is left as it is, and so are values without arrays (a lazy layer's size, a shape)."""
+    before) is left as it is, and so are values without arrays (a lazy layer's size, a shape).  Only in
+    minidl's own layers and losses (:func:`minidl_own`), whose attributes are known: a layer or loss of one's
+    own may set up state in its first forward (a data-dependent initialisation) that no rule tells from a
+    cache, and keeps what it keeps."""
     for owner, before in saved:
+        if not minidl_own(owner):
+            continue
         now = vars(owner)
         for key, value in _rebound(owner, before, added=True):
             if value is None and _holds_array(now[key]):
@@ -952,9 +957,10 @@ def fit(
     a model in eval mode is switched to train mode whole.  On return (or on an error) every layer
     gets back the mode it had before.  Each batch ends with
     ``optimizer.step(zero_grad=True)``, so after a complete ``fit`` the gradients of the optimizer's
-    parameters read zero.  On return the last batch's forward caches are let go of (set back to None:
-    what was None before the fit and holds arrays now), so that a model kept for inference does not
-    carry them; a backward then needs a forward first.  On an error they are kept.
+    parameters read zero.  On return the last batch's forward caches in minidl's own layers and losses are let go
+    of (set back to None: what was None before the fit and holds arrays now), so that a model kept for
+    inference does not carry them; a backward then needs a forward first.  On an error they are kept, and a
+    layer or loss of one's own always keeps its own.
 
     Raises:
         NonFiniteError: when the loss (or a layer's input, or with ``check_gradients`` a gradient)

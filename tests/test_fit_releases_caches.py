@@ -289,7 +289,42 @@ def test_what_was_not_none_before_fit_or_holds_no_array_is_kept() -> None:
     model = md.Sequential(fresh, md.Dense(6, 3, rng=0))
     model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1), batch_size=8, rng=0,
               verbose=0)
-    assert fresh._width == 6 and fresh._table is not None and fresh._x is None and model[1]._x is None
+    # (a layer of one's own keeps its attributes: fit cannot tell its cache from state it set up; Dense's goes)
+    assert fresh._width == 6 and fresh._table is not None and fresh._x is not None and model[1]._x is None
+
+
+class ActNorm(md.Layer):
+    """y = x + shift, the shift set up from the first batch it sees (-mean over the batch) and kept: a
+    data-dependent initialisation in a plain attribute, None until then, as a forward cache is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.shift is None:
+            self.shift = -x.mean(axis=0)
+        out: np.ndarray = x + self.shift
+        return out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_layer_of_ones_own_keeps_the_state_its_first_forward_set_up(seed: int) -> None:
+    x, y = data("mlp", seed, 12)
+    norm = ActNorm()
+    model = md.Sequential(norm, md.Dense(6, 3, rng=seed))
+    model.fit(x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1), batch_size=4, rng=0,
+              verbose=0)
+    assert norm.shift is not None and model[1]._x is None  # (the built-in Dense's cache let go of)
+    order = np.random.default_rng(0).permutation(len(x))
+    np.testing.assert_array_equal(norm.shift, -x[order[:4]].mean(axis=0))  # the first batch's, still
+    shift = norm.shift
+    out = model.predict(x[:2])
+    np.testing.assert_allclose(out, model[1](x[:2] + shift), rtol=1e-12)
+    assert norm.shift is shift
 
 
 def test_registered_buffers_and_the_optimizer_are_untouched() -> None:

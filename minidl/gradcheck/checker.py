@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeError, TargetError
 from ..inputs import as_inputs, is_several
-from ..layer import Layer, defining_class, parameter_backward
+from ..layer import Layer, defining_class, minidl_own, parameter_backward
 from ..layers.reshape import Identity
 from ..losses import _ATOMS, Loss, _entries, _held_objects, named_loss_parameters
 from ..model import LayerList, Sequential
@@ -564,18 +564,6 @@ def _loss_state(loss: Any) -> list[Any]:
     return [p for _, p in named_loss_parameters(loss)] + held
 
 
-def _minidl_own(layer: Layer) -> bool:
-    """Whether ``layer``'s forward and backward are minidl's own (a built-in layer, or a subclass that
-    overrides neither): known to keep one forward cache, and tested right for one call."""
-    if "forward" in vars(layer) or "backward" in vars(layer):
-        return False
-    for method in ("forward", "backward"):
-        owner = defining_class(type(layer), method)
-        if owner is None or not (owner.__module__ == "minidl" or owner.__module__.startswith("minidl.")):
-            return False
-    return True
-
-
 def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
                   alone: dict[str, GradientReport]) -> list[str]:
     """Notes on layers without sub-layers that ran more than once in one forward pass (``calls``: one
@@ -613,7 +601,7 @@ def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
         which = ", ".join(f"'{name}'" for name in own or others)
         verb = "fails" if len(own or others) == 1 else "fail"
         label = _layer_label(path, layer, [p for p in places.get(id(layer), ()) if p != path])
-        if own and _minidl_own(layer):
+        if own and minidl_own(layer):
             for r in results:
                 if r.name in own:
                     r.notes.append(f"{label} ran {n} times in one forward pass: the gradient is computed from one "
@@ -625,7 +613,7 @@ def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
                          "cache per call (docs/custom-layers.md)")
         else:
             where = "" if own else " (they may be upstream of it, or not)"
-            keeps = "every built-in layer keeps one" if _minidl_own(layer) else \
+            keeps = "every built-in layer keeps one" if minidl_own(layer) else \
                 "a layer of your own that keeps a cache per call (a stack, as an RNN cell's) is right, and " \
                 "then the diagnosis stands; one that keeps one forward cache"
             notes.append(f"{label} ran {n} times in one forward pass, and {which} {verb}{where}: this may be the "
@@ -1299,7 +1287,7 @@ class GradientChecker:
         # a parameter all zero at the point: every term it multiplies is zero there, right or wrong.  Only the
         # user's layers' and the loss's: a built-in layer's backward is tested at random points (its zero
         # LayerNorm/BatchNorm beta, added, not multiplied, at every model's init would make it noise)
-        users = {id(p) for _, layer in work.named_layers() if not _minidl_own(layer)
+        users = {id(p) for _, layer in work.named_layers() if not minidl_own(layer)
                  for p in layer._parameters.values()} | {id(p) for _, p in self._loss_params}
         by_tensor = dict(work.named_parameters()) | dict(self._loss_params)
         own = [t for t in tensors if not is_input(t.name) and not t.frozen and t.analytic is not None
