@@ -50,7 +50,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,9 @@ def fit_backward_name() -> str:
 
 
 def bare_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer,
-               batches: list[tuple[np.ndarray, np.ndarray]], backward_name: str) -> float:
+               batches: Iterable[tuple[np.ndarray, np.ndarray]], backward_name: str) -> float:
+    """fit's steps over ``batches`` (a list sliced before the clock starts, or a generator making each batch):
+    ``zero_grad / forward / loss / backward / step(zero_grad=True)``; returns the summed loss."""
     backward = getattr(model, backward_name)
     total = 0.0
     for xb, yb in batches:
@@ -92,34 +94,19 @@ def hand_shuffled_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optim
                         y: np.ndarray, batch_size: int, seed: int, backward_name: str) -> float:
     """The bare loop over shuffled batches, as written by hand: a fresh permutation from ``seed`` (fit's
     ``rng=seed`` draws the same), each batch the fancy-indexed copy ``x[idx], y[idx]``."""
-    backward = getattr(model, backward_name)
     order = np.random.default_rng(seed).permutation(len(x))
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        idx = order[start:start + batch_size]
-        xb, yb = x[idx], y[idx]
-        optimizer.zero_grad()
-        value = loss(model(xb), yb)
-        backward(loss.backward())
-        optimizer.step(zero_grad=True)
-        total += value * len(xb)
-    return total
+    shuffled = ((x[idx], y[idx]) for idx in (order[start:start + batch_size]
+                                              for start in range(0, len(x), batch_size)))
+    return bare_epoch(model, loss, optimizer, shuffled, backward_name)
 
 
 def hand_copied_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer, x: np.ndarray,
                       y: np.ndarray, batch_size: int, backward_name: str) -> float:
     """The bare loop over batches copied in order, ``x[start:stop].copy()``: the same bytes moved as the
     hand-shuffled loop's gather, from consecutive rows, to tell the copy's cost from the shuffle's."""
-    backward = getattr(model, backward_name)
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size].copy(), y[start:start + batch_size].copy()
-        optimizer.zero_grad()
-        value = loss(model(xb), yb)
-        backward(loss.backward())
-        optimizer.step(zero_grad=True)
-        total += value * len(xb)
-    return total
+    copied = ((x[start:start + batch_size].copy(), y[start:start + batch_size].copy())
+              for start in range(0, len(x), batch_size))
+    return bare_epoch(model, loss, optimizer, copied, backward_name)
 
 
 def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
