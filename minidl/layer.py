@@ -25,10 +25,12 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 from numpy.typing import DTypeLike
 
-from . import aligned
+from . import aligned, side_state
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, StateDictError, nested_state_hint, short_repr
 from .init import switch
 from .parameter import Parameter
+from .side_state import call_saving
+from .side_state import calls as _calls
 from .validation import plain_native
 
 __all__ = ["Layer", "LoadResult", "parameter_backward"]
@@ -74,9 +76,10 @@ class Layer:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_generators", {})
         object.__setattr__(self, "training", True)
-        # counts every change of what is registered (never back: __init__ run again counts too): fit's
-        # side state copies the registries only when it moved
+        # counts every change of what is registered (never back: __init__ run again counts too), and so
+        # does side_state.registrations for all layers: a side state copies the registries only when it moved
         object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
+        side_state.registrations += 1
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -154,10 +157,11 @@ class Layer:
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and ``copy.deepcopy``: the attributes but ``_holders`` (weak references to the layers
         holding this one, which do not pickle, and which a copy of this layer alone must not inherit: each
-        holder's :meth:`__setstate__` notes itself again)."""
+        holder's :meth:`__setstate__` notes itself again) and ``_side_state`` (what the last call saved, of
+        this layer's, which a call of the copy saves anew)."""
         state = self.__dict__
-        if "_holders" in state:
-            state = {key: value for key, value in state.items() if key != "_holders"}
+        if "_holders" in state or "_side_state" in state:
+            state = {key: value for key, value in state.items() if key not in _NOT_COPIED}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -181,6 +185,7 @@ class Layer:
     def _registered(self) -> None:
         """Count a change of what is registered (see ``_registrations``)."""
         object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
+        side_state.registrations += 1
 
     def _remember_plain(self, name: str) -> None:
         """Before ``name`` becomes registered: keep the plain attribute it replaces, as ``(True,
@@ -631,7 +636,10 @@ class Layer:
             raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
                             f"tuple: layer((x, mask)), not layer(x, mask){attention}")
         try:
-            return self.forward(x)
+            if _calls.saved:  # a call on the stack saved the side state (a container's, fit's)
+                return self.forward(x)
+            # the outermost call: buffers, generators and registrations put back if the forward raises
+            return call_saving(self, self.forward, x)
         except MinidlError as error:
             _name_part(error, self)
             raise
@@ -967,7 +975,9 @@ def _no_registries(layer: Layer) -> AttributeError:
 
 #: attributes every layer keeps for itself: a parameter, layer, buffer or generator may not take their names
 _RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_persistent", "_generators",
-                       "_registrations", "_replaced", "_holders", _LAYOUT})
+                       "_registrations", "_replaced", "_holders", "_side_state", _LAYOUT})
+#: the attributes a pickled or deep-copied layer leaves out (see ``Layer.__getstate__``)
+_NOT_COPIED = frozenset({"_holders", "_side_state"})
 
 
 def _attribute(owner: Layer, name: str) -> str:

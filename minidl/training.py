@@ -59,6 +59,7 @@ from .model import _spread_inputs_refused_first
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler, ReduceLROnPlateau
+from .side_state import SideState, calls, saved
 from .validation import as_array, cast_targets, is_finite, is_integer, is_number
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
@@ -566,75 +567,6 @@ def _positive_int(who: str, name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-_REGISTRIES = ("_parameters", "_layers", "_buffers", "_generators")
-
-
-class _SideState:
-    """What a forward changes besides its output: buffers (batch norm's running statistics), the
-    states of random generators (dropout), and what a layer registers lazily in a forward (a buffer,
-    a generator, a sub-layer).  ``fit`` saves them before each batch and restores them when the batch
-    is refused, so a refused batch leaves no trace: every layer's registrations are put back, and
-    the plain attribute a registration of the refused batch replaced (``self.rng = None``), which the
-    layer keeps in ``_replaced``.
-
-    Per batch only the layers' registration counts (``Layer._registrations``) are read, and the
-    buffers and generators saved; the registries are copied (and the model walked again) only when a
-    count has changed since the last copy, which then stands for every save until the next change.
-    Which layers hold buffers or generators is a registration too, so it is listed at that copy: a
-    model without any (an MLP) saves nothing else per batch.
-    """
-
-    def __init__(self, model: Layer) -> None:
-        self._model = model
-        self._dicts: list[dict[str, Any]] = []  # the walked layers' __dict__s, where the counts are read
-        self._counts: list[int] | None = None  # the registration counts of the last copy
-        self._layers: list[tuple[Layer, tuple[dict[str, Any], ...], set[str]]] = []
-        self._stateful: list[Layer] = []  # the layers with a buffer or a generator registered
-        self._buffers: list[tuple[Layer, str, np.ndarray | None]] = []
-        self._generators: list[tuple[np.random.Generator, Mapping[str, Any]]] = []
-
-    def save(self) -> None:
-        if [d.get("_registrations", 0) for d in self._dicts] != self._counts:  # changed since the last copy
-            layers = list(self._model.layers())
-            self._dicts = [layer.__dict__ for layer in layers]
-            self._counts = [d.get("_registrations", 0) for d in self._dicts]
-            self._layers = [(layer, (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
-                                     layer._generators.copy()), layer._non_persistent.copy()) for layer in layers]
-            self._stateful = [layer for layer in layers if layer._buffers or layer._generators]
-            self._buffers, self._generators = [], []  # (none to save from now on, when none is stateful)
-        if self._stateful:
-            self._buffers = [(layer, name, None if buffer is None else buffer.copy())
-                             for layer in self._stateful for name, buffer in layer._buffers.items()]
-            self._generators = [(g, g.bit_generator.state)
-                                for layer in self._stateful for g in layer._generators.values()]
-
-    def restore(self) -> None:
-        for layer, registries, non_persistent in self._layers:
-            names = {name for r in _REGISTRIES for name in layer.__dict__[r]}
-            registered: dict[str, Any] = {}
-            for r, saved in zip(_REGISTRIES, registries, strict=True):
-                live = layer.__dict__[r]
-                live.clear()
-                live.update(saved)
-                registered.update(saved)
-            names.update(registered)
-            layer._non_persistent.clear()
-            layer._non_persistent.update(non_persistent)
-            replaced = layer.__dict__.get("_replaced", {})
-            for name in names:  # registered before or since: the attribute as it was
-                if name in registered:
-                    object.__setattr__(layer, name, registered[name])
-                elif replaced.get(name, (False, None))[0]:  # registered by the refused batch over a plain one
-                    object.__setattr__(layer, name, replaced[name][1])
-                else:
-                    layer.__dict__.pop(name, None)
-        for layer, name, buffer in self._buffers:  # the values, which a forward may change in place
-            layer._buffers[name] = buffer
-            object.__setattr__(layer, name, buffer)
-        for generator, state in self._generators:  # (one shared by two layers: the same state twice)
-            generator.bit_generator.state = state
-
-
 def _with_context(error: MinidlError, where: str) -> None:
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
@@ -1123,13 +1055,14 @@ def fit(
         clip_named = [(f"'{dotted[id(p)]}'" if id(p) in dotted else f"{i} of the optimizer", p)
                       for i, p in enumerate(optimizer.params)]
     step = _zeroing_step(optimizer)
-    side_state = _SideState(model)  # buffers and generators a refused batch must not leave changed
+    side_state = SideState(model)  # buffers and generators a refused batch must not leave changed
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
     cached = _caches_before(model, loss)  # what the passes' caches were: released on return
     if val is not None and trained:  # scored once now, in eval mode: a bad set fails before any update
         side_state.save()
+        calls.saved = True  # (this save covers the model's calls: they save nothing more)
         try:
             with _mode(model, False):
                 _run_batches(model, val[0], val[1], loss, metric_fns, validation_batch_size, first=val_first)
@@ -1139,6 +1072,7 @@ def fit(
             _stopped_in(error, history, None, None)
             raise
         finally:
+            calls.saved = False
             side_state.restore()  # the generators and buffers as they were
 
     def begin() -> None:
@@ -1190,6 +1124,7 @@ def fit(
                     for p in to_zero:
                         p.zero_grad()
                     side_state.save()
+                    calls.saved = True  # (this save covers the model's calls: they save nothing more)
                     stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
                     try:
                         if every and ((epoch - first) * n_batches + b) % every == 0:
@@ -1217,7 +1152,9 @@ def fit(
                         stepping = True
                         step()
                         stepping = False
+                        calls.saved = False
                     except BaseException as error:  # the batch is refused, whatever stopped it
+                        calls.saved = False
                         side_state.restore()
                         where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
                                  f"(samples {start}..{stop - 1} of the epoch's order")
@@ -1344,7 +1281,7 @@ def evaluate(
     x, y = _check_data(model, x, y, who)
     fitted_loss = (model.__dict__.get("_fit_defaults") or (None, None))[0]
     metric_fns = _resolve_metrics(metrics, loss if loss is not None else fitted_loss, who)
-    with _mode(model, False), _caches_kept(model, loss):
+    with _mode(model, False), _caches_kept(model, loss), saved(model):  # (a refused batch undoes the batches')
         try:
             return _run_batches(model, x, y, loss, metric_fns, batch_size)
         except MinidlError as error:
@@ -1384,7 +1321,7 @@ def predict(model: Layer, x: Inputs, batch_size: int = 256) -> Any:
     n = count(x)
     several = False  # whether the model returns a tuple of outputs (the first batch says)
     results: list[np.ndarray] | None = None
-    with _mode(model, False), _caches_kept(model):
+    with _mode(model, False), _caches_kept(model), saved(model):  # (a refused batch undoes the batches')
         for start in range(0, n, batch_size):
             xb = rows(x, start, start + batch_size)
             try:

@@ -1,0 +1,404 @@
+"""A call that fails leaves the model as it was: the layers that ran before the failure keep no moved
+buffer (batch norm's running statistics), no advanced generator (dropout's) and no registration, outside
+``fit`` too (``model(x)``, ``model.forward(x)`` of a ``Model``, ``predict``, ``evaluate``), in every
+container and nesting, and the error goes on unchanged.  Only the outermost call saves, and ``fit``'s own
+per-batch save covers its calls."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import pickle
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+SEEDS = [0, 1, 2]
+
+
+class Counter(md.Layer):
+    """Counts its calls in a buffer, in place (``+=``), and scales by a draw of its generator: both on every
+    call, in eval mode too."""
+
+    single_input = True
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.register_buffer("calls", np.zeros((), dtype=np.int64))
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        self._scale = 1.0 + 0.1 * self.rng.standard_normal()
+        return x * self._scale
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output * self._scale
+
+
+class Picky(md.Layer):
+    """Refuses a batch of 3 rows (``error``); passes any other through."""
+
+    single_input = True
+
+    def __init__(self, error: type[Exception] = md.ShapeError) -> None:
+        super().__init__()
+        self.error = error
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 3:
+            raise self.error("Picky: refuses a batch of 3 rows")
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+class SelfRefusing(Counter):
+    """Moves its own buffer and generator, then refuses a batch of 3 rows."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = super().forward(x)
+        if len(x) == 3:
+            raise md.ShapeError("SelfRefusing: refuses a batch of 3 rows")
+        return y
+
+
+class Net(md.Model):
+    """A model of one's own calling its parts."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.encoder = md.Sequential(md.BatchNorm1d(4), md.Dropout(0.5, rng=seed))
+        self.count = Counter(seed + 10)
+        self.head = md.Dense(4, 2, rng=seed)
+        self.check = Picky()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.check(self.head(self.count(self.encoder(x))))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        g = self.head.backward(self.check.backward(grad_output))
+        return self.encoder.backward(self.count.backward(g))
+
+
+class Pair(md.Layer):
+    """A layer (not a Model) of one's own holding layers."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.first = md.Sequential(md.BatchNorm1d(4), Counter(seed), md.Dropout(0.3, rng=seed))
+        self.second = Picky()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.second(self.first(x))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.first.backward(self.second.backward(grad_output))
+
+
+def _stateful(seed: int) -> list[md.Layer]:
+    return [md.BatchNorm1d(4), md.Dropout(0.5, rng=seed), Counter(seed + 5)]
+
+
+def _transformer(seed: int) -> md.Layer:
+    blocks = [md.TransformerEncoderLayer(8, 2, 16, dropout=0.3, rng=seed + i) for i in range(2)]
+    return md.TransformerEncoder(*blocks, norm=Picky())
+
+
+#: name -> (build(seed), the shape of a good batch: 4 rows; the bad one has 3, which Picky refuses)
+BUILDS: dict[str, tuple[Callable[[int], md.Layer], tuple[int, ...]]] = {
+    "Sequential": (lambda s: md.Sequential(*_stateful(s), md.Dense(4, 2, rng=s), Picky()), (4, 4)),
+    "nested Sequential": (lambda s: md.Sequential(md.Sequential(*_stateful(s)),
+                                                  md.Sequential(md.Dense(4, 4, rng=s), md.Sequential(Picky()))),
+                          (4, 4)),
+    "Residual": (lambda s: md.Residual(md.Sequential(*_stateful(s), md.Dense(4, 4, rng=s), Picky())), (4, 4)),
+    "Sequential of Residuals": (lambda s: md.Sequential(md.Residual(md.Sequential(*_stateful(s))),
+                                                        md.Residual(md.Sequential(md.Dense(4, 4, rng=s), Picky()))),
+                                (4, 4)),
+    "Stack": (lambda s: md.Stack(*_stateful(s), md.Dense(4, 3, rng=s), Picky()), (4, 4)),
+    "Bidirectional": (lambda s: md.Bidirectional(
+        md.Sequential(Counter(s), md.Dropout(0.5, rng=s), md.LSTM(4, 3, rng=s)),
+        md.Sequential(Counter(s + 1), md.LSTM(4, 3, rng=s + 1), Picky())), (4, 5, 4)),
+    "TransformerEncoder": (_transformer, (4, 5, 8)),
+    "Model of one's own": (Net, (4, 4)),
+    "Sequential holding a Model of one's own": (lambda s: md.Sequential(Counter(s), Net(s)), (4, 4)),
+}
+
+
+def _snapshot(model: md.Layer) -> dict[str, Any]:
+    return {key: value.copy() if isinstance(value, np.ndarray) else copy.deepcopy(value)
+            for key, value in model.state_dict(generators=True).items()}
+
+
+def _assert_same_state(model: md.Layer, other: md.Layer) -> None:
+    """Bit-equal state dicts (buffers, parameters, generators' states), and the same next draws of each
+    generator (drawn from copies)."""
+    a, b = _snapshot(model), _snapshot(other)
+    assert list(a) == list(b)
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
+            assert a[key].tobytes() == b[key].tobytes(), key
+        else:
+            assert a[key] == b[key], key
+    draws = [copy.deepcopy(g).random(5) for _, g in model.named_generators()]
+    fresh = [copy.deepcopy(g).random(5) for _, g in other.named_generators()]
+    assert len(draws) == len(fresh) and all(np.array_equal(d, f) for d, f in zip(draws, fresh, strict=True))
+
+
+def _inputs(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(100 + seed)
+    return rng.standard_normal(shape), rng.standard_normal((3, *shape[1:])), rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("how", ["call", "forward"])
+@pytest.mark.parametrize("name", list(BUILDS))
+def test_a_failed_call_leaves_the_model_as_a_fresh_model_after_the_same_good_calls(name: str, how: str,
+                                                                                   seed: int) -> None:
+    build, shape = BUILDS[name]
+    model, fresh = build(seed), build(seed)
+    first, bad, after = _inputs(shape, seed)
+    model(first)  # a good call first: the state to keep is not the initial one
+    fresh(first)
+    with pytest.raises(md.ShapeError, match="Picky: refuses a batch of 3 rows"):
+        model(bad) if how == "call" else model.forward(bad)
+    _assert_same_state(model, fresh)
+    np.testing.assert_array_equal(model(after), fresh(after))  # the next good call as if none had failed
+    _assert_same_state(model, fresh)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_layer_of_ones_own_holding_layers_called_as_layer_x(seed: int) -> None:
+    model, fresh = Pair(seed), Pair(seed)
+    first, bad, after = _inputs((4, 4), seed)
+    model(first)
+    fresh(first)
+    with pytest.raises(md.ShapeError) as caught:
+        model(bad)
+    assert str(caught.value) == "Pair layer 'second': Picky: refuses a batch of 3 rows"
+    _assert_same_state(model, fresh)
+    np.testing.assert_array_equal(model(after), fresh(after))
+
+
+def test_the_error_goes_on_unchanged() -> None:
+    """The reviewer's example: the same exception, with the same message (the path to the layer), and the
+    buffers and the generator as before."""
+    x = np.random.default_rng(0).standard_normal((8, 4))
+    model = md.Sequential(md.BatchNorm1d(4), md.Dropout(0.5, rng=0), md.Dense(5, 2, rng=0))
+    fresh = md.Sequential(md.BatchNorm1d(4), md.Dropout(0.5, rng=0), md.Dense(5, 2, rng=0))
+    with pytest.raises(md.ShapeError) as caught:
+        model(x)
+    assert type(caught.value) is md.ShapeError
+    assert str(caught.value) == ("Sequential layer '2': Dense(5 -> 2): expected input of shape (N, ..., 5), "
+                                 "got shape (8, 4)")
+    _assert_same_state(model, fresh)
+    np.testing.assert_array_equal(model[0].running_mean, np.zeros(4))
+    assert int(model[0].num_batches_tracked) == 0
+
+    residual = md.Residual(md.Sequential(md.BatchNorm1d(4), md.Dense(4, 3, rng=0)))
+    with pytest.raises(md.ShapeError, match=r"^Residual: the block's output has shape \(8, 3\) but the input"):
+        residual(x)
+    _assert_same_state(residual, md.Residual(md.Sequential(md.BatchNorm1d(4), md.Dense(4, 3, rng=0))))
+
+    net = Net(0)
+    with pytest.raises(md.ShapeError) as caught:
+        net(np.ones((3, 4)))
+    assert str(caught.value) == "Net layer 'check': Picky: refuses a batch of 3 rows"
+    with pytest.raises(md.ShapeError) as caught:  # forward called directly: no call of Net names the path
+        net.forward(np.ones((3, 4)))
+    assert str(caught.value) == "Picky: refuses a batch of 3 rows"
+    _assert_same_state(net, Net(0))
+
+
+@pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
+def test_any_exception_is_undone_and_goes_on_as_raised(error: type[BaseException]) -> None:
+    model = md.Sequential(*_stateful(3), Picky(error))  # type: ignore[arg-type]
+    with pytest.raises(error) as caught:
+        model(np.ones((3, 4)))
+    assert type(caught.value) is error and str(caught.value) == "Picky: refuses a batch of 3 rows"
+    _assert_same_state(model, md.Sequential(*_stateful(3), Picky()))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_layer_that_fails_after_moving_its_own_state_is_restored(seed: int) -> None:
+    layer, fresh = SelfRefusing(seed), SelfRefusing(seed)
+    x = np.ones((4, 2))
+    layer(x)
+    fresh(x)
+    calls = layer.calls
+    with pytest.raises(md.ShapeError, match=r"^SelfRefusing: refuses a batch of 3 rows$"):
+        layer(np.ones((3, 2)))
+    assert layer.calls is calls and int(calls) == 1  # the same array, its value put back in place
+    _assert_same_state(layer, fresh)
+    np.testing.assert_array_equal(layer(x), fresh(x))
+
+
+def test_batch_norm_refuses_before_it_moves_its_statistics() -> None:
+    """Its own checks (a constant channel's variance that would overflow aside, the input itself) come
+    before the update: called alone, or by forward, a refused input changes nothing."""
+    bn = md.BatchNorm1d(3)
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    x[2, 1] = np.nan
+    for call in (bn, bn.forward):
+        with pytest.raises(md.MinidlError):
+            call(x)
+        _assert_same_state(bn, md.BatchNorm1d(3))
+    with pytest.raises(md.ShapeError, match="more than 1 value per channel"):
+        bn.forward(np.ones((1, 3)))
+    _assert_same_state(bn, md.BatchNorm1d(3))
+
+
+def test_a_registration_made_by_a_failed_call_is_undone() -> None:
+    class LazyRng(md.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = None
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            if self.rng is None:
+                self.rng = np.random.default_rng(0)
+                self.register_buffer("seen", np.zeros(x.shape[1]))
+            self.rng.standard_normal(1)
+            return x
+
+    model = md.Sequential(LazyRng(), Picky())
+    with pytest.raises(md.ShapeError):
+        model(np.ones((3, 2)))
+    lazy = model[0]
+    assert lazy.rng is None and "rng" not in lazy._generators and "seen" not in lazy._buffers
+    assert not hasattr(lazy, "seen")
+    model(np.ones((4, 2)))  # now it registers
+    assert isinstance(lazy.rng, np.random.Generator) and set(lazy._buffers) == {"seen"}
+
+
+class Holder(md.Layer):
+    """Adds 1 to its buffer ``table`` in place (given: shared)."""
+
+    def __init__(self, table: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.register_buffer("table", np.arange(3.0) if table is None else table)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.table += 1.0
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+def test_a_shared_buffer_is_put_back_shared_with_its_values() -> None:
+    first = Holder()
+    model = md.Sequential(first, Holder(first.table), md.Dense(2, 1, rng=0), Picky())
+    table = first.table
+    with pytest.raises(md.ShapeError):
+        model(np.ones((3, 2)))
+    assert model[0].table is table and model[1].table is table and model[1]._buffers["table"] is table
+    np.testing.assert_array_equal(table, np.arange(3.0))
+
+
+def test_a_refused_batch_in_fit_keeps_a_shared_buffer_shared() -> None:
+    first = Holder()
+    model = md.Sequential(first, Holder(first.table), md.Dense(2, 1, rng=0))
+    x, y = np.ones((4, 2)), np.full((4, 1), np.inf)
+    with pytest.raises(md.NonFiniteError):
+        model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), batch_size=4, verbose=0)
+    assert model[0].table is model[1].table
+    np.testing.assert_array_equal(model[1].table, np.arange(3.0))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_predict_and_evaluate_refused_at_a_later_batch_leave_the_model_as_before(seed: int) -> None:
+    """Their batches run in eval mode, where a Counter still counts and draws: the batch refused after
+    an accepted one leaves neither's change."""
+    def build() -> md.Sequential:
+        return md.Sequential(md.BatchNorm1d(4), Counter(seed), md.Dense(4, 2, rng=seed), Picky())
+
+    model = build()
+    x = np.random.default_rng(seed).standard_normal((7, 4))  # batches of 4 and 3
+    with pytest.raises(md.ShapeError, match=r"^predict: samples 4\.\.6: Sequential layer '3': Picky: refuses"):
+        model.predict(x, batch_size=4)
+    _assert_same_state(model, build())
+    with pytest.raises(md.ShapeError, match=r"^evaluate: samples 4\.\.6: Sequential layer '3': Picky: refuses"):
+        model.evaluate(x, np.zeros((7, 2)), loss=md.MSELoss(), batch_size=4)
+    _assert_same_state(model, build())
+    fresh = build()
+    np.testing.assert_array_equal(model.predict(x[:4]), fresh.predict(x[:4]))
+    _assert_same_state(model, fresh)
+
+
+def _count_saves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from minidl.side_state import SideState
+
+    saves: list[int] = []
+    original = SideState.save
+
+    def save(self: SideState) -> None:
+        saves.append(id(self))
+        original(self)
+
+    monkeypatch.setattr(SideState, "save", save)
+    return saves
+
+
+def test_only_the_outermost_call_saves(monkeypatch: pytest.MonkeyPatch) -> None:
+    saves = _count_saves(monkeypatch)
+    model = md.Sequential(md.Sequential(*_stateful(0)), md.Residual(md.Sequential(md.Dense(4, 4, rng=0))), Net(0))
+    x = np.ones((4, 4))
+    model(x)
+    assert len(saves) == 1
+    model.forward(x)
+    assert len(saves) == 2
+    model[2].forward(x)  # a part called alone saves its own
+    assert len(saves) == 3 and saves[2] != saves[0]
+    model.predict(np.ones((10, 4)), batch_size=4)  # once for its three batches
+    assert len(saves) == 4
+
+
+def test_fit_saves_once_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit's per-batch save covers its calls of the model: no second save per batch, also through a model
+    of one's own; the validation after each epoch saves once per batch of it (one call each)."""
+    saves = _count_saves(monkeypatch)
+    model = Net(0)
+    x, y = np.random.default_rng(0).standard_normal((12, 4)), np.zeros((12, 2))
+    model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.01), batch_size=4, epochs=2,
+              verbose=0)
+    assert len(saves) == 2 * 3
+    del saves[:]
+    model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.01), batch_size=4, epochs=1,
+              verbose=0, validation_data=(x, y), validation_batch_size=8)
+    assert len(saves) == 1 + 3 + 2  # the validation before training, the batches, the validation after
+
+
+def test_the_saved_state_is_not_pickled_nor_deep_copied() -> None:
+    model = md.Sequential(*_stateful(0), md.Dense(4, 2, rng=0))
+    model(np.ones((4, 4)))
+    assert "_side_state" in model.__dict__
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert "_side_state" not in twin.__dict__
+        _assert_same_state(twin, model)
+        with pytest.raises(md.ShapeError):
+            twin(np.ones((4, 5)))
+        _assert_same_state(twin, model)
+
+
+def test_a_model_let_go_of_is_freed_at_once() -> None:
+    """What a call keeps in the model (``_side_state``) refers to it weakly: no reference cycle, so the model
+    (e.g. the summary's copy) is freed when the last reference goes, not at the next garbage collection."""
+    model = md.Sequential(*_stateful(0), md.Dense(4, 2, rng=0))
+    model(np.ones((4, 4)))
+    with pytest.raises(md.ShapeError):
+        model(np.ones((4, 5)))
+    gone = weakref.ref(model)
+    gc.disable()
+    try:
+        del model
+        assert gone() is None
+    finally:
+        gc.enable()
