@@ -76,10 +76,8 @@ class Layer:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_generators", {})
         object.__setattr__(self, "training", True)
-        # counts every change of what is registered (never back: __init__ run again counts too), and so
-        # does side_state.registrations for all layers: a side state copies the registries only when it moved
-        object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
-        side_state.registrations += 1
+        if "_watched" in self.__dict__:  # __init__ run again on a layer a side state has walked: it walks again
+            side_state.registrations += 1
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -157,10 +155,10 @@ class Layer:
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and ``copy.deepcopy``: the attributes but ``_holders`` (weak references to the layers
         holding this one, which do not pickle, and which a copy of this layer alone must not inherit: each
-        holder's :meth:`__setstate__` notes itself again) and ``_side_state`` (what the last call saved, of
-        this layer's, which a call of the copy saves anew)."""
+        holder's :meth:`__setstate__` notes itself again), ``_side_state`` (the walk a side state keeps of
+        this layer's, which a call of the copy makes anew) and ``_watched`` (the copy is in no side state's walk)."""
         state = self.__dict__
-        if "_holders" in state or "_side_state" in state:
+        if "_holders" in state or "_side_state" in state or "_watched" in state:
             state = {key: value for key, value in state.items() if key not in _NOT_COPIED}
         return state
 
@@ -183,9 +181,12 @@ class Layer:
         self._registered()
 
     def _registered(self) -> None:
-        """Count a change of what is registered (see ``_registrations``)."""
-        object.__setattr__(self, "_registrations", self.__dict__.get("_registrations", 0) + 1)
-        side_state.registrations += 1
+        """Count a change of what is registered, in ``side_state.registrations``, when a side state has
+        walked this layer (``_watched``): it copies the registries again at its next save.  A fresh layer's
+        (in its ``__init__``, or before it is held by a walked model) counts nothing: no side state lists it,
+        and the registration that puts it into a walked model counts."""
+        if "_watched" in self.__dict__:
+            side_state.registrations += 1
 
     def _remember_plain(self, name: str) -> None:
         """Before ``name`` becomes registered: keep the plain attribute it replaces, as ``(True,
@@ -975,9 +976,9 @@ def _no_registries(layer: Layer) -> AttributeError:
 
 #: attributes every layer keeps for itself: a parameter, layer, buffer or generator may not take their names
 _RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_persistent", "_generators",
-                       "_registrations", "_replaced", "_holders", "_side_state", _LAYOUT})
+                       "_replaced", "_holders", "_side_state", "_watched", _LAYOUT})
 #: the attributes a pickled or deep-copied layer leaves out (see ``Layer.__getstate__``)
-_NOT_COPIED = frozenset({"_holders", "_side_state"})
+_NOT_COPIED = frozenset({"_holders", "_side_state", "_watched"})
 
 
 def _attribute(owner: Layer, name: str) -> str:

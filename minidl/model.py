@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
-import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -16,7 +15,6 @@ import numpy as np
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from .inputs import Inputs, is_several
 from .layer import Layer, defining_class, holders_of, parameter_backward
-from .side_state import saves_side_state
 from .validation import as_array, check_grad_output, check_padding_mask
 
 if TYPE_CHECKING:
@@ -150,15 +148,6 @@ class Model(Layer):
 
     Keras-style helpers: :meth:`fit`, :meth:`evaluate`, :meth:`predict` (see ``minidl.training``)
     and :meth:`summary` (see ``minidl.summary``)."""
-
-    def __init_subclass__(cls, **keywords: Any) -> None:
-        """A subclass's ``forward``, called directly (``model.forward(x)``) as the outermost call, saves the
-        side state as ``model(x)`` does: a forward that raises part-way leaves no buffer, generator or
-        registration of the layers that ran changed (see :mod:`minidl.side_state`)."""
-        super().__init_subclass__(**keywords)
-        forward = cls.__dict__.get("forward")
-        if isinstance(forward, types.FunctionType) and not getattr(forward, "_saves_side_state", False):
-            cls.forward = saves_side_state(forward)  # type: ignore[method-assign]
 
     @_spread_inputs_refused_first
     def fit(

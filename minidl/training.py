@@ -59,7 +59,7 @@ from .model import _spread_inputs_refused_first
 from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler, ReduceLROnPlateau
-from .side_state import SideState, calls, saved
+from .side_state import calls, restore, saved, state_of
 from .validation import as_array, cast_targets, is_finite, is_integer, is_number
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
@@ -1055,15 +1055,17 @@ def fit(
         clip_named = [(f"'{dotted[id(p)]}'" if id(p) in dotted else f"{i} of the optimizer", p)
                       for i, p in enumerate(optimizer.params)]
     step = _zeroing_step(optimizer)
-    side_state = SideState(model)  # buffers and generators a refused batch must not leave changed
+    side_state = state_of(model)  # buffers and generators a refused batch must not leave changed
+    assert side_state is not None  # (a model without registries is refused above)
+    calls_saved = calls.saved  # (put back after each save's calls: True inside a call that saved)
     tqdm = _tqdm() if verbose == 1 else None
     names = [name for name, _ in metric_fns]
 
     cached = _caches_before(model, loss)  # what the passes' caches were: released on return
     if val is not None and trained:  # scored once now, in eval mode: a bad set fails before any update
-        side_state.save()
-        calls.saved = True  # (this save covers the model's calls: they save nothing more)
+        snapshot = side_state.save()
         try:
+            calls.saved = True  # (this save covers the model's calls: they save nothing more)
             with _mode(model, False):
                 _run_batches(model, val[0], val[1], loss, metric_fns, validation_batch_size, first=val_first)
         except MinidlError as error:
@@ -1072,8 +1074,8 @@ def fit(
             _stopped_in(error, history, None, None)
             raise
         finally:
-            calls.saved = False
-            side_state.restore()  # the generators and buffers as they were
+            calls.saved = calls_saved
+            restore(snapshot)  # the generators and buffers as they were
 
     def begin() -> None:
         """What outlives the call changes only once it trains: at its first accepted batch (some bad
@@ -1123,10 +1125,10 @@ def fit(
                         xb, yb = take_rows(x, idx), y.take(idx, axis=0)  # = y[idx], a bit faster
                     for p in to_zero:
                         p.zero_grad()
-                    side_state.save()
-                    calls.saved = True  # (this save covers the model's calls: they save nothing more)
+                    snapshot = side_state.save()
                     stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
                     try:
+                        calls.saved = True  # (this save covers the model's calls: they save nothing more)
                         if every and ((epoch - first) * n_batches + b) % every == 0:
                             _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - first) * n_batches + b,
                                             np.arange(start, stop) if order is None else order[start:stop])
@@ -1152,10 +1154,10 @@ def fit(
                         stepping = True
                         step()
                         stepping = False
-                        calls.saved = False
+                        calls.saved = calls_saved
                     except BaseException as error:  # the batch is refused, whatever stopped it
-                        calls.saved = False
-                        side_state.restore()
+                        calls.saved = calls_saved
+                        restore(snapshot)
                         where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
                                  f"(samples {start}..{stop - 1} of the epoch's order")
                         applied = (epoch - first) * n_batches + b  # the batches of this fit before this one

@@ -1,14 +1,15 @@
 """A call that fails leaves the model as it was: the layers that ran before the failure keep no moved
 buffer (batch norm's running statistics), no advanced generator (dropout's) and no registration, outside
-``fit`` too (``model(x)``, ``model.forward(x)`` of a ``Model``, ``predict``, ``evaluate``), in every
-container and nesting, and the error goes on unchanged.  Only the outermost call saves, and ``fit``'s own
-per-batch save covers its calls."""
+``fit`` too (``model(x)``, ``predict``, ``evaluate``), in every container and nesting, and the error goes on
+unchanged.  Only the outermost call saves, and ``fit``'s own per-batch save covers its calls;
+``model.forward(x)`` called directly saves nothing itself (its parts' calls each save their own)."""
 
 from __future__ import annotations
 
 import copy
 import gc
 import pickle
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -158,17 +159,15 @@ def _inputs(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("how", ["call", "forward"])
 @pytest.mark.parametrize("name", list(BUILDS))
-def test_a_failed_call_leaves_the_model_as_a_fresh_model_after_the_same_good_calls(name: str, how: str,
-                                                                                   seed: int) -> None:
+def test_a_failed_call_leaves_the_model_as_a_fresh_model_after_the_same_good_calls(name: str, seed: int) -> None:
     build, shape = BUILDS[name]
     model, fresh = build(seed), build(seed)
     first, bad, after = _inputs(shape, seed)
     model(first)  # a good call first: the state to keep is not the initial one
     fresh(first)
     with pytest.raises(md.ShapeError, match="Picky: refuses a batch of 3 rows"):
-        model(bad) if how == "call" else model.forward(bad)
+        model(bad)
     _assert_same_state(model, fresh)
     np.testing.assert_array_equal(model(after), fresh(after))  # the next good call as if none had failed
     _assert_same_state(model, fresh)
@@ -211,9 +210,6 @@ def test_the_error_goes_on_unchanged() -> None:
     with pytest.raises(md.ShapeError) as caught:
         net(np.ones((3, 4)))
     assert str(caught.value) == "Net layer 'check': Picky: refuses a batch of 3 rows"
-    with pytest.raises(md.ShapeError) as caught:  # forward called directly: no call of Net names the path
-        net.forward(np.ones((3, 4)))
-    assert str(caught.value) == "Picky: refuses a batch of 3 rows"
     _assert_same_state(net, Net(0))
 
 
@@ -334,14 +330,14 @@ def test_predict_and_evaluate_refused_at_a_later_batch_leave_the_model_as_before
 
 
 def _count_saves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    from minidl.side_state import SideState
+    from minidl.side_state import SideState, Snapshot
 
     saves: list[int] = []
     original = SideState.save
 
-    def save(self: SideState) -> None:
+    def save(self: SideState) -> Snapshot:
         saves.append(id(self))
-        original(self)
+        return original(self)
 
     monkeypatch.setattr(SideState, "save", save)
     return saves
@@ -353,12 +349,12 @@ def test_only_the_outermost_call_saves(monkeypatch: pytest.MonkeyPatch) -> None:
     x = np.ones((4, 4))
     model(x)
     assert len(saves) == 1
-    model.forward(x)
-    assert len(saves) == 2
-    model[2].forward(x)  # a part called alone saves its own
-    assert len(saves) == 3 and saves[2] != saves[0]
+    model.forward(x)  # called directly: saves nothing itself, its three parts' calls each save their own
+    assert len(saves) == 1 + 3 and saves[0] not in saves[1:]
+    model[2](x)  # a part called alone saves its own
+    assert len(saves) == 5 and saves[4] == saves[3]
     model.predict(np.ones((10, 4)), batch_size=4)  # once for its three batches
-    assert len(saves) == 4
+    assert len(saves) == 6 and saves[5] == saves[0]
 
 
 def test_fit_saves_once_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -402,3 +398,206 @@ def test_a_model_let_go_of_is_freed_at_once() -> None:
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_forward_called_directly_saves_nothing_itself_its_parts_calls_each_save_their_own() -> None:
+    """Documented: ``model.forward(x)`` is not guarded (``model(x)`` is): the parts that ran before the
+    failing one keep their changes, as if called one by one; the failing part's own call is put back."""
+    def build() -> md.Sequential:
+        return md.Sequential(md.BatchNorm1d(4), Counter(0), SelfRefusing(1))
+
+    model, by_hand = build(), build()
+    bad = np.random.default_rng(0).standard_normal((3, 4))
+    with pytest.raises(md.ShapeError) as caught:
+        model.forward(bad)
+    assert str(caught.value) == "Sequential layer '2': SelfRefusing: refuses a batch of 3 rows"
+    by_hand[1](by_hand[0](bad))  # the two parts before it, each a call of its own that succeeded
+    _assert_same_state(model, by_hand)
+    assert int(model[1].calls) == 1 and int(model[2].calls) == 0  # the failing part's own change put back
+    with pytest.raises(md.ShapeError):
+        model(bad)  # called: nothing changed
+    _assert_same_state(model, by_hand)
+
+    net = Net(0)  # a model of one's own: the same
+    with pytest.raises(md.ShapeError, match=r"^Picky: refuses a batch of 3 rows$"):
+        net.forward(np.ones((3, 4)))
+    assert int(net.count.calls) == 1 and int(net.encoder[0].num_batches_tracked) == 1
+
+
+class Keyword(md.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.d = md.Dense(4, 2, rng=0)
+
+    def forward(self, inputs: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        return self.d(inputs) * scale
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.d.backward(grad_output)
+
+
+class Several(md.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.d = md.Dense(4, 2, rng=0)
+
+    def forward(self, *xs: np.ndarray) -> np.ndarray:
+        return sum((self.d(x) for x in xs), np.zeros((1, 2)))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.d.backward(grad_output)
+
+
+def test_a_model_s_forward_is_its_own_keyword_and_star_args_calls_work() -> None:
+    """A review's case: ``forward`` wrapped to save named its input ``x`` and required one argument, so a
+    keyword call or a ``*xs`` forward raised TypeError."""
+    x = np.ones((3, 4))
+    d = md.Dense(4, 2, rng=0)(x)
+    np.testing.assert_array_equal(Keyword().forward(inputs=x), d)
+    np.testing.assert_array_equal(Keyword().forward(inputs=x, scale=2.0), 2.0 * d)
+    np.testing.assert_array_equal(Several().forward(), np.zeros((1, 2)))
+    np.testing.assert_array_equal(Several().forward(x, x), 2.0 * d)
+    assert Keyword.forward.__qualname__ == "Keyword.forward" and Several.forward.__qualname__ == "Several.forward"
+    assert "__wrapped__" not in Keyword.forward.__dict__
+
+
+class Gate(md.Layer):
+    """Passes its input on; in the thread named 'A' it waits for ``go``, then refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.go = threading.Event(), threading.Event()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if threading.current_thread().name == "A":
+            self.inside.set()
+            assert self.go.wait(10)
+            raise ValueError("A refuses")
+        if len(x) == 3:
+            raise ValueError("refuses a batch of 3 rows")
+        return x
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+def _in_thread_a(model: md.Layer, gate: Gate, x: np.ndarray) -> tuple[threading.Thread, list[BaseException]]:
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            model(x)
+        except ValueError as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=call, name="A")
+    thread.start()
+    assert gate.inside.wait(10)  # A is inside its call, its Holder's change made
+    return thread, raised
+
+
+@pytest.mark.parametrize("other", ["fails", "succeeds"])
+def test_calls_in_two_threads_each_put_back_what_they_saved(other: str) -> None:
+    """The review's p2: one side state per layer, shared by the threads, so another thread's call in the
+    meantime replaced what a failed call put back (or let go of it: the failed call's change stayed).  Each
+    call now puts back its own snapshot: the model as at that call's start."""
+    gate = Gate()
+    model = md.Sequential(Holder(), md.BatchNorm1d(3), gate)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    table, mean = model[0].table, model[1].running_mean
+    thread, raised = _in_thread_a(model, gate, x + 10.0)  # A: Holder and batch norm moved, then it waits
+    if other == "fails":
+        with pytest.raises(ValueError, match="3 rows"):
+            model(x[:3])  # the main thread's call, failing after moving them again
+        np.testing.assert_array_equal(model[0].table, np.arange(3.0) + 1.0)  # as at its start: A's change
+    else:
+        model(x)
+    gate.go.set()
+    thread.join(10)
+    assert [str(e) for e in raised] == ["A refuses"]
+    # A puts back what it saved: the model as at its start (a call of the same model in another thread in the
+    # meantime, if any, is undone with it: calls of one model at once are not isolated)
+    assert model[0].table is table and model[1].running_mean is mean
+    np.testing.assert_array_equal(table, np.arange(3.0))
+    np.testing.assert_array_equal(mean, np.zeros(3))
+    assert int(model[1].num_batches_tracked) == 0
+
+
+def _count_walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The id of each layer walked (``layer.layers()``, which a side state's walk calls) from now on."""
+    walks: list[int] = []
+    original = md.Layer.layers
+
+    def layers(self: md.Layer) -> Any:
+        walks.append(id(self))
+        return original(self)
+
+    monkeypatch.setattr(md.Layer, "layers", layers)
+    return walks
+
+
+class Functional(md.Layer):
+    """A forward making fresh layers (functional style)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return md.Dense(x.shape[1], x.shape[1], rng=0)(md.ReLU()(x))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output
+
+
+def test_fresh_layers_do_not_make_a_model_walk_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review's D3: every fresh layer anywhere (its ``__init__``, its registrations) moved the count, so
+    a forward making layers (or any code elsewhere) made every model walk again and copy its registries at
+    each save, also in fit."""
+    walks = _count_walks(monkeypatch)
+    model = md.Sequential(md.BatchNorm1d(4), Functional(), md.Dropout(0.5, rng=0))
+    other = md.Sequential(md.Dense(4, 4, rng=0), md.BatchNorm1d(4))
+    x = np.ones((4, 4))
+    del walks[:]
+    model(x)
+    other(x)
+    assert (walks.count(id(model)), walks.count(id(other))) == (1, 1)
+    for _ in range(3):
+        model(x)
+        md.Sequential(md.Dense(4, 4, rng=1), md.BatchNorm1d(4), md.Dropout(0.5, rng=1))  # fresh, unused
+        other(x)
+    assert (walks.count(id(model)), walks.count(id(other))) == (1, 1)
+
+    def fit_walks(epochs: int) -> int:
+        """The walks of the model by a fit of 2 batches an epoch."""
+        del walks[:]
+        model.fit(x, np.zeros((4, 4)), loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.0),
+                  batch_size=2, epochs=epochs, verbose=0)
+        return walks.count(id(model))
+
+    assert fit_walks(3) == fit_walks(1)  # none per batch (the review's +8% of a fit)
+
+
+def test_a_registration_into_a_walked_model_makes_it_walk_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    walks = _count_walks(monkeypatch)
+    model = md.Sequential(md.Sequential(md.Dense(4, 4, rng=0)), md.BatchNorm1d(4))
+    x = np.ones((4, 4))
+    del walks[:]
+    model(x)
+    assert walks.count(id(model)) == 1
+    inner = md.Sequential()  # fresh: its registrations count nothing...
+    inner.append(Counter(0))
+    model(x)
+    assert walks.count(id(model)) == 1
+    model[0].append(inner)  # ...until it goes into the walked model (a registration in one of its layers)
+    model(x)
+    assert walks.count(id(model)) == 2 and int(inner[0].calls) == 1
+    inner[0].register_buffer("seen", np.zeros(1))  # a registration in a layer walked now
+    model(x)
+    assert walks.count(id(model)) == 3
+    md.BatchNorm1d.__init__(model[1], 4)  # __init__ run again on a walked layer
+    model(x)
+    assert walks.count(id(model)) == 4
+    model(x)
+    assert walks.count(id(model)) == 4
+
+    with pytest.raises(md.ShapeError):  # and the registrations made since are put back by a failed call
+        model(np.ones((3, 5)))
+    assert [type(layer).__name__ for layer in model.layers()] == ["Sequential", "Sequential", "Dense",
+                                                                  "Sequential", "Counter", "BatchNorm1d"]

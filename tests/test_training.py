@@ -1332,17 +1332,22 @@ def test_any_exception_that_stops_a_batch_carries_the_history_of_the_completed_e
 
 
 def test_the_registration_count_moves_on_registrations_only():
-    """fit's side state copies the registries only when this count moved."""
+    """A side state copies the registries only when this count moved: by a registration in a layer one has
+    walked (a model called, or fit), not by a forward's caches, a plain attribute or a fresh layer."""
+    from minidl import side_state
+
     layer = md.Dense(2, 3, rng=0)
-    count = layer._registrations
-    layer(np.ones((1, 2)))  # a forward caches arrays: no registration
+    count = side_state.registrations
+    layer.register_buffer("early", np.zeros(3))  # fresh: in no side state's walk
+    assert side_state.registrations == count
+    layer(np.ones((1, 2)))  # walked now; a forward caches arrays: no registration
     layer.note = "x"
-    assert layer._registrations == count
+    assert side_state.registrations == count
     layer.register_buffer("stat", np.zeros(3))
     layer.rng = np.random.default_rng(0)
     del layer.stat
     layer.extra = md.Parameter(np.zeros(1))
-    assert layer._registrations == count + 4
+    assert side_state.registrations == count + 4
 
 
 class LazyPlain(md.Layer):
@@ -1408,10 +1413,15 @@ def test_a_refused_batch_that_gives_a_residual_a_shortcut_leaves_the_identity():
 
 
 def test_running_init_again_still_moves_the_registration_count():
+    from minidl import side_state
+
     layer = md.Dense(2, 3, rng=0)
-    count = layer._registrations
+    count = side_state.registrations
+    md.Dense.__init__(layer, 2, 3, rng=1)  # fresh: in no side state's walk
+    assert side_state.registrations == count
+    layer(np.ones((1, 2)))
     md.Dense.__init__(layer, 2, 3, rng=1)
-    assert layer._registrations > count
+    assert side_state.registrations > count
 
 
 def test_fit_names_a_float64_target_beyond_the_float32_model_s_range() -> None:
