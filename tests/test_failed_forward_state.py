@@ -601,3 +601,27 @@ def test_a_registration_into_a_walked_model_makes_it_walk_again(monkeypatch: pyt
         model(np.ones((3, 5)))
     assert [type(layer).__name__ for layer in model.layers()] == ["Sequential", "Sequential", "Dense",
                                                                   "Sequential", "Counter", "BatchNorm1d"]
+
+
+def test_the_per_thread_flag_is_put_back_to_its_previous_value() -> None:
+    """A review's S3: fit (and a call's save) set the flag back to False, not to what it was: a fit run inside
+    a call that saved (a layer training a part of itself in its forward) made the rest of that call save
+    again, its save no longer the outermost."""
+    from minidl.side_state import calls
+
+    model = md.Sequential(md.BatchNorm1d(4), md.Dense(4, 2, rng=0))
+    x, y = np.ones((4, 4)), np.zeros((4, 2))
+    assert calls.saved is False
+    calls.saved = True  # as inside a call that saved
+    try:
+        model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.0), batch_size=2, verbose=0)
+        assert calls.saved is True
+        with pytest.raises(md.NonFiniteError):
+            model.fit(x, np.full((4, 2), np.inf), loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.0),
+                      batch_size=2, verbose=0)
+        assert calls.saved is True
+    finally:
+        calls.saved = False
+    with pytest.raises(KeyboardInterrupt):
+        md.Sequential(md.BatchNorm1d(4), Picky(KeyboardInterrupt))(np.ones((3, 4)))  # type: ignore[arg-type]
+    assert calls.saved is False
