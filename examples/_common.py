@@ -22,7 +22,10 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 
 def _positive(text: str) -> int:
     """An int >= 1, for argparse (``--epochs 0`` failed later, in the schedule or the plot)."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -34,14 +37,15 @@ def parse_args(description: str, epochs: int, quick_epochs: int, argv: Sequence[
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"folder for the PNG of the curves and NAME.json (default {DEFAULT_OUT})")
-    parser.add_argument("--quick", action="store_true", help=f"a smoke run: {quick_epochs} epoch(s)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a smoke run: {quick_epochs} epoch(s) (an explicit --epochs wins)")
     parser.add_argument("--epochs", type=_positive, default=None, help=f"epochs >= 1 (default {epochs})")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, the weights and the batches")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_positive, default=1,
                         help="BLAS threads (default 1: these matrices are small, and more threads fighting "
                              "over a few busy cores can make each step many times slower)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="0 silent, 1 a progress bar per epoch, 2 one line per epoch")
+                        help="0 no per-epoch output, 1 a progress bar per epoch, 2 one line per epoch")
     if more is not None:
         more(parser)
     args = parser.parse_args(argv)
@@ -75,8 +79,12 @@ def load_digits(seed: int, *, images: bool = False, per_pixel: bool = True,
     Shapes: x (N, 64), or (N, 1, 8, 8) with ``images=True``; y (N,) integer labels 0..9.
     ``per_pixel``: standardise each pixel on its own (MLP), else with one mean and std (CNN).
     """
-    from sklearn.datasets import load_digits as sklearn_digits
-    from sklearn.model_selection import train_test_split
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as error:
+        raise SystemExit(f"the examples load their data with scikit-learn ({error}); install the examples "
+                         "extra: pip install -e '.[examples]'") from None
 
     bunch = sklearn_digits()
     x = bunch.data.astype(dtype)

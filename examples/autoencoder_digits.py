@@ -78,7 +78,7 @@ def plot(history: md.History, clean: np.ndarray, noisy: np.ndarray, restored: np
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(__doc__.splitlines()[0], EPOCHS, QUICK_EPOCHS, argv)
+    args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv)
     limit_blas_threads(args.threads)
     data = load_digits(args.seed, images=True, per_pixel=False, dtype=np.float32)
     noise = np.random.default_rng(args.seed + 1)

@@ -51,7 +51,7 @@ def build_model(seed: int, width: int = 16, dropout: float = 0.3) -> md.Sequenti
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(__doc__.splitlines()[0], EPOCHS, QUICK_EPOCHS, argv)
+    args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv)
     limit_blas_threads(args.threads)
     data = load_digits(args.seed, images=True, per_pixel=False, dtype=DTYPE)
     print(f"digits: {len(data.x_train)} training and {len(data.x_test)} test images of 1x8x8")

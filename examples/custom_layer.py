@@ -86,7 +86,7 @@ def build_model(seed: int, hidden: int = 128) -> md.Sequential:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(__doc__.splitlines()[0], EPOCHS, QUICK_EPOCHS, argv)
+    args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv)
     limit_blas_threads(args.threads)
     rng = np.random.default_rng(args.seed)
 

@@ -55,10 +55,15 @@ def checkpoint_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(__doc__.splitlines()[0], EPOCHS, QUICK_EPOCHS, argv, more=checkpoint_options)
+    args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv, more=checkpoint_options)
     stop = args.epochs if args.stop_after is None else args.stop_after
     if stop > args.epochs:
         raise SystemExit(f"--stop-after {stop} is past --epochs {args.epochs}")
+    # (before training: a checkpoint that cannot be written would fail only after it, the run lost)
+    if args.checkpoint and not args.checkpoint.resolve().parent.is_dir():
+        raise SystemExit(f"--checkpoint {args.checkpoint}: its folder {args.checkpoint.parent} does not exist")
+    if args.resume and not args.resume.is_file():
+        raise SystemExit(f"--resume {args.resume}: no such file")
     checkpoint = md.load(args.resume) if args.resume else {"epoch": 0, "history": {}}
     done, earlier = checkpoint["epoch"], checkpoint["history"]
     if done > stop:

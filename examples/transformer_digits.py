@@ -92,7 +92,7 @@ def as_sequences(x: np.ndarray) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(__doc__.splitlines()[0], EPOCHS, QUICK_EPOCHS, argv)
+    args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv)
     limit_blas_threads(args.threads)
     data = load_digits(args.seed)
     x_train, x_test = as_sequences(data.x_train), as_sequences(data.x_test)

@@ -53,7 +53,7 @@ def build_model(seed: int, hidden: int = 48) -> md.Sequential:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = parse_args(__doc__.splitlines()[0], EPOCHS, QUICK_EPOCHS, argv)
+    args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv)
     limit_blas_threads(args.threads)
     data = load_digits(args.seed, per_pixel=False)  # one mean and scale: a blank pixel is the smallest value
     blank = float(data.x_train.min())

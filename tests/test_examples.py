@@ -109,6 +109,30 @@ def test_command_lines_that_make_no_sense_are_refused_before_anything_runs(tmp_p
     assert proc.returncode == 0 and proc.stdout.startswith("usage: regression.py") and "INIT" not in proc.stdout
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--epochs", "abc"], "--epochs: expected a whole number, got 'abc'"),
+    (["--threads", "0"], "--threads: must be at least 1, got 0"),
+    (["--checkpoint", "no/such/folder/run.ckpt"], "its folder no/such/folder does not exist"),
+    (["--resume", "no-such.ckpt"], "--resume no-such.ckpt: no such file"),
+])
+def test_mlp_digits_refuses_bad_options_before_training(tmp_path: Path, options: list[str], message: str) -> None:
+    """A checkpoint folder that does not exist failed after the whole run (its results lost); '--epochs abc'
+    named a private function; '--threads 0' was taken (and left BLAS at its default)."""
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "mlp_digits.py"), *options, "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert "Epoch" not in proc.stdout + proc.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["autoencoder_digits", "mlp_digits", "cnn_digits"])
+def test_help_gives_the_whole_first_paragraph(name: str) -> None:
+    """--help cut the autoencoder's description at the end of its docstring's first line."""
+    proc = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    description = proc.stdout.split("\n\n")[1]
+    assert " ".join(description.split()).endswith(".")
+
+
 def test_variable_length_digits_quick(tmp_path: Path) -> None:
     results = run_example("variable_length_digits", tmp_path)
     assert_learned(results, 0.6)
