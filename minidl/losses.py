@@ -785,8 +785,12 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
     if target.dtype.kind not in "iu":
         probabilities = f"(N, {c})" if spatial is None else str(spatial)
         also = f", or pass {probabilities} class probabilities" if probabilities_too else ""
-        fix = "y_true.argmax(axis=1) (one row per sample: the labels are its largest entries)" \
-            if target.ndim == 2 and target.shape == rows_shape else "y_true.astype(int)"
+        if target.ndim == 2 and target.shape == rows_shape:
+            fix = "y_true.argmax(axis=1) (one row per sample: the labels are its largest entries)"
+        elif target.dtype.kind == "f" and not np.all(np.isfinite(target) & (target == np.round(target))):
+            fix = "whole-number labels (these are not: astype(int) would cut them off)"
+        else:
+            fix = "y_true.astype(int)"
         raise DTypeError(f"{who}: y_true of shape {given} must hold integer class labels, got dtype "
                          f"{target.dtype}; use {fix}{also}")
     if target.shape != (n,):

@@ -384,8 +384,10 @@ def check_grad_output(
                          "pass np.asarray(grad_output)")
     if not isinstance(grad_output, np.ndarray):
         if not (isinstance(grad_output, np.generic) and tuple(shape) == ()):
+            hint = "; pass the loss's gradient, loss.backward(), not the loss's value" \
+                if isinstance(grad_output, (float, int, np.generic)) and not isinstance(grad_output, bool) else ""
             raise DTypeError(
-                f"{who}: expected grad_output as a numpy array, got {type(grad_output).__name__}"
+                f"{who}: expected grad_output as a numpy array, got {type(grad_output).__name__}{hint}"
             )
         grad_output = np.asarray(grad_output)
     if grad_output.shape != tuple(shape):

@@ -286,3 +286,26 @@ def test_float_labels_keep_their_message() -> None:
                                                       "class labels, got dtype float64; use y_true.astype(int), "
                                                       "or pass (N, 4) class probabilities")):
         md.CrossEntropyLoss()(x, np.array([0.0, 1.0, 2.0]))
+
+
+@pytest.mark.parametrize("loss", [md.CrossEntropyLoss(), md.NLLLoss()])
+@pytest.mark.parametrize("labels, fix", [
+    ([0.0, 1.0, 2.0, 1.0], "use y_true.astype(int)"),
+    ([0.5, 1.0, 2.0, 1.0], "use whole-number labels (these are not: astype(int) would cut them off)"),
+    ([0.0, 1.0, 2.7, 1.0], "use whole-number labels (these are not: astype(int) would cut them off)"),
+])
+def test_float_labels_are_told_astype_int_only_when_it_keeps_them(loss: md.Loss, labels: list[float], fix: str) -> None:
+    """A newcomer's y + 0.5 was told astype(int), which cuts 0.5 to 0 silently (new-user review)."""
+    scores = np.random.default_rng(0).normal(size=(4, 3))
+    with pytest.raises(md.DTypeError, match=re.escape(fix)):
+        loss(scores, np.array(labels))
+
+
+@pytest.mark.parametrize("value", [1.25, np.float32(1.25), 3])
+def test_a_backward_given_the_loss_value_says_to_pass_its_gradient(value: object) -> None:
+    """model.backward(loss_value) (a number) is told loss.backward() (new-user review)."""
+    model = md.Sequential(md.Dense(3, 2, rng=0))
+    model(np.ones((4, 3)))
+    with pytest.raises(md.DTypeError, match=re.escape("pass the loss's gradient, loss.backward(), not the loss's "
+                                                      "value")):
+        model.backward(value)  # type: ignore[arg-type]
