@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class Snapshot(NamedTuple):
 
 class _Walk(NamedTuple):
     seen: int  # the count of registrations when walked
-    stateful: tuple[weakref.ref[Layer], ...]  # the layers with a buffer or a generator registered
+    stateful: tuple[tuple[weakref.ref[Layer], bool], ...]  # the layers with a buffer or a generator, built-in?
     snapshot: Snapshot  # the registries, and no buffer or generator (all a stateless model's save)
 
 
@@ -89,13 +89,18 @@ class SideState:
         if not walk.stateful:
             return walk.snapshot
         # (alive: a layer let go of was unregistered, which a registration counts, then walked again)
-        stateful = [ref() for ref in walk.stateful]
-        buffers = tuple((layer, name, buffer) for layer in stateful if layer is not None
-                        for name, buffer in layer._buffers.items())
+        stateful = [(cast("Layer", ref()), own) for ref, own in walk.stateful]
+        # the buffer arrays themselves, of every such layer: the walk's copies of the registries may hold older
+        # ones (a forward may rebind a buffer, batch norm's running statistics), which restore must not put back
+        buffers = tuple((layer, name, buffer) for layer, _ in stateful for name, buffer in layer._buffers.items())
+        # their values and the generators' states only of layers that may move them: a built-in layer in eval
+        # mode moves none (batch norm's statistics are read, dropout draws nothing: tests/test_failed_forward_state.py
+        # checks each kind), so an eval-mode call of built-in layers copies nothing; one's own is saved in either mode
+        moving = [layer for layer, own in stateful if layer.training or not own]
         return Snapshot(walk.snapshot.layers, buffers,
-                        tuple((buffer, buffer.copy()) for _, _, buffer in buffers if buffer is not None),
-                        tuple((g, g.bit_generator.state) for layer in stateful if layer is not None
-                              for g in layer._generators.values()))
+                        tuple((buffer, buffer.copy()) for layer in moving for buffer in layer._buffers.values()
+                              if buffer is not None),
+                        tuple((g, g.bit_generator.state) for layer in moving for g in layer._generators.values()))
 
     def _walked(self) -> _Walk:
         """Walk the model, copy its registries, and note each layer as watched (its registrations count)."""
@@ -108,7 +113,10 @@ class SideState:
                 object.__setattr__(layer, "_watched", True)
         walked = tuple((weakref.ref(layer), (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
                         layer._generators.copy()), layer._non_persistent.copy()) for layer in layers)
-        stateful = tuple(weakref.ref(layer) for layer in layers if layer._buffers or layer._generators)
+        from .layer import minidl_own  # (layer.py imports this module)
+
+        stateful = tuple((weakref.ref(layer), minidl_own(layer)) for layer in layers
+                         if layer._buffers or layer._generators)
         walk = self._walk = _Walk(seen, stateful, Snapshot(walked, (), (), ()))
         return walk
 

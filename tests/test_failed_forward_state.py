@@ -644,3 +644,104 @@ def test_the_gradient_checker_saves_nothing_on_its_copies(monkeypatch: pytest.Mo
     assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
     model(np.ones((3, 4)))  # the user's own calls save again
     assert len(saves) == 1
+
+
+# ------------------------------------------------------------------ eval mode: built-in layers saved for nothing
+# every built-in layer kind with a buffer or a generator, and an input it takes: in eval mode its forward moves
+# neither (what SideState.save relies on to copy nothing for an eval-mode call of built-in layers)
+EVAL_STATEFUL: dict[str, tuple[Callable[[int], md.Layer], tuple[int, ...]]] = {
+    "BatchNorm1d": (lambda s: md.BatchNorm1d(4), (6, 4)),
+    "BatchNorm1d momentum=None": (lambda s: md.BatchNorm1d(4, momentum=None), (6, 4)),
+    "BatchNorm2d": (lambda s: md.BatchNorm2d(3), (2, 3, 4, 4)),
+    "InstanceNorm2d tracked": (lambda s: md.InstanceNorm2d(3, track_running_stats=True), (2, 3, 4, 4)),
+    "Dropout": (lambda s: md.Dropout(0.5, rng=s), (6, 4)),
+    "Dropout1d": (lambda s: md.Dropout1d(0.5, rng=s), (2, 3, 5)),
+    "Dropout2d": (lambda s: md.Dropout2d(0.5, rng=s), (2, 3, 4, 4)),
+    "AlphaDropout": (lambda s: md.AlphaDropout(0.5, rng=s), (6, 4)),
+    "FeatureAlphaDropout": (lambda s: md.FeatureAlphaDropout(0.5, rng=s), (2, 3, 4, 4)),
+    "RReLU": (lambda s: md.RReLU(rng=s), (6, 4)),
+    "MultiHeadAttention": (lambda s: md.MultiHeadAttention(4, 2, dropout=0.5, rng=s), (2, 3, 4)),
+    "TransformerEncoderLayer": (lambda s: md.TransformerEncoderLayer(4, 2, 8, dropout=0.5, rng=s), (2, 3, 4)),
+}
+
+
+def _moving_state(layer: md.Layer) -> list[Any]:
+    return [b.copy() for _, b in layer.named_buffers() if b is not None] + \
+        [g.bit_generator.state for _, g in layer.named_generators()]
+
+
+@pytest.mark.parametrize("kind", list(EVAL_STATEFUL))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_built_in_layer_in_eval_mode_moves_no_buffer_or_generator(kind: str, seed: int) -> None:
+    make, shape = EVAL_STATEFUL[kind]
+    layer = make(seed)
+    rng = np.random.default_rng(seed)
+    layer(rng.normal(size=shape))  # (in training: statistics moved, lazy registrations made)
+    assert any(True for _ in layer.named_buffers()) or any(True for _ in layer.named_generators())
+    layer.eval()
+    before = _moving_state(layer)
+    for _ in range(3):
+        layer(rng.normal(size=shape))
+    after = _moving_state(layer)
+    assert len(after) == len(before) and all(
+        np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b for a, b in zip(before, after, strict=True))
+
+
+def test_every_built_in_layer_with_a_buffer_or_generator_is_in_the_eval_list() -> None:
+    """A new built-in kind holding one must be checked above before eval-mode calls skip saving it."""
+    import inspect
+
+    checked = {type(EVAL_STATEFUL[kind][0](0)) for kind in EVAL_STATEFUL}
+    built = 0
+    for name in dir(md):
+        cls = getattr(md, name)
+        if not (inspect.isclass(cls) and issubclass(cls, md.Layer)) or cls in checked:
+            continue
+        for args in [(), (4,), (4, 4), (4, 2, 8)]:
+            try:
+                layer = cls(*args)
+            except Exception:  # (other arguments: not built here)
+                continue
+            built += 1
+            stateful = [type(sub) for _, sub in layer.named_layers() if sub._buffers or sub._generators]
+            assert set(stateful) <= checked, f"{name}: holds {stateful}, not checked in eval mode"
+            break
+    assert built > 40
+
+
+def test_an_eval_mode_call_of_built_in_layers_copies_nothing_and_ones_own_layer_is_saved() -> None:
+    from minidl.side_state import state_of
+
+    class OwnNoise(md.Layer):
+        """Adds noise from its generator in either mode (a layer of one's own: saved in eval mode too)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(0)
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            out: np.ndarray = x + self.rng.normal(size=x.shape)
+            return out
+
+        def backward(self, grad_output: np.ndarray) -> np.ndarray:
+            return grad_output
+
+    model = md.Sequential(md.BatchNorm1d(4), md.Dropout(0.5, rng=0), md.Dense(4, 2, rng=0))
+    state = state_of(model)
+    assert state is not None
+    trained = state.save()
+    assert len(trained.values) == 3 and len(trained.generators) == 1
+    model.eval()
+    evaluated = state.save()
+    assert evaluated.values == () and evaluated.generators == ()
+    own = md.Sequential(md.BatchNorm1d(4), OwnNoise()).eval()
+    own_state = state_of(own)
+    assert own_state is not None
+    saved = own_state.save()
+    assert saved.values == () and len(saved.generators) == 1
+    with pytest.raises(md.ShapeError):
+        own(np.ones((3, 5)))  # BatchNorm1d(4) refuses: nothing moved, nothing to put back
+    x = np.ones((3, 4))
+    first = own(x)
+    other = md.Sequential(md.BatchNorm1d(4), OwnNoise()).eval()
+    np.testing.assert_array_equal(first, other(x))
