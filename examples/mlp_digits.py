@@ -60,10 +60,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if stop > args.epochs:
         raise SystemExit(f"--stop-after {stop} is past --epochs {args.epochs}")
     # (before training: a checkpoint that cannot be written would fail only after it, the run lost)
+    if args.checkpoint and args.checkpoint.is_dir():
+        raise SystemExit(f"--checkpoint {args.checkpoint}: is a folder; name a file in it")
     if args.checkpoint and not args.checkpoint.resolve().parent.is_dir():
         raise SystemExit(f"--checkpoint {args.checkpoint}: its folder {args.checkpoint.parent} does not exist")
     if args.resume and not args.resume.is_file():
-        raise SystemExit(f"--resume {args.resume}: no such file")
+        raise SystemExit(f"--resume {args.resume}: " + ("is a folder" if args.resume.is_dir() else "no such file"))
     checkpoint = md.load(args.resume) if args.resume else {"epoch": 0, "history": {}}
     done, earlier = checkpoint["epoch"], checkpoint["history"]
     if done > stop:

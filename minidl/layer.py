@@ -955,6 +955,15 @@ def minidl_own(obj: Any) -> bool:
     return True
 
 
+def minidl_class(obj: Any) -> bool:
+    """Whether ``obj`` is of a class minidl defines (not a subclass of one's own, whatever it overrides) and
+    has no method of its own set on it: then no user code runs in its calls, and its attributes are minidl's."""
+    module = type(obj).__module__
+    return (module == "minidl" or module.startswith("minidl.")) and not any(
+        callable(value) and not isinstance(value, type) and not isinstance(value, np.random.Generator)
+        for value in vars(obj).values() if not isinstance(value, (Layer, Parameter, np.ndarray)))
+
+
 def _parameter_problem(value: np.ndarray) -> str | None:
     """A parameter from a state must be finite: NaN/inf weights make every output NaN."""
     return nonfinite_problem(value)

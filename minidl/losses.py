@@ -787,7 +787,9 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
         also = f", or pass {probabilities} class probabilities" if probabilities_too else ""
         if target.ndim == 2 and target.shape == rows_shape:
             fix = "y_true.argmax(axis=1) (one row per sample: the labels are its largest entries)"
-        elif target.dtype.kind == "f" and not np.all(np.isfinite(target) & (target == np.round(target))):
+        elif target.dtype.kind in "fc" and not np.all(np.isfinite(target)):
+            fix = "finite whole-number labels (these hold NaN or inf)"
+        elif target.dtype.kind in "fc" and not np.all(target == np.round(target)):
             fix = "whole-number labels (these are not: astype(int) would cut them off)"
         else:
             fix = "y_true.astype(int)"

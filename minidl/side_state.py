@@ -64,7 +64,8 @@ class Snapshot(NamedTuple):
 
 class _Walk(NamedTuple):
     seen: int  # the count of registrations when walked
-    stateful: tuple[tuple[weakref.ref[Layer], bool], ...]  # the layers with a buffer or a generator, built-in?
+    stateful: tuple[weakref.ref[Layer], ...]  # the layers with a buffer or a generator registered
+    builtin: bool  # every walked layer is of a class minidl defines (layer.minidl_class): no user code in a call
     snapshot: Snapshot  # the registries, and no buffer or generator (all a stateless model's save)
 
 
@@ -89,14 +90,15 @@ class SideState:
         if not walk.stateful:
             return walk.snapshot
         # (alive: a layer let go of was unregistered, which a registration counts, then walked again)
-        stateful = [(cast("Layer", ref()), own) for ref, own in walk.stateful]
+        stateful = [cast("Layer", ref()) for ref in walk.stateful]
         # the buffer arrays themselves, of every such layer: the walk's copies of the registries may hold older
         # ones (a forward may rebind a buffer, batch norm's running statistics), which restore must not put back
-        buffers = tuple((layer, name, buffer) for layer, _ in stateful for name, buffer in layer._buffers.items())
-        # their values and the generators' states only of layers that may move them: a built-in layer in eval
-        # mode moves none (batch norm's statistics are read, dropout draws nothing: tests/test_failed_forward_state.py
-        # checks each kind), so an eval-mode call of built-in layers copies nothing; one's own is saved in either mode
-        moving = [layer for layer, own in stateful if layer.training or not own]
+        buffers = tuple((layer, name, buffer) for layer in stateful for name, buffer in layer._buffers.items())
+        # their values and the generators' states only of layers that may move them: in a model of minidl's own
+        # classes only (no user code runs in its calls), a layer in eval mode moves none (batch norm's statistics
+        # are read, dropout draws nothing: tests/test_failed_forward_state.py checks each kind), so its eval-mode
+        # call copies nothing; a model with a layer of one's own anywhere is saved whole in either mode
+        moving = [layer for layer in stateful if layer.training] if walk.builtin else stateful
         return Snapshot(walk.snapshot.layers, buffers,
                         tuple((buffer, buffer.copy()) for layer in moving for buffer in layer._buffers.values()
                               if buffer is not None),
@@ -113,11 +115,11 @@ class SideState:
                 object.__setattr__(layer, "_watched", True)
         walked = tuple((weakref.ref(layer), (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
                         layer._generators.copy()), layer._non_persistent.copy()) for layer in layers)
-        from .layer import minidl_own  # (layer.py imports this module)
+        from .layer import minidl_class  # (layer.py imports this module)
 
-        stateful = tuple((weakref.ref(layer), minidl_own(layer)) for layer in layers
-                         if layer._buffers or layer._generators)
-        walk = self._walk = _Walk(seen, stateful, Snapshot(walked, (), (), ()))
+        stateful = tuple(weakref.ref(layer) for layer in layers if layer._buffers or layer._generators)
+        builtin = all(minidl_class(layer) for layer in layers)
+        walk = self._walk = _Walk(seen, stateful, builtin, Snapshot(walked, (), (), ()))
         return walk
 
 

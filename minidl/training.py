@@ -39,7 +39,7 @@ from .errors import DTypeError, GradientCheckError, MinidlError, NonFiniteError,
 from .gradcheck import GradientChecker
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
-from .layer import Layer, _name_part, minidl_own, parameter_backward
+from .layer import Layer, _name_part, minidl_class, parameter_backward
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -433,12 +433,12 @@ def _release_caches(saved: list[tuple[Any, dict[str, Any]]]) -> None:
     (or unset, with the class's default None) and that its passes bound to arrays (:func:`_holds_array`): the
     last batch's caches, which no backward can use any more and which a model kept for inference would carry
     (in a copy, a pickle).  What was not None before (a cache of the user's own forward, a workspace built
-    before) is left as it is, and so are values without arrays (a lazy layer's size, a shape).  Only in
-    minidl's own layers and losses (:func:`minidl_own`), whose attributes are known: a layer or loss of one's
-    own may set up state in its first forward (a data-dependent initialisation) that no rule tells from a
-    cache, and keeps what it keeps."""
+    before) is left as it is, and so are values without arrays (a lazy layer's size, a shape).  Only in layers
+    and losses of minidl's own classes (:func:`minidl_class`), whose attributes are known: a layer or loss of
+    one's own, a subclass of a built-in one too, may set up state in its first call (a data-dependent
+    initialisation) that no rule tells from a cache, and keeps what it keeps."""
     for owner, before in saved:
-        if not minidl_own(owner):
+        if not minidl_class(owner):
             continue
         now = vars(owner)
         for key, value in _rebound(owner, before, added=True):

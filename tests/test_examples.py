@@ -114,6 +114,8 @@ def test_command_lines_that_make_no_sense_are_refused_before_anything_runs(tmp_p
     (["--threads", "0"], "--threads: must be at least 1, got 0"),
     (["--checkpoint", "no/such/folder/run.ckpt"], "its folder no/such/folder does not exist"),
     (["--resume", "no-such.ckpt"], "--resume no-such.ckpt: no such file"),
+    (["--checkpoint", "."], "--checkpoint .: is a folder; name a file in it"),
+    (["--resume", "."], "--resume .: is a folder"),
 ])
 def test_mlp_digits_refuses_bad_options_before_training(tmp_path: Path, options: list[str], message: str) -> None:
     """A checkpoint folder that does not exist failed after the whole run (its results lost); '--epochs abc'

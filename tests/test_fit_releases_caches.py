@@ -335,3 +335,30 @@ def test_registered_buffers_and_the_optimizer_are_untouched() -> None:
     norm = model[1]
     assert norm.running_mean is norm._buffers["running_mean"] and not np.array_equal(norm.running_mean, np.zeros(4))
     assert holds_array(optimizer.state)  # (Adam's moments: the optimizer is not fit's to clear)
+
+
+class ScaledDense(md.Dense):
+    """A subclass of a built-in layer (forward and backward minidl's) that sets up an input scale from the first
+    batch it is called on, in an overridden ``__call__``, None until then."""
+
+    scale: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.scale is None:
+            self.scale = 1.0 / (x.std(axis=0) + 1e-8)
+        out: np.ndarray = super().__call__(x * self.scale)
+        return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_subclass_of_a_built_in_layer_keeps_its_attributes(seed: int) -> None:
+    """Only minidl's own classes are let go of: the subclass's scale was set back to None (review rz D2), its
+    Dense cache is kept with it (fit cannot tell which of a subclass's attributes are caches)."""
+    rng = np.random.default_rng(seed)
+    x, y = 10 * rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
+    layer = ScaledDense(3, 2, rng=seed)
+    model = md.Sequential(layer, md.Tanh())
+    model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=1e-3), batch_size=16, verbose=0)
+    assert layer.scale is not None
+    np.testing.assert_allclose(layer.scale, 1.0 / (x.std(axis=0) + 1e-8))
+    assert layer._x is not None and model[1]._cache is None  # (the built-in Tanh's is let go of)

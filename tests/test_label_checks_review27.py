@@ -293,6 +293,8 @@ def test_float_labels_keep_their_message() -> None:
     ([0.0, 1.0, 2.0, 1.0], "use y_true.astype(int)"),
     ([0.5, 1.0, 2.0, 1.0], "use whole-number labels (these are not: astype(int) would cut them off)"),
     ([0.0, 1.0, 2.7, 1.0], "use whole-number labels (these are not: astype(int) would cut them off)"),
+    ([0.0, np.nan, 2.0, 1.0], "use finite whole-number labels (these hold NaN or inf)"),
+    ([0j, 1 + 0.5j, 2 + 0j, 1 + 0j], "use whole-number labels (these are not: astype(int) would cut them off)"),
 ])
 def test_float_labels_are_told_astype_int_only_when_it_keeps_them(loss: md.Loss, labels: list[float], fix: str) -> None:
     """A newcomer's y + 0.5 was told astype(int), which cuts 0.5 to 0 silently (new-user review)."""
