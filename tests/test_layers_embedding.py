@@ -376,11 +376,13 @@ def test_backward_before_forward_and_a_wrong_gradient() -> None:
 # ------------------------------------------------------------------ PyTorch
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("padding_idx", [None, 0, -3])
-def test_against_pytorch(dtype, padding_idx) -> None:
+@pytest.mark.parametrize("scale_grad_by_freq", [False, True])
+def test_against_pytorch(dtype, padding_idx, scale_grad_by_freq) -> None:
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    ours = Embedding(50, 7, padding_idx=padding_idx, rng=1, dtype=dtype)
-    theirs = torch.nn.Embedding(50, 7, padding_idx=padding_idx, dtype=getattr(torch, np.dtype(dtype).name))
+    ours = Embedding(50, 7, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq, rng=1, dtype=dtype)
+    theirs = torch.nn.Embedding(50, 7, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq,
+                                dtype=getattr(torch, np.dtype(dtype).name))
     with torch.no_grad():
         theirs.weight.copy_(torch.from_numpy(ours.W.data))
     idx = rng.integers(0, 50, size=(16, 9))

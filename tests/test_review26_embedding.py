@@ -181,27 +181,7 @@ def test_with_every_index_distinct_the_scaled_gradient_is_the_plain_one_and_pass
 
 
 # ------------------------------------------------------------------ PyTorch
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("padding_idx", [None, 0, -3])
-def test_scale_grad_by_freq_against_pytorch(dtype, padding_idx) -> None:
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    ours = Embedding(50, 7, padding_idx=padding_idx, scale_grad_by_freq=True, rng=1, dtype=dtype)
-    theirs = torch.nn.Embedding(50, 7, padding_idx=padding_idx, scale_grad_by_freq=True,
-                                dtype=getattr(torch, np.dtype(dtype).name))
-    with torch.no_grad():
-        theirs.weight.copy_(torch.from_numpy(ours.W.data))
-    idx = rng.integers(0, 50, size=(16, 9))
-    idx[0, :5] = 3  # repeated
-    idx[1, :4] = 47 if padding_idx is None else ours.padding_idx
-    g = rng.normal(size=(16, 9, 7)).astype(dtype)
-    np.testing.assert_array_equal(ours(idx), theirs(torch.from_numpy(idx)).detach().numpy())
-    ours.backward(g)
-    theirs(torch.from_numpy(idx)).backward(torch.from_numpy(g))
-    tol = 1e-6 if dtype == np.float32 else 1e-14
-    np.testing.assert_allclose(ours.W.grad, theirs.weight.grad.numpy(), rtol=tol, atol=tol)
-
-
+# (scale_grad_by_freq against PyTorch: tests/test_layers_embedding.py::test_against_pytorch, both settings)
 def test_the_suggested_renormalisation_is_pytorch_s_max_norm() -> None:
     """The two lines the max_norm refusal gives, run after a step, leave W as PyTorch's renormalisation of
     every row would (PyTorch renormalises the batch's rows, at the next forward)."""
