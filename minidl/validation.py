@@ -320,6 +320,7 @@ def check_input(
     finite: bool = True,
     more_dims: bool = False,
     what: str = "input",
+    dtype_of: str = "the layer's parameters",
 ) -> np.ndarray:
     """Validate a layer input and return it as an ndarray.
 
@@ -331,6 +332,8 @@ def check_input(
         dtype: the dtype the input must have (the layer's parameter dtype), if any.
         finite: whether to refuse NaN/inf.
         what: the input's name in messages (one of several inputs: ``"memory"``).
+        dtype_of: what ``dtype`` is the dtype of, in messages (a norm layer without affine parameters:
+            its running statistics).
     """
     if type(x) is not np.ndarray or x.dtype.kind != "f":  # the common case skips the call
         x = as_float_array(x, who, what)
@@ -347,11 +350,11 @@ def check_input(
         name = "x" if what == "input" else what
         if x.dtype.newbyteorder("=") == dtype:  # e.g. read from a big-endian file
             raise DTypeError(
-                f"{who}: {what} dtype {x.dtype} does not match the layer's parameters ({dtype}): it is "
+                f"{who}: {what} dtype {x.dtype} does not match {dtype_of} ({dtype}): it is "
                 f"{dtype} in the other byte order; convert the {what} ({name}.astype(np.{dtype}))"
             )
         raise DTypeError(
-            f"{who}: {what} dtype {x.dtype} does not match the layer's parameters ({dtype}); "
+            f"{who}: {what} dtype {x.dtype} does not match {dtype_of} ({dtype}); "
             f"cast the {what} ({name}.astype(np.{dtype})) or the model (model.astype(...))"
         )
     if finite:

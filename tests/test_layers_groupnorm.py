@@ -404,9 +404,10 @@ def bad_forwards(layer: Any) -> list[tuple[Any, type[Exception], str]]:
             shapes.append((np.zeros((0, 4, 2, 2)), md.ShapeError, rf"{who}: an empty batch cannot update the "
                            r"running statistics, got input shape \(0, 4, 2, 2\)"))
         what = r"the variance of instance\(s\) \(numbered n\*C \+ c\) 4, 5, 6, 7 "
+    held = "parameters" if layer.affine else "running statistics"  # (what holds the layer's dtype)
     return [
         *shapes,
-        (ok.astype(np.float32), md.DTypeError, rf"{who}: input dtype float32 does not match the layer's parameters "
+        (ok.astype(np.float32), md.DTypeError, rf"{who}: input dtype float32 does not match the layer's {held} "
                                                r"\(float64\)"),
         (ok.astype(np.int64), md.DTypeError, rf"{who}: expected a floating-point input, got dtype int64"),
         ("x", md.DTypeError, rf"{who}: expected input as a numpy array, got str"),

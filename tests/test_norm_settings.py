@@ -290,10 +290,24 @@ def test_track_running_stats_off_keeps_the_layers_dtype(kind: str) -> None:
     layer, x = build(kind)
     layer = type(layer)(3, affine=False, track_running_stats=True)  # (its dtype is its buffers')
     layer.track_running_stats = False
-    with pytest.raises(md.DTypeError, match=r"input dtype float32 does not match the layer's parameters \(float64\)"):
+    with pytest.raises(md.DTypeError, match=r"input dtype float32 does not match the layer's running statistics "
+                                            r"\(float64\)"):
         layer(x.astype(np.float32))  # (the buffers are still float64: on again, they normalise)
     layer.astype(np.float32)
     assert layer(x.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", RUNNING)
+@pytest.mark.parametrize("affine", [True, False])
+def test_a_dtype_refusal_names_what_holds_the_dtype(kind: str, affine: bool) -> None:
+    """Without affine parameters the dtype is the running statistics': the message does not speak of
+    parameters the layer does not have."""
+    layer, x = build(kind)
+    layer = type(layer)(3, affine=affine, track_running_stats=True, dtype=np.float32)
+    held = "parameters" if affine else "running statistics"
+    with pytest.raises(md.DTypeError, match=rf"input dtype float64 does not match the layer's {held} \(float32\)"):
+        layer(x)
+    assert int(layer.num_batches_tracked) == 0
 
 
 @pytest.mark.parametrize("kind", RUNNING)

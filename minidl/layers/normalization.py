@@ -327,6 +327,10 @@ class _RunningNorm(_Norm):
             return self.running_mean.dtype
         return None
 
+    def _dtype_of(self) -> str:
+        """What :meth:`_param_dtype` is the dtype of, for messages."""
+        return "the layer's parameters" if self.affine else "the layer's running statistics"
+
     def _check_buffers(self) -> None:
         """The running statistics in the layer's dtype (its parameters'; without them, one dtype for
         both): a buffer assigned by hand in another would spread (and make checkpoints a fresh layer
@@ -398,7 +402,7 @@ class _BatchNorm(_RunningNorm):
         if track:
             self._check_buffers()
         x = check_input(x, self._who, ndim=ndim, layout=self._layouts.replace("C", str(C)),  # type: ignore[arg-type]
-                        sizes={1: C}, dtype=self._param_dtype())
+                        sizes={1: C}, dtype=self._param_dtype(), dtype_of=self._dtype_of())
         eps = _eps_in(self._who, self.eps, x.dtype, "channel")
         axes = (0, *range(2, x.ndim))
         bshape = (1, C) + (1,) * (x.ndim - 2)
@@ -539,7 +543,8 @@ class InstanceNorm2d(_RunningNorm):
         track = self._track_running_stats
         if track:
             self._check_buffers()
-        x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=self._param_dtype())
+        x = check_input(x, self._who, ndim=4, layout=f"(N, {C}, H, W)", sizes={1: C}, dtype=self._param_dtype(),
+                        dtype_of=self._dtype_of())
         eps = _eps_in(self._who, self.eps, x.dtype, "channel")
         N, _, H, W = x.shape
         bshape = (1, C, 1, 1)
