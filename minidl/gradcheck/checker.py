@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import enum
 import itertools
 import math
@@ -184,6 +185,9 @@ class _Tensor:
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     #: whether row 0 is an absorbed bias (a built-in layer's W, W_x, W_qkv or W_o with bias=True), for the words
     bias_row: bool = False
+    #: after a per-element check with failing elements: the rows (positions on axis 0) holding one, and the rows
+    #: checked right (an element checked, none failing), for the repeated-index hint (see ``_repeated_index``)
+    rows: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -215,6 +219,11 @@ class _FirstPass(NamedTuple):
     grad_modified: tuple[str, Layer] | None  # a backward that modified its grad_output
     draws_in_backward: tuple[str, Layer] | None  # a backward that drew from its layer's generators
 
+
+#: the advice that ends the note on parameters at a blind spot (all 0: "zero"; all 1 or -1: "unit"), dropped once the
+#: check has run again with them moved off it (see ``GradientChecker._check_moved``)
+_BLIND_ADVICE = {"zero": "; check at a random point too (e.g. a zero-initialised bias set to small random values)",
+                 "unit": "; check at another value too (e.g. set it to 1.3)"}
 
 #: the built-in layers' parameters whose row 0 is the bias when the layer has ``bias=True``
 _ABSORBED = ("W", "W_x", "W_qkv", "W_o")
@@ -279,30 +288,33 @@ def _form_problem(dx: Any, n: int) -> str | None:
             "without gradient)")
 
 
-def _input_problems(x: Any, dx: Any) -> list[str]:
-    """For several inputs, what is wrong with ``backward``'s tuple outside the floating inputs' own
-    tensors: its form when no input is floating, and a gradient returned for an input that has none."""
+def _input_problems(x: Any, dx: Any, checked: Sequence[bool]) -> list[str]:
+    """For several inputs, what is wrong with ``backward``'s tuple outside the checked floating inputs' own
+    tensors: its form when no checked input is floating, and a gradient returned for an input that has none
+    (``checked``: per input, whether ``check_input`` checks it; a float input left out may get anything)."""
     named = _named_inputs(x)
     if not is_several(x):
         return []
     floats = [isinstance(v, np.ndarray) and v.dtype.kind == "f" for _, v in named]
     form = _form_problem(dx, len(named))
     if form is not None:
-        return [] if any(floats) else [form]  # (else said on each floating input's tensor)
+        # (else said on each checked floating input's tensor)
+        return [] if any(f and c for f, c in zip(floats, checked, strict=True)) else [form]
     return [f"backward returned a gradient for {name} (an array of {value.dtype}), which has none: return "
             "None for it" for (name, value), grad, is_float in zip(named, dx, floats, strict=True)
             if not is_float and grad is not None]
 
 
-def _input_tensors(x: Any, dx: Any, dx2: Any) -> list[_Tensor]:
+def _input_tensors(x: Any, dx: Any, dx2: Any, checked: Sequence[bool]) -> list[_Tensor]:
     """The floating inputs to check, with the gradients ``backward`` returned for them (``dx``, and
     ``dx2`` from a second backward at the same point): one array for one input, one entry per input
-    of a tuple for several (``None`` for an input without gradient)."""
+    of a tuple for several (``None`` for an input without gradient).  ``checked``: per input, whether
+    ``check_input`` checks it."""
     named = _named_inputs(x)
     several = is_several(x)
     tensors = []
     for i, (name, value) in enumerate(named):
-        if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+        if not (checked[i] and isinstance(value, np.ndarray) and value.dtype.kind == "f"):
             continue
         t = _Tensor(name, value, 0, None)
         tensors.append(t)
@@ -313,7 +325,10 @@ def _input_tensors(x: Any, dx: Any, dx2: Any) -> list[_Tensor]:
         grad = dx[i] if several else dx
         grad2 = (dx2[i] if isinstance(dx2, (tuple, list)) and len(dx2) == len(named) else None) if several else dx2
         if grad is None:
-            t.problems.append(f"backward returned None instead of dCost/d{name}")
+            leave_out = tuple(c and k != i for k, c in enumerate(checked)) if several else False
+            t.problems.append(f"backward returned None instead of dCost/d{name} (if the input has no gradient -- a "
+                              f"float mask, sample weights --, leave it out of the check: check_input={leave_out}"
+                              f"{', one bool per input' if several else ''})")
         elif np.shape(grad) != value.shape:
             t.problems.append(f"backward returned dCost/d{name} of shape {np.shape(grad)}, expected {value.shape}")
         else:
@@ -624,6 +639,31 @@ def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
     return notes
 
 
+def _repeated_index(t: _Tensor, result: TensorResult, x: Any) -> str | None:
+    """The repeated-index hint for a failing parameter: its failing elements lie only in rows (positions on axis 0)
+    that an integer input holds more than once, and a row it holds once was checked right -- the signature of a
+    gradient scattered with ``grad[idx] += v``, which keeps one contribution per repeated index.  Only for an
+    integer input whose every value is a row of the parameter; else None."""
+    if t.rows is None or is_input(t.name) or result.passed or result.problems:
+        return None
+    bad_rows, right_rows = t.rows
+    for name, value in _named_inputs(x):
+        if not (isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size > 0):
+            continue
+        values = value.reshape(-1)
+        if values.min() < 0 or values.max() >= t.array.shape[0]:
+            continue
+        counts = np.bincount(values, minlength=t.array.shape[0])
+        once = np.flatnonzero(counts == 1)
+        if bad_rows.size and np.all(counts[bad_rows] > 1) and np.intersect1d(once, right_rows).size:
+            which = "the input" if name == "input" else name
+            return (f"the failing elements lie only in rows {bad_rows.tolist()[:8]} of '{t.name}', which {which} "
+                    f"holds more than once, and rows it holds once ({np.intersect1d(once, right_rows).tolist()[:8]}) "
+                    "are right: a gradient scattered with grad[idx] += v keeps one contribution per repeated index "
+                    "(NumPy's fancy-index assignment does not add them up); use np.add.at(grad, idx, v)")
+    return None
+
+
 def _shared_factor(failed: list[TensorResult]) -> float | None:
     """The factor analytic / numerical at the worst element, when two or more failing tensors share
     it (to 1e-3) and it is not 1; else None."""
@@ -734,7 +774,13 @@ class GradientChecker:
             cost evaluations each).
         samples, directions, full_max: see ``mode``.
         safety: an element fails when its error exceeds ``safety`` times its estimated error bound.
-        check_input: also check ``dCost/dinput`` (the tensor named ``"input"``, or one per floating input).
+        check_input: also check ``dCost/dinput`` (the tensor named ``"input"``, or one per floating input); a
+            tuple of bools, one per input, checks those that are True: ``(True, False)`` leaves out a float
+            input that has no gradient (a mask, sample weights), for which backward returns None (a
+            ``ValueError`` when its length is not the number of inputs).
+        params: the dotted names of the parameters to check (as ``named_parameters()`` gives them, the loss's
+            as ``loss.<name>``), or None (default) for every one; the others are not perturbed, and a note
+            names them.  A name that is no parameter is a ``ValueError`` naming the close ones.
         check_layers: also check every registered sub-layer alone, on the input it received in the
             model's forward, with a random upstream gradient; the results are in ``report.layers``.
         batch_size: samples in inferred inputs (several, so that batch reductions are exercised), at
@@ -769,13 +815,14 @@ class GradientChecker:
         seed: int = 0,
         mode: str = "auto",
         safety: float = 10.0,
-        check_input: bool = True,
+        check_input: bool | Sequence[bool] = True,
         check_layers: bool = False,
         batch_size: int = 4,
         samples: int = 32,
         directions: int = 2,
         full_max: int = 512,
         reuse_prefix: bool = True,
+        params: Collection[str] | None = None,
     ) -> None:
         self.model = model
         self._whole_model = True  # False for a layer check_layers checks alone (see _unregistered)
@@ -805,6 +852,7 @@ class GradientChecker:
         self.directions = directions
         self.full_max = full_max
         self.reuse_prefix = reuse_prefix
+        self.params = params
 
     # ------------------------------------------------------------------ settings
     # Each is checked when the checker is made and whenever it is assigned again, with the same check
@@ -815,7 +863,8 @@ class GradientChecker:
     mode = checked_setting("mode", _settings.mode, f"One of {MODES}.")
     safety = checked_setting("safety", _settings.safety, "An element fails when its error exceeds safety times "
                              "its bound; a finite number > 1.")
-    check_input = checked_setting("check_input", _settings.switch_setting, "Also check dCost/dinput; a bool.")
+    check_input = checked_setting("check_input", _settings.check_input, "Also check dCost/dinput; a bool, or a "
+                                  "tuple of bools, one per input.")
     check_layers = checked_setting("check_layers", _settings.switch_setting,
                                    "Also check every sub-layer alone; a bool.")
     samples = checked_setting("samples", _settings.at_least(1), "Elements per tensor in sampled mode, an int >= 1.")
@@ -825,6 +874,37 @@ class GradientChecker:
                                "element by element; an int >= 0.")
     reuse_prefix = checked_setting("reuse_prefix", _settings.switch_setting,
                                    "In a Sequential, re-run only the layers after a perturbed one; a bool.")
+    params = checked_setting("params", _settings.params, "The dotted names of the parameters to check (a tuple), "
+                             "or None for every one.")
+
+    def _checked_inputs(self, x: Any) -> list[bool]:
+        """Per input of ``x``, whether ``check_input`` checks it; a tuple of another length than the inputs is
+        a ``ValueError``."""
+        n = len(_named_inputs(x))
+        given = self.check_input
+        if not isinstance(given, tuple):
+            return [given] * n
+        if len(given) != n:
+            are = f"{n} arrays ({', '.join(name for name, _ in _named_inputs(x))})" if is_several(x) else \
+                "one array"
+            raise ValueError(f"{type(self).__name__}: check_input has {len(given)} entries, one per input, but the "
+                             f"inputs are {are}; give one bool per input (or True/False for all)")
+        return list(given)
+
+    def _chosen(self, names: list[str]) -> set[str] | None:
+        """The parameter names ``params`` chooses among ``names`` (every one when it is None); a name that is
+        none of them is a ``ValueError`` with the close ones."""
+        if self.params is None:
+            return None
+        for name in self.params:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=3, cutoff=0.6) or \
+                    [n for n in names if n.lower() == name.lower()]
+                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                raise ValueError(f"{type(self).__name__}: params names {name!r}, which is not a parameter of "
+                                 f"{type(self.model).__name__}{hint} (its parameters, as named_parameters() names "
+                                 f"them: {', '.join(names) or 'none'})")
+        return set(self.params)
 
     @property
     def inputs(self) -> Any:
@@ -926,9 +1006,11 @@ class GradientChecker:
             params.update(_loss_parameters(loss, model)[0])
         rng = np.random.default_rng([self.seed, 29])
         moved = []
+        kept = set()  # (the kinds of blind spot some parameter of which could not be moved: their advice stands)
         for name, kind in self._blind:
             p = params.get(name)
             if p is None or not (p.data.flags.writeable and p.data.dtype.kind == "f"):
+                kept.add(kind)
                 continue
             if kind == "zero":
                 p.data[...] = 0.1 * rng.standard_normal(p.data.shape)
@@ -949,6 +1031,10 @@ class GradientChecker:
             report.notes.append(f"checked again {what}: could not be ({type(error).__name__}: {error})")
             return
         report.evaluations += again.evaluations
+        # (the advice to check at another point is what was just done: its note keeps what it found)
+        for kind in {kind for _, kind in self._blind} - kept:
+            report.notes[:] = [n[:-len(_BLIND_ADVICE[kind])] if n.startswith("the parameter(s) ")
+                               and n.endswith(_BLIND_ADVICE[kind]) else n for n in report.notes]
         if again.passed:
             report.notes.append(f"checked again {what}: passes there too")
         else:
@@ -999,6 +1085,10 @@ class GradientChecker:
 
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
+        # (refused before anything runs: check_input's length, and names params does not know)
+        self._checked_inputs(x)
+        every = [name for name, _ in work.named_parameters()] + [name for name, _ in self._loss_params]
+        chosen = self._chosen(every)
         first_pass = self._first_forward(work, x)
         first_arrays = _plain_arrays(work)  # (compared at the end: what the check's passes leave alone)
         in_place = first_pass.in_place
@@ -1048,19 +1138,25 @@ class GradientChecker:
                          "such as self.dtype?), so the cost has its round-off and correct gradients may fail; "
                          "make the layer follow its input's or parameters' dtype, or convert that attribute in "
                          "an override of astype")
-        if self.check_input:
-            for name, value in _named_inputs(x):
-                if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
-                    what = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else \
-                        f"a {type(value).__name__}"
-                    notes.append(f"{'the input' if name == 'input' else name} is {what}, not a float array: "
-                                 f"dCost/d{name} is not checked")
+        for (name, value), checked_input in zip(_named_inputs(x), self._checked_inputs(x), strict=True):
+            if checked_input and not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+                what = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+                notes.append(f"{'the input' if name == 'input' else name} is {what}, not a float array: "
+                             f"dCost/d{name} is not checked")
         problems: list[str] = []
         tensors = self._analytic(program, work, x, problems)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
         first = x[0] if is_several(x) else x
         batch = first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else None
+        if batch == 1 and self._whole_model and not self._moved:
+            notes.append("the inputs hold one sample (a batch of N = 1): a sum and a mean over the batch are then the "
+                         "same, so a backward that mixes them up (a 1/N missing or too many) cannot fail here; check "
+                         "with several samples too (the checker draws 4 when it draws the inputs)")
+        if chosen is not None and len(chosen) < len(every):
+            left = [name for name in every if name not in chosen]
+            notes.append(f"params= chose {', '.join(repr(name) for name in self.params or ()) or 'no parameter'}: "
+                         f"the parameter(s) {', '.join(repr(name) for name in left)} were not checked")
         results: list[TensorResult] = []
         shapes = [t.array.shape for t in tensors]
         # a layer that computes below float64 (found now, from the recorded pass), and the loss (found as the
@@ -1103,7 +1199,7 @@ class GradientChecker:
 
         def check(i: int) -> TensorResult:
             t = tensors[i]
-            t.notes[:], t.elements = base_notes[i], None  # (as before a first check)
+            t.notes[:], t.elements, t.rows = base_notes[i], None, None  # (as before a first check)
             try:
                 return self._check_tensor(program, t, f0, batch, coarse_for(t))
             except Exception as error:
@@ -1221,6 +1317,10 @@ class GradientChecker:
             old = by_name[name].diagnosis
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
+        for t, r in zip(tensors, results, strict=True):
+            repeated = _repeated_index(t, r, x)
+            if repeated is not None:
+                r.diagnosis = f"{r.diagnosis}; {repeated}" if r.diagnosis else repeated
         if report.flat:  # (passed, with every derivative 0 on both sides: say that nothing was tested, and why)
             notes.append(flat_words([r.name for r in report.flat],
                                     [r.name for r in report.flat if r.unit == "elements" and r.checked < r.size],
@@ -1303,12 +1403,11 @@ class GradientChecker:
         blind_spots = [
             ([t.name for t in own if not np.any(t.array)],
              "are all zero at the checked point: terms they multiply are not tested (a backward that leaves out such "
-             "a term, or uses a value computed without it, passes); check at a random point too (e.g. a "
-             "zero-initialised bias set to small random values)"),
+             f"a term, or uses a value computed without it, passes){_BLIND_ADVICE['zero']}"),
             ([t.name for t in own if np.all(np.abs(t.array) == 1)],
              "are all 1 or -1 at the checked point, where w, 1/w and w**3 are equal (and w**2 too at 1): a backward "
              "that uses one of them where another is due passes (a temperature T = 1 whose gradient divides by T, "
-             "not T**2); check at another value too (e.g. set it to 1.3)"),
+             f"not T**2){_BLIND_ADVICE['unit']}"),
         ]
         if report.passed and self._whole_model:
             notes.extend(f"the parameter(s) {', '.join(repr(name) for name in names)} {words}"
@@ -1616,6 +1715,9 @@ class GradientChecker:
         """The tensors to check with their analytic gradients; contract problems that belong to no
         tensor are added to ``problems``."""
         params = list(work.named_parameters()) + self._loss_params
+        chosen = self._chosen([name for name, _ in params])
+        if chosen is not None:  # (params=: the others are not perturbed; their backward still runs)
+            params = [(name, p) for name, p in params if name in chosen]
         _zero_grad_poisoned(work, self._loss_params)
         cost, dx = self._backward(program, work)
         dx = copy_value(dx) if dx is not None else None
@@ -1658,9 +1760,10 @@ class GradientChecker:
                         t.problems.append("a second backward did not add the same gradient again "
                                           "(the accumulation contract: param.grad += ...)")
             tensors.append(t)
-        if self.check_input:
-            tensors[:0] = _input_tensors(x, dx, dx2)
-            problems.extend(_input_problems(x, dx))
+        checked = self._checked_inputs(x)
+        if any(checked):
+            tensors[:0] = _input_tensors(x, dx, dx2, checked)
+            problems.extend(_input_problems(x, dx, checked))
         _zero_grad(work, self._loss_params)
         return tensors
 
@@ -2342,6 +2445,10 @@ class GradientChecker:
             with _quiet(True):
                 slack = 1e-6 if coarse is None or not bad.any() else \
                     float(np.clip(np.max(factor[bad] * bound[bad] / np.abs(numerical[bad])), 1e-6, 1e-3))
+            if shape and np.any(status == FAIL):
+                rows = np.unravel_index(index, shape)[0]
+                bad_rows = np.unique(rows[status == FAIL])
+                t.rows = (bad_rows, np.setdiff1d(np.unique(rows[status == OK]), bad_rows))
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
                                         batch, factor * bound, t.bias_row, slack)
         return result

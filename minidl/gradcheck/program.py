@@ -195,17 +195,22 @@ class Program:
         return g  # (a tuple, one per output of a model with several)
 
     def evaluate(self, stage: int = 0, h: Any = None) -> float:
-        """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``."""
+        """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``.
+
+        NumPy's floating-point warnings are silenced here: these are the check's probes (a step may take the
+        user's forward out of its domain, ``log`` of a negative number), whose NaN/inf the checker handles and
+        says in its own notes; the unperturbed point's forward (:meth:`baseline`) and backward keep them."""
         if self.generators:
             self._set_gens(self.stage_gens[stage])
         if self.has_buffers:
             self._restore_buffers(stage)
         if h is None:
             h = self.stage_inputs[stage]
-        for _, layer in self.stages[stage:]:
-            h = layer(h)
-        self.evaluations += 1
-        return self.cost(h)
+        with np.errstate(all="ignore"):
+            for _, layer in self.stages[stage:]:
+                h = layer(h)
+            self.evaluations += 1
+            return self.cost(h)
 
     def first_stage_of(self) -> dict[int, int]:
         """``id(parameter) -> index of the first stage that uses it``."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import GradientCheckError
 
 __all__ = ["GradientReport", "TensorResult"]
+
+#: the tag of a tensor's name in :attr:`GradientReport.failed` when it fails in the second check (``moved``)
+MOVED = " (moved)"
 
 
 @dataclass
@@ -189,13 +192,33 @@ class GradientReport:
         return self.passed
 
     def __getitem__(self, name: str) -> TensorResult:
+        """The verdict on the tensor ``name`` at the checked point; ``"<name> (moved)"`` (as :attr:`failed` lists
+        it) its verdict in the second check, with the parameters at a blind spot moved off it (:attr:`moved`),
+        under that name.  A tensor right at the point and wrong at the second one is ``passed`` (and maybe
+        ``flat``) under its own name: ``report.passed`` and ``report.failed`` count both checks."""
         for r in self.results:
             if r.name == name:
                 return r
-        raise KeyError(f"no tensor named {name!r} in the report; have {[r.name for r in self.results]}")
+        if self.moved is not None and name.endswith(MOVED):
+            for r in self.moved.results:
+                if r.name == name[:-len(MOVED)]:
+                    return replace(r, name=name)
+        have = [r.name for r in self.results]
+        if self.moved is not None:
+            have += [f"{r.name}{MOVED}" for r in self.moved.results]
+        raise KeyError(f"no tensor named {name!r} in the report; have {have}")
 
     @property
     def failed(self) -> list[TensorResult]:
+        """The failing tensors: those of the checked point, then those that fail only in the second check
+        (:attr:`moved`), each a copy named ``"<name> (moved)"`` (``report["A (moved)"]`` gives it too)."""
+        moved = [] if self.moved is None else [replace(r, name=f"{r.name}{MOVED}") for r in self.moved.results
+                                               if not r.passed]
+        return self._failed_here + moved
+
+    @property
+    def _failed_here(self) -> list[TensorResult]:
+        """The failing tensors at the checked point (the table's)."""
         return [r for r in self.results if not r.passed]
 
     def __str__(self) -> str:
@@ -220,10 +243,10 @@ class GradientReport:
             verdict = "PASSED, but nothing was checked" if self.nothing_checked else "PASSED"
         elif self.low_precision:  # (the cause first: the tensors' verdicts follow from it)
             verdict = f"FAILED: {self.low_precision}"
-            if self.failed:
-                verdict += f" ({len(self.failed)} of {len(self.results)} tensors fail even so)"
-        elif self.failed:
-            verdict = f"FAILED ({len(self.failed)} of {len(self.results)} tensors)"
+            if self._failed_here:
+                verdict += f" ({len(self._failed_here)} of {len(self.results)} tensors fail even so)"
+        elif self._failed_here:
+            verdict = f"FAILED ({len(self._failed_here)} of {len(self.results)} tensors)"
         elif self.problems:
             verdict = f"FAILED ({len(self.problems)} broken contract(s), below)"
         elif self.moved is not None and not self.moved.passed:

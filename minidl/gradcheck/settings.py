@@ -15,8 +15,8 @@ from ..init import switch_setting
 from ..layer import Layer
 from ..validation import is_integer, is_number
 
-__all__ = ["MAX_BATCH_SIZE", "MODES", "at_least", "batch_size", "drawn_batch_size", "empty_batch", "eps", "inputs",
-           "layer", "loss", "mode", "safety", "seed", "switch_setting"]
+__all__ = ["MAX_BATCH_SIZE", "MODES", "at_least", "batch_size", "check_input", "drawn_batch_size", "empty_batch", "eps",
+           "inputs", "layer", "loss", "mode", "params", "safety", "seed", "switch_setting"]
 
 MODES = ("auto", "full", "sampled", "directional")
 #: the largest ``batch_size`` of inferred inputs: every cost evaluation runs the whole batch, and a few
@@ -48,6 +48,45 @@ def at_least(low: int) -> Callable[[str, str, Any], int]:
     def check(who: str, name: str, value: Any) -> int:
         return _integer(who, name, value, low)
     return check
+
+
+def check_input(who: str, name: str, value: Any) -> bool | tuple[bool, ...]:
+    """True or False (every floating input checked, or none), or a tuple (or list) of them, one per input, kept
+    as a tuple: ``(True, False)`` leaves out a float input without a gradient (a mask, sample weights).  Its
+    length is compared with the number of inputs when the check runs (the inputs may be drawn then)."""
+    if isinstance(value, (tuple, list)):
+        if not value:
+            raise ValueError(f"{who}: {name} must be True, False, or one bool per input, got an empty "
+                             f"{type(value).__name__}")
+        return tuple(switch_setting(who, f"{name}[{i}]", v) for i, v in enumerate(value))
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: {name} must be True or False, got {value!r} (or a tuple of them, one per "
+                        "input)")
+    return bool(value)
+
+
+def params(who: str, name: str, value: Any) -> tuple[str, ...] | None:
+    """None (every parameter), or the dotted names of the parameters to check (as ``named_parameters()`` gives
+    them; ``loss.<name>`` for the loss's), kept as a tuple (empty: the inputs only); whether they exist is checked
+    when the check runs."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError(f"{who}: {name} must be a list of parameter names, got the string {value!r} (one name: "
+                        f"{name}=[{value!r}])")
+    try:
+        names = tuple(value)
+    except TypeError:
+        raise TypeError(f"{who}: {name} must be None or a list of parameter names, got {type(value).__name__} "
+                        f"{value!r}") from None
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"{who}: {name} must hold parameter names (strings, as named_parameters() gives them), got "
+                        f"{bad[0]!r} of type {type(bad[0]).__name__}")
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"{who}: {name} names {twice!r} more than once")
+    return names
 
 
 def seed(who: str, name: str, value: Any) -> int:
