@@ -5,7 +5,9 @@ the same parameters (to round-off) in both.  Every update is done in place in th
 (float32 stays float32), using a per-parameter scratch array instead of fresh temporaries.  The state
 (moments, step counts) is in :meth:`Optimizer.state_dict`, so a run can be resumed bit for bit.
 Every optimizer takes PyTorch's ``maximize`` (keyword, default False): it then steps with ``-grad``
-wherever it would use ``grad``, and so ascends the objective.
+wherever it would use ``grad``, and so ascends the objective.  Every one with ``weight_decay`` takes
+``decay_bias`` (keyword, default True): False leaves the biases (each parameter's
+:attr:`~minidl.Parameter.bias_rows`) out of the decay, PyTorch's param group of biases with ``weight_decay=0``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ _NO_GROUPS = ("minidl's optimizers have no parameter groups and take a flat iter
               "{who}(model.parameters(), ...).  For a learning rate per group, make one optimizer per group "
               "({who}(group_a, lr=0.1) and {who}(group_b, lr=0.01)) and call each one's zero_grad and step in "
               "your own loop (fit takes one optimizer)")
+#: What it adds for an optimizer with a weight decay: PyTorch's usual second group, the biases undecayed.
+_NO_DECAY_GROUP = (".  For the usual group of biases with weight_decay=0 (the bias is row 0 of a layer's weights "
+                   "here), pass decay_bias=False: {who}(model.parameters(), weight_decay=..., decay_bias=False)")
 
 
 def _is_group(value: Any) -> bool:
@@ -72,11 +77,12 @@ def _is_group(value: Any) -> bool:
     return isinstance(value, Mapping) and "params" in value
 
 
-def _parameter_list(who: str, params: Any) -> list[Parameter]:
+def _parameter_list(who: str, params: Any, decays: bool = False) -> list[Parameter]:
     """``params`` (an iterable of Parameters) as a list, refused with what to pass instead: the model, layer
     or loss itself (or a list holding some) for its ``.parameters()``, the method ``model.parameters``
-    uncalled, ``named_parameters()``'s pairs, PyTorch's parameter groups (which minidl does not have), an empty
-    list or a generator already used up."""
+    uncalled, ``named_parameters()``'s pairs, PyTorch's parameter groups (which minidl does not have: for an
+    optimizer that ``decays``, the message names ``decay_bias``), an empty list or a generator already used up."""
+    no_groups = _NO_GROUPS.format(who=who) + (_NO_DECAY_GROUP.format(who=who) if decays else "")
     kind = _holder_kind(params)
     if kind is not None and not params.parameters():
         raise TypeError(f"{who}: got the {kind} {type(params).__name__} itself, which holds no parameters; pass "
@@ -86,7 +92,7 @@ def _parameter_list(who: str, params: Any) -> list[Parameter]:
                         f"{who}({kind}.parameters(), ...)")
     if _is_group(params):
         raise TypeError(f"{who}: params is a dict with 'params', a PyTorch-style parameter group; "
-                        + _NO_GROUPS.format(who=who))
+                        + no_groups)
     owner = getattr(params, "__self__", None)
     if getattr(params, "__name__", None) == "parameters" and _holder_kind(owner) is not None:
         raise TypeError(f"{who}: got the method {type(owner).__name__}.parameters itself; call it: "
@@ -113,7 +119,7 @@ def _parameter_list(who: str, params: Any) -> list[Parameter]:
                             f"parameters in the list instead: [..., *{kind}.parameters()]")
         if _is_group(p):
             raise TypeError(f"{who}: params[{i}] is a dict with 'params', a PyTorch-style parameter group; "
-                            + _NO_GROUPS.format(who=who))
+                            + no_groups)
         if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], Parameter):
             raise TypeError(f"{who}: params[{i}] is a (name, Parameter) pair, as named_parameters() gives; pass "
                             f"the parameters alone: {who}(model.parameters(), ...)")
@@ -135,11 +141,12 @@ class Optimizer:
     """
 
     #: The hyper-parameters that are on/off switches; a subclass with other flags extends this.
-    flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered", "maximize"})
+    flags: frozenset[str] = frozenset({"nesterov", "amsgrad", "centered", "maximize", "decay_bias"})
     #: Hyper-parameters added after states were first saved, with the value a state saved before one
     #: existed meant: :meth:`load_state_dict` gives it to a state without it (when this optimizer has
-    #: it), as PyTorch does.  An optimizer without ``maximize`` descended.
-    later_hyper: ClassVar[Mapping[str, float | bool]] = MappingProxyType({"maximize": False})
+    #: it), as PyTorch does.  An optimizer without ``maximize`` descended; one without ``decay_bias``
+    #: decayed the biases.
+    later_hyper: ClassVar[Mapping[str, float | bool]] = MappingProxyType({"maximize": False, "decay_bias": True})
     #: What a parameter's state may hold, for :meth:`load_state_dict` to check: arrays shaped like the
     #: parameter, whole numbers, and the keys a non-empty state must have.  ``None`` (a custom optimizer,
     #: or a subclass with its own ``update`` that does not say): any array of the parameter's shape and
@@ -165,7 +172,7 @@ class Optimizer:
         if isinstance(params, Parameter):
             raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. model.parameters()), "
                             "not a single Parameter")
-        plist = _parameter_list(name, params)
+        plist = _parameter_list(name, params, "weight_decay" in hyper)
         unique: dict[int, Parameter] = {}
         for p in plist:
             unique.setdefault(id(p), p)
@@ -275,14 +282,29 @@ class Optimizer:
             buf = self._scratch[key] = aligned.empty(p._data.shape, want)
         return buf
 
+    def _undecayed_rows(self, p: Parameter) -> tuple[int, int] | None:
+        """The rows ``[start, stop)`` of ``p`` the weight decay leaves out: its ``bias_rows`` under
+        ``decay_bias=False``, else None (decay everything).  Called only when there is a decay."""
+        rows = p._bias_rows
+        if rows is None or self.hyper.get("decay_bias", True) or p._data.ndim == 0:
+            return None
+        start, stop, _ = rows.indices(p._data.shape[0])
+        return start, max(start, stop)
+
     def _decayed_grad(self, p: Parameter, weight_decay: float) -> np.ndarray:
         """The gradient to step with: ``grad + weight_decay * w`` (L2 added to the gradient) in scratch
         slot 1, or ``grad`` itself.  With the hyper-parameter ``maximize``, ``-grad`` in place of
-        ``grad`` (in slot 1 too: ``p.grad`` is left as it is)."""
+        ``grad`` (in slot 1 too: ``p.grad`` is left as it is).  Under ``decay_bias=False`` the bias rows
+        get no L2 term (:meth:`_undecayed_rows`)."""
         maximize = self.hyper.get("maximize", False)
+        rows = self._undecayed_rows(p) if weight_decay else None
+        if rows is not None and rows == (0, p._data.shape[0]):  # a bias whole (a norm layer's beta)
+            weight_decay, rows = 0.0, None
         if not weight_decay:
             return np.negative(p.grad, out=self._work(p, 1)) if maximize else p.grad
         g = np.multiply(p._data, weight_decay, out=self._work(p, 1))
+        if rows is not None:
+            g[rows[0]:rows[1]] = 0  # (a view: no copy)
         if maximize:
             g -= p.grad  # (w * wd - grad: the same number as -grad + w * wd, to the bit)
         else:
@@ -379,7 +401,8 @@ class Optimizer:
             got = sorted(map(str, hyper)) if isinstance(hyper, Mapping) else type(hyper).__name__
             problems.append(f"hyper-parameters: expected keys {sorted(self.hyper)}, got {got}")
         else:
-            for key, value in hyper.items():
+            for key in self.hyper:  # (in the constructor's order, whatever the file's: the repr's too)
+                value = hyper[key]
                 number, problem = _hyper_value(value, self.hyper[key])
                 if problem is None:
                     converted[key] = number
@@ -619,6 +642,7 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         if more:
             raise TypeError(f"SGD takes params, lr and momentum by position, the rest by keyword (got "
@@ -626,7 +650,8 @@ class SGD(Optimizer):
                             f"minidl's weight_decay, so a call by position is refused rather than misread; "
                             f"write SGD(params, lr, momentum, dampening=..., weight_decay=..., nesterov=...)")
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                                  "nesterov": nesterov, "dampening": dampening, "maximize": maximize})
+                                  "nesterov": nesterov, "dampening": dampening, "maximize": maximize,
+                                  "decay_bias": decay_bias})
         h = self.hyper  # checked: nesterov is a bool now, the numbers floats
         if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening = 0")
@@ -719,7 +744,13 @@ class _WithBetas(Optimizer):
         lr, wd = self.hyper["lr"], self.hyper["weight_decay"]
         if decoupled:
             if wd:
-                np.multiply(p._data, 1 - lr * wd, out=p._data)
+                rows = self._undecayed_rows(p)
+                if rows is None:
+                    np.multiply(p._data, 1 - lr * wd, out=p._data)
+                else:  # the rows before and after the bias rows (views: no copy)
+                    before, after = p._data[:rows[0]], p._data[rows[1]:]
+                    np.multiply(before, 1 - lr * wd, out=before)
+                    np.multiply(after, 1 - lr * wd, out=after)
             return self._decayed_grad(p, 0.0)
         return self._decayed_grad(p, wd)
 
@@ -774,9 +805,10 @@ class Adam(_WithBetas):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad,
-                                         "maximize": maximize})
+                                         "maximize": maximize, "decay_bias": decay_bias})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -819,9 +851,10 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         maximize=maximize)
+                         maximize=maximize, decay_bias=decay_bias)
 
 
 class Adamax(_WithBetas):
@@ -851,8 +884,10 @@ class Adamax(_WithBetas):
         weight_decay: float = 0.0,
         *,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
-        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay, "maximize": maximize})
+        super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay, "maximize": maximize,
+                                         "decay_bias": decay_bias})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -907,10 +942,12 @@ class NAdam(_WithBetas):
         *,
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay,
                                          "momentum_decay": momentum_decay,
-                                         "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize})
+                                         "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize,
+                                         "decay_bias": decay_bias})
 
     def _state_problems(self, i: int, entry: Mapping[str, Any]) -> list[str]:
         product = entry.get("mu_product", 0.0)
@@ -975,9 +1012,11 @@ class RAdam(_WithBetas):
         *,
         decoupled_weight_decay: bool = False,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         super().__init__(params, betas, {"lr": lr, "eps": eps, "weight_decay": weight_decay,
-                                         "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize})
+                                         "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize,
+                                         "decay_bias": decay_bias})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -1032,12 +1071,14 @@ class RMSprop(Optimizer):
         centered: bool = False,
         *,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         alpha = _number("RMSprop", "alpha", alpha)
         if not 0 <= alpha <= 1:
             raise ValueError(f"RMSprop: alpha must be a number in [0, 1], got {alpha!r}")
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay": weight_decay,
-                                  "momentum": momentum, "centered": centered, "maximize": maximize})
+                                  "momentum": momentum, "centered": centered, "maximize": maximize,
+                                  "decay_bias": decay_bias})
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         if not hyper["alpha"] <= 1:
@@ -1106,10 +1147,11 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                                   "initial_accumulator_value": initial_accumulator_value, "eps": eps,
-                                  "maximize": maximize})
+                                  "maximize": maximize, "decay_bias": decay_bias})
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -1157,12 +1199,13 @@ class Adadelta(Optimizer):
         weight_decay: float = 0.0,
         *,
         maximize: bool = False,
+        decay_bias: bool = True,
     ) -> None:
         rho = _number("Adadelta", "rho", rho)
         if not 0 <= rho <= 1:
             raise ValueError(f"Adadelta: rho must be a number in [0, 1], got {rho!r}")
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
-                                  "maximize": maximize})
+                                  "maximize": maximize, "decay_bias": decay_bias})
 
     def _range_problems(self, hyper: Mapping[str, Any]) -> list[str]:
         if not hyper["rho"] <= 1:

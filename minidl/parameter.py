@@ -33,6 +33,12 @@ class Parameter:
             layer may do the same; the gradient checker then reports the tensor as frozen instead
             of checking it.  ``Layer.requires_grad_(False)`` freezes a whole layer.  (This is
             unrelated to ``Layer.training``, which switches train/eval behaviour.)
+        bias_rows: the rows (a ``slice`` of axis 0) of ``data`` that are a bias, or None: ``slice(0, 1)``
+            for the bias row 0 that ``Dense``, the convolutions, the recurrent layers and
+            ``MultiHeadAttention`` absorb into their weights, ``slice(None)`` for a parameter that is a bias
+            whole (a norm layer's ``beta``).  Set by the layers (a custom layer with an absorbed bias
+            sets it too); an optimizer made with ``decay_bias=False`` leaves these rows out of the weight
+            decay, as PyTorch users put the biases in a group with ``weight_decay=0``.
 
     ``data`` may be rebound to another floating ``ndarray`` (anything else is a ``DTypeError``, the
     parameter unchanged), ``grad`` to an ``ndarray`` of ``data``'s shape and dtype; layers look them up at
@@ -58,9 +64,10 @@ class Parameter:
     ``step(zero_grad=True)``, which scales the array in place, ``lr`` times them).
     """
 
-    __slots__ = ("_data", "_grad", "_grad_is_stale", "requires_grad")
+    __slots__ = ("_bias_rows", "_data", "_grad", "_grad_is_stale", "requires_grad")
 
-    def __init__(self, data: ArrayLike, *, dtype: DTypeLike | None = None, requires_grad: bool = True):
+    def __init__(self, data: ArrayLike, *, dtype: DTypeLike | None = None, requires_grad: bool = True,
+                 bias_rows: slice | None = None):
         array = np.asarray(data, dtype=dtype)  # copied below
         if array.dtype.kind != "f":
             if dtype is None and array.dtype.kind in "iub":
@@ -73,6 +80,35 @@ class Parameter:
         # True while there is no gradient (new, or after zero_grad): _grad's values count as zero
         self._grad_is_stale = True
         self.requires_grad = switch(requires_grad, "requires_grad", "Parameter")  # "False" would be truthy
+        self._bias_rows: slice | None = None
+        self.bias_rows = bias_rows
+
+    @property
+    def bias_rows(self) -> slice | None:
+        """The rows of ``data`` (a ``slice`` of axis 0) that are a bias, or None (see the class)."""
+        return self._bias_rows
+
+    @bias_rows.setter
+    def bias_rows(self, rows: slice | None) -> None:
+        if rows is not None:
+            if not isinstance(rows, slice) or rows.step not in (None, 1) or not all(
+                    bound is None or (isinstance(bound, (int, np.integer)) and not isinstance(bound, bool))
+                    for bound in (rows.start, rows.stop)):
+                raise TypeError(f"Parameter.bias_rows must be None or a slice of rows with int bounds and step 1 "
+                                f"(slice(0, 1): row 0; slice(None): all of it), got {rows!r}")
+            if self._data.ndim == 0:
+                raise ValueError(f"Parameter.bias_rows: a 0-d parameter has no rows; got {rows!r} (use "
+                                 f"slice(None) on a parameter of shape (1,))")
+            rows = slice(None if rows.start is None else int(rows.start),
+                         None if rows.stop is None else int(rows.stop))
+        self._bias_rows = rows
+
+    def __setstate__(self, state: Any) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a parameter pickled before it had ``bias_rows``."""
+        _, slots = state if isinstance(state, tuple) else (state, None)
+        self._bias_rows = None
+        for key, value in (slots or {}).items():
+            object.__setattr__(self, key, value)
 
     def _set_data(self, value: np.ndarray) -> None:
         if type(value) is not np.ndarray:  # (the common case: one comparison)
@@ -203,7 +239,8 @@ class Parameter:
 
     def __repr__(self) -> str:
         frozen = "" if self.requires_grad else ", requires_grad=False"
-        return f"Parameter(shape={self.shape}, dtype={self.dtype}{frozen})"
+        bias = "" if self._bias_rows is None else f", bias_rows={self._bias_rows!r}"
+        return f"Parameter(shape={self.shape}, dtype={self.dtype}{frozen}{bias})"
 
 
 def _refuse_data(param: Parameter, value: Any) -> None:

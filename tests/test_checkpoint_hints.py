@@ -389,6 +389,9 @@ _GROUPS = ("minidl's optimizers have no parameter groups and take a flat iterabl
            "{n}(model.parameters(), ...).  For a learning rate per group, make one optimizer per group "
            "({n}(group_a, lr=0.1) and {n}(group_b, lr=0.01)) and call each one's zero_grad and step in your own "
            "loop (fit takes one optimizer)")
+#: what the message adds for an optimizer with a weight decay
+_DECAY_GROUP = (".  For the usual group of biases with weight_decay=0 (the bias is row 0 of a layer's weights here), "
+                "pass decay_bias=False: {n}(model.parameters(), weight_decay=..., decay_bias=False)")
 
 
 @pytest.mark.parametrize("make", OPTIMIZERS, ids=lambda c: c.__name__)
@@ -397,7 +400,7 @@ def test_parameter_groups_get_a_precise_message(make: Any) -> None:
     name = make.__name__
     groups = [{"params": model[0].parameters(), "lr": 0.1}, {"params": model[3].parameters(), "lr": 0.01}]
     untouched = copy.deepcopy(groups)
-    tail = re.escape(_GROUPS.format(n=name))
+    tail = re.escape(_GROUPS.format(n=name) + ("" if make is md.Rprop else _DECAY_GROUP.format(n=name)))
     with pytest.raises(TypeError, match=rf"^{name}: params\[0\] is a dict with 'params', a PyTorch-style parameter "
                                         rf"group; {tail}$"):
         make(groups, lr=0.1)

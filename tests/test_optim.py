@@ -350,16 +350,16 @@ def test_adagrad_first_step_closed_form():
 def test_defaults_follow_pytorch():
     p = [md.Parameter(np.zeros(2))]
     assert Adam(p).hyper == {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-                             "amsgrad": False, "maximize": False}
+                             "amsgrad": False, "maximize": False, "decay_bias": True}
     assert Adam(p).betas == (0.9, 0.999)
     assert AdamW(p).hyper["weight_decay"] == 0.01
     assert AdamW(p).hyper["lr"] == 1e-3
     assert RMSprop(p).hyper == {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
-                                "centered": False, "maximize": False}
+                                "centered": False, "maximize": False, "decay_bias": True}
     assert SGD(p, lr=0.1).hyper == {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False,
-                                    "dampening": 0.0, "maximize": False}
+                                    "dampening": 0.0, "maximize": False, "decay_bias": True}
     assert Adagrad(p).hyper == {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0,
-                                "initial_accumulator_value": 0.0, "eps": 1e-10, "maximize": False}
+                                "initial_accumulator_value": 0.0, "eps": 1e-10, "maximize": False, "decay_bias": True}
 
 
 ALL = [

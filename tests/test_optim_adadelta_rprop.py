@@ -338,14 +338,14 @@ def test_pytorch_refuses_the_etas_minidl_refuses():
 def test_defaults_follow_pytorch():
     p = [md.Parameter(np.zeros(2))]
     assert md.Adadelta(p).hyper == {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0,
-                                    "maximize": False}
+                                    "maximize": False, "decay_bias": True}
     rprop = md.Rprop(p)
     assert rprop.hyper == {"lr": 0.01, "eta_minus": 0.5, "eta_plus": 1.2, "step_size_min": 1e-6,
                            "step_size_max": 50.0, "maximize": False}
     assert rprop.etas == (0.5, 1.2) and rprop.step_sizes == (1e-6, 50.0)
     assert all(type(v) is (bool if k == "maximize" else float) for k, v in rprop.hyper.items())
     assert repr(md.Adadelta(p)) == ("Adadelta(1 parameter, lr=1.0, rho=0.9, eps=1e-06, weight_decay=0.0, "
-                                     "maximize=False)")
+                                     "maximize=False, decay_bias=True)")
     assert repr(rprop) == ("Rprop(1 parameter, lr=0.01, eta_minus=0.5, eta_plus=1.2, step_size_min=1e-06, "
                            "step_size_max=50.0, maximize=False)")
     assert md.Rprop(p, etas=[np.float32(0.25), 2], step_sizes=np.array([0.5, 0.5])).hyper == {

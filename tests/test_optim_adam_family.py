@@ -172,14 +172,15 @@ def test_nadam_keeps_the_product_of_momenta_as_a_number():
 def test_defaults_follow_pytorch():
     p = [md.Parameter(np.zeros(2))]
     assert md.Adamax(p).hyper == {"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-                                  "maximize": False}
+                                  "maximize": False, "decay_bias": True}
     assert md.NAdam(p).hyper == {"lr": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-                                 "momentum_decay": 4e-3, "decoupled_weight_decay": False, "maximize": False}
+                                 "momentum_decay": 4e-3, "decoupled_weight_decay": False, "maximize": False,
+                                 "decay_bias": True}
     assert md.RAdam(p).hyper == {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-                                 "decoupled_weight_decay": False, "maximize": False}
+                                 "decoupled_weight_decay": False, "maximize": False, "decay_bias": True}
     assert md.NAdam(p, betas=(0.8, 0.9)).betas == (0.8, 0.9)
     assert repr(md.Adamax(p)) == ("Adamax(1 parameter, lr=0.002, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0, "
-                                   "maximize=False)")
+                                   "maximize=False, decay_bias=True)")
 
 
 @pytest.mark.parametrize(("make", "error", "match"), [

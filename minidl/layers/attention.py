@@ -160,6 +160,8 @@ class MultiHeadAttention(Layer):
             "W_qkv", W_qkv, 3 * E, f"({bias_note}, 3*embed_dim) ({row0}column blocks q, k, v)", qkv_scheme, 3 * E))
         self.W_o = Parameter(initial(
             "W_o", W_o, E, f"({bias_note}, embed_dim)" + (" (row 0 the bias)" if self.bias else ""), o_scheme, E))
+        if self.bias:  # (for an optimizer's decay_bias=False)
+            self.W_qkv.bias_rows = self.W_o.bias_rows = slice(0, 1)
         # (input rows (N*T, E), the memory's rows (N*S, E) or None, s q (N, H, T, d), k and v (N, H, S, d),
         # P (N, H, T, S), concatenated heads (N*T, E), the attention dropout's scaled mask (N, H, T, S) or
         # None, and P * mask (P itself without dropout); S = T without a memory)

@@ -259,7 +259,7 @@ class _Convolution(Layer):
         (self.in_channels, self.out_channels, self._kernel_size, self._stride, self._padding, self._dilation,
          self.groups) = geometry
         self.bias = bias
-        self.W = Parameter(weights)
+        self.W = Parameter(weights, bias_rows=slice(0, 1) if bias else None)  # (bias_rows: the bias row 0)
 
     def state_layout(self) -> tuple[int, ...]:
         """``(in_channels, groups, *kernel_size, bias, transposed)``: what W's shape does not tell apart

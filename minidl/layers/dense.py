@@ -79,7 +79,7 @@ class Dense(Layer):
         for name in ("_in_features", "_out_features", "_bias"):  # __init__ run again on a built layer: afresh
             self.__dict__.pop(name, None)
         self.in_features, self.out_features, self.bias = sizes
-        self.W = Parameter(weights)
+        self.W = Parameter(weights, bias_rows=slice(0, 1) if sizes[2] else None)  # (bias_rows: the bias row 0)
         self._x: np.ndarray | None = None
         # How error messages name the layer and its input, made once: forward runs every step.
         self._who = f"Dense({self.in_features} -> {self.out_features})"

@@ -274,7 +274,7 @@ class _RunningNorm(_Norm):
         C = self.num_features
         if self.affine:
             self.gamma = Parameter(np.ones(C, dtype=dtype))
-            self.beta = Parameter(np.zeros(C, dtype=dtype))
+            self.beta = Parameter(np.zeros(C, dtype=dtype), bias_rows=slice(None))  # (a bias whole)
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(C, dtype=dtype))
             self.register_buffer("running_var", np.ones(C, dtype=dtype))
@@ -631,7 +631,7 @@ class LayerNorm(_Norm):
         dtype = float_dtype(dtype, type(self).__name__)
         if self.elementwise_affine:
             self.gamma = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-            self.beta = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
+            self.beta = Parameter(np.zeros(self.normalized_shape, dtype=dtype), bias_rows=slice(None))  # (a bias)
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -732,7 +732,7 @@ class GroupNorm(_Norm):
         dtype = float_dtype(dtype, type(self).__name__)
         if self.affine:
             self.gamma = Parameter(np.ones(self.num_channels, dtype=dtype))
-            self.beta = Parameter(np.zeros(self.num_channels, dtype=dtype))
+            self.beta = Parameter(np.zeros(self.num_channels, dtype=dtype), bias_rows=slice(None))  # (a bias)
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def _set_num_groups(self, value: Any) -> None:

@@ -113,8 +113,10 @@ class _Recurrent(Layer):
             # PyTorch's init: every entry, bias included, U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))
             return initial_weights("uniform", shape, H, G * H, generator[0], kind)
 
-        self.W_x = Parameter(initial("W_x", W_x, x_shape, "input_size", self.bias))
-        self.W_h = Parameter(initial("W_h", W_h, h_shape, "hidden_size", h_bias))
+        row0 = slice(0, 1)  # (bias_rows: the bias row 0)
+        self.W_x = Parameter(initial("W_x", W_x, x_shape, "input_size", self.bias),
+                             bias_rows=row0 if self.bias else None)
+        self.W_h = Parameter(initial("W_h", W_h, h_shape, "hidden_size", h_bias), bias_rows=row0 if h_bias else None)
         # (time-major input (T*N, I), hidden states (T+1, N, H) from h_0, then the subclass's arrays)
         self._cache: tuple[np.ndarray, ...] | None = None
         self._stated = False  # whether the cached pass was given initial states (x, h_0[, c_0])
