@@ -37,7 +37,8 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -142,6 +143,10 @@ class LRScheduler:
     functions: tuple[str, ...] = ()
     #: What the run has accumulated besides ``last_epoch`` (saved, and required on load).
     run_state: tuple[str, ...] = ()
+    #: Run state added after states were first saved, with the value a state saved before it existed
+    #: meant: :meth:`load_state_dict` gives it to a state without it (the rest of :attr:`run_state` is
+    #: required).
+    later_run_state: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     #: Whether making the schedule records the optimizer's lr as its ``initial_lr`` when none is (PyTorch's
     #: schedules do, its ``ReduceLROnPlateau`` does not).
     records_initial_lr = True
@@ -378,10 +383,13 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """``{"type", "base_lr", "last_epoch", <settings>, <run_state>}``: enough to resume the schedule
-        where it was."""
+        where it was.  A :attr:`later_run_state` entry at the value its absence means is left out: the state
+        is then the one the code before that entry saved."""
         state = {"type": type(self).__name__, "base_lr": self.base_lr, "last_epoch": self.last_epoch}
         for key in (*self.settings, *self.run_state):
             value = getattr(self, key)
+            if key in self.later_run_state and value == self.later_run_state[key]:
+                continue
             state[key] = list(value) if isinstance(value, list) else value
         return state
 
@@ -418,6 +426,9 @@ class LRScheduler:
                         problems.append(f"'{key}': {error}")
             loaded_settings = {key: settings.get(key, getattr(self, key)) for key in self.settings}
             for key in self.run_state:
+                if key not in state and key in self.later_run_state:
+                    run_state[key] = self.later_run_state[key]
+                    continue
                 if key not in state:
                     problems.append(f"missing key '{key}'")
                     continue
@@ -619,10 +630,18 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         lr = eta_min + (lr0 - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
 
     with ``T_i`` the length of the current cycle and ``T_cur`` the epochs since it began.  Often
-    stepped per batch (``fit(..., scheduler_interval="batch")``); ``T_0`` then counts batches.
+    stepped per batch (``fit(..., scheduler_interval="batch")``); ``T_0`` then counts batches.  Or per
+    batch as PyTorch's SGDR recipe does, with a fractional epoch: ``scheduler.step(epoch + i / iters)``
+    (see :meth:`step`).
     """
 
     settings = ("T_0", "T_mult", "eta_min")
+    run_state = ("epoch_fraction",)
+    later_run_state = MappingProxyType({"epoch_fraction": 0.0})
+    #: The fractional part of the last epoch given to :meth:`step` (``last_epoch`` holds its whole part, as
+    #: PyTorch's), so that a :meth:`step` without an epoch goes on one epoch from there (PyTorch's
+    #: ``T_cur + 1``); 0 otherwise.  Saved with the state when not 0.
+    epoch_fraction: float = 0.0
     T_0: int
     T_mult: int
     eta_min: float
@@ -642,8 +661,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             raise ValueError(f"CosineAnnealingWarmRestarts: eta_min must be a finite number >= 0, got {value!r}")
         return float(value)
 
-    def cycle(self, epoch: int) -> tuple[int, int]:
-        """``(T_cur, T_i)`` after ``epoch`` epochs: the epochs into the current cycle and its length."""
+    def cycle(self, epoch: float) -> tuple[float, int]:
+        """``(T_cur, T_i)`` after ``epoch`` epochs (fractional too): the epochs into the current cycle and its
+        length."""
         T_0, T_mult = self._T_0, self._T_mult
         if T_mult == 1:
             return epoch % T_0, T_0
@@ -653,10 +673,38 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             start, length = start + length, length * T_mult
         return epoch - start, length
 
-    def lr_at(self, epoch: int) -> float:
+    def lr_at(self, epoch: float) -> float:
         T_cur, T_i = self.cycle(epoch)
         eta_min = self._eta_min
         return eta_min + (self._base_lr - eta_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
+
+    def step(self, epoch: float | None = None) -> float:
+        """Without ``epoch``: one epoch (or batch) more, as every schedule's :meth:`LRScheduler.step`.  With it,
+        PyTorch's ``step(epoch)``: the lr at ``epoch``, a number >= 0, fractional for SGDR stepped per batch
+        (``scheduler.step(epoch + i / iters)`` for batch ``i`` of ``iters``), with ``T_cur`` and ``T_i`` computed
+        from it as PyTorch does; ``last_epoch`` becomes its whole part (PyTorch's ``floor(epoch)``) and
+        :attr:`epoch_fraction` the rest, and a later ``step()`` goes on one epoch from ``epoch``.  Returns the
+        lr; a refused step (the lr changed by another hand, a bad epoch) changes nothing."""
+        if epoch is None and not self.epoch_fraction:
+            return super().step()
+        if epoch is not None and not is_number(epoch):
+            raise TypeError(f"CosineAnnealingWarmRestarts.step: epoch must be None or a number >= 0 (the epochs "
+                            f"done, fractional for a step per batch: step(epoch + i / iters)), got "
+                            f"{type(epoch).__name__} {epoch!r}")
+        if epoch is not None and not (is_finite(epoch) and 0 <= epoch <= _MAX_EPOCH):
+            raise ValueError(f"CosineAnnealingWarmRestarts.step: epoch must be a finite number >= 0 (at most "
+                             f"2**53), got {epoch!r}")
+        self._check_can_step()
+        target = self.last_epoch + 1 + self.epoch_fraction if epoch is None else float(epoch)
+        self._write_lr(self.lr_at(target))  # (refused by the optimizer: nothing changed)
+        whole = math.floor(target)
+        self.last_epoch, self.epoch_fraction = whole, target - whole
+        return self._optimizer.lr
+
+    def _check_run_state(self, name: str, value: Any, settings: Mapping[str, Any]) -> Any:
+        if not (is_number(value) and is_finite(value) and 0 <= value < 1):
+            raise ValueError(f"expected a number in [0, 1), got {value!r}")
+        return float(value)
 
     def extra_repr(self) -> str:
         return f"T_0={self.T_0}, T_mult={self.T_mult}, eta_min={self.eta_min}"
