@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
@@ -200,6 +200,15 @@ class Optimizer:
     def lr(self, value: float) -> None:
         # the constructor's rule and message: a finite number >= 0 (0: a schedule may anneal to it)
         self.hyper["lr"] = _non_negative(type(self).__name__, "lr", value)
+
+    @property
+    def param_groups(self) -> NoReturn:
+        """Not here: PyTorch's ``opt.param_groups[0]["lr"]`` is ``opt.lr`` (an ``AttributeError`` saying so, so
+        that ``hasattr`` is False)."""
+        name = type(self).__name__
+        raise AttributeError(f"{name} has no param_groups: minidl's optimizers have no parameter groups; PyTorch's "
+                             f"opt.param_groups[0]['lr'] is opt.lr (read and set), the other hyper-parameters are in "
+                             f"opt.hyper (docs/optimizers.md, docs/porting.md)")
 
     @property
     def initial_lr(self) -> float | None:
