@@ -18,6 +18,7 @@ import numpy as np
 import minidl as md
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "output"
+SEED_MAX = 2**32 - 1  # scikit-learn's split takes a seed in 0 .. 2**32 - 1, no other
 
 
 def _positive(text: str) -> int:
@@ -31,16 +32,41 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """An int in [0, 2**32 - 1], for argparse (``--seed -1`` ended in scikit-learn's traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be in 0 .. {SEED_MAX} (2**32 - 1), got {value}")
+    return value
+
+
+def _out_folder(text: str) -> Path:
+    """A folder that exists or can be made, for argparse (a file there failed only after training, the run lost)."""
+    path = Path(text)
+    for existing in (path, *path.parents):  # the nearest part of the path that exists must be a folder
+        if existing.exists():
+            if not existing.is_dir():
+                where = "" if existing == path else f" (in {text!r})"
+                raise argparse.ArgumentTypeError(f"{str(existing)!r}{where} exists and is not a folder; the curves "
+                                                 "and the results go into a folder: name a new or existing one")
+            break
+    return path
+
+
 def parse_args(description: str, epochs: int, quick_epochs: int, argv: Sequence[str] | None = None,
                more: Callable[[argparse.ArgumentParser], object] | None = None) -> argparse.Namespace:
     """The options every example takes; ``more(parser)`` may add an example's own."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+    parser.add_argument("--out", type=_out_folder, default=DEFAULT_OUT,
                         help=f"folder for the PNG of the curves and NAME.json (default {DEFAULT_OUT})")
     parser.add_argument("--quick", action="store_true",
                         help=f"a smoke run: {quick_epochs} epoch(s) (an explicit --epochs wins)")
     parser.add_argument("--epochs", type=_positive, default=None, help=f"epochs >= 1 (default {epochs})")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the split, the weights and the batches")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help=f"seeds the split, the weights and the batches: 0 .. {SEED_MAX} (2**32 - 1), default 0")
     parser.add_argument("--threads", type=_positive, default=1,
                         help="BLAS threads (default 1: these matrices are small, and more threads fighting "
                              "over a few busy cores can make each step many times slower)")
@@ -49,6 +75,7 @@ def parse_args(description: str, epochs: int, quick_epochs: int, argv: Sequence[
     if more is not None:
         more(parser)
     args = parser.parse_args(argv)
+    args.epochs_from_quick = args.quick and args.epochs is None  # for messages that name --epochs
     if args.epochs is None:
         args.epochs = quick_epochs if args.quick else epochs
     return args

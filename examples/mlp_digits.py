@@ -13,6 +13,8 @@ Checkpoints (see docs/checkpoints.md): ``--checkpoint PATH`` saves the run when 
 stopped.  ``--stop-after K`` ends a run after K of its ``--epochs`` (the cosine schedule still spans
 them all), e.g.  ``--epochs 40 --stop-after 10 --checkpoint run.ckpt`` then ``--epochs 40 --resume run.ckpt``.
 Resumed with more ``--epochs`` than it was planned for, a run's cosine is stretched to end there instead.
+A resumed run's time (``train_seconds`` and "trained in") is that of the epochs it trained itself, which
+``train_seconds_covers_epochs`` gives (first, last) and the printed line names ("epochs 11-40 trained in").
 
 Run:  python examples/mlp_digits.py [--quick] [--out DIR] [--epochs N] [--seed S]
                                     [--checkpoint PATH] [--resume PATH] [--stop-after K]
@@ -57,8 +59,9 @@ def checkpoint_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv, more=checkpoint_options)
     stop = args.epochs if args.stop_after is None else args.stop_after
+    epochs = f"--epochs {args.epochs}" + (" (set by --quick)" if args.epochs_from_quick else "")
     if stop > args.epochs:
-        raise SystemExit(f"--stop-after {stop} is past --epochs {args.epochs}")
+        raise SystemExit(f"--stop-after {stop} is past {epochs}")
     # (before training: a checkpoint that cannot be written would fail only after it, the run lost)
     if args.checkpoint and args.checkpoint.is_dir():
         raise SystemExit(f"--checkpoint {args.checkpoint}: is a folder; name a file in it")
@@ -69,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     checkpoint = md.load(args.resume) if args.resume else {"epoch": 0, "history": {}}
     done, earlier = checkpoint["epoch"], checkpoint["history"]
     if done > stop:
-        asked = f"--stop-after {stop}" if args.stop_after else f"--epochs {stop}"
+        asked = f"--stop-after {stop}" if args.stop_after else epochs
         raise SystemExit(f"{args.resume} has {done} epochs done, more than {asked}: nothing to resume")
     if args.resume and checkpoint["seed"] != args.seed:  # the split, and so the data, would differ
         raise SystemExit(f"{args.resume} was trained with --seed {checkpoint['seed']}, not {args.seed}")
@@ -118,14 +121,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     png = plot_history(history, args.out / "mlp_digits.png",
                        f"MLP on the digits: {test['accuracy']:.2%} test accuracy")
+    # the seconds are this run's, a resumed run's epochs done + 1 .. stop only: those before took their own time
+    span = [done + 1, stop] if stop > done else None
+    trained = ("no epoch left to train" if span is None else f"trained in {seconds:.1f} s" if not done
+               else f"epochs {done + 1}-{stop} trained in {seconds:.1f} s")
     results = {"example": "mlp_digits", "epochs": stop, "seed": args.seed,
-               "train_seconds": seconds, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+               "train_seconds": seconds, "train_seconds_covers_epochs": span,
+               "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                "history": history_dict(history)}
     save_results(args.out, "mlp_digits", results)
     print(f"final: training loss {history['loss'][-1]:.4f}, training accuracy {history['accuracy'][-1]:.2%} "
           f"(with dropout on)")
     print(f"final: test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.2%} "
-          f"({round(test['accuracy'] * len(data.x_test))}/{len(data.x_test)}), trained in {seconds:.1f} s")
+          f"({round(test['accuracy'] * len(data.x_test))}/{len(data.x_test)}), {trained}"
+          + (f" (epochs 1-{done} before --resume)" if done else ""))
     print(f"curves: {png}")
     return results
 
