@@ -736,6 +736,52 @@ def test_exact_ties_in_a_large_input_cost_a_sample_not_a_full_check(seed: int) -
     assert not GradientChecker(wrong, inputs=x, seed=seed, full_max=256).run()["input"].passed
 
 
+
+class KinkGate(m.Layer):
+    """y = x * relu(W), x: (N, *W.shape); W[0] sits exactly at ReLU's kink (every random direction crosses
+    it), and ``factor`` scales the gradient of the one element ``bug`` (flat index; 1.0: a correct backward)."""
+
+    def __init__(self, shape: tuple[int, ...], seed: int, bug: int = 0, factor: float = 1.0) -> None:
+        super().__init__()
+        w = np.random.default_rng(seed).normal(size=shape)
+        w.flat[bug] = 1.0
+        w.flat[0] = 0.0
+        self.W = m.Parameter(w)
+        self.bug, self.factor = bug, factor
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x * np.maximum(self.W.data, 0)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dW = (g * self._x).sum(axis=0) * (self.W.data > 0)
+        dW.flat[self.bug] *= self.factor
+        self.W.grad += dW
+        return g * np.maximum(self.W.data, 0)
+
+
+@pytest.mark.parametrize("shape, full_max, bug, seed", [((600,), 512, 301, 1), ((600,), 512, 599, 2),
+                                                        ((10, 30), 200, 137, 3)])
+def test_a_kink_in_a_tensor_of_at_most_twice_full_max_checks_every_element(shape, full_max, bug, seed) -> None:
+    """The documented rule (``mode``): a tensor of more than ``full_max`` but at most ``2 * full_max``
+    elements whose directional pass crosses a kink is checked element by element; a stratified sample
+    there (a mutation review: the rule tested only the failing branch) passed a single wrong element."""
+    size = int(np.prod(shape))
+    assert full_max < size <= 2 * full_max
+    x = np.random.default_rng(seed + 10).normal(size=(4, *shape))
+    for factor in (1.5, 1.0):  # the one element's gradient 1.5 times too large, then right
+        report = GradientChecker(KinkGate(shape, seed, bug, factor), inputs=x, seed=seed, full_max=full_max).run()
+        r = report["W"]
+        if factor == 1.0:
+            assert report.passed, str(report)
+        else:
+            assert not report.passed and r.failed == 1, str(report)
+            assert r.worst_index == np.unravel_index(bug, shape), str(report)
+        assert r.mode == "directional->full", str(report)
+        assert r.checked == size - 1 and r.skipped == 1, str(report)  # W[0], at the kink, is skipped
+        assert any("the directional pass crossed a kink; every element was then checked" in n for n in r.notes)
+
+
 # ----------------------------------------------------------------------------- contracts in words
 
 
