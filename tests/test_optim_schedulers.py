@@ -758,6 +758,42 @@ def test_a_resumed_warmup_gets_its_lr_whether_the_optimizer_or_the_schedule_is_l
     s2.load_state_dict(saved_s)  # ... then the schedules
     assert o2.lr == pytest.approx(lr, rel=1e-15)
     assert lrs(s2, 4) == lrs(s, 4)
+
+
+def _decay_then_step(o: SGD) -> SequentialLR:
+    return SequentialLR(o, [ExponentialLR(o, gamma=0.5), StepLR(o, step_size=100, gamma=0.5)], milestones=[3])
+
+
+def _constant_decay_step(o: SGD) -> SequentialLR:
+    return SequentialLR(o, [md.ConstantLR(o, factor=0.1, total_iters=10), ExponentialLR(o, gamma=0.5),
+                            StepLR(o, step_size=2, gamma=0.1)], milestones=[2, 5])
+
+
+@pytest.mark.parametrize("build, want", [
+    (_decay_then_step, [1.0, 0.5, 0.25, 1.0, 1.0, 1.0, 1.0]),
+    (_constant_decay_step, [0.1, 0.1, 1.0, 0.5, 0.25, 1.0, 1.0, 0.1, 0.1, 0.01]),
+])
+def test_sequential_lr_at_a_milestone_is_the_next_schedules_and_a_state_saved_there_resumes_it(build, want) -> None:
+    """At epoch ``milestones[i]`` the lr is ``schedulers[i + 1]``'s at its epoch 0, in ``lr_at`` as in ``step``:
+    a mutation review (bisect_left in lr_at only) went unnoticed, and an optimizer and schedule saved exactly
+    at a milestone resumed at the lr the schedule before it would have reached (0.125 for 1.0)."""
+    o = opt(1.0)
+    s = build(o)
+    stepped = lrs(s, len(want))
+    assert stepped == pytest.approx(want, rel=1e-15)
+    assert [s.lr_at(e) for e in range(len(want))] == stepped
+    for k in range(len(want) - 1):  # saved after k steps (at each milestone among them), resumed in a fresh run
+        o = opt(1.0)
+        s = build(o)
+        for _ in range(k):
+            s.step()
+        saved_opt, saved_s = o.state_dict(), s.state_dict()
+        o2 = opt(0.3)
+        s2 = build(o2)
+        o2.load_state_dict(saved_opt)
+        s2.load_state_dict(saved_s)
+        assert o2.lr == stepped[k], f"resumed after {k} steps"
+        assert lrs(s2, len(want) - k) == stepped[k:], f"resumed after {k} steps"
     w, o3 = LinearLR(opt(0.2), 0.5, total_iters=4), opt(0.2)
     w.step()
     alone = LinearLR(o3, 0.5, total_iters=4)
