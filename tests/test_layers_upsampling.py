@@ -775,4 +775,29 @@ def test_upsample_nearest_to_large_sizes_picks_pytorchs_float32_pixels() -> None
             np.testing.assert_array_equal(layer.backward(g), xt.grad.numpy())
             if dtype == np.float32:
                 np.testing.assert_array_equal(y, yt.detach().numpy())
-    assert Upsample(size=(141, 1))(np.arange(3.0).reshape(1, 1, 3, 1))[0, 0, 47, 0] == 0
+
+
+#: (H, Ho) -> the outputs at which PyTorch's nearest pixel, ``floor(o * float32(H / Ho))`` in float32, is one
+#: below the exact ``o * H // Ho`` (at every other output the two agree).  Obtained once from
+#: ``torch.nn.Upsample(size=(Ho, 1))`` on ``torch.arange(H, dtype=torch.float32)`` (PyTorch 2.13, CPU); float64
+#: ``floor(o * (H / Ho))`` differs from PyTorch at (3, 141): 47, 94; (2, 166): 83; (9, 141): 47, 94 (one below
+#: the exact pixel, where PyTorch's is exact); (104, 22): 11; (106, 38): 19; (120, 22): 11.
+_TORCH_NEAREST_BELOW_EXACT = {(3, 141): [47, 94], (2, 166): [83], (9, 141): [], (36, 246): [205],
+                              (104, 22): [11], (106, 38): [], (120, 22): []}
+
+
+@pytest.mark.parametrize("H, Ho", list(_TORCH_NEAREST_BELOW_EXACT))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_upsample_nearest_to_a_size_picks_pytorchs_float32_pixels_without_torch(H: int, Ho: int, dtype: type) -> None:
+    """The torch test above is skipped without PyTorch, so a float64 nearest index (a mutation review:
+    ``size / out``, which picks pixel 1 at 47 * 3/141, where PyTorch picks 0) passed the whole suite."""
+    want = np.minimum(np.arange(Ho) * H // Ho, H - 1)
+    want[_TORCH_NEAREST_BELOW_EXACT[H, Ho]] -= 1
+    layer = Upsample(size=(Ho, 1))
+    y = layer(np.arange(H, dtype=dtype).reshape(1, 1, H, 1))
+    np.testing.assert_array_equal(y.reshape(-1), want.astype(dtype))
+    g = np.arange(1, Ho + 1, dtype=dtype)
+    dx = layer.backward(g.reshape(1, 1, Ho, 1))  # each output's gradient added back to the pixel it copied
+    np.testing.assert_array_equal(dx.reshape(-1), np.bincount(want, weights=g, minlength=H).astype(dtype))
+    if (H, Ho) == (3, 141):
+        assert y[0, 0, 47, 0] == 0.0 and y[0, 0, 94, 0] == 1.0
