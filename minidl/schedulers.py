@@ -994,11 +994,17 @@ class SequentialLR(_OfSchedules):
                              f"for {len(self._schedulers)} schedules, got {given}")
         return milestones
 
-    def lr_at(self, epoch: int) -> float:
+    def _part(self, epoch: int) -> tuple[int, int]:
+        """The schedule in use at ``epoch`` (its index: a milestone starts the next one) and that schedule's own
+        epoch, counted from 0 at its milestone."""
         milestones = self._milestones
         i = bisect.bisect_right(milestones, epoch)
+        return i, epoch - milestones[i - 1] if i else epoch
+
+    def lr_at(self, epoch: int) -> float:
+        i, own = self._part(epoch)
         try:
-            return self._schedulers[i].lr_at(epoch - milestones[i - 1] if i else epoch)
+            return self._schedulers[i].lr_at(own)
         except Exception as error:
             self._note_part(error, i, epoch)
             raise
@@ -1009,11 +1015,10 @@ class SequentialLR(_OfSchedules):
         back if the step fails.  (The schedule in use is found once: the lr is :meth:`lr_at`'s, not asked of it.)"""
         self._check_can_step()
         epoch = self.last_epoch + 1
-        milestones = self._milestones
-        i = bisect.bisect_right(milestones, epoch)
+        i, own = self._part(epoch)
         part = self._schedulers[i]
         count = part.last_epoch
-        own = part.last_epoch = epoch - milestones[i - 1] if i else epoch
+        part.last_epoch = own
         self.last_epoch = epoch
         self._stepping = True
         try:
