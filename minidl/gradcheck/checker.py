@@ -183,11 +183,18 @@ class _Tensor:
     #: with, in :attr:`elements` (for ``swapped``)
     keep_elements: bool = False
     elements: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    #: whether row 0 is an absorbed bias (a built-in layer's W, W_x, W_qkv or W_o with bias=True), for the words
-    bias_row: bool = False
+    #: the parameter's ``bias_rows`` (``Parameter.bias_rows``: a slice of axis 0, or None), for the words
+    bias_rows: slice | None = None
     #: after a per-element check with failing elements: the rows (positions on axis 0) holding one, and the rows
     #: checked right (an element checked, none failing), for the repeated-index hint (see ``_repeated_index``)
     rows: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def bias_row(self) -> bool:
+        """Whether row 0 is an absorbed bias (``bias_rows == slice(0, 1)`` on a 2-D or larger parameter: a
+        ``Dense``'s ``W`` with ``bias=True``, or a layer of one's own that says so), for the words."""
+        return self.bias_rows is not None and self.array.ndim >= 2 and self.bias_rows.start in (None, 0) \
+            and self.bias_rows.stop == 1  # (not slice(None), a bias whole, even of one row)
 
 
 @dataclass
@@ -201,6 +208,9 @@ class _Call:
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
     changed_params: tuple[str, ...] = ()  # trainable parameters the forward changed (watched calls only)
+    #: ``id`` of each array the call was given (per input, as ``_named_inputs`` orders them), before ``x`` was
+    #: copied: a model input passed on as it is (an index array, a mask) is found by identity
+    sources: tuple[int, ...] = ()
 
 
 class _Path(enum.Enum):
@@ -224,24 +234,6 @@ class _FirstPass(NamedTuple):
 #: check has run again with them moved off it (see ``GradientChecker._check_moved``)
 _BLIND_ADVICE = {"zero": "; check at a random point too (e.g. a zero-initialised bias set to small random values)",
                  "unit": "; check at another value too (e.g. set it to 1.3)"}
-
-#: the built-in layers' parameters whose row 0 is the bias when the layer has ``bias=True``
-_ABSORBED = ("W", "W_x", "W_qkv", "W_o")
-
-
-def _bias_rows(model: Layer) -> set[int]:
-    """``id`` of every parameter whose row 0 is an absorbed bias: a built-in layer's (``Dense``, the
-    convolutions, the recurrent input weights, attention's projections, or a subclass of one) with
-    ``bias=True``.  A layer of one's own may use row 0 for anything: the report does not say "bias
-    row" about it."""
-    found: set[int] = set()
-    for layer in model.layers():
-        built_in = any(cls.__module__.startswith("minidl.layers.") for cls in type(layer).__mro__)
-        if built_in and getattr(layer, "bias", None) is True:
-            names = (*_ABSORBED, "W_h") if getattr(layer, "_recurrent_bias", False) else _ABSORBED  # (GRU's b_hn)
-            found.update(id(p) for name, p in layer._parameters.items() if name in names and p.data.ndim == 2)
-    return found
-
 
 def _kink_at_point(f0: float, fp: np.ndarray, fm: np.ndarray, fp2: np.ndarray, fm2: np.ndarray, q: np.ndarray,
                    eps_f: float) -> np.ndarray:
@@ -639,16 +631,22 @@ def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
     return notes
 
 
-def _repeated_index(t: _Tensor, result: TensorResult, x: Any) -> str | None:
+def _repeated_index(t: _Tensor, result: TensorResult, x: Any, given: set[int]) -> str | None:
     """The repeated-index hint for a failing parameter: its failing elements lie only in rows (positions on axis 0)
     that an integer input holds more than once, and a row it holds once was checked right -- the signature of a
     gradient scattered with ``grad[idx] += v``, which keeps one contribution per repeated index.  Only for an
-    integer input whose every value is a row of the parameter; else None."""
+    integer input whose every value is a row of the parameter and that a forward of a layer holding the parameter
+    was given as it is (``given``: ``id`` of the arrays those forwards were given; a layer after an ``Embedding``
+    never sees the tokens), and never when a failing row is a bias row (``t.bias_rows``: not an index); else
+    None."""
     if t.rows is None or is_input(t.name) or result.passed or result.problems:
         return None
     bad_rows, right_rows = t.rows
+    if t.bias_rows is not None and np.intersect1d(bad_rows, np.arange(t.array.shape[0])[t.bias_rows]).size:
+        return None
     for name, value in _named_inputs(x):
-        if not (isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size > 0):
+        if not (isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size > 0) \
+                or id(value) not in given:
             continue
         values = value.reshape(-1)
         if values.min() < 0 or values.max() >= t.array.shape[0]:
@@ -713,7 +711,8 @@ class _Recorder:
             y = original(x)
             changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
                             if p.data.shape == before.shape and not same(p.data, before))
-            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed))
+            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed,
+                                    tuple(id(a) for _, a in _named_inputs(x))))
             return y
 
         return forward
@@ -782,7 +781,10 @@ class GradientChecker:
             as ``loss.<name>``), or None (default) for every one; the others are not perturbed, and a note
             names them.  A name that is no parameter is a ``ValueError`` naming the close ones.
         check_layers: also check every registered sub-layer alone, on the input it received in the
-            model's forward, with a random upstream gradient; the results are in ``report.layers``.
+            model's forward, with a random upstream gradient; the results are in ``report.layers``, and their
+            failing tensors in ``report.failed`` as ``"<path>.<name> (alone)"``.  Each leaves out an input that is
+            (the same array as) a model input ``check_input`` leaves out, and checks only the parameters
+            ``params`` chooses.
         batch_size: samples in inferred inputs (several, so that batch reductions are exercised), at
             most 1024 while ``inputs`` is None, refused when set (a larger batch is given as ``inputs=``;
             with ``inputs`` it is unused).
@@ -1317,8 +1319,14 @@ class GradientChecker:
             old = by_name[name].diagnosis
             by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
                 ("sign flip", "constant factor")) else words
+        # (per parameter, the arrays the forwards of the layers holding it were given, for the repeated-index hint)
+        given: dict[int, set[int]] = {}
+        for c in calls:
+            for p in c.layer._parameters.values():
+                given.setdefault(id(p), set()).update(c.sources)
+        by_tensor_id = {name: id(p) for name, p in work.named_parameters()}
         for t, r in zip(tensors, results, strict=True):
-            repeated = _repeated_index(t, r, x)
+            repeated = _repeated_index(t, r, x, given.get(by_tensor_id.get(t.name, 0), set()))
             if repeated is not None:
                 r.diagnosis = f"{r.diagnosis}; {repeated}" if r.diagnosis else repeated
         if report.flat:  # (passed, with every derivative 0 on both sides: say that nothing was tested, and why)
@@ -1345,7 +1353,7 @@ class GradientChecker:
             notes.append(f"every tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
                          "the error is in what they all share -- the loss's backward, or the first step of the "
                          "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
-        unchecked = self._check_sublayers(report, calls) if self.check_layers else []
+        unchecked = self._check_sublayers(report, calls, work, x) if self.check_layers else []
         twice = _called_twice(work, calls, results, report.layers)
         notes.extend(twice)
         # the loss checked alone on the model's output, when the model's own tensors fail and the loss may be
@@ -1731,9 +1739,8 @@ class GradientChecker:
         # (a loss's parameter changes the cost only: the last stage is run again for it)
         stage_of.update((id(p), len(program.stages) - 1) for _, p in self._loss_params)
         tensors: list[_Tensor] = []
-        with_bias_row = _bias_rows(work)
         for (name, p), g1, g2, is_frozen in zip(params, first, second, frozen, strict=True):
-            t = _Tensor(name, p.data, stage_of.get(id(p), 0), g1, bias_row=id(p) in with_bias_row)
+            t = _Tensor(name, p.data, stage_of.get(id(p), 0), g1, bias_rows=p.bias_rows)
             if is_frozen:
                 t.analytic, t.frozen = None, True
                 t.notes.append("frozen (requires_grad=False) and backward wrote no gradient for it, as the "
@@ -2573,9 +2580,18 @@ class GradientChecker:
         return res
 
     # ------------------------------------------------------------------ per-layer checks
-    def _check_sublayers(self, report: GradientReport, calls: list[_Call]) -> list[str]:
+    def _check_sublayers(self, report: GradientReport, calls: list[_Call], work: Layer, x: Any) -> list[str]:
         """Check each layer the model called alone (``report.layers``); returns the labels of those that
-        could not be (an input or output the default cost cannot take, an empty batch, NaN/inf)."""
+        could not be (an input or output the default cost cannot take, an empty batch, NaN/inf).
+
+        Each is checked as the model is: an input it was given that *is* (the same array) a model input
+        ``check_input`` leaves out is left out there too (a mask passed on; one computed from it is checked), and
+        with ``params=`` only the chosen parameters are (by identity, under the layer's own names; a layer none of
+        whose parameters is chosen checks only its inputs), as the note on the parameters not checked says."""
+        left_out = {id(a) for (_, a), checked in zip(_named_inputs(x), self._checked_inputs(x), strict=True)
+                    if not checked}
+        chosen = None if self.params is None else \
+            {id(p) for name, p in work.named_parameters() if name in self.params}
         done: set[str] = set()
         unchecked: list[str] = []
         for call in calls:
@@ -2609,9 +2625,13 @@ class GradientChecker:
                 report.notes.append(f"{_layer_label(path, layer)}: its input or output holds NaN/inf, so a cost "
                                     "near it is not a number: not checked alone (the whole model's check covers it)")
                 continue
+            own_inputs = [source not in left_out for source in call.sources] or [True]
             checker = GradientChecker(alone, inputs=call.x, eps=self.eps, seed=self.seed + len(done),
                                       mode=self.mode, safety=self.safety, samples=self.samples,
-                                      directions=self.directions, full_max=self.full_max)
+                                      directions=self.directions, full_max=self.full_max,
+                                      check_input=tuple(own_inputs) if is_several(call.x) else own_inputs[0],
+                                      params=None if chosen is None else
+                                      [name for name, p in layer.named_parameters() if id(p) in chosen])
             # (the whole model's report judges plain arrays: alone, a cache the parent sets looks unused)
             checker._whole_model = False
             checker._several_outputs = True

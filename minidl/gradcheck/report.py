@@ -10,6 +10,9 @@ __all__ = ["GradientReport", "TensorResult"]
 
 #: the tag of a tensor's name in :attr:`GradientReport.failed` when it fails in the second check (``moved``)
 MOVED = " (moved)"
+#: the tag of a sub-layer's failing tensor in :attr:`GradientReport.failed` (``"<path>.<name> (alone)"``): it fails
+#: in the layer's check alone (``check_layers=True``, :attr:`GradientReport.layers`)
+ALONE = " (alone)"
 
 
 @dataclass
@@ -203,18 +206,31 @@ class GradientReport:
             for r in self.moved.results:
                 if r.name == name[:-len(MOVED)]:
                     return replace(r, name=name)
+        for r in self._alone():
+            if r.name == name:
+                return r
         have = [r.name for r in self.results]
         if self.moved is not None:
             have += [f"{r.name}{MOVED}" for r in self.moved.results]
+        have += [r.name for r in self._alone()]
         raise KeyError(f"no tensor named {name!r} in the report; have {have}")
+
+    def _alone(self) -> list[TensorResult]:
+        """Every tensor of the sub-layers' own checks (:attr:`layers`), a copy named ``"<path>.<name> (alone)"``.
+        (A layer checked alone is not checked again at a second point: its report has no :attr:`moved`.)"""
+        return [replace(r, name=f"{path}.{r.name}{ALONE}") for path, sub in self.layers.items() for r in sub.results]
 
     @property
     def failed(self) -> list[TensorResult]:
         """The failing tensors: those of the checked point, then those that fail only in the second check
-        (:attr:`moved`), each a copy named ``"<name> (moved)"`` (``report["A (moved)"]`` gives it too)."""
+        (:attr:`moved`), each a copy named ``"<name> (moved)"`` (``report["A (moved)"]`` gives it too), then those
+        that fail in a sub-layer's check alone (``check_layers=True``), each a copy named ``"<path>.<name>
+        (alone)"`` (``"0.W (alone)"``, ``"inner.input[1] (alone)"``; ``report["0.W (alone)"]`` gives it too).  A
+        report that fails for a broken contract only (:attr:`problems`, its own or a layer's) or for a precision
+        below float64 (:attr:`low_precision`) may have none."""
         moved = [] if self.moved is None else [replace(r, name=f"{r.name}{MOVED}") for r in self.moved.results
                                                if not r.passed]
-        return self._failed_here + moved
+        return self._failed_here + moved + [r for r in self._alone() if not r.passed]
 
     @property
     def _failed_here(self) -> list[TensorResult]:
