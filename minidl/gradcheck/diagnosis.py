@@ -150,9 +150,14 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     # a handful of failing elements, each in a row (a sample) of its own, among at least 4 times as many checked
     # ones (1 of a 5x4 input: before, "only samples [0] of the batch are wrong"): not a bug of whole samples or
     # rows; not said where they fail with a numerical derivative of exactly 0 (the clamp signature, said below)
-    # nor of an absorbed bias row failing alone (its words below say more)
+    # nor of an absorbed bias row failing alone (its words below say more); nor where they share a column (or
+    # another position past axis 0: one output unit's gradient wrong) or one factor (the words below name it)
     apart = np.unique(rows_bad).size == k and 4 * k <= int(np.sum(checked)) and not np.all(numerical[bad] == 0) \
         and not (bias_row and len(shape) >= 2 and np.all(rows_bad == 0))
+    if apart and k >= 2:
+        where_bad = np.unravel_index(flat_index[bad], shape)
+        apart = not any(np.unique(where).size == 1 for where in where_bad[1:]) \
+            and _ratio(analytic[bad], numerical[bad], tol[bad]) is None
     if k <= 3 and (np.mean(failed[checked]) < 0.05 or apart):
         idx = [tuple(int(i) for i in np.unravel_index(int(j), shape)) for j in flat_index[bad][:3]]
         a_bad, n_bad, t_bad = analytic[bad], numerical[bad], tol[bad]
