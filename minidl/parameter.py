@@ -12,7 +12,7 @@ from . import aligned
 from .errors import DTypeError, ShapeError
 from .init import switch
 
-__all__ = ["Parameter"]
+__all__ = ["Parameter", "bias_rows_again"]
 
 #: Unsigned integer types by item size, to test a float array for all-zero bits.
 _UINT_OF_SIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -101,12 +101,19 @@ class Parameter:
                                  f"slice(None) on a parameter of shape (1,))")
             rows = slice(None if rows.start is None else int(rows.start),
                          None if rows.stop is None else int(rows.stop))
+            n_rows = self._data.shape[0]
+            if not range(*rows.indices(n_rows)):  # (it would silently leave nothing out of the decay)
+                raise ValueError(f"Parameter.bias_rows: {rows!r} selects no row of a parameter of shape "
+                                 f"{self._data.shape} ({n_rows} rows)")
         self._bias_rows = rows
 
     def __setstate__(self, state: Any) -> None:
-        """Unpickling (and ``copy.deepcopy``): also a parameter pickled before it had ``bias_rows``."""
-        _, slots = state if isinstance(state, tuple) else (state, None)
+        """Unpickling (and ``copy.deepcopy``): also a parameter pickled before it had ``bias_rows``, and a
+        subclass's own attributes (the ``__dict__``, the state's first element)."""
+        attributes, slots = state if isinstance(state, tuple) else (state, None)
         self._bias_rows = None
+        if attributes:
+            self.__dict__.update(attributes)
         for key, value in (slots or {}).items():
             object.__setattr__(self, key, value)
 
@@ -254,3 +261,12 @@ def _refuse_data(param: Parameter, value: Any) -> None:
     raise DTypeError(f"Parameter.data must be a floating-point ndarray (the parameter holds {data.dtype} of "
                      f"shape {data.shape}), got {'an' if type(value).__name__[0] in 'aeiou' else 'a'} "
                      f"{type(value).__name__}: pass {fix}")
+
+
+def bias_rows_again(parameter: object, rows: slice | None) -> None:
+    """For a built-in layer's ``__setstate__``: a ``parameter`` of it unpickled from before ``bias_rows`` existed
+    (so None) gets the ``rows`` the layer gives it when built (``slice(0, 1)``, its absorbed bias row 0, or
+    ``slice(None)``, a bias whole), so that ``decay_bias=False`` leaves its bias out as before and the gradient
+    checker names the bias row.  ``rows`` None (no bias), or a parameter that has rows already, is left as it is."""
+    if rows is not None and isinstance(parameter, Parameter) and parameter.bias_rows is None:
+        parameter.bias_rows = rows

@@ -4,7 +4,15 @@ pickle and deepcopy, an assignable ``param_groups`` in an optimizer subclass, an
 
 from __future__ import annotations
 
+import copy
+import io
+import pickle
+import re
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+import pytest
 
 import minidl as md
 from minidl import GradientChecker
@@ -88,3 +96,97 @@ def test_elements_apart_with_no_common_factor_are_still_isolated() -> None:
     assert GradientChecker(ApartWrong(), inputs=X).run()["input"].diagnosis == (
         "only 3 isolated element(s) wrong, at [(0, 1), (2, 3), (4, 0)]: an indexing bug or a special case in "
         "backward?")
+
+
+# ---------------------------------------------------------------- bias_rows of a layer pickled before it existed
+class _OldPickler(pickle.Pickler):
+    """Pickles every ``Parameter`` as a minidl before ``bias_rows`` did: its slots without ``_bias_rows``."""
+
+    def reducer_override(self, obj: object) -> Any:
+        if type(obj) is not md.Parameter:
+            return NotImplemented
+        func, args, (attributes, slots), *rest = obj.__reduce_ex__(4)
+        return (func, args, (attributes, {k: v for k, v in slots.items() if k != "_bias_rows"}), *rest)
+
+
+def old_pickle(obj: object) -> object:
+    """``obj`` pickled as a minidl before ``Parameter.bias_rows`` pickled it, loaded by this one."""
+    buffer = io.BytesIO()
+    _OldPickler(buffer, protocol=4).dump(obj)
+    return pickle.loads(buffer.getvalue())
+
+
+def test_the_old_pickle_has_no_bias_rows() -> None:
+    old = old_pickle(md.Parameter(np.ones((3, 2)), bias_rows=slice(0, 1)))
+    assert isinstance(old, md.Parameter) and old.bias_rows is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda: md.Dense(3, 4), lambda: md.Dense(3, 4, bias=False), lambda: md.Conv2D(2, 3, kernel_size=2),
+    lambda: md.Conv1D(2, 3, kernel_size=2, bias=False), lambda: md.ConvTranspose2D(2, 3, kernel_size=2),
+    lambda: md.ConvTranspose1D(2, 3, kernel_size=2), lambda: md.RNN(3, 4), lambda: md.LSTM(3, 4),
+    lambda: md.GRU(3, 4), lambda: md.GRU(3, 4, bias=False), lambda: md.MultiHeadAttention(4, num_heads=2),
+    lambda: md.MultiHeadAttention(4, num_heads=2, bias=False), lambda: md.BatchNorm1d(3), lambda: md.BatchNorm2d(3),
+    lambda: md.InstanceNorm2d(3, affine=True), lambda: md.LayerNorm(4), lambda: md.GroupNorm(2, 4),
+])
+def test_a_layer_pickled_before_bias_rows_gets_them_again(make: Callable[[], md.Layer]) -> None:
+    fresh = make()
+    old = old_pickle(md.Sequential(fresh))
+    assert isinstance(old, md.Sequential)
+    expected = {name: p.bias_rows for name, p in fresh.named_parameters()}
+    assert any(rows is not None for rows in expected.values()) or "bias=False" in repr(fresh)
+    assert {name: p.bias_rows for name, p in old[0].named_parameters()} == expected
+
+
+def test_decay_bias_false_leaves_an_old_pickled_dense_bias_row_exact() -> None:
+    old = old_pickle(md.Dense(3, 4, rng=0))
+    assert isinstance(old, md.Dense)
+    before = old.W.data.copy()
+    old.W.grad = np.zeros_like(before)
+    md.SGD(old.parameters(), lr=0.1, weight_decay=0.5, decay_bias=False).step()
+    np.testing.assert_array_equal(old.W.data[0], before[0])
+    np.testing.assert_allclose(old.W.data[1:], before[1:] * (1 - 0.1 * 0.5), rtol=1e-15)
+
+
+class BadBias(md.Dense):
+    """Dense whose backward doubles the bias row's gradient."""
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        before = self.W.grad.copy()
+        dx = super().backward(g)
+        self.W.grad[0] += self.W.grad[0] - before[0]
+        return dx
+
+
+def test_the_checker_names_the_bias_row_of_an_old_pickled_dense() -> None:
+    old = old_pickle(md.Sequential(BadBias(3, 4, rng=0), md.Tanh(), md.Dense(4, 2, rng=1)))
+    diagnosis = GradientChecker(old, seed=0).run()["0.W"].diagnosis
+    assert diagnosis is not None and diagnosis.startswith("only row 0 (the absorbed bias row) is wrong")
+
+
+# ---------------------------------------------------------------- a Parameter subclass's attributes
+class Tagged(md.Parameter):
+    """A parameter with an attribute of its own."""
+
+
+@pytest.mark.parametrize("copy_of", [copy.deepcopy, lambda p: pickle.loads(pickle.dumps(p))])
+def test_a_parameter_subclass_keeps_its_attributes(copy_of: Callable[[Any], Any]) -> None:
+    p = Tagged(np.ones((3, 2)), bias_rows=slice(0, 1))
+    p.tag = "embedding"
+    q = copy_of(p)
+    assert type(q) is Tagged and q.tag == "embedding" and q.bias_rows == slice(0, 1)
+    np.testing.assert_array_equal(q.data, p.data)
+
+
+# ---------------------------------------------------------------- bias_rows selecting no row
+@pytest.mark.parametrize("rows", [slice(5, 7), slice(3, None), slice(2, 1)])
+def test_bias_rows_selecting_no_row_is_refused(rows: slice) -> None:
+    p = md.Parameter(np.ones((3, 2)))
+    with pytest.raises(ValueError, match=rf"^Parameter.bias_rows: {re.escape(repr(rows))} selects no row of a "
+                                         r"parameter of shape \(3, 2\) \(3 rows\)$"):
+        p.bias_rows = rows
+    assert p.bias_rows is None
+    with pytest.raises(ValueError, match="selects no row"):
+        md.Parameter(np.ones((3, 2)), bias_rows=rows)
+    p.bias_rows = slice(2, 9)  # (a slice past the end that still holds a row: as NumPy takes it)
+    assert p.bias_rows == slice(2, 9)

@@ -31,7 +31,7 @@ from ..errors import BackwardBeforeForwardError, DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
 from ..inputs import is_several
 from ..layer import Layer
-from ..parameter import Parameter
+from ..parameter import Parameter, bias_rows_again
 from ..validation import as_array, check_finite, check_grad_output, check_input, check_padding_mask
 from ._sequences import HINT_STEPS, add_product
 from .dropout import drop_probability
@@ -177,6 +177,14 @@ class MultiHeadAttention(Layer):
         # the attention mask (attn_mask): a buffer, so astype casts it and the checker restores it, not
         # persistent (a setting of the code that builds the model, not a state to save)
         self.register_buffer("_attn_mask", None, persistent=False)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled before ``bias_rows`` (set again: row 0 of
+        ``W_qkv`` and ``W_o`` with ``bias=True``)."""
+        super().__setstate__(state)
+        rows = slice(0, 1) if self.__dict__.get("bias") else None
+        bias_rows_again(self.__dict__.get("W_qkv"), rows)
+        bias_rows_again(self.__dict__.get("W_o"), rows)
 
     @property
     def dropout(self) -> float:

@@ -18,7 +18,7 @@ from ..aligned import empty
 from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch_setting
 from ..layer import Layer
-from ..parameter import Parameter
+from ..parameter import Parameter, bias_rows_again
 from ..validation import check_grad_output, check_input, checked_setting, settings_renamed, size_arguments
 
 __all__ = ["Conv1D", "Conv2D"]
@@ -283,8 +283,9 @@ class _Convolution(Layer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling (and ``copy.deepcopy``): also a layer pickled when its channels, groups and bias were plain
-        attributes."""
+        attributes, or before ``W.bias_rows`` (set again)."""
         super().__setstate__(settings_renamed(type(self), state))
+        bias_rows_again(self.__dict__.get("W"), slice(0, 1) if self.__dict__.get("_bias") else None)
 
     def _weights_layout(self, groups: int, bias: bool) -> str:
         """W's shape in words, as the messages say it: ``(in_channels//groups*kh*kw + 1, out_channels)``."""

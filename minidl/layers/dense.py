@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from ..errors import ShapeError
 from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch_setting
 from ..layer import Layer, features_layout_words
-from ..parameter import Parameter
+from ..parameter import Parameter, bias_rows_again
 from ..validation import check_finite, check_grad_output, check_input, checked_setting, settings_renamed
 
 __all__ = ["Dense"]
@@ -97,8 +97,10 @@ class Dense(Layer):
         return features_layout_words(layout, "a bias")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its sizes were plain attributes."""
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its sizes were plain attributes, or before
+        ``W.bias_rows`` (set again)."""
         super().__setstate__(settings_renamed(type(self), state))
+        bias_rows_again(self.__dict__.get("W"), slice(0, 1) if self.__dict__.get("_bias") else None)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, ..., in_features) -> (N, ..., out_features)."""

@@ -32,7 +32,7 @@ from numpy.typing import DTypeLike
 from ..errors import DTypeError, NonFiniteError, ShapeError
 from ..init import float_dtype, positive_int, switch, switch_setting
 from ..layer import Layer, nonfinite_problem
-from ..parameter import Parameter
+from ..parameter import Parameter, bias_rows_again
 from ..validation import (
     as_array,
     check_finite,
@@ -231,8 +231,10 @@ class _Norm(Layer):
             self.__dict__.pop("_" + name, None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its settings were plain attributes."""
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled when its settings were plain attributes, or
+        before ``beta.bias_rows`` (set again: a bias whole)."""
         self.__dict__.update(settings_renamed(type(self), state))
+        bias_rows_again(self.__dict__.get("beta"), slice(None))
 
 
 class _RunningNorm(_Norm):

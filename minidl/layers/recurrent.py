@@ -35,7 +35,7 @@ from ..errors import DTypeError, ShapeError
 from ..init import RNGLike, as_generator, float_dtype, given_weights, initial_weights, positive_int, switch
 from ..inputs import is_several
 from ..layer import Layer, features_layout_words
-from ..parameter import Parameter
+from ..parameter import Parameter, bias_rows_again
 from ..special import _sigmoid
 from ..validation import check_finite, check_grad_output, check_input, check_padding_mask, user_stacklevel
 from ._sequences import HINT_STEPS, add_product
@@ -121,6 +121,14 @@ class _Recurrent(Layer):
         self._cache: tuple[np.ndarray, ...] | None = None
         self._stated = False  # whether the cached pass was given initial states (x, h_0[, c_0])
         self._padded: np.ndarray | None = None  # its padding mask, time-major (T, N, 1), if it was given one
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling (and ``copy.deepcopy``): also a layer pickled before ``bias_rows`` (set again: row 0 of
+        ``W_x``, and of ``W_h`` where it has a bias row, with ``bias=True``)."""
+        super().__setstate__(state)
+        bias = bool(self.__dict__.get("bias"))
+        bias_rows_again(self.__dict__.get("W_x"), slice(0, 1) if bias else None)
+        bias_rows_again(self.__dict__.get("W_h"), slice(0, 1) if bias and self._recurrent_bias else None)
 
     def state_layout(self) -> tuple[int, ...]:
         """``(input_size, bias)``: what the weights' shapes do not tell apart (``RNN(8, 3)``'s W_x and
