@@ -1203,7 +1203,8 @@ class GradientChecker:
             t = tensors[i]
             t.notes[:], t.elements, t.rows = base_notes[i], None, None  # (as before a first check)
             try:
-                return self._check_tensor(program, t, f0, batch, coarse_for(t))
+                with program.probing():  # (NumPy's warnings off once for the tensor's probes, see Program.evaluate)
+                    return self._check_tensor(program, t, f0, batch, coarse_for(t))
             except Exception as error:
                 _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
                                  f"shape {tuple(t.array.shape)})")
