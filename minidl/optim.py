@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -201,14 +201,17 @@ class Optimizer:
         # the constructor's rule and message: a finite number >= 0 (0: a schedule may anneal to it)
         self.hyper["lr"] = _non_negative(type(self).__name__, "lr", value)
 
-    @property
-    def param_groups(self) -> NoReturn:
-        """Not here: PyTorch's ``opt.param_groups[0]["lr"]`` is ``opt.lr`` (an ``AttributeError`` saying so, so
-        that ``hasattr`` is False)."""
-        name = type(self).__name__
-        raise AttributeError(f"{name} has no param_groups: minidl's optimizers have no parameter groups; PyTorch's "
-                             f"opt.param_groups[0]['lr'] is opt.lr (read and set), the other hyper-parameters are in "
-                             f"opt.hyper (docs/optimizers.md, docs/porting.md)")
+    if not TYPE_CHECKING:  # (for mypy, an optimizer has no attribute it does not define)
+        def __getattr__(self, name: str) -> Any:
+            """Only for attributes not found: ``param_groups`` is not here (PyTorch's ``opt.param_groups[0]["lr"]``
+            is ``opt.lr``: an ``AttributeError`` saying so, so that ``hasattr`` is False), but a subclass of one's
+            own may assign it (then found, and this is not called)."""
+            if name == "param_groups":
+                raise AttributeError(f"{type(self).__name__} has no param_groups: minidl's optimizers have no "
+                                     f"parameter groups; PyTorch's opt.param_groups[0]['lr'] is opt.lr (read and set), "
+                                     f"the other hyper-parameters are in opt.hyper (docs/optimizers.md, "
+                                     f"docs/porting.md)")
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
     @property
     def initial_lr(self) -> float | None:

@@ -178,6 +178,27 @@ def test_a_parameter_subclass_keeps_its_attributes(copy_of: Callable[[Any], Any]
     np.testing.assert_array_equal(q.data, p.data)
 
 
+# ---------------------------------------------------------------- param_groups
+def test_param_groups_read_says_where_lr_is() -> None:
+    opt = md.SGD(md.Dense(2, 2).parameters(), lr=0.1)
+    with pytest.raises(AttributeError, match=r"^SGD has no param_groups: .* opt\.param_groups\[0\]\['lr'\] is opt\.lr"):
+        _ = opt.param_groups
+    assert not hasattr(opt, "param_groups")
+    with pytest.raises(AttributeError, match=r"^'SGD' object has no attribute 'nope'$"):
+        _ = opt.nope  # type: ignore[attr-defined]
+
+
+def test_a_subclass_may_assign_param_groups() -> None:
+    class Grouped(md.SGD):
+        def __init__(self, params: Any, lr: float) -> None:
+            super().__init__(params, lr=lr)
+            self.param_groups = [{"params": self.params, "lr": lr}]
+
+    opt = Grouped(md.Dense(2, 2).parameters(), lr=0.1)
+    assert opt.param_groups[0]["lr"] == 0.1 and len(opt.param_groups[0]["params"]) == 1
+    assert copy.deepcopy(opt).param_groups[0]["lr"] == 0.1
+
+
 # ---------------------------------------------------------------- bias_rows selecting no row
 @pytest.mark.parametrize("rows", [slice(5, 7), slice(3, None), slice(2, 1)])
 def test_bias_rows_selecting_no_row_is_refused(rows: slice) -> None:
