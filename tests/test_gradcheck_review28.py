@@ -5,6 +5,7 @@ probe warnings kept quiet, and an isolated element in a small input."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -228,12 +229,14 @@ def test_probe_warnings_of_the_users_forward_stay_inside_the_checker() -> None:
         np.log(np.array([-1.0]))
 
 
-class OneFlipped(md.Layer):
-    """y = x * w (per feature); backward flips the sign of dx at (0, 1) only."""
+class Spoiled(md.Layer):
+    """y = x * w (per feature); backward's dx then goes through ``spoil`` (in place): a bug in some of its
+    elements, for the diagnosis to name."""
 
-    def __init__(self) -> None:
+    def __init__(self, spoil: Callable[[np.ndarray], None]) -> None:
         super().__init__()
         self.w = md.Parameter(np.array([0.5, -1.5, 2.0, 0.7]))
+        self.spoil = spoil
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
@@ -242,24 +245,45 @@ class OneFlipped(md.Layer):
     def backward(self, g: np.ndarray) -> np.ndarray:
         self.w.grad += (g * self._x).sum(axis=0)
         dx = g * self.w.data
-        dx[0, 1] = -dx[0, 1]
+        self.spoil(dx)
         return dx
 
 
+def flip_one(dx: np.ndarray) -> None:  # the sign of dx at (0, 1) only
+    dx[0, 1] *= -1
+
+
+def double_first_sample(dx: np.ndarray) -> None:
+    dx[0] *= 2
+
+
+def three_in_a_column(dx: np.ndarray) -> None:  # one feature's gradient wrong in 3 samples, 3 factors
+    dx[0:3, 1] *= np.array([2.0, -3.0, 5.0])
+
+
+def three_apart(dx: np.ndarray) -> None:  # at (0, 1), (2, 3), (4, 0), 3 factors
+    dx[[0, 2, 4], [1, 3, 0]] *= np.array([2.0, -3.0, 5.0])
+
+
 def test_one_wrong_element_of_twenty_is_isolated_not_a_wrong_sample() -> None:
-    report = GradientChecker(OneFlipped(), inputs=X).run()
+    report = GradientChecker(Spoiled(flip_one), inputs=X).run()
     assert report["input"].diagnosis == (
         "only 1 isolated element(s) wrong, at [(0, 1)], where the analytic value is minus the numerical one (a sign "
         "flip): an indexing bug or a special case in backward?")
 
 
 def test_a_whole_wrong_sample_is_still_a_wrong_sample() -> None:
-    class FirstDoubled(OneFlipped):
-        def backward(self, g: np.ndarray) -> np.ndarray:
-            self.w.grad += (g * self._x).sum(axis=0)
-            dx = g * self.w.data
-            dx[0] *= 2
-            return dx
-
-    diagnosis = GradientChecker(FirstDoubled(), inputs=X).run()["input"].diagnosis
+    diagnosis = GradientChecker(Spoiled(double_first_sample), inputs=X).run()["input"].diagnosis
     assert diagnosis is not None and diagnosis.startswith("only samples [0] of the batch are wrong")
+
+
+def test_failing_elements_sharing_a_column_are_not_isolated() -> None:
+    diagnosis = GradientChecker(Spoiled(three_in_a_column), inputs=X).run()["input"].diagnosis
+    assert diagnosis is not None and "isolated" not in diagnosis
+    assert diagnosis.startswith("only samples [0, 1, 2] of the batch are wrong, samples [3, 4] are right")
+
+
+def test_elements_apart_with_no_common_factor_are_still_isolated() -> None:
+    assert GradientChecker(Spoiled(three_apart), inputs=X).run()["input"].diagnosis == (
+        "only 3 isolated element(s) wrong, at [(0, 1), (2, 3), (4, 0)]: an indexing bug or a special case in "
+        "backward?")
