@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
@@ -127,6 +127,18 @@ def _parameter_list(who: str, params: Any, decays: bool = False) -> list[Paramet
     return plist
 
 
+class _NoParamGroups:
+    """``Optimizer.param_groups``: reading it is an ``AttributeError`` that says what to use (PyTorch's
+    ``opt.param_groups[0]["lr"]`` is ``opt.lr``), so that ``hasattr`` is False; having no ``__set__``, it lets
+    a subclass of one's own assign ``self.param_groups`` (the instance's attribute then wins)."""
+
+    def __get__(self, optimizer: object, owner: type | None = None) -> NoReturn:
+        name = type(optimizer).__name__ if optimizer is not None else getattr(owner, "__name__", "Optimizer")
+        raise AttributeError(f"{name} has no param_groups: minidl's optimizers have no parameter groups; PyTorch's "
+                             f"opt.param_groups[0]['lr'] is opt.lr (read and set), the other hyper-parameters are in "
+                             f"opt.hyper (docs/optimizers.md, docs/porting.md)")
+
+
 class Optimizer:
     """Base class: holds the parameters, per-parameter state and hyper-parameters.
 
@@ -201,17 +213,7 @@ class Optimizer:
         # the constructor's rule and message: a finite number >= 0 (0: a schedule may anneal to it)
         self.hyper["lr"] = _non_negative(type(self).__name__, "lr", value)
 
-    if not TYPE_CHECKING:  # (for mypy, an optimizer has no attribute it does not define)
-        def __getattr__(self, name: str) -> Any:
-            """Only for attributes not found: ``param_groups`` is not here (PyTorch's ``opt.param_groups[0]["lr"]``
-            is ``opt.lr``: an ``AttributeError`` saying so, so that ``hasattr`` is False), but a subclass of one's
-            own may assign it (then found, and this is not called)."""
-            if name == "param_groups":
-                raise AttributeError(f"{type(self).__name__} has no param_groups: minidl's optimizers have no "
-                                     f"parameter groups; PyTorch's opt.param_groups[0]['lr'] is opt.lr (read and set), "
-                                     f"the other hyper-parameters are in opt.hyper (docs/optimizers.md, "
-                                     f"docs/porting.md)")
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
+    param_groups = _NoParamGroups()
 
     @property
     def initial_lr(self) -> float | None:
@@ -297,7 +299,7 @@ class Optimizer:
     def _undecayed_rows(self, p: Parameter) -> tuple[int, int] | None:
         """The rows ``[start, stop)`` of ``p`` the weight decay leaves out: its ``bias_rows`` under
         ``decay_bias=False``, else None (decay everything).  Called only when there is a decay."""
-        rows = p._bias_rows
+        rows = p.bias_rows
         if rows is None or self.hyper.get("decay_bias", True) or p._data.ndim == 0:
             return None
         start, stop, _ = rows.indices(p._data.shape[0])

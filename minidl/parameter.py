@@ -86,7 +86,7 @@ class Parameter:
     @property
     def bias_rows(self) -> slice | None:
         """The rows of ``data`` (a ``slice`` of axis 0) that are a bias, or None (see the class)."""
-        return self._bias_rows
+        return getattr(self, "_bias_rows", None)  # (unset: unpickled from before it existed, see bias_rows_again)
 
     @bias_rows.setter
     def bias_rows(self, rows: slice | None) -> None:
@@ -102,16 +102,17 @@ class Parameter:
             rows = slice(None if rows.start is None else int(rows.start),
                          None if rows.stop is None else int(rows.stop))
             n_rows = self._data.shape[0]
-            if not range(*rows.indices(n_rows)):  # (it would silently leave nothing out of the decay)
+            # (it would silently leave nothing out of the decay; a placeholder of 0 rows, filled later, may have them)
+            if n_rows and not range(*rows.indices(n_rows)):
                 raise ValueError(f"Parameter.bias_rows: {rows!r} selects no row of a parameter of shape "
                                  f"{self._data.shape} ({n_rows} rows)")
         self._bias_rows = rows
 
     def __setstate__(self, state: Any) -> None:
-        """Unpickling (and ``copy.deepcopy``): also a parameter pickled before it had ``bias_rows``, and a
-        subclass's own attributes (the ``__dict__``, the state's first element)."""
+        """Unpickling (and ``copy.deepcopy``): also a parameter pickled before it had ``bias_rows`` (whose slot
+        stays unset: :attr:`bias_rows` reads None, and its layer may give it its rows, :func:`bias_rows_again`),
+        and a subclass's own attributes (the ``__dict__``, the state's first element)."""
         attributes, slots = state if isinstance(state, tuple) else (state, None)
-        self._bias_rows = None
         if attributes:
             self.__dict__.update(attributes)
         for key, value in (slots or {}).items():
@@ -246,7 +247,7 @@ class Parameter:
 
     def __repr__(self) -> str:
         frozen = "" if self.requires_grad else ", requires_grad=False"
-        bias = "" if self._bias_rows is None else f", bias_rows={self._bias_rows!r}"
+        bias = "" if self.bias_rows is None else f", bias_rows={self.bias_rows!r}"
         return f"Parameter(shape={self.shape}, dtype={self.dtype}{frozen}{bias})"
 
 
@@ -265,8 +266,10 @@ def _refuse_data(param: Parameter, value: Any) -> None:
 
 def bias_rows_again(parameter: object, rows: slice | None) -> None:
     """For a built-in layer's ``__setstate__``: a ``parameter`` of it unpickled from before ``bias_rows`` existed
-    (so None) gets the ``rows`` the layer gives it when built (``slice(0, 1)``, its absorbed bias row 0, or
+    (its slot unset) gets the ``rows`` the layer gives it when built (``slice(0, 1)``, its absorbed bias row 0, or
     ``slice(None)``, a bias whole), so that ``decay_bias=False`` leaves its bias out as before and the gradient
-    checker names the bias row.  ``rows`` None (no bias), or a parameter that has rows already, is left as it is."""
-    if rows is not None and isinstance(parameter, Parameter) and parameter.bias_rows is None:
+    checker names the bias row.  ``rows`` None (no bias), a parameter whose rows were set (to None too: a choice
+    of its user's), or one not rebuilt yet (a reference cycle through a subclass's attribute), is left as it is."""
+    if rows is not None and isinstance(parameter, Parameter) and hasattr(parameter, "_data") \
+            and not hasattr(parameter, "_bias_rows"):
         parameter.bias_rows = rows

@@ -156,8 +156,9 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         and not (bias_row and len(shape) >= 2 and np.all(rows_bad == 0))
     if apart and k >= 2:
         where_bad = np.unravel_index(flat_index[bad], shape)
-        apart = not any(np.unique(where).size == 1 for where in where_bad[1:]) \
-            and _ratio(analytic[bad], numerical[bad], tol[bad]) is None
+        shared = any(np.unique(where).size == 1 for axis, where in enumerate(where_bad)
+                     if axis and shape[axis] > 1)  # (an axis of size 1 is shared by every element: no sign)
+        apart = not shared and _ratio(analytic[bad], numerical[bad], tol[bad]) is None
     if k <= 3 and (np.mean(failed[checked]) < 0.05 or apart):
         idx = [tuple(int(i) for i in np.unravel_index(int(j), shape)) for j in flat_index[bad][:3]]
         a_bad, n_bad, t_bad = analytic[bad], numerical[bad], tol[bad]
