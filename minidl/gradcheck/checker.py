@@ -1088,7 +1088,7 @@ class GradientChecker:
     def _run(self) -> GradientReport:
         work, loss, x, targets, rng = self._prepare()
         # (refused before anything runs: check_input's length, and names params does not know)
-        self._checked_inputs(x)
+        checked_inputs = self._checked_inputs(x)
         every = [name for name, _ in work.named_parameters()] + [name for name, _ in self._loss_params]
         chosen = self._chosen(every)
         first_pass = self._first_forward(work, x)
@@ -1140,13 +1140,13 @@ class GradientChecker:
                          "such as self.dtype?), so the cost has its round-off and correct gradients may fail; "
                          "make the layer follow its input's or parameters' dtype, or convert that attribute in "
                          "an override of astype")
-        for (name, value), checked_input in zip(_named_inputs(x), self._checked_inputs(x), strict=True):
+        for (name, value), checked_input in zip(_named_inputs(x), checked_inputs, strict=True):
             if checked_input and not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
                 what = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
                 notes.append(f"{'the input' if name == 'input' else name} is {what}, not a float array: "
                              f"dCost/d{name} is not checked")
         problems: list[str] = []
-        tensors = self._analytic(program, work, x, problems)
+        tensors = self._analytic(program, work, x, problems, chosen, checked_inputs)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
         first = x[0] if is_several(x) else x
@@ -1720,11 +1720,12 @@ class GradientChecker:
         dx = work.backward(program.upstream())
         return f, dx
 
-    def _analytic(self, program: Program, work: Layer, x: Any, problems: list[str]) -> list[_Tensor]:
-        """The tensors to check with their analytic gradients; contract problems that belong to no
-        tensor are added to ``problems``."""
+    def _analytic(self, program: Program, work: Layer, x: Any, problems: list[str], chosen: set[str] | None,
+                  checked: list[bool]) -> list[_Tensor]:
+        """The tensors to check with their analytic gradients: the parameters ``chosen`` (None: all) and the
+        inputs ``checked`` (one bool per input); contract problems that belong to no tensor are added to
+        ``problems``."""
         params = list(work.named_parameters()) + self._loss_params
-        chosen = self._chosen([name for name, _ in params])
         if chosen is not None:  # (params=: the others are not perturbed; their backward still runs)
             params = [(name, p) for name, p in params if name in chosen]
         _zero_grad_poisoned(work, self._loss_params)
@@ -1768,7 +1769,6 @@ class GradientChecker:
                         t.problems.append("a second backward did not add the same gradient again "
                                           "(the accumulation contract: param.grad += ...)")
             tensors.append(t)
-        checked = self._checked_inputs(x)
         if any(checked):
             tensors[:0] = _input_tensors(x, dx, dx2, checked)
             problems.extend(_input_problems(x, dx, checked))
