@@ -33,7 +33,8 @@ from ..inputs import is_several
 from ..layer import Layer
 from ..parameter import Parameter, bias_rows_again
 from ..validation import as_array, check_finite, check_grad_output, check_input, check_padding_mask
-from ._sequences import HINT_STEPS, add_product
+from ._products import add_product
+from ._sequences import HINT_STEPS
 from .dropout import drop_probability
 
 __all__ = ["MultiHeadAttention"]

@@ -12,6 +12,7 @@ from ..init import RNGLike, absorbed_weights, float_dtype, positive_int, switch_
 from ..layer import Layer, features_layout_words
 from ..parameter import Parameter, bias_rows_again
 from ..validation import check_finite, check_grad_output, check_input, checked_setting, settings_renamed
+from ._products import add_product
 
 __all__ = ["Dense"]
 
@@ -178,21 +179,8 @@ class Dense(Layer):
             x, grad_output = x.reshape(-1, self._in_features), grad_output.reshape(-1, self._out_features)
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return
-        # dW[1:] = x^T g and dW[0] = sum of g over the rows (the bias's column of ones); dW = x^T g without bias
-        dW, overwrite = self.W.grad_target()
-        weights = dW[1:] if self._bias else dW
-        if overwrite:  # the gradient is zero (as after zero_grad): write it, with no temporary
-            try:
-                np.matmul(x.T, grad_output, out=weights)
-                if self._bias:
-                    np.add.reduce(grad_output, axis=0, out=dW[0])
-            except BaseException:  # interrupted mid-write: the gradient is still zero, say so again
-                self.W.zero_grad()
-                raise
-        else:  # add: a parameter used twice in one pass, or no zero_grad in between
-            weights += x.T @ grad_output
-            if self._bias:
-                dW[0] += np.add.reduce(grad_output, axis=0)
+        # dW[1:] += x^T g and dW[0] += g summed over the rows (the bias's column of ones); dW += x^T g without bias
+        add_product(self.W, x, grad_output, self._bias)
 
     def input_shape_hint(self) -> tuple[int, ...]:
         return (self.in_features,)

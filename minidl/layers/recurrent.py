@@ -38,7 +38,8 @@ from ..layer import Layer, features_layout_words
 from ..parameter import Parameter, bias_rows_again
 from ..special import _sigmoid
 from ..validation import check_finite, check_grad_output, check_input, check_padding_mask, user_stacklevel
-from ._sequences import HINT_STEPS, add_product
+from ._products import add_product
+from ._sequences import HINT_STEPS
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
