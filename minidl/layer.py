@@ -79,6 +79,71 @@ class Layer:
         if "_watched" in self.__dict__:  # __init__ run again on a layer a side state has walked: it walks again
             side_state.registrations += 1
 
+    # ------------------------------------------------------------------ computation
+    def __call__(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
+        # (defaults, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
+        if _second is not None or _third is not None:  # model(x, mask), mha(q, k, v): one tuple
+            attention = " (attention: mha(x), or mha((x, memory)) for cross-attention, not mha(q, k, v))" \
+                if any("Attention" in c.__name__ or "Transformer" in c.__name__ for c in type(self).__mro__) else ""
+            raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
+                            f"tuple: layer((x, mask)), not layer(x, mask){attention}")
+        try:
+            if _calls.saved:  # a call on the stack saved the side state (a container's, fit's)
+                return self.forward(x)
+            # the outermost call: buffers, generators and registrations put back if the forward raises
+            return call_saving(self, self.forward, x)
+        except MinidlError as error:
+            _name_part(error, self)
+            raise
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Compute the output from ``x`` and keep what :meth:`backward` needs.  A layer with several
+        inputs takes them as one tuple, ``x = (a, b, ...)`` (see :mod:`minidl.inputs`); hence ``Any``:
+        a subclass types it ``x: np.ndarray`` or ``x: tuple[np.ndarray, np.ndarray]``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """Return ``dCost/dx`` from ``grad_output = dCost/dy``; add ``dCost/dparam`` into ``.grad``.  For
+        several inputs, a tuple with one gradient per input (``None`` for one without: a mask, indices)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """Add ``dCost/dparam`` into ``.grad`` exactly as :meth:`backward` does, for callers that do not
+        need ``dCost/dx`` (training on data).  Layers that can skip the work of ``dx`` override it
+        (``Dense``, ``Conv2D``); by default it is :meth:`backward` with the result dropped.
+        Call it through :func:`parameter_backward`, which never bypasses a custom ``backward``."""
+        self.backward(grad_output)
+
+    def backward_caveat(self) -> str | None:
+        """Why this layer's backward is *not* the derivative of its forward, by design, or ``None`` (the
+        default: it is).  A straight-through estimator (round in forward, pass the gradient through), or
+        ``Embedding(scale_grad_by_freq=True)``, returns a sentence saying so, which ``GradientChecker``
+        adds to a failed report beside the layer's name: the failure is then expected, not a bug."""
+        return None
+
+    def input_shape_hint(self) -> tuple[int, ...] | None:
+        """The shape of one input sample (no batch axis) if this layer knows it, else ``None``.
+
+        The gradient checker uses it to draw random inputs when none are given.
+        """
+        return None
+
+    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
+        """A random valid input batch of ``shape`` (batch axis first), for the gradient checker and
+        ``summary`` when no input is given: seeded N(0, 1) floats.  A layer that takes other inputs
+        overrides it (``Embedding``: integer indices; a layer with several inputs: a tuple, ``shape``
+        being the first one's); containers ask the layer their input goes to."""
+        return rng.standard_normal(shape)
+
+    def _require_cache(self, cache: Any) -> None:
+        """Raise a clear error if ``backward`` is called without a forward pass to go back through (none yet, or
+        none since a ``fit`` returned: it sets the last batch's caches back to None)."""
+        if cache is None:
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.backward called before forward: there is nothing to go back through"
+                f"{_AFTER_FIT}"
+            )
+
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
         registries = self.__dict__.get("_parameters")
@@ -627,71 +692,6 @@ class Layer:
                 if buffer is not None:
                     holders.setdefault(id(buffer), []).append((layer, name))
         return holders
-
-    # ------------------------------------------------------------------ computation
-    def __call__(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
-        # (defaults, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
-        if _second is not None or _third is not None:  # model(x, mask), mha(q, k, v): one tuple
-            attention = " (attention: mha(x), or mha((x, memory)) for cross-attention, not mha(q, k, v))" \
-                if any("Attention" in c.__name__ or "Transformer" in c.__name__ for c in type(self).__mro__) else ""
-            raise TypeError(f"{type(self).__name__}: a layer is called with one input; several inputs are one "
-                            f"tuple: layer((x, mask)), not layer(x, mask){attention}")
-        try:
-            if _calls.saved:  # a call on the stack saved the side state (a container's, fit's)
-                return self.forward(x)
-            # the outermost call: buffers, generators and registrations put back if the forward raises
-            return call_saving(self, self.forward, x)
-        except MinidlError as error:
-            _name_part(error, self)
-            raise
-
-    def forward(self, x: Any) -> np.ndarray:
-        """Compute the output from ``x`` and keep what :meth:`backward` needs.  A layer with several
-        inputs takes them as one tuple, ``x = (a, b, ...)`` (see :mod:`minidl.inputs`); hence ``Any``:
-        a subclass types it ``x: np.ndarray`` or ``x: tuple[np.ndarray, np.ndarray]``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
-
-    def backward(self, grad_output: np.ndarray) -> Any:
-        """Return ``dCost/dx`` from ``grad_output = dCost/dy``; add ``dCost/dparam`` into ``.grad``.  For
-        several inputs, a tuple with one gradient per input (``None`` for one without: a mask, indices)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
-
-    def backward_params(self, grad_output: np.ndarray) -> None:
-        """Add ``dCost/dparam`` into ``.grad`` exactly as :meth:`backward` does, for callers that do not
-        need ``dCost/dx`` (training on data).  Layers that can skip the work of ``dx`` override it
-        (``Dense``, ``Conv2D``); by default it is :meth:`backward` with the result dropped.
-        Call it through :func:`parameter_backward`, which never bypasses a custom ``backward``."""
-        self.backward(grad_output)
-
-    def backward_caveat(self) -> str | None:
-        """Why this layer's backward is *not* the derivative of its forward, by design, or ``None`` (the
-        default: it is).  A straight-through estimator (round in forward, pass the gradient through), or
-        ``Embedding(scale_grad_by_freq=True)``, returns a sentence saying so, which ``GradientChecker``
-        adds to a failed report beside the layer's name: the failure is then expected, not a bug."""
-        return None
-
-    def input_shape_hint(self) -> tuple[int, ...] | None:
-        """The shape of one input sample (no batch axis) if this layer knows it, else ``None``.
-
-        The gradient checker uses it to draw random inputs when none are given.
-        """
-        return None
-
-    def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
-        """A random valid input batch of ``shape`` (batch axis first), for the gradient checker and
-        ``summary`` when no input is given: seeded N(0, 1) floats.  A layer that takes other inputs
-        overrides it (``Embedding``: integer indices; a layer with several inputs: a tuple, ``shape``
-        being the first one's); containers ask the layer their input goes to."""
-        return rng.standard_normal(shape)
-
-    def _require_cache(self, cache: Any) -> None:
-        """Raise a clear error if ``backward`` is called without a forward pass to go back through (none yet, or
-        none since a ``fit`` returned: it sets the last batch's caches back to None)."""
-        if cache is None:
-            raise BackwardBeforeForwardError(
-                f"{type(self).__name__}.backward called before forward: there is nothing to go back through"
-                f"{_AFTER_FIT}"
-            )
 
     # ------------------------------------------------------------------ printing
     def extra_repr(self) -> str:
