@@ -348,3 +348,58 @@ def test_leading_axes_against_torch_if_installed() -> None:
     np.testing.assert_allclose(layer.backward(g), xt.grad.numpy(), rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(layer.W.grad[1:], linear.weight.grad.numpy().T, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(layer.W.grad[0], linear.bias.grad.numpy(), rtol=1e-13, atol=1e-14)
+
+
+# ------------------------------------------- W rebound to another shape: refused before the forward keeps x
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("leading", [(), (2,)])
+def test_a_w_with_other_rows_is_refused_before_the_cache_is_touched(bias: bool, leading: tuple[int, ...]) -> None:
+    """W's shape is compared once, before the product: a W with the right columns but other rows used to be
+    refused by the product's ValueError, after ``_x`` had been set to the refused batch's input; now the layer
+    is left as it was (its cache still the last good forward's, its backward still that forward's)."""
+    layer = md.Dense(3, 2, bias=bias, rng=0)
+    good = np.arange(12.0).reshape(*leading, -1, 3)  # (4, 3) or (2, 2, 3)
+    layer(good)
+    cached = layer._x
+    W = layer.W.data
+    layer.W.data = np.ones((6, 2))
+    built = (4, 2) if bias else (3, 2)
+    rows = "in_features + 1 rows, the bias first" if bias else "in_features rows"
+    with pytest.raises(md.ShapeError) as refused:
+        layer(np.ones((5, *leading, 3)))
+    assert str(refused.value) == (f"Dense(3 -> 2): W.data has shape (6, 2), but the layer was built for {built} "
+                                  f"({rows}, out_features columns); its sizes are fixed: build a new Dense of the "
+                                  "sizes you want")
+    assert layer._x is cached
+    layer.W.data = W
+    layer.zero_grad()
+    g = np.ones((*good.shape[:-1], 2))
+    layer.backward(g)
+    expected = good.reshape(-1, 3).T @ g.reshape(-1, 2)
+    np.testing.assert_array_equal(layer.W.grad[1:] if bias else layer.W.grad, expected)
+
+
+@pytest.mark.parametrize("shape", [(8,), (2, 3, 3)])
+def test_a_w_of_another_number_of_axes_is_the_same_shape_error(shape: tuple[int, ...]) -> None:
+    """A 1-D W was an IndexError (W.shape[1]); a 3-D W of the right last two axes broadcast in the product,
+    an output of shape (2, 4, 3) from a Dense(3 -> 3).  Both are the ShapeError of any other shape now."""
+    layer = md.Dense(3, 3, bias=False, rng=0)
+    layer.W.data = np.ones(shape)
+    with pytest.raises(md.ShapeError, match=re.escape(f"Dense(3 -> 3): W.data has shape {shape}, but the layer was "
+                                                      "built for (3, 3) (in_features rows")):
+        layer(np.ones((4, 3)))
+    assert layer._x is None
+
+
+def test_a_dense_pickled_before_the_built_shape_was_kept_still_runs() -> None:
+    """``_W_shape`` (what the forward compares W's shape with) is made again for a Dense pickled without it."""
+    layer = md.Dense(3, 2, rng=0)
+    state = dict(layer.__dict__)
+    del state["_W_shape"]
+    old = md.Dense.__new__(md.Dense)
+    old.__setstate__(state)
+    x = np.ones((4, 3))
+    np.testing.assert_array_equal(old(x), layer(x))
+    old.W.data = np.ones((6, 2))
+    with pytest.raises(md.ShapeError, match=r"built for \(4, 2\)"):
+        old(x)

@@ -87,6 +87,7 @@ class Dense(Layer):
         self._who_backward = f"{self._who}.backward"
         self._layout = f"(N, ..., {self.in_features})"
         self._sizes = {-1: self.in_features}
+        self._W_shape = (self.in_features + self.bias, self.out_features)  # (the forward compares W's with it)
 
     def state_layout(self) -> tuple[int, ...]:
         """``(in_features, bias)``: what W's shape does not tell apart (``Dense(8, 3)``'s and ``Dense(9, 3,
@@ -102,6 +103,8 @@ class Dense(Layer):
         ``W.bias_rows`` (set again)."""
         super().__setstate__(settings_renamed(type(self), state))
         bias_rows_again(self.__dict__.get("W"), slice(0, 1) if self.__dict__.get("_bias") else None)
+        if "_W_shape" not in self.__dict__ and "_out_features" in self.__dict__:  # pickled before it existed
+            self.__dict__["_W_shape"] = (self._in_features + self._bias, self._out_features)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x: (N, ..., in_features) -> (N, ..., out_features)."""
@@ -113,17 +116,13 @@ class Dense(Layer):
             if x.ndim != 2:
                 return self._forward_rows(x)
         check_finite(x, self._who)
-        if W.shape[1] != self._out_features:  # (W.data rebound with other columns: the product would take it)
+        if W.shape != self._W_shape:  # W.data rebound to another shape: refused before anything is kept
             self._check_W(W)
         self._x = x
-        try:
-            if not self._bias:
-                return x @ W
-            out = x @ W[1:]
-            out += W[0]
-        except ValueError:  # (no cost unless raised)
-            self._check_W(W)
-            raise
+        if not self._bias:
+            return x @ W
+        out = x @ W[1:]
+        out += W[0]
         return out
 
     def _forward_rows(self, x: np.ndarray) -> np.ndarray:
@@ -131,24 +130,20 @@ class Dense(Layer):
         every position a row.  (Apart from the 2-D path, which runs every step and stays as short.)"""
         check_finite(x, self._who)
         W = self.W._data
-        if W.shape[1] != self._out_features:
+        if W.shape != self._W_shape:
             self._check_W(W)
         self._x = x  # as given: backward flattens it again (a view, unless x is not contiguous)
         rows = x.reshape(-1, self._in_features)
-        try:
-            if not self._bias:
-                out = rows @ W
-            else:
-                out = rows @ W[1:]
-                out += W[0]
-        except ValueError:
-            self._check_W(W)
-            raise
+        if not self._bias:
+            out = rows @ W
+        else:
+            out = rows @ W[1:]
+            out += W[0]
         return out.reshape(*x.shape[:-1], self._out_features)
 
     def _check_W(self, W: np.ndarray) -> None:
         """``ShapeError`` if ``W.data`` was rebound to another shape than the layer was built for."""
-        shape = (self._in_features + self._bias, self._out_features)
+        shape = self._W_shape
         if W.shape != shape:
             rows = "in_features + 1 rows, the bias first" if self._bias else "in_features rows"
             raise ShapeError(f"{self._who}: W.data has shape {W.shape}, but the layer was built for {shape} "
