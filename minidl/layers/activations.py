@@ -90,6 +90,7 @@ class ReLU(Activation):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: any shape, e.g. (N, ...) -> y: the same shape."""
         x = self._input(x)
         if x.dtype != np.float32:
             return self._keep(np.maximum(x, 0))
@@ -103,6 +104,7 @@ class ReLU(Activation):
         return self._keep(np.maximum(x, y, out=y))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: the forward output's shape -> dx: the same shape."""
         y = self._cached_for(grad_output)
         dx = (y > 0).astype(grad_output.dtype)
         dx *= grad_output
@@ -119,9 +121,11 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: any shape, e.g. (N, ...) -> y: the same shape."""
         return self._keep(_sigmoid(self._input(x)))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: the forward output's shape -> dx: the same shape."""
         y = self._cached_for(grad_output)
         return grad_output * y * (1 - y)
 
@@ -130,11 +134,13 @@ class Tanh(Activation):
     """``y = tanh(x)``; ``dy/dx = 1 - y^2``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: any shape, e.g. (N, ...) -> y: the same shape."""
         x = self._input(x)
         y = np.tanh(x)
         return self._keep(y)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: the forward output's shape -> dx: the same shape."""
         y = self._cached_for(grad_output)
         return grad_output * (1 - y * y)
 
