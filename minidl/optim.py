@@ -281,9 +281,13 @@ class Optimizer:
         return []
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
-        """Update ``p.data`` in place from ``p.grad``, reading and writing its ``state``.  (The built-in ones
-        use ``p._data``, the array ``p.data`` returns without the property's call, and write it through
-        ``out=``: ``p.data -= step`` would rebind ``data`` to itself, through its checked setter.)"""
+        """The update rule: compute the new ``p.data`` from ``p.data`` and ``p.grad`` (and ``self.hyper``) and
+        write it into ``p.data`` in place; ``state`` is this parameter's dict, kept from one step to the next
+        (a momentum buffer, moments, a step count), read and written here.  :meth:`step` calls it for every
+        trainable parameter with a gradient; plain SGD is ``p.data -= lr * p.grad``.
+
+        The built-in ones use ``p._data``, the array ``p.data`` returns without the property's call, and write
+        it through ``out=``: ``p.data -= step`` would rebind ``data`` to itself, through its checked setter."""
         raise NotImplementedError(f"{type(self).__name__} must implement update(p, state)")
 
     def _work(self, p: Parameter, slot: int = 0, dtype: type | None = None) -> np.ndarray:
@@ -606,7 +610,7 @@ def _check_writeable(optimizer: Optimizer) -> None:
                              f"(shape {p.shape}) {problem}; nothing was updated")
 
 
-def _pair(who: str, name: str, value: Any, names: tuple[str, str]) -> tuple[Any, Any]:
+def _two_values(who: str, name: str, value: Any, names: tuple[str, str]) -> tuple[Any, Any]:
     """``value`` unpacked as a pair (``betas``, ``etas``, ...): a string, a non-iterable or an iterable
     of another length raises ``TypeError`` / ``ValueError`` naming ``who``, ``name`` and the pair's
     parts, ``names``."""
@@ -680,29 +684,8 @@ class SGD(Optimizer):
         if (h["momentum"] or h["weight_decay"] or type(self) is not SGD or "update" in self.__dict__
                 or (zero_grad and ("zero_grad" in self.__dict__ or not _private_gradients(self.params)))):
             super().step(zero_grad)
-            return
-        _check_writeable(self)
-        # plain SGD, the common case: one loop, no call per parameter.  maximize: w - (-lr) * grad, the
-        # same number as w - lr * (-grad) to the bit, with no negated copy of the gradient
-        lr = -h["lr"] if h.get("maximize") else h["lr"]
-        # (``not p._grad_is_stale`` is ``p.has_grad`` without the property call)
-        if not zero_grad:
-            for p in self.params:
-                if p.requires_grad and not p._grad_is_stale:
-                    _subtract_scaled(p._data, p.grad, lr)
-            return
-        for p in self.params:
-            if p.requires_grad and not p._grad_is_stale:
-                g, w = p._grad, p._data  # not stale: ``p.grad``'s array; w writable, g of its shape (checked above)
-                if g.flags.writeable:
-                    try:  # the gradient is ours to overwrite: w -= (lr * g) with no temporary
-                        g *= lr
-                        w -= g
-                    finally:  # even if interrupted: g no longer holds the gradient
-                        p.zero_grad()
-                    continue
-                _subtract_scaled(w, g, lr)  # anything unusual raises here with the gradient kept
-            p.zero_grad()
+        else:
+            self._plain_step(zero_grad)
 
     def update(self, p: Parameter, state: dict[str, Any]) -> None:
         h = self.hyper
@@ -730,6 +713,31 @@ class SGD(Optimizer):
         np.multiply(g, lr, out=work)
         np.subtract(p._data, work, out=p._data)
 
+    # update's fast path for plain SGD (no momentum, no decay), the common case: the same numbers, in one loop
+    def _plain_step(self, zero_grad: bool) -> None:
+        _check_writeable(self)
+        h = self.hyper
+        # maximize: w - (-lr) * grad, the same number as w - lr * (-grad) to the bit, with no negated copy of grad
+        lr = -h["lr"] if h.get("maximize") else h["lr"]
+        # (``not p._grad_is_stale`` is ``p.has_grad`` without the property call)
+        if not zero_grad:
+            for p in self.params:
+                if p.requires_grad and not p._grad_is_stale:
+                    _subtract_scaled(p._data, p.grad, lr)
+            return
+        for p in self.params:
+            if p.requires_grad and not p._grad_is_stale:
+                g, w = p._grad, p._data  # not stale: ``p.grad``'s array; w writable, g of its shape (checked above)
+                if g.flags.writeable:
+                    try:  # the gradient is ours to overwrite: w -= (lr * g) with no temporary
+                        g *= lr
+                        w -= g
+                    finally:  # even if interrupted: g no longer holds the gradient
+                        p.zero_grad()
+                    continue
+                _subtract_scaled(w, g, lr)  # anything unusual raises here with the gradient kept
+            p.zero_grad()
+
 
 class _WithBetas(Optimizer):
     """Base of the Adam family: ``betas=(beta1, beta2)``, each in [0, 1), stored as the
@@ -737,7 +745,7 @@ class _WithBetas(Optimizer):
 
     def __init__(self, params: Iterable[Parameter], betas: Any, hyper: Hyper) -> None:
         who = type(self).__name__
-        beta1, beta2 = _pair(who, "betas", betas, ("beta1", "beta2"))
+        beta1, beta2 = _two_values(who, "betas", betas, ("beta1", "beta2"))
         beta1 = _check_beta(who, "betas[0]", beta1)
         beta2 = _check_beta(who, "betas[1]", beta2)
         rest = dict(hyper)
@@ -1304,8 +1312,8 @@ class Rprop(Optimizer):
         maximize: bool = False,
     ) -> None:
         who = type(self).__name__
-        given = {"etas": _pair(who, "etas", etas, ("eta_minus", "eta_plus")),
-                 "step_sizes": _pair(who, "step_sizes", step_sizes, ("step_size_min", "step_size_max"))}
+        given = {"etas": _two_values(who, "etas", etas, ("eta_minus", "eta_plus")),
+                 "step_sizes": _two_values(who, "step_sizes", step_sizes, ("step_size_min", "step_size_max"))}
         eta_minus, eta_plus = (_number(who, f"etas[{i}]", v) for i, v in enumerate(given["etas"]))
         size_min, size_max = (_number(who, f"step_sizes[{i}]", v) for i, v in enumerate(given["step_sizes"]))
         problems = _rprop_problems(eta_minus, eta_plus, size_min, size_max)
