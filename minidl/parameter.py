@@ -19,26 +19,30 @@ _UINT_OF_SIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 class Parameter:
-    """A trainable tensor.
+    """A trainable tensor: its values and the gradient the back-pass adds into.
 
     Attributes:
         data: the values, a floating ``ndarray`` of any shape.
-        grad: ``dCost/d(data)``, same shape and dtype as ``data``; starts at zero.  Layers *add*
-            into it in ``backward`` (so a parameter shared by two layers gets the sum of both uses) and
-            optimizers read it in ``step``.  A new parameter, or one after :meth:`zero_grad`, has
-            *no* gradient (:attr:`has_grad` is False; ``grad`` reads as zeros) until a backward
-            writes it: optimizers skip it then, as PyTorch skips a ``.grad`` of ``None``.
-        requires_grad: ``False`` freezes the parameter: optimizers skip it, and the built-in
-            layers compute no gradient for it (it keeps no gradient, as in PyTorch).  A custom
-            layer may do the same; the gradient checker then reports the tensor as frozen instead
-            of checking it.  ``Layer.requires_grad_(False)`` freezes a whole layer.  (This is
-            unrelated to ``Layer.training``, which switches train/eval behaviour.)
-        bias_rows: the rows (a ``slice`` of axis 0) of ``data`` that are a bias, or None: ``slice(0, 1)``
-            for the bias row 0 that ``Dense``, the convolutions, the recurrent layers and
-            ``MultiHeadAttention`` absorb into their weights, ``slice(None)`` for a parameter that is a bias
-            whole (a norm layer's ``beta``).  Set by the layers (a custom layer with an absorbed bias
-            sets it too); an optimizer made with ``decay_bias=False`` leaves these rows out of the weight
-            decay, as PyTorch users put the biases in a group with ``weight_decay=0``.
+        grad: ``dCost/d(data)``, same shape and dtype as ``data``; starts at zero.  Layers *add* into it in
+            ``backward`` (so a parameter shared by two layers gets the sum of both uses) and optimizers read
+            it in ``step``; :meth:`zero_grad` sets it back to zero.
+        requires_grad: ``False`` freezes the parameter: optimizers skip it, and the built-in layers compute
+            no gradient for it.  ``Layer.requires_grad_(False)`` freezes a whole layer.
+        bias_rows: the rows (a ``slice`` of axis 0) of ``data`` that are a bias, or None (see below).
+
+    Implementation notes:
+
+    A new parameter, or one after :meth:`zero_grad`, has *no* gradient (:attr:`has_grad` is False;
+    ``grad`` reads as zeros) until a backward writes it: optimizers skip it then, as PyTorch skips a
+    ``.grad`` of ``None``.  A frozen parameter keeps no gradient, as in PyTorch; a
+    custom layer may skip it too, and the gradient checker then reports the tensor as frozen instead of
+    checking it (``requires_grad`` is unrelated to ``Layer.training``, which switches train/eval behaviour).
+
+    ``bias_rows`` is ``slice(0, 1)`` for the bias row 0 that ``Dense``, the convolutions, the recurrent
+    layers and ``MultiHeadAttention`` absorb into their weights, ``slice(None)`` for a parameter that is a
+    bias whole (a norm layer's ``beta``).  Set by the layers (a custom layer with an absorbed bias sets it
+    too); an optimizer made with ``decay_bias=False`` leaves these rows out of the weight decay, as PyTorch
+    users put the biases in a group with ``weight_decay=0``.
 
     ``data`` may be rebound to another floating ``ndarray`` (anything else is a ``DTypeError``, the
     parameter unchanged), ``grad`` to an ``ndarray`` of ``data``'s shape and dtype; layers look them up at

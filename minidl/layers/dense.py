@@ -71,9 +71,10 @@ class Dense(Layer):
         rng: RNGLike = None,
         dtype: DTypeLike = np.float64,
     ) -> None:
-        who = type(self).__name__  # (checked before anything is replaced: a refused __init__ run again on a
-        sizes = (_size(who, "in_features", in_features), _size(who, "out_features", out_features),  # built
-                 switch_setting(who, "bias", bias))  # layer leaves it as it was)
+        # Checked before anything is replaced: a refused __init__ run again on a built layer leaves it as it was.
+        who = type(self).__name__
+        sizes = (_size(who, "in_features", in_features), _size(who, "out_features", out_features),
+                 switch_setting(who, "bias", bias))
         weights = absorbed_weights(f"Dense({sizes[0]} -> {sizes[1]}, bias={sizes[2]})", sizes[0], sizes[1],
                                    bias=sizes[2], W=W, init=init, rng=rng, dtype=float_dtype(dtype, "Dense"))
         super().__init__()
