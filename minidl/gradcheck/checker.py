@@ -31,7 +31,21 @@ from ..parameter import Parameter
 from ..validation import checked_setting
 from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
-from .diagnosis import diagnose, factor_words, flat_words, is_input, swapped
+from .diagnosis import diagnose, factor_words, is_input
+from .findings import (
+    called_twice,
+    caveats,
+    contract_problems,
+    dtype_notes,
+    loss_hidden_notes,
+    name_repeated_indices,
+    name_swapped,
+    plain_arrays,
+    result_notes,
+    shared_factor,
+    unregistered,
+)
+from .names import label, layer_label, named_inputs
 from .numerics import (
     COARSE,
     FAIL,
@@ -186,7 +200,7 @@ class _Tensor:
     #: the parameter's ``bias_rows`` (``Parameter.bias_rows``: a slice of axis 0, or None), for the words
     bias_rows: slice | None = None
     #: after a per-element check with failing elements: the rows (positions on axis 0) holding one, and the rows
-    #: checked right (an element checked, none failing), for the repeated-index hint (see ``_repeated_index``)
+    #: checked right (an element checked, none failing), for the repeated-index hint (see ``findings.repeated_index``)
     rows: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -208,7 +222,7 @@ class _Call:
     generators: list[Any]
     modified: bool = False  # the forward changed the array it was given (in place)
     changed_params: tuple[str, ...] = ()  # trainable parameters the forward changed (watched calls only)
-    #: ``id`` of each array the call was given (per input, as ``_named_inputs`` orders them), before ``x`` was
+    #: ``id`` of each array the call was given (per input, as ``named_inputs`` orders them), before ``x`` was
     #: copied: a model input passed on as it is (an index array, a mask) is found by identity
     sources: tuple[int, ...] = ()
 
@@ -265,11 +279,6 @@ def _reversed(x: Any) -> Any:
     return x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
 
 
-def _named_inputs(x: Any) -> list[tuple[str, Any]]:
-    """The input's tensors by their names in the report: ``"input"``, or ``"input[i]"`` for several."""
-    return [(f"input[{i}]", a) for i, a in enumerate(x)] if is_several(x) else [("input", x)]
-
-
 def _form_problem(dx: Any, n: int) -> str | None:
     """What is wrong with the form of what ``backward`` returned for ``n`` inputs (a tuple of ``n``), or None."""
     if isinstance(dx, (tuple, list)) and len(dx) == n:
@@ -284,7 +293,7 @@ def _input_problems(x: Any, dx: Any, checked: Sequence[bool]) -> list[str]:
     """For several inputs, what is wrong with ``backward``'s tuple outside the checked floating inputs' own
     tensors: its form when no checked input is floating, and a gradient returned for an input that has none
     (``checked``: per input, whether ``check_input`` checks it; a float input left out may get anything)."""
-    named = _named_inputs(x)
+    named = named_inputs(x)
     if not is_several(x):
         return []
     floats = [isinstance(v, np.ndarray) and v.dtype.kind == "f" for _, v in named]
@@ -302,7 +311,7 @@ def _input_tensors(x: Any, dx: Any, dx2: Any, checked: Sequence[bool]) -> list[_
     ``dx2`` from a second backward at the same point): one array for one input, one entry per input
     of a tuple for several (``None`` for an input without gradient).  ``checked``: per input, whether
     ``check_input`` checks it."""
-    named = _named_inputs(x)
+    named = named_inputs(x)
     several = is_several(x)
     tensors = []
     for i, (name, value) in enumerate(named):
@@ -421,10 +430,6 @@ def _stale_hint(cls: type) -> str:
     return ""
 
 
-def _label(path: str, layer: Layer) -> str:
-    return f"'{path}' ({type(layer).__name__})" if path else f"the model itself ({type(layer).__name__})"
-
-
 def _draws_for_several(loss: Any) -> bool:
     """Whether ``loss.random_targets`` draws targets for a model's several outputs: a loss's own override
     (not the base ``Loss``'s, which draws for one array), in a built-in pair loss (``several_predictions``)
@@ -439,89 +444,6 @@ def _holds_nonfinite(value: Any) -> bool:
     """Whether a float array (or a tuple's) in ``value`` holds NaN or inf."""
     arrays = value if type(value) is tuple else (value,)
     return any(isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays)
-
-
-def _caveats(model: Layer, failing: Sequence[str]) -> list[str]:
-    """The :meth:`~minidl.Layer.backward_caveat` of each layer a failing tensor may owe its failure to: one of
-    its own, the input's, or one of a layer registered before it (upstream, in a model that registers its
-    layers in the order it runs them): not a layer's whose tensors pass while only later ones fail."""
-    paths = [path for path, _ in model.named_layers()]
-    owners = {"" if is_input(name) else name.rpartition(".")[0] for name in failing}
-    notes = []
-    for k, (path, layer) in enumerate(model.named_layers()):
-        caveat = layer.backward_caveat()
-        if caveat is not None and owners & {"", *paths[:k + 1]}:
-            notes.append(f"{_layer_label(path, layer)}: {caveat}")
-    return notes
-
-
-def _layer_label(path: str, layer: Layer, also: Sequence[str] = ()) -> str:
-    """``layer '0.1' (Dense)``, or ``the model itself (Net)`` at the top; with ``also``, the other paths the
-    same layer object sits at: ``layer 'a' (Dense, also at 'b')``."""
-    if not path:
-        return _label(path, layer)
-    if not also:
-        return f"layer {_label(path, layer)}"
-    return f"layer '{path}' ({type(layer).__name__}, also at {', '.join(f'{p!r}' for p in also)})"
-
-
-def _public_arrays(layer: Layer) -> dict[str, np.ndarray]:
-    """The layer's public ndarray attributes (a cache or a weight kept as a plain array)."""
-    return {name: value for name, value in vars(layer).items()
-            if not name.startswith("_") and isinstance(value, np.ndarray)}
-
-
-def _plain_arrays(model: Layer) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
-    """Every public float array attribute that is no buffer, by ``(layer id, name)``: the array and a
-    copy of its values."""
-    return {(id(layer), name): (value, value.copy()) for layer in model.layers()
-            for name, value in _public_arrays(layer).items() if name not in layer._buffers and value.dtype.kind == "f"}
-
-
-def _unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]],
-                  called: set[int], plain: bool = True) -> tuple[list[str], list[str]]:
-    """Notes on state a layer holds where neither the checker nor an optimizer can see it: a public
-    float array attribute that is no buffer (a weight kept as a plain array), and a ``Parameter`` or
-    ``Layer`` inside a helper object (registration looks at the layer's own attributes only).
-
-    ``first``: the plain arrays after the first pass (:func:`_plain_arrays`), which ran forward and
-    backward on other inputs (the batch reversed) and other weights; now, after every pass of the
-    check, a weight is the same array with the same values: made in ``__init__`` (or once, in the
-    first forward) and only read.  A cache is assigned again (``self.x = x``, by the layer, its
-    parent or its backward) or written again in place; it is not named, nor is an array of a layer
-    the forwards do not call (``called``: the ids of those they do).  ``plain=False`` (a layer checked
-    alone by ``check_layers``, whose parent's caches are not set again) skips these.  A helper object
-    that only points at registered layers or parameters (an alias, a hook holding its owner) is not
-    named.  Returns the notes, and the plain float arrays as the headline names them
-    (``"layer '1' (MyLinear) 'W'"``).
-    """
-    notes, plain_arrays = [], []
-    registered = {id(p) for p in model.parameters()} | {id(layer) for layer in model.layers()}
-    for path, layer in model.named_layers():
-        arrays = [name for name, value in _public_arrays(layer).items()
-                  if plain and id(layer) in called and (id(layer), name) in first
-                  and first[id(layer), name][0] is value and same(value, first[id(layer), name][1])]
-        hidden = []
-        for name, value in vars(layer).items():
-            if not name.startswith("_") and not isinstance(value, (Layer, Parameter, np.ndarray,
-                                                                   np.random.Generator, type)) \
-                    and hasattr(value, "__dict__") \
-                    and any(isinstance(v, (Parameter, Layer)) and id(v) not in registered
-                            for v in vars(value).values()):
-                hidden.append(name)
-        if arrays:
-            names = ", ".join(f"'{name}'" for name in arrays)
-            plain_arrays.append(f"{_layer_label(path, layer)} {names}")
-            notes.append(f"{_layer_label(path, layer)} holds the float array(s) {names}, neither parameters nor "
-                         "buffers, which no pass of the check changed: the check does not vary them and optimizers "
-                         "do not train them. A weight is an md.Parameter; a constant or running statistic, "
-                         "self.register_buffer; a workspace, a private name (self._buf)")
-        if hidden:
-            names = ", ".join(f"'{name}'" for name in hidden)
-            notes.append(f"{_layer_label(path, layer)}: the attribute(s) {names} hold parameters or layers inside "
-                         "another object, where they are not registered: the check does not see them and "
-                         "optimizers do not train them (assign them to the layer itself, or use md.LayerList)")
-    return notes, plain_arrays
 
 
 def _reach(value: Any, depth: int = 2) -> Iterator[Any]:
@@ -572,106 +494,6 @@ def _loss_state(loss: Any) -> list[Any]:
     return [p for _, p in named_loss_parameters(loss)] + held
 
 
-def _called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
-                  alone: dict[str, GradientReport]) -> list[str]:
-    """Notes on layers without sub-layers that ran more than once in one forward pass (``calls``: one
-    pass, recorded) while tensors other than the inputs fail.  A layer keeping one forward cache (every
-    built-in layer) computes every backward call from the last call's cache, so its gradients are wrong
-    in the model although its backward is right for one call.  Firm (and said on the tensors, over their
-    diagnosis) only for a layer of minidl's own whose own parameters fail; for a layer of the user's (which
-    may keep a cache per call, as an RNN cell does), or for tensors that are not the layer's own (which
-    may be upstream of it or not), it *may* be the cause.  No note for a layer that fails checked alone
-    (``alone``: check_layers' reports; its own backward is wrong, that note says so), nor when only the
-    inputs fail (the dx of any layer may be wrong).  Counted per layer object: one held at several paths
-    (``self.a = self.b = d``, twice in a LayerList) is named at each."""
-    # per layer object: one held at two paths (self.a = self.b = d) is one layer with one cache, run twice;
-    # the path is the one it was recorded (and checked alone) at, the first of named_layers
-    counts: dict[int, tuple[str, Layer, int]] = {}
-    for c in calls:
-        if c.path:
-            path, layer, n = counts.get(id(c.layer), (c.path, c.layer, 0))
-            counts[id(c.layer)] = (path, layer, n + 1)
-    if not any(n > 1 for _, _, n in counts.values()):
-        return []
-    failed = {r.name for r in results if not r.passed and not is_input(r.name)}
-    names = {id(p): name for name, p in model.named_parameters()}
-    places: dict[int, list[str]] = {}
-    for place, held in model.named_layers(remove_duplicate=False):
-        places.setdefault(id(held), []).append(place)
-    notes = []
-    for path, layer, n in counts.values():
-        if n < 2 or next(layer.children(), None) is not None or (path in alone and not alone[path].passed):
-            continue
-        own = sorted({names[id(p)] for p in layer.parameters() if id(p) in names} & failed)
-        others = sorted(name for name in failed if name in names.values() and name not in own)
-        if not (own or others):
-            continue
-        which = ", ".join(f"'{name}'" for name in own or others)
-        verb = "fails" if len(own or others) == 1 else "fail"
-        label = _layer_label(path, layer, [p for p in places.get(id(layer), ()) if p != path])
-        if own and minidl_own(layer):
-            for r in results:
-                if r.name in own:
-                    r.notes.append(f"{label} ran {n} times in one forward pass: the gradient is computed from one "
-                                   "stale forward cache (see the report's note), whatever the diagnosis says")
-            notes.append(f"{label} ran {n} times in one forward pass, and {which} {verb}: a built-in layer keeps "
-                         "one forward cache and computes every backward call from the last call's cache, so its "
-                         "gradients are wrong in the model although its backward is right for one call. Use a "
-                         "layer per call sharing the parameters (d2.W = d1.W), or a layer of your own that keeps a "
-                         "cache per call (docs/custom-layers.md)")
-        else:
-            where = "" if own else " (they may be upstream of it, or not)"
-            keeps = "every built-in layer keeps one" if minidl_own(layer) else \
-                "a layer of your own that keeps a cache per call (a stack, as an RNN cell's) is right, and " \
-                "then the diagnosis stands; one that keeps one forward cache"
-            notes.append(f"{label} ran {n} times in one forward pass, and {which} {verb}{where}: this may be the "
-                         f"cause: {keeps} computes every backward call from the last call's cache, so the "
-                         "gradients it gives are wrong in the model although its backward is right for one call "
-                         "(use a layer per call sharing the parameters, d2.W = d1.W)")
-    return notes
-
-
-def _repeated_index(t: _Tensor, result: TensorResult, x: Any, given: set[int]) -> str | None:
-    """The repeated-index hint for a failing parameter: its failing elements lie only in rows (positions on axis 0)
-    that an integer input holds more than once, and a row it holds once was checked right -- the signature of a
-    gradient scattered with ``grad[idx] += v``, which keeps one contribution per repeated index.  Only for an
-    integer input whose every value is a row of the parameter and that a forward of a layer holding the parameter
-    was given as it is (``given``: ``id`` of the arrays those forwards were given; a layer after an ``Embedding``
-    never sees the tokens), and never when a failing row is a bias row (``t.bias_rows``: not an index); else
-    None."""
-    if t.rows is None or is_input(t.name) or result.passed or result.problems:
-        return None
-    bad_rows, right_rows = t.rows
-    if t.bias_rows is not None and np.intersect1d(bad_rows, np.arange(t.array.shape[0])[t.bias_rows]).size:
-        return None
-    for name, value in _named_inputs(x):
-        if not (isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.size > 0) \
-                or id(value) not in given:
-            continue
-        values = value.reshape(-1)
-        if values.min() < 0 or values.max() >= t.array.shape[0]:
-            continue
-        counts = np.bincount(values, minlength=t.array.shape[0])
-        once = np.flatnonzero(counts == 1)
-        if bad_rows.size and np.all(counts[bad_rows] > 1) and np.intersect1d(once, right_rows).size:
-            which = "the input" if name == "input" else name
-            return (f"the failing elements lie only in rows {bad_rows.tolist()[:8]} of '{t.name}', which {which} "
-                    f"holds more than once, and rows it holds once ({np.intersect1d(once, right_rows).tolist()[:8]}) "
-                    "are right: a gradient scattered with grad[idx] += v keeps one contribution per repeated index "
-                    "(NumPy's fancy-index assignment does not add them up); use np.add.at(grad, idx, v)")
-    return None
-
-
-def _shared_factor(failed: list[TensorResult]) -> float | None:
-    """The factor analytic / numerical at the worst element, when two or more failing tensors share
-    it (to 1e-3) and it is not 1; else None."""
-    ratios = [r.analytic / r.numerical for r in failed
-              if math.isfinite(r.analytic) and math.isfinite(r.numerical) and r.numerical != 0]
-    if len(failed) < 2 or len(ratios) != len(failed) or abs(ratios[0] - 1) < 1e-3:
-        return None
-    return ratios[0] if all(abs(q - ratios[0]) <= 1e-3 * abs(ratios[0]) for q in ratios) else None
-
-
 class _Recorder:
     """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call.
 
@@ -712,7 +534,7 @@ class _Recorder:
             changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
                             if p.data.shape == before.shape and not same(p.data, before))
             self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed,
-                                    tuple(id(a) for _, a in _named_inputs(x))))
+                                    tuple(id(a) for _, a in named_inputs(x))))
             return y
 
         return forward
@@ -737,6 +559,114 @@ class _Recorder:
                     object.__delattr__(layer, method)
         for layer, method, value in self.own:
             object.__setattr__(layer, method, value)
+
+
+class _Culprits:
+    """What computes below float64, and which tensors it touches: the layers found from the recorded pass before
+    the tensors are checked (:meth:`GradientChecker._low_precision_layers`), the loss found as they are checked
+    (from the cost values, ``in_cost``), and per tensor the culprit it was judged for: the first, in the order of
+    the forward, that its change goes through (:meth:`GradientChecker._through`)."""
+
+    def __init__(self, checker: GradientChecker, program: Program, work: Layer, x: Any, calls: list[_Call]) -> None:
+        self.checker, self.program, self.work, self.calls = checker, program, work, calls
+        # a layer that computes below float64 (found now, from the recorded pass), and the loss (found as the
+        # tensors are checked, from the cost values: then the tensors already checked are checked again)
+        self.layers = checker._low_precision_layers(work, x, calls)
+        self.in_cost: np.dtype | None = None
+        self.from_loss = {name for name, _ in checker._loss_params}
+        # (for each culprit, the last stage it runs in: the tensors first used up to it may go through it)
+        self.upstream = [max((k for k, (_, layer) in enumerate(program.stages)
+                              if layer is call.layer or any(sub is call.layer for sub in layer.layers())), default=0)
+                         for call, _ in self.layers]
+        # (how each tensor's change meets each culprit, see _through; and the culprit each tensor was judged for)
+        self.paths: dict[tuple[str, int], _Path] = {}
+        self.judged_for: dict[str, int] = {}
+
+    def step(self, dtype: np.dtype) -> float:
+        """The relative step a tensor is judged on for that precision."""
+        return max(self.checker.eps, coarse_eps(dtype))
+
+    def goes_through(self, t: _Tensor, k: int) -> bool:
+        """Whether the change of ``t`` goes through the ``k``-th layer (asked of the forward once per pair)."""
+        if t.name in self.from_loss or t.stage > self.upstream[k]:
+            return False
+        if (t.name, k) not in self.paths:
+            call, dtype = self.layers[k]
+            self.paths[t.name, k] = self.checker._through(self.program, self.work, t, call.layer, dtype, self.calls,
+                                                          self.step(dtype))
+        return self.paths[t.name, k] is _Path.THROUGH
+
+    def coarse_for(self, t: _Tensor) -> Coarse | None:
+        """The precision ``t`` is judged for: the cost's, once found below float64; else the first layer's its change
+        goes through; None (float64) when there is none."""
+        if self.in_cost is not None:
+            return Coarse(self.in_cost, f"the cost is computed in {self.in_cost.name} (see the first note below the "
+                                        "table)", True, self.step(self.in_cost))
+        # (the first culprit the tensor's change goes through, in the order of the forward)
+        k = next((k for k in range(len(self.layers)) if self.goes_through(t, k)), None)
+        if k is None:
+            return None
+        self.judged_for[t.name] = k
+        call, dtype = self.layers[k]
+        return Coarse(dtype, f"{layer_label(call.path, call.layer)} computes in {dtype.name} and the cost "
+                             "depends on this tensor through it (see the first note below the table)", False,
+                      self.step(dtype))
+
+    def words(self, results: list[TensorResult], loss_name: str, f0: float) -> tuple[str | None, list[str]]:
+        """The report's headline and first notes on what computes below float64 (see
+        :func:`.precision.low_precision_words`), after :meth:`blame_swallowed` has said which results owe their
+        verdict to a layer that rounded their change away."""
+        lows = [r.name for r in results if r.low_precision is not None]
+        swallowed, lost, zero_backward = self.blame_swallowed(results, lows)
+        return low_precision_words(
+            self.in_cost, loss_name,
+            [LowLayer(layer_label(call.path, call.layer), call.y, dtype,
+                      tuple(name for name in lows if self.judged_for.get(name) == k),
+                      tuple(name for name, j in swallowed.items() if j == k),
+                      tuple(name for name, j in swallowed.items() if j == k and name in lost), tuple(zero_backward))
+             for k, (call, dtype) in enumerate(self.layers)], f0, lows)
+
+    def blame_swallowed(self, results: list[TensorResult],
+                        lows: list[str]) -> tuple[dict[str, int], set[str], set[str]]:
+        """The tensors whose change a layer below float64 rounded away (``lows``: those judged for a culprit
+        already), by the culprit; their results say so instead of a flat cost or a forward that ignores them.
+        Returns them, those not checked for it (``lost``), and those that backward gives 0 too."""
+        # (a tensor whose change the first culprit rounded away and no culprit showed: its numerical derivative of 0
+        # is that rounding's, which its diagnosis says instead of a forward that ignores the tensor)
+        swallowed: dict[str, int] = {}
+        for (name, k), path in self.paths.items():  # (each tensor's culprits in the order of the forward)
+            if path is _Path.SWALLOWED and name not in lows:
+                swallowed.setdefault(name, k)
+        # (one that backward gives 0 as well is not flat: the cost stayed put for the rounding's sake, and backward's
+        # 0 was not tested; not checked, and the layer is blamed for it in the headline)
+        lost: set[str] = set()
+        zero_backward: set[str] = set()  # (those of them that backward gives 0 too)
+        for r in results:
+            if r.name not in swallowed:
+                continue
+            call, dtype = self.layers[swallowed[r.name]]
+            layer, d = layer_label(call.path, call.layer), dtype.name
+            who = "the input" if r.name == "input" else r.name
+            why = (f"{layer} computes in {d} and its input moves with this tensor by less than {d} resolves, so its "
+                   "output did not move")
+            if r.flat:
+                lost.add(r.name)
+                zero_backward.add(r.name)
+                r.flat, r.coarse_agreed, r.checked, r.low_precision = False, r.checked, 0, d
+                r.diagnosis = (f"the cost did not move with {who} at the check's steps, and backward gives 0 too "
+                               f"(every derivative exactly 0): {why}, and backward's 0 was not tested (the true "
+                               "derivative need not be 0): it cannot be checked through that layer; make the layer "
+                               "compute in its input's dtype")
+            elif r.diagnosis is not None and r.diagnosis.startswith("the cost does not depend"):
+                what = "dx" if is_input(r.name) else "gradient"
+                if not r.problems:  # (not a FAIL of the backward, which was not tested: the layer is blamed instead)
+                    lost.add(r.name)
+                    r.passed, r.failed, r.coarse_agreed, r.checked, r.low_precision = True, 0, r.checked, 0, d
+                r.diagnosis = (f"the cost did not move with {who} at the check's steps (every numerical derivative "
+                               f"is exactly 0) while backward gives a non-zero {what}: {why} (not a forward that "
+                               "ignores the tensor): it cannot be checked through that layer; make the layer compute "
+                               "in its input's dtype")
+        return swallowed, lost, zero_backward
 
 
 class GradientChecker:
@@ -827,7 +757,7 @@ class GradientChecker:
         params: Collection[str] | None = None,
     ) -> None:
         self.model = model
-        self._whole_model = True  # False for a layer check_layers checks alone (see _unregistered)
+        self._whole_model = True  # False for a layer check_layers checks alone (see findings.unregistered)
         self._several_outputs = False  # True for one of those: its tuple of outputs takes sum_i R_i . y_i
         # parameters of one's own at a point where a wrong backward cannot show, (name, "zero" or "unit"), found by
         # a passing check; run() checks again with them moved (not when this is that second check)
@@ -882,12 +812,12 @@ class GradientChecker:
     def _checked_inputs(self, x: Any) -> list[bool]:
         """Per input of ``x``, whether ``check_input`` checks it; a tuple of another length than the inputs is
         a ``ValueError``."""
-        n = len(_named_inputs(x))
+        n = len(named_inputs(x))
         given = self.check_input
         if not isinstance(given, tuple):
             return [given] * n
         if len(given) != n:
-            are = f"{n} arrays ({', '.join(name for name, _ in _named_inputs(x))})" if is_several(x) else \
+            are = f"{n} arrays ({', '.join(name for name, _ in named_inputs(x))})" if is_several(x) else \
                 "one array"
             raise ValueError(f"{type(self).__name__}: check_input has {len(given)} entries, one per input, but the "
                              f"inputs are {are}; give one bool per input (or True/False for all)")
@@ -1086,71 +1016,106 @@ class GradientChecker:
         return work, loss, x, targets, rng
 
     def _run(self) -> GradientReport:
+        """One check, as a sequence of steps: the setup and the passes on a copy of the model (the analytic
+        gradients, then each tensor against central differences), then the report, with what the results,
+        the recorded calls and the model's state say together (see :mod:`.findings`)."""
         work, loss, x, targets, rng = self._prepare()
         # (refused before anything runs: check_input's length, and names params does not know)
         checked_inputs = self._checked_inputs(x)
         every = [name for name, _ in work.named_parameters()] + [name for name, _ in self._loss_params]
         chosen = self._chosen(every)
         first_pass = self._first_forward(work, x)
-        first_arrays = _plain_arrays(work)  # (compared at the end: what the check's passes leave alone)
-        in_place = first_pass.in_place
+        first_arrays = plain_arrays(work)  # (compared at the end: what the check's passes leave alone)
         if loss is not None and targets is None:
-            probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
-            y, _ = probe.baseline(check=False)  # (the loss judges its output)
-            # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
-            draw = getattr(loss, "random_targets", None)
-            if type(y) is not tuple:
-                targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
-            elif callable(draw) and _draws_for_several(loss):
-                targets = draw(y, rng)  # several outputs, and a loss that says what it takes for them
-            else:  # several outputs: N(0, 1) targets, one array each
-                targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
-            try:  # the loss judges them now, where its refusal can say where they came from
-                loss.forward(y if type(y) is tuple else np.asarray(y), targets)
-            except Exception as error:
-                about = str(error)
-                if isinstance(error, MinidlError) and "y_true" not in about \
-                        and ("y_pred" in about or not isinstance(error, TargetError)):
-                    raise  # (about the model's output alone, not the targets: said as it is)
-                # (a loss of one's own refusing with a ValueError, IndexError, ...: it may be about the
-                # targets, which the message cannot tell)
-                sure = isinstance(error, MinidlError)
-                hint = (f"({'the loss refused' if sure else 'raised by the loss on'} the targets the checker drew "
-                        f"for it with {type(loss).__name__}.random_targets: {'' if sure else 'if they are the cause, '}"
-                        "pass targets=, or override random_targets in the loss to draw targets it accepts)")
-                if not isinstance(error, MinidlError):
-                    # a user's exception is raised as it is (its type, args, errno, attributes and notes),
-                    # the hint a note on it (Python >= 3.11; on 3.10 unchanged)
-                    _add_note(error, hint)
-                    raise
-                again = _with_hint(error, hint)
-                if again is error:
-                    raise
-                raise again from error
+            targets = self._draw_targets(work, loss, x, rng)
         # (a forward that modifies its input in place would scale a reused stage input again at every
         # evaluation: each evaluation then runs the whole model from the input, as without reuse)
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix and first_pass.in_place is None,
                           several_outputs=self._several_outputs)
         y0, f0 = program.baseline()
-        calls = self._check_determinism(program, work, f0, in_place)
-        notes: list[str] = []
-        if isinstance(y0, np.ndarray) and y0.dtype.kind == "f" and y0.dtype.itemsize < 8:
-            notes.append(f"the model's output is {y0.dtype} although the check converted its parameters, buffers "
-                         "and inputs to float64 (astype): some layer computes in a dtype of its own (an attribute "
-                         "such as self.dtype?), so the cost has its round-off and correct gradients may fail; "
-                         "make the layer follow its input's or parameters' dtype, or convert that attribute in "
-                         "an override of astype")
-        for (name, value), checked_input in zip(_named_inputs(x), checked_inputs, strict=True):
-            if checked_input and not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
-                what = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
-                notes.append(f"{'the input' if name == 'input' else name} is {what}, not a float array: "
-                             f"dCost/d{name} is not checked")
+        calls = self._check_determinism(program, work, f0, first_pass.in_place)
+        notes = dtype_notes(y0, x, checked_inputs)
         problems: list[str] = []
         tensors = self._analytic(program, work, x, problems, chosen, checked_inputs)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
         first = x[0] if is_several(x) else x
         batch = first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else None
+        notes.extend(self._scope_notes(batch, every, chosen))
+        culprits = _Culprits(self, program, work, x, calls)
+        results = self._check_tensors(program, tensors, f0, batch, culprits)
+        headline, precision_notes = culprits.words(results, type(loss).__name__, f0)
+        # (after every pass: the analytic backward and the perturbed forwards have run again)
+        unregistered_notes, plain = unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
+        # (the first notes: the headline points at the precision notes)
+        notes[:0] = precision_notes + loss_hidden_notes(loss, self._loss_hidden) + unregistered_notes
+        cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
+        report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations,
+                                low_precision=headline, plain_arrays=plain)
+        report.problems.extend(problems)
+        layer_caveats = caveats(work, [r.name for r in results if not r.passed])
+        in_place = first_pass.in_place or next((c for c in calls if c.modified), None)
+        report.problems.extend(contract_problems(in_place, first_pass))
+        name_swapped(tensors, results)
+        name_repeated_indices(work, tensors, results, x, calls)
+        from_loss = {name for name, _ in self._loss_params}
+        # (only when every tensor fails: a factor in a middle layer's grad_output leaves the layers
+        # after it right, and would point at that layer, not at the loss)
+        judged = [r for r in results if r.mode != "frozen" and r.name not in from_loss]
+        shared = shared_factor(judged) if all(not r.passed and not r.problems for r in judged) else None
+        notes.extend(result_notes(report, from_loss, bool(precision_notes), shared))
+        loss_wrong = self._point_at_the_cause(report, loss, work, x, y0, program.targets, calls, judged)
+        self._note_blind_spots(report, work, tensors)
+        notes.extend(self._failure_advice(report, judged, shared, calls, first_pass, loss_wrong))
+        if not report.passed:  # (first: the failure is the layer's design, not a bug)
+            notes[:0] = layer_caveats
+        return report
+
+    def _draw_targets(self, work: Layer, loss: Any, x: Any, rng: np.random.Generator) -> Any:
+        """Targets for a loss given without them: ones it accepts (labels, probabilities), drawn by the loss itself
+        when it can say (``random_targets``), else N(0, 1) of the output's shape (one array per output).  The loss
+        judges them at once, where its refusal can say where they came from (pass targets=, or override
+        random_targets); a refusal about the model's output alone is raised as it is."""
+        probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
+        y, _ = probe.baseline(check=False)  # (the loss judges its output)
+        # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
+        draw = getattr(loss, "random_targets", None)
+        targets: Any
+        if type(y) is not tuple:
+            targets = draw(np.asarray(y), rng) if callable(draw) else rng.standard_normal(np.shape(y))
+        elif callable(draw) and _draws_for_several(loss):
+            targets = draw(y, rng)  # several outputs, and a loss that says what it takes for them
+        else:  # several outputs: N(0, 1) targets, one array each
+            targets = tuple(rng.standard_normal(np.shape(a)) for a in y)
+        try:  # the loss judges them now, where its refusal can say where they came from
+            loss.forward(y if type(y) is tuple else np.asarray(y), targets)
+        except Exception as error:
+            about = str(error)
+            if isinstance(error, MinidlError) and "y_true" not in about \
+                    and ("y_pred" in about or not isinstance(error, TargetError)):
+                raise  # (about the model's output alone, not the targets: said as it is)
+            # (a loss of one's own refusing with a ValueError, IndexError, ...: it may be about the
+            # targets, which the message cannot tell)
+            sure = isinstance(error, MinidlError)
+            hint = (f"({'the loss refused' if sure else 'raised by the loss on'} the targets the checker drew "
+                    f"for it with {type(loss).__name__}.random_targets: {'' if sure else 'if they are the cause, '}"
+                    "pass targets=, or override random_targets in the loss to draw targets it accepts)")
+            if not isinstance(error, MinidlError):
+                # a user's exception is raised as it is (its type, args, errno, attributes and notes),
+                # the hint a note on it (Python >= 3.11; on 3.10 unchanged)
+                _add_note(error, hint)
+                raise
+            again = _with_hint(error, hint)
+            if again is error:
+                raise
+            raise again from error
+        return targets
+
+    def _scope_notes(self, batch: int | None, every: list[str], chosen: set[str] | None) -> list[str]:
+        """Notes on what the check's scope leaves untested: a batch of one sample (a sum and a mean over the batch
+        are then the same; said on the whole model's first check only), and the parameters ``params=`` left out
+        (``every``: all the parameter names, ``chosen``: those checked, None for every one)."""
+        notes = []
         if batch == 1 and self._whole_model and not self._moved:
             notes.append("the inputs hold one sample (a batch of N = 1): a sum and a mean over the batch are then the "
                          "same, so a backward that mixes them up (a 1/N missing or too many) cannot fail here; check "
@@ -1159,52 +1124,24 @@ class GradientChecker:
             left = [name for name in every if name not in chosen]
             notes.append(f"params= chose {', '.join(repr(name) for name in self.params or ()) or 'no parameter'}: "
                          f"the parameter(s) {', '.join(repr(name) for name in left)} were not checked")
+        return notes
+
+    def _check_tensors(self, program: Program, tensors: list[_Tensor], f0: float, batch: int | None,
+                       culprits: _Culprits) -> list[TensorResult]:
+        """Each tensor checked against central differences (:meth:`_check_tensor`), judged for the precision of
+        the first low-precision layer its change goes through (``culprits``).  A cost found computed below float64
+        as the tensors are checked (from its values) has every tensor checked so far checked again for it; a cost
+        that has not moved is moved to tell a coarse one from a constant (:meth:`_stir`)."""
         results: list[TensorResult] = []
         shapes = [t.array.shape for t in tensors]
-        # a layer that computes below float64 (found now, from the recorded pass), and the loss (found as the
-        # tensors are checked, from the cost values: then the tensors already checked are checked again)
-        culprits = self._low_precision_layers(work, x, calls)
-        in_cost: np.dtype | None = None
-        from_loss = {name for name, _ in self._loss_params}
-        # (for each culprit, the last stage it runs in: the tensors first used up to it may go through it)
-        upstream = [max((k for k, (_, layer) in enumerate(program.stages)
-                         if layer is call.layer or any(sub is call.layer for sub in layer.layers())), default=0)
-                    for call, _ in culprits]
-        # (how each tensor's change meets each culprit, see _through; and the culprit each tensor was judged for)
-        paths: dict[tuple[str, int], _Path] = {}
-        judged_for: dict[str, int] = {}
-
-        def step(dtype: np.dtype) -> float:  # (the relative step a tensor is judged on for that precision)
-            return max(self.eps, coarse_eps(dtype))
-
-        def goes_through(t: _Tensor, k: int) -> bool:
-            if t.name in from_loss or t.stage > upstream[k]:
-                return False
-            if (t.name, k) not in paths:
-                call, dtype = culprits[k]
-                paths[t.name, k] = self._through(program, work, t, call.layer, dtype, calls, step(dtype))
-            return paths[t.name, k] is _Path.THROUGH
-
-        def coarse_for(t: _Tensor) -> Coarse | None:
-            if in_cost is not None:
-                return Coarse(in_cost, f"the cost is computed in {in_cost.name} (see the first note below the "
-                                       "table)", True, step(in_cost))
-            # (the first culprit the tensor's change goes through, in the order of the forward)
-            k = next((k for k in range(len(culprits)) if goes_through(t, k)), None)
-            if k is None:
-                return None
-            judged_for[t.name] = k
-            call, dtype = culprits[k]
-            return Coarse(dtype, f"{_layer_label(call.path, call.layer)} computes in {dtype.name} and the cost "
-                                 "depends on this tensor through it (see the first note below the table)", False,
-                          step(dtype))
+        loss = program.loss
 
         def check(i: int) -> TensorResult:
             t = tensors[i]
             t.notes[:], t.elements, t.rows = base_notes[i], None, None  # (as before a first check)
             try:
                 with program.probing():  # (NumPy's warnings off once for the tensor's probes, see Program.evaluate)
-                    return self._check_tensor(program, t, f0, batch, coarse_for(t))
+                    return self._check_tensor(program, t, f0, batch, culprits.coarse_for(t))
             except Exception as error:
                 _add_note(error, f"(GradientChecker: raised while perturbing tensor '{t.name}', "
                                  f"shape {tuple(t.array.shape)})")
@@ -1212,7 +1149,7 @@ class GradientChecker:
 
         base_notes = [list(t.notes) for t in tensors]
         # (for the analytic round-off probe, measured only if some element fails: see _analytic_noise)
-        self._live: tuple[Program, Layer, list[_Tensor]] | None = (program, work, tensors)
+        self._live: tuple[Program, Layer, list[_Tensor]] | None = (program, program.model, tensors)
         self._analytic_sigma: dict[str, np.ndarray] | None = None
         try:
             for i, t in enumerate(tensors):
@@ -1222,8 +1159,8 @@ class GradientChecker:
                 if flat is not None:
                     self._stir(program, tensors, flat, f0)
                 # (the verdicts so far took the cost for float64, or, should a later value not fit, for lower)
-                if loss is not None and program.tally.precision() != in_cost:
-                    in_cost = program.tally.precision()
+                if loss is not None and program.tally.precision() != culprits.in_cost:
+                    culprits.in_cost = program.tally.precision()
                     results[:] = [check(j) for j in range(i + 1)]
         finally:
             self._live = self._analytic_sigma = None
@@ -1231,139 +1168,49 @@ class GradientChecker:
             # backward as a matter of course: noise beside that failure; said only where backward is right)
             if not r.passed:
                 r.notes = [n for n in r.notes if not n.startswith("backward_params disagrees with backward for ")]
-        lows = [r.name for r in results if r.low_precision is not None]
-        # (a tensor whose change the first culprit rounded away and no culprit showed: its numerical derivative of 0
-        # is that rounding's, which its diagnosis says instead of a forward that ignores the tensor)
-        swallowed: dict[str, int] = {}
-        for (name, k), path in paths.items():  # (each tensor's culprits in the order of the forward)
-            if path is _Path.SWALLOWED and name not in lows:
-                swallowed.setdefault(name, k)
-        # (one that backward gives 0 as well is not flat: the cost stayed put for the rounding's sake, and backward's
-        # 0 was not tested; not checked, and the layer is blamed for it in the headline)
-        lost: set[str] = set()
-        zero_backward: set[str] = set()  # (those of them that backward gives 0 too)
-        for r in results:
-            if r.name not in swallowed:
-                continue
-            call, dtype = culprits[swallowed[r.name]]
-            layer, d = _layer_label(call.path, call.layer), dtype.name
-            who = "the input" if r.name == "input" else r.name
-            why = (f"{layer} computes in {d} and its input moves with this tensor by less than {d} resolves, so its "
-                   "output did not move")
-            if r.flat:
-                lost.add(r.name)
-                zero_backward.add(r.name)
-                r.flat, r.coarse_agreed, r.checked, r.low_precision = False, r.checked, 0, d
-                r.diagnosis = (f"the cost did not move with {who} at the check's steps, and backward gives 0 too "
-                               f"(every derivative exactly 0): {why}, and backward's 0 was not tested (the true "
-                               "derivative need not be 0): it cannot be checked through that layer; make the layer "
-                               "compute in its input's dtype")
-            elif r.diagnosis is not None and r.diagnosis.startswith("the cost does not depend"):
-                what = "dx" if is_input(r.name) else "gradient"
-                if not r.problems:  # (not a FAIL of the backward, which was not tested: the layer is blamed instead)
-                    lost.add(r.name)
-                    r.passed, r.failed, r.coarse_agreed, r.checked, r.low_precision = True, 0, r.checked, 0, d
-                r.diagnosis = (f"the cost did not move with {who} at the check's steps (every numerical derivative "
-                               f"is exactly 0) while backward gives a non-zero {what}: {why} (not a forward that "
-                               "ignores the tensor): it cannot be checked through that layer; make the layer compute "
-                               "in its input's dtype")
-        headline, precision_notes = low_precision_words(
-            in_cost, type(loss).__name__,
-            [LowLayer(_layer_label(call.path, call.layer), call.y, dtype,
-                      tuple(name for name in lows if judged_for.get(name) == k),
-                      tuple(name for name, j in swallowed.items() if j == k),
-                      tuple(name for name, j in swallowed.items() if j == k and name in lost), tuple(zero_backward))
-             for k, (call, dtype) in enumerate(culprits)], f0, lows)
-        # (after every pass: the analytic backward and the perturbed forwards have run again)
-        unregistered, plain_arrays = _unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
-        notes[:0] = unregistered
-        if self._loss_hidden:
-            names = ", ".join(f"'{name}'" for name in self._loss_hidden)
-            notes.insert(0, f"the loss ({type(loss).__name__}): the attribute(s) {names} hold parameters that the "
-                            "loss's named_parameters() does not give (inside another object, or left out by an "
-                            "override): the check does not see them (one the loss holds itself, self.log_s = "
-                            "md.Parameter(...), is checked as 'loss.log_s'; one in a list, tuple or mapping there, "
-                            "as 'loss.<name>.<index or key>'; override the loss's named_parameters() to name the "
-                            "others)")
-        notes[:0] = precision_notes  # (the first notes: the headline points at them)
-        cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
-        report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations,
-                                low_precision=headline, plain_arrays=plain_arrays)
-        report.problems.extend(problems)
-        caveats = _caveats(work, [r.name for r in results if not r.passed])
-        in_place = in_place or next((c for c in calls if c.modified), None)
-        if in_place is not None:
-            report.problems.append(
-                f"{_layer_label(in_place.path, in_place.layer)}: forward modified its input in place (the "
-                "layer contract: never modify x; the previous layer's cache or the caller's data is changed "
-                "behind its back, and the gradient was checked at the modified point)")
-        changed = first_pass.changed_params
-        if changed is not None:
-            names = ", ".join(f"'{name}'" for name in changed.changed_params)
-            report.problems.append(
-                f"{_layer_label(changed.path, changed.layer)}: forward changed the parameter(s) {names} (the "
-                "layer contract: a forward reads its parameters, only an optimizer changes them; the cost is "
-                "then not the function the back-pass differentiates, and the elements can look like kinks). "
-                "Compute from the parameter into a new array: w = W.data / norm, not W.data /= norm")
-        if first_pass.grad_modified is not None:
-            report.problems.append(
-                f"{_layer_label(*first_pass.grad_modified)}: backward modified its grad_output in place (the "
-                "layer contract: never modify grad_output; a model that uses it again, as Residual does for "
-                "its skip path, then gets wrong gradients). Write dx = grad_output * s, not grad_output *= s")
-        by_name = {r.name: r for r in results}
-        # a gradient written into another tensor's .grad (or returned as dx): its words replace the
-        # tensor's diagnosis, except a whole-tensor factor, which explains the values as well (the two
-        # numerical gradients are then proportional) and is kept beside it
-        found = swapped({t.name: (t.analytic, *t.elements) for t in tensors
-                         if t.elements is not None and t.analytic is not None})
-        for name, words in found.items():
-            old = by_name[name].diagnosis
-            by_name[name].diagnosis = f"{old}; or {words}" if old and old.startswith(
-                ("sign flip", "constant factor")) else words
-        # (per parameter, the arrays the forwards of the layers holding it were given, for the repeated-index hint)
-        given: dict[int, set[int]] = {}
-        for c in calls:
-            for p in c.layer._parameters.values():
-                given.setdefault(id(p), set()).update(c.sources)
-        by_tensor_id = {name: id(p) for name, p in work.named_parameters()}
-        for t, r in zip(tensors, results, strict=True):
-            repeated = _repeated_index(t, r, x, given.get(by_tensor_id.get(t.name, 0), set()))
-            if repeated is not None:
-                r.diagnosis = f"{r.diagnosis}; {repeated}" if r.diagnosis else repeated
-        if report.flat:  # (passed, with every derivative 0 on both sides: say that nothing was tested, and why)
-            notes.append(flat_words([r.name for r in report.flat],
-                                    [r.name for r in report.flat if r.unit == "elements" and r.checked < r.size],
-                                    bool(precision_notes)))
-        # (frozen tensors were not checked: they say nothing about the parameter gradients)
-        # (the loss's own parameters, loss.<name>, do not take dLoss/dy_pred: they say nothing about the
-        # model's back-pass, and a wrong dLoss/dy_pred leaves them right)
-        params_checked = [r for r in results if not is_input(r.name) and r.mode != "frozen"
-                          and r.name not in from_loss]
-        failed_inputs = [r for r in results if is_input(r.name) and r.failed]
-        # (a parameter all of whose elements were skipped at kinks passed without saying anything)
-        if failed_inputs and not any(r.problems for r in failed_inputs) \
-                and params_checked and all(r.passed and r.checked > 0 for r in params_checked):
-            notes.append("only the input gradient is wrong: every parameter gradient is right, so the "
-                         "error is in the dx that backward returns (a missing transpose, a wrong mask or "
-                         "factor in dx), not in the parameter updates")
-        # (only when every tensor fails: a factor in a middle layer's grad_output leaves the layers
-        # after it right, and would point at that layer, not at the loss)
-        judged = [r for r in results if r.mode != "frozen" and r.name not in from_loss]
-        shared = _shared_factor(judged) if all(not r.passed and not r.problems for r in judged) else None
-        if shared is not None:
-            notes.append(f"every tensor is off by the same factor (analytic = {shared:.4g} x numerical): "
-                         "the error is in what they all share -- the loss's backward, or the first step of the "
-                         "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
+        return results
+
+    def _point_at_the_cause(self, report: GradientReport, loss: Any, work: Layer, x: Any, y0: Any, targets: Any,
+                            calls: list[_Call], judged: list[TensorResult]) -> bool:
+        """Where the failures point, in notes: each layer checked alone (with ``check_layers``), a layer run more
+        than once in one forward pass with one cache, the loss checked alone, and check_layers' conclusion when
+        every layer passes alone.  Returns whether the loss's backward (its dLoss/dy_pred) is wrong."""
         unchecked = self._check_sublayers(report, calls, work, x) if self.check_layers else []
-        twice = _called_twice(work, calls, results, report.layers)
-        notes.extend(twice)
+        twice = called_twice(work, calls, report.results, report.layers)
+        report.notes.extend(twice)
+        loss_dy = self._check_loss(report, loss, work, judged, y0, targets)
+        self._conclude_layers(report, loss, loss_dy, judged, unchecked, twice)
+        return loss_dy is not None and not loss_dy.passed
+
+    def _failure_advice(self, report: GradientReport, judged: list[TensorResult], shared: float | None,
+                        calls: list[_Call], first_pass: _FirstPass, loss_wrong: bool) -> list[str]:
+        """Advice for a failing check: run with check_layers when several tensors fail and nothing already names
+        the cause (a ``shared`` factor, the loss's backward), and keep the forward's draw when a backward draws
+        from its layer's generator."""
+        notes = []
+        if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
+                and len({c.path for c in calls}) > 2 and not loss_wrong:
+            # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
+            notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
+                         "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
+        if not report.passed and first_pass.draws_in_backward is not None:
+            notes.append(f"{layer_label(*first_pass.draws_in_backward)}: backward draws from the layer's random "
+                         "generator: the noise it uses is then not the forward's; keep the forward's draw (its "
+                         "mask or noise) in the cache and reuse it in backward")
+        return notes
+
+    def _check_loss(self, report: GradientReport, loss: Any, work: Layer, judged: list[TensorResult], y0: Any,
+                    targets: Any) -> TensorResult | None:
+        """The loss checked alone on the model's output ``y0`` when the model's own tensors (``judged``) fail and
+        the loss may be to blame, and a note when that finds its dLoss/dy_pred or its own parameters' gradient
+        wrong; returns the dLoss/dy_pred result (None when it was not checked)."""
         # the loss checked alone on the model's output, when the model's own tensors fail and the loss may be
         # to blame: with check_layers (no layer to blame), or when every tensor fails
         model_failed = [r for r in judged if not r.passed]
         loss_alone = None
         if loss is not None and model_failed and not any(r.problems for r in model_failed) \
                 and (self.check_layers or len(model_failed) == len(judged)) and not isinstance(work, Identity):
-            loss_alone = self._check_loss_alone(y0, program.targets)
+            loss_alone = self._check_loss_alone(y0, targets)
             report.evaluations += loss_alone.evaluations if loss_alone is not None else 0
         # judged by its dLoss/dy_pred (the Identity's input row); its own parameters are named apart: a wrong
         # gradient into them leaves the model's back-pass right
@@ -1376,13 +1223,23 @@ class GradientChecker:
                 f" (worst element {loss_dy.worst_index}: analytic {loss_dy.analytic:.6g}, numerical " \
                 f"{loss_dy.numerical:.6g})"
             also = f" (and so do its parameter(s) {loss_params_failed})" if loss_params_failed else ""
-            notes.append(f"the loss's backward is wrong: checked alone on the model's output, {type(loss).__name__}"
-                         f".backward() (dLoss/dy_pred) fails{words}{also}; the model's tensors fail because the "
-                         "back-pass starts from that gradient")
+            report.notes.append(f"the loss's backward is wrong: checked alone on the model's output, "
+                                f"{type(loss).__name__}.backward() (dLoss/dy_pred) fails{words}{also}; the model's "
+                                "tensors fail because the back-pass starts from that gradient")
         elif loss_params_failed:
-            notes.append(f"checked alone on the model's output, {type(loss).__name__}.backward()'s dLoss/dy_pred is "
-                         "right: the model's tensors fail for a reason of their own; apart from that, the gradient "
-                         f"the loss adds into its parameter(s) {loss_params_failed} is wrong")
+            report.notes.append(f"checked alone on the model's output, {type(loss).__name__}.backward()'s "
+                                "dLoss/dy_pred is right: the model's tensors fail for a reason of their own; apart "
+                                f"from that, the gradient the loss adds into its parameter(s) {loss_params_failed} "
+                                "is wrong")
+        return loss_dy
+
+    def _conclude_layers(self, report: GradientReport, loss: Any, loss_dy: TensorResult | None,
+                         judged: list[TensorResult], unchecked: list[str], twice: list[str]) -> None:
+        """check_layers' conclusion, when the model fails while every layer checked alone passes (and the loss checked
+        alone, ``loss_dy``, is not wrong): the error is in how the model combines its layers' gradients, in a layer
+        not checked alone (``unchecked``), or in a layer run more than once (``twice``: those notes)."""
+        loss_wrong = loss_dy is not None and not loss_dy.passed
+        model_failed = [r for r in judged if not r.passed]
         if not loss_wrong and self.check_layers and model_failed and report.layers \
                 and all(r.passed for r in report.layers.values()):
             also = f", and so does the loss {type(loss).__name__} (checked alone on the model's output)" \
@@ -1397,8 +1254,13 @@ class GradientChecker:
             if twice:
                 cause = "the layer(s) run more than once in one forward pass (see the note above) are the likely " \
                     f"cause; if not, {cause}"
-            notes.append(f"every layer {'checked alone passes' if unchecked else 'passes alone'}{also}, yet the model "
-                         f"fails: {cause}")
+            report.notes.append(f"every layer {'checked alone passes' if unchecked else 'passes alone'}{also}, yet "
+                                f"the model fails: {cause}")
+
+    def _note_blind_spots(self, report: GradientReport, work: Layer, tensors: list[_Tensor]) -> None:
+        """On a passing check of the whole model, a note on the parameters of one's own at a point where a wrong
+        backward cannot show (all zero; all 1 or -1), kept in ``_blind`` for :meth:`run` to check again with them
+        moved off it (:meth:`_check_moved`)."""
         # a parameter all zero at the point: every term it multiplies is zero there, right or wrong.  Only the
         # user's layers' and the loss's: a built-in layer's backward is tested at random points (its zero
         # LayerNorm/BatchNorm beta, added, not multiplied, at every model's init would make it noise)
@@ -1419,22 +1281,10 @@ class GradientChecker:
              f"not T**2){_BLIND_ADVICE['unit']}"),
         ]
         if report.passed and self._whole_model:
-            notes.extend(f"the parameter(s) {', '.join(repr(name) for name in names)} {words}"
-                         for names, words in blind_spots if names)
+            report.notes.extend(f"the parameter(s) {', '.join(repr(name) for name in names)} {words}"
+                                for names, words in blind_spots if names)
             self._blind = [(name, kind) for (names, _), kind in zip(blind_spots, ("zero", "unit"), strict=True)
                            for name in names]
-        if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
-                and len({c.path for c in calls}) > 2 and not loss_wrong:
-            # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
-            notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
-                         "names the ones that fail (a wrong dx fails every tensor upstream of its layer)")
-        if not report.passed and first_pass.draws_in_backward is not None:
-            notes.append(f"{_layer_label(*first_pass.draws_in_backward)}: backward draws from the layer's random "
-                         "generator: the noise it uses is then not the forward's; keep the forward's draw (its "
-                         "mask or noise) in the cache and reuse it in backward")
-        if not report.passed:  # (first: the failure is the layer's design, not a bug)
-            notes[:0] = caveats
-        return report
 
     # ------------------------------------------------------------------ precision
     def _low_precision_layers(self, work: Layer, x: Any, calls: list[_Call]) -> list[tuple[_Call, np.dtype]]:
@@ -1670,7 +1520,7 @@ class GradientChecker:
             )
         if in_place is not None:
             raise NonDeterministicError(
-                f"GradientChecker: {_layer_label(in_place.path, in_place.layer)}: forward modified its input "
+                f"GradientChecker: {layer_label(in_place.path, in_place.layer)}: forward modified its input "
                 f"in place, so every evaluation starts from a different input and evaluations at the same "
                 f"point gave different costs ({f0!r}, {again!r}, {f1!r}, {f2!r}). Never modify x in forward "
                 "(write y = x * 2, not x *= 2; np.maximum(x, 0), not np.maximum(x, 0, out=x))."
@@ -1679,9 +1529,9 @@ class GradientChecker:
         for c1, c2 in zip(calls1, calls2, strict=False):
             if not same(c1.y, c2.y):
                 if same(c1.x, c2.x):
-                    where = (f"{_layer_label(c1.path, c1.layer)}: the same input gave a different output")
+                    where = (f"{layer_label(c1.path, c1.layer)}: the same input gave a different output")
                 else:
-                    where = (f"{_layer_label(c1.path, c1.layer)}, whose input already differed (state kept "
+                    where = (f"{layer_label(c1.path, c1.layer)}, whose input already differed (state kept "
                              "outside the registered layers?)")
                 break
         else:
@@ -1840,7 +1690,7 @@ class GradientChecker:
         if type(work).backward_params is not Layer.backward_params:
             params = list(work.named_parameters())
             try:
-                compare(work, _label("", work), params, model_run)
+                compare(work, label("", work), params, model_run)
             finally:
                 work.zero_grad()
         rng = np.random.default_rng([self.seed, 17])
@@ -1864,7 +1714,7 @@ class GradientChecker:
                 getattr(alone, name)(upstream.copy())
                 return [p.grad.copy() for _, p in alone.named_parameters()]
 
-            compare(layer, _label(call.path, layer), sub_params, layer_run)
+            compare(layer, label(call.path, layer), sub_params, layer_run)
 
     # ------------------------------------------------------------------ numerical side
     def _noise(self, program: Program, t: _Tensor, f0: float, coarse: Coarse | None = None) -> float:
@@ -2589,7 +2439,7 @@ class GradientChecker:
         ``check_input`` leaves out is left out there too (a mask passed on; one computed from it is checked), and
         with ``params=`` only the chosen parameters are (by identity, under the layer's own names; a layer none of
         whose parameters is chosen checks only its inputs), as the note on the parameters not checked says."""
-        left_out = {id(a) for (_, a), checked in zip(_named_inputs(x), self._checked_inputs(x), strict=True)
+        left_out = {id(a) for (_, a), checked in zip(named_inputs(x), self._checked_inputs(x), strict=True)
                     if not checked}
         chosen = None if self.params is None else \
             {id(p) for name, p in work.named_parameters() if name in self.params}
@@ -2600,21 +2450,21 @@ class GradientChecker:
             if not path or path in done or type(layer) in (Sequential, LayerList):
                 continue
             done.add(path)
-            if not all(isinstance(a, np.ndarray) and a.dtype.kind in "fiub" for _, a in _named_inputs(call.x)):
-                unchecked.append(_layer_label(path, layer))
-                report.notes.append(f"{_layer_label(path, layer)}: input is not a float, integer or boolean array "
+            if not all(isinstance(a, np.ndarray) and a.dtype.kind in "fiub" for _, a in named_inputs(call.x)):
+                unchecked.append(layer_label(path, layer))
+                report.notes.append(f"{layer_label(path, layer)}: input is not a float, integer or boolean array "
                                     "(or a tuple of such arrays), not checked alone")
                 continue
             if type(call.y) is tuple and not any(isinstance(a, np.ndarray) and a.dtype.kind in "fc"
                                                  for a in call.y):  # (a tuple of several outputs takes
                 # sum_i R_i . y_i over its float ones; without one, nothing is differentiable)
-                unchecked.append(_layer_label(path, layer))
-                report.notes.append(f"{_layer_label(path, layer)}: returns several outputs (a tuple) none of which "
+                unchecked.append(layer_label(path, layer))
+                report.notes.append(f"{layer_label(path, layer)}: returns several outputs (a tuple) none of which "
                                     "is a float array: not checked alone (the whole model's check covers it)")
                 continue
-            if any(a.ndim >= 1 and a.shape[0] == 0 for _, a in _named_inputs(call.x)):
-                unchecked.append(_layer_label(path, layer))
-                report.notes.append(f"{_layer_label(path, layer)}: its input is an empty batch (no sample), on "
+            if any(a.ndim >= 1 and a.shape[0] == 0 for _, a in named_inputs(call.x)):
+                unchecked.append(layer_label(path, layer))
+                report.notes.append(f"{layer_label(path, layer)}: its input is an empty batch (no sample), on "
                                     "which nothing can be checked: not checked alone")
                 continue
             alone = copy.deepcopy(layer)
@@ -2622,8 +2472,8 @@ class GradientChecker:
                 g.bit_generator.state = state
             if _holds_nonfinite(call.x) or _holds_nonfinite(call.y):  # (as the recorded pass saw them)
                 # (a -inf padding before a max pool: the padding's output, the pool's input)
-                unchecked.append(_layer_label(path, layer))
-                report.notes.append(f"{_layer_label(path, layer)}: its input or output holds NaN/inf, so a cost "
+                unchecked.append(layer_label(path, layer))
+                report.notes.append(f"{layer_label(path, layer)}: its input or output holds NaN/inf, so a cost "
                                     "near it is not a number: not checked alone (the whole model's check covers it)")
                 continue
             own_inputs = [source not in left_out for source in call.sources] or [True]
@@ -2642,15 +2492,15 @@ class GradientChecker:
                 if type(call.y) is not tuple:
                     raise
                 # (a layer whose model uses one of its outputs may take one gradient, not the tuple)
-                unchecked.append(_layer_label(path, layer))
-                report.notes.append(f"{_layer_label(path, layer)}: returns several outputs (a tuple), and its "
+                unchecked.append(layer_label(path, layer))
+                report.notes.append(f"{layer_label(path, layer)}: returns several outputs (a tuple), and its "
                                     f"backward did not take a tuple of their gradients ({type(error).__name__}): "
                                     "not checked alone (the whole model's check covers it)")
                 continue
             report.layers[path] = sub
             report.evaluations += sub.evaluations
         # (one that fails only for computing below float64 is said to, not taken for a wrong backward)
-        guilty = [f"{_label(p, next(c.layer for c in calls if c.path == p))}"
+        guilty = [f"{label(p, next(c.layer for c in calls if c.path == p))}"
                   + (" (it computes below float64: not checked, see its report)" if r.low_precision and not r.failed
                      and not r.problems else "")
                   for p, r in report.layers.items() if not r.passed]
