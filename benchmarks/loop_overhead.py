@@ -70,8 +70,9 @@ def build(dtype: type, seed: int = 0) -> md.Sequential:
 
 
 def fit_backward_name() -> str:
-    """Which backward ``fit`` calls on the model (read from its source: ``backward_params`` or ``backward``)."""
-    source = inspect.getsource(training.fit)
+    """Which backward ``fit`` calls on the model (read from the source of ``training._Training``, the class whose
+    ``__init__`` picks it and whose ``train_batches`` runs fit's steps: ``backward_params`` or ``backward``)."""
+    source = inspect.getsource(training._Training)
     return "backward_params" if "backward_params" in source else "backward"
 
 

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -794,6 +795,499 @@ def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
     return step_then_zero
 
 
+def _check_fit_objects(who: str, model: Any, loss: Any, optimizer: Any, scheduler: Any,
+                       scheduler_interval: str) -> bool:
+    """Refuse a ``model``, ``loss``, ``optimizer`` or ``scheduler`` of the wrong kind, or a scheduler of another
+    optimizer or of an interval it cannot step at; True when the scheduler steps every batch."""
+    if not isinstance(model, Layer):
+        raise TypeError(f"{who}: model must be a Layer, got {type(model).__name__}")
+    if not isinstance(loss, Loss):
+        given = f"the class {loss.__name__}" if isinstance(loss, type) else type(loss).__name__
+        raise TypeError(f"{who}: loss must be a minidl Loss instance (e.g. CrossEntropyLoss()), got {given}")
+    if not isinstance(optimizer, Optimizer):
+        given = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else type(optimizer).__name__
+        raise TypeError(f"{who}: optimizer must be a minidl Optimizer instance (e.g. "
+                        f"Adam(model.parameters())), got {given}")
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        raise TypeError(f"{who}: scheduler must be an LRScheduler, got {type(scheduler).__name__}")
+    if scheduler is not None and scheduler.optimizer is not optimizer:
+        raise ValueError(f"{who}: the scheduler drives a different optimizer than the one passed")
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ValueError(f"{who}: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
+    per_batch = scheduler is not None and scheduler_interval == "batch"
+    if per_batch and isinstance(scheduler, ReduceLROnPlateau):
+        raise ValueError(f"{who}: ReduceLROnPlateau steps on an epoch's figures, so it cannot step every batch "
+                         "(scheduler_interval='batch'); use scheduler_interval='epoch'")
+    return per_batch
+
+
+def _check_epochs(who: str, epochs: Any, initial_epoch: Any) -> tuple[int, int]:
+    """``epochs`` (the number of the last epoch) and ``initial_epoch`` (the epochs done before), checked."""
+    epochs = _positive_int(who, "epochs", epochs, minimum=0)
+    if isinstance(initial_epoch, bool) or not is_integer(initial_epoch) or not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"{who}: initial_epoch must be an int in [0, epochs], the epochs done before this fit "
+                         f"(epochs is the number of the last epoch, as in Keras: fit(..., initial_epoch=2, epochs=5) "
+                         f"trains epochs 3 to 5), got initial_epoch={initial_epoch!r} with epochs={epochs}")
+    return epochs, int(initial_epoch)
+
+
+def _check_trained_parameters(who: str, model: Layer, loss: Loss,
+                              optimizer: Optimizer) -> tuple[list[Parameter], list[tuple[str, Parameter]]]:
+    """Refuse an optimizer that holds none of the model's parameters, or a loss with trainable parameters
+    nothing trains; returns the model's parameters and the loss's named ones."""
+    model_params = model.parameters()
+    own = {id(p) for p in model_params}
+    if not any(id(p) in own for p in optimizer.params):
+        raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
+                         "(was it built on another model, or before the model was copied?)")
+    # (a loss's own parameter, a learnable scale, that nothing trains; not one of a layer it holds: a critic
+    # trained by a fit of its own)
+    loss_named = named_loss_parameters(loss)
+    held = {id(p) for p in optimizer.params} | own | {id(p) for _, v in _held_objects(loss) if isinstance(v, Layer)
+                                                     for p in v.parameters()}
+    untrained = [f"'{name}'" for name, p in loss_named if p.requires_grad and id(p) not in held]
+    if untrained:
+        raise ValueError(f"{who}: the loss {type(loss).__name__} holds trainable parameter(s) {', '.join(untrained)} "
+                         "that the optimizer does not, so they would never be trained: give them to it, e.g. "
+                         f"{type(optimizer).__name__}([*model.parameters(), *loss.parameters()], ...), or freeze "
+                         "them (p.requires_grad = False)")
+    return model_params, loss_named
+
+
+def _split_data(who: str, model: Layer, x: Any, y: Any, validation_data: Any, validation_split: Any
+                ) -> tuple[Inputs, np.ndarray, Any, float, int, str]:
+    """``(x, y)`` checked and, with ``validation_split``, split: ``(x, y, validation_data, split, val_first,
+    held_out)``, x (N, ...) and y (N, ...) the samples to train on, ``validation_data`` the held-out ones (else as
+    given), ``split`` the fraction, ``val_first`` the number of the validation data's first sample in messages,
+    ``held_out`` what the messages add to "N samples"."""
+    if not (is_number(validation_split) and 0.0 <= validation_split < 1.0):
+        raise ValueError(f"{who}: validation_split must be a number in [0, 1), got {validation_split!r}")
+    split = float(validation_split)  # (a float16 fraction would compute in float16)
+    if split and validation_data is not None:
+        raise ValueError(f"{who}: give validation_data or validation_split, not both")
+    x, y = _check_data(model, x, y, who)
+    held_out = ""  # with validation_split, what the messages call the training data and the validation data
+    val_first = 0  # the number of the validation data's first sample in messages
+    if split:  # Keras's rule: the last samples, before any shuffling
+        total = count(x)
+        kept = math.floor(total * (1.0 - split))
+        if not 0 < kept < total:
+            raise ValueError(f"{who}: validation_split={validation_split!r} of {total} sample(s) leaves "
+                             f"{kept} to train on and {total - kept} to validate on; each needs at least one")
+        validation_data = (rows(x, kept, total), y[kept:])
+        x, y = rows(x, 0, kept), y[:kept]
+        held_out, val_first = f" (the first {kept} of x; validation_split holds out the other {total - kept})", kept
+    return x, y, validation_data, split, val_first, held_out
+
+
+def _check_schedule_length(who: str, scheduler: LRScheduler | None, per_batch: bool, trained: int,
+                           n_batches: int) -> None:
+    """Refuse a schedule that cannot step past its end (``total_steps``) when this fit would step it further, or
+    that is made to step every batch while it would step every epoch."""
+    limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
+    if scheduler is not None and limit is not None:  # refused before anything (early stopping's record) changes
+        if not per_batch and n_batches > 1 and limit == scheduler.last_epoch + trained * n_batches:
+            raise ValueError(
+                f"{who}: the {type(scheduler).__name__} has total_steps={limit}, this fit's {trained} epoch(s) x "
+                f"{n_batches} batches: it is made to step every batch, but scheduler_interval is 'epoch', so it "
+                f"would take {trained} of its {limit} steps; pass scheduler_interval='batch'")
+        planned = trained * (n_batches if per_batch else 1)
+        if scheduler.last_epoch + planned > limit:
+            raise ValueError(
+                f"{who}: the {type(scheduler).__name__} has total_steps={limit} and has stepped "
+                f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({trained} epoch(s)"
+                f"{f' x {n_batches} batch(es)' if per_batch else ''}); make it with total_steps >= "
+                f"{scheduler.last_epoch + planned}")
+
+
+def _check_validation_data(who: str, model: Layer, validation_data: Any) -> tuple[Inputs, np.ndarray] | None:
+    """``validation_data`` checked as a pair ``(x_val (M, ...), y_val (M, ...))``; None without it."""
+    val: tuple[Inputs, np.ndarray] | None = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            given = f"a {type(validation_data).__name__}" + (
+                f" of {len(validation_data)} item(s)" if isinstance(validation_data, (tuple, list)) else "")
+            raise TypeError(f"{who}: validation_data must be a pair (x_val, y_val), got {given}")
+        val = _check_data(model, validation_data[0], validation_data[1], who, "validation ")
+    return val
+
+
+def _resolve_monitors(who: str, metrics: Any, loss: Loss, val: Any, early_stopping: EarlyStopping | None,
+                      scheduler: LRScheduler | None) -> tuple[Any, list[tuple[str, Any]], list[tuple[Any, str]]]:
+    """The metrics resolved, and the monitors of ``early_stopping`` and a ``ReduceLROnPlateau`` checked against the
+    figures this fit records: ``(metrics, metric_fns, decided)``, ``metrics`` as given (a sequence made a list),
+    ``metric_fns`` its ``(name, fn)`` pairs, ``decided`` each watcher with ``mode="auto"`` and its direction."""
+    if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
+        metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
+    metric_fns = _resolve_metrics(metrics, loss, who)
+    keys = ["loss", *(name for name, _ in metric_fns)]
+    keys += [f"val_{k}" for k in keys] if val is not None else []
+    for watcher in (early_stopping, scheduler):  # a monitor is refused now, not after the first epoch's work
+        if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher.monitor not in keys:
+            close = difflib.get_close_matches(watcher.monitor, keys, n=1)
+            hint = " (val_ figures need validation_data or validation_split)" \
+                if watcher.monitor.startswith("val_") and val is None else \
+                " (as a figure: the history's lr is the schedule's, not the model's)" \
+                if watcher.monitor == "lr" else f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
+                             f"does not record{hint}; it records {keys}")
+    decided: list[tuple[Any, str]] = []  # mode="auto" decided by this fit's metrics, set when it begins
+    for watcher in (early_stopping, scheduler):
+        if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher._mode_auto:
+            try:
+                direction = _declared_direction(watcher.monitor, metric_fns) or monitor_direction(watcher.monitor)
+            except ValueError as error:
+                raise ValueError(f"{who}: {error}") from None
+            if direction is None:
+                raise ValueError(unknown_direction(f"{who}: {type(watcher).__name__}", watcher.monitor))
+            if isinstance(watcher, ReduceLROnPlateau) and watcher.last_epoch > 0 and direction != watcher.mode:
+                raise ValueError(f"{who}: the ReduceLROnPlateau's mode='auto' was decided {watcher.mode!r} for "
+                                 f"{watcher.monitor!r} and it has stepped (its best value is of that direction), but "
+                                 f"this fit's metrics say {direction!r}; make a new ReduceLROnPlateau")
+            decided.append((watcher, direction))
+    return metrics, metric_fns, decided
+
+
+def _check_resumable(who: str, early_stopping: EarlyStopping | None, scheduler: LRScheduler | None,
+                     initial_epoch: int) -> None:
+    """Refuse an ``EarlyStopping`` loaded from a run whose last epoch is not ``initial_epoch``, or a scheduler that
+    cannot step (inside another schedule, or its lr changed by another hand)."""
+    if early_stopping is not None and initial_epoch and early_stopping._resume \
+            and early_stopping._epoch != initial_epoch:
+        raise ValueError(f"{who}: initial_epoch={initial_epoch}, but the EarlyStopping goes on from a loaded run whose "
+                         f"last epoch was {early_stopping._epoch}; pass initial_epoch={early_stopping._epoch} (or 0: "
+                         "it then numbers this fit's epochs after its run)")
+    if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):
+        try:  # a schedule inside another, or an lr another hand changed, is refused now, not after an epoch
+            scheduler._check_can_step()
+        except RuntimeError as error:
+            raise RuntimeError(f"{who}: {error}") from None
+
+
+@dataclass
+class _FitPlan:
+    """``fit``'s arguments checked and resolved by :func:`_plan_fit` (named as ``fit``'s, with what follows from
+    them)."""
+
+    epochs: int
+    initial_epoch: int
+    trained: int  # the epochs this fit trains
+    batch_size: int
+    validation_batch_size: int
+    verbose: int
+    x: Inputs  # (N, ...) the samples to train on (without validation_split's held-out ones)
+    y: np.ndarray  # (N, ...) their targets
+    n: int  # N
+    n_batches: int  # the batches of an epoch
+    val: tuple[Inputs, np.ndarray] | None  # (x_val (M, ...), y_val (M, ...)), or None: no validation
+    split: float  # validation_split
+    val_first: int  # the number of the validation data's first sample in messages
+    metrics: Any  # as given, a sequence made a list (the last fit's, for evaluate())
+    metric_fns: list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]
+    decided: list[tuple[Any, str]]  # mode="auto" decided by this fit's metrics, set when it begins
+    scheduler: LRScheduler | None
+    per_batch: bool  # the scheduler steps every batch
+    early_stopping: EarlyStopping | None
+    shuffle: bool
+    generator: np.random.Generator
+    check_gradients: bool
+    clip_grad_norm: float | None
+    every: int  # gradcheck_every, 0 for no gradient check
+    gradcheck_samples: int
+    model_params: list[Parameter]
+    loss_named: list[tuple[str, Parameter]]  # the loss's own parameters, by name
+
+
+def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, optimizer: Optimizer, *, epochs: int,
+              initial_epoch: int, batch_size: int, validation_data: tuple[Inputs, np.ndarray] | None,
+              validation_split: float, metrics: Sequence[MetricLike] | None, shuffle: bool, rng: RNGLike,
+              scheduler: LRScheduler | None, scheduler_interval: str, verbose: int, validation_batch_size: int,
+              check_gradients: bool, drop_last: bool, clip_grad_norm: float | None,
+              early_stopping: EarlyStopping | None, gradcheck_every: int | None, gradcheck_samples: int) -> _FitPlan:
+    """``fit``'s arguments checked, in the order its messages are raised, and resolved (before anything changes):
+    the data split and cast, the metrics, the monitors and the schedule checked against this fit."""
+    per_batch = _check_fit_objects(who, model, loss, optimizer, scheduler, scheduler_interval)
+    epochs, initial_epoch = _check_epochs(who, epochs, initial_epoch)
+    trained = epochs - initial_epoch  # the epochs this fit trains
+    batch_size = _positive_int(who, "batch_size", batch_size)
+    validation_batch_size = _positive_int(who, "validation_batch_size", validation_batch_size)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"{who}: verbose must be 0, 1 or 2, got {verbose!r}")
+    model_params, loss_named = _check_trained_parameters(who, model, loss, optimizer)
+    drop_last = switch(drop_last, "drop_last", who)
+    if clip_grad_norm is not None and not (is_number(clip_grad_norm) and 0 <= clip_grad_norm < math.inf):
+        raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
+    x, y, validation_data, split, val_first, held_out = _split_data(who, model, x, y, validation_data,
+                                                                    validation_split)
+    n = count(x)
+    if drop_last and trained and n < batch_size:
+        raise ValueError(f"{who}: drop_last=True with {n} samples{held_out} and batch_size {batch_size} leaves "
+                         "no batch")
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    _check_schedule_length(who, scheduler, per_batch, trained, n_batches)
+    val = _check_validation_data(who, model, validation_data)
+    metrics, metric_fns, decided = _resolve_monitors(who, metrics, loss, val, early_stopping, scheduler)
+    _check_resumable(who, early_stopping, scheduler, initial_epoch)
+    shuffle = switch(shuffle, "shuffle", who)
+    check_gradients = switch(check_gradients, "check_gradients", who)
+    every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
+    gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples, minimum=2)  # (one sample
+    # cannot show a backward wrong in its sums over the batch: the checker's own default batch is 4)
+    generator = as_generator(rng, who)
+    return _FitPlan(epochs=epochs, initial_epoch=initial_epoch, trained=trained, batch_size=batch_size,
+                    validation_batch_size=validation_batch_size, verbose=verbose, x=x, y=y, n=n, n_batches=n_batches,
+                    val=val, split=split, val_first=val_first, metrics=metrics, metric_fns=metric_fns,
+                    decided=decided, scheduler=scheduler, per_batch=per_batch, early_stopping=early_stopping,
+                    shuffle=shuffle, generator=generator, check_gradients=check_gradients,
+                    clip_grad_norm=clip_grad_norm, every=every, gradcheck_samples=gradcheck_samples,
+                    model_params=model_params, loss_named=loss_named)
+
+
+class _Training:
+    """One ``fit``'s training, step by step, on a checked :class:`_FitPlan`: the objects the steps use, bound
+    once; :meth:`begin`; each epoch's start (:meth:`start_epoch`), batches (:meth:`train_batches`, the loop
+    that is timed), validation (:meth:`validate`) and record (:meth:`record`); and, when an error stops it,
+    what it says and puts back (:meth:`stopped`)."""
+
+    def __init__(self, who: str, plan: _FitPlan, model: Layer, loss: Loss, optimizer: Optimizer) -> None:
+        self.who, self.plan, self.model, self.loss, self.optimizer = who, plan, model, loss, optimizer
+        self.history = History({"epochs": plan.epochs, "batch_size": plan.batch_size, "samples": plan.n,
+                                "steps": plan.n_batches})
+        # Gradients of every parameter the step can touch (frozen ones, and the loss's, too: none piles up).
+        loss_params = [p for _, p in plan.loss_named]
+        self.to_zero: list[Parameter] = list(
+            {id(p): p for p in [*plan.model_params, *optimizer.params, *loss_params]}.values())
+        self.backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
+        self.clip_named: list[tuple[str, Parameter]] = []
+        if plan.clip_grad_norm is not None:  # the optimizer's parameters, by their names in the model for messages
+            dotted = _parameter_names(model, loss)
+            self.clip_named = [(f"'{dotted[id(p)]}'" if id(p) in dotted else f"{i} of the optimizer", p)
+                               for i, p in enumerate(optimizer.params)]
+        self.step = _zeroing_step(optimizer)
+        side_state = state_of(model)  # buffers and generators a refused batch must not leave changed
+        assert side_state is not None  # (a model without registries is refused above)
+        self.side_state = side_state
+        self.calls_saved = calls.saved  # (put back after each save's calls: True inside a call that saved)
+        self.tqdm = _tqdm() if plan.verbose == 1 else None
+        self.names = [name for name, _ in plan.metric_fns]
+        self.begun = not plan.trained  # (begin() at once when there are no epochs)
+        self.bar: Any = None  # the epoch's progress bar
+        self.postfix_every = 1  # the bar's batches between two shows of the running loss
+        # the generator's state at the start of the epoch running, until that epoch is in the history: put back
+        # when the fit raises, so that it is as at the start of the epoch the error stopped
+        self.epoch_state: Mapping[str, Any] | None = None
+
+    def validate_first(self) -> None:
+        """Score the validation data once, in eval mode, before any update (the generators and buffers as they were
+        after it)."""
+        plan, model = self.plan, self.model
+        assert plan.val is not None
+        snapshot = self.side_state.save()
+        try:
+            calls.saved = True  # (this save covers the model's calls: they save nothing more)
+            with _mode(model, False):
+                _run_batches(model, plan.val[0], plan.val[1], self.loss, plan.metric_fns, plan.validation_batch_size,
+                             first=plan.val_first)
+        except MinidlError as error:
+            source = "validation_data" if not plan.split else "validation_split's held-out samples (the end of x)"
+            _with_context(error, f"{self.who}: {source} (scored before training, nothing was updated)")
+            _stopped_in(error, self.history, None, None)
+            raise
+        finally:
+            calls.saved = self.calls_saved
+            restore(snapshot)  # the generators and buffers as they were
+
+    def begin(self) -> None:
+        """What outlives the call changes only once it trains: at its first accepted batch (some bad
+        data, a wrong dtype or width, only shows there), or at once when there are no epochs."""
+        plan = self.plan
+        for watcher, direction in plan.decided:
+            watcher._decide(direction)
+        if plan.early_stopping is not None:
+            plan.early_stopping.start(plan.initial_epoch)
+        # Remembered so that evaluate(x, y) without a loss can score like the last fit.
+        object.__setattr__(self.model, "_fit_defaults", (self.loss, plan.metrics))
+        self.begun = True
+
+    def start_epoch(self, epoch: int) -> tuple[np.ndarray | None, _Combiner, list[_Combiner]]:
+        """Epoch ``epoch``'s order of the samples ((N,) positions in x when shuffling, else None), the combiners of
+        its loss and its metrics, and its progress bar (``self.bar``, with verbose=1 and tqdm)."""
+        plan = self.plan
+        if plan.shuffle:
+            self.epoch_state = plan.generator.bit_generator.state
+            order = plan.generator.permutation(plan.n)
+        else:
+            order = None
+        epoch_loss = _Combiner(self.loss)
+        epoch_metrics = [_Combiner(fn) for _, fn in plan.metric_fns]
+        self.bar = None
+        if self.tqdm is not None:
+            self.bar = self.tqdm(total=plan.n_batches, desc=f"Epoch {epoch}/{plan.epochs}", unit="batch",
+                                 leave=True, dynamic_ncols=True, file=sys.stderr)
+            self.postfix_every = max(1, plan.n_batches // 20)
+        return order, epoch_loss, epoch_metrics
+
+    def train_batches(self, epoch: int, order: np.ndarray | None, epoch_loss: _Combiner,
+                      epoch_metrics: list[_Combiner]) -> None:
+        """Epoch ``epoch``'s steps, each on the batch of x (N, ...) and y (N, ...) at the next ``batch_size``
+        positions of ``order`` ((N,), or None: in turn), into ``epoch_loss`` and ``epoch_metrics``.  A refused
+        batch's update is not applied (:meth:`refuse_batch` says which it was)."""
+        plan, model, loss, optimizer = self.plan, self.model, self.loss, self.optimizer  # (locals: read each batch)
+        x, y, n, batch_size, n_batches = plan.x, plan.y, plan.n, plan.batch_size, plan.n_batches
+        first, every, gradcheck_samples = plan.initial_epoch + 1, plan.every, plan.gradcheck_samples
+        check_gradients, clip_grad_norm, clip_named = plan.check_gradients, plan.clip_grad_norm, self.clip_named
+        to_zero, side_state, calls_saved, backward, step = (self.to_zero, self.side_state, self.calls_saved,
+                                                            self.backward, self.step)
+        scheduler, per_batch, bar, postfix_every = plan.scheduler, plan.per_batch, self.bar, self.postfix_every
+        begun, b = self.begun, 0  # (b: the batch running, for an error between two batches' try)
+        try:
+            for b in range(n_batches):
+                start = b * batch_size
+                stop = min(start + batch_size, n)
+                if order is None:
+                    xb, yb = rows(x, start, stop), y[start:stop]
+                else:
+                    idx = order[start:stop]
+                    xb, yb = take_rows(x, idx), y.take(idx, axis=0)  # = y[idx], a bit faster
+                for p in to_zero:
+                    p.zero_grad()
+                snapshot = side_state.save()
+                stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
+                try:
+                    calls.saved = True  # (this save covers the model's calls: they save nothing more)
+                    if every and ((epoch - first) * n_batches + b) % every == 0:
+                        _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - first) * n_batches + b,
+                                        np.arange(start, stop) if order is None else order[start:stop])
+                    out = model(xb)
+                    batch_loss, loss_weight = epoch_loss.score(out, yb)
+                    if not math.isfinite(batch_loss):
+                        raise NonFiniteError(
+                            f"the loss is {batch_loss} on this batch; this batch's update was not "
+                            "applied, so the parameters are those after the previous batch "
+                            "(try a smaller learning rate, or check the data and the loss)"
+                        )
+                    # the metrics before the update, so that one that cannot score refuses the batch
+                    scores = [c.score(out, yb) for c in epoch_metrics]
+                    grad = loss.backward()
+                    if type(grad) is not np.ndarray or type(out) is not np.ndarray or grad.shape != out.shape \
+                            or grad.dtype != out.dtype:  # (a built-in loss's is always right: two comparisons)
+                        check_loss_gradient(loss, out, grad)
+                    backward(grad)
+                    if check_gradients:
+                        _check_gradients(model, loss, optimizer)
+                    if clip_grad_norm is not None:
+                        _clip_norm("clip_grad_norm", clip_named, float(clip_grad_norm), 2.0, True)
+                    stepping = True
+                    step()
+                    stepping = False
+                    calls.saved = calls_saved
+                except BaseException as error:  # the batch is refused, whatever stopped it
+                    calls.saved = calls_saved
+                    restore(snapshot)
+                    self.refuse_batch(error, epoch, b, start, stop, order, (xb, yb), stepping)
+                    raise
+                if not begun:
+                    self.begin()
+                    begun = True
+                if per_batch and scheduler is not None:
+                    scheduler.step()
+                epoch_loss.add(batch_loss, loss_weight)
+                for c, (value, weight) in zip(epoch_metrics, scores, strict=True):
+                    c.add(value, weight)
+                if bar is not None:
+                    bar.update(1)
+                    if b % postfix_every == 0:
+                        bar.set_postfix_str(f"loss: {epoch_loss.value():.4f}", refresh=False)
+        except BaseException as error:
+            if getattr(error, "history", None) is not self.history:  # raised between batches (a per-batch
+                # scheduler step, the progress bar)
+                _stopped_in(error, self.history, epoch, b + 1)
+            raise
+
+    def refuse_batch(self, error: BaseException, epoch: int, b: int, start: int, stop: int, order: np.ndarray | None,
+                     batch: tuple[Any, ...], stepping: bool) -> None:
+        """Say in ``error`` where it stopped the fit: epoch ``epoch``, batch ``b`` (0-based) at positions
+        ``start..stop-1`` of ``order`` ((N,), or None: of x), ``batch`` its ``(xb, yb)``; ``stepping``: inside
+        the optimizer's step.  Then ``error.history``, ``error.epoch`` and ``error.batch``."""
+        plan, who, model, first = self.plan, self.who, self.model, self.plan.initial_epoch + 1
+        epochs, n_batches, batch_size, n = plan.epochs, plan.n_batches, plan.batch_size, plan.n
+        where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
+                 f"(samples {start}..{stop - 1} of the epoch's order")
+        applied = (epoch - first) * n_batches + b  # the batches of this fit before this one
+        before = f"; the {applied} batch(es) of this fit before it were applied" if applied else ""
+        if isinstance(error, MinidlError):
+            short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
+                else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
+                      "skips it")
+            _batch_context(error, model, f"{where}{short}", start, stop, order, batch, ")")
+            if isinstance(error, ShapeError) and not applied:
+                _with_suffix(error, _one_sample(model, plan.x))
+            if applied and not isinstance(error, GradientCheckError):  # (its message has its own)
+                _with_suffix(error, f" ({applied} batch(es) of this fit were applied before this "
+                                    "one, which was not)")
+        elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
+            # a user's error keeps its message; the traceback shows where fit was
+            # (inside the optimizer's step only the optimizer knows what it updated)
+            error.add_note(f"(raised in {where}); " + (
+                "inside the optimizer's step" if stepping else "this batch's update was not applied")
+                + f"{before})")
+        # the epochs completed so far, whatever stopped the batch (a Ctrl-C, a user's error)
+        _stopped_in(error, self.history, epoch, b + 1)
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        """The ``val_*`` loss and metrics on the validation data after epoch ``epoch``'s training, in eval mode."""
+        plan, model = self.plan, self.model
+        assert plan.val is not None
+        model.eval()
+        try:
+            return _run_batches(model, plan.val[0], plan.val[1], self.loss, plan.metric_fns,
+                                plan.validation_batch_size, prefix="val_", first=plan.val_first)
+        except BaseException as error:  # e.g. NaN weights: the last batch's gradient was not finite
+            where = (f"{self.who}: epoch {epoch}/{plan.epochs}, validation after the epoch's training (its "
+                     "updates were applied; it is not in error.history)")
+            if isinstance(error, MinidlError):
+                _with_context(error, where)
+            elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(f"(raised in {where})")
+            # the epochs completed so far, whatever stopped the validation (a Ctrl-C, a user's metric)
+            _stopped_in(error, self.history, epoch, None)
+            raise
+
+    def record(self, epoch: int, values: dict[str, float], seconds: float, rate: float) -> bool:
+        """Epoch ``epoch``'s ``values`` into the history, then an epoch's scheduler step, the bar's last show or the
+        epoch's line (``rate``: samples/s), and the early stopping's update: True when it says stop."""
+        plan = self.plan
+        self.history._append(epoch, seconds, values)
+        self.epoch_state = None  # (the epoch is in the history: the generator stays past it)
+        if isinstance(plan.scheduler, ReduceLROnPlateau):
+            plan.scheduler.step(values[plan.scheduler.monitor])
+        elif plan.scheduler is not None and not plan.per_batch:
+            plan.scheduler.step()
+        if self.bar is not None:
+            shown = {k: v for k, v in values.items() if k != "lr"}
+            self.bar.set_postfix_str(_format_values(shown) + f" - {rate:.0f} samples/s", refresh=False)
+            self.bar.close()
+            self.bar = None
+        elif plan.verbose:
+            print(f"Epoch {epoch}/{plan.epochs} - {seconds:.2f}s - {rate:.0f} samples/s - "
+                  + _format_values(values), flush=True)
+        return bool(plan.early_stopping is not None and plan.early_stopping.update(epoch, values, self.model))
+
+    def stopped(self, error: BaseException, epoch: int) -> None:
+        """After ``error`` stopped the fit in epoch ``epoch`` (``initial_epoch``: in none): its ``history``, ``epoch``
+        and ``batch`` when nothing said them, the generator as at the start of the epoch stopped, the bar closed."""
+        plan = self.plan
+        if getattr(error, "history", None) is not self.history:  # raised outside the batches (their own say
+            # theirs) and the validation: after them (the history, an epoch's scheduler step, the summary)
+            _stopped_in(error, self.history, epoch if epoch > plan.initial_epoch else None, None)
+        if self.epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
+            plan.generator.bit_generator.state = self.epoch_state
+        if self.bar is not None:  # do not leave a half-drawn bar behind
+            self.bar.close()
+
+
 @_spread_inputs_refused_first
 def fit(
     model: Layer,
@@ -906,349 +1400,50 @@ def fit(
             for each of its batches).
     """
     who = "fit"
-    if not isinstance(model, Layer):
-        raise TypeError(f"{who}: model must be a Layer, got {type(model).__name__}")
-    if not isinstance(loss, Loss):
-        given = f"the class {loss.__name__}" if isinstance(loss, type) else type(loss).__name__
-        raise TypeError(f"{who}: loss must be a minidl Loss instance (e.g. CrossEntropyLoss()), got {given}")
-    if not isinstance(optimizer, Optimizer):
-        given = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else type(optimizer).__name__
-        raise TypeError(f"{who}: optimizer must be a minidl Optimizer instance (e.g. "
-                        f"Adam(model.parameters())), got {given}")
-    if scheduler is not None and not isinstance(scheduler, LRScheduler):
-        raise TypeError(f"{who}: scheduler must be an LRScheduler, got {type(scheduler).__name__}")
-    if scheduler is not None and scheduler.optimizer is not optimizer:
-        raise ValueError(f"{who}: the scheduler drives a different optimizer than the one passed")
-    if scheduler_interval not in ("epoch", "batch"):
-        raise ValueError(f"{who}: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
-    per_batch = scheduler is not None and scheduler_interval == "batch"
-    if per_batch and isinstance(scheduler, ReduceLROnPlateau):
-        raise ValueError(f"{who}: ReduceLROnPlateau steps on an epoch's figures, so it cannot step every batch "
-                         "(scheduler_interval='batch'); use scheduler_interval='epoch'")
-    epochs = _positive_int(who, "epochs", epochs, minimum=0)
-    if isinstance(initial_epoch, bool) or not is_integer(initial_epoch) or not 0 <= initial_epoch <= epochs:
-        raise ValueError(f"{who}: initial_epoch must be an int in [0, epochs], the epochs done before this fit "
-                         f"(epochs is the number of the last epoch, as in Keras: fit(..., initial_epoch=2, epochs=5) "
-                         f"trains epochs 3 to 5), got initial_epoch={initial_epoch!r} with epochs={epochs}")
-    initial_epoch = int(initial_epoch)
-    trained = epochs - initial_epoch  # the epochs this fit trains
-    batch_size = _positive_int(who, "batch_size", batch_size)
-    validation_batch_size = _positive_int(who, "validation_batch_size", validation_batch_size)
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"{who}: verbose must be 0, 1 or 2, got {verbose!r}")
-    model_params = model.parameters()
-    own = {id(p) for p in model_params}
-    if not any(id(p) in own for p in optimizer.params):
-        raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
-                         "(was it built on another model, or before the model was copied?)")
-    # (a loss's own parameter, a learnable scale, that nothing trains; not one of a layer it holds: a critic
-    # trained by a fit of its own)
-    loss_named = named_loss_parameters(loss)
-    held = {id(p) for p in optimizer.params} | own | {id(p) for _, v in _held_objects(loss) if isinstance(v, Layer)
-                                                     for p in v.parameters()}
-    untrained = [f"'{name}'" for name, p in loss_named if p.requires_grad and id(p) not in held]
-    if untrained:
-        raise ValueError(f"{who}: the loss {type(loss).__name__} holds trainable parameter(s) {', '.join(untrained)} "
-                         "that the optimizer does not, so they would never be trained: give them to it, e.g. "
-                         f"{type(optimizer).__name__}([*model.parameters(), *loss.parameters()], ...), or freeze "
-                         "them (p.requires_grad = False)")
-    drop_last = switch(drop_last, "drop_last", who)
-    if clip_grad_norm is not None and not (is_number(clip_grad_norm) and 0 <= clip_grad_norm < math.inf):
-        raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
-    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-        raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
-    if not (is_number(validation_split) and 0.0 <= validation_split < 1.0):
-        raise ValueError(f"{who}: validation_split must be a number in [0, 1), got {validation_split!r}")
-    split = float(validation_split)  # (a float16 fraction would compute in float16)
-    if split and validation_data is not None:
-        raise ValueError(f"{who}: give validation_data or validation_split, not both")
-    x, y = _check_data(model, x, y, who)
-    held_out = ""  # with validation_split, what the messages call the training data and the validation data
-    val_first = 0  # the number of the validation data's first sample in messages
-    if split:  # Keras's rule: the last samples, before any shuffling
-        total = count(x)
-        kept = math.floor(total * (1.0 - split))
-        if not 0 < kept < total:
-            raise ValueError(f"{who}: validation_split={validation_split!r} of {total} sample(s) leaves "
-                             f"{kept} to train on and {total - kept} to validate on; each needs at least one")
-        validation_data = (rows(x, kept, total), y[kept:])
-        x, y = rows(x, 0, kept), y[:kept]
-        held_out, val_first = f" (the first {kept} of x; validation_split holds out the other {total - kept})", kept
-    n = count(x)
-    if drop_last and trained and n < batch_size:
-        raise ValueError(f"{who}: drop_last=True with {n} samples{held_out} and batch_size {batch_size} leaves "
-                         "no batch")
-    n_batches = n // batch_size if drop_last else -(-n // batch_size)
-    limit = getattr(scheduler, "total_steps", None)  # a schedule that cannot step past its end (OneCycleLR)
-    if scheduler is not None and limit is not None:  # refused before anything (early stopping's record) changes
-        if not per_batch and n_batches > 1 and limit == scheduler.last_epoch + trained * n_batches:
-            raise ValueError(
-                f"{who}: the {type(scheduler).__name__} has total_steps={limit}, this fit's {trained} epoch(s) x "
-                f"{n_batches} batches: it is made to step every batch, but scheduler_interval is 'epoch', so it "
-                f"would take {trained} of its {limit} steps; pass scheduler_interval='batch'")
-        planned = trained * (n_batches if per_batch else 1)
-        if scheduler.last_epoch + planned > limit:
-            raise ValueError(
-                f"{who}: the {type(scheduler).__name__} has total_steps={limit} and has stepped "
-                f"{scheduler.last_epoch} time(s), but this fit steps it {planned} more time(s) ({trained} epoch(s)"
-                f"{f' x {n_batches} batch(es)' if per_batch else ''}); make it with total_steps >= "
-                f"{scheduler.last_epoch + planned}")
-    val: tuple[Inputs, np.ndarray] | None = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            given = f"a {type(validation_data).__name__}" + (
-                f" of {len(validation_data)} item(s)" if isinstance(validation_data, (tuple, list)) else "")
-            raise TypeError(f"{who}: validation_data must be a pair (x_val, y_val), got {given}")
-        val = _check_data(model, validation_data[0], validation_data[1], who, "validation ")
-    if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
-        metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
-    metric_fns = _resolve_metrics(metrics, loss, who)
-    keys = ["loss", *(name for name, _ in metric_fns)]
-    keys += [f"val_{k}" for k in keys] if val is not None else []
-    for watcher in (early_stopping, scheduler):  # a monitor is refused now, not after the first epoch's work
-        if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher.monitor not in keys:
-            close = difflib.get_close_matches(watcher.monitor, keys, n=1)
-            hint = " (val_ figures need validation_data or validation_split)" \
-                if watcher.monitor.startswith("val_") and val is None else \
-                " (as a figure: the history's lr is the schedule's, not the model's)" \
-                if watcher.monitor == "lr" else f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{who}: {type(watcher).__name__} monitors {watcher.monitor!r}, which this fit "
-                             f"does not record{hint}; it records {keys}")
-    decided: list[tuple[Any, str]] = []  # mode="auto" decided by this fit's metrics, set when it begins
-    for watcher in (early_stopping, scheduler):
-        if isinstance(watcher, (EarlyStopping, ReduceLROnPlateau)) and watcher._mode_auto:
-            try:
-                direction = _declared_direction(watcher.monitor, metric_fns) or monitor_direction(watcher.monitor)
-            except ValueError as error:
-                raise ValueError(f"{who}: {error}") from None
-            if direction is None:
-                raise ValueError(unknown_direction(f"{who}: {type(watcher).__name__}", watcher.monitor))
-            if isinstance(watcher, ReduceLROnPlateau) and watcher.last_epoch > 0 and direction != watcher.mode:
-                raise ValueError(f"{who}: the ReduceLROnPlateau's mode='auto' was decided {watcher.mode!r} for "
-                                 f"{watcher.monitor!r} and it has stepped (its best value is of that direction), but "
-                                 f"this fit's metrics say {direction!r}; make a new ReduceLROnPlateau")
-            decided.append((watcher, direction))
-    if early_stopping is not None and initial_epoch and early_stopping._resume \
-            and early_stopping._epoch != initial_epoch:
-        raise ValueError(f"{who}: initial_epoch={initial_epoch}, but the EarlyStopping goes on from a loaded run whose "
-                         f"last epoch was {early_stopping._epoch}; pass initial_epoch={early_stopping._epoch} (or 0: "
-                         "it then numbers this fit's epochs after its run)")
-    if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):
-        try:  # a schedule inside another, or an lr another hand changed, is refused now, not after an epoch
-            scheduler._check_can_step()
-        except RuntimeError as error:
-            raise RuntimeError(f"{who}: {error}") from None
-    shuffle = switch(shuffle, "shuffle", who)
-    check_gradients = switch(check_gradients, "check_gradients", who)
-    every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
-    gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples, minimum=2)  # (one sample
-    # cannot show a backward wrong in its sums over the batch: the checker's own default batch is 4)
-    generator = as_generator(rng, who)
-
-    history = History({"epochs": epochs, "batch_size": batch_size, "samples": n, "steps": n_batches})
-    # Gradients of every parameter the step can touch (frozen ones, and the loss's, too: none piles up).
-    loss_params = [p for _, p in loss_named]
-    to_zero: list[Parameter] = list({id(p): p for p in [*model_params, *optimizer.params, *loss_params]}.values())
-    backward = parameter_backward(model)  # model.backward_params unless that would bypass a custom backward
-    if clip_grad_norm is not None:  # the optimizer's parameters, by their names in the model for messages
-        dotted = _parameter_names(model, loss)
-        clip_named = [(f"'{dotted[id(p)]}'" if id(p) in dotted else f"{i} of the optimizer", p)
-                      for i, p in enumerate(optimizer.params)]
-    step = _zeroing_step(optimizer)
-    side_state = state_of(model)  # buffers and generators a refused batch must not leave changed
-    assert side_state is not None  # (a model without registries is refused above)
-    calls_saved = calls.saved  # (put back after each save's calls: True inside a call that saved)
-    tqdm = _tqdm() if verbose == 1 else None
-    names = [name for name, _ in metric_fns]
-
+    plan = _plan_fit(who, model, x, y, loss, optimizer, epochs=epochs, initial_epoch=initial_epoch,
+                     batch_size=batch_size, validation_data=validation_data, validation_split=validation_split,
+                     metrics=metrics, shuffle=shuffle, rng=rng, scheduler=scheduler,
+                     scheduler_interval=scheduler_interval, verbose=verbose,
+                     validation_batch_size=validation_batch_size, check_gradients=check_gradients,
+                     drop_last=drop_last, clip_grad_norm=clip_grad_norm, early_stopping=early_stopping,
+                     gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples)
+    run = _Training(who, plan, model, loss, optimizer)  # its history, and what the steps use, bound once
     cached = _caches_before(model, loss)  # what the passes' caches were: released on return
-    if val is not None and trained:  # scored once now, in eval mode: a bad set fails before any update
-        snapshot = side_state.save()
-        try:
-            calls.saved = True  # (this save covers the model's calls: they save nothing more)
-            with _mode(model, False):
-                _run_batches(model, val[0], val[1], loss, metric_fns, validation_batch_size, first=val_first)
-        except MinidlError as error:
-            source = "validation_data" if not split else "validation_split's held-out samples (the end of x)"
-            _with_context(error, f"{who}: {source} (scored before training, nothing was updated)")
-            _stopped_in(error, history, None, None)
-            raise
-        finally:
-            calls.saved = calls_saved
-            restore(snapshot)  # the generators and buffers as they were
-
-    def begin() -> None:
-        """What outlives the call changes only once it trains: at its first accepted batch (some bad
-        data, a wrong dtype or width, only shows there), or at once when there are no epochs."""
-        for watcher, direction in decided:
-            watcher._decide(direction)
-        if early_stopping is not None:
-            early_stopping.start(initial_epoch)
-        # Remembered so that evaluate(x, y) without a loss can score like the last fit.
-        object.__setattr__(model, "_fit_defaults", (loss, metrics))
-
-    begun = not trained
-    if begun:
-        begin()
-    bar = None
-    first = initial_epoch + 1  # the number of this fit's first epoch
-    # the generator's state at the start of the epoch running, until that epoch is in the history: put back
-    # when the fit raises, so that it is as at the start of the epoch the error stopped
-    epoch_state: Mapping[str, Any] | None = None
-    epoch, in_batches, b = initial_epoch, False, 0  # where an error outside a batch's and the validation's try is
+    if plan.val is not None and plan.trained:  # scored once now, in eval mode: a bad set fails before any update
+        run.validate_first()
+    if run.begun:  # (no epochs to train: at once)
+        run.begin()
+    first = plan.initial_epoch + 1  # the number of this fit's first epoch
+    epoch = plan.initial_epoch  # where an error outside a batch's and the validation's try is
     with _training_modes(model) as resume_training:
         try:
-            for epoch in range(first, epochs + 1):
+            for epoch in range(first, plan.epochs + 1):
                 started = time.perf_counter()
                 resume_training()
                 lr = optimizer.lr
-                if shuffle:
-                    epoch_state = generator.bit_generator.state
-                    order = generator.permutation(n)
-                else:
-                    order = None
-                epoch_loss = _Combiner(loss)
-                epoch_metrics = [_Combiner(fn) for _, fn in metric_fns]
-                bar = None
-                if tqdm is not None:
-                    bar = tqdm(total=n_batches, desc=f"Epoch {epoch}/{epochs}", unit="batch",
-                               leave=True, dynamic_ncols=True, file=sys.stderr)
-                    postfix_every = max(1, n_batches // 20)
-                in_batches = True
-                for b in range(n_batches):
-                    start = b * batch_size
-                    stop = min(start + batch_size, n)
-                    if order is None:
-                        xb, yb = rows(x, start, stop), y[start:stop]
-                    else:
-                        idx = order[start:stop]
-                        xb, yb = take_rows(x, idx), y.take(idx, axis=0)  # = y[idx], a bit faster
-                    for p in to_zero:
-                        p.zero_grad()
-                    snapshot = side_state.save()
-                    stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
-                    try:
-                        calls.saved = True  # (this save covers the model's calls: they save nothing more)
-                        if every and ((epoch - first) * n_batches + b) % every == 0:
-                            _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - first) * n_batches + b,
-                                            np.arange(start, stop) if order is None else order[start:stop])
-                        out = model(xb)
-                        batch_loss, loss_weight = epoch_loss.score(out, yb)
-                        if not math.isfinite(batch_loss):
-                            raise NonFiniteError(
-                                f"the loss is {batch_loss} on this batch; this batch's update was not "
-                                "applied, so the parameters are those after the previous batch "
-                                "(try a smaller learning rate, or check the data and the loss)"
-                            )
-                        # the metrics before the update, so that one that cannot score refuses the batch
-                        scores = [c.score(out, yb) for c in epoch_metrics]
-                        grad = loss.backward()
-                        if type(grad) is not np.ndarray or type(out) is not np.ndarray or grad.shape != out.shape \
-                                or grad.dtype != out.dtype:  # (a built-in loss's is always right: two comparisons)
-                            check_loss_gradient(loss, out, grad)
-                        backward(grad)
-                        if check_gradients:
-                            _check_gradients(model, loss, optimizer)
-                        if clip_grad_norm is not None:
-                            _clip_norm("clip_grad_norm", clip_named, float(clip_grad_norm), 2.0, True)
-                        stepping = True
-                        step()
-                        stepping = False
-                        calls.saved = calls_saved
-                    except BaseException as error:  # the batch is refused, whatever stopped it
-                        calls.saved = calls_saved
-                        restore(snapshot)
-                        where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
-                                 f"(samples {start}..{stop - 1} of the epoch's order")
-                        applied = (epoch - first) * n_batches + b  # the batches of this fit before this one
-                        before = f"; the {applied} batch(es) of this fit before it were applied" if applied else ""
-                        if isinstance(error, MinidlError):
-                            short = "" if not (isinstance(error, ShapeError) and stop - start < batch_size < n) \
-                                else (f"; this epoch's last batch has only {stop - start} sample(s): drop_last=True "
-                                      "skips it")
-                            _batch_context(error, model, f"{where}{short}", start, stop, order, (xb, yb), ")")
-                            if isinstance(error, ShapeError) and not applied:
-                                _with_suffix(error, _one_sample(model, x))
-                            if applied and not isinstance(error, GradientCheckError):  # (its message has its own)
-                                _with_suffix(error, f" ({applied} batch(es) of this fit were applied before this "
-                                                    "one, which was not)")
-                        elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
-                            # a user's error keeps its message; the traceback shows where fit was
-                            # (inside the optimizer's step only the optimizer knows what it updated)
-                            error.add_note(f"(raised in {where}); " + (
-                                "inside the optimizer's step" if stepping else "this batch's update was not applied")
-                                + f"{before})")
-                        # the epochs completed so far, whatever stopped the batch (a Ctrl-C, a user's error)
-                        _stopped_in(error, history, epoch, b + 1)
-                        raise
-                    if not begun:
-                        begin()
-                        begun = True
-                    if per_batch and scheduler is not None:
-                        scheduler.step()
-                    epoch_loss.add(batch_loss, loss_weight)
-                    for c, (value, weight) in zip(epoch_metrics, scores, strict=True):
-                        c.add(value, weight)
-                    if bar is not None:
-                        bar.update(1)
-                        if b % postfix_every == 0:
-                            bar.set_postfix_str(f"loss: {epoch_loss.value():.4f}", refresh=False)
-                in_batches = False
+                order, epoch_loss, epoch_metrics = run.start_epoch(epoch)
+                run.train_batches(epoch, order, epoch_loss, epoch_metrics)
                 # the training rate: the samples trained (not those drop_last skipped) over the time the
                 # batches took (not the validation's)
-                rate = min(n_batches * batch_size, n) / max(time.perf_counter() - started, 1e-9)
+                rate = min(plan.n_batches * plan.batch_size, plan.n) / max(time.perf_counter() - started, 1e-9)
                 values = {"loss": epoch_loss.value()}
-                values.update((name, c.value()) for name, c in zip(names, epoch_metrics, strict=True))
-                if val is not None:
-                    model.eval()
-                    try:
-                        values.update(_run_batches(model, val[0], val[1], loss, metric_fns,
-                                                   validation_batch_size, prefix="val_", first=val_first))
-                    except BaseException as error:  # e.g. NaN weights: the last batch's gradient was not finite
-                        where = (f"{who}: epoch {epoch}/{epochs}, validation after the epoch's training (its "
-                                 "updates were applied; it is not in error.history)")
-                        if isinstance(error, MinidlError):
-                            _with_context(error, where)
-                        elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
-                            error.add_note(f"(raised in {where})")
-                        # the epochs completed so far, whatever stopped the validation (a Ctrl-C, a user's metric)
-                        _stopped_in(error, history, epoch, None)
-                        raise
+                values.update((name, c.value()) for name, c in zip(run.names, epoch_metrics, strict=True))
+                if plan.val is not None:
+                    values.update(run.validate(epoch))
                 values["lr"] = lr
                 seconds = time.perf_counter() - started
-                history._append(epoch, seconds, values)
-                epoch_state = None  # (the epoch is in the history: the generator stays past it)
-                if isinstance(scheduler, ReduceLROnPlateau):
-                    scheduler.step(values[scheduler.monitor])
-                elif scheduler is not None and not per_batch:
-                    scheduler.step()
-                if bar is not None:
-                    shown = {k: v for k, v in values.items() if k != "lr"}
-                    bar.set_postfix_str(_format_values(shown) + f" - {rate:.0f} samples/s", refresh=False)
-                    bar.close()
-                    bar = None
-                elif verbose:
-                    print(f"Epoch {epoch}/{epochs} - {seconds:.2f}s - {rate:.0f} samples/s - "
-                          + _format_values(values), flush=True)
-                if early_stopping is not None and early_stopping.update(epoch, values, model):
+                if run.record(epoch, values, seconds, rate):  # (the early stopping says stop)
                     break
-            epoch = initial_epoch  # (after the epochs: an error in what follows them is in none)
-            if early_stopping is not None:
-                early_stopping.finish(model)
-                if verbose and len(history):  # (nothing to say when no epoch ran)
-                    print(early_stopping.summary(), flush=True)
+            epoch = plan.initial_epoch  # (after the epochs: an error in what follows them is in none)
+            if plan.early_stopping is not None:
+                plan.early_stopping.finish(model)
+                if plan.verbose and len(run.history):  # (nothing to say when no epoch ran)
+                    print(plan.early_stopping.summary(), flush=True)
         except BaseException as error:
-            if getattr(error, "history", None) is not history:  # raised between batches (a per-batch scheduler
-                # step, the progress bar) or after them (the history, an epoch's scheduler step, the summary)
-                _stopped_in(error, history, epoch if epoch > initial_epoch else None,
-                            b + 1 if in_batches else None)
-            if epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
-                generator.bit_generator.state = epoch_state
-            if bar is not None:  # do not leave a half-drawn bar behind
-                bar.close()
+            run.stopped(error, epoch)
             raise
     _release_caches(cached)  # (not when fit raised: the caches of the batch that failed help to debug it)
-    return history
+    return run.history
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
