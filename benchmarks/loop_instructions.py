@@ -47,7 +47,7 @@ def worker(mode: str, epochs: int, samples: int, batch_size: int = 64) -> None:
     loss = md.CrossEntropyLoss()
     optimizer = md.SGD(model.parameters(), lr=LR)
     batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, samples, batch_size)]  # (fit's, unshuffled)
-    backward = fit_backward_name()  # (once: it reads fit's steps' source, tens of millions of instructions)
+    backward = fit_backward_name()  # (once: it builds a model, millions of instructions)
     for _ in range(epochs):
         if mode == "bare":
             bare_epoch(model, loss, optimizer, batches, backward)

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import inspect
 import io
 import math
 import statistics
@@ -58,7 +57,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import minidl as md
-from minidl import training
+from minidl.layer import parameter_backward
 
 LR = 0.01
 
@@ -70,10 +69,9 @@ def build(dtype: type, seed: int = 0) -> md.Sequential:
 
 
 def fit_backward_name() -> str:
-    """Which backward ``fit`` calls on the model (read from the source of ``training._Training``, the class whose
-    ``__init__`` picks it and whose ``train_batches`` runs fit's steps: ``backward_params`` or ``backward``)."""
-    source = inspect.getsource(training._Training)
-    return "backward_params" if "backward_params" in source else "backward"
+    """Which backward ``fit`` calls on this script's model (``backward_params`` or ``backward``): the choice of
+    :func:`minidl.layer.parameter_backward`, the function ``fit`` asks."""
+    return parameter_backward(build(np.float32)).__name__
 
 
 def bare_epoch(model: md.Sequential, loss: md.Loss, optimizer: md.Optimizer,
