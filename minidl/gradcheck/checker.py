@@ -1,8 +1,9 @@
 """``GradientChecker``: proves a back-pass right (or shows where and how it is wrong) by central differences.
 
 The pieces: :mod:`.program` evaluates the cost repeatably and cheaply, :mod:`.numerics` turns cost
-values into a verdict with an error bound, :mod:`.diagnosis` names bug signatures, :mod:`.report`
-prints the table.  How it works is described in ``docs/gradient-checker.md``.
+values into a verdict with an error bound, :mod:`.elements` judges a tensor element by element with them,
+:mod:`.diagnosis` names bug signatures, :mod:`.report` prints the table.  How it works is described in
+``docs/gradient-checker.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from ..parameter import Parameter
 from ..validation import checked_setting
 from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
-from .diagnosis import diagnose, factor_words, is_input
+from .diagnosis import factor_words, is_input
+from .elements import REL_FLOOR, STAGE_A, ElementCheck
 from .findings import (
     called_twice,
     caveats,
@@ -54,8 +56,6 @@ from .numerics import (
     U64,
     Verdict,
     column_noise,
-    exact_steps,
-    judge,
     kinks,
     probe_noise,
     richardson,
@@ -80,105 +80,14 @@ from .settings import MODES
 
 __all__ = ["GradientChecker"]
 
-#: stage A accepts an element whose h/16 difference is within ACCEPT x its round-off bound (tight
-#: enough that stage A is as sensitive as the Richardson test of stage B, at a third of the cost)
-ACCEPT = 2.0
-#: stage A's step is h / STAGE_A
-STAGE_A = 16
 #: points of the round-off probe (besides the unperturbed one)
 NOISE_STEPS = 16
-#: relative errors are measured against at least this fraction of the tensor's largest gradient
-REL_FLOOR = 1e-3
-#: a stage-B verdict whose truncation estimate exceeds this fraction of the slope (or of REL_FLOOR x the
-#: tensor's largest gradient) proves too little: the element is judged again on a finer step
-CURVED = 1e-4
-#: a failure at the default step is cleared on the relative step only by an agreement within this fraction
-#: of the slope: a real error disagrees by as much on any step, so no error above it can be cleared
-TIGHT = 1e-4
 #: A tensor of more than this many times ``full_max`` elements whose directional pass fails is drilled
 #: down on a sample, not element by element (16 x 512 = 8192 elements: about 80k evaluations).
 DRILL_MAX_FACTOR = 16
 #: points (the checked one included) of the analytic round-off probe: the analytic gradients at points a
 #: relative 1e-9 apart along a random line, whose high-order differences hold only their round-off
 ANALYTIC_POINTS = 8
-#: the analytic gradient's measured round-off is credited to an element only while it stays below this
-#: fraction of the tensor's largest gradient (round-off, not a jump or a layer that is noisy by design)
-ANALYTIC_CAP = 1e-6
-#: a cliff (the cost changes by a finite amount within a span far below the step) is looked into on steps
-#: h / CLIFF_ZOOM**k, k = 1, 2, 4, 8, ... then bisected, for the largest step where the secant is linear,
-#: as deep as the cost's round-off, the element's resolution and the float range allow (see _CliffLevels)
-CLIFF_ZOOM = 32
-
-
-class _Level(NamedTuple):
-    """One cliff probe: the step ``s``; the costs at ``w + s, w - s, w + s/2, w - s/2`` and the two spans;
-    ``state``: ``"linear"`` (the secants at s and s/2 agree within 1%), ``"curved"`` or ``"gone"`` (the
-    step no longer resolves the cost: its change within round-off, below the element's resolution, an
-    underflow, or not finite)."""
-
-    s: float
-    state: str
-    f: list[float]
-    spans: list[float]
-
-
-class _CliffLevels:
-    """The probes of one element at a cliff on steps ``h / CLIFF_ZOOM**k``, made on demand, once each.
-
-    :meth:`candidates` gives the smallest ``k`` whose step is not curved (found by doubling ``k``, then
-    bisecting: a true jump at an element of 0 is given up after about 8 levels, not 200), and the one
-    after it: a linear step whose verdict proves nothing is tried once more one level finer."""
-
-    def __init__(self, evaluate: Callable[[], float], view: Any, i: int, w: float, h: float, eps_f: float,
-                 safety: float) -> None:
-        self.evaluate, self.view, self.i, self.w, self.h = evaluate, view, i, w, h
-        self.eps_f, self.safety = eps_f, safety
-        self.levels: dict[int, _Level] = {}
-        # the deepest k whose step is a normal float (a subnormal step resolves nothing)
-        self.deepest = max(1, int(math.log(h / float(np.finfo(np.float64).tiny)) / math.log(CLIFF_ZOOM)))
-        self.finest = h  # the finest step probed
-
-    def probe(self, k: int) -> _Level:
-        if k in self.levels:
-            return self.levels[k]
-        s = self.h / float(CLIFF_ZOOM) ** k
-        f: list[float] = []
-        spans = [(self.w + s) - (self.w - s), (self.w + s / 2) - (self.w - s / 2)]
-        state = "gone"
-        if k <= self.deepest and min(spans) > 0:  # (else below the element's resolution, or an underflow)
-            self.finest = min(self.finest, s)
-            try:
-                for step in (s, -s, s / 2, -s / 2):
-                    self.view[self.i] = self.w + step
-                    f.append(self.evaluate())
-            finally:
-                self.view[self.i] = self.w
-            d1, d2 = (f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1]
-            if not (math.isfinite(d1) and math.isfinite(d2)):
-                state = "gone"
-            elif abs(f[0] - f[1]) <= 4 * self.safety * self.eps_f:
-                state = "gone"  # (the cost's change on this step is round-off: no finer step resolves it)
-            elif abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * self.eps_f / s:
-                state = "curved"
-            else:
-                state = "linear"
-        self.levels[k] = _Level(s, state, f, spans)
-        return self.levels[k]
-
-    def candidates(self) -> list[int]:
-        """The first ``k`` (finest step first found) whose step is not curved, and the next one."""
-        lo, hi = 0, 1  # (the step h itself is curved: it failed)
-        while self.probe(hi).state == "curved":
-            if hi > self.deepest:
-                return []
-            lo, hi = hi, min(2 * hi, self.deepest + 1)
-        while hi - lo > 1:  # (curved at lo, not at hi: the boundary in between)
-            mid = (lo + hi) // 2
-            if self.probe(mid).state == "curved":
-                lo = mid
-            else:
-                hi = mid
-        return [hi, hi + 1]
 
 
 @dataclass
@@ -248,19 +157,6 @@ class _FirstPass(NamedTuple):
 #: check has run again with them moved off it (see ``GradientChecker._check_moved``)
 _BLIND_ADVICE = {"zero": "; check at a random point too (e.g. a zero-initialised bias set to small random values)",
                  "unit": "; check at another value too (e.g. set it to 1.3)"}
-
-def _kink_at_point(f0: float, fp: np.ndarray, fm: np.ndarray, fp2: np.ndarray, fm2: np.ndarray, q: np.ndarray,
-                   eps_f: float) -> np.ndarray:
-    """Whether the cost has a kink at the point itself, from its values at ``w +- q`` (``fp``, ``fm``) and
-    ``w +- 2q`` (``fp2``, ``fm2``): the one-sided slopes then differ across the point by the slope jump
-    ``J`` and agree on each side, where a smooth cost's differ by ``f'' q`` across and by half that on
-    each side.  (Every step crosses such a kink: an exact max-pool tie, a ReLU input of exactly 0.)"""
-    right, left = (fp - f0) / q, (f0 - fm) / q
-    right2, left2 = (fp2 - f0) / (2 * q), (f0 - fm2) / (2 * q)
-    noise = 4 * eps_f / q  # of a one-sided slope over q
-    jump = np.abs(right - left)
-    return ((jump > 3 * noise) & (np.abs(right2 - right) <= noise + 0.1 * jump)
-            & (np.abs(left2 - left) <= noise + 0.1 * jump))
 
 
 def _quiet(quiet: bool) -> Any:
@@ -1942,374 +1838,10 @@ class GradientChecker:
 
     def _check_elements(self, program: Program, t: _Tensor, f0: float, eps_f: float, index: np.ndarray,
                         batch: int | None, mode: str, coarse: Coarse | None = None) -> TensorResult:
-        """Per-element check of the elements ``index`` (flat positions), in two stages.
-
-        Stage A moves each element by +-h/16 (two evaluations), a step at which the truncation error
-        of a central difference is usually below round-off, and accepts the element if the
-        difference agrees with the analytic value within ``ACCEPT = 2`` times the round-off bound
-        ``eps_f / (h/16)`` alone.  Every other element goes to stage B: four evaluations at +-h and
-        +-h/2, the Richardson verdict with its truncation estimate, and the kink test.
-
-        ``coarse`` (a cost computed below float64): the step is ``coarse.eps`` and ``eps_f`` that cost's
-        round-off; the refinements for float64 (the relative step, the cliff search, the analytic round-off)
-        are left out, and an element that agrees counts as not checked (see :class:`.precision.Coarse`).
-        """
-        arr = t.array
-        shape = tuple(arr.shape)
-        assert t.analytic is not None
-        analytic_all = t.analytic.reshape(-1)
-        a = analytic_all[index]
-        saved = arr.copy()
-        view: Any = arr.reshape(-1) if arr.flags.c_contiguous else arr.flat
-        w = saved.reshape(-1)[index]
-        eps = self.eps if coarse is None else coarse.eps
-        h = exact_steps(w, eps)
-        n = index.size
-        f = np.empty((8, n))  # cost at +-h, +-h/2, +-h/16 (stage A), +-h/32 (kink retry)
-        span = np.empty((4, n))
-        stage = t.stage
-
-        refusals: list[str] = []
-
-        def evaluate(stage: int) -> float:
-            # a layer inside the model may refuse what a probe outside the domain made (a Dense seeing
-            # the NaN of a log, a log refusing x <= 0 itself): the cost there is not finite, as when the
-            # NaN reaches the cost itself (the point itself was evaluated without error)
-            try:
-                return program.evaluate(stage)
-            except (ValueError, ArithmeticError) as error:
-                if not isinstance(error, NonFiniteError) and not refusals:
-                    refusals.append(f"{type(error).__name__}: {error}")
-                return math.nan
-
-        def probe(rows: np.ndarray, scale: float, slot: int) -> None:
-            # plain Python floats in the loop: numpy scalars would cost more than the bookkeeping
-            plus, minus, spans = [], [], []
-            for i, wj, hj in zip(index[rows].tolist(), w[rows].tolist(), (h[rows] * scale).tolist(),
-                                 strict=True):
-                up = wj + hj
-                down = wj - hj
-                view[i] = up
-                plus.append(evaluate(stage))
-                view[i] = down
-                minus.append(evaluate(stage))
-                view[i] = wj
-                spans.append(up - down)
-            f[slot, rows] = plus
-            f[slot + 1, rows] = minus
-            span[slot // 2, rows] = spans
-
-        def stage_a(rows: np.ndarray) -> np.ndarray:
-            """Stage A for ``rows``: the small step's difference; returns which of them it accepts."""
-            probe(rows, 1 / STAGE_A, 4)
-            e_a[rows] = (f[4, rows] - f[5, rows]) / span[2, rows] - a[rows]
-            bound_a[rows] = STAGE_A * eps_f / h[rows] + 64 * U64 * (np.abs(a[rows]) + np.abs(a[rows] + e_a[rows]))
-            return np.isfinite(e_a[rows]) & np.isfinite(bound_a[rows]) & (np.abs(e_a[rows]) <= ACCEPT * bound_a[rows])
-
-        def probes_finite(rest: np.ndarray) -> np.ndarray:
-            """Per element, whether every cost its probes saw was finite (stage B's only for ``rest``)."""
-            finite = np.isfinite(f[4]) & np.isfinite(f[5])
-            finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
-            return finite
-
-        e_a, bound_a = np.empty(n), np.empty(n)
-        shrunk = outside = np.empty(0, dtype=np.intp)
-        try:
-            # stage A: a small step where truncation is negligible; accept within the round-off bound
-            accepted = stage_a(np.arange(n))
-            rest = np.flatnonzero(~accepted)  # (NaN/inf never counts as agreement: judged below, failed)
-            # stage B: Richardson on +-h, +-h/2 and the kink test, for the others only
-            probe(rest, 1.0, 0)
-            probe(rest, 0.5, 2)
-            if math.isfinite(f0):
-                # a probe outside the function's domain (log, sqrt or 1/x of a value below the step,
-                # which is at least eps absolute): again with the relative step eps * |w|, inside it
-                # (where w is not 0), as for |w| >= 1
-                outside = np.flatnonzero(~probes_finite(rest))
-                shrunk = outside[(w[outside] != 0) & (np.abs(w[outside]) < 1)]
-                if shrunk.size:
-                    h[shrunk] = exact_steps(w[shrunk], eps, floor=0.0)
-                    accepted[shrunk] = stage_a(shrunk)
-                    redo = shrunk[~accepted[shrunk]]
-                    probe(redo, 1.0, 0)
-                    probe(redo, 0.5, 2)
-                    rest = np.flatnonzero(~accepted)
-                    outside = np.flatnonzero(~probes_finite(rest))
-        finally:
-            np.copyto(arr, saved)
-        numerical = a + e_a
-        error = np.abs(e_a)
-        bound = bound_a.copy()
-        status = np.full(n, OK)
-        truncation = np.zeros(n)  # stage B's estimate of the truncation error (0: judged by stage A)
-        # what each element's verdict used, for the report: stage A's step and ACCEPT x bound, stage B's
-        # step h and safety x bound, the kink retry's h/STAGE_A and safety x bound
-        steps = h / STAGE_A
-        factor = np.full(n, float(ACCEPT))
-
-        def stage_b(rows: np.ndarray, refine: bool = True) -> None:
-            """The verdict of ``rows`` from their probes at +-h, +-h/2 and +-h/16 (stage A's); a kink is
-            judged again at h/16 and h/32 if ``refine``."""
-            steps[rows], factor[rows] = h[rows], self.safety
-            v = judge(a[rows], f0, f[0, rows], f[1, rows], f[2, rows], f[3, rows], span[0, rows],
-                      span[1, rows], h[rows], eps_f, self.safety)
-            # smooth means the three central differences (h, h/2, h/16) agree with h^2 scaling: the h/16
-            # one must sit within the bound of the Richardson value; if not, a kink lies in between
-            assert v.truncation is not None
-            # if smooth, |e_a - e_R| ~ T (2/STAGE_A)^2, T the truncation at h/2; allow 4x that
-            expected = (v.truncation * (16 / STAGE_A**2) + (STAGE_A + 4) * eps_f / h[rows]
-                        + 64 * U64 * np.abs(a[rows]))
-            jumpy = np.abs(e_a[rows] - (v.numerical - a[rows])) > self.safety * expected
-            v.status = np.where(jumpy, KINK, v.status)
-            numerical[rows], error[rows], bound[rows], status[rows] = v.numerical, v.error, v.bound, v.status
-            truncation[rows] = v.truncation
-            # a kink within +-h may still be outside +-h/16: judge those again at the finer scale
-            again = rows[v.status == KINK]
-            if again.size and refine:
-                finer(again)
-
-        def finer(rows: np.ndarray) -> None:
-            """Judge ``rows`` again at h/16 (stage A's probes) and h/32."""
-            try:
-                probe(rows, 1 / (2 * STAGE_A), 6)
-            finally:
-                np.copyto(arr, saved)
-            v = judge(a[rows], f0, f[4, rows], f[5, rows], f[6, rows], f[7, rows], span[2, rows],
-                      span[3, rows], h[rows] / STAGE_A, eps_f, self.safety)
-            assert v.truncation is not None
-            numerical[rows], error[rows], bound[rows], status[rows] = v.numerical, v.error, v.bound, v.status
-            truncation[rows] = v.truncation
-            steps[rows], factor[rows] = h[rows] / STAGE_A, self.safety
-
-        def too_curved(rows: np.ndarray) -> np.ndarray:
-            """Which of ``rows``, judged ok, have a truncation estimate (with it the bound) so large next to
-            the slope that the verdict proves little: the step is too large for the cost's curvature."""
-            scale = np.maximum(np.maximum(np.abs(a[rows]), np.abs(numerical[rows])), floor)
-            return (status[rows] == OK) & (truncation[rows] > CURVED * scale)
-
-        floor = REL_FLOOR * float(np.max(np.abs(analytic_all), initial=0.0))
-        if rest.size:  # (at a lower precision's round-off a kink is not judged on a finer step: skipped)
-            stage_b(rest, refine=coarse is None)
-        # Steps of at least eps (absolute) are too large where the cost curves on a smaller scale (a
-        # parameter or input far below 1 that the cost is steep in, a point near a kink): judged again
-        # with the relative step eps * |w|, and at h/16 where w is 0 or at least 1.
-        # (none of this for a cost computed below float64: its round-off, not the step, limits the verdict)
-        curved = rest[too_curved(rest)] if coarse is None else rest[:0]
-        near_kink = rest[status[rest] == KINK] if coarse is None else rest[:0]
-        h_rel = exact_steps(w, self.eps, floor=0.0)
-        eligible = (w != 0) & (np.abs(w) < 1) & (h_rel >= np.finfo(np.float64).tiny)  # (a subnormal step is none)
-        eligible &= coarse is None
-        eligible[shrunk] = False  # (already on the relative step)
-        small = eligible.copy()
-        # A kink's signature, the fourth difference (~ slope jump x step), shrinks with the step: where it
-        # would sink below the kink test's noise level on the relative step, that step could cross the
-        # kink unseen and fail a right gradient (an exact max-pool tie at 1e-3), so it is not taken.
-        fourth = np.zeros(n)
-        fourth[rest] = np.abs((f[0, rest] + f[1, rest]) - 4 * (f[2, rest] + f[3, rest]) + 6 * f0)
-        small &= fourth * (h_rel / h) > 4 * self.safety * 16 * eps_f
-        # A kink at the point itself (an exact max-pool tie, a ReLU input of exactly 0) is crossed by every
-        # step, so no retry can judge it: the one-sided slopes at h/16 and h/32 (stage A's and the kink
-        # re-judge's probes) then agree on each side and differ across it.
-        if near_kink.size:
-            k = near_kink
-            small[k[_kink_at_point(f0, f[6, k], f[7, k], f[4, k], f[5, k], h[k] / (2 * STAGE_A), eps_f)]] = False
-        relative = np.union1d(curved[small[curved]], near_kink[small[near_kink]])
-        if relative.size:
-            try:
-                h[relative] = h_rel[relative]
-                accepted[relative] = stage_a(relative)
-                status[relative] = np.where(accepted[relative], OK, status[relative])
-                redo = relative[~accepted[relative]]
-                probe(redo, 1.0, 0)
-                probe(redo, 0.5, 2)
-            finally:
-                np.copyto(arr, saved)
-            done = relative[accepted[relative]]
-            numerical[done], error[done], bound[done], truncation[done] = a[done] + e_a[done], np.abs(
-                e_a[done]), bound_a[done], 0.0
-            steps[done], factor[done] = h[done] / STAGE_A, ACCEPT
-            if redo.size:
-                stage_b(redo, refine=False)  # (a kink on this step is a kink within eps * |w|: skipped)
-        finer_rows = curved[~small[curved]]
-        if finer_rows.size:
-            finer(finer_rows)
-        # An element that fails on the relative step may have crossed there a tiny kink at the point (behind
-        # a larger one within h, or a tie) unseen: where the one-sided slopes at h/16 and h/2 of that step
-        # agree on each side and differ across it, it is skipped, as at a kink, not failed.
-        crossed = relative[status[relative] == FAIL]
-        if crossed.size:
-            c = crossed
-            status[c[_kink_at_point(f0, f[2, c], f[3, c], f[0, c], f[1, c], h[c] / 2, eps_f)]] = KINK
-        # still too curved, or (on the tiny relative step) round-off as large as the slope: not judged, and
-        # skipped as a kink is (a kink between h/2 and h, missed by the kink test, looks the same)
-        scale = np.maximum(np.maximum(np.abs(a), np.abs(numerical)), floor)
-        unjudged = np.union1d(curved, near_kink)
-        curved_still = unjudged[too_curved(unjudged)]
-        round_off = unjudged[(status[unjudged] == OK) & np.isin(unjudged, relative) & ~too_curved(unjudged)
-                             & (factor[unjudged] * bound[unjudged] > 1e-3 * scale[unjudged])]
-        status[curved_still] = KINK
-        status[round_off] = KINK
-        not_judged = np.setdiff1d(curved_still, near_kink)
-        lost_in_round_off = np.setdiff1d(round_off, near_kink)
-        # A failure at the default step (or at h/16) of an element with |w| < 1 can come from several kinks
-        # or a curve within the step that fool both tests: it is confirmed on the relative step, where stage
-        # A's agreement, with a bound within TIGHT of the slope, clears it; anything else keeps it failed.
-        failing = rest[(status[rest] == FAIL) & eligible[rest] & ~np.isin(rest, relative)]
-        cleared = failing[:0]
-        if failing.size:
-            kept_h = h[failing].copy()
-            try:
-                h[failing] = h_rel[failing]
-                agrees = stage_a(failing)
-            finally:
-                np.copyto(arr, saved)
-            # tight next to the slope: a wrong gradient disagrees by as much on any step, so one off by more
-            # than TIGHT of the slope cannot agree here
-            tight = ACCEPT * bound_a[failing] <= TIGHT * np.maximum(
-                np.maximum(np.abs(a[failing]), np.abs(a[failing] + e_a[failing])), floor)
-            cleared = failing[agrees & tight]
-            h[failing[~(agrees & tight)]] = kept_h[~(agrees & tight)]
-            numerical[cleared], error[cleared], bound[cleared] = a[cleared] + e_a[cleared], np.abs(e_a[cleared]), \
-                bound_a[cleared]
-            truncation[cleared], steps[cleared], factor[cleared], status[cleared] = 0.0, h[cleared] / STAGE_A, \
-                ACCEPT, OK
-        # A cliff: the cost changes by a finite amount within a span far below the step (a norm clamped at
-        # eps = 1e-8, a steep sigmoid), so the odd difference f(w+s) - f(w-s) does not shrink with s (a smooth
-        # cost's shrinks 16-fold from h to h/16) and no step judges it; it is looked at on ever finer steps.
-        with _quiet(True):  # (f holds no probe of stage B for an element stage A accepted)
-            odd_h, odd_a = f[0] - f[1], f[4] - f[5]
-            cliff = np.flatnonzero((status == FAIL) & np.isfinite(odd_h) & np.isfinite(odd_a)
-                                   & (np.abs(odd_a) >= 0.5 * np.abs(odd_h))
-                                   & (np.abs(odd_a) > 4 * self.safety * eps_f) & (coarse is None))
-        zoomed: list[int] = []  # judged (ok or failed) on a finer step
-        cliffs: list[int] = []  # no step resolved them: skipped
-        finest = math.inf  # the finest step tried for an element no step resolved
-        before = program.evaluations
-        try:
-            for j in cliff.tolist():
-                level = _CliffLevels(lambda: evaluate(stage), view, int(index[j]), float(w[j]), float(h[j]), eps_f,
-                                     self.safety)
-                for k in level.candidates():
-                    probe_k = level.probe(k)
-                    if probe_k is None or probe_k.state != "linear":
-                        break
-                    v = judge(a[j:j + 1], f0, np.array(probe_k.f[0:1]), np.array(probe_k.f[1:2]),
-                              np.array(probe_k.f[2:3]), np.array(probe_k.f[3:4]), np.array(probe_k.spans[0:1]),
-                              np.array(probe_k.spans[1:2]), np.array([probe_k.s]), eps_f, self.safety)
-                    loose = v.status[0] == OK and self.safety * v.bound[0] > 1e-3 * max(abs(a[j]), abs(v.numerical[0]))
-                    if v.status[0] == KINK or loose:
-                        continue  # (not smooth, or round-off as large as the slope, on that step: one finer)
-                    numerical[j], error[j], bound[j], status[j] = v.numerical[0], v.error[0], v.bound[0], v.status[0]
-                    steps[j], factor[j] = probe_k.s, self.safety
-                    zoomed.append(j)
-                    break
-                if not zoomed or zoomed[-1] != j:  # (no step, down to what resolves the cost, was linear)
-                    status[j] = KINK
-                    cliffs.append(j)
-                    finest = min(finest, level.finest)
-        finally:
-            np.copyto(arr, saved)
-        zoom_evaluations = program.evaluations - before
-        # The analytic value's own round-off, measured where an element still fails (see _analytic_noise):
-        # credited up to ANALYTIC_CAP of the tensor's largest gradient.
-        credited = np.empty(0, dtype=np.intp)
-        failing_now = np.flatnonzero((status == FAIL) & np.isfinite(error) & np.isfinite(bound))
-        sigma_a = self._analytic_noise().get(t.name) if failing_now.size and coarse is None else None
-        if sigma_a is not None and sigma_a.shape == shape:
-            with _quiet(True):
-                size = np.maximum(np.abs(a), np.abs(numerical))
-                largest = float(np.max(np.where(np.isfinite(size), size, 0.0), initial=0.0))
-            noise_a = 4 * sigma_a.reshape(-1)[index[failing_now]]
-            # (an allowance above the cap is no round-off: nothing is credited, not the cap)
-            noise_a = np.where(noise_a <= ANALYTIC_CAP * largest, noise_a, 0.0)
-            # the element's own tolerance plus the measured round-off once, not safety times it: a bug
-            # larger than that round-off still fails
-            tolerance = factor[failing_now] * bound[failing_now] + noise_a
-            agree = (noise_a > 0) & (error[failing_now] <= tolerance)
-            credited = failing_now[agree]
-            # (reported as bound and tolerance = factor * bound)
-            bound[credited], status[credited] = tolerance[agree] / factor[credited], OK
-        notes: list[str] = []
-        if zoomed:
-            notes.append(f"{len(zoomed)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
-                         "far below the step: the secant grows as 1/h, e.g. a norm clamped at eps): judged only on a "
-                         f"finer step, down to {min(float(steps[j]) for j in zoomed):.1e}, where the cost is linear "
-                         f"({sum(int(status[j] == FAIL) for j in zoomed)} of them fail there); not judged at the "
-                         "normal step, so a passing tensor is 'partial', not 'ok'")
-        if cliffs:
-            notes.append(f"{len(cliffs)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
-                         "far below the step: the secant grows as 1/h) that no step resolves, down to "
-                         f"{finest:.1e} (where the cost's round-off, the resolution of the element or an underflow "
-                         "ends the search): not smooth at any step tried, skipped as at a kink")
-        if zoom_evaluations:
-            notes.append(f"the cliff search took {zoom_evaluations} cost evaluations")
-        if credited.size:
-            notes.append(f"{credited.size} element(s) agree within the analytic gradient's own round-off, measured at "
-                         "nearby points (cancellation inside backward, e.g. a saturated softmax): judged right with it "
-                         f"(largest {float(np.max(bound[credited])):.1e})")
-        if refusals:
-            notes.append(f"a layer raised at some probes, taken as outside its domain (the cost not finite there): "
-                         f"{refusals[0]}")
-        if outside.size:
-            notes.append(f"{outside.size} element(s) could not be judged: the cost was NaN/inf at their probes (an "
-                         "input at the edge of a function's domain, e.g. 0 for sqrt or x**1.5; an overflow); each "
-                         "counts as failed")
-        if shrunk.size:
-            notes.append(f"{shrunk.size} element(s) were probed with the relative step eps * |w|: the default step (at "
-                         "least eps) took the cost outside its domain (NaN/inf) there")
-            # a step this small may leave the round-off bound as large as the derivative itself: such an
-            # element proves nothing (any analytic value would pass), so it counts as not judged, failed
-            shrunk_scale = np.maximum(np.abs(numerical[shrunk]), np.abs(a[shrunk]))
-            loose = shrunk[(factor[shrunk] * bound[shrunk] > 1e-3 * shrunk_scale) & (status[shrunk] == OK)]
-            if loose.size:
-                status[loose] = FAIL
-                notes.append(f"{loose.size} of them could not be judged even so: the cost's round-off at that step "
-                             "is as large as the slope (each counts as failed)")
-        if relative.size:
-            notes.append(f"{relative.size} element(s) were probed again with the relative step eps * |w|: at the "
-                         "default step (at least eps) the cost curved too fast, or crossed a kink")
-        if not_judged.size:
-            notes.append(f"{not_judged.size} element(s) could not be judged: the cost curves so fast there (or a kink "
-                         "lies within the step) that even a finer step leaves a truncation error above "
-                         f"{CURVED:g} of the slope; they are skipped, as at a kink (a smaller eps= may judge them)")
-        if lost_in_round_off.size:
-            notes.append(f"{lost_in_round_off.size} element(s) could not be judged on the relative step: the cost's "
-                         "round-off there is as large as the slope; they are skipped, as at a kink")
-        if cleared.size:
-            notes.append(f"{cleared.size} element(s) that failed at the default step agree on the relative step "
-                         "eps * |w| (kinks or a curve inside the default step fooled its tests): judged right there")
-        shown = status if coarse is None else status.copy()  # (what the report counts)
-        if coarse is not None:
-            lost = swallowed_moves(coarse, status, a, numerical == 0)
-            notes.insert(0, coarse_verdict(coarse, shown, error, factor * bound, eps_f, "elements", lost))
-            status[lost] = KINK  # (not checked: not failing, for the diagnosis below)
-        result = self._result(t, shape, Verdict(numerical, error, bound, shown), a, steps, mode, index, factor)
-        result.low_precision = None if coarse is None else coarse.dtype.name
-        result.zoomed = len(zoomed)
-        if coarse is None:
-            result.notes.extend(notes)
-        else:  # (the lower precision first: the notes about the tensor's contract follow)
-            result.notes[:0] = notes
-        # (for the diagnosis and swapped, an element that agrees at a lower precision is right as far as it goes)
-        checked = status != KINK
-        if t.keep_elements:  # for swapped (see _run), per element of the array: NaN / False where not checked
-            num, seen, tol = np.full(arr.size, np.nan), np.zeros(arr.size, dtype=bool), np.full(arr.size, np.nan)
-            num[index], seen[index], tol[index] = numerical, checked, factor * bound
-            t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
-        if not result.passed or result.failed:
-            # (a factor is named within the accuracy of the numerical values: 1e-6, or at a lower precision
-            # what its tolerance allows, up to 1e-3, where the factors named are still far apart)
-            bad = (status == FAIL) & (numerical != 0) & np.isfinite(numerical)
-            with _quiet(True):
-                slack = 1e-6 if coarse is None or not bad.any() else \
-                    float(np.clip(np.max(factor[bad] * bound[bad] / np.abs(numerical[bad])), 1e-6, 1e-3))
-            if shape and np.any(status == FAIL):
-                rows = np.unravel_index(index, shape)[0]
-                bad_rows = np.unique(rows[status == FAIL])
-                t.rows = (bad_rows, np.setdiff1d(np.unique(rows[status == OK]), bad_rows))
-            result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
-                                        batch, factor * bound, t.bias_row, slack)
-        return result
+        """Per-element check of the elements ``index`` (flat positions), in two stages and their refinements:
+        see :mod:`.elements` for how an element is judged.  ``coarse``: a cost computed below float64 (see
+        :class:`.precision.Coarse`)."""
+        return ElementCheck(self, program, t, f0, eps_f, index, coarse).run(batch, mode)
 
     def _check_directional(self, program: Program, t: _Tensor, f0: float, eps_f: float,
                            coarse: Coarse | None = None) -> tuple[TensorResult, bool]:

@@ -1,0 +1,661 @@
+"""The per-element check: how :class:`.GradientChecker` decides, element by element, whether a gradient is right.
+
+Each element ``w`` of the tensor is moved alone, the cost evaluated on both sides, and the central difference
+compared with the analytic value ``a`` (notation of :mod:`.numerics`).  The step is ``h = eps * max(|w|, 1)``.
+:meth:`ElementCheck.run` calls the stages below in this order.
+
+**Stage A** moves every element by ``+-h/16`` (two evaluations).  At that step the truncation error of a central
+difference is usually below round-off, so the element is accepted if the difference agrees with ``a`` within
+``ACCEPT = 2`` times its round-off bound alone (``16 eps_f / h``, plus ``64 u (|a| + |a + e|)`` for the analytic
+value's).  Nothing is assumed about the truncation error: it can only make an element fail stage A.  **Stage B**
+takes the others: four evaluations at ``+-h`` and ``+-h/2``, the Richardson verdict with its truncation estimate,
+and the kink test (an element whose cost is not smooth within the step is skipped, never failed).  Stage A's
+difference is a third one: if it does not sit where the ``h^2`` scaling of the other two puts it, a kink lies in
+between, and the element is judged again on a finer step (``h/16`` and ``h/32``).
+
+**The relative step** ``eps * |w|``.  A step of at least ``eps`` is too large where the cost curves on a smaller
+scale (a parameter or input far below 1 that the cost is steep in, a point near a kink).  An element with
+``0 < |w| < 1`` is probed again on the relative step where the default one took the cost outside its domain
+(NaN/inf), where stage B's truncation estimate is too large to prove anything (``CURVED``), or where it saw a
+kink -- unless the smaller step would hide a kink from the kink test, or the kink sits at the point itself
+(every step crosses it).  An element that still cannot be judged is skipped, as at a kink.  The other way round,
+a failure at the default step is confirmed on the relative step: it is cleared only by an agreement within
+``TIGHT`` of the slope, which no gradient off by more than that can reach.
+
+**Cliffs.**  Where the cost changes by a finite amount within a span far below the step (a norm clamped at
+``1e-8``), the secant grows as ``1/h`` and no normal step judges it; a failing element whose odd difference did
+not shrink from ``h`` to ``h/16`` is probed on ever finer steps ``h / CLIFF_ZOOM**k`` (:class:`_CliffLevels`) and
+judged on the largest where the cost is linear, or skipped if none resolves it.
+
+**The analytic value's own round-off.**  A backward that cancels large terms carries more round-off than the
+bound allows for.  Where an element still fails, that round-off is measured (``GradientChecker._analytic_noise``)
+and credited, up to ``ANALYTIC_CAP`` of the tensor's largest gradient: a bug larger than it still fails.
+
+A cost computed below float64 (``coarse``, see :class:`.precision.Coarse`) is checked on its own step and
+round-off, without the refinements for float64 (the relative step, the cliff search, the analytic round-off),
+and an element that agrees there counts as not checked.  See ``docs/gradient-checker.md`` for the measurements
+behind each rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from ..errors import NonFiniteError
+from .diagnosis import diagnose
+from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge
+from .precision import Coarse, coarse_verdict, swallowed_moves
+from .program import Program
+from .report import TensorResult
+
+if TYPE_CHECKING:
+    from .checker import GradientChecker, _Tensor
+
+__all__ = ["ACCEPT", "ANALYTIC_CAP", "CLIFF_ZOOM", "CURVED", "REL_FLOOR", "STAGE_A", "TIGHT", "ElementCheck"]
+
+#: stage A accepts an element whose h/16 difference is within ACCEPT x its round-off bound (tight
+#: enough that stage A is as sensitive as the Richardson test of stage B, at a third of the cost)
+ACCEPT = 2.0
+#: stage A's step is h / STAGE_A
+STAGE_A = 16
+#: relative errors are measured against at least this fraction of the tensor's largest gradient
+REL_FLOOR = 1e-3
+#: a stage-B verdict whose truncation estimate exceeds this fraction of the slope (or of REL_FLOOR x the
+#: tensor's largest gradient) proves too little: the element is judged again on a finer step
+CURVED = 1e-4
+#: a failure at the default step is cleared on the relative step only by an agreement within this fraction
+#: of the slope: a real error disagrees by as much on any step, so no error above it can be cleared
+TIGHT = 1e-4
+#: the analytic gradient's measured round-off is credited to an element only while it stays below this
+#: fraction of the tensor's largest gradient (round-off, not a jump or a layer that is noisy by design)
+ANALYTIC_CAP = 1e-6
+#: a cliff (the cost changes by a finite amount within a span far below the step) is looked into on steps
+#: h / CLIFF_ZOOM**k, k = 1, 2, 4, 8, ... then bisected, for the largest step where the secant is linear,
+#: as deep as the cost's round-off, the element's resolution and the float range allow (see _CliffLevels)
+CLIFF_ZOOM = 32
+
+
+class ElementCheck:
+    """The per-element check of the elements ``index`` (flat positions) of one tensor: build it, then :meth:`run`.
+
+    The arrays below are per checked element (length ``n = index.size``), shared by the stages, each of which
+    fills or revises them for some ``rows`` (positions in ``index``).  The tensor's array is moved in place by
+    the probes and restored before any stage returns.  ``coarse``: a cost computed below float64 (see the
+    module's docstring).
+    """
+
+    #: the verdict per element: stage A's for every element, revised by each later stage that judges it again
+    numerical: np.ndarray
+    error: np.ndarray
+    bound: np.ndarray
+    status: np.ndarray
+    truncation: np.ndarray  # stage B's estimate of the truncation error (0: judged by stage A)
+    steps: np.ndarray  # the step each verdict was made on
+    factor: np.ndarray  # the multiple of the bound each verdict allowed
+    #: the elements stage A accepted; those it did not (stage B's)
+    accepted: np.ndarray
+    rest: np.ndarray
+    #: the relative step: its size per element, where it may be taken, where it is taken (before the
+    #: kink tests), and the elements retried on it (curved or at a kink at the default step)
+    h_rel: np.ndarray
+    eligible: np.ndarray
+    small: np.ndarray
+    curved: np.ndarray
+    near_kink: np.ndarray
+    relative: np.ndarray
+    #: for the notes: elements skipped as too curved, or lost in round-off on the relative step; failures
+    #: cleared on the relative step; judged on a finer step at a cliff; cliffs no step resolves (and the
+    #: finest step tried for them), the evaluations the cliff search took; credited the analytic round-off
+    not_judged: np.ndarray
+    lost_in_round_off: np.ndarray
+    cleared: np.ndarray
+    zoomed: list[int]
+    cliffs: list[int]
+    finest: float
+    zoom_evaluations: int
+    credited: np.ndarray
+    #: the floor of the slope's scale in the tests for a verdict proving too little (REL_FLOOR x the largest |a|)
+    floor: float
+
+    def __init__(self, checker: GradientChecker, program: Program, t: _Tensor, f0: float, eps_f: float,
+                 index: np.ndarray, coarse: Coarse | None = None) -> None:
+        self.checker, self.program, self.t, self.f0, self.eps_f = checker, program, t, f0, eps_f
+        self.index, self.coarse, self.safety = index, coarse, checker.safety
+        arr = self.arr = t.array
+        self.shape = tuple(arr.shape)
+        assert t.analytic is not None
+        self.analytic_all = t.analytic.reshape(-1)
+        self.a = self.analytic_all[index]
+        self.saved = arr.copy()
+        self.view: Any = arr.reshape(-1) if arr.flags.c_contiguous else arr.flat
+        self.w = self.saved.reshape(-1)[index]
+        self.eps = checker.eps if coarse is None else coarse.eps
+        self.h = exact_steps(self.w, self.eps)
+        n = self.n = index.size
+        self.f = np.empty((8, n))  # cost at +-h, +-h/2, +-h/16 (stage A), +-h/32 (kink retry)
+        self.span = np.empty((4, n))
+        self.stage = t.stage
+        self.refusals: list[str] = []
+        self.e_a, self.bound_a = np.empty(n), np.empty(n)  # stage A's error and bound
+        # the elements whose probes took the cost outside its domain, and those of them on the relative step
+        self.shrunk = self.outside = np.empty(0, dtype=np.intp)
+
+    def run(self, batch: int | None, mode: str) -> TensorResult:
+        """The stages in the order the algorithm takes them; the tensor's result with its notes and diagnosis."""
+        self.probe_stages()
+        self.stage_a_verdicts()
+        self.floor = REL_FLOOR * float(np.max(np.abs(self.analytic_all), initial=0.0))
+        if self.rest.size:  # (at a lower precision's round-off a kink is not judged on a finer step: skipped)
+            self.stage_b(self.rest, refine=self.coarse is None)
+        self.choose_relative()
+        self.retry_relative()
+        self.skip_kinks_at_point()
+        self.skip_unjudged()
+        self.confirm_failures()
+        self.search_cliffs()
+        self.credit_analytic_round_off()
+        return self.result(batch, mode, self.notes())
+
+    # ------------------------------------------------------------------ probing
+    def evaluate(self) -> float:
+        """The cost at the array as the probes moved it; NaN where a layer refused the point."""
+        # a layer inside the model may refuse what a probe outside the domain made (a Dense seeing
+        # the NaN of a log, a log refusing x <= 0 itself): the cost there is not finite, as when the
+        # NaN reaches the cost itself (the point itself was evaluated without error)
+        try:
+            return self.program.evaluate(self.stage)
+        except (ValueError, ArithmeticError) as error:
+            if not isinstance(error, NonFiniteError) and not self.refusals:
+                self.refusals.append(f"{type(error).__name__}: {error}")
+            return math.nan
+
+    def probe(self, rows: np.ndarray, scale: float, slot: int) -> None:
+        """The cost at ``w +- scale * h`` for ``rows``, into ``f[slot]`` and ``f[slot + 1]``, and the spans
+        the probes actually made into ``span[slot // 2]``."""
+        view, evaluate = self.view, self.evaluate
+        # plain Python floats in the loop: numpy scalars would cost more than the bookkeeping
+        plus, minus, spans = [], [], []
+        for i, wj, hj in zip(self.index[rows].tolist(), self.w[rows].tolist(), (self.h[rows] * scale).tolist(),
+                             strict=True):
+            up = wj + hj
+            down = wj - hj
+            view[i] = up
+            plus.append(evaluate())
+            view[i] = down
+            minus.append(evaluate())
+            view[i] = wj
+            spans.append(up - down)
+        self.f[slot, rows] = plus
+        self.f[slot + 1, rows] = minus
+        self.span[slot // 2, rows] = spans
+
+    def stage_a(self, rows: np.ndarray) -> np.ndarray:
+        """Stage A for ``rows``: the small step's difference; returns which of them it accepts."""
+        a, f, e_a, bound_a = self.a, self.f, self.e_a, self.bound_a
+        self.probe(rows, 1 / STAGE_A, 4)
+        e_a[rows] = (f[4, rows] - f[5, rows]) / self.span[2, rows] - a[rows]
+        bound_a[rows] = STAGE_A * self.eps_f / self.h[rows] + 64 * U64 * (np.abs(a[rows]) + np.abs(a[rows] + e_a[rows]))
+        return np.isfinite(e_a[rows]) & np.isfinite(bound_a[rows]) & (np.abs(e_a[rows]) <= ACCEPT * bound_a[rows])
+
+    def probes_finite(self, rest: np.ndarray) -> np.ndarray:
+        """Per element, whether every cost its probes saw was finite (stage B's only for ``rest``)."""
+        f = self.f
+        finite = np.isfinite(f[4]) & np.isfinite(f[5])
+        finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
+        return finite
+
+    def probe_stages(self) -> None:
+        """Stage A's probes for every element, stage B's for those it does not accept, and both again on the
+        relative step where a probe left the cost's domain (:meth:`retry_outside_domain`)."""
+        try:
+            # stage A: a small step where truncation is negligible; accept within the round-off bound
+            self.accepted = self.stage_a(np.arange(self.n))
+            self.rest = np.flatnonzero(~self.accepted)  # (NaN/inf never counts as agreement: judged below, failed)
+            # stage B: Richardson on +-h, +-h/2 and the kink test, for the others only
+            self.probe(self.rest, 1.0, 0)
+            self.probe(self.rest, 0.5, 2)
+            if math.isfinite(self.f0):
+                self.retry_outside_domain()
+        finally:
+            np.copyto(self.arr, self.saved)
+
+    def retry_outside_domain(self) -> None:
+        """Stages A and B again on the relative step ``eps * |w|`` for the elements whose probes took the cost
+        outside its domain (``outside``), where ``0 < |w| < 1`` (``shrunk``)."""
+        w, accepted = self.w, self.accepted
+        # a probe outside the function's domain (log, sqrt or 1/x of a value below the step,
+        # which is at least eps absolute): again with the relative step eps * |w|, inside it
+        # (where w is not 0), as for |w| >= 1
+        outside = self.outside = np.flatnonzero(~self.probes_finite(self.rest))
+        shrunk = self.shrunk = outside[(w[outside] != 0) & (np.abs(w[outside]) < 1)]
+        if shrunk.size:
+            self.h[shrunk] = exact_steps(w[shrunk], self.eps, floor=0.0)
+            accepted[shrunk] = self.stage_a(shrunk)
+            redo = shrunk[~accepted[shrunk]]
+            self.probe(redo, 1.0, 0)
+            self.probe(redo, 0.5, 2)
+            self.rest = np.flatnonzero(~accepted)
+            self.outside = np.flatnonzero(~self.probes_finite(self.rest))
+
+    # ------------------------------------------------------------------ stage A's and stage B's verdicts
+    def stage_a_verdicts(self) -> None:
+        """Every element's verdict as stage A found it (accepted: ok); stage B then judges the rest again."""
+        n = self.n
+        self.numerical = self.a + self.e_a
+        self.error = np.abs(self.e_a)
+        self.bound = self.bound_a.copy()
+        self.status = np.full(n, OK)
+        self.truncation = np.zeros(n)  # stage B's estimate of the truncation error (0: judged by stage A)
+        # what each element's verdict used, for the report: stage A's step and ACCEPT x bound, stage B's
+        # step h and safety x bound, the kink retry's h/STAGE_A and safety x bound
+        self.steps = self.h / STAGE_A
+        self.factor = np.full(n, float(ACCEPT))
+
+    def stage_b(self, rows: np.ndarray, refine: bool = True) -> None:
+        """The verdict of ``rows`` from their probes at +-h, +-h/2 and +-h/16 (stage A's); a kink is
+        judged again at h/16 and h/32 if ``refine``."""
+        a, f, span, h, eps_f = self.a, self.f, self.span, self.h, self.eps_f
+        self.steps[rows], self.factor[rows] = h[rows], self.safety
+        v = judge(a[rows], self.f0, f[0, rows], f[1, rows], f[2, rows], f[3, rows], span[0, rows],
+                  span[1, rows], h[rows], eps_f, self.safety)
+        # smooth means the three central differences (h, h/2, h/16) agree with h^2 scaling: the h/16
+        # one must sit within the bound of the Richardson value; if not, a kink lies in between
+        assert v.truncation is not None
+        # if smooth, |e_a - e_R| ~ T (2/STAGE_A)^2, T the truncation at h/2; allow 4x that
+        expected = (v.truncation * (16 / STAGE_A**2) + (STAGE_A + 4) * eps_f / h[rows]
+                    + 64 * U64 * np.abs(a[rows]))
+        jumpy = np.abs(self.e_a[rows] - (v.numerical - a[rows])) > self.safety * expected
+        v.status = np.where(jumpy, KINK, v.status)
+        self.numerical[rows], self.error[rows], self.bound[rows], self.status[rows] = \
+            v.numerical, v.error, v.bound, v.status
+        self.truncation[rows] = v.truncation
+        # a kink within +-h may still be outside +-h/16: judge those again at the finer scale
+        again = rows[v.status == KINK]
+        if again.size and refine:
+            self.finer(again)
+
+    def finer(self, rows: np.ndarray) -> None:
+        """Judge ``rows`` again at h/16 (stage A's probes) and h/32."""
+        f, span, h = self.f, self.span, self.h
+        try:
+            self.probe(rows, 1 / (2 * STAGE_A), 6)
+        finally:
+            np.copyto(self.arr, self.saved)
+        v = judge(self.a[rows], self.f0, f[4, rows], f[5, rows], f[6, rows], f[7, rows], span[2, rows],
+                  span[3, rows], h[rows] / STAGE_A, self.eps_f, self.safety)
+        assert v.truncation is not None
+        self.numerical[rows], self.error[rows], self.bound[rows], self.status[rows] = \
+            v.numerical, v.error, v.bound, v.status
+        self.truncation[rows] = v.truncation
+        self.steps[rows], self.factor[rows] = h[rows] / STAGE_A, self.safety
+
+    def too_curved(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows``, judged ok, have a truncation estimate (with it the bound) so large next to
+        the slope that the verdict proves little: the step is too large for the cost's curvature."""
+        scale = np.maximum(np.maximum(np.abs(self.a[rows]), np.abs(self.numerical[rows])), self.floor)
+        return (self.status[rows] == OK) & (self.truncation[rows] > CURVED * scale)
+
+    # ------------------------------------------------------------------ the relative step
+    def choose_relative(self) -> None:
+        """The elements judged again on the relative step ``eps * |w|`` (``relative``): too curved or at a kink
+        at the default step, ``0 < |w| < 1``, and the kink tests still able to see a kink on that step."""
+        f, f0, h, rest, status = self.f, self.f0, self.h, self.rest, self.status
+        w, eps_f, coarse = self.w, self.eps_f, self.coarse
+        # Steps of at least eps (absolute) are too large where the cost curves on a smaller scale (a
+        # parameter or input far below 1 that the cost is steep in, a point near a kink): judged again
+        # with the relative step eps * |w|, and at h/16 where w is 0 or at least 1.
+        # (none of this for a cost computed below float64: its round-off, not the step, limits the verdict)
+        curved = self.curved = rest[self.too_curved(rest)] if coarse is None else rest[:0]
+        near_kink = self.near_kink = rest[status[rest] == KINK] if coarse is None else rest[:0]
+        h_rel = self.h_rel = exact_steps(w, self.checker.eps, floor=0.0)
+        eligible = (w != 0) & (np.abs(w) < 1) & (h_rel >= np.finfo(np.float64).tiny)  # (a subnormal step is none)
+        eligible &= coarse is None
+        eligible[self.shrunk] = False  # (already on the relative step)
+        self.eligible = eligible
+        small = self.small = eligible.copy()
+        # A kink's signature, the fourth difference (~ slope jump x step), shrinks with the step: where it
+        # would sink below the kink test's noise level on the relative step, that step could cross the
+        # kink unseen and fail a right gradient (an exact max-pool tie at 1e-3), so it is not taken.
+        fourth = np.zeros(self.n)
+        fourth[rest] = np.abs((f[0, rest] + f[1, rest]) - 4 * (f[2, rest] + f[3, rest]) + 6 * f0)
+        small &= fourth * (h_rel / h) > 4 * self.safety * 16 * eps_f
+        # A kink at the point itself (an exact max-pool tie, a ReLU input of exactly 0) is crossed by every
+        # step, so no retry can judge it: the one-sided slopes at h/16 and h/32 (stage A's and the kink
+        # re-judge's probes) then agree on each side and differ across it.
+        if near_kink.size:
+            k = near_kink
+            small[k[_kink_at_point(f0, f[6, k], f[7, k], f[4, k], f[5, k], h[k] / (2 * STAGE_A), eps_f)]] = False
+        self.relative = np.union1d(curved[small[curved]], near_kink[small[near_kink]])
+
+    def retry_relative(self) -> None:
+        """Stages A and B again on the relative step for ``relative``; the curved elements that may not take
+        it are judged again at h/16 and h/32 instead."""
+        relative, accepted, h, e_a = self.relative, self.accepted, self.h, self.e_a
+        if relative.size:
+            try:
+                h[relative] = self.h_rel[relative]
+                accepted[relative] = self.stage_a(relative)
+                self.status[relative] = np.where(accepted[relative], OK, self.status[relative])
+                redo = relative[~accepted[relative]]
+                self.probe(redo, 1.0, 0)
+                self.probe(redo, 0.5, 2)
+            finally:
+                np.copyto(self.arr, self.saved)
+            done = relative[accepted[relative]]
+            self.numerical[done], self.error[done], self.bound[done], self.truncation[done] = \
+                self.a[done] + e_a[done], np.abs(e_a[done]), self.bound_a[done], 0.0
+            self.steps[done], self.factor[done] = h[done] / STAGE_A, ACCEPT
+            if redo.size:
+                self.stage_b(redo, refine=False)  # (a kink on this step is a kink within eps * |w|: skipped)
+        finer_rows = self.curved[~self.small[self.curved]]
+        if finer_rows.size:
+            self.finer(finer_rows)
+
+    def skip_kinks_at_point(self) -> None:
+        """Skip, as at a kink, an element failing on the relative step with a kink's signature at the point."""
+        f, h, relative = self.f, self.h, self.relative
+        # An element that fails on the relative step may have crossed there a tiny kink at the point (behind
+        # a larger one within h, or a tie) unseen: where the one-sided slopes at h/16 and h/2 of that step
+        # agree on each side and differ across it, it is skipped, as at a kink, not failed.
+        crossed = relative[self.status[relative] == FAIL]
+        if crossed.size:
+            c = crossed
+            self.status[c[_kink_at_point(self.f0, f[2, c], f[3, c], f[0, c], f[1, c], h[c] / 2, self.eps_f)]] = KINK
+
+    def skip_unjudged(self) -> None:
+        """Skip, as at a kink, the retried elements whose verdict still proves nothing (too curved, or on the
+        relative step a round-off as large as the slope)."""
+        status, factor, bound = self.status, self.factor, self.bound
+        # still too curved, or (on the tiny relative step) round-off as large as the slope: not judged, and
+        # skipped as a kink is (a kink between h/2 and h, missed by the kink test, looks the same)
+        scale = np.maximum(np.maximum(np.abs(self.a), np.abs(self.numerical)), self.floor)
+        unjudged = np.union1d(self.curved, self.near_kink)
+        curved_still = unjudged[self.too_curved(unjudged)]
+        round_off = unjudged[(status[unjudged] == OK) & np.isin(unjudged, self.relative) & ~self.too_curved(unjudged)
+                             & (factor[unjudged] * bound[unjudged] > 1e-3 * scale[unjudged])]
+        status[curved_still] = KINK
+        status[round_off] = KINK
+        self.not_judged = np.setdiff1d(curved_still, self.near_kink)
+        self.lost_in_round_off = np.setdiff1d(round_off, self.near_kink)
+
+    def confirm_failures(self) -> None:
+        """Clear a failure at the default step that stage A, on the relative step, finds right within TIGHT."""
+        a, e_a, h, rest = self.a, self.e_a, self.h, self.rest
+        # A failure at the default step (or at h/16) of an element with |w| < 1 can come from several kinks
+        # or a curve within the step that fool both tests: it is confirmed on the relative step, where stage
+        # A's agreement, with a bound within TIGHT of the slope, clears it; anything else keeps it failed.
+        failing = rest[(self.status[rest] == FAIL) & self.eligible[rest] & ~np.isin(rest, self.relative)]
+        cleared = self.cleared = failing[:0]
+        if failing.size:
+            kept_h = h[failing].copy()
+            try:
+                h[failing] = self.h_rel[failing]
+                agrees = self.stage_a(failing)
+            finally:
+                np.copyto(self.arr, self.saved)
+            # tight next to the slope: a wrong gradient disagrees by as much on any step, so one off by more
+            # than TIGHT of the slope cannot agree here
+            tight = ACCEPT * self.bound_a[failing] <= TIGHT * np.maximum(
+                np.maximum(np.abs(a[failing]), np.abs(a[failing] + e_a[failing])), self.floor)
+            cleared = self.cleared = failing[agrees & tight]
+            h[failing[~(agrees & tight)]] = kept_h[~(agrees & tight)]
+            self.numerical[cleared], self.error[cleared], self.bound[cleared] = \
+                a[cleared] + e_a[cleared], np.abs(e_a[cleared]), self.bound_a[cleared]
+            self.truncation[cleared], self.steps[cleared], self.factor[cleared], self.status[cleared] = \
+                0.0, h[cleared] / STAGE_A, ACCEPT, OK
+
+    # ------------------------------------------------------------------ cliffs, and the analytic round-off
+    def search_cliffs(self) -> None:
+        """Judge each failing element at a cliff on the largest finer step where the cost is linear
+        (:class:`_CliffLevels`), or skip it as at a kink if no step resolves the cost."""
+        f, a, status, eps_f, safety = self.f, self.a, self.status, self.eps_f, self.safety
+        # A cliff: the cost changes by a finite amount within a span far below the step (a norm clamped at
+        # eps = 1e-8, a steep sigmoid), so the odd difference f(w+s) - f(w-s) does not shrink with s (a smooth
+        # cost's shrinks 16-fold from h to h/16) and no step judges it; it is looked at on ever finer steps.
+        with np.errstate(all="ignore"):  # (f holds no probe of stage B for an element stage A accepted)
+            odd_h, odd_a = f[0] - f[1], f[4] - f[5]
+            cliff = np.flatnonzero((status == FAIL) & np.isfinite(odd_h) & np.isfinite(odd_a)
+                                   & (np.abs(odd_a) >= 0.5 * np.abs(odd_h))
+                                   & (np.abs(odd_a) > 4 * safety * eps_f) & (self.coarse is None))
+        zoomed: list[int] = []  # judged (ok or failed) on a finer step
+        cliffs: list[int] = []  # no step resolved them: skipped
+        self.zoomed, self.cliffs = zoomed, cliffs
+        self.finest = math.inf  # the finest step tried for an element no step resolved
+        before = self.program.evaluations
+        try:
+            for j in cliff.tolist():
+                level = _CliffLevels(self.evaluate, self.view, int(self.index[j]), float(self.w[j]), float(self.h[j]),
+                                     eps_f, safety)
+                for k in level.candidates():
+                    probe_k = level.probe(k)
+                    if probe_k is None or probe_k.state != "linear":
+                        break
+                    v = judge(a[j:j + 1], self.f0, np.array(probe_k.f[0:1]), np.array(probe_k.f[1:2]),
+                              np.array(probe_k.f[2:3]), np.array(probe_k.f[3:4]), np.array(probe_k.spans[0:1]),
+                              np.array(probe_k.spans[1:2]), np.array([probe_k.s]), eps_f, safety)
+                    loose = v.status[0] == OK and safety * v.bound[0] > 1e-3 * max(abs(a[j]), abs(v.numerical[0]))
+                    if v.status[0] == KINK or loose:
+                        continue  # (not smooth, or round-off as large as the slope, on that step: one finer)
+                    self.numerical[j], self.error[j], self.bound[j], status[j] = \
+                        v.numerical[0], v.error[0], v.bound[0], v.status[0]
+                    self.steps[j], self.factor[j] = probe_k.s, safety
+                    zoomed.append(j)
+                    break
+                if not zoomed or zoomed[-1] != j:  # (no step, down to what resolves the cost, was linear)
+                    status[j] = KINK
+                    cliffs.append(j)
+                    self.finest = min(self.finest, level.finest)
+        finally:
+            np.copyto(self.arr, self.saved)
+        self.zoom_evaluations = self.program.evaluations - before
+
+    def credit_analytic_round_off(self) -> None:
+        """Judge right a failing element that agrees within its tolerance plus the analytic value's measured
+        round-off (``GradientChecker._analytic_noise``), where that round-off is below ANALYTIC_CAP."""
+        a, numerical, status, bound, factor = self.a, self.numerical, self.status, self.bound, self.factor
+        # The analytic value's own round-off, measured where an element still fails (see _analytic_noise):
+        # credited up to ANALYTIC_CAP of the tensor's largest gradient.
+        self.credited = np.empty(0, dtype=np.intp)
+        failing_now = np.flatnonzero((status == FAIL) & np.isfinite(self.error) & np.isfinite(bound))
+        sigma_a = self.checker._analytic_noise().get(self.t.name) if failing_now.size and self.coarse is None else None
+        if sigma_a is not None and sigma_a.shape == self.shape:
+            with np.errstate(all="ignore"):
+                size = np.maximum(np.abs(a), np.abs(numerical))
+                largest = float(np.max(np.where(np.isfinite(size), size, 0.0), initial=0.0))
+            noise_a = 4 * sigma_a.reshape(-1)[self.index[failing_now]]
+            # (an allowance above the cap is no round-off: nothing is credited, not the cap)
+            noise_a = np.where(noise_a <= ANALYTIC_CAP * largest, noise_a, 0.0)
+            # the element's own tolerance plus the measured round-off once, not safety times it: a bug
+            # larger than that round-off still fails
+            tolerance = factor[failing_now] * bound[failing_now] + noise_a
+            agree = (noise_a > 0) & (self.error[failing_now] <= tolerance)
+            credited = self.credited = failing_now[agree]
+            # (reported as bound and tolerance = factor * bound)
+            bound[credited], status[credited] = tolerance[agree] / factor[credited], OK
+
+    # ------------------------------------------------------------------ the result
+    def notes(self) -> list[str]:
+        """The notes on how the verdicts were reached, in the report's order.  Also fails the ``shrunk`` elements
+        whose verdict proves nothing, where their note is made (after the cliff note has counted its failures)."""
+        status, steps, numerical, a, factor, bound = self.status, self.steps, self.numerical, self.a, self.factor, \
+            self.bound
+        zoomed, cliffs, shrunk = self.zoomed, self.cliffs, self.shrunk
+        notes: list[str] = []
+        if zoomed:
+            notes.append(f"{len(zoomed)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
+                         "far below the step: the secant grows as 1/h, e.g. a norm clamped at eps): judged only on a "
+                         f"finer step, down to {min(float(steps[j]) for j in zoomed):.1e}, where the cost is linear "
+                         f"({sum(int(status[j] == FAIL) for j in zoomed)} of them fail there); not judged at the "
+                         "normal step, so a passing tensor is 'partial', not 'ok'")
+        if cliffs:
+            notes.append(f"{len(cliffs)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
+                         "far below the step: the secant grows as 1/h) that no step resolves, down to "
+                         f"{self.finest:.1e} (where the cost's round-off, the resolution of the element or an "
+                         "underflow ends the search): not smooth at any step tried, skipped as at a kink")
+        if self.zoom_evaluations:
+            notes.append(f"the cliff search took {self.zoom_evaluations} cost evaluations")
+        if self.credited.size:
+            notes.append(f"{self.credited.size} element(s) agree within the analytic gradient's own round-off, "
+                         "measured at nearby points (cancellation inside backward, e.g. a saturated softmax): judged "
+                         f"right with it (largest {float(np.max(bound[self.credited])):.1e})")
+        if self.refusals:
+            notes.append(f"a layer raised at some probes, taken as outside its domain (the cost not finite there): "
+                         f"{self.refusals[0]}")
+        if self.outside.size:
+            notes.append(f"{self.outside.size} element(s) could not be judged: the cost was NaN/inf at their probes "
+                         "(an input at the edge of a function's domain, e.g. 0 for sqrt or x**1.5; an overflow); each "
+                         "counts as failed")
+        if shrunk.size:
+            notes.append(f"{shrunk.size} element(s) were probed with the relative step eps * |w|: the default step (at "
+                         "least eps) took the cost outside its domain (NaN/inf) there")
+            # a step this small may leave the round-off bound as large as the derivative itself: such an
+            # element proves nothing (any analytic value would pass), so it counts as not judged, failed
+            shrunk_scale = np.maximum(np.abs(numerical[shrunk]), np.abs(a[shrunk]))
+            loose = shrunk[(factor[shrunk] * bound[shrunk] > 1e-3 * shrunk_scale) & (status[shrunk] == OK)]
+            if loose.size:
+                status[loose] = FAIL
+                notes.append(f"{loose.size} of them could not be judged even so: the cost's round-off at that step "
+                             "is as large as the slope (each counts as failed)")
+        if self.relative.size:
+            notes.append(f"{self.relative.size} element(s) were probed again with the relative step eps * |w|: at the "
+                         "default step (at least eps) the cost curved too fast, or crossed a kink")
+        if self.not_judged.size:
+            notes.append(f"{self.not_judged.size} element(s) could not be judged: the cost curves so fast there (or a "
+                         "kink lies within the step) that even a finer step leaves a truncation error above "
+                         f"{CURVED:g} of the slope; they are skipped, as at a kink (a smaller eps= may judge them)")
+        if self.lost_in_round_off.size:
+            notes.append(f"{self.lost_in_round_off.size} element(s) could not be judged on the relative step: the "
+                         "cost's round-off there is as large as the slope; they are skipped, as at a kink")
+        if self.cleared.size:
+            notes.append(f"{self.cleared.size} element(s) that failed at the default step agree on the relative step "
+                         "eps * |w| (kinks or a curve inside the default step fooled its tests): judged right there")
+        return notes
+
+    def result(self, batch: int | None, mode: str, notes: list[str]) -> TensorResult:
+        """The tensor's result from the verdicts, with ``notes``, the per-element record for ``swapped`` and, if
+        it fails, the diagnosis of the failing elements."""
+        t, coarse, shape, index, arr = self.t, self.coarse, self.shape, self.index, self.arr
+        status, numerical, error, bound, factor, a = self.status, self.numerical, self.error, self.bound, \
+            self.factor, self.a
+        shown = status if coarse is None else status.copy()  # (what the report counts)
+        if coarse is not None:
+            lost = swallowed_moves(coarse, status, a, numerical == 0)
+            notes.insert(0, coarse_verdict(coarse, shown, error, factor * bound, self.eps_f, "elements", lost))
+            status[lost] = KINK  # (not checked: not failing, for the diagnosis below)
+        result = self.checker._result(t, shape, Verdict(numerical, error, bound, shown), a, self.steps, mode, index,
+                                      factor)
+        result.low_precision = None if coarse is None else coarse.dtype.name
+        result.zoomed = len(self.zoomed)
+        if coarse is None:
+            result.notes.extend(notes)
+        else:  # (the lower precision first: the notes about the tensor's contract follow)
+            result.notes[:0] = notes
+        # (for the diagnosis and swapped, an element that agrees at a lower precision is right as far as it goes)
+        checked = status != KINK
+        if t.keep_elements:  # for swapped (see findings.name_swapped), per element of the array: NaN / False where not checked
+            num, seen, tol = np.full(arr.size, np.nan), np.zeros(arr.size, dtype=bool), np.full(arr.size, np.nan)
+            num[index], seen[index], tol[index] = numerical, checked, factor * bound
+            t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
+        if not result.passed or result.failed:
+            # (a factor is named within the accuracy of the numerical values: 1e-6, or at a lower precision
+            # what its tolerance allows, up to 1e-3, where the factors named are still far apart)
+            bad = (status == FAIL) & (numerical != 0) & np.isfinite(numerical)
+            with np.errstate(all="ignore"):
+                slack = 1e-6 if coarse is None or not bad.any() else \
+                    float(np.clip(np.max(factor[bad] * bound[bad] / np.abs(numerical[bad])), 1e-6, 1e-3))
+            if shape and np.any(status == FAIL):
+                rows = np.unravel_index(index, shape)[0]
+                bad_rows = np.unique(rows[status == FAIL])
+                t.rows = (bad_rows, np.setdiff1d(np.unique(rows[status == OK]), bad_rows))
+            result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
+                                        batch, factor * bound, t.bias_row, slack)
+        return result
+
+
+class _Level(NamedTuple):
+    """One cliff probe: the step ``s``; the costs at ``w + s, w - s, w + s/2, w - s/2`` and the two spans;
+    ``state``: ``"linear"`` (the secants at s and s/2 agree within 1%), ``"curved"`` or ``"gone"`` (the
+    step no longer resolves the cost: its change within round-off, below the element's resolution, an
+    underflow, or not finite)."""
+
+    s: float
+    state: str
+    f: list[float]
+    spans: list[float]
+
+
+class _CliffLevels:
+    """The probes of one element at a cliff on steps ``h / CLIFF_ZOOM**k``, made on demand, once each.
+
+    :meth:`candidates` gives the smallest ``k`` whose step is not curved (found by doubling ``k``, then
+    bisecting: a true jump at an element of 0 is given up after about 8 levels, not 200), and the one
+    after it: a linear step whose verdict proves nothing is tried once more one level finer."""
+
+    def __init__(self, evaluate: Callable[[], float], view: Any, i: int, w: float, h: float, eps_f: float,
+                 safety: float) -> None:
+        self.evaluate, self.view, self.i, self.w, self.h = evaluate, view, i, w, h
+        self.eps_f, self.safety = eps_f, safety
+        self.levels: dict[int, _Level] = {}
+        # the deepest k whose step is a normal float (a subnormal step resolves nothing)
+        self.deepest = max(1, int(math.log(h / float(np.finfo(np.float64).tiny)) / math.log(CLIFF_ZOOM)))
+        self.finest = h  # the finest step probed
+
+    def probe(self, k: int) -> _Level:
+        if k in self.levels:
+            return self.levels[k]
+        s = self.h / float(CLIFF_ZOOM) ** k
+        f: list[float] = []
+        spans = [(self.w + s) - (self.w - s), (self.w + s / 2) - (self.w - s / 2)]
+        state = "gone"
+        if k <= self.deepest and min(spans) > 0:  # (else below the element's resolution, or an underflow)
+            self.finest = min(self.finest, s)
+            try:
+                for step in (s, -s, s / 2, -s / 2):
+                    self.view[self.i] = self.w + step
+                    f.append(self.evaluate())
+            finally:
+                self.view[self.i] = self.w
+            d1, d2 = (f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1]
+            if not (math.isfinite(d1) and math.isfinite(d2)):
+                state = "gone"
+            elif abs(f[0] - f[1]) <= 4 * self.safety * self.eps_f:
+                state = "gone"  # (the cost's change on this step is round-off: no finer step resolves it)
+            elif abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * self.eps_f / s:
+                state = "curved"
+            else:
+                state = "linear"
+        self.levels[k] = _Level(s, state, f, spans)
+        return self.levels[k]
+
+    def candidates(self) -> list[int]:
+        """The first ``k`` (finest step first found) whose step is not curved, and the next one."""
+        lo, hi = 0, 1  # (the step h itself is curved: it failed)
+        while self.probe(hi).state == "curved":
+            if hi > self.deepest:
+                return []
+            lo, hi = hi, min(2 * hi, self.deepest + 1)
+        while hi - lo > 1:  # (curved at lo, not at hi: the boundary in between)
+            mid = (lo + hi) // 2
+            if self.probe(mid).state == "curved":
+                lo = mid
+            else:
+                hi = mid
+        return [hi, hi + 1]
+
+
+def _kink_at_point(f0: float, fp: np.ndarray, fm: np.ndarray, fp2: np.ndarray, fm2: np.ndarray, q: np.ndarray,
+                   eps_f: float) -> np.ndarray:
+    """Whether the cost has a kink at the point itself, from its values at ``w +- q`` (``fp``, ``fm``) and
+    ``w +- 2q`` (``fp2``, ``fm2``): the one-sided slopes then differ across the point by the slope jump
+    ``J`` and agree on each side, where a smooth cost's differ by ``f'' q`` across and by half that on
+    each side.  (Every step crosses such a kink: an exact max-pool tie, a ReLU input of exactly 0.)"""
+    right, left = (fp - f0) / q, (f0 - fm) / q
+    right2, left2 = (fp2 - f0) / (2 * q), (f0 - fm2) / (2 * q)
+    noise = 4 * eps_f / q  # of a one-sided slope over q
+    jump = np.abs(right - left)
+    return ((jump > 3 * noise) & (np.abs(right2 - right) <= noise + 0.1 * jump)
+            & (np.abs(left2 - left) <= noise + 0.1 * jump))
