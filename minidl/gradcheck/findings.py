@@ -42,12 +42,10 @@ def caveats(model: Layer, failing: Sequence[str]) -> list[str]:
     return notes
 
 
-
 def _public_arrays(layer: Layer) -> dict[str, np.ndarray]:
     """The layer's public ndarray attributes (a cache or a weight kept as a plain array)."""
     return {name: value for name, value in vars(layer).items()
             if not name.startswith("_") and isinstance(value, np.ndarray)}
-
 
 
 def plain_arrays(model: Layer) -> dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]:
@@ -55,7 +53,6 @@ def plain_arrays(model: Layer) -> dict[tuple[int, str], tuple[np.ndarray, np.nda
     copy of its values."""
     return {(id(layer), name): (value, value.copy()) for layer in model.layers()
             for name, value in _public_arrays(layer).items() if name not in layer._buffers and value.dtype.kind == "f"}
-
 
 
 def unregistered(model: Layer, first: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]],
