@@ -556,7 +556,8 @@ class ElementCheck:
             result.notes[:0] = notes
         # (for the diagnosis and swapped, an element that agrees at a lower precision is right as far as it goes)
         checked = status != KINK
-        if t.keep_elements:  # for swapped (see findings.name_swapped), per element of the array: NaN / False where not checked
+        # for swapped (see findings.name_swapped), per element of the array: NaN / False where not checked
+        if t.keep_elements:
             num, seen, tol = np.full(arr.size, np.nan), np.zeros(arr.size, dtype=bool), np.full(arr.size, np.nan)
             num[index], seen[index], tol[index] = numerical, checked, factor * bound
             t.elements = (num.reshape(shape), seen.reshape(shape), tol.reshape(shape))
