@@ -100,117 +100,6 @@ def check_loss_gradient(loss: Any, y_pred: Any, grad: Any, who_prefix: str = "",
                              f"dtype {p.dtype} (dLoss/dy_pred; {own}cast with .astype(y_pred.dtype, copy=False))")
 
 
-# ---------------------------------------------------------------------------------------- settings
-# A loss's settings (reduction, margin, weight, ...) are checked when set, in the constructor and after
-# it alike, by one function each, ``check(who, name, value)``: it returns the value to keep or raises
-# the error that names the loss (``who``) and the setting, the loss unchanged.  A forward reads each
-# setting it uses once, into a local, and keeps what its backward needs with its cache: a backward
-# returns the gradient of the forward that ran, whatever is set in between.  Each is declared in the class
-# body as ``_setting(name, check, doc)`` (validation.checked_setting: one mechanism, shared with the layers).
-
-
-def _reduction(who: str, name: str, value: Any, choices: tuple[str, ...] = _REDUCTIONS) -> str:
-    """One of ``choices`` (a ``str``), else ``ValueError``."""
-    if not (isinstance(value, str) and value in choices):
-        raise ValueError(f"{who}: {name} must be one of {choices}, got {value!r}")
-    return str(value)
-
-
-def _flag(who: str, name: str, value: Any) -> bool:
-    """A bool (Python or NumPy), else ``TypeError``: ``bool("no")`` would switch the option on."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{who}: {name} must be a bool, got {value!r}")
-    return bool(value)
-
-
-def _finite(who: str, name: str, value: Any) -> float:
-    """Any finite number (not a bool) as a float, else ``ValueError``: a margin, TripletMarginLoss's eps."""
-    if not (is_number(value) and is_finite(value)):
-        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _positive(who: str, name: str, value: Any) -> float:
-    """A finite number > 0 (not a bool) as a float, else ``ValueError``: HuberLoss's delta, an eps floor."""
-    if not (is_number(value) and is_finite(value) and value > 0):
-        raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _label_smoothing(who: str, name: str, value: Any) -> float:
-    """A number in [0, 1] (not a bool) as a float, else ``ValueError``."""
-    if not (is_number(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{who}: {name} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _hinge_power(who: str, name: str, value: Any) -> int:
-    """1 or 2 (an int, not a bool), else ``ValueError``: MultiMarginLoss's p."""
-    if not is_integer(value) or value not in (1, 2):
-        raise ValueError(f"{who}: {name} must be 1 or 2 (as PyTorch), got {value!r}")
-    return int(value)
-
-
-def _positive_margin(who: str, name: str, value: Any) -> float:
-    """A finite number > 0 as a float, else ``ValueError``: TripletMarginLoss's margin (as PyTorch's)."""
-    margin = _finite(who, name, value)
-    if not margin > 0:
-        raise ValueError(f"{who}: {name} must be > 0 (as PyTorch), got {margin!r}")
-    return margin
-
-
-def _norm_order(who: str, name: str, value: Any) -> float:
-    """A number > 0 or ``math.inf`` as a float, else ``ValueError``: the order of a p-norm."""
-    if not (is_number(value) and (value == math.inf or is_finite(value)) and value > 0):
-        raise ValueError(f"{who}: {name} must be a number > 0 or math.inf (the norm's order), got {value!r}")
-    return float(value)
-
-
-def _kl_reduction(who: str, name: str, value: Any) -> str:
-    """KLDivLoss's reduction: ``"mean"``, ``"batchmean"`` or ``"sum"``, else ``ValueError``."""
-    return _reduction(who, name, value, ("mean", "batchmean", "sum"))
-
-
-def _weights(who: str, name: str, value: Any) -> np.ndarray:
-    """``value`` as a read-only float64 copy of numbers (not bools), finite and >= 0, else the error."""
-    given = as_array(value, who, name)
-    if given.dtype.kind not in "iuf":
-        raise DTypeError(f"{who}: {name} must hold numbers (weights), got dtype {given.dtype}")
-    w = np.array(given, dtype=np.float64)  # a copy, float64
-    if not (np.isfinite(w).all() and (w >= 0).all()):
-        what = "class weights" if name == "weight" else name
-        raise ValueError(f"{who}: {what} must be finite and >= 0, got {value!r}")
-    w.flags.writeable = False
-    return w
-
-
-def _class_weights(who: str, name: str, value: Any) -> np.ndarray | None:
-    """``value`` as a read-only float64 copy (C,) of finite weights >= 0, one per class, or None."""
-    if value is None:
-        return None
-    w = _weights(who, name, value)
-    if w.ndim != 1 or w.size == 0:
-        raise ShapeError(f"{who}: {name} must be a 1-D array of one weight per class, got shape {w.shape}")
-    return w
-
-
-def _pos_weight(who: str, name: str, value: Any) -> np.ndarray | None:
-    """None, or the positives' weights as :func:`_weights` (any shape: checked against ``y_pred`` by the
-    forward)."""
-    return None if value is None else _weights(who, name, value)
-
-
-def _ignore_index(who: str, name: str, value: Any) -> int | None:
-    """An int (not a bool) or None, else ``TypeError``."""
-    if value is not None and not is_integer(value):
-        raise TypeError(f"{who}: {name} must be an int or None, got {value!r}")
-    return None if value is None else int(value)
-
-
-#: the docstring of the ``reduction`` setting of the losses that take "mean" or "sum"
-_REDUCTION_DOC = '``"mean"`` (over what the class says) or ``"sum"``; checked when set.'
-
-
 def _trailing_axis_hint(pred: tuple[int, ...], target: tuple[int, ...], prediction: bool = True) -> str:
     """``"; pass y_true.reshape(-1, 1)"`` and the like, when the shapes differ only by a trailing axis of size 1
     (regression targets ``(N,)`` for predictions ``(N, 1)``, the commonest porting mistake); else ``""``.  The
@@ -402,6 +291,117 @@ def _checked_pairs(given: Any, who: str) -> list[tuple[str, Parameter]]:
         names.add(unique)
         out.append((unique, p))
     return out
+
+
+# ---------------------------------------------------------------------------------------- settings
+# A loss's settings (reduction, margin, weight, ...) are checked when set, in the constructor and after
+# it alike, by one function each, ``check(who, name, value)``: it returns the value to keep or raises
+# the error that names the loss (``who``) and the setting, the loss unchanged.  A forward reads each
+# setting it uses once, into a local, and keeps what its backward needs with its cache: a backward
+# returns the gradient of the forward that ran, whatever is set in between.  Each is declared in the class
+# body as ``_setting(name, check, doc)`` (validation.checked_setting: one mechanism, shared with the layers).
+
+
+def _reduction(who: str, name: str, value: Any, choices: tuple[str, ...] = _REDUCTIONS) -> str:
+    """One of ``choices`` (a ``str``), else ``ValueError``."""
+    if not (isinstance(value, str) and value in choices):
+        raise ValueError(f"{who}: {name} must be one of {choices}, got {value!r}")
+    return str(value)
+
+
+def _flag(who: str, name: str, value: Any) -> bool:
+    """A bool (Python or NumPy), else ``TypeError``: ``bool("no")`` would switch the option on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: {name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _finite(who: str, name: str, value: Any) -> float:
+    """Any finite number (not a bool) as a float, else ``ValueError``: a margin, TripletMarginLoss's eps."""
+    if not (is_number(value) and is_finite(value)):
+        raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _positive(who: str, name: str, value: Any) -> float:
+    """A finite number > 0 (not a bool) as a float, else ``ValueError``: HuberLoss's delta, an eps floor."""
+    if not (is_number(value) and is_finite(value) and value > 0):
+        raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _label_smoothing(who: str, name: str, value: Any) -> float:
+    """A number in [0, 1] (not a bool) as a float, else ``ValueError``."""
+    if not (is_number(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{who}: {name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _hinge_power(who: str, name: str, value: Any) -> int:
+    """1 or 2 (an int, not a bool), else ``ValueError``: MultiMarginLoss's p."""
+    if not is_integer(value) or value not in (1, 2):
+        raise ValueError(f"{who}: {name} must be 1 or 2 (as PyTorch), got {value!r}")
+    return int(value)
+
+
+def _positive_margin(who: str, name: str, value: Any) -> float:
+    """A finite number > 0 as a float, else ``ValueError``: TripletMarginLoss's margin (as PyTorch's)."""
+    margin = _finite(who, name, value)
+    if not margin > 0:
+        raise ValueError(f"{who}: {name} must be > 0 (as PyTorch), got {margin!r}")
+    return margin
+
+
+def _norm_order(who: str, name: str, value: Any) -> float:
+    """A number > 0 or ``math.inf`` as a float, else ``ValueError``: the order of a p-norm."""
+    if not (is_number(value) and (value == math.inf or is_finite(value)) and value > 0):
+        raise ValueError(f"{who}: {name} must be a number > 0 or math.inf (the norm's order), got {value!r}")
+    return float(value)
+
+
+def _kl_reduction(who: str, name: str, value: Any) -> str:
+    """KLDivLoss's reduction: ``"mean"``, ``"batchmean"`` or ``"sum"``, else ``ValueError``."""
+    return _reduction(who, name, value, ("mean", "batchmean", "sum"))
+
+
+def _weights(who: str, name: str, value: Any) -> np.ndarray:
+    """``value`` as a read-only float64 copy of numbers (not bools), finite and >= 0, else the error."""
+    given = as_array(value, who, name)
+    if given.dtype.kind not in "iuf":
+        raise DTypeError(f"{who}: {name} must hold numbers (weights), got dtype {given.dtype}")
+    w = np.array(given, dtype=np.float64)  # a copy, float64
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        what = "class weights" if name == "weight" else name
+        raise ValueError(f"{who}: {what} must be finite and >= 0, got {value!r}")
+    w.flags.writeable = False
+    return w
+
+
+def _class_weights(who: str, name: str, value: Any) -> np.ndarray | None:
+    """``value`` as a read-only float64 copy (C,) of finite weights >= 0, one per class, or None."""
+    if value is None:
+        return None
+    w = _weights(who, name, value)
+    if w.ndim != 1 or w.size == 0:
+        raise ShapeError(f"{who}: {name} must be a 1-D array of one weight per class, got shape {w.shape}")
+    return w
+
+
+def _pos_weight(who: str, name: str, value: Any) -> np.ndarray | None:
+    """None, or the positives' weights as :func:`_weights` (any shape: checked against ``y_pred`` by the
+    forward)."""
+    return None if value is None else _weights(who, name, value)
+
+
+def _ignore_index(who: str, name: str, value: Any) -> int | None:
+    """An int (not a bool) or None, else ``TypeError``."""
+    if value is not None and not is_integer(value):
+        raise TypeError(f"{who}: {name} must be an int or None, got {value!r}")
+    return None if value is None else int(value)
+
+
+#: the docstring of the ``reduction`` setting of the losses that take "mean" or "sum"
+_REDUCTION_DOC = '``"mean"`` (over what the class says) or ``"sum"``; checked when set.'
 
 
 def _wide_sum_of_squares(diff: np.ndarray) -> float:
