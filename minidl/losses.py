@@ -572,24 +572,54 @@ class CrossEntropyLoss(Loss):
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) or (N, C, d1, ...) logits; y_true: (N,) or (N, d1, ...) int labels, or
         probabilities of y_pred's shape -> scalar loss."""
-        who = "CrossEntropyLoss"
-        logits = y_pred
-        if type(logits) is not np.ndarray or logits.dtype.kind != "f":  # the common case skips the call
-            logits = as_float_array(y_pred, who, "y_pred (logits)")
-        if logits.size == 0:
-            raise _empty_prediction(who, logits)
-        if logits.ndim < 2:
-            raise ShapeError(
-                f"{who}: expected y_pred (logits) of shape (N, C) or (N, C, d1, ...), got shape {logits.shape}"
-            )
-        check_finite(logits, who, "y_pred (logits)")
-        target = y_true if type(y_true) is np.ndarray else as_array(y_true, who, "y_true")
+        logits = _checked_logits(y_pred)
+        target = y_true if type(y_true) is np.ndarray else as_array(y_true, "CrossEntropyLoss", "y_true")
         given = target.shape  # as the caller passed it, for the messages
         spatial = logits.shape if logits.ndim > 2 else None
         if spatial is not None:
             logits, target = _positions_as_rows(logits, target)
+        eps, mean = self._label_smoothing, self._reduction == "mean"  # (read once)
+        labels, coef, norm = self._targets(logits, target, y_true, given, spatial, eps, mean)
+        weighted = coef is not None and target.ndim == 1  # the mean divides by the kept weights
+        self.batch_weight = norm if weighted and mean else None
+        if not mean or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
+            norm = 1.0
+
+        self._probs = self._label_index = self._coef = None  # the previous batch's arrays go first (peak memory)
+        # C order whatever the logits' layout: the flat label indices below assume it
+        shifted = np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True), order="C")
+        probs = np.exp(shifted)
+        sums = np.add.reduce(probs, axis=1, keepdims=True)
+        log_sums = np.log(sums)[:, 0]
+        probs /= sums
+        if labels is not None:
+            # -log p[n, y_n] = log_sum[n] - shifted[n, y_n]
+            per_row = log_sums - shifted.reshape(-1).take(labels)
+            if eps:
+                per_row *= 1.0 - eps
+                per_row += eps * (log_sums - shifted.mean(axis=1))
+        else:
+            assert coef is not None
+            # -sum_c a log p = log_sum * sum_c a - sum_c a * shifted
+            per_row = log_sums * coef.sum(axis=1) - np.einsum("nc,nc->n", coef, shifted)
+        self._probs, self._label_index, self._coef, self._norm = probs, labels, coef, norm
+        self._spatial, self._smoothing = spatial, eps
+        return float(np.add.reduce(per_row)) / norm
+
+    def _targets(self, logits: np.ndarray, target: np.ndarray, y_true: Any, given: tuple[int, ...],
+                 spatial: tuple[int, ...] | None, eps: float,
+                 mean: bool) -> tuple[np.ndarray | None, np.ndarray | None, float]:
+        """The forward's targets, checked, for ``logits: (N, C)`` rows (one per position, with positions):
+        ``(labels, coef, norm)``.  ``target``: (N,) integer labels or (N, C) probabilities, rows as the
+        logits; ``y_true`` as the caller passed it, ``given`` its shape and ``spatial`` the logits' (or
+        None), for the messages; ``eps`` the label smoothing, ``mean`` whether the reduction is the mean.
+
+        ``labels`` (N,): for plain labels (no weight, nothing ignored), the flat index ``n * C + y_n`` of
+        each row's label (the fast path), else None; ``coef`` (N, C): otherwise the coefficients ``a`` of
+        the class docstring; ``norm``: what the mean divides by (N, or the kept rows' weights)."""
+        who = "CrossEntropyLoss"
         n, c = logits.shape
-        weight, eps, mean = self._weight, self._label_smoothing, self._reduction == "mean"  # (read once)
+        weight = self._weight
         if weight is not None and weight.shape != (c,):
             raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} classes")
         labels: np.ndarray | None = None  # flat label indices (plain labels: the fast path)
@@ -646,31 +676,7 @@ class CrossEntropyLoss(Loss):
                 f"{who}: y_true must be (N,) integer labels or (N, C) probabilities; got shape "
                 f"{target.shape} for y_pred of shape {logits.shape}"
             )
-        weighted = coef is not None and target.ndim == 1  # the mean divides by the kept weights
-        self.batch_weight = norm if weighted and mean else None
-        if not mean or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
-            norm = 1.0
-
-        self._probs = self._label_index = self._coef = None  # the previous batch's arrays go first (peak memory)
-        # C order whatever the logits' layout: the flat label indices below assume it
-        shifted = np.subtract(logits, np.maximum.reduce(logits, axis=1, keepdims=True), order="C")
-        probs = np.exp(shifted)
-        sums = np.add.reduce(probs, axis=1, keepdims=True)
-        log_sums = np.log(sums)[:, 0]
-        probs /= sums
-        if labels is not None:
-            # -log p[n, y_n] = log_sum[n] - shifted[n, y_n]
-            per_row = log_sums - shifted.reshape(-1).take(labels)
-            if eps:
-                per_row *= 1.0 - eps
-                per_row += eps * (log_sums - shifted.mean(axis=1))
-        else:
-            assert coef is not None
-            # -sum_c a log p = log_sum * sum_c a - sum_c a * shifted
-            per_row = log_sums * coef.sum(axis=1) - np.einsum("nc,nc->n", coef, shifted)
-        self._probs, self._label_index, self._coef, self._norm = probs, labels, coef, norm
-        self._spatial, self._smoothing = spatial, eps
-        return float(np.add.reduce(per_row)) / norm
+        return labels, coef, norm
 
     def random_targets(self, y_pred: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random class labels in ``[0, C)``: (N,) or (N, d1, ...), the targets training uses (the
@@ -743,6 +749,22 @@ def _random_labels(y_pred: np.ndarray, rng: np.random.Generator, ignore_index: i
         flat = labels.reshape(-1)
         flat[rng.permutation(flat.size)[:max(1, flat.size // 4)]] = ignore_index
     return labels
+
+
+def _checked_logits(y_pred: Any) -> np.ndarray:
+    """CrossEntropyLoss's ``y_pred``: (N, C) or (N, C, d1, ...) finite floating logits, not empty, as an array."""
+    who = "CrossEntropyLoss"
+    logits = y_pred
+    if type(logits) is not np.ndarray or logits.dtype.kind != "f":  # the common case skips the call
+        logits = as_float_array(y_pred, who, "y_pred (logits)")
+    if logits.size == 0:
+        raise _empty_prediction(who, logits)
+    if logits.ndim < 2:
+        raise ShapeError(
+            f"{who}: expected y_pred (logits) of shape (N, C) or (N, C, d1, ...), got shape {logits.shape}"
+        )
+    check_finite(logits, who, "y_pred (logits)")
+    return logits
 
 
 def _positions_as_rows(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
