@@ -176,7 +176,7 @@ class Loss:
         """Every parameter once, in the order of :meth:`named_parameters`."""
         return [p for _, p in named_loss_parameters(self)]
 
-    def _pair(self, y_pred: Any, y_true: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _checked_pair(self, y_pred: Any, y_true: Any) -> tuple[np.ndarray, np.ndarray]:
         """Validate a prediction/target pair of equal shape; targets are cast to the prediction's dtype."""
         who = type(self).__name__
         y_pred = as_float_array(y_pred, who, "y_pred")
@@ -427,7 +427,7 @@ class MSELoss(Loss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         mean = self._reduction == "mean"
-        y_pred, target = self._pair(y_pred, y_true)
+        y_pred, target = self._checked_pair(y_pred, y_true)
         self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
         diff = self._diff = y_pred - target
         # one BLAS dot product (float16 aside: the regression step's path, so no call for the test)
@@ -474,7 +474,7 @@ class HalfSquaredError(Loss):
         self._diff: np.ndarray | None = None
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
-        y_pred, target = self._pair(y_pred, y_true)
+        y_pred, target = self._checked_pair(y_pred, y_true)
         self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
         diff = self._diff = y_pred - target
         total = float(np.vdot(diff, diff)) if diff.dtype.type is not np.float16 else _wide_sum_of_squares(diff)
@@ -1618,7 +1618,7 @@ class BCELoss(_ElementwiseLoss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: probabilities (N, ...); y_true: targets in [0, 1] of the same shape -> scalar loss."""
-        p, t = self._pair(y_pred, y_true)
+        p, t = self._checked_pair(y_pred, y_true)
         for name, a in (("y_pred (probabilities)", p), ("y_true", t)):
             if a.min() < 0 or a.max() > 1:
                 index = tuple(int(i) for i in np.argwhere((a < 0) | (a > 1))[0])
@@ -1677,7 +1677,7 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: logits (N, ...); y_true: targets in [0, 1] of the same shape -> scalar loss."""
-        z, t = self._pair(y_pred, y_true)
+        z, t = self._checked_pair(y_pred, y_true)
         check_finite(z, "BCEWithLogitsLoss", "y_pred (logits)")
         if t.size and (t.min() < 0 or t.max() > 1):
             bad = np.argwhere((t < 0) | (t > 1))[0]
@@ -1767,7 +1767,7 @@ class KLDivLoss(Loss):
             index = tuple(int(i) for i in np.argwhere(np.isneginf(given))[0])
             raise TargetError(f"KLDivLoss(log_target=True): y_true holds -inf (the log of a zero probability) at index "
                               f"{index}; pass the probabilities with log_target=False, where 0 log 0 counts as 0")
-        x, target = self._pair(y_pred, given)  # (a list converted once)
+        x, target = self._checked_pair(y_pred, given)  # (a list converted once)
         if log_target:
             with np.errstate(over="ignore"):
                 t = np.exp(target)
@@ -1835,7 +1835,7 @@ class PoissonNLLLoss(_ElementwiseLoss):
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: log-rates (or rates) (N, ...); y_true: counts >= 0 alike -> scalar loss."""
-        x, t = self._pair(y_pred, y_true)
+        x, t = self._checked_pair(y_pred, y_true)
         log_input, full, eps = self.log_input, self.full, self.eps
         for name, a in (("y_true (counts)", t), *(() if log_input else (("y_pred (rates)", x),))):
             if a.min() < 0:
@@ -1896,7 +1896,7 @@ class SoftMarginLoss(_ElementwiseLoss):
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: scores (N, ...); y_true: -1 or 1 alike -> scalar loss."""
         who = "SoftMarginLoss"
-        x, y = self._pair(y_pred, y_true)
+        x, y = self._checked_pair(y_pred, y_true)
         target = as_array(y_true, who, "y_true")  # (as given: the messages show its values)
         _refuse_non_numeric_signs(who, target)
         _refuse_other_labels(who, target)
@@ -1951,7 +1951,7 @@ class HingeEmbeddingLoss(_ElementwiseLoss):
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, ...) distances or scores; y_true: -1 or 1 alike -> scalar loss."""
         who = "HingeEmbeddingLoss"
-        x, y = self._pair(y_pred, y_true)
+        x, y = self._checked_pair(y_pred, y_true)
         target = as_array(y_true, who, "y_true")  # (as given, as SoftMarginLoss)
         _refuse_non_numeric_signs(who, target)
         margin = self.margin
@@ -2014,7 +2014,7 @@ class MultiLabelSoftMarginLoss(Loss):
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
         """y_pred: (N, C) logits; y_true: (N, C) targets in [0, 1] -> scalar loss."""
         who = "MultiLabelSoftMarginLoss"
-        x, y = self._pair(y_pred, y_true)
+        x, y = self._checked_pair(y_pred, y_true)
         if x.ndim != 2:
             raise ShapeError(f"{who}: expected y_pred (logits) of shape (N, C), got shape {x.shape}")
         n, c = x.shape
@@ -2065,7 +2065,7 @@ class _DifferenceLoss(_ElementwiseLoss):
     _cache: tuple[np.ndarray, float, float] | None = None
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
-        y_pred, target = self._pair(y_pred, y_true)
+        y_pred, target = self._checked_pair(y_pred, y_true)
         d = y_pred - target
         knee = self._knee()
         value, scale = self._reduced(self._per(d, knee))

@@ -103,7 +103,7 @@ def test_soft_margin_refuses_bool_labels_as_margin_ranking_does(shape: tuple[int
 
 
 def test_soft_margin_checks_the_prediction_and_the_shape_first() -> None:
-    """The order of _pair's checks stays: y_pred, then y_true's shape and finiteness, then the labels."""
+    """The order of _checked_pair's checks stays: y_pred, then y_true's shape and finiteness, then the labels."""
     with pytest.raises(md.ShapeError, match=r"SoftMarginLoss: y_pred has shape \(3,\) but y_true has shape \(2,\)"):
         md.SoftMarginLoss()(np.zeros(3), np.array([True, False]))
     with pytest.raises(md.NonFiniteError, match="SoftMarginLoss"):

@@ -97,7 +97,7 @@ def _sizes(value: int | tuple[int, ...], name: str, who: str, minimum: int, rank
     return tuple(int(v) for v in sizes)
 
 
-def _pair(value: int | tuple[int, int], name: str, who: str, minimum: int) -> _Pair:
+def _two_sizes(value: int | tuple[int, int], name: str, who: str, minimum: int) -> _Pair:
     """``3 -> (3, 3)``; ``(3, 2)`` as is; refuse non-ints and values below ``minimum``."""
     h, w = _sizes(value, name, who, minimum, 2)
     return h, w
@@ -123,12 +123,12 @@ def _on_plane(k: tuple[int, ...], s: tuple[int, ...], p: tuple[int, ...],
     return (k[0], k[1]), (s[0], s[1]), (p[0], p[1]), (d[0], d[1])
 
 
-def _to_plane(a: np.ndarray, rank: int) -> np.ndarray:
+def _as_2d(a: np.ndarray, rank: int) -> np.ndarray:
     """(N, C, L) -> the view (N, C, 1, L); (N, C, H, W) as is."""
     return a[:, :, None, :] if rank == 1 else a
 
 
-def _from_plane(a: np.ndarray, rank: int) -> np.ndarray:
+def _from_2d(a: np.ndarray, rank: int) -> np.ndarray:
     """(N, C, 1, L) -> the view (N, C, L) for a 1-D layer; as is for a 2-D one."""
     return a[:, :, 0, :] if rank == 1 else a
 
@@ -456,7 +456,7 @@ _Conv = TypeVar("_Conv", bound="_Im2colConvolution")
 class _Im2colConvolution(_Convolution):
     """The computation of ``Conv2D`` and ``Conv1D`` (see ``Conv2D``), on (N, C, H, W) arrays: a 1-D
     layer's input (N, C, L) is viewed as (N, C, 1, L) and its ``k``-wide kernel as ``1 x k``
-    (:meth:`_plane`), so every line below is the 2-D computation.  Only the messages, the shapes
+    (:meth:`_pairs_2d`), so every line below is the 2-D computation.  Only the messages, the shapes
     checked and returned, and the public signatures (in the subclasses) depend on the rank.
 
     The fixed settings are ``_Convolution``'s; ``padding_mode`` may be set, checked, and is used by the next
@@ -540,7 +540,7 @@ class _Im2colConvolution(_Convolution):
         return rows.T.reshape(self.out_channels, self.in_channels // self.groups, *self.kernel_size)
 
     # ------------------------------------------------------------------ geometry
-    def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
+    def _pairs_2d(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         """(kernel_size, stride, padding, dilation) as the (height, width) pairs the computation uses:
         a 1-D layer's ``k`` is ``(1, k)``, its stride ``(1, s)``, its padding ``(0, p)``."""
         return _on_plane(self._kernel_size, self._stride, self._padding, self._dilation)
@@ -618,10 +618,10 @@ class _Im2colConvolution(_Convolution):
                         dtype=W.dtype)
         if 0 in x.shape[2:]:  # padding alone would make an output of the bias (PyTorch refuses it too)
             raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
-        plane = self._plane()
+        plane = self._pairs_2d()
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
         shape = x.shape
-        x = _to_plane(x, rank)
+        x = _as_2d(x, rank)
         N, _, H, Wd = x.shape
         Hp, Wp = H + 2 * ph, Wd + 2 * pw
         if Hp < _span(kh, dh) or Wp < _span(kw, dw):
@@ -650,7 +650,7 @@ class _Im2colConvolution(_Convolution):
             out = self._grouped_output(W[1:] if self._bias else W, patches)
             if self._bias:
                 out += W[0][:, None]
-        return _from_plane(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
+        return _from_2d(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
 
     def _column_blocks(self, matrix: np.ndarray) -> np.ndarray:
         """(rows, out_channels) -> (groups, rows, out_channels//groups): group g's columns, a view
@@ -666,7 +666,7 @@ class _Im2colConvolution(_Convolution):
 
     def _grouped_patch_gradient(self, weights: np.ndarray, g: np.ndarray) -> np.ndarray:
         """weights: (Cg*kh*kw, F), g: (F, M) -> dP as a (kh, kw, C, M) view, group by group in one matmul."""
-        (kh, kw), _, _, _ = self._plane()
+        (kh, kw), _, _, _ = self._pairs_2d()
         G, (F, M) = self._groups, g.shape  # (sizes given, not -1: M is 0 for an empty batch)
         dpatches = np.matmul(self._column_blocks(weights), g.reshape(G, F // G, M))  # (G, Cg*kh*kw, M)
         return dpatches.reshape(self._in_channels, kh, kw, M).transpose(1, 2, 0, 3)
@@ -696,7 +696,7 @@ class _Im2colConvolution(_Convolution):
             dxp = _col2im(dpatches.reshape(kh, kw, C, N, Ho, Wo), (H + 2 * ph, Wd + 2 * pw), (sh, sw), (0, 0),
                           (dh, dw))
             dxt = unpadded(dxp, (C, N, H, Wd), pairs, reads, mode)
-        return _from_plane(dxt.transpose(1, 0, 2, 3), self._rank)
+        return _from_2d(dxt.transpose(1, 0, 2, 3), self._rank)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add ``dCost/dW`` into ``W.grad`` as :meth:`backward` does, but skip ``dx`` (a matrix product
@@ -726,7 +726,7 @@ class _Im2colConvolution(_Convolution):
         """Check grad_output, add ``dW`` (unless ``W`` is frozen) and return the gradient as the (F, M)
         matrix ``G``."""
         patches, (N, _, _, _), (Ho, Wo), _, _ = self._checked_cache(grad_output)
-        gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
+        gt = _as_2d(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
         g = gt.reshape(self._out_channels, N * Ho * Wo)  # a view when grad_output has our output's layout
         if not self.W.requires_grad:  # frozen: no gradient, as PyTorch computes none
             return g

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..layer import Layer
 from ..validation import as_float_array, check_grad_output, native, size_arguments, widened
-from .conv import _EMPTY, _col2im, _compact, _display, _kernel_windows, _output_size, _Pair, _pair, _span
+from .conv import _EMPTY, _col2im, _compact, _display, _kernel_windows, _output_size, _Pair, _span, _two_sizes
 
 __all__ = ["Fold", "Unfold"]
 
@@ -101,8 +101,8 @@ class _Folding(Layer):
                  padding: int | tuple[int, int], stride: int | tuple[int, int]) -> None:
         super().__init__()
         name = type(self).__name__
-        sizes = (_pair(kernel_size, "kernel_size", name, 1), _pair(dilation, "dilation", name, 1),
-                 _pair(padding, "padding", name, 0), _pair(stride, "stride", name, 1))
+        sizes = (_two_sizes(kernel_size, "kernel_size", name, 1), _two_sizes(dilation, "dilation", name, 1),
+                 _two_sizes(padding, "padding", name, 0), _two_sizes(stride, "stride", name, 1))
         # (all checked before any is kept)
         self._kernel_size, self._dilation, self._padding, self._stride = sizes
         self._dtype: np.dtype | None = None  # the last forward's output dtype
@@ -147,7 +147,7 @@ class _Folding(Layer):
     def _set_size(self, name: str, value: int | tuple[int, int]) -> None:
         """Keep ``value`` as the size ``name`` (one of ``_SIZE_NAMES``), a pair, checked as the constructor
         checks it (``ValueError``, nothing changed)."""
-        pair = _pair(value, name, type(self).__name__, _MINIMA[name])
+        pair = _two_sizes(value, name, type(self).__name__, _MINIMA[name])
         k, d, p, s = (pair if size == name else old for size, old in zip(_SIZE_NAMES, self._geometry(), strict=True))
         self._check_fit((k, d, p, s))
         setattr(self, f"_{name}", pair)
@@ -321,7 +321,7 @@ class Fold(_Folding):
         padding: int | tuple[int, int] = 0,
         stride: int | tuple[int, int] = 1,
     ) -> None:
-        size = _pair(output_size, "output_size", "Fold", 1)
+        size = _two_sizes(output_size, "output_size", "Fold", 1)
         super().__init__(kernel_size, dilation, padding, stride)
         self._output_size = size
         self._check_fit(self._geometry())
@@ -338,7 +338,7 @@ class Fold(_Folding):
 
     @output_size.setter
     def output_size(self, value: int | tuple[int, int]) -> None:
-        size = _pair(value, "output_size", "Fold", 1)
+        size = _two_sizes(value, "output_size", "Fold", 1)
         self._check_fit(self._geometry(), size)
         self._output_size = size
 

@@ -40,15 +40,15 @@ from .conv import (
     _EMPTY,
     _SIZE_NAMES,
     _SPATIAL,
+    _as_2d,
     _compact,
     _display,
-    _from_plane,
+    _from_2d,
     _input_of,
     _on_plane,
     _output_size,
     _Plane,
     _sizes,
-    _to_plane,
 )
 
 __all__ = ["AvgPool1D", "AvgPool2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "MaxPool1D", "MaxPool2D"]
@@ -166,7 +166,7 @@ class _Pool(_Windows):
     """Shared geometry: windows of ``kernel_size`` (taps ``dilation`` apart) every ``stride`` positions
     over the input padded by ``padding`` on each side (with :attr:`_pad_value`), floor or ceil mode.
     The sizes are tuples of one int per spatial axis (:attr:`_rank` of them); the computation runs on
-    (N, C, H, W) arrays, a 1-D input (N, C, L) viewed as (N, C, 1, L) (:meth:`_plane`)."""
+    (N, C, H, W) arrays, a 1-D input (N, C, L) viewed as (N, C, 1, L) (:meth:`_pairs_2d`)."""
 
     single_input = True  # (a Stack hands it the sequence alone)
 
@@ -224,14 +224,14 @@ class _Pool(_Windows):
         """The non-default options after stride and padding, e.g. ``", ceil_mode=True"``."""
         return ", ceil_mode=True" if self._ceil_mode else ""
 
-    def _plane(self) -> _Plane:
+    def _pairs_2d(self) -> _Plane:
         """(kernel_size, stride, padding, dilation) as (height, width) pairs: a 1-D pool's windows are
         one row high, ``(1, k)``, on its input viewed as one row (N, C, 1, L)."""
         return _on_plane(self._kernel_size, self._stride, self._padding, self._dilation)
 
     def _settings(self) -> _Geometry:
         """The current sizes and options, as a forward uses them (see :data:`_Geometry`)."""
-        return self._plane(), self._ceil_mode, True, None
+        return self._pairs_2d(), self._ceil_mode, True, None
 
     @staticmethod
     def _span(plane: _Plane) -> tuple[int, int]:
@@ -253,7 +253,7 @@ class _Pool(_Windows):
         geometry = self._settings()
         extra_h, extra_w = self._checked_sizes(x.shape, geometry)
         # (only now, when nothing can refuse x any more: a refused input leaves the layer as it was)
-        x = _to_plane(x, rank)
+        x = _as_2d(x, rank)
         self._shape, self._geometry = x.shape, geometry
         x = native(x)  # (e.g. read from a file: computed, and returned, in native order)
         if x.dtype is not self._dtype:  # rarely true: spares Layer.__setattr__ on the hot path
@@ -341,7 +341,7 @@ class _Pool(_Windows):
         assert shape is not None and geometry is not None
         expected = (*shape[:2], *self._plane_output(shape[2], shape[3], geometry)[2 - self._rank:])
         check_grad_output(grad_output, f"{self._who}.backward", expected, self._dtype)
-        return shape, _to_plane(grad_output, self._rank)
+        return shape, _as_2d(grad_output, self._rank)
 
     def _padded_plane(self, height: int, width: int, geometry: _Geometry) -> tuple[int, int]:
         """(Hp, Wp): an input plane of ``height x width`` padded on both sides, with the overhang of
@@ -379,7 +379,7 @@ class _Pool(_Windows):
         else:
             for i, j, part in parts:
                 dx[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += part
-        return _from_plane(dx[:, :, ph:ph + H, pw:pw + W], self._rank)
+        return _from_2d(dx[:, :, ph:ph + H, pw:pw + W], self._rank)
 
     def extra_repr(self) -> str:
         stride = "" if self._stride == self._kernel_size else f", stride={_display(self._stride)}"
@@ -447,9 +447,9 @@ class _MaxPool(_Pool):
         if best.size and np.isnan(best.max()):  # (max propagates NaN)
             self._route_nan_windows(self._windows_of(padded, plane), best, argmax, offsets, plane)
         self._argmax = argmax
-        y = _from_plane(best, self._rank)
+        y = _from_2d(best, self._rank)
         if gave_indices:
-            return y, _from_plane(self._flat_indices(argmax, offsets, geometry), self._rank)
+            return y, _from_2d(self._flat_indices(argmax, offsets, geometry), self._rank)
         return y
 
     def _flat_indices(self, argmax: np.ndarray, offsets: np.ndarray, geometry: _Geometry) -> np.ndarray:
@@ -633,7 +633,7 @@ class _MaxPool(_Pool):
         index += (np.arange(N * C) * (Hp * Wp))[:, None, None]  # + the start of each image
         dxt = np.zeros((shape[order[0]], shape[order[1]], Hp, Wp), dtype=grad_output.dtype)
         dxt.reshape(-1)[index.reshape(-1)] = grad_output.transpose(order).reshape(-1)  # (a view, or a copy)
-        return _from_plane(dxt.transpose(order)[:, :, ph:ph + H, pw:pw + W], self._rank)
+        return _from_2d(dxt.transpose(order)[:, :, ph:ph + H, pw:pw + W], self._rank)
 
 
 class MaxPool2D(_MaxPool):
@@ -784,7 +784,7 @@ class _AvgPool(_Pool):
         raise ValueError(f"{type(self).__name__}: has no dilation (as PyTorch's average pools), got {value!r}")
 
     def _settings(self) -> _Geometry:
-        return self._plane(), self._ceil_mode, self._count_include_pad, self._divisor_override
+        return self._pairs_2d(), self._ceil_mode, self._count_include_pad, self._divisor_override
 
     def _options(self) -> str:
         options = super()._options()
@@ -830,7 +830,7 @@ class _AvgPool(_Pool):
         if total.dtype != dtype:
             with np.errstate(over="ignore"):  # a mean beyond float16's range is inf, as in PyTorch
                 total = total.astype(dtype)
-        return _from_plane(total, self._rank)
+        return _from_2d(total, self._rank)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, C, *spatial_out) -> dx: (N, C, *spatial)."""

@@ -23,18 +23,18 @@ from .conv import (
     _AXES,
     _EMPTY,
     _SIZE_NAMES,
+    _as_2d,
     _Convolution,
     _display,
-    _from_plane,
+    _from_2d,
     _input_of,
     _name_in_messages,
     _on_plane,
     _Pair,
-    _pair,
     _Plane,
     _sizes,
     _span,
-    _to_plane,
+    _two_sizes,
 )
 
 __all__ = ["ConvTranspose1D", "ConvTranspose2D", "Upsample"]
@@ -190,7 +190,7 @@ class _TransposedConvolution(_Convolution):
             sizes.append(1 + max(0, -(-cut // s)))
         return tuple(sizes)
 
-    def _plane(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
+    def _pairs_2d(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         """(kernel_size, stride, padding, dilation) as the (height, width) pairs of the computation."""
         return _on_plane(self._kernel_size, self._stride, self._padding, self._dilation)
 
@@ -212,11 +212,11 @@ class _TransposedConvolution(_Convolution):
         x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, {C}, {', '.join(_AXES[rank])})", sizes={1: C},
                         dtype=W.dtype)
         out = self._checked_sizes(x.shape[2:], x.shape)
-        x = _to_plane(x, rank)
+        x = _as_2d(x, rank)
         N, _, H, Wd = x.shape
         F = self._out_channels
         Ho, Wo = (1, *out) if rank == 1 else out
-        plane = self._plane()
+        plane = self._pairs_2d()
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
         G = self._groups
         if W.shape != (C // G * kh * kw + self._bias, F):
@@ -241,7 +241,7 @@ class _TransposedConvolution(_Convolution):
         if self._bias:
             y += W[0][:, None, None, None]
         self._cache = (X, x.shape, (Ho, Wo), plane)  # only now: a refused input leaves the layer as it was
-        return _from_plane(y.transpose(1, 0, 2, 3), rank)
+        return _from_2d(y.transpose(1, 0, 2, 3), rank)
 
     def _patches(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Check ``grad_output`` and return the cached ``X`` (G, Cg, M) and im2col of ``grad_output``,
@@ -251,7 +251,7 @@ class _TransposedConvolution(_Convolution):
         F = self._out_channels
         assert self._cache is not None
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._cache[3]  # the forward's sizes
-        gt = _to_plane(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
+        gt = _as_2d(grad_output, self._rank).transpose(1, 0, 2, 3)  # (F, N, Ho, Wo)
         if ph or pw:
             padded = np.zeros((F, N, Ho + 2 * ph, Wo + 2 * pw), dtype=gt.dtype)
             padded[:, :, ph:ph + Ho, pw:pw + Wo] = gt
@@ -287,7 +287,7 @@ class _TransposedConvolution(_Convolution):
         assert self._cache is not None
         N, C, H, Wd = self._cache[1]
         dX = np.matmul(self._tap_matrix(), P)  # (G, Cg, M)
-        return _from_plane(dX.reshape(C, N, H, Wd).transpose(1, 0, 2, 3), self._rank)
+        return _from_2d(dX.reshape(C, N, H, Wd).transpose(1, 0, 2, 3), self._rank)
 
     def backward_params(self, grad_output: np.ndarray) -> None:
         """Add ``dCost/dW`` into ``W.grad`` as :meth:`backward` does, but skip ``dx`` (a matrix product):
@@ -607,8 +607,8 @@ class Upsample(Layer):
                 advice = f": set {other} to a value instead (setting one of them makes the other None)"
             raise ValueError("Upsample: give either scale_factor or size (as PyTorch), got "
                              f"scale_factor={scale_factor!r} and size={size!r}{advice}")
-        factors = None if scale_factor is None else _pair(scale_factor, "scale_factor", "Upsample", 1)
-        sizes = None if size is None else _pair(size, "size", "Upsample", 1)
+        factors = None if scale_factor is None else _two_sizes(scale_factor, "scale_factor", "Upsample", 1)
+        sizes = None if size is None else _two_sizes(size, "size", "Upsample", 1)
         if not isinstance(mode, str) or mode not in cls.MODES:
             raise ValueError(f"Upsample: mode must be one of {cls.MODES}, got {mode!r}")
         if align_corners is not None and mode == "nearest":
