@@ -1,5 +1,13 @@
 """``Conv2D`` and ``Conv1D``: convolutions computed as a ``Dense`` over patches (im2col), bias absorbed.
 
+The computation (``M = N*H_out*W_out`` patches; ``P``: (C*kh*kw, M) the patch matrix, im2col; with a bias,
+``P1`` is P under a row of ones, which meets the bias row W[0] as in ``Dense``; ``G``: the output's gradient
+as an (out, M) matrix)::
+
+    forward:   Y = W.T @ P1                   (out, M), reshaped to (N, out, H_out, W_out)
+    backward:  dW += P1 @ G.T  (row 0: the bias's gradient, G summed over M),  dP = W[1:] @ G,
+               dx = col2im(dP): each patch's gradient added back where the patch came from
+
 ``Conv1D`` is ``Conv2D``'s computation run on a one-row view ``(N, C, 1, L)`` of its ``(N, C, L)``
 input with a ``1 x k`` kernel: both are thin public faces (signature, docs, output size) of one
 private class, ``_Im2colConvolution``, whose messages speak the shapes of the layer's own input.
@@ -612,23 +620,9 @@ class _Im2colConvolution(_Convolution):
         """x: (N, in_channels, *spatial) -> (N, out_channels, *spatial_out): (N, C, H, W) for ``Conv2D``,
         (N, C, L) for ``Conv1D``."""
         W = self.W.data
-        C = self._in_channels
-        rank = self._rank
-        x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, {C}, {_SPATIAL[rank]})", sizes={1: C},
-                        dtype=W.dtype)
-        if 0 in x.shape[2:]:  # padding alone would make an output of the bias (PyTorch refuses it too)
-            raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
-        plane = self._pairs_2d()
+        x, shape, plane, (Ho, Wo) = self._checked_input(x, W)
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
-        shape = x.shape
-        x = _as_2d(x, rank)
-        N, _, H, Wd = x.shape
-        Hp, Wp = H + 2 * ph, Wd + 2 * pw
-        if Hp < _span(kh, dh) or Wp < _span(kw, dw):
-            raise ShapeError(self._too_small(shape))
-        if W.shape != (C // self._groups * kh * kw + self._bias, self._out_channels):
-            self._refuse_W(W)
-        Ho, Wo = _output_size(H, kh, sh, ph, dh), _output_size(Wd, kw, sw, pw, dw)
+        N, C = x.shape[0], self._in_channels
         xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous after a Conv2D (and ReLU, a pool)
         folding = None
         if (ph or pw) and self._padding_mode != "zeros":  # padded here, the windows then read it unpadded
@@ -650,7 +644,30 @@ class _Im2colConvolution(_Convolution):
             out = self._grouped_output(W[1:] if self._bias else W, patches)
             if self._bias:
                 out += W[0][:, None]
-        return _from_2d(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), rank)
+        return _from_2d(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), self._rank)
+
+    def _checked_input(self, x: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], _Plane,
+                                                                     tuple[int, int]]:
+        """The forward's checks of ``x: (N, in_channels, *spatial)`` and of ``W``'s shape, and its geometry:
+        ``(x as (N, C, H, W), x's shape as given, the sizes as (height, width) pairs, (H_out, W_out))``;
+        a 1-D layer's ``x`` viewed as (N, C, 1, L) (:func:`_as_2d`)."""
+        C = self._in_channels
+        rank = self._rank
+        x = check_input(x, self._who, ndim=2 + rank, layout=f"(N, {C}, {_SPATIAL[rank]})", sizes={1: C},
+                        dtype=W.dtype)
+        if 0 in x.shape[2:]:  # padding alone would make an output of the bias (PyTorch refuses it too)
+            raise ShapeError(f"{self._who}: input of shape {x.shape} has {_EMPTY[rank]}")
+        plane = self._pairs_2d()
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
+        shape = x.shape
+        x = _as_2d(x, rank)
+        _, _, H, Wd = x.shape
+        Hp, Wp = H + 2 * ph, Wd + 2 * pw
+        if Hp < _span(kh, dh) or Wp < _span(kw, dw):
+            raise ShapeError(self._too_small(shape))
+        if W.shape != (C // self._groups * kh * kw + self._bias, self._out_channels):
+            self._refuse_W(W)
+        return x, shape, plane, (_output_size(H, kh, sh, ph, dh), _output_size(Wd, kw, sw, pw, dw))
 
     def _column_blocks(self, matrix: np.ndarray) -> np.ndarray:
         """(rows, out_channels) -> (groups, rows, out_channels//groups): group g's columns, a view
