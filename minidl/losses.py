@@ -426,6 +426,7 @@ class MSELoss(Loss):
         self._slope = 2.0  # the last forward's dloss/ddiff: 2 / size for the mean
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred, y_true: (N, ...) alike -> the scalar loss; keeps ``y_pred - y_true`` for the backward."""
         mean = self._reduction == "mean"
         y_pred, target = self._checked_pair(y_pred, y_true)
         self._diff = None  # the previous batch's difference goes before this one is made (peak memory)
@@ -439,6 +440,8 @@ class MSELoss(Loss):
         return total / diff.size
 
     def backward(self) -> np.ndarray:
+        """dloss/dy_pred: y_pred's shape (N, ...) and dtype, ``2 (y_pred - y_true) / size`` (``"sum"``: no
+        ``/ size``)."""
         self._require_cache(self._diff)
         assert self._diff is not None
         return self._diff * self._slope

@@ -611,22 +611,29 @@ class Sequential(_Positions, Model):
     _edit: str | None = None
 
     def forward(self, x: Any) -> np.ndarray:
+        """x: the first layer's input -> the last layer's output (``x = layer(x)`` through the layers in order)."""
         ran = False  # whether a layer ran in this pass: if the first one fails, no cache was replaced
         for name, layer in self._layers.items():
             try:
                 x = layer(x)
                 ran = True
             except BaseException as error:
-                if ran or _partly_ran(layer):
-                    object.__setattr__(self, "_failed_at", name)
-                    object.__setattr__(self, "_edit", None)
-                if isinstance(error, MinidlError):
-                    _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
+                self._forward_failed(name, layer, error, ran)
                 raise
-        if self._failed_at is not None:
+        if self._failed_at is not None:  # this pass ran every layer: their caches are one pass's again
             object.__setattr__(self, "_failed_at", None)
             object.__setattr__(self, "_edit", None)
         return x
+
+    def _forward_failed(self, name: str, layer: Layer, error: BaseException, ran: bool) -> None:
+        """The forward's bookkeeping when ``layer`` (named ``name``) raised ``error``: if a layer ran before it
+        in this pass (``ran``) or it ran part of itself, the layers hold the caches of two passes, which the
+        back-passes then refuse (``_failed_at``); a minidl error's message is prefixed with the layer's name."""
+        if ran or _partly_ran(layer):
+            object.__setattr__(self, "_failed_at", name)
+            object.__setattr__(self, "_edit", None)
+        if isinstance(error, MinidlError):
+            _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
 
     def _refuse_mixed_caches(self, who: str) -> None:
         if self._failed_at is not None:  # (one test on the way of every backward: an edit sets it too)
