@@ -1841,7 +1841,8 @@ class GradientChecker:
         """Per-element check of the elements ``index`` (flat positions), in two stages and their refinements:
         see :mod:`.elements` for how an element is judged.  ``coarse``: a cost computed below float64 (see
         :class:`.precision.Coarse`)."""
-        return ElementCheck(self, program, t, f0, eps_f, index, coarse).run(batch, mode)
+        return ElementCheck(program, t, f0, eps_f, index, coarse, eps=self.eps, safety=self.safety,
+                            analytic_noise=self._analytic_noise, make_result=self._result).run(batch, mode)
 
     def _check_directional(self, program: Program, t: _Tensor, f0: float, eps_f: float,
                            coarse: Coarse | None = None) -> tuple[TensorResult, bool]:

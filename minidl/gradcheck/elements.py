@@ -53,7 +53,13 @@ from .program import Program
 from .report import TensorResult
 
 if TYPE_CHECKING:
-    from .checker import GradientChecker, _Tensor
+    from .checker import _Tensor
+
+    #: how the checker makes a tensor's result from per-element verdicts (``GradientChecker._result``): from
+    #: the tensor, its shape, the verdicts, the analytic values, the steps, the mode, the flat positions and
+    #: the multiple of the bound each element allowed
+    MakeResult = Callable[[_Tensor, tuple[int, ...], Verdict, np.ndarray, np.ndarray, str, np.ndarray | None,
+                           np.ndarray | None], TensorResult]
 
 __all__ = ["ACCEPT", "ANALYTIC_CAP", "CLIFF_ZOOM", "CURVED", "REL_FLOOR", "STAGE_A", "TIGHT", "ElementCheck"]
 
@@ -81,6 +87,12 @@ CLIFF_ZOOM = 32
 
 class ElementCheck:
     """The per-element check of the elements ``index`` (flat positions) of one tensor: build it, then :meth:`run`.
+
+    What it takes from :class:`.GradientChecker` is given to the constructor: the settings ``eps`` and ``safety``,
+    ``analytic_noise`` (``GradientChecker._analytic_noise``: per tensor name, the analytic gradient's measured
+    round-off per element, measured at its first call) and ``make_result`` (``GradientChecker._result``, see
+    ``MakeResult``).  ``__init__`` sets up the point, the steps and ``floor``; each stage then needs only those
+    and what the stages before it made.
 
     The arrays below are per checked element (length ``n = index.size``), shared by the stages, each of which
     fills or revises them for some ``rows`` (positions in ``index``).  The tensor's array is moved in place by
@@ -118,22 +130,27 @@ class ElementCheck:
     finest: float
     zoom_evaluations: int
     credited: np.ndarray
-    #: the floor of the slope's scale in the tests for a verdict proving too little (REL_FLOOR x the largest |a|)
-    floor: float
+    #: the ``shrunk`` elements judged ok on a verdict that proves nothing: failed (see fail_loose_shrunk)
+    loose: np.ndarray
 
-    def __init__(self, checker: GradientChecker, program: Program, t: _Tensor, f0: float, eps_f: float,
-                 index: np.ndarray, coarse: Coarse | None = None) -> None:
-        self.checker, self.program, self.t, self.f0, self.eps_f = checker, program, t, f0, eps_f
-        self.index, self.coarse, self.safety = index, coarse, checker.safety
+    def __init__(self, program: Program, t: _Tensor, f0: float, eps_f: float, index: np.ndarray,
+                 coarse: Coarse | None, *, eps: float, safety: float,
+                 analytic_noise: Callable[[], dict[str, np.ndarray]], make_result: MakeResult) -> None:
+        self.program, self.t, self.f0, self.eps_f = program, t, f0, eps_f
+        self.index, self.coarse, self.safety = index, coarse, safety
+        self.analytic_noise, self.make_result = analytic_noise, make_result
         arr = self.arr = t.array
         self.shape = tuple(arr.shape)
         assert t.analytic is not None
         self.analytic_all = t.analytic.reshape(-1)
         self.a = self.analytic_all[index]
+        # the floor of the slope's scale in the tests for a verdict proving too little (REL_FLOOR x the largest |a|)
+        self.floor = REL_FLOOR * float(np.max(np.abs(self.analytic_all), initial=0.0))
         self.saved = arr.copy()
         self.view: Any = arr.reshape(-1) if arr.flags.c_contiguous else arr.flat
         self.w = self.saved.reshape(-1)[index]
-        self.eps = checker.eps if coarse is None else coarse.eps
+        self.eps_rel = eps  # (the relative step's: it is taken only for a cost in float64)
+        self.eps = eps if coarse is None else coarse.eps
         self.h = exact_steps(self.w, self.eps)
         n = self.n = index.size
         self.f = np.empty((8, n))  # cost at +-h, +-h/2, +-h/16 (stage A), +-h/32 (kink retry)
@@ -148,7 +165,6 @@ class ElementCheck:
         """The stages in the order the algorithm takes them; the tensor's result with its notes and diagnosis."""
         self.probe_stages()
         self.stage_a_verdicts()
-        self.floor = REL_FLOOR * float(np.max(np.abs(self.analytic_all), initial=0.0))
         if self.rest.size:  # (at a lower precision's round-off a kink is not judged on a finer step: skipped)
             self.stage_b(self.rest, refine=self.coarse is None)
         self.choose_relative()
@@ -158,7 +174,11 @@ class ElementCheck:
         self.confirm_failures()
         self.search_cliffs()
         self.credit_analytic_round_off()
-        return self.result(batch, mode, self.notes())
+        # (the cliff notes first: they count the elements failing at a cliff as judged there, before
+        # fail_loose_shrunk fails more; the notes follow in the report's order)
+        notes = self.cliff_notes()
+        self.fail_loose_shrunk()
+        return self.result(batch, mode, notes + self.step_notes())
 
     # ------------------------------------------------------------------ probing
     def evaluate(self) -> float:
@@ -311,7 +331,7 @@ class ElementCheck:
         # (none of this for a cost computed below float64: its round-off, not the step, limits the verdict)
         curved = self.curved = rest[self.too_curved(rest)] if coarse is None else rest[:0]
         near_kink = self.near_kink = rest[status[rest] == KINK] if coarse is None else rest[:0]
-        h_rel = self.h_rel = exact_steps(w, self.checker.eps, floor=0.0)
+        h_rel = self.h_rel = exact_steps(w, self.eps_rel, floor=0.0)
         eligible = (w != 0) & (np.abs(w) < 1) & (h_rel >= np.finfo(np.float64).tiny)  # (a subnormal step is none)
         eligible &= coarse is None
         eligible[self.shrunk] = False  # (already on the relative step)
@@ -432,7 +452,7 @@ class ElementCheck:
                                      eps_f, safety)
                 for k in level.candidates():
                     probe_k = level.probe(k)
-                    if probe_k is None or probe_k.state != "linear":
+                    if probe_k.state != "linear":
                         break
                     v = judge(a[j:j + 1], self.f0, np.array(probe_k.f[0:1]), np.array(probe_k.f[1:2]),
                               np.array(probe_k.f[2:3]), np.array(probe_k.f[3:4]), np.array(probe_k.spans[0:1]),
@@ -461,7 +481,7 @@ class ElementCheck:
         # credited up to ANALYTIC_CAP of the tensor's largest gradient.
         self.credited = np.empty(0, dtype=np.intp)
         failing_now = np.flatnonzero((status == FAIL) & np.isfinite(self.error) & np.isfinite(bound))
-        sigma_a = self.checker._analytic_noise().get(self.t.name) if failing_now.size and self.coarse is None else None
+        sigma_a = self.analytic_noise().get(self.t.name) if failing_now.size and self.coarse is None else None
         if sigma_a is not None and sigma_a.shape == self.shape:
             with np.errstate(all="ignore"):
                 size = np.maximum(np.abs(a), np.abs(numerical))
@@ -477,13 +497,21 @@ class ElementCheck:
             # (reported as bound and tolerance = factor * bound)
             bound[credited], status[credited] = tolerance[agree] / factor[credited], OK
 
+    def fail_loose_shrunk(self) -> None:
+        """Fail the ``shrunk`` elements judged ok on a verdict that proves nothing (``loose``): on the relative
+        step, the round-off bound as large as the slope."""
+        shrunk = self.shrunk
+        # a step this small may leave the round-off bound as large as the derivative itself: such an
+        # element proves nothing (any analytic value would pass), so it counts as not judged, failed
+        shrunk_scale = np.maximum(np.abs(self.numerical[shrunk]), np.abs(self.a[shrunk]))
+        self.loose = shrunk[(self.factor[shrunk] * self.bound[shrunk] > 1e-3 * shrunk_scale)
+                            & (self.status[shrunk] == OK)]
+        self.status[self.loose] = FAIL
+
     # ------------------------------------------------------------------ the result
-    def notes(self) -> list[str]:
-        """The notes on how the verdicts were reached, in the report's order.  Also fails the ``shrunk`` elements
-        whose verdict proves nothing, where their note is made (after the cliff note has counted its failures)."""
-        status, steps, numerical, a, factor, bound = self.status, self.steps, self.numerical, self.a, self.factor, \
-            self.bound
-        zoomed, cliffs, shrunk = self.zoomed, self.cliffs, self.shrunk
+    def cliff_notes(self) -> list[str]:
+        """The notes on the cliff search and the analytic round-off credited, the first of the report's."""
+        status, steps, bound, zoomed, cliffs = self.status, self.steps, self.bound, self.zoomed, self.cliffs
         notes: list[str] = []
         if zoomed:
             notes.append(f"{len(zoomed)} element(s) sit at a cliff (the cost changes by a finite amount within a span "
@@ -502,6 +530,11 @@ class ElementCheck:
             notes.append(f"{self.credited.size} element(s) agree within the analytic gradient's own round-off, "
                          "measured at nearby points (cancellation inside backward, e.g. a saturated softmax): judged "
                          f"right with it (largest {float(np.max(bound[self.credited])):.1e})")
+        return notes
+
+    def step_notes(self) -> list[str]:
+        """The notes on the cost's domain and on the relative step, in the report's order (after the cliff notes)."""
+        notes: list[str] = []
         if self.refusals:
             notes.append(f"a layer raised at some probes, taken as outside its domain (the cost not finite there): "
                          f"{self.refusals[0]}")
@@ -509,17 +542,12 @@ class ElementCheck:
             notes.append(f"{self.outside.size} element(s) could not be judged: the cost was NaN/inf at their probes "
                          "(an input at the edge of a function's domain, e.g. 0 for sqrt or x**1.5; an overflow); each "
                          "counts as failed")
-        if shrunk.size:
-            notes.append(f"{shrunk.size} element(s) were probed with the relative step eps * |w|: the default step (at "
-                         "least eps) took the cost outside its domain (NaN/inf) there")
-            # a step this small may leave the round-off bound as large as the derivative itself: such an
-            # element proves nothing (any analytic value would pass), so it counts as not judged, failed
-            shrunk_scale = np.maximum(np.abs(numerical[shrunk]), np.abs(a[shrunk]))
-            loose = shrunk[(factor[shrunk] * bound[shrunk] > 1e-3 * shrunk_scale) & (status[shrunk] == OK)]
-            if loose.size:
-                status[loose] = FAIL
-                notes.append(f"{loose.size} of them could not be judged even so: the cost's round-off at that step "
-                             "is as large as the slope (each counts as failed)")
+        if self.shrunk.size:
+            notes.append(f"{self.shrunk.size} element(s) were probed with the relative step eps * |w|: the default "
+                         "step (at least eps) took the cost outside its domain (NaN/inf) there")
+            if self.loose.size:
+                notes.append(f"{self.loose.size} of them could not be judged even so: the cost's round-off at that "
+                             "step is as large as the slope (each counts as failed)")
         if self.relative.size:
             notes.append(f"{self.relative.size} element(s) were probed again with the relative step eps * |w|: at the "
                          "default step (at least eps) the cost curved too fast, or crossed a kink")
@@ -546,8 +574,8 @@ class ElementCheck:
             lost = swallowed_moves(coarse, status, a, numerical == 0)
             notes.insert(0, coarse_verdict(coarse, shown, error, factor * bound, self.eps_f, "elements", lost))
             status[lost] = KINK  # (not checked: not failing, for the diagnosis below)
-        result = self.checker._result(t, shape, Verdict(numerical, error, bound, shown), a, self.steps, mode, index,
-                                      factor)
+        result = self.make_result(t, shape, Verdict(numerical, error, bound, shown), a, self.steps, mode, index,
+                                  factor)
         result.low_precision = None if coarse is None else coarse.dtype.name
         result.zoomed = len(self.zoomed)
         if coarse is None:
