@@ -461,15 +461,16 @@ class _Culprits:
     """What computes below float64, and which tensors it touches: the layers found from the recorded pass before
     the tensors are checked (:meth:`GradientChecker._low_precision_layers`), the loss found as they are checked
     (from the cost values, ``in_cost``), and per tensor the culprit it was judged for: the first, in the order of
-    the forward, that its change goes through (:meth:`GradientChecker._through`)."""
+    the forward, that its change goes through (:meth:`GradientChecker._through`).  ``from_loss``: the names of the
+    loss's own parameters (their change reaches the cost alone, through no layer)."""
 
-    def __init__(self, checker: GradientChecker, program: Program, work: Layer, x: Any, calls: list[_Call]) -> None:
-        self.checker, self.program, self.work, self.calls = checker, program, work, calls
+    def __init__(self, checker: GradientChecker, program: Program, work: Layer, x: Any, calls: list[_Call],
+                 from_loss: set[str]) -> None:
+        self.checker, self.program, self.work, self.calls, self.from_loss = checker, program, work, calls, from_loss
         # a layer that computes below float64 (found now, from the recorded pass), and the loss (found as the
         # tensors are checked, from the cost values: then the tensors already checked are checked again)
         self.layers = checker._low_precision_layers(work, x, calls)
         self.in_cost: np.dtype | None = None
-        self.from_loss = {name for name, _ in checker._loss_params}
         # (for each culprit, the last stage it runs in: the tensors first used up to it may go through it)
         self.upstream = [max((k for k, (_, layer) in enumerate(program.stages)
                               if layer is call.layer or any(sub is call.layer for sub in layer.layers())), default=0)
@@ -920,6 +921,7 @@ class GradientChecker:
         checked_inputs = self._checked_inputs(x)
         every = [name for name, _ in work.named_parameters()] + [name for name, _ in self._loss_params]
         chosen = self._chosen(every)
+        from_loss = {name for name, _ in self._loss_params}  # (the loss's own parameters)
         first_pass = self._first_forward(work, x)
         first_arrays = plain_arrays(work)  # (compared at the end: what the check's passes leave alone)
         if loss is not None and targets is None:
@@ -938,7 +940,7 @@ class GradientChecker:
         first = x[0] if is_several(x) else x
         batch = first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else None
         notes.extend(self._scope_notes(batch, every, chosen))
-        culprits = _Culprits(self, program, work, x, calls)
+        culprits = _Culprits(self, program, work, x, calls, from_loss)
         results = self._check_tensors(program, tensors, f0, batch, culprits)
         headline, precision_notes = culprits.words(results, type(loss).__name__, f0)
         # (after every pass: the analytic backward and the perturbed forwards have run again)
@@ -954,17 +956,18 @@ class GradientChecker:
         report.problems.extend(contract_problems(in_place, first_pass))
         name_swapped(tensors, results)
         name_repeated_indices(work, tensors, results, x, calls)
-        from_loss = {name for name, _ in self._loss_params}
         # (only when every tensor fails: a factor in a middle layer's grad_output leaves the layers
         # after it right, and would point at that layer, not at the loss)
         judged = [r for r in results if r.mode != "frozen" and r.name not in from_loss]
         shared = shared_factor(judged) if all(not r.passed and not r.problems for r in judged) else None
-        notes.extend(result_notes(report, from_loss, bool(precision_notes), shared))
-        loss_wrong = self._point_at_the_cause(report, loss, work, x, y0, program.targets, calls, judged)
+        # (from here on, each step adds its notes to the report's)
+        report.notes.extend(result_notes(report, from_loss, bool(precision_notes), shared))
+        model_failed = [r for r in judged if not r.passed]
+        loss_wrong = self._point_at_the_cause(report, loss, work, x, y0, program.targets, calls, judged, model_failed)
         self._note_blind_spots(report, work, tensors)
-        notes.extend(self._failure_advice(report, judged, shared, calls, first_pass, loss_wrong))
+        self._failure_advice(report, model_failed, shared, calls, first_pass, loss_wrong)
         if not report.passed:  # (first: the failure is the layer's design, not a bug)
-            notes[:0] = layer_caveats
+            report.notes[:0] = layer_caveats
         return report
 
     def _draw_targets(self, work: Layer, loss: Any, x: Any, rng: np.random.Generator) -> Any:
@@ -1067,24 +1070,25 @@ class GradientChecker:
         return results
 
     def _point_at_the_cause(self, report: GradientReport, loss: Any, work: Layer, x: Any, y0: Any, targets: Any,
-                            calls: list[_Call], judged: list[TensorResult]) -> bool:
-        """Where the failures point, in notes: each layer checked alone (with ``check_layers``), a layer run more
-        than once in one forward pass with one cache, the loss checked alone, and check_layers' conclusion when
-        every layer passes alone.  Returns whether the loss's backward (its dLoss/dy_pred) is wrong."""
+                            calls: list[_Call], judged: list[TensorResult], model_failed: list[TensorResult]) -> bool:
+        """Where the failures of the model's own tensors (``judged``; ``model_failed``: those that fail) point, in
+        notes: each layer checked alone (with ``check_layers``), a layer run more than once in one forward pass with
+        one cache, the loss checked alone, and check_layers' conclusion when every layer passes alone.  Returns
+        whether the loss's backward (its dLoss/dy_pred) is wrong."""
         unchecked = self._check_sublayers(report, calls, work, x) if self.check_layers else []
         twice = called_twice(work, calls, report.results, report.layers)
         report.notes.extend(twice)
-        loss_dy = self._check_loss(report, loss, work, judged, y0, targets)
-        self._conclude_layers(report, loss, loss_dy, judged, unchecked, twice)
-        return loss_dy is not None and not loss_dy.passed
+        loss_dy, loss_wrong = self._check_loss(report, loss, work, judged, model_failed, y0, targets)
+        self._conclude_layers(report, loss, loss_dy, loss_wrong, model_failed, unchecked, twice)
+        return loss_wrong
 
-    def _failure_advice(self, report: GradientReport, judged: list[TensorResult], shared: float | None,
-                        calls: list[_Call], first_pass: _FirstPass, loss_wrong: bool) -> list[str]:
-        """Advice for a failing check: run with check_layers when several tensors fail and nothing already names
-        the cause (a ``shared`` factor, the loss's backward), and keep the forward's draw when a backward draws
-        from its layer's generator."""
-        notes = []
-        if not self.check_layers and sum(not r.passed for r in judged) >= 2 and shared is None \
+    def _failure_advice(self, report: GradientReport, model_failed: list[TensorResult], shared: float | None,
+                        calls: list[_Call], first_pass: _FirstPass, loss_wrong: bool) -> None:
+        """Advice for a failing check, in notes: run with check_layers when several of the model's own tensors
+        fail (``model_failed``) and nothing already names the cause (a ``shared`` factor, the loss's backward), and
+        keep the forward's draw when a backward draws from its layer's generator."""
+        notes = report.notes
+        if not self.check_layers and len(model_failed) >= 2 and shared is None \
                 and len({c.path for c in calls}) > 2 and not loss_wrong:
             # a wrong dx in a middle layer fails every tensor before it, and no one tensor is to blame
             notes.append("several tensors fail: run with check_layers=True, which checks each layer alone and "
@@ -1093,16 +1097,15 @@ class GradientChecker:
             notes.append(f"{layer_label(*first_pass.draws_in_backward)}: backward draws from the layer's random "
                          "generator: the noise it uses is then not the forward's; keep the forward's draw (its "
                          "mask or noise) in the cache and reuse it in backward")
-        return notes
 
-    def _check_loss(self, report: GradientReport, loss: Any, work: Layer, judged: list[TensorResult], y0: Any,
-                    targets: Any) -> TensorResult | None:
-        """The loss checked alone on the model's output ``y0`` when the model's own tensors (``judged``) fail and
-        the loss may be to blame, and a note when that finds its dLoss/dy_pred or its own parameters' gradient
-        wrong; returns the dLoss/dy_pred result (None when it was not checked)."""
+    def _check_loss(self, report: GradientReport, loss: Any, work: Layer, judged: list[TensorResult],
+                    model_failed: list[TensorResult], y0: Any, targets: Any) -> tuple[TensorResult | None, bool]:
+        """The loss checked alone on the model's output ``y0`` when the model's own tensors (``judged``) fail
+        (``model_failed``) and the loss may be to blame, and a note when that finds its dLoss/dy_pred or its own
+        parameters' gradient wrong; returns the dLoss/dy_pred result (None when it was not checked) and whether it
+        is wrong."""
         # the loss checked alone on the model's output, when the model's own tensors fail and the loss may be
         # to blame: with check_layers (no layer to blame), or when every tensor fails
-        model_failed = [r for r in judged if not r.passed]
         loss_alone = None
         if loss is not None and model_failed and not any(r.problems for r in model_failed) \
                 and (self.check_layers or len(model_failed) == len(judged)) and not isinstance(work, Identity):
@@ -1114,7 +1117,8 @@ class GradientChecker:
         loss_wrong = loss_dy is not None and not loss_dy.passed
         loss_params_failed = ", ".join(f"'{r.name}'" for r in loss_alone.results
                                        if not is_input(r.name) and not r.passed) if loss_alone is not None else ""
-        if loss_dy is not None and loss_wrong:
+        if loss_wrong:
+            assert loss_dy is not None
             words = f": {loss_dy.diagnosis}" if loss_dy.diagnosis else \
                 f" (worst element {loss_dy.worst_index}: analytic {loss_dy.analytic:.6g}, numerical " \
                 f"{loss_dy.numerical:.6g})"
@@ -1127,15 +1131,14 @@ class GradientChecker:
                                 "dLoss/dy_pred is right: the model's tensors fail for a reason of their own; apart "
                                 f"from that, the gradient the loss adds into its parameter(s) {loss_params_failed} "
                                 "is wrong")
-        return loss_dy
+        return loss_dy, loss_wrong
 
-    def _conclude_layers(self, report: GradientReport, loss: Any, loss_dy: TensorResult | None,
-                         judged: list[TensorResult], unchecked: list[str], twice: list[str]) -> None:
-        """check_layers' conclusion, when the model fails while every layer checked alone passes (and the loss checked
-        alone, ``loss_dy``, is not wrong): the error is in how the model combines its layers' gradients, in a layer
-        not checked alone (``unchecked``), or in a layer run more than once (``twice``: those notes)."""
-        loss_wrong = loss_dy is not None and not loss_dy.passed
-        model_failed = [r for r in judged if not r.passed]
+    def _conclude_layers(self, report: GradientReport, loss: Any, loss_dy: TensorResult | None, loss_wrong: bool,
+                         model_failed: list[TensorResult], unchecked: list[str], twice: list[str]) -> None:
+        """check_layers' conclusion, when the model fails (``model_failed``: its own tensors that fail) while every
+        layer checked alone passes (and the loss checked alone, ``loss_dy``, is not wrong, ``loss_wrong``): the error
+        is in how the model combines its layers' gradients, in a layer not checked alone (``unchecked``), or in a
+        layer run more than once (``twice``: those notes)."""
         if not loss_wrong and self.check_layers and model_failed and report.layers \
                 and all(r.passed for r in report.layers.values()):
             also = f", and so does the loss {type(loss).__name__} (checked alone on the model's output)" \
