@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -854,19 +854,27 @@ def _check_trained_parameters(who: str, model: Layer, loss: Loss,
     return model_params, loss_named
 
 
-def _split_data(who: str, model: Layer, x: Any, y: Any, validation_data: Any, validation_split: Any
-                ) -> tuple[Inputs, np.ndarray, Any, float, int, str]:
-    """``(x, y)`` checked and, with ``validation_split``, split: ``(x, y, validation_data, split, val_first,
-    held_out)``, x (N, ...) and y (N, ...) the samples to train on, ``validation_data`` the held-out ones (else as
-    given), ``split`` the fraction, ``val_first`` the number of the validation data's first sample in messages,
-    ``held_out`` what the messages add to "N samples"."""
+class _Split(NamedTuple):
+    """What :func:`_split_data` makes of ``(x, y)`` and the validation arguments."""
+
+    x: Inputs  # (N, ...) the samples to train on
+    y: np.ndarray  # (N, ...) their targets
+    validation_data: Any  # validation_split's held-out samples, else validation_data as given (unchecked)
+    val_source: str  # what the messages call the validation data
+    val_first: int  # the number of the validation data's first sample in messages
+    held_out: str  # what the messages add to "N samples" (with validation_split)
+
+
+def _split_data(who: str, model: Layer, x: Any, y: Any, validation_data: Any, validation_split: Any) -> _Split:
+    """``(x, y)`` checked and, with ``validation_split``, split: the samples to train on and the held-out ones
+    (:class:`_Split`)."""
     if not (is_number(validation_split) and 0.0 <= validation_split < 1.0):
         raise ValueError(f"{who}: validation_split must be a number in [0, 1), got {validation_split!r}")
     split = float(validation_split)  # (a float16 fraction would compute in float16)
     if split and validation_data is not None:
         raise ValueError(f"{who}: give validation_data or validation_split, not both")
     x, y = _check_data(model, x, y, who)
-    held_out = ""  # with validation_split, what the messages call the training data and the validation data
+    held_out = ""  # what the messages add to "N samples" (with validation_split)
     val_first = 0  # the number of the validation data's first sample in messages
     if split:  # Keras's rule: the last samples, before any shuffling
         total = count(x)
@@ -877,7 +885,8 @@ def _split_data(who: str, model: Layer, x: Any, y: Any, validation_data: Any, va
         validation_data = (rows(x, kept, total), y[kept:])
         x, y = rows(x, 0, kept), y[:kept]
         held_out, val_first = f" (the first {kept} of x; validation_split holds out the other {total - kept})", kept
-    return x, y, validation_data, split, val_first, held_out
+    val_source = "validation_split's held-out samples (the end of x)" if split else "validation_data"
+    return _Split(x, y, validation_data, val_source, val_first, held_out)
 
 
 def _check_schedule_length(who: str, scheduler: LRScheduler | None, per_batch: bool, trained: int,
@@ -912,11 +921,18 @@ def _check_validation_data(who: str, model: Layer, validation_data: Any) -> tupl
     return val
 
 
+class _Monitors(NamedTuple):
+    """What :func:`_resolve_monitors` makes of the metrics and the watchers' monitors."""
+
+    metrics: Any  # as given, a sequence made a list
+    metric_fns: list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]  # its (name, fn) pairs
+    decided: list[tuple[Any, str]]  # each watcher with mode="auto" and its direction
+
+
 def _resolve_monitors(who: str, metrics: Any, loss: Loss, val: Any, early_stopping: EarlyStopping | None,
-                      scheduler: LRScheduler | None) -> tuple[Any, list[tuple[str, Any]], list[tuple[Any, str]]]:
+                      scheduler: LRScheduler | None) -> _Monitors:
     """The metrics resolved, and the monitors of ``early_stopping`` and a ``ReduceLROnPlateau`` checked against the
-    figures this fit records: ``(metrics, metric_fns, decided)``, ``metrics`` as given (a sequence made a list),
-    ``metric_fns`` its ``(name, fn)`` pairs, ``decided`` each watcher with ``mode="auto"`` and its direction."""
+    figures this fit records (:class:`_Monitors`)."""
     if metrics is not None and not isinstance(metrics, (str, Metric)) and not callable(metrics):
         metrics = list(metrics)  # kept for evaluate() below: an iterator would be used up by then
     metric_fns = _resolve_metrics(metrics, loss, who)
@@ -945,7 +961,7 @@ def _resolve_monitors(who: str, metrics: Any, loss: Loss, val: Any, early_stoppi
                                  f"{watcher.monitor!r} and it has stepped (its best value is of that direction), but "
                                  f"this fit's metrics say {direction!r}; make a new ReduceLROnPlateau")
             decided.append((watcher, direction))
-    return metrics, metric_fns, decided
+    return _Monitors(metrics, metric_fns, decided)
 
 
 def _check_resumable(who: str, early_stopping: EarlyStopping | None, scheduler: LRScheduler | None,
@@ -964,10 +980,10 @@ def _check_resumable(who: str, early_stopping: EarlyStopping | None, scheduler: 
             raise RuntimeError(f"{who}: {error}") from None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _FitPlan:
     """``fit``'s arguments checked and resolved by :func:`_plan_fit` (named as ``fit``'s, with what follows from
-    them)."""
+    them); read-only."""
 
     epochs: int
     initial_epoch: int
@@ -980,7 +996,7 @@ class _FitPlan:
     n: int  # N
     n_batches: int  # the batches of an epoch
     val: tuple[Inputs, np.ndarray] | None  # (x_val (M, ...), y_val (M, ...)), or None: no validation
-    split: float  # validation_split
+    val_source: str  # what the messages call the validation data: validation_data, or validation_split's samples
     val_first: int  # the number of the validation data's first sample in messages
     metrics: Any  # as given, a sequence made a list (the last fit's, for evaluate())
     metric_fns: list[tuple[str, Callable[[np.ndarray, np.ndarray], float]]]
@@ -996,6 +1012,11 @@ class _FitPlan:
     gradcheck_samples: int
     model_params: list[Parameter]
     loss_named: list[tuple[str, Parameter]]  # the loss's own parameters, by name
+
+    @property
+    def first_epoch(self) -> int:
+        """The number of this fit's first epoch."""
+        return self.initial_epoch + 1
 
 
 def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, optimizer: Optimizer, *, epochs: int,
@@ -1019,16 +1040,15 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
-    x, y, validation_data, split, val_first, held_out = _split_data(who, model, x, y, validation_data,
-                                                                    validation_split)
-    n = count(x)
+    data = _split_data(who, model, x, y, validation_data, validation_split)
+    n = count(data.x)
     if drop_last and trained and n < batch_size:
-        raise ValueError(f"{who}: drop_last=True with {n} samples{held_out} and batch_size {batch_size} leaves "
-                         "no batch")
+        raise ValueError(f"{who}: drop_last=True with {n} samples{data.held_out} and batch_size {batch_size} "
+                         "leaves no batch")
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
     _check_schedule_length(who, scheduler, per_batch, trained, n_batches)
-    val = _check_validation_data(who, model, validation_data)
-    metrics, metric_fns, decided = _resolve_monitors(who, metrics, loss, val, early_stopping, scheduler)
+    val = _check_validation_data(who, model, data.validation_data)
+    monitors = _resolve_monitors(who, metrics, loss, val, early_stopping, scheduler)
     _check_resumable(who, early_stopping, scheduler, initial_epoch)
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
@@ -1037,9 +1057,10 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     # cannot show a backward wrong in its sums over the batch: the checker's own default batch is 4)
     generator = as_generator(rng, who)
     return _FitPlan(epochs=epochs, initial_epoch=initial_epoch, trained=trained, batch_size=batch_size,
-                    validation_batch_size=validation_batch_size, verbose=verbose, x=x, y=y, n=n, n_batches=n_batches,
-                    val=val, split=split, val_first=val_first, metrics=metrics, metric_fns=metric_fns,
-                    decided=decided, scheduler=scheduler, per_batch=per_batch, early_stopping=early_stopping,
+                    validation_batch_size=validation_batch_size, verbose=verbose, x=data.x, y=data.y, n=n,
+                    n_batches=n_batches, val=val, val_source=data.val_source, val_first=data.val_first,
+                    metrics=monitors.metrics, metric_fns=monitors.metric_fns, decided=monitors.decided,
+                    scheduler=scheduler, per_batch=per_batch, early_stopping=early_stopping,
                     shuffle=shuffle, generator=generator, check_gradients=check_gradients,
                     clip_grad_norm=clip_grad_norm, every=every, gradcheck_samples=gradcheck_samples,
                     model_params=model_params, loss_named=loss_named)
@@ -1048,8 +1069,15 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
 class _Training:
     """One ``fit``'s training, step by step, on a checked :class:`_FitPlan`: the objects the steps use, bound
     once; :meth:`begin`; each epoch's start (:meth:`start_epoch`), batches (:meth:`train_batches`, the loop
-    that is timed), validation (:meth:`validate`) and record (:meth:`record`); and, when an error stops it,
-    what it says and puts back (:meth:`stopped`)."""
+    that is timed), validation (:meth:`validate`) and end (:meth:`end_epoch`: the history, the scheduler, the
+    bar or line, the early stopping); and, when an error stops it, what it says and puts back
+    (:meth:`after_error`)."""
+
+    # The epoch running, set by start_epoch: its order of the samples ((N,) positions in x when shuffling, else
+    # None: in turn) and the combiners of its loss and its metrics.
+    order: np.ndarray | None
+    epoch_loss: _Combiner
+    epoch_metrics: list[_Combiner]
 
     def __init__(self, who: str, plan: _FitPlan, model: Layer, loss: Loss, optimizer: Optimizer) -> None:
         self.who, self.plan, self.model, self.loss, self.optimizer = who, plan, model, loss, optimizer
@@ -1072,11 +1100,12 @@ class _Training:
         self.calls_saved = calls.saved  # (put back after each save's calls: True inside a call that saved)
         self.tqdm = _tqdm() if plan.verbose == 1 else None
         self.names = [name for name, _ in plan.metric_fns]
-        self.begun = not plan.trained  # (begin() at once when there are no epochs)
-        self.bar: Any = None  # the epoch's progress bar
+        self.begun = False  # begin() has run: at the first accepted batch, or at once when there are no epochs
+        # The epoch running, set by start_epoch (with self.order, self.epoch_loss, self.epoch_metrics: see above):
+        self.bar: Any = None  # its progress bar (verbose=1 with tqdm), until its last show
         self.postfix_every = 1  # the bar's batches between two shows of the running loss
-        # the generator's state at the start of the epoch running, until that epoch is in the history: put back
-        # when the fit raises, so that it is as at the start of the epoch the error stopped
+        # the generator's state at its start, until the epoch is in the history: put back when the fit raises, so
+        # that it is as at the start of the epoch the error stopped
         self.epoch_state: Mapping[str, Any] | None = None
 
     def validate_first(self) -> None:
@@ -1091,8 +1120,7 @@ class _Training:
                 _run_batches(model, plan.val[0], plan.val[1], self.loss, plan.metric_fns, plan.validation_batch_size,
                              first=plan.val_first)
         except MinidlError as error:
-            source = "validation_data" if not plan.split else "validation_split's held-out samples (the end of x)"
-            _with_context(error, f"{self.who}: {source} (scored before training, nothing was updated)")
+            _with_context(error, f"{self.who}: {plan.val_source} (scored before training, nothing was updated)")
             _stopped_in(error, self.history, None, None)
             raise
         finally:
@@ -1111,36 +1139,44 @@ class _Training:
         object.__setattr__(self.model, "_fit_defaults", (self.loss, plan.metrics))
         self.begun = True
 
-    def start_epoch(self, epoch: int) -> tuple[np.ndarray | None, _Combiner, list[_Combiner]]:
-        """Epoch ``epoch``'s order of the samples ((N,) positions in x when shuffling, else None), the combiners of
-        its loss and its metrics, and its progress bar (``self.bar``, with verbose=1 and tqdm)."""
+    def start_epoch(self, epoch: int) -> None:
+        """Set up epoch ``epoch``: its order of the samples (``self.order``), the combiners of its loss and its
+        metrics (``self.epoch_loss``, ``self.epoch_metrics``) and its progress bar (``self.bar``, with verbose=1
+        and tqdm)."""
         plan = self.plan
         if plan.shuffle:
             self.epoch_state = plan.generator.bit_generator.state
-            order = plan.generator.permutation(plan.n)
+            self.order = plan.generator.permutation(plan.n)
         else:
-            order = None
-        epoch_loss = _Combiner(self.loss)
-        epoch_metrics = [_Combiner(fn) for _, fn in plan.metric_fns]
+            self.order = None
+        self.epoch_loss = _Combiner(self.loss)
+        self.epoch_metrics = [_Combiner(fn) for _, fn in plan.metric_fns]
         self.bar = None
         if self.tqdm is not None:
             self.bar = self.tqdm(total=plan.n_batches, desc=f"Epoch {epoch}/{plan.epochs}", unit="batch",
                                  leave=True, dynamic_ncols=True, file=sys.stderr)
             self.postfix_every = max(1, plan.n_batches // 20)
-        return order, epoch_loss, epoch_metrics
 
-    def train_batches(self, epoch: int, order: np.ndarray | None, epoch_loss: _Combiner,
-                      epoch_metrics: list[_Combiner]) -> None:
+    def train_batches(self, epoch: int) -> None:
         """Epoch ``epoch``'s steps, each on the batch of x (N, ...) and y (N, ...) at the next ``batch_size``
-        positions of ``order`` ((N,), or None: in turn), into ``epoch_loss`` and ``epoch_metrics``.  A refused
-        batch's update is not applied (:meth:`refuse_batch` says which it was)."""
-        plan, model, loss, optimizer = self.plan, self.model, self.loss, self.optimizer  # (locals: read each batch)
-        x, y, n, batch_size, n_batches = plan.x, plan.y, plan.n, plan.batch_size, plan.n_batches
-        first, every, gradcheck_samples = plan.initial_epoch + 1, plan.every, plan.gradcheck_samples
+        positions of ``self.order`` ((N,), or None: in turn), into ``self.epoch_loss`` and ``self.epoch_metrics``.
+        A refused batch's update is not applied (:meth:`refuse_batch` says which it was)."""
+        # (what the batches read, bound once as locals)
+        plan = self.plan
+        # the batches: the data, cut at the epoch's order
+        x, y, n, batch_size, n_batches, order = plan.x, plan.y, plan.n, plan.batch_size, plan.n_batches, self.order
+        # a step: the forward, the backward, the update; the gradients zeroed before it, the side state a refused
+        # one puts back
+        model, loss, backward, optimizer, step = self.model, self.loss, self.backward, self.optimizer, self.step
+        to_zero, side_state, calls_saved = self.to_zero, self.side_state, self.calls_saved
+        # the checks before the update: the gradient check (its batches counted over the fit), the finite
+        # gradients, the clipping
+        every, gradcheck_samples, first = plan.every, plan.gradcheck_samples, plan.first_epoch
         check_gradients, clip_grad_norm, clip_named = plan.check_gradients, plan.clip_grad_norm, self.clip_named
-        to_zero, side_state, calls_saved, backward, step = (self.to_zero, self.side_state, self.calls_saved,
-                                                            self.backward, self.step)
-        scheduler, per_batch, bar, postfix_every = plan.scheduler, plan.per_batch, self.bar, self.postfix_every
+        # after an accepted batch: a per-batch scheduler step, the epoch's figures, the bar
+        scheduler, per_batch = plan.scheduler, plan.per_batch
+        epoch_loss, epoch_metrics = self.epoch_loss, self.epoch_metrics
+        bar, postfix_every = self.bar, self.postfix_every
         begun, b = self.begun, 0  # (b: the batch running, for an error between two batches' try)
         try:
             for b in range(n_batches):
@@ -1211,7 +1247,7 @@ class _Training:
         """Say in ``error`` where it stopped the fit: epoch ``epoch``, batch ``b`` (0-based) at positions
         ``start..stop-1`` of ``order`` ((N,), or None: of x), ``batch`` its ``(xb, yb)``; ``stepping``: inside
         the optimizer's step.  Then ``error.history``, ``error.epoch`` and ``error.batch``."""
-        plan, who, model, first = self.plan, self.who, self.model, self.plan.initial_epoch + 1
+        plan, who, model, first = self.plan, self.who, self.model, self.plan.first_epoch
         epochs, n_batches, batch_size, n = plan.epochs, plan.n_batches, plan.batch_size, plan.n
         where = (f"{who}: epoch {epoch}/{epochs}, batch {b + 1}/{n_batches} "
                  f"(samples {start}..{stop - 1} of the epoch's order")
@@ -1255,9 +1291,9 @@ class _Training:
             _stopped_in(error, self.history, epoch, None)
             raise
 
-    def record(self, epoch: int, values: dict[str, float], seconds: float, rate: float) -> bool:
-        """Epoch ``epoch``'s ``values`` into the history, then an epoch's scheduler step, the bar's last show or the
-        epoch's line (``rate``: samples/s), and the early stopping's update: True when it says stop."""
+    def end_epoch(self, epoch: int, values: dict[str, float], seconds: float, rate: float) -> bool:
+        """End epoch ``epoch``: its ``values`` into the history, then an epoch's scheduler step, the bar's last show
+        or the epoch's line (``rate``: samples/s), and the early stopping's update: True when it says stop."""
         plan = self.plan
         self.history._append(epoch, seconds, values)
         self.epoch_state = None  # (the epoch is in the history: the generator stays past it)
@@ -1275,12 +1311,14 @@ class _Training:
                   + _format_values(values), flush=True)
         return bool(plan.early_stopping is not None and plan.early_stopping.update(epoch, values, self.model))
 
-    def stopped(self, error: BaseException, epoch: int) -> None:
+    def after_error(self, error: BaseException, epoch: int) -> None:
         """After ``error`` stopped the fit in epoch ``epoch`` (``initial_epoch``: in none): its ``history``, ``epoch``
         and ``batch`` when nothing said them, the generator as at the start of the epoch stopped, the bar closed."""
         plan = self.plan
-        if getattr(error, "history", None) is not self.history:  # raised outside the batches (their own say
-            # theirs) and the validation: after them (the history, an epoch's scheduler step, the summary)
+        if getattr(error, "history", None) is not self.history:  # raised outside the batches and the validation
+            # (which say theirs): at an epoch's start (resume_training, start_epoch: the order, the bar), or after
+            # its batches (its figures, end_epoch), or after the epochs (the early stopping's finish and summary:
+            # in no epoch)
             _stopped_in(error, self.history, epoch if epoch > plan.initial_epoch else None, None)
         if self.epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
             plan.generator.bit_generator.state = self.epoch_state
@@ -1411,28 +1449,28 @@ def fit(
     cached = _caches_before(model, loss)  # what the passes' caches were: released on return
     if plan.val is not None and plan.trained:  # scored once now, in eval mode: a bad set fails before any update
         run.validate_first()
-    if run.begun:  # (no epochs to train: at once)
+    if not plan.trained:  # (no epochs to train: at once, else at the first accepted batch)
         run.begin()
-    first = plan.initial_epoch + 1  # the number of this fit's first epoch
     epoch = plan.initial_epoch  # where an error outside a batch's and the validation's try is
     with _training_modes(model) as resume_training:
         try:
-            for epoch in range(first, plan.epochs + 1):
+            for epoch in range(plan.first_epoch, plan.epochs + 1):
                 started = time.perf_counter()
                 resume_training()
                 lr = optimizer.lr
-                order, epoch_loss, epoch_metrics = run.start_epoch(epoch)
-                run.train_batches(epoch, order, epoch_loss, epoch_metrics)
+                run.start_epoch(epoch)
+                run.train_batches(epoch)
                 # the training rate: the samples trained (not those drop_last skipped) over the time the
                 # batches took (not the validation's)
                 rate = min(plan.n_batches * plan.batch_size, plan.n) / max(time.perf_counter() - started, 1e-9)
-                values = {"loss": epoch_loss.value()}
-                values.update((name, c.value()) for name, c in zip(run.names, epoch_metrics, strict=True))
+                values = {"loss": run.epoch_loss.value()}
+                values.update((name, c.value()) for name, c in zip(run.names, run.epoch_metrics, strict=True))
                 if plan.val is not None:
                     values.update(run.validate(epoch))
                 values["lr"] = lr
                 seconds = time.perf_counter() - started
-                if run.record(epoch, values, seconds, rate):  # (the early stopping says stop)
+                stop = run.end_epoch(epoch, values, seconds, rate)  # (True: the early stopping says stop)
+                if stop:
                     break
             epoch = plan.initial_epoch  # (after the epochs: an error in what follows them is in none)
             if plan.early_stopping is not None:
@@ -1440,7 +1478,7 @@ def fit(
                 if plan.verbose and len(run.history):  # (nothing to say when no epoch ran)
                     print(plan.early_stopping.summary(), flush=True)
         except BaseException as error:
-            run.stopped(error, epoch)
+            run.after_error(error, epoch)
             raise
     _release_caches(cached)  # (not when fit raised: the caches of the batch that failed help to debug it)
     return run.history
