@@ -387,48 +387,91 @@ class Optimizer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore hyper-parameters and per-parameter state; refuses (listing every problem, changing
         nothing) a different optimizer type, parameter count, shapes or dtypes.  A whole training
-        checkpoint holding this state under a key is refused with a hint to pass that entry."""
+        checkpoint holding this state under a key is refused with a hint to pass that entry.
+
+        The steps, each a helper: the state's form (a mapping with ``type``, ``hyper`` and ``state``: else
+        refused at once), its header (the type, no other keys, ``initial_lr``), the hyper-parameters (an
+        older state's completed first), one entry per parameter, then each entry's keys and values; the
+        problems of all are listed together, and only a state without any is applied."""
+        self._refuse_malformed(state)
+        problems = self._header_problems(state)
+        initial_lr, found = _loaded_initial_lr(state.get("initial_lr"))
+        problems += found
+        hyper, found = self._loaded_hyper(self._with_later_hyper(state["hyper"]))
+        problems += found
+        per_param, found = self._per_parameter(state["state"])
+        problems += found
+        settings = hyper if len(hyper) == len(self.hyper) else self.hyper  # (the file's, if they all loaded)
+        new_state: list[dict[str, Any]] = []
+        for i, p in enumerate(self.params):
+            copied, found = self._loaded_entry(i, p, per_param.get(str(i), {}), settings)
+            problems += found
+            new_state.append(copied)
+        if problems:
+            raise StateDictError(
+                f"{type(self).__name__}.load_state_dict refused the state ({len(problems)} problem"
+                f"{'s' if len(problems) > 1 else ''}); nothing was changed:\n  " + "\n  ".join(problems)
+            )
+        self.hyper = hyper
+        self.state = new_state
+        self._initial_lr = initial_lr
+
+    def _refuse_malformed(self, state: Any) -> None:
+        """The state's form, refused at once: a mapping (else ``TypeError``) with the keys ``type``, ``hyper``
+        and ``state`` (else :class:`StateDictError`, with a hint when one of its entries is such a state: a
+        whole training checkpoint given)."""
         name = type(self).__name__
-        problems: list[str] = []
         if not isinstance(state, Mapping):
             raise TypeError(f"{name}.load_state_dict expects a mapping, got {type(state).__name__}")
-        for key in ("type", "hyper", "state"):
-            if key not in state:
-                problems.append(f"missing key '{key}'")
+        problems = [f"missing key '{key}'" for key in ("type", "hyper", "state") if key not in state]
         if problems:
             raise StateDictError(f"{name}.load_state_dict refused the state: " + "; ".join(problems)
                                  + _nested_hint(state, name, len(self.params)))
+
+    def _header_problems(self, state: Mapping[str, Any]) -> list[str]:
+        """A state saved by another optimizer type, or holding keys beyond ``type``, ``hyper``, ``state`` and
+        ``initial_lr``."""
+        name = type(self).__name__
+        problems: list[str] = []
         if not isinstance(state["type"], str) or state["type"] != name:
             problems.append(f"state is for {short_repr(state['type'])}, not {name!r}")
         extra = [key for key in state if key not in ("type", "hyper", "state", "initial_lr")]
         if extra:
             problems.append(f"unexpected keys {extra}")
-        initial_lr = state.get("initial_lr")
-        if initial_lr is not None:
-            number, problem = _hyper_value(initial_lr, 0.0)  # (a finite number >= 0, as an lr)
-            if problem is None:
-                initial_lr = number
-            else:
-                problems.append(f"'initial_lr': {problem}")
-        hyper = state["hyper"]
-        if isinstance(hyper, Mapping):  # saved before a later hyper-parameter existed: what it meant then
-            hyper = {**hyper, **{key: value for key, value in self.later_hyper.items()
-                                 if key in self.hyper and key not in hyper}}
-        converted: Hyper = {}  # as the constructor stores them: Python floats and bools
+        return problems
+
+    def _with_later_hyper(self, hyper: Any) -> Any:
+        """An older state's ``hyper``, saved before a later hyper-parameter existed, completed with what it
+        meant then (:attr:`later_hyper`, for those this optimizer has); anything else as it is."""
+        if not isinstance(hyper, Mapping):
+            return hyper
+        return {**hyper, **{key: value for key, value in self.later_hyper.items()
+                            if key in self.hyper and key not in hyper}}
+
+    def _loaded_hyper(self, hyper: Any) -> tuple[Hyper, list[str]]:
+        """``hyper`` converted as the constructor stores them (Python floats and bools, in the constructor's
+        order, whatever the file's: the repr's too), and the problems: other keys than this optimizer's, a
+        value of the wrong type or sign, or (all converted) one the constructor would refuse.  The converted
+        dict misses those that failed."""
+        converted: Hyper = {}
         if not isinstance(hyper, Mapping) or set(hyper) != set(self.hyper):
             got = sorted(map(str, hyper)) if isinstance(hyper, Mapping) else type(hyper).__name__
-            problems.append(f"hyper-parameters: expected keys {sorted(self.hyper)}, got {got}")
-        else:
-            for key in self.hyper:  # (in the constructor's order, whatever the file's: the repr's too)
-                value = hyper[key]
-                number, problem = _hyper_value(value, self.hyper[key])
-                if problem is None:
-                    converted[key] = number
-                else:
-                    problems.append(f"hyper-parameter '{key}': {problem}")
-            if len(converted) == len(hyper):
-                problems += self._range_problems(converted)
-        per_param = state["state"]
+            return converted, [f"hyper-parameters: expected keys {sorted(self.hyper)}, got {got}"]
+        problems: list[str] = []
+        for key in self.hyper:
+            number, problem = _hyper_value(hyper[key], self.hyper[key])
+            if problem is None:
+                converted[key] = number
+            else:
+                problems.append(f"hyper-parameter '{key}': {problem}")
+        if len(converted) == len(hyper):
+            problems += self._range_problems(converted)
+        return converted, problems
+
+    def _per_parameter(self, per_param: Any) -> tuple[Mapping[Any, Any], list[str]]:
+        """The ``state`` entry: a mapping (else ``{}``) with one entry per parameter, keyed ``'0'``, ``'1'``, ...
+        (the problem says how many it holds, and the first few odd keys)."""
+        problems: list[str] = []
         if not isinstance(per_param, Mapping):
             problems.append(f"'state' must be a mapping, got {type(per_param).__name__}")
             per_param = {}
@@ -438,76 +481,85 @@ class Optimizer:
             problems.append(f"state holds entries for {_count(len(per_param), 'parameter')}, this optimizer has "
                             f"{len(self.params)} (keys '0'..'{len(self.params) - 1}', as strings)"
                             + (f"; unexpected keys {', '.join(odd)}" if odd else ""))
-        new_state: list[dict[str, Any]] = []
-        for i, p in enumerate(self.params):
-            entry = per_param.get(str(i), {})
-            if not isinstance(entry, Mapping):
-                problems.append(f"state '{i}': expected a mapping, got {type(entry).__name__}")
-                entry = {}
-            copied: dict[str, Any] = {}
-            arrays, counts = self.state_arrays, self.state_counts
-            if arrays is not None:
-                unknown = sorted(set(map(str, entry)) - arrays - counts - self.state_floats)
-                if unknown:
-                    problems.append(f"state '{i}': unexpected entries {unknown} ({name} keeps "
-                                    f"{sorted(arrays | counts | self.state_floats)})")
-                missing = sorted(self.state_required - set(entry)) if entry else []
-                if missing:
-                    problems.append(f"state '{i}': missing {missing} ({name} keeps them together)")
-                settings = converted if len(converted) == len(self.hyper) else self.hyper
-                lacking = sorted(key for key, setting in self.state_when.items()
-                                 if entry and key not in entry and settings.get(setting))
-                if lacking and not missing:
-                    problems.append(f"state '{i}': missing {lacking}, which {name} keeps with "
-                                    + ", ".join(f"{self.state_when[k]}={settings[self.state_when[k]]!r}"
-                                                for k in lacking)
-                                    + " (without it the next step would start it afresh, and the run would "
-                                      "not resume as it was)")
-            for key, value in entry.items():
-                if arrays is not None and key in arrays and not isinstance(value, np.ndarray):
-                    problems.append(f"state '{i}.{key}': expected an array of shape {p.shape}, got "
-                                    f"{type(value).__name__} {value!r}")
-                elif arrays is not None and key in counts and isinstance(value, np.ndarray):
-                    problems.append(f"state '{i}.{key}': expected a whole number, got an array")
-                elif arrays is not None and key in self.state_floats and not is_number(value):
-                    problems.append(f"state '{i}.{key}': expected a number, got {type(value).__name__}")
-                elif isinstance(value, np.ndarray):
-                    value = plain_native(value)  # a masked array's hidden entries are checked and loaded too
-                    if value.shape != p.shape:
-                        problems.append(f"state '{i}.{key}': expected shape {p.shape}, got {value.shape}")
-                    elif value.dtype != p.dtype:
-                        problems.append(f"state '{i}.{key}': expected dtype {p.dtype}, got {value.dtype}")
-                    elif arrays is not None and not np.isfinite(value).all():
-                        problems.append(f"state '{i}.{key}': holds NaN/inf")
-                    elif key in self.state_nonnegative and (value < 0).any():
-                        problems.append(f"state '{i}.{key}': holds negative values (a sum or mean of "
-                                        f"squares cannot), e.g. {value.min()!r}")
-                    copied[key] = aligned.copy(value)
-                elif is_number(value):
-                    number = value.item() if isinstance(value, np.generic) else value
-                    whole = key == "step" or (arrays is not None and key in counts)
-                    if whole and number > 2**53:  # beyond what a float counts exactly (an int or a float)
-                        size = f"an int of {len(str(abs(number)))} digits" if isinstance(number, int) \
-                            else f"{number!r}"
-                        problems.append(f"state '{i}.{key}': {size} is out of range (at most 2**53)")
-                        continue
-                    if whole and not (float(number).is_integer() and number >= 0):
-                        problems.append(f"state '{i}.{key}': expected a whole number >= 0, got {value!r}")
-                    elif not isinstance(number, int) and not math.isfinite(number):  # (an int is finite)
-                        problems.append(f"state '{i}.{key}': expected a finite number, got {value!r}")
-                    copied[key] = int(number) if whole and math.isfinite(number) else number
-                else:
-                    problems.append(f"state '{i}.{key}': unsupported value of type {type(value).__name__}")
-            problems += self._state_problems(i, copied)
-            new_state.append(copied)
-        if problems:
-            raise StateDictError(
-                f"{name}.load_state_dict refused the state ({len(problems)} problem"
-                f"{'s' if len(problems) > 1 else ''}); nothing was changed:\n  " + "\n  ".join(problems)
-            )
-        self.hyper = converted
-        self.state = new_state
-        self._initial_lr = initial_lr
+        return per_param, problems
+
+    def _loaded_entry(self, i: int, p: Parameter, entry: Any,
+                      settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Parameter ``i``'s state entry, checked and copied (what :meth:`update` will read), and its problems:
+        not a mapping, its keys (:meth:`_entry_key_problems`, when this optimizer says what it keeps), each
+        value (:meth:`_loaded_value`), then what the updates could not use (:meth:`_state_problems`).
+        ``settings``: the hyper-parameters the state is loaded with."""
+        problems: list[str] = []
+        if not isinstance(entry, Mapping):
+            problems.append(f"state '{i}': expected a mapping, got {type(entry).__name__}")
+            entry = {}
+        if self.state_arrays is not None:
+            problems += self._entry_key_problems(i, entry, settings)
+        copied: dict[str, Any] = {}
+        for key, value in entry.items():
+            kept, problem = self._loaded_value(i, p, key, value)
+            if problem is not None:
+                problems.append(problem)
+            if kept is not None:
+                copied[key] = kept
+        problems += self._state_problems(i, copied)
+        return copied, problems
+
+    def _entry_key_problems(self, i: int, entry: Mapping[Any, Any], settings: Mapping[str, Any]) -> list[str]:
+        """Parameter ``i``'s entry holding keys this optimizer does not keep, or (not empty) lacking some it
+        keeps together (:attr:`state_required`), or one it keeps under one of ``settings``
+        (:attr:`state_when`: without it the next step would start it afresh)."""
+        name = type(self).__name__
+        arrays, counts = self.state_arrays, self.state_counts
+        assert arrays is not None
+        problems: list[str] = []
+        unknown = sorted(set(map(str, entry)) - arrays - counts - self.state_floats)
+        if unknown:
+            problems.append(f"state '{i}': unexpected entries {unknown} ({name} keeps "
+                            f"{sorted(arrays | counts | self.state_floats)})")
+        missing = sorted(self.state_required - set(entry)) if entry else []
+        if missing:
+            problems.append(f"state '{i}': missing {missing} ({name} keeps them together)")
+        lacking = sorted(key for key, setting in self.state_when.items()
+                         if entry and key not in entry and settings.get(setting))
+        if lacking and not missing:
+            problems.append(f"state '{i}': missing {lacking}, which {name} keeps with "
+                            + ", ".join(f"{self.state_when[k]}={settings[self.state_when[k]]!r}"
+                                        for k in lacking)
+                            + " (without it the next step would start it afresh, and the run would "
+                              "not resume as it was)")
+        return problems
+
+    def _loaded_value(self, i: int, p: Parameter, key: Any, value: Any) -> tuple[Any, str | None]:
+        """One value of parameter ``i``'s entry: ``(what to keep, or None, the problem, or None)``.  An array
+        (where this optimizer keeps one, not a count or float) must have ``p``'s shape and dtype, and where
+        this optimizer says what it keeps be finite, and not negative where it cannot be; it is kept as an
+        aligned copy.  A number goes to :func:`_loaded_number`; anything else is refused."""
+        arrays = self.state_arrays
+        if arrays is not None and key in arrays and not isinstance(value, np.ndarray):
+            return None, (f"state '{i}.{key}': expected an array of shape {p.shape}, got "
+                          f"{type(value).__name__} {value!r}")
+        if arrays is not None and key in self.state_counts and isinstance(value, np.ndarray):
+            return None, f"state '{i}.{key}': expected a whole number, got an array"
+        if arrays is not None and key in self.state_floats and not is_number(value):
+            return None, f"state '{i}.{key}': expected a number, got {type(value).__name__}"
+        if isinstance(value, np.ndarray):
+            value = plain_native(value)  # a masked array's hidden entries are checked and loaded too
+            problem = None
+            if value.shape != p.shape:
+                problem = f"state '{i}.{key}': expected shape {p.shape}, got {value.shape}"
+            elif value.dtype != p.dtype:
+                problem = f"state '{i}.{key}': expected dtype {p.dtype}, got {value.dtype}"
+            elif arrays is not None and not np.isfinite(value).all():
+                problem = f"state '{i}.{key}': holds NaN/inf"
+            elif key in self.state_nonnegative and (value < 0).any():
+                problem = (f"state '{i}.{key}': holds negative values (a sum or mean of squares cannot), "
+                           f"e.g. {value.min()!r}")
+            return aligned.copy(value), problem
+        if is_number(value):
+            whole = key == "step" or (arrays is not None and key in self.state_counts)
+            return _loaded_number(f"state '{i}.{key}'", value, whole)
+        return None, f"state '{i}.{key}': unsupported value of type {type(value).__name__}"
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
@@ -540,6 +592,32 @@ def _nested_hint(state: Mapping[Any, Any], name: str, count: int) -> str:
     except Exception:  # (a mapping whose iteration or lookup raises: the refusal stands without the hint)
         return ""
 
+
+def _loaded_initial_lr(initial_lr: Any) -> tuple[Any, list[str]]:
+    """A state's ``initial_lr`` (None when it has none) as a Python float, a finite number >= 0 as an lr; and
+    the problem, if it is not one."""
+    if initial_lr is None:
+        return None, []
+    number, problem = _hyper_value(initial_lr, 0.0)
+    if problem is None:
+        return number, []
+    return initial_lr, [f"'initial_lr': {problem}"]
+
+
+def _loaded_number(where: str, value: Any, whole: bool) -> tuple[int | float | None, str | None]:
+    """A number of a parameter's state entry (``where`` names it): ``(what to keep, or None, the problem, or
+    None)``.  A ``whole`` one (a step count) must be a whole number >= 0 that a float counts exactly (at most
+    2**53: beyond it nothing is kept) and is kept as an int; any other, finite."""
+    number = value.item() if isinstance(value, np.generic) else value
+    if whole and number > 2**53:  # beyond what a float counts exactly (an int or a float)
+        size = f"an int of {len(str(abs(number)))} digits" if isinstance(number, int) else f"{number!r}"
+        return None, f"{where}: {size} is out of range (at most 2**53)"
+    problem = None
+    if whole and not (float(number).is_integer() and number >= 0):
+        problem = f"{where}: expected a whole number >= 0, got {value!r}"
+    elif not isinstance(number, int) and not math.isfinite(number):  # (an int is finite)
+        problem = f"{where}: expected a finite number, got {value!r}"
+    return (int(number) if whole and math.isfinite(number) else number), problem
 
 def _count(n: int, noun: str) -> str:
     """``"1 parameter"``, ``"2 parameters"``."""
