@@ -53,6 +53,24 @@ def _future(T: int) -> np.ndarray:
     return positions[None, :] > positions[:, None]
 
 
+def _softmax_in_place(p: np.ndarray, may_see_none: bool) -> None:
+    """``p`` (..., S) scores -> their softmax along the last axis, in place, a masked (``-inf``) score's weight
+    exactly 0.  ``may_see_none``: whether a query may see no key at all (every score ``-inf``): its weights are
+    then all 0 (a plain softmax would divide 0 by 0)."""
+    if not may_see_none:
+        p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
+        np.exp(p, out=p)
+        p /= p.sum(axis=-1, keepdims=True)
+        return
+    row_max = p.max(axis=-1, keepdims=True)
+    blind = row_max == -np.inf  # queries that see no key at all: their weights are all 0
+    row_max[blind] = 0.0
+    p -= row_max
+    np.exp(p, out=p)
+    total = p.sum(axis=-1, keepdims=True)
+    total[blind] = 1.0
+    p /= total
+
 class MultiHeadAttention(Layer):
     """Multi-head self-attention, as PyTorch's ``nn.MultiheadAttention(E, H, batch_first=True)`` called
     as ``mha(x, x, x, need_weights=False, attn_mask=causal_mask)``.
@@ -337,8 +355,37 @@ class MultiHeadAttention(Layer):
         * ``(x, memory)``: cross-attention, queries from ``x``, keys and values from ``memory`` (N, S,
           embed_dim), any ``S >= 1`` (PyTorch's ``mha(x, memory, memory)``);
         * ``(x, memory, key_padding_mask)``: the mask (N, S), over the memory's positions.
+
+        The maths, per head (``E = embed_dim``, ``H`` heads of ``d = E / H`` features, ``S = T`` without a
+        memory): queries ``q`` (N, H, T, d) from ``x``, keys and values ``k, v`` (N, H, S, d) from the memory
+        or ``x``; scores ``s q k^T`` (N, H, T, S), ``s = 1/sqrt(d)``, masked; ``P = softmax`` over the keys;
+        the heads ``P v`` (N, H, T, d) side by side (N*T, E), then the output projection ``W_o``.
         """
-        W_qkv, W_o = self.W_qkv.data, self.W_o.data
+        x, memory, padding = self._checked_inputs(x)
+        N, T, E = x.shape
+        rows, memory_rows, q, k, v = self._projections(x, memory)
+        q *= self._scale  # on q (T*d numbers) rather than on the scores (T*S)
+        p = q @ k.swapaxes(-1, -2)  # the scores s q k^T, (N, H, T, S)
+        may_see_none = self._mask_scores(p, padding)  # + a float attn_mask; -inf where a key is hidden
+        _softmax_in_place(p, may_see_none)  # P = softmax over the keys
+        mask = self._dropout_mask(p)
+        dropped = p if mask is None else p * mask  # the weights the values are averaged with
+        heads = np.empty((N, T, self.num_heads, self.head_dim), dtype=p.dtype)  # per position, side by side
+        np.matmul(dropped, v, out=heads.transpose(0, 2, 1, 3))  # P v, per head
+        heads = heads.reshape(N * T, E)
+        W_o = self.W_o.data
+        out = heads @ W_o[1:] if self.bias else heads @ W_o
+        if self.bias:
+            out += W_o[0]
+        self._cache = (rows, memory_rows, q, k, v, p, heads, mask, dropped)
+        self._inputs = 1 + (memory is not None) + (padding is not None)
+        return out.reshape(N, T, E)
+
+    def _checked_inputs(self, x: Any) -> tuple[np.ndarray, np.ndarray | None, Any]:
+        """The forward's inputs, checked: ``(x, memory, key_padding_mask)``, the last two None when not given.
+        ``x`` (N, T, E) and the memory (N, S, E) in the layer's dtype (converted if need be), at least one
+        position each, finite; no memory with ``causal``; the mask (N, S) booleans (S = T without a memory)."""
+        W_qkv = self.W_qkv.data
         E = self.embed_dim
         memory = padding = None
         if is_several(x):
@@ -371,27 +418,45 @@ class MultiHeadAttention(Layer):
             check_finite(memory, self._who, "memory")
         if x.dtype.itemsize < 4:  # (after astype: the constructor refuses it already)
             raise DTypeError(_HALF.format(who=self._who))
+        return x, memory, padding
+
+    def _projections(
+        self, x: np.ndarray, memory: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+        """``[q, k, v] = rows @ W_qkv[1:] + W_qkv[0]``, per head: ``(rows, memory_rows, q, k, v)``, ``rows`` x
+        as (N*T, E), ``memory_rows`` the memory as (N*S, E) or None; q (N, H, T, d) from ``x``, k and v
+        (N, H, S, d) from the memory, or from ``x`` (one product).  q, k, v are head-major copies: each (T, d)
+        block a contiguous operand of the batched products (q written in place after)."""
+        W_qkv = self.W_qkv.data
+        N, T, E = x.shape
         H, d = self.num_heads, self.head_dim
         rows = x.reshape(N * T, E)
-        memory_rows = None
         if memory is None:
             projected = rows @ W_qkv[1:] if self.bias else rows @ W_qkv
             if self.bias:
                 projected += W_qkv[0]
-            # Head-major copy (3, N, H, T, d): each (T, d) block a contiguous operand of the batched products
-            q, k, v = projected.reshape(N, T, 3, H, d).transpose(2, 0, 3, 1, 4).copy()
-        else:  # the query columns read x, the key and value columns the memory
-            memory_rows = memory.reshape(N * S, E)
-            w = W_qkv[1:] if self.bias else W_qkv
-            queries = rows @ w[:, :E]
-            keys_values = memory_rows @ w[:, E:]
-            if self.bias:
-                queries += W_qkv[0, :E]
-                keys_values += W_qkv[0, E:]
-            q = queries.reshape(N, T, H, d).transpose(0, 2, 1, 3).copy()
-            k, v = keys_values.reshape(N, S, 2, H, d).transpose(2, 0, 3, 1, 4).copy()
-        q *= self._scale  # on q (T*d numbers) rather than on the scores (T*S)
-        p = q @ k.swapaxes(-1, -2)
+            q, k, v = projected.reshape(N, T, 3, H, d).transpose(2, 0, 3, 1, 4).copy()  # (3, N, H, T, d)
+            return rows, None, q, k, v
+        # the query columns read x, the key and value columns the memory
+        S = memory.shape[1]
+        memory_rows = memory.reshape(N * S, E)
+        w = W_qkv[1:] if self.bias else W_qkv
+        queries = rows @ w[:, :E]
+        keys_values = memory_rows @ w[:, E:]
+        if self.bias:
+            queries += W_qkv[0, :E]
+            keys_values += W_qkv[0, E:]
+        q = queries.reshape(N, T, H, d).transpose(0, 2, 1, 3).copy()
+        k, v = keys_values.reshape(N, S, 2, H, d).transpose(2, 0, 3, 1, 4).copy()
+        return rows, memory_rows, q, k, v
+
+    def _mask_scores(self, p: np.ndarray, padding: np.ndarray | None) -> bool:
+        """The masks applied to the scores ``p`` (N, H, T, S), in place: a float :attr:`attn_mask` added, and
+        ``-inf`` where a key is hidden (a padding position, True in a boolean :attr:`attn_mask`, the future
+        with ``causal``).  Refuses an :attr:`attn_mask` that fits not (T, S), or (after a deep copy made it
+        writeable) holds NaN or +inf.  Returns whether a query may see no key at all (some keys hidden other
+        than by ``causal`` alone, whose diagonal every query sees)."""
+        _, H, T, S = p.shape
         given = self._attn_mask
         blocked = None if padding is None else padding[:, None, None, :]  # (N, 1, 1, S): every head and query
         minus_inf = False  # whether a float mask blocks keys with -inf (then a query may see none)
@@ -409,43 +474,23 @@ class MultiHeadAttention(Layer):
                                          f"layer.attn_mask = ...")
                     minus_inf = True
                 p += given  # (N, H, T, S) + (T, S) or (H, T, S)
-        if blocked is None and not minus_inf:
-            if self.causal:
-                np.copyto(p, -np.inf, where=_future(T))
-            p -= p.max(axis=-1, keepdims=True)  # the diagonal is never masked: the max is finite
-            np.exp(p, out=p)
-            p /= p.sum(axis=-1, keepdims=True)
-        else:  # some keys hidden (padding, a boolean mask, -inf in a float one): a query may see none
-            if self.causal:
-                blocked = _future(T) if blocked is None else blocked | _future(T)
-            if blocked is not None:
-                np.copyto(p, -np.inf, where=blocked)
-            row_max = p.max(axis=-1, keepdims=True)
-            blind = row_max == -np.inf  # queries that see no key at all: their weights are all 0
-            row_max[blind] = 0.0
-            p -= row_max
-            np.exp(p, out=p)
-            total = p.sum(axis=-1, keepdims=True)
-            total[blind] = 1.0
-            p /= total
-        mask = None
+        may_see_none = blocked is not None or minus_inf
+        if self.causal:
+            blocked = _future(T) if blocked is None else blocked | _future(T)
+        if blocked is not None:
+            np.copyto(p, -np.inf, where=blocked)
+        return may_see_none
+
+    def _dropout_mask(self, p: np.ndarray) -> np.ndarray | None:
+        """In training with ``dropout > 0``, the attention dropout's scaled mask, shaped as the weights ``p``:
+        0 where a weight is dropped, ``1 / (1 - dropout)`` elsewhere (inverted dropout, as PyTorch's); else
+        None."""
         rate = self._dropout
-        if self.training and rate > 0:  # inverted dropout on the attention weights, as PyTorch's
-            if rate < 1:
-                mask = np.multiply(self.rng.random(p.shape, dtype=p.dtype) >= rate, 1.0 / (1.0 - rate),
-                                   dtype=p.dtype)
-            else:  # everything dropped: nothing to draw
-                mask = np.zeros(p.shape, dtype=p.dtype)
-        heads = np.empty((N, T, H, d), dtype=p.dtype)  # per position, the heads side by side
-        dropped = p if mask is None else p * mask  # the weights the values are averaged with
-        np.matmul(dropped, v, out=heads.transpose(0, 2, 1, 3))
-        heads = heads.reshape(N * T, E)
-        out = heads @ W_o[1:] if self.bias else heads @ W_o
-        if self.bias:
-            out += W_o[0]
-        self._cache = (rows, memory_rows, q, k, v, p, heads, mask, dropped)
-        self._inputs = 1 + (memory is not None) + (padding is not None)
-        return out.reshape(N, T, E)
+        if not (self.training and rate > 0):
+            return None
+        if rate < 1:
+            return np.multiply(self.rng.random(p.shape, dtype=p.dtype) >= rate, 1.0 / (1.0 - rate), dtype=p.dtype)
+        return np.zeros(p.shape, dtype=p.dtype)  # everything dropped: nothing to draw
 
     def dtype_problem(self, dtype: np.dtype) -> str | None:
         """float16 is refused by ``astype`` as by the constructor, and so is a dtype in which the float
