@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,46 +106,115 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         shape: the tensor's shape; ``flat_index`` the elements' flat positions in it.
         bias_row: whether row 0 is an absorbed bias (a built-in layer's ``W`` with ``bias=True``).
         slack: the relative accuracy within which a factor is named (1e-6; more for a cost computed in float32).
+
+    The signatures are tried in the order of the calls below and the first that fits is said (none is read in
+    numerical derivatives all within their tolerance of 0); failing them all, what the failing elements show of
+    wrong samples and of a factor they share is said together.
     """
     bad = failed & checked
     if not np.any(bad):
         return None
-    a, n, t = analytic[checked], numerical[checked], tol[checked]
-    if np.all(n == 0) and np.any(a != 0):
-        if is_input(name):
-            return ("the cost does not depend on the input (every numerical derivative is exactly 0) while "
-                    "backward returns a non-zero dx: the forward ignores its input or a copy of it is used")
-        return ("the cost does not depend on this parameter (every numerical derivative is exactly 0, the "
-                "analytic one is not): forward reads a stale copy of it (e.g. self._w = self.W.data.copy() "
-                "in __init__) or never uses it, or every checked value sits where forward is flat in it (a clamp "
-                "whose backward still passes a gradient on, e.g. a variance below GaussianNLLLoss's eps)")
-    if not np.any(np.abs(n) > t):
+    g = _Gradients(name, analytic, numerical, failed, checked, tol, flat_index, shape, batch, bias_row, slack, bad,
+                   analytic[checked], numerical[checked], tol[checked])
+    said = _cost_independent(g)
+    if said is not None:
+        return said
+    if not np.any(np.abs(g.n) > g.t):  # too small to read a pattern in
         return None
-    if np.all(a == 0):
-        return ("the analytic gradient is all zero while the numerical one is not: backward never "
-                "wrote it (not added into .grad, written to a copy, or the parameter is not used in backward)")
-    r = _ratio(a, n, t)
-    if r is not None:
-        if abs(r + 1) <= slack:
-            return "sign flip: the analytic gradient is minus the numerical one (a wrong sign in backward)"
-        return f"constant factor over the whole tensor: {factor_words(r, batch, shape, slack)}"
-    if flat_index.size == int(np.prod(shape)) and np.all(checked):
-        flat_a = np.zeros(int(np.prod(shape)))
-        flat_n = np.zeros_like(flat_a)
-        flat_a[flat_index] = analytic
-        flat_n[flat_index] = numerical
-        A, N = flat_a.reshape(shape), flat_n.reshape(shape)
-        atol = float(np.max(t))
-        if len(shape) == 2:
-            for first_row, what in ((0, ""), (1, " (the weight rows, below the bias row 0)")):
-                a2, n2 = A[first_row:], N[first_row:]
-                if a2.shape[0] == a2.shape[1] and a2.size > 1 and not np.allclose(n2, n2.T, atol=atol) \
-                        and np.allclose(a2, n2.T, rtol=1e-6, atol=atol):
-                    return f"transposed: the analytic gradient{what} is the transpose of the right one"
-        if N.size > 1 and not np.allclose(N.reshape(-1), N.T.reshape(-1), atol=atol) \
-                and np.allclose(A.reshape(-1), N.T.reshape(-1), rtol=1e-6, atol=atol):
-            return "transposed: the analytic gradient holds the transpose of the right one, reshaped"
-    words: list[str] = []
+    said = _never_written(g) or _sign_flip_or_factor(g) or _transposed(g) or _isolated_elements(g)
+    if said is not None:
+        return said
+    factor = _factor_there(g)
+    said = _bias_row_alone_or_spared(g, factor)
+    if said is not None:
+        return said
+    words = [_some_samples(g), _shared_factor(g, factor)]
+    return "; ".join(word for word in words if word is not None) or None
+
+
+class _Gradients(NamedTuple):
+    """A failing tensor's gradients, as :func:`diagnose` is given them (see its Args); ``bad`` its failing
+    checked elements, ``a``, ``n``, ``t`` the analytic and numerical values and the tolerances of the checked
+    ones."""
+
+    name: str
+    analytic: np.ndarray
+    numerical: np.ndarray
+    failed: np.ndarray
+    checked: np.ndarray
+    tol: np.ndarray
+    flat_index: np.ndarray
+    shape: tuple[int, ...]
+    batch: int | None
+    bias_row: bool
+    slack: float
+    bad: np.ndarray
+    a: np.ndarray
+    n: np.ndarray
+    t: np.ndarray
+
+
+def _cost_independent(g: _Gradients) -> str | None:
+    """The cost does not depend on the tensor: every numerical derivative exactly 0, an analytic one not (the
+    forward ignores the input, or reads a stale copy of the parameter, or is flat where it is checked)."""
+    if not (np.all(g.n == 0) and np.any(g.a != 0)):
+        return None
+    if is_input(g.name):
+        return ("the cost does not depend on the input (every numerical derivative is exactly 0) while "
+                "backward returns a non-zero dx: the forward ignores its input or a copy of it is used")
+    return ("the cost does not depend on this parameter (every numerical derivative is exactly 0, the "
+            "analytic one is not): forward reads a stale copy of it (e.g. self._w = self.W.data.copy() "
+            "in __init__) or never uses it, or every checked value sits where forward is flat in it (a clamp "
+            "whose backward still passes a gradient on, e.g. a variance below GaussianNLLLoss's eps)")
+
+
+def _never_written(g: _Gradients) -> str | None:
+    """An analytic gradient all zero where the numerical one is not: backward never wrote it."""
+    if not np.all(g.a == 0):
+        return None
+    return ("the analytic gradient is all zero while the numerical one is not: backward never "
+            "wrote it (not added into .grad, written to a copy, or the parameter is not used in backward)")
+
+
+def _sign_flip_or_factor(g: _Gradients) -> str | None:
+    """analytic = r x numerical over the whole tensor: a sign flip (r = -1), else a constant factor, named
+    if it is a recognisable one (:func:`factor_words`)."""
+    r = _ratio(g.a, g.n, g.t)
+    if r is None:
+        return None
+    if abs(r + 1) <= g.slack:
+        return "sign flip: the analytic gradient is minus the numerical one (a wrong sign in backward)"
+    return f"constant factor over the whole tensor: {factor_words(r, g.batch, g.shape, g.slack)}"
+
+
+def _transposed(g: _Gradients) -> str | None:
+    """Every element checked, and the analytic gradient the transpose of the numerical one: of a square
+    matrix (or of its weight rows, below a bias row 0), or of the tensor reshaped."""
+    shape = g.shape
+    if not (g.flat_index.size == int(np.prod(shape)) and np.all(g.checked)):
+        return None
+    flat_a = np.zeros(int(np.prod(shape)))
+    flat_n = np.zeros_like(flat_a)
+    flat_a[g.flat_index] = g.analytic
+    flat_n[g.flat_index] = g.numerical
+    A, N = flat_a.reshape(shape), flat_n.reshape(shape)
+    atol = float(np.max(g.t))
+    if len(shape) == 2:
+        for first_row, what in ((0, ""), (1, " (the weight rows, below the bias row 0)")):
+            a2, n2 = A[first_row:], N[first_row:]
+            if a2.shape[0] == a2.shape[1] and a2.size > 1 and not np.allclose(n2, n2.T, atol=atol) \
+                    and np.allclose(a2, n2.T, rtol=1e-6, atol=atol):
+                return f"transposed: the analytic gradient{what} is the transpose of the right one"
+    if N.size > 1 and not np.allclose(N.reshape(-1), N.T.reshape(-1), atol=atol) \
+            and np.allclose(A.reshape(-1), N.T.reshape(-1), rtol=1e-6, atol=atol):
+        return "transposed: the analytic gradient holds the transpose of the right one, reshaped"
+    return None
+
+
+def _isolated_elements(g: _Gradients) -> str | None:
+    """At most 3 failing elements, among 20 times as many checked ones, or each in a row (a sample) of its
+    own (see below): an indexing bug or a special case; their positions, and where they are a sign flip."""
+    analytic, numerical, tol, bad, shape, flat_index = g.analytic, g.numerical, g.tol, g.bad, g.shape, g.flat_index
     k = int(np.sum(bad))
     rows_bad = np.unravel_index(flat_index[bad], shape)[0] if shape else np.zeros(k, dtype=int)
     # a handful of failing elements, each in a row (a sample) of its own, among at least 4 times as many checked
@@ -152,54 +222,83 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
     # rows; not said where they fail with a numerical derivative of exactly 0 (the clamp signature, said below)
     # nor of an absorbed bias row failing alone (its words below say more); nor where they share a column (or
     # another position past axis 0: one output unit's gradient wrong) or one factor (the words below name it)
-    apart = np.unique(rows_bad).size == k and 4 * k <= int(np.sum(checked)) and not np.all(numerical[bad] == 0) \
-        and not (bias_row and len(shape) >= 2 and np.all(rows_bad == 0))
+    apart = np.unique(rows_bad).size == k and 4 * k <= int(np.sum(g.checked)) and not np.all(numerical[bad] == 0) \
+        and not (g.bias_row and len(shape) >= 2 and np.all(rows_bad == 0))
     if apart and k >= 2:
         where_bad = np.unravel_index(flat_index[bad], shape)
         shared = any(np.unique(where).size == 1 for axis, where in enumerate(where_bad)
                      if axis and shape[axis] > 1)  # (an axis of size 1 is shared by every element: no sign)
         apart = not shared and _ratio(analytic[bad], numerical[bad], tol[bad]) is None
-    if k <= 3 and (np.mean(failed[checked]) < 0.05 or apart):
-        idx = [tuple(int(i) for i in np.unravel_index(int(j), shape)) for j in flat_index[bad][:3]]
-        a_bad, n_bad, t_bad = analytic[bad], numerical[bad], tol[bad]
-        # (minus the numerical value, within the tolerance, where that value is above it: a sign flip there)
-        flip = bool(np.all(np.abs(n_bad) > t_bad) and np.all(np.abs(a_bad + n_bad) <= t_bad))
-        there = ", where the analytic value is minus the numerical one (a sign flip)" if flip else ""
-        return (f"only {k} isolated element(s) wrong, at {idx}{there}: an indexing bug or a special case in "
-                "backward?")
-    r_bad = _ratio(analytic[bad], numerical[bad], tol[bad])
-    factor = f"; there {factor_words(r_bad, batch, shape, slack)}" if r_bad is not None else ""
-    rows = np.unravel_index(flat_index, shape)[0] if len(shape) >= 2 else None
-    if rows is not None and not is_input(name) and bias_row:
-        if np.all(rows[bad] == 0):
-            return (f"only row 0 (the absorbed bias row) is wrong{factor}: check the bias term "
-                    "(dW[0] += g.sum(axis=0))")
-        row0_ok = np.any(checked & (rows == 0) & (np.abs(numerical) > tol))
-        if row0_ok and not np.any(rows[bad] == 0) and np.unique(rows[bad]).size > 1:
-            return f"only the weight rows (1:) are wrong, the bias row 0 is right{factor}"
-    if is_input(name) and rows is not None and shape[0] > 1:
-        bad_rows = np.unique(rows[bad])
-        # a sample is known right only if every element of it was checked (not sampled, not at a kink)
-        # and none failed: with a sample of elements, a row whose checked elements passed may be wrong
-        # in the others
-        row_size = int(np.prod(shape[1:]))
-        whole = np.flatnonzero(np.bincount(rows[checked], minlength=shape[0]) == row_size)
-        right_rows = np.setdiff1d(whole, bad_rows)
-        if bad_rows.size < shape[0] and right_rows.size:
-            listed = bad_rows.tolist()[:8]
-            more = f" and {bad_rows.size - 8} more" if bad_rows.size > 8 else ""
-            # (numerical exactly 0 where it fails, the analytic not: the tensor-wide clamp signature, in a
-            # clamp or threshold only those samples reach, not an indexing bug)
-            why = ("where they fail every numerical derivative is exactly 0 and the analytic one is not: those "
-                   "samples sit where forward is flat -- a clamp or threshold only they reach, e.g. np.clip -- and "
-                   "backward passes the gradient on anyway; or an indexing or broadcasting bug that depends on the "
-                   "sample" if np.all(numerical[bad] == 0) else
-                   "the error depends on the sample: an indexing or broadcasting bug?")
-            words.append(f"only samples {listed}{more} of the batch are wrong, samples "
-                         f"{right_rows.tolist()[:8]}{' ...' if right_rows.size > 8 else ''} are right ({why})")
-    if factor:
-        words.append(f"the {int(np.sum(bad))} failing elements share one factor{factor}")
-    return "; ".join(words) or None
+    if not (k <= 3 and (np.mean(g.failed[g.checked]) < 0.05 or apart)):
+        return None
+    idx = [tuple(int(i) for i in np.unravel_index(int(j), shape)) for j in flat_index[bad][:3]]
+    a_bad, n_bad, t_bad = analytic[bad], numerical[bad], tol[bad]
+    # (minus the numerical value, within the tolerance, where that value is above it: a sign flip there)
+    flip = bool(np.all(np.abs(n_bad) > t_bad) and np.all(np.abs(a_bad + n_bad) <= t_bad))
+    there = ", where the analytic value is minus the numerical one (a sign flip)" if flip else ""
+    return f"only {k} isolated element(s) wrong, at {idx}{there}: an indexing bug or a special case in backward?"
+
+
+def _factor_there(g: _Gradients) -> str:
+    """``"; there analytic = F x numerical (...)"`` when the failing elements share one factor F, else ``""``:
+    the words :func:`_bias_row_alone_or_spared` and :func:`_shared_factor` add."""
+    r_bad = _ratio(g.analytic[g.bad], g.numerical[g.bad], g.tol[g.bad])
+    return f"; there {factor_words(r_bad, g.batch, g.shape, g.slack)}" if r_bad is not None else ""
+
+
+def _rows(g: _Gradients) -> np.ndarray | None:
+    """The row (axis 0) of each checked element, for a tensor of at least 2 axes; else None."""
+    return np.unravel_index(g.flat_index, g.shape)[0] if len(g.shape) >= 2 else None
+
+
+def _bias_row_alone_or_spared(g: _Gradients, factor: str) -> str | None:
+    """A parameter with an absorbed bias row 0: only that row wrong (the bias term), or only the weight rows
+    below it, the bias row known right (some of it checked and above its tolerance); ``factor`` added."""
+    rows = _rows(g)
+    if rows is None or is_input(g.name) or not g.bias_row:
+        return None
+    bad = g.bad
+    if np.all(rows[bad] == 0):
+        return f"only row 0 (the absorbed bias row) is wrong{factor}: check the bias term (dW[0] += g.sum(axis=0))"
+    row0_ok = np.any(g.checked & (rows == 0) & (np.abs(g.numerical) > g.tol))
+    if row0_ok and not np.any(rows[bad] == 0) and np.unique(rows[bad]).size > 1:
+        return f"only the weight rows (1:) are wrong, the bias row 0 is right{factor}"
+    return None
+
+
+def _some_samples(g: _Gradients) -> str | None:
+    """An input whose failing elements lie in some samples (rows of axis 0) while others are known right (every
+    element of them checked, none failing): an error that depends on the sample, or a clamp only they reach."""
+    rows, shape, bad, numerical = _rows(g), g.shape, g.bad, g.numerical
+    if not (is_input(g.name) and rows is not None and shape[0] > 1):
+        return None
+    bad_rows = np.unique(rows[bad])
+    # a sample is known right only if every element of it was checked (not sampled, not at a kink)
+    # and none failed: with a sample of elements, a row whose checked elements passed may be wrong
+    # in the others
+    row_size = int(np.prod(shape[1:]))
+    whole = np.flatnonzero(np.bincount(rows[g.checked], minlength=shape[0]) == row_size)
+    right_rows = np.setdiff1d(whole, bad_rows)
+    if not (bad_rows.size < shape[0] and right_rows.size):
+        return None
+    listed = bad_rows.tolist()[:8]
+    more = f" and {bad_rows.size - 8} more" if bad_rows.size > 8 else ""
+    # (numerical exactly 0 where it fails, the analytic not: the tensor-wide clamp signature, in a
+    # clamp or threshold only those samples reach, not an indexing bug)
+    why = ("where they fail every numerical derivative is exactly 0 and the analytic one is not: those "
+           "samples sit where forward is flat -- a clamp or threshold only they reach, e.g. np.clip -- and "
+           "backward passes the gradient on anyway; or an indexing or broadcasting bug that depends on the "
+           "sample" if np.all(numerical[bad] == 0) else
+           "the error depends on the sample: an indexing or broadcasting bug?")
+    return (f"only samples {listed}{more} of the batch are wrong, samples "
+            f"{right_rows.tolist()[:8]}{' ...' if right_rows.size > 8 else ''} are right ({why})")
+
+
+def _shared_factor(g: _Gradients, factor: str) -> str | None:
+    """The failing elements share one factor (``factor``, from :func:`_factor_there`, or ``""``: None)."""
+    if not factor:
+        return None
+    return f"the {int(np.sum(g.bad))} failing elements share one factor{factor}"
 
 
 def flat_words(names: list[str], sampled: Sequence[str] = (), low_precision: bool = False) -> str:
