@@ -582,7 +582,8 @@ class CrossEntropyLoss(Loss):
         if spatial is not None:
             logits, target = _positions_as_rows(logits, target)
         eps, mean = self._label_smoothing, self._reduction == "mean"  # (read once)
-        labels, coef, norm = self._targets(logits, target, y_true, given, spatial, eps, mean)
+        labels, coef, norm = self._label_terms(logits, target, eps, mean, y_true=y_true, given=given,
+                                               spatial=spatial)
         weighted = coef is not None and target.ndim == 1  # the mean divides by the kept weights
         self.batch_weight = norm if weighted and mean else None
         if not mean or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
@@ -609,9 +610,9 @@ class CrossEntropyLoss(Loss):
         self._spatial, self._smoothing = spatial, eps
         return float(np.add.reduce(per_row)) / norm
 
-    def _targets(self, logits: np.ndarray, target: np.ndarray, y_true: Any, given: tuple[int, ...],
-                 spatial: tuple[int, ...] | None, eps: float,
-                 mean: bool) -> tuple[np.ndarray | None, np.ndarray | None, float]:
+    def _label_terms(self, logits: np.ndarray, target: np.ndarray, eps: float, mean: bool, *, y_true: Any,
+                     given: tuple[int, ...],
+                     spatial: tuple[int, ...] | None) -> tuple[np.ndarray | None, np.ndarray | None, float]:
         """The forward's targets, checked, for ``logits: (N, C)`` rows (one per position, with positions):
         ``(labels, coef, norm)``.  ``target``: (N,) integer labels or (N, C) probabilities, rows as the
         logits; ``y_true`` as the caller passed it, ``given`` its shape and ``spatial`` the logits' (or

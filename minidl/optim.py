@@ -619,6 +619,7 @@ def _loaded_number(where: str, value: Any, whole: bool) -> tuple[int | float | N
         problem = f"{where}: expected a finite number, got {value!r}"
     return (int(number) if whole and math.isfinite(number) else number), problem
 
+
 def _count(n: int, noun: str) -> str:
     """``"1 parameter"``, ``"2 parameters"``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -791,8 +792,9 @@ class SGD(Optimizer):
         np.multiply(g, lr, out=work)
         np.subtract(p._data, work, out=p._data)
 
-    # update's fast path for plain SGD (no momentum, no decay), the common case: the same numbers, in one loop
     def _plain_step(self, zero_grad: bool) -> None:
+        """``update``'s fast path for plain SGD (no momentum, no decay), the common case: the same numbers, in
+        one loop over the parameters (and, with ``zero_grad``, the gradient itself as the scratch term)."""
         _check_writeable(self)
         h = self.hyper
         # maximize: w - (-lr) * grad, the same number as w - lr * (-grad) to the bit, with no negated copy of grad

@@ -531,6 +531,7 @@ def refuse_spread_inputs(who: str, x: Any, more: tuple[Any, ...], model: Layer |
     if not more:
         return
     keywords = "batch_size=, epochs=, validation_data=, ..." if who == "fit" else "batch_size=, metrics=, ..."
+
     def length(a: Any) -> int | None:  # samples of an array or a list of numbers, else None (tuples: inputs)
         if isinstance(a, np.ndarray):
             return len(a) if a.ndim else None

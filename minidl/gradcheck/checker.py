@@ -901,6 +901,7 @@ class GradientChecker:
         # (a list is converted only now; inputs drawn by a layer's random_inputs are looked at too)
         _settings.empty_batch(type(self).__name__, x, "inputs" if self.inputs is not None else
                               f"the inputs drawn by {type(self.model).__name__}.random_inputs")
+
         def own(value: Any) -> np.ndarray:  # a copy; floating targets in float64
             value = np.array(value, copy=True)
             return value.astype(np.float64) if value.dtype.kind == "f" else value

@@ -107,15 +107,16 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         bias_row: whether row 0 is an absorbed bias (a built-in layer's ``W`` with ``bias=True``).
         slack: the relative accuracy within which a factor is named (1e-6; more for a cost computed in float32).
 
-    The signatures are tried in the order of the calls below and the first that fits is said (none is read in
-    numerical derivatives all within their tolerance of 0); failing them all, what the failing elements show of
-    wrong samples and of a factor they share is said together.
+    The signatures are tried in the order of the calls below and the first that fits is said (after the first,
+    none is read in numerical derivatives all within their tolerance of 0); failing them all, what the failing
+    elements show of wrong samples and of a factor they share is said together.
     """
     bad = failed & checked
     if not np.any(bad):
         return None
-    g = _Gradients(name, analytic, numerical, failed, checked, tol, flat_index, shape, batch, bias_row, slack, bad,
-                   analytic[checked], numerical[checked], tol[checked])
+    g = _Gradients(name=name, analytic=analytic, numerical=numerical, failed=failed, checked=checked, tol=tol,
+                   flat_index=flat_index, shape=shape, batch=batch, bias_row=bias_row, slack=slack, bad=bad,
+                   a=analytic[checked], n=numerical[checked], t=tol[checked])
     said = _cost_independent(g)
     if said is not None:
         return said

@@ -1,5 +1,5 @@
 """What the layers over sequences (recurrent, attention) share: the length they propose for a dummy input.
-(The weight gradient of their projections, applied to every step at once, is :mod:`._products`'.)"""
+(The weight gradient of their projections, applied to every step at once, is in :mod:`._products`.)"""
 
 from __future__ import annotations
 

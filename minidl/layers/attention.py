@@ -71,6 +71,7 @@ def _softmax_in_place(p: np.ndarray, may_see_none: bool) -> None:
     total[blind] = 1.0
     p /= total
 
+
 class MultiHeadAttention(Layer):
     """Multi-head self-attention, as PyTorch's ``nn.MultiheadAttention(E, H, batch_first=True)`` called
     as ``mha(x, x, x, need_weights=False, attn_mask=causal_mask)``.

@@ -50,6 +50,7 @@ def _input_of(shape: tuple[int, ...], rank: int) -> str:
         return f"shape {shape}"
     return f"length {shape[0]}" if rank == 1 else " x ".join(map(str, shape))
 
+
 #: ``padding_mode``: how ``Conv1D`` and ``Conv2D`` pad their input, as PyTorch's ``Conv1d``/``Conv2d``
 #: (the last three: the padding layers' rules, ``ReflectionPad2D`` etc.).
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -620,7 +621,7 @@ class _Im2colConvolution(_Convolution):
         """x: (N, in_channels, *spatial) -> (N, out_channels, *spatial_out): (N, C, H, W) for ``Conv2D``,
         (N, C, L) for ``Conv1D``."""
         W = self.W.data
-        x, shape, plane, (Ho, Wo) = self._checked_input(x, W)
+        x, shape, plane, (Ho, Wo) = self._input_geometry(x, W)
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = plane
         N, C = x.shape[0], self._in_channels
         xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view; contiguous after a Conv2D (and ReLU, a pool)
@@ -646,8 +647,8 @@ class _Im2colConvolution(_Convolution):
                 out += W[0][:, None]
         return _from_2d(out.reshape(self._out_channels, N, Ho, Wo).transpose(1, 0, 2, 3), self._rank)
 
-    def _checked_input(self, x: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], _Plane,
-                                                                     tuple[int, int]]:
+    def _input_geometry(self, x: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], _Plane,
+                                                                   tuple[int, int]]:
         """The forward's checks of ``x: (N, in_channels, *spatial)`` and of ``W``'s shape, and its geometry:
         ``(x as (N, C, H, W), x's shape as given, the sizes as (height, width) pairs, (H_out, W_out))``;
         a 1-D layer's ``x`` viewed as (N, C, 1, L) (:func:`_as_2d`)."""
@@ -925,6 +926,7 @@ class Conv1D(_Im2colConvolution):
 
     _rank = 1
     _shown = (("stride", (1,)), ("padding", (0,)), ("dilation", (1,)))
+
     def __init__(
         self,
         in_channels: int,

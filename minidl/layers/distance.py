@@ -181,7 +181,6 @@ class PairwiseDistance(Layer):
             dx1 = _p_norm_backward(g, u, d, p).astype(dtype, copy=False)
         return dx1, -dx1
 
-
     def extra_repr(self) -> str:
         return f"p={self.p}, eps={self.eps}" + (", keepdim=True" if self.keepdim else "")
 

@@ -666,7 +666,6 @@ class MaxPool2D(_MaxPool):
     MaxUnpool2D(2))`` works as it is.
     """
 
-
     def __init__(
         self,
         kernel_size: int | tuple[int, int],
@@ -860,7 +859,6 @@ class AvgPool2D(_AvgPool):
     Backward: every element of a window receives ``grad / divisor`` (summed over the windows it
     belongs to when they overlap).
     """
-
 
     def __init__(
         self,

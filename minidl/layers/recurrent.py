@@ -43,6 +43,7 @@ from ._sequences import HINT_STEPS
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
+
 def _step_masks(padded: np.ndarray | None) -> list[np.ndarray | None] | None:
     """Per step, the (N, 1) padding mask, or None where the step pads no sample (the loops skip it)."""
     if padded is None:

@@ -455,6 +455,7 @@ class ConvTranspose1D(_TransposedConvolution):
 
     _rank = 1
     _shown = (("stride", (1,)), ("padding", (0,)), ("output_padding", (0,)), ("dilation", (1,)))
+
     def __init__(
         self,
         in_channels: int,
