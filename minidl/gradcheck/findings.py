@@ -3,7 +3,9 @@ results, the recorded calls and the model's state together (a gradient swapped b
 factor every tensor shares, a layer run twice with one cache, state the check cannot see, ...).
 
 Each function decides one finding and returns its words (or puts them on the tensors' results); the checker
-(:mod:`.checker`) runs the passes and calls them in the order the report gives them.
+(:mod:`.checker`, ``GradientChecker._run``) runs the passes, calls each function once what it needs is ready,
+and places the words in the report itself: not in the order it calls them (the unregistered layers' notes
+and the caveats of a failing tensor's layers, for example, are put before the notes already there).
 """
 
 from __future__ import annotations
