@@ -84,6 +84,12 @@ ANALYTIC_CAP = 1e-6
 #: as deep as the cost's round-off, the element's resolution and the float range allow (see _CliffLevels)
 CLIFF_ZOOM = 32
 
+# The probe slots: the rows of ElementCheck.f (the costs) and ElementCheck.span (the spans the probes made) that
+# probe(rows, scale, slot) fills.  The cost at the + side is in f[slot], at the - side in f[slot + 1], the span
+# in span[slot // 2]: at +-h (stage B), +-h/2 (stage B), +-h/16 (stage A) and +-h/32 (a kink judged again finer).
+_AT_H, _AT_HALF, _AT_A, _AT_FINER = 0, 2, 4, 6
+_SLOTS = _AT_FINER + 2  # the rows of f; span has _SLOTS // 2
+
 
 class ElementCheck:
     """The per-element check of the elements ``index`` (flat positions) of one tensor: build it, then :meth:`run`.
@@ -153,8 +159,8 @@ class ElementCheck:
         self.eps = eps if coarse is None else coarse.eps
         self.h = exact_steps(self.w, self.eps)
         n = self.n = index.size
-        self.f = np.empty((8, n))  # cost at +-h, +-h/2, +-h/16 (stage A), +-h/32 (kink retry)
-        self.span = np.empty((4, n))
+        self.f = np.empty((_SLOTS, n))  # cost at +-h, +-h/2, +-h/16 (stage A), +-h/32 (kink retry): see _AT_H
+        self.span = np.empty((_SLOTS // 2, n))
         self.stage = t.stage
         self.refusals: list[str] = []
         self.e_a, self.bound_a = np.empty(n), np.empty(n)  # stage A's error and bound
@@ -216,16 +222,16 @@ class ElementCheck:
     def stage_a(self, rows: np.ndarray) -> np.ndarray:
         """Stage A for ``rows``: the small step's difference; returns which of them it accepts."""
         a, f, e_a, bound_a = self.a, self.f, self.e_a, self.bound_a
-        self.probe(rows, 1 / STAGE_A, 4)
-        e_a[rows] = (f[4, rows] - f[5, rows]) / self.span[2, rows] - a[rows]
+        self.probe(rows, 1 / STAGE_A, _AT_A)
+        e_a[rows] = (f[_AT_A, rows] - f[_AT_A + 1, rows]) / self.span[_AT_A // 2, rows] - a[rows]
         bound_a[rows] = STAGE_A * self.eps_f / self.h[rows] + 64 * U64 * (np.abs(a[rows]) + np.abs(a[rows] + e_a[rows]))
         return np.isfinite(e_a[rows]) & np.isfinite(bound_a[rows]) & (np.abs(e_a[rows]) <= ACCEPT * bound_a[rows])
 
     def probes_finite(self, rest: np.ndarray) -> np.ndarray:
         """Per element, whether every cost its probes saw was finite (stage B's only for ``rest``)."""
         f = self.f
-        finite = np.isfinite(f[4]) & np.isfinite(f[5])
-        finite[rest] &= np.isfinite(f[:4, rest]).all(axis=0)
+        finite = np.isfinite(f[_AT_A]) & np.isfinite(f[_AT_A + 1])
+        finite[rest] &= np.isfinite(f[_AT_H:_AT_HALF + 2, rest]).all(axis=0)  # (+-h and +-h/2)
         return finite
 
     def probe_stages(self) -> None:
@@ -236,8 +242,8 @@ class ElementCheck:
             self.accepted = self.stage_a(np.arange(self.n))
             self.rest = np.flatnonzero(~self.accepted)  # (NaN/inf never counts as agreement: judged below, failed)
             # stage B: Richardson on +-h, +-h/2 and the kink test, for the others only
-            self.probe(self.rest, 1.0, 0)
-            self.probe(self.rest, 0.5, 2)
+            self.probe(self.rest, 1.0, _AT_H)
+            self.probe(self.rest, 0.5, _AT_HALF)
             if math.isfinite(self.f0):
                 self.retry_outside_domain()
         finally:
@@ -256,8 +262,8 @@ class ElementCheck:
             self.h[shrunk] = exact_steps(w[shrunk], self.eps, floor=0.0)
             accepted[shrunk] = self.stage_a(shrunk)
             redo = shrunk[~accepted[shrunk]]
-            self.probe(redo, 1.0, 0)
-            self.probe(redo, 0.5, 2)
+            self.probe(redo, 1.0, _AT_H)
+            self.probe(redo, 0.5, _AT_HALF)
             self.rest = np.flatnonzero(~accepted)
             self.outside = np.flatnonzero(~self.probes_finite(self.rest))
 
@@ -280,8 +286,8 @@ class ElementCheck:
         judged again at h/16 and h/32 if ``refine``."""
         a, f, span, h, eps_f = self.a, self.f, self.span, self.h, self.eps_f
         self.steps[rows], self.factor[rows] = h[rows], self.safety
-        v = judge(a[rows], self.f0, f[0, rows], f[1, rows], f[2, rows], f[3, rows], span[0, rows],
-                  span[1, rows], h[rows], eps_f, self.safety)
+        v = judge(a[rows], self.f0, f[_AT_H, rows], f[_AT_H + 1, rows], f[_AT_HALF, rows], f[_AT_HALF + 1, rows],
+                  span[_AT_H // 2, rows], span[_AT_HALF // 2, rows], h[rows], eps_f, self.safety)
         # smooth means the three central differences (h, h/2, h/16) agree with h^2 scaling: the h/16
         # one must sit within the bound of the Richardson value; if not, a kink lies in between
         assert v.truncation is not None
@@ -302,11 +308,12 @@ class ElementCheck:
         """Judge ``rows`` again at h/16 (stage A's probes) and h/32."""
         f, span, h = self.f, self.span, self.h
         try:
-            self.probe(rows, 1 / (2 * STAGE_A), 6)
+            self.probe(rows, 1 / (2 * STAGE_A), _AT_FINER)
         finally:
             np.copyto(self.arr, self.saved)
-        v = judge(self.a[rows], self.f0, f[4, rows], f[5, rows], f[6, rows], f[7, rows], span[2, rows],
-                  span[3, rows], h[rows] / STAGE_A, self.eps_f, self.safety)
+        v = judge(self.a[rows], self.f0, f[_AT_A, rows], f[_AT_A + 1, rows], f[_AT_FINER, rows],
+                  f[_AT_FINER + 1, rows], span[_AT_A // 2, rows], span[_AT_FINER // 2, rows], h[rows] / STAGE_A,
+                  self.eps_f, self.safety)
         assert v.truncation is not None
         self.numerical[rows], self.error[rows], self.bound[rows], self.status[rows] = \
             v.numerical, v.error, v.bound, v.status
@@ -341,14 +348,16 @@ class ElementCheck:
         # would sink below the kink test's noise level on the relative step, that step could cross the
         # kink unseen and fail a right gradient (an exact max-pool tie at 1e-3), so it is not taken.
         fourth = np.zeros(self.n)
-        fourth[rest] = np.abs((f[0, rest] + f[1, rest]) - 4 * (f[2, rest] + f[3, rest]) + 6 * f0)
+        fourth[rest] = np.abs((f[_AT_H, rest] + f[_AT_H + 1, rest])
+                              - 4 * (f[_AT_HALF, rest] + f[_AT_HALF + 1, rest]) + 6 * f0)
         small &= fourth * (h_rel / h) > 4 * self.safety * 16 * eps_f
         # A kink at the point itself (an exact max-pool tie, a ReLU input of exactly 0) is crossed by every
         # step, so no retry can judge it: the one-sided slopes at h/16 and h/32 (stage A's and the kink
         # re-judge's probes) then agree on each side and differ across it.
         if near_kink.size:
             k = near_kink
-            small[k[_kink_at_point(f0, f[6, k], f[7, k], f[4, k], f[5, k], h[k] / (2 * STAGE_A), eps_f)]] = False
+            small[k[_kink_at_point(f0, f[_AT_FINER, k], f[_AT_FINER + 1, k], f[_AT_A, k], f[_AT_A + 1, k],
+                                   h[k] / (2 * STAGE_A), eps_f)]] = False
         self.relative = np.union1d(curved[small[curved]], near_kink[small[near_kink]])
 
     def retry_relative(self) -> None:
@@ -361,8 +370,8 @@ class ElementCheck:
                 accepted[relative] = self.stage_a(relative)
                 self.status[relative] = np.where(accepted[relative], OK, self.status[relative])
                 redo = relative[~accepted[relative]]
-                self.probe(redo, 1.0, 0)
-                self.probe(redo, 0.5, 2)
+                self.probe(redo, 1.0, _AT_H)
+                self.probe(redo, 0.5, _AT_HALF)
             finally:
                 np.copyto(self.arr, self.saved)
             done = relative[accepted[relative]]
@@ -384,7 +393,9 @@ class ElementCheck:
         crossed = relative[self.status[relative] == FAIL]
         if crossed.size:
             c = crossed
-            self.status[c[_kink_at_point(self.f0, f[2, c], f[3, c], f[0, c], f[1, c], h[c] / 2, self.eps_f)]] = KINK
+            at_point = _kink_at_point(self.f0, f[_AT_HALF, c], f[_AT_HALF + 1, c], f[_AT_H, c], f[_AT_H + 1, c],
+                                      h[c] / 2, self.eps_f)
+            self.status[c[at_point]] = KINK
 
     def skip_unjudged(self) -> None:
         """Skip, as at a kink, the retried elements whose verdict still proves nothing (too curved, or on the
@@ -437,7 +448,7 @@ class ElementCheck:
         # eps = 1e-8, a steep sigmoid), so the odd difference f(w+s) - f(w-s) does not shrink with s (a smooth
         # cost's shrinks 16-fold from h to h/16) and no step judges it; it is looked at on ever finer steps.
         with np.errstate(all="ignore"):  # (f holds no probe of stage B for an element stage A accepted)
-            odd_h, odd_a = f[0] - f[1], f[4] - f[5]
+            odd_h, odd_a = f[_AT_H] - f[_AT_H + 1], f[_AT_A] - f[_AT_A + 1]
             cliff = np.flatnonzero((status == FAIL) & np.isfinite(odd_h) & np.isfinite(odd_a)
                                    & (np.abs(odd_a) >= 0.5 * np.abs(odd_h))
                                    & (np.abs(odd_a) > 4 * safety * eps_f) & (self.coarse is None))
