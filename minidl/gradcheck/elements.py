@@ -106,38 +106,34 @@ class ElementCheck:
     module's docstring).
     """
 
-    #: the verdict per element: stage A's for every element, revised by each later stage that judges it again
-    numerical: np.ndarray
-    error: np.ndarray
-    bound: np.ndarray
-    status: np.ndarray
-    truncation: np.ndarray  # stage B's estimate of the truncation error (0: judged by stage A)
-    steps: np.ndarray  # the step each verdict was made on
-    factor: np.ndarray  # the multiple of the bound each verdict allowed
-    #: the elements stage A accepted; those it did not (stage B's)
-    accepted: np.ndarray
-    rest: np.ndarray
-    #: the relative step: its size per element, where it may be taken, where it is taken (before the
-    #: kink tests), and the elements retried on it (curved or at a kink at the default step)
-    h_rel: np.ndarray
-    eligible: np.ndarray
-    small: np.ndarray
-    curved: np.ndarray
-    near_kink: np.ndarray
-    relative: np.ndarray
-    #: for the notes: elements skipped as too curved, or lost in round-off on the relative step; failures
-    #: cleared on the relative step; judged on a finer step at a cliff; cliffs no step resolves (and the
-    #: finest step tried for them), the evaluations the cliff search took; credited the analytic round-off
-    not_judged: np.ndarray
-    lost_in_round_off: np.ndarray
-    cleared: np.ndarray
-    zoomed: list[int]
-    cliffs: list[int]
-    finest: float
-    zoom_evaluations: int
-    credited: np.ndarray
-    #: the ``shrunk`` elements judged ok on a verdict that proves nothing: failed (see fail_loose_shrunk)
-    loose: np.ndarray
+    # The verdict per element: stage A's for every element, revised by each later stage that judges it again.
+    numerical: np.ndarray  #: the numerical derivative the verdict rests on (a central difference, or Richardson's)
+    error: np.ndarray  #: ``|numerical - a|``
+    bound: np.ndarray  #: the error's bound (round-off, plus stage B's truncation); it passes within ``factor`` x it
+    status: np.ndarray  #: ``OK``, ``FAIL`` or ``KINK`` (skipped: not checked)
+    truncation: np.ndarray  #: stage B's estimate of the truncation error (0: judged by stage A)
+    steps: np.ndarray  #: the step each verdict was made on
+    factor: np.ndarray  #: the multiple of the bound each verdict allowed
+    # Stage A and stage B.
+    accepted: np.ndarray  #: per element, whether stage A accepted it
+    rest: np.ndarray  #: the elements stage A did not accept (positions in ``index``): stage B's
+    # The relative step.
+    h_rel: np.ndarray  #: the relative step ``eps * |w|`` per element
+    eligible: np.ndarray  #: per element, whether the relative step may be taken (``0 < |w| < 1``, float64, ...)
+    small: np.ndarray  #: per element, whether it is taken (``eligible``, a kink on it still seen, none at the point)
+    curved: np.ndarray  #: the elements judged ok at the default step with a truncation too large to prove anything
+    near_kink: np.ndarray  #: the elements at a kink at the default step
+    relative: np.ndarray  #: the elements retried on the relative step: ``curved`` or ``near_kink``, and ``small``
+    # For the notes.
+    not_judged: np.ndarray  #: the elements skipped as still too curved
+    lost_in_round_off: np.ndarray  #: the elements skipped as lost in round-off on the relative step
+    cleared: np.ndarray  #: the failures at the default step cleared on the relative step
+    zoomed: list[int]  #: the elements at a cliff judged on a finer step
+    cliffs: list[int]  #: the elements at a cliff no step resolves: skipped
+    finest: float  #: the finest step tried for ``cliffs`` (inf if none)
+    zoom_evaluations: int  #: the cost evaluations the cliff search took
+    credited: np.ndarray  #: the failing elements judged right with the analytic value's measured round-off credited
+    loose: np.ndarray  #: the ``shrunk`` elements judged ok on a verdict that proves nothing: failed
 
     def __init__(self, program: Program, t: _Tensor, f0: float, eps_f: float, index: np.ndarray,
                  coarse: Coarse | None, *, eps: float, safety: float,
