@@ -127,18 +127,18 @@ class Program:
         """Run the whole model once, storing each stage's input and generator states; returns (y, cost).
         ``check=False``: the output is not checked (the probe that draws a loss's targets)."""
         self.reset()
-        h = self.x
+        act = self.x  # the activation: each stage's input in turn, at the end the model's output
         self.stage_inputs = []
         self.stage_gens = []
         for _, layer in self.stages:
-            self.stage_inputs.append(h if h is self.x else copy_value(h))
+            self.stage_inputs.append(act if act is self.x else copy_value(act))
             self.stage_gens.append(self._gen_states())
-            h = layer(h)
+            act = layer(act)
         if check:
-            self._check_output(h)
+            self._check_output(act)
         # several outputs (a plain tuple, as several inputs are) for a loss that takes them; anything else
         # one array
-        y = h if type(h) is tuple else np.asarray(h)
+        y = act if type(act) is tuple else np.asarray(act)
         self.nonfinite_outputs = sum(int(a.size - np.count_nonzero(np.isfinite(a))) for a in _floats(y))
         if self.loss is None and self.R is None:
             # a fixed random projection, never all-ones: every output element gets its own weight
@@ -166,6 +166,9 @@ class Program:
                             "array, or pass a loss that takes this output")
 
     def cost(self, y: Any) -> float:
+        """The cost of the output ``y``: ``loss.forward(y, targets)``, or without a loss ``sum(R * y)`` with the
+        fixed random ``R`` :meth:`baseline` drew (summed over the outputs of a model with several, one ``R`` per
+        floating output); an output whose shape is not ``R``'s raises :class:`~minidl.errors.NonDeterministicError`."""
         if self.loss is None:
             assert self.R is not None
             several = type(self.R) is tuple
@@ -196,8 +199,8 @@ class Program:
         check_loss_gradient(self.loss, self.y_pred, g, "GradientChecker: ", runs_in=np.float64)
         return g  # (a tuple, one per output of a model with several)
 
-    def evaluate(self, stage: int = 0, h: Any = None) -> float:
-        """The cost, running stages ``stage, stage+1, ...`` from the stored input of ``stage``.
+    def evaluate(self, stage: int = 0, act: Any = None) -> float:
+        """The cost, running stages ``stage, stage+1, ...`` from ``act``, by default the stored input of ``stage``.
 
         NumPy's floating-point warnings are silenced here: these are the check's probes (a step may take the
         user's forward out of its domain, ``log`` of a negative number), whose NaN/inf the checker handles and
@@ -205,17 +208,17 @@ class Program:
         :meth:`probing` (the checker's numerical phase) they are off already: no ``np.errstate`` per call."""
         if not self._probing:
             with self.probing():
-                return self.evaluate(stage, h)
+                return self.evaluate(stage, act)
         if self.generators:
             self._set_gens(self.stage_gens[stage])
         if self.has_buffers:
             self._restore_buffers(stage)
-        if h is None:
-            h = self.stage_inputs[stage]
+        if act is None:
+            act = self.stage_inputs[stage]
         for _, layer in self.stages[stage:]:
-            h = layer(h)
+            act = layer(act)
         self.evaluations += 1
-        return self.cost(h)
+        return self.cost(act)
 
     @contextlib.contextmanager
     def probing(self) -> Iterator[None]:
