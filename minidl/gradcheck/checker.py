@@ -175,6 +175,13 @@ def _reversed(x: Any) -> Any:
     return x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
 
 
+def _batch_of(x: Any) -> int | None:
+    """The batch size: the length of the input's first axis (the first input's, of several); None for an
+    input that is no array with an axis."""
+    first = x[0] if is_several(x) else x
+    return first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else None
+
+
 def _form_problem(dx: Any, n: int) -> str | None:
     """What is wrong with the form of what ``backward`` returned for ``n`` inputs (a tuple of ``n``), or None."""
     if isinstance(dx, (tuple, list)) and len(dx) == n:
@@ -873,7 +880,7 @@ class GradientChecker:
     def _prepare(self) -> tuple[Layer, Any, Any, Any, np.random.Generator]:
         _refuse_nan_state(self.model)
         rng = np.random.default_rng(self.seed)
-        # (one copy of both: a parameter or layer the loss shares with the model stays shared)
+        # One copy of both, so that a parameter or layer the loss shares with the model stays shared.
         work, loss = copy.deepcopy((self.model, self.loss))
         work.astype(np.float64)
         for p in work.parameters():  # a fresh array each, as load_state_dict and a float32 model's astype give:
@@ -898,7 +905,8 @@ class GradientChecker:
         else:  # one array or several (each its own copy), by fit's rule: a tuple mixing arrays is refused
             given = as_inputs(self.inputs, "GradientChecker", "inputs")
             x = tuple(_own_copy(a) for a in given) if type(given) is tuple else _own_copy(given)
-        # (a list is converted only now; inputs drawn by a layer's random_inputs are looked at too)
+        # An empty batch is refused here, where a list has been converted and inputs drawn by a layer's
+        # random_inputs are looked at too.
         _settings.empty_batch(type(self).__name__, x, "inputs" if self.inputs is not None else
                               f"the inputs drawn by {type(self.model).__name__}.random_inputs")
 
@@ -918,17 +926,18 @@ class GradientChecker:
         gradients, then each tensor against central differences), then the report, with what the results,
         the recorded calls and the model's state say together (see :mod:`.findings`)."""
         work, loss, x, targets, rng = self._prepare()
-        # (refused before anything runs: check_input's length, and names params does not know)
+        # Refused before any pass runs: a check_input of the wrong length, a name params does not know.
         checked_inputs = self._checked_inputs(x)
         every = [name for name, _ in work.named_parameters()] + [name for name, _ in self._loss_params]
         chosen = self._chosen(every)
-        from_loss = {name for name, _ in self._loss_params}  # (the loss's own parameters)
+        from_loss = {name for name, _ in self._loss_params}  # the names of the loss's own parameters
         first_pass = self._first_forward(work, x)
-        first_arrays = plain_arrays(work)  # (compared at the end: what the check's passes leave alone)
+        # Compared at the end with the plain arrays after every pass: one they leave alone is a weight (unregistered).
+        first_arrays = plain_arrays(work)
         if loss is not None and targets is None:
             targets = self._draw_targets(work, loss, x, rng)
-        # (a forward that modifies its input in place would scale a reused stage input again at every
-        # evaluation: each evaluation then runs the whole model from the input, as without reuse)
+        # A forward that modifies its input in place would scale a reused stage input again at every
+        # evaluation, so then each evaluation runs the whole model from the input, as without reuse.
         program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix and first_pass.in_place is None,
                           several_outputs=self._several_outputs)
         y0, f0 = program.baseline()
@@ -938,15 +947,15 @@ class GradientChecker:
         tensors = self._analytic(program, work, x, problems, chosen, checked_inputs)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
-        first = x[0] if is_several(x) else x
-        batch = first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else None
+        batch = _batch_of(x)
         notes.extend(self._scope_notes(batch, every, chosen))
         culprits = _Culprits(self, program, work, x, calls, from_loss)
         results = self._check_tensors(program, tensors, f0, batch, culprits)
         headline, precision_notes = culprits.words(results, type(loss).__name__, f0)
-        # (after every pass: the analytic backward and the perturbed forwards have run again)
+        # Looked at only now, after every pass, so that the analytic backward and the perturbed forwards
+        # have run again since first_arrays: an array they assigned or wrote again is a cache, not a weight.
         unregistered_notes, plain = unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
-        # (the first notes: the headline points at the precision notes)
+        # These notes go first, because the headline points at the precision notes.
         notes[:0] = precision_notes + loss_hidden_notes(loss, self._loss_hidden) + unregistered_notes
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations,
@@ -957,17 +966,18 @@ class GradientChecker:
         report.problems.extend(contract_problems(in_place, first_pass))
         name_swapped(tensors, results)
         name_repeated_indices(work, tensors, results, x, calls)
-        # (only when every tensor fails: a factor in a middle layer's grad_output leaves the layers
-        # after it right, and would point at that layer, not at the loss)
+        # A shared factor is looked for only when every tensor fails: a factor in a middle layer's
+        # grad_output leaves the layers after it right, and would point at that layer, not at the loss.
         judged = [r for r in results if r.mode != "frozen" and r.name not in from_loss]
         shared = shared_factor(judged) if all(not r.passed and not r.problems for r in judged) else None
-        # (from here on, each step adds its notes to the report's)
+        # From here on, each step adds its notes to the report's.
         report.notes.extend(result_notes(report, from_loss, bool(precision_notes), shared))
         model_failed = [r for r in judged if not r.passed]
         loss_wrong = self._point_at_the_cause(report, loss, work, x, y0, program.targets, calls, judged, model_failed)
         self._note_blind_spots(report, work, tensors)
         self._failure_advice(report, model_failed, shared, calls, first_pass, loss_wrong)
-        if not report.passed:  # (first: the failure is the layer's design, not a bug)
+        # The layers' caveats go first, because the failure is then the layer's design, not a bug.
+        if not report.passed:
             report.notes[:0] = layer_caveats
         return report
 
@@ -977,7 +987,7 @@ class GradientChecker:
         judges them at once, where its refusal can say where they came from (pass targets=, or override
         random_targets); a refusal about the model's output alone is raised as it is."""
         probe = Program(work, None, x, None, np.random.default_rng(self.seed), reuse_prefix=False)
-        y, _ = probe.baseline(check=False)  # (the loss judges its output)
+        y, _ = probe.baseline(check=False)  # unchecked, because the loss judges its output
         # targets the loss accepts (labels, probabilities), drawn by the loss itself when it can say
         draw = getattr(loss, "random_targets", None)
         targets: Any
@@ -993,9 +1003,9 @@ class GradientChecker:
             about = str(error)
             if isinstance(error, MinidlError) and "y_true" not in about \
                     and ("y_pred" in about or not isinstance(error, TargetError)):
-                raise  # (about the model's output alone, not the targets: said as it is)
-            # (a loss of one's own refusing with a ValueError, IndexError, ...: it may be about the
-            # targets, which the message cannot tell)
+                raise  # about the model's output alone, not the targets: raised as it is
+            # A loss of one's own refusing with a ValueError, IndexError, ... may be refusing the targets,
+            # which its message cannot tell.
             sure = isinstance(error, MinidlError)
             hint = (f"({'the loss refused' if sure else 'raised by the loss on'} the targets the checker drew "
                     f"for it with {type(loss).__name__}.random_targets: {'' if sure else 'if they are the cause, '}"
@@ -1369,11 +1379,13 @@ class GradientChecker:
             for k, (move, value) in enumerate(attempts):
                 snapshot.restore()
                 if move:
-                    with _quiet(True):  # (a frozen parameter may hold inf, as state: inf - inf is NaN there)
+                    # Quiet, because a frozen parameter may hold inf as state, and inf - inf is NaN there.
+                    with _quiet(True):
                         for p in work.parameters():
                             if p.data.dtype.kind == "f" and p.data.flags.writeable:
                                 p.data += 0.25 * (np.abs(p.data) + 0.01) * rng.standard_normal(p.data.shape)
-                try:  # (moved weights may take a correct layer's math out of range: no warnings about it)
+                # No warnings with moved weights, because they may take a correct layer's math out of range.
+                try:
                     with _Recorder(work, watch=True) as rec, _quiet(move):
                         y = work.forward(copy_value(value))
                     break
@@ -1381,7 +1393,7 @@ class GradientChecker:
                     if k == len(attempts) - 1:
                         raise
             if isinstance(y, np.ndarray) and y.dtype.kind == "f":
-                # (what it would raise, the analytic pass raises too)
+                # An error here is suppressed, because the analytic pass raises it too.
                 with contextlib.suppress(Exception), _quiet(move), _Recorder(work, watch=True) as back:
                     work.backward(rng.standard_normal(y.shape))
                 grad_modified, draws = back.grad_modified, back.draws_in_backward
@@ -1402,12 +1414,14 @@ class GradientChecker:
         f2, calls2 = self._record(program, work)
         in_place = in_place or next((c for c in calls1 if c.modified), None)
         if again == f0 == f1 == f2 or all(math.isnan(f) for f in (f0, again, f1, f2)):
-            # (NaN at the point itself: no element can be judged, which each tensor says)
+            # A cost that is NaN at the point itself is no nondeterminism: no element can be judged, which
+            # each tensor says.
             return calls1
         # the parameters one more forward at this same point changes (frozen ones too: state kept in a
         # parameter); a change the first pass saw but that stopped (idempotent) is not the cause
         before = [(name, p, p.data.copy()) for name, p in work.named_parameters()]
-        with contextlib.suppress(Exception):  # (what it changed before failing still counts)
+        # A forward that raises is let be, because what it changed before failing still counts.
+        with contextlib.suppress(Exception):
             program.evaluate(0)
         changed = [name for name, p, data in before if not same(p.data, data)]
         if changed:
@@ -1476,7 +1490,7 @@ class GradientChecker:
         inputs ``checked`` (one bool per input); contract problems that belong to no tensor are added to
         ``problems``."""
         params = list(work.named_parameters()) + self._loss_params
-        if chosen is not None:  # (params=: the others are not perturbed; their backward still runs)
+        if chosen is not None:  # with params=, the others are not perturbed; their backward still runs
             params = [(name, p) for name, p in params if name in chosen]
         _zero_grad_poisoned(work, self._loss_params)
         cost, dx = self._backward(program, work)
@@ -1488,7 +1502,7 @@ class GradientChecker:
         _, dx2 = self._backward(program, work)
         second = [p.grad.copy() for _, p in params]
         stage_of = program.first_stage_of()
-        # (a loss's parameter changes the cost only: the last stage is run again for it)
+        # A loss's parameter changes the cost only, so only the last stage is run again for it.
         stage_of.update((id(p), len(program.stages) - 1) for _, p in self._loss_params)
         tensors: list[_Tensor] = []
         for (name, p), g1, g2, is_frozen in zip(params, first, second, frozen, strict=True):
