@@ -1312,15 +1312,15 @@ class _Training:
                   + _format_values(values), flush=True)
         return bool(plan.early_stopping is not None and plan.early_stopping.update(epoch, values, self.model))
 
-    def after_error(self, error: BaseException, epoch: int) -> None:
-        """After ``error`` stopped the fit in epoch ``epoch`` (``initial_epoch``: in none): its ``history``, ``epoch``
-        and ``batch`` when nothing said them, the generator as at the start of the epoch stopped, the bar closed."""
+    def after_error(self, error: BaseException, epoch: int | None) -> None:
+        """After ``error`` stopped the fit in epoch ``epoch`` (None: in none): its ``history``, ``epoch`` and
+        ``batch`` when nothing said them, the generator as at the start of the epoch stopped, the bar closed."""
         plan = self.plan
         if getattr(error, "history", None) is not self.history:  # raised outside the batches and the validation
             # (which say theirs): at an epoch's start (resume_training, start_epoch: the order, the bar), or after
             # its batches (its figures, end_epoch), or after the epochs (the early stopping's finish and summary:
             # in no epoch)
-            _stopped_in(error, self.history, epoch if epoch > plan.initial_epoch else None, None)
+            _stopped_in(error, self.history, epoch, None)
         if self.epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
             plan.generator.bit_generator.state = self.epoch_state
         if self.bar is not None:  # do not leave a half-drawn bar behind
@@ -1452,7 +1452,7 @@ def fit(
         run.validate_first()
     if not plan.trained:  # (no epochs to train: at once, else at the first accepted batch)
         run.begin()
-    epoch = plan.initial_epoch  # where an error outside a batch's and the validation's try is
+    epoch: int | None = None  # the epoch running, for an error outside a batch's and the validation's try
     with _training_modes(model) as resume_training:
         try:
             for epoch in range(plan.first_epoch, plan.epochs + 1):
@@ -1473,7 +1473,7 @@ def fit(
                 stop = run.end_epoch(epoch, values, seconds, rate)  # (True: the early stopping says stop)
                 if stop:
                     break
-            epoch = plan.initial_epoch  # (after the epochs: an error in what follows them is in none)
+            epoch = None  # after the epochs, an error is in none
             if plan.early_stopping is not None:
                 plan.early_stopping.finish(model)
                 if plan.verbose and len(run.history):  # (nothing to say when no epoch ran)
