@@ -1009,7 +1009,7 @@ class _FitPlan:
     generator: np.random.Generator
     check_gradients: bool
     clip_grad_norm: float | None
-    every: int  # gradcheck_every, 0 for no gradient check
+    gradcheck_every: int  # 0 for no gradient check
     gradcheck_samples: int
     model_params: list[Parameter]
     loss_named: list[tuple[str, Parameter]]  # the loss's own parameters, by name
@@ -1053,7 +1053,7 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     _check_resumable(who, early_stopping, scheduler, initial_epoch)
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
-    every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
+    gradcheck_every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
     gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples, minimum=2)  # (one sample
     # cannot show a backward wrong in its sums over the batch: the checker's own default batch is 4)
     generator = as_generator(rng, who)
@@ -1063,7 +1063,7 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
                     metrics=monitors.metrics, metric_fns=monitors.metric_fns, decided=monitors.decided,
                     scheduler=scheduler, per_batch=per_batch, early_stopping=early_stopping,
                     shuffle=shuffle, generator=generator, check_gradients=check_gradients,
-                    clip_grad_norm=clip_grad_norm, every=every, gradcheck_samples=gradcheck_samples,
+                    clip_grad_norm=clip_grad_norm, gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples,
                     model_params=model_params, loss_named=loss_named)
 
 
@@ -1172,7 +1172,7 @@ class _Training:
         to_zero, side_state, calls_saved = self.to_zero, self.side_state, self.calls_saved
         # the checks before the update: the gradient check (its batches counted over the fit), the finite
         # gradients, the clipping
-        every, gradcheck_samples, first = plan.every, plan.gradcheck_samples, plan.first_epoch
+        gradcheck_every, gradcheck_samples, first = plan.gradcheck_every, plan.gradcheck_samples, plan.first_epoch
         check_gradients, clip_grad_norm, clip_named = plan.check_gradients, plan.clip_grad_norm, self.clip_named
         # after an accepted batch: a per-batch scheduler step, the epoch's figures, the bar
         scheduler, per_batch = plan.scheduler, plan.per_batch
@@ -1194,9 +1194,11 @@ class _Training:
                 stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
                 try:
                     calls.saved = True  # (this save covers the model's calls: they save nothing more)
-                    if every and ((epoch - first) * n_batches + b) % every == 0:
-                        _gradient_check(model, loss, xb, yb, gradcheck_samples, (epoch - first) * n_batches + b,
-                                        np.arange(start, stop) if order is None else order[start:stop])
+                    if gradcheck_every:
+                        in_fit = (epoch - first) * n_batches + b  # the batch's number in the fit, from 0
+                        if in_fit % gradcheck_every == 0:
+                            _gradient_check(model, loss, xb, yb, gradcheck_samples, in_fit,
+                                            np.arange(start, stop) if order is None else order[start:stop])
                     out = model(xb)
                     batch_loss, loss_weight = epoch_loss.score(out, yb)
                     if not math.isfinite(batch_loss):
