@@ -483,6 +483,95 @@ class Sequential(_Positions, Model):
         self.__dict__.pop("_failed_at", None)  # (a subclass's __setattr__ took them as edits: none to forget)
         self.__dict__.pop("_edit", None)
 
+    #: Why a backward is refused until a forward succeeds, or None: the name of the layer whose forward
+    #: failed in the last pass after others had run (the layers before it hold that pass's caches, the
+    #: others the pass before), or after an edit what the edit was (``_edit`` says which).  None when the
+    #: last forward succeeded and nothing was edited since, or it failed at a first layer that changed no
+    #: cache (see :func:`_partly_ran`).
+    _failed_at: str | None = None
+    #: What ``predict`` and ``evaluate`` put back after their passes (with the caches they rebound).
+    _pass_state = ("_failed_at", "_edit")
+    #: The edit made since the last forward ("layer '3' was inserted at position 1"), or None.
+    _edit: str | None = None
+
+    def forward(self, x: Any) -> np.ndarray:
+        """x: the first layer's input -> the last layer's output (``x = layer(x)`` through the layers in order)."""
+        ran = False  # whether a layer ran in this pass: if the first one fails, no cache was replaced
+        for name, layer in self._layers.items():
+            try:
+                x = layer(x)
+                ran = True
+            except BaseException as error:
+                self._forward_failed(name, layer, error, ran)
+                raise
+        if self._failed_at is not None:  # this pass ran every layer: their caches are one pass's again
+            object.__setattr__(self, "_failed_at", None)
+            object.__setattr__(self, "_edit", None)
+        return x
+
+    def _forward_failed(self, name: str, layer: Layer, error: BaseException, ran: bool) -> None:
+        """The forward's bookkeeping when ``layer`` (named ``name``) raised ``error``: if a layer ran before it
+        in this pass (``ran``) or it ran part of itself, the layers hold the caches of two passes, which the
+        back-passes then refuse (``_failed_at``); a minidl error's message is prefixed with the layer's name."""
+        if ran or _partly_ran(layer):
+            object.__setattr__(self, "_failed_at", name)
+            object.__setattr__(self, "_edit", None)
+        if isinstance(error, MinidlError):
+            _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
+
+    def _refuse_mixed_caches(self, who: str) -> None:
+        if self._failed_at is not None:  # (one test on the way of every backward: an edit sets it too)
+            if self._edit is not None:
+                raise BackwardBeforeForwardError(
+                    f"{type(self).__name__}.{who}: the sequence was edited after its last forward ({self._edit}), "
+                    "so its layers' caches are not those of one pass through its present layers; run a forward "
+                    "first")
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.{who}: the last forward failed at layer '{self._failed_at}', so the "
+                "layers hold the caches of two different passes; run a forward that succeeds first")
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        """``dCost/dx`` through every layer in reverse: an array, or the first layer's tuple of
+        gradients when it takes several inputs."""
+        self._refuse_mixed_caches("backward")
+        grad = grad_output
+        for name, layer in reversed(self._layers.items()):
+            try:
+                grad = layer.backward(grad)
+            except MinidlError as error:
+                _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
+                raise
+        return grad
+
+    def backward_params(self, grad_output: np.ndarray) -> None:
+        """:meth:`backward` without ``dCost/dx`` for the model's input, which training on data never
+        uses: the same parameter gradients, less work.
+
+        The layers in front of the first one that has a trainable parameter are skipped: their
+        backward would only make input gradients, and gradients of frozen parameters
+        (``requires_grad=False``), which nothing uses.  That first layer (e.g. a ``Dense``, whose
+        ``dx`` is a third of its back-pass) is asked for its parameter gradients only, by its
+        ``backward_params`` unless a custom ``backward`` would be bypassed (see
+        :func:`~minidl.layer.parameter_backward`).
+        """
+        if self._failed_at is not None:  # (the test inline: this runs every training step)
+            self._refuse_mixed_caches("backward_params")
+        layers = tuple(self._layers.values())
+        first = 0
+        while first < len(layers) and not _trainable(layers[first]):
+            first += 1
+        grad = grad_output
+        i = len(layers) - 1
+        try:  # one try around the loop, the layer's name looked up only for a message
+            while i > first:
+                grad = layers[i].backward(grad)
+                i -= 1
+            if i == first:
+                parameter_backward(layers[i])(grad)
+        except MinidlError as error:
+            _name_in_message(error, f"{type(self).__name__} layer '{list(self._layers)[i]}'", self)
+            raise
+
     def _check_new(self, layers: Sequence[Any], label: str, verb: str, replaced: str | None = None) -> None:
         """As for any container (layers, no cycle), and no layer a forward runs twice: one already run by
         a layer of the sequence (but the one ``replaced``), or by another of ``layers``, or, when this
@@ -598,95 +687,6 @@ class Sequential(_Positions, Model):
         if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
             raise TypeError(f"{type(self).__name__} indices must be ints or slices, not {type(index).__name__}")
         return layers[index]
-
-    #: Why a backward is refused until a forward succeeds, or None: the name of the layer whose forward
-    #: failed in the last pass after others had run (the layers before it hold that pass's caches, the
-    #: others the pass before), or after an edit what the edit was (``_edit`` says which).  None when the
-    #: last forward succeeded and nothing was edited since, or it failed at a first layer that changed no
-    #: cache (see :func:`_partly_ran`).
-    _failed_at: str | None = None
-    #: What ``predict`` and ``evaluate`` put back after their passes (with the caches they rebound).
-    _pass_state = ("_failed_at", "_edit")
-    #: The edit made since the last forward ("layer '3' was inserted at position 1"), or None.
-    _edit: str | None = None
-
-    def forward(self, x: Any) -> np.ndarray:
-        """x: the first layer's input -> the last layer's output (``x = layer(x)`` through the layers in order)."""
-        ran = False  # whether a layer ran in this pass: if the first one fails, no cache was replaced
-        for name, layer in self._layers.items():
-            try:
-                x = layer(x)
-                ran = True
-            except BaseException as error:
-                self._forward_failed(name, layer, error, ran)
-                raise
-        if self._failed_at is not None:  # this pass ran every layer: their caches are one pass's again
-            object.__setattr__(self, "_failed_at", None)
-            object.__setattr__(self, "_edit", None)
-        return x
-
-    def _forward_failed(self, name: str, layer: Layer, error: BaseException, ran: bool) -> None:
-        """The forward's bookkeeping when ``layer`` (named ``name``) raised ``error``: if a layer ran before it
-        in this pass (``ran``) or it ran part of itself, the layers hold the caches of two passes, which the
-        back-passes then refuse (``_failed_at``); a minidl error's message is prefixed with the layer's name."""
-        if ran or _partly_ran(layer):
-            object.__setattr__(self, "_failed_at", name)
-            object.__setattr__(self, "_edit", None)
-        if isinstance(error, MinidlError):
-            _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
-
-    def _refuse_mixed_caches(self, who: str) -> None:
-        if self._failed_at is not None:  # (one test on the way of every backward: an edit sets it too)
-            if self._edit is not None:
-                raise BackwardBeforeForwardError(
-                    f"{type(self).__name__}.{who}: the sequence was edited after its last forward ({self._edit}), "
-                    "so its layers' caches are not those of one pass through its present layers; run a forward "
-                    "first")
-            raise BackwardBeforeForwardError(
-                f"{type(self).__name__}.{who}: the last forward failed at layer '{self._failed_at}', so the "
-                "layers hold the caches of two different passes; run a forward that succeeds first")
-
-    def backward(self, grad_output: np.ndarray) -> Any:
-        """``dCost/dx`` through every layer in reverse: an array, or the first layer's tuple of
-        gradients when it takes several inputs."""
-        self._refuse_mixed_caches("backward")
-        grad = grad_output
-        for name, layer in reversed(self._layers.items()):
-            try:
-                grad = layer.backward(grad)
-            except MinidlError as error:
-                _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
-                raise
-        return grad
-
-    def backward_params(self, grad_output: np.ndarray) -> None:
-        """:meth:`backward` without ``dCost/dx`` for the model's input, which training on data never
-        uses: the same parameter gradients, less work.
-
-        The layers in front of the first one that has a trainable parameter are skipped: their
-        backward would only make input gradients, and gradients of frozen parameters
-        (``requires_grad=False``), which nothing uses.  That first layer (e.g. a ``Dense``, whose
-        ``dx`` is a third of its back-pass) is asked for its parameter gradients only, by its
-        ``backward_params`` unless a custom ``backward`` would be bypassed (see
-        :func:`~minidl.layer.parameter_backward`).
-        """
-        if self._failed_at is not None:  # (the test inline: this runs every training step)
-            self._refuse_mixed_caches("backward_params")
-        layers = tuple(self._layers.values())
-        first = 0
-        while first < len(layers) and not _trainable(layers[first]):
-            first += 1
-        grad = grad_output
-        i = len(layers) - 1
-        try:  # one try around the loop, the layer's name looked up only for a message
-            while i > first:
-                grad = layers[i].backward(grad)
-                i -= 1
-            if i == first:
-                parameter_backward(layers[i])(grad)
-        except MinidlError as error:
-            _name_in_message(error, f"{type(self).__name__} layer '{list(self._layers)[i]}'", self)
-            raise
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
         """What the layer that gives the hint draws (the first, past element-wise ones at the front:
