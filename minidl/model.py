@@ -52,7 +52,7 @@ def _partly_ran(layer: Layer) -> bool:
     knows whether one of its layers ran; so does a container with a ``_failed_part_way()`` method
     (``TransformerEncoderLayer``); any other container is assumed to have run some."""
     if isinstance(layer, Sequential):
-        return layer._failed_at is not None
+        return layer._stale is not None
     if isinstance(layer, _TwoPaths):
         first = layer._layers.get(layer._paths[0])
         return layer._mixed or (first is not None and _partly_ran(first))
@@ -480,17 +480,18 @@ class Sequential(_Positions, Model):
         super().__init__()
         self._check_new(layers, type(self).__name__, "appended")
         self._add(layers)
-        self.__dict__.pop("_failed_at", None)  # (a subclass's __setattr__ took them as edits: none to forget)
+        self.__dict__.pop("_stale", None)  # (a subclass's __setattr__ took them as edits: none to forget)
         self.__dict__.pop("_edit", None)
 
-    #: Why a backward is refused until a forward succeeds, or None: the name of the layer whose forward
+    #: Why the layers' caches are not those of one pass through the present layers, so that a backward is
+    #: refused until a forward succeeds; None when they are.  Either the name of the layer whose forward
     #: failed in the last pass after others had run (the layers before it hold that pass's caches, the
-    #: others the pass before), or after an edit what the edit was (``_edit`` says which).  None when the
+    #: others the pass before), or, after an edit, what the edit was (``_edit`` says which).  None when the
     #: last forward succeeded and nothing was edited since, or it failed at a first layer that changed no
-    #: cache (see :func:`_partly_ran`).
-    _failed_at: str | None = None
+    #: cache (see :func:`_partly_ran`).  Named ``_failed_at`` in older pickles (see ``__setstate__``).
+    _stale: str | None = None
     #: What ``predict`` and ``evaluate`` put back after their passes (with the caches they rebound).
-    _pass_state = ("_failed_at", "_edit")
+    _pass_state = ("_stale", "_edit")
     #: The edit made since the last forward ("layer '3' was inserted at position 1"), or None.
     _edit: str | None = None
 
@@ -504,30 +505,30 @@ class Sequential(_Positions, Model):
             except BaseException as error:
                 self._forward_failed(name, layer, error, ran)
                 raise
-        if self._failed_at is not None:  # this pass ran every layer: their caches are one pass's again
-            object.__setattr__(self, "_failed_at", None)
+        if self._stale is not None:  # this pass ran every layer: their caches are one pass's again
+            object.__setattr__(self, "_stale", None)
             object.__setattr__(self, "_edit", None)
         return x
 
     def _forward_failed(self, name: str, layer: Layer, error: BaseException, ran: bool) -> None:
         """The forward's bookkeeping when ``layer`` (named ``name``) raised ``error``: if a layer ran before it
         in this pass (``ran``) or it ran part of itself, the layers hold the caches of two passes, which the
-        back-passes then refuse (``_failed_at``); a minidl error's message is prefixed with the layer's name."""
+        back-passes then refuse (``_stale``); a minidl error's message is prefixed with the layer's name."""
         if ran or _partly_ran(layer):
-            object.__setattr__(self, "_failed_at", name)
+            object.__setattr__(self, "_stale", name)
             object.__setattr__(self, "_edit", None)
         if isinstance(error, MinidlError):
             _name_in_message(error, f"{type(self).__name__} layer '{name}'", self)
 
     def _refuse_mixed_caches(self, who: str) -> None:
-        if self._failed_at is not None:  # (one test on the way of every backward: an edit sets it too)
+        if self._stale is not None:  # (one test on the way of every backward: an edit sets it too)
             if self._edit is not None:
                 raise BackwardBeforeForwardError(
                     f"{type(self).__name__}.{who}: the sequence was edited after its last forward ({self._edit}), "
                     "so its layers' caches are not those of one pass through its present layers; run a forward "
                     "first")
             raise BackwardBeforeForwardError(
-                f"{type(self).__name__}.{who}: the last forward failed at layer '{self._failed_at}', so the "
+                f"{type(self).__name__}.{who}: the last forward failed at layer '{self._stale}', so the "
                 "layers hold the caches of two different passes; run a forward that succeeds first")
 
     def backward(self, grad_output: np.ndarray) -> Any:
@@ -554,7 +555,7 @@ class Sequential(_Positions, Model):
         ``backward_params`` unless a custom ``backward`` would be bypassed (see
         :func:`~minidl.layer.parameter_backward`).
         """
-        if self._failed_at is not None:  # (the test inline: this runs every training step)
+        if self._stale is not None:  # (the test inline: this runs every training step)
             self._refuse_mixed_caches("backward_params")
         layers = tuple(self._layers.values())
         first = 0
@@ -571,6 +572,13 @@ class Sequential(_Positions, Model):
         except MinidlError as error:
             _name_in_message(error, f"{type(self).__name__} layer '{list(self._layers)[i]}'", self)
             raise
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling and ``copy.deepcopy``: as any layer's, with ``_stale`` taken from ``_failed_at``, its
+        name in a sequence pickled before it was renamed."""
+        if "_failed_at" in state:  # pickled before the rename
+            state = {("_stale" if key == "_failed_at" else key): value for key, value in state.items()}
+        super().__setstate__(state)
 
     def _check_new(self, layers: Sequence[Any], label: str, verb: str, replaced: str | None = None) -> None:
         """As for any container (layers, no cycle), and no layer a forward runs twice: one already run by
@@ -600,7 +608,7 @@ class Sequential(_Positions, Model):
 
     def _edited(self, what: str) -> None:
         """Forget the last forward: the layers' caches are not those of a pass through the present layers."""
-        object.__setattr__(self, "_failed_at", what)  # (the one test the back-passes make)
+        object.__setattr__(self, "_stale", what)  # (the one test the back-passes make)
         object.__setattr__(self, "_edit", what)
 
     def append(self, layer: Layer) -> Sequential:

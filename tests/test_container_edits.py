@@ -751,7 +751,7 @@ def test_a_subclass_setattr_sees_every_layer_that_joins_and_may_refuse_one(base:
             super().__setattr__(name, value)
 
     made = Logged(md.ReLU(), md.Tanh()) if base is md.Sequential else Logged([md.ReLU(), md.Tanh()])
-    assert "_failed_at" not in made.__dict__  # a new sequence has no forward to forget
+    assert "_stale" not in made.__dict__  # a new sequence has no forward to forget
     made.append(md.Tanh())
     made.extend([md.ReLU(), md.Tanh()])
     made.insert(0, md.ReLU())
@@ -1020,3 +1020,29 @@ def test_edits_against_torch() -> None:
             except IndexError:
                 refused.append(True)
         assert refused[0] == refused[1] == (not -5 <= index <= 5), index
+
+
+@pytest.mark.parametrize("edit", [False, True])
+def test_a_sequence_pickled_before_the_rename_to_stale_still_refuses_a_backward(edit: bool) -> None:
+    """``_stale`` was named ``_failed_at``: a sequence pickled then, after a failed forward or an edit, is read
+    with it renamed, and its backward is refused as before the pickle."""
+    rng = np.random.default_rng(0)
+    seq = md.Sequential(md.Dense(3, 4, rng=rng), md.ReLU(), md.Dense(4, 2, rng=rng))
+    if edit:
+        seq(np.ones((2, 3)))
+        seq.append(md.ReLU())
+        expected = r"Sequential.backward: the sequence was edited after its last forward \(layer '3' was appended"
+    else:
+        seq.append(md.Dense(5, 2, rng=rng))
+        with pytest.raises(md.ShapeError):
+            seq(np.ones((2, 3)))
+        expected = r"Sequential.backward: the last forward failed at layer '3', so the layers hold the caches"
+    assert seq._stale is not None
+    state = dict(pickle.loads(pickle.dumps(seq)).__dict__)
+    state["_failed_at"] = state.pop("_stale")  # as pickled before the rename
+    old = md.Sequential.__new__(md.Sequential)
+    old.__setstate__(state)  # what unpickling does with that state
+    assert "_failed_at" not in old.__dict__ and old._stale == seq._stale
+    for twin in (old, copy.deepcopy(old), pickle.loads(pickle.dumps(old))):
+        with pytest.raises(BackwardBeforeForwardError, match=expected):
+            twin.backward(np.ones((2, 2)))
