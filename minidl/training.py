@@ -1054,8 +1054,9 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
     gradcheck_every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
-    gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples, minimum=2)  # (one sample
-    # cannot show a backward wrong in its sums over the batch: the checker's own default batch is 4)
+    # At least 2, since one sample cannot show a backward wrong in its sums over the batch; the checker's own
+    # default batch is 4.
+    gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples, minimum=2)
     generator = as_generator(rng, who)
     return _FitPlan(epochs=epochs, initial_epoch=initial_epoch, trained=trained, batch_size=batch_size,
                     validation_batch_size=validation_batch_size, verbose=verbose, x=data.x, y=data.y, n=n,
@@ -1098,7 +1099,8 @@ class _Training:
         side_state = state_of(model)  # buffers and generators a refused batch must not leave changed
         assert side_state is not None  # (a model without registries is refused above)
         self.side_state = side_state
-        self.calls_saved = calls.saved  # (put back after each save's calls: True inside a call that saved)
+        # The flag put back after each batch's calls; it is True when fit runs inside a call that saved.
+        self.calls_saved = calls.saved
         self.tqdm = _tqdm() if plan.verbose == 1 else None
         self.names = [name for name, _ in plan.metric_fns]
         self.begun = False  # begin() has run: at the first accepted batch, or at once when there are no epochs
@@ -1178,7 +1180,7 @@ class _Training:
         scheduler, per_batch = plan.scheduler, plan.per_batch
         epoch_loss, epoch_metrics = self.epoch_loss, self.epoch_metrics
         bar, postfix_every = self.bar, self.postfix_every
-        begun, b = self.begun, 0  # (b: the batch running, for an error between two batches' try)
+        begun, b = self.begun, 0  # b is the batch running, for an error between two batches' try
         try:
             for b in range(n_batches):
                 start = b * batch_size
@@ -1191,9 +1193,9 @@ class _Training:
                 for p in to_zero:
                     p.zero_grad()
                 snapshot = side_state.save()
-                stepping = False  # (inside the optimizer's step, an interrupted update may be partial)
+                stepping = False  # True inside the optimizer's step, where an interrupted update may be partial
                 try:
-                    calls.saved = True  # (this save covers the model's calls: they save nothing more)
+                    calls.saved = True  # this save covers the model's calls, so they save nothing more
                     if gradcheck_every:
                         in_fit = (epoch - first) * n_batches + b  # the batch's number in the fit, from 0
                         if in_fit % gradcheck_every == 0:
@@ -1210,8 +1212,9 @@ class _Training:
                     # the metrics before the update, so that one that cannot score refuses the batch
                     scores = [c.score(out, yb) for c in epoch_metrics]
                     grad = loss.backward()
+                    # A built-in loss's gradient is always right, so for it this test costs two comparisons.
                     if type(grad) is not np.ndarray or type(out) is not np.ndarray or grad.shape != out.shape \
-                            or grad.dtype != out.dtype:  # (a built-in loss's is always right: two comparisons)
+                            or grad.dtype != out.dtype:
                         check_loss_gradient(loss, out, grad)
                     backward(grad)
                     if check_gradients:
@@ -1240,8 +1243,9 @@ class _Training:
                     if b % postfix_every == 0:
                         bar.set_postfix_str(f"loss: {epoch_loss.value():.4f}", refresh=False)
         except BaseException as error:
-            if getattr(error, "history", None) is not self.history:  # raised between batches (a per-batch
-                # scheduler step, the progress bar)
+            # An error no batch's refusal marked was raised between batches: by a per-batch scheduler step or
+            # the progress bar.
+            if getattr(error, "history", None) is not self.history:
                 _stopped_in(error, self.history, epoch, b + 1)
             raise
 
