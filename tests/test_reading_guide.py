@@ -79,3 +79,18 @@ def test_the_guide_is_linked_and_has_no_code_to_run() -> None:
     assert "(reading-the-code.md)" in (ROOT / "docs" / "index.md").read_text()
     assert "(docs/reading-the-code.md)" in (ROOT / "README.md").read_text()
     assert "```python" not in GUIDE.read_text()
+
+
+#: a backticked private name on its own (``_cost_independent``, ``_grad_is_stale``), named without its module
+PRIVATE = re.compile(r"`(_[A-Za-z][A-Za-z0-9_]*)`")
+
+
+def test_the_guide_names_only_private_names_the_code_has() -> None:
+    """The guide also names private helpers bare, within a stop whose module it gave (``_never_written`` in
+    the checker's stop): each must still be defined or assigned somewhere in minidl's source."""
+    names = sorted(set(PRIVATE.findall(GUIDE.read_text())))
+    assert "_cost_independent" in names and len(names) >= 10
+    source = "\n".join(path.read_text() for path in (ROOT / "minidl").rglob("*.py"))
+    missing = [name for name in names
+               if not re.search(rf"(?:\bdef |\bclass |\.|\b){re.escape(name)}\b\s*[(:=,)\]]", source)]
+    assert not missing, f"docs/reading-the-code.md names private code that does not exist: {missing}"

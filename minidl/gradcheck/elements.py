@@ -89,6 +89,7 @@ CLIFF_ZOOM = 32
 # in span[slot // 2]: at +-h (stage B), +-h/2 (stage B), +-h/16 (stage A) and +-h/32 (a kink judged again finer).
 _AT_H, _AT_HALF, _AT_A, _AT_FINER = 0, 2, 4, 6
 _SLOTS = _AT_FINER + 2  # the rows of f; span has _SLOTS // 2
+assert _AT_HALF == _AT_H + 2  # (stage B's four costs are read as one slice, f[_AT_H:_AT_HALF + 2])
 
 
 class ElementCheck:
