@@ -49,8 +49,9 @@ def _trainable(layer: Layer) -> bool:
 def _partly_ran(layer: Layer) -> bool:
     """Whether ``layer``, whose forward just raised, may have replaced a cache before it did: a layer
     without sub-layers refuses before it keeps anything; a ``Sequential`` or a two-path container
-    knows whether one of its layers ran; so does a container with a ``_failed_part_way()`` method
-    (``TransformerEncoderLayer``); any other container is assumed to have run some."""
+    knows whether one of its layers ran (a ``Sequential``'s ``_stale`` also holds an edit made since
+    its forward: counted as "ran some", the safe side); so does a container with a ``_failed_part_way()``
+    method (``TransformerEncoderLayer``); any other container is assumed to have run some."""
     if isinstance(layer, Sequential):
         return layer._stale is not None
     if isinstance(layer, _TwoPaths):

@@ -454,6 +454,17 @@ def _open_regular(path: str) -> Any:
 
 
 def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]:
+    """The checkpoint's contents, rebuilt from an open .npz ``handle`` of ``size`` bytes (``limit``: ``load``'s
+    ``max_bytes``, the most the members may decompress to together; None for no limit), each step refusing with a
+    ``CheckpointError`` naming ``who``:
+
+    1. the zip's members: one ``<name>.npy`` per name (a PyTorch pickle is named as such), their sizes checked
+       against ``size`` and ``limit`` before anything is read (``_check_directory``);
+    2. the metadata (``minidl_meta``: ASCII JSON in a uint8 array): this format, this version, a ``tree``;
+    3. the arrays the tree lists, exactly those the archive holds, each read without pickles and checked
+       against the tree's dtype and shape (``_member``);
+    4. the tree decoded into the dict ``save`` wrote (``_decode``).
+    """
     def fail(problem: str) -> CheckpointError:
         return CheckpointError(f"{who}: {problem}")
 
