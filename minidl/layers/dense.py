@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -118,7 +118,7 @@ class Dense(Layer):
                 return self._forward_rows(x)
         check_finite(x, self._who)
         if W.shape != self._W_shape:  # W.data rebound to another shape: refused before anything is kept
-            self._check_W(W)
+            self._refuse_W(W)
         self._x = x
         if not self._bias:
             return x @ W
@@ -132,7 +132,7 @@ class Dense(Layer):
         check_finite(x, self._who)
         W = self.W._data
         if W.shape != self._W_shape:
-            self._check_W(W)
+            self._refuse_W(W)
         self._x = x  # as given: backward flattens it again (a view, unless x is not contiguous)
         rows = x.reshape(-1, self._in_features)
         if not self._bias:
@@ -142,14 +142,13 @@ class Dense(Layer):
             out += W[0]
         return out.reshape(*x.shape[:-1], self._out_features)
 
-    def _check_W(self, W: np.ndarray) -> None:
-        """``ShapeError`` if ``W.data`` was rebound to another shape than the layer was built for."""
-        shape = self._W_shape
-        if W.shape != shape:
-            rows = "in_features + 1 rows, the bias first" if self._bias else "in_features rows"
-            raise ShapeError(f"{self._who}: W.data has shape {W.shape}, but the layer was built for {shape} "
-                             f"({rows}, out_features columns); its sizes are fixed: build a new Dense of the "
-                             "sizes you want")
+    def _refuse_W(self, W: np.ndarray) -> NoReturn:
+        """The ``ShapeError`` of a ``W.data`` rebound to another shape than the layer was built for (the forward
+        compares the shapes first)."""
+        rows = "in_features + 1 rows, the bias first" if self._bias else "in_features rows"
+        raise ShapeError(f"{self._who}: W.data has shape {W.shape}, but the layer was built for {self._W_shape} "
+                         f"({rows}, out_features columns); its sizes are fixed: build a new Dense of the "
+                         "sizes you want")
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """grad_output: (N, ..., out_features) -> dx: (N, ..., in_features); adds into ``W.grad`` (unless
