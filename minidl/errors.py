@@ -54,7 +54,8 @@ class NonFiniteError(MinidlError, ValueError):
 class TargetError(MinidlError, ValueError):
     """A loss's targets (or a prediction with a range of its own: ``BCELoss``'s probabilities,
     ``GaussianNLLLoss``'s variances) are outside their valid range (a class label >= C, a probability
-    outside [0, 1], a negative variance).
+    outside [0, 1], a negative variance), or of a kind the loss's settings do not apply to (class
+    probabilities for a ``CrossEntropyLoss`` whose ``ignore_index`` is a class).
 
     ``index`` and ``shape``: where the first bad value is in the checked array, and that array's shape,
     when the check located it; as for :class:`NonFiniteError`, ``fit`` and ``evaluate`` turn its row into

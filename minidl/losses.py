@@ -529,8 +529,10 @@ class CrossEntropyLoss(Loss):
         dloss/dx[n] = (p[n] * sum_c a[n, c] - a[n]) / norm
 
     which is ``(p - onehot) / N`` for plain labels.  As PyTorch: with ``weight`` the mean is taken
-    over the weights of the labels; ``ignore_index`` applies to integer labels only.  Unlike PyTorch,
-    ``ignore_index`` is off by default (PyTorch ignores -100), so a stray label is an error, and a
+    over the weights of the labels; ``ignore_index`` applies to integer labels only (probability targets
+    with one >= 0, a class, are refused, as PyTorch refuses them).  Unlike PyTorch, ``ignore_index`` is off
+    by default
+    (PyTorch ignores -100), so a stray label is an error, and a
     batch whose every label is ignored (or weighs 0) has loss 0 and a zero gradient, not NaN: it
     counts for nothing (``batch_weight`` 0 in ``fit``'s and ``evaluate``'s averages).  A bool y_true is
     refused whatever its shape (``DTypeError``; cast it: ``astype(np.int64)`` labels, ``astype(float)``
@@ -658,6 +660,11 @@ class CrossEntropyLoss(Loss):
                 raise _bool_class_targets(who, given, True, True)
             if target.dtype.kind not in "fiu":
                 raise DTypeError(f"{who}: expected numeric y_true, got dtype {target.dtype}")
+            if self._ignore_index is not None and self._ignore_index >= 0:  # (a class: PyTorch refuses it too)
+                raise TargetError(
+                    f"{who}(ignore_index={self._ignore_index}): ignore_index applies to integer class labels, "
+                    f"but y_true holds class probabilities, shape {given}, whose rows it cannot leave out; "
+                    "pass integer labels, or build the loss without ignore_index for probability targets")
             coef = target if target.dtype == logits.dtype else \
                 cast_targets(target, logits.dtype, who, "y_true", "the logits' dtype")
             check_finite(coef, who, "y_true")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -416,6 +417,29 @@ def test_ce_weight_and_ignore_index_errors() -> None:
     weight[0] = 100.0  # the loss keeps its own copy
     assert loss.weight is not None and loss.weight[0] == 1.0 and not loss.weight.flags.writeable
     assert "weight=[1.0, 2.0, 3.0, 4.0]" in repr(loss)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 2)])
+def test_ce_refuses_probability_targets_with_ignore_index_and_keeps_its_last_forward(shape: tuple[int, ...]) -> None:
+    """ignore_index applies to labels only: probabilities with one that is a class would be taken whole, silently
+    (PyTorch raises too). The refusal leaves the last good forward's cache, so its backward is still that forward's."""
+    rng = np.random.default_rng(shape[0])
+    x = rng.normal(size=shape)
+    q = rng.random(shape)
+    q /= q.sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 3, size=(shape[0], *shape[2:]))
+    loss = md.CrossEntropyLoss(ignore_index=0)
+    value = loss(x, labels)
+    grad = loss.backward()
+    with pytest.raises(md.TargetError, match=r"CrossEntropyLoss\(ignore_index=0\): ignore_index applies to integer "
+                       rf"class labels, but y_true holds class probabilities, shape {re.escape(str(shape))}"):
+        loss(x, q)
+    np.testing.assert_array_equal(loss.backward(), grad)
+    assert loss(x, labels) == value
+    # without ignore_index, or with a negative one (no class: PyTorch's default -100), they are taken whole
+    plain = md.CrossEntropyLoss()(x, q)
+    assert np.isfinite(plain) and plain > 0
+    assert md.CrossEntropyLoss(ignore_index=-100)(x, q) == plain
 
 
 def test_ce_weight_and_ignore_index_against_pytorch() -> None:
