@@ -27,6 +27,7 @@ import inspect
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ from .optim import Optimizer
 from .parameter import Parameter
 from .schedulers import LRScheduler, ReduceLROnPlateau
 from .side_state import calls, restore, saved, state_of
-from .validation import as_array, cast_targets, is_finite, is_integer, is_number
+from .validation import as_array, cast_targets, is_finite, is_integer, is_number, user_stacklevel
 
 __all__ = ["Accuracy", "History", "MeanAbsoluteError", "MeanSquaredError", "Metric", "evaluate", "fit",
            "predict"]
@@ -844,14 +845,22 @@ def _check_trained_parameters(who: str, model: Layer, loss: Loss,
     # (a loss's own parameter, a learnable scale, that nothing trains; not one of a layer it holds: a critic
     # trained by a fit of its own)
     loss_named = named_loss_parameters(loss)
-    held = {id(p) for p in optimizer.params} | own | {id(p) for _, v in _held_objects(loss) if isinstance(v, Layer)
-                                                     for p in v.parameters()}
+    trained_apart = {id(p) for _, v in _held_objects(loss) if isinstance(v, Layer) for p in v.parameters()}
+    held = {id(p) for p in optimizer.params} | own | trained_apart
     untrained = [f"'{name}'" for name, p in loss_named if p.requires_grad and id(p) not in held]
     if untrained:
         raise ValueError(f"{who}: the loss {type(loss).__name__} holds trainable parameter(s) {', '.join(untrained)} "
                          "that the optimizer does not, so they would never be trained: give them to it, e.g. "
                          f"{type(optimizer).__name__}([*model.parameters(), *loss.parameters()], ...), or freeze "
                          "them (p.requires_grad = False)")
+    ours = own | trained_apart | {id(p) for _, p in loss_named}
+    foreign = [p for p in optimizer.params if id(p) not in ours]
+    if foreign:  # (a layer replaced after the optimizer was built: its new parameters would not train)
+        shapes = ", ".join(str(p.shape) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        warnings.warn(f"{who}: the optimizer holds {len(foreign)} parameter(s) that are neither this model's nor "
+                      f"its loss's (shapes {shapes}), so fit gives them no gradient; was a layer replaced after "
+                      f"the optimizer was built? Then its new parameters are not trained: build the optimizer on "
+                      f"model.parameters() after the last change", UserWarning, stacklevel=user_stacklevel())
     return model_params, loss_named
 
 
