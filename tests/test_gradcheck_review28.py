@@ -287,3 +287,15 @@ def test_elements_apart_with_no_common_factor_are_still_isolated() -> None:
     assert GradientChecker(Spoiled(three_apart), inputs=X).run()["input"].diagnosis == (
         "only 3 isolated element(s) wrong, at [(0, 1), (2, 3), (4, 0)]: an indexing bug or a special case in "
         "backward?")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_cliff_search_on_an_element_of_3e5_does_not_overflow(seed: int) -> None:
+    """The cliff search's deepest level was log(h / tiny) / log(zoom): h / tiny overflows to inf for a step above 4
+    (an element of 1e6 * eps), and int(inf) raised OverflowError out of run(): a batch norm on constant features of
+    3e5 (a large offset in the data) crashed the checker.  By logarithms it is finite."""
+    model = md.Sequential(md.BatchNorm1d(4), md.Dense(4, 2, rng=seed))
+    report = md.GradientChecker(model, inputs=np.full((2, 4), 3e5)).run()
+    assert report.passed
+    assert {r.name: r.status for r in report.results} == {"input": "partial", "0.gamma": "flat", "0.beta": "ok",
+                                                          "1.W": "ok"}

@@ -637,8 +637,9 @@ class _CliffLevels:
         self.evaluate, self.view, self.i, self.w, self.h = evaluate, view, i, w, h
         self.eps_f, self.safety = eps_f, safety
         self.levels: dict[int, _Level] = {}
-        # the deepest k whose step is a normal float (a subnormal step resolves nothing)
-        self.deepest = max(1, int(math.log(h / float(np.finfo(np.float64).tiny)) / math.log(CLIFF_ZOOM)))
+        # the deepest k whose step is a normal float (a subnormal step resolves nothing); by logarithms, as
+        # h / tiny overflows for a step above 4 (an element of 1e6)
+        self.deepest = max(1, int((math.log(h) - math.log(float(np.finfo(np.float64).tiny))) / math.log(CLIFF_ZOOM)))
         self.finest = h  # the finest step probed
 
     def probe(self, k: int) -> _Level:
