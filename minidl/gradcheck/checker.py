@@ -44,6 +44,8 @@ from .findings import (
     name_swapped,
     plain_arrays,
     result_notes,
+    reversed_batch_problem,
+    reversed_batch_verdicts,
     shared_factor,
     unregistered,
 )
@@ -111,6 +113,9 @@ class _Tensor:
     #: after a per-element check with failing elements: the rows (positions on axis 0) holding one, and the rows
     #: checked right (an element checked, none failing), for the repeated-index hint (see ``findings.repeated_index``)
     rows: tuple[np.ndarray, np.ndarray] | None = None
+    #: the words of a backward that is not batch-permutation consistent (``GradientChecker._check_reversed_batch``),
+    #: for the tensor's result (``findings.reversed_batch_verdicts``), or None
+    reversed_batch: str | None = None
 
     @property
     def bias_row(self) -> bool:
@@ -173,6 +178,49 @@ def _own_copy(value: Any) -> np.ndarray:
 def _reversed(x: Any) -> Any:
     """An input with its batch reversed (a copy), or a copy of it if it has no batch axis."""
     return x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
+
+
+def _flipped(value: Any, batch: int | None) -> Any:
+    """A copy of ``value`` with its batch reversed: an array whose axis 0 has ``batch`` positions reversed, one
+    without it copied, a tuple (several inputs or outputs) item by item; None for anything else (or no batch)."""
+    if batch is None:
+        return None
+    if type(value) is tuple:
+        items = [None if v is None else _flipped(v, batch) for v in value]
+        return None if any(f is None and v is not None for f, v in zip(items, value, strict=True)) else tuple(items)
+    if isinstance(value, np.ndarray):
+        return value[::-1].copy() if value.ndim >= 1 and value.shape[0] == batch else value.copy()
+    return None
+
+
+def _differences(y: Any, y0: Any) -> Any:
+    """The output ``y`` minus ``y0`` (float arrays; others, which must be the same, None), item by item for several;
+    None when they do not match."""
+    if type(y0) is tuple:
+        if type(y) is not tuple or len(y) != len(y0):
+            return None
+        items = [_differences(a, b) for a, b in zip(y, y0, strict=True)]
+        return None if any(d is None and isinstance(b, np.ndarray) and b.dtype.kind == "f"
+                           for d, b in zip(items, y0, strict=True)) else tuple(items)
+    if not (isinstance(y, np.ndarray) and isinstance(y0, np.ndarray) and y.shape == y0.shape):
+        return None
+    return y - y0 if y0.dtype.kind == "f" and y.dtype.kind == "f" else None
+
+
+def _equivariant(y: Any, expected: Any, rel: float) -> bool:
+    """Whether the output ``y`` is ``expected`` (the checked point's output, its batch reversed) to round-off: the
+    same structure, shapes and dtypes, finite float arrays within ``rel`` times their largest value, others
+    equal."""
+    if type(expected) is tuple:
+        return type(y) is tuple and len(y) == len(expected) and all(
+            _equivariant(a, b, rel) for a, b in zip(y, expected, strict=True))
+    if expected is None or not isinstance(y, np.ndarray) or y.shape != expected.shape or y.dtype != expected.dtype:
+        return expected is None and y is None
+    if y.dtype.kind != "f":
+        return bool(np.array_equal(y, expected))
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(expected))):
+        return False
+    return bool(np.max(np.abs(y - expected), initial=0.0) <= rel * np.max(np.abs(expected), initial=0.0))
 
 
 def _batch_of(x: Any) -> int | None:
@@ -1078,6 +1126,7 @@ class GradientChecker:
             # backward as a matter of course: noise beside that failure; said only where backward is right)
             if not r.passed:
                 r.notes = [n for n in r.notes if not n.startswith("backward_params disagrees with backward for ")]
+        reversed_batch_verdicts(tensors, results)
         return results
 
     def _point_at_the_cause(self, report: GradientReport, loss: Any, work: Layer, x: Any, y0: Any, targets: Any,
@@ -1472,7 +1521,9 @@ class GradientChecker:
                 return
 
     # ------------------------------------------------------------------ analytic side
-    def _backward(self, program: Program, work: Layer) -> tuple[float, Any]:
+    def _backward(self, program: Program, work: Layer) -> tuple[float, Any, Any, Any]:
+        """A forward and backward at the checked point, after a forward on the batch reversed: the cost, what
+        backward returned, and copies of the output and of the upstream gradient it was given."""
         # a forward on other data first: a backward must use its own forward's cache, not the one before
         program.reset()
         with contextlib.suppress(Exception), _quiet(True):
@@ -1481,8 +1532,113 @@ class GradientChecker:
         program.reset()
         y = work.forward(program.x)
         f = program.cost(y)
-        dx = work.backward(program.upstream())
-        return f, dx
+        upstream = program.upstream()
+        kept = copy_value(y), copy_value(upstream)  # (before the backward, which must not change them)
+        dx = work.backward(upstream)
+        return f, dx, *kept
+
+    def _check_reversed_batch(self, program: Program, work: Layer, tensors: list[_Tensor], y: Any,
+                              upstream: Any) -> None:
+        """Find each tensor whose backward is not batch-permutation consistent: its words (see
+        :func:`.findings.reversed_batch_problem`) in ``t.reversed_batch``, for its result.
+
+        A forward on the batch reversed, then a backward with the upstream gradient reversed (``y`` and
+        ``upstream``: the output and the upstream gradient at the checked point).  Where the forward is
+        equivariant -- its outputs on the reversed batch are the reversed outputs, near the point too (a
+        per-sample layer, a batch norm; not a dropout's draws, a time-major sequence, a layer mixing the
+        positions of axis 0) --, the exact parameter gradients are the checked point's and the input gradient is
+        the reversed one.  A backward that reads a cache made at an earlier forward (once, at the first; or kept
+        from another call) gives others, whatever the checked point's gradients are: the check at that point
+        alone passes when the cache happens to hold it (the user ran ``model(x)`` on the same ``x``).
+
+        Equivariance is asked of the outputs at the point (within 1e-10 of their largest value) and, per
+        tensor, of the outputs' change when that tensor alone moves by ``eps`` (a step as the checker's) in a
+        random Gaussian direction (within 1e-6 of the change): a parameter that acts per position of axis 0 (a
+        bias of the batch's shape) breaks it for its own gradient only, however small it is, and a saturated
+        output that hides a broken one at the point shows it in its change.  A tensor that fails this is not compared;
+        all are skipped for a batch of one sample, an output or upstream gradient that is no array (or tuple of
+        them), a model that refuses the reversed batch or a moved tensor, or a layer computing at float16.  Two
+        forwards per tensor, one more forward and a backward; not counted as cost evaluations.  The state
+        (generators, buffers, the tensors' values) is put back and the gradients zeroed."""
+        batch = _batch_of(program.x)
+        loss_names = {name for name, _ in self._loss_params}
+        live = [t for t in tensors if t.analytic is not None and not t.frozen and not t.problems
+                and t.name not in loss_names and t.array.flags.writeable]
+        x = program.x
+        decoy, y_flipped, up_flipped = _flipped(x, batch), _flipped(y, batch), _flipped(upstream, batch)
+        if batch is None or batch < 2 or not live or decoy is None or y_flipped is None or up_flipped is None:
+            return
+        params = dict(work.named_parameters())
+        if program.loss is not None:  # (a parameter the loss's backward adds to, weight decay: not the model's alone)
+            try:
+                _zero_grad(work, self._loss_params)
+                program.cost(y)
+                program.upstream()
+                touched = {name for name, p in params.items() if np.any(p.grad)}
+            except Exception:
+                return
+            finally:
+                _zero_grad(work, self._loss_params)
+            live = [t for t in live if t.name not in touched]
+        rng = np.random.default_rng([self.seed, 31])
+
+        def forward(value: Any) -> Any:
+            program.reset()
+            return work.forward(value)
+
+        again: dict[str, np.ndarray | None] = {}
+        try:
+            with _quiet(True):
+                y_again = forward(decoy)
+                if not _equivariant(y_again, y_flipped, 1e-10):
+                    return
+                equivariant = []
+                for t in live:
+                    saved = t.array.copy()
+                    # (Gaussian, not +-1 of one size: a direction that the reversal maps onto itself hides a
+                    # per-position parameter)
+                    direction = rng.standard_normal(saved.shape)
+                    try:
+                        t.array += direction * self.eps * np.maximum(np.abs(saved), 1.0)
+                        moved = _differences(forward(x), y)
+                        moved_again = _differences(forward(_flipped(x, batch)), y_again)
+                    finally:
+                        np.copyto(t.array, saved)
+                    if moved is not None and _equivariant(moved_again, _flipped(moved, batch), 1e-6):
+                        equivariant.append(t)
+                if not equivariant:
+                    return
+                _zero_grad(work, self._loss_params)
+                with _Recorder(work) as rec:
+                    forward(decoy)
+                dx = work.backward(up_flipped)
+            for t in equivariant:
+                if not is_input(t.name):
+                    again[t.name] = params[t.name].grad.copy() if t.name in params else None
+                    continue
+                g = dx if t.name == "input" else dx[int(t.name[6:-1])] \
+                    if isinstance(dx, (tuple, list)) and len(dx) == len(x) else None
+                again[t.name] = _flipped(np.asarray(g, dtype=np.float64), batch) if g is not None else None
+        except Exception:
+            return  # (the model refuses the reversed batch, or a moved tensor: nothing is said)
+        finally:
+            _zero_grad(work, self._loss_params)
+            program.reset()
+        # Round-off: float64 sums in another order; a layer computing at float32 allows for its precision.
+        low = [d for d in (array_precision(c.y) for c in rec.calls) if d is not None]
+        rel = max([1e-5] + [1e5 * unit_round_off(d) for d in low])
+        if rel >= 0.1:
+            return
+        floor = rel * max(float(np.max(np.abs(t.analytic), initial=0.0)) for t in live if t.analytic is not None)
+        owners = dict(work.named_layers())
+        for t in equivariant:
+            got = again.get(t.name)
+            if t.analytic is None or got is None:
+                continue
+            path = t.name.rpartition(".")[0]
+            owner = None if is_input(t.name) else layer_label(path, owners.get(path, work))
+            problem = reversed_batch_problem(t.name, owner, t.analytic, got, rel, floor)
+            t.reversed_batch = problem
 
     def _analytic(self, program: Program, work: Layer, x: Any, problems: list[str], chosen: set[str] | None,
                   checked: list[bool]) -> list[_Tensor]:
@@ -1493,13 +1649,13 @@ class GradientChecker:
         if chosen is not None:  # with params=, the others are not perturbed; their backward still runs
             params = [(name, p) for name, p in params if name in chosen]
         _zero_grad_poisoned(work, self._loss_params)
-        cost, dx = self._backward(program, work)
+        cost, dx, y, upstream = self._backward(program, work)
         dx = copy_value(dx) if dx is not None else None
         # a frozen parameter whose backward wrote no gradient (as the built-in layers do) has none to check
         frozen = [not p.requires_grad and not p.has_grad for _, p in params]
         first = [p.grad.copy() for _, p in params]
         # the accumulation contract: a second backward must add the same gradient again
-        _, dx2 = self._backward(program, work)
+        _, dx2, _, _ = self._backward(program, work)
         second = [p.grad.copy() for _, p in params]
         stage_of = program.first_stage_of()
         # A loss's parameter changes the cost only, so only the last stage is run again for it.
@@ -1536,6 +1692,7 @@ class GradientChecker:
         if any(checked):
             tensors[:0] = _input_tensors(x, dx, dx2, checked)
             problems.extend(_input_problems(x, dx, checked))
+        self._check_reversed_batch(program, work, tensors, y, upstream)
         _zero_grad(work, self._loss_params)
         return tensors
 

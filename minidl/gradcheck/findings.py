@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from .checker import _Call, _FirstPass, _Tensor
 
 __all__ = ["called_twice", "caveats", "contract_problems", "dtype_notes", "loss_hidden_notes", "name_repeated_indices",
-           "name_swapped", "plain_arrays", "repeated_index", "result_notes", "shared_factor", "unregistered"]
+           "name_swapped", "plain_arrays", "repeated_index", "result_notes", "reversed_batch_problem",
+           "reversed_batch_verdicts", "shared_factor",
+           "unregistered"]
 
 
 def caveats(model: Layer, failing: Sequence[str]) -> list[str]:
@@ -259,6 +261,43 @@ def contract_problems(in_place: _Call | None, first_pass: _FirstPass) -> list[st
             "layer contract: never modify grad_output; a model that uses it again, as Residual does for "
             "its skip path, then gets wrong gradients). Write dx = grad_output * s, not grad_output *= s")
     return problems
+
+
+def reversed_batch_problem(name: str, owner: str | None, expected: np.ndarray, again: np.ndarray, rel: float,
+                           floor: float) -> str | None:
+    """The problem of the tensor ``name`` whose gradient after a forward on the batch reversed, and a backward with
+    the upstream gradient reversed, is ``again`` (an input's reversed back), where its gradient at the checked
+    point is ``expected``: for a forward whose outputs were the reversed ones the two are equal, to round-off.
+    They differ when more than ``rel`` times the larger of the tensor's largest gradient and ``floor`` (a share of
+    the largest gradient of any tensor: a gradient that cancels to ~0 holds round-off of its terms' size), or None.
+    ``owner``: the label of the layer holding the tensor (None for an input)."""
+    if again.shape != expected.shape or not (np.all(np.isfinite(expected)) and np.all(np.isfinite(again))):
+        return None
+    largest = float(np.max(np.abs(expected), initial=0.0))
+    difference = float(np.max(np.abs(again - expected), initial=0.0))
+    if difference <= rel * max(largest, floor):
+        return None
+    who = f"the backward of {owner}" if owner is not None else "a backward"
+    return (f"the backward after a forward on the batch reversed gave another dCost/d{name} than the reversed "
+            f"batch's own (max |difference| {difference:.2e}, largest gradient {largest:.2e}), though the forward's "
+            f"outputs were the reversed ones: {who} reads something an earlier forward left (a cache made once, "
+            "or kept from another call), not what its own forward computed; training is then wrong from the "
+            "second batch on")
+
+
+def reversed_batch_verdicts(tensors: Sequence[_Tensor], results: Sequence[TensorResult]) -> None:
+    """Put each tensor's batch-permutation words (:func:`reversed_batch_problem`) on its result: a problem that fails
+    a tensor its differences pass (the stale cache held the checked point's values), a note beside a failure of its
+    own (which has its diagnosis: a backward whose result depends on the order of the batch, ``grad[idx] += v``
+    with repeated indices, differs too)."""
+    for t, r in zip(tensors, results, strict=True):
+        if t.reversed_batch is None:
+            continue
+        if r.passed:
+            r.problems.append(t.reversed_batch)
+            r.passed = False
+        else:
+            r.notes.append(t.reversed_batch)
 
 
 def name_swapped(tensors: Sequence[_Tensor], results: Sequence[TensorResult]) -> None:
