@@ -60,6 +60,7 @@ from .losses import (
 from .model import _spread_inputs_refused_first
 from .optim import Optimizer
 from .parameter import Parameter
+from .pass_caches import _caches_kept, _pass_owners, _rebound
 from .schedulers import LRScheduler, ReduceLROnPlateau
 from .side_state import calls, restore, saved, state_of
 from .validation import as_array, cast_targets, is_finite, is_integer, is_number, user_stacklevel
@@ -361,35 +362,6 @@ class History:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _pass_owners(model: Layer, loss: Any = None) -> list[Any]:
-    """Where forward passes keep what their backward needs: the layers of ``model`` and, with ``loss``, the
-    loss and the losses and layers it holds (those layers' layers), each once."""
-    owners: dict[int, Any] = {id(layer): layer for layer in model.layers()}
-    if loss is not None:
-        held = [loss, *(v for _, v in _held_objects(loss) if isinstance(v, (Layer, Loss)))]
-        for v in held:
-            owners.update((id(o), o) for o in (v.layers() if isinstance(v, Layer) else [v]))
-    return [owner for owner in owners.values() if hasattr(owner, "__dict__")]
-
-
-def _rebound(owner: Any, before: Mapping[str, Any], added: bool = False) -> list[tuple[str, Any]]:
-    """``(name, value before)`` for each attribute of ``owner`` that was in ``before`` (its ``__dict__`` then)
-    and is bound to another object now: what passes rebound since (``self._x = x``).  Not ``training``, nor a
-    registered attribute (a parameter, a buffer, a generator, a layer), nor a container's ``_pass_state``
-    (its callers put that back themselves), nor one deleted since, nor what changed in place.  ``added``: also
-    those bound since over a default of the class (``_argmax: np.ndarray | None = None`` in its body), with
-    that default as the value before."""
-    now = vars(owner)
-    registered = [getattr(owner, name, {}) for name in ("_buffers", "_parameters", "_generators", "_layers")]
-    own = getattr(owner, "_pass_state", ())
-    found = [(key, value) for key, value in before.items() if now.get(key, value) is not value]
-    if added:
-        cls = type(owner)
-        found += [(key, getattr(cls, key)) for key in now if key not in before and hasattr(cls, key)]
-    return [(key, value) for key, value in found
-            if key != "training" and key not in own and not any(key in registry for registry in registered)]
-
-
 def _holds_array(value: Any, depth: int = 4) -> bool:
     """Whether ``value`` is an ndarray, or a tuple, list or dict holding one (in nested ones too, ``depth``
     deep): a batch's activations.  Not what other objects hold."""
@@ -400,29 +372,6 @@ def _holds_array(value: Any, depth: int = 4) -> bool:
     if depth and isinstance(value, dict):
         return any(_holds_array(item, depth - 1) for item in value.values())
     return False
-
-
-@contextmanager
-def _caches_kept(model: Layer, loss: Any = None) -> Iterator[None]:
-    """Put back, afterwards, every attribute that forward passes rebound in the layers, in the loss and in
-    the losses and layers it holds: a forward cache, ``self._x = x``; and a container's record of its
-    last pass (``_pass_state``: a ``Sequential``'s failed layer).  Not an attribute that was None (a
-    lazy layer's size found at its first forward), nor a registered one (a buffer: state a forward
-    keeps on purpose, which ``state_dict`` saves), nor what changed in place (a list appended to).  So
-    that ``predict`` and ``evaluate`` between a training forward and its backward leave that backward
-    differentiating the training forward, as PyTorch's eval-mode predictions leave its graph."""
-    saved = [(owner, dict(vars(owner)), [(name, getattr(owner, name)) for name in getattr(owner, "_pass_state", ())])
-             for owner in _pass_owners(model, loss)]
-    try:
-        yield
-    finally:
-        for owner, before, pass_state in saved:
-            now = vars(owner)
-            for key, value in _rebound(owner, before):
-                if value is not None:
-                    now[key] = value
-            for name, value in pass_state:
-                object.__setattr__(owner, name, value)
 
 
 def _caches_before(model: Layer, loss: Any) -> list[tuple[Any, dict[str, Any]]]:

@@ -29,6 +29,7 @@ from ..layers.reshape import Identity
 from ..losses import _ATOMS, Loss, _entries, _held_objects, named_loss_parameters
 from ..model import LayerList, Sequential
 from ..parameter import Parameter
+from ..pass_caches import _caches_kept
 from ..validation import checked_setting
 from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
@@ -864,9 +865,12 @@ class GradientChecker:
             # the check calls copies, thousands of times: a failed call's putting back (side_state) is not
             # needed on them, and the snapshot above covers the user's objects
             side_state.calls.saved = True
-            report = self._run()
-            if report.passed and self._blind and not self._moved:
-                self._check_moved(report)
+            # a layer or loss checked in place (a __deepcopy__ returning itself) gets the user's caches back, its
+            # forward's self._x, not the check's last evaluation point in float64 (also when the check raises)
+            with _caches_kept(self.model, self.loss):
+                report = self._run()
+                if report.passed and self._blind and not self._moved:
+                    self._check_moved(report)
         except Exception as error:
             _add_note(error, f"(raised during GradientChecker.run on {type(self.model).__name__}; "
                              "the check runs on a copy, so your model is unchanged)")
