@@ -112,3 +112,63 @@ def test_a_loss_checked_in_place_keeps_the_users_forward_cache() -> None:
     md.GradientChecker(model, inputs=x, loss=loss, targets=t + 0.5).run()
     assert loss._d is cache
     np.testing.assert_array_equal(loss.backward(), cache / cache.size)
+
+
+# ---------------------------------------------------------------------------------------------- float32 given
+class F32Bug(md.Layer):
+    """y = x @ W, whose backward is wrong only when W is float32: the float64 copy the check runs on passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.linspace(0.5, 1.5, 9).reshape(3, 3))
+        self._x: np.ndarray | None = None
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x @ self.W.data
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        assert self._x is not None
+        dW = self._x.T @ grad_output
+        if self.W.data.dtype == np.float32:
+            dW = dW * 1.1
+        self.W.grad += dW
+        return grad_output @ self.W.data.T
+
+
+COPY_NOTE = ("the check ran on a float64 copy, so code that runs only in float32 (a branch on the dtype, a cast) was "
+             "not run; check it by comparing the backward in that dtype with the float64 one "
+             "(docs/gradient-checker.md, \"In tests\")")
+
+
+def _copy_notes(report: md.GradientReport) -> list[str]:
+    return [note for note in report.notes if "float64 copy" in note]
+
+
+def test_a_float32_model_is_said_to_be_checked_as_a_float64_copy() -> None:
+    report = md.GradientChecker(F32Bug().astype(np.float32)).run()
+    assert report.passed  # (the float32 branch is not run: the documented design, which the note says)
+    assert _copy_notes(report) == [f"the model's parameters are float32: {COPY_NOTE}"]
+    assert f"note: the model's parameters are float32: {COPY_NOTE}" in str(report)
+
+
+def test_float32_inputs_to_a_float64_model_are_said_too() -> None:
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    report = md.GradientChecker(F32Bug(), inputs=x).run()
+    assert _copy_notes(report) == [f"the inputs are float32: {COPY_NOTE}"]
+    report = md.GradientChecker(md.Sequential(md.Dense(3, 2, rng=0, dtype=np.float32)), inputs=x).run()
+    assert _copy_notes(report) == [f"the model's parameters are float32 and the inputs are float32: {COPY_NOTE}"]
+    several = md.GradientChecker(F32Bug(), inputs=[[1.0, 2.0, 3.0]]).run()  # (a list: float64)
+    assert _copy_notes(several) == []
+
+
+def test_a_float64_model_and_inputs_get_no_such_note() -> None:
+    assert _copy_notes(md.GradientChecker(F32Bug()).run()) == []
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    assert _copy_notes(md.GradientChecker(md.Sequential(md.Dense(3, 2, rng=0)), inputs=x).run()) == []
+    # integer indices are no floating input
+    emb = md.Sequential(md.Embedding(5, 3, rng=0))
+    assert _copy_notes(md.GradientChecker(emb, inputs=np.array([[0, 1], [2, 4]])).run()) == []

@@ -1074,10 +1074,22 @@ class GradientChecker:
         return targets
 
     def _scope_notes(self, batch: int | None, every: list[str], chosen: set[str] | None) -> list[str]:
-        """Notes on what the check's scope leaves untested: a batch of one sample (a sum and a mean over the batch
-        are then the same; said on the whole model's first check only), and the parameters ``params=`` left out
-        (``every``: all the parameter names, ``chosen``: those checked, None for every one)."""
+        """Notes on what the check's scope leaves untested: a model or inputs given below (or above) float64 (the
+        check runs on a float64 copy, so code run only in their dtype is not), a batch of one sample (a sum and a
+        mean over the batch are then the same; said on the whole model's first check only), and the parameters
+        ``params=`` left out (``every``: all the parameter names, ``chosen``: those checked, None for every one)."""
         notes = []
+        given = () if self.inputs is None else self.inputs if type(self.inputs) is tuple else (self.inputs,)
+        found = {"the model's parameters": [p.data.dtype for p in self.model.parameters()],
+                 "the inputs": [a.dtype for a in given if isinstance(a, np.ndarray)]}
+        other = {what: sorted({d.name for d in dtypes if d.kind == "f" and d != np.float64})
+                 for what, dtypes in found.items()}
+        if any(other.values()) and not self._moved:
+            dtypes = sorted({d for names in other.values() for d in names})
+            said = " and ".join(f"{what} are {' and '.join(names)}" for what, names in other.items() if names)
+            notes.append(f"{said}: the check ran on a float64 copy, so code that runs only in {' or '.join(dtypes)} "
+                         "(a branch on the dtype, a cast) was not run; check it by comparing the backward in that "
+                         "dtype with the float64 one (docs/gradient-checker.md, \"In tests\")")
         if batch == 1 and self._whole_model and not self._moved:
             notes.append("the inputs hold one sample (a batch of N = 1): a sum and a mean over the batch are then the "
                          "same, so a backward that mixes them up (a 1/N missing or too many) cannot fail here; check "
