@@ -3,7 +3,7 @@ forward caches."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -172,3 +172,79 @@ def test_a_float64_model_and_inputs_get_no_such_note() -> None:
     # integer indices are no floating input
     emb = md.Sequential(md.Embedding(5, 3, rng=0))
     assert _copy_notes(md.GradientChecker(emb, inputs=np.array([[0, 1], [2, 4]])).run()) == []
+
+
+# ---------------------------------------------------------------------------------------------- layouts
+class Layouts(md.Layer):
+    """y = x @ W (x of shape (..., 3)); ``bug``: the backward is wrong only for an input that is not
+    C-contiguous.  Records the layout flags (C, F) of every input its forward gets, the checker's copies' too
+    (in the class: a deep copy shares it)."""
+
+    seen: ClassVar[list[tuple[bool, bool]]] = []
+
+    def __init__(self, bug: bool = False) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.linspace(0.5, 1.5, 9).reshape(3, 3))
+        self.bug = bug
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.seen.append((bool(x.flags.c_contiguous), bool(x.flags.f_contiguous)))
+        self._x = x
+        return x @ self.W.data
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        assert self._x is not None
+        x2, g2 = self._x.reshape(-1, 3), grad_output.reshape(-1, 3)
+        dW = x2.T @ g2
+        if self.bug and not self._x.flags.c_contiguous:
+            dW = dW * 1.1
+        self.W.grad += dW
+        return grad_output @ self.W.data.T
+
+
+def _strided(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return rng.standard_normal((*shape[:-1], 2 * shape[-1])).astype(dtype)[..., ::2]
+
+
+def _transposed(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.swapaxes(rng.standard_normal((shape[1], shape[0], *shape[2:])).astype(dtype), 0, 1)
+
+
+def _fortran(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.asfortranarray(rng.standard_normal(shape).astype(dtype))
+
+
+def test_a_backward_wrong_only_for_a_strided_input_fails_when_given_one() -> None:
+    x = np.random.default_rng(0).standard_normal((4, 6))[:, ::2]
+    given = x.copy()
+    layer = Layouts(bug=True)
+    report = md.GradientChecker(layer, inputs=x).run()
+    assert not report.passed
+    assert report["W"].status == "FAIL"
+    assert "analytic = 1.1 x numerical" in (report["W"].diagnosis or "")
+    assert report["input"].passed
+    np.testing.assert_array_equal(x, given)  # (the given view is untouched)
+
+
+@pytest.mark.parametrize("make", [_strided, _transposed, _fortran])
+@pytest.mark.parametrize("shape", [(4, 3), (2, 5, 3), (1, 3)])
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_correct_layer_passes_with_the_layout_given_and_keeps_it(make: Any, shape: tuple[int, ...], seed: int,
+                                                                   dtype: Any) -> None:
+    x = make(np.random.default_rng(seed), shape, dtype)
+    assert x.dtype == dtype
+    flags = (bool(x.flags.c_contiguous), bool(x.flags.f_contiguous))
+    given, strides = x.copy(), x.strides
+    layer = Layouts()
+    Layouts.seen = []
+    report = md.GradientChecker(layer, inputs=x, seed=seed).run()
+    assert report.passed, str(report)
+    assert report["input"].checked == x.size and report["W"].checked == 9
+    np.testing.assert_array_equal(x, given)
+    assert x.strides == strides
+    # the check's forwards at the point and around it get the input in the layout class given; those on other
+    # data may not: three on the batch reversed (the first forward's, and one before each analytic backward), and
+    # a float32 input's precision probe (moved off float32 values)
+    assert len(Layouts.seen) > 20 and Layouts.seen.count(flags) >= len(Layouts.seen) - 4, (flags, Layouts.seen)

@@ -171,9 +171,18 @@ def _quiet(quiet: bool) -> Any:
 
 
 def _own_copy(value: Any) -> np.ndarray:
-    """A given input as the checker's own array: a copy, floats in float64."""
-    x = np.array(value, copy=True)
-    return x.astype(np.float64) if x.dtype.kind == "f" else x
+    """A given input as the checker's own array: a copy, floats in float64, in the layout class it was given, so
+    that a backward that depends on it is checked as it is called: the same axis order (a transposed or
+    Fortran-order input stays so), and for one neither C- nor F-contiguous (a strided view, ``x[:, ::2]``) a
+    view with gaps into a fresh array twice its size, contiguous neither."""
+    given = np.asarray(value)
+    x = np.array(given, dtype=np.float64 if given.dtype.kind == "f" else given.dtype, order="K", copy=True)
+    if given.flags.c_contiguous or given.flags.f_contiguous or x.dtype.hasobject:
+        return x
+    wide = np.empty(2 * x.size, dtype=x.dtype)
+    gapped = np.lib.stride_tricks.as_strided(wide, x.shape, tuple(2 * s for s in x.strides))
+    gapped[...] = x
+    return gapped
 
 
 def _reversed(x: Any) -> Any:
