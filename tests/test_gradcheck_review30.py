@@ -248,3 +248,83 @@ def test_a_correct_layer_passes_with_the_layout_given_and_keeps_it(make: Any, sh
     # data may not: three on the batch reversed (the first forward's, and one before each analytic backward), and
     # a float32 input's precision probe (moved off float32 values)
     assert len(Layouts.seen) > 20 and Layouts.seen.count(flags) >= len(Layouts.seen) - 4, (flags, Layouts.seen)
+
+
+# ---------------------------------------------------------------------------------------------- grad_output ignored
+class Lin(md.Layer):
+    """y = x @ W + b; ``bug``: "ones" (dW computed from ones, not grad_output), "half" (from 0.5s), "dx_ones" (dx
+    computed from ones), "twice" (dW doubled), or None.  Counts its backward calls (in the class: the checker's
+    copies' too)."""
+
+    backward_calls = 0
+
+    def __init__(self, bug: str | None = None) -> None:
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.W = md.Parameter(rng.normal(size=(3, 3)))
+        self.b = md.Parameter(rng.normal(size=(3,)))
+        self.bug = bug
+        self._x: np.ndarray | None = None
+
+    def input_shape_hint(self) -> tuple[int, ...]:
+        return (3,)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return x @ self.W.data + self.b.data
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        Lin.backward_calls += 1
+        assert self._x is not None
+        g = grad_output
+        dW = self._x.T @ (np.ones_like(g) if self.bug == "ones" else np.full_like(g, 0.5) if self.bug == "half" else g)
+        if self.bug == "twice":
+            dW = 2 * dW
+        self.W.grad += dW
+        self.b.grad += g.sum(0)
+        return (np.ones_like(g) if self.bug == "dx_ones" else g) @ self.W.data.T
+
+
+IGNORED = "the backward ignores its grad_output: this gradient does not change when grad_output is doubled"
+
+
+def test_a_backward_that_uses_ones_for_grad_output_is_diagnosed() -> None:
+    report = md.GradientChecker(Lin("ones")).run()
+    assert not report.passed and report["W"].failed and report["b"].passed and report["input"].passed
+    assert report["W"].diagnosis == f"{IGNORED} (it computes as if grad_output were all ones)"
+    assert f"  W: diagnosis: {IGNORED} (it computes as if grad_output were all ones)" in str(report)
+    # with a loss too: its gradient is the upstream one
+    with_loss = md.GradientChecker(md.Sequential(Lin("ones")), loss=md.MSELoss()).run()
+    assert with_loss["0.W"].diagnosis == f"{IGNORED} (it computes as if grad_output were all ones)"
+    # in the middle of a model: the layers before it get a right grad_output and pass
+    deep = md.GradientChecker(md.Sequential(md.Dense(3, 3, rng=1), md.Tanh(), Lin("ones"), md.Tanh())).run()
+    assert [r.name for r in deep.results if not r.passed] == ["2.W"]
+    assert deep["2.W"].diagnosis == IGNORED  # (the Tanh after it: its grad_output is not the cost's all ones)
+
+
+def test_an_input_gradient_that_ignores_grad_output_is_diagnosed() -> None:
+    report = md.GradientChecker(Lin("dx_ones")).run()
+    assert report["input"].diagnosis == f"{IGNORED} (it computes as if grad_output were all ones)"
+    assert report["W"].passed and report["W"].diagnosis is None
+
+
+def test_a_backward_that_ignores_grad_output_otherwise_is_said_without_the_ones() -> None:
+    report = md.GradientChecker(Lin("half")).run()
+    assert report["W"].diagnosis == IGNORED  # (from 0.5s: not as if grad_output were all ones)
+
+
+def test_other_bugs_and_right_backwards_are_not_said_to_ignore_grad_output() -> None:
+    twice = md.GradientChecker(Lin("twice")).run()
+    assert twice["W"].diagnosis is not None and twice["W"].diagnosis.startswith("constant factor over the whole tensor")
+    assert "grad_output" not in str(twice)
+
+
+def test_a_passing_check_runs_no_more_backward_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    Lin.backward_calls = 0
+    report = md.GradientChecker(Lin()).run()
+    assert report.passed
+    calls, evaluations = Lin.backward_calls, report.evaluations
+    monkeypatch.setattr(md.GradientChecker, "_upstream_ignored", lambda *args: None)
+    Lin.backward_calls = 0
+    again = md.GradientChecker(Lin()).run()
+    assert (Lin.backward_calls, again.evaluations) == (calls, evaluations)

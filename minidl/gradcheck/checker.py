@@ -33,7 +33,7 @@ from ..pass_caches import _caches_kept
 from ..validation import checked_setting
 from . import settings as _settings
 from ._state import LayerSnapshot, copy_value, same
-from .diagnosis import factor_words, is_input
+from .diagnosis import factor_words, ignored_upstream, is_input
 from .elements import REL_FLOOR, STAGE_A, ElementCheck
 from .findings import (
     called_twice,
@@ -1027,6 +1027,7 @@ class GradientChecker:
         report.problems.extend(contract_problems(in_place, first_pass))
         name_swapped(tensors, results)
         name_repeated_indices(work, tensors, results, x, calls)
+        self._upstream_ignored(program, work, tensors, results, from_loss)
         # A shared factor is looked for only when every tensor fails: a factor in a middle layer's
         # grad_output leaves the layers after it right, and would point at that layer, not at the loss.
         judged = [r for r in results if r.mode != "frozen" and r.name not in from_loss]
@@ -1108,6 +1109,65 @@ class GradientChecker:
             notes.append(f"params= chose {', '.join(repr(name) for name in self.params or ()) or 'no parameter'}: "
                          f"the parameter(s) {', '.join(repr(name) for name in left)} were not checked")
         return notes
+
+    def _upstream_ignored(self, program: Program, work: Layer, tensors: list[_Tensor], results: list[TensorResult],
+                          from_loss: Collection[str]) -> None:
+        """Whether the backward ignores its grad_output, for each of the model's tensors with failing elements
+        (:func:`.diagnosis.ignored_upstream`, said before the tensor's diagnosis): two more backward passes at the
+        point, with the cost's upstream gradient as it is and doubled, and for a tensor whose gradient did not
+        change, two forwards along a random direction (the slope of ``sum(output)``: as if grad_output were all
+        ones?).  Nothing runs when no tensor fails; a pass that raises says nothing."""
+        by_name = {r.name: r for r in results}
+        failing = [t for t in tensors if t.analytic is not None and not t.frozen and t.name not in from_loss
+                   and t.name in by_name and by_name[t.name].failed]
+        if not failing:
+            return
+        params = dict(work.named_parameters())
+        rng = np.random.default_rng([self.seed, 31])
+
+        def gradients(scale: float) -> list[np.ndarray]:
+            program.reset()
+            _zero_grad(work, self._loss_params)
+            with _quiet(True):
+                program.cost(work.forward(program.x))
+                g = program.upstream()
+                upstream: Any = tuple(None if a is None else scale * a for a in g) if type(g) is tuple else scale * g
+                dx = work.backward(upstream)
+            program.evaluations += 1  # (one forward and backward: counted as a cost evaluation)
+            return [np.array(params[t.name].grad if not is_input(t.name) else dx if t.name == "input"
+                             else dx[int(t.name[6:-1])], dtype=np.float64) for t in failing]
+
+        def ones_slopes(t: _Tensor, analytic: np.ndarray) -> tuple[float, float] | None:
+            saved = t.array.copy()
+            d = rng.standard_normal(saved.shape) * np.maximum(np.abs(saved), 1.0)
+            sums = []
+            try:
+                for step in (1e-6, -1e-6):
+                    np.copyto(t.array, saved + step * d)
+                    program.reset()
+                    with _quiet(True):
+                        y = work.forward(program.x)
+                    program.evaluations += 1
+                    if not (isinstance(y, np.ndarray) and y.dtype.kind == "f"):
+                        return None
+                    sums.append(float(np.sum(y)))
+            finally:
+                np.copyto(t.array, saved)
+            return float(np.sum(analytic * d)), (sums[0] - sums[1]) / 2e-6
+
+        try:
+            once, twice = gradients(1.0), gradients(2.0)
+            words = [ignored_upstream(a, a2, ones_slopes(t, a) if ignored_upstream(a, a2, None) else None)
+                     for t, a, a2 in zip(failing, once, twice, strict=True)]
+        except Exception:
+            return
+        finally:
+            _zero_grad(work, self._loss_params)
+            program.reset()
+        for t, said in zip(failing, words, strict=True):
+            if said is not None:
+                r = by_name[t.name]
+                r.diagnosis = f"{said}; {r.diagnosis}" if r.diagnosis else said
 
     def _check_tensors(self, program: Program, tensors: list[_Tensor], f0: float, batch: int | None,
                        culprits: _Culprits) -> list[TensorResult]:

@@ -302,6 +302,22 @@ def _shared_factor(g: _Gradients, factor: str) -> str | None:
     return f"the {int(np.sum(g.bad))} failing elements share one factor{factor}"
 
 
+def ignored_upstream(analytic: np.ndarray, doubled: np.ndarray, ones: tuple[float, float] | None) -> str | None:
+    """The backward ignores its grad_output: the gradient it gives (``analytic``, at the point, for the cost's
+    upstream gradient R) is the one it gives for 2R (``doubled``), where a right backward, linear in grad_output,
+    gives twice it.  ``ones``: the gradient's slope along a random direction and the numerical slope there of
+    ``sum(output)``, the cost whose grad_output is all ones; when they agree, it computes as if grad_output were
+    (``np.ones_like(grad_output)`` where ``grad_output`` is due).  None when it followed R, or is all 0.  The
+    checker runs those passes only for a tensor that fails (:meth:`.GradientChecker._upstream_ignored`)."""
+    if analytic.shape != doubled.shape or not np.any(analytic) or not np.all(np.isfinite(analytic)):
+        return None
+    if not np.all(np.abs(doubled - analytic) <= 1e-9 * float(np.max(np.abs(analytic)))):
+        return None
+    as_ones = ones is not None and abs(ones[0] - ones[1]) <= 1e-4 * max(abs(ones[0]), abs(ones[1]))
+    return ("the backward ignores its grad_output: this gradient does not change when grad_output is doubled"
+            + (" (it computes as if grad_output were all ones)" if as_ones else ""))
+
+
 def flat_words(names: list[str], sampled: Sequence[str] = (), low_precision: bool = False) -> str:
     """The note on tensors whose every checked derivative is exactly 0, analytic and numerical (status ``"flat"``):
     the cost does not depend on them, at least not at this point, so nothing of their backward was tested.
