@@ -171,13 +171,18 @@ def _quiet(quiet: bool) -> Any:
 
 
 def _own_copy(value: Any) -> np.ndarray:
-    """A given input as the checker's own array: a copy, floats in float64, in the layout class it was given, so
-    that a backward that depends on it is checked as it is called: the same axis order (a transposed or
-    Fortran-order input stays so), and for one neither C- nor F-contiguous (a strided view, ``x[:, ::2]``) a
-    view with gaps into a fresh array twice its size, contiguous neither."""
+    """A given input as the checker's own array: a copy, floats in float64, in the layout class it was given
+    (:func:`_in_layout`), so that a backward that depends on it is checked as it is called."""
     given = np.asarray(value)
-    x = np.array(given, dtype=np.float64 if given.dtype.kind == "f" else given.dtype, order="K", copy=True)
-    if given.flags.c_contiguous or given.flags.f_contiguous or x.dtype.hasobject:
+    return _in_layout(given.astype(np.float64, copy=False) if given.dtype.kind == "f" else given, given)
+
+
+def _in_layout(values: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """A copy of ``values`` (``pattern``'s shape) in the layout class of ``pattern``: the same axis order (a
+    transposed or Fortran-order input stays so), and for one neither C- nor F-contiguous (a strided view,
+    ``x[:, ::2]``) a view with gaps into a fresh array twice its size, contiguous neither."""
+    x = np.array(values, order="K", copy=True)
+    if pattern.flags.c_contiguous or pattern.flags.f_contiguous or x.dtype.hasobject:
         return x
     wide = np.empty(2 * x.size, dtype=x.dtype)
     gapped = np.lib.stride_tricks.as_strided(wide, x.shape, tuple(2 * s for s in x.strides))
@@ -186,8 +191,13 @@ def _own_copy(value: Any) -> np.ndarray:
 
 
 def _reversed(x: Any) -> Any:
-    """An input with its batch reversed (a copy), or a copy of it if it has no batch axis."""
-    return x[::-1].copy() if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
+    """An input with its batch reversed (a copy in its layout class), or a copy of it if it has no batch axis."""
+    return _in_layout(x[::-1], x) if isinstance(x, np.ndarray) and x.ndim >= 1 else copy_value(x)
+
+
+def _input_gradient(dx: Any, name: str) -> Any:
+    """The gradient of the input ``name`` (``"input"``, or ``"input[i]"`` of several) in what a backward returned."""
+    return dx if name == "input" else dx[int(name[len("input["):-1])]
 
 
 def _flipped(value: Any, batch: int | None) -> Any:
@@ -199,7 +209,7 @@ def _flipped(value: Any, batch: int | None) -> Any:
         items = [None if v is None else _flipped(v, batch) for v in value]
         return None if any(f is None and v is not None for f, v in zip(items, value, strict=True)) else tuple(items)
     if isinstance(value, np.ndarray):
-        return value[::-1].copy() if value.ndim >= 1 and value.shape[0] == batch else value.copy()
+        return _in_layout(value[::-1], value) if value.ndim >= 1 and value.shape[0] == batch else value.copy()
     return None
 
 
@@ -1123,7 +1133,7 @@ class GradientChecker:
         if not failing:
             return
         params = dict(work.named_parameters())
-        rng = np.random.default_rng([self.seed, 31])
+        rng = np.random.default_rng([self.seed, 37])
 
         def gradients(scale: float) -> list[np.ndarray]:
             program.reset()
@@ -1134,8 +1144,8 @@ class GradientChecker:
                 upstream: Any = tuple(None if a is None else scale * a for a in g) if type(g) is tuple else scale * g
                 dx = work.backward(upstream)
             program.evaluations += 1  # (one forward and backward: counted as a cost evaluation)
-            return [np.array(params[t.name].grad if not is_input(t.name) else dx if t.name == "input"
-                             else dx[int(t.name[6:-1])], dtype=np.float64) for t in failing]
+            return [np.array(_input_gradient(dx, t.name) if is_input(t.name) else params[t.name].grad,
+                             dtype=np.float64) for t in failing]
 
         def ones_slopes(t: _Tensor, analytic: np.ndarray) -> tuple[float, float] | None:
             saved = t.array.copy()
@@ -1701,8 +1711,8 @@ class GradientChecker:
                 if not is_input(t.name):
                     again[t.name] = params[t.name].grad.copy() if t.name in params else None
                     continue
-                g = dx if t.name == "input" else dx[int(t.name[6:-1])] \
-                    if isinstance(dx, (tuple, list)) and len(dx) == len(x) else None
+                g = _input_gradient(dx, t.name) if t.name == "input" or (
+                    isinstance(dx, (tuple, list)) and len(dx) == len(x)) else None
                 again[t.name] = _flipped(np.asarray(g, dtype=np.float64), batch) if g is not None else None
         except Exception:
             return  # (the model refuses the reversed batch, or a moved tensor: nothing is said)
@@ -2079,10 +2089,7 @@ class GradientChecker:
                     dx = work.backward(program.upstream())
                 program.evaluations += 1  # (one forward and backward: counted as a cost evaluation)
                 for t in live:
-                    if is_input(t.name):
-                        g = dx if t.name == "input" else dx[int(t.name[6:-1])]
-                    else:
-                        g = params[t.name].grad
+                    g = _input_gradient(dx, t.name) if is_input(t.name) else params[t.name].grad
                     values[t.name].append(np.array(g, dtype=np.float64, copy=True).reshape(t.array.shape))
         except Exception:
             return self._analytic_sigma  # (a layer refused the moved point: nothing is credited)
