@@ -307,7 +307,7 @@ def ignored_upstream(analytic: np.ndarray, doubled: np.ndarray, ones: tuple[floa
     upstream gradient R) is the one it gives for 2R (``doubled``), where a right backward, linear in grad_output,
     gives twice it.  ``ones``: the gradient's slope along a random direction and the numerical slope there of
     ``sum(output)``, the cost whose grad_output is all ones; when they agree, it computes as if grad_output were
-    (``np.ones_like(grad_output)`` where ``grad_output`` is due).  None when it followed R, or is all 0.  The
+    all ones (``np.ones_like(grad_output)`` where ``grad_output`` is due).  None when it followed R, or is all 0.  The
     checker runs those passes only for a tensor that fails (:meth:`.GradientChecker._upstream_ignored`)."""
     if analytic.shape != doubled.shape or not np.any(analytic) or not np.all(np.isfinite(analytic)):
         return None

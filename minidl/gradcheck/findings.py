@@ -289,13 +289,18 @@ def reversed_batch_verdicts(tensors: Sequence[_Tensor], results: Sequence[Tensor
     """Put each tensor's batch-permutation words (:func:`reversed_batch_problem`) on its result: a problem that fails
     a tensor its differences pass (the stale cache held the checked point's values), a note beside a failure of its
     own (which has its diagnosis: a backward whose result depends on the order of the batch, ``grad[idx] += v``
-    with repeated indices, differs too)."""
+    with repeated indices, differs too), and a note only for a tensor with elements skipped at kinks (samples
+    tied in a max over the batch: a right backward's subgradient may follow their order)."""
     for t, r in zip(tensors, results, strict=True):
         if t.reversed_batch is None:
             continue
-        if r.passed:
+        if r.passed and not r.skipped:
             r.problems.append(t.reversed_batch)
             r.passed = False
+        elif r.passed:  # elements at kinks: a right backward may pick between equal values by the batch's order
+            r.notes.append(f"{t.reversed_batch}; or, as {r.skipped} of its elements sit at kinks, the backward "
+                           "picks between equal values (a max over tied samples) by the batch's order, which is "
+                           "right: not failed for it")
         else:
             r.notes.append(t.reversed_batch)
 
