@@ -13,6 +13,7 @@ order are the same on every run.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import functools
@@ -209,8 +210,15 @@ class Layer:
             self._registered()
         else:
             self._unregister(name)
-            if isinstance(value, (list, tuple, dict, set, frozenset)):
+            if isinstance(value, _CONTAINERS):
                 _refuse_hidden_registrables(self, name, value)
+                object.__setattr__(self, name, value)  # (first: a setting's descriptor may refuse the value)
+                noted = self.__dict__.get("_plain_containers")  # (for the walks: see _refuse_hidden_since)
+                if noted is None:
+                    object.__setattr__(self, "_plain_containers", {name: None})
+                elif name not in noted:
+                    noted[name] = None
+                return
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -300,11 +308,17 @@ class Layer:
     def named_layers(self, prefix: str = "", *, remove_duplicate: bool = True) -> Iterator[tuple[str, Layer]]:
         """This layer (named ``prefix``) and every sub-layer below it, depth first, each once; with
         ``remove_duplicate=False`` a layer held in several places is listed under each of its names
-        (PyTorch's ``named_modules(remove_duplicate=False)``)."""
+        (PyTorch's ``named_modules(remove_duplicate=False)``).
+
+        Every walk of the model (``parameters()``, ``state_dict()``, ``load_state_dict()``, ``summary()``, the
+        gradient checker, ``fit``) goes through here, so here a layer, parameter or generator put into a plain
+        container attribute after it was assigned (``self.blocks = []``, then ``self.blocks.append(Dense(...))``)
+        is refused (``TypeError``), as assigning a container holding one is: it would be skipped silently."""
         if not remove_duplicate:
-            yield from _walk_every_place(self, prefix, frozenset())
+            yield from _walk_every_place(self, prefix, frozenset(), type(self).__name__)
             return
         seen: set[int] = set()
+        owner = type(self).__name__  # (not self: walk is in a reference cycle with itself, which must not hold it)
 
         def walk(layer: Layer, name: str) -> Iterator[tuple[str, Layer]]:
             if id(layer) in seen:
@@ -312,6 +326,8 @@ class Layer:
             seen.add(id(layer))
             if "_layers" not in layer.__dict__:  # (else a bare AttributeError deep in a walk's user)
                 raise _no_registries(layer)
+            if "_plain_containers" in layer.__dict__:  # (only a layer assigned a container is searched)
+                _refuse_hidden_since(owner, name, layer)
             yield name, layer
             for child_name, child in layer._layers.items():
                 yield from walk(child, f"{name}.{child_name}" if name else child_name)
@@ -888,18 +904,20 @@ def holders_of(layer: Layer) -> list[Layer]:
     return found
 
 
-def _walk_every_place(layer: Layer, name: str, above: frozenset[int]) -> Iterator[tuple[str, Layer]]:
+def _walk_every_place(layer: Layer, name: str, above: frozenset[int], owner: str) -> Iterator[tuple[str, Layer]]:
     """``named_layers(remove_duplicate=False)``: ``layer`` and its sub-layers, depth first, under every
     name; ``above``: the ids of the layers it is inside (a layer inside itself, a cycle, which assignment
-    refuses, is not walked into for ever)."""
+    refuses, is not walked into for ever); ``owner``: the class name of the layer walked, for messages."""
     if id(layer) in above:
         return
     if "_layers" not in layer.__dict__:
         raise _no_registries(layer)
+    if "_plain_containers" in layer.__dict__:
+        _refuse_hidden_since(owner, name, layer)
     yield name, layer
     inside = above | {id(layer)}
     for child_name, child in layer._layers.items():
-        yield from _walk_every_place(child, f"{name}.{child_name}" if name else child_name, inside)
+        yield from _walk_every_place(child, f"{name}.{child_name}" if name else child_name, inside, owner)
 
 
 #: Values that can never be registered: assigning one to an unregistered name needs no bookkeeping.
@@ -985,7 +1003,7 @@ def _no_registries(layer: Layer) -> AttributeError:
 
 #: attributes every layer keeps for itself: a parameter, layer, buffer or generator may not take their names
 _RESERVED = frozenset({"training", "_parameters", "_layers", "_buffers", "_non_persistent", "_generators",
-                       "_replaced", "_holders", "_side_state", "_watched", _LAYOUT})
+                       "_replaced", "_holders", "_side_state", "_watched", "_plain_containers", _LAYOUT})
 #: the attributes a pickled or deep-copied layer leaves out (see ``Layer.__getstate__``)
 _NOT_COPIED = frozenset({"_holders", "_side_state", "_watched"})
 
@@ -1028,38 +1046,114 @@ def _is_method(cls: type, name: str) -> bool:
 _METHOD_TYPES = (types.FunctionType, property, functools.cached_property, staticmethod, classmethod,
                  functools.partialmethod, functools.singledispatchmethod, type(functools.lru_cache(maxsize=None)(len)))
 
-_CONTAINERS = (list, tuple, dict, set, frozenset)
+#: the plain containers that register nothing, searched for layers, parameters and generators when one is assigned
+#: (refused) and at every walk of the model (one put in since); their subclasses too (an ``OrderedDict``, a
+#: ``defaultdict``, a named tuple).  Not every iterable: a user's sequence (a data set) may load when iterated.
+_CONTAINERS = (list, tuple, dict, set, frozenset, collections.deque, collections.UserList, collections.UserDict)
+#: how many places a refusal names at most
+_PLACES_SHOWN = 4
+
+
+def _hidden_places(value: Any) -> list[tuple[str, str]]:
+    """Where layers, parameters and generators sit inside the plain container ``value`` (lists of lists, dicts
+    of deques, ... to any depth, and object arrays), which registers none of them: ``(path, type name)`` pairs
+    in the order met, the path as Python indexes it (``"[0]"``, ``"['enc'][1]"``; ``"{...}"`` for a set's item)."""
+    found: list[tuple[str, str]] = []
+    pending: collections.deque[tuple[str, Any]] = collections.deque([("", value)])
+    seen: set[int] = set()
+    while pending:
+        path, container = pending.popleft()
+        if id(container) in seen:  # (a list that holds itself)
+            continue
+        seen.add(id(container))
+        if isinstance(container, np.ndarray):
+            items: Any = ((index, container[index]) for index in np.ndindex(container.shape))
+        elif isinstance(container, (dict, collections.UserDict)):
+            items = container.items()
+        elif isinstance(container, (set, frozenset)):
+            items = ((_IN_SET, item) for item in container)
+        else:
+            items = enumerate(container)
+        for key, item in items:  # (the path made only for what is found: a cache of arrays is assigned every call)
+            kind = type(item)
+            if kind in _PLAIN_TYPES and (kind is not np.ndarray or item.dtype != object):  # (a cache, a setting)
+                continue
+            if isinstance(item, (Layer, Parameter, np.random.Generator)):
+                found.append((path + _index_text(key), kind.__name__))
+            elif isinstance(item, _CONTAINERS) or (isinstance(item, np.ndarray) and item.dtype == object):
+                pending.append((path + _index_text(key), item))
+    return found
+
+
+#: the key :func:`_hidden_places` gives a set's items (which have no index)
+_IN_SET = object()
+
+
+def _index_text(key: Any) -> str:
+    """``key`` as Python indexes with it: ``[0]``, ``['enc']``, ``[1, 2]`` (an array's), ``{...}`` (a set's item)."""
+    if key is _IN_SET:
+        return "{...}"
+    if isinstance(key, tuple) and all(isinstance(i, int) for i in key):
+        return f"[{', '.join(map(str, key))}]"
+    return f"[{key!r}]"
 
 
 def _registrables_in(value: Any) -> set[str]:
     """The type names of the layers, parameters and generators inside plain containers (lists of
     lists, dicts of lists, ... to any depth), which assignment would not register."""
-    found: set[str] = set()
-    pending = [value]
-    seen: set[int] = set()
-    while pending:
-        container = pending.pop()
-        if id(container) in seen:  # (a list that holds itself)
-            continue
-        seen.add(id(container))
-        for item in container.values() if isinstance(container, dict) else container:
-            if isinstance(item, (Layer, Parameter, np.random.Generator)):
-                found.add(type(item).__name__)
-            elif isinstance(item, _CONTAINERS):
-                pending.append(item)
-    return found
+    return {kind for _, kind in _hidden_places(value)}
+
+
+def _hidden_message(owner: Layer, name: str, value: Any, places: list[tuple[str, str]]) -> str:
+    """What is wrong with ``owner.name = value``, a plain container holding layers, parameters or generators
+    (``places``, from :func:`_hidden_places`), and what to do instead."""
+    kinds = ", ".join(sorted({kind for _, kind in places}))
+    shown = ", ".join(f"{name}{path}" for path, _ in places[:_PLACES_SHOWN])
+    more = f" and {len(places) - _PLACES_SHOWN} more" if len(places) > _PLACES_SHOWN else ""
+    return (f"{_attribute(owner, name)}: {kinds} objects in a plain {type(value).__name__} ({shown}{more}) "
+            "would not be registered (invisible to optimizers, checkers and state_dict); assign each as an "
+            f"attribute, or use minidl.LayerList / minidl.Sequential for layers (self.{name} = md.LayerList(), "
+            f"then self.{name}.append(layer), as PyTorch's nn.ModuleList)")
 
 
 def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
     """Refuse a container holding layers, parameters or generators, at any depth: they would not be
     registered."""
-    hidden = _registrables_in(value)
-    if hidden:
-        raise TypeError(
-            f"{_attribute(owner, name)}: {', '.join(sorted(hidden))} objects in a plain "
-            f"{type(value).__name__} would not be registered (invisible to optimizers, checkers and "
-            "state_dict); assign each as an attribute, or use minidl.LayerList / minidl.Sequential for layers"
-        )
+    places = _hidden_places(value)
+    if places:
+        raise TypeError(_hidden_message(owner, name, value, places))
+
+
+def _refuse_hidden_since(owner: str, path: str, layer: Layer) -> None:
+    """Refuse, in a walk of a layer of class ``owner`` (at ``layer``, its sub-layer ``path``; ``""``: itself), a
+    plain container attribute of ``layer`` that holds layers, parameters or generators now: put in after the
+    container was assigned (``self.blocks = []``, then ``self.blocks.append(...)``), which assignment cannot see,
+    they are registered nowhere, and every walk (parameters, state_dict, the checker, fit) would skip them silently.
+
+    Cheap: only the attributes assigned a container are searched (``_plain_containers``, which ``__setattr__``
+    notes); one set around it (``object.__setattr__``, ``__dict__``) is not, as PyTorch's ``Module`` leaves it."""
+    noted = layer.__dict__.get("_plain_containers")
+    if not noted:
+        return
+    for name in noted:
+        value: Any = layer.__dict__.get(name)
+        kind = type(value)
+        if kind is tuple or kind is list or kind is dict:  # (a layer's settings and caches: plain values)
+            for item in value.values() if kind is dict else value:
+                if type(item) not in _PLAIN_TYPES:
+                    break
+            else:
+                continue
+        elif not isinstance(value, _CONTAINERS):  # (since replaced by another value, or deleted)
+            continue
+        places = _hidden_places(value)
+        if places:
+            where = f"{owner} layer '{path}': " if path else ""
+            raise TypeError(
+                f"{where}{_hidden_message(layer, name, value, places)}.  They were put into the "
+                f"{type(value).__name__} after it was assigned (assigning one that holds them is refused), so "
+                "parameters(), state_dict(), load_state_dict(), summary(), the gradient checker and fit would all "
+                "skip them")
 
 
 def _generator_state_problem(generator: np.random.Generator, value: Any) -> str | None:
