@@ -8,7 +8,7 @@ import contextlib
 import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 
 import numpy as np
 
@@ -763,6 +763,18 @@ class LayerList(_Positions):
     def __iadd__(self, other: Iterable[Layer]) -> LayerList:
         """``blocks += layers``: :meth:`extend`."""
         return self.extend(other)
+
+    def forward(self, x: Any) -> NoReturn:
+        """Refused: a ``LayerList`` is a container, not a layer (the base class's "must implement forward" would
+        read as if it were to be subclassed)."""
+        raise TypeError(f"{type(self).__name__} is a container of layers, not a layer: it has no forward of its own "
+                        "(nor does PyTorch's ModuleList); call its layers in your model's forward "
+                        "(for layer in self.blocks: x = layer(x)), or use md.Sequential, which runs them in turn")
+
+    def backward(self, grad_output: Any) -> NoReturn:
+        """Refused, as :meth:`forward`."""
+        raise TypeError(f"{type(self).__name__} is a container of layers, not a layer: it has no backward of its own; "
+                        "call its layers' backward in reverse in your model's backward, or use md.Sequential")
 
     @overload
     def __getitem__(self, index: int) -> Layer: ...

@@ -238,3 +238,13 @@ def test_list_like_containers_of_layers_are_refused_at_assignment(container: Cal
                                         "would not be registered"):
         Holder()
 
+
+def test_a_layer_list_called_as_a_layer_says_it_is_a_container() -> None:
+    blocks = md.LayerList([md.Dense(3, 3, rng=0), md.Tanh()])
+    with pytest.raises(TypeError, match=r"^LayerList is a container of layers, not a layer: it has no forward of its "
+                                        r"own .*call its layers in your model's forward \(for layer in self\.blocks: "
+                                        r"x = layer\(x\)\), or use md\.Sequential"):
+        blocks(X)
+    with pytest.raises(TypeError, match=r"^LayerList is a container of layers, not a layer: it has no backward"):
+        blocks.backward(Y)
+    assert md.Sequential(*blocks)(X).shape == (8, 3)  # (the layers themselves are untouched)

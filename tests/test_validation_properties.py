@@ -455,8 +455,8 @@ def exported(base: Any) -> list[str]:
     names = []
     for name in md.__all__:
         obj = getattr(md, name)
-        # abstract bases (Activation, Model, LayerList) do not override forward: skipped
-        if (isinstance(obj, type) and issubclass(obj, base) and obj is not base
+        # abstract bases (Activation, Model) do not override forward, LayerList's refuses (a container): skipped
+        if (isinstance(obj, type) and issubclass(obj, base) and obj is not base and obj is not md.LayerList
                 and getattr(obj, "forward", None) is not getattr(base, "forward", None)):
             names.append(name)
     return sorted(names)
