@@ -154,7 +154,7 @@ def called_twice(model: Layer, calls: list[_Call], results: list[TensorResult],
                          "cache per call (docs/custom-layers.md)")
         else:
             where = "" if own else " (they may be upstream of it, or not)"
-            keeps = "every built-in layer keeps one" if minidl_own(layer) else \
+            keeps = "every built-in layer keeps one forward cache and" if minidl_own(layer) else \
                 "a layer of your own that keeps a cache per call (a stack, as an RNN cell's) is right, and " \
                 "then the diagnosis stands; one that keeps one forward cache"
             notes.append(f"{label} ran {n} times in one forward pass, and {which} {verb}{where}: this may be the "
