@@ -31,6 +31,14 @@ judged on the largest where the cost is linear, or skipped if none resolves it.
 bound allows for.  Where an element still fails, that round-off is measured (``GradientChecker._analytic_noise``)
 and credited, up to ``ANALYTIC_CAP`` of the tensor's largest gradient: a bug larger than it still fails.
 
+**A large offset.**  The step ``eps * |w|`` grows with the element, but the cost may change on a scale far
+below it (a batch norm of data at 1e6 with a spread of 1e-3: saturated at +-1e2).  An element with ``|w| > 1``
+still failing after the stages above (the credit too), or skipped at a kink within the step or at a cliff,
+is judged again on the steps ``h / OFFSET_ZOOM**k`` against its own round-off (measured on a line of a few
+of its spacings, at most ``eps_f``), as at a cliff: on the largest step where the cost is linear and the verdict proves
+something, or skipped as at a kink if none, down to that round-off and the element's resolution
+(:meth:`ElementCheck.confirm_on_finer_steps`).
+
 A cost computed below float64 (``coarse``, see :class:`.precision.Coarse`) is checked on its own step and
 round-off, without the refinements for float64 (the relative step, the cliff search, the analytic round-off),
 and an element that agrees there counts as not checked.  See ``docs/gradient-checker.md`` for the measurements
@@ -47,7 +55,7 @@ import numpy as np
 
 from ..errors import NonFiniteError
 from .diagnosis import diagnose
-from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge
+from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, noise_level, robust_noise_level
 from .precision import Coarse, coarse_verdict, swallowed_moves
 from .program import Program
 from .report import TensorResult
@@ -61,7 +69,8 @@ if TYPE_CHECKING:
     MakeResult = Callable[[_Tensor, tuple[int, ...], Verdict, np.ndarray, np.ndarray, str, np.ndarray | None,
                            np.ndarray | None], TensorResult]
 
-__all__ = ["ACCEPT", "ANALYTIC_CAP", "CLIFF_ZOOM", "CURVED", "REL_FLOOR", "STAGE_A", "TIGHT", "ElementCheck"]
+__all__ = ["ACCEPT", "ANALYTIC_CAP", "CLIFF_ZOOM", "CURVED", "OFFSET_ZOOM", "REL_FLOOR", "STAGE_A", "TIGHT",
+           "ElementCheck"]
 
 #: stage A accepts an element whose h/16 difference is within ACCEPT x its round-off bound (tight
 #: enough that stage A is as sensitive as the Richardson test of stage B, at a third of the cost)
@@ -83,6 +92,13 @@ ANALYTIC_CAP = 1e-6
 #: h / CLIFF_ZOOM**k, k = 1, 2, 4, 8, ... then bisected, for the largest step where the secant is linear,
 #: as deep as the cost's round-off, the element's resolution and the float range allow (see _CliffLevels)
 CLIFF_ZOOM = 32
+#: a failure of an element with |w| > 1 at the default step eps * |w| is confirmed on the steps
+#: h / OFFSET_ZOOM**k, k = 1, 2, ..., down to where round-off or the element's resolution ends them
+#: (see ElementCheck.confirm_on_finer_steps): fine enough that a window in which the cost is linear and
+#: the round-off small is not stepped over
+OFFSET_ZOOM = 4
+#: the element's own round-off is measured on ROUND_OFF_POINTS costs ROUND_OFF_ULPS of its spacing apart
+ROUND_OFF_POINTS, ROUND_OFF_ULPS = 8, 16
 
 # The probe slots: the rows of ElementCheck.f (the costs) and ElementCheck.span (the spans the probes made) that
 # probe(rows, scale, slot) fills.  The cost at the + side is in f[slot], at the - side in f[slot + 1], the span
@@ -133,6 +149,11 @@ class ElementCheck:
     cliffs: list[int]  #: the elements at a cliff no step resolves: skipped
     finest: float  #: the finest step tried for ``cliffs`` (inf if none)
     zoom_evaluations: int  #: the cost evaluations the cliff search took
+    offset_cleared: list[int]  #: the failures at the default step (|w| > 1) cleared on a finer step
+    offset_failed: list[int]  #: those confirmed on a finer step
+    offset_skipped: list[int]  #: those no finer step resolves: skipped
+    offset_finest: float  #: the finest step the confirmation took
+    offset_evaluations: int  #: the cost evaluations the confirmation took
     credited: np.ndarray  #: the failing elements judged right with the analytic value's measured round-off credited
     loose: np.ndarray  #: the ``shrunk`` elements judged ok on a verdict that proves nothing: failed
 
@@ -177,6 +198,7 @@ class ElementCheck:
         self.confirm_failures()
         self.search_cliffs()
         self.credit_analytic_round_off()
+        self.confirm_on_finer_steps()
         # (the cliff notes first: they count the elements failing at a cliff as judged there, before
         # fail_loose_shrunk fails more; the notes follow in the report's order)
         notes = self.cliff_notes()
@@ -481,6 +503,108 @@ class ElementCheck:
             np.copyto(self.arr, self.saved)
         self.zoom_evaluations = self.program.evaluations - before
 
+    def confirm_on_finer_steps(self) -> None:
+        """Confirm a failure at the default step of an element with ``|w| > 1`` on the steps ``h / OFFSET_ZOOM**k``:
+        judged, as at a cliff, on the largest of them where the cost is linear and the verdict proves something;
+        skipped as at a kink if no step, down to the element's round-off and resolution, resolves the cost."""
+        # The default step eps * |w| grows with the element; the cost may change on a scale far below it (a
+        # batch norm of data with an offset of 1e6 and a spread of 1e-3): saturated at +-h, +-h/2 and +-h/16,
+        # the secants agree on ~0 and a right gradient fails.  The steps below h, as fine as the element's
+        # resolution and the cost's round-off allow, find the scale where the cost is linear.
+        status = self.status
+        self.offset_cleared, self.offset_failed, self.offset_skipped = [], [], []
+        self.offset_finest, self.offset_evaluations = math.inf, 0
+        if self.coarse is not None or not math.isfinite(self.f0):
+            return
+        # (and the elements skipped at a kink within the default step or at a cliff: a cost saturated within
+        # the step looks so, and the tensor's round-off bound the cliff search stops at may be far above the
+        # element's own)
+        rows = np.flatnonzero(((status == FAIL) | np.isin(np.arange(self.n), self.cliffs)
+                               | np.isin(np.arange(self.n), self.near_kink)) & (np.abs(self.w) > 1)
+                              & np.isfinite(self.a))
+        rows = np.setdiff1d(rows, np.union1d(self.outside, np.asarray(self.zoomed, dtype=np.intp)))
+        before = self.program.evaluations
+        try:
+            for j in rows.tolist():
+                skipped, at_cliff = status[j] == KINK, j in self.cliffs
+                self.confirm_one(j)
+                if at_cliff and status[j] != KINK:
+                    self.cliffs.remove(j)  # (judged on a finer step after all)
+                elif skipped and status[j] == KINK:
+                    self.offset_skipped.remove(j)  # (counted where it was skipped)
+        finally:
+            np.copyto(self.arr, self.saved)
+        self.offset_evaluations = self.program.evaluations - before
+
+    def element_round_off(self, j: int) -> float:
+        """The round-off bound of one cost evaluation as element ``j`` alone moves, measured on its own line
+        (``ROUND_OFF_POINTS`` costs ``ROUND_OFF_ULPS`` of its spacing apart, the line far below any scale the
+        cost changes on); at least the cost's own rounding."""
+        i, w = int(self.index[j]), float(self.w[j])
+        delta = ROUND_OFF_ULPS * float(np.spacing(abs(w)))
+        values = [self.f0]
+        for k in range(1, ROUND_OFF_POINTS + 1):
+            self.view[i] = w + k * delta
+            values.append(self.evaluate())
+        self.view[i] = w
+        line = np.array(values)
+        if not np.isfinite(line).all():
+            return math.inf
+        # (as the checker's probe of the tensor's round-off, without discarding a jump: a jump counts as noise)
+        sigma = max(noise_level(line), robust_noise_level(line))
+        return max(4.0 * sigma, 2.0 * U64 * abs(self.f0), 1e-300)
+
+    def confirm_one(self, j: int) -> None:
+        """:meth:`confirm_on_finer_steps` for the element ``j``."""
+        i, w, a, safety = int(self.index[j]), float(self.w[j]), self.a[j:j + 1], self.safety
+        # the element's own round-off where the tensor's bound is larger: measured on a line far finer than
+        # the tensor's probe (1e-9 |w|), which may itself span the scale the cost changes on
+        eps_f = min(self.eps_f, self.element_round_off(j))
+        if not math.isfinite(eps_f):
+            return
+        s, probed = float(self.h[j]), False
+        while True:
+            s /= OFFSET_ZOOM
+            spans = np.array([(w + s) - (w - s)]), np.array([(w + s / 2) - (w - s / 2)])
+            if spans[1][0] <= 0 or s < float(np.finfo(np.float64).tiny):
+                break  # (below the element's resolution)
+            scale = max(abs(float(a[0])), self.floor)
+            if safety * 3 * eps_f / s > 1e-3 * scale:
+                break  # (the round-off alone proves nothing on this step, nor on any finer one)
+            f = []
+            for step in (s, -s, s / 2, -s / 2):
+                self.view[i] = w + step
+                f.append(self.evaluate())
+            self.view[i] = w
+            self.offset_finest, probed = min(self.offset_finest, s), True
+            v = judge(a, self.f0, np.array(f[0:1]), np.array(f[1:2]), np.array(f[2:3]), np.array(f[3:4]),
+                      spans[0], spans[1], np.array([s]), eps_f, safety)
+            assert v.truncation is not None
+            scale = max(scale, abs(float(v.numerical[0])))
+            # judged, as at a cliff, on the largest step where the cost is linear (smooth, the secants at s and
+            # s/2 within 1% of each other as in _CliffLevels -- a saturated cost's halve -- and the truncation
+            # estimate within CURVED of the slope) and the verdict proves something (its tolerance within 1e-3
+            # of the slope)
+            d1, d2 = (f[0] - f[1]) / spans[0][0], (f[2] - f[3]) / spans[1][0]
+            if v.status[0] == KINK or not np.isfinite(v.numerical[0]) or v.truncation[0] > CURVED * scale \
+                    or abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * eps_f / s \
+                    or safety * v.bound[0] > 1e-3 * scale:
+                continue
+            (self.offset_cleared if v.status[0] == OK else self.offset_failed).append(j)
+            self.set_verdict(j, v, s, int(v.status[0]))
+            return
+        if probed:
+            self.offset_skipped.append(j)  # (no step down to the round-off and the resolution resolved the cost)
+            self.status[j] = KINK
+        # (else no finer step could be taken at all: the verdict stands)
+
+    def set_verdict(self, j: int, v: Verdict, s: float, status: int) -> None:
+        """Element ``j``'s verdict from the one-element verdict ``v`` on the step ``s``."""
+        assert v.truncation is not None
+        self.numerical[j], self.error[j], self.bound[j], self.truncation[j] = \
+            v.numerical[0], v.error[0], v.bound[0], v.truncation[0]
+        self.steps[j], self.factor[j], self.status[j] = s, self.safety, status
+
     def credit_analytic_round_off(self) -> None:
         """Judge right a failing element that agrees within its tolerance plus the analytic value's measured
         round-off (``GradientChecker._analytic_noise``), where that round-off is below ANALYTIC_CAP."""
@@ -534,6 +658,18 @@ class ElementCheck:
                          "underflow ends the search): not smooth at any step tried, skipped as at a kink")
         if self.zoom_evaluations:
             notes.append(f"the cliff search took {self.zoom_evaluations} cost evaluations")
+        judged = len(self.offset_cleared) + len(self.offset_failed) + len(self.offset_skipped)
+        if judged:
+            notes.append(f"{judged} element(s) with |w| > 1 that failed at the default step eps * |w| (or were "
+                         "skipped at a kink or cliff within it) were judged again on finer steps h / 4**k, down to "
+                         f"{self.offset_finest:.1e} (the element's own round-off and resolution): the cost may change "
+                         "on a scale far below that step (an input with a large offset next to its spread, e.g. a "
+                         f"batch norm of data at 1e6); {len(self.offset_cleared)} agree and {len(self.offset_failed)} "
+                         "fail on the largest step where the cost is linear, "
+                         f"{len(self.offset_skipped)} are skipped as at a kink (no step resolves the cost); judged on "
+                         "a finer step, a passing tensor is 'partial'")
+        if self.offset_evaluations:
+            notes.append(f"the confirmation on finer steps took {self.offset_evaluations} cost evaluations")
         if self.credited.size:
             notes.append(f"{self.credited.size} element(s) agree within the analytic gradient's own round-off, "
                          "measured at nearby points (cancellation inside backward, e.g. a saturated softmax): judged "
@@ -585,7 +721,7 @@ class ElementCheck:
         result = self.make_result(t, shape, Verdict(numerical, error, bound, shown), a, self.steps, mode, index,
                                   factor)
         result.low_precision = None if coarse is None else coarse.dtype.name
-        result.zoomed = len(self.zoomed)
+        result.zoomed = len(self.zoomed) + len(self.offset_cleared) + len(self.offset_failed)
         if coarse is None:
             result.notes.extend(notes)
         else:  # (the lower precision first: the notes about the tensor's contract follow)

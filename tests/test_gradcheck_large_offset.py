@@ -1,0 +1,110 @@
+"""Inputs with a large offset next to the scale the cost changes on (a batch norm of data at 1e6 with a spread of
+1e-3): the default step eps * |w| (1e2 there) saturates the cost, so a failure of an element with |w| > 1 is
+confirmed on finer steps, down to the element's own round-off; a right backward passes, a wrong one still fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+R = np.random.default_rng
+
+
+def _data(offset: float, spread: float, seed: int, batch: int) -> np.ndarray:
+    return offset + spread * R(seed).normal(size=(batch, 4))
+
+
+@pytest.mark.parametrize("spread", [1e-3, 0.0])
+@pytest.mark.parametrize("offset", [3e5, 1e6])
+@pytest.mark.parametrize("batch", [2, 3, 7])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_norm_on_large_offset_passes(seed: int, batch: int, offset: float, spread: float) -> None:
+    model = md.Sequential(md.BatchNorm1d(4), md.Dense(4, 2, rng=seed))
+    report = md.GradientChecker(model, inputs=_data(offset, spread, seed, batch)).run()
+    assert report.passed, str(report)
+    assert not any(r.failed for r in report.results)
+
+
+def test_batch_norm_on_large_offset_is_judged_on_finer_steps() -> None:
+    """The 11 elements that failed at the default step 1e2 (analytic 5.0, numerical 9e-4) are judged on a finer
+    step (~1e-4) where the cost is linear: every element the cost is not flat in agrees there."""
+    model = md.Sequential(md.BatchNorm1d(4), md.Dense(4, 2, rng=0))
+    report = md.GradientChecker(model, inputs=_data(1e6, 1e-3, 0, 7)).run()
+    assert report.passed, str(report)
+    x = report.results[0]
+    assert x.name == "input" and x.status == "partial" and x.failed == 0
+    assert x.checked >= 14 and x.zoomed == x.checked
+    assert any("judged again on finer steps" in note for note in x.notes), x.notes
+
+
+@pytest.mark.parametrize("layer", [lambda: md.LayerNorm(4), lambda: md.GroupNorm(2, 4)],
+                         ids=["LayerNorm", "GroupNorm"])
+@pytest.mark.parametrize("spread", [1e-3, 0.0])
+@pytest.mark.parametrize("offset", [3e5, 1e6])
+def test_other_norms_on_large_offset_pass(layer, offset: float, spread: float) -> None:  # type: ignore[no-untyped-def]
+    x = offset + spread * R(0).normal(size=(5, 4))
+    report = md.GradientChecker(md.Sequential(layer(), md.Dense(4, 2, rng=0)), inputs=x).run()
+    assert report.passed, str(report)
+
+
+def test_dense_on_inputs_of_a_million_passes() -> None:
+    report = md.GradientChecker(md.Dense(4, 2, rng=0), inputs=1e6 + R(0).normal(size=(5, 4))).run()
+    assert report.passed and all(r.status == "ok" for r in report.results), str(report)
+
+
+class _BatchNorm(md.Layer):
+    """Batch normalisation of (N, D) without parameters; ``factor`` scales dx, ``centre=False`` leaves out the
+    mean term of dx (a bug either way but the defaults)."""
+
+    def __init__(self, factor: float = 1.0, centre: bool = True, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.factor, self.centre, self.eps = factor, centre, eps
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        mu = x.mean(axis=0)
+        inv = 1.0 / np.sqrt(((x - mu) ** 2).mean(axis=0) + self.eps)
+        xhat = (x - mu) * inv
+        self._cache = (xhat, inv)
+        return xhat
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._cache)
+        assert self._cache is not None
+        xhat, inv = self._cache
+        g = grad_output
+        dx = g - xhat * (g * xhat).mean(axis=0)
+        if self.centre:
+            dx = dx - g.mean(axis=0)
+        return self.factor * inv * dx
+
+
+@pytest.mark.parametrize("offset", [3e5, 1e6])
+def test_custom_batch_norm_right_passes(offset: float) -> None:
+    model = md.Sequential(_BatchNorm(), md.Dense(4, 2, rng=0))
+    report = md.GradientChecker(model, inputs=_data(offset, 1e-3, 0, 7)).run()
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("bug", [{"factor": 1.01}, {"centre": False}], ids=["dx*1.01", "missing-mean-term"])
+@pytest.mark.parametrize("offset", [3e5, 1e6])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_custom_batch_norm_wrong_fails(bug: dict[str, object], offset: float, seed: int) -> None:
+    model = md.Sequential(_BatchNorm(**bug), md.Dense(4, 2, rng=seed))  # type: ignore[arg-type]
+    report = md.GradientChecker(model, inputs=_data(offset, 1e-3, seed, 7)).run()
+    assert not report.passed, str(report)
+    assert [r.name for r in report.results if not r.passed] == ["input"]
+
+
+def test_plain_mlp_cost_unchanged() -> None:
+    """No failure, no confirmation: the cost evaluations of a passing check are those before the change."""
+    model = md.Sequential(md.Dense(3, 5, rng=0), md.Tanh(), md.Dense(5, 2, rng=1))
+    checker = md.GradientChecker(model, inputs=R(0).normal(size=(4, 3)))
+    report = checker.run()
+    assert report.passed
+    assert report.evaluations == EXPECTED_MLP_EVALUATIONS, report.evaluations
+
+
+EXPECTED_MLP_EVALUATIONS = 141  # (on main before the change too)
