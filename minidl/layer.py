@@ -1054,11 +1054,11 @@ _CONTAINERS = (list, tuple, dict, set, frozenset, collections.deque, collections
 _PLACES_SHOWN = 4
 
 
-def _hidden_places(value: Any) -> list[tuple[str, str]]:
+def _hidden_places(value: Any) -> list[tuple[str, str, Any]]:
     """Where layers, parameters and generators sit inside the plain container ``value`` (lists of lists, dicts
-    of deques, ... to any depth, and object arrays), which registers none of them: ``(path, type name)`` pairs
+    of deques, ... to any depth, and object arrays), which registers none of them: ``(path, type name, object)``
     in the order met, the path as Python indexes it (``"[0]"``, ``"['enc'][1]"``; ``"{...}"`` for a set's item)."""
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, Any]] = []
     pending: collections.deque[tuple[str, Any]] = collections.deque([("", value)])
     seen: set[int] = set()
     while pending:
@@ -1079,7 +1079,7 @@ def _hidden_places(value: Any) -> list[tuple[str, str]]:
             if kind in _PLAIN_TYPES and (kind is not np.ndarray or item.dtype != object):  # (a cache, a setting)
                 continue
             if isinstance(item, (Layer, Parameter, np.random.Generator)):
-                found.append((path + _index_text(key), kind.__name__))
+                found.append((path + _index_text(key), kind.__name__, item))
             elif isinstance(item, _CONTAINERS) or (isinstance(item, np.ndarray) and item.dtype == object):
                 pending.append((path + _index_text(key), item))
     return found
@@ -1101,12 +1101,41 @@ def _index_text(key: Any) -> str:
 def _registrables_in(value: Any) -> set[str]:
     """The type names of the layers, parameters and generators inside plain containers (lists of
     lists, dicts of lists, ... to any depth), which assignment would not register."""
-    return {kind for _, kind in _hidden_places(value)}
+    return {kind for _, kind, _ in _hidden_places(value)}
+
+
+def _registered_below(layer: Layer) -> set[int]:
+    """The ids of ``layer`` and of the layers, parameters and generators registered in it, at any depth (its
+    registries, read directly: the walks, which search containers with :func:`_unregistered_places`, are not
+    called from it)."""
+    found: set[int] = set()
+    pending = [layer]
+    while pending:
+        current = pending.pop()
+        if id(current) in found:  # (a layer held in several places)
+            continue
+        found.add(id(current))
+        registries = current.__dict__
+        found.update(map(id, registries.get("_parameters", {}).values()))
+        found.update(map(id, registries.get("_generators", {}).values()))
+        pending.extend(registries.get("_layers", {}).values())
+    return found
+
+
+def _unregistered_places(owner: Layer, value: Any) -> list[tuple[str, str]]:
+    """``(path, type name)`` of the layers, parameters and generators in the plain container ``value`` of
+    ``owner`` that are registered nowhere in ``owner``: a reference to one of its own sub-layers or parameters
+    (``self._ran.append(self.blocks[0])``, a record of a route for backward) hides nothing, a walk reaches it."""
+    places = _hidden_places(value)
+    if not places:
+        return []
+    registered = _registered_below(owner)  # (only when a container holds one: it walks the whole subtree)
+    return [(path, kind) for path, kind, item in places if id(item) not in registered]
 
 
 def _hidden_message(owner: Layer, name: str, value: Any, places: list[tuple[str, str]]) -> str:
     """What is wrong with ``owner.name = value``, a plain container holding layers, parameters or generators
-    (``places``, from :func:`_hidden_places`), and what to do instead."""
+    (``places``, from :func:`_unregistered_places`), and what to do instead."""
     kinds = ", ".join(sorted({kind for _, kind in places}))
     shown = ", ".join(f"{name}{path}" for path, _ in places[:_PLACES_SHOWN])
     more = f" and {len(places) - _PLACES_SHOWN} more" if len(places) > _PLACES_SHOWN else ""
@@ -1117,9 +1146,9 @@ def _hidden_message(owner: Layer, name: str, value: Any, places: list[tuple[str,
 
 
 def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
-    """Refuse a container holding layers, parameters or generators, at any depth: they would not be
-    registered."""
-    places = _hidden_places(value)
+    """Refuse a container holding layers, parameters or generators, at any depth, but those registered in
+    ``owner`` already (references to its own sub-layers): they would not be registered."""
+    places = _unregistered_places(owner, value)
     if places:
         raise TypeError(_hidden_message(owner, name, value, places))
 
@@ -1129,6 +1158,7 @@ def _refuse_hidden_since(owner: str, path: str, layer: Layer) -> None:
     plain container attribute of ``layer`` that holds layers, parameters or generators now: put in after the
     container was assigned (``self.blocks = []``, then ``self.blocks.append(...)``), which assignment cannot see,
     they are registered nowhere, and every walk (parameters, state_dict, the checker, fit) would skip them silently.
+    One registered in ``layer`` (a reference to a sub-layer, kept for backward) is not refused: the walk reaches it.
 
     Cheap: only the attributes assigned a container are searched (``_plain_containers``, which ``__setattr__``
     notes); one set around it (``object.__setattr__``, ``__dict__``) is not, as PyTorch's ``Module`` leaves it."""
@@ -1146,7 +1176,7 @@ def _refuse_hidden_since(owner: str, path: str, layer: Layer) -> None:
                 continue
         elif not isinstance(value, _CONTAINERS):  # (since replaced by another value, or deleted)
             continue
-        places = _hidden_places(value)
+        places = _unregistered_places(layer, value)
         if places:
             where = f"{owner} layer '{path}': " if path else ""
             raise TypeError(

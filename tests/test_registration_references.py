@@ -1,0 +1,95 @@
+"""Plain containers of a layer that hold references to what is registered in it (a route recorded for backward,
+a list of its own blocks) are not hidden layers: neither the walks nor assignment refuse them; a layer registered
+nowhere in the container is still refused, named alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minidl as md
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((8, 4))
+Y = RNG.standard_normal((8, 4))
+
+
+class Routed(md.Model):
+    """Runs its blocks and records the route in a plain list, for backward in reverse (stochastic depth, routing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = md.LayerList([md.Dense(4, 4, rng=0), md.Dense(4, 4, rng=1)])
+        self._ran: list[md.Layer] = []
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._ran = []
+        for block in self.blocks:
+            x = block(x)
+            self._ran.append(block)
+        return x
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        for block in reversed(self._ran):
+            grad = block.backward(grad)
+        return grad
+
+
+def test_a_route_of_registered_blocks_kept_for_backward_is_not_refused() -> None:
+    model = Routed()
+    model(X)
+    assert [name for name, _ in model.named_parameters()] == ["blocks.0.W", "blocks.1.W"]
+    assert list(model.state_dict()) == ["blocks.0.W", "blocks.1.W", "blocks.0._layout", "blocks.1._layout"]
+    assert md.GradientChecker(model, inputs=X).run().passed
+    before = model.blocks[0].W.data.copy()
+    history = model.fit(X, Y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=2,
+                        batch_size=4, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert not np.array_equal(model.blocks[0].W.data, before)
+    assert len(model.parameters()) == 2
+    model.summary(input_shape=(4,))
+
+
+def test_a_fresh_layer_put_into_the_route_is_still_refused_alone() -> None:
+    model = Routed()
+    model(X)
+    model._ran.append(md.Tanh())
+    with pytest.raises(TypeError, match=r"^Routed\._ran: Tanh objects in a plain list \(_ran\[2\]\) would not be "
+                                        r"registered"):
+        model.parameters()
+
+
+class Holder(md.Model):
+    def __init__(self, fresh: bool) -> None:
+        super().__init__()
+        self.a = md.Dense(2, 2, rng=0)
+        self.inner = md.Sequential(md.Dense(2, 2, rng=1), md.Tanh())
+        pair: list[Any] = [self.a, self.inner[0], self.a.W, {"deep": (self.inner,)}]
+        if fresh:
+            pair.insert(1, md.Dense(2, 2, rng=2))
+        self.pair = pair
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.inner(self.a(x))
+
+
+def test_a_container_of_registered_sub_layers_and_parameters_is_accepted_at_assignment() -> None:
+    model = Holder(fresh=False)
+    assert [name for name, _ in model.named_parameters()] == ["a.W", "inner.0.W"]
+    assert model.pair[0] is model.a
+
+
+def test_a_container_mixing_registered_and_fresh_layers_is_refused_naming_only_the_fresh_one() -> None:
+    with pytest.raises(TypeError, match=r"^Holder\.pair: Dense objects in a plain list \(pair\[1\]\) would not be "
+                                        r"registered"):
+        Holder(fresh=True)
+
+
+def test_a_sub_layer_let_go_of_makes_the_reference_to_it_hidden() -> None:
+    model = Holder(fresh=False)
+    model.a = md.Dense(2, 2, rng=3)  # (the old one is now held only by the list)
+    with pytest.raises(TypeError, match=r"^Holder\.pair: Dense, Parameter objects in a plain list \(pair\[0\], "
+                                        r"pair\[2\]\)"):
+        model.parameters()
