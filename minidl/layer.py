@@ -77,6 +77,9 @@ class Layer:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_generators", {})
         object.__setattr__(self, "training", True)
+        # the attributes assigned a plain container, which the walks search (see _refuse_hidden_since); None for
+        # none yet (a dict made at the first), present, so that an unpickled layer without it is an old one
+        object.__setattr__(self, "_plain_containers", None)
         if "_watched" in self.__dict__:  # __init__ run again on a layer a side state has walked: it walks again
             side_state.registrations += 1
 
@@ -237,10 +240,16 @@ class Layer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickling and ``copy.deepcopy``: the attributes, then this layer noted as the holder of its
-        sub-layers (see :func:`holders_of`), also for a layer pickled before holders were kept."""
+        sub-layers (see :func:`holders_of`), also for a layer pickled before holders were kept; for one pickled
+        before plain containers were noted (``_plain_containers``), its container attributes are noted now, so
+        that the walks search them (a layer put in since the pickle was made is refused, not skipped)."""
         self.__dict__.update(state)
         for child in self.__dict__.get("_layers", {}).values():
             _note_holder(child, self)
+        if "_plain_containers" not in state and "_parameters" in state:
+            noted = {name: None for name, value in state.items()
+                     if name not in _RESERVED and isinstance(value, _CONTAINERS)}
+            self.__dict__["_plain_containers"] = noted or None
 
     def _unregister(self, name: str) -> None:
         if not (name in self._parameters or name in self._layers or name in self._buffers
@@ -326,7 +335,7 @@ class Layer:
             seen.add(id(layer))
             if "_layers" not in layer.__dict__:  # (else a bare AttributeError deep in a walk's user)
                 raise _no_registries(layer)
-            if "_plain_containers" in layer.__dict__:  # (only a layer assigned a container is searched)
+            if layer.__dict__.get("_plain_containers"):  # (only a layer assigned a container is searched)
                 _refuse_hidden_since(owner, name, layer)
             yield name, layer
             for child_name, child in layer._layers.items():
@@ -912,7 +921,7 @@ def _walk_every_place(layer: Layer, name: str, above: frozenset[int], owner: str
         return
     if "_layers" not in layer.__dict__:
         raise _no_registries(layer)
-    if "_plain_containers" in layer.__dict__:
+    if layer.__dict__.get("_plain_containers"):
         _refuse_hidden_since(owner, name, layer)
     yield name, layer
     inside = above | {id(layer)}

@@ -1,9 +1,12 @@
 """Plain containers of a layer that hold references to what is registered in it (a route recorded for backward,
 a list of its own blocks) are not hidden layers: neither the walks nor assignment refuse them; a layer registered
-nowhere in the container is still refused, named alone."""
+nowhere in the container is still refused, named alone.  And the review's other findings on the search of plain
+containers: layers unpickled from before it, object arrays, the cost of the walks run every step."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -93,3 +96,42 @@ def test_a_sub_layer_let_go_of_makes_the_reference_to_it_hidden() -> None:
     with pytest.raises(TypeError, match=r"^Holder\.pair: Dense, Parameter objects in a plain list \(pair\[0\], "
                                         r"pair\[2\]\)"):
         model.parameters()
+
+
+class Extra(md.Model):
+    """A plain list assigned empty, as any layer pickled before containers were noted may hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra: list[Any] = []
+        self.d = md.Dense(2, 2, rng=0)
+        self.settings = {"scale": 2.0}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.d(x)
+
+
+def _pickled_before_containers_were_noted(layer: md.Layer) -> md.Layer:
+    for part in layer.layers():
+        del part.__dict__["_plain_containers"]
+    return pickle.loads(pickle.dumps(layer))
+
+
+def test_a_layer_pickled_before_containers_were_noted_has_its_containers_searched() -> None:
+    old = _pickled_before_containers_were_noted(Extra())
+    assert old._plain_containers == {"extra": None, "settings": None}
+    assert [name for name, _ in old.named_parameters()] == ["d.W"]
+    old.extra.append(md.Dense(2, 2, rng=1))
+    with pytest.raises(TypeError, match=r"^Extra\.extra: Dense objects in a plain list \(extra\[0\]\) would not be "
+                                        r"registered"):
+        old.parameters()
+    old.extra.append(old.d)  # (a reference to its own sub-layer: fine)
+    del old.extra[0]
+    assert len(old.parameters()) == 1
+
+
+def test_a_container_set_around_registration_stays_unsearched_in_a_copy() -> None:
+    model = Extra()
+    model.__dict__["teacher"] = [md.Dense(2, 2, rng=1)]
+    for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert [name for name, _ in copied.named_parameters()] == ["d.W"]
