@@ -164,7 +164,19 @@ class Layer:
         buffers: dict[str, np.ndarray | None] = self._buffers
         generators: dict[str, np.random.Generator] = self._generators
         kind = type(value)
-        if (kind in _PLAIN_TYPES or (kind is tuple and all(type(v) in _PLAIN_TYPES for v in value))) and not (
+        if kind in _PLAIN_TYPES:  # (an object array, which may hold layers, is a container: see _is_container)
+            plain = kind is not _NDARRAY or value.dtype is not _OBJECT
+        elif kind is tuple:
+            for item in value:  # (a loop, not ``all`` of a generator: a forward assigns a tuple every call)
+                item_kind = type(item)
+                if item_kind not in _PLAIN_TYPES or (item_kind is _NDARRAY and item.dtype is _OBJECT):
+                    plain = False
+                    break
+            else:
+                plain = True
+        else:
+            plain = False
+        if plain and not (
             name in params or name in layers or name in buffers or name in generators
         ):  # the hot path: a forward caching arrays for its backward
             object.__setattr__(self, name, value)
@@ -213,7 +225,7 @@ class Layer:
             self._registered()
         else:
             self._unregister(name)
-            if isinstance(value, _CONTAINERS):
+            if _is_container(value):
                 _refuse_hidden_registrables(self, name, value)
                 object.__setattr__(self, name, value)  # (first: a setting's descriptor may refuse the value)
                 noted = self.__dict__.get("_plain_containers")  # (for the walks: see _refuse_hidden_since)
@@ -248,7 +260,7 @@ class Layer:
             _note_holder(child, self)
         if "_plain_containers" not in state and "_parameters" in state:
             noted = {name: None for name, value in state.items()
-                     if name not in _RESERVED and isinstance(value, _CONTAINERS)}
+                     if name not in _RESERVED and _is_container(value)}
             self.__dict__["_plain_containers"] = noted or None
 
     def _unregister(self, name: str) -> None:
@@ -1059,6 +1071,17 @@ _METHOD_TYPES = (types.FunctionType, property, functools.cached_property, static
 #: (refused) and at every walk of the model (one put in since); their subclasses too (an ``OrderedDict``, a
 #: ``defaultdict``, a named tuple).  Not every iterable: a user's sequence (a data set) may load when iterated.
 _CONTAINERS = (list, tuple, dict, set, frozenset, collections.deque, collections.UserList, collections.UserDict)
+#: the dtype of an array of Python objects (one dtype object): such an array is a container, as a list
+_OBJECT = np.dtype(object)
+_NDARRAY = np.ndarray  # (a module global: the hot path of ``__setattr__`` reads it)
+
+
+def _is_container(value: Any) -> bool:
+    """Whether ``value`` is a plain container (:data:`_CONTAINERS`) or an array of Python objects (``dtype=object``),
+    either of which may hold layers, parameters or generators that nothing registers."""
+    return isinstance(value, _CONTAINERS) or (isinstance(value, np.ndarray) and value.dtype == _OBJECT)
+
+
 #: how many places a refusal names at most
 _PLACES_SHOWN = 4
 
@@ -1089,7 +1112,7 @@ def _hidden_places(value: Any) -> list[tuple[str, str, Any]]:
                 continue
             if isinstance(item, (Layer, Parameter, np.random.Generator)):
                 found.append((path + _index_text(key), kind.__name__, item))
-            elif isinstance(item, _CONTAINERS) or (isinstance(item, np.ndarray) and item.dtype == object):
+            elif _is_container(item):
                 pending.append((path + _index_text(key), item))
     return found
 
@@ -1183,7 +1206,7 @@ def _refuse_hidden_since(owner: str, path: str, layer: Layer) -> None:
                     break
             else:
                 continue
-        elif not isinstance(value, _CONTAINERS):  # (since replaced by another value, or deleted)
+        elif not _is_container(value):  # (since replaced by another value, or deleted)
             continue
         places = _unregistered_places(layer, value)
         if places:

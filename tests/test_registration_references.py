@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 from typing import Any
 
 import numpy as np
@@ -135,3 +136,39 @@ def test_a_container_set_around_registration_stays_unsearched_in_a_copy() -> Non
     model.__dict__["teacher"] = [md.Dense(2, 2, rng=1)]
     for copied in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         assert [name for name, _ in copied.named_parameters()] == ["d.W"]
+
+
+class Plain(md.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.d = md.Dense(2, 2, rng=0)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.d(x)
+
+
+def _objects(*items: Any) -> np.ndarray:
+    array = np.empty(len(items), dtype=object)
+    array[:] = list(items)
+    return array
+
+
+@pytest.mark.parametrize("wrap, place", [(lambda a: a, "t[1]"), (lambda a: (np.zeros(2), a), "t[1][1]")])
+def test_an_object_array_of_layers_assigned_directly_is_refused(wrap: Any, place: str) -> None:
+    model = Plain()
+    with pytest.raises(TypeError, match=rf"^Plain\.t: Dense objects in a plain \w+ \({re.escape(place)}\) would not "
+                                        "be registered"):
+        model.t = wrap(_objects(None, md.Dense(2, 2, rng=1)))
+    assert "t" not in vars(model)
+
+
+def test_an_object_array_filled_after_it_was_assigned_is_refused_by_the_walks() -> None:
+    model = Plain()
+    model.t = np.empty((2, 2), dtype=object)
+    model.names = np.array(["a", None], dtype=object)  # (Python objects that are no layers: fine)
+    model.mine = _objects(model.d, model.d.W)  # (references to its own: fine)
+    assert [name for name, _ in model.named_parameters()] == ["d.W"]
+    model.t[1, 0] = md.Tanh()
+    with pytest.raises(TypeError, match=r"^Plain\.t: Tanh objects in a plain ndarray \(t\[1, 0\]\) would not be "
+                                        r"registered .* put into the ndarray after it was assigned"):
+        model.state_dict()
