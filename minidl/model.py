@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
 from .inputs import Inputs, is_several
-from .layer import Layer, defining_class, holders_of, parameter_backward
+from .layer import Layer, defining_class, every_parameter, holders_of, parameter_backward
 from .validation import as_array, check_grad_output, check_padding_mask
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def _trainable(layer: Layer) -> bool:
     for p in layer._parameters.values():  # (a loop: ``any`` of a generator costs 0.5 us more per step)
         if p.requires_grad:
             return True
-    return bool(layer._layers) and any(p.requires_grad for p in layer.parameters())
+    return bool(layer._layers) and any(p.requires_grad for p in every_parameter(layer))  # (every step: unsearched)
 
 
 def _partly_ran(layer: Layer) -> bool:

@@ -83,7 +83,6 @@ ENTRY_POINTS: dict[str, Callable[[md.Model], Any]] = {
     "layers": lambda m: list(m.layers()),
     "buffers": lambda m: m.buffers(),
     "num_parameters": lambda m: m.num_parameters(),
-    "zero_grad": lambda m: m.zero_grad(),
     "state_dict": lambda m: m.state_dict(),
     "load_state_dict": _load,
     "summary": lambda m: m.summary(input_shape=(3,)),

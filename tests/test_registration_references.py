@@ -172,3 +172,72 @@ def test_an_object_array_filled_after_it_was_assigned_is_refused_by_the_walks() 
     with pytest.raises(TypeError, match=r"^Plain\.t: Tanh objects in a plain ndarray \(t\[1, 0\]\) would not be "
                                         r"registered .* put into the ndarray after it was assigned"):
         model.state_dict()
+
+
+def test_an_object_array_in_a_list_filled_after_it_was_assigned_is_refused_by_the_walks() -> None:
+    model = Plain()
+    model.t = [np.empty(2, dtype=object), np.zeros(2)]
+    assert len(model.parameters()) == 1
+    model.t[0][1] = md.Tanh()
+    with pytest.raises(TypeError, match=r"^Plain\.t: Tanh objects in a plain list \(t\[0\]\[1\]\)"):
+        model.parameters()
+
+
+class Steps(md.Layer):
+    """A cache of one pair per step in a plain list (an RNN's), and, once ``hide`` is set, a layer appended to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = md.Dense(4, 4, rng=0)
+        self._steps: list[Any] = []
+        self.hide = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._steps = []
+        for _ in range(3):
+            self._steps.append((x, [x, 1.0]))
+        if self.hide:
+            self._steps.append(md.Dense(4, 4, rng=1))
+        return self.fc(x)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return self.fc.backward(grad)
+
+
+def test_the_walks_run_every_step_do_not_search_containers() -> None:
+    """zero_grad (a PyTorch-style loop's every step) and Sequential.backward_params do not pay for the search; a
+    parameter hidden in a container, which no optimizer holds, is harmless to skip there."""
+    steps = Steps()
+    model = md.Sequential(md.Dense(4, 4, rng=2), steps)
+    y = model(X)
+    model.backward_params(np.ones_like(y))
+    assert model[0].W.grad.any()
+    steps.hide = True
+    y = model(X)
+    model.zero_grad()
+    assert not model[0].W.grad.any() and not steps.fc.W.grad.any()
+    model.backward_params(np.ones_like(y))
+    assert model[0].W.grad.any()
+    with pytest.raises(TypeError, match=r"^Sequential layer '1': Steps\._steps: Dense objects in a plain list "
+                                        r"\(_steps\[3\]\)"):
+        model.parameters()
+    steps._steps.pop()
+    assert [name for name, _ in model.named_parameters()] == ["0.W", "1.fc.W"]
+
+
+def test_the_containers_of_minidl_s_own_layers_are_not_noted_but_those_of_a_user_s_subclass_are() -> None:
+    class Mine(md.Dense):
+        def __init__(self) -> None:
+            super().__init__(2, 2, rng=0)
+            self.extra: list[Any] = []
+
+    assert md.Dense(2, 2, rng=0)._plain_containers is None
+    assert all(layer._plain_containers is None for layer in md.Sequential(md.Dense(2, 2), md.LSTM(2, 3)).layers())
+    assert "extra" in Mine()._plain_containers  # (and Dense's own: a subclass runs a user's code)
+    mine = Mine()
+    mine.extra.append(md.Tanh())
+    with pytest.raises(TypeError, match=r"^Mine\.extra: Tanh objects in a plain list \(extra\[0\]\)"):
+        mine.parameters()
+    dense = md.Dense(2, 2, rng=0)
+    dense.__dict__["_plain_containers"] = {"_sizes": None}  # (as a Dense was pickled when its sizes were noted)
+    assert pickle.loads(pickle.dumps(dense))._plain_containers is None
