@@ -1200,13 +1200,14 @@ def _unregistered_places(owner: Layer, value: Any) -> list[tuple[str, str]]:
     return [(path, kind) for path, kind, item in places if id(item) not in registered]
 
 
-def _hidden_message(owner: Layer, name: str, value: Any, places: list[tuple[str, str]]) -> str:
-    """What is wrong with ``owner.name = value``, a plain container holding layers, parameters or generators
-    (``places``, from :func:`_unregistered_places`), and what to do instead."""
+def _hidden_message(subject: str, name: str, value: Any, places: list[tuple[str, str]]) -> str:
+    """What is wrong with the attribute ``name`` (``subject``: where it is, ``Net.blocks``), a plain container
+    ``value`` holding layers, parameters or generators (``places``, from :func:`_unregistered_places`), and what
+    to do instead."""
     kinds = ", ".join(sorted({kind for _, kind in places}))
     shown = ", ".join(f"{name}{path}" for path, _ in places[:_PLACES_SHOWN])
     more = f" and {len(places) - _PLACES_SHOWN} more" if len(places) > _PLACES_SHOWN else ""
-    return (f"{_attribute(owner, name)}: {kinds} objects in a plain {type(value).__name__} ({shown}{more}) "
+    return (f"{subject}: {kinds} objects in a plain {type(value).__name__} ({shown}{more}) "
             "would not be registered (invisible to optimizers, checkers and state_dict); assign each as an "
             f"attribute, or use minidl.LayerList / minidl.Sequential for layers (self.{name} = md.LayerList(), "
             f"then self.{name}.append(layer), as PyTorch's nn.ModuleList)")
@@ -1217,7 +1218,7 @@ def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
     ``owner`` already (references to its own sub-layers): they would not be registered."""
     places = _unregistered_places(owner, value)
     if places:
-        raise TypeError(_hidden_message(owner, name, value, places))
+        raise TypeError(_hidden_message(_attribute(owner, name), name, value, places))
 
 
 def _only_plain(value: list[Any] | tuple[Any, ...] | dict[Any, Any], depth: int) -> bool:
@@ -1256,9 +1257,12 @@ def _refuse_hidden_since(owner: str, path: str, layer: Layer) -> None:
             continue
         places = _unregistered_places(layer, value)
         if places:
-            where = f"{owner} layer '{path}': " if path else ""
+            # (a sub-layer's attribute named once, from the layer walked: "Sequential layer '1.0' (Net) attribute
+            # 'blocks'", not the layer's path and then the attribute's owner again)
+            subject = f"{owner} layer '{path}' ({type(layer).__name__}) attribute {name!r}" if path else \
+                _attribute(layer, name)
             raise TypeError(
-                f"{where}{_hidden_message(layer, name, value, places)}.  They were put into the "
+                f"{_hidden_message(subject, name, value, places)}.  They were put into the "
                 f"{type(value).__name__} after it was assigned (assigning one that holds them is refused), so "
                 "parameters(), state_dict(), load_state_dict(), summary(), the gradient checker and fit would all "
                 "skip them")

@@ -120,8 +120,8 @@ def test_a_sub_layer_with_the_pitfall_is_named_by_its_path() -> None:
     inner.blocks.clear()  # (else the Sequentials refuse it: they walk it for cycles)
     model = md.Sequential(md.Dense(3, 3, rng=0), md.Sequential(inner))
     inner.blocks.extend(layers)
-    with pytest.raises(TypeError, match=r"^Sequential layer '1\.0': Pitfall\.blocks: Dense objects in a plain deque "
-                                        r"\(blocks\[0\], blocks\[1\]\)"):
+    with pytest.raises(TypeError, match=r"^Sequential layer '1\.0' \(Pitfall\) attribute 'blocks': Dense objects in a "
+                                        r"plain deque \(blocks\[0\], blocks\[1\]\) would not be registered"):
         model.parameters()
 
 

@@ -218,8 +218,8 @@ def test_the_walks_run_every_step_do_not_search_containers() -> None:
     assert not model[0].W.grad.any() and not steps.fc.W.grad.any()
     model.backward_params(np.ones_like(y))
     assert model[0].W.grad.any()
-    with pytest.raises(TypeError, match=r"^Sequential layer '1': Steps\._steps: Dense objects in a plain list "
-                                        r"\(_steps\[3\]\)"):
+    with pytest.raises(TypeError, match=r"^Sequential layer '1' \(Steps\) attribute '_steps': Dense objects in a "
+                                        r"plain list \(_steps\[3\]\)"):
         model.parameters()
     steps._steps.pop()
     assert [name for name, _ in model.named_parameters()] == ["0.W", "1.fc.W"]
