@@ -108,3 +108,40 @@ def test_plain_mlp_cost_unchanged() -> None:
 
 
 EXPECTED_MLP_EVALUATIONS = 141  # (on main before the change too)
+
+
+class _SinOneWrong(md.Layer):
+    """y = sin(x @ W), its dx wrong by ``1 + d`` in the one element ``j``: a bug on an input of |x| ~ 100."""
+
+    def __init__(self, scale: float, seed: int, d: float, j: int) -> None:
+        super().__init__()
+        self.W = md.Parameter(scale * R(seed).normal(size=(5, 3)))
+        self.d, self.j = d, j
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        z = x @ self.W.data
+        self._cache = (x, z)
+        return np.sin(z)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        assert self._cache is not None
+        x, z = self._cache
+        g = grad_output * np.cos(z)
+        self.W.grad += x.T @ g
+        dx = g @ self.W.data.T
+        dx.flat[self.j] *= 1 + self.d
+        return dx
+
+
+@pytest.mark.parametrize(("offset", "scale", "j"), [(100.0, 10.0, 10), (1e3, 1.0, 15)])
+def test_a_failure_on_a_step_where_the_cost_is_linear_is_not_cleared_on_a_coarser_one(offset: float, scale: float,
+                                                                                       j: int) -> None:
+    """The element failed at stage A's h/16, where the cost is linear (3e-4 off, its tolerance 2e-4 of it); the
+    finer steps for |w| > 1 once started at h/4, coarser than that, where the tolerance took the bug in: they
+    are only for a step too large for the cost (secants at s and s/2 apart), and never start above the verdict's."""
+    x = offset + R(10).normal(size=(4, 5)) * max(1.0, offset * 1e-3)
+    model = md.Sequential(_SinOneWrong(scale, 0, 3e-4, j), md.Dense(3, 2, rng=0))
+    report = md.GradientChecker(model, inputs=x).run()
+    assert not report.passed
+    assert report["input"].failed == 1 and report["input"].status == "FAIL", str(report)

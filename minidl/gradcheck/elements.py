@@ -530,7 +530,7 @@ class ElementCheck:
                 self.confirm_one(j)
                 if at_cliff and status[j] != KINK:
                     self.cliffs.remove(j)  # (judged on a finer step after all)
-                elif skipped and status[j] == KINK:
+                elif skipped and status[j] == KINK and j in self.offset_skipped:
                     self.offset_skipped.remove(j)  # (counted where it was skipped)
         finally:
             np.copyto(self.arr, self.saved)
@@ -562,7 +562,10 @@ class ElementCheck:
         eps_f = min(self.eps_f, self.element_round_off(j))
         if not math.isfinite(eps_f):
             return
-        s, probed = float(self.h[j]), False
+        # never coarser than the step the verdict was made on (stage A's h/16 is finer than h)
+        s, probed = min(float(self.h[j]), float(self.steps[j])), False
+        if self.status[j] == FAIL and not self.saturated_at(j, s, eps_f):
+            return  # (the cost is linear on the failing step: the failure is a verdict, not a step too large)
         while True:
             s /= OFFSET_ZOOM
             spans = np.array([(w + s) - (w - s)]), np.array([(w + s / 2) - (w - s / 2)])
@@ -597,6 +600,25 @@ class ElementCheck:
             self.offset_skipped.append(j)  # (no step down to the round-off and the resolution resolved the cost)
             self.status[j] = KINK
         # (else no finer step could be taken at all: the verdict stands)
+
+    def saturated_at(self, j: int, s: float, eps_f: float) -> bool:
+        """Whether the cost is not linear in element ``j`` on the step ``s`` it failed on: its secants at ``s``
+        and ``s/2`` differ by more than 1% (and the round-off ``eps_f``), as a cost that changes on a far smaller
+        scale gives (saturated: the secant doubles as the step halves).  A failure on a step where the cost is
+        linear stands: a finer step is sought only for a step too large for the cost."""
+        i, w = int(self.index[j]), float(self.w[j])
+        f = []
+        try:
+            for step in (s, -s, s / 2, -s / 2):
+                self.view[i] = w + step
+                f.append(self.evaluate())
+        finally:
+            self.view[i] = w
+        spans = (w + s) - (w - s), (w + s / 2) - (w - s / 2)
+        if not (spans[0] > 0 and spans[1] > 0 and all(math.isfinite(v) for v in f)):
+            return True  # (no secant to tell by: the finer steps decide)
+        d1, d2 = (f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1]
+        return abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * eps_f / s
 
     def set_verdict(self, j: int, v: Verdict, s: float, status: int) -> None:
         """Element ``j``'s verdict from the one-element verdict ``v`` on the step ``s``."""
