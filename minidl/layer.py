@@ -228,8 +228,8 @@ class Layer:
             if _is_container(value):
                 _refuse_hidden_registrables(self, name, value)
                 object.__setattr__(self, name, value)  # (first: a setting's descriptor may refuse the value)
-                if _minidl_type(type(self)):  # (minidl's code puts no layer into one: Dense's sizes are not searched)
-                    return
+                if name.startswith("_") and _minidl_type(type(self)):
+                    return  # (minidl's own settings and caches hold no layer: Dense's _sizes are not searched)
                 noted = self.__dict__.get("_plain_containers")  # (for the walks: see _refuse_hidden_since)
                 if noted is None:
                     object.__setattr__(self, "_plain_containers", {name: None})
@@ -260,11 +260,13 @@ class Layer:
         self.__dict__.update(state)
         for child in self.__dict__.get("_layers", {}).values():
             _note_holder(child, self)
-        if _minidl_type(type(self)):  # (as __setattr__ notes none: also one pickled when they were noted)
-            self.__dict__["_plain_containers"] = None
-        elif "_plain_containers" not in state and "_parameters" in state:
-            noted = {name: None for name, value in state.items()
-                     if name not in _RESERVED and _is_container(value)}
+        own = _minidl_type(type(self))  # (its private attributes are not noted: see __setattr__)
+        noted = state.get("_plain_containers")
+        if "_plain_containers" not in state and "_parameters" in state:
+            noted = {name: None for name, value in state.items() if name not in _RESERVED and _is_container(value)}
+        if noted and own:
+            noted = {name: None for name in noted if not name.startswith("_")}
+        if "_parameters" in state:
             self.__dict__["_plain_containers"] = noted or None
 
     def _unregister(self, name: str) -> None:
@@ -937,7 +939,11 @@ def every_parameter(layer: Layer) -> list[Parameter]:
     :meth:`Layer.named_layers` makes, which costs a walk of each container attribute of a user's layer (a cache of
     500 steps: 0.6 ms).  For the walks a training loop runs every step (``zero_grad``, ``Sequential``'s
     ``backward_params``): a parameter hidden in a container, which no optimizer holds (their parameters come from
-    the searching walks), is harmless to skip there."""
+    the searching walks), is harmless to skip there.  A layer whose class overrides ``parameters()`` or
+    ``named_parameters()`` (to add a shared one) is asked its own, as PyTorch's ``zero_grad`` asks it."""
+    cls = type(layer)
+    if cls.parameters is not Layer.parameters or cls.named_parameters is not Layer.named_parameters:
+        return layer.parameters()
     found: dict[int, Parameter] = {}
     seen: set[int] = set()
     pending = [layer]

@@ -241,3 +241,52 @@ def test_the_containers_of_minidl_s_own_layers_are_not_noted_but_those_of_a_user
     dense = md.Dense(2, 2, rng=0)
     dense.__dict__["_plain_containers"] = {"_sizes": None}  # (as a Dense was pickled when its sizes were noted)
     assert pickle.loads(pickle.dumps(dense))._plain_containers is None
+
+
+def test_a_container_added_from_outside_to_a_built_in_layer_is_searched() -> None:
+    """minidl's own classes note no container they set themselves (their private settings and caches: Dense's
+    _sizes), but one a user adds to a built-in layer under a public name is searched as any other."""
+    seq = md.Sequential(md.Dense(2, 2, rng=0))
+    seq.extra = []
+    seq.extra.append(md.Dense(2, 2, rng=1))
+    with pytest.raises(TypeError, match=r"Sequential.extra: Dense objects in a plain list \(extra\[0\]\)"):
+        seq.parameters()
+    dense = md.Dense(2, 2, rng=2)
+    dense.heads = []
+    dense.heads.append(md.Dense(2, 2, rng=3))
+    with pytest.raises(TypeError, match=r"Dense.heads: Dense objects in a plain list \(heads\[0\]\)"):
+        dense.state_dict()
+    copied = copy.deepcopy(dense)  # (the note survives a copy)
+    with pytest.raises(TypeError, match=r"Dense.heads"):
+        copied.parameters()
+    assert "_sizes" not in (md.Dense(2, 2).__dict__["_plain_containers"] or {})
+
+
+class _Tied(md.Model):
+    """A model whose parameters() adds a parameter it shares with another model (held, not registered)."""
+
+    def __init__(self, shared: md.Parameter) -> None:
+        super().__init__()
+        self.d = md.Dense(2, 2, rng=0)
+        object.__setattr__(self, "shared", shared)
+
+    def parameters(self) -> list[md.Parameter]:
+        return [*super().parameters(), self.shared]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.d(x)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return self.d.backward(grad_output)
+
+
+def test_zero_grad_asks_an_overridden_parameters() -> None:
+    """zero_grad reads the registries (no search of containers, every step), but a model that overrides
+    parameters() is asked its own, as PyTorch's zero_grad asks it: else the shared gradient piles up."""
+    shared = md.Parameter(np.zeros(2))
+    model = _Tied(shared)
+    shared.grad += 5.0
+    model.d.W.grad += 1.0
+    model.zero_grad()
+    np.testing.assert_array_equal(shared.grad, 0.0)
+    np.testing.assert_array_equal(model.d.W.grad, 0.0)
