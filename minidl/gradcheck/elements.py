@@ -33,11 +33,12 @@ and credited, up to ``ANALYTIC_CAP`` of the tensor's largest gradient: a bug lar
 
 **A large offset.**  The step ``eps * |w|`` grows with the element, but the cost may change on a scale far
 below it (a batch norm of data at 1e6 with a spread of 1e-3: saturated at +-1e2).  An element with ``|w| > 1``
-still failing after the stages above (the credit too), or skipped at a kink within the step or at a cliff,
-is judged again on the steps ``h / OFFSET_ZOOM**k`` against its own round-off (measured on a line of a few
-of its spacings, at most ``eps_f``), as at a cliff: on the largest step where the cost is linear and the verdict proves
-something, or skipped as at a kink if none, down to that round-off and the element's resolution
-(:meth:`ElementCheck.confirm_on_finer_steps`).
+still failing after the stages above (the credit too) where the cost is not linear on its failing step (secants
+at ``s`` and ``s/2`` apart: a failure where it is linear stands), or skipped at a kink within the step or at a
+cliff, is judged again on the steps ``min(h, step) / OFFSET_ZOOM**k`` against its own round-off (measured on a
+line of a few of its spacings, at most ``eps_f``), as at a cliff: on the largest step where the cost is linear
+and the verdict proves something, or skipped as at a kink if none, down to that round-off and the element's
+resolution (:meth:`ElementCheck.confirm_on_finer_steps`).
 
 A cost computed below float64 (``coarse``, see :class:`.precision.Coarse`) is checked on its own step and
 round-off, without the refinements for float64 (the relative step, the cliff search, the analytic round-off),
