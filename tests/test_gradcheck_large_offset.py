@@ -145,3 +145,43 @@ def test_a_failure_on_a_step_where_the_cost_is_linear_is_not_cleared_on_a_coarse
     report = md.GradientChecker(model, inputs=x).run()
     assert not report.passed
     assert report["input"].failed == 1 and report["input"].status == "FAIL", str(report)
+
+
+class _TanhDxOff(md.Layer):
+    """y = tanh(x @ W / 10), its dx 0.1% too large everywhere: a bug in every element of an input of |x| ~ 5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.W = md.Parameter(R(0).normal(size=(20, 8)))
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.tanh(x @ self.W.data / 10)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        assert self._x is not None
+        gz = grad_output * (1 - np.tanh(self._x @ self.W.data / 10) ** 2) / 10
+        self.W.grad += self._x.T @ gz
+        return 1.001 * (gz @ self.W.data.T)
+
+
+def test_the_finer_steps_stop_once_a_few_failures_stood(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each confirmation costs 12 evaluations; a tensor failing everywhere with |w| > 1 (640 elements) once took
+    11895 evaluations instead of 4215: once CONFIRM_STOOD failures stood, the cost linear on their step, the
+    stage stops for that tensor, which fails on them."""
+    from minidl.gradcheck import elements
+
+    calls: list[int] = []
+    original = elements.ElementCheck.saturated_at
+
+    def counted(self: elements.ElementCheck, j: int, s: float, eps_f: float) -> bool:
+        calls.append(j)
+        return original(self, j, s, eps_f)
+
+    monkeypatch.setattr(elements.ElementCheck, "saturated_at", counted)
+    report = md.GradientChecker(_TanhDxOff(), inputs=5 + R(2).normal(size=(32, 20))).run()
+    assert not report.passed and report["input"].failed == 640
+    assert len(calls) == elements.CONFIRM_STOOD
+    assert report.evaluations < 4400
+    assert not any("confirmation on finer steps" in note for note in report["input"].notes)

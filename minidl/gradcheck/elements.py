@@ -70,8 +70,8 @@ if TYPE_CHECKING:
     MakeResult = Callable[[_Tensor, tuple[int, ...], Verdict, np.ndarray, np.ndarray, str, np.ndarray | None,
                            np.ndarray | None], TensorResult]
 
-__all__ = ["ACCEPT", "ANALYTIC_CAP", "CLIFF_ZOOM", "CURVED", "OFFSET_ZOOM", "REL_FLOOR", "STAGE_A", "TIGHT",
-           "ElementCheck"]
+__all__ = ["ACCEPT", "ANALYTIC_CAP", "CLIFF_ZOOM", "CONFIRM_STOOD", "CURVED", "OFFSET_ZOOM", "REL_FLOOR", "STAGE_A",
+           "TIGHT", "ElementCheck"]
 
 #: stage A accepts an element whose h/16 difference is within ACCEPT x its round-off bound (tight
 #: enough that stage A is as sensitive as the Richardson test of stage B, at a third of the cost)
@@ -100,6 +100,9 @@ CLIFF_ZOOM = 32
 OFFSET_ZOOM = 4
 #: the element's own round-off is measured on ROUND_OFF_POINTS costs ROUND_OFF_ULPS of its spacing apart
 ROUND_OFF_POINTS, ROUND_OFF_ULPS = 8, 16
+#: the finer steps stop for a tensor once this many failures stood (the cost linear on their step): it fails on
+#: them, and each confirmation costs 12 evaluations (its round-off line and two secants)
+CONFIRM_STOOD = 4
 
 # The probe slots: the rows of ElementCheck.f (the costs) and ElementCheck.span (the spans the probes made) that
 # probe(rows, scale, slot) fills.  The cost at the + side is in f[slot], at the - side in f[slot + 1], the span
@@ -525,10 +528,13 @@ class ElementCheck:
                               & np.isfinite(self.a))
         rows = np.setdiff1d(rows, np.union1d(self.outside, np.asarray(self.zoomed, dtype=np.intp)))
         before = self.program.evaluations
+        stood = 0  # the failures that stood, the cost linear on their step
         try:
             for j in rows.tolist():
+                if stood >= CONFIRM_STOOD:
+                    break  # (the tensor fails on failures the cost is linear for; the rest keep their verdicts)
                 skipped, at_cliff = status[j] == KINK, j in self.cliffs
-                self.confirm_one(j)
+                stood += self.confirm_one(j)
                 if at_cliff and status[j] != KINK:
                     self.cliffs.remove(j)  # (judged on a finer step after all)
                 elif skipped and status[j] == KINK and j in self.offset_skipped:
@@ -555,18 +561,19 @@ class ElementCheck:
         sigma = max(noise_level(line), robust_noise_level(line))
         return max(4.0 * sigma, 2.0 * U64 * abs(self.f0), 1e-300)
 
-    def confirm_one(self, j: int) -> None:
-        """:meth:`confirm_on_finer_steps` for the element ``j``."""
+    def confirm_one(self, j: int) -> bool:
+        """:meth:`confirm_on_finer_steps` for the element ``j``; whether its failure stood because the cost is
+        linear on the step it failed on."""
         i, w, a, safety = int(self.index[j]), float(self.w[j]), self.a[j:j + 1], self.safety
         # the element's own round-off where the tensor's bound is larger: measured on a line far finer than
         # the tensor's probe (1e-9 |w|), which may itself span the scale the cost changes on
         eps_f = min(self.eps_f, self.element_round_off(j))
         if not math.isfinite(eps_f):
-            return
+            return False
         # never coarser than the step the verdict was made on (stage A's h/16 is finer than h)
         s, probed = min(float(self.h[j]), float(self.steps[j])), False
         if self.status[j] == FAIL and not self.saturated_at(j, s, eps_f):
-            return  # (the cost is linear on the failing step: the failure is a verdict, not a step too large)
+            return True  # (the cost is linear on the failing step: the failure is a verdict, not a step too large)
         while True:
             s /= OFFSET_ZOOM
             spans = np.array([(w + s) - (w - s)]), np.array([(w + s / 2) - (w - s / 2)])
@@ -596,11 +603,12 @@ class ElementCheck:
                 continue
             (self.offset_cleared if v.status[0] == OK else self.offset_failed).append(j)
             self.set_verdict(j, v, s, int(v.status[0]))
-            return
+            return False
         if probed:
             self.offset_skipped.append(j)  # (no step down to the round-off and the resolution resolved the cost)
             self.status[j] = KINK
         # (else no finer step could be taken at all: the verdict stands)
+        return False
 
     def saturated_at(self, j: int, s: float, eps_f: float) -> bool:
         """Whether the cost is not linear in element ``j`` on the step ``s`` it failed on: its secants at ``s``
@@ -691,7 +699,7 @@ class ElementCheck:
                          "fail on the largest step where the cost is linear, "
                          f"{len(self.offset_skipped)} are skipped as at a kink (no step resolves the cost); judged on "
                          "a finer step, a passing tensor is 'partial'")
-        if self.offset_evaluations:
+        if judged and self.offset_evaluations:  # (not for failures that only stood: nothing to read there)
             notes.append(f"the confirmation on finer steps took {self.offset_evaluations} cost evaluations")
         if self.credited.size:
             notes.append(f"{self.credited.size} element(s) agree within the analytic gradient's own round-off, "
