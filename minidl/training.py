@@ -56,6 +56,7 @@ from .losses import (
     _held_objects,
     check_loss_gradient,
     named_loss_parameters,
+    sum_of_squares,
 )
 from .model import _spread_inputs_refused_first
 from .optim import Optimizer
@@ -165,7 +166,7 @@ class MeanSquaredError(Metric):
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         diff = y_pred - _like(y_true, y_pred, "MeanSquaredError")
-        return float(np.vdot(diff, diff)) / max(diff.size, 1)
+        return sum_of_squares(diff) / max(diff.size, 1)
 
 
 class MeanAbsoluteError(Metric):
