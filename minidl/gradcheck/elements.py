@@ -112,6 +112,26 @@ _SLOTS = _AT_FINER + 2  # the rows of f; span has _SLOTS // 2
 assert _AT_HALF == _AT_H + 2  # (stage B's four costs are read as one slice, f[_AT_H:_AT_HALF + 2])
 
 
+def _four_costs(view: Any, i: int, w: float, s: float, evaluate: Callable[[], float]) -> list[float]:
+    """The costs with element ``i`` of ``view`` at ``w + s``, ``w - s``, ``w + s/2`` and ``w - s/2``, in that
+    order; the element put back to ``w`` afterwards (also when an evaluation raises)."""
+    costs: list[float] = []
+    try:
+        for step in (s, -s, s / 2, -s / 2):
+            view[i] = w + step
+            costs.append(evaluate())
+    finally:
+        view[i] = w
+    return costs
+
+
+def _curved(d1: float, d2: float, eps_f: float, s: float) -> bool:
+    """Whether the secants ``d1`` on the step ``s`` and ``d2`` on ``s/2`` differ by more than 1% of the larger
+    and the round-off ``eps_f`` allows: the cost is not linear on ``s`` (a saturated cost's secant doubles as the
+    step halves)."""
+    return abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * eps_f / s
+
+
 class ElementCheck:
     """The per-element check of the elements ``index`` (flat positions) of one tensor: build it, then :meth:`run`.
 
@@ -582,11 +602,7 @@ class ElementCheck:
             scale = max(abs(float(a[0])), self.floor)
             if safety * 3 * eps_f / s > 1e-3 * scale:
                 break  # (the round-off alone proves nothing on this step, nor on any finer one)
-            f = []
-            for step in (s, -s, s / 2, -s / 2):
-                self.view[i] = w + step
-                f.append(self.evaluate())
-            self.view[i] = w
+            f = _four_costs(self.view, i, w, s, self.evaluate)
             self.offset_finest, probed = min(self.offset_finest, s), True
             v = judge(a, self.f0, np.array(f[0:1]), np.array(f[1:2]), np.array(f[2:3]), np.array(f[3:4]),
                       spans[0], spans[1], np.array([s]), eps_f, safety)
@@ -598,7 +614,7 @@ class ElementCheck:
             # of the slope)
             d1, d2 = (f[0] - f[1]) / spans[0][0], (f[2] - f[3]) / spans[1][0]
             if v.status[0] == KINK or not np.isfinite(v.numerical[0]) or v.truncation[0] > CURVED * scale \
-                    or abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * eps_f / s \
+                    or _curved(d1, d2, eps_f, s) \
                     or safety * v.bound[0] > 1e-3 * scale:
                 continue
             (self.offset_cleared if v.status[0] == OK else self.offset_failed).append(j)
@@ -615,19 +631,12 @@ class ElementCheck:
         and ``s/2`` differ by more than 1% (and the round-off ``eps_f``), as a cost that changes on a far smaller
         scale gives (saturated: the secant doubles as the step halves).  A failure on a step where the cost is
         linear stands: a finer step is sought only for a step too large for the cost."""
-        i, w = int(self.index[j]), float(self.w[j])
-        f = []
-        try:
-            for step in (s, -s, s / 2, -s / 2):
-                self.view[i] = w + step
-                f.append(self.evaluate())
-        finally:
-            self.view[i] = w
+        w = float(self.w[j])
+        f = _four_costs(self.view, int(self.index[j]), w, s, self.evaluate)
         spans = (w + s) - (w - s), (w + s / 2) - (w - s / 2)
         if not (spans[0] > 0 and spans[1] > 0 and all(math.isfinite(v) for v in f)):
             return True  # (no secant to tell by: the finer steps decide)
-        d1, d2 = (f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1]
-        return abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * eps_f / s
+        return _curved((f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1], eps_f, s)
 
     def set_verdict(self, j: int, v: Verdict, s: float, status: int) -> None:
         """Element ``j``'s verdict from the one-element verdict ``v`` on the step ``s``."""
@@ -818,18 +827,13 @@ class _CliffLevels:
         state = "gone"
         if k <= self.deepest and min(spans) > 0:  # (else below the element's resolution, or an underflow)
             self.finest = min(self.finest, s)
-            try:
-                for step in (s, -s, s / 2, -s / 2):
-                    self.view[self.i] = self.w + step
-                    f.append(self.evaluate())
-            finally:
-                self.view[self.i] = self.w
+            f = _four_costs(self.view, self.i, self.w, s, self.evaluate)
             d1, d2 = (f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1]
             if not (math.isfinite(d1) and math.isfinite(d2)):
                 state = "gone"
             elif abs(f[0] - f[1]) <= 4 * self.safety * self.eps_f:
                 state = "gone"  # (the cost's change on this step is round-off: no finer step resolves it)
-            elif abs(d1 - d2) > 0.01 * max(abs(d1), abs(d2)) + 8 * self.eps_f / s:
+            elif _curved(d1, d2, self.eps_f, s):
                 state = "curved"
             else:
                 state = "linear"
