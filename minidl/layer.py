@@ -945,6 +945,15 @@ def every_parameter(layer: Layer) -> list[Parameter]:
     if cls.parameters is not Layer.parameters or cls.named_parameters is not Layer.named_parameters:
         return layer.parameters()
     found: dict[int, Parameter] = {}
+    for current in _registered_layers(layer):
+        for param in current.__dict__["_parameters"].values():
+            found.setdefault(id(param), param)
+    return list(found.values())
+
+
+def _registered_layers(layer: Layer) -> Iterator[Layer]:
+    """``layer`` and every layer registered below it, each once, depth first in order (as :meth:`Layer.named_layers`),
+    from the registries alone: without the search of plain containers the walks make."""
     seen: set[int] = set()
     pending = [layer]
     while pending:
@@ -955,10 +964,8 @@ def every_parameter(layer: Layer) -> list[Parameter]:
         registries = current.__dict__
         if "_layers" not in registries:
             raise _no_registries(current)
-        for param in registries["_parameters"].values():
-            found.setdefault(id(param), param)
-        pending.extend(reversed(registries["_layers"].values()))  # (depth first, in order, as named_layers)
-    return list(found.values())
+        yield current
+        pending.extend(reversed(registries["_layers"].values()))
 
 
 def _minidl_type(cls: type) -> bool:
@@ -1182,16 +1189,11 @@ def _registered_below(layer: Layer) -> set[int]:
     registries, read directly: the walks, which search containers with :func:`_unregistered_places`, are not
     called from it)."""
     found: set[int] = set()
-    pending = [layer]
-    while pending:
-        current = pending.pop()
-        if id(current) in found:  # (a layer held in several places)
-            continue
-        found.add(id(current))
+    for current in _registered_layers(layer):
         registries = current.__dict__
+        found.add(id(current))
         found.update(map(id, registries.get("_parameters", {}).values()))
-        found.update(map(id, registries.get("_generators", {}).values()))
-        pending.extend(registries.get("_layers", {}).values())
+        found.update(map(id, registries.get("_generators", {}).values()))  # (a layer pickled before generators)
     return found
 
 
