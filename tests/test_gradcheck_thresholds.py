@@ -329,3 +329,39 @@ def test_an_element_noisier_on_its_own_line_is_judged_with_the_tensors_round_off
     assert _noisy(1, 3e3, 3e-7).passed
     report = _noisy(1, 3e3, 3e-7, d=4e-3)
     assert not report.passed and report["input"].failed == 1 and report["input"].skipped == 3, str(report)
+
+
+# ------------------------------------------------------------------------ the cliff search at a low safety
+class Tanh(md.Layer):
+    """Right: y = tanh(k (x - c)), saturated within a step far below the default eps |x| at x ~ 1000."""
+
+    def __init__(self, k: float, c: np.ndarray, factor: float = 1.0) -> None:
+        super().__init__()
+        self.k, self.factor = k, factor
+        self.register_buffer("c", c)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._y = np.tanh(self.k * (x - self.c))
+        return self._y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output * self.k * (1 - self._y ** 2) * self.factor
+
+
+STEEP_K = [223872.11385683378, 2.5e5, 3e5, 1e5]
+
+
+@pytest.mark.parametrize("k", STEEP_K)
+@pytest.mark.parametrize("safety", [2.0, 3.0, 10.0])
+def test_a_saturated_step_is_not_taken_for_linear_at_a_low_safety(k: float, safety: float) -> None:
+    """A step whose cost change is below ~16 round-offs cannot show a saturated cost as curved: the cliff search
+    took such a step (between 4 * safety and 16 round-offs, a gap below safety 4.1) for linear and judged a
+    right gradient there (analytic 1.85e4, numerical 78: FAIL at safety 2 and 3).  Now no element fails, and a
+    gradient 1% off still does."""
+    x = 1000.0 + np.array([[0.0, 0.25, 0.5, 0.75]])
+    report = md.GradientChecker(Tanh(k, x - 0.5 / k), inputs=x, safety=safety).run()
+    assert report.passed, report
+    (result,) = report.results
+    assert result.checked == 4 and result.failed == 0
+    wrong = md.GradientChecker(Tanh(k, x - 0.5 / k, factor=1.01), inputs=x, safety=safety).run()
+    assert not wrong.passed and wrong.results[0].failed >= 1, wrong

@@ -831,8 +831,11 @@ class _CliffLevels:
             d1, d2 = (f[0] - f[1]) / spans[0], (f[2] - f[3]) / spans[1]
             if not (math.isfinite(d1) and math.isfinite(d2)):
                 state = "gone"
-            elif abs(f[0] - f[1]) <= 4 * self.safety * self.eps_f:
-                state = "gone"  # (the cost's change on this step is round-off: no finer step resolves it)
+            elif abs(f[0] - f[1]) <= 4 * self.safety * self.eps_f or not _curved(d1, 2 * d1, self.eps_f, s):
+                # (the cost's change on this step is round-off, or too small for the test below to tell a
+                # saturated cost, whose secant doubles as the step halves, from a linear one: below about
+                # 16 eps_f, which 4 * safety * eps_f covers only for safety above 4; no finer step resolves it)
+                state = "gone"
             elif _curved(d1, d2, self.eps_f, s):
                 state = "curved"
             else:
