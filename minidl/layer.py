@@ -44,6 +44,16 @@ class LoadResult(NamedTuple):
     unexpected_keys: list[str]
 
 
+class _CheckedState(NamedTuple):
+    """What :meth:`Layer._checked_state` found in a state to load: the targets, the arrays to copy into them."""
+
+    own: dict[str, tuple[Any, np.ndarray | None, Any]]  # dotted name -> (setter, current array, check)
+    own_generators: dict[str, np.random.Generator]  # dotted name -> generator, each once
+    values: dict[str, np.ndarray]  # dotted name -> the array to load (plain, native byte order; not yet copied)
+    missing: list[str]
+    unexpected: list[Any]
+
+
 #: What a "called before forward" message adds: when a fit returned since the last forward, there is no cache either.
 _AFTER_FIT = " (no forward since it was made, or since a fit returned: fit lets go of its last batch's caches)"
 
@@ -544,6 +554,20 @@ class Layer:
         ``Conv2D(2, 3, kernel_size=2)``'s state for a ``Conv2D(8, 3, kernel_size=1)``: the same W shape, (9,
         3), another meaning), one for a layer that has none, or one that is not a 1-D int array, is refused.
         """
+        own, own_generators, values, missing, unexpected = self._checked_state(state, strict)
+        # every copy first: a copy that fails (memory) must not leave the arrays before it replaced
+        copies = {key: aligned.copy(value) for key, value in values.items()}
+        for key, value in copies.items():
+            own[key][0](value)
+        for key, generator in own_generators.items():
+            if key in state:
+                generator.bit_generator.state = copy.deepcopy(dict(state[key]))
+        return LoadResult(missing, unexpected)
+
+    def _checked_state(self, state: Mapping[str, Any], strict: bool = True) -> _CheckedState:
+        """What :meth:`load_state_dict` would load of ``state``, every check made and nothing changed (its
+        ``StateDictError``, with the same message, when it would refuse the state): a check alone for a state
+        to load later (``fit`` checks a resumed ``EarlyStopping``'s best weights before training)."""
         who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
             raise TypeError(f"{who} expects a mapping, got {type(state).__name__}")
@@ -611,14 +635,7 @@ class Layer:
                 f"({len(problems)} problem{'s' if len(problems) > 1 else ''}); nothing was changed:\n  "
                 + "\n  ".join(problems) + hint
             )
-        # every copy first: a copy that fails (memory) must not leave the arrays before it replaced
-        copies = {key: aligned.copy(value) for key, value in values.items()}
-        for key, value in copies.items():
-            own[key][0](value)
-        for key, generator in own_generators.items():
-            if key in state:
-                generator.bit_generator.state = copy.deepcopy(dict(state[key]))
-        return LoadResult(missing, unexpected)
+        return _CheckedState(own, own_generators, values, missing, unexpected)
 
     def _unique_generators(self) -> dict[str, np.random.Generator]:
         """Dotted name -> generator, each generator once (under its first name)."""

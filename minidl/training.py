@@ -37,7 +37,15 @@ import numpy as np
 
 from .clip import _clip_norm
 from .early_stopping import EarlyStopping, unknown_direction
-from .errors import DTypeError, GradientCheckError, MinidlError, NonFiniteError, ShapeError, TargetError
+from .errors import (
+    DTypeError,
+    GradientCheckError,
+    MinidlError,
+    NonFiniteError,
+    ShapeError,
+    StateDictError,
+    TargetError,
+)
 from .gradcheck import GradientChecker
 from .init import RNGLike, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
@@ -924,15 +932,25 @@ def _resolve_monitors(who: str, metrics: Any, loss: Loss, val: Any, early_stoppi
     return _Monitors(metrics, metric_fns, decided)
 
 
-def _check_resumable(who: str, early_stopping: EarlyStopping | None, scheduler: LRScheduler | None,
+def _check_resumable(who: str, model: Layer, early_stopping: EarlyStopping | None, scheduler: LRScheduler | None,
                      initial_epoch: int) -> None:
-    """Refuse an ``EarlyStopping`` loaded from a run whose last epoch is not ``initial_epoch``, or a scheduler that
-    cannot step (inside another schedule, or its lr changed by another hand)."""
+    """Refuse an ``EarlyStopping`` loaded from a run whose last epoch is not ``initial_epoch``, or whose best weights
+    (``best_state``, restored into ``model`` at the end) do not fit ``model``, or a scheduler that cannot step
+    (inside another schedule, or its lr changed by another hand)."""
     if early_stopping is not None and initial_epoch and early_stopping._resume \
             and early_stopping._epoch != initial_epoch:
         raise ValueError(f"{who}: initial_epoch={initial_epoch}, but the EarlyStopping goes on from a loaded run whose "
                          f"last epoch was {early_stopping._epoch}; pass initial_epoch={early_stopping._epoch} (or 0: "
                          "it then numbers this fit's epochs after its run)")
+    if early_stopping is not None and early_stopping._resume and early_stopping.restore_best_weights \
+            and early_stopping.best_state is not None:
+        try:  # checked now (nothing loaded), as the restore at the end would, not after every epoch trained
+            model._checked_state(early_stopping.best_state)
+        except StateDictError as error:
+            _with_context(error, f"{who}: the EarlyStopping goes on from a loaded run whose best weights "
+                                 "(best_state), which restore_best_weights loads at the end, do not fit this model; "
+                                 "nothing was trained")
+            raise
     if scheduler is not None and not isinstance(scheduler, ReduceLROnPlateau):
         try:  # a schedule inside another, or an lr another hand changed, is refused now, not after an epoch
             scheduler._check_can_step()
@@ -1009,7 +1027,7 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     _check_schedule_length(who, scheduler, per_batch, trained, n_batches)
     val = _check_validation_data(who, model, data.validation_data)
     monitors = _resolve_monitors(who, metrics, loss, val, early_stopping, scheduler)
-    _check_resumable(who, early_stopping, scheduler, initial_epoch)
+    _check_resumable(who, model, early_stopping, scheduler, initial_epoch)
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
     gradcheck_every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
@@ -1380,7 +1398,8 @@ def fit(
         early_stopping: an :class:`~minidl.EarlyStopping`: stop when its monitored figure (e.g.
             ``val_loss``) has not improved for its ``patience`` epochs, and with
             ``restore_best_weights`` end with the best epoch's weights.  The history then holds
-            fewer than ``epochs`` epochs.
+            fewer than ``epochs`` epochs.  One loaded from a run (``load_state_dict``) whose best weights
+            do not fit the model is refused before training, with ``load_state_dict``'s message.
 
     The model trains in train mode and is validated in eval mode.  A model in train mode trains in
     its layers' own modes: a layer you put in eval mode (a frozen batch norm) stays in eval mode;
