@@ -1375,7 +1375,8 @@ def fit(
             which needs an epoch's figures, is refused with ``"batch"``.
         verbose: 0 silent; 1 a progress bar per epoch (tqdm if installed, else one line per epoch);
             2 one line per epoch.  Bars and lines show time, samples/s (of the training: the samples
-            trained over the time the batches took, without the validation), loss and metrics.
+            trained over the time the batches took, without the validation or the bar's making), loss
+            and metrics.
         validation_batch_size: batch size used to score the validation data.
         check_gradients: also refuse a step whose gradients hold NaN/inf (costs one reduction over
             every gradient per batch, a few percent of a small MLP's step; off by default).  It checks
@@ -1444,10 +1445,12 @@ def fit(
                 resume_training()
                 lr = optimizer.lr
                 run.start_epoch(epoch)
+                batches_started = time.perf_counter()  # (after start_epoch: not the order's draw, the bar's making)
                 run.train_batches(epoch)
                 # the training rate: the samples trained (not those drop_last skipped) over the time the
                 # batches took (not the validation's)
-                rate = min(plan.n_batches * plan.batch_size, plan.n) / max(time.perf_counter() - started, 1e-9)
+                rate = min(plan.n_batches * plan.batch_size, plan.n) / max(time.perf_counter() - batches_started,
+                                                                           1e-9)
                 values = {"loss": run.epoch_loss.value()}
                 values.update((name, c.value()) for name, c in zip(run.names, run.epoch_metrics, strict=True))
                 if plan.val is not None:

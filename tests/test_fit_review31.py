@@ -1,5 +1,5 @@
-"""Review 31 of fit: a resumed EarlyStopping whose best weights do not fit the model refused before training, not
-after every epoch."""
+"""Review 31 of fit: the progress bar's samples/s timed from the batches (not the bar's making), and a resumed
+EarlyStopping whose best weights do not fit the model refused before training, not after every epoch."""
 
 from __future__ import annotations
 
@@ -9,12 +9,51 @@ import numpy as np
 import pytest
 
 import minidl as md
+import minidl.training as training
 from minidl.testing import states_equal
 
 
 def _data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     return rng.standard_normal((64, 4)), rng.integers(0, 3, 64)
+
+
+# ---------------------------------------------------------------------------------------------- samples/s
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_the_bars_samples_per_second_do_not_count_its_making(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bar that takes 100 s to make and 1 s per batch: 40 samples in 4 batches are 10 samples/s."""
+    clock = _Clock()
+    shown: list[str] = []
+
+    class SlowBar:
+        def __init__(self, **kwargs: Any) -> None:
+            clock.now += 100.0
+
+        def update(self, n: int) -> None:
+            clock.now += 1.0
+
+        def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+            shown.append(text)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(training, "time", clock)
+    monkeypatch.setattr(training, "_tqdm", lambda: SlowBar)
+    x, y = _data()
+    model = md.Sequential(md.Dense(4, 3, rng=0))
+    history = model.fit(x[:40], y[:40], loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                        epochs=2, batch_size=10, verbose=1)
+    ends = [text for text in shown if "samples/s" in text]
+    assert len(ends) == 2 and all(text.endswith(" - 10 samples/s") for text in ends), ends
+    assert history.epoch_times == [104.0, 104.0]  # the epoch's seconds: everything in it, the bar too
 
 
 # ---------------------------------------------------------------------------------------------- best_state checked
