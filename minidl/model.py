@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .losses import Loss
     from .optim import Optimizer
     from .schedulers import LRScheduler
-    from .training import History, MetricLike
+    from .training import Callback, History, MetricLike
 
 __all__ = ["Bidirectional", "LayerList", "Model", "Residual", "Sequential", "Stack"]
 
@@ -176,6 +176,7 @@ class Model(Layer):
         early_stopping: EarlyStopping | None = None,
         gradcheck_every: int | None = None,
         gradcheck_samples: int = 4,
+        callbacks: Sequence[Callback] | None = None,
     ) -> History:
         """Train on ``(x, y)`` (x: (N, ...) or a tuple of inputs, y: (N, ...)); the keywords are those of
         :func:`minidl.training.fit`, named here so that a type checker catches a misspelt one (``epoch=``)."""
@@ -186,7 +187,8 @@ class Model(Layer):
                    metrics=metrics, shuffle=shuffle, rng=rng, scheduler=scheduler,
                    scheduler_interval=scheduler_interval, verbose=verbose, validation_batch_size=validation_batch_size,
                    check_gradients=check_gradients, drop_last=drop_last, clip_grad_norm=clip_grad_norm,
-                   early_stopping=early_stopping, gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples)
+                   early_stopping=early_stopping, gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples,
+                   callbacks=callbacks)
 
     @_spread_inputs_refused_first
     def evaluate(

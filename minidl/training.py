@@ -45,6 +45,7 @@ from .errors import (
     ShapeError,
     StateDictError,
     TargetError,
+    short_repr,
 )
 from .gradcheck import GradientChecker
 from .init import RNGLike, as_generator, switch
@@ -338,13 +339,21 @@ class History:
         epoch: the epoch numbers, starting at 1.
         epoch_times: the wall-clock seconds of each epoch (training and validation).
         params: ``{"epochs", "batch_size", "samples", "steps"}``.
+        stopped_epoch: the epoch after which training stopped before ``params["epochs"]``, 0 if it did not.
+        stopped_by: what stopped it: ``"early_stopping"``, ``"callbacks[i]"`` (the ``i``-th of ``fit``'s
+            ``callbacks``, which returned True), or None.
     """
+
+    stopped_epoch: int = 0  # (class defaults too: a History pickled before they existed reads them)
+    stopped_by: str | None = None
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.epoch_times: list[float] = []
         self.params = params
+        self.stopped_epoch = 0
+        self.stopped_by = None
 
     def __getitem__(self, key: str) -> list[float]:
         try:
@@ -781,6 +790,46 @@ def _check_fit_objects(who: str, model: Any, loss: Any, optimizer: Any, schedule
     return per_batch
 
 
+#: what ``fit(..., callbacks=[...])`` calls at the end of each epoch: ``f(epoch, history)``, True to stop training
+Callback = Callable[[int, History], bool | None]
+
+
+def _callback_name(fn: Any) -> str:
+    """A callback's name for messages: its ``__name__`` (``<lambda>`` for a lambda), else its class's."""
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
+
+
+def _check_callbacks(who: str, callbacks: Any) -> tuple[tuple[str, Callback], ...]:
+    """``callbacks`` (None, one callable, or a sequence of them) as ``((name, callable), ...)``; a ``TypeError``
+    naming the item that is no callable, or whose signature cannot take ``(epoch, history)``."""
+    if callbacks is None:
+        return ()
+    if callable(callbacks):
+        callbacks = [callbacks]
+    elif isinstance(callbacks, (str, bytes, Mapping)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"{who}: callbacks must be a list of callables f(epoch, history) -> bool | None, got "
+                        f"{type(callbacks).__name__}")
+    resolved: list[tuple[str, Callback]] = []
+    for i, fn in enumerate(list(callbacks)):
+        if not callable(fn):
+            raise TypeError(f"{who}: callbacks[{i}] must be a callable f(epoch, history) -> bool | None, got "
+                            f"{type(fn).__name__} {short_repr(fn)}")
+        name = _callback_name(fn)
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):  # no signature to read (a builtin): found out at the first call
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(0, None)
+            except TypeError as error:
+                raise TypeError(f"{who}: callbacks[{i}] ({name}) cannot be called as f(epoch, history), the two "
+                                f"arguments fit passes it: {error} (its signature is {name}{signature})") from None
+        resolved.append((name, fn))
+    return tuple(resolved)
+
+
 def _check_epochs(who: str, epochs: Any, initial_epoch: Any) -> tuple[int, int]:
     """``epochs`` (the number of the last epoch) and ``initial_epoch`` (the epochs done before), checked."""
     epochs = _positive_int(who, "epochs", epochs, minimum=0)
@@ -990,6 +1039,7 @@ class _FitPlan:
     gradcheck_samples: int
     model_params: list[Parameter]
     loss_named: list[tuple[str, Parameter]]  # the loss's own parameters, by name
+    callbacks: tuple[tuple[str, Callback], ...]  # (name, callable), called in turn after each epoch
 
     @property
     def first_epoch(self) -> int:
@@ -1002,7 +1052,8 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
               validation_split: float, metrics: Sequence[MetricLike] | None, shuffle: bool, rng: RNGLike,
               scheduler: LRScheduler | None, scheduler_interval: str, verbose: int, validation_batch_size: int,
               check_gradients: bool, drop_last: bool, clip_grad_norm: float | None,
-              early_stopping: EarlyStopping | None, gradcheck_every: int | None, gradcheck_samples: int) -> _FitPlan:
+              early_stopping: EarlyStopping | None, gradcheck_every: int | None, gradcheck_samples: int,
+              callbacks: Sequence[Callback] | None = None) -> _FitPlan:
     """``fit``'s arguments checked, in the order its messages are raised, and resolved (before anything changes):
     the data split and cast, the metrics, the monitors and the schedule checked against this fit."""
     per_batch = _check_fit_objects(who, model, loss, optimizer, scheduler, scheduler_interval)
@@ -1018,6 +1069,7 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"{who}: early_stopping must be an EarlyStopping, got {type(early_stopping).__name__}")
+    checked_callbacks = _check_callbacks(who, callbacks)
     data = _split_data(who, model, x, y, validation_data, validation_split)
     n = count(data.x)
     if drop_last and trained and n < batch_size:
@@ -1042,7 +1094,7 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
                     scheduler=scheduler, per_batch=per_batch, early_stopping=early_stopping,
                     shuffle=shuffle, generator=generator, check_gradients=check_gradients,
                     clip_grad_norm=clip_grad_norm, gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples,
-                    model_params=model_params, loss_named=loss_named)
+                    model_params=model_params, loss_named=loss_named, callbacks=checked_callbacks)
 
 
 class _Training:
@@ -1293,7 +1345,45 @@ class _Training:
         elif plan.verbose:
             print(f"Epoch {epoch}/{plan.epochs} - {seconds:.2f}s - {rate:.0f} samples/s - "
                   + _format_values(values), flush=True)
-        return bool(plan.early_stopping is not None and plan.early_stopping.update(epoch, values, self.model))
+        stop = bool(plan.early_stopping is not None and plan.early_stopping.update(epoch, values, self.model))
+        if stop:
+            self.history.stopped_epoch, self.history.stopped_by = epoch, "early_stopping"
+        return stop
+
+    def call_back(self, epoch: int) -> bool:
+        """Call each of ``fit``'s callbacks, in order, as ``f(epoch, history)`` after epoch ``epoch`` ended (in the
+        history; the scheduler stepped, the early stopping updated; the model in eval mode, as validated): True
+        when one returned True (stop training; every callback is still called).  A callback's error, or a
+        return other than True, False or None, stops the fit with the epoch kept, as the message says."""
+        plan, history = self.plan, self.history
+        self.model.eval()  # (as validated: a callback running the model draws no dropout mask, moves no statistic)
+        stop = False
+        for i, (name, fn) in enumerate(plan.callbacks):
+            where = (f"{self.who}: callbacks[{i}] ({name}) after epoch {epoch}/{plan.epochs} (the epoch is complete "
+                     "and in error.history")
+            try:
+                result = fn(epoch, history)
+            except BaseException as error:
+                if isinstance(error, MinidlError):
+                    _with_context(error, f"{where})")
+                elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
+                    # a user's error keeps its message; the note says where fit was
+                    error.add_note(f"(raised in {where}; the callbacks after it were not called)")
+                _stopped_in(error, history, epoch, None)
+                raise
+            if result is not None and not isinstance(result, (bool, np.bool_)):
+                refusal = TypeError(f"{where}): a callback returns True (stop training), False or None (go on), "
+                                    f"got {type(result).__name__} {short_repr(result)}")
+                _stopped_in(refusal, history, epoch, None)
+                raise refusal
+            if result and not stop:
+                stop = True
+                if not history.stopped_by:  # (early stopping's own stop is said first)
+                    history.stopped_epoch, history.stopped_by = epoch, f"callbacks[{i}]"
+                    if plan.verbose:
+                        print(f"training stopped after epoch {epoch}/{plan.epochs} by callbacks[{i}] ({name})",
+                              flush=True)
+        return stop
 
     def after_error(self, error: BaseException, epoch: int | None) -> None:
         """After ``error`` stopped the fit in epoch ``epoch`` (None: in none): its ``history``, ``epoch`` and
@@ -1336,6 +1426,7 @@ def fit(
     early_stopping: EarlyStopping | None = None,
     gradcheck_every: int | None = None,
     gradcheck_samples: int = 4,
+    callbacks: Sequence[Callback] | None = None,
 ) -> History:
     """Train ``model`` on ``(x, y)`` in mini-batches; returns the per-epoch :class:`History`.
 
@@ -1401,6 +1492,16 @@ def fit(
             ``restore_best_weights`` end with the best epoch's weights.  The history then holds
             fewer than ``epochs`` epochs.  One loaded from a run (``load_state_dict``) whose best weights
             do not fit the model is refused before training, with ``load_state_dict``'s message.
+        callbacks: callables ``f(epoch, history) -> bool | None``, each called in order at the end of
+            every epoch, when the epoch is in ``history`` and the scheduler has stepped and the early
+            stopping updated for it (the model in eval mode, as validated): a checkpoint saved there
+            (the model with its generators, the optimizer, the scheduler, the early stopping, the
+            shuffling generator) resumes bit for bit with ``initial_epoch=epoch``.  One returning True
+            stops training after that epoch (the callbacks after it are still called;
+            ``history.stopped_epoch`` and ``history.stopped_by`` say so, and ``restore_best_weights``
+            restores as at any end).  One that raises stops the fit with that error, the epoch kept in
+            ``error.history`` (``error.epoch`` is it, ``error.batch`` None).  Each is checked before
+            training: a non-callable, or one that cannot take two arguments, is a ``TypeError``.
 
     The model trains in train mode and is validated in eval mode.  A model in train mode trains in
     its layers' own modes: a layer you put in eval mode (a frozen batch norm) stays in eval mode;
@@ -1430,7 +1531,7 @@ def fit(
                      scheduler_interval=scheduler_interval, verbose=verbose,
                      validation_batch_size=validation_batch_size, check_gradients=check_gradients,
                      drop_last=drop_last, clip_grad_norm=clip_grad_norm, early_stopping=early_stopping,
-                     gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples)
+                     gradcheck_every=gradcheck_every, gradcheck_samples=gradcheck_samples, callbacks=callbacks)
     run = _Training(who, plan, model, loss, optimizer)  # its history, and what the steps use, bound once
     cached = _caches_before(model, loss)  # what the passes' caches were: released on return
     if plan.val is not None and plan.trained:  # scored once now, in eval mode: a bad set fails before any update
@@ -1458,6 +1559,8 @@ def fit(
                 values["lr"] = lr
                 seconds = time.perf_counter() - started
                 stop = run.end_epoch(epoch, values, seconds, rate)  # (True: the early stopping says stop)
+                if plan.callbacks:  # (at the one point where model, optimizer, schedule, early stopping agree)
+                    stop = run.call_back(epoch) or stop
                 if stop:
                     break
             epoch = None  # after the epochs, an error is in none
