@@ -21,6 +21,7 @@ __all__ = [
     "MinidlError",
     "NonDeterministicError",
     "NonFiniteError",
+    "RegistrationError",
     "ShapeError",
     "StateDictError",
     "TargetError",
@@ -83,11 +84,24 @@ class BackwardBeforeForwardError(MinidlError, RuntimeError):
     ``MultiHeadAttention.attention_weights``) was called on a layer or loss that has no cached forward pass."""
 
 
-class StateDictError(MinidlError, KeyError):
+class _AsWritten:
+    """For a ``KeyError`` with a sentence for its message: shown as written, where ``KeyError`` repr()s its
+    argument (``KeyError: 'W'`` for a missing key), which would quote the sentence and escape its newlines."""
+
+    args: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StateDictError(_AsWritten, MinidlError, KeyError):
     """``load_state_dict`` refused a state: lists every missing/unexpected key and mismatch."""
 
-    def __str__(self) -> str:  # KeyError would repr() the message; show it as written
-        return str(self.args[0]) if self.args else ""
+
+class RegistrationError(_AsWritten, MinidlError, KeyError):
+    """A parameter, layer, buffer or generator was given a name it may not take: one of the layer's methods
+    (``forward``), one of its own registries (``_parameters``), or, for a buffer, a parameter's or layer's
+    name.  A ``KeyError``, as it always was."""
 
 
 class CheckpointError(MinidlError, ValueError):

@@ -27,7 +27,15 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from . import aligned, side_state
-from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, StateDictError, nested_state_hint, short_repr
+from .errors import (
+    BackwardBeforeForwardError,
+    DTypeError,
+    MinidlError,
+    RegistrationError,
+    StateDictError,
+    nested_state_hint,
+    short_repr,
+)
 from .init import switch
 from .parameter import Parameter
 from .side_state import call_saving
@@ -324,7 +332,7 @@ class Layer:
             raise TypeError(f"buffer '{name}' must be an ndarray or None, got {type(array).__name__}")
         _check_name(self, name)
         if name in self._parameters or name in self._layers:
-            raise KeyError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
+            raise RegistrationError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
         self._remember_plain(name)
         self._unregister(name)
         self._buffers[name] = array
@@ -1110,8 +1118,8 @@ def _check_name(owner: Layer, name: str) -> None:
         what = "the key of the layer's layout in state_dict" if name == _LAYOUT else \
             "one of the layer's own registries" if name in _RESERVED else \
             f"a method or property of {type(owner).__name__}"
-        raise KeyError(f"{type(owner).__name__}: cannot register a parameter, layer, buffer or generator as "
-                       f"{name!r}: that is {what}, which it would hide; choose another name")
+        raise RegistrationError(f"{type(owner).__name__}: cannot register a parameter, layer, buffer or generator "
+                                f"as {name!r}: that is {what}, which it would hide; choose another name")
     if name and "." not in name:
         return
     if not name:
