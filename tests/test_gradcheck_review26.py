@@ -127,9 +127,11 @@ def test_check_layers_checks_a_layer_with_several_outputs_alone(seed: int) -> No
     assert not any("yet the model fails" in note for note in report.notes)
 
 
-def test_a_model_whose_output_is_a_tuple_still_needs_a_loss() -> None:  # (a forgotten unpacking, likely)
-    with pytest.raises(TypeError, match=r"Split\.forward returned a tuple, not an array: without a loss"):
-        md.GradientChecker(Split(False), inputs=np.ones((2, 3))).run()
+def test_a_model_whose_output_is_a_tuple_is_checked_without_a_loss_too() -> None:
+    # (it was refused, "returned a tuple, not an array": now the cost sum_i R_i . y_i, as check_layers takes)
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    assert md.GradientChecker(Split(False), inputs=x).run().passed
+    assert not md.GradientChecker(Split(True), inputs=x).run().passed
 
 
 class Scaled(md.Layer):

@@ -468,7 +468,7 @@ def test_the_docs_model_runs_checks_and_trains() -> None:
 def test_check_layers_checks_a_pool_with_two_outputs_alone_too() -> None:
     """Checked alone, the pool with two outputs (values, indices) takes the cost sum(R * values) (its
     indices take no gradient), as the unpool and the convolution do theirs; checked as the whole model
-    it still needs a loss (a tuple without one is likely a forgotten unpacking)."""
+    too, without a loss (its backward takes ``(dy, None)``)."""
     model = md.Sequential(md.Conv2D(1, 2, 3, padding=1, rng=0), md.MaxPool2D(2, return_indices=True),
                           md.MaxUnpool2D(2))
     x = np.random.default_rng(3).standard_normal((2, 1, 4, 6))
@@ -477,8 +477,8 @@ def test_check_layers_checks_a_pool_with_two_outputs_alone_too() -> None:
     assert sorted(report.layers) == ["0", "1", "2"] and all(r.passed for r in report.layers.values())
     assert [r.name for r in report.layers["1"].results] == ["input"] and report.layers["1"].results[0].checked > 0
     assert not any("not checked alone" in n for n in report.notes), report.notes
-    with pytest.raises(TypeError, match=r"MaxPool2D\.forward returned a tuple, not an array"):  # alone: no cost
-        md.GradientChecker(md.MaxPool2D(2, return_indices=True), inputs=x).run()
+    alone = md.GradientChecker(md.MaxPool2D(2, return_indices=True), inputs=x).run()
+    assert alone.passed and alone.cost == "sum(R * output), R ~ N(0, 1)"
 
 
 # ------------------------------------------------------------------------------ exports and docs

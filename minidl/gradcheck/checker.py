@@ -200,6 +200,31 @@ def _input_gradient(dx: Any, name: str) -> Any:
     return dx if name == "input" else dx[int(name[len("input["):-1])]
 
 
+class _TupleGradientsError(TypeError):
+    """A backward refused the tuple of its outputs' gradients (see :func:`_several_gradients_refused`)."""
+
+
+def _several_gradients_refused(work: Layer, y: Any, upstream: tuple[Any, ...],
+                               error: BaseException) -> TypeError:
+    """The error for a model with several outputs (``y``, checked without a loss) whose backward raised ``error``
+    given the tuple of their gradients (``upstream``): it may take one array."""
+    name = type(work).__name__
+
+    def part(a: Any) -> str:
+        return "None" if a is None else f"{a.dtype} {a.shape}"
+
+    lines = str(error).strip().splitlines()
+    raised = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    nones = "; None for an output that takes none" if any(a is None for a in upstream) else ""
+    return _TupleGradientsError(
+        f"GradientChecker: {name}.forward returned {len(y)} outputs (a tuple: {', '.join(map(part, y))}), so "
+        f"without a loss the cost is sum_i R_i . y_i over the floating ones, and {name}.backward was given the "
+        f"tuple of their gradients ({', '.join(map(part, upstream))}{nones}); it raised {raised}.  A model with "
+        "several outputs takes a tuple of gradients, one per output, in a backward as in training; if its "
+        "backward takes one array (of one of the outputs), check it with a loss that takes the tuple of outputs "
+        "and gives the gradient its backward takes (loss=...), or return one array")
+
+
 def _flipped(value: Any, batch: int | None) -> Any:
     """A copy of ``value`` with its batch reversed: an array whose axis 0 has ``batch`` positions reversed, one
     without it copied, a tuple (several inputs or outputs) item by item; None for anything else (or no batch)."""
@@ -730,7 +755,6 @@ class GradientChecker:
     ) -> None:
         self.model = model
         self._whole_model = True  # False for a layer check_layers checks alone (see findings.unregistered)
-        self._several_outputs = False  # True for one of those: its tuple of outputs takes sum_i R_i . y_i
         # parameters of one's own at a point where a wrong backward cannot show, (name, "zero" or "unit"), found by
         # a passing check; run() checks again with them moved (not when this is that second check)
         self._blind: list[tuple[str, str]] = []
@@ -1009,8 +1033,7 @@ class GradientChecker:
             targets = self._draw_targets(work, loss, x, rng)
         # A forward that modifies its input in place would scale a reused stage input again at every
         # evaluation, so then each evaluation runs the whole model from the input, as without reuse.
-        program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix and first_pass.in_place is None,
-                          several_outputs=self._several_outputs)
+        program = Program(work, loss, x, targets, rng, reuse_prefix=self.reuse_prefix and first_pass.in_place is None)
         y0, f0 = program.baseline()
         calls = self._check_determinism(program, work, f0, first_pass.in_place)
         notes = dtype_notes(y0, x, checked_inputs)
@@ -1629,7 +1652,12 @@ class GradientChecker:
         f = program.cost(y)
         upstream = program.upstream()
         kept = copy_value(y), copy_value(upstream)  # (before the backward, which must not change them)
-        dx = work.backward(upstream)
+        try:
+            dx = work.backward(upstream)
+        except (TypeError, ValueError, AttributeError, IndexError) as error:
+            if program.loss is not None or type(upstream) is not tuple:
+                raise
+            raise _several_gradients_refused(work, y, upstream, error) from error
         return f, dx, *kept
 
     def _check_reversed_batch(self, program: Program, work: Layer, tensors: list[_Tensor], y: Any,
@@ -2285,16 +2313,17 @@ class GradientChecker:
                                       [name for name, p in layer.named_parameters() if id(p) in chosen])
             # (the whole model's report judges plain arrays: alone, a cache the parent sets looks unused)
             checker._whole_model = False
-            checker._several_outputs = True
             try:
                 sub = checker.run()
             except Exception as error:
                 if type(call.y) is not tuple:
                     raise
-                # (a layer whose model uses one of its outputs may take one gradient, not the tuple)
+                # (a layer whose model uses one of its outputs may take one gradient, not the tuple: named by
+                # what its backward raised)
+                raised = error.__cause__ if isinstance(error, _TupleGradientsError) else error
                 unchecked.append(layer_label(path, layer))
                 report.notes.append(f"{layer_label(path, layer)}: returns several outputs (a tuple), and its "
-                                    f"backward did not take a tuple of their gradients ({type(error).__name__}): "
+                                    f"backward did not take a tuple of their gradients ({type(raised).__name__}): "
                                     "not checked alone (the whole model's check covers it)")
                 continue
             report.layers[path] = sub

@@ -7,7 +7,8 @@
 * replays every registered ``np.random.Generator`` to the state it had when that stage first ran,
   and restores every buffer, before each evaluation -- so dropout-like layers draw the same numbers
   every time and are checked in training mode;
-* computes the cost: the loss with its targets, or ``CF = sum(R * y)`` with a fixed random ``R``.
+* computes the cost: the loss with its targets, or ``CF = sum(R * y)`` with a fixed random ``R`` (for several
+  outputs, a tuple of arrays, ``sum_i R_i . y_i`` over the floating ones).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def _floats(y: Any) -> list[np.ndarray]:
     return [a for a in (y if type(y) is tuple else (y,)) if _is_float(a)]
 
 
+def _several_outputs(y: Any) -> bool:
+    """Whether ``y`` is several outputs the cost without a loss takes, ``sum_i R_i . y_i`` over the floating
+    ones: a tuple of arrays, one at least floating (an integer one, indices, takes no gradient: ``None``)."""
+    return type(y) is tuple and all(isinstance(a, np.ndarray) for a in y) and any(map(_is_float, y))
+
+
 def _shapes(y: Any) -> Any:
     """An output's shape, or its parts' (``None`` for a part without one)."""
     return tuple(getattr(a, "shape", None) for a in y) if type(y) is tuple else getattr(y, "shape", None)
@@ -54,11 +61,8 @@ class Program:
     """Evaluate ``cost(model(x))`` from any stage, repeatably.  See the module docstring."""
 
     def __init__(self, model: Layer, loss: Any, x: Any, targets: Any, rng: np.random.Generator,
-                 reuse_prefix: bool = True, several_outputs: bool = False) -> None:
+                 reuse_prefix: bool = True) -> None:
         self.model = model
-        #: without a loss, a tuple of outputs takes the cost sum_i R_i . y_i (a layer checked alone by
-        #: check_layers, whose several outputs the model consumes); else it is refused as a forgotten unpacking
-        self.several_outputs = several_outputs
         self.loss = loss
         self.x = x
         self.targets = targets
@@ -144,7 +148,7 @@ class Program:
             # a fixed random projection, never all-ones: every output element gets its own weight
             if type(y) is not tuple:
                 self.R = np.asarray(self.rng.standard_normal(np.shape(y)))
-            elif self.several_outputs and _floats(y) and all(isinstance(a, np.ndarray) for a in y):
+            elif _several_outputs(y):
                 self.R = tuple(np.asarray(self.rng.standard_normal(a.shape)) if _is_float(a) else None for a in y)
         self.evaluations += 1
         if self.loss is None and self.R is None:  # (the unchecked probe of several outputs: no cost)
@@ -152,18 +156,20 @@ class Program:
         return y, self.cost(y)
 
     def _check_output(self, y: Any) -> None:
-        """The model's output must be something to differentiate: an array (or a number), or with a loss
-        whatever that loss takes; ``None`` is a forward that forgot its ``return``."""
+        """The model's output must be something to differentiate: an array (or a number), several outputs (a
+        tuple of arrays, one at least floating), or with a loss whatever that loss takes; ``None`` is a forward
+        that forgot its ``return``."""
         name = type(self.stages[-1][1]).__name__
         if y is None:
             raise TypeError(f"GradientChecker: {name}.forward returned None, not an array (a forward without "
                             "a return statement?)")
-        several = self.several_outputs and type(y) is tuple and all(isinstance(a, np.ndarray) for a in y) \
-            and any(map(_is_float, y))
-        if self.loss is None and not several and not isinstance(y, (np.ndarray, np.generic, int, float)):
-            raise TypeError(f"GradientChecker: {name}.forward returned a {type(y).__name__}, not an array: "
-                            "without a loss the cost is sum(R * output), which needs one array; return one "
-                            "array, or pass a loss that takes this output")
+        if self.loss is None and not _several_outputs(y) and not isinstance(y, (np.ndarray, np.generic, int, float)):
+            what = "a tuple holding no floating array" if type(y) is tuple and all(
+                isinstance(a, np.ndarray) for a in y) else f"a {type(y).__name__}"
+            raise TypeError(f"GradientChecker: {name}.forward returned {what}, not an array: without a loss the "
+                            "cost is sum(R * output), which needs one array, or several outputs as a tuple of "
+                            "arrays, one at least floating (the cost sum_i R_i . y_i over those); return one of "
+                            "these, or pass a loss that takes this output")
 
     def cost(self, y: Any) -> float:
         """The cost of the output ``y``: ``loss.forward(y, targets)``, or without a loss ``sum(R * y)`` with the
