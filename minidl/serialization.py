@@ -44,6 +44,7 @@ import secrets
 import stat
 import struct
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
@@ -57,7 +58,7 @@ from .layer import Layer
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MAX_NESTING", "load", "save"]
 
 FORMAT_NAME = "minidl-checkpoint"
 FORMAT_VERSION = 1
@@ -107,6 +108,17 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _MAX_NPY_HEADER = 10000
 #: NumPy < 2.1 has no ``allow_pickle`` in ``savez`` (it would be stored as an array named so).
 _SAVEZ_TAKES_ALLOW_PICKLE = "allow_pickle" in inspect.signature(np.savez).parameters
+#: The most levels of dicts, lists and tuples a checkpoint holds, the state dict itself counted as
+#: the first (``{"a": {"b": [x]}}`` has 3).  A fixed number, not whatever Python's stack allows where
+#: save runs: save refuses a deeper state and load a deeper file, and both run their recursive steps
+#: (JSON included, which takes 3 levels of the metadata per dict) with room for this many levels
+#: however deep the caller's own stack is, so what save accepts loads from anywhere.
+MAX_NESTING = 100
+#: Recursion levels load and save need beyond the caller's for MAX_NESTING levels: JSON's 3 per dict
+#: and Python's 2 (a comprehension's frame and the recursive call's) per level, plus slack.
+_NESTING_FRAMES = 4 * MAX_NESTING + 100
+#: Held while the recursion limit is raised (it is the interpreter's, shared by every thread).
+_RECURSION_LIMIT_LOCK = threading.RLock()
 
 
 # ---------------------------------------------------------------------------------- saving
@@ -130,7 +142,9 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
         TypeError: a value of an unsupported type or a non-``str`` key, named by its key path
             (``DTypeError``, a ``TypeError``, for an array of object or structured dtype); a
             ``compress`` that is not a bool; a text-mode file object (``io.StringIO``, ``open(p, "w")``).
-        ValueError: ``state`` contains itself (a reference cycle); a closed file object.
+        ValueError: ``state`` contains itself (a reference cycle), or is nested more than
+            :data:`MAX_NESTING` (100) levels of dicts, lists and tuples deep (the state itself counted);
+            a closed file object.
         OSError: the file could not be written; the previous file at ``path``, if any, is intact
             (``io.UnsupportedOperation``, also a ``ValueError``, for a file object opened for reading;
             an ``OSError`` naming the object when its ``write`` takes nothing, returning 0).
@@ -143,8 +157,8 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
         hint = "; save its state: minidl.save(model.state_dict(), path)" if isinstance(state, Layer) else ""
         raise TypeError(f"minidl.save: state must be a dict, got {type(state).__name__}{hint}")
     arrays: dict[str, np.ndarray] = {}
-    try:  # (json's encoder recurses more deeply than _encode: both may run out of stack)
-        tree = _encode(state, "state", arrays, set())
+    with _RecursionRoom():  # (json's encoder recurses 3 levels per dict of the state, _encode 2 per level)
+        tree = _encode(state, "state", arrays, set(), 1)
         meta = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -154,8 +168,6 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
             "tree": tree,
         }
         text = json.dumps(meta, ensure_ascii=True)
-    except RecursionError:
-        raise ValueError("minidl.save: state is nested too deeply (hundreds of levels)") from None
     blob = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     members: dict[str, Any] = {_META: blob, **arrays}
     writer: Any = np.savez_compressed if compress else np.savez
@@ -174,8 +186,35 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
             stream.flush()
 
 
-def _encode(value: Any, where: str, arrays: dict[str, np.ndarray], active: set[int]) -> dict[str, Any]:
-    """The metadata node for ``value`` (at key path ``where``); arrays are appended to ``arrays``."""
+class _RecursionRoom:
+    """``with _RecursionRoom():`` runs its block with Python's recursion limit raised by _NESTING_FRAMES, so
+    with that many levels beyond the caller's depth however deep it is, and puts the limit back after."""
+
+    def __enter__(self) -> None:
+        _RECURSION_LIMIT_LOCK.acquire()
+        try:
+            self.limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(self.limit)  # (a caller at its limit fails here, not when __exit__ puts it back)
+            sys.setrecursionlimit(self.limit + _NESTING_FRAMES)
+        except BaseException:
+            _RECURSION_LIMIT_LOCK.release()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            sys.setrecursionlimit(self.limit)
+        finally:
+            _RECURSION_LIMIT_LOCK.release()
+
+
+def _shorten(where: str) -> str:
+    """A key path of a deeply nested value, its middle left out when long."""
+    return where if len(where) <= 200 else f"{where[:95]} ... {where[-95:]}"
+
+
+def _encode(value: Any, where: str, arrays: dict[str, np.ndarray], active: set[int], level: int) -> dict[str, Any]:
+    """The metadata node for ``value`` (at key path ``where``, ``level`` containers deep counting
+    ``value`` if it is one); arrays are appended to ``arrays``."""
     if value is None:
         return {"type": "none"}
     kind = type(value)
@@ -210,6 +249,10 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray], active: set[i
     if isinstance(value, (dict, list, tuple)):
         if id(value) in active:
             raise ValueError(f"minidl.save: {where} contains itself (a reference cycle)")
+        if level > MAX_NESTING:
+            raise ValueError(f"minidl.save: state is nested too deeply: {_shorten(where)} is a {type(value).__name__} "
+                             f"{level} levels deep (the state itself counted), more than the {MAX_NESTING} "
+                             "a checkpoint holds; flatten it (e.g. join keys into one, as state_dict does)")
         active.add(id(value))
         try:
             if isinstance(value, dict):
@@ -219,9 +262,9 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray], active: set[i
                         raise TypeError(
                             f"minidl.save: keys must be str, got {type(key).__name__} {key!r} in {where}"
                         )
-                    items.append([key, _encode(item, f"{where}[{key!r}]", arrays, active)])
+                    items.append([key, _encode(item, f"{where}[{key!r}]", arrays, active, level + 1)])
                 return {"type": "dict", "items": items}
-            nodes = [_encode(item, f"{where}[{i}]", arrays, active) for i, item in enumerate(value)]
+            nodes = [_encode(item, f"{where}[{i}]", arrays, active, level + 1) for i, item in enumerate(value)]
             return {"type": "list" if isinstance(value, list) else "tuple", "items": nodes}
         finally:
             active.discard(id(value))
@@ -363,9 +406,10 @@ def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | np.integer[Any]
 
     Raises:
         CheckpointError: the file is not a ``.npz`` archive (e.g. a pickle or a ``.npy``), is
-            truncated or corrupted, holds an object array, has no or malformed minidl metadata,
-            a format version this minidl does not read, or arrays missing, extra, or of another
-            dtype/shape than recorded; it is larger, or would decompress larger, than ``max_bytes``.
+            truncated or corrupted, holds an object array, has no or malformed minidl metadata
+            (nested more than :data:`MAX_NESTING` levels deep: "nested too deeply"), a format version
+            this minidl does not read, or arrays missing, extra, or of another dtype/shape than
+            recorded; it is larger, or would decompress larger, than ``max_bytes``.
             The message names the file (or the object) and the problem.
         OSError: the file cannot be opened (``FileNotFoundError``, ``PermissionError``, ...), or
             is not a regular file once symbolic links are followed (a pipe, a device, a socket:
@@ -490,8 +534,12 @@ def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise fail(f"metadata must be a 1-D uint8 array, got {raw.dtype} of shape {raw.shape}")
         try:
-            meta = json.loads(raw.tobytes().decode("ascii"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            with _RecursionRoom():  # (what save writes decodes however deep the caller's stack is)
+                meta = json.loads(raw.tobytes().decode("ascii"))
+        except RecursionError:  # deeper than _NESTING_FRAMES: far more than save writes
+            raise fail(f"metadata is nested too deeply (more than the {MAX_NESTING} levels of dicts, lists "
+                       "and tuples a checkpoint holds)") from None
+        except (UnicodeDecodeError, ValueError) as error:
             raise fail(f"metadata is not valid JSON ({error})") from error
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
@@ -507,7 +555,8 @@ def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]
         if not isinstance(tree, dict) or tree.get("type") != "dict":
             raise fail("metadata 'tree' must describe a dict")
         expected: dict[str, dict[str, Any]] = {}
-        _collect_arrays(tree, "state", expected, fail)
+        with _RecursionRoom():
+            _collect_arrays(tree, "state", expected, fail, 1)
         stored = names - {_META}
         missing = sorted(set(expected) - stored, key=_member_order)
         extra = sorted(stored - set(expected), key=_member_order)
@@ -521,10 +570,8 @@ def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]
         if meta.get("arrays", len(expected)) != len(expected):
             raise fail(f"metadata says {meta.get('arrays')!r} arrays, its tree lists {len(expected)}")
         loaded = {name: _member(archive, name, node, fail) for name, node in expected.items()}
-    try:
+    with _RecursionRoom():  # (_collect_arrays refused more than MAX_NESTING levels)
         result = _decode(tree, loaded)
-    except RecursionError as error:  # pragma: no cover - json.loads refuses such depth first
-        raise fail("metadata is nested too deeply") from error
     assert isinstance(result, dict)
     return result
 
@@ -631,11 +678,15 @@ def _check_directory(infos: list[zipfile.ZipInfo], size: int, limit: int | None,
                    f"{largest.file_size}), more than max_bytes={limit}; nothing was decompressed")
 
 
-def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail: Any) -> None:
-    """Validate the metadata tree; record each array node (with parsed dtype/shape) by name."""
+def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail: Any, level: int) -> None:
+    """Validate the metadata tree (``node`` at key path ``where``, ``level`` containers deep counting ``node`` if
+    it is one: at most MAX_NESTING); record each array node (with parsed dtype/shape) by name."""
     if not isinstance(node, dict) or not isinstance(node.get("type"), str):
         raise fail(f"malformed metadata at {where}: {str(node)[:80]}")
     kind = node["type"]
+    if kind in ("dict", "list", "tuple") and level > MAX_NESTING:
+        raise fail(f"metadata is nested too deeply: {_shorten(where)} is a {kind} {level} levels deep (the state "
+                   f"itself counted), more than the {MAX_NESTING} a checkpoint holds (save refuses such a state)")
     if kind == "dict":
         items = node.get("items")
         if not isinstance(items, list):
@@ -646,13 +697,13 @@ def _collect_arrays(node: Any, where: str, out: dict[str, dict[str, Any]], fail:
                     or item[0] in seen):
                 raise fail(f"malformed metadata at {where}: bad dict item {str(item)[:80]}")
             seen.add(item[0])
-            _collect_arrays(item[1], f"{where}[{item[0]!r}]", out, fail)
+            _collect_arrays(item[1], f"{where}[{item[0]!r}]", out, fail, level + 1)
     elif kind in ("list", "tuple"):
         items = node.get("items")
         if not isinstance(items, list):
             raise fail(f"malformed metadata at {where}: {kind} without items")
         for i, item in enumerate(items):
-            _collect_arrays(item, f"{where}[{i}]", out, fail)
+            _collect_arrays(item, f"{where}[{i}]", out, fail, level + 1)
     elif kind in ("array", "npscalar"):
         name = node.get("name")
         if not (isinstance(name, str) and name[:1] == "a" and name[1:].isascii() and name[1:].isdigit()) \

@@ -10,6 +10,7 @@ import pickle
 import re
 import stat
 import struct
+import sys
 import zipfile
 from typing import Any
 
@@ -428,15 +429,61 @@ def test_save_through_a_symlink_to_another_file_system_and_dotdot(tmp_path: path
         _save_through_link_and_dotdot(tmp_path, pathlib.Path(other))
 
 
-def test_save_of_a_state_nested_too_deeply_for_json_says_so(tmp_path: pathlib.Path) -> None:
-    state: dict[str, Any] = {}
-    node = state
-    for _ in range(400):  # _encode copes; json's encoder recurses deeper and runs out first
-        node["k"] = {}
-        node = node["k"]
-    with pytest.raises(ValueError, match="nested too deeply"):
-        md.save(state, tmp_path / "deep.ckpt")
+def nested(levels: int, kind: str) -> dict[str, Any]:
+    """A state ``levels`` containers deep, itself counted: {'root': <kind>(<kind>(... {'x': array})))}."""
+    value: Any = {"x": np.arange(3.0)}
+    for _ in range(levels - 2):
+        value = {"k": value} if kind == "dict" else [value] if kind == "list" else (value,)
+    return {"root": value}
+
+
+def stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def frames_deep(n: int, call: Any) -> Any:
+    """``call()`` from ``n`` frames deeper than here (a callback, a test runner, ...)."""
+    return call() if n <= 0 else frames_deep(n - 1, call)
+
+
+@pytest.mark.parametrize("kind", ["dict", "list", "tuple"])
+def test_a_state_at_the_nesting_limit_saves_and_loads_however_deep_the_stack(tmp_path, kind):
+    """save refused a state only when Python's stack ran out encoding it, and load decoded with what was left of
+    the caller's stack: a state 300 levels deep saved from a script's top level was refused by a load 100 frames
+    deep as 'not valid JSON'.  Now the limit is a number, and both run with room for it wherever they are called."""
+    assert serialization.MAX_NESTING == 100
+    state, path = nested(100, kind), tmp_path / "deep.ckpt"
+    limit = sys.getrecursionlimit()
+    frames_deep(200, lambda: md.save(state, path))
+    assert_same_tree(frames_deep(200, lambda: md.load(path)), state)
+    near_the_limit = limit - stack_depth() - 80  # 80 frames left: json alone needs 3 per dict level
+    assert_same_tree(frames_deep(near_the_limit, lambda: md.load(path)), state)
+    frames_deep(near_the_limit, lambda: md.save(state, path))
+    assert sys.getrecursionlimit() == limit  # raised only while they run
+
+
+@pytest.mark.parametrize(("kind", "path"), [("dict", "state['root']" + "['k']" * 99),
+                                            ("list", "state['root']" + "[0]" * 99),
+                                            ("tuple", "state['root']" + "[0]" * 99)])
+def test_a_state_one_level_deeper_than_the_limit_is_refused_by_save_naming_where(tmp_path, kind, path):
+    """The 101st level is the innermost dict; its key path is long: its middle is left out."""
+    with pytest.raises(ValueError) as info:
+        md.save(nested(101, kind), tmp_path / "deep.ckpt")
+    assert str(info.value) == (
+        f"minidl.save: state is nested too deeply: {path[:95]} ... {path[-95:]} is a dict 101 levels deep (the "
+        "state itself counted), more than the 100 a checkpoint holds; flatten it (e.g. join keys into one, as "
+        "state_dict does)")
     assert list(tmp_path.iterdir()) == []
+    md.save(nested(100, kind), tmp_path / "deep.ckpt")  # one level less is kept
+
+
+def test_a_short_key_path_too_deep_is_named_in_full(tmp_path, monkeypatch):
+    monkeypatch.setattr(serialization, "MAX_NESTING", 2)
+    with pytest.raises(ValueError, match=r"too deeply: state\['a'\]\['b'\] is a dict 3 levels deep .* than the 2 "):
+        md.save({"a": {"b": {}}, "c": [1]}, tmp_path / "deep.ckpt")
 
 
 # ------------------------------------------------------------------------------ refusals on load
@@ -710,12 +757,43 @@ def test_save_to_an_empty_path_is_refused_before_anything_is_written(tmp_path, m
 
 @pytest.mark.parametrize("kind", ["dict", "list"])
 def test_a_state_nested_too_deeply_is_a_value_error(tmp_path, kind):
+    """Refused at level 101, not by running out of stack (which 5000 levels would also do)."""
     state: Any = 0
     for _ in range(5000):
         state = {"x": state} if kind == "dict" else [state]
-    with pytest.raises(ValueError, match="nested too deeply"):
+    with pytest.raises(ValueError, match=f"nested too deeply: .* is a {kind} 101 levels deep"):
         md.save({"deep": state}, tmp_path / "deep.ckpt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_nested_more_than_the_limit_is_refused_by_load(tmp_path):
+    """A tree save would refuse (101 levels), forged: refused by load at the same level, whatever the stack."""
+    tree: dict[str, Any] = {"type": "dict", "items": [["x", {"type": "int", "value": 1}]]}
+    for _ in range(100):
+        tree = {"type": "dict", "items": [["k", tree]]}
+    path = forged(tmp_path, {"format": "minidl-checkpoint", "version": 1, "tree": tree})
+    where = "state" + "['k']" * 100
+    error = assert_refused(path, f"metadata is nested too deeply: {where[:95]} ... {where[-95:]} is a dict 101 "
+                           "levels deep (the state itself counted), more than the 100 a checkpoint holds")
+    assert "not valid JSON" not in str(error)
+    want: dict[str, Any] = {"x": 1}
+    for _ in range(99):
+        want = {"k": want}
+    tree = tree["items"][0][1]  # 100 levels: loads
+    assert md.load(forged(tmp_path, {"format": "minidl-checkpoint", "version": 1, "tree": tree})) == want
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_metadata_nested_thousands_deep_is_refused_as_too_deep_not_as_bad_json(tmp_path, opening):
+    """json.loads ran out of stack and load said 'metadata is not valid JSON (maximum recursion depth ...)'."""
+    closing = "]" if opening == "[" else "}"
+    text = '{"format": "minidl-checkpoint", "version": 1, "tree": ' + opening * 100000 + "1" + closing * 100000 + "}"
+    limit = sys.getrecursionlimit()
+    path = forged(tmp_path, None, raw_meta=np.frombuffer(text.encode(), dtype=np.uint8))
+    error = assert_refused(path, "metadata is nested too deeply (more than the 100 levels of dicts, lists and "
+                           "tuples a checkpoint holds)")
+    assert "JSON" not in str(error)
+    assert sys.getrecursionlimit() == limit
 
 
 def test_an_array_name_that_aliases_another_member_is_refused(tmp_path):
