@@ -534,13 +534,17 @@ class Optimizer:
         """One value of parameter ``i``'s entry: ``(what to keep, or None, the problem, or None)``.  An array
         (where this optimizer keeps one, not a count or float) must have ``p``'s shape and dtype, and where
         this optimizer says what it keeps be finite, and not negative where it cannot be; it is kept as an
-        aligned copy.  A number goes to :func:`_loaded_number`; anything else is refused."""
+        aligned copy.  A number goes to :func:`_loaded_number`, as does a count given as a 0-d int or float
+        array (``np.array(5)``, as a file written by other tools may hold it); anything else is refused."""
         arrays = self.state_arrays
         if arrays is not None and key in arrays and not isinstance(value, np.ndarray):
             return None, (f"state '{i}.{key}': expected an array of shape {p.shape}, got "
                           f"{type(value).__name__} {value!r}")
         if arrays is not None and key in self.state_counts and isinstance(value, np.ndarray):
-            return None, f"state '{i}.{key}': expected a whole number, got an array"
+            if value.ndim or value.dtype.kind not in "iuf":  # (a 0-d int or float array is its number, as a float is)
+                return None, (f"state '{i}.{key}': expected a whole number, got an array of dtype {value.dtype} "
+                              f"and shape {value.shape}")
+            value = value[()]
         if arrays is not None and key in self.state_floats and not is_number(value):
             return None, f"state '{i}.{key}': expected a number, got {type(value).__name__}"
         if isinstance(value, np.ndarray):

@@ -800,6 +800,45 @@ def test_load_state_dict_refuses_state_the_updates_would_misuse(cls, kw, entry, 
     assert states_equal(opt.state_dict(), good)
 
 
+@pytest.mark.parametrize("step", [np.array(5), np.array(5, np.int32), np.array(5, np.uint8), np.array(5.0),
+                                  np.array(5.0, np.float32), np.int64(5), 5.0, 5])
+def test_a_step_count_given_as_a_0d_array_loads_as_its_number(step):
+    """A float 5.0 was accepted for a step count, np.array(5) refused ('expected a whole number, got an
+    array'): a 0-d int or whole float array is its number, kept as an int."""
+    p = md.Parameter(np.ones(3))
+    opt = Adam([p], lr=0.1)
+    p.grad = np.full(3, 0.5)
+    opt.step()
+    entry = {"step": step, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+    opt.load_state_dict({"type": "Adam", "hyper": dict(opt.hyper), "state": {"0": entry}})
+    assert type(opt.state[0]["step"]) is int and opt.state[0]["step"] == 5
+    assert opt.state_dict()["state"]["0"]["step"] == 5
+
+
+@pytest.mark.parametrize(("step", "match"), [
+    (np.array(5.5), r"'0.step': expected a whole number >= 0, got np.float64\(5.5\)"),
+    (np.array(-1), r"'0.step': expected a whole number >= 0, got np.int64\(-1\)"),
+    (np.array(np.nan), r"'0.step': expected a whole number >= 0, got np.float64\(nan\)"),
+    (np.array(2**60), r"'0.step': an int of 19 digits is out of range \(at most 2\*\*53\)"),
+    (np.array(True), r"'0.step': expected a whole number, got an array of dtype bool and shape \(\)"),
+    (np.array(5 + 0j), r"'0.step': expected a whole number, got an array of dtype complex128 and shape \(\)"),
+    (np.array([5]), r"'0.step': expected a whole number, got an array of dtype int64 and shape \(1,\)"),
+    (np.array("5"), r"'0.step': expected a whole number, got an array of dtype <U1 and shape \(\)"),
+    (5.5, r"'0.step': expected a whole number >= 0, got 5.5"),
+    (True, r"'0.step': unsupported value of type bool"),
+])
+def test_a_step_count_that_is_not_a_whole_number_is_refused_as_an_array_or_a_number(step, match):
+    p = md.Parameter(np.ones(3))
+    opt = Adam([p], lr=0.1)
+    p.grad = np.full(3, 0.5)
+    opt.step()
+    good = copy.deepcopy(opt.state_dict())
+    entry = {"step": step, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+    with pytest.raises(StateDictError, match=match):
+        opt.load_state_dict({"type": "Adam", "hyper": dict(opt.hyper), "state": {"0": entry}})
+    assert states_equal(opt.state_dict(), good)
+
+
 def test_an_optimizer_that_does_not_describe_its_state_loads_any_arrays_and_numbers():
     class Counting(Optimizer):
         def __init__(self, params, lr=0.1):
