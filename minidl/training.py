@@ -68,7 +68,7 @@ from .losses import (
     sum_of_squares,
 )
 from .model import _spread_inputs_refused_first
-from .optim import Optimizer
+from .optim import Optimizer, _non_finite_gradient
 from .parameter import Parameter
 from .pass_caches import _caches_kept, _pass_owners, _rebound
 from .schedulers import LRScheduler, ReduceLROnPlateau
@@ -707,16 +707,14 @@ def _parameter_names(model: Layer, loss: Any) -> dict[int, str]:
 
 
 def _check_gradients(model: Layer, loss: Any, optimizer: Optimizer) -> None:
-    for p in optimizer.params:
-        if p.requires_grad and p.has_grad and not np.isfinite(np.add.reduce(p.grad, axis=None)):
-            bad = ~np.isfinite(p.grad)
-            if bad.any():
-                names = _parameter_names(model, loss)
-                raise NonFiniteError(
-                    f"the gradient of parameter '{names.get(id(p), '?')}' {p.shape} holds "
-                    f"{int(bad.sum())} NaN/inf value(s) though the loss is finite; this batch's update "
-                    "was not applied"
-                )
+    """``check_gradients``: the check of ``optimizer.step(check_finite=True)``, naming the parameter in the model."""
+    found = _non_finite_gradient(optimizer.params)
+    if found is not None:
+        i, bad = found
+        p = optimizer.params[i]
+        name = _parameter_names(model, loss).get(id(p), "?")
+        raise NonFiniteError(f"the gradient of parameter '{name}' {p.shape} holds {bad} NaN/inf value(s) though "
+                             "the loss is finite; this batch's update was not applied")
 
 
 def _gradient_check(model: Layer, loss: Loss, xb: Inputs, yb: np.ndarray, samples: int, seed: int,
