@@ -37,14 +37,15 @@ import errno
 import gzip
 import inspect
 import io
+import itertools
 import json
 import math
 import os
+import re
 import secrets
 import stat
 import struct
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
@@ -109,16 +110,18 @@ _MAX_NPY_HEADER = 10000
 #: NumPy < 2.1 has no ``allow_pickle`` in ``savez`` (it would be stored as an array named so).
 _SAVEZ_TAKES_ALLOW_PICKLE = "allow_pickle" in inspect.signature(np.savez).parameters
 #: The most levels of dicts, lists and tuples a checkpoint holds, the state dict itself counted as
-#: the first (``{"a": {"b": [x]}}`` has 3).  A fixed number, not whatever Python's stack allows where
-#: save runs: save refuses a deeper state and load a deeper file, and both run their recursive steps
-#: (JSON included, which takes 3 levels of the metadata per dict) with room for this many levels
-#: however deep the caller's own stack is, so what save accepts loads from anywhere.
-MAX_NESTING = 100
-#: Recursion levels load and save need beyond the caller's for MAX_NESTING levels: JSON's 3 per dict
-#: and Python's 2 (a comprehension's frame and the recursive call's) per level, plus slack.
-_NESTING_FRAMES = 4 * MAX_NESTING + 100
-#: Held while the recursion limit is raised (it is the interpreter's, shared by every thread).
-_RECURSION_LIMIT_LOCK = threading.RLock()
+#: the first (``{"a": {"b": [x]}}`` has 3): save refuses a deeper state, load a deeper file.  The
+#: deepest state minidl makes is 5: ``{"scheduler": <a SequentialLR or ChainedScheduler's state>}``,
+#: whose ``"schedulers"`` list holds a MultiStepLR's state with its ``"milestones"`` list (a model's or
+#: an optimizer's state takes 3 levels, early stopping's and a generator's 2).  32 levels take about
+#: 110 of Python's default 1000 frames (json's 3 per dict level, then the walks over the tree's 2 per
+#: level), so what save writes loads from any ordinary call depth.
+MAX_NESTING = 32
+#: The deepest JSON nesting save writes: the metadata object, 3 per dict level (its node, the
+#: ``"items"`` list, a ``[key, node]`` pair), then an array's node and its ``"shape"`` list.
+_MAX_JSON_DEPTH = 3 * MAX_NESTING + 3
+#: A JSON string, escapes included; one left open runs to the end of the text, as JSON reads it.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 
 
 # ---------------------------------------------------------------------------------- saving
@@ -143,11 +146,13 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
             (``DTypeError``, a ``TypeError``, for an array of object or structured dtype); a
             ``compress`` that is not a bool; a text-mode file object (``io.StringIO``, ``open(p, "w")``).
         ValueError: ``state`` contains itself (a reference cycle), or is nested more than
-            :data:`MAX_NESTING` (100) levels of dicts, lists and tuples deep (the state itself counted);
+            :data:`MAX_NESTING` (32) levels of dicts, lists and tuples deep (the state itself counted);
             a closed file object.
         OSError: the file could not be written; the previous file at ``path``, if any, is intact
             (``io.UnsupportedOperation``, also a ``ValueError``, for a file object opened for reading;
             an ``OSError`` naming the object when its ``write`` takes nothing, returning 0).
+        RecursionError: called with almost none of Python's stack left (a :data:`MAX_NESTING`-level
+            state needs about 110 frames); raised as it is, nothing written.
     """
     stream = _writable_stream(path) if _is_file_object(path) else None
     if stream is None:
@@ -157,17 +162,16 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
         hint = "; save its state: minidl.save(model.state_dict(), path)" if isinstance(state, Layer) else ""
         raise TypeError(f"minidl.save: state must be a dict, got {type(state).__name__}{hint}")
     arrays: dict[str, np.ndarray] = {}
-    with _RecursionRoom():  # (json's encoder recurses 3 levels per dict of the state, _encode 2 per level)
-        tree = _encode(state, "state", arrays, set(), 1)
-        meta = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "minidl_version": _minidl_version(),
-            "numpy_version": np.__version__,
-            "arrays": len(arrays),
-            "tree": tree,
-        }
-        text = json.dumps(meta, ensure_ascii=True)
+    tree = _encode(state, "state", arrays, set(), 1)
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "minidl_version": _minidl_version(),
+        "numpy_version": np.__version__,
+        "arrays": len(arrays),
+        "tree": tree,
+    }
+    text = json.dumps(meta, ensure_ascii=True)
     blob = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     members: dict[str, Any] = {_META: blob, **arrays}
     writer: Any = np.savez_compressed if compress else np.savez
@@ -184,27 +188,6 @@ def save(state: dict[str, Any], path: FileLike | SupportsWriteBytes, *, compress
         _write_all(stream, buffer.getbuffer())
         if callable(getattr(stream, "flush", None)):
             stream.flush()
-
-
-class _RecursionRoom:
-    """``with _RecursionRoom():`` runs its block with Python's recursion limit raised by _NESTING_FRAMES, so
-    with that many levels beyond the caller's depth however deep it is, and puts the limit back after."""
-
-    def __enter__(self) -> None:
-        _RECURSION_LIMIT_LOCK.acquire()
-        try:
-            self.limit = sys.getrecursionlimit()
-            sys.setrecursionlimit(self.limit)  # (a caller at its limit fails here, not when __exit__ puts it back)
-            sys.setrecursionlimit(self.limit + _NESTING_FRAMES)
-        except BaseException:
-            _RECURSION_LIMIT_LOCK.release()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            sys.setrecursionlimit(self.limit)
-        finally:
-            _RECURSION_LIMIT_LOCK.release()
 
 
 def _shorten(where: str) -> str:
@@ -420,6 +403,8 @@ def load(path: FileLike | SupportsReadBytes, *, max_bytes: int | np.integer[Any]
         TypeError: a text-mode file object (``io.StringIO``, ``open(p, "r")``); a ``max_bytes`` that
             is not ``None`` or an int.
         ValueError: a negative ``max_bytes``; a closed file object.
+        RecursionError: called with almost none of Python's stack left (a :data:`MAX_NESTING`-level
+            checkpoint needs about 110 frames): the caller's, not the file's, raised as it is.
     """
     limit = _max_bytes(max_bytes)
     if not _is_file_object(path):
@@ -467,7 +452,7 @@ def _load_from(handle: Any, size: int, who: str, limit: int | None, empty: str) 
         failed = getattr(handle, "error", None)
         if failed is not None:  # the stream's own (zipfile reports an OSError of its read as a bad archive)
             raise failed from None
-        if isinstance(error, CheckpointError):
+        if isinstance(error, (CheckpointError, RecursionError)):  # (RecursionError: the caller's stack, not the file)
             raise
         # zipfile, zlib, numpy format and JSON errors alike
         raise CheckpointError(
@@ -534,12 +519,17 @@ def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise fail(f"metadata must be a 1-D uint8 array, got {raw.dtype} of shape {raw.shape}")
         try:
-            with _RecursionRoom():  # (what save writes decodes however deep the caller's stack is)
-                meta = json.loads(raw.tobytes().decode("ascii"))
-        except RecursionError:  # deeper than _NESTING_FRAMES: far more than save writes
-            raise fail(f"metadata is nested too deeply (more than the {MAX_NESTING} levels of dicts, lists "
-                       "and tuples a checkpoint holds)") from None
-        except (UnicodeDecodeError, ValueError) as error:
+            text = raw.tobytes().decode("ascii")
+        except UnicodeDecodeError as error:
+            raise fail(f"metadata is not valid JSON ({error})") from error
+        depth = _json_depth(text)
+        if depth > _MAX_JSON_DEPTH:  # (refused before json.loads, which would recurse as deep)
+            raise fail(f"metadata is nested too deeply: its JSON nests {depth} levels deep, more than the "
+                       f"{_MAX_JSON_DEPTH} of the {MAX_NESTING} levels of dicts, lists and tuples a checkpoint holds "
+                       "(save refuses a deeper state)")
+        try:
+            meta = json.loads(text)  # (a RecursionError is the caller's stack all but used up: raised as it is)
+        except ValueError as error:
             raise fail(f"metadata is not valid JSON ({error})") from error
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
@@ -555,8 +545,7 @@ def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]
         if not isinstance(tree, dict) or tree.get("type") != "dict":
             raise fail("metadata 'tree' must describe a dict")
         expected: dict[str, dict[str, Any]] = {}
-        with _RecursionRoom():
-            _collect_arrays(tree, "state", expected, fail, 1)
+        _collect_arrays(tree, "state", expected, fail, 1)
         stored = names - {_META}
         missing = sorted(set(expected) - stored, key=_member_order)
         extra = sorted(stored - set(expected), key=_member_order)
@@ -570,10 +559,15 @@ def _read(handle: Any, who: str, size: int, limit: int | None) -> dict[str, Any]
         if meta.get("arrays", len(expected)) != len(expected):
             raise fail(f"metadata says {meta.get('arrays')!r} arrays, its tree lists {len(expected)}")
         loaded = {name: _member(archive, name, node, fail) for name, node in expected.items()}
-    with _RecursionRoom():  # (_collect_arrays refused more than MAX_NESTING levels)
-        result = _decode(tree, loaded)
+    result = _decode(tree, loaded)  # (at most MAX_NESTING levels: _collect_arrays refused more)
     assert isinstance(result, dict)
     return result
+
+
+def _json_depth(text: str) -> int:
+    """How deeply the JSON ``text`` nests arrays and objects (brackets in strings not counted), without recursion."""
+    brackets = re.sub(r"[^\[\]{}]+", "", _JSON_STRING.sub("", text))
+    return max(itertools.accumulate((1 if b in "[{" else -1 for b in brackets), initial=0))
 
 
 def _member(archive: Any, name: str, node: dict[str, Any] | None, fail: Any) -> np.ndarray:

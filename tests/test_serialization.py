@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import pathlib
@@ -449,35 +450,92 @@ def frames_deep(n: int, call: Any) -> Any:
     return call() if n <= 0 else frames_deep(n - 1, call)
 
 
+def forbid_recursion_limit_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's recursion limit is the interpreter's, every thread's: save and load leave it alone."""
+    def refuse(limit: int) -> None:
+        raise AssertionError(f"sys.setrecursionlimit({limit}) called")
+
+    monkeypatch.setattr(sys, "setrecursionlimit", refuse)
+
+
+def test_the_deepest_state_minidl_makes_is_well_within_the_limit(tmp_path):
+    """A checkpoint of everything a run resumes from, with the deepest schedule state: a SequentialLR whose
+    MultiStepLR keeps its milestones in a list (5 levels)."""
+    model = md.Sequential(md.Dense(4, 3, rng=0), md.Dropout(0.2, rng=1))
+    opt = md.Adam(model.parameters(), lr=0.1)
+    schedule = md.SequentialLR(opt, [md.MultiStepLR(opt, milestones=[2, 4]), md.ExponentialLR(opt, 0.9)], [6])
+    early = md.EarlyStopping("loss", restore_best_weights=True)
+    state = {"model": model.state_dict(generators=True), "optimizer": opt.state_dict(),
+             "scheduler": schedule.state_dict(), "early_stopping": early.state_dict(),
+             "shuffler": np.random.default_rng(7).bit_generator.state, "epoch": 3}
+
+    def levels(value: Any) -> int:
+        inner = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else None
+        return 0 if inner is None else 1 + max(map(levels, inner), default=0)
+
+    assert levels(state) == 5 and levels(state["scheduler"]["schedulers"][0]["milestones"]) == 1
+    md.save(state, tmp_path / "run.ckpt")
+    assert_same_tree(md.load(tmp_path / "run.ckpt"), state)
+
+
 @pytest.mark.parametrize("kind", ["dict", "list", "tuple"])
-def test_a_state_at_the_nesting_limit_saves_and_loads_however_deep_the_stack(tmp_path, kind):
-    """save refused a state only when Python's stack ran out encoding it, and load decoded with what was left of
-    the caller's stack: a state 300 levels deep saved from a script's top level was refused by a load 100 frames
-    deep as 'not valid JSON'.  Now the limit is a number, and both run with room for it wherever they are called."""
-    assert serialization.MAX_NESTING == 100
-    state, path = nested(100, kind), tmp_path / "deep.ckpt"
-    limit = sys.getrecursionlimit()
-    frames_deep(200, lambda: md.save(state, path))
-    assert_same_tree(frames_deep(200, lambda: md.load(path)), state)
-    near_the_limit = limit - stack_depth() - 80  # 80 frames left: json alone needs 3 per dict level
-    assert_same_tree(frames_deep(near_the_limit, lambda: md.load(path)), state)
-    frames_deep(near_the_limit, lambda: md.save(state, path))
-    assert sys.getrecursionlimit() == limit  # raised only while they run
+def test_a_state_at_the_nesting_limit_saves_and_loads_from_deep_in_the_stack_leaving_the_limit_alone(
+        tmp_path, kind, monkeypatch):
+    """save and load raised Python's recursion limit (the interpreter's, every thread's) while they ran, for
+    room to handle 100 levels wherever they were called.  32 levels fit in the stack any caller has."""
+    forbid_recursion_limit_changes(monkeypatch)
+    assert serialization.MAX_NESTING == 32 and "MAX_NESTING" in serialization.__all__
+    assert sys.getrecursionlimit() == 1000
+    state, path = nested(32, kind), tmp_path / "deep.ckpt"
+    frames_deep(600, lambda: md.save(state, path))
+    assert_same_tree(frames_deep(600, lambda: md.load(path)), state)
+    assert_same_tree(frames_deep(600, lambda: md.load(io.BytesIO(path.read_bytes()))), state)
 
 
-@pytest.mark.parametrize(("kind", "path"), [("dict", "state['root']" + "['k']" * 99),
-                                            ("list", "state['root']" + "[0]" * 99),
-                                            ("tuple", "state['root']" + "[0]" * 99)])
+@pytest.mark.parametrize("kind", ["dict", "list"])
+def test_a_caller_with_almost_no_stack_left_gets_a_recursion_error_not_a_refusal(tmp_path, kind):
+    """Its stack ran out, not the file went wrong: load said 'the archive is corrupted or truncated
+    (RecursionError ...)' and save that the state was nested too deeply.  Loaded or saved with more and more
+    stack left, each call either works or raises RecursionError, and a failed save writes nothing."""
+    state, path = nested(32, kind), tmp_path / "deep.ckpt"
+    md.save(state, path)
+    data = path.read_bytes()
+    outcomes = set()
+    for left in range(5, 200, 5):
+        for call in (lambda: md.load(path), lambda: md.save(state, tmp_path / "again.ckpt")):
+            try:
+                frames_deep(sys.getrecursionlimit() - stack_depth() - left, call)
+                outcomes.add("done")
+            except RecursionError:
+                outcomes.add("RecursionError")
+            assert sorted(p.name for p in tmp_path.iterdir()) in (["deep.ckpt"], ["again.ckpt", "deep.ckpt"])
+    assert outcomes == {"done", "RecursionError"}
+    assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize(("kind", "path"), [("dict", "state['root']" + "['k']" * 31),
+                                            ("list", "state['root']" + "[0]" * 31),
+                                            ("tuple", "state['root']" + "[0]" * 31)])
 def test_a_state_one_level_deeper_than_the_limit_is_refused_by_save_naming_where(tmp_path, kind, path):
-    """The 101st level is the innermost dict; its key path is long: its middle is left out."""
+    """The 33rd level is the innermost dict, named by its key path."""
     with pytest.raises(ValueError) as info:
-        md.save(nested(101, kind), tmp_path / "deep.ckpt")
+        md.save(nested(33, kind), tmp_path / "deep.ckpt")
     assert str(info.value) == (
-        f"minidl.save: state is nested too deeply: {path[:95]} ... {path[-95:]} is a dict 101 levels deep (the "
-        "state itself counted), more than the 100 a checkpoint holds; flatten it (e.g. join keys into one, as "
-        "state_dict does)")
+        f"minidl.save: state is nested too deeply: {path} is a dict 33 levels deep (the state itself counted), "
+        "more than the 32 a checkpoint holds; flatten it (e.g. join keys into one, as state_dict does)")
     assert list(tmp_path.iterdir()) == []
-    md.save(nested(100, kind), tmp_path / "deep.ckpt")  # one level less is kept
+    md.save(nested(32, kind), tmp_path / "deep.ckpt")  # one level less is kept
+
+
+def test_a_long_key_path_too_deep_is_named_with_its_middle_left_out(tmp_path):
+    state: dict[str, Any] = {}
+    node = state
+    for _ in range(32):
+        node["a_rather_long_key"] = {}
+        node = node["a_rather_long_key"]
+    path = "state" + "['a_rather_long_key']" * 32
+    with pytest.raises(ValueError, match=re.escape(f"too deeply: {path[:95]} ... {path[-95:]} is a dict 33 levels")):
+        md.save(state, tmp_path / "deep.ckpt")
 
 
 def test_a_short_key_path_too_deep_is_named_in_full(tmp_path, monkeypatch):
@@ -757,43 +815,77 @@ def test_save_to_an_empty_path_is_refused_before_anything_is_written(tmp_path, m
 
 @pytest.mark.parametrize("kind", ["dict", "list"])
 def test_a_state_nested_too_deeply_is_a_value_error(tmp_path, kind):
-    """Refused at level 101, not by running out of stack (which 5000 levels would also do)."""
+    """Refused at level 33, not by running out of stack (which 5000 levels would also do)."""
     state: Any = 0
     for _ in range(5000):
         state = {"x": state} if kind == "dict" else [state]
-    with pytest.raises(ValueError, match=f"nested too deeply: .* is a {kind} 101 levels deep"):
+    with pytest.raises(ValueError, match=f"nested too deeply: .* is a {kind} 33 levels deep"):
         md.save({"deep": state}, tmp_path / "deep.ckpt")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_file_nested_more_than_the_limit_is_refused_by_load(tmp_path):
-    """A tree save would refuse (101 levels), forged: refused by load at the same level, whatever the stack."""
-    tree: dict[str, Any] = {"type": "dict", "items": [["x", {"type": "int", "value": 1}]]}
-    for _ in range(100):
-        tree = {"type": "dict", "items": [["k", tree]]}
-    path = forged(tmp_path, {"format": "minidl-checkpoint", "version": 1, "tree": tree})
-    where = "state" + "['k']" * 100
-    error = assert_refused(path, f"metadata is nested too deeply: {where[:95]} ... {where[-95:]} is a dict 101 "
-                           "levels deep (the state itself counted), more than the 100 a checkpoint holds")
+def forged_nested(tmp_path: pathlib.Path, wrappers: int, kind: str, leaf: dict[str, Any], **arrays: np.ndarray
+                  ) -> pathlib.Path:
+    """A file holding {'root': ``leaf`` in ``wrappers`` dicts {'k': ...} or lists [...]}, as save would write it."""
+    tree = leaf
+    for _ in range(wrappers):
+        tree = {"type": "dict", "items": [["k", tree]]} if kind == "dict" else {"type": "list", "items": [tree]}
+    return forged(tmp_path, {"format": "minidl-checkpoint", "version": 1,
+                             "tree": {"type": "dict", "items": [["root", tree]]}}, arrays)
+
+
+@pytest.mark.parametrize(("kind", "leaf", "where"), [
+    ("list", {"type": "int", "value": 1}, "state['root']" + "[0]" * 31),  # the state, then 32 lists
+    ("dict", {"type": "dict", "items": []}, "state['root']" + "['k']" * 31),  # the state, 31 dicts, an empty one
+])
+def test_a_file_nested_more_than_the_limit_is_refused_by_load_naming_where(tmp_path, kind, leaf, where):
+    """A tree save would refuse (33 levels), forged: refused by load at the same level, naming it; 32 load."""
+    wrappers = 32 if kind == "list" else 31
+    error = assert_refused(forged_nested(tmp_path, wrappers, kind, leaf),
+                           f"metadata is nested too deeply: {where} is a {kind} 33 levels deep (the state itself "
+                           "counted), more than the 32 a checkpoint holds (save refuses such a state)")
     assert "not valid JSON" not in str(error)
-    want: dict[str, Any] = {"x": 1}
-    for _ in range(99):
-        want = {"k": want}
-    tree = tree["items"][0][1]  # 100 levels: loads
-    assert md.load(forged(tmp_path, {"format": "minidl-checkpoint", "version": 1, "tree": tree})) == want
+    got = md.load(forged_nested(tmp_path, wrappers - 1, kind, leaf))["root"]
+    for _ in range(wrappers - 1):
+        got = got[0] if kind == "list" else got["k"]
+    assert got == (1 if kind == "list" else {})
+
+
+def test_a_file_whose_json_nests_deeper_than_any_checkpoint_is_refused_before_it_is_parsed(tmp_path):
+    """33 levels of dicts, the innermost holding an array: 102 levels of JSON (3 per dict, then the array's node
+    and shape), more than the 99 of 32 levels, which load."""
+    leaf = {"type": "dict", "items": [["x", {"type": "array", "name": "a0", "dtype": "<f8", "shape": [3]}]]}
+    path = forged_nested(tmp_path, 31, "dict", leaf, a0=np.arange(3.0))
+    error = assert_refused(path, "metadata is nested too deeply: its JSON nests 102 levels deep, more than the 99 of "
+                           "the 32 levels of dicts, lists and tuples a checkpoint holds (save refuses a deeper state)")
+    assert "not valid JSON" not in str(error)
+    assert_same_tree(md.load(forged_nested(tmp_path, 30, "dict", leaf, a0=np.arange(3.0))), nested(32, "dict"))
 
 
 @pytest.mark.parametrize("opening", ["[", '{"a":'])
-def test_metadata_nested_thousands_deep_is_refused_as_too_deep_not_as_bad_json(tmp_path, opening):
-    """json.loads ran out of stack and load said 'metadata is not valid JSON (maximum recursion depth ...)'."""
+def test_metadata_nested_thousands_deep_is_refused_as_too_deep_not_as_bad_json(tmp_path, opening, monkeypatch):
+    """json.loads ran out of stack and load said 'metadata is not valid JSON (maximum recursion depth ...)'; then
+    it raised the recursion limit and let json.loads run into it.  Now it is refused unparsed, from any depth."""
+    forbid_recursion_limit_changes(monkeypatch)
     closing = "]" if opening == "[" else "}"
     text = '{"format": "minidl-checkpoint", "version": 1, "tree": ' + opening * 100000 + "1" + closing * 100000 + "}"
-    limit = sys.getrecursionlimit()
     path = forged(tmp_path, None, raw_meta=np.frombuffer(text.encode(), dtype=np.uint8))
-    error = assert_refused(path, "metadata is nested too deeply (more than the 100 levels of dicts, lists and "
-                           "tuples a checkpoint holds)")
-    assert "JSON" not in str(error)
-    assert sys.getrecursionlimit() == limit
+    with pytest.raises(CheckpointError) as info:
+        frames_deep(sys.getrecursionlimit() - stack_depth() - 60, lambda: md.load(path))  # (nothing recurses)
+    assert str(info.value) == (f"minidl.load({str(path)!r}): metadata is nested too deeply: its JSON nests 100001 "
+                               "levels deep, more than the 99 of the 32 levels of dicts, lists and tuples a checkpoint "
+                               "holds (save refuses a deeper state)")
+
+
+def test_brackets_and_quotes_in_strings_do_not_count_as_nesting(tmp_path):
+    """The depth of the metadata is counted outside its strings: keys and values full of brackets, escaped
+    quotes and backslashes load; an unterminated string is bad JSON, not deep."""
+    state = {'[{"' * 200: "[[[\\" * 200, "k": {'\\"' * 50 + "[" * 200: ["{" * 300, '"]' * 300]}}
+    md.save(state, tmp_path / "odd.ckpt")
+    assert_same_tree(md.load(tmp_path / "odd.ckpt"), state)
+    text = '{"format": "minidl-checkpoint", "version": 1, "tree": "' + "[" * 500
+    path = forged(tmp_path, None, raw_meta=np.frombuffer(text.encode(), dtype=np.uint8))
+    assert_refused(path, "metadata is not valid JSON (Unterminated string")
 
 
 def test_an_array_name_that_aliases_another_member_is_refused(tmp_path):
