@@ -200,10 +200,6 @@ def _input_gradient(dx: Any, name: str) -> Any:
     return dx if name == "input" else dx[int(name[len("input["):-1])]
 
 
-class _TupleGradientsError(TypeError):
-    """A backward refused the tuple of its outputs' gradients (see :func:`_several_gradients_refused`)."""
-
-
 def _several_gradients_refused(work: Layer, y: Any, upstream: tuple[Any, ...],
                                error: BaseException) -> TypeError:
     """The error for a model with several outputs (``y``, checked without a loss) whose backward raised ``error``
@@ -216,7 +212,7 @@ def _several_gradients_refused(work: Layer, y: Any, upstream: tuple[Any, ...],
     lines = str(error).strip().splitlines()
     raised = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
     nones = "; None for an output that takes none" if any(a is None for a in upstream) else ""
-    return _TupleGradientsError(
+    return TypeError(
         f"GradientChecker: {name}.forward returned {len(y)} outputs (a tuple: {', '.join(map(part, y))}), so "
         f"without a loss the cost is sum_i R_i . y_i over the floating ones, and {name}.backward was given the "
         f"tuple of their gradients ({', '.join(map(part, upstream))}{nones}); it raised {raised}.  A model with "
@@ -2320,7 +2316,7 @@ class GradientChecker:
                     raise
                 # (a layer whose model uses one of its outputs may take one gradient, not the tuple: named by
                 # what its backward raised)
-                raised = error.__cause__ if isinstance(error, _TupleGradientsError) else error
+                raised = error.__cause__ or error
                 unchecked.append(layer_label(path, layer))
                 report.notes.append(f"{layer_label(path, layer)}: returns several outputs (a tuple), and its "
                                     f"backward did not take a tuple of their gradients ({type(raised).__name__}): "
