@@ -1344,7 +1344,7 @@ class _Training:
             print(f"Epoch {epoch}/{plan.epochs} - {seconds:.2f}s - {rate:.0f} samples/s - "
                   + _format_values(values), flush=True)
         stop = bool(plan.early_stopping is not None and plan.early_stopping.update(epoch, values, self.model))
-        if stop:
+        if stop and epoch < plan.epochs:  # (a stop asked at the last epoch stops nothing)
             self.history.stopped_epoch, self.history.stopped_by = epoch, "early_stopping"
         return stop
 
@@ -1357,26 +1357,27 @@ class _Training:
         self.model.eval()  # (as validated: a callback running the model draws no dropout mask, moves no statistic)
         stop = False
         for i, (name, fn) in enumerate(plan.callbacks):
-            where = (f"{self.who}: callbacks[{i}] ({name}) after epoch {epoch}/{plan.epochs} (the epoch is complete "
-                     "and in error.history")
+            where = f"{self.who}: callbacks[{i}] ({name}) after epoch {epoch}/{plan.epochs}"
+            kept = "the epoch is complete and in error.history"
             try:
                 result = fn(epoch, history)
             except BaseException as error:
                 if isinstance(error, MinidlError):
-                    _with_context(error, f"{where})")
+                    _with_context(error, f"{where} ({kept})")
                 elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
                     # a user's error keeps its message; the note says where fit was
-                    error.add_note(f"(raised in {where}; the callbacks after it were not called)")
+                    error.add_note(f"(raised in {where}; {kept}; the callbacks after it were not called)")
                 _stopped_in(error, history, epoch, None)
                 raise
             if result is not None and not isinstance(result, (bool, np.bool_)):
-                refusal = TypeError(f"{where}): a callback returns True (stop training), False or None (go on), "
-                                    f"got {type(result).__name__} {short_repr(result)}")
+                refusal = TypeError(f"{where} ({kept}): a callback returns True (stop training), False or None "
+                                    f"(go on), got {type(result).__name__} {short_repr(result)}")
                 _stopped_in(refusal, history, epoch, None)
                 raise refusal
             if result and not stop:
                 stop = True
-                if not history.stopped_by:  # (early stopping's own stop is said first)
+                if not history.stopped_by and epoch < plan.epochs:  # (early stopping's stop is said first; a stop
+                    # asked at the last epoch stops nothing)
                     history.stopped_epoch, history.stopped_by = epoch, f"callbacks[{i}]"
                     if plan.verbose:
                         print(f"training stopped after epoch {epoch}/{plan.epochs} by callbacks[{i}] ({name})",

@@ -240,7 +240,7 @@ def test_a_callbacks_error_propagates_with_fits_context_and_the_epoch_kept() -> 
     error: Any = caught.value
     assert str(error) == "disk full"
     assert error.history.epoch == [1, 2] and error.epoch == 2 and error.batch is None
-    assert error.__notes__ == ["(raised in fit: callbacks[0] (boom) after epoch 2/4 (the epoch is complete and in "
+    assert error.__notes__ == ["(raised in fit: callbacks[0] (boom) after epoch 2/4; the epoch is complete and in "
                                "error.history; the callbacks after it were not called)"]
     assert later == [1]
     # the finished epoch kept: the model, the optimizer, the shuffler as after 2 epochs (not rewound), no restore
@@ -304,3 +304,22 @@ def test_one_callable_and_an_iterator_are_taken() -> None:
     md.fit(model, x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=2,
            verbose=0, callbacks=iter([lambda epoch, history: seen.append(-epoch)]))
     assert seen == [1, 2, -1, -2]
+
+
+def test_a_stop_asked_at_the_last_epoch_stops_nothing_and_is_not_recorded(capsys: pytest.CaptureFixture[str]) -> None:
+    """``stopped_epoch`` is the epoch after which training stopped *before* ``epochs``: a callback's True or the
+    early stopping's at the last epoch leaves it 0 (and prints no "training stopped")."""
+    x, y, _, _ = _data()
+    model = md.Sequential(md.Dense(4, 3, rng=0))
+    history = md.fit(model, x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                     epochs=3, verbose=2, callbacks=[lambda epoch, history: epoch == 3])
+    assert history.epoch == [1, 2, 3] and history.stopped_epoch == 0 and history.stopped_by is None
+    assert "training stopped" not in capsys.readouterr().out
+    es = md.EarlyStopping("loss", patience=1, min_delta=10.0)  # asks to stop at epoch 2, the last
+    history = md.fit(model, x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                     epochs=2, verbose=0, early_stopping=es)
+    assert history.epoch == [1, 2] and history.stopped_epoch == 0 and history.stopped_by is None
+    history = md.fit(model, x, y, loss=md.CrossEntropyLoss(), optimizer=md.SGD(model.parameters(), lr=0.1),
+                     epochs=3, verbose=2, callbacks=[lambda epoch, history: epoch == 2])
+    assert history.epoch == [1, 2] and history.stopped_epoch == 2 and history.stopped_by == "callbacks[0]"
+    assert "training stopped after epoch 2/3 by callbacks[0] (<lambda>)" in capsys.readouterr().out
