@@ -478,7 +478,7 @@ def test_check_layers_checks_a_pool_with_two_outputs_alone_too() -> None:
     assert [r.name for r in report.layers["1"].results] == ["input"] and report.layers["1"].results[0].checked > 0
     assert not any("not checked alone" in n for n in report.notes), report.notes
     alone = md.GradientChecker(md.MaxPool2D(2, return_indices=True), inputs=x).run()
-    assert alone.passed and alone.cost == "sum(R * output), R ~ N(0, 1)"
+    assert alone.passed and alone.cost == "sum_i R_i . y_i over the floating outputs (1 of 2), R_i ~ N(0, 1)"
 
 
 # ------------------------------------------------------------------------------ exports and docs

@@ -77,7 +77,7 @@ from .precision import (
     swallowed_moves,
     unit_round_off,
 )
-from .program import Program
+from .program import Program, _floats
 from .report import GradientReport, TensorResult
 from .settings import MODES
 
@@ -200,25 +200,21 @@ def _input_gradient(dx: Any, name: str) -> Any:
     return dx if name == "input" else dx[int(name[len("input["):-1])]
 
 
-def _several_gradients_refused(work: Layer, y: Any, upstream: tuple[Any, ...],
-                               error: BaseException) -> TypeError:
-    """The error for a model with several outputs (``y``, checked without a loss) whose backward raised ``error``
+def _several_gradients_note(work: Layer, y: Any, upstream: tuple[Any, ...]) -> str:
+    """The note for an error a model with several outputs (``y``, checked without a loss) raised in a backward
     given the tuple of their gradients (``upstream``): it may take one array."""
     name = type(work).__name__
 
     def part(a: Any) -> str:
         return "None" if a is None else f"{a.dtype} {a.shape}"
 
-    lines = str(error).strip().splitlines()
-    raised = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
     nones = "; None for an output that takes none" if any(a is None for a in upstream) else ""
-    return TypeError(
-        f"GradientChecker: {name}.forward returned {len(y)} outputs (a tuple: {', '.join(map(part, y))}), so "
-        f"without a loss the cost is sum_i R_i . y_i over the floating ones, and {name}.backward was given the "
-        f"tuple of their gradients ({', '.join(map(part, upstream))}{nones}); it raised {raised}.  A model with "
-        "several outputs takes a tuple of gradients, one per output, in a backward as in training; if its "
-        "backward takes one array (of one of the outputs), check it with a loss that takes the tuple of outputs "
-        "and gives the gradient its backward takes (loss=...), or return one array")
+    return (f"(GradientChecker: {name}.forward returned {len(y)} outputs (a tuple: {', '.join(map(part, y))}), so "
+            f"without a loss the cost is sum_i R_i . y_i over the floating ones, and {name}.backward was given the "
+            f"tuple of their gradients ({', '.join(map(part, upstream))}{nones}).  A model with several outputs "
+            "takes a tuple of gradients, one per output, in a backward as in training; if its backward takes one "
+            "array (of one of the outputs), check it with a loss that takes the tuple of outputs and gives the "
+            "gradient its backward takes (loss=...), or return one array)")
 
 
 def _flipped(value: Any, batch: int | None) -> Any:
@@ -1048,6 +1044,12 @@ class GradientChecker:
         # These notes go first, because the headline points at the precision notes.
         notes[:0] = precision_notes + loss_hidden_notes(loss, self._loss_hidden) + unregistered_notes
         cost = f"loss {type(loss).__name__}" if loss is not None else "sum(R * output), R ~ N(0, 1)"
+        if loss is None and type(y0) is tuple:  # (several outputs: see Program.baseline)
+            cost = f"sum_i R_i . y_i over the floating outputs ({len(_floats(y0))} of {len(y0)}), R_i ~ N(0, 1)"
+            if any("backward returned dCost/dinput" in p and "of shape" in p for r in results for p in r.problems):
+                notes.append(f"{type(work).__name__}.forward returned a tuple of {len(y0)} outputs, so backward was "
+                             "given a tuple of their gradients: a backward that takes one array makes an array of "
+                             "the tuple (an output returned with its cache by mistake?)")
         report = GradientReport(results, cost=cost, notes=notes, evaluations=program.evaluations,
                                 low_precision=headline, plain_arrays=plain)
         report.problems.extend(problems)
@@ -1651,9 +1653,9 @@ class GradientChecker:
         try:
             dx = work.backward(upstream)
         except (TypeError, ValueError, AttributeError, IndexError) as error:
-            if program.loss is not None or type(upstream) is not tuple:
-                raise
-            raise _several_gradients_refused(work, y, upstream, error) from error
+            if program.loss is None and type(upstream) is tuple:
+                _add_note(error, _several_gradients_note(work, y, upstream))
+            raise
         return f, dx, *kept
 
     def _check_reversed_batch(self, program: Program, work: Layer, tensors: list[_Tensor], y: Any,
@@ -2314,12 +2316,10 @@ class GradientChecker:
             except Exception as error:
                 if type(call.y) is not tuple:
                     raise
-                # (a layer whose model uses one of its outputs may take one gradient, not the tuple: named by
-                # what its backward raised)
-                raised = error.__cause__ or error
+                # (a layer whose model uses one of its outputs may take one gradient, not the tuple)
                 unchecked.append(layer_label(path, layer))
                 report.notes.append(f"{layer_label(path, layer)}: returns several outputs (a tuple), and its "
-                                    f"backward did not take a tuple of their gradients ({type(raised).__name__}): "
+                                    f"backward did not take a tuple of their gradients ({type(error).__name__}): "
                                     "not checked alone (the whole model's check covers it)")
                 continue
             report.layers[path] = sub
