@@ -212,7 +212,8 @@ class EarlyStopping:
         self.last_state: dict[str, np.ndarray] | None = None
         if self._resume:
             self._offset = self._epoch - initial_epoch
-            self.stopped_epoch = 0
+            if not self.loaded_stopped_run:  # (a run that had stopped stays stopped: fit trains no epoch)
+                self.stopped_epoch = 0
             self.restored = False
             return
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -223,6 +224,12 @@ class EarlyStopping:
         self._epoch = initial_epoch
         self._offset = 0
         self.best_state: dict[str, np.ndarray] | None = None
+
+    @property
+    def loaded_stopped_run(self) -> bool:
+        """Whether this goes on from a loaded run (:meth:`load_state_dict`) that had stopped at its last epoch: a
+        checkpoint saved in the epoch it stopped.  ``fit`` then trains no epoch and ends as that run ended."""
+        return self._resume and 0 < self.stopped_epoch == self._epoch
 
     def _improved(self, value: float) -> bool:
         if self.mode == "min":

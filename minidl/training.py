@@ -1078,6 +1078,8 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     val = _check_validation_data(who, model, data.validation_data)
     monitors = _resolve_monitors(who, metrics, loss, val, early_stopping, scheduler)
     _check_resumable(who, model, early_stopping, scheduler, initial_epoch)
+    if early_stopping is not None and early_stopping.loaded_stopped_run:
+        trained = 0  # (a checkpoint of the epoch it stopped: the run ends as it did, no epoch more)
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
     gradcheck_every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
@@ -1490,7 +1492,9 @@ def fit(
             ``val_loss``) has not improved for its ``patience`` epochs, and with
             ``restore_best_weights`` end with the best epoch's weights.  The history then holds
             fewer than ``epochs`` epochs.  One loaded from a run (``load_state_dict``) whose best weights
-            do not fit the model is refused before training, with ``load_state_dict``'s message.
+            do not fit the model is refused before training, with ``load_state_dict``'s message; one loaded
+            from a run that had stopped (``loaded_stopped_run``: a checkpoint of the epoch it stopped) makes
+            ``fit`` train no epoch and end as that run ended.
         callbacks: callables ``f(epoch, history) -> bool | None``, each called in order at the end of
             every epoch, when the epoch is in ``history`` and the scheduler has stepped and the early
             stopping updated for it (the model in eval mode, as validated): a checkpoint saved there
@@ -1540,7 +1544,7 @@ def fit(
     epoch: int | None = None  # the epoch running, for an error outside a batch's and the validation's try
     with _training_modes(model) as resume_training:
         try:
-            for epoch in range(plan.first_epoch, plan.epochs + 1):
+            for epoch in range(plan.first_epoch, plan.first_epoch + plan.trained):
                 started = time.perf_counter()
                 resume_training()
                 lr = optimizer.lr
@@ -1564,8 +1568,10 @@ def fit(
                     break
             epoch = None  # after the epochs, an error is in none
             if plan.early_stopping is not None:
+                if plan.early_stopping.loaded_stopped_run:
+                    run.history.stopped_epoch, run.history.stopped_by = plan.initial_epoch, "early_stopping"
                 plan.early_stopping.finish(model)
-                if plan.verbose and len(run.history):  # (nothing to say when no epoch ran)
+                if plan.verbose and (len(run.history) or run.history.stopped_by):  # (nothing to say for no epoch)
                     print(plan.early_stopping.summary(), flush=True)
         except BaseException as error:
             run.after_error(error, epoch)
