@@ -89,6 +89,8 @@ class Layer:
     _generators: dict[str, np.random.Generator]
 
     def __init__(self) -> None:
+        for name in self.__dict__.get("_buffers", ()):  # __init__ run again: the buffers are forgotten with their
+            self.__dict__.pop(name, None)  # registry, so that registering them again is not refused as an attribute
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_layers", {})
         object.__setattr__(self, "_buffers", {})
@@ -322,7 +324,9 @@ class Layer:
         """Register non-trainable state (e.g. running statistics) under ``name``.
 
         Buffers are cast by :meth:`astype`, saved by :meth:`state_dict` (unless
-        ``persistent=False``) and restored by the gradient checker, but never optimised.
+        ``persistent=False``) and restored by the gradient checker, but never optimised.  Registering a
+        buffer's name again replaces its value; a name the layer already has as a parameter, a layer, a
+        generator or a plain attribute is refused (:class:`~minidl.errors.RegistrationError`), as in PyTorch.
         """
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot register a buffer before super().__init__()")
@@ -333,6 +337,12 @@ class Layer:
         _check_name(self, name)
         if name in self._parameters or name in self._layers:
             raise RegistrationError(f"'{name}' is already a parameter or layer of {type(self).__name__}")
+        if name in self.__dict__ and name not in self._buffers:  # (a buffer registered again: its new value)
+            what = "a random generator" if name in self._generators else \
+                f"a plain attribute ({type(self.__dict__[name]).__name__})"
+            raise RegistrationError(f"{type(self).__name__}.register_buffer: attribute '{name}' already exists "
+                                    f"({what}), as PyTorch refuses it too; a buffer does not replace it: delete it "
+                                    f"first (del self.{name}) or choose another name")
         self._remember_plain(name)
         self._unregister(name)
         self._buffers[name] = array

@@ -1367,8 +1367,9 @@ class LazyPlain(md.Layer):
             self.rng = "seeded"  # plain: no registration
         else:
             self.rng = np.random.default_rng(0)
-            self.register_buffer("center", np.ones(2))
-            self.register_buffer("kernel", np.ones(2))
+            # (register_buffer refuses a plain attribute's name, as PyTorch: a parameter and a layer replace one)
+            self.center = md.Parameter(np.ones(2))
+            self.kernel = md.ReLU()
         return x
 
     def backward(self, grad_output):
@@ -1387,7 +1388,7 @@ def test_a_refused_batch_puts_back_the_plain_attributes_its_registrations_replac
     lazy = model[1]
     assert lazy.rng == "seeded" and "rng" not in lazy._generators
     np.testing.assert_array_equal(lazy.center, 0.0)
-    assert lazy.kernel == (1, 1) and not lazy._buffers
+    assert lazy.kernel == (1, 1) and not lazy._buffers and not lazy._parameters and not lazy._layers
 
 
 def test_a_refused_batch_that_gives_a_residual_a_shortcut_leaves_the_identity():
