@@ -858,6 +858,7 @@ def _check_trained_parameters(who: str, model: Layer, loss: Loss,
                          "that the optimizer does not, so they would never be trained: give them to it, e.g. "
                          f"{type(optimizer).__name__}([*model.parameters(), *loss.parameters()], ...), or freeze "
                          "them (p.requires_grad = False)")
+    _refuse_nothing_to_train(who, model, loss, optimizer, model_params, loss_named)
     ours = own | trained_apart | {id(p) for _, p in loss_named}
     foreign = [p for p in optimizer.params if id(p) not in ours]
     if foreign:  # (a layer replaced after the optimizer was built: its new parameters would not train)
@@ -867,6 +868,32 @@ def _check_trained_parameters(who: str, model: Layer, loss: Loss,
                       f"the optimizer was built? Then its new parameters are not trained: build the optimizer on "
                       f"model.parameters() after the last change", UserWarning, stacklevel=user_stacklevel())
     return model_params, loss_named
+
+
+def _refuse_nothing_to_train(who: str, model: Layer, loss: Loss, optimizer: Optimizer,
+                             model_params: list[Parameter], loss_named: list[tuple[str, Parameter]]) -> None:
+    """Refuse a fit that would train nothing: every parameter of the model frozen and none of the loss's
+    trainable ones in the optimizer (PyTorch stops at ``backward``: "element 0 of tensors does not require
+    grad"), or an optimizer that holds only frozen ones of the model's and the loss's."""
+    held = {id(p) for p in optimizer.params}
+    loss_trained = [p for _, p in loss_named if p.requires_grad and id(p) in held]
+    if loss_trained or any(p.requires_grad for p in model_params):
+        if loss_trained or any(p.requires_grad and id(p) in held for p in model_params):
+            return
+        names = [f"'{name}'" for name, p in model.named_parameters() if p.requires_grad]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise ValueError(f"{who}: every parameter of this model that the optimizer holds is frozen "
+                         f"(requires_grad=False), so fit would train nothing; the trainable ones, {shown}, are not "
+                         f"in it: build the optimizer on all of them, e.g. "
+                         f"{type(optimizer).__name__}(model.parameters(), ...), which skips the frozen ones")
+    n = len(model_params)
+    frozen = f"its {n} parameters are all frozen" if n > 1 else "its one parameter is frozen"
+    of_loss = f", nor any of the loss {type(loss).__name__}'s that the optimizer holds" if loss_named else ""
+    raise ValueError(f"{who}: no parameter of the model requires a gradient ({frozen}, requires_grad=False)"
+                     f"{of_loss}, so fit would train nothing (PyTorch stops at backward: \"element 0 of tensors "
+                     f"does not require grad\"): unfreeze the model with model.requires_grad_(True), or only the "
+                     f"layers to train with layer.requires_grad_(True) (e.g. model[-1] of a Sequential), before "
+                     f"fit; to score the model without training it, model.evaluate(x, y, loss=...)")
 
 
 class _Split(NamedTuple):

@@ -62,3 +62,96 @@ def test_init_run_again_registers_its_buffers_again() -> None:
     md.BatchNorm1d.__init__(norm, 4)
     assert norm.running_mean.shape == (4,) and np.array_equal(norm.running_mean, np.zeros(4))
     assert list(norm.state_dict()) == list(md.BatchNorm1d(4).state_dict())
+
+
+# ------------------------------------------------------------------ fit with nothing to train
+
+
+class ScaledMSE(md.Loss):
+    """``s * mean((y - t)^2)`` with a trainable scale ``s`` of its own."""
+
+    def __init__(self) -> None:
+        self.s = md.Parameter(np.array([1.5]))
+
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        self._d = y_pred - y_true
+        return float(self.s.data[0] * np.mean(self._d ** 2))
+
+    def backward(self) -> np.ndarray:
+        if self.s.requires_grad:
+            self.s.grad += np.array([np.mean(self._d ** 2)])
+        out: np.ndarray = self.s.data[0] * 2.0 * self._d / self._d.size
+        return out
+
+
+def _three_layers() -> tuple[md.Sequential, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    model = md.Sequential(md.Dense(3, 4, rng=0), md.ReLU(), md.Dense(4, 2, rng=1))
+    return model, rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
+
+
+@pytest.mark.parametrize("how", ["function", "method"])
+def test_fit_with_the_whole_model_frozen_is_refused_before_anything_changes(how: str) -> None:
+    model, x, y = _three_layers()
+    model.requires_grad_(False)
+    optimizer = md.Adam(model.parameters(), lr=0.1)
+    before = model.state_dict()
+    with pytest.raises(ValueError) as info:
+        if how == "function":
+            md.fit(model, x, y, loss=md.MSELoss(), optimizer=optimizer, verbose=0)
+        else:
+            model.fit(x, y, loss=md.MSELoss(), optimizer=optimizer, verbose=0)
+    assert str(info.value) == (
+        "fit: no parameter of the model requires a gradient (its 2 parameters are all frozen, requires_grad=False), "
+        "so fit would train nothing (PyTorch stops at backward: \"element 0 of tensors does not require grad\"): "
+        "unfreeze the model with model.requires_grad_(True), or only the layers to train with "
+        "layer.requires_grad_(True) (e.g. model[-1] of a Sequential), before fit; to score the model without "
+        "training it, model.evaluate(x, y, loss=...)")
+    assert all(np.array_equal(value, before[key]) for key, value in model.state_dict().items())
+    assert optimizer.state_dict()["state"] == md.Adam(model.parameters(), lr=0.1).state_dict()["state"]
+    model.requires_grad_(True)  # unfrozen as the message says: it trains
+    model.fit(x, y, loss=md.MSELoss(), optimizer=optimizer, verbose=0)
+    assert not np.array_equal(model[0].W.data, before["0.W"])
+
+
+def test_fit_with_part_of_the_model_frozen_trains_the_rest() -> None:
+    model, x, y = _three_layers()
+    model[0].requires_grad_(False)
+    frozen, trained = model[0].W.data.copy(), model[2].W.data.copy()
+    model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0, epochs=2)
+    assert np.array_equal(model[0].W.data, frozen) and not np.array_equal(model[2].W.data, trained)
+
+
+def test_fit_with_a_frozen_model_trains_the_loss_parameters_the_optimizer_holds() -> None:
+    model, x, y = _three_layers()
+    model.requires_grad_(False)
+    loss = ScaledMSE()
+    model.fit(x, y, loss=loss, optimizer=md.SGD([*model.parameters(), *loss.parameters()], lr=0.1), verbose=0)
+    assert loss.s.data[0] != 1.5
+    loss.s.requires_grad = False  # the loss's frozen too: nothing left
+    with pytest.raises(ValueError, match=r"^fit: no parameter of the model requires a gradient \(its 2 parameters "
+                                         r"are all frozen, requires_grad=False\), nor any of the loss ScaledMSE's "
+                                         r"that the optimizer holds, so fit would train nothing"):
+        model.fit(x, y, loss=loss, optimizer=md.SGD([*model.parameters(), *loss.parameters()], lr=0.1), verbose=0)
+
+
+def test_fit_with_a_frozen_model_and_a_loss_parameter_the_optimizer_lacks_says_so_first() -> None:
+    model, x, y = _three_layers()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"the loss ScaledMSE holds trainable parameter\(s\) 's' that the optimizer "
+                                         r"does not"):
+        model.fit(x, y, loss=ScaledMSE(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0)
+
+
+def test_fit_whose_optimizer_holds_only_frozen_parameters_of_a_trainable_model_is_refused() -> None:
+    model, x, y = _three_layers()
+    model[0].requires_grad_(False)
+    optimizer = md.SGD(model[0].parameters(), lr=0.1)  # the frozen layer's only
+    with pytest.raises(ValueError) as info:
+        model.fit(x, y, loss=md.MSELoss(), optimizer=optimizer, verbose=0)
+    assert str(info.value) == (
+        "fit: every parameter of this model that the optimizer holds is frozen (requires_grad=False), so fit would "
+        "train nothing; the trainable ones, '2.W', are not in it: build the optimizer on all of them, e.g. "
+        "SGD(model.parameters(), ...), which skips the frozen ones")
+    # an optimizer over frozen and trainable parameters alike trains the trainable ones
+    model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0)

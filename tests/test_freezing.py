@@ -224,15 +224,16 @@ def test_a_check_with_everything_frozen_says_nothing_was_checked() -> None:
 
 
 
-def test_fit_with_every_parameter_frozen_moves_nothing() -> None:
-    """Allowed (the tests use it to score a fixed model batch by batch in train mode): nothing moves,
-    and no gradient is computed."""
+def test_fit_with_every_parameter_frozen_is_refused_before_anything_changes() -> None:
+    """It trained nothing, silently (PyTorch stops at backward): refused, saying how to unfreeze
+    (tests/test_api_review31.py has the other cases)."""
     model = md.Sequential(md.Dense(3, 2, rng=0), md.Dense(2, 1, rng=1))
     before = model.state_dict()
     model.requires_grad_(False)
-    history = md.fit(model, np.ones((4, 3)), np.ones((4, 1)), loss=md.MSELoss(),
-                     optimizer=md.SGD(model.parameters(), lr=0.1), epochs=2, verbose=0)
-    assert history["loss"][0] == history["loss"][1]
+    with pytest.raises(ValueError, match=r"no parameter of the model requires a gradient .*"
+                                         r"model\.requires_grad_\(True\)"):
+        md.fit(model, np.ones((4, 3)), np.ones((4, 1)), loss=md.MSELoss(),
+               optimizer=md.SGD(model.parameters(), lr=0.1), epochs=2, verbose=0)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
     assert not any(p.has_grad for p in model.parameters())

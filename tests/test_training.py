@@ -579,9 +579,9 @@ def test_fit_and_evaluate_accuracy_leave_padding_out(batch_size):
     before = expected()
     got = model.evaluate(x, y, loss=loss, metrics=["accuracy"], batch_size=batch_size)["accuracy"]
     assert got == pytest.approx(before, rel=1e-12)
-    optimizer = SGD(model.parameters(), lr=0.1)
-    for p in model.parameters():
-        p.requires_grad = False  # frozen: the accuracy of every batch is the untrained model's
+    # lr=0: nothing moves, the accuracy of every batch is the untrained model's (a fit with every parameter
+    # frozen, which this test used, is refused: it trains nothing)
+    optimizer = SGD(model.parameters(), lr=0.0)
     history = model.fit(x, y, loss=loss, optimizer=optimizer, metrics=["accuracy", first_logit], epochs=1,
                         batch_size=batch_size, shuffle=True, rng=0, verbose=0)
     assert history.history["accuracy"][-1] == pytest.approx(before, rel=1e-12)
@@ -608,9 +608,8 @@ def test_summed_losses_add_up_over_batches(make):
     whole = loss(model.predict(x), y)
     for batch_size in (1, 8, 37, 256):
         assert model.evaluate(x, y, loss=loss, batch_size=batch_size)["loss"] == pytest.approx(whole, rel=1e-12)
-    optimizer = SGD(model.parameters(), lr=0.1)
-    for p in model.parameters():
-        p.requires_grad = False  # frozen: every batch sees the same model
+    optimizer = SGD(model.parameters(), lr=0.0)  # lr=0: every batch sees the same model (a fit with every
+    # parameter frozen, which this test used, is refused: it trains nothing)
     history = model.fit(x, y, loss=loss, optimizer=optimizer, epochs=1, batch_size=8, shuffle=True, rng=0,
                         verbose=0)
     assert history.history["loss"][0] == pytest.approx(whole, rel=1e-12)
