@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 
 import numpy as np
 
-from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, ShapeError
+from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, RegistrationError, ShapeError
 from .inputs import Inputs, is_several
-from .layer import Layer, defining_class, every_parameter, holders_of, parameter_backward
+from .layer import Layer, _check_name, defining_class, every_parameter, holders_of, parameter_backward
 from .validation import as_array, check_grad_output, check_padding_mask
 
 if TYPE_CHECKING:
@@ -449,7 +449,10 @@ class _Positions(Layer):
 
 class Sequential(_Positions, Model):
     """Layers applied one after another, each under a name, a number (``"0"``, ``"1"``, ...: the prefixes of
-    the ``state_dict`` keys), which it keeps while it stays in the sequence.
+    the ``state_dict`` keys), which it keeps while it stays in the sequence.  ``Sequential(mapping)`` (an
+    ``OrderedDict`` or a dict of names to layers, as PyTorch's ``nn.Sequential(OrderedDict(...))``) names them
+    by its keys instead, each checked as any registered name is (a str, no dot, not an attribute of the
+    sequence); ``Sequential(OrderedDict(model.named_children()))`` is a new sequence under the same names.
 
     The rule for names, the same for every edit: a new sequence (``Sequential(*layers)``, ``a + b``)
     numbers its layers from ``"0"``; a layer that joins one (``append``, ``extend``, ``insert``, ``+=``)
@@ -479,12 +482,37 @@ class Sequential(_Positions, Model):
         refuses it, where the array alone would let a later recurrent layer read the padding)."""
         return all(takes_one_array(layer) for layer in self._layers.values())  # (empty: the identity, one array)
 
-    def __init__(self, *layers: Layer) -> None:
+    def __init__(self, *layers: Layer | Mapping[str, Layer]) -> None:
         super().__init__()
-        self._check_new(layers, type(self).__name__, "appended")
-        self._add(layers)
+        who = type(self).__name__
+        names: list[str] | None = None
+        if len(layers) == 1 and isinstance(layers[0], Mapping):  # Sequential(OrderedDict(conv=..., act=...))
+            names, layers = self._mapping_names(layers[0])
+        elif any(isinstance(layer, Mapping) for layer in layers):
+            raise TypeError(f"{who}: a mapping of names to layers must be the only argument "
+                            f"({who}(OrderedDict([('conv', ...), ('act', ...)]))), got one among {len(layers)} "
+                            "arguments")
+        self._check_new(layers, who, "appended")
+        self._add(cast("tuple[Layer, ...]", layers), names=names)
         self.__dict__.pop("_stale", None)  # (a subclass's __setattr__ took them as edits: none to forget)
         self.__dict__.pop("_edit", None)
+
+    def _mapping_names(self, mapping: Mapping[Any, Any]) -> tuple[list[str], tuple[Any, ...]]:
+        """The names and layers of ``Sequential(mapping)``, each name checked as any registered name is (a str,
+        not empty, no dot, none of the sequence's methods or attributes), before anything is added."""
+        who = type(self).__name__
+        items = list(mapping.items())
+        for name, layer in items:
+            if not isinstance(name, str):
+                raise TypeError(f"{who}: the names of a mapping's layers must be str (they are the prefixes of the "
+                                f"state_dict keys), got {type(name).__name__} {name!r}")
+            _check_name(self, name)
+            if hasattr(self, name):  # (a setting or cache of the sequence's: the layer would hide it)
+                raise RegistrationError(f"{who}: cannot name a layer {name!r}: attribute {name!r} already exists "
+                                        "(as PyTorch's add_module refuses it); choose another name")
+            if not isinstance(layer, Layer):
+                raise TypeError(f"{who}: the mapping's {name!r} must be a Layer, got {type(layer).__name__}")
+        return [name for name, _ in items], tuple(layer for _, layer in items)
 
     #: Why the layers' caches are not those of one pass through the present layers, so that a backward is
     #: refused until a forward succeeds; None when they are.  Either the name of the layer whose forward

@@ -3,10 +3,15 @@ model with nothing to train, a ``Sequential`` from a mapping of names, and the p
 
 from __future__ import annotations
 
+import collections
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
 import minidl as md
+from minidl.porting import state_dict_from_torch
 
 # ------------------------------------------------------------------ register_buffer over an attribute
 
@@ -155,3 +160,80 @@ def test_fit_whose_optimizer_holds_only_frozen_parameters_of_a_trainable_model_i
         "SGD(model.parameters(), ...), which skips the frozen ones")
     # an optimizer over frozen and trainable parameters alike trains the trainable ones
     model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0)
+
+
+# ------------------------------------------------------------------ Sequential(OrderedDict(...))
+
+
+def _named() -> md.Sequential:
+    return md.Sequential(collections.OrderedDict([("conv", md.Dense(3, 4, rng=0)), ("act", md.ReLU()),
+                                                  ("head", md.Dense(4, 2, rng=1))]))
+
+
+def test_sequential_of_a_mapping_names_its_layers_by_the_keys() -> None:
+    model = _named()
+    assert [name for name, _ in model.named_children()] == ["conv", "act", "head"]
+    assert list(model.state_dict()) == ["conv.W", "head.W", "conv._layout", "head._layout"]
+    assert model[0] is model.conv and model[-1] is model.head and len(model) == 3
+    assert repr(model).splitlines()[1:4] == ["  (conv): Dense(in_features=3, out_features=4, bias=True)",
+                                             "  (act): ReLU()", "  (head): Dense(in_features=4, out_features=2, "
+                                             "bias=True)"]
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    plain = md.Sequential(md.Dense(3, 4, rng=0), md.ReLU(), md.Dense(4, 2, rng=1))
+    np.testing.assert_array_equal(model(x), plain(x))
+    lines: list[str] = []
+    model.summary(input_shape=(3,), print_fn=lines.append)
+    assert any(line.startswith(" conv (Dense) ") for line in "\n".join(lines).splitlines())
+    assert [name for name, _ in md.Sequential({"b": md.ReLU(), "a": md.Tanh()}).named_children()] == ["b", "a"]
+    assert len(md.Sequential({})) == 0
+
+
+def test_a_named_sequence_keeps_its_names_through_edits_slices_copies_and_porting() -> None:
+    model = _named()
+    assert [name for name, _ in model[1:].named_children()] == ["act", "head"]
+    model.append(md.Tanh())
+    model.insert(1, md.Identity())
+    assert [name for name, _ in model.named_children()] == ["conv", "1", "act", "head", "0"]
+    del model[2]
+    assert [name for name, _ in model.named_children()] == ["conv", "1", "head", "0"]
+    for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert [name for name, _ in other.named_children()] == ["conv", "1", "head", "0"]
+    again = md.Sequential(collections.OrderedDict(model.named_children()))
+    assert [name for name, _ in again.named_children()] == ["conv", "1", "head", "0"]
+    rng = np.random.default_rng(0)
+    torch_state = {"conv.weight": rng.normal(size=(4, 3)), "conv.bias": rng.normal(size=4),
+                   "head.weight": rng.normal(size=(2, 4)), "head.bias": rng.normal(size=2)}
+    ported = state_dict_from_torch(_named(), torch_state)
+    assert list(ported) == ["conv.W", "head.W"]
+    np.testing.assert_array_equal(ported["conv.W"][1:], torch_state["conv.weight"].T)
+
+
+@pytest.mark.parametrize(("mapping", "error", "message"), [
+    ({1: md.ReLU()}, TypeError, "Sequential: the names of a mapping's layers must be str (they are the prefixes of "
+                                "the state_dict keys), got int 1"),
+    ({"a.b": md.ReLU()}, ValueError, "Sequential: a parameter, layer, buffer or generator name may not contain '.', "
+                                     "got 'a.b' (dots separate the names of nested layers)"),
+    ({"": md.ReLU()}, ValueError, "Sequential: a parameter, layer, buffer or generator needs a name, got '' (its key "
+                                  "in state_dict would collide with its parent's)"),
+    ({"forward": md.ReLU()}, md.RegistrationError, "Sequential: cannot register a parameter, layer, buffer or "
+                                                   "generator as 'forward': that is a method or property of "
+                                                   "Sequential, which it would hide; choose another name"),
+    ({"_stale": md.ReLU()}, md.RegistrationError, "Sequential: cannot name a layer '_stale': attribute '_stale' "
+                                                  "already exists (as PyTorch's add_module refuses it); choose "
+                                                  "another name"),
+    ({"ok": md.ReLU(), "bad": 3}, TypeError, "Sequential: the mapping's 'bad' must be a Layer, got int"),
+])
+def test_a_mapping_with_a_name_or_layer_it_may_not_have_is_refused(mapping: dict, error: type, message: str) -> None:
+    with pytest.raises(error) as info:
+        md.Sequential(mapping)
+    assert str(info.value) == message
+
+
+def test_a_mapping_among_other_arguments_or_one_layer_twice_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"^Sequential: a mapping of names to layers must be the only argument "
+                                        r"\(Sequential\(OrderedDict\(\[\('conv', \.\.\.\), \('act', \.\.\.\)\]\)\)\), "
+                                        r"got one among 2 arguments$"):
+        md.Sequential(md.ReLU(), {"a": md.Tanh()})
+    relu = md.ReLU()
+    with pytest.raises(ValueError, match="this ReLU is already in the sequence"):
+        md.Sequential({"a": relu, "b": relu})
