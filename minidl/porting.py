@@ -2,7 +2,8 @@
 into the state dict of the same model built with minidl, for ``model.load_state_dict``.
 
 Each minidl layer of a supported kind reads the PyTorch entries at its own dotted path (a ``Sequential``'s
-positions ``"0"``, ``"1"``, ... are ``nn.Sequential``'s), through one small converter per kind
+names, ``"0"``, ``"1"``, ... as built, are ``nn.Sequential``'s; after ``del``, ``insert`` or ``pop`` PyTorch
+renumbers, minidl does not: ``md.Sequential(*model)`` numbers again), through one small converter per kind
 (:data:`CONVERTERS`).  Values are read with ``np.asarray`` (after ``.detach()``), so CPU tensors work and torch
 is never imported.
 See docs/porting.md for the table of keys and transforms.
@@ -38,7 +39,7 @@ from .layers import (
     TransformerDecoder,
     TransformerEncoder,
 )
-from .model import Bidirectional, Stack
+from .model import Bidirectional, Stack, _Positions
 
 __all__ = ["CONVERTERS", "state_dict_from_torch"]
 
@@ -205,8 +206,11 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
     Every problem is collected, then one :class:`~minidl.errors.StateDictError` lists them: a missing torch key
     (naming the minidl layer and the key expected), a shape mismatch (both shapes), tied parameters whose torch
     entries differ, a minidl layer with parameters of a kind no converter knows, and, unless ``strict=False``,
-    torch entries no layer read.  With ``strict=False`` a layer none of whose torch entries exist is left out
-    too (``load_state_dict(..., strict=False)`` then keeps its values: a new head on a ported body), but a
+    torch entries no layer read.  When keys are both missing and unused and a ``Sequential`` or ``LayerList``
+    has numbered names with a gap or out of order (left by ``del``, ``insert``, ``pop``, which PyTorch
+    renumbers), the message ends with a hint to rebuild it numbered from ``"0"``.  With ``strict=False`` a
+    layer none of whose torch entries exist is left out too (``load_state_dict(..., strict=False)`` then keeps
+    its values: a new head on a ported body), but a
     non-empty ``torch_state`` of which no entry is read at all is refused as with ``strict=True`` (its names
     are not the model's: nothing would be loaded).
     """
@@ -229,6 +233,8 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
     # id of a parameter or buffer -> (the layer that converted it first, the torch keys it read, whether it had
     # problems)
     converted: dict[int, tuple[str, list[str], bool]] = {}
+    # the numbered containers whose names are not 0, 1, ... in order (a del, insert or pop left them so)
+    renamed: list[tuple[str, list[str]]] = []
 
     def visit(layer: Layer, path: str, torch_path: str, suffix: str, above: frozenset[int]) -> None:
         if id(layer) in above:  # (a layer that holds itself)
@@ -236,6 +242,8 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
         where = f"layer '{path}' ({type(layer).__name__})" if path else f"the {type(layer).__name__} itself"
         children = _torch_children(layer, suffix)
         places.setdefault(torch_path, (where, [name for _, _, name, _ in children if name]))
+        if isinstance(layer, _Positions) and _out_of_count(list(layer._layers)):
+            renamed.append((where, list(layer._layers)))
         own = _own_state(layer)
         convert = _converter(layer)
         if convert is None:
@@ -281,9 +289,30 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
                 problems.append(f"unused torch key {key!r}: {_no_entry(str(key), places)}"
                                 + " (strict=False to leave it out)" * strict)
     if problems:
+        hint = ""
+        if renamed and any(key not in used for key in torch_state) and \
+                any("missing torch key" in problem for problem in [*problems, *left_out]):
+            hint = "\n" + _renumber_hint(renamed)
         raise StateDictError(f"{who} refused the torch state ({len(problems)} problem{'s' * (len(problems) > 1)}):"
-                             "\n  " + "\n  ".join(problems))
+                             "\n  " + "\n  ".join(problems) + hint)
     return result
+
+
+def _out_of_count(names: list[str]) -> bool:
+    """Whether a numbered container's ``names`` (all numbers) are not ``"0"``, ``"1"``, ... in order: a gap or
+    another order, which ``del``, ``insert`` and ``pop`` leave (PyTorch's renumber)."""
+    numbers = all(name.isascii() and name.isdecimal() for name in names)
+    return numbers and names != [str(i) for i in range(len(names))]
+
+
+def _renumber_hint(renamed: list[tuple[str, list[str]]]) -> str:
+    """The hint for keys both missing and unused when numbered containers have gaps or another order."""
+    shown = "; ".join(f"{where} names its layers {', '.join(repr(n) for n in names[:8])}"
+                      f"{', ...' if len(names) > 8 else ''}" for where, names in renamed[:3])
+    return (f"Hint: {shown}. After del, insert or pop, minidl keeps each layer's name while PyTorch renumbers "
+            "them from '0', so the paths differ: rebuild it numbered from '0' with the same layers, "
+            "model = md.Sequential(*model) (a nested one in place: parent[i] = md.Sequential(*parent[i]); a "
+            "LayerList: md.LayerList(blocks)), then port again")
 
 
 def _no_entry(key: str, places: dict[str, tuple[str, list[str]]]) -> str:

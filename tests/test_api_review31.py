@@ -237,3 +237,81 @@ def test_a_mapping_among_other_arguments_or_one_layer_twice_is_refused() -> None
     relu = md.ReLU()
     with pytest.raises(ValueError, match="this ReLU is already in the sequence"):
         md.Sequential({"a": relu, "b": relu})
+
+
+# ------------------------------------------------------------------ porting after del / insert / pop
+
+
+def _torch_mlp_state(seed: int = 0) -> dict[str, np.ndarray]:
+    """What ``nn.Sequential(Linear(3, 4), ReLU(), Linear(4, 2))`` saves, the state of a PyTorch model
+    edited as below (``del ts[1]`` of a dropout renumbers its last Linear to "2")."""
+    rng = np.random.default_rng(seed)
+    return {"0.weight": rng.normal(size=(4, 3)), "0.bias": rng.normal(size=4),
+            "2.weight": rng.normal(size=(2, 4)), "2.bias": rng.normal(size=2)}
+
+
+HINT = ("names its layers '0', '2', '3'. After del, insert or pop, minidl keeps each layer's name while PyTorch "
+        "renumbers them from '0', so the paths differ: rebuild it numbered from '0' with the same layers, model = "
+        "md.Sequential(*model) (a nested one in place: parent[i] = md.Sequential(*parent[i]); a LayerList: "
+        "md.LayerList(blocks)), then port again")
+
+
+def test_porting_a_sequence_with_a_gap_hints_to_number_it_again() -> None:
+    model = md.Sequential(md.Dense(3, 4), md.Dropout(0.5), md.ReLU(), md.Dense(4, 2))
+    del model[1]
+    state = _torch_mlp_state()
+    with pytest.raises(md.StateDictError) as info:
+        state_dict_from_torch(model, state)
+    assert str(info.value).splitlines() == [
+        "state_dict_from_torch refused the torch state (4 problems):",
+        "  layer '3' (Dense): missing torch key '3.weight' (expected shape (2, 4))",
+        "  layer '3' (Dense): missing torch key '3.bias' (expected shape (2,))",
+        "  unused torch key '2.weight': layer '2' (ReLU) has no such entry (strict=False to leave it out)",
+        "  unused torch key '2.bias': layer '2' (ReLU) has no such entry (strict=False to leave it out)",
+        f"Hint: the Sequential itself {HINT}"]
+    model = md.Sequential(*model)  # as the hint says: the same layers, "0", "1", "2"
+    model.load_state_dict(state_dict_from_torch(model, state))
+    x = np.random.default_rng(1).normal(size=(5, 3))
+    expected = np.maximum(x @ state["0.weight"].T + state["0.bias"], 0) @ state["2.weight"].T + state["2.bias"]
+    np.testing.assert_allclose(model(x), expected, rtol=1e-12)
+
+
+def test_the_hint_names_a_nested_sequence_and_one_out_of_order() -> None:
+    inner = md.Sequential(md.Dense(3, 4), md.ReLU(), md.Dense(4, 2))
+    inner.insert(1, md.Dropout(0.5))  # named "3": "0", "3", "1", "2"
+    del inner[1]  # "0", "1", "2" in order again; a layer that joins is named "4"
+    inner.insert(0, md.Tanh())  # "4", "0", "1", "2" against PyTorch's "0", "1", "2", "3"
+    model = md.Sequential(md.Dense(3, 3), inner)
+    rng = np.random.default_rng(0)
+    state = {"0.weight": rng.normal(size=(3, 3)), "0.bias": rng.normal(size=3),
+             "1.1.weight": rng.normal(size=(4, 3)), "1.1.bias": rng.normal(size=4),
+             "1.3.weight": rng.normal(size=(2, 4)), "1.3.bias": rng.normal(size=2)}
+    with pytest.raises(md.StateDictError) as info:
+        state_dict_from_torch(model, state)
+    assert str(info.value).splitlines()[-1] == (
+        "Hint: layer '1' (Sequential) names its layers '4', '0', '1', '2'. After del, insert or pop, minidl keeps "
+        "each layer's name while PyTorch renumbers them from '0', so the paths differ: rebuild it numbered from "
+        "'0' with the same layers, model = md.Sequential(*model) (a nested one in place: parent[i] = "
+        "md.Sequential(*parent[i]); a LayerList: md.LayerList(blocks)), then port again")
+    model[1] = md.Sequential(*model[1])
+    assert list(state_dict_from_torch(model, state)) == ["0.W", "1.1.W", "1.3.W"]
+
+
+def test_no_hint_without_both_missing_and_unused_keys_or_without_a_gap() -> None:
+    model = md.Sequential(md.Dense(3, 4), md.Dropout(0.5), md.ReLU(), md.Dense(4, 2))
+    del model[1]
+    state = {"0.weight": np.zeros((4, 3)), "0.bias": np.zeros(4), "3.weight": np.zeros((2, 5)),
+             "3.bias": np.zeros(2)}  # a shape problem only: the names pair
+    with pytest.raises(md.StateDictError) as info:
+        state_dict_from_torch(model, state)
+    assert "Hint" not in str(info.value)
+    plain = md.Sequential(md.Dense(3, 4), md.ReLU(), md.Dense(4, 2))  # no gap: the names are not the problem
+    with pytest.raises(md.StateDictError) as info:
+        state_dict_from_torch(plain, {**{k: v for k, v in _torch_mlp_state().items() if k != "2.bias"},
+                                      "9.x": np.zeros(1)})
+    assert "missing torch key '2.bias'" in str(info.value) and "unused torch key '9.x'" in str(info.value)
+    assert "Hint" not in str(info.value)
+    named = _named()  # names of a mapping: not numbers out of count
+    with pytest.raises(md.StateDictError) as info:
+        state_dict_from_torch(named, _torch_mlp_state())
+    assert "Hint" not in str(info.value)
