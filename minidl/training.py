@@ -838,18 +838,20 @@ def _check_epochs(who: str, epochs: Any, initial_epoch: Any) -> tuple[int, int]:
     return epochs, int(initial_epoch)
 
 
-def _check_trained_parameters(who: str, model: Layer, loss: Loss,
-                              optimizer: Optimizer) -> tuple[list[Parameter], list[tuple[str, Parameter]]]:
-    """Refuse an optimizer that holds none of the model's parameters, or a loss with trainable parameters
-    nothing trains; returns the model's parameters and the loss's named ones."""
+def _check_trained_parameters(who: str, model: Layer, loss: Loss, optimizer: Optimizer,
+                              trains: bool) -> tuple[list[Parameter], list[tuple[str, Parameter]]]:
+    """Refuse an optimizer that holds none of the model's parameters (nor a trainable one of the loss's: a
+    frozen model's temperature), a loss with trainable parameters nothing trains, and, when the fit ``trains``
+    an epoch, one that would train nothing; returns the model's parameters and the loss's named ones."""
     model_params = model.parameters()
     own = {id(p) for p in model_params}
-    if not any(id(p) in own for p in optimizer.params):
+    loss_named = named_loss_parameters(loss)
+    loss_trainable = {id(p) for _, p in loss_named if p.requires_grad}
+    if not any(id(p) in own or id(p) in loss_trainable for p in optimizer.params):
         raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
                          "(was it built on another model, or before the model was copied?)")
     # (a loss's own parameter, a learnable scale, that nothing trains; not one of a layer it holds: a critic
     # trained by a fit of its own)
-    loss_named = named_loss_parameters(loss)
     trained_apart = {id(p) for _, v in _held_objects(loss) if isinstance(v, Layer) for p in v.parameters()}
     held = {id(p) for p in optimizer.params} | own | trained_apart
     untrained = [f"'{name}'" for name, p in loss_named if p.requires_grad and id(p) not in held]
@@ -858,7 +860,8 @@ def _check_trained_parameters(who: str, model: Layer, loss: Loss,
                          "that the optimizer does not, so they would never be trained: give them to it, e.g. "
                          f"{type(optimizer).__name__}([*model.parameters(), *loss.parameters()], ...), or freeze "
                          "them (p.requires_grad = False)")
-    _refuse_nothing_to_train(who, model, loss, optimizer, model_params, loss_named)
+    if trains:  # (epochs=0, or initial_epoch=epochs: no epoch, no step, nothing to refuse)
+        _refuse_nothing_to_train(who, model, loss, optimizer, model_params, loss_named)
     ours = own | trained_apart | {id(p) for _, p in loss_named}
     foreign = [p for p in optimizer.params if id(p) not in ours]
     if foreign:  # (a layer replaced after the optimizer was built: its new parameters would not train)
@@ -876,24 +879,28 @@ def _refuse_nothing_to_train(who: str, model: Layer, loss: Loss, optimizer: Opti
     trainable ones in the optimizer (PyTorch stops at ``backward``: "element 0 of tensors does not require
     grad"), or an optimizer that holds only frozen ones of the model's and the loss's."""
     held = {id(p) for p in optimizer.params}
-    loss_trained = [p for _, p in loss_named if p.requires_grad and id(p) in held]
-    if loss_trained or any(p.requires_grad for p in model_params):
-        if loss_trained or any(p.requires_grad and id(p) in held for p in model_params):
-            return
+    if any(p.requires_grad and id(p) in held for p in [*model_params, *(p for _, p in loss_named)]):
+        return
+    # (what the messages end with: a run for its scores or its statistics, which needs no training)
+    instead = ("; to score the model without training it, model.evaluate(x, y, loss=...); to refresh its batch "
+               "norm statistics without training, model.train() then model(xb) for each batch, or a fit with "
+               "SGD(..., lr=0) over trainable parameters")
+    if any(p.requires_grad for p in model_params):
         names = [f"'{name}'" for name, p in model.named_parameters() if p.requires_grad]
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         raise ValueError(f"{who}: every parameter of this model that the optimizer holds is frozen "
                          f"(requires_grad=False), so fit would train nothing; the trainable ones, {shown}, are not "
                          f"in it: build the optimizer on all of them, e.g. "
-                         f"{type(optimizer).__name__}(model.parameters(), ...), which skips the frozen ones")
+                         f"{type(optimizer).__name__}(model.parameters(), ...), which skips the frozen ones{instead}")
     n = len(model_params)
-    frozen = f"its {n} parameters are all frozen" if n > 1 else "its one parameter is frozen"
+    frozen = (f"its {n} parameters are all frozen" if n > 1 else "its one parameter is frozen" if n
+              else "it has none")
     of_loss = f", nor any of the loss {type(loss).__name__}'s that the optimizer holds" if loss_named else ""
     raise ValueError(f"{who}: no parameter of the model requires a gradient ({frozen}, requires_grad=False)"
                      f"{of_loss}, so fit would train nothing (PyTorch stops at backward: \"element 0 of tensors "
                      f"does not require grad\"): unfreeze the model with model.requires_grad_(True), or only the "
                      f"layers to train with layer.requires_grad_(True) (e.g. model[-1] of a Sequential), before "
-                     f"fit; to score the model without training it, model.evaluate(x, y, loss=...)")
+                     f"fit{instead}")
 
 
 class _Split(NamedTuple):
@@ -1088,7 +1095,8 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     validation_batch_size = _positive_int(who, "validation_batch_size", validation_batch_size)
     if verbose not in (0, 1, 2):
         raise ValueError(f"{who}: verbose must be 0, 1 or 2, got {verbose!r}")
-    model_params, loss_named = _check_trained_parameters(who, model, loss, optimizer)
+    stopped_run = isinstance(early_stopping, EarlyStopping) and early_stopping.loaded_stopped_run
+    model_params, loss_named = _check_trained_parameters(who, model, loss, optimizer, trained > 0 and not stopped_run)
     drop_last = switch(drop_last, "drop_last", who)
     if clip_grad_norm is not None and not (is_number(clip_grad_norm) and 0 <= clip_grad_norm < math.inf):
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -89,6 +90,12 @@ class ScaledMSE(md.Loss):
         return out
 
 
+# what the refusals end with: how to score the model or refresh its statistics without training it
+INSTEAD = ("; to score the model without training it, model.evaluate(x, y, loss=...); to refresh its batch norm "
+        "statistics without training, model.train() then model(xb) for each batch, or a fit with SGD(..., lr=0) "
+        "over trainable parameters")
+
+
 def _three_layers() -> tuple[md.Sequential, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     model = md.Sequential(md.Dense(3, 4, rng=0), md.ReLU(), md.Dense(4, 2, rng=1))
@@ -110,8 +117,7 @@ def test_fit_with_the_whole_model_frozen_is_refused_before_anything_changes(how:
         "fit: no parameter of the model requires a gradient (its 2 parameters are all frozen, requires_grad=False), "
         "so fit would train nothing (PyTorch stops at backward: \"element 0 of tensors does not require grad\"): "
         "unfreeze the model with model.requires_grad_(True), or only the layers to train with "
-        "layer.requires_grad_(True) (e.g. model[-1] of a Sequential), before fit; to score the model without "
-        "training it, model.evaluate(x, y, loss=...)")
+        "layer.requires_grad_(True) (e.g. model[-1] of a Sequential), before fit" + INSTEAD)
     assert all(np.array_equal(value, before[key]) for key, value in model.state_dict().items())
     assert optimizer.state_dict()["state"] == md.Adam(model.parameters(), lr=0.1).state_dict()["state"]
     model.requires_grad_(True)  # unfrozen as the message says: it trains
@@ -151,15 +157,67 @@ def test_fit_with_a_frozen_model_and_a_loss_parameter_the_optimizer_lacks_says_s
 def test_fit_whose_optimizer_holds_only_frozen_parameters_of_a_trainable_model_is_refused() -> None:
     model, x, y = _three_layers()
     model[0].requires_grad_(False)
-    optimizer = md.SGD(model[0].parameters(), lr=0.1)  # the frozen layer's only
+    optimizer = md.SGD(model[0].parameters(), lr=0.1, momentum=0.9)  # the frozen layer's only
+    before, state = model.state_dict(), optimizer.state_dict()
     with pytest.raises(ValueError) as info:
         model.fit(x, y, loss=md.MSELoss(), optimizer=optimizer, verbose=0)
     assert str(info.value) == (
         "fit: every parameter of this model that the optimizer holds is frozen (requires_grad=False), so fit would "
         "train nothing; the trainable ones, '2.W', are not in it: build the optimizer on all of them, e.g. "
-        "SGD(model.parameters(), ...), which skips the frozen ones")
+        "SGD(model.parameters(), ...), which skips the frozen ones" + INSTEAD)
+    # nothing changed: the parameters, the optimizer's state (no step, no momentum buffer), the model's modes
+    assert all(np.array_equal(value, before[key]) for key, value in model.state_dict().items())
+    assert repr(optimizer.state_dict()) == repr(state) and model.training
     # an optimizer over frozen and trainable parameters alike trains the trainable ones
     model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), verbose=0)
+
+
+def _temperature_fit(model: md.Layer) -> tuple[ScaledMSE, dict[str, np.ndarray]]:
+    """``model`` (frozen, or without parameters) fitted with an optimizer that holds only the loss's scale."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 3))
+    loss, before = ScaledMSE(), model.state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no warning either: the loss's parameter is not foreign)
+        history = md.fit(model, x, y, loss=loss, optimizer=md.SGD([loss.s], lr=0.1), epochs=3, batch_size=16,
+                         shuffle=False, verbose=0)
+    # one batch an epoch: s -= 0.1 * mean((model(x) - y)^2), the model unchanged
+    error = float(np.mean((model(x) - y) ** 2))
+    s = 1.5
+    for epoch in range(3):
+        assert history["loss"][epoch] == pytest.approx(s * error, rel=1e-12)
+        s -= 0.1 * error
+    assert loss.s.data[0] == pytest.approx(s, rel=1e-12)
+    return loss, before
+
+
+def test_fit_of_a_frozen_model_whose_optimizer_holds_only_the_loss_parameters_trains_them() -> None:
+    model = md.Sequential(md.Dense(3, 4, rng=0), md.Tanh(), md.Dense(4, 3, rng=1))
+    model.requires_grad_(False)  # temperature scaling: the model frozen, the loss's scale trained
+    _, before = _temperature_fit(model)
+    assert all(np.array_equal(value, before[key]) for key, value in model.state_dict().items())
+
+
+def test_fit_of_a_model_without_parameters_whose_optimizer_holds_only_the_loss_parameters_trains_them() -> None:
+    model = md.Sequential(md.Tanh())
+    loss, _ = _temperature_fit(model)
+    assert model.parameters() == [] and model.state_dict() == {}
+    loss.s.requires_grad = False  # the loss's frozen too: the optimizer holds nothing to train
+    with pytest.raises(ValueError, match=r"^fit: the optimizer holds none of this model's parameters"):
+        md.fit(model, np.zeros((4, 3)), np.zeros((4, 3)), loss=loss, optimizer=md.SGD([loss.s], lr=0.1), verbose=0)
+
+
+@pytest.mark.parametrize(("epochs", "initial_epoch"), [(0, 0), (3, 3)])
+def test_fit_with_nothing_to_train_and_no_epoch_to_train_is_not_refused(epochs: int, initial_epoch: int) -> None:
+    model, x, y = _three_layers()
+    model.requires_grad_(False)
+    before = model.state_dict()
+    history = model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=epochs,
+                        initial_epoch=initial_epoch, verbose=0)
+    assert history.epoch == [] and all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match=r"^fit: no parameter of the model requires a gradient"):  # one epoch: refused
+        model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=epochs + 1,
+                  initial_epoch=initial_epoch, verbose=0)
 
 
 # ------------------------------------------------------------------ Sequential(OrderedDict(...))
