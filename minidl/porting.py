@@ -56,10 +56,12 @@ class _Reader:
         self.state, self.prefix, self.where = state, prefix, where
         self.problems, self.suffix = problems, suffix  # suffix: "_l0", "_l1_reverse" for a recurrent layer
         self.used: list[str] = []
+        self.missing: list[str] = []  # the keys not in the state
 
     def read(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         key = self.prefix + name
         if key not in self.state:
+            self.missing.append(key)
             self.problems.append(f"{self.where}: missing torch key '{key}' (expected shape {shape})")
             return np.zeros(shape)
         self.used.append(key)
@@ -206,13 +208,13 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
     Every problem is collected, then one :class:`~minidl.errors.StateDictError` lists them: a missing torch key
     (naming the minidl layer and the key expected), a shape mismatch (both shapes), tied parameters whose torch
     entries differ, a minidl layer with parameters of a kind no converter knows, and, unless ``strict=False``,
-    torch entries no layer read.  When keys are both missing and unused and a ``Sequential`` or ``LayerList``
-    has numbered names with a gap or out of order (left by ``del``, ``insert``, ``pop``, which PyTorch
-    renumbers), the message ends with a hint to rebuild it numbered from ``"0"``.  With ``strict=False`` a
-    layer none of whose torch entries exist is left out too (``load_state_dict(..., strict=False)`` then keeps
-    its values: a new head on a ported body), but a
-    non-empty ``torch_state`` of which no entry is read at all is refused as with ``strict=True`` (its names
-    are not the model's: nothing would be loaded).
+    torch entries no layer read.  When a ``Sequential`` or ``LayerList`` has numbered names with a gap or out
+    of order (left by ``del``, ``insert``, ``pop``, which PyTorch renumbers), a layer under it misses torch keys
+    and torch keys under its path are unused, the message ends with a hint to rebuild it numbered from ``"0"``.
+    With ``strict=False`` a layer none of whose torch entries exist is left out too (``load_state_dict(...,
+    strict=False)`` then keeps its values: a new head on a ported body), but a non-empty ``torch_state`` of
+    which no entry is read at all is refused as with ``strict=True`` (its names are not the model's: nothing
+    would be loaded).
     """
     who = "state_dict_from_torch"
     if not isinstance(model, Layer):
@@ -233,8 +235,10 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
     # id of a parameter or buffer -> (the layer that converted it first, the torch keys it read, whether it had
     # problems)
     converted: dict[int, tuple[str, list[str], bool]] = {}
-    # the numbered containers whose names are not 0, 1, ... in order (a del, insert or pop left them so)
-    renamed: list[tuple[str, list[str]]] = []
+    # the numbered containers whose names are not 0, 1, ... in order (a del, insert or pop left them so), as
+    # (where, their names, their path, their torch path), and the paths of the layers with missing torch keys
+    renamed: list[tuple[str, list[str], str, str]] = []
+    missing_at: list[str] = []
 
     def visit(layer: Layer, path: str, torch_path: str, suffix: str, above: frozenset[int]) -> None:
         if id(layer) in above:  # (a layer that holds itself)
@@ -243,7 +247,7 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
         children = _torch_children(layer, suffix)
         places.setdefault(torch_path, (where, [name for _, _, name, _ in children if name]))
         if isinstance(layer, _Positions) and _out_of_count(list(layer._layers)):
-            renamed.append((where, list(layer._layers)))
+            renamed.append((where, list(layer._layers), path, torch_path))
         own = _own_state(layer)
         convert = _converter(layer)
         if convert is None:
@@ -261,6 +265,8 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
         if unknown:
             layer_problems.append(f"{where}: no PyTorch converter for its {', '.join(map(repr, unknown))}")
         used.update(reader.used)
+        if reader.missing:
+            missing_at.append(path)
         if not strict and not reader.used:  # nothing of it in the torch state: left out
             left_out.extend(layer_problems)
             return
@@ -289,13 +295,20 @@ def state_dict_from_torch(model: Layer, torch_state: Mapping[str, Any], strict: 
                 problems.append(f"unused torch key {key!r}: {_no_entry(str(key), places)}"
                                 + " (strict=False to leave it out)" * strict)
     if problems:
-        hint = ""
-        if renamed and any(key not in used for key in torch_state) and \
-                any("missing torch key" in problem for problem in [*problems, *left_out]):
-            hint = "\n" + _renumber_hint(renamed)
+        unused = [str(key) for key in torch_state if key not in used]
+        # (a gap is the likely cause only where it could pair them: a layer under it misses keys while keys
+        # under its torch path are unused)
+        suspects = [(where, names) for where, names, path, torch_path in renamed
+                    if any(_under(at, path) for at in missing_at) and any(_under(key, torch_path) for key in unused)]
+        hint = "\n" + _renumber_hint(suspects) if suspects else ""
         raise StateDictError(f"{who} refused the torch state ({len(problems)} problem{'s' * (len(problems) > 1)}):"
                              "\n  " + "\n  ".join(problems) + hint)
     return result
+
+
+def _under(path: str, root: str) -> bool:
+    """Whether the dotted ``path`` lies under ``root`` (everything lies under the model's own path, ``""``)."""
+    return not root or path.startswith(f"{root}.")
 
 
 def _out_of_count(names: list[str]) -> bool:

@@ -373,3 +373,52 @@ def test_no_hint_without_both_missing_and_unused_keys_or_without_a_gap() -> None
     with pytest.raises(md.StateDictError) as info:
         state_dict_from_torch(named, _torch_mlp_state())
     assert "Hint" not in str(info.value)
+
+
+class _BodyHead(md.Model):
+    """A body ``Sequential`` with a dropout deleted (named "0", "2") and a head, as a PyTorch module whose
+    body was edited alike (its "0", "1") but whose head is named ``classifier``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = md.Sequential(md.Dense(4, 8), md.Dropout(0.5), md.ReLU())
+        del self.body[1]
+        self.head = md.Dense(8, 3)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.head(self.body(x))
+        return out
+
+
+def test_no_hint_for_a_gap_where_the_names_pair_when_the_mismatch_is_elsewhere() -> None:
+    rng = np.random.default_rng(0)
+    state = {"body.0.weight": rng.normal(size=(8, 4)), "body.0.bias": rng.normal(size=8),
+             "classifier.weight": rng.normal(size=(3, 8)), "classifier.bias": rng.normal(size=3)}
+    with pytest.raises(md.StateDictError) as info:
+        state_dict_from_torch(_BodyHead(), state)
+    assert str(info.value).splitlines() == [
+        "state_dict_from_torch refused the torch state (4 problems):",
+        "  layer 'head' (Dense): missing torch key 'head.weight' (expected shape (3, 8))",
+        "  layer 'head' (Dense): missing torch key 'head.bias' (expected shape (3,))",
+        "  unused torch key 'classifier.weight': no minidl layer at 'classifier' (children of the _BodyHead itself: "
+        "body, head) (strict=False to leave it out)",
+        "  unused torch key 'classifier.bias': no minidl layer at 'classifier' (children of the _BodyHead itself: "
+        "body, head) (strict=False to leave it out)"]  # no hint: the body pairs, the head's name is the problem
+    with pytest.raises(md.StateDictError) as info:  # the missing and the unused keys under the body: a hint
+        state_dict_from_torch(_BodyHead(), {("body.1.weight" if key == "body.0.weight" else key): value
+                                            for key, value in state.items()})
+    assert str(info.value).splitlines()[-1].startswith("Hint: layer 'body' (Sequential) names its layers '0', '2'.")
+
+
+def test_the_hint_names_only_the_gapped_sequence_the_unpaired_keys_lie_under() -> None:
+    first = md.Sequential(md.Dense(3, 4), md.Dropout(0.5), md.ReLU())
+    second = md.Sequential(md.Dense(4, 4), md.Dropout(0.5), md.Dense(4, 2))
+    del first[1], second[1]  # both "0", "2": the first pairs with PyTorch's "0", "1", the second does not
+    rng = np.random.default_rng(0)
+    state = {"0.0.weight": rng.normal(size=(4, 3)), "0.0.bias": rng.normal(size=4),
+             "1.0.weight": rng.normal(size=(4, 4)), "1.0.bias": rng.normal(size=4),
+             "1.1.weight": rng.normal(size=(2, 4)), "1.1.bias": rng.normal(size=2)}
+    with pytest.raises(md.StateDictError) as info:
+        state_dict_from_torch(md.Sequential(first, second), state)
+    assert str(info.value).splitlines()[-1].startswith(
+        "Hint: layer '1' (Sequential) names its layers '0', '2'. After del, insert or pop")
