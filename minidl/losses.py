@@ -218,9 +218,16 @@ class Loss:
 _ATOMS = (int, float, complex, str, bytes, np.ndarray, np.generic, type, type(None))
 
 
+#: The types of most of a loss's attributes (exactly these, not subclasses): no entries, told without the
+#: slower test against ``Mapping``.
+_PLAIN_TYPES = frozenset({int, float, bool, str, type(None), np.ndarray})
+
+
 def _entries(value: Any) -> Iterable[tuple[Any, Any]] | None:
     """The ``(key, item)`` pairs of a mapping, a list, a deque or a tuple (a named tuple's by field name);
     ``None`` for anything else."""
+    if type(value) in _PLAIN_TYPES:
+        return None
     if isinstance(value, Mapping):
         return value.items()
     fields = getattr(value, "_fields", None)
