@@ -19,13 +19,19 @@ def as_generator(rng: RNGLike, who: str = "") -> np.random.Generator:
     ``None`` (fresh entropy).  ``who`` names the caller in the messages."""
     if isinstance(rng, np.random.Generator):
         return rng
+    _check_rng(rng, who)
+    return np.random.default_rng(rng)  # (None: fresh entropy)
+
+
+def _check_rng(rng: RNGLike, who: str = "") -> None:
+    """Refuse what :func:`as_generator` refuses, without making a generator (for a caller that may need none)."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return
     where = f"{who}: " if who else ""
-    if rng is None:
-        return np.random.default_rng()
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
         if rng < 0:
             raise ValueError(f"{where}rng: a seed must be an int >= 0, got {rng}")
-        return np.random.default_rng(rng)
+        return
     raise TypeError(f"{where}rng must be a numpy.random.Generator, an int seed >= 0 or None, got {rng!r}")
 
 

@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MethodType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,7 +49,7 @@ from .errors import (
     short_repr,
 )
 from .gradcheck import GradientChecker
-from .init import RNGLike, as_generator, switch
+from .init import RNGLike, _check_rng, as_generator, switch
 from .inputs import Inputs, as_inputs, count, rows, take_rows
 from .layer import Layer, _name_part, minidl_class, parameter_backward
 from .losses import (
@@ -68,7 +69,7 @@ from .losses import (
     sum_of_squares,
 )
 from .model import _spread_inputs_refused_first
-from .optim import Optimizer, _non_finite_gradient
+from .optim import SGD, Optimizer, _non_finite_gradient
 from .parameter import Parameter
 from .pass_caches import _caches_kept, _pass_owners, _rebound
 from .schedulers import LRScheduler, ReduceLROnPlateau
@@ -744,9 +745,16 @@ def _gradient_check(model: Layer, loss: Loss, xb: Inputs, yb: np.ndarray, sample
 
 
 # ---------------------------------------------------------------------------------------------- fit
+#: the ``step`` methods of minidl's optimizers, which take ``zero_grad``
+_OWN_STEPS = (Optimizer.step, SGD.step)
+
+
 def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
     """``optimizer.step(zero_grad=True)``, or ``optimizer.step()`` then ``optimizer.zero_grad()`` for
     a ``step`` overridden without that argument: either way the gradients read zero after it."""
+    step = optimizer.step
+    if type(step) is MethodType and step.__func__ in _OWN_STEPS:  # (minidl's own: no signature to read)
+        return lambda: optimizer.step(zero_grad=True)
     try:
         # not through functools.wraps: a wrapper of step() that takes no arguments must get none
         takes_zero_grad = "zero_grad" in inspect.signature(optimizer.step, follow_wrapped=False).parameters
@@ -1064,7 +1072,7 @@ class _FitPlan:
     per_batch: bool  # the scheduler steps every batch
     early_stopping: EarlyStopping | None
     shuffle: bool
-    generator: np.random.Generator
+    generator: np.random.Generator | None  # the shuffling's (None without shuffling)
     check_gradients: bool
     clip_grad_norm: float | None
     gradcheck_every: int  # 0 for no gradient check
@@ -1121,7 +1129,11 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     # At least 2, since one sample cannot show a backward wrong in its sums over the batch; the checker's own
     # default batch is 4.
     gradcheck_samples = _positive_int(who, "gradcheck_samples", gradcheck_samples, minimum=2)
-    generator = as_generator(rng, who)
+    generator = None  # (without shuffling, fit draws nothing: rng is only checked)
+    if shuffle:
+        generator = as_generator(rng, who)
+    else:
+        _check_rng(rng, who)
     return _FitPlan(epochs=epochs, initial_epoch=initial_epoch, trained=trained, batch_size=batch_size,
                     validation_batch_size=validation_batch_size, verbose=verbose, x=data.x, y=data.y, n=n,
                     n_batches=n_batches, val=val, val_source=data.val_source, val_first=data.val_first,
@@ -1211,7 +1223,7 @@ class _Training:
         metrics (``self.epoch_loss``, ``self.epoch_metrics``) and its progress bar (``self.bar``, with verbose=1
         and tqdm)."""
         plan = self.plan
-        if plan.shuffle:
+        if plan.generator is not None:  # (shuffling)
             self.epoch_state = plan.generator.bit_generator.state
             self.order = plan.generator.permutation(plan.n)
         else:
@@ -1430,7 +1442,8 @@ class _Training:
             # its batches (its figures, end_epoch), or after the epochs (the early stopping's finish and summary:
             # in no epoch)
             _stopped_in(error, self.history, epoch, None)
-        if self.epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
+        if self.epoch_state is not None and plan.generator is not None:  # as at the start of the epoch stopped,
+            # which is not in the history (a state is kept only when shuffling)
             plan.generator.bit_generator.state = self.epoch_state
         if self.bar is not None:  # do not leave a half-drawn bar behind
             self.bar.close()
