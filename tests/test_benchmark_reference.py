@@ -573,3 +573,15 @@ def test_loop_overhead_hand_copied_loop_trains_on_fit_s_batches_in_order() -> No
     for (name, p), (_, q) in zip(by_fit.named_parameters(), by_hand.named_parameters(), strict=True):
         np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-14, err_msg=name)
     assert not np.allclose(build(np.float64, seed=6).parameters()[0].data, by_hand.parameters()[0].data)
+
+
+def test_fit_fixed_cost_quick_run_prints_each_mode_with_its_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    """A short run of benchmarks/fit_fixed_cost.py prints one row per fit mode, each median inside its interval."""
+    from benchmarks.fit_fixed_cost import main
+
+    assert main(["--rounds", "6", "--calls", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| shuffle")]
+    assert [row.split(" | ")[0] for row in rows] == ["| shuffle=False", "| shuffle=True"]
+    for row in rows:
+        median, low, high = (float(v) for v in re.findall(r"-?\d+", row.split(" | ")[2]))
+        assert low <= median <= high
