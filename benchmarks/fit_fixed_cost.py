@@ -154,8 +154,12 @@ def compare(args: argparse.Namespace) -> int:
     child = [sys.executable, str(Path(__file__).resolve()), "--json", "--rounds", str(rounds), "--calls",
              str(args.calls)] + (["--threads", str(args.threads)] if args.threads else [])
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", args.revision, "minidl"],
-                                 check=True, capture_output=True).stdout
+        try:
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", args.revision, "minidl"],
+                                     check=True, capture_output=True).stdout
+        except subprocess.CalledProcessError as error:
+            raise SystemExit(f"--revision {args.revision}: git archive found no minidl/ there "
+                             f"({error.stderr.decode(errors='replace').strip()})") from None
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
         folders = {"this tree": "", args.revision: tmp}

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import BackwardBeforeForwardError, DTypeError, ShapeError, TargetError
 from .inputs import pair_of_arrays
-from .layer import _AFTER_FIT, Layer
+from .layer import _AFTER_FIT, _PLAIN_TYPES, Layer
 from .layers.distance import _p_norm, _p_norm_backward
 from .parameter import Parameter
 from .special import _sigmoid
@@ -218,15 +218,10 @@ class Loss:
 _ATOMS = (int, float, complex, str, bytes, np.ndarray, np.generic, type, type(None))
 
 
-#: The types of most of a loss's attributes (exactly these, not subclasses): no entries, told without the
-#: slower test against ``Mapping``.
-_PLAIN_TYPES = frozenset({int, float, bool, str, type(None), np.ndarray})
-
-
 def _entries(value: Any) -> Iterable[tuple[Any, Any]] | None:
     """The ``(key, item)`` pairs of a mapping, a list, a deque or a tuple (a named tuple's by field name);
     ``None`` for anything else."""
-    if type(value) in _PLAIN_TYPES:
+    if type(value) in _PLAIN_TYPES:  # (exactly these types, most of a loss's attributes: no Mapping test)
         return None
     if isinstance(value, Mapping):
         return value.items()

@@ -753,13 +753,11 @@ def _zeroing_step(optimizer: Optimizer) -> Callable[[], None]:
     """``optimizer.step(zero_grad=True)``, or ``optimizer.step()`` then ``optimizer.zero_grad()`` for
     a ``step`` overridden without that argument: either way the gradients read zero after it."""
     step = optimizer.step
-    if type(step) is MethodType and step.__func__ in _OWN_STEPS:  # (minidl's own: no signature to read)
-        return lambda: optimizer.step(zero_grad=True)
-    try:
-        # not through functools.wraps: a wrapper of step() that takes no arguments must get none
-        takes_zero_grad = "zero_grad" in inspect.signature(optimizer.step, follow_wrapped=False).parameters
-    except (TypeError, ValueError):  # no signature to read (a builtin or C callable)
-        takes_zero_grad = False
+    takes_zero_grad = type(step) is MethodType and step.__func__ in _OWN_STEPS  # (minidl's own: nothing to read)
+    if not takes_zero_grad:
+        with contextlib.suppress(TypeError, ValueError):  # (no signature to read: a builtin or C callable)
+            # not through functools.wraps: a wrapper of step() that takes no arguments must get none
+            takes_zero_grad = "zero_grad" in inspect.signature(step, follow_wrapped=False).parameters
     if takes_zero_grad:
         return lambda: optimizer.step(zero_grad=True)
 
@@ -848,14 +846,14 @@ def _check_epochs(who: str, epochs: Any, initial_epoch: Any) -> tuple[int, int]:
 
 def _check_trained_parameters(who: str, model: Layer, loss: Loss, optimizer: Optimizer,
                               trains: bool) -> tuple[list[Parameter], list[tuple[str, Parameter]]]:
-    """Refuse an optimizer that holds none of the model's parameters (nor a trainable one of the loss's: a
-    frozen model's temperature), a loss with trainable parameters nothing trains, and, when the fit ``trains``
-    an epoch, one that would train nothing; returns the model's parameters and the loss's named ones."""
+    """Refuse an optimizer that holds none of the model's parameters (nor one of the loss's: a frozen model's
+    temperature), a loss with trainable parameters nothing trains, and, when the fit ``trains`` an epoch, one
+    that would train nothing; returns the model's parameters and the loss's named ones."""
     model_params = model.parameters()
     own = {id(p) for p in model_params}
     loss_named = named_loss_parameters(loss)
-    loss_trainable = {id(p) for _, p in loss_named if p.requires_grad}
-    if not any(id(p) in own or id(p) in loss_trainable for p in optimizer.params):
+    loss_own = {id(p) for _, p in loss_named}
+    if not any(id(p) in own or id(p) in loss_own for p in optimizer.params):
         raise ValueError(f"{who}: the optimizer holds none of this model's parameters "
                          "(was it built on another model, or before the model was copied?)")
     # (a loss's own parameter, a learnable scale, that nothing trains; not one of a layer it holds: a critic
@@ -870,7 +868,7 @@ def _check_trained_parameters(who: str, model: Layer, loss: Loss, optimizer: Opt
                          "them (p.requires_grad = False)")
     if trains:  # (epochs=0, or initial_epoch=epochs: no epoch, no step, nothing to refuse)
         _refuse_nothing_to_train(who, model, loss, optimizer, model_params, loss_named)
-    ours = own | trained_apart | {id(p) for _, p in loss_named}
+    ours = own | trained_apart | loss_own
     foreign = [p for p in optimizer.params if id(p) not in ours]
     if foreign:  # (a layer replaced after the optimizer was built: its new parameters would not train)
         shapes = ", ".join(str(p.shape) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
@@ -890,9 +888,8 @@ def _refuse_nothing_to_train(who: str, model: Layer, loss: Loss, optimizer: Opti
     if any(p.requires_grad and id(p) in held for p in [*model_params, *(p for _, p in loss_named)]):
         return
     # (what the messages end with: a run for its scores or its statistics, which needs no training)
-    instead = ("; to score the model without training it, model.evaluate(x, y, loss=...); to refresh its batch "
-               "norm statistics without training, model.train() then model(xb) for each batch, or a fit with "
-               "SGD(..., lr=0) over trainable parameters")
+    instead = ("; to score the model without training it, model.evaluate(x, y, loss=...); to refresh running "
+               "statistics (a batch norm's) without training, model.train() then model(xb) for each batch")
     if any(p.requires_grad for p in model_params):
         names = [f"'{name}'" for name, p in model.named_parameters() if p.requires_grad]
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -1442,8 +1439,8 @@ class _Training:
             # its batches (its figures, end_epoch), or after the epochs (the early stopping's finish and summary:
             # in no epoch)
             _stopped_in(error, self.history, epoch, None)
-        if self.epoch_state is not None and plan.generator is not None:  # as at the start of the epoch stopped,
-            # which is not in the history (a state is kept only when shuffling)
+        if self.epoch_state is not None:  # as at the start of the epoch stopped, which is not in the history
+            assert plan.generator is not None  # (a state is kept only when shuffling, with a generator)
             plan.generator.bit_generator.state = self.epoch_state
         if self.bar is not None:  # do not leave a half-drawn bar behind
             self.bar.close()

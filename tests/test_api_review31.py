@@ -91,9 +91,8 @@ class ScaledMSE(md.Loss):
 
 
 # what the refusals end with: how to score the model or refresh its statistics without training it
-INSTEAD = ("; to score the model without training it, model.evaluate(x, y, loss=...); to refresh its batch norm "
-        "statistics without training, model.train() then model(xb) for each batch, or a fit with SGD(..., lr=0) "
-        "over trainable parameters")
+INSTEAD = ("; to score the model without training it, model.evaluate(x, y, loss=...); to refresh running "
+           "statistics (a batch norm's) without training, model.train() then model(xb) for each batch")
 
 
 def _three_layers() -> tuple[md.Sequential, np.ndarray, np.ndarray]:
@@ -203,7 +202,7 @@ def test_fit_of_a_model_without_parameters_whose_optimizer_holds_only_the_loss_p
     loss, _ = _temperature_fit(model)
     assert model.parameters() == [] and model.state_dict() == {}
     loss.s.requires_grad = False  # the loss's frozen too: the optimizer holds nothing to train
-    with pytest.raises(ValueError, match=r"^fit: the optimizer holds none of this model's parameters"):
+    with pytest.raises(ValueError, match=r"^fit: no parameter of the model requires a gradient \(it has none"):
         md.fit(model, np.zeros((4, 3)), np.zeros((4, 3)), loss=loss, optimizer=md.SGD([loss.s], lr=0.1), verbose=0)
 
 
