@@ -723,8 +723,11 @@ class Sequential(_Positions, Model):
             part._add(layers, names=names)
             return part
         layers = list(self._layers.values())
-        if isinstance(index, (bool, np.bool_)):  # an int to Python, but surely not a position
-            raise TypeError(f"{type(self).__name__} indices must be ints or slices, not {type(index).__name__}")
+        if isinstance(index, (bool, np.bool_)) or not hasattr(index, "__index__"):  # (a bool: surely not a position)
+            by_name = (f"; a layer by its name is an attribute: getattr(model, {index!r})"
+                       if isinstance(index, str) and index in self._layers else "")
+            raise TypeError(f"{type(self).__name__} indices must be ints or slices, not {type(index).__name__}"
+                            f"{by_name}")
         return layers[index]
 
     def random_inputs(self, shape: tuple[int, ...], rng: np.random.Generator) -> Any:

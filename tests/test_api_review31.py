@@ -421,3 +421,17 @@ def test_the_hint_names_only_the_gapped_sequence_the_unpaired_keys_lie_under() -
         state_dict_from_torch(md.Sequential(first, second), state)
     assert str(info.value).splitlines()[-1].startswith(
         "Hint: layer '1' (Sequential) names its layers '0', '2'. After del, insert or pop")
+
+
+def test_a_named_sequence_indexed_by_a_name_says_a_name_is_an_attribute() -> None:
+    """``seq["fc"]`` was list's "list indices must be integers or slices, not str"; now the sequence's own
+    words, and for one of its names where that layer is."""
+    seq = md.Sequential(collections.OrderedDict([("fc", md.Dense(2, 3, rng=0)), ("act", md.ReLU())]))
+    with pytest.raises(TypeError, match=r"^Sequential indices must be ints or slices, not str; a layer by its name "
+                                        r"is an attribute: getattr\(model, 'fc'\)$"):
+        seq["fc"]  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"^Sequential indices must be ints or slices, not str$"):
+        seq["nope"]  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"^Sequential indices must be ints or slices, not float$"):
+        seq[1.0]  # type: ignore[call-overload]
+    assert seq[np.int64(1)] is seq.act and seq[-2] is seq.fc
