@@ -1100,8 +1100,9 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     validation_batch_size = _positive_int(who, "validation_batch_size", validation_batch_size)
     if verbose not in (0, 1, 2):
         raise ValueError(f"{who}: verbose must be 0, 1 or 2, got {verbose!r}")
-    stopped_run = isinstance(early_stopping, EarlyStopping) and early_stopping.loaded_stopped_run
-    model_params, loss_named = _check_trained_parameters(who, model, loss, optimizer, trained > 0 and not stopped_run)
+    if isinstance(early_stopping, EarlyStopping) and early_stopping.loaded_stopped_run:
+        trained = 0  # (a checkpoint of the epoch its early stopping stopped: the run ends as it did, no epoch more)
+    model_params, loss_named = _check_trained_parameters(who, model, loss, optimizer, trained > 0)
     drop_last = switch(drop_last, "drop_last", who)
     if clip_grad_norm is not None and not (is_number(clip_grad_norm) and 0 <= clip_grad_norm < math.inf):
         raise ValueError(f"{who}: clip_grad_norm must be None or a finite number >= 0, got {clip_grad_norm!r}")
@@ -1118,8 +1119,6 @@ def _plan_fit(who: str, model: Layer, x: Inputs, y: np.ndarray, loss: Loss, opti
     val = _check_validation_data(who, model, data.validation_data)
     monitors = _resolve_monitors(who, metrics, loss, val, early_stopping, scheduler)
     _check_resumable(who, model, early_stopping, scheduler, initial_epoch)
-    if early_stopping is not None and early_stopping.loaded_stopped_run:
-        trained = 0  # (a checkpoint of the epoch it stopped: the run ends as it did, no epoch more)
     shuffle = switch(shuffle, "shuffle", who)
     check_gradients = switch(check_gradients, "check_gradients", who)
     gradcheck_every = 0 if gradcheck_every is None else _positive_int(who, "gradcheck_every", gradcheck_every)
