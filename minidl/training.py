@@ -543,6 +543,15 @@ def _with_context(error: MinidlError, where: str) -> None:
         error.args = (f"{where}: {error.args[0]}", *error.args[1:])
 
 
+def _say_where(error: BaseException, where: str, more: str = "") -> None:
+    """Say in ``error`` where fit was: a minidl error's message starts with ``where`` (``more`` in brackets), a
+    user's error keeps its message and gets a note (Python 3.11+); a Ctrl-C is left as it is."""
+    if isinstance(error, MinidlError):
+        _with_context(error, f"{where} ({more})" if more else where)
+    elif isinstance(error, Exception) and hasattr(error, "add_note"):
+        error.add_note(f"(raised in {where}; {more})" if more else f"(raised in {where})")
+
+
 def _with_suffix(error: MinidlError, text: str) -> None:
     """Append ``text`` to the first line of ``error``'s message (before a report that follows it)."""
     if text and error.args and isinstance(error.args[0], str):
@@ -1362,10 +1371,7 @@ class _Training:
         except BaseException as error:  # e.g. NaN weights: the last batch's gradient was not finite
             where = (f"{self.who}: epoch {epoch}/{plan.epochs}, validation after the epoch's training (its "
                      "updates were applied; it is not in error.history)")
-            if isinstance(error, MinidlError):
-                _with_context(error, where)
-            elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
-                error.add_note(f"(raised in {where})")
+            _say_where(error, where)
             # the epochs completed so far, whatever stopped the validation (a Ctrl-C, a user's metric)
             _stopped_in(error, self.history, epoch, None)
             raise
@@ -1407,11 +1413,8 @@ class _Training:
             try:
                 result = fn(epoch, history)
             except BaseException as error:
-                if isinstance(error, MinidlError):
-                    _with_context(error, f"{where} ({kept})")
-                elif isinstance(error, Exception) and hasattr(error, "add_note"):  # Python 3.11+
-                    # a user's error keeps its message; the note says where fit was
-                    error.add_note(f"(raised in {where}; {kept}; the callbacks after it were not called)")
+                _say_where(error, where, kept if isinstance(error, MinidlError) else
+                           f"{kept}; the callbacks after it were not called")
                 _stopped_in(error, history, epoch, None)
                 raise
             if result is not None and not isinstance(result, (bool, np.bool_)):
