@@ -279,6 +279,19 @@ def test_hardswish_multiplies_x_last_so_no_finite_input_overflows() -> None:
         assert md.Hardswish()(np.array([1e308]))[0] == 1e308
 
 
+def test_hardswish_backward_does_not_overflow_at_the_largest_floats() -> None:
+    """The middle branch's 2x + 3, which np.where then discarded, overflowed at |x| = 3e38 in float32."""
+    layer = md.Hardswish()
+    for dtype in (np.float32, np.float64):
+        big = np.finfo(dtype).max
+        x = np.array([-big, -3.0, -1.5, 0.0, 2.0, 3.0, big], dtype)
+        with np.errstate(all="raise"):
+            layer(x)
+            dx = layer.backward(np.ones_like(x))
+        assert dx.dtype == dtype
+        np.testing.assert_array_equal(dx, np.array([0.0, 0.0, 0.0, 0.5, 7 / 6, 1.0, 1.0], dtype))
+
+
 def test_an_infinite_gradient_where_the_slope_is_zero_gives_zero() -> None:
     layer = md.Hardswish()
     layer(np.array([-5.0, -3.0, 0.0, 5.0]))

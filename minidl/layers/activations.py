@@ -373,7 +373,11 @@ class Hardswish(Activation):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         x = self._cached_for(grad_output)
         g = self._wide(grad_output)
-        middle = 2 * x + 3  # (2x + 3) / 6 = x / 3 + 1/2, without that sum's cancellation near x = -3/2
+        # (2x + 3) / 6 = x / 3 + 1/2, without that sum's cancellation near x = -3/2; x clipped to the middle
+        # first, where it changes nothing, so that 2x does not overflow at |x| near the largest float
+        middle = np.clip(x, -3, 3)
+        middle *= 2
+        middle += 3
         middle /= 6
         middle *= g
         # 0 where the slope is (an infinite gradient there gives 0, not inf * 0)
