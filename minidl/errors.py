@@ -91,7 +91,9 @@ class _AsWritten:
     args: tuple[Any, ...]
 
     def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+        if len(self.args) == 1:
+            return str(self.args[0])
+        return super().__str__()  # (none: "", several: the tuple, as every exception shows them)
 
 
 class StateDictError(_AsWritten, MinidlError, KeyError):

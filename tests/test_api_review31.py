@@ -435,3 +435,11 @@ def test_a_named_sequence_indexed_by_a_name_says_a_name_is_an_attribute() -> Non
     with pytest.raises(TypeError, match=r"^Sequential indices must be ints or slices, not float$"):
         seq[1.0]  # type: ignore[call-overload]
     assert seq[np.int64(1)] is seq.act and seq[-2] is seq.fc
+
+
+def test_errors_shown_as_written_show_several_arguments_as_every_exception_does() -> None:
+    """RegistrationError("a", "b") printed only 'a', hiding the second argument."""
+    for cls in (md.RegistrationError, md.StateDictError):
+        assert str(cls("a sentence\nwith a newline")) == "a sentence\nwith a newline"
+        assert str(cls("a", "b")) == "('a', 'b')" == str(KeyError("a", "b"))
+        assert str(cls()) == "" == str(KeyError())
