@@ -101,7 +101,7 @@ class Layer:
         # none yet (a dict made at the first), present, so that an unpickled layer without it is an old one
         object.__setattr__(self, "_plain_containers", None)
         if "_watched" in self.__dict__:  # __init__ run again on a layer a side state has walked: it walks again
-            side_state.registrations += 1
+            side_state.count_registration()
 
     # ------------------------------------------------------------------ computation
     def __call__(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
@@ -301,12 +301,12 @@ class Layer:
         self._registered()
 
     def _registered(self) -> None:
-        """Count a change of what is registered, in ``side_state.registrations``, when a side state has
-        walked this layer (``_watched``): it copies the registries again at its next save.  A fresh layer's
-        (in its ``__init__``, or before it is held by a walked model) counts nothing: no side state lists it,
-        and the registration that puts it into a walked model counts."""
+        """Count a change of what is registered (``side_state.count_registration``), when a side state has
+        walked this layer (``_watched``): every side state drops its walk and copies the registries again at
+        its next save.  A fresh layer's (in its ``__init__``, or before it is held by a walked model) counts
+        nothing: no side state lists it, and the registration that puts it into a walked model counts."""
         if "_watched" in self.__dict__:
-            side_state.registrations += 1
+            side_state.count_registration()
 
     def _remember_plain(self, name: str) -> None:
         """Before ``name`` becomes registered: keep the plain attribute it replaces, as ``(True,

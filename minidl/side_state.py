@@ -32,10 +32,16 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 #: every change of what is registered in a layer a :class:`SideState` has walked (``_watched``: see
-#: ``Layer._registered``, and a layer's ``__init__`` run again), counted, never back: a side state walks its
-#: model and copies the registries again only when it moved.  A fresh layer's registrations do not count
-#: (no side state lists it); registering it into a walked layer does.
+#: ``Layer._registered``, and a layer's ``__init__`` run again), counted, never back, by
+#: :func:`count_registration`: a side state walks its model and copies the registries again only when it
+#: moved.  A fresh layer's registrations do not count (no side state lists it); registering it into a walked
+#: layer does.
 registrations = 0
+
+#: every side state alive (weakly), whose walks :func:`count_registration` drops; and the lock of the count
+#: and of this set (re-entrant: a layer freed inside may register in its ``__del__``)
+_states: weakref.WeakSet[SideState] = weakref.WeakSet()
+_lock = threading.RLock()
 
 _REGISTRIES = ("_parameters", "_layers", "_buffers", "_generators")
 
@@ -48,8 +54,9 @@ class _Calls(threading.local):
 
 calls = _Calls()
 
-#: a walked layer, its registries (copies of ``_parameters``, ``_layers``, ``_buffers``, ``_generators``)
-#: and its ``_non_persistent`` names
+#: a walked layer, its registries (copies of ``_parameters``, ``_layers``, ``_generators``, and the names of
+#: ``_buffers``, each None: a buffer's array is read at each save, see :attr:`Snapshot.buffers`) and its
+#: ``_non_persistent`` names
 _Walked = tuple["weakref.ref[Layer]", tuple[dict[str, Any], ...], set[str]]
 
 
@@ -57,7 +64,7 @@ class Snapshot(NamedTuple):
     """What :meth:`SideState.save` saved, for :func:`restore`: held by the call that saved it only."""
 
     layers: tuple[_Walked, ...]  # every layer's registries, as at the walk (unchanged since: the count says)
-    buffers: tuple[tuple[Layer, str, np.ndarray | None], ...]  # the buffer arrays themselves
+    buffers: tuple[tuple[Layer, str, np.ndarray | None], ...]  # the buffer arrays themselves, each layer's all
     values: tuple[tuple[np.ndarray, np.ndarray], ...]  # each buffer array and a copy of its values
     generators: tuple[tuple[np.random.Generator, Mapping[str, Any]], ...]  # each generator and its state
 
@@ -76,12 +83,20 @@ class SideState:
     have any (a model without any, an MLP, copies nothing).  Each save's :class:`Snapshot` is its caller's:
     none is kept here, so calls in two threads do not share one.
 
-    It refers to the layers weakly (no reference cycle: a model let go of is freed at once).
+    What the walk holds: the model and its layers weakly, and, in the copies of their registries, their
+    parameters, sub-layers and generators as registered at the walk, which are the model's own while nothing
+    is registered since.  Any registration (:func:`count_registration`: a layer removed, ``del model[1]``, a
+    parameter replaced) drops the walk at once, so what it held and the model no longer does is freed then,
+    not at the model's next call.  Of the buffers it keeps the names only: an array a forward, ``astype`` or
+    ``load_state_dict`` rebinds (not a registration) is not held here.  No reference cycle: a model let go
+    of is freed at once, with its side state.
     """
 
     def __init__(self, model: Layer) -> None:
         self._model = weakref.ref(model)
         self._walk: _Walk | None = None
+        with _lock:  # (not while count_registration lists the set)
+            _states.add(self)
 
     def save(self) -> Snapshot:
         walk = self._walk
@@ -113,20 +128,40 @@ class SideState:
         for layer in layers:
             if "_watched" not in layer.__dict__:
                 object.__setattr__(layer, "_watched", True)
-        walked = tuple((weakref.ref(layer), (layer._parameters.copy(), layer._layers.copy(), layer._buffers.copy(),
-                        layer._generators.copy()), layer._non_persistent.copy()) for layer in layers)
+        # the buffers' names only (each None): their arrays are the save's (Snapshot.buffers, every name of a
+        # stateful layer), which restore puts back after these
+        walked = tuple((weakref.ref(layer), (layer._parameters.copy(), layer._layers.copy(),
+                        dict.fromkeys(layer._buffers), layer._generators.copy()), layer._non_persistent.copy())
+                       for layer in layers)
         from .layer import minidl_class  # (layer.py imports this module)
 
         stateful = tuple(weakref.ref(layer) for layer in layers if layer._buffers or layer._generators)
         builtin = all(minidl_class(layer) for layer in layers)
         walk = self._walk = _Walk(seen, stateful, builtin, Snapshot(walked, (), (), ()))
+        if registrations != seen:  # a registration (another thread's) during the walk, which it may hold: not kept
+            self._walk = None
         return walk
+
+
+def count_registration() -> None:
+    """Count a registration in a walked layer (``Layer._registered``, a layer's ``__init__`` run again) in
+    :data:`registrations`, under a lock (two threads' counts both count), and drop every side state's walk:
+    its copies of the registries may hold what is no longer registered (a layer removed), which must not
+    live on until that model's next call."""
+    global registrations
+    with _lock:
+        registrations += 1
+        states = list(_states)
+    for state in states:  # (after the lock: a layer freed with a walk may register in its __del__)
+        state._walk = None
 
 
 def restore(snapshot: Snapshot) -> None:
     """Put back what ``snapshot`` saved: every layer's registrations, the plain attribute a registration
     since replaced (``self.rng = None``, which the layer keeps in ``_replaced``), the buffers (the same
-    arrays, with their values: a buffer shared by two layers stays shared) and the generators' states."""
+    arrays, with their values: a buffer shared by two layers stays shared) and the generators' states.
+    The registries put back name each buffer with None (the walk keeps no arrays); the save's arrays,
+    :attr:`Snapshot.buffers`, put back after them, are those of every buffer the registries name."""
     for ref, registries, non_persistent in snapshot.layers:
         layer = ref()
         if layer is None:  # (a layer removed and let go of since the save: nothing to put back)
