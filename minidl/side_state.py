@@ -39,7 +39,7 @@ __all__: list[str] = []
 registrations = 0
 
 #: every side state alive (weakly), whose walks :func:`count_registration` drops; and the lock of the count
-#: and of this set (re-entrant: a layer freed inside may register in its ``__del__``)
+#: and of this set (re-entrant: a garbage collection inside may run a ``__del__`` that registers)
 _states: weakref.WeakSet[SideState] = weakref.WeakSet()
 _lock = threading.RLock()
 
