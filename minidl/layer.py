@@ -1251,10 +1251,17 @@ def _hidden_message(subject: str, name: str, value: Any, places: list[tuple[str,
     kinds = ", ".join(sorted({kind for _, kind in places}))
     shown = ", ".join(f"{name}{path}" for path, _ in places[:_PLACES_SHOWN])
     more = f" and {len(places) - _PLACES_SHOWN} more" if len(places) > _PLACES_SHOWN else ""
-    return (f"{subject}: {kinds} objects in a plain {type(value).__name__} ({shown}{more}) "
-            "would not be registered (invisible to optimizers, checkers and state_dict); assign each as an "
-            f"attribute, or use minidl.LayerList / minidl.Sequential for layers (self.{name} = md.LayerList(), "
-            f"then self.{name}.append(layer), as PyTorch's nn.ModuleList)")
+    said = (f"{subject}: {kinds} objects in a plain {type(value).__name__} ({shown}{more}) "
+            "would not be registered (invisible to optimizers, checkers and state_dict); ")
+    if {kind for _, kind in places} == {"Parameter"}:
+        # (md.LayerList holds layers only, and minidl has no ParameterList or ParameterDict)
+        return said + ("assign each parameter as an attribute of the layer (self.W = md.Parameter(...); for a "
+                       f"number of them known only at run time, setattr(self, f'{name}_{{key}}', p) for each, read "
+                       f"back with getattr): md.LayerList holds layers, not parameters")
+    return said + ("assign each as an attribute, or use minidl.LayerList / minidl.Sequential for layers "
+                   f"(self.{name} = md.LayerList(), then self.{name}.append(layer), as PyTorch's nn.ModuleList)"
+                   + ("; a parameter among them, as an attribute (md.LayerList holds layers only)"
+                      if "Parameter" in kinds else ""))
 
 
 def _refuse_hidden_registrables(owner: Layer, name: str, value: Any) -> None:
