@@ -40,9 +40,11 @@ from .findings import (
     caveats,
     contract_problems,
     dtype_notes,
+    float32_reads,
     loss_hidden_notes,
     name_repeated_indices,
     name_swapped,
+    one_sample,
     plain_arrays,
     result_notes,
     reversed_batch_problem,
@@ -1038,6 +1040,7 @@ class GradientChecker:
         culprits = _Culprits(self, program, work, x, calls, from_loss)
         results = self._check_tensors(program, tensors, f0, batch, culprits)
         headline, precision_notes = culprits.words(results, type(loss).__name__, f0)
+        float32_reads(program, tensors, results, f0)
         # Looked at only now, after every pass, so that the analytic backward and the perturbed forwards
         # have run again since first_arrays: an array they assigned or wrote again is a cache, not a weight.
         unregistered_notes, plain = unregistered(work, first_arrays, {id(c.layer) for c in calls}, self._whole_model)
@@ -1059,6 +1062,7 @@ class GradientChecker:
         name_swapped(tensors, results)
         name_repeated_indices(work, tensors, results, x, calls)
         self._upstream_ignored(program, work, tensors, results, from_loss)
+        one_sample(program, work, tensors, results, from_loss, self.seed)
         # A shared factor is looked for only when every tensor fails: a factor in a middle layer's
         # grad_output leaves the layers after it right, and would point at that layer, not at the loss.
         judged = [r for r in results if r.mode != "frozen" and r.name not in from_loss]

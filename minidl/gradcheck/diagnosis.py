@@ -9,7 +9,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["diagnose", "factor_words", "flat_words", "is_input", "name_factor", "swapped"]
+__all__ = ["FLOAT32_ROUND_OFF", "FLOAT32_WORDS", "diagnose", "factor_words", "flat_words", "is_input",
+           "name_factor", "swapped"]
+
+#: failing elements all within this relative error of the numerical value read as float32's round-off (half an
+#: ulp is 6e-8 per operation; a few operations and a sum of rounded terms reach some 1e-7)
+FLOAT32_ROUND_OFF = 1e-6
+#: the words in every float32 diagnosis (which tell the checker to leave out the notes on kinks and finer steps that
+#: the float32 rounding, not the cost's shape, caused)
+FLOAT32_WORDS = "a float64 check needs float64 throughout"
 
 
 def name_factor(r: float, batch: int | None = None, sizes: tuple[int, ...] = (),
@@ -98,7 +106,8 @@ def factor_words(r: float, batch: int | None, shape: tuple[int, ...], slack: flo
 
 def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.ndarray,
              checked: np.ndarray, flat_index: np.ndarray, shape: tuple[int, ...],
-             batch: int | None, tol: np.ndarray, bias_row: bool = False, slack: float = 1e-6) -> str | None:
+             batch: int | None, tol: np.ndarray, bias_row: bool = False, slack: float = 1e-6,
+             coarse: bool = False) -> str | None:
     """The bug signature of a failing tensor, in words, or ``None``.
 
     Args:
@@ -106,6 +115,7 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         shape: the tensor's shape; ``flat_index`` the elements' flat positions in it.
         bias_row: whether row 0 is an absorbed bias (a built-in layer's ``W`` with ``bias=True``).
         slack: the relative accuracy within which a factor is named (1e-6; more for a cost computed in float32).
+        coarse: the cost is known to be computed below float64 (judged at that precision): no float32 diagnosis.
 
     The signatures are tried in the order of the calls below and the first that fits is said (after the first,
     none is read in numerical derivatives all within their tolerance of 0); failing them all, what the failing
@@ -122,7 +132,8 @@ def diagnose(name: str, analytic: np.ndarray, numerical: np.ndarray, failed: np.
         return said
     if not np.any(np.abs(g.n) > g.t):  # too small to read a pattern in
         return None
-    said = _never_written(g) or _sign_flip_or_factor(g) or _transposed(g) or _isolated_elements(g)
+    said = _never_written(g) or (None if coarse else _float32(g)) or _sign_flip_or_factor(g) or _transposed(g) \
+        or _isolated_elements(g)
     if said is not None:
         return said
     factor = _factor_there(g)
@@ -177,9 +188,44 @@ def _never_written(g: _Gradients) -> str | None:
             "wrote it (not added into .grad, written to a copy, or the parameter is not used in backward)")
 
 
+def _float32(g: _Gradients) -> str | None:
+    """Every failing element off by float32's round-off at most (relative error <= FLOAT32_ROUND_OFF): something
+    computes in float32 where the check runs in float64.  Said firmly when, besides, every non-zero analytic value
+    checked is a float32 number (exactly representable in float32: a float64 computation gives that by chance once
+    in 2**29 per value), which a backward returning or adding a float32 result gives; else as a question."""
+    a_bad, n_bad = g.analytic[g.bad], g.numerical[g.bad]
+    size = np.maximum(np.abs(a_bad), np.abs(n_bad))
+    if not (np.all(size > 0) and np.all(np.isfinite(size))):
+        return None
+    rel = float(np.max(np.abs(a_bad - n_bad) / size))
+    if rel > FLOAT32_ROUND_OFF:
+        return None
+    nonzero = g.a[g.a != 0]
+    # (a gradient of small integers or halves is a float32 number in float64 too: not a sign of float32)
+    exact = nonzero.size >= 2 and bool(np.all(nonzero.astype(np.float32).astype(np.float64) == nonzero)) \
+        and not np.all(nonzero * 1024 == np.round(nonzero * 1024))
+    said = f"the failing elements are off by at most {rel:.1e} of their value, float32's round-off (6e-8 per operation)"
+    if exact:
+        return (f"{said}, and every analytic value is a float32 number (exactly representable in float32): backward "
+                "computes in float32 (a .astype(np.float32), a float32 cache or constant) and returns or adds that "
+                f"result; {FLOAT32_WORDS}")
+    # (float32's rounding touches every element, so most fail; a few elements off by that little are an error of
+    # their own: the words on isolated elements or samples below say more)
+    if 3 * int(np.sum(g.bad)) <= int(np.sum(g.checked)):
+        return None
+    return (f"{said}: backward (or what it caches, or forward) computes in float32 (a .astype(np.float32), a float32 "
+            f"cache or constant; {FLOAT32_WORDS}), or backward is off by that little of its own (a constant or an "
+            "eps slightly different from forward's)?")
+
+
 def _sign_flip_or_factor(g: _Gradients) -> str | None:
     """analytic = r x numerical over the whole tensor: a sign flip (r = -1), else a constant factor, named
-    if it is a recognisable one (:func:`factor_words`)."""
+    if it is a recognisable one (:func:`factor_words`).  A tensor of one element (a scalar temperature) has any
+    ratio, so only its sign flip is said: analytic within the tolerance of minus the numerical value."""
+    if g.a.size == 1 and int(np.prod(g.shape)) == 1:
+        if abs(g.n[0]) > g.t[0] and abs(g.a[0] + g.n[0]) <= max(float(g.t[0]), g.slack * abs(g.n[0])):
+            return "sign flip: the analytic gradient is minus the numerical one (a wrong sign in backward)"
+        return None
     r = _ratio(g.a, g.n, g.t)
     if r is None:
         return None

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..errors import NonFiniteError
-from .diagnosis import diagnose
+from .diagnosis import FLOAT32_WORDS, diagnose
 from .numerics import FAIL, KINK, OK, U64, Verdict, exact_steps, judge, noise_level, robust_noise_level
 from .precision import Coarse, coarse_verdict, swallowed_moves
 from .program import Program
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
                            np.ndarray | None], TensorResult]
 
 __all__ = ["ACCEPT", "ANALYTIC_CAP", "CLIFF_ZOOM", "CONFIRM_STOOD", "CURVED", "OFFSET_ZOOM", "REL_FLOOR", "STAGE_A",
-           "TIGHT", "ElementCheck"]
+           "TIGHT", "ElementCheck", "is_step_artefact"]
 
 #: stage A accepts an element whose h/16 difference is within ACCEPT x its round-off bound (tight
 #: enough that stage A is as sensitive as the Richardson test of stage B, at a third of the cost)
@@ -785,8 +785,25 @@ class ElementCheck:
                 bad_rows = np.unique(rows[status == FAIL])
                 t.rows = (bad_rows, np.setdiff1d(np.unique(rows[status == OK]), bad_rows))
             result.diagnosis = diagnose(t.name, a, numerical, status == FAIL, checked, index, shape,
-                                        batch, factor * bound, t.bias_row, slack)
+                                        batch, factor * bound, t.bias_row, slack, coarse=coarse is not None)
+            if result.diagnosis is not None and FLOAT32_WORDS in result.diagnosis:
+                # (float32's rounding, not the cost's shape, made elements look like kinks or a curve on the
+                # default step: the notes on finer steps it led to would point elsewhere)
+                result.notes = [note for note in result.notes if not is_step_artefact(note)]
         return result
+
+
+#: how the notes on kinks, cliffs and finer steps start or say (:meth:`ElementCheck.cliff_notes`,
+#: :meth:`ElementCheck.step_notes`, the round-off probe's), which a cost rounded to float32 causes by itself
+_STEP_ARTEFACTS = ("were probed again with the relative step", "agree on the relative step",
+                   "were judged again on finer steps", "the confirmation on finer steps took",
+                   "could not be judged: the cost curves so fast", "could not be judged on the relative step",
+                   "sit at a cliff", "the cliff search took", "the round-off probe crossed a kink")
+
+
+def is_step_artefact(note: str) -> bool:
+    """Whether ``note`` is one of the notes on kinks, cliffs and finer steps (see ``_STEP_ARTEFACTS``)."""
+    return any(words in note for words in _STEP_ARTEFACTS)
 
 
 class _Level(NamedTuple):

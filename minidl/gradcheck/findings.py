@@ -19,17 +19,18 @@ import numpy as np
 from ..layer import Layer, minidl_own
 from ..parameter import Parameter
 from ._state import same
-from .diagnosis import flat_words, is_input, swapped
+from .diagnosis import FLOAT32_WORDS, flat_words, is_input, swapped
+from .elements import is_step_artefact
 from .names import layer_label, named_inputs
 from .report import GradientReport, TensorResult
 
 if TYPE_CHECKING:
     from .checker import _Call, _FirstPass, _Tensor
+    from .program import Program
 
-__all__ = ["called_twice", "caveats", "contract_problems", "dtype_notes", "loss_hidden_notes", "name_repeated_indices",
-           "name_swapped", "plain_arrays", "repeated_index", "result_notes", "reversed_batch_problem",
-           "reversed_batch_verdicts", "shared_factor",
-           "unregistered"]
+__all__ = ["called_twice", "caveats", "contract_problems", "dtype_notes", "float32_reads", "loss_hidden_notes",
+           "name_repeated_indices", "name_swapped", "one_sample", "plain_arrays", "repeated_index", "result_notes",
+           "reversed_batch_problem", "reversed_batch_verdicts", "shared_factor", "unregistered"]
 
 
 def caveats(model: Layer, failing: Sequence[str]) -> list[str]:
@@ -279,10 +280,21 @@ def reversed_batch_problem(name: str, owner: str | None, expected: np.ndarray, a
         return None
     who = f"the backward of {owner}" if owner is not None else "a backward"
     return (f"the backward after a forward on the batch reversed gave another dCost/d{name} than the reversed "
-            f"batch's own (max |difference| {difference:.2e}, largest gradient {largest:.2e}), though the forward's "
-            f"outputs were the reversed ones: {who} reads something an earlier forward left (a cache made once, "
-            "or kept from another call), not what its own forward computed; training is then wrong from the "
-            "second batch on")
+            f"batch's own (max |difference| {difference:.2e}, largest gradient {largest:.2e}), {_SEEN}: {who} "
+            f"{_STALE}; training is then wrong from the second batch on")
+
+
+#: the cause :func:`reversed_batch_problem` names: alone for a tensor whose differences pass (the stale cache held
+#: the checked point's values), beside the other one for a tensor that fails (:func:`reversed_batch_verdicts`)
+_STALE = ("reads something an earlier forward left (a cache made once, or kept from another call), not what its "
+          "own forward computed")
+_BOTH = ("uses one sample's gradient where a sum over the batch (axis 0) is due (g[0] for g.sum(axis=0): its "
+         "result then follows the batch's order), or " + _STALE)
+#: where the note says what was seen, before the cause
+_SEEN = "though the forward's outputs were the reversed ones"
+#: what becomes of the note beside a failure that :func:`one_sample` explains
+_EXPLAINED = ("; as the diagnosis says, its result follows the batch's order because it takes one sample's gradient "
+              "alone")
 
 
 def reversed_batch_verdicts(tensors: Sequence[_Tensor], results: Sequence[TensorResult]) -> None:
@@ -301,8 +313,10 @@ def reversed_batch_verdicts(tensors: Sequence[_Tensor], results: Sequence[Tensor
             r.notes.append(f"{t.reversed_batch}; or, as {r.skipped} of its elements sit at kinks, the backward "
                            "picks between equal values (a max over tied samples) by the batch's order, which is "
                            "right: not failed for it")
-        else:
+        elif is_input(t.name):
             r.notes.append(t.reversed_batch)
+        else:  # (a failure of its own: a parameter's gradient from one sample, g[0] for g.sum(axis=0), differs too)
+            r.notes.append(t.reversed_batch.replace(_STALE, _BOTH))
 
 
 def name_swapped(tensors: Sequence[_Tensor], results: Sequence[TensorResult]) -> None:
@@ -366,3 +380,123 @@ def result_notes(report: GradientReport, from_loss: Collection[str], precision_n
                      "back-pass (the last layer's backward scaling grad_output) -- not in each layer")
     return notes
 
+
+def one_sample(program: Program, work: Layer, tensors: Sequence[_Tensor], results: Sequence[TensorResult],
+               from_loss: Collection[str], seed: int) -> None:
+    """Diagnose each failing parameter (with no diagnosis yet) whose analytic gradient is one sample's contribution
+    alone: ``g[0]`` where ``g.sum(axis=0)`` is due.  dCost/dW is the sum over the samples i of
+    ``J_i^T upstream_i`` (``J_i``: the Jacobian of the output's row i); along a random direction d, each term's
+    slope is read from two forwards (at ``W +- s d``, the output's row i against the upstream gradient's), and the
+    analytic gradient's ``d . dCost/dW`` compared with each.  Said when exactly one sample's slope matches it (to
+    1e-5) and the whole batch's does not (by 1e-2); the batch-order note beside it then points at the diagnosis.
+    Needs an output that is one array of the input's batch size (N >= 2).  Two forwards per tensor and one for the
+    upstream gradient, not counted as cost evaluations; the tensors' values and the program's state are put back,
+    and a pass that raises says nothing."""
+    by_name = {r.name: r for r in results}
+    todo = [t for t in tensors if t.analytic is not None and not t.frozen and not is_input(t.name)
+            and t.name not in from_loss and t.name in by_name and by_name[t.name].failed
+            and by_name[t.name].diagnosis is None and by_name[t.name].low_precision is None and np.any(t.analytic)]
+    x = program.x
+    first = x[0] if type(x) is tuple and x else x
+    batch = first.shape[0] if isinstance(first, np.ndarray) and first.ndim >= 1 else 0
+    if not todo or batch < 2:
+        return
+    rng = np.random.default_rng([seed, 41])
+    evaluations = program.evaluations
+    try:
+        with np.errstate(all="ignore"):
+            program.reset()
+            y = work.forward(x)
+            if not (isinstance(y, np.ndarray) and y.dtype.kind == "f" and y.ndim >= 1 and y.shape[0] == batch):
+                return
+            program.cost(y)
+            up = program.upstream()
+            if not (isinstance(up, np.ndarray) and up.shape == y.shape):
+                return
+            up = np.asarray(up, dtype=np.float64).reshape(batch, -1)
+            found = {}
+            for t in todo:
+                assert t.analytic is not None
+                saved = t.array.copy()
+                d = rng.standard_normal(saved.shape) * np.maximum(np.abs(saved), 1.0)
+                step = 1e-6
+                outputs = []
+                try:
+                    for s in (step, -step):
+                        np.copyto(t.array, saved + s * d)
+                        program.reset()
+                        outputs.append(np.asarray(work.forward(x), dtype=np.float64))
+                finally:
+                    np.copyto(t.array, saved)
+                if outputs[0].shape != y.shape:
+                    continue
+                slopes = np.sum(up * (outputs[0] - outputs[1]).reshape(batch, -1), axis=1) / (2 * step)
+                a_dir, whole = float(np.sum(t.analytic * d)), float(np.sum(slopes))
+                match = np.flatnonzero(np.abs(slopes - a_dir) <= 1e-5 * np.maximum(np.abs(slopes), abs(a_dir)))
+                if match.size == 1 and abs(whole - a_dir) > 1e-2 * max(abs(whole), abs(a_dir)):
+                    found[t.name] = int(match[0])
+    except Exception:
+        return
+    finally:
+        program.reset()
+        program.evaluations = evaluations
+    for t in tensors:
+        if t.name not in found:
+            continue
+        i = found[t.name]
+        row = "g[0]" if i == 0 else "g[-1]" if i == batch - 1 else f"g[{i}]"
+        r = by_name[t.name]
+        r.diagnosis = (f"the analytic gradient is sample {i}'s contribution alone (along a random direction its slope "
+                       f"is that of sample {i}'s part of the cost, not the whole batch's): the sum over the batch "
+                       f"(axis 0) is missing, e.g. {row} where g.sum(axis=0) is due")
+        if t.reversed_batch is not None:
+            note = t.reversed_batch.replace(_STALE, _BOTH)
+            head = note[:note.find(_SEEN) + len(_SEEN)] if _SEEN in note else None
+            r.notes = [head + _EXPLAINED if n == note and head is not None else n for n in r.notes]
+
+
+def float32_reads(program: Program, tensors: Sequence[_Tensor], results: Sequence[TensorResult], f0: float) -> None:
+    """Diagnose each tensor with failing or skipped elements that the forward reads in float32 only (``W.data.astype(
+    np.float32)`` in a float64 model, whose output stays float64): the cost does not move at all when every element
+    is rounded to float32 (a change the analytic gradient predicts above the cost's round-off), and does when each
+    moves by two float32 steps.  The cost is then a staircase in the tensor, whose differences look like kinks or
+    wrong values; the notes on kinks and finer steps that caused are left out.  Two evaluations per such tensor, not
+    counted; the tensor's values are put back."""
+    by_name = {r.name: r for r in results}
+    evaluations = program.evaluations
+    try:
+        for t in tensors:
+            r = by_name.get(t.name)
+            if r is None or t.analytic is None or t.frozen or r.low_precision is not None \
+                    or t.array.dtype != np.float64 or not (r.failed or r.skipped) \
+                    or FLOAT32_WORDS in (r.diagnosis or ""):
+                continue
+            saved = t.array.copy()
+            with np.errstate(all="ignore"):
+                rounded = saved.astype(np.float32).astype(np.float64)
+                moved = (saved.astype(np.float32) + 2 * np.spacing(saved.astype(np.float32))).astype(np.float64)
+                if not np.all(np.isfinite(rounded)) or not np.any(rounded != saved):
+                    continue
+                predicted = float(np.sum(t.analytic * (rounded - saved)))
+                if not abs(predicted) > 1e-10 * max(abs(f0), 1.0):
+                    continue
+                costs = []
+                try:
+                    for point in (rounded, moved):
+                        np.copyto(t.array, point)
+                        costs.append(program.evaluate(t.stage))
+                finally:
+                    np.copyto(t.array, saved)
+            if not (costs[0] == f0 and math.isfinite(costs[1]) and costs[1] != f0):
+                continue
+            words = (f"the cost does not change at all when every element of '{t.name}' is rounded to float32 (the "
+                     f"analytic gradient predicts a change of {predicted:.1e}), and does when each moves by two "
+                     f"float32 steps: forward reads it in float32 (e.g. W.data.astype(np.float32)), so the cost is a "
+                     f"staircase in it, whose differences look like kinks or wrong values; {FLOAT32_WORDS}")
+            r.diagnosis = words
+            r.notes = [n for n in r.notes if not is_step_artefact(n)]
+    except Exception:
+        return
+    finally:
+        program.reset()
+        program.evaluations = evaluations
