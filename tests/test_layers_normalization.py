@@ -404,3 +404,57 @@ def test_a_running_statistic_assigned_in_another_dtype_is_refused_at_forward(mak
     assert layer.running_var.dtype == np.float64 and int(layer.num_batches_tracked) == 0
     layer.running_var = layer.running_var.astype(np.float32)
     assert layer(x.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda **kw: md.BatchNorm1d(4, **kw), (6, 4)),
+    (lambda **kw: md.BatchNorm1d(3, **kw), (5, 3, 7)),
+    (lambda **kw: md.BatchNorm2d(3, **kw), (2, 3, 4, 5)),
+], ids=["bn1d", "bn1d-seq", "bn2d"])
+@pytest.mark.parametrize("frozen, sums", [
+    ("affine=False", 0), ("gamma and beta", 0), ("gamma", 0), ("beta", 1), ("nothing", 1),
+])
+def test_batch_norm_eval_backward_computes_only_the_channel_sums_it_uses(
+        make: Any, shape: tuple[int, ...], frozen: str, sums: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In eval mode dx is ``g * gamma / sqrt(var + eps)``: the sums over g (beta's gradient) and over
+    g * xhat (gamma's) are computed only for a parameter that is trained; dx and the trained gradients
+    are those of the fully trainable layer, and a frozen parameter's gradient stays untouched."""
+    import minidl.layers.normalization as normalization
+    rng = np.random.default_rng(3)
+    affine = frozen != "affine=False"
+    reference = randomise(make(affine=affine), 1).eval()
+    layer = randomise(make(affine=affine), 1).eval()
+    if frozen == "gamma and beta":
+        layer.requires_grad_(False)
+    elif frozen in ("gamma", "beta"):
+        getattr(layer, frozen).requires_grad = False
+    x, g = rng.normal(size=shape), rng.normal(size=shape)
+    reference(x)
+    dx_ref = reference.backward(g)
+    layer(x)
+    products: list[tuple[int, ...]] = []
+    real = normalization._channel_dot
+    monkeypatch.setattr(normalization, "_channel_dot", lambda a, b: (products.append(a.shape), real(a, b))[1])
+    dx = layer.backward(g)
+    assert len(products) == sums  # gamma's g * xhat sum: only for a trained gamma
+    np.testing.assert_array_equal(dx, dx_ref)
+    reference_grads = dict(reference.named_parameters())
+    for name, param in layer.named_parameters():
+        if param.requires_grad:
+            np.testing.assert_array_equal(param.grad, reference_grads[name].grad)
+        else:
+            assert not param.has_grad
+            np.testing.assert_array_equal(param.grad, np.zeros(param.shape))
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_batch_norm_training_backward_still_uses_both_sums_when_frozen(frozen: bool) -> None:
+    """With batch statistics dx itself needs both channel sums: frozen or not, dx is the same."""
+    rng = np.random.default_rng(4)
+    x, g = rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 3, 4))
+    reference, layer = randomise(md.BatchNorm1d(3), 2), randomise(md.BatchNorm1d(3), 2)
+    layer.requires_grad_(not frozen)
+    reference(x)
+    layer(x)
+    np.testing.assert_array_equal(layer.backward(g), reference.backward(g))
+    assert layer.gamma.has_grad is (not frozen) and layer.beta.has_grad is (not frozen)

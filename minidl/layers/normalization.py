@@ -445,17 +445,22 @@ class _BatchNorm(_RunningNorm):
         axes = (0, *range(2, xhat.ndim))
         bshape = (1, C) + (1,) * (xhat.ndim - 2)
         g = grad_output
-        dbeta = g.sum(axis=axes)
-        dgamma = _channel_dot(g, xhat)
+        # the two channel sums feed dx under batch statistics, else only the unfrozen parameters' grads
+        # (eval with affine=False or both frozen: neither is computed)
+        want_beta = self.affine and self.beta.requires_grad
+        want_gamma = self.affine and self.gamma.requires_grad
+        dbeta = g.sum(axis=axes) if batch_stats or want_beta else None
+        dgamma = _channel_dot(g, xhat) if batch_stats or want_gamma else None
         scale = inv_std
         if self.affine:  # (a frozen parameter gets no gradient)
-            if self.beta.requires_grad:
+            if want_beta:
                 self.beta.grad += dbeta
-            if self.gamma.requires_grad:
+            if want_gamma:
                 self.gamma.grad += dgamma
             scale = inv_std * self.gamma.data
         if not batch_stats:
             return g * scale.reshape(bshape)
+        assert dbeta is not None and dgamma is not None
         m = xhat.size // C
         dx = xhat * (dgamma * (-1.0 / m)).reshape(bshape)
         dx += g
