@@ -801,3 +801,61 @@ def test_upsample_nearest_to_a_size_picks_pytorchs_float32_pixels_without_torch(
     np.testing.assert_array_equal(dx.reshape(-1), np.bincount(want, weights=g, minlength=H).astype(dtype))
     if (H, Ho) == (3, 141):
         assert y[0, 0, 47, 0] == 0.0 and y[0, 0, 94, 0] == 1.0
+
+
+def test_bilinear_matrices_are_kept_until_sizes_settings_or_dtype_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bilinear builds its interpolation matrices once per (sizes, ratios, align_corners, dtype): a forward
+    of the same input size builds none; a change of any of them builds new ones.  Every output and input
+    gradient equals a fresh layer's (which builds its own), bit for bit."""
+    import minidl.layers.upsampling as upsampling
+    built: list[tuple[int, int]] = []
+    real = upsampling._linear_weights
+    monkeypatch.setattr(upsampling, "_linear_weights",
+                        lambda size, out, *rest: (built.append((size, out)), real(size, out, *rest))[1])
+    rng = np.random.default_rng(0)
+    up = Upsample(2, "bilinear")
+
+    def same_as_fresh(x: np.ndarray, expected_builds: list[tuple[int, int]]) -> None:
+        built.clear()
+        y = up(x)
+        assert built == expected_builds
+        g = rng.normal(size=y.shape).astype(x.dtype)
+        dx = up.backward(g)
+        fresh = Upsample(up.scale_factor, "bilinear", up.align_corners, size=up.size)
+        np.testing.assert_array_equal(y, fresh(x))
+        np.testing.assert_array_equal(dx, fresh.backward(g))
+        assert y.dtype == dx.dtype == x.dtype
+
+    x = rng.normal(size=(2, 3, 4, 5))
+    same_as_fresh(x, [(4, 8), (5, 10)])
+    same_as_fresh(rng.normal(size=(1, 2, 4, 5)), [])  # other N and C: the same matrices
+    a_h, a_w = up._used[3:]
+    assert not a_h.flags.writeable and not a_w.flags.writeable
+    same_as_fresh(rng.normal(size=(2, 3, 6, 5)), [(6, 12), (5, 10)])  # another height
+    same_as_fresh(x.astype(np.float32), [(4, 8), (5, 10)])  # another dtype
+    up.align_corners = True
+    same_as_fresh(x, [(4, 8), (5, 10)])
+    up.scale_factor = (3, 2)
+    same_as_fresh(x, [(4, 12), (5, 10)])
+    up.size = (7, 3)
+    same_as_fresh(x, [(4, 7), (5, 3)])
+    same_as_fresh(x, [])
+
+
+def test_bilinear_kept_matrices_are_not_copied_or_pickled() -> None:
+    """A deep copy or a pickle leaves the kept matrices out (the copy builds its own at its next forward);
+    the last forward's, which its backward needs, go along."""
+    import pickle
+    rng = np.random.default_rng(1)
+    up = Upsample(3, "bilinear")
+    x = rng.normal(size=(2, 2, 3, 4))
+    y = up(x)
+    g = rng.normal(size=y.shape)
+    assert up._linear is not None
+    for copied in (copy.deepcopy(up), pickle.loads(pickle.dumps(up))):
+        assert copied._linear is None and up._linear is not None
+        np.testing.assert_array_equal(copied.backward(g), up.backward(g))
+        np.testing.assert_array_equal(copied(x), y)
+        assert copied._linear is not None
+    assert "_linear" not in up.state_dict() and up.astype(np.float32) is up
+    np.testing.assert_array_equal(up(x.astype(np.float32)), Upsample(3, "bilinear")(x.astype(np.float32)))

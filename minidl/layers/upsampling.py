@@ -594,6 +594,9 @@ class Upsample(Layer):
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
         self._used: _Used | None = None  # what the last forward used, for its backward
+        # bilinear's interpolation matrices (read-only), kept while their key (sizes, ratios, corners,
+        # dtype) stays the same: a forward of the same size builds none; not pickled or deep-copied
+        self._linear: tuple[tuple[object, ...], np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def _checked(cls, scale_factor: int | tuple[int, int] | None, size: int | tuple[int, int] | None, mode: str,
@@ -670,6 +673,7 @@ class Upsample(Layer):
         """Unpickling (and ``copy.deepcopy``): also a layer pickled when its settings were plain attributes
         and its forward kept only ``_weights`` (its backward then read the settings)."""
         state = dict(state)
+        state.setdefault("_linear", None)  # (pickled before the matrices were kept)
         if "scale_factor" in state:  # (pickled before the settings became checked properties)
             for name in ("scale_factor", "size", "mode", "align_corners"):
                 state["_" + name] = state.pop(name)
@@ -680,6 +684,26 @@ class Upsample(Layer):
             else:
                 state["_used"] = None
         self.__dict__.update(state)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and ``copy.deepcopy``: the layer's state but bilinear's kept matrices (made again when
+        needed; the last forward's, for its backward, are in ``_used``)."""
+        state = super().__getstate__()
+        if state.get("_linear") is not None:
+            state = {**state, "_linear": None}
+        return state
+
+    def _linear_matrices(self, H: int, Ho: int, rh: float, W: int, Wo: int, rw: float, corners: bool,
+                         dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear's ``(A_h, A_w)``: (Ho, H) and (Wo, W), read-only, built once per key and kept."""
+        key = (H, Ho, rh, W, Wo, rw, corners, dtype)
+        kept = self._linear
+        if kept is None or kept[0] != key:
+            a_h, a_w = _linear_weights(H, Ho, rh, dtype, corners), _linear_weights(W, Wo, rw, dtype, corners)
+            a_h.setflags(write=False)
+            a_w.setflags(write=False)
+            kept = self._linear = (key, a_h, a_w)
+        return kept[1], kept[2]
 
     @property
     def _who(self) -> str:
@@ -734,7 +758,7 @@ class Upsample(Layer):
             corners = bool(self._align_corners)
             # source pixels per output pixel: PyTorch's 1/scale_factor when it is given, else input/output
             rh, rw = (1.0 / factors[0], 1.0 / factors[1]) if factors is not None else (H / Ho, W / Wo)
-            a_h, a_w = _linear_weights(H, Ho, rh, x.dtype, corners), _linear_weights(W, Wo, rw, x.dtype, corners)
+            a_h, a_w = self._linear_matrices(H, Ho, rh, W, Wo, rw, corners, x.dtype)
             rows = xt.reshape(-1, W) @ a_w.T  # (.. * H, Wo)
             y = np.matmul(a_h, rows.reshape(-1, H, Wo)).reshape(*xt.shape[:2], Ho, Wo)
         self._shape, self._used = x.shape, (mode, Ho, Wo, a_h, a_w)
