@@ -918,7 +918,8 @@ class NLLLoss(Loss):
         self.reduction = reduction
         self.weight = weight
         self.ignore_index = ignore_index
-        # the last forward: rows' shape and dtype, the picked rows and labels, their gradient, positions
+        # the last forward: rows' shape and dtype, the picked rows and labels, their gradient (one value
+        # for all without weight), positions
         self._cache: tuple[tuple[int, int], np.dtype, np.ndarray, np.ndarray, np.ndarray,
                            tuple[int, ...] | None] | None = None
 
@@ -954,18 +955,20 @@ class NLLLoss(Loss):
         picked_rows = np.arange(n) if kept is None else np.flatnonzero(kept)
         labels = target[picked_rows].astype(np.intp, copy=False)
         picked = rows[picked_rows, labels]
-        if weight is None:
-            w = np.ones(labels.size)
+        w: np.ndarray | None = None
+        if weight is None:  # every weight 1: a sum (in float64, as the weighted dot) and one gradient value
             norm = float(labels.size)
+            total = -float(np.add.reduce(picked, dtype=np.float64))
         else:
             w = weight[labels]
             norm = float(np.add.reduce(w))
-        total = -float(np.dot(w, picked))
+            total = -float(np.dot(w, picked))
         weighted = weight is not None or kept is not None  # the mean divides by the kept weights
         self.batch_weight = norm if weighted and mean else None
         if not mean or norm == 0.0:  # all ignored or weightless: 0, nothing to divide
             norm = 1.0
-        self._cache = ((n, c), rows.dtype, picked_rows, labels, (w * (-1.0 / norm)).astype(rows.dtype), spatial)
+        values = np.asarray(-1.0 / norm, dtype=rows.dtype) if w is None else (w * (-1.0 / norm)).astype(rows.dtype)
+        self._cache = ((n, c), rows.dtype, picked_rows, labels, values, spatial)
         return total / norm
 
     def backward(self) -> np.ndarray:

@@ -137,6 +137,26 @@ def test_nll_keeps_float32() -> None:
     assert loss.backward().dtype == np.float32
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_nll_without_weight_sums_float32_in_float64(reduction: str) -> None:
+    """The unweighted loss sums the picked float32 log-probabilities in float64 (as the weighted one):
+    -2**24 and -1s, whose float32 sums would round, give the exact value; the gradient is float32
+    -1/N (mean) or -1 at each label, 0 elsewhere."""
+    n = 4  # (in float32, -2**24 - 1 rounds to -2**24: the float32 sum would be 2**24)
+    logp = np.zeros((n, 2), dtype=np.float32)
+    logp[:, 1] = -1.0
+    logp[0, 1] = -(2.0**24)
+    loss = md.NLLLoss(reduction)
+    value = loss(logp, np.ones(n, dtype=int))
+    total = 2.0**24 + n - 1
+    assert value == (total / n if reduction == "mean" else total)
+    grad = loss.backward()
+    expected = np.zeros((n, 2), dtype=np.float32)
+    expected[:, 1] = np.float32(-1.0 / n) if reduction == "mean" else -1.0
+    assert grad.dtype == np.float32
+    np.testing.assert_array_equal(grad, expected)
+
+
 def test_nll_trains_like_cross_entropy() -> None:
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(30, 4)), rng.integers(0, 3, size=30)
