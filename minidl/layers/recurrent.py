@@ -407,7 +407,8 @@ class RNN(_Recurrent):
         WhT = self.W_h.data.T
         h = hs[1:]
         if self.nonlinearity == "relu":  # the slopes of every step at once, then times dh step by step
-            dA = (h > 0).astype(h.dtype)
+            dA = np.empty_like(h)
+            np.greater(h, 0, out=dA)  # (0/1 written straight as floats: no bool mask and copy of it)
         else:
             dA = h * h
             np.subtract(1, dA, out=dA)
