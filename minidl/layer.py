@@ -21,10 +21,11 @@ import inspect
 import types
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Set
-from typing import Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar, overload
 
 import numpy as np
 from numpy.typing import DTypeLike
+from typing_extensions import Self
 
 from . import aligned, side_state
 from .errors import (
@@ -60,6 +61,17 @@ class _CheckedState(NamedTuple):
     values: dict[str, np.ndarray]  # dotted name -> the array to load (plain, native byte order; not yet copied)
     missing: list[str]
     unexpected: list[Any]
+
+
+_Output = TypeVar("_Output")
+_Output_co = TypeVar("_Output_co", covariant=True)
+
+
+class _Forwards(Protocol[_Output_co]):
+    """What ``layer(x)`` returns, for a type checker: the type the layer's own ``forward`` declares (a ``Dense``'s
+    array, a ``MaxPool2D``'s array or ``(y, indices)``, an ``Identity``'s input, ``Any`` for a bare ``Layer``)."""
+
+    def forward(self, x: Any, /) -> _Output_co: ...
 
 
 #: What a "called before forward" message adds: when a fit returned since the last forward, there is no cache either.
@@ -104,8 +116,11 @@ class Layer:
             side_state.count_registration()
 
     # ------------------------------------------------------------------ computation
-    def __call__(self, x: Any, _second: Any = None, _third: Any = None) -> np.ndarray:
-        # (defaults, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step)
+    def __call__(self: _Forwards[_Output], x: Any, _second: None = None, _third: None = None) -> _Output:
+        """``forward(x)``, its side state put back if it raises (the outermost call); returns what ``forward``
+        returns (its declared type, for a type checker).  Several inputs are one tuple: ``layer((x, mask))``."""
+        # (defaults, not *args: a call with varargs loses CPython's specialised call, 0.7% of a small step; typed
+        # None, so that a type checker refuses layer(x, mask) and mha(q, k, v), which raise here)
         if _second is not None or _third is not None:  # model(x, mask), mha(q, k, v): one tuple
             attention = " (attention: mha(x), or mha((x, memory)) for cross-attention, not mha(q, k, v))" \
                 if any("Attention" in c.__name__ or "Transformer" in c.__name__ for c in type(self).__mro__) else ""
@@ -114,16 +129,21 @@ class Layer:
         try:
             if _calls.saved:  # a call on the stack saved the side state (a container's, fit's)
                 return self.forward(x)
+            if TYPE_CHECKING:  # (self is a Layer: the annotation above only says what its forward returns)
+                assert isinstance(self, Layer)
             # the outermost call: buffers, generators and registrations put back if the forward raises
             return call_saving(self, self.forward, x)
         except MinidlError as error:
+            if TYPE_CHECKING:
+                assert isinstance(self, Layer)
             _name_part(error, self)
             raise
 
-    def forward(self, x: Any) -> np.ndarray:
+    def forward(self, x: Any) -> Any:
         """Compute the output from ``x`` and keep what :meth:`backward` needs.  A layer with several
-        inputs takes them as one tuple, ``x = (a, b, ...)`` (see :mod:`minidl.inputs`); hence ``Any``:
-        a subclass types it ``x: np.ndarray`` or ``x: tuple[np.ndarray, np.ndarray]``."""
+        inputs takes them as one tuple, ``x = (a, b, ...)`` (see :mod:`minidl.inputs`), and one with several
+        outputs returns a tuple (``MaxPool2D(return_indices=True)``); hence ``Any``: a subclass types it
+        ``x: np.ndarray`` or ``x: tuple[np.ndarray, np.ndarray]``, and its output, which ``layer(x)`` returns."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
     def backward(self, grad_output: np.ndarray) -> Any:
@@ -447,7 +467,7 @@ class Layer:
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------------ modes and dtype
-    def train(self, mode: bool = True) -> Layer:
+    def train(self, mode: bool = True) -> Self:
         """Set training mode on this layer and, through their own ``train``, every sub-layer (as
         PyTorch: a sub-layer's override, say one keeping a batch norm in eval, is honoured); returns
         ``self``."""
@@ -460,11 +480,11 @@ class Layer:
             child.train(flag)
         return self
 
-    def eval(self) -> Layer:
+    def eval(self) -> Self:
         """Set evaluation mode (e.g. dropout off, batch norm uses running stats); returns ``self``."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> Layer:
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         """Freeze (``False``) or unfreeze every parameter of this layer and its sub-layers, as
         PyTorch's ``Module.requires_grad_``; returns ``self``.
 
@@ -494,7 +514,7 @@ class Layer:
         None: :meth:`astype` asks every layer first and casts nothing when one says why."""
         return None
 
-    def astype(self, dtype: DTypeLike) -> Layer:
+    def astype(self, dtype: DTypeLike) -> Self:
         """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float32``); returns ``self``.
 
         Arrays that already have ``dtype`` are left as they are (not copied)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast, overload
 
 import numpy as np
+from typing_extensions import Never, Self
 
 from .errors import BackwardBeforeForwardError, DTypeError, MinidlError, RegistrationError, ShapeError
 from .inputs import Inputs, is_several
@@ -155,7 +156,7 @@ class Model(Layer):
         self,
         x: Inputs,
         y: np.ndarray,
-        *more: Any,
+        *more: Never,
         loss: Loss,
         optimizer: Optimizer,
         epochs: int = 1,
@@ -195,7 +196,7 @@ class Model(Layer):
         self,
         x: Inputs,
         y: np.ndarray,
-        *more: Any,
+        *more: Never,
         loss: Loss | None = None,
         metrics: Sequence[MetricLike] | None = None,
         batch_size: int = 256,
@@ -384,7 +385,7 @@ class _Positions(Layer):
         self._check_new([layer], f"{type(self).__name__}.append", "appended")
         self._edited(f"{_quoted(self._add([layer]))} was appended")
 
-    def extend(self, layers: Iterable[Layer]) -> _Positions:
+    def extend(self, layers: Iterable[Layer]) -> Self:
         """Add ``layers`` (a list, a ``Sequential``, a ``LayerList``...) at the end, in order, each named as
         by ``append``; all or none: one refused adds none.  Returns ``self``."""
         who = type(self).__name__
@@ -401,7 +402,7 @@ class _Positions(Layer):
             self._edited(f"{_quoted(names)} {'was' if len(names) == 1 else 'were'} appended")
         return self
 
-    def insert(self, index: int, layer: Layer) -> _Positions:
+    def insert(self, index: int, layer: Layer) -> Self:
         """Put ``layer`` before position ``index`` (from ``-len`` to ``len``: the end, as ``append``; else
         an ``IndexError``, as PyTorch's ``Sequential.insert``).  It is named as by ``append``, one past the
         largest number ever given, whatever its place: the other layers keep theirs.  Returns ``self``."""
@@ -642,19 +643,19 @@ class Sequential(_Positions, Model):
         object.__setattr__(self, "_stale", what)  # (the one test the back-passes make)
         object.__setattr__(self, "_edit", what)
 
-    def append(self, layer: Layer) -> Sequential:
+    def append(self, layer: Layer) -> Self:
         """Add ``layer`` at the end, named one past the largest number ever given (``"n"`` after ``"0"`` ...
         ``"n-1"`` that lost no layer); returns ``self``."""
         self._append_one(layer)
         return self
 
-    def extend(self, layers: Iterable[Layer]) -> Sequential:
+    def extend(self, layers: Iterable[Layer]) -> Self:
         """Add ``layers`` at the end, in order, named as by :meth:`append`; one refused adds none.  Returns
         ``self``."""
         super().extend(layers)
         return self
 
-    def insert(self, index: int, layer: Layer) -> Sequential:
+    def insert(self, index: int, layer: Layer) -> Self:
         """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named as by
         :meth:`append`: ``Sequential(a, b).insert(1, c)`` runs ``a, c, b`` named ``"0"``, ``"2"``, ``"1"``.
         Returns ``self``."""
@@ -679,7 +680,7 @@ class Sequential(_Positions, Model):
             return NotImplemented
         return Sequential(*self, *other)
 
-    def __iadd__(self, other: Sequential) -> Sequential:
+    def __iadd__(self, other: Sequential) -> Self:
         """``model += other``: :meth:`extend` by ``other``'s layers."""
         if not isinstance(other, Sequential):
             return NotImplemented
@@ -757,18 +758,18 @@ class LayerList(_Positions):
         self._check_new(layers, type(self).__name__, "appended")
         self._add(layers)
 
-    def append(self, layer: Layer) -> LayerList:
+    def append(self, layer: Layer) -> Self:
         """Add ``layer`` at the end, named one past the largest number ever given (``"n"`` after ``"0"`` ...
         ``"n-1"`` that lost no layer)."""
         self._append_one(layer)
         return self
 
-    def extend(self, layers: Iterable[Layer]) -> LayerList:
+    def extend(self, layers: Iterable[Layer]) -> Self:
         """Add ``layers`` at the end, in order, named as by :meth:`append`; one refused adds none."""
         super().extend(layers)
         return self
 
-    def insert(self, index: int, layer: Layer) -> LayerList:
+    def insert(self, index: int, layer: Layer) -> Self:
         """Put ``layer`` before position ``index`` (``-len`` to ``len``, else ``IndexError``), named as by
         :meth:`append`."""
         super().insert(index, layer)
@@ -793,7 +794,7 @@ class LayerList(_Positions):
             return NotImplemented
         return LayerList([*self, *more])
 
-    def __iadd__(self, other: Iterable[Layer]) -> LayerList:
+    def __iadd__(self, other: Iterable[Layer]) -> Self:
         """``blocks += layers``: :meth:`extend`."""
         return self.extend(other)
 

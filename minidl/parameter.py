@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
+from typing_extensions import Self
 
 from . import aligned
 from .errors import DTypeError, ShapeError
@@ -227,7 +228,7 @@ class Parameter:
         dtype) when it is next read or overwritten whole by a backward (see :meth:`grad_target`)."""
         self._grad_is_stale = True
 
-    def astype(self, dtype: DTypeLike) -> Parameter:
+    def astype(self, dtype: DTypeLike) -> Self:
         """Cast ``data`` and ``grad`` to ``dtype`` (rebinding them; arrays already of ``dtype`` are
         kept as they are); returns ``self``."""
         dtype = np.dtype(dtype)

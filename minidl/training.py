@@ -35,6 +35,7 @@ from types import MethodType
 from typing import Any, NamedTuple
 
 import numpy as np
+from typing_extensions import Never
 
 from .clip import _clip_norm
 from .early_stopping import EarlyStopping, unknown_direction
@@ -676,12 +677,12 @@ class _Combiner:
     ``HalfSquaredError``), the sum of the batches' values.  Either way, what one batch of all the
     data would give."""
 
-    def __init__(self, scorer: Callable[[np.ndarray, np.ndarray], float]) -> None:
-        self.scorer = scorer
+    def __init__(self, scorer: Callable[[Any, np.ndarray], float]) -> None:
+        self.scorer = scorer  # (the model's output, a tuple for one with several: Any, as a metric of one's own)
         self.summed = getattr(scorer, "reduction", None) == "sum"
         self.total = self.weight = 0.0
 
-    def score(self, y_pred: np.ndarray, y_true: np.ndarray) -> tuple[float, float]:
+    def score(self, y_pred: Inputs, y_true: np.ndarray) -> tuple[float, float]:
         """The scorer's value on one batch and that value's weight: its ``batch_weight``, read at once
         (it describes the last call), else the batch's number of samples."""
         if type(y_pred) is tuple and isinstance(self.scorer, Metric):  # (it would fail on the tuple's attributes)
@@ -1453,7 +1454,7 @@ def fit(
     model: Layer,
     x: Inputs,
     y: np.ndarray,
-    *more: Any,
+    *more: Never,
     loss: Loss,
     optimizer: Optimizer,
     epochs: int = 1,
@@ -1632,7 +1633,7 @@ def evaluate(
     model: Layer,
     x: Inputs,
     y: np.ndarray,
-    *more: Any,
+    *more: Never,
     loss: Loss | None = None,
     metrics: Sequence[MetricLike] | None = None,
     batch_size: int = 256,

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from typing_extensions import Self
 
 import minidl as md
 
@@ -526,7 +527,7 @@ def test_train_and_eval_call_each_sub_layer_s_own_train() -> None:
             self.fc = md.Dense(3, 3, rng=0)
             self.bn = md.BatchNorm1d(3)
 
-        def train(self, mode: bool = True) -> md.Layer:
+        def train(self, mode: bool = True) -> Self:
             super().train(mode)
             self.bn.training = False
             return self
@@ -630,7 +631,7 @@ def test_fit_from_eval_mode_honours_a_sub_layer_s_own_train() -> None:
         def backward(self, grad_output: np.ndarray) -> np.ndarray:
             return self.fc.backward(self.bn.backward(grad_output))
 
-        def train(self, mode: bool = True) -> md.Layer:
+        def train(self, mode: bool = True) -> Self:
             super().train(mode)
             self.bn.training = False
             return self

@@ -83,7 +83,7 @@ class Split(md.Layer):
         super().__init__()
         self.bug = bug
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._t = np.tanh(x)
         return 2.0 * x, self._t
 

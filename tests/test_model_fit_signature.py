@@ -36,7 +36,7 @@ def test_model_fit_refuses_a_misspelt_keyword_and_spread_inputs_before_asking_fo
     with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
         model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epoch=5)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match=r"^Sequential\.fit takes x and y by position.*several inputs are one tuple"):
-        model.fit(x, np.ones((4, 3), bool), y)  # type: ignore[call-arg]
+        model.fit(x, np.ones((4, 3), bool), y)  # type: ignore[arg-type]
     history = model.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(model.parameters(), lr=0.1), epochs=2, verbose=0)
     assert len(history["loss"]) == 2
     assert set(model.evaluate(x, y, loss=md.MSELoss(), batch_size=2)) == {"loss"}

@@ -25,7 +25,7 @@ class Two(md.Layer):
         super().__init__()
         self.d = md.Dense(3, 3, rng=0)
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = self.d(x)
         return y, y.sum(axis=1)
 

@@ -17,9 +17,10 @@ import math
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, SupportsFloat
 
 import numpy as np
+from typing_extensions import Self
 
 from .. import side_state
 from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeError, TargetError
@@ -83,7 +84,17 @@ from .program import Program, _floats
 from .report import GradientReport, TensorResult
 from .settings import MODES
 
-__all__ = ["GradientChecker"]
+__all__ = ["GradientChecker", "LossLike"]
+
+
+class LossLike(Protocol):
+    """What the checker takes as ``loss``: a minidl :class:`~minidl.losses.Loss` or an object of one's own with
+    these two methods (it is checked for them when given).  ``y_pred``: the model's output (a tuple for one with
+    several); the cost is ``float(forward(...))``; ``backward()`` gives ``dLoss/dy_pred`` (a tuple for a tuple)."""
+
+    def forward(self, y_pred: Any, y_true: Any, /) -> SupportsFloat: ...
+
+    def backward(self) -> Any: ...
 
 #: points of the round-off probe (besides the unperturbed one)
 NOISE_STEPS = 16
@@ -501,7 +512,7 @@ class _Recorder:
         self.methods = ("forward", "backward") if watch else ("forward",)
         self.own: list[tuple[Layer, str, Any]] = []  # a method set on the instance by the user, put back on exit
 
-    def __enter__(self) -> _Recorder:
+    def __enter__(self) -> Self:
         for path, layer in self.root.named_layers():
             for method in self.methods:
                 if method in layer.__dict__:
@@ -730,7 +741,7 @@ class GradientChecker:
     def __init__(
         self,
         model: Layer,
-        loss: Any = None,
+        loss: LossLike | None = None,
         inputs: Any = None,
         targets: Any = None,
         eps: float = 1e-4,
@@ -756,7 +767,7 @@ class GradientChecker:
         # the loss's own parameters (checked as loss.<name>) and attributes hiding some, during a run
         self._loss_params: list[tuple[str, Parameter]] = []
         self._loss_hidden: list[str] = []
-        self._loss: Any = None
+        self._loss: LossLike | None = None
         self._targets: Any = None
         self._inputs: Any = None
         self._batch_size = 1  # (a placeholder under the cap while inputs is set; batch_size is set below)
@@ -861,7 +872,7 @@ class GradientChecker:
         self._batch_size = kept
 
     @property
-    def loss(self) -> Any:
+    def loss(self) -> LossLike | None:
         """The loss (``forward(y_pred, y_true)``, ``backward()``), or None for ``sum(R * output)``."""
         return self._loss
 
@@ -1562,9 +1573,10 @@ class GradientChecker:
                     if k == len(attempts) - 1:
                         raise
             if isinstance(y, np.ndarray) and y.dtype.kind == "f":
+                shape: tuple[int, ...] = y.shape  # (y is the forward's Any, narrowed: its shape is Any)
                 # An error here is suppressed, because the analytic pass raises it too.
                 with contextlib.suppress(Exception), _quiet(move), _Recorder(work, watch=True) as back:
-                    work.backward(rng.standard_normal(y.shape))
+                    work.backward(rng.standard_normal(shape))
                 grad_modified, draws = back.grad_modified, back.draws_in_backward
         finally:
             snapshot.restore()

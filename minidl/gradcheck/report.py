@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from typing_extensions import Self
+
 from ..errors import GradientCheckError
 
 __all__ = ["GradientReport", "TensorResult"]
@@ -315,7 +317,7 @@ class GradientReport:
     def __repr__(self) -> str:
         return f"<GradientReport passed={self.passed} tensors={len(self.results)}>"
 
-    def raise_if_failed(self) -> GradientReport:
+    def raise_if_failed(self) -> Self:
         """Raise :class:`~minidl.errors.GradientCheckError` with the table if anything failed.
 
         Returns ``self`` when everything passed (so it can be chained)."""

@@ -457,7 +457,12 @@ class CELU(_ExponentialLinear):
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__(alpha)
 
-    @_ExponentialLinear.alpha.setter  # type: ignore[attr-defined]
+    @property  # (the base's getter again: its setter, extended by an inherited property's .setter, is untyped)
+    def alpha(self) -> float:
+        """The scale of the negative side and of its input; not 0, checked when set, after construction too."""
+        return self._alpha
+
+    @alpha.setter
     def alpha(self, value: float) -> None:
         alpha = finite_number("CELU", "alpha", value)
         if alpha == 0:
@@ -665,7 +670,12 @@ class Softshrink(_Shrink):
     ``dy/dx`` is 1 outside ``[-lambd, lambd]`` and 0 on it, its ends included (as PyTorch).
     """
 
-    @_Shrink.lambd.setter  # type: ignore[attr-defined]
+    @property  # (the base's getter again: its setter, extended by an inherited property's .setter, is untyped)
+    def lambd(self) -> float:
+        """The dead zone's half-width, >= 0; checked when set, after construction too."""
+        return self._lambd
+
+    @lambd.setter
     def lambd(self, value: float) -> None:
         lambd = finite_number("Softshrink", "lambd", value)
         if lambd < 0:

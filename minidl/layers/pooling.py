@@ -424,8 +424,7 @@ class _MaxPool(_Pool):
         indices = ", return_indices=True" if self._return_indices else ""
         return dilation + super()._options() + indices
 
-    # (two outputs with return_indices: Layer.forward is typed for the usual one)
-    def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+    def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """x: (N, C, *spatial) -> y: (N, C, *spatial_out); with ``return_indices``, ``(y, indices)``,
         the indices int64 of y's shape (see :meth:`_flat_indices`)."""
         padded = self._padded_input(x)
