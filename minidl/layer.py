@@ -377,6 +377,7 @@ class Layer:
         yield from self._layers.items()
 
     def children(self) -> Iterator[Layer]:
+        """Direct sub-layers, in the order they were assigned (:meth:`named_children` without the names)."""
         for _, layer in self.named_children():
             yield layer
 
@@ -411,6 +412,7 @@ class Layer:
         yield from walk(self, prefix)
 
     def layers(self) -> Iterator[Layer]:
+        """This layer and every sub-layer below it, depth first, each once (:meth:`named_layers` without the names)."""
         for _, layer in self.named_layers():
             yield layer
 
@@ -464,6 +466,8 @@ class Layer:
                 yield (f"{layer_name}.{name}" if layer_name else name), generator
 
     def num_parameters(self, trainable_only: bool = False) -> int:
+        """The number of parameter elements (each shared parameter once); ``trainable_only``: of those with
+        ``requires_grad``."""
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------------ modes and dtype

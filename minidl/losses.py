@@ -143,6 +143,7 @@ class Loss:
     several_predictions: bool = False
 
     def __call__(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """``loss(y_pred, y_true)``: :meth:`forward`, the scalar loss."""
         return self.forward(y_pred, y_true)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -151,6 +152,8 @@ class Loss:
         self.__dict__.update(settings_renamed(type(self), state))
 
     def forward(self, y_pred: np.ndarray, y_true: Any) -> float:
+        """y_pred: (N, ...) the model's output; y_true: (N, ...) its targets -> the scalar loss, keeping what
+        :meth:`backward` needs."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(y_pred, y_true)")
 
     def backward(self) -> Any:

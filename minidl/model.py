@@ -892,6 +892,8 @@ class Stack(Model):
         return x, ()
 
     def forward(self, x: Any) -> np.ndarray:
+        """x: the sequence (N, ...), or ``(x, *others)`` -> the last layer's output; each layer gets the running
+        sequence, and the others too unless it takes one array (``single_input``)."""
         h, extra = self._split(x)
         # integer tokens for a first Embedding have no gradient: None in backward's tuple, as for a mask
         self._sequence_has_gradient = not (isinstance(h, np.ndarray) and h.dtype.kind != "f")
@@ -918,6 +920,8 @@ class Stack(Model):
                 "part-way (its layers would hold the caches of two passes); run a forward that succeeds first")
 
     def backward(self, grad_output: np.ndarray) -> Any:
+        """grad_output: the output's shape -> dx: x's shape, or after ``(x, *others)`` the tuple ``(dx, *d_others)``
+        (each summed over the layers given it; ``None`` for one without a gradient: a mask, integer tokens)."""
         self._refuse_incomplete()
         g = grad_output
         summed: list[Any] = [None] * self._extras  # the other inputs' gradients, summed over the layers
@@ -1091,6 +1095,8 @@ class Residual(_TwoPaths):
         super().__init__(block, shortcut)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (N, ...) -> ``block(x) + x``, or ``block(x) + shortcut(x)``: the block's output shape, which the other
+        path's must be."""
         if is_several(x):  # refused before the block runs: the last pass stays usable
             raise ShapeError("Residual: takes one array, got a tuple of several inputs; the sum x + block(x) of "
                              "a block with several inputs is a line of a Model of your own "
@@ -1164,6 +1170,8 @@ class Bidirectional(_TwoPaths):
         self._masked = False  # whether the last forward was given a pair (x, padding_mask)
 
     def forward(self, x: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """x: (N, T, I), or ``(x, padding_mask)`` -> (N, T, H_f + H_b), or (N, H_f + H_b) for layers that return
+        their last state: the forward layer's output then the backward layer's (run on x reversed in time)."""
         mask = None
         if is_several(x):
             if len(x) != 2:

@@ -240,6 +240,7 @@ class Optimizer:
         self._initial_lr = None
 
     def zero_grad(self) -> None:
+        """Zero the ``.grad`` of every parameter given to this optimizer (a frozen one's too)."""
         for p in self.params:
             p.zero_grad()
 

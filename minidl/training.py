@@ -102,6 +102,7 @@ class Metric:
     direction: str | None = None
 
     def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        """The score of one batch: y_pred (N, ...) the model's output, y_true (N, ...) its targets -> a float."""
         raise NotImplementedError
 
 
@@ -358,6 +359,7 @@ class History:
         self.stopped_by = None
 
     def __getitem__(self, key: str) -> list[float]:
+        """``history["loss"]``: one value per epoch run (``history.history[key]``); a ``KeyError`` listing the keys."""
         try:
             return self.history[key]
         except KeyError:

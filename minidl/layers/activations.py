@@ -775,6 +775,7 @@ class Softmax(_AlongAxis):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (..., C, ...) -> same shape, normalised along ``axis`` (each slice sums to 1)."""
         x = self._along_axis(x)
         if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
             return self._keep(np.empty(x.shape, self._dtype))  # (native order, read-only, as any output)
@@ -785,6 +786,7 @@ class Softmax(_AlongAxis):
         return self._keep(self._narrow(y))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: y's shape -> dx: the same shape, ``y * (g - sum(g * y, axis))``."""
         cache = self._cached_for(grad_output)
         y = self._wide(cache)
         dx = self._wide(grad_output) * y
@@ -799,9 +801,11 @@ class Softmin(Softmax):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (..., C, ...) -> same shape, ``softmax(-x)`` along ``axis`` (each slice sums to 1)."""
         return super().forward(-self._along_axis(x))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: y's shape -> dx: the same shape, minus Softmax's backward."""
         dx = super().backward(grad_output)
         np.negative(dx, out=dx)
         return dx
@@ -819,6 +823,7 @@ class LogSoftmax(_AlongAxis):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """x: (..., C, ...) -> same shape, log-probabilities along ``axis`` (each slice's exp sums to 1)."""
         x = self._along_axis(x)
         if x.size == 0:  # nothing to normalise (a zero-length axis has no max): an empty output
             return self._keep(np.empty(x.shape, self._dtype))  # (native order, read-only, as any output)
@@ -828,6 +833,7 @@ class LogSoftmax(_AlongAxis):
         return self._keep(self._narrow(y))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """grad_output: y's shape -> dx: the same shape, ``g - exp(y) * sum(g, axis)``."""
         cache = self._cached_for(grad_output)
         g = self._wide(grad_output)
         dx = np.exp(self._wide(cache))

@@ -251,7 +251,10 @@ class TransformerEncoderLayer(_Block):
         x = self._sequence(x, "input")  # refused before any sub-layer runs (a pre-norm's LayerNorm takes other ranks)
         if padding is not None:  # so is a bad mask: the block's last pass stays usable
             check_padding_mask(padding, x.shape[0], x.shape[1], "TransformerEncoderLayer")
-        attend = self.self_attn if padding is None else lambda h: self.self_attn((h, padding))
+
+        def attend(h: np.ndarray) -> np.ndarray:
+            """Self-attention of ``h``, with the key padding mask when one was given."""
+            return self.self_attn(h) if padding is None else self.self_attn((h, padding))
 
         def compute() -> np.ndarray:
             # the first sub-layer checks the rest (dtype, NaN/inf) and keeps nothing if it refuses x
