@@ -69,7 +69,7 @@ _Output_co = TypeVar("_Output_co", covariant=True)
 
 class _Forwards(Protocol[_Output_co]):
     """What ``layer(x)`` returns, for a type checker: the type the layer's own ``forward`` declares (a ``Dense``'s
-    array, a ``MaxPool2D``'s array or ``(y, indices)``, an ``Identity``'s input, ``Any`` for a bare ``Layer``)."""
+    array, a ``MaxPool2D``'s ``Any`` (an array or ``(y, indices)``), ``Any`` for a bare ``Layer``)."""
 
     def forward(self, x: Any, /) -> _Output_co: ...
 

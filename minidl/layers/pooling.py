@@ -424,7 +424,9 @@ class _MaxPool(_Pool):
         indices = ", return_indices=True" if self._return_indices else ""
         return dilation + super()._options() + indices
 
-    def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    # (Any, as PyTorch's: the array, or (y, indices) by a setting a type checker does not see; a union would make
+    # every pool(x).shape of the usual case a type error)
+    def forward(self, x: np.ndarray) -> Any:
         """x: (N, C, *spatial) -> y: (N, C, *spatial_out); with ``return_indices``, ``(y, indices)``,
         the indices int64 of y's shape (see :meth:`_flat_indices`)."""
         padded = self._padded_input(x)
