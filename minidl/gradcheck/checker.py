@@ -47,6 +47,7 @@ from .findings import (
     name_swapped,
     one_sample,
     plain_arrays,
+    rebound_problem,
     result_notes,
     reversed_batch_problem,
     reversed_batch_verdicts,
@@ -153,6 +154,36 @@ class _Call:
     #: ``id`` of each array the call was given (per input, as ``named_inputs`` orders them), before ``x`` was
     #: copied: a model input passed on as it is (an index array, a mask) is found by identity
     sources: tuple[int, ...] = ()
+    #: the input and the output themselves (not copies; watched calls only), to find a backward that modifies them
+    given: Any = None
+    output: Any = None
+
+
+@dataclass
+class _BackCall:
+    """One recorded backward call of a sub-layer (watched first pass): copies of what it was given and what it
+    gave, to compare a second backward on the same forward with the first."""
+
+    path: str
+    layer: Layer
+    upstream: Any
+    dx: Any
+    grads: list[np.ndarray]  # the layer's parameters' .grad after the call
+    #: whether the call took something out of its layer's attributes or put another in (a stack of caches popped,
+    #: a cache released): a second backward then reads another cache by design, not one modified in place
+    consumed: bool = False
+
+
+def _layout(layer: Layer) -> list[tuple[str, int, Any]]:
+    """What a layer's own attributes hold, by identity: each attribute's object, and a list's, tuple's or dict's
+    items (a stack of caches), for :class:`_BackCall`'s ``consumed``."""
+    def items(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return tuple(map(id, v))
+        return tuple((k, id(u)) for k, u in v.items()) if isinstance(v, dict) else None
+
+    return [(name, id(v), items(v)) for name, v in vars(layer).items()
+            if name not in ("_parameters", "_layers", "_buffers", "_generators")]
 
 
 class _Path(enum.Enum):
@@ -170,6 +201,12 @@ class _FirstPass(NamedTuple):
     changed_params: _Call | None  # a forward that changed a (trainable) parameter
     grad_modified: tuple[str, Layer] | None  # a backward that modified its grad_output
     draws_in_backward: tuple[str, Layer] | None  # a backward that drew from its layer's generators
+    #: a backward that modified its forward's input, output or cache in place: (path, layer, what it modified:
+    #: "input", "output" or "cache", what a second backward on the same forward gave otherwise: "dx" and the
+    #: layer's own names of its parameters)
+    cache_modified: tuple[str, Layer, str, tuple[str, ...]] | None = None
+    #: parameters a forward put in place of others, or created: (dotted name, whether it existed before)
+    rebound: tuple[tuple[str, bool], ...] = ()
 
 
 #: the advice that ends the note on parameters at a blind spot (all 0: "zero"; all 1 or -1: "unit"), dropped once the
@@ -344,6 +381,48 @@ def _input_tensors(x: Any, dx: Any, dx2: Any, checked: Sequence[bool]) -> list[_
     return tensors
 
 
+def _close(a: Any, b: Any) -> bool:
+    """Whether two gradients (arrays, or tuples of them and None) are equal to round-off: float arrays within 1e-9
+    of the larger's largest value (NaN equal to NaN), anything else bit for bit."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_close(u, v) for u, v in zip(a, b, strict=True))
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype.kind == "f" == b.dtype.kind):
+        return same(a, b)
+    if a.shape != b.shape:
+        return False
+    with np.errstate(all="ignore"):
+        largest = max(float(np.max(np.abs(a), initial=0.0, where=np.isfinite(a))),
+                      float(np.max(np.abs(b), initial=0.0, where=np.isfinite(b))))
+        return bool(np.allclose(a, b, rtol=0.0, atol=1e-9 * largest, equal_nan=True))
+
+
+def _second_backward(work: Layer, first: Sequence[_BackCall], upstream: np.ndarray,
+                     forwards: Sequence[_Call]) -> tuple[str, Layer, tuple[str, ...]] | None:
+    """A second backward of ``work`` on the same forward (its gradients zeroed, its state as before the first),
+    compared call by call with the ``first`` one's: the first layer (innermost first, in the order of the
+    backward) that was given the same ``grad_output`` and gave another ``dx`` or parameter gradient modified what
+    its forward left (its output, its cache) in place -- unless it took a cache out of its attributes (a stack of
+    caches popped: the second backward reads another one by design, an RNN cell's).  Returns its path, the layer
+    and what differed (``"dx"``, its own parameters' names), or None (also when the second backward raises, or
+    calls other layers)."""
+    try:
+        with _Recorder(work, watch=True, forwards=forwards) as again:
+            work.backward(upstream)
+    except Exception:
+        return None
+    if len(again.back_calls) != len(first):
+        return None
+    for one, two in zip(first, again.back_calls, strict=True):
+        if one.layer is not two.layer or not _close(one.upstream, two.upstream):
+            return None  # (a layer the backward met first gave another grad_output: it would have been named)
+        differ = ["dx"] if not _close(one.dx, two.dx) else []
+        differ += [name for (name, _), g1, g2 in zip(one.layer.named_parameters(), one.grads, two.grads,
+                                                             strict=True) if not _close(g1, g2)]
+        if differ:
+            return None if one.consumed else (one.path, one.layer, tuple(differ))
+    return None
+
+
 def _add_note(error: BaseException, note: str) -> None:
     if hasattr(error, "add_note"):
         error.add_note(note)
@@ -499,16 +578,21 @@ class _Recorder:
     """Temporarily wraps every sub-layer's ``forward`` (on the checker's copy) to record each call.
 
     With ``watch``, also what breaks the layer contract behind the cost's back: a forward that
-    changes a parameter (``changed_params`` of its call) and a ``backward`` that changes the
-    ``grad_output`` it was given (``grad_modified``, innermost layer first).
+    changes a parameter (``changed_params`` of its call), a ``backward`` that changes the
+    ``grad_output`` it was given (``grad_modified``, innermost layer first), and one that changes the
+    input or output of its layer's last call in ``forwards`` (the calls a watched forward recorded):
+    ``cache_modified``, innermost first.  Each backward call is kept in ``back_calls``.
     """
 
-    def __init__(self, root: Layer, watch: bool = False) -> None:
+    def __init__(self, root: Layer, watch: bool = False, forwards: Sequence[_Call] = ()) -> None:
         self.root = root
         self.watch = watch
         self.calls: list[_Call] = []
         self.grad_modified: list[tuple[str, Layer]] = []
         self.draws_in_backward: list[tuple[str, Layer]] = []
+        self.forwards = forwards
+        self.cache_modified: list[tuple[str, Layer, str]] = []
+        self.back_calls: list[_BackCall] = []
         self.methods = ("forward", "backward") if watch else ("forward",)
         self.own: list[tuple[Layer, str, Any]] = []  # a method set on the instance by the user, put back on exit
 
@@ -534,8 +618,11 @@ class _Recorder:
             y = original(x)
             changed = tuple(f"{path}.{name}" if path else name for name, p, before in params
                             if p.data.shape == before.shape and not same(p.data, before))
-            self.calls.append(_Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed,
-                                    tuple(id(a) for _, a in named_inputs(x))))
+            call = _Call(path, layer, x_in, copy_value(y), gens, not same(x, x_in), changed,
+                         tuple(id(a) for _, a in named_inputs(x)))
+            if self.watch:
+                call.given, call.output = x, y
+            self.calls.append(call)
             return y
 
         return forward
@@ -544,11 +631,24 @@ class _Recorder:
         def backward(grad_output: Any) -> Any:
             given = copy_value(grad_output)
             gens = [g.bit_generator.state for _, g in layer.named_generators()]
+            layout = _layout(layer)
+            # (its last forward's input and output, if they are as that forward left them: a later layer's
+            # forward may have changed them -- an in-place ReLU its input's -- which is not this backward's doing)
+            last = next((c for c in reversed(self.forwards) if c.layer is layer and not c.modified), None)
+            kept = [(what, now, then) for what, now, then in
+                    ((("input", last.given, last.x), ("output", last.output, last.y)) if last is not None else ())
+                    if same(now, then)]
             dx = original(grad_output)
             if not same(grad_output, given):
                 self.grad_modified.append((path, layer))
             if gens != [g.bit_generator.state for _, g in layer.named_generators()]:
                 self.draws_in_backward.append((path, layer))
+            changed = [what for what, now, then in kept if not same(now, then)]
+            if changed:
+                self.cache_modified.append((path, layer, changed[0]))
+            self.back_calls.append(_BackCall(path, layer, given, copy_value(dx),
+                                             [p.grad.copy() for _, p in layer.named_parameters()],
+                                             layout != _layout(layer)))
             return dx
 
         return backward
@@ -1043,7 +1143,7 @@ class GradientChecker:
         calls = self._check_determinism(program, work, f0, first_pass.in_place)
         notes = dtype_notes(y0, x, checked_inputs)
         problems: list[str] = []
-        tensors = self._analytic(program, work, x, problems, chosen, checked_inputs)
+        tensors = self._analytic(program, work, x, problems, chosen, checked_inputs, first_pass)
         self._check_backward_params(program, work, tensors, calls)
         self._check_prefix_reuse(program, tensors, f0, notes)
         batch = _batch_of(x)
@@ -1549,6 +1649,8 @@ class GradientChecker:
         snapshot = LayerSnapshot.take(work)
         grad_modified: list[tuple[str, Layer]] = []
         draws: list[tuple[str, Layer]] = []
+        cache_modified: tuple[str, Layer, str, tuple[str, ...]] | None = None
+        rebound: tuple[tuple[str, bool], ...] = ()
         decoy: Any = tuple(_reversed(a) for a in x) if is_several(x) else _reversed(x)
         rng = np.random.default_rng([self.seed, 17])
         # Other weights too, and a backward: a cache derived from the weights (W.T made once) is then
@@ -1566,23 +1668,51 @@ class GradientChecker:
                                 p.data += 0.25 * (np.abs(p.data) + 0.01) * rng.standard_normal(p.data.shape)
                 # No warnings with moved weights, because they may take a correct layer's math out of range.
                 try:
+                    before = {name: p for name, p in work.named_parameters()}
                     with _Recorder(work, watch=True) as rec, _quiet(move):
                         y = work.forward(copy_value(value))
+                    rebound = tuple((name, name in before) for name, p in work.named_parameters()
+                                    if before.get(name) is not p)
+                    if rebound:  # made once, lazily ("creates"), or at every forward ("rebinds"): one more tells
+                        made = dict(work.named_parameters())
+                        with contextlib.suppress(Exception), _quiet(True):
+                            work.forward(copy_value(value))
+                        now = dict(work.named_parameters())
+                        rebound = tuple((name, existed or now.get(name) is not made[name])
+                                        for name, existed in rebound)
                     break
                 except Exception:
                     if k == len(attempts) - 1:
                         raise
             if isinstance(y, np.ndarray) and y.dtype.kind == "f":
                 shape: tuple[int, ...] = y.shape  # (y is the forward's Any, narrowed: its shape is Any)
+                upstream = rng.standard_normal(shape)
+                given = upstream.copy()
+                done = False
                 # An error here is suppressed, because the analytic pass raises it too.
-                with contextlib.suppress(Exception), _quiet(move), _Recorder(work, watch=True) as back:
-                    work.backward(rng.standard_normal(shape))
+                with contextlib.suppress(Exception), _quiet(move), \
+                        _Recorder(work, watch=True, forwards=rec.calls) as back:
+                    _zero_grad(work, ())
+                    after_forward = LayerSnapshot.take(work)
+                    work.backward(upstream)
+                    done = True
                 grad_modified, draws = back.grad_modified, back.draws_in_backward
+                if done and not grad_modified and not draws:
+                    after_forward.restore()
+                    with _quiet(move):
+                        again = _second_backward(work, back.back_calls, given, rec.calls)
+                    if back.cache_modified:  # (named by what it modified; and what the second backward gave)
+                        path, layer, what = back.cache_modified[0]
+                        differ = again[2] if again is not None and again[1] is layer else ()
+                        cache_modified = path, layer, what, differ
+                    elif again is not None:
+                        cache_modified = again[0], again[1], "cache", again[2]
         finally:
             snapshot.restore()
         return _FirstPass(next((c for c in rec.calls if c.modified), None),
                           next((c for c in rec.calls if c.changed_params), None),
-                          grad_modified[0] if grad_modified else None, draws[0] if draws else None)
+                          grad_modified[0] if grad_modified else None, draws[0] if draws else None,
+                          cache_modified, rebound)
 
     def _check_determinism(self, program: Program, work: Layer, f0: float,
                            in_place: _Call | None = None) -> list[_Call]:
@@ -1653,9 +1783,30 @@ class GradientChecker:
                 return
 
     # ------------------------------------------------------------------ analytic side
-    def _backward(self, program: Program, work: Layer) -> tuple[float, Any, Any, Any]:
+    def _cache_modified_tensors(self, tensors: list[_Tensor], culprit: tuple[str, Layer, str, tuple[str, ...]]) -> None:
+        """Give the tensors whose gradient a second backward on the same forward gave otherwise (``culprit``: the
+        layer whose backward modified what its forward left, see :func:`_second_backward`) that problem: the
+        culprit's own parameters, and the model's input when the culprit is the model itself.  The accumulation
+        check's words on them ("assigns into .grad", a second backward's other dx) are dropped: it runs a forward
+        again, which rebuilt the cache (or read an input the backward had changed)."""
+        path, layer, what, differ = culprit
+        names = {f"{path}.{d}" if path else d for d in differ if d != "dx"}
+        if not path and "dx" in differ:
+            names.update(t.name for t in tensors if is_input(t.name))
+        words = "input" if what == "input" else "output" if what == "output" else "output or cache"
+        misleading = ("backward assigns into .grad", "a second backward did not add",
+                      "two backward passes at the same point returned different")
+        for t in tensors:
+            if t.name in names:
+                t.problems = [p for p in t.problems if not p.startswith(misleading)]
+                t.problems.append(f"{layer_label(path, layer)}: backward modified its forward's {words} in place: a "
+                                  f"second backward on the same forward gives another dCost/d{t.name} (see the "
+                                  "problem below the table)")
+
+    def _backward(self, program: Program, work: Layer, keep: bool = False) -> tuple[float, Any, Any, Any]:
         """A forward and backward at the checked point, after a forward on the batch reversed: the cost, what
-        backward returned, and copies of the output and of the upstream gradient it was given."""
+        backward returned, and copies of the output and of the upstream gradient it was given.  ``keep``: the
+        checker's input is put back after the backward (a backward that modifies its forward's input)."""
         # a forward on other data first: a backward must use its own forward's cache, not the one before
         program.reset()
         with contextlib.suppress(Exception), _quiet(True):
@@ -1666,12 +1817,18 @@ class GradientChecker:
         f = program.cost(y)
         upstream = program.upstream()
         kept = copy_value(y), copy_value(upstream)  # (before the backward, which must not change them)
+        inputs = [a for _, a in named_inputs(program.x) if isinstance(a, np.ndarray) and a.flags.writeable] \
+            if keep else []
+        saved = [a.copy() for a in inputs]
         try:
             dx = work.backward(upstream)
         except (TypeError, ValueError, AttributeError, IndexError) as error:
             if program.loss is None and type(upstream) is tuple:
                 _add_note(error, _several_gradients_note(work, y, upstream))
             raise
+        finally:
+            for a, before in zip(inputs, saved, strict=True):
+                np.copyto(a, before)
         return f, dx, *kept
 
     def _check_reversed_batch(self, program: Program, work: Layer, tensors: list[_Tensor], y: Any,
@@ -1778,21 +1935,25 @@ class GradientChecker:
             t.reversed_batch = problem
 
     def _analytic(self, program: Program, work: Layer, x: Any, problems: list[str], chosen: set[str] | None,
-                  checked: list[bool]) -> list[_Tensor]:
+                  checked: list[bool], first_pass: _FirstPass) -> list[_Tensor]:
         """The tensors to check with their analytic gradients: the parameters ``chosen`` (None: all) and the
         inputs ``checked`` (one bool per input); contract problems that belong to no tensor are added to
-        ``problems``."""
+        ``problems``.  What the first pass found (``first_pass``): a parameter a forward rebinds is not checked (its
+        problem says why); a parameter (or the model's input) whose gradient a second backward on the same forward
+        gave otherwise, as its layer's backward modified its cache, gets that problem, not the misleading one of
+        the accumulation check (which runs a forward again)."""
         params = list(work.named_parameters()) + self._loss_params
         if chosen is not None:  # with params=, the others are not perturbed; their backward still runs
             params = [(name, p) for name, p in params if name in chosen]
         _zero_grad_poisoned(work, self._loss_params)
-        cost, dx, y, upstream = self._backward(program, work)
+        keep = first_pass.cache_modified is not None and first_pass.cache_modified[2] == "input"
+        cost, dx, y, upstream = self._backward(program, work, keep)
         dx = copy_value(dx) if dx is not None else None
         # a frozen parameter whose backward wrote no gradient (as the built-in layers do) has none to check
         frozen = [not p.requires_grad and not p.has_grad for _, p in params]
         first = [p.grad.copy() for _, p in params]
         # the accumulation contract: a second backward must add the same gradient again
-        _, dx2, _, _ = self._backward(program, work)
+        _, dx2, _, _ = self._backward(program, work, keep)
         second = [p.grad.copy() for _, p in params]
         stage_of = program.first_stage_of()
         # A loss's parameter changes the cost only, so only the last stage is run again for it.
@@ -1829,6 +1990,13 @@ class GradientChecker:
         if any(checked):
             tensors[:0] = _input_tensors(x, dx, dx2, checked)
             problems.extend(_input_problems(x, dx, checked))
+        rebound = dict(first_pass.rebound)
+        for t in tensors:
+            if t.name in rebound:
+                t.problems, t.analytic = [rebound_problem(t.name, rebound.pop(t.name))], None
+        problems.extend(rebound_problem(name, existed) for name, existed in rebound.items())
+        if first_pass.cache_modified is not None:
+            self._cache_modified_tensors(tensors, first_pass.cache_modified)
         self._check_reversed_batch(program, work, tensors, y, upstream)
         _zero_grad(work, self._loss_params)
         return tensors

@@ -261,7 +261,37 @@ def contract_problems(in_place: _Call | None, first_pass: _FirstPass) -> list[st
             f"{layer_label(*first_pass.grad_modified)}: backward modified its grad_output in place (the "
             "layer contract: never modify grad_output; a model that uses it again, as Residual does for "
             "its skip path, then gets wrong gradients). Write dx = grad_output * s, not grad_output *= s")
+    if first_pass.cache_modified is not None:
+        problems.append(cache_modified_problem(*first_pass.cache_modified))
     return problems
+
+
+def cache_modified_problem(path: str, layer: Layer, what: str, differ: Sequence[str]) -> str:
+    """The problem of a backward that modified in place what its forward left: ``what`` is ``"input"`` (the array
+    its forward was given), ``"output"`` (the one it returned) or ``"cache"`` (found only as a second backward on
+    the same forward giving other gradients); ``differ``: what that second backward gave otherwise (``"dx"``, the
+    layer's own names of its parameters)."""
+    contract = ("(the layer contract: a backward only reads its cache; backward(g1) then backward(g2) on the same "
+                "forward must give the gradients of g1 + g2)")
+    others = ", ".join("dx" if d == "dx" else f"dCost/d{d}" for d in differ)
+    second = f"a second backward on the same forward gives another {others}" if differ else \
+        "a second backward on the same forward reads the changed array"
+    if what == "input":
+        return (f"{layer_label(path, layer)}: backward modified its forward's input in place {contract}: the "
+                f"caller's x (the model's input, or the output and cache of the layer before) is changed behind its "
+                f"back, and {second}. Compute into new arrays (dx = g * a), never x *= ...")
+    words = "output" if what == "output" else "output or cache"
+    return (f"{layer_label(path, layer)}: backward modified its forward's {words} in place {contract}: {second}. "
+            "Compute into new arrays: d = y * (1 - y), not y *= 1 - y")
+
+
+def rebound_problem(name: str, existed: bool) -> str:
+    """The problem of a forward that put a new ``Parameter`` at ``name`` (``existed``: in place of one), or created
+    it: the checker, an optimizer and ``state_dict`` hold the one from before."""
+    verb = "rebinds" if existed else "creates"
+    return (f"forward {verb} parameter '{name}' (create it in __init__ and only use it in forward): each forward "
+            "that makes a new Parameter leaves the checker's perturbed one (and an optimizer's, and a loaded "
+            "state_dict's) out of the cost, so its gradient cannot be checked nor trained")
 
 
 def reversed_batch_problem(name: str, owner: str | None, expected: np.ndarray, again: np.ndarray, rel: float,
