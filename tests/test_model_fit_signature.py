@@ -4,12 +4,8 @@ spread over positions with ``refuse_spread_inputs``' message."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import pathlib
-import subprocess
-import sys
-import tempfile
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -42,11 +38,8 @@ def test_model_fit_refuses_a_misspelt_keyword_and_spread_inputs_before_asking_fo
     assert set(model.evaluate(x, y, loss=md.MSELoss(), batch_size=2)) == {"loss"}
 
 
-def test_mypy_catches_a_misspelt_keyword_of_model_fit(tmp_path: pathlib.Path) -> None:
-    pytest.importorskip("mypy")
-    root = pathlib.Path(md.__file__).resolve().parent.parent  # the minidl being tested, not an installed one
-    user = tmp_path / "user.py"
-    user.write_text(
+def test_mypy_catches_a_misspelt_keyword_of_model_fit(run_mypy: Callable[[str], str]) -> None:
+    output = run_mypy(
         "import numpy as np\n"
         "import minidl as md\n"
         "x = np.ones((4, 3))\n"
@@ -56,15 +49,9 @@ def test_mypy_catches_a_misspelt_keyword_of_model_fit(tmp_path: pathlib.Path) ->
         "m.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(m.parameters(), lr=0.1), epoch=5)\n"
         "m.evaluate(x, y, loss=md.MSELoss(), batchsize=2)\n"
         "m.fit(x, y, loss=md.MSELoss(), optimizer=md.SGD(m.parameters(), lr=0.1), epochs='5')\n")
-    # (a cache kept between runs, one per tested tree: a cold run checks numpy's stubs, 6-7 s; a warm one 0.5 s)
-    cache = pathlib.Path(tempfile.gettempdir()) / f"minidl-mypy-{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-error-summary", f"--cache-dir={cache}",
-         str(user)], capture_output=True, text=True, env={"MYPYPATH": str(root), "PATH": ""}, cwd=tmp_path,
-        check=False)
-    errors = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if ": error: " in line]
-    lines = [int(line.split(":")[1]) for line in result.stdout.splitlines() if ": error: " in line]
-    assert lines == [7, 8, 9], result.stdout + result.stderr
+    errors = [line.split(": ", 1)[1] for line in output.splitlines() if ": error: " in line]
+    lines = [int(line.split(":")[1]) for line in output.splitlines() if ": error: " in line]
+    assert lines == [7, 8, 9], output
     assert 'Unexpected keyword argument "epoch" for "fit" of "Model"; did you mean "epochs"?' in errors[0]
     assert 'Unexpected keyword argument "batchsize" for "evaluate" of "Model"; did you mean "batch_size"?' in errors[1]
     assert 'Argument "epochs" to "fit" of "Model" has incompatible type "str"; expected "int"' in errors[2]

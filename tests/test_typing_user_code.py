@@ -6,12 +6,8 @@ typed.  The run-time messages of those calls are unchanged (asserted here too)."
 
 from __future__ import annotations
 
-import hashlib
-import pathlib
 import re
-import subprocess
-import sys
-import tempfile
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -77,19 +73,8 @@ md.evaluate(net, x, y, md.MSELoss())  # L54
 
 
 @pytest.fixture(scope="module")
-def mypy_output() -> str:
-    pytest.importorskip("mypy")
-    root = pathlib.Path(md.__file__).resolve().parent.parent  # the minidl being tested, not an installed one
-    with tempfile.TemporaryDirectory() as folder:
-        user = pathlib.Path(folder) / "user.py"
-        user.write_text(USER)
-        # (the cache of test_model_fit_signature's check: one per tested tree, warm after the first run)
-        cache = pathlib.Path(tempfile.gettempdir()) / f"minidl-mypy-{hashlib.sha1(str(root).encode()).hexdigest()[:10]}"
-        result = subprocess.run(
-            [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-error-summary", f"--cache-dir={cache}",
-             str(user)], capture_output=True, text=True, env={"MYPYPATH": str(root), "PATH": ""}, cwd=folder,
-            check=False)
-    return result.stdout + result.stderr
+def mypy_output(run_mypy: Callable[[str], str]) -> str:
+    return run_mypy(USER)
 
 
 def _revealed(output: str) -> dict[int, str]:
