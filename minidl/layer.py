@@ -21,7 +21,7 @@ import inspect
 import types
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Set
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar, overload
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, overload
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -113,7 +113,7 @@ class Layer:
         # none yet (a dict made at the first), present, so that an unpickled layer without it is an old one
         object.__setattr__(self, "_plain_containers", None)
         if "_watched" in self.__dict__:  # __init__ run again on a layer a side state has walked: it walks again
-            side_state.count_registration()
+            side_state.count_registration(self)
 
     # ------------------------------------------------------------------ computation
     def __call__(self: _Forwards[_Output], x: Any, _second: None = None, _third: None = None) -> _Output:
@@ -129,14 +129,12 @@ class Layer:
         try:
             if _calls.saved:  # a call on the stack saved the side state (a container's, fit's)
                 return self.forward(x)
-            if TYPE_CHECKING:  # (self is a Layer: the annotation above only says what its forward returns)
-                assert isinstance(self, Layer)
             # the outermost call: buffers, generators and registrations put back if the forward raises
-            return call_saving(self, self.forward, x)
+            # (self is a Layer: the annotation of self only says what its forward returns; an ignore, not a cast,
+            # which would cost a call in the hottest method)
+            return call_saving(self, self.forward, x)  # type: ignore[arg-type]
         except MinidlError as error:
-            if TYPE_CHECKING:
-                assert isinstance(self, Layer)
-            _name_part(error, self)
+            _name_part(error, self)  # type: ignore[arg-type]
             raise
 
     def forward(self, x: Any) -> Any:
@@ -322,11 +320,11 @@ class Layer:
 
     def _registered(self) -> None:
         """Count a change of what is registered (``side_state.count_registration``), when a side state has
-        walked this layer (``_watched``): every side state drops its walk and copies the registries again at
-        its next save.  A fresh layer's (in its ``__init__``, or before it is held by a walked model) counts
+        walked this layer (``_watched``): those side states drop their walks and copy the registries again at
+        their next save.  A fresh layer's (in its ``__init__``, or before it is held by a walked model) counts
         nothing: no side state lists it, and the registration that puts it into a walked model counts."""
         if "_watched" in self.__dict__:
-            side_state.count_registration()
+            side_state.count_registration(self)
 
     def _remember_plain(self, name: str) -> None:
         """Before ``name`` becomes registered: keep the plain attribute it replaces, as ``(True,

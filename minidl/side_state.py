@@ -38,9 +38,8 @@ __all__: list[str] = []
 #: layer does.
 registrations = 0
 
-#: every side state alive (weakly), whose walks :func:`count_registration` drops; and the lock of the count
-#: and of this set (re-entrant: a garbage collection inside may run a ``__del__`` that registers)
-_states: weakref.WeakSet[SideState] = weakref.WeakSet()
+#: the lock of the count and of the layers' sets of the side states that walked them (``_watched``);
+#: re-entrant: a garbage collection inside may run a ``__del__`` that registers
 _lock = threading.RLock()
 
 _REGISTRIES = ("_parameters", "_layers", "_buffers", "_generators")
@@ -85,18 +84,16 @@ class SideState:
 
     What the walk holds: the model and its layers weakly, and, in the copies of their registries, their
     parameters, sub-layers and generators as registered at the walk, which are the model's own while nothing
-    is registered since.  Any registration (:func:`count_registration`: a layer removed, ``del model[1]``, a
-    parameter replaced) drops the walk at once, so what it held and the model no longer does is freed then,
-    not at the model's next call.  Of the buffers it keeps the names only: an array a forward, ``astype`` or
-    ``load_state_dict`` rebinds (not a registration) is not held here.  No reference cycle: a model let go
-    of is freed at once, with its side state.
+    is registered since.  A registration in one of them (:func:`count_registration`: a layer removed,
+    ``del model[1]``, a parameter replaced) drops the walk at once, so what it held and the model no longer
+    does is freed then, not at the model's next call.  Of the buffers it keeps the names only: an array a
+    forward, ``astype`` or ``load_state_dict`` rebinds (not a registration) is not held here.  No reference
+    cycle: a model let go of is freed at once, with its side state.
     """
 
     def __init__(self, model: Layer) -> None:
         self._model = weakref.ref(model)
         self._walk: _Walk | None = None
-        with _lock:  # (not while count_registration lists the set)
-            _states.add(self)
 
     def save(self) -> Snapshot:
         walk = self._walk
@@ -120,14 +117,19 @@ class SideState:
                         tuple((g, g.bit_generator.state) for layer in moving for g in layer._generators.values()))
 
     def _walked(self) -> _Walk:
-        """Walk the model, copy its registries, and note each layer as watched (its registrations count)."""
+        """Walk the model, copy its registries, and note this side state in each layer's ``_watched`` (a weak
+        set: a registration in the layer drops the walks of the side states listed there)."""
         model = self._model()
         assert model is not None  # (saved by a call of it, or by fit, which holds it)
         seen = registrations  # (read first: a registration during the walk makes the next save walk again)
         layers = list(model.layers())
-        for layer in layers:
-            if "_watched" not in layer.__dict__:
-                object.__setattr__(layer, "_watched", True)
+        with _lock:  # (not while count_registration lists a set)
+            for layer in layers:
+                watchers = layer.__dict__.get("_watched")
+                if watchers is None:
+                    watchers = weakref.WeakSet()
+                    object.__setattr__(layer, "_watched", watchers)
+                watchers.add(self)
         # the buffers' names only (each None): their arrays are the save's (Snapshot.buffers, every name of a
         # stateful layer), which restore puts back after these
         walked = tuple((weakref.ref(layer), (layer._parameters.copy(), layer._layers.copy(),
@@ -143,15 +145,16 @@ class SideState:
         return walk
 
 
-def count_registration() -> None:
-    """Count a registration in a walked layer (``Layer._registered``, a layer's ``__init__`` run again) in
-    :data:`registrations`, under a lock (two threads' counts both count), and drop every side state's walk:
-    its copies of the registries may hold what is no longer registered (a layer removed), which must not
+def count_registration(layer: Layer) -> None:
+    """Count a registration in ``layer``, a walked layer (``Layer._registered``, its ``__init__`` run again),
+    in :data:`registrations`, under a lock (two threads' counts both count), and drop the walks of the side
+    states that walked it (``_watched``; not every model's: a registration costs the same however many live):
+    their copies of the registries may hold what is no longer registered (a layer removed), which must not
     live on until that model's next call."""
     global registrations
     with _lock:
         registrations += 1
-        states = list(_states)
+        states = list(layer.__dict__.get("_watched", ()))
     for state in states:  # (after the lock: a layer freed with a walk may register in its __del__)
         state._walk = None
 
@@ -161,7 +164,9 @@ def restore(snapshot: Snapshot) -> None:
     since replaced (``self.rng = None``, which the layer keeps in ``_replaced``), the buffers (the same
     arrays, with their values: a buffer shared by two layers stays shared) and the generators' states.
     The registries put back name each buffer with None (the walk keeps no arrays); the save's arrays,
-    :attr:`Snapshot.buffers`, put back after them, are those of every buffer the registries name."""
+    :attr:`Snapshot.buffers`, put back after them, are those of every buffer the registries name, but one
+    taken out of ``_buffers`` by hand since the walk (no registration counted), which stays out."""
+    kept = {(id(layer), name) for layer, name, _ in snapshot.buffers}
     for ref, registries, non_persistent in snapshot.layers:
         layer = ref()
         if layer is None:  # (a layer removed and let go of since the save: nothing to put back)
@@ -169,6 +174,8 @@ def restore(snapshot: Snapshot) -> None:
         names = {name for r in _REGISTRIES for name in layer.__dict__[r]}
         registered: dict[str, Any] = {}
         for r, saved in zip(_REGISTRIES, registries, strict=True):
+            if r == "_buffers":
+                saved = {name: None for name in saved if (id(layer), name) in kept}
             live = layer.__dict__[r]
             live.clear()
             live.update(saved)
