@@ -204,6 +204,63 @@ def test_a_parameter_read_in_float32_by_forward_is_diagnosed() -> None:
     _no_misleading(report)
 
 
+class _Tanh32(md.Layer):
+    """y = tanh(x @ W), W (8, 8) read in float32 by forward; ``factor``: W's gradient times it (a real bug)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.W = md.Parameter(np.random.default_rng(1).normal(size=(8, 8)) / np.sqrt(8))
+        self.factor = factor
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return np.tanh(x @ self.W.data.astype(np.float32))
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        assert self._x is not None
+        y = np.tanh(self._x @ self.W.data)
+        d = g * (1 - y * y)
+        self.W.grad += self.factor * (self._x.T @ d)
+        return d @ self.W.data.T
+
+
+_NOT_EXPLAINED = "It does not explain the failure: along a random direction, on a step of 1e-3 of the values"
+
+
+@pytest.mark.parametrize("factor", [2.0, -1.0])
+def test_a_real_bug_beside_a_float32_read_keeps_its_diagnosis(factor: float) -> None:
+    """The float32 words replaced the diagnosis of a real factor-2 or sign bug (an outside review)."""
+    w = _run(_Tanh32(factor), _x(6, 8))["W"]
+    assert not w.passed and w.diagnosis is not None
+    assert w.diagnosis.startswith(f"constant factor over the whole tensor: analytic = {factor:g}")
+    (note,) = [n for n in w.notes if FLOAT32_WORDS in n]
+    assert "forward reads it in float32" in note and _NOT_EXPLAINED in note
+    assert note.endswith(f"analytic / slope = {factor:g}: a wrong gradient besides")
+    right = _run(_Tanh32(1.0), _x(6, 8))
+    assert right["W"].passed and "does not explain" not in str(right)
+
+
+@pytest.mark.parametrize("factor", [2.0, -1.0])
+def test_a_real_bug_beside_a_float32_read_is_said_when_no_diagnosis_names_it(factor: float) -> None:
+    """With no ordinary diagnosis (the staircase's values are mostly 0), the float32 words are the diagnosis, and
+    say the staircase does not explain the failure."""
+    class Off(_Dense32):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            assert self._x is not None
+            d = g * (1 - np.tanh(self._x @ self.W.data) ** 2)
+            self.W.grad += factor * (self._x.T @ d)
+            return d @ self.W.data.T
+
+    w = _run(Off("forward32"), _x())["W"]
+    assert not w.passed and w.diagnosis is not None and w.problems == []
+    assert "forward reads it in float32" in w.diagnosis and _NOT_EXPLAINED in w.diagnosis
+    assert w.diagnosis.endswith(f"analytic / slope = {factor:g}: a wrong gradient besides")
+    right = _run(_Dense32("forward32"), _x())["W"]
+    assert right.diagnosis is not None and "forward reads it in float32" in right.diagnosis
+    assert "does not explain" not in right.diagnosis
+
+
 def test_the_float64_layer_passes_clean() -> None:
     _clean(_run(_Dense32(), _x()))
 

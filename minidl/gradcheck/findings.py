@@ -490,8 +490,11 @@ def float32_reads(program: Program, tensors: Sequence[_Tensor], results: Sequenc
     np.float32)`` in a float64 model, whose output stays float64): the cost does not move at all when every element
     is rounded to float32 (a change the analytic gradient predicts above the cost's round-off), and does when each
     moves by two float32 steps.  The cost is then a staircase in the tensor, whose differences look like kinks or
-    wrong values; the notes on kinks and finer steps that caused are left out.  Two evaluations per such tensor, not
-    counted; the tensor's values are put back."""
+    wrong values.  The staircase is said to explain the failure (the diagnosis, the notes on kinks and finer steps it
+    caused left out) only when the cost's slope along random directions, on a step large next to float32's, is the
+    analytic one (:func:`_staircase_slopes`); otherwise a wrong gradient besides is said so, and the ordinary
+    diagnosis is kept (the float32 words then a note, or the diagnosis if there was none).  Up to ten evaluations
+    per such tensor, not counted; the tensor's values are put back."""
     by_name = {r.name: r for r in results}
     evaluations = program.evaluations
     try:
@@ -523,10 +526,54 @@ def float32_reads(program: Program, tensors: Sequence[_Tensor], results: Sequenc
                      f"analytic gradient predicts a change of {predicted:.1e}), and does when each moves by two "
                      f"float32 steps: forward reads it in float32 (e.g. W.data.astype(np.float32)), so the cost is a "
                      f"staircase in it, whose differences look like kinks or wrong values; {FLOAT32_WORDS}")
-            r.diagnosis = words
-            r.notes = [n for n in r.notes if not is_step_artefact(n)]
+            slopes = _staircase_slopes(program, t, saved)
+            if slopes is None:  # (the staircase explains it all: its words replace those it caused)
+                r.diagnosis = words
+                r.notes = [n for n in r.notes if not is_step_artefact(n)]
+                continue
+            analytic, numerical = slopes
+            ratio = f"; analytic / slope = {analytic / numerical:.3g}" if numerical != 0 else ""
+            words += (f". It does not explain the failure: along a random direction, on a step of 1e-3 of the "
+                      f"values (large next to float32's), the analytic gradient gives a slope of {analytic:.6g} and "
+                      f"the cost {numerical:.6g}{ratio}: a wrong gradient besides")
+            if r.diagnosis is None:
+                r.diagnosis = words
+            else:
+                r.notes.append(words)
     except Exception:
         return
     finally:
         program.reset()
         program.evaluations = evaluations
+
+
+#: the step, relative to each element's magnitude, of :func:`_staircase_slopes`: float32's steps (6e-8 relative) are
+#: 1/16000 of it, so their staircase moves a slope by ~1e-5, below the 1e-3 it is judged with
+STAIRCASE_STEP = 1e-3
+
+
+def _staircase_slopes(program: Program, t: _Tensor, saved: np.ndarray) -> tuple[float, float] | None:
+    """Whether a tensor the forward reads in float32 has the analytic gradient, seen past float32's staircase: the
+    cost's slope along two random directions (random signs, each element moved by ``STAIRCASE_STEP`` of its
+    magnitude, at least of the tensor's mean one), by central differences on that step and half of it
+    (Richardson-extrapolated), against the analytic gradient's.  None when both agree to 1e-3, else the first
+    direction's (analytic, numerical) slopes that does not.  Moves ``t.array`` and puts ``saved`` back."""
+    assert t.analytic is not None
+    rng = np.random.default_rng([t.array.size, 29])
+    size = np.maximum(np.abs(saved), float(np.mean(np.abs(saved))))
+    try:
+        for _ in range(2):
+            d = (rng.integers(0, 2, size=saved.shape) * 2.0 - 1.0) * size
+            costs = []
+            for s in (STAIRCASE_STEP, -STAIRCASE_STEP, STAIRCASE_STEP / 2, -STAIRCASE_STEP / 2):
+                np.copyto(t.array, saved + s * d)
+                costs.append(program.evaluate(t.stage))
+            coarse = (costs[0] - costs[1]) / (2 * STAIRCASE_STEP)
+            fine = (costs[2] - costs[3]) / STAIRCASE_STEP
+            numerical = (4 * fine - coarse) / 3
+            analytic = float(np.sum(t.analytic * d))
+            if not abs(analytic - numerical) <= 1e-3 * max(abs(analytic), abs(numerical)):
+                return analytic, numerical
+    finally:
+        np.copyto(t.array, saved)
+    return None
