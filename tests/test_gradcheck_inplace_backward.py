@@ -241,12 +241,145 @@ def test_a_forward_that_rebinds_a_parameter_says_so() -> None:
     assert inner["0.W"].passed
 
 
-def test_a_forward_that_creates_a_parameter_once_says_so() -> None:
+def test_a_forward_that_builds_a_parameter_at_its_first_call_is_checked_as_built() -> None:
+    """A Keras-style build (W made once, at the first call) failed with 0 elements checked and the words "each
+    forward ... cannot be checked nor trained" (an outside review): the checker's copy holds W after its first
+    pass, so W is checked, with a note."""
     report = GradientChecker(ParamLater(every=False), inputs=X).run()
-    assert not report.passed
-    assert report["W"].problems[0].startswith(
-        "forward creates parameter 'W' (create it in __init__ and only use it in forward)")
+    assert report.passed and not report.problems, str(report)
+    assert report["W"].checked == 6 and report["W"].problems == []
+    assert report["W"].notes == [
+        "forward creates parameter 'W' at its first call (built lazily): checked as built (an optimizer made before "
+        "that first call does not hold it: make it after, or create the parameter in __init__)"]
+    assert "cannot be checked nor trained" not in str(report)
     # made before the check (the model was called once), it is an ordinary parameter
     made = ParamLater(every=False)
     made(X)
-    assert GradientChecker(made, inputs=X).run().passed
+    again = GradientChecker(made, inputs=X).run()
+    assert again.passed and again["W"].notes == []
+
+
+class LazyDense(md.Model):
+    """Keras style: a Dense sub-layer built at the first call from the input's width; ``bug``: dx doubled."""
+
+    def __init__(self, units: int, bug: bool = False) -> None:
+        super().__init__()
+        self.units, self.bug, self.built = units, bug, False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.built:
+            self.d = md.Dense(x.shape[1], self.units, rng=0)
+            self.built = True
+        return self.d(x)
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dx = self.d.backward(g)
+        return 2 * dx if self.bug else dx
+
+
+def test_a_sub_layer_built_at_the_first_call_is_checked_and_its_bugs_found() -> None:
+    model = LazyDense(2)
+    report = GradientChecker(model, inputs=X).run()
+    assert report.passed, str(report)
+    assert report["d.W"].checked == 8 and report["d.W"].failed == 0
+    assert report["d.W"].notes[0].startswith("forward creates parameter 'd.W' at its first call (built lazily): "
+                                             "checked as built")
+    assert not model.built  # (the user's model is left as it was: the check ran on a copy)
+    bad = GradientChecker(LazyDense(2, bug=True), inputs=X).run()
+    assert [r.name for r in bad.failed] == ["input"] and bad["d.W"].passed
+
+
+class Swish(md.Layer):
+    """y = x * sigmoid(b x); ``bug``: backward turns its cached sigmoid into its derivative in place; ``count``: it
+    counts its calls (``self.calls += 1``, monitoring); ``free``: it releases its cache at the end."""
+
+    def __init__(self, bug: bool = False, count: bool = False, free: bool = False) -> None:
+        super().__init__()
+        self.b = md.Parameter(np.array([0.7]))
+        self.bug, self.count, self.free = bug, count, free
+        self.calls = 0
+        self._c: tuple[np.ndarray, np.ndarray] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        s = _sig(self.b.data * x)
+        self._c = (x, s)
+        return x * s
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        self._require_cache(self._c)
+        assert self._c is not None
+        x, s = self._c
+        if self.bug:
+            s *= 1 - s  # breaks the contract
+            ds = s
+        else:
+            ds = s * (1 - s)
+        self.b.grad += np.sum(g * x * x * ds)
+        dx = g * _sig(self.b.data * x) + g * self.b.data * x * ds
+        if self.count:
+            self.calls += 1
+        if self.free:
+            self._c = None
+        return dx
+
+
+RELEASED = ("the model itself (Swish): backward released its cache (a second backward on the same forward raises: "
+            "the contract allows two; fine for training, which runs one)")
+
+
+def test_a_call_counter_does_not_switch_off_the_cache_check() -> None:
+    """A backward that counts its calls changed an attribute, which exempted it from the cache check (an outside
+    review): the buggy layer passed."""
+    for count in (False, True):
+        report = GradientChecker(Swish(bug=True, count=count), inputs=X).run()
+        assert not report.passed and {r.name for r in report.failed} == {"input", "b"}
+        assert len(report.problems) == 1
+        assert report.problems[0].startswith(
+            "the model itself (Swish): backward modified its forward's output or cache in place")
+    right = GradientChecker(Swish(count=True), inputs=X).run()
+    assert right.passed and not right.problems and RELEASED not in right.notes
+
+
+def test_a_backward_that_releases_its_cache_gets_a_note_and_its_bugs_are_still_found() -> None:
+    """A right backward that frees its cache (self._c = None) makes a second backward on the same forward raise,
+    which the contract (docs/custom-layers.md) says works: a note, not a failure.  A buggy one that frees its cache
+    passed silently (the release exempted it from the cache check)."""
+    report = GradientChecker(Swish(free=True), inputs=X).run()
+    assert report.passed and not report.problems
+    assert RELEASED in report.notes
+    inner = GradientChecker(md.Sequential(md.Dense(3, 3, rng=0), Swish(free=True)), inputs=X).run()
+    assert inner.passed and [n for n in inner.notes if "released its cache" in n] == [
+        RELEASED.replace("the model itself", "layer '1'")]
+    bad = GradientChecker(Swish(bug=True, free=True), inputs=X).run()
+    assert not bad.passed and {r.name for r in bad.failed} == {"input", "b"}
+    assert bad.problems[0].startswith(
+        "the model itself (Swish): backward modified its forward's output or cache in place")
+    assert RELEASED not in bad.notes
+
+
+def test_a_popped_stack_is_refilled_for_the_second_backward() -> None:
+    """A cell that pops its stack of caches: the second backward reads the same caches again (the stack is put back),
+    so a bug in place is found in it, and the right cell passes with the release note (a second backward on what
+    the first left pops an empty stack)."""
+    from test_gradcheck_notes_review import Cell, Unrolled
+
+    class InPlaceCell(Cell):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            _, y = self._c[-1]
+            dx = super().backward(g)
+            y *= 0.5  # breaks the contract, after the right gradient
+            return dx
+
+    class UnrolledInPlace(Unrolled):
+        def __init__(self) -> None:
+            super().__init__(bug=False)
+            self.cell = InPlaceCell(bug=False)
+
+    right = GradientChecker(Unrolled(bug=False), inputs=X).run()
+    assert right.passed and not right.problems
+    assert [n for n in right.notes if "released its cache" in n] == [
+        "layer 'cell' (Cell): backward released its cache (a second backward on the same forward raises: the "
+        "contract allows two; fine for training, which runs one)"]
+    bad = GradientChecker(UnrolledInPlace(), inputs=X).run()
+    assert not bad.passed
+    assert bad.problems[0].startswith("layer 'cell' (InPlaceCell): backward modified its forward's output in place")

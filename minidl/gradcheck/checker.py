@@ -25,7 +25,7 @@ from typing_extensions import Self
 from .. import side_state
 from ..errors import MinidlError, NonDeterministicError, NonFiniteError, ShapeError, TargetError
 from ..inputs import as_inputs, is_several
-from ..layer import Layer, defining_class, minidl_own, parameter_backward
+from ..layer import _RESERVED, Layer, defining_class, minidl_own, parameter_backward
 from ..layers.reshape import Identity
 from ..losses import _ATOMS, Loss, _entries, _held_objects, named_loss_parameters
 from ..model import LayerList, Sequential
@@ -37,6 +37,7 @@ from ._state import LayerSnapshot, copy_value, same
 from .diagnosis import factor_words, ignored_upstream, is_input
 from .elements import REL_FLOOR, STAGE_A, ElementCheck
 from .findings import (
+    built_lazily_note,
     called_twice,
     caveats,
     contract_problems,
@@ -169,21 +170,57 @@ class _BackCall:
     upstream: Any
     dx: Any
     grads: list[np.ndarray]  # the layer's parameters' .grad after the call
-    #: whether the call took something out of its layer's attributes or put another in (a stack of caches popped,
-    #: a cache released): a second backward then reads another cache by design, not one modified in place
-    consumed: bool = False
 
 
-def _layout(layer: Layer) -> list[tuple[str, int, Any]]:
-    """What a layer's own attributes hold, by identity: each attribute's object, and a list's, tuple's or dict's
-    items (a stack of caches), for :class:`_BackCall`'s ``consumed``."""
-    def items(v: Any) -> Any:
-        if isinstance(v, (list, tuple)):
-            return tuple(map(id, v))
-        return tuple((k, id(u)) for k, u in v.items()) if isinstance(v, dict) else None
+#: a layer's own attributes :class:`_Attributes` leaves alone: its registries and bookkeeping (the parameters,
+#: buffers and generators are :class:`LayerSnapshot`'s), and the methods a :class:`_Recorder` sets on it
+_NOT_CACHES = _RESERVED | {"forward", "backward"}
 
-    return [(name, id(v), items(v)) for name, v in vars(layer).items()
-            if name not in ("_parameters", "_layers", "_buffers", "_generators")]
+
+@dataclass
+class _Attributes:
+    """Every sub-layer's own attributes as a forward left them (its caches): each attribute's object, and a list's
+    or dict's items (a stack of caches), to put back before a second backward on the same forward -- one that
+    popped its stack, released its cache (``self._c = None``) or counted its calls then reads what the first read."""
+
+    layers: list[tuple[str, Layer, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+
+    @classmethod
+    def take(cls, root: Layer) -> _Attributes:
+        """The attributes of ``root`` and its sub-layers."""
+        taken = cls()
+        for path, layer in root.named_layers():
+            own = {name: v for name, v in vars(layer).items() if name not in _NOT_CACHES}
+            items = {name: list(v) if isinstance(v, list) else dict(v) for name, v in own.items()
+                     if type(v) in (list, dict)}
+            taken.layers.append((path, layer, own, items))
+        return taken
+
+    def released(self) -> tuple[str, Layer] | None:
+        """The first layer (in ``named_layers`` order) that took a cache out of its attributes since: one set to
+        None or deleted, or a list or dict with fewer items (a stack popped); None if none."""
+        for path, layer, own, items in self.layers:
+            now = vars(layer)
+            for name, v in own.items():
+                if v is not None and (now.get(name) is None
+                                      or (name in items and now[name] is v and len(v) < len(items[name]))):
+                    return path, layer
+        return None
+
+    def restore(self) -> None:
+        """Put every attribute back (a list or dict refilled in place), and take away those added since."""
+        for _, layer, own, items in self.layers:
+            now = vars(layer)
+            for name in [n for n in now if n not in own and n not in _NOT_CACHES]:
+                del now[name]
+            now.update(own)
+            for name, contents in items.items():
+                value = own[name]
+                if isinstance(value, list):
+                    value[:] = contents
+                else:
+                    value.clear()
+                    value.update(contents)
 
 
 class _Path(enum.Enum):
@@ -205,8 +242,12 @@ class _FirstPass(NamedTuple):
     #: "input", "output" or "cache", what a second backward on the same forward gave otherwise: "dx" and the
     #: layer's own names of its parameters)
     cache_modified: tuple[str, Layer, str, tuple[str, ...]] | None = None
-    #: parameters a forward put in place of others, or created: (dotted name, whether it existed before)
+    #: parameters a forward put in place of others, or created: (dotted name, whether it existed before, or was
+    #: made again by a second forward: False for one built lazily, once, at the first call)
     rebound: tuple[tuple[str, bool], ...] = ()
+    #: a layer whose backward took its cache out of its attributes so that a second backward on the same forward
+    #: raises (path, layer): allowed in training, which runs one, not by the contract, which says two work
+    released: tuple[str, Layer] | None = None
 
 
 #: the advice that ends the note on parameters at a blind spot (all 0: "zero"; all 1 or -1: "unit"), dropped once the
@@ -401,8 +442,8 @@ def _second_backward(work: Layer, first: Sequence[_BackCall], upstream: np.ndarr
     """A second backward of ``work`` on the same forward (its gradients zeroed, its state as before the first),
     compared call by call with the ``first`` one's: the first layer (innermost first, in the order of the
     backward) that was given the same ``grad_output`` and gave another ``dx`` or parameter gradient modified what
-    its forward left (its output, its cache) in place -- unless it took a cache out of its attributes (a stack of
-    caches popped: the second backward reads another one by design, an RNN cell's).  Returns its path, the layer
+    its forward left (its output, its cache) in place (the layers' attributes are put back before it, see
+    :class:`_Attributes`: a stack of caches popped, a cache released, is there again).  Returns its path, the layer
     and what differed (``"dx"``, its own parameters' names), or None (also when the second backward raises, or
     calls other layers)."""
     try:
@@ -419,7 +460,7 @@ def _second_backward(work: Layer, first: Sequence[_BackCall], upstream: np.ndarr
         differ += [name for (name, _), g1, g2 in zip(one.layer.named_parameters(), one.grads, two.grads,
                                                              strict=True) if not _close(g1, g2)]
         if differ:
-            return None if one.consumed else (one.path, one.layer, tuple(differ))
+            return one.path, one.layer, tuple(differ)
     return None
 
 
@@ -631,7 +672,6 @@ class _Recorder:
         def backward(grad_output: Any) -> Any:
             given = copy_value(grad_output)
             gens = [g.bit_generator.state for _, g in layer.named_generators()]
-            layout = _layout(layer)
             # (its last forward's input and output, if they are as that forward left them: a later layer's
             # forward may have changed them -- an in-place ReLU its input's -- which is not this backward's doing)
             last = next((c for c in reversed(self.forwards) if c.layer is layer and not c.modified), None)
@@ -647,8 +687,7 @@ class _Recorder:
             if changed:
                 self.cache_modified.append((path, layer, changed[0]))
             self.back_calls.append(_BackCall(path, layer, given, copy_value(dx),
-                                             [p.grad.copy() for _, p in layer.named_parameters()],
-                                             layout != _layout(layer)))
+                                             [p.grad.copy() for _, p in layer.named_parameters()]))
             return dx
 
         return backward
@@ -1170,6 +1209,10 @@ class GradientChecker:
         layer_caveats = caveats(work, [r.name for r in results if not r.passed])
         in_place = first_pass.in_place or next((c for c in calls if c.modified), None)
         report.problems.extend(contract_problems(in_place, first_pass))
+        if first_pass.released is not None:
+            report.notes.append(f"{layer_label(*first_pass.released)}: backward released its cache (a second backward "
+                                "on the same forward raises: the contract allows two; fine for training, which runs "
+                                "one)")
         name_swapped(tensors, results)
         name_repeated_indices(work, tensors, results, x, calls)
         self._upstream_ignored(program, work, tensors, results, from_loss)
@@ -1651,6 +1694,7 @@ class GradientChecker:
         draws: list[tuple[str, Layer]] = []
         cache_modified: tuple[str, Layer, str, tuple[str, ...]] | None = None
         rebound: tuple[tuple[str, bool], ...] = ()
+        released: tuple[str, Layer] | None = None
         decoy: Any = tuple(_reversed(a) for a in x) if is_several(x) else _reversed(x)
         rng = np.random.default_rng([self.seed, 17])
         # Other weights too, and a backward: a cache derived from the weights (W.T made once) is then
@@ -1693,12 +1737,22 @@ class GradientChecker:
                 with contextlib.suppress(Exception), _quiet(move), \
                         _Recorder(work, watch=True, forwards=rec.calls) as back:
                     _zero_grad(work, ())
-                    after_forward = LayerSnapshot.take(work)
+                    after_forward, attributes = LayerSnapshot.take(work), _Attributes.take(work)
                     work.backward(upstream)
                     done = True
                 grad_modified, draws = back.grad_modified, back.draws_in_backward
                 if done and not grad_modified and not draws:
+                    released = attributes.released()
+                    if released is not None:  # (does a second backward on what the first left raise?)
+                        after_forward.restore()
+                        try:
+                            with _quiet(True):
+                                work.backward(given.copy())
+                            released = None
+                        except Exception:
+                            pass
                     after_forward.restore()
+                    attributes.restore()
                     with _quiet(move):
                         again = _second_backward(work, back.back_calls, given, rec.calls)
                     if back.cache_modified:  # (named by what it modified; and what the second backward gave)
@@ -1712,7 +1766,7 @@ class GradientChecker:
         return _FirstPass(next((c for c in rec.calls if c.modified), None),
                           next((c for c in rec.calls if c.changed_params), None),
                           grad_modified[0] if grad_modified else None, draws[0] if draws else None,
-                          cache_modified, rebound)
+                          cache_modified, rebound, released if cache_modified is None else None)
 
     def _check_determinism(self, program: Program, work: Layer, f0: float,
                            in_place: _Call | None = None) -> list[_Call]:
@@ -1990,10 +2044,14 @@ class GradientChecker:
         if any(checked):
             tensors[:0] = _input_tensors(x, dx, dx2, checked)
             problems.extend(_input_problems(x, dx, checked))
-        rebound = dict(first_pass.rebound)
+        # (one made at the first forward and kept is there now, built: checked as it is)
+        rebound = {name: True for name, existed in first_pass.rebound if existed}
+        built = [name for name, existed in first_pass.rebound if not existed]
         for t in tensors:
             if t.name in rebound:
                 t.problems, t.analytic = [rebound_problem(t.name, rebound.pop(t.name))], None
+            elif t.name in built:
+                t.notes.append(built_lazily_note(t.name))
         problems.extend(rebound_problem(name, existed) for name, existed in rebound.items())
         if first_pass.cache_modified is not None:
             self._cache_modified_tensors(tensors, first_pass.cache_modified)

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from .checker import _Call, _FirstPass, _Tensor
     from .program import Program
 
-__all__ = ["called_twice", "caveats", "contract_problems", "dtype_notes", "float32_reads", "loss_hidden_notes",
-           "name_repeated_indices", "name_swapped", "one_sample", "plain_arrays", "repeated_index", "result_notes",
-           "reversed_batch_problem", "reversed_batch_verdicts", "shared_factor", "unregistered"]
+__all__ = ["built_lazily_note", "called_twice", "caveats", "contract_problems", "dtype_notes", "float32_reads",
+           "loss_hidden_notes", "name_repeated_indices", "name_swapped", "one_sample", "plain_arrays", "repeated_index",
+           "result_notes", "reversed_batch_problem", "reversed_batch_verdicts", "shared_factor", "unregistered"]
 
 
 def caveats(model: Layer, failing: Sequence[str]) -> list[str]:
@@ -286,12 +286,19 @@ def cache_modified_problem(path: str, layer: Layer, what: str, differ: Sequence[
 
 
 def rebound_problem(name: str, existed: bool) -> str:
-    """The problem of a forward that put a new ``Parameter`` at ``name`` (``existed``: in place of one), or created
-    it: the checker, an optimizer and ``state_dict`` hold the one from before."""
+    """The problem of a forward that puts a new ``Parameter`` at ``name`` at every call (``existed``: in place of
+    one), or created it: the checker, an optimizer and ``state_dict`` hold the one from before."""
     verb = "rebinds" if existed else "creates"
     return (f"forward {verb} parameter '{name}' (create it in __init__ and only use it in forward): each forward "
             "that makes a new Parameter leaves the checker's perturbed one (and an optimizer's, and a loaded "
             "state_dict's) out of the cost, so its gradient cannot be checked nor trained")
+
+
+def built_lazily_note(name: str) -> str:
+    """The note on a parameter the forward created at its first call and kept (a Keras-style build): the checker's
+    copy holds it after its first pass, which is checked."""
+    return (f"forward creates parameter '{name}' at its first call (built lazily): checked as built (an optimizer "
+            "made before that first call does not hold it: make it after, or create the parameter in __init__)")
 
 
 def reversed_batch_problem(name: str, owner: str | None, expected: np.ndarray, again: np.ndarray, rel: float,
