@@ -177,6 +177,10 @@ class Optimizer:
     #: State entries that are one (finite) number per parameter, not arrays nor counts (NAdam's
     #: ``mu_product``).
     state_floats: frozenset[str] = frozenset()
+    #: Hyper-parameters that the constructor takes as one pair: constructor argument -> the two keys it is
+    #: stored under (the Adam family's ``betas`` -> ``beta1``, ``beta2``), for :meth:`__repr__` to show the
+    #: argument as it is written, ``betas=(0.9, 0.999)``.
+    repr_pairs: ClassVar[Mapping[str, tuple[str, str]]] = MappingProxyType({})
 
     _initial_lr: float | None = None
 
@@ -578,8 +582,18 @@ class Optimizer:
         return None, f"state '{i}.{key}': unsupported value of type {type(value).__name__}"
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
-        return f"{type(self).__name__}({_count(len(self.params), 'parameter')}, {args})"
+        """``Adam(1 parameter, lr=0.001, betas=(0.9, 0.999), ...)``: the hyper-parameters under the
+        constructor's names, a pair of :attr:`repr_pairs` as one tuple where its first key stands."""
+        firsts = {pair[0]: (name, pair[1]) for name, pair in self.repr_pairs.items()}
+        seconds = {pair[1] for pair in self.repr_pairs.values() if pair[0] in self.hyper}
+        args = []
+        for key, value in self.hyper.items():
+            if key in firsts and firsts[key][1] in self.hyper:
+                name, second = firsts[key]
+                args.append(f"{name}=({value}, {self.hyper[second]})")
+            elif key not in seconds:
+                args.append(f"{key}={value}")
+        return f"{type(self).__name__}({_count(len(self.params), 'parameter')}, {', '.join(args)})"
 
 
 def _nested_hint(state: Mapping[Any, Any], name: str, count: int) -> str:
@@ -867,6 +881,8 @@ class SGD(Optimizer):
 class _WithBetas(Optimizer):
     """Base of the Adam family: ``betas=(beta1, beta2)``, each in [0, 1), stored as the
     hyper-parameters ``beta1`` and ``beta2`` after ``lr``, and read back as :attr:`betas`."""
+
+    repr_pairs = MappingProxyType({"betas": ("beta1", "beta2")})
 
     def __init__(self, params: Iterable[Parameter], betas: Any, hyper: Hyper) -> None:
         who = type(self).__name__
@@ -1426,6 +1442,8 @@ class Rprop(Optimizer):
     state_arrays = frozenset({"prev", "step_size"})
     state_counts = frozenset({"step"})
     state_required = frozenset({"step", "prev", "step_size"})
+    repr_pairs = MappingProxyType({"etas": ("eta_minus", "eta_plus"),
+                                   "step_sizes": ("step_size_min", "step_size_max")})
 
     def __init__(
         self,

@@ -346,8 +346,7 @@ def test_defaults_follow_pytorch():
     assert all(type(v) is (bool if k == "maximize" else float) for k, v in rprop.hyper.items())
     assert repr(md.Adadelta(p)) == ("Adadelta(1 parameter, lr=1.0, rho=0.9, eps=1e-06, weight_decay=0.0, "
                                      "maximize=False, decay_bias=True)")
-    assert repr(rprop) == ("Rprop(1 parameter, lr=0.01, eta_minus=0.5, eta_plus=1.2, step_size_min=1e-06, "
-                           "step_size_max=50.0, maximize=False)")
+    assert repr(rprop) == "Rprop(1 parameter, lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-06, 50.0), maximize=False)"
     assert md.Rprop(p, etas=[np.float32(0.25), 2], step_sizes=np.array([0.5, 0.5])).hyper == {
         "lr": 0.01, "eta_minus": 0.25, "eta_plus": 2.0, "step_size_min": 0.5, "step_size_max": 0.5,
         "maximize": False}

@@ -179,7 +179,7 @@ def test_defaults_follow_pytorch():
     assert md.RAdam(p).hyper == {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
                                  "decoupled_weight_decay": False, "maximize": False, "decay_bias": True}
     assert md.NAdam(p, betas=(0.8, 0.9)).betas == (0.8, 0.9)
-    assert repr(md.Adamax(p)) == ("Adamax(1 parameter, lr=0.002, beta1=0.9, beta2=0.999, eps=1e-08, weight_decay=0.0, "
+    assert repr(md.Adamax(p)) == ("Adamax(1 parameter, lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, "
                                    "maximize=False, decay_bias=True)")
 
 
