@@ -467,9 +467,14 @@ class LRScheduler:
     def extra_repr(self) -> str:
         return ""
 
+    def progress_repr(self) -> str:
+        """How far the run has gone, for ``repr`` after the settings: ``"at epoch 3"``."""
+        return f"at epoch {self.last_epoch}"
+
     def __repr__(self) -> str:
-        extra = self.extra_repr()
-        return f"{type(self).__name__}({extra}{', ' if extra else ''}last_epoch={self.last_epoch})"
+        """``StepLR(step_size=3, gamma=0.5) at epoch 0``: the settings as the constructor takes them (after
+        the optimizer), then the progress, which no constructor takes."""
+        return f"{type(self).__name__}({self.extra_repr()}) {self.progress_repr()}"
 
 
 def _check_positive_int(who: str, name: str, value: Any) -> int:
@@ -708,6 +713,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def extra_repr(self) -> str:
         return f"T_0={self.T_0}, T_mult={self.T_mult}, eta_min={self.eta_min}"
+
+    def progress_repr(self) -> str:
+        """``"at epoch 3"``, or with the fraction a ``step(epoch)`` left, ``"at epoch 3.5"``."""
+        if self.epoch_fraction:
+            return f"at epoch {self.last_epoch + self.epoch_fraction}"
+        return super().progress_repr()
 
 
 class LinearLR(LRScheduler):
@@ -2142,5 +2153,10 @@ class ReduceLROnPlateau(LRScheduler):
     def extra_repr(self) -> str:
         return (f"mode={self.mode!r}, factor={self.factor}, patience={self.patience}, threshold={self.threshold}, "
                 f"threshold_mode={self.threshold_mode!r}, cooldown={self.cooldown}, min_lr={self.min_lr}, "
-                f"eps={self.eps}, monitor={self.monitor!r}, best={self.best}, "
-                f"num_bad_epochs={self.num_bad_epochs}, cooldown_counter={self.cooldown_counter}")
+                f"eps={self.eps}, monitor={self.monitor!r}")
+
+    def progress_repr(self) -> str:
+        """``"at epoch 4 (best=0.25, 2 bad epochs, 0 cooldown epochs left)"``."""
+        bad, left = self.num_bad_epochs, self.cooldown_counter
+        return (f"at epoch {self.last_epoch} (best={self.best}, {bad} bad epoch{'' if bad == 1 else 's'}, "
+                f"{left} cooldown epoch{'' if left == 1 else 's'} left)")

@@ -208,7 +208,7 @@ def test_repr() -> None:
     s = OneCycleLR(sgd(), max_lr=1.0, total_steps=30)
     assert repr(s) == ("OneCycleLR(max_lr=1.0, total_steps=30, pct_start=0.3, anneal_strategy='cos', "
                        "three_phase=False, div_factor=25.0, final_div_factor=10000.0, base_momentum=0.85, "
-                       "max_momentum=0.95, last_epoch=0)")
+                       "max_momentum=0.95) at epoch 0")
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -368,7 +368,7 @@ def test_warm_restarts_settings_state_and_repr() -> None:
     with pytest.raises(StateDictError, match="'T_mult': CosineAnnealingWarmRestarts: T_mult must be a positive int"):
         b.load_state_dict({**a.state_dict(), "T_mult": 0})
     assert b.T_mult == 2
-    assert repr(a) == "CosineAnnealingWarmRestarts(T_0=3, T_mult=2, eta_min=0.01, last_epoch=12)"
+    assert repr(a) == "CosineAnnealingWarmRestarts(T_0=3, T_mult=2, eta_min=0.01) at epoch 12"
     assert md.CosineAnnealingWarmRestarts is CosineAnnealingWarmRestarts
 
 

@@ -203,7 +203,7 @@ def test_repr_names_the_function() -> None:
     schedule = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=3, scale_fn=wobble, scale_mode="iterations",
                            cycle_momentum=False)
     assert repr(schedule) == ("CyclicLR(base_lr=0.01, max_lr=0.1, step_size_up=3, step_size_down=3, scale_fn=wobble, "
-                              "scale_mode='iterations', cycle_momentum=False, last_epoch=0)")
+                              "scale_mode='iterations', cycle_momentum=False) at epoch 0")
 
 
 def test_against_torch_if_installed() -> None:

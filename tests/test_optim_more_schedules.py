@@ -103,7 +103,7 @@ def test_lambda_lr_is_lr0_times_the_function_and_sets_epoch_zero_at_once() -> No
     assert opt.lr == pytest.approx(0.05)
     lrs, _ = run(schedule, 6)
     np.testing.assert_allclose(lrs, [0.2 * warmup(e) for e in range(7)], rtol=1e-15)
-    assert repr(schedule) == "LambdaLR(lr_lambda=warmup, last_epoch=6)"
+    assert repr(schedule) == "LambdaLR(lr_lambda=warmup) at epoch 6"
 
 
 @pytest.mark.parametrize("bad, error, match", [
@@ -308,7 +308,7 @@ def test_what_a_users_review_found() -> None:
     assert [schedule.step() for _ in range(3)] == pytest.approx([0.2 / 3, 0.1, 0.1])
     cyclic = md.CyclicLR(sgd(), 0.01, 0.1, step_size_up=3, mode="exp_range", gamma=0.9)
     assert repr(cyclic) == ("CyclicLR(base_lr=0.01, max_lr=0.1, step_size_up=3, step_size_down=3, mode='exp_range', "
-                            "gamma=0.9, base_momentum=0.8, max_momentum=0.9, last_epoch=0)")
+                            "gamma=0.9, base_momentum=0.8, max_momentum=0.9) at epoch 0")
     assert "cycle_momentum=False" in repr(md.CyclicLR(sgd(), 0.01, 0.1, cycle_momentum=False))
     assert repr(sgd()).startswith("SGD(1 parameter, lr=0.5")
     assert repr(md.Adam([md.Parameter(np.zeros(2)), md.Parameter(np.zeros(3))])).startswith("Adam(2 parameters,")
@@ -366,7 +366,7 @@ def test_a_lambda_in_a_sequence_whose_loaded_lr_is_not_a_number_is_a_state_error
 def test_one_cycle_repr_shows_its_momentum_and_factors() -> None:
     assert repr(md.OneCycleLR(sgd(), 1.0, 10)) == (
         "OneCycleLR(max_lr=1.0, total_steps=10, pct_start=0.3, anneal_strategy='cos', three_phase=False, "
-        "div_factor=25.0, final_div_factor=10000.0, base_momentum=0.85, max_momentum=0.95, last_epoch=0)")
+        "div_factor=25.0, final_div_factor=10000.0, base_momentum=0.85, max_momentum=0.95) at epoch 0")
 
 
 def _warmup_then_cosine(o: md.Optimizer) -> md.SequentialLR:

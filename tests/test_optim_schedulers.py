@@ -516,8 +516,8 @@ def test_plateau_repr():
     sched = ReduceLROnPlateau(opt(), patience=2, monitor="loss")
     sched.step(1.0)
     assert repr(sched) == ("ReduceLROnPlateau(mode='min', factor=0.1, patience=2, threshold=0.0001, "
-                           "threshold_mode='rel', cooldown=0, min_lr=0.0, eps=1e-08, monitor='loss', best=1.0, "
-                           "num_bad_epochs=0, cooldown_counter=0, last_epoch=1)")
+                           "threshold_mode='rel', cooldown=0, min_lr=0.0, eps=1e-08, monitor='loss') at epoch 1 "
+                           "(best=1.0, 0 bad epochs, 0 cooldown epochs left)")
 
 
 # -------------------------------------------------------------------------- ReduceLROnPlateau in fit
