@@ -21,7 +21,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 SEED_MAX = 2**32 - 1  # scikit-learn's split takes a seed in 0 .. 2**32 - 1, no other
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     """An int >= 1, for argparse (``--epochs 0`` failed later, in the schedule or the plot)."""
     try:
         value = int(text)
@@ -64,10 +64,10 @@ def parse_args(description: str, epochs: int, quick_epochs: int, argv: Sequence[
                         help=f"folder for the PNG of the curves and NAME.json (default {DEFAULT_OUT})")
     parser.add_argument("--quick", action="store_true",
                         help=f"a smoke run: {quick_epochs} epoch(s) (an explicit --epochs wins)")
-    parser.add_argument("--epochs", type=_positive, default=None, help=f"epochs >= 1 (default {epochs})")
+    parser.add_argument("--epochs", type=positive, default=None, help=f"epochs >= 1 (default {epochs})")
     parser.add_argument("--seed", type=_seed, default=0,
                         help=f"seeds the split, the weights and the batches: 0 .. {SEED_MAX} (2**32 - 1), default 0")
-    parser.add_argument("--threads", type=_positive, default=1,
+    parser.add_argument("--threads", type=positive, default=1,
                         help="BLAS threads (default 1: these matrices are small, and more threads fighting "
                              "over a few busy cores can make each step many times slower)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
@@ -96,15 +96,19 @@ class Digits:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_val: np.ndarray | None = None  # with load_digits(validation=...): held out of the training part
+    y_val: np.ndarray | None = None
 
 
 def load_digits(seed: int, *, images: bool = False, per_pixel: bool = True,
-                dtype: type = np.float64, test_size: float = 0.25) -> Digits:
+                dtype: type = np.float64, test_size: float = 0.25, validation: float = 0.0) -> Digits:
     """scikit-learn's 1,797 8x8 digits (shipped inside the package, no download), split stratified
     into 75% training and 25% held-out test, standardised with the *training* statistics only.
 
     Shapes: x (N, 64), or (N, 1, 8, 8) with ``images=True``; y (N,) integer labels 0..9.
     ``per_pixel``: standardise each pixel on its own (MLP), else with one mean and std (CNN).
+    ``validation``: this fraction of the training part held out, stratified too, as ``x_val, y_val``: the
+    data to choose with (early stopping, a learning rate), so that the test set is scored only once, at the end.
     """
     try:
         from sklearn.datasets import load_digits as sklearn_digits
@@ -118,6 +122,10 @@ def load_digits(seed: int, *, images: bool = False, per_pixel: bool = True,
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, random_state=seed,
                                                         stratify=y)
+    x_val = y_val = None
+    if validation:
+        x_train, x_val, y_train, y_val = train_test_split(x_train, y_train, test_size=validation,
+                                                          random_state=seed, stratify=y_train)
     if per_pixel:
         # +1 in the scale: some border pixels are (almost) always 0 and would blow up.
         mean, scale = x_train.mean(axis=0), x_train.std(axis=0) + 1.0
@@ -125,13 +133,16 @@ def load_digits(seed: int, *, images: bool = False, per_pixel: bool = True,
         mean, scale = x_train.mean(), x_train.std()
     x_train = ((x_train - mean) / scale).astype(dtype)
     x_test = ((x_test - mean) / scale).astype(dtype)
+    if x_val is not None:
+        x_val = ((x_val - mean) / scale).astype(dtype)
     if images:
         x_train, x_test = x_train.reshape(-1, 1, 8, 8), x_test.reshape(-1, 1, 8, 8)
-    return Digits(x_train, y_train, x_test, y_test)
+        x_val = None if x_val is None else x_val.reshape(-1, 1, 8, 8)
+    return Digits(x_train, y_train, x_test, y_test, x_val, y_val)
 
 
-def plot_history(history: md.History, path: Path, title: str) -> Path:
-    """Loss and accuracy per epoch (training and test) side by side, saved as a PNG."""
+def plot_history(history: md.History, path: Path, title: str, val_label: str = "test") -> Path:
+    """Loss and accuracy per epoch (training and ``val_label``, what fit validated on) side by side, saved as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,8 +153,8 @@ def plot_history(history: md.History, path: Path, title: str) -> Path:
     ax_loss.plot(epochs, history["loss"], "o-", label="training")
     ax_acc.plot(epochs, history["accuracy"], "o-", label="training")
     if "val_loss" in history:
-        ax_loss.plot(epochs, history["val_loss"], "s-", label="test")
-        ax_acc.plot(epochs, history["val_accuracy"], "s-", label="test")
+        ax_loss.plot(epochs, history["val_loss"], "s-", label=val_label)
+        ax_acc.plot(epochs, history["val_accuracy"], "s-", label=val_label)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

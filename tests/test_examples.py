@@ -50,8 +50,16 @@ def assert_learned(results: dict, min_accuracy: float) -> None:
 
 
 def test_mlp_digits_quick(tmp_path: Path) -> None:
+    """It validates on a fifth of its training part, not on the test set (the early stopping chooses with it),
+    and checks its back-pass before training."""
     results = run_example("mlp_digits", tmp_path)
-    assert_learned(results, 0.85)
+    loss = results["history"]["loss"]
+    assert len(loss) == results["epochs"] >= 2 and loss[-1] < 0.7 * loss[0]
+    assert results["test_accuracy"] > 0.85
+    assert "digits: 1077 training, 270 validation and 450 test samples of 64 pixels" in results["stdout"]
+    assert 1 <= results["best_epoch"] <= results["epochs"]
+    assert results["history"]["val_loss"][results["best_epoch"] - 1] == min(results["history"]["val_loss"])
+    assert results["gradient_check_passed"] is True and "Gradient check PASSED" in results["stdout"]
     assert "Total params: 85,002" in results["stdout"]
 
 
@@ -164,7 +172,7 @@ def test_mlp_digits_resumed_from_its_checkpoint_is_bit_for_bit_the_run_never_sto
     assert half["epoch"] == 2 and straight["epoch"] == resumed["epoch"] == 4
     assert not states_equal(half["model"], straight["model"])
     assert half["scheduler"]["T_max"] == 4  # --stop-after ends the run, not the schedule
-    for key in ("model", "optimizer", "scheduler", "shuffler", "history"):
+    for key in ("model", "optimizer", "scheduler", "early_stopping", "shuffler", "history"):
         assert states_equal(resumed[key], straight[key]), key
     results = {name: json.loads((tmp_path / name / "mlp_digits.json").read_text()) for name in ("straight", "resumed")}
     assert results["resumed"]["test_loss"] == results["straight"]["test_loss"]

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
@@ -147,3 +148,53 @@ def test_the_same_seed_gives_the_same_results_but_for_the_time(tmp_path: Path, n
              if not key.endswith("seconds")} for run in "ab")
     assert a["seed"] == 3 and len(a["history"]["loss"]) == a["epochs"] >= 2
     assert a == b
+
+
+# --- review 32: mlp_digits saved its checkpoint only when fit returned (a Ctrl-C lost the run), and a bad
+# --resume file ended in a traceback ---
+
+def test_mlp_digits_interrupted_keeps_its_last_epoch_and_resumes_from_it(tmp_path: Path) -> None:
+    """Ctrl-C after a few epochs of a long run: the checkpoint of a finished epoch is there (saved at
+    each epoch's end, by a fit callback) and a run resumes from it."""
+    import signal
+
+    import minidl as md
+
+    ckpt = tmp_path / "run.ckpt"
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "mlp_digits.py"), "--epochs", "400", "--verbose", "2",
+                             "--checkpoint", str(ckpt), "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Epoch 3/400"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
+    saved = md.load(ckpt)
+    assert saved["epoch"] >= 2 and len(saved["history"]["loss"]) == saved["epoch"]
+    resumed = command("mlp_digits", "--epochs", "400", "--stop-after", str(saved["epoch"] + 1), "--resume", str(ckpt),
+                      "--out", str(tmp_path / "out"), cwd=tmp_path)
+    stdout, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr
+    assert f"resumed {ckpt} after epoch {saved['epoch']}" in stdout
+    assert f"epochs {saved['epoch'] + 1}-{saved['epoch'] + 1} trained in" in stdout
+
+
+def test_mlp_digits_refuses_a_resume_file_that_is_not_its_checkpoint_in_one_line(tmp_path: Path) -> None:
+    """Another minidl checkpoint ended in KeyError 'epoch', a file that is no checkpoint in a CheckpointError
+    traceback: each is now one line naming the file and why, before anything runs."""
+    import minidl as md
+
+    md.save({"w": np.zeros(3)}, tmp_path / "other.ckpt")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    for name, message in [("other.ckpt", "--resume other.ckpt: not a checkpoint of mlp_digits.py --checkpoint "
+                                         "(it has no model, optimizer, scheduler, early_stopping, shuffler, epoch, "
+                                         "seed, history)"),
+                          ("notes.txt", "--resume notes.txt: cannot be read as a minidl checkpoint (minidl.load(")]:
+        proc = command("mlp_digits", "--resume", name, "--out", "out", cwd=tmp_path)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and stderr.startswith(message), stderr
+        assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+        assert "digits:" not in stdout and not (tmp_path / "out").exists()
