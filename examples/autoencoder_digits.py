@@ -3,7 +3,10 @@ transposed convolutions back up, trained to turn a noisy digit into the clean on
 
 The data are the 1,797 digits that scikit-learn ships inside its package (no download), split 75% /
 25% as in the other examples and standardised with the training statistics; each image gets seeded
-Gaussian noise (standard deviation 0.5, half the pixels' spread).  The test quarter is only scored.
+Gaussian noise (standard deviation 0.5, half the pixels' spread).  The test quarter is only scored.  Its
+curve is only a monitor: ``fit`` scores it after each epoch, but nothing is chosen from it
+(the epochs are fixed, no early stopping); to choose from a curve, validate on a part of the training
+data, as ``mlp_digits.py`` does.
 Before training, the script proves the back-pass of the whole model -- the transposed convolutions
 included -- with the ``GradientChecker`` on a few images, with the MSE loss.
 

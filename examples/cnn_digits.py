@@ -1,7 +1,10 @@
 """A small convolutional network on the 8x8 digits: >= 98% accuracy on a held-out test split.
 
 Same data and split as ``mlp_digits.py`` (scikit-learn's 1,797 digits, 75% / 25% stratified; the
-test quarter is only scored), as 1x8x8 images standardised with the training mean and std.
+test quarter is only scored), as 1x8x8 images standardised with the training mean and std.  The
+test quarter's curve is only a monitor: ``fit`` scores it after each epoch, but nothing is chosen from it
+(the epochs are fixed, no early stopping); to choose from a curve, validate on a part of the training
+data, as ``mlp_digits.py`` does.
 
 Model (NCHW, float32 throughout)::
 

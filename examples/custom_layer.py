@@ -13,7 +13,8 @@ The script
    catches it, naming the tensor, the worst element and the two values;
 3. checks a whole model ``Dense -> Swish -> Dense`` with the cross-entropy on real digits;
 4. trains that model on the digits (float64, Adam) and prints the test accuracy and what ``beta``
-   learned; the loss/accuracy curves go to ``--out``.
+   learned; the loss/accuracy curves go to ``--out`` (the test curve only a monitor: nothing is chosen
+   from it; to choose, validate on a part of the training data, as ``mlp_digits.py`` does).
 
 Run:  python examples/custom_layer.py [--quick] [--out DIR] [--epochs N] [--seed S]
 """
@@ -29,7 +30,6 @@ from _common import history_dict, limit_blas_threads, load_digits, parse_args, p
 from numpy.typing import DTypeLike
 
 import minidl as md
-from minidl.validation import check_input
 
 EPOCHS, QUICK_EPOCHS = 20, 2
 
@@ -47,8 +47,11 @@ class Swish(md.Layer):
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = check_input(x, f"Swish({self.num_features})", ndim=2, layout=f"(N, {self.num_features})",
-                        sizes={1: self.num_features}, dtype=self.beta.dtype)
+        if x.ndim != 2 or x.shape[1] != self.num_features:  # a clear error here, not a broadcast far away
+            raise md.ShapeError(f"Swish({self.num_features}): expected an input of shape (N, {self.num_features}), "
+                                f"got shape {x.shape}")
+        if x.dtype != self.beta.dtype:  # float32 data with float64 parameters would compute in float64
+            raise md.DTypeError(f"Swish({self.num_features}): expected a {self.beta.dtype} input, got {x.dtype}")
         z = self.beta.data * x
         s = 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid(z), without overflow for large |z|
         self._cache = (x, s)  # overwritten on every call, never appended to

@@ -1,9 +1,12 @@
 """An LSTM reads each 8x8 digit row by row (8 steps of 8 pixels) and names it from its last state.
 
 The data are the 1,797 digits that scikit-learn ships inside its package (no download), split
-stratified 75% / 25% as in the other examples; the test quarter is only scored.  Before training,
-the script proves the model's back-pass -- back-propagation through time, by hand -- with the
-``GradientChecker`` on a few digits, tensor by tensor.
+stratified 75% / 25% as in the other examples; the test quarter is only scored.  The test quarter's
+curve is only a monitor: ``fit`` scores it after each epoch, but nothing is chosen from it (the
+epochs are fixed, no early stopping); to choose from a curve, validate on a part of the training
+data, as ``mlp_digits.py`` does.  Before training, the script proves the model's back-pass -- back-
+propagation through time, by hand -- with the ``GradientChecker`` on a few digits: every tensor, the
+small ones element by element, the large weights along a few random directions.
 
 Model: LSTM(8 -> 64), its last hidden state -> Dense(64 -> 10), softmax cross-entropy, Adam with a
 cosine learning-rate schedule, batches of 32, float64.  The hyper-parameters were fixed once and

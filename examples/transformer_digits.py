@@ -1,9 +1,12 @@
 """A small transformer encoder reads each 8x8 digit as 8 tokens (its rows) and names it.
 
 The data are the 1,797 digits that scikit-learn ships inside its package (no download), split
-stratified 75% / 25% as in the other examples; the test quarter is only scored.  Before training,
-the script proves the whole model's back-pass -- attention, layer norms, the learned positions --
-with the ``GradientChecker`` on a few digits, tensor by tensor.
+stratified 75% / 25% as in the other examples; the test quarter is only scored.  The test quarter's
+curve is only a monitor: ``fit`` scores it after each epoch, but nothing is chosen from it (the
+epochs are fixed, no early stopping); to choose from a curve, validate on a part of the training
+data, as ``mlp_digits.py`` does.  Before training, the script proves the whole model's back-pass --
+attention, layer norms, the learned positions -- with the ``GradientChecker`` on a few digits: every
+tensor, the small ones element by element, the large weights along a few random directions.
 
 Model (pre-norm encoder blocks, as in GPT-2 and ViT):
 

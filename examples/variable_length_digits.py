@@ -8,7 +8,10 @@ column.  Before training the script shows that a padded batch computes exactly w
 unpadded, gives, and checks the whole model's back-pass with the ``GradientChecker`` on the pair.
 
 Model: Stack(GRU(8 -> 48), GRU(48 -> 48), last state) -> Dense(48 -> 10), softmax cross-entropy, Adam
-with a cosine schedule, batches of 32, float64.  Scikit-learn's 1,797 digits, split 75% / 25%.
+with a cosine schedule, batches of 32, float64.  Scikit-learn's 1,797 digits, split 75% / 25%.  The test
+quarter's curve is only a monitor: ``fit`` scores it after each epoch, but nothing is chosen from it
+(the epochs are fixed, no early stopping); to choose from a curve, validate on a part of the training
+data, as ``mlp_digits.py`` does.
 
 Run:  python examples/variable_length_digits.py [--quick] [--out DIR] [--epochs N] [--seed S]
 """
