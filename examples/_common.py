@@ -19,6 +19,7 @@ import minidl as md
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "output"
 SEED_MAX = 2**32 - 1  # scikit-learn's split takes a seed in 0 .. 2**32 - 1, no other
+ROWS = COLUMNS = 8  # the digits' images
 
 
 def positive(text: str) -> int:
@@ -141,6 +142,11 @@ def load_digits(seed: int, *, images: bool = False, per_pixel: bool = True,
     return Digits(x_train, y_train, x_test, y_test, x_val, y_val)
 
 
+def as_sequences(x: np.ndarray) -> np.ndarray:
+    """(N, 64) pixels -> (N, 8, 8): one time step (or token) per image row, its 8 pixels the step's features."""
+    return x.reshape(-1, ROWS, COLUMNS)
+
+
 def plot_history(history: md.History, path: Path, title: str, val_label: str = "test") -> Path:
     """Loss and accuracy per epoch (training and ``val_label``, what fit validated on) side by side, saved as a PNG."""
     import matplotlib
@@ -178,3 +184,12 @@ def save_results(out: Path, name: str, results: dict[str, Any]) -> Path:
 
 def history_dict(history: md.History) -> dict[str, list[float]]:
     return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def print_final(history: md.History, test: dict[str, float], n_test: int, trained: str, note: str = "") -> None:
+    """The two "final:" lines of a classifier: its last epoch's training figures (``note`` in brackets after
+    them), then the test set's, with ``trained`` (how long) at the end."""
+    print(f"final: training loss {history['loss'][-1]:.4f}, training accuracy {history['accuracy'][-1]:.2%}"
+          + (f" ({note})" if note else ""))
+    print(f"final: test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.2%} "
+          f"({round(test['accuracy'] * n_test)}/{n_test}), {trained}")

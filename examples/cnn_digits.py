@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from _common import history_dict, limit_blas_threads, load_digits, parse_args, plot_history, save_results
+from _common import history_dict, limit_blas_threads, load_digits, parse_args, plot_history, print_final, save_results
 
 import minidl as md
 
@@ -85,10 +85,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                "train_seconds": seconds, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                "history": history_dict(history)}
     save_results(args.out, "cnn_digits", results)
-    print(f"final: training loss {history['loss'][-1]:.4f}, training accuracy {history['accuracy'][-1]:.2%} "
-          f"(dropout and batch statistics on)")
-    print(f"final: test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.2%} "
-          f"({round(test['accuracy'] * len(data.x_test))}/{len(data.x_test)}), trained in {seconds:.1f} s")
+    print_final(history, test, len(data.x_test), f"trained in {seconds:.1f} s", "dropout and batch statistics on")
     print(f"curves: {png}")
     return results
 

@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import history_dict, limit_blas_threads, load_digits, parse_args, plot_history, positive, save_results
+from _common import (
+    history_dict,
+    limit_blas_threads,
+    load_digits,
+    parse_args,
+    plot_history,
+    positive,
+    print_final,
+    save_results,
+)
 
 import minidl as md
 
@@ -172,11 +181,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                "gradient_check_passed": check.passed, "history": history_dict(history)}
     save_results(args.out, "mlp_digits", results)
-    print(f"final: training loss {history['loss'][-1]:.4f}, training accuracy {history['accuracy'][-1]:.2%} "
-          f"(with dropout on)")
-    print(f"final: test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.2%} "
-          f"({round(test['accuracy'] * len(data.x_test))}/{len(data.x_test)}), {trained}"
-          + (f" (epochs 1-{done} before --resume)" if done else ""))
+    print_final(history, test, len(data.x_test), trained + (f" (epochs 1-{done} before --resume)" if done else ""),
+                "with dropout on")
     print(f"curves: {png}")
     return results
 

@@ -29,12 +29,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from _common import history_dict, limit_blas_threads, load_digits, parse_args, plot_history, save_results
+from _common import (
+    COLUMNS,
+    ROWS,
+    as_sequences,
+    history_dict,
+    limit_blas_threads,
+    load_digits,
+    parse_args,
+    plot_history,
+    print_final,
+    save_results,
+)
 
 import minidl as md
 
 EPOCHS, QUICK_EPOCHS = 30, 3
-ROWS = COLUMNS = 8
 BATCH = 32
 
 
@@ -89,10 +99,6 @@ def build_model(seed: int, width: int = 32, heads: int = 4, hidden: int = 64, bl
     )
 
 
-def as_sequences(x: np.ndarray) -> np.ndarray:
-    """(N, 64) pixels -> (N, 8, 8): one token per image row, its 8 pixels the token's features."""
-    return x.reshape(-1, ROWS, COLUMNS)
-
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(__doc__.split("\n\n")[0], EPOCHS, QUICK_EPOCHS, argv)
@@ -135,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                "train_seconds": seconds, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                "gradient_check_passed": check.passed, "history": history_dict(history)}
     save_results(args.out, "transformer_digits", results)
-    print(f"final: training loss {history['loss'][-1]:.4f}, training accuracy {history['accuracy'][-1]:.2%}")
-    print(f"final: test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.2%} "
-          f"({round(test['accuracy'] * len(x_test))}/{len(x_test)}), trained in {seconds:.1f} s")
+    print_final(history, test, len(x_test), f"trained in {seconds:.1f} s")
     print(f"curves: {png}")
     return results
 

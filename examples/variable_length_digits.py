@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from _common import history_dict, limit_blas_threads, load_digits, parse_args, plot_history, save_results
+from _common import history_dict, limit_blas_threads, load_digits, parse_args, plot_history, print_final, save_results
 
 import minidl as md
 
@@ -100,9 +100,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                "train_seconds": seconds, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                "padding_gap": gap, "gradient_check_passed": check.passed, "history": history_dict(history)}
     save_results(args.out, "variable_length_digits", results)
-    print(f"final: training loss {history['loss'][-1]:.4f}, training accuracy {history['accuracy'][-1]:.2%}")
-    print(f"final: test loss {test['loss']:.4f}, test accuracy {test['accuracy']:.2%} "
-          f"({round(test['accuracy'] * len(x_test))}/{len(x_test)}), trained in {seconds:.1f} s")
+    print_final(history, test, len(x_test), f"trained in {seconds:.1f} s")
     print(f"curves: {png}")
     return results
 
