@@ -431,6 +431,8 @@ def _close(a: Any, b: Any) -> bool:
         return same(a, b)
     if a.shape != b.shape:
         return False
+    if np.array_equal(a, b, equal_nan=True):  # (the usual answer, bit for bit: one pass, not four)
+        return True
     with np.errstate(all="ignore"):
         largest = max(float(np.max(np.abs(a), initial=0.0, where=np.isfinite(a))),
                       float(np.max(np.abs(b), initial=0.0, where=np.isfinite(b))))
