@@ -242,8 +242,8 @@ class _FirstPass(NamedTuple):
     #: "input", "output" or "cache", what a second backward on the same forward gave otherwise: "dx" and the
     #: layer's own names of its parameters)
     cache_modified: tuple[str, Layer, str, tuple[str, ...]] | None = None
-    #: parameters a forward put in place of others, or created: (dotted name, whether it existed before, or was
-    #: made again by a second forward: False for one built lazily, once, at the first call)
+    #: parameters a forward put in place of others, or created: (dotted name, whether it is made again at every
+    #: forward, or existed before: False for one built lazily, once, at the first call)
     rebound: tuple[tuple[str, bool], ...] = ()
     #: a layer whose backward took its cache out of its attributes so that a second backward on the same forward
     #: raises (path, layer): allowed in training, which runs one, not by the contract, which says two work
@@ -2047,14 +2047,15 @@ class GradientChecker:
             tensors[:0] = _input_tensors(x, dx, dx2, checked)
             problems.extend(_input_problems(x, dx, checked))
         # (one made at the first forward and kept is there now, built: checked as it is)
-        rebound = {name: True for name, existed in first_pass.rebound if existed}
-        built = [name for name, existed in first_pass.rebound if not existed]
+        rebound = [name for name, again in first_pass.rebound if again]
+        built = [name for name, again in first_pass.rebound if not again]
         for t in tensors:
             if t.name in rebound:
-                t.problems, t.analytic = [rebound_problem(t.name, rebound.pop(t.name))], None
+                t.problems, t.analytic = [rebound_problem(t.name)], None
+                rebound.remove(t.name)
             elif t.name in built:
                 t.notes.append(built_lazily_note(t.name))
-        problems.extend(rebound_problem(name, existed) for name, existed in rebound.items())
+        problems.extend(rebound_problem(name) for name in rebound)
         if first_pass.cache_modified is not None:
             self._cache_modified_tensors(tensors, first_pass.cache_modified)
         self._check_reversed_batch(program, work, tensors, y, upstream)

@@ -285,11 +285,10 @@ def cache_modified_problem(path: str, layer: Layer, what: str, differ: Sequence[
             "Compute into new arrays: d = y * (1 - y), not y *= 1 - y")
 
 
-def rebound_problem(name: str, existed: bool) -> str:
-    """The problem of a forward that puts a new ``Parameter`` at ``name`` at every call (``existed``: in place of
-    one), or created it: the checker, an optimizer and ``state_dict`` hold the one from before."""
-    verb = "rebinds" if existed else "creates"
-    return (f"forward {verb} parameter '{name}' (create it in __init__ and only use it in forward): each forward "
+def rebound_problem(name: str) -> str:
+    """The problem of a forward that puts a new ``Parameter`` at ``name`` at every call (or in place of one made in
+    ``__init__``): the checker, an optimizer and ``state_dict`` hold the one from before."""
+    return (f"forward rebinds parameter '{name}' (create it in __init__ and only use it in forward): each forward "
             "that makes a new Parameter leaves the checker's perturbed one (and an optimizer's, and a loaded "
             "state_dict's) out of the cost, so its gradient cannot be checked nor trained")
 
