@@ -15,7 +15,7 @@ from ..init import RNGLike, as_generator, float_dtype, positive_int, switch
 from ..inputs import is_several
 from ..layer import Layer
 from ..model import Model, Stack, _name_in_message
-from ..validation import as_array, check_input, check_padding_mask
+from ..validation import as_array, check_input, check_padding_mask, is_integer
 from .activations import GELU, ReLU
 from .attention import MultiHeadAttention
 from .dense import Dense
@@ -441,7 +441,13 @@ class _TransformerStack(Stack):
             raise ValueError(f"{who}: give at least one {self._block.__name__}")
         for i, block in enumerate(blocks):
             if not isinstance(block, self._block):
-                raise TypeError(f"{who}: block {i} is a {type(block).__name__}, expected a {self._block.__name__}")
+                kind = self._block.__name__
+                given: Any = block
+                if is_integer(given) and isinstance(blocks[0], self._block):  # PyTorch's (layer, num_layers)
+                    raise TypeError(f"{who}: block {i} is the int {int(given)}; {who} takes its blocks one by one, not "
+                                    f"(layer, num_layers) as PyTorch's: md.{who}(*[md.{kind}(...) for _ in "
+                                    f"range({int(given)})])")
+                raise TypeError(f"{who}: block {i} is a {type(block).__name__}, expected a {kind}")
             if block.self_attn.embed_dim != blocks[0].self_attn.embed_dim:
                 raise ValueError(f"{who}: block {i} has d_model {block.self_attn.embed_dim}, block 0 has "
                                  f"{blocks[0].self_attn.embed_dim}; the blocks of a stack share one d_model")
