@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -314,6 +314,30 @@ def _reduction(who: str, name: str, value: Any, choices: tuple[str, ...] = _REDU
     return str(value)
 
 
+def _weights_like(value: Any) -> bool:
+    """Whether ``value`` looks like weights: an array, or a non-empty list or tuple of numbers."""
+    return isinstance(value, np.ndarray) or (
+        isinstance(value, (list, tuple)) and len(value) > 0 and all(is_number(v) for v in value))
+
+
+def _reduction_in_weights_place(keyword: str) -> Callable[[str, str, Any], str]:
+    """The ``reduction`` check of a loss whose first positional argument is ``reduction`` where PyTorch's is
+    ``weight``: as :func:`_reduction`, and weights given there are told to go by ``keyword`` (``weight``, or
+    ``pos_weight`` for BCEWithLogitsLoss, which has no ``weight``)."""
+    if keyword == "weight":
+        hint = " (PyTorch's first positional argument is weight: give weight= by keyword)"
+    else:
+        hint = (f" (PyTorch's first positional argument is weight, which this loss does not have: give the "
+                f"positives' weights as {keyword}= by keyword)")
+
+    def check(who: str, name: str, value: Any) -> str:
+        if _weights_like(value):
+            raise ValueError(f"{who}: {name} must be one of {_REDUCTIONS}, got {value!r}{hint}")
+        return _reduction(who, name, value)
+
+    return check
+
+
 def _flag(who: str, name: str, value: Any) -> bool:
     """A bool (Python or NumPy), else ``TypeError``: ``bool("no")`` would switch the option on."""
     if not isinstance(value, (bool, np.bool_)):
@@ -567,7 +591,7 @@ class CrossEntropyLoss(Loss):
     Not implemented from PyTorch: ``reduction="none"`` (a loss here is one number, the cost).
     """
 
-    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
+    reduction = _setting("reduction", _reduction_in_weights_place("weight"), _REDUCTION_DOC)
     label_smoothing = _setting("label_smoothing", _label_smoothing,
                                "The share of the target spread evenly over the classes, in [0, 1]; checked when set.")
     weight = _setting("weight", _class_weights,
@@ -652,7 +676,8 @@ class CrossEntropyLoss(Loss):
         coef: np.ndarray | None = None  # the coefficients a (N, C) otherwise
         norm = float(n)  # what the mean divides by
         if target.ndim == 1:
-            target, kept = _class_labels(who, target, given, logits.shape, self._ignore_index, spatial, True)
+            target, kept = _class_labels(who, target, given, logits.shape, self._ignore_index, spatial, True,
+                                         "CrossEntropyLoss")
             if weight is None and kept is None:  # the flat index of each row's label: row * C + label
                 labels = self._row_starts(n, c) + target.astype(np.intp, copy=False)
             else:
@@ -826,11 +851,13 @@ def _rows_as_positions(rows: np.ndarray, spatial: tuple[int, ...] | None) -> np.
 
 def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_shape: tuple[int, ...],
                   ignore_index: int | None, spatial: tuple[int, ...] | None,
-                  probabilities_too: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                  probabilities_too: bool = False,
+                  ignorable: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Integer labels ``target: (n,)`` for ``rows_shape = (n, c)`` scores, checked: (the labels in native
     byte order, the mask of rows not labelled ``ignore_index`` or None).  ``given``: y_true's shape
     as the caller passed it, ``spatial`` y_pred's when it had positions, and ``probabilities_too``
-    whether the loss takes probability targets as well, for the messages.  Bool targets are refused
+    whether the loss takes probability targets as well, for the messages; ``ignorable``, the loss class that
+    takes ``ignore_index`` (named in the hint on PyTorch's default -100).  Bool targets are refused
     whatever their shape (:func:`_bool_class_targets`), as CrossEntropyLoss refuses bool probabilities."""
     n, c = rows_shape
     if target.dtype.kind == "b":
@@ -868,7 +895,10 @@ def _class_labels(who: str, target: np.ndarray, given: tuple[int, ...], rows_sha
             f"{who}: class label {int(target[i])} at index {where} is out of range for {c} classes "
             f"(labels must be in [0, {c - 1}]); {int(bad.sum())} label(s) out of range"
             + ("; with one output column the model is a binary classifier: use BCEWithLogitsLoss (targets 0/1 of "
-               "shape (N, 1)), or give the model 2 outputs" if c == 1 else ""),
+               "shape (N, 1)), or give the model 2 outputs" if c == 1 else "")
+            + (f" (-100 is PyTorch's default ignore_index; minidl ignores nothing by default: "
+               f"md.{ignorable}(ignore_index=-100))" if ignorable and ignore_index is None and target[i] == -100
+               else ""),
             (where,) if isinstance(where, int) else where, target.shape if spatial is None else
             (spatial[0], *spatial[2:]))
     return target, kept
@@ -911,7 +941,7 @@ class NLLLoss(Loss):
     finite (``NonFiniteError``), which ``LogSoftmax`` of finite logits always is.
     """
 
-    reduction = _setting("reduction", _reduction, _REDUCTION_DOC)
+    reduction = _setting("reduction", _reduction_in_weights_place("weight"), _REDUCTION_DOC)
     weight = _setting("weight", _class_weights,
                       "(C,) non-negative class weights (a read-only float64 copy), or None; checked when set.")
     ignore_index = _setting("ignore_index", _ignore_index,
@@ -954,7 +984,8 @@ class NLLLoss(Loss):
         weight, mean = self.weight, self.reduction == "mean"
         if weight is not None and weight.shape != (c,):
             raise ShapeError(f"{who}: weight has {weight.size} class weight(s), but y_pred has {c} classes")
-        target, kept = _class_labels(who, target, given, (n, c), self.ignore_index, spatial)
+        target, kept = _class_labels(who, target, given, (n, c), self.ignore_index, spatial,
+                                     ignorable="NLLLoss")
         picked_rows = np.arange(n) if kept is None else np.flatnonzero(kept)
         labels = target[picked_rows].astype(np.intp, copy=False)
         picked = rows[picked_rows, labels]
@@ -1697,6 +1728,7 @@ class BCEWithLogitsLoss(_ElementwiseLoss):
     (optional, broadcast against the last axis, e.g. shape (C,)) weighs the positive examples.
     """
 
+    reduction = _setting("reduction", _reduction_in_weights_place("pos_weight"), _REDUCTION_DOC)
     pos_weight = _setting("pos_weight", _pos_weight, "The positives' weights, finite and >= 0 (a read-only "
                           "float64 copy, broadcast against y_pred's last axis), or None; checked when set.")
 
