@@ -331,9 +331,12 @@ def _reduction_in_weights_place(keyword: str) -> Callable[[str, str, Any], str]:
                 f"positives' weights as {keyword}= by keyword)")
 
     def check(who: str, name: str, value: Any) -> str:
-        if _weights_like(value):
-            raise ValueError(f"{who}: {name} must be one of {_REDUCTIONS}, got {value!r}{hint}")
-        return _reduction(who, name, value)
+        try:
+            return _reduction(who, name, value)
+        except ValueError as error:
+            if _weights_like(value):
+                raise ValueError(f"{error}{hint}") from None
+            raise
 
     return check
 
